@@ -1,0 +1,81 @@
+package io.quotaauthority.config;
+
+/**
+ * Every setting the server reads: its environment variable, its command-line flag, its default and
+ * one line of documentation. This enum is the single source for {@link Settings}, the README's
+ * configuration table (a test keeps them in step) and {@code serve --help}.
+ */
+public enum Setting {
+  DB_URL("QUOTA_DB_URL", "--db-url", "",
+      "JDBC URL of the shared PostgreSQL; empty starts an embedded PostgreSQL under <data dir>/pg (development only)"),
+  DB_USER("QUOTA_DB_USER", "--db-user", "postgres", "database user"),
+  DB_PASSWORD("QUOTA_DB_PASSWORD", "--db-password", "", "database password"),
+  DB_POOL_SIZE("QUOTA_DB_POOL_SIZE", "--db-pool-size", "8", "maximum JDBC connections in the pool (1..200)"),
+  DATA_DIR("QUOTA_DATA_DIR", "--data-dir", "./data",
+      "directory for generated tokens and the embedded database"),
+  AUTHZ_PORT("QUOTA_AUTHZ_PORT", "--authz-port", "9191",
+      "gRPC port Envoy calls: ext_authz Check, ext_proc metering, usage reports, health, reflection"),
+  ADMIN_PORT("QUOTA_ADMIN_PORT", "--admin-port", "9192", "gRPC port of the admin API (bearer token)"),
+  METRICS_PORT("QUOTA_METRICS_PORT", "--metrics-port", "9193",
+      "HTTP port for /metrics, /healthz and /readyz; 0 turns it off"),
+  ADMIN_TOKEN("QUOTA_ADMIN_TOKEN", "--admin-token", "",
+      "bearer token for the admin API; empty generates one into <data dir>/admin-token (mode 0600)"),
+  REPORTER_TOKEN("QUOTA_REPORTER_TOKEN", "--reporter-token", "",
+      "bearer token for usage reporters; empty generates one into <data dir>/reporter-token (mode 0600)"),
+  CACHE_MAX_KEYS("QUOTA_CACHE_MAX_KEYS", "--cache-max-keys", "2000000",
+      "most keys held in the in-memory cache"),
+  NEGATIVE_CACHE_TTL("QUOTA_NEGATIVE_CACHE_TTL", "--negative-cache-ttl", "5s",
+      "how long an unknown key is remembered as unknown"),
+  REFRESH_INTERVAL("QUOTA_REFRESH_INTERVAL", "--refresh-interval", "5s",
+      "bulk refresh of every cached key, the bound on staleness if a notification is lost"),
+  USAGE_COMMIT_INTERVAL("QUOTA_USAGE_COMMIT_INTERVAL", "--usage-commit-interval", "5ms",
+      "longest a usage report waits before its group is committed"),
+  USAGE_COMMIT_MAX("QUOTA_USAGE_COMMIT_MAX", "--usage-commit-max", "2000",
+      "most usage reports committed in one transaction"),
+  USAGE_QUEUE_MAX("QUOTA_USAGE_QUEUE_MAX", "--usage-queue-max", "20000",
+      "most usage reports waiting for a commit before streams get backpressure"),
+  SHUTDOWN_TIMEOUT("QUOTA_SHUTDOWN_TIMEOUT", "--shutdown-timeout", "10s",
+      "longest a graceful shutdown waits for in-flight calls and pending usage"),
+  PRICES_FILE("QUOTA_PRICES_FILE", "--prices-file", "",
+      "YAML price table for Envoy metering; empty uses the shipped table"),
+  UNPRICED_MODEL_USD_PER_MTOK("QUOTA_UNPRICED_MODEL_USD_PER_MTOK", "--unpriced-model-usd-per-mtok", "0",
+      "USD per million tokens charged for a model missing from the price table (0 charges nothing)"),
+  LOG_FORMAT("QUOTA_LOG_FORMAT", "--log-format", "text", "text or json (one JSON object per line)"),
+  TLS_CERT("QUOTA_TLS_CERT", "--tls-cert", "", "PEM certificate chain; with QUOTA_TLS_KEY both gRPC ports serve TLS"),
+  TLS_KEY("QUOTA_TLS_KEY", "--tls-key", "", "PEM private key (PKCS#8) for QUOTA_TLS_CERT"),
+  TLS_CLIENT_CA("QUOTA_TLS_CLIENT_CA", "--tls-client-ca", "",
+      "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)");
+
+  private final String env;
+  private final String flag;
+  private final String defaultValue;
+  private final String doc;
+
+  Setting(String env, String flag, String defaultValue, String doc) {
+    this.env = env;
+    this.flag = flag;
+    this.defaultValue = defaultValue;
+    this.doc = doc;
+  }
+
+  public String env() {
+    return env;
+  }
+
+  public String flag() {
+    return flag;
+  }
+
+  public String defaultValue() {
+    return defaultValue;
+  }
+
+  public String doc() {
+    return doc;
+  }
+
+  /** True for values that must never be printed (tokens, passwords). */
+  public boolean secret() {
+    return this == DB_PASSWORD || this == ADMIN_TOKEN || this == REPORTER_TOKEN;
+  }
+}

@@ -1,0 +1,208 @@
+package io.quotaauthority.config;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * The server's configuration, resolved once at start: a flag wins over the environment, which wins
+ * over the default ({@link Setting} documents each field). A bad value throws {@link
+ * ConfigException} with one line naming the setting.
+ */
+public record Settings(
+    Optional<String> dbUrl,
+    String dbUser,
+    String dbPassword,
+    int dbPoolSize,
+    Path dataDir,
+    int authzPort,
+    int adminPort,
+    int metricsPort,
+    Optional<String> adminToken,
+    Optional<String> reporterToken,
+    long cacheMaxKeys,
+    Duration negativeCacheTtl,
+    Duration refreshInterval,
+    Duration usageCommitInterval,
+    int usageCommitMax,
+    int usageQueueMax,
+    Duration shutdownTimeout,
+    Optional<Path> pricesFile,
+    String unpricedModelUsdPerMtok,
+    LogFormat logFormat,
+    Optional<Path> tlsCert,
+    Optional<Path> tlsKey,
+    Optional<Path> tlsClientCa) {
+
+  public enum LogFormat {
+    TEXT,
+    JSON
+  }
+
+  /** Settings from the process environment and these command-line arguments. */
+  public static Settings load(Map<String, String> env, List<String> args) {
+    Map<Setting, String> raw = new EnumMap<>(Setting.class);
+    for (Setting s : Setting.values()) {
+      String fromEnv = env.get(s.env());
+      raw.put(s, fromEnv != null ? fromEnv : s.defaultValue());
+    }
+    applyFlags(raw, args);
+    return fromRaw(raw);
+  }
+
+  /** Defaults overridden by the given values: for tests and embedding. */
+  public static Settings of(Map<Setting, String> overrides) {
+    Map<Setting, String> raw = new EnumMap<>(Setting.class);
+    for (Setting s : Setting.values()) {
+      raw.put(s, overrides.getOrDefault(s, s.defaultValue()));
+    }
+    return fromRaw(raw);
+  }
+
+  private static void applyFlags(Map<Setting, String> raw, List<String> args) {
+    List<String> unknown = new ArrayList<>();
+    for (int i = 0; i < args.size(); i++) {
+      String arg = args.get(i);
+      int eq = arg.indexOf('=');
+      String flag = eq < 0 ? arg : arg.substring(0, eq);
+      Setting match = null;
+      for (Setting s : Setting.values()) {
+        if (s.flag().equals(flag)) {
+          match = s;
+        }
+      }
+      if (match == null) {
+        unknown.add(flag);
+        continue;
+      }
+      if (eq >= 0) {
+        raw.put(match, arg.substring(eq + 1));
+      } else if (i + 1 < args.size()) {
+        raw.put(match, args.get(++i));
+      } else {
+        throw new ConfigException(flag + " needs a value");
+      }
+    }
+    if (!unknown.isEmpty()) {
+      throw new ConfigException("unknown option " + unknown.get(0) + " (see --help)");
+    }
+  }
+
+  private static Settings fromRaw(Map<Setting, String> raw) {
+    Settings s = new Settings(
+        optional(raw.get(Setting.DB_URL)),
+        raw.get(Setting.DB_USER),
+        raw.get(Setting.DB_PASSWORD),
+        intIn(raw, Setting.DB_POOL_SIZE, 1, 200),
+        Path.of(nonEmpty(raw, Setting.DATA_DIR)),
+        port(raw, Setting.AUTHZ_PORT),
+        port(raw, Setting.ADMIN_PORT),
+        port(raw, Setting.METRICS_PORT),
+        optional(raw.get(Setting.ADMIN_TOKEN)),
+        optional(raw.get(Setting.REPORTER_TOKEN)),
+        intIn(raw, Setting.CACHE_MAX_KEYS, 1, Integer.MAX_VALUE),
+        duration(raw, Setting.NEGATIVE_CACHE_TTL),
+        duration(raw, Setting.REFRESH_INTERVAL),
+        duration(raw, Setting.USAGE_COMMIT_INTERVAL),
+        intIn(raw, Setting.USAGE_COMMIT_MAX, 1, 100_000),
+        intIn(raw, Setting.USAGE_QUEUE_MAX, 1, 10_000_000),
+        duration(raw, Setting.SHUTDOWN_TIMEOUT),
+        optional(raw.get(Setting.PRICES_FILE)).map(Path::of),
+        money(raw, Setting.UNPRICED_MODEL_USD_PER_MTOK),
+        logFormat(raw),
+        optional(raw.get(Setting.TLS_CERT)).map(Path::of),
+        optional(raw.get(Setting.TLS_KEY)).map(Path::of),
+        optional(raw.get(Setting.TLS_CLIENT_CA)).map(Path::of));
+    if (s.tlsCert.isPresent() != s.tlsKey.isPresent()) {
+      throw new ConfigException("QUOTA_TLS_CERT and QUOTA_TLS_KEY must be set together");
+    }
+    if (s.tlsClientCa.isPresent() && s.tlsCert.isEmpty()) {
+      throw new ConfigException("QUOTA_TLS_CLIENT_CA needs QUOTA_TLS_CERT and QUOTA_TLS_KEY");
+    }
+    if (s.authzPort != 0 && s.authzPort == s.adminPort) {
+      throw new ConfigException("QUOTA_ADMIN_PORT must differ from QUOTA_AUTHZ_PORT (" + s.authzPort + ")");
+    }
+    return s;
+  }
+
+  public boolean tlsEnabled() {
+    return tlsCert.isPresent();
+  }
+
+  private static Optional<String> optional(String v) {
+    return v == null || v.isBlank() ? Optional.empty() : Optional.of(v.trim());
+  }
+
+  private static String nonEmpty(Map<Setting, String> raw, Setting s) {
+    String v = raw.get(s);
+    if (v == null || v.isBlank()) {
+      throw new ConfigException(s.env() + " must not be empty");
+    }
+    return v.trim();
+  }
+
+  private static int port(Map<Setting, String> raw, Setting s) {
+    // 0 asks the OS for an ephemeral port (tests); for the metrics port it turns the listener off.
+    return intIn(raw, s, 0, 65535);
+  }
+
+  private static int intIn(Map<Setting, String> raw, Setting s, int min, int max) {
+    String v = nonEmpty(raw, s);
+    try {
+      int n = Integer.parseInt(v);
+      if (n < min || n > max) {
+        throw new ConfigException(s.env() + " must be between " + min + " and " + max + ", got " + v);
+      }
+      return n;
+    } catch (NumberFormatException e) {
+      throw new ConfigException(s.env() + " must be a whole number, got '" + v + "'");
+    }
+  }
+
+  /** Durations as "250ms", "5s", "2m", "1h". */
+  static Duration duration(Map<Setting, String> raw, Setting s) {
+    String v = nonEmpty(raw, s).toLowerCase(Locale.ROOT);
+    try {
+      Duration d;
+      if (v.endsWith("ms")) {
+        d = Duration.ofMillis(Long.parseLong(v.substring(0, v.length() - 2)));
+      } else if (v.endsWith("s")) {
+        d = Duration.ofSeconds(Long.parseLong(v.substring(0, v.length() - 1)));
+      } else if (v.endsWith("m")) {
+        d = Duration.ofMinutes(Long.parseLong(v.substring(0, v.length() - 1)));
+      } else if (v.endsWith("h")) {
+        d = Duration.ofHours(Long.parseLong(v.substring(0, v.length() - 1)));
+      } else {
+        throw new NumberFormatException();
+      }
+      if (d.isNegative() || d.isZero()) {
+        throw new ConfigException(s.env() + " must be positive, got '" + v + "'");
+      }
+      return d;
+    } catch (NumberFormatException e) {
+      throw new ConfigException(s.env() + " must be a duration like 250ms, 5s, 2m or 1h, got '" + v + "'");
+    }
+  }
+
+  private static String money(Map<Setting, String> raw, Setting s) {
+    String v = nonEmpty(raw, s);
+    if (!v.matches("\\d{1,12}(\\.\\d{1,8})?")) {
+      throw new ConfigException(s.env() + " must be a decimal USD amount like 1.5, got '" + v + "'");
+    }
+    return v;
+  }
+
+  private static LogFormat logFormat(Map<Setting, String> raw) {
+    String v = nonEmpty(raw, Setting.LOG_FORMAT).toLowerCase(Locale.ROOT);
+    return switch (v) {
+      case "text" -> LogFormat.TEXT;
+      case "json" -> LogFormat.JSON;
+      default -> throw new ConfigException("QUOTA_LOG_FORMAT must be text or json, got '" + v + "'");
+    };
+  }
+}
