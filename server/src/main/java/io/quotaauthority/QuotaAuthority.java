@@ -10,6 +10,9 @@ import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.quotaauthority.admin.KeyAdmin;
 import io.quotaauthority.admin.KeyAdminService;
+import io.quotaauthority.authz.AuthorizationService;
+import io.quotaauthority.authz.Authorizer;
+import io.quotaauthority.authz.CheckRecorder;
 import io.quotaauthority.config.Settings;
 import io.quotaauthority.config.TokenFile;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
@@ -68,8 +71,9 @@ public final class QuotaAuthority implements AutoCloseable {
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
 
     HealthStatusManager health = new HealthStatusManager();
+    Authorizer authorizer = new Authorizer(cache, clock, CheckRecorder.NONE);
     Server authz = authzServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort())),
-        health).build();
+        new AuthorizationService(authorizer), health).build();
     Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort())),
         new KeyAdminService(keyAdmin, request -> {
           throw new UnsupportedOperationException("usage read-back is not wired yet");
@@ -87,9 +91,14 @@ public final class QuotaAuthority implements AutoCloseable {
     return app;
   }
 
-  /** The authz port's services: health and reflection. */
-  static ServerBuilder<?> authzServer(ServerBuilder<?> builder, HealthStatusManager health) {
+  /** The authz port: what Envoy calls (Check), health and reflection. */
+  static ServerBuilder<?> authzServer(ServerBuilder<?> builder, AuthorizationService check,
+      HealthStatusManager health) {
     return builder
+        // Every handler on this port answers without blocking (cold key loads and usage commits
+        // run on their own threads), so calls run on the transport threads: no executor hop.
+        .directExecutor()
+        .addService(check)
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance());
   }

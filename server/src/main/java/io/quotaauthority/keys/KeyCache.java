@@ -11,6 +11,7 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Key state for Check, in memory. Known keys stay until evicted by size (changes reach them through
@@ -32,6 +33,8 @@ public final class KeyCache {
   private final ConcurrentHashMap<Long, BigDecimal> pending = new ConcurrentHashMap<>();
   private final KeyLookup lookup;
   private final Executor loadExecutor;
+  /** Store queries made for uncached keys (the cold path). */
+  private final LongAdder loads = new LongAdder();
 
   public KeyCache(KeyLookup lookup, Executor loadExecutor, long maxKeys, Duration negativeTtl) {
     this.lookup = lookup;
@@ -75,6 +78,7 @@ public final class KeyCache {
 
   private void runLoad(KeyHash hash, CompletableFuture<KeyState> future) {
     try {
+      loads.increment();
       Optional<KeyRecord> row = lookup.findByHash(hash);
       KeyState state = null;
       if (row.isPresent()) {
@@ -124,6 +128,11 @@ public final class KeyCache {
   public void invalidateAll() {
     known.invalidateAll();
     unknown.invalidateAll();
+  }
+
+  /** How many times an uncached key was looked up in the store. */
+  public long loadCount() {
+    return loads.sum();
   }
 
   public long size() {
