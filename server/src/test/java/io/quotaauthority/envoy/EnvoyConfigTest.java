@@ -254,6 +254,13 @@ class EnvoyConfigTest {
   }
 
   @Test
+  void bootstrap_namesItsNode_becauseSdsSecretsRequireIt() {
+    // Envoy fails at start ("GenericSecretSdsApi: node 'id' and 'cluster' are required") otherwise.
+    assertThat(bootstrap.getNode().getId()).isNotBlank();
+    assertThat(bootstrap.getNode().getCluster()).isNotBlank();
+  }
+
+  @Test
   void listener_acceptsOnPort10000WithRoomForLargePrompts() {
     assertThat(listener().getAddress().getSocketAddress().getPortValue()).isEqualTo(10000);
     assertThat(listener().getPerConnectionBufferLimitBytes().getValue())
