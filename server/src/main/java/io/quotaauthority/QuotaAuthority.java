@@ -19,6 +19,7 @@ import io.quotaauthority.config.TokenFile;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.store.Database;
+import io.quotaauthority.store.KeyChangeListener;
 import io.quotaauthority.store.KeyRepository;
 import io.quotaauthority.store.Transactions;
 import io.quotaauthority.store.UsageRepository;
@@ -50,6 +51,7 @@ public final class QuotaAuthority implements AutoCloseable {
   private final ThreadPoolExecutor keyLoader;
   private final ScheduledExecutorService scheduler;
   private final UsageBatcher batcher;
+  private final KeyChangeListener listener;
   private final HealthStatusManager health;
   private final Server authzServer;
   private final Server adminServer;
@@ -57,8 +59,9 @@ public final class QuotaAuthority implements AutoCloseable {
   private boolean closed;
 
   private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
-      ScheduledExecutorService scheduler, UsageBatcher batcher, HealthStatusManager health,
-      Server authzServer, Server adminServer, KeyCache cache) {
+      ScheduledExecutorService scheduler, UsageBatcher batcher, KeyChangeListener listener,
+      HealthStatusManager health, Server authzServer, Server adminServer, KeyCache cache) {
+    this.listener = listener;
     this.settings = settings;
     this.database = database;
     this.keyLoader = keyLoader;
@@ -87,6 +90,8 @@ public final class QuotaAuthority implements AutoCloseable {
     UsageBatcher batcher = new UsageBatcher(usageRepository, cache, settings.usageCommitMax(),
         settings.usageCommitInterval(), settings.usageQueueMax(), UsageBatcher.CommitRecorder.NONE);
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(daemonThreads("scheduler"));
+    KeyChangeListener listener = new KeyChangeListener(database::openDedicatedConnection, keys, cache,
+        settings.refreshInterval(), lag -> {}).start();
     UsageService usageService = new UsageService(batcher, clock, scheduler);
 
     HealthStatusManager health = new HealthStatusManager();
@@ -98,8 +103,8 @@ public final class QuotaAuthority implements AutoCloseable {
     Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort())),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminToken, health).build();
-    QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, health,
-        authz, admin, cache);
+    QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, listener,
+        health, authz, admin, cache);
     try {
       authz.start();
       admin.start();
@@ -145,6 +150,10 @@ public final class QuotaAuthority implements AutoCloseable {
     return adminServer.getPort();
   }
 
+  public KeyChangeListener listener() {
+    return listener;
+  }
+
   public UsageBatcher batcher() {
     return batcher;
   }
@@ -174,6 +183,7 @@ public final class QuotaAuthority implements AutoCloseable {
     // No call can queue usage any more: commit what is queued, then let go of the database.
     batcher.close(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())).plusSeconds(1));
     scheduler.shutdownNow();
+    listener.close();
     keyLoader.shutdownNow();
     database.close();
     log.info("quota-authority stopped");

@@ -123,7 +123,7 @@ public final class KeyAdmin {
   private void audited(Connection c, KeyRecord row, String action, KeyRecord old, KeyRecord fresh,
       String actor) throws SQLException {
     keys.audit(c, row.id(), action, auditJson(old), auditJson(fresh), actor);
-    KeyRepository.notifyChange(c, row.id(), row.version());
+    KeyRepository.notifyChange(c, row);
     // Ids and actions only: never a secret, a hash or a token.
     log.info("admin {} key_id={} actor={}", action, row.id(), actor);
   }

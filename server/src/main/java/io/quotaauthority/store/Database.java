@@ -127,7 +127,14 @@ public final class Database implements AutoCloseable {
 
   /** A connection outside the pool, for LISTEN (it must stay on one session). */
   public Connection openDedicatedConnection() throws SQLException {
-    return java.sql.DriverManager.getConnection(jdbcUrl, user, password);
+    java.util.Properties props = new java.util.Properties();
+    props.setProperty("user", user);
+    props.setProperty("password", password);
+    props.setProperty("connectTimeout", "3");
+    // No socketTimeout: this connection mostly waits for notifications. Keep-alives find a dead peer.
+    props.setProperty("tcpKeepAlive", "true");
+    props.setProperty("ApplicationName", "quota-authority-listener");
+    return java.sql.DriverManager.getConnection(jdbcUrl, props);
   }
 
   public String jdbcUrl() {

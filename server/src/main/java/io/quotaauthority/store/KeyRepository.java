@@ -21,7 +21,7 @@ import java.util.Optional;
 
 /** api_keys and key_audit. Statements take a Connection so callers compose them in one transaction. */
 public final class KeyRepository implements KeyLookup {
-  /** The channel every change is announced on, as "id:version" (see KeyChangeListener). */
+  /** The channel every change is announced on (see {@link KeyChange} and KeyChangeListener). */
   public static final String CHANGE_CHANNEL = "quota_key_changes";
 
   private static final String COLUMNS = """
@@ -156,10 +156,10 @@ public final class KeyRepository implements KeyLookup {
   }
 
   /** Tells every instance (at commit) that this key changed to this version. */
-  public static void notifyChange(Connection c, long id, long version) throws SQLException {
+  public static void notifyChange(Connection c, KeyRecord row) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(NOTIFY)) {
       ps.setString(1, CHANGE_CHANNEL);
-      ps.setString(2, id + ":" + version);
+      ps.setString(2, KeyChange.payload(row, System.currentTimeMillis()));
       ps.execute();
     }
   }

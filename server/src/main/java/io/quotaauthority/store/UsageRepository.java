@@ -188,8 +188,9 @@ public final class UsageRepository {
 
   private static void notifyAll(Connection c, List<KeyRecord> rows) throws SQLException {
     Object[] changes = new Object[rows.size()];
+    long now = System.currentTimeMillis();
     for (int i = 0; i < changes.length; i++) {
-      changes[i] = rows.get(i).id() + ":" + rows.get(i).version();
+      changes[i] = KeyChange.payload(rows.get(i), now);
     }
     try (PreparedStatement ps = c.prepareStatement(NOTIFY_ALL)) {
       ps.setString(1, KeyRepository.CHANGE_CHANNEL);
