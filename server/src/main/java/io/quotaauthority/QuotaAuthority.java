@@ -1,0 +1,171 @@
+package io.quotaauthority;
+
+import io.grpc.BindableService;
+import io.grpc.Server;
+import io.grpc.ServerBuilder;
+import io.grpc.ServerInterceptors;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.quotaauthority.admin.KeyAdmin;
+import io.quotaauthority.admin.KeyAdminService;
+import io.quotaauthority.authz.AuthorizationService;
+import io.quotaauthority.authz.Authorizer;
+import io.quotaauthority.authz.CheckRecorder;
+import io.quotaauthority.config.Settings;
+import io.quotaauthority.config.TokenFile;
+import io.quotaauthority.grpc.BearerTokenInterceptor;
+import io.quotaauthority.keys.KeyCache;
+import io.quotaauthority.store.Database;
+import io.quotaauthority.store.KeyRepository;
+import io.quotaauthority.store.Transactions;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.time.Clock;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The composition root: wires every part from {@link Settings}, starts the two gRPC servers, and
+ * owns the order of shutdown (health NOT_SERVING → stop taking calls → wait → force → commit
+ * pending usage → close the pool).
+ */
+public final class QuotaAuthority implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(QuotaAuthority.class);
+
+  private final Settings settings;
+  private final Database database;
+  private final ThreadPoolExecutor keyLoader;
+  private final HealthStatusManager health;
+  private final Server authzServer;
+  private final Server adminServer;
+  private final KeyCache cache;
+  private boolean closed;
+
+  private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
+      HealthStatusManager health, Server authzServer, Server adminServer, KeyCache cache) {
+    this.settings = settings;
+    this.database = database;
+    this.keyLoader = keyLoader;
+    this.health = health;
+    this.authzServer = authzServer;
+    this.adminServer = adminServer;
+    this.cache = cache;
+  }
+
+  /** Opens the database (migrating it), builds every part and starts listening. */
+  public static QuotaAuthority start(Settings settings, Clock clock) throws IOException {
+    String adminToken = TokenFile.resolve(settings.adminToken(), settings.dataDir(), "admin-token");
+    Database database = Database.open(settings);
+    Transactions tx = database.transactions();
+    KeyRepository keys = new KeyRepository(tx);
+    // Cold-path key loads run here, off the gRPC threads; the queue is bounded so a flood of
+    // unknown keys fails fast (503) instead of piling up.
+    ThreadPoolExecutor keyLoader = new ThreadPoolExecutor(settings.dbPoolSize(), settings.dbPoolSize(),
+        30, TimeUnit.SECONDS, new ArrayBlockingQueue<>(10_000), daemonThreads("key-loader"));
+    KeyCache cache = new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl());
+    KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
+
+    HealthStatusManager health = new HealthStatusManager();
+    Authorizer authorizer = new Authorizer(cache, clock, CheckRecorder.NONE);
+    Server authz = authzServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort())),
+        new AuthorizationService(authorizer), health).build();
+    Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort())),
+        new KeyAdminService(keyAdmin, request -> {
+          throw new UnsupportedOperationException("usage read-back is not wired yet");
+        }, clock), adminToken, health).build();
+    QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, health, authz, admin, cache);
+    try {
+      authz.start();
+      admin.start();
+    } catch (IOException | RuntimeException e) {
+      app.close();
+      throw e;
+    }
+    health.setStatus("", ServingStatus.SERVING);
+    log.info("quota-authority serving: authz port {}, admin port {}", authz.getPort(), admin.getPort());
+    return app;
+  }
+
+  /** The authz port: what Envoy calls (Check), health and reflection. */
+  static ServerBuilder<?> authzServer(ServerBuilder<?> builder, AuthorizationService check,
+      HealthStatusManager health) {
+    return builder
+        // Every handler on this port answers without blocking (cold key loads and usage commits
+        // run on their own threads), so calls run on the transport threads: no executor hop.
+        .directExecutor()
+        .addService(check)
+        .addService(health.getHealthService())
+        .addService(ProtoReflectionServiceV1.newInstance());
+  }
+
+  /** The admin port: the admin API behind its bearer token, plus health. */
+  static ServerBuilder<?> adminServer(ServerBuilder<?> builder, BindableService admin, String token,
+      HealthStatusManager health) {
+    return builder
+        .addService(ServerInterceptors.intercept(admin, new BearerTokenInterceptor(token, "admin")))
+        .addService(health.getHealthService())
+        .addService(ProtoReflectionServiceV1.newInstance());
+  }
+
+  public int authzPort() {
+    return authzServer.getPort();
+  }
+
+  public int adminPort() {
+    return adminServer.getPort();
+  }
+
+  public KeyCache cache() {
+    return cache;
+  }
+
+  public Database database() {
+    return database;
+  }
+
+  /** Ordered, bounded shutdown; safe to call twice. */
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    long deadline = System.nanoTime() + settings.shutdownTimeout().toNanos();
+    // Tell load balancers and Envoy's health checks first, so no new traffic is sent here.
+    health.enterTerminalState();
+    authzServer.shutdown();
+    adminServer.shutdown();
+    awaitOrForce(authzServer, deadline);
+    awaitOrForce(adminServer, deadline);
+    keyLoader.shutdownNow();
+    database.close();
+    log.info("quota-authority stopped");
+  }
+
+  private static void awaitOrForce(Server server, long deadlineNanos) {
+    try {
+      long left = deadlineNanos - System.nanoTime();
+      if (!server.awaitTermination(Math.max(0, left), TimeUnit.NANOSECONDS)) {
+        server.shutdownNow();
+        server.awaitTermination(1, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      server.shutdownNow();
+    }
+  }
+
+  static java.util.concurrent.ThreadFactory daemonThreads(String name) {
+    java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, name + "-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+}

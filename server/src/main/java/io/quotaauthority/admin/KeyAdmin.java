@@ -1,0 +1,200 @@
+package io.quotaauthority.admin;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.quotaauthority.keys.KeyCache;
+import io.quotaauthority.keys.KeyNotFoundException;
+import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.Money;
+import io.quotaauthority.keys.SecretHasher;
+import io.quotaauthority.keys.Secrets;
+import io.quotaauthority.store.KeyRepository;
+import io.quotaauthority.store.Transactions;
+import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.time.Clock;
+import java.time.Instant;
+import java.util.Base64;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The admin operations on keys. Each change is one transaction that writes the row, one key_audit
+ * row and a change notification; then this instance's cache takes the new row at once, so the very
+ * next Check here honours it. Invalid input throws IllegalArgumentException naming the field and
+ * writes nothing; an unknown or deleted id throws KeyNotFoundException.
+ */
+public final class KeyAdmin {
+  private static final Logger log = LoggerFactory.getLogger(KeyAdmin.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+  static final int DEFAULT_PAGE = 100;
+  static final int MAX_PAGE = 1000;
+
+  private final Transactions tx;
+  private final KeyRepository keys;
+  private final KeyCache cache;
+  private final Clock clock;
+
+  public KeyAdmin(Transactions tx, KeyRepository keys, KeyCache cache, Clock clock) {
+    this.tx = tx;
+    this.keys = keys;
+    this.cache = cache;
+    this.clock = clock;
+  }
+
+  /** A new key and its secret, which nothing keeps: it is shown once. */
+  public record Created(KeyRecord key, String secret) {}
+
+  public record Page(List<KeyRecord> keys, String nextPageToken) {}
+
+  public Created create(String name, String quotaUsd, Instant expiresAt, String actor) {
+    String validName = KeyUpdate.KeyFields.name(name);
+    BigDecimal quota = KeyUpdate.KeyFields.quota(quotaUsd);
+    if (expiresAt != null && !expiresAt.isAfter(clock.instant())) {
+      throw new IllegalArgumentException("expires_at must be in the future");
+    }
+    String secret = Secrets.newSecret();
+    KeyRecord row = tx.inTransaction(c -> {
+      KeyRecord r = keys.insert(c, validName, SecretHasher.hash(secret), Secrets.displayPrefix(secret),
+          quota, expiresAt);
+      audited(c, r, "create", null, r, actor);
+      return r;
+    });
+    cache.apply(row);
+    return new Created(row, secret);
+  }
+
+  public KeyRecord get(long id) {
+    return tx.inTransaction(c -> keys.findLive(c, id)).orElseThrow(() -> new KeyNotFoundException("id", id));
+  }
+
+  public Page list(int pageSize, String pageToken) {
+    if (pageSize < 0 || pageSize > MAX_PAGE) {
+      throw new IllegalArgumentException("page_size must be between 0 and " + MAX_PAGE);
+    }
+    int size = pageSize == 0 ? DEFAULT_PAGE : pageSize;
+    long after = PageTokens.decode("page_token", pageToken);
+    // One row more than asked tells whether another page follows without a second query.
+    List<KeyRecord> rows = tx.inTransaction(c -> keys.page(c, after, size + 1));
+    if (rows.size() <= size) {
+      return new Page(rows, "");
+    }
+    List<KeyRecord> page = rows.subList(0, size);
+    return new Page(List.copyOf(page), PageTokens.encode(page.get(size - 1).id()));
+  }
+
+  public KeyRecord update(long id, KeyUpdate update, String actor) {
+    return change(id, "update", actor, (c, old) -> keys.updateFields(c, id,
+        update.name() == null ? old.name() : update.name(),
+        update.quota() == null ? old.quota() : update.quota(),
+        update.setExpiresAt() ? update.expiresAt() : old.expiresAt(),
+        update.statusOr(old.status())));
+  }
+
+  public KeyRecord delete(long id, String actor) {
+    return change(id, "delete", actor, (c, old) -> keys.softDelete(c, id));
+  }
+
+  public KeyRecord resetQuota(long id, String actor) {
+    return change(id, "reset_quota", actor, (c, old) -> keys.resetQuota(c, id));
+  }
+
+  public KeyRecord clearExpiration(long id, String actor) {
+    return change(id, "clear_expiration", actor, (c, old) -> keys.updateFields(c, id, old.name(),
+        old.quota(), null, old.status()));
+  }
+
+  private interface Change {
+    KeyRecord apply(Connection c, KeyRecord old) throws SQLException;
+  }
+
+  private KeyRecord change(long id, String action, String actor, Change change) {
+    KeyRecord row = tx.inTransaction(c -> {
+      KeyRecord old = keys.lockLive(c, id).orElseThrow(() -> new KeyNotFoundException("id", id));
+      KeyRecord fresh = change.apply(c, old);
+      audited(c, fresh, action, old, fresh, actor);
+      return fresh;
+    });
+    cache.apply(row);
+    return row;
+  }
+
+  private void audited(Connection c, KeyRecord row, String action, KeyRecord old, KeyRecord fresh,
+      String actor) throws SQLException {
+    keys.audit(c, row.id(), action, auditJson(old), auditJson(fresh), actor);
+    KeyRepository.notifyChange(c, row.id(), row.version());
+    // Ids and actions only: never a secret, a hash or a token.
+    log.info("admin {} key_id={} actor={}", action, row.id(), actor);
+  }
+
+  static String auditJson(KeyRecord r) {
+    if (r == null) {
+      return null;
+    }
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("name", r.name());
+    m.put("status", r.status().name().toLowerCase(Locale.ROOT));
+    m.put("quota", Money.format(r.quota()));
+    m.put("quota_used", Money.format(r.quotaUsed()));
+    m.put("expires_at", r.expiresAt() == null ? null : r.expiresAt().toString());
+    m.put("deleted", r.deleted());
+    m.put("version", r.version());
+    try {
+      return JSON.writeValueAsString(m);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Parses an id as the API shows it: a positive whole number. */
+  public static long parseId(String field, String text) {
+    if (text == null || text.isEmpty()) {
+      throw new IllegalArgumentException(field + " must not be empty");
+    }
+    try {
+      long id = Long.parseLong(text);
+      if (id <= 0) {
+        throw new NumberFormatException();
+      }
+      return id;
+    } catch (NumberFormatException e) {
+      String shown = text.length() > 32 ? text.substring(0, 32) + "..." : text;
+      throw new IllegalArgumentException(field + " must be a key id (a positive whole number), got '" + shown + "'");
+    }
+  }
+
+  /** Opaque keyset page tokens: the last id of the previous page, base64url. */
+  static final class PageTokens {
+    private PageTokens() {}
+
+    static String encode(long lastId) {
+      return Base64.getUrlEncoder().withoutPadding()
+          .encodeToString(("after:" + lastId).getBytes(StandardCharsets.US_ASCII));
+    }
+
+    static long decode(String field, String token) {
+      if (token == null || token.isEmpty()) {
+        return 0;
+      }
+      try {
+        String text = new String(Base64.getUrlDecoder().decode(token), StandardCharsets.US_ASCII);
+        if (!text.startsWith("after:")) {
+          throw new IllegalArgumentException();
+        }
+        long id = Long.parseLong(text.substring(6));
+        if (id < 0) {
+          throw new IllegalArgumentException();
+        }
+        return id;
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException(field + " is not a token this server issued");
+      }
+    }
+  }
+}

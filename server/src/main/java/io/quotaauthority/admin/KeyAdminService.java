@@ -1,0 +1,127 @@
+package io.quotaauthority.admin;
+
+import io.grpc.stub.StreamObserver;
+import io.quotaauthority.grpc.BearerTokenInterceptor;
+import io.quotaauthority.grpc.Statuses;
+import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.proto.v1.ApiKey;
+import io.quotaauthority.proto.v1.ClearExpirationRequest;
+import io.quotaauthority.proto.v1.ClearExpirationResponse;
+import io.quotaauthority.proto.v1.CreateKeyRequest;
+import io.quotaauthority.proto.v1.CreateKeyResponse;
+import io.quotaauthority.proto.v1.DeleteKeyRequest;
+import io.quotaauthority.proto.v1.DeleteKeyResponse;
+import io.quotaauthority.proto.v1.GetKeyRequest;
+import io.quotaauthority.proto.v1.GetKeyResponse;
+import io.quotaauthority.proto.v1.KeyAdminServiceGrpc;
+import io.quotaauthority.proto.v1.KeyStatus;
+import io.quotaauthority.proto.v1.ListKeysRequest;
+import io.quotaauthority.proto.v1.ListKeysResponse;
+import io.quotaauthority.proto.v1.ResetQuotaRequest;
+import io.quotaauthority.proto.v1.ResetQuotaResponse;
+import io.quotaauthority.proto.v1.UpdateKeyRequest;
+import io.quotaauthority.proto.v1.UpdateKeyResponse;
+import java.time.Clock;
+import java.time.Instant;
+import java.util.function.Supplier;
+
+/** The admin API over gRPC: proto in, one {@link KeyAdmin} call, proto or status out. */
+public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceImplBase {
+  private final KeyAdmin admin;
+  private final UsageQueries usage;
+  private final Clock clock;
+
+  public KeyAdminService(KeyAdmin admin, UsageQueries usage, Clock clock) {
+    this.admin = admin;
+    this.usage = usage;
+    this.clock = clock;
+  }
+
+  @Override
+  public void createKey(CreateKeyRequest req, StreamObserver<CreateKeyResponse> out) {
+    answer(out, () -> {
+      Instant expires = req.hasExpiresAt() ? ApiKeys.instant("expires_at", req.getExpiresAt()) : null;
+      KeyAdmin.Created created = admin.create(req.getName(), req.getQuotaUsd(), expires,
+          BearerTokenInterceptor.actor());
+      return CreateKeyResponse.newBuilder().setKey(proto(created.key())).setSecret(created.secret()).build();
+    });
+  }
+
+  @Override
+  public void getKey(GetKeyRequest req, StreamObserver<GetKeyResponse> out) {
+    answer(out, () -> GetKeyResponse.newBuilder()
+        .setKey(proto(admin.get(KeyAdmin.parseId("id", req.getId())))).build());
+  }
+
+  @Override
+  public void listKeys(ListKeysRequest req, StreamObserver<ListKeysResponse> out) {
+    answer(out, () -> {
+      KeyAdmin.Page page = admin.list(req.getPageSize(), req.getPageToken());
+      ListKeysResponse.Builder b = ListKeysResponse.newBuilder().setNextPageToken(page.nextPageToken());
+      Instant now = clock.instant();
+      page.keys().forEach(k -> b.addKeys(ApiKeys.toProto(k, now)));
+      return b.build();
+    });
+  }
+
+  @Override
+  public void updateKey(UpdateKeyRequest req, StreamObserver<UpdateKeyResponse> out) {
+    answer(out, () -> {
+      ApiKey key = req.getKey();
+      long id = KeyAdmin.parseId("key.id", key.getId());
+      KeyUpdate update = KeyUpdate.fromPaths(req.getUpdateMask().getPathsList(), key.getName(),
+          key.getQuotaUsd(),
+          key.hasExpiresAt() ? ApiKeys.instant("key.expires_at", key.getExpiresAt()) : null,
+          statusName(key.getStatus()));
+      return UpdateKeyResponse.newBuilder()
+          .setKey(proto(admin.update(id, update, BearerTokenInterceptor.actor()))).build();
+    });
+  }
+
+  @Override
+  public void deleteKey(DeleteKeyRequest req, StreamObserver<DeleteKeyResponse> out) {
+    answer(out, () -> {
+      admin.delete(KeyAdmin.parseId("id", req.getId()), BearerTokenInterceptor.actor());
+      return DeleteKeyResponse.getDefaultInstance();
+    });
+  }
+
+  @Override
+  public void resetQuota(ResetQuotaRequest req, StreamObserver<ResetQuotaResponse> out) {
+    answer(out, () -> ResetQuotaResponse.newBuilder().setKey(proto(
+        admin.resetQuota(KeyAdmin.parseId("id", req.getId()), BearerTokenInterceptor.actor()))).build());
+  }
+
+  @Override
+  public void clearExpiration(ClearExpirationRequest req, StreamObserver<ClearExpirationResponse> out) {
+    answer(out, () -> ClearExpirationResponse.newBuilder().setKey(proto(
+        admin.clearExpiration(KeyAdmin.parseId("id", req.getId()), BearerTokenInterceptor.actor()))).build());
+  }
+
+  @Override
+  public void listUsage(io.quotaauthority.proto.v1.ListUsageRequest req,
+      StreamObserver<io.quotaauthority.proto.v1.ListUsageResponse> out) {
+    answer(out, () -> usage.listUsage(req));
+  }
+
+  private ApiKey proto(KeyRecord r) {
+    return ApiKeys.toProto(r, clock.instant());
+  }
+
+  private static String statusName(KeyStatus s) {
+    String name = s.name();
+    return name.startsWith("KEY_STATUS_") ? name.substring("KEY_STATUS_".length()) : name;
+  }
+
+  private static <T> void answer(StreamObserver<T> out, Supplier<T> work) {
+    T response;
+    try {
+      response = work.get();
+    } catch (RuntimeException e) {
+      out.onError(Statuses.of(e));
+      return;
+    }
+    out.onNext(response);
+    out.onCompleted();
+  }
+}

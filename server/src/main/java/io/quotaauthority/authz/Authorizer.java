@@ -1,0 +1,136 @@
+package io.quotaauthority.authz;
+
+import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
+import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
+import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
+import io.quotaauthority.keys.KeyCache;
+import io.quotaauthority.keys.KeyDecision;
+import io.quotaauthority.keys.KeyHash;
+import io.quotaauthority.keys.KeyState;
+import io.quotaauthority.keys.SecretHasher;
+import io.quotaauthority.keys.Verdict;
+import java.math.BigDecimal;
+import java.time.Clock;
+import java.time.Instant;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/**
+ * Check's logic, free of gRPC: find the key, look it up in memory, decide, pick the response. A
+ * cached key is answered on the calling thread with no I/O; an uncached one is loaded once (shared
+ * by concurrent callers) and answered when the load completes or the caller's deadline passes,
+ * whichever is first.
+ */
+public final class Authorizer {
+  /** Longest wait for a cold load when the caller set no deadline (Envoy always sets one). */
+  static final long DEFAULT_WAIT_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+  private final KeyCache cache;
+  private final Clock clock;
+  private final CheckRecorder recorder;
+
+  public Authorizer(KeyCache cache, Clock clock, CheckRecorder recorder) {
+    this.cache = cache;
+    this.clock = clock;
+    this.recorder = recorder;
+  }
+
+  /**
+   * Answers one Check through {@code reply}, exactly once, possibly later on another thread.
+   *
+   * @param waitNanos how long the caller can wait for the database, or ≤ 0 when it set no deadline
+   */
+  public void check(CheckRequest request, long waitNanos, Consumer<CheckResponse> reply) {
+    long start = System.nanoTime();
+    AttributeContext attributes = request.getAttributes();
+    AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
+    PresentedKey key = KeyExtractor.extract(http);
+    if (key == null) {
+      deny(attributes, Verdict.MISSING_KEY, start, reply);
+      return;
+    }
+    if (!plausible(key.secret())) {
+      // Never ours: no hashing, no cache entry, no query.
+      deny(attributes, Verdict.UNKNOWN_KEY, start, reply);
+      return;
+    }
+    KeyHash hash = SecretHasher.hash(key.secret());
+    KeyState state = cache.cached(hash);
+    if (state != null) {
+      decide(attributes, state, key, start, reply);
+      return;
+    }
+    if (cache.knownUnknown(hash)) {
+      deny(attributes, Verdict.UNKNOWN_KEY, start, reply);
+      return;
+    }
+    long wait = waitNanos > 0 ? waitNanos : DEFAULT_WAIT_NANOS;
+    // copy(): the timeout must fail only this caller's view, not the load other callers share.
+    cache.load(hash).copy().orTimeout(wait, TimeUnit.NANOSECONDS).whenComplete((loaded, error) -> {
+      if (error != null) {
+        deny(attributes, Verdict.UNAVAILABLE, start, reply);
+      } else if (loaded == null) {
+        deny(attributes, Verdict.UNKNOWN_KEY, start, reply);
+      } else {
+        decide(attributes, loaded, key, start, reply);
+      }
+    });
+  }
+
+  private void decide(AttributeContext attributes, KeyState state, PresentedKey key, long start,
+      Consumer<CheckResponse> reply) {
+    // Only limited keys can be exhausted, so only they need the pending-usage lookup.
+    BigDecimal pending = state.limited() ? cache.pending(state.id()) : BigDecimal.ZERO;
+    Verdict verdict = KeyDecision.decide(state, pending, nowMicros());
+    if (verdict != Verdict.ALLOW) {
+      deny(attributes, verdict, start, reply);
+      return;
+    }
+    recorder.record(Verdict.ALLOW, System.nanoTime() - start);
+    reply.accept(allow(state, pending, key.fromQuery()));
+  }
+
+  private static CheckResponse allow(KeyState state, BigDecimal pending, boolean fromQuery) {
+    boolean reusable = !fromQuery && pending.signum() == 0;
+    if (reusable) {
+      Object cached = state.allowResponse();
+      if (cached != null) {
+        return (CheckResponse) cached;
+      }
+    }
+    CheckResponse built = CheckResponses.allow(Long.toString(state.id()),
+        state.limited() ? state.remaining(pending) : null, fromQuery);
+    if (reusable) {
+      state.allowResponse(built);
+    }
+    return built;
+  }
+
+  private void deny(AttributeContext attributes, Verdict verdict, long start,
+      Consumer<CheckResponse> reply) {
+    Provider provider = Provider.of(attributes.getContextExtensionsMap().get("provider"),
+        KeyExtractor.path(attributes.getRequest().getHttp()));
+    recorder.record(verdict, System.nanoTime() - start);
+    reply.accept(CheckResponses.denial(provider, verdict));
+  }
+
+  private long nowMicros() {
+    Instant now = clock.instant();
+    return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
+  }
+
+  /** Printable ASCII of a sane length: anything else cannot be a key we issued. */
+  static boolean plausible(String secret) {
+    int n = secret.length();
+    if (n > SecretHasher.MAX_SECRET_LENGTH) {
+      return false;
+    }
+    for (int i = 0; i < n; i++) {
+      char c = secret.charAt(i);
+      if (c < 0x21 || c > 0x7e) {
+        return false;
+      }
+    }
+    return true;
+  }
+}

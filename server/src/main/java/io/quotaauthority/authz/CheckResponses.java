@@ -1,0 +1,181 @@
+package io.quotaauthority.authz;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.google.protobuf.Struct;
+import com.google.protobuf.Value;
+import com.google.rpc.Code;
+import com.google.rpc.Status;
+import io.envoyproxy.envoy.config.core.v3.HeaderValue;
+import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
+import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
+import io.envoyproxy.envoy.service.auth.v3.DeniedHttpResponse;
+import io.envoyproxy.envoy.service.auth.v3.OkHttpResponse;
+import io.envoyproxy.envoy.type.v3.HttpStatus;
+import io.envoyproxy.envoy.type.v3.StatusCode;
+import io.quotaauthority.keys.Money;
+import io.quotaauthority.keys.Verdict;
+import java.math.BigDecimal;
+import java.util.EnumMap;
+import java.util.Map;
+
+/**
+ * Every CheckResponse Check sends. Denials are built once at start, one per provider and verdict,
+ * because they never vary; an allow carries the key id and is built per key snapshot.
+ *
+ * <p>A denial is always a successful RPC whose CheckResponse.status says no: a gRPC error would
+ * make Envoy answer status_on_error with no body.
+ */
+public final class CheckResponses {
+  public static final String KEY_ID_HEADER = "x-quota-key-id";
+  public static final String REMAINING_HEADER = "x-quota-remaining-usd";
+  /** The client's credentials: never forwarded, so a gateway key cannot reach a provider. */
+  static final String[] CLIENT_KEY_HEADERS = {"authorization", "x-api-key", "x-goog-api-key"};
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final Map<Provider, Map<Verdict, CheckResponse>> DENIALS = buildDenials();
+
+  private CheckResponses() {}
+
+  /** The denial for this verdict, shaped for this provider. */
+  public static CheckResponse denial(Provider provider, Verdict verdict) {
+    return DENIALS.get(provider).get(verdict);
+  }
+
+  /**
+   * Lets the request through: sets x-quota-key-id upstream (overwriting whatever the client sent),
+   * strips the client's key headers (and ?key= when it came from there), puts key_id in dynamic
+   * metadata and, for keys with a quota, x-quota-remaining-usd on the response.
+   *
+   * @param remaining USD left, or null for an unlimited key
+   */
+  public static CheckResponse allow(String keyId, BigDecimal remaining, boolean stripQueryKey) {
+    OkHttpResponse.Builder ok = OkHttpResponse.newBuilder()
+        .addHeaders(header(KEY_ID_HEADER, keyId, HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+    for (String h : CLIENT_KEY_HEADERS) {
+      ok.addHeadersToRemove(h);
+    }
+    if (stripQueryKey) {
+      ok.addQueryParametersToRemove("key");
+    }
+    if (remaining != null) {
+      ok.addResponseHeadersToAdd(header(REMAINING_HEADER, Money.format(remaining),
+          HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+    }
+    return CheckResponse.newBuilder()
+        .setStatus(Status.newBuilder().setCode(Code.OK_VALUE))
+        .setOkResponse(ok)
+        .setDynamicMetadata(Struct.newBuilder()
+            .putFields("key_id", Value.newBuilder().setStringValue(keyId).build()))
+        .build();
+  }
+
+  private static HeaderValueOption header(String name, String value,
+      HeaderValueOption.HeaderAppendAction action) {
+    // Envoy's ext_authz reads HeaderValue.value (not raw_value) from a CheckResponse.
+    return HeaderValueOption.newBuilder()
+        .setHeader(HeaderValue.newBuilder().setKey(name).setValue(value))
+        .setAppendAction(action)
+        .build();
+  }
+
+  /** The wire-level facts of each denial. */
+  enum Denial {
+    MISSING_KEY(Verdict.MISSING_KEY, Code.UNAUTHENTICATED, StatusCode.Unauthorized, 401, "api_key_required",
+        "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."),
+    UNKNOWN_KEY(Verdict.UNKNOWN_KEY, Code.UNAUTHENTICATED, StatusCode.Unauthorized, 401, "invalid_api_key",
+        "Incorrect API key provided."),
+    DISABLED(Verdict.DISABLED, Code.UNAUTHENTICATED, StatusCode.Unauthorized, 401, "api_key_disabled",
+        "This API key has been disabled."),
+    EXPIRED(Verdict.EXPIRED, Code.PERMISSION_DENIED, StatusCode.Forbidden, 403, "api_key_expired",
+        "This API key has expired."),
+    EXHAUSTED(Verdict.EXHAUSTED, Code.RESOURCE_EXHAUSTED, StatusCode.TooManyRequests, 429, "insufficient_quota",
+        "This API key has used up its quota."),
+    UNAVAILABLE(Verdict.UNAVAILABLE, Code.UNAVAILABLE, StatusCode.ServiceUnavailable, 503,
+        "quota_service_unavailable", "The quota service is temporarily unavailable. Please retry.");
+
+    final Verdict verdict;
+    final Code grpcCode;
+    final StatusCode httpCode;
+    final int http;
+    final String code;
+    final String message;
+
+    Denial(Verdict verdict, Code grpcCode, StatusCode httpCode, int http, String code, String message) {
+      this.verdict = verdict;
+      this.grpcCode = grpcCode;
+      this.httpCode = httpCode;
+      this.http = http;
+      this.code = code;
+      this.message = message;
+    }
+  }
+
+  private static Map<Provider, Map<Verdict, CheckResponse>> buildDenials() {
+    Map<Provider, Map<Verdict, CheckResponse>> all = new EnumMap<>(Provider.class);
+    for (Provider p : Provider.values()) {
+      Map<Verdict, CheckResponse> byVerdict = new EnumMap<>(Verdict.class);
+      for (Denial d : Denial.values()) {
+        byVerdict.put(d.verdict, CheckResponse.newBuilder()
+            .setStatus(Status.newBuilder().setCode(d.grpcCode.getNumber()).setMessage(d.code))
+            .setDeniedResponse(DeniedHttpResponse.newBuilder()
+                .setStatus(HttpStatus.newBuilder().setCode(d.httpCode))
+                .addHeaders(header("content-type", "application/json",
+                    HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+                .setBody(body(p, d)))
+            .build());
+      }
+      all.put(p, byVerdict);
+    }
+    return all;
+  }
+
+  /** The error body in the provider's own shape, so its SDKs surface a readable error. */
+  static String body(Provider p, Denial d) {
+    ObjectNode root = JSON.createObjectNode();
+    switch (p) {
+      case OPENAI -> {
+        ObjectNode e = root.putObject("error");
+        e.put("message", d.message);
+        e.put("type", openAiType(d));
+        e.putNull("param");
+        e.put("code", d.code);
+      }
+      case ANTHROPIC -> {
+        root.put("type", "error");
+        ObjectNode e = root.putObject("error");
+        e.put("type", anthropicType(d));
+        e.put("message", d.message + " (" + d.code + ")");
+      }
+      case GEMINI -> {
+        ObjectNode e = root.putObject("error");
+        e.put("code", d.http);
+        e.put("message", d.message + " (" + d.code + ")");
+        e.put("status", d.grpcCode.name());
+      }
+      case GENERIC -> {
+        ObjectNode e = root.putObject("error");
+        e.put("code", d.code);
+        e.put("message", d.message);
+      }
+    }
+    return root.toString();
+  }
+
+  private static String openAiType(Denial d) {
+    return switch (d) {
+      case EXHAUSTED -> "insufficient_quota";
+      case UNAVAILABLE -> "server_error";
+      default -> "invalid_request_error";
+    };
+  }
+
+  private static String anthropicType(Denial d) {
+    return switch (d) {
+      case MISSING_KEY, UNKNOWN_KEY, DISABLED -> "authentication_error";
+      case EXPIRED -> "permission_error";
+      case EXHAUSTED -> "rate_limit_error";
+      case UNAVAILABLE -> "api_error";
+    };
+  }
+}

@@ -1,0 +1,56 @@
+package io.quotaauthority.config;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
+import java.util.Base64;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A bearer token from its setting or, when that is unset, from {@code <data dir>/<name>}: created
+ * at first start with 32 random bytes and mode 0600. The file's path is logged, never the token.
+ */
+public final class TokenFile {
+  private static final Logger log = LoggerFactory.getLogger(TokenFile.class);
+
+  private TokenFile() {}
+
+  public static String resolve(Optional<String> configured, Path dataDir, String fileName) {
+    if (configured.isPresent()) {
+      return configured.get();
+    }
+    Path file = dataDir.resolve(fileName);
+    try {
+      if (Files.exists(file)) {
+        String token = Files.readString(file, StandardCharsets.UTF_8).trim();
+        if (token.isEmpty()) {
+          throw new ConfigException(file + " is empty; delete it to have a new token generated");
+        }
+        log.info("using the token in {}", file.toAbsolutePath());
+        return token;
+      }
+      Files.createDirectories(dataDir);
+      byte[] bytes = new byte[32];
+      new SecureRandom().nextBytes(bytes);
+      String token = Base64.getUrlEncoder().withoutPadding().encodeToString(bytes);
+      try {
+        Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+      } catch (UnsupportedOperationException e) {
+        Files.createFile(file);
+      }
+      Files.writeString(file, token + "\n", StandardCharsets.UTF_8);
+      log.info("generated a new token into {} (mode 0600)", file.toAbsolutePath());
+      return token;
+    } catch (FileAlreadyExistsException e) {
+      return resolve(configured, dataDir, fileName);
+    } catch (IOException e) {
+      throw new ConfigException("QUOTA_DATA_DIR: cannot read or create " + file + ": " + e.getMessage(), e);
+    }
+  }
+}

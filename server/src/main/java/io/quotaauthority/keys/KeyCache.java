@@ -1,0 +1,177 @@
+package io.quotaauthority.keys;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import java.math.BigDecimal;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * Key state for Check, in memory. Known keys stay until evicted by size (changes reach them through
+ * {@link #apply}, never by expiry); unknown keys are remembered briefly in a separate, smaller
+ * cache so a flood of random keys neither reaches the database nor evicts real keys. Concurrent
+ * misses for one key share one query.
+ *
+ * <p>It also holds the usage this instance has accepted but not yet committed, per key id, so
+ * Check counts it at once.
+ */
+public final class KeyCache {
+  /** Unknown keys remembered at most; a flood beyond it only costs more queries, not memory. */
+  static final long MAX_NEGATIVE = 100_000;
+
+  private final Cache<KeyHash, KeyState> known;
+  private final Cache<KeyHash, Boolean> unknown;
+  private final ConcurrentHashMap<KeyHash, CompletableFuture<KeyState>> loading =
+      new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<Long, BigDecimal> pending = new ConcurrentHashMap<>();
+  private final KeyLookup lookup;
+  private final Executor loadExecutor;
+  /** Store queries made for uncached keys (the cold path). */
+  private final LongAdder loads = new LongAdder();
+
+  public KeyCache(KeyLookup lookup, Executor loadExecutor, long maxKeys, Duration negativeTtl) {
+    this.lookup = lookup;
+    this.loadExecutor = loadExecutor;
+    this.known = Caffeine.newBuilder().maximumSize(maxKeys).recordStats().build();
+    this.unknown = Caffeine.newBuilder()
+        .maximumSize(MAX_NEGATIVE)
+        .expireAfterWrite(negativeTtl)
+        .build();
+  }
+
+  /** The cached state, or null when the key is not cached (it may still exist). */
+  public KeyState cached(KeyHash hash) {
+    return known.getIfPresent(hash);
+  }
+
+  /** True while the hash is remembered as belonging to no key. */
+  public boolean knownUnknown(KeyHash hash) {
+    return unknown.getIfPresent(hash) != null;
+  }
+
+  /**
+   * Loads an uncached key from the store; completes with null when no key has that hash (then it
+   * is remembered as unknown), or exceptionally when the store failed. One load per hash at a time.
+   */
+  public CompletableFuture<KeyState> load(KeyHash hash) {
+    CompletableFuture<KeyState> mine = new CompletableFuture<>();
+    CompletableFuture<KeyState> running = loading.putIfAbsent(hash, mine);
+    if (running != null) {
+      return running;
+    }
+    try {
+      loadExecutor.execute(() -> runLoad(hash, mine));
+    } catch (RuntimeException rejected) {
+      // The loader queue is full: fail this load rather than queue without bound.
+      loading.remove(hash, mine);
+      mine.completeExceptionally(rejected);
+    }
+    return mine;
+  }
+
+  private void runLoad(KeyHash hash, CompletableFuture<KeyState> future) {
+    try {
+      loads.increment();
+      Optional<KeyRecord> row = lookup.findByHash(hash);
+      KeyState state = null;
+      if (row.isPresent()) {
+        state = install(hash, KeyState.of(row.get()));
+      } else {
+        unknown.put(hash, Boolean.TRUE);
+      }
+      future.complete(state);
+    } catch (RuntimeException e) {
+      future.completeExceptionally(e);
+    } finally {
+      loading.remove(hash, future);
+    }
+  }
+
+  /** Records a change this instance made or heard of; older versions never replace newer ones. */
+  public void apply(KeyRecord row) {
+    install(row.keyHash(), KeyState.of(row));
+  }
+
+  /**
+   * Like {@link #apply} but only for keys already cached: refreshes must not fill the cache with
+   * keys no request asked for.
+   */
+  public void refresh(KeyRecord row) {
+    known.asMap().computeIfPresent(row.keyHash(),
+        (h, old) -> row.version() > old.version() ? KeyState.of(row) : old);
+  }
+
+  private KeyState install(KeyHash hash, KeyState state) {
+    unknown.invalidate(hash);
+    return known.asMap().merge(hash, state,
+        (old, fresh) -> fresh.version() > old.version() ? fresh : old);
+  }
+
+  /** Ids of every cached key, for the periodic bulk refresh. */
+  public List<Long> cachedIds() {
+    Collection<KeyState> states = known.asMap().values();
+    List<Long> ids = new ArrayList<>(states.size());
+    for (KeyState s : states) {
+      ids.add(s.id());
+    }
+    return ids;
+  }
+
+  /** Forgets every cached key (after a lost notification connection nothing cached can be trusted). */
+  public void invalidateAll() {
+    known.invalidateAll();
+    unknown.invalidateAll();
+  }
+
+  /** How many times an uncached key was looked up in the store. */
+  public long loadCount() {
+    return loads.sum();
+  }
+
+  public long size() {
+    return known.estimatedSize();
+  }
+
+  public com.github.benmanes.caffeine.cache.stats.CacheStats stats() {
+    return known.stats();
+  }
+
+  public Cache<KeyHash, KeyState> knownCache() {
+    return known;
+  }
+
+  // ---- usage accepted on this instance but not yet committed ----
+
+  /** Usage of this key accepted here and not yet committed; zero when none. */
+  public BigDecimal pending(long keyId) {
+    if (pending.isEmpty()) {
+      // The common case on the Check path: no map lookup, no boxing.
+      return BigDecimal.ZERO;
+    }
+    BigDecimal p = pending.get(keyId);
+    return p == null ? BigDecimal.ZERO : p;
+  }
+
+  public void addPending(long keyId, BigDecimal amount) {
+    if (amount.signum() != 0) {
+      pending.merge(keyId, amount, BigDecimal::add);
+    }
+  }
+
+  /** Takes settled (committed or refused) usage out of the pending sum. */
+  public void settlePending(long keyId, BigDecimal amount) {
+    if (amount.signum() != 0) {
+      pending.computeIfPresent(keyId, (id, p) -> {
+        BigDecimal left = p.subtract(amount);
+        return left.signum() <= 0 ? null : left;
+      });
+    }
+  }
+}

@@ -1,0 +1,58 @@
+package io.quotaauthority.keys;
+
+import java.math.BigDecimal;
+import java.time.Instant;
+
+/**
+ * One API key as stored: what the admin API reads and writes.
+ *
+ * @param quota USD; zero means unlimited
+ * @param expiresAt null means never
+ * @param deletedAt null unless soft-deleted
+ * @param version bumped by every change, admin or usage; newer state always wins in caches
+ */
+public record KeyRecord(
+    long id,
+    String name,
+    KeyHash keyHash,
+    String keyPrefix,
+    StoredStatus status,
+    BigDecimal quota,
+    BigDecimal quotaUsed,
+    Instant expiresAt,
+    Instant createdAt,
+    Instant updatedAt,
+    Instant deletedAt,
+    long version) {
+
+  /** The status column: the only two a key can be set to. */
+  public enum StoredStatus {
+    ACTIVE,
+    DISABLED
+  }
+
+  public boolean deleted() {
+    return deletedAt != null;
+  }
+
+  /** The status as shown to admins, with EXPIRED and QUOTA_EXHAUSTED computed at {@code now}. */
+  public ShownStatus shownStatus(Instant now) {
+    if (status == StoredStatus.DISABLED) {
+      return ShownStatus.DISABLED;
+    }
+    if (expiresAt != null && !expiresAt.isAfter(now)) {
+      return ShownStatus.EXPIRED;
+    }
+    if (quota.signum() > 0 && quotaUsed.compareTo(quota) >= 0) {
+      return ShownStatus.QUOTA_EXHAUSTED;
+    }
+    return ShownStatus.ACTIVE;
+  }
+
+  public enum ShownStatus {
+    ACTIVE,
+    DISABLED,
+    EXPIRED,
+    QUOTA_EXHAUSTED
+  }
+}

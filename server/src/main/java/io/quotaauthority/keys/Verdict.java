@@ -1,0 +1,19 @@
+package io.quotaauthority.keys;
+
+/** Every answer Check can give, in the order the decision tries them. */
+public enum Verdict {
+  /** No key in the request: 401 api_key_required. */
+  MISSING_KEY,
+  /** Not a key we know, or a deleted one: 401 invalid_api_key. */
+  UNKNOWN_KEY,
+  /** 401 api_key_disabled. */
+  DISABLED,
+  /** expires_at ≤ now: 403 api_key_expired (also when exhausted). */
+  EXPIRED,
+  /** quota > 0 and used (committed + pending) ≥ quota: 429 insufficient_quota. */
+  EXHAUSTED,
+  /** The store could not be asked in time about an uncached key: 503 quota_service_unavailable. */
+  UNAVAILABLE,
+  /** Let the request through. */
+  ALLOW
+}

@@ -1,0 +1,169 @@
+package io.quotaauthority.store;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import com.zaxxer.hikari.pool.HikariPool;
+import io.quotaauthority.config.ConfigException;
+import io.quotaauthority.config.Settings;
+import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.SQLException;
+import org.flywaydb.core.Flyway;
+import org.flywaydb.core.api.FlywayException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The connection pool, migrated at open. With no QUOTA_DB_URL it first starts an embedded
+ * PostgreSQL whose data lives under {@code <data dir>/pg}, so it survives restarts.
+ */
+public final class Database implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Database.class);
+
+  private final HikariDataSource pool;
+  private final EmbeddedPostgres embedded;
+  private final String jdbcUrl;
+  private final String user;
+  private final String password;
+
+  private Database(HikariDataSource pool, EmbeddedPostgres embedded, String jdbcUrl, String user,
+      String password) {
+    this.pool = pool;
+    this.embedded = embedded;
+    this.jdbcUrl = jdbcUrl;
+    this.user = user;
+    this.password = password;
+  }
+
+  /** Opens the pool and migrates; any failure is a {@link ConfigException} naming the setting. */
+  public static Database open(Settings settings) {
+    EmbeddedPostgres embedded = null;
+    String url;
+    String user = settings.dbUser();
+    String password = settings.dbPassword();
+    if (settings.dbUrl().isPresent()) {
+      url = settings.dbUrl().get();
+      if (!url.startsWith("jdbc:postgresql:")) {
+        throw new ConfigException("QUOTA_DB_URL must be a jdbc:postgresql: URL");
+      }
+    } else {
+      embedded = startEmbedded(settings.dataDir().resolve("pg"));
+      url = embedded.getJdbcUrl("postgres", "postgres");
+      user = "postgres";
+      password = "";
+    }
+    HikariDataSource pool;
+    try {
+      pool = new HikariDataSource(poolConfig(url, user, password, settings.dbPoolSize()));
+    } catch (HikariPool.PoolInitializationException e) {
+      closeQuietly(embedded);
+      throw new ConfigException("QUOTA_DB_URL: cannot connect to the database: " + rootMessage(e), e);
+    }
+    try {
+      migrate(pool);
+    } catch (FlywayException e) {
+      pool.close();
+      closeQuietly(embedded);
+      throw new ConfigException("QUOTA_DB_URL: database migration failed: " + rootMessage(e), e);
+    }
+    return new Database(pool, embedded, url, user, password);
+  }
+
+  static HikariConfig poolConfig(String url, String user, String password, int size) {
+    HikariConfig c = new HikariConfig();
+    c.setPoolName("quota-db");
+    c.setJdbcUrl(url);
+    c.setUsername(user);
+    c.setPassword(password);
+    c.setMaximumPoolSize(size);
+    c.setMinimumIdle(Math.min(2, size));
+    c.setAutoCommit(false);
+    // Fail fast when the database is away: Check answers 503 for uncached keys and usage waits
+    // for the database rather than threads piling up behind a 30 s default.
+    c.setConnectionTimeout(3_000);
+    c.setValidationTimeout(1_000);
+    c.setInitializationFailTimeout(5_000);
+    c.addDataSourceProperty("connectTimeout", "3");
+    c.addDataSourceProperty("socketTimeout", "30");
+    c.addDataSourceProperty("tcpKeepAlive", "true");
+    c.addDataSourceProperty("reWriteBatchedInserts", "true");
+    c.addDataSourceProperty("ApplicationName", "quota-authority");
+    return c;
+  }
+
+  public static void migrate(javax.sql.DataSource dataSource) {
+    Flyway.configure()
+        .dataSource(dataSource)
+        .locations("classpath:db/migration")
+        .load()
+        .migrate();
+  }
+
+  private static EmbeddedPostgres startEmbedded(Path dir) {
+    try {
+      Files.createDirectories(dir);
+      log.warn("QUOTA_DB_URL is not set: starting an embedded PostgreSQL in {} — for development only,"
+          + " point QUOTA_DB_URL at a real PostgreSQL in production", dir.toAbsolutePath());
+      return EmbeddedPostgres.builder()
+          .setDataDirectory(dir)
+          .setCleanDataDirectory(false)
+          .start();
+    } catch (IOException | RuntimeException e) {
+      throw new ConfigException("QUOTA_DATA_DIR: cannot start the embedded PostgreSQL in " + dir + ": "
+          + rootMessage(e), e);
+    }
+  }
+
+  public HikariDataSource pool() {
+    return pool;
+  }
+
+  public Transactions transactions() {
+    return new Transactions(pool);
+  }
+
+  /** A connection outside the pool, for LISTEN (it must stay on one session). */
+  public Connection openDedicatedConnection() throws SQLException {
+    return java.sql.DriverManager.getConnection(jdbcUrl, user, password);
+  }
+
+  public String jdbcUrl() {
+    return jdbcUrl;
+  }
+
+  /** True when a trivial query answers within a second. */
+  public boolean reachable() {
+    try (Connection c = pool.getConnection()) {
+      return c.isValid(1);
+    } catch (SQLException e) {
+      return false;
+    }
+  }
+
+  @Override
+  public void close() {
+    pool.close();
+    closeQuietly(embedded);
+  }
+
+  private static void closeQuietly(EmbeddedPostgres embedded) {
+    if (embedded != null) {
+      try {
+        embedded.close();
+      } catch (IOException e) {
+        log.warn("embedded PostgreSQL did not stop cleanly: {}", e.getMessage());
+      }
+    }
+  }
+
+  static String rootMessage(Throwable t) {
+    Throwable root = t;
+    while (root.getCause() != null && root.getCause() != root) {
+      root = root.getCause();
+    }
+    return root.getMessage() == null ? root.getClass().getSimpleName() : root.getMessage();
+  }
+}

@@ -1,0 +1,238 @@
+package io.quotaauthority.store;
+
+import io.quotaauthority.keys.KeyHash;
+import io.quotaauthority.keys.KeyLookup;
+import io.quotaauthority.keys.KeyRecord;
+import java.math.BigDecimal;
+import java.sql.Array;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Types;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+
+/** api_keys and key_audit. Statements take a Connection so callers compose them in one transaction. */
+public final class KeyRepository implements KeyLookup {
+  /** The channel every change is announced on, as "id:version" (see KeyChangeListener). */
+  public static final String CHANGE_CHANNEL = "quota_key_changes";
+
+  private static final String COLUMNS = """
+      id, name, key_hash, key_prefix, status, quota, quota_used, expires_at, created_at, updated_at,
+      deleted_at, version""";
+
+  private static final String INSERT = """
+      INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at)
+      VALUES (?, ?, ?, ?, ?)
+      RETURNING %s""".formatted(COLUMNS);
+
+  private static final String SELECT_LIVE_FOR_UPDATE = """
+      SELECT %s
+        FROM api_keys WHERE id = ? AND deleted_at IS NULL FOR UPDATE""".formatted(COLUMNS);
+
+  private static final String SELECT_LIVE = """
+      SELECT %s
+        FROM api_keys WHERE id = ? AND deleted_at IS NULL""".formatted(COLUMNS);
+
+  private static final String SELECT_BY_HASH = """
+      SELECT %s
+        FROM api_keys WHERE key_hash = ?""".formatted(COLUMNS);
+
+  private static final String SELECT_BY_IDS = """
+      SELECT %s
+        FROM api_keys WHERE id = ANY (?)""".formatted(COLUMNS);
+
+  private static final String SELECT_PAGE = """
+      SELECT %s
+        FROM api_keys WHERE deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?""".formatted(COLUMNS);
+
+  private static final String UPDATE_FIELDS = """
+      UPDATE api_keys
+         SET name = ?, quota = ?, expires_at = ?, status = ?, updated_at = now(), version = version + 1
+       WHERE id = ?
+      RETURNING %s""".formatted(COLUMNS);
+
+  private static final String RESET_QUOTA = """
+      UPDATE api_keys SET quota_used = 0, updated_at = now(), version = version + 1
+       WHERE id = ?
+      RETURNING %s""".formatted(COLUMNS);
+
+  private static final String SOFT_DELETE = """
+      UPDATE api_keys SET deleted_at = now(), updated_at = now(), version = version + 1
+       WHERE id = ?
+      RETURNING %s""".formatted(COLUMNS);
+
+  private static final String INSERT_AUDIT = """
+      INSERT INTO key_audit (key_id, action, old_value, new_value, actor)
+      VALUES (?, ?, ?::jsonb, ?::jsonb, ?)""";
+
+  private static final String NOTIFY = """
+      SELECT pg_notify(?, ?)""";
+
+  private final Transactions tx;
+
+  public KeyRepository(Transactions tx) {
+    this.tx = tx;
+  }
+
+  public KeyRecord insert(Connection c, String name, KeyHash hash, String prefix, BigDecimal quota,
+      Instant expiresAt) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(INSERT)) {
+      ps.setString(1, name);
+      ps.setBytes(2, hash.toBytes());
+      ps.setString(3, prefix);
+      ps.setBigDecimal(4, quota);
+      setInstant(ps, 5, expiresAt);
+      return single(ps).orElseThrow();
+    }
+  }
+
+  /** The live key, locked for the rest of the transaction. */
+  public Optional<KeyRecord> lockLive(Connection c, long id) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(SELECT_LIVE_FOR_UPDATE)) {
+      ps.setLong(1, id);
+      return single(ps);
+    }
+  }
+
+  public Optional<KeyRecord> findLive(Connection c, long id) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(SELECT_LIVE)) {
+      ps.setLong(1, id);
+      return single(ps);
+    }
+  }
+
+  public List<KeyRecord> page(Connection c, long afterId, int limit) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(SELECT_PAGE)) {
+      ps.setLong(1, afterId);
+      ps.setInt(2, limit);
+      return all(ps);
+    }
+  }
+
+  public KeyRecord updateFields(Connection c, long id, String name, BigDecimal quota,
+      Instant expiresAt, KeyRecord.StoredStatus status) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(UPDATE_FIELDS)) {
+      ps.setString(1, name);
+      ps.setBigDecimal(2, quota);
+      setInstant(ps, 3, expiresAt);
+      ps.setString(4, status.name().toLowerCase(Locale.ROOT));
+      ps.setLong(5, id);
+      return single(ps).orElseThrow();
+    }
+  }
+
+  public KeyRecord resetQuota(Connection c, long id) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(RESET_QUOTA)) {
+      ps.setLong(1, id);
+      return single(ps).orElseThrow();
+    }
+  }
+
+  public KeyRecord softDelete(Connection c, long id) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(SOFT_DELETE)) {
+      ps.setLong(1, id);
+      return single(ps).orElseThrow();
+    }
+  }
+
+  public void audit(Connection c, long keyId, String action, String oldJson, String newJson,
+      String actor) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(INSERT_AUDIT)) {
+      ps.setLong(1, keyId);
+      ps.setString(2, action);
+      ps.setString(3, oldJson);
+      ps.setString(4, newJson);
+      ps.setString(5, actor);
+      ps.executeUpdate();
+    }
+  }
+
+  /** Tells every instance (at commit) that this key changed to this version. */
+  public static void notifyChange(Connection c, long id, long version) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(NOTIFY)) {
+      ps.setString(1, CHANGE_CHANNEL);
+      ps.setString(2, id + ":" + version);
+      ps.execute();
+    }
+  }
+
+  @Override
+  public Optional<KeyRecord> findByHash(KeyHash hash) {
+    return tx.inTransaction(c -> {
+      try (PreparedStatement ps = c.prepareStatement(SELECT_BY_HASH)) {
+        ps.setBytes(1, hash.toBytes());
+        return single(ps);
+      }
+    });
+  }
+
+  @Override
+  public List<KeyRecord> findByIds(Collection<Long> ids) {
+    if (ids.isEmpty()) {
+      return List.of();
+    }
+    return tx.inTransaction(c -> {
+      Array array = c.createArrayOf("bigint", ids.toArray());
+      try (PreparedStatement ps = c.prepareStatement(SELECT_BY_IDS)) {
+        ps.setArray(1, array);
+        return all(ps);
+      } finally {
+        array.free();
+      }
+    });
+  }
+
+  private static Optional<KeyRecord> single(PreparedStatement ps) throws SQLException {
+    try (ResultSet rs = ps.executeQuery()) {
+      return rs.next() ? Optional.of(read(rs)) : Optional.empty();
+    }
+  }
+
+  private static List<KeyRecord> all(PreparedStatement ps) throws SQLException {
+    List<KeyRecord> out = new ArrayList<>();
+    try (ResultSet rs = ps.executeQuery()) {
+      while (rs.next()) {
+        out.add(read(rs));
+      }
+    }
+    return out;
+  }
+
+  static KeyRecord read(ResultSet rs) throws SQLException {
+    return new KeyRecord(
+        rs.getLong("id"),
+        rs.getString("name"),
+        KeyHash.of(rs.getBytes("key_hash")),
+        rs.getString("key_prefix"),
+        KeyRecord.StoredStatus.valueOf(rs.getString("status").toUpperCase(Locale.ROOT)),
+        rs.getBigDecimal("quota"),
+        rs.getBigDecimal("quota_used"),
+        instant(rs, "expires_at"),
+        instant(rs, "created_at"),
+        instant(rs, "updated_at"),
+        instant(rs, "deleted_at"),
+        rs.getLong("version"));
+  }
+
+  static Instant instant(ResultSet rs, String column) throws SQLException {
+    OffsetDateTime t = rs.getObject(column, OffsetDateTime.class);
+    return t == null ? null : t.toInstant();
+  }
+
+  /** timestamptz binds as OffsetDateTime: java.sql.Timestamp would drag in the JVM's time zone. */
+  static void setInstant(PreparedStatement ps, int index, Instant value) throws SQLException {
+    if (value == null) {
+      ps.setNull(index, Types.TIMESTAMP_WITH_TIMEZONE);
+    } else {
+      ps.setObject(index, OffsetDateTime.ofInstant(value, ZoneOffset.UTC));
+    }
+  }
+}

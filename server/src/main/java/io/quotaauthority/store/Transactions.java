@@ -1,0 +1,73 @@
+package io.quotaauthority.store;
+
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.SQLTransientConnectionException;
+import javax.sql.DataSource;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The one way this service writes: {@link #inTransaction} commits the work or rolls it back on any
+ * throwable, retries only on serialization failure (40001) and deadlock (40P01), and never returns
+ * null to signal failure: it throws.
+ */
+public final class Transactions {
+  private static final Logger log = LoggerFactory.getLogger(Transactions.class);
+  private static final int MAX_ATTEMPTS = 5;
+
+  private final DataSource dataSource;
+
+  public Transactions(DataSource dataSource) {
+    this.dataSource = dataSource;
+  }
+
+  public DataSource dataSource() {
+    return dataSource;
+  }
+
+  public <T> T inTransaction(SqlFunction<T> work) {
+    for (int attempt = 1; ; attempt++) {
+      try (Connection c = dataSource.getConnection()) {
+        c.setAutoCommit(false);
+        try {
+          T result = work.apply(c);
+          c.commit();
+          return result;
+        } catch (Throwable t) {
+          rollbackQuietly(c, t);
+          throw t;
+        }
+      } catch (SQLException e) {
+        if (retryable(e) && attempt < MAX_ATTEMPTS) {
+          log.debug("transaction attempt {} hit {}; retrying", attempt, e.getSQLState());
+          continue;
+        }
+        throw translate(e);
+      }
+    }
+  }
+
+  static boolean retryable(SQLException e) {
+    String state = e.getSQLState();
+    return "40001".equals(state) || "40P01".equals(state);
+  }
+
+  /** Connection trouble becomes {@link StoreUnavailableException}; anything else StoreException. */
+  public static StoreException translate(SQLException e) {
+    String state = e.getSQLState();
+    if (e instanceof SQLTransientConnectionException
+        || (state != null && (state.startsWith("08") || state.equals("57P01") || state.equals("57P03")))) {
+      return new StoreUnavailableException("database unavailable: " + e.getMessage(), e);
+    }
+    return new StoreException("database error " + state + ": " + e.getMessage(), e);
+  }
+
+  private static void rollbackQuietly(Connection c, Throwable cause) {
+    try {
+      c.rollback();
+    } catch (SQLException e) {
+      cause.addSuppressed(e);
+    }
+  }
+}

@@ -1,0 +1,64 @@
+package io.quotaauthority.authz;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
+import io.quotaauthority.testing.EnvoyChecks;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+class KeyExtractorTest {
+
+  static Stream<Arguments> cases() {
+    return Stream.of(
+        Arguments.of("bearer", EnvoyChecks.post("/v1/chat/completions").bearer("sk-a"), "sk-a", false),
+        Arguments.of("scheme case-insensitive", EnvoyChecks.post("/v1/x").header("authorization", "BEARER sk-b"), "sk-b", false),
+        Arguments.of("bearer wins over x-api-key", EnvoyChecks.post("/v1/x").bearer("sk-c").header("x-api-key", "sk-other"), "sk-c", false),
+        Arguments.of("basic auth is not a key; x-api-key next", EnvoyChecks.post("/v1/x").header("authorization", "Basic Zm9v").header("x-api-key", "sk-d"), "sk-d", false),
+        Arguments.of("empty bearer falls through", EnvoyChecks.post("/v1/x").header("authorization", "Bearer   ").header("x-goog-api-key", "sk-e"), "sk-e", false),
+        Arguments.of("x-api-key before x-goog-api-key", EnvoyChecks.post("/v1/x").header("x-api-key", "sk-f").header("x-goog-api-key", "sk-g"), "sk-f", false),
+        Arguments.of("gemini query key", EnvoyChecks.post("/v1beta/models/m:generateContent?key=sk-h&alt=sse"), "sk-h", true),
+        Arguments.of("gemini query key, url-encoded", EnvoyChecks.post("/v1beta/models/m:generateContent?alt=sse&key=sk%2Di"), "sk-i", true),
+        Arguments.of("query key ignored off /v1beta/", EnvoyChecks.post("/v1/chat/completions?key=sk-j"), null, false),
+        Arguments.of("similar parameter name is not key", EnvoyChecks.post("/v1beta/m?apikey=sk-k"), null, false),
+        Arguments.of("header beats query", EnvoyChecks.post("/v1beta/m?key=sk-l").header("x-goog-api-key", "sk-m"), "sk-m", false),
+        Arguments.of("header_map variant", EnvoyChecks.post("/v1/x").bearer("sk-n").rawHeaders(), "sk-n", false),
+        Arguments.of("nothing", EnvoyChecks.post("/v1/x"), null, false));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("cases")
+  void extract_envoyShapedRequest_findsKeyInOrder(String name, EnvoyChecks request, String secret, boolean fromQuery) {
+    AttributeContext.HttpRequest http = request.build().getAttributes().getRequest().getHttp();
+
+    PresentedKey key = KeyExtractor.extract(http);
+
+    if (secret == null) {
+      assertThat(key).isNull();
+    } else {
+      assertThat(key).isEqualTo(new PresentedKey(secret, fromQuery));
+    }
+  }
+
+  @ParameterizedTest(name = "{0} -> {1}")
+  @MethodSource("providers")
+  void providerOf_pathAndExtension_picksBodyShape(String path, String extension, Provider expected) {
+    assertThat(Provider.of(extension, path)).isEqualTo(expected);
+  }
+
+  static Stream<Arguments> providers() {
+    return Stream.of(
+        Arguments.of("/v1/chat/completions", null, Provider.OPENAI),
+        Arguments.of("/v1/models", null, Provider.OPENAI),
+        Arguments.of("/v1/messages", null, Provider.ANTHROPIC),
+        Arguments.of("/v1/messages/count_tokens", null, Provider.ANTHROPIC),
+        Arguments.of("/v1beta/models/gemini:generateContent", null, Provider.GEMINI),
+        Arguments.of("/", null, Provider.GENERIC),
+        Arguments.of(null, null, Provider.GENERIC),
+        Arguments.of("/v1/chat/completions", "anthropic", Provider.ANTHROPIC),
+        Arguments.of("/anything", "gemini", Provider.GEMINI),
+        Arguments.of("/v1/messages", "unknown-provider", Provider.ANTHROPIC));
+  }
+}

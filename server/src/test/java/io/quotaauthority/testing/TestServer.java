@@ -1,0 +1,91 @@
+package io.quotaauthority.testing;
+
+import io.grpc.ClientInterceptor;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Metadata;
+import io.grpc.stub.MetadataUtils;
+import io.quotaauthority.QuotaAuthority;
+import io.quotaauthority.config.Setting;
+import io.quotaauthority.config.Settings;
+import io.quotaauthority.proto.v1.KeyAdminServiceGrpc;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A whole quota-authority on ephemeral ports against a {@link TestDatabase}, with known tokens, and
+ * real gRPC channels to it.
+ */
+public final class TestServer implements AutoCloseable {
+  public static final String ADMIN_TOKEN = "test-admin-token";
+  public static final String REPORTER_TOKEN = "test-reporter-token";
+
+  private final QuotaAuthority app;
+  private final ManagedChannel adminChannel;
+  private final ManagedChannel authzChannel;
+  private final Path dataDir;
+
+  private TestServer(QuotaAuthority app, Path dataDir) {
+    this.app = app;
+    this.dataDir = dataDir;
+    this.adminChannel = ManagedChannelBuilder.forAddress("127.0.0.1", app.adminPort()).usePlaintext().build();
+    this.authzChannel = ManagedChannelBuilder.forAddress("127.0.0.1", app.authzPort()).usePlaintext().build();
+  }
+
+  public static TestServer start(TestDatabase db) {
+    return start(db, Map.of(), Clock.systemUTC());
+  }
+
+  public static TestServer start(TestDatabase db, Map<Setting, String> extra, Clock clock) {
+    try {
+      Path dataDir = Files.createTempDirectory("qa-test");
+      Map<Setting, String> s = new EnumMap<>(Setting.class);
+      s.put(Setting.DB_URL, db.url());
+      s.put(Setting.DB_USER, "postgres");
+      s.put(Setting.DATA_DIR, dataDir.toString());
+      s.put(Setting.AUTHZ_PORT, "0");
+      s.put(Setting.ADMIN_PORT, "0");
+      s.put(Setting.METRICS_PORT, "0");
+      s.put(Setting.ADMIN_TOKEN, ADMIN_TOKEN);
+      s.put(Setting.REPORTER_TOKEN, REPORTER_TOKEN);
+      s.putAll(extra);
+      return new TestServer(QuotaAuthority.start(Settings.of(s), clock), dataDir);
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  public QuotaAuthority app() {
+    return app;
+  }
+
+  public ManagedChannel adminChannel() {
+    return adminChannel;
+  }
+
+  public ManagedChannel authzChannel() {
+    return authzChannel;
+  }
+
+  /** An admin stub that sends the right bearer token. */
+  public KeyAdminServiceGrpc.KeyAdminServiceBlockingStub admin() {
+    return KeyAdminServiceGrpc.newBlockingStub(adminChannel).withInterceptors(bearer(ADMIN_TOKEN));
+  }
+
+  public static ClientInterceptor bearer(String token) {
+    Metadata md = new Metadata();
+    md.put(Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + token);
+    return MetadataUtils.newAttachHeadersInterceptor(md);
+  }
+
+  @Override
+  public void close() throws Exception {
+    adminChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    authzChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    app.close();
+  }
+}
