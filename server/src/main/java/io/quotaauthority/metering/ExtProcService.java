@@ -14,7 +14,8 @@ import org.slf4j.LoggerFactory;
 /**
  * {@code envoy.service.ext_proc.v3.ExternalProcessor/Process}: one gRPC stream per HTTP request.
  * Only translates: each ProcessingRequest becomes a call on that stream's {@link MeteringSession}
- * and its answer is sent back. The stream is failed only for a message with no phase at all;
+ * and its answer is sent back, after which the session may do work that must not delay Envoy
+ * (charging the usage of a finished response). The stream is failed only for a message with no phase at all;
  * anything else that goes wrong lets the request through.
  */
 public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcessorImplBase {
@@ -57,7 +58,8 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
         ProcessingResponse response;
         try {
           response = switch (phase) {
-            case REQUEST_HEADERS -> session.requestHeaders(request.getRequestHeaders());
+            case REQUEST_HEADERS ->
+                session.requestHeaders(request.getRequestHeaders(), request.getMetadataContext());
             case REQUEST_BODY -> session.requestBody(request.getRequestBody());
             case RESPONSE_HEADERS -> session.responseHeaders(request.getResponseHeaders());
             case RESPONSE_BODY -> session.responseBody(request.getResponseBody());
@@ -77,6 +79,7 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
             log.debug("ext_proc answer not sent: {}", e.toString());
           }
         }
+        session.settle();
       }
 
       @Override

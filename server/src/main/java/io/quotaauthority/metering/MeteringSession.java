@@ -1,9 +1,12 @@
 package io.quotaauthority.metering;
 
 import com.google.protobuf.ByteString;
+import com.google.protobuf.Struct;
+import com.google.protobuf.Value;
 import io.envoyproxy.envoy.config.core.v3.HeaderMap;
 import io.envoyproxy.envoy.config.core.v3.HeaderValue;
 import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
+import io.envoyproxy.envoy.config.core.v3.Metadata;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
 import io.envoyproxy.envoy.service.ext_proc.v3.BodyMutation;
 import io.envoyproxy.envoy.service.ext_proc.v3.BodyResponse;
@@ -34,7 +37,8 @@ import org.slf4j.LoggerFactory;
  * content-length updated to match; and it drops the request's accept-encoding so the provider
  * answers in plain text that can be read.
  *
- * <p>Charging happens once: when the response body ends, or, if the stream is closed or cancelled
+ * <p>Charging happens once: right after the answer to the last response body chunk is sent (see
+ * {@link #settle()}), or, if the stream is closed or cancelled
  * before that (client went away, upstream reset), with whatever usage had been seen by then, so a
  * truncated Anthropic stream still charges its input tokens. Nothing is charged for a non-2xx
  * response, a response without usage, or a request without a valid x-quota-key-id and
@@ -46,6 +50,7 @@ final class MeteringSession {
 
   static final String KEY_ID_HEADER = "x-quota-key-id";
   static final String REQUEST_ID_HEADER = "x-request-id";
+  static final String EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
   /** Decimal, at most 18 digits so it always fits a long. */
   private static final Pattern KEY_ID = Pattern.compile("[0-9]{1,18}");
   /** What UsageReport accepts as a report id: 1..128 printable ASCII characters. */
@@ -103,6 +108,8 @@ final class MeteringSession {
   /** Reads the response body; null before 2xx response headers and after charging. */
   private UsageExtractor extractor;
   private boolean charged;
+  /** The response body ended; charging waits for {@link #settle()}. */
+  private boolean bodyEnded;
 
   MeteringSession(UsageCharger charger) {
     this.charger = charger;
@@ -122,17 +129,31 @@ final class MeteringSession {
     };
   }
 
-  synchronized ProcessingResponse requestHeaders(HttpHeaders headers) {
+  /**
+   * @param metadata the dynamic metadata Envoy forwards; a string "provider" under the ext_authz
+   *     namespace (set by Check from the route) names the provider
+   */
+  synchronized ProcessingResponse requestHeaders(HttpHeaders headers, Metadata metadata) {
     try {
-      return onRequestHeaders(headers.getHeaders());
+      return onRequestHeaders(headers.getHeaders(), providerHint(metadata));
     } catch (RuntimeException e) {
       return failed("request_headers", e, CONTINUE_REQUEST_HEADERS);
     }
   }
 
-  private ProcessingResponse onRequestHeaders(HeaderMap h) {
-    Optional<ProviderRoute> r =
-        ProviderRoute.of(EnvoyHeaders.single(h, ":method"), EnvoyHeaders.single(h, ":path"));
+  private static String providerHint(Metadata metadata) {
+    Struct authz = metadata.getFilterMetadataMap().get(EXT_AUTHZ_NAMESPACE);
+    if (authz == null) {
+      return null;
+    }
+    Value v = authz.getFieldsMap().get("provider");
+    return v != null && v.hasStringValue() ? v.getStringValue() : null;
+  }
+
+  private ProcessingResponse onRequestHeaders(HeaderMap h, String providerHint) {
+    Optional<ProviderRoute> r = ProviderRoute.of(EnvoyHeaders.single(h, ":method"),
+        EnvoyHeaders.single(h, ":path"), providerHint,
+        !EnvoyHeaders.all(h, "anthropic-version").isEmpty());
     if (r.isEmpty()) {
       return SKIP_AFTER_REQUEST_HEADERS;
     }
@@ -251,7 +272,9 @@ final class MeteringSession {
         }
         extractor.feed(body.getBody().toByteArray());
         if (body.getEndOfStream()) {
-          chargeSeen();
+          // Charged in settle(), once this answer is on its way: the sink must never hold back
+          // the end of the client's response.
+          bodyEnded = true;
         }
       }
       return CONTINUE_RESPONSE_BODY;
@@ -265,13 +288,27 @@ final class MeteringSession {
   }
 
   synchronized ProcessingResponse responseTrailers() {
-    try {
-      // Trailers come after the last body chunk: the body is complete.
-      chargeSeen();
-    } catch (RuntimeException e) {
-      return failed("response_trailers", e, CONTINUE_RESPONSE_TRAILERS);
+    // Trailers come after the last body chunk: the body is complete.
+    if (extractor != null) {
+      bodyEnded = true;
     }
     return CONTINUE_RESPONSE_TRAILERS;
+  }
+
+  /**
+   * Work that must not delay Envoy, run after each answer was sent: once the response body has
+   * ended, charge it.
+   */
+  synchronized void settle() {
+    if (!bodyEnded) {
+      return;
+    }
+    bodyEnded = false;
+    try {
+      chargeSeen();
+    } catch (RuntimeException e) {
+      failed("charge", e, null);
+    }
   }
 
   /**

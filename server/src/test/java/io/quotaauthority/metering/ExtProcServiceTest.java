@@ -138,8 +138,8 @@ class ExtProcServiceTest {
 
     envoy.responseBodyInChunks(Fixtures.bytes(fixture), new Random(fixture.hashCode()), 97, true, at -> { });
 
-    // charged on end_of_stream, before the stream closes
-    assertThat(sink.submitted()).containsExactly(new UsageReport("req-" + fixture, 4711,
+    // charged right after the end_of_stream answer, before the stream closes
+    assertThat(sink.awaitSubmitted(1, WAIT)).containsExactly(new UsageReport("req-" + fixture, 4711,
         new BigDecimal(cost), model, provider.wireName(), tokens.inputTokens(),
         tokens.outputTokens(), tokens.cachedInputTokens(), tokens.cacheWriteTokens(),
         CLOCK.instant()));
@@ -297,7 +297,7 @@ class ExtProcServiceTest {
     byte[] body = Fixtures.bytes("openai-chat.json");
     envoy.responseBody(body, 0, body.length, true);
     // (86 + 300 + 1920) tokens x 0.25 / 1e6
-    assertThat(sink.submitted()).singleElement().satisfies(r -> {
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
       assertThat(r.model()).isEqualTo("llama-3.3-70b-instruct");
       assertThat(r.cost()).isEqualTo(new BigDecimal("0.00057650"));
     });
@@ -314,7 +314,7 @@ class ExtProcServiceTest {
     envoy.responseHeaders(200, "application/json");
     byte[] body = Fixtures.bytes("openai-chat.json");
     envoy.responseBody(body, 0, body.length, true);
-    assertThat(sink.submitted()).singleElement().satisfies(r -> {
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
       assertThat(r.cost()).isEqualByComparingTo("0");
       assertThat(r.outputTokens()).isEqualTo(300);
     });
@@ -444,6 +444,53 @@ class ExtProcServiceTest {
     assertThat(Status.fromThrowable(envoy.error()).getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
   }
 
+  @Test
+  void process_providerFromCheckMetadata_winsOverPath() throws Exception {
+    EnvoyStream envoy = start();
+    // an Anthropic-shaped route the path alone would call OpenAI
+    Map<String, String> h = EnvoyStream.requestHeaders("/v1/proxy/anthropic", "6", "hint-1", -1);
+    envoy.requestHeaders(h, Map.of("key_id", "6", "provider", "anthropic"));
+    envoy.requestBody(utf8("{\"model\":\"claude-sonnet-4-5-20250929\",\"messages\":[]}"));
+    envoy.responseHeaders(200, "application/json");
+    byte[] body = Fixtures.bytes("anthropic-messages.json");
+    envoy.responseBody(body, 0, body.length, true);
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
+      assertThat(r.provider()).isEqualTo("anthropic");
+      assertThat(r.cost()).isEqualTo(new BigDecimal("0.00914100"));
+    });
+  }
+
+  @Test
+  void process_sinkSlowToAccept_lastAnswerIsNotHeldBack() throws Exception {
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
+    UsageCharger charger = new UsageCharger(report -> {
+      entered.countDown();
+      try {
+        release.await(); // a pipeline applying backpressure
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      return sink.submit(report);
+    }, Fixtures::testPrices, BigDecimal.ZERO, registry, CLOCK, List.of());
+    String name = InProcessServerBuilder.generateName();
+    server = InProcessServerBuilder.forName(name).addService(new ExtProcService(charger)).build().start();
+    channel = InProcessChannelBuilder.forName(name).build();
+    EnvoyStream envoy = new EnvoyStream(channel);
+    byte[] request = utf8("{\"model\":\"gpt-4o\",\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "1", "slow", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "application/json");
+    byte[] body = Fixtures.bytes("openai-chat.json");
+
+    assertThat(envoy.responseBody(body, 0, body.length, true)).isEqualTo(CONTINUE_RESPONSE_BODY);
+    assertThat(entered.await(WAIT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)).isTrue();
+    assertThat(sink.submitted()).isEmpty();
+    release.countDown();
+    assertThat(sink.awaitSubmitted(1, WAIT)).hasSize(1);
+    envoy.complete();
+  }
+
   /**
    * 100 MiB of streamed chat chunks, plus one 8 MiB event (a single huge data line), cut at random
    * offsets: the session never holds more than a few KiB, and the final usage is still charged.
@@ -488,7 +535,7 @@ class ExtProcServiceTest {
     // heap. The bound leaves room for the 1 MiB period buffer and gRPC's pools.
     assertThat(heapGrowth).isLessThan(32L << 20);
     assertThat(maxRetained[0]).isPositive().isLessThan(4096);
-    assertThat(sink.submitted()).singleElement()
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement()
         .satisfies(r -> assertThat(r.cost()).isEqualTo(new BigDecimal("0.00013590")));
     envoy.complete();
   }
