@@ -4,6 +4,7 @@ import io.grpc.BindableService;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
 import io.grpc.ServerInterceptors;
+import io.grpc.ServerServiceDefinition;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
@@ -20,9 +21,16 @@ import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.store.Database;
 import io.quotaauthority.store.KeyRepository;
 import io.quotaauthority.store.Transactions;
+import io.quotaauthority.store.UsageRepository;
+import io.quotaauthority.usage.UsageBatcher;
+import io.quotaauthority.usage.UsageReadBack;
+import io.quotaauthority.usage.UsageService;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Clock;
+import java.time.Duration;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -40,6 +48,8 @@ public final class QuotaAuthority implements AutoCloseable {
   private final Settings settings;
   private final Database database;
   private final ThreadPoolExecutor keyLoader;
+  private final ScheduledExecutorService scheduler;
+  private final UsageBatcher batcher;
   private final HealthStatusManager health;
   private final Server authzServer;
   private final Server adminServer;
@@ -47,10 +57,13 @@ public final class QuotaAuthority implements AutoCloseable {
   private boolean closed;
 
   private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
-      HealthStatusManager health, Server authzServer, Server adminServer, KeyCache cache) {
+      ScheduledExecutorService scheduler, UsageBatcher batcher, HealthStatusManager health,
+      Server authzServer, Server adminServer, KeyCache cache) {
     this.settings = settings;
     this.database = database;
     this.keyLoader = keyLoader;
+    this.scheduler = scheduler;
+    this.batcher = batcher;
     this.health = health;
     this.authzServer = authzServer;
     this.adminServer = adminServer;
@@ -60,6 +73,7 @@ public final class QuotaAuthority implements AutoCloseable {
   /** Opens the database (migrating it), builds every part and starts listening. */
   public static QuotaAuthority start(Settings settings, Clock clock) throws IOException {
     String adminToken = TokenFile.resolve(settings.adminToken(), settings.dataDir(), "admin-token");
+    String reporterToken = TokenFile.resolve(settings.reporterToken(), settings.dataDir(), "reporter-token");
     Database database = Database.open(settings);
     Transactions tx = database.transactions();
     KeyRepository keys = new KeyRepository(tx);
@@ -69,16 +83,23 @@ public final class QuotaAuthority implements AutoCloseable {
         30, TimeUnit.SECONDS, new ArrayBlockingQueue<>(10_000), daemonThreads("key-loader"));
     KeyCache cache = new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl());
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
+    UsageRepository usageRepository = new UsageRepository(tx);
+    UsageBatcher batcher = new UsageBatcher(usageRepository, cache, settings.usageCommitMax(),
+        settings.usageCommitInterval(), settings.usageQueueMax(), UsageBatcher.CommitRecorder.NONE);
+    ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(daemonThreads("scheduler"));
+    UsageService usageService = new UsageService(batcher, clock, scheduler);
 
     HealthStatusManager health = new HealthStatusManager();
     Authorizer authorizer = new Authorizer(cache, clock, CheckRecorder.NONE);
     Server authz = authzServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort())),
-        new AuthorizationService(authorizer), health).build();
+        new AuthorizationService(authorizer),
+        ServerInterceptors.intercept(usageService, new BearerTokenInterceptor(reporterToken, "reporter")),
+        health).build();
     Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort())),
-        new KeyAdminService(keyAdmin, request -> {
-          throw new UnsupportedOperationException("usage read-back is not wired yet");
-        }, clock), adminToken, health).build();
-    QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, health, authz, admin, cache);
+        new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
+        adminToken, health).build();
+    QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, health,
+        authz, admin, cache);
     try {
       authz.start();
       admin.start();
@@ -93,12 +114,16 @@ public final class QuotaAuthority implements AutoCloseable {
 
   /** The authz port: what Envoy calls (Check), health and reflection. */
   static ServerBuilder<?> authzServer(ServerBuilder<?> builder, AuthorizationService check,
-      HealthStatusManager health) {
+      ServerServiceDefinition usage, HealthStatusManager health) {
     return builder
         // Every handler on this port answers without blocking (cold key loads and usage commits
         // run on their own threads), so calls run on the transport threads: no executor hop.
         .directExecutor()
+        // ext_proc sees whole buffered request bodies (Envoy buffers up to 32 MiB for prompts
+        // with images); gRPC's 4 MiB default would make such requests pass unmetered.
+        .maxInboundMessageSize(40 * 1024 * 1024)
         .addService(check)
+        .addService(usage)
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance());
   }
@@ -118,6 +143,10 @@ public final class QuotaAuthority implements AutoCloseable {
 
   public int adminPort() {
     return adminServer.getPort();
+  }
+
+  public UsageBatcher batcher() {
+    return batcher;
   }
 
   public KeyCache cache() {
@@ -142,6 +171,9 @@ public final class QuotaAuthority implements AutoCloseable {
     adminServer.shutdown();
     awaitOrForce(authzServer, deadline);
     awaitOrForce(adminServer, deadline);
+    // No call can queue usage any more: commit what is queued, then let go of the database.
+    batcher.close(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())).plusSeconds(1));
+    scheduler.shutdownNow();
     keyLoader.shutdownNow();
     database.close();
     log.info("quota-authority stopped");

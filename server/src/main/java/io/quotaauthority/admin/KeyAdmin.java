@@ -11,12 +11,10 @@ import io.quotaauthority.keys.Secrets;
 import io.quotaauthority.store.KeyRepository;
 import io.quotaauthority.store.Transactions;
 import java.math.BigDecimal;
-import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Clock;
 import java.time.Instant;
-import java.util.Base64;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -75,10 +73,7 @@ public final class KeyAdmin {
   }
 
   public Page list(int pageSize, String pageToken) {
-    if (pageSize < 0 || pageSize > MAX_PAGE) {
-      throw new IllegalArgumentException("page_size must be between 0 and " + MAX_PAGE);
-    }
-    int size = pageSize == 0 ? DEFAULT_PAGE : pageSize;
+    int size = PageTokens.pageSize(pageSize, DEFAULT_PAGE, MAX_PAGE);
     long after = PageTokens.decode("page_token", pageToken);
     // One row more than asked tells whether another page follows without a second query.
     List<KeyRecord> rows = tx.inTransaction(c -> keys.page(c, after, size + 1));
@@ -166,35 +161,6 @@ public final class KeyAdmin {
     } catch (NumberFormatException e) {
       String shown = text.length() > 32 ? text.substring(0, 32) + "..." : text;
       throw new IllegalArgumentException(field + " must be a key id (a positive whole number), got '" + shown + "'");
-    }
-  }
-
-  /** Opaque keyset page tokens: the last id of the previous page, base64url. */
-  static final class PageTokens {
-    private PageTokens() {}
-
-    static String encode(long lastId) {
-      return Base64.getUrlEncoder().withoutPadding()
-          .encodeToString(("after:" + lastId).getBytes(StandardCharsets.US_ASCII));
-    }
-
-    static long decode(String field, String token) {
-      if (token == null || token.isEmpty()) {
-        return 0;
-      }
-      try {
-        String text = new String(Base64.getUrlDecoder().decode(token), StandardCharsets.US_ASCII);
-        if (!text.startsWith("after:")) {
-          throw new IllegalArgumentException();
-        }
-        long id = Long.parseLong(text.substring(6));
-        if (id < 0) {
-          throw new IllegalArgumentException();
-        }
-        return id;
-      } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException(field + " is not a token this server issued");
-      }
     }
   }
 }

@@ -1,0 +1,225 @@
+package io.quotaauthority.store;
+
+import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.usage.UsageReport;
+import java.math.BigDecimal;
+import java.sql.Array;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/** usage_events, the ledger, and the charges it makes to api_keys.quota_used. */
+public final class UsageRepository {
+  /** Locks the live keys a group charges, in id order so concurrent groups cannot deadlock. */
+  private static final String LOCK_LIVE_KEYS = """
+      SELECT id, quota_used FROM api_keys
+       WHERE id = ANY (?) AND deleted_at IS NULL
+       ORDER BY id
+         FOR UPDATE""";
+
+  /** One statement for the whole group; a report_id seen before inserts nothing. */
+  private static final String INSERT_EVENTS = """
+      INSERT INTO usage_events (report_id, key_id, cost, model, provider, input_tokens, output_tokens,
+                                cached_input_tokens, cache_write_tokens, occurred_at)
+      SELECT * FROM unnest(?::text[], ?::bigint[], ?::numeric[], ?::text[], ?::text[], ?::bigint[],
+                           ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[])
+      ON CONFLICT (report_id) DO NOTHING
+      RETURNING report_id""";
+
+  private static final String CHARGE_KEYS = """
+      UPDATE api_keys k
+         SET quota_used = k.quota_used + v.amount, updated_at = now(), version = k.version + 1
+        FROM unnest(?::bigint[], ?::numeric[]) AS v(id, amount)
+       WHERE k.id = v.id
+      RETURNING k.id, k.name, k.key_hash, k.key_prefix, k.status, k.quota, k.quota_used, k.expires_at,
+                k.created_at, k.updated_at, k.deleted_at, k.version""";
+
+  private static final String NOTIFY_ALL = """
+      SELECT pg_notify(?, change) FROM unnest(?::text[]) AS change""";
+
+  private static final String PAGE = """
+      SELECT id, report_id, key_id, cost, model, provider, input_tokens, output_tokens,
+             cached_input_tokens, cache_write_tokens, occurred_at, received_at
+        FROM usage_events
+       WHERE key_id = ? AND id < ?
+       ORDER BY id DESC
+       LIMIT ?""";
+
+  private final Transactions tx;
+
+  public UsageRepository(Transactions tx) {
+    this.tx = tx;
+  }
+
+  /** The group's outcome: which reports were charged, the keys' rows after, and which keys are live. */
+  public record Committed(Set<String> inserted, Map<Long, BigDecimal> usedBefore, List<KeyRecord> charged) {}
+
+  /**
+   * Charges a group in one transaction: reports for missing or deleted keys are skipped, repeats
+   * of a report_id insert nothing, and each key's quota_used grows by exactly the sum of what was
+   * really inserted.
+   *
+   * @param reports at most one report per report_id
+   */
+  public Committed commitGroup(List<UsageReport> reports) {
+    return tx.inTransaction(c -> {
+      Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports));
+      List<UsageReport> chargeable = new ArrayList<>(reports.size());
+      for (UsageReport r : reports) {
+        if (live.containsKey(r.keyId())) {
+          chargeable.add(r);
+        }
+      }
+      Set<String> inserted = chargeable.isEmpty() ? Set.of() : insertEvents(c, chargeable);
+      Map<Long, BigDecimal> sums = new HashMap<>();
+      for (UsageReport r : chargeable) {
+        if (inserted.contains(r.reportId())) {
+          sums.merge(r.keyId(), r.cost(), BigDecimal::add);
+        }
+      }
+      List<KeyRecord> charged = sums.isEmpty() ? List.of() : chargeKeys(c, sums);
+      if (!charged.isEmpty()) {
+        notifyAll(c, charged);
+      }
+      return new Committed(inserted, live, charged);
+    });
+  }
+
+  private static Set<Long> keyIds(List<UsageReport> reports) {
+    Set<Long> ids = new HashSet<>();
+    for (UsageReport r : reports) {
+      ids.add(r.keyId());
+    }
+    return ids;
+  }
+
+  private static Map<Long, BigDecimal> lockLiveKeys(Connection c, Collection<Long> ids) throws SQLException {
+    Map<Long, BigDecimal> live = new HashMap<>();
+    Array array = c.createArrayOf("bigint", ids.toArray());
+    try (PreparedStatement ps = c.prepareStatement(LOCK_LIVE_KEYS)) {
+      ps.setArray(1, array);
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          live.put(rs.getLong(1), rs.getBigDecimal(2));
+        }
+      }
+    }
+    return live;
+  }
+
+  private static Set<String> insertEvents(Connection c, List<UsageReport> reports) throws SQLException {
+    int n = reports.size();
+    Object[] reportIds = new Object[n];
+    Object[] keyIds = new Object[n];
+    Object[] costs = new Object[n];
+    Object[] models = new Object[n];
+    Object[] providers = new Object[n];
+    Object[] input = new Object[n];
+    Object[] output = new Object[n];
+    Object[] cached = new Object[n];
+    Object[] cacheWrite = new Object[n];
+    Object[] occurred = new Object[n];
+    for (int i = 0; i < n; i++) {
+      UsageReport r = reports.get(i);
+      reportIds[i] = r.reportId();
+      keyIds[i] = r.keyId();
+      costs[i] = r.cost();
+      models[i] = r.model();
+      providers[i] = r.provider();
+      input[i] = r.inputTokens();
+      output[i] = r.outputTokens();
+      cached[i] = r.cachedInputTokens();
+      cacheWrite[i] = r.cacheWriteTokens();
+      occurred[i] = OffsetDateTime.ofInstant(r.occurredAt(), ZoneOffset.UTC);
+    }
+    Set<String> inserted = new HashSet<>();
+    try (PreparedStatement ps = c.prepareStatement(INSERT_EVENTS)) {
+      ps.setArray(1, c.createArrayOf("text", reportIds));
+      ps.setArray(2, c.createArrayOf("bigint", keyIds));
+      ps.setArray(3, c.createArrayOf("numeric", costs));
+      ps.setArray(4, c.createArrayOf("text", models));
+      ps.setArray(5, c.createArrayOf("text", providers));
+      ps.setArray(6, c.createArrayOf("bigint", input));
+      ps.setArray(7, c.createArrayOf("bigint", output));
+      ps.setArray(8, c.createArrayOf("bigint", cached));
+      ps.setArray(9, c.createArrayOf("bigint", cacheWrite));
+      ps.setArray(10, c.createArrayOf("timestamptz", occurred));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          inserted.add(rs.getString(1));
+        }
+      }
+    }
+    return inserted;
+  }
+
+  private static List<KeyRecord> chargeKeys(Connection c, Map<Long, BigDecimal> sums) throws SQLException {
+    Object[] ids = new Object[sums.size()];
+    Object[] amounts = new Object[sums.size()];
+    int i = 0;
+    for (Map.Entry<Long, BigDecimal> e : sums.entrySet()) {
+      ids[i] = e.getKey();
+      amounts[i] = e.getValue();
+      i++;
+    }
+    List<KeyRecord> rows = new ArrayList<>(sums.size());
+    try (PreparedStatement ps = c.prepareStatement(CHARGE_KEYS)) {
+      ps.setArray(1, c.createArrayOf("bigint", ids));
+      ps.setArray(2, c.createArrayOf("numeric", amounts));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          rows.add(KeyRepository.read(rs));
+        }
+      }
+    }
+    return rows;
+  }
+
+  private static void notifyAll(Connection c, List<KeyRecord> rows) throws SQLException {
+    Object[] changes = new Object[rows.size()];
+    for (int i = 0; i < changes.length; i++) {
+      changes[i] = rows.get(i).id() + ":" + rows.get(i).version();
+    }
+    try (PreparedStatement ps = c.prepareStatement(NOTIFY_ALL)) {
+      ps.setString(1, KeyRepository.CHANGE_CHANNEL);
+      ps.setArray(2, c.createArrayOf("text", changes));
+      ps.executeQuery().close();
+    }
+  }
+
+  /** One ledger row as read back. */
+  public record Event(long id, String reportId, long keyId, BigDecimal cost, String model,
+      String provider, long inputTokens, long outputTokens, long cachedInputTokens,
+      long cacheWriteTokens, Instant occurredAt, Instant receivedAt) {}
+
+  /** A key's events with id below {@code beforeId}, newest first. */
+  public List<Event> page(Connection c, long keyId, long beforeId, int limit) throws SQLException {
+    List<Event> out = new ArrayList<>();
+    try (PreparedStatement ps = c.prepareStatement(PAGE)) {
+      ps.setLong(1, keyId);
+      ps.setLong(2, beforeId);
+      ps.setInt(3, limit);
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          out.add(new Event(rs.getLong("id"), rs.getString("report_id"), rs.getLong("key_id"),
+              rs.getBigDecimal("cost"), rs.getString("model"), rs.getString("provider"),
+              rs.getLong("input_tokens"), rs.getLong("output_tokens"),
+              rs.getLong("cached_input_tokens"), rs.getLong("cache_write_tokens"),
+              KeyRepository.instant(rs, "occurred_at"), KeyRepository.instant(rs, "received_at")));
+        }
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,65 @@
+package io.quotaauthority.usage;
+
+import io.quotaauthority.admin.ApiKeys;
+import io.quotaauthority.admin.KeyAdmin;
+import io.quotaauthority.admin.PageTokens;
+import io.quotaauthority.admin.UsageQueries;
+import io.quotaauthority.keys.KeyNotFoundException;
+import io.quotaauthority.keys.Money;
+import io.quotaauthority.proto.v1.ListUsageRequest;
+import io.quotaauthority.proto.v1.ListUsageResponse;
+import io.quotaauthority.proto.v1.UsageEvent;
+import io.quotaauthority.store.KeyRepository;
+import io.quotaauthority.store.Transactions;
+import io.quotaauthority.store.UsageRepository;
+import java.util.List;
+
+/** ListUsage: a live key's ledger, newest first, page by page. */
+public final class UsageReadBack implements UsageQueries {
+  static final int DEFAULT_PAGE = 100;
+  static final int MAX_PAGE = 1000;
+
+  private final Transactions tx;
+  private final KeyRepository keys;
+  private final UsageRepository usage;
+
+  public UsageReadBack(Transactions tx, KeyRepository keys, UsageRepository usage) {
+    this.tx = tx;
+    this.keys = keys;
+    this.usage = usage;
+  }
+
+  @Override
+  public ListUsageResponse listUsage(ListUsageRequest request) {
+    long keyId = KeyAdmin.parseId("key_id", request.getKeyId());
+    int size = PageTokens.pageSize(request.getPageSize(), DEFAULT_PAGE, MAX_PAGE);
+    long after = PageTokens.decode("page_token", request.getPageToken());
+    long before = after == 0 ? Long.MAX_VALUE : after;
+    List<UsageRepository.Event> rows = tx.inTransaction(c -> {
+      if (keys.findLive(c, keyId).isEmpty()) {
+        throw new KeyNotFoundException("key_id", keyId);
+      }
+      // One row more than asked tells whether another page follows.
+      return usage.page(c, keyId, before, size + 1);
+    });
+    ListUsageResponse.Builder b = ListUsageResponse.newBuilder();
+    for (UsageRepository.Event e : rows.subList(0, Math.min(size, rows.size()))) {
+      b.addEvents(UsageEvent.newBuilder()
+          .setReportId(e.reportId())
+          .setKeyId(Long.toString(e.keyId()))
+          .setCostUsd(Money.format(e.cost()))
+          .setModel(e.model())
+          .setProvider(e.provider())
+          .setInputTokens(e.inputTokens())
+          .setOutputTokens(e.outputTokens())
+          .setCachedInputTokens(e.cachedInputTokens())
+          .setCacheWriteTokens(e.cacheWriteTokens())
+          .setOccurredAt(ApiKeys.timestamp(e.occurredAt()))
+          .setReceivedAt(ApiKeys.timestamp(e.receivedAt())));
+    }
+    if (rows.size() > size) {
+      b.setNextPageToken(PageTokens.encode(rows.get(size - 1).id()));
+    }
+    return b.build();
+  }
+}

@@ -1,0 +1,173 @@
+package io.quotaauthority.usage;
+
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.quotaauthority.admin.ApiKeys;
+import io.quotaauthority.keys.Money;
+import io.quotaauthority.proto.v1.ReportUsageRequest;
+import io.quotaauthority.proto.v1.ReportUsageResponse;
+import io.quotaauthority.proto.v1.UsageResult;
+import io.quotaauthority.proto.v1.UsageServiceGrpc;
+import java.time.Clock;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * quota.v1.UsageService over gRPC. Each stream reads with manual flow control: it asks for at most
+ * {@link #WINDOW} reports beyond those not yet answered, so a client that sends faster than
+ * commits land is held back by HTTP/2 flow control, never buffered without bound.
+ */
+public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
+  private static final Logger log = LoggerFactory.getLogger(UsageService.class);
+  /** Reports one stream may have in flight (queued or committing) at once. */
+  static final int WINDOW = 256;
+  /** How soon a report refused by a full queue is offered again. */
+  static final long RETRY_MILLIS = 2;
+
+  private final UsageSink sink;
+  private final Clock clock;
+  private final ScheduledExecutorService retries;
+
+  public UsageService(UsageSink sink, Clock clock, ScheduledExecutorService retries) {
+    this.sink = sink;
+    this.clock = clock;
+    this.retries = retries;
+  }
+
+  @Override
+  public StreamObserver<ReportUsageRequest> reportUsage(StreamObserver<ReportUsageResponse> responses) {
+    ServerCallStreamObserver<ReportUsageResponse> out = (ServerCallStreamObserver<ReportUsageResponse>) responses;
+    out.disableAutoRequest();
+    Stream stream = new Stream(out);
+    out.request(WINDOW);
+    return stream;
+  }
+
+  private final class Stream implements StreamObserver<ReportUsageRequest> {
+    private final ServerCallStreamObserver<ReportUsageResponse> out;
+    /** Answers not yet sent; the stream completes when the client is done and this reaches 0. */
+    private int unanswered;
+    private boolean clientDone;
+    private boolean closed;
+
+    Stream(ServerCallStreamObserver<ReportUsageResponse> out) {
+      this.out = out;
+    }
+
+    @Override
+    public void onNext(ReportUsageRequest req) {
+      synchronized (this) {
+        unanswered++;
+      }
+      UsageReport report;
+      try {
+        report = UsageValidation.validate(req.getReportId(), req.getKeyId(), req.getCostUsd(),
+            req.getModel(), "", req.getInputTokens(), req.getOutputTokens(), 0, 0,
+            req.hasOccurredAt() ? ApiKeys.instant("occurred_at", req.getOccurredAt()) : null,
+            clock.instant());
+      } catch (IllegalArgumentException e) {
+        answer(ReportUsageResponse.newBuilder().setReportId(req.getReportId())
+            .setResult(UsageResult.USAGE_RESULT_REJECTED).setMessage(e.getMessage()).build());
+        return;
+      }
+      offer(report);
+    }
+
+    private void offer(UsageReport report) {
+      sink.submit(report).whenComplete((outcome, error) -> {
+        if (error instanceof UsageBatcher.Overloaded
+            || (error != null && error.getCause() instanceof UsageBatcher.Overloaded)) {
+          // Backpressure: hold this report (no more are requested meanwhile) and offer it again.
+          if (!isClosed()) {
+            retries.schedule(() -> offer(report), RETRY_MILLIS, TimeUnit.MILLISECONDS);
+          }
+          return;
+        }
+        if (error != null) {
+          // Shutting down before it was committed: not acknowledged, so the client may resend it.
+          fail(Status.UNAVAILABLE.withDescription("server shutting down; resend unacknowledged reports"));
+          return;
+        }
+        answer(toProto(report.reportId(), outcome));
+      });
+    }
+
+    private void answer(ReportUsageResponse response) {
+      // Every call on `out` happens under this lock: answers come from the committer thread while
+      // the transport thread delivers requests, and a ServerCall is not thread-safe.
+      boolean complete;
+      synchronized (this) {
+        if (closed) {
+          return;
+        }
+        try {
+          out.onNext(response);
+        } catch (RuntimeException cancelled) {
+          // The client went away; what was committed stays committed.
+          closed = true;
+          return;
+        }
+        unanswered--;
+        complete = clientDone && unanswered == 0;
+        if (complete) {
+          closed = true;
+          out.onCompleted();
+        } else {
+          // One answered, one more may come: the window stays the same size.
+          out.request(1);
+        }
+      }
+    }
+
+    private synchronized void fail(Status status) {
+      if (!closed) {
+        closed = true;
+        try {
+          out.onError(status.asRuntimeException());
+        } catch (RuntimeException alreadyGone) {
+          log.debug("usage stream already closed");
+        }
+      }
+    }
+
+    private synchronized boolean isClosed() {
+      return closed || out.isCancelled();
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      // Cancelled or broken by the client: reports already queued still commit (whole groups).
+      synchronized (this) {
+        closed = true;
+      }
+    }
+
+    @Override
+    public void onCompleted() {
+      synchronized (this) {
+        clientDone = true;
+        if (unanswered == 0 && !closed) {
+          closed = true;
+          out.onCompleted();
+        }
+      }
+    }
+  }
+
+  static ReportUsageResponse toProto(String reportId, UsageOutcome outcome) {
+    ReportUsageResponse.Builder b = ReportUsageResponse.newBuilder().setReportId(reportId)
+        .setMessage(outcome.message());
+    switch (outcome.result()) {
+      case ACCEPTED -> b.setResult(UsageResult.USAGE_RESULT_ACCEPTED);
+      case DUPLICATE -> b.setResult(UsageResult.USAGE_RESULT_DUPLICATE);
+      case REJECTED -> b.setResult(UsageResult.USAGE_RESULT_REJECTED);
+    }
+    if (outcome.quotaUsed() != null) {
+      b.setQuotaUsedUsd(Money.format(outcome.quotaUsed()));
+    }
+    return b.build();
+  }
+}

@@ -1,0 +1,259 @@
+package io.quotaauthority.usage;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.google.protobuf.Timestamp;
+import io.envoyproxy.envoy.service.auth.v3.AuthorizationGrpc;
+import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
+import io.grpc.Status;
+import io.quotaauthority.proto.v1.CreateKeyRequest;
+import io.quotaauthority.proto.v1.CreateKeyResponse;
+import io.quotaauthority.proto.v1.DeleteKeyRequest;
+import io.quotaauthority.proto.v1.ListUsageRequest;
+import io.quotaauthority.proto.v1.ListUsageResponse;
+import io.quotaauthority.proto.v1.ReportUsageRequest;
+import io.quotaauthority.proto.v1.ReportUsageResponse;
+import io.quotaauthority.proto.v1.UsageEvent;
+import io.quotaauthority.proto.v1.UsageResult;
+import io.quotaauthority.testing.EnvoyChecks;
+import io.quotaauthority.testing.TestDatabase;
+import io.quotaauthority.testing.TestServer;
+import io.quotaauthority.testing.UsageStream;
+import java.math.BigDecimal;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** ReportUsage over real gRPC streams, committed in the real PostgreSQL. */
+class UsageStreamTest {
+  private static TestDatabase db;
+  private static TestServer server;
+
+  @BeforeAll
+  static void start() {
+    db = TestDatabase.create();
+    server = TestServer.start(db);
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    server.close();
+    db.close();
+  }
+
+  private static CreateKeyResponse newKey(String quota) {
+    return server.admin().createKey(CreateKeyRequest.newBuilder().setName("usage").setQuotaUsd(quota).build());
+  }
+
+  private static UsageStream stream() {
+    return UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN);
+  }
+
+  private static BigDecimal quotaUsed(String keyId) {
+    return (BigDecimal) db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", Long.parseLong(keyId));
+  }
+
+  @Test
+  void reportUsage_10000ReportsOver8StreamsWith10PercentRepeats_chargesEachUniqueReportOnce() throws Exception {
+    List<String> keys = new ArrayList<>();
+    for (int i = 0; i < 5; i++) {
+      keys.add(newKey("0").getKey().getId());
+    }
+    Random random = new Random(42);
+    List<ReportUsageRequest> unique = new ArrayList<>();
+    Map<String, BigDecimal> expected = new HashMap<>();
+    for (int i = 0; i < 9_000; i++) {
+      String key = keys.get(random.nextInt(keys.size()));
+      // Costs from 0.00000001 to 9.99999999: exercises all eight fraction digits.
+      BigDecimal cost = BigDecimal.valueOf(1 + random.nextInt(999_999_999), 8);
+      unique.add(UsageStream.report("bulk-" + i, key, cost.toPlainString()));
+      expected.merge(key, cost, BigDecimal::add);
+    }
+    List<List<ReportUsageRequest>> perStream = new ArrayList<>();
+    for (int s = 0; s < 8; s++) {
+      perStream.add(new ArrayList<>());
+    }
+    for (int i = 0; i < unique.size(); i++) {
+      perStream.get(i % 8).add(unique.get(i));
+    }
+    // 1,000 repeats of earlier ids, most of them on another stream than the original.
+    for (int i = 0; i < 1_000; i++) {
+      perStream.get(random.nextInt(8)).add(unique.get(random.nextInt(unique.size())));
+    }
+    List<UsageStream> streams = new ArrayList<>();
+    List<Thread> senders = new ArrayList<>();
+    for (List<ReportUsageRequest> batch : perStream) {
+      UsageStream st = stream();
+      streams.add(st);
+      Thread t = new Thread(() -> batch.forEach(st::send));
+      senders.add(t);
+      t.start();
+    }
+    for (Thread t : senders) {
+      t.join();
+    }
+    for (UsageStream st : streams) {
+      st.finish();
+    }
+
+    List<ReportUsageResponse> all = streams.stream().flatMap(s -> s.responses().stream()).toList();
+    assertThat(all).hasSize(10_000);
+    Map<UsageResult, Long> byResult = all.stream().collect(Collectors.groupingBy(ReportUsageResponse::getResult, Collectors.counting()));
+    assertThat(byResult.get(UsageResult.USAGE_RESULT_ACCEPTED)).isEqualTo(9_000);
+    assertThat(byResult.get(UsageResult.USAGE_RESULT_DUPLICATE)).isEqualTo(1_000);
+    Set<String> accepted = new HashSet<>();
+    for (ReportUsageResponse r : all) {
+      if (r.getResult() == UsageResult.USAGE_RESULT_ACCEPTED) {
+        assertThat(accepted.add(r.getReportId())).as("accepted once: " + r.getReportId()).isTrue();
+      }
+    }
+    for (String key : keys) {
+      assertThat(quotaUsed(key)).isEqualByComparingTo(expected.get(key));
+      assertThat((BigDecimal) db.scalar("SELECT coalesce(sum(cost), 0) FROM usage_events WHERE key_id = ?", Long.parseLong(key)))
+          .isEqualByComparingTo(expected.get(key));
+    }
+    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id LIKE 'bulk-%'")).isEqualTo(9_000);
+  }
+
+  @Test
+  void reportUsage_badInputs_eachRejectedAndStreamContinues() throws Exception {
+    String key = newKey("0").getKey().getId();
+    CreateKeyResponse deleted = newKey("0");
+    server.admin().deleteKey(DeleteKeyRequest.newBuilder().setId(deleted.getKey().getId()).build());
+    Instant twoDays = Instant.now().plusSeconds(2 * 86_400);
+    Map<String, ReportUsageRequest> bad = new java.util.LinkedHashMap<>();
+    bad.put("key_id", UsageStream.report("bad-unknown", "987654321", "1"));
+    bad.put("key_id ", UsageStream.report("bad-deleted", deleted.getKey().getId(), "1"));
+    bad.put("key_id  ", UsageStream.report("bad-keyid", "abc", "1"));
+    bad.put("report_id", UsageStream.report("", key, "1"));
+    bad.put("report_id ", UsageStream.report("x".repeat(129), key, "1"));
+    bad.put("cost_usd", UsageStream.report("bad-cost-1", key, "-1"));
+    bad.put("cost_usd ", UsageStream.report("bad-cost-2", key, "0.000000001"));
+    bad.put("cost_usd  ", UsageStream.report("bad-cost-3", key, "1e3"));
+    bad.put("cost_usd   ", UsageStream.report("bad-cost-4", key, ""));
+    bad.put("input_tokens", UsageStream.report("bad-tokens", key, "1").toBuilder().setInputTokens(-1).build());
+    bad.put("output_tokens", UsageStream.report("bad-tokens-2", key, "1").toBuilder().setOutputTokens(-5).build());
+    bad.put("occurred_at", UsageStream.report("bad-future", key, "1").toBuilder()
+        .setOccurredAt(Timestamp.newBuilder().setSeconds(twoDays.getEpochSecond())).build());
+
+    UsageStream st = stream();
+    st.send(UsageStream.report("good-before", key, "0.5"));
+    bad.values().forEach(st::send);
+    st.send(UsageStream.report("good-after", key, "0.25"));
+    st.finish();
+
+    assertThat(st.status().getCode()).isEqualTo(Status.Code.OK);
+    Map<String, ReportUsageResponse> byId = new HashMap<>();
+    st.responses().forEach(r -> byId.put(r.getReportId(), r));
+    assertThat(st.responses()).hasSize(bad.size() + 2);
+    for (Map.Entry<String, ReportUsageRequest> e : bad.entrySet()) {
+      ReportUsageResponse r = st.responses().stream()
+          .filter(x -> x.getReportId().equals(e.getValue().getReportId()) && x.getMessage().startsWith(e.getKey().trim()))
+          .findFirst().orElseThrow(() -> new AssertionError("no rejection naming " + e.getKey().trim()));
+      assertThat(r.getResult()).isEqualTo(UsageResult.USAGE_RESULT_REJECTED);
+    }
+    assertThat(byId.get("good-before").getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
+    assertThat(byId.get("good-after").getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
+    assertThat(byId.get("good-after").getQuotaUsedUsd()).isIn("0.75", "0.25");
+    assertThat(quotaUsed(key)).isEqualByComparingTo("0.75");
+    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id LIKE 'bad-%'")).isZero();
+  }
+
+  @Test
+  void reportUsage_crossesQuota_checkAnswers429RightAfterAck() throws Exception {
+    CreateKeyResponse key = newKey("1");
+    var authz = AuthorizationGrpc.newBlockingStub(server.authzChannel());
+    var request = EnvoyChecks.post("/v1/chat/completions").bearer(key.getSecret()).build();
+    assertThat(authz.check(request).getStatus().getCode()).isZero();
+
+    UsageStream st = stream().send(UsageStream.report("cross-1", key.getKey().getId(), "0.99999999"));
+    st.awaitAnswers(1);
+    assertThat(authz.check(request).getStatus().getCode()).isZero();
+    st.send(UsageStream.report("cross-2", key.getKey().getId(), "0.00000001"));
+    st.awaitAnswers(2);
+
+    CheckResponse after = authz.check(request);
+    assertThat(st.responses().get(1).getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
+    assertThat(st.responses().get(1).getQuotaUsedUsd()).isEqualTo("1");
+    assertThat(after.getStatus().getCode()).isEqualTo(8);
+    assertThat(after.getDeniedResponse().getStatus().getCodeValue()).isEqualTo(429);
+    // Past the quota the report is still charged in full: the request already happened.
+    st.send(UsageStream.report("cross-3", key.getKey().getId(), "2.5")).finish();
+    assertThat(quotaUsed(key.getKey().getId())).isEqualByComparingTo("3.5");
+  }
+
+  @Test
+  void reportUsage_withoutOrWithWrongReporterToken_unauthenticatedAndNothingCharged() throws Exception {
+    String key = newKey("0").getKey().getId();
+
+    UsageStream none = UsageStream.open(server.authzChannel(), null).send(UsageStream.report("noauth-1", key, "1"));
+    UsageStream wrong = UsageStream.open(server.authzChannel(), "not-the-token").send(UsageStream.report("noauth-2", key, "1"));
+    UsageStream admin = UsageStream.open(server.authzChannel(), TestServer.ADMIN_TOKEN).send(UsageStream.report("noauth-3", key, "1"));
+
+    assertThat(none.status().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED);
+    assertThat(wrong.status().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED);
+    assertThat(admin.status().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED);
+    assertThat(none.responses()).isEmpty();
+    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id LIKE 'noauth-%'")).isZero();
+    assertThat(quotaUsed(key)).isEqualByComparingTo("0");
+  }
+
+  @Test
+  void reportUsage_clientDisconnectsMidGroup_noPartialEffects() throws Exception {
+    String key = newKey("0").getKey().getId();
+    UsageStream st = stream();
+    for (int i = 0; i < 500; i++) {
+      st.send(UsageStream.report("disc-" + i, key, "0.01"));
+    }
+    st.cancel();
+    // Whatever reached the server commits in whole groups; wait until nothing is queued.
+    for (int i = 0; i < 200 && server.app().batcher().queued() > 0; i++) {
+      Thread.sleep(10);
+    }
+    Thread.sleep(200);
+
+    long events = db.count("SELECT count(*) FROM usage_events WHERE key_id = ?", Long.parseLong(key));
+    assertThat(quotaUsed(key)).isEqualByComparingTo(new BigDecimal("0.01").multiply(BigDecimal.valueOf(events)));
+    assertThat(events).isBetween(0L, 500L);
+  }
+
+  @Test
+  void listUsage_pagesThroughKeysEventsNewestFirst() throws Exception {
+    String key = newKey("0").getKey().getId();
+    UsageStream st = stream();
+    for (int i = 0; i < 7; i++) {
+      st.send(UsageStream.report("list-" + i, key, "0.1"));
+      st.awaitAnswers(i + 1);
+    }
+    st.finish();
+
+    List<UsageEvent> seen = new ArrayList<>();
+    String token = "";
+    int pages = 0;
+    do {
+      ListUsageResponse page = server.admin().listUsage(ListUsageRequest.newBuilder()
+          .setKeyId(key).setPageSize(3).setPageToken(token).build());
+      seen.addAll(page.getEventsList());
+      token = page.getNextPageToken();
+      pages++;
+    } while (!token.isEmpty());
+
+    assertThat(pages).isEqualTo(3);
+    assertThat(seen).extracting(UsageEvent::getReportId)
+        .containsExactly("list-6", "list-5", "list-4", "list-3", "list-2", "list-1", "list-0");
+    assertThat(seen.get(0).getCostUsd()).isEqualTo("0.1");
+    assertThat(seen.get(0).getModel()).isEqualTo("gpt-4o-mini");
+    assertThat(seen.get(0).getInputTokens()).isEqualTo(12);
+    assertThat(seen.get(0).getOutputTokens()).isEqualTo(34);
+  }
+}
