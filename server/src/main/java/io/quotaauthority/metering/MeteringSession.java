@@ -51,8 +51,8 @@ final class MeteringSession {
   static final String KEY_ID_HEADER = "x-quota-key-id";
   static final String REQUEST_ID_HEADER = "x-request-id";
   static final String EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
-  /** Decimal, at most 18 digits so it always fits a long. */
-  private static final Pattern KEY_ID = Pattern.compile("[0-9]{1,18}");
+  /** A positive decimal of at most 18 digits, so it always fits a long (key ids start at 1). */
+  private static final Pattern KEY_ID = Pattern.compile("0*[1-9][0-9]{0,17}");
   /** What UsageReport accepts as a report id: 1..128 printable ASCII characters. */
   private static final Pattern REPORT_ID = Pattern.compile("[\\x21-\\x7e]{1,128}");
 

@@ -4,6 +4,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.quotaauthority.usage.UsageOutcome;
 import io.quotaauthority.usage.UsageReport;
 import io.quotaauthority.usage.UsageSink;
+import io.quotaauthority.usage.UsageValidation;
 import java.math.BigDecimal;
 import java.time.Clock;
 import java.time.Duration;
@@ -27,12 +28,15 @@ import org.slf4j.LoggerFactory;
 public final class UsageCharger {
   private static final Logger log = LoggerFactory.getLogger(UsageCharger.class);
 
-  /** Waits between retries when the sink could not reach the database; about 30 s in all. */
+  /**
+   * Waits between retries when the sink did not take the report (UsageBatcher's queue was full:
+   * it asks the caller to hold the report and try again); about 30 s in all.
+   */
   static final List<Duration> DEFAULT_RETRY_DELAYS = List.of(
       Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofSeconds(2), Duration.ofSeconds(4),
       Duration.ofSeconds(8), Duration.ofSeconds(15));
-  /** UsageReport model names are kept short; a client could send anything as "model". */
-  static final int MAX_MODEL_CHARS = 128;
+  /** A client could send anything as "model"; the ledger keeps as much as a reporter may send. */
+  static final int MAX_MODEL_CHARS = UsageValidation.MAX_MODEL;
   private static final int MAX_LOGGED_UNPRICED = 1000;
 
   private final UsageSink sink;
@@ -92,8 +96,8 @@ public final class UsageCharger {
 
   /**
    * Prices and submits the usage. Never throws; the stage completes with the sink's outcome, or
-   * exceptionally if every attempt failed to reach the database (the charge is then lost and
-   * logged at ERROR with its report id, key id and cost).
+   * exceptionally if every attempt failed (the charge is then lost and logged at ERROR with its
+   * report id, key id and cost).
    */
   public CompletionStage<UsageOutcome> charge(
       long keyId, String reportId, Provider provider, String model, TokenUsage usage) {

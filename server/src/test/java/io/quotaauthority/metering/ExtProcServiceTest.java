@@ -327,6 +327,7 @@ class ExtProcServiceTest {
         Arguments.of(null, "r1", "missing_key_id"),
         Arguments.of("abc", "r1", "bad_key_id"),
         Arguments.of("-5", "r1", "bad_key_id"),
+        Arguments.of("0", "r1", "bad_key_id"),
         Arguments.of("99999999999999999999", "r1", "bad_key_id"),
         Arguments.of("12", null, "missing_request_id"),
         Arguments.of("12", "has space", "bad_request_id"),
