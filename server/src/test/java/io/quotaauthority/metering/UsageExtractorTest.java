@@ -108,10 +108,12 @@ class UsageExtractorTest {
     assertThat(x.usage()).contains(expected);
   }
 
-  @Test
-  void feed_errorBody_yieldsNoUsage() {
-    UsageExtractor x = new UsageExtractor(UsageFormat.OPENAI, UsageExtractor.Framing.JSON);
-    x.feed(Fixtures.bytes("openai-error-429.json"));
+  @ParameterizedTest
+  @org.junit.jupiter.params.provider.CsvSource({
+      "openai-error-429.json, OPENAI", "anthropic-error-529.json, ANTHROPIC"})
+  void feed_errorBody_yieldsNoUsage(String fixture, UsageFormat format) {
+    UsageExtractor x = new UsageExtractor(format, UsageExtractor.Framing.JSON);
+    x.feed(Fixtures.bytes(fixture));
     x.end();
     assertThat(x.usage()).isEmpty();
   }
