@@ -1,0 +1,68 @@
+package io.quotaauthority.metering;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Metering's counters. In Prometheus they read {@code quota_metering_unpriced_total{model}},
+ * {@code quota_metering_unmetered_total{reason}}, {@code quota_metering_charges_total{provider,
+ * outcome}} and {@code quota_metering_errors_total{phase}}.
+ */
+final class MeteringMetrics {
+  /** Model names come from clients: past this many distinct ones the tag reads "other". */
+  static final int MAX_MODEL_TAGS = 100;
+
+  /** Why a request was not charged. */
+  enum Unmetered {
+    MISSING_KEY_ID,
+    BAD_KEY_ID,
+    MISSING_REQUEST_ID,
+    BAD_REQUEST_ID,
+    ERROR_STATUS,
+    ENCODED_BODY,
+    NO_USAGE;
+
+    String tag() {
+      return name().toLowerCase(java.util.Locale.ROOT);
+    }
+  }
+
+  private final MeterRegistry registry;
+  private final Map<String, Counter> unpriced = new ConcurrentHashMap<>();
+
+  MeteringMetrics(MeterRegistry registry) {
+    this.registry = registry;
+  }
+
+  void unpriced(String model) {
+    String tag = unpriced.containsKey(model) || unpriced.size() < MAX_MODEL_TAGS ? model : "other";
+    unpriced.computeIfAbsent(tag, m -> Counter.builder("quota.metering.unpriced")
+        .description("metered responses of a model missing from the price table")
+        .tag("model", m)
+        .register(registry)).increment();
+  }
+
+  void unmetered(Unmetered reason) {
+    Counter.builder("quota.metering.unmetered")
+        .description("metered-path responses that were not charged, by reason")
+        .tag("reason", reason.tag())
+        .register(registry).increment();
+  }
+
+  void charged(Provider provider, String outcome) {
+    Counter.builder("quota.metering.charges")
+        .description("usage reports from Envoy metering, by outcome")
+        .tag("provider", provider.wireName())
+        .tag("outcome", outcome)
+        .register(registry).increment();
+  }
+
+  void error(String phase) {
+    Counter.builder("quota.metering.errors")
+        .description("internal metering errors; the request or response passed through unchanged")
+        .tag("phase", phase)
+        .register(registry).increment();
+  }
+}

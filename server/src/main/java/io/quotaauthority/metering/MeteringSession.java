@@ -1,0 +1,361 @@
+package io.quotaauthority.metering;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.Struct;
+import com.google.protobuf.Value;
+import io.envoyproxy.envoy.config.core.v3.HeaderMap;
+import io.envoyproxy.envoy.config.core.v3.HeaderValue;
+import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
+import io.envoyproxy.envoy.config.core.v3.Metadata;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
+import io.envoyproxy.envoy.service.ext_proc.v3.BodyMutation;
+import io.envoyproxy.envoy.service.ext_proc.v3.BodyResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.HeaderMutation;
+import io.envoyproxy.envoy.service.ext_proc.v3.HeadersResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
+import java.nio.charset.StandardCharsets;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.regex.Pattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Meters one HTTP request as Envoy's ext_proc filter walks it through its phases: request headers
+ * (who pays, which provider), request body (which model; ask an OpenAI stream for its usage),
+ * response headers (status, framing), response body chunks (usage), then the end of the stream.
+ *
+ * <p>It is never in the way: every phase answers CONTINUE, the response body is never changed, and
+ * an internal error turns metering off for the rest of the request and lets it through. The one
+ * change it makes is to an OpenAI-style streaming completion request without
+ * {@code stream_options.include_usage}, which gets it set (else the stream carries no usage), with
+ * content-length updated to match; and it drops the request's accept-encoding so the provider
+ * answers in plain text that can be read.
+ *
+ * <p>Charging happens once: right after the answer to the last response body chunk is sent (see
+ * {@link #settle()}), or, if the stream is closed or cancelled
+ * before that (client went away, upstream reset), with whatever usage had been seen by then, so a
+ * truncated Anthropic stream still charges its input tokens. Nothing is charged for a non-2xx
+ * response, a response without usage, or a request without a valid x-quota-key-id and
+ * x-request-id. Calls come one at a time from the gRPC stream; methods are synchronized only so
+ * that the memory probe used by tests reads a consistent state.
+ */
+final class MeteringSession {
+  private static final Logger log = LoggerFactory.getLogger(MeteringSession.class);
+
+  static final String KEY_ID_HEADER = "x-quota-key-id";
+  static final String REQUEST_ID_HEADER = "x-request-id";
+  static final String EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
+  /** A positive decimal of at most 18 digits, so it always fits a long (key ids start at 1). */
+  private static final Pattern KEY_ID = Pattern.compile("0*[1-9][0-9]{0,17}");
+  /** What UsageReport accepts as a report id: 1..128 printable ASCII characters. */
+  private static final Pattern REPORT_ID = Pattern.compile("[\\x21-\\x7e]{1,128}");
+
+  private static final ProcessingResponse CONTINUE_REQUEST_HEADERS = ProcessingResponse.newBuilder()
+      .setRequestHeaders(HeadersResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
+      .build();
+  private static final ProcessingResponse CONTINUE_REQUEST_BODY = ProcessingResponse.newBuilder()
+      .setRequestBody(BodyResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
+      .build();
+  private static final ProcessingResponse CONTINUE_RESPONSE_HEADERS = ProcessingResponse.newBuilder()
+      .setResponseHeaders(HeadersResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
+      .build();
+  private static final ProcessingResponse CONTINUE_RESPONSE_BODY = ProcessingResponse.newBuilder()
+      .setResponseBody(BodyResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
+      .build();
+  private static final ProcessingResponse CONTINUE_REQUEST_TRAILERS = ProcessingResponse.newBuilder()
+      .setRequestTrailers(TrailersResponse.getDefaultInstance()).build();
+  private static final ProcessingResponse CONTINUE_RESPONSE_TRAILERS = ProcessingResponse.newBuilder()
+      .setResponseTrailers(TrailersResponse.getDefaultInstance()).build();
+
+  /**
+   * Asks Envoy to send nothing more for a request we do not meter. Honoured only when the filter
+   * has allow_mode_override; otherwise the later phases come and are answered CONTINUE.
+   */
+  private static final ProcessingMode NOTHING_MORE = ProcessingMode.newBuilder()
+      .setRequestBodyMode(ProcessingMode.BodySendMode.NONE)
+      .setResponseHeaderMode(ProcessingMode.HeaderSendMode.SKIP)
+      .setResponseBodyMode(ProcessingMode.BodySendMode.NONE)
+      .build();
+  private static final ProcessingMode NO_RESPONSE_BODY = ProcessingMode.newBuilder()
+      .setResponseBodyMode(ProcessingMode.BodySendMode.NONE)
+      .build();
+  private static final ProcessingResponse SKIP_AFTER_REQUEST_HEADERS =
+      CONTINUE_REQUEST_HEADERS.toBuilder().setModeOverride(NOTHING_MORE).build();
+  private static final ProcessingResponse SKIP_AFTER_RESPONSE_HEADERS =
+      CONTINUE_RESPONSE_HEADERS.toBuilder().setModeOverride(NO_RESPONSE_BODY).build();
+  /** Compressed responses cannot be read, so the provider is asked for identity encoding. */
+  private static final ProcessingResponse METERED_REQUEST_HEADERS = ProcessingResponse.newBuilder()
+      .setRequestHeaders(HeadersResponse.newBuilder().setResponse(CommonResponse.newBuilder()
+          .setHeaderMutation(HeaderMutation.newBuilder().addRemoveHeaders("accept-encoding"))))
+      .build();
+
+  private final UsageCharger charger;
+  private final MeteringMetrics metrics;
+
+  /** Null when this request is not metered (or metering was turned off by an error). */
+  private ProviderRoute route;
+  private long keyId;
+  private String requestId;
+  private boolean requestHasContentLength;
+  private boolean requestBodySeen;
+  private String model;
+  /** Reads the response body; null before 2xx response headers and after charging. */
+  private UsageExtractor extractor;
+  private boolean charged;
+  /** The response body ended; charging waits for {@link #settle()}. */
+  private boolean bodyEnded;
+
+  MeteringSession(UsageCharger charger) {
+    this.charger = charger;
+    this.metrics = charger.metrics();
+  }
+
+  /** The answer that lets a phase through unchanged, for errors outside a session. */
+  static ProcessingResponse passThrough(ProcessingRequest.RequestCase phase) {
+    return switch (phase) {
+      case REQUEST_HEADERS -> CONTINUE_REQUEST_HEADERS;
+      case REQUEST_BODY -> CONTINUE_REQUEST_BODY;
+      case RESPONSE_HEADERS -> CONTINUE_RESPONSE_HEADERS;
+      case RESPONSE_BODY -> CONTINUE_RESPONSE_BODY;
+      case REQUEST_TRAILERS -> CONTINUE_REQUEST_TRAILERS;
+      case RESPONSE_TRAILERS -> CONTINUE_RESPONSE_TRAILERS;
+      case REQUEST_NOT_SET -> throw new IllegalArgumentException("no phase");
+    };
+  }
+
+  /**
+   * @param metadata the dynamic metadata Envoy forwards; a string "provider" under the ext_authz
+   *     namespace (set by Check from the route) names the provider
+   */
+  synchronized ProcessingResponse requestHeaders(HttpHeaders headers, Metadata metadata) {
+    try {
+      return onRequestHeaders(headers.getHeaders(), providerHint(metadata));
+    } catch (RuntimeException e) {
+      return failed("request_headers", e, CONTINUE_REQUEST_HEADERS);
+    }
+  }
+
+  private static String providerHint(Metadata metadata) {
+    Struct authz = metadata.getFilterMetadataMap().get(EXT_AUTHZ_NAMESPACE);
+    if (authz == null) {
+      return null;
+    }
+    Value v = authz.getFieldsMap().get("provider");
+    return v != null && v.hasStringValue() ? v.getStringValue() : null;
+  }
+
+  private ProcessingResponse onRequestHeaders(HeaderMap h, String providerHint) {
+    Optional<ProviderRoute> r = ProviderRoute.of(EnvoyHeaders.single(h, ":method"),
+        EnvoyHeaders.single(h, ":path"), providerHint,
+        !EnvoyHeaders.all(h, "anthropic-version").isEmpty());
+    if (r.isEmpty()) {
+      return SKIP_AFTER_REQUEST_HEADERS;
+    }
+    String provider = r.get().provider().wireName();
+    String key = EnvoyHeaders.single(h, KEY_ID_HEADER);
+    if (key == null || !KEY_ID.matcher(key).matches()) {
+      metrics.unmetered(key == null
+          ? MeteringMetrics.Unmetered.MISSING_KEY_ID : MeteringMetrics.Unmetered.BAD_KEY_ID);
+      // The path is not logged: Gemini accepts the API key in its query string.
+      log.debug("{} request without a single decimal {}: not metered", provider, KEY_ID_HEADER);
+      return SKIP_AFTER_REQUEST_HEADERS;
+    }
+    String id = EnvoyHeaders.single(h, REQUEST_ID_HEADER);
+    if (id == null || !REPORT_ID.matcher(id).matches()) {
+      metrics.unmetered(id == null
+          ? MeteringMetrics.Unmetered.MISSING_REQUEST_ID : MeteringMetrics.Unmetered.BAD_REQUEST_ID);
+      log.debug("{} request for key {} without a usable {}: not metered",
+          provider, key, REQUEST_ID_HEADER);
+      return SKIP_AFTER_REQUEST_HEADERS;
+    }
+    route = r.get();
+    keyId = Long.parseLong(key);
+    requestId = id;
+    model = route.pathModel().orElse(null);
+    requestHasContentLength = !EnvoyHeaders.all(h, "content-length").isEmpty();
+    return METERED_REQUEST_HEADERS;
+  }
+
+  synchronized ProcessingResponse requestBody(HttpBody body) {
+    try {
+      return onRequestBody(body);
+    } catch (RuntimeException | java.io.IOException e) {
+      return failed("request_body", e, CONTINUE_REQUEST_BODY);
+    }
+  }
+
+  private ProcessingResponse onRequestBody(HttpBody body) throws java.io.IOException {
+    if (route == null || requestBodySeen) {
+      return CONTINUE_REQUEST_BODY;
+    }
+    // BUFFERED mode sends the whole body in one message; should more come, only the first is read.
+    requestBodySeen = true;
+    byte[] bytes = body.getBody().toByteArray();
+    RequestBody request = RequestBody.inspect(bytes);
+    if (model == null) {
+      model = request.model().orElse(null);
+    }
+    if (!route.addsStreamUsage() || !request.needsIncludeUsage()) {
+      return CONTINUE_REQUEST_BODY;
+    }
+    byte[] rewritten = request.withIncludeUsage(bytes);
+    CommonResponse.Builder common = CommonResponse.newBuilder()
+        .setBodyMutation(BodyMutation.newBuilder().setBody(ByteString.copyFrom(rewritten)));
+    if (requestHasContentLength) {
+      // BUFFERED body + SEND headers: Envoy keeps content-length and rejects a body mutation whose
+      // length differs, so the processor sets it here (header mutations in a body response apply
+      // in BUFFERED mode). raw_value only: Envoy refuses a HeaderValue with both value fields.
+      common.setHeaderMutation(HeaderMutation.newBuilder().addSetHeaders(
+          HeaderValueOption.newBuilder()
+              .setHeader(HeaderValue.newBuilder()
+                  .setKey("content-length")
+                  .setRawValue(ByteString.copyFrom(
+                      Integer.toString(rewritten.length), StandardCharsets.US_ASCII)))
+              .setAppendAction(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)));
+    }
+    return ProcessingResponse.newBuilder()
+        .setRequestBody(BodyResponse.newBuilder().setResponse(common))
+        .build();
+  }
+
+  synchronized ProcessingResponse responseHeaders(HttpHeaders headers) {
+    try {
+      return onResponseHeaders(headers);
+    } catch (RuntimeException e) {
+      return failed("response_headers", e, CONTINUE_RESPONSE_HEADERS);
+    }
+  }
+
+  private ProcessingResponse onResponseHeaders(HttpHeaders headers) {
+    if (route == null || charged) {
+      return SKIP_AFTER_RESPONSE_HEADERS;
+    }
+    HeaderMap h = headers.getHeaders();
+    String status = EnvoyHeaders.single(h, ":status");
+    if (status != null && !(status.length() == 3 && status.charAt(0) == '2')) {
+      metrics.unmetered(MeteringMetrics.Unmetered.ERROR_STATUS);
+      stopMetering();
+      return SKIP_AFTER_RESPONSE_HEADERS;
+    }
+    String encoding = EnvoyHeaders.single(h, "content-encoding");
+    if (encoding != null && !encoding.isBlank()
+        && !encoding.trim().toLowerCase(Locale.ROOT).equals("identity")) {
+      metrics.unmetered(MeteringMetrics.Unmetered.ENCODED_BODY);
+      log.warn("{} response for report {} is {}-encoded despite no accept-encoding: not metered",
+          route.provider().wireName(), requestId, encoding);
+      stopMetering();
+      return SKIP_AFTER_RESPONSE_HEADERS;
+    }
+    if (headers.getEndOfStream()) {
+      metrics.unmetered(MeteringMetrics.Unmetered.NO_USAGE);
+      stopMetering();
+      return CONTINUE_RESPONSE_HEADERS;
+    }
+    // A missing :status (response headers skipped by config) is metered: error bodies carry no usage.
+    extractor = new UsageExtractor(route.format(),
+        UsageExtractor.Framing.of(EnvoyHeaders.single(h, "content-type")));
+    return CONTINUE_RESPONSE_HEADERS;
+  }
+
+  synchronized ProcessingResponse responseBody(HttpBody body) {
+    try {
+      if (route != null && !charged) {
+        if (extractor == null) {
+          // No response headers seen (header mode SKIP): read the body by sniffing its framing.
+          extractor = new UsageExtractor(route.format(), UsageExtractor.Framing.SNIFF);
+        }
+        extractor.feed(body.getBody().toByteArray());
+        if (body.getEndOfStream()) {
+          // Charged in settle(), once this answer is on its way: the sink must never hold back
+          // the end of the client's response.
+          bodyEnded = true;
+        }
+      }
+      return CONTINUE_RESPONSE_BODY;
+    } catch (RuntimeException e) {
+      return failed("response_body", e, CONTINUE_RESPONSE_BODY);
+    }
+  }
+
+  synchronized ProcessingResponse requestTrailers() {
+    return CONTINUE_REQUEST_TRAILERS;
+  }
+
+  synchronized ProcessingResponse responseTrailers() {
+    // Trailers come after the last body chunk: the body is complete.
+    if (extractor != null) {
+      bodyEnded = true;
+    }
+    return CONTINUE_RESPONSE_TRAILERS;
+  }
+
+  /**
+   * Work that must not delay Envoy, run after each answer was sent: once the response body has
+   * ended, charge it.
+   */
+  synchronized void settle() {
+    if (!bodyEnded) {
+      return;
+    }
+    bodyEnded = false;
+    try {
+      chargeSeen();
+    } catch (RuntimeException e) {
+      failed("charge", e, null);
+    }
+  }
+
+  /**
+   * The ext_proc stream ended, cleanly or not. If the response body had not ended, charge the
+   * usage seen so far (a stream cut short still used what it reported).
+   */
+  synchronized void streamClosed() {
+    try {
+      chargeSeen();
+    } catch (RuntimeException e) {
+      failed("stream_closed", e, null);
+    }
+  }
+
+  /** Bytes this session keeps between body chunks (tests assert it stays flat). */
+  synchronized int retainedBytes() {
+    return extractor == null ? 0 : extractor.retainedBytes();
+  }
+
+  private void chargeSeen() {
+    if (route == null || charged || extractor == null) {
+      return;
+    }
+    charged = true;
+    extractor.end();
+    Optional<TokenUsage> usage = extractor.usage();
+    String name = model != null ? model : extractor.reportedModel().orElse("unknown");
+    extractor = null;
+    if (usage.isEmpty()) {
+      metrics.unmetered(MeteringMetrics.Unmetered.NO_USAGE);
+      log.debug("{} response for report {} had no usage: not charged",
+          route.provider().wireName(), requestId);
+      return;
+    }
+    charger.charge(keyId, requestId, route.provider(), name, usage.get());
+  }
+
+  private void stopMetering() {
+    charged = true;
+    extractor = null;
+  }
+
+  private ProcessingResponse failed(String phase, Exception e, ProcessingResponse passThrough) {
+    metrics.error(phase);
+    log.warn("metering error in {} for report {}; request passes unmetered", phase, requestId, e);
+    route = null;
+    extractor = null;
+    return passThrough;
+  }
+}

@@ -1,0 +1,42 @@
+package io.quotaauthority.metering;
+
+import io.quotaauthority.keys.Money;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
+import java.util.Objects;
+
+/**
+ * What a model costs, in USD per million tokens for each {@link TokenUsage} bucket. Decimal from
+ * the file to the charge: no double ever holds a price.
+ */
+public record ModelPrice(
+    BigDecimal inputPerMtok,
+    BigDecimal outputPerMtok,
+    BigDecimal cachedInputPerMtok,
+    BigDecimal cacheWritePerMtok) {
+
+  public ModelPrice {
+    Objects.requireNonNull(inputPerMtok);
+    Objects.requireNonNull(outputPerMtok);
+    Objects.requireNonNull(cachedInputPerMtok);
+    Objects.requireNonNull(cacheWritePerMtok);
+  }
+
+  /** One price for every kind of token (the unpriced-model default). */
+  public static ModelPrice flat(BigDecimal perMtok) {
+    return new ModelPrice(perMtok, perMtok, perMtok, perMtok);
+  }
+
+  /**
+   * The cost of these tokens in USD: the exact sum of tokens x price over all buckets, divided by
+   * one million, then rounded once, HALF_UP, to 8 decimals (the ledger's precision). Rounding the
+   * sum rather than each bucket keeps the error under half a unit per request.
+   */
+  public BigDecimal costOf(TokenUsage t) {
+    BigDecimal micro = inputPerMtok.multiply(BigDecimal.valueOf(t.inputTokens()))
+        .add(outputPerMtok.multiply(BigDecimal.valueOf(t.outputTokens())))
+        .add(cachedInputPerMtok.multiply(BigDecimal.valueOf(t.cachedInputTokens())))
+        .add(cacheWritePerMtok.multiply(BigDecimal.valueOf(t.cacheWriteTokens())));
+    return micro.movePointLeft(6).setScale(Money.SCALE, RoundingMode.HALF_UP);
+  }
+}

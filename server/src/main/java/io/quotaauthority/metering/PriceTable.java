@@ -1,0 +1,203 @@
+package io.quotaauthority.metering;
+
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.cfg.JsonNodeFeature;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.math.BigDecimal;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * Model prices by name, read from YAML. A name is exact ({@code gpt-4o-2024-05-13}) or a prefix
+ * ending in '*' ({@code gpt-4o*}, and {@code *} alone for everything). An exact name beats any
+ * prefix; among prefixes the longest wins, so {@code gpt-4o-mini-2024-07-18} takes
+ * {@code gpt-4o-mini*} over {@code gpt-4o*}. Names compare case-insensitively. Immutable.
+ *
+ * <pre>
+ * as_of: "2025-11-20"          # optional, shown in logs
+ * models:
+ *   "gpt-4o*": {input: "2.50", output: "10.00", cached_input: "1.25", cache_write: "2.50"}
+ * </pre>
+ *
+ * Prices are USD per million tokens, decimal strings (unquoted numbers are read as decimals too,
+ * never through a double); cached_input and cache_write default to the input price.
+ */
+public final class PriceTable {
+
+  static final String SHIPPED_RESOURCE = "/metering/prices.yaml";
+
+  private static final ObjectMapper YAML = YAMLMapper.builder(new YAMLFactory())
+      .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+      .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+      .disable(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES)
+      .build();
+  private static final Pattern NAME = Pattern.compile("[a-z0-9._:/@+-]*\\*?");
+  private static final Pattern DECIMAL = Pattern.compile("\\d{1,9}(\\.\\d{1,12})?");
+  private static final Set<String> TOP_KEYS = Set.of("as_of", "models");
+  private static final Set<String> PRICE_KEYS =
+      Set.of("input", "output", "cached_input", "cache_write");
+
+  private record Prefix(String prefix, ModelPrice price) {}
+
+  private final String asOf;
+  private final Map<String, ModelPrice> exact;
+  private final List<Prefix> prefixes;
+
+  private PriceTable(String asOf, Map<String, ModelPrice> exact, List<Prefix> prefixes) {
+    this.asOf = asOf;
+    this.exact = Map.copyOf(exact);
+    this.prefixes = List.copyOf(prefixes);
+  }
+
+  /** The price of a model, or empty when no name matches it. */
+  public Optional<ModelPrice> find(String model) {
+    if (model == null) {
+      return Optional.empty();
+    }
+    String name = model.trim().toLowerCase(Locale.ROOT);
+    ModelPrice p = exact.get(name);
+    if (p != null) {
+      return Optional.of(p);
+    }
+    for (Prefix prefix : prefixes) { // longest first
+      if (name.startsWith(prefix.prefix())) {
+        return Optional.of(prefix.price());
+      }
+    }
+    return Optional.empty();
+  }
+
+  /** How many names the table has. */
+  public int size() {
+    return exact.size() + prefixes.size();
+  }
+
+  /** The as_of date the file states, or empty. */
+  public String asOf() {
+    return asOf;
+  }
+
+  /** The table shipped in the jar. */
+  public static PriceTable shipped() {
+    try (InputStream in = PriceTable.class.getResourceAsStream(SHIPPED_RESOURCE)) {
+      if (in == null) {
+        throw new IllegalStateException("missing resource " + SHIPPED_RESOURCE);
+      }
+      return parse(in.readAllBytes());
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /**
+   * Reads a price table, or throws {@link IllegalArgumentException} with one line saying what is
+   * wrong and where.
+   */
+  public static PriceTable parse(byte[] yaml) {
+    JsonNode root;
+    try {
+      root = YAML.readTree(yaml);
+    } catch (IOException e) {
+      throw new IllegalArgumentException("not valid YAML: " + firstLine(e.getMessage()), e);
+    }
+    if (root == null || !root.isObject()) {
+      throw new IllegalArgumentException("expected a mapping with 'models'");
+    }
+    for (Iterator<String> it = root.fieldNames(); it.hasNext(); ) {
+      String key = it.next();
+      if (!TOP_KEYS.contains(key)) {
+        throw new IllegalArgumentException("unknown key '" + key + "' (expected as_of, models)");
+      }
+    }
+    JsonNode models = root.get("models");
+    if (models == null || !models.isObject() || models.isEmpty()) {
+      throw new IllegalArgumentException("'models' must be a non-empty mapping of model name to prices");
+    }
+    Map<String, ModelPrice> exact = new HashMap<>();
+    List<Prefix> prefixes = new ArrayList<>();
+    for (Iterator<Map.Entry<String, JsonNode>> it = models.fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> e = it.next();
+      String name = e.getKey().trim().toLowerCase(Locale.ROOT);
+      if (name.isEmpty() || !NAME.matcher(name).matches()) {
+        throw new IllegalArgumentException("model name '" + e.getKey()
+            + "' must be letters, digits and ._:/@+- with an optional trailing '*'");
+      }
+      ModelPrice price = price(e.getKey(), e.getValue());
+      if (name.endsWith("*")) {
+        String prefix = name.substring(0, name.length() - 1);
+        if (prefixes.stream().anyMatch(p -> p.prefix().equals(prefix))) {
+          throw new IllegalArgumentException("model name '" + e.getKey() + "' appears twice");
+        }
+        prefixes.add(new Prefix(prefix, price));
+      } else if (exact.putIfAbsent(name, price) != null) {
+        throw new IllegalArgumentException("model name '" + e.getKey() + "' appears twice");
+      }
+    }
+    prefixes.sort(Comparator.comparingInt((Prefix p) -> p.prefix().length()).reversed());
+    JsonNode asOf = root.get("as_of");
+    return new PriceTable(asOf == null ? "" : asOf.asText(), exact, prefixes);
+  }
+
+  private static ModelPrice price(String model, JsonNode node) {
+    if (!node.isObject()) {
+      throw new IllegalArgumentException("models." + model
+          + " must be a mapping with input and output (and optionally cached_input, cache_write)");
+    }
+    for (Iterator<String> it = node.fieldNames(); it.hasNext(); ) {
+      String key = it.next();
+      if (!PRICE_KEYS.contains(key)) {
+        throw new IllegalArgumentException("models." + model + ": unknown key '" + key
+            + "' (expected input, output, cached_input, cache_write)");
+      }
+    }
+    BigDecimal input = amount(model, "input", node.get("input"));
+    BigDecimal output = amount(model, "output", node.get("output"));
+    BigDecimal cached = node.has("cached_input") ? amount(model, "cached_input", node.get("cached_input")) : input;
+    BigDecimal write = node.has("cache_write") ? amount(model, "cache_write", node.get("cache_write")) : input;
+    return new ModelPrice(input, output, cached, write);
+  }
+
+  private static BigDecimal amount(String model, String field, JsonNode node) {
+    String where = "models." + model + "." + field;
+    if (node == null || node.isNull()) {
+      throw new IllegalArgumentException(where + " is required");
+    }
+    String text;
+    if (node.isTextual()) {
+      text = node.textValue().trim();
+    } else if (node.isBigDecimal() || node.isIntegralNumber()) {
+      // YAML number read as BigDecimal straight from its text (USE_BIG_DECIMAL_FOR_FLOATS).
+      text = node.decimalValue().toPlainString();
+    } else {
+      throw new IllegalArgumentException(where + " must be a decimal string like \"2.50\"");
+    }
+    if (!DECIMAL.matcher(text).matches()) {
+      throw new IllegalArgumentException(where
+          + " must be a non-negative decimal USD per million tokens like \"2.50\", got '" + text + "'");
+    }
+    return new BigDecimal(text);
+  }
+
+  private static String firstLine(String s) {
+    if (s == null) {
+      return "";
+    }
+    int nl = s.indexOf('\n');
+    return nl < 0 ? s : s.substring(0, nl);
+  }
+}

@@ -1,0 +1,167 @@
+package io.quotaauthority.metering;
+
+import io.micrometer.core.instrument.MeterRegistry;
+import io.quotaauthority.usage.UsageOutcome;
+import io.quotaauthority.usage.UsageReport;
+import io.quotaauthority.usage.UsageSink;
+import io.quotaauthority.usage.UsageValidation;
+import java.math.BigDecimal;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Prices what a metered response used and hands it to the {@link UsageSink}: one report per
+ * request, its report id the request's x-request-id, so the sink charges it exactly once however
+ * often it is submitted. A model missing from the price table is charged the configured flat
+ * unpriced rate for every token (0 records the tokens at no cost), counted and logged once.
+ */
+public final class UsageCharger {
+  private static final Logger log = LoggerFactory.getLogger(UsageCharger.class);
+
+  /**
+   * Waits between retries when the sink did not take the report (UsageBatcher's queue was full:
+   * it asks the caller to hold the report and try again); about 30 s in all.
+   */
+  static final List<Duration> DEFAULT_RETRY_DELAYS = List.of(
+      Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofSeconds(2), Duration.ofSeconds(4),
+      Duration.ofSeconds(8), Duration.ofSeconds(15));
+  /** A client could send anything as "model"; the ledger keeps as much as a reporter may send. */
+  static final int MAX_MODEL_CHARS = UsageValidation.MAX_MODEL;
+  private static final int MAX_LOGGED_UNPRICED = 1000;
+
+  private final UsageSink sink;
+  private final Supplier<PriceTable> prices;
+  private final ModelPrice unpricedPrice;
+  private final Clock clock;
+  private final MeteringMetrics metrics;
+  private final List<Duration> retryDelays;
+  private final Set<String> loggedUnpriced = ConcurrentHashMap.newKeySet();
+
+  /**
+   * @param sink where reports go (the usage pipeline)
+   * @param prices the price table in force, e.g. a {@link ReloadingPriceTable}
+   * @param unpricedUsdPerMtok USD per million tokens for a model the table lacks (0 = free)
+   * @param registry where the metering counters are registered
+   * @param clock gives each report's occurredAt
+   */
+  public UsageCharger(UsageSink sink, Supplier<PriceTable> prices, BigDecimal unpricedUsdPerMtok,
+      MeterRegistry registry, Clock clock) {
+    this(sink, prices, unpricedUsdPerMtok, registry, clock, DEFAULT_RETRY_DELAYS);
+  }
+
+  UsageCharger(UsageSink sink, Supplier<PriceTable> prices, BigDecimal unpricedUsdPerMtok,
+      MeterRegistry registry, Clock clock, List<Duration> retryDelays) {
+    this.sink = Objects.requireNonNull(sink);
+    this.prices = Objects.requireNonNull(prices);
+    if (unpricedUsdPerMtok.signum() < 0) {
+      throw new IllegalArgumentException("unpriced model price must not be negative");
+    }
+    this.unpricedPrice = ModelPrice.flat(unpricedUsdPerMtok);
+    this.clock = Objects.requireNonNull(clock);
+    this.metrics = new MeteringMetrics(registry);
+    this.retryDelays = List.copyOf(retryDelays);
+  }
+
+  MeteringMetrics metrics() {
+    return metrics;
+  }
+
+  /** The report for this usage, priced now. */
+  UsageReport report(long keyId, String reportId, Provider provider, String model, TokenUsage usage) {
+    String name = model.length() > MAX_MODEL_CHARS ? model.substring(0, MAX_MODEL_CHARS) : model;
+    ModelPrice price = prices.get().find(name).orElse(null);
+    if (price == null) {
+      metrics.unpriced(name);
+      if (loggedUnpriced.size() < MAX_LOGGED_UNPRICED && loggedUnpriced.add(name)) {
+        log.warn("model '{}' ({}) is not in the price table; charging {} USD per million tokens"
+            + " (QUOTA_UNPRICED_MODEL_USD_PER_MTOK); logged once per model",
+            name, provider.wireName(), unpricedPrice.inputPerMtok().toPlainString());
+      }
+      price = unpricedPrice;
+    }
+    BigDecimal cost = price.costOf(usage);
+    return new UsageReport(reportId, keyId, cost, name, provider.wireName(), usage.inputTokens(),
+        usage.outputTokens(), usage.cachedInputTokens(), usage.cacheWriteTokens(), clock.instant());
+  }
+
+  /**
+   * Prices and submits the usage. Never throws; the stage completes with the sink's outcome, or
+   * exceptionally if every attempt failed (the charge is then lost and logged at ERROR with its
+   * report id, key id and cost).
+   */
+  public CompletionStage<UsageOutcome> charge(
+      long keyId, String reportId, Provider provider, String model, TokenUsage usage) {
+    CompletableFuture<UsageOutcome> done = new CompletableFuture<>();
+    UsageReport report;
+    try {
+      report = report(keyId, reportId, provider, model, usage);
+    } catch (RuntimeException e) {
+      metrics.error("price");
+      log.error("could not price usage of report {}", reportId, e);
+      done.completeExceptionally(e);
+      return done;
+    }
+    attempt(report, provider, 0, done);
+    return done;
+  }
+
+  private void attempt(UsageReport report, Provider provider, int attempt,
+      CompletableFuture<UsageOutcome> done) {
+    CompletionStage<UsageOutcome> stage;
+    try {
+      stage = sink.submit(report);
+    } catch (RuntimeException e) {
+      // A synchronous refusal is a bug or a bad report, not an outage: retrying cannot help.
+      metrics.charged(provider, "failed");
+      log.error("usage sink refused report {} for key {}", report.reportId(), report.keyId(), e);
+      done.completeExceptionally(e);
+      return;
+    }
+    stage.whenComplete((outcome, error) -> {
+      if (error == null) {
+        recordOutcome(report, provider, outcome);
+        done.complete(outcome);
+      } else if (attempt < retryDelays.size()) {
+        log.warn("usage report {} not committed (attempt {}), retrying: {}",
+            report.reportId(), attempt + 1, error.toString());
+        long delay = retryDelays.get(attempt).toMillis();
+        CompletableFuture.delayedExecutor(delay, TimeUnit.MILLISECONDS)
+            .execute(() -> attempt(report, provider, attempt + 1, done));
+      } else {
+        metrics.charged(provider, "failed");
+        log.error("usage report {} for key {} ({} USD) lost after {} attempts",
+            report.reportId(), report.keyId(), report.cost().toPlainString(), attempt + 1, error);
+        done.completeExceptionally(error);
+      }
+    });
+  }
+
+  private void recordOutcome(UsageReport report, Provider provider, UsageOutcome outcome) {
+    switch (outcome.result()) {
+      case ACCEPTED -> {
+        metrics.charged(provider, "accepted");
+        log.debug("charged report {} key {} {} USD", report.reportId(), report.keyId(),
+            report.cost().toPlainString());
+      }
+      case DUPLICATE -> {
+        metrics.charged(provider, "duplicate");
+        log.debug("report {} was already charged", report.reportId());
+      }
+      case REJECTED -> {
+        metrics.charged(provider, "rejected");
+        log.warn("usage report {} for key {} rejected: {}", report.reportId(), report.keyId(),
+            outcome.message());
+      }
+    }
+  }
+}

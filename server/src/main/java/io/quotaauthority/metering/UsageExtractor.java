@@ -1,0 +1,137 @@
+package io.quotaauthority.metering;
+
+import java.util.HashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Reads one response body, chunk by chunk, and keeps the latest token counts it reported. A JSON
+ * body is scanned as one document (a Gemini JSON-array stream as one array); an SSE body is
+ * scanned event by event, each event's data as its own document. Usage counts in every supported
+ * stream are cumulative, so a later value of a field replaces an earlier one (an Anthropic
+ * {@code message_delta}'s output_tokens replaces the 1 of {@code message_start}, while the input
+ * counts of {@code message_start} stay).
+ */
+final class UsageExtractor {
+
+  /** How the body is framed. */
+  enum Framing {
+    /** {@code text/event-stream}. */
+    SSE,
+    /** One JSON document (object or array). */
+    JSON,
+    /** Unknown content type: decided by the first non-blank byte ('{' or '[' is JSON). */
+    SNIFF;
+
+    static Framing of(String contentType) {
+      if (contentType == null || contentType.isBlank()) {
+        return SNIFF;
+      }
+      String ct = contentType.toLowerCase(Locale.ROOT);
+      if (ct.startsWith("text/event-stream")) {
+        return SSE;
+      }
+      return ct.contains("json") ? JSON : SNIFF;
+    }
+  }
+
+  /** More distinct usage fields than any provider sends; a guard against hostile bodies. */
+  private static final int MAX_FIELDS = 64;
+  private static final byte[] NEWLINE = {'\n'};
+
+  private final UsageFormat format;
+  private Framing framing;
+  private final Map<String, Long> latest = new HashMap<>();
+  private String reportedModel;
+  private final JsonUsageScanner scanner;
+  private final SseEventSplitter splitter;
+
+  UsageExtractor(UsageFormat format, Framing framing) {
+    this.format = format;
+    this.framing = framing;
+    this.scanner = new JsonUsageScanner(new JsonUsageScanner.Listener() {
+      @Override
+      public void usage(Map<String, Long> fields) {
+        for (Map.Entry<String, Long> e : fields.entrySet()) {
+          if (latest.size() < MAX_FIELDS || latest.containsKey(e.getKey())) {
+            latest.put(e.getKey(), e.getValue());
+          }
+        }
+      }
+
+      @Override
+      public void model(String model) {
+        reportedModel = model;
+      }
+    });
+    this.splitter = new SseEventSplitter(new SseEventSplitter.Listener() {
+      @Override
+      public void data(byte[] bytes, int offset, int length) {
+        scanner.feed(bytes, offset, length);
+      }
+
+      @Override
+      public void dataLineEnd() {
+        // Joined data lines are separated by a newline, which JSON reads as blank space.
+        scanner.feed(NEWLINE, 0, 1);
+      }
+
+      @Override
+      public void eventEnd() {
+        scanner.reset();
+      }
+    });
+  }
+
+  void feed(byte[] bytes) {
+    feed(bytes, 0, bytes.length);
+  }
+
+  void feed(byte[] bytes, int offset, int length) {
+    if (framing == Framing.SNIFF) {
+      int i = offset;
+      int end = offset + length;
+      while (i < end && isBlank(bytes[i])) {
+        i++; // leading blank space means nothing in either framing
+      }
+      if (i == end) {
+        return;
+      }
+      framing = bytes[i] == '{' || bytes[i] == '[' ? Framing.JSON : Framing.SSE;
+      length -= i - offset;
+      offset = i;
+    }
+    if (framing == Framing.SSE) {
+      splitter.feed(bytes, offset, length);
+    } else {
+      scanner.feed(bytes, offset, length);
+    }
+  }
+
+  /** The body is complete (or will never complete): a last unterminated SSE event counts. */
+  void end() {
+    if (framing == Framing.SSE) {
+      splitter.end();
+    }
+  }
+
+  /** The tokens seen so far, or empty if no usage object has been seen. */
+  Optional<TokenUsage> usage() {
+    return format.tokens(latest);
+  }
+
+  /** The model the response named, if it did. */
+  Optional<String> reportedModel() {
+    return Optional.ofNullable(reportedModel);
+  }
+
+  int retainedBytes() {
+    int model = reportedModel == null ? 0 : reportedModel.length();
+    return scanner.retainedBytes() + splitter.retainedBytes() + latest.size() * 64 + model;
+  }
+
+  private static boolean isBlank(byte b) {
+    return b == ' ' || b == '\n' || b == '\r' || b == '\t';
+  }
+}

@@ -1,0 +1,86 @@
+package io.quotaauthority.metering;
+
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * How a provider's usage object counts tokens, and how that becomes a {@link TokenUsage} with
+ * disjoint buckets. The fields map holds the usage object's numeric leaves by dotted path relative
+ * to the object ({@code "prompt_tokens_details.cached_tokens"}), the last value seen winning, as
+ * every supported stream reports cumulative counts.
+ */
+public enum UsageFormat {
+  /**
+   * OpenAI chat completions, completions and embeddings ({@code prompt_tokens},
+   * {@code completion_tokens}) and the Responses API ({@code input_tokens}, {@code output_tokens}).
+   * The prompt count INCLUDES the cached tokens, so uncached input = prompt - cached. Reasoning
+   * tokens are already inside the completion/output count.
+   */
+  OPENAI {
+    @Override
+    Optional<TokenUsage> tokens(Map<String, Long> f) {
+      Long prompt = first(f, "prompt_tokens", "input_tokens");
+      Long completion = first(f, "completion_tokens", "output_tokens");
+      if (prompt == null && completion == null) {
+        return Optional.empty();
+      }
+      long in = orZero(prompt);
+      long cached = Math.min(in, orZero(first(f,
+          "prompt_tokens_details.cached_tokens", "input_tokens_details.cached_tokens")));
+      return Optional.of(new TokenUsage(in - cached, orZero(completion), cached, 0));
+    }
+  },
+  /**
+   * Anthropic messages: {@code input_tokens} EXCLUDES the cache: cache reads
+   * ({@code cache_read_input_tokens}) and cache writes ({@code cache_creation_input_tokens}) are
+   * separate counts, each with its own price.
+   */
+  ANTHROPIC {
+    @Override
+    Optional<TokenUsage> tokens(Map<String, Long> f) {
+      Long in = f.get("input_tokens");
+      Long out = f.get("output_tokens");
+      Long read = f.get("cache_read_input_tokens");
+      Long write = f.get("cache_creation_input_tokens");
+      if (in == null && out == null && read == null && write == null) {
+        return Optional.empty();
+      }
+      return Optional.of(new TokenUsage(orZero(in), orZero(out), orZero(read), orZero(write)));
+    }
+  },
+  /**
+   * Gemini {@code usageMetadata}: {@code promptTokenCount} INCLUDES
+   * {@code cachedContentTokenCount}; {@code thoughtsTokenCount} is billed as output and is not in
+   * {@code candidatesTokenCount}; {@code toolUsePromptTokenCount} is billed as input and is not in
+   * the prompt count.
+   */
+  GEMINI {
+    @Override
+    Optional<TokenUsage> tokens(Map<String, Long> f) {
+      Long prompt = f.get("promptTokenCount");
+      Long candidates = f.get("candidatesTokenCount");
+      Long thoughts = f.get("thoughtsTokenCount");
+      Long toolUse = f.get("toolUsePromptTokenCount");
+      if (prompt == null && candidates == null && thoughts == null && toolUse == null) {
+        return Optional.empty();
+      }
+      long p = orZero(prompt);
+      long cached = Math.min(p, orZero(f.get("cachedContentTokenCount")));
+      return Optional.of(new TokenUsage(
+          p - cached + orZero(toolUse), orZero(candidates) + orZero(thoughts), cached, 0));
+    }
+  };
+
+  /** The tokens these usage fields describe; empty when none of the format's counts is present. */
+  abstract Optional<TokenUsage> tokens(Map<String, Long> fields);
+
+  private static Long first(Map<String, Long> f, String a, String b) {
+    Long v = f.get(a);
+    return v != null ? v : f.get(b);
+  }
+
+  private static long orZero(Long v) {
+    // Negative counts never come from a provider; treat them as absent rather than refund.
+    return v == null || v < 0 ? 0 : v;
+  }
+}

@@ -1,0 +1,569 @@
+package io.quotaauthority.metering;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
+import io.envoyproxy.envoy.service.ext_proc.v3.BodyResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.inprocess.InProcessServerBuilder;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.quotaauthority.usage.UsageReport;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** ExtProcService over a real (in-process) gRPC stream, driven through Envoy's phases. */
+class ExtProcServiceTest {
+  static final ProcessingResponse CONTINUE_RESPONSE_BODY = ProcessingResponse.newBuilder()
+      .setResponseBody(BodyResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
+      .build();
+  private static final Clock CLOCK =
+      Clock.fixed(Instant.parse("2025-06-01T12:00:00Z"), ZoneOffset.UTC);
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final Duration WAIT = Duration.ofSeconds(10);
+
+  private final RecordingUsageSink sink = new RecordingUsageSink();
+  private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
+  private final List<MeteringSession> sessions = Collections.synchronizedList(new ArrayList<>());
+  private Server server;
+  private ManagedChannel channel;
+
+  private EnvoyStream start(String unpricedUsdPerMtok) throws IOException {
+    UsageCharger charger = new UsageCharger(sink, Fixtures::testPrices,
+        new BigDecimal(unpricedUsdPerMtok), registry, CLOCK, List.of(Duration.ZERO));
+    String name = InProcessServerBuilder.generateName();
+    server = InProcessServerBuilder.forName(name)
+        .addService(new ExtProcService(() -> {
+          MeteringSession s = new MeteringSession(charger);
+          sessions.add(s);
+          return s;
+        }))
+        .build().start();
+    channel = InProcessChannelBuilder.forName(name).build();
+    return new EnvoyStream(channel);
+  }
+
+  private EnvoyStream start() throws IOException {
+    return start("0");
+  }
+
+  private EnvoyStream another() {
+    return new EnvoyStream(channel);
+  }
+
+  @AfterEach
+  void stop() {
+    if (channel != null) {
+      channel.shutdownNow();
+    }
+    if (server != null) {
+      server.shutdownNow();
+    }
+  }
+
+  private static byte[] utf8(String s) {
+    return s.getBytes(StandardCharsets.UTF_8);
+  }
+
+  private static String contentType(String fixture) {
+    return fixture.endsWith(".sse") ? "text/event-stream; charset=utf-8" : "application/json";
+  }
+
+  static Stream<Arguments> providerResponses() {
+    return Stream.of(
+        Arguments.of("/v1/chat/completions", "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"Describe the image\"}]}",
+            "openai-chat.json", Provider.OPENAI, "gpt-4o", new TokenUsage(86, 300, 1920, 0), "0.00561500"),
+        Arguments.of("/v1/chat/completions", "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}",
+            "openai-chat-stream.sse", Provider.OPENAI, "gpt-4o-mini", new TokenUsage(226, 42, 1024, 0), "0.00013590"),
+        Arguments.of("/v1/responses", "{\"model\":\"o3\",\"input\":\"Plan a trip\",\"reasoning\":{\"effort\":\"medium\"}}",
+            "openai-responses.json", Provider.OPENAI, "o3", new TokenUsage(1304, 1200, 4096, 0), "0.01425600"),
+        Arguments.of("/v1/responses", "{\"model\":\"gpt-4.1-mini\",\"input\":\"Unicode?\",\"stream\":true}",
+            "openai-responses-stream.sse", Provider.OPENAI, "gpt-4.1-mini", new TokenUsage(952, 500, 2048, 0), "0.00138560"),
+        Arguments.of("/v1/messages", "{\"model\":\"claude-sonnet-4-5-20250929\",\"max_tokens\":1024,\"system\":[{\"type\":\"text\",\"text\":\"...\",\"cache_control\":{\"type\":\"ephemeral\"}}],\"messages\":[{\"role\":\"user\",\"content\":\"Summarise\"}]}",
+            "anthropic-messages.json", Provider.ANTHROPIC, "claude-sonnet-4-5-20250929", new TokenUsage(12, 95, 0, 2048), "0.00914100"),
+        Arguments.of("/v1/messages", "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":512,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Salut\"}]}",
+            "anthropic-messages-stream.sse", Provider.ANTHROPIC, "claude-haiku-4-5", new TokenUsage(25, 153, 3000, 0), "0.00109000"),
+        Arguments.of("/v1beta/models/gemini-2.5-pro:generateContent", "{\"contents\":[{\"parts\":[{\"text\":\"Was ist 6x7?\"}]}],\"cachedContent\":\"cachedContents/abc\"}",
+            "gemini-generate.json", Provider.GEMINI, "gemini-2.5-pro", new TokenUsage(2048, 1760, 8192, 0), "0.02118400"),
+        Arguments.of("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", "{\"contents\":[{\"parts\":[{\"text\":\"fox\"}]}]}",
+            "gemini-stream.sse", Provider.GEMINI, "gemini-2.5-flash", new TokenUsage(476, 600, 1024, 0), "0.00167352"),
+        Arguments.of("/v1beta/models/gemini-2.0-flash:streamGenerateContent", "{\"contents\":[{\"parts\":[{\"text\":\"zaehle\"}]}]}",
+            "gemini-stream-array.json", Provider.GEMINI, "gemini-2.0-flash", new TokenUsage(42, 117, 0, 0), "0.00005100"));
+  }
+
+  @ParameterizedTest(name = "{2}")
+  @MethodSource("providerResponses")
+  void process_providerResponseInRandomChunks_chargesExactTokensAndCostOnce(String path,
+      String requestBody, String fixture, Provider provider, String model, TokenUsage tokens,
+      String cost) throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8(requestBody);
+    ProcessingResponse headersAnswer =
+        envoy.requestHeaders(EnvoyStream.requestHeaders(path, "4711", "req-" + fixture, request.length), false);
+    assertThat(headersAnswer.getRequestHeaders().getResponse().getHeaderMutation().getRemoveHeadersList())
+        .containsExactly("accept-encoding");
+    assertThat(headersAnswer.hasModeOverride()).isFalse();
+    envoy.requestBody(request);
+    ProcessingResponse responseHeadersAnswer = envoy.responseHeaders(200, contentType(fixture));
+    assertThat(responseHeadersAnswer.getResponseHeaders().getResponse())
+        .isEqualTo(CommonResponse.getDefaultInstance());
+    assertThat(responseHeadersAnswer.hasModeOverride()).isFalse();
+
+    envoy.responseBodyInChunks(Fixtures.bytes(fixture), new Random(fixture.hashCode()), 97, true, at -> { });
+
+    // charged right after the end_of_stream answer, before the stream closes
+    assertThat(sink.awaitSubmitted(1, WAIT)).containsExactly(new UsageReport("req-" + fixture, 4711,
+        new BigDecimal(cost), model, provider.wireName(), tokens.inputTokens(),
+        tokens.outputTokens(), tokens.cachedInputTokens(), tokens.cacheWriteTokens(),
+        CLOCK.instant()));
+    envoy.complete();
+    assertThat(envoy.error()).isNull();
+    assertThat(sink.submitted()).hasSize(1);
+  }
+
+  @Test
+  void process_streamingChatWithoutIncludeUsage_rewritesBodyAndContentLength() throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o-mini\",\"stream\":true,\"temperature\":0.2,"
+        + "\"messages\":[{\"role\":\"user\",\"content\":\"Grüß dich\"}]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "1", "r1", request.length), false);
+    ProcessingResponse answer = envoy.requestBody(request);
+
+    CommonResponse common = answer.getRequestBody().getResponse();
+    assertThat(common.getStatus()).isEqualTo(CommonResponse.ResponseStatus.CONTINUE);
+    byte[] mutated = common.getBodyMutation().getBody().toByteArray();
+    JsonNode body = JSON.readTree(mutated);
+    assertThat(body.at("/stream_options/include_usage").asBoolean()).isTrue();
+    assertThat(body.get("messages")).isEqualTo(JSON.readTree(request).get("messages"));
+    assertThat(common.getHeaderMutation().getSetHeadersList()).singleElement().satisfies(h -> {
+      assertThat(h.getHeader().getKey()).isEqualTo("content-length");
+      assertThat(h.getHeader().getRawValue().toStringUtf8()).isEqualTo(Integer.toString(mutated.length));
+      assertThat(h.getHeader().getValue()).isEmpty(); // Envoy rejects value and raw_value together
+      assertThat(h.getAppendAction())
+          .isEqualTo(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD);
+    });
+  }
+
+  @Test
+  void process_streamingChatWithoutContentLength_rewritesBodyOnly() throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":[]}");
+    // HTTP/2 or chunked: no content-length to keep in step
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "1", "r1", -1), false);
+    CommonResponse common = envoy.requestBody(request).getRequestBody().getResponse();
+    assertThat(common.hasBodyMutation()).isTrue();
+    assertThat(common.hasHeaderMutation()).isFalse();
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {
+      "{\"model\":\"gpt-4o\",\"messages\":[]}",
+      "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[]}",
+      "not json at all"})
+  void process_chatNeedingNoUsageOption_leavesRequestBodyAlone(String body) throws Exception {
+    EnvoyStream envoy = start();
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "1", "r1", body.length()), false);
+    assertThat(envoy.requestBody(utf8(body)).getRequestBody().getResponse())
+        .isEqualTo(CommonResponse.getDefaultInstance());
+  }
+
+  @Test
+  void process_responsesApiStream_isNotRewritten() throws Exception {
+    EnvoyStream envoy = start();
+    byte[] body = utf8("{\"model\":\"gpt-4.1\",\"stream\":true,\"input\":\"x\"}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/responses", "1", "r1", body.length), false);
+    assertThat(envoy.requestBody(body).getRequestBody().getResponse().hasBodyMutation()).isFalse();
+  }
+
+  @ParameterizedTest
+  @ValueSource(ints = {400, 401, 429, 500, 503, 529})
+  void process_errorStatus_chargesNothing(int status) throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o\",\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "9", "err-" + status, request.length), false);
+    envoy.requestBody(request);
+    ProcessingResponse answer = envoy.responseHeaders(status, "application/json");
+    assertThat(answer.getModeOverride().getResponseBodyMode()).isEqualTo(ProcessingMode.BodySendMode.NONE);
+    // Envoy without allow_mode_override still sends the body: it is let through and not charged
+    // (even one that, oddly, carries usage).
+    byte[] body = utf8("{\"error\":{\"message\":\"x\"},\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":5}}");
+    assertThat(envoy.responseBody(body, 0, body.length, true)).isEqualTo(CONTINUE_RESPONSE_BODY);
+    envoy.complete();
+    assertThat(sink.submitted()).isEmpty();
+    assertThat(registry.get("quota.metering.unmetered").tag("reason", "error_status").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void process_streamHalfClosedBeforeEndOfStream_chargesWhatItSaw() throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"claude-haiku-4-5\",\"stream\":true,\"max_tokens\":9,\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/messages", "77", "cut-1", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "text/event-stream");
+    String sse = new String(Fixtures.bytes("anthropic-messages-stream.sse"), StandardCharsets.UTF_8);
+    byte[] firstPart = utf8(sse.substring(0, sse.indexOf("event: content_block_stop")));
+    envoy.responseBodyInChunks(firstPart, new Random(7), 50, false, at -> { });
+    assertThat(sink.submitted()).isEmpty();
+
+    envoy.complete();
+    // message_start's input and cache counts, and its output_tokens of 1:
+    // 25 x 1 + 1 x 5 + 3000 x 0.10 = 330 per million
+    List<UsageReport> reports = sink.awaitSubmitted(1, WAIT);
+    assertThat(reports).singleElement().satisfies(r -> {
+      assertThat(r.reportId()).isEqualTo("cut-1");
+      assertThat(r.keyId()).isEqualTo(77);
+      assertThat(r.cost()).isEqualTo(new BigDecimal("0.00033000"));
+      assertThat(List.of(r.inputTokens(), r.outputTokens(), r.cachedInputTokens())).containsExactly(25L, 1L, 3000L);
+    });
+  }
+
+  @Test
+  void process_streamCancelledAfterUsageBeforeDone_chargesFullUsage() throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "5", "cancel-1", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "text/event-stream");
+    String sse = new String(Fixtures.bytes("openai-chat-stream.sse"), StandardCharsets.UTF_8);
+    byte[] upToUsage = utf8(sse.substring(0, sse.indexOf("data: [DONE]")));
+    envoy.responseBodyInChunks(upToUsage, new Random(11), 64, false, at -> { });
+
+    envoy.cancel();
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
+      assertThat(r.reportId()).isEqualTo("cancel-1");
+      assertThat(r.cost()).isEqualTo(new BigDecimal("0.00013590"));
+    });
+  }
+
+  @Test
+  void process_streamCancelledBeforeAnyUsage_chargesNothing() throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "5", "cancel-2", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "text/event-stream");
+    String sse = new String(Fixtures.bytes("openai-chat-stream.sse"), StandardCharsets.UTF_8);
+    byte[] noUsage = utf8(sse.substring(0, sse.indexOf("\"finish_reason\":\"stop\"")));
+    envoy.responseBodyInChunks(noUsage, new Random(12), 64, false, at -> { });
+    envoy.cancel();
+
+    MeteringSession session = sessions.get(0);
+    long deadline = System.nanoTime() + WAIT.toNanos();
+    while (registry.find("quota.metering.unmetered").tag("reason", "no_usage").counter() == null
+        && System.nanoTime() < deadline) {
+      Thread.sleep(10);
+    }
+    assertThat(registry.get("quota.metering.unmetered").tag("reason", "no_usage").counter().count())
+        .isEqualTo(1.0);
+    assertThat(session.retainedBytes()).isZero();
+    assertThat(sink.submitted()).isEmpty();
+  }
+
+  @Test
+  void process_unpricedModelWithDefaultPrice_chargesDefaultAndCounts() throws Exception {
+    EnvoyStream envoy = start("0.25");
+    byte[] request = utf8("{\"model\":\"llama-3.3-70b-instruct\",\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "8", "unpriced-1", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "application/json");
+    byte[] body = Fixtures.bytes("openai-chat.json");
+    envoy.responseBody(body, 0, body.length, true);
+    // (86 + 300 + 1920) tokens x 0.25 / 1e6
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
+      assertThat(r.model()).isEqualTo("llama-3.3-70b-instruct");
+      assertThat(r.cost()).isEqualTo(new BigDecimal("0.00057650"));
+    });
+    assertThat(registry.get("quota.metering.unpriced").tag("model", "llama-3.3-70b-instruct")
+        .counter().count()).isEqualTo(1.0);
+  }
+
+  @Test
+  void process_unpricedModelWithZeroPrice_chargesNothingButRecordsTokens() throws Exception {
+    EnvoyStream envoy = start("0");
+    byte[] request = utf8("{\"model\":\"llama-3.3-70b-instruct\",\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "8", "unpriced-2", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "application/json");
+    byte[] body = Fixtures.bytes("openai-chat.json");
+    envoy.responseBody(body, 0, body.length, true);
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
+      assertThat(r.cost()).isEqualByComparingTo("0");
+      assertThat(r.outputTokens()).isEqualTo(300);
+    });
+    assertThat(registry.get("quota.metering.unpriced").tag("model", "llama-3.3-70b-instruct")
+        .counter().count()).isEqualTo(1.0);
+  }
+
+  static Stream<Arguments> badHeaders() {
+    return Stream.of(
+        Arguments.of(null, "r1", "missing_key_id"),
+        Arguments.of("abc", "r1", "bad_key_id"),
+        Arguments.of("-5", "r1", "bad_key_id"),
+        Arguments.of("0", "r1", "bad_key_id"),
+        Arguments.of("99999999999999999999", "r1", "bad_key_id"),
+        Arguments.of("12", null, "missing_request_id"),
+        Arguments.of("12", "has space", "bad_request_id"),
+        Arguments.of("12", "x".repeat(129), "bad_request_id"));
+  }
+
+  @ParameterizedTest
+  @MethodSource("badHeaders")
+  void process_missingOrMalformedHeader_chargesNothingAndCounts(String keyId, String requestId,
+      String reason) throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o\",\"messages\":[]}");
+    ProcessingResponse answer = envoy.requestHeaders(
+        EnvoyStream.requestHeaders("/v1/chat/completions", keyId, requestId, request.length), false);
+    assertThat(answer.getModeOverride().getResponseBodyMode()).isEqualTo(ProcessingMode.BodySendMode.NONE);
+    assertThat(answer.getRequestHeaders().getResponse()).isEqualTo(CommonResponse.getDefaultInstance());
+    // Phases still come when Envoy does not allow mode overrides: all pass through.
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "application/json");
+    byte[] body = Fixtures.bytes("openai-chat.json");
+    assertThat(envoy.responseBody(body, 0, body.length, true)).isEqualTo(CONTINUE_RESPONSE_BODY);
+    envoy.complete();
+    assertThat(sink.submitted()).isEmpty();
+    assertThat(registry.get("quota.metering.unmetered").tag("reason", reason).counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void process_keyIdHeaderTwice_chargesNothing() throws Exception {
+    EnvoyStream envoy = start();
+    Map<String, String> h = EnvoyStream.requestHeaders("/v1/chat/completions", "12", "r1", 10);
+    ProcessingRequest twice = ProcessingRequest.newBuilder().setRequestHeaders(HttpHeaders.newBuilder()
+        .setHeaders(EnvoyStream.headers(h).toBuilder().addHeaders(
+            io.envoyproxy.envoy.config.core.v3.HeaderValue.newBuilder().setKey("x-quota-key-id")
+                .setRawValue(com.google.protobuf.ByteString.copyFromUtf8("13"))))).build();
+    assertThat(envoy.send(twice).hasModeOverride()).isTrue();
+    assertThat(registry.get("quota.metering.unmetered").tag("reason", "missing_key_id").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void process_getRequest_isNotMetered() throws Exception {
+    EnvoyStream envoy = start();
+    Map<String, String> h = EnvoyStream.requestHeaders("/v1/responses/resp_123", "1", "r1", -1);
+    h.put(":method", "GET");
+    ProcessingResponse answer = envoy.requestHeaders(h, true);
+    assertThat(answer.getModeOverride().getResponseHeaderMode()).isEqualTo(ProcessingMode.HeaderSendMode.SKIP);
+    envoy.responseHeaders(200, "application/json");
+    byte[] body = Fixtures.bytes("openai-responses.json");
+    envoy.responseBody(body, 0, body.length, true);
+    envoy.complete();
+    assertThat(sink.submitted()).isEmpty();
+  }
+
+  @Test
+  void process_compressedResponse_isNotMeteredAndCounted() throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o\",\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "1", "gz", request.length), false);
+    envoy.requestBody(request);
+    ProcessingResponse answer = envoy.responseHeaders(Map.of(":status", "200",
+        "content-type", "application/json", "content-encoding", "gzip"));
+    assertThat(answer.getModeOverride().getResponseBodyMode()).isEqualTo(ProcessingMode.BodySendMode.NONE);
+    envoy.complete();
+    assertThat(sink.submitted()).isEmpty();
+    assertThat(registry.get("quota.metering.unmetered").tag("reason", "encoded_body").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void process_sameRequestIdStreamedTwice_isChargedOnce() throws Exception {
+    EnvoyStream first = start();
+    for (EnvoyStream envoy : List.of(first, another())) {
+      byte[] request = utf8("{\"model\":\"claude-haiku-4-5\",\"stream\":true,\"messages\":[]}");
+      envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/messages", "3", "retry-same-id", request.length), false);
+      envoy.requestBody(request);
+      envoy.responseHeaders(200, "text/event-stream");
+      envoy.responseBodyInChunks(Fixtures.bytes("anthropic-messages-stream.sse"), new Random(3), 200, true, at -> { });
+      envoy.complete();
+    }
+    assertThat(sink.submitted()).hasSize(2);
+    assertThat(sink.charged()).singleElement()
+        .satisfies(r -> assertThat(r.cost()).isEqualTo(new BigDecimal("0.00109000")));
+    assertThat(registry.get("quota.metering.charges").tag("outcome", "duplicate").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void process_observabilityMode_answersNothingButCharges() throws Exception {
+    EnvoyStream envoy = start();
+    byte[] body = Fixtures.bytes("gemini-generate.json");
+    ProcessingRequest.Builder headers = ProcessingRequest.newBuilder().setObservabilityMode(true)
+        .setRequestHeaders(HttpHeaders.newBuilder().setHeaders(EnvoyStream.headers(
+            EnvoyStream.requestHeaders("/v1beta/models/gemini-2.5-pro:generateContent", "2", "obs", -1))));
+    ProcessingRequest.Builder status = ProcessingRequest.newBuilder().setObservabilityMode(true)
+        .setResponseHeaders(HttpHeaders.newBuilder().setHeaders(EnvoyStream.headers(
+            Map.of(":status", "200", "content-type", "application/json"))));
+    ProcessingRequest.Builder response = ProcessingRequest.newBuilder().setObservabilityMode(true)
+        .setResponseBody(io.envoyproxy.envoy.service.ext_proc.v3.HttpBody.newBuilder()
+            .setBody(com.google.protobuf.ByteString.copyFrom(body)).setEndOfStream(true));
+    envoy.sendWithoutAnswer(headers.build());
+    envoy.sendWithoutAnswer(status.build());
+    envoy.sendWithoutAnswer(response.build());
+    envoy.complete();
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement()
+        .satisfies(r -> assertThat(r.cost()).isEqualTo(new BigDecimal("0.02118400")));
+    assertThat(envoy.unansweredCount()).isZero();
+  }
+
+  @Test
+  void process_requestWithoutPhase_failsStreamWithInvalidArgument() throws Exception {
+    EnvoyStream envoy = start();
+    envoy.sendWithoutAnswer(ProcessingRequest.getDefaultInstance());
+    envoy.awaitClosed();
+    assertThat(Status.fromThrowable(envoy.error()).getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+  }
+
+  @Test
+  void process_providerFromCheckMetadata_winsOverPath() throws Exception {
+    EnvoyStream envoy = start();
+    // an Anthropic-shaped route the path alone would call OpenAI
+    Map<String, String> h = EnvoyStream.requestHeaders("/v1/proxy/anthropic", "6", "hint-1", -1);
+    envoy.requestHeaders(h, Map.of("key_id", "6", "provider", "anthropic"));
+    envoy.requestBody(utf8("{\"model\":\"claude-sonnet-4-5-20250929\",\"messages\":[]}"));
+    envoy.responseHeaders(200, "application/json");
+    byte[] body = Fixtures.bytes("anthropic-messages.json");
+    envoy.responseBody(body, 0, body.length, true);
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
+      assertThat(r.provider()).isEqualTo("anthropic");
+      assertThat(r.cost()).isEqualTo(new BigDecimal("0.00914100"));
+    });
+  }
+
+  @Test
+  void process_sinkSlowToAccept_lastAnswerIsNotHeldBack() throws Exception {
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
+    UsageCharger charger = new UsageCharger(report -> {
+      entered.countDown();
+      try {
+        release.await(); // a pipeline applying backpressure
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      return sink.submit(report);
+    }, Fixtures::testPrices, BigDecimal.ZERO, registry, CLOCK, List.of());
+    String name = InProcessServerBuilder.generateName();
+    server = InProcessServerBuilder.forName(name).addService(new ExtProcService(charger)).build().start();
+    channel = InProcessChannelBuilder.forName(name).build();
+    EnvoyStream envoy = new EnvoyStream(channel);
+    byte[] request = utf8("{\"model\":\"gpt-4o\",\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "1", "slow", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "application/json");
+    byte[] body = Fixtures.bytes("openai-chat.json");
+
+    assertThat(envoy.responseBody(body, 0, body.length, true)).isEqualTo(CONTINUE_RESPONSE_BODY);
+    assertThat(entered.await(WAIT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)).isTrue();
+    assertThat(sink.submitted()).isEmpty();
+    release.countDown();
+    assertThat(sink.awaitSubmitted(1, WAIT)).hasSize(1);
+    envoy.complete();
+  }
+
+  /**
+   * 100 MiB of streamed chat chunks, plus one 8 MiB event (a single huge data line), cut at random
+   * offsets: the session never holds more than a few KiB, and the final usage is still charged.
+   */
+  @Test
+  void process_100MiBStreamedSse_keepsRetainedBytesFlat() throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "100", "big", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "text/event-stream");
+    MeteringSession session = sessions.get(0);
+    long heapBefore = usedHeapAfterGc();
+
+    ByteArrayOutputStream period = new ByteArrayOutputStream();
+    String text = "Lorem ipsum dolor sit amet, «usage» — ünïcödé ✓ 👋 \\\"quoted\\\" ".repeat(3);
+    while (period.size() < (1 << 20)) {
+      period.writeBytes(utf8("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\","
+          + "\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\""
+          + text + "\"},\"finish_reason\":null}],\"usage\":null}\n\n"));
+    }
+    byte[] periodBytes = period.toByteArray();
+    byte[] huge = hugeEvent(8 << 20);
+    Random random = new Random(100L);
+    int[] maxRetained = {0};
+    long sent = 0;
+    for (int i = 0; sent < 100L << 20; i++) {
+      byte[] part = i == 50 ? huge : periodBytes;
+      envoy.responseBodyInChunks(part, random, 64 << 10, false,
+          at -> maxRetained[0] = Math.max(maxRetained[0], session.retainedBytes()));
+      sent += part.length;
+    }
+    String sse = new String(Fixtures.bytes("openai-chat-stream.sse"), StandardCharsets.UTF_8);
+    byte[] tail = utf8(sse.substring(sse.indexOf("data: {", sse.indexOf("\"finish_reason\":\"stop\"") - 300)));
+    envoy.responseBodyInChunks(tail, random, 100, true,
+        at -> maxRetained[0] = Math.max(maxRetained[0], session.retainedBytes()));
+
+    long heapGrowth = usedHeapAfterGc() - heapBefore;
+
+    assertThat(sent).isGreaterThanOrEqualTo(100L << 20);
+    // A second, coarser signal: nothing near the 100 MiB sent (or the 8 MiB event) stayed on the
+    // heap. The bound leaves room for the 1 MiB period buffer and gRPC's pools.
+    assertThat(heapGrowth).isLessThan(32L << 20);
+    assertThat(maxRetained[0]).isPositive().isLessThan(4096);
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement()
+        .satisfies(r -> assertThat(r.cost()).isEqualTo(new BigDecimal("0.00013590")));
+    envoy.complete();
+  }
+
+  private static long usedHeapAfterGc() throws InterruptedException {
+    Runtime rt = Runtime.getRuntime();
+    long used = Long.MAX_VALUE;
+    for (int i = 0; i < 3; i++) {
+      System.gc();
+      Thread.sleep(50);
+      used = Math.min(used, rt.totalMemory() - rt.freeMemory());
+    }
+    return used;
+  }
+
+  /** One event whose single data line is about this size: a huge content delta. */
+  private static byte[] hugeEvent(int approxSize) {
+    byte[] head = utf8("data: {\"choices\":[{\"delta\":{\"content\":\"");
+    byte[] tailBytes = utf8("\"}}],\"usage\":null}\r\n\r\n");
+    byte[] unit = utf8("café ");
+    int units = approxSize / unit.length;
+    byte[] out = new byte[head.length + units * unit.length + tailBytes.length];
+    System.arraycopy(head, 0, out, 0, head.length);
+    for (int i = 0; i < units; i++) {
+      System.arraycopy(unit, 0, out, head.length + i * unit.length, unit.length);
+    }
+    System.arraycopy(tailBytes, 0, out, out.length - tailBytes.length, tailBytes.length);
+    return out;
+  }
+}

@@ -1,0 +1,132 @@
+package io.quotaauthority.metering;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.MethodSource;
+
+class PriceTableTest {
+
+  private static final PriceTable TABLE = PriceTable.parse(("""
+      models:
+        "gpt-4o*": {input: "2.50", output: "10"}
+        "gpt-4o-mini*": {input: "0.15", output: "0.60"}
+        "gpt-4o-2024-05-13": {input: "5", output: "15"}
+        "gpt-4o-2024*": {input: "9", output: "9"}
+        "claude-*": {input: "1", output: "1"}
+      """).getBytes(StandardCharsets.UTF_8));
+
+  @ParameterizedTest
+  @CsvSource({
+      "gpt-4o, 2.50",
+      "gpt-4o-2024-08-06, 9",          // longer prefix beats gpt-4o*
+      "gpt-4o-2024-05-13, 5",          // exact beats any prefix
+      "gpt-4o-mini, 0.15",
+      "gpt-4o-mini-2024-07-18, 0.15",  // longest prefix wins
+      "GPT-4O-MINI, 0.15",             // case-insensitive
+      "claude-sonnet-4-5, 1",
+  })
+  void find_modelName_usesExactThenLongestPrefix(String model, String input) {
+    assertThat(TABLE.find(model)).hasValueSatisfying(
+        p -> assertThat(p.inputPerMtok()).isEqualByComparingTo(input));
+  }
+
+  @Test
+  void find_unknownModel_isEmpty() {
+    assertThat(TABLE.find("gpt-4")).isEmpty();
+    assertThat(TABLE.find("llama-3")).isEmpty();
+    assertThat(TABLE.find(null)).isEmpty();
+  }
+
+  @Test
+  void parse_missingCachePrices_defaultToInput() {
+    ModelPrice p = TABLE.find("gpt-4o").orElseThrow();
+    assertThat(p.cachedInputPerMtok()).isEqualTo(new BigDecimal("2.50"));
+    assertThat(p.cacheWritePerMtok()).isEqualTo(new BigDecimal("2.50"));
+  }
+
+  @Test
+  void parse_unquotedDecimal_isExactNotDouble() {
+    PriceTable t = PriceTable.parse("models:\n  m: {input: 0.1, output: 2.675, cached_input: 1.10}\n"
+        .getBytes(StandardCharsets.UTF_8));
+    ModelPrice p = t.find("m").orElseThrow();
+    assertThat(p.inputPerMtok()).isEqualTo(new BigDecimal("0.1"));
+    assertThat(p.outputPerMtok()).isEqualTo(new BigDecimal("2.675"));
+    assertThat(p.cachedInputPerMtok()).isEqualTo(new BigDecimal("1.10"));
+  }
+
+  @Test
+  void parse_catchAll_matchesEverything() {
+    PriceTable t = PriceTable.parse("models:\n  '*': {input: '1', output: '2'}\n"
+        .getBytes(StandardCharsets.UTF_8));
+    assertThat(t.find("anything")).isPresent();
+  }
+
+  static Stream<Arguments> badFiles() {
+    return Stream.of(
+        Arguments.of("models: [", "not valid YAML"),
+        Arguments.of("- a\n- b\n", "expected a mapping"),
+        Arguments.of("prices: {}\n", "unknown key 'prices'"),
+        Arguments.of("models: {}\n", "non-empty"),
+        Arguments.of("models:\n  m: {input: '1'}\n", "models.m.output is required"),
+        Arguments.of("models:\n  m: {input: '-1', output: '1'}\n", "models.m.input must be a non-negative"),
+        Arguments.of("models:\n  m: {input: 'abc', output: '1'}\n", "models.m.input"),
+        Arguments.of("models:\n  m: {input: '1e3', output: '1'}\n", "models.m.input"),
+        Arguments.of("models:\n  m: {input: '1', output: '1', cached: '1'}\n", "unknown key 'cached'"),
+        Arguments.of("models:\n  m: '1'\n", "models.m must be a mapping"),
+        Arguments.of("models:\n  'a*b': {input: '1', output: '1'}\n", "model name 'a*b'"),
+        Arguments.of("models:\n  m: {input: '1', output: '1'}\n  m: {input: '2', output: '2'}\n", "not valid YAML"),
+        Arguments.of("models:\n  m: {input: '1', output: '1'}\n  M: {input: '2', output: '2'}\n", "appears twice"));
+  }
+
+  @ParameterizedTest
+  @MethodSource("badFiles")
+  void parse_badFile_throwsSayingWhy(String yaml, String message) {
+    assertThatThrownBy(() -> PriceTable.parse(yaml.getBytes(StandardCharsets.UTF_8)))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining(message);
+  }
+
+  @ParameterizedTest
+  @CsvSource({
+      "gpt-4o-2024-08-06, 2.50",
+      "gpt-4o-mini-2024-07-18, 0.15",
+      "gpt-4.1-2025-04-14, 2.00",
+      "gpt-4.1-mini, 0.40",
+      "gpt-4.1-nano, 0.10",
+      "o3-2025-04-16, 2.00",
+      "o3-mini, 1.10",
+      "o4-mini-2025-04-16, 1.10",
+      "gpt-5, 1.25",
+      "gpt-5-mini-2025-08-07, 0.25",
+      "gpt-5-nano, 0.05",
+      "claude-sonnet-4-5-20250929, 3.00",
+      "claude-sonnet-4-20250514, 3.00",
+      "claude-opus-4-1-20250805, 15.00",
+      "claude-opus-4-5-20251101, 5.00",
+      "claude-haiku-4-5-20251001, 1.00",
+      "claude-3-7-sonnet-20250219, 3.00",
+      "claude-3-5-sonnet-20241022, 3.00",
+      "claude-3-5-haiku-20241022, 0.80",
+      "gemini-2.5-pro, 1.25",
+      "gemini-2.5-flash, 0.30",
+      "gemini-2.5-flash-lite, 0.10",
+      "gemini-2.0-flash-001, 0.10",
+  })
+  void shipped_mainstreamModels_arePriced(String model, String input) {
+    assertThat(PriceTable.shipped().find(model)).hasValueSatisfying(
+        p -> assertThat(p.inputPerMtok()).isEqualByComparingTo(input));
+  }
+
+  @Test
+  void shipped_statesItsDate() {
+    assertThat(PriceTable.shipped().asOf()).matches("\\d{4}-\\d{2}(-\\d{2})?");
+  }
+}

@@ -1,0 +1,119 @@
+package io.quotaauthority.metering;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.quotaauthority.usage.UsageOutcome;
+import io.quotaauthority.usage.UsageReport;
+import java.math.BigDecimal;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+class UsageChargerTest {
+  private static final Clock CLOCK = Clock.fixed(Instant.parse("2025-06-01T12:00:00Z"), ZoneOffset.UTC);
+  private final RecordingUsageSink sink = new RecordingUsageSink();
+  private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
+
+  private UsageCharger charger(String unpriced) {
+    return new UsageCharger(sink, Fixtures::testPrices, new BigDecimal(unpriced), registry, CLOCK,
+        List.of(Duration.ZERO, Duration.ZERO));
+  }
+
+  @Test
+  void charge_pricedModel_submitsExactReport() throws Exception {
+    UsageOutcome outcome = charger("0").charge(42, "req-1", Provider.OPENAI, "gpt-4o",
+        new TokenUsage(86, 300, 1920, 0)).toCompletableFuture().get(5, TimeUnit.SECONDS);
+    assertThat(outcome.result()).isEqualTo(UsageOutcome.Result.ACCEPTED);
+    assertThat(sink.charged()).containsExactly(new UsageReport("req-1", 42,
+        new BigDecimal("0.00561500"), "gpt-4o", "openai", 86, 300, 1920, 0, CLOCK.instant()));
+  }
+
+  @Test
+  void charge_sameReportIdTwice_isDuplicateTheSecondTime() throws Exception {
+    UsageCharger c = charger("0");
+    TokenUsage t = new TokenUsage(1, 1, 0, 0);
+    c.charge(1, "same", Provider.ANTHROPIC, "claude-haiku-4-5", t).toCompletableFuture().get();
+    UsageOutcome second =
+        c.charge(1, "same", Provider.ANTHROPIC, "claude-haiku-4-5", t).toCompletableFuture().get();
+    assertThat(second.result()).isEqualTo(UsageOutcome.Result.DUPLICATE);
+    assertThat(sink.charged()).hasSize(1);
+    assertThat(registry.get("quota.metering.charges").tag("outcome", "duplicate").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void charge_unpricedModelWithDefaultPrice_chargesFlatRateAndCounts() throws Exception {
+    charger("0.5").charge(7, "r", Provider.OPENAI, "mystery-model", new TokenUsage(1000, 3000, 0, 0))
+        .toCompletableFuture().get();
+    // 4000 tokens x 0.5 / 1e6
+    assertThat(sink.charged().get(0).cost()).isEqualTo(new BigDecimal("0.00200000"));
+    assertThat(registry.get("quota.metering.unpriced").tag("model", "mystery-model").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void charge_unpricedModelWithZeroPrice_recordsTokensAtNoCost() throws Exception {
+    charger("0").charge(7, "r", Provider.GEMINI, "gemini-9-ultra", new TokenUsage(10, 20, 0, 0))
+        .toCompletableFuture().get();
+    UsageReport r = sink.charged().get(0);
+    assertThat(r.cost()).isEqualByComparingTo("0");
+    assertThat(r.inputTokens()).isEqualTo(10);
+    assertThat(registry.get("quota.metering.unpriced").tag("model", "gemini-9-ultra").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void unpricedCounter_inPrometheus_isQuotaMeteringUnpricedTotal() throws Exception {
+    PrometheusMeterRegistry prometheus = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    new UsageCharger(sink, Fixtures::testPrices, BigDecimal.ZERO, prometheus, CLOCK)
+        .charge(1, "r", Provider.OPENAI, "nope", new TokenUsage(1, 1, 0, 0))
+        .toCompletableFuture().get();
+    assertThat(prometheus.scrape()).contains("quota_metering_unpriced_total{model=\"nope\"} 1.0");
+  }
+
+  @Test
+  void charge_manyDistinctUnpricedModels_boundsTagValues() throws Exception {
+    UsageCharger c = charger("0");
+    for (int i = 0; i < MeteringMetrics.MAX_MODEL_TAGS + 20; i++) {
+      c.charge(1, "r" + i, Provider.OPENAI, "junk-" + i, new TokenUsage(1, 0, 0, 0))
+          .toCompletableFuture().get();
+    }
+    assertThat(registry.find("quota.metering.unpriced").counters())
+        .hasSize(MeteringMetrics.MAX_MODEL_TAGS + 1);
+    assertThat(registry.get("quota.metering.unpriced").tag("model", "other").counter().count())
+        .isEqualTo(20.0);
+  }
+
+  @Test
+  void charge_databaseUnreachableOnce_retriesWithSameReportId() throws Exception {
+    sink.failNext(1);
+    UsageOutcome outcome = charger("0").charge(3, "retry-me", Provider.OPENAI, "gpt-4o",
+        new TokenUsage(1, 1, 0, 0)).toCompletableFuture().get(5, TimeUnit.SECONDS);
+    assertThat(outcome.result()).isEqualTo(UsageOutcome.Result.ACCEPTED);
+    assertThat(sink.submitted()).extracting(UsageReport::reportId).containsExactly("retry-me", "retry-me");
+  }
+
+  @Test
+  void charge_databaseUnreachableEveryTime_givesUpAfterRetries() {
+    sink.failNext(10);
+    var stage = charger("0").charge(3, "lost", Provider.OPENAI, "gpt-4o", new TokenUsage(1, 1, 0, 0))
+        .toCompletableFuture();
+    assertThat(stage).failsWithin(Duration.ofSeconds(5));
+    assertThat(sink.submitted()).hasSize(3);
+    assertThat(registry.get("quota.metering.charges").tag("outcome", "failed").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void report_longModelName_isCut() {
+    UsageReport r = charger("0").report(1, "r", Provider.OPENAI, "m".repeat(500), new TokenUsage(1, 1, 0, 0));
+    assertThat(r.model()).hasSize(UsageCharger.MAX_MODEL_CHARS);
+  }
+}

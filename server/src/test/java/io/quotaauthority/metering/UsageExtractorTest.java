@@ -1,0 +1,184 @@
+package io.quotaauthority.metering;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.Optional;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+class UsageExtractorTest {
+
+  /** Fixture, its format and framing, and the disjoint token buckets it must yield. */
+  static Stream<Arguments> fixtures() {
+    return Stream.of(
+        // prompt 2006 includes 1920 cached
+        Arguments.of("openai-chat.json", UsageFormat.OPENAI, UsageExtractor.Framing.JSON,
+            new TokenUsage(86, 300, 1920, 0), "gpt-4o-2024-08-06"),
+        Arguments.of("openai-chat-stream.sse", UsageFormat.OPENAI, UsageExtractor.Framing.SSE,
+            new TokenUsage(226, 42, 1024, 0), "gpt-4o-mini-2024-07-18"),
+        Arguments.of("openai-responses.json", UsageFormat.OPENAI, UsageExtractor.Framing.JSON,
+            new TokenUsage(1304, 1200, 4096, 0), "o3-2025-04-16"),
+        Arguments.of("openai-responses-stream.sse", UsageFormat.OPENAI, UsageExtractor.Framing.SSE,
+            new TokenUsage(952, 500, 2048, 0), "gpt-4.1-mini-2025-04-14"),
+        // input 12 excludes the 2048 written to the cache
+        Arguments.of("anthropic-messages.json", UsageFormat.ANTHROPIC, UsageExtractor.Framing.JSON,
+            new TokenUsage(12, 95, 0, 2048), "claude-sonnet-4-5-20250929"),
+        // message_start's input counts, message_delta's final output count
+        Arguments.of("anthropic-messages-stream.sse", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.SSE, new TokenUsage(25, 153, 3000, 0), "claude-haiku-4-5-20251001"),
+        // prompt 10240 includes 8192 cached; output 512 + 1248 thoughts
+        Arguments.of("gemini-generate.json", UsageFormat.GEMINI, UsageExtractor.Framing.JSON,
+            new TokenUsage(2048, 1760, 8192, 0), "gemini-2.5-pro"),
+        Arguments.of("gemini-stream.sse", UsageFormat.GEMINI, UsageExtractor.Framing.SSE,
+            new TokenUsage(476, 600, 1024, 0), "gemini-2.5-flash"),
+        Arguments.of("gemini-stream-array.json", UsageFormat.GEMINI, UsageExtractor.Framing.JSON,
+            new TokenUsage(42, 117, 0, 0), "gemini-2.0-flash"));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("fixtures")
+  void feed_wholeFixture_yieldsItsTokens(String fixture, UsageFormat format,
+      UsageExtractor.Framing framing, TokenUsage expected, String model) {
+    UsageExtractor x = new UsageExtractor(format, framing);
+    x.feed(Fixtures.bytes(fixture));
+    x.end();
+    assertThat(x.usage()).contains(expected);
+    assertThat(x.reportedModel()).contains(model);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("fixtures")
+  void feed_splitInTwoAtEveryByte_yieldsSameTokens(String fixture, UsageFormat format,
+      UsageExtractor.Framing framing, TokenUsage expected, String model) {
+    byte[] body = Fixtures.bytes(fixture);
+    for (int cut = 0; cut <= body.length; cut++) {
+      UsageExtractor x = new UsageExtractor(format, framing);
+      x.feed(Arrays.copyOfRange(body, 0, cut));
+      x.feed(Arrays.copyOfRange(body, cut, body.length));
+      x.end();
+      assertThat(x.usage()).as("cut at %d", cut).contains(expected);
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("fixtures")
+  void feed_oneByteAtATime_yieldsSameTokens(String fixture, UsageFormat format,
+      UsageExtractor.Framing framing, TokenUsage expected, String model) {
+    byte[] body = Fixtures.bytes(fixture);
+    UsageExtractor x = new UsageExtractor(format, framing);
+    for (byte b : body) {
+      x.feed(new byte[] {b});
+    }
+    x.end();
+    assertThat(x.usage()).contains(expected);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("fixtures")
+  void feed_randomChunksWithFixedSeed_yieldsSameTokens(String fixture, UsageFormat format,
+      UsageExtractor.Framing framing, TokenUsage expected, String model) {
+    byte[] body = Fixtures.bytes(fixture);
+    Random random = new Random(20250101L);
+    for (int round = 0; round < 50; round++) {
+      UsageExtractor x = new UsageExtractor(format, framing);
+      int at = 0;
+      while (at < body.length) {
+        int n = Math.min(body.length - at, 1 + random.nextInt(40));
+        x.feed(body, at, n);
+        at += n;
+      }
+      x.end();
+      assertThat(x.usage()).contains(expected);
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("fixtures")
+  void feed_unknownContentType_sniffsFraming(String fixture, UsageFormat format,
+      UsageExtractor.Framing framing, TokenUsage expected, String model) {
+    UsageExtractor x = new UsageExtractor(format, UsageExtractor.Framing.SNIFF);
+    x.feed(Fixtures.bytes(fixture));
+    x.end();
+    assertThat(x.usage()).contains(expected);
+  }
+
+  @ParameterizedTest
+  @org.junit.jupiter.params.provider.CsvSource({
+      "openai-error-429.json, OPENAI", "anthropic-error-529.json, ANTHROPIC"})
+  void feed_errorBody_yieldsNoUsage(String fixture, UsageFormat format) {
+    UsageExtractor x = new UsageExtractor(format, UsageExtractor.Framing.JSON);
+    x.feed(Fixtures.bytes(fixture));
+    x.end();
+    assertThat(x.usage()).isEmpty();
+  }
+
+  @Test
+  void feed_anthropicStreamCutAfterFirstEvents_yieldsInputAndFirstOutput() {
+    byte[] body = Fixtures.bytes("anthropic-messages-stream.sse");
+    String text = new String(body, StandardCharsets.UTF_8);
+    int cut = text.indexOf("event: content_block_delta");
+    UsageExtractor x = new UsageExtractor(UsageFormat.ANTHROPIC, UsageExtractor.Framing.SSE);
+    x.feed(text.substring(0, cut).getBytes(StandardCharsets.UTF_8));
+    x.end();
+    assertThat(x.usage()).contains(new TokenUsage(25, 1, 3000, 0));
+  }
+
+  @Test
+  void feed_jsonWithStringsLookingLikeUsage_ignoresThem() {
+    String body = "{\"note\":\"{\\\"usage\\\":{\\\"prompt_tokens\\\":5}}\","
+        + "\"data\":{\"usage\":{\"prompt_tokens\":7}},"
+        + "\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":3}}";
+    UsageExtractor x = new UsageExtractor(UsageFormat.OPENAI, UsageExtractor.Framing.JSON);
+    x.feed(body.getBytes(StandardCharsets.UTF_8));
+    // only the top-level usage counts: the string is text, data.usage is not a usage path
+    assertThat(x.usage()).contains(new TokenUsage(11, 3, 0, 0));
+  }
+
+  @Test
+  void feed_malformedJson_yieldsWhatClosedBeforeTheError() {
+    UsageExtractor x = new UsageExtractor(UsageFormat.OPENAI, UsageExtractor.Framing.JSON);
+    x.feed("{\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}, ]]] garbage {\"usage\":{\"prompt_tokens\":9}}"
+        .getBytes(StandardCharsets.UTF_8));
+    assertThat(x.usage()).contains(new TokenUsage(4, 2, 0, 0));
+  }
+
+  @Test
+  void feed_hugeStringValue_retainsNoMoreThanFixedBuffers() {
+    UsageExtractor x = new UsageExtractor(UsageFormat.GEMINI, UsageExtractor.Framing.JSON);
+    x.feed("{\"candidates\":[{\"content\":{\"parts\":[{\"inlineData\":{\"data\":\"".getBytes(StandardCharsets.US_ASCII));
+    byte[] base64 = new byte[1 << 20];
+    Arrays.fill(base64, (byte) 'A');
+    int max = 0;
+    for (int i = 0; i < 20; i++) {
+      x.feed(base64);
+      max = Math.max(max, x.retainedBytes());
+    }
+    x.feed("\"}}]}}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":1290}}"
+        .getBytes(StandardCharsets.US_ASCII));
+    assertThat(max).isLessThan(4096);
+    assertThat(x.usage()).contains(new TokenUsage(3, 1290, 0, 0));
+  }
+
+  @Test
+  void usage_beforeAnyUsageObject_isEmpty() {
+    UsageExtractor x = new UsageExtractor(UsageFormat.ANTHROPIC, UsageExtractor.Framing.SSE);
+    x.feed("event: ping\ndata: {\"type\":\"ping\"}\n\n".getBytes(StandardCharsets.US_ASCII));
+    assertThat(x.usage()).isEqualTo(Optional.empty());
+  }
+
+  @Test
+  void framingOf_contentTypes_choosesFraming() {
+    assertThat(UsageExtractor.Framing.of("text/event-stream; charset=utf-8"))
+        .isEqualTo(UsageExtractor.Framing.SSE);
+    assertThat(UsageExtractor.Framing.of("application/json; charset=UTF-8"))
+        .isEqualTo(UsageExtractor.Framing.JSON);
+    assertThat(UsageExtractor.Framing.of(null)).isEqualTo(UsageExtractor.Framing.SNIFF);
+    assertThat(UsageExtractor.Framing.of("text/plain")).isEqualTo(UsageExtractor.Framing.SNIFF);
+  }
+}
