@@ -18,6 +18,13 @@ import io.quotaauthority.config.Settings;
 import io.quotaauthority.config.TokenFile;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
 import io.quotaauthority.keys.KeyCache;
+import io.quotaauthority.metering.ExtProcService;
+import io.quotaauthority.metering.ReloadingPriceTable;
+import io.quotaauthority.metering.UsageCharger;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.math.BigDecimal;
 import io.quotaauthority.store.Database;
 import io.quotaauthority.store.KeyChangeListener;
 import io.quotaauthority.store.KeyRepository;
@@ -52,6 +59,7 @@ public final class QuotaAuthority implements AutoCloseable {
   private final ScheduledExecutorService scheduler;
   private final UsageBatcher batcher;
   private final KeyChangeListener listener;
+  private final ReloadingPriceTable prices;
   private final HealthStatusManager health;
   private final Server authzServer;
   private final Server adminServer;
@@ -60,8 +68,10 @@ public final class QuotaAuthority implements AutoCloseable {
 
   private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
       ScheduledExecutorService scheduler, UsageBatcher batcher, KeyChangeListener listener,
-      HealthStatusManager health, Server authzServer, Server adminServer, KeyCache cache) {
+      ReloadingPriceTable prices, HealthStatusManager health, Server authzServer, Server adminServer,
+      KeyCache cache) {
     this.listener = listener;
+    this.prices = prices;
     this.settings = settings;
     this.database = database;
     this.keyLoader = keyLoader;
@@ -77,6 +87,7 @@ public final class QuotaAuthority implements AutoCloseable {
   public static QuotaAuthority start(Settings settings, Clock clock) throws IOException {
     String adminToken = TokenFile.resolve(settings.adminToken(), settings.dataDir(), "admin-token");
     String reporterToken = TokenFile.resolve(settings.reporterToken(), settings.dataDir(), "reporter-token");
+    MeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     Database database = Database.open(settings);
     Transactions tx = database.transactions();
     KeyRepository keys = new KeyRepository(tx);
@@ -93,18 +104,21 @@ public final class QuotaAuthority implements AutoCloseable {
     KeyChangeListener listener = new KeyChangeListener(database::openDedicatedConnection, keys, cache,
         settings.refreshInterval(), lag -> {}).start();
     UsageService usageService = new UsageService(batcher, clock, scheduler);
+    ReloadingPriceTable prices = ReloadingPriceTable.open(settings.pricesFile(), registry);
+    UsageCharger charger = new UsageCharger(batcher, prices,
+        new BigDecimal(settings.unpricedModelUsdPerMtok()), registry, clock);
 
     HealthStatusManager health = new HealthStatusManager();
     Authorizer authorizer = new Authorizer(cache, clock, CheckRecorder.NONE);
     Server authz = authzServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort())),
         new AuthorizationService(authorizer),
         ServerInterceptors.intercept(usageService, new BearerTokenInterceptor(reporterToken, "reporter")),
-        health).build();
+        new ExtProcService(charger), health).build();
     Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort())),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminToken, health).build();
     QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, listener,
-        health, authz, admin, cache);
+        prices, health, authz, admin, cache);
     try {
       authz.start();
       admin.start();
@@ -119,7 +133,7 @@ public final class QuotaAuthority implements AutoCloseable {
 
   /** The authz port: what Envoy calls (Check), health and reflection. */
   static ServerBuilder<?> authzServer(ServerBuilder<?> builder, AuthorizationService check,
-      ServerServiceDefinition usage, HealthStatusManager health) {
+      ServerServiceDefinition usage, ExtProcService metering, HealthStatusManager health) {
     return builder
         // Every handler on this port answers without blocking (cold key loads and usage commits
         // run on their own threads), so calls run on the transport threads: no executor hop.
@@ -129,6 +143,7 @@ public final class QuotaAuthority implements AutoCloseable {
         .maxInboundMessageSize(40 * 1024 * 1024)
         .addService(check)
         .addService(usage)
+        .addService(metering)
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance());
   }
@@ -180,6 +195,7 @@ public final class QuotaAuthority implements AutoCloseable {
     adminServer.shutdown();
     awaitOrForce(authzServer, deadline);
     awaitOrForce(adminServer, deadline);
+    prices.close();
     // No call can queue usage any more: commit what is queued, then let go of the database.
     batcher.close(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())).plusSeconds(1));
     scheduler.shutdownNow();
