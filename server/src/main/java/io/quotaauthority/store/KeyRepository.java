@@ -31,43 +31,38 @@ public final class KeyRepository implements KeyLookup {
   private static final String INSERT = """
       INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at)
       VALUES (?, ?, ?, ?, ?)
-      RETURNING """ + COLUMNS;
+      """ + "RETURNING " + COLUMNS;
 
-  private static final String SELECT_LIVE_FOR_UPDATE = """
-      SELECT """ + COLUMNS + """
-       FROM api_keys WHERE id = ? AND deleted_at IS NULL FOR UPDATE""";
+  private static final String SELECT_LIVE_FOR_UPDATE = "SELECT " + COLUMNS
+      + " FROM api_keys WHERE id = ? AND deleted_at IS NULL FOR UPDATE";
 
-  private static final String SELECT_LIVE = """
-      SELECT """ + COLUMNS + """
-       FROM api_keys WHERE id = ? AND deleted_at IS NULL""";
+  private static final String SELECT_LIVE = "SELECT " + COLUMNS
+      + " FROM api_keys WHERE id = ? AND deleted_at IS NULL";
 
-  private static final String SELECT_BY_HASH = """
-      SELECT """ + COLUMNS + """
-       FROM api_keys WHERE key_hash = ?""";
+  private static final String SELECT_BY_HASH = "SELECT " + COLUMNS
+      + " FROM api_keys WHERE key_hash = ?";
 
-  private static final String SELECT_BY_IDS = """
-      SELECT """ + COLUMNS + """
-       FROM api_keys WHERE id = ANY (?)""";
+  private static final String SELECT_BY_IDS = "SELECT " + COLUMNS
+      + " FROM api_keys WHERE id = ANY (?)";
 
-  private static final String SELECT_PAGE = """
-      SELECT """ + COLUMNS + """
-       FROM api_keys WHERE deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?""";
+  private static final String SELECT_PAGE = "SELECT " + COLUMNS
+      + " FROM api_keys WHERE deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?";
 
   private static final String UPDATE_FIELDS = """
       UPDATE api_keys
          SET name = ?, quota = ?, expires_at = ?, status = ?, updated_at = now(), version = version + 1
        WHERE id = ?
-      RETURNING """ + COLUMNS;
+      """ + "RETURNING " + COLUMNS;
 
   private static final String RESET_QUOTA = """
       UPDATE api_keys SET quota_used = 0, updated_at = now(), version = version + 1
        WHERE id = ?
-      RETURNING """ + COLUMNS;
+      """ + "RETURNING " + COLUMNS;
 
   private static final String SOFT_DELETE = """
       UPDATE api_keys SET deleted_at = now(), updated_at = now(), version = version + 1
        WHERE id = ?
-      RETURNING """ + COLUMNS;
+      """ + "RETURNING " + COLUMNS;
 
   private static final String INSERT_AUDIT = """
       INSERT INTO key_audit (key_id, action, old_value, new_value, actor)
