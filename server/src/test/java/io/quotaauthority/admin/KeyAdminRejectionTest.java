@@ -309,6 +309,12 @@ class KeyAdminRejectionTest {
     assertThat(create(admin, "n".repeat(200), "0").getName()).hasSize(200);
   }
 
+  @Test
+  void createKey_nameWithNulCharacter_invalidArgumentNamingName() {
+    refused(() -> admin.createKey(CreateKeyRequest.newBuilder().setName("a\u0000b").build()),
+        Status.Code.INVALID_ARGUMENT, "name must not contain");
+  }
+
   // ---- paging ----
 
   @ParameterizedTest(name = "page_size {0}")
