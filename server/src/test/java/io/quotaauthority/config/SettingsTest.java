@@ -181,4 +181,16 @@ class SettingsTest {
     assertThat(List.of(Setting.values())).extracting(Setting::flag).doesNotHaveDuplicates()
         .allMatch(f -> f.matches("--[a-z-]+"));
   }
+
+  @Test
+  void toString_secretSettings_notPrinted() {
+    Settings s = load(Map.of("QUOTA_ADMIN_TOKEN", "adm-secret-1", "QUOTA_REPORTER_TOKEN", "rep-secret-2",
+        "QUOTA_DB_PASSWORD", "db-secret-3"));
+
+    assertThat(s.toString()).doesNotContain("adm-secret-1", "rep-secret-2", "db-secret-3")
+        .startsWith("Settings[dbUrl=Optional.empty, dbUser=postgres, dbPassword=***, dbPoolSize=8,")
+        .contains("adminToken=Optional[***], reporterToken=Optional[***]", "authzPort=9191")
+        .endsWith("tlsClientCa=Optional.empty]");
+    assertThat(load(Map.of()).toString()).contains("dbPassword=,", "adminToken=Optional.empty");
+  }
 }
