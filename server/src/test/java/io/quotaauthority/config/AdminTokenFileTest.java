@@ -144,4 +144,13 @@ class AdminTokenFileTest {
         .isInstanceOf(ConfigException.class)
         .hasMessage(file + " is empty; delete it to have a new token generated");
   }
+
+  @Test
+  void resolve_dataDirIsAFile_configExceptionNamingDataDir() throws Exception {
+    Path notADir = Files.writeString(dataDir.resolve("plain-file"), "x");
+
+    assertThatThrownBy(() -> TokenFile.resolve(Optional.empty(), notADir, "admin-token"))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith("QUOTA_DATA_DIR: cannot read or create ");
+  }
 }
