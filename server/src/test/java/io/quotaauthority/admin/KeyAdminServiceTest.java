@@ -220,6 +220,17 @@ class KeyAdminServiceTest {
   }
 
   @Test
+  void updateKey_expiresAtInThePast_allowedAndKeyExpired() {
+    ApiKey k = create(admin, "expire-now", "0");
+    Instant past = Instant.now().minus(1, ChronoUnit.MINUTES).truncatedTo(ChronoUnit.MICROS);
+
+    ApiKey u = update(k.toBuilder().setExpiresAt(ts(past)).build(), "expires_at");
+
+    assertThat(instant(u.getExpiresAt())).isEqualTo(past);
+    assertThat(u.getStatus()).isEqualTo(KeyStatus.KEY_STATUS_EXPIRED);
+  }
+
+  @Test
   void updateKey_statusPath_disablesThenReenables() {
     ApiKey k = create(admin, "status", "1");
 
