@@ -70,6 +70,10 @@ public record KeyUpdate(String name, BigDecimal quota, boolean setExpiresAt, Ins
       if (name.length() > MAX_NAME) {
         throw new IllegalArgumentException("name must be at most " + MAX_NAME + " characters");
       }
+      if (name.indexOf('\0') >= 0) {
+        // PostgreSQL text cannot hold NUL: without this the insert fails as an internal error.
+        throw new IllegalArgumentException("name must not contain NUL characters");
+      }
       return name;
     }
 

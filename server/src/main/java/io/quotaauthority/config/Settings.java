@@ -134,6 +134,28 @@ public record Settings(
     return tlsCert.isPresent();
   }
 
+  /** Like the record's own, but the password and tokens ({@link Setting#secret}) are masked. */
+  @Override
+  public String toString() {
+    StringBuilder sb = new StringBuilder("Settings[");
+    for (java.lang.reflect.RecordComponent c : Settings.class.getRecordComponents()) {
+      Object value;
+      try {
+        value = c.getAccessor().invoke(this);
+      } catch (ReflectiveOperationException e) {
+        throw new IllegalStateException(e);
+      }
+      if (SECRET_FIELDS.contains(c.getName())) {
+        value = value instanceof Optional<?> o ? o.map(v -> "***") : ((String) value).isEmpty() ? "" : "***";
+      }
+      sb.append(sb.length() > 9 ? ", " : "").append(c.getName()).append('=').append(value);
+    }
+    return sb.append(']').toString();
+  }
+
+  private static final java.util.Set<String> SECRET_FIELDS = java.util.Set.of("dbPassword", "adminToken",
+      "reporterToken");
+
   private static Optional<String> optional(String v) {
     return v == null || v.isBlank() ? Optional.empty() : Optional.of(v.trim());
   }

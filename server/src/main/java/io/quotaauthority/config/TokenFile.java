@@ -40,17 +40,24 @@ public final class TokenFile {
       new SecureRandom().nextBytes(bytes);
       String token = Base64.getUrlEncoder().withoutPadding().encodeToString(bytes);
       try {
-        Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-      } catch (UnsupportedOperationException e) {
-        Files.createFile(file);
+        createPrivateFile(file);
+      } catch (FileAlreadyExistsException raced) {
+        // Another process created it between our check and now: use its token.
+        return resolve(configured, dataDir, fileName);
       }
       Files.writeString(file, token + "\n", StandardCharsets.UTF_8);
       log.info("generated a new token into {} (mode 0600)", file.toAbsolutePath());
       return token;
-    } catch (FileAlreadyExistsException e) {
-      return resolve(configured, dataDir, fileName);
     } catch (IOException e) {
       throw new ConfigException("QUOTA_DATA_DIR: cannot read or create " + file + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static void createPrivateFile(Path file) throws IOException {
+    try {
+      Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+    } catch (UnsupportedOperationException e) {
+      Files.createFile(file);
     }
   }
 }

@@ -17,10 +17,17 @@ public final class SecretHasher {
 
   private SecretHasher() {}
 
-  /** The hash of an ASCII secret of at most {@link #MAX_SECRET_LENGTH} characters. */
+  /**
+   * The hash of a secret; fast (no allocation but the result) for ASCII secrets of at most {@link
+   * #MAX_SECRET_LENGTH} characters, exact but slower for anything else.
+   */
   public static KeyHash hash(CharSequence secret) {
-    Scratch s = SCRATCH.get();
     int n = secret.length();
+    if (n > MAX_SECRET_LENGTH) {
+      // Longer than the scratch buffer: not a key we issued, but its hash must still be right.
+      return hashUtf8(secret.toString().getBytes(StandardCharsets.UTF_8));
+    }
+    Scratch s = SCRATCH.get();
     byte[] in = s.input;
     for (int i = 0; i < n; i++) {
       char ch = secret.charAt(i);

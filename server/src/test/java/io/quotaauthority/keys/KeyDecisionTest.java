@@ -1,0 +1,150 @@
+package io.quotaauthority.keys;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.math.BigDecimal;
+import java.time.Instant;
+import org.junit.jupiter.api.Test;
+
+class KeyDecisionTest {
+  private static final long NOW = KeyState.toMicros(Instant.parse("2026-06-01T12:00:00Z"));
+  private static final BigDecimal NONE = BigDecimal.ZERO;
+
+  private static KeyState key(boolean deleted, boolean disabled, String quota, String used, long expiresAt) {
+    return new KeyState(1, 1, deleted, disabled, new BigDecimal(quota), new BigDecimal(used), expiresAt);
+  }
+
+  private static KeyState active(String quota, String used) {
+    return key(false, false, quota, used, KeyState.NEVER);
+  }
+
+  @Test
+  void decide_noSuchKey_unknownKey() {
+    assertThat(KeyDecision.decide(null, NONE, NOW)).isEqualTo(Verdict.UNKNOWN_KEY);
+  }
+
+  @Test
+  void decide_deletedKey_unknownKey() {
+    assertThat(KeyDecision.decide(key(true, false, "10", "0", KeyState.NEVER), NONE, NOW))
+        .isEqualTo(Verdict.UNKNOWN_KEY);
+  }
+
+  @Test
+  void decide_deletedDisabledExpiredExhaustedKey_unknownKey() {
+    assertThat(KeyDecision.decide(key(true, true, "1", "5", NOW - 1), NONE, NOW))
+        .isEqualTo(Verdict.UNKNOWN_KEY);
+  }
+
+  @Test
+  void decide_disabledKey_disabled() {
+    assertThat(KeyDecision.decide(key(false, true, "10", "0", KeyState.NEVER), NONE, NOW))
+        .isEqualTo(Verdict.DISABLED);
+  }
+
+  @Test
+  void decide_disabledAndExpiredKey_disabled() {
+    assertThat(KeyDecision.decide(key(false, true, "10", "10", NOW - 1), NONE, NOW))
+        .isEqualTo(Verdict.DISABLED);
+  }
+
+  @Test
+  void decide_expiresBeforeNow_expired() {
+    assertThat(KeyDecision.decide(key(false, false, "0", "0", NOW - 1), NONE, NOW))
+        .isEqualTo(Verdict.EXPIRED);
+  }
+
+  @Test
+  void decide_expiresExactlyNow_expired() {
+    assertThat(KeyDecision.decide(key(false, false, "0", "0", NOW), NONE, NOW))
+        .isEqualTo(Verdict.EXPIRED);
+  }
+
+  @Test
+  void decide_expiresOneMicrosecondAfterNow_allow() {
+    assertThat(KeyDecision.decide(key(false, false, "0", "0", NOW + 1), NONE, NOW))
+        .isEqualTo(Verdict.ALLOW);
+  }
+
+  @Test
+  void decide_expiredAndExhausted_expired() {
+    assertThat(KeyDecision.decide(key(false, false, "5", "7", NOW - 1), NONE, NOW))
+        .isEqualTo(Verdict.EXPIRED);
+  }
+
+  @Test
+  void decide_quotaUsedEqualsQuota_exhausted() {
+    assertThat(KeyDecision.decide(active("10", "10.00000000"), NONE, NOW)).isEqualTo(Verdict.EXHAUSTED);
+  }
+
+  @Test
+  void decide_quotaUsedAboveQuota_exhausted() {
+    assertThat(KeyDecision.decide(active("10", "10.00000001"), NONE, NOW)).isEqualTo(Verdict.EXHAUSTED);
+  }
+
+  @Test
+  void decide_quotaUsedOneUnitBelowQuota_allow() {
+    assertThat(KeyDecision.decide(active("10", "9.99999999"), NONE, NOW)).isEqualTo(Verdict.ALLOW);
+  }
+
+  @Test
+  void decide_pendingReachesQuota_exhausted() {
+    assertThat(KeyDecision.decide(active("10", "9.99999999"), Money.UNIT, NOW)).isEqualTo(Verdict.EXHAUSTED);
+  }
+
+  @Test
+  void decide_pendingPushesOverQuota_exhausted() {
+    assertThat(KeyDecision.decide(active("10", "9"), new BigDecimal("1.5"), NOW)).isEqualTo(Verdict.EXHAUSTED);
+  }
+
+  @Test
+  void decide_pendingStaysBelowQuota_allow() {
+    assertThat(KeyDecision.decide(active("10", "9"), new BigDecimal("0.99999999"), NOW))
+        .isEqualTo(Verdict.ALLOW);
+  }
+
+  @Test
+  void decide_quotaZeroWithHugeUsage_allow() {
+    assertThat(KeyDecision.decide(active("0", "999999999999.99999999"), new BigDecimal("5"), NOW))
+        .isEqualTo(Verdict.ALLOW);
+  }
+
+  @Test
+  void decide_neverExpiringFreshKey_allow() {
+    assertThat(KeyDecision.decide(active("10", "0"), NONE, Long.MAX_VALUE - 1)).isEqualTo(Verdict.ALLOW);
+  }
+
+  @Test
+  void keyStateOf_recordWithExpiry_keepsMicrosecondsAndFlags() {
+    Instant expires = Instant.parse("2026-06-01T12:00:00.123456789Z");
+    KeyRecord r = new KeyRecord(7, "n", SecretHasher.hash("sk-x"), "sk-x", KeyRecord.StoredStatus.DISABLED,
+        new BigDecimal("2"), new BigDecimal("2"), expires, Instant.EPOCH, Instant.EPOCH, null, 4);
+
+    KeyState s = KeyState.of(r);
+
+    assertThat(s.id()).isEqualTo(7);
+    assertThat(s.version()).isEqualTo(4);
+    assertThat(s.disabled()).isTrue();
+    assertThat(s.deleted()).isFalse();
+    assertThat(s.exhausted()).isTrue();
+    assertThat(s.expiresAtMicros()).isEqualTo(NOW + 123_456);
+  }
+
+  @Test
+  void shownStatus_sameRulesAsDecision_computedAtRead() {
+    Instant now = Instant.parse("2026-06-01T12:00:00Z");
+    assertThat(record("active", "10", "9.99999999", null).shownStatus(now)).isEqualTo(KeyRecord.ShownStatus.ACTIVE);
+    assertThat(record("active", "10", "10", null).shownStatus(now))
+        .isEqualTo(KeyRecord.ShownStatus.QUOTA_EXHAUSTED);
+    assertThat(record("active", "0", "1000", null).shownStatus(now)).isEqualTo(KeyRecord.ShownStatus.ACTIVE);
+    assertThat(record("active", "10", "10", now).shownStatus(now)).isEqualTo(KeyRecord.ShownStatus.EXPIRED);
+    assertThat(record("active", "10", "0", now.plusNanos(1000)).shownStatus(now))
+        .isEqualTo(KeyRecord.ShownStatus.ACTIVE);
+    assertThat(record("disabled", "10", "10", now).shownStatus(now)).isEqualTo(KeyRecord.ShownStatus.DISABLED);
+  }
+
+  private static KeyRecord record(String status, String quota, String used, Instant expiresAt) {
+    return new KeyRecord(1, "n", SecretHasher.hash("sk-y"), "sk-y",
+        KeyRecord.StoredStatus.valueOf(status.toUpperCase()), new BigDecimal(quota), new BigDecimal(used),
+        expiresAt, Instant.EPOCH, Instant.EPOCH, null, 1);
+  }
+}
