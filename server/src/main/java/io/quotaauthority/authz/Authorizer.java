@@ -44,7 +44,7 @@ public final class Authorizer {
     long start = System.nanoTime();
     AttributeContext attributes = request.getAttributes();
     AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
-    PresentedKey key = KeyExtractor.extract(http);
+    PresentedKey key = KeyExtractor.extract(http, attributes.getContextExtensionsMap().get("provider"));
     if (key == null) {
       deny(attributes, Verdict.MISSING_KEY, start, reply);
       return;
@@ -64,7 +64,7 @@ public final class Authorizer {
       deny(attributes, Verdict.UNKNOWN_KEY, start, reply);
       return;
     }
-    long wait = waitNanos > 0 ? waitNanos : DEFAULT_WAIT_NANOS;
+    long wait = waitNanos > 0 ? answerBy(waitNanos) : DEFAULT_WAIT_NANOS;
     // copy(): the timeout must fail only this caller's view, not the load other callers share.
     cache.load(hash).copy().orTimeout(wait, TimeUnit.NANOSECONDS).whenComplete((loaded, error) -> {
       if (error != null) {
@@ -87,11 +87,15 @@ public final class Authorizer {
       return;
     }
     recorder.record(Verdict.ALLOW, System.nanoTime() - start);
-    reply.accept(allow(state, pending, key.fromQuery()));
+    // On Google's paths any ?key= is stripped, even when the key came in a header: a second key in
+    // the URL must not travel to the provider either.
+    boolean stripQueryKey = key.fromQuery() || KeyExtractor.geminiRequest(
+        attributes.getContextExtensionsMap().get("provider"), KeyExtractor.path(attributes.getRequest().getHttp()));
+    reply.accept(allow(state, pending, stripQueryKey));
   }
 
-  private static CheckResponse allow(KeyState state, BigDecimal pending, boolean fromQuery) {
-    boolean reusable = !fromQuery && pending.signum() == 0;
+  private static CheckResponse allow(KeyState state, BigDecimal pending, boolean stripQueryKey) {
+    boolean reusable = !stripQueryKey && pending.signum() == 0;
     if (reusable) {
       Object cached = state.allowResponse();
       if (cached != null) {
@@ -99,7 +103,7 @@ public final class Authorizer {
       }
     }
     CheckResponse built = CheckResponses.allow(Long.toString(state.id()),
-        state.limited() ? state.remaining(pending) : null, fromQuery);
+        state.limited() ? state.remaining(pending) : null, stripQueryKey);
     if (reusable) {
       state.allowResponse(built);
     }
@@ -117,6 +121,16 @@ public final class Authorizer {
   private long nowMicros() {
     Instant now = clock.instant();
     return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
+  }
+
+  /**
+   * How long to wait for a cold load given the caller's time left: 30% of it (at most 100 ms) is
+   * kept back so that our 503, with its body, reaches Envoy before Envoy's own timer fires and it
+   * answers an empty 503 instead (with Envoy's 250 ms, we answer by about 175 ms).
+   */
+  static long answerBy(long remainingNanos) {
+    long margin = Math.min(remainingNanos * 3 / 10, TimeUnit.MILLISECONDS.toNanos(100));
+    return Math.max(1, remainingNanos - margin);
   }
 
   /** Printable ASCII of a sane length: anything else cannot be a key we issued. */

@@ -16,8 +16,19 @@ import java.util.Map;
 public final class KeyExtractor {
   private KeyExtractor() {}
 
-  /** The presented key, or null when the request carries none (or only empty ones). */
+  /**
+   * The presented key, or null when the request carries none (or only empty ones). A {@code key}
+   * query parameter is read only on {@link #geminiStyle} paths.
+   */
   public static PresentedKey extract(AttributeContext.HttpRequest http) {
+    return extract(http, null);
+  }
+
+  /**
+   * @param providerExtension the route's {@code context_extensions.provider}, or null: when set it
+   *     decides whether this is a Gemini request (where {@code ?key=} is read), else the path does
+   */
+  public static PresentedKey extract(AttributeContext.HttpRequest http, String providerExtension) {
     Map<String, String> headers = http.getHeadersMap();
     List<HeaderValue> raw = http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of();
     String bearer = bearer(header(headers, raw, "authorization"));
@@ -33,7 +44,7 @@ public final class KeyExtractor {
       return new PresentedKey(googKey, false);
     }
     String path = path(http, headers, raw);
-    if (path != null && path.startsWith("/v1beta/")) {
+    if (geminiRequest(providerExtension, path)) {
       String fromQuery = nonEmpty(queryParameter(path, "key"));
       if (fromQuery != null) {
         return new PresentedKey(fromQuery, true);
@@ -41,6 +52,38 @@ public final class KeyExtractor {
     }
     return null;
   }
+
+  /**
+   * Whether a request is for Google's Generative Language API, where a key may come as
+   * {@code ?key=}: the route's provider says so when Envoy sent one; else the path does (the
+   * v1beta API, its upload endpoint, or the stable {@code /v1/models/<model>:<Gemini method>}).
+   */
+  public static boolean geminiRequest(String providerExtension, String path) {
+    if ("gemini".equals(providerExtension)) {
+      return true;
+    }
+    if ("openai".equals(providerExtension) || "anthropic".equals(providerExtension) || path == null) {
+      return false;
+    }
+    if (path.startsWith("/v1beta/") || path.startsWith("/upload/v1beta/")) {
+      return true;
+    }
+    if (!path.startsWith("/v1/models/")) {
+      return false;
+    }
+    // OpenAI fine-tune ids hold colons too (/v1/models/ft:gpt-4o-mini:org::id): match the method.
+    int q = path.indexOf('?');
+    String bare = q < 0 ? path : path.substring(0, q);
+    for (String method : GEMINI_METHODS) {
+      if (bare.endsWith(method)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static final String[] GEMINI_METHODS = {
+      ":generateContent", ":streamGenerateContent", ":countTokens", ":embedContent", ":batchEmbedContents"};
 
   /** The request path with its query: Envoy's {@code path} field, else the {@code :path} header. */
   public static String path(AttributeContext.HttpRequest http) {

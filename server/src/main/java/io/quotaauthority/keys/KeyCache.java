@@ -104,8 +104,12 @@ public final class KeyCache {
    * keys no request asked for.
    */
   public void refresh(KeyRecord row) {
-    known.asMap().computeIfPresent(row.keyHash(),
-        (h, old) -> row.version() > old.version() ? KeyState.of(row) : old);
+    refresh(row.keyHash(), KeyState.of(row));
+  }
+
+  /** {@link #refresh(KeyRecord)} from a state that arrived ready-made (a change notification). */
+  public void refresh(KeyHash hash, KeyState state) {
+    known.asMap().computeIfPresent(hash, (h, old) -> state.version() > old.version() ? state : old);
   }
 
   private KeyState install(KeyHash hash, KeyState state) {

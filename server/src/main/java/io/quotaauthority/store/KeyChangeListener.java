@@ -2,7 +2,6 @@ package io.quotaauthority.store;
 
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyRecord;
-import io.quotaauthority.keys.KeyState;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.Statement;
@@ -118,24 +117,17 @@ public final class KeyChangeListener implements AutoCloseable {
   }
 
   private void apply(PGNotification[] batch) {
-    List<Long> stale = new ArrayList<>();
     long now = System.currentTimeMillis();
     for (PGNotification n : batch) {
       KeyChange change = KeyChange.parse(n.getParameter());
       if (change == null) {
+        log.debug("ignoring a malformed key change notification");
         continue;
       }
       lagMillis.accept(Math.max(0, now - change.sentAtMillis()));
-      KeyState cached = cache.cached(change.hash());
-      // Keys not cached here need nothing; cached ones at this version or newer neither.
-      if (cached != null && cached.version() < change.version()) {
-        stale.add(change.id());
-      }
-    }
-    if (!stale.isEmpty()) {
-      for (KeyRecord row : keys.findByIds(stale)) {
-        cache.refresh(row);
-      }
+      // The notification carries the new state: no query. Keys not cached here are left alone,
+      // and a cached state at this version or newer is kept.
+      cache.refresh(change.hash(), change.state());
     }
   }
 

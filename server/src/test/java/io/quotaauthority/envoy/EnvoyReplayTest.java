@@ -209,16 +209,6 @@ class EnvoyReplayTest {
     return new SdkRequest("gemini", "Gemini REST ?key=", method, path, CURL, body, true);
   }
 
-  /**
-   * The authority reads {@code ?key=} only under {@code /v1beta/} (KeyExtractor), but envoy.yaml
-   * also sends {@code /upload/v1beta/...} and {@code /v1/models/...:generateContent} to Gemini. A
-   * {@code ?key=} request there is refused as keyless today; {@link
-   * #knownGap_geminiQueryKeyOutsideV1beta_isRefusedAsMissingKey} pins that, so whoever fixes the
-   * authority is told to delete this predicate and let these requests into the normal replays.
-   */
-  private static boolean knownGap(SdkRequest sdk) {
-    return sdk.keyInQuery() && !sdk.pathAndQuery().startsWith("/v1beta/");
-  }
 
   // ------------------------------------------------------------------ what envoy.yaml says
 
@@ -265,9 +255,9 @@ class EnvoyReplayTest {
     return REPLAYS.stream();
   }
 
-  /** The replays where the authority should find the key (all but the known gap). */
+  /** The replays where the authority should find the key: all of them, ?key= on every Gemini route included. */
   static Stream<Replay> keyedReplays() {
-    return REPLAYS.stream().filter(r -> !knownGap(r.sdk()));
+    return REPLAYS.stream();
   }
 
   /** Envoy's route selection: the virtual host for the Host, then the first route that matches. */
@@ -870,7 +860,8 @@ class EnvoyReplayTest {
           .map(f -> genericCredential(f).getHeader().toLowerCase(Locale.ROOT))
           .collect(Collectors.toSet());
       assertThat(ok.getHeadersToRemoveList()).containsAll(keyHeaders);
-      if (r.sdk().keyInQuery()) {
+      if (r.provider().equals("gemini")) {
+        // Every allow on a Gemini route strips ?key=, wherever the key came from.
         assertThat(ok.getQueryParametersToRemoveList()).containsExactly(GEMINI_QUERY_KEY);
       } else {
         assertThat(ok.getQueryParametersToRemoveList()).isEmpty();
@@ -1046,20 +1037,9 @@ class EnvoyReplayTest {
   }
 
   @Test
-  void knownGap_geminiQueryKeyOutsideV1beta_isRefusedAsMissingKey() throws Exception {
-    List<Replay> gaps = REPLAYS.stream().filter(r -> knownGap(r.sdk())).toList();
-    assertThat(gaps).as("Gemini routes outside /v1beta/ in envoy.yaml").isNotEmpty();
-    for (Replay r : gaps) {
-      EnvoyAnswer answer = replay(envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret()).request());
-      // Fails once the authority reads ?key= on every Gemini route: then delete knownGap().
-      assertDenial(r, answer, Decision.MISSING_KEY);
-    }
-  }
-
-  @Test
-  void knownGap_geminiHeaderKeyPlusQueryKey_leavesTheQueryKeyForGoogle() throws Exception {
+  void geminiHeaderKeyPlusQueryKey_queryKeyStrippedBeforeGoogle() throws Exception {
     Replay r = REPLAYS.stream()
-        .filter(x -> x.sdk().keyInQuery() && !knownGap(x.sdk()))
+        .filter(x -> x.sdk().keyInQuery())
         .findFirst().orElseThrow();
     String headerKey = KEYS.get(KeyKind.UNLIMITED).getSecret();
     String queryKey = KEYS.get(KeyKind.LIMITED).getSecret();
@@ -1069,15 +1049,14 @@ class EnvoyReplayTest {
     assertThat(answer.forwarded()).isTrue();
     Forwarded f = forward(r, check.headers(), answer.response());
 
-    // The header key wins and only ?key= "from the query" is stripped, so the second quota key goes
-    // to generativelanguage.googleapis.com in the URL. Fails once Check strips `key` on every allow
-    // of a Gemini route (or refuses two keys): then assert the opposite.
-    assertThat(answer.response().getOkResponse().getQueryParametersToRemoveList()).isEmpty();
-    assertThat(f.upstream().get(":path")).contains(queryKey);
+    // The header key wins, and Check strips `key` on every allow of a Gemini route, so the second
+    // quota key never travels to generativelanguage.googleapis.com in the URL.
+    assertThat(answer.response().getOkResponse().getQueryParametersToRemoveList()).containsExactly("key");
+    assertThat(f.upstream().get(":path")).doesNotContain(queryKey);
   }
 
   @Test
-  void knownGap_coldKeyWhileTheDatabaseHangs_getsEnvoysBodiless503() throws Exception {
+  void coldKeyWhileTheDatabaseHangs_answers503WithBodyBeforeEnvoysTimeout() throws Exception {
     String secret = createKey("slow-db", "0", null).getSecret();
     server.app().cache().invalidateAll();
     Replay r = REPLAYS.get(0);
@@ -1093,14 +1072,10 @@ class EnvoyReplayTest {
       answer = replay(envoyCheck(r, secret).request());
       lock.rollback();
     }
-    // Authorizer waits for the load until the server-side deadline, which starts when the call
-    // arrives, i.e. after Envoy's own: its 503 with a body always comes too late, and Envoy answers
-    // status_on_error with no body (the README's "503 with an empty body comes from Envoy"). Fails
-    // once Check answers a margin before its deadline: then assert a 503 quota_service_unavailable
-    // body (in the route's provider shape) here instead.
-    assertThat(answer.rpcError()).as("Envoy got no CheckResponse in %d ms", CHECK_TIMEOUT_MILLIS).isTrue();
-    assertThat(answer.status()).isEqualTo(AUTHZ.getStatusOnError().getCodeValue());
-    assertThat(answer.body()).isEmpty();
+    // The server-side deadline starts after Envoy's own, so Authorizer answers a margin (30% of the
+    // time left, at most 100 ms) before it: the 503 with its body reaches Envoy in time.
+    assertThat(answer.rpcError()).as("Envoy got a CheckResponse within %d ms", CHECK_TIMEOUT_MILLIS).isFalse();
+    assertDenial(r, answer, Decision.UNAVAILABLE);
   }
 
   @Test
