@@ -24,6 +24,10 @@ class KeyExtractorTest {
         Arguments.of("query key ignored off /v1beta/", EnvoyChecks.post("/v1/chat/completions?key=sk-j"), null, false),
         Arguments.of("similar parameter name is not key", EnvoyChecks.post("/v1beta/m?apikey=sk-k"), null, false),
         Arguments.of("header beats query", EnvoyChecks.post("/v1beta/m?key=sk-l").header("x-goog-api-key", "sk-m"), "sk-m", false),
+        Arguments.of("stable gemini path", EnvoyChecks.post("/v1/models/gemini-2.5-flash:generateContent?key=sk-o"), "sk-o", true),
+        Arguments.of("openai fine-tune id has colons: no query key", EnvoyChecks.get("/v1/models/ft:gpt-4o-mini:acme::abc?key=sk-p"), null, false),
+        Arguments.of("gemini route by context extension", EnvoyChecks.post("/custom/path?key=sk-q").provider("gemini"), "sk-q", true),
+        Arguments.of("openai route by extension ignores query key", EnvoyChecks.post("/v1beta/x?key=sk-r").provider("openai"), null, false),
         Arguments.of("header_map variant", EnvoyChecks.post("/v1/x").bearer("sk-n").rawHeaders(), "sk-n", false),
         Arguments.of("nothing", EnvoyChecks.post("/v1/x"), null, false));
   }
@@ -31,9 +35,10 @@ class KeyExtractorTest {
   @ParameterizedTest(name = "{0}")
   @MethodSource("cases")
   void extract_envoyShapedRequest_findsKeyInOrder(String name, EnvoyChecks request, String secret, boolean fromQuery) {
-    AttributeContext.HttpRequest http = request.build().getAttributes().getRequest().getHttp();
+    var attributes = request.build().getAttributes();
+    AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
 
-    PresentedKey key = KeyExtractor.extract(http);
+    PresentedKey key = KeyExtractor.extract(http, attributes.getContextExtensionsMap().get("provider"));
 
     if (secret == null) {
       assertThat(key).isNull();
