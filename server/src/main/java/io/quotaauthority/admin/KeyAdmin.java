@@ -3,6 +3,7 @@ package io.quotaauthority.admin;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.quotaauthority.keys.KeyCache;
+import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.keys.KeyNotFoundException;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
@@ -149,18 +150,7 @@ public final class KeyAdmin {
 
   /** Parses an id as the API shows it: a positive whole number. */
   public static long parseId(String field, String text) {
-    if (text == null || text.isEmpty()) {
-      throw new IllegalArgumentException(field + " must not be empty");
-    }
-    try {
-      long id = Long.parseLong(text);
-      if (id <= 0) {
-        throw new NumberFormatException();
-      }
-      return id;
-    } catch (NumberFormatException e) {
-      String shown = text.length() > 32 ? text.substring(0, 32) + "..." : text;
-      throw new IllegalArgumentException(field + " must be a key id (a positive whole number), got '" + shown + "'");
-    }
+    return KeyIds.parse(field, text);
   }
+
 }

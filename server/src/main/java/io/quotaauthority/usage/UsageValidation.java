@@ -1,5 +1,6 @@
 package io.quotaauthority.usage;
 
+import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.keys.Money;
 import java.math.BigDecimal;
 import java.time.Duration;
@@ -21,7 +22,7 @@ public final class UsageValidation {
       String provider, long inputTokens, long outputTokens, long cachedInputTokens,
       long cacheWriteTokens, Instant occurredAt, Instant now) {
     checkReportId(reportId);
-    long key = keyId(keyId);
+    long key = KeyIds.parse("key_id", keyId);
     BigDecimal cost = Money.parse("cost_usd", costUsd);
     if (model.length() > MAX_MODEL) {
       throw new IllegalArgumentException("model must be at most " + MAX_MODEL + " characters");
@@ -53,20 +54,7 @@ public final class UsageValidation {
     }
   }
 
-  static long keyId(String keyId) {
-    if (keyId.isEmpty()) {
-      throw new IllegalArgumentException("key_id must not be empty");
-    }
-    try {
-      long id = Long.parseLong(keyId);
-      if (id <= 0) {
-        throw new NumberFormatException();
-      }
-      return id;
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("key_id must be a key id (a positive whole number)");
-    }
-  }
+
 
   private static void nonNegative(String field, long value) {
     if (value < 0) {
