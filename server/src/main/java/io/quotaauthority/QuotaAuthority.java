@@ -22,9 +22,9 @@ import io.quotaauthority.metering.ExtProcService;
 import io.quotaauthority.metering.ReloadingPriceTable;
 import io.quotaauthority.metering.UsageCharger;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.prometheusmetrics.PrometheusConfig;
-import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.math.BigDecimal;
+import io.quotaauthority.ops.Operations;
+import io.quotaauthority.ops.Readiness;
 import io.quotaauthority.store.Database;
 import io.quotaauthority.store.KeyChangeListener;
 import io.quotaauthority.store.KeyRepository;
@@ -37,6 +37,7 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -64,12 +65,13 @@ public final class QuotaAuthority implements AutoCloseable {
   private final Server authzServer;
   private final Server adminServer;
   private final KeyCache cache;
+  private final Operations ops;
   private boolean closed;
 
   private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
       ScheduledExecutorService scheduler, UsageBatcher batcher, KeyChangeListener listener,
       ReloadingPriceTable prices, HealthStatusManager health, Server authzServer, Server adminServer,
-      KeyCache cache) {
+      KeyCache cache, Operations ops) {
     this.listener = listener;
     this.prices = prices;
     this.settings = settings;
@@ -81,14 +83,16 @@ public final class QuotaAuthority implements AutoCloseable {
     this.authzServer = authzServer;
     this.adminServer = adminServer;
     this.cache = cache;
+    this.ops = ops;
   }
 
   /** Opens the database (migrating it), builds every part and starts listening. */
   public static QuotaAuthority start(Settings settings, Clock clock) throws IOException {
     String adminToken = TokenFile.resolve(settings.adminToken(), settings.dataDir(), "admin-token");
     String reporterToken = TokenFile.resolve(settings.reporterToken(), settings.dataDir(), "reporter-token");
-    MeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    Database database = Database.open(settings);
+    Operations ops = new Operations(); // first: the pool registers its meters in it
+    MeterRegistry registry = ops.registry();
+    Database database = Database.open(settings, registry);
     Transactions tx = database.transactions();
     KeyRepository keys = new KeyRepository(tx);
     // Cold-path key loads run here, off the gRPC threads; the queue is bounded so a flood of
@@ -96,6 +100,7 @@ public final class QuotaAuthority implements AutoCloseable {
     ThreadPoolExecutor keyLoader = new ThreadPoolExecutor(settings.dbPoolSize(), settings.dbPoolSize(),
         30, TimeUnit.SECONDS, new ArrayBlockingQueue<>(10_000), daemonThreads("key-loader"));
     KeyCache cache = new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl());
+    ops.metrics().monitorKeyCache(cache.knownCache());
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
     UsageRepository usageRepository = new UsageRepository(tx);
     UsageBatcher batcher = new UsageBatcher(usageRepository, cache, settings.usageCommitMax(),
@@ -114,19 +119,22 @@ public final class QuotaAuthority implements AutoCloseable {
         new AuthorizationService(authorizer),
         ServerInterceptors.intercept(usageService, new BearerTokenInterceptor(reporterToken, "reporter")),
         new ExtProcService(charger), health).build();
-    Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort())),
+    Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort()))
+        .intercept(ops.adminCallMetrics()),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminToken, health).build();
     QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, listener,
-        prices, health, authz, admin, cache);
+        prices, health, authz, admin, cache, ops);
     try {
       authz.start();
       admin.start();
+      // Sets the gRPC health status from now on (SERVING only while every check passes) and opens
+      // /metrics, /healthz, /readyz.
+      ops.start(settings.metricsPort(), health, List.of(Readiness.check("database", database::reachable)));
     } catch (IOException | RuntimeException e) {
       app.close();
       throw e;
     }
-    health.setStatus("", ServingStatus.SERVING);
     log.info("quota-authority serving: authz port {}, admin port {}", authz.getPort(), admin.getPort());
     return app;
   }
@@ -181,6 +189,11 @@ public final class QuotaAuthority implements AutoCloseable {
     return database;
   }
 
+  /** Metrics (pass {@code operations().metrics()} to anything that records), readiness, HTTP port. */
+  public Operations operations() {
+    return ops;
+  }
+
   /** Ordered, bounded shutdown; safe to call twice. */
   @Override
   public synchronized void close() {
@@ -190,6 +203,7 @@ public final class QuotaAuthority implements AutoCloseable {
     closed = true;
     long deadline = System.nanoTime() + settings.shutdownTimeout().toNanos();
     // Tell load balancers and Envoy's health checks first, so no new traffic is sent here.
+    ops.draining();
     health.enterTerminalState();
     authzServer.shutdown();
     adminServer.shutdown();
@@ -202,6 +216,7 @@ public final class QuotaAuthority implements AutoCloseable {
     listener.close();
     keyLoader.shutdownNow();
     database.close();
+    ops.close();
     log.info("quota-authority stopped");
   }
 

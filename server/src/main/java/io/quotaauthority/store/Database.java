@@ -40,6 +40,11 @@ public final class Database implements AutoCloseable {
 
   /** Opens the pool and migrates; any failure is a {@link ConfigException} naming the setting. */
   public static Database open(Settings settings) {
+    return open(settings, null);
+  }
+
+  /** Like {@link #open(Settings)}, with the pool's metrics (hikaricp_*) in {@code metrics} if not null. */
+  public static Database open(Settings settings, io.micrometer.core.instrument.MeterRegistry metrics) {
     EmbeddedPostgres embedded = null;
     String url;
     String user = settings.dbUser();
@@ -57,7 +62,12 @@ public final class Database implements AutoCloseable {
     }
     HikariDataSource pool;
     try {
-      pool = new HikariDataSource(poolConfig(url, user, password, settings.dbPoolSize()));
+      HikariConfig config = poolConfig(url, user, password, settings.dbPoolSize());
+      if (metrics != null) {
+        // Must be set before the pool starts.
+        config.setMetricsTrackerFactory(new com.zaxxer.hikari.metrics.micrometer.MicrometerMetricsTrackerFactory(metrics));
+      }
+      pool = new HikariDataSource(config);
     } catch (HikariPool.PoolInitializationException e) {
       closeQuietly(embedded);
       throw new ConfigException("QUOTA_DB_URL: cannot connect to the database: " + rootMessage(e), e);

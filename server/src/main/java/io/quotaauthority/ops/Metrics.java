@@ -1,0 +1,210 @@
+package io.quotaauthority.ops;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.binder.cache.CaffeineCacheMetrics;
+import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.FileDescriptorMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.quotaauthority.keys.Verdict;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.function.ToDoubleFunction;
+
+/**
+ * The one place that names every metric quota-authority exports, and the registry they live in.
+ *
+ * <p>Names are Micrometer's dotted names; Prometheus sees them with dots as underscores, counters
+ * with {@code _total} and timers in {@code _seconds} (e.g. {@code quota.check.latency} is scraped as
+ * {@code quota_check_latency_seconds_bucket/_count/_sum/_max}). The README's "Operating" section
+ * lists the scraped names.
+ *
+ * <p>Hot path rule: every factory here registers (or looks up) a meter, which costs a map lookup
+ * and an allocation. Call them once while wiring and keep the returned Counter/Timer in a field;
+ * never call them per request. {@link #checkDecisions()} pre-creates one counter per {@link Verdict}
+ * for exactly that reason.
+ */
+public final class Metrics implements AutoCloseable {
+  /** Counter, tag {@code result}: one per Check answer. */
+  public static final String CHECK_DECISIONS = "quota.check.decisions";
+  /** Timer with a percentile histogram: time to answer one Check. */
+  public static final String CHECK_LATENCY = "quota.check.latency";
+  /** Counter, tag {@code result} (accepted, duplicate, rejected): usage reports answered. */
+  public static final String USAGE_REPORTS = "quota.usage.reports";
+  /** Distribution summary: usage reports committed per transaction. */
+  public static final String COMMIT_GROUP_SIZE = "quota.usage.commit.group.size";
+  /** Timer: one commit of a group of usage reports. */
+  public static final String COMMIT_LATENCY = "quota.usage.commit.latency";
+  /** Gauge: usage reports accepted here and waiting for their commit. */
+  public static final String USAGE_PENDING = "quota.usage.pending";
+  /** Timer: from a key change's commit to this instance hearing of it (LISTEN/NOTIFY). */
+  public static final String NOTIFICATION_LAG = "quota.keys.notification.lag";
+  /** Counter, tags {@code method} and {@code code}: calls on the admin port. */
+  public static final String ADMIN_CALLS = "quota.admin.calls";
+  /** Gauge: 1 while every readiness check passes, else 0. */
+  public static final String READY = "quota.ready";
+  /** The {@code cache} tag value of the key cache's Caffeine metrics ({@code cache_size}, ...). */
+  public static final String KEY_CACHE = "quota_keys";
+
+  private final PrometheusMeterRegistry registry;
+  private final JvmGcMetrics gc;
+
+  /** A Prometheus registry with the JVM and process basics bound. */
+  public Metrics() {
+    this.registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    new JvmMemoryMetrics().bindTo(registry);
+    new JvmThreadMetrics().bindTo(registry);
+    new ClassLoaderMetrics().bindTo(registry);
+    new ProcessorMetrics().bindTo(registry);
+    new UptimeMetrics().bindTo(registry);
+    new FileDescriptorMetrics().bindTo(registry);
+    this.gc = new JvmGcMetrics();
+    gc.bindTo(registry);
+  }
+
+  /** For the rest of the app: pass this to anything that registers meters (e.g. HikariCP). */
+  public MeterRegistry registry() {
+    return registry;
+  }
+
+  /** Everything registered, in the Prometheus text exposition format (version 0.0.4). */
+  public String scrape() {
+    return registry.scrape();
+  }
+
+  // ---- Check ----
+
+  /** The decision counter for one result; hold it, see the class comment. */
+  public Counter checkDecision(String result) {
+    return Counter.builder(CHECK_DECISIONS)
+        .description("Check answers, by result")
+        .tag("result", result)
+        .register(registry);
+  }
+
+  /** One pre-created decision counter per {@link Verdict}, tagged with its lower-case name. */
+  public EnumCounters<Verdict> checkDecisions() {
+    return new EnumCounters<>(Verdict.class, v -> checkDecision(tagValue(v)));
+  }
+
+  public Timer checkLatency() {
+    return Timer.builder(CHECK_LATENCY)
+        .description("Time to answer one Check")
+        .publishPercentileHistogram()
+        .minimumExpectedValue(Duration.ofNanos(10_000))
+        .maximumExpectedValue(Duration.ofSeconds(5))
+        .register(registry);
+  }
+
+  // ---- usage ----
+
+  /** The usage report counter for one result (accepted, duplicate, rejected); hold it. */
+  public Counter usageReports(String result) {
+    return Counter.builder(USAGE_REPORTS)
+        .description("Usage reports answered, by result")
+        .tag("result", result)
+        .register(registry);
+  }
+
+  public DistributionSummary commitGroupSize() {
+    return DistributionSummary.builder(COMMIT_GROUP_SIZE)
+        .description("Usage reports committed in one transaction")
+        .publishPercentileHistogram()
+        .minimumExpectedValue(1.0)
+        .maximumExpectedValue(100_000.0)
+        .register(registry);
+  }
+
+  public Timer commitLatency() {
+    return Timer.builder(COMMIT_LATENCY)
+        .description("Time to commit one group of usage reports")
+        .publishPercentileHistogram()
+        .minimumExpectedValue(Duration.ofNanos(100_000))
+        .maximumExpectedValue(Duration.ofSeconds(30))
+        .register(registry);
+  }
+
+  /**
+   * Registers the pending gauge. Micrometer holds {@code owner} weakly: keep a strong reference to
+   * it elsewhere (the usage stream does, as long as it runs).
+   */
+  public <T> Gauge usagePending(T owner, ToDoubleFunction<T> pending) {
+    return Gauge.builder(USAGE_PENDING, owner, pending)
+        .description("Usage reports accepted on this instance and not yet committed")
+        .register(registry);
+  }
+
+  public Timer notificationLag() {
+    return Timer.builder(NOTIFICATION_LAG)
+        .description("From a key change's commit to this instance applying its notification")
+        .publishPercentileHistogram()
+        .minimumExpectedValue(Duration.ofNanos(100_000))
+        .maximumExpectedValue(Duration.ofSeconds(60))
+        .register(registry);
+  }
+
+  // ---- what this package wires itself ----
+
+  /** Size, hits, misses, evictions of the key cache as {@code cache_*{cache="quota_keys"}}. */
+  public void monitorKeyCache(Cache<?, ?> cache) {
+    CaffeineCacheMetrics.monitor(registry, cache, KEY_CACHE);
+  }
+
+  Counter adminCall(String method, String code) {
+    return Counter.builder(ADMIN_CALLS)
+        .description("Calls answered on the admin port, by method and gRPC status code")
+        .tag("method", method)
+        .tag("code", code)
+        .register(registry);
+  }
+
+  void readiness(Readiness readiness) {
+    Gauge.builder(READY, readiness, r -> r.current().ready() ? 1 : 0)
+        .description("1 while every readiness check passes, else 0")
+        .register(registry);
+  }
+
+  static String tagValue(Enum<?> e) {
+    return e.name().toLowerCase(Locale.ROOT);
+  }
+
+  @Override
+  public void close() {
+    gc.close();
+    registry.close();
+  }
+
+  /**
+   * One counter per constant of an enum, created up front: {@code increment(v)} is an array read
+   * and an add, with no tag lookup on the hot path.
+   */
+  public static final class EnumCounters<E extends Enum<E>> {
+    private final Counter[] counters;
+
+    EnumCounters(Class<E> type, java.util.function.Function<E, Counter> create) {
+      E[] values = type.getEnumConstants();
+      this.counters = new Counter[values.length];
+      for (E v : values) {
+        counters[v.ordinal()] = create.apply(v);
+      }
+    }
+
+    public void increment(E value) {
+      counters[value.ordinal()].increment();
+    }
+
+    public Counter get(E value) {
+      return counters[value.ordinal()];
+    }
+  }
+}
