@@ -3,6 +3,7 @@ package io.quotaauthority;
 import io.grpc.BindableService;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
+import io.grpc.ServerCredentials;
 import io.grpc.ServerInterceptors;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
@@ -17,6 +18,7 @@ import io.quotaauthority.authz.CheckRecorder;
 import io.quotaauthority.config.Settings;
 import io.quotaauthority.config.TokenFile;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
+import io.quotaauthority.grpc.ServerTls;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.metering.ExtProcService;
 import io.quotaauthority.metering.ReloadingPriceTable;
@@ -90,6 +92,7 @@ public final class QuotaAuthority implements AutoCloseable {
   public static QuotaAuthority start(Settings settings, Clock clock) throws IOException {
     String adminToken = TokenFile.resolve(settings.adminToken(), settings.dataDir(), "admin-token");
     String reporterToken = TokenFile.resolve(settings.reporterToken(), settings.dataDir(), "reporter-token");
+    ServerCredentials tls = ServerTls.credentials(settings); // plaintext unless QUOTA_TLS_CERT/KEY
     Operations ops = new Operations(); // first: the pool registers its meters in it
     MeterRegistry registry = ops.registry();
     Database database = Database.open(settings, registry);
@@ -115,11 +118,11 @@ public final class QuotaAuthority implements AutoCloseable {
 
     HealthStatusManager health = new HealthStatusManager();
     Authorizer authorizer = new Authorizer(cache, clock, CheckRecorder.NONE);
-    Server authz = authzServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort())),
+    Server authz = authzServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort()), tls),
         new AuthorizationService(authorizer),
         ServerInterceptors.intercept(usageService, new BearerTokenInterceptor(reporterToken, "reporter")),
         new ExtProcService(charger), health).build();
-    Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort()))
+    Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort()), tls)
         .intercept(ops.adminCallMetrics()),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminToken, health).build();
