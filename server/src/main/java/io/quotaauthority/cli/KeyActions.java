@@ -1,0 +1,193 @@
+package io.quotaauthority.cli;
+
+import com.google.protobuf.FieldMask;
+import io.quotaauthority.admin.ApiKeys;
+import io.quotaauthority.proto.v1.ApiKey;
+import io.quotaauthority.proto.v1.ClearExpirationRequest;
+import io.quotaauthority.proto.v1.CreateKeyRequest;
+import io.quotaauthority.proto.v1.CreateKeyResponse;
+import io.quotaauthority.proto.v1.DeleteKeyRequest;
+import io.quotaauthority.proto.v1.GetKeyRequest;
+import io.quotaauthority.proto.v1.KeyStatus;
+import io.quotaauthority.proto.v1.ListKeysRequest;
+import io.quotaauthority.proto.v1.ListKeysResponse;
+import io.quotaauthority.proto.v1.ListUsageRequest;
+import io.quotaauthority.proto.v1.ListUsageResponse;
+import io.quotaauthority.proto.v1.ResetQuotaRequest;
+import io.quotaauthority.proto.v1.UpdateKeyRequest;
+import io.quotaauthority.proto.v1.UsageEvent;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * What the key and usage commands do, apart from parsing their command line: one or more admin
+ * calls and the output. Returns the exit code; failures throw {@link CliException}.
+ */
+final class KeyActions {
+  private final AdminClient client;
+  private final PrintWriter out;
+  private final PrintWriter err;
+  private final BufferedReader in;
+
+  KeyActions(AdminClient client, PrintWriter out, PrintWriter err, BufferedReader in) {
+    this.client = client;
+    this.out = out;
+    this.err = err;
+    this.in = in;
+  }
+
+  /** The fields an update changes; null means "not given". */
+  record Changes(String name, String quotaUsd, Instant expiresAt, KeyStatus status) {
+    boolean none() {
+      return name == null && quotaUsd == null && expiresAt == null && status == null;
+    }
+  }
+
+  int create(String name, String quotaUsd, Instant expiresAt, Output output) {
+    CreateKeyRequest.Builder req = CreateKeyRequest.newBuilder().setName(name);
+    if (quotaUsd != null) {
+      req.setQuotaUsd(quotaUsd);
+    }
+    if (expiresAt != null) {
+      req.setExpiresAt(ApiKeys.timestamp(expiresAt));
+    }
+    CreateKeyResponse created = client.call(s -> s.createKey(req.build()));
+    if (output == Output.JSON) {
+      out.println(KeyFormat.json(created));
+      err.println("The secret will not be shown again: store it now.");
+    } else {
+      out.print(KeyFormat.keyDetails(created.getKey()));
+      out.println("secret:     " + created.getSecret());
+      out.println();
+      out.println("The secret will not be shown again: store it now.");
+    }
+    return ExitCodes.OK;
+  }
+
+  int list(int pageSize, Output output) {
+    List<ApiKey> keys = new ArrayList<>();
+    String token = "";
+    do {
+      String page = token;
+      ListKeysResponse r = client.call(s -> s.listKeys(
+          ListKeysRequest.newBuilder().setPageSize(pageSize).setPageToken(page).build()));
+      keys.addAll(r.getKeysList());
+      token = r.getNextPageToken();
+    } while (!token.isEmpty());
+    out.print(output == Output.JSON ? KeyFormat.jsonArray(keys) + "\n" : KeyFormat.keyTable(keys));
+    return ExitCodes.OK;
+  }
+
+  int get(String id, Output output) {
+    return show(fetch(id), output);
+  }
+
+  int update(String id, Changes c, Output output) {
+    if (c.none()) {
+      throw new CliException(ExitCodes.USAGE,
+          "nothing to update: give at least one of --name, --quota, --expires-in, --expires-at, --status");
+    }
+    ApiKey.Builder key = ApiKey.newBuilder().setId(id);
+    FieldMask.Builder mask = FieldMask.newBuilder();
+    if (c.name() != null) {
+      key.setName(c.name());
+      mask.addPaths("name");
+    }
+    if (c.quotaUsd() != null) {
+      key.setQuotaUsd(c.quotaUsd());
+      mask.addPaths("quota_usd");
+    }
+    if (c.expiresAt() != null) {
+      key.setExpiresAt(ApiKeys.timestamp(c.expiresAt()));
+      mask.addPaths("expires_at");
+    }
+    if (c.status() != null) {
+      key.setStatus(c.status());
+      mask.addPaths("status");
+    }
+    ApiKey updated = client.call(s -> s.updateKey(
+        UpdateKeyRequest.newBuilder().setKey(key).setUpdateMask(mask).build())).getKey();
+    return show(updated, output);
+  }
+
+  int resetQuota(String id, boolean yes, Output output) {
+    ApiKey key = fetch(id);
+    confirm(yes, "Reset the usage of key " + describe(key) + " (used " + key.getQuotaUsedUsd() + " USD) to 0?");
+    return show(client.call(s -> s.resetQuota(ResetQuotaRequest.newBuilder().setId(id).build())).getKey(), output);
+  }
+
+  int delete(String id, boolean yes) {
+    ApiKey key = fetch(id);
+    confirm(yes, "Delete key " + describe(key) + "? Requests with it are refused from then on; this cannot be undone.");
+    client.call(s -> s.deleteKey(DeleteKeyRequest.newBuilder().setId(id).build()));
+    out.println("deleted key " + id);
+    return ExitCodes.OK;
+  }
+
+  int clearExpiration(String id, Output output) {
+    return show(client.call(s -> s.clearExpiration(ClearExpirationRequest.newBuilder().setId(id).build())).getKey(),
+        output);
+  }
+
+  /** Newest first, up to {@code limit} events (0: all). */
+  int usage(String keyId, int limit, Output output) {
+    List<UsageEvent> events = new ArrayList<>();
+    String token = "";
+    do {
+      String page = token;
+      int size = limit == 0 ? 1000 : Math.min(1000, limit - events.size());
+      ListUsageResponse r = client.call(s -> s.listUsage(
+          ListUsageRequest.newBuilder().setKeyId(keyId).setPageSize(size).setPageToken(page).build()));
+      events.addAll(r.getEventsList());
+      token = r.getNextPageToken();
+    } while (!token.isEmpty() && (limit == 0 || events.size() < limit));
+    List<UsageEvent> shown = limit == 0 || events.size() <= limit ? events : events.subList(0, limit);
+    out.print(output == Output.JSON ? KeyFormat.jsonArray(shown) + "\n" : KeyFormat.usageTable(shown));
+    return ExitCodes.OK;
+  }
+
+  private ApiKey fetch(String id) {
+    return client.call(s -> s.getKey(GetKeyRequest.newBuilder().setId(id).build())).getKey();
+  }
+
+  private int show(ApiKey key, Output output) {
+    out.print(output == Output.JSON ? KeyFormat.json(key) + "\n" : KeyFormat.keyDetails(key));
+    return ExitCodes.OK;
+  }
+
+  private static String describe(ApiKey key) {
+    return key.getId() + " \"" + KeyFormat.clean(key.getName()) + "\" (" + key.getKeyPrefix() + "...)";
+  }
+
+  /**
+   * Asks on stderr and reads one line from stdin: y or yes goes on. Anything else, or nothing to
+   * read (no terminal, end of input), aborts with exit code 1 before anything changed.
+   */
+  private void confirm(boolean yes, String question) {
+    if (yes) {
+      return;
+    }
+    err.print(question + " [y/N] ");
+    err.flush();
+    String answer;
+    try {
+      answer = in.readLine();
+    } catch (IOException e) {
+      answer = null;
+    }
+    if (answer == null) {
+      err.println();
+      throw new CliException(ExitCodes.ERROR,
+          "no answer on standard input; nothing changed (pass --yes to confirm without a prompt)");
+    }
+    String a = answer.trim().toLowerCase(Locale.ROOT);
+    if (!a.equals("y") && !a.equals("yes")) {
+      throw new CliException(ExitCodes.ERROR, "aborted; nothing changed");
+    }
+  }
+}

@@ -1,0 +1,130 @@
+package io.quotaauthority.cli;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.MessageOrBuilder;
+import com.google.protobuf.Timestamp;
+import com.google.protobuf.util.JsonFormat;
+import io.quotaauthority.proto.v1.ApiKey;
+import io.quotaauthority.proto.v1.KeyStatus;
+import io.quotaauthority.proto.v1.UsageEvent;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/** How keys and usage look on the terminal (tables, field lists) and for scripts (JSON). */
+final class KeyFormat {
+  private static final JsonFormat.Printer JSON = JsonFormat.printer()
+      .preservingProtoFieldNames()
+      .includingDefaultValueFields();
+
+  private KeyFormat() {}
+
+  static String keyTable(List<ApiKey> keys) {
+    List<String[]> rows = new ArrayList<>();
+    rows.add(new String[] {"ID", "NAME", "PREFIX", "STATUS", "QUOTA_USD", "USED_USD", "EXPIRES_AT"});
+    for (ApiKey k : keys) {
+      rows.add(new String[] {k.getId(), clean(k.getName()), k.getKeyPrefix(), status(k.getStatus()),
+          quota(k.getQuotaUsd()), k.getQuotaUsedUsd(), expires(k)});
+    }
+    return table(rows);
+  }
+
+  static String usageTable(List<UsageEvent> events) {
+    List<String[]> rows = new ArrayList<>();
+    rows.add(new String[] {"OCCURRED_AT", "REPORT_ID", "COST_USD", "MODEL", "INPUT_TOKENS", "OUTPUT_TOKENS",
+        "PROVIDER"});
+    for (UsageEvent e : events) {
+      rows.add(new String[] {time(e.getOccurredAt()), clean(e.getReportId()), e.getCostUsd(), clean(e.getModel()),
+          Long.toString(e.getInputTokens()), Long.toString(e.getOutputTokens()),
+          e.getProvider().isEmpty() ? "-" : clean(e.getProvider())});
+    }
+    return table(rows);
+  }
+
+  /** One key as "field: value" lines. */
+  static String keyDetails(ApiKey k) {
+    List<String[]> rows = List.of(
+        new String[] {"id:", k.getId()},
+        new String[] {"name:", clean(k.getName())},
+        new String[] {"prefix:", k.getKeyPrefix()},
+        new String[] {"status:", status(k.getStatus())},
+        new String[] {"quota_usd:", quota(k.getQuotaUsd())},
+        new String[] {"used_usd:", k.getQuotaUsedUsd()},
+        new String[] {"expires_at:", expires(k)},
+        new String[] {"created_at:", time(k.getCreatedAt())},
+        new String[] {"updated_at:", time(k.getUpdatedAt())});
+    return table(rows);
+  }
+
+  static String json(MessageOrBuilder message) {
+    try {
+      return JSON.print(message);
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** A JSON array of messages, for list commands: {@code jq '.[]'}. */
+  static String jsonArray(List<? extends MessageOrBuilder> messages) {
+    if (messages.isEmpty()) {
+      return "[]";
+    }
+    StringBuilder b = new StringBuilder("[\n");
+    for (int i = 0; i < messages.size(); i++) {
+      b.append(json(messages.get(i)).indent(2).stripTrailing());
+      b.append(i + 1 < messages.size() ? ",\n" : "\n");
+    }
+    return b.append(']').toString();
+  }
+
+  static String status(KeyStatus s) {
+    String n = s.name();
+    return (n.startsWith("KEY_STATUS_") ? n.substring(11) : n).toLowerCase(Locale.ROOT);
+  }
+
+  private static String quota(String quotaUsd) {
+    return quotaUsd.isEmpty() || quotaUsd.equals("0") ? "unlimited" : quotaUsd;
+  }
+
+  private static String expires(ApiKey k) {
+    return k.hasExpiresAt() ? time(k.getExpiresAt()) : "never";
+  }
+
+  private static String time(Timestamp t) {
+    if (t.getSeconds() == 0 && t.getNanos() == 0) {
+      return "-";
+    }
+    return Instant.ofEpochSecond(t.getSeconds(), t.getNanos()).truncatedTo(ChronoUnit.SECONDS).toString();
+  }
+
+  /** Control characters (a name could carry terminal escapes) shown as '?'. */
+  static String clean(String s) {
+    StringBuilder b = new StringBuilder(s.length());
+    s.codePoints().forEach(c -> b.appendCodePoint(Character.isISOControl(c) ? '?' : c));
+    return b.toString();
+  }
+
+  private static String table(List<String[]> rows) {
+    int cols = rows.get(0).length;
+    int[] width = new int[cols];
+    for (String[] r : rows) {
+      for (int i = 0; i < cols; i++) {
+        width[i] = Math.max(width[i], r[i].length());
+      }
+    }
+    StringBuilder b = new StringBuilder();
+    for (String[] r : rows) {
+      StringBuilder line = new StringBuilder();
+      for (int i = 0; i < cols; i++) {
+        line.append(r[i]);
+        if (i + 1 < cols) {
+          line.append(" ".repeat(width[i] - r[i].length() + 2));
+        }
+      }
+      b.append(line.toString().stripTrailing()).append('\n');
+    }
+    return b.toString();
+  }
+}

@@ -1,0 +1,182 @@
+package io.quotaauthority.cli;
+
+import io.quotaauthority.proto.v1.KeyStatus;
+import java.time.Instant;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code keys create|list|get|update|reset-quota|delete|clear-expiration}: thin over KeyActions. */
+@Command(name = "keys", description = "Manage API keys through the admin API.",
+    subcommands = {KeysCommand.Create.class, KeysCommand.ListKeys.class, KeysCommand.Get.class,
+        KeysCommand.Update.class, KeysCommand.ResetQuota.class, KeysCommand.Delete.class,
+        KeysCommand.ClearExpiration.class})
+final class KeysCommand {
+  @Mixin
+  HelpOption help;
+
+  static final String EXPIRES_IN = "When it expires: 7d, 30d, 90d, <n>d, <n>h from now, or an RFC 3339 time.";
+
+  @Command(name = "create", description = "Create a key and print its secret (shown only this once).")
+  static final class Create extends AdminCommand {
+    @Option(names = "--name", required = true, paramLabel = "NAME", description = "What the key is for.")
+    String name;
+
+    @Option(names = "--quota", paramLabel = "USD", description = "Quota in US dollars, e.g. 10 or 2.50;"
+        + " unset or 0: unlimited.")
+    String quota;
+
+    @Option(names = "--expires-in", paramLabel = "WHEN", description = EXPIRES_IN + " Unset: never.")
+    String expiresIn;
+
+    @Mixin
+    OutputOption output;
+
+    private Instant expiresAt;
+
+    @Override
+    void prepare(CliContext ctx) {
+      expiresAt = expiresIn == null ? null : Expiry.parse("--expires-in", expiresIn, ctx.clock().instant());
+    }
+
+    @Override
+    int run(KeyActions keys, CliContext ctx) {
+      return keys.create(name, quota, expiresAt, output.output);
+    }
+  }
+
+  @Command(name = "list", description = "List every key (all pages).")
+  static final class ListKeys extends AdminCommand {
+    @Option(names = "--page-size", paramLabel = "N", defaultValue = "500",
+        description = "Keys fetched per call, 1..1000 (default: ${DEFAULT-VALUE}).")
+    int pageSize;
+
+    @Mixin
+    OutputOption output;
+
+    @Override
+    int run(KeyActions keys, CliContext ctx) {
+      return keys.list(pageSize, output.output);
+    }
+  }
+
+  @Command(name = "get", description = "Show one key.")
+  static final class Get extends AdminCommand {
+    @Parameters(paramLabel = "ID", description = "The key's id.")
+    String id;
+
+    @Mixin
+    OutputOption output;
+
+    @Override
+    int run(KeyActions keys, CliContext ctx) {
+      return keys.get(id, output.output);
+    }
+  }
+
+  @Command(name = "update", description = "Change a key's name, quota, expiry or status; what is not given stays.")
+  static final class Update extends AdminCommand {
+    @Parameters(paramLabel = "ID", description = "The key's id.")
+    String id;
+
+    @Option(names = "--name", paramLabel = "NAME", description = "New name.")
+    String name;
+
+    @Option(names = "--quota", paramLabel = "USD", description = "New quota in US dollars; 0: unlimited.")
+    String quota;
+
+    @ArgGroup(exclusive = true)
+    ExpiryGroup expiry;
+
+    @Option(names = "--status", paramLabel = "STATUS", description = "active or disabled.")
+    Status status;
+
+    @Mixin
+    OutputOption output;
+
+    enum Status {
+      ACTIVE,
+      DISABLED
+    }
+
+    static final class ExpiryGroup {
+      @Option(names = "--expires-in", paramLabel = "WHEN", description = EXPIRES_IN)
+      String in;
+
+      @Option(names = "--expires-at", paramLabel = "TIME", description = "When it expires, RFC 3339"
+          + " (2030-01-31T00:00:00Z). To make a key never expire use clear-expiration.")
+      String at;
+    }
+
+    private KeyActions.Changes changes;
+
+    @Override
+    void prepare(CliContext ctx) {
+      Instant expiresAt = null;
+      if (expiry != null && expiry.in != null) {
+        expiresAt = Expiry.parse("--expires-in", expiry.in, ctx.clock().instant());
+      } else if (expiry != null && expiry.at != null) {
+        expiresAt = Expiry.time("--expires-at", expiry.at);
+      }
+      KeyStatus s = status == null ? null
+          : status == Status.ACTIVE ? KeyStatus.KEY_STATUS_ACTIVE : KeyStatus.KEY_STATUS_DISABLED;
+      changes = new KeyActions.Changes(name, quota, expiresAt, s);
+      if (changes.none()) {
+        throw new CliException(ExitCodes.USAGE,
+            "nothing to update: give at least one of --name, --quota, --expires-in, --expires-at, --status");
+      }
+    }
+
+    @Override
+    int run(KeyActions keys, CliContext ctx) {
+      return keys.update(id, changes, output.output);
+    }
+  }
+
+  @Command(name = "reset-quota", description = "Set a key's used amount back to 0 (asks first).")
+  static final class ResetQuota extends AdminCommand {
+    @Parameters(paramLabel = "ID", description = "The key's id.")
+    String id;
+
+    @Option(names = {"-y", "--yes"}, description = "Do not ask for confirmation.")
+    boolean yes;
+
+    @Mixin
+    OutputOption output;
+
+    @Override
+    int run(KeyActions keys, CliContext ctx) {
+      return keys.resetQuota(id, yes, output.output);
+    }
+  }
+
+  @Command(name = "delete", description = "Delete a key: requests with it are refused from then on (asks first).")
+  static final class Delete extends AdminCommand {
+    @Parameters(paramLabel = "ID", description = "The key's id.")
+    String id;
+
+    @Option(names = {"-y", "--yes"}, description = "Do not ask for confirmation.")
+    boolean yes;
+
+    @Override
+    int run(KeyActions keys, CliContext ctx) {
+      return keys.delete(id, yes);
+    }
+  }
+
+  @Command(name = "clear-expiration", description = "Make a key never expire.")
+  static final class ClearExpiration extends AdminCommand {
+    @Parameters(paramLabel = "ID", description = "The key's id.")
+    String id;
+
+    @Mixin
+    OutputOption output;
+
+    @Override
+    int run(KeyActions keys, CliContext ctx) {
+      return keys.clearExpiration(id, output.output);
+    }
+  }
+}
