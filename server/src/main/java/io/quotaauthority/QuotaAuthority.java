@@ -107,7 +107,7 @@ public final class QuotaAuthority implements AutoCloseable {
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
     UsageRepository usageRepository = new UsageRepository(tx);
     UsageBatcher batcher = new UsageBatcher(usageRepository, cache, settings.usageCommitMax(),
-        settings.usageCommitInterval(), settings.usageQueueMax(), UsageBatcher.CommitRecorder.NONE);
+        settings.usageCommitInterval(), settings.usageQueueMax(), ops.metrics().commitRecorder());
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(daemonThreads("scheduler"));
     KeyChangeListener listener = new KeyChangeListener(database::openDedicatedConnection, keys, cache,
         settings.refreshInterval(), lag -> {}).start();
@@ -117,7 +117,7 @@ public final class QuotaAuthority implements AutoCloseable {
         new BigDecimal(settings.unpricedModelUsdPerMtok()), registry, clock);
 
     HealthStatusManager health = new HealthStatusManager();
-    Authorizer authorizer = new Authorizer(cache, clock, CheckRecorder.NONE);
+    Authorizer authorizer = new Authorizer(cache, clock, ops.metrics().checkRecorder());
     Server authz = authzServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort()), tls),
         new AuthorizationService(authorizer),
         ServerInterceptors.intercept(usageService, new BearerTokenInterceptor(reporterToken, "reporter")),

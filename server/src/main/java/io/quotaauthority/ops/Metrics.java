@@ -16,9 +16,13 @@ import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
 import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.quotaauthority.authz.CheckRecorder;
 import io.quotaauthority.keys.Verdict;
+import io.quotaauthority.usage.UsageBatcher;
+import io.quotaauthority.usage.UsageOutcome;
 import java.time.Duration;
 import java.util.Locale;
+import java.util.concurrent.TimeUnit;
 import java.util.function.ToDoubleFunction;
 
 /**
@@ -106,6 +110,16 @@ public final class Metrics implements AutoCloseable {
         .register(registry);
   }
 
+  /** For the Authorizer: one decision counter per Verdict and the latency timer, all pre-created. */
+  public CheckRecorder checkRecorder() {
+    EnumCounters<Verdict> decisions = checkDecisions();
+    Timer latency = checkLatency();
+    return (verdict, elapsedNanos) -> {
+      decisions.increment(verdict);
+      latency.record(elapsedNanos, TimeUnit.NANOSECONDS);
+    };
+  }
+
   // ---- usage ----
 
   /** The usage report counter for one result (accepted, duplicate, rejected); hold it. */
@@ -114,6 +128,29 @@ public final class Metrics implements AutoCloseable {
         .description("Usage reports answered, by result")
         .tag("result", result)
         .register(registry);
+  }
+
+  /** One pre-created report counter per outcome (accepted, duplicate, rejected). */
+  public EnumCounters<UsageOutcome.Result> usageReports() {
+    return new EnumCounters<>(UsageOutcome.Result.class, r -> usageReports(tagValue(r)));
+  }
+
+  /**
+   * For the UsageBatcher: group size, commit latency and each report's outcome. Reports the
+   * stream refuses before they reach a group (validation) are not seen here; count those with
+   * {@link #usageReports()} where they are refused.
+   */
+  public UsageBatcher.CommitRecorder commitRecorder() {
+    DistributionSummary size = commitGroupSize();
+    Timer latency = commitLatency();
+    EnumCounters<UsageOutcome.Result> reports = usageReports();
+    return (groupSize, elapsedNanos, outcomes) -> {
+      size.record(groupSize);
+      latency.record(elapsedNanos, TimeUnit.NANOSECONDS);
+      for (UsageOutcome o : outcomes) {
+        reports.increment(o.result());
+      }
+    };
   }
 
   public DistributionSummary commitGroupSize() {
