@@ -105,7 +105,6 @@ public final class Readiness implements AutoCloseable {
     if (draining) {
       return current;
     }
-    current = result;
     ServingStatus status = result.ready() ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
     if (status != reported) {
       if (reported != null || !result.ready()) {
@@ -120,7 +119,13 @@ public final class Readiness implements AutoCloseable {
         health.setStatus(HealthStatusManager.SERVICE_NAME_ALL_SERVICES, status);
       }
     }
-    return result;
+    // Published after the gRPC status: whoever sees this result sees the health service agree.
+    current = result;
+    if (draining) {
+      // draining() ran meanwhile: its answer stands.
+      current = Result.DRAINING;
+    }
+    return current;
   }
 
   /**
