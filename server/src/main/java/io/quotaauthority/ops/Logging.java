@@ -25,7 +25,13 @@ public final class Logging {
 
   public static void apply(LogFormat format) {
     ILoggerFactory factory = LoggerFactory.getILoggerFactory();
-    if (format != LogFormat.JSON || !(factory instanceof LoggerContext context)) {
+    if (factory instanceof LoggerContext context) {
+      apply(context, format);
+    }
+  }
+
+  static void apply(LoggerContext context, LogFormat format) {
+    if (format != LogFormat.JSON) {
       return;
     }
     Logger root = context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
