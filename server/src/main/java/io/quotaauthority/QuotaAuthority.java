@@ -110,7 +110,7 @@ public final class QuotaAuthority implements AutoCloseable {
         settings.usageCommitInterval(), settings.usageQueueMax(), ops.metrics().commitRecorder());
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(daemonThreads("scheduler"));
     KeyChangeListener listener = new KeyChangeListener(database::openDedicatedConnection, keys, cache,
-        settings.refreshInterval(), lag -> {}).start();
+        settings.refreshInterval(), ops.metrics().notificationLagMillis()).start();
     UsageService usageService = new UsageService(batcher, clock, scheduler);
     ReloadingPriceTable prices = ReloadingPriceTable.open(settings.pricesFile(), registry);
     UsageCharger charger = new UsageCharger(batcher, prices,
@@ -133,7 +133,8 @@ public final class QuotaAuthority implements AutoCloseable {
       admin.start();
       // Sets the gRPC health status from now on (SERVING only while every check passes) and opens
       // /metrics, /healthz, /readyz.
-      ops.start(settings.metricsPort(), health, List.of(Readiness.check("database", database::reachable)));
+      ops.start(settings.metricsPort(), health, List.of(Readiness.check("database", database::reachable),
+          Readiness.check("notifications", listener::connected)));
     } catch (IOException | RuntimeException e) {
       app.close();
       throw e;

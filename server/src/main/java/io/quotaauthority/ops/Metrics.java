@@ -190,6 +190,12 @@ public final class Metrics implements AutoCloseable {
         .register(registry);
   }
 
+  /** For the KeyChangeListener, which reports the lag in milliseconds. */
+  public java.util.function.LongConsumer notificationLagMillis() {
+    Timer lag = notificationLag();
+    return millis -> lag.record(millis, TimeUnit.MILLISECONDS);
+  }
+
   // ---- what this package wires itself ----
 
   /** Size, hits, misses, evictions of the key cache as {@code cache_*{cache="quota_keys"}}. */

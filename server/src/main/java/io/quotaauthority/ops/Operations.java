@@ -18,6 +18,8 @@ import org.slf4j.LoggerFactory;
 public final class Operations implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Operations.class);
   static final Duration PROBE_INTERVAL = Duration.ofSeconds(1);
+  /** How long start waits for checks that pass shortly after start (the listener connecting). */
+  static final Duration STARTUP_WAIT = Duration.ofSeconds(5);
 
   private final Metrics metrics = new Metrics();
   private Readiness readiness;
@@ -44,7 +46,7 @@ public final class Operations implements AutoCloseable {
       throws IOException {
     readiness = new Readiness(checks, health, PROBE_INTERVAL);
     metrics.readiness(readiness);
-    readiness.start();
+    readiness.start(STARTUP_WAIT);
     if (httpPort != 0) {
       http = OpsHttpServer.start(httpPort, metrics, readiness);
       log.info("metrics and health on http port {}: /metrics /healthz /readyz", http.port());

@@ -74,7 +74,27 @@ public final class Readiness implements AutoCloseable {
 
   /** Probes once now (so the health status is right before the first request), then periodically. */
   public void start() {
-    probe();
+    start(Duration.ZERO);
+  }
+
+  /**
+   * Like {@link #start()}, but first gives checks that become true shortly after start (a listener
+   * connecting in the background) up to {@code startupWait} to pass, so a healthy instance does not
+   * begin with a NOT_SERVING blip. Returns once ready or when the wait is over.
+   */
+  public void start(Duration startupWait) {
+    long deadline = System.nanoTime() + startupWait.toNanos();
+    Result first = evaluate();
+    while (!first.ready() && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(20);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+      first = evaluate();
+    }
+    publish(first);
     long millis = Math.max(1, interval.toMillis());
     probeThread.scheduleWithFixedDelay(this::probe, millis, millis, TimeUnit.MILLISECONDS);
   }
@@ -85,10 +105,11 @@ public final class Readiness implements AutoCloseable {
   }
 
   /** Runs every check now, records the result and brings the gRPC health status in line. */
-  public synchronized Result probe() {
-    if (draining) {
-      return current;
-    }
+  public Result probe() {
+    return publish(evaluate());
+  }
+
+  private Result evaluate() {
     List<String> failing = new ArrayList<>();
     for (Check c : checks) {
       boolean ok;
@@ -101,10 +122,14 @@ public final class Readiness implements AutoCloseable {
         failing.add(c.name());
       }
     }
-    Result result = new Result(failing.isEmpty(), List.copyOf(failing));
+    return new Result(failing.isEmpty(), List.copyOf(failing));
+  }
+
+  private synchronized Result publish(Result result) {
     if (draining) {
       return current;
     }
+    List<String> failing = result.failing();
     ServingStatus status = result.ready() ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
     if (status != reported) {
       if (reported != null || !result.ready()) {
