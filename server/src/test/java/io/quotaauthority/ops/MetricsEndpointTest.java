@@ -159,6 +159,23 @@ class MetricsEndpointTest {
   }
 
   @Test
+  void notificationLag_recordedForTheKeyChangesHeardBack() throws Exception {
+    // The listener hears this instance's own changes (3 creates) asynchronously: allow it a moment.
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    double heard;
+    do {
+      heard = Scrape.value(Scrape.parse(Scrape.get(port, "/metrics").body()),
+          "quota_keys_notification_lag_seconds_count", Map.of());
+    } while (!(heard >= 3) && System.nanoTime() < deadline && sleep());
+    assertThat(heard).isGreaterThanOrEqualTo(3);
+  }
+
+  private static boolean sleep() throws InterruptedException {
+    Thread.sleep(100);
+    return true;
+  }
+
+  @Test
   void ready_gaugeIsOne() {
     assertThat(value("quota_ready")).isEqualTo(1);
   }

@@ -109,6 +109,29 @@ class ReadinessTest {
   }
 
   @Test
+  void start_withStartupWait_waitsForACheckThatPassesSoon() {
+    long readyAt = System.nanoTime() + Duration.ofMillis(200).toNanos();
+    try (Readiness r = readiness(List.of(Readiness.check("notifications", () -> System.nanoTime() > readyAt)))) {
+      r.start(Duration.ofSeconds(5));
+
+      assertThat(r.current().ready()).isTrue();
+      assertThat(grpcStatus()).isEqualTo(ServingStatus.SERVING);
+    }
+  }
+
+  @Test
+  void start_withStartupWait_givesUpAfterItAndReportsNotServing() {
+    try (Readiness r = readiness(List.of(Readiness.check("notifications", () -> false)))) {
+      long t0 = System.nanoTime();
+      r.start(Duration.ofMillis(100));
+
+      assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(2));
+      assertThat(r.current().failing()).containsExactly("notifications");
+      assertThat(grpcStatus()).isEqualTo(ServingStatus.NOT_SERVING);
+    }
+  }
+
+  @Test
   void start_periodicProbe_followsTheCheckWithoutBeingAsked() throws Exception {
     AtomicBoolean up = new AtomicBoolean(true);
     try (Readiness r = new Readiness(List.of(Readiness.check("database", up::get)), health, Duration.ofMillis(20))) {
