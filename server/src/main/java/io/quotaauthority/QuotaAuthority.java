@@ -33,6 +33,8 @@ import io.quotaauthority.store.KeyRepository;
 import io.quotaauthority.store.Transactions;
 import io.quotaauthority.store.UsageRepository;
 import io.quotaauthority.usage.UsageBatcher;
+import io.quotaauthority.usage.UsageOutcome;
+import io.quotaauthority.ops.Metrics;
 import io.quotaauthority.usage.UsageReadBack;
 import io.quotaauthority.usage.UsageService;
 import java.io.IOException;
@@ -64,6 +66,7 @@ public final class QuotaAuthority implements AutoCloseable {
   private final KeyChangeListener listener;
   private final ReloadingPriceTable prices;
   private final HealthStatusManager health;
+  private final HealthStatusManager authzHealth;
   private final Server authzServer;
   private final Server adminServer;
   private final KeyCache cache;
@@ -72,7 +75,8 @@ public final class QuotaAuthority implements AutoCloseable {
 
   private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
       ScheduledExecutorService scheduler, UsageBatcher batcher, KeyChangeListener listener,
-      ReloadingPriceTable prices, HealthStatusManager health, Server authzServer, Server adminServer,
+      ReloadingPriceTable prices, HealthStatusManager authzHealth, HealthStatusManager health,
+      Server authzServer, Server adminServer,
       KeyCache cache, Operations ops) {
     this.listener = listener;
     this.prices = prices;
@@ -82,6 +86,7 @@ public final class QuotaAuthority implements AutoCloseable {
     this.scheduler = scheduler;
     this.batcher = batcher;
     this.health = health;
+    this.authzHealth = authzHealth;
     this.authzServer = authzServer;
     this.adminServer = adminServer;
     this.cache = cache;
@@ -111,23 +116,30 @@ public final class QuotaAuthority implements AutoCloseable {
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(daemonThreads("scheduler"));
     KeyChangeListener listener = new KeyChangeListener(database::openDedicatedConnection, keys, cache,
         settings.refreshInterval(), ops.metrics().notificationLagMillis()).start();
-    UsageService usageService = new UsageService(batcher, clock, scheduler);
+    Metrics.EnumCounters<UsageOutcome.Result> reports = ops.metrics().usageReports();
+    UsageService usageService = new UsageService(batcher, clock, scheduler,
+        () -> reports.increment(UsageOutcome.Result.REJECTED));
     ReloadingPriceTable prices = ReloadingPriceTable.open(settings.pricesFile(), registry);
     UsageCharger charger = new UsageCharger(batcher, prices,
         new BigDecimal(settings.unpricedModelUsdPerMtok()), registry, clock);
 
+    // Two health services. The authz port's says whether this process can answer Checks: it stays
+    // SERVING through a database outage (cached keys are still answered; Envoy must keep sending
+    // them here) and goes NOT_SERVING only at shutdown. The admin port's follows readiness
+    // (database, migrations, notification listener), like /readyz.
+    HealthStatusManager authzHealth = new HealthStatusManager();
     HealthStatusManager health = new HealthStatusManager();
     Authorizer authorizer = new Authorizer(cache, clock, ops.metrics().checkRecorder());
     Server authz = authzServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort()), tls),
         new AuthorizationService(authorizer),
         ServerInterceptors.intercept(usageService, new BearerTokenInterceptor(reporterToken, "reporter")),
-        new ExtProcService(charger), health).build();
+        new ExtProcService(charger), authzHealth).build();
     Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort()), tls)
         .intercept(ops.adminCallMetrics()),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminToken, health).build();
     QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, listener,
-        prices, health, authz, admin, cache, ops);
+        prices, authzHealth, health, authz, admin, cache, ops);
     try {
       authz.start();
       admin.start();
@@ -135,6 +147,7 @@ public final class QuotaAuthority implements AutoCloseable {
       // /metrics, /healthz, /readyz.
       ops.start(settings.metricsPort(), health, List.of(Readiness.check("database", database::reachable),
           Readiness.check("notifications", listener::connected)));
+      authzHealth.setStatus("", ServingStatus.SERVING);
     } catch (IOException | RuntimeException e) {
       app.close();
       throw e;
@@ -208,6 +221,7 @@ public final class QuotaAuthority implements AutoCloseable {
     long deadline = System.nanoTime() + settings.shutdownTimeout().toNanos();
     // Tell load balancers and Envoy's health checks first, so no new traffic is sent here.
     ops.draining();
+    authzHealth.enterTerminalState();
     health.enterTerminalState();
     authzServer.shutdown();
     adminServer.shutdown();

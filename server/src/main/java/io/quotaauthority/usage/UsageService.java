@@ -30,11 +30,15 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
   private final UsageSink sink;
   private final Clock clock;
   private final ScheduledExecutorService retries;
+  private final Runnable refusedByValidation;
 
-  public UsageService(UsageSink sink, Clock clock, ScheduledExecutorService retries) {
+  /** @param refusedByValidation told of each report refused before it reached a group (metrics) */
+  public UsageService(UsageSink sink, Clock clock, ScheduledExecutorService retries,
+      Runnable refusedByValidation) {
     this.sink = sink;
     this.clock = clock;
     this.retries = retries;
+    this.refusedByValidation = refusedByValidation;
   }
 
   @Override
@@ -69,6 +73,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
             req.hasOccurredAt() ? ApiKeys.instant("occurred_at", req.getOccurredAt()) : null,
             clock.instant());
       } catch (IllegalArgumentException e) {
+        refusedByValidation.run();
         answer(ReportUsageResponse.newBuilder().setReportId(req.getReportId())
             .setResult(UsageResult.USAGE_RESULT_REJECTED).setMessage(e.getMessage()).build());
         return;
