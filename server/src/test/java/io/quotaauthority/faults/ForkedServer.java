@@ -89,6 +89,8 @@ final class ForkedServer implements AutoCloseable {
         throw new AssertionError("server exited with " + process.exitValue() + " before serving:\n" + logText());
       }
       try {
+        // Refused connections put the channel in reconnect backoff (1 s, 1.6 s, ...): skip it.
+        authzChannel.resetConnectBackoff();
         if (health(authzChannel, 500) == ServingStatus.SERVING) {
           return this;
         }
