@@ -10,6 +10,8 @@ import io.quotaauthority.proto.v1.ReportUsageResponse;
 import io.quotaauthority.proto.v1.UsageResult;
 import io.quotaauthority.proto.v1.UsageServiceGrpc;
 import java.time.Clock;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -19,6 +21,11 @@ import org.slf4j.LoggerFactory;
  * quota.v1.UsageService over gRPC. Each stream reads with manual flow control: it asks for at most
  * {@link #WINDOW} reports beyond those not yet answered, so a client that sends faster than
  * commits land is held back by HTTP/2 flow control, never buffered without bound.
+ *
+ * <p>At shutdown {@link #drain} stops every stream from taking reports: each one ends with
+ * UNAVAILABLE as soon as the reports it had already taken are committed and answered, so nothing
+ * is charged without its answer reaching the client, and shutdown need not wait for reporters to
+ * hang up.
  */
 public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
   private static final Logger log = LoggerFactory.getLogger(UsageService.class);
@@ -30,6 +37,8 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
   private final UsageSink sink;
   private final Clock clock;
   private final ScheduledExecutorService retries;
+  private final Set<Stream> open = ConcurrentHashMap.newKeySet();
+  private volatile boolean draining;
 
   public UsageService(UsageSink sink, Clock clock, ScheduledExecutorService retries) {
     this.sink = sink;
@@ -42,9 +51,30 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
     ServerCallStreamObserver<ReportUsageResponse> out = (ServerCallStreamObserver<ReportUsageResponse>) responses;
     out.disableAutoRequest();
     Stream stream = new Stream(out);
-    out.request(WINDOW);
+    synchronized (stream) {
+      out.request(WINDOW);
+      open.add(stream);
+    }
+    // drain() either finds this stream in `open` or has set `draining` before this reads it.
+    if (draining) {
+      stream.drain();
+    }
     return stream;
   }
+
+  /**
+   * Shutdown: no stream takes another report. Reports already taken are still committed and
+   * answered; then each stream ends with UNAVAILABLE (the client resends what was not answered).
+   */
+  public void drain() {
+    draining = true;
+    for (Stream stream : open) {
+      stream.drain();
+    }
+  }
+
+  private static final Status SHUTTING_DOWN =
+      Status.UNAVAILABLE.withDescription("server shutting down; resend unacknowledged reports");
 
   private final class Stream implements StreamObserver<ReportUsageRequest> {
     private final ServerCallStreamObserver<ReportUsageResponse> out;
@@ -52,6 +82,8 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
     private int unanswered;
     private boolean clientDone;
     private boolean closed;
+    /** Shutdown began: reports arriving now are not taken (and not answered). */
+    private boolean draining;
 
     Stream(ServerCallStreamObserver<ReportUsageResponse> out) {
       this.out = out;
@@ -60,6 +92,9 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
     @Override
     public void onNext(ReportUsageRequest req) {
       synchronized (this) {
+        if (draining || closed) {
+          return;
+        }
         unanswered++;
       }
       UsageReport report;
@@ -88,7 +123,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
         }
         if (error != null) {
           // Shutting down before it was committed: not acknowledged, so the client may resend it.
-          fail(Status.UNAVAILABLE.withDescription("server shutting down; resend unacknowledged reports"));
+          fail(SHUTTING_DOWN);
           return;
         }
         answer(toProto(report.reportId(), outcome));
@@ -107,14 +142,16 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
           out.onNext(response);
         } catch (RuntimeException cancelled) {
           // The client went away; what was committed stays committed.
-          closed = true;
+          markClosed();
           return;
         }
         unanswered--;
         complete = clientDone && unanswered == 0;
         if (complete) {
-          closed = true;
+          markClosed();
           out.onCompleted();
+        } else if (draining && unanswered == 0) {
+          fail(SHUTTING_DOWN);
         } else {
           // One answered, one more may come: the window stays the same size.
           out.request(1);
@@ -122,9 +159,23 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
       }
     }
 
+    /** Every report taken so far is answered first; then the stream ends UNAVAILABLE. */
+    synchronized void drain() {
+      draining = true;
+      if (unanswered == 0) {
+        fail(SHUTTING_DOWN);
+      }
+    }
+
+    /** Caller holds the lock. */
+    private void markClosed() {
+      closed = true;
+      open.remove(this);
+    }
+
     private synchronized void fail(Status status) {
       if (!closed) {
-        closed = true;
+        markClosed();
         try {
           out.onError(status.asRuntimeException());
         } catch (RuntimeException alreadyGone) {
@@ -141,7 +192,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
     public void onError(Throwable t) {
       // Cancelled or broken by the client: reports already queued still commit (whole groups).
       synchronized (this) {
-        closed = true;
+        markClosed();
       }
     }
 
@@ -150,7 +201,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
       synchronized (this) {
         clientDone = true;
         if (unanswered == 0 && !closed) {
-          closed = true;
+          markClosed();
           out.onCompleted();
         }
       }
