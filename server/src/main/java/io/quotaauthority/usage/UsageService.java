@@ -10,7 +10,11 @@ import io.quotaauthority.proto.v1.ReportUsageResponse;
 import io.quotaauthority.proto.v1.UsageResult;
 import io.quotaauthority.proto.v1.UsageServiceGrpc;
 import java.time.Clock;
+import java.util.ArrayDeque;
 import java.util.Set;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -84,6 +88,9 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
     private boolean closed;
     /** Shutdown began: reports arriving now are not taken (and not answered). */
     private boolean draining;
+    /** Reports a full queue refused, oldest first; while any wait, one retry task offers them. */
+    private final ArrayDeque<UsageReport> held = new ArrayDeque<>();
+    private boolean retrying;
 
     Stream(ServerCallStreamObserver<ReportUsageResponse> out) {
       this.out = out;
@@ -108,17 +115,69 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
             .setResult(UsageResult.USAGE_RESULT_REJECTED).setMessage(e.getMessage()).build());
         return;
       }
-      offer(report);
+      take(report);
     }
 
-    private void offer(UsageReport report) {
-      sink.submit(report).whenComplete((outcome, error) -> {
-        if (error instanceof UsageBatcher.Overloaded
-            || (error != null && error.getCause() instanceof UsageBatcher.Overloaded)) {
-          // Backpressure: hold this report (no more are requested meanwhile) and offer it again.
-          if (!isClosed()) {
-            retries.schedule(() -> offer(report), RETRY_MILLIS, TimeUnit.MILLISECONDS);
+    private void take(UsageReport report) {
+      synchronized (this) {
+        if (retrying) {
+          // Reports already wait for room in the queue: this one waits behind them.
+          held.addLast(report);
+          return;
+        }
+      }
+      if (!offer(report)) {
+        hold(report);
+      }
+    }
+
+    /** Backpressure: keep the report (no more are requested meanwhile) and retry shortly. */
+    private synchronized void hold(UsageReport report) {
+      if (isClosed()) {
+        return;
+      }
+      held.addLast(report);
+      if (!retrying) {
+        retrying = true;
+        retries.schedule(this::retryHeld, RETRY_MILLIS, TimeUnit.MILLISECONDS);
+      }
+    }
+
+    /**
+     * Offers the held reports, oldest first, until the queue refuses one; then tries again shortly.
+     * One retry per stream, not one per held report: a full queue must not become a busy loop.
+     */
+    private void retryHeld() {
+      while (true) {
+        UsageReport next;
+        synchronized (this) {
+          next = isClosed() ? null : held.peekFirst();
+          if (next == null) {
+            held.clear();
+            retrying = false;
+            return;
           }
+        }
+        if (!offer(next)) {
+          retries.schedule(this::retryHeld, RETRY_MILLIS, TimeUnit.MILLISECONDS);
+          return;
+        }
+        synchronized (this) {
+          held.pollFirst();
+        }
+      }
+    }
+
+    /** Hands the report to the sink; false when a full queue refused it at once (it was not taken). */
+    private boolean offer(UsageReport report) {
+      CompletableFuture<UsageOutcome> result = sink.submit(report).toCompletableFuture();
+      if (result.isCompletedExceptionally() && overloaded(failure(result))) {
+        return false;
+      }
+      result.whenComplete((outcome, error) -> {
+        if (overloaded(error)) {
+          // Refused later rather than at once (a sink that answers asynchronously).
+          hold(report);
           return;
         }
         if (error != null) {
@@ -128,6 +187,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
         }
         answer(toProto(report.reportId(), outcome));
       });
+      return true;
     }
 
     private void answer(ReportUsageResponse response) {
@@ -205,6 +265,23 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
           out.onCompleted();
         }
       }
+    }
+  }
+
+  static boolean overloaded(Throwable error) {
+    return error instanceof UsageBatcher.Overloaded
+        || (error != null && error.getCause() instanceof UsageBatcher.Overloaded);
+  }
+
+  /** The failure of a future known to be completed exceptionally. */
+  static Throwable failure(CompletableFuture<?> done) {
+    try {
+      done.join();
+      return null;
+    } catch (CompletionException e) {
+      return e.getCause();
+    } catch (CancellationException e) {
+      return e;
     }
   }
 
