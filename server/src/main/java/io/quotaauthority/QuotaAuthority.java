@@ -52,8 +52,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The composition root: wires every part from {@link Settings}, starts the two gRPC servers, and
- * owns the order of shutdown (health NOT_SERVING → stop taking calls → wait → force → commit
- * pending usage → close the pool).
+ * owns the order of shutdown (health NOT_SERVING → usage streams stop taking reports → stop taking
+ * calls → wait (usage streams end once their reports are answered) → force → commit what is still
+ * queued → close the pool).
  */
 public final class QuotaAuthority implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(QuotaAuthority.class);
@@ -63,6 +64,7 @@ public final class QuotaAuthority implements AutoCloseable {
   private final ThreadPoolExecutor keyLoader;
   private final ScheduledExecutorService scheduler;
   private final UsageBatcher batcher;
+  private final UsageService usageService;
   private final KeyChangeListener listener;
   private final ReloadingPriceTable prices;
   private final HealthStatusManager health;
@@ -74,10 +76,10 @@ public final class QuotaAuthority implements AutoCloseable {
   private boolean closed;
 
   private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
-      ScheduledExecutorService scheduler, UsageBatcher batcher, KeyChangeListener listener,
-      ReloadingPriceTable prices, HealthStatusManager authzHealth, HealthStatusManager health,
-      Server authzServer, Server adminServer,
-      KeyCache cache, Operations ops) {
+      ScheduledExecutorService scheduler, UsageBatcher batcher, UsageService usageService,
+      KeyChangeListener listener, ReloadingPriceTable prices, HealthStatusManager authzHealth,
+      HealthStatusManager health, Server authzServer, Server adminServer, KeyCache cache,
+      Operations ops) {
     this.listener = listener;
     this.prices = prices;
     this.settings = settings;
@@ -85,6 +87,7 @@ public final class QuotaAuthority implements AutoCloseable {
     this.keyLoader = keyLoader;
     this.scheduler = scheduler;
     this.batcher = batcher;
+    this.usageService = usageService;
     this.health = health;
     this.authzHealth = authzHealth;
     this.authzServer = authzServer;
@@ -138,8 +141,8 @@ public final class QuotaAuthority implements AutoCloseable {
         .intercept(ops.adminCallMetrics()),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminToken, health).build();
-    QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, listener,
-        prices, authzHealth, health, authz, admin, cache, ops);
+    QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, usageService,
+        listener, prices, authzHealth, health, authz, admin, cache, ops);
     try {
       authz.start();
       admin.start();
@@ -223,6 +226,9 @@ public final class QuotaAuthority implements AutoCloseable {
     ops.draining();
     authzHealth.enterTerminalState();
     health.enterTerminalState();
+    // Usage streams take no more reports and end once what they took is committed and answered;
+    // otherwise they would stay open until forced, and what was queued would be charged unanswered.
+    usageService.drain();
     authzServer.shutdown();
     adminServer.shutdown();
     awaitOrForce(authzServer, deadline);

@@ -10,6 +10,12 @@ import io.quotaauthority.proto.v1.ReportUsageResponse;
 import io.quotaauthority.proto.v1.UsageResult;
 import io.quotaauthority.proto.v1.UsageServiceGrpc;
 import java.time.Clock;
+import java.util.ArrayDeque;
+import java.util.Set;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -19,6 +25,11 @@ import org.slf4j.LoggerFactory;
  * quota.v1.UsageService over gRPC. Each stream reads with manual flow control: it asks for at most
  * {@link #WINDOW} reports beyond those not yet answered, so a client that sends faster than
  * commits land is held back by HTTP/2 flow control, never buffered without bound.
+ *
+ * <p>At shutdown {@link #drain} stops every stream from taking reports: each one ends with
+ * UNAVAILABLE as soon as the reports it had already taken are committed and answered, so nothing
+ * is charged without its answer reaching the client, and shutdown need not wait for reporters to
+ * hang up.
  */
 public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
   private static final Logger log = LoggerFactory.getLogger(UsageService.class);
@@ -31,6 +42,8 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
   private final Clock clock;
   private final ScheduledExecutorService retries;
   private final Runnable refusedByValidation;
+  private final Set<Stream> open = ConcurrentHashMap.newKeySet();
+  private volatile boolean draining;
 
   /** @param refusedByValidation told of each report refused before it reached a group (metrics) */
   public UsageService(UsageSink sink, Clock clock, ScheduledExecutorService retries,
@@ -46,9 +59,30 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
     ServerCallStreamObserver<ReportUsageResponse> out = (ServerCallStreamObserver<ReportUsageResponse>) responses;
     out.disableAutoRequest();
     Stream stream = new Stream(out);
-    out.request(WINDOW);
+    synchronized (stream) {
+      out.request(WINDOW);
+      open.add(stream);
+    }
+    // drain() either finds this stream in `open` or has set `draining` before this reads it.
+    if (draining) {
+      stream.drain();
+    }
     return stream;
   }
+
+  /**
+   * Shutdown: no stream takes another report. Reports already taken are still committed and
+   * answered; then each stream ends with UNAVAILABLE (the client resends what was not answered).
+   */
+  public void drain() {
+    draining = true;
+    for (Stream stream : open) {
+      stream.drain();
+    }
+  }
+
+  private static final Status SHUTTING_DOWN =
+      Status.UNAVAILABLE.withDescription("server shutting down; resend unacknowledged reports");
 
   private final class Stream implements StreamObserver<ReportUsageRequest> {
     private final ServerCallStreamObserver<ReportUsageResponse> out;
@@ -56,6 +90,11 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
     private int unanswered;
     private boolean clientDone;
     private boolean closed;
+    /** Shutdown began: reports arriving now are not taken (and not answered). */
+    private boolean draining;
+    /** Reports a full queue refused, oldest first; while any wait, one retry task offers them. */
+    private final ArrayDeque<UsageReport> held = new ArrayDeque<>();
+    private boolean retrying;
 
     Stream(ServerCallStreamObserver<ReportUsageResponse> out) {
       this.out = out;
@@ -64,6 +103,9 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
     @Override
     public void onNext(ReportUsageRequest req) {
       synchronized (this) {
+        if (draining || closed) {
+          return;
+        }
         unanswered++;
       }
       UsageReport report;
@@ -78,26 +120,79 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
             .setResult(UsageResult.USAGE_RESULT_REJECTED).setMessage(e.getMessage()).build());
         return;
       }
-      offer(report);
+      take(report);
     }
 
-    private void offer(UsageReport report) {
-      sink.submit(report).whenComplete((outcome, error) -> {
-        if (error instanceof UsageBatcher.Overloaded
-            || (error != null && error.getCause() instanceof UsageBatcher.Overloaded)) {
-          // Backpressure: hold this report (no more are requested meanwhile) and offer it again.
-          if (!isClosed()) {
-            retries.schedule(() -> offer(report), RETRY_MILLIS, TimeUnit.MILLISECONDS);
+    private void take(UsageReport report) {
+      synchronized (this) {
+        if (retrying) {
+          // Reports already wait for room in the queue: this one waits behind them.
+          held.addLast(report);
+          return;
+        }
+      }
+      if (!offer(report)) {
+        hold(report);
+      }
+    }
+
+    /** Backpressure: keep the report (no more are requested meanwhile) and retry shortly. */
+    private synchronized void hold(UsageReport report) {
+      if (isClosed()) {
+        return;
+      }
+      held.addLast(report);
+      if (!retrying) {
+        retrying = true;
+        retries.schedule(this::retryHeld, RETRY_MILLIS, TimeUnit.MILLISECONDS);
+      }
+    }
+
+    /**
+     * Offers the held reports, oldest first, until the queue refuses one; then tries again shortly.
+     * One retry per stream, not one per held report: a full queue must not become a busy loop.
+     */
+    private void retryHeld() {
+      while (true) {
+        UsageReport next;
+        synchronized (this) {
+          next = isClosed() ? null : held.peekFirst();
+          if (next == null) {
+            held.clear();
+            retrying = false;
+            return;
           }
+        }
+        if (!offer(next)) {
+          retries.schedule(this::retryHeld, RETRY_MILLIS, TimeUnit.MILLISECONDS);
+          return;
+        }
+        synchronized (this) {
+          held.pollFirst();
+        }
+      }
+    }
+
+    /** Hands the report to the sink; false when a full queue refused it at once (it was not taken). */
+    private boolean offer(UsageReport report) {
+      CompletableFuture<UsageOutcome> result = sink.submit(report).toCompletableFuture();
+      if (result.isCompletedExceptionally() && overloaded(failure(result))) {
+        return false;
+      }
+      result.whenComplete((outcome, error) -> {
+        if (overloaded(error)) {
+          // Refused later rather than at once (a sink that answers asynchronously).
+          hold(report);
           return;
         }
         if (error != null) {
           // Shutting down before it was committed: not acknowledged, so the client may resend it.
-          fail(Status.UNAVAILABLE.withDescription("server shutting down; resend unacknowledged reports"));
+          fail(SHUTTING_DOWN);
           return;
         }
         answer(toProto(report.reportId(), outcome));
       });
+      return true;
     }
 
     private void answer(ReportUsageResponse response) {
@@ -112,14 +207,16 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
           out.onNext(response);
         } catch (RuntimeException cancelled) {
           // The client went away; what was committed stays committed.
-          closed = true;
+          markClosed();
           return;
         }
         unanswered--;
         complete = clientDone && unanswered == 0;
         if (complete) {
-          closed = true;
+          markClosed();
           out.onCompleted();
+        } else if (draining && unanswered == 0) {
+          fail(SHUTTING_DOWN);
         } else {
           // One answered, one more may come: the window stays the same size.
           out.request(1);
@@ -127,9 +224,23 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
       }
     }
 
+    /** Every report taken so far is answered first; then the stream ends UNAVAILABLE. */
+    synchronized void drain() {
+      draining = true;
+      if (unanswered == 0) {
+        fail(SHUTTING_DOWN);
+      }
+    }
+
+    /** Caller holds the lock. */
+    private void markClosed() {
+      closed = true;
+      open.remove(this);
+    }
+
     private synchronized void fail(Status status) {
       if (!closed) {
-        closed = true;
+        markClosed();
         try {
           out.onError(status.asRuntimeException());
         } catch (RuntimeException alreadyGone) {
@@ -146,7 +257,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
     public void onError(Throwable t) {
       // Cancelled or broken by the client: reports already queued still commit (whole groups).
       synchronized (this) {
-        closed = true;
+        markClosed();
       }
     }
 
@@ -155,10 +266,27 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
       synchronized (this) {
         clientDone = true;
         if (unanswered == 0 && !closed) {
-          closed = true;
+          markClosed();
           out.onCompleted();
         }
       }
+    }
+  }
+
+  static boolean overloaded(Throwable error) {
+    return error instanceof UsageBatcher.Overloaded
+        || (error != null && error.getCause() instanceof UsageBatcher.Overloaded);
+  }
+
+  /** The failure of a future known to be completed exceptionally. */
+  static Throwable failure(CompletableFuture<?> done) {
+    try {
+      done.join();
+      return null;
+    } catch (CompletionException e) {
+      return e.getCause();
+    } catch (CancellationException e) {
+      return e;
     }
   }
 

@@ -1,0 +1,148 @@
+package io.quotaauthority.faults;
+
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.health.v1.HealthGrpc;
+import io.quotaauthority.proto.v1.KeyAdminServiceGrpc;
+import io.quotaauthority.testing.TestServer;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The real entry point, {@code io.quotaauthority.Main serve ...}, in its own JVM on this test's
+ * classpath, so a test can SIGKILL or SIGTERM it. Ports are picked free on loopback; its output
+ * goes to a log file that failures print.
+ */
+final class ForkedServer implements AutoCloseable {
+  static final String ADMIN_TOKEN = "fault-admin-token";
+  static final String REPORTER_TOKEN = "fault-reporter-token";
+
+  private final Process process;
+  private final int authzPort;
+  private final int adminPort;
+  private final Path log;
+  private final ManagedChannel authzChannel;
+  private final ManagedChannel adminChannel;
+
+  private ForkedServer(Process process, int authzPort, int adminPort, Path log) {
+    this.process = process;
+    this.authzPort = authzPort;
+    this.adminPort = adminPort;
+    this.log = log;
+    this.authzChannel = channel(authzPort);
+    this.adminChannel = channel(adminPort);
+  }
+
+  /** Starts {@code Main serve} against {@code dbUrl} with these extra {@code --flag value} pairs. */
+  static ForkedServer start(String dbUrl, Path dataDir, String... extraArgs) throws IOException {
+    int authzPort = freePort();
+    int adminPort = freePort();
+    while (adminPort == authzPort) {
+      adminPort = freePort();
+    }
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    List<String> command = new ArrayList<>(List.of(java, "-Xmx256m", "-XX:+UseSerialGC",
+        "-cp", System.getProperty("java.class.path"), "io.quotaauthority.Main", "serve",
+        "--db-url", dbUrl,
+        "--authz-port", Integer.toString(authzPort),
+        "--admin-port", Integer.toString(adminPort),
+        "--metrics-port", "0",
+        "--data-dir", dataDir.toString()));
+    command.addAll(List.of(extraArgs));
+    ProcessBuilder builder = new ProcessBuilder(command);
+    // Only what this test means: no QUOTA_* setting leaks in from the environment running the build.
+    builder.environment().keySet().removeIf(k -> k.startsWith("QUOTA_"));
+    builder.environment().put("QUOTA_ADMIN_TOKEN", ADMIN_TOKEN);
+    builder.environment().put("QUOTA_REPORTER_TOKEN", REPORTER_TOKEN);
+    Path log = Files.createTempFile(dataDir, "server-", ".log");
+    builder.redirectErrorStream(true);
+    builder.redirectOutput(log.toFile());
+    return new ForkedServer(builder.start(), authzPort, adminPort, log);
+  }
+
+  static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      return s.getLocalPort();
+    }
+  }
+
+  static ManagedChannel channel(int port) {
+    return ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
+  }
+
+  /** Waits until health answers SERVING on the authz port; fails with the server's log if it died. */
+  ForkedServer awaitServing(Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (System.nanoTime() < deadline) {
+      if (!process.isAlive()) {
+        throw new AssertionError("server exited with " + process.exitValue() + " before serving:\n" + logText());
+      }
+      try {
+        // Refused connections put the channel in reconnect backoff (1 s, 1.6 s, ...): skip it.
+        authzChannel.resetConnectBackoff();
+        if (health(authzChannel, 500) == ServingStatus.SERVING) {
+          return this;
+        }
+      } catch (StatusRuntimeException notYet) {
+        // not listening yet
+      }
+      Thread.sleep(100);
+    }
+    throw new AssertionError("server not SERVING within " + timeout + ":\n" + logText());
+  }
+
+  static ServingStatus health(ManagedChannel channel, long deadlineMillis) {
+    return HealthGrpc.newBlockingStub(channel).withDeadlineAfter(deadlineMillis, TimeUnit.MILLISECONDS)
+        .check(HealthCheckRequest.getDefaultInstance()).getStatus();
+  }
+
+  Process process() {
+    return process;
+  }
+
+  int authzPort() {
+    return authzPort;
+  }
+
+  ManagedChannel authzChannel() {
+    return authzChannel;
+  }
+
+  KeyAdminServiceGrpc.KeyAdminServiceBlockingStub admin() {
+    return KeyAdminServiceGrpc.newBlockingStub(adminChannel).withInterceptors(TestServer.bearer(ADMIN_TOKEN))
+        .withDeadlineAfter(10, TimeUnit.SECONDS);
+  }
+
+  String logText() {
+    try {
+      return Files.readString(log, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      return "(no log: " + e.getMessage() + ")";
+    }
+  }
+
+  /** Kills the JVM if it still runs and closes the channels; safe to call twice. */
+  @Override
+  public void close() throws InterruptedException {
+    try {
+      if (process.isAlive()) {
+        process.destroyForcibly();
+        process.waitFor(10, TimeUnit.SECONDS);
+      }
+    } finally {
+      authzChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      adminChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+  }
+}
