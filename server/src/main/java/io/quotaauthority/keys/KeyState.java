@@ -32,10 +32,22 @@ public final class KeyState {
     this.deleted = deleted;
     this.disabled = disabled;
     // Most keys have used nothing: share one zero rather than keep a BigDecimal per key.
-    this.quota = quota.signum() == 0 ? BigDecimal.ZERO : quota;
-    this.quotaUsed = quotaUsed.signum() == 0 ? BigDecimal.ZERO : quotaUsed;
+    this.quota = quota.signum() == 0 ? BigDecimal.ZERO : compact(quota);
+    this.quotaUsed = quotaUsed.signum() == 0 ? BigDecimal.ZERO : compact(quotaUsed);
     this.expiresAtMicros = expiresAtMicros;
     this.exhausted = quota.signum() > 0 && quotaUsed.compareTo(quota) >= 0;
+  }
+
+  /**
+   * The same amount held in a BigDecimal's inline long rather than beside a BigInteger: the JDBC
+   * driver builds NUMERICs with a BigInteger (about 80 bytes more per amount), and the cache holds
+   * two amounts per key. Every NUMERIC(20,8) below 10^10 fits; larger ones are kept as they are.
+   */
+  static BigDecimal compact(BigDecimal amount) {
+    if (amount.precision() > 18) {
+      return amount;
+    }
+    return BigDecimal.valueOf(amount.unscaledValue().longValue(), amount.scale());
   }
 
   public static KeyState of(KeyRecord r) {
