@@ -85,12 +85,29 @@ final class CheckLoad implements AutoCloseable {
   }
 
   /** Each key of [from, to) once, in order: for warming the cache and for the cold path. */
-  static Keys sequential(long from, long to) {
-    AtomicLong next = new AtomicLong(from);
-    return () -> {
+  static Sequential sequential(long from, long to) {
+    return new Sequential(from, to);
+  }
+
+  static final class Sequential implements Keys {
+    private final AtomicLong next;
+    private final long to;
+
+    Sequential(long from, long to) {
+      this.next = new AtomicLong(from);
+      this.to = to;
+    }
+
+    @Override
+    public long next() {
       long i = next.getAndIncrement();
       return i < to ? i : -1;
-    };
+    }
+
+    /** Keys below this were handed out. */
+    long reached() {
+      return Math.min(next.get(), to);
+    }
   }
 
   /** The status code Check must answer for each bench key. */
@@ -199,7 +216,10 @@ final class CheckLoad implements AutoCloseable {
     final boolean closed;
     final AtomicInteger inflight = new AtomicInteger();
     final AtomicInteger slots = new AtomicInteger();
+    /** Calls finished, answered or not. */
     final LongAdder completions = new LongAdder();
+    /** Calls answered (gRPC OK, whatever the verdict): what throughput counts. */
+    final LongAdder answered = new LongAdder();
     final Recorder latency = new Recorder(3);
     final Recorder service = new Recorder(3);
     final Counts counts = new Counts();
@@ -220,6 +240,9 @@ final class CheckLoad implements AutoCloseable {
 
     void completed(long key, long intended, long sent, long end, Status status, int code) {
       completions.increment();
+      if (status.isOk()) {
+        answered.increment();
+      }
       boolean inWindow = closed ? recording : intended >= windowStart && intended < windowEnd;
       if (!inWindow) {
         return;
@@ -230,7 +253,7 @@ final class CheckLoad implements AutoCloseable {
     }
 
     void markStart() {
-      completionsAtStart = completions.sum();
+      completionsAtStart = answered.sum();
       windowStart = System.nanoTime();
       recording = true;
     }
@@ -238,7 +261,7 @@ final class CheckLoad implements AutoCloseable {
     void markEnd() {
       recording = false;
       windowEnd = System.nanoTime();
-      completionsAtEnd = completions.sum();
+      completionsAtEnd = answered.sum();
     }
 
     /** Stops sending and waits (bounded by the call deadline) for every answer. */
@@ -263,7 +286,8 @@ final class CheckLoad implements AutoCloseable {
       double seconds = (windowEnd - windowStart) / 1e9;
       Histogram lat = latency.getIntervalHistogram();
       Histogram svc = service.getIntervalHistogram();
-      long calls = closed ? completionsAtEnd - completionsAtStart : lat.getTotalCount();
+      long calls = closed ? completionsAtEnd - completionsAtStart
+          : lat.getTotalCount() - counts.rpcErrors.sum();
       return new Result(calls, seconds, lat, svc, counts, overloaded, inflight.get());
     }
   }

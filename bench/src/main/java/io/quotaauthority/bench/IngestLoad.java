@@ -31,7 +31,7 @@ import org.HdrHistogram.Recorder;
  */
 final class IngestLoad {
   /** Unanswered reports a stream allows itself; the server's own window (256) binds first. */
-  static final int MAX_OUTSTANDING = 1024;
+  static final int MAX_OUTSTANDING = 512;
   static final int MAX_CHANNELS = 8;
   static final String MODEL = "gpt-4o-mini";
 

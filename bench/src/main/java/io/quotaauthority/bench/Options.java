@@ -28,7 +28,13 @@ final class Options {
         --keys N               keys in the database, the largest scaling step (default 1000000)
         --check-channels N     connections of the Check load generator (default 4)
         --check-inflight N     calls in flight in the closed loop, over all connections (default 128)
-        --no-profile           skip the JFR recordings
+        --only LIST            run only these scenario groups, comma-separated: check (1, 4, 5),
+                               ingest (2), memory (3); default all
+        --max-warm SECONDS     longest one cache-warming step may take before the bench moves on
+                               (default 240; warming 1M keys is 1M cold loads)
+        --no-profile           skip the JFR recordings (--smoke skips them unless --profile is given)
+        --profile              record JFR profiles in --smoke too
+        --verbose              print the rate of every second of every measured window
         --work DIR             logs and recordings (default: bench/target/bench-run)
       """;
 
@@ -57,7 +63,11 @@ final class Options {
   Integer keys;
   int checkChannels = 4;
   int checkInflight = 128;
-  boolean profile = true;
+  boolean profile;
+  private Boolean profileFlag;
+  boolean verbose;
+  Duration maxWarm = Duration.ofSeconds(240);
+  java.util.Set<String> only = new java.util.LinkedHashSet<>(List.of("check", "ingest", "memory"));
   Path work;
   final List<String> raw = new ArrayList<>();
 
@@ -68,7 +78,10 @@ final class Options {
       String a = args[i];
       switch (a) {
         case "--smoke" -> o.smoke = true;
-        case "--no-profile" -> o.profile = false;
+        case "--no-profile" -> o.profileFlag = Boolean.FALSE;
+        case "--profile" -> o.profileFlag = Boolean.TRUE;
+        case "--verbose" -> o.verbose = true;
+        case "--max-warm" -> o.maxWarm = Duration.ofSeconds(Long.parseLong(value(args, ++i, a)));
         case "--out" -> o.out = Path.of(value(args, ++i, a));
         case "--server-jar" -> o.serverJar = Path.of(value(args, ++i, a));
         case "--pg" -> o.pg = value(args, ++i, a);
@@ -86,6 +99,15 @@ final class Options {
         case "--check-channels" -> o.checkChannels = Integer.parseInt(value(args, ++i, a));
         case "--check-inflight" -> o.checkInflight = Integer.parseInt(value(args, ++i, a));
         case "--work" -> o.work = Path.of(value(args, ++i, a));
+        case "--only" -> {
+          o.only.clear();
+          for (String part : value(args, ++i, a).split(",")) {
+            if (!List.of("check", "ingest", "memory").contains(part.trim())) {
+              throw new IllegalArgumentException("--only takes check, ingest, memory; not " + part);
+            }
+            o.only.add(part.trim());
+          }
+        }
         case "--help", "-h" -> {
           System.out.print(String.format(USAGE, DEFAULT_JVM_OPTS, DEFAULT_INGEST_ENV));
           System.exit(0);
@@ -93,6 +115,7 @@ final class Options {
         default -> throw new IllegalArgumentException("unknown option " + a + " (see --help)");
       }
     }
+    o.profile = o.profileFlag != null ? o.profileFlag : !o.smoke;
     o.requireLoopback();
     Path jarDir = benchJarDir();
     if (o.serverJar == null) {
