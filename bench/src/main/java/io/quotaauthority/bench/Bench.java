@@ -492,10 +492,14 @@ public final class Bench {
     int group = Integer.parseInt(o.ingestEnv.getOrDefault("QUOTA_USAGE_COMMIT_MAX",
         Options.DEFAULT_INGEST_ENV.get("QUOTA_USAGE_COMMIT_MAX")));
     log("ingest: JDBC reference, " + scale.ingestStreams() + " writers, groups of " + group);
-    Cpu.Snapshot c0 = meter.snap();
-    JdbcReference.Result ref = JdbcReference.run(pg.url(db), o.pgUser, scale.ingestStreams(), group,
+    JdbcReference.Handle writers = JdbcReference.start(pg.url(db), o.pgUser, scale.ingestStreams(), group,
         scale.ingestKeys(), "ref", scale.ingestWarmup().toNanos(), scale.ingestMeasure().toNanos());
+    ChildJvm.sleep(scale.ingestWarmup().toMillis());
+    Cpu.Snapshot c0 = meter.snap();
+    ChildJvm.sleep(scale.ingestMeasure().toMillis());
+    // Before the writers close their connections, so their backends are still there to count.
     Cpu.Usage refCpu = meter.snap().since(c0);
+    JdbcReference.Result ref = writers.finish();
     try (Connection c = pg.connect(db)) {
       referenceRows = PgAdmin.scalarLong(c, "SELECT count(*) FROM usage_events WHERE report_id LIKE 'ref-%'");
     }
@@ -506,7 +510,10 @@ public final class Bench {
     log("  reference " + Report.rate(ref.perSecond()));
     rows.add(List.of("JDBC reference: " + scale.ingestStreams() + " writers, groups of " + group,
         Report.rate(ref.perSecond()), "–", String.format(Locale.ROOT, "%.2f", refCpu.cores("load generator")),
-        String.format(Locale.ROOT, "%.2f", refCpu.cores("postgres (bench db)")), Report.num(ref.groups()),
+        String.format(Locale.ROOT, "%.2f", refCpu.cores("postgres (bench db)")),
+        "(client " + perReport(refCpu.of("load generator"), ref.rows()) + ") / "
+            + perReport(refCpu.of("postgres (bench db)"), ref.rows()),
+        Report.num(ref.groups()),
         Integer.toString(group), ref.error() == null ? "none" : ref.error()));
 
     for (int streams : scale.ingestScaling()) {
@@ -524,8 +531,14 @@ public final class Bench {
           + " while recording)", file);
     }
     long rowsInDb;
+    String hot;
     try (Connection c = pg.connect(db)) {
       rowsInDb = PgAdmin.scalarLong(c, "SELECT count(*) FROM usage_events");
+      ChildJvm.sleep(1_000); // table statistics are flushed at most once a second
+      long upd = PgAdmin.scalarLong(c, "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'api_keys'");
+      long hotUpd = PgAdmin.scalarLong(c, "SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'api_keys'");
+      hot = String.format(Locale.ROOT, "%s api_keys row updates, %s of them HOT (%.0f%%)", Report.num(upd),
+          Report.num(hotUpd), upd == 0 ? 0.0 : 100.0 * hotUpd / upd);
     }
     stop(server);
 
@@ -541,12 +554,15 @@ public final class Bench {
         IngestLoad.MAX_OUTSTANDING, scale.ingestWarmup().toSeconds(), scale.ingestMeasure().toSeconds(),
         scale.ingestScalingMeasure().toSeconds(), o.ingestEnv));
     report.table(List.of("Run", "Acked reports", "Ack latency p50 / p99", "Server CPU (cores)",
-        "PostgreSQL CPU (cores)", "Groups (≈)", "Reports per group (≈)", "Duplicates / rejected / errors"), rows);
+        "PostgreSQL CPU (cores)", "CPU per report: server / PostgreSQL", "Groups (≈)", "Reports per group (≈)",
+        "Duplicates / rejected / errors"), rows);
     report.para(String.format(Locale.ROOT, "Ratio to the reference: **%.2f**. Every acknowledged report is in "
         + "the database: %s (%s rows in usage_events; %s acknowledged by the servers + %s written by the "
         + "reference). Groups are read from pg_stat_database.xact_commit, which backends flush at most once a "
         + "second, hence ≈.", ratio, rowsInDb == acceptedByServers + referenceRows ? "yes" : "**no**",
         Report.num(rowsInDb), Report.num(acceptedByServers), Report.num(referenceRows)));
+    report.para("PostgreSQL statistics after all ingest runs: " + hot + ". A HOT update needs no new index "
+        + "entries; an update that changes an indexed column (quota_used is in api_keys_quota_idx) cannot be HOT.");
     report.para("Statement diagnostic on the Check server (defaults, through the counting proxy, "
         + scale.ingestStreams() + " streams): " + diagnostic + ".");
     if (rowsInDb != acceptedByServers + referenceRows) {
@@ -574,7 +590,9 @@ public final class Bench {
       return List.of(name, Report.rate(r.perSecond()),
           Report.p(r.ackLatency(), 50) + " / " + Report.p(r.ackLatency(), 99),
           String.format(Locale.ROOT, "%.2f", cpu.cores("server")),
-          String.format(Locale.ROOT, "%.2f", cpu.cores("postgres (bench db)")), Report.num(groups),
+          String.format(Locale.ROOT, "%.2f", cpu.cores("postgres (bench db)")),
+          perReport(cpu.of("server"), r.accepted()) + " / " + perReport(cpu.of("postgres (bench db)"), r.accepted()),
+          Report.num(groups),
           String.format(Locale.ROOT, "%.0f", groupSize()),
           r.duplicates() + " / " + r.rejected() + " / " + r.errors() + (r.allDone() ? "" : " (streams did not finish)"));
     }
@@ -837,6 +855,10 @@ public final class Bench {
       problems.add("check: " + s);
     }
     return s;
+  }
+
+  private static String perReport(long cpuNanos, long reports) {
+    return reports == 0 ? "–" : String.format(Locale.ROOT, "%.0f µs", cpuNanos / 1e3 / reports);
   }
 
   private static String orNone(String s) {

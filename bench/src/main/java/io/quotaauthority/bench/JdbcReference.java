@@ -38,43 +38,60 @@ final class JdbcReference {
 
   private JdbcReference() {}
 
-  static Result run(String url, String user, int writers, int group, int keys, String runId,
-      long warmupNanos, long measureNanos) throws InterruptedException {
-    long start = System.nanoTime();
-    long windowStart = start + warmupNanos;
-    long windowEnd = windowStart + measureNanos;
-    LongAdder rows = new LongAdder();
-    LongAdder groups = new LongAdder();
-    AtomicReference<String> error = new AtomicReference<>();
-    List<Thread> threads = new ArrayList<>();
+  /** Writers started by {@link #start}; {@link #finish} waits for them. */
+  static final class Handle {
+    final long windowStart;
+    final long windowEnd;
+    final LongAdder rows = new LongAdder();
+    final LongAdder groups = new LongAdder();
+    final AtomicReference<String> error = new AtomicReference<>();
+    final List<Thread> threads = new ArrayList<>();
+
+    Handle(long windowStart, long windowEnd) {
+      this.windowStart = windowStart;
+      this.windowEnd = windowEnd;
+    }
+
+    Result finish() throws InterruptedException {
+      for (Thread t : threads) {
+        t.join();
+      }
+      return new Result(rows.sum(), (windowEnd - windowStart) / 1e9, groups.sum(), error.get());
+    }
+  }
+
+  /**
+   * Starts {@code writers} writers that stop at the end of the window; groups committed inside
+   * [warm-up end, window end) count.
+   */
+  static Handle start(String url, String user, int writers, int group, int keys, String runId,
+      long warmupNanos, long measureNanos) {
+    long windowStart = System.nanoTime() + warmupNanos;
+    Handle h = new Handle(windowStart, windowStart + measureNanos);
     for (int w = 0; w < writers; w++) {
       int writer = w;
       Thread t = new Thread(() -> {
         try {
           write(url + "&reWriteBatchedInserts=true", user, group, keys, runId + "-" + writer + "-",
-              new SplittableRandom(writer * 31L + runId.hashCode()), windowStart, windowEnd, rows, groups);
+              new SplittableRandom(writer * 31L + runId.hashCode()), h);
         } catch (SQLException e) {
-          error.compareAndSet(null, e.getMessage());
+          h.error.compareAndSet(null, e.getMessage());
         }
       }, "jdbc-writer-" + w);
-      threads.add(t);
+      h.threads.add(t);
       t.start();
     }
-    for (Thread t : threads) {
-      t.join();
-    }
-    return new Result(rows.sum(), (windowEnd - windowStart) / 1e9, groups.sum(), error.get());
+    return h;
   }
 
   private static void write(String url, String user, int group, int keys, String idPrefix,
-      SplittableRandom random, long windowStart, long windowEnd, LongAdder rows, LongAdder groups)
-      throws SQLException {
+      SplittableRandom random, Handle h) throws SQLException {
     try (Connection c = DriverManager.getConnection(url, user, "")) {
       c.setAutoCommit(false);
       long seq = 0;
       try (PreparedStatement insert = c.prepareStatement(INSERT);
           PreparedStatement charge = c.prepareStatement(CHARGE)) {
-        while (System.nanoTime() < windowEnd) {
+        while (System.nanoTime() < h.windowEnd) {
           Map<Long, BigDecimal> sums = new TreeMap<>();
           OffsetDateTime now = OffsetDateTime.now(ZoneOffset.UTC);
           for (int i = 0; i < group; i++) {
@@ -99,9 +116,9 @@ final class JdbcReference {
           charge.executeBatch();
           c.commit();
           long done = System.nanoTime();
-          if (done >= windowStart && done < windowEnd) {
-            rows.add(group);
-            groups.increment();
+          if (done >= h.windowStart && done < h.windowEnd) {
+            h.rows.add(group);
+            h.groups.increment();
           }
         }
       }
