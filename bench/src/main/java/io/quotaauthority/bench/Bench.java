@@ -166,9 +166,14 @@ public final class Bench {
     Map<String, Long> mainStatements = Map.of();
     try (CheckLoad load = new CheckLoad(authz, o.checkChannels, template, CHECK_DEADLINE);
         CheckLoad warm = new CheckLoad(authz, 2, template, WARM_DEADLINE)) {
+      boolean jitWarm = false;
       for (int s : scale.scalingKeys()) {
         if (s < scale.checkKeys()) {
           warmRows.add(warmTo(warm, s));
+          if (!jitWarm) {
+            jitWarmup(load, CheckLoad.uniform(s), CheckLoad.EXPECT_BENCH_KEYS, "quota-authority");
+            jitWarm = true;
+          }
           scalingRows.add(scalingRun(load, proxy, s));
         }
       }
@@ -245,9 +250,8 @@ public final class Bench {
     long x0;
     long x1;
     try (CheckLoad base = new CheckLoad(basePort, o.checkChannels, template, CHECK_DEADLINE)) {
-      log("check: JIT warm-up of both servers");
-      closed(load, keys, CheckLoad.EXPECT_BENCH_KEYS, scale.warmup(), Duration.ofMillis(200), o.checkInflight);
-      closed(base, keys, CheckLoad.EXPECT_OK, scale.warmup(), Duration.ofMillis(200), o.checkInflight);
+      jitWarmup(load, keys, CheckLoad.EXPECT_BENCH_KEYS, "quota-authority");
+      jitWarmup(base, keys, CheckLoad.EXPECT_OK, "baseline");
       p0 = proxy.snapshot();
       x0 = PgAdmin.xactCommit(monitor, db);
       for (int r = 0; r < scale.rounds(); r++) {
@@ -281,12 +285,12 @@ public final class Bench {
     report.section("1. Check: 10,000 cached keys, quota-authority (a) against a no-op ext_authz (b)");
     report.para(String.format(Locale.ROOT, "%s keys in the cache, picked uniformly (mix by key: 90%% allowed, 5%% "
         + "exhausted, 5%% expired). Closed loop: %d calls in flight over %d HTTP/2 connections, every call "
-        + "with a %d ms deadline as Envoy sends it; %d rounds of %d s per server, alternating a and b after "
-        + "%d s of JIT warm-up each; the median round is the max throughput. Open loop: a fixed schedule at "
+        + "with a %d ms deadline as Envoy sends it; %d rounds of %d s per server, alternating a and b, after "
+        + "a JIT warm-up of %s calls each; the median round is the max throughput. Open loop: a fixed schedule at "
         + "half of each server's own max for %d s, latency measured from each call's intended send time. "
         + "Request: an Envoy-shaped CheckRequest of %d bytes (OpenAI chat completion, 12 headers).",
         Report.num(scale.checkKeys()), o.checkInflight, o.checkChannels, CHECK_DEADLINE.toMillis(), scale.rounds(),
-        scale.measure().toSeconds(), scale.warmup().toSeconds(), scale.openMeasure().toSeconds(), template.size()));
+        scale.measure().toSeconds(), Report.num(scale.jitCalls()), scale.openMeasure().toSeconds(), template.size()));
     List<List<String>> rows = new ArrayList<>();
     rows.add(List.of("Max throughput (median round)", Report.rate(maxA), Report.rate(maxB), Report.ratio(maxA / maxB)));
     rows.add(List.of("Rounds", rounds(a), rounds(b), ""));
@@ -703,6 +707,22 @@ public final class Bench {
   }
 
   private boolean profilesHeader;
+
+  /**
+   * Runs a closed loop until the server answered {@link Options.Scale#jitCalls} calls (or the cap
+   * passed): the same JIT warm-up for the server and the baseline, whatever their speed.
+   */
+  private void jitWarmup(CheckLoad load, CheckLoad.Keys keys, LongToIntFunction expect, String who) {
+    long t = System.nanoTime();
+    CheckLoad.Session s = load.closedLoop(o.checkInflight, keys, expect);
+    long until = t + scale.jitCap().toNanos();
+    while (s.answered.sum() < scale.jitCalls() && System.nanoTime() < until) {
+      ChildJvm.sleep(100);
+    }
+    s.stopAndDrain();
+    log(String.format(Locale.ROOT, "JIT warm-up of %s: %s calls in %.1f s", who, Report.num(s.answered.sum()),
+        (System.nanoTime() - t) / 1e9));
+  }
 
   private Measured closed(CheckLoad load, CheckLoad.Keys keys, LongToIntFunction expect, Duration warmup,
       Duration measure, int inflight) {

@@ -193,7 +193,9 @@ final class Options {
       Duration ingestMeasure,
       Duration ingestScalingMeasure,
       int memoryKeys,
-      Duration profile) {}
+      Duration profile,
+      long jitCalls,
+      Duration jitCap) {}
 
   Scale scale() {
     if (smoke) {
@@ -201,12 +203,12 @@ final class Options {
       return new Scale(total, Math.min(1_000, total), new int[] {Math.min(200, total), total}, 200, 400,
           Duration.ofMillis(500), Duration.ofSeconds(1), 1, Duration.ofSeconds(1),
           100, 8, new int[] {1, 16}, Duration.ofMillis(300), Duration.ofSeconds(1), Duration.ofSeconds(1),
-          20_000, Duration.ofSeconds(1));
+          20_000, Duration.ofSeconds(1), 5_000, Duration.ofSeconds(3));
     }
     int total = keys != null ? keys : 1_000_000;
     return new Scale(total, Math.min(10_000, total), new int[] {Math.min(1_000, total), Math.min(100_000, total), total},
         2_000, 500, Duration.ofSeconds(3), Duration.ofSeconds(5), 3, Duration.ofSeconds(8),
         1_000, 8, new int[] {1, 64}, Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(6),
-        1_000_000, Duration.ofSeconds(8));
+        1_000_000, Duration.ofSeconds(8), 200_000, Duration.ofSeconds(30));
   }
 }
