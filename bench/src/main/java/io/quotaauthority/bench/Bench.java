@@ -714,7 +714,8 @@ public final class Bench {
    */
   private void jitWarmup(CheckLoad load, CheckLoad.Keys keys, LongToIntFunction expect, String who) {
     long t = System.nanoTime();
-    CheckLoad.Session s = load.closedLoop(o.checkInflight, keys, expect);
+    // A long deadline: a cold JVM on a busy machine must not time out every call and never warm up.
+    CheckLoad.Session s = load.closedLoop(o.checkInflight, keys, expect, WARM_DEADLINE);
     long until = t + scale.jitCap().toNanos();
     while (s.answered.sum() < scale.jitCalls() && System.nanoTime() < until) {
       ChildJvm.sleep(100);

@@ -117,7 +117,16 @@ final class CheckLoad implements AutoCloseable {
 
   /** Keeps {@code inflight} calls outstanding, each answered call followed at once by the next. */
   Session closedLoop(int inflight, Keys keys, LongToIntFunction expect) {
-    Session s = new Session(keys, expect, true);
+    return closedLoop(inflight, keys, expect, deadlineNanos);
+  }
+
+  /** Like {@link #closedLoop(int, Keys, LongToIntFunction)} with another per-call deadline. */
+  Session closedLoop(int inflight, Keys keys, LongToIntFunction expect, Duration deadline) {
+    return closedLoop(inflight, keys, expect, deadline.toNanos());
+  }
+
+  private Session closedLoop(int inflight, Keys keys, LongToIntFunction expect, long deadline) {
+    Session s = new Session(keys, expect, true, deadline);
     for (int i = 0; i < inflight; i++) {
       long k = keys.next();
       if (k < 0) {
@@ -131,7 +140,7 @@ final class CheckLoad implements AutoCloseable {
 
   /** Sends {@code ratePerSecond} calls on a fixed schedule until stopped or out of keys. */
   Session openLoop(double ratePerSecond, Keys keys, LongToIntFunction expect) {
-    Session s = new Session(keys, expect, false);
+    Session s = new Session(keys, expect, false, deadlineNanos);
     double interval = 1e9 / ratePerSecond;
     Thread pacer = new Thread(() -> {
       long start = System.nanoTime();
@@ -164,7 +173,7 @@ final class CheckLoad implements AutoCloseable {
   private void issue(Session s, ManagedChannel ch, long key, long intended) {
     s.inflight.incrementAndGet();
     ClientCall<byte[], byte[]> call =
-        ch.newCall(CHECK, CallOptions.DEFAULT.withDeadlineAfter(deadlineNanos, TimeUnit.NANOSECONDS));
+        ch.newCall(CHECK, CallOptions.DEFAULT.withDeadlineAfter(s.deadlineNanos, TimeUnit.NANOSECONDS));
     long sent = System.nanoTime();
     call.start(new Listener(s, ch, key, intended, sent), new Metadata());
     call.request(1);
@@ -214,6 +223,7 @@ final class CheckLoad implements AutoCloseable {
     final Keys keys;
     final LongToIntFunction expect;
     final boolean closed;
+    final long deadlineNanos;
     final AtomicInteger inflight = new AtomicInteger();
     final AtomicInteger slots = new AtomicInteger();
     /** Calls finished, answered or not. */
@@ -232,10 +242,11 @@ final class CheckLoad implements AutoCloseable {
     private long completionsAtStart;
     private long completionsAtEnd;
 
-    Session(Keys keys, LongToIntFunction expect, boolean closed) {
+    Session(Keys keys, LongToIntFunction expect, boolean closed, long deadlineNanos) {
       this.keys = keys;
       this.expect = expect;
       this.closed = closed;
+      this.deadlineNanos = deadlineNanos;
     }
 
     void completed(long key, long intended, long sent, long end, Status status, int code) {

@@ -40,7 +40,7 @@ final class Jfr {
     List<String> keep = new ArrayList<>();
     for (String line : out.split("\n")) {
       String t = line.trim();
-      if (t.startsWith("num") || t.startsWith("Total") || t.matches("^\\d+:.*") && keep.size() <= rows) {
+      if (t.startsWith("num") || t.startsWith("Total") || t.matches("^\\d+:\\s+\\d+\\s+\\d+\\s.*") && keep.size() <= rows) {
         keep.add(line.stripTrailing());
       }
     }
