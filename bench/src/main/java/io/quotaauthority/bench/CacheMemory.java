@@ -8,10 +8,12 @@ import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyLookup;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.store.KeyRepository;
 import java.lang.management.ManagementFactory;
+import java.sql.Connection;
+import java.sql.DriverManager;
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
@@ -22,26 +24,47 @@ import javax.management.ObjectName;
 
 /**
  * The cache memory probe, run by the bench in a JVM of its own so nothing else is on its heap:
- * {@code java -cp quota-bench.jar io.quotaauthority.bench.CacheMemory <keys>}. It fills the
- * server's {@link KeyCache} (default maximum size) through {@link KeyCache#apply} with realistic
- * records, then runs one Check per key through the server's {@link Authorizer} (which keeps the
- * allow response with the key), measuring live heap after full GCs each time. It prints
- * {@code RESULT name value} and {@code CLASS ...} lines for the bench to read.
+ * {@code java -cp quota-bench.jar io.quotaauthority.bench.CacheMemory <keys> <jdbc url> <user>}.
+ * It fills the server's {@link KeyCache} (default maximum size) through {@link KeyCache#apply}
+ * with the bench keys read back from the database by the server's own {@link KeyRepository}, so
+ * each record is exactly what a cache miss installs (pgjdbc's BigDecimals included), then runs one
+ * Check per key through the server's {@link Authorizer} (which keeps the allow response with the
+ * key), measuring live heap after full GCs each time. It prints {@code RESULT name value} and
+ * {@code CLASS ...} lines for the bench to read.
  */
 public final class CacheMemory {
   private CacheMemory() {}
 
   public static void main(String[] args) throws Exception {
     int n = Integer.parseInt(args[0]);
+    String url = args[1];
+    String user = args[2];
     long maxKeys = Long.parseLong(Setting.CACHE_MAX_KEYS.defaultValue());
     KeyCache cache = new KeyCache(new NoStore(), Runnable::run, maxKeys, Duration.ofSeconds(5));
-    Instant now = Instant.now();
     Map<String, long[]> histoEmpty = classHistogram();
     long empty = usedHeapAfterGc();
 
     long t0 = System.nanoTime();
-    for (int i = 0; i < n; i++) {
-      cache.apply(record(i, now));
+    KeyRepository keys = new KeyRepository(null);
+    long applied = 0;
+    try (Connection c = DriverManager.getConnection(url, user, "")) {
+      long after = 0;
+      while (applied < n) {
+        // Pages of the size the server's bulk reads use; after five executions pgjdbc switches to
+        // a server-prepared statement with binary results, as on a long-running server.
+        List<KeyRecord> page = keys.page(c, after, (int) Math.min(1_000, n - applied));
+        if (page.isEmpty()) {
+          break;
+        }
+        for (KeyRecord r : page) {
+          cache.apply(r);
+        }
+        applied += page.size();
+        after = page.get(page.size() - 1).id();
+      }
+    }
+    if (applied < n) {
+      throw new IllegalStateException("only " + applied + " of " + n + " keys in the database");
     }
     cache.knownCache().cleanUp();
     long fillNanos = System.nanoTime() - t0;
@@ -74,12 +97,6 @@ public final class CacheMemory {
     System.out.println("RESULT heapChecked " + checked);
     printDelta("checked", histoEmpty, histoChecked, n);
     System.out.flush();
-  }
-
-  static KeyRecord record(long i, Instant now) {
-    return new KeyRecord(BenchKeys.id(i), "bench-" + i, KeyHash.of(BenchKeys.sha256(BenchKeys.secret(i))),
-        "sk-bench", KeyRecord.StoredStatus.ACTIVE, BenchKeys.decimal(BenchKeys.quota(i)),
-        BenchKeys.decimal(BenchKeys.quotaUsed(i)), BenchKeys.expiresAt(i, now), now, now, null, 1);
   }
 
   static long usedHeapAfterGc() throws InterruptedException {

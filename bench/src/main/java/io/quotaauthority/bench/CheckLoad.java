@@ -47,8 +47,12 @@ final class CheckLoad implements AutoCloseable {
       .setResponseMarshaller(new Bytes())
       .build();
 
-  /** Calls an open loop may have outstanding before it gives up: the server is not keeping up. */
-  static final int OPEN_LOOP_MAX_INFLIGHT = 50_000;
+  /**
+   * Calls an open loop may have outstanding, in deadlines' worth of its schedule, before it gives
+   * up: more than that and calls wait past their deadline, every answer comes too late, and the
+   * backlog would only poison the runs after it.
+   */
+  static final double OPEN_LOOP_MAX_DEADLINES = 2.0;
 
   private final List<ManagedChannel> channels = new ArrayList<>();
   private final CheckTemplate template;
@@ -142,6 +146,7 @@ final class CheckLoad implements AutoCloseable {
   Session openLoop(double ratePerSecond, Keys keys, LongToIntFunction expect) {
     Session s = new Session(keys, expect, false, deadlineNanos);
     double interval = 1e9 / ratePerSecond;
+    long maxInflight = Math.max(256, (long) (ratePerSecond * deadlineNanos / 1e9 * OPEN_LOOP_MAX_DEADLINES));
     Thread pacer = new Thread(() -> {
       long start = System.nanoTime();
       long n = 0;
@@ -152,7 +157,7 @@ final class CheckLoad implements AutoCloseable {
           LockSupport.parkNanos(intended - now);
           continue;
         }
-        if (s.inflight.get() >= OPEN_LOOP_MAX_INFLIGHT) {
+        if (s.inflight.get() >= maxInflight) {
           s.overloaded = true;
           break;
         }

@@ -31,7 +31,7 @@ final class Options {
         --only LIST            run only these scenario groups, comma-separated: check (1, 4, 5),
                                ingest (2), memory (3); default all
         --max-warm SECONDS     longest one cache-warming step may take before the bench moves on
-                               (default 240; warming 1M keys is 1M cold loads)
+                               (default 180; warming 1M keys is 1M cold loads)
         --no-profile           skip the JFR recordings (--smoke skips them unless --profile is given)
         --profile              record JFR profiles in --smoke too
         --verbose              print the rate of every second of every measured window
@@ -66,7 +66,7 @@ final class Options {
   boolean profile;
   private Boolean profileFlag;
   boolean verbose;
-  Duration maxWarm = Duration.ofSeconds(240);
+  Duration maxWarm = Duration.ofSeconds(180);
   java.util.Set<String> only = new java.util.LinkedHashSet<>(List.of("check", "ingest", "memory"));
   Path work;
   final List<String> raw = new ArrayList<>();

@@ -47,6 +47,32 @@ final class PgAdmin {
     }
   }
 
+  /**
+   * Drops bench databases left by a bench that was killed before it could clean up: names are
+   * qa_bench_<pid>_<n>, and a database whose pid is not running on this machine is an orphan.
+   */
+  List<String> dropOrphans() {
+    List<String> dropped = new ArrayList<>();
+    try (Connection c = connect("postgres"); Statement s = c.createStatement();
+        ResultSet rs = s.executeQuery("SELECT datname FROM pg_database WHERE datname LIKE 'qa\\_bench\\_%'")) {
+      List<String> names = new ArrayList<>();
+      while (rs.next()) {
+        names.add(rs.getString(1));
+      }
+      for (String name : names) {
+        String[] parts = name.split("_");
+        if (parts.length == 4 && parts[2].matches("\\d+")
+            && ProcessHandle.of(Long.parseLong(parts[2])).isEmpty()) {
+          dropDatabase(name);
+          dropped.add(name);
+        }
+      }
+    } catch (SQLException e) {
+      // Best effort: createDatabase reports a real connection problem.
+    }
+    return dropped;
+  }
+
   String serverVersion() {
     try (Connection c = connect("postgres"); Statement s = c.createStatement();
         ResultSet rs = s.executeQuery("SHOW server_version")) {
