@@ -265,8 +265,22 @@ public final class Bench {
       }
       double maxA = median(a);
       double maxB = median(b);
-      openA = open(load, keys, CheckLoad.EXPECT_BENCH_KEYS, maxA / 2, settle, scale.openMeasure());
-      openB = open(base, keys, CheckLoad.EXPECT_OK, maxB / 2, settle, scale.openMeasure());
+      // GC during the open loops, on both sides: pauses are what a p99 at this rate is made of.
+      GcWatch gcA = GcWatch.start(serverPid, work.resolve("open-a.jfr"));
+      openA = open(load, keys, CheckLoad.EXPECT_BENCH_KEYS, maxA / 2, scale.warmup(), scale.openMeasure());
+      gcOpenA = gcA.stop();
+      GcWatch gcB = GcWatch.start(baselinePid, work.resolve("open-b.jfr"));
+      openB = open(base, keys, CheckLoad.EXPECT_OK, maxB / 2, scale.warmup(), scale.openMeasure());
+      gcOpenB = gcB.stop();
+      if (o.profile) {
+        Path file = work.resolve("check-baseline.jfr");
+        Files.deleteIfExists(file);
+        Jfr.start(baselinePid, "baseline", file);
+        Measured m = closed(base, keys, CheckLoad.EXPECT_OK, Duration.ofMillis(500), scale.profile(), o.checkInflight);
+        Jfr.stop(baselinePid, "baseline");
+        baselineProfile = file;
+        baselineProfileRate = m.r.perSecond();
+      }
       log(String.format(Locale.ROOT, "check open loop at half load: quota-authority p99 %s, baseline p99 %s",
           Report.p(openA.r.latency(), 99), Report.p(openB.r.latency(), 99)));
       p1 = proxy.snapshot();
@@ -304,6 +318,8 @@ public final class Bench {
     rows.add(List.of("Open loop rate (half of own max)", openRate(openA, maxA / 2), openRate(openB, maxB / 2), ""));
     rows.add(List.of("Latency at half load, p50 / p99 / p99.9 (from intended send)", Report.pcts(openA.r.latency()),
         Report.pcts(openB.r.latency()), ""));
+    rows.add(List.of("GC during the open loop: server process", gcOpenA.server(), gcOpenB.server(), ""));
+    rows.add(List.of("GC during the open loop: load generator", gcOpenA.client(), gcOpenB.client(), ""));
     rows.add(List.of("Service time at half load, p50 / p99 (from actual send)",
         Report.p(openA.r.service(), 50) + " / " + Report.p(openA.r.service(), 99),
         Report.p(openB.r.service(), 50) + " / " + Report.p(openB.r.service(), 99), ""));
@@ -347,6 +363,11 @@ public final class Bench {
     return new MainCheck(mergedA, maxA, cpuA, statements);
   }
 
+  private GcWatch.Result gcOpenA = GcWatch.Result.NONE;
+  private GcWatch.Result gcOpenB = GcWatch.Result.NONE;
+  private Path baselineProfile;
+  private double baselineProfileRate;
+
   private void profileCheck(CheckLoad load) throws IOException {
     Path file = work.resolve("check.jfr");
     Files.deleteIfExists(file);
@@ -357,6 +378,10 @@ public final class Bench {
     Jfr.stop(serverPid, "check");
     profileSection("Check (closed loop, " + Report.num(scale.checkKeys()) + " cached keys, "
         + Report.rate(m.r.perSecond()) + " while recording)", file);
+    if (baselineProfile != null) {
+      profileSection("No-op baseline, for comparison (same client, " + Report.rate(baselineProfileRate)
+          + " while recording)", baselineProfile);
+    }
   }
 
   private void coldPath(CheckLoad load, PgProxy proxy) {
@@ -743,10 +768,11 @@ public final class Bench {
     return measure(s, warmup, measure);
   }
 
+  /** An open loop that ramps up over the warm-up, then holds the rate for the measured window. */
   private Measured open(CheckLoad load, CheckLoad.Keys keys, LongToIntFunction expect, double rate, Duration warmup,
       Duration measure) {
-    CheckLoad.Session s = load.openLoop(rate, keys, expect);
-    return measure(s, warmup, measure);
+    CheckLoad.Session s = load.openLoop(rate, warmup, keys, expect);
+    return measure(s, warmup.plusMillis(500), measure);
   }
 
   private Measured measure(CheckLoad.Session s, Duration warmup, Duration measure) {
@@ -945,6 +971,8 @@ public final class Bench {
       counts.unavailable503.add(c.unavailable503.sum());
       counts.otherCode.add(c.otherCode.sum());
       counts.rpcErrors.add(c.rpcErrors.sum());
+      c.failures.forEach((code, n) -> counts.failures.computeIfAbsent(code, k -> new java.util.concurrent.atomic.LongAdder())
+          .add(n.sum()));
       counts.wrong.add(c.wrong.sum());
     }
     return new CheckLoad.Result(calls, seconds, lat, svc, counts, false, 0);

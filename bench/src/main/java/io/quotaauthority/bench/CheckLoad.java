@@ -9,6 +9,13 @@ import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.netty.channel.EventLoop;
+import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.Epoll;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.nio.NioEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.socket.nio.NioSocketChannel;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -18,6 +25,7 @@ import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -55,15 +63,23 @@ final class CheckLoad implements AutoCloseable {
   static final double OPEN_LOOP_MAX_DEADLINES = 2.0;
 
   private final List<ManagedChannel> channels = new ArrayList<>();
+  /** One single-thread event loop per channel: the channel's callbacks and its open-loop pacer run there. */
+  private final List<EventLoopGroup> loops = new ArrayList<>();
   private final CheckTemplate template;
   private final long deadlineNanos;
 
   CheckLoad(int port, int channelCount, CheckTemplate template, Duration deadline) {
     this.template = template;
     this.deadlineNanos = deadline.toNanos();
+    boolean epoll = Epoll.isAvailable();
     for (int i = 0; i < channelCount; i++) {
+      EventLoopGroup loop = epoll ? new EpollEventLoopGroup(1, daemon("check-client-" + i))
+          : new NioEventLoopGroup(1, daemon("check-client-" + i));
+      loops.add(loop);
       channels.add(NettyChannelBuilder
           .forAddress(new InetSocketAddress(InetAddress.getLoopbackAddress(), port))
+          .eventLoopGroup(loop)
+          .channelType(epoll ? EpollSocketChannel.class : NioSocketChannel.class)
           .usePlaintext()
           .directExecutor()
           .build());
@@ -144,35 +160,110 @@ final class CheckLoad implements AutoCloseable {
 
   /** Sends {@code ratePerSecond} calls on a fixed schedule until stopped or out of keys. */
   Session openLoop(double ratePerSecond, Keys keys, LongToIntFunction expect) {
+    return openLoop(ratePerSecond, Duration.ZERO, keys, expect);
+  }
+
+  /**
+   * Sends calls on a fixed schedule whose rate climbs linearly from a tenth of {@code
+   * ratePerSecond} to all of it over {@code ramp}, then stays there until stopped or out of keys.
+   * The ramp gives the JIT and the connections time to settle, so the schedule does not start
+   * with a backlog; measure after it.
+   */
+  Session openLoop(double ratePerSecond, Duration ramp, Keys keys, LongToIntFunction expect) {
     Session s = new Session(keys, expect, false, deadlineNanos);
-    double interval = 1e9 / ratePerSecond;
     long maxInflight = Math.max(256, (long) (ratePerSecond * deadlineNanos / 1e9 * OPEN_LOOP_MAX_DEADLINES));
-    Thread pacer = new Thread(() -> {
-      long start = System.nanoTime();
-      long n = 0;
-      while (!s.stopping) {
-        long intended = start + (long) (n * interval);
+    // One pacer per connection, on that connection's event loop: calls start on the thread that
+    // writes them, as in the closed loop, instead of crossing threads for every call.
+    double perChannel = ratePerSecond / channels.size() / 1e9;
+    AtomicInteger pacing = new AtomicInteger(channels.size());
+    long start = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(5);
+    for (int i = 0; i < channels.size(); i++) {
+      Pacer p = new Pacer(s, channels.get(i), loops.get(i).next(), start, perChannel / 10, perChannel,
+          ramp.toNanos(), maxInflight, pacing);
+      p.loop.execute(p);
+    }
+    return s;
+  }
+
+  /** Sends one connection's share of an open loop's schedule, from its event loop. */
+  private final class Pacer implements Runnable {
+    /** Calls sent in one go before the loop gets to do its I/O. */
+    private static final int MAX_BATCH = 64;
+    private final Session s;
+    private final ManagedChannel ch;
+    final EventLoop loop;
+    private final long start;
+    private final double low;
+    private final double full;
+    private final double ramp;
+    private final long maxInflight;
+    private final AtomicInteger pacing;
+    private long n;
+
+    Pacer(Session s, ManagedChannel ch, EventLoop loop, long start, double low, double full, double ramp,
+        long maxInflight, AtomicInteger pacing) {
+      this.s = s;
+      this.ch = ch;
+      this.loop = loop;
+      this.start = start;
+      this.low = low;
+      this.full = full;
+      this.ramp = ramp;
+      this.maxInflight = maxInflight;
+      this.pacing = pacing;
+    }
+
+    @Override
+    public void run() {
+      for (int sent = 0; sent < MAX_BATCH; sent++) {
+        if (s.stopping) {
+          done();
+          return;
+        }
+        long intended = start + (long) offsetOf(n, low, full, ramp);
         long now = System.nanoTime();
         if (intended > now) {
-          LockSupport.parkNanos(intended - now);
-          continue;
+          loop.schedule(this, intended - now, TimeUnit.NANOSECONDS);
+          return;
         }
         if (s.inflight.get() >= maxInflight) {
           s.overloaded = true;
-          break;
+          done();
+          return;
         }
-        long k = keys.next();
+        long k = s.keys.next();
         if (k < 0) {
-          break;
+          done();
+          return;
         }
-        issue(s, channels.get((int) (n % channels.size())), k, intended);
+        issue(s, ch, k, intended);
         n++;
       }
-      s.sourceDone = true;
-    }, "open-loop-pacer");
-    pacer.setDaemon(true);
-    pacer.start();
-    return s;
+      loop.execute(this);
+    }
+
+    private void done() {
+      if (pacing.decrementAndGet() == 0) {
+        s.sourceDone = true;
+      }
+    }
+  }
+
+  /**
+   * When call {@code n} is due, in ns from the start, for a rate (calls per ns) that climbs from
+   * {@code low} to {@code full} over {@code ramp} ns and then stays at {@code full}.
+   */
+  static double offsetOf(long n, double low, double full, double ramp) {
+    if (ramp <= 0) {
+      return n / full;
+    }
+    double slope = (full - low) / ramp;
+    double callsInRamp = low * ramp + slope * ramp * ramp / 2;
+    if (n >= callsInRamp) {
+      return ramp + (n - callsInRamp) / full;
+    }
+    // Solve low*t + slope*t^2/2 = n for t.
+    return (-low + Math.sqrt(low * low + 2 * slope * n)) / slope;
   }
 
   private void issue(Session s, ManagedChannel ch, long key, long intended) {
@@ -320,10 +411,14 @@ final class CheckLoad implements AutoCloseable {
     final LongAdder rpcErrors = new LongAdder();
     /** Answered, but not what the key's kind calls for. */
     final LongAdder wrong = new LongAdder();
+    /** Failed calls by gRPC status code. */
+    final java.util.concurrent.ConcurrentHashMap<Status.Code, LongAdder> failures =
+        new java.util.concurrent.ConcurrentHashMap<>();
 
     void count(Status status, int code, int expected) {
       if (!status.isOk()) {
         rpcErrors.increment();
+        failures.computeIfAbsent(status.getCode(), c -> new LongAdder()).increment();
         return;
       }
       switch (code) {
@@ -356,7 +451,11 @@ final class CheckLoad implements AutoCloseable {
       add(out, "401", unauthenticated401.sum());
       add(out, "503", unavailable503.sum());
       add(out, "other code", otherCode.sum());
-      add(out, "rpc errors", rpcErrors.sum());
+      if (rpcErrors.sum() > 0) {
+        List<String> byCode = new ArrayList<>();
+        failures.forEach((c, n) -> byCode.add(c + " " + n.sum()));
+        out.add(rpcErrors.sum() + " rpc errors (" + String.join(", ", byCode) + ")");
+      }
       add(out, "wrong verdicts", wrong.sum());
       return String.join(", ", out);
     }
@@ -387,6 +486,17 @@ final class CheckLoad implements AutoCloseable {
         Thread.currentThread().interrupt();
       }
     }
+    for (EventLoopGroup loop : loops) {
+      loop.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+    }
+  }
+
+  private static ThreadFactory daemon(String name) {
+    return r -> {
+      Thread t = new Thread(r, name);
+      t.setDaemon(true);
+      return t;
+    };
   }
 
   /** Bytes as they are: the requests are serialized once, the responses only peeked at. */

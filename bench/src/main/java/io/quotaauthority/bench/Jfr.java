@@ -22,8 +22,13 @@ final class Jfr {
   private Jfr() {}
 
   static void start(long pid, String name, Path file) {
+    start(pid, name, file, "profile");
+  }
+
+  /** JFR.start with the given settings: "profile" for CPU profiles, "default" (lighter) for GC only. */
+  static void start(long pid, String name, Path file, String settings) {
     String out = ChildJvm.run(Duration.ofSeconds(30), ChildJvm.jdkTool("jcmd"), Long.toString(pid), "JFR.start",
-        "name=" + name, "settings=profile", "filename=" + file.toAbsolutePath());
+        "name=" + name, "settings=" + settings, "filename=" + file.toAbsolutePath());
     if (!out.contains("Started recording")) {
       throw new IllegalStateException("JFR.start failed: " + out.trim());
     }
@@ -62,6 +67,7 @@ final class Jfr {
     long allocTotal = 0;
     long gcCount = 0;
     long gcNanos = 0;
+    long gcMaxPause = 0;
     double jvmCpu = 0;
     double machineCpu = 0;
     int cpuEvents = 0;
@@ -95,6 +101,7 @@ final class Jfr {
           case "jdk.GarbageCollection" -> {
             gcCount++;
             gcNanos += e.getDuration().toNanos();
+            gcMaxPause = Math.max(gcMaxPause, e.getDuration("longestPause").toNanos());
           }
           case "jdk.CPULoad" -> {
             jvmCpu += e.getFloat("jvmUser") + e.getFloat("jvmSystem");
@@ -113,7 +120,8 @@ final class Jfr {
         rank("CPU samples by thread", threads, samples, 8),
         rank("Allocation by class (sampled bytes)", allocClass, allocTotal, 10),
         rank("Allocation by site (first frame outside java.*/jdk.*/sun.*)", allocSite, allocTotal, 10));
-    String gc = gcCount + " collections, " + gcNanos / 1_000_000 + " ms total";
+    String gc = gcCount + " collections, " + gcNanos / 1_000_000 + " ms total, longest pause "
+        + String.format(java.util.Locale.ROOT, "%.1f ms", gcMaxPause / 1e6);
     String cpu = cpuEvents == 0 ? "n/a"
         : String.format("JVM %.0f%%, machine %.0f%% (of all cores)", 100 * jvmCpu / cpuEvents,
             100 * machineCpu / cpuEvents);

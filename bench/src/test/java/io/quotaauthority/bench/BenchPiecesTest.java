@@ -66,6 +66,24 @@ class BenchPiecesTest {
   }
 
   @Test
+  void openLoopScheduleRampsThenHoldsTheRate() {
+    double full = 10_000 / 1e9; // 10,000 calls per second
+    double low = full / 10;
+    double ramp = 2e9;
+    // The ramp averages 5,500/s over 2 s: 11,000 calls, then 10,000 per second.
+    assertThat(CheckLoad.offsetOf(0, low, full, ramp)).isZero();
+    assertThat(CheckLoad.offsetOf(11_000, low, full, ramp)).isCloseTo(2e9, org.assertj.core.data.Offset.offset(1e6));
+    assertThat(CheckLoad.offsetOf(21_000, low, full, ramp)).isCloseTo(3e9, org.assertj.core.data.Offset.offset(1e6));
+    assertThat(CheckLoad.offsetOf(500, 0, full, 0)).isCloseTo(5e7, org.assertj.core.data.Offset.offset(1.0));
+    double previous = -1;
+    for (long n = 0; n < 30_000; n += 100) {
+      double t = CheckLoad.offsetOf(n, low, full, ramp);
+      assertThat(t).isGreaterThan(previous);
+      previous = t;
+    }
+  }
+
+  @Test
   void proxyClassifiesStatements() {
     assertThat(PgProxy.classify("BEGIN")).isEqualTo("BEGIN");
     assertThat(PgProxy.classify("COMMIT")).isEqualTo("COMMIT");
