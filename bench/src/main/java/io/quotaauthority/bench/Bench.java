@@ -248,6 +248,8 @@ public final class Bench {
     List<Measured> b = new ArrayList<>();
     Measured openA;
     Measured openB;
+    Measured quarterA = null;
+    Measured quarterB = null;
     Map<String, Long> p0;
     Map<String, Long> p1;
     long x0;
@@ -272,6 +274,13 @@ public final class Bench {
       GcWatch gcB = GcWatch.start(baselinePid, work.resolve("open-b.jfr"));
       openB = open(base, keys, CheckLoad.EXPECT_OK, maxB / 2, scale.warmup(), scale.openMeasure());
       gcOpenB = gcB.stop();
+      // Half of the closed loop's max may not hold in an open loop (each call alone costs more
+      // than calls batched 32 to a connection): then also measure at a quarter.
+      if (openA.r.overloaded() || openB.r.overloaded()) {
+        log("check: an open loop at half load did not hold; measuring at a quarter too");
+        quarterA = open(load, keys, CheckLoad.EXPECT_BENCH_KEYS, maxA / 4, scale.warmup(), scale.openMeasure());
+        quarterB = open(base, keys, CheckLoad.EXPECT_OK, maxB / 4, scale.warmup(), scale.openMeasure());
+      }
       if (o.profile) {
         Path file = work.resolve("check-baseline.jfr");
         Files.deleteIfExists(file);
@@ -304,7 +313,9 @@ public final class Bench {
         + "exhausted, 5%% expired). Closed loop: %d calls in flight over %d HTTP/2 connections, every call "
         + "with a %d ms deadline as Envoy sends it; %d rounds of %d s per server, alternating a and b, after "
         + "a JIT warm-up of %s calls each; the median round is the max throughput. Open loop: a fixed schedule at "
-        + "half of each server's own max for %d s, latency measured from each call's intended send time. "
+        + "half of each server's own max (ramped up over the warm-up, then %d s measured), one pacer per connection "
+        + "on its event loop, latency measured from each call's intended send time, calls with a 5 s deadline (with "
+        + "250 ms, a single stall of the shared machine set off a timeout storm neither server recovered from). "
         + "Request: an Envoy-shaped CheckRequest of %d bytes (OpenAI chat completion, 12 headers).",
         Report.num(scale.checkKeys()), o.checkInflight, o.checkChannels, CHECK_DEADLINE.toMillis(), scale.rounds(),
         scale.measure().toSeconds(), Report.num(scale.jitCalls()), scale.openMeasure().toSeconds(), template.size()));
@@ -318,6 +329,18 @@ public final class Bench {
     rows.add(List.of("Open loop rate (half of own max)", openRate(openA, maxA / 2), openRate(openB, maxB / 2), ""));
     rows.add(List.of("Latency at half load, p50 / p99 / p99.9 (from intended send)", Report.pcts(openA.r.latency()),
         Report.pcts(openB.r.latency()), ""));
+    rows.add(List.of("Server CPU per call at half load", String.format(Locale.ROOT, "%.1f µs",
+        openA.cpuPerCallMicros("server")), String.format(Locale.ROOT, "%.1f µs", openB.cpuPerCallMicros("baseline")), ""));
+    if (quarterA != null) {
+      rows.add(List.of("Open loop rate (a quarter of own max)", openRate(quarterA, maxA / 4), openRate(quarterB, maxB / 4), ""));
+      rows.add(List.of("Latency at a quarter load, p50 / p99 / p99.9 (from intended send)",
+          Report.pcts(quarterA.r.latency()), Report.pcts(quarterB.r.latency()), ""));
+      rows.add(List.of("Server CPU per call at a quarter load", String.format(Locale.ROOT, "%.1f µs",
+          quarterA.cpuPerCallMicros("server")), String.format(Locale.ROOT, "%.1f µs",
+          quarterB.cpuPerCallMicros("baseline")), ""));
+      cpuLog.add("check open loop a, quarter: " + quarterA.cpu.describe());
+      cpuLog.add("check open loop b, quarter: " + quarterB.cpu.describe());
+    }
     rows.add(List.of("GC during the open loop: server process", gcOpenA.server(), gcOpenB.server(), ""));
     rows.add(List.of("GC during the open loop: load generator", gcOpenA.client(), gcOpenB.client(), ""));
     rows.add(List.of("Service time at half load, p50 / p99 (from actual send)",
@@ -341,8 +364,14 @@ public final class Bench {
 
     double ratio = maxA / maxB;
     target("Check", "throughput a/b (no-op baseline)", Report.ratio(ratio), "≥ 0.85", ratio >= 0.85);
-    double p99 = openA.r.latency().getValueAtPercentile(99);
-    target("Check", "p99 at half load (" + Report.rate(openA.r.perSecond()) + ")", Report.lat(p99), "≤ 1 ms",
+    double p99 = openA.r.overloaded() || openA.r.latency().getTotalCount() == 0 ? Double.POSITIVE_INFINITY
+        : openA.r.latency().getValueAtPercentile(99);
+    if (quarterA != null && quarterA.r.latency().getTotalCount() > 0) {
+      target("Check", "p99 at a quarter load (" + Report.rate(quarterA.r.perSecond()) + "; half did not hold)",
+          Report.lat(quarterA.r.latency().getValueAtPercentile(99)), "(reference)", null);
+    }
+    target("Check", "p99 at half load (" + Report.rate(openA.r.perSecond()) + ")",
+        Double.isInfinite(p99) ? "did not hold" : Report.lat(p99), "≤ 1 ms",
         p99 <= 1_000_000);
     long stmts = PgProxy.statementCount(statements);
     target("Check", "database statements while cached", Long.toString(stmts), "0", stmts == 0);
@@ -354,8 +383,11 @@ public final class Bench {
     }
     if (p99 > 1_000_000) {
       report.missed(String.format(Locale.ROOT, "Check p99 at half load %s (service time p99 %s; baseline p99 %s at "
-          + "its half load): %s.", Report.lat(p99), Report.p(openA.r.service(), 99),
-          Report.p(openB.r.latency(), 99), openA.cpu.describe()));
+          + "its half load). Open-loop calls arrive one at a time, so each costs the server %.1f µs of CPU against "
+          + "%.1f µs when 128 in flight are batched; GC pauses: server %s, load generator %s; CPU: %s.",
+          Double.isInfinite(p99) ? "not measured: the schedule did not hold" : Report.lat(p99),
+          Report.p(openA.r.service(), 99), Report.p(openB.r.latency(), 99), openA.cpuPerCallMicros("server"), cpuA,
+          gcOpenA.server(), gcOpenA.client(), openA.cpu.describe()));
     }
     if (stmts != 0) {
       report.missed("Check touched the database with every key cached: " + Report.statements(statements));
@@ -768,10 +800,16 @@ public final class Bench {
     return measure(s, warmup, measure);
   }
 
-  /** An open loop that ramps up over the warm-up, then holds the rate for the measured window. */
+  /**
+   * An open loop that ramps up over the warm-up, then holds the rate for the measured window. Its
+   * calls carry a long deadline: with Envoy's 250 ms, one stall of this shared machine (another
+   * process, a GC pause) became a storm of expired calls the client and server never recovered
+   * from, which measures the machine, not the server; the latency from the intended send time
+   * still shows every stall.
+   */
   private Measured open(CheckLoad load, CheckLoad.Keys keys, LongToIntFunction expect, double rate, Duration warmup,
       Duration measure) {
-    CheckLoad.Session s = load.openLoop(rate, warmup, keys, expect);
+    CheckLoad.Session s = load.openLoop(rate, warmup, keys, expect, WARM_DEADLINE);
     return measure(s, warmup.plusMillis(500), measure);
   }
 
@@ -785,7 +823,7 @@ public final class Bench {
     s.stopAndDrain();
     CheckLoad.Result r = s.result();
     if (r.overloaded()) {
-      problems.add("an open loop was stopped early: the server fell more than two deadlines behind its schedule");
+      problems.add("an open loop was stopped early: over a second of its schedule was in flight");
     }
     return new Measured(r, c1.since(c0));
   }

@@ -56,11 +56,10 @@ final class CheckLoad implements AutoCloseable {
       .build();
 
   /**
-   * Calls an open loop may have outstanding, in deadlines' worth of its schedule, before it gives
-   * up: more than that and calls wait past their deadline, every answer comes too late, and the
-   * backlog would only poison the runs after it.
+   * Calls an open loop may have outstanding, in seconds' worth of its schedule, before it gives
+   * up: a backlog that large would only poison the runs after it.
    */
-  static final double OPEN_LOOP_MAX_DEADLINES = 2.0;
+  static final double OPEN_LOOP_MAX_BACKLOG_SECONDS = 1.0;
 
   private final List<ManagedChannel> channels = new ArrayList<>();
   /** One single-thread event loop per channel: the channel's callbacks and its open-loop pacer run there. */
@@ -170,8 +169,13 @@ final class CheckLoad implements AutoCloseable {
    * with a backlog; measure after it.
    */
   Session openLoop(double ratePerSecond, Duration ramp, Keys keys, LongToIntFunction expect) {
-    Session s = new Session(keys, expect, false, deadlineNanos);
-    long maxInflight = Math.max(256, (long) (ratePerSecond * deadlineNanos / 1e9 * OPEN_LOOP_MAX_DEADLINES));
+    return openLoop(ratePerSecond, ramp, keys, expect, Duration.ofNanos(deadlineNanos));
+  }
+
+  /** Like {@link #openLoop(double, Duration, Keys, LongToIntFunction)} with another per-call deadline. */
+  Session openLoop(double ratePerSecond, Duration ramp, Keys keys, LongToIntFunction expect, Duration deadline) {
+    Session s = new Session(keys, expect, false, deadline.toNanos());
+    long maxInflight = Math.max(256, (long) (ratePerSecond * OPEN_LOOP_MAX_BACKLOG_SECONDS));
     // One pacer per connection, on that connection's event loop: calls start on the thread that
     // writes them, as in the closed loop, instead of crossing threads for every call.
     double perChannel = ratePerSecond / channels.size() / 1e9;
@@ -189,6 +193,11 @@ final class CheckLoad implements AutoCloseable {
   private final class Pacer implements Runnable {
     /** Calls sent in one go before the loop gets to do its I/O. */
     private static final int MAX_BATCH = 64;
+    /**
+     * The pacer wakes at most this often and sends every call then due: waking for each call
+     * (tens of µs apart) cost the load generator a core of its own.
+     */
+    static final long TICK_NANOS = 200_000;
     private final Session s;
     private final ManagedChannel ch;
     final EventLoop loop;
@@ -223,7 +232,7 @@ final class CheckLoad implements AutoCloseable {
         long intended = start + (long) offsetOf(n, low, full, ramp);
         long now = System.nanoTime();
         if (intended > now) {
-          loop.schedule(this, intended - now, TimeUnit.NANOSECONDS);
+          loop.schedule(this, Math.max(intended - now, TICK_NANOS), TimeUnit.NANOSECONDS);
           return;
         }
         if (s.inflight.get() >= maxInflight) {
