@@ -214,7 +214,7 @@ public final class Bench {
     log("loading " + Report.num(n) + " keys with COPY");
     long t = System.nanoTime();
     try (Connection c = pg.connect(db)) {
-      pg.copyKeys(c, n, Instant.now());
+      pg.copyKeys(c, keysLoaded, n, Instant.now());
     }
     keysLoaded = n;
     double seconds = (System.nanoTime() - t) / 1e9;

@@ -87,14 +87,15 @@ final class PgAdmin {
    * Inserts keys [0, count) with COPY (ids given explicitly; COPY writes identity columns as
    * given), their SHA-256 hashes computed here, then moves the id sequence past them.
    */
-  void copyKeys(Connection c, long count, Instant now) throws SQLException {
+  /** Writes keys [from, to): a later phase that needs more keys adds only the missing ones. */
+  void copyKeys(Connection c, long from, long to, Instant now) throws SQLException {
     c.setAutoCommit(true);
     HexFormat hex = HexFormat.of();
     CopyIn copy = c.unwrap(PGConnection.class).getCopyAPI().copyIn(
         "COPY api_keys (id, name, key_hash, key_prefix, status, quota, quota_used, expires_at) FROM STDIN");
     try {
       StringBuilder sb = new StringBuilder(1 << 20);
-      for (long i = 0; i < count; i++) {
+      for (long i = from; i < to; i++) {
         Instant expires = BenchKeys.expiresAt(i, now);
         sb.append(BenchKeys.id(i)).append('\t')
             .append("bench-").append(i).append('\t')
