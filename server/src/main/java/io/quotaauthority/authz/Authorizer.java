@@ -44,53 +44,55 @@ public final class Authorizer {
     long start = System.nanoTime();
     AttributeContext attributes = request.getAttributes();
     AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
-    PresentedKey key = KeyExtractor.extract(http, attributes.getContextExtensionsMap().get("provider"));
+    // Read once: the key's source, the denial's shape and the ?key= stripping all depend on it.
+    String provider = attributes.getContextExtensionsMap().get("provider");
+    PresentedKey key = KeyExtractor.extract(http, provider);
     if (key == null) {
-      deny(attributes, Verdict.MISSING_KEY, start, reply);
+      deny(attributes, provider, Verdict.MISSING_KEY, start, reply);
       return;
     }
     if (!plausible(key.secret())) {
       // Never ours: no hashing, no cache entry, no query.
-      deny(attributes, Verdict.UNKNOWN_KEY, start, reply);
+      deny(attributes, provider, Verdict.UNKNOWN_KEY, start, reply);
       return;
     }
     KeyHash hash = SecretHasher.hash(key.secret());
     KeyState state = cache.cached(hash);
     if (state != null) {
-      decide(attributes, state, key, start, reply);
+      decide(attributes, provider, state, key, start, reply);
       return;
     }
     if (cache.knownUnknown(hash)) {
-      deny(attributes, Verdict.UNKNOWN_KEY, start, reply);
+      deny(attributes, provider, Verdict.UNKNOWN_KEY, start, reply);
       return;
     }
     long wait = waitNanos > 0 ? answerBy(waitNanos) : DEFAULT_WAIT_NANOS;
     // copy(): the timeout must fail only this caller's view, not the load other callers share.
     cache.load(hash).copy().orTimeout(wait, TimeUnit.NANOSECONDS).whenComplete((loaded, error) -> {
       if (error != null) {
-        deny(attributes, Verdict.UNAVAILABLE, start, reply);
+        deny(attributes, provider, Verdict.UNAVAILABLE, start, reply);
       } else if (loaded == null) {
-        deny(attributes, Verdict.UNKNOWN_KEY, start, reply);
+        deny(attributes, provider, Verdict.UNKNOWN_KEY, start, reply);
       } else {
-        decide(attributes, loaded, key, start, reply);
+        decide(attributes, provider, loaded, key, start, reply);
       }
     });
   }
 
-  private void decide(AttributeContext attributes, KeyState state, PresentedKey key, long start,
+  private void decide(AttributeContext attributes, String provider, KeyState state, PresentedKey key, long start,
       Consumer<CheckResponse> reply) {
     // Only limited keys can be exhausted, so only they need the pending-usage lookup.
     BigDecimal pending = state.limited() ? cache.pending(state.id()) : BigDecimal.ZERO;
     Verdict verdict = KeyDecision.decide(state, pending, nowMicros());
     if (verdict != Verdict.ALLOW) {
-      deny(attributes, verdict, start, reply);
+      deny(attributes, provider, verdict, start, reply);
       return;
     }
     recorder.record(Verdict.ALLOW, System.nanoTime() - start);
     // On Google's paths any ?key= is stripped, even when the key came in a header: a second key in
     // the URL must not travel to the provider either.
-    boolean stripQueryKey = key.fromQuery() || KeyExtractor.geminiRequest(
-        attributes.getContextExtensionsMap().get("provider"), KeyExtractor.path(attributes.getRequest().getHttp()));
+    boolean stripQueryKey = key.fromQuery()
+        || KeyExtractor.geminiRequest(provider, KeyExtractor.path(attributes.getRequest().getHttp()));
     reply.accept(allow(state, pending, stripQueryKey));
   }
 
@@ -110,10 +112,9 @@ public final class Authorizer {
     return built;
   }
 
-  private void deny(AttributeContext attributes, Verdict verdict, long start,
+  private void deny(AttributeContext attributes, String providerExtension, Verdict verdict, long start,
       Consumer<CheckResponse> reply) {
-    Provider provider = Provider.of(attributes.getContextExtensionsMap().get("provider"),
-        KeyExtractor.path(attributes.getRequest().getHttp()));
+    Provider provider = Provider.of(providerExtension, KeyExtractor.path(attributes.getRequest().getHttp()));
     recorder.record(verdict, System.nanoTime() - start);
     reply.accept(CheckResponses.denial(provider, verdict));
   }
