@@ -14,7 +14,6 @@ import io.quotaauthority.admin.KeyAdmin;
 import io.quotaauthority.admin.KeyAdminService;
 import io.quotaauthority.authz.AuthorizationService;
 import io.quotaauthority.authz.Authorizer;
-import io.quotaauthority.authz.CheckRecorder;
 import io.quotaauthority.config.Settings;
 import io.quotaauthority.config.TokenFile;
 import io.quotaauthority.grpc.BearerTokenInterceptor;

@@ -3,7 +3,6 @@ package io.quotaauthority.admin;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.quotaauthority.keys.KeyCache;
-import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.keys.KeyNotFoundException;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
@@ -147,10 +146,4 @@ public final class KeyAdmin {
       throw new IllegalStateException(e);
     }
   }
-
-  /** Parses an id as the API shows it: a positive whole number. */
-  public static long parseId(String field, String text) {
-    return KeyIds.parse(field, text);
-  }
-
 }

@@ -3,6 +3,7 @@ package io.quotaauthority.admin;
 import io.grpc.stub.StreamObserver;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
 import io.quotaauthority.grpc.Statuses;
+import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.ClearExpirationRequest;
@@ -50,7 +51,7 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
   @Override
   public void getKey(GetKeyRequest req, StreamObserver<GetKeyResponse> out) {
     answer(out, () -> GetKeyResponse.newBuilder()
-        .setKey(proto(admin.get(KeyAdmin.parseId("id", req.getId())))).build());
+        .setKey(proto(admin.get(KeyIds.parse("id", req.getId())))).build());
   }
 
   @Override
@@ -68,7 +69,7 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
   public void updateKey(UpdateKeyRequest req, StreamObserver<UpdateKeyResponse> out) {
     answer(out, () -> {
       ApiKey key = req.getKey();
-      long id = KeyAdmin.parseId("key.id", key.getId());
+      long id = KeyIds.parse("key.id", key.getId());
       KeyUpdate update = KeyUpdate.fromPaths(req.getUpdateMask().getPathsList(), key.getName(),
           key.getQuotaUsd(),
           key.hasExpiresAt() ? ApiKeys.instant("key.expires_at", key.getExpiresAt()) : null,
@@ -81,7 +82,7 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
   @Override
   public void deleteKey(DeleteKeyRequest req, StreamObserver<DeleteKeyResponse> out) {
     answer(out, () -> {
-      admin.delete(KeyAdmin.parseId("id", req.getId()), BearerTokenInterceptor.actor());
+      admin.delete(KeyIds.parse("id", req.getId()), BearerTokenInterceptor.actor());
       return DeleteKeyResponse.getDefaultInstance();
     });
   }
@@ -89,13 +90,13 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
   @Override
   public void resetQuota(ResetQuotaRequest req, StreamObserver<ResetQuotaResponse> out) {
     answer(out, () -> ResetQuotaResponse.newBuilder().setKey(proto(
-        admin.resetQuota(KeyAdmin.parseId("id", req.getId()), BearerTokenInterceptor.actor()))).build());
+        admin.resetQuota(KeyIds.parse("id", req.getId()), BearerTokenInterceptor.actor()))).build());
   }
 
   @Override
   public void clearExpiration(ClearExpirationRequest req, StreamObserver<ClearExpirationResponse> out) {
     answer(out, () -> ClearExpirationResponse.newBuilder().setKey(proto(
-        admin.clearExpiration(KeyAdmin.parseId("id", req.getId()), BearerTokenInterceptor.actor()))).build());
+        admin.clearExpiration(KeyIds.parse("id", req.getId()), BearerTokenInterceptor.actor()))).build());
   }
 
   @Override

@@ -143,9 +143,6 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
         commit(group);
         return;
       } catch (StoreUnavailableException e) {
-        if (stopping && Thread.currentThread().isInterrupted()) {
-          throw new InterruptedException();
-        }
         log.warn("database unavailable; holding {} usage reports and retrying in {} ms", group.size(), backoff);
         Thread.sleep(backoff);
         backoff = Math.min(MAX_BACKOFF_MILLIS, backoff * 2);

@@ -1,9 +1,9 @@
 package io.quotaauthority.usage;
 
 import io.quotaauthority.admin.ApiKeys;
-import io.quotaauthority.admin.KeyAdmin;
 import io.quotaauthority.admin.PageTokens;
 import io.quotaauthority.admin.UsageQueries;
+import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.keys.KeyNotFoundException;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.proto.v1.ListUsageRequest;
@@ -31,7 +31,7 @@ public final class UsageReadBack implements UsageQueries {
 
   @Override
   public ListUsageResponse listUsage(ListUsageRequest request) {
-    long keyId = KeyAdmin.parseId("key_id", request.getKeyId());
+    long keyId = KeyIds.parse("key_id", request.getKeyId());
     int size = PageTokens.pageSize(request.getPageSize(), DEFAULT_PAGE, MAX_PAGE);
     long after = PageTokens.decode("page_token", request.getPageToken());
     long before = after == 0 ? Long.MAX_VALUE : after;
