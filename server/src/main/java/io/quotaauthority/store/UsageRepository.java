@@ -73,11 +73,11 @@ public final class UsageRepository {
 
   /**
    * The group's outcome: which reports were charged, the keys' rows after, which keys are live, and
-   * which report ids were charged before with another key or cost (report id → message naming the
-   * differing fields; those reports changed nothing).
+   * what was charged before under the report ids the insert skipped (report id → that charge; only
+   * its key id and cost are filled in), so a repeat can be told apart from a conflict.
    */
   public record Committed(Set<String> inserted, Map<Long, BigDecimal> usedBefore, List<KeyRecord> charged,
-      Map<String, String> conflicts) {}
+      Map<String, UsageReport> earlier) {}
 
   /**
    * Charges a group in one transaction: reports for missing or deleted keys are skipped, repeats
@@ -96,7 +96,7 @@ public final class UsageRepository {
         }
       }
       Set<String> inserted = chargeable.isEmpty() ? Set.of() : insertEvents(c, chargeable);
-      Map<String, String> conflicts = conflicts(c, chargeable, inserted);
+      Map<String, UsageReport> earlier = earlierCharges(c, chargeable, inserted);
       Map<Long, BigDecimal> sums = new HashMap<>();
       for (UsageReport r : chargeable) {
         if (inserted.contains(r.reportId())) {
@@ -107,12 +107,12 @@ public final class UsageRepository {
       if (!charged.isEmpty()) {
         notifyAll(c, charged);
       }
-      return new Committed(inserted, live, charged, conflicts);
+      return new Committed(inserted, live, charged, earlier);
     });
   }
 
-  /** Compares the reports the insert skipped with the rows already there: one query for the group. */
-  private static Map<String, String> conflicts(Connection c, List<UsageReport> chargeable,
+  /** The rows already there under the report ids the insert skipped: one query for the group. */
+  private static Map<String, UsageReport> earlierCharges(Connection c, List<UsageReport> chargeable,
       Set<String> inserted) throws SQLException {
     List<UsageReport> skipped = new ArrayList<>();
     for (UsageReport r : chargeable) {
@@ -138,15 +138,7 @@ public final class UsageRepository {
         }
       }
     }
-    Map<String, String> conflicts = new HashMap<>();
-    for (UsageReport r : skipped) {
-      UsageReport before = earlier.get(r.reportId());
-      String differs = before == null ? null : differingFields(before, r);
-      if (differs != null) {
-        conflicts.put(r.reportId(), "report_id already charged with a different " + differs);
-      }
-    }
-    return conflicts;
+    return earlier;
   }
 
   /**
