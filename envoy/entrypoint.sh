@@ -56,7 +56,9 @@ grep -q "Bearer $placeholder" "$config" || fail "$config has no 'Bearer $placeho
 if [ "$(id -u)" = 0 ] && [ "${ENVOY_UID:-}" != 0 ]; then
   # The image's entrypoint runs Envoy as the "envoy" user (uid 101, or $ENVOY_UID once it has
   # renumbered that user): that user must be able to read the copy, nobody else.
-  chown -R "${ENVOY_UID:-$(id -u envoy)}" "$dir"
+  owner="${ENVOY_UID:-$(id -u envoy 2>/dev/null || true)}"
+  [ -n "$owner" ] || fail "no 'envoy' user to hand the rendered config to; set ENVOY_UID"
+  chown -R "$owner" "$dir"
 fi
 
 exec "$next" "$@"
