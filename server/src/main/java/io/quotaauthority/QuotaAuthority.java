@@ -20,6 +20,7 @@ import io.quotaauthority.grpc.BearerTokenInterceptor;
 import io.quotaauthority.grpc.ServerTls;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.metering.ExtProcService;
+import io.quotaauthority.metering.MeteringRefusals;
 import io.quotaauthority.metering.ReloadingPriceTable;
 import io.quotaauthority.metering.UsageCharger;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -50,7 +51,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The composition root: wires every part from {@link Settings}, starts the two gRPC servers, and
+ * The composition root: wires every part from {@link Settings}, starts the three gRPC servers (authz,
+ * metering, admin), and
  * owns the order of shutdown (health NOT_SERVING → usage streams stop taking reports → stop taking
  * calls → wait (usage streams end once their reports are answered) → force → commit what is still
  * queued → close the pool).
@@ -69,6 +71,7 @@ public final class QuotaAuthority implements AutoCloseable {
   private final HealthStatusManager health;
   private final HealthStatusManager authzHealth;
   private final Server authzServer;
+  private final Server meteringServer;
   private final Server adminServer;
   private final KeyCache cache;
   private final Operations ops;
@@ -77,8 +80,8 @@ public final class QuotaAuthority implements AutoCloseable {
   private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
       ScheduledExecutorService scheduler, UsageBatcher batcher, UsageService usageService,
       KeyChangeListener listener, ReloadingPriceTable prices, HealthStatusManager authzHealth,
-      HealthStatusManager health, Server authzServer, Server adminServer, KeyCache cache,
-      Operations ops) {
+      HealthStatusManager health, Server authzServer, Server meteringServer, Server adminServer,
+      KeyCache cache, Operations ops) {
     this.listener = listener;
     this.prices = prices;
     this.settings = settings;
@@ -90,6 +93,7 @@ public final class QuotaAuthority implements AutoCloseable {
     this.health = health;
     this.authzHealth = authzHealth;
     this.authzServer = authzServer;
+    this.meteringServer = meteringServer;
     this.adminServer = adminServer;
     this.cache = cache;
     this.ops = ops;
@@ -99,6 +103,7 @@ public final class QuotaAuthority implements AutoCloseable {
   public static QuotaAuthority start(Settings settings, Clock clock) throws IOException {
     String adminToken = TokenFile.resolve(settings.adminToken(), settings.dataDir(), "admin-token");
     String reporterToken = TokenFile.resolve(settings.reporterToken(), settings.dataDir(), "reporter-token");
+    String meteringToken = TokenFile.resolve(settings.meteringToken(), settings.dataDir(), "metering-token");
     ServerCredentials tls = ServerTls.credentials(settings); // plaintext unless QUOTA_TLS_CERT/KEY
     Operations ops = new Operations(); // first: the pool registers its meters in it
     MeterRegistry registry = ops.registry();
@@ -135,15 +140,23 @@ public final class QuotaAuthority implements AutoCloseable {
     Server authz = authzServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort()), tls),
         new AuthorizationService(authorizer),
         ServerInterceptors.intercept(usageService, new BearerTokenInterceptor(reporterToken, "reporter")),
-        new ExtProcService(charger), authzHealth).build();
+        authzHealth).build();
+    // Metering charges keys, so only the holder of the metering token (Envoy) may open a stream;
+    // every refusal is counted and warned about, since Envoy fails open and would stay quiet.
+    Server metering = meteringServer(
+        NettyServerBuilder.forAddress(new InetSocketAddress(settings.meteringPort()), tls),
+        ServerInterceptors.intercept(new ExtProcService(charger),
+            new BearerTokenInterceptor(meteringToken, "metering", new MeteringRefusals(registry))),
+        authzHealth).build();
     Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort()), tls)
         .intercept(ops.adminCallMetrics()),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminToken, health).build();
     QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, usageService,
-        listener, prices, authzHealth, health, authz, admin, cache, ops);
+        listener, prices, authzHealth, health, authz, metering, admin, cache, ops);
     try {
       authz.start();
+      metering.start();
       admin.start();
       // Sets the gRPC health status from now on (SERVING only while every check passes) and opens
       // /metrics, /healthz, /readyz.
@@ -154,25 +167,45 @@ public final class QuotaAuthority implements AutoCloseable {
       app.close();
       throw e;
     }
-    log.info("quota-authority serving: authz port {}, admin port {}", authz.getPort(), admin.getPort());
+    log.info("quota-authority serving: authz port {}, metering port {}, admin port {}", authz.getPort(),
+        metering.getPort(), admin.getPort());
     return app;
   }
 
-  /** The authz port: what Envoy calls (Check), health and reflection. */
+  /**
+   * The authz port: what Envoy calls (Check, credential-free), usage reports (reporter token),
+   * health and reflection. Metering is not here: it has its own listener and token.
+   */
   static ServerBuilder<?> authzServer(ServerBuilder<?> builder, AuthorizationService check,
-      ServerServiceDefinition usage, ExtProcService metering, HealthStatusManager health) {
+      ServerServiceDefinition usage, HealthStatusManager health) {
     return builder
         // Every handler on this port answers without blocking (cold key loads and usage commits
         // run on their own threads), so calls run on the transport threads: no executor hop.
         .directExecutor()
-        // ext_proc sees whole buffered request bodies (Envoy buffers up to 32 MiB for prompts
-        // with images); gRPC's 4 MiB default would make such requests pass unmetered.
-        .maxInboundMessageSize(40 * 1024 * 1024)
         .addService(check)
         .addService(usage)
-        .addService(metering)
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance());
+  }
+
+  /**
+   * The metering port: Envoy's ext_proc behind the metering token, plus the authz port's health
+   * (Envoy health-checks this cluster too; health reveals nothing, so it needs no token). No
+   * reflection: nothing here is for people.
+   */
+  static ServerBuilder<?> meteringServer(ServerBuilder<?> builder, ServerServiceDefinition metering,
+      HealthStatusManager health) {
+    return builder
+        // ExtProcService answers without blocking (charges are queued), so it runs on the
+        // transport threads like the authz port's services.
+        .directExecutor()
+        // ext_proc sees whole buffered request bodies (Envoy buffers up to 32 MiB for prompts
+        // with images); gRPC's 4 MiB default would make such requests pass unmetered. Only this
+        // listener takes messages that large, and only after the token was checked (headers
+        // come before any message).
+        .maxInboundMessageSize(40 * 1024 * 1024)
+        .addService(metering)
+        .addService(health.getHealthService());
   }
 
   /** The admin port: the admin API behind its bearer token, plus health. */
@@ -186,6 +219,10 @@ public final class QuotaAuthority implements AutoCloseable {
 
   public int authzPort() {
     return authzServer.getPort();
+  }
+
+  public int meteringPort() {
+    return meteringServer.getPort();
   }
 
   public int adminPort() {
@@ -229,8 +266,12 @@ public final class QuotaAuthority implements AutoCloseable {
     // otherwise they would stay open until forced, and what was queued would be charged unanswered.
     usageService.drain();
     authzServer.shutdown();
+    meteringServer.shutdown();
     adminServer.shutdown();
     awaitOrForce(authzServer, deadline);
+    // Open metering streams last as long as their LLM responses; past the deadline they are cut
+    // and each charges the usage it saw (MeteringSession.streamClosed) before the batcher closes.
+    awaitOrForce(meteringServer, deadline);
     awaitOrForce(adminServer, deadline);
     prices.close();
     // No call can queue usage any more: commit what is queued, then let go of the database.

@@ -881,6 +881,8 @@ public final class Bench {
     env.put("QUOTA_AUTHZ_PORT", Integer.toString(authzPort));
     env.put("QUOTA_ADMIN_PORT", Integer.toString(ChildJvm.freePort()));
     env.put("QUOTA_METRICS_PORT", "0");
+    // The bench does not meter: any free port, so two servers never fight over the 9194 default.
+    env.put("QUOTA_METERING_PORT", "0");
     env.put("QUOTA_ADMIN_TOKEN", adminToken);
     env.put("QUOTA_REPORTER_TOKEN", reporterToken);
     Path data = work.resolve("data-" + name);

@@ -14,7 +14,9 @@ public enum Setting {
   DATA_DIR("QUOTA_DATA_DIR", "--data-dir", "./data",
       "directory for generated tokens and the embedded database"),
   AUTHZ_PORT("QUOTA_AUTHZ_PORT", "--authz-port", "9191",
-      "gRPC port Envoy calls: ext_authz Check, ext_proc metering, usage reports, health, reflection"),
+      "gRPC port Envoy calls for ext_authz Check, plus usage reports, health and reflection"),
+  METERING_PORT("QUOTA_METERING_PORT", "--metering-port", "9194",
+      "gRPC port of Envoy's ext_proc metering (bearer token), plus health"),
   ADMIN_PORT("QUOTA_ADMIN_PORT", "--admin-port", "9192", "gRPC port of the admin API (bearer token)"),
   METRICS_PORT("QUOTA_METRICS_PORT", "--metrics-port", "9193",
       "HTTP port for /metrics, /healthz and /readyz; 0 turns it off"),
@@ -22,6 +24,8 @@ public enum Setting {
       "bearer token for the admin API; empty generates one into <data dir>/admin-token (mode 0600)"),
   REPORTER_TOKEN("QUOTA_REPORTER_TOKEN", "--reporter-token", "",
       "bearer token for usage reporters; empty generates one into <data dir>/reporter-token (mode 0600)"),
+  METERING_TOKEN("QUOTA_METERING_TOKEN", "--metering-token", "",
+      "bearer token Envoy's ext_proc sends; empty generates one into <data dir>/metering-token (mode 0600)"),
   CACHE_MAX_KEYS("QUOTA_CACHE_MAX_KEYS", "--cache-max-keys", "2000000",
       "most keys held in the in-memory cache"),
   NEGATIVE_CACHE_TTL("QUOTA_NEGATIVE_CACHE_TTL", "--negative-cache-ttl", "5s",
@@ -76,6 +80,6 @@ public enum Setting {
 
   /** True for values that must never be printed (tokens, passwords). */
   public boolean secret() {
-    return this == DB_PASSWORD || this == ADMIN_TOKEN || this == REPORTER_TOKEN;
+    return this == DB_PASSWORD || this == ADMIN_TOKEN || this == REPORTER_TOKEN || this == METERING_TOKEN;
   }
 }

@@ -21,10 +21,12 @@ public record Settings(
     int dbPoolSize,
     Path dataDir,
     int authzPort,
+    int meteringPort,
     int adminPort,
     int metricsPort,
     Optional<String> adminToken,
     Optional<String> reporterToken,
+    Optional<String> meteringToken,
     long cacheMaxKeys,
     Duration negativeCacheTtl,
     Duration refreshInterval,
@@ -101,10 +103,12 @@ public record Settings(
         intIn(raw, Setting.DB_POOL_SIZE, 1, 200),
         Path.of(nonEmpty(raw, Setting.DATA_DIR)),
         port(raw, Setting.AUTHZ_PORT),
+        port(raw, Setting.METERING_PORT),
         port(raw, Setting.ADMIN_PORT),
         port(raw, Setting.METRICS_PORT),
         optional(raw.get(Setting.ADMIN_TOKEN)),
         optional(raw.get(Setting.REPORTER_TOKEN)),
+        optional(raw.get(Setting.METERING_TOKEN)),
         intIn(raw, Setting.CACHE_MAX_KEYS, 1, Integer.MAX_VALUE),
         duration(raw, Setting.NEGATIVE_CACHE_TTL),
         duration(raw, Setting.REFRESH_INTERVAL),
@@ -126,6 +130,11 @@ public record Settings(
     }
     if (s.authzPort != 0 && s.authzPort == s.adminPort) {
       throw new ConfigException("QUOTA_ADMIN_PORT must differ from QUOTA_AUTHZ_PORT (" + s.authzPort + ")");
+    }
+    // The metering listener is a server of its own: it cannot share a port with the other two.
+    if (s.meteringPort != 0 && (s.meteringPort == s.authzPort || s.meteringPort == s.adminPort)) {
+      throw new ConfigException("QUOTA_METERING_PORT must differ from QUOTA_AUTHZ_PORT and QUOTA_ADMIN_PORT ("
+          + s.meteringPort + ")");
     }
     return s;
   }
@@ -154,7 +163,7 @@ public record Settings(
   }
 
   private static final java.util.Set<String> SECRET_FIELDS = java.util.Set.of("dbPassword", "adminToken",
-      "reporterToken");
+      "reporterToken", "meteringToken");
 
   private static Optional<String> optional(String v) {
     return v == null || v.isBlank() ? Optional.empty() : Optional.of(v.trim());

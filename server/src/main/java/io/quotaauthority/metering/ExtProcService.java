@@ -13,6 +13,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * {@code envoy.service.ext_proc.v3.ExternalProcessor/Process}: one gRPC stream per HTTP request.
+ * Served only on the metering listener, behind the metering token (see QuotaAuthority): a stream
+ * reaches this class only once its credential was checked.
  * Only translates: each ProcessingRequest becomes a call on that stream's {@link MeteringSession}
  * and its answer is sent back, after which the session may do work that must not delay Envoy
  * (charging the usage of a finished response). The stream is failed only for a message with no phase at all;

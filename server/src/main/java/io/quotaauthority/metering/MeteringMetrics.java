@@ -18,8 +18,6 @@ final class MeteringMetrics {
   enum Unmetered {
     MISSING_KEY_ID,
     BAD_KEY_ID,
-    MISSING_REQUEST_ID,
-    BAD_REQUEST_ID,
     ERROR_STATUS,
     ENCODED_BODY,
     NO_USAGE;

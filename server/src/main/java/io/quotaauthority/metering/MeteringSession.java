@@ -19,6 +19,8 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
 import java.nio.charset.StandardCharsets;
+import java.security.SecureRandom;
+import java.util.Base64;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.regex.Pattern;
@@ -41,9 +43,13 @@ import org.slf4j.LoggerFactory;
  * {@link #settle()}), or, if the stream is closed or cancelled
  * before that (client went away, upstream reset), with whatever usage had been seen by then, so a
  * truncated Anthropic stream still charges its input tokens. Nothing is charged for a non-2xx
- * response, a response without usage, or a request without a valid x-quota-key-id and
- * x-request-id. Calls come one at a time from the gRPC stream; methods are synchronized only so
- * that the memory probe used by tests reads a consistent state.
+ * response, a response without usage, or a request without a valid x-quota-key-id.
+ *
+ * <p>The charge's report id is made here, one per stream ("m-" and 128 random bits), never taken
+ * from the request: a client that can choose its x-request-id must not be able to make a second
+ * request look like a repeat of its first. The x-request-id is kept beside it, for correlation
+ * with Envoy's access log only. Calls come one at a time from the gRPC stream; methods are
+ * synchronized only so that the memory probe used by tests reads a consistent state.
  */
 final class MeteringSession {
   private static final Logger log = LoggerFactory.getLogger(MeteringSession.class);
@@ -53,8 +59,10 @@ final class MeteringSession {
   static final String EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
   /** A positive decimal of at most 18 digits, so it always fits a long (key ids start at 1). */
   private static final Pattern KEY_ID = Pattern.compile("0*[1-9][0-9]{0,17}");
-  /** What UsageReport accepts as a report id: 1..128 printable ASCII characters. */
-  private static final Pattern REPORT_ID = Pattern.compile("[\\x21-\\x7e]{1,128}");
+  /** The x-request-id kept for correlation: 1..128 printable ASCII characters without spaces. */
+  private static final Pattern REQUEST_ID = Pattern.compile("[\\x21-\\x7e]{1,128}");
+  /** Thread-safe; seeded once from the OS, then non-blocking. */
+  private static final SecureRandom RANDOM = new SecureRandom();
 
   private static final ProcessingResponse CONTINUE_REQUEST_HEADERS = ProcessingResponse.newBuilder()
       .setRequestHeaders(HeadersResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
@@ -101,6 +109,9 @@ final class MeteringSession {
   /** Null when this request is not metered (or metering was turned off by an error). */
   private ProviderRoute route;
   private long keyId;
+  /** Made by {@link #newReportId()} when a metered request's headers arrive. */
+  private String reportId;
+  /** The request's x-request-id, or null when it had none usable: correlation only. */
   private String requestId;
   private boolean requestHasContentLength;
   private boolean requestBodySeen;
@@ -166,17 +177,12 @@ final class MeteringSession {
       log.debug("{} request without a single decimal {}: not metered", provider, KEY_ID_HEADER);
       return SKIP_AFTER_REQUEST_HEADERS;
     }
+    // Metered with or without it: the report id does not come from the request.
     String id = EnvoyHeaders.single(h, REQUEST_ID_HEADER);
-    if (id == null || !REPORT_ID.matcher(id).matches()) {
-      metrics.unmetered(id == null
-          ? MeteringMetrics.Unmetered.MISSING_REQUEST_ID : MeteringMetrics.Unmetered.BAD_REQUEST_ID);
-      log.debug("{} request for key {} without a usable {}: not metered",
-          provider, key, REQUEST_ID_HEADER);
-      return SKIP_AFTER_REQUEST_HEADERS;
-    }
     route = r.get();
     keyId = Long.parseLong(key);
-    requestId = id;
+    reportId = newReportId();
+    requestId = id != null && REQUEST_ID.matcher(id).matches() ? id : null;
     model = route.pathModel().orElse(null);
     requestHasContentLength = !EnvoyHeaders.all(h, "content-length").isEmpty();
     return METERED_REQUEST_HEADERS;
@@ -248,7 +254,7 @@ final class MeteringSession {
         && !encoding.trim().toLowerCase(Locale.ROOT).equals("identity")) {
       metrics.unmetered(MeteringMetrics.Unmetered.ENCODED_BODY);
       log.warn("{} response for report {} is {}-encoded despite no accept-encoding: not metered",
-          route.provider().wireName(), requestId, encoding);
+          route.provider().wireName(), reportId, encoding);
       stopMetering();
       return SKIP_AFTER_RESPONSE_HEADERS;
     }
@@ -340,10 +346,17 @@ final class MeteringSession {
     if (usage.isEmpty()) {
       metrics.unmetered(MeteringMetrics.Unmetered.NO_USAGE);
       log.debug("{} response for report {} had no usage: not charged",
-          route.provider().wireName(), requestId);
+          route.provider().wireName(), reportId);
       return;
     }
-    charger.charge(keyId, requestId, route.provider(), name, usage.get());
+    charger.charge(keyId, reportId, requestId, route.provider(), name, usage.get());
+  }
+
+  /** "m-" and 128 random bits in base64url: 24 characters, unguessable and never repeated. */
+  static String newReportId() {
+    byte[] bytes = new byte[16];
+    RANDOM.nextBytes(bytes);
+    return "m-" + Base64.getUrlEncoder().withoutPadding().encodeToString(bytes);
   }
 
   private void stopMetering() {
@@ -353,7 +366,7 @@ final class MeteringSession {
 
   private ProcessingResponse failed(String phase, Exception e, ProcessingResponse passThrough) {
     metrics.error(phase);
-    log.warn("metering error in {} for report {}; request passes unmetered", phase, requestId, e);
+    log.warn("metering error in {} for report {}; request passes unmetered", phase, reportId, e);
     route = null;
     extractor = null;
     return passThrough;

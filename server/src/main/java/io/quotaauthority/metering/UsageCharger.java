@@ -21,8 +21,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Prices what a metered response used and hands it to the {@link UsageSink}: one report per
- * request, its report id the request's x-request-id, so the sink charges it exactly once however
- * often it is submitted. A model missing from the price table is charged the configured flat
+ * request under the report id its metering stream made, so the sink charges it exactly once
+ * however often it is retried. A model missing from the price table is charged the configured flat
  * unpriced rate for every token (0 records the tokens at no cost), counted and logged once.
  */
 public final class UsageCharger {
@@ -77,7 +77,8 @@ public final class UsageCharger {
   }
 
   /** The report for this usage, priced now. */
-  UsageReport report(long keyId, String reportId, Provider provider, String model, TokenUsage usage) {
+  UsageReport report(long keyId, String reportId, String requestId, Provider provider, String model,
+      TokenUsage usage) {
     String name = model.length() > MAX_MODEL_CHARS ? model.substring(0, MAX_MODEL_CHARS) : model;
     ModelPrice price = prices.get().find(name).orElse(null);
     if (price == null) {
@@ -91,20 +92,24 @@ public final class UsageCharger {
     }
     BigDecimal cost = price.costOf(usage);
     return new UsageReport(reportId, keyId, cost, name, provider.wireName(), usage.inputTokens(),
-        usage.outputTokens(), usage.cachedInputTokens(), usage.cacheWriteTokens(), clock.instant());
+        usage.outputTokens(), usage.cachedInputTokens(), usage.cacheWriteTokens(), clock.instant(),
+        requestId);
   }
 
   /**
    * Prices and submits the usage. Never throws; the stage completes with the sink's outcome, or
    * exceptionally if every attempt failed (the charge is then lost and logged at ERROR with its
    * report id, key id and cost).
+   *
+   * @param reportId the idempotency key, made by the authority (one per metering stream)
+   * @param requestId the request's x-request-id for the ledger, or null
    */
-  public CompletionStage<UsageOutcome> charge(
-      long keyId, String reportId, Provider provider, String model, TokenUsage usage) {
+  public CompletionStage<UsageOutcome> charge(long keyId, String reportId, String requestId,
+      Provider provider, String model, TokenUsage usage) {
     CompletableFuture<UsageOutcome> done = new CompletableFuture<>();
     UsageReport report;
     try {
-      report = report(keyId, reportId, provider, model, usage);
+      report = report(keyId, reportId, requestId, provider, model, usage);
     } catch (RuntimeException e) {
       metrics.error("price");
       log.error("could not price usage of report {}", reportId, e);
@@ -160,6 +165,12 @@ public final class UsageCharger {
       case REJECTED -> {
         metrics.charged(provider, "rejected");
         log.warn("usage report {} for key {} rejected: {}", report.reportId(), report.keyId(),
+            outcome.message());
+      }
+      case CONFLICT -> {
+        // Metering makes a fresh random report id per stream, so this means an id was reused.
+        metrics.charged(provider, "conflict");
+        log.error("usage report {} for key {} conflicts: {}", report.reportId(), report.keyId(),
             outcome.message());
       }
     }

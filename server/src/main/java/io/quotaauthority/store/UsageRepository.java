@@ -31,11 +31,20 @@ public final class UsageRepository {
   /** One statement for the whole group; a report_id seen before inserts nothing. */
   private static final String INSERT_EVENTS = """
       INSERT INTO usage_events (report_id, key_id, cost, model, provider, input_tokens, output_tokens,
-                                cached_input_tokens, cache_write_tokens, occurred_at)
+                                cached_input_tokens, cache_write_tokens, occurred_at, request_id)
       SELECT * FROM unnest(?::text[], ?::bigint[], ?::numeric[], ?::text[], ?::text[], ?::bigint[],
-                           ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[])
+                           ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::text[])
       ON CONFLICT (report_id) DO NOTHING
       RETURNING report_id""";
+
+  /**
+   * What was charged before under the report ids the insert skipped, in the same transaction: a
+   * repeat is a DUPLICATE only if it names the same key and cost. Under READ COMMITTED this
+   * statement sees the row that made ON CONFLICT skip, even one another instance committed a
+   * moment ago (the insert waited for it).
+   */
+  private static final String EARLIER_CHARGES = """
+      SELECT report_id, key_id, cost FROM usage_events WHERE report_id = ANY (?)""";
 
   private static final String CHARGE_KEYS = """
       UPDATE api_keys k
@@ -50,7 +59,7 @@ public final class UsageRepository {
 
   private static final String PAGE = """
       SELECT id, report_id, key_id, cost, model, provider, input_tokens, output_tokens,
-             cached_input_tokens, cache_write_tokens, occurred_at, received_at
+             cached_input_tokens, cache_write_tokens, occurred_at, received_at, request_id
         FROM usage_events
        WHERE key_id = ? AND id < ?
        ORDER BY id DESC
@@ -62,13 +71,18 @@ public final class UsageRepository {
     this.tx = tx;
   }
 
-  /** The group's outcome: which reports were charged, the keys' rows after, and which keys are live. */
-  public record Committed(Set<String> inserted, Map<Long, BigDecimal> usedBefore, List<KeyRecord> charged) {}
+  /**
+   * The group's outcome: which reports were charged, the keys' rows after, which keys are live, and
+   * what was charged before under the report ids the insert skipped (report id → that charge; only
+   * its key id and cost are filled in), so a repeat can be told apart from a conflict.
+   */
+  public record Committed(Set<String> inserted, Map<Long, BigDecimal> usedBefore, List<KeyRecord> charged,
+      Map<String, UsageReport> earlier) {}
 
   /**
    * Charges a group in one transaction: reports for missing or deleted keys are skipped, repeats
-   * of a report_id insert nothing, and each key's quota_used grows by exactly the sum of what was
-   * really inserted.
+   * of a report_id insert nothing (and are told apart from conflicts: same report_id, another
+   * key_id or cost), and each key's quota_used grows by exactly the sum of what was really inserted.
    *
    * @param reports at most one report per report_id
    */
@@ -82,6 +96,7 @@ public final class UsageRepository {
         }
       }
       Set<String> inserted = chargeable.isEmpty() ? Set.of() : insertEvents(c, chargeable);
+      Map<String, UsageReport> earlier = earlierCharges(c, chargeable, inserted);
       Map<Long, BigDecimal> sums = new HashMap<>();
       for (UsageReport r : chargeable) {
         if (inserted.contains(r.reportId())) {
@@ -92,8 +107,53 @@ public final class UsageRepository {
       if (!charged.isEmpty()) {
         notifyAll(c, charged);
       }
-      return new Committed(inserted, live, charged);
+      return new Committed(inserted, live, charged, earlier);
     });
+  }
+
+  /** The rows already there under the report ids the insert skipped: one query for the group. */
+  private static Map<String, UsageReport> earlierCharges(Connection c, List<UsageReport> chargeable,
+      Set<String> inserted) throws SQLException {
+    List<UsageReport> skipped = new ArrayList<>();
+    for (UsageReport r : chargeable) {
+      if (!inserted.contains(r.reportId())) {
+        skipped.add(r);
+      }
+    }
+    if (skipped.isEmpty()) {
+      return Map.of();
+    }
+    Object[] ids = new Object[skipped.size()];
+    for (int i = 0; i < ids.length; i++) {
+      ids[i] = skipped.get(i).reportId();
+    }
+    Map<String, UsageReport> earlier = new HashMap<>();
+    try (PreparedStatement ps = c.prepareStatement(EARLIER_CHARGES)) {
+      ps.setArray(1, c.createArrayOf("text", ids));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          // Only the fields that decide a conflict are read back.
+          earlier.put(rs.getString(1), new UsageReport(rs.getString(1), rs.getLong(2),
+              rs.getBigDecimal(3), "", "", 0, 0, 0, 0, Instant.EPOCH));
+        }
+      }
+    }
+    return earlier;
+  }
+
+  /**
+   * The fields that make a repeated report_id a conflict rather than a duplicate: "key_id",
+   * "cost_usd", "key_id and cost_usd", or null when both match. Costs compare by value (NUMERIC
+   * gives 1.50000000 back for 1.5). Model, tokens and times may differ in a retry (a reporter
+   * re-reads its clock); they are not what was charged.
+   */
+  public static String differingFields(UsageReport charged, UsageReport repeat) {
+    boolean key = charged.keyId() != repeat.keyId();
+    boolean cost = charged.cost().compareTo(repeat.cost()) != 0;
+    if (key && cost) {
+      return "key_id and cost_usd";
+    }
+    return key ? "key_id" : cost ? "cost_usd" : null;
   }
 
   private static Set<Long> keyIds(List<UsageReport> reports) {
@@ -130,6 +190,7 @@ public final class UsageRepository {
     Object[] cached = new Object[n];
     Object[] cacheWrite = new Object[n];
     Object[] occurred = new Object[n];
+    Object[] requestIds = new Object[n];
     for (int i = 0; i < n; i++) {
       UsageReport r = reports.get(i);
       reportIds[i] = r.reportId();
@@ -142,6 +203,7 @@ public final class UsageRepository {
       cached[i] = r.cachedInputTokens();
       cacheWrite[i] = r.cacheWriteTokens();
       occurred[i] = OffsetDateTime.ofInstant(r.occurredAt(), ZoneOffset.UTC);
+      requestIds[i] = r.requestId();
     }
     Set<String> inserted = new HashSet<>();
     try (PreparedStatement ps = c.prepareStatement(INSERT_EVENTS)) {
@@ -155,6 +217,7 @@ public final class UsageRepository {
       ps.setArray(8, c.createArrayOf("bigint", cached));
       ps.setArray(9, c.createArrayOf("bigint", cacheWrite));
       ps.setArray(10, c.createArrayOf("timestamptz", occurred));
+      ps.setArray(11, c.createArrayOf("text", requestIds));
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           inserted.add(rs.getString(1));
@@ -202,7 +265,7 @@ public final class UsageRepository {
   /** One ledger row as read back. */
   public record Event(long id, String reportId, long keyId, BigDecimal cost, String model,
       String provider, long inputTokens, long outputTokens, long cachedInputTokens,
-      long cacheWriteTokens, Instant occurredAt, Instant receivedAt) {}
+      long cacheWriteTokens, Instant occurredAt, Instant receivedAt, String requestId) {}
 
   /** A key's events with id below {@code beforeId}, newest first. */
   public List<Event> page(Connection c, long keyId, long beforeId, int limit) throws SQLException {
@@ -217,7 +280,8 @@ public final class UsageRepository {
               rs.getBigDecimal("cost"), rs.getString("model"), rs.getString("provider"),
               rs.getLong("input_tokens"), rs.getLong("output_tokens"),
               rs.getLong("cached_input_tokens"), rs.getLong("cache_write_tokens"),
-              KeyRepository.instant(rs, "occurred_at"), KeyRepository.instant(rs, "received_at")));
+              KeyRepository.instant(rs, "occurred_at"), KeyRepository.instant(rs, "received_at"),
+              rs.getString("request_id")));
         }
       }
     }

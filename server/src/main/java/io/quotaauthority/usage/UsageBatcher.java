@@ -175,12 +175,19 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       UsageReport r = p.report();
       UsageOutcome outcome;
       UsageOutcome earlier = byReport.get(r.reportId());
-      if (earlier != null) {
-        outcome = earlier.result() == UsageOutcome.Result.REJECTED
-            ? earlier
-            : new UsageOutcome(UsageOutcome.Result.DUPLICATE, "", running.get(r.keyId()));
-      } else if (!committed.usedBefore().containsKey(r.keyId())) {
+      // What this report id stands for: the charge made before this group, or else the group's
+      // first report of that id (the one the database saw). Another key or cost is a CONFLICT.
+      UsageReport before = committed.earlier().get(r.reportId());
+      String differs = UsageRepository.differingFields(
+          before != null ? before : firsts.get(r.reportId()).report(), r);
+      if (earlier != null && earlier.result() == UsageOutcome.Result.REJECTED) {
+        outcome = earlier;
+      } else if (earlier == null && !committed.usedBefore().containsKey(r.keyId())) {
         outcome = UsageOutcome.rejected("key_id: no key with id " + r.keyId());
+      } else if (differs != null) {
+        outcome = UsageOutcome.conflict("report_id already charged with a different " + differs);
+      } else if (earlier != null) {
+        outcome = new UsageOutcome(UsageOutcome.Result.DUPLICATE, "", running.get(r.keyId()));
       } else if (committed.inserted().contains(r.reportId())) {
         // The key's total right after this report, in the order the group was charged.
         BigDecimal after = running.merge(r.keyId(), r.cost(), BigDecimal::add);

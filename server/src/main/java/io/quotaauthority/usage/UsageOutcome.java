@@ -5,8 +5,8 @@ import java.math.BigDecimal;
 /**
  * What became of one usage report.
  *
- * @param quotaUsed the key's committed total after the report; null when rejected
- * @param message why, when rejected; empty otherwise
+ * @param quotaUsed the key's committed total after the report; null when rejected or conflicting
+ * @param message why, when rejected or conflicting; empty otherwise
  */
 public record UsageOutcome(Result result, String message, BigDecimal quotaUsed) {
 
@@ -16,10 +16,19 @@ public record UsageOutcome(Result result, String message, BigDecimal quotaUsed) 
     /** This report id was charged before; nothing changed. */
     DUPLICATE,
     /** Not charged; the message says why. */
-    REJECTED
+    REJECTED,
+    /**
+     * This report id was charged before with another key id or cost; nothing changed. The message
+     * names the differing field(s).
+     */
+    CONFLICT
   }
 
   public static UsageOutcome rejected(String message) {
     return new UsageOutcome(Result.REJECTED, message, null);
+  }
+
+  public static UsageOutcome conflict(String message) {
+    return new UsageOutcome(Result.CONFLICT, message, null);
   }
 }

@@ -55,7 +55,9 @@ public final class UsageReadBack implements UsageQueries {
           .setCachedInputTokens(e.cachedInputTokens())
           .setCacheWriteTokens(e.cacheWriteTokens())
           .setOccurredAt(ApiKeys.timestamp(e.occurredAt()))
-          .setReceivedAt(ApiKeys.timestamp(e.receivedAt())));
+          .setReceivedAt(ApiKeys.timestamp(e.receivedAt()))
+          // Empty when the report carried none (older rows, reporters that send none).
+          .setRequestId(e.requestId() == null ? "" : e.requestId()));
     }
     if (rows.size() > size) {
       b.setNextPageToken(PageTokens.encode(rows.get(size - 1).id()));

@@ -9,6 +9,8 @@ import java.time.Instant;
  * are not negative.
  *
  * @param provider openai, anthropic or gemini when Envoy metering charged it, else empty
+ * @param requestId the request's own id (x-request-id) kept for correlation, 1..128 printable
+ *     ASCII, or null; never part of idempotency, which is reportId's alone
  */
 public record UsageReport(
     String reportId,
@@ -20,4 +22,14 @@ public record UsageReport(
     long outputTokens,
     long cachedInputTokens,
     long cacheWriteTokens,
-    Instant occurredAt) {}
+    Instant occurredAt,
+    String requestId) {
+
+  /** A report without a request id. */
+  public UsageReport(String reportId, long keyId, BigDecimal cost, String model, String provider,
+      long inputTokens, long outputTokens, long cachedInputTokens, long cacheWriteTokens,
+      Instant occurredAt) {
+    this(reportId, keyId, cost, model, provider, inputTokens, outputTokens, cachedInputTokens,
+        cacheWriteTokens, occurredAt, null);
+  }
+}

@@ -113,7 +113,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
         report = UsageValidation.validate(req.getReportId(), req.getKeyId(), req.getCostUsd(),
             req.getModel(), "", req.getInputTokens(), req.getOutputTokens(), 0, 0,
             req.hasOccurredAt() ? ApiKeys.instant("occurred_at", req.getOccurredAt()) : null,
-            clock.instant());
+            clock.instant(), req.getRequestId());
       } catch (IllegalArgumentException e) {
         refusedByValidation.run();
         answer(ReportUsageResponse.newBuilder().setReportId(req.getReportId())
@@ -297,6 +297,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
       case ACCEPTED -> b.setResult(UsageResult.USAGE_RESULT_ACCEPTED);
       case DUPLICATE -> b.setResult(UsageResult.USAGE_RESULT_DUPLICATE);
       case REJECTED -> b.setResult(UsageResult.USAGE_RESULT_REJECTED);
+      case CONFLICT -> b.setResult(UsageResult.USAGE_RESULT_CONFLICT);
     }
     if (outcome.quotaUsed() != null) {
       b.setQuotaUsedUsd(Money.format(outcome.quotaUsed()));

@@ -21,7 +21,19 @@ public final class UsageValidation {
   public static UsageReport validate(String reportId, String keyId, String costUsd, String model,
       String provider, long inputTokens, long outputTokens, long cachedInputTokens,
       long cacheWriteTokens, Instant occurredAt, Instant now) {
+    return validate(reportId, keyId, costUsd, model, provider, inputTokens, outputTokens,
+        cachedInputTokens, cacheWriteTokens, occurredAt, now, "");
+  }
+
+  /** @param requestId the reporter's optional request id for correlation; empty means none */
+  public static UsageReport validate(String reportId, String keyId, String costUsd, String model,
+      String provider, long inputTokens, long outputTokens, long cachedInputTokens,
+      long cacheWriteTokens, Instant occurredAt, Instant now, String requestId) {
     checkReportId(reportId);
+    if (!requestId.isEmpty() && !isPrintableId(requestId)) {
+      throw new IllegalArgumentException("request_id must be at most " + MAX_REPORT_ID
+          + " printable ASCII characters");
+    }
     long key = KeyIds.parse("key_id", keyId);
     BigDecimal cost = Money.parse("cost_usd", costUsd);
     if (model.length() > MAX_MODEL) {
@@ -36,7 +48,21 @@ public final class UsageValidation {
       throw new IllegalArgumentException("occurred_at must not be more than a day in the future");
     }
     return new UsageReport(reportId, key, cost, model, provider, inputTokens, outputTokens,
-        cachedInputTokens, cacheWriteTokens, when);
+        cachedInputTokens, cacheWriteTokens, when, requestId.isEmpty() ? null : requestId);
+  }
+
+  /** 1..128 printable ASCII characters: what the ledger keeps as a request id. */
+  public static boolean isPrintableId(String id) {
+    if (id == null || id.isEmpty() || id.length() > MAX_REPORT_ID) {
+      return false;
+    }
+    for (int i = 0; i < id.length(); i++) {
+      char c = id.charAt(i);
+      if (c < 0x20 || c > 0x7e) {
+        return false;
+      }
+    }
+    return true;
   }
 
   static void checkReportId(String reportId) {

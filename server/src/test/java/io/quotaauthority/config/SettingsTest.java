@@ -151,6 +151,18 @@ class SettingsTest {
   }
 
   @Test
+  void load_meteringPortSharedWithAnother_configExceptionNamingIt() {
+    assertThatThrownBy(() -> load(Map.of("QUOTA_METERING_PORT", "9191")))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage("QUOTA_METERING_PORT must differ from QUOTA_AUTHZ_PORT and QUOTA_ADMIN_PORT (9191)");
+    assertThatThrownBy(() -> load(Map.of(), "--metering-port", "9192"))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage("QUOTA_METERING_PORT must differ from QUOTA_AUTHZ_PORT and QUOTA_ADMIN_PORT (9192)");
+    assertThat(load(Map.of()).meteringPort()).isEqualTo(9194);
+    assertThat(load(Map.of("QUOTA_METERING_PORT", "0", "QUOTA_AUTHZ_PORT", "0")).meteringPort()).isZero();
+  }
+
+  @Test
   void load_tlsCertWithoutKey_configException() {
     assertThatThrownBy(() -> load(Map.of("QUOTA_TLS_CERT", "/c.pem")))
         .isInstanceOf(ConfigException.class)
@@ -185,11 +197,13 @@ class SettingsTest {
   @Test
   void toString_secretSettings_notPrinted() {
     Settings s = load(Map.of("QUOTA_ADMIN_TOKEN", "adm-secret-1", "QUOTA_REPORTER_TOKEN", "rep-secret-2",
-        "QUOTA_DB_PASSWORD", "db-secret-3"));
+        "QUOTA_DB_PASSWORD", "db-secret-3", "QUOTA_METERING_TOKEN", "met-secret-4"));
 
-    assertThat(s.toString()).doesNotContain("adm-secret-1", "rep-secret-2", "db-secret-3")
+    assertThat(Setting.METERING_TOKEN.secret()).isTrue();
+    assertThat(s.toString()).doesNotContain("adm-secret-1", "rep-secret-2", "db-secret-3", "met-secret-4")
         .startsWith("Settings[dbUrl=Optional.empty, dbUser=postgres, dbPassword=***, dbPoolSize=8,")
-        .contains("adminToken=Optional[***], reporterToken=Optional[***]", "authzPort=9191")
+        .contains("adminToken=Optional[***], reporterToken=Optional[***], meteringToken=Optional[***]",
+            "authzPort=9191", "meteringPort=9194")
         .endsWith("tlsClientCa=Optional.empty]");
     assertThat(load(Map.of()).toString()).contains("dbPassword=,", "adminToken=Optional.empty");
   }

@@ -115,15 +115,20 @@ class DockerComposeTest {
   }
 
   @Test
-  void quotaAuthorityPorts_publishTheSettingDefaultsWithAdminOnLoopback() {
+  void quotaAuthorityPorts_publishTheSettingDefaultsWithAdminAndMeteringOnLoopback() {
     List<Published> ports = ports(AUTHORITY);
     int authz = defaultPort(Setting.AUTHZ_PORT);
     int admin = defaultPort(Setting.ADMIN_PORT);
     int metrics = defaultPort(Setting.METRICS_PORT);
-    assertThat(ports).extracting(Published::container).containsExactlyInAnyOrder(authz, admin, metrics);
+    int metering = defaultPort(Setting.METERING_PORT);
+    assertThat(ports).extracting(Published::container)
+        .containsExactlyInAnyOrder(authz, admin, metrics, metering);
     assertThat(ports).allSatisfy(p -> assertThat(p.host()).isEqualTo(p.container()));
-    Published adminPort = ports.stream().filter(p -> p.container() == admin).findFirst().orElseThrow();
-    assertThat(adminPort.ip()).as("the admin port is published on the host's loopback only").isEqualTo("127.0.0.1");
+    for (int port : List.of(admin, metering)) {
+      Published published = ports.stream().filter(p -> p.container() == port).findFirst().orElseThrow();
+      assertThat(published.ip()).as("port %d is published on the host's loopback only", port)
+          .isEqualTo("127.0.0.1");
+    }
   }
 
   @Test
@@ -140,6 +145,44 @@ class DockerComposeTest {
     assertThat(address.getAddress()).isEqualTo(AUTHORITY);
     assertThat(address.getPortValue()).isEqualTo(defaultPort(Setting.AUTHZ_PORT));
     assertThat(environment(AUTHORITY)).doesNotContainKey(Setting.AUTHZ_PORT.env());
+  }
+
+  @Test
+  void envoyMeteringCluster_pointsAtTheComposeServiceOnTheMeteringPort() throws Exception {
+    Bootstrap bootstrap = EnvoyConfigTest.parse(RepoFiles.read(EnvoyConfigTest.ENVOY_YAML));
+    Cluster cluster =
+        bootstrap.getStaticResources().getClustersList().stream()
+            .filter(c -> c.getName().equals(EnvoyConfigTest.METERING_CLUSTER))
+            .findFirst()
+            .orElseThrow();
+    SocketAddress address =
+        cluster.getLoadAssignment().getEndpoints(0).getLbEndpoints(0).getEndpoint().getAddress()
+            .getSocketAddress();
+    assertThat(address.getAddress()).isEqualTo(AUTHORITY);
+    assertThat(address.getPortValue()).isEqualTo(defaultPort(Setting.METERING_PORT));
+    assertThat(environment(AUTHORITY)).doesNotContainKey(Setting.METERING_PORT.env());
+  }
+
+  @Test
+  void meteringToken_hasNoDefaultAndReachesEnvoyThroughItsEntrypoint() {
+    // No token in the file: the host's QUOTA_METERING_TOKEN, or the one the authority generates.
+    assertThat(environment(AUTHORITY).get(Setting.METERING_TOKEN.env())).isEqualTo("${QUOTA_METERING_TOKEN:-}");
+    assertThat(environment("envoy").get("QUOTA_METERING_TOKEN")).isEqualTo("${QUOTA_METERING_TOKEN:-}");
+    List<String> entrypoint = new ArrayList<>();
+    service("envoy").path("entrypoint").forEach(e -> entrypoint.add(e.asText()));
+    assertThat(entrypoint).containsExactly("/bin/sh", "/etc/envoy/entrypoint.sh");
+    assertThat(RepoFiles.file("envoy/entrypoint.sh")).isRegularFile();
+
+    // The authority's data directory is a volume; Envoy sees it read-only where the entrypoint
+    // looks for the generated token by default.
+    List<String> authorityVolumes = new ArrayList<>();
+    service(AUTHORITY).path("volumes").forEach(v -> authorityVolumes.add(v.asText()));
+    assertThat(authorityVolumes).contains("quota-data:/var/lib/quota-authority");
+    List<String> envoyVolumes = new ArrayList<>();
+    service("envoy").path("volumes").forEach(v -> envoyVolumes.add(v.asText()));
+    assertThat(envoyVolumes).contains("quota-data:/run/quota-authority:ro");
+    assertThat(RepoFiles.read("envoy/entrypoint.sh")).contains("/run/quota-authority/metering-token");
+    assertThat(COMPOSE.path("volumes").has("quota-data")).isTrue();
   }
 
   @Test
@@ -212,7 +255,8 @@ class DockerComposeTest {
         lines.stream().filter(l -> l.startsWith("EXPOSE ")).findFirst().orElseThrow().substring(7);
     assertThat(Arrays.stream(expose.trim().split("\\s+")).map(Integer::parseInt))
         .containsExactlyInAnyOrder(
-            defaultPort(Setting.AUTHZ_PORT), defaultPort(Setting.ADMIN_PORT), defaultPort(Setting.METRICS_PORT));
+            defaultPort(Setting.AUTHZ_PORT), defaultPort(Setting.ADMIN_PORT), defaultPort(Setting.METRICS_PORT),
+            defaultPort(Setting.METERING_PORT));
     assertThat(lines).contains("ENV " + Setting.DATA_DIR.env() + "=/var/lib/quota-authority");
     String user = lines.stream().filter(l -> l.startsWith("USER ")).reduce((a, b) -> b).orElseThrow();
     assertThat(user.substring(5).strip()).doesNotStartWith("root").doesNotStartWith("0");

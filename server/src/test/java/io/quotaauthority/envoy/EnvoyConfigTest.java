@@ -61,6 +61,9 @@ import org.junit.jupiter.params.provider.CsvSource;
 class EnvoyConfigTest {
   static final String ENVOY_YAML = "envoy/envoy.yaml";
   static final String AUTHORITY_CLUSTER = "quota_authority";
+  static final String METERING_CLUSTER = "quota_authority_metering";
+  /** What envoy.yaml sends as the metering token; envoy/entrypoint.sh replaces it at start. */
+  static final String METERING_TOKEN_PLACEHOLDER = "REPLACE-WITH-QUOTA-METERING-TOKEN";
 
   /** Every typed_config type the file uses; a type missing here makes the parse fail. */
   static final TypeRegistry REGISTRY =
@@ -192,7 +195,7 @@ class EnvoyConfigTest {
 
   static List<Cluster> providerClusters() {
     return bootstrap.getStaticResources().getClustersList().stream()
-        .filter(c -> !c.getName().equals(AUTHORITY_CLUSTER))
+        .filter(c -> !c.getName().equals(AUTHORITY_CLUSTER) && !c.getName().equals(METERING_CLUSTER))
         .toList();
   }
 
@@ -305,7 +308,7 @@ class EnvoyConfigTest {
   void extProc_failsOpenBuffersTheRequestAndStreamsTheResponse() {
     ExternalProcessor proc =
         unpack(only(ExternalProcessor.class).getTypedConfig(), ExternalProcessor.class);
-    assertThat(proc.getGrpcService().getEnvoyGrpc().getClusterName()).isEqualTo(AUTHORITY_CLUSTER);
+    assertThat(proc.getGrpcService().getEnvoyGrpc().getClusterName()).isEqualTo(METERING_CLUSTER);
     assertThat(proc.getGrpcService().hasTimeout())
         .as("a grpc_service timeout would be a deadline on the whole (minutes long) stream")
         .isFalse();
@@ -320,6 +323,54 @@ class EnvoyConfigTest {
     assertThat(mode.getResponseHeaderMode()).isEqualTo(HeaderSendMode.SEND);
     assertThat(mode.getResponseBodyMode()).isEqualTo(BodySendMode.STREAMED);
     assertThat(mode.getResponseTrailerMode()).isEqualTo(HeaderSendMode.SKIP);
+  }
+
+  @Test
+  void extProc_sendsTheMeteringTokenPlaceholderAsBearerAuthorization() {
+    ExternalProcessor proc =
+        unpack(only(ExternalProcessor.class).getTypedConfig(), ExternalProcessor.class);
+    assertThat(proc.getGrpcService().getInitialMetadataList()).singleElement().satisfies(h -> {
+      assertThat(h.getKey()).isEqualTo("authorization");
+      // A placeholder, never a real token in git: the entrypoint fills it in at deploy time.
+      assertThat(h.getValue()).isEqualTo("Bearer " + METERING_TOKEN_PLACEHOLDER);
+      assertThat(h.getRawValue().isEmpty()).as("Envoy refuses value and raw_value together").isTrue();
+    });
+    ExtAuthz authz = unpack(only(ExtAuthz.class).getTypedConfig(), ExtAuthz.class);
+    assertThat(authz.getGrpcService().getInitialMetadataList())
+        .as("Check stays credential-free").isEmpty();
+  }
+
+  @Test
+  void meteringCluster_isTheAuthorityOnItsOwnPortOverHttp2WithHealthChecks() {
+    Cluster metering = cluster(METERING_CLUSTER);
+    Cluster authority = cluster(AUTHORITY_CLUSTER);
+    assertThat(onlyAddress(metering).getAddress()).isEqualTo(onlyAddress(authority).getAddress());
+    assertThat(onlyAddress(metering).getPortValue())
+        .isEqualTo(Integer.parseInt(io.quotaauthority.config.Setting.METERING_PORT.defaultValue()))
+        .isNotEqualTo(onlyAddress(authority).getPortValue());
+    Any protocol = metering.getTypedExtensionProtocolOptionsMap()
+        .get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
+    assertThat(protocol).as("typed_extension_protocol_options").isNotNull();
+    assertThat(unpack(protocol, HttpProtocolOptions.class).getExplicitHttpConfig().hasHttp2ProtocolOptions())
+        .as("gRPC needs HTTP/2").isTrue();
+    assertThat(metering.getType()).isEqualTo(authority.getType());
+    assertThat(metering.getHealthChecksList()).isNotEmpty()
+        .allSatisfy(check -> assertThat(check.hasGrpcHealthCheck()).isTrue());
+    CircuitBreakers.Thresholds thresholds = metering.getCircuitBreakers().getThresholdsList().stream()
+        .filter(t -> t.getPriority() == RoutingPriority.DEFAULT).findFirst().orElseThrow();
+    assertThat(thresholds.getMaxRequests().getValue())
+        .as("one stream per in-flight LLM request").isGreaterThan(1024);
+  }
+
+  @Test
+  void connectionManager_trustsNoClientAddressAsInternal() {
+    HttpConnectionManager hcm = hcm();
+    // Present and empty: no address is internal, so no client keeps its own x-request-id.
+    assertThat(hcm.hasInternalAddressConfig()).isTrue();
+    assertThat(hcm.getInternalAddressConfig().getCidrRangesList()).isEmpty();
+    assertThat(hcm.getInternalAddressConfig().getUnixSockets()).isFalse();
+    assertThat(hcm.getPreserveExternalRequestId()).isFalse();
+    assertThat(hcm.getUseRemoteAddress().getValue()).isTrue();
   }
 
   @Test

@@ -57,6 +57,8 @@ final class ForkedServer implements AutoCloseable {
         "--db-url", dbUrl,
         "--authz-port", Integer.toString(authzPort),
         "--admin-port", Integer.toString(adminPort),
+        // The metering listener is not driven by these tests: any free port, never the 9194 default.
+        "--metering-port", "0",
         "--metrics-port", "0",
         "--data-dir", dataDir.toString()));
     command.addAll(List.of(extraArgs));

@@ -48,6 +48,8 @@ class ExtProcServiceTest {
       Clock.fixed(Instant.parse("2025-06-01T12:00:00Z"), ZoneOffset.UTC);
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Duration WAIT = Duration.ofSeconds(10);
+  /** "m-" and 16 random bytes in unpadded base64url. */
+  static final String AUTHORITY_REPORT_ID = "m-[A-Za-z0-9_-]{22}";
 
   private final RecordingUsageSink sink = new RecordingUsageSink();
   private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
@@ -138,11 +140,15 @@ class ExtProcServiceTest {
 
     envoy.responseBodyInChunks(Fixtures.bytes(fixture), new Random(fixture.hashCode()), 97, true, at -> { });
 
-    // charged right after the end_of_stream answer, before the stream closes
-    assertThat(sink.awaitSubmitted(1, WAIT)).containsExactly(new UsageReport("req-" + fixture, 4711,
+    // charged right after the end_of_stream answer, before the stream closes, under a report id
+    // the authority made; the request's own id is kept beside it
+    List<UsageReport> submitted = sink.awaitSubmitted(1, WAIT);
+    assertThat(submitted).hasSize(1);
+    assertThat(submitted.get(0).reportId()).matches(AUTHORITY_REPORT_ID);
+    assertThat(submitted).containsExactly(new UsageReport(submitted.get(0).reportId(), 4711,
         new BigDecimal(cost), model, provider.wireName(), tokens.inputTokens(),
         tokens.outputTokens(), tokens.cachedInputTokens(), tokens.cacheWriteTokens(),
-        CLOCK.instant()));
+        CLOCK.instant(), "req-" + fixture));
     envoy.complete();
     assertThat(envoy.error()).isNull();
     assertThat(sink.submitted()).hasSize(1);
@@ -238,7 +244,7 @@ class ExtProcServiceTest {
     // 25 x 1 + 1 x 5 + 3000 x 0.10 = 330 per million
     List<UsageReport> reports = sink.awaitSubmitted(1, WAIT);
     assertThat(reports).singleElement().satisfies(r -> {
-      assertThat(r.reportId()).isEqualTo("cut-1");
+      assertThat(r.requestId()).isEqualTo("cut-1");
       assertThat(r.keyId()).isEqualTo(77);
       assertThat(r.cost()).isEqualTo(new BigDecimal("0.00033000"));
       assertThat(List.of(r.inputTokens(), r.outputTokens(), r.cachedInputTokens())).containsExactly(25L, 1L, 3000L);
@@ -258,7 +264,7 @@ class ExtProcServiceTest {
 
     envoy.cancel();
     assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
-      assertThat(r.reportId()).isEqualTo("cancel-1");
+      assertThat(r.requestId()).isEqualTo("cancel-1");
       assertThat(r.cost()).isEqualTo(new BigDecimal("0.00013590"));
     });
   }
@@ -328,10 +334,33 @@ class ExtProcServiceTest {
         Arguments.of("abc", "r1", "bad_key_id"),
         Arguments.of("-5", "r1", "bad_key_id"),
         Arguments.of("0", "r1", "bad_key_id"),
-        Arguments.of("99999999999999999999", "r1", "bad_key_id"),
-        Arguments.of("12", null, "missing_request_id"),
-        Arguments.of("12", "has space", "bad_request_id"),
-        Arguments.of("12", "x".repeat(129), "bad_request_id"));
+        Arguments.of("99999999999999999999", "r1", "bad_key_id"));
+  }
+
+  static Stream<Arguments> unusableRequestIds() {
+    return Stream.of(Arguments.of((String) null), Arguments.of("has space"), Arguments.of("x".repeat(129)));
+  }
+
+  /** The report id is the authority's, so a request without a usable x-request-id still pays. */
+  @ParameterizedTest
+  @MethodSource("unusableRequestIds")
+  void process_missingOrMalformedRequestId_chargesWithoutRequestId(String requestId) throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o\",\"messages\":[]}");
+    ProcessingResponse answer = envoy.requestHeaders(
+        EnvoyStream.requestHeaders("/v1/chat/completions", "12", requestId, request.length), false);
+    assertThat(answer.hasModeOverride()).isFalse();
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "application/json");
+    byte[] body = Fixtures.bytes("openai-chat.json");
+    envoy.responseBody(body, 0, body.length, true);
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
+      assertThat(r.reportId()).matches(AUTHORITY_REPORT_ID);
+      assertThat(r.requestId()).isNull();
+      assertThat(r.keyId()).isEqualTo(12);
+      assertThat(r.cost()).isEqualTo(new BigDecimal("0.00561500"));
+    });
+    envoy.complete();
   }
 
   @ParameterizedTest
@@ -398,7 +427,7 @@ class ExtProcServiceTest {
   }
 
   @Test
-  void process_sameRequestIdStreamedTwice_isChargedOnce() throws Exception {
+  void process_sameRequestIdStreamedTwice_isChargedTwiceUnderDistinctReportIds() throws Exception {
     EnvoyStream first = start();
     for (EnvoyStream envoy : List.of(first, another())) {
       byte[] request = utf8("{\"model\":\"claude-haiku-4-5\",\"stream\":true,\"messages\":[]}");
@@ -408,11 +437,16 @@ class ExtProcServiceTest {
       envoy.responseBodyInChunks(Fixtures.bytes("anthropic-messages-stream.sse"), new Random(3), 200, true, at -> { });
       envoy.complete();
     }
+    // A client repeating its x-request-id gets no free request: every stream is its own charge.
     assertThat(sink.submitted()).hasSize(2);
-    assertThat(sink.charged()).singleElement()
-        .satisfies(r -> assertThat(r.cost()).isEqualTo(new BigDecimal("0.00109000")));
-    assertThat(registry.get("quota.metering.charges").tag("outcome", "duplicate").counter().count())
-        .isEqualTo(1.0);
+    assertThat(sink.charged()).hasSize(2).allSatisfy(r -> {
+      assertThat(r.reportId()).matches(AUTHORITY_REPORT_ID);
+      assertThat(r.requestId()).isEqualTo("retry-same-id");
+      assertThat(r.cost()).isEqualTo(new BigDecimal("0.00109000"));
+    });
+    assertThat(sink.charged().get(0).reportId()).isNotEqualTo(sink.charged().get(1).reportId());
+    assertThat(registry.get("quota.metering.charges").tag("outcome", "accepted").counter().count())
+        .isEqualTo(2.0);
   }
 
   @Test

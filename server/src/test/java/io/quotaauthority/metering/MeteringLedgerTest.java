@@ -2,85 +2,78 @@ package io.quotaauthority.metering;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.grpc.ManagedChannel;
-import io.grpc.Server;
-import io.grpc.inprocess.InProcessChannelBuilder;
-import io.grpc.inprocess.InProcessServerBuilder;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.quotaauthority.proto.v1.CreateKeyRequest;
+import io.quotaauthority.proto.v1.ListUsageRequest;
+import io.quotaauthority.proto.v1.UsageEvent;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
-import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
-import java.time.ZoneOffset;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
- * Metering charged through the real usage pipeline (UsageBatcher) into PostgreSQL on
- * 127.0.0.1:5432: the ledger, not a stand-in, decides what "once" means.
+ * Metering through a real server: Envoy's streams on the metering port (with the metering token),
+ * charged through the real usage pipeline into PostgreSQL on 127.0.0.1:5432. The ledger, not a
+ * stand-in, decides what a charge is.
  */
 class MeteringLedgerTest {
-  private static final Clock CLOCK = Clock.fixed(Instant.parse("2025-06-01T12:00:00Z"), ZoneOffset.UTC);
+  static final byte[] ANTHROPIC_REQUEST =
+      "{\"model\":\"claude-haiku-4-5\",\"stream\":true,\"max_tokens\":256,\"messages\":[]}"
+          .getBytes(StandardCharsets.UTF_8);
 
-  @Test
-  void process_sameRequestIdStreamedTwice_chargesLedgerOnce() throws Exception {
-    try (TestDatabase db = TestDatabase.create(); TestServer app = TestServer.start(db)) {
-      long keyId = Long.parseLong(app.admin().createKey(
-          CreateKeyRequest.newBuilder().setName("metered").setQuotaUsd("10").build()).getKey().getId());
-      SimpleMeterRegistry registry = new SimpleMeterRegistry();
-      UsageCharger charger = new UsageCharger(app.app().batcher(), Fixtures::testPrices,
-          BigDecimal.ZERO, registry, CLOCK);
-      String name = InProcessServerBuilder.generateName();
-      Server server = InProcessServerBuilder.forName(name).addService(new ExtProcService(charger)).build().start();
-      ManagedChannel channel = InProcessChannelBuilder.forName(name).build();
-      try {
-        byte[] request = "{\"model\":\"claude-haiku-4-5\",\"stream\":true,\"max_tokens\":256,\"messages\":[]}"
-            .getBytes(StandardCharsets.UTF_8);
-        // Envoy retried the request (same x-request-id), or two instances metered it.
-        for (int attempt = 0; attempt < 2; attempt++) {
-          EnvoyStream envoy = new EnvoyStream(channel);
-          envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/messages", Long.toString(keyId),
-              "9f1c2e7a-metered-once", request.length), false);
-          envoy.requestBody(request);
-          envoy.responseHeaders(200, "text/event-stream");
-          envoy.responseBodyInChunks(Fixtures.bytes("anthropic-messages-stream.sse"),
-              new Random(attempt), 120, true, at -> { });
-          envoy.complete();
-        }
-        awaitCharges(registry, 2);
-      } finally {
-        channel.shutdownNow();
-        server.shutdownNow();
-      }
+  /** One metered Anthropic streaming request, as Envoy's ext_proc filter walks it. */
+  static void meterAnthropicStream(EnvoyStream envoy, long keyId, String requestId, long seed) {
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/messages", Long.toString(keyId), requestId,
+        ANTHROPIC_REQUEST.length), false);
+    envoy.requestBody(ANTHROPIC_REQUEST);
+    envoy.responseHeaders(200, "text/event-stream");
+    envoy.responseBodyInChunks(Fixtures.bytes("anthropic-messages-stream.sse"), new Random(seed), 120,
+        true, at -> { });
+    envoy.complete();
+  }
 
-      assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id = ?", "9f1c2e7a-metered-once"))
-          .isEqualTo(1);
-      // 25 x 1.00 + 153 x 5.00 + 3000 x 0.10 = 1090 per million
-      assertThat((BigDecimal) db.scalar("SELECT cost FROM usage_events WHERE report_id = ?", "9f1c2e7a-metered-once"))
-          .isEqualTo(new BigDecimal("0.00109000"));
-      assertThat((BigDecimal) db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", keyId))
-          .isEqualByComparingTo("0.00109");
-      assertThat(db.scalar("SELECT provider || '/' || model || '/' || input_tokens || '/' || output_tokens"
-          + " || '/' || cached_input_tokens || '/' || cache_write_tokens FROM usage_events WHERE report_id = ?",
-          "9f1c2e7a-metered-once")).isEqualTo("anthropic/claude-haiku-4-5/25/153/3000/0");
-      assertThat(registry.get("quota.metering.charges").tag("outcome", "accepted").counter().count()).isEqualTo(1.0);
-      assertThat(registry.get("quota.metering.charges").tag("outcome", "duplicate").counter().count()).isEqualTo(1.0);
+  static void awaitRows(TestDatabase db, long keyId, long n) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+    while (db.count("SELECT count(*) FROM usage_events WHERE key_id = ?", keyId) < n
+        && System.nanoTime() < deadline) {
+      Thread.sleep(20);
     }
   }
 
-  private static void awaitCharges(SimpleMeterRegistry registry, int n) throws InterruptedException {
-    long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
-    while (System.nanoTime() < deadline) {
-      double total = registry.find("quota.metering.charges").counters().stream()
-          .mapToDouble(c -> c.count()).sum();
-      if (total >= n) {
-        return;
+  @Test
+  void process_sameRequestIdOnThreeRequests_chargesThreeTimesWithRequestIdKept() throws Exception {
+    try (TestDatabase db = TestDatabase.create(); TestServer app = TestServer.start(db)) {
+      long keyId = Long.parseLong(app.admin().createKey(
+          CreateKeyRequest.newBuilder().setName("metered").setQuotaUsd("10").build()).getKey().getId());
+      // A client repeating one x-request-id (Envoy would keep it for an "internal" client).
+      for (int i = 0; i < 3; i++) {
+        meterAnthropicStream(new EnvoyStream(app.envoyMetering()), keyId, "9f1c2e7a-same-id", i);
       }
-      Thread.sleep(20);
+      awaitRows(db, keyId, 3);
+
+      assertThat(db.count("SELECT count(*) FROM usage_events WHERE key_id = ?", keyId)).isEqualTo(3);
+      assertThat(db.count("SELECT count(DISTINCT report_id) FROM usage_events WHERE key_id = ?"
+          + " AND report_id ~ '^m-[A-Za-z0-9_-]{22}$'", keyId)).isEqualTo(3);
+      assertThat(db.count("SELECT count(*) FROM usage_events WHERE key_id = ?"
+          + " AND request_id = '9f1c2e7a-same-id'", keyId)).isEqualTo(3);
+      // 25 x 1.00 + 153 x 5.00 + 3000 x 0.10 = 1090 per million, three times
+      assertThat((BigDecimal) db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", keyId))
+          .isEqualByComparingTo("0.00327");
+      assertThat(db.scalar("SELECT string_agg(DISTINCT provider || '/' || model || '/' || cost || '/'"
+          + " || input_tokens || '/' || output_tokens || '/' || cached_input_tokens || '/'"
+          + " || cache_write_tokens, ',') FROM usage_events WHERE key_id = ?", keyId))
+          .isEqualTo("anthropic/claude-haiku-4-5/0.00109000/25/153/3000/0");
+
+      List<UsageEvent> events = app.admin().listUsage(
+          ListUsageRequest.newBuilder().setKeyId(Long.toString(keyId)).build()).getEventsList();
+      assertThat(events).hasSize(3).allSatisfy(e -> {
+        assertThat(e.getRequestId()).isEqualTo("9f1c2e7a-same-id");
+        assertThat(e.getReportId()).matches(ExtProcServiceTest.AUTHORITY_REPORT_ID);
+        assertThat(e.getCostUsd()).isEqualTo("0.00109");
+      });
     }
   }
 }

@@ -28,20 +28,20 @@ class UsageChargerTest {
 
   @Test
   void charge_pricedModel_submitsExactReport() throws Exception {
-    UsageOutcome outcome = charger("0").charge(42, "req-1", Provider.OPENAI, "gpt-4o",
+    UsageOutcome outcome = charger("0").charge(42, "m-1", "req-1", Provider.OPENAI, "gpt-4o",
         new TokenUsage(86, 300, 1920, 0)).toCompletableFuture().get(5, TimeUnit.SECONDS);
     assertThat(outcome.result()).isEqualTo(UsageOutcome.Result.ACCEPTED);
-    assertThat(sink.charged()).containsExactly(new UsageReport("req-1", 42,
-        new BigDecimal("0.00561500"), "gpt-4o", "openai", 86, 300, 1920, 0, CLOCK.instant()));
+    assertThat(sink.charged()).containsExactly(new UsageReport("m-1", 42,
+        new BigDecimal("0.00561500"), "gpt-4o", "openai", 86, 300, 1920, 0, CLOCK.instant(), "req-1"));
   }
 
   @Test
   void charge_sameReportIdTwice_isDuplicateTheSecondTime() throws Exception {
     UsageCharger c = charger("0");
     TokenUsage t = new TokenUsage(1, 1, 0, 0);
-    c.charge(1, "same", Provider.ANTHROPIC, "claude-haiku-4-5", t).toCompletableFuture().get();
+    c.charge(1, "same", null, Provider.ANTHROPIC, "claude-haiku-4-5", t).toCompletableFuture().get();
     UsageOutcome second =
-        c.charge(1, "same", Provider.ANTHROPIC, "claude-haiku-4-5", t).toCompletableFuture().get();
+        c.charge(1, "same", null, Provider.ANTHROPIC, "claude-haiku-4-5", t).toCompletableFuture().get();
     assertThat(second.result()).isEqualTo(UsageOutcome.Result.DUPLICATE);
     assertThat(sink.charged()).hasSize(1);
     assertThat(registry.get("quota.metering.charges").tag("outcome", "duplicate").counter().count())
@@ -50,7 +50,7 @@ class UsageChargerTest {
 
   @Test
   void charge_unpricedModelWithDefaultPrice_chargesFlatRateAndCounts() throws Exception {
-    charger("0.5").charge(7, "r", Provider.OPENAI, "mystery-model", new TokenUsage(1000, 3000, 0, 0))
+    charger("0.5").charge(7, "r", null, Provider.OPENAI, "mystery-model", new TokenUsage(1000, 3000, 0, 0))
         .toCompletableFuture().get();
     // 4000 tokens x 0.5 / 1e6
     assertThat(sink.charged().get(0).cost()).isEqualTo(new BigDecimal("0.00200000"));
@@ -60,7 +60,7 @@ class UsageChargerTest {
 
   @Test
   void charge_unpricedModelWithZeroPrice_recordsTokensAtNoCost() throws Exception {
-    charger("0").charge(7, "r", Provider.GEMINI, "gemini-9-ultra", new TokenUsage(10, 20, 0, 0))
+    charger("0").charge(7, "r", null, Provider.GEMINI, "gemini-9-ultra", new TokenUsage(10, 20, 0, 0))
         .toCompletableFuture().get();
     UsageReport r = sink.charged().get(0);
     assertThat(r.cost()).isEqualByComparingTo("0");
@@ -73,7 +73,7 @@ class UsageChargerTest {
   void unpricedCounter_inPrometheus_isQuotaMeteringUnpricedTotal() throws Exception {
     PrometheusMeterRegistry prometheus = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     new UsageCharger(sink, Fixtures::testPrices, BigDecimal.ZERO, prometheus, CLOCK)
-        .charge(1, "r", Provider.OPENAI, "nope", new TokenUsage(1, 1, 0, 0))
+        .charge(1, "r", null, Provider.OPENAI, "nope", new TokenUsage(1, 1, 0, 0))
         .toCompletableFuture().get();
     assertThat(prometheus.scrape()).contains("quota_metering_unpriced_total{model=\"nope\"} 1.0");
   }
@@ -82,7 +82,7 @@ class UsageChargerTest {
   void charge_manyDistinctUnpricedModels_boundsTagValues() throws Exception {
     UsageCharger c = charger("0");
     for (int i = 0; i < MeteringMetrics.MAX_MODEL_TAGS + 20; i++) {
-      c.charge(1, "r" + i, Provider.OPENAI, "junk-" + i, new TokenUsage(1, 0, 0, 0))
+      c.charge(1, "r" + i, null, Provider.OPENAI, "junk-" + i, new TokenUsage(1, 0, 0, 0))
           .toCompletableFuture().get();
     }
     assertThat(registry.find("quota.metering.unpriced").counters())
@@ -94,7 +94,7 @@ class UsageChargerTest {
   @Test
   void charge_databaseUnreachableOnce_retriesWithSameReportId() throws Exception {
     sink.failNext(1);
-    UsageOutcome outcome = charger("0").charge(3, "retry-me", Provider.OPENAI, "gpt-4o",
+    UsageOutcome outcome = charger("0").charge(3, "retry-me", null, Provider.OPENAI, "gpt-4o",
         new TokenUsage(1, 1, 0, 0)).toCompletableFuture().get(5, TimeUnit.SECONDS);
     assertThat(outcome.result()).isEqualTo(UsageOutcome.Result.ACCEPTED);
     assertThat(sink.submitted()).extracting(UsageReport::reportId).containsExactly("retry-me", "retry-me");
@@ -103,7 +103,7 @@ class UsageChargerTest {
   @Test
   void charge_databaseUnreachableEveryTime_givesUpAfterRetries() {
     sink.failNext(10);
-    var stage = charger("0").charge(3, "lost", Provider.OPENAI, "gpt-4o", new TokenUsage(1, 1, 0, 0))
+    var stage = charger("0").charge(3, "lost", null, Provider.OPENAI, "gpt-4o", new TokenUsage(1, 1, 0, 0))
         .toCompletableFuture();
     assertThat(stage).failsWithin(Duration.ofSeconds(5));
     assertThat(sink.submitted()).hasSize(3);
@@ -113,7 +113,7 @@ class UsageChargerTest {
 
   @Test
   void report_longModelName_isCut() {
-    UsageReport r = charger("0").report(1, "r", Provider.OPENAI, "m".repeat(500), new TokenUsage(1, 1, 0, 0));
+    UsageReport r = charger("0").report(1, "r", null, Provider.OPENAI, "m".repeat(500), new TokenUsage(1, 1, 0, 0));
     assertThat(r.model()).hasSize(UsageCharger.MAX_MODEL_CHARS);
   }
 }

@@ -49,7 +49,8 @@ class LogSecretsTest {
   void logs_wholeKeyLifeCycle_neverContainASecretOrToken() throws Exception {
     String adminToken = randomToken();
     String reporterToken = randomToken();
-    Set<String> forbidden = new LinkedHashSet<>(List.of(adminToken, reporterToken));
+    String meteringToken = randomToken();
+    Set<String> forbidden = new LinkedHashSet<>(List.of(adminToken, reporterToken, meteringToken));
     List<String> keyIds = new ArrayList<>();
     List<String> text;
     List<String> json;
@@ -57,7 +58,7 @@ class LogSecretsTest {
 
     try (TestDatabase db = TestDatabase.create(); LogCapture logs = new LogCapture()) {
       try (TestServer server = TestServer.start(db, Map.of(Setting.ADMIN_TOKEN, adminToken,
-          Setting.REPORTER_TOKEN, reporterToken), Clock.systemUTC())) {
+          Setting.REPORTER_TOKEN, reporterToken, Setting.METERING_TOKEN, meteringToken), Clock.systemUTC())) {
         lifeCycle(server, adminToken, reporterToken, forbidden, keyIds);
       }
       org.slf4j.LoggerFactory.getLogger("io.quotaauthority.LogSecretsTest").trace("capture probe");
@@ -66,6 +67,8 @@ class LogSecretsTest {
       json = logs.asJson();
     }
 
+    // The refused metering stream was warned about (without either token, checked below).
+    assertThat(events).anyMatch(e -> e.getFormattedMessage().startsWith("refused an ext_proc metering stream"));
     // TRACE output was captured too, not just INFO and above.
     assertThat(events).anyMatch(e -> e.getFormattedMessage().equals("capture probe"));
 
@@ -123,10 +126,31 @@ class LogSecretsTest {
     assertThatThrownBy(() -> intruder.getKey(GetKeyRequest.newBuilder().setId(id).build()))
         .isInstanceOf(StatusRuntimeException.class);
     UsageStream.open(server.authzChannel(), wrong).send(UsageStream.report("log-r2", id, "0.1")).finish();
+    // A metering stream with a wrong token: refused, counted and warned about.
+    java.util.concurrent.CountDownLatch refused = new java.util.concurrent.CountDownLatch(1);
+    var metering = io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc.newStub(server.meteringChannel())
+        .withInterceptors(TestServer.bearer(wrong))
+        .process(new io.grpc.stub.StreamObserver<>() {
+          @Override
+          public void onNext(io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse value) { }
+
+          @Override
+          public void onError(Throwable t) {
+            refused.countDown();
+          }
+
+          @Override
+          public void onCompleted() {
+            refused.countDown();
+          }
+        });
+    metering.onNext(io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest.getDefaultInstance());
+    assertThat(refused.await(10, TimeUnit.SECONDS)).isTrue();
 
     admin.deleteKey(DeleteKeyRequest.newBuilder().setId(id).build());
-    // A Check with the deleted key.
-    authz.check(EnvoyChecks.post("/v1/chat/completions").bearer(created.getSecret()).build());
+    // A Check with the deleted key (a deadline of its own: the stub's started long ago).
+    authz.withDeadlineAfter(5, TimeUnit.SECONDS)
+        .check(EnvoyChecks.post("/v1/chat/completions").bearer(created.getSecret()).build());
   }
 
   /** A secret, and the forms a careless log line might carry it in: its hash as hex and base64. */

@@ -108,6 +108,15 @@ class MetricsEndpointTest {
   }
 
   @Test
+  void meteringRefusals_scrapedUnderTheDocumentedNameForEveryReason() {
+    // Registered at start, so an alert on any increase works before the first refusal.
+    for (String reason : List.of("missing", "malformed", "wrong")) {
+      assertThat(value("quota_metering_streams_refused_total", "reason", reason)).as(reason).isZero();
+    }
+    assertThat(value("quota_usage_reports_total", "result", "conflict")).isZero();
+  }
+
+  @Test
   void adminCalls_countedByMethodAndCode() {
     assertThat(value("quota_admin_calls_total", "method", CREATE, "code", "OK")).isEqualTo(3);
     assertThat(value("quota_admin_calls_total", "method", GET, "code", "OK")).isEqualTo(2);

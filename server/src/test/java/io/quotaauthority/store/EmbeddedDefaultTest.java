@@ -32,7 +32,7 @@ class EmbeddedDefaultTest {
   /** Settings as Main builds them: an environment without QUOTA_DB_URL, and flags. */
   private Settings settings() {
     return Settings.load(Map.of("QUOTA_DATA_DIR", dataDir.toString(), "QUOTA_LOG_FORMAT", "text"),
-        List.of("--authz-port", "0", "--admin-port=0", "--metrics-port", "0"));
+        List.of("--authz-port", "0", "--metering-port", "0", "--admin-port=0", "--metrics-port", "0"));
   }
 
   private static <T> T withAdmin(QuotaAuthority app, String token,

@@ -1,6 +1,8 @@
 package io.quotaauthority.testing;
 
+import io.grpc.Channel;
 import io.grpc.ClientInterceptor;
+import io.grpc.ClientInterceptors;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
@@ -23,10 +25,12 @@ import java.util.concurrent.TimeUnit;
 public final class TestServer implements AutoCloseable {
   public static final String ADMIN_TOKEN = "test-admin-token";
   public static final String REPORTER_TOKEN = "test-reporter-token";
+  public static final String METERING_TOKEN = "test-metering-token";
 
   private final QuotaAuthority app;
   private final ManagedChannel adminChannel;
   private final ManagedChannel authzChannel;
+  private final ManagedChannel meteringChannel;
   private final Path dataDir;
 
   private TestServer(QuotaAuthority app, Path dataDir) {
@@ -34,6 +38,7 @@ public final class TestServer implements AutoCloseable {
     this.dataDir = dataDir;
     this.adminChannel = ManagedChannelBuilder.forAddress("127.0.0.1", app.adminPort()).usePlaintext().build();
     this.authzChannel = ManagedChannelBuilder.forAddress("127.0.0.1", app.authzPort()).usePlaintext().build();
+    this.meteringChannel = ManagedChannelBuilder.forAddress("127.0.0.1", app.meteringPort()).usePlaintext().build();
   }
 
   public static TestServer start(TestDatabase db) {
@@ -48,10 +53,12 @@ public final class TestServer implements AutoCloseable {
       s.put(Setting.DB_USER, "postgres");
       s.put(Setting.DATA_DIR, dataDir.toString());
       s.put(Setting.AUTHZ_PORT, "0");
+      s.put(Setting.METERING_PORT, "0");
       s.put(Setting.ADMIN_PORT, "0");
       s.put(Setting.METRICS_PORT, "0");
       s.put(Setting.ADMIN_TOKEN, ADMIN_TOKEN);
       s.put(Setting.REPORTER_TOKEN, REPORTER_TOKEN);
+      s.put(Setting.METERING_TOKEN, METERING_TOKEN);
       s.putAll(extra);
       return new TestServer(QuotaAuthority.start(Settings.of(s), clock), dataDir);
     } catch (Exception e) {
@@ -71,6 +78,16 @@ public final class TestServer implements AutoCloseable {
     return authzChannel;
   }
 
+  /** The metering port, with no credential attached (a forged or misconfigured Envoy). */
+  public ManagedChannel meteringChannel() {
+    return meteringChannel;
+  }
+
+  /** The metering port as Envoy calls it: every stream carries the metering token. */
+  public Channel envoyMetering() {
+    return ClientInterceptors.intercept(meteringChannel, bearer(METERING_TOKEN));
+  }
+
   /** An admin stub that sends the right bearer token. */
   public KeyAdminServiceGrpc.KeyAdminServiceBlockingStub admin() {
     return KeyAdminServiceGrpc.newBlockingStub(adminChannel).withInterceptors(bearer(ADMIN_TOKEN));
@@ -86,6 +103,7 @@ public final class TestServer implements AutoCloseable {
   public void close() throws Exception {
     adminChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     authzChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    meteringChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     app.close();
   }
 }

@@ -256,4 +256,110 @@ class UsageStreamTest {
     assertThat(seen.get(0).getInputTokens()).isEqualTo(12);
     assertThat(seen.get(0).getOutputTokens()).isEqualTo(34);
   }
+
+  /** Sends one report on a fresh stream and waits for its answer. */
+  private static ReportUsageResponse reportOnce(ReportUsageRequest report) throws Exception {
+    UsageStream st = stream();
+    st.send(report);
+    st.awaitAnswers(1);
+    st.finish();
+    return st.responses().get(0);
+  }
+
+  private static long eventsOf(String reportId) {
+    return db.count("SELECT count(*) FROM usage_events WHERE report_id = ?", reportId);
+  }
+
+  @Test
+  void reportUsage_reusedReportIdWithAnotherCost_conflictNamingCostUsdAndNothingChanged() throws Exception {
+    String key = newKey("10").getKey().getId();
+    assertThat(reportOnce(UsageStream.report("conflict-cost", key, "1.5")).getResult())
+        .isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
+
+    ReportUsageResponse again = reportOnce(UsageStream.report("conflict-cost", key, "0.01"));
+
+    assertThat(again.getResult()).isEqualTo(UsageResult.USAGE_RESULT_CONFLICT);
+    assertThat(again.getMessage()).isEqualTo("report_id already charged with a different cost_usd");
+    assertThat(again.getQuotaUsedUsd()).isEmpty();
+    assertThat(quotaUsed(key)).isEqualByComparingTo("1.5");
+    assertThat(eventsOf("conflict-cost")).isEqualTo(1);
+    assertThat(db.scalar("SELECT cost FROM usage_events WHERE report_id = 'conflict-cost'"))
+        .isEqualTo(new BigDecimal("1.50000000"));
+  }
+
+  @Test
+  void reportUsage_reusedReportIdWithAnotherKey_conflictNamingKeyIdAndNothingChanged() throws Exception {
+    String first = newKey("10").getKey().getId();
+    String other = newKey("10").getKey().getId();
+    assertThat(reportOnce(UsageStream.report("conflict-key", first, "2")).getResult())
+        .isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
+
+    ReportUsageResponse again = reportOnce(UsageStream.report("conflict-key", other, "2"));
+    ReportUsageResponse both = reportOnce(UsageStream.report("conflict-key", other, "3"));
+
+    assertThat(again.getResult()).isEqualTo(UsageResult.USAGE_RESULT_CONFLICT);
+    assertThat(again.getMessage()).isEqualTo("report_id already charged with a different key_id");
+    assertThat(both.getResult()).isEqualTo(UsageResult.USAGE_RESULT_CONFLICT);
+    assertThat(both.getMessage()).isEqualTo("report_id already charged with a different key_id and cost_usd");
+    assertThat(quotaUsed(first)).isEqualByComparingTo("2");
+    assertThat(quotaUsed(other)).isEqualByComparingTo("0");
+    assertThat(db.scalar("SELECT key_id FROM usage_events WHERE report_id = 'conflict-key'"))
+        .isEqualTo(Long.parseLong(first));
+  }
+
+  @Test
+  void reportUsage_exactRepeat_duplicateEvenWithCostWrittenDifferently() throws Exception {
+    String key = newKey("10").getKey().getId();
+    assertThat(reportOnce(UsageStream.report("repeat-exact", key, "0.25")).getResult())
+        .isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
+
+    // Same amount, other spelling: the same charge, so a duplicate, not a conflict.
+    ReportUsageResponse again = reportOnce(UsageStream.report("repeat-exact", key, "0.250"));
+
+    assertThat(again.getResult()).isEqualTo(UsageResult.USAGE_RESULT_DUPLICATE);
+    assertThat(again.getMessage()).isEmpty();
+    assertThat(again.getQuotaUsedUsd()).isEqualTo("0.25");
+    assertThat(quotaUsed(key)).isEqualByComparingTo("0.25");
+    assertThat(eventsOf("repeat-exact")).isEqualTo(1);
+  }
+
+  @Test
+  void reportUsage_conflictingRepeatInTheSameStream_firstAcceptedSecondConflict() throws Exception {
+    String key = newKey("10").getKey().getId();
+    UsageStream st = stream();
+    // Sent back to back, so they usually share a commit group; the answers are the same either way.
+    st.send(UsageStream.report("burst-conflict", key, "1"));
+    st.send(UsageStream.report("burst-conflict", key, "4"));
+    st.send(UsageStream.report("burst-conflict", key, "1"));
+    st.awaitAnswers(3);
+    st.finish();
+
+    List<UsageResult> results = st.responses().stream().map(ReportUsageResponse::getResult).toList();
+    assertThat(results).containsExactlyInAnyOrder(UsageResult.USAGE_RESULT_ACCEPTED,
+        UsageResult.USAGE_RESULT_CONFLICT, UsageResult.USAGE_RESULT_DUPLICATE);
+    assertThat(st.responses()).filteredOn(r -> r.getResult() == UsageResult.USAGE_RESULT_CONFLICT)
+        .singleElement().extracting(ReportUsageResponse::getMessage)
+        .isEqualTo("report_id already charged with a different cost_usd");
+    assertThat(quotaUsed(key)).isEqualByComparingTo("1");
+    assertThat(eventsOf("burst-conflict")).isEqualTo(1);
+  }
+
+  @Test
+  void reportUsage_withRequestId_keptInLedgerAndListed() throws Exception {
+    String key = newKey("0").getKey().getId();
+    ReportUsageResponse ok = reportOnce(UsageStream.report("with-request-id", key, "0.1").toBuilder()
+        .setRequestId("req-abc-123").build());
+    ReportUsageResponse bad = reportOnce(UsageStream.report("bad-request-id", key, "0.1").toBuilder()
+        .setRequestId("has\nnewline").build());
+
+    assertThat(ok.getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
+    assertThat(bad.getResult()).isEqualTo(UsageResult.USAGE_RESULT_REJECTED);
+    assertThat(bad.getMessage()).startsWith("request_id");
+    assertThat(db.scalar("SELECT request_id FROM usage_events WHERE report_id = 'with-request-id'"))
+        .isEqualTo("req-abc-123");
+    assertThat(eventsOf("bad-request-id")).isZero();
+    UsageEvent event = server.admin().listUsage(ListUsageRequest.newBuilder().setKeyId(key).build())
+        .getEvents(0);
+    assertThat(event.getRequestId()).isEqualTo("req-abc-123");
+  }
 }
