@@ -18,6 +18,7 @@ import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
+import io.quotaauthority.usage.UsageValidation;
 import java.nio.charset.StandardCharsets;
 import java.util.Locale;
 import java.util.Optional;
@@ -53,8 +54,6 @@ final class MeteringSession {
   static final String EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
   /** A positive decimal of at most 18 digits, so it always fits a long (key ids start at 1). */
   private static final Pattern KEY_ID = Pattern.compile("0*[1-9][0-9]{0,17}");
-  /** What UsageReport accepts as a report id: 1..128 printable ASCII characters. */
-  private static final Pattern REPORT_ID = Pattern.compile("[\\x21-\\x7e]{1,128}");
 
   private static final ProcessingResponse CONTINUE_REQUEST_HEADERS = ProcessingResponse.newBuilder()
       .setRequestHeaders(HeadersResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
@@ -167,7 +166,7 @@ final class MeteringSession {
       return SKIP_AFTER_REQUEST_HEADERS;
     }
     String id = EnvoyHeaders.single(h, REQUEST_ID_HEADER);
-    if (id == null || !REPORT_ID.matcher(id).matches()) {
+    if (id == null || !UsageValidation.isReportId(id)) {
       metrics.unmetered(id == null
           ? MeteringMetrics.Unmetered.MISSING_REQUEST_ID : MeteringMetrics.Unmetered.BAD_REQUEST_ID);
       log.debug("{} request for key {} without a usable {}: not metered",

@@ -330,7 +330,9 @@ class ExtProcServiceTest {
         Arguments.of("0", "r1", "bad_key_id"),
         Arguments.of("99999999999999999999", "r1", "bad_key_id"),
         Arguments.of("12", null, "missing_request_id"),
-        Arguments.of("12", "has space", "bad_request_id"),
+        // The usage stream's report-id rule (UsageValidation): printable ASCII, space included.
+        Arguments.of("12", "has\ttab", "bad_request_id"),
+        Arguments.of("12", "caf\u00e9", "bad_request_id"),
         Arguments.of("12", "x".repeat(129), "bad_request_id"));
   }
 
