@@ -3,6 +3,7 @@ package io.quotaauthority.usage;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.store.StoreException;
 import io.quotaauthority.store.StoreUnavailableException;
 import io.quotaauthority.store.UsageRepository;
 import java.math.BigDecimal;
@@ -163,12 +164,30 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     while (true) {
       try {
         return repository.commitGroup(piece);
-      } catch (StoreUnavailableException e) {
-        log.warn("database unavailable; holding {} usage reports and retrying in {} ms", piece.size(), backoff);
+      } catch (StoreException e) {
+        if (!waitAndRetry(e)) {
+          throw e;
+        }
+        log.warn("database unavailable ({}); holding {} usage reports and retrying in {} ms",
+            sqlState(e) == null ? "unreachable" : "SQLSTATE " + sqlState(e), piece.size(), backoff);
         Thread.sleep(backoff);
         backoff = Math.min(MAX_BACKOFF_MILLIS, backoff * 2);
       }
     }
+  }
+
+  /**
+   * Failures no report causes, so splitting the group cannot help and would only multiply the
+   * load: the database is unreachable, or it cannot take writes at all (class 53, insufficient
+   * resources: disk full, out of memory, too many connections). The group waits instead.
+   */
+  static boolean waitAndRetry(StoreException e) {
+    String state = sqlState(e);
+    return e instanceof StoreUnavailableException || (state != null && state.startsWith("53"));
+  }
+
+  private static String sqlState(RuntimeException e) {
+    return e.getCause() instanceof SQLException s ? s.getSQLState() : null;
   }
 
   private void commit(List<Pending> group) throws InterruptedException {
@@ -263,7 +282,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
    * about the report and would recur; anything else is internal, and the report may be sent again.
    */
   static UsageOutcome failureOutcome(RuntimeException e) {
-    String state = e.getCause() instanceof SQLException s ? s.getSQLState() : null;
+    String state = sqlState(e);
     if (state != null && state.startsWith("22")) {
       return UsageOutcome.rejected("the database refused this report's data (SQLSTATE " + state
           + "); not charged");
