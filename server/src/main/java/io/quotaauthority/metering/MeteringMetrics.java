@@ -8,7 +8,8 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * Metering's counters. In Prometheus they read {@code quota_metering_unpriced_total{model}},
  * {@code quota_metering_unmetered_total{reason}}, {@code quota_metering_charges_total{provider,
- * outcome}} and {@code quota_metering_errors_total{phase}}.
+ * outcome}}, {@code quota_metering_charges_lost_total{reason}} and
+ * {@code quota_metering_errors_total{phase}}.
  */
 final class MeteringMetrics {
   /** Model names come from clients: past this many distinct ones the tag reads "other". */
@@ -54,6 +55,33 @@ final class MeteringMetrics {
         .description("usage reports from Envoy metering, by outcome")
         .tag("provider", provider.wireName())
         .tag("outcome", outcome)
+        .register(registry).increment();
+  }
+
+  /** Why a metered request's charge was lost for good (the request was served, never charged). */
+  enum Lost {
+    /** The usage could not be priced. */
+    PRICE,
+    /** The report broke a rule of UsageValidation (e.g. a token count past its bound). */
+    INVALID,
+    /** The ledger refused it for what it says (key gone, quota_used would overflow, bad data). */
+    REJECTED,
+    /** Its report id was charged before with another key or cost (ids are random: a bug). */
+    CONFLICT,
+    /** Refused for an internal reason on every attempt. */
+    INTERNAL,
+    /** The database stayed unreachable (or the queue full) through every attempt. */
+    UNAVAILABLE;
+
+    String tag() {
+      return name().toLowerCase(java.util.Locale.ROOT);
+    }
+  }
+
+  void lost(Lost reason) {
+    Counter.builder("quota.metering.charges.lost")
+        .description("metered charges lost for good, by reason; each is logged with its report id")
+        .tag("reason", reason.tag())
         .register(registry).increment();
   }
 

@@ -18,6 +18,7 @@ import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
+import io.quotaauthority.usage.UsageValidation;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.Base64;
@@ -59,8 +60,6 @@ final class MeteringSession {
   static final String EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
   /** A positive decimal of at most 18 digits, so it always fits a long (key ids start at 1). */
   private static final Pattern KEY_ID = Pattern.compile("0*[1-9][0-9]{0,17}");
-  /** The x-request-id kept for correlation: 1..128 printable ASCII characters without spaces. */
-  private static final Pattern REQUEST_ID = Pattern.compile("[\\x21-\\x7e]{1,128}");
   /** Thread-safe; seeded once from the OS, then non-blocking. */
   private static final SecureRandom RANDOM = new SecureRandom();
 
@@ -182,7 +181,8 @@ final class MeteringSession {
     route = r.get();
     keyId = Long.parseLong(key);
     reportId = newReportId();
-    requestId = id != null && REQUEST_ID.matcher(id).matches() ? id : null;
+    // Kept for correlation only when it is what the ledger accepts as an id (one rule for both).
+    requestId = UsageValidation.isReportId(id) ? id : null;
     model = route.pathModel().orElse(null);
     requestHasContentLength = !EnvoyHeaders.all(h, "content-length").isEmpty();
     return METERED_REQUEST_HEADERS;

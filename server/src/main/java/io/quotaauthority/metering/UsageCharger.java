@@ -30,13 +30,15 @@ public final class UsageCharger {
 
   /**
    * Waits between retries when the sink did not take the report (UsageBatcher's queue was full:
-   * it asks the caller to hold the report and try again); about 30 s in all.
+   * it asks the caller to hold the report and try again; or the database stayed unreachable) or
+   * refused it for an internal reason ({@link UsageOutcome#retryable()}): 7 attempts over about
+   * 30 s, then the charge is counted lost.
    */
   static final List<Duration> DEFAULT_RETRY_DELAYS = List.of(
       Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofSeconds(2), Duration.ofSeconds(4),
       Duration.ofSeconds(8), Duration.ofSeconds(15));
   /** A client could send anything as "model"; the ledger keeps as much as a reporter may send. */
-  static final int MAX_MODEL_CHARS = UsageValidation.MAX_MODEL;
+  static final int MAX_MODEL_CHARS = UsageValidation.MAX_NAME;
   private static final int MAX_LOGGED_UNPRICED = 1000;
 
   private final UsageSink sink;
@@ -76,10 +78,17 @@ public final class UsageCharger {
     return metrics;
   }
 
-  /** The report for this usage, priced now. */
+  /**
+   * The report for this usage, priced now. The model name is made to pass UsageValidation's name
+   * rule (unprintable characters replaced, cut to 128 characters): the request was served, so
+   * its charge must not be lost over the name its client gave.
+   *
+   * @throws IllegalArgumentException naming the field when the report breaks another rule (a
+   *     token count past {@link UsageValidation#MAX_TOKENS}, a cost past the ledger's maximum)
+   */
   UsageReport report(long keyId, String reportId, String requestId, Provider provider, String model,
       TokenUsage usage) {
-    String name = model.length() > MAX_MODEL_CHARS ? model.substring(0, MAX_MODEL_CHARS) : model;
+    String name = UsageValidation.sanitizeName(model);
     ModelPrice price = prices.get().find(name).orElse(null);
     if (price == null) {
       metrics.unpriced(name);
@@ -91,15 +100,19 @@ public final class UsageCharger {
       price = unpricedPrice;
     }
     BigDecimal cost = price.costOf(usage);
-    return new UsageReport(reportId, keyId, cost, name, provider.wireName(), usage.inputTokens(),
-        usage.outputTokens(), usage.cachedInputTokens(), usage.cacheWriteTokens(), clock.instant(),
-        requestId);
+    UsageReport report = new UsageReport(reportId, keyId, cost, name, provider.wireName(),
+        usage.inputTokens(), usage.outputTokens(), usage.cachedInputTokens(),
+        usage.cacheWriteTokens(), clock.instant(), requestId);
+    // The same rules as a reported usage: a report the ledger would refuse never reaches a group.
+    UsageValidation.check(report);
+    return report;
   }
 
   /**
    * Prices and submits the usage. Never throws; the stage completes with the sink's outcome, or
-   * exceptionally if every attempt failed (the charge is then lost and logged at ERROR with its
-   * report id, key id and cost).
+   * exceptionally if the charge could not be made. A charge lost for good (invalid, rejected,
+   * refused or unreachable on every attempt) is counted in quota_metering_charges_lost_total and
+   * logged at ERROR with its report id, key id and cost.
    *
    * @param reportId the idempotency key, made by the authority (one per metering stream)
    * @param requestId the request's x-request-id for the ledger, or null
@@ -110,9 +123,17 @@ public final class UsageCharger {
     UsageReport report;
     try {
       report = report(keyId, reportId, requestId, provider, model, usage);
+    } catch (IllegalArgumentException e) {
+      metrics.charged(provider, "rejected");
+      metrics.lost(MeteringMetrics.Lost.INVALID);
+      log.error("metered charge lost: report {} for key {} breaks a usage rule: {}",
+          reportId, keyId, e.getMessage());
+      done.completeExceptionally(e);
+      return done;
     } catch (RuntimeException e) {
       metrics.error("price");
-      log.error("could not price usage of report {}", reportId, e);
+      metrics.lost(MeteringMetrics.Lost.PRICE);
+      log.error("metered charge lost: could not price usage of report {}", reportId, e);
       done.completeExceptionally(e);
       return done;
     }
@@ -128,23 +149,37 @@ public final class UsageCharger {
     } catch (RuntimeException e) {
       // A synchronous refusal is a bug or a bad report, not an outage: retrying cannot help.
       metrics.charged(provider, "failed");
-      log.error("usage sink refused report {} for key {}", report.reportId(), report.keyId(), e);
+      metrics.lost(MeteringMetrics.Lost.INTERNAL);
+      log.error("metered charge lost: usage sink refused report {} for key {}", report.reportId(),
+          report.keyId(), e);
       done.completeExceptionally(e);
       return;
     }
     stage.whenComplete((outcome, error) -> {
-      if (error == null) {
+      // Not committed (database unreachable, queue full) or refused for an internal reason: the
+      // same report id again cannot charge twice, so it is worth another try.
+      boolean internal = error == null && outcome.result() == UsageOutcome.Result.REJECTED
+          && outcome.retryable();
+      if (error == null && !internal) {
         recordOutcome(report, provider, outcome);
         done.complete(outcome);
       } else if (attempt < retryDelays.size()) {
-        log.warn("usage report {} not committed (attempt {}), retrying: {}",
-            report.reportId(), attempt + 1, error.toString());
+        log.warn("usage report {} not charged (attempt {}), retrying: {}", report.reportId(),
+            attempt + 1, internal ? outcome.message() : error.toString());
         long delay = retryDelays.get(attempt).toMillis();
         CompletableFuture.delayedExecutor(delay, TimeUnit.MILLISECONDS)
             .execute(() -> attempt(report, provider, attempt + 1, done));
+      } else if (internal) {
+        metrics.charged(provider, "rejected");
+        metrics.lost(MeteringMetrics.Lost.INTERNAL);
+        log.error("metered charge lost: usage report {} for key {} ({} USD) refused after {} attempts: {}",
+            report.reportId(), report.keyId(), report.cost().toPlainString(), attempt + 1,
+            outcome.message());
+        done.complete(outcome);
       } else {
         metrics.charged(provider, "failed");
-        log.error("usage report {} for key {} ({} USD) lost after {} attempts",
+        metrics.lost(MeteringMetrics.Lost.UNAVAILABLE);
+        log.error("metered charge lost: usage report {} for key {} ({} USD) not committed after {} attempts",
             report.reportId(), report.keyId(), report.cost().toPlainString(), attempt + 1, error);
         done.completeExceptionally(error);
       }
@@ -163,15 +198,18 @@ public final class UsageCharger {
         log.debug("report {} was already charged", report.reportId());
       }
       case REJECTED -> {
+        // Final: the ledger would refuse it again (key gone, quota_used would overflow, bad data).
         metrics.charged(provider, "rejected");
-        log.warn("usage report {} for key {} rejected: {}", report.reportId(), report.keyId(),
-            outcome.message());
+        metrics.lost(MeteringMetrics.Lost.REJECTED);
+        log.error("metered charge lost: usage report {} for key {} ({} USD) rejected: {}",
+            report.reportId(), report.keyId(), report.cost().toPlainString(), outcome.message());
       }
       case CONFLICT -> {
         // Metering makes a fresh random report id per stream, so this means an id was reused.
         metrics.charged(provider, "conflict");
-        log.error("usage report {} for key {} conflicts: {}", report.reportId(), report.keyId(),
-            outcome.message());
+        metrics.lost(MeteringMetrics.Lost.CONFLICT);
+        log.error("metered charge lost: usage report {} for key {} conflicts: {}", report.reportId(),
+            report.keyId(), outcome.message());
       }
     }
   }

@@ -1,6 +1,7 @@
 package io.quotaauthority.store;
 
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.Money;
 import io.quotaauthority.usage.UsageReport;
 import java.math.BigDecimal;
 import java.sql.Array;
@@ -27,6 +28,10 @@ public final class UsageRepository {
        WHERE id = ANY (?) AND deleted_at IS NULL
        ORDER BY id
          FOR UPDATE""";
+
+  /** Which of these report ids were charged before (only asked when a key could overflow). */
+  private static final String CHARGED_BEFORE = """
+      SELECT report_id FROM usage_events WHERE report_id = ANY (?)""";
 
   /** One statement for the whole group; a report_id seen before inserts nothing. */
   private static final String INSERT_EVENTS = """
@@ -72,19 +77,23 @@ public final class UsageRepository {
   }
 
   /**
-   * The group's outcome: which reports were charged, the keys' rows after, which keys are live, and
-   * what was charged before under the report ids the insert skipped (report id → that charge; only
-   * its key id and cost are filled in), so a repeat can be told apart from a conflict.
+   * The group's outcome: which reports were charged, the keys' rows after, which keys are live,
+   * which reports were refused because they would carry their key's quota_used past
+   * {@link Money#MAX}, and what was charged before under the report ids the insert skipped
+   * (report id → that charge; only its key id and cost are filled in), so a repeat can be told
+   * apart from a conflict.
    */
   public record Committed(Set<String> inserted, Map<Long, BigDecimal> usedBefore, List<KeyRecord> charged,
-      Map<String, UsageReport> earlier) {}
+      Set<String> overflowed, Map<String, UsageReport> earlier) {}
 
   /**
-   * Charges a group in one transaction: reports for missing or deleted keys are skipped, repeats
-   * of a report_id insert nothing (and are told apart from conflicts: same report_id, another
-   * key_id or cost), and each key's quota_used grows by exactly the sum of what was really inserted.
+   * Charges a group, or one piece of a group being split, in one transaction: reports for missing
+   * or deleted keys are skipped, repeats of a report_id insert nothing (and are told apart from
+   * conflicts: same report_id, another key_id or cost), a report that would carry its key's
+   * quota_used past what NUMERIC(20,8) holds is skipped (in {@code overflowed}), and each key's
+   * quota_used grows by exactly the sum of what was really inserted.
    *
-   * @param reports at most one report per report_id
+   * @param reports at most one report per report_id, in the order they are charged
    */
   public Committed commitGroup(List<UsageReport> reports) {
     return tx.inTransaction(c -> {
@@ -94,6 +103,12 @@ public final class UsageRepository {
         if (live.containsKey(r.keyId())) {
           chargeable.add(r);
         }
+      }
+      // Checked here, on the locked rows, because only the transaction knows quota_used for sure;
+      // else the UPDATE would fail with 22003 and void every report in the group.
+      Set<String> overflowed = overflowing(c, chargeable, live);
+      if (!overflowed.isEmpty()) {
+        chargeable.removeIf(r -> overflowed.contains(r.reportId()));
       }
       Set<String> inserted = chargeable.isEmpty() ? Set.of() : insertEvents(c, chargeable);
       Map<String, UsageReport> earlier = earlierCharges(c, chargeable, inserted);
@@ -107,7 +122,7 @@ public final class UsageRepository {
       if (!charged.isEmpty()) {
         notifyAll(c, charged);
       }
-      return new Committed(inserted, live, charged, earlier);
+      return new Committed(inserted, live, charged, overflowed, earlier);
     });
   }
 
@@ -154,6 +169,64 @@ public final class UsageRepository {
       return "key_id and cost_usd";
     }
     return key ? "key_id" : cost ? "cost_usd" : null;
+  }
+
+  /**
+   * The reports that would carry their key's quota_used past {@link Money#MAX}. Costs this group
+   * could add are summed per key first; only a key that could overflow (rare: it is near a
+   * trillion USD) costs a query, to leave out reports charged before (they add nothing).
+   */
+  private static Set<String> overflowing(Connection c, List<UsageReport> reports,
+      Map<Long, BigDecimal> used) throws SQLException {
+    Map<Long, BigDecimal> most = new HashMap<>(used);
+    for (UsageReport r : reports) {
+      most.merge(r.keyId(), r.cost(), BigDecimal::add);
+    }
+    List<String> atRisk = new ArrayList<>();
+    for (UsageReport r : reports) {
+      if (most.get(r.keyId()).compareTo(Money.MAX) > 0) {
+        atRisk.add(r.reportId());
+      }
+    }
+    if (atRisk.isEmpty()) {
+      return Set.of();
+    }
+    Set<String> chargedBefore = new HashSet<>();
+    try (PreparedStatement ps = c.prepareStatement(CHARGED_BEFORE)) {
+      ps.setArray(1, c.createArrayOf("text", atRisk.toArray()));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          chargedBefore.add(rs.getString(1));
+        }
+      }
+    }
+    return overflowing(reports, used, chargedBefore);
+  }
+
+  /**
+   * Walks the reports in charge order, adding each one's cost to its key's running total, and
+   * refuses those that would take the total past {@link Money#MAX}; a later, smaller report that
+   * still fits is charged.
+   *
+   * @param used each live key's quota_used before the group
+   * @param chargedBefore report ids already in the ledger: they are DUPLICATE and add nothing
+   */
+  static Set<String> overflowing(List<UsageReport> reports, Map<Long, BigDecimal> used,
+      Set<String> chargedBefore) {
+    Map<Long, BigDecimal> running = new HashMap<>(used);
+    Set<String> refused = new HashSet<>();
+    for (UsageReport r : reports) {
+      if (chargedBefore.contains(r.reportId())) {
+        continue;
+      }
+      BigDecimal after = running.get(r.keyId()).add(r.cost());
+      if (after.compareTo(Money.MAX) > 0) {
+        refused.add(r.reportId());
+      } else {
+        running.put(r.keyId(), after);
+      }
+    }
+    return refused;
   }
 
   private static Set<Long> keyIds(List<UsageReport> reports) {

@@ -2,9 +2,12 @@ package io.quotaauthority.usage;
 
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.Money;
+import io.quotaauthority.store.StoreException;
 import io.quotaauthority.store.StoreUnavailableException;
 import io.quotaauthority.store.UsageRepository;
 import java.math.BigDecimal;
+import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -27,6 +30,11 @@ import org.slf4j.LoggerFactory;
  *
  * <p>While the database is away a group is retried with backoff and nobody is answered: nothing is
  * acknowledged that is not committed, and the bounded queue pushes back on the streams.
+ *
+ * <p>One bad report never voids the others: reports are validated before they are queued
+ * ({@link UsageValidation#check}), a report that would carry its key's quota_used past what
+ * NUMERIC(20,8) holds is refused inside the transaction, and a group that fails for any other
+ * reason is split ({@link GroupBisection}) until only the reports that fail alone are REJECTED.
  */
 public final class UsageBatcher implements UsageSink, AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(UsageBatcher.class);
@@ -71,14 +79,22 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   }
 
   /**
-   * Queues a report. The stage fails at once with {@link Overloaded} when the queue is full (the
-   * report was not taken), and with IllegalStateException after close began.
+   * Queues a report. The stage is REJECTED at once (naming the field) for a report that breaks
+   * {@link UsageValidation#check}; it fails at once with {@link Overloaded} when the queue is full
+   * (the report was not taken), and with IllegalStateException after close began.
    */
   @Override
   public CompletionStage<UsageOutcome> submit(UsageReport report) {
     CompletableFuture<UsageOutcome> outcome = new CompletableFuture<>();
     if (stopping) {
       outcome.completeExceptionally(new IllegalStateException("shutting down"));
+      return outcome;
+    }
+    try {
+      // The last gate before a group: a report PostgreSQL would refuse never joins one.
+      UsageValidation.check(report);
+    } catch (IllegalArgumentException e) {
+      outcome.complete(UsageOutcome.rejected(e.getMessage()));
       return outcome;
     }
     // Counted before it is queued so that no Check can slip between the two.
@@ -122,35 +138,59 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
             group.add(next);
           }
         }
-        commitWithRetry(group);
+        commit(group);
       } catch (InterruptedException e) {
         if (stopping) {
           return;
         }
       } catch (RuntimeException e) {
-        log.error("usage group failed; its reports are answered REJECTED and not charged", e);
-        fail(group, "internal error; not charged, retry the report");
+        // A bug outside the commit (the commit's own failures are split and answered per report):
+        // reports not yet answered are refused as internal, so metering sends them again.
+        log.error("usage group failed; its unanswered reports are answered REJECTED and not charged", e);
+        fail(group, UsageOutcome.rejectedInternal("internal error; not charged, retry the report"));
       } finally {
         group.clear();
       }
     }
   }
 
-  private void commitWithRetry(List<Pending> group) throws InterruptedException {
+  /**
+   * Commits one piece of a group, waiting out an unreachable database with backoff (nobody is
+   * answered meanwhile); any other failure is thrown, for {@link GroupBisection} to split on.
+   */
+  private UsageRepository.Committed commitWhileUnavailable(List<UsageReport> piece)
+      throws InterruptedException {
     long backoff = 10;
     while (true) {
       try {
-        commit(group);
-        return;
-      } catch (StoreUnavailableException e) {
-        log.warn("database unavailable; holding {} usage reports and retrying in {} ms", group.size(), backoff);
+        return repository.commitGroup(piece);
+      } catch (StoreException e) {
+        if (!waitAndRetry(e)) {
+          throw e;
+        }
+        log.warn("database unavailable ({}); holding {} usage reports and retrying in {} ms",
+            sqlState(e) == null ? "unreachable" : "SQLSTATE " + sqlState(e), piece.size(), backoff);
         Thread.sleep(backoff);
         backoff = Math.min(MAX_BACKOFF_MILLIS, backoff * 2);
       }
     }
   }
 
-  private void commit(List<Pending> group) {
+  /**
+   * Failures no report causes, so splitting the group cannot help and would only multiply the
+   * load: the database is unreachable, or it cannot take writes at all (class 53, insufficient
+   * resources: disk full, out of memory, too many connections). The group waits instead.
+   */
+  static boolean waitAndRetry(StoreException e) {
+    String state = sqlState(e);
+    return e instanceof StoreUnavailableException || (state != null && state.startsWith("53"));
+  }
+
+  private static String sqlState(RuntimeException e) {
+    return e.getCause() instanceof SQLException s ? s.getSQLState() : null;
+  }
+
+  private void commit(List<Pending> group) throws InterruptedException {
     long start = System.nanoTime();
     // One report per report_id goes to the database; repeats inside the group follow its fate.
     Map<String, Pending> firsts = new LinkedHashMap<>();
@@ -161,52 +201,123 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     for (Pending p : firsts.values()) {
       reports.add(p.report());
     }
-    UsageRepository.Committed committed = repository.commitGroup(reports);
+    // Whole group in one transaction; split only if that fails, so one bad report fails alone.
+    List<GroupBisection.Piece<UsageReport, UsageRepository.Committed>> pieces =
+        GroupBisection.commit(reports, this::commitWhileUnavailable);
+    if (pieces.size() > 1) {
+      log.warn("usage group of {} reports failed; split into {} pieces, {} report(s) refused alone",
+          reports.size(), pieces.size(), pieces.stream().filter(GroupBisection.Piece::failed).count());
+    }
 
     // The key rows after the charge go into the cache before the pending amounts leave it, so a
-    // Check in between may count a report twice (refusing early) but never not at all.
-    for (KeyRecord row : committed.charged()) {
-      cache.refresh(row);
+    // Check in between may count a report twice (refusing early) but never not at all. Pieces
+    // committed in order: a later piece's row is the newer one.
+    for (GroupBisection.Piece<UsageReport, UsageRepository.Committed> piece : pieces) {
+      if (!piece.failed()) {
+        for (KeyRecord row : piece.committed().charged()) {
+          cache.refresh(row);
+        }
+      }
     }
-    Map<Long, BigDecimal> running = new HashMap<>(committed.usedBefore());
-    List<UsageOutcome> outcomes = new ArrayList<>(group.size());
     Map<String, UsageOutcome> byReport = new HashMap<>();
+    for (GroupBisection.Piece<UsageReport, UsageRepository.Committed> piece : pieces) {
+      if (piece.failed()) {
+        UsageReport r = piece.reports().get(0);
+        UsageOutcome outcome = failureOutcome(piece.failure());
+        // The report id and the database's own words (they hold no key material) for the operator;
+        // the reporter gets only the reason.
+        log.warn("usage report {} for key {} refused alone: {}", r.reportId(), r.keyId(),
+            outcome.message(), piece.failure());
+        byReport.put(r.reportId(), outcome);
+      } else {
+        outcomes(piece.reports(), piece.committed(), byReport);
+      }
+    }
+
+    List<UsageOutcome> outcomes = new ArrayList<>(group.size());
     for (Pending p : group) {
       UsageReport r = p.report();
+      UsageOutcome first = byReport.get(r.reportId());
       UsageOutcome outcome;
-      UsageOutcome earlier = byReport.get(r.reportId());
-      // What this report id stands for: the charge made before this group, or else the group's
-      // first report of that id (the one the database saw). Another key or cost is a CONFLICT.
-      UsageReport before = committed.earlier().get(r.reportId());
-      String differs = UsageRepository.differingFields(
-          before != null ? before : firsts.get(r.reportId()).report(), r);
-      if (earlier != null && earlier.result() == UsageOutcome.Result.REJECTED) {
-        outcome = earlier;
-      } else if (earlier == null && !committed.usedBefore().containsKey(r.keyId())) {
-        outcome = UsageOutcome.rejected("key_id: no key with id " + r.keyId());
+      Pending firstCopy = firsts.get(r.reportId());
+      String differs = firstCopy == p ? null
+          : UsageRepository.differingFields(firstCopy.report(), r);
+      if (firstCopy == p || first.result() == UsageOutcome.Result.REJECTED) {
+        outcome = first;
       } else if (differs != null) {
+        // The group's first copy of this id is the one the database saw; another key or cost
+        // under the same id is not a repeat of it.
         outcome = UsageOutcome.conflict("report_id already charged with a different " + differs);
-      } else if (earlier != null) {
-        outcome = new UsageOutcome(UsageOutcome.Result.DUPLICATE, "", running.get(r.keyId()));
-      } else if (committed.inserted().contains(r.reportId())) {
-        // The key's total right after this report, in the order the group was charged.
-        BigDecimal after = running.merge(r.keyId(), r.cost(), BigDecimal::add);
-        outcome = new UsageOutcome(UsageOutcome.Result.ACCEPTED, "", after);
       } else {
-        outcome = new UsageOutcome(UsageOutcome.Result.DUPLICATE, "", running.get(r.keyId()));
+        // A repeat inside the group: charged (or not) once, with its first copy.
+        outcome = new UsageOutcome(UsageOutcome.Result.DUPLICATE, "", first.quotaUsed());
       }
-      byReport.putIfAbsent(r.reportId(), outcome);
-      cache.settlePending(r.keyId(), r.cost());
       outcomes.add(outcome);
-      p.outcome().complete(outcome);
+      answer(p, outcome);
     }
     recorder.committed(group.size(), System.nanoTime() - start, outcomes);
   }
 
-  private void fail(List<Pending> group, String message) {
-    for (Pending p : group) {
+  /** What each report of one committed piece became, in the order the piece was charged. */
+  private static void outcomes(List<UsageReport> piece, UsageRepository.Committed committed,
+      Map<String, UsageOutcome> into) {
+    Map<Long, BigDecimal> running = new HashMap<>(committed.usedBefore());
+    for (UsageReport r : piece) {
+      UsageOutcome outcome;
+      if (!committed.usedBefore().containsKey(r.keyId())) {
+        outcome = UsageOutcome.rejected("key_id: no key with id " + r.keyId());
+      } else if (committed.overflowed().contains(r.reportId())) {
+        outcome = UsageOutcome.rejected(OVERFLOW);
+      } else if (committed.inserted().contains(r.reportId())) {
+        // The key's total right after this report, in the order the piece was charged.
+        BigDecimal after = running.merge(r.keyId(), r.cost(), BigDecimal::add);
+        outcome = new UsageOutcome(UsageOutcome.Result.ACCEPTED, "", after);
+      } else {
+        // Skipped by ON CONFLICT: charged before. A repeat only if it names the same key and cost.
+        UsageReport before = committed.earlier().get(r.reportId());
+        String differs = before == null ? null : UsageRepository.differingFields(before, r);
+        outcome = differs != null
+            ? UsageOutcome.conflict("report_id already charged with a different " + differs)
+            : new UsageOutcome(UsageOutcome.Result.DUPLICATE, "", running.get(r.keyId()));
+      }
+      into.put(r.reportId(), outcome);
+    }
+  }
+
+  static final String OVERFLOW = "cost_usd: this charge would carry the key's quota_used past "
+      + Money.MAX.toPlainString() + " USD, the most NUMERIC(20,8) holds; not charged (reset the"
+      + " key's quota usage first)";
+
+  /**
+   * The answer to a report the database refused alone. The reason is named by SQLSTATE only: the
+   * database's message may quote the row. Data exceptions (22) and constraint violations (23) are
+   * about the report and would recur; anything else is internal, and the report may be sent again.
+   */
+  static UsageOutcome failureOutcome(RuntimeException e) {
+    String state = sqlState(e);
+    if (state != null && state.startsWith("22")) {
+      return UsageOutcome.rejected("the database refused this report's data (SQLSTATE " + state
+          + "); not charged");
+    }
+    if (state != null && state.startsWith("23")) {
+      return UsageOutcome.rejected("the report breaks a ledger constraint (SQLSTATE " + state
+          + "); not charged");
+    }
+    return UsageOutcome.rejectedInternal("internal error" + (state == null ? "" : " (SQLSTATE " + state + ")")
+        + "; not charged, retry the report");
+  }
+
+  /** Settles and answers a report, once. */
+  private void answer(Pending p, UsageOutcome outcome) {
+    if (!p.outcome().isDone()) {
       cache.settlePending(p.report().keyId(), p.report().cost());
-      p.outcome().complete(UsageOutcome.rejected(message));
+      p.outcome().complete(outcome);
+    }
+  }
+
+  private void fail(List<Pending> group, UsageOutcome outcome) {
+    for (Pending p : group) {
+      answer(p, outcome);
     }
   }
 

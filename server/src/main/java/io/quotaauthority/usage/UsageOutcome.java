@@ -7,8 +7,11 @@ import java.math.BigDecimal;
  *
  * @param quotaUsed the key's committed total after the report; null when rejected or conflicting
  * @param message why, when rejected or conflicting; empty otherwise
+ * @param retryable a REJECTED report refused for an internal reason (the database failed on it
+ *     for a reason other than its content): sending it again with the same report id may charge
+ *     it. False for every other outcome, and for a rejection that would be repeated.
  */
-public record UsageOutcome(Result result, String message, BigDecimal quotaUsed) {
+public record UsageOutcome(Result result, String message, BigDecimal quotaUsed, boolean retryable) {
 
   public enum Result {
     /** Charged and committed. */
@@ -24,11 +27,21 @@ public record UsageOutcome(Result result, String message, BigDecimal quotaUsed) 
     CONFLICT
   }
 
+  public UsageOutcome(Result result, String message, BigDecimal quotaUsed) {
+    this(result, message, quotaUsed, false);
+  }
+
+  /** Refused for what the report says: sending it again is refused again. */
   public static UsageOutcome rejected(String message) {
-    return new UsageOutcome(Result.REJECTED, message, null);
+    return new UsageOutcome(Result.REJECTED, message, null, false);
+  }
+
+  /** Refused for an internal reason: not charged, and the same report may be sent again. */
+  public static UsageOutcome rejectedInternal(String message) {
+    return new UsageOutcome(Result.REJECTED, message, null, true);
   }
 
   public static UsageOutcome conflict(String message) {
-    return new UsageOutcome(Result.CONFLICT, message, null);
+    return new UsageOutcome(Result.CONFLICT, message, null, false);
   }
 }

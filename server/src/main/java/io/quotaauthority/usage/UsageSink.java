@@ -9,7 +9,8 @@ import java.util.concurrent.CompletionStage;
 public interface UsageSink {
   /**
    * Queues a report for the next group commit. The stage completes once the report is committed
-   * (ACCEPTED), found to be a repeat (DUPLICATE) or refused (REJECTED); it completes exceptionally
+   * (ACCEPTED), found to be a repeat (DUPLICATE) or refused (REJECTED: for what it says, or, when
+   * {@link UsageOutcome#retryable()}, for an internal reason); it completes exceptionally
    * only if the database could not be reached, in which case nothing was charged and the caller may
    * retry with the same report id.
    */

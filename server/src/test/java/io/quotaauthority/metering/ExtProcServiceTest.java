@@ -338,7 +338,7 @@ class ExtProcServiceTest {
   }
 
   static Stream<Arguments> unusableRequestIds() {
-    return Stream.of(Arguments.of((String) null), Arguments.of("has space"), Arguments.of("x".repeat(129)));
+    return Stream.of(Arguments.of((String) null), Arguments.of("has\ttab"), Arguments.of("caf\u00e9"), Arguments.of("x".repeat(129)));
   }
 
   /** The report id is the authority's, so a request without a usable x-request-id still pays. */

@@ -15,13 +15,14 @@ import java.util.concurrent.CompletionStage;
 /**
  * Stands in for the usage pipeline: records every submission and answers like it would, ACCEPTED
  * the first time a report id is seen and DUPLICATE after. Can be told to fail the next submissions
- * as if the database were unreachable.
+ * as if the database were unreachable, or to refuse them for an internal reason.
  */
 final class RecordingUsageSink implements UsageSink {
   private final List<UsageReport> submitted = new ArrayList<>();
   private final List<UsageReport> charged = new ArrayList<>();
   private final Set<String> ids = new HashSet<>();
   private int failuresLeft;
+  private int refusalsLeft;
 
   @Override
   public synchronized CompletionStage<UsageOutcome> submit(UsageReport report) {
@@ -30,6 +31,12 @@ final class RecordingUsageSink implements UsageSink {
     if (failuresLeft > 0) {
       failuresLeft--;
       return CompletableFuture.failedFuture(new IllegalStateException("database unreachable"));
+    }
+    if (refusalsLeft > 0) {
+      refusalsLeft--;
+      // As UsageBatcher answers a report the database failed on alone for an internal reason.
+      return CompletableFuture.completedFuture(
+          UsageOutcome.rejectedInternal("internal error (SQLSTATE 57014); not charged, retry the report"));
     }
     if (!ids.add(report.reportId())) {
       return CompletableFuture.completedFuture(
@@ -42,6 +49,11 @@ final class RecordingUsageSink implements UsageSink {
 
   synchronized void failNext(int n) {
     failuresLeft = n;
+  }
+
+  /** The next n submissions are answered REJECTED for an internal reason (retryable). */
+  synchronized void refuseNext(int n) {
+    refusalsLeft = n;
   }
 
   /** Every submission, in order, retries and duplicates included. */

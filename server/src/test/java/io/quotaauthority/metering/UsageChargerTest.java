@@ -112,6 +112,75 @@ class UsageChargerTest {
   }
 
   @Test
+  void charge_refusedForAnInternalReasonOnce_retriedAndChargedOnce() throws Exception {
+    sink.refuseNext(1);
+    UsageOutcome outcome = charger("0").charge(3, "internal-once", null, Provider.OPENAI, "gpt-4o",
+        new TokenUsage(1, 1, 0, 0)).toCompletableFuture().get(5, TimeUnit.SECONDS);
+    assertThat(outcome.result()).isEqualTo(UsageOutcome.Result.ACCEPTED);
+    assertThat(sink.submitted()).extracting(UsageReport::reportId).containsExactly("internal-once", "internal-once");
+    assertThat(sink.charged()).hasSize(1);
+    assertThat(registry.find("quota.metering.charges.lost").counters()).isEmpty();
+    assertThat(registry.get("quota.metering.charges").tag("outcome", "accepted").counter().count()).isEqualTo(1.0);
+  }
+
+  @Test
+  void charge_refusedForAnInternalReasonEveryTime_countedLostWithReasonAndLogged() throws Exception {
+    sink.refuseNext(10);
+    ch.qos.logback.classic.Logger logger =
+        (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(UsageCharger.class);
+    ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> logs =
+        new ch.qos.logback.core.read.ListAppender<>();
+    logs.start();
+    logger.addAppender(logs);
+    UsageOutcome outcome;
+    try {
+      outcome = charger("0").charge(3, "internal-always", null, Provider.OPENAI, "gpt-4o",
+          new TokenUsage(1, 1, 0, 0)).toCompletableFuture().get(5, TimeUnit.SECONDS);
+    } finally {
+      logger.detachAppender(logs);
+    }
+    assertThat(outcome.result()).isEqualTo(UsageOutcome.Result.REJECTED);
+    // One attempt and the two retries the test charger allows.
+    assertThat(sink.submitted()).hasSize(3);
+    assertThat(sink.charged()).isEmpty();
+    assertThat(registry.get("quota.metering.charges.lost").tag("reason", "internal").counter().count())
+        .isEqualTo(1.0);
+    assertThat(logs.list).anySatisfy(e -> {
+      assertThat(e.getLevel()).isEqualTo(ch.qos.logback.classic.Level.ERROR);
+      assertThat(e.getFormattedMessage()).contains("lost").contains("internal-always");
+    });
+  }
+
+  @Test
+  void charge_databaseUnreachableEveryTime_countedLostUnavailable() {
+    sink.failNext(10);
+    var stage = charger("0").charge(3, "lost-2", null, Provider.OPENAI, "gpt-4o", new TokenUsage(1, 1, 0, 0))
+        .toCompletableFuture();
+    assertThat(stage).failsWithin(Duration.ofSeconds(5));
+    assertThat(registry.get("quota.metering.charges.lost").tag("reason", "unavailable").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void charge_eighteenDigitTokenCount_neverSubmittedCountedLostInvalidNamingTheField() {
+    var stage = charger("0").charge(3, "huge", null, Provider.OPENAI, "gpt-4o",
+        new TokenUsage(123_456_789_012_345_678L, 1, 0, 0)).toCompletableFuture();
+    assertThat(stage).failsWithin(Duration.ofSeconds(5)).withThrowableThat()
+        .havingRootCause().withMessageStartingWith("input_tokens must be at most 1000000000000");
+    assertThat(sink.submitted()).isEmpty();
+    assertThat(registry.get("quota.metering.charges.lost").tag("reason", "invalid").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void charge_modelWithControlCharacters_chargedUnderASanitizedName() throws Exception {
+    charger("0").charge(3, "nul-model", null, Provider.OPENAI, "gpt-4o\u0000\n", new TokenUsage(1, 1, 0, 0))
+        .toCompletableFuture().get(5, TimeUnit.SECONDS);
+    assertThat(sink.charged()).singleElement().satisfies(r ->
+        assertThat(r.model()).isEqualTo("gpt-4o\uFFFD\uFFFD"));
+  }
+
+  @Test
   void report_longModelName_isCut() {
     UsageReport r = charger("0").report(1, "r", null, Provider.OPENAI, "m".repeat(500), new TokenUsage(1, 1, 0, 0));
     assertThat(r.model()).hasSize(UsageCharger.MAX_MODEL_CHARS);
