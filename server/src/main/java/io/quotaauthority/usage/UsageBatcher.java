@@ -155,8 +155,9 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   }
 
   /**
-   * Commits one piece of a group, waiting out an unreachable database with backoff (nobody is
-   * answered meanwhile); any other failure is thrown, for {@link GroupBisection} to split on.
+   * Commits one piece of a group, waiting out with backoff a database that cannot take it at all
+   * ({@link #waitAndRetry}; nobody is answered meanwhile); any other failure is thrown, for
+   * {@link GroupBisection} to split on.
    */
   private UsageRepository.Committed commitWhileUnavailable(List<UsageReport> piece)
       throws InterruptedException {
