@@ -39,7 +39,7 @@ class MeteringPoisonTest {
   private static void meter(TestServer app, long keyId, String requestId, String requestModelJson,
       byte[] response) {
     byte[] request = ("{\"model\":" + requestModelJson + ",\"messages\":[]}").getBytes(StandardCharsets.UTF_8);
-    EnvoyStream envoy = new EnvoyStream(app.authzChannel());
+    EnvoyStream envoy = new EnvoyStream(app.envoyMetering());
     envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", Long.toString(keyId),
         requestId, request.length), false);
     envoy.requestBody(request);
@@ -76,14 +76,14 @@ class MeteringPoisonTest {
       expected.merge(keys.get(2), MINI.costOf(new TokenUsage(400, 40, 0, 0)), BigDecimal::add);
 
       awaitAccepted(registry, 21);
-      assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id = 'poison-tokens'")).isZero();
+      assertThat(db.count("SELECT count(*) FROM usage_events WHERE request_id = 'poison-tokens'")).isZero();
       for (Map.Entry<Long, BigDecimal> e : expected.entrySet()) {
         assertThat((BigDecimal) db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", e.getKey()))
             .isEqualByComparingTo(e.getValue());
         assertThat((BigDecimal) db.scalar("SELECT sum(cost) FROM usage_events WHERE key_id = ?", e.getKey()))
             .isEqualByComparingTo(e.getValue());
       }
-      assertThat(db.scalar("SELECT model FROM usage_events WHERE report_id = 'nul-model'"))
+      assertThat(db.scalar("SELECT model FROM usage_events WHERE request_id = 'nul-model'"))
           .isEqualTo("gpt-4o-mini\uFFFD");
       assertThat(registry.get("quota.metering.charges.lost").tag("reason", "invalid").counter().count())
           .isEqualTo(1.0);
