@@ -93,6 +93,8 @@ public final class EmbeddedPostgres implements AutoCloseable {
       Files.createDirectories(dir);
       checkVersion(dir);
       stopOrphan(dir);
+      // A new file (first start, or deleted by the operator) means a password PostgreSQL lacks.
+      boolean newPassword = !Files.exists(dataDir.resolve(PASSWORD_FILE));
       String password = TokenFile.resolve(Optional.empty(), dataDir, PASSWORD_FILE);
       io.zonky.test.db.postgres.embedded.EmbeddedPostgres postgres =
           io.zonky.test.db.postgres.embedded.EmbeddedPostgres.builder()
@@ -114,7 +116,7 @@ public final class EmbeddedPostgres implements AutoCloseable {
               .setConnectConfig("password", password)
               .setPGStartupWait(STARTUP_WAIT)
               // Runs after initdb (which zonky runs with --auth=trust) and before the first start.
-              .setDataDirectoryCustomizer(d -> secure(d.toPath(), password))
+              .setDataDirectoryCustomizer(d -> secure(d.toPath(), password, newPassword))
               .start();
       log.info("embedded PostgreSQL {} serving on 127.0.0.1:{} (password in {})", MAJOR_VERSION,
           postgres.getPort(), dataDir.resolve(PASSWORD_FILE).toAbsolutePath());
@@ -214,14 +216,15 @@ public final class EmbeddedPostgres implements AutoCloseable {
   }
 
   /**
-   * Before every start: if pg_hba.conf is not ours (a fresh initdb, or a directory of the earlier
-   * trust-based version, or a start interrupted half-way), set the superuser's password and then
-   * write pg_hba.conf, in that order, so an interruption is simply redone at the next start.
+   * Before every start: if the password is new or pg_hba.conf is not ours (a fresh initdb, or a
+   * directory of the earlier trust-based version, or a start interrupted half-way), set the
+   * superuser's password and then write pg_hba.conf, in that order, so an interruption is simply
+   * redone at the next start.
    */
-  static void secure(Path dir, String password) {
+  static void secure(Path dir, String password, boolean newPassword) {
     Path hba = dir.resolve("pg_hba.conf");
     try {
-      if (Files.exists(hba) && Files.readString(hba, StandardCharsets.UTF_8).equals(PG_HBA)) {
+      if (!newPassword && Files.exists(hba) && Files.readString(hba, StandardCharsets.UTF_8).equals(PG_HBA)) {
         return;
       }
       setPassword(dir, password);

@@ -35,7 +35,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The quick start: no QUOTA_DB_URL starts an embedded PostgreSQL under <data dir>/pg that keeps
  * what it acknowledged (clean restart, PostgreSQL killed with -9), lets no other OS user in, and
- * upgrades a directory of the earlier trust-based version. Six embedded starts in all: the slow
+ * upgrades a directory of the earlier trust-based version. Seven embedded starts in all: the slow
  * class of the store tests.
  */
 class EmbeddedDefaultTest {
@@ -212,7 +212,7 @@ class EmbeddedDefaultTest {
   }
 
   @Test
-  void start_trustDirectoryOfEarlierVersion_upgradedToPasswordAndDataKept() throws Exception {
+  void start_trustDirectoryOfEarlierVersionThenPasswordFileDeleted_newPasswordSetAndDataKept() throws Exception {
     Path pg = dataDir.resolve("pg");
     // What the earlier version did: zonky's defaults (initdb --auth=trust, no password), data kept.
     try (io.zonky.test.db.postgres.embedded.EmbeddedPostgres old =
@@ -233,6 +233,20 @@ class EmbeddedDefaultTest {
       assertThat(rs.getString(1)).isEqualTo("kept");
       assertThat(Files.readString(pg.resolve("pg_hba.conf"), StandardCharsets.UTF_8)).isEqualTo(EmbeddedPostgres.PG_HBA);
       assertThatThrownBy(() -> DriverManager.getConnection(app.database().jdbcUrl(), "postgres", "").close())
+          .isInstanceOf(SQLException.class).hasMessageContaining("password");
+    }
+
+    // An operator who deletes the file gets a new password, set at the next start.
+    Path passwordFile = dataDir.resolve(EmbeddedPostgres.PASSWORD_FILE);
+    String first = Files.readString(passwordFile, StandardCharsets.UTF_8).trim();
+    Files.delete(passwordFile);
+    try (QuotaAuthority app = QuotaAuthority.start(settings(dataDir), Clock.systemUTC());
+        Connection c = app.database().pool().getConnection(); Statement s = c.createStatement();
+        ResultSet rs = s.executeQuery("SELECT note FROM earlier.notes")) {
+      assertThat(Files.readString(passwordFile, StandardCharsets.UTF_8).trim()).isNotEqualTo(first);
+      assertThat(rs.next()).isTrue();
+      assertThat(rs.getString(1)).isEqualTo("kept");
+      assertThatThrownBy(() -> DriverManager.getConnection(app.database().jdbcUrl(), "postgres", first).close())
           .isInstanceOf(SQLException.class).hasMessageContaining("password");
     }
   }
