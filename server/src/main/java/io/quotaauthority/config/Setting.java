@@ -7,7 +7,8 @@ package io.quotaauthority.config;
  */
 public enum Setting {
   DB_URL("QUOTA_DB_URL", "--db-url", "",
-      "JDBC URL of the shared PostgreSQL; empty starts an embedded PostgreSQL under <data dir>/pg (development only)"),
+      "JDBC URL of the shared PostgreSQL; empty starts the embedded development PostgreSQL under <data dir>/pg"
+          + " (one instance, password in <data dir>/pg-password, a WARN at every start)"),
   DB_USER("QUOTA_DB_USER", "--db-user", "postgres", "database user"),
   DB_PASSWORD("QUOTA_DB_PASSWORD", "--db-password", "", "database password"),
   DB_POOL_SIZE("QUOTA_DB_POOL_SIZE", "--db-pool-size", "8", "maximum JDBC connections in the pool (1..200)"),

@@ -5,10 +5,6 @@ import com.zaxxer.hikari.HikariDataSource;
 import com.zaxxer.hikari.pool.HikariPool;
 import io.quotaauthority.config.ConfigException;
 import io.quotaauthority.config.Settings;
-import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.SQLException;
 import org.flywaydb.core.Flyway;
@@ -18,7 +14,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The connection pool, migrated at open. With no QUOTA_DB_URL it first starts an embedded
- * PostgreSQL whose data lives under {@code <data dir>/pg}, so it survives restarts.
+ * PostgreSQL whose data lives under {@code <data dir>/pg}, so it survives restarts; {@link #close()}
+ * is the only thing that stops it, after the pool (see {@link EmbeddedPostgres}).
  */
 public final class Database implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Database.class);
@@ -55,10 +52,10 @@ public final class Database implements AutoCloseable {
         throw new ConfigException("QUOTA_DB_URL must be a jdbc:postgresql: URL");
       }
     } else {
-      embedded = startEmbedded(settings.dataDir().resolve("pg"));
-      url = embedded.getJdbcUrl("postgres", "postgres");
-      user = "postgres";
-      password = "";
+      embedded = EmbeddedPostgres.start(settings.dataDir());
+      url = embedded.jdbcUrl();
+      user = embedded.user();
+      password = embedded.password();
     }
     HikariDataSource pool;
     try {
@@ -112,21 +109,6 @@ public final class Database implements AutoCloseable {
         .migrate();
   }
 
-  private static EmbeddedPostgres startEmbedded(Path dir) {
-    try {
-      Files.createDirectories(dir);
-      log.warn("QUOTA_DB_URL is not set: starting an embedded PostgreSQL in {} — for development only,"
-          + " point QUOTA_DB_URL at a real PostgreSQL in production", dir.toAbsolutePath());
-      return EmbeddedPostgres.builder()
-          .setDataDirectory(dir)
-          .setCleanDataDirectory(false)
-          .start();
-    } catch (IOException | RuntimeException e) {
-      throw new ConfigException("QUOTA_DATA_DIR: cannot start the embedded PostgreSQL in " + dir + ": "
-          + rootMessage(e), e);
-    }
-  }
-
   public HikariDataSource pool() {
     return pool;
   }
@@ -168,11 +150,7 @@ public final class Database implements AutoCloseable {
 
   private static void closeQuietly(EmbeddedPostgres embedded) {
     if (embedded != null) {
-      try {
-        embedded.close();
-      } catch (IOException e) {
-        log.warn("embedded PostgreSQL did not stop cleanly: {}", e.getMessage());
-      }
+      embedded.close();
     }
   }
 

@@ -267,6 +267,22 @@ class DockerComposeTest {
   }
 
   @Test
+  void dockerfile_dataDirectoryIsAVolumeOwnedByTheServerUser() {
+    // Without QUOTA_DB_URL the image runs the embedded database there: it must outlive the container.
+    List<String> lines = dockerfileInstructions();
+    assertThat(lines).contains("VOLUME [\"/var/lib/quota-authority\"]");
+    // Docker copies the directory's owner and mode into a new volume only if they are set before it.
+    int volume = lines.indexOf("VOLUME [\"/var/lib/quota-authority\"]");
+    int chown = -1;
+    for (int i = 0; i < lines.size(); i++) {
+      if (lines.get(i).contains("chown quota:quota /var/lib/quota-authority")) {
+        chown = i;
+      }
+    }
+    assertThat(chown).isNotNegative().isLessThan(volume);
+  }
+
+  @Test
   void dockerignore_keepsProviderKeysAndBuildOutputOutOfTheContext() {
     List<String> ignored =
         RepoFiles.read(".dockerignore").lines().map(String::strip)

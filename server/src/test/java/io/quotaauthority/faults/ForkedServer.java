@@ -44,7 +44,10 @@ final class ForkedServer implements AutoCloseable {
     this.adminChannel = channel(adminPort);
   }
 
-  /** Starts {@code Main serve} against {@code dbUrl} with these extra {@code --flag value} pairs. */
+  /**
+   * Starts {@code Main serve} against {@code dbUrl} with these extra {@code --flag value} pairs; a
+   * null {@code dbUrl} runs the embedded default under {@code <dataDir>/pg}.
+   */
   static ForkedServer start(String dbUrl, Path dataDir, String... extraArgs) throws IOException {
     int authzPort = freePort();
     int adminPort = freePort();
@@ -54,13 +57,15 @@ final class ForkedServer implements AutoCloseable {
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<String> command = new ArrayList<>(List.of(java, "-Xmx256m", "-XX:+UseSerialGC",
         "-cp", System.getProperty("java.class.path"), "io.quotaauthority.Main", "serve",
-        "--db-url", dbUrl,
         "--authz-port", Integer.toString(authzPort),
         "--admin-port", Integer.toString(adminPort),
         // The metering listener is not driven by these tests: any free port, never the 9194 default.
         "--metering-port", "0",
         "--metrics-port", "0",
         "--data-dir", dataDir.toString()));
+    if (dbUrl != null) {
+      command.addAll(List.of("--db-url", dbUrl));
+    }
     command.addAll(List.of(extraArgs));
     ProcessBuilder builder = new ProcessBuilder(command);
     // Only what this test means: no QUOTA_* setting leaks in from the environment running the build.

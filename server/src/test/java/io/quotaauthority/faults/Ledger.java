@@ -1,5 +1,6 @@
 package io.quotaauthority.faults;
 
+import io.quotaauthority.store.Transactions;
 import io.quotaauthority.testing.TestDatabase;
 import java.math.BigDecimal;
 import java.util.HashMap;
@@ -9,8 +10,12 @@ import java.util.Map;
 record Ledger(Map<String, Long> rowsPerReport, long rows, BigDecimal sum, BigDecimal quotaUsed) {
 
   static Ledger of(TestDatabase db, String keyId) {
+    return of(db.transactions(), keyId);
+  }
+
+  static Ledger of(Transactions transactions, String keyId) {
     long id = Long.parseLong(keyId);
-    return db.transactions().inTransaction(c -> {
+    return transactions.inTransaction(c -> {
       Map<String, Long> perReport = new HashMap<>();
       long rows = 0;
       BigDecimal sum = BigDecimal.ZERO;
