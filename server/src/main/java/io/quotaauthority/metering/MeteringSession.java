@@ -18,6 +18,7 @@ import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
+import io.quotaauthority.keys.KeyIds;
 import java.nio.charset.StandardCharsets;
 import java.util.Locale;
 import java.util.Optional;
@@ -51,8 +52,6 @@ final class MeteringSession {
   static final String KEY_ID_HEADER = "x-quota-key-id";
   static final String REQUEST_ID_HEADER = "x-request-id";
   static final String EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
-  /** A positive decimal of at most 18 digits, so it always fits a long (key ids start at 1). */
-  private static final Pattern KEY_ID = Pattern.compile("0*[1-9][0-9]{0,17}");
   /** What UsageReport accepts as a report id: 1..128 printable ASCII characters. */
   private static final Pattern REPORT_ID = Pattern.compile("[\\x21-\\x7e]{1,128}");
 
@@ -159,7 +158,9 @@ final class MeteringSession {
     }
     String provider = r.get().provider().wireName();
     String key = EnvoyHeaders.single(h, KEY_ID_HEADER);
-    if (key == null || !KEY_ID.matcher(key).matches()) {
+    // The id rule of every other path (KeyIds): Check writes this header, so anything else is foreign.
+    long parsedKeyId = key == null ? -1 : KeyIds.tryParse(key);
+    if (parsedKeyId < 0) {
       metrics.unmetered(key == null
           ? MeteringMetrics.Unmetered.MISSING_KEY_ID : MeteringMetrics.Unmetered.BAD_KEY_ID);
       // The path is not logged: Gemini accepts the API key in its query string.
@@ -175,7 +176,7 @@ final class MeteringSession {
       return SKIP_AFTER_REQUEST_HEADERS;
     }
     route = r.get();
-    keyId = Long.parseLong(key);
+    keyId = parsedKeyId;
     requestId = id;
     model = route.pathModel().orElse(null);
     requestHasContentLength = !EnvoyHeaders.all(h, "content-length").isEmpty();
