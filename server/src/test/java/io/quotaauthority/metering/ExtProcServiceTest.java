@@ -329,6 +329,10 @@ class ExtProcServiceTest {
         Arguments.of("-5", "r1", "bad_key_id"),
         Arguments.of("0", "r1", "bad_key_id"),
         Arguments.of("99999999999999999999", "r1", "bad_key_id"),
+        // The id rule of the admin API and the usage stream (KeyIds): one spelling per id.
+        Arguments.of("+12", "r1", "bad_key_id"),
+        Arguments.of("012", "r1", "bad_key_id"),
+        Arguments.of("\u0661\u0662", "r1", "bad_key_id"),
         Arguments.of("12", null, "missing_request_id"),
         Arguments.of("12", "has space", "bad_request_id"),
         Arguments.of("12", "x".repeat(129), "bad_request_id"));
