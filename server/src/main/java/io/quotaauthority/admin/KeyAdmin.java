@@ -74,14 +74,14 @@ public final class KeyAdmin {
 
   public Page list(int pageSize, String pageToken) {
     int size = PageTokens.pageSize(pageSize, DEFAULT_PAGE, MAX_PAGE);
-    long after = PageTokens.decode("page_token", pageToken);
+    long after = PageTokens.decode("page_token", pageToken, PageTokens.KEYS);
     // One row more than asked tells whether another page follows without a second query.
     List<KeyRecord> rows = tx.inTransaction(c -> keys.page(c, after, size + 1));
     if (rows.size() <= size) {
       return new Page(rows, "");
     }
     List<KeyRecord> page = rows.subList(0, size);
-    return new Page(List.copyOf(page), PageTokens.encode(page.get(size - 1).id()));
+    return new Page(List.copyOf(page), PageTokens.encode(PageTokens.KEYS, page.get(size - 1).id()));
   }
 
   public KeyRecord update(long id, KeyUpdate update, String actor) {

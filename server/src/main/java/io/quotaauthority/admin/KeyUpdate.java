@@ -1,5 +1,6 @@
 package io.quotaauthority.admin;
 
+import io.quotaauthority.keys.KeyNames;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
 import java.math.BigDecimal;
@@ -59,22 +60,11 @@ public record KeyUpdate(String name, BigDecimal quota, boolean setExpiresAt, Ins
 
   /** Shared field rules for create and update. */
   static final class KeyFields {
-    static final int MAX_NAME = 200;
-
     private KeyFields() {}
 
+    /** The one name rule, shared with the CLI (NUL, which PostgreSQL cannot store, is a control). */
     static String name(String name) {
-      if (name == null || name.isBlank()) {
-        throw new IllegalArgumentException("name must not be empty");
-      }
-      if (name.length() > MAX_NAME) {
-        throw new IllegalArgumentException("name must be at most " + MAX_NAME + " characters");
-      }
-      if (name.indexOf('\0') >= 0) {
-        // PostgreSQL text cannot hold NUL: without this the insert fails as an internal error.
-        throw new IllegalArgumentException("name must not contain NUL characters");
-      }
-      return name;
+      return KeyNames.check("name", name);
     }
 
     /** An empty quota means unlimited (0). */

@@ -74,10 +74,10 @@ public final class AdminOptions {
 
   String target(CliContext ctx) {
     if (adminAddr != null && !adminAddr.isBlank()) {
-      return adminAddr.trim();
+      return Inputs.address("--admin-addr", adminAddr.trim());
     }
     String env = ctx.env().get("QUOTA_ADMIN_ADDR");
-    return env == null || env.isBlank() ? DEFAULT_ADDR : env.trim();
+    return env == null || env.isBlank() ? DEFAULT_ADDR : Inputs.address("QUOTA_ADMIN_ADDR", env.trim());
   }
 
   ChannelCredentials credentials() {

@@ -4,6 +4,7 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.MessageOrBuilder;
 import com.google.protobuf.Timestamp;
 import com.google.protobuf.util.JsonFormat;
+import io.quotaauthority.keys.KeyNames;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.KeyStatus;
 import io.quotaauthority.proto.v1.UsageEvent;
@@ -99,10 +100,13 @@ final class KeyFormat {
     return Instant.ofEpochSecond(t.getSeconds(), t.getNanos()).truncatedTo(ChronoUnit.SECONDS).toString();
   }
 
-  /** Control characters (a name could carry terminal escapes) shown as '?'. */
+  /**
+   * Characters no name may hold (controls could carry terminal escapes, a bidi override would
+   * reorder the table or a prompt) shown as '?': rows stored before KeyNames existed may hold them.
+   */
   static String clean(String s) {
     StringBuilder b = new StringBuilder(s.length());
-    s.codePoints().forEach(c -> b.appendCodePoint(Character.isISOControl(c) ? '?' : c));
+    s.codePoints().forEach(c -> b.appendCodePoint(KeyNames.isRefused(c) ? '?' : c));
     return b.toString();
   }
 

@@ -38,6 +38,7 @@ final class KeysCommand {
 
     @Override
     void prepare(CliContext ctx) {
+      Inputs.name("--name", name);
       expiresAt = expiresIn == null ? null : Expiry.parse("--expires-in", expiresIn, ctx.clock().instant());
     }
 
@@ -49,16 +50,24 @@ final class KeysCommand {
 
   @Command(name = "list", description = "List every key (all pages).")
   static final class ListKeys extends AdminCommand {
+    // A String, read by Inputs.count: picocli's int conversion would take "+5" and non-ASCII digits.
     @Option(names = "--page-size", paramLabel = "N", defaultValue = "500",
         description = "Keys fetched per call, 1..1000 (default: ${DEFAULT-VALUE}).")
-    int pageSize;
+    String pageSize;
 
     @Mixin
     OutputOption output;
 
+    private int size;
+
+    @Override
+    void prepare(CliContext ctx) {
+      size = Inputs.count("--page-size", pageSize, 1, 1000);
+    }
+
     @Override
     int run(KeyActions keys, CliContext ctx) {
-      return keys.list(pageSize, output.output);
+      return keys.list(size, output.output);
     }
   }
 
@@ -69,6 +78,11 @@ final class KeysCommand {
 
     @Mixin
     OutputOption output;
+
+    @Override
+    void prepare(CliContext ctx) {
+      Inputs.id("id", id);
+    }
 
     @Override
     int run(KeyActions keys, CliContext ctx) {
@@ -114,6 +128,10 @@ final class KeysCommand {
 
     @Override
     void prepare(CliContext ctx) {
+      Inputs.id("id", id);
+      if (name != null) {
+        Inputs.name("--name", name);
+      }
       Instant expiresAt = null;
       if (expiry != null && expiry.in != null) {
         expiresAt = Expiry.parse("--expires-in", expiry.in, ctx.clock().instant());
@@ -147,6 +165,11 @@ final class KeysCommand {
     OutputOption output;
 
     @Override
+    void prepare(CliContext ctx) {
+      Inputs.id("id", id);
+    }
+
+    @Override
     int run(KeyActions keys, CliContext ctx) {
       return keys.resetQuota(id, yes, output.output);
     }
@@ -161,6 +184,11 @@ final class KeysCommand {
     boolean yes;
 
     @Override
+    void prepare(CliContext ctx) {
+      Inputs.id("id", id);
+    }
+
+    @Override
     int run(KeyActions keys, CliContext ctx) {
       return keys.delete(id, yes);
     }
@@ -173,6 +201,11 @@ final class KeysCommand {
 
     @Mixin
     OutputOption output;
+
+    @Override
+    void prepare(CliContext ctx) {
+      Inputs.id("id", id);
+    }
 
     @Override
     int run(KeyActions keys, CliContext ctx) {

@@ -17,18 +17,20 @@ final class UsageCommand {
     @Parameters(paramLabel = "KEY_ID", description = "The key's id.")
     String keyId;
 
+    // A String, read by Inputs.count: picocli's int conversion would take "+5" and non-ASCII digits.
     @Option(names = "--limit", paramLabel = "N", defaultValue = "100",
         description = "At most this many events (default: ${DEFAULT-VALUE}; 0: all).")
-    int limit;
+    String limitText;
 
     @Mixin
     OutputOption output;
 
+    private int limit;
+
     @Override
     void prepare(CliContext ctx) {
-      if (limit < 0) {
-        throw new CliException(ExitCodes.USAGE, "--limit must be 0 or more, got " + limit);
-      }
+      Inputs.id("key_id", keyId);
+      limit = Inputs.count("--limit", limitText, 0, Integer.MAX_VALUE);
     }
 
     @Override

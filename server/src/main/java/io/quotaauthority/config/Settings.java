@@ -1,5 +1,7 @@
 package io.quotaauthority.config;
 
+import io.quotaauthority.text.AsciiDecimal;
+import io.quotaauthority.text.Shown;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -96,9 +98,16 @@ public record Settings(
   }
 
   private static Settings fromRaw(Map<Setting, String> raw) {
+    for (Setting setting : Setting.values()) {
+      // The README's rule: an empty value means "unset" only where the default is empty; anywhere
+      // else (QUOTA_DB_USER= for one) it is a mistake, not a request for the default.
+      if (!setting.defaultValue().isEmpty()) {
+        nonEmpty(raw, setting);
+      }
+    }
     Settings s = new Settings(
         optional(raw.get(Setting.DB_URL)),
-        raw.get(Setting.DB_USER),
+        nonEmpty(raw, Setting.DB_USER),
         raw.get(Setting.DB_PASSWORD),
         intIn(raw, Setting.DB_POOL_SIZE, 1, 200),
         Path.of(nonEmpty(raw, Setting.DATA_DIR)),
@@ -110,12 +119,15 @@ public record Settings(
         optional(raw.get(Setting.REPORTER_TOKEN)),
         optional(raw.get(Setting.METERING_TOKEN)),
         intIn(raw, Setting.CACHE_MAX_KEYS, 1, Integer.MAX_VALUE),
-        duration(raw, Setting.NEGATIVE_CACHE_TTL),
-        duration(raw, Setting.REFRESH_INTERVAL),
-        duration(raw, Setting.USAGE_COMMIT_INTERVAL),
+        duration(raw, Setting.NEGATIVE_CACHE_TTL, Duration.ofMillis(1), Duration.ofHours(1)),
+        // Each refresh reads every cached key: more often than 10 times a second is a load, not a bound.
+        duration(raw, Setting.REFRESH_INTERVAL, Duration.ofMillis(100), Duration.ofHours(1)),
+        // Reports wait this long for their group: beyond 10 s streams would stall on acks.
+        duration(raw, Setting.USAGE_COMMIT_INTERVAL, Duration.ofMillis(1), Duration.ofSeconds(10)),
         intIn(raw, Setting.USAGE_COMMIT_MAX, 1, 100_000),
         intIn(raw, Setting.USAGE_QUEUE_MAX, 1, 10_000_000),
-        duration(raw, Setting.SHUTDOWN_TIMEOUT),
+        // Capped so the deadline in nanoseconds cannot overflow (2562048h did) and a stop ends.
+        duration(raw, Setting.SHUTDOWN_TIMEOUT, Duration.ofMillis(1), Duration.ofHours(1)),
         optional(raw.get(Setting.PRICES_FILE)).map(Path::of),
         money(raw, Setting.UNPRICED_MODEL_USD_PER_MTOK),
         logFormat(raw),
@@ -135,6 +147,13 @@ public record Settings(
     if (s.meteringPort != 0 && (s.meteringPort == s.authzPort || s.meteringPort == s.adminPort)) {
       throw new ConfigException("QUOTA_METERING_PORT must differ from QUOTA_AUTHZ_PORT and QUOTA_ADMIN_PORT ("
           + s.meteringPort + ")");
+    }
+    // Checked here, before the database is opened or migrated: otherwise the clash shows only
+    // when the ops listener binds, as a bare "Address already in use". 0 (off) clashes with nothing.
+    if (s.metricsPort != 0 && (s.metricsPort == s.authzPort || s.metricsPort == s.adminPort
+        || s.metricsPort == s.meteringPort)) {
+      throw new ConfigException("QUOTA_METRICS_PORT must differ from QUOTA_AUTHZ_PORT, QUOTA_ADMIN_PORT and QUOTA_METERING_PORT ("
+          + s.metricsPort + ")");
     }
     return s;
   }
@@ -184,46 +203,63 @@ public record Settings(
 
   private static int intIn(Map<Setting, String> raw, Setting s, int min, int max) {
     String v = nonEmpty(raw, s);
-    try {
-      int n = Integer.parseInt(v);
-      if (n < min || n > max) {
-        throw new ConfigException(s.env() + " must be between " + min + " and " + max + ", got " + v);
-      }
-      return n;
-    } catch (NumberFormatException e) {
-      throw new ConfigException(s.env() + " must be a whole number, got '" + v + "'");
+    // ASCII digits only (AsciiDecimal): Integer.parseInt would also take "+1" and "١" as 1.
+    long n = AsciiDecimal.parse(v);
+    if (n == AsciiDecimal.MALFORMED) {
+      throw new ConfigException(s.env() + " must be a whole number (ASCII digits, no sign or leading zeros), got "
+          + Shown.quoted(v));
     }
+    if (n < min || n > max) { // TOO_LARGE is negative, so it lands here too; v is plain digits
+      throw new ConfigException(s.env() + " must be between " + min + " and " + max + ", got " + v);
+    }
+    return (int) n;
   }
 
-  /** Durations as "250ms", "5s", "2m", "1h". */
-  static Duration duration(Map<Setting, String> raw, Setting s) {
-    String v = nonEmpty(raw, s).toLowerCase(Locale.ROOT);
-    try {
-      Duration d;
-      if (v.endsWith("ms")) {
-        d = Duration.ofMillis(Long.parseLong(v.substring(0, v.length() - 2)));
-      } else if (v.endsWith("s")) {
-        d = Duration.ofSeconds(Long.parseLong(v.substring(0, v.length() - 1)));
-      } else if (v.endsWith("m")) {
-        d = Duration.ofMinutes(Long.parseLong(v.substring(0, v.length() - 1)));
-      } else if (v.endsWith("h")) {
-        d = Duration.ofHours(Long.parseLong(v.substring(0, v.length() - 1)));
-      } else {
-        throw new NumberFormatException();
+  private static final List<String> UNITS = List.of("ms", "s", "m", "h");
+  private static final List<Duration> UNIT_LENGTHS = List.of(Duration.ofMillis(1), Duration.ofSeconds(1),
+      Duration.ofMinutes(1), Duration.ofHours(1));
+
+  /** Durations as "250ms", "5s", "2m", "1h", within min..max (both stated in the setting's doc). */
+  static Duration duration(Map<Setting, String> raw, Setting s, Duration min, Duration max) {
+    String v = nonEmpty(raw, s);
+    String lower = v.toLowerCase(Locale.ROOT);
+    for (int i = 0; i < UNITS.size(); i++) {
+      String unit = UNITS.get(i);
+      // "ms" is tried before "s" and "m", so "5ms" is never read as 5m followed by junk.
+      if (!lower.endsWith(unit)) {
+        continue;
       }
-      if (d.isNegative() || d.isZero()) {
-        throw new ConfigException(s.env() + " must be positive, got '" + v + "'");
+      long n = AsciiDecimal.parse(lower.substring(0, lower.length() - unit.length()));
+      if (n == AsciiDecimal.MALFORMED) {
+        break;
       }
-      return d;
-    } catch (NumberFormatException e) {
-      throw new ConfigException(s.env() + " must be a duration like 250ms, 5s, 2m or 1h, got '" + v + "'");
+      Duration perUnit = UNIT_LENGTHS.get(i);
+      // Compared in units before multiplying, so a huge number is refused instead of overflowing.
+      if (n == AsciiDecimal.TOO_LARGE || n > max.dividedBy(perUnit) || perUnit.multipliedBy(n).compareTo(min) < 0) {
+        throw new ConfigException(s.env() + " must be between " + shown(min) + " and " + shown(max) + ", got "
+            + Shown.quoted(v));
+      }
+      return perUnit.multipliedBy(n);
     }
+    throw new ConfigException(s.env() + " must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign),"
+        + " got " + Shown.quoted(v));
+  }
+
+  /** A bound as the settings are written: "1ms", "10s", "1h". */
+  private static String shown(Duration d) {
+    for (int i = UNITS.size() - 1; i >= 0; i--) {
+      Duration perUnit = UNIT_LENGTHS.get(i);
+      if (d.compareTo(perUnit) >= 0 && d.toMillis() % perUnit.toMillis() == 0) {
+        return d.dividedBy(perUnit) + UNITS.get(i);
+      }
+    }
+    return d.toMillis() + "ms";
   }
 
   private static String money(Map<Setting, String> raw, Setting s) {
     String v = nonEmpty(raw, s);
     if (!v.matches("\\d{1,12}(\\.\\d{1,8})?")) {
-      throw new ConfigException(s.env() + " must be a decimal USD amount like 1.5, got '" + v + "'");
+      throw new ConfigException(s.env() + " must be a decimal USD amount like 1.5, got " + Shown.quoted(v));
     }
     return v;
   }
@@ -233,7 +269,7 @@ public record Settings(
     return switch (v) {
       case "text" -> LogFormat.TEXT;
       case "json" -> LogFormat.JSON;
-      default -> throw new ConfigException("QUOTA_LOG_FORMAT must be text or json, got '" + v + "'");
+      default -> throw new ConfigException("QUOTA_LOG_FORMAT must be text or json, got " + Shown.quoted(v));
     };
   }
 }

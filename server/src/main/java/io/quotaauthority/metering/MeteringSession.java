@@ -19,6 +19,7 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
 import io.quotaauthority.usage.UsageValidation;
+import io.quotaauthority.keys.KeyIds;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.Base64;
@@ -58,8 +59,6 @@ final class MeteringSession {
   static final String KEY_ID_HEADER = "x-quota-key-id";
   static final String REQUEST_ID_HEADER = "x-request-id";
   static final String EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
-  /** A positive decimal of at most 18 digits, so it always fits a long (key ids start at 1). */
-  private static final Pattern KEY_ID = Pattern.compile("0*[1-9][0-9]{0,17}");
   /** Thread-safe; seeded once from the OS, then non-blocking. */
   private static final SecureRandom RANDOM = new SecureRandom();
 
@@ -169,7 +168,9 @@ final class MeteringSession {
     }
     String provider = r.get().provider().wireName();
     String key = EnvoyHeaders.single(h, KEY_ID_HEADER);
-    if (key == null || !KEY_ID.matcher(key).matches()) {
+    // The id rule of every other path (KeyIds): Check writes this header, so anything else is foreign.
+    long parsedKeyId = key == null ? -1 : KeyIds.tryParse(key);
+    if (parsedKeyId < 0) {
       metrics.unmetered(key == null
           ? MeteringMetrics.Unmetered.MISSING_KEY_ID : MeteringMetrics.Unmetered.BAD_KEY_ID);
       // The path is not logged: Gemini accepts the API key in its query string.
@@ -179,7 +180,7 @@ final class MeteringSession {
     // Metered with or without it: the report id does not come from the request.
     String id = EnvoyHeaders.single(h, REQUEST_ID_HEADER);
     route = r.get();
-    keyId = Long.parseLong(key);
+    keyId = parsedKeyId;
     reportId = newReportId();
     // Kept for correlation only when it is what the ledger accepts as an id (one rule for both).
     requestId = UsageValidation.isReportId(id) ? id : null;

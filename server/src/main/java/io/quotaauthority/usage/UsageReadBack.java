@@ -33,7 +33,7 @@ public final class UsageReadBack implements UsageQueries {
   public ListUsageResponse listUsage(ListUsageRequest request) {
     long keyId = KeyIds.parse("key_id", request.getKeyId());
     int size = PageTokens.pageSize(request.getPageSize(), DEFAULT_PAGE, MAX_PAGE);
-    long after = PageTokens.decode("page_token", request.getPageToken());
+    long after = PageTokens.decode("page_token", request.getPageToken(), PageTokens.usage(keyId));
     long before = after == 0 ? Long.MAX_VALUE : after;
     List<UsageRepository.Event> rows = tx.inTransaction(c -> {
       if (keys.findLive(c, keyId).isEmpty()) {
@@ -60,7 +60,7 @@ public final class UsageReadBack implements UsageQueries {
           .setRequestId(e.requestId() == null ? "" : e.requestId()));
     }
     if (rows.size() > size) {
-      b.setNextPageToken(PageTokens.encode(rows.get(size - 1).id()));
+      b.setNextPageToken(PageTokens.encode(PageTokens.usage(keyId), rows.get(size - 1).id()));
     }
     return b.build();
   }

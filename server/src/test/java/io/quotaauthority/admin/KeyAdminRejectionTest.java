@@ -5,11 +5,13 @@ import static io.quotaauthority.admin.AdminFixtures.create;
 import static io.quotaauthority.admin.AdminFixtures.snapshot;
 import static io.quotaauthority.admin.AdminFixtures.ts;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.params.provider.Arguments.arguments;
 
 import com.google.protobuf.FieldMask;
 import com.google.protobuf.Timestamp;
 import io.grpc.Metadata;
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.stub.MetadataUtils;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.ClearExpirationRequest;
@@ -19,7 +21,9 @@ import io.quotaauthority.proto.v1.GetKeyRequest;
 import io.quotaauthority.proto.v1.KeyAdminServiceGrpc;
 import io.quotaauthority.proto.v1.KeyAdminServiceGrpc.KeyAdminServiceBlockingStub;
 import io.quotaauthority.proto.v1.KeyStatus;
+import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.proto.v1.ListKeysRequest;
+import io.quotaauthority.proto.v1.ListUsageRequest;
 import io.quotaauthority.proto.v1.ResetQuotaRequest;
 import io.quotaauthority.proto.v1.UpdateKeyRequest;
 import io.quotaauthority.testing.TestDatabase;
@@ -44,6 +48,8 @@ class KeyAdminRejectionTest {
   private static KeyAdminServiceBlockingStub admin;
   /** A live key the refused calls aim at. */
   private static ApiKey target;
+  /** Another live key, for tokens issued for the target. */
+  private static ApiKey other;
   /** A soft-deleted key. */
   private static ApiKey deleted;
 
@@ -53,7 +59,13 @@ class KeyAdminRejectionTest {
     server = TestServer.start(db);
     admin = server.admin();
     target = create(admin, "target", "10");
+    other = create(admin, "other", "10");
     deleted = create(admin, "deleted", "10");
+    // Two ledger rows for the target, so ListUsage with pages of one issues a token.
+    for (String report : List.of("r-1", "r-2")) {
+      AdminFixtures.sql(db, "INSERT INTO usage_events (report_id, key_id, cost, occurred_at) VALUES (?, ?, 0, now())",
+          report, Long.parseLong(target.getId()));
+    }
     admin.deleteKey(DeleteKeyRequest.newBuilder().setId(deleted.getId()).build());
   }
 
@@ -149,19 +161,56 @@ class KeyAdminRejectionTest {
 
   // ---- ids ----
 
+  /**
+   * Each spelling Long.parseLong reads as a number (or as the target's id) but the id rule refuses.
+   * The target is key 1, so "+1", "01" and "١" would have reached it: ResetQuota once ran on them.
+   */
   @ParameterizedTest(name = "id ''{0}''")
-  @ValueSource(strings = {"abc", "-1", "0", "1.5", " 1", "0x1", "99999999999999999999"})
+  @ValueSource(strings = {"abc", "-1", "0", "1.5", " 1", "1 ", "0x1", "99999999999999999999",
+      "9223372036854775808", "+1", "01", "0001", "-0", "1e0", "1_0",
+      "\u0661", // Arabic-Indic one
+      "\u06f1", // extended Arabic-Indic (Persian) one
+      "\uff11", // full-width one
+      "\u0967", // Devanagari one
+      "\u09e7", // Bengali one
+      "1\u200b", // a zero-width space after the digit
+      "\u202e1"})
   void everyIdRpc_malformedId_invalidArgumentNamingId(String id) {
+    assertThat(target.getId()).isEqualTo("1");
     refused(() -> admin.getKey(GetKeyRequest.newBuilder().setId(id).build()),
-        Status.Code.INVALID_ARGUMENT, "id must be a key id (a positive whole number)");
+        Status.Code.INVALID_ARGUMENT, "id " + KeyIds.RULE);
     refused(() -> admin.deleteKey(DeleteKeyRequest.newBuilder().setId(id).build()),
-        Status.Code.INVALID_ARGUMENT, "id must be a key id (a positive whole number)");
+        Status.Code.INVALID_ARGUMENT, "id " + KeyIds.RULE);
     refused(() -> admin.resetQuota(ResetQuotaRequest.newBuilder().setId(id).build()),
-        Status.Code.INVALID_ARGUMENT, "id must be a key id (a positive whole number)");
+        Status.Code.INVALID_ARGUMENT, "id " + KeyIds.RULE);
     refused(() -> admin.clearExpiration(ClearExpirationRequest.newBuilder().setId(id).build()),
-        Status.Code.INVALID_ARGUMENT, "id must be a key id (a positive whole number)");
+        Status.Code.INVALID_ARGUMENT, "id " + KeyIds.RULE);
     refused(() -> admin.updateKey(updateOf(target.toBuilder().setId(id).setName("x").build(), "name")),
-        Status.Code.INVALID_ARGUMENT, "key.id must be a key id (a positive whole number)");
+        Status.Code.INVALID_ARGUMENT, "key.id " + KeyIds.RULE);
+    refused(() -> admin.listUsage(ListUsageRequest.newBuilder().setKeyId(id).build()),
+        Status.Code.INVALID_ARGUMENT, "key_id " + KeyIds.RULE);
+  }
+
+  @Test
+  void getKey_malformedId_messageShowsTheCodePointsNotTheRawText() {
+    StatusRuntimeException e = assertStatus(() -> admin.getKey(GetKeyRequest.newBuilder().setId("\u202e1\n").build()),
+        Status.Code.INVALID_ARGUMENT, "id ");
+
+    assertThat(e.getStatus().getDescription()).endsWith("got '\\u{202E}1\\u{000A}'");
+  }
+
+  @Test
+  void everyIdRpc_largestId_parsedAndLookedUp() {
+    String id = Long.toString(Long.MAX_VALUE); // 9223372036854775807: a valid id, just not a key
+    String message = "id: no key with id " + id;
+
+    refused(() -> admin.getKey(GetKeyRequest.newBuilder().setId(id).build()), Status.Code.NOT_FOUND, message);
+    refused(() -> admin.resetQuota(ResetQuotaRequest.newBuilder().setId(id).build()), Status.Code.NOT_FOUND,
+        message);
+    refused(() -> admin.updateKey(updateOf(target.toBuilder().setId(id).setName("x").build(), "name")),
+        Status.Code.NOT_FOUND, message);
+    refused(() -> admin.listUsage(ListUsageRequest.newBuilder().setKeyId(id).build()), Status.Code.NOT_FOUND,
+        "key_id: no key with id " + id);
   }
 
   @Test
@@ -290,7 +339,7 @@ class KeyAdminRejectionTest {
   // ---- names ----
 
   @ParameterizedTest(name = "name ''{0}''")
-  @ValueSource(strings = {"", " ", "\t"})
+  @ValueSource(strings = {"", " ", "   ", "\u00a0", "\u00a0\u00a0", "\u3000", "\u2007\u202f"})
   void createAndUpdate_blankName_invalidArgumentNamingName(String name) {
     refused(() -> admin.createKey(CreateKeyRequest.newBuilder().setName(name).build()),
         Status.Code.INVALID_ARGUMENT, "name must not be empty");
@@ -298,10 +347,44 @@ class KeyAdminRejectionTest {
         Status.Code.INVALID_ARGUMENT, "name must not be empty");
   }
 
-  @Test
-  void createKey_nameOver200Characters_invalidArgumentNamingName() {
-    refused(() -> admin.createKey(CreateKeyRequest.newBuilder().setName("n".repeat(201)).build()),
-        Status.Code.INVALID_ARGUMENT, "name must be at most 200 characters");
+  private static final String EMOJI = "\ud83d\ude00"; // U+1F600: one code point, two UTF-16 units
+
+  /** Name, and the start of the message: the field first, then what is wrong. */
+  static java.util.stream.Stream<org.junit.jupiter.params.provider.Arguments> refusedNames() {
+    return java.util.stream.Stream.of(
+        arguments("a\u0000b", "name must not contain control characters (U+0000 at character 2)"),
+        arguments("\t", "name must not contain control characters (U+0009"),
+        arguments("team\na", "name must not contain control characters (U+000A at character 5)"),
+        arguments("team\r", "name must not contain control characters (U+000D"),
+        arguments("x\u001b[2Jy", "name must not contain control characters (U+001B at character 2)"),
+        arguments("nel\u0085", "name must not contain control characters (U+0085"),
+        arguments("c1\u009b", "name must not contain control characters (U+009B"),
+        arguments("evil\u202etxt.exe", "name must not contain bidirectional override or isolate characters (U+202E"),
+        arguments("\u202dx", "name must not contain bidirectional override or isolate characters (U+202D"),
+        arguments("x\u2067y\u2069", "name must not contain bidirectional override or isolate characters (U+2067"),
+        arguments("\u200b", "name must not contain invisible format characters"),
+        arguments("\u200b\u200c\u200d", "name must not contain invisible format characters"),
+        arguments("\ufeffteam", "name must not contain invisible format characters (zero-width, BOM and the like)"
+            + " (U+FEFF at character 1)"),
+        arguments("a\u200eb", "name must not contain invisible format characters"),
+        arguments("a\u2060b", "name must not contain invisible format characters"),
+        arguments("a\u2028b", "name must not contain line or paragraph separators (U+2028"),
+        // (A lone surrogate cannot cross the wire: protobuf sends it as '?'. KeyNamesTest covers it.)
+        arguments(" team", "name must not start or end with whitespace"),
+        arguments("team ", "name must not start or end with whitespace"),
+        arguments("team\u00a0", "name must not start or end with whitespace"),
+        arguments("n".repeat(201), "name must be at most 200 characters (Unicode code points), got 201"),
+        arguments(EMOJI.repeat(201), "name must be at most 200 characters (Unicode code points), got 201"),
+        arguments("\u00e9".repeat(201), "name must be at most 200 characters (Unicode code points), got 201"));
+  }
+
+  @ParameterizedTest(name = "[{index}] {1}")
+  @org.junit.jupiter.params.provider.MethodSource("refusedNames")
+  void createAndUpdate_refusedName_invalidArgumentNamingNameNothingWritten(String name, String message) {
+    refused(() -> admin.createKey(CreateKeyRequest.newBuilder().setName(name).setQuotaUsd("1").build()),
+        Status.Code.INVALID_ARGUMENT, message);
+    refused(() -> admin.updateKey(updateOf(target.toBuilder().setName(name).build(), "name")),
+        Status.Code.INVALID_ARGUMENT, message);
   }
 
   @Test
@@ -310,9 +393,28 @@ class KeyAdminRejectionTest {
   }
 
   @Test
-  void createKey_nameWithNulCharacter_invalidArgumentNamingName() {
-    refused(() -> admin.createKey(CreateKeyRequest.newBuilder().setName("a\u0000b").build()),
-        Status.Code.INVALID_ARGUMENT, "name must not contain");
+  void createAndUpdate_nameOf200Emoji_storedAndReturnedExactly() {
+    String name = EMOJI.repeat(200); // 400 UTF-16 units, 800 UTF-8 bytes, 200 characters
+
+    ApiKey k = create(admin, name, "0");
+    assertThat(k.getName()).isEqualTo(name);
+    assertThat(db.scalar("SELECT length(name) FROM api_keys WHERE id = ?", Long.parseLong(k.getId())))
+        .isEqualTo(200);
+    String other = "\u00e9".repeat(199) + EMOJI;
+    assertThat(admin.updateKey(updateOf(k.toBuilder().setName(other).build(), "name")).getKey().getName())
+        .isEqualTo(other);
+    assertThat(admin.getKey(GetKeyRequest.newBuilder().setId(k.getId()).build()).getKey().getName())
+        .isEqualTo(other);
+  }
+
+  @ParameterizedTest(name = "name ''{0}''")
+  @ValueSource(strings = {"a", "team a", "a\u00a0b", "\u65e5\u672c\u8a9e", "\u05e2\u05d1\u05e8\u05d9\u05ea",
+      "e\u0301", "\u2764\ufe0f"})
+  void createKey_ordinaryUnicodeName_storedExactly(String name) {
+    ApiKey k = create(admin, name, "0");
+
+    assertThat(admin.getKey(GetKeyRequest.newBuilder().setId(k.getId()).build()).getKey().getName())
+        .isEqualTo(name);
   }
 
   // ---- paging ----
@@ -325,9 +427,74 @@ class KeyAdminRejectionTest {
   }
 
   @ParameterizedTest(name = "page_token ''{0}''")
-  @ValueSource(strings = {"abc", "!!!", "YWZ0ZXI6LTE", "YWZ0ZXI6eA", "Zm9vOjE"})
+  @ValueSource(strings = {"abc", "!!!", "YWZ0ZXI6LTE", "YWZ0ZXI6eA", "Zm9vOjE",
+      "YWZ0ZXI6MQ", // "after:1", the unbound format of earlier versions
+      "a2V5cy8rMQ", // "keys/+1"
+      "a2V5cy8wMQ", // "keys/01"
+      "a2V5cy_ZoQ", // "keys/" + Arabic-Indic one in UTF-8
+      "a2V5cy8w", // "keys/0"
+      "a2V5cy8x=", // "keys/1" with padding: a second spelling
+      "a2V5cy80Mh", // "keys/42" with stray low bits: another second spelling
+      "dXNhZ2U6MS8x"}) // "usage:1/1" would be a ListUsage token; it is not one for ListKeys either
   void listKeys_foreignPageToken_invalidArgumentNamingPageToken(String token) {
-    refused(() -> admin.listKeys(ListKeysRequest.newBuilder().setPageToken(token).build()),
-        Status.Code.INVALID_ARGUMENT, "page_token is not a token this server issued");
+    StatusRuntimeException e = assertStatus(
+        () -> admin.listKeys(ListKeysRequest.newBuilder().setPageToken(token).build()),
+        Status.Code.INVALID_ARGUMENT, "page_token ");
+    assertThat(e.getStatus().getDescription()).isIn("page_token is not a token this server issued",
+        "page_token was issued by ListUsage for key_id 1, not ListKeys; pass back the next_page_token of the same call");
+  }
+
+  /** A real ListKeys token (two keys, pages of one) and a real ListUsage token of the target. */
+  private static String listKeysToken() {
+    String token = admin.listKeys(ListKeysRequest.newBuilder().setPageSize(1).build()).getNextPageToken();
+    assertThat(token).isNotEmpty();
+    return token;
+  }
+
+  private static String listUsageToken(ApiKey key) {
+    String token = admin.listUsage(ListUsageRequest.newBuilder().setKeyId(key.getId()).setPageSize(1).build())
+        .getNextPageToken();
+    assertThat(token).isNotEmpty();
+    return token;
+  }
+
+  @Test
+  void listUsage_listKeysToken_invalidArgumentNamingPageToken() {
+    refused(() -> admin.listUsage(ListUsageRequest.newBuilder().setKeyId(target.getId())
+            .setPageToken(listKeysToken()).build()),
+        Status.Code.INVALID_ARGUMENT, "page_token was issued by ListKeys, not ListUsage for key_id " + target.getId());
+  }
+
+  @Test
+  void listUsage_otherKeysToken_invalidArgumentNamingPageToken() {
+    String token = listUsageToken(target);
+
+    refused(() -> admin.listUsage(ListUsageRequest.newBuilder().setKeyId(other.getId()).setPageToken(token).build()),
+        Status.Code.INVALID_ARGUMENT, "page_token was issued by ListUsage for key_id " + target.getId()
+            + ", not ListUsage for key_id " + other.getId());
+    // The same token still pages the key it was issued for.
+    assertThat(admin.listUsage(ListUsageRequest.newBuilder().setKeyId(target.getId()).setPageSize(1)
+        .setPageToken(token).build()).getEventsList()).hasSize(1);
+  }
+
+  @Test
+  void listKeys_listUsageToken_invalidArgumentNamingPageToken() {
+    refused(() -> admin.listKeys(ListKeysRequest.newBuilder().setPageToken(listUsageToken(target)).build()),
+        Status.Code.INVALID_ARGUMENT, "page_token was issued by ListUsage for key_id " + target.getId()
+            + ", not ListKeys");
+  }
+
+  @ParameterizedTest(name = "page_token ''{0}''")
+  @ValueSource(strings = {"abc", "a2V5cy8x", "YWZ0ZXI6MQ", "dXNhZ2U6KzEvMQ"}) // ..., "keys/1", "after:1", "usage:+1/1"
+  void listUsage_foreignPageToken_invalidArgumentNamingPageToken(String token) {
+    refused(() -> admin.listUsage(ListUsageRequest.newBuilder().setKeyId(target.getId()).setPageToken(token).build()),
+        Status.Code.INVALID_ARGUMENT, "page_token ");
+  }
+
+  @ParameterizedTest(name = "page_size {0}")
+  @ValueSource(ints = {-1, 1001, Integer.MIN_VALUE})
+  void listUsage_pageSizeOutOfRange_invalidArgumentNamingPageSize(int size) {
+    refused(() -> admin.listUsage(ListUsageRequest.newBuilder().setKeyId(target.getId()).setPageSize(size).build()),
+        Status.Code.INVALID_ARGUMENT, "page_size must be between 0 and 1000");
   }
 }

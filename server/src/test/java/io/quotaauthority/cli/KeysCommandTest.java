@@ -108,6 +108,29 @@ class KeysCommandTest {
     assertThat(r.err()).isEqualTo("error: --expires-in must be " + Expiry.FORMS + ", got 'soon'\n");
   }
 
+  @Test
+  void create_nameOf200Emoji_acceptedAndShownExactly() throws Exception {
+    String name = "\ud83d\ude00".repeat(200); // 200 code points, 400 UTF-16 units
+
+    CliRunner.Result r = cli.run("keys", "create", "--name", name, "-o", "json");
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    String id = JSON.readTree(r.out()).get("key").get("id").asText();
+    CliRunner.Result get = cli.run("keys", "get", id, "-o", "json");
+    assertThat(JSON.readTree(get.out()).get("name").asText()).isEqualTo(name);
+  }
+
+  @Test
+  void update_bidiOverrideInName_exitsTwoAndTheKeyKeepsItsName() {
+    long id = createKey("plain-name");
+
+    CliRunner.Result r = cli.run("keys", "update", Long.toString(id), "--name", "evil\u202etxt.exe");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: --name must not contain bidirectional override").hasLineCount(1);
+    assertThat(db.scalar("SELECT name FROM api_keys WHERE id = ?", id)).isEqualTo("plain-name");
+  }
+
   // ---- list / get ----
 
   @Test

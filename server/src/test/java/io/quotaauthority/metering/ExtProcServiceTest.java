@@ -334,7 +334,11 @@ class ExtProcServiceTest {
         Arguments.of("abc", "r1", "bad_key_id"),
         Arguments.of("-5", "r1", "bad_key_id"),
         Arguments.of("0", "r1", "bad_key_id"),
-        Arguments.of("99999999999999999999", "r1", "bad_key_id"));
+        Arguments.of("99999999999999999999", "r1", "bad_key_id"),
+        // The id rule of the admin API and the usage stream (KeyIds): one spelling per id.
+        Arguments.of("+12", "r1", "bad_key_id"),
+        Arguments.of("012", "r1", "bad_key_id"),
+        Arguments.of("\u0661\u0662", "r1", "bad_key_id"));
   }
 
   static Stream<Arguments> unusableRequestIds() {

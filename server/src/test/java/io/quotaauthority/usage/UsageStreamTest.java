@@ -135,6 +135,12 @@ class UsageStreamTest {
     bad.put("key_id", UsageStream.report("bad-unknown", "987654321", "1"));
     bad.put("key_id ", UsageStream.report("bad-deleted", deleted.getKey().getId(), "1"));
     bad.put("key_id  ", UsageStream.report("bad-keyid", "abc", "1"));
+    // Spellings Long.parseLong reads as this very key: refused like any other malformed id.
+    bad.put("key_id   ", UsageStream.report("bad-keyid-plus", "+" + key, "1"));
+    bad.put("key_id    ", UsageStream.report("bad-keyid-zero", "0" + key, "1"));
+    bad.put("key_id     ", UsageStream.report("bad-keyid-arabic",
+        key.chars().map(c -> c - '0' + '\u0660').collect(StringBuilder::new, StringBuilder::appendCodePoint,
+            StringBuilder::append).toString(), "1"));
     bad.put("report_id", UsageStream.report("", key, "1"));
     bad.put("report_id ", UsageStream.report("x".repeat(129), key, "1"));
     bad.put("cost_usd", UsageStream.report("bad-cost-1", key, "-1"));
