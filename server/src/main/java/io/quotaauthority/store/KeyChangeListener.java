@@ -21,8 +21,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Keeps this instance's cache in step with the database. One thread LISTENs on a dedicated
  * connection for key changes. A notification is only a hint naming a key: the thread re-reads the
- * rows named (those that arrive within {@link #COALESCE_MILLIS} of each other in one query, on its
- * own connection, never the pool's) and caches what the rows say; see {@link KeyChange}. The same
+ * rows named (all that have arrived, in one query, on its own connection, never the pool's) and
+ * caches what the rows say; see {@link KeyChange}. The same
  * thread refreshes every cached key in bulk each {@code refreshInterval}, the bound on staleness
  * should a notification be lost, and reloads the set of live key hashes after every (re)connect
  * and every {@link #HASH_RELOAD_EVERY} refreshes. After a lost connection it reconnects with
@@ -33,12 +33,6 @@ public final class KeyChangeListener implements AutoCloseable {
   /** Ids per bulk query: large enough to be one round trip for most deployments. */
   static final int REFRESH_CHUNK = 5_000;
   static final long MAX_BACKOFF_MILLIS = 5_000;
-  /**
-   * After a first notification, how long more are gathered into the same re-read: a burst (a
-   * usage commit touching many keys, or a forger's flood) costs one query per window, while a lone
-   * change waits only this long.
-   */
-  static final int COALESCE_MILLIS = 2;
   /**
    * The live-hash set is also reloaded in full every this many bulk refreshes (a minute at the
    * default 5 s): the backstop for keys created without a notification (by hand in SQL), at the
@@ -171,16 +165,17 @@ public final class KeyChangeListener implements AutoCloseable {
     }
   }
 
-  /** Adds what arrives within the coalescing window to {@code into}. */
+  /**
+   * Adds whatever has already arrived to {@code into}, without waiting: a lone change is re-read at
+   * once (the staleness bound is what matters), and a burst coalesces by itself, since everything
+   * that arrives while one re-read runs goes into the next. A forger's flood therefore costs at most
+   * one query at a time, on this thread's own connection.
+   */
   private static void gather(PGConnection pg, List<PGNotification> into) throws SQLException {
-    long until = System.nanoTime() + COALESCE_MILLIS * 1_000_000L;
-    long left;
-    while ((left = until - System.nanoTime()) > 0) {
-      // Returns early as soon as one arrives; the loop then keeps gathering until the window ends.
-      PGNotification[] more = pg.getNotifications((int) Math.max(1, left / 1_000_000));
-      if (more != null) {
-        into.addAll(List.of(more));
-      }
+    PGNotification[] more;
+    // The no-argument form returns what the driver can read without blocking.
+    while ((more = pg.getNotifications()) != null && more.length > 0) {
+      into.addAll(List.of(more));
     }
   }
 
@@ -198,6 +193,10 @@ public final class KeyChangeListener implements AutoCloseable {
       boolean live = hint.hash() != null && cache.liveHashes().contains(hint.hash());
       if (!hint.needsRead(cached, live)) {
         recorder.hint("skipped");
+        if (hint.sentAtMillis() > 0) {
+          // Handled on arrival: its lag is the notification's own.
+          lagMillisFrom(System.currentTimeMillis(), hint.sentAtMillis());
+        }
         continue;
       }
       recorder.hint("read");
