@@ -111,18 +111,22 @@ public final class QuotaAuthority implements AutoCloseable {
     Transactions tx = database.transactions();
     KeyRepository keys = new KeyRepository(tx);
     // Cold-path key loads run here, off the gRPC threads; the queue is bounded so a flood of
-    // unknown keys fails fast (503) instead of piling up.
-    ThreadPoolExecutor keyLoader = new ThreadPoolExecutor(settings.dbPoolSize(), settings.dbPoolSize(),
+    // unknown keys fails fast (503) instead of piling up. Each loader thread holds at most one pool
+    // connection, so the thread count caps what cold loads can take: half the pool, leaving the
+    // rest to usage commits and admin calls however many unknown keys arrive.
+    int coldLoaders = coldLoadThreads(settings.dbPoolSize());
+    ThreadPoolExecutor keyLoader = new ThreadPoolExecutor(coldLoaders, coldLoaders,
         30, TimeUnit.SECONDS, new ArrayBlockingQueue<>(10_000), daemonThreads("key-loader"));
     KeyCache cache = new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl());
     ops.metrics().monitorKeyCache(cache.knownCache());
+    ops.metrics().monitorLiveKeys(cache);
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
     UsageRepository usageRepository = new UsageRepository(tx);
     UsageBatcher batcher = new UsageBatcher(usageRepository, cache, settings.usageCommitMax(),
         settings.usageCommitInterval(), settings.usageQueueMax(), ops.metrics().commitRecorder());
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(daemonThreads("scheduler"));
     KeyChangeListener listener = new KeyChangeListener(database::openDedicatedConnection, keys, cache,
-        settings.refreshInterval(), ops.metrics().notificationLagMillis()).start();
+        settings.refreshInterval(), ops.metrics().keyChangeRecorder()).start();
     Metrics.EnumCounters<UsageOutcome.Result> reports = ops.metrics().usageReports();
     UsageService usageService = new UsageService(batcher, clock, scheduler,
         () -> reports.increment(UsageOutcome.Result.REJECTED));
@@ -295,6 +299,14 @@ public final class QuotaAuthority implements AutoCloseable {
       Thread.currentThread().interrupt();
       server.shutdownNow();
     }
+  }
+
+  /**
+   * Threads (so pool connections) cold key loads may use at once: half the pool, at least one.
+   * With a pool of 1 the one connection is necessarily shared; from 2 up a commit always finds one.
+   */
+  static int coldLoadThreads(int poolSize) {
+    return Math.max(1, poolSize / 2);
   }
 
   static java.util.concurrent.ThreadFactory daemonThreads(String name) {

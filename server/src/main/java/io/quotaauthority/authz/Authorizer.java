@@ -3,6 +3,7 @@ package io.quotaauthority.authz;
 import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
 import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
 import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
+import io.quotaauthority.keys.ColdPath;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyDecision;
 import io.quotaauthority.keys.KeyHash;
@@ -17,8 +18,8 @@ import java.util.function.Consumer;
 
 /**
  * Check's logic, free of gRPC: find the key, look it up in memory, decide, pick the response. A
- * cached key is answered on the calling thread with no I/O; an uncached one is loaded once (shared
- * by concurrent callers) and answered when the load completes or the caller's deadline passes,
+ * cached key is answered on the calling thread with no I/O, and so is a key that is not live (see
+ * {@link ColdPath}); any other uncached one is loaded once (shared by concurrent callers) and answered when the load completes or the caller's deadline passes,
  * whichever is first.
  */
 public final class Authorizer {
@@ -62,7 +63,8 @@ public final class Authorizer {
       decide(attributes, provider, state, key, start, reply);
       return;
     }
-    if (cache.knownUnknown(hash)) {
+    if (cache.route(hash) == ColdPath.Route.UNKNOWN) {
+      // No key by that hash (the live-hash set is complete, or the database said so just now).
       deny(attributes, provider, Verdict.UNKNOWN_KEY, start, reply);
       return;
     }

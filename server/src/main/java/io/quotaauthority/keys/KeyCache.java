@@ -15,9 +15,12 @@ import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Key state for Check, in memory. Known keys stay until evicted by size (changes reach them through
- * {@link #apply}, never by expiry); unknown keys are remembered briefly in a separate, smaller
- * cache so a flood of random keys neither reaches the database nor evicts real keys. Concurrent
- * misses for one key share one query.
+ * {@link #apply} and {@link #heard}, never by expiry). Beside it, the hash of every live key
+ * ({@link LiveKeyHashes}): while that set is complete, a hash outside it is answered 401 with no
+ * query. While it is not (database down at start, listener disconnected), unknown keys are
+ * remembered briefly in a separate, smaller negative cache, so a repeated unknown key does not
+ * reach the database again and no unknown key evicts a real one. Concurrent misses for one key
+ * share one query.
  *
  * <p>It also holds the usage this instance has accepted but not yet committed, per key id, so
  * Check counts it at once.
@@ -31,6 +34,9 @@ public final class KeyCache {
   private final ConcurrentHashMap<KeyHash, CompletableFuture<KeyState>> loading =
       new ConcurrentHashMap<>();
   private final ConcurrentHashMap<Long, BigDecimal> pending = new ConcurrentHashMap<>();
+  /** Every live key's hash, so an unknown key costs no query while the set is complete. */
+  private final LiveKeyHashes live = new LiveKeyHashes();
+  private final KeySetCompleteness completeness = new KeySetCompleteness();
   private final KeyLookup lookup;
   private final Executor loadExecutor;
   /** Store queries made for uncached keys (the cold path). */
@@ -54,6 +60,22 @@ public final class KeyCache {
   /** True while the hash is remembered as belonging to no key. */
   public boolean knownUnknown(KeyHash hash) {
     return unknown.getIfPresent(hash) != null;
+  }
+
+  /** What to do with a hash that is not cached: answer 401 at once, or load it. */
+  public ColdPath.Route route(KeyHash hash) {
+    boolean complete = completeness.complete();
+    // Each lookup only when the rule needs it: the negative cache matters only without a full set.
+    return ColdPath.route(complete, complete && live.contains(hash), !complete && knownUnknown(hash));
+  }
+
+  /** The hash of every live key (kept by the change listener and this instance's admin calls). */
+  public LiveKeyHashes liveHashes() {
+    return live;
+  }
+
+  public KeySetCompleteness completeness() {
+    return completeness;
   }
 
   /**
@@ -94,9 +116,33 @@ public final class KeyCache {
     }
   }
 
-  /** Records a change this instance made or heard of; older versions never replace newer ones. */
+  /** Records a change this instance made; older versions never replace newer ones. */
   public void apply(KeyRecord row) {
+    track(row);
     install(row.keyHash(), KeyState.of(row));
+  }
+
+  /**
+   * Records a row just read from the database because a notification or the bulk refresh named
+   * it: the live-hash set follows it; a key the set had not seen (just created elsewhere) is
+   * cached at once so its first Check here needs no query; any other row only refreshes a cached
+   * entry. The row's own version decides, never a number from a notification.
+   */
+  public void heard(KeyRecord row) {
+    if (track(row)) {
+      install(row.keyHash(), KeyState.of(row));
+    } else {
+      refresh(row);
+    }
+  }
+
+  /** Keeps the live-hash set in step with one row from the store; true if it was a new key. */
+  private boolean track(KeyRecord row) {
+    if (row.deleted()) {
+      live.remove(row.keyHash());
+      return false;
+    }
+    return live.add(row.keyHash());
   }
 
   /**
@@ -107,8 +153,7 @@ public final class KeyCache {
     refresh(row.keyHash(), KeyState.of(row));
   }
 
-  /** {@link #refresh(KeyRecord)} from a state that arrived ready-made (a change notification). */
-  public void refresh(KeyHash hash, KeyState state) {
+  private void refresh(KeyHash hash, KeyState state) {
     known.asMap().computeIfPresent(hash, (h, old) -> state.version() > old.version() ? state : old);
   }
 

@@ -34,6 +34,22 @@ public final class KeyHash {
     return of(digest, 0);
   }
 
+  /** Builds a hash from its four longs, big-endian order (as {@link LiveKeyHashes} stores them). */
+  static KeyHash ofLongs(long a, long b, long c, long d) {
+    return new KeyHash(a, b, c, d);
+  }
+
+  /** The i-th of the four big-endian longs (0..3), for compact storage. */
+  long word(int i) {
+    return switch (i) {
+      case 0 -> a;
+      case 1 -> b;
+      case 2 -> c;
+      case 3 -> d;
+      default -> throw new IndexOutOfBoundsException(i);
+    };
+  }
+
   public byte[] toBytes() {
     return ByteBuffer.allocate(32).putLong(a).putLong(b).putLong(c).putLong(d).array();
   }

@@ -53,6 +53,14 @@ public final class Metrics implements AutoCloseable {
   public static final String USAGE_PENDING = "quota.usage.pending";
   /** Timer: from a key change's commit to this instance hearing of it (LISTEN/NOTIFY). */
   public static final String NOTIFICATION_LAG = "quota.keys.notification.lag";
+  /** Counter, tag {@code result} (read, skipped, malformed): key change notifications handled. */
+  public static final String KEY_HINTS = "quota.keys.hints";
+  /** Counter: queries made to re-read the rows that notifications named (coalesced). */
+  public static final String KEY_HINT_QUERIES = "quota.keys.hint.queries";
+  /** Gauge: hashes of live keys held in memory (the set that answers unknown keys). */
+  public static final String LIVE_KEY_HASHES = "quota.keys.live.hashes";
+  /** Gauge: 1 while that set is known complete (unknown keys cost no query), else 0. */
+  public static final String LIVE_KEYS_COMPLETE = "quota.keys.live.complete";
   /** Counter, tags {@code method} and {@code code}: calls on the admin port. */
   public static final String ADMIN_CALLS = "quota.admin.calls";
   /** Gauge: 1 while every readiness check passes, else 0. */
@@ -190,10 +198,42 @@ public final class Metrics implements AutoCloseable {
         .register(registry);
   }
 
-  /** For the KeyChangeListener, which reports the lag in milliseconds. */
-  public java.util.function.LongConsumer notificationLagMillis() {
+  /** For the KeyChangeListener: lag, hints by result, re-read queries. */
+  public io.quotaauthority.store.KeyChangeListener.Recorder keyChangeRecorder() {
     Timer lag = notificationLag();
-    return millis -> lag.record(millis, TimeUnit.MILLISECONDS);
+    Counter queries = Counter.builder(KEY_HINT_QUERIES)
+        .description("Queries re-reading the key rows that change notifications named")
+        .register(registry);
+    java.util.Map<String, Counter> hints = new java.util.concurrent.ConcurrentHashMap<>();
+    return new io.quotaauthority.store.KeyChangeListener.Recorder() {
+      @Override
+      public void lagMillis(long millis) {
+        lag.record(millis, TimeUnit.MILLISECONDS);
+      }
+
+      @Override
+      public void hint(String result) {
+        hints.computeIfAbsent(result, r -> Counter.builder(KEY_HINTS)
+            .description("Key change notifications: read (rows re-read), skipped (nothing to learn), malformed")
+            .tag("result", r)
+            .register(registry)).increment();
+      }
+
+      @Override
+      public void hintQuery() {
+        queries.increment();
+      }
+    };
+  }
+
+  /** The live-hash set's size and whether it is complete. */
+  public void monitorLiveKeys(io.quotaauthority.keys.KeyCache cache) {
+    Gauge.builder(LIVE_KEY_HASHES, cache, c -> c.liveHashes().size())
+        .description("Hashes of live keys held in memory")
+        .register(registry);
+    Gauge.builder(LIVE_KEYS_COMPLETE, cache, c -> c.completeness().complete() ? 1 : 0)
+        .description("1 while the live-key set is complete: unknown keys are answered without a query")
+        .register(registry);
   }
 
   // ---- what this package wires itself ----

@@ -2,53 +2,90 @@ package io.quotaauthority.store;
 
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.KeySetCompleteness;
+import io.quotaauthority.keys.KeyState;
+import io.quotaauthority.keys.LiveKeyHashes;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.function.LongConsumer;
+import java.util.Set;
 import org.postgresql.PGConnection;
 import org.postgresql.PGNotification;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Keeps this instance's cache in step with every other instance. One thread LISTENs on a dedicated
- * connection for key changes and refreshes the cached keys they name; the same thread refreshes
- * every cached key in bulk each {@code refreshInterval}, the bound on staleness should a
- * notification be lost. After a lost connection it reconnects with backoff and refreshes
- * everything cached before it trusts the cache again.
+ * Keeps this instance's cache in step with the database. One thread LISTENs on a dedicated
+ * connection for key changes. A notification is only a hint naming a key: the thread re-reads the
+ * rows named (all that have arrived, in one query, on its own connection, never the pool's) and
+ * caches what the rows say; see {@link KeyChange}. The same
+ * thread refreshes every cached key in bulk each {@code refreshInterval}, the bound on staleness
+ * should a notification be lost, and reloads the set of live key hashes after every (re)connect
+ * and every {@link #HASH_RELOAD_EVERY} refreshes. After a lost connection it reconnects with
+ * backoff and refreshes everything cached before it trusts the cache again.
  */
 public final class KeyChangeListener implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(KeyChangeListener.class);
   /** Ids per bulk query: large enough to be one round trip for most deployments. */
   static final int REFRESH_CHUNK = 5_000;
   static final long MAX_BACKOFF_MILLIS = 5_000;
+  /**
+   * The live-hash set is also reloaded in full every this many bulk refreshes (a minute at the
+   * default 5 s): the backstop for keys created without a notification (by hand in SQL), at the
+   * cost of one streaming scan of key_hash rather than one every refresh.
+   */
+  static final int HASH_RELOAD_EVERY = 12;
 
   /** Opens the dedicated LISTEN connection. */
   public interface ConnectionSource {
     Connection open() throws SQLException;
   }
 
+  /** What the listener reports to metrics. */
+  public interface Recorder {
+    /** From a change's send time (sender's clock) to its row being re-read here. */
+    void lagMillis(long millis);
+
+    /** One notification handled: {@code read}, {@code skipped} (nothing to learn) or {@code malformed}. */
+    void hint(String result);
+
+    /** One query made to re-read the rows named by notifications. */
+    void hintQuery();
+  }
+
+  /** A recorder that records nothing. */
+  public static final Recorder NO_METRICS = new Recorder() {
+    @Override
+    public void lagMillis(long millis) {}
+
+    @Override
+    public void hint(String result) {}
+
+    @Override
+    public void hintQuery() {}
+  };
+
   private final ConnectionSource connections;
   private final KeyRepository keys;
   private final KeyCache cache;
   private final long refreshIntervalNanos;
-  private final LongConsumer lagMillis;
+  private final Recorder recorder;
   private final Thread thread;
   private volatile boolean connected;
   private volatile boolean stopping;
   private volatile Connection current;
 
   public KeyChangeListener(ConnectionSource connections, KeyRepository keys, KeyCache cache,
-      Duration refreshInterval, LongConsumer lagMillis) {
+      Duration refreshInterval, Recorder recorder) {
     this.connections = connections;
     this.keys = keys;
     this.cache = cache;
     this.refreshIntervalNanos = refreshInterval.toNanos();
-    this.lagMillis = lagMillis;
+    this.recorder = recorder;
     this.thread = new Thread(this::run, "key-change-listener");
     this.thread.setDaemon(true);
   }
@@ -66,6 +103,7 @@ public final class KeyChangeListener implements AutoCloseable {
   private void run() {
     long backoff = 100;
     boolean first = true;
+    KeySetCompleteness completeness = cache.completeness();
     while (!stopping) {
       try (Connection c = connections.open()) {
         current = c;
@@ -73,16 +111,20 @@ public final class KeyChangeListener implements AutoCloseable {
         try (Statement s = c.createStatement()) {
           s.execute("LISTEN " + KeyRepository.CHANGE_CHANNEL);
         }
+        completeness.listening();
+        // LISTEN first, then load: a key created during the load is announced, not missed.
+        reloadHashes(c);
         if (!first) {
           // Changes made while we were away were announced to nobody: check everything cached.
-          refreshAll();
+          refreshAll(c);
         }
         first = false;
         connected = true;
         backoff = 100;
-        log.info("listening for key changes");
-        listen(c.unwrap(PGConnection.class));
+        log.info("listening for key changes; {} live keys known", cache.liveHashes().size());
+        listen(c, c.unwrap(PGConnection.class));
       } catch (SQLException | RuntimeException e) {
+        completeness.lost();
         if (stopping) {
           break;
         }
@@ -97,48 +139,118 @@ public final class KeyChangeListener implements AutoCloseable {
         current = null;
       }
     }
+    completeness.lost();
     connected = false;
   }
 
-  private void listen(PGConnection pg) throws SQLException {
+  private void listen(Connection c, PGConnection pg) throws SQLException {
     long nextRefresh = System.nanoTime() + refreshIntervalNanos;
+    int refreshes = 0;
     while (!stopping) {
       long waitMillis = Math.max(1, (nextRefresh - System.nanoTime()) / 1_000_000);
       // Blocks until a notification arrives or the wait ends; also notices a dead connection.
       PGNotification[] batch = pg.getNotifications((int) Math.min(waitMillis, 500));
       if (batch != null && batch.length > 0) {
-        apply(batch);
+        List<PGNotification> all = new ArrayList<>(List.of(batch));
+        gather(pg, all);
+        apply(c, all);
       }
       if (System.nanoTime() - nextRefresh >= 0) {
-        refreshAll();
+        if (++refreshes % HASH_RELOAD_EVERY == 0) {
+          reloadHashes(c);
+        }
+        refreshAll(c);
         nextRefresh = System.nanoTime() + refreshIntervalNanos;
       }
     }
   }
 
-  private void apply(PGNotification[] batch) {
-    long now = System.currentTimeMillis();
+  /**
+   * Adds whatever has already arrived to {@code into}, without waiting: a lone change is re-read at
+   * once (the staleness bound is what matters), and a burst coalesces by itself, since everything
+   * that arrives while one re-read runs goes into the next. A forger's flood therefore costs at most
+   * one query at a time, on this thread's own connection.
+   */
+  private static void gather(PGConnection pg, List<PGNotification> into) throws SQLException {
+    PGNotification[] more;
+    // The no-argument form returns what the driver can read without blocking.
+    while ((more = pg.getNotifications()) != null && more.length > 0) {
+      into.addAll(List.of(more));
+    }
+  }
+
+  /** Re-reads the rows the notifications name (those worth it), in one query per chunk of ids. */
+  private void apply(Connection c, List<PGNotification> batch) throws SQLException {
+    Set<Long> ids = new LinkedHashSet<>();
+    List<KeyChange> read = new ArrayList<>();
     for (PGNotification n : batch) {
-      KeyChange change = KeyChange.parse(n.getParameter());
-      if (change == null) {
-        log.debug("ignoring a malformed key change notification");
+      KeyChange hint = KeyChange.parse(n.getParameter());
+      if (hint == null) {
+        recorder.hint("malformed");
         continue;
       }
-      lagMillis.accept(Math.max(0, now - change.sentAtMillis()));
-      // The notification carries the new state: no query. Keys not cached here are left alone,
-      // and a cached state at this version or newer is kept.
-      cache.refresh(change.hash(), change.state());
+      KeyState cached = hint.hash() == null ? null : cache.cached(hint.hash());
+      boolean live = hint.hash() != null && cache.liveHashes().contains(hint.hash());
+      if (!hint.needsRead(cached, live)) {
+        recorder.hint("skipped");
+        if (hint.sentAtMillis() > 0) {
+          // Handled on arrival: its lag is the notification's own.
+          lagMillisFrom(System.currentTimeMillis(), hint.sentAtMillis());
+        }
+        continue;
+      }
+      recorder.hint("read");
+      ids.add(hint.id());
+      read.add(hint);
+    }
+    if (ids.isEmpty()) {
+      return;
+    }
+    readIds(c, new ArrayList<>(ids), true);
+    long now = System.currentTimeMillis();
+    for (KeyChange hint : read) {
+      if (hint.sentAtMillis() > 0) {
+        lagMillisFrom(now, hint.sentAtMillis());
+      }
+    }
+  }
+
+  private void lagMillisFrom(long now, long sentAt) {
+    recorder.lagMillis(Math.max(0, now - sentAt));
+  }
+
+  private void readIds(Connection c, List<Long> ids, boolean hints) throws SQLException {
+    for (int from = 0; from < ids.size(); from += REFRESH_CHUNK) {
+      if (hints) {
+        recorder.hintQuery();
+      }
+      for (KeyRecord row : keys.findByIds(c, ids.subList(from, Math.min(ids.size(), from + REFRESH_CHUNK)))) {
+        cache.heard(row);
+      }
     }
   }
 
   /** Re-reads every cached key, a chunk of ids per query. */
-  void refreshAll() {
-    List<Long> ids = cache.cachedIds();
-    for (int from = 0; from < ids.size(); from += REFRESH_CHUNK) {
-      for (KeyRecord row : keys.findByIds(ids.subList(from, Math.min(ids.size(), from + REFRESH_CHUNK)))) {
-        cache.refresh(row);
-      }
+  void refreshAll(Connection c) throws SQLException {
+    readIds(c, cache.cachedIds(), false);
+  }
+
+  /**
+   * Streams every live key's hash into a fresh set and swaps it in; it counts as complete only if
+   * LISTEN was in place on this connection throughout (see {@link KeySetCompleteness}).
+   */
+  private void reloadHashes(Connection c) throws SQLException {
+    KeySetCompleteness completeness = cache.completeness();
+    long token = completeness.loadStarting();
+    LiveKeyHashes.Loader loader = cache.liveHashes().beginLoad();
+    try {
+      keys.streamLiveHashes(c, loader::add);
+    } catch (SQLException | RuntimeException e) {
+      cache.liveHashes().abandon();
+      throw e;
     }
+    cache.liveHashes().finish(loader);
+    completeness.loaded(token);
   }
 
   private void sleep(long millis) {

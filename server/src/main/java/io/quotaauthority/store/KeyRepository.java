@@ -49,6 +49,16 @@ public final class KeyRepository implements KeyLookup {
       SELECT %s
         FROM api_keys WHERE id = ANY (?)""".formatted(COLUMNS);
 
+  /**
+   * Every live key's hash, for the in-memory set. In key_hash order (the unique index gives it
+   * cheaply), so the set is built already sorted; streamed with a fetch size, never held whole.
+   */
+  private static final String SELECT_LIVE_HASHES = """
+      SELECT key_hash FROM api_keys WHERE deleted_at IS NULL ORDER BY key_hash""";
+
+  /** Rows fetched per round trip while streaming the hashes: about 0.5 MB. */
+  static final int HASH_FETCH_SIZE = 10_000;
+
   private static final String SELECT_PAGE = """
       SELECT %s
         FROM api_keys WHERE deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?""".formatted(COLUMNS);
@@ -188,6 +198,48 @@ public final class KeyRepository implements KeyLookup {
         array.free();
       }
     });
+  }
+
+  /** The rows with these ids, deleted or not, on the caller's connection (the listener's own). */
+  public List<KeyRecord> findByIds(Connection c, Collection<Long> ids) throws SQLException {
+    if (ids.isEmpty()) {
+      return List.of();
+    }
+    Array array = c.createArrayOf("bigint", ids.toArray());
+    try (PreparedStatement ps = c.prepareStatement(SELECT_BY_IDS)) {
+      ps.setArray(1, array);
+      return all(ps);
+    } finally {
+      array.free();
+    }
+  }
+
+  /**
+   * Streams every live key's 32-byte hash to {@code sink}, in one query. The driver only streams
+   * (fetch size) inside a transaction, so this opens one on {@code c} and ends it.
+   */
+  public void streamLiveHashes(Connection c, java.util.function.Consumer<byte[]> sink) throws SQLException {
+    boolean autoCommit = c.getAutoCommit();
+    c.setAutoCommit(false);
+    try (PreparedStatement ps = c.prepareStatement(SELECT_LIVE_HASHES)) {
+      ps.setFetchSize(HASH_FETCH_SIZE);
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          sink.accept(rs.getBytes(1));
+        }
+      }
+      c.commit();
+    } catch (SQLException | RuntimeException e) {
+      try {
+        c.rollback();
+      } catch (SQLException rollback) {
+        // The connection is most likely gone; the first failure is the one worth reporting.
+        e.addSuppressed(rollback);
+      }
+      throw e;
+    } finally {
+      c.setAutoCommit(autoCommit);
+    }
   }
 
   private static Optional<KeyRecord> single(PreparedStatement ps) throws SQLException {
