@@ -18,8 +18,10 @@ import io.quotaauthority.config.Settings;
 import io.quotaauthority.config.TokenFile;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
 import io.quotaauthority.grpc.ServerTls;
+import io.quotaauthority.grpc.Transport;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.metering.ExtProcService;
+import io.quotaauthority.metering.MeteringExecutor;
 import io.quotaauthority.metering.ReloadingPriceTable;
 import io.quotaauthority.metering.UsageCharger;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -66,6 +68,7 @@ public final class QuotaAuthority implements AutoCloseable {
   private final UsageService usageService;
   private final KeyChangeListener listener;
   private final ReloadingPriceTable prices;
+  private final MeteringExecutor metering;
   private final HealthStatusManager health;
   private final HealthStatusManager authzHealth;
   private final Server authzServer;
@@ -76,11 +79,13 @@ public final class QuotaAuthority implements AutoCloseable {
 
   private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
       ScheduledExecutorService scheduler, UsageBatcher batcher, UsageService usageService,
-      KeyChangeListener listener, ReloadingPriceTable prices, HealthStatusManager authzHealth,
+      KeyChangeListener listener, ReloadingPriceTable prices, MeteringExecutor metering,
+      HealthStatusManager authzHealth,
       HealthStatusManager health, Server authzServer, Server adminServer, KeyCache cache,
       Operations ops) {
     this.listener = listener;
     this.prices = prices;
+    this.metering = metering;
     this.settings = settings;
     this.database = database;
     this.keyLoader = keyLoader;
@@ -97,6 +102,15 @@ public final class QuotaAuthority implements AutoCloseable {
 
   /** Opens the database (migrating it), builds every part and starts listening. */
   public static QuotaAuthority start(Settings settings, Clock clock) throws IOException {
+    // ext_proc still shares the authz port, so that port takes its bodies. When metering moves to
+    // its own listener, the authz port gets Transport.DEFAULT_MAX_MESSAGE_BYTES and the metering
+    // listener METERING_MAX_MESSAGE_BYTES.
+    return start(settings, clock, Transport.METERING_MAX_MESSAGE_BYTES);
+  }
+
+  /** As {@link #start(Settings, Clock)}, with the authz port's message limit given (tests). */
+  static QuotaAuthority start(Settings settings, Clock clock, int authzMaxMessageBytes)
+      throws IOException {
     String adminToken = TokenFile.resolve(settings.adminToken(), settings.dataDir(), "admin-token");
     String reporterToken = TokenFile.resolve(settings.reporterToken(), settings.dataDir(), "reporter-token");
     ServerCredentials tls = ServerTls.credentials(settings); // plaintext unless QUOTA_TLS_CERT/KEY
@@ -132,16 +146,23 @@ public final class QuotaAuthority implements AutoCloseable {
     HealthStatusManager authzHealth = new HealthStatusManager();
     HealthStatusManager health = new HealthStatusManager();
     Authorizer authorizer = new Authorizer(cache, clock, ops.metrics().checkRecorder());
-    Server authz = authzServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort()), tls),
+    // ext_proc body work (parsing prompts, scanning responses) runs here, never on a transport
+    // thread; bounded, so an overload answers messages unread instead of queueing without end.
+    MeteringExecutor metering = MeteringExecutor.forCores();
+    Server authz = authzServer(Transport.apply(
+            NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort()), tls),
+            authzMaxMessageBytes),
         new AuthorizationService(authorizer),
         ServerInterceptors.intercept(usageService, new BearerTokenInterceptor(reporterToken, "reporter")),
-        new ExtProcService(charger), authzHealth).build();
-    Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort()), tls)
+        new ExtProcService(charger, metering), authzHealth).build();
+    Server admin = adminServer(Transport.apply(
+            NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort()), tls),
+            Transport.DEFAULT_MAX_MESSAGE_BYTES)
         .intercept(ops.adminCallMetrics()),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminToken, health).build();
     QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, usageService,
-        listener, prices, authzHealth, health, authz, admin, cache, ops);
+        listener, prices, metering, authzHealth, health, authz, admin, cache, ops);
     try {
       authz.start();
       admin.start();
@@ -163,11 +184,9 @@ public final class QuotaAuthority implements AutoCloseable {
       ServerServiceDefinition usage, ExtProcService metering, HealthStatusManager health) {
     return builder
         // Every handler on this port answers without blocking (cold key loads and usage commits
-        // run on their own threads), so calls run on the transport threads: no executor hop.
+        // run on their own threads, ext_proc work on the MeteringExecutor), so calls run on the
+        // transport threads: no executor hop. Limits and keepalive: see Transport.apply.
         .directExecutor()
-        // ext_proc sees whole buffered request bodies (Envoy buffers up to 32 MiB for prompts
-        // with images); gRPC's 4 MiB default would make such requests pass unmetered.
-        .maxInboundMessageSize(40 * 1024 * 1024)
         .addService(check)
         .addService(usage)
         .addService(metering)
@@ -233,6 +252,9 @@ public final class QuotaAuthority implements AutoCloseable {
     awaitOrForce(authzServer, deadline);
     awaitOrForce(adminServer, deadline);
     prices.close();
+    // The servers are down, so no message arrives any more: finish what the lanes hold (answers
+    // nobody reads now, but also the charges of responses that ended) before the batcher closes.
+    metering.close(Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) + 1000);
     // No call can queue usage any more: commit what is queued, then let go of the database.
     batcher.close(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())).plusSeconds(1));
     scheduler.shutdownNow();

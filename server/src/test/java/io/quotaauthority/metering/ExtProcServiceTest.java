@@ -52,6 +52,7 @@ class ExtProcServiceTest {
   private final RecordingUsageSink sink = new RecordingUsageSink();
   private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
   private final List<MeteringSession> sessions = Collections.synchronizedList(new ArrayList<>());
+  private final MeteringExecutor executor = new MeteringExecutor(2, 16);
   private Server server;
   private ManagedChannel channel;
 
@@ -64,7 +65,7 @@ class ExtProcServiceTest {
           MeteringSession s = new MeteringSession(charger);
           sessions.add(s);
           return s;
-        }))
+        }, executor))
         .build().start();
     channel = InProcessChannelBuilder.forName(name).build();
     return new EnvoyStream(channel);
@@ -86,6 +87,7 @@ class ExtProcServiceTest {
     if (server != null) {
       server.shutdownNow();
     }
+    executor.close(1000);
   }
 
   private static byte[] utf8(String s) {
@@ -475,7 +477,7 @@ class ExtProcServiceTest {
       return sink.submit(report);
     }, Fixtures::testPrices, BigDecimal.ZERO, registry, CLOCK, List.of());
     String name = InProcessServerBuilder.generateName();
-    server = InProcessServerBuilder.forName(name).addService(new ExtProcService(charger)).build().start();
+    server = InProcessServerBuilder.forName(name).addService(new ExtProcService(charger, executor)).build().start();
     channel = InProcessChannelBuilder.forName(name).build();
     EnvoyStream envoy = new EnvoyStream(channel);
     byte[] request = utf8("{\"model\":\"gpt-4o\",\"messages\":[]}");

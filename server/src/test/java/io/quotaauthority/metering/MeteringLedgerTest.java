@@ -28,14 +28,15 @@ class MeteringLedgerTest {
 
   @Test
   void process_sameRequestIdStreamedTwice_chargesLedgerOnce() throws Exception {
-    try (TestDatabase db = TestDatabase.create(); TestServer app = TestServer.start(db)) {
+    try (TestDatabase db = TestDatabase.create(); TestServer app = TestServer.start(db);
+        MeteringExecutor executor = new MeteringExecutor(2, 16)) {
       long keyId = Long.parseLong(app.admin().createKey(
           CreateKeyRequest.newBuilder().setName("metered").setQuotaUsd("10").build()).getKey().getId());
       SimpleMeterRegistry registry = new SimpleMeterRegistry();
       UsageCharger charger = new UsageCharger(app.app().batcher(), Fixtures::testPrices,
           BigDecimal.ZERO, registry, CLOCK);
       String name = InProcessServerBuilder.generateName();
-      Server server = InProcessServerBuilder.forName(name).addService(new ExtProcService(charger)).build().start();
+      Server server = InProcessServerBuilder.forName(name).addService(new ExtProcService(charger, executor)).build().start();
       ManagedChannel channel = InProcessChannelBuilder.forName(name).build();
       try {
         byte[] request = "{\"model\":\"claude-haiku-4-5\",\"stream\":true,\"max_tokens\":256,\"messages\":[]}"
