@@ -64,10 +64,7 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
         if (closed) {
           return;
         }
-        if (!lane.tryExecute(() -> {
-          handle(request);
-          requestNext();
-        })) {
+        if (!lane.tryExecute(() -> handle(request), this::requestNext)) {
           // Saturated: answer unread (the request passes, metering stops for it, counted). The
           // lane is idle (see request(1) above), so this answer keeps the stream's order.
           ProcessingRequest.RequestCase phase = request.getRequestCase();

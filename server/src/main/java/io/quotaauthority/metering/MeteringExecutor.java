@@ -46,9 +46,13 @@ public final class MeteringExecutor implements AutoCloseable {
     this.maxPending = maxPending;
   }
 
-  /** The default size: one thread per core (at least two), and 64 waiting messages a thread. */
+  /**
+   * The default size: one thread fewer than there are cores (at least one), so body parsing can
+   * never take every core from the transport threads that answer Checks; 64 waiting messages a
+   * thread (a few seconds of work at most, past which Envoy's message_timeout would give up anyway).
+   */
   public static MeteringExecutor forCores() {
-    int threads = Math.max(2, Runtime.getRuntime().availableProcessors());
+    int threads = Math.max(1, Runtime.getRuntime().availableProcessors() - 1);
     return new MeteringExecutor(threads, threads * 64);
   }
 
@@ -97,6 +101,15 @@ public final class MeteringExecutor implements AutoCloseable {
      * closed); then returns false and the caller must answer the message itself.
      */
     public boolean tryExecute(Runnable task) {
+      return tryExecute(task, () -> { });
+    }
+
+    /**
+     * As {@link #tryExecute(Runnable)}, then runs {@code next} once the task's slot is given back:
+     * where a stream asks for its next message, so that message never finds its own stream's
+     * previous slot still taken.
+     */
+    public boolean tryExecute(Runnable task, Runnable next) {
       if (!pending.tryAcquire()) {
         return false;
       }
@@ -108,6 +121,7 @@ public final class MeteringExecutor implements AutoCloseable {
           } finally {
             pending.release();
           }
+          next.run();
         });
         return queued;
       } finally {

@@ -22,11 +22,11 @@ import java.util.Optional;
  * the rewrite that asks an OpenAI stream to report its usage. Anything that is not one well-formed
  * JSON object (with no duplicate keys) within {@link #CONSTRAINTS} is left alone.
  *
- * <p>Both passes stream: the body is read token by token from the request's own bytes (no copy, no
- * tree), values that do not matter are skipped without being materialised, and the rewrite copies
- * tokens to a generator. Memory is therefore the body itself, at most one copy of it being written,
- * and one string token at a time, whatever the body holds (10 million empty objects, a base64
- * image, 100,000 levels of nesting: the last is refused at {@link #MAX_DEPTH}).
+ * <p>The body is parsed once, token by token, from the request's own bytes (no copy, no tree);
+ * values that do not matter are skipped without being materialised. The rewrite touches only the
+ * stream_options value and hands back a rope over the original bytes. Memory is therefore the body
+ * itself plus one string token at a time, whatever the body holds (10 million empty objects, a
+ * base64 image, 100,000 levels of nesting: the last is refused at {@link #MAX_DEPTH}).
  */
 final class RequestBody {
 
@@ -58,6 +58,8 @@ final class RequestBody {
       .build();
   private static final ByteString STREAM_OPTIONS = ByteString.copyFrom(
       "\"stream_options\":{\"include_usage\":true},", StandardCharsets.US_ASCII);
+  /** Room for ',"include_usage":true' added to an options object. */
+  private static final int INCLUDE_USAGE_BYTES = 24;
 
   /** Why a body was not read; counted in {@code quota_metering_unread_bodies_total{reason}}. */
   enum Unread {
@@ -81,20 +83,26 @@ final class RequestBody {
   private final boolean hasStreamOptions;
   /** Byte offset of the top-level '{', or -1 when the body was not read. */
   private final long objectStart;
+  /** Byte offsets of the stream_options value: its first byte, and just past its last. */
+  private final long optionsStart;
+  private final long optionsEnd;
   private final Unread unread;
 
   private RequestBody(String model, boolean stream, boolean includeUsage,
-      boolean hasStreamOptions, long objectStart, Unread unread) {
+      boolean hasStreamOptions, long objectStart, long optionsStart, long optionsEnd,
+      Unread unread) {
     this.model = model;
     this.stream = stream;
     this.includeUsage = includeUsage;
     this.hasStreamOptions = hasStreamOptions;
     this.objectStart = objectStart;
+    this.optionsStart = optionsStart;
+    this.optionsEnd = optionsEnd;
     this.unread = unread;
   }
 
   private static RequestBody unread(Unread why) {
-    return new RequestBody(null, false, false, false, -1, why);
+    return new RequestBody(null, false, false, false, -1, -1, -1, why);
   }
 
   static RequestBody inspect(byte[] body) {
@@ -113,6 +121,8 @@ final class RequestBody {
       boolean stream = false;
       boolean includeUsage = false;
       boolean hasStreamOptions = false;
+      long optionsStart = -1;
+      long optionsEnd = -1;
       while (p.nextToken() == JsonToken.FIELD_NAME) {
         String name = p.currentName();
         JsonToken value = p.nextToken();
@@ -121,6 +131,7 @@ final class RequestBody {
           case "stream" -> stream = value == JsonToken.VALUE_TRUE;
           case "stream_options" -> {
             hasStreamOptions = true;
+            optionsStart = p.currentTokenLocation().getByteOffset();
             if (value == JsonToken.START_OBJECT) {
               while (p.nextToken() == JsonToken.FIELD_NAME) {
                 String option = p.currentName();
@@ -133,6 +144,8 @@ final class RequestBody {
             } else {
               p.skipChildren();
             }
+            // Just past the value's last byte ('}', ']', or the end of a scalar).
+            optionsEnd = p.currentLocation().getByteOffset();
           }
           // Skipped values are never materialised, but still checked: depth, duplicates, syntax.
           default -> p.skipChildren();
@@ -141,7 +154,8 @@ final class RequestBody {
       if (p.currentToken() != JsonToken.END_OBJECT || p.nextToken() != null) {
         return unread(Unread.NOT_JSON);
       }
-      return new RequestBody(model, stream, includeUsage, hasStreamOptions, start, null);
+      return new RequestBody(model, stream, includeUsage, hasStreamOptions, start, optionsStart,
+          optionsEnd, null);
     } catch (StreamConstraintsException e) {
       // Jackson names the limit only in its message; RequestBodyTest pins both texts.
       String m = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT);
@@ -181,61 +195,52 @@ final class RequestBody {
   }
 
   /**
-   * The body with {@code stream_options.include_usage} set to true. Without stream_options the
-   * member is inserted right after the opening brace (a rope over the original bytes: nothing is
-   * copied and every other byte stays as the client sent it). Otherwise the object is copied token
-   * by token, changing only include_usage: key order and number text (trailing zeros, exponents)
-   * are kept; strings are re-encoded as UTF-8 with JSON's minimal escapes.
+   * The body with {@code stream_options.include_usage} set to true, every byte outside
+   * stream_options exactly as the client sent it, and nothing copied: the answer is a rope over
+   * the original bytes. Without stream_options the member is inserted right after the opening
+   * brace. Otherwise only the stream_options value (located by the inspecting pass) is rewritten,
+   * by copying its tokens to a generator and changing include_usage alone (in place if present,
+   * else appended): so the body is parsed once, whatever its size, and the work and memory of the
+   * rewrite are those of the options object.
    */
   ByteString withIncludeUsage(ByteString body) throws IOException {
     if (!hasStreamOptions) {
       int at = Math.toIntExact(objectStart) + 1;
       return body.substring(0, at).concat(STREAM_OPTIONS).concat(body.substring(at));
     }
-    // Sized for the body plus the member we may add, so the buffer never grows (no extra copies).
-    Output out = new Output(body.size() + STREAM_OPTIONS.size());
-    try (JsonParser p = JSON.createParser(body.newInput());
+    int start = Math.toIntExact(optionsStart);
+    int end = Math.toIntExact(optionsEnd);
+    ByteString options = body.substring(start, end);
+    Output out = new Output(options.size() + INCLUDE_USAGE_BYTES);
+    try (JsonParser p = JSON.createParser(options.newInput());
         JsonGenerator g = JSON.createGenerator(out, JsonEncoding.UTF8)) {
-      rewrite(p, g);
+      rewriteOptions(p, g);
     }
-    return out.toByteString();
+    return body.substring(0, start).concat(out.toByteString()).concat(body.substring(end));
   }
 
-  private static void rewrite(JsonParser p, JsonGenerator g) throws IOException {
-    if (p.nextToken() != JsonToken.START_OBJECT) {
-      throw new IOException("not a JSON object"); // inspect said it was: the body changed
-    }
+  /** The stream_options value (any JSON value) as an object with include_usage true. */
+  private static void rewriteOptions(JsonParser p, JsonGenerator g) throws IOException {
+    JsonToken first = p.nextToken();
     g.writeStartObject();
-    while (p.nextToken() == JsonToken.FIELD_NAME) {
-      String name = p.currentName();
-      p.nextToken();
-      g.writeFieldName(name);
-      if (!name.equals("stream_options")) {
-        copyValue(p, g);
-        continue;
-      }
-      g.writeStartObject();
-      boolean written = false;
-      if (p.currentToken() == JsonToken.START_OBJECT) {
-        while (p.nextToken() == JsonToken.FIELD_NAME) {
-          String option = p.currentName();
-          p.nextToken();
-          g.writeFieldName(option);
-          if (option.equals("include_usage")) {
-            p.skipChildren(); // whatever it was (false, null, an object): now true, in place
-            g.writeBoolean(true);
-            written = true;
-          } else {
-            copyValue(p, g);
-          }
+    boolean written = false;
+    if (first == JsonToken.START_OBJECT) {
+      while (p.nextToken() == JsonToken.FIELD_NAME) {
+        String option = p.currentName();
+        p.nextToken();
+        g.writeFieldName(option);
+        if (option.equals("include_usage")) {
+          p.skipChildren(); // whatever it was (false, null, an object): now true, in place
+          g.writeBoolean(true);
+          written = true;
+        } else {
+          copyValue(p, g);
         }
-      } else {
-        p.skipChildren(); // stream_options: null (or any non-object) becomes an object
       }
-      if (!written) {
-        g.writeBooleanField("include_usage", true);
-      }
-      g.writeEndObject();
+    }
+    // stream_options: null (or any non-object) becomes an object holding only include_usage.
+    if (!written) {
+      g.writeBooleanField("include_usage", true);
     }
     g.writeEndObject();
   }

@@ -95,7 +95,9 @@ class RequestBodyTest {
       other options        | {'stream':true,'stream_options':{'o':[1,{'a':null}]}}        | {'stream':true,'stream_options':{'o':[1,{'a':null}],'include_usage':true}}
       options not object   | {'stream':true,'stream_options':[1,2],'k':false}             | {'stream':true,'stream_options':{'include_usage':true},'k':false}
       numbers kept as text | {'stream':true,'stream_options':{},'t':1.0,'p':0.70,'e':1E+400,'z':-0.0,'b':123456789012345678901234567890} | {'stream':true,'stream_options':{'include_usage':true},'t':1.0,'p':0.70,'e':1E+400,'z':-0.0,'b':123456789012345678901234567890}
-      blank space dropped  | { 'stream' : true , 'stream_options' : { } , 'a' : [ 1 , 2 ] } | {'stream':true,'stream_options':{'include_usage':true},'a':[1,2]}
+      blank space kept     | { 'stream' : true , 'stream_options' : { } , 'a' : [ 1 , 2 ] } | { 'stream' : true , 'stream_options' : {'include_usage':true} , 'a' : [ 1 , 2 ] }
+      options re-encoded   | {'stream':true,'stream_options':{ 'o' : 1.50 , 'include_usage' : false }} | {'stream':true,'stream_options':{'o':1.50,'include_usage':true}}
+      options last         | {'stream':true,'stream_options':null} | {'stream':true,'stream_options':{'include_usage':true}}
       """)
   void withIncludeUsage_table_changesOnlyIncludeUsage(String name, String body, String expected)
       throws Exception {
@@ -108,16 +110,27 @@ class RequestBodyTest {
   }
 
   @Test
-  void withIncludeUsage_unicodeEscapes_keepsTheTextItMeans() throws Exception {
-    String body = "{\"stream\":true,\"stream_options\":{},"
-        + "\"c\":\"caf\\u00e9 \\ud83d\\udc4b \\\" \\\\ \\n \\u0001\",\"\\u006b\":\"k\"}";
+  void withIncludeUsage_unicodeEscapes_keptAsSentOutsideTheOptionsAndMeantInside() throws Exception {
+    String escaped = "\"caf\\u00e9 \\ud83d\\udc4b \\\" \\\\ \\n \\u0001\"";
+    String body = "{\"stream\":true,\"c\":" + escaped + ",\"stream_options\":{\"\\u006b\":" + escaped + "}}";
     byte[] out = RequestBody.inspect(utf8(body)).withIncludeUsage(utf8(body));
-    // Re-encoded as UTF-8 with JSON's minimal escapes (a surrogate pair stays escaped, so even a
-    // lone surrogate a client sent survives): same strings, same key (the escaped k is k).
+    // Outside stream_options every byte is the client's; inside, tokens are re-encoded as UTF-8
+    // with JSON's minimal escapes (a surrogate pair stays escaped, so even a lone surrogate a
+    // client sent survives): same strings, same key (the escaped k is k).
     assertThat(new String(out, StandardCharsets.UTF_8)).isEqualTo(
-        "{\"stream\":true,\"stream_options\":{\"include_usage\":true},"
-            + "\"c\":\"café \\uD83D\\uDC4B \\\" \\\\ \\n \\u0001\",\"k\":\"k\"}");
-    assertThat(JSON.readTree(out).get("c").asText()).isEqualTo(JSON.readTree(body).get("c").asText());
+        "{\"stream\":true,\"c\":" + escaped + ",\"stream_options\":{"
+            + "\"k\":\"café \\uD83D\\uDC4B \\\" \\\\ \\n \\u0001\",\"include_usage\":true}}");
+    assertThat(JSON.readTree(out).at("/stream_options/k").asText()).isEqualTo(JSON.readTree(body).get("c").asText());
+  }
+
+  @Test
+  void withIncludeUsage_existingOptions_returnsARopeOverTheOriginalBytes() throws Exception {
+    byte[] big = utf8("{\"stream\":true,\"stream_options\":{},\"messages\":\"" + "x".repeat(1 << 20) + "\"}");
+    com.google.protobuf.ByteString body = com.google.protobuf.ByteString.copyFrom(big);
+    com.google.protobuf.ByteString out = RequestBody.inspect(body).withIncludeUsage(body);
+    assertThat(out.size()).isEqualTo(big.length + "\"include_usage\":true".length());
+    // Not one flat copy: the 1 MiB string is shared with the request, not copied into the answer.
+    assertThat(out.getClass().getSimpleName()).isEqualTo("RopeByteString");
   }
 
   /** Bodies the constraints or the duplicate check refuse: passed through unread, with the reason. */
