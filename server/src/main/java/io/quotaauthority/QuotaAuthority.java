@@ -18,9 +18,11 @@ import io.quotaauthority.config.Settings;
 import io.quotaauthority.config.TokenFile;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
 import io.quotaauthority.grpc.ServerTls;
+import io.quotaauthority.grpc.Transport;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.metering.ExtProcService;
 import io.quotaauthority.metering.MeteringRefusals;
+import io.quotaauthority.metering.MeteringExecutor;
 import io.quotaauthority.metering.ReloadingPriceTable;
 import io.quotaauthority.metering.UsageCharger;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -68,6 +70,7 @@ public final class QuotaAuthority implements AutoCloseable {
   private final UsageService usageService;
   private final KeyChangeListener listener;
   private final ReloadingPriceTable prices;
+  private final MeteringExecutor meteringWork;
   private final HealthStatusManager health;
   private final HealthStatusManager authzHealth;
   private final Server authzServer;
@@ -79,11 +82,12 @@ public final class QuotaAuthority implements AutoCloseable {
 
   private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
       ScheduledExecutorService scheduler, UsageBatcher batcher, UsageService usageService,
-      KeyChangeListener listener, ReloadingPriceTable prices, HealthStatusManager authzHealth,
-      HealthStatusManager health, Server authzServer, Server meteringServer, Server adminServer,
-      KeyCache cache, Operations ops) {
+      KeyChangeListener listener, ReloadingPriceTable prices, MeteringExecutor meteringWork,
+      HealthStatusManager authzHealth, HealthStatusManager health, Server authzServer,
+      Server meteringServer, Server adminServer, KeyCache cache, Operations ops) {
     this.listener = listener;
     this.prices = prices;
+    this.meteringWork = meteringWork;
     this.settings = settings;
     this.database = database;
     this.keyLoader = keyLoader;
@@ -141,23 +145,33 @@ public final class QuotaAuthority implements AutoCloseable {
     HealthStatusManager authzHealth = new HealthStatusManager();
     HealthStatusManager health = new HealthStatusManager();
     Authorizer authorizer = new Authorizer(cache, clock, ops.metrics().checkRecorder());
-    Server authz = authzServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort()), tls),
+    // ext_proc body work (parsing prompts, scanning responses) runs here, never on a transport
+    // thread; bounded, so an overload answers messages unread instead of queueing without end.
+    MeteringExecutor meteringWork = MeteringExecutor.forCores();
+    Server authz = authzServer(Transport.apply(
+            NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort()), tls),
+            // Check, usage and health keep gRPC's usual limit; only the metering listener takes bodies.
+            Transport.DEFAULT_MAX_MESSAGE_BYTES),
         new AuthorizationService(authorizer),
         ServerInterceptors.intercept(usageService, new BearerTokenInterceptor(reporterToken, "reporter")),
         authzHealth).build();
     // Metering charges keys, so only the holder of the metering token (Envoy) may open a stream;
     // every refusal is counted and warned about, since Envoy fails open and would stay quiet.
-    Server metering = meteringServer(
-        NettyServerBuilder.forAddress(new InetSocketAddress(settings.meteringPort()), tls),
-        ServerInterceptors.intercept(new ExtProcService(charger),
+    // Whole buffered request bodies arrive here, so this listener alone takes large messages.
+    Server metering = meteringServer(Transport.apply(
+            NettyServerBuilder.forAddress(new InetSocketAddress(settings.meteringPort()), tls),
+            Transport.METERING_MAX_MESSAGE_BYTES),
+        ServerInterceptors.intercept(new ExtProcService(charger, meteringWork),
             new BearerTokenInterceptor(meteringToken, "metering", new MeteringRefusals(registry))),
         authzHealth).build();
-    Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort()), tls)
+    Server admin = adminServer(Transport.apply(
+            NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort()), tls),
+            Transport.DEFAULT_MAX_MESSAGE_BYTES)
         .intercept(ops.adminCallMetrics()),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminToken, health).build();
     QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, usageService,
-        listener, prices, authzHealth, health, authz, metering, admin, cache, ops);
+        listener, prices, meteringWork, authzHealth, health, authz, metering, admin, cache, ops);
     try {
       authz.start();
       metering.start();
@@ -184,7 +198,8 @@ public final class QuotaAuthority implements AutoCloseable {
       ServerServiceDefinition usage, HealthStatusManager health) {
     return builder
         // Every handler on this port answers without blocking (cold key loads and usage commits
-        // run on their own threads), so calls run on the transport threads: no executor hop.
+        // run on their own threads, ext_proc work on the MeteringExecutor), so calls run on the
+        // transport threads: no executor hop. Limits and keepalive: see Transport.apply.
         .directExecutor()
         .addService(check)
         .addService(usage)
@@ -203,11 +218,8 @@ public final class QuotaAuthority implements AutoCloseable {
         // ExtProcService answers without blocking (charges are queued), so it runs on the
         // transport threads like the authz port's services.
         .directExecutor()
-        // ext_proc sees whole buffered request bodies (Envoy buffers up to 32 MiB for prompts
-        // with images); gRPC's 4 MiB default would make such requests pass unmetered. Only this
-        // listener takes messages that large, and only after the token was checked (headers
-        // come before any message).
-        .maxInboundMessageSize(40 * 1024 * 1024)
+        // Its builder comes with Transport.METERING_MAX_MESSAGE_BYTES: only this listener takes
+        // whole buffered bodies, and only after the token was checked (headers precede messages).
         .addService(metering)
         .addService(health.getHealthService());
   }
@@ -278,6 +290,9 @@ public final class QuotaAuthority implements AutoCloseable {
     awaitOrForce(meteringServer, deadline);
     awaitOrForce(adminServer, deadline);
     prices.close();
+    // The servers are down, so no message arrives any more: finish what the lanes hold (answers
+    // nobody reads now, but also the charges of responses that ended) before the batcher closes.
+    meteringWork.close(Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) + 1000);
     // No call can queue usage any more: commit what is queued, then let go of the database.
     batcher.close(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())).plusSeconds(1));
     scheduler.shutdownNow();

@@ -19,38 +19,80 @@ import org.slf4j.LoggerFactory;
  * and its answer is sent back, after which the session may do work that must not delay Envoy
  * (charging the usage of a finished response). The stream is failed only for a message with no phase at all;
  * anything else that goes wrong lets the request through.
+ *
+ * <p>Nothing runs on the transport thread but hand-off: each message is handled on the stream's
+ * {@link MeteringExecutor.Lane}, in order; when the executor is saturated the message is answered
+ * unread at once (CONTINUE: the request passes, unmetered, counted as
+ * {@code quota_metering_unmetered_total{reason="overloaded"}}).
  */
 public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcessorImplBase {
   private static final Logger log = LoggerFactory.getLogger(ExtProcService.class);
 
   private final Supplier<MeteringSession> sessions;
+  private final MeteringExecutor executor;
 
-  public ExtProcService(UsageCharger charger) {
-    this(() -> new MeteringSession(charger));
+  public ExtProcService(UsageCharger charger, MeteringExecutor executor) {
+    this(() -> new MeteringSession(charger), executor);
   }
 
-  ExtProcService(Supplier<MeteringSession> sessions) {
+  ExtProcService(Supplier<MeteringSession> sessions, MeteringExecutor executor) {
     this.sessions = Objects.requireNonNull(sessions);
+    this.executor = Objects.requireNonNull(executor);
   }
 
   @Override
   public StreamObserver<ProcessingRequest> process(StreamObserver<ProcessingResponse> responses) {
     MeteringSession session = sessions.get();
-    if (responses instanceof ServerCallStreamObserver<ProcessingResponse> call) {
+    MeteringExecutor.Lane lane = executor.lane();
+    ServerCallStreamObserver<ProcessingResponse> call =
+        responses instanceof ServerCallStreamObserver<ProcessingResponse> c ? c : null;
+    if (call != null) {
       // With a cancel handler set, a send after cancellation is dropped instead of throwing; the
       // session is closed by onError, which gRPC also calls on cancellation.
       call.setOnCancelHandler(() -> { });
+      // One message at a time: the next is asked for only once this one is answered, so a stream
+      // holds at most one decoded message here, and a fast sender (observability mode, STREAMED
+      // response bodies) is held back by HTTP/2 flow control instead of filling a queue. It also
+      // means the lane is idle whenever a message arrives, so a refusal can be answered at once.
+      call.disableAutoRequest();
+      call.request(1);
     }
     return new StreamObserver<>() {
-      private boolean closed;
+      /** Set on the transport thread (onError/onCompleted) or the lane (a phaseless message). */
+      private volatile boolean closed;
 
       @Override
       public void onNext(ProcessingRequest request) {
         if (closed) {
           return;
         }
+        if (!lane.tryExecute(() -> handle(request), this::requestNext)) {
+          // Saturated: answer unread (the request passes, metering stops for it, counted). The
+          // lane is idle (see request(1) above), so this answer keeps the stream's order.
+          ProcessingRequest.RequestCase phase = request.getRequestCase();
+          if (phase == ProcessingRequest.RequestCase.REQUEST_NOT_SET) {
+            handle(request); // no work: only the stream's failure
+          } else {
+            answer(request, session.overloaded(phase));
+          }
+          requestNext();
+        }
+      }
+
+      /**
+       * Set on the lane once the stream was failed. Not {@code closed}: a half-close can arrive
+       * while this stream's last message still waits on the lane, and that message must be handled.
+       */
+      private volatile boolean failed;
+
+      /** Runs on the stream's lane. */
+      private void handle(ProcessingRequest request) {
+        if (failed) {
+          return;
+        }
         ProcessingRequest.RequestCase phase = request.getRequestCase();
         if (phase == ProcessingRequest.RequestCase.REQUEST_NOT_SET) {
+          failed = true;
           closed = true;
           session.streamClosed();
           responses.onError(Status.INVALID_ARGUMENT
@@ -73,6 +115,11 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
           log.warn("metering failed in {}; passing it through", phase, e);
           response = MeteringSession.passThrough(phase);
         }
+        answer(request, response);
+        session.settle();
+      }
+
+      private void answer(ProcessingRequest request, ProcessingResponse response) {
         // In observability mode Envoy ignores answers and asks for none.
         if (!request.getObservabilityMode()) {
           try {
@@ -81,25 +128,36 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
             log.debug("ext_proc answer not sent: {}", e.toString());
           }
         }
-        session.settle();
+      }
+
+      private void requestNext() {
+        if (call != null && !closed) {
+          call.request(1);
+        }
       }
 
       @Override
       public void onError(Throwable t) {
-        // Envoy reset the stream: the client went away or the request was cut short.
+        // Envoy reset the stream: the client went away or the request was cut short. Charged on
+        // the lane, after any message of this stream still being handled there.
         closed = true;
-        session.streamClosed();
+        lane.execute(session::streamClosed);
       }
 
       @Override
       public void onCompleted() {
         closed = true;
-        session.streamClosed();
-        try {
-          responses.onCompleted();
-        } catch (RuntimeException e) {
-          log.debug("ext_proc stream not completed: {}", e.toString());
-        }
+        lane.execute(() -> {
+          session.streamClosed();
+          if (failed) {
+            return; // already answered with INVALID_ARGUMENT
+          }
+          try {
+            responses.onCompleted();
+          } catch (RuntimeException e) {
+            log.debug("ext_proc stream not completed: {}", e.toString());
+          }
+        });
       }
     };
   }

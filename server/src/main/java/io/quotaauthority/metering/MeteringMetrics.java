@@ -8,8 +8,8 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * Metering's counters. In Prometheus they read {@code quota_metering_unpriced_total{model}},
  * {@code quota_metering_unmetered_total{reason}}, {@code quota_metering_charges_total{provider,
- * outcome}}, {@code quota_metering_charges_lost_total{reason}} and
- * {@code quota_metering_errors_total{phase}}.
+ * outcome}}, {@code quota_metering_charges_lost_total{reason}},
+ * {@code quota_metering_errors_total{phase}} and {@code quota_metering_unread_bodies_total{reason}}.
  */
 final class MeteringMetrics {
   /** Model names come from clients: past this many distinct ones the tag reads "other". */
@@ -21,7 +21,9 @@ final class MeteringMetrics {
     BAD_KEY_ID,
     ERROR_STATUS,
     ENCODED_BODY,
-    NO_USAGE;
+    NO_USAGE,
+    /** The metering executor was saturated: the message was answered unread (see ExtProcService). */
+    OVERLOADED;
 
     String tag() {
       return name().toLowerCase(java.util.Locale.ROOT);
@@ -89,6 +91,14 @@ final class MeteringMetrics {
     Counter.builder("quota.metering.errors")
         .description("internal metering errors; the request or response passed through unchanged")
         .tag("phase", phase)
+        .register(registry).increment();
+  }
+
+  /** A request body metering did not read (it passed through unchanged). */
+  void unreadBody(RequestBody.Unread reason) {
+    Counter.builder("quota.metering.unread.bodies")
+        .description("request bodies passed through unread: not JSON, too deep, too long, duplicate key")
+        .tag("reason", reason.tag())
         .register(registry).increment();
   }
 }

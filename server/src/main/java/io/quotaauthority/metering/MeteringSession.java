@@ -50,8 +50,10 @@ import org.slf4j.LoggerFactory;
  * <p>The charge's report id is made here, one per stream ("m-" and 128 random bits), never taken
  * from the request: a client that can choose its x-request-id must not be able to make a second
  * request look like a repeat of its first. The x-request-id is kept beside it, for correlation
- * with Envoy's access log only. Calls come one at a time from the gRPC stream; methods are
- * synchronized only so that the memory probe used by tests reads a consistent state.
+ * with Envoy's access log only. Calls come one at a time, in the stream's order (ExtProcService
+ * runs each stream's messages serially on the metering executor, off the transport threads);
+ * methods are synchronized so that each call sees the previous one's writes whichever pool thread
+ * ran it, and so that the memory probe used by tests reads a consistent state.
  */
 final class MeteringSession {
   private static final Logger log = LoggerFactory.getLogger(MeteringSession.class);
@@ -203,17 +205,20 @@ final class MeteringSession {
     }
     // BUFFERED mode sends the whole body in one message; should more come, only the first is read.
     requestBodySeen = true;
-    byte[] bytes = body.getBody().toByteArray();
+    // Read in place: the message already holds the body, and a copy would double it.
+    ByteString bytes = body.getBody();
     RequestBody request = RequestBody.inspect(bytes);
+    // Passed through unread (metering goes on: the response may still name the model and usage).
+    request.unread().ifPresent(metrics::unreadBody);
     if (model == null) {
       model = request.model().orElse(null);
     }
     if (!route.addsStreamUsage() || !request.needsIncludeUsage()) {
       return CONTINUE_REQUEST_BODY;
     }
-    byte[] rewritten = request.withIncludeUsage(bytes);
+    ByteString rewritten = request.withIncludeUsage(bytes);
     CommonResponse.Builder common = CommonResponse.newBuilder()
-        .setBodyMutation(BodyMutation.newBuilder().setBody(ByteString.copyFrom(rewritten)));
+        .setBodyMutation(BodyMutation.newBuilder().setBody(rewritten));
     if (requestHasContentLength) {
       // BUFFERED body + SEND headers: Envoy keeps content-length and rejects a body mutation whose
       // length differs, so the processor sets it here (header mutations in a body response apply
@@ -223,7 +228,7 @@ final class MeteringSession {
               .setHeader(HeaderValue.newBuilder()
                   .setKey("content-length")
                   .setRawValue(ByteString.copyFrom(
-                      Integer.toString(rewritten.length), StandardCharsets.US_ASCII)))
+                      Integer.toString(rewritten.size()), StandardCharsets.US_ASCII)))
               .setAppendAction(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)));
     }
     return ProcessingResponse.newBuilder()
@@ -277,7 +282,7 @@ final class MeteringSession {
           // No response headers seen (header mode SKIP): read the body by sniffing its framing.
           extractor = new UsageExtractor(route.format(), UsageExtractor.Framing.SNIFF);
         }
-        extractor.feed(body.getBody().toByteArray());
+        extractor.feed(body.getBody());
         if (body.getEndOfStream()) {
           // Charged in settle(), once this answer is on its way: the sink must never hold back
           // the end of the client's response.
@@ -288,6 +293,23 @@ final class MeteringSession {
     } catch (RuntimeException e) {
       return failed("response_body", e, CONTINUE_RESPONSE_BODY);
     }
+  }
+
+  /**
+   * The metering executor had no room for this message: it is answered unread, so the request
+   * passes, and metering stops for the rest of it (a response chunk not read would leave the
+   * usage scan mid-document; a request body not read leaves an OpenAI stream without usage).
+   */
+  synchronized ProcessingResponse overloaded(ProcessingRequest.RequestCase phase) {
+    // Before the request headers are read nobody knows whether the request would be metered:
+    // counted as if it were, so an overload is never invisible.
+    if (phase == ProcessingRequest.RequestCase.REQUEST_HEADERS || (route != null && !charged)) {
+      metrics.unmetered(MeteringMetrics.Unmetered.OVERLOADED);
+      log.debug("metering executor saturated in {} for report {}: not metered", phase, requestId);
+    }
+    route = null;
+    stopMetering();
+    return passThrough(phase);
   }
 
   synchronized ProcessingResponse requestTrailers() {

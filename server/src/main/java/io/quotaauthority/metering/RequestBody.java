@@ -1,66 +1,128 @@
 package io.quotaauthority.metering;
 
+import com.fasterxml.jackson.core.JsonEncoding;
 import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParseException;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
-import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.cfg.JsonNodeFeature;
-import com.fasterxml.jackson.databind.json.JsonMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
+import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.Locale;
 import java.util.Optional;
 
 /**
  * What metering needs from a buffered request body (the model and the {@code stream} flag), and
  * the rewrite that asks an OpenAI stream to report its usage. Anything that is not one well-formed
- * JSON object (with no duplicate keys) is left alone.
+ * JSON object (with no duplicate keys) within {@link #CONSTRAINTS} is left alone.
+ *
+ * <p>The body is parsed once, token by token, from the request's own bytes (no copy, no tree);
+ * values that do not matter are skipped without being materialised. The rewrite touches only the
+ * stream_options value and hands back a rope over the original bytes. Memory is therefore the body
+ * itself plus one string token at a time, whatever the body holds (10 million empty objects, a
+ * base64 image, 100,000 levels of nesting: the last is refused at {@link #MAX_DEPTH}).
  */
 final class RequestBody {
 
-  private static final JsonFactory JSON = JsonFactory.builder()
-      .enable(com.fasterxml.jackson.core.StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-      .build();
-  // Floats as BigDecimal with their zeros kept, so a rewritten body carries "temperature": 1.0
-  // and 0.1 exactly as sent, not as a double's rendering.
-  private static final ObjectMapper TREE = JsonMapper.builder()
-      .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
-      .disable(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES)
-      .build();
-  private static final byte[] STREAM_OPTIONS =
-      "\"stream_options\":{\"include_usage\":true},".getBytes(StandardCharsets.US_ASCII);
+  /** Deeper than any real chat request (tool schemas nest a dozen levels); refused past this. */
+  static final int MAX_DEPTH = 128;
+  /**
+   * One string may be a whole base64 image, so strings may be as long as the largest body the
+   * metering listener takes; the message limit is the bound that matters. Jackson's default (20M
+   * chars) would leave a legitimate 30 MiB image prompt unmetered.
+   */
+  static final int MAX_STRING_CHARS = 40 * 1024 * 1024;
+  /** Jackson's default: no real number is longer, and a long one costs a parse per digit. */
+  static final int MAX_NUMBER_CHARS = 1000;
+  /** Field names are short in every API we meter; a long one is someone probing. */
+  static final int MAX_NAME_CHARS = 10_000;
 
-  private static final RequestBody NOT_JSON = new RequestBody(null, false, false, false, -1);
+  static final StreamReadConstraints CONSTRAINTS = StreamReadConstraints.builder()
+      .maxNestingDepth(MAX_DEPTH)
+      .maxStringLength(MAX_STRING_CHARS)
+      .maxNumberLength(MAX_NUMBER_CHARS)
+      .maxNameLength(MAX_NAME_CHARS)
+      .build();
+
+  private static final JsonFactory JSON = JsonFactory.builder()
+      // A body with a key twice means different things to different parsers (the provider might
+      // read the other "stream"): such a body is never rewritten.
+      .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+      .streamReadConstraints(CONSTRAINTS)
+      .build();
+  private static final ByteString STREAM_OPTIONS = ByteString.copyFrom(
+      "\"stream_options\":{\"include_usage\":true},", StandardCharsets.US_ASCII);
+  /** Room for ',"include_usage":true' added to an options object. */
+  private static final int INCLUDE_USAGE_BYTES = 24;
+
+  /** Why a body was not read; counted in {@code quota_metering_unread_bodies_total{reason}}. */
+  enum Unread {
+    /** Not one JSON object (empty, not JSON, an array, truncated, trailing bytes). */
+    NOT_JSON,
+    /** Nested deeper than {@link #MAX_DEPTH}. */
+    TOO_DEEP,
+    /** A string, number or name longer than its limit. */
+    TOO_LONG,
+    /** An object with the same key twice. */
+    DUPLICATE_KEY;
+
+    String tag() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+  }
 
   private final String model;
   private final boolean stream;
   private final boolean includeUsage;
   private final boolean hasStreamOptions;
-  /** Byte offset of the top-level '{', or -1 when the body is not a JSON object. */
+  /** Byte offset of the top-level '{', or -1 when the body was not read. */
   private final long objectStart;
+  /** Byte offsets of the stream_options value: its first byte, and just past its last. */
+  private final long optionsStart;
+  private final long optionsEnd;
+  private final Unread unread;
 
   private RequestBody(String model, boolean stream, boolean includeUsage,
-      boolean hasStreamOptions, long objectStart) {
+      boolean hasStreamOptions, long objectStart, long optionsStart, long optionsEnd,
+      Unread unread) {
     this.model = model;
     this.stream = stream;
     this.includeUsage = includeUsage;
     this.hasStreamOptions = hasStreamOptions;
     this.objectStart = objectStart;
+    this.optionsStart = optionsStart;
+    this.optionsEnd = optionsEnd;
+    this.unread = unread;
+  }
+
+  private static RequestBody unread(Unread why) {
+    return new RequestBody(null, false, false, false, -1, -1, -1, why);
+  }
+
+  static RequestBody inspect(byte[] body) {
+    return inspect(UnsafeByteOperations.unsafeWrap(body));
   }
 
   /** Reads the top-level fields; never throws (a body that is not a JSON object has none). */
-  static RequestBody inspect(byte[] body) {
-    try (JsonParser p = JSON.createParser(body)) {
+  static RequestBody inspect(ByteString body) {
+    // newInput reads the message's own bytes: no copy of the body is made to parse it.
+    try (JsonParser p = JSON.createParser(body.newInput())) {
       if (p.nextToken() != JsonToken.START_OBJECT) {
-        return NOT_JSON;
+        return unread(Unread.NOT_JSON);
       }
       long start = p.currentTokenLocation().getByteOffset();
       String model = null;
       boolean stream = false;
       boolean includeUsage = false;
       boolean hasStreamOptions = false;
+      long optionsStart = -1;
+      long optionsEnd = -1;
       while (p.nextToken() == JsonToken.FIELD_NAME) {
         String name = p.currentName();
         JsonToken value = p.nextToken();
@@ -69,6 +131,7 @@ final class RequestBody {
           case "stream" -> stream = value == JsonToken.VALUE_TRUE;
           case "stream_options" -> {
             hasStreamOptions = true;
+            optionsStart = p.currentTokenLocation().getByteOffset();
             if (value == JsonToken.START_OBJECT) {
               while (p.nextToken() == JsonToken.FIELD_NAME) {
                 String option = p.currentName();
@@ -81,21 +144,37 @@ final class RequestBody {
             } else {
               p.skipChildren();
             }
+            // Just past the value's last byte ('}', ']', or the end of a scalar).
+            optionsEnd = p.currentLocation().getByteOffset();
           }
-          default -> p.skipChildren(); // values we skip are never materialised
+          // Skipped values are never materialised, but still checked: depth, duplicates, syntax.
+          default -> p.skipChildren();
         }
       }
       if (p.currentToken() != JsonToken.END_OBJECT || p.nextToken() != null) {
-        return NOT_JSON;
+        return unread(Unread.NOT_JSON);
       }
-      return new RequestBody(model, stream, includeUsage, hasStreamOptions, start);
+      return new RequestBody(model, stream, includeUsage, hasStreamOptions, start, optionsStart,
+          optionsEnd, null);
+    } catch (StreamConstraintsException e) {
+      // Jackson names the limit only in its message; RequestBodyTest pins both texts.
+      String m = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT);
+      return unread(m.contains("nesting depth") ? Unread.TOO_DEEP : Unread.TOO_LONG);
+    } catch (JsonParseException e) {
+      return unread(String.valueOf(e.getMessage()).startsWith("Duplicate field")
+          ? Unread.DUPLICATE_KEY : Unread.NOT_JSON);
     } catch (IOException | RuntimeException e) {
-      return NOT_JSON;
+      return unread(Unread.NOT_JSON);
     }
   }
 
   boolean isJsonObject() {
     return objectStart >= 0;
+  }
+
+  /** Why the body was not read: empty for a JSON object within the limits. */
+  Optional<Unread> unread() {
+    return Optional.ofNullable(unread);
   }
 
   Optional<String> model() {
@@ -111,25 +190,114 @@ final class RequestBody {
     return isJsonObject() && stream && !includeUsage;
   }
 
-  /**
-   * The body with {@code stream_options.include_usage} set to true. When the body has no
-   * stream_options the member is inserted right after the opening brace, leaving every other byte
-   * as the client sent it; otherwise the object is rewritten through a tree (key order and number
-   * text kept).
-   */
   byte[] withIncludeUsage(byte[] body) throws IOException {
+    return withIncludeUsage(UnsafeByteOperations.unsafeWrap(body)).toByteArray();
+  }
+
+  /**
+   * The body with {@code stream_options.include_usage} set to true, every byte outside
+   * stream_options exactly as the client sent it, and nothing copied: the answer is a rope over
+   * the original bytes. Without stream_options the member is inserted right after the opening
+   * brace. Otherwise only the stream_options value (located by the inspecting pass) is rewritten,
+   * by copying its tokens to a generator and changing include_usage alone (in place if present,
+   * else appended): so the body is parsed once, whatever its size, and the work and memory of the
+   * rewrite are those of the options object.
+   */
+  ByteString withIncludeUsage(ByteString body) throws IOException {
     if (!hasStreamOptions) {
       int at = Math.toIntExact(objectStart) + 1;
-      byte[] out = new byte[body.length + STREAM_OPTIONS.length];
-      System.arraycopy(body, 0, out, 0, at);
-      System.arraycopy(STREAM_OPTIONS, 0, out, at, STREAM_OPTIONS.length);
-      System.arraycopy(body, at, out, at + STREAM_OPTIONS.length, body.length - at);
-      return out;
+      return body.substring(0, at).concat(STREAM_OPTIONS).concat(body.substring(at));
     }
-    ObjectNode root = (ObjectNode) TREE.readTree(body);
-    JsonNode options = root.get("stream_options");
-    ObjectNode fixed = options instanceof ObjectNode o ? o : root.putObject("stream_options");
-    fixed.put("include_usage", true);
-    return TREE.writeValueAsBytes(root);
+    int start = Math.toIntExact(optionsStart);
+    int end = Math.toIntExact(optionsEnd);
+    ByteString options = body.substring(start, end);
+    Output out = new Output(options.size() + INCLUDE_USAGE_BYTES);
+    try (JsonParser p = JSON.createParser(options.newInput());
+        JsonGenerator g = JSON.createGenerator(out, JsonEncoding.UTF8)) {
+      rewriteOptions(p, g);
+    }
+    return body.substring(0, start).concat(out.toByteString()).concat(body.substring(end));
+  }
+
+  /** The stream_options value (any JSON value) as an object with include_usage true. */
+  private static void rewriteOptions(JsonParser p, JsonGenerator g) throws IOException {
+    JsonToken first = p.nextToken();
+    g.writeStartObject();
+    boolean written = false;
+    if (first == JsonToken.START_OBJECT) {
+      while (p.nextToken() == JsonToken.FIELD_NAME) {
+        String option = p.currentName();
+        p.nextToken();
+        g.writeFieldName(option);
+        if (option.equals("include_usage")) {
+          p.skipChildren(); // whatever it was (false, null, an object): now true, in place
+          g.writeBoolean(true);
+          written = true;
+        } else {
+          copyValue(p, g);
+        }
+      }
+    }
+    // stream_options: null (or any non-object) becomes an object holding only include_usage.
+    if (!written) {
+      g.writeBooleanField("include_usage", true);
+    }
+    g.writeEndObject();
+  }
+
+  /**
+   * Copies the value at the parser's current token, whole. Not Jackson's copyCurrentStructure:
+   * that re-renders a float through double (0.70 would become 0.7); numbers are copied as text.
+   */
+  private static void copyValue(JsonParser p, JsonGenerator g) throws IOException {
+    int depth = 0;
+    do {
+      JsonToken t = p.currentToken();
+      if (t == null) {
+        throw new IOException("body ended inside a value");
+      }
+      switch (t) {
+        case START_OBJECT -> {
+          g.writeStartObject();
+          depth++;
+        }
+        case START_ARRAY -> {
+          g.writeStartArray();
+          depth++;
+        }
+        case END_OBJECT -> {
+          g.writeEndObject();
+          depth--;
+        }
+        case END_ARRAY -> {
+          g.writeEndArray();
+          depth--;
+        }
+        case FIELD_NAME -> g.writeFieldName(p.currentName());
+        // The parser's own char buffer: no String is made for a (possibly huge) value.
+        case VALUE_STRING -> g.writeString(p.getTextCharacters(), p.getTextOffset(), p.getTextLength());
+        // The number's text exactly as sent; it was validated (and length-limited) by the parser.
+        case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> g.writeNumber(p.getText());
+        case VALUE_TRUE -> g.writeBoolean(true);
+        case VALUE_FALSE -> g.writeBoolean(false);
+        case VALUE_NULL -> g.writeNull();
+        default -> throw new IOException("unexpected token " + t);
+      }
+    } while (depth > 0 && p.nextToken() != null);
+    if (depth > 0) {
+      throw new IOException("body ended inside a value");
+    }
+  }
+
+  /** A byte buffer handed to protobuf without the copy ByteArrayOutputStream.toByteArray makes. */
+  private static final class Output extends ByteArrayOutputStream {
+    Output(int size) {
+      super(size);
+    }
+
+    ByteString toByteString() {
+      // The buffer is never written again once wrapped, which is what unsafeWrap requires.
+      return UnsafeByteOperations.unsafeWrap(buf, 0, count);
+    }
   }
 }

@@ -1,5 +1,9 @@
 package io.quotaauthority.metering;
 
+import com.google.protobuf.ByteString;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -39,6 +43,8 @@ final class UsageExtractor {
   /** More distinct usage fields than any provider sends; a guard against hostile bodies. */
   private static final int MAX_FIELDS = 64;
   private static final byte[] NEWLINE = {'\n'};
+  /** Copy size for {@link #feed(ByteString)}; the scanners keep nothing of it between calls. */
+  private static final int FEED_BUFFER = 8192;
 
   private final UsageFormat format;
   private Framing framing;
@@ -46,6 +52,7 @@ final class UsageExtractor {
   private String reportedModel;
   private final JsonUsageScanner scanner;
   private final SseEventSplitter splitter;
+  private byte[] buffer;
 
   UsageExtractor(UsageFormat format, Framing framing) {
     this.format = format;
@@ -86,6 +93,27 @@ final class UsageExtractor {
 
   void feed(byte[] bytes) {
     feed(bytes, 0, bytes.length);
+  }
+
+  /**
+   * Feeds a chunk straight from the message's bytes, through a small reused buffer: the chunk is
+   * never copied whole (ByteString.toByteArray would copy all of it).
+   */
+  void feed(ByteString chunk) {
+    if (chunk.isEmpty()) {
+      return;
+    }
+    if (buffer == null) {
+      buffer = new byte[FEED_BUFFER];
+    }
+    try (InputStream in = chunk.newInput()) {
+      int n;
+      while ((n = in.read(buffer)) > 0) {
+        feed(buffer, 0, n);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e); // a ByteString's stream reads memory: cannot happen
+    }
   }
 
   void feed(byte[] bytes, int offset, int length) {

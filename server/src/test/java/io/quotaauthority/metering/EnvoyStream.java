@@ -84,9 +84,13 @@ final class EnvoyStream {
   }
 
   ProcessingResponse send(ProcessingRequest request) {
+    return send(request, WAIT);
+  }
+
+  ProcessingResponse send(ProcessingRequest request, Duration wait) {
     requests.onNext(request);
     try {
-      ProcessingResponse r = answers.poll(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+      ProcessingResponse r = answers.poll(wait.toMillis(), TimeUnit.MILLISECONDS);
       assertThat(r).as("answer to %s", request.getRequestCase()).isNotNull();
       return r;
     } catch (InterruptedException e) {
@@ -121,8 +125,12 @@ final class EnvoyStream {
   }
 
   ProcessingResponse requestBody(byte[] body) {
+    return requestBody(body, WAIT);
+  }
+
+  ProcessingResponse requestBody(byte[] body, Duration wait) {
     return send(ProcessingRequest.newBuilder().setRequestBody(HttpBody.newBuilder()
-        .setBody(ByteString.copyFrom(body)).setEndOfStream(true)).build());
+        .setBody(ByteString.copyFrom(body)).setEndOfStream(true)).build(), wait);
   }
 
   ProcessingResponse responseHeaders(int status, String contentType) {

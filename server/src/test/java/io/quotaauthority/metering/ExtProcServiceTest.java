@@ -54,6 +54,7 @@ class ExtProcServiceTest {
   private final RecordingUsageSink sink = new RecordingUsageSink();
   private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
   private final List<MeteringSession> sessions = Collections.synchronizedList(new ArrayList<>());
+  private final MeteringExecutor executor = new MeteringExecutor(2, 16);
   private Server server;
   private ManagedChannel channel;
 
@@ -66,7 +67,7 @@ class ExtProcServiceTest {
           MeteringSession s = new MeteringSession(charger);
           sessions.add(s);
           return s;
-        }))
+        }, executor))
         .build().start();
     channel = InProcessChannelBuilder.forName(name).build();
     return new EnvoyStream(channel);
@@ -88,6 +89,7 @@ class ExtProcServiceTest {
     if (server != null) {
       server.shutdownNow();
     }
+    executor.close(1000);
   }
 
   private static byte[] utf8(String s) {
@@ -513,7 +515,7 @@ class ExtProcServiceTest {
       return sink.submit(report);
     }, Fixtures::testPrices, BigDecimal.ZERO, registry, CLOCK, List.of());
     String name = InProcessServerBuilder.generateName();
-    server = InProcessServerBuilder.forName(name).addService(new ExtProcService(charger)).build().start();
+    server = InProcessServerBuilder.forName(name).addService(new ExtProcService(charger, executor)).build().start();
     channel = InProcessChannelBuilder.forName(name).build();
     EnvoyStream envoy = new EnvoyStream(channel);
     byte[] request = utf8("{\"model\":\"gpt-4o\",\"messages\":[]}");
@@ -603,5 +605,60 @@ class ExtProcServiceTest {
     }
     System.arraycopy(tailBytes, 0, out, out.length - tailBytes.length, tailBytes.length);
     return out;
+  }
+
+  /**
+   * A saturated metering executor: the stream's messages are answered at once, unread (the request
+   * passes), metering stops for that request and it is counted; once the executor has room the
+   * next stream is metered as usual.
+   */
+  @Test
+  void process_executorSaturated_answersUnreadCountsAndChargesNothing() throws Exception {
+    UsageCharger charger = new UsageCharger(sink, Fixtures::testPrices, BigDecimal.ZERO, registry,
+        CLOCK, List.of(Duration.ZERO));
+    try (MeteringExecutor small = new MeteringExecutor(1, 1)) {
+      String name = InProcessServerBuilder.generateName();
+      server = InProcessServerBuilder.forName(name)
+          .addService(new ExtProcService(charger, small)).build().start();
+      channel = InProcessChannelBuilder.forName(name).build();
+      java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+      assertThat(small.lane().tryExecute(() -> {
+        try {
+          release.await(); // another stream's long body parse holds the only slot
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      })).isTrue();
+
+      EnvoyStream refused = new EnvoyStream(channel);
+      byte[] request = utf8("{\"model\":\"gpt-4o\",\"messages\":[]}");
+      ProcessingResponse headers = refused.requestHeaders(
+          EnvoyStream.requestHeaders("/v1/chat/completions", "7", "overloaded", request.length), false);
+      // Passed through as is: no accept-encoding removal, no mode override.
+      assertThat(headers).isEqualTo(MeteringSession.passThrough(ProcessingRequest.RequestCase.REQUEST_HEADERS));
+      assertThat(refused.requestBody(request).getRequestBody().getResponse())
+          .isEqualTo(CommonResponse.getDefaultInstance());
+      assertThat(registry.get("quota.metering.unmetered").tag("reason", "overloaded").counter().count())
+          .isEqualTo(1.0);
+
+      release.countDown();
+      byte[] body = Fixtures.bytes("openai-chat.json");
+      refused.responseHeaders(200, "application/json");
+      refused.responseBody(body, 0, body.length, true);
+      refused.complete();
+
+      EnvoyStream metered = new EnvoyStream(channel);
+      ProcessingResponse ok = metered.requestHeaders(
+          EnvoyStream.requestHeaders("/v1/chat/completions", "7", "has-room", request.length), false);
+      assertThat(ok.getRequestHeaders().getResponse().getHeaderMutation().getRemoveHeadersList())
+          .containsExactly("accept-encoding");
+      metered.requestBody(request);
+      metered.responseHeaders(200, "application/json");
+      metered.responseBody(body, 0, body.length, true);
+      assertThat(sink.awaitSubmitted(1, WAIT)).extracting(UsageReport::reportId).containsExactly("has-room");
+      metered.complete();
+      assertThat(registry.get("quota.metering.unmetered").tag("reason", "overloaded").counter().count())
+          .isEqualTo(1.0);
+    }
   }
 }

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 class RequestBodyTest {
@@ -78,5 +79,115 @@ class RequestBodyTest {
     assertThat(new String(out, StandardCharsets.UTF_8)).contains("\"temperature\":0.70");
     JsonNode original = JSON.readTree(body);
     assertThat(tree.size()).isEqualTo(original.size());
+  }
+
+  /**
+   * The streaming rewrite, exactly: only include_usage changes (set in place, or appended to the
+   * options, or the member inserted up front); key order and number text are kept. Single quotes
+   * stand for double quotes to keep the table readable.
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', quoteCharacter = '"', textBlock = """
+      no stream_options    | {'model':'m','stream':true}                                  | {'stream_options':{'include_usage':true},'model':'m','stream':true}
+      empty options        | {'stream':true,'stream_options':{},'n':1}                    | {'stream':true,'stream_options':{'include_usage':true},'n':1}
+      include_usage false  | {'stream':true,'stream_options':{'include_usage':false,'x':1}} | {'stream':true,'stream_options':{'include_usage':true,'x':1}}
+      include_usage null   | {'stream_options':{'include_usage':null},'stream':true}      | {'stream_options':{'include_usage':true},'stream':true}
+      other options        | {'stream':true,'stream_options':{'o':[1,{'a':null}]}}        | {'stream':true,'stream_options':{'o':[1,{'a':null}],'include_usage':true}}
+      options not object   | {'stream':true,'stream_options':[1,2],'k':false}             | {'stream':true,'stream_options':{'include_usage':true},'k':false}
+      numbers kept as text | {'stream':true,'stream_options':{},'t':1.0,'p':0.70,'e':1E+400,'z':-0.0,'b':123456789012345678901234567890} | {'stream':true,'stream_options':{'include_usage':true},'t':1.0,'p':0.70,'e':1E+400,'z':-0.0,'b':123456789012345678901234567890}
+      blank space kept     | { 'stream' : true , 'stream_options' : { } , 'a' : [ 1 , 2 ] } | { 'stream' : true , 'stream_options' : {'include_usage':true} , 'a' : [ 1 , 2 ] }
+      options re-encoded   | {'stream':true,'stream_options':{ 'o' : 1.50 , 'include_usage' : false }} | {'stream':true,'stream_options':{'o':1.50,'include_usage':true}}
+      options last         | {'stream':true,'stream_options':null} | {'stream':true,'stream_options':{'include_usage':true}}
+      """)
+  void withIncludeUsage_table_changesOnlyIncludeUsage(String name, String body, String expected)
+      throws Exception {
+    byte[] in = utf8(body.replace('\'', '"'));
+    RequestBody b = RequestBody.inspect(in);
+    assertThat(b.unread()).isEmpty();
+    assertThat(b.needsIncludeUsage()).isTrue();
+    assertThat(new String(b.withIncludeUsage(in), StandardCharsets.UTF_8))
+        .isEqualTo(expected.replace('\'', '"'));
+  }
+
+  @Test
+  void withIncludeUsage_unicodeEscapes_keptAsSentOutsideTheOptionsAndMeantInside() throws Exception {
+    String escaped = "\"caf\\u00e9 \\ud83d\\udc4b \\\" \\\\ \\n \\u0001\"";
+    String body = "{\"stream\":true,\"c\":" + escaped + ",\"stream_options\":{\"\\u006b\":" + escaped + "}}";
+    byte[] out = RequestBody.inspect(utf8(body)).withIncludeUsage(utf8(body));
+    // Outside stream_options every byte is the client's; inside, tokens are re-encoded as UTF-8
+    // with JSON's minimal escapes (a surrogate pair stays escaped, so even a lone surrogate a
+    // client sent survives): same strings, same key (the escaped k is k).
+    assertThat(new String(out, StandardCharsets.UTF_8)).isEqualTo(
+        "{\"stream\":true,\"c\":" + escaped + ",\"stream_options\":{"
+            + "\"k\":\"café \\uD83D\\uDC4B \\\" \\\\ \\n \\u0001\",\"include_usage\":true}}");
+    assertThat(JSON.readTree(out).at("/stream_options/k").asText()).isEqualTo(JSON.readTree(body).get("c").asText());
+  }
+
+  @Test
+  void withIncludeUsage_existingOptions_returnsARopeOverTheOriginalBytes() throws Exception {
+    byte[] big = utf8("{\"stream\":true,\"stream_options\":{},\"messages\":\"" + "x".repeat(1 << 20) + "\"}");
+    com.google.protobuf.ByteString body = com.google.protobuf.ByteString.copyFrom(big);
+    com.google.protobuf.ByteString out = RequestBody.inspect(body).withIncludeUsage(body);
+    assertThat(out.size()).isEqualTo(big.length + "\"include_usage\":true".length());
+    // Not one flat copy: the 1 MiB string is shared with the request, not copied into the answer.
+    assertThat(out.getClass().getSimpleName()).isEqualTo("RopeByteString");
+  }
+
+  /** Bodies the constraints or the duplicate check refuse: passed through unread, with the reason. */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', quoteCharacter = '"', textBlock = """
+      duplicate top key    | DUPLICATE_KEY | {'stream':true,'stream_options':{},'a':1,'a':2}
+      duplicate nested key | DUPLICATE_KEY | {'stream':true,'x':[{'k':1,'k':2}]}
+      not json             | NOT_JSON      | {'stream':true,
+      """)
+  void inspect_refusedBody_isUnreadWithReason(String name, RequestBody.Unread reason, String body) {
+    RequestBody b = RequestBody.inspect(utf8(body.replace('\'', '"')));
+    assertThat(b.unread()).contains(reason);
+    assertThat(b.isJsonObject()).isFalse();
+    assertThat(b.needsIncludeUsage()).isFalse();
+  }
+
+  @Test
+  void inspect_nestingAtTheLimit_isReadAndOneDeeperIsRefused() {
+    // The top-level object is level 1.
+    int inner = RequestBody.MAX_DEPTH - 1;
+    String atLimit = "{\"stream\":true,\"x\":" + "[".repeat(inner) + "]".repeat(inner) + "}";
+    String deeper = "{\"stream\":true,\"x\":" + "[".repeat(inner + 1) + "]".repeat(inner + 1) + "}";
+    assertThat(RequestBody.inspect(utf8(atLimit)).unread()).isEmpty();
+    assertThat(RequestBody.inspect(utf8(deeper)).unread()).contains(RequestBody.Unread.TOO_DEEP);
+  }
+
+  @Test
+  void inspect_100000DeepNesting_isRefusedAsTooDeep() {
+    String body = "{\"stream\":true,\"stream_options\":{},\"x\":"
+        + "{\"a\":".repeat(100_000) + "1" + "}".repeat(100_000) + "}";
+    RequestBody b = RequestBody.inspect(utf8(body));
+    assertThat(b.unread()).contains(RequestBody.Unread.TOO_DEEP);
+    assertThat(b.needsIncludeUsage()).isFalse();
+  }
+
+  @Test
+  void inspect_numberLongerThanLimit_isRefusedAsTooLong() {
+    String ok = "{\"stream\":true,\"n\":" + "1".repeat(RequestBody.MAX_NUMBER_CHARS) + "}";
+    String tooLong = "{\"stream\":true,\"n\":" + "1".repeat(RequestBody.MAX_NUMBER_CHARS + 1) + "}";
+    assertThat(RequestBody.inspect(utf8(ok)).unread()).isEmpty();
+    assertThat(RequestBody.inspect(utf8(tooLong)).unread()).contains(RequestBody.Unread.TOO_LONG);
+  }
+
+  @Test
+  void inspect_longStringLikeABase64Image_isRead() throws Exception {
+    // 25 MiB in one string: beyond Jackson's default 20M chars, within the metering limit.
+    String body = "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{},\"image\":\""
+        + "A".repeat(25 << 20) + "\"}";
+    RequestBody b = RequestBody.inspect(utf8(body));
+    assertThat(b.unread()).isEmpty();
+    assertThat(b.model()).contains("gpt-4o");
+    byte[] out = b.withIncludeUsage(utf8(body));
+    assertThat(out.length).isEqualTo(body.length() + "\"include_usage\":true".length());
+  }
+
+  @Test
+  void inspect_wellFormedObject_isNotUnread() {
+    assertThat(RequestBody.inspect(utf8("{\"model\":\"m\"}")).unread()).isEmpty();
   }
 }
