@@ -246,6 +246,27 @@ class KeysCommandTest {
   }
 
   @Test
+  void update_emptyQuota_exitsTwoNamingQuotaAndKeyUnchanged() throws Exception {
+    long id = createKey("limited");
+    assertThat(cli.run("keys", "update", Long.toString(id), "--quota", "10").exitCode()).isZero();
+
+    CliRunner.Result r = cli.run("keys", "update", Long.toString(id), "--quota", "");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: --quota must not be empty").hasLineCount(1);
+    JsonNode key = JSON.readTree(cli.run("keys", "get", Long.toString(id), "-o", "json").out());
+    assertThat(key.get("quota_usd").asText()).isEqualTo("10");
+  }
+
+  @Test
+  void create_emptyQuota_exitsTwoNamingQuota() {
+    CliRunner.Result r = cli.run("keys", "create", "--name", "empty-quota", "--quota", "");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: --quota must not be empty").hasLineCount(1);
+  }
+
+  @Test
   void update_noChanges_exitsTwo() {
     CliRunner.Result r = cli.run("keys", "update", "1");
 
