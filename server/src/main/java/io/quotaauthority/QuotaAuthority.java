@@ -136,7 +136,7 @@ public final class QuotaAuthority implements AutoCloseable {
         new AuthorizationService(authorizer),
         ServerInterceptors.intercept(usageService, new BearerTokenInterceptor(reporterToken, "reporter")),
         new ExtProcService(charger), authzHealth).build();
-    Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort()), tls)
+    Server admin = adminServer(NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminBind(), settings.adminPort()), tls)
         .intercept(ops.adminCallMetrics()),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminToken, health).build();
@@ -147,14 +147,15 @@ public final class QuotaAuthority implements AutoCloseable {
       admin.start();
       // Sets the gRPC health status from now on (SERVING only while every check passes) and opens
       // /metrics, /healthz, /readyz.
-      ops.start(settings.metricsPort(), health, List.of(Readiness.check("database", database::reachable),
+      ops.start(settings.metricsBind(), settings.metricsPort(), health, List.of(Readiness.check("database", database::reachable),
           Readiness.check("notifications", listener::connected)));
       authzHealth.setStatus("", ServingStatus.SERVING);
     } catch (IOException | RuntimeException e) {
       app.close();
       throw e;
     }
-    log.info("quota-authority serving: authz port {}, admin port {}", authz.getPort(), admin.getPort());
+    log.info("quota-authority serving: authz port {}, admin port {} on {}", authz.getPort(), admin.getPort(),
+        settings.adminBind().getHostAddress());
     return app;
   }
 
