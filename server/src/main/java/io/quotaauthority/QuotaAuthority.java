@@ -17,6 +17,7 @@ import io.quotaauthority.authz.Authorizer;
 import io.quotaauthority.config.Settings;
 import io.quotaauthority.config.TokenFile;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
+import io.quotaauthority.grpc.MalformedRequests;
 import io.quotaauthority.grpc.ServerTls;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.metering.ExtProcService;
@@ -180,7 +181,10 @@ public final class QuotaAuthority implements AutoCloseable {
   static ServerBuilder<?> adminServer(ServerBuilder<?> builder, BindableService admin, String token,
       HealthStatusManager health) {
     return builder
-        .addService(ServerInterceptors.intercept(admin, new BearerTokenInterceptor(token, "admin")))
+        // The token check runs first (outermost); then requests that do not parse are refused
+        // INVALID_ARGUMENT naming the field, through the server's interceptors, so they are counted.
+        .addService(ServerInterceptors.intercept(MalformedRequests.refuse(admin.bindService()),
+            new BearerTokenInterceptor(token, "admin")))
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance());
   }
