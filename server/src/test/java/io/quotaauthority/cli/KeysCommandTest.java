@@ -20,6 +20,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The admin CLI end to end: picocli in-process, a real server on real ports, real PostgreSQL. */
 class KeysCommandTest {
@@ -167,6 +169,28 @@ class KeysCommandTest {
     assertThat(r.exitCode()).isEqualTo(ExitCodes.AUTHENTICATION);
     assertThat(r.err()).startsWith("error: authentication failed").contains("--token").hasLineCount(1)
         .doesNotContain("not-the-token");
+  }
+
+  @ParameterizedTest(name = "token with U+{0}")
+  @ValueSource(ints = {0x09, 0x20, 0x7F, 0x1B, 0xE9})
+  void get_tokenWithNonPrintableCharacter_exitsFourBeforeAnyCallNamingTheSourceNotTheToken(int c) {
+    String token = "sekrit-" + (char) c + "-token";
+    String method = "quota.v1.KeyAdminService/GetKey";
+    String before = adminCallLines(method);
+
+    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", token).run("keys", "get", "1");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.AUTHENTICATION);
+    assertThat(r.err()).startsWith("error: the admin token from QUOTA_ADMIN_TOKEN contains a character that is"
+        + " not printable ASCII (at position 8)").hasLineCount(1).doesNotContain("sekrit");
+    // Refused before gRPC saw it: the server counted no call at all.
+    assertThat(adminCallLines(method)).isEqualTo(before);
+  }
+
+  private static String adminCallLines(String method) {
+    return server.app().operations().metrics().scrape().lines()
+        .filter(l -> l.startsWith("quota_admin_calls_total{") && l.contains(method))
+        .collect(java.util.stream.Collectors.joining("\n"));
   }
 
   @Test
