@@ -17,6 +17,7 @@ import io.quotaauthority.authz.Authorizer;
 import io.quotaauthority.config.Settings;
 import io.quotaauthority.config.TokenFile;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
+import io.quotaauthority.grpc.MalformedRequests;
 import io.quotaauthority.grpc.ServerTls;
 import io.quotaauthority.grpc.Transport;
 import io.quotaauthority.keys.KeyCache;
@@ -165,7 +166,7 @@ public final class QuotaAuthority implements AutoCloseable {
             new BearerTokenInterceptor(meteringToken, "metering", new MeteringRefusals(registry))),
         authzHealth).build();
     Server admin = adminServer(Transport.apply(
-            NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminPort()), tls),
+            NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminBind(), settings.adminPort()), tls),
             Transport.DEFAULT_MAX_MESSAGE_BYTES)
         .intercept(ops.adminCallMetrics()),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
@@ -178,15 +179,15 @@ public final class QuotaAuthority implements AutoCloseable {
       admin.start();
       // Sets the gRPC health status from now on (SERVING only while every check passes) and opens
       // /metrics, /healthz, /readyz.
-      ops.start(settings.metricsPort(), health, List.of(Readiness.check("database", database::reachable),
+      ops.start(settings.metricsBind(), settings.metricsPort(), health, List.of(Readiness.check("database", database::reachable),
           Readiness.check("notifications", listener::connected)));
       authzHealth.setStatus("", ServingStatus.SERVING);
     } catch (IOException | RuntimeException e) {
       app.close();
       throw e;
     }
-    log.info("quota-authority serving: authz port {}, metering port {}, admin port {}", authz.getPort(),
-        metering.getPort(), admin.getPort());
+    log.info("quota-authority serving: authz port {}, metering port {}, admin port {} on {}", authz.getPort(),
+        metering.getPort(), admin.getPort(), settings.adminBind().getHostAddress());
     return app;
   }
 
@@ -228,7 +229,10 @@ public final class QuotaAuthority implements AutoCloseable {
   static ServerBuilder<?> adminServer(ServerBuilder<?> builder, BindableService admin, String token,
       HealthStatusManager health) {
     return builder
-        .addService(ServerInterceptors.intercept(admin, new BearerTokenInterceptor(token, "admin")))
+        // The token check runs first (outermost); then requests that do not parse are refused
+        // INVALID_ARGUMENT naming the field, through the server's interceptors, so they are counted.
+        .addService(ServerInterceptors.intercept(MalformedRequests.refuse(admin.bindService()),
+            new BearerTokenInterceptor(token, "admin")))
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance());
   }

@@ -85,7 +85,7 @@ public final class KeyAdmin {
   }
 
   public KeyRecord update(long id, KeyUpdate update, String actor) {
-    return change(id, "update", actor, (c, old) -> keys.updateFields(c, id,
+    return change(id, "update", actor, (c, old) -> !update.changes(old) ? null : keys.updateFields(c, id,
         update.name() == null ? old.name() : update.name(),
         update.quota() == null ? old.quota() : update.quota(),
         update.setExpiresAt() ? update.expiresAt() : old.expiresAt(),
@@ -101,11 +101,13 @@ public final class KeyAdmin {
   }
 
   public KeyRecord clearExpiration(long id, String actor) {
-    return change(id, "clear_expiration", actor, (c, old) -> keys.updateFields(c, id, old.name(),
-        old.quota(), null, old.status()));
+    // A key that has no expiry is answered as it is: nothing to clear, nothing written.
+    return change(id, "clear_expiration", actor, (c, old) -> old.expiresAt() == null ? null
+        : keys.updateFields(c, id, old.name(), old.quota(), null, old.status()));
   }
 
   private interface Change {
+    /** The changed row, or null when the change would leave the key as it is (a no-op). */
     KeyRecord apply(Connection c, KeyRecord old) throws SQLException;
   }
 
@@ -113,6 +115,11 @@ public final class KeyAdmin {
     KeyRecord row = tx.inTransaction(c -> {
       KeyRecord old = keys.lockLive(c, id).orElseThrow(() -> new KeyNotFoundException("id", id));
       KeyRecord fresh = change.apply(c, old);
+      if (fresh == null) {
+        // No-op: no row change, no version bump, no audit row, no NOTIFY; the answer is the key
+        // as it is (read under the row lock, so it is current).
+        return old;
+      }
       audited(c, fresh, action, old, fresh, actor);
       return fresh;
     });

@@ -39,8 +39,18 @@ public record KeyUpdate(String name, BigDecimal quota, boolean setExpiresAt, Ins
     for (String path : paths) {
       switch (path) {
         case "name" -> newName = KeyFields.name(name);
-        case "quota_usd" -> newQuota = KeyFields.quota(quotaUsd);
-        case "expires_at" -> setExpiry = true;
+        // Under the mask an empty amount is refused, not read as 0 (unlimited): a client that
+        // forgot the value must not lift a key's limit. Unlimited is asked for explicitly, "0".
+        case "quota_usd" -> newQuota = KeyFields.updatedQuota(quotaUsd);
+        case "expires_at" -> {
+          // Same rule: an unset expiry under the mask would make the key never expire. Removing
+          // an expiry is its own explicit call, ClearExpiration.
+          if (expiresAt == null) {
+            throw new IllegalArgumentException("key.expires_at must be set when update_mask names expires_at;"
+                + " use ClearExpiration to remove an expiry");
+          }
+          setExpiry = true;
+        }
         case "status" -> newStatus = switch (status) {
           case "ACTIVE" -> KeyRecord.StoredStatus.ACTIVE;
           case "DISABLED" -> KeyRecord.StoredStatus.DISABLED;
@@ -58,6 +68,19 @@ public record KeyUpdate(String name, BigDecimal quota, boolean setExpiresAt, Ins
     return status == null ? current : status;
   }
 
+  /**
+   * True when applying this update to {@code current} would change a stored field. A no-op
+   * update writes nothing (no row change, no version bump, no audit row, no notification).
+   * Amounts compare by value ("10" equals "10.00"); instants are compared as stored (microseconds,
+   * see {@link ApiKeys#instant}).
+   */
+  boolean changes(KeyRecord current) {
+    return (name != null && !name.equals(current.name()))
+        || (quota != null && quota.compareTo(current.quota()) != 0)
+        || (setExpiresAt && !java.util.Objects.equals(expiresAt, current.expiresAt()))
+        || (status != null && status != current.status());
+  }
+
   /** Shared field rules for create and update. */
   static final class KeyFields {
     private KeyFields() {}
@@ -67,7 +90,16 @@ public record KeyUpdate(String name, BigDecimal quota, boolean setExpiresAt, Ins
       return KeyNames.check("name", name);
     }
 
-    /** An empty quota means unlimited (0). */
+    /** The quota on UpdateKey: a valid amount is required, "0" for unlimited. */
+    static BigDecimal updatedQuota(String quotaUsd) {
+      if (quotaUsd == null || quotaUsd.isEmpty()) {
+        throw new IllegalArgumentException("quota_usd must not be empty when update_mask names quota_usd;"
+            + " send \"0\" for unlimited");
+      }
+      return Money.parse("quota_usd", quotaUsd);
+    }
+
+    /** The quota on CreateKey: empty means unlimited (0), as documented for CreateKey. */
     static BigDecimal quota(String quotaUsd) {
       return quotaUsd == null || quotaUsd.isEmpty() ? BigDecimal.ZERO : Money.parse("quota_usd", quotaUsd);
     }

@@ -101,9 +101,27 @@ public final class AdminOptions {
     return b.build();
   }
 
+  /**
+   * A token must be printable ASCII without spaces (what a bearer token is made of). Anything else,
+   * a tab pasted with it say, is refused here, before gRPC sees it: gRPC would print the whole
+   * header value, token included, in a warning. The message names where the token came from and
+   * the position, never the token.
+   */
+  static Token printable(Token t) {
+    String v = t.value();
+    for (int i = 0; i < v.length(); i++) {
+      char c = v.charAt(i);
+      if (c < 0x21 || c > 0x7E) {
+        throw new CliException(ExitCodes.AUTHENTICATION, "the admin token from " + t.source()
+            + " contains a character that is not printable ASCII (at position " + (i + 1) + "); fix the token");
+      }
+    }
+    return t;
+  }
+
   /** Resolves the token first, so a missing token fails before any connection is made. */
   AdminClient connect(CliContext ctx) {
-    Token t = token(ctx);
+    Token t = printable(token(ctx));
     return AdminClient.connect(target(ctx), credentials(), t.value(), t.source(), ctx.user());
   }
 }

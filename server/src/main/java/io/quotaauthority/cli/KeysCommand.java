@@ -19,6 +19,16 @@ final class KeysCommand {
 
   static final String EXPIRES_IN = "When it expires: 7d, 30d, 90d, <n>d, <n>h from now, or an RFC 3339 time.";
 
+  /**
+   * {@code --quota ""} (an unset shell variable, say) is refused rather than sent: an empty amount
+   * must never lift a key's limit. Unlimited is asked for with 0.
+   */
+  static void requireAmount(String quota) {
+    if (quota != null && quota.isBlank()) {
+      throw new CliException(ExitCodes.USAGE, "--quota must not be empty: give an amount in USD, 0 for unlimited");
+    }
+  }
+
   @Command(name = "create", description = "Create a key and print its secret (shown only this once).")
   static final class Create extends AdminCommand {
     @Option(names = "--name", required = true, paramLabel = "NAME", description = "What the key is for.")
@@ -39,6 +49,7 @@ final class KeysCommand {
     @Override
     void prepare(CliContext ctx) {
       Inputs.name("--name", name);
+      requireAmount(quota);
       expiresAt = expiresIn == null ? null : Expiry.parse("--expires-in", expiresIn, ctx.clock().instant());
     }
 
@@ -132,6 +143,7 @@ final class KeysCommand {
       if (name != null) {
         Inputs.name("--name", name);
       }
+      requireAmount(quota);
       Instant expiresAt = null;
       if (expiry != null && expiry.in != null) {
         expiresAt = Expiry.parse("--expires-in", expiry.in, ctx.clock().instant());

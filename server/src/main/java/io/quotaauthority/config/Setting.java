@@ -21,6 +21,12 @@ public enum Setting {
   ADMIN_PORT("QUOTA_ADMIN_PORT", "--admin-port", "9192", "gRPC port of the admin API (bearer token; 0 to 65535)"),
   METRICS_PORT("QUOTA_METRICS_PORT", "--metrics-port", "9193",
       "HTTP port for /metrics, /healthz and /readyz (0 to 65535, distinct from the gRPC ports); 0 turns it off"),
+  METRICS_BIND("QUOTA_METRICS_BIND", "--metrics-bind", "0.0.0.0",
+      "IP address the metrics port listens on; every IPv4 interface by default, so kubelet probes and"
+          + " Prometheus reach it (:: for IPv6 too, 127.0.0.1 for this host only)"),
+  ADMIN_BIND("QUOTA_ADMIN_BIND", "--admin-bind", "127.0.0.1",
+      "IP address the admin port listens on; loopback by default, so only this host (the CLI beside the"
+          + " server) can call the admin API; 0.0.0.0 or :: opens it to the network"),
   ADMIN_TOKEN("QUOTA_ADMIN_TOKEN", "--admin-token", "",
       "bearer token for the admin API; empty generates one into <data dir>/admin-token (mode 0600)"),
   REPORTER_TOKEN("QUOTA_REPORTER_TOKEN", "--reporter-token", "",

@@ -2,6 +2,8 @@ package io.quotaauthority.config;
 
 import io.quotaauthority.text.AsciiDecimal;
 import io.quotaauthority.text.Shown;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -41,7 +43,9 @@ public record Settings(
     LogFormat logFormat,
     Optional<Path> tlsCert,
     Optional<Path> tlsKey,
-    Optional<Path> tlsClientCa) {
+    Optional<Path> tlsClientCa,
+    InetAddress metricsBind,
+    InetAddress adminBind) {
 
   public enum LogFormat {
     TEXT,
@@ -133,7 +137,9 @@ public record Settings(
         logFormat(raw),
         optional(raw.get(Setting.TLS_CERT)).map(Path::of),
         optional(raw.get(Setting.TLS_KEY)).map(Path::of),
-        optional(raw.get(Setting.TLS_CLIENT_CA)).map(Path::of));
+        optional(raw.get(Setting.TLS_CLIENT_CA)).map(Path::of),
+        bindAddress(raw, Setting.METRICS_BIND),
+        bindAddress(raw, Setting.ADMIN_BIND));
     if (s.tlsCert.isPresent() != s.tlsKey.isPresent()) {
       throw new ConfigException("QUOTA_TLS_CERT and QUOTA_TLS_KEY must be set together");
     }
@@ -254,6 +260,29 @@ public record Settings(
       }
     }
     return d.toMillis() + "ms";
+  }
+
+  private static final java.util.regex.Pattern IPV4 =
+      java.util.regex.Pattern.compile("(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}");
+  private static final java.util.regex.Pattern IPV6 = java.util.regex.Pattern.compile("[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
+
+  /**
+   * An IP address literal (127.0.0.1, 0.0.0.0, ::1, ::), never a host name: a listen address
+   * must not depend on DNS at start, nor silently pick one of several addresses.
+   */
+  static InetAddress bindAddress(Map<Setting, String> raw, Setting s) {
+    String v = nonEmpty(raw, s);
+    String bare = v.startsWith("[") && v.endsWith("]") ? v.substring(1, v.length() - 1) : v;
+    // Only literals reach getByName, which parses them without any lookup.
+    if (IPV4.matcher(bare).matches() || IPV6.matcher(bare).matches()) {
+      try {
+        return InetAddress.getByName(bare);
+      } catch (UnknownHostException e) {
+        // not a valid IPv6 literal: refused below
+      }
+    }
+    throw new ConfigException(s.env() + " must be an IP address such as 0.0.0.0, 127.0.0.1, :: or ::1, got '"
+        + v + "'");
   }
 
   private static String money(Map<Setting, String> raw, Setting s) {

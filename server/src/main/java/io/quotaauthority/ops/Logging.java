@@ -9,6 +9,7 @@ import ch.qos.logback.core.ConsoleAppender;
 import io.quotaauthority.config.Settings.LogFormat;
 import org.slf4j.ILoggerFactory;
 import org.slf4j.LoggerFactory;
+import org.slf4j.bridge.SLF4JBridgeHandler;
 
 /**
  * Chooses the log format at start-up. logback.xml writes human-readable lines through its appender
@@ -24,9 +25,23 @@ public final class Logging {
   private Logging() {}
 
   public static void apply(LogFormat format) {
+    bridgeJavaUtilLogging();
     ILoggerFactory factory = LoggerFactory.getILoggerFactory();
     if (factory instanceof LoggerContext context) {
       apply(context, format);
+    }
+  }
+
+  /**
+   * gRPC and its shaded Netty log through java.util.logging, whose console handler writes plain
+   * text to stderr whatever QUOTA_LOG_FORMAT says. Routes every such record to SLF4J (Logback)
+   * instead, so it gets the same format and levels as ours; logback.xml's LevelChangePropagator
+   * keeps java.util.logging's levels in step, so records Logback would drop are never even built.
+   */
+  static void bridgeJavaUtilLogging() {
+    if (!SLF4JBridgeHandler.isInstalled()) {
+      SLF4JBridgeHandler.removeHandlersForRootLogger();
+      SLF4JBridgeHandler.install();
     }
   }
 

@@ -4,6 +4,7 @@ import io.grpc.ServerInterceptor;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.time.Duration;
 import java.util.List;
 import org.slf4j.Logger;
@@ -42,14 +43,15 @@ public final class Operations implements AutoCloseable {
    * Starts the readiness probe (which sets the gRPC health status) and, unless {@code httpPort}
    * is 0, the HTTP port with /metrics, /healthz and /readyz.
    */
-  public synchronized void start(int httpPort, HealthStatusManager health, List<Readiness.Check> checks)
-      throws IOException {
+  public synchronized void start(InetAddress httpBind, int httpPort, HealthStatusManager health,
+      List<Readiness.Check> checks) throws IOException {
     readiness = new Readiness(checks, health, PROBE_INTERVAL);
     metrics.readiness(readiness);
     readiness.start(STARTUP_WAIT);
     if (httpPort != 0) {
-      http = OpsHttpServer.start(httpPort, metrics, readiness);
-      log.info("metrics and health on http port {}: /metrics /healthz /readyz", http.port());
+      http = OpsHttpServer.start(httpBind, httpPort, metrics, readiness);
+      log.info("metrics and health on http {}: /metrics /healthz /readyz",
+          io.quotaauthority.http.HttpListener.describe(http.address()));
     }
   }
 

@@ -70,6 +70,13 @@ public final class Database implements AutoCloseable {
       throw new ConfigException("QUOTA_DB_URL: cannot connect to the database: " + rootMessage(e), e);
     }
     try {
+      requireUtf8(pool);
+    } catch (ConfigException e) {
+      pool.close();
+      closeQuietly(embedded);
+      throw e;
+    }
+    try {
       migrate(pool);
     } catch (FlywayException e) {
       pool.close();
@@ -98,7 +105,41 @@ public final class Database implements AutoCloseable {
     c.addDataSourceProperty("tcpKeepAlive", "true");
     c.addDataSourceProperty("reWriteBatchedInserts", "true");
     c.addDataSourceProperty("ApplicationName", "quota-authority");
+    withoutServerErrorDetail(c::addDataSourceProperty);
     return c;
+  }
+
+  /**
+   * pgjdbc copies PostgreSQL's error Detail into exception messages, and the Detail quotes row
+   * values ("Key (key_hash)=(\\x...)" on a unique violation, "Failing row contains (...)" on a check):
+   * turned off for every connection, so no log line that prints an SQLException carries them.
+   */
+  static void withoutServerErrorDetail(java.util.function.BiConsumer<String, String> property) {
+    property.accept("logServerErrorDetail", "false");
+  }
+
+  private static final String SERVER_ENCODING = """
+      SHOW server_encoding""";
+
+  /**
+   * Refuses a database whose encoding is not UTF8, before anything is migrated: in SQL_ASCII a
+   * 150-character name of 'é' counts 300 "characters" and fails a check as INTERNAL, and other
+   * encodings cannot store every name the API accepts.
+   */
+  static void requireUtf8(javax.sql.DataSource dataSource) {
+    String encoding;
+    try (Connection c = dataSource.getConnection();
+        java.sql.Statement s = c.createStatement();
+        java.sql.ResultSet rs = s.executeQuery(SERVER_ENCODING)) {
+      encoding = rs.next() ? rs.getString(1) : "unknown";
+      c.rollback();
+    } catch (SQLException e) {
+      throw new ConfigException("QUOTA_DB_URL: cannot read the database encoding: " + e.getSQLState(), e);
+    }
+    if (!"UTF8".equalsIgnoreCase(encoding)) {
+      throw new ConfigException("QUOTA_DB_URL: the database's encoding is " + encoding
+          + "; quota-authority needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)");
+    }
   }
 
   public static void migrate(javax.sql.DataSource dataSource) {
@@ -126,6 +167,7 @@ public final class Database implements AutoCloseable {
     // No socketTimeout: this connection mostly waits for notifications. Keep-alives find a dead peer.
     props.setProperty("tcpKeepAlive", "true");
     props.setProperty("ApplicationName", "quota-authority-listener");
+    withoutServerErrorDetail(props::setProperty);
     return java.sql.DriverManager.getConnection(jdbcUrl, props);
   }
 

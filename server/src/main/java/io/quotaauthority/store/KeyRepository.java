@@ -276,7 +276,16 @@ public final class KeyRepository implements KeyLookup {
 
   static Instant instant(ResultSet rs, String column) throws SQLException {
     OffsetDateTime t = rs.getObject(column, OffsetDateTime.class);
-    return t == null ? null : t.toInstant();
+    if (t == null) {
+      return null;
+    }
+    try {
+      return t.toInstant();
+    } catch (java.time.DateTimeException e) {
+      // '-infinity' comes back as OffsetDateTime.MIN, below Instant.MIN: keep its meaning (the
+      // farthest past) rather than fail the whole read; the admin API shows it clamped.
+      return t.getYear() < 0 ? Instant.MIN : Instant.MAX;
+    }
   }
 
   /** timestamptz binds as OffsetDateTime: java.sql.Timestamp would drag in the JVM's time zone. */

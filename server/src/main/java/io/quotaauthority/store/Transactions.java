@@ -53,14 +53,41 @@ public final class Transactions {
     return "40001".equals(state) || "40P01".equals(state);
   }
 
-  /** Connection trouble becomes {@link StoreUnavailableException}; anything else StoreException. */
+  /**
+   * Connection trouble becomes {@link StoreUnavailableException}; anything else StoreException.
+   * Either carries only the SQLState and PostgreSQL's primary message, and so does its cause (a
+   * copy of the driver's exception with its stack trace): the driver's full message can hold the
+   * server's Detail, Where and Hint, which quote row values (a key's hash in "Key (key_hash)=(...)"
+   * or "Failing row contains (...)"), and whatever is logged of these exceptions must not.
+   */
   public static StoreException translate(SQLException e) {
     String state = e.getSQLState();
+    SQLException redacted = redacted(e);
     if (e instanceof SQLTransientConnectionException
         || (state != null && (state.startsWith("08") || state.equals("57P01") || state.equals("57P03")))) {
-      return new StoreUnavailableException("database unavailable: " + e.getMessage(), e);
+      return new StoreUnavailableException("database unavailable: " + redacted.getMessage(), redacted);
     }
-    return new StoreException("database error " + state + ": " + e.getMessage(), e);
+    return new StoreException("database error " + state + ": " + redacted.getMessage(), redacted);
+  }
+
+  /** The same SQLState, error code and stack trace; the message cut to {@link #shortMessage}. */
+  static SQLException redacted(SQLException e) {
+    SQLException r = new SQLException(shortMessage(e), e.getSQLState(), e.getErrorCode());
+    r.setStackTrace(e.getStackTrace());
+    return r;
+  }
+
+  /** PostgreSQL's primary message alone ("duplicate key value violates unique constraint ..."). */
+  static String shortMessage(SQLException e) {
+    if (e instanceof org.postgresql.util.PSQLException p && p.getServerErrorMessage() != null
+        && p.getServerErrorMessage().getMessage() != null) {
+      return p.getServerErrorMessage().getMessage();
+    }
+    String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+    // A client-side message (timeouts, a lost connection) has one line; anything after is detail.
+    int nl = m.indexOf('\n');
+    m = nl < 0 ? m : m.substring(0, nl);
+    return m.length() <= 200 ? m : m.substring(0, 200) + "...";
   }
 
   private static void rollbackQuietly(Connection c, Throwable cause) {

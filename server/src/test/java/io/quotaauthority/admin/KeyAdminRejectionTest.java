@@ -271,7 +271,29 @@ class KeyAdminRejectionTest {
         Status.Code.INVALID_ARGUMENT, "quota_usd must be a decimal USD amount");
   }
 
+  @Test
+  void updateKey_emptyQuotaUnderMask_invalidArgumentNamingQuotaUsdNothingChanged() {
+    // The fail-open case: an empty amount must not turn the 10 USD quota into 0 (unlimited).
+    refused(() -> admin.updateKey(updateOf(target.toBuilder().setQuotaUsd("").build(), "quota_usd")),
+        Status.Code.INVALID_ARGUMENT, "quota_usd must not be empty when update_mask names quota_usd");
+    refused(() -> admin.updateKey(updateOf(target.toBuilder().setName("renamed").setQuotaUsd("").build(),
+            "name", "quota_usd")),
+        Status.Code.INVALID_ARGUMENT, "quota_usd must not be empty");
+    assertThat(admin.getKey(GetKeyRequest.newBuilder().setId(target.getId()).build()).getKey().getQuotaUsd())
+        .isEqualTo("10");
+  }
+
   // ---- expiry ----
+
+  @Test
+  void updateKey_expiresAtUnsetUnderMask_invalidArgumentNamingExpiresAtNothingChanged() {
+    ApiKey expiring = admin.createKey(CreateKeyRequest.newBuilder().setName("expiring")
+        .setExpiresAt(ts(Instant.now().plus(1, ChronoUnit.DAYS))).build()).getKey();
+
+    // An unset expiry under the mask would make the key never expire; ClearExpiration does that.
+    refused(() -> admin.updateKey(updateOf(expiring.toBuilder().clearExpiresAt().build(), "expires_at")),
+        Status.Code.INVALID_ARGUMENT, "key.expires_at must be set when update_mask names expires_at");
+  }
 
   @Test
   void createKey_expiresAtInThePast_invalidArgumentNamingExpiresAt() {

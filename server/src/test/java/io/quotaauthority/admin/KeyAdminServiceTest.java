@@ -207,16 +207,31 @@ class KeyAdminServiceTest {
   }
 
   @Test
-  void updateKey_expiresAtPathUnset_clearsExpiry() {
-    Instant expires = Instant.now().plus(2, ChronoUnit.DAYS).truncatedTo(ChronoUnit.MICROS);
-    ApiKey k = admin.createKey(CreateKeyRequest.newBuilder().setName("unset").setExpiresAt(ts(expires)).build())
-        .getKey();
+  void updateKey_sameValuesAsStored_noAuditNoVersionBumpKeyAsItIs() {
+    Instant expires = Instant.now().plus(3, ChronoUnit.DAYS).truncatedTo(ChronoUnit.MICROS);
+    ApiKey k = admin.createKey(CreateKeyRequest.newBuilder().setName("same").setQuotaUsd("10")
+        .setExpiresAt(ts(expires)).build()).getKey();
+    List<String> before = AdminFixtures.snapshot(db);
 
-    ApiKey u = update(k.toBuilder().clearExpiresAt().build(), "expires_at");
+    // "10.00" is the stored 10 written differently: still no change.
+    ApiKey u = update(k.toBuilder().setQuotaUsd("10.00").setStatus(KeyStatus.KEY_STATUS_ACTIVE).build(),
+        "name", "quota_usd", "expires_at", "status");
 
-    assertThat(u.hasExpiresAt()).isFalse();
-    assertThat(db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", Long.parseLong(k.getId()))).isNull();
-    assertThat(lastAudit(db, k.getId()).newValue()).containsEntry("expires_at", null);
+    assertThat(u).isEqualTo(k);
+    assertThat(AdminFixtures.snapshot(db)).isEqualTo(before);
+    assertThat(audits(db, k.getId())).hasSize(1);
+    assertThat(db.scalar("SELECT version FROM api_keys WHERE id = ?", Long.parseLong(k.getId()))).isEqualTo(1L);
+  }
+
+  @Test
+  void clearExpiration_keyWithoutExpiry_noAuditNoVersionBump() {
+    ApiKey k = create(admin, "never-expires", "3");
+    List<String> before = AdminFixtures.snapshot(db);
+
+    ApiKey c = admin.clearExpiration(ClearExpirationRequest.newBuilder().setId(k.getId()).build()).getKey();
+
+    assertThat(c).isEqualTo(k);
+    assertThat(AdminFixtures.snapshot(db)).isEqualTo(before);
   }
 
   @Test

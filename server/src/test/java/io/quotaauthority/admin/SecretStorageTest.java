@@ -46,8 +46,10 @@ class SecretStorageTest {
     id = created.getKey().getId();
     // Walk the key through every change so every audit action is written too.
     var admin = server.admin();
-    admin.updateKey(UpdateKeyRequest.newBuilder().setKey(created.getKey().toBuilder().setName("renamed"))
-        .setUpdateMask(FieldMask.newBuilder().addPaths("name")).build());
+    // An expiry too, so that clear-expiration below changes something (a no-op writes no audit row).
+    admin.updateKey(UpdateKeyRequest.newBuilder().setKey(created.getKey().toBuilder().setName("renamed")
+            .setExpiresAt(com.google.protobuf.Timestamp.newBuilder().setSeconds(4_102_444_800L)))
+        .setUpdateMask(FieldMask.newBuilder().addPaths("name").addPaths("expires_at")).build());
     admin.resetQuota(ResetQuotaRequest.newBuilder().setId(id).build());
     admin.clearExpiration(ClearExpirationRequest.newBuilder().setId(id).build());
     admin.getKey(GetKeyRequest.newBuilder().setId(id).build());

@@ -20,6 +20,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The admin CLI end to end: picocli in-process, a real server on real ports, real PostgreSQL. */
 class KeysCommandTest {
@@ -192,6 +194,28 @@ class KeysCommandTest {
         .doesNotContain("not-the-token");
   }
 
+  @ParameterizedTest(name = "token with U+{0}")
+  @ValueSource(ints = {0x09, 0x20, 0x7F, 0x1B, 0xE9})
+  void get_tokenWithNonPrintableCharacter_exitsFourBeforeAnyCallNamingTheSourceNotTheToken(int c) {
+    String token = "sekrit-" + (char) c + "-token";
+    String method = "quota.v1.KeyAdminService/GetKey";
+    String before = adminCallLines(method);
+
+    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", token).run("keys", "get", "1");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.AUTHENTICATION);
+    assertThat(r.err()).startsWith("error: the admin token from QUOTA_ADMIN_TOKEN contains a character that is"
+        + " not printable ASCII (at position 8)").hasLineCount(1).doesNotContain("sekrit");
+    // Refused before gRPC saw it: the server counted no call at all.
+    assertThat(adminCallLines(method)).isEqualTo(before);
+  }
+
+  private static String adminCallLines(String method) {
+    return server.app().operations().metrics().scrape().lines()
+        .filter(l -> l.startsWith("quota_admin_calls_total{") && l.contains(method))
+        .collect(java.util.stream.Collectors.joining("\n"));
+  }
+
   @Test
   void get_noTokenAnywhere_exitsFour() {
     CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).run("keys", "get", "1", "--data-dir", tmp.toString());
@@ -266,6 +290,27 @@ class KeysCommandTest {
     assertThat(key.get("name").asText()).isEqualTo("new-name");
     assertThat(key.get("expires_at").asText()).isEqualTo("2031-06-01T10:00:00Z");
     assertThat(key.get("status").asText()).isEqualTo("KEY_STATUS_ACTIVE");
+  }
+
+  @Test
+  void update_emptyQuota_exitsTwoNamingQuotaAndKeyUnchanged() throws Exception {
+    long id = createKey("limited");
+    assertThat(cli.run("keys", "update", Long.toString(id), "--quota", "10").exitCode()).isZero();
+
+    CliRunner.Result r = cli.run("keys", "update", Long.toString(id), "--quota", "");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: --quota must not be empty").hasLineCount(1);
+    JsonNode key = JSON.readTree(cli.run("keys", "get", Long.toString(id), "-o", "json").out());
+    assertThat(key.get("quota_usd").asText()).isEqualTo("10");
+  }
+
+  @Test
+  void create_emptyQuota_exitsTwoNamingQuota() {
+    CliRunner.Result r = cli.run("keys", "create", "--name", "empty-quota", "--quota", "");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: --quota must not be empty").hasLineCount(1);
   }
 
   @Test

@@ -4,7 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.quotaauthority.QuotaAuthority;
+import io.quotaauthority.testing.TestDatabase;
 import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.Statement;
 import java.time.Clock;
 import java.util.List;
 import java.util.Map;
@@ -31,6 +36,33 @@ class DatabaseSettingTest {
         .hasMessageStartingWith("QUOTA_DB_URL: cannot connect to the database: ")
         .hasMessageNotContaining("\n");
     assertThat(System.nanoTime() - started).isLessThan(30_000_000_000L);
+  }
+
+  @Test
+  void start_sqlAsciiDatabase_refusedNamingDbUrlAndEncodingNothingMigrated() throws Exception {
+    String name = "qa_sql_ascii_" + ProcessHandle.current().pid();
+    try (Connection c = DriverManager.getConnection(TestDatabase.adminUrl(), "postgres", "");
+        Statement s = c.createStatement()) {
+      s.execute("DROP DATABASE IF EXISTS " + name);
+      s.execute("CREATE DATABASE " + name + " ENCODING 'SQL_ASCII' TEMPLATE template0");
+    }
+    try {
+      assertThatThrownBy(() -> QuotaAuthority.start(settings(TestDatabase.urlOf(name)), Clock.systemUTC()))
+          .isInstanceOf(ConfigException.class)
+          .hasMessageStartingWith("QUOTA_DB_URL: the database's encoding is SQL_ASCII; quota-authority needs UTF8")
+          .hasMessageNotContaining("\n");
+      try (Connection c = DriverManager.getConnection(TestDatabase.urlOf(name), "postgres", "");
+          Statement s = c.createStatement();
+          ResultSet rs = s.executeQuery("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")) {
+        rs.next();
+        assertThat(rs.getInt(1)).as("tables created in the refused database").isZero();
+      }
+    } finally {
+      try (Connection c = DriverManager.getConnection(TestDatabase.adminUrl(), "postgres", "");
+          Statement s = c.createStatement()) {
+        s.execute("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+      }
+    }
   }
 
   @Test

@@ -90,6 +90,35 @@ class SettingsTest {
   }
 
   @Test
+  void load_nothingSet_metricsOnEveryIpv4InterfaceAdminOnLoopback() {
+    Settings s = load(Map.of());
+
+    assertThat(s.metricsBind().getHostAddress()).isEqualTo("0.0.0.0");
+    assertThat(s.adminBind().isLoopbackAddress()).isTrue();
+    assertThat(s.adminBind().getHostAddress()).isEqualTo("127.0.0.1");
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = ';', value = {"0.0.0.0; 0.0.0.0", "127.0.0.1; 127.0.0.1", "10.1.2.3; 10.1.2.3",
+      ":: ; 0:0:0:0:0:0:0:0", "::1; 0:0:0:0:0:0:0:1", "[::1]; 0:0:0:0:0:0:0:1", "fe80::1; fe80:0:0:0:0:0:0:1"})
+  void load_bindAddressLiteral_parsed(String given, String address) {
+    assertThat(load(Map.of("QUOTA_ADMIN_BIND", given)).adminBind().getHostAddress()).isEqualTo(address);
+    assertThat(load(Map.of(), "--metrics-bind", given).metricsBind().getHostAddress()).isEqualTo(address);
+  }
+
+  @ParameterizedTest(name = "''{0}''")
+  @CsvSource(delimiter = ';', value = {"localhost", "example.com", "256.0.0.1", "1.2.3", "01.2.3.4", "1.2.3.4.5",
+      ":::1::", "*", "0x7f.0.0.1", "١٢٧.0.0.1"})
+  void load_bindAddressNotAnIpLiteral_configExceptionNamingSetting(String given) {
+    assertThatThrownBy(() -> load(Map.of("QUOTA_ADMIN_BIND", given)))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith("QUOTA_ADMIN_BIND must be an IP address");
+    assertThatThrownBy(() -> load(Map.of("QUOTA_METRICS_BIND", given)))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith("QUOTA_METRICS_BIND must be an IP address");
+  }
+
+  @Test
   void load_emptyEnvValue_meansUnset() {
     Settings s = load(Map.of("QUOTA_DB_URL", "", "QUOTA_ADMIN_TOKEN", "  "));
 
@@ -159,6 +188,7 @@ class SettingsTest {
       "QUOTA_AUTHZ_PORT; ''; QUOTA_AUTHZ_PORT must not be empty",
       "QUOTA_SHUTDOWN_TIMEOUT; ''; QUOTA_SHUTDOWN_TIMEOUT must not be empty",
       "QUOTA_LOG_FORMAT; ''; QUOTA_LOG_FORMAT must not be empty",
+      "QUOTA_ADMIN_BIND; ' '; QUOTA_ADMIN_BIND must not be empty",
   })
   void load_badEnvValue_configExceptionNamingSetting(String env, String value, String message) {
     assertThatThrownBy(() -> load(Map.of(env, value)))
@@ -279,7 +309,7 @@ class SettingsTest {
         .startsWith("Settings[dbUrl=Optional.empty, dbUser=postgres, dbPassword=***, dbPoolSize=8,")
         .contains("adminToken=Optional[***], reporterToken=Optional[***], meteringToken=Optional[***]",
             "authzPort=9191", "meteringPort=9194")
-        .endsWith("tlsClientCa=Optional.empty]");
+        .contains("tlsClientCa=Optional.empty, metricsBind=/0.0.0.0, adminBind=/127.0.0.1]");
     assertThat(load(Map.of()).toString()).contains("dbPassword=,", "adminToken=Optional.empty");
   }
 }

@@ -115,6 +115,13 @@ class DockerComposeTest {
   }
 
   @Test
+  void quotaAuthorityEnvironment_adminListensOnEveryInterfaceInsideTheContainer() {
+    // Its default is loopback; Docker's publishing (on the host's loopback) needs 0.0.0.0 inside.
+    assertThat(Setting.ADMIN_BIND.defaultValue()).isEqualTo("127.0.0.1");
+    assertThat(environment(AUTHORITY)).containsEntry(Setting.ADMIN_BIND.env(), "0.0.0.0");
+  }
+
+  @Test
   void quotaAuthorityPorts_publishTheSettingDefaultsWithAdminAndMeteringOnLoopback() {
     List<Published> ports = ports(AUTHORITY);
     int authz = defaultPort(Setting.AUTHZ_PORT);

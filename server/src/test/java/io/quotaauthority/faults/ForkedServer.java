@@ -122,6 +122,10 @@ final class ForkedServer implements AutoCloseable {
     return authzPort;
   }
 
+  int adminPort() {
+    return adminPort;
+  }
+
   ManagedChannel authzChannel() {
     return authzChannel;
   }
