@@ -8,6 +8,9 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The server's configuration, resolved once at start: a flag wins over the environment, which wins
@@ -24,6 +27,7 @@ public record Settings(
     int adminPort,
     int metricsPort,
     Optional<String> adminToken,
+    Optional<Path> adminTokensFile,
     Optional<String> reporterToken,
     long cacheMaxKeys,
     Duration negativeCacheTtl,
@@ -39,19 +43,50 @@ public record Settings(
     Optional<Path> tlsKey,
     Optional<Path> tlsClientCa) {
 
+  private static final Logger log = LoggerFactory.getLogger(Settings.class);
+
   public enum LogFormat {
     TEXT,
     JSON
   }
 
-  /** Settings from the process environment and these command-line arguments. */
+  /**
+   * Settings from the process environment and these command-line arguments; warnings (a secret
+   * given as a flag) are logged at once.
+   */
   public static Settings load(Map<String, String> env, List<String> args) {
+    return load(env, args, w -> log.warn(w));
+  }
+
+  /**
+   * Like {@link #load(Map, List)}, but warnings go to {@code warnings}: {@code serve} logs them once
+   * the log format is set, so they come out in that format.
+   */
+  public static Settings load(Map<String, String> env, List<String> args, Consumer<String> warnings) {
+    Flags flags = Flags.parse(args);
     Map<Setting, String> raw = new EnumMap<>(Setting.class);
     for (Setting s : Setting.values()) {
       String fromEnv = env.get(s.env());
-      raw.put(s, fromEnv != null ? fromEnv : s.defaultValue());
+      String value = flags.values.containsKey(s) ? flags.values.get(s) : fromEnv;
+      raw.put(s, value != null ? value : s.defaultValue());
+      if (s.secret()) {
+        String direct = flags.values.containsKey(s) ? s.flag() : s.env();
+        if (flags.values.containsKey(s) && !isBlank(flags.values.get(s))) {
+          // The value itself is never part of the warning, only the flag's name.
+          warnings.accept(s.flag() + " puts a secret on the command line, where every local user can read"
+              + " it (ps, /proc/<pid>/cmdline); use " + s.env() + " or " + s.fileEnv() + " instead");
+        }
+        String fileSource = flags.files.containsKey(s) ? s.fileFlag() : s.fileEnv();
+        String file = flags.files.containsKey(s) ? flags.files.get(s) : env.get(s.fileEnv());
+        if (!isBlank(file)) {
+          if (!isBlank(value)) {
+            throw new ConfigException(direct + " and " + fileSource + " are both set; give "
+                + s.env() + " one way only");
+          }
+          raw.put(s, secretFromFile(s, fileSource, Path.of(file.trim())));
+        }
+      }
     }
-    applyFlags(raw, args);
     return fromRaw(raw);
   }
 
@@ -64,36 +99,64 @@ public record Settings(
     return fromRaw(raw);
   }
 
-  private static void applyFlags(Map<Setting, String> raw, List<String> args) {
-    List<String> unknown = new ArrayList<>();
-    for (int i = 0; i < args.size(); i++) {
-      String arg = args.get(i);
-      int eq = arg.indexOf('=');
-      String flag = eq < 0 ? arg : arg.substring(0, eq);
-      Setting match = null;
-      for (Setting s : Setting.values()) {
-        if (s.flag().equals(flag)) {
-          match = s;
+  /** A secret's file, read with {@link SecretFile}'s checks; a token must meet {@link Tokens}. */
+  private static String secretFromFile(Setting s, String source, Path file) {
+    String value = SecretFile.read(source, file);
+    if (s.token()) {
+      Tokens.check(source + ": " + file + ": the token", value);
+    }
+    return value;
+  }
+
+  private static boolean isBlank(String v) {
+    return v == null || v.isBlank();
+  }
+
+  /** The command line: {@code --flag value} or {@code --flag=value}, secrets' {@code -file} flags apart. */
+  private record Flags(Map<Setting, String> values, Map<Setting, String> files) {
+    static Flags parse(List<String> args) {
+      Flags f = new Flags(new EnumMap<>(Setting.class), new EnumMap<>(Setting.class));
+      List<String> unknown = new ArrayList<>();
+      for (int i = 0; i < args.size(); i++) {
+        String arg = args.get(i);
+        int eq = arg.indexOf('=');
+        String flag = eq < 0 ? arg : arg.substring(0, eq);
+        Setting match = null;
+        Map<Setting, String> target = f.values;
+        for (Setting s : Setting.values()) {
+          if (s.flag().equals(flag)) {
+            match = s;
+          } else if (s.secret() && s.fileFlag().equals(flag)) {
+            match = s;
+            target = f.files;
+          }
+        }
+        if (match == null) {
+          unknown.add(flag);
+          continue;
+        }
+        if (eq >= 0) {
+          target.put(match, arg.substring(eq + 1));
+        } else if (i + 1 < args.size()) {
+          target.put(match, args.get(++i));
+        } else {
+          throw new ConfigException(flag + " needs a value");
         }
       }
-      if (match == null) {
-        unknown.add(flag);
-        continue;
+      if (!unknown.isEmpty()) {
+        throw new ConfigException("unknown option " + unknown.get(0) + " (see --help)");
       }
-      if (eq >= 0) {
-        raw.put(match, arg.substring(eq + 1));
-      } else if (i + 1 < args.size()) {
-        raw.put(match, args.get(++i));
-      } else {
-        throw new ConfigException(flag + " needs a value");
-      }
-    }
-    if (!unknown.isEmpty()) {
-      throw new ConfigException("unknown option " + unknown.get(0) + " (see --help)");
+      return f;
     }
   }
 
   private static Settings fromRaw(Map<Setting, String> raw) {
+    for (Setting t : Setting.values()) {
+      // Every token, whichever setting: one rule (Tokens), checked before anything opens.
+      if (t.token() && !isBlank(raw.get(t))) {
+        Tokens.check(t.env(), raw.get(t).trim());
+      }
+    }
     Settings s = new Settings(
         optional(raw.get(Setting.DB_URL)),
         raw.get(Setting.DB_USER),
@@ -104,6 +167,7 @@ public record Settings(
         port(raw, Setting.ADMIN_PORT),
         port(raw, Setting.METRICS_PORT),
         optional(raw.get(Setting.ADMIN_TOKEN)),
+        optional(raw.get(Setting.ADMIN_TOKENS_FILE)).map(Path::of),
         optional(raw.get(Setting.REPORTER_TOKEN)),
         intIn(raw, Setting.CACHE_MAX_KEYS, 1, Integer.MAX_VALUE),
         duration(raw, Setting.NEGATIVE_CACHE_TTL),

@@ -21,8 +21,8 @@ import java.util.concurrent.TimeUnit;
  * real gRPC channels to it.
  */
 public final class TestServer implements AutoCloseable {
-  public static final String ADMIN_TOKEN = "test-admin-token";
-  public static final String REPORTER_TOKEN = "test-reporter-token";
+  public static final String ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
+  public static final String REPORTER_TOKEN = "test-reporter-token-0123456789abcdef";
 
   private final QuotaAuthority app;
   private final ManagedChannel adminChannel;
