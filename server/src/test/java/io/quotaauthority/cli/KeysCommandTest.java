@@ -207,11 +207,12 @@ class KeysCommandTest {
   }
 
   @Test
-  void create_sendsTheOsUserAsActor_recordedInTheAudit() {
+  void create_sendsTheOsUserAsActor_recordedInTheAuditAsAClaim() {
     long id = createKey("audited");
 
+    // The shared token's actor is "admin"; the OS user the CLI sends is only what the caller claims.
     assertThat(db.scalar("SELECT actor FROM key_audit WHERE key_id = ? AND action = 'create'", id))
-        .isEqualTo("admin:" + CliRunner.USER);
+        .isEqualTo("admin (claims: " + CliRunner.USER + ")");
   }
 
   // ---- update ----
