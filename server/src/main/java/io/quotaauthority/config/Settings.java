@@ -217,8 +217,17 @@ public record Settings(
     return sb.append(']').toString();
   }
 
-  private static final java.util.Set<String> SECRET_FIELDS = java.util.Set.of("dbPassword", "adminToken",
-      "reporterToken");
+  /** The record components of every {@link Setting#secret}: DB_PASSWORD's is dbPassword, and so on. */
+  private static final java.util.Set<String> SECRET_FIELDS = java.util.Arrays.stream(Setting.values())
+      .filter(Setting::secret).map(Settings::componentName).collect(java.util.stream.Collectors.toSet());
+
+  private static String componentName(Setting s) {
+    StringBuilder name = new StringBuilder();
+    for (String part : s.name().toLowerCase(Locale.ROOT).split("_")) {
+      name.append(name.length() == 0 ? part : Character.toUpperCase(part.charAt(0)) + part.substring(1));
+    }
+    return name.toString();
+  }
 
   private static Optional<String> optional(String v) {
     return v == null || v.isBlank() ? Optional.empty() : Optional.of(v.trim());
