@@ -14,8 +14,10 @@ import io.quotaauthority.admin.KeyAdmin;
 import io.quotaauthority.admin.KeyAdminService;
 import io.quotaauthority.authz.AuthorizationService;
 import io.quotaauthority.authz.Authorizer;
+import io.quotaauthority.config.AdminTokens;
 import io.quotaauthority.config.Settings;
 import io.quotaauthority.config.TokenFile;
+import io.quotaauthority.grpc.BearerCredentials;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
 import io.quotaauthority.grpc.MalformedRequests;
 import io.quotaauthority.grpc.ServerTls;
@@ -106,7 +108,10 @@ public final class QuotaAuthority implements AutoCloseable {
 
   /** Opens the database (migrating it), builds every part and starts listening. */
   public static QuotaAuthority start(Settings settings, Clock clock) throws IOException {
-    String adminToken = TokenFile.resolve(settings.adminToken(), settings.dataDir(), "admin-token");
+    // Every admin token, named (QUOTA_ADMIN_TOKENS_FILE) or not; read first, so a bad file stops
+    // the start before anything opens.
+    BearerCredentials adminTokens = new BearerCredentials("admin", AdminTokens.resolve(settings).stream()
+        .map(e -> new BearerCredentials.Credential(e.name(), e.sha256())).toList());
     String reporterToken = TokenFile.resolve(settings.reporterToken(), settings.dataDir(), "reporter-token");
     String meteringToken = TokenFile.resolve(settings.meteringToken(), settings.dataDir(), "metering-token");
     ServerCredentials tls = ServerTls.credentials(settings); // plaintext unless QUOTA_TLS_CERT/KEY
@@ -170,7 +175,7 @@ public final class QuotaAuthority implements AutoCloseable {
             Transport.DEFAULT_MAX_MESSAGE_BYTES)
         .intercept(ops.adminCallMetrics()),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
-        adminToken, health).build();
+        adminTokens, health).build();
     QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, usageService,
         listener, prices, meteringWork, authzHealth, health, authz, metering, admin, cache, ops);
     try {
@@ -226,13 +231,13 @@ public final class QuotaAuthority implements AutoCloseable {
   }
 
   /** The admin port: the admin API behind its bearer token, plus health. */
-  static ServerBuilder<?> adminServer(ServerBuilder<?> builder, BindableService admin, String token,
-      HealthStatusManager health) {
+  static ServerBuilder<?> adminServer(ServerBuilder<?> builder, BindableService admin,
+      BearerCredentials tokens, HealthStatusManager health) {
     return builder
         // The token check runs first (outermost); then requests that do not parse are refused
         // INVALID_ARGUMENT naming the field, through the server's interceptors, so they are counted.
         .addService(ServerInterceptors.intercept(MalformedRequests.refuse(admin.bindService()),
-            new BearerTokenInterceptor(token, "admin")))
+            new BearerTokenInterceptor(tokens)))
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance());
   }

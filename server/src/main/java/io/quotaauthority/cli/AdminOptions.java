@@ -3,6 +3,8 @@ package io.quotaauthority.cli;
 import io.grpc.ChannelCredentials;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.TlsChannelCredentials;
+import io.quotaauthority.config.ConfigException;
+import io.quotaauthority.config.SecretFile;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -20,7 +22,8 @@ public final class AdminOptions {
   String adminAddr;
 
   @Option(names = "--token", paramLabel = "TOKEN",
-      description = "Admin token (default: $QUOTA_ADMIN_TOKEN, else the file <data dir>/admin-token)."
+      description = "Admin token (default: $QUOTA_ADMIN_TOKEN, else the file $QUOTA_ADMIN_TOKEN_FILE, else"
+          + " the file <data dir>/admin-token)."
           + " Prefer the variable or the file: a flag shows in the process list.")
   String token;
 
@@ -40,7 +43,10 @@ public final class AdminOptions {
   @Option(names = "--key", paramLabel = "PEM", description = "Private key (PKCS#8 PEM) of --cert.")
   Path key;
 
-  /** The token and where it came from, in order: --token, QUOTA_ADMIN_TOKEN, the token file. */
+  /**
+   * The token and where it came from, in order: --token, QUOTA_ADMIN_TOKEN, QUOTA_ADMIN_TOKEN_FILE,
+   * the data directory's token file.
+   */
   record Token(String value, String source) {}
 
   Token token(CliContext ctx) {
@@ -50,6 +56,16 @@ public final class AdminOptions {
     String env = ctx.env().get("QUOTA_ADMIN_TOKEN");
     if (env != null && !env.isBlank()) {
       return new Token(env.trim(), "QUOTA_ADMIN_TOKEN");
+    }
+    String envFile = ctx.env().get("QUOTA_ADMIN_TOKEN_FILE");
+    if (envFile != null && !envFile.isBlank()) {
+      // The server's own variable for its token file (e.g. a mounted secret): read the same way,
+      // with the same checks, so the CLI beside the server needs no token typed either.
+      try {
+        return new Token(SecretFile.read("QUOTA_ADMIN_TOKEN_FILE", Path.of(envFile.trim())), "QUOTA_ADMIN_TOKEN_FILE");
+      } catch (ConfigException e) {
+        throw new CliException(ExitCodes.AUTHENTICATION, e.getMessage(), e);
+      }
     }
     Path dir = dataDir;
     if (dir == null) {

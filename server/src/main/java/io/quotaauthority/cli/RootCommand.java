@@ -9,7 +9,7 @@ import picocli.CommandLine.Option;
     description = {
         "Per-API-key USD quotas and expiry for LLM traffic through Envoy.",
         "Without a command it runs 'serve'. The other commands talk to a running server's admin API."},
-    subcommands = {ServeCommand.class, KeysCommand.class, UsageCommand.class},
+    subcommands = {ServeCommand.class, KeysCommand.class, UsageCommand.class, TokensCommand.class},
     versionProvider = RootCommand.Version.class,
     footer = {"", "Exit codes: 0 ok, 1 error, 2 usage error, 3 not found, 4 authentication.",
         "Run 'quota-authority COMMAND --help' for a command's options."})

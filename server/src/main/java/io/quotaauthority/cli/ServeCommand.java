@@ -27,6 +27,7 @@ import picocli.CommandLine.Unmatched;
 @Command(name = "serve", description = "Run the server (the default command) until SIGTERM or SIGINT.",
     customSynopsis = "quota-authority serve [-h] [--SETTING=VALUE | --SETTING VALUE]...")
 final class ServeCommand implements Callable<Integer> {
+  private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(ServeCommand.class);
   static final String SETTINGS_SECTION = "settings";
 
   @Option(names = {"-h", "--help"}, usageHelp = true, description = "Show this help and exit.")
@@ -40,8 +41,11 @@ final class ServeCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws InterruptedException {
-    Settings settings = Settings.load(RootCommand.context(spec).env(), settingArgs);
+    List<String> warnings = new ArrayList<>();
+    Settings settings = Settings.load(RootCommand.context(spec).env(), settingArgs, warnings::add);
     Logging.apply(settings.logFormat());
+    // Logged only now, so they come out in QUOTA_LOG_FORMAT like every other line.
+    warnings.forEach(log::warn);
     QuotaAuthority app;
     try {
       app = QuotaAuthority.start(settings, java.time.Clock.systemUTC());
@@ -75,9 +79,13 @@ final class ServeCommand implements Callable<Integer> {
       table.addRowValues(s.flag() + "=<value>", s.doc());
       String dflt = s.defaultValue().isEmpty() ? "(empty)" : s.defaultValue();
       table.addRowValues("", "env " + s.env() + ", default " + dflt);
+      if (s.secret()) {
+        table.addRowValues("", "or from a file: env " + s.fileEnv() + " or " + s.fileFlag() + "=<path>");
+      }
     }
     String nl = System.lineSeparator();
     return nl + "Settings (a flag wins over its environment variable, which wins over the default):" + nl
-        + table;
+        + table + nl + "A secret's file (mode 0600, owned by this user, not a symlink) holds only the value;"
+        + " trailing newlines are dropped. Give a secret or its file, not both." + nl;
   }
 }

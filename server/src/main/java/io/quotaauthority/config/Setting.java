@@ -28,11 +28,17 @@ public enum Setting {
       "IP address the admin port listens on; loopback by default, so only this host (the CLI beside the"
           + " server) can call the admin API; 0.0.0.0 or :: opens it to the network"),
   ADMIN_TOKEN("QUOTA_ADMIN_TOKEN", "--admin-token", "",
-      "bearer token for the admin API; empty generates one into <data dir>/admin-token (mode 0600)"),
+      "bearer token for the admin API (32+ printable ASCII characters), audited as actor admin; empty"
+          + " generates one into <data dir>/admin-token (mode 0600) unless QUOTA_ADMIN_TOKENS_FILE is set"),
+  ADMIN_TOKENS_FILE("QUOTA_ADMIN_TOKENS_FILE", "--admin-tokens-file", "",
+      "file of named admin tokens, one name:sha256hex line each (mode 0600); calls with one are audited"
+          + " as admin:<name>"),
   REPORTER_TOKEN("QUOTA_REPORTER_TOKEN", "--reporter-token", "",
-      "bearer token for usage reporters; empty generates one into <data dir>/reporter-token (mode 0600)"),
+      "bearer token for usage reporters (32+ printable ASCII characters); empty generates one into"
+          + " <data dir>/reporter-token (mode 0600)"),
   METERING_TOKEN("QUOTA_METERING_TOKEN", "--metering-token", "",
-      "bearer token Envoy's ext_proc sends; empty generates one into <data dir>/metering-token (mode 0600)"),
+      "bearer token Envoy's ext_proc sends (32+ printable ASCII characters); empty generates one into"
+          + " <data dir>/metering-token (mode 0600)"),
   CACHE_MAX_KEYS("QUOTA_CACHE_MAX_KEYS", "--cache-max-keys", "2000000",
       "most keys held in the in-memory cache (1 to 2147483647)"),
   NEGATIVE_CACHE_TTL("QUOTA_NEGATIVE_CACHE_TTL", "--negative-cache-ttl", "5s",
@@ -85,8 +91,29 @@ public enum Setting {
     return doc;
   }
 
-  /** True for values that must never be printed (tokens, passwords). */
+  /**
+   * True for values that must never be printed (tokens, passwords). Each of them can also be read
+   * from a file ({@link #fileEnv}, {@link #fileFlag}), and passing one as a flag draws a warning.
+   */
   public boolean secret() {
     return this == DB_PASSWORD || this == ADMIN_TOKEN || this == REPORTER_TOKEN || this == METERING_TOKEN;
+  }
+
+  /**
+   * True for the bearer tokens: every secret but the database password, whose rules are the
+   * database's. Tokens must meet {@link Tokens#problem}.
+   */
+  public boolean token() {
+    return secret() && this != DB_PASSWORD;
+  }
+
+  /** For a secret: the variable naming a file that holds it, e.g. QUOTA_ADMIN_TOKEN_FILE. */
+  public String fileEnv() {
+    return env + "_FILE";
+  }
+
+  /** For a secret: the flag naming a file that holds it, e.g. --admin-token-file. */
+  public String fileFlag() {
+    return flag + "-file";
   }
 }

@@ -12,6 +12,9 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The server's configuration, resolved once at start: a flag wins over the environment, which wins
@@ -29,6 +32,7 @@ public record Settings(
     int adminPort,
     int metricsPort,
     Optional<String> adminToken,
+    Optional<Path> adminTokensFile,
     Optional<String> reporterToken,
     Optional<String> meteringToken,
     long cacheMaxKeys,
@@ -47,19 +51,50 @@ public record Settings(
     InetAddress metricsBind,
     InetAddress adminBind) {
 
+  private static final Logger log = LoggerFactory.getLogger(Settings.class);
+
   public enum LogFormat {
     TEXT,
     JSON
   }
 
-  /** Settings from the process environment and these command-line arguments. */
+  /**
+   * Settings from the process environment and these command-line arguments; warnings (a secret
+   * given as a flag) are logged at once.
+   */
   public static Settings load(Map<String, String> env, List<String> args) {
+    return load(env, args, w -> log.warn(w));
+  }
+
+  /**
+   * Like {@link #load(Map, List)}, but warnings go to {@code warnings}: {@code serve} logs them once
+   * the log format is set, so they come out in that format.
+   */
+  public static Settings load(Map<String, String> env, List<String> args, Consumer<String> warnings) {
+    Flags flags = Flags.parse(args);
     Map<Setting, String> raw = new EnumMap<>(Setting.class);
     for (Setting s : Setting.values()) {
       String fromEnv = env.get(s.env());
-      raw.put(s, fromEnv != null ? fromEnv : s.defaultValue());
+      String value = flags.values.containsKey(s) ? flags.values.get(s) : fromEnv;
+      raw.put(s, value != null ? value : s.defaultValue());
+      if (s.secret()) {
+        String direct = flags.values.containsKey(s) ? s.flag() : s.env();
+        if (flags.values.containsKey(s) && !isBlank(flags.values.get(s))) {
+          // The value itself is never part of the warning, only the flag's name.
+          warnings.accept(s.flag() + " puts a secret on the command line, where every local user can read"
+              + " it (ps, /proc/<pid>/cmdline); use " + s.env() + " or " + s.fileEnv() + " instead");
+        }
+        String fileSource = flags.files.containsKey(s) ? s.fileFlag() : s.fileEnv();
+        String file = flags.files.containsKey(s) ? flags.files.get(s) : env.get(s.fileEnv());
+        if (!isBlank(file)) {
+          if (!isBlank(value)) {
+            throw new ConfigException(direct + " and " + fileSource + " are both set; give "
+                + s.env() + " one way only");
+          }
+          raw.put(s, secretFromFile(s, fileSource, Path.of(file.trim())));
+        }
+      }
     }
-    applyFlags(raw, args);
     return fromRaw(raw);
   }
 
@@ -72,32 +107,54 @@ public record Settings(
     return fromRaw(raw);
   }
 
-  private static void applyFlags(Map<Setting, String> raw, List<String> args) {
-    List<String> unknown = new ArrayList<>();
-    for (int i = 0; i < args.size(); i++) {
-      String arg = args.get(i);
-      int eq = arg.indexOf('=');
-      String flag = eq < 0 ? arg : arg.substring(0, eq);
-      Setting match = null;
-      for (Setting s : Setting.values()) {
-        if (s.flag().equals(flag)) {
-          match = s;
+  /** A secret's file, read with {@link SecretFile}'s checks; a token must meet {@link Tokens}. */
+  private static String secretFromFile(Setting s, String source, Path file) {
+    String value = SecretFile.read(source, file);
+    if (s.token()) {
+      Tokens.check(source + ": " + file + ": the token", value);
+    }
+    return value;
+  }
+
+  private static boolean isBlank(String v) {
+    return v == null || v.isBlank();
+  }
+
+  /** The command line: {@code --flag value} or {@code --flag=value}, secrets' {@code -file} flags apart. */
+  private record Flags(Map<Setting, String> values, Map<Setting, String> files) {
+    static Flags parse(List<String> args) {
+      Flags f = new Flags(new EnumMap<>(Setting.class), new EnumMap<>(Setting.class));
+      List<String> unknown = new ArrayList<>();
+      for (int i = 0; i < args.size(); i++) {
+        String arg = args.get(i);
+        int eq = arg.indexOf('=');
+        String flag = eq < 0 ? arg : arg.substring(0, eq);
+        Setting match = null;
+        Map<Setting, String> target = f.values;
+        for (Setting s : Setting.values()) {
+          if (s.flag().equals(flag)) {
+            match = s;
+          } else if (s.secret() && s.fileFlag().equals(flag)) {
+            match = s;
+            target = f.files;
+          }
+        }
+        if (match == null) {
+          unknown.add(flag);
+          continue;
+        }
+        if (eq >= 0) {
+          target.put(match, arg.substring(eq + 1));
+        } else if (i + 1 < args.size()) {
+          target.put(match, args.get(++i));
+        } else {
+          throw new ConfigException(flag + " needs a value");
         }
       }
-      if (match == null) {
-        unknown.add(flag);
-        continue;
+      if (!unknown.isEmpty()) {
+        throw new ConfigException("unknown option " + unknown.get(0) + " (see --help)");
       }
-      if (eq >= 0) {
-        raw.put(match, arg.substring(eq + 1));
-      } else if (i + 1 < args.size()) {
-        raw.put(match, args.get(++i));
-      } else {
-        throw new ConfigException(flag + " needs a value");
-      }
-    }
-    if (!unknown.isEmpty()) {
-      throw new ConfigException("unknown option " + unknown.get(0) + " (see --help)");
+      return f;
     }
   }
 
@@ -107,6 +164,12 @@ public record Settings(
       // else (QUOTA_DB_USER= for one) it is a mistake, not a request for the default.
       if (!setting.defaultValue().isEmpty()) {
         nonEmpty(raw, setting);
+      }
+    }
+    for (Setting t : Setting.values()) {
+      // Every token, whichever setting: one rule (Tokens), checked before anything opens.
+      if (t.token() && !isBlank(raw.get(t))) {
+        Tokens.check(t.env(), raw.get(t).trim());
       }
     }
     Settings s = new Settings(
@@ -120,6 +183,7 @@ public record Settings(
         port(raw, Setting.ADMIN_PORT),
         port(raw, Setting.METRICS_PORT),
         optional(raw.get(Setting.ADMIN_TOKEN)),
+        optional(raw.get(Setting.ADMIN_TOKENS_FILE)).map(Path::of),
         optional(raw.get(Setting.REPORTER_TOKEN)),
         optional(raw.get(Setting.METERING_TOKEN)),
         intIn(raw, Setting.CACHE_MAX_KEYS, 1, Integer.MAX_VALUE),
@@ -187,8 +251,17 @@ public record Settings(
     return sb.append(']').toString();
   }
 
-  private static final java.util.Set<String> SECRET_FIELDS = java.util.Set.of("dbPassword", "adminToken",
-      "reporterToken", "meteringToken");
+  /** The record components of every {@link Setting#secret}: DB_PASSWORD's is dbPassword, and so on. */
+  private static final java.util.Set<String> SECRET_FIELDS = java.util.Arrays.stream(Setting.values())
+      .filter(Setting::secret).map(Settings::componentName).collect(java.util.stream.Collectors.toSet());
+
+  private static String componentName(Setting s) {
+    StringBuilder name = new StringBuilder();
+    for (String part : s.name().toLowerCase(Locale.ROOT).split("_")) {
+      name.append(name.length() == 0 ? part : Character.toUpperCase(part.charAt(0)) + part.substring(1));
+    }
+    return name.toString();
+  }
 
   private static Optional<String> optional(String v) {
     return v == null || v.isBlank() ? Optional.empty() : Optional.of(v.trim());

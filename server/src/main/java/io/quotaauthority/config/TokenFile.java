@@ -4,17 +4,21 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.util.Base64;
+import java.util.Locale;
 import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * A bearer token from its setting or, when that is unset, from {@code <data dir>/<name>}: created
- * at first start with 32 random bytes and mode 0600. The file's path is logged, never the token.
+ * at first start with 32 random bytes and mode 0600. At later starts the file must pass {@link
+ * SecretFile}'s checks (no symlink, owned by this user, no access for group or others) and hold a
+ * token that meets {@link Tokens}. The file's path is logged, never the token.
  */
 public final class TokenFile {
   private static final Logger log = LoggerFactory.getLogger(TokenFile.class);
@@ -26,12 +30,16 @@ public final class TokenFile {
       return configured.get();
     }
     Path file = dataDir.resolve(fileName);
+    // The setting the file stands in for, named in errors: admin-token is QUOTA_ADMIN_TOKEN's.
+    String setting = "QUOTA_" + fileName.toUpperCase(Locale.ROOT).replace('-', '_');
     try {
-      if (Files.exists(file)) {
-        String token = Files.readString(file, StandardCharsets.UTF_8).trim();
+      // NOFOLLOW_LINKS: a symlink (even a dangling one) is there, and SecretFile refuses it.
+      if (Files.exists(file, LinkOption.NOFOLLOW_LINKS)) {
+        String token = SecretFile.withoutTrailingNewlines(SecretFile.readRaw(setting, file));
         if (token.isEmpty()) {
-          throw new ConfigException(file + " is empty; delete it to have a new token generated");
+          throw new ConfigException(setting + ": " + file + " is empty; delete it to have a new token generated");
         }
+        Tokens.check(setting + ": " + file + ": the token", token);
         log.info("using the token in {}", file.toAbsolutePath());
         return token;
       }

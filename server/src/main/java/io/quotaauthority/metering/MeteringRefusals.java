@@ -2,7 +2,7 @@ package io.quotaauthority.metering;
 
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.quotaauthority.grpc.BearerTokenInterceptor.Refusal;
+import io.quotaauthority.grpc.BearerCredentials.Refusal;
 import java.time.Duration;
 import java.util.EnumMap;
 import java.util.Map;

@@ -121,8 +121,8 @@ class KeyAdminRejectionTest {
   }
 
   @ParameterizedTest(name = "authorization: ''{0}''")
-  @ValueSource(strings = {"Basic dGVzdC1hZG1pbi10b2tlbg==", "Token test-admin-token", "test-admin-token",
-      "Bearer", "Bearertest-admin-token"})
+  @ValueSource(strings = {"Basic dGVzdC1hZG1pbi10b2tlbg==", "Token " + TestServer.ADMIN_TOKEN,
+      TestServer.ADMIN_TOKEN, "Bearer", "Bearer" + TestServer.ADMIN_TOKEN})
   void createKey_wrongScheme_unauthenticatedNothingWritten(String header) {
     refused(() -> withAuthorization(header).createKey(validCreate()), Status.Code.UNAUTHENTICATED,
         "authorization must be 'Bearer <admin token>'");

@@ -122,7 +122,7 @@ class KeyAdminServiceTest {
     ApiKey k = as(server, "alice@example.com").createKey(
         CreateKeyRequest.newBuilder().setName("by-alice").build()).getKey();
 
-    assertThat(lastAudit(db, k.getId()).actor()).isEqualTo("admin:alice@example.com");
+    assertThat(lastAudit(db, k.getId()).actor()).isEqualTo("admin (claims: alice@example.com)");
   }
 
   @Test
@@ -130,7 +130,7 @@ class KeyAdminServiceTest {
     ApiKey k = as(server, "bob; DROP TABLE x").createKey(
         CreateKeyRequest.newBuilder().setName("by-bob").build()).getKey();
 
-    assertThat(lastAudit(db, k.getId()).actor()).isEqualTo("admin:bob__DROP_TABLE_x");
+    assertThat(lastAudit(db, k.getId()).actor()).isEqualTo("admin (claims: bob__DROP_TABLE_x)");
   }
 
   @ParameterizedTest(name = "quota ''{0}'' is shown as ''{1}''")
@@ -430,7 +430,7 @@ class KeyAdminServiceTest {
     List<Audit> rows = audits(db, k.getId());
     assertThat(rows).extracting(Audit::action)
         .containsExactly("create", "update", "reset_quota", "clear_expiration", "delete");
-    assertThat(rows).extracting(Audit::actor).containsOnly("admin:ops");
+    assertThat(rows).extracting(Audit::actor).containsOnly("admin (claims: ops)");
     assertThat(rows).extracting(a -> a.newValue().get("version")).containsExactly(1, 2, 3, 4, 5);
     assertThat(db.scalar("SELECT version FROM api_keys WHERE id = ?", Long.parseLong(k.getId()))).isEqualTo(5L);
   }

@@ -236,6 +236,31 @@ class KeysCommandTest {
   }
 
   @Test
+  void get_tokenInQuotaAdminTokenFile_isUsedWhenNoFlagOrVariable() throws Exception {
+    long id = createKey("from-token-file");
+    Path secret = Files.writeString(tmp.resolve("mounted-secret"), TestServer.ADMIN_TOKEN + "\n");
+    Files.setPosixFilePermissions(secret, java.nio.file.attribute.PosixFilePermissions.fromString("r--------"));
+
+    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).withEnv("QUOTA_ADMIN_TOKEN_FILE", secret.toString())
+        .run("keys", "get", Long.toString(id));
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+  }
+
+  @Test
+  void get_quotaAdminTokenFileReadableByOthers_exitsFourNamingTheFile() throws Exception {
+    Path secret = Files.writeString(tmp.resolve("loose-secret"), TestServer.ADMIN_TOKEN + "\n");
+    Files.setPosixFilePermissions(secret, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+
+    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).withEnv("QUOTA_ADMIN_TOKEN_FILE", secret.toString())
+        .run("keys", "get", "1");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.AUTHENTICATION);
+    assertThat(r.err()).isEqualTo("error: QUOTA_ADMIN_TOKEN_FILE: " + secret
+        + " is readable or writable by group or others (mode 0644); chmod 600 it\n");
+  }
+
+  @Test
   void get_tokenFlag_winsOverTheVariable() {
     long id = createKey("flag-wins");
 
@@ -254,11 +279,12 @@ class KeysCommandTest {
   }
 
   @Test
-  void create_sendsTheOsUserAsActor_recordedInTheAudit() {
+  void create_sendsTheOsUserAsActor_recordedInTheAuditAsAClaim() {
     long id = createKey("audited");
 
+    // The shared token's actor is "admin"; the OS user the CLI sends is only what the caller claims.
     assertThat(db.scalar("SELECT actor FROM key_audit WHERE key_id = ? AND action = 'create'", id))
-        .isEqualTo("admin:" + CliRunner.USER);
+        .isEqualTo("admin (claims: " + CliRunner.USER + ")");
   }
 
   // ---- update ----

@@ -139,10 +139,11 @@ class AdminTokenFileTest {
   @Test
   void resolve_emptyTokenFile_configExceptionNamingFile() throws Exception {
     Path file = Files.writeString(dataDir.resolve("admin-token"), "\n");
+    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
 
     assertThatThrownBy(() -> TokenFile.resolve(Optional.empty(), dataDir, "admin-token"))
         .isInstanceOf(ConfigException.class)
-        .hasMessage(file + " is empty; delete it to have a new token generated");
+        .hasMessage("QUOTA_ADMIN_TOKEN: " + file + " is empty; delete it to have a new token generated");
   }
 
   @Test

@@ -23,7 +23,7 @@ class DatabaseSettingTest {
 
   private Settings settings(String dbUrl) {
     return Settings.load(Map.of("QUOTA_DB_URL", dbUrl, "QUOTA_DATA_DIR", dataDir.toString(),
-        "QUOTA_ADMIN_TOKEN", "t", "QUOTA_REPORTER_TOKEN", "r"),
+        "QUOTA_ADMIN_TOKEN", "t".repeat(32), "QUOTA_REPORTER_TOKEN", "r".repeat(32)),
         List.of("--authz-port", "0", "--metering-port", "0", "--admin-port", "0", "--metrics-port", "0"));
   }
 

@@ -17,6 +17,7 @@ import org.junit.jupiter.api.Test;
 class ReadmeConfigurationTest {
   /** env → [flag, default] as the README's table shows them. */
   private static final Map<String, List<String>> rows = new LinkedHashMap<>();
+  private static String section;
 
   @BeforeAll
   static void readTable() throws IOException {
@@ -25,7 +26,7 @@ class ReadmeConfigurationTest {
     int start = text.indexOf("\n## Configuration\n");
     assertThat(start).as("README has a '## Configuration' section").isNotNegative();
     int end = text.indexOf("\n## ", start + 1);
-    String section = end < 0 ? text.substring(start) : text.substring(start, end);
+    section = end < 0 ? text.substring(start) : text.substring(start, end);
     for (String line : section.split("\n")) {
       if (!line.startsWith("| `QUOTA_")) {
         continue;
@@ -64,6 +65,19 @@ class ReadmeConfigurationTest {
       assertThat(rows).as("README lists %s", s.env()).containsKey(s.env());
       assertThat(rows.get(s.env()).get(0)).as("flag of %s", s.env()).isEqualTo(s.flag());
       assertThat(rows.get(s.env()).get(1)).as("default of %s", s.env()).isEqualTo(shownDefault(s));
+    }
+  }
+
+  @Test
+  void readme_configuration_fileVariantsOfSecretsInOneParagraphNotInTheTable() {
+    // <ENV>_FILE / <flag>-file are made from Setting.secret(), like serve --help lists them: one
+    // paragraph states the convention, so a new secret needs no row of its own for them.
+    assertThat(section.replaceAll("\\s+", " "))
+        .contains("`<variable>_FILE` or `<flag>-file` names a file holding only the value");
+    for (Setting s : Setting.values()) {
+      if (s.secret()) {
+        assertThat(rows).as("no row for %s", s.fileEnv()).doesNotContainKey(s.fileEnv());
+      }
     }
   }
 

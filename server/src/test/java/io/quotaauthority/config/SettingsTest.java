@@ -55,13 +55,13 @@ class SettingsTest {
   @Test
   void load_envSet_overridesDefault() {
     Settings s = load(Map.of("QUOTA_AUTHZ_PORT", "7001", "QUOTA_DB_URL", "jdbc:postgresql://db/q",
-        "QUOTA_NEGATIVE_CACHE_TTL", "250ms", "QUOTA_LOG_FORMAT", "JSON", "QUOTA_ADMIN_TOKEN", " tok "));
+        "QUOTA_NEGATIVE_CACHE_TTL", "250ms", "QUOTA_LOG_FORMAT", "JSON", "QUOTA_ADMIN_TOKEN", " tok-0123456789abcdef0123456789abcdef "));
 
     assertThat(s.authzPort()).isEqualTo(7001);
     assertThat(s.dbUrl()).contains("jdbc:postgresql://db/q");
     assertThat(s.negativeCacheTtl()).isEqualTo(Duration.ofMillis(250));
     assertThat(s.logFormat()).isEqualTo(Settings.LogFormat.JSON);
-    assertThat(s.adminToken()).contains("tok");
+    assertThat(s.adminToken()).contains("tok-0123456789abcdef0123456789abcdef");
     assertThat(s.adminPort()).isEqualTo(9192);
   }
 
@@ -301,14 +301,15 @@ class SettingsTest {
 
   @Test
   void toString_secretSettings_notPrinted() {
-    Settings s = load(Map.of("QUOTA_ADMIN_TOKEN", "adm-secret-1", "QUOTA_REPORTER_TOKEN", "rep-secret-2",
-        "QUOTA_DB_PASSWORD", "db-secret-3", "QUOTA_METERING_TOKEN", "met-secret-4"));
+    Settings s = load(Map.of("QUOTA_ADMIN_TOKEN", "adm-secret-1-0123456789abcdef0123456789",
+        "QUOTA_REPORTER_TOKEN", "rep-secret-2-0123456789abcdef0123456789", "QUOTA_DB_PASSWORD", "db-secret-3",
+        "QUOTA_METERING_TOKEN", "met-secret-4-0123456789abcdef0123456789"));
 
     assertThat(Setting.METERING_TOKEN.secret()).isTrue();
     assertThat(s.toString()).doesNotContain("adm-secret-1", "rep-secret-2", "db-secret-3", "met-secret-4")
         .startsWith("Settings[dbUrl=Optional.empty, dbUser=postgres, dbPassword=***, dbPoolSize=8,")
-        .contains("adminToken=Optional[***], reporterToken=Optional[***], meteringToken=Optional[***]",
-            "authzPort=9191", "meteringPort=9194")
+        .contains("adminToken=Optional[***], adminTokensFile=Optional.empty, reporterToken=Optional[***],"
+            + " meteringToken=Optional[***]", "authzPort=9191", "meteringPort=9194")
         .contains("tlsClientCa=Optional.empty, metricsBind=/0.0.0.0, adminBind=/127.0.0.1]");
     assertThat(load(Map.of()).toString()).contains("dbPassword=,", "adminToken=Optional.empty");
   }

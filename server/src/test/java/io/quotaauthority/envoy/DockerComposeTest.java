@@ -108,10 +108,26 @@ class DockerComposeTest {
         .isEqualTo(service("postgres").path("environment").path("POSTGRES_USER").asText());
     assertThat(env.get(Setting.DB_PASSWORD.env()))
         .isEqualTo(service("postgres").path("environment").path("POSTGRES_PASSWORD").asText());
-    assertThat(env.get(Setting.ADMIN_TOKEN.env()))
-        .as("taken from the host environment, with a development default")
-        .matches("\\$\\{QUOTA_ADMIN_TOKEN:-.+}");
-    assertThat(env.get(Setting.REPORTER_TOKEN.env())).matches("\\$\\{QUOTA_REPORTER_TOKEN:-.+}");
+  }
+
+  @Test
+  void composeSecrets_requiredFromTheEnvironmentWithAMessageNeverDefaulted() {
+    // ${VAR:?message}: compose refuses to start while VAR is unset or empty, printing the message;
+    // a ${VAR:-default} or a literal would ship a password everyone knows.
+    for (Setting s : List.of(Setting.DB_PASSWORD, Setting.ADMIN_TOKEN, Setting.REPORTER_TOKEN)) {
+      assertThat(environment(AUTHORITY).get(s.env())).as(s.env())
+          .matches("\\$\\{" + s.env() + ":\\?set " + s.env() + " .*README, Run with Envoy\\)}");
+    }
+    assertThat(service("postgres").path("environment").path("POSTGRES_PASSWORD").asText())
+        .isEqualTo(environment(AUTHORITY).get(Setting.DB_PASSWORD.env()));
+    for (String name : List.of("postgres", AUTHORITY, "envoy")) {
+      environment(name).forEach((variable, value) -> {
+        if (variable.matches(".*(TOKEN|PASSWORD|SECRET).*")) {
+          assertThat(value).as("%s of %s comes from the environment, required", variable, name)
+              .matches("\\$\\{[A-Z_]+:\\?[^}]+}");
+        }
+      });
+    }
   }
 
   @Test

@@ -25,8 +25,8 @@ import java.util.concurrent.TimeUnit;
  * goes to a log file that failures print.
  */
 final class ForkedServer implements AutoCloseable {
-  static final String ADMIN_TOKEN = "fault-admin-token";
-  static final String REPORTER_TOKEN = "fault-reporter-token";
+  static final String ADMIN_TOKEN = "fault-admin-token-0123456789abcdef";
+  static final String REPORTER_TOKEN = "fault-reporter-token-0123456789abcdef";
 
   private final Process process;
   private final int authzPort;

@@ -75,7 +75,7 @@ class LogSecretsTest {
     // The admin actions were logged (so the capture works), with key id and actor ...
     String all = String.join("", text);
     for (String action : List.of("create", "update", "reset_quota", "delete")) {
-      assertThat(all).contains("admin " + action + " key_id=" + keyIds.get(0) + " actor=admin:ops-test");
+      assertThat(all).contains("admin " + action + " key_id=" + keyIds.get(0) + " actor=admin (claims: ops-test)");
     }
     // ... and nothing secret, in either format.
     for (String secret : forbidden) {

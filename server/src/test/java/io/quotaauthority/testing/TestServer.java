@@ -23,9 +23,9 @@ import java.util.concurrent.TimeUnit;
  * real gRPC channels to it.
  */
 public final class TestServer implements AutoCloseable {
-  public static final String ADMIN_TOKEN = "test-admin-token";
-  public static final String REPORTER_TOKEN = "test-reporter-token";
-  public static final String METERING_TOKEN = "test-metering-token";
+  public static final String ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
+  public static final String REPORTER_TOKEN = "test-reporter-token-0123456789abcdef";
+  public static final String METERING_TOKEN = "test-metering-token-0123456789abcdef";
 
   private final QuotaAuthority app;
   private final ManagedChannel adminChannel;
@@ -62,6 +62,36 @@ public final class TestServer implements AutoCloseable {
       s.putAll(extra);
       return new TestServer(QuotaAuthority.start(Settings.of(s), clock), dataDir);
     } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /**
+   * A server from an environment, as {@code serve} reads it ({@link Settings#load}): for settings
+   * only the environment has, e.g. the {@code _FILE} variants of secrets. Database, data directory,
+   * ephemeral ports and the reporter token are filled in; {@code env} adds or overrides (a null
+   * value removes), and sets the admin token(s) itself.
+   */
+  public static TestServer fromEnvironment(TestDatabase db, Map<String, String> env) {
+    try {
+      Path dataDir = Files.createTempDirectory("qa-test");
+      Map<String, String> e = new java.util.HashMap<>();
+      e.put(Setting.DB_URL.env(), db.url());
+      e.put(Setting.DB_USER.env(), "postgres");
+      e.put(Setting.DATA_DIR.env(), dataDir.toString());
+      e.put(Setting.AUTHZ_PORT.env(), "0");
+      e.put(Setting.ADMIN_PORT.env(), "0");
+      e.put(Setting.METRICS_PORT.env(), "0");
+      e.put(Setting.REPORTER_TOKEN.env(), REPORTER_TOKEN);
+      env.forEach((k, v) -> {
+        if (v == null) {
+          e.remove(k);
+        } else {
+          e.put(k, v);
+        }
+      });
+      return new TestServer(QuotaAuthority.start(Settings.load(e, java.util.List.of()), Clock.systemUTC()), dataDir);
+    } catch (java.io.IOException e) {
       throw new IllegalStateException(e);
     }
   }
