@@ -655,7 +655,7 @@ class ExtProcServiceTest {
       metered.requestBody(request);
       metered.responseHeaders(200, "application/json");
       metered.responseBody(body, 0, body.length, true);
-      assertThat(sink.awaitSubmitted(1, WAIT)).extracting(UsageReport::reportId).containsExactly("has-room");
+      assertThat(sink.awaitSubmitted(1, WAIT)).extracting(UsageReport::requestId).containsExactly("has-room");
       metered.complete();
       assertThat(registry.get("quota.metering.unmetered").tag("reason", "overloaded").counter().count())
           .isEqualTo(1.0);
