@@ -189,15 +189,7 @@ public final class KeyRepository implements KeyLookup {
     if (ids.isEmpty()) {
       return List.of();
     }
-    return tx.inTransaction(c -> {
-      Array array = c.createArrayOf("bigint", ids.toArray());
-      try (PreparedStatement ps = c.prepareStatement(SELECT_BY_IDS)) {
-        ps.setArray(1, array);
-        return all(ps);
-      } finally {
-        array.free();
-      }
-    });
+    return tx.inTransaction(c -> findByIds(c, ids));
   }
 
   /** The rows with these ids, deleted or not, on the caller's connection (the listener's own). */

@@ -18,6 +18,8 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Keeps docker-compose.yml, server/Dockerfile, envoy/envoy.yaml, the Setting enum and the README
@@ -158,36 +160,21 @@ class DockerComposeTest {
     }
   }
 
-  @Test
-  void envoyAuthorityCluster_pointsAtTheComposeServiceOnTheAuthzPort() throws Exception {
+  @ParameterizedTest(name = "{0} on {1}")
+  @CsvSource({EnvoyConfigTest.AUTHORITY_CLUSTER + ", AUTHZ_PORT", EnvoyConfigTest.METERING_CLUSTER + ", METERING_PORT"})
+  void envoyAuthorityClusters_pointAtTheComposeServiceOnTheirPorts(String name, Setting port) throws Exception {
     Bootstrap bootstrap = EnvoyConfigTest.parse(RepoFiles.read(EnvoyConfigTest.ENVOY_YAML));
     Cluster cluster =
         bootstrap.getStaticResources().getClustersList().stream()
-            .filter(c -> c.getName().equals(EnvoyConfigTest.AUTHORITY_CLUSTER))
+            .filter(c -> c.getName().equals(name))
             .findFirst()
             .orElseThrow();
     SocketAddress address =
         cluster.getLoadAssignment().getEndpoints(0).getLbEndpoints(0).getEndpoint().getAddress()
             .getSocketAddress();
     assertThat(address.getAddress()).isEqualTo(AUTHORITY);
-    assertThat(address.getPortValue()).isEqualTo(defaultPort(Setting.AUTHZ_PORT));
-    assertThat(environment(AUTHORITY)).doesNotContainKey(Setting.AUTHZ_PORT.env());
-  }
-
-  @Test
-  void envoyMeteringCluster_pointsAtTheComposeServiceOnTheMeteringPort() throws Exception {
-    Bootstrap bootstrap = EnvoyConfigTest.parse(RepoFiles.read(EnvoyConfigTest.ENVOY_YAML));
-    Cluster cluster =
-        bootstrap.getStaticResources().getClustersList().stream()
-            .filter(c -> c.getName().equals(EnvoyConfigTest.METERING_CLUSTER))
-            .findFirst()
-            .orElseThrow();
-    SocketAddress address =
-        cluster.getLoadAssignment().getEndpoints(0).getLbEndpoints(0).getEndpoint().getAddress()
-            .getSocketAddress();
-    assertThat(address.getAddress()).isEqualTo(AUTHORITY);
-    assertThat(address.getPortValue()).isEqualTo(defaultPort(Setting.METERING_PORT));
-    assertThat(environment(AUTHORITY)).doesNotContainKey(Setting.METERING_PORT.env());
+    assertThat(address.getPortValue()).isEqualTo(defaultPort(port));
+    assertThat(environment(AUTHORITY)).doesNotContainKey(port.env());
   }
 
   @Test

@@ -41,6 +41,7 @@ class SigtermTest {
   private static final int STREAMS = 3;
   private static final long SHUTDOWN_TIMEOUT_MILLIS = 5_000;
   private static final long SLACK_MILLIS = 3_000;
+  private static final String SENTINEL = "sentinel-";
 
   private TestDatabase db;
   private ForkedServer server;
@@ -120,8 +121,15 @@ class SigtermTest {
     Set<String> lateSent = new LinkedHashSet<>();
     late.send(UsageStream.report("late-0", keyId, COST));
     lateSent.add("late-0");
-    Thread.sleep(50);
-    int ackedAtSignal = answers(streams).size();
+    // A report the stream refuses at once (no cost) after the pending ones: its answer proves the
+    // server has read, and queued, every report sent before it on that stream. Without it, a
+    // loaded machine may not have read them yet when the signal comes, and they would rightly go
+    // unanswered.
+    for (int s = 0; s < STREAMS; s++) {
+      streams.get(s).send(UsageStream.report(SENTINEL + s, keyId, "not-a-cost"));
+    }
+    awaitSentinels(streams);
+    int ackedAtSignal = answers(streams).size() - STREAMS;
 
     long signalAt = System.nanoTime();
     server.process().destroy();
@@ -173,6 +181,9 @@ class SigtermTest {
     Status lateEnd = late.status();
 
     Map<String, UsageResult> answered = answers(streams);
+    for (int s = 0; s < STREAMS; s++) {
+      assertThat(answered.remove(SENTINEL + s)).as("sentinel " + s).isEqualTo(UsageResult.USAGE_RESULT_REJECTED);
+    }
     Map<String, UsageResult> lateAnswered = answers(List.of(late));
     Ledger ledger = Ledger.of(db, keyId);
     long accepted = answered.size() + lateAnswered.values().stream()
@@ -227,6 +238,19 @@ class SigtermTest {
         sent.add(id);
         streams.get(s).send(UsageStream.report(id, keyId, COST));
       }
+    }
+  }
+
+  private static void awaitSentinels(List<UsageStream> streams) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+    for (int s = 0; s < streams.size(); s++) {
+      String id = SENTINEL + s;
+      UsageStream st = streams.get(s);
+      while (st.responses().stream().noneMatch(r -> r.getReportId().equals(id)) && System.nanoTime() < deadline) {
+        Thread.sleep(2);
+      }
+      assertThat(st.responses()).as("sentinel answered on stream " + s)
+          .anyMatch(r -> r.getReportId().equals(id));
     }
   }
 
