@@ -290,6 +290,9 @@ public final class QuotaAuthority implements AutoCloseable {
     // Usage streams take no more reports and end once what they took is committed and answered;
     // otherwise they would stay open until forced, and what was queued would be charged unanswered.
     usageService.drain();
+    // What they took is committed now, not after QUOTA_USAGE_COMMIT_INTERVAL, so it is answered
+    // while the streams are still open.
+    batcher.flush();
     authzServer.shutdown();
     meteringServer.shutdown();
     adminServer.shutdown();

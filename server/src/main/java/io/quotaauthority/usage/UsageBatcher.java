@@ -57,6 +57,10 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   private final CommitRecorder recorder;
   private final Thread committer;
   private volatile boolean stopping;
+  /** Set by {@link #flush()}: commit each group at once (read by the committer thread). */
+  private volatile boolean flushing;
+  /** How often a group being gathered checks for a flush. */
+  private static final long FLUSH_CHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
 
   /** Told of each committed group (metrics). */
   public interface CommitRecorder {
@@ -106,6 +110,14 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     return outcome;
   }
 
+  /**
+   * From now on every group is committed as soon as it is taken, without waiting for it to fill
+   * (shutdown: what was queued is committed and answered while the streams are still open).
+   */
+  public void flush() {
+    flushing = true;
+  }
+
   /** Reports queued and not yet answered. */
   public int queued() {
     return queue.size();
@@ -128,14 +140,15 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
           // Take what is already there without waiting; wait only while the group is small.
           if (queue.drainTo(group, maxGroup - group.size()) == 0) {
             long left = deadline - System.nanoTime();
-            if (left <= 0) {
+            if (left <= 0 || flushing) {
               break;
             }
-            Pending next = queue.poll(left, TimeUnit.NANOSECONDS);
-            if (next == null) {
-              break;
+            // In slices, so that a flush (shutdown) commits at once instead of after a long
+            // QUOTA_USAGE_COMMIT_INTERVAL: the drain must not wait out the interval.
+            Pending next = queue.poll(Math.min(left, FLUSH_CHECK_NANOS), TimeUnit.NANOSECONDS);
+            if (next != null) {
+              group.add(next);
             }
-            group.add(next);
           }
         }
         commit(group);
@@ -327,6 +340,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
    * deadline), then stops the committer. Reports still unanswered then were never acknowledged.
    */
   public void close(Duration timeout) {
+    flushing = true;
     stopping = true;
     try {
       committer.join(timeout.toMillis());
