@@ -24,6 +24,10 @@ import org.slf4j.LoggerFactory;
  * {@link MeteringExecutor.Lane}, in order; when the executor is saturated the message is answered
  * unread at once (CONTINUE: the request passes, unmetered, counted as
  * {@code quota_metering_unmetered_total{reason="overloaded"}}).
+ *
+ * <p>A stream whose first message is response headers carries an Envoy local reply (Envoy 1.37+
+ * sends our own denials through ext_proc): it is answered CONTINUE and completed at once by the
+ * server, counted as {@code quota_metering_unmetered_total{reason="local_reply"}}.
  */
 public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcessorImplBase {
   private static final Logger log = LoggerFactory.getLogger(ExtProcService.class);
@@ -117,6 +121,26 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
         }
         answer(request, response);
         session.settle();
+        if (session.finished()) {
+          end();
+        }
+      }
+
+      /**
+       * Runs on the lane: completes the stream from the server side with OK once the session has
+       * nothing more to meter. Envoy's ext_proc filter takes a clean close as "processing
+       * complete" and lets the rest of the HTTP stream through without sending it here. Messages
+       * that were already in flight are ignored, and Envoy's later half-close finds it ended.
+       */
+      private void end() {
+        failed = true;
+        closed = true;
+        session.streamClosed();
+        try {
+          responses.onCompleted();
+        } catch (RuntimeException e) {
+          log.debug("ext_proc stream not completed: {}", e.toString());
+        }
       }
 
       private void answer(ProcessingRequest request, ProcessingResponse response) {
@@ -150,7 +174,7 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
         lane.execute(() -> {
           session.streamClosed();
           if (failed) {
-            return; // already answered with INVALID_ARGUMENT
+            return; // already answered with INVALID_ARGUMENT, or ended by end()
           }
           try {
             responses.onCompleted();

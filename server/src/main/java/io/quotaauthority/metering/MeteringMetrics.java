@@ -23,7 +23,13 @@ final class MeteringMetrics {
     ENCODED_BODY,
     NO_USAGE,
     /** The metering executor was saturated: the message was answered unread (see ExtProcService). */
-    OVERLOADED;
+    OVERLOADED,
+    /**
+     * A stream whose first message was response headers: an Envoy local reply (Envoy 1.37+ sends
+     * our own 401/403/429/503 denials through ext_proc). Nothing reached a provider; the stream is
+     * answered and ended at once.
+     */
+    LOCAL_REPLY;
 
     String tag() {
       return name().toLowerCase(java.util.Locale.ROOT);

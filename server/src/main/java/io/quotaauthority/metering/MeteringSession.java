@@ -121,6 +121,10 @@ final class MeteringSession {
   private boolean charged;
   /** The response body ended; charging waits for {@link #settle()}. */
   private boolean bodyEnded;
+  /** Request headers arrived on this stream (whether or not the request is metered). */
+  private boolean requestHeadersSeen;
+  /** This stream has nothing more to meter: the service ends it after sending the answer. */
+  private boolean finished;
 
   MeteringSession(UsageCharger charger) {
     this.charger = charger;
@@ -145,6 +149,7 @@ final class MeteringSession {
    *     namespace (set by Check from the route) names the provider
    */
   synchronized ProcessingResponse requestHeaders(HttpHeaders headers, Metadata metadata) {
+    requestHeadersSeen = true;
     try {
       return onRequestHeaders(headers.getHeaders(), providerHint(metadata));
     } catch (RuntimeException e) {
@@ -237,6 +242,19 @@ final class MeteringSession {
   }
 
   synchronized ProcessingResponse responseHeaders(HttpHeaders headers) {
+    if (!requestHeadersSeen) {
+      // A response with no request before it is a local reply (Envoy 1.37+ runs the encoder side
+      // of ext_proc for it; a denial by Check never reached ext_proc's request side). No provider
+      // answered, so there is nothing to charge: let it through and end the stream, instead of
+      // holding it open for body chunks we would only pass on. (With request_header_mode SKIP
+      // every response would land here; nothing is metered then anyway, as the route and key id
+      // come from the request headers.)
+      metrics.unmetered(MeteringMetrics.Unmetered.LOCAL_REPLY);
+      route = null;
+      stopMetering();
+      finished = true;
+      return CONTINUE_RESPONSE_HEADERS;
+    }
     try {
       return onResponseHeaders(headers);
     } catch (RuntimeException e) {
@@ -301,6 +319,10 @@ final class MeteringSession {
    * usage scan mid-document; a request body not read leaves an OpenAI stream without usage).
    */
   synchronized ProcessingResponse overloaded(ProcessingRequest.RequestCase phase) {
+    if (phase == ProcessingRequest.RequestCase.REQUEST_HEADERS) {
+      // Answered unread, but seen: the response that follows is not a local reply.
+      requestHeadersSeen = true;
+    }
     // Before the request headers are read nobody knows whether the request would be metered:
     // counted as if it were, so an overload is never invisible.
     if (phase == ProcessingRequest.RequestCase.REQUEST_HEADERS || (route != null && !charged)) {
@@ -350,6 +372,15 @@ final class MeteringSession {
     } catch (RuntimeException e) {
       failed("stream_closed", e, null);
     }
+  }
+
+  /**
+   * True once this stream has nothing left to meter and should be ended by the server right after
+   * the answer just returned (a local reply: Envoy treats a stream closed with OK as "processing
+   * complete" and sends nothing more on it).
+   */
+  synchronized boolean finished() {
+    return finished;
   }
 
   /** Bytes this session keeps between body chunks (tests assert it stays flat). */

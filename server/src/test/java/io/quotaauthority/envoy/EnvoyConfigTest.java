@@ -373,6 +373,102 @@ class EnvoyConfigTest {
     assertThat(hcm.getUseRemoteAddress().getValue()).isTrue();
   }
 
+  /** Headers that must never reach a provider: Check's key id, and the client's address. */
+  static final List<String> STRIPPED_BEFORE_PROVIDERS =
+      List.of("x-quota-key-id", "x-forwarded-for", "x-envoy-external-address");
+
+  @Test
+  void providerRoutes_eachRemovesTheKeyIdAndTheClientsAddress() {
+    var config = hcm().getRouteConfig();
+    assertThat(routes()).isNotEmpty();
+    for (var vhost : config.getVirtualHostsList()) {
+      for (Route route : vhost.getRoutesList()) {
+        // The router applies all three levels as the request leaves (finalizeRequestHeaders).
+        Set<String> removed = new java.util.HashSet<>();
+        for (List<String> level : List.of(config.getRequestHeadersToRemoveList(),
+            vhost.getRequestHeadersToRemoveList(), route.getRequestHeadersToRemoveList())) {
+          level.forEach(name -> removed.add(name.toLowerCase(java.util.Locale.ROOT)));
+        }
+        assertThat(removed).as("route %s removes", route.getName())
+            .containsAll(STRIPPED_BEFORE_PROVIDERS);
+        // Nothing is added back: no header, let alone one carrying %DOWNSTREAM_...% addresses.
+        assertThat(config.getRequestHeadersToAddCount() + vhost.getRequestHeadersToAddCount()
+            + route.getRequestHeadersToAddCount()).as("route %s adds request headers", route.getName())
+            .isZero();
+        assertThat(vhost.getIncludeRequestAttemptCount()).isFalse();
+        assertThat(route.getRoute().getAppendXForwardedHost()).as("%s x-forwarded-host", route.getName())
+            .isFalse();
+      }
+    }
+  }
+
+  @Test
+  void router_addsNoEnvoyHeadersAndTheConnectionManagerNoVia() {
+    Router router = unpack(only(Router.class).getTypedConfig(), Router.class);
+    // x-envoy-expected-rq-timeout-ms and the other router-made x-envoy-* headers stay home.
+    assertThat(router.getSuppressEnvoyHeaders()).isTrue();
+    HttpConnectionManager hcm = hcm();
+    assertThat(hcm.getVia()).isEmpty();
+    assertThat(hcm.getEarlyHeaderMutationExtensionsCount()).isZero();
+  }
+
+  @Test
+  void bootstrap_setsNoDeprecatedField() {
+    List<String> deprecated = new ArrayList<>();
+    collectDeprecated(bootstrap, "", deprecated);
+    assertThat(deprecated).as("deprecated fields set in envoy.yaml").isEmpty();
+  }
+
+  /** Walks every set field, unpacking typed_config Anys, and records the deprecated ones. */
+  private static void collectDeprecated(Message message, String path, List<String> out) {
+    var type = message.getDescriptorForType();
+    // Unpacked Anys are DynamicMessages, whose own nested Anys are not Any instances: go by name.
+    if (type.getFullName().equals(Any.getDescriptor().getFullName())) {
+      String url = (String) message.getField(type.findFieldByName("type_url"));
+      var value = (com.google.protobuf.ByteString) message.getField(type.findFieldByName("value"));
+      if (url.isEmpty()) {
+        return; // an empty Any (a route's FilterConfig `config: {}`): nothing in it
+      }
+      try {
+        var descriptor = REGISTRY.find(url.substring(url.lastIndexOf('/') + 1));
+        assertThat(descriptor).as("%s: typed_config %s in the registry", path, url).isNotNull();
+        Message unpacked = com.google.protobuf.DynamicMessage.parseFrom(descriptor, value);
+        collectDeprecated(unpacked, path, out);
+      } catch (InvalidProtocolBufferException e) {
+        throw new AssertionError(path, e);
+      }
+      return;
+    }
+    for (var entry : message.getAllFields().entrySet()) {
+      var field = entry.getKey();
+      String at = path + "/" + field.getName();
+      if (field.getOptions().getDeprecated()) {
+        out.add(at);
+      }
+      if (field.getJavaType() != com.google.protobuf.Descriptors.FieldDescriptor.JavaType.MESSAGE) {
+        continue;
+      }
+      if (field.isRepeated()) {
+        for (Object item : (List<?>) entry.getValue()) {
+          collectDeprecated((Message) item, at, out);
+        }
+      } else {
+        collectDeprecated((Message) entry.getValue(), at, out);
+      }
+    }
+  }
+
+  @Test
+  void bootstrap_deprecatedFieldCheck_findsDnsRefreshRate() {
+    // The walk above can fail: the field this file used to set is caught.
+    Cluster withRate = cluster(AUTHORITY_CLUSTER).toBuilder()
+        .setDnsRefreshRate(Durations.fromSeconds(5)).build();
+    List<String> deprecated = new ArrayList<>();
+    collectDeprecated(bootstrap.toBuilder().setStaticResources(bootstrap.getStaticResources()
+        .toBuilder().addClusters(withRate)).build(), "", deprecated);
+    assertThat(deprecated).containsExactly("/static_resources/clusters/dns_refresh_rate");
+  }
+
   @Test
   void authorityCluster_speaksHttp2WithGrpcHealthChecksAndRaisedCircuitBreakers() {
     Cluster authority = cluster(AUTHORITY_CLUSTER);

@@ -572,6 +572,14 @@ class EnvoyReplayTest {
         h.set("x-forwarded-for", xff == null ? CLIENT_IP : xff + "," + CLIENT_IP);
       }
       h.set("x-forwarded-proto", h.get(":scheme"));
+      // ConnectionManagerUtility::mutateRequestHeaders: an external client's address goes in
+      // x-envoy-external-address (set, so a client's own value is replaced); an internal client
+      // gets x-envoy-internal instead.
+      if (clientIsInternal()) {
+        h.set("x-envoy-internal", "true");
+      } else {
+        h.set("x-envoy-external-address", CLIENT_IP);
+      }
     }
     if (!HCM.hasGenerateRequestId() || HCM.getGenerateRequestId().getValue()) {
       if (!HCM.getPreserveExternalRequestId() || h.get("x-request-id") == null) {
@@ -581,6 +589,16 @@ class EnvoyReplayTest {
     if (!HCM.getVia().isEmpty()) {
       h.add("via", HCM.getVia());
     }
+  }
+
+  /** Whether Envoy counts CLIENT_IP (a public address) as internal under internal_address_config. */
+  private static boolean clientIsInternal() {
+    if (!HCM.hasInternalAddressConfig()) {
+      return false; // unset: RFC 1918 and loopback only, and CLIENT_IP is neither
+    }
+    assertThat(HCM.getInternalAddressConfig().getCidrRangesList())
+        .as("internal cidr_ranges are not modelled").isEmpty();
+    return false;
   }
 
   /** Envoy's normalize_path (RFC 3986 dot segments) and merge_slashes, on the path only. */
@@ -738,6 +756,15 @@ class EnvoyReplayTest {
         if (!r.route().getRoute().getHostRewriteLiteral().isEmpty()) {
           h.set(":authority", r.route().getRoute().getHostRewriteLiteral());
         }
+        Router router = EnvoyConfigTest.unpack(filter.getTypedConfig(), Router.class);
+        if (!router.getSuppressEnvoyHeaders()) {
+          // The router's own x-envoy-* request headers (router.cc), unless suppressed.
+          h.set("x-envoy-expected-rq-timeout-ms",
+              Long.toString(Durations.toMillis(r.route().getRoute().getTimeout())));
+          if (r.vhost().getIncludeRequestAttemptCount()) {
+            h.set("x-envoy-attempt-count", "1");
+          }
+        }
         upstream = h.copy();
       } else {
         fail("filter " + filter.getName() + " is not modelled: teach the replay what it does to headers");
@@ -894,6 +921,27 @@ class EnvoyReplayTest {
         assertThat(f.upstream().get(":path")).isEqualTo(r.sdk().pathAndQuery());
       }
     }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("keyedReplays")
+  void allowedRequest_reachesTheProviderWithoutClientAddressOrEnvoyHeaders(Replay r) throws Exception {
+    String claimed = "198.51.100.23";
+    EnvoyCheck check = envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret(),
+        Map.of("x-forwarded-for", claimed, "x-envoy-external-address", claimed));
+    // Envoy, at the edge, has recorded the client's address: Check sees it.
+    assertThat(check.headers().get("x-forwarded-for")).isEqualTo(claimed + "," + CLIENT_IP);
+    assertThat(check.headers().get("x-envoy-external-address")).isEqualTo(CLIENT_IP);
+
+    EnvoyAnswer answer = replay(check.request());
+    assertThat(answer.forwarded()).as("%s: body %s", r, answer.body()).isTrue();
+    Forwarded f = forward(r, check.headers(), answer.response());
+
+    assertThat(f.upstream().entries)
+        .as("%s: what leaves for the provider:\n%s", r, f.upstream())
+        .noneMatch(e -> e[0].startsWith("x-envoy-"))
+        .noneMatch(e -> e[0].equals("x-forwarded-for"))
+        .noneMatch(e -> e[1].contains(CLIENT_IP) || e[1].contains(claimed));
   }
 
   @ParameterizedTest(name = "{0}")

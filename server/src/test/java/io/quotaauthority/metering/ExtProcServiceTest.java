@@ -8,6 +8,7 @@ import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
 import io.envoyproxy.envoy.service.ext_proc.v3.BodyResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.HeadersResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
@@ -475,6 +476,38 @@ class ExtProcServiceTest {
     assertThat(sink.awaitSubmitted(1, WAIT)).singleElement()
         .satisfies(r -> assertThat(r.cost()).isEqualTo(new BigDecimal("0.02118400")));
     assertThat(envoy.unansweredCount()).isZero();
+  }
+
+  @Test
+  void process_firstMessageIsResponseHeaders_answersOnceEndsStreamAndChargesNothing() throws Exception {
+    EnvoyStream envoy = start();
+    // Envoy 1.37+: Check denied with 429, so ext_proc never saw the request; the local reply's
+    // headers open the stream.
+    ProcessingResponse answer = envoy.responseHeaders(429, "application/json");
+
+    assertThat(answer).isEqualTo(ProcessingResponse.newBuilder()
+        .setResponseHeaders(HeadersResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
+        .build());
+    // The server completes the stream with OK without Envoy half-closing it first.
+    envoy.awaitClosed();
+    assertThat(envoy.error()).isNull();
+    assertThat(registry.get("quota.metering.unmetered").tag("reason", "local_reply").counter().count())
+        .isEqualTo(1.0);
+    assertThat(sink.submitted()).isEmpty();
+  }
+
+  @Test
+  void process_errorResponseAfterRequestHeaders_isNotTakenForALocalReply() throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o\",\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "9", "lr-2", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(503, "text/plain");
+    envoy.complete();
+    assertThat(envoy.error()).isNull();
+    assertThat(registry.find("quota.metering.unmetered").tag("reason", "local_reply").counter()).isNull();
+    assertThat(registry.get("quota.metering.unmetered").tag("reason", "error_status").counter().count())
+        .isEqualTo(1.0);
   }
 
   @Test
