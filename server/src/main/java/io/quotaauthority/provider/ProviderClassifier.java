@@ -48,7 +48,9 @@ public final class ProviderClassifier {
     if (p.equals("/v1/messages") || p.startsWith("/v1/messages/")) {
       return Provider.ANTHROPIC;
     }
-    if (p.startsWith("/v1beta/") || p.startsWith("/upload/v1beta/") || GEMINI_V1.matcher(p).matches()) {
+    // The prefix test first: Check runs this on every request, and most never need the regex.
+    if (p.startsWith("/v1beta/") || p.startsWith("/upload/v1beta/")
+        || (p.startsWith("/v1/models/") && GEMINI_V1.matcher(p).matches())) {
       return Provider.GEMINI;
     }
     if (p.startsWith("/v1/")) {
