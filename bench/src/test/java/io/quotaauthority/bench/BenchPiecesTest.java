@@ -4,10 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
 import io.quotaauthority.authz.CheckResponses;
-import io.quotaauthority.authz.Provider;
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Verdict;
+import io.quotaauthority.provider.Provider;
 import java.math.BigDecimal;
 import java.time.Instant;
 import java.util.EnumMap;

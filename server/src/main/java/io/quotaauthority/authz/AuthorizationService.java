@@ -36,7 +36,7 @@ public final class AuthorizationService extends AuthorizationGrpc.AuthorizationI
     } catch (RuntimeException e) {
       // The key is never logged: only the failure's type and message.
       log.error("Check failed; answering 503: {}", e.toString());
-      send(out, CheckResponses.denial(Provider.GENERIC, Verdict.UNAVAILABLE));
+      send(out, CheckResponses.denial(null, Verdict.UNAVAILABLE));
     }
   }
 

@@ -10,6 +10,7 @@ import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyState;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Verdict;
+import io.quotaauthority.provider.Provider;
 import java.math.BigDecimal;
 import java.time.Clock;
 import java.time.Instant;
@@ -45,8 +46,9 @@ public final class Authorizer {
     long start = System.nanoTime();
     AttributeContext attributes = request.getAttributes();
     AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
-    // Read once: the key's source, the denial's shape and the ?key= stripping all depend on it.
-    String provider = attributes.getContextExtensionsMap().get("provider");
+    // Classified once (route hint, then path): the key's source, the denial's shape and the ?key=
+    // stripping all follow it, and metering reaches the same answer by the same rule.
+    Provider provider = KeyExtractor.provider(attributes);
     PresentedKey key = KeyExtractor.extract(http, provider);
     if (key == null) {
       deny(attributes, provider, Verdict.MISSING_KEY, start, reply);
@@ -81,7 +83,7 @@ public final class Authorizer {
     });
   }
 
-  private void decide(AttributeContext attributes, String provider, KeyState state, PresentedKey key, long start,
+  private void decide(AttributeContext attributes, Provider provider, KeyState state, PresentedKey key, long start,
       Consumer<CheckResponse> reply) {
     // Only limited keys can be exhausted, so only they need the pending-usage lookup.
     BigDecimal pending = state.limited() ? cache.pending(state.id()) : BigDecimal.ZERO;
@@ -93,8 +95,7 @@ public final class Authorizer {
     recorder.record(Verdict.ALLOW, System.nanoTime() - start);
     // On Google's paths any ?key= is stripped, even when the key came in a header: a second key in
     // the URL must not travel to the provider either.
-    boolean stripQueryKey = key.fromQuery()
-        || KeyExtractor.geminiRequest(provider, KeyExtractor.path(attributes.getRequest().getHttp()));
+    boolean stripQueryKey = key.fromQuery() || provider == Provider.GEMINI;
     reply.accept(allow(state, pending, stripQueryKey));
   }
 
@@ -114,9 +115,8 @@ public final class Authorizer {
     return built;
   }
 
-  private void deny(AttributeContext attributes, String providerExtension, Verdict verdict, long start,
+  private void deny(AttributeContext attributes, Provider provider, Verdict verdict, long start,
       Consumer<CheckResponse> reply) {
-    Provider provider = Provider.of(providerExtension, KeyExtractor.path(attributes.getRequest().getHttp()));
     recorder.record(verdict, System.nanoTime() - start);
     reply.accept(CheckResponses.denial(provider, verdict));
   }

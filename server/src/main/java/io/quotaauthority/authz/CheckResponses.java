@@ -15,6 +15,7 @@ import io.envoyproxy.envoy.type.v3.HttpStatus;
 import io.envoyproxy.envoy.type.v3.StatusCode;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.Verdict;
+import io.quotaauthority.provider.Provider;
 import java.math.BigDecimal;
 import java.util.EnumMap;
 import java.util.Map;
@@ -34,12 +35,14 @@ public final class CheckResponses {
 
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Map<Provider, Map<Verdict, CheckResponse>> DENIALS = buildDenials();
+  /** For a request no provider claims (see ProviderClassifier): a plain {"error":{"code","message"}}. */
+  private static final Map<Verdict, CheckResponse> GENERIC_DENIALS = buildDenials(null);
 
   private CheckResponses() {}
 
-  /** The denial for this verdict, shaped for this provider. */
+  /** The denial for this verdict, shaped for this provider (null: the plain shape). */
   public static CheckResponse denial(Provider provider, Verdict verdict) {
-    return DENIALS.get(provider).get(verdict);
+    return (provider == null ? GENERIC_DENIALS : DENIALS.get(provider)).get(verdict);
   }
 
   /**
@@ -114,25 +117,38 @@ public final class CheckResponses {
   private static Map<Provider, Map<Verdict, CheckResponse>> buildDenials() {
     Map<Provider, Map<Verdict, CheckResponse>> all = new EnumMap<>(Provider.class);
     for (Provider p : Provider.values()) {
-      Map<Verdict, CheckResponse> byVerdict = new EnumMap<>(Verdict.class);
-      for (Denial d : Denial.values()) {
-        byVerdict.put(d.verdict, CheckResponse.newBuilder()
-            .setStatus(Status.newBuilder().setCode(d.grpcCode.getNumber()).setMessage(d.code))
-            .setDeniedResponse(DeniedHttpResponse.newBuilder()
-                .setStatus(HttpStatus.newBuilder().setCode(d.httpCode))
-                .addHeaders(header("content-type", "application/json",
-                    HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
-                .setBody(body(p, d)))
-            .build());
-      }
-      all.put(p, byVerdict);
+      all.put(p, buildDenials(p));
     }
     return all;
   }
 
-  /** The error body in the provider's own shape, so its SDKs surface a readable error. */
+  private static Map<Verdict, CheckResponse> buildDenials(Provider p) {
+    Map<Verdict, CheckResponse> byVerdict = new EnumMap<>(Verdict.class);
+    for (Denial d : Denial.values()) {
+      byVerdict.put(d.verdict, CheckResponse.newBuilder()
+          .setStatus(Status.newBuilder().setCode(d.grpcCode.getNumber()).setMessage(d.code))
+          .setDeniedResponse(DeniedHttpResponse.newBuilder()
+              .setStatus(HttpStatus.newBuilder().setCode(d.httpCode))
+              .addHeaders(header("content-type", "application/json",
+                  HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+              .setBody(body(p, d)))
+          .build());
+    }
+    return byVerdict;
+  }
+
+  /**
+   * The error body in the provider's own shape, so its SDKs surface a readable error; for a null
+   * provider (no provider claims the request) a plain {"error":{"code","message"}}.
+   */
   static String body(Provider p, Denial d) {
     ObjectNode root = JSON.createObjectNode();
+    if (p == null) {
+      ObjectNode e = root.putObject("error");
+      e.put("code", d.code);
+      e.put("message", d.message);
+      return root.toString();
+    }
     switch (p) {
       case OPENAI -> {
         ObjectNode e = root.putObject("error");
@@ -152,11 +168,6 @@ public final class CheckResponses {
         e.put("code", d.http);
         e.put("message", d.message + " (" + d.code + ")");
         e.put("status", d.grpcCode.name());
-      }
-      case GENERIC -> {
-        ObjectNode e = root.putObject("error");
-        e.put("code", d.code);
-        e.put("message", d.message);
       }
     }
     return root.toString();

@@ -2,6 +2,8 @@ package io.quotaauthority.authz;
 
 import io.envoyproxy.envoy.config.core.v3.HeaderValue;
 import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
+import io.quotaauthority.provider.Provider;
+import io.quotaauthority.provider.ProviderClassifier;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
@@ -9,26 +11,34 @@ import java.util.Map;
 
 /**
  * Finds the API key in a request as Envoy describes it, in this order: {@code authorization: Bearer
- * <key>} (scheme case-insensitive), {@code x-api-key}, {@code x-goog-api-key}, then for paths under
- * {@code /v1beta/} only, the {@code key} query parameter. Envoy lowercases header names and fills
- * either {@code headers} or, with {@code encode_raw_headers}, {@code header_map} with raw bytes.
+ * <key>} (scheme case-insensitive), {@code x-api-key}, {@code x-goog-api-key}, then for Gemini
+ * requests only ({@link ProviderClassifier}), the {@code key} query parameter. Envoy lowercases
+ * header names and fills either {@code headers} or, with {@code encode_raw_headers}, {@code
+ * header_map} with raw bytes.
  */
 public final class KeyExtractor {
   private KeyExtractor() {}
 
   /**
-   * The presented key, or null when the request carries none (or only empty ones). A {@code key}
-   * query parameter is read only on {@link #geminiStyle} paths.
+   * The provider a Check is for: the route's {@code context_extensions.provider} when it names one
+   * (any case), else the path and the {@code anthropic-version} header, by the rule metering
+   * follows too ({@link ProviderClassifier}); null when none applies (a plain error shape).
    */
-  public static PresentedKey extract(AttributeContext.HttpRequest http) {
-    return extract(http, null);
+  public static Provider provider(AttributeContext attributes) {
+    AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
+    Map<String, String> headers = http.getHeadersMap();
+    List<HeaderValue> raw = http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of();
+    return ProviderClassifier.classify(attributes.getContextExtensionsMap().get("provider"),
+        path(http, headers, raw), header(headers, raw, "anthropic-version") != null);
   }
 
   /**
-   * @param providerExtension the route's {@code context_extensions.provider}, or null: when set it
-   *     decides whether this is a Gemini request (where {@code ?key=} is read), else the path does
+   * The presented key, or null when the request carries none (or only empty ones).
+   *
+   * @param provider the request's provider (see {@link #provider}), or null: only on Gemini
+   *     requests, where Google's API accepts it, is a {@code ?key=} query parameter read
    */
-  public static PresentedKey extract(AttributeContext.HttpRequest http, String providerExtension) {
+  public static PresentedKey extract(AttributeContext.HttpRequest http, Provider provider) {
     Map<String, String> headers = http.getHeadersMap();
     List<HeaderValue> raw = http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of();
     String bearer = bearer(header(headers, raw, "authorization"));
@@ -43,47 +53,15 @@ public final class KeyExtractor {
     if (googKey != null) {
       return new PresentedKey(googKey, false);
     }
-    String path = path(http, headers, raw);
-    if (geminiRequest(providerExtension, path)) {
-      String fromQuery = nonEmpty(queryParameter(path, "key"));
+    if (provider == Provider.GEMINI) {
+      String path = path(http, headers, raw);
+      String fromQuery = path == null ? null : nonEmpty(queryParameter(path, "key"));
       if (fromQuery != null) {
         return new PresentedKey(fromQuery, true);
       }
     }
     return null;
   }
-
-  /**
-   * Whether a request is for Google's Generative Language API, where a key may come as
-   * {@code ?key=}: the route's provider says so when Envoy sent one; else the path does (the
-   * v1beta API, its upload endpoint, or the stable {@code /v1/models/<model>:<Gemini method>}).
-   */
-  public static boolean geminiRequest(String providerExtension, String path) {
-    if ("gemini".equals(providerExtension)) {
-      return true;
-    }
-    if ("openai".equals(providerExtension) || "anthropic".equals(providerExtension) || path == null) {
-      return false;
-    }
-    if (path.startsWith("/v1beta/") || path.startsWith("/upload/v1beta/")) {
-      return true;
-    }
-    if (!path.startsWith("/v1/models/")) {
-      return false;
-    }
-    // OpenAI fine-tune ids hold colons too (/v1/models/ft:gpt-4o-mini:org::id): match the method.
-    int q = path.indexOf('?');
-    String bare = q < 0 ? path : path.substring(0, q);
-    for (String method : GEMINI_METHODS) {
-      if (bare.endsWith(method)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  private static final String[] GEMINI_METHODS = {
-      ":generateContent", ":streamGenerateContent", ":countTokens", ":embedContent", ":batchEmbedContents"};
 
   /** The request path with its query: Envoy's {@code path} field, else the {@code :path} header. */
   public static String path(AttributeContext.HttpRequest http) {

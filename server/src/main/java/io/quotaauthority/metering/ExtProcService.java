@@ -107,7 +107,7 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
         try {
           response = switch (phase) {
             case REQUEST_HEADERS ->
-                session.requestHeaders(request.getRequestHeaders(), request.getMetadataContext());
+                session.requestHeaders(request.getRequestHeaders());
             case REQUEST_BODY -> session.requestBody(request.getRequestBody());
             case RESPONSE_HEADERS -> session.responseHeaders(request.getResponseHeaders());
             case RESPONSE_BODY -> session.responseBody(request.getResponseBody());

@@ -2,6 +2,7 @@ package io.quotaauthority.metering;
 
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.quotaauthority.provider.Provider;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 

@@ -1,12 +1,9 @@
 package io.quotaauthority.metering;
 
 import com.google.protobuf.ByteString;
-import com.google.protobuf.Struct;
-import com.google.protobuf.Value;
 import io.envoyproxy.envoy.config.core.v3.HeaderMap;
 import io.envoyproxy.envoy.config.core.v3.HeaderValue;
 import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
-import io.envoyproxy.envoy.config.core.v3.Metadata;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
 import io.envoyproxy.envoy.service.ext_proc.v3.BodyMutation;
 import io.envoyproxy.envoy.service.ext_proc.v3.BodyResponse;
@@ -60,7 +57,6 @@ final class MeteringSession {
 
   static final String KEY_ID_HEADER = "x-quota-key-id";
   static final String REQUEST_ID_HEADER = "x-request-id";
-  static final String EXT_AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz";
   /** Thread-safe; seeded once from the OS, then non-blocking. */
   private static final SecureRandom RANDOM = new SecureRandom();
 
@@ -145,30 +141,23 @@ final class MeteringSession {
   }
 
   /**
-   * @param metadata the dynamic metadata Envoy forwards; a string "provider" under the ext_authz
-   *     namespace (set by Check from the route) names the provider
+   * The provider comes from the path (and the anthropic-version header), by the rule Check
+   * follows: ext_proc gets no route hint. The forwarded ext_authz metadata is not read for it,
+   * because Check puts no provider there (only key_id; the provider is per route and the allow
+   * response is built once per key version).
    */
-  synchronized ProcessingResponse requestHeaders(HttpHeaders headers, Metadata metadata) {
+  synchronized ProcessingResponse requestHeaders(HttpHeaders headers) {
     requestHeadersSeen = true;
     try {
-      return onRequestHeaders(headers.getHeaders(), providerHint(metadata));
+      return onRequestHeaders(headers.getHeaders());
     } catch (RuntimeException e) {
       return failed("request_headers", e, CONTINUE_REQUEST_HEADERS);
     }
   }
 
-  private static String providerHint(Metadata metadata) {
-    Struct authz = metadata.getFilterMetadataMap().get(EXT_AUTHZ_NAMESPACE);
-    if (authz == null) {
-      return null;
-    }
-    Value v = authz.getFieldsMap().get("provider");
-    return v != null && v.hasStringValue() ? v.getStringValue() : null;
-  }
-
-  private ProcessingResponse onRequestHeaders(HeaderMap h, String providerHint) {
+  private ProcessingResponse onRequestHeaders(HeaderMap h) {
     Optional<ProviderRoute> r = ProviderRoute.of(EnvoyHeaders.single(h, ":method"),
-        EnvoyHeaders.single(h, ":path"), providerHint,
+        EnvoyHeaders.single(h, ":path"),
         !EnvoyHeaders.all(h, "anthropic-version").isEmpty());
     if (r.isEmpty()) {
       return SKIP_AFTER_REQUEST_HEADERS;

@@ -1,6 +1,7 @@
 package io.quotaauthority.metering;
 
-import java.util.Locale;
+import io.quotaauthority.provider.Provider;
+import io.quotaauthority.provider.ProviderClassifier;
 import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -17,30 +18,29 @@ import java.util.regex.Pattern;
 public record ProviderRoute(
     Provider provider, UsageFormat format, Optional<String> pathModel, boolean addsStreamUsage) {
 
-  /** Gemini's v1 surface shares /v1/ with OpenAI; its model methods are unmistakable. */
-  private static final Pattern GEMINI_V1 = Pattern.compile("/v1/models/[^/:]+:[A-Za-z]+");
   private static final Pattern GEMINI_MODEL = Pattern.compile("/models/([^/:]+)(?::|$)");
 
   /**
-   * The route of a request, or empty when it is not one we meter.
+   * The route of a request, or empty when it is not one we meter. The provider comes from {@link
+   * ProviderClassifier}, the rule Check follows too, by path: ext_proc gets no route hint (Envoy
+   * sends context_extensions to ext_authz only, and Check puts no provider in its dynamic
+   * metadata). Which requests are metered, and how their usage reads, is decided here.
    *
    * @param method the {@code :method}
    * @param rawPath the {@code :path}, query included
-   * @param hint the provider Envoy's route named (ext_authz dynamic metadata "provider"), or null;
-   *     when it names a provider it wins over the path, as it does for Check
    * @param anthropicVersion whether the request carries an {@code anthropic-version} header, which
    *     every Anthropic request and no OpenAI request has
    */
-  public static Optional<ProviderRoute> of(
-      String method, String rawPath, String hint, boolean anthropicVersion) {
+  public static Optional<ProviderRoute> of(String method, String rawPath, boolean anthropicVersion) {
     if (rawPath == null || !"POST".equals(method)) {
       return Optional.empty();
     }
-    String path = stripQuery(rawPath);
-    Provider provider = fromHint(hint);
-    if (provider == null) {
-      provider = fromPath(path, anthropicVersion);
+    String path = ProviderClassifier.withoutQuery(rawPath);
+    // Uploads carry files, not tokens: Check reads their ?key= as Gemini's, metering skips them.
+    if (path.startsWith("/upload/")) {
+      return Optional.empty();
     }
+    Provider provider = ProviderClassifier.classify(null, path, anthropicVersion);
     if (provider == null) {
       return Optional.empty();
     }
@@ -54,31 +54,6 @@ public record ProviderRoute(
     });
   }
 
-  private static Provider fromHint(String hint) {
-    if (hint == null) {
-      return null;
-    }
-    return switch (hint.toLowerCase(Locale.ROOT)) {
-      case "openai" -> Provider.OPENAI;
-      case "anthropic" -> Provider.ANTHROPIC;
-      case "gemini" -> Provider.GEMINI;
-      default -> null;
-    };
-  }
-
-  private static Provider fromPath(String path, boolean anthropicVersion) {
-    if (path.equals("/v1/messages") || path.startsWith("/v1/messages/")) {
-      return Provider.ANTHROPIC;
-    }
-    if (path.startsWith("/v1beta/") || GEMINI_V1.matcher(path).matches()) {
-      return Provider.GEMINI;
-    }
-    if (path.startsWith("/v1/")) {
-      return anthropicVersion ? Provider.ANTHROPIC : Provider.OPENAI;
-    }
-    return null;
-  }
-
   private static boolean isCompletions(String path) {
     return path.endsWith("/chat/completions") || path.endsWith("/v1/completions");
   }
@@ -87,18 +62,5 @@ public record ProviderRoute(
   static Optional<String> geminiModel(String path) {
     Matcher m = GEMINI_MODEL.matcher(path);
     return m.find() ? Optional.of(m.group(1)) : Optional.empty();
-  }
-
-  private static String stripQuery(String path) {
-    int end = path.length();
-    int q = path.indexOf('?');
-    int h = path.indexOf('#');
-    if (q >= 0) {
-      end = q;
-    }
-    if (h >= 0 && h < end) {
-      end = h;
-    }
-    return path.substring(0, end);
   }
 }

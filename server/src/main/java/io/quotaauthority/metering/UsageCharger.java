@@ -1,6 +1,7 @@
 package io.quotaauthority.metering;
 
 import io.micrometer.core.instrument.MeterRegistry;
+import io.quotaauthority.provider.Provider;
 import io.quotaauthority.usage.UsageOutcome;
 import io.quotaauthority.usage.UsageReport;
 import io.quotaauthority.usage.UsageSink;

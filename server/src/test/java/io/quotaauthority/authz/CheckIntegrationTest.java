@@ -252,6 +252,40 @@ class CheckIntegrationTest {
   }
 
   @Test
+  void check_geminiStablePath_googleShapedDenial() throws Exception {
+    // The path the key extractor always called Gemini, and the denial shaper used to call OpenAI.
+    CheckResponse r = check(EnvoyChecks.post("/v1/models/x:generateContent")
+        .header("x-goog-api-key", "sk-doesnotexist0000000000000000000000000000000").build());
+
+    assertThat(r.getDeniedResponse().getStatus().getCodeValue()).isEqualTo(401);
+    JsonNode b = body(r);
+    assertThat(b.size()).isEqualTo(1);
+    JsonNode error = b.get("error");
+    assertThat(error.get("code").asInt()).isEqualTo(401);
+    assertThat(error.get("status").asText()).isEqualTo("UNAUTHENTICATED");
+    assertThat(error.get("message").asText()).contains("invalid_api_key");
+    assertThat(error.size()).isEqualTo(3);
+  }
+
+  @Test
+  void check_geminiStablePathQueryKey_allowedAndStripped() throws Exception {
+    CreateKeyResponse key = newKey("0");
+
+    CheckResponse r = check(EnvoyChecks.post("/v1/models/x:generateContent?key=" + key.getSecret()).build());
+
+    assertThat(r.getStatus().getCode()).isEqualTo(0);
+    assertThat(r.getOkResponse().getQueryParametersToRemoveList()).containsExactly("key");
+  }
+
+  @Test
+  void check_contextExtensionProviderInMixedCase_winsOverPath() throws Exception {
+    CheckResponse r = check(EnvoyChecks.post("/v1/chat/completions").provider("Gemini").build());
+
+    assertThat(body(r).get("error").get("status").asText()).isEqualTo("UNAUTHENTICATED");
+    assertThat(body(r).get("error").get("code").asInt()).isEqualTo(401);
+  }
+
+  @Test
   void check_unknownPath_plainErrorShape() throws Exception {
     CheckResponse r = check(EnvoyChecks.get("/healthz").build());
 

@@ -3,6 +3,7 @@ package io.quotaauthority.authz;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
+import io.quotaauthority.provider.Provider;
 import io.quotaauthority.testing.EnvoyChecks;
 import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -38,7 +39,7 @@ class KeyExtractorTest {
     var attributes = request.build().getAttributes();
     AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
 
-    PresentedKey key = KeyExtractor.extract(http, attributes.getContextExtensionsMap().get("provider"));
+    PresentedKey key = KeyExtractor.extract(http, KeyExtractor.provider(attributes));
 
     if (secret == null) {
       assertThat(key).isNull();
@@ -47,23 +48,19 @@ class KeyExtractorTest {
     }
   }
 
-  @ParameterizedTest(name = "{0} -> {1}")
+  @ParameterizedTest(name = "{0}")
   @MethodSource("providers")
-  void providerOf_pathAndExtension_picksBodyShape(String path, String extension, Provider expected) {
-    assertThat(Provider.of(extension, path)).isEqualTo(expected);
+  void provider_envoyShapedRequest_readsHintPathAndHeader(String name, EnvoyChecks request, Provider expected) {
+    assertThat(KeyExtractor.provider(request.build().getAttributes())).isEqualTo(expected);
   }
 
   static Stream<Arguments> providers() {
     return Stream.of(
-        Arguments.of("/v1/chat/completions", null, Provider.OPENAI),
-        Arguments.of("/v1/models", null, Provider.OPENAI),
-        Arguments.of("/v1/messages", null, Provider.ANTHROPIC),
-        Arguments.of("/v1/messages/count_tokens", null, Provider.ANTHROPIC),
-        Arguments.of("/v1beta/models/gemini:generateContent", null, Provider.GEMINI),
-        Arguments.of("/", null, Provider.GENERIC),
-        Arguments.of(null, null, Provider.GENERIC),
-        Arguments.of("/v1/chat/completions", "anthropic", Provider.ANTHROPIC),
-        Arguments.of("/anything", "gemini", Provider.GEMINI),
-        Arguments.of("/v1/messages", "unknown-provider", Provider.ANTHROPIC));
+        Arguments.of("path", EnvoyChecks.post("/v1/models/x:generateContent"), Provider.GEMINI),
+        Arguments.of("route hint, any case", EnvoyChecks.post("/v1/chat/completions").provider("Gemini"), Provider.GEMINI),
+        Arguments.of("unknown hint: path", EnvoyChecks.post("/v1/messages").provider("azure"), Provider.ANTHROPIC),
+        Arguments.of("anthropic-version header", EnvoyChecks.post("/v1/complete").header("anthropic-version", "2023-06-01"), Provider.ANTHROPIC),
+        Arguments.of("anthropic-version in header_map", EnvoyChecks.get("/v1/models").header("anthropic-version", "2023-06-01").rawHeaders(), Provider.ANTHROPIC),
+        Arguments.of("no provider's path", EnvoyChecks.get("/healthz"), null));
   }
 }

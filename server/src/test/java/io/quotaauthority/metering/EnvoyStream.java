@@ -112,18 +112,6 @@ final class EnvoyStream {
         .setHeaders(headers(headers)).setEndOfStream(endOfStream)).build());
   }
 
-  /** Request headers with the dynamic metadata Check attached, as metadata_options forwards it. */
-  ProcessingResponse requestHeaders(Map<String, String> headers, Map<String, String> authzMetadata) {
-    com.google.protobuf.Struct.Builder fields = com.google.protobuf.Struct.newBuilder();
-    authzMetadata.forEach((k, v) ->
-        fields.putFields(k, com.google.protobuf.Value.newBuilder().setStringValue(v).build()));
-    return send(ProcessingRequest.newBuilder()
-        .setRequestHeaders(HttpHeaders.newBuilder().setHeaders(headers(headers)))
-        .setMetadataContext(io.envoyproxy.envoy.config.core.v3.Metadata.newBuilder()
-            .putFilterMetadata("envoy.filters.http.ext_authz", fields.build()))
-        .build());
-  }
-
   ProcessingResponse requestBody(byte[] body) {
     return requestBody(body, WAIT);
   }

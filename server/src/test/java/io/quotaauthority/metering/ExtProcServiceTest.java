@@ -18,6 +18,7 @@ import io.grpc.Status;
 import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.inprocess.InProcessServerBuilder;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.quotaauthority.provider.Provider;
 import io.quotaauthority.usage.UsageReport;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -516,22 +517,6 @@ class ExtProcServiceTest {
     envoy.sendWithoutAnswer(ProcessingRequest.getDefaultInstance());
     envoy.awaitClosed();
     assertThat(Status.fromThrowable(envoy.error()).getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
-  }
-
-  @Test
-  void process_providerFromCheckMetadata_winsOverPath() throws Exception {
-    EnvoyStream envoy = start();
-    // an Anthropic-shaped route the path alone would call OpenAI
-    Map<String, String> h = EnvoyStream.requestHeaders("/v1/proxy/anthropic", "6", "hint-1", -1);
-    envoy.requestHeaders(h, Map.of("key_id", "6", "provider", "anthropic"));
-    envoy.requestBody(utf8("{\"model\":\"claude-sonnet-4-5-20250929\",\"messages\":[]}"));
-    envoy.responseHeaders(200, "application/json");
-    byte[] body = Fixtures.bytes("anthropic-messages.json");
-    envoy.responseBody(body, 0, body.length, true);
-    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
-      assertThat(r.provider()).isEqualTo("anthropic");
-      assertThat(r.cost()).isEqualTo(new BigDecimal("0.00914100"));
-    });
   }
 
   @Test
