@@ -38,7 +38,53 @@ class UsageExtractorTest {
         Arguments.of("gemini-stream.sse", UsageFormat.GEMINI, UsageExtractor.Framing.SSE,
             new TokenUsage(476, 600, 1024, 0), "gemini-2.5-flash"),
         Arguments.of("gemini-stream-array.json", UsageFormat.GEMINI, UsageExtractor.Framing.JSON,
-            new TokenUsage(42, 117, 0, 0), "gemini-2.0-flash"));
+            new TokenUsage(42, 117, 0, 0), "gemini-2.0-flash"),
+        // message_delta restates the counts with cache reads 0 and cache writes null: both keep
+        // message_start's values, output takes the delta's
+        Arguments.of("anthropic-stream-restated.sse", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.SSE, new TokenUsage(40, 310, 5120, 256),
+            "claude-sonnet-4-5-20250929"));
+  }
+
+  /** Fixture, format, framing and its exact cost under test-prices.yaml. */
+  static Stream<Arguments> costs() {
+    return Stream.of(
+        // 40 x 3.00 + 310 x 15.00 + 5120 x 0.30 + 256 x 3.75 = 7266 micro-USD
+        Arguments.of("anthropic-stream-restated.sse", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.SSE, "0.00726600"));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("costs")
+  void feed_wholeAndOneByteAtATime_chargesExactCost(String fixture, UsageFormat format,
+      UsageExtractor.Framing framing, String cost) {
+    byte[] body = Fixtures.bytes(fixture);
+    UsageExtractor whole = new UsageExtractor(format, framing);
+    whole.feed(body);
+    whole.end();
+    UsageExtractor bytewise = new UsageExtractor(format, framing);
+    for (byte b : body) {
+      bytewise.feed(new byte[] {b});
+    }
+    bytewise.end();
+    PriceTable prices = Fixtures.testPrices();
+    for (UsageExtractor x : new UsageExtractor[] {whole, bytewise}) {
+      ModelPrice price = prices.find(x.reportedModel().orElseThrow()).orElseThrow();
+      assertThat(price.costOf(x.usage().orElseThrow())).isEqualByComparingTo(cost)
+          .hasToString(cost);
+    }
+  }
+
+  @Test
+  void feed_laterZeroAfterNonZero_keepsEarlierCount() {
+    UsageExtractor x = new UsageExtractor(UsageFormat.ANTHROPIC, UsageExtractor.Framing.SSE);
+    x.feed(("data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":7,"
+        + "\"cache_read_input_tokens\":900,\"output_tokens\":1}}}\n\n"
+        + "data: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":0,"
+        + "\"cache_read_input_tokens\":0,\"output_tokens\":12}}\n\n")
+        .getBytes(StandardCharsets.US_ASCII));
+    x.end();
+    assertThat(x.usage()).contains(new TokenUsage(7, 12, 900, 0));
   }
 
   @ParameterizedTest(name = "{0}")
