@@ -34,14 +34,20 @@ public enum UsageFormat {
    * Anthropic messages: {@code input_tokens} EXCLUDES the cache: cache reads
    * ({@code cache_read_input_tokens}) and cache writes ({@code cache_creation_input_tokens}) are
    * separate counts, each with its own price.
+   *
+   * <p>With {@code usage.iterations[]} (one entry per sampling pass, e.g. a compaction pass and
+   * the message pass), the top-level counts leave the compaction passes out, and what is billed
+   * is the sum over all entries (Anthropic, "Compaction", Understanding usage). Each bucket is then
+   * charged at the larger of the top-level count and the entries' sum: the sum whenever the list
+   * is complete, and never less than the top-level count if an entry lacks a field.
    */
   ANTHROPIC {
     @Override
     Optional<TokenUsage> tokens(Map<String, Long> f) {
-      Long in = f.get("input_tokens");
-      Long out = f.get("output_tokens");
-      Long read = f.get("cache_read_input_tokens");
-      Long write = f.get("cache_creation_input_tokens");
+      Long in = billed(f, "input_tokens");
+      Long out = billed(f, "output_tokens");
+      Long read = billed(f, "cache_read_input_tokens");
+      Long write = billed(f, "cache_creation_input_tokens");
       if (in == null && out == null && read == null && write == null) {
         return Optional.empty();
       }
@@ -73,6 +79,16 @@ public enum UsageFormat {
 
   /** The tokens these usage fields describe; empty when none of the format's counts is present. */
   abstract Optional<TokenUsage> tokens(Map<String, Long> fields);
+
+  /** The top-level count or the iterations' sum of it, whichever is larger; null if neither. */
+  private static Long billed(Map<String, Long> f, String field) {
+    Long top = f.get(field);
+    Long passes = f.get(JsonUsageScanner.ITERATIONS_PREFIX + field);
+    if (top == null || passes == null) {
+      return top != null ? top : passes;
+    }
+    return Math.max(top, passes);
+  }
 
   private static Long first(Map<String, Long> f, String a, String b) {
     Long v = f.get(a);

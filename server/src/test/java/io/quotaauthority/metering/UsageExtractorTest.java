@@ -43,7 +43,14 @@ class UsageExtractorTest {
         // message_start's values, output takes the delta's
         Arguments.of("anthropic-stream-restated.sse", UsageFormat.ANTHROPIC,
             UsageExtractor.Framing.SSE, new TokenUsage(40, 310, 5120, 256),
-            "claude-sonnet-4-5-20250929"));
+            "claude-sonnet-4-5-20250929"),
+        // compaction: top-level 23000/1000/1800/512 leaves the compaction pass out; billed is the
+        // sum over usage.iterations[] (180000+23000 in, 3500+1000 out, 1800+1800 read, 0+512 write)
+        Arguments.of("anthropic-compaction.json", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.JSON, new TokenUsage(203000, 4500, 3600, 512), "claude-opus-4-6"),
+        // message_delta's iterations: 96000+12 in, 640+88 out, 0+2900 read, 2900+410 write
+        Arguments.of("anthropic-compaction-stream.sse", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.SSE, new TokenUsage(96012, 728, 2900, 3310), "claude-opus-4-6"));
   }
 
   /** Fixture, format, framing and its exact cost under test-prices.yaml. */
@@ -51,7 +58,13 @@ class UsageExtractorTest {
     return Stream.of(
         // 40 x 3.00 + 310 x 15.00 + 5120 x 0.30 + 256 x 3.75 = 7266 micro-USD
         Arguments.of("anthropic-stream-restated.sse", UsageFormat.ANTHROPIC,
-            UsageExtractor.Framing.SSE, "0.00726600"));
+            UsageExtractor.Framing.SSE, "0.00726600"),
+        // 203000 x 5.00 + 4500 x 25.00 + 3600 x 0.50 + 512 x 6.25 = 1132500 micro-USD
+        Arguments.of("anthropic-compaction.json", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.JSON, "1.13250000"),
+        // 96012 x 5.00 + 728 x 25.00 + 2900 x 0.50 + 3310 x 6.25 = 520397.5 micro-USD
+        Arguments.of("anthropic-compaction-stream.sse", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.SSE, "0.52039750"));
   }
 
   @ParameterizedTest(name = "{0}")
@@ -73,6 +86,21 @@ class UsageExtractorTest {
       assertThat(price.costOf(x.usage().orElseThrow())).isEqualByComparingTo(cost)
           .hasToString(cost);
     }
+  }
+
+  @Test
+  void feed_iterationsRepeatedOrPartial_sumOnceAndNeverBelowTopLevel() {
+    UsageExtractor x = new UsageExtractor(UsageFormat.ANTHROPIC, UsageExtractor.Framing.JSON);
+    // the second "iterations" replaces the first; its entries lack cache reads, so the top-level
+    // 70 stands; nested cache_creation objects are not counts of the entry
+    x.feed(("{\"usage\":{\"input_tokens\":10,\"output_tokens\":5,\"cache_read_input_tokens\":70,"
+        + "\"iterations\":[{\"type\":\"compaction\",\"input_tokens\":999}],"
+        + "\"iterations\":[{\"type\":\"compaction\",\"input_tokens\":300,\"output_tokens\":40,"
+        + "\"cache_creation\":{\"input_tokens\":8}},"
+        + "{\"type\":\"message\",\"input_tokens\":10,\"output_tokens\":5}]}}")
+        .getBytes(StandardCharsets.US_ASCII));
+    x.end();
+    assertThat(x.usage()).contains(new TokenUsage(310, 45, 70, 0));
   }
 
   @Test

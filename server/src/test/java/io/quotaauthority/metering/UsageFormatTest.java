@@ -35,6 +35,15 @@ class UsageFormatTest {
         Arguments.of(UsageFormat.ANTHROPIC, Map.of("output_tokens", 9L),
             Optional.of(new TokenUsage(0, 9, 0, 0))),
         Arguments.of(UsageFormat.ANTHROPIC, Map.of(), Optional.empty()),
+        // Anthropic iterations: each bucket at the larger of top-level and the passes' sum
+        Arguments.of(UsageFormat.ANTHROPIC, Map.of("input_tokens", 5L, "output_tokens", 9L,
+            "cache_read_input_tokens", 40L, "iterations.input_tokens", 805L,
+            "iterations.output_tokens", 209L, "iterations.cache_creation_input_tokens", 12L),
+            Optional.of(new TokenUsage(805, 209, 40, 12))),
+        // a compaction-only response: top-level 0, billed from the compaction pass alone
+        Arguments.of(UsageFormat.ANTHROPIC, Map.of("input_tokens", 0L, "output_tokens", 0L,
+            "iterations.input_tokens", 144L, "iterations.output_tokens", 276L),
+            Optional.of(new TokenUsage(144, 276, 0, 0))),
         // Gemini: prompt includes cached; thoughts are output; tool-use prompt is extra input
         Arguments.of(UsageFormat.GEMINI, Map.of("promptTokenCount", 100L, "candidatesTokenCount", 10L,
             "cachedContentTokenCount", 60L, "thoughtsTokenCount", 5L, "toolUsePromptTokenCount", 3L),
