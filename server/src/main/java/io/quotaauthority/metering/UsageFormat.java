@@ -13,8 +13,10 @@ public enum UsageFormat {
   /**
    * OpenAI chat completions, completions and embeddings ({@code prompt_tokens},
    * {@code completion_tokens}) and the Responses API ({@code input_tokens}, {@code output_tokens}).
-   * The prompt count INCLUDES the cached tokens, so uncached input = prompt - cached. Reasoning
-   * tokens are already inside the completion/output count.
+   * The prompt count INCLUDES the cached tokens and the tokens written to the cache
+   * ({@code *_tokens_details.cache_write_tokens}), so uncached input = prompt - cached - cache
+   * writes, each clamped so no bucket goes negative. Reasoning tokens are already inside the
+   * completion/output count.
    */
   OPENAI {
     @Override
@@ -27,7 +29,9 @@ public enum UsageFormat {
       long in = orZero(prompt);
       long cached = Math.min(in, orZero(first(f,
           "prompt_tokens_details.cached_tokens", "input_tokens_details.cached_tokens")));
-      return Optional.of(new TokenUsage(in - cached, orZero(completion), cached, 0));
+      long written = Math.min(in - cached, orZero(first(f,
+          "prompt_tokens_details.cache_write_tokens", "input_tokens_details.cache_write_tokens")));
+      return Optional.of(new TokenUsage(in - cached - written, orZero(completion), cached, written));
     }
   },
   /**

@@ -48,6 +48,14 @@ class UsageExtractorTest {
         // sum over usage.iterations[] (180000+23000 in, 3500+1000 out, 1800+1800 read, 0+512 write)
         Arguments.of("anthropic-compaction.json", UsageFormat.ANTHROPIC,
             UsageExtractor.Framing.JSON, new TokenUsage(203000, 4500, 3600, 512), "claude-opus-4-6"),
+        // prompt 3000 includes 1024 cache reads and 1536 cache writes
+        Arguments.of("openai-chat-cache-write.json", UsageFormat.OPENAI,
+            UsageExtractor.Framing.JSON, new TokenUsage(440, 200, 1024, 1536),
+            "gpt-5.1-2025-11-13"),
+        // input 5000 includes 2048 cache reads and 2500 cache writes
+        Arguments.of("openai-responses-cache-write-stream.sse", UsageFormat.OPENAI,
+            UsageExtractor.Framing.SSE, new TokenUsage(452, 321, 2048, 2500),
+            "gpt-5.1-2025-11-13"),
         // message_delta's iterations: 96000+12 in, 640+88 out, 0+2900 read, 2900+410 write
         Arguments.of("anthropic-compaction-stream.sse", UsageFormat.ANTHROPIC,
             UsageExtractor.Framing.SSE, new TokenUsage(96012, 728, 2900, 3310), "claude-opus-4-6"));
@@ -64,7 +72,13 @@ class UsageExtractorTest {
             UsageExtractor.Framing.JSON, "1.13250000"),
         // 96012 x 5.00 + 728 x 25.00 + 2900 x 0.50 + 3310 x 6.25 = 520397.5 micro-USD
         Arguments.of("anthropic-compaction-stream.sse", UsageFormat.ANTHROPIC,
-            UsageExtractor.Framing.SSE, "0.52039750"));
+            UsageExtractor.Framing.SSE, "0.52039750"),
+        // 440 x 1.25 + 200 x 10.00 + 1024 x 0.125 + 1536 x 1.5625 = 5078 micro-USD
+        Arguments.of("openai-chat-cache-write.json", UsageFormat.OPENAI,
+            UsageExtractor.Framing.JSON, "0.00507800"),
+        // 452 x 1.25 + 321 x 10.00 + 2048 x 0.125 + 2500 x 1.5625 = 7937.25 micro-USD
+        Arguments.of("openai-responses-cache-write-stream.sse", UsageFormat.OPENAI,
+            UsageExtractor.Framing.SSE, "0.00793725"));
   }
 
   @ParameterizedTest(name = "{0}")

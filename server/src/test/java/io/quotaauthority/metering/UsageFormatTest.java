@@ -28,6 +28,16 @@ class UsageFormatTest {
         Arguments.of(UsageFormat.OPENAI, Map.of("prompt_tokens", 10L,
             "prompt_tokens_details.cached_tokens", 64L), Optional.of(new TokenUsage(0, 0, 10, 0))),
         Arguments.of(UsageFormat.OPENAI, Map.of("total_tokens", 8L), Optional.empty()),
+        // cache writes are inside the prompt count too, in their own bucket
+        Arguments.of(UsageFormat.OPENAI, Map.of("prompt_tokens", 100L, "completion_tokens", 2L,
+            "prompt_tokens_details.cached_tokens", 30L,
+            "prompt_tokens_details.cache_write_tokens", 50L),
+            Optional.of(new TokenUsage(20, 2, 30, 50))),
+        // writes larger than what the cache reads leave: clamped, never negative
+        Arguments.of(UsageFormat.OPENAI, Map.of("input_tokens", 100L,
+            "input_tokens_details.cached_tokens", 30L,
+            "input_tokens_details.cache_write_tokens", 500L),
+            Optional.of(new TokenUsage(0, 0, 30, 70))),
         // Anthropic: input excludes cache reads and writes
         Arguments.of(UsageFormat.ANTHROPIC, Map.of("input_tokens", 5L, "output_tokens", 9L,
             "cache_read_input_tokens", 1000L, "cache_creation_input_tokens", 300L),
