@@ -19,6 +19,12 @@ import java.util.Map;
  * element of a top-level array (Gemini's JSON-array stream). Each is reported when it closes, as
  * its numeric leaves by dotted path ({@code "prompt_tokens_details.cached_tokens"}).
  *
+ * <p>Anthropic's {@code usage.iterations[]} (one entry per billed sampling pass: compaction,
+ * message, ...) is reported summed over its entries, each top-level count of an entry as
+ * {@code "iterations.<field>"} ({@code "iterations.input_tokens"} = the sum of every entry's
+ * {@code input_tokens}), so that {@link UsageFormat} can charge the passes the top-level counts
+ * leave out.
+ *
  * <p>Malformed input stops the scan until {@link #reset()}; it never throws.
  */
 final class JsonUsageScanner {
@@ -44,6 +50,9 @@ final class JsonUsageScanner {
   private static final int MAX_USAGE_NESTING = 2;
 
   private static final String ARRAY = "[]";
+  /** The usage key whose array entries are summed, and the prefix their sums are reported under. */
+  static final String ITERATIONS = "iterations";
+  static final String ITERATIONS_PREFIX = ITERATIONS + ".";
   private static final String[][] USAGE_PATHS = {
       {"usage"}, {"usageMetadata"}, {"response", "usage"}, {"message", "usage"},
       {ARRAY, "usage"}, {ARRAY, "usageMetadata"}};
@@ -84,6 +93,8 @@ final class JsonUsageScanner {
   /** Level of the usage object being read, 0 when outside one. */
   private int usageLevel;
   private final Map<String, Long> fields = new LinkedHashMap<>();
+  /** The leaves of the {@code usage.iterations[]} entry being read, added to fields when it closes. */
+  private final Map<String, Long> iteration = new LinkedHashMap<>();
 
   JsonUsageScanner(Listener listener) {
     this.listener = listener;
@@ -102,6 +113,7 @@ final class JsonUsageScanner {
     scalarLen = 0;
     usageLevel = 0;
     fields.clear();
+    iteration.clear();
   }
 
   /** True once the input was found malformed; the rest up to {@link #reset()} is ignored. */
@@ -115,7 +127,7 @@ final class JsonUsageScanner {
     for (String k : keys) {
       n += k == null ? 0 : k.length();
     }
-    return n + fields.size() * 64;
+    return n + (fields.size() + iteration.size()) * 64;
   }
 
   void feed(byte[] bytes, int offset, int length) {
@@ -250,6 +262,14 @@ final class JsonUsageScanner {
       usageLevel = depth;
       fields.clear();
     }
+    if (array && usageLevel > 0 && depth == usageLevel + 1 && depth <= KEY_DEPTH
+        && ITERATIONS.equals(keys[usageLevel - 1])) {
+      // A repeated "iterations" key replaces the earlier array, as any repeated key does.
+      fields.keySet().removeIf(k -> k.startsWith(ITERATIONS_PREFIX));
+    }
+    if (inIterationEntry()) {
+      iteration.clear();
+    }
     state = array ? VALUE_OR_ARRAY_END : KEY_OR_OBJECT_END;
   }
 
@@ -257,6 +277,15 @@ final class JsonUsageScanner {
     if (depth == 0 || (c == ']') != isArray(depth)) {
       state = FAILED;
       return;
+    }
+    if (c == '}' && inIterationEntry()) {
+      for (Map.Entry<String, Long> e : iteration.entrySet()) {
+        String key = ITERATIONS_PREFIX + e.getKey();
+        if (fields.size() < MAX_USAGE_FIELDS || fields.containsKey(key)) {
+          fields.merge(key, e.getValue(), JsonUsageScanner::saturatingAdd);
+        }
+      }
+      iteration.clear();
     }
     if (depth == usageLevel) {
       usageLevel = 0;
@@ -309,7 +338,13 @@ final class JsonUsageScanner {
   }
 
   private void endScalar() {
-    if (usageLevel > 0 && !scalarOverflow) {
+    if (!scalarOverflow && inIterationEntry()) {
+      String key = keys[depth - 1];
+      Long value = key == null ? null : wholeNumber();
+      if (value != null && (iteration.size() < MAX_USAGE_FIELDS || iteration.containsKey(key))) {
+        iteration.put(key, value);
+      }
+    } else if (usageLevel > 0 && !scalarOverflow) {
       String path = usageRelativePath();
       if (path != null) {
         Long value = wholeNumber();
@@ -319,6 +354,22 @@ final class JsonUsageScanner {
       }
     }
     state = AFTER_VALUE;
+  }
+
+  /**
+   * True when the innermost open level is an entry (object) of the usage object's
+   * {@code iterations} array: {@code usage.iterations[i]}.
+   */
+  private boolean inIterationEntry() {
+    return usageLevel > 0 && depth == usageLevel + 2 && depth <= KEY_DEPTH
+        && isArray(usageLevel + 1) && !isArray(depth)
+        && ITERATIONS.equals(keys[usageLevel - 1]);
+  }
+
+  /** Sums never wrap: a count past Long.MAX_VALUE stays there (and is refused downstream). */
+  private static long saturatingAdd(long a, long b) {
+    long sum = a + b;
+    return sum < 0 ? Long.MAX_VALUE : sum;
   }
 
   /** The dotted path of the current scalar inside the usage object, or null when not tracked. */

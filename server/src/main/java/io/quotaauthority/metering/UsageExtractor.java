@@ -13,9 +13,13 @@ import java.util.Optional;
  * Reads one response body, chunk by chunk, and keeps the latest token counts it reported. A JSON
  * body is scanned as one document (a Gemini JSON-array stream as one array); an SSE body is
  * scanned event by event, each event's data as its own document. Usage counts in every supported
- * stream are cumulative, so a later value of a field replaces an earlier one (an Anthropic
- * {@code message_delta}'s output_tokens replaces the 1 of {@code message_start}, while the input
- * counts of {@code message_start} stay).
+ * stream are cumulative, so the latest value is kept PER FIELD, never per usage object: a later
+ * event's value of a field replaces an earlier one (an Anthropic {@code message_delta}'s
+ * output_tokens replaces the 1 of {@code message_start}), a field a later event leaves out keeps
+ * its earlier value, and a later 0 never replaces an earlier non-zero count (a {@code message_delta}
+ * that restates the top-level counts with {@code cache_read_input_tokens: 0} does not erase the
+ * cache reads {@code message_start} reported: a cumulative count cannot fall to 0, and dropping
+ * it would charge those tokens nothing).
  */
 final class UsageExtractor {
 
@@ -61,7 +65,11 @@ final class UsageExtractor {
       @Override
       public void usage(Map<String, Long> fields) {
         for (Map.Entry<String, Long> e : fields.entrySet()) {
-          if (latest.size() < MAX_FIELDS || latest.containsKey(e.getKey())) {
+          Long earlier = latest.get(e.getKey());
+          if (e.getValue() == 0 && earlier != null && earlier > 0) {
+            continue; // a restated 0 is no news: cumulative counts never drop to 0 (see above)
+          }
+          if (latest.size() < MAX_FIELDS || earlier != null) {
             latest.put(e.getKey(), e.getValue());
           }
         }

@@ -13,8 +13,10 @@ public enum UsageFormat {
   /**
    * OpenAI chat completions, completions and embeddings ({@code prompt_tokens},
    * {@code completion_tokens}) and the Responses API ({@code input_tokens}, {@code output_tokens}).
-   * The prompt count INCLUDES the cached tokens, so uncached input = prompt - cached. Reasoning
-   * tokens are already inside the completion/output count.
+   * The prompt count INCLUDES the cached tokens and the tokens written to the cache
+   * ({@code *_tokens_details.cache_write_tokens}), so uncached input = prompt - cached - cache
+   * writes, each clamped so no bucket goes negative. Reasoning tokens are already inside the
+   * completion/output count.
    */
   OPENAI {
     @Override
@@ -27,21 +29,29 @@ public enum UsageFormat {
       long in = orZero(prompt);
       long cached = Math.min(in, orZero(first(f,
           "prompt_tokens_details.cached_tokens", "input_tokens_details.cached_tokens")));
-      return Optional.of(new TokenUsage(in - cached, orZero(completion), cached, 0));
+      long written = Math.min(in - cached, orZero(first(f,
+          "prompt_tokens_details.cache_write_tokens", "input_tokens_details.cache_write_tokens")));
+      return Optional.of(new TokenUsage(in - cached - written, orZero(completion), cached, written));
     }
   },
   /**
    * Anthropic messages: {@code input_tokens} EXCLUDES the cache: cache reads
    * ({@code cache_read_input_tokens}) and cache writes ({@code cache_creation_input_tokens}) are
    * separate counts, each with its own price.
+   *
+   * <p>With {@code usage.iterations[]} (one entry per sampling pass, e.g. a compaction pass and
+   * the message pass), the top-level counts leave the compaction passes out, and what is billed
+   * is the sum over all entries (Anthropic, "Compaction", Understanding usage). Each bucket is then
+   * charged at the larger of the top-level count and the entries' sum: the sum whenever the list
+   * is complete, and never less than the top-level count if an entry lacks a field.
    */
   ANTHROPIC {
     @Override
     Optional<TokenUsage> tokens(Map<String, Long> f) {
-      Long in = f.get("input_tokens");
-      Long out = f.get("output_tokens");
-      Long read = f.get("cache_read_input_tokens");
-      Long write = f.get("cache_creation_input_tokens");
+      Long in = billed(f, "input_tokens");
+      Long out = billed(f, "output_tokens");
+      Long read = billed(f, "cache_read_input_tokens");
+      Long write = billed(f, "cache_creation_input_tokens");
       if (in == null && out == null && read == null && write == null) {
         return Optional.empty();
       }
@@ -73,6 +83,16 @@ public enum UsageFormat {
 
   /** The tokens these usage fields describe; empty when none of the format's counts is present. */
   abstract Optional<TokenUsage> tokens(Map<String, Long> fields);
+
+  /** The top-level count or the iterations' sum of it, whichever is larger; null if neither. */
+  private static Long billed(Map<String, Long> f, String field) {
+    Long top = f.get(field);
+    Long passes = f.get(JsonUsageScanner.ITERATIONS_PREFIX + field);
+    if (top == null || passes == null) {
+      return top != null ? top : passes;
+    }
+    return Math.max(top, passes);
+  }
 
   private static Long first(Map<String, Long> f, String a, String b) {
     Long v = f.get(a);

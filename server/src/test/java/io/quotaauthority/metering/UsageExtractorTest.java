@@ -38,7 +38,95 @@ class UsageExtractorTest {
         Arguments.of("gemini-stream.sse", UsageFormat.GEMINI, UsageExtractor.Framing.SSE,
             new TokenUsage(476, 600, 1024, 0), "gemini-2.5-flash"),
         Arguments.of("gemini-stream-array.json", UsageFormat.GEMINI, UsageExtractor.Framing.JSON,
-            new TokenUsage(42, 117, 0, 0), "gemini-2.0-flash"));
+            new TokenUsage(42, 117, 0, 0), "gemini-2.0-flash"),
+        // message_delta restates the counts with cache reads 0 and cache writes null: both keep
+        // message_start's values, output takes the delta's
+        Arguments.of("anthropic-stream-restated.sse", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.SSE, new TokenUsage(40, 310, 5120, 256),
+            "claude-sonnet-4-5-20250929"),
+        // compaction: top-level 23000/1000/1800/512 leaves the compaction pass out; billed is the
+        // sum over usage.iterations[] (180000+23000 in, 3500+1000 out, 1800+1800 read, 0+512 write)
+        Arguments.of("anthropic-compaction.json", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.JSON, new TokenUsage(203000, 4500, 3600, 512), "claude-opus-4-6"),
+        // prompt 3000 includes 1024 cache reads and 1536 cache writes
+        Arguments.of("openai-chat-cache-write.json", UsageFormat.OPENAI,
+            UsageExtractor.Framing.JSON, new TokenUsage(440, 200, 1024, 1536),
+            "gpt-5.1-2025-11-13"),
+        // input 5000 includes 2048 cache reads and 2500 cache writes
+        Arguments.of("openai-responses-cache-write-stream.sse", UsageFormat.OPENAI,
+            UsageExtractor.Framing.SSE, new TokenUsage(452, 321, 2048, 2500),
+            "gpt-5.1-2025-11-13"),
+        // message_delta's iterations: 96000+12 in, 640+88 out, 0+2900 read, 2900+410 write
+        Arguments.of("anthropic-compaction-stream.sse", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.SSE, new TokenUsage(96012, 728, 2900, 3310), "claude-opus-4-6"));
+  }
+
+  /** Fixture, format, framing and its exact cost under test-prices.yaml. */
+  static Stream<Arguments> costs() {
+    return Stream.of(
+        // 40 x 3.00 + 310 x 15.00 + 5120 x 0.30 + 256 x 3.75 = 7266 micro-USD
+        Arguments.of("anthropic-stream-restated.sse", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.SSE, "0.00726600"),
+        // 203000 x 5.00 + 4500 x 25.00 + 3600 x 0.50 + 512 x 6.25 = 1132500 micro-USD
+        Arguments.of("anthropic-compaction.json", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.JSON, "1.13250000"),
+        // 96012 x 5.00 + 728 x 25.00 + 2900 x 0.50 + 3310 x 6.25 = 520397.5 micro-USD
+        Arguments.of("anthropic-compaction-stream.sse", UsageFormat.ANTHROPIC,
+            UsageExtractor.Framing.SSE, "0.52039750"),
+        // 440 x 1.25 + 200 x 10.00 + 1024 x 0.125 + 1536 x 1.5625 = 5078 micro-USD
+        Arguments.of("openai-chat-cache-write.json", UsageFormat.OPENAI,
+            UsageExtractor.Framing.JSON, "0.00507800"),
+        // 452 x 1.25 + 321 x 10.00 + 2048 x 0.125 + 2500 x 1.5625 = 7937.25 micro-USD
+        Arguments.of("openai-responses-cache-write-stream.sse", UsageFormat.OPENAI,
+            UsageExtractor.Framing.SSE, "0.00793725"));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("costs")
+  void feed_wholeAndOneByteAtATime_chargesExactCost(String fixture, UsageFormat format,
+      UsageExtractor.Framing framing, String cost) {
+    byte[] body = Fixtures.bytes(fixture);
+    UsageExtractor whole = new UsageExtractor(format, framing);
+    whole.feed(body);
+    whole.end();
+    UsageExtractor bytewise = new UsageExtractor(format, framing);
+    for (byte b : body) {
+      bytewise.feed(new byte[] {b});
+    }
+    bytewise.end();
+    PriceTable prices = Fixtures.testPrices();
+    for (UsageExtractor x : new UsageExtractor[] {whole, bytewise}) {
+      ModelPrice price = prices.find(x.reportedModel().orElseThrow()).orElseThrow();
+      assertThat(price.costOf(x.usage().orElseThrow())).isEqualByComparingTo(cost)
+          .hasToString(cost);
+    }
+  }
+
+  @Test
+  void feed_iterationsRepeatedOrPartial_sumOnceAndNeverBelowTopLevel() {
+    UsageExtractor x = new UsageExtractor(UsageFormat.ANTHROPIC, UsageExtractor.Framing.JSON);
+    // the second "iterations" replaces the first; its entries lack cache reads, so the top-level
+    // 70 stands; nested cache_creation objects are not counts of the entry
+    x.feed(("{\"usage\":{\"input_tokens\":10,\"output_tokens\":5,\"cache_read_input_tokens\":70,"
+        + "\"iterations\":[{\"type\":\"compaction\",\"input_tokens\":999}],"
+        + "\"iterations\":[{\"type\":\"compaction\",\"input_tokens\":300,\"output_tokens\":40,"
+        + "\"cache_creation\":{\"input_tokens\":8}},"
+        + "{\"type\":\"message\",\"input_tokens\":10,\"output_tokens\":5}]}}")
+        .getBytes(StandardCharsets.US_ASCII));
+    x.end();
+    assertThat(x.usage()).contains(new TokenUsage(310, 45, 70, 0));
+  }
+
+  @Test
+  void feed_laterZeroAfterNonZero_keepsEarlierCount() {
+    UsageExtractor x = new UsageExtractor(UsageFormat.ANTHROPIC, UsageExtractor.Framing.SSE);
+    x.feed(("data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":7,"
+        + "\"cache_read_input_tokens\":900,\"output_tokens\":1}}}\n\n"
+        + "data: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":0,"
+        + "\"cache_read_input_tokens\":0,\"output_tokens\":12}}\n\n")
+        .getBytes(StandardCharsets.US_ASCII));
+    x.end();
+    assertThat(x.usage()).contains(new TokenUsage(7, 12, 900, 0));
   }
 
   @ParameterizedTest(name = "{0}")
