@@ -115,8 +115,8 @@ public final class MalformedRequests {
     return "request is not a valid " + method.getFullMethodName().replace('/', '.') + " message";
   }
 
-  /** The request as it came, parsed later by {@link #start}'s listener. */
-  private static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
+  /** The request as it came, parsed later by {@link #start}'s listener (tests send raw bytes with it). */
+  public static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
     @Override
     public InputStream stream(byte[] value) {
       return new ByteArrayInputStream(value);

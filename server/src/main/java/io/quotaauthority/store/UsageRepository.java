@@ -29,10 +29,6 @@ public final class UsageRepository {
        ORDER BY id
          FOR UPDATE""";
 
-  /** Which of these report ids were charged before (only asked when a key could overflow). */
-  private static final String CHARGED_BEFORE = """
-      SELECT report_id FROM usage_events WHERE report_id = ANY (?)""";
-
   /** One statement for the whole group; a report_id seen before inserts nothing. */
   private static final String INSERT_EVENTS = """
       INSERT INTO usage_events (report_id, key_id, cost, model, provider, input_tokens, output_tokens,
@@ -43,8 +39,9 @@ public final class UsageRepository {
       RETURNING report_id""";
 
   /**
-   * What was charged before under the report ids the insert skipped, in the same transaction: a
-   * repeat is a DUPLICATE only if it names the same key and cost. Under READ COMMITTED this
+   * What was charged before under these report ids, in the same transaction: the ids the insert
+   * skipped (a repeat is a DUPLICATE only if it names the same key and cost), and those of a key
+   * that could overflow (charged before, they add nothing). Under READ COMMITTED this
    * statement sees the row that made ON CONFLICT skip, even one another instance committed a
    * moment ago (the insert waited for it).
    */
@@ -129,22 +126,27 @@ public final class UsageRepository {
   /** The rows already there under the report ids the insert skipped: one query for the group. */
   private static Map<String, UsageReport> earlierCharges(Connection c, List<UsageReport> chargeable,
       Set<String> inserted) throws SQLException {
-    List<UsageReport> skipped = new ArrayList<>();
+    List<String> skipped = new ArrayList<>();
     for (UsageReport r : chargeable) {
       if (!inserted.contains(r.reportId())) {
-        skipped.add(r);
+        skipped.add(r.reportId());
       }
     }
-    if (skipped.isEmpty()) {
+    return chargedBefore(c, skipped);
+  }
+
+  /**
+   * What the ledger already holds under these report ids (report id → that charge; only its key id
+   * and cost are filled in): one query, or none for no ids.
+   */
+  private static Map<String, UsageReport> chargedBefore(Connection c, List<String> reportIds)
+      throws SQLException {
+    if (reportIds.isEmpty()) {
       return Map.of();
-    }
-    Object[] ids = new Object[skipped.size()];
-    for (int i = 0; i < ids.length; i++) {
-      ids[i] = skipped.get(i).reportId();
     }
     Map<String, UsageReport> earlier = new HashMap<>();
     try (PreparedStatement ps = c.prepareStatement(EARLIER_CHARGES)) {
-      ps.setArray(1, c.createArrayOf("text", ids));
+      ps.setArray(1, c.createArrayOf("text", reportIds.toArray()));
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           // Only the fields that decide a conflict are read back.
@@ -191,15 +193,7 @@ public final class UsageRepository {
     if (atRisk.isEmpty()) {
       return Set.of();
     }
-    Set<String> chargedBefore = new HashSet<>();
-    try (PreparedStatement ps = c.prepareStatement(CHARGED_BEFORE)) {
-      ps.setArray(1, c.createArrayOf("text", atRisk.toArray()));
-      try (ResultSet rs = ps.executeQuery()) {
-        while (rs.next()) {
-          chargedBefore.add(rs.getString(1));
-        }
-      }
-    }
+    Set<String> chargedBefore = chargedBefore(c, atRisk).keySet();
     return overflowing(reports, used, chargedBefore);
   }
 

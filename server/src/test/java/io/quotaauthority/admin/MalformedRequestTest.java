@@ -11,6 +11,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.protobuf.ProtoUtils;
 import io.grpc.stub.ClientCalls;
+import io.quotaauthority.grpc.MalformedRequests;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.CreateKeyResponse;
 import io.quotaauthority.proto.v1.KeyAdminServiceGrpc;
@@ -18,11 +19,8 @@ import io.quotaauthority.proto.v1.ListKeysRequest;
 import io.quotaauthority.proto.v1.UpdateKeyResponse;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
-import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -54,21 +52,7 @@ class MalformedRequestTest {
     db.close();
   }
 
-  private static final MethodDescriptor.Marshaller<byte[]> RAW = new MethodDescriptor.Marshaller<>() {
-    @Override
-    public InputStream stream(byte[] value) {
-      return new ByteArrayInputStream(value);
-    }
-
-    @Override
-    public byte[] parse(InputStream stream) {
-      try {
-        return stream.readAllBytes();
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
-    }
-  };
+  private static final MethodDescriptor.Marshaller<byte[]> RAW = MalformedRequests.BYTES;
 
   /** Calls a KeyAdminService method with these bytes as its request, with the admin token. */
   private static <A extends com.google.protobuf.Message> StatusRuntimeException refused(
