@@ -1,7 +1,5 @@
 package io.quotaauthority.authz;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.google.protobuf.Struct;
 import com.google.protobuf.Value;
 import com.google.rpc.Code;
@@ -15,7 +13,9 @@ import io.envoyproxy.envoy.type.v3.HttpStatus;
 import io.envoyproxy.envoy.type.v3.StatusCode;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.Verdict;
+import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
+import io.quotaauthority.provider.ProviderError;
 import java.math.BigDecimal;
 import java.util.EnumMap;
 import java.util.Map;
@@ -28,12 +28,11 @@ import java.util.Map;
  * make Envoy answer status_on_error with no body.
  */
 public final class CheckResponses {
-  public static final String KEY_ID_HEADER = "x-quota-key-id";
-  public static final String REMAINING_HEADER = "x-quota-remaining-usd";
+  public static final String KEY_ID_HEADER = GatewayHeaders.KEY_ID;
+  public static final String REMAINING_HEADER = GatewayHeaders.REMAINING_USD;
   /** The client's credentials: never forwarded, so a gateway key cannot reach a provider. */
   static final String[] CLIENT_KEY_HEADERS = {"authorization", "x-api-key", "x-goog-api-key"};
 
-  private static final ObjectMapper JSON = new ObjectMapper();
   private static final Map<Provider, Map<Verdict, CheckResponse>> DENIALS = buildDenials();
   /** For a request no provider claims (see ProviderClassifier): a plain {"error":{"code","message"}}. */
   private static final Map<Verdict, CheckResponse> GENERIC_DENIALS = buildDenials(null);
@@ -46,15 +45,17 @@ public final class CheckResponses {
   }
 
   /**
-   * Lets the request through: sets x-quota-key-id upstream (overwriting whatever the client sent),
-   * strips the client's key headers (and ?key= when it came from there), puts key_id in dynamic
+   * Lets the request through: sets x-quota-key-id and x-quota-key-limited upstream (overwriting
+   * whatever the client sent; metering reads them, Envoy removes them before the provider), strips the client's key headers (and ?key= when it came from there), puts key_id in dynamic
    * metadata and, for keys with a quota, x-quota-remaining-usd on the response.
    *
    * @param remaining USD left, or null for an unlimited key
    */
   public static CheckResponse allow(String keyId, BigDecimal remaining, boolean stripQueryKey) {
     OkHttpResponse.Builder ok = OkHttpResponse.newBuilder()
-        .addHeaders(header(KEY_ID_HEADER, keyId, HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+        .addHeaders(header(KEY_ID_HEADER, keyId, HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+        .addHeaders(header(GatewayHeaders.KEY_LIMITED, remaining == null ? "false" : "true",
+            HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
     for (String h : CLIENT_KEY_HEADERS) {
       ok.addHeadersToRemove(h);
     }
@@ -137,40 +138,10 @@ public final class CheckResponses {
     return byVerdict;
   }
 
-  /**
-   * The error body in the provider's own shape, so its SDKs surface a readable error; for a null
-   * provider (no provider claims the request) a plain {"error":{"code","message"}}.
-   */
+  /** The error body in the provider's own shape (see {@link ProviderError#body}). */
   static String body(Provider p, Denial d) {
-    ObjectNode root = JSON.createObjectNode();
-    if (p == null) {
-      ObjectNode e = root.putObject("error");
-      e.put("code", d.code);
-      e.put("message", d.message);
-      return root.toString();
-    }
-    switch (p) {
-      case OPENAI -> {
-        ObjectNode e = root.putObject("error");
-        e.put("message", d.message);
-        e.put("type", openAiType(d));
-        e.putNull("param");
-        e.put("code", d.code);
-      }
-      case ANTHROPIC -> {
-        root.put("type", "error");
-        ObjectNode e = root.putObject("error");
-        e.put("type", anthropicType(d));
-        e.put("message", d.message + " (" + d.code + ")");
-      }
-      case GEMINI -> {
-        ObjectNode e = root.putObject("error");
-        e.put("code", d.http);
-        e.put("message", d.message + " (" + d.code + ")");
-        e.put("status", d.grpcCode.name());
-      }
-    }
-    return root.toString();
+    return new ProviderError(d.http, d.grpcCode.name(), d.code, d.message, openAiType(d),
+        anthropicType(d)).body(p);
   }
 
   private static String openAiType(Denial d) {

@@ -17,6 +17,7 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
 import io.quotaauthority.usage.UsageValidation;
 import io.quotaauthority.keys.KeyIds;
+import io.quotaauthority.provider.GatewayHeaders;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.Base64;
@@ -55,7 +56,7 @@ import org.slf4j.LoggerFactory;
 final class MeteringSession {
   private static final Logger log = LoggerFactory.getLogger(MeteringSession.class);
 
-  static final String KEY_ID_HEADER = "x-quota-key-id";
+  static final String KEY_ID_HEADER = GatewayHeaders.KEY_ID;
   static final String REQUEST_ID_HEADER = "x-request-id";
   /** Thread-safe; seeded once from the OS, then non-blocking. */
   private static final SecureRandom RANDOM = new SecureRandom();
@@ -105,6 +106,11 @@ final class MeteringSession {
   /** Null when this request is not metered (or metering was turned off by an error). */
   private ProviderRoute route;
   private long keyId;
+  /**
+   * Whether the paying key has a quota, as Check said in x-quota-key-limited; true unless Check
+   * said "false", so a request Check did not mark is treated with the stricter rules.
+   */
+  private boolean keyLimited;
   /** Made by {@link #newReportId()} when a metered request's headers arrive. */
   private String reportId;
   /** The request's x-request-id, or null when it had none usable: correlation only. */
@@ -177,6 +183,7 @@ final class MeteringSession {
     String id = EnvoyHeaders.single(h, REQUEST_ID_HEADER);
     route = r.get();
     keyId = parsedKeyId;
+    keyLimited = GatewayHeaders.limited(EnvoyHeaders.single(h, GatewayHeaders.KEY_LIMITED));
     reportId = newReportId();
     // Kept for correlation only when it is what the ledger accepts as an id (one rule for both).
     requestId = UsageValidation.isReportId(id) ? id : null;

@@ -45,6 +45,7 @@ import io.envoyproxy.envoy.type.matcher.v3.ListStringMatcher;
 import io.envoyproxy.envoy.type.matcher.v3.StringMatcher;
 import io.grpc.StatusRuntimeException;
 import io.quotaauthority.keys.Secrets;
+import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.CreateKeyRequest;
 import io.quotaauthority.proto.v1.CreateKeyResponse;
@@ -496,6 +497,8 @@ class EnvoyReplayTest {
     extraHeaders.forEach(h::add);
     // A client may send its own x-quota-key-id; Check must overwrite it, not append to it.
     h.add(KEY_ID_HEADER, FORGED_KEY_ID);
+    // And claim its key is unlimited: Check's value must replace it.
+    h.add(GatewayHeaders.KEY_LIMITED, "false");
     if (sdk.body() != null) {
       h.add("content-length", Integer.toString(sdk.body().getBytes(StandardCharsets.UTF_8).length));
     }
@@ -910,6 +913,11 @@ class EnvoyReplayTest {
       assertThat(f.extProcSees().toString()).as("%s: ext_proc never sees the client's key", r)
           .doesNotContain(key.getSecret());
       assertThat(f.upstream().get(KEY_ID_HEADER)).as("%s: x-quota-key-id stays on this side of Envoy", r).isNull();
+      assertThat(f.extProcSees().getAll(GatewayHeaders.KEY_LIMITED))
+          .as("%s: ext_proc learns whether the %s key has a quota, from Check only", r, kind)
+          .containsExactly(kind == KeyKind.LIMITED ? "true" : "false");
+      assertThat(f.upstream().get(GatewayHeaders.KEY_LIMITED))
+          .as("%s: x-quota-key-limited stays on this side of Envoy", r).isNull();
       assertThat(f.upstream().toString()).as("%s: the client's key never reaches the provider", r)
           .doesNotContain(key.getSecret());
       HttpFilter injector = injectorOf(r);
@@ -1081,7 +1089,7 @@ class EnvoyReplayTest {
       removedToProvider.addAll(v.getRequestHeadersToRemoveList());
       v.getRoutesList().forEach(rt -> removedToProvider.addAll(rt.getRequestHeadersToRemoveList()));
     }
-    assertThat(removedToProvider).contains(KEY_ID_HEADER);
+    assertThat(removedToProvider).contains(KEY_ID_HEADER, GatewayHeaders.KEY_LIMITED);
   }
 
   @Test

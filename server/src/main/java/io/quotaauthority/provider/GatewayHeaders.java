@@ -1,0 +1,26 @@
+package io.quotaauthority.provider;
+
+/**
+ * The headers Check adds to an allowed request for the metering processor behind it, in one place
+ * so that the writer (authz) and the reader (metering) cannot drift. Envoy's route configuration
+ * removes both before the request leaves for a provider (envoy.yaml, request_headers_to_remove).
+ */
+public final class GatewayHeaders {
+  /** The key's id, decimal. Check overwrites whatever the client sent. */
+  public static final String KEY_ID = "x-quota-key-id";
+  /**
+   * {@code "true"} when the key has a quota, {@code "false"} when it is unlimited. Check always
+   * writes it, overwriting the client's; the reader treats anything but {@code "false"} as
+   * limited, so a missing or forged value can only make metering stricter.
+   */
+  public static final String KEY_LIMITED = "x-quota-key-limited";
+  /** On the response, for keys with a quota: USD left when Check admitted the request. */
+  public static final String REMAINING_USD = "x-quota-remaining-usd";
+
+  private GatewayHeaders() {}
+
+  /** Whether a {@link #KEY_LIMITED} value (null when absent) means the key has a quota. */
+  public static boolean limited(String value) {
+    return !"false".equals(value);
+  }
+}

@@ -1,0 +1,81 @@
+package io.quotaauthority.provider;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+/**
+ * An error the gateway answers in place of a provider (Check's denials, metering's refusals),
+ * rendered in the provider's own error shape so that its SDKs raise a readable error.
+ *
+ * @param http the HTTP status
+ * @param grpcStatus the google.rpc code name Gemini puts in {@code error.status}
+ * @param code our machine-readable code ({@code insufficient_quota}, {@code model_not_priced})
+ * @param message one sentence for a human
+ * @param openAiType OpenAI's {@code error.type}
+ * @param anthropicType Anthropic's {@code error.type}
+ */
+public record ProviderError(int http, String grpcStatus, String code, String message,
+    String openAiType, String anthropicType) {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /**
+   * A key with a quota asked for a model the price table cannot price: it would be charged
+   * nothing, so it is refused before the provider is called (README "Metering from Envoy").
+   */
+  public static ProviderError modelNotPriced(String model) {
+    return new ProviderError(403, "PERMISSION_DENIED", "model_not_priced",
+        "The model '" + model + "' has no price in this gateway's price table, so keys with a"
+            + " quota cannot use it. Ask the operator to price it.",
+        "invalid_request_error", "permission_error");
+  }
+
+  /**
+   * A key with a quota asked for an endpoint whose cost the gateway cannot meter: refused before
+   * the provider is called (README "Endpoints").
+   *
+   * @param what the endpoint, as the operator's table names it ("the Batch API")
+   */
+  public static ProviderError endpointNotMetered(String what) {
+    return new ProviderError(403, "PERMISSION_DENIED", "endpoint_not_metered",
+        "This gateway cannot meter " + what + ", so keys with a quota cannot use it.",
+        "invalid_request_error", "permission_error");
+  }
+
+  /**
+   * The body for this provider; for a null provider (no provider claims the request) a plain
+   * {@code {"error":{"code","message"}}}. Jackson escapes the message, which may name a model the
+   * client chose.
+   */
+  public String body(Provider p) {
+    ObjectNode root = JSON.createObjectNode();
+    if (p == null) {
+      ObjectNode e = root.putObject("error");
+      e.put("code", code);
+      e.put("message", message);
+      return root.toString();
+    }
+    switch (p) {
+      case OPENAI -> {
+        ObjectNode e = root.putObject("error");
+        e.put("message", message);
+        e.put("type", openAiType);
+        e.putNull("param");
+        e.put("code", code);
+      }
+      case ANTHROPIC -> {
+        root.put("type", "error");
+        ObjectNode e = root.putObject("error");
+        e.put("type", anthropicType);
+        e.put("message", message + " (" + code + ")");
+      }
+      case GEMINI -> {
+        ObjectNode e = root.putObject("error");
+        e.put("code", http);
+        e.put("message", message + " (" + code + ")");
+        e.put("status", grpcStatus);
+      }
+    }
+    return root.toString();
+  }
+}
