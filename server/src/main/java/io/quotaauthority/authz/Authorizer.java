@@ -15,7 +15,10 @@ import java.math.BigDecimal;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Check's logic, free of gRPC: find the key, look it up in memory, decide, pick the response. A
@@ -24,6 +27,7 @@ import java.util.function.Consumer;
  * whichever is first.
  */
 public final class Authorizer {
+  private static final Logger log = LoggerFactory.getLogger(Authorizer.class);
   /** Longest wait for a cold load when the caller set no deadline (Envoy always sets one). */
   static final long DEFAULT_WAIT_NANOS = TimeUnit.SECONDS.toNanos(1);
 
@@ -44,11 +48,25 @@ public final class Authorizer {
    */
   public void check(CheckRequest request, long waitNanos, Consumer<CheckResponse> reply) {
     long start = System.nanoTime();
+    // Exactly once, whatever throws where: a failure after the answer went out must not send a
+    // second one, and a failure before it must still send one.
+    Consumer<CheckResponse> once = new AnswerOnce(reply);
+    Provider provider = null;
+    try {
+      AttributeContext attributes = request.getAttributes();
+      // Classified once (route hint, then path): the key's source, the denial's shape and the ?key=
+      // stripping all follow it, and metering reaches the same answer by the same rule.
+      provider = KeyExtractor.provider(attributes);
+      checkClassified(request, provider, waitNanos, start, once);
+    } catch (RuntimeException e) {
+      failed(provider, e, start, once);
+    }
+  }
+
+  private void checkClassified(CheckRequest request, Provider provider, long waitNanos, long start,
+      Consumer<CheckResponse> reply) {
     AttributeContext attributes = request.getAttributes();
     AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
-    // Classified once (route hint, then path): the key's source, the denial's shape and the ?key=
-    // stripping all follow it, and metering reaches the same answer by the same rule.
-    Provider provider = KeyExtractor.provider(attributes);
     PresentedKey key = KeyExtractor.extract(http, provider);
     if (key == null) {
       deny(attributes, provider, Verdict.MISSING_KEY, start, reply);
@@ -73,14 +91,49 @@ public final class Authorizer {
     long wait = waitNanos > 0 ? answerBy(waitNanos) : DEFAULT_WAIT_NANOS;
     // copy(): the timeout must fail only this caller's view, not the load other callers share.
     cache.load(hash).copy().orTimeout(wait, TimeUnit.NANOSECONDS).whenComplete((loaded, error) -> {
-      if (error != null) {
-        deny(attributes, provider, Verdict.UNAVAILABLE, start, reply);
-      } else if (loaded == null) {
-        deny(attributes, provider, Verdict.UNKNOWN_KEY, start, reply);
-      } else {
-        decide(attributes, provider, loaded, key, start, reply);
+      // This runs on the loader's (or the timer's) thread, outside check()'s try: a throw here
+      // would vanish with the future and leave Envoy waiting out its timer, so it is answered
+      // like any other failure.
+      try {
+        if (error != null) {
+          deny(attributes, provider, Verdict.UNAVAILABLE, start, reply);
+        } else if (loaded == null) {
+          deny(attributes, provider, Verdict.UNKNOWN_KEY, start, reply);
+        } else {
+          decide(attributes, provider, loaded, key, start, reply);
+        }
+      } catch (RuntimeException e) {
+        failed(provider, e, start, reply);
       }
     });
+  }
+
+  /** Any failure is the 503 denial in the provider's shape (null: not yet known, the plain one). */
+  private void failed(Provider provider, RuntimeException e, long start, Consumer<CheckResponse> reply) {
+    // The key is never logged: only the failure's type and message.
+    log.error("Check failed; answering 503: {}", e.toString());
+    try {
+      recorder.record(Verdict.UNAVAILABLE, System.nanoTime() - start);
+    } catch (RuntimeException ignored) {
+      // The recorder may be what failed; the answer matters more than the count.
+    }
+    reply.accept(CheckResponses.denial(provider, Verdict.UNAVAILABLE));
+  }
+
+  /** Passes on the first answer only (extends the flag itself: one small object per Check). */
+  private static final class AnswerOnce extends AtomicBoolean implements Consumer<CheckResponse> {
+    private final transient Consumer<CheckResponse> reply;
+
+    AnswerOnce(Consumer<CheckResponse> reply) {
+      this.reply = reply;
+    }
+
+    @Override
+    public void accept(CheckResponse response) {
+      if (compareAndSet(false, true)) {
+        reply.accept(response);
+      }
+    }
   }
 
   private void decide(AttributeContext attributes, Provider provider, KeyState state, PresentedKey key, long start,
