@@ -40,13 +40,6 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(UsageBatcher.class);
   static final long MAX_BACKOFF_MILLIS = 2_000;
 
-  /** The queue is full: the caller should hold the report and try again shortly. */
-  public static final class Overloaded extends RuntimeException {
-    Overloaded() {
-      super("usage queue full", null, false, false);
-    }
-  }
-
   private record Pending(UsageReport report, CompletableFuture<UsageOutcome> outcome) {}
 
   private final UsageRepository repository;
@@ -84,14 +77,15 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
 
   /**
    * Queues a report. The stage is REJECTED at once (naming the field) for a report that breaks
-   * {@link UsageValidation#check}; it fails at once with {@link Overloaded} when the queue is full
-   * (the report was not taken), and with IllegalStateException after close began.
+   * {@link UsageValidation#check}; it fails at once with {@link UsageSink.Overloaded} when the
+   * queue is full (the report was not taken), and with {@link UsageSink.ShuttingDown} after close
+   * began.
    */
   @Override
   public CompletionStage<UsageOutcome> submit(UsageReport report) {
     CompletableFuture<UsageOutcome> outcome = new CompletableFuture<>();
     if (stopping) {
-      outcome.completeExceptionally(new IllegalStateException("shutting down"));
+      outcome.completeExceptionally(new ShuttingDown("shutting down"));
       return outcome;
     }
     try {
@@ -355,7 +349,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     queue.drainTo(left);
     for (Pending p : left) {
       cache.settlePending(p.report().keyId(), p.report().cost());
-      p.outcome().completeExceptionally(new IllegalStateException("shut down before commit"));
+      p.outcome().completeExceptionally(new ShuttingDown("shut down before commit"));
     }
   }
 

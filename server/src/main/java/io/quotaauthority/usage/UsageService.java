@@ -10,14 +10,12 @@ import io.quotaauthority.proto.v1.ReportUsageResponse;
 import io.quotaauthority.proto.v1.UsageResult;
 import io.quotaauthority.proto.v1.UsageServiceGrpc;
 import java.time.Clock;
-import java.util.ArrayDeque;
 import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -92,12 +90,12 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
     private boolean closed;
     /** Shutdown began: reports arriving now are not taken (and not answered). */
     private boolean draining;
-    /** Reports a full queue refused, oldest first; while any wait, one retry task offers them. */
-    private final ArrayDeque<UsageReport> held = new ArrayDeque<>();
-    private boolean retrying;
+    /** Reports a full queue refused, offered again shortly (backpressure; see HeldReports). */
+    private final HeldReports held;
 
     Stream(ServerCallStreamObserver<ReportUsageResponse> out) {
       this.out = out;
+      this.held = new HeldReports(retries, RETRY_MILLIS, this::offer, this::isClosed);
     }
 
     @Override
@@ -120,69 +118,19 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
             .setResult(UsageResult.USAGE_RESULT_REJECTED).setMessage(e.getMessage()).build());
         return;
       }
-      take(report);
-    }
-
-    private void take(UsageReport report) {
-      synchronized (this) {
-        if (retrying) {
-          // Reports already wait for room in the queue: this one waits behind them.
-          held.addLast(report);
-          return;
-        }
-      }
-      if (!offer(report)) {
-        hold(report);
-      }
-    }
-
-    /** Backpressure: keep the report (no more are requested meanwhile) and retry shortly. */
-    private synchronized void hold(UsageReport report) {
-      if (isClosed()) {
-        return;
-      }
-      held.addLast(report);
-      if (!retrying) {
-        retrying = true;
-        retries.schedule(this::retryHeld, RETRY_MILLIS, TimeUnit.MILLISECONDS);
-      }
-    }
-
-    /**
-     * Offers the held reports, oldest first, until the queue refuses one; then tries again shortly.
-     * One retry per stream, not one per held report: a full queue must not become a busy loop.
-     */
-    private void retryHeld() {
-      while (true) {
-        UsageReport next;
-        synchronized (this) {
-          next = isClosed() ? null : held.peekFirst();
-          if (next == null) {
-            held.clear();
-            retrying = false;
-            return;
-          }
-        }
-        if (!offer(next)) {
-          retries.schedule(this::retryHeld, RETRY_MILLIS, TimeUnit.MILLISECONDS);
-          return;
-        }
-        synchronized (this) {
-          held.pollFirst();
-        }
-      }
+      held.take(report);
     }
 
     /** Hands the report to the sink; false when a full queue refused it at once (it was not taken). */
     private boolean offer(UsageReport report) {
       CompletableFuture<UsageOutcome> result = sink.submit(report).toCompletableFuture();
-      if (result.isCompletedExceptionally() && overloaded(failure(result))) {
+      if (result.isCompletedExceptionally() && UsageSink.overloaded(failure(result))) {
         return false;
       }
       result.whenComplete((outcome, error) -> {
-        if (overloaded(error)) {
+        if (UsageSink.overloaded(error)) {
           // Refused later rather than at once (a sink that answers asynchronously).
-          hold(report);
+          held.hold(report);
           return;
         }
         if (error != null) {
@@ -271,11 +219,6 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
         }
       }
     }
-  }
-
-  static boolean overloaded(Throwable error) {
-    return error instanceof UsageBatcher.Overloaded
-        || (error != null && error.getCause() instanceof UsageBatcher.Overloaded);
   }
 
   /** The failure of a future known to be completed exceptionally. */

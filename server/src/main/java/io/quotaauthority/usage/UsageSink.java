@@ -9,10 +9,39 @@ import java.util.concurrent.CompletionStage;
 public interface UsageSink {
   /**
    * Queues a report for the next group commit. The stage completes once the report is committed
-   * (ACCEPTED), found to be a repeat (DUPLICATE) or refused (REJECTED: for what it says, or, when
-   * {@link UsageOutcome#retryable()}, for an internal reason); it completes exceptionally
-   * only if the database could not be reached, in which case nothing was charged and the caller may
-   * retry with the same report id.
+   * (ACCEPTED), found to be a repeat (DUPLICATE) or a reuse of its id (CONFLICT), or refused
+   * (REJECTED: for what it says, or, when {@link UsageOutcome#retryable()}, for an internal
+   * reason). While the database cannot be reached the sink keeps trying; the caller just waits.
+   *
+   * <p>It completes exceptionally in two cases only, and in both nothing was charged and the same
+   * report may be offered again with the same id:
+   *
+   * <ul>
+   *   <li>{@link Overloaded}, at once: the queue is full and the report was not taken. Hold it and
+   *       offer it again shortly ({@link HeldReports}).
+   *   <li>{@link ShuttingDown}: the sink is closing and the report was not committed. Do not
+   *       acknowledge it; the reporter resends it to another instance.
+   * </ul>
    */
   CompletionStage<UsageOutcome> submit(UsageReport report);
+
+  /** The queue is full: the report was not taken; offer it again shortly. */
+  final class Overloaded extends RuntimeException {
+    public Overloaded() {
+      // No stack trace: this is flow control, raised at full speed under load.
+      super("usage queue full", null, false, false);
+    }
+  }
+
+  /** The sink is closing: the report was not committed. */
+  final class ShuttingDown extends RuntimeException {
+    public ShuttingDown(String message) {
+      super(message, null, false, false);
+    }
+  }
+
+  /** Whether a submit failed because the queue was full (the failure may arrive wrapped). */
+  static boolean overloaded(Throwable error) {
+    return error instanceof Overloaded || (error != null && error.getCause() instanceof Overloaded);
+  }
 }
