@@ -23,6 +23,7 @@ import io.quotaauthority.grpc.MalformedRequests;
 import io.quotaauthority.grpc.ServerTls;
 import io.quotaauthority.grpc.Transport;
 import io.quotaauthority.keys.KeyCache;
+import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.metering.ExtProcService;
 import io.quotaauthority.metering.MeteringRefusals;
 import io.quotaauthority.metering.MeteringExecutor;
@@ -80,6 +81,7 @@ public final class QuotaAuthority implements AutoCloseable {
   private final Server meteringServer;
   private final Server adminServer;
   private final KeyCache cache;
+  private final PendingUsage pendingUsage;
   private final Operations ops;
   private boolean closed;
 
@@ -87,7 +89,8 @@ public final class QuotaAuthority implements AutoCloseable {
       ScheduledExecutorService scheduler, UsageBatcher batcher, UsageService usageService,
       KeyChangeListener listener, ReloadingPriceTable prices, MeteringExecutor meteringWork,
       HealthStatusManager authzHealth, HealthStatusManager health, Server authzServer,
-      Server meteringServer, Server adminServer, KeyCache cache, Operations ops) {
+      Server meteringServer, Server adminServer, KeyCache cache, PendingUsage pendingUsage,
+      Operations ops) {
     this.listener = listener;
     this.prices = prices;
     this.meteringWork = meteringWork;
@@ -103,6 +106,7 @@ public final class QuotaAuthority implements AutoCloseable {
     this.meteringServer = meteringServer;
     this.adminServer = adminServer;
     this.cache = cache;
+    this.pendingUsage = pendingUsage;
     this.ops = ops;
   }
 
@@ -132,7 +136,9 @@ public final class QuotaAuthority implements AutoCloseable {
     ops.metrics().monitorLiveKeys(cache);
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
     UsageRepository usageRepository = new UsageRepository(tx);
-    UsageBatcher batcher = new UsageBatcher(usageRepository, cache, settings.usageCommitMax(),
+    // Queued usage, shared by the batcher (adds and settles) and Check (counts it as spent).
+    PendingUsage pendingUsage = new PendingUsage();
+    UsageBatcher batcher = new UsageBatcher(usageRepository, cache, pendingUsage, settings.usageCommitMax(),
         settings.usageCommitInterval(), settings.usageQueueMax(), ops.metrics().commitRecorder());
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(daemonThreads("scheduler"));
     KeyChangeListener listener = new KeyChangeListener(database::openDedicatedConnection, keys, cache,
@@ -150,7 +156,7 @@ public final class QuotaAuthority implements AutoCloseable {
     // (database, migrations, notification listener), like /readyz.
     HealthStatusManager authzHealth = new HealthStatusManager();
     HealthStatusManager health = new HealthStatusManager();
-    Authorizer authorizer = new Authorizer(cache, clock, ops.metrics().checkRecorder());
+    Authorizer authorizer = new Authorizer(cache, pendingUsage, clock, ops.metrics().checkRecorder());
     // ext_proc body work (parsing prompts, scanning responses) runs here, never on a transport
     // thread; bounded, so an overload answers messages unread instead of queueing without end.
     MeteringExecutor meteringWork = MeteringExecutor.forCores();
@@ -177,7 +183,7 @@ public final class QuotaAuthority implements AutoCloseable {
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminTokens, health).build();
     QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, usageService,
-        listener, prices, meteringWork, authzHealth, health, authz, metering, admin, cache, ops);
+        listener, prices, meteringWork, authzHealth, health, authz, metering, admin, cache, pendingUsage, ops);
     try {
       authz.start();
       metering.start();
@@ -264,6 +270,11 @@ public final class QuotaAuthority implements AutoCloseable {
 
   public KeyCache cache() {
     return cache;
+  }
+
+  /** Usage queued on this instance and not yet committed (tests). */
+  public PendingUsage pendingUsage() {
+    return pendingUsage;
   }
 
   public Database database() {

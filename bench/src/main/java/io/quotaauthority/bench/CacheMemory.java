@@ -8,6 +8,7 @@ import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyLookup;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.store.KeyRepository;
 import java.lang.management.ManagementFactory;
 import java.sql.Connection;
@@ -80,7 +81,7 @@ public final class CacheMemory {
 
     // What a running server holds once each key has been checked: Check keeps the allow
     // response it built with the key's state, to send it again without building it.
-    Authorizer authorizer = new Authorizer(cache, Clock.systemUTC(), CheckRecorder.NONE);
+    Authorizer authorizer = new Authorizer(cache, new PendingUsage(), Clock.systemUTC(), CheckRecorder.NONE);
     CheckTemplate template = CheckTemplate.envoyChatCompletion();
     long[] allowed = new long[1];
     for (int i = 0; i < n; i++) {

@@ -8,6 +8,7 @@ import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyDecision;
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyState;
+import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.provider.Provider;
@@ -32,11 +33,13 @@ public final class Authorizer {
   static final long DEFAULT_WAIT_NANOS = TimeUnit.SECONDS.toNanos(1);
 
   private final KeyCache cache;
+  private final PendingUsage pendingUsage;
   private final Clock clock;
   private final CheckRecorder recorder;
 
-  public Authorizer(KeyCache cache, Clock clock, CheckRecorder recorder) {
+  public Authorizer(KeyCache cache, PendingUsage pendingUsage, Clock clock, CheckRecorder recorder) {
     this.cache = cache;
+    this.pendingUsage = pendingUsage;
     this.clock = clock;
     this.recorder = recorder;
   }
@@ -139,7 +142,7 @@ public final class Authorizer {
   private void decide(AttributeContext attributes, Provider provider, KeyState state, PresentedKey key, long start,
       Consumer<CheckResponse> reply) {
     // Only limited keys can be exhausted, so only they need the pending-usage lookup.
-    BigDecimal pending = state.limited() ? cache.pending(state.id()) : BigDecimal.ZERO;
+    BigDecimal pending = state.limited() ? pendingUsage.of(state.id()) : BigDecimal.ZERO;
     Verdict verdict = KeyDecision.decide(state, pending, nowMicros());
     if (verdict != Verdict.ALLOW) {
       deny(attributes, provider, verdict, start, reply);

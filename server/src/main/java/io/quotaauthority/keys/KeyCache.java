@@ -2,7 +2,6 @@ package io.quotaauthority.keys;
 
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
-import java.math.BigDecimal;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -22,8 +21,7 @@ import java.util.concurrent.atomic.LongAdder;
  * reach the database again and no unknown key evicts a real one. Concurrent misses for one key
  * share one query.
  *
- * <p>It also holds the usage this instance has accepted but not yet committed, per key id, so
- * Check counts it at once.
+ * <p>Usage accepted but not yet committed is not kept here: see {@link PendingUsage}.
  */
 public final class KeyCache {
   /** Unknown keys remembered at most; a flood beyond it only costs more queries, not memory. */
@@ -33,7 +31,6 @@ public final class KeyCache {
   private final Cache<KeyHash, Boolean> unknown;
   private final ConcurrentHashMap<KeyHash, CompletableFuture<KeyState>> loading =
       new ConcurrentHashMap<>();
-  private final ConcurrentHashMap<Long, BigDecimal> pending = new ConcurrentHashMap<>();
   /** Every live key's hash, so an unknown key costs no query while the set is complete. */
   private final LiveKeyHashes live = new LiveKeyHashes();
   private final KeySetCompleteness completeness = new KeySetCompleteness();
@@ -194,33 +191,5 @@ public final class KeyCache {
 
   public Cache<KeyHash, KeyState> knownCache() {
     return known;
-  }
-
-  // ---- usage accepted on this instance but not yet committed ----
-
-  /** Usage of this key accepted here and not yet committed; zero when none. */
-  public BigDecimal pending(long keyId) {
-    if (pending.isEmpty()) {
-      // The common case on the Check path: no map lookup, no boxing.
-      return BigDecimal.ZERO;
-    }
-    BigDecimal p = pending.get(keyId);
-    return p == null ? BigDecimal.ZERO : p;
-  }
-
-  public void addPending(long keyId, BigDecimal amount) {
-    if (amount.signum() != 0) {
-      pending.merge(keyId, amount, BigDecimal::add);
-    }
-  }
-
-  /** Takes settled (committed or refused) usage out of the pending sum. */
-  public void settlePending(long keyId, BigDecimal amount) {
-    if (amount.signum() != 0) {
-      pending.computeIfPresent(keyId, (id, p) -> {
-        BigDecimal left = p.subtract(amount);
-        return left.signum() <= 0 ? null : left;
-      });
-    }
   }
 }

@@ -1,6 +1,7 @@
 package io.quotaauthority.usage;
 
 import io.quotaauthority.keys.KeyCache;
+import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.store.StoreException;
@@ -26,7 +27,7 @@ import org.slf4j.LoggerFactory;
  * Group commit for usage from every stream: one thread takes what is queued (up to
  * {@code maxGroup} reports, waiting at most {@code maxDelay} after the first) and charges it in one
  * transaction, then answers each report. A report counts in this instance's Check from the moment
- * it is queued ({@link KeyCache#addPending}) until its group is settled.
+ * it is queued ({@link PendingUsage#add}) until its group is settled.
  *
  * <p>While the database is away a group is retried with backoff and nobody is answered: nothing is
  * acknowledged that is not committed, and the bounded queue pushes back on the streams.
@@ -44,6 +45,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
 
   private final UsageRepository repository;
   private final KeyCache cache;
+  private final PendingUsage pendingUsage;
   private final BlockingQueue<Pending> queue;
   private final int maxGroup;
   private final long maxDelayNanos;
@@ -62,10 +64,11 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     void committed(int groupSize, long elapsedNanos, List<UsageOutcome> outcomes);
   }
 
-  public UsageBatcher(UsageRepository repository, KeyCache cache, int maxGroup, Duration maxDelay,
-      int queueCapacity, CommitRecorder recorder) {
+  public UsageBatcher(UsageRepository repository, KeyCache cache, PendingUsage pendingUsage,
+      int maxGroup, Duration maxDelay, int queueCapacity, CommitRecorder recorder) {
     this.repository = repository;
     this.cache = cache;
+    this.pendingUsage = pendingUsage;
     this.maxGroup = maxGroup;
     this.maxDelayNanos = maxDelay.toNanos();
     this.queue = new ArrayBlockingQueue<>(queueCapacity);
@@ -96,9 +99,9 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       return outcome;
     }
     // Counted before it is queued so that no Check can slip between the two.
-    cache.addPending(report.keyId(), report.cost());
+    pendingUsage.add(report.keyId(), report.cost());
     if (!queue.offer(new Pending(report, outcome))) {
-      cache.settlePending(report.keyId(), report.cost());
+      pendingUsage.settle(report.keyId(), report.cost());
       outcome.completeExceptionally(new Overloaded());
     }
     return outcome;
@@ -318,7 +321,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   /** Settles and answers a report, once. */
   private void answer(Pending p, UsageOutcome outcome) {
     if (!p.outcome().isDone()) {
-      cache.settlePending(p.report().keyId(), p.report().cost());
+      pendingUsage.settle(p.report().keyId(), p.report().cost());
       p.outcome().complete(outcome);
     }
   }
@@ -348,7 +351,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     List<Pending> left = new ArrayList<>();
     queue.drainTo(left);
     for (Pending p : left) {
-      cache.settlePending(p.report().keyId(), p.report().cost());
+      pendingUsage.settle(p.report().keyId(), p.report().cost());
       p.outcome().completeExceptionally(new ShuttingDown("shut down before commit"));
     }
   }

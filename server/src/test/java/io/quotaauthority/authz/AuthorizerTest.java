@@ -10,6 +10,7 @@ import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyLookup;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Verdict;
 import java.math.BigDecimal;
@@ -146,7 +147,7 @@ class AuthorizerTest {
       Code code, int http, String limitedHeader) throws Exception {
     // Twice: the first Check loads the key (cold path), the second is answered from the cache.
     Authorizer authorizer = new Authorizer(new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
-        CLOCK, CheckRecorder.NONE);
+        new PendingUsage(), CLOCK, CheckRecorder.NONE);
     for (int pass = 0; pass < 2; pass++) {
       List<CheckResponse> answers = check(authorizer, request(form, secret));
 
@@ -175,10 +176,31 @@ class AuthorizerTest {
   }
 
   @Test
+  void check_limitedKeyWithQueuedUsage_countsItAsSpent() throws Exception {
+    PendingUsage pending = new PendingUsage();
+    Authorizer authorizer = new Authorizer(new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
+        pending, CLOCK, CheckRecorder.NONE);
+    // Key 2: quota 10, used 2.25. Queued 7.74 leaves 0.01; one more cent exhausts it.
+    pending.add(2, new BigDecimal("7.74"));
+
+    CheckResponse admitted = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
+    pending.add(2, new BigDecimal("0.01"));
+    CheckResponse refused = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
+    pending.settle(2, new BigDecimal("7.75"));
+    CheckResponse again = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
+
+    assertThat(admitted.getOkResponse().getResponseHeadersToAddList())
+        .anySatisfy(h -> assertThat(h.getHeader().getValue()).isEqualTo("0.01"));
+    assertThat(refused.getDeniedResponse().getStatus().getCodeValue()).isEqualTo(429);
+    assertThat(again.getOkResponse().getResponseHeadersToAddList())
+        .anySatisfy(h -> assertThat(h.getHeader().getValue()).isEqualTo("7.75"));
+  }
+
+  @Test
   void check_missingKey_is401WithNoLookup() throws Exception {
     MemoryLookup lookup = keys();
     Authorizer authorizer = new Authorizer(new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30)),
-        CLOCK, CheckRecorder.NONE);
+        new PendingUsage(), CLOCK, CheckRecorder.NONE);
     CheckRequest none = CheckRequest.newBuilder().setAttributes(AttributeContext.newBuilder()
         .setRequest(AttributeContext.Request.newBuilder().setHttp(
             AttributeContext.HttpRequest.newBuilder().setPath("/v1/chat/completions")))).build();
@@ -200,7 +222,7 @@ class AuthorizerTest {
       }
     };
     Authorizer authorizer = new Authorizer(new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
-        CLOCK, throwing);
+        new PendingUsage(), CLOCK, throwing);
 
     List<CheckResponse> answers = check(authorizer, request(Form.ANTHROPIC_X_API_KEY, ACTIVE));
 
@@ -226,7 +248,7 @@ class AuthorizerTest {
       }
     };
     Authorizer authorizer = new Authorizer(new KeyCache(broken, LOADER, 100, Duration.ofSeconds(30)),
-        CLOCK, CheckRecorder.NONE);
+        new PendingUsage(), CLOCK, CheckRecorder.NONE);
 
     List<CheckResponse> answers = check(authorizer, request(Form.OPENAI_BEARER, ACTIVE));
 
@@ -238,7 +260,7 @@ class AuthorizerTest {
   @Test
   void check_replyThrowsOnTheFastPath_isNotAnsweredTwice() throws Exception {
     Authorizer authorizer = new Authorizer(new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
-        CLOCK, CheckRecorder.NONE);
+        new PendingUsage(), CLOCK, CheckRecorder.NONE);
     List<CheckResponse> answers = new CopyOnWriteArrayList<>();
 
     authorizer.check(request(Form.OPENAI_BEARER, "bad key with spaces"), 0, r -> {

@@ -224,7 +224,7 @@ class OverloadTest {
       assertThat(ledger.rowsPerReport().values()).containsOnly(1L);
       charged = charged.add(ledger.sum());
       rows += ledger.rows();
-      assertThat(server.app().cache().pending(Long.parseLong(key))).as("nothing left pending").isZero();
+      assertThat(server.app().pendingUsage().of(Long.parseLong(key))).as("nothing left pending").isZero();
     }
     assertThat(rows).isEqualTo(total);
     assertThat(charged).isEqualByComparingTo(new BigDecimal(COST).multiply(BigDecimal.valueOf(total)));

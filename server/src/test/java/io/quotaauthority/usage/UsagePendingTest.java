@@ -44,7 +44,7 @@ class UsagePendingTest {
       st.finish();
       assertThat(st.responses().get(0).getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
       assertThat(authz.check(request).getStatus().getCode()).isEqualTo(8);
-      assertThat(server.app().cache().pending(Long.parseLong(key.getKey().getId()))).isEqualByComparingTo("0");
+      assertThat(server.app().pendingUsage().of(Long.parseLong(key.getKey().getId()))).isEqualByComparingTo("0");
     }
   }
 
