@@ -31,6 +31,9 @@ public final class Authorizer {
   private static final Logger log = LoggerFactory.getLogger(Authorizer.class);
   /** Longest wait for a cold load when the caller set no deadline (Envoy always sets one). */
   static final long DEFAULT_WAIT_NANOS = TimeUnit.SECONDS.toNanos(1);
+  /** The allow response built once per key snapshot (see {@link KeyState.Prepared}). */
+  private static final KeyState.Prepared<CheckResponse> ALLOW_RESPONSE =
+      KeyState.Prepared.of(CheckResponse.class);
 
   private final KeyCache cache;
   private final PendingUsage pendingUsage;
@@ -156,17 +159,19 @@ public final class Authorizer {
   }
 
   private static CheckResponse allow(KeyState state, BigDecimal pending, boolean stripQueryKey) {
+    // Only the response that depends on the snapshot alone is kept: with usage pending the
+    // remaining amount differs, and a stripped ?key= is per request.
     boolean reusable = !stripQueryKey && pending.signum() == 0;
     if (reusable) {
-      Object cached = state.allowResponse();
+      CheckResponse cached = state.prepared(ALLOW_RESPONSE);
       if (cached != null) {
-        return (CheckResponse) cached;
+        return cached;
       }
     }
     CheckResponse built = CheckResponses.allow(Long.toString(state.id()),
         state.limited() ? state.remaining(pending) : null, stripQueryKey);
     if (reusable) {
-      state.allowResponse(built);
+      state.prepare(ALLOW_RESPONSE, built);
     }
     return built;
   }

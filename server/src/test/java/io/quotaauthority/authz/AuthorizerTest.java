@@ -197,6 +197,26 @@ class AuthorizerTest {
   }
 
   @Test
+  void check_sameSnapshot_reusesOneAllowResponse_aNewVersionBuildsAnother() throws Exception {
+    MemoryLookup lookup = keys();
+    KeyCache cache = new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30));
+    Authorizer authorizer = new Authorizer(cache, new PendingUsage(), CLOCK, CheckRecorder.NONE);
+
+    CheckResponse first = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
+    CheckResponse second = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
+    KeyRecord old = lookup.rows.get(SecretHasher.hash(LIMITED));
+    cache.apply(new KeyRecord(old.id(), old.name(), old.keyHash(), old.keyPrefix(), old.status(),
+        old.quota(), new BigDecimal("3.25"), old.expiresAt(), old.createdAt(), old.updatedAt(), null,
+        old.version() + 1));
+    CheckResponse third = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
+
+    assertThat(second).isSameAs(first);
+    assertThat(third).isNotSameAs(first);
+    assertThat(third.getOkResponse().getResponseHeadersToAddList())
+        .anySatisfy(h -> assertThat(h.getHeader().getValue()).isEqualTo("6.75"));
+  }
+
+  @Test
   void check_missingKey_is401WithNoLookup() throws Exception {
     MemoryLookup lookup = keys();
     Authorizer authorizer = new Authorizer(new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30)),
