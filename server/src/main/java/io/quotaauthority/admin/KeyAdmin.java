@@ -31,8 +31,6 @@ import org.slf4j.LoggerFactory;
 public final class KeyAdmin {
   private static final Logger log = LoggerFactory.getLogger(KeyAdmin.class);
   private static final ObjectMapper JSON = new ObjectMapper();
-  static final int DEFAULT_PAGE = 100;
-  static final int MAX_PAGE = 1000;
 
   private final Transactions tx;
   private final KeyRepository keys;
@@ -73,7 +71,7 @@ public final class KeyAdmin {
   }
 
   public Page list(int pageSize, String pageToken) {
-    int size = PageTokens.pageSize(pageSize, DEFAULT_PAGE, MAX_PAGE);
+    int size = PageTokens.pageSize(pageSize);
     long after = PageTokens.decode("page_token", pageToken, PageTokens.KEYS);
     // One row more than asked tells whether another page follows without a second query.
     List<KeyRecord> rows = tx.inTransaction(c -> keys.page(c, after, size + 1));

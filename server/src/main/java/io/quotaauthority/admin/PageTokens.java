@@ -84,11 +84,16 @@ public final class PageTokens {
     return null;
   }
 
+  /** Rows a page holds when the caller asks for none in particular (page_size 0). */
+  public static final int DEFAULT_PAGE_SIZE = 100;
+  /** The most rows one page may hold, for every List RPC and the CLI's --page-size. */
+  public static final int MAX_PAGE_SIZE = 1000;
+
   /** page_size 0 means the default; anything outside 0..max names the field. */
-  public static int pageSize(int requested, int defaultSize, int max) {
-    if (requested < 0 || requested > max) {
-      throw new IllegalArgumentException("page_size must be between 0 and " + max);
+  public static int pageSize(int requested) {
+    if (requested < 0 || requested > MAX_PAGE_SIZE) {
+      throw new IllegalArgumentException("page_size must be between 0 and " + MAX_PAGE_SIZE);
     }
-    return requested == 0 ? defaultSize : requested;
+    return requested == 0 ? DEFAULT_PAGE_SIZE : requested;
   }
 }

@@ -9,6 +9,7 @@ import io.grpc.stub.MetadataUtils;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
 import io.quotaauthority.proto.v1.KeyAdminServiceGrpc;
 import io.quotaauthority.proto.v1.KeyAdminServiceGrpc.KeyAdminServiceBlockingStub;
+import io.quotaauthority.text.ActorNames;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -57,10 +58,9 @@ public final class AdminClient implements AutoCloseable {
     }
   }
 
-  /** Header values must be printable ASCII; the server sanitizes again. */
+  /** Header values must be printable ASCII; the server applies the same rule again. */
   static String sanitize(String actor) {
-    String s = actor == null || actor.isBlank() ? "unknown" : actor.replaceAll("[^A-Za-z0-9@._-]", "_");
-    return s.length() > 64 ? s.substring(0, 64) : s;
+    return actor == null || actor.isBlank() ? "unknown" : ActorNames.sanitize(actor);
   }
 
   @Override

@@ -43,8 +43,13 @@ final class KeyActions {
 
   /** The fields an update changes; null means "not given". */
   record Changes(String name, String quotaUsd, Instant expiresAt, KeyStatus status) {
-    boolean none() {
-      return name == null && quotaUsd == null && expiresAt == null && status == null;
+    /** At least one field is set, or the usage error that says which could be. */
+    Changes requireAny() {
+      if (name == null && quotaUsd == null && expiresAt == null && status == null) {
+        throw new CliException(ExitCodes.USAGE, "nothing to update: give at least one of --name,"
+            + " --quota, --expires-in, --expires-at, --status");
+      }
+      return this;
     }
   }
 
@@ -88,10 +93,7 @@ final class KeyActions {
   }
 
   int update(String id, Changes c, Output output) {
-    if (c.none()) {
-      throw new CliException(ExitCodes.USAGE,
-          "nothing to update: give at least one of --name, --quota, --expires-in, --expires-at, --status");
-    }
+    c.requireAny();
     ApiKey.Builder key = ApiKey.newBuilder().setId(id);
     FieldMask.Builder mask = FieldMask.newBuilder();
     if (c.name() != null) {

@@ -1,5 +1,6 @@
 package io.quotaauthority.cli;
 
+import io.quotaauthority.admin.PageTokens;
 import io.quotaauthority.proto.v1.KeyStatus;
 import java.time.Instant;
 import picocli.CommandLine.ArgGroup;
@@ -73,7 +74,7 @@ final class KeysCommand {
 
     @Override
     void prepare(CliContext ctx) {
-      size = Inputs.count("--page-size", pageSize, 1, 1000);
+      size = Inputs.count("--page-size", pageSize, 1, PageTokens.MAX_PAGE_SIZE);
     }
 
     @Override
@@ -152,11 +153,8 @@ final class KeysCommand {
       }
       KeyStatus s = status == null ? null
           : status == Status.ACTIVE ? KeyStatus.KEY_STATUS_ACTIVE : KeyStatus.KEY_STATUS_DISABLED;
-      changes = new KeyActions.Changes(name, quota, expiresAt, s);
-      if (changes.none()) {
-        throw new CliException(ExitCodes.USAGE,
-            "nothing to update: give at least one of --name, --quota, --expires-in, --expires-at, --status");
-      }
+      // Checked here too, so a bare `keys update 7` fails before any connection is made.
+      changes = new KeyActions.Changes(name, quota, expiresAt, s).requireAny();
     }
 
     @Override

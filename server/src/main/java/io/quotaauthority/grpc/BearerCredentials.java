@@ -1,6 +1,7 @@
 package io.quotaauthority.grpc;
 
 import io.quotaauthority.config.Tokens;
+import io.quotaauthority.text.ActorNames;
 import java.security.MessageDigest;
 import java.util.List;
 import java.util.Locale;
@@ -100,12 +101,6 @@ public final class BearerCredentials {
     if (claim == null || claim.isBlank()) {
       return base;
     }
-    return base + " (claims: " + sanitize(claim.strip()) + ")";
-  }
-
-  /** Characters outside A-Za-z0-9@._- become _, at most 64 kept: safe in a log line and a table. */
-  static String sanitize(String claim) {
-    String s = claim.replaceAll("[^A-Za-z0-9@._-]", "_");
-    return s.length() > 64 ? s.substring(0, 64) : s;
+    return base + " (claims: " + ActorNames.sanitize(claim.strip()) + ")";
   }
 }

@@ -16,8 +16,6 @@ import java.util.List;
 
 /** ListUsage: a live key's ledger, newest first, page by page. */
 public final class UsageReadBack implements UsageQueries {
-  static final int DEFAULT_PAGE = 100;
-  static final int MAX_PAGE = 1000;
 
   private final Transactions tx;
   private final KeyRepository keys;
@@ -32,7 +30,7 @@ public final class UsageReadBack implements UsageQueries {
   @Override
   public ListUsageResponse listUsage(ListUsageRequest request) {
     long keyId = KeyIds.parse("key_id", request.getKeyId());
-    int size = PageTokens.pageSize(request.getPageSize(), DEFAULT_PAGE, MAX_PAGE);
+    int size = PageTokens.pageSize(request.getPageSize());
     long after = PageTokens.decode("page_token", request.getPageToken(), PageTokens.usage(keyId));
     long before = after == 0 ? Long.MAX_VALUE : after;
     List<UsageRepository.Event> rows = tx.inTransaction(c -> {
