@@ -12,6 +12,7 @@ import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.provider.Provider;
+import io.quotaauthority.text.VisibleAscii;
 import java.math.BigDecimal;
 import java.time.Clock;
 import java.time.Instant;
@@ -197,18 +198,8 @@ public final class Authorizer {
     return Math.max(1, remainingNanos - margin);
   }
 
-  /** Printable ASCII of a sane length: anything else cannot be a key we issued. */
+  /** Visible ASCII of a sane length: anything else cannot be a key we issued. */
   static boolean plausible(String secret) {
-    int n = secret.length();
-    if (n > SecretHasher.MAX_SECRET_LENGTH) {
-      return false;
-    }
-    for (int i = 0; i < n; i++) {
-      char c = secret.charAt(i);
-      if (c < 0x21 || c > 0x7e) {
-        return false;
-      }
-    }
-    return true;
+    return secret.length() <= SecretHasher.MAX_SECRET_LENGTH && VisibleAscii.firstInvalid(secret) < 0;
   }
 }

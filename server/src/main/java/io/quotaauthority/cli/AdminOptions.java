@@ -5,6 +5,7 @@ import io.grpc.InsecureChannelCredentials;
 import io.grpc.TlsChannelCredentials;
 import io.quotaauthority.config.ConfigException;
 import io.quotaauthority.config.SecretFile;
+import io.quotaauthority.text.VisibleAscii;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -124,13 +125,10 @@ public final class AdminOptions {
    * the position, never the token.
    */
   static Token printable(Token t) {
-    String v = t.value();
-    for (int i = 0; i < v.length(); i++) {
-      char c = v.charAt(i);
-      if (c < 0x21 || c > 0x7E) {
-        throw new CliException(ExitCodes.AUTHENTICATION, "the admin token from " + t.source()
-            + " contains a character that is not printable ASCII (at position " + (i + 1) + "); fix the token");
-      }
+    int bad = VisibleAscii.firstInvalid(t.value());
+    if (bad >= 0) {
+      throw new CliException(ExitCodes.AUTHENTICATION, "the admin token from " + t.source()
+          + " contains a character that is not printable ASCII (at position " + (bad + 1) + "); fix the token");
     }
     return t;
   }

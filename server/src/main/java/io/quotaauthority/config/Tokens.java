@@ -1,5 +1,6 @@
 package io.quotaauthority.config;
 
+import io.quotaauthority.text.VisibleAscii;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -22,13 +23,9 @@ public final class Tokens {
    * answer ends up in logs and on stderr).
    */
   public static Optional<String> problem(String token) {
-    for (int i = 0; i < token.length(); i++) {
-      char c = token.charAt(i);
-      // Only visible ASCII: a header value must be ASCII, and a space, tab or control character
-      // is a copy-paste accident that gRPC would otherwise log when it drops the header.
-      if (c < 0x21 || c > 0x7E) {
-        return Optional.of("must be printable ASCII without spaces (character " + (i + 1) + " is not)");
-      }
+    int bad = VisibleAscii.firstInvalid(token);
+    if (bad >= 0) {
+      return Optional.of("must be printable ASCII without spaces (character " + (bad + 1) + " is not)");
     }
     if (token.length() < MIN_LENGTH) {
       return Optional.of("must be at least " + MIN_LENGTH + " characters, got " + token.length()
