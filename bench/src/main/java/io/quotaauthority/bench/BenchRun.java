@@ -15,6 +15,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.DoubleSupplier;
 import java.util.function.LongSupplier;
 
 /**
@@ -172,7 +174,7 @@ final class BenchRun {
     ChildJvm child = ChildJvm.start(name, jvmOptions, args, Map.of(), work);
     Cleanup.Action stop = child::close;
     cleanup.add(stop);
-    if (!child.process.waitFor(minutes, java.util.concurrent.TimeUnit.MINUTES) || child.process.exitValue() != 0) {
+    if (!child.process.waitFor(minutes, TimeUnit.MINUTES) || child.process.exitValue() != 0) {
       cleanup.runNow(stop);
       throw new IllegalStateException(what + " failed:\n" + child.tail(40));
     }
@@ -245,7 +247,7 @@ final class BenchRun {
    * A JFR recording named {@code recording} of {@code pid} into {@code <work>/<file>.jfr} while
    * {@code during} runs (it returns the rate measured meanwhile), summarized for the report.
    */
-  Profile profile(long pid, String recording, String file, java.util.function.DoubleSupplier during)
+  Profile profile(long pid, String recording, String file, DoubleSupplier during)
       throws IOException {
     Path path = work.resolve(file + ".jfr");
     Files.deleteIfExists(path);

@@ -1,5 +1,6 @@
 package io.quotaauthority.bench;
 
+import java.time.Duration;
 import java.util.Map;
 
 /**
@@ -62,7 +63,7 @@ final class CheckGroup {
       if (o.profile) {
         run.log("check: JFR profile for " + scale.profile().toSeconds() + " s");
         profile = run.profile(run.serverPid(), "check", "check", () -> runs.closed(load,
-            CheckLoad.uniform(scale.checkKeys()), CheckLoad.EXPECT_BENCH_KEYS, java.time.Duration.ofMillis(500),
+            CheckLoad.uniform(scale.checkKeys()), CheckLoad.EXPECT_BENCH_KEYS, Duration.ofMillis(500),
             scale.profile()).r().perSecond());
       }
       cold = new ColdPathScenario(run).run(load, proxy);
