@@ -28,6 +28,17 @@ import java.util.concurrent.atomic.LongAdder;
  *
  * <p>It needs a plaintext connection (the server's URL gets sslmode=disable) and only the
  * client-to-server direction is parsed; replies are copied through untouched.
+ *
+ * <p>Why this is not the tests' {@code io.quotaauthority.testing.TcpProxy} (server/src/test), though
+ * both read the same frontend messages: there is no home both can depend on that is worth having.
+ * The bench is main code run from its shaded jar, and it depends on the server's main jar only;
+ * a test-jar dependency would put the server's test classes (TestDatabase and its embedded
+ * PostgreSQL, which bench/pom.xml excludes) into that jar, and moving a proxy into the server's
+ * main code would ship a test instrument in the production jar. A third module for 250 lines costs
+ * more build than it saves. And they count different things on purpose: this one counts each Bind
+ * (and Sync, as round trips) by the table it touches, for the report's "statements per group"
+ * figures; the tests' counts each Execute by its exact SQL text and can cut and restore the
+ * connection to play an outage. Merging them would change one side's numbers or assertions.
  */
 final class PgProxy implements AutoCloseable {
   private final InetSocketAddress upstream;

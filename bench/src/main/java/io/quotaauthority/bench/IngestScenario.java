@@ -1,0 +1,148 @@
+package io.quotaauthority.bench;
+
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Scenario 2: durable, acknowledged usage reports per second on a server connected straight to
+ * PostgreSQL, against a plain JDBC writer doing the same rows, then with other stream counts; and
+ * whether every acknowledged report is in the database.
+ */
+final class IngestScenario {
+  /** One measured ingest window: the answers, the CPU split, and the commit groups (≈). */
+  record Run(IngestLoad.Result r, Cpu.Usage cpu, long groups) {
+    double groupSize() {
+      return groups <= 0 ? 0 : (double) r.accepted() / groups;
+    }
+  }
+
+  /** A stream-count row of the table. */
+  record Scaled(int streams, Run run) {}
+
+  /**
+   * What scenario 2 measured. {@code accepted} counts every report the servers acknowledged in
+   * this database, the Check server's diagnostic included; {@code profile} is null without --profile.
+   */
+  record Result(Map<String, String> env, Run main, JdbcReference.Result ref, Cpu.Usage refCpu, int group,
+      List<Scaled> scaling, BenchRun.Profile profile, long rowsInDb, long accepted, long referenceRows,
+      long updates, long hotUpdates) {
+    double ratio() {
+      return main.r().perSecond() / Math.max(1, ref.perSecond());
+    }
+
+    boolean allInDatabase() {
+      return rowsInDb == accepted + referenceRows;
+    }
+  }
+
+  private final BenchRun run;
+  private long accepted;
+
+  /** {@code acceptedBefore}: reports already acknowledged in this database (the diagnostic's). */
+  IngestScenario(BenchRun run, long acceptedBefore) {
+    this.run = run;
+    this.accepted = acceptedBefore;
+  }
+
+  Result run() throws Exception {
+    Options o = run.o;
+    Options.Scale scale = run.scale;
+    int authz = ChildJvm.freePort();
+    Map<String, String> env = run.serverEnv(authz, o.pg, "ingest");
+    env.putAll(o.ingestEnv);
+    ChildJvm server = run.startServer("server-ingest", env, authz);
+    run.loadKeys(scale.ingestKeys());
+    IngestLoad ingest = new IngestLoad(authz, run.reporterToken, scale.ingestKeys());
+    run.log("ingest: JIT warm-up");
+    measure(ingest, scale.ingestStreams(), "warm", scale.ingestWarmup(), scale.ingestWarmup());
+
+    Run main = measure(ingest, scale.ingestStreams(), "main", scale.ingestWarmup(), scale.ingestMeasure());
+
+    int group = Integer.parseInt(o.ingestEnv.getOrDefault("QUOTA_USAGE_COMMIT_MAX",
+        Options.DEFAULT_INGEST_ENV.get("QUOTA_USAGE_COMMIT_MAX")));
+    run.log("ingest: JDBC reference, " + scale.ingestStreams() + " writers, groups of " + group);
+    JdbcReference.Handle writers = JdbcReference.start(run.pg.url(run.db), o.pgUser, scale.ingestStreams(), group,
+        scale.ingestKeys(), "ref", scale.ingestWarmup().toNanos(), scale.ingestMeasure().toNanos());
+    ChildJvm.sleep(scale.ingestWarmup().toMillis());
+    Cpu.Snapshot c0 = run.meter.snap();
+    ChildJvm.sleep(scale.ingestMeasure().toMillis());
+    // Before the writers close their connections, so their backends are still there to count.
+    Cpu.Usage refCpu = run.meter.snap().since(c0);
+    JdbcReference.Result ref = writers.finish();
+    long referenceRows;
+    try (Connection c = run.connect()) {
+      referenceRows = PgAdmin.scalarLong(c, "SELECT count(*) FROM usage_events WHERE report_id LIKE 'ref-%'");
+    }
+    if (ref.error() != null) {
+      run.problems.add("JDBC reference: " + ref.error());
+    }
+    run.cpuLog.add("ingest JDBC reference: " + refCpu.describe());
+    run.log("  reference " + Report.rate(ref.perSecond()));
+
+    List<Scaled> scaling = new ArrayList<>();
+    for (int streams : scale.ingestScaling()) {
+      scaling.add(new Scaled(streams,
+          measure(ingest, streams, "s" + streams, scale.ingestWarmup(), scale.ingestScalingMeasure())));
+    }
+    BenchRun.Profile profile = null;
+    if (o.profile) {
+      run.log("ingest: JFR profile for " + scale.profile().toSeconds() + " s");
+      profile = run.profile(run.serverPid(), "ingest", "ingest", () -> {
+        try {
+          return measure(ingest, scale.ingestStreams(), "prof", Duration.ofMillis(500), scale.profile()).r()
+              .perSecond();
+        } catch (InterruptedException | SQLException e) {
+          throw new IllegalStateException("ingest profile run failed", e);
+        }
+      });
+    }
+    long rowsInDb;
+    long upd;
+    long hotUpd;
+    try (Connection c = run.connect()) {
+      rowsInDb = PgAdmin.scalarLong(c, "SELECT count(*) FROM usage_events");
+      ChildJvm.sleep(1_000); // table statistics are flushed at most once a second
+      upd = PgAdmin.scalarLong(c, "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'api_keys'");
+      hotUpd = PgAdmin.scalarLong(c, "SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'api_keys'");
+    }
+    run.stopServer(server);
+    Result result = new Result(
+        // A copy in the order given: the report prints it as the settings the server ran with.
+        Collections.unmodifiableMap(new LinkedHashMap<>(o.ingestEnv)), main, ref, refCpu, group, List.copyOf(scaling), profile,
+        rowsInDb, accepted, referenceRows, upd, hotUpd);
+    if (!result.allInDatabase()) {
+      run.problems.add("usage_events has " + rowsInDb + " rows, expected " + (accepted + referenceRows));
+    }
+    return result;
+  }
+
+  private Run measure(IngestLoad ingest, int streams, String id, Duration warmup, Duration measure)
+      throws InterruptedException, SQLException {
+    IngestLoad.Run r = ingest.start(streams, id);
+    ChildJvm.sleep(warmup.toMillis());
+    long x0 = run.xactCommit();
+    Cpu.Snapshot c0 = run.meter.snap();
+    r.markStart();
+    run.watch(measure, r.acceptedTotal::sum, "ingest " + id);
+    r.markEnd();
+    Cpu.Usage cpu = run.meter.snap().since(c0);
+    long x1 = run.xactCommit();
+    IngestLoad.Result res = r.stopAndDrain();
+    accepted += res.acceptedTotal();
+    if (res.duplicates() + res.rejected() + res.errors() > 0 || !res.allDone()) {
+      run.problems.add("ingest " + id + ": " + res.duplicates() + " duplicates, " + res.rejected() + " rejected, "
+          + res.errors() + " errors" + (res.allDone() ? "" : ", streams did not finish"));
+    }
+    run.cpuLog.add("ingest " + id + " (" + streams + " streams): " + cpu.describe());
+    run.log(String.format(Locale.ROOT, "ingest %s: %d streams, %s acked, ack p99 %s", id, streams,
+        Report.rate(res.perSecond()), Report.p(res.ackLatency(), 99)));
+    return new Run(res, cpu, x1 - x0);
+  }
+}
