@@ -48,6 +48,7 @@ import java.net.InetSocketAddress;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -110,18 +111,56 @@ public final class QuotaAuthority implements AutoCloseable {
     this.ops = ops;
   }
 
-  /** Opens the database (migrating it), builds every part and starts listening. */
+  /**
+   * Reads every input, opens the database (migrating it), builds every part, then starts them in
+   * order. Safe to fail at any step: whatever can be refused on bad input (tokens, TLS files, the
+   * price table) is read before anything is opened; nothing starts a thread while it is built; and
+   * what was opened or started before a failure is closed again before the failure is thrown.
+   */
   public static QuotaAuthority start(Settings settings, Clock clock) throws IOException {
-    // Every admin token, named (QUOTA_ADMIN_TOKENS_FILE) or not; read first, so a bad file stops
-    // the start before anything opens.
+    // ---- 1. Inputs: each can fail on what the operator gave; nothing is open yet.
+    // Every admin token, named (QUOTA_ADMIN_TOKENS_FILE) or not.
     BearerCredentials adminTokens = new BearerCredentials("admin", AdminTokens.resolve(settings).stream()
         .map(e -> new BearerCredentials.Credential(e.name(), e.sha256())).toList());
     String reporterToken = TokenFile.resolve(settings.reporterToken(), settings.dataDir(), "reporter-token");
     String meteringToken = TokenFile.resolve(settings.meteringToken(), settings.dataDir(), "metering-token");
     ServerCredentials tls = ServerTls.credentials(settings); // plaintext unless QUOTA_TLS_CERT/KEY
-    Operations ops = new Operations(); // first: the pool registers its meters in it
+    Operations ops = new Operations(); // first: the pool and the price table register meters in it
     MeterRegistry registry = ops.registry();
+    // Parsed now (a bad file stops the start here), polled only once started.
+    ReloadingPriceTable prices = ReloadingPriceTable.read(settings.pricesFile(), registry);
+
+    // ---- 2. The database: the one thing opened before the parts are built.
     Database database = Database.open(settings, registry);
+    QuotaAuthority app;
+    try {
+      app = build(settings, clock, ops, registry, database, prices, adminTokens, reporterToken,
+          meteringToken, tls);
+    } catch (RuntimeException e) {
+      // Nothing but the pool (and an embedded PostgreSQL) is running yet.
+      database.close();
+      ops.close();
+      throw e;
+    }
+
+    // ---- 3. Start, in order; a failure closes everything (close() copes with parts not started).
+    try {
+      app.startParts();
+    } catch (IOException | RuntimeException e) {
+      app.close();
+      throw e;
+    }
+    log.info("quota-authority serving: authz port {}, metering port {}, admin port {} on {}",
+        app.authzServer.getPort(), app.meteringServer.getPort(), app.adminServer.getPort(),
+        settings.adminBind().getHostAddress());
+    return app;
+  }
+
+  /** Builds every part over the open database. Starts no thread and binds no port. */
+  private static QuotaAuthority build(Settings settings, Clock clock, Operations ops,
+      MeterRegistry registry, Database database, ReloadingPriceTable prices,
+      BearerCredentials adminTokens, String reporterToken, String meteringToken,
+      ServerCredentials tls) {
     Transactions tx = database.transactions();
     KeyRepository keys = new KeyRepository(tx);
     // Cold-path key loads run here, off the gRPC threads; the queue is bounded so a flood of
@@ -140,13 +179,14 @@ public final class QuotaAuthority implements AutoCloseable {
     PendingUsage pendingUsage = new PendingUsage();
     UsageBatcher batcher = new UsageBatcher(usageRepository, cache, pendingUsage, settings.usageCommitMax(),
         settings.usageCommitInterval(), settings.usageQueueMax(), ops.metrics().commitRecorder());
+    // Delayed work (held usage reports, metering's charge retries); drained at shutdown before
+    // the batcher closes, so a retry waiting here is still committed.
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(daemonThreads("scheduler"));
     KeyChangeListener listener = new KeyChangeListener(database::openDedicatedConnection, keys, cache,
-        settings.refreshInterval(), ops.metrics().keyChangeRecorder()).start();
+        settings.refreshInterval(), ops.metrics().keyChangeRecorder());
     Metrics.EnumCounters<UsageOutcome.Result> reports = ops.metrics().usageReports();
     UsageService usageService = new UsageService(batcher, clock, scheduler,
         () -> reports.increment(UsageOutcome.Result.REJECTED));
-    ReloadingPriceTable prices = ReloadingPriceTable.open(settings.pricesFile(), registry);
     UsageCharger charger = new UsageCharger(batcher, prices,
         new BigDecimal(settings.unpricedModelUsdPerMtok()), registry, clock);
 
@@ -182,24 +222,24 @@ public final class QuotaAuthority implements AutoCloseable {
         .intercept(ops.adminCallMetrics()),
         new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
         adminTokens, health).build();
-    QuotaAuthority app = new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, usageService,
+    return new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, usageService,
         listener, prices, meteringWork, authzHealth, health, authz, metering, admin, cache, pendingUsage, ops);
-    try {
-      authz.start();
-      metering.start();
-      admin.start();
-      // Sets the gRPC health status from now on (SERVING only while every check passes) and opens
-      // /metrics, /healthz, /readyz.
-      ops.start(settings.metricsBind(), settings.metricsPort(), health, List.of(Readiness.check("database", database::reachable),
-          Readiness.check("notifications", listener::connected)));
-      authzHealth.setStatus("", ServingStatus.SERVING);
-    } catch (IOException | RuntimeException e) {
-      app.close();
-      throw e;
-    }
-    log.info("quota-authority serving: authz port {}, metering port {}, admin port {} on {}", authz.getPort(),
-        metering.getPort(), admin.getPort(), settings.adminBind().getHostAddress());
-    return app;
+  }
+
+  /** Starts what {@link #build} made: threads first, then the listeners, then health says so. */
+  private void startParts() throws IOException {
+    batcher.start();
+    listener.start();
+    prices.start();
+    authzServer.start();
+    meteringServer.start();
+    adminServer.start();
+    // Sets the gRPC health status from now on (SERVING only while every check passes) and opens
+    // /metrics, /healthz, /readyz.
+    ops.start(settings.metricsBind(), settings.metricsPort(), health,
+        List.of(Readiness.check("database", database::reachable),
+            Readiness.check("notifications", listener::connected)));
+    authzHealth.setStatus("", ServingStatus.SERVING);
   }
 
   /**
@@ -317,8 +357,11 @@ public final class QuotaAuthority implements AutoCloseable {
     // nobody reads now, but also the charges of responses that ended) before the batcher closes.
     meteringWork.close(Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) + 1000);
     // No call can queue usage any more: commit what is queued, then let go of the database.
+    // Delayed work still waiting (a held report, a charge retry) runs now: shutdown() keeps the
+    // scheduled tasks, which then find the batcher still open. Bounded by the deadline.
+    scheduler.shutdown();
+    awaitOrStop(scheduler, deadline);
     batcher.close(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())).plusSeconds(1));
-    scheduler.shutdownNow();
     listener.close();
     keyLoader.shutdownNow();
     database.close();
@@ -336,6 +379,17 @@ public final class QuotaAuthority implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       server.shutdownNow();
+    }
+  }
+
+  private static void awaitOrStop(ExecutorService executor, long deadlineNanos) {
+    try {
+      if (!executor.awaitTermination(Math.max(0, deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+        executor.shutdownNow();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      executor.shutdownNow();
     }
   }
 

@@ -48,18 +48,25 @@ public final class ReloadingPriceTable implements Supplier<PriceTable>, AutoClos
   }
 
   /**
-   * The table from this file, polled every {@link #POLL_INTERVAL}, or the shipped table when the
-   * file is empty. Throws {@link ConfigException} when the file cannot be used at start.
+   * The table from this file, or the shipped table when the file is empty; read now, polled only
+   * once {@link #start()} is called (the composition root reads every input before it opens or
+   * starts anything). Throws {@link ConfigException} when the file cannot be used at start.
    */
-  public static ReloadingPriceTable open(Optional<Path> file, MeterRegistry registry) {
+  public static ReloadingPriceTable read(Optional<Path> file, MeterRegistry registry) {
     if (file.isEmpty()) {
       PriceTable shipped = PriceTable.shipped();
       log.info("using the shipped price table ({} models, as of {})", shipped.size(), shipped.asOf());
       return new ReloadingPriceTable(null, shipped, registry);
     }
-    ReloadingPriceTable table = load(file.get(), registry);
-    table.startPolling(POLL_INTERVAL);
-    return table;
+    return load(file.get(), registry);
+  }
+
+  /** Polls the file every {@link #POLL_INTERVAL} from now on (nothing to poll for the shipped table). */
+  public ReloadingPriceTable start() {
+    if (file != null) {
+      startPolling(POLL_INTERVAL);
+    }
+    return this;
   }
 
   /** Reads the file now, without polling (tests drive {@link #reloadIfChanged()} themselves). */

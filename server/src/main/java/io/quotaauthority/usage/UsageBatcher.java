@@ -75,7 +75,15 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     this.recorder = recorder;
     this.committer = new Thread(this::run, "usage-committer");
     this.committer.setDaemon(true);
-    this.committer.start();
+  }
+
+  /**
+   * Starts the committer thread (never the constructor's job: a start that fails later must not
+   * leave a thread behind). Reports submitted before this wait in the queue.
+   */
+  public UsageBatcher start() {
+    committer.start();
+    return this;
   }
 
   /**

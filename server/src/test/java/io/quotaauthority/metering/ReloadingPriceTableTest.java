@@ -91,7 +91,7 @@ class ReloadingPriceTableTest {
 
   @Test
   void open_noFile_usesShippedTable() {
-    try (ReloadingPriceTable t = ReloadingPriceTable.open(Optional.empty(), registry)) {
+    try (ReloadingPriceTable t = ReloadingPriceTable.read(Optional.empty(), registry)) {
       assertThat(t.get().find("gpt-4o")).isPresent();
       assertThat(t.reloadIfChanged()).isFalse();
     }
