@@ -19,8 +19,9 @@ import java.util.Optional;
 import java.util.Set;
 
 /**
- * What metering needs from a buffered request body (the model and the {@code stream} flag), and
- * the rewrite that asks an OpenAI stream to report its usage. Anything that is not one well-formed
+ * What metering needs from a buffered request body (the model, the {@code stream} flag and, when
+ * asked, the prompt's text for the estimate a cut stream is charged), and the rewrite that asks an
+ * OpenAI stream to report its usage. Anything that is not one well-formed
  * JSON object (with no duplicate keys) within {@link #CONSTRAINTS} is left alone.
  *
  * <p>The body is parsed once, token by token, from the request's own bytes (no copy, no tree);
