@@ -215,7 +215,10 @@ final class MeteringSession {
       model = request.model().orElse(null);
     }
     // Counted now, once the model (which may follow the messages) is known; only the count is kept.
-    promptTokens = prompt.tokens(TokenEstimate.Tokenizer.of(route.provider(), model));
+    // Exactly for a stream only: a whole-body answer is almost never cut after it began, so the
+    // cheap byte bound serves it and the tokenizer's cost is paid where estimates happen.
+    promptTokens = prompt.tokens(request.stream()
+        ? TokenEstimate.Tokenizer.of(route.provider(), model) : TokenEstimate.Tokenizer.BYTE_BOUND);
     if (!route.addsStreamUsage() || !request.needsIncludeUsage()) {
       return CONTINUE_REQUEST_BODY;
     }

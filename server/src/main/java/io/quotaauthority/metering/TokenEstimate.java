@@ -4,8 +4,14 @@ import com.knuddels.jtokkit.api.EncodingRegistry;
 import com.knuddels.jtokkit.api.EncodingType;
 import io.quotaauthority.provider.Provider;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * What a response cut short (client gone, upstream reset, a stream that ended without its usage)
@@ -33,6 +39,7 @@ import java.util.Optional;
  * never kept: {@link Output} holds at most {@link #OUTPUT_PENDING} bytes between chunks.
  */
 final class TokenEstimate {
+  private static final Logger log = LoggerFactory.getLogger(TokenEstimate.class);
   /** Role and framing tokens per message (OpenAI's chat format uses 3; one more for a name). */
   static final int TOKENS_PER_MESSAGE = 4;
   /** Tokens that prime the reply, once per request (OpenAI's chat format uses 3). */
@@ -76,15 +83,18 @@ final class TokenEstimate {
       if (m.startsWith("ft:")) {
         m = m.substring(3);
       }
+      Tokenizer exact = BYTE_BOUND;
       if (m.startsWith("gpt-4o") || m.startsWith("gpt-4.1") || m.startsWith("gpt-4.5")
           || m.startsWith("gpt-5") || m.startsWith("chatgpt-") || m.startsWith("gpt-oss")
           || (m.length() > 1 && m.charAt(0) == 'o' && Character.isDigit(m.charAt(1)))) {
-        return O200K;
+        exact = O200K;
+      } else if (m.startsWith("gpt-4") || m.startsWith("gpt-3.5")
+          || m.startsWith("text-embedding-")) {
+        exact = CL100K;
       }
-      if (m.startsWith("gpt-4") || m.startsWith("gpt-3.5") || m.startsWith("text-embedding-")) {
-        return CL100K;
-      }
-      return BYTE_BOUND;
+      // Until the encodings are loaded (about a second after start) the bound stands in: a
+      // metering thread must never wait for them, Envoy gives each message 1 s.
+      return exact != BYTE_BOUND && Registry.ready() ? exact : BYTE_BOUND;
     }
 
     /** The tokens of this text. */
@@ -98,7 +108,7 @@ final class TokenEstimate {
         return b.tokens();
       }
       // Ordinary: "<|endoftext|>" in a prompt is text to the provider, not a special token.
-      return Registry.INSTANCE.getEncoding(type).countTokensOrdinary(text.toString());
+      return Registry.LOADED.join().getEncoding(type).countTokensOrdinary(text.toString());
     }
 
     boolean exact() {
@@ -106,9 +116,53 @@ final class TokenEstimate {
     }
   }
 
-  /** The registry, loaded on first use (the encodings are a few MB each). */
+  /**
+   * Starts loading the encodings in the background, if not yet started: they take about a second
+   * and some 40 MB of heap, which the first metered request must not wait for. Called when the
+   * metering service is made.
+   */
+  static void warmUp() {
+    Registry.ready();
+  }
+
+  /** Waits for the encodings (tests: so that an OpenAI count is exact from the first request). */
+  static boolean awaitEncodings(Duration wait) {
+    try {
+      Registry.LOADED.get(wait.toMillis(), TimeUnit.MILLISECONDS);
+      return true;
+    } catch (TimeoutException | java.util.concurrent.ExecutionException e) {
+      return false;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    }
+  }
+
+  /** The encodings, loaded once on a daemon thread when this class is first used. */
   private static final class Registry {
-    static final EncodingRegistry INSTANCE = com.knuddels.jtokkit.Encodings.newLazyEncodingRegistry();
+    static final CompletableFuture<EncodingRegistry> LOADED = new CompletableFuture<>();
+
+    static {
+      Thread loader = new Thread(() -> {
+        try {
+          EncodingRegistry r = com.knuddels.jtokkit.Encodings.newLazyEncodingRegistry();
+          // getEncoding builds the lazy encoding; both are loaded now, off the request path.
+          r.getEncoding(EncodingType.O200K_BASE).countTokensOrdinary("");
+          r.getEncoding(EncodingType.CL100K_BASE).countTokensOrdinary("");
+          LOADED.complete(r);
+        } catch (RuntimeException | Error e) {
+          // Estimates then use the byte bound for every model: conservative, never wrong low.
+          log.warn("OpenAI tokenizer encodings could not be loaded; estimates use the byte bound", e);
+          LOADED.completeExceptionally(e);
+        }
+      }, "tokenizer-load");
+      loader.setDaemon(true);
+      loader.start();
+    }
+
+    static boolean ready() {
+      return LOADED.isDone() && !LOADED.isCompletedExceptionally();
+    }
   }
 
   /** The byte bound over text given piece by piece: counts only, nothing kept. */

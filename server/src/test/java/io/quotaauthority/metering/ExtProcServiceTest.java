@@ -280,6 +280,8 @@ class ExtProcServiceTest {
   @Test
   void process_streamCancelledBeforeAnyUsage_chargesAnEstimate() throws Exception {
     EnvoyStream envoy = start();
+    // Counted exactly once the encodings are loaded (until then by the byte bound).
+    assertThat(TokenEstimate.awaitEncodings(WAIT)).isTrue();
     byte[] request = utf8("{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[]}");
     envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "5", "cancel-2", request.length), false);
     envoy.requestBody(request);

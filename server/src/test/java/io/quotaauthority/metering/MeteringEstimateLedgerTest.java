@@ -46,6 +46,8 @@ class MeteringEstimateLedgerTest {
   static void start() {
     db = TestDatabase.create();
     app = TestServer.start(db);
+    // The OpenAI cases count exactly: wait for the encodings the server started loading.
+    assertThat(TokenEstimate.awaitEncodings(java.time.Duration.ofSeconds(30))).isTrue();
   }
 
   @AfterAll

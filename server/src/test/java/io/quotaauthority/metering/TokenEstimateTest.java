@@ -7,10 +7,12 @@ import io.quotaauthority.metering.TokenEstimate.Tokenizer;
 import io.quotaauthority.provider.Provider;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Random;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -18,6 +20,12 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /** The estimate a response cut short is charged: tokenizers, prompt text, output text, the merge. */
 class TokenEstimateTest {
+
+  @BeforeAll
+  static void loadEncodings() {
+    // Before they are loaded every model counts by the byte bound (never waited for).
+    assertThat(TokenEstimate.awaitEncodings(Duration.ofSeconds(30))).isTrue();
+  }
 
   static Stream<Arguments> tokenizers() {
     return Stream.of(
