@@ -35,11 +35,12 @@ final class KeyFormat {
   static String usageTable(List<UsageEvent> events) {
     List<String[]> rows = new ArrayList<>();
     rows.add(new String[] {"OCCURRED_AT", "REPORT_ID", "COST_USD", "MODEL", "INPUT_TOKENS", "OUTPUT_TOKENS",
-        "PROVIDER"});
+        "PROVIDER", "ESTIMATED"});
     for (UsageEvent e : events) {
+      // ESTIMATED "yes": metering charged an estimate for a response cut before its final usage.
       rows.add(new String[] {time(e.getOccurredAt()), clean(e.getReportId()), e.getCostUsd(), clean(e.getModel()),
           Long.toString(e.getInputTokens()), Long.toString(e.getOutputTokens()),
-          e.getProvider().isEmpty() ? "-" : clean(e.getProvider())});
+          e.getProvider().isEmpty() ? "-" : clean(e.getProvider()), e.getEstimated() ? "yes" : "no"});
     }
     return table(rows);
   }

@@ -42,6 +42,8 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
   ExtProcService(Supplier<MeteringSession> sessions, MeteringExecutor executor) {
     this.sessions = Objects.requireNonNull(sessions);
     this.executor = Objects.requireNonNull(executor);
+    // The tokenizer encodings for estimates load in the background from now, not on a request.
+    TokenEstimate.warmUp();
   }
 
   @Override

@@ -36,6 +36,12 @@ final class JsonUsageScanner {
 
     /** A model name at one of the model paths (the response's own idea of the model). */
     void model(String model);
+
+    /**
+     * Generated text at one of the text paths, as UTF-8 with JSON escapes decoded, in pieces of
+     * at most a few hundred bytes (a piece may end inside a character). Only for estimates.
+     */
+    default void text(byte[] utf8, int offset, int length) {}
   }
 
   /** Deeper documents are given up on, as Jackson does by default at 1000. */
@@ -56,6 +62,25 @@ final class JsonUsageScanner {
   private static final String[][] USAGE_PATHS = {
       {"usage"}, {"usageMetadata"}, {"response", "usage"}, {"message", "usage"},
       {ARRAY, "usage"}, {ARRAY, "usageMetadata"}};
+  /**
+   * Where responses put the text they generate, streamed or whole: OpenAI chat deltas (content,
+   * reasoning, refusals, tool-call arguments) and messages, legacy completions, the Responses
+   * API's delta events (text, arguments, reasoning summaries), Anthropic text, thinking and
+   * tool-input deltas and content blocks, Gemini candidate parts (SSE and JSON-array streams).
+   * Each path names text that is new: no text is counted twice (a Responses "done" event's
+   * whole text, at "text", is not on the list).
+   */
+  private static final String[][] TEXT_PATHS = {
+      {"choices", ARRAY, "delta", "content"}, {"choices", ARRAY, "delta", "reasoning_content"},
+      {"choices", ARRAY, "delta", "refusal"},
+      {"choices", ARRAY, "delta", "tool_calls", ARRAY, "function", "arguments"},
+      {"choices", ARRAY, "message", "content"}, {"choices", ARRAY, "text"},
+      {"delta"}, {"delta", "text"}, {"delta", "thinking"}, {"delta", "partial_json"},
+      {"content", ARRAY, "text"},
+      {"candidates", ARRAY, "content", "parts", ARRAY, "text"},
+      {ARRAY, "candidates", ARRAY, "content", "parts", ARRAY, "text"}};
+  /** Text is handed to the listener in pieces of this many bytes. */
+  private static final int TEXT_PIECE = 128;
   private static final String[][] MODEL_PATHS = {
       {"model"}, {"modelVersion"}, {"response", "model"}, {"message", "model"},
       {ARRAY, "modelVersion"}};
@@ -90,8 +115,21 @@ final class JsonUsageScanner {
   private int scalarLen;
   private boolean scalarOverflow;
 
+  /** Reading a string at a text path, handed to the listener decoded. */
+  private boolean textString;
+  /** Hex digits still to come of a backslash-u escape in text, and its value so far. */
+  private int hexLeft;
+  private int hexValue;
+  /** A high surrogate from a backslash-u escape, waiting for its low half; 0 if none. */
+  private char highSurrogate;
+  private final byte[] text = new byte[TEXT_PIECE];
+  private int textLen;
+
   /** Level of the usage object being read, 0 when outside one. */
   private int usageLevel;
+  /** Whether that usage object sits at the top-level {@code usage} key. */
+  private boolean usageAtTop;
+  private boolean lastUsageAtTop;
   private final Map<String, Long> fields = new LinkedHashMap<>();
   /** The leaves of the {@code usage.iterations[]} entry being read, added to fields when it closes. */
   private final Map<String, Long> iteration = new LinkedHashMap<>();
@@ -102,6 +140,11 @@ final class JsonUsageScanner {
 
   /** Forgets everything, ready for a new document (the next SSE event). */
   void reset() {
+    // Text of a string left open is still text the provider generated.
+    flushText();
+    textString = false;
+    hexLeft = 0;
+    highSurrogate = 0;
     state = VALUE;
     while (depth > 0) {
       setArray(depth, false);
@@ -123,7 +166,7 @@ final class JsonUsageScanner {
 
   /** Bytes held between chunks, for the memory bound: fixed buffers plus keys and usage fields. */
   int retainedBytes() {
-    int n = arrayLevels.length * 8 + capture.length + scalar.length;
+    int n = arrayLevels.length * 8 + capture.length + scalar.length + text.length;
     for (String k : keys) {
       n += k == null ? 0 : k.length();
     }
@@ -138,7 +181,11 @@ final class JsonUsageScanner {
         case FAILED:
           return;
         case STRING:
-          stringByte(c);
+          if (textString) {
+            textByte(c);
+          } else {
+            stringByte(c);
+          }
           break;
         case SCALAR:
           if (c == ',' || c == '}' || c == ']' || isWhitespace(c)) {
@@ -172,6 +219,112 @@ final class JsonUsageScanner {
       } else {
         captureSpoiled = true;
       }
+    }
+  }
+
+  /** The input ended: text held back is handed on. */
+  void end() {
+    flushText();
+  }
+
+  /** True when the usage object reported last sat at the top-level {@code usage} key. */
+  boolean lastUsageAtTop() {
+    return lastUsageAtTop;
+  }
+
+  /** A byte of a text string: escapes decoded, the rest passed on as it is (UTF-8). */
+  private void textByte(byte c) {
+    if (hexLeft > 0) {
+      int digit = Character.digit(c, 16);
+      if (digit < 0) {
+        hexLeft = 0; // malformed: dropped; the usage scan does not depend on text
+        return;
+      }
+      hexValue = hexValue * 16 + digit;
+      if (--hexLeft == 0) {
+        codeUnit((char) hexValue);
+      }
+      return;
+    }
+    if (escaped) {
+      escaped = false;
+      switch (c) {
+        case 'n' -> textChar('\n');
+        case 't' -> textChar('\t');
+        case 'r' -> textChar('\r');
+        case 'b' -> textChar('\b');
+        case 'f' -> textChar('\f');
+        case 'u' -> {
+          hexLeft = 4;
+          hexValue = 0;
+        }
+        default -> textChar((char) (c & 0xFF)); // \" \\ \/
+      }
+    } else if (c == '\\') {
+      escaped = true;
+    } else if (c == '"') {
+      dropSurrogate();
+      flushText();
+      textString = false;
+      state = AFTER_VALUE;
+    } else {
+      dropSurrogate();
+      putText(c);
+    }
+  }
+
+  /** A UTF-16 code unit from a backslash-u escape; surrogate halves are paired. */
+  private void codeUnit(char u) {
+    if (Character.isHighSurrogate(u)) {
+      dropSurrogate();
+      highSurrogate = u;
+    } else if (Character.isLowSurrogate(u) && highSurrogate != 0) {
+      int cp = Character.toCodePoint(highSurrogate, u);
+      highSurrogate = 0;
+      putText((byte) (0xF0 | (cp >> 18)));
+      putText((byte) (0x80 | ((cp >> 12) & 0x3F)));
+      putText((byte) (0x80 | ((cp >> 6) & 0x3F)));
+      putText((byte) (0x80 | (cp & 0x3F)));
+    } else {
+      textChar(Character.isSurrogate(u) ? '\uFFFD' : u);
+    }
+  }
+
+  /** One BMP character as UTF-8 (an unpaired high surrogate before it becomes U+FFFD). */
+  private void textChar(char ch) {
+    dropSurrogate();
+    if (ch < 0x80) {
+      putText((byte) ch);
+    } else if (ch < 0x800) {
+      putText((byte) (0xC0 | (ch >> 6)));
+      putText((byte) (0x80 | (ch & 0x3F)));
+    } else {
+      putText((byte) (0xE0 | (ch >> 12)));
+      putText((byte) (0x80 | ((ch >> 6) & 0x3F)));
+      putText((byte) (0x80 | (ch & 0x3F)));
+    }
+  }
+
+  /** A high surrogate that got no low half is U+FFFD, as a decoder makes it. */
+  private void dropSurrogate() {
+    if (highSurrogate != 0) {
+      highSurrogate = 0;
+      textChar('\uFFFD');
+    }
+  }
+
+  private void putText(byte b) {
+    if (textLen == text.length) {
+      flushText();
+    }
+    text[textLen++] = b;
+  }
+
+  private void flushText() {
+    if (textLen > 0) {
+      int n = textLen;
+      textLen = 0;
+      listener.text(text, 0, n);
     }
   }
 
@@ -260,6 +413,7 @@ final class JsonUsageScanner {
     }
     if (usageRoot) {
       usageLevel = depth;
+      usageAtTop = depth == 2 && !isArray(1) && "usage".equals(keys[0]);
       fields.clear();
     }
     if (array && usageLevel > 0 && depth == usageLevel + 1 && depth <= KEY_DEPTH
@@ -292,6 +446,7 @@ final class JsonUsageScanner {
       if (!fields.isEmpty()) {
         Map<String, Long> found = Map.copyOf(fields);
         fields.clear();
+        lastUsageAtTop = usageAtTop;
         listener.usage(found);
       }
     }
@@ -314,6 +469,7 @@ final class JsonUsageScanner {
     } else {
       capturing = usageLevel == 0 && matchesAny(MODEL_PATHS);
       captureLimit = MAX_MODEL_BYTES;
+      textString = !capturing && usageLevel == 0 && depth > 0 && matchesAny(TEXT_PATHS);
     }
     state = STRING;
   }

@@ -10,7 +10,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * Metering's counters. In Prometheus they read {@code quota_metering_unpriced_total{model}},
  * {@code quota_metering_unmetered_total{reason}}, {@code quota_metering_charges_total{provider,
  * outcome}}, {@code quota_metering_charges_lost_total{reason}},
- * {@code quota_metering_errors_total{phase}} and {@code quota_metering_unread_bodies_total{reason}}.
+ * {@code quota_metering_errors_total{phase}}, {@code quota_metering_unread_bodies_total{reason}}
+ * and {@code quota_metering_estimated_total{provider}}.
  */
 final class MeteringMetrics {
   /** Model names come from clients: past this many distinct ones the tag reads "other". */
@@ -42,6 +43,22 @@ final class MeteringMetrics {
 
   MeteringMetrics(MeterRegistry registry) {
     this.registry = registry;
+    // At 0 from the start, so a rate or an alert on estimates has a series before the first one.
+    for (Provider p : Provider.values()) {
+      estimatedCounter(p);
+    }
+  }
+
+  /** A response cut short before its final usage, charged an estimate (see TokenEstimate). */
+  void estimated(Provider provider) {
+    estimatedCounter(provider).increment();
+  }
+
+  private Counter estimatedCounter(Provider provider) {
+    return Counter.builder("quota.metering.estimated")
+        .description("metered responses cut short before their final usage, charged an estimate")
+        .tag("provider", provider.wireName())
+        .register(registry);
   }
 
   void unpriced(String model) {

@@ -41,9 +41,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Charging happens once: right after the answer to the last response body chunk is sent (see
  * {@link #settle()}), or, if the stream is closed or cancelled
- * before that (client went away, upstream reset), with whatever usage had been seen by then, so a
- * truncated Anthropic stream still charges its input tokens. Nothing is charged for a non-2xx
- * response, a response without usage, or a request without a valid x-quota-key-id.
+ * before that (client went away, upstream reset), with what had been seen by then. A
+ * response that began but ended without the provider's final usage (client gone, upstream reset,
+ * an event stream that stopped short) is charged an estimate, marked as such in the ledger: per
+ * bucket the larger of what the provider had reported and what {@link TokenEstimate} counts in
+ * the request's text and the response text seen. Nothing is charged for a non-2xx response, a
+ * complete JSON response without usage, or a request without a valid x-quota-key-id.
  *
  * <p>The charge's report id is made here, one per stream ("m-" and 128 random bits), never taken
  * from the request: a client that can choose its x-request-id must not be able to make a second
@@ -118,6 +121,8 @@ final class MeteringSession {
   private boolean requestHasContentLength;
   private boolean requestBodySeen;
   private String model;
+  /** The request's input tokens as {@link TokenEstimate} counts them; 0 before its body. */
+  private long promptTokens;
   /** Reads the response body; null before 2xx response headers and after charging. */
   private UsageExtractor extractor;
   private boolean charged;
@@ -208,12 +213,19 @@ final class MeteringSession {
     requestBodySeen = true;
     // Read in place: the message already holds the body, and a copy would double it.
     ByteString bytes = body.getBody();
-    RequestBody request = RequestBody.inspect(bytes);
+    // The prompt's text is gathered in the same pass, for the estimate a cut stream is charged.
+    TokenEstimate.Prompt prompt = new TokenEstimate.Prompt();
+    RequestBody request = RequestBody.inspect(bytes, prompt);
     // Passed through unread (metering goes on: the response may still name the model and usage).
     request.unread().ifPresent(metrics::unreadBody);
     if (model == null) {
       model = request.model().orElse(null);
     }
+    // Counted now, once the model (which may follow the messages) is known; only the count is kept.
+    // Exactly for a stream only: a whole-body answer is almost never cut after it began, so the
+    // cheap byte bound serves it and the tokenizer's cost is paid where estimates happen.
+    promptTokens = prompt.tokens(request.stream()
+        ? TokenEstimate.Tokenizer.of(route.provider(), model) : TokenEstimate.Tokenizer.BYTE_BOUND);
     if (!route.addsStreamUsage() || !request.needsIncludeUsage()) {
       return CONTINUE_REQUEST_BODY;
     }
@@ -284,9 +296,14 @@ final class MeteringSession {
       return CONTINUE_RESPONSE_HEADERS;
     }
     // A missing :status (response headers skipped by config) is metered: error bodies carry no usage.
-    extractor = new UsageExtractor(route.format(),
-        UsageExtractor.Framing.of(EnvoyHeaders.single(h, "content-type")));
+    extractor = newExtractor(UsageExtractor.Framing.of(EnvoyHeaders.single(h, "content-type")));
     return CONTINUE_RESPONSE_HEADERS;
+  }
+
+  /** A reader of the response body that also counts its text, by the model's tokenizer. */
+  private UsageExtractor newExtractor(UsageExtractor.Framing framing) {
+    return new UsageExtractor(route.format(), framing,
+        new TokenEstimate.Output(TokenEstimate.Tokenizer.of(route.provider(), model)));
   }
 
   synchronized ProcessingResponse responseBody(HttpBody body) {
@@ -294,7 +311,7 @@ final class MeteringSession {
       if (route != null && !charged) {
         if (extractor == null) {
           // No response headers seen (header mode SKIP): read the body by sniffing its framing.
-          extractor = new UsageExtractor(route.format(), UsageExtractor.Framing.SNIFF);
+          extractor = newExtractor(UsageExtractor.Framing.SNIFF);
         }
         extractor.feed(body.getBody());
         if (body.getEndOfStream()) {
@@ -352,7 +369,7 @@ final class MeteringSession {
     }
     bodyEnded = false;
     try {
-      chargeSeen();
+      chargeSeen(true);
     } catch (RuntimeException e) {
       failed("charge", e, null);
     }
@@ -364,7 +381,7 @@ final class MeteringSession {
    */
   synchronized void streamClosed() {
     try {
-      chargeSeen();
+      chargeSeen(false);
     } catch (RuntimeException e) {
       failed("stream_closed", e, null);
     }
@@ -384,7 +401,8 @@ final class MeteringSession {
     return extractor == null ? 0 : extractor.retainedBytes();
   }
 
-  private void chargeSeen() {
+  /** @param complete the response body ended (else the stream was closed before its end) */
+  private void chargeSeen(boolean complete) {
     if (route == null || charged || extractor == null) {
       return;
     }
@@ -392,7 +410,22 @@ final class MeteringSession {
     extractor.end();
     Optional<TokenUsage> usage = extractor.usage();
     String name = model != null ? model : extractor.reportedModel().orElse("unknown");
+    boolean estimate = TokenEstimate.needed(route.format(), extractor.started(),
+        extractor.finalUsageSeen(), complete, extractor.framing() == UsageExtractor.Framing.SSE);
+    long outputTokens = estimate ? extractor.outputTokens() : 0;
     extractor = null;
+    if (estimate) {
+      TokenUsage estimated = TokenEstimate.charge(usage, promptTokens, outputTokens);
+      if (estimated.totalTokens() > 0) {
+        metrics.estimated(route.provider());
+        log.debug("{} response for report {} ended without its final usage: charging an estimate"
+            + " of {} input and {} output tokens", route.provider().wireName(), reportId,
+            estimated.inputTokens() + estimated.cachedInputTokens() + estimated.cacheWriteTokens(),
+            estimated.outputTokens());
+        charger.charge(keyId, reportId, requestId, route.provider(), name, estimated, true);
+        return;
+      }
+    }
     if (usage.isEmpty()) {
       metrics.unmetered(MeteringMetrics.Unmetered.NO_USAGE);
       log.debug("{} response for report {} had no usage: not charged",

@@ -16,10 +16,12 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.Set;
 
 /**
- * What metering needs from a buffered request body (the model and the {@code stream} flag), and
- * the rewrite that asks an OpenAI stream to report its usage. Anything that is not one well-formed
+ * What metering needs from a buffered request body (the model, the {@code stream} flag and, when
+ * asked, the prompt's text for the estimate a cut stream is charged), and the rewrite that asks an
+ * OpenAI stream to report its usage. Anything that is not one well-formed
  * JSON object (with no duplicate keys) within {@link #CONSTRAINTS} is left alone.
  *
  * <p>The body is parsed once, token by token, from the request's own bytes (no copy, no tree);
@@ -105,12 +107,36 @@ final class RequestBody {
     return new RequestBody(null, false, false, false, -1, -1, -1, why);
   }
 
+  /** Top-level fields that hold the prompt's text (every supported API's names). */
+  private static final Set<String> PROMPT_FIELDS = Set.of("messages", "input", "prompt", "system",
+      "instructions", "contents", "systemInstruction", "system_instruction");
+  /** Top-level fields holding one message each per array element. */
+  private static final Set<String> MESSAGE_LISTS = Set.of("messages", "input", "contents");
+  /** Top-level fields of tool definitions, counted by the byte length of their JSON. */
+  private static final Set<String> TOOL_FIELDS = Set.of("tools", "functions");
+  /**
+   * Inside a message, the fields whose strings are text the model reads (content parts, tool
+   * results, earlier reasoning and tool-call arguments). Anything else (role, type, ids, image
+   * URLs, base64 data, signatures) is skipped: images and audio are not estimated.
+   */
+  private static final Set<String> TEXT_FIELDS = Set.of("text", "content", "parts", "thinking",
+      "arguments", "output", "refusal", "summary");
+
   static RequestBody inspect(byte[] body) {
     return inspect(UnsafeByteOperations.unsafeWrap(body));
   }
 
   /** Reads the top-level fields; never throws (a body that is not a JSON object has none). */
   static RequestBody inspect(ByteString body) {
+    return inspect(body, null);
+  }
+
+  /**
+   * Reads the top-level fields and, when {@code prompt} is given, gathers the prompt's text into
+   * it in the same pass (for the estimate a stream cut short is charged; see TokenEstimate).
+   * Never throws.
+   */
+  static RequestBody inspect(ByteString body, TokenEstimate.Prompt prompt) {
     // newInput reads the message's own bytes: no copy of the body is made to parse it.
     try (JsonParser p = JSON.createParser(body.newInput())) {
       if (p.nextToken() != JsonToken.START_OBJECT) {
@@ -148,7 +174,17 @@ final class RequestBody {
             optionsEnd = p.currentLocation().getByteOffset();
           }
           // Skipped values are never materialised, but still checked: depth, duplicates, syntax.
-          default -> p.skipChildren();
+          default -> {
+            if (prompt != null && PROMPT_FIELDS.contains(name)) {
+              promptText(p, prompt, MESSAGE_LISTS.contains(name));
+            } else if (prompt != null && TOOL_FIELDS.contains(name)) {
+              long from = p.currentTokenLocation().getByteOffset();
+              p.skipChildren();
+              prompt.json(p.currentLocation().getByteOffset() - from);
+            } else {
+              p.skipChildren();
+            }
+          }
         }
       }
       if (p.currentToken() != JsonToken.END_OBJECT || p.nextToken() != null) {
@@ -165,6 +201,65 @@ final class RequestBody {
           ? Unread.DUPLICATE_KEY : Unread.NOT_JSON);
     } catch (IOException | RuntimeException e) {
       return unread(Unread.NOT_JSON);
+    }
+  }
+
+  /**
+   * A top-level prompt field's value, the parser on its first token: a string is text; an
+   * array's strings are text and its objects are read by {@link #textIn}; with
+   * {@code messageList} each element is one message.
+   */
+  private static void promptText(JsonParser p, TokenEstimate.Prompt prompt, boolean messageList)
+      throws IOException {
+    JsonToken t = p.currentToken();
+    if (t == JsonToken.VALUE_STRING) {
+      prompt.text(p.getTextCharacters(), p.getTextOffset(), p.getTextLength());
+      if (messageList) {
+        prompt.message(); // "input": "..." is one user message
+      }
+    } else if (t == JsonToken.START_ARRAY) {
+      JsonToken e;
+      while ((e = p.nextToken()) != JsonToken.END_ARRAY && e != null) {
+        if (messageList) {
+          prompt.message();
+        }
+        textIn(p, prompt, true);
+      }
+    } else if (t == JsonToken.START_OBJECT) {
+      textIn(p, prompt, false);
+    } else {
+      p.skipChildren();
+    }
+  }
+
+  /**
+   * The text in the value at the parser's current token: a string counts when {@code isText}
+   * (it sits under a text field or in a text array); in an object only {@link #TEXT_FIELDS} are
+   * read, the rest skipped. Recursion is bounded by the parser's {@link #MAX_DEPTH}.
+   */
+  private static void textIn(JsonParser p, TokenEstimate.Prompt prompt, boolean isText)
+      throws IOException {
+    JsonToken t = p.currentToken();
+    if (t == JsonToken.VALUE_STRING) {
+      if (isText) {
+        // The parser's own buffer: no String is made for the (possibly long) text.
+        prompt.text(p.getTextCharacters(), p.getTextOffset(), p.getTextLength());
+      }
+    } else if (t == JsonToken.START_ARRAY) {
+      JsonToken e;
+      while ((e = p.nextToken()) != JsonToken.END_ARRAY && e != null) {
+        textIn(p, prompt, isText);
+      }
+    } else if (t == JsonToken.START_OBJECT) {
+      while (p.nextToken() == JsonToken.FIELD_NAME) {
+        boolean text = TEXT_FIELDS.contains(p.currentName());
+        p.nextToken();
+        if (text) {
+          textIn(p, prompt, true);
+        } else {
+          p.skipChildren();
+        }
+      }
     }
   }
 

@@ -89,6 +89,12 @@ public final class UsageCharger {
    */
   UsageReport report(long keyId, String reportId, String requestId, Provider provider, String model,
       TokenUsage usage) {
+    return report(keyId, reportId, requestId, provider, model, usage, false);
+  }
+
+  /** @param estimated the usage is an estimate for a response cut short (marked in the ledger) */
+  UsageReport report(long keyId, String reportId, String requestId, Provider provider, String model,
+      TokenUsage usage, boolean estimated) {
     String name = UsageValidation.sanitizeName(model);
     ModelPrice price = prices.get().find(name).orElse(null);
     if (price == null) {
@@ -103,7 +109,7 @@ public final class UsageCharger {
     BigDecimal cost = price.costOf(usage);
     UsageReport report = new UsageReport(reportId, keyId, cost, name, provider.wireName(),
         usage.inputTokens(), usage.outputTokens(), usage.cachedInputTokens(),
-        usage.cacheWriteTokens(), clock.instant(), requestId);
+        usage.cacheWriteTokens(), clock.instant(), requestId, estimated);
     // The same rules as a reported usage: a report the ledger would refuse never reaches a group.
     UsageValidation.check(report);
     return report;
@@ -120,10 +126,19 @@ public final class UsageCharger {
    */
   public CompletionStage<UsageOutcome> charge(long keyId, String reportId, String requestId,
       Provider provider, String model, TokenUsage usage) {
+    return charge(keyId, reportId, requestId, provider, model, usage, false);
+  }
+
+  /**
+   * As {@link #charge(long, String, String, Provider, String, TokenUsage)}, for usage that is an
+   * estimate when {@code estimated} (a response cut short before its final usage).
+   */
+  public CompletionStage<UsageOutcome> charge(long keyId, String reportId, String requestId,
+      Provider provider, String model, TokenUsage usage, boolean estimated) {
     CompletableFuture<UsageOutcome> done = new CompletableFuture<>();
     UsageReport report;
     try {
-      report = report(keyId, reportId, requestId, provider, model, usage);
+      report = report(keyId, reportId, requestId, provider, model, usage, estimated);
     } catch (IllegalArgumentException e) {
       metrics.charged(provider, "rejected");
       metrics.lost(MeteringMetrics.Lost.INVALID);

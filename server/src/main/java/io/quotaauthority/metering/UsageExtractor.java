@@ -22,6 +22,8 @@ import java.util.Optional;
  * it would charge those tokens nothing).
  */
 final class UsageExtractor {
+  // Beside the usage, it counts the text the response generated (for the estimate a response
+  // cut short is charged, see TokenEstimate) and tells whether the provider's final usage came.
 
   /** How the body is framed. */
   enum Framing {
@@ -57,10 +59,19 @@ final class UsageExtractor {
   private final JsonUsageScanner scanner;
   private final SseEventSplitter splitter;
   private byte[] buffer;
+  /** Counts the generated text; null when not estimating. */
+  private final TokenEstimate.Output output;
+  private boolean finalUsage;
+  private boolean started;
 
   UsageExtractor(UsageFormat format, Framing framing) {
+    this(format, framing, null);
+  }
+
+  UsageExtractor(UsageFormat format, Framing framing, TokenEstimate.Output output) {
     this.format = format;
     this.framing = framing;
+    this.output = output;
     this.scanner = new JsonUsageScanner(new JsonUsageScanner.Listener() {
       @Override
       public void usage(Map<String, Long> fields) {
@@ -72,6 +83,17 @@ final class UsageExtractor {
           if (latest.size() < MAX_FIELDS || earlier != null) {
             latest.put(e.getKey(), e.getValue());
           }
+        }
+        // Not a simple name: the field is assigned once this listener exists, before any call.
+        if (format.isFinal(UsageExtractor.this.scanner.lastUsageAtTop())) {
+          finalUsage = true;
+        }
+      }
+
+      @Override
+      public void text(byte[] utf8, int offset, int length) {
+        if (output != null) {
+          output.add(utf8, offset, length);
         }
       }
 
@@ -125,6 +147,9 @@ final class UsageExtractor {
   }
 
   void feed(byte[] bytes, int offset, int length) {
+    if (length > 0) {
+      started = true;
+    }
     if (framing == Framing.SNIFF) {
       int i = offset;
       int end = offset + length;
@@ -150,6 +175,27 @@ final class UsageExtractor {
     if (framing == Framing.SSE) {
       splitter.end();
     }
+    scanner.end();
+  }
+
+  /** True once the provider's final usage was read (see {@link UsageFormat#isFinal}). */
+  boolean finalUsageSeen() {
+    return finalUsage;
+  }
+
+  /** True once any byte of the body arrived: the provider had begun answering. */
+  boolean started() {
+    return started;
+  }
+
+  /** The body's framing: SNIFF until its first non-blank byte. */
+  Framing framing() {
+    return framing;
+  }
+
+  /** Tokens of the generated text seen so far (0 when not estimating). */
+  long outputTokens() {
+    return output == null ? 0 : output.tokens();
   }
 
   /** The tokens seen so far, or empty if no usage object has been seen. */
@@ -164,7 +210,8 @@ final class UsageExtractor {
 
   int retainedBytes() {
     int model = reportedModel == null ? 0 : reportedModel.length();
-    return scanner.retainedBytes() + splitter.retainedBytes() + latest.size() * 64 + model;
+    int counted = output == null ? 0 : output.retainedBytes();
+    return scanner.retainedBytes() + splitter.retainedBytes() + latest.size() * 64 + model + counted;
   }
 
   private static boolean isBlank(byte b) {

@@ -84,6 +84,24 @@ public enum UsageFormat {
   /** The tokens these usage fields describe; empty when none of the format's counts is present. */
   abstract Optional<TokenUsage> tokens(Map<String, Long> fields);
 
+  /**
+   * Whether a usage object just read is the provider's final count for the response. OpenAI
+   * reports usage once, at the end (the stream's last chunk, the Responses API's completed event,
+   * a whole JSON body). Anthropic's top-level {@code usage} (message_delta, or a whole message)
+   * is final; {@code message.usage} in message_start is not (its output_tokens is 1). Gemini
+   * restates usageMetadata in every chunk, so no single one can be told final: its usage counts as
+   * final only when the body ends (see {@link TokenEstimate#needed}).
+   *
+   * @param atTop the usage object sat at the document's top-level {@code usage} key
+   */
+  boolean isFinal(boolean atTop) {
+    return switch (this) {
+      case OPENAI -> true;
+      case ANTHROPIC -> atTop;
+      case GEMINI -> false;
+    };
+  }
+
   /** The top-level count or the iterations' sum of it, whichever is larger; null if neither. */
   private static Long billed(Map<String, Long> f, String field) {
     Long top = f.get(field);

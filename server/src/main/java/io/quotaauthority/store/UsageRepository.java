@@ -32,9 +32,11 @@ public final class UsageRepository {
   /** One statement for the whole group; a report_id seen before inserts nothing. */
   private static final String INSERT_EVENTS = """
       INSERT INTO usage_events (report_id, key_id, cost, model, provider, input_tokens, output_tokens,
-                                cached_input_tokens, cache_write_tokens, occurred_at, request_id)
+                                cached_input_tokens, cache_write_tokens, occurred_at, request_id,
+                                estimated)
       SELECT * FROM unnest(?::text[], ?::bigint[], ?::numeric[], ?::text[], ?::text[], ?::bigint[],
-                           ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::text[])
+                           ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::text[],
+                           ?::boolean[])
       ON CONFLICT (report_id) DO NOTHING
       RETURNING report_id""";
 
@@ -61,7 +63,7 @@ public final class UsageRepository {
 
   private static final String PAGE = """
       SELECT id, report_id, key_id, cost, model, provider, input_tokens, output_tokens,
-             cached_input_tokens, cache_write_tokens, occurred_at, received_at, request_id
+             cached_input_tokens, cache_write_tokens, occurred_at, received_at, request_id, estimated
         FROM usage_events
        WHERE key_id = ? AND id < ?
        ORDER BY id DESC
@@ -258,6 +260,7 @@ public final class UsageRepository {
     Object[] cacheWrite = new Object[n];
     Object[] occurred = new Object[n];
     Object[] requestIds = new Object[n];
+    Object[] estimated = new Object[n];
     for (int i = 0; i < n; i++) {
       UsageReport r = reports.get(i);
       reportIds[i] = r.reportId();
@@ -271,6 +274,7 @@ public final class UsageRepository {
       cacheWrite[i] = r.cacheWriteTokens();
       occurred[i] = OffsetDateTime.ofInstant(r.occurredAt(), ZoneOffset.UTC);
       requestIds[i] = r.requestId();
+      estimated[i] = r.estimated();
     }
     Set<String> inserted = new HashSet<>();
     try (PreparedStatement ps = c.prepareStatement(INSERT_EVENTS)) {
@@ -285,6 +289,7 @@ public final class UsageRepository {
       ps.setArray(9, c.createArrayOf("bigint", cacheWrite));
       ps.setArray(10, c.createArrayOf("timestamptz", occurred));
       ps.setArray(11, c.createArrayOf("text", requestIds));
+      ps.setArray(12, c.createArrayOf("boolean", estimated));
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           inserted.add(rs.getString(1));
@@ -332,7 +337,8 @@ public final class UsageRepository {
   /** One ledger row as read back. */
   public record Event(long id, String reportId, long keyId, BigDecimal cost, String model,
       String provider, long inputTokens, long outputTokens, long cachedInputTokens,
-      long cacheWriteTokens, Instant occurredAt, Instant receivedAt, String requestId) {}
+      long cacheWriteTokens, Instant occurredAt, Instant receivedAt, String requestId,
+      boolean estimated) {}
 
   /** A key's events with id below {@code beforeId}, newest first. */
   public List<Event> page(Connection c, long keyId, long beforeId, int limit) throws SQLException {
@@ -348,7 +354,7 @@ public final class UsageRepository {
               rs.getLong("input_tokens"), rs.getLong("output_tokens"),
               rs.getLong("cached_input_tokens"), rs.getLong("cache_write_tokens"),
               KeyRepository.instant(rs, "occurred_at"), KeyRepository.instant(rs, "received_at"),
-              rs.getString("request_id")));
+              rs.getString("request_id"), rs.getBoolean("estimated")));
         }
       }
     }

@@ -55,7 +55,8 @@ public final class UsageReadBack implements UsageQueries {
           .setOccurredAt(ApiKeys.timestamp(e.occurredAt()))
           .setReceivedAt(ApiKeys.timestamp(e.receivedAt()))
           // Empty when the report carried none (older rows, reporters that send none).
-          .setRequestId(e.requestId() == null ? "" : e.requestId()));
+          .setRequestId(e.requestId() == null ? "" : e.requestId())
+          .setEstimated(e.estimated()));
     }
     if (rows.size() > size) {
       b.setNextPageToken(PageTokens.encode(PageTokens.usage(keyId), rows.get(size - 1).id()));

@@ -477,6 +477,39 @@ class KeysCommandTest {
   }
 
   @Test
+  void usageList_estimatedEvent_isMarkedInTableAndJson() throws Exception {
+    long id = createKey("usage-estimated");
+    String keyId = Long.toString(id);
+    UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
+        .send(UsageStream.report("cli-est-1", keyId, "0.25")).finish();
+    // Only Envoy metering writes estimated rows; a reporter cannot: set it as metering would.
+    int marked = db.transactions().inTransaction(c -> {
+      try (var s = c.createStatement()) {
+        return s.executeUpdate("UPDATE usage_events SET estimated = true WHERE report_id = 'cli-est-1'");
+      }
+    });
+    assertThat(marked).isEqualTo(1);
+    UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
+        .send(UsageStream.report("cli-est-2", keyId, "0.5")).finish();
+
+    CliRunner.Result json = cli.run("usage", "list", keyId, "-o", "json");
+    CliRunner.Result table = cli.run("usage", "list", keyId);
+
+    assertThat(json.exitCode()).as(json.toString()).isZero();
+    List<String> marks = new ArrayList<>();
+    JSON.readTree(json.out()).forEach(e ->
+        marks.add(e.get("report_id").asText() + "=" + e.get("estimated").asBoolean()));
+    assertThat(marks).containsExactly("cli-est-2=false", "cli-est-1=true");
+    assertThat(table.exitCode()).as(table.toString()).isZero();
+    List<String> lines = table.out().lines().toList();
+    assertThat(lines.get(0)).endsWith("ESTIMATED");
+    assertThat(lines).filteredOn(l -> l.contains("cli-est-1")).singleElement()
+        .satisfies(l -> assertThat(l).endsWith("yes"));
+    assertThat(lines).filteredOn(l -> l.contains("cli-est-2")).singleElement()
+        .satisfies(l -> assertThat(l).endsWith("no"));
+  }
+
+  @Test
   void usageList_unknownKey_exitsThree() {
     CliRunner.Result r = cli.run("usage", "list", "777777777");
 

@@ -232,7 +232,8 @@ class ExtProcServiceTest {
   }
 
   @Test
-  void process_streamHalfClosedBeforeEndOfStream_chargesWhatItSaw() throws Exception {
+  void process_streamHalfClosedBeforeEndOfStream_chargesReportedInputAndEstimatedOutput()
+      throws Exception {
     EnvoyStream envoy = start();
     byte[] request = utf8("{\"model\":\"claude-haiku-4-5\",\"stream\":true,\"max_tokens\":9,\"messages\":[]}");
     envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/messages", "77", "cut-1", request.length), false);
@@ -244,14 +245,17 @@ class ExtProcServiceTest {
     assertThat(sink.submitted()).isEmpty();
 
     envoy.complete();
-    // message_start's input and cache counts, and its output_tokens of 1:
-    // 25 x 1 + 1 x 5 + 3000 x 0.10 = 330 per million
+    // message_start's input and cache counts (the provider's final count of the prompt), and for
+    // output the byte bound of the text seen, "Bonjour à tous 👋 — ça va ?": 22 ASCII bytes
+    // (8 tokens) and 11 others (6), above message_start's output_tokens of 1:
+    // 25 x 1 + 14 x 5 + 3000 x 0.10 = 395 per million
     List<UsageReport> reports = sink.awaitSubmitted(1, WAIT);
     assertThat(reports).singleElement().satisfies(r -> {
       assertThat(r.requestId()).isEqualTo("cut-1");
       assertThat(r.keyId()).isEqualTo(77);
-      assertThat(r.cost()).isEqualTo(new BigDecimal("0.00033000"));
-      assertThat(List.of(r.inputTokens(), r.outputTokens(), r.cachedInputTokens())).containsExactly(25L, 1L, 3000L);
+      assertThat(r.estimated()).isTrue();
+      assertThat(r.cost()).isEqualTo(new BigDecimal("0.00039500"));
+      assertThat(List.of(r.inputTokens(), r.outputTokens(), r.cachedInputTokens())).containsExactly(25L, 14L, 3000L);
     });
   }
 
@@ -274,8 +278,10 @@ class ExtProcServiceTest {
   }
 
   @Test
-  void process_streamCancelledBeforeAnyUsage_chargesNothing() throws Exception {
+  void process_streamCancelledBeforeAnyUsage_chargesAnEstimate() throws Exception {
     EnvoyStream envoy = start();
+    // Counted exactly once the encodings are loaded (until then by the byte bound).
+    assertThat(TokenEstimate.awaitEncodings(WAIT)).isTrue();
     byte[] request = utf8("{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[]}");
     envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "5", "cancel-2", request.length), false);
     envoy.requestBody(request);
@@ -283,6 +289,29 @@ class ExtProcServiceTest {
     String sse = new String(Fixtures.bytes("openai-chat-stream.sse"), StandardCharsets.UTF_8);
     byte[] noUsage = utf8(sse.substring(0, sse.indexOf("\"finish_reason\":\"stop\"")));
     envoy.responseBodyInChunks(noUsage, new Random(12), 64, false, at -> { });
+    envoy.cancel();
+
+    // No messages: 3 input tokens (the reply's priming). Output: o200k_base counts the content
+    // seen, "Bonjour à tous — こんにちは 👋!", as 9 tokens. 3 x 0.15 + 9 x 0.60 = 5.85 per million.
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
+      assertThat(r.estimated()).isTrue();
+      assertThat(List.of(r.inputTokens(), r.outputTokens(), r.cachedInputTokens())).containsExactly(3L, 9L, 0L);
+      assertThat(r.cost()).isEqualTo(new BigDecimal("0.00000585"));
+    });
+    assertThat(registry.get("quota.metering.estimated").tag("provider", "openai").counter().count())
+        .isEqualTo(1.0);
+    assertThat(registry.get("quota.metering.estimated").tag("provider", "anthropic").counter().count())
+        .isZero();
+    assertThat(sessions.get(0).retainedBytes()).isZero();
+  }
+
+  @Test
+  void process_streamCancelledBeforeAnyBodyByte_chargesNothing() throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "5", "cancel-3", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "text/event-stream");
     envoy.cancel();
 
     MeteringSession session = sessions.get(0);
