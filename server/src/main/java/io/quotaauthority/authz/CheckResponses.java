@@ -13,11 +13,13 @@ import io.envoyproxy.envoy.type.v3.HttpStatus;
 import io.envoyproxy.envoy.type.v3.StatusCode;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.Verdict;
+import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
 import java.math.BigDecimal;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -37,7 +39,27 @@ public final class CheckResponses {
   /** For a request no provider claims (see ProviderClassifier): a plain {"error":{"code","message"}}. */
   private static final Map<Verdict, CheckResponse> GENERIC_DENIALS = buildDenials(null);
 
+  /**
+   * The endpoint_not_metered denial of each refusing row of Endpoints (by row index), then provider
+   * (by ordinal, the last slot for no provider); null for rows that refuse nothing.
+   */
+  private static final CheckResponse[][] NOT_METERED = buildEndpointDenials();
+
   private CheckResponses() {}
+
+  /**
+   * The 403 endpoint_not_metered for a key with a quota on this endpoint, naming it; built at start.
+   *
+   * @param endpoint a row that refuses limited keys ({@link Endpoints.Row#refusesLimitedKeys()})
+   */
+  public static CheckResponse endpointDenial(Provider provider, Endpoints.Row endpoint) {
+    CheckResponse[] byProvider = NOT_METERED[endpoint.index()];
+    if (byProvider == null) {
+      // Never for a refusing row: the catch-all is the safe answer should a caller get this wrong.
+      byProvider = NOT_METERED[Endpoints.ANY_OTHER.index()];
+    }
+    return byProvider[provider == null ? byProvider.length - 1 : provider.ordinal()];
+  }
 
   /** The denial for this verdict, shaped for this provider (null: the plain shape). */
   public static CheckResponse denial(Provider provider, Verdict verdict) {
@@ -136,6 +158,31 @@ public final class CheckResponses {
           .build());
     }
     return byVerdict;
+  }
+
+  private static CheckResponse[][] buildEndpointDenials() {
+    List<Endpoints.Row> rows = Endpoints.rows();
+    CheckResponse[][] all = new CheckResponse[rows.size()][];
+    for (Endpoints.Row row : rows) {
+      if (!row.refusesLimitedKeys()) {
+        continue;
+      }
+      ProviderError error = ProviderError.endpointNotMetered(row.what());
+      CheckResponse[] byProvider = new CheckResponse[Provider.values().length + 1];
+      for (int i = 0; i < byProvider.length; i++) {
+        Provider p = i < Provider.values().length ? Provider.values()[i] : null;
+        byProvider[i] = CheckResponse.newBuilder()
+            .setStatus(Status.newBuilder().setCode(Code.PERMISSION_DENIED_VALUE).setMessage(error.code()))
+            .setDeniedResponse(DeniedHttpResponse.newBuilder()
+                .setStatus(HttpStatus.newBuilder().setCode(StatusCode.Forbidden))
+                .addHeaders(header("content-type", "application/json",
+                    HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+                .setBody(error.body(p)))
+            .build();
+      }
+      all[row.index()] = byProvider;
+    }
+    return all;
   }
 
   /** The error body in the provider's own shape (see {@link ProviderError#body}). */

@@ -17,11 +17,16 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
 import io.quotaauthority.usage.UsageValidation;
 import io.quotaauthority.keys.KeyIds;
+import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
+import io.quotaauthority.provider.Provider;
+import io.quotaauthority.provider.ProviderError;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.Base64;
+import java.util.EnumMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
@@ -99,6 +104,21 @@ final class MeteringSession {
       .setRequestHeaders(HeadersResponse.newBuilder().setResponse(CommonResponse.newBuilder()
           .setHeaderMutation(HeaderMutation.newBuilder().addRemoveHeaders("accept-encoding"))))
       .build();
+
+  /**
+   * A background response (OpenAI Responses, "background": true) for a key with a quota: its usage
+   * arrives on a later GET that is never metered, so it is refused here, one reply per provider
+   * built at start (README "Endpoints").
+   */
+  private static final Map<Provider, ProcessingResponse> BACKGROUND_REFUSALS = backgroundRefusals();
+
+  private static Map<Provider, ProcessingResponse> backgroundRefusals() {
+    Map<Provider, ProcessingResponse> m = new EnumMap<>(Provider.class);
+    for (Provider p : Provider.values()) {
+      m.put(p, ImmediateReplies.refusal(p, ProviderError.endpointNotMetered(Endpoints.BACKGROUND_RESPONSES)));
+    }
+    return m;
+  }
 
   private final UsageCharger charger;
   private final MeteringMetrics metrics;
@@ -214,6 +234,9 @@ final class MeteringSession {
     if (model == null) {
       model = request.model().orElse(null);
     }
+    if (keyLimited && request.background() && route.endpoint() == Endpoints.OPENAI_RESPONSES) {
+      return refuseBackground();
+    }
     if (!route.addsStreamUsage() || !request.needsIncludeUsage()) {
       return CONTINUE_REQUEST_BODY;
     }
@@ -235,6 +258,16 @@ final class MeteringSession {
     return ProcessingResponse.newBuilder()
         .setRequestBody(BodyResponse.newBuilder().setResponse(common))
         .build();
+  }
+
+  /** Ends metering for a refused background response; Envoy answers the client for us. */
+  private ProcessingResponse refuseBackground() {
+    metrics.unmetered(MeteringMetrics.Unmetered.BACKGROUND_REFUSED);
+    ProcessingResponse refusal = BACKGROUND_REFUSALS.get(route.provider());
+    // Envoy answers the client and ends the request; whatever it still sends passes unmetered.
+    route = null;
+    stopMetering();
+    return refusal;
   }
 
   synchronized ProcessingResponse responseHeaders(HttpHeaders headers) {
