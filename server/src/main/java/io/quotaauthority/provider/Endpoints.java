@@ -10,7 +10,7 @@ import java.util.EnumMap;
  * What every endpoint Envoy forwards costs, and whether the gateway can meter it: the one table
  * that Check (which refuses keys with a quota on endpoints it cannot meter) and metering (which
  * reads usage only where {@link Kind#METERED}) both follow, so that they cannot disagree. README
- * "Endpoints" shows the same rows; ReadmeEndpointsTest keeps the two equal.
+ * "Endpoints" shows the same rows; envoy/ReadmeEndpointsTest keeps the two equal.
  *
  * <p>A request is classified by its provider, method and path (query and trailing slashes
  * ignored); the first row that matches wins. Pattern segments are literal, {@code {name}} (one
