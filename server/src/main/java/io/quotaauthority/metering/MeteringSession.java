@@ -37,7 +37,10 @@ import org.slf4j.LoggerFactory;
  * (who pays, which provider), request body (which model; ask an OpenAI stream for its usage),
  * response headers (status, framing), response body chunks (usage), then the end of the stream.
  *
- * <p>It is never in the way: every phase answers CONTINUE, the response body is never changed, and
+ * <p>It is never in the way (one exception: a background response, OpenAI Responses with {@code
+ * "background": true}, for a key with a quota is refused in the request body phase, because its
+ * usage would come on a later GET nobody meters): every other phase answers CONTINUE, the response
+ * body is never changed, and
  * an internal error turns metering off for the rest of the request and lets it through. The one
  * change it makes is to an OpenAI-style streaming completion request without
  * {@code stream_options.include_usage}, which gets it set (else the stream carries no usage), with

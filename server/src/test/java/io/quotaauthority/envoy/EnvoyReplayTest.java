@@ -55,6 +55,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import io.quotaauthority.keys.Secrets;
 import io.quotaauthority.metering.ProviderRoute;
+import io.quotaauthority.ops.Metrics;
 import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
@@ -1487,6 +1488,25 @@ class EnvoyReplayTest {
     if (byCheck.what().contains("body not buffered")) {
       assertThat(uploadRoute).as("%s: an upload is not buffered (route %s)", s, r.route().getName()).isTrue();
     }
+  }
+
+  @Test
+  void endpointRefusal_isCountedAsNotMetered_onlyForTheLimitedKey() {
+    Replay r = route(ENDPOINT_SAMPLES.stream().filter(x -> x.row().equals("openai POST /v1/batches/**"))
+        .findFirst().orElseThrow().sdk());
+    var registry = server.app().operations().registry();
+    java.util.function.Supplier<Double> notMetered = () -> registry.find(Metrics.CHECK_DECISIONS)
+        .tag("result", "not_metered").counter().count();
+    java.util.function.Supplier<Double> allowed = () -> registry.find(Metrics.CHECK_DECISIONS)
+        .tag("result", "allow").counter().count();
+    double refusedBefore = notMetered.get();
+    double allowedBefore = allowed.get();
+
+    assertThat(replay(envoyCheck(r, KEYS.get(KeyKind.LIMITED).getSecret()).request()).forwarded()).isFalse();
+    assertThat(replay(envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret()).request()).forwarded()).isTrue();
+
+    assertThat(notMetered.get() - refusedBefore).isEqualTo(1.0);
+    assertThat(allowed.get() - allowedBefore).isEqualTo(1.0);
   }
 
   /**
