@@ -110,7 +110,7 @@ public final class Authorizer {
   /** The request's row of the endpoint table, by the provider Check already chose. */
   private static Endpoints.Row endpoint(AttributeContext attributes, Provider provider) {
     AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
-    return Endpoints.classify(provider, http.getMethod(), KeyExtractor.path(http));
+    return Endpoints.classify(provider, KeyExtractor.method(http), KeyExtractor.path(http));
   }
 
   private static CheckResponse allow(KeyState state, BigDecimal pending, boolean stripQueryKey) {
