@@ -23,8 +23,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Every CheckResponse Check sends. Denials are built once at start, one per provider and verdict,
- * because they never vary; an allow carries the key id and is built per key snapshot.
+ * Every CheckResponse Check sends. Denials are built once at start, one per provider and verdict
+ * (and one per provider and refused endpoint row), because they never vary; an allow carries the
+ * key id and is built per key snapshot.
  *
  * <p>A denial is always a successful RPC whose CheckResponse.status says no: a gRPC error would
  * make Envoy answer status_on_error with no body.
@@ -148,16 +149,21 @@ public final class CheckResponses {
   private static Map<Verdict, CheckResponse> buildDenials(Provider p) {
     Map<Verdict, CheckResponse> byVerdict = new EnumMap<>(Verdict.class);
     for (Denial d : Denial.values()) {
-      byVerdict.put(d.verdict, CheckResponse.newBuilder()
-          .setStatus(Status.newBuilder().setCode(d.grpcCode.getNumber()).setMessage(d.code))
-          .setDeniedResponse(DeniedHttpResponse.newBuilder()
-              .setStatus(HttpStatus.newBuilder().setCode(d.httpCode))
-              .addHeaders(header("content-type", "application/json",
-                  HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
-              .setBody(body(p, d)))
-          .build());
+      byVerdict.put(d.verdict, denied(d.grpcCode, d.code, d.httpCode, body(p, d)));
     }
     return byVerdict;
+  }
+
+  /** A denial as Envoy needs it: a successful RPC whose status says no, with a JSON body. */
+  private static CheckResponse denied(Code grpcCode, String code, StatusCode httpCode, String body) {
+    return CheckResponse.newBuilder()
+        .setStatus(Status.newBuilder().setCode(grpcCode.getNumber()).setMessage(code))
+        .setDeniedResponse(DeniedHttpResponse.newBuilder()
+            .setStatus(HttpStatus.newBuilder().setCode(httpCode))
+            .addHeaders(header("content-type", "application/json",
+                HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+            .setBody(body))
+        .build();
   }
 
   private static CheckResponse[][] buildEndpointDenials() {
@@ -171,14 +177,7 @@ public final class CheckResponses {
       CheckResponse[] byProvider = new CheckResponse[Provider.values().length + 1];
       for (int i = 0; i < byProvider.length; i++) {
         Provider p = i < Provider.values().length ? Provider.values()[i] : null;
-        byProvider[i] = CheckResponse.newBuilder()
-            .setStatus(Status.newBuilder().setCode(Code.PERMISSION_DENIED_VALUE).setMessage(error.code()))
-            .setDeniedResponse(DeniedHttpResponse.newBuilder()
-                .setStatus(HttpStatus.newBuilder().setCode(StatusCode.Forbidden))
-                .addHeaders(header("content-type", "application/json",
-                    HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
-                .setBody(error.body(p)))
-            .build();
+        byProvider[i] = denied(Code.PERMISSION_DENIED, error.code(), StatusCode.Forbidden, error.body(p));
       }
       all[row.index()] = byProvider;
     }
