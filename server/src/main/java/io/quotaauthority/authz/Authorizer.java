@@ -11,6 +11,7 @@ import io.quotaauthority.keys.KeyState;
 import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Verdict;
+import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.text.VisibleAscii;
 import java.math.BigDecimal;
@@ -145,9 +146,16 @@ public final class Authorizer {
 
   private void decide(AttributeContext attributes, Provider provider, KeyState state, PresentedKey key, long start,
       Consumer<CheckResponse> reply) {
-    // Only limited keys can be exhausted, so only they need the pending-usage lookup.
+    // Only limited keys can be exhausted, so only they need the pending-usage lookup; and only
+    // they can be refused an endpoint, so only they need it classified.
     BigDecimal pending = state.limited() ? pendingUsage.of(state.id()) : BigDecimal.ZERO;
-    Verdict verdict = KeyDecision.decide(state, pending, nowMicros());
+    Endpoints.Row endpoint = state.limited() ? endpoint(attributes, provider) : Endpoints.ANY_READ;
+    Verdict verdict = KeyDecision.decide(state, pending, nowMicros(), endpoint);
+    if (verdict == Verdict.NOT_METERED) {
+      recorder.record(verdict, System.nanoTime() - start);
+      reply.accept(CheckResponses.endpointDenial(provider, endpoint));
+      return;
+    }
     if (verdict != Verdict.ALLOW) {
       deny(attributes, provider, verdict, start, reply);
       return;
@@ -157,6 +165,12 @@ public final class Authorizer {
     // the URL must not travel to the provider either.
     boolean stripQueryKey = key.fromQuery() || provider == Provider.GEMINI;
     reply.accept(allow(state, pending, stripQueryKey));
+  }
+
+  /** The request's row of the endpoint table, by the provider Check already chose. */
+  private static Endpoints.Row endpoint(AttributeContext attributes, Provider provider) {
+    AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
+    return Endpoints.classify(provider, KeyExtractor.method(http), KeyExtractor.path(http));
   }
 
   private static CheckResponse allow(KeyState state, BigDecimal pending, boolean stripQueryKey) {

@@ -13,16 +13,19 @@ import io.envoyproxy.envoy.type.v3.HttpStatus;
 import io.envoyproxy.envoy.type.v3.StatusCode;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.Verdict;
+import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
 import java.math.BigDecimal;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 
 /**
- * Every CheckResponse Check sends. Denials are built once at start, one per provider and verdict,
- * because they never vary; an allow carries the key id and is built per key snapshot.
+ * Every CheckResponse Check sends. Denials are built once at start, one per provider and verdict
+ * (and one per provider and refused endpoint row), because they never vary; an allow carries the
+ * key id and is built per key snapshot.
  *
  * <p>A denial is always a successful RPC whose CheckResponse.status says no: a gRPC error would
  * make Envoy answer status_on_error with no body.
@@ -37,7 +40,27 @@ public final class CheckResponses {
   /** For a request no provider claims (see ProviderClassifier): a plain {"error":{"code","message"}}. */
   private static final Map<Verdict, CheckResponse> GENERIC_DENIALS = buildDenials(null);
 
+  /**
+   * The endpoint_not_metered denial of each refusing row of Endpoints (by row index), then provider
+   * (by ordinal, the last slot for no provider); null for rows that refuse nothing.
+   */
+  private static final CheckResponse[][] NOT_METERED = buildEndpointDenials();
+
   private CheckResponses() {}
+
+  /**
+   * The 403 endpoint_not_metered for a key with a quota on this endpoint, naming it; built at start.
+   *
+   * @param endpoint a row that refuses limited keys ({@link Endpoints.Row#refusesLimitedKeys()})
+   */
+  public static CheckResponse endpointDenial(Provider provider, Endpoints.Row endpoint) {
+    CheckResponse[] byProvider = NOT_METERED[endpoint.index()];
+    if (byProvider == null) {
+      // Never for a refusing row: the catch-all is the safe answer should a caller get this wrong.
+      byProvider = NOT_METERED[Endpoints.ANY_OTHER.index()];
+    }
+    return byProvider[provider == null ? byProvider.length - 1 : provider.ordinal()];
+  }
 
   /** The denial for this verdict, shaped for this provider (null: the plain shape). */
   public static CheckResponse denial(Provider provider, Verdict verdict) {
@@ -126,16 +149,39 @@ public final class CheckResponses {
   private static Map<Verdict, CheckResponse> buildDenials(Provider p) {
     Map<Verdict, CheckResponse> byVerdict = new EnumMap<>(Verdict.class);
     for (Denial d : Denial.values()) {
-      byVerdict.put(d.verdict, CheckResponse.newBuilder()
-          .setStatus(Status.newBuilder().setCode(d.grpcCode.getNumber()).setMessage(d.code))
-          .setDeniedResponse(DeniedHttpResponse.newBuilder()
-              .setStatus(HttpStatus.newBuilder().setCode(d.httpCode))
-              .addHeaders(header("content-type", "application/json",
-                  HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
-              .setBody(body(p, d)))
-          .build());
+      byVerdict.put(d.verdict, denied(d.grpcCode, d.code, d.httpCode, body(p, d)));
     }
     return byVerdict;
+  }
+
+  /** A denial as Envoy needs it: a successful RPC whose status says no, with a JSON body. */
+  private static CheckResponse denied(Code grpcCode, String code, StatusCode httpCode, String body) {
+    return CheckResponse.newBuilder()
+        .setStatus(Status.newBuilder().setCode(grpcCode.getNumber()).setMessage(code))
+        .setDeniedResponse(DeniedHttpResponse.newBuilder()
+            .setStatus(HttpStatus.newBuilder().setCode(httpCode))
+            .addHeaders(header("content-type", "application/json",
+                HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+            .setBody(body))
+        .build();
+  }
+
+  private static CheckResponse[][] buildEndpointDenials() {
+    List<Endpoints.Row> rows = Endpoints.rows();
+    CheckResponse[][] all = new CheckResponse[rows.size()][];
+    for (Endpoints.Row row : rows) {
+      if (!row.refusesLimitedKeys()) {
+        continue;
+      }
+      ProviderError error = ProviderError.endpointNotMetered(row.what());
+      CheckResponse[] byProvider = new CheckResponse[Provider.values().length + 1];
+      for (int i = 0; i < byProvider.length; i++) {
+        Provider p = i < Provider.values().length ? Provider.values()[i] : null;
+        byProvider[i] = denied(Code.PERMISSION_DENIED, error.code(), StatusCode.Forbidden, error.body(p));
+      }
+      all[row.index()] = byProvider;
+    }
+    return all;
   }
 
   /** The error body in the provider's own shape (see {@link ProviderError#body}). */

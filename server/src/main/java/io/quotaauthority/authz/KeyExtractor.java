@@ -63,6 +63,15 @@ public final class KeyExtractor {
     return null;
   }
 
+  /** The request method: Envoy's {@code method} field, else the {@code :method} header (or null). */
+  public static String method(AttributeContext.HttpRequest http) {
+    if (!http.getMethod().isEmpty()) {
+      return http.getMethod();
+    }
+    return header(http.getHeadersMap(),
+        http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of(), ":method");
+  }
+
   /** The request path with its query: Envoy's {@code path} field, else the {@code :path} header. */
   public static String path(AttributeContext.HttpRequest http) {
     return path(http, http.getHeadersMap(),

@@ -1,5 +1,6 @@
 package io.quotaauthority.keys;
 
+import io.quotaauthority.provider.Endpoints;
 import java.math.BigDecimal;
 
 /** The pure admission rule: first match wins, in the order of {@link Verdict}. */
@@ -26,5 +27,20 @@ public final class KeyDecision {
       return Verdict.EXHAUSTED;
     }
     return Verdict.ALLOW;
+  }
+
+  /**
+   * As {@link #decide(KeyState, BigDecimal, long)}, then the endpoint: a key with a quota may only
+   * spend where the gateway can see what it spends. Key problems come first, so that an expired
+   * key hears that it expired, not that the endpoint is refused.
+   *
+   * @param endpoint the request's row of {@link Endpoints}
+   */
+  public static Verdict decide(KeyState state, BigDecimal pending, long nowMicros, Endpoints.Row endpoint) {
+    Verdict verdict = decide(state, pending, nowMicros);
+    if (verdict == Verdict.ALLOW && state.limited() && endpoint.refusesLimitedKeys()) {
+      return Verdict.NOT_METERED;
+    }
+    return verdict;
   }
 }

@@ -12,6 +12,11 @@ public enum Verdict {
   EXPIRED,
   /** quota > 0 and used (committed + pending) ≥ quota: 429 insufficient_quota. */
   EXHAUSTED,
+  /**
+   * A key with a quota asked for an endpoint the gateway cannot meter (provider.Endpoints): 403
+   * endpoint_not_metered. Keys without a quota are never refused for it.
+   */
+  NOT_METERED,
   /** The store could not be asked in time about an uncached key: 503 quota_service_unavailable. */
   UNAVAILABLE,
   /** Let the request through. */

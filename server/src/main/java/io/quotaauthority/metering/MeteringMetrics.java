@@ -31,7 +31,12 @@ final class MeteringMetrics {
      * our own 401/403/429/503 denials through ext_proc). Nothing reached a provider; the stream is
      * answered and ended at once.
      */
-    LOCAL_REPLY;
+    LOCAL_REPLY,
+    /**
+     * A background response (OpenAI Responses, "background": true) for a key with a quota: refused
+     * with endpoint_not_metered before the provider, as its usage would arrive on a later GET.
+     */
+    BACKGROUND_REFUSED;
 
     String tag() {
       return name().toLowerCase(java.util.Locale.ROOT);

@@ -17,11 +17,16 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
 import io.quotaauthority.usage.UsageValidation;
 import io.quotaauthority.keys.KeyIds;
+import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
+import io.quotaauthority.provider.Provider;
+import io.quotaauthority.provider.ProviderError;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.Base64;
+import java.util.EnumMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
@@ -32,7 +37,10 @@ import org.slf4j.LoggerFactory;
  * (who pays, which provider), request body (which model; ask an OpenAI stream for its usage),
  * response headers (status, framing), response body chunks (usage), then the end of the stream.
  *
- * <p>It is never in the way: every phase answers CONTINUE, the response body is never changed, and
+ * <p>It is never in the way (one exception: a background response, OpenAI Responses with {@code
+ * "background": true}, for a key with a quota is refused in the request body phase, because its
+ * usage would come on a later GET nobody meters): every other phase answers CONTINUE, the response
+ * body is never changed, and
  * an internal error turns metering off for the rest of the request and lets it through. The one
  * change it makes is to an OpenAI-style streaming completion request without
  * {@code stream_options.include_usage}, which gets it set (else the stream carries no usage), with
@@ -102,6 +110,21 @@ final class MeteringSession {
       .setRequestHeaders(HeadersResponse.newBuilder().setResponse(CommonResponse.newBuilder()
           .setHeaderMutation(HeaderMutation.newBuilder().addRemoveHeaders("accept-encoding"))))
       .build();
+
+  /**
+   * A background response (OpenAI Responses, "background": true) for a key with a quota: its usage
+   * arrives on a later GET that is never metered, so it is refused here, one reply per provider
+   * built at start (README "Endpoints").
+   */
+  private static final Map<Provider, ProcessingResponse> BACKGROUND_REFUSALS = backgroundRefusals();
+
+  private static Map<Provider, ProcessingResponse> backgroundRefusals() {
+    Map<Provider, ProcessingResponse> m = new EnumMap<>(Provider.class);
+    for (Provider p : Provider.values()) {
+      m.put(p, ImmediateReplies.refusal(p, ProviderError.endpointNotMetered(Endpoints.BACKGROUND_RESPONSES)));
+    }
+    return m;
+  }
 
   private final UsageCharger charger;
   private final MeteringMetrics metrics;
@@ -221,6 +244,9 @@ final class MeteringSession {
     if (model == null) {
       model = request.model().orElse(null);
     }
+    if (keyLimited && request.background() && route.endpoint() == Endpoints.OPENAI_RESPONSES) {
+      return refuseBackground();
+    }
     // Counted now, once the model (which may follow the messages) is known; only the count is kept.
     // Exactly for a stream only: a whole-body answer is almost never cut after it began, so the
     // cheap byte bound serves it and the tokenizer's cost is paid where estimates happen.
@@ -247,6 +273,16 @@ final class MeteringSession {
     return ProcessingResponse.newBuilder()
         .setRequestBody(BodyResponse.newBuilder().setResponse(common))
         .build();
+  }
+
+  /** Ends metering for a refused background response; Envoy answers the client for us. */
+  private ProcessingResponse refuseBackground() {
+    metrics.unmetered(MeteringMetrics.Unmetered.BACKGROUND_REFUSED);
+    ProcessingResponse refusal = BACKGROUND_REFUSALS.get(route.provider());
+    // Envoy answers the client and ends the request; whatever it still sends passes unmetered.
+    route = null;
+    stopMetering();
+    return refusal;
   }
 
   synchronized ProcessingResponse responseHeaders(HttpHeaders headers) {

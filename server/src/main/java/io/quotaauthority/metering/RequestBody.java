@@ -81,6 +81,8 @@ final class RequestBody {
 
   private final String model;
   private final boolean stream;
+  /** OpenAI Responses' "background": true: the answer comes later, on a GET. */
+  private final boolean background;
   private final boolean includeUsage;
   private final boolean hasStreamOptions;
   /** Byte offset of the top-level '{', or -1 when the body was not read. */
@@ -90,11 +92,12 @@ final class RequestBody {
   private final long optionsEnd;
   private final Unread unread;
 
-  private RequestBody(String model, boolean stream, boolean includeUsage,
+  private RequestBody(String model, boolean stream, boolean background, boolean includeUsage,
       boolean hasStreamOptions, long objectStart, long optionsStart, long optionsEnd,
       Unread unread) {
     this.model = model;
     this.stream = stream;
+    this.background = background;
     this.includeUsage = includeUsage;
     this.hasStreamOptions = hasStreamOptions;
     this.objectStart = objectStart;
@@ -104,7 +107,7 @@ final class RequestBody {
   }
 
   private static RequestBody unread(Unread why) {
-    return new RequestBody(null, false, false, false, -1, -1, -1, why);
+    return new RequestBody(null, false, false, false, false, -1, -1, -1, why);
   }
 
   /** Top-level fields that hold the prompt's text (every supported API's names). */
@@ -145,6 +148,7 @@ final class RequestBody {
       long start = p.currentTokenLocation().getByteOffset();
       String model = null;
       boolean stream = false;
+      boolean background = false;
       boolean includeUsage = false;
       boolean hasStreamOptions = false;
       long optionsStart = -1;
@@ -155,6 +159,7 @@ final class RequestBody {
         switch (name) {
           case "model" -> model = value == JsonToken.VALUE_STRING ? p.getText() : null;
           case "stream" -> stream = value == JsonToken.VALUE_TRUE;
+          case "background" -> background = value == JsonToken.VALUE_TRUE;
           case "stream_options" -> {
             hasStreamOptions = true;
             optionsStart = p.currentTokenLocation().getByteOffset();
@@ -190,7 +195,7 @@ final class RequestBody {
       if (p.currentToken() != JsonToken.END_OBJECT || p.nextToken() != null) {
         return unread(Unread.NOT_JSON);
       }
-      return new RequestBody(model, stream, includeUsage, hasStreamOptions, start, optionsStart,
+      return new RequestBody(model, stream, background, includeUsage, hasStreamOptions, start, optionsStart,
           optionsEnd, null);
     } catch (StreamConstraintsException e) {
       // Jackson names the limit only in its message; RequestBodyTest pins both texts.
@@ -278,6 +283,11 @@ final class RequestBody {
 
   boolean stream() {
     return stream;
+  }
+
+  /** {@code "background": true} at the top level (OpenAI Responses: usage only on a later GET). */
+  boolean background() {
+    return background;
   }
 
   /** True for a stream whose usage would not be reported unless we ask for it. */

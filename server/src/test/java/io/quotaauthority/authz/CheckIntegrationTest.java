@@ -138,6 +138,43 @@ class CheckIntegrationTest {
   }
 
   @Test
+  void check_limitedKeyOnNotMeteredEndpoint_403EndpointNotMetered_unlimitedKeyAllowed() throws Exception {
+    CreateKeyResponse limited = newKey("5");
+    CreateKeyResponse unlimited = newKey("0");
+
+    CheckResponse r = check(EnvoyChecks.post("/v1/batches").bearer(limited.getSecret()).build());
+
+    assertThat(r.getStatus().getCode()).isEqualTo(7);
+    assertThat(r.getStatus().getMessage()).isEqualTo("endpoint_not_metered");
+    assertThat(r.getDeniedResponse().getStatus().getCodeValue()).isEqualTo(403);
+    assertThat(body(r).get("error").get("code").asText()).isEqualTo("endpoint_not_metered");
+    assertThat(body(r).get("error").get("message").asText())
+        .isEqualTo("This gateway cannot meter the Batch API, so keys with a quota cannot use it.");
+    // Built once: the same response object for every such request.
+    assertThat(check(EnvoyChecks.post("/v1/batches").bearer(limited.getSecret()).build())).isEqualTo(r);
+    assertThat(check(EnvoyChecks.post("/v1/batches").bearer(unlimited.getSecret()).build()).getStatus().getCode())
+        .isZero();
+    // Reads and metered endpoints stay open to the limited key.
+    assertThat(check(EnvoyChecks.get("/v1/batches/batch_abc").bearer(limited.getSecret()).build()).getStatus().getCode())
+        .isZero();
+    assertThat(check(EnvoyChecks.post("/v1/chat/completions").bearer(limited.getSecret()).build()).getStatus().getCode())
+        .isZero();
+  }
+
+  @Test
+  void check_limitedKeyOnAnthropicBatches_403InAnthropicShape() throws Exception {
+    CreateKeyResponse limited = newKey("5");
+
+    CheckResponse r = check(EnvoyChecks.post("/v1/messages/batches").header("x-api-key", limited.getSecret()).build());
+
+    assertThat(r.getDeniedResponse().getStatus().getCodeValue()).isEqualTo(403);
+    assertThat(body(r).get("type").asText()).isEqualTo("error");
+    assertThat(body(r).get("error").get("type").asText()).isEqualTo("permission_error");
+    assertThat(body(r).get("error").get("message").asText())
+        .isEqualTo("This gateway cannot meter message batches, so keys with a quota cannot use it. (endpoint_not_metered)");
+  }
+
+  @Test
   void check_disabledKey_401RightAfterUpdateKey() throws Exception {
     CreateKeyResponse key = newKey("0");
     assertThat(check(EnvoyChecks.post("/v1/chat/completions").bearer(key.getSecret()).build()).getStatus().getCode()).isZero();

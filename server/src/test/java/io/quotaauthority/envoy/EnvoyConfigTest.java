@@ -220,10 +220,14 @@ class EnvoyConfigTest {
           case PATH -> match.getPath();
           case PATH_SEPARATED_PREFIX -> match.getPathSeparatedPrefix();
           case SAFE_REGEX -> {
-            assertThat(Pattern.compile(match.getSafeRegex().getRegex()))
-                .as("a regex route is for Gemini's stable API")
-                .matches(p -> p.matcher("/v1/models/gemini-2.0-flash:generateContent").matches());
-            yield "/v1/models/{model}:{method}";
+            // A regex route is Gemini's stable API or OpenAI's upload parts, and not both.
+            Pattern regex = Pattern.compile(match.getSafeRegex().getRegex());
+            boolean gemini = regex.matcher("/v1/models/gemini-2.0-flash:generateContent").matches();
+            boolean parts = regex.matcher("/v1/uploads/upload_abc123/parts").matches();
+            assertThat(gemini ^ parts)
+                .as("%s: a regex route is for Gemini's stable API or OpenAI's upload parts", route.getName())
+                .isTrue();
+            yield gemini ? "/v1/models/{model}:{method}" : "/v1/uploads/{id}/parts";
           }
           default -> fail(route.getName() + ": unexpected match " + match.getPathSpecifierCase());
         };
@@ -585,7 +589,10 @@ class EnvoyConfigTest {
             new Sample("/v1beta/models/gemini-2.0-flash:generateContent", Set.of(), "gemini"),
             new Sample("/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse", Set.of(), "gemini"),
             new Sample("/v1/models/gemini-2.0-flash:generateContent", Set.of(), "gemini"),
-            new Sample("/upload/v1beta/files", Set.of(), "gemini"));
+            new Sample("/upload/v1beta/files", Set.of(), "gemini"),
+            new Sample("/v1/files", Set.of(), "openai"),
+            new Sample("/v1/files", Set.of("anthropic-version"), "anthropic"),
+            new Sample("/v1/uploads/upload_abc123/parts", Set.of(), "openai"));
     for (Sample sample : samples) {
       Route route =
           routes().stream()

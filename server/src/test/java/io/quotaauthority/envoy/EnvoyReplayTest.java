@@ -31,6 +31,9 @@ import io.envoyproxy.envoy.extensions.filters.http.ext_authz.v3.CheckSettings;
 import io.envoyproxy.envoy.extensions.filters.http.ext_authz.v3.ExtAuthz;
 import io.envoyproxy.envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode;
 import io.envoyproxy.envoy.extensions.filters.http.router.v3.Router;
 import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager;
@@ -43,9 +46,20 @@ import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
 import io.envoyproxy.envoy.service.auth.v3.OkHttpResponse;
 import io.envoyproxy.envoy.type.matcher.v3.ListStringMatcher;
 import io.envoyproxy.envoy.type.matcher.v3.StringMatcher;
+import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
 import io.quotaauthority.keys.Secrets;
+import io.quotaauthority.metering.ProviderRoute;
+import io.quotaauthority.ops.Metrics;
+import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
+import io.quotaauthority.provider.Provider;
+import io.quotaauthority.provider.ProviderClassifier;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.CreateKeyRequest;
 import io.quotaauthority.proto.v1.CreateKeyResponse;
@@ -72,6 +86,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.UnaryOperator;
@@ -160,6 +175,19 @@ class EnvoyReplayTest {
       "x-goog-upload-protocol", "resumable",
       "x-goog-upload-command", "start",
       "x-goog-upload-header-content-type", "application/pdf");
+  /** A multipart file upload from OpenAI's SDK (files.create, uploads.parts.create). */
+  private static final Map<String, String> OPENAI_UPLOAD = ordered(
+      "accept", "application/json",
+      "content-type", "multipart/form-data; boundary=4f1a9c2e7b3d",
+      "user-agent", "OpenAI/Python 1.51.0",
+      "x-stainless-lang", "python");
+  /** Anthropic's SDK uploading to its Files API (a beta header names it). */
+  private static final Map<String, String> ANTHROPIC_UPLOAD = ordered(
+      "accept", "application/json",
+      "anthropic-version", "2023-06-01",
+      "anthropic-beta", "files-api-2025-04-14",
+      "content-type", "multipart/form-data; boundary=4f1a9c2e7b3d",
+      "user-agent", "Anthropic/Python 0.39.0");
   private static final Map<String, String> CURL = ordered(
       "content-type", "application/json",
       "user-agent", "curl/8.5.0",
@@ -179,11 +207,14 @@ class EnvoyReplayTest {
       openai("POST", "/v1/embeddings", "{\"model\":\"text-embedding-3-small\",\"input\":\"Hello\"}"),
       openai("GET", "/v1/models", null),
       openai("GET", "/v1/models/ft:gpt-4o-mini:acme::abc123", null),
-      openai("POST", "/v1/audio/speech", "{\"model\":\"tts-1\",\"input\":\"Hello\",\"voice\":\"alloy\"}"),
+      openai("POST", "/v1/moderations", "{\"model\":\"omni-moderation-latest\",\"input\":\"Hello\"}"),
+      upload("openai", OPENAI_UPLOAD, "POST", "/v1/files"),
+      upload("openai", OPENAI_UPLOAD, "POST", "/v1/uploads/upload_abc123/parts"),
       anthropic("POST", "/v1/messages", ANTHROPIC_MESSAGE),
       anthropic("POST", "/v1/messages?beta=true", ANTHROPIC_MESSAGE),
       anthropic("POST", "/v1/messages/count_tokens", ANTHROPIC_MESSAGE),
       anthropic("GET", "/v1/models", null),
+      upload("anthropic", ANTHROPIC_UPLOAD, "POST", "/v1/files"),
       gemini(GENAI_SDK, "POST", "/v1beta/models/gemini-2.5-flash:generateContent", GEMINI_CONTENT),
       gemini(GENAI_SDK, "POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", GEMINI_CONTENT),
       gemini(GEMINI_UPLOAD, "POST", "/upload/v1beta/files", "{\"file\":{\"display_name\":\"report.pdf\"}}"),
@@ -204,6 +235,14 @@ class EnvoyReplayTest {
 
   private static SdkRequest gemini(Map<String, String> headers, String method, String path, String body) {
     return new SdkRequest("gemini", "Gen AI SDK", method, path, headers, body, false);
+  }
+
+  /** A small multipart body: the 40 MiB case is {@link #uploadOf40MiB_streamsPastExtProc_unbuffered}. */
+  private static SdkRequest upload(String provider, Map<String, String> headers, String method, String path) {
+    String body = "--4f1a9c2e7b3d\r\ncontent-disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n"
+        + "--4f1a9c2e7b3d\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n"
+        + "content-type: application/pdf\r\n\r\n%PDF-1.7\r\n--4f1a9c2e7b3d--\r\n";
+    return new SdkRequest(provider, provider + " upload", method, path, headers, body, false);
   }
 
   private static SdkRequest geminiQueryKey(String method, String path, String body) {
@@ -728,9 +767,8 @@ class EnvoyReplayTest {
         fail("filter " + filter.getName() + " runs before ext_authz: teach the replay what it does");
       } else if (filter.getTypedConfig().is(ExternalProcessor.class)) {
         assertThat(runsOn(filter, r)).as("ext_proc runs on %s", r.route().getName()).isTrue();
-        assertThat(r.route().getTypedPerFilterConfigMap()).doesNotContainKey(filter.getName());
-        assertThat(PROC.getProcessingMode().getRequestHeaderMode())
-            .as("ext_proc is sent the request headers").isNotEqualTo(HeaderSendMode.SKIP);
+        assertThat(effectiveProcessingMode(r).getRequestHeaderMode())
+            .as("ext_proc is sent the request headers on %s", r.route().getName()).isNotEqualTo(HeaderSendMode.SKIP);
         extProcSees = new Headers();
         for (String[] e : h.entries) {
           if (forwardedToExtProc(e[0])) {
@@ -983,6 +1021,7 @@ class EnvoyReplayTest {
     DISABLED(401, Code.UNAUTHENTICATED, "api_key_disabled", "invalid_request_error", "authentication_error"),
     EXPIRED(403, Code.PERMISSION_DENIED, "api_key_expired", "invalid_request_error", "permission_error"),
     EXHAUSTED(429, Code.RESOURCE_EXHAUSTED, "insufficient_quota", "insufficient_quota", "rate_limit_error"),
+    NOT_METERED(403, Code.PERMISSION_DENIED, "endpoint_not_metered", "invalid_request_error", "permission_error"),
     UNAVAILABLE(503, Code.UNAVAILABLE, "quota_service_unavailable", "server_error", "api_error");
 
     final int http;
@@ -1192,6 +1231,358 @@ class EnvoyReplayTest {
       EnvoyAnswer answer = replay(envoyCheck(r, UNKNOWN_SECRET).request());
       assertDenial(r, answer, Decision.UNKNOWN_KEY);
       assertThat(section).as("README's %s example", provider).contains("`" + answer.body() + "`");
+    }
+  }
+
+  // ------------------------------------------------------------------ ext_proc per route
+
+  /**
+   * ext_proc's processing mode on a route, as Envoy works it out (ext_proc.cc mergePerRouteConfig):
+   * the filter's, replaced whole by the most specific ExtProcPerRoute that sets
+   * overrides.processing_mode (route config, virtual host, route). allow_mode_override plays no
+   * part: it concerns the processor's own mode_override only. A per-route setting the replay does
+   * not model (disabled, another grpc_service, ...) fails it.
+   */
+  static ProcessingMode effectiveProcessingMode(Replay r) {
+    ProcessingMode mode = PROC.getProcessingMode();
+    for (Map<String, Any> perFilter : List.of(HCM.getRouteConfig().getTypedPerFilterConfigMap(),
+        r.vhost().getTypedPerFilterConfigMap(), r.route().getTypedPerFilterConfigMap())) {
+      Any any = perFilter.get(PROC_FILTER.getName());
+      if (any == null) {
+        continue;
+      }
+      ExtProcPerRoute perRoute = EnvoyConfigTest.unpack(any, ExtProcPerRoute.class);
+      assertThat(setFields(perRoute)).as("%s: ExtProcPerRoute fields the replay models", r.route().getName())
+          .containsExactly("overrides");
+      assertThat(setFields(perRoute.getOverrides())).as("%s: ext_proc overrides the replay models", r.route().getName())
+          .containsExactly("processing_mode");
+      mode = perRoute.getOverrides().getProcessingMode();
+    }
+    return mode;
+  }
+
+  /** The ext_proc side of the real server, as Envoy's filter drives one stream. */
+  static final class ExtProcStream implements AutoCloseable {
+    private final LinkedBlockingQueue<ProcessingResponse> answers = new LinkedBlockingQueue<>();
+    private final StreamObserver<ProcessingRequest> requests;
+
+    ExtProcStream() {
+      requests = ExternalProcessorGrpc.newStub(server.envoyMetering()).process(new StreamObserver<>() {
+        @Override
+        public void onNext(ProcessingResponse value) {
+          answers.add(value);
+        }
+
+        @Override
+        public void onError(Throwable t) {}
+
+        @Override
+        public void onCompleted() {}
+      });
+    }
+
+    /** Sends one phase (as Envoy does, header values in raw_value only) and waits for its answer. */
+    ProcessingResponse send(ProcessingRequest request) throws InterruptedException {
+      requests.onNext(request);
+      ProcessingResponse answer = answers.poll(10, TimeUnit.SECONDS);
+      assertThat(answer).as("ext_proc answered %s", request.getRequestCase()).isNotNull();
+      return answer;
+    }
+
+    ProcessingResponse requestHeaders(Headers h, boolean endOfStream) throws InterruptedException {
+      HeaderMap.Builder map = HeaderMap.newBuilder();
+      for (String[] e : h.entries) {
+        map.addHeaders(HeaderValue.newBuilder().setKey(e[0]).setRawValue(ByteString.copyFromUtf8(e[1])));
+      }
+      return send(ProcessingRequest.newBuilder()
+          .setRequestHeaders(HttpHeaders.newBuilder().setHeaders(map).setEndOfStream(endOfStream))
+          .build());
+    }
+
+    ProcessingResponse requestBody(String body) throws InterruptedException {
+      return send(ProcessingRequest.newBuilder()
+          .setRequestBody(HttpBody.newBuilder().setBody(ByteString.copyFromUtf8(body)).setEndOfStream(true))
+          .build());
+    }
+
+    @Override
+    public void close() {
+      requests.onCompleted();
+    }
+  }
+
+  /** The request headers ext_proc is shown after Check allowed this request with this key. */
+  private static Headers extProcHeaders(Replay r, String secret, Map<String, String> extra) {
+    EnvoyCheck check = envoyCheck(r, secret, extra);
+    EnvoyAnswer answer = replay(check.request());
+    assertThat(answer.forwarded()).as("%s: body %s", r, answer.body()).isTrue();
+    return forward(r, check.headers(), answer.response()).extProcSees();
+  }
+
+  // ------------------------------------------------------------------ the endpoint table
+
+  /**
+   * One request per row of README "Endpoints" (provider.Endpoints), as the provider's SDK sends it.
+   *
+   * @param row the row it must land on: provider ("any" for the catch-alls) and endpoint, as the
+   *     README writes them
+   */
+  record EndpointSample(String row, SdkRequest sdk) {
+    @Override
+    public String toString() {
+      return row + " <- " + sdk;
+    }
+  }
+
+  private static final String OPENAI_RESPONSE = "{\"model\":\"gpt-4o-mini\",\"input\":\"Hello\"}";
+
+  private static final List<EndpointSample> ENDPOINT_SAMPLES = List.of(
+      sample("openai POST /v1/chat/completions", openai("POST", "/v1/chat/completions", OPENAI_CHAT)),
+      sample("openai POST /v1/chat/completions/{id}", openai("POST", "/v1/chat/completions/chatcmpl-abc123",
+          "{\"metadata\":{\"team\":\"a\"}}")),
+      sample("openai DELETE /v1/chat/completions/{id}", openai("DELETE", "/v1/chat/completions/chatcmpl-abc123", null)),
+      sample("openai POST /v1/completions", openai("POST", "/v1/completions",
+          "{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":\"Hello\"}")),
+      sample("openai POST /v1/responses", openai("POST", "/v1/responses", OPENAI_RESPONSE)),
+      sample("openai POST /v1/responses/input_tokens", openai("POST", "/v1/responses/input_tokens", OPENAI_RESPONSE)),
+      sample("openai POST /v1/responses/{id}/cancel", openai("POST", "/v1/responses/resp_abc123/cancel", null)),
+      sample("openai GET /v1/responses/{id}", openai("GET", "/v1/responses/resp_abc123", null)),
+      sample("openai DELETE /v1/responses/{id}", openai("DELETE", "/v1/responses/resp_abc123", null)),
+      sample("openai POST /v1/embeddings", openai("POST", "/v1/embeddings",
+          "{\"model\":\"text-embedding-3-small\",\"input\":\"Hello\"}")),
+      sample("openai POST /v1/moderations", openai("POST", "/v1/moderations", "{\"input\":\"Hello\"}")),
+      sample("openai DELETE /v1/models/{model}", openai("DELETE", "/v1/models/ft:gpt-4o-mini:acme::abc123", null)),
+      sample("openai POST /v1/files", upload("openai", OPENAI_UPLOAD, "POST", "/v1/files")),
+      sample("openai DELETE /v1/files/{id}", openai("DELETE", "/v1/files/file-abc123", null)),
+      sample("openai POST /v1/uploads", openai("POST", "/v1/uploads",
+          "{\"purpose\":\"batch\",\"filename\":\"b.jsonl\",\"bytes\":41943040,\"mime_type\":\"text/jsonl\"}")),
+      sample("openai POST /v1/uploads/{id}/parts", upload("openai", OPENAI_UPLOAD, "POST", "/v1/uploads/upload_abc123/parts")),
+      sample("openai POST /v1/uploads/{id}/complete", openai("POST", "/v1/uploads/upload_abc123/complete",
+          "{\"part_ids\":[\"part_abc\"]}")),
+      sample("openai POST /v1/uploads/{id}/cancel", openai("POST", "/v1/uploads/upload_abc123/cancel", null)),
+      sample("openai POST /v1/batches/{id}/cancel", openai("POST", "/v1/batches/batch_abc123/cancel", null)),
+      sample("openai POST /v1/batches/**", openai("POST", "/v1/batches",
+          "{\"input_file_id\":\"file-abc\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}")),
+      sample("openai POST /v1/fine_tuning/jobs/{id}/cancel", openai("POST", "/v1/fine_tuning/jobs/ftjob-abc123/cancel", null)),
+      sample("openai POST /v1/fine_tuning/**", openai("POST", "/v1/fine_tuning/jobs",
+          "{\"model\":\"gpt-4o-mini-2024-07-18\",\"training_file\":\"file-abc\"}")),
+      sample("openai POST /v1/images/**", openai("POST", "/v1/images/generations",
+          "{\"model\":\"gpt-image-1\",\"prompt\":\"a cat\"}")),
+      sample("openai POST /v1/audio/**", openai("POST", "/v1/audio/speech",
+          "{\"model\":\"tts-1\",\"input\":\"Hello\",\"voice\":\"alloy\"}")),
+      sample("openai * /v1/realtime/**", openai("POST", "/v1/realtime/client_secrets",
+          "{\"session\":{\"type\":\"realtime\",\"model\":\"gpt-realtime\"}}")),
+      sample("openai POST /v1/vector_stores/**", openai("POST", "/v1/vector_stores", "{\"name\":\"docs\"}")),
+      sample("openai POST /v1/assistants/**", openai("POST", "/v1/assistants", "{\"model\":\"gpt-4o\"}")),
+      sample("openai POST /v1/threads/**", openai("POST", "/v1/threads/thread_abc/runs", "{\"assistant_id\":\"asst_abc\"}")),
+      sample("openai POST /v1/videos/**", openai("POST", "/v1/videos", "{\"model\":\"sora-2\",\"prompt\":\"a cat\"}")),
+      sample("anthropic POST /v1/messages", anthropic("POST", "/v1/messages", ANTHROPIC_MESSAGE)),
+      sample("anthropic POST /v1/messages/count_tokens", anthropic("POST", "/v1/messages/count_tokens", ANTHROPIC_MESSAGE)),
+      sample("anthropic POST /v1/messages/batches/{id}/cancel", anthropic("POST", "/v1/messages/batches/msgbatch_abc/cancel", null)),
+      sample("anthropic DELETE /v1/messages/batches/{id}", anthropic("DELETE", "/v1/messages/batches/msgbatch_abc", null)),
+      sample("anthropic POST /v1/messages/batches/**", anthropic("POST", "/v1/messages/batches",
+          "{\"requests\":[{\"custom_id\":\"a\",\"params\":" + ANTHROPIC_MESSAGE + "}]}")),
+      sample("anthropic POST /v1/files", upload("anthropic", ANTHROPIC_UPLOAD, "POST", "/v1/files")),
+      sample("anthropic DELETE /v1/files/{id}", anthropic("DELETE", "/v1/files/file_abc123", null)),
+      sample("anthropic POST /v1/complete", anthropic("POST", "/v1/complete",
+          "{\"model\":\"claude-2.1\",\"max_tokens_to_sample\":64,\"prompt\":\"\\n\\nHuman: Hi\\n\\nAssistant:\"}")),
+      sample("gemini POST /v1beta/models/{model}:generateContent",
+          gemini(GENAI_SDK, "POST", "/v1beta/models/gemini-2.5-flash:generateContent", GEMINI_CONTENT)),
+      sample("gemini POST /v1beta/models/{model}:streamGenerateContent",
+          gemini(GENAI_SDK, "POST", "/v1/models/gemini-2.5-flash:streamGenerateContent?alt=sse", GEMINI_CONTENT)),
+      sample("gemini POST /v1beta/tunedModels/{model}:generateContent",
+          gemini(GENAI_SDK, "POST", "/v1beta/tunedModels/my-model-abc:generateContent", GEMINI_CONTENT)),
+      sample("gemini POST /v1beta/tunedModels/{model}:streamGenerateContent",
+          gemini(GENAI_SDK, "POST", "/v1beta/tunedModels/my-model-abc:streamGenerateContent?alt=sse", GEMINI_CONTENT)),
+      sample("gemini POST /v1beta/models/{model}:countTokens",
+          gemini(GENAI_SDK, "POST", "/v1/models/gemini-2.5-flash:countTokens", GEMINI_CONTENT)),
+      sample("gemini POST /v1beta/models/{model}:embedContent",
+          gemini(GENAI_SDK, "POST", "/v1beta/models/text-embedding-004:embedContent",
+              "{\"content\":{\"parts\":[{\"text\":\"Hello\"}]}}")),
+      sample("gemini POST /v1beta/models/{model}:batchEmbedContents",
+          gemini(GENAI_SDK, "POST", "/v1/models/text-embedding-004:batchEmbedContents",
+              "{\"requests\":[{\"content\":{\"parts\":[{\"text\":\"Hello\"}]}}]}")),
+      sample("gemini POST /v1beta/models/{model}:batchGenerateContent",
+          gemini(GENAI_SDK, "POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
+              "{\"batch\":{\"display_name\":\"b\"}}")),
+      sample("gemini POST /v1beta/models/{model}:predict",
+          gemini(GENAI_SDK, "POST", "/v1beta/models/imagen-4.0-generate-001:predict",
+              "{\"instances\":[{\"prompt\":\"a cat\"}]}")),
+      sample("gemini POST /v1beta/models/{model}:predictLongRunning",
+          gemini(GENAI_SDK, "POST", "/v1beta/models/veo-3.0-generate-001:predictLongRunning",
+              "{\"instances\":[{\"prompt\":\"a cat\"}]}")),
+      sample("gemini POST /v1beta/cachedContents/**", gemini(GENAI_SDK, "POST", "/v1beta/cachedContents",
+          "{\"model\":\"models/gemini-2.5-flash\",\"contents\":[],\"ttl\":\"3600s\"}")),
+      sample("gemini DELETE /v1beta/cachedContents/{id}", gemini(GENAI_SDK, "DELETE", "/v1beta/cachedContents/abc123", null)),
+      sample("gemini DELETE /v1beta/files/{id}", gemini(GENAI_SDK, "DELETE", "/v1beta/files/abc123", null)),
+      sample("gemini POST /upload/v1beta/files", gemini(GEMINI_UPLOAD, "POST", "/upload/v1beta/files",
+          "{\"file\":{\"display_name\":\"report.pdf\"}}")),
+      // Google's OpenAI-compatible surface follows OpenAI's rows.
+      sample("openai POST /v1/chat/completions", new SdkRequest("gemini", "OpenAI SDK on Gemini", "POST",
+          "/v1beta/openai/chat/completions", OPENAI_SDK, OPENAI_CHAT, false)),
+      sample("any GET *", openai("GET", "/v1/batches/batch_abc123", null)),
+      sample("any * *", openai("POST", "/v1/containers", "{\"name\":\"c\"}")));
+
+  private static EndpointSample sample(String row, SdkRequest sdk) {
+    return new EndpointSample(row, sdk);
+  }
+
+  static Stream<EndpointSample> endpointSamples() {
+    return ENDPOINT_SAMPLES.stream();
+  }
+
+  private static String rowName(Endpoints.Row row) {
+    return (row.provider() == null ? "any" : row.provider().wireName()) + " " + row.endpoint();
+  }
+
+  @Test
+  void everyRowOfTheEndpointsTable_hasAReplay() {
+    Set<String> sampled = ENDPOINT_SAMPLES.stream().map(EndpointSample::row).collect(Collectors.toSet());
+    assertThat(sampled).as("README 'Endpoints' rows with an SDK request in ENDPOINT_SAMPLES (add one for a new row)")
+        .containsExactlyInAnyOrderElementsOf(Endpoints.rows().stream().map(EnvoyReplayTest::rowName).toList());
+  }
+
+  /**
+   * The row's request through the shipped envoy.yaml: the route it lands on, Check's answer for a
+   * key with a quota (refused exactly on not-metered rows, with the 403 naming the row) and for an
+   * unlimited key (always let through), and ext_proc's reading of the same request (metered exactly
+   * on metered rows; the body buffered exactly where it may carry tokens).
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("endpointSamples")
+  void endpointRow_limitedKeyRefusedExactlyWhereNotMetered_unlimitedKeyPasses(EndpointSample s) throws Exception {
+    Replay r = route(s.sdk());
+    assertThat(r.provider()).as("%s lands on %s", s, r.route().getName()).isEqualTo(s.sdk().provider());
+    String method = s.sdk().method();
+    String path = s.sdk().pathAndQuery();
+    // Check's classification (the route's provider) and metering's (the path's) are the same row.
+    Endpoints.Row byCheck = Endpoints.classify(Provider.named(r.provider()), method, path);
+    Provider byPath = ProviderClassifier.classify(null, path, s.sdk().headers().containsKey("anthropic-version"));
+    Endpoints.Row byMetering = Endpoints.classify(byPath, method, path);
+    assertThat(rowName(byCheck)).as("%s: Check's row", s).isEqualTo(s.row());
+    assertThat(byMetering).as("%s: metering's row", s).isSameAs(byCheck);
+    assertThat(ProviderRoute.of(method, path, s.sdk().headers().containsKey("anthropic-version")).isPresent())
+        .as("%s: ext_proc meters it exactly when the table says metered", s)
+        .isEqualTo(byCheck.kind() == Endpoints.Kind.METERED);
+
+    EnvoyAnswer limited = replay(envoyCheck(r, KEYS.get(KeyKind.LIMITED).getSecret()).request());
+    if (byCheck.refusesLimitedKeys()) {
+      JsonNode body = assertDenial(r, limited, Decision.NOT_METERED);
+      // Every provider's shape has error.message (Anthropic's and Google's end in the code).
+      String message = body.at("/error/message").asText();
+      assertThat(message).as("%s: the 403 names the endpoint", s)
+          .startsWith("This gateway cannot meter " + byCheck.what() + ", so keys with a quota cannot use it.");
+    } else {
+      assertThat(limited.forwarded()).as("%s with a limited key: body %s", s, limited.body()).isTrue();
+    }
+    EnvoyAnswer unlimited = replay(envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret()).request());
+    assertThat(unlimited.forwarded()).as("%s with an unlimited key: body %s", s, unlimited.body()).isTrue();
+    forward(r, envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret()).headers(), unlimited.response());
+
+    // Bodies are buffered for metering where they may carry tokens, and only there: upload routes
+    // stream theirs.
+    boolean uploadRoute = effectiveProcessingMode(r).getRequestBodyMode() == BodySendMode.NONE;
+    if (byCheck.kind() == Endpoints.Kind.METERED) {
+      assertThat(uploadRoute).as("%s: a metered endpoint's body reaches ext_proc", s).isFalse();
+    }
+    if (byCheck.what().contains("body not buffered")) {
+      assertThat(uploadRoute).as("%s: an upload is not buffered (route %s)", s, r.route().getName()).isTrue();
+    }
+  }
+
+  @Test
+  void endpointRefusal_isCountedAsNotMetered_onlyForTheLimitedKey() {
+    Replay r = route(ENDPOINT_SAMPLES.stream().filter(x -> x.row().equals("openai POST /v1/batches/**"))
+        .findFirst().orElseThrow().sdk());
+    var registry = server.app().operations().registry();
+    java.util.function.Supplier<Double> notMetered = () -> registry.find(Metrics.CHECK_DECISIONS)
+        .tag("result", "not_metered").counter().count();
+    java.util.function.Supplier<Double> allowed = () -> registry.find(Metrics.CHECK_DECISIONS)
+        .tag("result", "allow").counter().count();
+    double refusedBefore = notMetered.get();
+    double allowedBefore = allowed.get();
+
+    assertThat(replay(envoyCheck(r, KEYS.get(KeyKind.LIMITED).getSecret()).request()).forwarded()).isFalse();
+    assertThat(replay(envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret()).request()).forwarded()).isTrue();
+
+    assertThat(notMetered.get() - refusedBefore).isEqualTo(1.0);
+    assertThat(allowed.get() - allowedBefore).isEqualTo(1.0);
+  }
+
+  /**
+   * Every upload route (the rows the table marks "body not buffered") takes a 40 MiB body: the
+   * listener's buffer limit is below it, so under ext_proc's BUFFERED mode it would be Envoy's 413;
+   * on these routes no filter buffers the body, and the real ext_proc server answers the headers
+   * without asking for it. ext_authz (a Check), the provider's key and the header strips still apply.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("uploadSamples")
+  void uploadOf40MiB_streamsPastExtProc_unbuffered(EndpointSample s) throws Exception {
+    long size = 40L * 1024 * 1024;
+    assertThat((long) LISTENER.getPerConnectionBufferLimitBytes().getValue())
+        .as("the limit BUFFERED bodies hit (so this test means something)").isLessThan(size);
+    SdkRequest big = new SdkRequest(s.sdk().provider(), s.sdk().client(), s.sdk().method(),
+        s.sdk().pathAndQuery(), s.sdk().headers(), null, s.sdk().keyInQuery());
+    Replay r = route(big);
+
+    ProcessingMode mode = effectiveProcessingMode(r);
+    assertThat(mode.getRequestBodyMode()).as("%s: request body", r).isEqualTo(BodySendMode.NONE);
+    assertThat(mode.getResponseBodyMode()).as("%s: response body", r).isEqualTo(BodySendMode.NONE);
+    assertThat(mode.getRequestHeaderMode()).as("%s: ext_proc still sees the headers", r).isEqualTo(HeaderSendMode.SEND);
+    assertThat(bodySettings(r)).as("%s: ext_authz does not buffer the body either", r).isNull();
+    assertThat(r.route().getRoute().getRequestMirrorPoliciesCount()).as("%s: no mirror buffers it", r).isZero();
+    assertThat(r.route().hasPerRequestBufferLimitBytes()).as("%s: no lower per-route limit", r).isFalse();
+
+    Headers seen = extProcHeaders(r, KEYS.get(KeyKind.LIMITED).getSecret(), Map.of("content-length", Long.toString(size)));
+    try (ExtProcStream ext = new ExtProcStream()) {
+      ProcessingResponse headers = ext.requestHeaders(seen, false);
+      assertThat(headers.getResponseCase()).as("%s: a headers answer", r).isEqualTo(ProcessingResponse.ResponseCase.REQUEST_HEADERS);
+      assertThat(headers.hasImmediateResponse()).isFalse();
+      assertThat(headers.getRequestHeaders().getResponse().getStatus())
+          .as("%s: CONTINUE", r).isEqualTo(io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse.ResponseStatus.CONTINUE);
+      // The processor never asks for the body back (and could not: allow_mode_override is off).
+      assertThat(headers.getModeOverride().getRequestBodyMode()).isEqualTo(BodySendMode.NONE);
+      assertThat(PROC.getAllowModeOverride()).isFalse();
+    }
+  }
+
+  static Stream<EndpointSample> uploadSamples() {
+    return ENDPOINT_SAMPLES.stream().filter(s -> s.row().endsWith("/v1/files") || s.row().endsWith("/parts")
+        || s.row().contains("/upload/"));
+  }
+
+  /**
+   * A background response for a key with a quota is refused in the request body phase (its usage
+   * would come on a later, unmetered GET); the same request for an unlimited key, or without
+   * "background", goes on.
+   */
+  @Test
+  void backgroundResponse_limitedKeyRefusedByExtProc_unlimitedKeyPasses() throws Exception {
+    String body = "{\"model\":\"gpt-4o-mini\",\"input\":\"Write a long essay\",\"background\":true}";
+    Replay r = route(openai("POST", "/v1/responses", body));
+    assertThat(effectiveProcessingMode(r).getRequestBodyMode()).isEqualTo(BodySendMode.BUFFERED);
+    Map<String, String> length = Map.of("content-length", Integer.toString(body.length()));
+
+    try (ExtProcStream ext = new ExtProcStream()) {
+      ext.requestHeaders(extProcHeaders(r, KEYS.get(KeyKind.LIMITED).getSecret(), length), false);
+      ProcessingResponse refused = ext.requestBody(body);
+      assertThat(refused.hasImmediateResponse()).as("refused before the provider").isTrue();
+      var immediate = refused.getImmediateResponse();
+      assertThat(immediate.getStatus().getCodeValue()).isEqualTo(403);
+      JsonNode error = JSON.readTree(immediate.getBody().toStringUtf8()).get("error");
+      assertThat(error.get("code").asText()).isEqualTo("endpoint_not_metered");
+      assertThat(error.get("type").asText()).isEqualTo("invalid_request_error");
+      assertThat(error.get("message").asText()).contains("background responses");
+      assertThat(immediate.getDetails()).isEqualTo("endpoint_not_metered");
+    }
+    try (ExtProcStream ext = new ExtProcStream()) {
+      ext.requestHeaders(extProcHeaders(r, KEYS.get(KeyKind.UNLIMITED).getSecret(), length), false);
+      assertThat(ext.requestBody(body).hasImmediateResponse()).as("unlimited keys pass").isFalse();
+    }
+    String foreground = body.replace("true", "false");
+    try (ExtProcStream ext = new ExtProcStream()) {
+      ext.requestHeaders(extProcHeaders(r, KEYS.get(KeyKind.LIMITED).getSecret(), length), false);
+      assertThat(ext.requestBody(foreground).hasImmediateResponse()).as("\"background\": false passes").isFalse();
     }
   }
 

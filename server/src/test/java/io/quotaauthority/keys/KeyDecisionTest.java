@@ -2,6 +2,8 @@ package io.quotaauthority.keys;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.quotaauthority.provider.Endpoints;
+import io.quotaauthority.provider.Provider;
 import java.math.BigDecimal;
 import java.time.Instant;
 import org.junit.jupiter.api.Test;
@@ -146,5 +148,31 @@ class KeyDecisionTest {
     return new KeyRecord(1, "n", SecretHasher.hash("sk-y"), "sk-y",
         KeyRecord.StoredStatus.valueOf(status.toUpperCase()), new BigDecimal(quota), new BigDecimal(used),
         expiresAt, Instant.EPOCH, Instant.EPOCH, null, 1);
+  }
+
+  private static final Endpoints.Row BATCHES = Endpoints.classify(Provider.OPENAI, "POST", "/v1/batches");
+  private static final Endpoints.Row CHAT = Endpoints.classify(Provider.OPENAI, "POST", "/v1/chat/completions");
+
+  @Test
+  void decide_limitedKeyOnNotMeteredEndpoint_notMetered() {
+    assertThat(KeyDecision.decide(active("10", "1"), NONE, NOW, BATCHES)).isEqualTo(Verdict.NOT_METERED);
+  }
+
+  @Test
+  void decide_unlimitedKeyOnNotMeteredEndpoint_allow() {
+    assertThat(KeyDecision.decide(active("0", "1"), NONE, NOW, BATCHES)).isEqualTo(Verdict.ALLOW);
+  }
+
+  @Test
+  void decide_limitedKeyOnMeteredOrFreeEndpoint_allow() {
+    assertThat(KeyDecision.decide(active("10", "1"), NONE, NOW, CHAT)).isEqualTo(Verdict.ALLOW);
+    assertThat(KeyDecision.decide(active("10", "1"), NONE, NOW, Endpoints.ANY_READ)).isEqualTo(Verdict.ALLOW);
+  }
+
+  @Test
+  void decide_exhaustedOrExpiredKeyOnNotMeteredEndpoint_keyVerdictFirst() {
+    assertThat(KeyDecision.decide(active("1", "1"), NONE, NOW, BATCHES)).isEqualTo(Verdict.EXHAUSTED);
+    assertThat(KeyDecision.decide(key(false, false, "10", "0", NOW - 1), NONE, NOW, BATCHES))
+        .isEqualTo(Verdict.EXPIRED);
   }
 }

@@ -190,4 +190,18 @@ class RequestBodyTest {
   void inspect_wellFormedObject_isNotUnread() {
     assertThat(RequestBody.inspect(utf8("{\"model\":\"m\"}")).unread()).isEmpty();
   }
+
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', value = {
+      "{\"model\":\"gpt-4o\",\"input\":\"x\",\"background\":true}|true",
+      "{\"background\":false,\"model\":\"gpt-4o\"}|false",
+      "{\"background\":\"true\",\"model\":\"gpt-4o\"}|false",
+      "{\"model\":\"gpt-4o\",\"metadata\":{\"background\":true}}|false",
+      "{\"model\":\"gpt-4o\"}|false",
+  })
+  void inspect_background_onlyATopLevelTrue(String body, boolean background) {
+    RequestBody b = RequestBody.inspect(body.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    assertThat(b.background()).isEqualTo(background);
+    assertThat(b.model()).hasValue("gpt-4o");
+  }
 }
