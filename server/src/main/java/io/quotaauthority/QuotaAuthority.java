@@ -41,7 +41,7 @@ import io.quotaauthority.store.UsageRepository;
 import io.quotaauthority.usage.UsageBatcher;
 import io.quotaauthority.usage.UsageOutcome;
 import io.quotaauthority.ops.Metrics;
-import io.quotaauthority.usage.UsageReadBack;
+import io.quotaauthority.admin.UsageReadBack;
 import io.quotaauthority.usage.UsageService;
 import java.io.IOException;
 import java.net.InetSocketAddress;

@@ -1,6 +1,7 @@
 package io.quotaauthority.admin;
 
 import io.grpc.stub.StreamObserver;
+import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
 import io.quotaauthority.grpc.Statuses;
 import io.quotaauthority.keys.KeyIds;
@@ -41,7 +42,7 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
   @Override
   public void createKey(CreateKeyRequest req, StreamObserver<CreateKeyResponse> out) {
     answer(out, () -> {
-      Instant expires = req.hasExpiresAt() ? ApiKeys.instant("expires_at", req.getExpiresAt()) : null;
+      Instant expires = req.hasExpiresAt() ? ProtoTimes.instant("expires_at", req.getExpiresAt()) : null;
       KeyAdmin.Created created = admin.create(req.getName(), req.getQuotaUsd(), expires,
           BearerTokenInterceptor.actor());
       return CreateKeyResponse.newBuilder().setKey(proto(created.key())).setSecret(created.secret()).build();
@@ -72,7 +73,7 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
       long id = KeyIds.parse("key.id", key.getId());
       KeyUpdate update = KeyUpdate.fromPaths(req.getUpdateMask().getPathsList(), key.getName(),
           key.getQuotaUsd(),
-          key.hasExpiresAt() ? ApiKeys.instant("key.expires_at", key.getExpiresAt()) : null,
+          key.hasExpiresAt() ? ProtoTimes.instant("key.expires_at", key.getExpiresAt()) : null,
           statusName(key.getStatus()));
       return UpdateKeyResponse.newBuilder()
           .setKey(proto(admin.update(id, update, BearerTokenInterceptor.actor()))).build();

@@ -1,7 +1,7 @@
 package io.quotaauthority.cli;
 
 import com.google.protobuf.FieldMask;
-import io.quotaauthority.admin.ApiKeys;
+import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.ClearExpirationRequest;
 import io.quotaauthority.proto.v1.CreateKeyRequest;
@@ -59,7 +59,7 @@ final class KeyActions {
       req.setQuotaUsd(quotaUsd);
     }
     if (expiresAt != null) {
-      req.setExpiresAt(ApiKeys.timestamp(expiresAt));
+      req.setExpiresAt(ProtoTimes.timestamp(expiresAt));
     }
     CreateKeyResponse created = client.call(s -> s.createKey(req.build()));
     if (output == Output.JSON) {
@@ -105,7 +105,7 @@ final class KeyActions {
       mask.addPaths("quota_usd");
     }
     if (c.expiresAt() != null) {
-      key.setExpiresAt(ApiKeys.timestamp(c.expiresAt()));
+      key.setExpiresAt(ProtoTimes.timestamp(c.expiresAt()));
       mask.addPaths("expires_at");
     }
     if (c.status() != null) {

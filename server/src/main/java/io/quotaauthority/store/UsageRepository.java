@@ -2,6 +2,7 @@ package io.quotaauthority.store;
 
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.usage.UsageLedger;
 import io.quotaauthority.usage.UsageReport;
 import java.math.BigDecimal;
 import java.sql.Array;
@@ -21,7 +22,7 @@ import java.util.Map;
 import java.util.Set;
 
 /** usage_events, the ledger, and the charges it makes to api_keys.quota_used. */
-public final class UsageRepository {
+public final class UsageRepository implements UsageLedger {
   /** Locks the live keys a group charges, in id order so concurrent groups cannot deadlock. */
   private static final String LOCK_LIVE_KEYS = """
       SELECT id, quota_used FROM api_keys
@@ -76,25 +77,42 @@ public final class UsageRepository {
   }
 
   /**
-   * The group's outcome: which reports were charged, the keys' rows after, which keys are live,
-   * which reports were refused because they would carry their key's quota_used past
-   * {@link Money#MAX}, and what was charged before under the report ids the insert skipped
-   * (report id → that charge; only its key id and cost are filled in), so a repeat can be told
-   * apart from a conflict.
+   * {@inheritDoc}
+   *
+   * <p>A failure is classified by SQLSTATE ({@link #failure}); the database's message, which may
+   * quote the row, stays in the cause for the log only.
    */
-  public record Committed(Set<String> inserted, Map<Long, BigDecimal> usedBefore, List<KeyRecord> charged,
-      Set<String> overflowed, Map<String, UsageReport> earlier) {}
+  @Override
+  public Committed commitGroup(List<UsageReport> reports) {
+    try {
+      return charge(reports);
+    } catch (StoreException e) {
+      throw failure(e);
+    }
+  }
 
   /**
-   * Charges a group, or one piece of a group being split, in one transaction: reports for missing
-   * or deleted keys are skipped, repeats of a report_id insert nothing (and are told apart from
-   * conflicts: same report_id, another key_id or cost), a report that would carry its key's
-   * quota_used past what NUMERIC(20,8) holds is skipped (in {@code overflowed}), and each key's
-   * quota_used grows by exactly the sum of what was really inserted.
-   *
-   * @param reports at most one report per report_id, in the order they are charged
+   * What kind of failure a store error is: unreachable or class 53 (insufficient resources: disk
+   * full, out of memory, too many connections) cannot take writes at all; class 22 (data
+   * exception) and 23 (integrity constraint) are about the report; anything else is internal.
    */
-  public Committed commitGroup(List<UsageReport> reports) {
+  static UsageLedger.Failure failure(StoreException e) {
+    String state = e.getCause() instanceof SQLException s ? s.getSQLState() : null;
+    String code = state == null ? null : "SQLSTATE " + state;
+    UsageLedger.Failure.Kind kind;
+    if (e instanceof StoreUnavailableException || (state != null && state.startsWith("53"))) {
+      kind = UsageLedger.Failure.Kind.UNAVAILABLE;
+    } else if (state != null && state.startsWith("22")) {
+      kind = UsageLedger.Failure.Kind.BAD_DATA;
+    } else if (state != null && state.startsWith("23")) {
+      kind = UsageLedger.Failure.Kind.CONSTRAINT;
+    } else {
+      kind = UsageLedger.Failure.Kind.INTERNAL;
+    }
+    return new UsageLedger.Failure(kind, code, e);
+  }
+
+  private Committed charge(List<UsageReport> reports) {
     return tx.inTransaction(c -> {
       Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports));
       List<UsageReport> chargeable = new ArrayList<>(reports.size());
@@ -158,21 +176,6 @@ public final class UsageRepository {
       }
     }
     return earlier;
-  }
-
-  /**
-   * The fields that make a repeated report_id a conflict rather than a duplicate: "key_id",
-   * "cost_usd", "key_id and cost_usd", or null when both match. Costs compare by value (NUMERIC
-   * gives 1.50000000 back for 1.5). Model, tokens and times may differ in a retry (a reporter
-   * re-reads its clock); they are not what was charged.
-   */
-  public static String differingFields(UsageReport charged, UsageReport repeat) {
-    boolean key = charged.keyId() != repeat.keyId();
-    boolean cost = charged.cost().compareTo(repeat.cost()) != 0;
-    if (key && cost) {
-      return "key_id and cost_usd";
-    }
-    return key ? "key_id" : cost ? "cost_usd" : null;
   }
 
   /**

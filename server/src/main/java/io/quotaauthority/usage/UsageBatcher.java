@@ -4,11 +4,7 @@ import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
-import io.quotaauthority.store.StoreException;
-import io.quotaauthority.store.StoreUnavailableException;
-import io.quotaauthority.store.UsageRepository;
 import java.math.BigDecimal;
-import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -43,7 +39,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
 
   private record Pending(UsageReport report, CompletableFuture<UsageOutcome> outcome) {}
 
-  private final UsageRepository repository;
+  private final UsageLedger ledger;
   private final KeyCache cache;
   private final PendingUsage pendingUsage;
   private final BlockingQueue<Pending> queue;
@@ -64,9 +60,9 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     void committed(int groupSize, long elapsedNanos, List<UsageOutcome> outcomes);
   }
 
-  public UsageBatcher(UsageRepository repository, KeyCache cache, PendingUsage pendingUsage,
+  public UsageBatcher(UsageLedger ledger, KeyCache cache, PendingUsage pendingUsage,
       int maxGroup, Duration maxDelay, int queueCapacity, CommitRecorder recorder) {
-    this.repository = repository;
+    this.ledger = ledger;
     this.cache = cache;
     this.pendingUsage = pendingUsage;
     this.maxGroup = maxGroup;
@@ -173,40 +169,27 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   }
 
   /**
-   * Commits one piece of a group, waiting out with backoff a database that cannot take it at all
-   * ({@link #waitAndRetry}; nobody is answered meanwhile); any other failure is thrown, for
+   * Commits one piece of a group, waiting out with backoff a ledger that cannot take it at all
+   * ({@link UsageLedger.Failure.Kind#UNAVAILABLE}: no report causes that, so splitting would only
+   * multiply the load; nobody is answered meanwhile); any other failure is thrown, for
    * {@link GroupBisection} to split on.
    */
-  private UsageRepository.Committed commitWhileUnavailable(List<UsageReport> piece)
+  private UsageLedger.Committed commitWhileUnavailable(List<UsageReport> piece)
       throws InterruptedException {
     long backoff = 10;
     while (true) {
       try {
-        return repository.commitGroup(piece);
-      } catch (StoreException e) {
-        if (!waitAndRetry(e)) {
+        return ledger.commitGroup(piece);
+      } catch (UsageLedger.Failure e) {
+        if (e.kind() != UsageLedger.Failure.Kind.UNAVAILABLE) {
           throw e;
         }
         log.warn("database unavailable ({}); holding {} usage reports and retrying in {} ms",
-            sqlState(e) == null ? "unreachable" : "SQLSTATE " + sqlState(e), piece.size(), backoff);
+            e.code() == null ? "unreachable" : e.code(), piece.size(), backoff);
         Thread.sleep(backoff);
         backoff = Math.min(MAX_BACKOFF_MILLIS, backoff * 2);
       }
     }
-  }
-
-  /**
-   * Failures no report causes, so splitting the group cannot help and would only multiply the
-   * load: the database is unreachable, or it cannot take writes at all (class 53, insufficient
-   * resources: disk full, out of memory, too many connections). The group waits instead.
-   */
-  static boolean waitAndRetry(StoreException e) {
-    String state = sqlState(e);
-    return e instanceof StoreUnavailableException || (state != null && state.startsWith("53"));
-  }
-
-  private static String sqlState(RuntimeException e) {
-    return e.getCause() instanceof SQLException s ? s.getSQLState() : null;
   }
 
   private void commit(List<Pending> group) throws InterruptedException {
@@ -221,7 +204,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       reports.add(p.report());
     }
     // Whole group in one transaction; split only if that fails, so one bad report fails alone.
-    List<GroupBisection.Piece<UsageReport, UsageRepository.Committed>> pieces =
+    List<GroupBisection.Piece<UsageReport, UsageLedger.Committed>> pieces =
         GroupBisection.commit(reports, this::commitWhileUnavailable);
     if (pieces.size() > 1) {
       log.warn("usage group of {} reports failed; split into {} pieces, {} report(s) refused alone",
@@ -231,7 +214,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     // The key rows after the charge go into the cache before the pending amounts leave it, so a
     // Check in between may count a report twice (refusing early) but never not at all. Pieces
     // committed in order: a later piece's row is the newer one.
-    for (GroupBisection.Piece<UsageReport, UsageRepository.Committed> piece : pieces) {
+    for (GroupBisection.Piece<UsageReport, UsageLedger.Committed> piece : pieces) {
       if (!piece.failed()) {
         for (KeyRecord row : piece.committed().charged()) {
           cache.refresh(row);
@@ -239,7 +222,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       }
     }
     Map<String, UsageOutcome> byReport = new HashMap<>();
-    for (GroupBisection.Piece<UsageReport, UsageRepository.Committed> piece : pieces) {
+    for (GroupBisection.Piece<UsageReport, UsageLedger.Committed> piece : pieces) {
       if (piece.failed()) {
         UsageReport r = piece.reports().get(0);
         UsageOutcome outcome = failureOutcome(piece.failure());
@@ -260,7 +243,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       UsageOutcome outcome;
       Pending firstCopy = firsts.get(r.reportId());
       String differs = firstCopy == p ? null
-          : UsageRepository.differingFields(firstCopy.report(), r);
+          : firstCopy.report().differingFields(r);
       if (firstCopy == p || first.result() == UsageOutcome.Result.REJECTED) {
         outcome = first;
       } else if (differs != null) {
@@ -278,7 +261,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   }
 
   /** What each report of one committed piece became, in the order the piece was charged. */
-  private static void outcomes(List<UsageReport> piece, UsageRepository.Committed committed,
+  private static void outcomes(List<UsageReport> piece, UsageLedger.Committed committed,
       Map<String, UsageOutcome> into) {
     Map<Long, BigDecimal> running = new HashMap<>(committed.usedBefore());
     for (UsageReport r : piece) {
@@ -294,7 +277,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       } else {
         // Skipped by ON CONFLICT: charged before. A repeat only if it names the same key and cost.
         UsageReport before = committed.earlier().get(r.reportId());
-        String differs = before == null ? null : UsageRepository.differingFields(before, r);
+        String differs = before == null ? null : before.differingFields(r);
         outcome = differs != null
             ? UsageOutcome.conflict("report_id already charged with a different " + differs)
             : new UsageOutcome(UsageOutcome.Result.DUPLICATE, "", running.get(r.keyId()));
@@ -308,22 +291,21 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       + " key's quota usage first)";
 
   /**
-   * The answer to a report the database refused alone. The reason is named by SQLSTATE only: the
-   * database's message may quote the row. Data exceptions (22) and constraint violations (23) are
-   * about the report and would recur; anything else is internal, and the report may be sent again.
+   * The answer to a report the ledger refused alone. The reason is named by the ledger's code only
+   * (the database's message may quote the row). Bad data and broken constraints are about the
+   * report and would recur; anything else is internal, and the report may be sent again.
    */
   static UsageOutcome failureOutcome(RuntimeException e) {
-    String state = sqlState(e);
-    if (state != null && state.startsWith("22")) {
-      return UsageOutcome.rejected("the database refused this report's data (SQLSTATE " + state
-          + "); not charged");
+    if (!(e instanceof UsageLedger.Failure f)) {
+      return UsageOutcome.rejectedInternal("internal error; not charged, retry the report");
     }
-    if (state != null && state.startsWith("23")) {
-      return UsageOutcome.rejected("the report breaks a ledger constraint (SQLSTATE " + state
-          + "); not charged");
-    }
-    return UsageOutcome.rejectedInternal("internal error" + (state == null ? "" : " (SQLSTATE " + state + ")")
-        + "; not charged, retry the report");
+    String code = f.code() == null ? "" : " (" + f.code() + ")";
+    return switch (f.kind()) {
+      case BAD_DATA -> UsageOutcome.rejected("the database refused this report's data" + code + "; not charged");
+      case CONSTRAINT -> UsageOutcome.rejected("the report breaks a ledger constraint" + code + "; not charged");
+      case UNAVAILABLE, INTERNAL ->
+          UsageOutcome.rejectedInternal("internal error" + code + "; not charged, retry the report");
+    };
   }
 
   /** Settles and answers a report, once. */

@@ -44,4 +44,19 @@ public record UsageReport(
     this(reportId, keyId, cost, model, provider, inputTokens, outputTokens, cachedInputTokens,
         cacheWriteTokens, occurredAt, null);
   }
+
+  /**
+   * The fields that make a repeated report_id a conflict rather than a duplicate: "key_id",
+   * "cost_usd", "key_id and cost_usd", or null when both match. Costs compare by value (NUMERIC
+   * gives 1.50000000 back for 1.5). Model, tokens and times may differ in a retry (a reporter
+   * re-reads its clock); they are not what was charged.
+   */
+  public String differingFields(UsageReport repeat) {
+    boolean key = keyId != repeat.keyId();
+    boolean cost = this.cost.compareTo(repeat.cost()) != 0;
+    if (key && cost) {
+      return "key_id and cost_usd";
+    }
+    return key ? "key_id" : cost ? "cost_usd" : null;
+  }
 }

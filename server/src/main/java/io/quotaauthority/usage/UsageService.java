@@ -3,7 +3,7 @@ package io.quotaauthority.usage;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
-import io.quotaauthority.admin.ApiKeys;
+import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.proto.v1.ReportUsageRequest;
 import io.quotaauthority.proto.v1.ReportUsageResponse;
@@ -110,7 +110,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
       try {
         report = UsageValidation.validate(req.getReportId(), req.getKeyId(), req.getCostUsd(),
             req.getModel(), "", req.getInputTokens(), req.getOutputTokens(), 0, 0,
-            req.hasOccurredAt() ? ApiKeys.instant("occurred_at", req.getOccurredAt()) : null,
+            req.hasOccurredAt() ? ProtoTimes.instant("occurred_at", req.getOccurredAt()) : null,
             clock.instant(), req.getRequestId());
       } catch (IllegalArgumentException e) {
         refusedByValidation.run();

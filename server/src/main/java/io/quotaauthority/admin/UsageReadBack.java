@@ -1,8 +1,6 @@
-package io.quotaauthority.usage;
+package io.quotaauthority.admin;
 
-import io.quotaauthority.admin.ApiKeys;
-import io.quotaauthority.admin.PageTokens;
-import io.quotaauthority.admin.UsageQueries;
+import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.keys.KeyNotFoundException;
 import io.quotaauthority.keys.Money;
@@ -52,8 +50,8 @@ public final class UsageReadBack implements UsageQueries {
           .setOutputTokens(e.outputTokens())
           .setCachedInputTokens(e.cachedInputTokens())
           .setCacheWriteTokens(e.cacheWriteTokens())
-          .setOccurredAt(ApiKeys.timestamp(e.occurredAt()))
-          .setReceivedAt(ApiKeys.timestamp(e.receivedAt()))
+          .setOccurredAt(ProtoTimes.timestamp(e.occurredAt()))
+          .setReceivedAt(ProtoTimes.timestamp(e.receivedAt()))
           // Empty when the report carried none (older rows, reporters that send none).
           .setRequestId(e.requestId() == null ? "" : e.requestId())
           .setEstimated(e.estimated()));

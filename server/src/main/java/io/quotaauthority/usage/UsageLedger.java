@@ -1,0 +1,79 @@
+package io.quotaauthority.usage;
+
+import io.quotaauthority.keys.KeyRecord;
+import java.math.BigDecimal;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Where committed usage lives (PostgreSQL, in production): the port {@link UsageBatcher} commits
+ * through. {@code store.UsageRepository} implements it, as {@code store.KeyRepository} implements
+ * {@code keys.KeyLookup}; the usage core never sees SQL.
+ */
+public interface UsageLedger {
+  /**
+   * Charges a group, or one piece of a group being split, in one transaction: reports for missing
+   * or deleted keys are skipped, repeats of a report_id insert nothing (and are told apart from
+   * conflicts: same report_id, another key_id or cost), a report that would carry its key's
+   * quota_used past what NUMERIC(20,8) holds is skipped (in {@code overflowed}), and each key's
+   * quota_used grows by exactly the sum of what was really inserted.
+   *
+   * @param reports at most one report per report_id, in the order they are charged
+   * @throws Failure when the transaction failed; nothing of this group was charged
+   */
+  Committed commitGroup(List<UsageReport> reports);
+
+  /**
+   * The group's outcome: which reports were charged, the keys' rows after, which keys are live
+   * (their quota_used before), which reports were refused because they would carry their key's
+   * quota_used past the column's maximum, and what was charged before under the report ids the
+   * insert skipped (report id → that charge; only its key id and cost are filled in), so a repeat
+   * can be told apart from a conflict.
+   */
+  record Committed(Set<String> inserted, Map<Long, BigDecimal> usedBefore, List<KeyRecord> charged,
+      Set<String> overflowed, Map<String, UsageReport> earlier) {}
+
+  /**
+   * A commit that failed, classified by the ledger (which knows its database's error codes). The
+   * message never holds the database's own words, which may quote a row.
+   */
+  final class Failure extends RuntimeException {
+    /** What kind of failure, and so what the batcher does about it. */
+    public enum Kind {
+      /**
+       * The ledger cannot take writes at all (unreachable, out of disk, memory or connections):
+       * no report causes it, so splitting the group would only multiply the load. Wait, retry.
+       */
+      UNAVAILABLE,
+      /** The data of a report was refused (it would be refused again): reject it. */
+      BAD_DATA,
+      /** A report breaks a ledger constraint (it would again): reject it. */
+      CONSTRAINT,
+      /** Anything else (a timeout, a serialization failure, a bug): the report may be sent again. */
+      INTERNAL
+    }
+
+    private final Kind kind;
+    private final String code;
+
+    /**
+     * @param code the database's error code for the operator and the reporter ("SQLSTATE 22021"),
+     *     or null when there is none
+     */
+    public Failure(Kind kind, String code, Throwable cause) {
+      super(kind + (code == null ? "" : " (" + code + ")"), cause);
+      this.kind = kind;
+      this.code = code;
+    }
+
+    public Kind kind() {
+      return kind;
+    }
+
+    /** The database's error code, or null. */
+    public String code() {
+      return code;
+    }
+  }
+}
