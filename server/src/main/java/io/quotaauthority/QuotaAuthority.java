@@ -142,7 +142,8 @@ public final class QuotaAuthority implements AutoCloseable {
         () -> reports.increment(UsageOutcome.Result.REJECTED));
     ReloadingPriceTable prices = ReloadingPriceTable.open(settings.pricesFile(), registry);
     UsageCharger charger = new UsageCharger(batcher, prices,
-        new BigDecimal(settings.unpricedModelUsdPerMtok()), registry, clock);
+        // Unset: unpriced models are refused to keys with a quota (UsageCharger).
+        settings.unpricedModelUsdPerMtok().map(BigDecimal::new).orElse(null), registry, clock);
 
     // Two health services. The authz port's says whether this process can answer Checks: it stays
     // SERVING through a database outage (cached keys are still answered; Envoy must keep sending

@@ -10,7 +10,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * Metering's counters. In Prometheus they read {@code quota_metering_unpriced_total{model}},
  * {@code quota_metering_unmetered_total{reason}}, {@code quota_metering_charges_total{provider,
  * outcome}}, {@code quota_metering_charges_lost_total{reason}},
- * {@code quota_metering_errors_total{phase}} and {@code quota_metering_unread_bodies_total{reason}}.
+ * {@code quota_metering_errors_total{phase}}, {@code quota_metering_unread_bodies_total{reason}} and
+ * {@code quota_metering_refused_total{reason}}.
  */
 final class MeteringMetrics {
   /** Model names come from clients: past this many distinct ones the tag reads "other". */
@@ -40,8 +41,25 @@ final class MeteringMetrics {
   private final MeterRegistry registry;
   private final Map<String, Counter> unpriced = new ConcurrentHashMap<>();
 
+  /** Why metering refused a request before it reached the provider (the tag of the counter). */
+  static final String REFUSED_MODEL_NOT_PRICED = "model_not_priced";
+
   MeteringMetrics(MeterRegistry registry) {
     this.registry = registry;
+    // Registered up front, so the series reads 0 (not absent) and an alert on rate() works at once.
+    refusedCounter(REFUSED_MODEL_NOT_PRICED);
+  }
+
+  /** A request refused with an immediate response before Envoy sent it upstream. */
+  void refused(String reason) {
+    refusedCounter(reason).increment();
+  }
+
+  private Counter refusedCounter(String reason) {
+    return Counter.builder("quota.metering.refused")
+        .description("requests refused by metering before they reached the provider, by reason")
+        .tag("reason", reason)
+        .register(registry);
   }
 
   void unpriced(String model) {

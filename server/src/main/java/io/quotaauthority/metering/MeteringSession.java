@@ -18,6 +18,7 @@ import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
 import io.quotaauthority.usage.UsageValidation;
 import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.provider.GatewayHeaders;
+import io.quotaauthority.provider.ProviderError;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.Base64;
@@ -118,6 +119,8 @@ final class MeteringSession {
   private boolean requestHasContentLength;
   private boolean requestBodySeen;
   private String model;
+  /** The service tier the request asked for (OpenAI service_tier), or null. */
+  private String serviceTier;
   /** Reads the response body; null before 2xx response headers and after charging. */
   private UsageExtractor extractor;
   private boolean charged;
@@ -189,6 +192,13 @@ final class MeteringSession {
     requestId = UsageValidation.isReportId(id) ? id : null;
     model = route.pathModel().orElse(null);
     requestHasContentLength = !EnvoyHeaders.all(h, "content-length").isEmpty();
+    if (model != null) {
+      // Gemini names the model in its path: an unpriced one is refused before the body is sent.
+      Optional<ProcessingResponse> refused = refuseUnpriced(null);
+      if (refused.isPresent()) {
+        return refused.get();
+      }
+    }
     return METERED_REQUEST_HEADERS;
   }
 
@@ -213,7 +223,14 @@ final class MeteringSession {
     request.unread().ifPresent(metrics::unreadBody);
     if (model == null) {
       model = request.model().orElse(null);
+      // Not known from the path: the body was the last chance to learn it.
+      Optional<ProcessingResponse> refused = refuseUnpriced(request.unread()
+          .map(RequestBody.Unread::describe).orElse("the request body has no \"model\" string"));
+      if (refused.isPresent()) {
+        return refused.get();
+      }
     }
+    serviceTier = request.serviceTier().orElse(null);
     if (!route.addsStreamUsage() || !request.needsIncludeUsage()) {
       return CONTINUE_REQUEST_BODY;
     }
@@ -391,7 +408,8 @@ final class MeteringSession {
     charged = true;
     extractor.end();
     Optional<TokenUsage> usage = extractor.usage();
-    String name = model != null ? model : extractor.reportedModel().orElse("unknown");
+    // The response's model when priced (an alias answered by a dated model), else the request's.
+    String name = charger.chargedModel(model, extractor.reportedModel());
     extractor = null;
     if (usage.isEmpty()) {
       metrics.unmetered(MeteringMetrics.Unmetered.NO_USAGE);
@@ -399,7 +417,30 @@ final class MeteringSession {
           route.provider().wireName(), reportId);
       return;
     }
-    charger.charge(keyId, reportId, requestId, route.provider(), name, usage.get());
+    charger.charge(keyId, reportId, requestId, route.provider(), name, serviceTier, usage.get());
+  }
+
+  /**
+   * The immediate response that refuses this request before it reaches the provider, when
+   * UsageCharger's unpriced rule says so (a key with a quota, an unpriced or unreadable model, no
+   * unpriced rate set); empty to let it pass. A refusal ends metering and the stream, like a
+   * local reply: nothing reached the provider, nothing is charged.
+   *
+   * @param why when {@link #model} is null, what kept it from being read
+   */
+  private Optional<ProcessingResponse> refuseUnpriced(String why) {
+    Optional<ProviderError> error = charger.refusal(model, keyLimited, why);
+    if (error.isEmpty()) {
+      return Optional.empty();
+    }
+    metrics.refused(MeteringMetrics.REFUSED_MODEL_NOT_PRICED);
+    log.info("{} request for report {} refused before upstream: {}", route.provider().wireName(),
+        reportId, error.get().message());
+    ProcessingResponse reply = ImmediateReplies.refusal(route.provider(), error.get());
+    route = null;
+    stopMetering();
+    finished = true;
+    return Optional.of(reply);
   }
 
   /** "m-" and 128 random bits in base64url: 24 characters, unguessable and never repeated. */

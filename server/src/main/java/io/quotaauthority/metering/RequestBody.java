@@ -75,6 +75,16 @@ final class RequestBody {
     String tag() {
       return name().toLowerCase(Locale.ROOT);
     }
+
+    /** For a client's error: what is wrong with its body. */
+    String describe() {
+      return switch (this) {
+        case NOT_JSON -> "the request body is not one JSON object";
+        case TOO_DEEP -> "the request body is nested deeper than " + MAX_DEPTH;
+        case TOO_LONG -> "the request body has a value longer than its limit";
+        case DUPLICATE_KEY -> "the request body has a duplicate key";
+      };
+    }
   }
 
   private final String model;
@@ -87,10 +97,13 @@ final class RequestBody {
   private final long optionsStart;
   private final long optionsEnd;
   private final Unread unread;
+  /** OpenAI's top-level service_tier (flex, priority, ...), lower-cased; null when absent. */
+  private final String serviceTier;
 
   private RequestBody(String model, boolean stream, boolean includeUsage,
       boolean hasStreamOptions, long objectStart, long optionsStart, long optionsEnd,
-      Unread unread) {
+      Unread unread, String serviceTier) {
+    this.serviceTier = serviceTier;
     this.model = model;
     this.stream = stream;
     this.includeUsage = includeUsage;
@@ -102,7 +115,7 @@ final class RequestBody {
   }
 
   private static RequestBody unread(Unread why) {
-    return new RequestBody(null, false, false, false, -1, -1, -1, why);
+    return new RequestBody(null, false, false, false, -1, -1, -1, why, null);
   }
 
   static RequestBody inspect(byte[] body) {
@@ -118,6 +131,7 @@ final class RequestBody {
       }
       long start = p.currentTokenLocation().getByteOffset();
       String model = null;
+      String serviceTier = null;
       boolean stream = false;
       boolean includeUsage = false;
       boolean hasStreamOptions = false;
@@ -129,6 +143,8 @@ final class RequestBody {
         switch (name) {
           case "model" -> model = value == JsonToken.VALUE_STRING ? p.getText() : null;
           case "stream" -> stream = value == JsonToken.VALUE_TRUE;
+          case "service_tier" -> serviceTier = value == JsonToken.VALUE_STRING
+              ? p.getText().toLowerCase(Locale.ROOT) : null;
           case "stream_options" -> {
             hasStreamOptions = true;
             optionsStart = p.currentTokenLocation().getByteOffset();
@@ -155,7 +171,7 @@ final class RequestBody {
         return unread(Unread.NOT_JSON);
       }
       return new RequestBody(model, stream, includeUsage, hasStreamOptions, start, optionsStart,
-          optionsEnd, null);
+          optionsEnd, null, serviceTier);
     } catch (StreamConstraintsException e) {
       // Jackson names the limit only in its message; RequestBodyTest pins both texts.
       String m = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT);
@@ -183,6 +199,11 @@ final class RequestBody {
 
   boolean stream() {
     return stream;
+  }
+
+  /** The service tier the request asks for (OpenAI's service_tier), lower-cased. */
+  Optional<String> serviceTier() {
+    return Optional.ofNullable(serviceTier);
   }
 
   /** True for a stream whose usage would not be reported unless we ask for it. */
