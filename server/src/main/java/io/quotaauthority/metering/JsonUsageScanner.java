@@ -36,6 +36,9 @@ final class JsonUsageScanner {
 
     /** A model name at one of the model paths (the response's own idea of the model). */
     void model(String model);
+
+    /** OpenAI's service_tier at one of the tier paths (the tier that served the request). */
+    default void serviceTier(String tier) {}
   }
 
   /** Deeper documents are given up on, as Jackson does by default at 1000. */
@@ -59,6 +62,8 @@ final class JsonUsageScanner {
   private static final String[][] MODEL_PATHS = {
       {"model"}, {"modelVersion"}, {"response", "model"}, {"message", "model"},
       {ARRAY, "modelVersion"}};
+  /** OpenAI: top level (chat, responses, chat stream chunks) and response.* (responses stream). */
+  private static final String[][] TIER_PATHS = {{"service_tier"}, {"response", "service_tier"}};
 
   private static final int VALUE = 0;
   private static final int VALUE_OR_ARRAY_END = 1;
@@ -81,6 +86,8 @@ final class JsonUsageScanner {
   private boolean stringIsKey;
   private boolean escaped;
   private boolean capturing;
+  /** The string being captured is a service tier, not a model. */
+  private boolean capturingTier;
   private boolean captureSpoiled;
   private int captureLimit;
   private final byte[] capture = new byte[MAX_MODEL_BYTES];
@@ -310,9 +317,11 @@ final class JsonUsageScanner {
     captureSpoiled = false;
     if (key) {
       capturing = depth <= KEY_DEPTH;
+      capturingTier = false;
       captureLimit = MAX_KEY_BYTES;
     } else {
-      capturing = usageLevel == 0 && matchesAny(MODEL_PATHS);
+      capturingTier = usageLevel == 0 && matchesAny(TIER_PATHS);
+      capturing = capturingTier || (usageLevel == 0 && matchesAny(MODEL_PATHS));
       captureLimit = MAX_MODEL_BYTES;
     }
     state = STRING;
@@ -326,7 +335,11 @@ final class JsonUsageScanner {
       state = COLON;
     } else {
       if (capturing && !captureSpoiled && captureLen > 0) {
-        listener.model(text());
+        if (capturingTier) {
+          listener.serviceTier(text());
+        } else {
+          listener.model(text());
+        }
       }
       state = AFTER_VALUE;
     }

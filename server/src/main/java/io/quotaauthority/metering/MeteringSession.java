@@ -410,6 +410,8 @@ final class MeteringSession {
     Optional<TokenUsage> usage = extractor.usage();
     // The response's model when priced (an alias answered by a dated model), else the request's.
     String name = charger.chargedModel(model, extractor.reportedModel());
+    // The tier that served it, as the response says; else the one the request asked for.
+    String tier = extractor.reportedServiceTier().orElse(serviceTier);
     extractor = null;
     if (usage.isEmpty()) {
       metrics.unmetered(MeteringMetrics.Unmetered.NO_USAGE);
@@ -417,7 +419,7 @@ final class MeteringSession {
           route.provider().wireName(), reportId);
       return;
     }
-    charger.charge(keyId, reportId, requestId, route.provider(), name, serviceTier, usage.get());
+    charger.charge(keyId, reportId, requestId, route.provider(), name, tier, usage.get());
   }
 
   /**

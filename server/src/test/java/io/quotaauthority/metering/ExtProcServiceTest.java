@@ -341,6 +341,65 @@ class ExtProcServiceTest {
         .counter().count()).isEqualTo(1.0);
   }
 
+  @ParameterizedTest(name = "request {0}, response {1}")
+  @org.junit.jupiter.params.provider.CsvSource({
+      // openai-chat-stream.sse: 226 in x 0.15 + 42 out x 0.60 + 1024 cached x 0.075 = 135.9 per million
+      "'',                            default,  0.00013590",
+      "',\"service_tier\":\"priority\"', priority, 0.00027180", // twice the row
+      "'',                            priority, 0.00027180", // the project's default tier is priority
+      "',\"service_tier\":\"priority\"', default,  0.00013590", // the response says what served it
+      "',\"service_tier\":\"flex\"',     flex,     0.00013590", // flex costs less: standard rate
+      "',\"service_tier\":\"priority\"', -,        0.00027180", // the response names none
+  })
+  void process_openAiServiceTier_priorityChargedAtTwiceTheRow(String requestTier, String responseTier,
+      String cost) throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o-mini\",\"stream\":true" + requestTier
+        + ",\"stream_options\":{\"include_usage\":true},\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "8", "tier", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "text/event-stream");
+    String sse = new String(Fixtures.bytes("openai-chat-stream.sse"), StandardCharsets.UTF_8)
+        .replace("\"service_tier\":\"default\",",
+            responseTier.equals("-") ? "" : "\"service_tier\":\"" + responseTier + "\",");
+    // one byte at a time: the tier is read across every split
+    envoy.responseBodyInChunks(utf8(sse), new Random(3), 1, true, at -> { });
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement()
+        .satisfies(r -> assertThat(r.cost()).isEqualTo(new BigDecimal(cost)));
+  }
+
+  @Test
+  void process_limitedKeyUnpricedModelWithoutRate_immediate403AndStreamEnded() throws Exception {
+    EnvoyStream envoy = start(null);
+    byte[] request = utf8("{\"model\":\"claude-opus-4-8\",\"max_tokens\":1,\"messages\":[]}");
+    // no x-quota-key-limited: treated as limited (the stricter rule)
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/messages", "8", "opus-4-8", request.length), false);
+    ProcessingResponse answer = envoy.requestBody(request);
+    assertThat(answer.getImmediateResponse().getStatus().getCodeValue()).isEqualTo(403);
+    JsonNode body = JSON.readTree(answer.getImmediateResponse().getBody().toStringUtf8());
+    // Anthropic's error shape
+    assertThat(body.at("/type").asText()).isEqualTo("error");
+    assertThat(body.at("/error/type").asText()).isEqualTo("permission_error");
+    assertThat(body.at("/error/message").asText()).contains("'claude-opus-4-8'").contains("model_not_priced");
+    envoy.awaitClosed();
+    assertThat(envoy.error()).isNull();
+    assertThat(sink.submitted()).isEmpty();
+    assertThat(registry.get("quota.metering.refused").tag("reason", "model_not_priced").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void process_unlimitedKeyUnreadableBody_passesUnrefused() throws Exception {
+    EnvoyStream envoy = start(null);
+    byte[] request = utf8("{\"model\":");
+    Map<String, String> h = EnvoyStream.requestHeaders("/v1/chat/completions", "8", "unl", request.length);
+    h.put(io.quotaauthority.provider.GatewayHeaders.KEY_LIMITED, "false");
+    envoy.requestHeaders(h, false);
+    assertThat(envoy.requestBody(request).hasImmediateResponse()).isFalse();
+    assertThat(registry.get("quota.metering.refused").tag("reason", "model_not_priced").counter().count())
+        .isZero();
+  }
+
   static Stream<Arguments> badHeaders() {
     return Stream.of(
         Arguments.of(null, "r1", "missing_key_id"),
