@@ -25,6 +25,9 @@ import java.util.Map;
  * {@code input_tokens}), so that {@link UsageFormat} can charge the passes the top-level counts
  * leave out.
  *
+ * <p>OpenAI's {@code service_tier} is reported too, at the top level and under {@code response}
+ * (Responses stream events), so that a priority-served request is charged as such.
+ *
  * <p>Malformed input stops the scan until {@link #reset()}; it never throws.
  */
 final class JsonUsageScanner {

@@ -33,9 +33,12 @@ import org.slf4j.LoggerFactory;
  * (who pays, which provider), request body (which model; ask an OpenAI stream for its usage),
  * response headers (status, framing), response body chunks (usage), then the end of the stream.
  *
- * <p>It is never in the way: every phase answers CONTINUE, the response body is never changed, and
- * an internal error turns metering off for the rest of the request and lets it through. The one
- * change it makes is to an OpenAI-style streaming completion request without
+ * <p>It is never in the way but for one refusal: a key with a quota asking for a model the price
+ * table cannot price (or whose model cannot be read) is answered with an immediate response, the
+ * provider-shaped 403 {@code model_not_priced} (UsageCharger decides; Gemini at the request
+ * headers, the others at the request body), and the stream is ended. Otherwise every phase
+ * answers CONTINUE, the response body is never changed, and an internal error turns metering off
+ * for the rest of the request and lets it through. The one change it makes is to an OpenAI-style streaming completion request without
  * {@code stream_options.include_usage}, which gets it set (else the stream carries no usage), with
  * content-length updated to match; and it drops the request's accept-encoding so the provider
  * answers in plain text that can be read.
@@ -43,7 +46,9 @@ import org.slf4j.LoggerFactory;
  * <p>Charging happens once: right after the answer to the last response body chunk is sent (see
  * {@link #settle()}), or, if the stream is closed or cancelled
  * before that (client went away, upstream reset), with whatever usage had been seen by then, so a
- * truncated Anthropic stream still charges its input tokens. Nothing is charged for a non-2xx
+ * truncated Anthropic stream still charges its input tokens. The charge is priced as the model
+ * the response names when the table prices it (an alias answered by a dated model), else as the
+ * request's model, at the service tier the response (else the request) states. Nothing is charged for a non-2xx
  * response, a response without usage, or a request without a valid x-quota-key-id.
  *
  * <p>The charge's report id is made here, one per stream ("m-" and 128 random bits), never taken

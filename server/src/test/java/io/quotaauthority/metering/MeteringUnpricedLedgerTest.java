@@ -107,8 +107,19 @@ class MeteringUnpricedLedgerTest {
     }
   }
 
+  static java.util.stream.Stream<String> unreadableModels() {
+    return java.util.stream.Stream.of(
+        "{\"model\":\"gpt-4o\",",                  // truncated: not JSON
+        "[1,2,3]",                                  // not an object
+        "{\"messages\":[]}",                        // no model
+        "{\"model\":\"gpt-4o\",\"model\":\"o1-pro\"}", // duplicate key: which one would the provider use?
+        // a priced model, but nested past the parser's limit: the body is not read at all
+        "{\"model\":\"gpt-4o\",\"x\":" + "[".repeat(RequestBody.MAX_DEPTH + 1)
+            + "]".repeat(RequestBody.MAX_DEPTH + 1) + "}");
+  }
+
   @ParameterizedTest
-  @ValueSource(strings = {"{\"model\":\"gpt-4o\",", "[1,2,3]", "{\"messages\":[]}"})
+  @org.junit.jupiter.params.provider.MethodSource("unreadableModels")
   void process_limitedKeyBodyWithoutReadableModel_refusedFailClosed(String body) throws Exception {
     try (TestDatabase db = TestDatabase.create(); TestServer app = TestServer.start(db)) {
       long keyId = key(app, "10");
