@@ -188,7 +188,8 @@ public final class QuotaAuthority implements AutoCloseable {
     UsageService usageService = new UsageService(batcher, clock, scheduler,
         () -> reports.increment(UsageOutcome.Result.REJECTED));
     UsageCharger charger = new UsageCharger(batcher, prices,
-        new BigDecimal(settings.unpricedModelUsdPerMtok()), registry, clock);
+        // Unset: unpriced models are refused to keys with a quota (UsageCharger).
+        settings.unpricedModelUsdPerMtok().map(BigDecimal::new).orElse(null), registry, clock);
 
     // Two health services. The authz port's says whether this process can answer Checks: it stays
     // SERVING through a database outage (cached keys are still answered; Envoy must keep sending

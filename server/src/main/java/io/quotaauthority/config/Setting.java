@@ -55,8 +55,9 @@ public enum Setting {
       "longest a graceful shutdown waits for in-flight calls and pending usage (1ms to 1h)"),
   PRICES_FILE("QUOTA_PRICES_FILE", "--prices-file", "",
       "YAML price table for Envoy metering; empty uses the shipped table"),
-  UNPRICED_MODEL_USD_PER_MTOK("QUOTA_UNPRICED_MODEL_USD_PER_MTOK", "--unpriced-model-usd-per-mtok", "0",
-      "USD per million tokens charged for a model missing from the price table (0 charges nothing)"),
+  UNPRICED_MODEL_USD_PER_MTOK("QUOTA_UNPRICED_MODEL_USD_PER_MTOK", "--unpriced-model-usd-per-mtok", "",
+      "USD per million tokens charged to every key for a model missing from the price table; empty"
+          + " refuses such models to keys with a quota and records unlimited keys at 0"),
   LOG_FORMAT("QUOTA_LOG_FORMAT", "--log-format", "text", "text or json (one JSON object per line)"),
   TLS_CERT("QUOTA_TLS_CERT", "--tls-cert", "", "PEM certificate chain; with QUOTA_TLS_KEY both gRPC ports serve TLS"),
   TLS_KEY("QUOTA_TLS_KEY", "--tls-key", "", "PEM private key (PKCS#8) for QUOTA_TLS_CERT"),

@@ -43,7 +43,7 @@ public record Settings(
     int usageQueueMax,
     Duration shutdownTimeout,
     Optional<Path> pricesFile,
-    String unpricedModelUsdPerMtok,
+    Optional<String> unpricedModelUsdPerMtok,
     LogFormat logFormat,
     Optional<Path> tlsCert,
     Optional<Path> tlsKey,
@@ -197,7 +197,9 @@ public record Settings(
         // Capped so the deadline in nanoseconds cannot overflow (2562048h did) and a stop ends.
         duration(raw, Setting.SHUTDOWN_TIMEOUT, Duration.ofMillis(1), Duration.ofHours(1)),
         optional(raw.get(Setting.PRICES_FILE)).map(Path::of),
-        money(raw, Setting.UNPRICED_MODEL_USD_PER_MTOK),
+        // Empty is meaningful here (refuse unpriced models to keys with a quota), not a default.
+        optional(raw.get(Setting.UNPRICED_MODEL_USD_PER_MTOK))
+            .map(v -> money(Setting.UNPRICED_MODEL_USD_PER_MTOK, v)),
         logFormat(raw),
         optional(raw.get(Setting.TLS_CERT)).map(Path::of),
         optional(raw.get(Setting.TLS_KEY)).map(Path::of),
@@ -358,8 +360,7 @@ public record Settings(
         + v + "'");
   }
 
-  private static String money(Map<Setting, String> raw, Setting s) {
-    String v = nonEmpty(raw, s);
+  private static String money(Setting s, String v) {
     if (!v.matches("\\d{1,12}(\\.\\d{1,8})?")) {
       throw new ConfigException(s.env() + " must be a decimal USD amount like 1.5, got " + Shown.quoted(v));
     }

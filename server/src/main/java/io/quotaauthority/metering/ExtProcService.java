@@ -25,6 +25,10 @@ import org.slf4j.LoggerFactory;
  * unread at once (CONTINUE: the request passes, unmetered, counted as
  * {@code quota_metering_unmetered_total{reason="overloaded"}}).
  *
+ * <p>A request the session refuses (an unpriced model on a key with a quota) is answered with an
+ * immediate response and the stream is completed by the server right after it, as for a local
+ * reply below.
+ *
  * <p>A stream whose first message is response headers carries an Envoy local reply (Envoy 1.37+
  * sends our own denials through ext_proc): it is answered CONTINUE and completed at once by the
  * server, counted as {@code quota_metering_unmetered_total{reason="local_reply"}}.

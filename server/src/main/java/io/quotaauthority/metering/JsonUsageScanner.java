@@ -25,6 +25,9 @@ import java.util.Map;
  * {@code input_tokens}), so that {@link UsageFormat} can charge the passes the top-level counts
  * leave out.
  *
+ * <p>OpenAI's {@code service_tier} is reported too, at the top level and under {@code response}
+ * (Responses stream events), so that a priority-served request is charged as such.
+ *
  * <p>Malformed input stops the scan until {@link #reset()}; it never throws.
  */
 final class JsonUsageScanner {
@@ -42,6 +45,9 @@ final class JsonUsageScanner {
      * at most a few hundred bytes (a piece may end inside a character). Only for estimates.
      */
     default void text(byte[] utf8, int offset, int length) {}
+
+    /** OpenAI's service_tier at one of the tier paths (the tier that served the request). */
+    default void serviceTier(String tier) {}
   }
 
   /** Deeper documents are given up on, as Jackson does by default at 1000. */
@@ -84,6 +90,8 @@ final class JsonUsageScanner {
   private static final String[][] MODEL_PATHS = {
       {"model"}, {"modelVersion"}, {"response", "model"}, {"message", "model"},
       {ARRAY, "modelVersion"}};
+  /** OpenAI: top level (chat, responses, chat stream chunks) and response.* (responses stream). */
+  private static final String[][] TIER_PATHS = {{"service_tier"}, {"response", "service_tier"}};
 
   private static final int VALUE = 0;
   private static final int VALUE_OR_ARRAY_END = 1;
@@ -106,6 +114,8 @@ final class JsonUsageScanner {
   private boolean stringIsKey;
   private boolean escaped;
   private boolean capturing;
+  /** The string being captured is a service tier, not a model. */
+  private boolean capturingTier;
   private boolean captureSpoiled;
   private int captureLimit;
   private final byte[] capture = new byte[MAX_MODEL_BYTES];
@@ -465,9 +475,11 @@ final class JsonUsageScanner {
     captureSpoiled = false;
     if (key) {
       capturing = depth <= KEY_DEPTH;
+      capturingTier = false;
       captureLimit = MAX_KEY_BYTES;
     } else {
-      capturing = usageLevel == 0 && matchesAny(MODEL_PATHS);
+      capturingTier = usageLevel == 0 && matchesAny(TIER_PATHS);
+      capturing = capturingTier || (usageLevel == 0 && matchesAny(MODEL_PATHS));
       captureLimit = MAX_MODEL_BYTES;
       textString = !capturing && usageLevel == 0 && depth > 0 && matchesAny(TEXT_PATHS);
     }
@@ -482,7 +494,11 @@ final class JsonUsageScanner {
       state = COLON;
     } else {
       if (capturing && !captureSpoiled && captureLen > 0) {
-        listener.model(text());
+        if (capturingTier) {
+          listener.serviceTier(text());
+        } else {
+          listener.model(text());
+        }
       }
       state = AFTER_VALUE;
     }

@@ -10,8 +10,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * Metering's counters. In Prometheus they read {@code quota_metering_unpriced_total{model}},
  * {@code quota_metering_unmetered_total{reason}}, {@code quota_metering_charges_total{provider,
  * outcome}}, {@code quota_metering_charges_lost_total{reason}},
- * {@code quota_metering_errors_total{phase}}, {@code quota_metering_unread_bodies_total{reason}}
- * and {@code quota_metering_estimated_total{provider}}.
+ * {@code quota_metering_errors_total{phase}}, {@code quota_metering_unread_bodies_total{reason}},
+ * {@code quota_metering_estimated_total{provider}} and {@code quota_metering_refused_total{reason}}.
  */
 final class MeteringMetrics {
   /** Model names come from clients: past this many distinct ones the tag reads "other". */
@@ -31,12 +31,7 @@ final class MeteringMetrics {
      * our own 401/403/429/503 denials through ext_proc). Nothing reached a provider; the stream is
      * answered and ended at once.
      */
-    LOCAL_REPLY,
-    /**
-     * A background response (OpenAI Responses, "background": true) for a key with a quota: refused
-     * with endpoint_not_metered before the provider, as its usage would arrive on a later GET.
-     */
-    BACKGROUND_REFUSED;
+    LOCAL_REPLY;
 
     String tag() {
       return name().toLowerCase(java.util.Locale.ROOT);
@@ -46,12 +41,23 @@ final class MeteringMetrics {
   private final MeterRegistry registry;
   private final Map<String, Counter> unpriced = new ConcurrentHashMap<>();
 
+  /** Why metering refused a request before it reached the provider (the tag of the counter). */
+  static final String REFUSED_MODEL_NOT_PRICED = "model_not_priced";
+  /**
+   * A background response (OpenAI Responses, "background": true) for a key with a quota: its
+   * usage would arrive on a later GET nobody meters.
+   */
+  static final String REFUSED_ENDPOINT_NOT_METERED = "endpoint_not_metered";
+
   MeteringMetrics(MeterRegistry registry) {
     this.registry = registry;
     // At 0 from the start, so a rate or an alert on estimates has a series before the first one.
     for (Provider p : Provider.values()) {
       estimatedCounter(p);
     }
+    // Registered up front, so the series reads 0 (not absent) and an alert on rate() works at once.
+    refusedCounter(REFUSED_MODEL_NOT_PRICED);
+    refusedCounter(REFUSED_ENDPOINT_NOT_METERED);
   }
 
   /** A response cut short before its final usage, charged an estimate (see TokenEstimate). */
@@ -63,6 +69,18 @@ final class MeteringMetrics {
     return Counter.builder("quota.metering.estimated")
         .description("metered responses cut short before their final usage, charged an estimate")
         .tag("provider", provider.wireName())
+        .register(registry);
+  }
+
+  /** A request refused with an immediate response before Envoy sent it upstream. */
+  void refused(String reason) {
+    refusedCounter(reason).increment();
+  }
+
+  private Counter refusedCounter(String reason) {
+    return Counter.builder("quota.metering.refused")
+        .description("requests refused by metering before they reached the provider, by reason")
+        .tag("reason", reason)
         .register(registry);
   }
 

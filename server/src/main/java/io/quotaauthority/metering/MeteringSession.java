@@ -37,12 +37,15 @@ import org.slf4j.LoggerFactory;
  * (who pays, which provider), request body (which model; ask an OpenAI stream for its usage),
  * response headers (status, framing), response body chunks (usage), then the end of the stream.
  *
- * <p>It is never in the way (one exception: a background response, OpenAI Responses with {@code
- * "background": true}, for a key with a quota is refused in the request body phase, because its
- * usage would come on a later GET nobody meters): every other phase answers CONTINUE, the response
- * body is never changed, and
- * an internal error turns metering off for the rest of the request and lets it through. The one
- * change it makes is to an OpenAI-style streaming completion request without
+ * <p>It is never in the way but for two refusals, both only for a key with a quota and both an
+ * immediate response before anything goes upstream: a model the price table cannot price (or
+ * whose model cannot be read) gets the provider-shaped 403 {@code model_not_priced} (UsageCharger
+ * decides; Gemini at the request headers, the others at the request body), and a background
+ * response (OpenAI Responses with {@code "background": true}, whose usage would come on a later
+ * GET nobody meters) gets {@code endpoint_not_metered}. Otherwise every phase answers CONTINUE,
+ * the response body is never changed, and an internal error turns metering off for the rest of
+ * the request and lets it through. The one change it makes is to an OpenAI-style streaming
+ * completion request without
  * {@code stream_options.include_usage}, which gets it set (else the stream carries no usage), with
  * content-length updated to match; and it drops the request's accept-encoding so the provider
  * answers in plain text that can be read.
@@ -53,8 +56,11 @@ import org.slf4j.LoggerFactory;
  * response that began but ended without the provider's final usage (client gone, upstream reset,
  * an event stream that stopped short) is charged an estimate, marked as such in the ledger: per
  * bucket the larger of what the provider had reported and what {@link TokenEstimate} counts in
- * the request's text and the response text seen. Nothing is charged for a non-2xx response, a
- * complete JSON response without usage, or a request without a valid x-quota-key-id.
+ * the request's text and the response text seen. The charge is priced as the model the response
+ * names when the table prices it (an alias answered by a dated model), else as the request's
+ * model, at the service tier the response (else the request) states. Nothing is charged for a
+ * non-2xx response, a complete JSON response without usage, or a request without a valid
+ * x-quota-key-id.
  *
  * <p>The charge's report id is made here, one per stream ("m-" and 128 random bits), never taken
  * from the request: a client that can choose its x-request-id must not be able to make a second
@@ -146,6 +152,8 @@ final class MeteringSession {
   private String model;
   /** The request's input tokens as {@link TokenEstimate} counts them; 0 before its body. */
   private long promptTokens;
+  /** The service tier the request asked for (OpenAI service_tier), or null. */
+  private String serviceTier;
   /** Reads the response body; null before 2xx response headers and after charging. */
   private UsageExtractor extractor;
   private boolean charged;
@@ -217,6 +225,13 @@ final class MeteringSession {
     requestId = UsageValidation.isReportId(id) ? id : null;
     model = route.pathModel().orElse(null);
     requestHasContentLength = !EnvoyHeaders.all(h, "content-length").isEmpty();
+    if (model != null) {
+      // Gemini names the model in its path: an unpriced one is refused before the body is sent.
+      Optional<ProcessingResponse> refused = refuseUnpriced(null);
+      if (refused.isPresent()) {
+        return refused.get();
+      }
+    }
     return METERED_REQUEST_HEADERS;
   }
 
@@ -243,6 +258,12 @@ final class MeteringSession {
     request.unread().ifPresent(metrics::unreadBody);
     if (model == null) {
       model = request.model().orElse(null);
+      // Not known from the path: the body was the last chance to learn it.
+      Optional<ProcessingResponse> refused = refuseUnpriced(request.unread()
+          .map(RequestBody.Unread::describe).orElse("the request body has no \"model\" string"));
+      if (refused.isPresent()) {
+        return refused.get();
+      }
     }
     if (keyLimited && request.background() && route.endpoint() == Endpoints.OPENAI_RESPONSES) {
       return refuseBackground();
@@ -252,6 +273,7 @@ final class MeteringSession {
     // cheap byte bound serves it and the tokenizer's cost is paid where estimates happen.
     promptTokens = prompt.tokens(request.stream()
         ? TokenEstimate.Tokenizer.of(route.provider(), model) : TokenEstimate.Tokenizer.BYTE_BOUND);
+    serviceTier = request.serviceTier().orElse(null);
     if (!route.addsStreamUsage() || !request.needsIncludeUsage()) {
       return CONTINUE_REQUEST_BODY;
     }
@@ -277,7 +299,7 @@ final class MeteringSession {
 
   /** Ends metering for a refused background response; Envoy answers the client for us. */
   private ProcessingResponse refuseBackground() {
-    metrics.unmetered(MeteringMetrics.Unmetered.BACKGROUND_REFUSED);
+    metrics.refused(MeteringMetrics.REFUSED_ENDPOINT_NOT_METERED);
     ProcessingResponse refusal = BACKGROUND_REFUSALS.get(route.provider());
     // Envoy answers the client and ends the request; whatever it still sends passes unmetered.
     route = null;
@@ -445,7 +467,10 @@ final class MeteringSession {
     charged = true;
     extractor.end();
     Optional<TokenUsage> usage = extractor.usage();
-    String name = model != null ? model : extractor.reportedModel().orElse("unknown");
+    // The response's model when priced (an alias answered by a dated model), else the request's.
+    String name = charger.chargedModel(model, extractor.reportedModel());
+    // The tier that served it, as the response says; else the one the request asked for.
+    String tier = extractor.reportedServiceTier().orElse(serviceTier);
     boolean estimate = TokenEstimate.needed(route.format(), extractor.started(),
         extractor.finalUsageSeen(), complete, extractor.framing() == UsageExtractor.Framing.SSE);
     long outputTokens = estimate ? extractor.outputTokens() : 0;
@@ -458,7 +483,7 @@ final class MeteringSession {
             + " of {} input and {} output tokens", route.provider().wireName(), reportId,
             estimated.inputTokens() + estimated.cachedInputTokens() + estimated.cacheWriteTokens(),
             estimated.outputTokens());
-        charger.charge(keyId, reportId, requestId, route.provider(), name, estimated, true);
+        charger.charge(keyId, reportId, requestId, route.provider(), name, tier, estimated, true);
         return;
       }
     }
@@ -468,7 +493,30 @@ final class MeteringSession {
           route.provider().wireName(), reportId);
       return;
     }
-    charger.charge(keyId, reportId, requestId, route.provider(), name, usage.get());
+    charger.charge(keyId, reportId, requestId, route.provider(), name, tier, usage.get(), false);
+  }
+
+  /**
+   * The immediate response that refuses this request before it reaches the provider, when
+   * UsageCharger's unpriced rule says so (a key with a quota, an unpriced or unreadable model, no
+   * unpriced rate set); empty to let it pass. A refusal ends metering and the stream, like a
+   * local reply: nothing reached the provider, nothing is charged.
+   *
+   * @param why when {@link #model} is null, what kept it from being read
+   */
+  private Optional<ProcessingResponse> refuseUnpriced(String why) {
+    Optional<ProviderError> error = charger.refusal(model, keyLimited, why);
+    if (error.isEmpty()) {
+      return Optional.empty();
+    }
+    metrics.refused(MeteringMetrics.REFUSED_MODEL_NOT_PRICED);
+    log.info("{} request for report {} refused before upstream: {}", route.provider().wireName(),
+        reportId, error.get().message());
+    ProcessingResponse reply = ImmediateReplies.refusal(route.provider(), error.get());
+    route = null;
+    stopMetering();
+    finished = true;
+    return Optional.of(reply);
   }
 
   /** "m-" and 128 random bits in base64url: 24 characters, unguessable and never repeated. */

@@ -27,6 +27,12 @@ public record ModelPrice(
     return new ModelPrice(perMtok, perMtok, perMtok, perMtok);
   }
 
+  /** Every bucket's price multiplied by the factor (a dearer service tier). */
+  public ModelPrice times(BigDecimal factor) {
+    return new ModelPrice(inputPerMtok.multiply(factor), outputPerMtok.multiply(factor),
+        cachedInputPerMtok.multiply(factor), cacheWritePerMtok.multiply(factor));
+  }
+
   /**
    * The cost of these tokens in USD: the exact sum of tokens x price over all buckets, divided by
    * one million, then rounded once, HALF_UP, to 8 decimals (the ledger's precision). Rounding the

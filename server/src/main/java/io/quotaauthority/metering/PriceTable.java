@@ -25,8 +25,30 @@ import java.util.regex.Pattern;
 /**
  * Model prices by name, read from YAML. A name is exact ({@code gpt-4o-2024-05-13}) or a prefix
  * ending in '*' ({@code gpt-4o*}, and {@code *} alone for everything). An exact name beats any
- * prefix; among prefixes the longest wins, so {@code gpt-4o-mini-2024-07-18} takes
- * {@code gpt-4o-mini*} over {@code gpt-4o*}. Names compare case-insensitively. Immutable.
+ * prefix; among the prefixes a name starts with, the longest decides. Names compare
+ * case-insensitively. Immutable.
+ *
+ * <p><b>What a prefix covers.</b> A prefix {@code X*} whose X ends in a letter or digit covers X
+ * itself and X followed by a <em>snapshot tail</em>, nothing else:
+ * <ul>
+ *   <li>{@code :} and anything after it (the tail of a fine-tuned name,
+ *       {@code ft:gpt-4o-mini-2024-07-18:org::id});
+ *   <li>or segments, each introduced by {@code -} or {@code @}: the first a number of three or
+ *       more digits ({@code -0613}, {@code -2024-08-06}, {@code -20250929}, {@code @20240620},
+ *       {@code -001}) or a status word ({@code latest}, {@code preview}, {@code exp}); each later
+ *       one any number ({@code -08}, {@code -09-2025}) or a status word; then optionally the
+ *       {@code :} tail.
+ * </ul>
+ * Anything else after X is another model: a 1–2 digit number or a directly appended character is
+ * a newer family ({@code gpt-5.6} is not {@code gpt-5*}, {@code claude-opus-4-8} is not
+ * {@code claude-opus-4*}, {@code gpt-4o2} is not {@code gpt-4o*}), and any other word is a
+ * sibling with a price of its own ({@code o1-pro} costs ten times {@code o1},
+ * {@code gpt-4o-realtime-preview} twice {@code gpt-4o}). Such a name is priced only by a row of
+ * its own ({@code o1-pro*}, {@code gpt-4o-mini*}); the longest prefix it starts with decides, and
+ * when that prefix does not cover it the name is unpriced: no shorter prefix is tried. Unpriced
+ * is safe (keys with a quota are refused, see UsageCharger); an older sibling's price is not.
+ * A prefix whose X ends in another character ({@code foo-*}, or {@code *} alone) covers every
+ * name starting with X, literally.
  *
  * <pre>
  * as_of: "2025-11-20"          # optional, shown in logs
@@ -47,6 +69,14 @@ public final class PriceTable {
       .disable(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES)
       .build();
   private static final Pattern NAME = Pattern.compile("[a-z0-9._:/@+-]*\\*?");
+  /**
+   * What may follow a prefix's name for the prefix to cover it: nothing; a fine-tune tail after
+   * ':'; or '-'/'@' segments, the first a 3+ digit number or a status word, later ones any number
+   * or a status word (dates written -2024-08-06 or -09-2025), then optionally the ':' tail.
+   */
+  private static final Pattern SNAPSHOT_TAIL = Pattern.compile(
+      "(?:[-@](?:\\d{3,}|latest|preview|exp)(?:[-@](?:\\d+|latest|preview|exp))*)?(?::.*)?",
+      Pattern.DOTALL);
   private static final Pattern DECIMAL = Pattern.compile("\\d{1,9}(\\.\\d{1,12})?");
   private static final Set<String> TOP_KEYS = Set.of("as_of", "models");
   private static final Set<String> PRICE_KEYS =
@@ -76,10 +106,21 @@ public final class PriceTable {
     }
     for (Prefix prefix : prefixes) { // longest first
       if (name.startsWith(prefix.prefix())) {
-        return Optional.of(prefix.price());
+        // The longest prefix the name starts with decides: a name it does not cover is another
+        // model, and a shorter prefix (an older or cheaper sibling) must not price it.
+        return covers(prefix.prefix(), name.substring(prefix.prefix().length()))
+            ? Optional.of(prefix.price()) : Optional.empty();
       }
     }
     return Optional.empty();
+  }
+
+  /** Whether a prefix covers the name that is it followed by this tail (see the class comment). */
+  static boolean covers(String prefix, String tail) {
+    if (prefix.isEmpty() || !Character.isLetterOrDigit(prefix.charAt(prefix.length() - 1))) {
+      return true; // "*" or "foo-*": the operator asked for a literal prefix
+    }
+    return SNAPSHOT_TAIL.matcher(tail).matches();
   }
 
   /** How many names the table has. */

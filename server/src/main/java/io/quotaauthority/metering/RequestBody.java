@@ -77,6 +77,16 @@ final class RequestBody {
     String tag() {
       return name().toLowerCase(Locale.ROOT);
     }
+
+    /** For a client's error: what is wrong with its body. */
+    String describe() {
+      return switch (this) {
+        case NOT_JSON -> "the request body is not one JSON object";
+        case TOO_DEEP -> "the request body is nested deeper than " + MAX_DEPTH;
+        case TOO_LONG -> "the request body has a value longer than its limit";
+        case DUPLICATE_KEY -> "the request body has a duplicate key";
+      };
+    }
   }
 
   private final String model;
@@ -91,10 +101,13 @@ final class RequestBody {
   private final long optionsStart;
   private final long optionsEnd;
   private final Unread unread;
+  /** OpenAI's top-level service_tier (flex, priority, ...), lower-cased; null when absent. */
+  private final String serviceTier;
 
   private RequestBody(String model, boolean stream, boolean background, boolean includeUsage,
       boolean hasStreamOptions, long objectStart, long optionsStart, long optionsEnd,
-      Unread unread) {
+      Unread unread, String serviceTier) {
+    this.serviceTier = serviceTier;
     this.model = model;
     this.stream = stream;
     this.background = background;
@@ -107,7 +120,7 @@ final class RequestBody {
   }
 
   private static RequestBody unread(Unread why) {
-    return new RequestBody(null, false, false, false, false, -1, -1, -1, why);
+    return new RequestBody(null, false, false, false, false, -1, -1, -1, why, null);
   }
 
   /** Top-level fields that hold the prompt's text (every supported API's names). */
@@ -147,6 +160,7 @@ final class RequestBody {
       }
       long start = p.currentTokenLocation().getByteOffset();
       String model = null;
+      String serviceTier = null;
       boolean stream = false;
       boolean background = false;
       boolean includeUsage = false;
@@ -160,6 +174,8 @@ final class RequestBody {
           case "model" -> model = value == JsonToken.VALUE_STRING ? p.getText() : null;
           case "stream" -> stream = value == JsonToken.VALUE_TRUE;
           case "background" -> background = value == JsonToken.VALUE_TRUE;
+          case "service_tier" -> serviceTier = value == JsonToken.VALUE_STRING
+              ? p.getText().toLowerCase(Locale.ROOT) : null;
           case "stream_options" -> {
             hasStreamOptions = true;
             optionsStart = p.currentTokenLocation().getByteOffset();
@@ -196,7 +212,7 @@ final class RequestBody {
         return unread(Unread.NOT_JSON);
       }
       return new RequestBody(model, stream, background, includeUsage, hasStreamOptions, start, optionsStart,
-          optionsEnd, null);
+          optionsEnd, null, serviceTier);
     } catch (StreamConstraintsException e) {
       // Jackson names the limit only in its message; RequestBodyTest pins both texts.
       String m = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT);
@@ -288,6 +304,11 @@ final class RequestBody {
   /** {@code "background": true} at the top level (OpenAI Responses: usage only on a later GET). */
   boolean background() {
     return background;
+  }
+
+  /** The service tier the request asks for (OpenAI's service_tier), lower-cased. */
+  Optional<String> serviceTier() {
+    return Optional.ofNullable(serviceTier);
   }
 
   /** True for a stream whose usage would not be reported unless we ask for it. */

@@ -2,6 +2,7 @@ package io.quotaauthority.metering;
 
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quotaauthority.provider.Provider;
+import io.quotaauthority.provider.ProviderError;
 import io.quotaauthority.usage.UsageOutcome;
 import io.quotaauthority.usage.UsageReport;
 import io.quotaauthority.usage.UsageSink;
@@ -11,6 +12,7 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -23,8 +25,17 @@ import org.slf4j.LoggerFactory;
 /**
  * Prices what a metered response used and hands it to the {@link UsageSink}: one report per
  * request under the report id its metering stream made, so the sink charges it exactly once
- * however often it is retried. A model missing from the price table is charged the configured flat
- * unpriced rate for every token (0 records the tokens at no cost), counted and logged once.
+ * however often it is retried.
+ *
+ * <p>The unpriced rule lives here. A model missing from the price table is, when the operator set
+ * a flat unpriced rate, charged that rate for every token, whichever the key; when no rate is set
+ * (the default), a key with a quota is refused before the provider is called ({@link #refusal})
+ * and an unlimited key's usage is recorded at 0. Either way it is counted in
+ * quota_metering_unpriced_total{model} and logged once per model.
+ *
+ * <p>Service tiers: OpenAI's {@code priority} is charged at {@link #PRIORITY_FACTOR} times the
+ * row, at least the priority price OpenAI publishes for every model it offers it on; flex and
+ * batch are charged at the standard rate (they cost less); anything else at the standard rate.
  */
 public final class UsageCharger {
   private static final Logger log = LoggerFactory.getLogger(UsageCharger.class);
@@ -44,6 +55,10 @@ public final class UsageCharger {
 
   private final UsageSink sink;
   private final Supplier<PriceTable> prices;
+  /** OpenAI priority processing costs 1.7-2x standard (https://openai.com/api-priority-processing/). */
+  static final BigDecimal PRIORITY_FACTOR = BigDecimal.valueOf(2);
+
+  /** The flat rate for unpriced models, or null when none is set (refuse limited keys). */
   private final ModelPrice unpricedPrice;
   private final Clock clock;
   private final MeteringMetrics metrics;
@@ -53,7 +68,9 @@ public final class UsageCharger {
   /**
    * @param sink where reports go (the usage pipeline)
    * @param prices the price table in force, e.g. a {@link ReloadingPriceTable}
-   * @param unpricedUsdPerMtok USD per million tokens for a model the table lacks (0 = free)
+   * @param unpricedUsdPerMtok USD per million tokens for a model the table lacks, charged to every
+   *     key; null when the operator set none: keys with a quota are refused such models, unlimited
+   *     keys are recorded at 0
    * @param registry where the metering counters are registered
    * @param clock gives each report's occurredAt
    */
@@ -66,10 +83,10 @@ public final class UsageCharger {
       MeterRegistry registry, Clock clock, List<Duration> retryDelays) {
     this.sink = Objects.requireNonNull(sink);
     this.prices = Objects.requireNonNull(prices);
-    if (unpricedUsdPerMtok.signum() < 0) {
+    if (unpricedUsdPerMtok != null && unpricedUsdPerMtok.signum() < 0) {
       throw new IllegalArgumentException("unpriced model price must not be negative");
     }
-    this.unpricedPrice = ModelPrice.flat(unpricedUsdPerMtok);
+    this.unpricedPrice = unpricedUsdPerMtok == null ? null : ModelPrice.flat(unpricedUsdPerMtok);
     this.clock = Objects.requireNonNull(clock);
     this.metrics = new MeteringMetrics(registry);
     this.retryDelays = List.copyOf(retryDelays);
@@ -77,6 +94,40 @@ public final class UsageCharger {
 
   MeteringMetrics metrics() {
     return metrics;
+  }
+
+  /**
+   * Whether a request must be refused before it reaches the provider, and with which error: only a
+   * key with a quota, only when no unpriced rate is set, and only for a model the table cannot
+   * price (or that the request does not name: {@code model} null, {@code why} says why).
+   *
+   * @param model the model the request names, or null when it names none that could be read
+   * @param why when model is null, what kept it from being read (for the client's error)
+   */
+  Optional<ProviderError> refusal(String model, boolean keyLimited, String why) {
+    if (!keyLimited || unpricedPrice != null) {
+      return Optional.empty();
+    }
+    if (model == null) {
+      return Optional.of(ProviderError.modelNotNamed(why));
+    }
+    // The name as report() will price it: the same sanitizing, the same table.
+    String name = UsageValidation.sanitizeName(model);
+    return prices.get().find(name).isPresent()
+        ? Optional.empty() : Optional.of(ProviderError.modelNotPriced(name));
+  }
+
+  /**
+   * The model a response is charged as: the one the response names when the table prices it (an
+   * alias or "-latest" request is answered by a dated model, which is what the provider bills),
+   * else the one the request named, else whatever the response named ("unknown" if nothing).
+   */
+  String chargedModel(String requested, Optional<String> reported) {
+    if (reported.isPresent()
+        && prices.get().find(UsageValidation.sanitizeName(reported.get())).isPresent()) {
+      return reported.get();
+    }
+    return requested != null ? requested : reported.orElse("unknown");
   }
 
   /**
@@ -89,22 +140,31 @@ public final class UsageCharger {
    */
   UsageReport report(long keyId, String reportId, String requestId, Provider provider, String model,
       TokenUsage usage) {
-    return report(keyId, reportId, requestId, provider, model, usage, false);
+    return report(keyId, reportId, requestId, provider, model, null, usage, false);
   }
 
-  /** @param estimated the usage is an estimate for a response cut short (marked in the ledger) */
+  /**
+   * As above, for a request or response that states a service tier (null: standard), and for
+   * usage that is an estimate when {@code estimated} (a response cut short; marked in the ledger).
+   */
   UsageReport report(long keyId, String reportId, String requestId, Provider provider, String model,
-      TokenUsage usage, boolean estimated) {
+      String serviceTier, TokenUsage usage, boolean estimated) {
     String name = UsageValidation.sanitizeName(model);
     ModelPrice price = prices.get().find(name).orElse(null);
     if (price == null) {
       metrics.unpriced(name);
+      ModelPrice flat = unpricedPrice == null ? ModelPrice.flat(BigDecimal.ZERO) : unpricedPrice;
       if (loggedUnpriced.size() < MAX_LOGGED_UNPRICED && loggedUnpriced.add(name)) {
         log.warn("model '{}' ({}) is not in the price table; charging {} USD per million tokens"
-            + " (QUOTA_UNPRICED_MODEL_USD_PER_MTOK); logged once per model",
-            name, provider.wireName(), unpricedPrice.inputPerMtok().toPlainString());
+            + " (QUOTA_UNPRICED_MODEL_USD_PER_MTOK{}); logged once per model",
+            name, provider.wireName(), flat.inputPerMtok().toPlainString(),
+            unpricedPrice == null ? " unset: keys with a quota are refused it" : "");
       }
-      price = unpricedPrice;
+      price = flat;
+    } else if (provider == Provider.OPENAI && "priority".equals(serviceTier)) {
+      // Priority costs more than standard and the table has no column for it: a bound that is
+      // at least every published priority price, so a limited key is never undercharged.
+      price = price.times(PRIORITY_FACTOR);
     }
     BigDecimal cost = price.costOf(usage);
     UsageReport report = new UsageReport(reportId, keyId, cost, name, provider.wireName(),
@@ -126,19 +186,20 @@ public final class UsageCharger {
    */
   public CompletionStage<UsageOutcome> charge(long keyId, String reportId, String requestId,
       Provider provider, String model, TokenUsage usage) {
-    return charge(keyId, reportId, requestId, provider, model, usage, false);
+    return charge(keyId, reportId, requestId, provider, model, null, usage, false);
   }
 
   /**
-   * As {@link #charge(long, String, String, Provider, String, TokenUsage)}, for usage that is an
-   * estimate when {@code estimated} (a response cut short before its final usage).
+   * As {@link #charge(long, String, String, Provider, String, TokenUsage)}, priced for the service
+   * tier the request or response stated (null: standard), for usage that is an estimate when
+   * {@code estimated} (a response cut short before its final usage).
    */
   public CompletionStage<UsageOutcome> charge(long keyId, String reportId, String requestId,
-      Provider provider, String model, TokenUsage usage, boolean estimated) {
+      Provider provider, String model, String serviceTier, TokenUsage usage, boolean estimated) {
     CompletableFuture<UsageOutcome> done = new CompletableFuture<>();
     UsageReport report;
     try {
-      report = report(keyId, reportId, requestId, provider, model, usage, estimated);
+      report = report(keyId, reportId, requestId, provider, model, serviceTier, usage, estimated);
     } catch (IllegalArgumentException e) {
       metrics.charged(provider, "rejected");
       metrics.lost(MeteringMetrics.Lost.INVALID);

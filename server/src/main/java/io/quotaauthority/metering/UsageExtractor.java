@@ -56,6 +56,8 @@ final class UsageExtractor {
   private Framing framing;
   private final Map<String, Long> latest = new HashMap<>();
   private String reportedModel;
+  /** The service tier the response names (OpenAI), or null. */
+  private String reportedServiceTier;
   private final JsonUsageScanner scanner;
   private final SseEventSplitter splitter;
   private byte[] buffer;
@@ -100,6 +102,11 @@ final class UsageExtractor {
       @Override
       public void model(String model) {
         reportedModel = model;
+      }
+
+      @Override
+      public void serviceTier(String tier) {
+        reportedServiceTier = tier.toLowerCase(java.util.Locale.ROOT);
       }
     });
     this.splitter = new SseEventSplitter(new SseEventSplitter.Listener() {
@@ -203,6 +210,11 @@ final class UsageExtractor {
     return format.tokens(latest);
   }
 
+  /** The service tier the response named (OpenAI's service_tier), lower-cased, if it did. */
+  Optional<String> reportedServiceTier() {
+    return Optional.ofNullable(reportedServiceTier);
+  }
+
   /** The model the response named, if it did. */
   Optional<String> reportedModel() {
     return Optional.ofNullable(reportedModel);
@@ -211,7 +223,8 @@ final class UsageExtractor {
   int retainedBytes() {
     int model = reportedModel == null ? 0 : reportedModel.length();
     int counted = output == null ? 0 : output.retainedBytes();
-    return scanner.retainedBytes() + splitter.retainedBytes() + latest.size() * 64 + model + counted;
+    int tier = reportedServiceTier == null ? 0 : reportedServiceTier.length();
+    return scanner.retainedBytes() + splitter.retainedBytes() + latest.size() * 64 + model + counted + tier;
   }
 
   private static boolean isBlank(byte b) {

@@ -31,6 +31,19 @@ public record ProviderError(int http, String grpcStatus, String code, String mes
   }
 
   /**
+   * A key with a quota sent a request whose model could not be read (a body that is not JSON, too
+   * deep, or names no model): it could not be priced, so it is refused like an unpriced model.
+   *
+   * @param why what kept the model from being read ("the request body is not JSON")
+   */
+  public static ProviderError modelNotNamed(String why) {
+    return new ProviderError(403, "PERMISSION_DENIED", "model_not_priced",
+        "The request names no model this gateway can read (" + why + "), so keys with a quota"
+            + " cannot send it.",
+        "invalid_request_error", "permission_error");
+  }
+
+  /**
    * A key with a quota asked for an endpoint whose cost the gateway cannot meter: refused before
    * the provider is called (README "Endpoints").
    *

@@ -40,7 +40,7 @@ class SettingsTest {
     assertThat(s.usageQueueMax()).isEqualTo(20_000);
     assertThat(s.shutdownTimeout()).isEqualTo(Duration.ofSeconds(10));
     assertThat(s.pricesFile()).isEmpty();
-    assertThat(s.unpricedModelUsdPerMtok()).isEqualTo("0");
+    assertThat(s.unpricedModelUsdPerMtok()).isEmpty();
     assertThat(s.logFormat()).isEqualTo(Settings.LogFormat.TEXT);
     assertThat(s.tlsEnabled()).isFalse();
     assertThat(s.tlsClientCa()).isEmpty();

@@ -60,9 +60,11 @@ class ExtProcServiceTest {
   private Server server;
   private ManagedChannel channel;
 
+  /** @param unpricedUsdPerMtok the operator's unpriced rate, or null for none (the default) */
   private EnvoyStream start(String unpricedUsdPerMtok) throws IOException {
     UsageCharger charger = new UsageCharger(sink, Fixtures::testPrices,
-        new BigDecimal(unpricedUsdPerMtok), registry, CLOCK, List.of(Duration.ZERO));
+        unpricedUsdPerMtok == null ? null : new BigDecimal(unpricedUsdPerMtok), registry, CLOCK,
+        List.of(Duration.ZERO));
     String name = InProcessServerBuilder.generateName();
     server = InProcessServerBuilder.forName(name)
         .addService(new ExtProcService(() -> {
@@ -94,6 +96,13 @@ class ExtProcServiceTest {
     executor.close(1000);
   }
 
+  /** A fixture whose response names another model (the provider's answer to that request). */
+  private static byte[] respondingAs(String fixture, String named, String instead) {
+    String text = new String(Fixtures.bytes(fixture), StandardCharsets.UTF_8);
+    assertThat(text).contains("\"" + named + "\"");
+    return utf8(text.replace("\"" + named + "\"", "\"" + instead + "\""));
+  }
+
   private static byte[] utf8(String s) {
     return s.getBytes(StandardCharsets.UTF_8);
   }
@@ -105,17 +114,17 @@ class ExtProcServiceTest {
   static Stream<Arguments> providerResponses() {
     return Stream.of(
         Arguments.of("/v1/chat/completions", "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"Describe the image\"}]}",
-            "openai-chat.json", Provider.OPENAI, "gpt-4o", new TokenUsage(86, 300, 1920, 0), "0.00561500"),
+            "openai-chat.json", Provider.OPENAI, "gpt-4o-2024-08-06", new TokenUsage(86, 300, 1920, 0), "0.00561500"),
         Arguments.of("/v1/chat/completions", "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}",
-            "openai-chat-stream.sse", Provider.OPENAI, "gpt-4o-mini", new TokenUsage(226, 42, 1024, 0), "0.00013590"),
+            "openai-chat-stream.sse", Provider.OPENAI, "gpt-4o-mini-2024-07-18", new TokenUsage(226, 42, 1024, 0), "0.00013590"),
         Arguments.of("/v1/responses", "{\"model\":\"o3\",\"input\":\"Plan a trip\",\"reasoning\":{\"effort\":\"medium\"}}",
-            "openai-responses.json", Provider.OPENAI, "o3", new TokenUsage(1304, 1200, 4096, 0), "0.01425600"),
+            "openai-responses.json", Provider.OPENAI, "o3-2025-04-16", new TokenUsage(1304, 1200, 4096, 0), "0.01425600"),
         Arguments.of("/v1/responses", "{\"model\":\"gpt-4.1-mini\",\"input\":\"Unicode?\",\"stream\":true}",
-            "openai-responses-stream.sse", Provider.OPENAI, "gpt-4.1-mini", new TokenUsage(952, 500, 2048, 0), "0.00138560"),
+            "openai-responses-stream.sse", Provider.OPENAI, "gpt-4.1-mini-2025-04-14", new TokenUsage(952, 500, 2048, 0), "0.00138560"),
         Arguments.of("/v1/messages", "{\"model\":\"claude-sonnet-4-5-20250929\",\"max_tokens\":1024,\"system\":[{\"type\":\"text\",\"text\":\"...\",\"cache_control\":{\"type\":\"ephemeral\"}}],\"messages\":[{\"role\":\"user\",\"content\":\"Summarise\"}]}",
             "anthropic-messages.json", Provider.ANTHROPIC, "claude-sonnet-4-5-20250929", new TokenUsage(12, 95, 0, 2048), "0.00914100"),
         Arguments.of("/v1/messages", "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":512,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Salut\"}]}",
-            "anthropic-messages-stream.sse", Provider.ANTHROPIC, "claude-haiku-4-5", new TokenUsage(25, 153, 3000, 0), "0.00109000"),
+            "anthropic-messages-stream.sse", Provider.ANTHROPIC, "claude-haiku-4-5-20251001", new TokenUsage(25, 153, 3000, 0), "0.00109000"),
         Arguments.of("/v1beta/models/gemini-2.5-pro:generateContent", "{\"contents\":[{\"parts\":[{\"text\":\"Was ist 6x7?\"}]}],\"cachedContent\":\"cachedContents/abc\"}",
             "gemini-generate.json", Provider.GEMINI, "gemini-2.5-pro", new TokenUsage(2048, 1760, 8192, 0), "0.02118400"),
         Arguments.of("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", "{\"contents\":[{\"parts\":[{\"text\":\"fox\"}]}]}",
@@ -333,7 +342,7 @@ class ExtProcServiceTest {
     envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "8", "unpriced-1", request.length), false);
     envoy.requestBody(request);
     envoy.responseHeaders(200, "application/json");
-    byte[] body = Fixtures.bytes("openai-chat.json");
+    byte[] body = respondingAs("openai-chat.json", "gpt-4o-2024-08-06", "llama-3.3-70b-instruct");
     envoy.responseBody(body, 0, body.length, true);
     // (86 + 300 + 1920) tokens x 0.25 / 1e6
     assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
@@ -351,7 +360,7 @@ class ExtProcServiceTest {
     envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "8", "unpriced-2", request.length), false);
     envoy.requestBody(request);
     envoy.responseHeaders(200, "application/json");
-    byte[] body = Fixtures.bytes("openai-chat.json");
+    byte[] body = respondingAs("openai-chat.json", "gpt-4o-2024-08-06", "llama-3.3-70b-instruct");
     envoy.responseBody(body, 0, body.length, true);
     assertThat(sink.awaitSubmitted(1, WAIT)).singleElement().satisfies(r -> {
       assertThat(r.cost()).isEqualByComparingTo("0");
@@ -359,6 +368,65 @@ class ExtProcServiceTest {
     });
     assertThat(registry.get("quota.metering.unpriced").tag("model", "llama-3.3-70b-instruct")
         .counter().count()).isEqualTo(1.0);
+  }
+
+  @ParameterizedTest(name = "request {0}, response {1}")
+  @org.junit.jupiter.params.provider.CsvSource({
+      // openai-chat-stream.sse: 226 in x 0.15 + 42 out x 0.60 + 1024 cached x 0.075 = 135.9 per million
+      "'',                            default,  0.00013590",
+      "',\"service_tier\":\"priority\"', priority, 0.00027180", // twice the row
+      "'',                            priority, 0.00027180", // the project's default tier is priority
+      "',\"service_tier\":\"priority\"', default,  0.00013590", // the response says what served it
+      "',\"service_tier\":\"flex\"',     flex,     0.00013590", // flex costs less: standard rate
+      "',\"service_tier\":\"priority\"', -,        0.00027180", // the response names none
+  })
+  void process_openAiServiceTier_priorityChargedAtTwiceTheRow(String requestTier, String responseTier,
+      String cost) throws Exception {
+    EnvoyStream envoy = start();
+    byte[] request = utf8("{\"model\":\"gpt-4o-mini\",\"stream\":true" + requestTier
+        + ",\"stream_options\":{\"include_usage\":true},\"messages\":[]}");
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "8", "tier", request.length), false);
+    envoy.requestBody(request);
+    envoy.responseHeaders(200, "text/event-stream");
+    String sse = new String(Fixtures.bytes("openai-chat-stream.sse"), StandardCharsets.UTF_8)
+        .replace("\"service_tier\":\"default\",",
+            responseTier.equals("-") ? "" : "\"service_tier\":\"" + responseTier + "\",");
+    // one byte at a time: the tier is read across every split
+    envoy.responseBodyInChunks(utf8(sse), new Random(3), 1, true, at -> { });
+    assertThat(sink.awaitSubmitted(1, WAIT)).singleElement()
+        .satisfies(r -> assertThat(r.cost()).isEqualTo(new BigDecimal(cost)));
+  }
+
+  @Test
+  void process_limitedKeyUnpricedModelWithoutRate_immediate403AndStreamEnded() throws Exception {
+    EnvoyStream envoy = start(null);
+    byte[] request = utf8("{\"model\":\"claude-opus-4-8\",\"max_tokens\":1,\"messages\":[]}");
+    // no x-quota-key-limited: treated as limited (the stricter rule)
+    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/messages", "8", "opus-4-8", request.length), false);
+    ProcessingResponse answer = envoy.requestBody(request);
+    assertThat(answer.getImmediateResponse().getStatus().getCodeValue()).isEqualTo(403);
+    JsonNode body = JSON.readTree(answer.getImmediateResponse().getBody().toStringUtf8());
+    // Anthropic's error shape
+    assertThat(body.at("/type").asText()).isEqualTo("error");
+    assertThat(body.at("/error/type").asText()).isEqualTo("permission_error");
+    assertThat(body.at("/error/message").asText()).contains("'claude-opus-4-8'").contains("model_not_priced");
+    envoy.awaitClosed();
+    assertThat(envoy.error()).isNull();
+    assertThat(sink.submitted()).isEmpty();
+    assertThat(registry.get("quota.metering.refused").tag("reason", "model_not_priced").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void process_unlimitedKeyUnreadableBody_passesUnrefused() throws Exception {
+    EnvoyStream envoy = start(null);
+    byte[] request = utf8("{\"model\":");
+    Map<String, String> h = EnvoyStream.requestHeaders("/v1/chat/completions", "8", "unl", request.length);
+    h.put(io.quotaauthority.provider.GatewayHeaders.KEY_LIMITED, "false");
+    envoy.requestHeaders(h, false);
+    assertThat(envoy.requestBody(request).hasImmediateResponse()).isFalse();
+    assertThat(registry.get("quota.metering.refused").tag("reason", "model_not_priced").counter().count())
+        .isZero();
   }
 
   static Stream<Arguments> badHeaders() {

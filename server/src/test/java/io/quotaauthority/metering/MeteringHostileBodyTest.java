@@ -60,6 +60,16 @@ class MeteringHostileBodyTest {
     db.close();
   }
 
+  /**
+   * These bodies name no model (or cannot be read): a key with a quota would be refused them
+   * before upstream (MeteringUnpricedLedgerTest), so they come from an unlimited key, whose
+   * requests are parsed and passed whatever they name.
+   */
+  private static java.util.Map<String, String> unlimited(java.util.Map<String, String> headers) {
+    headers.put(io.quotaauthority.provider.GatewayHeaders.KEY_LIMITED, "false");
+    return headers;
+  }
+
   /** {@code head} then "{}," repeated to fill {@code size} bytes, then "{}]}". */
   private static byte[] emptyObjects(String head, int size) {
     byte[] h = head.getBytes(StandardCharsets.US_ASCII);
@@ -86,8 +96,8 @@ class MeteringHostileBodyTest {
     assertThat(expected.length).isEqualTo(body.length + "\"include_usage\":true".length());
 
     ProcessingResponse r = withChecksAlongside(false, envoy -> {
-      envoy.requestHeaders(EnvoyStream.requestHeaders(
-          "/v1/chat/completions", "1", "hostile-empty-objects", body.length), false);
+      envoy.requestHeaders(unlimited(EnvoyStream.requestHeaders(
+          "/v1/chat/completions", "1", "hostile-empty-objects", body.length)), false);
       // Parsing 10 million objects takes seconds on a loaded 2-core CI machine (Envoy would have
       // given up after message_timeout and let the request pass); the bound here is on Checks.
       return envoy.requestBody(body, java.time.Duration.ofSeconds(120));
@@ -107,8 +117,8 @@ class MeteringHostileBodyTest {
     double before = tooDeep();
 
     ProcessingResponse r = withChecksAlongside(true, envoy -> {
-      envoy.requestHeaders(EnvoyStream.requestHeaders(
-          "/v1/chat/completions", "1", "hostile-deep", body.length), false);
+      envoy.requestHeaders(unlimited(EnvoyStream.requestHeaders(
+          "/v1/chat/completions", "1", "hostile-deep", body.length)), false);
       return envoy.requestBody(body);
     });
 

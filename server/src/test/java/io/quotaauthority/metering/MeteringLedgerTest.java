@@ -65,7 +65,8 @@ class MeteringLedgerTest {
       assertThat(db.scalar("SELECT string_agg(DISTINCT provider || '/' || model || '/' || cost || '/'"
           + " || input_tokens || '/' || output_tokens || '/' || cached_input_tokens || '/'"
           + " || cache_write_tokens, ',') FROM usage_events WHERE key_id = ?", keyId))
-          .isEqualTo("anthropic/claude-haiku-4-5/0.00109000/25/153/3000/0");
+          // charged as the model the response names (the request said the alias claude-haiku-4-5)
+          .isEqualTo("anthropic/claude-haiku-4-5-20251001/0.00109000/25/153/3000/0");
 
       List<UsageEvent> events = app.admin().listUsage(
           ListUsageRequest.newBuilder().setKeyId(Long.toString(keyId)).build()).getEventsList();

@@ -38,10 +38,18 @@ class MeteringPoisonTest {
   /** One metered OpenAI chat completion, as Envoy walks it through ext_proc. */
   private static void meter(TestServer app, long keyId, String requestId, String requestModelJson,
       byte[] response) {
+    meter(app, keyId, requestId, requestModelJson, response, true);
+  }
+
+  /** @param limited what Check said in x-quota-key-limited */
+  private static void meter(TestServer app, long keyId, String requestId, String requestModelJson,
+      byte[] response, boolean limited) {
     byte[] request = ("{\"model\":" + requestModelJson + ",\"messages\":[]}").getBytes(StandardCharsets.UTF_8);
     EnvoyStream envoy = new EnvoyStream(app.envoyMetering());
-    envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", Long.toString(keyId),
-        requestId, request.length), false);
+    java.util.Map<String, String> headers = EnvoyStream.requestHeaders("/v1/chat/completions",
+        Long.toString(keyId), requestId, request.length);
+    headers.put(io.quotaauthority.provider.GatewayHeaders.KEY_LIMITED, Boolean.toString(limited));
+    envoy.requestHeaders(headers, false);
     envoy.requestBody(request);
     envoy.responseHeaders(200, "application/json");
     envoy.responseBody(response, 0, response.length, true);
@@ -71,9 +79,11 @@ class MeteringPoisonTest {
         meter(app, key, "metered-" + i, "\"gpt-4o-mini\"", chatResponse("gpt-4o-mini", prompt, completion));
         expected.merge(key, MINI.costOf(new TokenUsage(prompt, completion, 0, 0)), BigDecimal::add);
       }
-      // A client's model name with NUL in it is charged (under a sanitized name), not lost.
-      meter(app, keys.get(2), "nul-model", "\"gpt-4o-mini\\u0000\"", chatResponse("gpt-4o-mini", 400, 40));
-      expected.merge(keys.get(2), MINI.costOf(new TokenUsage(400, 40, 0, 0)), BigDecimal::add);
+      // A client's model name with NUL in it is recorded (under a sanitized name), not lost. The
+      // sanitized name is unpriced, so a key with a quota would be refused it before upstream: an
+      // unlimited key's request, recorded at 0. (The response's escaped name is not read.)
+      meter(app, keys.get(2), "nul-model", "\"gpt-4o-mini\\u0000\"",
+          chatResponse("gpt-4o-mini\\u0000", 400, 40), false);
 
       awaitAccepted(registry, 21);
       assertThat(db.count("SELECT count(*) FROM usage_events WHERE request_id = 'poison-tokens'")).isZero();
@@ -83,8 +93,8 @@ class MeteringPoisonTest {
         assertThat((BigDecimal) db.scalar("SELECT sum(cost) FROM usage_events WHERE key_id = ?", e.getKey()))
             .isEqualByComparingTo(e.getValue());
       }
-      assertThat(db.scalar("SELECT model FROM usage_events WHERE request_id = 'nul-model'"))
-          .isEqualTo("gpt-4o-mini\uFFFD");
+      assertThat(db.scalar("SELECT model || '/' || cost || '/' || input_tokens FROM usage_events"
+          + " WHERE request_id = 'nul-model'")).isEqualTo("gpt-4o-mini\uFFFD/0.00000000/400");
       assertThat(registry.get("quota.metering.charges.lost").tag("reason", "invalid").counter().count())
           .isEqualTo(1.0);
       assertThat(registry.get("quota.metering.charges").tag("outcome", "accepted").counter().count())

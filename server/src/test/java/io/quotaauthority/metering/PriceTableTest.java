@@ -19,14 +19,14 @@ class PriceTableTest {
         "gpt-4o*": {input: "2.50", output: "10"}
         "gpt-4o-mini*": {input: "0.15", output: "0.60"}
         "gpt-4o-2024-05-13": {input: "5", output: "15"}
-        "gpt-4o-2024*": {input: "9", output: "9"}
+        "gpt-4o-2024-*": {input: "9", output: "9"}
         "claude-*": {input: "1", output: "1"}
       """).getBytes(StandardCharsets.UTF_8));
 
   @ParameterizedTest
   @CsvSource({
       "gpt-4o, 2.50",
-      "gpt-4o-2024-08-06, 9",          // longer prefix beats gpt-4o*
+      "gpt-4o-2024-08-06, 9",          // longer (literal) prefix beats gpt-4o*
       "gpt-4o-2024-05-13, 5",          // exact beats any prefix
       "gpt-4o-mini, 0.15",
       "gpt-4o-mini-2024-07-18, 0.15",  // longest prefix wins
@@ -128,5 +128,114 @@ class PriceTableTest {
   @Test
   void shipped_statesItsDate() {
     assertThat(PriceTable.shipped().asOf()).matches("\\d{4}-\\d{2}(-\\d{2})?");
+  }
+  /** Each published price in the fixture, with its source: model, input, output, cached, write. */
+  static Stream<Arguments> publishedPrices() {
+    String csv = new String(Fixtures.bytes("published-prices.csv"), StandardCharsets.UTF_8);
+    return csv.lines().filter(l -> !l.isBlank() && !l.startsWith("#")).map(l -> {
+      String[] f = l.split(",");
+      assertThat(f).as(l).hasSize(6);
+      return Arguments.of(f[0], f[1], f[2], f[3], f[4], f[5]);
+    });
+  }
+
+  @ParameterizedTest(name = "{0} ({5})")
+  @MethodSource("publishedPrices")
+  void shipped_publishedModel_isPricedExactlyAsPublished(String model, String input, String output,
+      String cached, String write, String source) {
+    // No prefix rule may price a model whose published price differs from the prefix's row.
+    assertThat(PriceTable.shipped().find(model)).as(model).hasValueSatisfying(p -> {
+      assertThat(p.inputPerMtok()).as("%s input", model).isEqualByComparingTo(input);
+      assertThat(p.outputPerMtok()).as("%s output", model).isEqualByComparingTo(output);
+      assertThat(p.cachedInputPerMtok()).as("%s cached input", model).isEqualByComparingTo(cached);
+      assertThat(p.cacheWritePerMtok()).as("%s cache write", model).isEqualByComparingTo(write);
+    });
+  }
+
+  @ParameterizedTest
+  @CsvSource({
+      "gpt-5.6-mini",            // newer family: not gpt-5*, not gpt-5-mini*
+      "gpt-5.6",
+      "gpt-5.2",
+      "gpt-6",
+      "gpt-4o2",                 // appended character
+      "gpt-4o-realtime-preview", // a sibling word with its own (higher) price
+      "gpt-4o-mini-tts",
+      "gpt-4o-search-preview",   // per-call search fees not modelled
+      "gpt-4-0125-previewx",
+      "gpt-4-vision-previewer",
+      "o1-pro2",
+      "o3-deep-research2",
+      "o5-mini",
+      "claude-opus-4-8",         // 1-2 digit number: newer than claude-opus-4-5
+      "claude-opus-4-6-20260101",
+      "claude-sonnet-4-6",
+      "claude-haiku-4-6",
+      "claude-opus-5",
+      "claude-3-5-sonnet-v2@20241022",
+      "gemini-2.6-flash",
+      "gemini-2.5-flash-live",
+      "gemini-2.5-flash-native-audio-preview-09-2025",
+      "gemini-3.5-flash-lite",
+      "gemini-2.0-flash-thinking-exp-01-21",
+      "gemini-ultra-latest",
+      "ft:gpt-5-2025-08-07:acme::x", // a fine-tune of a base without an ft: row
+      "ft:gpt-4o2:acme::x",
+      "tunedModels/my-model",
+  })
+  void shipped_newerFamilyOrSiblingWithoutRow_isUnpriced(String model) {
+    assertThat(PriceTable.shipped().find(model)).as(model).isEmpty();
+  }
+
+  @Test
+  void find_priceOfAnOlderSibling_isNeverTaken() {
+    // Only o1* and gpt-5*: names they do not cover stay unpriced instead of falling back.
+    PriceTable t = PriceTable.parse("""
+        models:
+          "o1*": {input: "15", output: "60"}
+          "gpt-5*": {input: "1.25", output: "10"}
+          "gpt-5-mini*": {input: "0.25", output: "2"}
+        """.getBytes(StandardCharsets.UTF_8));
+    assertThat(t.find("o1-pro")).isEmpty();
+    assertThat(t.find("o1-pro-2099-01-01")).isEmpty();
+    assertThat(t.find("gpt-5.6-mini")).isEmpty();
+    // the longest prefix decides: gpt-5-mini* does not cover it, and gpt-5* is not tried
+    assertThat(t.find("gpt-5-mini-tts")).isEmpty();
+    assertThat(t.find("o1-2024-12-17")).hasValueSatisfying(
+        p -> assertThat(p.inputPerMtok()).isEqualByComparingTo("15"));
+    assertThat(t.find("gpt-5-mini-2025-08-07@001")).isPresent();
+  }
+
+  @ParameterizedTest
+  @CsvSource({
+      "'', true",
+      "-2024-08-06, true",
+      "-0613, true",
+      "@20240620, true",
+      "-001, true",
+      "-latest, true",
+      "-preview-09-2025, true",
+      "-exp, true",
+      ":acme::id, true",
+      "-20241022:acme:x:y, true",
+      "-8, false",
+      "-12, false",
+      "-08-06, false",
+      ".6, false",
+      "2, false",
+      "-pro, false",
+      "-mini, false",
+      "-preview-tts, false",
+      "-2024-08-06-mini, false",
+      "-, false",
+  })
+  void covers_tailAfterAPrefix_onlySnapshotsAndStatusWords(String tail, boolean covered) {
+    assertThat(PriceTable.covers("gpt-4o", tail)).as("gpt-4o%s", tail).isEqualTo(covered);
+  }
+
+  @Test
+  void covers_prefixEndingInOtherCharacter_isLiteral() {
+    assertThat(PriceTable.covers("llama-", "3.3-70b")).isTrue();
+    assertThat(PriceTable.covers("", "anything")).isTrue();
   }
 }

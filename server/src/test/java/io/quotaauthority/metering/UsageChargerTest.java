@@ -16,15 +16,93 @@ import java.time.ZoneOffset;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 class UsageChargerTest {
   private static final Clock CLOCK = Clock.fixed(Instant.parse("2025-06-01T12:00:00Z"), ZoneOffset.UTC);
   private final RecordingUsageSink sink = new RecordingUsageSink();
   private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
 
+  /** @param unpriced the operator's unpriced rate, or null for none (the default) */
   private UsageCharger charger(String unpriced) {
-    return new UsageCharger(sink, Fixtures::testPrices, new BigDecimal(unpriced), registry, CLOCK,
+    return new UsageCharger(sink, Fixtures::testPrices,
+        unpriced == null ? null : new BigDecimal(unpriced), registry, CLOCK,
         List.of(Duration.ZERO, Duration.ZERO));
+  }
+
+  @ParameterizedTest(name = "{0} limited={1} rate={2}")
+  @CsvSource(nullValues = "null", value = {
+      // model,            limited, rate, refused
+      "gpt-4o,             true,    null, false",
+      "gpt-4o-2024-08-06,  true,    null, false",
+      "gpt-5.6-mini,       true,    null, true",   // newer family than gpt-5.1*: unpriced
+      "gpt-5.6-mini,       false,   null, false",  // unlimited keys always pass
+      "gpt-5.6-mini,       true,    0,    false",  // the operator set a rate: nothing is refused
+      "gpt-5.6-mini,       true,    2.5,  false",
+      "null,               true,    null, true",   // no readable model: fail closed
+      "null,               false,   null, false",
+      "null,               true,    1,    false",
+  })
+  void refusal_keyAndModelAndRate_refusesOnlyLimitedKeysWithoutARate(String model,
+      boolean limited, String rate, boolean refused) {
+    String why = "the request body is not one JSON object";
+    java.util.Optional<io.quotaauthority.provider.ProviderError> r =
+        charger(rate).refusal(model, limited, why);
+    assertThat(r.isPresent()).as("refused").isEqualTo(refused);
+    r.ifPresent(e -> {
+      assertThat(e.http()).isEqualTo(403);
+      assertThat(e.code()).isEqualTo("model_not_priced");
+      assertThat(e.message()).contains(model == null ? why : "'" + model + "'");
+    });
+  }
+
+  @ParameterizedTest
+  @CsvSource(nullValues = "null", value = {
+      // requested,          reported,                charged as
+      "gpt-4o,               gpt-4o-2024-08-06,       gpt-4o-2024-08-06",  // the dated model
+      "gemini-2.5-flash,     gemini-9-flash,          gemini-2.5-flash",   // reported unpriced
+      "gpt-4o,               null,                    gpt-4o",
+      "null,                 o3-2025-04-16,           o3-2025-04-16",
+      "null,                 unknown-model,           unknown-model",
+      "null,                 null,                    unknown",
+      "llama-3,              also-unpriced,           llama-3",
+  })
+  void chargedModel_responseNamesAModel_pricedResponseModelWins(String requested, String reported,
+      String expected) {
+    assertThat(charger("0").chargedModel(requested, java.util.Optional.ofNullable(reported)))
+        .isEqualTo(expected);
+  }
+
+  @ParameterizedTest
+  @CsvSource(nullValues = "null", value = {
+      // provider, tier,     cost: 1000 in x 2.50 + 1000 out x 10.00 = 12.5 per million
+      "OPENAI,     null,     0.01250000",
+      "OPENAI,     default,  0.01250000",
+      "OPENAI,     flex,     0.01250000",   // cheaper than standard: charged standard
+      "OPENAI,     priority, 0.02500000",   // twice the row: at least the published priority price
+      "ANTHROPIC,  priority, 0.01250000",   // committed capacity, billed outside token prices
+  })
+  void report_serviceTier_priorityChargedAtTwiceTheRow(Provider provider, String tier, String cost) {
+    assertThat(charger(null).report(1, "m-t", null, provider, "gpt-4o", tier,
+        new TokenUsage(1000, 1000, 0, 0), false).cost()).isEqualTo(new BigDecimal(cost));
+  }
+
+  @Test
+  void report_unpricedModelWithoutRate_recordsTokensAtZeroAndCounts() {
+    UsageReport r = charger(null).report(1, "m-z", null, Provider.OPENAI, "gpt-5.6-mini",
+        new TokenUsage(1000, 3000, 0, 0));
+    assertThat(r.cost()).isEqualByComparingTo("0");
+    assertThat(r.outputTokens()).isEqualTo(3000);
+    assertThat(registry.get("quota.metering.unpriced").tag("model", "gpt-5.6-mini").counter().count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void new_anyCharger_registersTheRefusalCounterAtZero() {
+    charger(null);
+    assertThat(registry.get("quota.metering.refused").tag("reason", "model_not_priced").counter()
+        .count()).isZero();
   }
 
   @Test

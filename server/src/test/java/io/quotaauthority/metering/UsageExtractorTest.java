@@ -102,6 +102,28 @@ class UsageExtractorTest {
     }
   }
 
+  static Stream<Arguments> serviceTiers() {
+    return Stream.of(
+        Arguments.of("{\"model\":\"gpt-4o\",\"service_tier\":\"priority\",\"usage\":{\"prompt_tokens\":1}}",
+            "priority"),
+        Arguments.of("data: {\"type\":\"response.completed\",\"response\":{\"service_tier\":\"Priority\"}}\n\n",
+            "priority"),
+        // a service_tier inside usage (Anthropic's) or inside content is not OpenAI's tier
+        Arguments.of("{\"usage\":{\"service_tier\":\"priority\",\"input_tokens\":1}}", ""),
+        Arguments.of("{\"choices\":[{\"message\":{\"service_tier\":\"priority\"}}]}", ""));
+  }
+
+  @ParameterizedTest
+  @MethodSource("serviceTiers")
+  void feed_serviceTierAtItsPaths_isReportedLowerCasedOneByteAtATime(String body, String tier) {
+    UsageExtractor x = new UsageExtractor(UsageFormat.OPENAI, UsageExtractor.Framing.SNIFF);
+    for (byte b : body.getBytes(StandardCharsets.UTF_8)) {
+      x.feed(new byte[] {b});
+    }
+    x.end();
+    assertThat(x.reportedServiceTier()).isEqualTo(tier.isEmpty() ? Optional.empty() : Optional.of(tier));
+  }
+
   @Test
   void feed_iterationsRepeatedOrPartial_sumOnceAndNeverBelowTopLevel() {
     UsageExtractor x = new UsageExtractor(UsageFormat.ANTHROPIC, UsageExtractor.Framing.JSON);
