@@ -189,7 +189,7 @@ public final class QuotaAuthority implements AutoCloseable {
         () -> reports.increment(UsageOutcome.Result.REJECTED));
     UsageCharger charger = new UsageCharger(batcher, prices,
         // Unset: unpriced models are refused to keys with a quota (UsageCharger).
-        settings.unpricedModelUsdPerMtok().map(BigDecimal::new).orElse(null), registry, clock);
+        settings.unpricedModelUsdPerMtok().orElse(null), registry, clock);
 
     // Two health services. The authz port's says whether this process can answer Checks: it stays
     // SERVING through a database outage (cached keys are still answered; Envoy must keep sending

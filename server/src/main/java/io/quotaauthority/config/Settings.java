@@ -1,7 +1,9 @@
 package io.quotaauthority.config;
 
+import io.quotaauthority.keys.Money;
 import io.quotaauthority.text.AsciiDecimal;
 import io.quotaauthority.text.Shown;
+import java.math.BigDecimal;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.nio.file.Path;
@@ -17,39 +19,39 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The server's configuration, resolved once at start: a flag wins over the environment, which wins
+ * The server's configuration, resolved once at start and immutable: a flag wins over the environment, which wins
  * over the default ({@link Setting} documents each field). A bad value throws {@link
  * ConfigException} with one line naming the setting.
  */
-public record Settings(
-    Optional<String> dbUrl,
-    String dbUser,
-    String dbPassword,
-    int dbPoolSize,
-    Path dataDir,
-    int authzPort,
-    int meteringPort,
-    int adminPort,
-    int metricsPort,
-    Optional<String> adminToken,
-    Optional<Path> adminTokensFile,
-    Optional<String> reporterToken,
-    Optional<String> meteringToken,
-    long cacheMaxKeys,
-    Duration negativeCacheTtl,
-    Duration refreshInterval,
-    Duration usageCommitInterval,
-    int usageCommitMax,
-    int usageQueueMax,
-    Duration shutdownTimeout,
-    Optional<Path> pricesFile,
-    Optional<String> unpricedModelUsdPerMtok,
-    LogFormat logFormat,
-    Optional<Path> tlsCert,
-    Optional<Path> tlsKey,
-    Optional<Path> tlsClientCa,
-    InetAddress metricsBind,
-    InetAddress adminBind) {
+public final class Settings {
+  private final Optional<String> dbUrl;
+  private final String dbUser;
+  private final String dbPassword;
+  private final int dbPoolSize;
+  private final Path dataDir;
+  private final int authzPort;
+  private final int meteringPort;
+  private final int adminPort;
+  private final int metricsPort;
+  private final Optional<String> adminToken;
+  private final Optional<Path> adminTokensFile;
+  private final Optional<String> reporterToken;
+  private final Optional<String> meteringToken;
+  private final long cacheMaxKeys;
+  private final Duration negativeCacheTtl;
+  private final Duration refreshInterval;
+  private final Duration usageCommitInterval;
+  private final int usageCommitMax;
+  private final int usageQueueMax;
+  private final Duration shutdownTimeout;
+  private final Optional<Path> pricesFile;
+  private final Optional<BigDecimal> unpricedModelUsdPerMtok;
+  private final LogFormat logFormat;
+  private final Optional<Path> tlsCert;
+  private final Optional<Path> tlsKey;
+  private final Optional<Path> tlsClientCa;
+  private final InetAddress metricsBind;
+  private final InetAddress adminBind;
 
   private static final Logger log = LoggerFactory.getLogger(Settings.class);
 
@@ -172,40 +174,7 @@ public record Settings(
         Tokens.check(t.env(), raw.get(t).trim());
       }
     }
-    Settings s = new Settings(
-        optional(raw.get(Setting.DB_URL)),
-        nonEmpty(raw, Setting.DB_USER),
-        raw.get(Setting.DB_PASSWORD),
-        intIn(raw, Setting.DB_POOL_SIZE, 1, 200),
-        Path.of(nonEmpty(raw, Setting.DATA_DIR)),
-        port(raw, Setting.AUTHZ_PORT),
-        port(raw, Setting.METERING_PORT),
-        port(raw, Setting.ADMIN_PORT),
-        port(raw, Setting.METRICS_PORT),
-        optional(raw.get(Setting.ADMIN_TOKEN)),
-        optional(raw.get(Setting.ADMIN_TOKENS_FILE)).map(Path::of),
-        optional(raw.get(Setting.REPORTER_TOKEN)),
-        optional(raw.get(Setting.METERING_TOKEN)),
-        intIn(raw, Setting.CACHE_MAX_KEYS, 1, Integer.MAX_VALUE),
-        duration(raw, Setting.NEGATIVE_CACHE_TTL, Duration.ofMillis(1), Duration.ofHours(1)),
-        // Each refresh reads every cached key: more often than 10 times a second is a load, not a bound.
-        duration(raw, Setting.REFRESH_INTERVAL, Duration.ofMillis(100), Duration.ofHours(1)),
-        // Reports wait this long for their group: beyond 10 s streams would stall on acks.
-        duration(raw, Setting.USAGE_COMMIT_INTERVAL, Duration.ofMillis(1), Duration.ofSeconds(10)),
-        intIn(raw, Setting.USAGE_COMMIT_MAX, 1, 100_000),
-        intIn(raw, Setting.USAGE_QUEUE_MAX, 1, 10_000_000),
-        // Capped so the deadline in nanoseconds cannot overflow (2562048h did) and a stop ends.
-        duration(raw, Setting.SHUTDOWN_TIMEOUT, Duration.ofMillis(1), Duration.ofHours(1)),
-        optional(raw.get(Setting.PRICES_FILE)).map(Path::of),
-        // Empty is meaningful here (refuse unpriced models to keys with a quota), not a default.
-        optional(raw.get(Setting.UNPRICED_MODEL_USD_PER_MTOK))
-            .map(v -> money(Setting.UNPRICED_MODEL_USD_PER_MTOK, v)),
-        logFormat(raw),
-        optional(raw.get(Setting.TLS_CERT)).map(Path::of),
-        optional(raw.get(Setting.TLS_KEY)).map(Path::of),
-        optional(raw.get(Setting.TLS_CLIENT_CA)).map(Path::of),
-        bindAddress(raw, Setting.METRICS_BIND),
-        bindAddress(raw, Setting.ADMIN_BIND));
+    Settings s = new Settings(raw);
     if (s.tlsCert.isPresent() != s.tlsKey.isPresent()) {
       throw new ConfigException("QUOTA_TLS_CERT and QUOTA_TLS_KEY must be set together");
     }
@@ -230,30 +199,204 @@ public record Settings(
     return s;
   }
 
+  /** Reads each field from the raw values, by name: a bad value throws naming its setting. */
+  private Settings(Map<Setting, String> raw) {
+    this.dbUrl = optional(raw.get(Setting.DB_URL));
+    this.dbUser = nonEmpty(raw, Setting.DB_USER);
+    this.dbPassword = raw.get(Setting.DB_PASSWORD);
+    this.dbPoolSize = intIn(raw, Setting.DB_POOL_SIZE, 1, 200);
+    this.dataDir = Path.of(nonEmpty(raw, Setting.DATA_DIR));
+    this.authzPort = port(raw, Setting.AUTHZ_PORT);
+    this.meteringPort = port(raw, Setting.METERING_PORT);
+    this.adminPort = port(raw, Setting.ADMIN_PORT);
+    this.metricsPort = port(raw, Setting.METRICS_PORT);
+    this.adminToken = optional(raw.get(Setting.ADMIN_TOKEN));
+    this.adminTokensFile = optional(raw.get(Setting.ADMIN_TOKENS_FILE)).map(Path::of);
+    this.reporterToken = optional(raw.get(Setting.REPORTER_TOKEN));
+    this.meteringToken = optional(raw.get(Setting.METERING_TOKEN));
+    this.cacheMaxKeys = intIn(raw, Setting.CACHE_MAX_KEYS, 1, Integer.MAX_VALUE);
+    this.negativeCacheTtl = duration(raw, Setting.NEGATIVE_CACHE_TTL, Duration.ofMillis(1), Duration.ofHours(1));
+    // Each refresh reads every cached key: more often than 10 times a second is a load, not a bound.
+    this.refreshInterval = duration(raw, Setting.REFRESH_INTERVAL, Duration.ofMillis(100), Duration.ofHours(1));
+    // Reports wait this long for their group: beyond 10 s streams would stall on acks.
+    this.usageCommitInterval = duration(raw, Setting.USAGE_COMMIT_INTERVAL, Duration.ofMillis(1), Duration.ofSeconds(10));
+    this.usageCommitMax = intIn(raw, Setting.USAGE_COMMIT_MAX, 1, 100_000);
+    this.usageQueueMax = intIn(raw, Setting.USAGE_QUEUE_MAX, 1, 10_000_000);
+    // Capped so the deadline in nanoseconds cannot overflow (2562048h did) and a stop ends.
+    this.shutdownTimeout = duration(raw, Setting.SHUTDOWN_TIMEOUT, Duration.ofMillis(1), Duration.ofHours(1));
+    this.pricesFile = optional(raw.get(Setting.PRICES_FILE)).map(Path::of);
+    // Empty is meaningful here (refuse unpriced models to keys with a quota), not a default.
+    this.unpricedModelUsdPerMtok = optional(raw.get(Setting.UNPRICED_MODEL_USD_PER_MTOK))
+        .map(v -> money(Setting.UNPRICED_MODEL_USD_PER_MTOK, v));
+    this.logFormat = logFormat(raw);
+    this.tlsCert = optional(raw.get(Setting.TLS_CERT)).map(Path::of);
+    this.tlsKey = optional(raw.get(Setting.TLS_KEY)).map(Path::of);
+    this.tlsClientCa = optional(raw.get(Setting.TLS_CLIENT_CA)).map(Path::of);
+    this.metricsBind = bindAddress(raw, Setting.METRICS_BIND);
+    this.adminBind = bindAddress(raw, Setting.ADMIN_BIND);
+  }
+
+  public Optional<String> dbUrl() {
+    return dbUrl;
+  }
+
+  public String dbUser() {
+    return dbUser;
+  }
+
+  public String dbPassword() {
+    return dbPassword;
+  }
+
+  public int dbPoolSize() {
+    return dbPoolSize;
+  }
+
+  public Path dataDir() {
+    return dataDir;
+  }
+
+  public int authzPort() {
+    return authzPort;
+  }
+
+  public int meteringPort() {
+    return meteringPort;
+  }
+
+  public int adminPort() {
+    return adminPort;
+  }
+
+  public int metricsPort() {
+    return metricsPort;
+  }
+
+  public Optional<String> adminToken() {
+    return adminToken;
+  }
+
+  public Optional<Path> adminTokensFile() {
+    return adminTokensFile;
+  }
+
+  public Optional<String> reporterToken() {
+    return reporterToken;
+  }
+
+  public Optional<String> meteringToken() {
+    return meteringToken;
+  }
+
+  public long cacheMaxKeys() {
+    return cacheMaxKeys;
+  }
+
+  public Duration negativeCacheTtl() {
+    return negativeCacheTtl;
+  }
+
+  public Duration refreshInterval() {
+    return refreshInterval;
+  }
+
+  public Duration usageCommitInterval() {
+    return usageCommitInterval;
+  }
+
+  public int usageCommitMax() {
+    return usageCommitMax;
+  }
+
+  public int usageQueueMax() {
+    return usageQueueMax;
+  }
+
+  public Duration shutdownTimeout() {
+    return shutdownTimeout;
+  }
+
+  public Optional<Path> pricesFile() {
+    return pricesFile;
+  }
+
+  public Optional<BigDecimal> unpricedModelUsdPerMtok() {
+    return unpricedModelUsdPerMtok;
+  }
+
+  public LogFormat logFormat() {
+    return logFormat;
+  }
+
+  public Optional<Path> tlsCert() {
+    return tlsCert;
+  }
+
+  public Optional<Path> tlsKey() {
+    return tlsKey;
+  }
+
+  public Optional<Path> tlsClientCa() {
+    return tlsClientCa;
+  }
+
+  public InetAddress metricsBind() {
+    return metricsBind;
+  }
+
+  public InetAddress adminBind() {
+    return adminBind;
+  }
+
   public boolean tlsEnabled() {
     return tlsCert.isPresent();
   }
 
-  /** Like the record's own, but the password and tokens ({@link Setting#secret}) are masked. */
+  /** Every field, in declaration order: what toString shows and equals compares. */
+  private static final List<java.lang.reflect.Field> FIELDS = java.util.Arrays.stream(
+          Settings.class.getDeclaredFields())
+      .filter(f -> !java.lang.reflect.Modifier.isStatic(f.getModifiers()))
+      .toList();
+
+  private List<Object> values() {
+    List<Object> values = new ArrayList<>(FIELDS.size());
+    for (java.lang.reflect.Field f : FIELDS) {
+      try {
+        values.add(f.get(this));
+      } catch (IllegalAccessException e) {
+        throw new IllegalStateException(e);
+      }
+    }
+    return values;
+  }
+
+  /** Each field by name, the password and tokens ({@link Setting#secret}) masked. */
   @Override
   public String toString() {
     StringBuilder sb = new StringBuilder("Settings[");
-    for (java.lang.reflect.RecordComponent c : Settings.class.getRecordComponents()) {
-      Object value;
-      try {
-        value = c.getAccessor().invoke(this);
-      } catch (ReflectiveOperationException e) {
-        throw new IllegalStateException(e);
-      }
-      if (SECRET_FIELDS.contains(c.getName())) {
+    List<Object> values = values();
+    for (int i = 0; i < FIELDS.size(); i++) {
+      String name = FIELDS.get(i).getName();
+      Object value = values.get(i);
+      if (SECRET_FIELDS.contains(name)) {
         value = value instanceof Optional<?> o ? o.map(v -> "***") : ((String) value).isEmpty() ? "" : "***";
       }
-      sb.append(sb.length() > 9 ? ", " : "").append(c.getName()).append('=').append(value);
+      sb.append(i > 0 ? ", " : "").append(name).append('=').append(value);
     }
     return sb.append(']').toString();
   }
 
-  /** The record components of every {@link Setting#secret}: DB_PASSWORD's is dbPassword, and so on. */
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof Settings other && values().equals(other.values());
+  }
+
+  @Override
+  public int hashCode() {
+    return values().hashCode();
+  }
+
+  /** The fields of every {@link Setting#secret}: DB_PASSWORD's is dbPassword, and so on. */
   private static final java.util.Set<String> SECRET_FIELDS = java.util.Arrays.stream(Setting.values())
       .filter(Setting::secret).map(Settings::componentName).collect(java.util.stream.Collectors.toSet());
 
@@ -360,11 +503,14 @@ public record Settings(
         + v + "'");
   }
 
-  private static String money(Setting s, String v) {
-    if (!v.matches("\\d{1,12}(\\.\\d{1,8})?")) {
+  /** A USD amount by {@link Money}'s rule (the one every API follows), as a BigDecimal. */
+  private static BigDecimal money(Setting s, String v) {
+    try {
+      return Money.parse(s.env(), v);
+    } catch (IllegalArgumentException e) {
+      // Money's message quotes the raw text; a setting's names the variable and escapes it.
       throw new ConfigException(s.env() + " must be a decimal USD amount like 1.5, got " + Shown.quoted(v));
     }
-    return v;
   }
 
   private static LogFormat logFormat(Map<Setting, String> raw) {
