@@ -38,6 +38,7 @@ import io.quotaauthority.store.KeyChangeListener;
 import io.quotaauthority.store.KeyRepository;
 import io.quotaauthority.store.Transactions;
 import io.quotaauthority.store.UsageRepository;
+import io.quotaauthority.usage.Retries;
 import io.quotaauthority.usage.UsageBatcher;
 import io.quotaauthority.usage.UsageOutcome;
 import io.quotaauthority.ops.Metrics;
@@ -48,9 +49,6 @@ import java.net.InetSocketAddress;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -70,7 +68,7 @@ public final class QuotaAuthority implements AutoCloseable {
   private final Settings settings;
   private final Database database;
   private final ThreadPoolExecutor keyLoader;
-  private final ScheduledExecutorService scheduler;
+  private final Retries scheduler;
   private final UsageBatcher batcher;
   private final UsageService usageService;
   private final KeyChangeListener listener;
@@ -87,7 +85,7 @@ public final class QuotaAuthority implements AutoCloseable {
   private boolean closed;
 
   private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
-      ScheduledExecutorService scheduler, UsageBatcher batcher, UsageService usageService,
+      Retries scheduler, UsageBatcher batcher, UsageService usageService,
       KeyChangeListener listener, ReloadingPriceTable prices, MeteringExecutor meteringWork,
       HealthStatusManager authzHealth, HealthStatusManager health, Server authzServer,
       Server meteringServer, Server adminServer, KeyCache cache, PendingUsage pendingUsage,
@@ -181,7 +179,7 @@ public final class QuotaAuthority implements AutoCloseable {
         settings.usageCommitInterval(), settings.usageQueueMax(), ops.metrics().commitRecorder());
     // Delayed work (held usage reports, metering's charge retries); drained at shutdown before
     // the batcher closes, so a retry waiting here is still committed.
-    ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(daemonThreads("scheduler"));
+    Retries scheduler = new Retries("usage-retries");
     KeyChangeListener listener = new KeyChangeListener(database::openDedicatedConnection, keys, cache,
         settings.refreshInterval(), ops.metrics().keyChangeRecorder());
     Metrics.EnumCounters<UsageOutcome.Result> reports = ops.metrics().usageReports();
@@ -189,7 +187,7 @@ public final class QuotaAuthority implements AutoCloseable {
         () -> reports.increment(UsageOutcome.Result.REJECTED));
     UsageCharger charger = new UsageCharger(batcher, prices,
         // Unset: unpriced models are refused to keys with a quota (UsageCharger).
-        settings.unpricedModelUsdPerMtok().orElse(null), registry, clock);
+        settings.unpricedModelUsdPerMtok().orElse(null), registry, clock, scheduler);
 
     // Two health services. The authz port's says whether this process can answer Checks: it stays
     // SERVING through a database outage (cached keys are still answered; Envoy must keep sending
@@ -358,10 +356,9 @@ public final class QuotaAuthority implements AutoCloseable {
     // nobody reads now, but also the charges of responses that ended) before the batcher closes.
     meteringWork.close(Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) + 1000);
     // No call can queue usage any more: commit what is queued, then let go of the database.
-    // Delayed work still waiting (a held report, a charge retry) runs now: shutdown() keeps the
-    // scheduled tasks, which then find the batcher still open. Bounded by the deadline.
-    scheduler.shutdown();
-    awaitOrStop(scheduler, deadline);
+    // Delayed work (a held report, a charge retry) is drained while the batcher is still open:
+    // what is due by the deadline runs at its time; what would wait longer runs now, once.
+    scheduler.drain(deadline);
     batcher.close(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())).plusSeconds(1));
     listener.close();
     keyLoader.shutdownNow();
@@ -380,17 +377,6 @@ public final class QuotaAuthority implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       server.shutdownNow();
-    }
-  }
-
-  private static void awaitOrStop(ExecutorService executor, long deadlineNanos) {
-    try {
-      if (!executor.awaitTermination(Math.max(0, deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS)) {
-        executor.shutdownNow();
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      executor.shutdownNow();
     }
   }
 

@@ -5,6 +5,7 @@ import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
 import io.quotaauthority.usage.UsageOutcome;
 import io.quotaauthority.usage.UsageReport;
+import io.quotaauthority.usage.Retries;
 import io.quotaauthority.usage.UsageSink;
 import io.quotaauthority.usage.UsageValidation;
 import java.math.BigDecimal;
@@ -17,6 +18,7 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -63,6 +65,7 @@ public final class UsageCharger {
   private final Clock clock;
   private final MeteringMetrics metrics;
   private final List<Duration> retryDelays;
+  private final Retries retries;
   private final Set<String> loggedUnpriced = ConcurrentHashMap.newKeySet();
 
   /**
@@ -73,14 +76,18 @@ public final class UsageCharger {
    *     keys are recorded at 0
    * @param registry where the metering counters are registered
    * @param clock gives each report's occurredAt
+   * @param retries where a charge the sink did not take waits for its next attempt: owned by the
+   *     composition root, which runs what still waits at shutdown before the sink closes
    */
   public UsageCharger(UsageSink sink, Supplier<PriceTable> prices, BigDecimal unpricedUsdPerMtok,
-      MeterRegistry registry, Clock clock) {
-    this(sink, prices, unpricedUsdPerMtok, registry, clock, DEFAULT_RETRY_DELAYS);
+      MeterRegistry registry, Clock clock, Retries retries) {
+    this(sink, prices, unpricedUsdPerMtok, registry, clock, retries, DEFAULT_RETRY_DELAYS);
   }
 
   UsageCharger(UsageSink sink, Supplier<PriceTable> prices, BigDecimal unpricedUsdPerMtok,
-      MeterRegistry registry, Clock clock, List<Duration> retryDelays) {
+      MeterRegistry registry, Clock clock, Retries retries,
+      List<Duration> retryDelays) {
+    this.retries = Objects.requireNonNull(retries);
     this.sink = Objects.requireNonNull(sink);
     this.prices = Objects.requireNonNull(prices);
     if (unpricedUsdPerMtok != null && unpricedUsdPerMtok.signum() < 0) {
@@ -244,8 +251,17 @@ public final class UsageCharger {
         log.warn("usage report {} not charged (attempt {}), retrying: {}", report.reportId(),
             attempt + 1, internal ? outcome.message() : error.toString());
         long delay = retryDelays.get(attempt).toMillis();
-        CompletableFuture.delayedExecutor(delay, TimeUnit.MILLISECONDS)
-            .execute(() -> attempt(report, provider, attempt + 1, done));
+        try {
+          retries.schedule(() -> attempt(report, provider, attempt + 1, done), delay,
+              TimeUnit.MILLISECONDS);
+        } catch (RejectedExecutionException shuttingDown) {
+          // Past the shutdown deadline nothing waits any more: lost, and said so.
+          metrics.charged(provider, "failed");
+          metrics.lost(MeteringMetrics.Lost.UNAVAILABLE);
+          log.error("metered charge lost: usage report {} for key {} ({} USD) not committed before"
+              + " shutdown", report.reportId(), report.keyId(), report.cost().toPlainString());
+          done.completeExceptionally(shuttingDown);
+        }
       } else if (internal) {
         metrics.charged(provider, "rejected");
         metrics.lost(MeteringMetrics.Lost.INTERNAL);

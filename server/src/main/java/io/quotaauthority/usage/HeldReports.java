@@ -1,7 +1,6 @@
 package io.quotaauthority.usage;
 
 import java.util.ArrayDeque;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.Predicate;
@@ -17,7 +16,7 @@ import java.util.function.Predicate;
  * <p>Free of gRPC: the stream gives it how to offer a report and how to tell it is closed.
  */
 final class HeldReports {
-  private final ScheduledExecutorService scheduler;
+  private final Retries scheduler;
   private final long retryMillis;
   /** Hands a report to the sink; false when the sink refused it at once (it was not taken). */
   private final Predicate<UsageReport> offer;
@@ -26,7 +25,7 @@ final class HeldReports {
   private final ArrayDeque<UsageReport> held = new ArrayDeque<>();
   private boolean retrying;
 
-  HeldReports(ScheduledExecutorService scheduler, long retryMillis, Predicate<UsageReport> offer,
+  HeldReports(Retries scheduler, long retryMillis, Predicate<UsageReport> offer,
       BooleanSupplier closed) {
     this.scheduler = scheduler;
     this.retryMillis = retryMillis;

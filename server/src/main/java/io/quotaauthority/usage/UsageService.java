@@ -15,7 +15,6 @@ import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ScheduledExecutorService;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -38,13 +37,13 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
 
   private final UsageSink sink;
   private final Clock clock;
-  private final ScheduledExecutorService retries;
+  private final Retries retries;
   private final Runnable refusedByValidation;
   private final Set<Stream> open = ConcurrentHashMap.newKeySet();
   private volatile boolean draining;
 
   /** @param refusedByValidation told of each report refused before it reached a group (metrics) */
-  public UsageService(UsageSink sink, Clock clock, ScheduledExecutorService retries,
+  public UsageService(UsageSink sink, Clock clock, Retries retries,
       Runnable refusedByValidation) {
     this.sink = sink;
     this.clock = clock;

@@ -64,7 +64,7 @@ class ExtProcServiceTest {
   private EnvoyStream start(String unpricedUsdPerMtok) throws IOException {
     UsageCharger charger = new UsageCharger(sink, Fixtures::testPrices,
         unpricedUsdPerMtok == null ? null : new BigDecimal(unpricedUsdPerMtok), registry, CLOCK,
-        List.of(Duration.ZERO));
+        Fixtures.RETRIES, List.of(Duration.ZERO));
     String name = InProcessServerBuilder.generateName();
     server = InProcessServerBuilder.forName(name)
         .addService(new ExtProcService(() -> {
@@ -628,7 +628,7 @@ class ExtProcServiceTest {
         Thread.currentThread().interrupt();
       }
       return sink.submit(report);
-    }, Fixtures::testPrices, BigDecimal.ZERO, registry, CLOCK, List.of());
+    }, Fixtures::testPrices, BigDecimal.ZERO, registry, CLOCK, Fixtures.RETRIES, List.of());
     String name = InProcessServerBuilder.generateName();
     server = InProcessServerBuilder.forName(name).addService(new ExtProcService(charger, executor)).build().start();
     channel = InProcessChannelBuilder.forName(name).build();
@@ -730,7 +730,7 @@ class ExtProcServiceTest {
   @Test
   void process_executorSaturated_answersUnreadCountsAndChargesNothing() throws Exception {
     UsageCharger charger = new UsageCharger(sink, Fixtures::testPrices, BigDecimal.ZERO, registry,
-        CLOCK, List.of(Duration.ZERO));
+        CLOCK, Fixtures.RETRIES, List.of(Duration.ZERO));
     try (MeteringExecutor small = new MeteringExecutor(1, 1)) {
       String name = InProcessServerBuilder.generateName();
       server = InProcessServerBuilder.forName(name)

@@ -6,6 +6,9 @@ import java.io.UncheckedIOException;
 
 /** Test resources under /metering. */
 final class Fixtures {
+  /** Where the tests' UsageChargers wait between attempts (a daemon thread: never holds the JVM). */
+  static final io.quotaauthority.usage.Retries RETRIES = new io.quotaauthority.usage.Retries("test-charge-retries");
+
   private Fixtures() {}
 
   static byte[] bytes(String name) {

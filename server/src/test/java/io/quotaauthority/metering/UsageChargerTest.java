@@ -28,7 +28,7 @@ class UsageChargerTest {
   private UsageCharger charger(String unpriced) {
     return new UsageCharger(sink, Fixtures::testPrices,
         unpriced == null ? null : new BigDecimal(unpriced), registry, CLOCK,
-        List.of(Duration.ZERO, Duration.ZERO));
+        Fixtures.RETRIES, List.of(Duration.ZERO, Duration.ZERO));
   }
 
   @ParameterizedTest(name = "{0} limited={1} rate={2}")
@@ -151,7 +151,7 @@ class UsageChargerTest {
   @Test
   void unpricedCounter_inPrometheus_isQuotaMeteringUnpricedTotal() throws Exception {
     PrometheusMeterRegistry prometheus = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    new UsageCharger(sink, Fixtures::testPrices, BigDecimal.ZERO, prometheus, CLOCK)
+    new UsageCharger(sink, Fixtures::testPrices, BigDecimal.ZERO, prometheus, CLOCK, Fixtures.RETRIES)
         .charge(1, "r", null, Provider.OPENAI, "nope", new TokenUsage(1, 1, 0, 0))
         .toCompletableFuture().get();
     assertThat(prometheus.scrape()).contains("quota_metering_unpriced_total{model=\"nope\"} 1.0");
