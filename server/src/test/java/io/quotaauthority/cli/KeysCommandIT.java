@@ -1,0 +1,573 @@
+package io.quotaauthority.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.quotaauthority.testing.TestDatabase;
+import io.quotaauthority.testing.TestServer;
+import io.quotaauthority.testing.UsageStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** The admin CLI end to end: picocli in-process, a real server on real ports, real PostgreSQL. */
+class KeysCommandIT {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final Pattern SECRET = Pattern.compile("sk-[0-9A-Za-z]{43}");
+  private static final Pattern ID_LINE = Pattern.compile("(?m)^id:\\s+(\\d+)$");
+
+  private static TestDatabase db;
+  private static TestServer server;
+  private static CliRunner cli;
+
+  @TempDir
+  Path tmp;
+
+  @BeforeAll
+  static void start() {
+    db = TestDatabase.create();
+    server = TestServer.start(db);
+    cli = new CliRunner(Map.of(
+        "QUOTA_ADMIN_ADDR", "127.0.0.1:" + server.app().adminPort(),
+        "QUOTA_ADMIN_TOKEN", TestServer.ADMIN_TOKEN));
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    server.close();
+    db.close();
+  }
+
+  // ---- create ----
+
+  @Test
+  void create_withQuotaAndExpiry_printsSecretOnceWithWarning() {
+    Instant before = Instant.now();
+    CliRunner.Result r = cli.run("keys", "create", "--name", "ci-bot", "--quota", "10", "--expires-in", "7d");
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    Matcher secret = SECRET.matcher(r.out());
+    assertThat(secret.find()).as(r.out()).isTrue();
+    assertThat(r.out()).contains("will not be shown again").contains("ci-bot").contains("quota_usd:   10");
+    long id = id(r.out());
+    Instant expires = ((java.sql.Timestamp) db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", id)).toInstant();
+    assertThat(expires).isBetween(before.plus(Duration.ofDays(7)).minusSeconds(5),
+        Instant.now().plus(Duration.ofDays(7)).plusSeconds(5));
+
+    CliRunner.Result get = cli.run("keys", "get", Long.toString(id));
+    assertThat(get.exitCode()).isZero();
+    assertThat(get.out()).doesNotContain(secret.group()).contains(secret.group().substring(0, 8));
+  }
+
+  @Test
+  void create_jsonOutput_parsesWithKeyAndSecret() throws Exception {
+    CliRunner.Result r = cli.run("keys", "create", "--name", "json-key", "--expires-in", "2030-01-31T00:00:00Z",
+        "-o", "json");
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    JsonNode created = JSON.readTree(r.out());
+    assertThat(created.get("secret").asText()).matches(SECRET);
+    assertThat(created.get("key").get("name").asText()).isEqualTo("json-key");
+    assertThat(created.get("key").get("expires_at").asText()).isEqualTo("2030-01-31T00:00:00Z");
+    assertThat(r.err()).contains("will not be shown again");
+  }
+
+  @Test
+  void create_badQuota_exitsTwoWithTheServersMessageOnOneLine() {
+    CliRunner.Result r = cli.run("keys", "create", "--name", "x", "--quota", "-5");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: quota_usd").hasLineCount(1);
+    assertThat(r.out()).isEmpty();
+  }
+
+  @Test
+  void create_withoutName_exitsTwo() {
+    CliRunner.Result r = cli.run("keys", "create", "--quota", "1");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: Missing required option: '--name=NAME'").hasLineCount(1);
+  }
+
+  @Test
+  void create_unreadableExpiresIn_exitsTwoNamingTheForms() {
+    CliRunner.Result r = cli.run("keys", "create", "--name", "x", "--expires-in", "soon");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).isEqualTo("error: --expires-in must be " + Expiry.FORMS + ", got 'soon'\n");
+  }
+
+  @Test
+  void create_nameOf200Emoji_acceptedAndShownExactly() throws Exception {
+    String name = "\ud83d\ude00".repeat(200); // 200 code points, 400 UTF-16 units
+
+    CliRunner.Result r = cli.run("keys", "create", "--name", name, "-o", "json");
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    String id = JSON.readTree(r.out()).get("key").get("id").asText();
+    CliRunner.Result get = cli.run("keys", "get", id, "-o", "json");
+    assertThat(JSON.readTree(get.out()).get("name").asText()).isEqualTo(name);
+  }
+
+  @Test
+  void update_bidiOverrideInName_exitsTwoAndTheKeyKeepsItsName() {
+    long id = createKey("plain-name");
+
+    CliRunner.Result r = cli.run("keys", "update", Long.toString(id), "--name", "evil\u202etxt.exe");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: --name must not contain bidirectional override").hasLineCount(1);
+    assertThat(db.scalar("SELECT name FROM api_keys WHERE id = ?", id)).isEqualTo("plain-name");
+  }
+
+  // ---- list / get ----
+
+  @Test
+  void list_moreKeysThanOnePage_returnsEveryKeyAsJson() throws Exception {
+    List<Long> ids = new ArrayList<>();
+    for (int i = 0; i < 5; i++) {
+      ids.add(createKey("page-" + i));
+    }
+
+    CliRunner.Result r = cli.run("keys", "list", "--page-size", "2", "--output", "json");
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    JsonNode keys = JSON.readTree(r.out());
+    assertThat(keys.isArray()).isTrue();
+    List<Long> listed = new ArrayList<>();
+    keys.forEach(k -> listed.add(k.get("id").asLong()));
+    assertThat(listed).containsAll(ids).doesNotHaveDuplicates().isSorted();
+    assertThat(keys.get(0).has("quota_used_usd")).isTrue();
+  }
+
+  @Test
+  void list_text_printsATableWithAHeader() {
+    long id = createKey("table-key");
+
+    CliRunner.Result r = cli.run("keys", "list");
+
+    assertThat(r.exitCode()).isZero();
+    assertThat(r.out().lines().findFirst().orElseThrow())
+        .matches("ID\\s+NAME\\s+PREFIX\\s+STATUS\\s+QUOTA_USD\\s+USED_USD\\s+EXPIRES_AT");
+    assertThat(r.out()).containsPattern("(?m)^" + id + "\\s+table-key\\s+sk-\\S+\\s+active\\s+unlimited\\s+0\\s+never$");
+  }
+
+  @Test
+  void get_unknownId_exitsThree() {
+    CliRunner.Result r = cli.run("keys", "get", "999999999");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.NOT_FOUND);
+    assertThat(r.err()).isEqualTo("error: id: no key with id 999999999\n");
+  }
+
+  @Test
+  void get_notANumber_exitsTwo() {
+    CliRunner.Result r = cli.run("keys", "get", "abc");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: id must be a key id").hasLineCount(1);
+  }
+
+  // ---- token and connection ----
+
+  @Test
+  void get_wrongTokenFlag_exitsFourNamingWhereTheTokenCameFrom() {
+    long id = createKey("auth");
+
+    CliRunner.Result r = cli.run("keys", "get", Long.toString(id), "--token", "not-the-token");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.AUTHENTICATION);
+    assertThat(r.err()).startsWith("error: authentication failed").contains("--token").hasLineCount(1)
+        .doesNotContain("not-the-token");
+  }
+
+  @ParameterizedTest(name = "token with U+{0}")
+  @ValueSource(ints = {0x09, 0x20, 0x7F, 0x1B, 0xE9})
+  void get_tokenWithNonPrintableCharacter_exitsFourBeforeAnyCallNamingTheSourceNotTheToken(int c) {
+    String token = "sekrit-" + (char) c + "-token";
+    String method = "quota.v1.KeyAdminService/GetKey";
+    String before = adminCallLines(method);
+
+    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", token).run("keys", "get", "1");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.AUTHENTICATION);
+    assertThat(r.err()).startsWith("error: the admin token from QUOTA_ADMIN_TOKEN contains a character that is"
+        + " not printable ASCII (at position 8)").hasLineCount(1).doesNotContain("sekrit");
+    // Refused before gRPC saw it: the server counted no call at all.
+    assertThat(adminCallLines(method)).isEqualTo(before);
+  }
+
+  private static String adminCallLines(String method) {
+    return server.app().operations().metrics().scrape().lines()
+        .filter(l -> l.startsWith("quota_admin_calls_total{") && l.contains(method))
+        .collect(java.util.stream.Collectors.joining("\n"));
+  }
+
+  @Test
+  void get_noTokenAnywhere_exitsFour() {
+    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).run("keys", "get", "1", "--data-dir", tmp.toString());
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.AUTHENTICATION);
+    assertThat(r.err()).startsWith("error: no admin token").contains(tmp.resolve("admin-token").toString());
+  }
+
+  @Test
+  void get_tokenInDataDirFile_isUsedWhenNoFlagOrVariable() throws Exception {
+    long id = createKey("from-file");
+    Files.writeString(tmp.resolve("admin-token"), TestServer.ADMIN_TOKEN + "\n");
+
+    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).withEnv("QUOTA_DATA_DIR", tmp.toString())
+        .run("keys", "get", Long.toString(id));
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+  }
+
+  @Test
+  void get_tokenInQuotaAdminTokenFile_isUsedWhenNoFlagOrVariable() throws Exception {
+    long id = createKey("from-token-file");
+    Path secret = Files.writeString(tmp.resolve("mounted-secret"), TestServer.ADMIN_TOKEN + "\n");
+    Files.setPosixFilePermissions(secret, java.nio.file.attribute.PosixFilePermissions.fromString("r--------"));
+
+    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).withEnv("QUOTA_ADMIN_TOKEN_FILE", secret.toString())
+        .run("keys", "get", Long.toString(id));
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+  }
+
+  @Test
+  void get_quotaAdminTokenFileReadableByOthers_exitsFourNamingTheFile() throws Exception {
+    Path secret = Files.writeString(tmp.resolve("loose-secret"), TestServer.ADMIN_TOKEN + "\n");
+    Files.setPosixFilePermissions(secret, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+
+    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).withEnv("QUOTA_ADMIN_TOKEN_FILE", secret.toString())
+        .run("keys", "get", "1");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.AUTHENTICATION);
+    assertThat(r.err()).isEqualTo("error: QUOTA_ADMIN_TOKEN_FILE: " + secret
+        + " is readable or writable by group or others (mode 0644); chmod 600 it\n");
+  }
+
+  @Test
+  void get_tokenFlag_winsOverTheVariable() {
+    long id = createKey("flag-wins");
+
+    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", "wrong")
+        .run("keys", "get", Long.toString(id), "--token", TestServer.ADMIN_TOKEN);
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+  }
+
+  @Test
+  void get_serverUnreachable_exitsOneWithOneLine() {
+    CliRunner.Result r = cli.run("keys", "get", "1", "--admin-addr", "127.0.0.1:1");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.ERROR);
+    assertThat(r.err()).startsWith("error: cannot reach the admin API at 127.0.0.1:1").hasLineCount(1);
+  }
+
+  @Test
+  void create_sendsTheOsUserAsActor_recordedInTheAuditAsAClaim() {
+    long id = createKey("audited");
+
+    // The shared token's actor is "admin"; the OS user the CLI sends is only what the caller claims.
+    assertThat(db.scalar("SELECT actor FROM key_audit WHERE key_id = ? AND action = 'create'", id))
+        .isEqualTo("admin (claims: " + CliRunner.USER + ")");
+  }
+
+  // ---- update ----
+
+  @Test
+  void update_quotaAndStatus_changesOnlyThoseFields() throws Exception {
+    long id = createKey("before-update");
+
+    CliRunner.Result r = cli.run("keys", "update", Long.toString(id), "--quota", "25.5", "--status", "disabled",
+        "-o", "json");
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    JsonNode key = JSON.readTree(r.out());
+    assertThat(key.get("name").asText()).isEqualTo("before-update");
+    assertThat(key.get("quota_usd").asText()).isEqualTo("25.5");
+    assertThat(key.get("status").asText()).isEqualTo("KEY_STATUS_DISABLED");
+    assertThat(key.has("expires_at")).isFalse();
+  }
+
+  @Test
+  void update_nameAndExpiresAt_setsThem() throws Exception {
+    long id = createKey("old-name");
+
+    CliRunner.Result r = cli.run("keys", "update", Long.toString(id), "--name", "new-name",
+        "--expires-at", "2031-06-01T12:00:00+02:00", "-o", "json");
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    JsonNode key = JSON.readTree(r.out());
+    assertThat(key.get("name").asText()).isEqualTo("new-name");
+    assertThat(key.get("expires_at").asText()).isEqualTo("2031-06-01T10:00:00Z");
+    assertThat(key.get("status").asText()).isEqualTo("KEY_STATUS_ACTIVE");
+  }
+
+  @Test
+  void update_emptyQuota_exitsTwoNamingQuotaAndKeyUnchanged() throws Exception {
+    long id = createKey("limited");
+    assertThat(cli.run("keys", "update", Long.toString(id), "--quota", "10").exitCode()).isZero();
+
+    CliRunner.Result r = cli.run("keys", "update", Long.toString(id), "--quota", "");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: --quota must not be empty").hasLineCount(1);
+    JsonNode key = JSON.readTree(cli.run("keys", "get", Long.toString(id), "-o", "json").out());
+    assertThat(key.get("quota_usd").asText()).isEqualTo("10");
+  }
+
+  @Test
+  void create_emptyQuota_exitsTwoNamingQuota() {
+    CliRunner.Result r = cli.run("keys", "create", "--name", "empty-quota", "--quota", "");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: --quota must not be empty").hasLineCount(1);
+  }
+
+  @Test
+  void update_noChanges_exitsTwo() {
+    CliRunner.Result r = cli.run("keys", "update", "1");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: nothing to update").hasLineCount(1);
+  }
+
+  @Test
+  void update_bothExpiryOptions_exitsTwo() {
+    CliRunner.Result r = cli.run("keys", "update", "1", "--expires-in", "7d", "--expires-at", "2030-01-01T00:00:00Z");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).contains("mutually exclusive").hasLineCount(1);
+  }
+
+  @Test
+  void update_unknownStatus_exitsTwo() {
+    CliRunner.Result r = cli.run("keys", "update", "1", "--status", "expired");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: Invalid value for option '--status'").hasLineCount(1);
+  }
+
+  // ---- reset-quota / delete: confirmation ----
+
+  @Test
+  void resetQuota_answeredYes_setsUsedToZero() {
+    long id = keyWithUsage("reset-yes");
+
+    CliRunner.Result r = cli.runWithStdin("yes\n", "keys", "reset-quota", Long.toString(id));
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    assertThat(r.err()).contains("Reset the usage of key " + id).contains("used 3.5 USD").contains("[y/N]");
+    assertThat(usedOf(id)).isEqualByComparingTo("0");
+  }
+
+  @Test
+  void resetQuota_answeredNo_abortsWithExitOneAndChangesNothing() {
+    long id = keyWithUsage("reset-no");
+
+    CliRunner.Result r = cli.runWithStdin("n\n", "keys", "reset-quota", Long.toString(id));
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.ERROR);
+    assertThat(r.err()).endsWith("error: aborted; nothing changed\n");
+    assertThat(usedOf(id)).isEqualByComparingTo("3.5");
+  }
+
+  @Test
+  void resetQuota_endOfInput_abortsWithExitOneAndChangesNothing() {
+    long id = keyWithUsage("reset-eof");
+
+    CliRunner.Result r = cli.runWithStdin("", "keys", "reset-quota", Long.toString(id));
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.ERROR);
+    assertThat(r.err()).contains("no answer on standard input").contains("--yes");
+    assertThat(usedOf(id)).isEqualByComparingTo("3.5");
+  }
+
+  @Test
+  void resetQuota_withYes_resetsWithoutPrompting() {
+    long id = keyWithUsage("reset-flag");
+
+    CliRunner.Result r = cli.run("keys", "reset-quota", Long.toString(id), "--yes");
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    assertThat(r.err()).isEmpty();
+    assertThat(r.out()).contains("used_usd:    0");
+    assertThat(usedOf(id)).isEqualByComparingTo("0");
+  }
+
+  @Test
+  void delete_answeredY_deletesAndTheKeyIsGone() {
+    long id = createKey("delete-me");
+
+    CliRunner.Result r = cli.runWithStdin("y\n", "keys", "delete", Long.toString(id));
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    assertThat(r.err()).contains("Delete key " + id + " \"delete-me\"");
+    assertThat(r.out()).isEqualTo("deleted key " + id + "\n");
+    assertThat(cli.run("keys", "get", Long.toString(id)).exitCode()).isEqualTo(ExitCodes.NOT_FOUND);
+  }
+
+  @Test
+  void delete_endOfInput_keepsTheKey() {
+    long id = createKey("keep-me");
+
+    CliRunner.Result r = cli.run("keys", "delete", Long.toString(id));
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.ERROR);
+    assertThat(cli.run("keys", "get", Long.toString(id)).exitCode()).isZero();
+  }
+
+  @Test
+  void delete_unknownId_exitsThreeWithoutAsking() {
+    CliRunner.Result r = cli.runWithStdin("y\n", "keys", "delete", "888888888");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.NOT_FOUND);
+    assertThat(r.err()).doesNotContain("[y/N]").hasLineCount(1);
+  }
+
+  @Test
+  void clearExpiration_keyWithExpiry_neverExpires() {
+    long id = id(cli.run("keys", "create", "--name", "expiring", "--expires-in", "30d").out());
+
+    CliRunner.Result r = cli.run("keys", "clear-expiration", Long.toString(id));
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    assertThat(r.out()).contains("expires_at:  never");
+    assertThat(db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", id)).isNull();
+  }
+
+  // ---- usage ----
+
+  @Test
+  void usageList_keyWithReports_listsThemNewestFirst() throws Exception {
+    long id = createKey("usage");
+    String keyId = Long.toString(id);
+    UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
+        .send(UsageStream.report("cli-r1", keyId, "0.25").toBuilder()
+            .setOccurredAt(com.google.protobuf.util.Timestamps.fromSeconds(1_700_000_000)).build())
+        .send(UsageStream.report("cli-r2", keyId, "0.5").toBuilder()
+            .setOccurredAt(com.google.protobuf.util.Timestamps.fromSeconds(1_700_000_100)).build())
+        .finish();
+
+    CliRunner.Result json = cli.run("usage", "list", keyId, "-o", "json");
+    CliRunner.Result table = cli.run("usage", "list", keyId, "--limit", "1");
+
+    assertThat(json.exitCode()).as(json.toString()).isZero();
+    List<String> reportIds = new ArrayList<>();
+    JSON.readTree(json.out()).forEach(e -> reportIds.add(e.get("report_id").asText()));
+    assertThat(reportIds).containsExactly("cli-r2", "cli-r1");
+    assertThat(table.exitCode()).as(table.toString()).isZero();
+    assertThat(table.out()).startsWith("OCCURRED_AT").contains("cli-r2").doesNotContain("cli-r1")
+        .contains("gpt-4o-mini");
+  }
+
+  @Test
+  void usageList_estimatedEvent_isMarkedInTableAndJson() throws Exception {
+    long id = createKey("usage-estimated");
+    String keyId = Long.toString(id);
+    UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
+        .send(UsageStream.report("cli-est-1", keyId, "0.25")).finish();
+    // Only Envoy metering writes estimated rows; a reporter cannot: set it as metering would.
+    int marked = db.transactions().inTransaction(c -> {
+      try (var s = c.createStatement()) {
+        return s.executeUpdate("UPDATE usage_events SET estimated = true WHERE report_id = 'cli-est-1'");
+      }
+    });
+    assertThat(marked).isEqualTo(1);
+    UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
+        .send(UsageStream.report("cli-est-2", keyId, "0.5")).finish();
+
+    CliRunner.Result json = cli.run("usage", "list", keyId, "-o", "json");
+    CliRunner.Result table = cli.run("usage", "list", keyId);
+
+    assertThat(json.exitCode()).as(json.toString()).isZero();
+    List<String> marks = new ArrayList<>();
+    JSON.readTree(json.out()).forEach(e ->
+        marks.add(e.get("report_id").asText() + "=" + e.get("estimated").asBoolean()));
+    assertThat(marks).containsExactly("cli-est-2=false", "cli-est-1=true");
+    assertThat(table.exitCode()).as(table.toString()).isZero();
+    List<String> lines = table.out().lines().toList();
+    assertThat(lines.get(0)).endsWith("ESTIMATED");
+    assertThat(lines).filteredOn(l -> l.contains("cli-est-1")).singleElement()
+        .satisfies(l -> assertThat(l).endsWith("yes"));
+    assertThat(lines).filteredOn(l -> l.contains("cli-est-2")).singleElement()
+        .satisfies(l -> assertThat(l).endsWith("no"));
+  }
+
+  @Test
+  void usageList_unknownKey_exitsThree() {
+    CliRunner.Result r = cli.run("usage", "list", "777777777");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.NOT_FOUND);
+    assertThat(r.err()).hasLineCount(1);
+  }
+
+  // ---- help and usage errors ----
+
+  @Test
+  void help_onEveryCommand_exitsZeroAndPrintsUsage() {
+    List<List<String>> commands = List.of(List.of(), List.of("serve"), List.of("keys"), List.of("keys", "create"),
+        List.of("keys", "list"), List.of("keys", "get"), List.of("keys", "update"), List.of("keys", "reset-quota"),
+        List.of("keys", "delete"), List.of("keys", "clear-expiration"), List.of("usage"), List.of("usage", "list"));
+    for (List<String> command : commands) {
+      List<String> args = new ArrayList<>(command);
+      args.add("--help");
+      CliRunner.Result r = cli.run(args.toArray(String[]::new));
+      assertThat(r.exitCode()).as("%s: %s", args, r).isZero();
+      assertThat(r.out()).as("%s", args).startsWith("Usage: quota-authority " + String.join(" ", command).trim());
+    }
+  }
+
+  @Test
+  void unknownOption_exitsTwoWithOneLine() {
+    CliRunner.Result r = cli.run("keys", "list", "--colour");
+
+    assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err()).startsWith("error: Unknown option: '--colour'").contains("keys list --help")
+        .hasLineCount(1);
+  }
+
+  // ---- helpers ----
+
+  private static long createKey(String name) {
+    CliRunner.Result r = cli.run("keys", "create", "--name", name);
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    return id(r.out());
+  }
+
+  private static long keyWithUsage(String name) {
+    long id = createKey(name);
+    db.transactions().inTransaction(c -> {
+      try (var ps = c.prepareStatement("UPDATE api_keys SET quota_used = 3.5 WHERE id = ?")) {
+        ps.setLong(1, id);
+        return ps.executeUpdate();
+      }
+    });
+    return id;
+  }
+
+  private static java.math.BigDecimal usedOf(long id) {
+    return (java.math.BigDecimal) db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", id);
+  }
+
+  private static long id(String out) {
+    Matcher m = ID_LINE.matcher(out);
+    assertThat(m.find()).as(out).isTrue();
+    return Long.parseLong(m.group(1));
+  }
+}
