@@ -20,7 +20,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The real entry point, {@code io.quotaauthority.Main serve ...}, in its own JVM on this test's
+ * The real entry point, {@code io.quotaauthority.cli.Main serve ...}, in its own JVM on this test's
  * classpath, so a test can SIGKILL or SIGTERM it. Ports are picked free on loopback; its output
  * goes to a log file that failures print.
  */
@@ -56,7 +56,7 @@ final class ForkedServer implements AutoCloseable {
     }
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<String> command = new ArrayList<>(List.of(java, "-Xmx256m", "-XX:+UseSerialGC",
-        "-cp", System.getProperty("java.class.path"), "io.quotaauthority.Main", "serve",
+        "-cp", System.getProperty("java.class.path"), "io.quotaauthority.cli.Main", "serve",
         "--authz-port", Integer.toString(authzPort),
         "--admin-port", Integer.toString(adminPort),
         // The metering listener is not driven by these tests: any free port, never the 9194 default.

@@ -1,14 +1,14 @@
-package io.quotaauthority;
+package io.quotaauthority.cli;
 
-import io.quotaauthority.cli.Cli;
-import io.quotaauthority.cli.CliContext;
 import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
 import java.nio.charset.Charset;
 
 /**
  * Entry point: {@code java -jar quota-authority.jar [serve|keys|usage] ...}; with no command it
- * serves (see {@link io.quotaauthority.cli.RootCommand}).
+ * serves (see {@link RootCommand}). It lives with the commands, above the composition root
+ * ({@code io.quotaauthority.QuotaAuthority}, which {@code serve} starts), so the two packages never
+ * import each other.
  */
 public final class Main {
   private Main() {}
