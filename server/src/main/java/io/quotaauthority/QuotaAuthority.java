@@ -1,5 +1,7 @@
 package io.quotaauthority;
 
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.atomic.AtomicInteger;
 import io.grpc.BindableService;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
@@ -388,8 +390,8 @@ public final class QuotaAuthority implements AutoCloseable {
     return Math.max(1, poolSize / 2);
   }
 
-  static java.util.concurrent.ThreadFactory daemonThreads(String name) {
-    java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
+  static ThreadFactory daemonThreads(String name) {
+    AtomicInteger n = new AtomicInteger();
     return r -> {
       Thread t = new Thread(r, name + "-" + n.incrementAndGet());
       t.setDaemon(true);

@@ -1,5 +1,6 @@
 package io.quotaauthority;
 
+import java.util.stream.Stream;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import static com.tngtech.archunit.library.Architectures.layeredArchitecture;
 import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
@@ -95,7 +96,7 @@ class ArchitectureTest {
   }
 
   private static String[] others(String adapter) {
-    return java.util.stream.Stream.of("authz", "metering", "admin", "ops")
+    return Stream.of("authz", "metering", "admin", "ops")
         .filter(a -> !a.equals(adapter))
         .map(a -> "io.quotaauthority." + a + "..")
         .toArray(String[]::new);

@@ -1,5 +1,7 @@
 package io.quotaauthority.bench;
 
+import com.sun.management.OperatingSystemMXBean;
+import java.lang.management.ManagementFactory;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -111,7 +113,7 @@ public final class Bench {
       // Not Linux.
     }
     return String.format(Locale.ROOT, "%.1f GiB (JVM view)",
-        ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
+        ((OperatingSystemMXBean) ManagementFactory
             .getOperatingSystemMXBean()).getTotalMemorySize() / 1024.0 / 1024 / 1024);
   }
 }

@@ -1,5 +1,6 @@
 package io.quotaauthority.bench;
 
+import java.util.concurrent.ConcurrentHashMap;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.ConnectivityState;
@@ -421,8 +422,8 @@ final class CheckLoad implements AutoCloseable {
     /** Answered, but not what the key's kind calls for. */
     final LongAdder wrong = new LongAdder();
     /** Failed calls by gRPC status code. */
-    final java.util.concurrent.ConcurrentHashMap<Status.Code, LongAdder> failures =
-        new java.util.concurrent.ConcurrentHashMap<>();
+    final ConcurrentHashMap<Status.Code, LongAdder> failures =
+        new ConcurrentHashMap<>();
 
     void count(Status status, int code, int expected) {
       if (!status.isOk()) {

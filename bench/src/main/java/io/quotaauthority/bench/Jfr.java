@@ -1,5 +1,6 @@
 package io.quotaauthority.bench;
 
+import java.util.Locale;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -121,7 +122,7 @@ final class Jfr {
         rank("Allocation by class (sampled bytes)", allocClass, allocTotal, 10),
         rank("Allocation by site (first frame outside java.*/jdk.*/sun.*)", allocSite, allocTotal, 10));
     String gc = gcCount + " collections, " + gcNanos / 1_000_000 + " ms total, longest pause "
-        + String.format(java.util.Locale.ROOT, "%.1f ms", gcMaxPause / 1e6);
+        + String.format(Locale.ROOT, "%.1f ms", gcMaxPause / 1e6);
     String cpu = cpuEvents == 0 ? "n/a"
         : String.format("JVM %.0f%%, machine %.0f%% (of all cores)", 100 * jvmCpu / cpuEvents,
             100 * machineCpu / cpuEvents);

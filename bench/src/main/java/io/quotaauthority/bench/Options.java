@@ -1,5 +1,7 @@
 package io.quotaauthority.bench;
 
+import java.util.LinkedHashSet;
+import java.util.Set;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.nio.file.Files;
@@ -67,7 +69,7 @@ final class Options {
   private Boolean profileFlag;
   boolean verbose;
   Duration maxWarm = Duration.ofSeconds(180);
-  java.util.Set<String> only = new java.util.LinkedHashSet<>(List.of("check", "ingest", "memory"));
+  Set<String> only = new LinkedHashSet<>(List.of("check", "ingest", "memory"));
   Path work;
   final List<String> raw = new ArrayList<>();
 

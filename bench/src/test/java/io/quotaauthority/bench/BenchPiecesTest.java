@@ -1,5 +1,7 @@
 package io.quotaauthority.bench;
 
+import io.quotaauthority.keys.KeyState;
+import org.assertj.core.data.Offset;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
@@ -72,9 +74,9 @@ class BenchPiecesTest {
     double ramp = 2e9;
     // The ramp averages 5,500/s over 2 s: 11,000 calls, then 10,000 per second.
     assertThat(CheckLoad.offsetOf(0, low, full, ramp)).isZero();
-    assertThat(CheckLoad.offsetOf(11_000, low, full, ramp)).isCloseTo(2e9, org.assertj.core.data.Offset.offset(1e6));
-    assertThat(CheckLoad.offsetOf(21_000, low, full, ramp)).isCloseTo(3e9, org.assertj.core.data.Offset.offset(1e6));
-    assertThat(CheckLoad.offsetOf(500, 0, full, 0)).isCloseTo(5e7, org.assertj.core.data.Offset.offset(1.0));
+    assertThat(CheckLoad.offsetOf(11_000, low, full, ramp)).isCloseTo(2e9, Offset.offset(1e6));
+    assertThat(CheckLoad.offsetOf(21_000, low, full, ramp)).isCloseTo(3e9, Offset.offset(1e6));
+    assertThat(CheckLoad.offsetOf(500, 0, full, 0)).isCloseTo(5e7, Offset.offset(1.0));
     double previous = -1;
     for (long n = 0; n < 30_000; n += 100) {
       double t = CheckLoad.offsetOf(n, low, full, ramp);
@@ -106,7 +108,7 @@ class BenchPiecesTest {
     Map<String, long[]> h = CacheMemory.parseHistogram("""
          num     #instances         #bytes  class name (module)
         -------------------------------------------------------
-           1:       1000000       56000000  io.quotaauthority.keys.KeyState
+           1:       1000000       56000000  KeyState
            2:          1234          98765  [B (java.base@17)
         Total       1001234       56098765
         """);

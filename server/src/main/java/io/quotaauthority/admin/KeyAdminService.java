@@ -1,5 +1,7 @@
 package io.quotaauthority.admin;
 
+import io.quotaauthority.proto.v1.ListUsageRequest;
+import io.quotaauthority.proto.v1.ListUsageResponse;
 import io.grpc.stub.StreamObserver;
 import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
@@ -101,8 +103,8 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
   }
 
   @Override
-  public void listUsage(io.quotaauthority.proto.v1.ListUsageRequest req,
-      StreamObserver<io.quotaauthority.proto.v1.ListUsageResponse> out) {
+  public void listUsage(ListUsageRequest req,
+      StreamObserver<ListUsageResponse> out) {
     answer(out, () -> usage.listUsage(req));
   }
 

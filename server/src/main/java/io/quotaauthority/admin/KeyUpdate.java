@@ -1,5 +1,6 @@
 package io.quotaauthority.admin;
 
+import java.util.Objects;
 import io.quotaauthority.keys.KeyNames;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
@@ -77,7 +78,7 @@ public record KeyUpdate(String name, BigDecimal quota, boolean setExpiresAt, Ins
   boolean changes(KeyRecord current) {
     return (name != null && !name.equals(current.name()))
         || (quota != null && quota.compareTo(current.quota()) != 0)
-        || (setExpiresAt && !java.util.Objects.equals(expiresAt, current.expiresAt()))
+        || (setExpiresAt && !Objects.equals(expiresAt, current.expiresAt()))
         || (status != null && status != current.status());
   }
 

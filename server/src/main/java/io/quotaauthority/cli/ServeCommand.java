@@ -1,5 +1,8 @@
 package io.quotaauthority.cli;
 
+import java.time.Clock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import io.quotaauthority.QuotaAuthority;
 import io.quotaauthority.config.Setting;
 import io.quotaauthority.config.Settings;
@@ -27,7 +30,7 @@ import picocli.CommandLine.Unmatched;
 @Command(name = "serve", description = "Run the server (the default command) until SIGTERM or SIGINT.",
     customSynopsis = "quota-authority serve [-h] [--SETTING=VALUE | --SETTING VALUE]...")
 final class ServeCommand implements Callable<Integer> {
-  private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(ServeCommand.class);
+  private static final Logger log = LoggerFactory.getLogger(ServeCommand.class);
   static final String SETTINGS_SECTION = "settings";
 
   @Option(names = {"-h", "--help"}, usageHelp = true, description = "Show this help and exit.")
@@ -48,7 +51,7 @@ final class ServeCommand implements Callable<Integer> {
     warnings.forEach(log::warn);
     QuotaAuthority app;
     try {
-      app = QuotaAuthority.start(settings, java.time.Clock.systemUTC());
+      app = QuotaAuthority.start(settings, Clock.systemUTC());
     } catch (IOException e) {
       throw new CliException(ExitCodes.ERROR, "cannot start: " + e.getMessage(), e);
     }

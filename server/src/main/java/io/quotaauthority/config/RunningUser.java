@@ -1,5 +1,7 @@
 package io.quotaauthority.config;
 
+import com.sun.security.auth.module.UnixSystem;
+
 /** The numeric id of the user this process runs as, for the owner check of secret files. */
 final class RunningUser {
   private static final long UID = lookup();
@@ -14,7 +16,7 @@ final class RunningUser {
   private static long lookup() {
     try {
       // jdk.security.auth is part of every JDK and JRE image; it reads getuid() without JNI of ours.
-      return new com.sun.security.auth.module.UnixSystem().getUid();
+      return new UnixSystem().getUid();
     } catch (LinkageError | RuntimeException e) {
       return -1;
     }

@@ -1,5 +1,11 @@
 package io.quotaauthority.config;
 
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.util.Arrays;
+import java.util.Set;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.text.AsciiDecimal;
 import io.quotaauthority.text.Shown;
@@ -353,14 +359,14 @@ public final class Settings {
   }
 
   /** Every field, in declaration order: what toString shows and equals compares. */
-  private static final List<java.lang.reflect.Field> FIELDS = java.util.Arrays.stream(
+  private static final List<Field> FIELDS = Arrays.stream(
           Settings.class.getDeclaredFields())
-      .filter(f -> !java.lang.reflect.Modifier.isStatic(f.getModifiers()))
+      .filter(f -> !Modifier.isStatic(f.getModifiers()))
       .toList();
 
   private List<Object> values() {
     List<Object> values = new ArrayList<>(FIELDS.size());
-    for (java.lang.reflect.Field f : FIELDS) {
+    for (Field f : FIELDS) {
       try {
         values.add(f.get(this));
       } catch (IllegalAccessException e) {
@@ -397,8 +403,8 @@ public final class Settings {
   }
 
   /** The fields of every {@link Setting#secret}: DB_PASSWORD's is dbPassword, and so on. */
-  private static final java.util.Set<String> SECRET_FIELDS = java.util.Arrays.stream(Setting.values())
-      .filter(Setting::secret).map(Settings::componentName).collect(java.util.stream.Collectors.toSet());
+  private static final Set<String> SECRET_FIELDS = Arrays.stream(Setting.values())
+      .filter(Setting::secret).map(Settings::componentName).collect(Collectors.toSet());
 
   private static String componentName(Setting s) {
     StringBuilder name = new StringBuilder();
@@ -480,9 +486,9 @@ public final class Settings {
     return d.toMillis() + "ms";
   }
 
-  private static final java.util.regex.Pattern IPV4 =
-      java.util.regex.Pattern.compile("(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}");
-  private static final java.util.regex.Pattern IPV6 = java.util.regex.Pattern.compile("[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
+  private static final Pattern IPV4 =
+      Pattern.compile("(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}");
+  private static final Pattern IPV6 = Pattern.compile("[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
 
   /**
    * An IP address literal (127.0.0.1, 0.0.0.0, ::1, ::), never a host name: a listen address

@@ -1,5 +1,9 @@
 package io.quotaauthority.grpc;
 
+import io.grpc.SecurityLevel;
+import io.grpc.ServiceDescriptor;
+import java.util.ArrayList;
+import java.util.List;
 import com.google.protobuf.Message;
 import io.grpc.Attributes;
 import io.grpc.Metadata;
@@ -32,13 +36,13 @@ public final class MalformedRequests {
   private MalformedRequests() {}
 
   public static ServerServiceDefinition refuse(ServerServiceDefinition service) {
-    io.grpc.ServiceDescriptor original = service.getServiceDescriptor();
-    java.util.List<ServerMethodDefinition<byte[], ?>> methods = new java.util.ArrayList<>();
+    ServiceDescriptor original = service.getServiceDescriptor();
+    List<ServerMethodDefinition<byte[], ?>> methods = new ArrayList<>();
     for (ServerMethodDefinition<?, ?> m : service.getMethods()) {
       methods.add(wrap(m));
     }
     // Same name and schema (server reflection still describes the service), raw request bytes.
-    io.grpc.ServiceDescriptor.Builder descriptor = io.grpc.ServiceDescriptor.newBuilder(original.getName())
+    ServiceDescriptor.Builder descriptor = ServiceDescriptor.newBuilder(original.getName())
         .setSchemaDescriptor(original.getSchemaDescriptor());
     methods.forEach(m -> descriptor.addMethod(m.getMethodDescriptor()));
     ServerServiceDefinition.Builder b = ServerServiceDefinition.builder(descriptor.build());
@@ -188,7 +192,7 @@ public final class MalformedRequests {
     }
 
     @Override
-    public io.grpc.SecurityLevel getSecurityLevel() {
+    public SecurityLevel getSecurityLevel() {
       return raw.getSecurityLevel();
     }
 

@@ -1,5 +1,6 @@
 package io.quotaauthority.http;
 
+import java.util.LinkedHashMap;
 import io.grpc.netty.shaded.io.netty.bootstrap.ServerBootstrap;
 import io.grpc.netty.shaded.io.netty.buffer.Unpooled;
 import io.grpc.netty.shaded.io.netty.channel.Channel;
@@ -77,7 +78,7 @@ public final class HttpListener implements AutoCloseable {
     }
 
     public Response withHeader(String name, String value) {
-      Map<String, String> h = new java.util.LinkedHashMap<>(headers);
+      Map<String, String> h = new LinkedHashMap<>(headers);
       h.put(name, value);
       return new Response(status, contentType, body, Map.copyOf(h));
     }

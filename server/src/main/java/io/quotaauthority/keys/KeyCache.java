@@ -1,5 +1,6 @@
 package io.quotaauthority.keys;
 
+import com.github.benmanes.caffeine.cache.stats.CacheStats;
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
 import java.time.Duration;
@@ -185,7 +186,7 @@ public final class KeyCache {
     return known.estimatedSize();
   }
 
-  public com.github.benmanes.caffeine.cache.stats.CacheStats stats() {
+  public CacheStats stats() {
     return known.stats();
   }
 

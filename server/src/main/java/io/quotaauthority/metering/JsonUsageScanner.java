@@ -1,5 +1,6 @@
 package io.quotaauthority.metering;
 
+import java.util.Arrays;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
@@ -160,7 +161,7 @@ final class JsonUsageScanner {
       setArray(depth, false);
       depth--;
     }
-    java.util.Arrays.fill(keys, null);
+    Arrays.fill(keys, null);
     escaped = false;
     capturing = false;
     scalarLen = 0;

@@ -1,5 +1,6 @@
 package io.quotaauthority.metering;
 
+import java.util.Locale;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quotaauthority.provider.Provider;
@@ -34,7 +35,7 @@ final class MeteringMetrics {
     LOCAL_REPLY;
 
     String tag() {
-      return name().toLowerCase(java.util.Locale.ROOT);
+      return name().toLowerCase(Locale.ROOT);
     }
   }
 
@@ -123,7 +124,7 @@ final class MeteringMetrics {
     UNAVAILABLE;
 
     String tag() {
-      return name().toLowerCase(java.util.Locale.ROOT);
+      return name().toLowerCase(Locale.ROOT);
     }
   }
 

@@ -1,5 +1,6 @@
 package io.quotaauthority.metering;
 
+import java.io.IOException;
 import com.google.protobuf.ByteString;
 import io.envoyproxy.envoy.config.core.v3.HeaderMap;
 import io.envoyproxy.envoy.config.core.v3.HeaderValue;
@@ -238,12 +239,12 @@ final class MeteringSession {
   synchronized ProcessingResponse requestBody(HttpBody body) {
     try {
       return onRequestBody(body);
-    } catch (RuntimeException | java.io.IOException e) {
+    } catch (RuntimeException | IOException e) {
       return failed("request_body", e, CONTINUE_REQUEST_BODY);
     }
   }
 
-  private ProcessingResponse onRequestBody(HttpBody body) throws java.io.IOException {
+  private ProcessingResponse onRequestBody(HttpBody body) throws IOException {
     if (route == null || requestBodySeen) {
       return CONTINUE_REQUEST_BODY;
     }

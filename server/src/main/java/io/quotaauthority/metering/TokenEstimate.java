@@ -1,5 +1,8 @@
 package io.quotaauthority.metering;
 
+import com.knuddels.jtokkit.Encodings;
+import java.nio.CharBuffer;
+import java.util.concurrent.ExecutionException;
 import com.knuddels.jtokkit.api.EncodingRegistry;
 import com.knuddels.jtokkit.api.EncodingType;
 import io.quotaauthority.provider.Provider;
@@ -130,7 +133,7 @@ final class TokenEstimate {
     try {
       Registry.LOADED.get(wait.toMillis(), TimeUnit.MILLISECONDS);
       return true;
-    } catch (TimeoutException | java.util.concurrent.ExecutionException e) {
+    } catch (TimeoutException | ExecutionException e) {
       return false;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -145,7 +148,7 @@ final class TokenEstimate {
     static {
       Thread loader = new Thread(() -> {
         try {
-          EncodingRegistry r = com.knuddels.jtokkit.Encodings.newLazyEncodingRegistry();
+          EncodingRegistry r = Encodings.newLazyEncodingRegistry();
           // getEncoding builds the lazy encoding; both are loaded now, off the request path.
           r.getEncoding(EncodingType.O200K_BASE).countTokensOrdinary("");
           r.getEncoding(EncodingType.CL100K_BASE).countTokensOrdinary("");
@@ -184,7 +187,7 @@ final class TokenEstimate {
     }
 
     void add(char[] s, int offset, int length) {
-      add(java.nio.CharBuffer.wrap(s, offset, length));
+      add(CharBuffer.wrap(s, offset, length));
     }
 
     void add(byte[] utf8, int offset, int length) {

@@ -1,5 +1,6 @@
 package io.quotaauthority.metering;
 
+import java.util.Locale;
 import com.google.protobuf.ByteString;
 import java.io.IOException;
 import java.io.InputStream;
@@ -106,7 +107,7 @@ final class UsageExtractor {
 
       @Override
       public void serviceTier(String tier) {
-        reportedServiceTier = tier.toLowerCase(java.util.Locale.ROOT);
+        reportedServiceTier = tier.toLowerCase(Locale.ROOT);
       }
     });
     this.splitter = new SseEventSplitter(new SseEventSplitter.Listener() {

@@ -1,5 +1,10 @@
 package io.quotaauthority.ops;
 
+import io.quotaauthority.keys.KeyCache;
+import io.quotaauthority.store.KeyChangeListener;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
 import com.github.benmanes.caffeine.cache.Cache;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
@@ -199,13 +204,13 @@ public final class Metrics implements AutoCloseable {
   }
 
   /** For the KeyChangeListener: lag, hints by result, re-read queries. */
-  public io.quotaauthority.store.KeyChangeListener.Recorder keyChangeRecorder() {
+  public KeyChangeListener.Recorder keyChangeRecorder() {
     Timer lag = notificationLag();
     Counter queries = Counter.builder(KEY_HINT_QUERIES)
         .description("Queries re-reading the key rows that change notifications named")
         .register(registry);
-    java.util.Map<String, Counter> hints = new java.util.concurrent.ConcurrentHashMap<>();
-    return new io.quotaauthority.store.KeyChangeListener.Recorder() {
+    Map<String, Counter> hints = new ConcurrentHashMap<>();
+    return new KeyChangeListener.Recorder() {
       @Override
       public void lagMillis(long millis) {
         lag.record(millis, TimeUnit.MILLISECONDS);
@@ -227,7 +232,7 @@ public final class Metrics implements AutoCloseable {
   }
 
   /** The live-hash set's size and whether it is complete. */
-  public void monitorLiveKeys(io.quotaauthority.keys.KeyCache cache) {
+  public void monitorLiveKeys(KeyCache cache) {
     Gauge.builder(LIVE_KEY_HASHES, cache, c -> c.liveHashes().size())
         .description("Hashes of live keys held in memory")
         .register(registry);
@@ -274,7 +279,7 @@ public final class Metrics implements AutoCloseable {
   public static final class EnumCounters<E extends Enum<E>> {
     private final Counter[] counters;
 
-    EnumCounters(Class<E> type, java.util.function.Function<E, Counter> create) {
+    EnumCounters(Class<E> type, Function<E, Counter> create) {
       E[] values = type.getEnumConstants();
       this.counters = new Counter[values.length];
       for (E v : values) {

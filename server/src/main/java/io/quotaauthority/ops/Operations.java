@@ -1,5 +1,6 @@
 package io.quotaauthority.ops;
 
+import io.quotaauthority.http.HttpListener;
 import io.grpc.ServerInterceptor;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -51,7 +52,7 @@ public final class Operations implements AutoCloseable {
     if (httpPort != 0) {
       http = OpsHttpServer.start(httpBind, httpPort, metrics, readiness);
       log.info("metrics and health on http {}: /metrics /healthz /readyz",
-          io.quotaauthority.http.HttpListener.describe(http.address()));
+          HttpListener.describe(http.address()));
     }
   }
 

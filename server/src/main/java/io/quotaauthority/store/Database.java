@@ -1,5 +1,13 @@
 package io.quotaauthority.store;
 
+import com.zaxxer.hikari.metrics.micrometer.MicrometerMetricsTrackerFactory;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.Statement;
+import java.util.Properties;
+import java.util.function.BiConsumer;
+import javax.sql.DataSource;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import com.zaxxer.hikari.pool.HikariPool;
@@ -41,7 +49,7 @@ public final class Database implements AutoCloseable {
   }
 
   /** Like {@link #open(Settings)}, with the pool's metrics (hikaricp_*) in {@code metrics} if not null. */
-  public static Database open(Settings settings, io.micrometer.core.instrument.MeterRegistry metrics) {
+  public static Database open(Settings settings, MeterRegistry metrics) {
     EmbeddedPostgres embedded = null;
     String url;
     String user = settings.dbUser();
@@ -62,7 +70,7 @@ public final class Database implements AutoCloseable {
       HikariConfig config = poolConfig(url, user, password, settings.dbPoolSize());
       if (metrics != null) {
         // Must be set before the pool starts.
-        config.setMetricsTrackerFactory(new com.zaxxer.hikari.metrics.micrometer.MicrometerMetricsTrackerFactory(metrics));
+        config.setMetricsTrackerFactory(new MicrometerMetricsTrackerFactory(metrics));
       }
       pool = new HikariDataSource(config);
     } catch (HikariPool.PoolInitializationException e) {
@@ -114,7 +122,7 @@ public final class Database implements AutoCloseable {
    * values ("Key (key_hash)=(\\x...)" on a unique violation, "Failing row contains (...)" on a check):
    * turned off for every connection, so no log line that prints an SQLException carries them.
    */
-  static void withoutServerErrorDetail(java.util.function.BiConsumer<String, String> property) {
+  static void withoutServerErrorDetail(BiConsumer<String, String> property) {
     property.accept("logServerErrorDetail", "false");
   }
 
@@ -126,11 +134,11 @@ public final class Database implements AutoCloseable {
    * 150-character name of 'é' counts 300 "characters" and fails a check as INTERNAL, and other
    * encodings cannot store every name the API accepts.
    */
-  static void requireUtf8(javax.sql.DataSource dataSource) {
+  static void requireUtf8(DataSource dataSource) {
     String encoding;
     try (Connection c = dataSource.getConnection();
-        java.sql.Statement s = c.createStatement();
-        java.sql.ResultSet rs = s.executeQuery(SERVER_ENCODING)) {
+        Statement s = c.createStatement();
+        ResultSet rs = s.executeQuery(SERVER_ENCODING)) {
       encoding = rs.next() ? rs.getString(1) : "unknown";
       c.rollback();
     } catch (SQLException e) {
@@ -142,7 +150,7 @@ public final class Database implements AutoCloseable {
     }
   }
 
-  public static void migrate(javax.sql.DataSource dataSource) {
+  public static void migrate(DataSource dataSource) {
     Flyway.configure()
         .dataSource(dataSource)
         .locations("classpath:db/migration")
@@ -160,7 +168,7 @@ public final class Database implements AutoCloseable {
 
   /** A connection outside the pool, for LISTEN (it must stay on one session). */
   public Connection openDedicatedConnection() throws SQLException {
-    java.util.Properties props = new java.util.Properties();
+    Properties props = new Properties();
     props.setProperty("user", user);
     props.setProperty("password", password);
     props.setProperty("connectTimeout", "3");
@@ -168,7 +176,7 @@ public final class Database implements AutoCloseable {
     props.setProperty("tcpKeepAlive", "true");
     props.setProperty("ApplicationName", "quota-authority-listener");
     withoutServerErrorDetail(props::setProperty);
-    return java.sql.DriverManager.getConnection(jdbcUrl, props);
+    return DriverManager.getConnection(jdbcUrl, props);
   }
 
   public String jdbcUrl() {

@@ -1,5 +1,7 @@
 package io.quotaauthority.store;
 
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeoutException;
 import io.quotaauthority.config.ConfigException;
 import io.quotaauthority.config.TokenFile;
 import io.zonky.test.db.postgres.embedded.DefaultPostgresBinaryResolver;
@@ -205,9 +207,9 @@ public final class EmbeddedPostgres implements AutoCloseable {
     try {
       process.onExit().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
       return true;
-    } catch (java.util.concurrent.TimeoutException e) {
+    } catch (TimeoutException e) {
       return false;
-    } catch (java.util.concurrent.ExecutionException e) {
+    } catch (ExecutionException e) {
       return !process.isAlive();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

@@ -1,5 +1,7 @@
 package io.quotaauthority.store;
 
+import java.time.DateTimeException;
+import java.util.function.Consumer;
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyLookup;
 import io.quotaauthority.keys.KeyRecord;
@@ -210,7 +212,7 @@ public final class KeyRepository implements KeyLookup {
    * Streams every live key's 32-byte hash to {@code sink}, in one query. The driver only streams
    * (fetch size) inside a transaction, so this opens one on {@code c} and ends it.
    */
-  public void streamLiveHashes(Connection c, java.util.function.Consumer<byte[]> sink) throws SQLException {
+  public void streamLiveHashes(Connection c, Consumer<byte[]> sink) throws SQLException {
     boolean autoCommit = c.getAutoCommit();
     c.setAutoCommit(false);
     try (PreparedStatement ps = c.prepareStatement(SELECT_LIVE_HASHES)) {
@@ -273,7 +275,7 @@ public final class KeyRepository implements KeyLookup {
     }
     try {
       return t.toInstant();
-    } catch (java.time.DateTimeException e) {
+    } catch (DateTimeException e) {
       // '-infinity' comes back as OffsetDateTime.MIN, below Instant.MIN: keep its meaning (the
       // farthest past) rather than fail the whole read; the admin API shows it clamped.
       return t.getYear() < 0 ? Instant.MIN : Instant.MAX;

@@ -1,5 +1,6 @@
 package io.quotaauthority.store;
 
+import org.postgresql.util.PSQLException;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.SQLTransientConnectionException;
@@ -79,7 +80,7 @@ public final class Transactions {
 
   /** PostgreSQL's primary message alone ("duplicate key value violates unique constraint ..."). */
   static String shortMessage(SQLException e) {
-    if (e instanceof org.postgresql.util.PSQLException p && p.getServerErrorMessage() != null
+    if (e instanceof PSQLException p && p.getServerErrorMessage() != null
         && p.getServerErrorMessage().getMessage() != null) {
       return p.getServerErrorMessage().getMessage();
     }

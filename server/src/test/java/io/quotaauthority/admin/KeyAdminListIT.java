@@ -1,5 +1,6 @@
 package io.quotaauthority.admin;
 
+import io.quotaauthority.proto.v1.GetKeyRequest;
 import static io.quotaauthority.admin.AdminFixtures.create;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -189,7 +190,7 @@ class KeyAdminListIT {
   void listKeys_listedKey_equalsGetKey() {
     ApiKey listed = page(1, "").getKeys(0);
 
-    assertThat(admin.getKey(io.quotaauthority.proto.v1.GetKeyRequest.newBuilder().setId(listed.getId()).build())
+    assertThat(admin.getKey(GetKeyRequest.newBuilder().setId(listed.getId()).build())
         .getKey()).isEqualTo(listed);
   }
 }

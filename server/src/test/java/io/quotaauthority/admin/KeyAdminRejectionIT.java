@@ -1,5 +1,8 @@
 package io.quotaauthority.admin;
 
+import java.util.stream.Stream;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import static io.quotaauthority.admin.AdminFixtures.assertStatus;
 import static io.quotaauthority.admin.AdminFixtures.create;
 import static io.quotaauthority.admin.AdminFixtures.snapshot;
@@ -372,8 +375,8 @@ class KeyAdminRejectionIT {
   private static final String EMOJI = "\ud83d\ude00"; // U+1F600: one code point, two UTF-16 units
 
   /** Name, and the start of the message: the field first, then what is wrong. */
-  static java.util.stream.Stream<org.junit.jupiter.params.provider.Arguments> refusedNames() {
-    return java.util.stream.Stream.of(
+  static Stream<Arguments> refusedNames() {
+    return Stream.of(
         arguments("a\u0000b", "name must not contain control characters (U+0000 at character 2)"),
         arguments("\t", "name must not contain control characters (U+0009"),
         arguments("team\na", "name must not contain control characters (U+000A at character 5)"),
@@ -401,7 +404,7 @@ class KeyAdminRejectionIT {
   }
 
   @ParameterizedTest(name = "[{index}] {1}")
-  @org.junit.jupiter.params.provider.MethodSource("refusedNames")
+  @MethodSource("refusedNames")
   void createAndUpdate_refusedName_invalidArgumentNamingNameNothingWritten(String name, String message) {
     refused(() -> admin.createKey(CreateKeyRequest.newBuilder().setName(name).setQuotaUsd("1").build()),
         Status.Code.INVALID_ARGUMENT, message);

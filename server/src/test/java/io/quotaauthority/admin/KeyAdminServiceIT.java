@@ -1,5 +1,6 @@
 package io.quotaauthority.admin;
 
+import java.util.ArrayList;
 import static io.quotaauthority.admin.AdminFixtures.as;
 import static io.quotaauthority.admin.AdminFixtures.assertStatus;
 import static io.quotaauthority.admin.AdminFixtures.audits;
@@ -444,7 +445,7 @@ class KeyAdminServiceIT {
   }
 
   private static List<ApiKey> allListed() {
-    List<ApiKey> out = new java.util.ArrayList<>();
+    List<ApiKey> out = new ArrayList<>();
     String token = "";
     do {
       var page = admin.listKeys(ListKeysRequest.newBuilder().setPageSize(1000).setPageToken(token).build());

@@ -1,5 +1,12 @@
 package io.quotaauthority.admin;
 
+import com.google.protobuf.Message;
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ClientInterceptors;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
 import static io.quotaauthority.admin.AdminFixtures.create;
 import static io.quotaauthority.admin.AdminFixtures.snapshot;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -55,7 +62,7 @@ class MalformedRequestIT {
   private static final MethodDescriptor.Marshaller<byte[]> RAW = MalformedRequests.BYTES;
 
   /** Calls a KeyAdminService method with these bytes as its request, with the admin token. */
-  private static <A extends com.google.protobuf.Message> StatusRuntimeException refused(
+  private static <A extends Message> StatusRuntimeException refused(
       MethodDescriptor<?, A> real, A responsePrototype, byte[] request) {
     MethodDescriptor<byte[], A> raw = MethodDescriptor.<byte[], A>newBuilder()
         .setType(MethodDescriptor.MethodType.UNARY)
@@ -63,11 +70,11 @@ class MalformedRequestIT {
         .setRequestMarshaller(RAW)
         .setResponseMarshaller(ProtoUtils.marshaller(responsePrototype))
         .build();
-    io.grpc.Channel channel = io.grpc.ClientInterceptors.intercept(server.adminChannel(),
+    Channel channel = ClientInterceptors.intercept(server.adminChannel(),
         TestServer.bearer(TestServer.ADMIN_TOKEN));
     try {
-      ClientCalls.blockingUnaryCall(channel, raw, io.grpc.CallOptions.DEFAULT
-          .withDeadlineAfter(10, java.util.concurrent.TimeUnit.SECONDS), request);
+      ClientCalls.blockingUnaryCall(channel, raw, CallOptions.DEFAULT
+          .withDeadlineAfter(10, TimeUnit.SECONDS), request);
     } catch (StatusRuntimeException e) {
       return e;
     }
@@ -112,7 +119,7 @@ class MalformedRequestIT {
   @Test
   void updateKey_nestedNameNotUtf8_invalidArgumentNamingKeyName() throws Exception {
     ApiKey target = create(server.admin(), "target", "10");
-    byte[] key = concat(encode(1, target.getId().getBytes(java.nio.charset.StandardCharsets.UTF_8)),
+    byte[] key = concat(encode(1, target.getId().getBytes(StandardCharsets.UTF_8)),
         encode(2, NOT_UTF8));
     List<String> rows = snapshot(db);
 
@@ -142,7 +149,7 @@ class MalformedRequestIT {
   }
 
   private static byte[] concat(byte[] a, byte[] b) {
-    byte[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+    byte[] out = Arrays.copyOf(a, a.length + b.length);
     System.arraycopy(b, 0, out, a.length, b.length);
     return out;
   }

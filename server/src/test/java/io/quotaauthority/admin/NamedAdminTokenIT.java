@@ -1,5 +1,6 @@
 package io.quotaauthority.admin;
 
+import org.assertj.core.groups.Tuple;
 import static io.quotaauthority.admin.AdminFixtures.assertStatus;
 import static io.quotaauthority.admin.AdminFixtures.audits;
 import static io.quotaauthority.admin.AdminFixtures.snapshot;
@@ -106,8 +107,8 @@ class NamedAdminTokenIT {
         .setUpdateMask(FieldMask.newBuilder().addPaths("quota_usd")).build());
 
     assertThat(audits(db, k.getId())).extracting(Audit::action, Audit::actor).containsExactly(
-        org.assertj.core.groups.Tuple.tuple("create", "admin:bob (claims: bob)"),
-        org.assertj.core.groups.Tuple.tuple("update", "admin:alice (claims: bob)"));
+        Tuple.tuple("create", "admin:bob (claims: bob)"),
+        Tuple.tuple("update", "admin:alice (claims: bob)"));
   }
 
   @Test

@@ -1,5 +1,6 @@
 package io.quotaauthority.admin;
 
+import com.google.protobuf.Timestamp;
 import static io.quotaauthority.admin.AdminFixtures.createWithSecret;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -48,7 +49,7 @@ class SecretStorageIT {
     var admin = server.admin();
     // An expiry too, so that clear-expiration below changes something (a no-op writes no audit row).
     admin.updateKey(UpdateKeyRequest.newBuilder().setKey(created.getKey().toBuilder().setName("renamed")
-            .setExpiresAt(com.google.protobuf.Timestamp.newBuilder().setSeconds(4_102_444_800L)))
+            .setExpiresAt(Timestamp.newBuilder().setSeconds(4_102_444_800L)))
         .setUpdateMask(FieldMask.newBuilder().addPaths("name").addPaths("expires_at")).build());
     admin.resetQuota(ResetQuotaRequest.newBuilder().setId(id).build());
     admin.clearExpiration(ClearExpirationRequest.newBuilder().setId(id).build());

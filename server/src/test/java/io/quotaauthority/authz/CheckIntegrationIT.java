@@ -1,5 +1,14 @@
 package io.quotaauthority.authz;
 
+import com.google.protobuf.ByteString;
+import com.google.protobuf.Timestamp;
+import io.envoyproxy.envoy.config.core.v3.HeaderMap;
+import io.envoyproxy.envoy.config.core.v3.HeaderValue;
+import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -56,7 +65,7 @@ class CheckIntegrationIT {
 
   private static Map<String, String> okHeaders(CheckResponse r) {
     return r.getOkResponse().getHeadersList().stream()
-        .collect(java.util.stream.Collectors.toMap(h -> h.getHeader().getKey(), h -> h.getHeader().getValue()));
+        .collect(Collectors.toMap(h -> h.getHeader().getKey(), h -> h.getHeader().getValue()));
   }
 
   private static JsonNode body(CheckResponse r) throws Exception {
@@ -204,14 +213,14 @@ class CheckIntegrationIT {
   @Test
   void check_expiredKey_403ThenPassesRightAfterClearExpiration() throws Exception {
     // The real clock is driven: the key expires 300 ms after it is made, and the test waits.
-    java.time.Instant expires = java.time.Instant.now().plusMillis(300);
+    Instant expires = Instant.now().plusMillis(300);
     CreateKeyResponse fresh = server.admin().createKey(CreateKeyRequest.newBuilder().setName("expiring")
-        .setExpiresAt(com.google.protobuf.Timestamp.newBuilder().setSeconds(expires.getEpochSecond()).setNanos(expires.getNano()))
+        .setExpiresAt(Timestamp.newBuilder().setSeconds(expires.getEpochSecond()).setNanos(expires.getNano()))
         .build());
     CreateKeyResponse key = fresh;
     assertThat(check(EnvoyChecks.get("/v1beta/models/gemini-2.5-flash:generateContent")
         .header("x-goog-api-key", fresh.getSecret()).build()).getStatus().getCode()).isZero();
-    Thread.sleep(Math.max(0, java.time.Duration.between(java.time.Instant.now(), expires).toMillis()) + 20);
+    Thread.sleep(Math.max(0, Duration.between(Instant.now(), expires).toMillis()) + 20);
 
     CheckResponse denied = check(EnvoyChecks.get("/v1beta/models/gemini-2.5-flash:generateContent")
         .header("x-goog-api-key", fresh.getSecret()).build());
@@ -346,13 +355,13 @@ class CheckIntegrationIT {
   void check_nonUtf8RawValue_401Cleanly() throws Exception {
     CheckRequest request = EnvoyChecks.post("/v1/chat/completions").build().toBuilder()
         .setAttributes(EnvoyChecks.post("/v1/chat/completions").build().getAttributes().toBuilder()
-            .setRequest(io.envoyproxy.envoy.service.auth.v3.AttributeContext.Request.newBuilder()
-                .setHttp(io.envoyproxy.envoy.service.auth.v3.AttributeContext.HttpRequest.newBuilder()
+            .setRequest(AttributeContext.Request.newBuilder()
+                .setHttp(AttributeContext.HttpRequest.newBuilder()
                     .setPath("/v1/chat/completions")
-                    .setHeaderMap(io.envoyproxy.envoy.config.core.v3.HeaderMap.newBuilder()
-                        .addHeaders(io.envoyproxy.envoy.config.core.v3.HeaderValue.newBuilder()
+                    .setHeaderMap(HeaderMap.newBuilder()
+                        .addHeaders(HeaderValue.newBuilder()
                             .setKey("authorization")
-                            .setRawValue(com.google.protobuf.ByteString.copyFrom(
+                            .setRawValue(ByteString.copyFrom(
                                 new byte[] {'B', 'e', 'a', 'r', 'e', 'r', ' ', (byte) 0xff, (byte) 0xfe, 0x01}))))))).build();
 
     CheckResponse r = check(request);
@@ -371,7 +380,7 @@ class CheckIntegrationIT {
 
   @Test
   void check_sameUnknownKey1000Times_noQueryOnceTheLiveKeySetIsComplete() throws Exception {
-    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(20);
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
     while (!server.app().cache().completeness().complete()) {
       assertThat(System.nanoTime()).as("the live-key set loads").isLessThan(deadline);
       Thread.sleep(10);

@@ -1,5 +1,6 @@
 package io.quotaauthority.cli;
 
+import org.junit.jupiter.api.Test;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.quotaauthority.keys.KeyIds;
@@ -42,7 +43,7 @@ class CliInputRulesTest {
     refused(message, "keys", "update", "1", "--name", name);
   }
 
-  @org.junit.jupiter.api.Test
+  @Test
   void create_nameWithNewlineOrOver200CodePoints_exitsTwo() {
     refused("--name must not contain control characters (U+000A at character 2)", "keys", "create", "--name", "a\nb");
     refused("--name must be at most 200 characters (Unicode code points), got 201",

@@ -1,5 +1,10 @@
 package io.quotaauthority.cli;
 
+import com.google.protobuf.util.Timestamps;
+import java.math.BigDecimal;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.sql.Timestamp;
+import java.util.stream.Collectors;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -63,7 +68,7 @@ class KeysCommandIT {
     assertThat(secret.find()).as(r.out()).isTrue();
     assertThat(r.out()).contains("will not be shown again").contains("ci-bot").contains("quota_usd:   10");
     long id = id(r.out());
-    Instant expires = ((java.sql.Timestamp) db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", id)).toInstant();
+    Instant expires = ((Timestamp) db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", id)).toInstant();
     assertThat(expires).isBetween(before.plus(Duration.ofDays(7)).minusSeconds(5),
         Instant.now().plus(Duration.ofDays(7)).plusSeconds(5));
 
@@ -213,7 +218,7 @@ class KeysCommandIT {
   private static String adminCallLines(String method) {
     return server.app().operations().metrics().scrape().lines()
         .filter(l -> l.startsWith("quota_admin_calls_total{") && l.contains(method))
-        .collect(java.util.stream.Collectors.joining("\n"));
+        .collect(Collectors.joining("\n"));
   }
 
   @Test
@@ -239,7 +244,7 @@ class KeysCommandIT {
   void get_tokenInQuotaAdminTokenFile_isUsedWhenNoFlagOrVariable() throws Exception {
     long id = createKey("from-token-file");
     Path secret = Files.writeString(tmp.resolve("mounted-secret"), TestServer.ADMIN_TOKEN + "\n");
-    Files.setPosixFilePermissions(secret, java.nio.file.attribute.PosixFilePermissions.fromString("r--------"));
+    Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("r--------"));
 
     CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).withEnv("QUOTA_ADMIN_TOKEN_FILE", secret.toString())
         .run("keys", "get", Long.toString(id));
@@ -250,7 +255,7 @@ class KeysCommandIT {
   @Test
   void get_quotaAdminTokenFileReadableByOthers_exitsFourNamingTheFile() throws Exception {
     Path secret = Files.writeString(tmp.resolve("loose-secret"), TestServer.ADMIN_TOKEN + "\n");
-    Files.setPosixFilePermissions(secret, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+    Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-r--r--"));
 
     CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).withEnv("QUOTA_ADMIN_TOKEN_FILE", secret.toString())
         .run("keys", "get", "1");
@@ -459,9 +464,9 @@ class KeysCommandIT {
     String keyId = Long.toString(id);
     UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
         .send(UsageStream.report("cli-r1", keyId, "0.25").toBuilder()
-            .setOccurredAt(com.google.protobuf.util.Timestamps.fromSeconds(1_700_000_000)).build())
+            .setOccurredAt(Timestamps.fromSeconds(1_700_000_000)).build())
         .send(UsageStream.report("cli-r2", keyId, "0.5").toBuilder()
-            .setOccurredAt(com.google.protobuf.util.Timestamps.fromSeconds(1_700_000_100)).build())
+            .setOccurredAt(Timestamps.fromSeconds(1_700_000_100)).build())
         .finish();
 
     CliRunner.Result json = cli.run("usage", "list", keyId, "-o", "json");
@@ -561,8 +566,8 @@ class KeysCommandIT {
     return id;
   }
 
-  private static java.math.BigDecimal usedOf(long id) {
-    return (java.math.BigDecimal) db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", id);
+  private static BigDecimal usedOf(long id) {
+    return (BigDecimal) db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", id);
   }
 
   private static long id(String out) {

@@ -1,5 +1,7 @@
 package io.quotaauthority.cluster;
 
+import com.google.protobuf.Timestamp;
+import java.util.function.IntPredicate;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.FieldMask;
@@ -109,7 +111,7 @@ class MultiInstanceIT {
     return awaitOn(server, secret, code -> code != 16);
   }
 
-  private static long awaitOn(TestServer server, String secret, java.util.function.IntPredicate done) {
+  private static long awaitOn(TestServer server, String secret, IntPredicate done) {
     long start = System.nanoTime();
     long deadline = start + TimeUnit.SECONDS.toNanos(5);
     while (!done.test(check(server, secret))) {
@@ -193,7 +195,7 @@ class MultiInstanceIT {
         // Expires 150 ms after creation on the real clock; B caches it while valid, then sees 403.
         Instant expires = Instant.now().plusMillis(150);
         CreateKeyResponse key = a.admin().createKey(CreateKeyRequest.newBuilder().setName("exp")
-            .setExpiresAt(com.google.protobuf.Timestamp.newBuilder().setSeconds(expires.getEpochSecond()).setNanos(expires.getNano()))
+            .setExpiresAt(Timestamp.newBuilder().setSeconds(expires.getEpochSecond()).setNanos(expires.getNano()))
             .build());
         // B hears of the key (allowed, or already expired if that took over 150 ms), then sees 403.
         knownOn(b, key.getSecret());

@@ -1,5 +1,11 @@
 package io.quotaauthority.envoy;
 
+import com.google.protobuf.ByteString;
+import com.google.protobuf.Descriptors;
+import com.google.protobuf.DynamicMessage;
+import io.quotaauthority.config.Setting;
+import java.util.HashSet;
+import java.util.Locale;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.fail;
@@ -350,7 +356,7 @@ class EnvoyConfigTest {
     Cluster authority = cluster(AUTHORITY_CLUSTER);
     assertThat(onlyAddress(metering).getAddress()).isEqualTo(onlyAddress(authority).getAddress());
     assertThat(onlyAddress(metering).getPortValue())
-        .isEqualTo(Integer.parseInt(io.quotaauthority.config.Setting.METERING_PORT.defaultValue()))
+        .isEqualTo(Integer.parseInt(Setting.METERING_PORT.defaultValue()))
         .isNotEqualTo(onlyAddress(authority).getPortValue());
     Any protocol = metering.getTypedExtensionProtocolOptionsMap()
         .get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
@@ -388,10 +394,10 @@ class EnvoyConfigTest {
     for (var vhost : config.getVirtualHostsList()) {
       for (Route route : vhost.getRoutesList()) {
         // The router applies all three levels as the request leaves (finalizeRequestHeaders).
-        Set<String> removed = new java.util.HashSet<>();
+        Set<String> removed = new HashSet<>();
         for (List<String> level : List.of(config.getRequestHeadersToRemoveList(),
             vhost.getRequestHeadersToRemoveList(), route.getRequestHeadersToRemoveList())) {
-          level.forEach(name -> removed.add(name.toLowerCase(java.util.Locale.ROOT)));
+          level.forEach(name -> removed.add(name.toLowerCase(Locale.ROOT)));
         }
         assertThat(removed).as("route %s removes", route.getName())
             .containsAll(STRIPPED_BEFORE_PROVIDERS);
@@ -429,14 +435,14 @@ class EnvoyConfigTest {
     // Unpacked Anys are DynamicMessages, whose own nested Anys are not Any instances: go by name.
     if (type.getFullName().equals(Any.getDescriptor().getFullName())) {
       String url = (String) message.getField(type.findFieldByName("type_url"));
-      var value = (com.google.protobuf.ByteString) message.getField(type.findFieldByName("value"));
+      var value = (ByteString) message.getField(type.findFieldByName("value"));
       if (url.isEmpty()) {
         return; // an empty Any (a route's FilterConfig `config: {}`): nothing in it
       }
       try {
         var descriptor = REGISTRY.find(url.substring(url.lastIndexOf('/') + 1));
         assertThat(descriptor).as("%s: typed_config %s in the registry", path, url).isNotNull();
-        Message unpacked = com.google.protobuf.DynamicMessage.parseFrom(descriptor, value);
+        Message unpacked = DynamicMessage.parseFrom(descriptor, value);
         collectDeprecated(unpacked, path, out);
       } catch (InvalidProtocolBufferException e) {
         throw new AssertionError(path, e);
@@ -449,7 +455,7 @@ class EnvoyConfigTest {
       if (field.getOptions().getDeprecated()) {
         out.add(at);
       }
-      if (field.getJavaType() != com.google.protobuf.Descriptors.FieldDescriptor.JavaType.MESSAGE) {
+      if (field.getJavaType() != Descriptors.FieldDescriptor.JavaType.MESSAGE) {
         continue;
       }
       if (field.isRepeated()) {

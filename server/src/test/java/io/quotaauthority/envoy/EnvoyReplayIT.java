@@ -1,5 +1,7 @@
 package io.quotaauthority.envoy;
 
+import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
+import java.util.function.Supplier;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
 
@@ -1495,9 +1497,9 @@ class EnvoyReplayIT {
     Replay r = route(ENDPOINT_SAMPLES.stream().filter(x -> x.row().equals("openai POST /v1/batches/**"))
         .findFirst().orElseThrow().sdk());
     var registry = server.app().operations().registry();
-    java.util.function.Supplier<Double> notMetered = () -> registry.find(Metrics.CHECK_DECISIONS)
+    Supplier<Double> notMetered = () -> registry.find(Metrics.CHECK_DECISIONS)
         .tag("result", "not_metered").counter().count();
-    java.util.function.Supplier<Double> allowed = () -> registry.find(Metrics.CHECK_DECISIONS)
+    Supplier<Double> allowed = () -> registry.find(Metrics.CHECK_DECISIONS)
         .tag("result", "allow").counter().count();
     double refusedBefore = notMetered.get();
     double allowedBefore = allowed.get();
@@ -1539,7 +1541,7 @@ class EnvoyReplayIT {
       assertThat(headers.getResponseCase()).as("%s: a headers answer", r).isEqualTo(ProcessingResponse.ResponseCase.REQUEST_HEADERS);
       assertThat(headers.hasImmediateResponse()).isFalse();
       assertThat(headers.getRequestHeaders().getResponse().getStatus())
-          .as("%s: CONTINUE", r).isEqualTo(io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse.ResponseStatus.CONTINUE);
+          .as("%s: CONTINUE", r).isEqualTo(CommonResponse.ResponseStatus.CONTINUE);
       // The processor never asks for the body back (and could not: allow_mode_override is off).
       assertThat(headers.getModeOverride().getRequestBodyMode()).isEqualTo(BodySendMode.NONE);
       assertThat(PROC.getAllowModeOverride()).isFalse();

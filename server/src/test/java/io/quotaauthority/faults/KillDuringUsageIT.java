@@ -1,5 +1,7 @@
 package io.quotaauthority.faults;
 
+import io.grpc.Status;
+import java.util.concurrent.ConcurrentHashMap;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.quotaauthority.proto.v1.CreateKeyRequest;
@@ -75,7 +77,7 @@ class KillDuringUsageIT {
     for (int s = 0; s < STREAMS; s++) {
       streams.add(UsageStream.open(first.authzChannel(), ForkedServer.REPORTER_TOKEN));
     }
-    Set<String> sent = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    Set<String> sent = ConcurrentHashMap.newKeySet();
     AtomicBoolean killed = new AtomicBoolean();
     List<Thread> senders = new ArrayList<>();
     for (int s = 0; s < STREAMS; s++) {
@@ -105,7 +107,7 @@ class KillDuringUsageIT {
     }
     // Every answer the dead server got onto the wire, once each stream has seen its end.
     for (UsageStream st : streams) {
-      assertThat(st.status().getCode()).isEqualTo(io.grpc.Status.Code.UNAVAILABLE);
+      assertThat(st.status().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
     }
     Set<String> ackedBeforeKill = accepted(streams);
     int sentBeforeKill = sent.size();

@@ -1,5 +1,6 @@
 package io.quotaauthority.faults;
 
+import java.util.concurrent.CompletableFuture;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.grpc.Context;
@@ -135,7 +136,7 @@ class SigtermIT {
     server.process().destroy();
 
     // A reporter that does not know yet: it keeps sending on its open stream until the stream ends.
-    java.util.concurrent.CompletableFuture<Status> lateEnded = new java.util.concurrent.CompletableFuture<>();
+    CompletableFuture<Status> lateEnded = new CompletableFuture<>();
     Thread lateWatcher = new Thread(() -> {
       try {
         lateEnded.complete(late.status());

@@ -1,5 +1,6 @@
 package io.quotaauthority.keys;
 
+import java.util.Collections;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;
@@ -52,7 +53,7 @@ class LiveKeyHashesTest {
   @Test
   void contains_loadedOutOfOrderWithRepeats_sortedAndDeduplicated() {
     List<byte[]> digests = new ArrayList<>(sortedDigests(300));
-    java.util.Collections.shuffle(digests, RANDOM);
+    Collections.shuffle(digests, RANDOM);
     digests.add(digests.get(0));
     // Bytes with the top bit set: signed comparison would put them first, unsigned last.
     byte[] high = digest();

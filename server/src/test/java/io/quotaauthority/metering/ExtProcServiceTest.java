@@ -1,5 +1,12 @@
 package io.quotaauthority.metering;
 
+import com.google.protobuf.ByteString;
+import io.envoyproxy.envoy.config.core.v3.HeaderValue;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
+import io.quotaauthority.provider.GatewayHeaders;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.params.provider.CsvSource;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -371,7 +378,7 @@ class ExtProcServiceTest {
   }
 
   @ParameterizedTest(name = "request {0}, response {1}")
-  @org.junit.jupiter.params.provider.CsvSource({
+  @CsvSource({
       // openai-chat-stream.sse: 226 in x 0.15 + 42 out x 0.60 + 1024 cached x 0.075 = 135.9 per million
       "'',                            default,  0.00013590",
       "',\"service_tier\":\"priority\"', priority, 0.00027180", // twice the row
@@ -422,7 +429,7 @@ class ExtProcServiceTest {
     EnvoyStream envoy = start(null);
     byte[] request = utf8("{\"model\":");
     Map<String, String> h = EnvoyStream.requestHeaders("/v1/chat/completions", "8", "unl", request.length);
-    h.put(io.quotaauthority.provider.GatewayHeaders.KEY_LIMITED, "false");
+    h.put(GatewayHeaders.KEY_LIMITED, "false");
     envoy.requestHeaders(h, false);
     assertThat(envoy.requestBody(request).hasImmediateResponse()).isFalse();
     assertThat(registry.get("quota.metering.refused").tag("reason", "model_not_priced").counter().count())
@@ -495,8 +502,8 @@ class ExtProcServiceTest {
     Map<String, String> h = EnvoyStream.requestHeaders("/v1/chat/completions", "12", "r1", 10);
     ProcessingRequest twice = ProcessingRequest.newBuilder().setRequestHeaders(HttpHeaders.newBuilder()
         .setHeaders(EnvoyStream.headers(h).toBuilder().addHeaders(
-            io.envoyproxy.envoy.config.core.v3.HeaderValue.newBuilder().setKey("x-quota-key-id")
-                .setRawValue(com.google.protobuf.ByteString.copyFromUtf8("13"))))).build();
+            HeaderValue.newBuilder().setKey("x-quota-key-id")
+                .setRawValue(ByteString.copyFromUtf8("13"))))).build();
     assertThat(envoy.send(twice).hasModeOverride()).isTrue();
     assertThat(registry.get("quota.metering.unmetered").tag("reason", "missing_key_id").counter().count())
         .isEqualTo(1.0);
@@ -565,8 +572,8 @@ class ExtProcServiceTest {
         .setResponseHeaders(HttpHeaders.newBuilder().setHeaders(EnvoyStream.headers(
             Map.of(":status", "200", "content-type", "application/json"))));
     ProcessingRequest.Builder response = ProcessingRequest.newBuilder().setObservabilityMode(true)
-        .setResponseBody(io.envoyproxy.envoy.service.ext_proc.v3.HttpBody.newBuilder()
-            .setBody(com.google.protobuf.ByteString.copyFrom(body)).setEndOfStream(true));
+        .setResponseBody(HttpBody.newBuilder()
+            .setBody(ByteString.copyFrom(body)).setEndOfStream(true));
     envoy.sendWithoutAnswer(headers.build());
     envoy.sendWithoutAnswer(status.build());
     envoy.sendWithoutAnswer(response.build());
@@ -618,8 +625,8 @@ class ExtProcServiceTest {
 
   @Test
   void process_sinkSlowToAccept_lastAnswerIsNotHeldBack() throws Exception {
-    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
-    java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    CountDownLatch entered = new CountDownLatch(1);
     UsageCharger charger = new UsageCharger(report -> {
       entered.countDown();
       try {
@@ -640,7 +647,7 @@ class ExtProcServiceTest {
     byte[] body = Fixtures.bytes("openai-chat.json");
 
     assertThat(envoy.responseBody(body, 0, body.length, true)).isEqualTo(CONTINUE_RESPONSE_BODY);
-    assertThat(entered.await(WAIT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)).isTrue();
+    assertThat(entered.await(WAIT.toMillis(), TimeUnit.MILLISECONDS)).isTrue();
     assertThat(sink.submitted()).isEmpty();
     release.countDown();
     assertThat(sink.awaitSubmitted(1, WAIT)).hasSize(1);
@@ -736,7 +743,7 @@ class ExtProcServiceTest {
       server = InProcessServerBuilder.forName(name)
           .addService(new ExtProcService(charger, small)).build().start();
       channel = InProcessChannelBuilder.forName(name).build();
-      java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+      CountDownLatch release = new CountDownLatch(1);
       assertThat(small.lane().tryExecute(() -> {
         try {
           release.await(); // another stream's long body parse holds the only slot

@@ -1,5 +1,6 @@
 package io.quotaauthority.metering;
 
+import io.quotaauthority.usage.Retries;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -7,7 +8,7 @@ import java.io.UncheckedIOException;
 /** Test resources under /metering. */
 final class Fixtures {
   /** Where the tests' UsageChargers wait between attempts (a daemon thread: never holds the JVM). */
-  static final io.quotaauthority.usage.Retries RETRIES = new io.quotaauthority.usage.Retries("test-charge-retries");
+  static final Retries RETRIES = new Retries("test-charge-retries");
 
   private Fixtures() {}
 

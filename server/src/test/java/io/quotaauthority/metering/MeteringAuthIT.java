@@ -1,5 +1,8 @@
 package io.quotaauthority.metering;
 
+import com.google.protobuf.ByteString;
+import io.grpc.Metadata;
+import io.grpc.stub.MetadataUtils;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
@@ -64,13 +67,13 @@ class MeteringAuthIT {
         .setHeaders(EnvoyStream.headers(EnvoyStream.requestHeaders("/v1/chat/completions",
             Long.toString(keyId), "forged-1", -1)))).build());
     envoy.sendWithoutAnswer(ProcessingRequest.newBuilder().setRequestBody(HttpBody.newBuilder()
-        .setBody(com.google.protobuf.ByteString.copyFromUtf8("{\"model\":\"gpt-4o\"}"))
+        .setBody(ByteString.copyFromUtf8("{\"model\":\"gpt-4o\"}"))
         .setEndOfStream(true)).build());
     envoy.sendWithoutAnswer(ProcessingRequest.newBuilder().setResponseHeaders(HttpHeaders.newBuilder()
         .setHeaders(EnvoyStream.headers(Map.of(":status", "200", "content-type", "application/json"))))
         .build());
     envoy.sendWithoutAnswer(ProcessingRequest.newBuilder().setResponseBody(HttpBody.newBuilder()
-        .setBody(com.google.protobuf.ByteString.copyFromUtf8(usage)).setEndOfStream(true)).build());
+        .setBody(ByteString.copyFromUtf8(usage)).setEndOfStream(true)).build());
     envoy.awaitClosed();
     assertThat(envoy.unansweredCount()).as("no message was answered").isZero();
     return Status.fromThrowable(envoy.error());
@@ -123,12 +126,12 @@ class MeteringAuthIT {
   void process_otherScheme_isUnauthenticatedAndCountedMalformed() throws Exception {
     long keyId = newKey();
     double before = refused("malformed");
-    io.grpc.Metadata basic = new io.grpc.Metadata();
-    basic.put(io.grpc.Metadata.Key.of("authorization", io.grpc.Metadata.ASCII_STRING_MARSHALLER),
+    Metadata basic = new Metadata();
+    basic.put(Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER),
         "Basic " + TestServer.METERING_TOKEN);
 
     Status status = forge(ClientInterceptors.intercept(app.meteringChannel(),
-        io.grpc.stub.MetadataUtils.newAttachHeadersInterceptor(basic)), keyId);
+        MetadataUtils.newAttachHeadersInterceptor(basic)), keyId);
 
     assertThat(status.getCode()).isEqualTo(Status.Code.UNAUTHENTICATED);
     assertThat(refused("malformed")).isEqualTo(before + 1);

@@ -1,5 +1,6 @@
 package io.quotaauthority.metering;
 
+import java.time.Duration;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.quotaauthority.proto.v1.CreateKeyRequest;
@@ -47,7 +48,7 @@ class MeteringEstimateLedgerIT {
     db = TestDatabase.create();
     app = TestServer.start(db);
     // The OpenAI cases count exactly: wait for the encodings the server started loading.
-    assertThat(TokenEstimate.awaitEncodings(java.time.Duration.ofSeconds(30))).isTrue();
+    assertThat(TokenEstimate.awaitEncodings(Duration.ofSeconds(30))).isTrue();
   }
 
   @AfterAll

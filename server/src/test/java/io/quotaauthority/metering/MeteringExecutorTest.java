@@ -1,5 +1,6 @@
 package io.quotaauthority.metering;
 
+import java.util.function.BooleanSupplier;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;
@@ -128,7 +129,7 @@ class MeteringExecutorTest {
     }
   }
 
-  private static boolean awaitTrue(java.util.function.BooleanSupplier condition)
+  private static boolean awaitTrue(BooleanSupplier condition)
       throws InterruptedException {
     long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (System.nanoTime() < end) {

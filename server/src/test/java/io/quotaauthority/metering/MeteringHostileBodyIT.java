@@ -1,5 +1,10 @@
 package io.quotaauthority.metering;
 
+import io.quotaauthority.provider.GatewayHeaders;
+import java.time.Duration;
+import java.util.Map;
+import java.util.function.BooleanSupplier;
+import java.util.function.Function;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.ByteString;
@@ -65,8 +70,8 @@ class MeteringHostileBodyIT {
    * before upstream (MeteringUnpricedLedgerIT), so they come from an unlimited key, whose
    * requests are parsed and passed whatever they name.
    */
-  private static java.util.Map<String, String> unlimited(java.util.Map<String, String> headers) {
-    headers.put(io.quotaauthority.provider.GatewayHeaders.KEY_LIMITED, "false");
+  private static Map<String, String> unlimited(Map<String, String> headers) {
+    headers.put(GatewayHeaders.KEY_LIMITED, "false");
     return headers;
   }
 
@@ -100,7 +105,7 @@ class MeteringHostileBodyIT {
           "/v1/chat/completions", "1", "hostile-empty-objects", body.length)), false);
       // Parsing 10 million objects takes seconds on a loaded 2-core CI machine (Envoy would have
       // given up after message_timeout and let the request pass); the bound here is on Checks.
-      return envoy.requestBody(body, java.time.Duration.ofSeconds(120));
+      return envoy.requestBody(body, Duration.ofSeconds(120));
     });
 
     // Within the constraints (3 levels deep): read and rewritten like any streaming chat request.
@@ -143,7 +148,7 @@ class MeteringHostileBodyIT {
    * floor instead: the test asserts the body adds nothing to it, and prints both.
    */
   private static ProcessingResponse withChecksAlongside(boolean eachWithinBound,
-      java.util.function.Function<EnvoyStream, ProcessingResponse> exchange) throws Exception {
+      Function<EnvoyStream, ProcessingResponse> exchange) throws Exception {
     AuthorizationGrpc.AuthorizationBlockingStub authz = AuthorizationGrpc.newBlockingStub(checkChannel);
     for (int i = 0; i < 50; i++) { // warm: the first calls load classes and open the connection
       authz.withDeadlineAfter(30, TimeUnit.SECONDS).check(CheckRequest.getDefaultInstance());
@@ -212,7 +217,7 @@ class MeteringHostileBodyIT {
   }
 
   private static Checks checksFor(AuthorizationGrpc.AuthorizationBlockingStub authz, long millis,
-      java.util.function.BooleanSupplier stop) {
+      BooleanSupplier stop) {
     Checks c = new Checks();
     long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
     while (System.nanoTime() < end && !stop.getAsBoolean()) {

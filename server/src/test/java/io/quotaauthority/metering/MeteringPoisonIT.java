@@ -1,5 +1,7 @@
 package io.quotaauthority.metering;
 
+import io.quotaauthority.provider.GatewayHeaders;
+import java.util.Map;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.micrometer.core.instrument.DistributionSummary;
@@ -46,9 +48,9 @@ class MeteringPoisonIT {
       byte[] response, boolean limited) {
     byte[] request = ("{\"model\":" + requestModelJson + ",\"messages\":[]}").getBytes(StandardCharsets.UTF_8);
     EnvoyStream envoy = new EnvoyStream(app.envoyMetering());
-    java.util.Map<String, String> headers = EnvoyStream.requestHeaders("/v1/chat/completions",
+    Map<String, String> headers = EnvoyStream.requestHeaders("/v1/chat/completions",
         Long.toString(keyId), requestId, request.length);
-    headers.put(io.quotaauthority.provider.GatewayHeaders.KEY_LIMITED, Boolean.toString(limited));
+    headers.put(GatewayHeaders.KEY_LIMITED, Boolean.toString(limited));
     envoy.requestHeaders(headers, false);
     envoy.requestBody(request);
     envoy.responseHeaders(200, "application/json");

@@ -1,5 +1,7 @@
 package io.quotaauthority.metering;
 
+import java.util.stream.Stream;
+import org.junit.jupiter.params.provider.MethodSource;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -107,8 +109,8 @@ class MeteringUnpricedLedgerIT {
     }
   }
 
-  static java.util.stream.Stream<String> unreadableModels() {
-    return java.util.stream.Stream.of(
+  static Stream<String> unreadableModels() {
+    return Stream.of(
         "{\"model\":\"gpt-4o\",",                  // truncated: not JSON
         "[1,2,3]",                                  // not an object
         "{\"messages\":[]}",                        // no model
@@ -119,7 +121,7 @@ class MeteringUnpricedLedgerIT {
   }
 
   @ParameterizedTest
-  @org.junit.jupiter.params.provider.MethodSource("unreadableModels")
+  @MethodSource("unreadableModels")
   void process_limitedKeyBodyWithoutReadableModel_refusedFailClosed(String body) throws Exception {
     try (TestDatabase db = TestDatabase.create(); TestServer app = TestServer.start(db)) {
       long keyId = key(app, "10");

@@ -1,5 +1,9 @@
 package io.quotaauthority.metering;
 
+import com.google.protobuf.ByteString;
+import java.nio.charset.StandardCharsets;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -126,8 +130,8 @@ class RequestBodyTest {
   @Test
   void withIncludeUsage_existingOptions_returnsARopeOverTheOriginalBytes() throws Exception {
     byte[] big = utf8("{\"stream\":true,\"stream_options\":{},\"messages\":\"" + "x".repeat(1 << 20) + "\"}");
-    com.google.protobuf.ByteString body = com.google.protobuf.ByteString.copyFrom(big);
-    com.google.protobuf.ByteString out = RequestBody.inspect(body).withIncludeUsage(body);
+    ByteString body = ByteString.copyFrom(big);
+    ByteString out = RequestBody.inspect(body).withIncludeUsage(body);
     assertThat(out.size()).isEqualTo(big.length + "\"include_usage\":true".length());
     // Not one flat copy: the 1 MiB string is shared with the request, not copied into the answer.
     assertThat(out.getClass().getSimpleName()).isEqualTo("RopeByteString");
@@ -191,8 +195,8 @@ class RequestBodyTest {
     assertThat(RequestBody.inspect(utf8("{\"model\":\"m\"}")).unread()).isEmpty();
   }
 
-  @org.junit.jupiter.params.ParameterizedTest
-  @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', value = {
+  @ParameterizedTest
+  @CsvSource(delimiter = '|', value = {
       "{\"model\":\"gpt-4o\",\"input\":\"x\",\"background\":true}|true",
       "{\"background\":false,\"model\":\"gpt-4o\"}|false",
       "{\"background\":\"true\",\"model\":\"gpt-4o\"}|false",
@@ -200,7 +204,7 @@ class RequestBodyTest {
       "{\"model\":\"gpt-4o\"}|false",
   })
   void inspect_background_onlyATopLevelTrue(String body, boolean background) {
-    RequestBody b = RequestBody.inspect(body.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    RequestBody b = RequestBody.inspect(body.getBytes(StandardCharsets.UTF_8));
     assertThat(b.background()).isEqualTo(background);
     assertThat(b.model()).hasValue("gpt-4o");
   }

@@ -1,5 +1,8 @@
 package io.quotaauthority.metering;
 
+import io.quotaauthority.provider.ProviderError;
+import java.util.Optional;
+import org.slf4j.LoggerFactory;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -47,7 +50,7 @@ class UsageChargerTest {
   void refusal_keyAndModelAndRate_refusesOnlyLimitedKeysWithoutARate(String model,
       boolean limited, String rate, boolean refused) {
     String why = "the request body is not one JSON object";
-    java.util.Optional<io.quotaauthority.provider.ProviderError> r =
+    Optional<ProviderError> r =
         charger(rate).refusal(model, limited, why);
     assertThat(r.isPresent()).as("refused").isEqualTo(refused);
     r.ifPresent(e -> {
@@ -70,7 +73,7 @@ class UsageChargerTest {
   })
   void chargedModel_responseNamesAModel_pricedResponseModelWins(String requested, String reported,
       String expected) {
-    assertThat(charger("0").chargedModel(requested, java.util.Optional.ofNullable(reported)))
+    assertThat(charger("0").chargedModel(requested, Optional.ofNullable(reported)))
         .isEqualTo(expected);
   }
 
@@ -206,7 +209,7 @@ class UsageChargerTest {
   void charge_refusedForAnInternalReasonEveryTime_countedLostWithReasonAndLogged() throws Exception {
     sink.refuseNext(10);
     ch.qos.logback.classic.Logger logger =
-        (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(UsageCharger.class);
+        (ch.qos.logback.classic.Logger) LoggerFactory.getLogger(UsageCharger.class);
     ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> logs =
         new ch.qos.logback.core.read.ListAppender<>();
     logs.start();

@@ -1,5 +1,6 @@
 package io.quotaauthority.metering;
 
+import org.junit.jupiter.params.provider.CsvSource;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.charset.StandardCharsets;
@@ -219,7 +220,7 @@ class UsageExtractorTest {
   }
 
   @ParameterizedTest
-  @org.junit.jupiter.params.provider.CsvSource({
+  @CsvSource({
       "openai-error-429.json, OPENAI", "anthropic-error-529.json, ANTHROPIC"})
   void feed_errorBody_yieldsNoUsage(String fixture, UsageFormat format) {
     UsageExtractor x = new UsageExtractor(format, UsageExtractor.Framing.JSON);

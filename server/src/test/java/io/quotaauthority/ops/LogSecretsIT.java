@@ -1,5 +1,15 @@
 package io.quotaauthority.ops;
 
+import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
+import io.grpc.ClientInterceptor;
+import io.grpc.Metadata;
+import io.grpc.stub.MetadataUtils;
+import io.grpc.stub.StreamObserver;
+import io.quotaauthority.grpc.BearerTokenInterceptor;
+import java.util.concurrent.CountDownLatch;
+import org.slf4j.LoggerFactory;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -61,7 +71,7 @@ class LogSecretsIT {
           Setting.REPORTER_TOKEN, reporterToken, Setting.METERING_TOKEN, meteringToken), Clock.systemUTC())) {
         lifeCycle(server, adminToken, reporterToken, forbidden, keyIds);
       }
-      org.slf4j.LoggerFactory.getLogger("io.quotaauthority.LogSecretsIT").trace("capture probe");
+      LoggerFactory.getLogger("io.quotaauthority.LogSecretsIT").trace("capture probe");
       events = logs.events();
       text = logs.asText();
       json = logs.asJson();
@@ -127,12 +137,12 @@ class LogSecretsIT {
         .isInstanceOf(StatusRuntimeException.class);
     UsageStream.open(server.authzChannel(), wrong).send(UsageStream.report("log-r2", id, "0.1")).finish();
     // A metering stream with a wrong token: refused, counted and warned about.
-    java.util.concurrent.CountDownLatch refused = new java.util.concurrent.CountDownLatch(1);
-    var metering = io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc.newStub(server.meteringChannel())
+    CountDownLatch refused = new CountDownLatch(1);
+    var metering = ExternalProcessorGrpc.newStub(server.meteringChannel())
         .withInterceptors(TestServer.bearer(wrong))
-        .process(new io.grpc.stub.StreamObserver<>() {
+        .process(new StreamObserver<>() {
           @Override
-          public void onNext(io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse value) { }
+          public void onNext(ProcessingResponse value) { }
 
           @Override
           public void onError(Throwable t) {
@@ -144,7 +154,7 @@ class LogSecretsIT {
             refused.countDown();
           }
         });
-    metering.onNext(io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest.getDefaultInstance());
+    metering.onNext(ProcessingRequest.getDefaultInstance());
     assertThat(refused.await(10, TimeUnit.SECONDS)).isTrue();
 
     admin.deleteKey(DeleteKeyRequest.newBuilder().setId(id).build());
@@ -161,10 +171,10 @@ class LogSecretsIT {
     forbidden.add(Base64.getEncoder().encodeToString(hash));
   }
 
-  private static io.grpc.ClientInterceptor actor(String who) {
-    io.grpc.Metadata md = new io.grpc.Metadata();
-    md.put(io.quotaauthority.grpc.BearerTokenInterceptor.ACTOR, who);
-    return io.grpc.stub.MetadataUtils.newAttachHeadersInterceptor(md);
+  private static ClientInterceptor actor(String who) {
+    Metadata md = new Metadata();
+    md.put(BearerTokenInterceptor.ACTOR, who);
+    return MetadataUtils.newAttachHeadersInterceptor(md);
   }
 
   private static String randomToken() {

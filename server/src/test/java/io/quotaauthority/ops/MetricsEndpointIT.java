@@ -1,5 +1,6 @@
 package io.quotaauthority.ops;
 
+import java.util.LinkedHashMap;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -93,7 +94,7 @@ class MetricsEndpointIT {
   }
 
   private static double value(String name, String... labels) {
-    Map<String, String> l = new java.util.LinkedHashMap<>();
+    Map<String, String> l = new LinkedHashMap<>();
     for (int i = 0; i < labels.length; i += 2) {
       l.put(labels[i], labels[i + 1]);
     }

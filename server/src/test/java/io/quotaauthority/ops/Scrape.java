@@ -1,5 +1,7 @@
 package io.quotaauthority.ops;
 
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -26,7 +28,7 @@ final class Scrape {
 
   /** A port free right now, for QUOTA_METRICS_PORT (where 0 means "off", not "any"). */
   static int freePort() throws IOException {
-    try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       return s.getLocalPort();
     }
   }

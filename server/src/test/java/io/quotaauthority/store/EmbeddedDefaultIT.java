@@ -1,5 +1,8 @@
 package io.quotaauthority.store;
 
+import java.io.File;
+import java.net.URI;
+import java.util.function.Function;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -66,7 +69,7 @@ class EmbeddedDefaultIT {
   }
 
   private static <T> T withAdmin(QuotaAuthority app, Path dir,
-      java.util.function.Function<KeyAdminServiceGrpc.KeyAdminServiceBlockingStub, T> call) throws Exception {
+      Function<KeyAdminServiceGrpc.KeyAdminServiceBlockingStub, T> call) throws Exception {
     String token = Files.readString(dir.resolve("admin-token"), StandardCharsets.UTF_8).trim();
     ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", app.adminPort()).usePlaintext().build();
     try {
@@ -168,7 +171,7 @@ class EmbeddedDefaultIT {
 
   @Test
   void connect_otherOsUserWithoutPassword_refusedOverTcpAndSocket() throws Exception {
-    int port = java.net.URI.create(shared.database().jdbcUrl().substring("jdbc:".length())).getPort();
+    int port = URI.create(shared.database().jdbcUrl().substring("jdbc:".length())).getPort();
     String password = Files.readString(sharedDir.resolve(EmbeddedPostgres.PASSWORD_FILE), StandardCharsets.UTF_8).trim();
 
     Psql tcp = psqlAsNobody(null, "-h", "127.0.0.1", "-p", Integer.toString(port));
@@ -200,7 +203,7 @@ class EmbeddedDefaultIT {
     List<String> command = new ArrayList<>(List.of("runuser", "-u", "nobody", "--", "psql", "-w", "-X", "-A", "-t",
         "-U", "postgres", "-d", "postgres", "-c", "SELECT 1"));
     command.addAll(List.of(connection));
-    ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).directory(new java.io.File("/"));
+    ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).directory(new File("/"));
     builder.environment().keySet().removeIf(k -> k.startsWith("PG"));
     if (password != null) {
       builder.environment().put("PGPASSWORD", password);

@@ -1,5 +1,7 @@
 package io.quotaauthority.testing;
 
+import io.envoyproxy.envoy.config.core.v3.Address;
+import io.envoyproxy.envoy.config.core.v3.SocketAddress;
 import com.google.protobuf.ByteString;
 import io.envoyproxy.envoy.config.core.v3.HeaderMap;
 import io.envoyproxy.envoy.config.core.v3.HeaderValue;
@@ -83,8 +85,8 @@ public final class EnvoyChecks {
     return CheckRequest.newBuilder()
         .setAttributes(AttributeContext.newBuilder()
             .setSource(AttributeContext.Peer.newBuilder().setAddress(
-                io.envoyproxy.envoy.config.core.v3.Address.newBuilder().setSocketAddress(
-                    io.envoyproxy.envoy.config.core.v3.SocketAddress.newBuilder()
+                Address.newBuilder().setSocketAddress(
+                    SocketAddress.newBuilder()
                         .setAddress("10.0.0.7").setPortValue(51234))))
             .setRequest(AttributeContext.Request.newBuilder().setHttp(http))
             .putAllContextExtensions(contextExtensions))

@@ -1,5 +1,6 @@
 package io.quotaauthority.testing;
 
+import java.util.function.BooleanSupplier;
 import io.grpc.netty.shaded.io.netty.buffer.ByteBuf;
 import io.grpc.netty.shaded.io.netty.buffer.Unpooled;
 import io.grpc.netty.shaded.io.netty.handler.codec.http2.DefaultHttp2Headers;
@@ -230,7 +231,7 @@ public final class RawHttp2 implements AutoCloseable {
   }
 
   /** Waits until the condition (checked under this object's lock) holds or the timeout passes. */
-  public boolean await(java.util.function.BooleanSupplier condition, long timeoutMillis)
+  public boolean await(BooleanSupplier condition, long timeoutMillis)
       throws InterruptedException {
     long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
     synchronized (this) {

@@ -1,5 +1,8 @@
 package io.quotaauthority.testing;
 
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.nio.ByteBuffer;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -140,8 +143,8 @@ public final class TcpProxy implements AutoCloseable {
   /** Client to server: forwards message by message, counting the statements executed. */
   private void countingPump(Socket from, Socket to) {
     Thread t = new Thread(() -> {
-      try (DataInputStream in = new DataInputStream(new java.io.BufferedInputStream(from.getInputStream()));
-           OutputStream out = new java.io.BufferedOutputStream(to.getOutputStream())) {
+      try (DataInputStream in = new DataInputStream(new BufferedInputStream(from.getInputStream()));
+           OutputStream out = new BufferedOutputStream(to.getOutputStream())) {
         // Untyped startup packets first: an SSL or GSS request (8 bytes, then the server's answer
         // byte) may precede the startup message itself.
         while (true) {
@@ -151,7 +154,7 @@ public final class TcpProxy implements AutoCloseable {
           out.write(intBytes(length));
           out.write(body);
           out.flush();
-          int code = length >= 8 ? java.nio.ByteBuffer.wrap(body).getInt() : 0;
+          int code = length >= 8 ? ByteBuffer.wrap(body).getInt() : 0;
           if (code != 80877103 && code != 80877104) {
             break;
           }
@@ -219,7 +222,7 @@ public final class TcpProxy implements AutoCloseable {
   }
 
   private static byte[] intBytes(int v) {
-    return java.nio.ByteBuffer.allocate(4).putInt(v).array();
+    return ByteBuffer.allocate(4).putInt(v).array();
   }
 
   private static void closeQuietly(Socket s) {

@@ -1,5 +1,8 @@
 package io.quotaauthority.testing;
 
+import java.io.IOException;
+import java.util.HashMap;
+import java.util.List;
 import io.grpc.Channel;
 import io.grpc.ClientInterceptor;
 import io.grpc.ClientInterceptors;
@@ -75,7 +78,7 @@ public final class TestServer implements AutoCloseable {
   public static TestServer fromEnvironment(TestDatabase db, Map<String, String> env) {
     try {
       Path dataDir = Files.createTempDirectory("qa-test");
-      Map<String, String> e = new java.util.HashMap<>();
+      Map<String, String> e = new HashMap<>();
       e.put(Setting.DB_URL.env(), db.url());
       e.put(Setting.DB_USER.env(), "postgres");
       e.put(Setting.DATA_DIR.env(), dataDir.toString());
@@ -90,8 +93,8 @@ public final class TestServer implements AutoCloseable {
           e.put(k, v);
         }
       });
-      return new TestServer(QuotaAuthority.start(Settings.load(e, java.util.List.of()), Clock.systemUTC()), dataDir);
-    } catch (java.io.IOException e) {
+      return new TestServer(QuotaAuthority.start(Settings.load(e, List.of()), Clock.systemUTC()), dataDir);
+    } catch (IOException e) {
       throw new IllegalStateException(e);
     }
   }

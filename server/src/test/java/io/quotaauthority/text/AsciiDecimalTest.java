@@ -1,5 +1,6 @@
 package io.quotaauthority.text;
 
+import org.junit.jupiter.api.Test;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import org.junit.jupiter.params.ParameterizedTest;
@@ -54,7 +55,7 @@ class AsciiDecimalTest {
     assertThat(Shown.quoted(value)).isEqualTo(shown);
   }
 
-  @org.junit.jupiter.api.Test
+  @Test
   void shownQuoted_longValue_cutAfterFortyCodePoints() {
     assertThat(Shown.quoted("x".repeat(100))).isEqualTo("'" + "x".repeat(40) + "...'");
   }

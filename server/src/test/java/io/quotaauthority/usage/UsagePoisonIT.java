@@ -1,5 +1,7 @@
 package io.quotaauthority.usage;
 
+import java.math.RoundingMode;
+import java.sql.Statement;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.micrometer.core.instrument.DistributionSummary;
@@ -66,7 +68,7 @@ class UsagePoisonIT {
     for (int i = 0; i < 100; i++) {
       long key = keys.get(i % keys.size());
       BigDecimal cost = maxCost.multiply(BigDecimal.valueOf(1 + random.nextInt(99_999_999), 8))
-          .setScale(8, java.math.RoundingMode.DOWN);
+          .setScale(8, RoundingMode.DOWN);
       reports.add(UsageStream.report(prefix + "-" + i, Long.toString(key), cost.toPlainString()));
       expected.merge(key, cost, BigDecimal::add);
     }
@@ -168,7 +170,7 @@ class UsagePoisonIT {
   void reportUsage_reportTheDatabaseRefusesAmong100_groupSplitAndOnlyItRejected() throws Exception {
     // A poison no validation rule knows: the ledger itself refuses this model.
     db.transactions().inTransaction(c -> {
-      try (java.sql.Statement st = c.createStatement()) {
+      try (Statement st = c.createStatement()) {
         return st.execute("ALTER TABLE usage_events ADD CONSTRAINT test_poison CHECK (model <> 'poison-model')");
       }
     });

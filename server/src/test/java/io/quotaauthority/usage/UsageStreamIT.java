@@ -1,5 +1,6 @@
 package io.quotaauthority.usage;
 
+import java.util.LinkedHashMap;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.Timestamp;
@@ -131,7 +132,7 @@ class UsageStreamIT {
     CreateKeyResponse deleted = newKey("0");
     server.admin().deleteKey(DeleteKeyRequest.newBuilder().setId(deleted.getKey().getId()).build());
     Instant twoDays = Instant.now().plusSeconds(2 * 86_400);
-    Map<String, ReportUsageRequest> bad = new java.util.LinkedHashMap<>();
+    Map<String, ReportUsageRequest> bad = new LinkedHashMap<>();
     bad.put("key_id", UsageStream.report("bad-unknown", "987654321", "1"));
     bad.put("key_id ", UsageStream.report("bad-deleted", deleted.getKey().getId(), "1"));
     bad.put("key_id  ", UsageStream.report("bad-keyid", "abc", "1"));
