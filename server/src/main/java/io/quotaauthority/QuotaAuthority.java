@@ -1,7 +1,5 @@
 package io.quotaauthority;
 
-import java.util.concurrent.ThreadFactory;
-import java.util.concurrent.atomic.AtomicInteger;
 import io.grpc.BindableService;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
@@ -12,8 +10,10 @@ import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.quotaauthority.admin.KeyAdmin;
 import io.quotaauthority.admin.KeyAdminService;
+import io.quotaauthority.admin.UsageReadBack;
 import io.quotaauthority.authz.AuthorizationService;
 import io.quotaauthority.authz.Authorizer;
 import io.quotaauthority.config.AdminTokens;
@@ -27,12 +27,11 @@ import io.quotaauthority.grpc.Transport;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.metering.ExtProcService;
-import io.quotaauthority.metering.MeteringRefusals;
 import io.quotaauthority.metering.MeteringExecutor;
+import io.quotaauthority.metering.MeteringRefusals;
 import io.quotaauthority.metering.ReloadingPriceTable;
 import io.quotaauthority.metering.UsageCharger;
-import io.micrometer.core.instrument.MeterRegistry;
-import java.math.BigDecimal;
+import io.quotaauthority.ops.Metrics;
 import io.quotaauthority.ops.Operations;
 import io.quotaauthority.ops.Readiness;
 import io.quotaauthority.store.Database;
@@ -43,8 +42,6 @@ import io.quotaauthority.store.UsageRepository;
 import io.quotaauthority.usage.Retries;
 import io.quotaauthority.usage.UsageBatcher;
 import io.quotaauthority.usage.UsageOutcome;
-import io.quotaauthority.ops.Metrics;
-import io.quotaauthority.admin.UsageReadBack;
 import io.quotaauthority.usage.UsageService;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -52,17 +49,18 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The composition root: wires every part from {@link Settings}, starts the three gRPC servers (authz,
- * metering, admin), and
- * owns the order of shutdown (health NOT_SERVING → usage streams stop taking reports → stop taking
- * calls → wait (usage streams end once their reports are answered) → force → commit what is still
- * queued → close the pool).
+ * The composition root: wires every part from {@link Settings}, starts the three gRPC servers
+ * (authz, metering, admin), and owns the order of shutdown (health NOT_SERVING → usage streams stop
+ * taking reports → stop taking calls → wait (usage streams end once their reports are answered) →
+ * force → commit what is still queued → close the pool).
  */
 public final class QuotaAuthority implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(QuotaAuthority.class);
@@ -86,11 +84,23 @@ public final class QuotaAuthority implements AutoCloseable {
   private final Operations ops;
   private boolean closed;
 
-  private QuotaAuthority(Settings settings, Database database, ThreadPoolExecutor keyLoader,
-      Retries scheduler, UsageBatcher batcher, UsageService usageService,
-      KeyChangeListener listener, ReloadingPriceTable prices, MeteringExecutor meteringWork,
-      HealthStatusManager authzHealth, HealthStatusManager health, Server authzServer,
-      Server meteringServer, Server adminServer, KeyCache cache, PendingUsage pendingUsage,
+  private QuotaAuthority(
+      Settings settings,
+      Database database,
+      ThreadPoolExecutor keyLoader,
+      Retries scheduler,
+      UsageBatcher batcher,
+      UsageService usageService,
+      KeyChangeListener listener,
+      ReloadingPriceTable prices,
+      MeteringExecutor meteringWork,
+      HealthStatusManager authzHealth,
+      HealthStatusManager health,
+      Server authzServer,
+      Server meteringServer,
+      Server adminServer,
+      KeyCache cache,
+      PendingUsage pendingUsage,
       Operations ops) {
     this.listener = listener;
     this.prices = prices;
@@ -120,10 +130,16 @@ public final class QuotaAuthority implements AutoCloseable {
   public static QuotaAuthority start(Settings settings, Clock clock) throws IOException {
     // ---- 1. Inputs: each can fail on what the operator gave; nothing is open yet.
     // Every admin token, named (QUOTA_ADMIN_TOKENS_FILE) or not.
-    BearerCredentials adminTokens = new BearerCredentials("admin", AdminTokens.resolve(settings).stream()
-        .map(e -> new BearerCredentials.Credential(e.name(), e.sha256())).toList());
-    String reporterToken = TokenFile.resolve(settings.reporterToken(), settings.dataDir(), "reporter-token");
-    String meteringToken = TokenFile.resolve(settings.meteringToken(), settings.dataDir(), "metering-token");
+    BearerCredentials adminTokens =
+        new BearerCredentials(
+            "admin",
+            AdminTokens.resolve(settings).stream()
+                .map(e -> new BearerCredentials.Credential(e.name(), e.sha256()))
+                .toList());
+    String reporterToken =
+        TokenFile.resolve(settings.reporterToken(), settings.dataDir(), "reporter-token");
+    String meteringToken =
+        TokenFile.resolve(settings.meteringToken(), settings.dataDir(), "metering-token");
     ServerCredentials tls = ServerTls.credentials(settings); // plaintext unless QUOTA_TLS_CERT/KEY
     Operations ops = new Operations(); // first: the pool and the price table register meters in it
     MeterRegistry registry = ops.registry();
@@ -134,8 +150,18 @@ public final class QuotaAuthority implements AutoCloseable {
     Database database = Database.open(settings, registry);
     QuotaAuthority app;
     try {
-      app = build(settings, clock, ops, registry, database, prices, adminTokens, reporterToken,
-          meteringToken, tls);
+      app =
+          build(
+              settings,
+              clock,
+              ops,
+              registry,
+              database,
+              prices,
+              adminTokens,
+              reporterToken,
+              meteringToken,
+              tls);
     } catch (RuntimeException e) {
       // Nothing but the pool (and an embedded PostgreSQL) is running yet.
       database.close();
@@ -150,16 +176,26 @@ public final class QuotaAuthority implements AutoCloseable {
       app.close();
       throw e;
     }
-    log.info("quota-authority serving: authz port {}, metering port {}, admin port {} on {}",
-        app.authzServer.getPort(), app.meteringServer.getPort(), app.adminServer.getPort(),
+    log.info(
+        "quota-authority serving: authz port {}, metering port {}, admin port {} on {}",
+        app.authzServer.getPort(),
+        app.meteringServer.getPort(),
+        app.adminServer.getPort(),
         settings.adminBind().getHostAddress());
     return app;
   }
 
   /** Builds every part over the open database. Starts no thread and binds no port. */
-  private static QuotaAuthority build(Settings settings, Clock clock, Operations ops,
-      MeterRegistry registry, Database database, ReloadingPriceTable prices,
-      BearerCredentials adminTokens, String reporterToken, String meteringToken,
+  private static QuotaAuthority build(
+      Settings settings,
+      Clock clock,
+      Operations ops,
+      MeterRegistry registry,
+      Database database,
+      ReloadingPriceTable prices,
+      BearerCredentials adminTokens,
+      String reporterToken,
+      String meteringToken,
       ServerCredentials tls) {
     Transactions tx = database.transactions();
     KeyRepository keys = new KeyRepository(tx);
@@ -168,28 +204,54 @@ public final class QuotaAuthority implements AutoCloseable {
     // connection, so the thread count caps what cold loads can take: half the pool, leaving the
     // rest to usage commits and admin calls however many unknown keys arrive.
     int coldLoaders = coldLoadThreads(settings.dbPoolSize());
-    ThreadPoolExecutor keyLoader = new ThreadPoolExecutor(coldLoaders, coldLoaders,
-        30, TimeUnit.SECONDS, new ArrayBlockingQueue<>(10_000), daemonThreads("key-loader"));
-    KeyCache cache = new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl());
+    ThreadPoolExecutor keyLoader =
+        new ThreadPoolExecutor(
+            coldLoaders,
+            coldLoaders,
+            30,
+            TimeUnit.SECONDS,
+            new ArrayBlockingQueue<>(10_000),
+            daemonThreads("key-loader"));
+    KeyCache cache =
+        new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl());
     ops.metrics().monitorKeyCache(cache.knownCache());
     ops.metrics().monitorLiveKeys(cache);
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
     UsageRepository usageRepository = new UsageRepository(tx);
     // Queued usage, shared by the batcher (adds and settles) and Check (counts it as spent).
     PendingUsage pendingUsage = new PendingUsage();
-    UsageBatcher batcher = new UsageBatcher(usageRepository, cache, pendingUsage, settings.usageCommitMax(),
-        settings.usageCommitInterval(), settings.usageQueueMax(), ops.metrics().commitRecorder());
+    UsageBatcher batcher =
+        new UsageBatcher(
+            usageRepository,
+            cache,
+            pendingUsage,
+            settings.usageCommitMax(),
+            settings.usageCommitInterval(),
+            settings.usageQueueMax(),
+            ops.metrics().commitRecorder());
     // Delayed work (held usage reports, metering's charge retries); drained at shutdown before
     // the batcher closes, so a retry waiting here is still committed.
     Retries scheduler = new Retries("usage-retries");
-    KeyChangeListener listener = new KeyChangeListener(database::openDedicatedConnection, keys, cache,
-        settings.refreshInterval(), ops.metrics().keyChangeRecorder());
+    KeyChangeListener listener =
+        new KeyChangeListener(
+            database::openDedicatedConnection,
+            keys,
+            cache,
+            settings.refreshInterval(),
+            ops.metrics().keyChangeRecorder());
     Metrics.EnumCounters<UsageOutcome.Result> reports = ops.metrics().usageReports();
-    UsageService usageService = new UsageService(batcher, clock, scheduler,
-        () -> reports.increment(UsageOutcome.Result.REJECTED));
-    UsageCharger charger = new UsageCharger(batcher, prices,
-        // Unset: unpriced models are refused to keys with a quota (UsageCharger).
-        settings.unpricedModelUsdPerMtok().orElse(null), registry, clock, scheduler);
+    UsageService usageService =
+        new UsageService(
+            batcher, clock, scheduler, () -> reports.increment(UsageOutcome.Result.REJECTED));
+    UsageCharger charger =
+        new UsageCharger(
+            batcher,
+            prices,
+            // Unset: unpriced models are refused to keys with a quota (UsageCharger).
+            settings.unpricedModelUsdPerMtok().orElse(null),
+            registry,
+            clock,
+            scheduler);
 
     // Two health services. The authz port's says whether this process can answer Checks: it stays
     // SERVING through a database outage (cached keys are still answered; Envoy must keep sending
@@ -197,34 +259,67 @@ public final class QuotaAuthority implements AutoCloseable {
     // (database, migrations, notification listener), like /readyz.
     HealthStatusManager authzHealth = new HealthStatusManager();
     HealthStatusManager health = new HealthStatusManager();
-    Authorizer authorizer = new Authorizer(cache, pendingUsage, clock, ops.metrics().checkRecorder());
+    Authorizer authorizer =
+        new Authorizer(cache, pendingUsage, clock, ops.metrics().checkRecorder());
     // ext_proc body work (parsing prompts, scanning responses) runs here, never on a transport
     // thread; bounded, so an overload answers messages unread instead of queueing without end.
     MeteringExecutor meteringWork = MeteringExecutor.forCores();
-    Server authz = authzServer(Transport.apply(
-            NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort()), tls),
-            // Check, usage and health keep gRPC's usual limit; only the metering listener takes bodies.
-            Transport.DEFAULT_MAX_MESSAGE_BYTES),
-        new AuthorizationService(authorizer),
-        ServerInterceptors.intercept(usageService, new BearerTokenInterceptor(reporterToken, "reporter")),
-        authzHealth).build();
+    Server authz =
+        authzServer(
+                Transport.apply(
+                    NettyServerBuilder.forAddress(new InetSocketAddress(settings.authzPort()), tls),
+                    // Check, usage and health keep gRPC's usual limit; only the metering listener
+                    // takes bodies.
+                    Transport.DEFAULT_MAX_MESSAGE_BYTES),
+                new AuthorizationService(authorizer),
+                ServerInterceptors.intercept(
+                    usageService, new BearerTokenInterceptor(reporterToken, "reporter")),
+                authzHealth)
+            .build();
     // Metering charges keys, so only the holder of the metering token (Envoy) may open a stream;
     // every refusal is counted and warned about, since Envoy fails open and would stay quiet.
     // Whole buffered request bodies arrive here, so this listener alone takes large messages.
-    Server metering = meteringServer(Transport.apply(
-            NettyServerBuilder.forAddress(new InetSocketAddress(settings.meteringPort()), tls),
-            Transport.METERING_MAX_MESSAGE_BYTES),
-        ServerInterceptors.intercept(new ExtProcService(charger, meteringWork),
-            new BearerTokenInterceptor(meteringToken, "metering", new MeteringRefusals(registry))),
-        authzHealth).build();
-    Server admin = adminServer(Transport.apply(
-            NettyServerBuilder.forAddress(new InetSocketAddress(settings.adminBind(), settings.adminPort()), tls),
-            Transport.DEFAULT_MAX_MESSAGE_BYTES)
-        .intercept(ops.adminCallMetrics()),
-        new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
-        adminTokens, health).build();
-    return new QuotaAuthority(settings, database, keyLoader, scheduler, batcher, usageService,
-        listener, prices, meteringWork, authzHealth, health, authz, metering, admin, cache, pendingUsage, ops);
+    Server metering =
+        meteringServer(
+                Transport.apply(
+                    NettyServerBuilder.forAddress(
+                        new InetSocketAddress(settings.meteringPort()), tls),
+                    Transport.METERING_MAX_MESSAGE_BYTES),
+                ServerInterceptors.intercept(
+                    new ExtProcService(charger, meteringWork),
+                    new BearerTokenInterceptor(
+                        meteringToken, "metering", new MeteringRefusals(registry))),
+                authzHealth)
+            .build();
+    Server admin =
+        adminServer(
+                Transport.apply(
+                        NettyServerBuilder.forAddress(
+                            new InetSocketAddress(settings.adminBind(), settings.adminPort()), tls),
+                        Transport.DEFAULT_MAX_MESSAGE_BYTES)
+                    .intercept(ops.adminCallMetrics()),
+                new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
+                adminTokens,
+                health)
+            .build();
+    return new QuotaAuthority(
+        settings,
+        database,
+        keyLoader,
+        scheduler,
+        batcher,
+        usageService,
+        listener,
+        prices,
+        meteringWork,
+        authzHealth,
+        health,
+        authz,
+        metering,
+        admin,
+        cache,
+        pendingUsage,
+        ops);
   }
 
   /** Starts what {@link #build} made: threads first, then the listeners, then health says so. */
@@ -237,8 +332,12 @@ public final class QuotaAuthority implements AutoCloseable {
     adminServer.start();
     // Sets the gRPC health status from now on (SERVING only while every check passes) and opens
     // /metrics, /healthz, /readyz.
-    ops.start(settings.metricsBind(), settings.metricsPort(), health,
-        List.of(Readiness.check("database", database::reachable),
+    ops.start(
+        settings.metricsBind(),
+        settings.metricsPort(),
+        health,
+        List.of(
+            Readiness.check("database", database::reachable),
             Readiness.check("notifications", listener::connected)));
     authzHealth.setStatus("", ServingStatus.SERVING);
   }
@@ -247,8 +346,11 @@ public final class QuotaAuthority implements AutoCloseable {
    * The authz port: what Envoy calls (Check, credential-free), usage reports (reporter token),
    * health and reflection. Metering is not here: it has its own listener and token.
    */
-  static ServerBuilder<?> authzServer(ServerBuilder<?> builder, AuthorizationService check,
-      ServerServiceDefinition usage, HealthStatusManager health) {
+  static ServerBuilder<?> authzServer(
+      ServerBuilder<?> builder,
+      AuthorizationService check,
+      ServerServiceDefinition usage,
+      HealthStatusManager health) {
     return builder
         // Every handler on this port answers without blocking (cold key loads and usage commits
         // run on their own threads, ext_proc work on the MeteringExecutor), so calls run on the
@@ -265,8 +367,8 @@ public final class QuotaAuthority implements AutoCloseable {
    * (Envoy health-checks this cluster too; health reveals nothing, so it needs no token). No
    * reflection: nothing here is for people.
    */
-  static ServerBuilder<?> meteringServer(ServerBuilder<?> builder, ServerServiceDefinition metering,
-      HealthStatusManager health) {
+  static ServerBuilder<?> meteringServer(
+      ServerBuilder<?> builder, ServerServiceDefinition metering, HealthStatusManager health) {
     return builder
         // ExtProcService answers without blocking (charges are queued), so it runs on the
         // transport threads like the authz port's services.
@@ -278,13 +380,18 @@ public final class QuotaAuthority implements AutoCloseable {
   }
 
   /** The admin port: the admin API behind its bearer token, plus health. */
-  static ServerBuilder<?> adminServer(ServerBuilder<?> builder, BindableService admin,
-      BearerCredentials tokens, HealthStatusManager health) {
+  static ServerBuilder<?> adminServer(
+      ServerBuilder<?> builder,
+      BindableService admin,
+      BearerCredentials tokens,
+      HealthStatusManager health) {
     return builder
         // The token check runs first (outermost); then requests that do not parse are refused
-        // INVALID_ARGUMENT naming the field, through the server's interceptors, so they are counted.
-        .addService(ServerInterceptors.intercept(MalformedRequests.refuse(admin.bindService()),
-            new BearerTokenInterceptor(tokens)))
+        // INVALID_ARGUMENT naming the field, through the server's interceptors, so they are
+        // counted.
+        .addService(
+            ServerInterceptors.intercept(
+                MalformedRequests.refuse(admin.bindService()), new BearerTokenInterceptor(tokens)))
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance());
   }
@@ -322,7 +429,9 @@ public final class QuotaAuthority implements AutoCloseable {
     return database;
   }
 
-  /** Metrics (pass {@code operations().metrics()} to anything that records), readiness, HTTP port. */
+  /**
+   * Metrics (pass {@code operations().metrics()} to anything that records), readiness, HTTP port.
+   */
   public Operations operations() {
     return ops;
   }
@@ -356,7 +465,8 @@ public final class QuotaAuthority implements AutoCloseable {
     prices.close();
     // The servers are down, so no message arrives any more: finish what the lanes hold (answers
     // nobody reads now, but also the charges of responses that ended) before the batcher closes.
-    meteringWork.close(Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) + 1000);
+    meteringWork.close(
+        Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())) + 1000);
     // No call can queue usage any more: commit what is queued, then let go of the database.
     // Delayed work (a held report, a charge retry) is drained while the batcher is still open:
     // what is due by the deadline runs at its time; what would wait longer runs now, once.
@@ -383,8 +493,8 @@ public final class QuotaAuthority implements AutoCloseable {
   }
 
   /**
-   * Threads (so pool connections) cold key loads may use at once: half the pool, at least one.
-   * With a pool of 1 the one connection is necessarily shared; from 2 up a commit always finds one.
+   * Threads (so pool connections) cold key loads may use at once: half the pool, at least one. With
+   * a pool of 1 the one connection is necessarily shared; from 2 up a commit always finds one.
    */
   static int coldLoadThreads(int poolSize) {
     return Math.max(1, poolSize / 2);

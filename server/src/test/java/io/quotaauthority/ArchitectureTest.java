@@ -1,6 +1,5 @@
 package io.quotaauthority;
 
-import java.util.stream.Stream;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import static com.tngtech.archunit.library.Architectures.layeredArchitecture;
 import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
@@ -8,6 +7,7 @@ import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.sli
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -32,56 +32,88 @@ class ArchitectureTest {
 
   @BeforeAll
   static void importClasses() {
-    classes = new ClassFileImporter()
-        .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
-        .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_JARS)
-        .importPackages("io.quotaauthority");
+    classes =
+        new ClassFileImporter()
+            .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+            .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_JARS)
+            .importPackages("io.quotaauthority");
   }
 
   @Test
   void packages_haveNoCycles() {
     slices().matching("io.quotaauthority.(*)..").should().beFreeOfCycles().check(classes);
     // The root package is no slice of the above: nothing below it may import it but the CLI.
-    noClasses().that().resideOutsideOfPackages("io.quotaauthority", "io.quotaauthority.cli..")
-        .should().dependOnClassesThat().resideInAPackage("io.quotaauthority")
+    noClasses()
+        .that()
+        .resideOutsideOfPackages("io.quotaauthority", "io.quotaauthority.cli..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAPackage("io.quotaauthority")
         .check(classes);
   }
 
   @Test
   void layers_dependOnlyDownwards() {
-    layeredArchitecture().consideringOnlyDependenciesInLayers()
-        .layer("Cli").definedBy("io.quotaauthority.cli..")
-        .layer("Root").definedBy("io.quotaauthority")
-        .layer("Adapters").definedBy("io.quotaauthority.authz..", "io.quotaauthority.metering..",
-            "io.quotaauthority.admin..", "io.quotaauthority.ops..")
-        .layer("Transport").definedBy("io.quotaauthority.grpc..", "io.quotaauthority.http..")
-        .layer("Store").definedBy("io.quotaauthority.store..")
-        .layer("Cores").definedBy("io.quotaauthority.keys..", "io.quotaauthority.usage..",
-            "io.quotaauthority.config..")
-        .layer("Leaves").definedBy("io.quotaauthority.text..", "io.quotaauthority.provider..")
-        .whereLayer("Cli").mayNotBeAccessedByAnyLayer()
-        .whereLayer("Root").mayOnlyBeAccessedByLayers("Cli")
-        .whereLayer("Adapters").mayOnlyBeAccessedByLayers("Root", "Cli")
-        .whereLayer("Transport").mayOnlyBeAccessedByLayers("Root", "Cli", "Adapters")
-        .whereLayer("Store").mayOnlyBeAccessedByLayers("Root", "Cli", "Adapters", "Transport")
-        .whereLayer("Cores").mayOnlyBeAccessedByLayers("Root", "Cli", "Adapters", "Transport", "Store")
+    layeredArchitecture()
+        .consideringOnlyDependenciesInLayers()
+        .layer("Cli")
+        .definedBy("io.quotaauthority.cli..")
+        .layer("Root")
+        .definedBy("io.quotaauthority")
+        .layer("Adapters")
+        .definedBy(
+            "io.quotaauthority.authz..",
+            "io.quotaauthority.metering..",
+            "io.quotaauthority.admin..",
+            "io.quotaauthority.ops..")
+        .layer("Transport")
+        .definedBy("io.quotaauthority.grpc..", "io.quotaauthority.http..")
+        .layer("Store")
+        .definedBy("io.quotaauthority.store..")
+        .layer("Cores")
+        .definedBy(
+            "io.quotaauthority.keys..", "io.quotaauthority.usage..", "io.quotaauthority.config..")
+        .layer("Leaves")
+        .definedBy("io.quotaauthority.text..", "io.quotaauthority.provider..")
+        .whereLayer("Cli")
+        .mayNotBeAccessedByAnyLayer()
+        .whereLayer("Root")
+        .mayOnlyBeAccessedByLayers("Cli")
+        .whereLayer("Adapters")
+        .mayOnlyBeAccessedByLayers("Root", "Cli")
+        .whereLayer("Transport")
+        .mayOnlyBeAccessedByLayers("Root", "Cli", "Adapters")
+        .whereLayer("Store")
+        .mayOnlyBeAccessedByLayers("Root", "Cli", "Adapters", "Transport")
+        .whereLayer("Cores")
+        .mayOnlyBeAccessedByLayers("Root", "Cli", "Adapters", "Transport", "Store")
         .check(classes);
   }
 
   @Test
   void leaves_dependOnNothingOfOurs() {
-    noClasses().that().resideInAnyPackage("io.quotaauthority.text..", "io.quotaauthority.provider..")
-        .should().dependOnClassesThat().resideOutsideOfPackages("io.quotaauthority.text..",
-            "io.quotaauthority.provider..", "java..", "com.fasterxml.jackson..")
+    noClasses()
+        .that()
+        .resideInAnyPackage("io.quotaauthority.text..", "io.quotaauthority.provider..")
+        .should()
+        .dependOnClassesThat()
+        .resideOutsideOfPackages(
+            "io.quotaauthority.text..",
+            "io.quotaauthority.provider..",
+            "java..",
+            "com.fasterxml.jackson..")
         .check(classes);
   }
 
   @Test
   void keys_isACoreOfItsOwn() {
     // The key rules know no usage, no configuration and no storage.
-    noClasses().that().resideInAPackage("io.quotaauthority.keys..")
-        .should().dependOnClassesThat().resideInAnyPackage("io.quotaauthority.usage..",
-            "io.quotaauthority.config..")
+    noClasses()
+        .that()
+        .resideInAPackage("io.quotaauthority.keys..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("io.quotaauthority.usage..", "io.quotaauthority.config..")
         .check(classes);
   }
 
@@ -89,8 +121,12 @@ class ArchitectureTest {
   void adapters_doNotReachIntoEachOther() {
     // Check, metering and the admin API meet only in the cores (ops may record what they decide).
     for (String adapter : new String[] {"authz", "metering", "admin"}) {
-      noClasses().that().resideInAPackage("io.quotaauthority." + adapter + "..")
-          .should().dependOnClassesThat().resideInAnyPackage(others(adapter))
+      noClasses()
+          .that()
+          .resideInAPackage("io.quotaauthority." + adapter + "..")
+          .should()
+          .dependOnClassesThat()
+          .resideInAnyPackage(others(adapter))
           .check(classes);
     }
   }
@@ -104,9 +140,17 @@ class ArchitectureTest {
 
   @Test
   void cores_haveNoGrpc() {
-    noClasses().that().resideInAnyPackage("io.quotaauthority.keys..", "io.quotaauthority.store..",
-            "io.quotaauthority.config..", "io.quotaauthority.text..", "io.quotaauthority.provider..")
-        .should().dependOnClassesThat().resideInAPackage("io.grpc..")
+    noClasses()
+        .that()
+        .resideInAnyPackage(
+            "io.quotaauthority.keys..",
+            "io.quotaauthority.store..",
+            "io.quotaauthority.config..",
+            "io.quotaauthority.text..",
+            "io.quotaauthority.provider..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAPackage("io.grpc..")
         .check(classes);
   }
 
@@ -114,11 +158,19 @@ class ArchitectureTest {
   void onlyServiceClasses_touchGrpc() {
     // The decisions (Authorizer, KeyDecision, UsageBatcher, PriceTable, MeteringSession, ...) are
     // plain classes; a *Service translates between gRPC and them.
-    noClasses().that().resideInAnyPackage("io.quotaauthority.authz..", "io.quotaauthority.usage..",
-            "io.quotaauthority.metering..", "io.quotaauthority.admin..")
+    noClasses()
+        .that()
+        .resideInAnyPackage(
+            "io.quotaauthority.authz..",
+            "io.quotaauthority.usage..",
+            "io.quotaauthority.metering..",
+            "io.quotaauthority.admin..")
         // A *Service and its nested classes (a stream's observer) are the translation.
-        .and().haveNameNotMatching(".*Service(\\$.*)?")
-        .should().dependOnClassesThat().resideInAPackage("io.grpc..")
+        .and()
+        .haveNameNotMatching(".*Service(\\$.*)?")
+        .should()
+        .dependOnClassesThat()
+        .resideInAPackage("io.grpc..")
         .check(classes);
   }
 }

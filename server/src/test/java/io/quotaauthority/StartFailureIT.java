@@ -19,13 +19,18 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-/**
- * A start that fails leaves nothing behind: no thread of ours, no database connection, no port.
- */
+/** A start that fails leaves nothing behind: no thread of ours, no database connection, no port. */
 class StartFailureIT {
   /** Thread names the server's parts use (prefixes). */
-  private static final List<String> OURS = List.of("usage-committer", "key-change-listener",
-      "price-table-poller", "key-loader", "scheduler", "metering-", "readiness-probe");
+  private static final List<String> OURS =
+      List.of(
+          "usage-committer",
+          "key-change-listener",
+          "price-table-poller",
+          "key-loader",
+          "scheduler",
+          "metering-",
+          "readiness-probe");
 
   private static TestDatabase db;
 
@@ -49,8 +54,12 @@ class StartFailureIT {
 
   /** The server's connections to this test's database (pool and listener). */
   private static long serverConnections() {
-    return ((Number) db.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = ?"
-        + " AND application_name LIKE 'quota-authority%'", db.name())).longValue();
+    return ((Number)
+            db.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = ?"
+                    + " AND application_name LIKE 'quota-authority%'",
+                db.name()))
+        .longValue();
   }
 
   private static void awaitGone(Set<String> before) throws InterruptedException {
@@ -67,9 +76,12 @@ class StartFailureIT {
     Set<String> before = ourThreads();
     long connectionsBefore = serverConnections();
 
-    assertThatThrownBy(() -> TestServer.start(db, Map.of(Setting.PRICES_FILE, prices.toString()),
-        Clock.systemUTC()))
-        .rootCause().hasMessageContaining("models.gpt-x.input");
+    assertThatThrownBy(
+            () ->
+                TestServer.start(
+                    db, Map.of(Setting.PRICES_FILE, prices.toString()), Clock.systemUTC()))
+        .rootCause()
+        .hasMessageContaining("models.gpt-x.input");
 
     assertThat(ourThreads()).as("no thread was started").isSubsetOf(before);
     assertThat(serverConnections()).as("the pool was never opened").isEqualTo(connectionsBefore);
@@ -81,8 +93,12 @@ class StartFailureIT {
     long connectionsBefore = serverConnections();
     try (ServerSocket taken = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
       // The admin port is bound after the authz and metering ports: those two were listening.
-      assertThatThrownBy(() -> TestServer.start(db, Map.of(Setting.ADMIN_PORT,
-          Integer.toString(taken.getLocalPort())), Clock.systemUTC()))
+      assertThatThrownBy(
+              () ->
+                  TestServer.start(
+                      db,
+                      Map.of(Setting.ADMIN_PORT, Integer.toString(taken.getLocalPort())),
+                      Clock.systemUTC()))
           .hasStackTraceContaining("Failed to bind");
     }
     awaitGone(before);

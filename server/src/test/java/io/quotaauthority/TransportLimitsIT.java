@@ -2,6 +2,7 @@ package io.quotaauthority;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.google.protobuf.ByteString;
 import io.envoyproxy.envoy.config.core.v3.HeaderMap;
 import io.envoyproxy.envoy.config.core.v3.HeaderValue;
 import io.envoyproxy.envoy.service.auth.v3.AuthorizationGrpc;
@@ -23,7 +24,6 @@ import io.quotaauthority.config.Settings;
 import io.quotaauthority.testing.RawHttp2;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
-import com.google.protobuf.ByteString;
 import java.nio.file.Files;
 import java.time.Clock;
 import java.util.ArrayList;
@@ -39,9 +39,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Issue 12 point 4 against a real server on real ports, with a hand-written HTTP/2 client
- * ({@link RawHttp2}) doing what Envoy and attackers do: ping every few seconds, and open streams
- * whose gRPC message declares 39 MiB.
+ * Issue 12 point 4 against a real server on real ports, with a hand-written HTTP/2 client ({@link
+ * RawHttp2}) doing what Envoy and attackers do: ping every few seconds, and open streams whose gRPC
+ * message declares 39 MiB.
  */
 class TransportLimitsIT {
   private static final String PROCESS = "envoy.service.ext_proc.v3.ExternalProcessor/Process";
@@ -81,12 +81,20 @@ class TransportLimitsIT {
   }
 
   private static byte[] processingRequest(String path) {
-    HeaderMap h = HeaderMap.newBuilder()
-        .addHeaders(HeaderValue.newBuilder().setKey(":method").setRawValue(ByteString.copyFromUtf8("GET")))
-        .addHeaders(HeaderValue.newBuilder().setKey(":path").setRawValue(ByteString.copyFromUtf8(path)))
-        .build();
-    return RawHttp2.grpcMessage(ProcessingRequest.newBuilder()
-        .setRequestHeaders(HttpHeaders.newBuilder().setHeaders(h)).build().toByteArray());
+    HeaderMap h =
+        HeaderMap.newBuilder()
+            .addHeaders(
+                HeaderValue.newBuilder()
+                    .setKey(":method")
+                    .setRawValue(ByteString.copyFromUtf8("GET")))
+            .addHeaders(
+                HeaderValue.newBuilder().setKey(":path").setRawValue(ByteString.copyFromUtf8(path)))
+            .build();
+    return RawHttp2.grpcMessage(
+        ProcessingRequest.newBuilder()
+            .setRequestHeaders(HttpHeaders.newBuilder().setHeaders(h))
+            .build()
+            .toByteArray());
   }
 
   /**
@@ -120,7 +128,9 @@ class TransportLimitsIT {
       // The ext_proc stream lived through it: the next message is answered on it.
       byte[] second = processingRequest("/again");
       assertThat(busy.send(stream, second, 0, second.length, 10_000)).isTrue();
-      assertThat(busy.await(() -> busy.dataBytes(stream) > answered, 10_000)).as("second answer").isTrue();
+      assertThat(busy.await(() -> busy.dataBytes(stream) > answered, 10_000))
+          .as("second answer")
+          .isTrue();
       assertThat(idle.connected()).isTrue();
       assertThat(busy.connected()).isTrue();
     }
@@ -130,7 +140,8 @@ class TransportLimitsIT {
   @Test
   void pings_every2sWithoutTransportSettings_getGoAwayTooManyPings() throws Exception {
     HealthStatusManager health = new HealthStatusManager();
-    Server bare = NettyServerBuilder.forPort(0).addService(health.getHealthService()).build().start();
+    Server bare =
+        NettyServerBuilder.forPort(0).addService(health.getHealthService()).build().start();
     try (RawHttp2 c = RawHttp2.connect(bare.getPort())) {
       for (int i = 1; i <= 5 && c.goAways().isEmpty(); i++) {
         c.ping(i);
@@ -145,10 +156,10 @@ class TransportLimitsIT {
   }
 
   /**
-   * With gRPC's usual 4 MiB (the authz port's limit: metering has its own listener), 12
-   * streams declaring 39 MiB minus one byte are refused RESOURCE_EXHAUSTED from their 5-byte prefix
-   * (only 16 KiB of each is ever sent: the deframer does not wait for, or buffer, the rest), and
-   * Checks on another connection answer.
+   * With gRPC's usual 4 MiB (the authz port's limit: metering has its own listener), 12 streams
+   * declaring 39 MiB minus one byte are refused RESOURCE_EXHAUSTED from their 5-byte prefix (only
+   * 16 KiB of each is ever sent: the deframer does not wait for, or buffer, the rest), and Checks
+   * on another connection answer.
    */
   @Test
   void largeMessages_limit4MiB_refusedFromThePrefixAndChecksAnswer() throws Exception {
@@ -169,7 +180,8 @@ class TransportLimitsIT {
         }
         for (int stream : streams) {
           assertThat(attacker.await(() -> attacker.grpcStatus(stream) != null, 10_000))
-              .as("stream %d answered", stream).isTrue();
+              .as("stream %d answered", stream)
+              .isTrue();
           assertThat(attacker.grpcStatus(stream)).isEqualTo("8"); // RESOURCE_EXHAUSTED
         }
         for (int i = 0; i < 20; i++) {
@@ -183,9 +195,9 @@ class TransportLimitsIT {
   }
 
   /**
-   * The metering limit (40 MiB): 12 streams each hold 39 MiB minus one byte of a message that
-   * never completes, while Checks run on another connection; every Check is answered and the
-   * server stays up. Prints the direct memory the held messages took.
+   * The metering limit (40 MiB): 12 streams each hold 39 MiB minus one byte of a message that never
+   * completes, while Checks run on another connection; every Check is answered and the server stays
+   * up. Prints the direct memory the held messages took.
    */
   @Test
   void largeMessages_limit40MiB_12HeldStreamsAndChecksStillAnswer() throws Exception {
@@ -195,19 +207,22 @@ class TransportLimitsIT {
       AtomicInteger answered = new AtomicInteger();
       AtomicInteger failed = new AtomicInteger();
       AtomicLong slowestMillis = new AtomicLong();
-      Thread checker = new Thread(() -> {
-        while (!stop.get()) {
-          long t0 = System.nanoTime();
-          try {
-            check(checks);
-            answered.incrementAndGet();
-          } catch (RuntimeException e) {
-            failed.incrementAndGet();
-          }
-          slowestMillis.accumulateAndGet(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0), Math::max);
-          sleep(20);
-        }
-      });
+      Thread checker =
+          new Thread(
+              () -> {
+                while (!stop.get()) {
+                  long t0 = System.nanoTime();
+                  try {
+                    check(checks);
+                    answered.incrementAndGet();
+                  } catch (RuntimeException e) {
+                    failed.incrementAndGet();
+                  }
+                  slowestMillis.accumulateAndGet(
+                      TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0), Math::max);
+                  sleep(20);
+                }
+              });
       long directBefore = PlatformDependent.usedDirectMemory();
       // The metering listener takes 40 MiB, so only its token's holder (Envoy, or whoever stole
       // the token) can do this; Checks on the authz port must not notice.
@@ -222,7 +237,9 @@ class TransportLimitsIT {
           int left = DECLARED;
           while (left > 0) {
             int n = Math.min(left, chunk.length);
-            assertThat(attacker.send(stream, chunk, 0, n, 30_000)).as("stream %d accepted", i).isTrue();
+            assertThat(attacker.send(stream, chunk, 0, n, 30_000))
+                .as("stream %d accepted", i)
+                .isTrue();
             left -= n;
           }
         }
@@ -231,9 +248,14 @@ class TransportLimitsIT {
         assertThat(awaitCount(answered, before + 20)).as("Checks answered while held").isTrue();
         assertThat(attacker.goAways()).isEmpty();
         assertThat(attacker.connected()).isTrue();
-        System.out.printf("12 x 39 MiB held: direct memory %d MiB before, %d MiB held;"
+        System.out.printf(
+            "12 x 39 MiB held: direct memory %d MiB before, %d MiB held;"
                 + " Checks answered %d, failed %d, slowest %d ms%n",
-            directBefore / MIB, directHeld / MIB, answered.get(), failed.get(), slowestMillis.get());
+            directBefore / MIB,
+            directHeld / MIB,
+            answered.get(),
+            failed.get(),
+            slowestMillis.get());
       } finally {
         stop.set(true);
         checker.join(10_000);
@@ -241,8 +263,11 @@ class TransportLimitsIT {
       assertThat(failed).hasValue(0);
       ManagedChannel health = channel(app.authzPort());
       try {
-        assertThat(HealthGrpc.newBlockingStub(health).withDeadlineAfter(5, TimeUnit.SECONDS)
-            .check(HealthCheckRequest.getDefaultInstance()).getStatus())
+        assertThat(
+                HealthGrpc.newBlockingStub(health)
+                    .withDeadlineAfter(5, TimeUnit.SECONDS)
+                    .check(HealthCheckRequest.getDefaultInstance())
+                    .getStatus())
             .isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
       } finally {
         health.shutdownNow();
@@ -252,7 +277,8 @@ class TransportLimitsIT {
   }
 
   private static CheckResponse check(ManagedChannel channel) {
-    return AuthorizationGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.SECONDS)
+    return AuthorizationGrpc.newBlockingStub(channel)
+        .withDeadlineAfter(5, TimeUnit.SECONDS)
         .check(CheckRequest.getDefaultInstance());
   }
 

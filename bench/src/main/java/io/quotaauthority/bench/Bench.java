@@ -1,8 +1,8 @@
 package io.quotaauthority.bench;
 
 import com.sun.management.OperatingSystemMXBean;
-import java.lang.management.ManagementFactory;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -13,15 +13,16 @@ import java.util.Locale;
 
 /**
  * quota-authority's benchmark, one command for every scenario of issue 7 (see bench/README.md):
- * {@code mvn -B -q package -DskipTests && java -jar bench/target/quota-bench.jar --out bench/RESULTS.md}.
+ * {@code mvn -B -q package -DskipTests && java -jar bench/target/quota-bench.jar --out
+ * bench/RESULTS.md}.
  *
- * <p>It creates a fresh database on the local PostgreSQL, starts the server jar in its own JVM
- * (and the no-op baseline in another), drives them over loopback, profiles them with JFR, runs
- * the cache memory probe in a third JVM, writes the report, and stops and drops everything it
- * made, on failure too.
+ * <p>It creates a fresh database on the local PostgreSQL, starts the server jar in its own JVM (and
+ * the no-op baseline in another), drives them over loopback, profiles them with JFR, runs the cache
+ * memory probe in a third JVM, writes the report, and stops and drops everything it made, on
+ * failure too.
  *
- * <p>This class only orders the work: {@link BenchRun} holds the processes and the database,
- * {@link CheckGroup} (scenarios 1, 4, 5), {@link IngestScenario} (2) and {@link MemoryScenario} (3)
+ * <p>This class only orders the work: {@link BenchRun} holds the processes and the database, {@link
+ * CheckGroup} (scenarios 1, 4, 5), {@link IngestScenario} (2) and {@link MemoryScenario} (3)
  * measure and return records, {@link Targets} judges them and {@link Report} renders them.
  */
 public final class Bench {
@@ -57,12 +58,16 @@ public final class Bench {
     BenchRun run = BenchRun.open(o, cleanup, started);
     String loadBefore = Cpu.loadAverage();
     CheckGroup.Result check = o.only.contains("check") ? new CheckGroup(run).run() : null;
-    IngestScenario.Result ingest = o.only.contains("ingest")
-        // The diagnostic's reports are in the same table: the ingest count must include them.
-        ? new IngestScenario(run, check == null ? 0 : check.diagnostic().r().acceptedTotal()).run() : null;
+    IngestScenario.Result ingest =
+        o.only.contains("ingest")
+            // The diagnostic's reports are in the same table: the ingest count must include them.
+            ? new IngestScenario(run, check == null ? 0 : check.diagnostic().r().acceptedTotal())
+                .run()
+            : null;
     MemoryScenario.Result memory = o.only.contains("memory") ? new MemoryScenario(run).run() : null;
 
-    String md = Report.render(run, header(run, loadBefore, Cpu.loadAverage()), check, ingest, memory);
+    String md =
+        Report.render(run, header(run, loadBefore, Cpu.loadAverage()), check, ingest, memory);
     System.out.println();
     System.out.println(md);
     if (o.out != null) {
@@ -78,14 +83,29 @@ public final class Bench {
     run.log("done in " + Math.round(run.elapsed()) + " s");
   }
 
-  /** The machine and the run, read once every scenario is done (the duration is the whole run's). */
+  /**
+   * The machine and the run, read once every scenario is done (the duration is the whole run's).
+   */
   private static Report.Header header(BenchRun run, String loadBefore, String loadAfter) {
-    String date = DateTimeFormatter.ISO_OFFSET_DATE_TIME.format(Instant.now().atOffset(ZoneOffset.UTC).withNano(0));
-    return new Report.Header(date, Runtime.getRuntime().availableProcessors(), cpuModel(), memTotal(),
+    String date =
+        DateTimeFormatter.ISO_OFFSET_DATE_TIME.format(
+            Instant.now().atOffset(ZoneOffset.UTC).withNano(0));
+    return new Report.Header(
+        date,
+        Runtime.getRuntime().availableProcessors(),
+        cpuModel(),
+        memTotal(),
         System.getProperty("os.name") + ' ' + System.getProperty("os.version"),
-        System.getProperty("java.vm.name") + ' ' + System.getProperty("java.runtime.version") + " ("
-            + System.getProperty("java.vm.vendor") + ")",
-        run.pg.serverVersion(), loadBefore, loadAfter, Math.round(run.elapsed()));
+        System.getProperty("java.vm.name")
+            + ' '
+            + System.getProperty("java.runtime.version")
+            + " ("
+            + System.getProperty("java.vm.vendor")
+            + ")",
+        run.pg.serverVersion(),
+        loadBefore,
+        loadAfter,
+        Math.round(run.elapsed()));
   }
 
   private static String cpuModel() {
@@ -112,8 +132,12 @@ public final class Bench {
     } catch (IOException | RuntimeException e) {
       // Not Linux.
     }
-    return String.format(Locale.ROOT, "%.1f GiB (JVM view)",
-        ((OperatingSystemMXBean) ManagementFactory
-            .getOperatingSystemMXBean()).getTotalMemorySize() / 1024.0 / 1024 / 1024);
+    return String.format(
+        Locale.ROOT,
+        "%.1f GiB (JVM view)",
+        ((OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize()
+            / 1024.0
+            / 1024
+            / 1024);
   }
 }

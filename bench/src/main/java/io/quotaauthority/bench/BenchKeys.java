@@ -18,8 +18,10 @@ import java.time.Instant;
  */
 final class BenchKeys {
   static final String PREFIX = "sk-bench-";
+
   /** "sk-" and 43 characters, like a secret the server issues. */
   static final int LENGTH = 46;
+
   static final int DIGITS = LENGTH - PREFIX.length();
 
   enum Kind {
@@ -72,7 +74,8 @@ final class BenchKeys {
 
   static byte[] sha256(String secret) {
     try {
-      return MessageDigest.getInstance("SHA-256").digest(secret.getBytes(StandardCharsets.US_ASCII));
+      return MessageDigest.getInstance("SHA-256")
+          .digest(secret.getBytes(StandardCharsets.US_ASCII));
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }

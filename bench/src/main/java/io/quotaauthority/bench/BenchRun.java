@@ -37,10 +37,13 @@ final class BenchRun {
   final String reporterToken = token();
   final String classpath = System.getProperty("java.class.path");
   final Cpu.Meter meter;
+
   /** CPU split lines for the Run conditions section, in the order measured. */
   final List<String> cpuLog = new ArrayList<>();
+
   /** Anomalies, in the order seen: rendered in Run conditions and logged at the end. */
   final List<String> problems = new ArrayList<>();
+
   /** Every server's environment as started, tokens and passwords left out. */
   final Map<String, String> serverSettingsShown = new LinkedHashMap<>();
 
@@ -50,7 +53,10 @@ final class BenchRun {
   private final Connection monitor;
   private volatile long serverPid = -1;
   private volatile long baselinePid = -1;
-  /** Keys [0, keysLoaded) are in api_keys: a later phase that needs more adds only the missing ones. */
+
+  /**
+   * Keys [0, keysLoaded) are in api_keys: a later phase that needs more adds only the missing ones.
+   */
   private int keysLoaded;
 
   private BenchRun(Options o, Cleanup cleanup, long started) throws IOException, SQLException {
@@ -62,27 +68,30 @@ final class BenchRun {
     this.work = o.work.toAbsolutePath();
     Files.createDirectories(work);
     if (!Files.isRegularFile(o.serverJar)) {
-      throw new IllegalStateException("no server jar at " + o.serverJar
-          + ": build first with mvn -B -q package -DskipTests");
+      throw new IllegalStateException(
+          "no server jar at " + o.serverJar + ": build first with mvn -B -q package -DskipTests");
     }
     log("quota-bench " + (o.smoke ? "SMOKE" : "full") + " run; logs and recordings in " + work);
     for (String orphan : pg.dropOrphans()) {
       log("dropped " + orphan + ", left behind by a bench that was killed");
     }
-    this.db = "qa_bench_" + ProcessHandle.current().pid() + "_" + System.currentTimeMillis() % 1_000_000;
+    this.db =
+        "qa_bench_" + ProcessHandle.current().pid() + "_" + System.currentTimeMillis() % 1_000_000;
     pg.createDatabase(db);
-    cleanup.add(() -> {
-      pg.dropDatabase(db);
-      log("dropped database " + db);
-    });
+    cleanup.add(
+        () -> {
+          pg.dropDatabase(db);
+          log("dropped database " + db);
+        });
     log("created database " + db + " on " + o.pg);
     this.monitor = pg.connect("postgres");
     cleanup.add(monitor::close);
-    this.meter = new Cpu.Meter()
-        .add("server", () -> serverPid > 0 ? List.of(serverPid) : List.of())
-        .add("baseline", () -> baselinePid > 0 ? List.of(baselinePid) : List.of())
-        .add("load generator", () -> List.of(ProcessHandle.current().pid()))
-        .add("postgres (bench db)", () -> PgAdmin.backendPids(monitor, db));
+    this.meter =
+        new Cpu.Meter()
+            .add("server", () -> serverPid > 0 ? List.of(serverPid) : List.of())
+            .add("baseline", () -> baselinePid > 0 ? List.of(baselinePid) : List.of())
+            .add("load generator", () -> List.of(ProcessHandle.current().pid()))
+            .add("postgres (bench db)", () -> PgAdmin.backendPids(monitor, db));
   }
 
   /** Creates the bench database and the meter; everything made is undone by {@code cleanup}. */
@@ -103,16 +112,18 @@ final class BenchRun {
   /** Starts the server jar with {@code env} and waits until its authz port answers. */
   ChildJvm startServer(String name, Map<String, String> env, int authzPort) {
     log("starting " + name + ": java " + String.join(" ", o.jvmOpts) + " -jar " + o.serverJar);
-    ChildJvm server = ChildJvm.start(name, o.jvmOpts, List.of("-jar", o.serverJar.toString()), env, work);
+    ChildJvm server =
+        ChildJvm.start(name, o.jvmOpts, List.of("-jar", o.serverJar.toString()), env, work);
     cleanup.add(server::close);
     serverPid = server.pid();
     server.awaitPort(authzPort, Duration.ofMinutes(3));
     log(name + " up (pid " + server.pid() + ", authz port " + authzPort + ")");
-    env.forEach((k, v) -> {
-      if (!k.endsWith("_TOKEN") && !k.equals("QUOTA_DB_PASSWORD")) {
-        serverSettingsShown.put(name + ": " + k, v);
-      }
-    });
+    env.forEach(
+        (k, v) -> {
+          if (!k.endsWith("_TOKEN") && !k.equals("QUOTA_DB_PASSWORD")) {
+            serverSettingsShown.put(name + ": " + k, v);
+          }
+        });
     return server;
   }
 
@@ -124,7 +135,9 @@ final class BenchRun {
   /** The environment of a server on the bench database at {@code pgHostPort}. */
   Map<String, String> serverEnv(int authzPort, String pgHostPort, String name) throws IOException {
     Map<String, String> env = new LinkedHashMap<>();
-    env.put("QUOTA_DB_URL", "jdbc:postgresql://" + pgHostPort + "/" + db + "?sslmode=disable&gssEncMode=disable");
+    env.put(
+        "QUOTA_DB_URL",
+        "jdbc:postgresql://" + pgHostPort + "/" + db + "?sslmode=disable&gssEncMode=disable");
     env.put("QUOTA_DB_USER", o.pgUser);
     env.put("QUOTA_AUTHZ_PORT", Integer.toString(authzPort));
     env.put("QUOTA_ADMIN_PORT", Integer.toString(ChildJvm.freePort()));
@@ -141,8 +154,13 @@ final class BenchRun {
 
   /** Starts the no-op ext_authz baseline on {@code port}; stop it with {@link #stopBaseline}. */
   Cleanup.Action startBaseline(int port) {
-    ChildJvm baseline = ChildJvm.start("baseline", o.jvmOpts,
-        List.of("-cp", classpath, NoopAuthzServer.class.getName(), Integer.toString(port)), Map.of(), work);
+    ChildJvm baseline =
+        ChildJvm.start(
+            "baseline",
+            o.jvmOpts,
+            List.of("-cp", classpath, NoopAuthzServer.class.getName(), Integer.toString(port)),
+            Map.of(),
+            work);
     Cleanup.Action stop = baseline::close;
     cleanup.add(stop);
     baselinePid = baseline.pid();
@@ -169,7 +187,8 @@ final class BenchRun {
    * Runs a child JVM to its end (at most {@code minutes}); if it fails, throws "{@code what}
    * failed" with its log's tail.
    */
-  ChildJvm runToEnd(String name, String what, List<String> jvmOptions, List<String> args, long minutes)
+  ChildJvm runToEnd(
+      String name, String what, List<String> jvmOptions, List<String> args, long minutes)
       throws InterruptedException {
     ChildJvm child = ChildJvm.start(name, jvmOptions, args, Map.of(), work);
     Cleanup.Action stop = child::close;
@@ -197,7 +216,9 @@ final class BenchRun {
     return keysLoaded;
   }
 
-  /** Writes keys [0, n) unless they are there (the schema is the server's: call after it started). */
+  /**
+   * Writes keys [0, n) unless they are there (the schema is the server's: call after it started).
+   */
   double loadKeys(int n) throws SQLException {
     if (keysLoaded >= n) {
       return 0;
@@ -237,7 +258,9 @@ final class BenchRun {
       ChildJvm.sleep(Math.min(1_000, Math.max(1, (end - System.nanoTime()) / 1_000_000)));
       long now = System.nanoTime();
       long v = counter.getAsLong();
-      log(String.format(Locale.ROOT, "  %s: %s", what, Report.rate((v - last) / ((now - lastAt) / 1e9))));
+      log(
+          String.format(
+              Locale.ROOT, "  %s: %s", what, Report.rate((v - last) / ((now - lastAt) / 1e9))));
       last = v;
       lastAt = now;
     }

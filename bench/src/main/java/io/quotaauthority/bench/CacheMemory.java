@@ -25,13 +25,13 @@ import javax.management.ObjectName;
 
 /**
  * The cache memory probe, run by the bench in a JVM of its own so nothing else is on its heap:
- * {@code java -cp quota-bench.jar io.quotaauthority.bench.CacheMemory <keys> <jdbc url> <user>}.
- * It fills the server's {@link KeyCache} (default maximum size) through {@link KeyCache#apply}
- * with the bench keys read back from the database by the server's own {@link KeyRepository}, so
- * each record is exactly what a cache miss installs (pgjdbc's BigDecimals included), then runs one
- * Check per key through the server's {@link Authorizer} (which keeps the allow response with the
- * key), measuring live heap after full GCs each time. It prints {@code RESULT name value} and
- * {@code CLASS ...} lines for the bench to read.
+ * {@code java -cp quota-bench.jar io.quotaauthority.bench.CacheMemory <keys> <jdbc url> <user>}. It
+ * fills the server's {@link KeyCache} (default maximum size) through {@link KeyCache#apply} with
+ * the bench keys read back from the database by the server's own {@link KeyRepository}, so each
+ * record is exactly what a cache miss installs (pgjdbc's BigDecimals included), then runs one Check
+ * per key through the server's {@link Authorizer} (which keeps the allow response with the key),
+ * measuring live heap after full GCs each time. It prints {@code RESULT name value} and {@code
+ * CLASS ...} lines for the bench to read.
  */
 public final class CacheMemory {
   private CacheMemory() {}
@@ -81,15 +81,19 @@ public final class CacheMemory {
 
     // What a running server holds once each key has been checked: Check keeps the allow
     // response it built with the key's state, to send it again without building it.
-    Authorizer authorizer = new Authorizer(cache, new PendingUsage(), Clock.systemUTC(), CheckRecorder.NONE);
+    Authorizer authorizer =
+        new Authorizer(cache, new PendingUsage(), Clock.systemUTC(), CheckRecorder.NONE);
     CheckTemplate template = CheckTemplate.envoyChatCompletion();
     long[] allowed = new long[1];
     for (int i = 0; i < n; i++) {
-      authorizer.check(CheckRequest.parseFrom(template.forKey(i)), 0, r -> {
-        if (r.getStatus().getCode() == 0) {
-          allowed[0]++;
-        }
-      });
+      authorizer.check(
+          CheckRequest.parseFrom(template.forKey(i)),
+          0,
+          r -> {
+            if (r.getStatus().getCode() == 0) {
+              allowed[0]++;
+            }
+          });
     }
     cache.knownCache().cleanUp();
     long checked = usedHeapAfterGc();
@@ -110,9 +114,14 @@ public final class CacheMemory {
 
   /** GC.class_histogram of this JVM (a full GC first): class name to {instances, bytes}. */
   static Map<String, long[]> classHistogram() throws Exception {
-    String text = (String) ManagementFactory.getPlatformMBeanServer().invoke(
-        new ObjectName("com.sun.management:type=DiagnosticCommand"), "gcClassHistogram",
-        new Object[] {new String[0]}, new String[] {String[].class.getName()});
+    String text =
+        (String)
+            ManagementFactory.getPlatformMBeanServer()
+                .invoke(
+                    new ObjectName("com.sun.management:type=DiagnosticCommand"),
+                    "gcClassHistogram",
+                    new Object[] {new String[0]},
+                    new String[] {String[].class.getName()});
     return parseHistogram(text);
   }
 
@@ -129,7 +138,8 @@ public final class CacheMemory {
     return out;
   }
 
-  private static void printDelta(String label, Map<String, long[]> before, Map<String, long[]> after, long n) {
+  private static void printDelta(
+      String label, Map<String, long[]> before, Map<String, long[]> after, long n) {
     List<Map.Entry<String, long[]>> rows = new ArrayList<>();
     for (Map.Entry<String, long[]> e : after.entrySet()) {
       long[] b = before.getOrDefault(e.getKey(), new long[2]);

@@ -13,8 +13,14 @@ final class CheckGroup {
    * Everything measured on the Check server. {@code profile} is null without --profile, {@code
    * cold} when the database holds no key beyond scenario 1's.
    */
-  record Result(CheckScenario.Result main, BenchRun.Profile profile, ColdPathScenario.Result cold,
-      ScalingScenario.Result scaling, long heapKeys, String heap, Diagnostic diagnostic) {}
+  record Result(
+      CheckScenario.Result main,
+      BenchRun.Profile profile,
+      ColdPathScenario.Result cold,
+      ScalingScenario.Result scaling,
+      long heapKeys,
+      String heap,
+      Diagnostic diagnostic) {}
 
   /** A few seconds of usage ingest on the Check server: statements and round trips per group. */
   record Diagnostic(IngestLoad.Result r, Map<String, Long> statements) {
@@ -45,14 +51,16 @@ final class CheckGroup {
     CheckScenario.Result main;
     BenchRun.Profile profile = null;
     ColdPathScenario.Result cold;
-    try (CheckLoad load = new CheckLoad(authz, o.checkChannels, template, CheckRuns.CHECK_DEADLINE);
+    try (CheckLoad load =
+            new CheckLoad(authz, o.checkChannels, template, CheckRuns.CHECK_DEADLINE);
         CheckLoad warm = new CheckLoad(authz, 2, template, CheckRuns.WARM_DEADLINE)) {
       boolean jitWarm = false;
       for (int s : scale.scalingKeys()) {
         if (s < scale.checkKeys()) {
           scaling.warmTo(warm, s);
           if (!jitWarm) {
-            runs.jitWarmup(load, CheckLoad.uniform(s), CheckLoad.EXPECT_BENCH_KEYS, "quota-authority");
+            runs.jitWarmup(
+                load, CheckLoad.uniform(s), CheckLoad.EXPECT_BENCH_KEYS, "quota-authority");
             jitWarm = true;
           }
           scaling.step(load, proxy, s, false);
@@ -62,9 +70,20 @@ final class CheckGroup {
       main = new CheckScenario(run, runs).run(load, proxy, template);
       if (o.profile) {
         run.log("check: JFR profile for " + scale.profile().toSeconds() + " s");
-        profile = run.profile(run.serverPid(), "check", "check", () -> runs.closed(load,
-            CheckLoad.uniform(scale.checkKeys()), CheckLoad.EXPECT_BENCH_KEYS, Duration.ofMillis(500),
-            scale.profile()).r().perSecond());
+        profile =
+            run.profile(
+                run.serverPid(),
+                "check",
+                "check",
+                () ->
+                    runs.closed(
+                            load,
+                            CheckLoad.uniform(scale.checkKeys()),
+                            CheckLoad.EXPECT_BENCH_KEYS,
+                            Duration.ofMillis(500),
+                            scale.profile())
+                        .r()
+                        .perSecond());
       }
       cold = new ColdPathScenario(run).run(load, proxy);
       if (cold != null) {

@@ -1,6 +1,5 @@
 package io.quotaauthority.bench;
 
-import java.util.concurrent.ConcurrentHashMap;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.ConnectivityState;
@@ -26,6 +25,7 @@ import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
@@ -39,32 +39,38 @@ import org.HdrHistogram.Recorder;
 
 /**
  * The ext_authz load generator: raw unary Check calls (pre-serialized requests, responses read only
- * for their status code) over a few channels, each its own HTTP/2 connection, with callbacks on
- * the transport threads (directExecutor), like the server. Every call carries a deadline, as
- * Envoy's does.
+ * for their status code) over a few channels, each its own HTTP/2 connection, with callbacks on the
+ * transport threads (directExecutor), like the server. Every call carries a deadline, as Envoy's
+ * does.
  *
  * <p>A closed loop keeps a fixed number of calls in flight and measures the most the server
  * answers. An open loop sends on a fixed schedule and measures each latency from the call's
- * intended send time, so a stall delays the schedule's later calls and shows in the figures
- * instead of hiding (no coordinated omission).
+ * intended send time, so a stall delays the schedule's later calls and shows in the figures instead
+ * of hiding (no coordinated omission).
  */
 final class CheckLoad implements AutoCloseable {
-  static final MethodDescriptor<byte[], byte[]> CHECK = MethodDescriptor.<byte[], byte[]>newBuilder()
-      .setType(MethodDescriptor.MethodType.UNARY)
-      .setFullMethodName("envoy.service.auth.v3.Authorization/Check")
-      .setRequestMarshaller(new Bytes())
-      .setResponseMarshaller(new Bytes())
-      .build();
+  static final MethodDescriptor<byte[], byte[]> CHECK =
+      MethodDescriptor.<byte[], byte[]>newBuilder()
+          .setType(MethodDescriptor.MethodType.UNARY)
+          .setFullMethodName("envoy.service.auth.v3.Authorization/Check")
+          .setRequestMarshaller(new Bytes())
+          .setResponseMarshaller(new Bytes())
+          .build();
 
   /**
-   * Calls an open loop may have outstanding, in seconds' worth of its schedule, before it gives
-   * up: a backlog that large would only poison the runs after it.
+   * Calls an open loop may have outstanding, in seconds' worth of its schedule, before it gives up:
+   * a backlog that large would only poison the runs after it.
    */
   static final double OPEN_LOOP_MAX_BACKLOG_SECONDS = 1.0;
 
   private final List<ManagedChannel> channels = new ArrayList<>();
-  /** One single-thread event loop per channel: the channel's callbacks and its open-loop pacer run there. */
+
+  /**
+   * One single-thread event loop per channel: the channel's callbacks and its open-loop pacer run
+   * there.
+   */
   private final List<EventLoopGroup> loops = new ArrayList<>();
+
   private final CheckTemplate template;
   private final long deadlineNanos;
 
@@ -73,16 +79,19 @@ final class CheckLoad implements AutoCloseable {
     this.deadlineNanos = deadline.toNanos();
     boolean epoll = Epoll.isAvailable();
     for (int i = 0; i < channelCount; i++) {
-      EventLoopGroup loop = epoll ? new EpollEventLoopGroup(1, daemon("check-client-" + i))
-          : new NioEventLoopGroup(1, daemon("check-client-" + i));
+      EventLoopGroup loop =
+          epoll
+              ? new EpollEventLoopGroup(1, daemon("check-client-" + i))
+              : new NioEventLoopGroup(1, daemon("check-client-" + i));
       loops.add(loop);
-      channels.add(NettyChannelBuilder
-          .forAddress(new InetSocketAddress(InetAddress.getLoopbackAddress(), port))
-          .eventLoopGroup(loop)
-          .channelType(epoll ? EpollSocketChannel.class : NioSocketChannel.class)
-          .usePlaintext()
-          .directExecutor()
-          .build());
+      channels.add(
+          NettyChannelBuilder.forAddress(
+                  new InetSocketAddress(InetAddress.getLoopbackAddress(), port))
+              .eventLoopGroup(loop)
+              .channelType(epoll ? EpollSocketChannel.class : NioSocketChannel.class)
+              .usePlaintext()
+              .directExecutor()
+              .build());
     }
     long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
     for (ManagedChannel ch : channels) {
@@ -132,6 +141,7 @@ final class CheckLoad implements AutoCloseable {
 
   /** The status code Check must answer for each bench key. */
   static final LongToIntFunction EXPECT_BENCH_KEYS = i -> BenchKeys.kind(i).checkCode;
+
   /** The no-op baseline allows everything. */
   static final LongToIntFunction EXPECT_OK = i -> 0;
 
@@ -166,15 +176,19 @@ final class CheckLoad implements AutoCloseable {
   /**
    * Sends calls on a fixed schedule whose rate climbs linearly from a tenth of {@code
    * ratePerSecond} to all of it over {@code ramp}, then stays there until stopped or out of keys.
-   * The ramp gives the JIT and the connections time to settle, so the schedule does not start
-   * with a backlog; measure after it.
+   * The ramp gives the JIT and the connections time to settle, so the schedule does not start with
+   * a backlog; measure after it.
    */
   Session openLoop(double ratePerSecond, Duration ramp, Keys keys, LongToIntFunction expect) {
     return openLoop(ratePerSecond, ramp, keys, expect, Duration.ofNanos(deadlineNanos));
   }
 
-  /** Like {@link #openLoop(double, Duration, Keys, LongToIntFunction)} with another per-call deadline. */
-  Session openLoop(double ratePerSecond, Duration ramp, Keys keys, LongToIntFunction expect, Duration deadline) {
+  /**
+   * Like {@link #openLoop(double, Duration, Keys, LongToIntFunction)} with another per-call
+   * deadline.
+   */
+  Session openLoop(
+      double ratePerSecond, Duration ramp, Keys keys, LongToIntFunction expect, Duration deadline) {
     Session s = new Session(keys, expect, false, deadline.toNanos());
     long maxInflight = Math.max(256, (long) (ratePerSecond * OPEN_LOOP_MAX_BACKLOG_SECONDS));
     // One pacer per connection, on that connection's event loop: calls start on the thread that
@@ -183,8 +197,17 @@ final class CheckLoad implements AutoCloseable {
     AtomicInteger pacing = new AtomicInteger(channels.size());
     long start = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(5);
     for (int i = 0; i < channels.size(); i++) {
-      Pacer p = new Pacer(s, channels.get(i), loops.get(i).next(), start, perChannel / 10, perChannel,
-          ramp.toNanos(), maxInflight, pacing);
+      Pacer p =
+          new Pacer(
+              s,
+              channels.get(i),
+              loops.get(i).next(),
+              start,
+              perChannel / 10,
+              perChannel,
+              ramp.toNanos(),
+              maxInflight,
+              pacing);
       p.loop.execute(p);
     }
     return s;
@@ -194,11 +217,13 @@ final class CheckLoad implements AutoCloseable {
   private final class Pacer implements Runnable {
     /** Calls sent in one go before the loop gets to do its I/O. */
     private static final int MAX_BATCH = 64;
+
     /**
-     * The pacer wakes at most this often and sends every call then due: waking for each call
-     * (tens of µs apart) cost the load generator a core of its own.
+     * The pacer wakes at most this often and sends every call then due: waking for each call (tens
+     * of µs apart) cost the load generator a core of its own.
      */
     static final long TICK_NANOS = 200_000;
+
     private final Session s;
     private final ManagedChannel ch;
     final EventLoop loop;
@@ -210,8 +235,16 @@ final class CheckLoad implements AutoCloseable {
     private final AtomicInteger pacing;
     private long n;
 
-    Pacer(Session s, ManagedChannel ch, EventLoop loop, long start, double low, double full, double ramp,
-        long maxInflight, AtomicInteger pacing) {
+    Pacer(
+        Session s,
+        ManagedChannel ch,
+        EventLoop loop,
+        long start,
+        double low,
+        double full,
+        double ramp,
+        long maxInflight,
+        AtomicInteger pacing) {
       this.s = s;
       this.ch = ch;
       this.loop = loop;
@@ -279,7 +312,8 @@ final class CheckLoad implements AutoCloseable {
   private void issue(Session s, ManagedChannel ch, long key, long intended) {
     s.inflight.incrementAndGet();
     ClientCall<byte[], byte[]> call =
-        ch.newCall(CHECK, CallOptions.DEFAULT.withDeadlineAfter(s.deadlineNanos, TimeUnit.NANOSECONDS));
+        ch.newCall(
+            CHECK, CallOptions.DEFAULT.withDeadlineAfter(s.deadlineNanos, TimeUnit.NANOSECONDS));
     long sent = System.nanoTime();
     call.start(new Listener(s, ch, key, intended, sent), new Metadata());
     call.request(1);
@@ -332,10 +366,13 @@ final class CheckLoad implements AutoCloseable {
     final long deadlineNanos;
     final AtomicInteger inflight = new AtomicInteger();
     final AtomicInteger slots = new AtomicInteger();
+
     /** Calls finished, answered or not. */
     final LongAdder completions = new LongAdder();
+
     /** Calls answered (gRPC OK, whatever the verdict): what throughput counts. */
     final LongAdder answered = new LongAdder();
+
     final Recorder latency = new Recorder(3);
     final Recorder service = new Recorder(3);
     final Counts counts = new Counts();
@@ -403,8 +440,10 @@ final class CheckLoad implements AutoCloseable {
       double seconds = (windowEnd - windowStart) / 1e9;
       Histogram lat = latency.getIntervalHistogram();
       Histogram svc = service.getIntervalHistogram();
-      long calls = closed ? completionsAtEnd - completionsAtStart
-          : lat.getTotalCount() - counts.rpcErrors.sum();
+      long calls =
+          closed
+              ? completionsAtEnd - completionsAtStart
+              : lat.getTotalCount() - counts.rpcErrors.sum();
       return new Result(calls, seconds, lat, svc, counts, overloaded, inflight.get());
     }
   }
@@ -417,13 +456,15 @@ final class CheckLoad implements AutoCloseable {
     final LongAdder unauthenticated401 = new LongAdder();
     final LongAdder unavailable503 = new LongAdder();
     final LongAdder otherCode = new LongAdder();
+
     /** The call itself failed (deadline, connection): Envoy would answer its status_on_error. */
     final LongAdder rpcErrors = new LongAdder();
+
     /** Answered, but not what the key's kind calls for. */
     final LongAdder wrong = new LongAdder();
+
     /** Failed calls by gRPC status code. */
-    final ConcurrentHashMap<Status.Code, LongAdder> failures =
-        new ConcurrentHashMap<>();
+    final ConcurrentHashMap<Status.Code, LongAdder> failures = new ConcurrentHashMap<>();
 
     void count(Status status, int code, int expected) {
       if (!status.isOk()) {
@@ -445,14 +486,22 @@ final class CheckLoad implements AutoCloseable {
     }
 
     long total() {
-      return allowed.sum() + forbidden403.sum() + exhausted429.sum() + unauthenticated401.sum()
-          + unavailable503.sum() + otherCode.sum() + rpcErrors.sum();
+      return allowed.sum()
+          + forbidden403.sum()
+          + exhausted429.sum()
+          + unauthenticated401.sum()
+          + unavailable503.sum()
+          + otherCode.sum()
+          + rpcErrors.sum();
     }
 
     String mix() {
       long t = Math.max(1, total());
-      return String.format("%.1f%% allow / %.1f%% 429 / %.1f%% 403", 100.0 * allowed.sum() / t,
-          100.0 * exhausted429.sum() / t, 100.0 * forbidden403.sum() / t);
+      return String.format(
+          "%.1f%% allow / %.1f%% 429 / %.1f%% 403",
+          100.0 * allowed.sum() / t,
+          100.0 * exhausted429.sum() / t,
+          100.0 * forbidden403.sum() / t);
     }
 
     /** Anything but the three expected answers, or empty. */
@@ -477,8 +526,14 @@ final class CheckLoad implements AutoCloseable {
     }
   }
 
-  record Result(long calls, double seconds, Histogram latency, Histogram service, Counts counts,
-      boolean overloaded, int leftInFlight) {
+  record Result(
+      long calls,
+      double seconds,
+      Histogram latency,
+      Histogram service,
+      Counts counts,
+      boolean overloaded,
+      int leftInFlight) {
     double perSecond() {
       return seconds <= 0 ? 0 : calls / seconds;
     }

@@ -46,11 +46,21 @@ final class CheckRuns {
       ChildJvm.sleep(100);
     }
     s.stopAndDrain();
-    run.log(String.format(Locale.ROOT, "JIT warm-up of %s: %s calls in %.1f s", who, Report.num(s.answered.sum()),
-        (System.nanoTime() - t) / 1e9));
+    run.log(
+        String.format(
+            Locale.ROOT,
+            "JIT warm-up of %s: %s calls in %.1f s",
+            who,
+            Report.num(s.answered.sum()),
+            (System.nanoTime() - t) / 1e9));
   }
 
-  Measured closed(CheckLoad load, CheckLoad.Keys keys, LongToIntFunction expect, Duration warmup, Duration measure) {
+  Measured closed(
+      CheckLoad load,
+      CheckLoad.Keys keys,
+      LongToIntFunction expect,
+      Duration warmup,
+      Duration measure) {
     CheckLoad.Session s = load.closedLoop(run.o.checkInflight, keys, expect);
     return measure(s, warmup, measure);
   }
@@ -59,22 +69,34 @@ final class CheckRuns {
    * An open loop that ramps up over the warm-up, then holds the rate for the measured window. Its
    * calls carry a long deadline: with Envoy's 250 ms, one stall of this shared machine (another
    * process, a GC pause) became a storm of expired calls the client and server never recovered
-   * from, which measures the machine, not the server; the latency from the intended send time
-   * still shows every stall.
+   * from, which measures the machine, not the server; the latency from the intended send time still
+   * shows every stall.
    */
-  Measured open(CheckLoad load, CheckLoad.Keys keys, LongToIntFunction expect, double rate, Duration warmup,
+  Measured open(
+      CheckLoad load,
+      CheckLoad.Keys keys,
+      LongToIntFunction expect,
+      double rate,
+      Duration warmup,
       Duration measure) {
     CheckLoad.Session s = load.openLoop(rate, warmup, keys, expect, WARM_DEADLINE);
     return measure(s, warmup.plusMillis(500), measure);
   }
 
   /** Open loops at max/4, max/8, max/16 (4 s each) until one holds; the last one run. */
-  Stepped stepDown(CheckLoad load, CheckLoad.Keys keys, LongToIntFunction expect, double max, String who) {
+  Stepped stepDown(
+      CheckLoad load, CheckLoad.Keys keys, LongToIntFunction expect, double max, String who) {
     Stepped last = null;
     for (int div = 4; div <= 16; div *= 2) {
       run.log("check: open loop at half load did not hold for " + who + "; trying max/" + div);
-      Measured m = open(load, keys, expect, max / div, Duration.ofSeconds(2),
-          min(Duration.ofSeconds(4), run.scale.openMeasure()));
+      Measured m =
+          open(
+              load,
+              keys,
+              expect,
+              max / div,
+              Duration.ofSeconds(2),
+              min(Duration.ofSeconds(4), run.scale.openMeasure()));
       last = new Stepped(m, div);
       if (!m.r.overloaded()) {
         break;
@@ -93,7 +115,8 @@ final class CheckRuns {
     s.stopAndDrain();
     CheckLoad.Result r = s.result();
     if (r.overloaded()) {
-      run.problems.add("an open loop was stopped early: over a second of its schedule was in flight");
+      run.problems.add(
+          "an open loop was stopped early: over a second of its schedule was in flight");
     }
     return new Measured(r, c1.since(c0));
   }
@@ -134,7 +157,8 @@ final class CheckRuns {
       counts.unavailable503.add(c.unavailable503.sum());
       counts.otherCode.add(c.otherCode.sum());
       counts.rpcErrors.add(c.rpcErrors.sum());
-      c.failures.forEach((code, n) -> counts.failures.computeIfAbsent(code, k -> new LongAdder()).add(n.sum()));
+      c.failures.forEach(
+          (code, n) -> counts.failures.computeIfAbsent(code, k -> new LongAdder()).add(n.sum()));
       counts.wrong.add(c.wrong.sum());
     }
     return new CheckLoad.Result(calls, seconds, lat, svc, counts, false, 0);

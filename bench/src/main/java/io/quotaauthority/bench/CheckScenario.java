@@ -16,9 +16,19 @@ final class CheckScenario {
    * What scenario 1 measured. {@code quarterA}/{@code quarterB} are the stepped-down open loops,
    * null when the half-load one held; {@code baselineProfile} is null without --profile.
    */
-  record Result(List<CheckRuns.Measured> a, List<CheckRuns.Measured> b, CheckRuns.Measured openA,
-      CheckRuns.Measured openB, CheckRuns.Stepped quarterA, CheckRuns.Stepped quarterB, GcWatch.Result gcOpenA,
-      GcWatch.Result gcOpenB, Map<String, Long> statements, long xactCommits, String anomaliesA, String anomaliesB,
+  record Result(
+      List<CheckRuns.Measured> a,
+      List<CheckRuns.Measured> b,
+      CheckRuns.Measured openA,
+      CheckRuns.Measured openB,
+      CheckRuns.Stepped quarterA,
+      CheckRuns.Stepped quarterB,
+      GcWatch.Result gcOpenA,
+      GcWatch.Result gcOpenB,
+      Map<String, Long> statements,
+      long xactCommits,
+      String anomaliesA,
+      String anomaliesB,
       BenchRun.Profile baselineProfile) {
     double maxA() {
       return CheckRuns.median(a);
@@ -57,7 +67,10 @@ final class CheckScenario {
     this.runs = runs;
   }
 
-  /** Runs scenario 1 against {@code load} (the server behind {@code proxy}) and a baseline it starts. */
+  /**
+   * Runs scenario 1 against {@code load} (the server behind {@code proxy}) and a baseline it
+   * starts.
+   */
   Result run(CheckLoad load, PgProxy proxy, CheckTemplate template) throws Exception {
     Options o = run.o;
     Options.Scale scale = run.scale;
@@ -79,7 +92,8 @@ final class CheckScenario {
     Map<String, Long> p1;
     long x0;
     long x1;
-    try (CheckLoad base = new CheckLoad(basePort, o.checkChannels, template, CheckRuns.CHECK_DEADLINE)) {
+    try (CheckLoad base =
+        new CheckLoad(basePort, o.checkChannels, template, CheckRuns.CHECK_DEADLINE)) {
       runs.jitWarmup(load, keys, CheckLoad.EXPECT_BENCH_KEYS, "quota-authority");
       runs.jitWarmup(base, keys, CheckLoad.EXPECT_OK, "baseline");
       p0 = proxy.snapshot();
@@ -87,17 +101,30 @@ final class CheckScenario {
       for (int r = 0; r < scale.rounds(); r++) {
         a.add(runs.closed(load, keys, CheckLoad.EXPECT_BENCH_KEYS, settle, scale.measure()));
         b.add(runs.closed(base, keys, CheckLoad.EXPECT_OK, settle, scale.measure()));
-        run.log(String.format(Locale.ROOT, "check round %d: quota-authority %s, baseline %s", r + 1,
-            Report.rate(a.get(r).r().perSecond()), Report.rate(b.get(r).r().perSecond())));
+        run.log(
+            String.format(
+                Locale.ROOT,
+                "check round %d: quota-authority %s, baseline %s",
+                r + 1,
+                Report.rate(a.get(r).r().perSecond()),
+                Report.rate(b.get(r).r().perSecond())));
       }
       double maxA = CheckRuns.median(a);
       double maxB = CheckRuns.median(b);
       // GC during the open loops, on both sides: pauses are what a p99 at this rate is made of.
       GcWatch gcA = GcWatch.start(run.serverPid(), run.work.resolve("open-a.jfr"));
-      openA = runs.open(load, keys, CheckLoad.EXPECT_BENCH_KEYS, maxA / 2, scale.warmup(), scale.openMeasure());
+      openA =
+          runs.open(
+              load,
+              keys,
+              CheckLoad.EXPECT_BENCH_KEYS,
+              maxA / 2,
+              scale.warmup(),
+              scale.openMeasure());
       gcOpenA = gcA.stop();
       GcWatch gcB = GcWatch.start(run.baselinePid(), run.work.resolve("open-b.jfr"));
-      openB = runs.open(base, keys, CheckLoad.EXPECT_OK, maxB / 2, scale.warmup(), scale.openMeasure());
+      openB =
+          runs.open(base, keys, CheckLoad.EXPECT_OK, maxB / 2, scale.warmup(), scale.openMeasure());
       gcOpenB = gcB.stop();
       // Half of the closed loop's max may not hold in an open loop (each call alone costs more
       // than calls batched 32 to a connection): then step down until a schedule holds.
@@ -109,11 +136,27 @@ final class CheckScenario {
       }
       if (o.profile) {
         // Recorded here, while the baseline runs; rendered after the Check server's own profile.
-        baselineProfile = run.profile(run.baselinePid(), "baseline", "check-baseline", () -> runs.closed(base, keys,
-            CheckLoad.EXPECT_OK, Duration.ofMillis(500), scale.profile()).r().perSecond());
+        baselineProfile =
+            run.profile(
+                run.baselinePid(),
+                "baseline",
+                "check-baseline",
+                () ->
+                    runs.closed(
+                            base,
+                            keys,
+                            CheckLoad.EXPECT_OK,
+                            Duration.ofMillis(500),
+                            scale.profile())
+                        .r()
+                        .perSecond());
       }
-      run.log(String.format(Locale.ROOT, "check open loop at half load: quota-authority p99 %s, baseline p99 %s",
-          Report.p(openA.r().latency(), 99), Report.p(openB.r().latency(), 99)));
+      run.log(
+          String.format(
+              Locale.ROOT,
+              "check open loop at half load: quota-authority p99 %s, baseline p99 %s",
+              Report.p(openA.r().latency(), 99),
+              Report.p(openB.r().latency(), 99)));
       p1 = proxy.snapshot();
       ChildJvm.sleep(1_500); // pg_stat_database is flushed by backends at most once a second
       x1 = run.xactCommit();
@@ -135,8 +178,20 @@ final class CheckScenario {
     }
     run.cpuLog.add("check open loop a: " + openA.cpu().describe());
     run.cpuLog.add("check open loop b: " + openB.cpu().describe());
-    return new Result(List.copyOf(a), List.copyOf(b), openA, openB, quarterA, quarterB, gcOpenA, gcOpenB,
-        PgProxy.delta(p0, p1), x1 - x0, anomaliesA, anomaliesB, baselineProfile);
+    return new Result(
+        List.copyOf(a),
+        List.copyOf(b),
+        openA,
+        openB,
+        quarterA,
+        quarterB,
+        gcOpenA,
+        gcOpenB,
+        PgProxy.delta(p0, p1),
+        x1 - x0,
+        anomaliesA,
+        anomaliesB,
+        baselineProfile);
   }
 
   /** The anomalies of one side's rounds and open loop, also listed under the run's anomalies. */

@@ -20,6 +20,7 @@ import java.util.Arrays;
 final class CheckTemplate {
   /** CheckResponse.status: field 1, length-delimited. */
   private static final int STATUS_TAG = (1 << 3) | 2;
+
   /** google.rpc.Status.code: field 1, varint. */
   private static final int CODE_TAG = 1 << 3;
 
@@ -33,49 +34,58 @@ final class CheckTemplate {
 
   static CheckTemplate envoyChatCompletion() {
     String placeholder = BenchKeys.PREFIX + "#".repeat(BenchKeys.DIGITS);
-    AttributeContext.HttpRequest http = AttributeContext.HttpRequest.newBuilder()
-        .setId("14588243912478612013")
-        .setMethod("POST")
-        .setPath("/v1/chat/completions")
-        .setHost("gateway.example.com")
-        .setScheme("https")
-        .setProtocol("HTTP/1.1")
-        .setSize(512)
-        .putHeaders(":authority", "gateway.example.com")
-        .putHeaders(":method", "POST")
-        .putHeaders(":path", "/v1/chat/completions")
-        .putHeaders(":scheme", "https")
-        .putHeaders("authorization", "Bearer " + placeholder)
-        .putHeaders("content-type", "application/json")
-        .putHeaders("content-length", "512")
-        .putHeaders("accept", "application/json")
-        .putHeaders("user-agent", "OpenAI/Python 1.51.0")
-        .putHeaders("x-forwarded-proto", "https")
-        .putHeaders("x-request-id", "6f1c7f2e-3d0a-4b8e-9a57-3c2b1d0e9f11")
-        .putHeaders("x-envoy-expected-rq-timeout-ms", "600000")
-        .build();
-    CheckRequest request = CheckRequest.newBuilder()
-        .setAttributes(AttributeContext.newBuilder()
-            .setSource(peer("127.0.0.1", 51234))
-            .setDestination(peer("127.0.0.1", 10000))
-            .setRequest(AttributeContext.Request.newBuilder()
-                .setTime(Timestamp.newBuilder().setSeconds(1_767_225_600L).setNanos(123_000_000))
-                .setHttp(http))
-            .putContextExtensions("provider", "openai"))
-        .build();
+    AttributeContext.HttpRequest http =
+        AttributeContext.HttpRequest.newBuilder()
+            .setId("14588243912478612013")
+            .setMethod("POST")
+            .setPath("/v1/chat/completions")
+            .setHost("gateway.example.com")
+            .setScheme("https")
+            .setProtocol("HTTP/1.1")
+            .setSize(512)
+            .putHeaders(":authority", "gateway.example.com")
+            .putHeaders(":method", "POST")
+            .putHeaders(":path", "/v1/chat/completions")
+            .putHeaders(":scheme", "https")
+            .putHeaders("authorization", "Bearer " + placeholder)
+            .putHeaders("content-type", "application/json")
+            .putHeaders("content-length", "512")
+            .putHeaders("accept", "application/json")
+            .putHeaders("user-agent", "OpenAI/Python 1.51.0")
+            .putHeaders("x-forwarded-proto", "https")
+            .putHeaders("x-request-id", "6f1c7f2e-3d0a-4b8e-9a57-3c2b1d0e9f11")
+            .putHeaders("x-envoy-expected-rq-timeout-ms", "600000")
+            .build();
+    CheckRequest request =
+        CheckRequest.newBuilder()
+            .setAttributes(
+                AttributeContext.newBuilder()
+                    .setSource(peer("127.0.0.1", 51234))
+                    .setDestination(peer("127.0.0.1", 10000))
+                    .setRequest(
+                        AttributeContext.Request.newBuilder()
+                            .setTime(
+                                Timestamp.newBuilder()
+                                    .setSeconds(1_767_225_600L)
+                                    .setNanos(123_000_000))
+                            .setHttp(http))
+                    .putContextExtensions("provider", "openai"))
+            .build();
     byte[] bytes = request.toByteArray();
     byte[] needle = placeholder.getBytes(StandardCharsets.US_ASCII);
     int at = indexOf(bytes, needle, 0);
     if (at < 0 || indexOf(bytes, needle, at + 1) >= 0) {
-      throw new IllegalStateException("the placeholder secret must occur exactly once in the template");
+      throw new IllegalStateException(
+          "the placeholder secret must occur exactly once in the template");
     }
     return new CheckTemplate(bytes, at + BenchKeys.PREFIX.length());
   }
 
   private static AttributeContext.Peer peer(String ip, int port) {
     return AttributeContext.Peer.newBuilder()
-        .setAddress(Address.newBuilder().setSocketAddress(
-            SocketAddress.newBuilder().setAddress(ip).setPortValue(port)))
+        .setAddress(
+            Address.newBuilder()
+                .setSocketAddress(SocketAddress.newBuilder().setAddress(ip).setPortValue(port)))
         .build();
   }
 
@@ -104,9 +114,9 @@ final class CheckTemplate {
   }
 
   /**
-   * CheckResponse.status.code (google.rpc.Code) read straight off the wire: 0 allows, anything
-   * else is a denial. Cheaper than parsing the whole response, which the load generator would
-   * otherwise pay on the cores it shares with the server.
+   * CheckResponse.status.code (google.rpc.Code) read straight off the wire: 0 allows, anything else
+   * is a denial. Cheaper than parsing the whole response, which the load generator would otherwise
+   * pay on the cores it shares with the server.
    */
   static int statusCode(byte[] response) {
     try {

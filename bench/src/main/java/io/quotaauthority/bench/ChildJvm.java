@@ -43,7 +43,11 @@ final class ChildJvm implements AutoCloseable {
    * Starts {@code java <jvmOptions> <args>} with the current environment minus every QUOTA_*
    * variable, plus {@code env}.
    */
-  static ChildJvm start(String name, List<String> jvmOptions, List<String> args, Map<String, String> env,
+  static ChildJvm start(
+      String name,
+      List<String> jvmOptions,
+      List<String> args,
+      Map<String, String> env,
       Path logDir) {
     List<String> cmd = new ArrayList<>();
     cmd.add(java());
@@ -71,7 +75,8 @@ final class ChildJvm implements AutoCloseable {
     long until = System.nanoTime() + timeout.toNanos();
     while (System.nanoTime() < until) {
       if (!process.isAlive()) {
-        throw new IllegalStateException(name + " exited with " + process.exitValue() + ":\n" + tail(40));
+        throw new IllegalStateException(
+            name + " exited with " + process.exitValue() + ":\n" + tail(40));
       }
       try (Socket s = new Socket()) {
         s.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 200);
@@ -80,8 +85,8 @@ final class ChildJvm implements AutoCloseable {
         sleep(100);
       }
     }
-    throw new IllegalStateException(name + " did not listen on port " + port + " within " + timeout
-        + ":\n" + tail(40));
+    throw new IllegalStateException(
+        name + " did not listen on port " + port + " within " + timeout + ":\n" + tail(40));
   }
 
   String tail(int lines) {

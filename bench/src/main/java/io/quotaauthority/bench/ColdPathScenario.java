@@ -4,12 +4,13 @@ import java.time.Duration;
 import java.util.Map;
 
 /**
- * Scenario 4: Check for keys in the database but not in the cache, each once, on a fixed
- * schedule: every call is one cache miss and one database read on the server's key-loader pool.
+ * Scenario 4: Check for keys in the database but not in the cache, each once, on a fixed schedule:
+ * every call is one cache miss and one database read on the server's key-loader pool.
  */
 final class ColdPathScenario {
   /** Keys [from, to) checked once each at {@code rate}; what they cost the database. */
-  record Result(long from, long to, double rate, CheckLoad.Result r, Map<String, Long> statements) {}
+  record Result(
+      long from, long to, double rate, CheckLoad.Result r, Map<String, Long> statements) {}
 
   private final BenchRun run;
 
@@ -28,7 +29,9 @@ final class ColdPathScenario {
     run.log("cold path: " + (to - from) + " uncached keys at " + Report.rate(scale.coldRate()));
     Map<String, Long> p0 = proxy.snapshot();
     Cpu.Snapshot c0 = run.meter.snap();
-    CheckLoad.Session s = load.openLoop(scale.coldRate(), CheckLoad.sequential(from, to), CheckLoad.EXPECT_BENCH_KEYS);
+    CheckLoad.Session s =
+        load.openLoop(
+            scale.coldRate(), CheckLoad.sequential(from, to), CheckLoad.EXPECT_BENCH_KEYS);
     s.markStart();
     s.awaitSourceDone(Duration.ofSeconds((long) ((to - from) / scale.coldRate()) + 30));
     s.markEnd();

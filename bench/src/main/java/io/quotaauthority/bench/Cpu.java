@@ -12,8 +12,8 @@ import java.util.function.Supplier;
 
 /**
  * CPU time from /proc: per process (user + system) and for the whole machine, so each phase can say
- * where the two cores went: the server, the baseline, the load generator, PostgreSQL's backends
- * for the bench database, and everything else on the machine (other builds).
+ * where the two cores went: the server, the baseline, the load generator, PostgreSQL's backends for
+ * the bench database, and everything else on the machine (other builds).
  */
 final class Cpu {
   /** USER_HZ: /proc reports times in ticks of 1/100 s on Linux. */

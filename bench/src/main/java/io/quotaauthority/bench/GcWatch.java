@@ -11,8 +11,8 @@ import javax.management.NotificationEmitter;
 import javax.management.openmbean.CompositeData;
 
 /**
- * Garbage collection on both ends of a run: a light JFR recording (settings=default) on the
- * server JVM, and this JVM's collector counters for the load generator.
+ * Garbage collection on both ends of a run: a light JFR recording (settings=default) on the server
+ * JVM, and this JVM's collector counters for the load generator.
  */
 final class GcWatch {
   record Result(String server, String client) {
@@ -25,16 +25,21 @@ final class GcWatch {
   static {
     for (GarbageCollectorMXBean gc : ManagementFactory.getGarbageCollectorMXBeans()) {
       if (gc instanceof NotificationEmitter emitter) {
-        emitter.addNotificationListener((n, handback) -> {
-          if (GarbageCollectionNotificationInfo.GARBAGE_COLLECTION_NOTIFICATION.equals(n.getType())) {
-            GarbageCollectionNotificationInfo info =
-                GarbageCollectionNotificationInfo.from((CompositeData) n.getUserData());
-            // Concurrent cycles are not pauses.
-            if (!info.getGcCause().contains("No GC") && !info.getGcName().contains("Concurrent")) {
-              CLIENT_MAX_MILLIS.accumulateAndGet(info.getGcInfo().getDuration(), Math::max);
-            }
-          }
-        }, null, null);
+        emitter.addNotificationListener(
+            (n, handback) -> {
+              if (GarbageCollectionNotificationInfo.GARBAGE_COLLECTION_NOTIFICATION.equals(
+                  n.getType())) {
+                GarbageCollectionNotificationInfo info =
+                    GarbageCollectionNotificationInfo.from((CompositeData) n.getUserData());
+                // Concurrent cycles are not pauses.
+                if (!info.getGcCause().contains("No GC")
+                    && !info.getGcName().contains("Concurrent")) {
+                  CLIENT_MAX_MILLIS.accumulateAndGet(info.getGcInfo().getDuration(), Math::max);
+                }
+              }
+            },
+            null,
+            null);
       }
     }
   }
@@ -70,8 +75,13 @@ final class GcWatch {
 
   Result stop() {
     long[] c = clientGc();
-    String client = String.format(Locale.ROOT, "%d collections, %d ms total, longest %d ms", c[0] - clientCount,
-        c[1] - clientMillis, CLIENT_MAX_MILLIS.get());
+    String client =
+        String.format(
+            Locale.ROOT,
+            "%d collections, %d ms total, longest %d ms",
+            c[0] - clientCount,
+            c[1] - clientMillis,
+            CLIENT_MAX_MILLIS.get());
     String server = "–";
     if (recording) {
       Jfr.stop(pid, "gc-" + file.getFileName());

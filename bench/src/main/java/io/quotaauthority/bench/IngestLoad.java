@@ -32,6 +32,7 @@ import org.HdrHistogram.Recorder;
 final class IngestLoad {
   /** Unanswered reports a stream allows itself; the server's own window (256) binds first. */
   static final int MAX_OUTSTANDING = 512;
+
   static final int MAX_CHANNELS = 8;
   static final String MODEL = "gpt-4o-mini";
 
@@ -45,8 +46,15 @@ final class IngestLoad {
     }
   }
 
-  record Result(long accepted, long duplicates, long rejected, long errors, double seconds,
-      Histogram ackLatency, long acceptedTotal, boolean allDone) {
+  record Result(
+      long accepted,
+      long duplicates,
+      long rejected,
+      long errors,
+      double seconds,
+      Histogram ackLatency,
+      long acceptedTotal,
+      boolean allDone) {
     double perSecond() {
       return seconds <= 0 ? 0 : accepted / seconds;
     }
@@ -93,8 +101,15 @@ final class IngestLoad {
       for (ManagedChannel ch : channels) {
         ch.shutdownNow();
       }
-      return new Result(acceptedAtEnd - acceptedAtStart, duplicates.sum(), rejected.sum(), errors.sum(),
-          (windowEnd - windowStart) / 1e9, ack.getIntervalHistogram(), acceptedTotal.sum(), all);
+      return new Result(
+          acceptedAtEnd - acceptedAtStart,
+          duplicates.sum(),
+          rejected.sum(),
+          errors.sum(),
+          (windowEnd - windowStart) / 1e9,
+          ack.getIntervalHistogram(),
+          acceptedTotal.sum(),
+          all);
     }
   }
 
@@ -112,19 +127,25 @@ final class IngestLoad {
     Run run = new Run(streams);
     int channelCount = Math.min(streams, MAX_CHANNELS);
     Metadata headers = new Metadata();
-    headers.put(Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + token);
+    headers.put(
+        Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + token);
     List<UsageServiceGrpc.UsageServiceStub> stubs = new ArrayList<>();
     for (int c = 0; c < channelCount; c++) {
-      ManagedChannel ch = NettyChannelBuilder
-          .forAddress(new InetSocketAddress(InetAddress.getLoopbackAddress(), port))
-          .usePlaintext()
-          .directExecutor()
-          .build();
+      ManagedChannel ch =
+          NettyChannelBuilder.forAddress(
+                  new InetSocketAddress(InetAddress.getLoopbackAddress(), port))
+              .usePlaintext()
+              .directExecutor()
+              .build();
       run.channels.add(ch);
-      stubs.add(UsageServiceGrpc.newStub(ch).withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers)));
+      stubs.add(
+          UsageServiceGrpc.newStub(ch)
+              .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers)));
     }
     for (int s = 0; s < streams; s++) {
-      Stream stream = new Stream(run, runId + "-" + s + "-", new SplittableRandom(s * 7919L + runId.hashCode()));
+      Stream stream =
+          new Stream(
+              run, runId + "-" + s + "-", new SplittableRandom(s * 7919L + runId.hashCode()));
       run.list.add(stream);
       stubs.get(s % channelCount).reportUsage(stream);
     }
@@ -132,7 +153,8 @@ final class IngestLoad {
   }
 
   /** One stream; every use of the request side is under this object's lock. */
-  private final class Stream implements ClientResponseObserver<ReportUsageRequest, ReportUsageResponse> {
+  private final class Stream
+      implements ClientResponseObserver<ReportUsageRequest, ReportUsageResponse> {
     private final Run run;
     private final String idPrefix;
     private final SplittableRandom random;
@@ -159,14 +181,15 @@ final class IngestLoad {
       while (!stopping && outstanding < MAX_OUTSTANDING && requests.isReady()) {
         long n = seq++;
         sentAt[(int) (n % sentAt.length)] = System.nanoTime();
-        requests.onNext(ReportUsageRequest.newBuilder()
-            .setReportId(idPrefix + n)
-            .setKeyId(Long.toString(BenchKeys.id(random.nextInt(keys))))
-            .setCostUsd(COSTS[random.nextInt(COSTS.length)])
-            .setModel(MODEL)
-            .setInputTokens(100 + random.nextInt(4000))
-            .setOutputTokens(10 + random.nextInt(1000))
-            .build());
+        requests.onNext(
+            ReportUsageRequest.newBuilder()
+                .setReportId(idPrefix + n)
+                .setKeyId(Long.toString(BenchKeys.id(random.nextInt(keys))))
+                .setCostUsd(COSTS[random.nextInt(COSTS.length)])
+                .setModel(MODEL)
+                .setInputTokens(100 + random.nextInt(4000))
+                .setOutputTokens(10 + random.nextInt(1000))
+                .build());
         outstanding++;
       }
       finishIfDone();

@@ -27,12 +27,22 @@ final class IngestScenario {
   record Scaled(int streams, Run run) {}
 
   /**
-   * What scenario 2 measured. {@code accepted} counts every report the servers acknowledged in
-   * this database, the Check server's diagnostic included; {@code profile} is null without --profile.
+   * What scenario 2 measured. {@code accepted} counts every report the servers acknowledged in this
+   * database, the Check server's diagnostic included; {@code profile} is null without --profile.
    */
-  record Result(Map<String, String> env, Run main, JdbcReference.Result ref, Cpu.Usage refCpu, int group,
-      List<Scaled> scaling, BenchRun.Profile profile, long rowsInDb, long accepted, long referenceRows,
-      long updates, long hotUpdates) {
+  record Result(
+      Map<String, String> env,
+      Run main,
+      JdbcReference.Result ref,
+      Cpu.Usage refCpu,
+      int group,
+      List<Scaled> scaling,
+      BenchRun.Profile profile,
+      long rowsInDb,
+      long accepted,
+      long referenceRows,
+      long updates,
+      long hotUpdates) {
     double ratio() {
       return main.r().perSecond() / Math.max(1, ref.perSecond());
     }
@@ -63,13 +73,25 @@ final class IngestScenario {
     run.log("ingest: JIT warm-up");
     measure(ingest, scale.ingestStreams(), "warm", scale.ingestWarmup(), scale.ingestWarmup());
 
-    Run main = measure(ingest, scale.ingestStreams(), "main", scale.ingestWarmup(), scale.ingestMeasure());
+    Run main =
+        measure(ingest, scale.ingestStreams(), "main", scale.ingestWarmup(), scale.ingestMeasure());
 
-    int group = Integer.parseInt(o.ingestEnv.getOrDefault("QUOTA_USAGE_COMMIT_MAX",
-        Options.DEFAULT_INGEST_ENV.get("QUOTA_USAGE_COMMIT_MAX")));
+    int group =
+        Integer.parseInt(
+            o.ingestEnv.getOrDefault(
+                "QUOTA_USAGE_COMMIT_MAX",
+                Options.DEFAULT_INGEST_ENV.get("QUOTA_USAGE_COMMIT_MAX")));
     run.log("ingest: JDBC reference, " + scale.ingestStreams() + " writers, groups of " + group);
-    JdbcReference.Handle writers = JdbcReference.start(run.pg.url(run.db), o.pgUser, scale.ingestStreams(), group,
-        scale.ingestKeys(), "ref", scale.ingestWarmup().toNanos(), scale.ingestMeasure().toNanos());
+    JdbcReference.Handle writers =
+        JdbcReference.start(
+            run.pg.url(run.db),
+            o.pgUser,
+            scale.ingestStreams(),
+            group,
+            scale.ingestKeys(),
+            "ref",
+            scale.ingestWarmup().toNanos(),
+            scale.ingestMeasure().toNanos());
     ChildJvm.sleep(scale.ingestWarmup().toMillis());
     Cpu.Snapshot c0 = run.meter.snap();
     ChildJvm.sleep(scale.ingestMeasure().toMillis());
@@ -78,7 +100,8 @@ final class IngestScenario {
     JdbcReference.Result ref = writers.finish();
     long referenceRows;
     try (Connection c = run.connect()) {
-      referenceRows = PgAdmin.scalarLong(c, "SELECT count(*) FROM usage_events WHERE report_id LIKE 'ref-%'");
+      referenceRows =
+          PgAdmin.scalarLong(c, "SELECT count(*) FROM usage_events WHERE report_id LIKE 'ref-%'");
     }
     if (ref.error() != null) {
       run.problems.add("JDBC reference: " + ref.error());
@@ -88,20 +111,38 @@ final class IngestScenario {
 
     List<Scaled> scaling = new ArrayList<>();
     for (int streams : scale.ingestScaling()) {
-      scaling.add(new Scaled(streams,
-          measure(ingest, streams, "s" + streams, scale.ingestWarmup(), scale.ingestScalingMeasure())));
+      scaling.add(
+          new Scaled(
+              streams,
+              measure(
+                  ingest,
+                  streams,
+                  "s" + streams,
+                  scale.ingestWarmup(),
+                  scale.ingestScalingMeasure())));
     }
     BenchRun.Profile profile = null;
     if (o.profile) {
       run.log("ingest: JFR profile for " + scale.profile().toSeconds() + " s");
-      profile = run.profile(run.serverPid(), "ingest", "ingest", () -> {
-        try {
-          return measure(ingest, scale.ingestStreams(), "prof", Duration.ofMillis(500), scale.profile()).r()
-              .perSecond();
-        } catch (InterruptedException | SQLException e) {
-          throw new IllegalStateException("ingest profile run failed", e);
-        }
-      });
+      profile =
+          run.profile(
+              run.serverPid(),
+              "ingest",
+              "ingest",
+              () -> {
+                try {
+                  return measure(
+                          ingest,
+                          scale.ingestStreams(),
+                          "prof",
+                          Duration.ofMillis(500),
+                          scale.profile())
+                      .r()
+                      .perSecond();
+                } catch (InterruptedException | SQLException e) {
+                  throw new IllegalStateException("ingest profile run failed", e);
+                }
+              });
     }
     long rowsInDb;
     long upd;
@@ -109,16 +150,32 @@ final class IngestScenario {
     try (Connection c = run.connect()) {
       rowsInDb = PgAdmin.scalarLong(c, "SELECT count(*) FROM usage_events");
       ChildJvm.sleep(1_000); // table statistics are flushed at most once a second
-      upd = PgAdmin.scalarLong(c, "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'api_keys'");
-      hotUpd = PgAdmin.scalarLong(c, "SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'api_keys'");
+      upd =
+          PgAdmin.scalarLong(
+              c, "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'api_keys'");
+      hotUpd =
+          PgAdmin.scalarLong(
+              c, "SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'api_keys'");
     }
     run.stopServer(server);
-    Result result = new Result(
-        // A copy in the order given: the report prints it as the settings the server ran with.
-        Collections.unmodifiableMap(new LinkedHashMap<>(o.ingestEnv)), main, ref, refCpu, group, List.copyOf(scaling), profile,
-        rowsInDb, accepted, referenceRows, upd, hotUpd);
+    Result result =
+        new Result(
+            // A copy in the order given: the report prints it as the settings the server ran with.
+            Collections.unmodifiableMap(new LinkedHashMap<>(o.ingestEnv)),
+            main,
+            ref,
+            refCpu,
+            group,
+            List.copyOf(scaling),
+            profile,
+            rowsInDb,
+            accepted,
+            referenceRows,
+            upd,
+            hotUpd);
     if (!result.allInDatabase()) {
-      run.problems.add("usage_events has " + rowsInDb + " rows, expected " + (accepted + referenceRows));
+      run.problems.add(
+          "usage_events has " + rowsInDb + " rows, expected " + (accepted + referenceRows));
     }
     return result;
   }
@@ -137,12 +194,27 @@ final class IngestScenario {
     IngestLoad.Result res = r.stopAndDrain();
     accepted += res.acceptedTotal();
     if (res.duplicates() + res.rejected() + res.errors() > 0 || !res.allDone()) {
-      run.problems.add("ingest " + id + ": " + res.duplicates() + " duplicates, " + res.rejected() + " rejected, "
-          + res.errors() + " errors" + (res.allDone() ? "" : ", streams did not finish"));
+      run.problems.add(
+          "ingest "
+              + id
+              + ": "
+              + res.duplicates()
+              + " duplicates, "
+              + res.rejected()
+              + " rejected, "
+              + res.errors()
+              + " errors"
+              + (res.allDone() ? "" : ", streams did not finish"));
     }
     run.cpuLog.add("ingest " + id + " (" + streams + " streams): " + cpu.describe());
-    run.log(String.format(Locale.ROOT, "ingest %s: %d streams, %s acked, ack p99 %s", id, streams,
-        Report.rate(res.perSecond()), Report.p(res.ackLatency(), 99)));
+    run.log(
+        String.format(
+            Locale.ROOT,
+            "ingest %s: %d streams, %s acked, ack p99 %s",
+            id,
+            streams,
+            Report.rate(res.perSecond()),
+            Report.p(res.ackLatency(), 99)));
     return new Run(res, cpu, x1 - x0);
   }
 }

@@ -16,17 +16,19 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * The limit reference for usage ingest: the same rows written by plain JDBC, no gRPC and no
- * server. Each writer has its own connection and loops: one transaction per group of
- * {@code group} reports, a multi-row batch INSERT into usage_events (pgjdbc rewrites the batch into
- * multi-row VALUES) and one batched UPDATE of api_keys.quota_used per key charged, in id order.
+ * The limit reference for usage ingest: the same rows written by plain JDBC, no gRPC and no server.
+ * Each writer has its own connection and loops: one transaction per group of {@code group} reports,
+ * a multi-row batch INSERT into usage_events (pgjdbc rewrites the batch into multi-row VALUES) and
+ * one batched UPDATE of api_keys.quota_used per key charged, in id order.
  */
 final class JdbcReference {
-  private static final String INSERT = """
+  private static final String INSERT =
+      """
       INSERT INTO usage_events (report_id, key_id, cost, model, provider, input_tokens, output_tokens,
                                 cached_input_tokens, cache_write_tokens, occurred_at)
       VALUES (?, ?, ?, ?, '', ?, ?, 0, 0, ?)""";
-  private static final String CHARGE = """
+  private static final String CHARGE =
+      """
       UPDATE api_keys SET quota_used = quota_used + ?, updated_at = now(), version = version + 1
        WHERE id = ?""";
 
@@ -64,28 +66,51 @@ final class JdbcReference {
    * Starts {@code writers} writers that stop at the end of the window; groups committed inside
    * [warm-up end, window end) count.
    */
-  static Handle start(String url, String user, int writers, int group, int keys, String runId,
-      long warmupNanos, long measureNanos) {
+  static Handle start(
+      String url,
+      String user,
+      int writers,
+      int group,
+      int keys,
+      String runId,
+      long warmupNanos,
+      long measureNanos) {
     long windowStart = System.nanoTime() + warmupNanos;
     Handle h = new Handle(windowStart, windowStart + measureNanos);
     for (int w = 0; w < writers; w++) {
       int writer = w;
-      Thread t = new Thread(() -> {
-        try {
-          write(url + "&reWriteBatchedInserts=true", user, group, keys, runId + "-" + writer + "-",
-              new SplittableRandom(writer * 31L + runId.hashCode()), h);
-        } catch (SQLException e) {
-          h.error.compareAndSet(null, e.getMessage());
-        }
-      }, "jdbc-writer-" + w);
+      Thread t =
+          new Thread(
+              () -> {
+                try {
+                  write(
+                      url + "&reWriteBatchedInserts=true",
+                      user,
+                      group,
+                      keys,
+                      runId + "-" + writer + "-",
+                      new SplittableRandom(writer * 31L + runId.hashCode()),
+                      h);
+                } catch (SQLException e) {
+                  h.error.compareAndSet(null, e.getMessage());
+                }
+              },
+              "jdbc-writer-" + w);
       h.threads.add(t);
       t.start();
     }
     return h;
   }
 
-  private static void write(String url, String user, int group, int keys, String idPrefix,
-      SplittableRandom random, Handle h) throws SQLException {
+  private static void write(
+      String url,
+      String user,
+      int group,
+      int keys,
+      String idPrefix,
+      SplittableRandom random,
+      Handle h)
+      throws SQLException {
     try (Connection c = DriverManager.getConnection(url, user, "")) {
       c.setAutoCommit(false);
       long seq = 0;
@@ -96,7 +121,8 @@ final class JdbcReference {
           OffsetDateTime now = OffsetDateTime.now(ZoneOffset.UTC);
           for (int i = 0; i < group; i++) {
             long keyId = BenchKeys.id(random.nextInt(keys));
-            BigDecimal cost = new BigDecimal(IngestLoad.COSTS[random.nextInt(IngestLoad.COSTS.length)]);
+            BigDecimal cost =
+                new BigDecimal(IngestLoad.COSTS[random.nextInt(IngestLoad.COSTS.length)]);
             insert.setString(1, idPrefix + seq++);
             insert.setLong(2, keyId);
             insert.setBigDecimal(3, cost);

@@ -1,6 +1,5 @@
 package io.quotaauthority.bench;
 
-import java.util.Locale;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -8,6 +7,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import jdk.jfr.consumer.RecordedEvent;
 import jdk.jfr.consumer.RecordedFrame;
@@ -26,27 +26,50 @@ final class Jfr {
     start(pid, name, file, "profile");
   }
 
-  /** JFR.start with the given settings: "profile" for CPU profiles, "default" (lighter) for GC only. */
+  /**
+   * JFR.start with the given settings: "profile" for CPU profiles, "default" (lighter) for GC only.
+   */
   static void start(long pid, String name, Path file, String settings) {
-    String out = ChildJvm.run(Duration.ofSeconds(30), ChildJvm.jdkTool("jcmd"), Long.toString(pid), "JFR.start",
-        "name=" + name, "settings=" + settings, "filename=" + file.toAbsolutePath());
+    String out =
+        ChildJvm.run(
+            Duration.ofSeconds(30),
+            ChildJvm.jdkTool("jcmd"),
+            Long.toString(pid),
+            "JFR.start",
+            "name=" + name,
+            "settings=" + settings,
+            "filename=" + file.toAbsolutePath());
     if (!out.contains("Started recording")) {
       throw new IllegalStateException("JFR.start failed: " + out.trim());
     }
   }
 
   static void stop(long pid, String name) {
-    ChildJvm.run(Duration.ofSeconds(60), ChildJvm.jdkTool("jcmd"), Long.toString(pid), "JFR.stop", "name=" + name);
+    ChildJvm.run(
+        Duration.ofSeconds(60),
+        ChildJvm.jdkTool("jcmd"),
+        Long.toString(pid),
+        "JFR.stop",
+        "name=" + name);
   }
 
-  /** Heap histogram of a running JVM (forces a full GC): the first {@code rows} classes and the total. */
+  /**
+   * Heap histogram of a running JVM (forces a full GC): the first {@code rows} classes and the
+   * total.
+   */
   static String classHistogram(long pid, int rows) {
-    String out = ChildJvm.run(Duration.ofSeconds(120), ChildJvm.jdkTool("jcmd"), Long.toString(pid),
-        "GC.class_histogram");
+    String out =
+        ChildJvm.run(
+            Duration.ofSeconds(120),
+            ChildJvm.jdkTool("jcmd"),
+            Long.toString(pid),
+            "GC.class_histogram");
     List<String> keep = new ArrayList<>();
     for (String line : out.split("\n")) {
       String t = line.trim();
-      if (t.startsWith("num") || t.startsWith("Total") || t.matches("^\\d+:\\s+\\d+\\s+\\d+\\s.*") && keep.size() <= rows) {
+      if (t.startsWith("num")
+          || t.startsWith("Total")
+          || t.matches("^\\d+:\\s+\\d+\\s+\\d+\\s.*") && keep.size() <= rows) {
         keep.add(line.stripTrailing());
       }
     }
@@ -83,7 +106,10 @@ final class Jfr {
           case "jdk.ExecutionSample" -> {
             samples++;
             RecordedStackTrace st = e.getStackTrace();
-            String thread = e.getThread("sampledThread") == null ? "?" : e.getThread("sampledThread").getJavaName();
+            String thread =
+                e.getThread("sampledThread") == null
+                    ? "?"
+                    : e.getThread("sampledThread").getJavaName();
             threads.merge(threadGroup(thread), 1L, Long::sum);
             if (st != null && !st.getFrames().isEmpty()) {
               topFrame.merge(method(st.getFrames().get(0)), 1L, Long::sum);
@@ -115,17 +141,33 @@ final class Jfr {
         }
       }
     }
-    List<Ranking> rankings = List.of(
-        rank("CPU samples by top frame (self time)", topFrame, samples, topN),
-        rank("CPU samples by innermost io.quotaauthority frame on the stack", ourFrame, samples, topN),
-        rank("CPU samples by thread", threads, samples, 8),
-        rank("Allocation by class (sampled bytes)", allocClass, allocTotal, 10),
-        rank("Allocation by site (first frame outside java.*/jdk.*/sun.*)", allocSite, allocTotal, 10));
-    String gc = gcCount + " collections, " + gcNanos / 1_000_000 + " ms total, longest pause "
-        + String.format(Locale.ROOT, "%.1f ms", gcMaxPause / 1e6);
-    String cpu = cpuEvents == 0 ? "n/a"
-        : String.format("JVM %.0f%%, machine %.0f%% (of all cores)", 100 * jvmCpu / cpuEvents,
-            100 * machineCpu / cpuEvents);
+    List<Ranking> rankings =
+        List.of(
+            rank("CPU samples by top frame (self time)", topFrame, samples, topN),
+            rank(
+                "CPU samples by innermost io.quotaauthority frame on the stack",
+                ourFrame,
+                samples,
+                topN),
+            rank("CPU samples by thread", threads, samples, 8),
+            rank("Allocation by class (sampled bytes)", allocClass, allocTotal, 10),
+            rank(
+                "Allocation by site (first frame outside java.*/jdk.*/sun.*)",
+                allocSite,
+                allocTotal,
+                10));
+    String gc =
+        gcCount
+            + " collections, "
+            + gcNanos / 1_000_000
+            + " ms total, longest pause "
+            + String.format(Locale.ROOT, "%.1f ms", gcMaxPause / 1e6);
+    String cpu =
+        cpuEvents == 0
+            ? "n/a"
+            : String.format(
+                "JVM %.0f%%, machine %.0f%% (of all cores)",
+                100 * jvmCpu / cpuEvents, 100 * machineCpu / cpuEvents);
     return new Summary(samples, rankings, gc, cpu);
   }
 

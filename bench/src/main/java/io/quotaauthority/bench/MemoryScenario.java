@@ -19,7 +19,8 @@ final class MemoryScenario {
    * "heapChecked"), its class rows after filling and after one Check per key, and the key count
    * asked for (the class rows are per key of that count).
    */
-  record Result(Map<String, Long> figures, List<ClassRow> filled, List<ClassRow> checked, int keysAsked) {
+  record Result(
+      Map<String, Long> figures, List<ClassRow> filled, List<ClassRow> checked, int keysAsked) {
     long keys() {
       return figures.getOrDefault("keys", 1L);
     }
@@ -42,17 +43,29 @@ final class MemoryScenario {
   Result run() throws IOException, InterruptedException, SQLException {
     Options.Scale scale = run.scale;
     if (run.keysLoaded() < scale.memoryKeys()) {
-      // The schema is the server's: with the Check phase skipped, migrate through a short-lived server.
+      // The schema is the server's: with the Check phase skipped, migrate through a short-lived
+      // server.
       if (run.keysLoaded() == 0) {
         int authz = ChildJvm.freePort();
-        run.stopServer(run.startServer("server-migrate", run.serverEnv(authz, run.o.pg, "migrate"), authz));
+        run.stopServer(
+            run.startServer("server-migrate", run.serverEnv(authz, run.o.pg, "migrate"), authz));
       }
       run.loadKeys(scale.memoryKeys());
     }
     run.log("cache memory: " + Report.num(scale.memoryKeys()) + " keys in a separate JVM");
-    ChildJvm probe = run.runToEnd("cache-memory", "cache memory probe", List.of("-Xmx4g", "-XX:+UseG1GC"),
-        List.of("-cp", run.classpath, CacheMemory.class.getName(), Integer.toString(scale.memoryKeys()),
-            run.pg.url(run.db), run.o.pgUser), 5);
+    ChildJvm probe =
+        run.runToEnd(
+            "cache-memory",
+            "cache memory probe",
+            List.of("-Xmx4g", "-XX:+UseG1GC"),
+            List.of(
+                "-cp",
+                run.classpath,
+                CacheMemory.class.getName(),
+                Integer.toString(scale.memoryKeys()),
+                run.pg.url(run.db),
+                run.o.pgUser),
+            5);
     Map<String, Long> figures = new LinkedHashMap<>();
     List<ClassRow> filled = new ArrayList<>();
     List<ClassRow> checked = new ArrayList<>();
@@ -65,7 +78,10 @@ final class MemoryScenario {
         (f[1].equals("filled") ? filled : checked).add(row);
       }
     }
-    return new Result(Collections.unmodifiableMap(figures), List.copyOf(filled), List.copyOf(checked),
+    return new Result(
+        Collections.unmodifiableMap(figures),
+        List.copyOf(filled),
+        List.copyOf(checked),
         scale.memoryKeys());
   }
 }

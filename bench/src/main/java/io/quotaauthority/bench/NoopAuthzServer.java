@@ -16,36 +16,41 @@ import java.util.concurrent.CountDownLatch;
 /**
  * The baseline: an ext_authz server that allows everything, with the same gRPC setup as
  * quota-authority's authz port (Netty, directExecutor, generated service that parses the request)
- * and nothing else. Started by the bench in its own JVM with the server's JVM flags:
- * {@code java -cp quota-bench.jar io.quotaauthority.bench.NoopAuthzServer <port>}.
+ * and nothing else. Started by the bench in its own JVM with the server's JVM flags: {@code java
+ * -cp quota-bench.jar io.quotaauthority.bench.NoopAuthzServer <port>}.
  */
 public final class NoopAuthzServer {
   private NoopAuthzServer() {}
 
   public static void main(String[] args) throws Exception {
     int port = Integer.parseInt(args[0]);
-    CheckResponse ok = CheckResponse.newBuilder()
-        .setStatus(Status.newBuilder().setCode(Code.OK_VALUE))
-        .setOkResponse(OkHttpResponse.getDefaultInstance())
-        .build();
-    Server server = NettyServerBuilder
-        .forAddress(new InetSocketAddress(InetAddress.getLoopbackAddress(), port))
-        .directExecutor()
-        .addService(new AuthorizationGrpc.AuthorizationImplBase() {
-          @Override
-          public void check(CheckRequest request, StreamObserver<CheckResponse> out) {
-            out.onNext(ok);
-            out.onCompleted();
-          }
-        })
-        .build()
-        .start();
+    CheckResponse ok =
+        CheckResponse.newBuilder()
+            .setStatus(Status.newBuilder().setCode(Code.OK_VALUE))
+            .setOkResponse(OkHttpResponse.getDefaultInstance())
+            .build();
+    Server server =
+        NettyServerBuilder.forAddress(new InetSocketAddress(InetAddress.getLoopbackAddress(), port))
+            .directExecutor()
+            .addService(
+                new AuthorizationGrpc.AuthorizationImplBase() {
+                  @Override
+                  public void check(CheckRequest request, StreamObserver<CheckResponse> out) {
+                    out.onNext(ok);
+                    out.onCompleted();
+                  }
+                })
+            .build()
+            .start();
     System.out.println("noop ext_authz serving on 127.0.0.1:" + server.getPort());
     CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      server.shutdownNow();
-      stopped.countDown();
-    }));
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  server.shutdownNow();
+                  stopped.countDown();
+                }));
     stopped.await();
   }
 }

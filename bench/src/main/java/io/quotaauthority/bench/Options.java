@@ -1,7 +1,5 @@
 package io.quotaauthority.bench;
 
-import java.util.LinkedHashSet;
-import java.util.Set;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.nio.file.Files;
@@ -9,12 +7,15 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /** Command line of {@code java -jar bench/target/quota-bench.jar}. */
 final class Options {
-  static final String USAGE = """
+  static final String USAGE =
+      """
       usage: java -jar bench/target/quota-bench.jar [options]   (run from the repository root)
 
         --out FILE             write the Markdown report there (the full run documents bench/RESULTS.md)
@@ -121,9 +122,14 @@ final class Options {
     o.requireLoopback();
     Path jarDir = benchJarDir();
     if (o.serverJar == null) {
-      Path nextToBench = jarDir == null ? null : jarDir.resolve("../../server/target/quota-authority.jar").normalize();
-      o.serverJar = nextToBench != null && Files.exists(nextToBench) ? nextToBench
-          : Path.of("server/target/quota-authority.jar");
+      Path nextToBench =
+          jarDir == null
+              ? null
+              : jarDir.resolve("../../server/target/quota-authority.jar").normalize();
+      o.serverJar =
+          nextToBench != null && Files.exists(nextToBench)
+              ? nextToBench
+              : Path.of("server/target/quota-authority.jar");
     }
     if (o.work == null) {
       o.work = jarDir != null ? jarDir.resolve("bench-run") : Path.of("bench/target/bench-run");
@@ -202,15 +208,47 @@ final class Options {
   Scale scale() {
     if (smoke) {
       int total = keys != null ? keys : 3_000;
-      return new Scale(total, Math.min(1_000, total), new int[] {Math.min(200, total), total}, 200, 400,
-          Duration.ofMillis(500), Duration.ofSeconds(1), 1, Duration.ofSeconds(1),
-          100, 8, new int[] {1, 16}, Duration.ofMillis(300), Duration.ofSeconds(1), Duration.ofSeconds(1),
-          20_000, Duration.ofSeconds(1), 5_000, Duration.ofSeconds(3));
+      return new Scale(
+          total,
+          Math.min(1_000, total),
+          new int[] {Math.min(200, total), total},
+          200,
+          400,
+          Duration.ofMillis(500),
+          Duration.ofSeconds(1),
+          1,
+          Duration.ofSeconds(1),
+          100,
+          8,
+          new int[] {1, 16},
+          Duration.ofMillis(300),
+          Duration.ofSeconds(1),
+          Duration.ofSeconds(1),
+          20_000,
+          Duration.ofSeconds(1),
+          5_000,
+          Duration.ofSeconds(3));
     }
     int total = keys != null ? keys : 1_000_000;
-    return new Scale(total, Math.min(10_000, total), new int[] {Math.min(1_000, total), Math.min(100_000, total), total},
-        2_000, 500, Duration.ofSeconds(3), Duration.ofSeconds(5), 3, Duration.ofSeconds(8),
-        1_000, 8, new int[] {1, 64}, Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(6),
-        1_000_000, Duration.ofSeconds(8), 200_000, Duration.ofSeconds(30));
+    return new Scale(
+        total,
+        Math.min(10_000, total),
+        new int[] {Math.min(1_000, total), Math.min(100_000, total), total},
+        2_000,
+        500,
+        Duration.ofSeconds(3),
+        Duration.ofSeconds(5),
+        3,
+        Duration.ofSeconds(8),
+        1_000,
+        8,
+        new int[] {1, 64},
+        Duration.ofSeconds(2),
+        Duration.ofSeconds(10),
+        Duration.ofSeconds(6),
+        1_000_000,
+        Duration.ofSeconds(8),
+        200_000,
+        Duration.ofSeconds(30));
   }
 }

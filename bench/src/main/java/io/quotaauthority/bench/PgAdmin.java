@@ -28,7 +28,11 @@ final class PgAdmin {
   }
 
   String url(String database) {
-    return "jdbc:postgresql://" + hostPort + "/" + database + "?sslmode=disable&ApplicationName=quota-bench";
+    return "jdbc:postgresql://"
+        + hostPort
+        + "/"
+        + database
+        + "?sslmode=disable&ApplicationName=quota-bench";
   }
 
   Connection connect(String database) throws SQLException {
@@ -36,13 +40,15 @@ final class PgAdmin {
   }
 
   void createDatabase(String name) throws SQLException {
-    try (Connection c = connect("postgres"); Statement s = c.createStatement()) {
+    try (Connection c = connect("postgres");
+        Statement s = c.createStatement()) {
       s.execute("CREATE DATABASE " + name);
     }
   }
 
   void dropDatabase(String name) throws SQLException {
-    try (Connection c = connect("postgres"); Statement s = c.createStatement()) {
+    try (Connection c = connect("postgres");
+        Statement s = c.createStatement()) {
       s.execute("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
     }
   }
@@ -53,15 +59,18 @@ final class PgAdmin {
    */
   List<String> dropOrphans() {
     List<String> dropped = new ArrayList<>();
-    try (Connection c = connect("postgres"); Statement s = c.createStatement();
-        ResultSet rs = s.executeQuery("SELECT datname FROM pg_database WHERE datname LIKE 'qa\\_bench\\_%'")) {
+    try (Connection c = connect("postgres");
+        Statement s = c.createStatement();
+        ResultSet rs =
+            s.executeQuery("SELECT datname FROM pg_database WHERE datname LIKE 'qa\\_bench\\_%'")) {
       List<String> names = new ArrayList<>();
       while (rs.next()) {
         names.add(rs.getString(1));
       }
       for (String name : names) {
         String[] parts = name.split("_");
-        if (parts.length == 4 && parts[2].matches("\\d+")
+        if (parts.length == 4
+            && parts[2].matches("\\d+")
             && ProcessHandle.of(Long.parseLong(parts[2])).isEmpty()) {
           dropDatabase(name);
           dropped.add(name);
@@ -74,7 +83,8 @@ final class PgAdmin {
   }
 
   String serverVersion() {
-    try (Connection c = connect("postgres"); Statement s = c.createStatement();
+    try (Connection c = connect("postgres");
+        Statement s = c.createStatement();
         ResultSet rs = s.executeQuery("SHOW server_version")) {
       rs.next();
       return rs.getString(1);
@@ -91,20 +101,33 @@ final class PgAdmin {
   void copyKeys(Connection c, long from, long to, Instant now) throws SQLException {
     c.setAutoCommit(true);
     HexFormat hex = HexFormat.of();
-    CopyIn copy = c.unwrap(PGConnection.class).getCopyAPI().copyIn(
-        "COPY api_keys (id, name, key_hash, key_prefix, status, quota, quota_used, expires_at) FROM STDIN");
+    CopyIn copy =
+        c.unwrap(PGConnection.class)
+            .getCopyAPI()
+            .copyIn(
+                "COPY api_keys (id, name, key_hash, key_prefix, status, quota, quota_used, expires_at) FROM STDIN");
     try {
       StringBuilder sb = new StringBuilder(1 << 20);
       for (long i = from; i < to; i++) {
         Instant expires = BenchKeys.expiresAt(i, now);
-        sb.append(BenchKeys.id(i)).append('\t')
-            .append("bench-").append(i).append('\t')
-            .append("\\\\x").append(hex.formatHex(BenchKeys.sha256(BenchKeys.secret(i)))).append('\t')
-            .append("sk-bench").append('\t')
-            .append("active").append('\t')
-            .append(BenchKeys.quota(i)).append('\t')
-            .append(BenchKeys.quotaUsed(i)).append('\t')
-            .append(expires == null ? "\\N" : expires.toString()).append('\n');
+        sb.append(BenchKeys.id(i))
+            .append('\t')
+            .append("bench-")
+            .append(i)
+            .append('\t')
+            .append("\\\\x")
+            .append(hex.formatHex(BenchKeys.sha256(BenchKeys.secret(i))))
+            .append('\t')
+            .append("sk-bench")
+            .append('\t')
+            .append("active")
+            .append('\t')
+            .append(BenchKeys.quota(i))
+            .append('\t')
+            .append(BenchKeys.quotaUsed(i))
+            .append('\t')
+            .append(expires == null ? "\\N" : expires.toString())
+            .append('\n');
         if (sb.length() > (1 << 20) - 512) {
           byte[] b = sb.toString().getBytes(StandardCharsets.US_ASCII);
           copy.writeToCopy(b, 0, b.length);
@@ -120,14 +143,16 @@ final class PgAdmin {
       }
     }
     try (Statement s = c.createStatement()) {
-      s.execute("SELECT setval(pg_get_serial_sequence('api_keys', 'id'), (SELECT max(id) FROM api_keys))");
+      s.execute(
+          "SELECT setval(pg_get_serial_sequence('api_keys', 'id'), (SELECT max(id) FROM api_keys))");
       s.execute("ANALYZE api_keys");
     }
     // A running server answers keys missing from its live-key set 401 without a query; COPY sends
     // no change notification, so hint every new key (a bare id is a valid hint) as an admin
     // change would.
-    try (PreparedStatement ps = c.prepareStatement(
-        "SELECT count(pg_notify('quota_key_changes', id::text)) FROM generate_series(?::bigint, ?::bigint) id")) {
+    try (PreparedStatement ps =
+        c.prepareStatement(
+            "SELECT count(pg_notify('quota_key_changes', id::text)) FROM generate_series(?::bigint, ?::bigint) id")) {
       ps.setLong(1, BenchKeys.id(from));
       ps.setLong(2, BenchKeys.id(to - 1));
       ps.executeQuery().close();
@@ -136,8 +161,8 @@ final class PgAdmin {
 
   /** Committed transactions of a database, read from another one so the reading is not counted. */
   static long xactCommit(Connection postgresDb, String database) throws SQLException {
-    try (PreparedStatement ps = postgresDb.prepareStatement(
-        "SELECT xact_commit FROM pg_stat_database WHERE datname = ?")) {
+    try (PreparedStatement ps =
+        postgresDb.prepareStatement("SELECT xact_commit FROM pg_stat_database WHERE datname = ?")) {
       ps.setString(1, database);
       try (ResultSet rs = ps.executeQuery()) {
         return rs.next() ? rs.getLong(1) : -1;
@@ -148,8 +173,8 @@ final class PgAdmin {
   /** Backend pids connected to a database (for CPU accounting). */
   static List<Long> backendPids(Connection postgresDb, String database) {
     List<Long> pids = new ArrayList<>();
-    try (PreparedStatement ps = postgresDb.prepareStatement(
-        "SELECT pid FROM pg_stat_activity WHERE datname = ?")) {
+    try (PreparedStatement ps =
+        postgresDb.prepareStatement("SELECT pid FROM pg_stat_activity WHERE datname = ?")) {
       ps.setString(1, database);
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
@@ -163,7 +188,8 @@ final class PgAdmin {
   }
 
   static long scalarLong(Connection c, String sql) throws SQLException {
-    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
+    try (Statement s = c.createStatement();
+        ResultSet rs = s.executeQuery(sql)) {
       rs.next();
       return rs.getLong(1);
     }

@@ -22,17 +22,17 @@ import java.util.concurrent.atomic.LongAdder;
 
 /**
  * A loopback TCP proxy in front of PostgreSQL that reads the frontend protocol on its way through
- * and counts every statement the server executes (each Bind of a prepared statement and each
- * simple Query), by what it touches. It answers "did Check query the database?" exactly, at once,
- * with no dependence on pg_stat_statements or on the up-to-10 s lag of pg_stat_database.
+ * and counts every statement the server executes (each Bind of a prepared statement and each simple
+ * Query), by what it touches. It answers "did Check query the database?" exactly, at once, with no
+ * dependence on pg_stat_statements or on the up-to-10 s lag of pg_stat_database.
  *
  * <p>It needs a plaintext connection (the server's URL gets sslmode=disable) and only the
  * client-to-server direction is parsed; replies are copied through untouched.
  *
- * <p>Why this is not the tests' {@code io.quotaauthority.testing.TcpProxy} (server/src/test), though
- * both read the same frontend messages: there is no home both can depend on that is worth having.
- * The bench is main code run from its shaded jar, and it depends on the server's main jar only;
- * a test-jar dependency would put the server's test classes (TestDatabase and its embedded
+ * <p>Why this is not the tests' {@code io.quotaauthority.testing.TcpProxy} (server/src/test),
+ * though both read the same frontend messages: there is no home both can depend on that is worth
+ * having. The bench is main code run from its shaded jar, and it depends on the server's main jar
+ * only; a test-jar dependency would put the server's test classes (TestDatabase and its embedded
  * PostgreSQL, which bench/pom.xml excludes) into that jar, and moving a proxy into the server's
  * main code would ship a test instrument in the production jar. A third module for 250 lines costs
  * more build than it saves. And they count different things on purpose: this one counts each Bind
@@ -71,12 +71,13 @@ final class PgProxy implements AutoCloseable {
   /** What changed between two snapshots, zero entries left out. */
   static Map<String, Long> delta(Map<String, Long> before, Map<String, Long> after) {
     Map<String, Long> out = new TreeMap<>();
-    after.forEach((k, v) -> {
-      long d = v - before.getOrDefault(k, 0L);
-      if (d != 0) {
-        out.put(k, d);
-      }
-    });
+    after.forEach(
+        (k, v) -> {
+          long d = v - before.getOrDefault(k, 0L);
+          if (d != 0) {
+            out.put(k, d);
+          }
+        });
     return out;
   }
 
@@ -119,7 +120,8 @@ final class PgProxy implements AutoCloseable {
 
   private void copy(Socket from, Socket to) {
     byte[] buf = new byte[64 * 1024];
-    try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
+    try (InputStream in = from.getInputStream();
+        OutputStream out = to.getOutputStream()) {
       int n;
       while ((n = in.read(buf)) >= 0) {
         out.write(buf, 0, n);
@@ -136,7 +138,8 @@ final class PgProxy implements AutoCloseable {
   /** Client to server, one protocol message at a time, flushed whenever the client pauses. */
   private void frontend(Socket client, Socket server) {
     Map<String, String> prepared = new HashMap<>();
-    try (DataInputStream in = new DataInputStream(new BufferedInputStream(client.getInputStream(), 64 * 1024));
+    try (DataInputStream in =
+            new DataInputStream(new BufferedInputStream(client.getInputStream(), 64 * 1024));
         OutputStream out = new BufferedOutputStream(server.getOutputStream(), 64 * 1024)) {
       boolean started = false;
       while (true) {
@@ -149,7 +152,11 @@ final class PgProxy implements AutoCloseable {
           int len = in.readInt();
           byte[] body = new byte[len - 4];
           in.readFully(body);
-          int code = ((body[0] & 0xff) << 24) | ((body[1] & 0xff) << 16) | ((body[2] & 0xff) << 8) | (body[3] & 0xff);
+          int code =
+              ((body[0] & 0xff) << 24)
+                  | ((body[1] & 0xff) << 16)
+                  | ((body[2] & 0xff) << 8)
+                  | (body[3] & 0xff);
           out.write(intBytes(len));
           out.write(body);
           started = code == 196608; // protocol 3.0
@@ -183,12 +190,14 @@ final class PgProxy implements AutoCloseable {
         int nameEnd = cstringEnd(body, 0);
         String name = new String(body, 0, nameEnd, StandardCharsets.UTF_8);
         int queryEnd = cstringEnd(body, nameEnd + 1);
-        prepared.put(name, new String(body, nameEnd + 1, queryEnd - nameEnd - 1, StandardCharsets.UTF_8));
+        prepared.put(
+            name, new String(body, nameEnd + 1, queryEnd - nameEnd - 1, StandardCharsets.UTF_8));
       }
       case 'B' -> {
         int portalEnd = cstringEnd(body, 0);
         int stmtEnd = cstringEnd(body, portalEnd + 1);
-        String stmt = new String(body, portalEnd + 1, stmtEnd - portalEnd - 1, StandardCharsets.UTF_8);
+        String stmt =
+            new String(body, portalEnd + 1, stmtEnd - portalEnd - 1, StandardCharsets.UTF_8);
         count(classify(prepared.getOrDefault(stmt, "?")));
       }
       case 'Q' -> count(classify(new String(body, 0, cstringEnd(body, 0), StandardCharsets.UTF_8)));
@@ -212,7 +221,8 @@ final class PgProxy implements AutoCloseable {
       return s.split("\\s")[0].toUpperCase(Locale.ROOT);
     }
     String verb = s.split("\\s+")[0].toUpperCase(Locale.ROOT);
-    for (String table : new String[] {"usage_events", "api_keys", "key_audit", "flyway_schema_history"}) {
+    for (String table :
+        new String[] {"usage_events", "api_keys", "key_audit", "flyway_schema_history"}) {
       if (s.contains(table)) {
         return verb + " " + table;
       }

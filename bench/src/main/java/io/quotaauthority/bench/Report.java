@@ -13,8 +13,17 @@ import org.HdrHistogram.Histogram;
  */
 final class Report {
   /** The machine and the run, for the table at the top. */
-  record Header(String date, int cores, String cpuModel, String memory, String os, String jvm, String postgres,
-      String loadBefore, String loadAfter, long seconds) {}
+  record Header(
+      String date,
+      int cores,
+      String cpuModel,
+      String memory,
+      String os,
+      String jvm,
+      String postgres,
+      String loadBefore,
+      String loadAfter,
+      long seconds) {}
 
   private final Options o;
   private final Options.Scale scale;
@@ -28,35 +37,58 @@ final class Report {
 
   /**
    * The report of a run: a null result is a scenario group left out with --only. Sections come in
-   * the order the bench has always written them (an ingest profile lands under the Check
-   * profiles, ahead of section 2).
+   * the order the bench has always written them (an ingest profile lands under the Check profiles,
+   * ahead of section 2).
    */
-  static String render(BenchRun run, Header header, CheckGroup.Result check, IngestScenario.Result ingest,
+  static String render(
+      BenchRun run,
+      Header header,
+      CheckGroup.Result check,
+      IngestScenario.Result ingest,
       MemoryScenario.Result memory) {
     Report r = new Report(run.o);
     if (check != null) {
       r.check(check.main());
       if (check.profile() != null) {
-        r.profileSection(run, "Check (closed loop, " + num(r.scale.checkKeys()) + " cached keys, "
-            + rate(check.profile().rate()) + " while recording)", check.profile());
+        r.profileSection(
+            run,
+            "Check (closed loop, "
+                + num(r.scale.checkKeys())
+                + " cached keys, "
+                + rate(check.profile().rate())
+                + " while recording)",
+            check.profile());
         BenchRun.Profile base = check.main().baselineProfile();
         if (base != null) {
-          r.profileSection(run, "No-op baseline, for comparison (same client, " + rate(base.rate())
-              + " while recording)", base);
+          r.profileSection(
+              run,
+              "No-op baseline, for comparison (same client, "
+                  + rate(base.rate())
+                  + " while recording)",
+              base);
         }
       }
       if (check.cold() != null) {
         r.cold(check.cold());
       }
       r.scaling(check.scaling(), check.main());
-      r.para("The Check server's heap with " + num(check.heapKeys()) + " keys cached, each checked at "
-          + "least once (`jcmd <pid> GC.class_histogram`, top classes):");
+      r.para(
+          "The Check server's heap with "
+              + num(check.heapKeys())
+              + " keys cached, each checked at "
+              + "least once (`jcmd <pid> GC.class_histogram`, top classes):");
       r.code(check.heap());
     }
     if (ingest != null) {
       if (ingest.profile() != null) {
-        r.profileSection(run, "Usage ingest (" + r.scale.ingestStreams() + " streams, "
-            + rate(ingest.profile().rate()) + " while recording)", ingest.profile());
+        r.profileSection(
+            run,
+            "Usage ingest ("
+                + r.scale.ingestStreams()
+                + " streams, "
+                + rate(ingest.profile().rate())
+                + " while recording)",
+            ingest.profile());
       }
       r.ingest(ingest, check == null ? null : check.diagnostic());
     }
@@ -67,16 +99,25 @@ final class Report {
     return r.assemble(header, Targets.judge(run.o, check, ingest, memory));
   }
 
-  /** A line of the log and of the report: what the Check server's short ingest diagnostic counted. */
+  /**
+   * A line of the log and of the report: what the Check server's short ingest diagnostic counted.
+   */
   static String diagnostic(CheckGroup.Diagnostic diag) {
     IngestLoad.Result r = diag.r();
     Map<String, Long> d = diag.statements();
     long groups = diag.groups();
-    return String.format(Locale.ROOT, "%s acked/s; %s groups committed, %.0f reports per group; per "
-        + "group: %s statements, %.1f round trips (%s)", rate(r.perSecond()), num(groups),
+    return String.format(
+        Locale.ROOT,
+        "%s acked/s; %s groups committed, %.0f reports per group; per "
+            + "group: %s statements, %.1f round trips (%s)",
+        rate(r.perSecond()),
+        num(groups),
         groups == 0 ? 0.0 : (double) r.accepted() / groups,
-        groups == 0 ? "–" : String.format(Locale.ROOT, "%.1f", (double) PgProxy.statementCount(d) / groups),
-        groups == 0 ? 0.0 : (double) d.getOrDefault("(round trips)", 0L) / groups, statements(d));
+        groups == 0
+            ? "–"
+            : String.format(Locale.ROOT, "%.1f", (double) PgProxy.statementCount(d) / groups),
+        groups == 0 ? 0.0 : (double) d.getOrDefault("(round trips)", 0L) / groups,
+        statements(d));
   }
 
   // ---- the sections ----
@@ -93,68 +134,144 @@ final class Report {
     CheckRuns.Stepped quarterA = m.quarterA();
     CheckRuns.Stepped quarterB = m.quarterB();
     section("1. Check: 10,000 cached keys, quota-authority (a) against a no-op ext_authz (b)");
-    para(String.format(Locale.ROOT, "%s keys in the cache, picked uniformly (mix by key: 90%% allowed, 5%% "
-        + "exhausted, 5%% expired). Closed loop: %d calls in flight over %d HTTP/2 connections, every call "
-        + "with a %d ms deadline as Envoy sends it; %d rounds of %d s per server, alternating a and b, after "
-        + "a JIT warm-up of %s calls each; the median round is the max throughput. Open loop: a fixed schedule at "
-        + "half of each server's own max (ramped up over the warm-up, then %d s measured), one pacer per connection "
-        + "on its event loop, latency measured from each call's intended send time, calls with a 5 s deadline (with "
-        + "250 ms, a single stall of the shared machine set off a timeout storm neither server recovered from). "
-        + "Request: an Envoy-shaped CheckRequest of %d bytes (OpenAI chat completion, 12 headers).",
-        num(scale.checkKeys()), o.checkInflight, o.checkChannels, CheckRuns.CHECK_DEADLINE.toMillis(),
-        scale.rounds(), scale.measure().toSeconds(), num(scale.jitCalls()), scale.openMeasure().toSeconds(),
-        CheckTemplate.envoyChatCompletion().size()));
+    para(
+        String.format(
+            Locale.ROOT,
+            "%s keys in the cache, picked uniformly (mix by key: 90%% allowed, 5%% "
+                + "exhausted, 5%% expired). Closed loop: %d calls in flight over %d HTTP/2 connections, every call "
+                + "with a %d ms deadline as Envoy sends it; %d rounds of %d s per server, alternating a and b, after "
+                + "a JIT warm-up of %s calls each; the median round is the max throughput. Open loop: a fixed schedule at "
+                + "half of each server's own max (ramped up over the warm-up, then %d s measured), one pacer per connection "
+                + "on its event loop, latency measured from each call's intended send time, calls with a 5 s deadline (with "
+                + "250 ms, a single stall of the shared machine set off a timeout storm neither server recovered from). "
+                + "Request: an Envoy-shaped CheckRequest of %d bytes (OpenAI chat completion, 12 headers).",
+            num(scale.checkKeys()),
+            o.checkInflight,
+            o.checkChannels,
+            CheckRuns.CHECK_DEADLINE.toMillis(),
+            scale.rounds(),
+            scale.measure().toSeconds(),
+            num(scale.jitCalls()),
+            scale.openMeasure().toSeconds(),
+            CheckTemplate.envoyChatCompletion().size()));
     List<List<String>> rows = new ArrayList<>();
     rows.add(List.of("Max throughput (median round)", rate(maxA), rate(maxB), ratio(maxA / maxB)));
     rows.add(List.of("Rounds", rounds(m.a()), rounds(m.b()), ""));
-    rows.add(List.of("Latency at max load, p50 / p99 / p99.9", pcts(mergedA.latency()),
-        pcts(mergedB.latency()), ""));
-    rows.add(List.of("Server CPU per call at max load", micros(cpuA), micros(cpuB), ratio(cpuA / cpuB)));
-    rows.add(List.of("Open loop rate (half of own max)", openRate(openA, maxA / 2), openRate(openB, maxB / 2), ""));
-    rows.add(List.of("Latency at half load, p50 / p99 / p99.9 (from intended send)", pcts(openA.r().latency()),
-        pcts(openB.r().latency()), ""));
-    rows.add(List.of("Server CPU per call at half load", micros(openA.cpuPerCallMicros("server")),
-        micros(openB.cpuPerCallMicros("baseline")), ""));
+    rows.add(
+        List.of(
+            "Latency at max load, p50 / p99 / p99.9",
+            pcts(mergedA.latency()),
+            pcts(mergedB.latency()),
+            ""));
+    rows.add(
+        List.of("Server CPU per call at max load", micros(cpuA), micros(cpuB), ratio(cpuA / cpuB)));
+    rows.add(
+        List.of(
+            "Open loop rate (half of own max)",
+            openRate(openA, maxA / 2),
+            openRate(openB, maxB / 2),
+            ""));
+    rows.add(
+        List.of(
+            "Latency at half load, p50 / p99 / p99.9 (from intended send)",
+            pcts(openA.r().latency()),
+            pcts(openB.r().latency()),
+            ""));
+    rows.add(
+        List.of(
+            "Server CPU per call at half load",
+            micros(openA.cpuPerCallMicros("server")),
+            micros(openB.cpuPerCallMicros("baseline")),
+            ""));
     if (quarterA != null || quarterB != null) {
-      rows.add(List.of("Highest open-loop rate that held (halving from half of max)", held(quarterA, maxA),
-          held(quarterB, maxB), ""));
-      rows.add(List.of("Latency there, p50 / p99 / p99.9 (from intended send)",
-          quarterA == null ? "(half held)" : pcts(quarterA.m().r().latency()),
-          quarterB == null ? "(half held)" : pcts(quarterB.m().r().latency()), ""));
-      rows.add(List.of("Server CPU per call there",
-          quarterA == null ? "" : micros(quarterA.m().cpuPerCallMicros("server")),
-          quarterB == null ? "" : micros(quarterB.m().cpuPerCallMicros("baseline")), ""));
+      rows.add(
+          List.of(
+              "Highest open-loop rate that held (halving from half of max)",
+              held(quarterA, maxA),
+              held(quarterB, maxB),
+              ""));
+      rows.add(
+          List.of(
+              "Latency there, p50 / p99 / p99.9 (from intended send)",
+              quarterA == null ? "(half held)" : pcts(quarterA.m().r().latency()),
+              quarterB == null ? "(half held)" : pcts(quarterB.m().r().latency()),
+              ""));
+      rows.add(
+          List.of(
+              "Server CPU per call there",
+              quarterA == null ? "" : micros(quarterA.m().cpuPerCallMicros("server")),
+              quarterB == null ? "" : micros(quarterB.m().cpuPerCallMicros("baseline")),
+              ""));
     }
-    rows.add(List.of("GC during the open loop: server process", m.gcOpenA().server(), m.gcOpenB().server(), ""));
-    rows.add(List.of("GC during the open loop: load generator", m.gcOpenA().client(), m.gcOpenB().client(), ""));
-    rows.add(List.of("Service time at half load, p50 / p99 (from actual send)",
-        p(openA.r().service(), 50) + " / " + p(openA.r().service(), 99),
-        p(openB.r().service(), 50) + " / " + p(openB.r().service(), 99), ""));
+    rows.add(
+        List.of(
+            "GC during the open loop: server process",
+            m.gcOpenA().server(),
+            m.gcOpenB().server(),
+            ""));
+    rows.add(
+        List.of(
+            "GC during the open loop: load generator",
+            m.gcOpenA().client(),
+            m.gcOpenB().client(),
+            ""));
+    rows.add(
+        List.of(
+            "Service time at half load, p50 / p99 (from actual send)",
+            p(openA.r().service(), 50) + " / " + p(openA.r().service(), 99),
+            p(openB.r().service(), 50) + " / " + p(openB.r().service(), 99),
+            ""));
     rows.add(List.of("Answers", mergedA.counts().mix(), "all allowed (no-op)", ""));
-    rows.add(List.of("Anomalies (401, 503, errors, wrong verdicts)", orNone(m.anomaliesA()),
-        orNone(m.anomaliesB()), ""));
-    rows.add(List.of("Database statements during all a runs (counting proxy)", statements(m.statements()), "", ""));
-    rows.add(List.of("pg_stat_database.xact_commit delta, bench database (lags: backends flush it up to 10 s "
-        + "late, so earlier cold loads can show here; the proxy count above is exact)",
-        Long.toString(m.xactCommits()), "", ""));
+    rows.add(
+        List.of(
+            "Anomalies (401, 503, errors, wrong verdicts)",
+            orNone(m.anomaliesA()),
+            orNone(m.anomaliesB()),
+            ""));
+    rows.add(
+        List.of(
+            "Database statements during all a runs (counting proxy)",
+            statements(m.statements()),
+            "",
+            ""));
+    rows.add(
+        List.of(
+            "pg_stat_database.xact_commit delta, bench database (lags: backends flush it up to 10 s "
+                + "late, so earlier cold loads can show here; the proxy count above is exact)",
+            Long.toString(m.xactCommits()),
+            "",
+            ""));
     table(List.of("", "quota-authority (a)", "no-op baseline (b)", "a/b"), rows);
-    para("CPU per call is the server process's user+system time over the measured windows divided by the "
-        + "calls answered in them: the figure least disturbed by other work on the machine.");
+    para(
+        "CPU per call is the server process's user+system time over the measured windows divided by the "
+            + "calls answered in them: the figure least disturbed by other work on the machine.");
   }
 
   private void cold(ColdPathScenario.Result c) {
     CheckLoad.Result r = c.r();
     Histogram h = r.latency();
     section("4. Cold path: Check for keys in the database but not in the cache");
-    para(String.format(Locale.ROOT, "%s keys never checked before, each checked once on a fixed schedule "
-        + "of %s (open loop, %d ms deadline); each is one cache miss and one database read on the server's "
-        + "key-loader pool. The server reaches PostgreSQL through the bench's counting proxy (one more "
-        + "loopback hop, tens of µs).", num(c.to() - c.from()), rate(c.rate()),
-        CheckRuns.CHECK_DEADLINE.toMillis()));
-    table(List.of("Keys", "p50", "p99", "p99.9", "max", "Database statements", "Anomalies"),
-        List.of(List.of(num(r.calls()), p(h, 50), p(h, 99), p(h, 99.9),
-            h.getTotalCount() == 0 ? "–" : lat(h.getMaxValue()), statements(c.statements()),
-            orNone(r.counts().anomalies()))));
+    para(
+        String.format(
+            Locale.ROOT,
+            "%s keys never checked before, each checked once on a fixed schedule "
+                + "of %s (open loop, %d ms deadline); each is one cache miss and one database read on the server's "
+                + "key-loader pool. The server reaches PostgreSQL through the bench's counting proxy (one more "
+                + "loopback hop, tens of µs).",
+            num(c.to() - c.from()),
+            rate(c.rate()),
+            CheckRuns.CHECK_DEADLINE.toMillis()));
+    table(
+        List.of("Keys", "p50", "p99", "p99.9", "max", "Database statements", "Anomalies"),
+        List.of(
+            List.of(
+                num(r.calls()),
+                p(h, 50),
+                p(h, 99),
+                p(h, 99.9),
+                h.getTotalCount() == 0 ? "–" : lat(h.getMaxValue()),
+                statements(c.statements()),
+                orNone(r.counts().anomalies()))));
   }
 
   private void scaling(ScalingScenario.Result s, CheckScenario.Result main) {
@@ -162,34 +279,69 @@ final class Report {
     for (ScalingScenario.Step step : s.before()) {
       rows.add(scalingRow(step));
     }
-    rows.add(List.of(num(scale.checkKeys()) + " (scenario 1, median round)", rate(main.maxA()),
-        pcts(main.mergedA().latency()), micros(main.cpuA()), statements(main.statements())));
+    rows.add(
+        List.of(
+            num(scale.checkKeys()) + " (scenario 1, median round)",
+            rate(main.maxA()),
+            pcts(main.mergedA().latency()),
+            micros(main.cpuA()),
+            statements(main.statements())));
     for (ScalingScenario.Step step : s.after()) {
       rows.add(scalingRow(step));
     }
     List<List<String>> warmRows = new ArrayList<>();
     for (ScalingScenario.Warm w : s.warming()) {
-      warmRows.add(List.of(num(w.from()) + " .. " + num(w.to()), rate(w.r().perSecond()),
-          String.format(Locale.ROOT, "%.1f s", w.r().seconds()), orNone(w.anomalies()),
-          String.format(Locale.ROOT, "%.2f / %.2f", w.cpu().cores("server"), w.cpu().cores("postgres (bench db)"))));
+      warmRows.add(
+          List.of(
+              num(w.from()) + " .. " + num(w.to()),
+              rate(w.r().perSecond()),
+              String.format(Locale.ROOT, "%.1f s", w.r().seconds()),
+              orNone(w.anomalies()),
+              String.format(
+                  Locale.ROOT,
+                  "%.2f / %.2f",
+                  w.cpu().cores("server"),
+                  w.cpu().cores("postgres (bench db)"))));
     }
     section("5. Scaling: Check with more cached keys");
-    para("Same closed loop as scenario 1, keys picked uniformly from the first N, all of them cached "
-        + "(each was checked once before, see the warming table). Throughput should stay flat; the server CPU "
-        + "per call is the steadier measure on a shared machine.");
-    table(List.of("Cached keys", "Max throughput", "Latency p50 / p99 / p99.9", "Server CPU per call",
-        "Database statements"), rows);
-    para(String.format(Locale.ROOT, "Loading the cache (cold loads, %d in flight, %d s deadline; %s keys "
-        + "were written with COPY in %.1f s first):", CheckRuns.WARM_INFLIGHT, CheckRuns.WARM_DEADLINE.toSeconds(),
-        num(scale.totalKeys()), s.copySeconds()));
-    table(List.of("Keys", "Cold loads", "Time", "Anomalies", "CPU server / postgres (cores)"), warmRows);
+    para(
+        "Same closed loop as scenario 1, keys picked uniformly from the first N, all of them cached "
+            + "(each was checked once before, see the warming table). Throughput should stay flat; the server CPU "
+            + "per call is the steadier measure on a shared machine.");
+    table(
+        List.of(
+            "Cached keys",
+            "Max throughput",
+            "Latency p50 / p99 / p99.9",
+            "Server CPU per call",
+            "Database statements"),
+        rows);
+    para(
+        String.format(
+            Locale.ROOT,
+            "Loading the cache (cold loads, %d in flight, %d s deadline; %s keys "
+                + "were written with COPY in %.1f s first):",
+            CheckRuns.WARM_INFLIGHT,
+            CheckRuns.WARM_DEADLINE.toSeconds(),
+            num(scale.totalKeys()),
+            s.copySeconds()));
+    table(
+        List.of("Keys", "Cold loads", "Time", "Anomalies", "CPU server / postgres (cores)"),
+        warmRows);
   }
 
   private static List<String> scalingRow(ScalingScenario.Step step) {
     CheckRuns.Measured m = step.m();
-    String label = num(step.keys())
-        + (step.keys() > step.partialFrom() ? " (only " + num(step.partialFrom()) + " cached: see warming)" : "");
-    return List.of(label, rate(m.r().perSecond()), pcts(m.r().latency()), micros(m.cpuPerCallMicros("server")),
+    String label =
+        num(step.keys())
+            + (step.keys() > step.partialFrom()
+                ? " (only " + num(step.partialFrom()) + " cached: see warming)"
+                : "");
+    return List.of(
+        label,
+        rate(m.r().perSecond()),
+        pcts(m.r().latency()),
+        micros(m.cpuPerCallMicros("server")),
         statements(step.statements()));
   }
 
@@ -198,71 +350,136 @@ final class Report {
     rows.add(ingestRow(scale.ingestStreams() + " streams (scenario 2)", i.main()));
     JdbcReference.Result ref = i.ref();
     Cpu.Usage refCpu = i.refCpu();
-    rows.add(List.of("JDBC reference: " + scale.ingestStreams() + " writers, groups of " + i.group(),
-        rate(ref.perSecond()), "–", String.format(Locale.ROOT, "%.2f", refCpu.cores("load generator")),
-        String.format(Locale.ROOT, "%.2f", refCpu.cores("postgres (bench db)")),
-        "(client " + perReport(refCpu.of("load generator"), ref.rows()) + ") / "
-            + perReport(refCpu.of("postgres (bench db)"), ref.rows()),
-        num(ref.groups()),
-        Integer.toString(i.group()), ref.error() == null ? "none" : ref.error()));
+    rows.add(
+        List.of(
+            "JDBC reference: " + scale.ingestStreams() + " writers, groups of " + i.group(),
+            rate(ref.perSecond()),
+            "–",
+            String.format(Locale.ROOT, "%.2f", refCpu.cores("load generator")),
+            String.format(Locale.ROOT, "%.2f", refCpu.cores("postgres (bench db)")),
+            "(client "
+                + perReport(refCpu.of("load generator"), ref.rows())
+                + ") / "
+                + perReport(refCpu.of("postgres (bench db)"), ref.rows()),
+            num(ref.groups()),
+            Integer.toString(i.group()),
+            ref.error() == null ? "none" : ref.error()));
     for (IngestScenario.Scaled s : i.scaling()) {
       rows.add(ingestRow(s.streams() + (s.streams() == 1 ? " stream" : " streams"), s.run()));
     }
-    String hot = String.format(Locale.ROOT, "%s api_keys row updates, %s of them HOT (%.0f%%)", num(i.updates()),
-        num(i.hotUpdates()), i.updates() == 0 ? 0.0 : 100.0 * i.hotUpdates() / i.updates());
+    String hot =
+        String.format(
+            Locale.ROOT,
+            "%s api_keys row updates, %s of them HOT (%.0f%%)",
+            num(i.updates()),
+            num(i.hotUpdates()),
+            i.updates() == 0 ? 0.0 : 100.0 * i.hotUpdates() / i.updates());
     section("2. Usage ingest: durable, acknowledged reports per second");
-    para(String.format(Locale.ROOT, "ReportUsage streams over loopback (up to %d connections), unique "
-        + "report ids for random keys among %s, each stream keeping up to %d reports unanswered; a report "
-        + "counts when its ACCEPTED answer arrives, which the server sends only after the commit. Warm-up %d "
-        + "s, then %d s measured (%d s for the stream-count rows). The server is connected straight to "
-        + "PostgreSQL and runs with %s. The reference writes the same rows with plain JDBC (multi-row batch "
-        + "insert into usage_events, one batched quota_used update per key in id order, one transaction per "
-        + "group, one connection per writer).", IngestLoad.MAX_CHANNELS, num(scale.ingestKeys()),
-        IngestLoad.MAX_OUTSTANDING, scale.ingestWarmup().toSeconds(), scale.ingestMeasure().toSeconds(),
-        scale.ingestScalingMeasure().toSeconds(), i.env()));
-    table(List.of("Run", "Acked reports", "Ack latency p50 / p99", "Server CPU (cores)",
-        "PostgreSQL CPU (cores)", "CPU per report: server / PostgreSQL", "Groups (≈)", "Reports per group (≈)",
-        "Duplicates / rejected / errors"), rows);
-    para(String.format(Locale.ROOT, "Ratio to the reference: **%.2f**. Every acknowledged report is in "
-        + "the database: %s (%s rows in usage_events; %s acknowledged by the servers + %s written by the "
-        + "reference). Groups are read from pg_stat_database.xact_commit, which backends flush at most once a "
-        + "second, hence ≈.", i.ratio(), i.allInDatabase() ? "yes" : "**no**",
-        num(i.rowsInDb()), num(i.accepted()), num(i.referenceRows())));
-    para("PostgreSQL statistics after all ingest runs: " + hot + ". A HOT update needs no new index "
-        + "entries; an update that changes an indexed column (quota_used is in api_keys_quota_idx) cannot be HOT.");
-    para("Statement diagnostic on the Check server (defaults, through the counting proxy, "
-        + scale.ingestStreams() + " streams): " + (diag == null ? "" : diagnostic(diag)) + ".");
+    para(
+        String.format(
+            Locale.ROOT,
+            "ReportUsage streams over loopback (up to %d connections), unique "
+                + "report ids for random keys among %s, each stream keeping up to %d reports unanswered; a report "
+                + "counts when its ACCEPTED answer arrives, which the server sends only after the commit. Warm-up %d "
+                + "s, then %d s measured (%d s for the stream-count rows). The server is connected straight to "
+                + "PostgreSQL and runs with %s. The reference writes the same rows with plain JDBC (multi-row batch "
+                + "insert into usage_events, one batched quota_used update per key in id order, one transaction per "
+                + "group, one connection per writer).",
+            IngestLoad.MAX_CHANNELS,
+            num(scale.ingestKeys()),
+            IngestLoad.MAX_OUTSTANDING,
+            scale.ingestWarmup().toSeconds(),
+            scale.ingestMeasure().toSeconds(),
+            scale.ingestScalingMeasure().toSeconds(),
+            i.env()));
+    table(
+        List.of(
+            "Run",
+            "Acked reports",
+            "Ack latency p50 / p99",
+            "Server CPU (cores)",
+            "PostgreSQL CPU (cores)",
+            "CPU per report: server / PostgreSQL",
+            "Groups (≈)",
+            "Reports per group (≈)",
+            "Duplicates / rejected / errors"),
+        rows);
+    para(
+        String.format(
+            Locale.ROOT,
+            "Ratio to the reference: **%.2f**. Every acknowledged report is in "
+                + "the database: %s (%s rows in usage_events; %s acknowledged by the servers + %s written by the "
+                + "reference). Groups are read from pg_stat_database.xact_commit, which backends flush at most once a "
+                + "second, hence ≈.",
+            i.ratio(),
+            i.allInDatabase() ? "yes" : "**no**",
+            num(i.rowsInDb()),
+            num(i.accepted()),
+            num(i.referenceRows())));
+    para(
+        "PostgreSQL statistics after all ingest runs: "
+            + hot
+            + ". A HOT update needs no new index "
+            + "entries; an update that changes an indexed column (quota_used is in api_keys_quota_idx) cannot be HOT.");
+    para(
+        "Statement diagnostic on the Check server (defaults, through the counting proxy, "
+            + scale.ingestStreams()
+            + " streams): "
+            + (diag == null ? "" : diagnostic(diag))
+            + ".");
   }
 
   private static List<String> ingestRow(String name, IngestScenario.Run run) {
     IngestLoad.Result r = run.r();
     Cpu.Usage cpu = run.cpu();
-    return List.of(name, rate(r.perSecond()),
+    return List.of(
+        name,
+        rate(r.perSecond()),
         p(r.ackLatency(), 50) + " / " + p(r.ackLatency(), 99),
         String.format(Locale.ROOT, "%.2f", cpu.cores("server")),
         String.format(Locale.ROOT, "%.2f", cpu.cores("postgres (bench db)")),
-        perReport(cpu.of("server"), r.accepted()) + " / " + perReport(cpu.of("postgres (bench db)"), r.accepted()),
+        perReport(cpu.of("server"), r.accepted())
+            + " / "
+            + perReport(cpu.of("postgres (bench db)"), r.accepted()),
         num(run.groups()),
         String.format(Locale.ROOT, "%.0f", run.groupSize()),
-        r.duplicates() + " / " + r.rejected() + " / " + r.errors() + (r.allDone() ? "" : " (streams did not finish)"));
+        r.duplicates()
+            + " / "
+            + r.rejected()
+            + " / "
+            + r.errors()
+            + (r.allDone() ? "" : " (streams did not finish)"));
   }
 
   private void memory(MemoryScenario.Result m) {
     Map<String, Long> results = m.figures();
     long n = m.keys();
     section("3. Cache memory: heap per cached key");
-    para(String.format(Locale.ROOT, "In a JVM of its own (-Xmx4g, G1): the server's KeyCache (maximum "
-        + "size %s, the default) filled through KeyCache.apply with the %s bench keys as the server's "
-        + "KeyRepository reads them from PostgreSQL (quota NUMERIC(20,8), two thirds of the keys with "
-        + "quota_used > 0, half with an expiry; pgjdbc's binary numerics carry a BigInteger each), then one "
-        + "Check per key through the server's Authorizer, which keeps the allow response it built with the "
-        + "key's state. Used heap after three System.gc() each time; the class rows are GC.class_histogram "
-        + "differences against the empty cache.", num(results.getOrDefault("maxKeys", 0L)), num(n)));
-    table(List.of("State", "Heap per key", "Cached keys"), List.of(
-        List.of("After apply() (the target's measure)", String.format(Locale.ROOT, "%.0f bytes", m.perKey()),
-            num(results.getOrDefault("cached", 0L))),
-        List.of("After one Check per key (" + num(results.getOrDefault("allowed", 0L)) + " allowed)",
-            String.format(Locale.ROOT, "%.0f bytes", m.perKeyChecked()), num(results.getOrDefault("cached", 0L)))));
+    para(
+        String.format(
+            Locale.ROOT,
+            "In a JVM of its own (-Xmx4g, G1): the server's KeyCache (maximum "
+                + "size %s, the default) filled through KeyCache.apply with the %s bench keys as the server's "
+                + "KeyRepository reads them from PostgreSQL (quota NUMERIC(20,8), two thirds of the keys with "
+                + "quota_used > 0, half with an expiry; pgjdbc's binary numerics carry a BigInteger each), then one "
+                + "Check per key through the server's Authorizer, which keeps the allow response it built with the "
+                + "key's state. Used heap after three System.gc() each time; the class rows are GC.class_histogram "
+                + "differences against the empty cache.",
+            num(results.getOrDefault("maxKeys", 0L)),
+            num(n)));
+    table(
+        List.of("State", "Heap per key", "Cached keys"),
+        List.of(
+            List.of(
+                "After apply() (the target's measure)",
+                String.format(Locale.ROOT, "%.0f bytes", m.perKey()),
+                num(results.getOrDefault("cached", 0L))),
+            List.of(
+                "After one Check per key ("
+                    + num(results.getOrDefault("allowed", 0L))
+                    + " allowed)",
+                String.format(Locale.ROOT, "%.0f bytes", m.perKeyChecked()),
+                num(results.getOrDefault("cached", 0L)))));
     line("After apply():\n");
     table(List.of("Class", "Instances", "Bytes per key"), classRows(m.filled(), m.keysAsked()));
     line("After one Check per key:\n");
@@ -273,8 +490,11 @@ final class Report {
   private static List<List<String>> classRows(List<MemoryScenario.ClassRow> rows, long keys) {
     List<List<String>> out = new ArrayList<>();
     for (MemoryScenario.ClassRow c : rows) {
-      out.add(List.of("`" + c.name() + "`", num(c.instances()),
-          String.format(Locale.ROOT, "%.1f", c.bytes() / (double) keys)));
+      out.add(
+          List.of(
+              "`" + c.name() + "`",
+              num(c.instances()),
+              String.format(Locale.ROOT, "%.1f", c.bytes() / (double) keys)));
     }
     return out;
   }
@@ -283,19 +503,30 @@ final class Report {
     Jfr.Summary s = profile.summary();
     if (!profilesHeader) {
       section("Profiles (JFR, settings=profile, on the server JVM)");
-      para("Recorded with `jcmd <pid> JFR.start settings=profile` during a dedicated run. Execution "
-          + "samples cover threads running Java code (not threads parked or in epoll_wait). Recordings are "
-          + "kept under " + run.work + ".");
+      para(
+          "Recorded with `jcmd <pid> JFR.start settings=profile` during a dedicated run. Execution "
+              + "samples cover threads running Java code (not threads parked or in epoll_wait). Recordings are "
+              + "kept under "
+              + run.work
+              + ".");
       profilesHeader = true;
     }
     line("### " + title + "\n");
-    para(String.format(Locale.ROOT, "%s execution samples; GC: %s; CPU load during the recording: %s.",
-        num(s.cpuSamples()), s.gc(), s.cpuLoad()));
+    para(
+        String.format(
+            Locale.ROOT,
+            "%s execution samples; GC: %s; CPU load during the recording: %s.",
+            num(s.cpuSamples()),
+            s.gc(),
+            s.cpuLoad()));
     for (Jfr.Ranking r : s.rankings()) {
       List<List<String>> rows = new ArrayList<>();
       for (Map.Entry<String, Long> e : r.top()) {
-        rows.add(List.of("`" + e.getKey() + "`", String.format(Locale.ROOT, "%.1f%%",
-            r.total() == 0 ? 0 : 100.0 * e.getValue() / r.total())));
+        rows.add(
+            List.of(
+                "`" + e.getKey() + "`",
+                String.format(
+                    Locale.ROOT, "%.1f%%", r.total() == 0 ? 0 : 100.0 * e.getValue() / r.total())));
       }
       line("**" + r.title() + "**\n");
       table(List.of("Frame", "Share"), rows);
@@ -304,17 +535,25 @@ final class Report {
 
   private void conditions(BenchRun run) {
     section("Run conditions");
-    para("CPU used per measured window, in cores (1.00 = one core busy throughout): server, baseline, "
-        + "load generator (this JVM, also the JDBC reference), PostgreSQL backends of the bench database, "
-        + "other (everything else on the machine, including other builds), idle.");
+    para(
+        "CPU used per measured window, in cores (1.00 = one core busy throughout): server, baseline, "
+            + "load generator (this JVM, also the JDBC reference), PostgreSQL backends of the bench database, "
+            + "other (everything else on the machine, including other builds), idle.");
     StringBuilder sb = new StringBuilder();
     for (String l : run.cpuLog) {
       sb.append(l).append('\n');
     }
     code(sb.toString());
-    para("Settings (tokens omitted): " + run.serverSettingsShown + "; Check client: " + o.checkChannels
-        + " connections, " + o.checkInflight + " calls in flight, directExecutor, deadline "
-        + CheckRuns.CHECK_DEADLINE.toMillis() + " ms.");
+    para(
+        "Settings (tokens omitted): "
+            + run.serverSettingsShown
+            + "; Check client: "
+            + o.checkChannels
+            + " connections, "
+            + o.checkInflight
+            + " calls in flight, directExecutor, deadline "
+            + CheckRuns.CHECK_DEADLINE.toMillis()
+            + " ms.");
     if (!run.problems.isEmpty()) {
       para("Anomalies: " + String.join("; ", run.problems) + ".");
     }
@@ -322,29 +561,54 @@ final class Report {
 
   private String assemble(Header h, Targets.Verdict verdict) {
     StringBuilder out = new StringBuilder();
-    out.append("# quota-authority benchmark results").append(o.smoke ? " (SMOKE: tiny scale, not comparable)" : "")
+    out.append("# quota-authority benchmark results")
+        .append(o.smoke ? " (SMOKE: tiny scale, not comparable)" : "")
         .append("\n\n");
     out.append("Generated by the bench module (`bench/README.md`); do not edit by hand.\n\n");
     out.append("| | |\n|---|---|\n");
     out.append("| Date | ").append(h.date()).append(" |\n");
-    out.append("| Command | `mvn -B -q package -DskipTests && java -jar bench/target/quota-bench.jar")
-        .append(o.raw.isEmpty() ? "" : " " + String.join(" ", o.raw)).append("` |\n");
-    out.append("| Machine | ").append(h.cores()).append(" cores (").append(h.cpuModel()).append("), ")
-        .append(h.memory()).append(" memory, ").append(h.os()).append(" |\n");
+    out.append(
+            "| Command | `mvn -B -q package -DskipTests && java -jar bench/target/quota-bench.jar")
+        .append(o.raw.isEmpty() ? "" : " " + String.join(" ", o.raw))
+        .append("` |\n");
+    out.append("| Machine | ")
+        .append(h.cores())
+        .append(" cores (")
+        .append(h.cpuModel())
+        .append("), ")
+        .append(h.memory())
+        .append(" memory, ")
+        .append(h.os())
+        .append(" |\n");
     out.append("| JVM | ").append(h.jvm()).append(" |\n");
-    out.append("| Server and baseline JVM flags | `").append(String.join(" ", o.jvmOpts)).append("` |\n");
+    out.append("| Server and baseline JVM flags | `")
+        .append(String.join(" ", o.jvmOpts))
+        .append("` |\n");
     out.append("| PostgreSQL | ").append(h.postgres()).append(" on ").append(o.pg).append(" |\n");
-    out.append("| Load average before / after | ").append(h.loadBefore()).append(" / ").append(h.loadAfter())
+    out.append("| Load average before / after | ")
+        .append(h.loadBefore())
+        .append(" / ")
+        .append(h.loadAfter())
         .append(" |\n");
     out.append("| Duration | ").append(h.seconds()).append(" s |\n");
-    out.append("\nThe server, the baseline, the load generator and PostgreSQL share the machine's cores; the CPU "
-        + "split per run (section Run conditions) shows how much went to each and to other work on the "
-        + "machine. Figures from a busy machine are indicative.\n");
-    out.append("\n## Targets\n\n| Scenario | Measure | Result | Target | Met |\n|---|---|---:|---:|---|\n");
+    out.append(
+        "\nThe server, the baseline, the load generator and PostgreSQL share the machine's cores; the CPU "
+            + "split per run (section Run conditions) shows how much went to each and to other work on the "
+            + "machine. Figures from a busy machine are indicative.\n");
+    out.append(
+        "\n## Targets\n\n| Scenario | Measure | Result | Target | Met |\n|---|---|---:|---:|---|\n");
     for (Targets.Target t : verdict.targets()) {
-      out.append("| ").append(t.scenario()).append(" | ").append(t.measure()).append(" | ").append(t.result())
-          .append(" | ").append(t.target()).append(" | ")
-          .append(t.met() == null ? "n/a" : t.met() ? "yes" : "**no**").append(" |\n");
+      out.append("| ")
+          .append(t.scenario())
+          .append(" | ")
+          .append(t.measure())
+          .append(" | ")
+          .append(t.result())
+          .append(" | ")
+          .append(t.target())
+          .append(" | ")
+          .append(t.met() == null ? "n/a" : t.met() ? "yes" : "**no**")
+          .append(" |\n");
     }
     if (!verdict.missed().isEmpty()) {
       out.append("\nWhy a target was missed, as measured:\n\n");
@@ -399,13 +663,16 @@ final class Report {
       return "half (see above)";
     }
     int div = s.divisor();
-    return s.m().r().overloaded() ? "none down to max/" + div + " (" + rate(max / div) + ")"
+    return s.m().r().overloaded()
+        ? "none down to max/" + div + " (" + rate(max / div) + ")"
         : rate(s.m().r().perSecond()) + " (max/" + div + ")";
   }
 
   private static String openRate(CheckRuns.Measured m, double scheduled) {
-    return rate(m.r().perSecond()) + (m.r().overloaded()
-        ? " (schedule " + rate(scheduled) + ", stopped early: fell behind)" : "");
+    return rate(m.r().perSecond())
+        + (m.r().overloaded()
+            ? " (schedule " + rate(scheduled) + ", stopped early: fell behind)"
+            : "");
   }
 
   private static String rounds(List<CheckRuns.Measured> runs) {
@@ -467,11 +734,12 @@ final class Report {
       return "0";
     }
     List<String> parts = new ArrayList<>();
-    delta.forEach((k, v) -> {
-      if (!k.startsWith("(")) {
-        parts.add(v + " " + k);
-      }
-    });
+    delta.forEach(
+        (k, v) -> {
+          if (!k.startsWith("(")) {
+            parts.add(v + " " + k);
+          }
+        });
     return n + " (" + String.join(", ", parts) + ")";
   }
 }

@@ -5,9 +5,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Scenario 5: the closed loop of scenario 1 with more cached keys, and the warming that caches
- * them (one cold load per key). Its steps below scenario 1's key count run before it, the larger
- * ones after the cold path; this object carries which keys the server has cached in between.
+ * Scenario 5: the closed loop of scenario 1 with more cached keys, and the warming that caches them
+ * (one cold load per key). Its steps below scenario 1's key count run before it, the larger ones
+ * after the cold path; this object carries which keys the server has cached in between.
  */
 final class ScalingScenario {
   /** One warming step: keys [from, reached) got their cold load (to, if it completed). */
@@ -28,8 +28,10 @@ final class ScalingScenario {
   private final List<Step> before = new ArrayList<>();
   private final List<Step> after = new ArrayList<>();
   private final List<Warm> warming = new ArrayList<>();
+
   /** Keys [0, warmedUpTo) have been checked once, so the server has them cached. */
   private long warmedUpTo;
+
   /** The first key index not cached because warming was cut short (or MAX_VALUE). */
   private long partialFrom = Long.MAX_VALUE;
 
@@ -51,10 +53,16 @@ final class ScalingScenario {
   /** Caches keys [warmedUpTo, to) with one cold load each. */
   void warmTo(CheckLoad warm, long to) {
     long from = warmedUpTo;
-    run.log("warming the cache: keys " + Report.num(from) + ".." + Report.num(to) + " (one cold load each)");
+    run.log(
+        "warming the cache: keys "
+            + Report.num(from)
+            + ".."
+            + Report.num(to)
+            + " (one cold load each)");
     Cpu.Snapshot c0 = run.meter.snap();
     CheckLoad.Sequential keys = CheckLoad.sequential(from, to);
-    CheckLoad.Session s = warm.closedLoop(CheckRuns.WARM_INFLIGHT, keys, CheckLoad.EXPECT_BENCH_KEYS);
+    CheckLoad.Session s =
+        warm.closedLoop(CheckRuns.WARM_INFLIGHT, keys, CheckLoad.EXPECT_BENCH_KEYS);
     s.markStart();
     boolean complete = s.awaitSourceDone(run.o.maxWarm);
     s.markEnd();
@@ -65,20 +73,33 @@ final class ScalingScenario {
     run.cpuLog.add("warming " + from + ".." + to + ": " + cpu.describe());
     String anomalies = r.counts().anomalies();
     if (!complete) {
-      anomalies = (anomalies.isEmpty() ? "" : anomalies + ", ") + "stopped after " + run.o.maxWarm.toSeconds()
-          + " s (--max-warm) at key " + Report.num(warmedUpTo);
+      anomalies =
+          (anomalies.isEmpty() ? "" : anomalies + ", ")
+              + "stopped after "
+              + run.o.maxWarm.toSeconds()
+              + " s (--max-warm) at key "
+              + Report.num(warmedUpTo);
       run.problems.add("warming to " + to + " " + anomalies);
       partialFrom = Math.min(partialFrom, warmedUpTo);
     }
-    run.log("  " + Report.rate(r.perSecond()) + " cold loads" + (anomalies.isEmpty() ? "" : ", " + anomalies));
+    run.log(
+        "  "
+            + Report.rate(r.perSecond())
+            + " cold loads"
+            + (anomalies.isEmpty() ? "" : ", " + anomalies));
     warming.add(new Warm(from, to, r, cpu, anomalies));
   }
 
   /** One scaling step; {@code afterMain} says which side of scenario 1's row it goes. */
   void step(CheckLoad load, PgProxy proxy, int keys, boolean afterMain) {
     Map<String, Long> p0 = proxy.snapshot();
-    CheckRuns.Measured m = runs.closed(load, CheckLoad.uniform(keys), CheckLoad.EXPECT_BENCH_KEYS,
-        run.scale.warmup(), run.scale.measure());
+    CheckRuns.Measured m =
+        runs.closed(
+            load,
+            CheckLoad.uniform(keys),
+            CheckLoad.EXPECT_BENCH_KEYS,
+            run.scale.warmup(),
+            run.scale.measure());
     Map<String, Long> statements = PgProxy.delta(p0, proxy.snapshot());
     run.log("scaling: " + Report.num(keys) + " cached keys: " + Report.rate(m.r().perSecond()));
     run.cpuLog.add("scaling " + keys + " keys: " + m.cpu().describe());

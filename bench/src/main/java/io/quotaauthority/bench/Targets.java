@@ -32,7 +32,10 @@ final class Targets {
   }
 
   /** Judges the scenarios that ran (a null result is a scenario left out with --only). */
-  static Verdict judge(Options o, CheckGroup.Result check, IngestScenario.Result ingest,
+  static Verdict judge(
+      Options o,
+      CheckGroup.Result check,
+      IngestScenario.Result ingest,
       MemoryScenario.Result memory) {
     Targets t = new Targets(o);
     if (check != null) {
@@ -50,43 +53,76 @@ final class Targets {
   /** The p99 of scenario 1's open loop at half load; infinite when its schedule did not hold. */
   static double halfLoadP99(CheckScenario.Result m) {
     CheckLoad.Result open = m.openA().r();
-    return open.overloaded() || open.latency().getTotalCount() == 0 ? Double.POSITIVE_INFINITY
+    return open.overloaded() || open.latency().getTotalCount() == 0
+        ? Double.POSITIVE_INFINITY
         : open.latency().getValueAtPercentile(99);
   }
 
   private void check(CheckScenario.Result m) {
     double ratio = m.ratio();
-    target("Check", "throughput a/b (no-op baseline)", Report.ratio(ratio), "≥ 0.85", ratio >= CHECK_RATIO);
+    target(
+        "Check",
+        "throughput a/b (no-op baseline)",
+        Report.ratio(ratio),
+        "≥ 0.85",
+        ratio >= CHECK_RATIO);
     double p99 = halfLoadP99(m);
     CheckRuns.Stepped quarterA = m.quarterA();
-    if (quarterA != null && !quarterA.m().r().overloaded() && quarterA.m().r().latency().getTotalCount() > 0) {
-      target("Check", "p99 at the highest open-loop rate that held (" + Report.rate(quarterA.m().r().perSecond())
-          + ")", Report.lat(quarterA.m().r().latency().getValueAtPercentile(99)), "(reference)", null);
+    if (quarterA != null
+        && !quarterA.m().r().overloaded()
+        && quarterA.m().r().latency().getTotalCount() > 0) {
+      target(
+          "Check",
+          "p99 at the highest open-loop rate that held ("
+              + Report.rate(quarterA.m().r().perSecond())
+              + ")",
+          Report.lat(quarterA.m().r().latency().getValueAtPercentile(99)),
+          "(reference)",
+          null);
     }
     CheckRuns.Measured openA = m.openA();
-    target("Check", "p99 at half load (" + Report.rate(openA.r().perSecond()) + ")",
-        Double.isInfinite(p99) ? "did not hold" : Report.lat(p99), "≤ 1 ms",
+    target(
+        "Check",
+        "p99 at half load (" + Report.rate(openA.r().perSecond()) + ")",
+        Double.isInfinite(p99) ? "did not hold" : Report.lat(p99),
+        "≤ 1 ms",
         p99 <= CHECK_P99_NANOS);
     long stmts = PgProxy.statementCount(m.statements());
     target("Check", "database statements while cached", Long.toString(stmts), "0", stmts == 0);
     double cpuA = m.cpuA();
     double cpuB = m.cpuB();
     if (ratio < CHECK_RATIO) {
-      missed.add(String.format(Locale.ROOT, "Check throughput a/b %.2f: the server spends %.1f µs of CPU per "
-          + "Check against the baseline's %.1f µs (%.2fx); the load generator shares the same 2 cores "
-          + "(see the CPU split), so every extra µs in the server costs throughput. Where it goes: "
-          + "section Profiles, Check.", ratio, cpuA, cpuB, cpuA / cpuB));
+      missed.add(
+          String.format(
+              Locale.ROOT,
+              "Check throughput a/b %.2f: the server spends %.1f µs of CPU per "
+                  + "Check against the baseline's %.1f µs (%.2fx); the load generator shares the same 2 cores "
+                  + "(see the CPU split), so every extra µs in the server costs throughput. Where it goes: "
+                  + "section Profiles, Check.",
+              ratio,
+              cpuA,
+              cpuB,
+              cpuA / cpuB));
     }
     if (p99 > CHECK_P99_NANOS) {
-      missed.add(String.format(Locale.ROOT, "Check p99 at half load %s (service time p99 %s; baseline p99 %s at "
-          + "its half load). Open-loop calls arrive one at a time, so each costs the server %.1f µs of CPU against "
-          + "%.1f µs when 128 in flight are batched; GC pauses: server %s, load generator %s; CPU: %s.",
-          Double.isInfinite(p99) ? "not measured: the schedule did not hold" : Report.lat(p99),
-          Report.p(openA.r().service(), 99), Report.p(m.openB().r().latency(), 99), openA.cpuPerCallMicros("server"),
-          cpuA, m.gcOpenA().server(), m.gcOpenA().client(), openA.cpu().describe()));
+      missed.add(
+          String.format(
+              Locale.ROOT,
+              "Check p99 at half load %s (service time p99 %s; baseline p99 %s at "
+                  + "its half load). Open-loop calls arrive one at a time, so each costs the server %.1f µs of CPU against "
+                  + "%.1f µs when 128 in flight are batched; GC pauses: server %s, load generator %s; CPU: %s.",
+              Double.isInfinite(p99) ? "not measured: the schedule did not hold" : Report.lat(p99),
+              Report.p(openA.r().service(), 99),
+              Report.p(m.openB().r().latency(), 99),
+              openA.cpuPerCallMicros("server"),
+              cpuA,
+              m.gcOpenA().server(),
+              m.gcOpenA().client(),
+              openA.cpu().describe()));
     }
     if (stmts != 0) {
-      missed.add("Check touched the database with every key cached: " + Report.statements(m.statements()));
+      missed.add(
+          "Check touched the database with every key cached: " + Report.statements(m.statements()));
     }
   }
 
@@ -94,27 +130,53 @@ final class Targets {
     IngestScenario.Run main = i.main();
     double rate = main.r().perSecond();
     double ratio = i.ratio();
-    target("Usage ingest", scale.ingestStreams() + " streams, acked reports/s", Report.rate(rate), "≥ 50,000/s",
+    target(
+        "Usage ingest",
+        scale.ingestStreams() + " streams, acked reports/s",
+        Report.rate(rate),
+        "≥ 50,000/s",
         rate >= INGEST_RATE);
-    target("Usage ingest", "ratio to plain JDBC", Report.ratio(ratio), "≥ 0.7", ratio >= INGEST_RATIO);
+    target(
+        "Usage ingest", "ratio to plain JDBC", Report.ratio(ratio), "≥ 0.7", ratio >= INGEST_RATIO);
     if (rate < INGEST_RATE || ratio < INGEST_RATIO) {
-      missed.add(String.format(Locale.ROOT, "Ingest %s (reference %s): about %.0f reports per group, %s groups "
-          + "in %d s, so about %.1f ms per group on the single committer; server %.2f cores, PostgreSQL %.2f "
-          + "cores, other load %.2f cores. See section Profiles, usage ingest.", Report.rate(rate),
-          Report.rate(i.ref().perSecond()), main.groupSize(), Report.num(main.groups()), scale.ingestMeasure().toSeconds(),
-          main.groups() == 0 ? 0.0 : scale.ingestMeasure().toMillis() / (double) main.groups(),
-          main.cpu().cores("server"), main.cpu().cores("postgres (bench db)"), main.cpu().cores("other")));
+      missed.add(
+          String.format(
+              Locale.ROOT,
+              "Ingest %s (reference %s): about %.0f reports per group, %s groups "
+                  + "in %d s, so about %.1f ms per group on the single committer; server %.2f cores, PostgreSQL %.2f "
+                  + "cores, other load %.2f cores. See section Profiles, usage ingest.",
+              Report.rate(rate),
+              Report.rate(i.ref().perSecond()),
+              main.groupSize(),
+              Report.num(main.groups()),
+              scale.ingestMeasure().toSeconds(),
+              main.groups() == 0 ? 0.0 : scale.ingestMeasure().toMillis() / (double) main.groups(),
+              main.cpu().cores("server"),
+              main.cpu().cores("postgres (bench db)"),
+              main.cpu().cores("other")));
     }
   }
 
   private void memory(MemoryScenario.Result m) {
     double perKey = m.perKey();
-    target("Cache memory", "heap per cached key (" + Report.num(m.keys()) + " keys, after apply)",
-        String.format(Locale.ROOT, "%.0f B", perKey), "≤ 300 B", perKey <= BYTES_PER_KEY);
-    target("Cache memory", "heap per cached key once each was checked",
-        String.format(Locale.ROOT, "%.0f B", m.perKeyChecked()), "(not a target)", null);
+    target(
+        "Cache memory",
+        "heap per cached key (" + Report.num(m.keys()) + " keys, after apply)",
+        String.format(Locale.ROOT, "%.0f B", perKey),
+        "≤ 300 B",
+        perKey <= BYTES_PER_KEY);
+    target(
+        "Cache memory",
+        "heap per cached key once each was checked",
+        String.format(Locale.ROOT, "%.0f B", m.perKeyChecked()),
+        "(not a target)",
+        null);
     if (perKey > BYTES_PER_KEY) {
-      missed.add(String.format(Locale.ROOT, "Cache memory %.0f B per key: see the class table in section 3.", perKey));
+      missed.add(
+          String.format(
+              Locale.ROOT,
+              "Cache memory %.0f B per key: see the class table in section 3.",
+              perKey));
     }
   }
 

@@ -1,7 +1,5 @@
 package io.quotaauthority.bench;
 
-import io.quotaauthority.keys.KeyState;
-import org.assertj.core.data.Offset;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
@@ -14,6 +12,7 @@ import java.math.BigDecimal;
 import java.time.Instant;
 import java.util.EnumMap;
 import java.util.Map;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 
 /** The bench's pure parts: fast, no server, no database. */
@@ -27,7 +26,8 @@ class BenchPiecesTest {
       CheckRequest parsed = CheckRequest.parseFrom(t.forKey(i));
       assertThat(parsed.getAttributes().getRequest().getHttp().getHeadersMap().get("authorization"))
           .isEqualTo("Bearer " + secret);
-      assertThat(parsed.getAttributes().getContextExtensionsMap()).containsEntry("provider", "openai");
+      assertThat(parsed.getAttributes().getContextExtensionsMap())
+          .containsEntry("provider", "openai");
       // The hash the bench stores is the one the server computes for the presented secret.
       assertThat(KeyHash.of(BenchKeys.sha256(secret))).isEqualTo(SecretHasher.hash(secret));
     }
@@ -58,11 +58,17 @@ class BenchPiecesTest {
 
   @Test
   void statusCodeIsReadOffTheWire() {
-    assertThat(CheckTemplate.statusCode(CheckResponses.allow("42", new BigDecimal("1.5"), false).toByteArray()))
+    assertThat(
+            CheckTemplate.statusCode(
+                CheckResponses.allow("42", new BigDecimal("1.5"), false).toByteArray()))
         .isZero();
-    assertThat(CheckTemplate.statusCode(CheckResponses.denial(Provider.OPENAI, Verdict.EXHAUSTED).toByteArray()))
+    assertThat(
+            CheckTemplate.statusCode(
+                CheckResponses.denial(Provider.OPENAI, Verdict.EXHAUSTED).toByteArray()))
         .isEqualTo(8);
-    assertThat(CheckTemplate.statusCode(CheckResponses.denial(Provider.OPENAI, Verdict.EXPIRED).toByteArray()))
+    assertThat(
+            CheckTemplate.statusCode(
+                CheckResponses.denial(Provider.OPENAI, Verdict.EXPIRED).toByteArray()))
         .isEqualTo(7);
     assertThat(CheckTemplate.statusCode(new byte[0])).isZero();
   }
@@ -89,9 +95,12 @@ class BenchPiecesTest {
   void proxyClassifiesStatements() {
     assertThat(PgProxy.classify("BEGIN")).isEqualTo("BEGIN");
     assertThat(PgProxy.classify("COMMIT")).isEqualTo("COMMIT");
-    assertThat(PgProxy.classify("SELECT id FROM api_keys WHERE key_hash = $1")).isEqualTo("SELECT api_keys");
-    assertThat(PgProxy.classify("\nINSERT INTO usage_events (report_id) SELECT 1")).isEqualTo("INSERT usage_events");
-    assertThat(PgProxy.classify("SELECT pg_notify($1, change) FROM unnest($2)")).isEqualTo("SELECT pg_notify");
+    assertThat(PgProxy.classify("SELECT id FROM api_keys WHERE key_hash = $1"))
+        .isEqualTo("SELECT api_keys");
+    assertThat(PgProxy.classify("\nINSERT INTO usage_events (report_id) SELECT 1"))
+        .isEqualTo("INSERT usage_events");
+    assertThat(PgProxy.classify("SELECT pg_notify($1, change) FROM unnest($2)"))
+        .isEqualTo("SELECT pg_notify");
     assertThat(PgProxy.classify("")).startsWith("(empty");
     assertThat(PgProxy.statementCount(Map.of("BEGIN", 2L, "(round trips)", 5L))).isEqualTo(2);
   }
@@ -100,15 +109,18 @@ class BenchPiecesTest {
   void namesAreShortenedForTables() {
     assertThat(Jfr.threadGroup("grpc-default-worker-ELG-3-2")).isEqualTo("grpc-default-worker-ELG");
     assertThat(Jfr.threadGroup("usage-committer")).isEqualTo("usage-committer");
-    assertThat(Jfr.shorten("io.grpc.netty.shaded.io.netty.channel.epoll.Native")).isEqualTo("netty.channel.epoll.Native");
+    assertThat(Jfr.shorten("io.grpc.netty.shaded.io.netty.channel.epoll.Native"))
+        .isEqualTo("netty.channel.epoll.Native");
   }
 
   @Test
   void histogramLinesParse() {
-    Map<String, long[]> h = CacheMemory.parseHistogram("""
+    Map<String, long[]> h =
+        CacheMemory.parseHistogram(
+            """
          num     #instances         #bytes  class name (module)
         -------------------------------------------------------
-           1:       1000000       56000000  KeyState
+           1:       1000000       56000000  io.quotaauthority.keys.KeyState
            2:          1234          98765  [B (java.base@17)
         Total       1001234       56098765
         """);

@@ -9,8 +9,19 @@ import org.junit.jupiter.api.Test;
 /** The judgement of the targets, from result records alone: no server, no database. */
 class TargetsTest {
   private static MemoryScenario.Result memory(long bytesFilled) {
-    return new MemoryScenario.Result(Map.of("keys", 1_000L, "heapEmpty", 5_000L, "heapFilled", 5_000L + bytesFilled,
-        "heapChecked", 5_000L + 2 * bytesFilled), List.of(), List.of(), 1_000);
+    return new MemoryScenario.Result(
+        Map.of(
+            "keys",
+            1_000L,
+            "heapEmpty",
+            5_000L,
+            "heapFilled",
+            5_000L + bytesFilled,
+            "heapChecked",
+            5_000L + 2 * bytesFilled),
+        List.of(),
+        List.of(),
+        1_000);
   }
 
   @Test
@@ -27,14 +38,17 @@ class TargetsTest {
     Targets.Verdict v = Targets.judge(Options.parse(new String[0]), null, null, memory(301_000));
 
     assertThat(v.targets().get(0).met()).isFalse();
-    assertThat(v.missed()).containsExactly("Cache memory 301 B per key: see the class table in section 3.");
+    assertThat(v.missed())
+        .containsExactly("Cache memory 301 B per key: see the class table in section 3.");
   }
 
   @Test
   void judge_smokeRun_judgesNothingButListsEveryTarget() {
-    Targets.Verdict v = Targets.judge(Options.parse(new String[] {"--smoke"}), null, null, memory(301_000));
+    Targets.Verdict v =
+        Targets.judge(Options.parse(new String[] {"--smoke"}), null, null, memory(301_000));
 
     assertThat(v.targets()).hasSize(2).extracting(Targets.Target::met).containsOnlyNulls();
-    assertThat(v.targets().get(0).measure()).isEqualTo("heap per cached key (1,000 keys, after apply)");
+    assertThat(v.targets().get(0).measure())
+        .isEqualTo("heap per cached key (1,000 keys, after apply)");
   }
 }

@@ -13,23 +13,26 @@ import org.slf4j.LoggerFactory;
 /** KeyRecord → ApiKey (times by {@link ProtoTimes}). */
 public final class ApiKeys {
   private static final Logger log = LoggerFactory.getLogger(ApiKeys.class);
+
   private ApiKeys() {}
 
   public static ApiKey toProto(KeyRecord r, Instant now) {
-    ApiKey.Builder b = ApiKey.newBuilder()
-        .setId(Long.toString(r.id()))
-        .setName(r.name())
-        .setKeyPrefix(r.keyPrefix())
-        .setStatus(switch (r.shownStatus(now)) {
-          case ACTIVE -> KeyStatus.KEY_STATUS_ACTIVE;
-          case DISABLED -> KeyStatus.KEY_STATUS_DISABLED;
-          case EXPIRED -> KeyStatus.KEY_STATUS_EXPIRED;
-          case QUOTA_EXHAUSTED -> KeyStatus.KEY_STATUS_QUOTA_EXHAUSTED;
-        })
-        .setQuotaUsd(Money.format(r.quota()))
-        .setQuotaUsedUsd(Money.format(r.quotaUsed()))
-        .setCreatedAt(shown(r.id(), "created_at", r.createdAt()))
-        .setUpdatedAt(shown(r.id(), "updated_at", r.updatedAt()));
+    ApiKey.Builder b =
+        ApiKey.newBuilder()
+            .setId(Long.toString(r.id()))
+            .setName(r.name())
+            .setKeyPrefix(r.keyPrefix())
+            .setStatus(
+                switch (r.shownStatus(now)) {
+                  case ACTIVE -> KeyStatus.KEY_STATUS_ACTIVE;
+                  case DISABLED -> KeyStatus.KEY_STATUS_DISABLED;
+                  case EXPIRED -> KeyStatus.KEY_STATUS_EXPIRED;
+                  case QUOTA_EXHAUSTED -> KeyStatus.KEY_STATUS_QUOTA_EXHAUSTED;
+                })
+            .setQuotaUsd(Money.format(r.quota()))
+            .setQuotaUsedUsd(Money.format(r.quotaUsed()))
+            .setCreatedAt(shown(r.id(), "created_at", r.createdAt()))
+            .setUpdatedAt(shown(r.id(), "updated_at", r.updatedAt()));
     if (r.expiresAt() != null) {
       b.setExpiresAt(shown(r.id(), "expires_at", r.expiresAt()));
     }
@@ -39,14 +42,15 @@ public final class ApiKeys {
   /**
    * A stored instant as a valid Timestamp. A row written before expires_at was truncated (or by
    * hand) may hold a time outside what a Timestamp can carry (year 10000, 'infinity'): it is shown
-   * clamped to {@link ProtoTimes#MIN}..{@link ProtoTimes#MAX}, with a warning, so one such row never breaks a listing
-   * for every key. Check keeps deciding on the stored value, and a clamped expiry is as far away
-   * as the stored one for any real clock.
+   * clamped to {@link ProtoTimes#MIN}..{@link ProtoTimes#MAX}, with a warning, so one such row
+   * never breaks a listing for every key. Check keeps deciding on the stored value, and a clamped
+   * expiry is as far away as the stored one for any real clock.
    */
   static Timestamp shown(long id, String field, Instant t) {
     Instant clamped = ProtoTimes.clamped(t);
     if (!clamped.equals(t)) {
-      log.warn("key {} has {} {} outside the range of a Timestamp; shown as {}", id, field, t, clamped);
+      log.warn(
+          "key {} has {} {} outside the range of a Timestamp; shown as {}", id, field, t, clamped);
     }
     return ProtoTimes.timestamp(clamped);
   }

@@ -56,18 +56,27 @@ public final class KeyAdmin {
       throw new IllegalArgumentException("expires_at must be in the future");
     }
     String secret = Secrets.newSecret();
-    KeyRecord row = tx.inTransaction(c -> {
-      KeyRecord r = keys.insert(c, validName, SecretHasher.hash(secret), Secrets.displayPrefix(secret),
-          quota, expiresAt);
-      audited(c, r, "create", null, r, actor);
-      return r;
-    });
+    KeyRecord row =
+        tx.inTransaction(
+            c -> {
+              KeyRecord r =
+                  keys.insert(
+                      c,
+                      validName,
+                      SecretHasher.hash(secret),
+                      Secrets.displayPrefix(secret),
+                      quota,
+                      expiresAt);
+              audited(c, r, "create", null, r, actor);
+              return r;
+            });
     cache.apply(row);
     return new Created(row, secret);
   }
 
   public KeyRecord get(long id) {
-    return tx.inTransaction(c -> keys.findLive(c, id)).orElseThrow(() -> new KeyNotFoundException("id", id));
+    return tx.inTransaction(c -> keys.findLive(c, id))
+        .orElseThrow(() -> new KeyNotFoundException("id", id));
   }
 
   public Page list(int pageSize, String pageToken) {
@@ -83,11 +92,20 @@ public final class KeyAdmin {
   }
 
   public KeyRecord update(long id, KeyUpdate update, String actor) {
-    return change(id, "update", actor, (c, old) -> !update.changes(old) ? null : keys.updateFields(c, id,
-        update.name() == null ? old.name() : update.name(),
-        update.quota() == null ? old.quota() : update.quota(),
-        update.setExpiresAt() ? update.expiresAt() : old.expiresAt(),
-        update.statusOr(old.status())));
+    return change(
+        id,
+        "update",
+        actor,
+        (c, old) ->
+            !update.changes(old)
+                ? null
+                : keys.updateFields(
+                    c,
+                    id,
+                    update.name() == null ? old.name() : update.name(),
+                    update.quota() == null ? old.quota() : update.quota(),
+                    update.setExpiresAt() ? update.expiresAt() : old.expiresAt(),
+                    update.statusOr(old.status())));
   }
 
   public KeyRecord delete(long id, String actor) {
@@ -100,8 +118,14 @@ public final class KeyAdmin {
 
   public KeyRecord clearExpiration(long id, String actor) {
     // A key that has no expiry is answered as it is: nothing to clear, nothing written.
-    return change(id, "clear_expiration", actor, (c, old) -> old.expiresAt() == null ? null
-        : keys.updateFields(c, id, old.name(), old.quota(), null, old.status()));
+    return change(
+        id,
+        "clear_expiration",
+        actor,
+        (c, old) ->
+            old.expiresAt() == null
+                ? null
+                : keys.updateFields(c, id, old.name(), old.quota(), null, old.status()));
   }
 
   private interface Change {
@@ -110,23 +134,28 @@ public final class KeyAdmin {
   }
 
   private KeyRecord change(long id, String action, String actor, Change change) {
-    KeyRecord row = tx.inTransaction(c -> {
-      KeyRecord old = keys.lockLive(c, id).orElseThrow(() -> new KeyNotFoundException("id", id));
-      KeyRecord fresh = change.apply(c, old);
-      if (fresh == null) {
-        // No-op: no row change, no version bump, no audit row, no NOTIFY; the answer is the key
-        // as it is (read under the row lock, so it is current).
-        return old;
-      }
-      audited(c, fresh, action, old, fresh, actor);
-      return fresh;
-    });
+    KeyRecord row =
+        tx.inTransaction(
+            c -> {
+              KeyRecord old =
+                  keys.lockLive(c, id).orElseThrow(() -> new KeyNotFoundException("id", id));
+              KeyRecord fresh = change.apply(c, old);
+              if (fresh == null) {
+                // No-op: no row change, no version bump, no audit row, no NOTIFY; the answer is the
+                // key
+                // as it is (read under the row lock, so it is current).
+                return old;
+              }
+              audited(c, fresh, action, old, fresh, actor);
+              return fresh;
+            });
     cache.apply(row);
     return row;
   }
 
-  private void audited(Connection c, KeyRecord row, String action, KeyRecord old, KeyRecord fresh,
-      String actor) throws SQLException {
+  private void audited(
+      Connection c, KeyRecord row, String action, KeyRecord old, KeyRecord fresh, String actor)
+      throws SQLException {
     keys.audit(c, row.id(), action, auditJson(old), auditJson(fresh), actor);
     KeyRepository.notifyChange(c, row);
     // Ids and actions only: never a secret, a hash or a token.

@@ -1,13 +1,11 @@
 package io.quotaauthority.admin;
 
-import io.quotaauthority.proto.v1.ListUsageRequest;
-import io.quotaauthority.proto.v1.ListUsageResponse;
 import io.grpc.stub.StreamObserver;
-import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
 import io.quotaauthority.grpc.Statuses;
 import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.ClearExpirationRequest;
 import io.quotaauthority.proto.v1.ClearExpirationResponse;
@@ -21,6 +19,8 @@ import io.quotaauthority.proto.v1.KeyAdminServiceGrpc;
 import io.quotaauthority.proto.v1.KeyStatus;
 import io.quotaauthority.proto.v1.ListKeysRequest;
 import io.quotaauthority.proto.v1.ListKeysResponse;
+import io.quotaauthority.proto.v1.ListUsageRequest;
+import io.quotaauthority.proto.v1.ListUsageResponse;
 import io.quotaauthority.proto.v1.ResetQuotaRequest;
 import io.quotaauthority.proto.v1.ResetQuotaResponse;
 import io.quotaauthority.proto.v1.UpdateKeyRequest;
@@ -43,68 +43,106 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
 
   @Override
   public void createKey(CreateKeyRequest req, StreamObserver<CreateKeyResponse> out) {
-    answer(out, () -> {
-      Instant expires = req.hasExpiresAt() ? ProtoTimes.instant("expires_at", req.getExpiresAt()) : null;
-      KeyAdmin.Created created = admin.create(req.getName(), req.getQuotaUsd(), expires,
-          BearerTokenInterceptor.actor());
-      return CreateKeyResponse.newBuilder().setKey(proto(created.key())).setSecret(created.secret()).build();
-    });
+    answer(
+        out,
+        () -> {
+          Instant expires =
+              req.hasExpiresAt() ? ProtoTimes.instant("expires_at", req.getExpiresAt()) : null;
+          KeyAdmin.Created created =
+              admin.create(
+                  req.getName(), req.getQuotaUsd(), expires, BearerTokenInterceptor.actor());
+          return CreateKeyResponse.newBuilder()
+              .setKey(proto(created.key()))
+              .setSecret(created.secret())
+              .build();
+        });
   }
 
   @Override
   public void getKey(GetKeyRequest req, StreamObserver<GetKeyResponse> out) {
-    answer(out, () -> GetKeyResponse.newBuilder()
-        .setKey(proto(admin.get(KeyIds.parse("id", req.getId())))).build());
+    answer(
+        out,
+        () ->
+            GetKeyResponse.newBuilder()
+                .setKey(proto(admin.get(KeyIds.parse("id", req.getId()))))
+                .build());
   }
 
   @Override
   public void listKeys(ListKeysRequest req, StreamObserver<ListKeysResponse> out) {
-    answer(out, () -> {
-      KeyAdmin.Page page = admin.list(req.getPageSize(), req.getPageToken());
-      ListKeysResponse.Builder b = ListKeysResponse.newBuilder().setNextPageToken(page.nextPageToken());
-      Instant now = clock.instant();
-      page.keys().forEach(k -> b.addKeys(ApiKeys.toProto(k, now)));
-      return b.build();
-    });
+    answer(
+        out,
+        () -> {
+          KeyAdmin.Page page = admin.list(req.getPageSize(), req.getPageToken());
+          ListKeysResponse.Builder b =
+              ListKeysResponse.newBuilder().setNextPageToken(page.nextPageToken());
+          Instant now = clock.instant();
+          page.keys().forEach(k -> b.addKeys(ApiKeys.toProto(k, now)));
+          return b.build();
+        });
   }
 
   @Override
   public void updateKey(UpdateKeyRequest req, StreamObserver<UpdateKeyResponse> out) {
-    answer(out, () -> {
-      ApiKey key = req.getKey();
-      long id = KeyIds.parse("key.id", key.getId());
-      KeyUpdate update = KeyUpdate.fromPaths(req.getUpdateMask().getPathsList(), key.getName(),
-          key.getQuotaUsd(),
-          key.hasExpiresAt() ? ProtoTimes.instant("key.expires_at", key.getExpiresAt()) : null,
-          statusName(key.getStatus()));
-      return UpdateKeyResponse.newBuilder()
-          .setKey(proto(admin.update(id, update, BearerTokenInterceptor.actor()))).build();
-    });
+    answer(
+        out,
+        () -> {
+          ApiKey key = req.getKey();
+          long id = KeyIds.parse("key.id", key.getId());
+          KeyUpdate update =
+              KeyUpdate.fromPaths(
+                  req.getUpdateMask().getPathsList(),
+                  key.getName(),
+                  key.getQuotaUsd(),
+                  key.hasExpiresAt()
+                      ? ProtoTimes.instant("key.expires_at", key.getExpiresAt())
+                      : null,
+                  statusName(key.getStatus()));
+          return UpdateKeyResponse.newBuilder()
+              .setKey(proto(admin.update(id, update, BearerTokenInterceptor.actor())))
+              .build();
+        });
   }
 
   @Override
   public void deleteKey(DeleteKeyRequest req, StreamObserver<DeleteKeyResponse> out) {
-    answer(out, () -> {
-      admin.delete(KeyIds.parse("id", req.getId()), BearerTokenInterceptor.actor());
-      return DeleteKeyResponse.getDefaultInstance();
-    });
+    answer(
+        out,
+        () -> {
+          admin.delete(KeyIds.parse("id", req.getId()), BearerTokenInterceptor.actor());
+          return DeleteKeyResponse.getDefaultInstance();
+        });
   }
 
   @Override
   public void resetQuota(ResetQuotaRequest req, StreamObserver<ResetQuotaResponse> out) {
-    answer(out, () -> ResetQuotaResponse.newBuilder().setKey(proto(
-        admin.resetQuota(KeyIds.parse("id", req.getId()), BearerTokenInterceptor.actor()))).build());
+    answer(
+        out,
+        () ->
+            ResetQuotaResponse.newBuilder()
+                .setKey(
+                    proto(
+                        admin.resetQuota(
+                            KeyIds.parse("id", req.getId()), BearerTokenInterceptor.actor())))
+                .build());
   }
 
   @Override
-  public void clearExpiration(ClearExpirationRequest req, StreamObserver<ClearExpirationResponse> out) {
-    answer(out, () -> ClearExpirationResponse.newBuilder().setKey(proto(
-        admin.clearExpiration(KeyIds.parse("id", req.getId()), BearerTokenInterceptor.actor()))).build());
+  public void clearExpiration(
+      ClearExpirationRequest req, StreamObserver<ClearExpirationResponse> out) {
+    answer(
+        out,
+        () ->
+            ClearExpirationResponse.newBuilder()
+                .setKey(
+                    proto(
+                        admin.clearExpiration(
+                            KeyIds.parse("id", req.getId()), BearerTokenInterceptor.actor())))
+                .build());
   }
 
   @Override
-  public void listUsage(ListUsageRequest req,
-      StreamObserver<ListUsageResponse> out) {
+  public void listUsage(ListUsageRequest req, StreamObserver<ListUsageResponse> out) {
     answer(out, () -> usage.listUsage(req));
   }
 

@@ -1,6 +1,5 @@
 package io.quotaauthority.admin;
 
-import java.util.Objects;
 import io.quotaauthority.keys.KeyNames;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
@@ -8,6 +7,7 @@ import java.math.BigDecimal;
 import java.time.Instant;
 import java.util.Collection;
 import java.util.List;
+import java.util.Objects;
 
 /**
  * The fields an UpdateKey changes, from its field-mask paths; a field not named stays as it is.
@@ -17,19 +17,23 @@ import java.util.List;
  * @param expiresAt the new expiry when {@code setExpiresAt}; null there means never
  * @param status null when unchanged
  */
-public record KeyUpdate(String name, BigDecimal quota, boolean setExpiresAt, Instant expiresAt,
+public record KeyUpdate(
+    String name,
+    BigDecimal quota,
+    boolean setExpiresAt,
+    Instant expiresAt,
     KeyRecord.StoredStatus status) {
 
   public static final List<String> PATHS = List.of("name", "quota_usd", "expires_at", "status");
 
   /**
-   * Reads the named paths from the given values; throws IllegalArgumentException naming the
-   * field for an unknown path, an empty mask or a bad value.
+   * Reads the named paths from the given values; throws IllegalArgumentException naming the field
+   * for an unknown path, an empty mask or a bad value.
    *
    * @param status "ACTIVE" or "DISABLED" (the KeyStatus name without its prefix)
    */
-  public static KeyUpdate fromPaths(Collection<String> paths, String name, String quotaUsd,
-      Instant expiresAt, String status) {
+  public static KeyUpdate fromPaths(
+      Collection<String> paths, String name, String quotaUsd, Instant expiresAt, String status) {
     if (paths.isEmpty()) {
       throw new IllegalArgumentException("update_mask must name at least one of " + PATHS);
     }
@@ -47,19 +51,25 @@ public record KeyUpdate(String name, BigDecimal quota, boolean setExpiresAt, Ins
           // Same rule: an unset expiry under the mask would make the key never expire. Removing
           // an expiry is its own explicit call, ClearExpiration.
           if (expiresAt == null) {
-            throw new IllegalArgumentException("key.expires_at must be set when update_mask names expires_at;"
-                + " use ClearExpiration to remove an expiry");
+            throw new IllegalArgumentException(
+                "key.expires_at must be set when update_mask names expires_at;"
+                    + " use ClearExpiration to remove an expiry");
           }
           setExpiry = true;
         }
-        case "status" -> newStatus = switch (status) {
-          case "ACTIVE" -> KeyRecord.StoredStatus.ACTIVE;
-          case "DISABLED" -> KeyRecord.StoredStatus.DISABLED;
-          default -> throw new IllegalArgumentException(
-              "key.status must be KEY_STATUS_ACTIVE or KEY_STATUS_DISABLED, got " + status);
-        };
-        default -> throw new IllegalArgumentException(
-            "update_mask has unknown path '" + path + "'; allowed: " + PATHS);
+        case "status" ->
+            newStatus =
+                switch (status) {
+                  case "ACTIVE" -> KeyRecord.StoredStatus.ACTIVE;
+                  case "DISABLED" -> KeyRecord.StoredStatus.DISABLED;
+                  default ->
+                      throw new IllegalArgumentException(
+                          "key.status must be KEY_STATUS_ACTIVE or KEY_STATUS_DISABLED, got "
+                              + status);
+                };
+        default ->
+            throw new IllegalArgumentException(
+                "update_mask has unknown path '" + path + "'; allowed: " + PATHS);
       }
     }
     return new KeyUpdate(newName, newQuota, setExpiry, setExpiry ? expiresAt : null, newStatus);
@@ -70,10 +80,10 @@ public record KeyUpdate(String name, BigDecimal quota, boolean setExpiresAt, Ins
   }
 
   /**
-   * True when applying this update to {@code current} would change a stored field. A no-op
-   * update writes nothing (no row change, no version bump, no audit row, no notification).
-   * Amounts compare by value ("10" equals "10.00"); instants are compared as stored (microseconds,
-   * see {@link ApiKeys#instant}).
+   * True when applying this update to {@code current} would change a stored field. A no-op update
+   * writes nothing (no row change, no version bump, no audit row, no notification). Amounts compare
+   * by value ("10" equals "10.00"); instants are compared as stored (microseconds, see {@link
+   * ApiKeys#instant}).
    */
   boolean changes(KeyRecord current) {
     return (name != null && !name.equals(current.name()))
@@ -86,7 +96,9 @@ public record KeyUpdate(String name, BigDecimal quota, boolean setExpiresAt, Ins
   static final class KeyFields {
     private KeyFields() {}
 
-    /** The one name rule, shared with the CLI (NUL, which PostgreSQL cannot store, is a control). */
+    /**
+     * The one name rule, shared with the CLI (NUL, which PostgreSQL cannot store, is a control).
+     */
     static String name(String name) {
       return KeyNames.check("name", name);
     }
@@ -94,15 +106,18 @@ public record KeyUpdate(String name, BigDecimal quota, boolean setExpiresAt, Ins
     /** The quota on UpdateKey: a valid amount is required, "0" for unlimited. */
     static BigDecimal updatedQuota(String quotaUsd) {
       if (quotaUsd == null || quotaUsd.isEmpty()) {
-        throw new IllegalArgumentException("quota_usd must not be empty when update_mask names quota_usd;"
-            + " send \"0\" for unlimited");
+        throw new IllegalArgumentException(
+            "quota_usd must not be empty when update_mask names quota_usd;"
+                + " send \"0\" for unlimited");
       }
       return Money.parse("quota_usd", quotaUsd);
     }
 
     /** The quota on CreateKey: empty means unlimited (0), as documented for CreateKey. */
     static BigDecimal quota(String quotaUsd) {
-      return quotaUsd == null || quotaUsd.isEmpty() ? BigDecimal.ZERO : Money.parse("quota_usd", quotaUsd);
+      return quotaUsd == null || quotaUsd.isEmpty()
+          ? BigDecimal.ZERO
+          : Money.parse("quota_usd", quotaUsd);
     }
   }
 }

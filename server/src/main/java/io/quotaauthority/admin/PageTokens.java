@@ -20,8 +20,10 @@ import java.util.Base64;
 public final class PageTokens {
   /** The scope of ListKeys tokens. */
   public static final String KEYS = "keys";
+
   /** Far longer than any token this class issues; longer input is refused before decoding. */
   private static final int MAX_TOKEN = 96;
+
   private static final String FOREIGN = " is not a token this server issued";
 
   private PageTokens() {}
@@ -32,7 +34,8 @@ public final class PageTokens {
   }
 
   public static String encode(String scope, long position) {
-    return Base64.getUrlEncoder().withoutPadding()
+    return Base64.getUrlEncoder()
+        .withoutPadding()
         .encodeToString((scope + "/" + position).getBytes(StandardCharsets.US_ASCII));
   }
 
@@ -53,9 +56,11 @@ public final class PageTokens {
     } catch (IllegalArgumentException e) {
       throw new IllegalArgumentException(field + FOREIGN);
     }
-    String text = new String(bytes, StandardCharsets.ISO_8859_1); // one char per byte, no decoding error
+    String text =
+        new String(bytes, StandardCharsets.ISO_8859_1); // one char per byte, no decoding error
     int slash = text.lastIndexOf('/');
-    long position = slash < 0 ? AsciiDecimal.MALFORMED : AsciiDecimal.parse(text.substring(slash + 1));
+    long position =
+        slash < 0 ? AsciiDecimal.MALFORMED : AsciiDecimal.parse(text.substring(slash + 1));
     // Re-encoding must give the token back: padding or stray low bits would be a second spelling.
     if (position <= 0 || !encode(text.substring(0, slash), position).equals(token)) {
       throw new IllegalArgumentException(field + FOREIGN);
@@ -66,8 +71,13 @@ public final class PageTokens {
       if (call == null) {
         throw new IllegalArgumentException(field + FOREIGN);
       }
-      throw new IllegalArgumentException(field + " was issued by " + call + ", not " + describe(scope)
-          + "; pass back the next_page_token of the same call");
+      throw new IllegalArgumentException(
+          field
+              + " was issued by "
+              + call
+              + ", not "
+              + describe(scope)
+              + "; pass back the next_page_token of the same call");
     }
     return position;
   }
@@ -86,6 +96,7 @@ public final class PageTokens {
 
   /** Rows a page holds when the caller asks for none in particular (page_size 0). */
   public static final int DEFAULT_PAGE_SIZE = 100;
+
   /** The most rows one page may hold, for every List RPC and the CLI's --page-size. */
   public static final int MAX_PAGE_SIZE = 1000;
 

@@ -1,9 +1,9 @@
 package io.quotaauthority.admin;
 
-import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.keys.KeyNotFoundException;
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.proto.v1.ListUsageRequest;
 import io.quotaauthority.proto.v1.ListUsageResponse;
 import io.quotaauthority.proto.v1.UsageEvent;
@@ -31,30 +31,33 @@ public final class UsageReadBack implements UsageQueries {
     int size = PageTokens.pageSize(request.getPageSize());
     long after = PageTokens.decode("page_token", request.getPageToken(), PageTokens.usage(keyId));
     long before = after == 0 ? Long.MAX_VALUE : after;
-    List<UsageRepository.Event> rows = tx.inTransaction(c -> {
-      if (keys.findLive(c, keyId).isEmpty()) {
-        throw new KeyNotFoundException("key_id", keyId);
-      }
-      // One row more than asked tells whether another page follows.
-      return usage.page(c, keyId, before, size + 1);
-    });
+    List<UsageRepository.Event> rows =
+        tx.inTransaction(
+            c -> {
+              if (keys.findLive(c, keyId).isEmpty()) {
+                throw new KeyNotFoundException("key_id", keyId);
+              }
+              // One row more than asked tells whether another page follows.
+              return usage.page(c, keyId, before, size + 1);
+            });
     ListUsageResponse.Builder b = ListUsageResponse.newBuilder();
     for (UsageRepository.Event e : rows.subList(0, Math.min(size, rows.size()))) {
-      b.addEvents(UsageEvent.newBuilder()
-          .setReportId(e.reportId())
-          .setKeyId(Long.toString(e.keyId()))
-          .setCostUsd(Money.format(e.cost()))
-          .setModel(e.model())
-          .setProvider(e.provider())
-          .setInputTokens(e.inputTokens())
-          .setOutputTokens(e.outputTokens())
-          .setCachedInputTokens(e.cachedInputTokens())
-          .setCacheWriteTokens(e.cacheWriteTokens())
-          .setOccurredAt(ProtoTimes.timestamp(e.occurredAt()))
-          .setReceivedAt(ProtoTimes.timestamp(e.receivedAt()))
-          // Empty when the report carried none (older rows, reporters that send none).
-          .setRequestId(e.requestId() == null ? "" : e.requestId())
-          .setEstimated(e.estimated()));
+      b.addEvents(
+          UsageEvent.newBuilder()
+              .setReportId(e.reportId())
+              .setKeyId(Long.toString(e.keyId()))
+              .setCostUsd(Money.format(e.cost()))
+              .setModel(e.model())
+              .setProvider(e.provider())
+              .setInputTokens(e.inputTokens())
+              .setOutputTokens(e.outputTokens())
+              .setCachedInputTokens(e.cachedInputTokens())
+              .setCacheWriteTokens(e.cacheWriteTokens())
+              .setOccurredAt(ProtoTimes.timestamp(e.occurredAt()))
+              .setReceivedAt(ProtoTimes.timestamp(e.receivedAt()))
+              // Empty when the report carried none (older rows, reporters that send none).
+              .setRequestId(e.requestId() == null ? "" : e.requestId())
+              .setEstimated(e.estimated()));
     }
     if (rows.size() > size) {
       b.setNextPageToken(PageTokens.encode(PageTokens.usage(keyId), rows.get(size - 1).id()));

@@ -13,9 +13,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * envoy.service.auth.v3.Authorization over gRPC. It only translates: the deadline in, the
- * {@link Authorizer}'s answer out. Nothing may escape as a gRPC error, which Envoy would turn into
- * a bodiless 403: any failure becomes the 503 denial.
+ * envoy.service.auth.v3.Authorization over gRPC. It only translates: the deadline in, the {@link
+ * Authorizer}'s answer out. Nothing may escape as a gRPC error, which Envoy would turn into a
+ * bodiless 403: any failure becomes the 503 denial.
  */
 public final class AuthorizationService extends AuthorizationGrpc.AuthorizationImplBase {
   private static final Logger log = LoggerFactory.getLogger(AuthorizationService.class);
@@ -30,7 +30,8 @@ public final class AuthorizationService extends AuthorizationGrpc.AuthorizationI
   public void check(CheckRequest request, StreamObserver<CheckResponse> out) {
     Deadline deadline = Context.current().getDeadline();
     // An expired deadline still gets an answer (503 if the key must be loaded), never a wait.
-    long waitNanos = deadline == null ? 0 : Math.max(1, deadline.timeRemaining(TimeUnit.NANOSECONDS));
+    long waitNanos =
+        deadline == null ? 0 : Math.max(1, deadline.timeRemaining(TimeUnit.NANOSECONDS));
     try {
       authorizer.check(request, waitNanos, response -> send(out, response));
     } catch (RuntimeException e) {

@@ -26,13 +26,15 @@ import org.slf4j.LoggerFactory;
 /**
  * Check's logic, free of gRPC: find the key, look it up in memory, decide, pick the response. A
  * cached key is answered on the calling thread with no I/O, and so is a key that is not live (see
- * {@link ColdPath}); any other uncached one is loaded once (shared by concurrent callers) and answered when the load completes or the caller's deadline passes,
- * whichever is first.
+ * {@link ColdPath}); any other uncached one is loaded once (shared by concurrent callers) and
+ * answered when the load completes or the caller's deadline passes, whichever is first.
  */
 public final class Authorizer {
   private static final Logger log = LoggerFactory.getLogger(Authorizer.class);
+
   /** Longest wait for a cold load when the caller set no deadline (Envoy always sets one). */
   static final long DEFAULT_WAIT_NANOS = TimeUnit.SECONDS.toNanos(1);
+
   /** The allow response built once per key snapshot (see {@link KeyState.Prepared}). */
   private static final KeyState.Prepared<CheckResponse> ALLOW_RESPONSE =
       KeyState.Prepared.of(CheckResponse.class);
@@ -42,7 +44,8 @@ public final class Authorizer {
   private final Clock clock;
   private final CheckRecorder recorder;
 
-  public Authorizer(KeyCache cache, PendingUsage pendingUsage, Clock clock, CheckRecorder recorder) {
+  public Authorizer(
+      KeyCache cache, PendingUsage pendingUsage, Clock clock, CheckRecorder recorder) {
     this.cache = cache;
     this.pendingUsage = pendingUsage;
     this.clock = clock;
@@ -71,7 +74,11 @@ public final class Authorizer {
     }
   }
 
-  private void checkClassified(CheckRequest request, Provider provider, long waitNanos, long start,
+  private void checkClassified(
+      CheckRequest request,
+      Provider provider,
+      long waitNanos,
+      long start,
       Consumer<CheckResponse> reply) {
     AttributeContext attributes = request.getAttributes();
     AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
@@ -98,26 +105,34 @@ public final class Authorizer {
     }
     long wait = waitNanos > 0 ? answerBy(waitNanos) : DEFAULT_WAIT_NANOS;
     // copy(): the timeout must fail only this caller's view, not the load other callers share.
-    cache.load(hash).copy().orTimeout(wait, TimeUnit.NANOSECONDS).whenComplete((loaded, error) -> {
-      // This runs on the loader's (or the timer's) thread, outside check()'s try: a throw here
-      // would vanish with the future and leave Envoy waiting out its timer, so it is answered
-      // like any other failure.
-      try {
-        if (error != null) {
-          deny(attributes, provider, Verdict.UNAVAILABLE, start, reply);
-        } else if (loaded == null) {
-          deny(attributes, provider, Verdict.UNKNOWN_KEY, start, reply);
-        } else {
-          decide(attributes, provider, loaded, key, start, reply);
-        }
-      } catch (RuntimeException e) {
-        failed(provider, e, start, reply);
-      }
-    });
+    cache
+        .load(hash)
+        .copy()
+        .orTimeout(wait, TimeUnit.NANOSECONDS)
+        .whenComplete(
+            (loaded, error) -> {
+              // This runs on the loader's (or the timer's) thread, outside check()'s try: a throw
+              // here
+              // would vanish with the future and leave Envoy waiting out its timer, so it is
+              // answered
+              // like any other failure.
+              try {
+                if (error != null) {
+                  deny(attributes, provider, Verdict.UNAVAILABLE, start, reply);
+                } else if (loaded == null) {
+                  deny(attributes, provider, Verdict.UNKNOWN_KEY, start, reply);
+                } else {
+                  decide(attributes, provider, loaded, key, start, reply);
+                }
+              } catch (RuntimeException e) {
+                failed(provider, e, start, reply);
+              }
+            });
   }
 
   /** Any failure is the 503 denial in the provider's shape (null: not yet known, the plain one). */
-  private void failed(Provider provider, RuntimeException e, long start, Consumer<CheckResponse> reply) {
+  private void failed(
+      Provider provider, RuntimeException e, long start, Consumer<CheckResponse> reply) {
     // The key is never logged: only the failure's type and message.
     log.error("Check failed; answering 503: {}", e.toString());
     try {
@@ -144,7 +159,12 @@ public final class Authorizer {
     }
   }
 
-  private void decide(AttributeContext attributes, Provider provider, KeyState state, PresentedKey key, long start,
+  private void decide(
+      AttributeContext attributes,
+      Provider provider,
+      KeyState state,
+      PresentedKey key,
+      long start,
       Consumer<CheckResponse> reply) {
     // Only limited keys can be exhausted, so only they need the pending-usage lookup; and only
     // they can be refused an endpoint, so only they need it classified.
@@ -183,15 +203,22 @@ public final class Authorizer {
         return cached;
       }
     }
-    CheckResponse built = CheckResponses.allow(Long.toString(state.id()),
-        state.limited() ? state.remaining(pending) : null, stripQueryKey);
+    CheckResponse built =
+        CheckResponses.allow(
+            Long.toString(state.id()),
+            state.limited() ? state.remaining(pending) : null,
+            stripQueryKey);
     if (reusable) {
       state.prepare(ALLOW_RESPONSE, built);
     }
     return built;
   }
 
-  private void deny(AttributeContext attributes, Provider provider, Verdict verdict, long start,
+  private void deny(
+      AttributeContext attributes,
+      Provider provider,
+      Verdict verdict,
+      long start,
       Consumer<CheckResponse> reply) {
     recorder.record(verdict, System.nanoTime() - start);
     reply.accept(CheckResponses.denial(provider, verdict));
@@ -214,6 +241,7 @@ public final class Authorizer {
 
   /** Visible ASCII of a sane length: anything else cannot be a key we issued. */
   static boolean plausible(String secret) {
-    return secret.length() <= SecretHasher.MAX_SECRET_LENGTH && VisibleAscii.firstInvalid(secret) < 0;
+    return secret.length() <= SecretHasher.MAX_SECRET_LENGTH
+        && VisibleAscii.firstInvalid(secret) < 0;
   }
 }

@@ -33,11 +33,16 @@ import java.util.Map;
 public final class CheckResponses {
   public static final String KEY_ID_HEADER = GatewayHeaders.KEY_ID;
   public static final String REMAINING_HEADER = GatewayHeaders.REMAINING_USD;
+
   /** The client's credentials: never forwarded, so a gateway key cannot reach a provider. */
   static final String[] CLIENT_KEY_HEADERS = {"authorization", "x-api-key", "x-goog-api-key"};
 
   private static final Map<Provider, Map<Verdict, CheckResponse>> DENIALS = buildDenials();
-  /** For a request no provider claims (see ProviderClassifier): a plain {"error":{"code","message"}}. */
+
+  /**
+   * For a request no provider claims (see ProviderClassifier): a plain
+   * {"error":{"code","message"}}.
+   */
   private static final Map<Verdict, CheckResponse> GENERIC_DENIALS = buildDenials(null);
 
   /**
@@ -49,7 +54,8 @@ public final class CheckResponses {
   private CheckResponses() {}
 
   /**
-   * The 403 endpoint_not_metered for a key with a quota on this endpoint, naming it; built at start.
+   * The 403 endpoint_not_metered for a key with a quota on this endpoint, naming it; built at
+   * start.
    *
    * @param endpoint a row that refuses limited keys ({@link Endpoints.Row#refusesLimitedKeys()})
    */
@@ -69,16 +75,25 @@ public final class CheckResponses {
 
   /**
    * Lets the request through: sets x-quota-key-id and x-quota-key-limited upstream (overwriting
-   * whatever the client sent; metering reads them, Envoy removes them before the provider), strips the client's key headers (and ?key= when it came from there), puts key_id in dynamic
-   * metadata and, for keys with a quota, x-quota-remaining-usd on the response.
+   * whatever the client sent; metering reads them, Envoy removes them before the provider), strips
+   * the client's key headers (and ?key= when it came from there), puts key_id in dynamic metadata
+   * and, for keys with a quota, x-quota-remaining-usd on the response.
    *
    * @param remaining USD left, or null for an unlimited key
    */
   public static CheckResponse allow(String keyId, BigDecimal remaining, boolean stripQueryKey) {
-    OkHttpResponse.Builder ok = OkHttpResponse.newBuilder()
-        .addHeaders(header(KEY_ID_HEADER, keyId, HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
-        .addHeaders(header(GatewayHeaders.KEY_LIMITED, remaining == null ? "false" : "true",
-            HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+    OkHttpResponse.Builder ok =
+        OkHttpResponse.newBuilder()
+            .addHeaders(
+                header(
+                    KEY_ID_HEADER,
+                    keyId,
+                    HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+            .addHeaders(
+                header(
+                    GatewayHeaders.KEY_LIMITED,
+                    remaining == null ? "false" : "true",
+                    HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
     for (String h : CLIENT_KEY_HEADERS) {
       ok.addHeadersToRemove(h);
     }
@@ -86,19 +101,23 @@ public final class CheckResponses {
       ok.addQueryParametersToRemove("key");
     }
     if (remaining != null) {
-      ok.addResponseHeadersToAdd(header(REMAINING_HEADER, Money.format(remaining),
-          HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+      ok.addResponseHeadersToAdd(
+          header(
+              REMAINING_HEADER,
+              Money.format(remaining),
+              HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
     }
     return CheckResponse.newBuilder()
         .setStatus(Status.newBuilder().setCode(Code.OK_VALUE))
         .setOkResponse(ok)
-        .setDynamicMetadata(Struct.newBuilder()
-            .putFields("key_id", Value.newBuilder().setStringValue(keyId).build()))
+        .setDynamicMetadata(
+            Struct.newBuilder()
+                .putFields("key_id", Value.newBuilder().setStringValue(keyId).build()))
         .build();
   }
 
-  private static HeaderValueOption header(String name, String value,
-      HeaderValueOption.HeaderAppendAction action) {
+  private static HeaderValueOption header(
+      String name, String value, HeaderValueOption.HeaderAppendAction action) {
     // Envoy's ext_authz reads HeaderValue.value (not raw_value) from a CheckResponse.
     return HeaderValueOption.newBuilder()
         .setHeader(HeaderValue.newBuilder().setKey(name).setValue(value))
@@ -108,18 +127,48 @@ public final class CheckResponses {
 
   /** The wire-level facts of each denial. */
   enum Denial {
-    MISSING_KEY(Verdict.MISSING_KEY, Code.UNAUTHENTICATED, StatusCode.Unauthorized, 401, "api_key_required",
+    MISSING_KEY(
+        Verdict.MISSING_KEY,
+        Code.UNAUTHENTICATED,
+        StatusCode.Unauthorized,
+        401,
+        "api_key_required",
         "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."),
-    UNKNOWN_KEY(Verdict.UNKNOWN_KEY, Code.UNAUTHENTICATED, StatusCode.Unauthorized, 401, "invalid_api_key",
+    UNKNOWN_KEY(
+        Verdict.UNKNOWN_KEY,
+        Code.UNAUTHENTICATED,
+        StatusCode.Unauthorized,
+        401,
+        "invalid_api_key",
         "Incorrect API key provided."),
-    DISABLED(Verdict.DISABLED, Code.UNAUTHENTICATED, StatusCode.Unauthorized, 401, "api_key_disabled",
+    DISABLED(
+        Verdict.DISABLED,
+        Code.UNAUTHENTICATED,
+        StatusCode.Unauthorized,
+        401,
+        "api_key_disabled",
         "This API key has been disabled."),
-    EXPIRED(Verdict.EXPIRED, Code.PERMISSION_DENIED, StatusCode.Forbidden, 403, "api_key_expired",
+    EXPIRED(
+        Verdict.EXPIRED,
+        Code.PERMISSION_DENIED,
+        StatusCode.Forbidden,
+        403,
+        "api_key_expired",
         "This API key has expired."),
-    EXHAUSTED(Verdict.EXHAUSTED, Code.RESOURCE_EXHAUSTED, StatusCode.TooManyRequests, 429, "insufficient_quota",
+    EXHAUSTED(
+        Verdict.EXHAUSTED,
+        Code.RESOURCE_EXHAUSTED,
+        StatusCode.TooManyRequests,
+        429,
+        "insufficient_quota",
         "This API key has used up its quota."),
-    UNAVAILABLE(Verdict.UNAVAILABLE, Code.UNAVAILABLE, StatusCode.ServiceUnavailable, 503,
-        "quota_service_unavailable", "The quota service is temporarily unavailable. Please retry.");
+    UNAVAILABLE(
+        Verdict.UNAVAILABLE,
+        Code.UNAVAILABLE,
+        StatusCode.ServiceUnavailable,
+        503,
+        "quota_service_unavailable",
+        "The quota service is temporarily unavailable. Please retry.");
 
     final Verdict verdict;
     final Code grpcCode;
@@ -128,7 +177,13 @@ public final class CheckResponses {
     final String code;
     final String message;
 
-    Denial(Verdict verdict, Code grpcCode, StatusCode httpCode, int http, String code, String message) {
+    Denial(
+        Verdict verdict,
+        Code grpcCode,
+        StatusCode httpCode,
+        int http,
+        String code,
+        String message) {
       this.verdict = verdict;
       this.grpcCode = grpcCode;
       this.httpCode = httpCode;
@@ -155,14 +210,19 @@ public final class CheckResponses {
   }
 
   /** A denial as Envoy needs it: a successful RPC whose status says no, with a JSON body. */
-  private static CheckResponse denied(Code grpcCode, String code, StatusCode httpCode, String body) {
+  private static CheckResponse denied(
+      Code grpcCode, String code, StatusCode httpCode, String body) {
     return CheckResponse.newBuilder()
         .setStatus(Status.newBuilder().setCode(grpcCode.getNumber()).setMessage(code))
-        .setDeniedResponse(DeniedHttpResponse.newBuilder()
-            .setStatus(HttpStatus.newBuilder().setCode(httpCode))
-            .addHeaders(header("content-type", "application/json",
-                HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
-            .setBody(body))
+        .setDeniedResponse(
+            DeniedHttpResponse.newBuilder()
+                .setStatus(HttpStatus.newBuilder().setCode(httpCode))
+                .addHeaders(
+                    header(
+                        "content-type",
+                        "application/json",
+                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+                .setBody(body))
         .build();
   }
 
@@ -177,7 +237,8 @@ public final class CheckResponses {
       CheckResponse[] byProvider = new CheckResponse[Provider.values().length + 1];
       for (int i = 0; i < byProvider.length; i++) {
         Provider p = i < Provider.values().length ? Provider.values()[i] : null;
-        byProvider[i] = denied(Code.PERMISSION_DENIED, error.code(), StatusCode.Forbidden, error.body(p));
+        byProvider[i] =
+            denied(Code.PERMISSION_DENIED, error.code(), StatusCode.Forbidden, error.body(p));
       }
       all[row.index()] = byProvider;
     }
@@ -186,8 +247,9 @@ public final class CheckResponses {
 
   /** The error body in the provider's own shape (see {@link ProviderError#body}). */
   static String body(Provider p, Denial d) {
-    return new ProviderError(d.http, d.grpcCode.name(), d.code, d.message, openAiType(d),
-        anthropicType(d)).body(p);
+    return new ProviderError(
+            d.http, d.grpcCode.name(), d.code, d.message, openAiType(d), anthropicType(d))
+        .body(p);
   }
 
   private static String openAiType(Denial d) {

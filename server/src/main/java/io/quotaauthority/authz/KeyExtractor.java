@@ -28,8 +28,10 @@ public final class KeyExtractor {
     AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
     Map<String, String> headers = http.getHeadersMap();
     List<HeaderValue> raw = http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of();
-    return ProviderClassifier.classify(attributes.getContextExtensionsMap().get("provider"),
-        path(http, headers, raw), header(headers, raw, "anthropic-version") != null);
+    return ProviderClassifier.classify(
+        attributes.getContextExtensionsMap().get("provider"),
+        path(http, headers, raw),
+        header(headers, raw, "anthropic-version") != null);
   }
 
   /**
@@ -63,23 +65,29 @@ public final class KeyExtractor {
     return null;
   }
 
-  /** The request method: Envoy's {@code method} field, else the {@code :method} header (or null). */
+  /**
+   * The request method: Envoy's {@code method} field, else the {@code :method} header (or null).
+   */
   public static String method(AttributeContext.HttpRequest http) {
     if (!http.getMethod().isEmpty()) {
       return http.getMethod();
     }
-    return header(http.getHeadersMap(),
-        http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of(), ":method");
+    return header(
+        http.getHeadersMap(),
+        http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of(),
+        ":method");
   }
 
   /** The request path with its query: Envoy's {@code path} field, else the {@code :path} header. */
   public static String path(AttributeContext.HttpRequest http) {
-    return path(http, http.getHeadersMap(),
+    return path(
+        http,
+        http.getHeadersMap(),
         http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of());
   }
 
-  private static String path(AttributeContext.HttpRequest http, Map<String, String> headers,
-      List<HeaderValue> raw) {
+  private static String path(
+      AttributeContext.HttpRequest http, Map<String, String> headers, List<HeaderValue> raw) {
     if (!http.getPath().isEmpty()) {
       return http.getPath();
     }
@@ -97,7 +105,9 @@ public final class KeyExtractor {
       if (h.getKey().equalsIgnoreCase(name)) {
         // raw_value holds bytes that need not be UTF-8; ISO-8859-1 maps each byte to one char,
         // so odd bytes survive as characters that simply never match a key.
-        return h.getRawValue().isEmpty() ? h.getValue() : h.getRawValue().toString(StandardCharsets.ISO_8859_1);
+        return h.getRawValue().isEmpty()
+            ? h.getValue()
+            : h.getRawValue().toString(StandardCharsets.ISO_8859_1);
       }
     }
     return null;
@@ -131,7 +141,10 @@ public final class KeyExtractor {
       int amp = path.indexOf('&', i);
       int end = amp < 0 ? path.length() : amp;
       int eq = path.indexOf('=', i);
-      if (eq > i && eq < end && path.regionMatches(i, name, 0, name.length()) && eq - i == name.length()) {
+      if (eq > i
+          && eq < end
+          && path.regionMatches(i, name, 0, name.length())
+          && eq - i == name.length()) {
         try {
           return URLDecoder.decode(path.substring(eq + 1, end), StandardCharsets.UTF_8);
         } catch (IllegalArgumentException malformed) {

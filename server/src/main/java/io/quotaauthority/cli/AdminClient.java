@@ -26,7 +26,8 @@ public final class AdminClient implements AutoCloseable {
   private final String target;
   private final String tokenSource;
 
-  private AdminClient(ManagedChannel channel, KeyAdminServiceBlockingStub stub, String target, String tokenSource) {
+  private AdminClient(
+      ManagedChannel channel, KeyAdminServiceBlockingStub stub, String target, String tokenSource) {
     this.channel = channel;
     this.stub = stub;
     this.target = target;
@@ -38,14 +39,19 @@ public final class AdminClient implements AutoCloseable {
    * @param tokenSource where the token came from, named when the server refuses it
    * @param actor the OS user, recorded by the server in the audit and its log line
    */
-  public static AdminClient connect(String target, ChannelCredentials credentials, String token,
-      String tokenSource, String actor) {
+  public static AdminClient connect(
+      String target,
+      ChannelCredentials credentials,
+      String token,
+      String tokenSource,
+      String actor) {
     ManagedChannel channel = Grpc.newChannelBuilder(target, credentials).build();
     Metadata headers = new Metadata();
     headers.put(BearerTokenInterceptor.AUTHORIZATION, "Bearer " + token);
     headers.put(BearerTokenInterceptor.ACTOR, sanitize(actor));
-    KeyAdminServiceBlockingStub stub = KeyAdminServiceGrpc.newBlockingStub(channel)
-        .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers));
+    KeyAdminServiceBlockingStub stub =
+        KeyAdminServiceGrpc.newBlockingStub(channel)
+            .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers));
     return new AdminClient(channel, stub, target, tokenSource);
   }
 

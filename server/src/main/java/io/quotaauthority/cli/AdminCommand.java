@@ -11,14 +11,11 @@ import picocli.CommandLine.Spec;
  * with the {@link AdminOptions} and runs.
  */
 abstract class AdminCommand implements Callable<Integer> {
-  @Mixin
-  HelpOption help;
+  @Mixin HelpOption help;
 
-  @Mixin
-  AdminOptions connection;
+  @Mixin AdminOptions connection;
 
-  @Spec
-  CommandSpec spec;
+  @Spec CommandSpec spec;
 
   /** Validates and converts arguments before any connection; throw CliException(USAGE) if wrong. */
   void prepare(CliContext ctx) {}

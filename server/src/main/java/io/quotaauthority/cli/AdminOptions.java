@@ -13,32 +13,49 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
-/** How the admin commands reach the server: address, token and TLS. Mixed into every one of them. */
+/**
+ * How the admin commands reach the server: address, token and TLS. Mixed into every one of them.
+ */
 public final class AdminOptions {
   static final String DEFAULT_ADDR = "localhost:9192";
   static final String TOKEN_FILE = "admin-token";
 
-  @Option(names = "--admin-addr", paramLabel = "HOST:PORT",
+  @Option(
+      names = "--admin-addr",
+      paramLabel = "HOST:PORT",
       description = "Admin API address (default: $QUOTA_ADMIN_ADDR, else " + DEFAULT_ADDR + ").")
   String adminAddr;
 
-  @Option(names = "--token", paramLabel = "TOKEN",
-      description = "Admin token (default: $QUOTA_ADMIN_TOKEN, else the file $QUOTA_ADMIN_TOKEN_FILE, else"
-          + " the file <data dir>/admin-token)."
-          + " Prefer the variable or the file: a flag shows in the process list.")
+  @Option(
+      names = "--token",
+      paramLabel = "TOKEN",
+      description =
+          "Admin token (default: $QUOTA_ADMIN_TOKEN, else the file $QUOTA_ADMIN_TOKEN_FILE, else"
+              + " the file <data dir>/admin-token)."
+              + " Prefer the variable or the file: a flag shows in the process list.")
   String token;
 
-  @Option(names = "--data-dir", paramLabel = "DIR",
+  @Option(
+      names = "--data-dir",
+      paramLabel = "DIR",
       description = "Where the server keeps admin-token (default: $QUOTA_DATA_DIR, else ./data).")
   Path dataDir;
 
-  @Option(names = "--tls", description = "Connect with TLS, trusting the system's CAs (implied by --ca, --cert).")
+  @Option(
+      names = "--tls",
+      description = "Connect with TLS, trusting the system's CAs (implied by --ca, --cert).")
   boolean tls;
 
-  @Option(names = "--ca", paramLabel = "PEM", description = "Trust only this CA bundle for the server's certificate.")
+  @Option(
+      names = "--ca",
+      paramLabel = "PEM",
+      description = "Trust only this CA bundle for the server's certificate.")
   Path ca;
 
-  @Option(names = "--cert", paramLabel = "PEM", description = "Client certificate chain, for a server that requires mTLS.")
+  @Option(
+      names = "--cert",
+      paramLabel = "PEM",
+      description = "Client certificate chain, for a server that requires mTLS.")
   Path cert;
 
   @Option(names = "--key", paramLabel = "PEM", description = "Private key (PKCS#8 PEM) of --cert.")
@@ -63,7 +80,9 @@ public final class AdminOptions {
       // The server's own variable for its token file (e.g. a mounted secret): read the same way,
       // with the same checks, so the CLI beside the server needs no token typed either.
       try {
-        return new Token(SecretFile.read("QUOTA_ADMIN_TOKEN_FILE", Path.of(envFile.trim())), "QUOTA_ADMIN_TOKEN_FILE");
+        return new Token(
+            SecretFile.read("QUOTA_ADMIN_TOKEN_FILE", Path.of(envFile.trim())),
+            "QUOTA_ADMIN_TOKEN_FILE");
       } catch (ConfigException e) {
         throw new CliException(ExitCodes.AUTHENTICATION, e.getMessage(), e);
       }
@@ -74,8 +93,11 @@ public final class AdminOptions {
       dir = Path.of(envDir == null || envDir.isBlank() ? "./data" : envDir.trim());
     }
     Path file = dir.resolve(TOKEN_FILE);
-    String none = "no admin token: pass --token, set QUOTA_ADMIN_TOKEN, or point --data-dir at the"
-        + " server's data directory (no readable " + file + ")";
+    String none =
+        "no admin token: pass --token, set QUOTA_ADMIN_TOKEN, or point --data-dir at the"
+            + " server's data directory (no readable "
+            + file
+            + ")";
     try {
       String value = Files.readString(file, StandardCharsets.UTF_8).trim();
       if (value.isEmpty()) {
@@ -94,7 +116,9 @@ public final class AdminOptions {
       return Inputs.address("--admin-addr", adminAddr.trim());
     }
     String env = ctx.env().get("QUOTA_ADMIN_ADDR");
-    return env == null || env.isBlank() ? DEFAULT_ADDR : Inputs.address("QUOTA_ADMIN_ADDR", env.trim());
+    return env == null || env.isBlank()
+        ? DEFAULT_ADDR
+        : Inputs.address("QUOTA_ADMIN_ADDR", env.trim());
   }
 
   ChannelCredentials credentials() {
@@ -113,7 +137,8 @@ public final class AdminOptions {
         b.keyManager(cert.toFile(), key.toFile());
       }
     } catch (IOException | RuntimeException e) {
-      throw new CliException(ExitCodes.USAGE, "cannot read the TLS files (--ca, --cert, --key): " + e.getMessage(), e);
+      throw new CliException(
+          ExitCodes.USAGE, "cannot read the TLS files (--ca, --cert, --key): " + e.getMessage(), e);
     }
     return b.build();
   }
@@ -121,14 +146,19 @@ public final class AdminOptions {
   /**
    * A token must be printable ASCII without spaces (what a bearer token is made of). Anything else,
    * a tab pasted with it say, is refused here, before gRPC sees it: gRPC would print the whole
-   * header value, token included, in a warning. The message names where the token came from and
-   * the position, never the token.
+   * header value, token included, in a warning. The message names where the token came from and the
+   * position, never the token.
    */
   static Token printable(Token t) {
     int bad = VisibleAscii.firstInvalid(t.value());
     if (bad >= 0) {
-      throw new CliException(ExitCodes.AUTHENTICATION, "the admin token from " + t.source()
-          + " contains a character that is not printable ASCII (at position " + (bad + 1) + "); fix the token");
+      throw new CliException(
+          ExitCodes.AUTHENTICATION,
+          "the admin token from "
+              + t.source()
+              + " contains a character that is not printable ASCII (at position "
+              + (bad + 1)
+              + "); fix the token");
     }
     return t;
   }

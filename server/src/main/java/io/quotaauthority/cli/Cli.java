@@ -28,14 +28,16 @@ public final class Cli {
     cl.setCaseInsensitiveEnumValuesAllowed(true);
     cl.setUsageHelpAutoWidth(true);
     cl.setParameterExceptionHandler(Cli::usageError);
-    cl.setExecutionExceptionHandler((e, command, parseResult) -> Errors.report(e, command.getErr()));
+    cl.setExecutionExceptionHandler(
+        (e, command, parseResult) -> Errors.report(e, command.getErr()));
     ServeCommand.addSettingsHelp(cl.getSubcommands().get("serve"));
     return cl;
   }
 
   /** No command, or a first argument that is no command (e.g. {@code --db-url=...}): serve. */
   static String[] withDefaultCommand(CommandLine cl, String[] args) {
-    if (args.length > 0 && (cl.getSubcommands().containsKey(args[0]) || ROOT_OPTIONS.contains(args[0]))) {
+    if (args.length > 0
+        && (cl.getSubcommands().containsKey(args[0]) || ROOT_OPTIONS.contains(args[0]))) {
       return args;
     }
     String[] withServe = new String[args.length + 1];
@@ -46,8 +48,13 @@ public final class Cli {
 
   private static int usageError(ParameterException e, String[] args) {
     CommandLine c = e.getCommandLine();
-    c.getErr().println("error: " + Errors.oneLine(e.getMessage()) + " (see '"
-        + c.getCommandSpec().qualifiedName() + " --help')");
+    c.getErr()
+        .println(
+            "error: "
+                + Errors.oneLine(e.getMessage())
+                + " (see '"
+                + c.getCommandSpec().qualifiedName()
+                + " --help')");
     c.getErr().flush();
     return ExitCodes.USAGE;
   }

@@ -14,8 +14,10 @@ import java.util.Map;
 public record CliContext(Map<String, String> env, BufferedReader stdin, String user, Clock clock) {
 
   public static CliContext system() {
-    return new CliContext(System.getenv(),
+    return new CliContext(
+        System.getenv(),
         new BufferedReader(new InputStreamReader(System.in, Charset.defaultCharset())),
-        System.getProperty("user.name", "unknown"), Clock.systemUTC());
+        System.getProperty("user.name", "unknown"),
+        Clock.systemUTC());
   }
 }

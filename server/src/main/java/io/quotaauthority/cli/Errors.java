@@ -24,7 +24,8 @@ final class Errors {
       message = mapped.getMessage();
     } else {
       code = ExitCodes.ERROR;
-      message = t.getClass().getSimpleName() + (t.getMessage() == null ? "" : ": " + t.getMessage());
+      message =
+          t.getClass().getSimpleName() + (t.getMessage() == null ? "" : ": " + t.getMessage());
     }
     err.println("error: " + oneLine(message));
     err.flush();
@@ -44,14 +45,27 @@ final class Errors {
     return switch (s.getCode()) {
       case NOT_FOUND -> new CliException(ExitCodes.NOT_FOUND, description, e);
       case INVALID_ARGUMENT, OUT_OF_RANGE -> new CliException(ExitCodes.USAGE, description, e);
-      case UNAUTHENTICATED, PERMISSION_DENIED -> new CliException(ExitCodes.AUTHENTICATION,
-          "authentication failed (" + description + "); the admin token came from " + tokenSource, e);
-      case UNAVAILABLE -> new CliException(ExitCodes.ERROR,
-          "cannot reach the admin API at " + target + ": " + description + rootCause(e), e);
-      case DEADLINE_EXCEEDED -> new CliException(ExitCodes.ERROR,
-          "the admin API at " + target + " did not answer in time", e);
-      case UNIMPLEMENTED -> new CliException(ExitCodes.ERROR,
-          "the server at " + target + " does not implement this call yet (" + description + ")", e);
+      case UNAUTHENTICATED, PERMISSION_DENIED ->
+          new CliException(
+              ExitCodes.AUTHENTICATION,
+              "authentication failed ("
+                  + description
+                  + "); the admin token came from "
+                  + tokenSource,
+              e);
+      case UNAVAILABLE ->
+          new CliException(
+              ExitCodes.ERROR,
+              "cannot reach the admin API at " + target + ": " + description + rootCause(e),
+              e);
+      case DEADLINE_EXCEEDED ->
+          new CliException(
+              ExitCodes.ERROR, "the admin API at " + target + " did not answer in time", e);
+      case UNIMPLEMENTED ->
+          new CliException(
+              ExitCodes.ERROR,
+              "the server at " + target + " does not implement this call yet (" + description + ")",
+              e);
       default -> new CliException(ExitCodes.ERROR, s.getCode() + ": " + description, e);
     };
   }
@@ -64,7 +78,10 @@ final class Errors {
     while (root.getCause() != null && root.getCause() != root) {
       root = root.getCause();
     }
-    return " (" + root.getClass().getSimpleName() + (root.getMessage() == null ? "" : ": " + root.getMessage()) + ")";
+    return " ("
+        + root.getClass().getSimpleName()
+        + (root.getMessage() == null ? "" : ": " + root.getMessage())
+        + ")";
   }
 
   static String oneLine(String s) {

@@ -35,12 +35,17 @@ final class Inputs {
   static int count(String option, String text, int min, int max) {
     long n = AsciiDecimal.parse(text);
     if (n == AsciiDecimal.MALFORMED) {
-      throw new CliException(ExitCodes.USAGE, option + " must be a whole number (ASCII digits, no sign or"
-          + " leading zeros), got " + Shown.quoted(text));
+      throw new CliException(
+          ExitCodes.USAGE,
+          option
+              + " must be a whole number (ASCII digits, no sign or"
+              + " leading zeros), got "
+              + Shown.quoted(text));
     }
     if (n < min || n > max) { // TOO_LARGE is negative
-      throw new CliException(ExitCodes.USAGE, option + " must be between " + min + " and " + max + ", got "
-          + Shown.quoted(text));
+      throw new CliException(
+          ExitCodes.USAGE,
+          option + " must be between " + min + " and " + max + ", got " + Shown.quoted(text));
     }
     return (int) n;
   }
@@ -60,13 +65,18 @@ final class Inputs {
       int close = target.indexOf("]:");
       port = close < 0 ? null : target.substring(close + 2); // [::1]:9192
     } else if (target.indexOf(':') >= 0 && target.indexOf(':') == target.lastIndexOf(':')) {
-      port = target.substring(target.indexOf(':') + 1); // host:9192; a bare IPv6 literal has no port
+      port =
+          target.substring(target.indexOf(':') + 1); // host:9192; a bare IPv6 literal has no port
     }
     if (port != null) {
       long n = AsciiDecimal.parse(port);
       if (n < 1 || n > 65535) {
-        throw new CliException(ExitCodes.USAGE, source + " must be HOST:PORT with a port from 1 to 65535 (ASCII"
-            + " digits), got " + Shown.quoted(target));
+        throw new CliException(
+            ExitCodes.USAGE,
+            source
+                + " must be HOST:PORT with a port from 1 to 65535 (ASCII"
+                + " digits), got "
+                + Shown.quoted(target));
       }
     }
     return target;

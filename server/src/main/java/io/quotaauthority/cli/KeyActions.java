@@ -46,8 +46,10 @@ final class KeyActions {
     /** At least one field is set, or the usage error that says which could be. */
     Changes requireAny() {
       if (name == null && quotaUsd == null && expiresAt == null && status == null) {
-        throw new CliException(ExitCodes.USAGE, "nothing to update: give at least one of --name,"
-            + " --quota, --expires-in, --expires-at, --status");
+        throw new CliException(
+            ExitCodes.USAGE,
+            "nothing to update: give at least one of --name,"
+                + " --quota, --expires-in, --expires-at, --status");
       }
       return this;
     }
@@ -79,8 +81,14 @@ final class KeyActions {
     String token = "";
     do {
       String page = token;
-      ListKeysResponse r = client.call(s -> s.listKeys(
-          ListKeysRequest.newBuilder().setPageSize(pageSize).setPageToken(page).build()));
+      ListKeysResponse r =
+          client.call(
+              s ->
+                  s.listKeys(
+                      ListKeysRequest.newBuilder()
+                          .setPageSize(pageSize)
+                          .setPageToken(page)
+                          .build()));
       keys.addAll(r.getKeysList());
       token = r.getNextPageToken();
     } while (!token.isEmpty());
@@ -112,27 +120,47 @@ final class KeyActions {
       key.setStatus(c.status());
       mask.addPaths("status");
     }
-    ApiKey updated = client.call(s -> s.updateKey(
-        UpdateKeyRequest.newBuilder().setKey(key).setUpdateMask(mask).build())).getKey();
+    ApiKey updated =
+        client
+            .call(
+                s ->
+                    s.updateKey(
+                        UpdateKeyRequest.newBuilder().setKey(key).setUpdateMask(mask).build()))
+            .getKey();
     return show(updated, output);
   }
 
   int resetQuota(String id, boolean yes, Output output) {
     ApiKey key = fetch(id);
-    confirm(yes, "Reset the usage of key " + describe(key) + " (used " + key.getQuotaUsedUsd() + " USD) to 0?");
-    return show(client.call(s -> s.resetQuota(ResetQuotaRequest.newBuilder().setId(id).build())).getKey(), output);
+    confirm(
+        yes,
+        "Reset the usage of key "
+            + describe(key)
+            + " (used "
+            + key.getQuotaUsedUsd()
+            + " USD) to 0?");
+    return show(
+        client.call(s -> s.resetQuota(ResetQuotaRequest.newBuilder().setId(id).build())).getKey(),
+        output);
   }
 
   int delete(String id, boolean yes) {
     ApiKey key = fetch(id);
-    confirm(yes, "Delete key " + describe(key) + "? Requests with it are refused from then on; this cannot be undone.");
+    confirm(
+        yes,
+        "Delete key "
+            + describe(key)
+            + "? Requests with it are refused from then on; this cannot be undone.");
     client.call(s -> s.deleteKey(DeleteKeyRequest.newBuilder().setId(id).build()));
     out.println("deleted key " + id);
     return ExitCodes.OK;
   }
 
   int clearExpiration(String id, Output output) {
-    return show(client.call(s -> s.clearExpiration(ClearExpirationRequest.newBuilder().setId(id).build())).getKey(),
+    return show(
+        client
+            .call(s -> s.clearExpiration(ClearExpirationRequest.newBuilder().setId(id).build()))
+            .getKey(),
         output);
   }
 
@@ -143,13 +171,22 @@ final class KeyActions {
     do {
       String page = token;
       int size = limit == 0 ? 1000 : Math.min(1000, limit - events.size());
-      ListUsageResponse r = client.call(s -> s.listUsage(
-          ListUsageRequest.newBuilder().setKeyId(keyId).setPageSize(size).setPageToken(page).build()));
+      ListUsageResponse r =
+          client.call(
+              s ->
+                  s.listUsage(
+                      ListUsageRequest.newBuilder()
+                          .setKeyId(keyId)
+                          .setPageSize(size)
+                          .setPageToken(page)
+                          .build()));
       events.addAll(r.getEventsList());
       token = r.getNextPageToken();
     } while (!token.isEmpty() && (limit == 0 || events.size() < limit));
-    List<UsageEvent> shown = limit == 0 || events.size() <= limit ? events : events.subList(0, limit);
-    out.print(output == Output.JSON ? KeyFormat.jsonArray(shown) + "\n" : KeyFormat.usageTable(shown));
+    List<UsageEvent> shown =
+        limit == 0 || events.size() <= limit ? events : events.subList(0, limit);
+    out.print(
+        output == Output.JSON ? KeyFormat.jsonArray(shown) + "\n" : KeyFormat.usageTable(shown));
     return ExitCodes.OK;
   }
 
@@ -163,7 +200,12 @@ final class KeyActions {
   }
 
   private static String describe(ApiKey key) {
-    return key.getId() + " \"" + KeyFormat.clean(key.getName()) + "\" (" + key.getKeyPrefix() + "...)";
+    return key.getId()
+        + " \""
+        + KeyFormat.clean(key.getName())
+        + "\" ("
+        + key.getKeyPrefix()
+        + "...)";
   }
 
   /**
@@ -184,7 +226,8 @@ final class KeyActions {
     }
     if (answer == null) {
       err.println();
-      throw new CliException(ExitCodes.ERROR,
+      throw new CliException(
+          ExitCodes.ERROR,
           "no answer on standard input; nothing changed (pass --yes to confirm without a prompt)");
     }
     String a = answer.trim().toLowerCase(Locale.ROOT);

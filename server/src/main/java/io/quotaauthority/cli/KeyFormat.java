@@ -16,47 +16,73 @@ import java.util.Locale;
 
 /** How keys and usage look on the terminal (tables, field lists) and for scripts (JSON). */
 final class KeyFormat {
-  private static final JsonFormat.Printer JSON = JsonFormat.printer()
-      .preservingProtoFieldNames()
-      .includingDefaultValueFields();
+  private static final JsonFormat.Printer JSON =
+      JsonFormat.printer().preservingProtoFieldNames().includingDefaultValueFields();
 
   private KeyFormat() {}
 
   static String keyTable(List<ApiKey> keys) {
     List<String[]> rows = new ArrayList<>();
-    rows.add(new String[] {"ID", "NAME", "PREFIX", "STATUS", "QUOTA_USD", "USED_USD", "EXPIRES_AT"});
+    rows.add(
+        new String[] {"ID", "NAME", "PREFIX", "STATUS", "QUOTA_USD", "USED_USD", "EXPIRES_AT"});
     for (ApiKey k : keys) {
-      rows.add(new String[] {k.getId(), clean(k.getName()), k.getKeyPrefix(), status(k.getStatus()),
-          quota(k.getQuotaUsd()), k.getQuotaUsedUsd(), expires(k)});
+      rows.add(
+          new String[] {
+            k.getId(),
+            clean(k.getName()),
+            k.getKeyPrefix(),
+            status(k.getStatus()),
+            quota(k.getQuotaUsd()),
+            k.getQuotaUsedUsd(),
+            expires(k)
+          });
     }
     return table(rows);
   }
 
   static String usageTable(List<UsageEvent> events) {
     List<String[]> rows = new ArrayList<>();
-    rows.add(new String[] {"OCCURRED_AT", "REPORT_ID", "COST_USD", "MODEL", "INPUT_TOKENS", "OUTPUT_TOKENS",
-        "PROVIDER", "ESTIMATED"});
+    rows.add(
+        new String[] {
+          "OCCURRED_AT",
+          "REPORT_ID",
+          "COST_USD",
+          "MODEL",
+          "INPUT_TOKENS",
+          "OUTPUT_TOKENS",
+          "PROVIDER",
+          "ESTIMATED"
+        });
     for (UsageEvent e : events) {
       // ESTIMATED "yes": metering charged an estimate for a response cut before its final usage.
-      rows.add(new String[] {time(e.getOccurredAt()), clean(e.getReportId()), e.getCostUsd(), clean(e.getModel()),
-          Long.toString(e.getInputTokens()), Long.toString(e.getOutputTokens()),
-          e.getProvider().isEmpty() ? "-" : clean(e.getProvider()), e.getEstimated() ? "yes" : "no"});
+      rows.add(
+          new String[] {
+            time(e.getOccurredAt()),
+            clean(e.getReportId()),
+            e.getCostUsd(),
+            clean(e.getModel()),
+            Long.toString(e.getInputTokens()),
+            Long.toString(e.getOutputTokens()),
+            e.getProvider().isEmpty() ? "-" : clean(e.getProvider()),
+            e.getEstimated() ? "yes" : "no"
+          });
     }
     return table(rows);
   }
 
   /** One key as "field: value" lines. */
   static String keyDetails(ApiKey k) {
-    List<String[]> rows = List.of(
-        new String[] {"id:", k.getId()},
-        new String[] {"name:", clean(k.getName())},
-        new String[] {"prefix:", k.getKeyPrefix()},
-        new String[] {"status:", status(k.getStatus())},
-        new String[] {"quota_usd:", quota(k.getQuotaUsd())},
-        new String[] {"used_usd:", k.getQuotaUsedUsd()},
-        new String[] {"expires_at:", expires(k)},
-        new String[] {"created_at:", time(k.getCreatedAt())},
-        new String[] {"updated_at:", time(k.getUpdatedAt())});
+    List<String[]> rows =
+        List.of(
+            new String[] {"id:", k.getId()},
+            new String[] {"name:", clean(k.getName())},
+            new String[] {"prefix:", k.getKeyPrefix()},
+            new String[] {"status:", status(k.getStatus())},
+            new String[] {"quota_usd:", quota(k.getQuotaUsd())},
+            new String[] {"used_usd:", k.getQuotaUsedUsd()},
+            new String[] {"expires_at:", expires(k)},
+            new String[] {"created_at:", time(k.getCreatedAt())},
+            new String[] {"updated_at:", time(k.getUpdatedAt())});
     return table(rows);
   }
 
@@ -98,7 +124,9 @@ final class KeyFormat {
     if (t.getSeconds() == 0 && t.getNanos() == 0) {
       return "-";
     }
-    return Instant.ofEpochSecond(t.getSeconds(), t.getNanos()).truncatedTo(ChronoUnit.SECONDS).toString();
+    return Instant.ofEpochSecond(t.getSeconds(), t.getNanos())
+        .truncatedTo(ChronoUnit.SECONDS)
+        .toString();
   }
 
   /**

@@ -9,16 +9,26 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code keys create|list|get|update|reset-quota|delete|clear-expiration}: thin over KeyActions. */
-@Command(name = "keys", description = "Manage API keys through the admin API.",
-    subcommands = {KeysCommand.Create.class, KeysCommand.ListKeys.class, KeysCommand.Get.class,
-        KeysCommand.Update.class, KeysCommand.ResetQuota.class, KeysCommand.Delete.class,
-        KeysCommand.ClearExpiration.class})
+/**
+ * {@code keys create|list|get|update|reset-quota|delete|clear-expiration}: thin over KeyActions.
+ */
+@Command(
+    name = "keys",
+    description = "Manage API keys through the admin API.",
+    subcommands = {
+      KeysCommand.Create.class,
+      KeysCommand.ListKeys.class,
+      KeysCommand.Get.class,
+      KeysCommand.Update.class,
+      KeysCommand.ResetQuota.class,
+      KeysCommand.Delete.class,
+      KeysCommand.ClearExpiration.class
+    })
 final class KeysCommand {
-  @Mixin
-  HelpOption help;
+  @Mixin HelpOption help;
 
-  static final String EXPIRES_IN = "When it expires: 7d, 30d, 90d, <n>d, <n>h from now, or an RFC 3339 time.";
+  static final String EXPIRES_IN =
+      "When it expires: 7d, 30d, 90d, <n>d, <n>h from now, or an RFC 3339 time.";
 
   /**
    * {@code --quota ""} (an unset shell variable, say) is refused rather than sent: an empty amount
@@ -26,24 +36,35 @@ final class KeysCommand {
    */
   static void requireAmount(String quota) {
     if (quota != null && quota.isBlank()) {
-      throw new CliException(ExitCodes.USAGE, "--quota must not be empty: give an amount in USD, 0 for unlimited");
+      throw new CliException(
+          ExitCodes.USAGE, "--quota must not be empty: give an amount in USD, 0 for unlimited");
     }
   }
 
-  @Command(name = "create", description = "Create a key and print its secret (shown only this once).")
+  @Command(
+      name = "create",
+      description = "Create a key and print its secret (shown only this once).")
   static final class Create extends AdminCommand {
-    @Option(names = "--name", required = true, paramLabel = "NAME", description = "What the key is for.")
+    @Option(
+        names = "--name",
+        required = true,
+        paramLabel = "NAME",
+        description = "What the key is for.")
     String name;
 
-    @Option(names = "--quota", paramLabel = "USD", description = "Quota in US dollars, e.g. 10 or 2.50;"
-        + " unset or 0: unlimited.")
+    @Option(
+        names = "--quota",
+        paramLabel = "USD",
+        description = "Quota in US dollars, e.g. 10 or 2.50;" + " unset or 0: unlimited.")
     String quota;
 
-    @Option(names = "--expires-in", paramLabel = "WHEN", description = EXPIRES_IN + " Unset: never.")
+    @Option(
+        names = "--expires-in",
+        paramLabel = "WHEN",
+        description = EXPIRES_IN + " Unset: never.")
     String expiresIn;
 
-    @Mixin
-    OutputOption output;
+    @Mixin OutputOption output;
 
     private Instant expiresAt;
 
@@ -51,7 +72,8 @@ final class KeysCommand {
     void prepare(CliContext ctx) {
       Inputs.name("--name", name);
       requireAmount(quota);
-      expiresAt = expiresIn == null ? null : Expiry.parse("--expires-in", expiresIn, ctx.clock().instant());
+      expiresAt =
+          expiresIn == null ? null : Expiry.parse("--expires-in", expiresIn, ctx.clock().instant());
     }
 
     @Override
@@ -62,13 +84,16 @@ final class KeysCommand {
 
   @Command(name = "list", description = "List every key (all pages).")
   static final class ListKeys extends AdminCommand {
-    // A String, read by Inputs.count: picocli's int conversion would take "+5" and non-ASCII digits.
-    @Option(names = "--page-size", paramLabel = "N", defaultValue = "500",
+    // A String, read by Inputs.count: picocli's int conversion would take "+5" and non-ASCII
+    // digits.
+    @Option(
+        names = "--page-size",
+        paramLabel = "N",
+        defaultValue = "500",
         description = "Keys fetched per call, 1..1000 (default: ${DEFAULT-VALUE}).")
     String pageSize;
 
-    @Mixin
-    OutputOption output;
+    @Mixin OutputOption output;
 
     private int size;
 
@@ -88,8 +113,7 @@ final class KeysCommand {
     @Parameters(paramLabel = "ID", description = "The key's id.")
     String id;
 
-    @Mixin
-    OutputOption output;
+    @Mixin OutputOption output;
 
     @Override
     void prepare(CliContext ctx) {
@@ -102,7 +126,9 @@ final class KeysCommand {
     }
   }
 
-  @Command(name = "update", description = "Change a key's name, quota, expiry or status; what is not given stays.")
+  @Command(
+      name = "update",
+      description = "Change a key's name, quota, expiry or status; what is not given stays.")
   static final class Update extends AdminCommand {
     @Parameters(paramLabel = "ID", description = "The key's id.")
     String id;
@@ -110,7 +136,10 @@ final class KeysCommand {
     @Option(names = "--name", paramLabel = "NAME", description = "New name.")
     String name;
 
-    @Option(names = "--quota", paramLabel = "USD", description = "New quota in US dollars; 0: unlimited.")
+    @Option(
+        names = "--quota",
+        paramLabel = "USD",
+        description = "New quota in US dollars; 0: unlimited.")
     String quota;
 
     @ArgGroup(exclusive = true)
@@ -119,8 +148,7 @@ final class KeysCommand {
     @Option(names = "--status", paramLabel = "STATUS", description = "active or disabled.")
     Status status;
 
-    @Mixin
-    OutputOption output;
+    @Mixin OutputOption output;
 
     enum Status {
       ACTIVE,
@@ -131,8 +159,12 @@ final class KeysCommand {
       @Option(names = "--expires-in", paramLabel = "WHEN", description = EXPIRES_IN)
       String in;
 
-      @Option(names = "--expires-at", paramLabel = "TIME", description = "When it expires, RFC 3339"
-          + " (2030-01-31T00:00:00Z). To make a key never expire use clear-expiration.")
+      @Option(
+          names = "--expires-at",
+          paramLabel = "TIME",
+          description =
+              "When it expires, RFC 3339"
+                  + " (2030-01-31T00:00:00Z). To make a key never expire use clear-expiration.")
       String at;
     }
 
@@ -151,8 +183,12 @@ final class KeysCommand {
       } else if (expiry != null && expiry.at != null) {
         expiresAt = Expiry.time("--expires-at", expiry.at);
       }
-      KeyStatus s = status == null ? null
-          : status == Status.ACTIVE ? KeyStatus.KEY_STATUS_ACTIVE : KeyStatus.KEY_STATUS_DISABLED;
+      KeyStatus s =
+          status == null
+              ? null
+              : status == Status.ACTIVE
+                  ? KeyStatus.KEY_STATUS_ACTIVE
+                  : KeyStatus.KEY_STATUS_DISABLED;
       // Checked here too, so a bare `keys update 7` fails before any connection is made.
       changes = new KeyActions.Changes(name, quota, expiresAt, s).requireAny();
     }
@@ -168,11 +204,12 @@ final class KeysCommand {
     @Parameters(paramLabel = "ID", description = "The key's id.")
     String id;
 
-    @Option(names = {"-y", "--yes"}, description = "Do not ask for confirmation.")
+    @Option(
+        names = {"-y", "--yes"},
+        description = "Do not ask for confirmation.")
     boolean yes;
 
-    @Mixin
-    OutputOption output;
+    @Mixin OutputOption output;
 
     @Override
     void prepare(CliContext ctx) {
@@ -185,12 +222,16 @@ final class KeysCommand {
     }
   }
 
-  @Command(name = "delete", description = "Delete a key: requests with it are refused from then on (asks first).")
+  @Command(
+      name = "delete",
+      description = "Delete a key: requests with it are refused from then on (asks first).")
   static final class Delete extends AdminCommand {
     @Parameters(paramLabel = "ID", description = "The key's id.")
     String id;
 
-    @Option(names = {"-y", "--yes"}, description = "Do not ask for confirmation.")
+    @Option(
+        names = {"-y", "--yes"},
+        description = "Do not ask for confirmation.")
     boolean yes;
 
     @Override
@@ -209,8 +250,7 @@ final class KeysCommand {
     @Parameters(paramLabel = "ID", description = "The key's id.")
     String id;
 
-    @Mixin
-    OutputOption output;
+    @Mixin OutputOption output;
 
     @Override
     void prepare(CliContext ctx) {

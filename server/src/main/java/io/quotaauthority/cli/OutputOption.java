@@ -4,7 +4,10 @@ import picocli.CommandLine.Option;
 
 /** -o/--output text|json. */
 public final class OutputOption {
-  @Option(names = {"-o", "--output"}, paramLabel = "FORMAT", defaultValue = "text",
+  @Option(
+      names = {"-o", "--output"},
+      paramLabel = "FORMAT",
+      defaultValue = "text",
       description = "text (default, for people) or json (for scripts).")
   Output output;
 }

@@ -5,19 +5,30 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 
 /** {@code quota-authority [serve|keys|usage] ...}; with no command, serve. */
-@Command(name = "quota-authority",
+@Command(
+    name = "quota-authority",
     description = {
-        "Per-API-key USD quotas and expiry for LLM traffic through Envoy.",
-        "Without a command it runs 'serve'. The other commands talk to a running server's admin API."},
+      "Per-API-key USD quotas and expiry for LLM traffic through Envoy.",
+      "Without a command it runs 'serve'. The other commands talk to a running server's admin API."
+    },
     subcommands = {ServeCommand.class, KeysCommand.class, UsageCommand.class, TokensCommand.class},
     versionProvider = RootCommand.Version.class,
-    footer = {"", "Exit codes: 0 ok, 1 error, 2 usage error, 3 not found, 4 authentication.",
-        "Run 'quota-authority COMMAND --help' for a command's options."})
+    footer = {
+      "",
+      "Exit codes: 0 ok, 1 error, 2 usage error, 3 not found, 4 authentication.",
+      "Run 'quota-authority COMMAND --help' for a command's options."
+    })
 public final class RootCommand {
-  @Option(names = {"-h", "--help"}, usageHelp = true, description = "Show this help and exit.")
+  @Option(
+      names = {"-h", "--help"},
+      usageHelp = true,
+      description = "Show this help and exit.")
   boolean help;
 
-  @Option(names = {"-V", "--version"}, versionHelp = true, description = "Print the version and exit.")
+  @Option(
+      names = {"-V", "--version"},
+      versionHelp = true,
+      description = "Print the version and exit.")
   boolean version;
 
   private final CliContext context;

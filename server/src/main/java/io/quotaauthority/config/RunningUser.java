@@ -15,7 +15,8 @@ final class RunningUser {
 
   private static long lookup() {
     try {
-      // jdk.security.auth is part of every JDK and JRE image; it reads getuid() without JNI of ours.
+      // jdk.security.auth is part of every JDK and JRE image; it reads getuid() without JNI of
+      // ours.
       return new UnixSystem().getUid();
     } catch (LinkageError | RuntimeException e) {
       return -1;

@@ -2,6 +2,7 @@ package io.quotaauthority.config;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
@@ -13,7 +14,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
-import java.nio.ByteBuffer;
 import java.util.EnumSet;
 import java.util.Set;
 
@@ -28,15 +28,20 @@ public final class SecretFile {
   /** Far above any token or list of digests; stops a wrong path (a log, a disk image) early. */
   static final int MAX_BYTES = 1024 * 1024;
 
-  private static final Set<PosixFilePermission> GROUP_OR_OTHERS = EnumSet.of(
-      PosixFilePermission.GROUP_READ, PosixFilePermission.GROUP_WRITE, PosixFilePermission.GROUP_EXECUTE,
-      PosixFilePermission.OTHERS_READ, PosixFilePermission.OTHERS_WRITE, PosixFilePermission.OTHERS_EXECUTE);
+  private static final Set<PosixFilePermission> GROUP_OR_OTHERS =
+      EnumSet.of(
+          PosixFilePermission.GROUP_READ,
+          PosixFilePermission.GROUP_WRITE,
+          PosixFilePermission.GROUP_EXECUTE,
+          PosixFilePermission.OTHERS_READ,
+          PosixFilePermission.OTHERS_WRITE,
+          PosixFilePermission.OTHERS_EXECUTE);
 
   private SecretFile() {}
 
   /**
-   * The file's text with trailing newlines removed (a Kubernetes secret or {@code echo > file}
-   * ends with one).
+   * The file's text with trailing newlines removed (a Kubernetes secret or {@code echo > file} ends
+   * with one).
    *
    * @param setting what the file is for, e.g. "QUOTA_ADMIN_TOKEN_FILE": the start of every error
    */
@@ -61,17 +66,21 @@ public final class SecretFile {
   public static String readRaw(String setting, Path file) {
     checkSafe(setting, file);
     // NOFOLLOW_LINKS (O_NOFOLLOW) again at open: a symlink swapped in after the check still fails.
-    try (InputStream in = Channels.newInputStream(Files.newByteChannel(file,
-        Set.of(StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)))) {
+    try (InputStream in =
+        Channels.newInputStream(
+            Files.newByteChannel(
+                file, Set.of(StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)))) {
       byte[] bytes = in.readNBytes(MAX_BYTES + 1);
       if (bytes.length > MAX_BYTES) {
         throw refused(setting, file, "is larger than " + MAX_BYTES / 1024 + " KiB");
       }
       try {
-        return StandardCharsets.UTF_8.newDecoder()
+        return StandardCharsets.UTF_8
+            .newDecoder()
             .onMalformedInput(CodingErrorAction.REPORT)
             .onUnmappableCharacter(CodingErrorAction.REPORT)
-            .decode(ByteBuffer.wrap(bytes)).toString();
+            .decode(ByteBuffer.wrap(bytes))
+            .toString();
       } catch (CharacterCodingException e) {
         throw refused(setting, file, "is not UTF-8 text");
       }
@@ -103,14 +112,24 @@ public final class SecretFile {
     long owner = uid(file);
     long self = RunningUser.uid();
     if (owner >= 0 && self >= 0 && owner != self) {
-      throw refused(setting, file, "is owned by uid " + owner + ", not by the user running the server (uid "
-          + self + "); chown it");
+      throw refused(
+          setting,
+          file,
+          "is owned by uid "
+              + owner
+              + ", not by the user running the server (uid "
+              + self
+              + "); chown it");
     }
     Set<PosixFilePermission> loose = EnumSet.copyOf(attributes.permissions());
     loose.retainAll(GROUP_OR_OTHERS);
     if (!loose.isEmpty()) {
-      throw refused(setting, file, "is readable or writable by group or others (mode "
-          + octal(attributes.permissions()) + "); chmod 600 it");
+      throw refused(
+          setting,
+          file,
+          "is readable or writable by group or others (mode "
+              + octal(attributes.permissions())
+              + "); chmod 600 it");
     }
   }
 

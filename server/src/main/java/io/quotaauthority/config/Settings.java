@@ -1,33 +1,33 @@
 package io.quotaauthority.config;
 
-import java.lang.reflect.Field;
-import java.lang.reflect.Modifier;
-import java.util.Arrays;
-import java.util.Set;
-import java.util.regex.Pattern;
-import java.util.stream.Collectors;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.text.AsciiDecimal;
 import io.quotaauthority.text.Shown;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
 import java.math.BigDecimal;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.function.Consumer;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The server's configuration, resolved once at start and immutable: a flag wins over the environment, which wins
- * over the default ({@link Setting} documents each field). A bad value throws {@link
- * ConfigException} with one line naming the setting.
+ * The server's configuration, resolved once at start and immutable: a flag wins over the
+ * environment, which wins over the default ({@link Setting} documents each field). A bad value
+ * throws {@link ConfigException} with one line naming the setting.
  */
 public final class Settings {
   private final Optional<String> dbUrl;
@@ -75,10 +75,11 @@ public final class Settings {
   }
 
   /**
-   * Like {@link #load(Map, List)}, but warnings go to {@code warnings}: {@code serve} logs them once
-   * the log format is set, so they come out in that format.
+   * Like {@link #load(Map, List)}, but warnings go to {@code warnings}: {@code serve} logs them
+   * once the log format is set, so they come out in that format.
    */
-  public static Settings load(Map<String, String> env, List<String> args, Consumer<String> warnings) {
+  public static Settings load(
+      Map<String, String> env, List<String> args, Consumer<String> warnings) {
     Flags flags = Flags.parse(args);
     Map<Setting, String> raw = new EnumMap<>(Setting.class);
     for (Setting s : Setting.values()) {
@@ -89,15 +90,21 @@ public final class Settings {
         String direct = flags.values.containsKey(s) ? s.flag() : s.env();
         if (flags.values.containsKey(s) && !isBlank(flags.values.get(s))) {
           // The value itself is never part of the warning, only the flag's name.
-          warnings.accept(s.flag() + " puts a secret on the command line, where every local user can read"
-              + " it (ps, /proc/<pid>/cmdline); use " + s.env() + " or " + s.fileEnv() + " instead");
+          warnings.accept(
+              s.flag()
+                  + " puts a secret on the command line, where every local user can read"
+                  + " it (ps, /proc/<pid>/cmdline); use "
+                  + s.env()
+                  + " or "
+                  + s.fileEnv()
+                  + " instead");
         }
         String fileSource = flags.files.containsKey(s) ? s.fileFlag() : s.fileEnv();
         String file = flags.files.containsKey(s) ? flags.files.get(s) : env.get(s.fileEnv());
         if (!isBlank(file)) {
           if (!isBlank(value)) {
-            throw new ConfigException(direct + " and " + fileSource + " are both set; give "
-                + s.env() + " one way only");
+            throw new ConfigException(
+                direct + " and " + fileSource + " are both set; give " + s.env() + " one way only");
           }
           raw.put(s, secretFromFile(s, fileSource, Path.of(file.trim())));
         }
@@ -128,7 +135,10 @@ public final class Settings {
     return v == null || v.isBlank();
   }
 
-  /** The command line: {@code --flag value} or {@code --flag=value}, secrets' {@code -file} flags apart. */
+  /**
+   * The command line: {@code --flag value} or {@code --flag=value}, secrets' {@code -file} flags
+   * apart.
+   */
   private record Flags(Map<Setting, String> values, Map<Setting, String> files) {
     static Flags parse(List<String> args) {
       Flags f = new Flags(new EnumMap<>(Setting.class), new EnumMap<>(Setting.class));
@@ -188,19 +198,27 @@ public final class Settings {
       throw new ConfigException("QUOTA_TLS_CLIENT_CA needs QUOTA_TLS_CERT and QUOTA_TLS_KEY");
     }
     if (s.authzPort != 0 && s.authzPort == s.adminPort) {
-      throw new ConfigException("QUOTA_ADMIN_PORT must differ from QUOTA_AUTHZ_PORT (" + s.authzPort + ")");
+      throw new ConfigException(
+          "QUOTA_ADMIN_PORT must differ from QUOTA_AUTHZ_PORT (" + s.authzPort + ")");
     }
     // The metering listener is a server of its own: it cannot share a port with the other two.
     if (s.meteringPort != 0 && (s.meteringPort == s.authzPort || s.meteringPort == s.adminPort)) {
-      throw new ConfigException("QUOTA_METERING_PORT must differ from QUOTA_AUTHZ_PORT and QUOTA_ADMIN_PORT ("
-          + s.meteringPort + ")");
+      throw new ConfigException(
+          "QUOTA_METERING_PORT must differ from QUOTA_AUTHZ_PORT and QUOTA_ADMIN_PORT ("
+              + s.meteringPort
+              + ")");
     }
     // Checked here, before the database is opened or migrated: otherwise the clash shows only
-    // when the ops listener binds, as a bare "Address already in use". 0 (off) clashes with nothing.
-    if (s.metricsPort != 0 && (s.metricsPort == s.authzPort || s.metricsPort == s.adminPort
-        || s.metricsPort == s.meteringPort)) {
-      throw new ConfigException("QUOTA_METRICS_PORT must differ from QUOTA_AUTHZ_PORT, QUOTA_ADMIN_PORT and QUOTA_METERING_PORT ("
-          + s.metricsPort + ")");
+    // when the ops listener binds, as a bare "Address already in use". 0 (off) clashes with
+    // nothing.
+    if (s.metricsPort != 0
+        && (s.metricsPort == s.authzPort
+            || s.metricsPort == s.adminPort
+            || s.metricsPort == s.meteringPort)) {
+      throw new ConfigException(
+          "QUOTA_METRICS_PORT must differ from QUOTA_AUTHZ_PORT, QUOTA_ADMIN_PORT and QUOTA_METERING_PORT ("
+              + s.metricsPort
+              + ")");
     }
     return s;
   }
@@ -221,19 +239,25 @@ public final class Settings {
     this.reporterToken = optional(raw.get(Setting.REPORTER_TOKEN));
     this.meteringToken = optional(raw.get(Setting.METERING_TOKEN));
     this.cacheMaxKeys = intIn(raw, Setting.CACHE_MAX_KEYS, 1, Integer.MAX_VALUE);
-    this.negativeCacheTtl = duration(raw, Setting.NEGATIVE_CACHE_TTL, Duration.ofMillis(1), Duration.ofHours(1));
-    // Each refresh reads every cached key: more often than 10 times a second is a load, not a bound.
-    this.refreshInterval = duration(raw, Setting.REFRESH_INTERVAL, Duration.ofMillis(100), Duration.ofHours(1));
+    this.negativeCacheTtl =
+        duration(raw, Setting.NEGATIVE_CACHE_TTL, Duration.ofMillis(1), Duration.ofHours(1));
+    // Each refresh reads every cached key: more often than 10 times a second is a load, not a
+    // bound.
+    this.refreshInterval =
+        duration(raw, Setting.REFRESH_INTERVAL, Duration.ofMillis(100), Duration.ofHours(1));
     // Reports wait this long for their group: beyond 10 s streams would stall on acks.
-    this.usageCommitInterval = duration(raw, Setting.USAGE_COMMIT_INTERVAL, Duration.ofMillis(1), Duration.ofSeconds(10));
+    this.usageCommitInterval =
+        duration(raw, Setting.USAGE_COMMIT_INTERVAL, Duration.ofMillis(1), Duration.ofSeconds(10));
     this.usageCommitMax = intIn(raw, Setting.USAGE_COMMIT_MAX, 1, 100_000);
     this.usageQueueMax = intIn(raw, Setting.USAGE_QUEUE_MAX, 1, 10_000_000);
     // Capped so the deadline in nanoseconds cannot overflow (2562048h did) and a stop ends.
-    this.shutdownTimeout = duration(raw, Setting.SHUTDOWN_TIMEOUT, Duration.ofMillis(1), Duration.ofHours(1));
+    this.shutdownTimeout =
+        duration(raw, Setting.SHUTDOWN_TIMEOUT, Duration.ofMillis(1), Duration.ofHours(1));
     this.pricesFile = optional(raw.get(Setting.PRICES_FILE)).map(Path::of);
     // Empty is meaningful here (refuse unpriced models to keys with a quota), not a default.
-    this.unpricedModelUsdPerMtok = optional(raw.get(Setting.UNPRICED_MODEL_USD_PER_MTOK))
-        .map(v -> money(Setting.UNPRICED_MODEL_USD_PER_MTOK, v));
+    this.unpricedModelUsdPerMtok =
+        optional(raw.get(Setting.UNPRICED_MODEL_USD_PER_MTOK))
+            .map(v -> money(Setting.UNPRICED_MODEL_USD_PER_MTOK, v));
     this.logFormat = logFormat(raw);
     this.tlsCert = optional(raw.get(Setting.TLS_CERT)).map(Path::of);
     this.tlsKey = optional(raw.get(Setting.TLS_KEY)).map(Path::of);
@@ -359,10 +383,10 @@ public final class Settings {
   }
 
   /** Every field, in declaration order: what toString shows and equals compares. */
-  private static final List<Field> FIELDS = Arrays.stream(
-          Settings.class.getDeclaredFields())
-      .filter(f -> !Modifier.isStatic(f.getModifiers()))
-      .toList();
+  private static final List<Field> FIELDS =
+      Arrays.stream(Settings.class.getDeclaredFields())
+          .filter(f -> !Modifier.isStatic(f.getModifiers()))
+          .toList();
 
   private List<Object> values() {
     List<Object> values = new ArrayList<>(FIELDS.size());
@@ -385,7 +409,10 @@ public final class Settings {
       String name = FIELDS.get(i).getName();
       Object value = values.get(i);
       if (SECRET_FIELDS.contains(name)) {
-        value = value instanceof Optional<?> o ? o.map(v -> "***") : ((String) value).isEmpty() ? "" : "***";
+        value =
+            value instanceof Optional<?> o
+                ? o.map(v -> "***")
+                : ((String) value).isEmpty() ? "" : "***";
       }
       sb.append(i > 0 ? ", " : "").append(name).append('=').append(value);
     }
@@ -403,13 +430,17 @@ public final class Settings {
   }
 
   /** The fields of every {@link Setting#secret}: DB_PASSWORD's is dbPassword, and so on. */
-  private static final Set<String> SECRET_FIELDS = Arrays.stream(Setting.values())
-      .filter(Setting::secret).map(Settings::componentName).collect(Collectors.toSet());
+  private static final Set<String> SECRET_FIELDS =
+      Arrays.stream(Setting.values())
+          .filter(Setting::secret)
+          .map(Settings::componentName)
+          .collect(Collectors.toSet());
 
   private static String componentName(Setting s) {
     StringBuilder name = new StringBuilder();
     for (String part : s.name().toLowerCase(Locale.ROOT).split("_")) {
-      name.append(name.length() == 0 ? part : Character.toUpperCase(part.charAt(0)) + part.substring(1));
+      name.append(
+          name.length() == 0 ? part : Character.toUpperCase(part.charAt(0)) + part.substring(1));
     }
     return name.toString();
   }
@@ -436,8 +467,10 @@ public final class Settings {
     // ASCII digits only (AsciiDecimal): Integer.parseInt would also take "+1" and "١" as 1.
     long n = AsciiDecimal.parse(v);
     if (n == AsciiDecimal.MALFORMED) {
-      throw new ConfigException(s.env() + " must be a whole number (ASCII digits, no sign or leading zeros), got "
-          + Shown.quoted(v));
+      throw new ConfigException(
+          s.env()
+              + " must be a whole number (ASCII digits, no sign or leading zeros), got "
+              + Shown.quoted(v));
     }
     if (n < min || n > max) { // TOO_LARGE is negative, so it lands here too; v is plain digits
       throw new ConfigException(s.env() + " must be between " + min + " and " + max + ", got " + v);
@@ -446,8 +479,9 @@ public final class Settings {
   }
 
   private static final List<String> UNITS = List.of("ms", "s", "m", "h");
-  private static final List<Duration> UNIT_LENGTHS = List.of(Duration.ofMillis(1), Duration.ofSeconds(1),
-      Duration.ofMinutes(1), Duration.ofHours(1));
+  private static final List<Duration> UNIT_LENGTHS =
+      List.of(
+          Duration.ofMillis(1), Duration.ofSeconds(1), Duration.ofMinutes(1), Duration.ofHours(1));
 
   /** Durations as "250ms", "5s", "2m", "1h", within min..max (both stated in the setting's doc). */
   static Duration duration(Map<Setting, String> raw, Setting s, Duration min, Duration max) {
@@ -465,14 +499,25 @@ public final class Settings {
       }
       Duration perUnit = UNIT_LENGTHS.get(i);
       // Compared in units before multiplying, so a huge number is refused instead of overflowing.
-      if (n == AsciiDecimal.TOO_LARGE || n > max.dividedBy(perUnit) || perUnit.multipliedBy(n).compareTo(min) < 0) {
-        throw new ConfigException(s.env() + " must be between " + shown(min) + " and " + shown(max) + ", got "
-            + Shown.quoted(v));
+      if (n == AsciiDecimal.TOO_LARGE
+          || n > max.dividedBy(perUnit)
+          || perUnit.multipliedBy(n).compareTo(min) < 0) {
+        throw new ConfigException(
+            s.env()
+                + " must be between "
+                + shown(min)
+                + " and "
+                + shown(max)
+                + ", got "
+                + Shown.quoted(v));
       }
       return perUnit.multipliedBy(n);
     }
-    throw new ConfigException(s.env() + " must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign),"
-        + " got " + Shown.quoted(v));
+    throw new ConfigException(
+        s.env()
+            + " must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign),"
+            + " got "
+            + Shown.quoted(v));
   }
 
   /** A bound as the settings are written: "1ms", "10s", "1h". */
@@ -487,12 +532,13 @@ public final class Settings {
   }
 
   private static final Pattern IPV4 =
-      Pattern.compile("(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}");
+      Pattern.compile(
+          "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}");
   private static final Pattern IPV6 = Pattern.compile("[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
 
   /**
-   * An IP address literal (127.0.0.1, 0.0.0.0, ::1, ::), never a host name: a listen address
-   * must not depend on DNS at start, nor silently pick one of several addresses.
+   * An IP address literal (127.0.0.1, 0.0.0.0, ::1, ::), never a host name: a listen address must
+   * not depend on DNS at start, nor silently pick one of several addresses.
    */
   static InetAddress bindAddress(Map<Setting, String> raw, Setting s) {
     String v = nonEmpty(raw, s);
@@ -505,8 +551,8 @@ public final class Settings {
         // not a valid IPv6 literal: refused below
       }
     }
-    throw new ConfigException(s.env() + " must be an IP address such as 0.0.0.0, 127.0.0.1, :: or ::1, got '"
-        + v + "'");
+    throw new ConfigException(
+        s.env() + " must be an IP address such as 0.0.0.0, 127.0.0.1, :: or ::1, got '" + v + "'");
   }
 
   /** A USD amount by {@link Money}'s rule (the one every API follows), as a BigDecimal. */
@@ -515,7 +561,8 @@ public final class Settings {
       return Money.parse(s.env(), v);
     } catch (IllegalArgumentException e) {
       // Money's message quotes the raw text; a setting's names the variable and escapes it.
-      throw new ConfigException(s.env() + " must be a decimal USD amount like 1.5, got " + Shown.quoted(v));
+      throw new ConfigException(
+          s.env() + " must be a decimal USD amount like 1.5, got " + Shown.quoted(v));
     }
   }
 
@@ -524,7 +571,9 @@ public final class Settings {
     return switch (v) {
       case "text" -> LogFormat.TEXT;
       case "json" -> LogFormat.JSON;
-      default -> throw new ConfigException("QUOTA_LOG_FORMAT must be text or json, got " + Shown.quoted(v));
+      default ->
+          throw new ConfigException(
+              "QUOTA_LOG_FORMAT must be text or json, got " + Shown.quoted(v));
     };
   }
 }

@@ -37,7 +37,8 @@ public final class TokenFile {
       if (Files.exists(file, LinkOption.NOFOLLOW_LINKS)) {
         String token = SecretFile.withoutTrailingNewlines(SecretFile.readRaw(setting, file));
         if (token.isEmpty()) {
-          throw new ConfigException(setting + ": " + file + " is empty; delete it to have a new token generated");
+          throw new ConfigException(
+              setting + ": " + file + " is empty; delete it to have a new token generated");
         }
         Tokens.check(setting + ": " + file + ": the token", token);
         log.info("using the token in {}", file.toAbsolutePath());
@@ -57,13 +58,15 @@ public final class TokenFile {
       log.info("generated a new token into {} (mode 0600)", file.toAbsolutePath());
       return token;
     } catch (IOException e) {
-      throw new ConfigException("QUOTA_DATA_DIR: cannot read or create " + file + ": " + e.getMessage(), e);
+      throw new ConfigException(
+          "QUOTA_DATA_DIR: cannot read or create " + file + ": " + e.getMessage(), e);
     }
   }
 
   private static void createPrivateFile(Path file) throws IOException {
     try {
-      Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+      Files.createFile(
+          file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
     } catch (UnsupportedOperationException e) {
       Files.createFile(file);
     }

@@ -10,7 +10,8 @@ import java.util.Optional;
 /**
  * The one rule every bearer token meets, wherever it comes from (a setting, a secret file, a
  * generated file, {@code tokens hash}): at least {@value #MIN_LENGTH} characters, each printable
- * ASCII other than space (0x21..0x7E). Also how a token becomes the SHA-256 digest the server keeps.
+ * ASCII other than space (0x21..0x7E). Also how a token becomes the SHA-256 digest the server
+ * keeps.
  */
 public final class Tokens {
   /** 32 characters: with the generator's alphabets (hex, base64url) at least 128 bits. */
@@ -25,20 +26,27 @@ public final class Tokens {
   public static Optional<String> problem(String token) {
     int bad = VisibleAscii.firstInvalid(token);
     if (bad >= 0) {
-      return Optional.of("must be printable ASCII without spaces (character " + (bad + 1) + " is not)");
+      return Optional.of(
+          "must be printable ASCII without spaces (character " + (bad + 1) + " is not)");
     }
     if (token.length() < MIN_LENGTH) {
-      return Optional.of("must be at least " + MIN_LENGTH + " characters, got " + token.length()
-          + " (generate one with: openssl rand -hex 32)");
+      return Optional.of(
+          "must be at least "
+              + MIN_LENGTH
+              + " characters, got "
+              + token.length()
+              + " (generate one with: openssl rand -hex 32)");
     }
     return Optional.empty();
   }
 
   /** Throws {@link ConfigException} "{@code what} must be ..." when the token breaks the rule. */
   public static String check(String what, String token) {
-    problem(token).ifPresent(p -> {
-      throw new ConfigException(what + " " + p);
-    });
+    problem(token)
+        .ifPresent(
+            p -> {
+              throw new ConfigException(what + " " + p);
+            });
     return token;
   }
 

@@ -76,10 +76,13 @@ public final class BearerCredentials {
    */
   public Outcome check(String authorization, String claimedActor) {
     if (authorization == null) {
-      return new Outcome.Refused(Refusal.MISSING, "missing authorization: Bearer <" + role + " token>");
+      return new Outcome.Refused(
+          Refusal.MISSING, "missing authorization: Bearer <" + role + " token>");
     }
-    if (authorization.length() < 7 || !authorization.substring(0, 7).toLowerCase(Locale.ROOT).equals("bearer ")) {
-      return new Outcome.Refused(Refusal.MALFORMED, "authorization must be 'Bearer <" + role + " token>'");
+    if (authorization.length() < 7
+        || !authorization.substring(0, 7).toLowerCase(Locale.ROOT).equals("bearer ")) {
+      return new Outcome.Refused(
+          Refusal.MALFORMED, "authorization must be 'Bearer <" + role + " token>'");
     }
     // Digests have one length whatever was sent, and MessageDigest.isEqual takes the same time for
     // equal and unequal inputs; every credential is compared, with no exit at the first match, so

@@ -1,22 +1,22 @@
 package io.quotaauthority.grpc;
 
-import io.grpc.SecurityLevel;
-import io.grpc.ServiceDescriptor;
-import java.util.ArrayList;
-import java.util.List;
 import com.google.protobuf.Message;
 import io.grpc.Attributes;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
+import io.grpc.SecurityLevel;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerMethodDefinition;
 import io.grpc.ServerServiceDefinition;
+import io.grpc.ServiceDescriptor;
 import io.grpc.Status;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 
 /**
@@ -28,9 +28,9 @@ import java.util.Optional;
  *
  * <p>{@link #refuse} rebuilds a service so that each method receives the raw request bytes and
  * parses them itself, here, with the method's own marshaller: a failure closes the call through the
- * interceptors (and so is counted) with a description naming the field, e.g. {@code key.name is
- * not valid UTF-8}. Meant for the admin service, where requests are small; the Check path keeps
- * gRPC's direct parsing.
+ * interceptors (and so is counted) with a description naming the field, e.g. {@code key.name is not
+ * valid UTF-8}. Meant for the admin service, where requests are small; the Check path keeps gRPC's
+ * direct parsing.
  */
 public final class MalformedRequests {
   private MalformedRequests() {}
@@ -42,22 +42,25 @@ public final class MalformedRequests {
       methods.add(wrap(m));
     }
     // Same name and schema (server reflection still describes the service), raw request bytes.
-    ServiceDescriptor.Builder descriptor = ServiceDescriptor.newBuilder(original.getName())
-        .setSchemaDescriptor(original.getSchemaDescriptor());
+    ServiceDescriptor.Builder descriptor =
+        ServiceDescriptor.newBuilder(original.getName())
+            .setSchemaDescriptor(original.getSchemaDescriptor());
     methods.forEach(m -> descriptor.addMethod(m.getMethodDescriptor()));
     ServerServiceDefinition.Builder b = ServerServiceDefinition.builder(descriptor.build());
     methods.forEach(b::addMethod);
     return b.build();
   }
 
-  private static <Q, A> ServerMethodDefinition<byte[], A> wrap(ServerMethodDefinition<Q, A> original) {
+  private static <Q, A> ServerMethodDefinition<byte[], A> wrap(
+      ServerMethodDefinition<Q, A> original) {
     MethodDescriptor<Q, A> method = original.getMethodDescriptor();
-    MethodDescriptor<byte[], A> raw = method.toBuilder(BYTES, method.getResponseMarshaller()).build();
+    MethodDescriptor<byte[], A> raw =
+        method.toBuilder(BYTES, method.getResponseMarshaller()).build();
     return ServerMethodDefinition.create(raw, (call, headers) -> start(original, call, headers));
   }
 
-  private static <Q, A> ServerCall.Listener<byte[]> start(ServerMethodDefinition<Q, A> original,
-      ServerCall<byte[], A> call, Metadata headers) {
+  private static <Q, A> ServerCall.Listener<byte[]> start(
+      ServerMethodDefinition<Q, A> original, ServerCall<byte[], A> call, Metadata headers) {
     MethodDescriptor<Q, A> method = original.getMethodDescriptor();
     ServerCallHandler<Q, A> handler = original.getServerCallHandler();
     ServerCall.Listener<Q> delegate = handler.startCall(new Call<>(call, method), headers);
@@ -75,7 +78,8 @@ public final class MalformedRequests {
           request = method.parseRequest(new ByteArrayInputStream(bytes));
         } catch (RuntimeException e) {
           refused = true;
-          call.close(Status.INVALID_ARGUMENT.withDescription(describe(method, bytes)), new Metadata());
+          call.close(
+              Status.INVALID_ARGUMENT.withDescription(describe(method, bytes)), new Metadata());
           return;
         }
         delegate.onMessage(request);
@@ -119,22 +123,26 @@ public final class MalformedRequests {
     return "request is not a valid " + method.getFullMethodName().replace('/', '.') + " message";
   }
 
-  /** The request as it came, parsed later by {@link #start}'s listener (tests send raw bytes with it). */
-  public static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
-    @Override
-    public InputStream stream(byte[] value) {
-      return new ByteArrayInputStream(value);
-    }
+  /**
+   * The request as it came, parsed later by {@link #start}'s listener (tests send raw bytes with
+   * it).
+   */
+  public static final MethodDescriptor.Marshaller<byte[]> BYTES =
+      new MethodDescriptor.Marshaller<>() {
+        @Override
+        public InputStream stream(byte[] value) {
+          return new ByteArrayInputStream(value);
+        }
 
-    @Override
-    public byte[] parse(InputStream stream) {
-      try {
-        return stream.readAllBytes();
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
-    }
-  };
+        @Override
+        public byte[] parse(InputStream stream) {
+          try {
+            return stream.readAllBytes();
+          } catch (IOException e) {
+            throw new UncheckedIOException(e);
+          }
+        }
+      };
 
   /** The raw call as the original handler expects it: same responses, the original descriptor. */
   private static final class Call<Q, A> extends ServerCall<Q, A> {

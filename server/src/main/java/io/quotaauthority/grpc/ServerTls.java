@@ -49,17 +49,20 @@ public final class ServerTls {
     List<X509Certificate> certs = certificates(Setting.TLS_CERT, chain);
     checkKeyMatches(certs.get(0), privateKey(key));
     try {
-      TlsServerCredentials.Builder b = TlsServerCredentials.newBuilder()
-          .keyManager(new ByteArrayInputStream(chain), new ByteArrayInputStream(key));
+      TlsServerCredentials.Builder b =
+          TlsServerCredentials.newBuilder()
+              .keyManager(new ByteArrayInputStream(chain), new ByteArrayInputStream(key));
       Optional<Path> clientCa = settings.tlsClientCa();
       if (clientCa.isPresent()) {
         byte[] ca = read(Setting.TLS_CLIENT_CA, clientCa.get());
         certificates(Setting.TLS_CLIENT_CA, ca);
-        b.trustManager(new ByteArrayInputStream(ca)).clientAuth(TlsServerCredentials.ClientAuth.REQUIRE);
+        b.trustManager(new ByteArrayInputStream(ca))
+            .clientAuth(TlsServerCredentials.ClientAuth.REQUIRE);
       }
       return b.build();
     } catch (IOException e) {
-      throw new ConfigException("QUOTA_TLS_CERT: cannot use the certificate or key: " + e.getMessage(), e);
+      throw new ConfigException(
+          "QUOTA_TLS_CERT: cannot use the certificate or key: " + e.getMessage(), e);
     }
   }
 
@@ -67,15 +70,24 @@ public final class ServerTls {
     try {
       return Files.readAllBytes(file);
     } catch (IOException e) {
-      throw new ConfigException(setting.env() + ": cannot read " + file + " (" + e.getClass().getSimpleName()
-          + (e.getMessage() == null ? "" : ": " + e.getMessage()) + ")", e);
+      throw new ConfigException(
+          setting.env()
+              + ": cannot read "
+              + file
+              + " ("
+              + e.getClass().getSimpleName()
+              + (e.getMessage() == null ? "" : ": " + e.getMessage())
+              + ")",
+          e);
     }
   }
 
   private static List<X509Certificate> certificates(Setting setting, byte[] pem) {
     try {
       List<X509Certificate> out = new ArrayList<>();
-      for (var c : CertificateFactory.getInstance("X.509").generateCertificates(new ByteArrayInputStream(pem))) {
+      for (var c :
+          CertificateFactory.getInstance("X.509")
+              .generateCertificates(new ByteArrayInputStream(pem))) {
         out.add((X509Certificate) c);
       }
       if (out.isEmpty()) {
@@ -83,7 +95,8 @@ public final class ServerTls {
       }
       return out;
     } catch (CertificateException e) {
-      throw new ConfigException(setting.env() + " must hold PEM certificates: " + e.getMessage(), e);
+      throw new ConfigException(
+          setting.env() + " must hold PEM certificates: " + e.getMessage(), e);
     }
   }
 
@@ -91,10 +104,14 @@ public final class ServerTls {
     String text = new String(pem, StandardCharsets.US_ASCII);
     Matcher m = PEM_KEY.matcher(text);
     if (!m.find()) {
-      String hint = text.contains("BEGIN RSA PRIVATE KEY") || text.contains("BEGIN EC PRIVATE KEY")
-          ? " (this is a PKCS#1/SEC1 key: convert it with 'openssl pkcs8 -topk8 -nocrypt -in key.pem')"
-          : text.contains("BEGIN ENCRYPTED PRIVATE KEY") ? " (it is encrypted: store it without a passphrase)" : "";
-      throw new ConfigException("QUOTA_TLS_KEY must be an unencrypted PKCS#8 PEM key (BEGIN PRIVATE KEY)" + hint);
+      String hint =
+          text.contains("BEGIN RSA PRIVATE KEY") || text.contains("BEGIN EC PRIVATE KEY")
+              ? " (this is a PKCS#1/SEC1 key: convert it with 'openssl pkcs8 -topk8 -nocrypt -in key.pem')"
+              : text.contains("BEGIN ENCRYPTED PRIVATE KEY")
+                  ? " (it is encrypted: store it without a passphrase)"
+                  : "";
+      throw new ConfigException(
+          "QUOTA_TLS_KEY must be an unencrypted PKCS#8 PEM key (BEGIN PRIVATE KEY)" + hint);
     }
     byte[] der = Base64.getMimeDecoder().decode(m.group(1));
     for (String algorithm : List.of("RSA", "EC", "Ed25519", "Ed448")) {
@@ -110,11 +127,12 @@ public final class ServerTls {
   /** Signs a probe with the key and verifies it with the certificate's public key. */
   private static void checkKeyMatches(X509Certificate cert, PrivateKey key) {
     PublicKey pub = cert.getPublicKey();
-    String algorithm = switch (key.getAlgorithm()) {
-      case "RSA" -> "SHA256withRSA";
-      case "EC" -> "SHA256withECDSA";
-      default -> key.getAlgorithm();
-    };
+    String algorithm =
+        switch (key.getAlgorithm()) {
+          case "RSA" -> "SHA256withRSA";
+          case "EC" -> "SHA256withECDSA";
+          default -> key.getAlgorithm();
+        };
     boolean matches;
     try {
       byte[] probe = "quota-authority key check".getBytes(StandardCharsets.US_ASCII);
@@ -130,8 +148,10 @@ public final class ServerTls {
       matches = false;
     }
     if (!matches) {
-      throw new ConfigException("QUOTA_TLS_KEY does not belong to the first certificate in QUOTA_TLS_CERT ("
-          + cert.getSubjectX500Principal().getName() + ")");
+      throw new ConfigException(
+          "QUOTA_TLS_KEY does not belong to the first certificate in QUOTA_TLS_CERT ("
+              + cert.getSubjectX500Principal().getName()
+              + ")");
     }
   }
 }

@@ -24,7 +24,9 @@ public final class Statuses {
       return Status.NOT_FOUND.withDescription(t.getMessage()).asRuntimeException();
     }
     if (t instanceof StoreUnavailableException) {
-      return Status.UNAVAILABLE.withDescription("database unavailable, retry later").asRuntimeException();
+      return Status.UNAVAILABLE
+          .withDescription("database unavailable, retry later")
+          .asRuntimeException();
     }
     log.error("internal error", t);
     return Status.INTERNAL.withDescription("internal error").asRuntimeException();

@@ -7,17 +7,18 @@ import java.util.concurrent.TimeUnit;
  * The HTTP/2 transport settings of every gRPC listener, in one place so each port (authz, admin,
  * metering) gets the same keepalive and flow-control rules and differs only in its message limit.
  *
- * <p>Memory that a client can make the server hold on one connection is bounded by
- * {@link #MAX_CONCURRENT_CALLS_PER_CONNECTION} × the port's message limit: grpc-java's deframer
- * reads a message's 5-byte prefix and refuses (RESOURCE_EXHAUSTED) a declared length above the
- * limit before buffering any of it, and the per-stream flow-control window bounds what a stream can
- * push beyond the message being assembled (TransportLimitsIT verifies both against a real
- * server). The number of connections is not bounded here: that is the network policy's job (only
- * Envoy should reach these ports; see README "Transport").
+ * <p>Memory that a client can make the server hold on one connection is bounded by {@link
+ * #MAX_CONCURRENT_CALLS_PER_CONNECTION} × the port's message limit: grpc-java's deframer reads a
+ * message's 5-byte prefix and refuses (RESOURCE_EXHAUSTED) a declared length above the limit before
+ * buffering any of it, and the per-stream flow-control window bounds what a stream can push beyond
+ * the message being assembled (TransportLimitsIT verifies both against a real server). The number
+ * of connections is not bounded here: that is the network policy's job (only Envoy should reach
+ * these ports; see README "Transport").
  */
 public final class Transport {
   /** gRPC's usual limit; every message on the authz and admin ports is far smaller. */
   public static final int DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
   /**
    * ext_proc sees whole buffered request bodies (Envoy buffers up to 32 MiB for prompts with
    * images) plus the ProcessingRequest around them; below this such requests would pass unmetered.
@@ -25,11 +26,11 @@ public final class Transport {
   public static final int METERING_MAX_MESSAGE_BYTES = 40 * 1024 * 1024;
 
   /**
-   * HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS. RFC 9113 advises at least 100. Envoy's connection
-   * pool honours the server's value and opens another connection when one is full, so a lower
-   * value never fails a call; it only spreads them. 100 Checks in flight on one connection at
-   * about 1 ms each is far more than one Envoy worker sends, and it keeps what one connection can
-   * hold in partial messages at 100 × 4 MiB on the authz port.
+   * HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS. RFC 9113 advises at least 100. Envoy's connection pool
+   * honours the server's value and opens another connection when one is full, so a lower value
+   * never fails a call; it only spreads them. 100 Checks in flight on one connection at about 1 ms
+   * each is far more than one Envoy worker sends, and it keeps what one connection can hold in
+   * partial messages at 100 × 4 MiB on the authz port.
    */
   public static final int MAX_CONCURRENT_CALLS_PER_CONNECTION = 100;
 
@@ -42,36 +43,39 @@ public final class Transport {
    * while a client pinging faster than once a second is still a flood and is still cut off.
    */
   static final long PERMIT_KEEPALIVE_SECONDS = 1;
+
   /**
    * The server's own pings: after this long without reading anything from a connection, find out
    * whether the peer is still there, so a half-open connection (a dead Envoy, a dropped NAT entry)
    * and the streams and buffers it holds are freed in about a minute and a half, not hours.
    */
   static final long KEEPALIVE_SECONDS = 60;
+
   /** No ack to the server's ping within this long: the connection is closed. */
   static final long KEEPALIVE_TIMEOUT_SECONDS = 20;
+
   /**
    * A connection with no call for this long is closed (gracefully: GOAWAY, then the peer simply
    * reconnects when it needs to). Envoy's connections always carry Checks, health checks or
    * ext_proc streams; a client that opened connections and went quiet gets them taken back.
    */
   static final long MAX_CONNECTION_IDLE_MINUTES = 10;
+
   /**
-   * Per-stream and per-connection HTTP/2 receive window, fixed (no BDP auto-tuning, which would
-   * let the window grow to several MiB): what a stream can push beyond what the application has
-   * asked for. 1 MiB keeps a LAN link full (its bandwidth-delay product is well below that).
+   * Per-stream and per-connection HTTP/2 receive window, fixed (no BDP auto-tuning, which would let
+   * the window grow to several MiB): what a stream can push beyond what the application has asked
+   * for. 1 MiB keeps a LAN link full (its bandwidth-delay product is well below that).
    */
   static final int FLOW_CONTROL_WINDOW_BYTES = 1024 * 1024;
 
-  private Transport() {
-  }
+  private Transport() {}
 
   /**
    * Applies every transport setting to a listener.
    *
-   * @param maxInboundMessageBytes the largest message a call on this listener may receive:
-   *     {@link #DEFAULT_MAX_MESSAGE_BYTES}, or {@link #METERING_MAX_MESSAGE_BYTES} where ext_proc
-   *     takes whole request bodies
+   * @param maxInboundMessageBytes the largest message a call on this listener may receive: {@link
+   *     #DEFAULT_MAX_MESSAGE_BYTES}, or {@link #METERING_MAX_MESSAGE_BYTES} where ext_proc takes
+   *     whole request bodies
    */
   public static NettyServerBuilder apply(NettyServerBuilder builder, int maxInboundMessageBytes) {
     if (maxInboundMessageBytes <= 0) {

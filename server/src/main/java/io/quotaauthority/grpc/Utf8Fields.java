@@ -28,7 +28,8 @@ public final class Utf8Fields {
     }
   }
 
-  private static Optional<String> firstInvalid(Descriptor type, UnknownFieldSet fields, String prefix, int depth)
+  private static Optional<String> firstInvalid(
+      Descriptor type, UnknownFieldSet fields, String prefix, int depth)
       throws InvalidProtocolBufferException {
     for (FieldDescriptor f : type.getFields()) {
       UnknownFieldSet.Field values = fields.getField(f.getNumber());
@@ -41,8 +42,9 @@ public final class Utf8Fields {
           return Optional.of(path);
         }
         if (f.getType() == FieldDescriptor.Type.MESSAGE && depth < MAX_DEPTH) {
-          Optional<String> inner = firstInvalid(f.getMessageType(), UnknownFieldSet.parseFrom(value), path + ".",
-              depth + 1);
+          Optional<String> inner =
+              firstInvalid(
+                  f.getMessageType(), UnknownFieldSet.parseFrom(value), path + ".", depth + 1);
           if (inner.isPresent()) {
             return inner;
           }

@@ -1,6 +1,5 @@
 package io.quotaauthority.http;
 
-import java.util.LinkedHashMap;
 import io.grpc.netty.shaded.io.netty.bootstrap.ServerBootstrap;
 import io.grpc.netty.shaded.io.netty.buffer.Unpooled;
 import io.grpc.netty.shaded.io.netty.channel.Channel;
@@ -33,6 +32,7 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.TimeUnit;
@@ -44,19 +44,21 @@ import org.slf4j.LoggerFactory;
  * A small plain-HTTP/1.1 listener that no client can freeze, on the Netty that grpc-netty-shaded
  * already ships (no new dependency). It is non-blocking: one event-loop thread accepts, reads and
  * answers every connection, so connections that stall hold a socket, never a thread. Each
- * connection has two deadlines: a request (line, headers and body) must arrive whole within
- * {@link Config#requestTimeout} of its first byte (or of the accept, for a new connection), so a
- * slowloris trickling one byte a second is cut; a kept-alive connection may sit idle between
- * requests for {@link Config#idleTimeout}. At most {@link Config#maxConnections} are open: one more
- * closes the oldest, so a flood of idle or stalled connections cannot shut a probe out either.
+ * connection has two deadlines: a request (line, headers and body) must arrive whole within {@link
+ * Config#requestTimeout} of its first byte (or of the accept, for a new connection), so a slowloris
+ * trickling one byte a second is cut; a kept-alive connection may sit idle between requests for
+ * {@link Config#idleTimeout}. At most {@link Config#maxConnections} are open: one more closes the
+ * oldest, so a flood of idle or stalled connections cannot shut a probe out either.
  *
  * <p>The {@link Handler} runs on the event loop and must not block (the ops port's answers come
  * from memory). Reusable for any other HTTP listener of the service.
  */
 public final class HttpListener implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(HttpListener.class);
+
   /** Request line and each header line; probes and scrapes send a few short ones. */
   static final int MAX_INITIAL_LINE = 4096;
+
   static final int MAX_HEADER_BYTES = 8192;
 
   /**
@@ -65,10 +67,18 @@ public final class HttpListener implements AutoCloseable {
    * @param port 0 takes an ephemeral port (see {@link #port()})
    * @param maxBodyBytes longer request bodies are answered 413 and the connection closed
    */
-  public record Config(String name, InetAddress bind, int port, Duration requestTimeout, Duration idleTimeout,
-      int maxConnections, int maxBodyBytes) {}
+  public record Config(
+      String name,
+      InetAddress bind,
+      int port,
+      Duration requestTimeout,
+      Duration idleTimeout,
+      int maxConnections,
+      int maxBodyBytes) {}
 
-  /** A request as the handler sees it: method, path (decoded, without the query) and the raw query. */
+  /**
+   * A request as the handler sees it: method, path (decoded, without the query) and the raw query.
+   */
   public record Request(String method, String path, String query) {}
 
   /** What the handler answers; for HEAD the listener sends the headers and no body. */
@@ -98,31 +108,44 @@ public final class HttpListener implements AutoCloseable {
     AtomicInteger n = new AtomicInteger();
     // One thread: enough for probes and scrapes whose answers are in memory, and the bound on
     // what this port can ever cost the process.
-    group = new MultiThreadIoEventLoopGroup(1, r -> {
-      Thread t = new Thread(r, config.name() + "-http-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    }, NioIoHandler.newFactory());
-    InetSocketAddress address = config.bind() == null ? new InetSocketAddress(config.port())
-        : new InetSocketAddress(config.bind(), config.port());
+    group =
+        new MultiThreadIoEventLoopGroup(
+            1,
+            r -> {
+              Thread t = new Thread(r, config.name() + "-http-" + n.incrementAndGet());
+              t.setDaemon(true);
+              return t;
+            },
+            NioIoHandler.newFactory());
+    InetSocketAddress address =
+        config.bind() == null
+            ? new InetSocketAddress(config.port())
+            : new InetSocketAddress(config.bind(), config.port());
     try {
-      server = new ServerBootstrap()
-          .group(group)
-          .channel(NioServerSocketChannel.class)
-          .option(ChannelOption.SO_BACKLOG, 128)
-          .childOption(ChannelOption.TCP_NODELAY, true)
-          .childHandler(new ChannelInitializer<SocketChannel>() {
-            @Override
-            protected void initChannel(SocketChannel ch) {
-              Connection connection = new Connection(config, handler, open);
-              ch.pipeline()
-                  .addLast("arrivals", connection.arrivals())
-                  .addLast("codec", new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADER_BYTES, 8192))
-                  .addLast("aggregate", new HttpObjectAggregator(config.maxBodyBytes(), true))
-                  .addLast("answer", connection);
-            }
-          })
-          .bind(address).syncUninterruptibly().channel();
+      server =
+          new ServerBootstrap()
+              .group(group)
+              .channel(NioServerSocketChannel.class)
+              .option(ChannelOption.SO_BACKLOG, 128)
+              .childOption(ChannelOption.TCP_NODELAY, true)
+              .childHandler(
+                  new ChannelInitializer<SocketChannel>() {
+                    @Override
+                    protected void initChannel(SocketChannel ch) {
+                      Connection connection = new Connection(config, handler, open);
+                      ch.pipeline()
+                          .addLast("arrivals", connection.arrivals())
+                          .addLast(
+                              "codec",
+                              new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADER_BYTES, 8192))
+                          .addLast(
+                              "aggregate", new HttpObjectAggregator(config.maxBodyBytes(), true))
+                          .addLast("answer", connection);
+                    }
+                  })
+              .bind(address)
+              .syncUninterruptibly()
+              .channel();
     } catch (Exception e) { // Netty rethrows the BindException unchecked
       group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
       throw new IOException("cannot listen on " + describe(address) + ": " + e.getMessage(), e);
@@ -153,7 +176,9 @@ public final class HttpListener implements AutoCloseable {
     group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
   }
 
-  /** Where a connection is: its deadline depends on it. Only touched on the channel's event loop. */
+  /**
+   * Where a connection is: its deadline depends on it. Only touched on the channel's event loop.
+   */
   private enum State {
     /** Accepted, nothing answered yet: the first request must arrive within the request timeout. */
     NEW,
@@ -177,7 +202,9 @@ public final class HttpListener implements AutoCloseable {
       this.open = open;
     }
 
-    /** Sits before the HTTP codec and sees raw bytes: the first byte of a request starts its clock. */
+    /**
+     * Sits before the HTTP codec and sees raw bytes: the first byte of a request starts its clock.
+     */
     ChannelInboundHandlerAdapter arrivals() {
       return new ChannelInboundHandlerAdapter() {
         @Override
@@ -237,9 +264,15 @@ public final class HttpListener implements AutoCloseable {
         ctx.close();
         return;
       }
-      // A request that did not arrive in time: say so (a slow but honest client learns why) and close.
-      FullHttpResponse timeout = response(HttpResponseStatus.REQUEST_TIMEOUT, "application/json",
-          "{\"error\":\"request timeout\"}\n".getBytes(StandardCharsets.UTF_8), Map.of(), false);
+      // A request that did not arrive in time: say so (a slow but honest client learns why) and
+      // close.
+      FullHttpResponse timeout =
+          response(
+              HttpResponseStatus.REQUEST_TIMEOUT,
+              "application/json",
+              "{\"error\":\"request timeout\"}\n".getBytes(StandardCharsets.UTF_8),
+              Map.of(),
+              false);
       timeout.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
       ctx.writeAndFlush(timeout).addListener(ChannelFutureListener.CLOSE);
     }
@@ -249,8 +282,13 @@ public final class HttpListener implements AutoCloseable {
       disarm();
       if (!req.decoderResult().isSuccess()) {
         // Too long a request line or header, or not HTTP at all.
-        FullHttpResponse bad = response(HttpResponseStatus.BAD_REQUEST, "application/json",
-            "{\"error\":\"bad request\"}\n".getBytes(StandardCharsets.UTF_8), Map.of(), false);
+        FullHttpResponse bad =
+            response(
+                HttpResponseStatus.BAD_REQUEST,
+                "application/json",
+                "{\"error\":\"bad request\"}\n".getBytes(StandardCharsets.UTF_8),
+                Map.of(),
+                false);
         bad.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
         ctx.writeAndFlush(bad).addListener(ChannelFutureListener.CLOSE);
         return;
@@ -264,8 +302,13 @@ public final class HttpListener implements AutoCloseable {
         log.error("{} http handler failed for {} {}", config.name(), req.method(), uri.path(), e);
         answer = Response.of(500, "application/json", "{\"error\":\"internal error\"}\n");
       }
-      FullHttpResponse out = response(HttpResponseStatus.valueOf(answer.status()), answer.contentType(),
-          answer.body(), answer.headers(), head);
+      FullHttpResponse out =
+          response(
+              HttpResponseStatus.valueOf(answer.status()),
+              answer.contentType(),
+              answer.body(),
+              answer.headers(),
+              head);
       boolean keepAlive = HttpUtil.isKeepAlive(req);
       HttpUtil.setKeepAlive(out, keepAlive);
       if (!keepAlive) {
@@ -282,10 +325,17 @@ public final class HttpListener implements AutoCloseable {
       return q < 0 ? "" : uri.substring(q + 1);
     }
 
-    private static FullHttpResponse response(HttpResponseStatus status, String contentType, byte[] body,
-        Map<String, String> headers, boolean head) {
-      FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status,
-          head ? Unpooled.EMPTY_BUFFER : Unpooled.wrappedBuffer(body));
+    private static FullHttpResponse response(
+        HttpResponseStatus status,
+        String contentType,
+        byte[] body,
+        Map<String, String> headers,
+        boolean head) {
+      FullHttpResponse r =
+          new DefaultFullHttpResponse(
+              HttpVersion.HTTP_1_1,
+              status,
+              head ? Unpooled.EMPTY_BUFFER : Unpooled.wrappedBuffer(body));
       headers.forEach((k, v) -> r.headers().set(k, v));
       r.headers().set(HttpHeaderNames.CONTENT_TYPE, contentType);
       // HEAD: the length the GET body would have, and no body.

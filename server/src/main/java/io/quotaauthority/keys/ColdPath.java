@@ -1,8 +1,6 @@
 package io.quotaauthority.keys;
 
-/**
- * What Check does with a key that is not in the cache: the pure rule, tested in a table.
- */
+/** What Check does with a key that is not in the cache: the pure rule, tested in a table. */
 public final class ColdPath {
   private ColdPath() {}
 

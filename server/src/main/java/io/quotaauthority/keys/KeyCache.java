@@ -1,8 +1,8 @@
 package io.quotaauthority.keys;
 
-import com.github.benmanes.caffeine.cache.stats.CacheStats;
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
+import com.github.benmanes.caffeine.cache.stats.CacheStats;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -32,11 +32,14 @@ public final class KeyCache {
   private final Cache<KeyHash, Boolean> unknown;
   private final ConcurrentHashMap<KeyHash, CompletableFuture<KeyState>> loading =
       new ConcurrentHashMap<>();
+
   /** Every live key's hash, so an unknown key costs no query while the set is complete. */
   private final LiveKeyHashes live = new LiveKeyHashes();
+
   private final KeySetCompleteness completeness = new KeySetCompleteness();
   private final KeyLookup lookup;
   private final Executor loadExecutor;
+
   /** Store queries made for uncached keys (the cold path). */
   private final LongAdder loads = new LongAdder();
 
@@ -44,10 +47,8 @@ public final class KeyCache {
     this.lookup = lookup;
     this.loadExecutor = loadExecutor;
     this.known = Caffeine.newBuilder().maximumSize(maxKeys).recordStats().build();
-    this.unknown = Caffeine.newBuilder()
-        .maximumSize(MAX_NEGATIVE)
-        .expireAfterWrite(negativeTtl)
-        .build();
+    this.unknown =
+        Caffeine.newBuilder().maximumSize(MAX_NEGATIVE).expireAfterWrite(negativeTtl).build();
   }
 
   /** The cached state, or null when the key is not cached (it may still exist). */
@@ -64,7 +65,8 @@ public final class KeyCache {
   public ColdPath.Route route(KeyHash hash) {
     boolean complete = completeness.complete();
     // Each lookup only when the rule needs it: the negative cache matters only without a full set.
-    return ColdPath.route(complete, complete && live.contains(hash), !complete && knownUnknown(hash));
+    return ColdPath.route(
+        complete, complete && live.contains(hash), !complete && knownUnknown(hash));
   }
 
   /** The hash of every live key (kept by the change listener and this instance's admin calls). */
@@ -77,8 +79,8 @@ public final class KeyCache {
   }
 
   /**
-   * Loads an uncached key from the store; completes with null when no key has that hash (then it
-   * is remembered as unknown), or exceptionally when the store failed. One load per hash at a time.
+   * Loads an uncached key from the store; completes with null when no key has that hash (then it is
+   * remembered as unknown), or exceptionally when the store failed. One load per hash at a time.
    */
   public CompletableFuture<KeyState> load(KeyHash hash) {
     CompletableFuture<KeyState> mine = new CompletableFuture<>();
@@ -121,10 +123,10 @@ public final class KeyCache {
   }
 
   /**
-   * Records a row just read from the database because a notification or the bulk refresh named
-   * it: the live-hash set follows it; a key the set had not seen (just created elsewhere) is
-   * cached at once so its first Check here needs no query; any other row only refreshes a cached
-   * entry. The row's own version decides, never a number from a notification.
+   * Records a row just read from the database because a notification or the bulk refresh named it:
+   * the live-hash set follows it; a key the set had not seen (just created elsewhere) is cached at
+   * once so its first Check here needs no query; any other row only refreshes a cached entry. The
+   * row's own version decides, never a number from a notification.
    */
   public void heard(KeyRecord row) {
     if (track(row)) {
@@ -157,8 +159,9 @@ public final class KeyCache {
 
   private KeyState install(KeyHash hash, KeyState state) {
     unknown.invalidate(hash);
-    return known.asMap().merge(hash, state,
-        (old, fresh) -> fresh.version() > old.version() ? fresh : old);
+    return known
+        .asMap()
+        .merge(hash, state, (old, fresh) -> fresh.version() > old.version() ? fresh : old);
   }
 
   /** Ids of every cached key, for the periodic bulk refresh. */
@@ -171,7 +174,9 @@ public final class KeyCache {
     return ids;
   }
 
-  /** Forgets every cached key (after a lost notification connection nothing cached can be trusted). */
+  /**
+   * Forgets every cached key (after a lost notification connection nothing cached can be trusted).
+   */
   public void invalidateAll() {
     known.invalidateAll();
     unknown.invalidateAll();

@@ -31,12 +31,13 @@ public final class KeyDecision {
 
   /**
    * As {@link #decide(KeyState, BigDecimal, long)}, then the endpoint: a key with a quota may only
-   * spend where the gateway can see what it spends. Key problems come first, so that an expired
-   * key hears that it expired, not that the endpoint is refused.
+   * spend where the gateway can see what it spends. Key problems come first, so that an expired key
+   * hears that it expired, not that the endpoint is refused.
    *
    * @param endpoint the request's row of {@link Endpoints}
    */
-  public static Verdict decide(KeyState state, BigDecimal pending, long nowMicros, Endpoints.Row endpoint) {
+  public static Verdict decide(
+      KeyState state, BigDecimal pending, long nowMicros, Endpoints.Row endpoint) {
     Verdict verdict = decide(state, pending, nowMicros);
     if (verdict == Verdict.ALLOW && state.limited() && endpoint.refusesLimitedKeys()) {
       return Verdict.NOT_METERED;

@@ -4,9 +4,9 @@ import java.nio.ByteBuffer;
 import java.util.HexFormat;
 
 /**
- * SHA-256 of an API key's secret: the cache key and the only form in which a secret is kept.
- * Held as four longs rather than a byte[] so that an entry costs one 48-byte object and equals()
- * is four comparisons.
+ * SHA-256 of an API key's secret: the cache key and the only form in which a secret is kept. Held
+ * as four longs rather than a byte[] so that an entry costs one 48-byte object and equals() is four
+ * comparisons.
  */
 public final class KeyHash {
   private final long a;
@@ -56,7 +56,11 @@ public final class KeyHash {
 
   @Override
   public boolean equals(Object o) {
-    return o instanceof KeyHash other && a == other.a && b == other.b && c == other.c && d == other.d;
+    return o instanceof KeyHash other
+        && a == other.a
+        && b == other.b
+        && c == other.c
+        && d == other.d;
   }
 
   @Override

@@ -11,7 +11,8 @@ import io.quotaauthority.text.Shown;
  */
 public final class KeyIds {
   /** What every refusal says after the field name; tests and the README quote it. */
-  public static final String RULE = "must be a key id (a positive whole number in ASCII digits, no sign or leading zeros)";
+  public static final String RULE =
+      "must be a key id (a positive whole number in ASCII digits, no sign or leading zeros)";
 
   private KeyIds() {}
 

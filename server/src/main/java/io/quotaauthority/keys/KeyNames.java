@@ -12,14 +12,14 @@ import io.quotaauthority.text.Shown;
  *       the same way, so 200 emoji fit, as do 200 ASCII letters);
  *   <li>no control characters (Unicode category Cc: NUL, newline, tab, ESC, U+0085 ...), no line or
  *       paragraph separators (U+2028, U+2029), no format characters (Cf: the bidi overrides and
- *       isolates U+202A–U+202E and U+2066–U+2069, zero-width U+200B–U+200F, U+2060, the BOM
- *       U+FEFF, soft hyphen, tag characters ...), no lone surrogates. Cf includes the zero-width
- *       joiner, so emoji ZWJ sequences are refused too: a name is a label, not a place for
- *       invisible characters;
- *   <li>not blank: at least one code point that is not whitespace in Unicode's sense (NBSP,
- *       U+3000 and the other space separators count as whitespace);
- *   <li>no whitespace at the start or the end. It is refused, not trimmed: what is stored is exactly
- *       what was sent, and "team-a" and "team-a " never look like the same key in a list.
+ *       isolates U+202A–U+202E and U+2066–U+2069, zero-width U+200B–U+200F, U+2060, the BOM U+FEFF,
+ *       soft hyphen, tag characters ...), no lone surrogates. Cf includes the zero-width joiner, so
+ *       emoji ZWJ sequences are refused too: a name is a label, not a place for invisible
+ *       characters;
+ *   <li>not blank: at least one code point that is not whitespace in Unicode's sense (NBSP, U+3000
+ *       and the other space separators count as whitespace);
+ *   <li>no whitespace at the start or the end. It is refused, not trimmed: what is stored is
+ *       exactly what was sent, and "team-a" and "team-a " never look like the same key in a list.
  * </ul>
  */
 public final class KeyNames {
@@ -38,8 +38,12 @@ public final class KeyNames {
     }
     int count = name.codePointCount(0, name.length());
     if (count > MAX_CODE_POINTS) {
-      throw new IllegalArgumentException(field + " must be at most " + MAX_CODE_POINTS
-          + " characters (Unicode code points), got " + count);
+      throw new IllegalArgumentException(
+          field
+              + " must be at most "
+              + MAX_CODE_POINTS
+              + " characters (Unicode code points), got "
+              + count);
     }
     boolean blank = true;
     int position = 0;
@@ -49,8 +53,15 @@ public final class KeyNames {
       position++;
       String refused = refusal(c);
       if (refused != null) {
-        throw new IllegalArgumentException(field + " must not contain " + refused + " ("
-            + Shown.codePoint(c) + " at character " + position + ")");
+        throw new IllegalArgumentException(
+            field
+                + " must not contain "
+                + refused
+                + " ("
+                + Shown.codePoint(c)
+                + " at character "
+                + position
+                + ")");
       }
       blank &= isSpace(c);
     }
@@ -78,7 +89,8 @@ public final class KeyNames {
     return switch (Character.getType(c)) {
       case Character.CONTROL -> "control characters";
       case Character.FORMAT -> "invisible format characters (zero-width, BOM and the like)";
-      case Character.LINE_SEPARATOR, Character.PARAGRAPH_SEPARATOR -> "line or paragraph separators";
+      case Character.LINE_SEPARATOR, Character.PARAGRAPH_SEPARATOR ->
+          "line or paragraph separators";
       // A lone surrogate is not text; PostgreSQL would store a '?' in its place.
       case Character.SURROGATE -> "unpaired surrogates";
       default -> null;

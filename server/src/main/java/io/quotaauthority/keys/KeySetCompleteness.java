@@ -11,6 +11,7 @@ package io.quotaauthority.keys;
 public final class KeySetCompleteness {
   /** Bumped at every LISTEN: a load counts only for the connection it began on. */
   private long connection;
+
   private boolean listening;
   private long loadedOn = -1;
   private volatile boolean complete;

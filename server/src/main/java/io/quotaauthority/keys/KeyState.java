@@ -19,6 +19,7 @@ public final class KeyState {
   private final boolean exhausted;
   private final BigDecimal quota;
   private final BigDecimal quotaUsed;
+
   /**
    * What an adapter prepared from this snapshot alone (Check's allow response), kept while the
    * snapshot lives; see {@link Prepared}. Volatile: the value is built on one Check thread and read
@@ -26,8 +27,14 @@ public final class KeyState {
    */
   private volatile Object prepared;
 
-  public KeyState(long id, long version, boolean deleted, boolean disabled, BigDecimal quota,
-      BigDecimal quotaUsed, long expiresAtMicros) {
+  public KeyState(
+      long id,
+      long version,
+      boolean deleted,
+      boolean disabled,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      long expiresAtMicros) {
     this.id = id;
     this.version = version;
     this.deleted = deleted;
@@ -52,8 +59,13 @@ public final class KeyState {
   }
 
   public static KeyState of(KeyRecord r) {
-    return new KeyState(r.id(), r.version(), r.deleted(),
-        r.status() == KeyRecord.StoredStatus.DISABLED, r.quota(), r.quotaUsed(),
+    return new KeyState(
+        r.id(),
+        r.version(),
+        r.deleted(),
+        r.status() == KeyRecord.StoredStatus.DISABLED,
+        r.quota(),
+        r.quotaUsed(),
         r.expiresAt() == null ? NEVER : toMicros(r.expiresAt()));
   }
 

@@ -13,9 +13,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * (1,000,000 keys = 32 MB), searched by bisection; changes since the last bulk load sit in two
  * small concurrent sets (added, removed) until the next load folds them in.
  *
- * <p>Reads are lock-free. Writes (admin changes on this instance, the listener's re-reads) are
- * rare and serialised on a lock. While a bulk load runs, every write is also journalled and
- * replayed onto the new set when it is swapped in, so a key created during the load is not lost.
+ * <p>Reads are lock-free. Writes (admin changes on this instance, the listener's re-reads) are rare
+ * and serialised on a lock. While a bulk load runs, every write is also journalled and replayed
+ * onto the new set when it is swapped in, so a key created during the load is not lost.
  *
  * <p>Whether the set may be trusted (it is complete only once loaded while change notifications
  * were being heard) is {@link KeySetCompleteness}'s business, not this class's.
@@ -84,6 +84,7 @@ public final class LiveKeyHashes {
 
   private volatile Snapshot current = new Snapshot(NONE, 0);
   private final Object lock = new Object();
+
   /** Non-null while a bulk load runs: the writes to replay onto the loaded set. */
   private List<Change> journal;
 
@@ -179,7 +180,8 @@ public final class LiveKeyHashes {
         // too); should a collation or plan ever break that, sort here rather than trust it.
         sortAndDedupe();
       }
-      return new Snapshot(words.length == 4 * count ? words : Arrays.copyOf(words, 4 * count), count);
+      return new Snapshot(
+          words.length == 4 * count ? words : Arrays.copyOf(words, 4 * count), count);
     }
 
     private boolean strictlyAscending() {
@@ -194,7 +196,8 @@ public final class LiveKeyHashes {
     private void sortAndDedupe() {
       KeyHash[] all = new KeyHash[count];
       for (int i = 0; i < count; i++) {
-        all[i] = KeyHash.ofLongs(words[4 * i], words[4 * i + 1], words[4 * i + 2], words[4 * i + 3]);
+        all[i] =
+            KeyHash.ofLongs(words[4 * i], words[4 * i + 1], words[4 * i + 2], words[4 * i + 3]);
       }
       Arrays.sort(all, ORDER);
       int n = 0;
@@ -215,15 +218,16 @@ public final class LiveKeyHashes {
     }
   }
 
-  private static final Comparator<KeyHash> ORDER = (x, y) -> {
-    for (int w = 0; w < 4; w++) {
-      int c = Long.compareUnsigned(x.word(w), y.word(w));
-      if (c != 0) {
-        return c;
-      }
-    }
-    return 0;
-  };
+  private static final Comparator<KeyHash> ORDER =
+      (x, y) -> {
+        for (int w = 0; w < 4; w++) {
+          int c = Long.compareUnsigned(x.word(w), y.word(w));
+          if (c != 0) {
+            return c;
+          }
+        }
+        return 0;
+      };
 
   /** Unsigned order, word by word: the same as comparing the 32 bytes as PostgreSQL does. */
   private static int compare(long[] words, int index, KeyHash h) {

@@ -10,8 +10,10 @@ import java.util.regex.Pattern;
  */
 public final class Money {
   public static final int SCALE = 8;
+
   /** 0.00000001, the smallest amount that can be charged. */
   public static final BigDecimal UNIT = BigDecimal.ONE.movePointLeft(SCALE);
+
   /** 999999999999.99999999, the largest amount NUMERIC(20,8) holds. */
   public static final BigDecimal MAX = new BigDecimal("999999999999.99999999");
 
@@ -28,14 +30,19 @@ public final class Money {
       throw new IllegalArgumentException(field + " must not be empty");
     }
     if (text.length() > 21 || !SHAPE.matcher(text).matches()) {
-      throw new IllegalArgumentException(field
-          + " must be a decimal USD amount with at most 12 integer and 8 fraction digits,"
-          + " not negative, no exponent (got '" + abbreviate(text) + "')");
+      throw new IllegalArgumentException(
+          field
+              + " must be a decimal USD amount with at most 12 integer and 8 fraction digits,"
+              + " not negative, no exponent (got '"
+              + abbreviate(text)
+              + "')");
     }
     return new BigDecimal(text);
   }
 
-  /** The canonical text of an amount: no trailing zeros, no exponent ("12.5", "0", "0.00000001"). */
+  /**
+   * The canonical text of an amount: no trailing zeros, no exponent ("12.5", "0", "0.00000001").
+   */
   public static String format(BigDecimal amount) {
     if (amount.signum() == 0) {
       return "0";

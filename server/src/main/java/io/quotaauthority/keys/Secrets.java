@@ -6,6 +6,7 @@ import java.security.SecureRandom;
 public final class Secrets {
   public static final String PREFIX = "sk-";
   public static final int RANDOM_CHARS = 43;
+
   /** How much of a secret is kept for display: "sk-" and five characters. */
   public static final int DISPLAY_PREFIX_LENGTH = 8;
 

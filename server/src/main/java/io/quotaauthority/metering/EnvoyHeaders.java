@@ -12,16 +12,17 @@ final class EnvoyHeaders {
 
   /**
    * Every value of a header, by lower-case name. Envoy puts values in {@code raw_value} bytes (the
-   * string {@code value} stays empty); older senders use {@code value}. ISO-8859-1 maps each byte to
-   * one char so a non-ASCII byte survives to be refused by the caller's validation.
+   * string {@code value} stays empty); older senders use {@code value}. ISO-8859-1 maps each byte
+   * to one char so a non-ASCII byte survives to be refused by the caller's validation.
    */
   static List<String> all(HeaderMap headers, String name) {
     List<String> values = new ArrayList<>(1);
     for (HeaderValue h : headers.getHeadersList()) {
       if (h.getKey().equalsIgnoreCase(name)) {
-        values.add(h.getRawValue().isEmpty()
-            ? h.getValue()
-            : h.getRawValue().toString(StandardCharsets.ISO_8859_1));
+        values.add(
+            h.getRawValue().isEmpty()
+                ? h.getValue()
+                : h.getRawValue().toString(StandardCharsets.ISO_8859_1));
       }
     }
     return values;

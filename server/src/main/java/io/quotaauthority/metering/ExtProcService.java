@@ -14,20 +14,20 @@ import org.slf4j.LoggerFactory;
 /**
  * {@code envoy.service.ext_proc.v3.ExternalProcessor/Process}: one gRPC stream per HTTP request.
  * Served only on the metering listener, behind the metering token (see QuotaAuthority): a stream
- * reaches this class only once its credential was checked.
- * Only translates: each ProcessingRequest becomes a call on that stream's {@link MeteringSession}
- * and its answer is sent back, after which the session may do work that must not delay Envoy
- * (charging the usage of a finished response). The stream is failed only for a message with no phase at all;
- * anything else that goes wrong lets the request through.
+ * reaches this class only once its credential was checked. Only translates: each ProcessingRequest
+ * becomes a call on that stream's {@link MeteringSession} and its answer is sent back, after which
+ * the session may do work that must not delay Envoy (charging the usage of a finished response).
+ * The stream is failed only for a message with no phase at all; anything else that goes wrong lets
+ * the request through.
  *
  * <p>Nothing runs on the transport thread but hand-off: each message is handled on the stream's
  * {@link MeteringExecutor.Lane}, in order; when the executor is saturated the message is answered
- * unread at once (CONTINUE: the request passes, unmetered, counted as
- * {@code quota_metering_unmetered_total{reason="overloaded"}}).
+ * unread at once (CONTINUE: the request passes, unmetered, counted as {@code
+ * quota_metering_unmetered_total{reason="overloaded"}}).
  *
  * <p>A request the session refuses (an unpriced model on a key with a quota) is answered with an
- * immediate response and the stream is completed by the server right after it, as for a local
- * reply below.
+ * immediate response and the stream is completed by the server right after it, as for a local reply
+ * below.
  *
  * <p>A stream whose first message is response headers carries an Envoy local reply (Envoy 1.37+
  * sends our own denials through ext_proc): it is answered CONTINUE and completed at once by the
@@ -59,7 +59,7 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
     if (call != null) {
       // With a cancel handler set, a send after cancellation is dropped instead of throwing; the
       // session is closed by onError, which gRPC also calls on cancellation.
-      call.setOnCancelHandler(() -> { });
+      call.setOnCancelHandler(() -> {});
       // One message at a time: the next is asked for only once this one is answered, so a stream
       // holds at most one decoded message here, and a fast sender (observability mode, STREAMED
       // response bodies) is held back by HTTP/2 flow control instead of filling a queue. It also
@@ -105,22 +105,24 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
           failed = true;
           closed = true;
           session.streamClosed();
-          responses.onError(Status.INVALID_ARGUMENT
-              .withDescription("ProcessingRequest has no request phase").asRuntimeException());
+          responses.onError(
+              Status.INVALID_ARGUMENT
+                  .withDescription("ProcessingRequest has no request phase")
+                  .asRuntimeException());
           return;
         }
         ProcessingResponse response;
         try {
-          response = switch (phase) {
-            case REQUEST_HEADERS ->
-                session.requestHeaders(request.getRequestHeaders());
-            case REQUEST_BODY -> session.requestBody(request.getRequestBody());
-            case RESPONSE_HEADERS -> session.responseHeaders(request.getResponseHeaders());
-            case RESPONSE_BODY -> session.responseBody(request.getResponseBody());
-            case REQUEST_TRAILERS -> session.requestTrailers();
-            case RESPONSE_TRAILERS -> session.responseTrailers();
-            case REQUEST_NOT_SET -> throw new AssertionError("handled above");
-          };
+          response =
+              switch (phase) {
+                case REQUEST_HEADERS -> session.requestHeaders(request.getRequestHeaders());
+                case REQUEST_BODY -> session.requestBody(request.getRequestBody());
+                case RESPONSE_HEADERS -> session.responseHeaders(request.getResponseHeaders());
+                case RESPONSE_BODY -> session.responseBody(request.getResponseBody());
+                case REQUEST_TRAILERS -> session.requestTrailers();
+                case RESPONSE_TRAILERS -> session.responseTrailers();
+                case REQUEST_NOT_SET -> throw new AssertionError("handled above");
+              };
         } catch (RuntimeException e) {
           log.warn("metering failed in {}; passing it through", phase, e);
           response = MeteringSession.passThrough(phase);
@@ -134,9 +136,9 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
 
       /**
        * Runs on the lane: completes the stream from the server side with OK once the session has
-       * nothing more to meter. Envoy's ext_proc filter takes a clean close as "processing
-       * complete" and lets the rest of the HTTP stream through without sending it here. Messages
-       * that were already in flight are ignored, and Envoy's later half-close finds it ended.
+       * nothing more to meter. Envoy's ext_proc filter takes a clean close as "processing complete"
+       * and lets the rest of the HTTP stream through without sending it here. Messages that were
+       * already in flight are ignored, and Envoy's later half-close finds it ended.
        */
       private void end() {
         failed = true;
@@ -177,17 +179,18 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
       @Override
       public void onCompleted() {
         closed = true;
-        lane.execute(() -> {
-          session.streamClosed();
-          if (failed) {
-            return; // already answered with INVALID_ARGUMENT, or ended by end()
-          }
-          try {
-            responses.onCompleted();
-          } catch (RuntimeException e) {
-            log.debug("ext_proc stream not completed: {}", e.toString());
-          }
-        });
+        lane.execute(
+            () -> {
+              session.streamClosed();
+              if (failed) {
+                return; // already answered with INVALID_ARGUMENT, or ended by end()
+              }
+              try {
+                responses.onCompleted();
+              } catch (RuntimeException e) {
+                log.debug("ext_proc stream not completed: {}", e.toString());
+              }
+            });
       }
     };
   }

@@ -26,16 +26,25 @@ final class ImmediateReplies {
       throw new IllegalArgumentException("no Envoy StatusCode for HTTP " + error.http());
     }
     return ProcessingResponse.newBuilder()
-        .setImmediateResponse(ImmediateResponse.newBuilder()
-            .setStatus(HttpStatus.newBuilder().setCode(status))
-            .setHeaders(HeaderMutation.newBuilder().addSetHeaders(HeaderValueOption.newBuilder()
-                // raw_value only: Envoy refuses a HeaderValue with both value fields set.
-                .setHeader(HeaderValue.newBuilder().setKey("content-type")
-                    .setRawValue(ByteString.copyFromUtf8("application/json")))
-                .setAppendAction(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)))
-            .setBody(ByteString.copyFrom(error.body(provider), StandardCharsets.UTF_8))
-            // Envoy's access log and response-code details name the reason.
-            .setDetails(error.code()))
+        .setImmediateResponse(
+            ImmediateResponse.newBuilder()
+                .setStatus(HttpStatus.newBuilder().setCode(status))
+                .setHeaders(
+                    HeaderMutation.newBuilder()
+                        .addSetHeaders(
+                            HeaderValueOption.newBuilder()
+                                // raw_value only: Envoy refuses a HeaderValue with both value
+                                // fields set.
+                                .setHeader(
+                                    HeaderValue.newBuilder()
+                                        .setKey("content-type")
+                                        .setRawValue(ByteString.copyFromUtf8("application/json")))
+                                .setAppendAction(
+                                    HeaderValueOption.HeaderAppendAction
+                                        .OVERWRITE_IF_EXISTS_OR_ADD)))
+                .setBody(ByteString.copyFrom(error.body(provider), StandardCharsets.UTF_8))
+                // Envoy's access log and response-code details name the reason.
+                .setDetails(error.code()))
         .build();
   }
 }

@@ -1,8 +1,8 @@
 package io.quotaauthority.metering;
 
-import java.util.Arrays;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -21,10 +21,9 @@ import java.util.Map;
  * its numeric leaves by dotted path ({@code "prompt_tokens_details.cached_tokens"}).
  *
  * <p>Anthropic's {@code usage.iterations[]} (one entry per billed sampling pass: compaction,
- * message, ...) is reported summed over its entries, each top-level count of an entry as
- * {@code "iterations.<field>"} ({@code "iterations.input_tokens"} = the sum of every entry's
- * {@code input_tokens}), so that {@link UsageFormat} can charge the passes the top-level counts
- * leave out.
+ * message, ...) is reported summed over its entries, each top-level count of an entry as {@code
+ * "iterations.<field>"} ({@code "iterations.input_tokens"} = the sum of every entry's {@code
+ * input_tokens}), so that {@link UsageFormat} can charge the passes the top-level counts leave out.
  *
  * <p>OpenAI's {@code service_tier} is reported too, at the top level and under {@code response}
  * (Responses stream events), so that a priority-served request is charged as such.
@@ -42,8 +41,8 @@ final class JsonUsageScanner {
     void model(String model);
 
     /**
-     * Generated text at one of the text paths, as UTF-8 with JSON escapes decoded, in pieces of
-     * at most a few hundred bytes (a piece may end inside a character). Only for estimates.
+     * Generated text at one of the text paths, as UTF-8 with JSON escapes decoded, in pieces of at
+     * most a few hundred bytes (a piece may end inside a character). Only for estimates.
      */
     default void text(byte[] utf8, int offset, int length) {}
 
@@ -53,44 +52,68 @@ final class JsonUsageScanner {
 
   /** Deeper documents are given up on, as Jackson does by default at 1000. */
   static final int MAX_DEPTH = 512;
+
   /** Keys are remembered for this many levels; every path we match is shallower. */
   private static final int KEY_DEPTH = 8;
+
   private static final int MAX_KEY_BYTES = 64;
   private static final int MAX_SCALAR_BYTES = 40;
   private static final int MAX_MODEL_BYTES = 200;
   private static final int MAX_USAGE_FIELDS = 32;
+
   /** A usage object's leaves are kept down to usage.a.b, enough for *_details.cached_tokens. */
   private static final int MAX_USAGE_NESTING = 2;
 
   private static final String ARRAY = "[]";
+
   /** The usage key whose array entries are summed, and the prefix their sums are reported under. */
   static final String ITERATIONS = "iterations";
+
   static final String ITERATIONS_PREFIX = ITERATIONS + ".";
   private static final String[][] USAGE_PATHS = {
-      {"usage"}, {"usageMetadata"}, {"response", "usage"}, {"message", "usage"},
-      {ARRAY, "usage"}, {ARRAY, "usageMetadata"}};
+    {"usage"},
+    {"usageMetadata"},
+    {"response", "usage"},
+    {"message", "usage"},
+    {ARRAY, "usage"},
+    {ARRAY, "usageMetadata"}
+  };
+
   /**
    * Where responses put the text they generate, streamed or whole: OpenAI chat deltas (content,
-   * reasoning, refusals, tool-call arguments) and messages, legacy completions, the Responses
-   * API's delta events (text, arguments, reasoning summaries), Anthropic text, thinking and
-   * tool-input deltas and content blocks, Gemini candidate parts (SSE and JSON-array streams).
-   * Each path names text that is new: no text is counted twice (a Responses "done" event's
-   * whole text, at "text", is not on the list).
+   * reasoning, refusals, tool-call arguments) and messages, legacy completions, the Responses API's
+   * delta events (text, arguments, reasoning summaries), Anthropic text, thinking and tool-input
+   * deltas and content blocks, Gemini candidate parts (SSE and JSON-array streams). Each path names
+   * text that is new: no text is counted twice (a Responses "done" event's whole text, at "text",
+   * is not on the list).
    */
   private static final String[][] TEXT_PATHS = {
-      {"choices", ARRAY, "delta", "content"}, {"choices", ARRAY, "delta", "reasoning_content"},
-      {"choices", ARRAY, "delta", "refusal"},
-      {"choices", ARRAY, "delta", "tool_calls", ARRAY, "function", "arguments"},
-      {"choices", ARRAY, "message", "content"}, {"choices", ARRAY, "text"},
-      {"delta"}, {"delta", "text"}, {"delta", "thinking"}, {"delta", "partial_json"},
-      {"content", ARRAY, "text"},
-      {"candidates", ARRAY, "content", "parts", ARRAY, "text"},
-      {ARRAY, "candidates", ARRAY, "content", "parts", ARRAY, "text"}};
+    {"choices", ARRAY, "delta", "content"},
+    {"choices", ARRAY, "delta", "reasoning_content"},
+    {"choices", ARRAY, "delta", "refusal"},
+    {"choices", ARRAY, "delta", "tool_calls", ARRAY, "function", "arguments"},
+    {"choices", ARRAY, "message", "content"},
+    {"choices", ARRAY, "text"},
+    {"delta"},
+    {"delta", "text"},
+    {"delta", "thinking"},
+    {"delta", "partial_json"},
+    {"content", ARRAY, "text"},
+    {"candidates", ARRAY, "content", "parts", ARRAY, "text"},
+    {ARRAY, "candidates", ARRAY, "content", "parts", ARRAY, "text"}
+  };
+
   /** Text is handed to the listener in pieces of this many bytes. */
   private static final int TEXT_PIECE = 128;
+
   private static final String[][] MODEL_PATHS = {
-      {"model"}, {"modelVersion"}, {"response", "model"}, {"message", "model"},
-      {ARRAY, "modelVersion"}};
+    {"model"},
+    {"modelVersion"},
+    {"response", "model"},
+    {"message", "model"},
+    {ARRAY, "modelVersion"}
+  };
+
   /** OpenAI: top level (chat, responses, chat stream chunks) and response.* (responses stream). */
   private static final String[][] TIER_PATHS = {{"service_tier"}, {"response", "service_tier"}};
 
@@ -107,16 +130,20 @@ final class JsonUsageScanner {
   private final Listener listener;
   private int state = VALUE;
   private int depth;
+
   /** Bit per level (1-based): set when that level is an array. */
   private final long[] arrayLevels = new long[MAX_DEPTH / 64 + 1];
+
   /** keys[i] is the current key of the object at level i + 1 (null if unknown or an array). */
   private final String[] keys = new String[KEY_DEPTH];
 
   private boolean stringIsKey;
   private boolean escaped;
   private boolean capturing;
+
   /** The string being captured is a service tier, not a model. */
   private boolean capturingTier;
+
   private boolean captureSpoiled;
   private int captureLimit;
   private final byte[] capture = new byte[MAX_MODEL_BYTES];
@@ -128,21 +155,30 @@ final class JsonUsageScanner {
 
   /** Reading a string at a text path, handed to the listener decoded. */
   private boolean textString;
+
   /** Hex digits still to come of a backslash-u escape in text, and its value so far. */
   private int hexLeft;
+
   private int hexValue;
+
   /** A high surrogate from a backslash-u escape, waiting for its low half; 0 if none. */
   private char highSurrogate;
+
   private final byte[] text = new byte[TEXT_PIECE];
   private int textLen;
 
   /** Level of the usage object being read, 0 when outside one. */
   private int usageLevel;
+
   /** Whether that usage object sits at the top-level {@code usage} key. */
   private boolean usageAtTop;
+
   private boolean lastUsageAtTop;
   private final Map<String, Long> fields = new LinkedHashMap<>();
-  /** The leaves of the {@code usage.iterations[]} entry being read, added to fields when it closes. */
+
+  /**
+   * The leaves of the {@code usage.iterations[]} entry being read, added to fields when it closes.
+   */
   private final Map<String, Long> iteration = new LinkedHashMap<>();
 
   JsonUsageScanner(Listener listener) {
@@ -427,7 +463,10 @@ final class JsonUsageScanner {
       usageAtTop = depth == 2 && !isArray(1) && "usage".equals(keys[0]);
       fields.clear();
     }
-    if (array && usageLevel > 0 && depth == usageLevel + 1 && depth <= KEY_DEPTH
+    if (array
+        && usageLevel > 0
+        && depth == usageLevel + 1
+        && depth <= KEY_DEPTH
         && ITERATIONS.equals(keys[usageLevel - 1])) {
       // A repeated "iterations" key replaces the earlier array, as any repeated key does.
       fields.keySet().removeIf(k -> k.startsWith(ITERATIONS_PREFIX));
@@ -530,12 +569,15 @@ final class JsonUsageScanner {
   }
 
   /**
-   * True when the innermost open level is an entry (object) of the usage object's
-   * {@code iterations} array: {@code usage.iterations[i]}.
+   * True when the innermost open level is an entry (object) of the usage object's {@code
+   * iterations} array: {@code usage.iterations[i]}.
    */
   private boolean inIterationEntry() {
-    return usageLevel > 0 && depth == usageLevel + 2 && depth <= KEY_DEPTH
-        && isArray(usageLevel + 1) && !isArray(depth)
+    return usageLevel > 0
+        && depth == usageLevel + 2
+        && depth <= KEY_DEPTH
+        && isArray(usageLevel + 1)
+        && !isArray(depth)
         && ITERATIONS.equals(keys[usageLevel - 1]);
   }
 

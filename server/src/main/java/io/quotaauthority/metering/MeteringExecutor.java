@@ -13,15 +13,15 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Where ext_proc work runs instead of on gRPC's transport threads: a fixed pool shared by every
- * stream, and one {@link Lane} per stream that runs that stream's tasks one at a time, in the
- * order they were given (a serial queue over the shared pool; a lane occupies at most one pool
- * thread at a time). Body work (parsing a 30 MiB prompt, scanning response chunks) can then take
- * its time without holding up the Checks that share the transport thread of its connection.
+ * stream, and one {@link Lane} per stream that runs that stream's tasks one at a time, in the order
+ * they were given (a serial queue over the shared pool; a lane occupies at most one pool thread at
+ * a time). Body work (parsing a 30 MiB prompt, scanning response chunks) can then take its time
+ * without holding up the Checks that share the transport thread of its connection.
  *
- * <p>Bounded: at most {@code maxPending} message tasks wait or run at once across all lanes;
- * {@link Lane#tryExecute} refuses beyond that, and the caller answers the message unread. Closing
- * tasks ({@link Lane#execute}) are never refused: there is at most one per stream and it is cheap,
- * and refusing it would lose a charge.
+ * <p>Bounded: at most {@code maxPending} message tasks wait or run at once across all lanes; {@link
+ * Lane#tryExecute} refuses beyond that, and the caller answers the message unread. Closing tasks
+ * ({@link Lane#execute}) are never refused: there is at most one per stream and it is cheap, and
+ * refusing it would lose a charge.
  */
 public final class MeteringExecutor implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(MeteringExecutor.class);
@@ -40,8 +40,14 @@ public final class MeteringExecutor implements AutoCloseable {
     }
     // The queue itself is unbounded, but what enters it is bounded by the semaphore (message
     // tasks) and by the number of streams (one closing task each), so it cannot grow without end.
-    this.pool = new ThreadPoolExecutor(threads, threads, 0, TimeUnit.SECONDS,
-        new LinkedBlockingQueue<>(), daemonThreads("metering"));
+    this.pool =
+        new ThreadPoolExecutor(
+            threads,
+            threads,
+            0,
+            TimeUnit.SECONDS,
+            new LinkedBlockingQueue<>(),
+            daemonThreads("metering"));
     this.pending = new Semaphore(maxPending);
     this.maxPending = maxPending;
   }
@@ -49,7 +55,8 @@ public final class MeteringExecutor implements AutoCloseable {
   /**
    * The default size: one thread fewer than there are cores (at least one), so body parsing can
    * never take every core from the transport threads that answer Checks; 64 waiting messages a
-   * thread (a few seconds of work at most, past which Envoy's message_timeout would give up anyway).
+   * thread (a few seconds of work at most, past which Envoy's message_timeout would give up
+   * anyway).
    */
   public static MeteringExecutor forCores() {
     int threads = Math.max(1, Runtime.getRuntime().availableProcessors() - 1);
@@ -90,18 +97,18 @@ public final class MeteringExecutor implements AutoCloseable {
   /** One stream's tasks, run in order, one at a time, on the shared pool. */
   public final class Lane implements Runnable {
     private final ArrayDeque<Runnable> tasks = new ArrayDeque<>();
+
     /** True while this lane is queued on or running in the pool. */
     private boolean scheduled;
 
-    private Lane() {
-    }
+    private Lane() {}
 
     /**
      * Queues a message task behind this lane's earlier ones, unless the executor is saturated (or
      * closed); then returns false and the caller must answer the message itself.
      */
     public boolean tryExecute(Runnable task) {
-      return tryExecute(task, () -> { });
+      return tryExecute(task, () -> {});
     }
 
     /**
@@ -115,14 +122,16 @@ public final class MeteringExecutor implements AutoCloseable {
       }
       boolean queued = false;
       try {
-        queued = add(() -> {
-          try {
-            task.run();
-          } finally {
-            pending.release();
-          }
-          next.run();
-        });
+        queued =
+            add(
+                () -> {
+                  try {
+                    task.run();
+                  } finally {
+                    pending.release();
+                  }
+                  next.run();
+                });
         return queued;
       } finally {
         if (!queued) {

@@ -1,18 +1,18 @@
 package io.quotaauthority.metering;
 
-import java.util.Locale;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quotaauthority.provider.Provider;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Metering's counters. In Prometheus they read {@code quota_metering_unpriced_total{model}},
- * {@code quota_metering_unmetered_total{reason}}, {@code quota_metering_charges_total{provider,
- * outcome}}, {@code quota_metering_charges_lost_total{reason}},
- * {@code quota_metering_errors_total{phase}}, {@code quota_metering_unread_bodies_total{reason}},
- * {@code quota_metering_estimated_total{provider}} and {@code quota_metering_refused_total{reason}}.
+ * Metering's counters. In Prometheus they read {@code quota_metering_unpriced_total{model}}, {@code
+ * quota_metering_unmetered_total{reason}}, {@code quota_metering_charges_total{provider, outcome}},
+ * {@code quota_metering_charges_lost_total{reason}}, {@code quota_metering_errors_total{phase}},
+ * {@code quota_metering_unread_bodies_total{reason}}, {@code
+ * quota_metering_estimated_total{provider}} and {@code quota_metering_refused_total{reason}}.
  */
 final class MeteringMetrics {
   /** Model names come from clients: past this many distinct ones the tag reads "other". */
@@ -25,7 +25,9 @@ final class MeteringMetrics {
     ERROR_STATUS,
     ENCODED_BODY,
     NO_USAGE,
-    /** The metering executor was saturated: the message was answered unread (see ExtProcService). */
+    /**
+     * The metering executor was saturated: the message was answered unread (see ExtProcService).
+     */
     OVERLOADED,
     /**
      * A stream whose first message was response headers: an Envoy local reply (Envoy 1.37+ sends
@@ -44,9 +46,10 @@ final class MeteringMetrics {
 
   /** Why metering refused a request before it reached the provider (the tag of the counter). */
   static final String REFUSED_MODEL_NOT_PRICED = "model_not_priced";
+
   /**
-   * A background response (OpenAI Responses, "background": true) for a key with a quota: its
-   * usage would arrive on a later GET nobody meters.
+   * A background response (OpenAI Responses, "background": true) for a key with a quota: its usage
+   * would arrive on a later GET nobody meters.
    */
   static final String REFUSED_ENDPOINT_NOT_METERED = "endpoint_not_metered";
 
@@ -87,17 +90,23 @@ final class MeteringMetrics {
 
   void unpriced(String model) {
     String tag = unpriced.containsKey(model) || unpriced.size() < MAX_MODEL_TAGS ? model : "other";
-    unpriced.computeIfAbsent(tag, m -> Counter.builder("quota.metering.unpriced")
-        .description("metered responses of a model missing from the price table")
-        .tag("model", m)
-        .register(registry)).increment();
+    unpriced
+        .computeIfAbsent(
+            tag,
+            m ->
+                Counter.builder("quota.metering.unpriced")
+                    .description("metered responses of a model missing from the price table")
+                    .tag("model", m)
+                    .register(registry))
+        .increment();
   }
 
   void unmetered(Unmetered reason) {
     Counter.builder("quota.metering.unmetered")
         .description("metered-path responses that were not charged, by reason")
         .tag("reason", reason.tag())
-        .register(registry).increment();
+        .register(registry)
+        .increment();
   }
 
   void charged(Provider provider, String outcome) {
@@ -105,7 +114,8 @@ final class MeteringMetrics {
         .description("usage reports from Envoy metering, by outcome")
         .tag("provider", provider.wireName())
         .tag("outcome", outcome)
-        .register(registry).increment();
+        .register(registry)
+        .increment();
   }
 
   /** Why a metered request's charge was lost for good (the request was served, never charged). */
@@ -132,21 +142,25 @@ final class MeteringMetrics {
     Counter.builder("quota.metering.charges.lost")
         .description("metered charges lost for good, by reason; each is logged with its report id")
         .tag("reason", reason.tag())
-        .register(registry).increment();
+        .register(registry)
+        .increment();
   }
 
   void error(String phase) {
     Counter.builder("quota.metering.errors")
         .description("internal metering errors; the request or response passed through unchanged")
         .tag("phase", phase)
-        .register(registry).increment();
+        .register(registry)
+        .increment();
   }
 
   /** A request body metering did not read (it passed through unchanged). */
   void unreadBody(RequestBody.Unread reason) {
     Counter.builder("quota.metering.unread.bodies")
-        .description("request bodies passed through unread: not JSON, too deep, too long, duplicate key")
+        .description(
+            "request bodies passed through unread: not JSON, too deep, too long, duplicate key")
         .tag("reason", reason.tag())
-        .register(registry).increment();
+        .register(registry)
+        .increment();
   }
 }

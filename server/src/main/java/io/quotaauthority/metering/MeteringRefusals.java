@@ -14,9 +14,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Makes refused metering streams loud. Envoy fails open on ext_proc errors, so a wrong or missing
- * metering token does not break a single request: it silently stops all charging. Each refusal
- * is counted in {@code quota_metering_streams_refused_total{reason}} (missing, malformed, wrong)
- * and warned about at most once per reason per {@link #WARN_EVERY}, with how many were refused
+ * metering token does not break a single request: it silently stops all charging. Each refusal is
+ * counted in {@code quota_metering_streams_refused_total{reason}} (missing, malformed, wrong) and
+ * warned about at most once per reason per {@link #WARN_EVERY}, with how many were refused
  * meanwhile. Neither the counter nor the warning ever holds the presented or the expected token.
  */
 public final class MeteringRefusals implements Consumer<Refusal> {
@@ -34,11 +34,15 @@ public final class MeteringRefusals implements Consumer<Refusal> {
   MeteringRefusals(MeterRegistry registry, LongSupplier nanoTime) {
     this.nanoTime = nanoTime;
     for (Refusal r : Refusal.values()) {
-      // Registered up front, so the series read 0 (not absent) and an alert on rate() works at once.
-      counters.put(r, Counter.builder("quota.metering.streams.refused")
-          .description("ext_proc metering streams refused for a missing, malformed or wrong token")
-          .tag("reason", r.tag())
-          .register(registry));
+      // Registered up front, so the series read 0 (not absent) and an alert on rate() works at
+      // once.
+      counters.put(
+          r,
+          Counter.builder("quota.metering.streams.refused")
+              .description(
+                  "ext_proc metering streams refused for a missing, malformed or wrong token")
+              .tag("reason", r.tag())
+              .register(registry));
       warnings.put(r, new Warning(WARN_EVERY.toNanos()));
     }
   }
@@ -49,10 +53,13 @@ public final class MeteringRefusals implements Consumer<Refusal> {
     counters.get(reason).increment();
     long suppressed = warnings.get(reason).due(nanoTime.getAsLong());
     if (suppressed >= 0) {
-      log.warn("refused an ext_proc metering stream: {}; requests pass UNMETERED while this lasts"
-          + " (Envoy fails open). Envoy's ext_proc grpc_service.initial_metadata must send"
-          + " 'authorization: Bearer <QUOTA_METERING_TOKEN>' to QUOTA_METERING_PORT"
-          + " ({} more refused for this reason since the last warning)", describe(reason), suppressed);
+      log.warn(
+          "refused an ext_proc metering stream: {}; requests pass UNMETERED while this lasts"
+              + " (Envoy fails open). Envoy's ext_proc grpc_service.initial_metadata must send"
+              + " 'authorization: Bearer <QUOTA_METERING_TOKEN>' to QUOTA_METERING_PORT"
+              + " ({} more refused for this reason since the last warning)",
+          describe(reason),
+          suppressed);
     }
   }
 
@@ -71,8 +78,10 @@ public final class MeteringRefusals implements Consumer<Refusal> {
    */
   static final class Warning {
     private final long periodNanos;
+
     /** When the last warning was given; Long.MIN_VALUE before the first. */
     private final AtomicLong last = new AtomicLong(Long.MIN_VALUE);
+
     private final AtomicLong silenced = new AtomicLong();
 
     Warning(long periodNanos) {
@@ -82,7 +91,8 @@ public final class MeteringRefusals implements Consumer<Refusal> {
     long due(long now) {
       long before = last.get();
       // Subtraction, not comparison, so that nanoTime wrapping around cannot stop the warnings.
-      if ((before == Long.MIN_VALUE || now - before >= periodNanos) && last.compareAndSet(before, now)) {
+      if ((before == Long.MIN_VALUE || now - before >= periodNanos)
+          && last.compareAndSet(before, now)) {
         return silenced.getAndSet(0);
       }
       silenced.incrementAndGet();

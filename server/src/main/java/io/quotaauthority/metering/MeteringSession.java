@@ -1,6 +1,5 @@
 package io.quotaauthority.metering;
 
-import java.io.IOException;
 import com.google.protobuf.ByteString;
 import io.envoyproxy.envoy.config.core.v3.HeaderMap;
 import io.envoyproxy.envoy.config.core.v3.HeaderValue;
@@ -16,12 +15,13 @@ import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
-import io.quotaauthority.usage.UsageValidation;
 import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
+import io.quotaauthority.usage.UsageValidation;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.Base64;
@@ -29,7 +29,6 @@ import java.util.EnumMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
-import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,84 +38,102 @@ import org.slf4j.LoggerFactory;
  * response headers (status, framing), response body chunks (usage), then the end of the stream.
  *
  * <p>It is never in the way but for two refusals, both only for a key with a quota and both an
- * immediate response before anything goes upstream: a model the price table cannot price (or
- * whose model cannot be read) gets the provider-shaped 403 {@code model_not_priced} (UsageCharger
+ * immediate response before anything goes upstream: a model the price table cannot price (or whose
+ * model cannot be read) gets the provider-shaped 403 {@code model_not_priced} (UsageCharger
  * decides; Gemini at the request headers, the others at the request body), and a background
- * response (OpenAI Responses with {@code "background": true}, whose usage would come on a later
- * GET nobody meters) gets {@code endpoint_not_metered}. Otherwise every phase answers CONTINUE,
- * the response body is never changed, and an internal error turns metering off for the rest of
- * the request and lets it through. The one change it makes is to an OpenAI-style streaming
- * completion request without
- * {@code stream_options.include_usage}, which gets it set (else the stream carries no usage), with
- * content-length updated to match; and it drops the request's accept-encoding so the provider
- * answers in plain text that can be read.
+ * response (OpenAI Responses with {@code "background": true}, whose usage would come on a later GET
+ * nobody meters) gets {@code endpoint_not_metered}. Otherwise every phase answers CONTINUE, the
+ * response body is never changed, and an internal error turns metering off for the rest of the
+ * request and lets it through. The one change it makes is to an OpenAI-style streaming completion
+ * request without {@code stream_options.include_usage}, which gets it set (else the stream carries
+ * no usage), with content-length updated to match; and it drops the request's accept-encoding so
+ * the provider answers in plain text that can be read.
  *
  * <p>Charging happens once: right after the answer to the last response body chunk is sent (see
- * {@link #settle()}), or, if the stream is closed or cancelled
- * before that (client went away, upstream reset), with what had been seen by then. A
- * response that began but ended without the provider's final usage (client gone, upstream reset,
- * an event stream that stopped short) is charged an estimate, marked as such in the ledger: per
- * bucket the larger of what the provider had reported and what {@link TokenEstimate} counts in
- * the request's text and the response text seen. The charge is priced as the model the response
- * names when the table prices it (an alias answered by a dated model), else as the request's
- * model, at the service tier the response (else the request) states. Nothing is charged for a
- * non-2xx response, a complete JSON response without usage, or a request without a valid
- * x-quota-key-id.
+ * {@link #settle()}), or, if the stream is closed or cancelled before that (client went away,
+ * upstream reset), with what had been seen by then. A response that began but ended without the
+ * provider's final usage (client gone, upstream reset, an event stream that stopped short) is
+ * charged an estimate, marked as such in the ledger: per bucket the larger of what the provider had
+ * reported and what {@link TokenEstimate} counts in the request's text and the response text seen.
+ * The charge is priced as the model the response names when the table prices it (an alias answered
+ * by a dated model), else as the request's model, at the service tier the response (else the
+ * request) states. Nothing is charged for a non-2xx response, a complete JSON response without
+ * usage, or a request without a valid x-quota-key-id.
  *
  * <p>The charge's report id is made here, one per stream ("m-" and 128 random bits), never taken
  * from the request: a client that can choose its x-request-id must not be able to make a second
- * request look like a repeat of its first. The x-request-id is kept beside it, for correlation
- * with Envoy's access log only. Calls come one at a time, in the stream's order (ExtProcService
- * runs each stream's messages serially on the metering executor, off the transport threads);
- * methods are synchronized so that each call sees the previous one's writes whichever pool thread
- * ran it, and so that the memory probe used by tests reads a consistent state.
+ * request look like a repeat of its first. The x-request-id is kept beside it, for correlation with
+ * Envoy's access log only. Calls come one at a time, in the stream's order (ExtProcService runs
+ * each stream's messages serially on the metering executor, off the transport threads); methods are
+ * synchronized so that each call sees the previous one's writes whichever pool thread ran it, and
+ * so that the memory probe used by tests reads a consistent state.
  */
 final class MeteringSession {
   private static final Logger log = LoggerFactory.getLogger(MeteringSession.class);
 
   static final String KEY_ID_HEADER = GatewayHeaders.KEY_ID;
   static final String REQUEST_ID_HEADER = "x-request-id";
+
   /** Thread-safe; seeded once from the OS, then non-blocking. */
   private static final SecureRandom RANDOM = new SecureRandom();
 
-  private static final ProcessingResponse CONTINUE_REQUEST_HEADERS = ProcessingResponse.newBuilder()
-      .setRequestHeaders(HeadersResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
-      .build();
-  private static final ProcessingResponse CONTINUE_REQUEST_BODY = ProcessingResponse.newBuilder()
-      .setRequestBody(BodyResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
-      .build();
-  private static final ProcessingResponse CONTINUE_RESPONSE_HEADERS = ProcessingResponse.newBuilder()
-      .setResponseHeaders(HeadersResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
-      .build();
-  private static final ProcessingResponse CONTINUE_RESPONSE_BODY = ProcessingResponse.newBuilder()
-      .setResponseBody(BodyResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
-      .build();
-  private static final ProcessingResponse CONTINUE_REQUEST_TRAILERS = ProcessingResponse.newBuilder()
-      .setRequestTrailers(TrailersResponse.getDefaultInstance()).build();
-  private static final ProcessingResponse CONTINUE_RESPONSE_TRAILERS = ProcessingResponse.newBuilder()
-      .setResponseTrailers(TrailersResponse.getDefaultInstance()).build();
+  private static final ProcessingResponse CONTINUE_REQUEST_HEADERS =
+      ProcessingResponse.newBuilder()
+          .setRequestHeaders(
+              HeadersResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
+          .build();
+  private static final ProcessingResponse CONTINUE_REQUEST_BODY =
+      ProcessingResponse.newBuilder()
+          .setRequestBody(
+              BodyResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
+          .build();
+  private static final ProcessingResponse CONTINUE_RESPONSE_HEADERS =
+      ProcessingResponse.newBuilder()
+          .setResponseHeaders(
+              HeadersResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
+          .build();
+  private static final ProcessingResponse CONTINUE_RESPONSE_BODY =
+      ProcessingResponse.newBuilder()
+          .setResponseBody(
+              BodyResponse.newBuilder().setResponse(CommonResponse.getDefaultInstance()))
+          .build();
+  private static final ProcessingResponse CONTINUE_REQUEST_TRAILERS =
+      ProcessingResponse.newBuilder()
+          .setRequestTrailers(TrailersResponse.getDefaultInstance())
+          .build();
+  private static final ProcessingResponse CONTINUE_RESPONSE_TRAILERS =
+      ProcessingResponse.newBuilder()
+          .setResponseTrailers(TrailersResponse.getDefaultInstance())
+          .build();
 
   /**
    * Asks Envoy to send nothing more for a request we do not meter. Honoured only when the filter
    * has allow_mode_override; otherwise the later phases come and are answered CONTINUE.
    */
-  private static final ProcessingMode NOTHING_MORE = ProcessingMode.newBuilder()
-      .setRequestBodyMode(ProcessingMode.BodySendMode.NONE)
-      .setResponseHeaderMode(ProcessingMode.HeaderSendMode.SKIP)
-      .setResponseBodyMode(ProcessingMode.BodySendMode.NONE)
-      .build();
-  private static final ProcessingMode NO_RESPONSE_BODY = ProcessingMode.newBuilder()
-      .setResponseBodyMode(ProcessingMode.BodySendMode.NONE)
-      .build();
+  private static final ProcessingMode NOTHING_MORE =
+      ProcessingMode.newBuilder()
+          .setRequestBodyMode(ProcessingMode.BodySendMode.NONE)
+          .setResponseHeaderMode(ProcessingMode.HeaderSendMode.SKIP)
+          .setResponseBodyMode(ProcessingMode.BodySendMode.NONE)
+          .build();
+
+  private static final ProcessingMode NO_RESPONSE_BODY =
+      ProcessingMode.newBuilder().setResponseBodyMode(ProcessingMode.BodySendMode.NONE).build();
   private static final ProcessingResponse SKIP_AFTER_REQUEST_HEADERS =
       CONTINUE_REQUEST_HEADERS.toBuilder().setModeOverride(NOTHING_MORE).build();
   private static final ProcessingResponse SKIP_AFTER_RESPONSE_HEADERS =
       CONTINUE_RESPONSE_HEADERS.toBuilder().setModeOverride(NO_RESPONSE_BODY).build();
+
   /** Compressed responses cannot be read, so the provider is asked for identity encoding. */
-  private static final ProcessingResponse METERED_REQUEST_HEADERS = ProcessingResponse.newBuilder()
-      .setRequestHeaders(HeadersResponse.newBuilder().setResponse(CommonResponse.newBuilder()
-          .setHeaderMutation(HeaderMutation.newBuilder().addRemoveHeaders("accept-encoding"))))
-      .build();
+  private static final ProcessingResponse METERED_REQUEST_HEADERS =
+      ProcessingResponse.newBuilder()
+          .setRequestHeaders(
+              HeadersResponse.newBuilder()
+                  .setResponse(
+                      CommonResponse.newBuilder()
+                          .setHeaderMutation(
+                              HeaderMutation.newBuilder().addRemoveHeaders("accept-encoding"))))
+          .build();
 
   /**
    * A background response (OpenAI Responses, "background": true) for a key with a quota: its usage
@@ -128,7 +145,10 @@ final class MeteringSession {
   private static Map<Provider, ProcessingResponse> backgroundRefusals() {
     Map<Provider, ProcessingResponse> m = new EnumMap<>(Provider.class);
     for (Provider p : Provider.values()) {
-      m.put(p, ImmediateReplies.refusal(p, ProviderError.endpointNotMetered(Endpoints.BACKGROUND_RESPONSES)));
+      m.put(
+          p,
+          ImmediateReplies.refusal(
+              p, ProviderError.endpointNotMetered(Endpoints.BACKGROUND_RESPONSES)));
     }
     return m;
   }
@@ -138,30 +158,42 @@ final class MeteringSession {
 
   /** Null when this request is not metered (or metering was turned off by an error). */
   private ProviderRoute route;
+
   private long keyId;
+
   /**
    * Whether the paying key has a quota, as Check said in x-quota-key-limited; true unless Check
    * said "false", so a request Check did not mark is treated with the stricter rules.
    */
   private boolean keyLimited;
+
   /** Made by {@link #newReportId()} when a metered request's headers arrive. */
   private String reportId;
+
   /** The request's x-request-id, or null when it had none usable: correlation only. */
   private String requestId;
+
   private boolean requestHasContentLength;
   private boolean requestBodySeen;
   private String model;
+
   /** The request's input tokens as {@link TokenEstimate} counts them; 0 before its body. */
   private long promptTokens;
+
   /** The service tier the request asked for (OpenAI service_tier), or null. */
   private String serviceTier;
+
   /** Reads the response body; null before 2xx response headers and after charging. */
   private UsageExtractor extractor;
+
   private boolean charged;
+
   /** The response body ended; charging waits for {@link #settle()}. */
   private boolean bodyEnded;
+
   /** Request headers arrived on this stream (whether or not the request is metered). */
   private boolean requestHeadersSeen;
+
   /** This stream has nothing more to meter: the service ends it after sending the answer. */
   private boolean finished;
 
@@ -184,10 +216,10 @@ final class MeteringSession {
   }
 
   /**
-   * The provider comes from the path (and the anthropic-version header), by the rule Check
-   * follows: ext_proc gets no route hint. The forwarded ext_authz metadata is not read for it,
-   * because Check puts no provider there (only key_id; the provider is per route and the allow
-   * response is built once per key version).
+   * The provider comes from the path (and the anthropic-version header), by the rule Check follows:
+   * ext_proc gets no route hint. The forwarded ext_authz metadata is not read for it, because Check
+   * puts no provider there (only key_id; the provider is per route and the allow response is built
+   * once per key version).
    */
   synchronized ProcessingResponse requestHeaders(HttpHeaders headers) {
     requestHeadersSeen = true;
@@ -199,19 +231,24 @@ final class MeteringSession {
   }
 
   private ProcessingResponse onRequestHeaders(HeaderMap h) {
-    Optional<ProviderRoute> r = ProviderRoute.of(EnvoyHeaders.single(h, ":method"),
-        EnvoyHeaders.single(h, ":path"),
-        !EnvoyHeaders.all(h, "anthropic-version").isEmpty());
+    Optional<ProviderRoute> r =
+        ProviderRoute.of(
+            EnvoyHeaders.single(h, ":method"),
+            EnvoyHeaders.single(h, ":path"),
+            !EnvoyHeaders.all(h, "anthropic-version").isEmpty());
     if (r.isEmpty()) {
       return SKIP_AFTER_REQUEST_HEADERS;
     }
     String provider = r.get().provider().wireName();
     String key = EnvoyHeaders.single(h, KEY_ID_HEADER);
-    // The id rule of every other path (KeyIds): Check writes this header, so anything else is foreign.
+    // The id rule of every other path (KeyIds): Check writes this header, so anything else is
+    // foreign.
     long parsedKeyId = key == null ? -1 : KeyIds.tryParse(key);
     if (parsedKeyId < 0) {
-      metrics.unmetered(key == null
-          ? MeteringMetrics.Unmetered.MISSING_KEY_ID : MeteringMetrics.Unmetered.BAD_KEY_ID);
+      metrics.unmetered(
+          key == null
+              ? MeteringMetrics.Unmetered.MISSING_KEY_ID
+              : MeteringMetrics.Unmetered.BAD_KEY_ID);
       // The path is not logged: Gemini accepts the API key in its query string.
       log.debug("{} request without a single decimal {}: not metered", provider, KEY_ID_HEADER);
       return SKIP_AFTER_REQUEST_HEADERS;
@@ -260,8 +297,12 @@ final class MeteringSession {
     if (model == null) {
       model = request.model().orElse(null);
       // Not known from the path: the body was the last chance to learn it.
-      Optional<ProcessingResponse> refused = refuseUnpriced(request.unread()
-          .map(RequestBody.Unread::describe).orElse("the request body has no \"model\" string"));
+      Optional<ProcessingResponse> refused =
+          refuseUnpriced(
+              request
+                  .unread()
+                  .map(RequestBody.Unread::describe)
+                  .orElse("the request body has no \"model\" string"));
       if (refused.isPresent()) {
         return refused.get();
       }
@@ -272,26 +313,35 @@ final class MeteringSession {
     // Counted now, once the model (which may follow the messages) is known; only the count is kept.
     // Exactly for a stream only: a whole-body answer is almost never cut after it began, so the
     // cheap byte bound serves it and the tokenizer's cost is paid where estimates happen.
-    promptTokens = prompt.tokens(request.stream()
-        ? TokenEstimate.Tokenizer.of(route.provider(), model) : TokenEstimate.Tokenizer.BYTE_BOUND);
+    promptTokens =
+        prompt.tokens(
+            request.stream()
+                ? TokenEstimate.Tokenizer.of(route.provider(), model)
+                : TokenEstimate.Tokenizer.BYTE_BOUND);
     serviceTier = request.serviceTier().orElse(null);
     if (!route.addsStreamUsage() || !request.needsIncludeUsage()) {
       return CONTINUE_REQUEST_BODY;
     }
     ByteString rewritten = request.withIncludeUsage(bytes);
-    CommonResponse.Builder common = CommonResponse.newBuilder()
-        .setBodyMutation(BodyMutation.newBuilder().setBody(rewritten));
+    CommonResponse.Builder common =
+        CommonResponse.newBuilder().setBodyMutation(BodyMutation.newBuilder().setBody(rewritten));
     if (requestHasContentLength) {
       // BUFFERED body + SEND headers: Envoy keeps content-length and rejects a body mutation whose
       // length differs, so the processor sets it here (header mutations in a body response apply
       // in BUFFERED mode). raw_value only: Envoy refuses a HeaderValue with both value fields.
-      common.setHeaderMutation(HeaderMutation.newBuilder().addSetHeaders(
-          HeaderValueOption.newBuilder()
-              .setHeader(HeaderValue.newBuilder()
-                  .setKey("content-length")
-                  .setRawValue(ByteString.copyFrom(
-                      Integer.toString(rewritten.size()), StandardCharsets.US_ASCII)))
-              .setAppendAction(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)));
+      common.setHeaderMutation(
+          HeaderMutation.newBuilder()
+              .addSetHeaders(
+                  HeaderValueOption.newBuilder()
+                      .setHeader(
+                          HeaderValue.newBuilder()
+                              .setKey("content-length")
+                              .setRawValue(
+                                  ByteString.copyFrom(
+                                      Integer.toString(rewritten.size()),
+                                      StandardCharsets.US_ASCII)))
+                      .setAppendAction(
+                          HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)));
     }
     return ProcessingResponse.newBuilder()
         .setRequestBody(BodyResponse.newBuilder().setResponse(common))
@@ -341,11 +391,15 @@ final class MeteringSession {
       return SKIP_AFTER_RESPONSE_HEADERS;
     }
     String encoding = EnvoyHeaders.single(h, "content-encoding");
-    if (encoding != null && !encoding.isBlank()
+    if (encoding != null
+        && !encoding.isBlank()
         && !encoding.trim().toLowerCase(Locale.ROOT).equals("identity")) {
       metrics.unmetered(MeteringMetrics.Unmetered.ENCODED_BODY);
-      log.warn("{} response for report {} is {}-encoded despite no accept-encoding: not metered",
-          route.provider().wireName(), reportId, encoding);
+      log.warn(
+          "{} response for report {} is {}-encoded despite no accept-encoding: not metered",
+          route.provider().wireName(),
+          reportId,
+          encoding);
       stopMetering();
       return SKIP_AFTER_RESPONSE_HEADERS;
     }
@@ -354,14 +408,17 @@ final class MeteringSession {
       stopMetering();
       return CONTINUE_RESPONSE_HEADERS;
     }
-    // A missing :status (response headers skipped by config) is metered: error bodies carry no usage.
+    // A missing :status (response headers skipped by config) is metered: error bodies carry no
+    // usage.
     extractor = newExtractor(UsageExtractor.Framing.of(EnvoyHeaders.single(h, "content-type")));
     return CONTINUE_RESPONSE_HEADERS;
   }
 
   /** A reader of the response body that also counts its text, by the model's tokenizer. */
   private UsageExtractor newExtractor(UsageExtractor.Framing framing) {
-    return new UsageExtractor(route.format(), framing,
+    return new UsageExtractor(
+        route.format(),
+        framing,
         new TokenEstimate.Output(TokenEstimate.Tokenizer.of(route.provider(), model)));
   }
 
@@ -387,8 +444,8 @@ final class MeteringSession {
 
   /**
    * The metering executor had no room for this message: it is answered unread, so the request
-   * passes, and metering stops for the rest of it (a response chunk not read would leave the
-   * usage scan mid-document; a request body not read leaves an OpenAI stream without usage).
+   * passes, and metering stops for the rest of it (a response chunk not read would leave the usage
+   * scan mid-document; a request body not read leaves an OpenAI stream without usage).
    */
   synchronized ProcessingResponse overloaded(ProcessingRequest.RequestCase phase) {
     if (phase == ProcessingRequest.RequestCase.REQUEST_HEADERS) {
@@ -435,8 +492,8 @@ final class MeteringSession {
   }
 
   /**
-   * The ext_proc stream ended, cleanly or not. If the response body had not ended, charge the
-   * usage seen so far (a stream cut short still used what it reported).
+   * The ext_proc stream ended, cleanly or not. If the response body had not ended, charge the usage
+   * seen so far (a stream cut short still used what it reported).
    */
   synchronized void streamClosed() {
     try {
@@ -460,7 +517,9 @@ final class MeteringSession {
     return extractor == null ? 0 : extractor.retainedBytes();
   }
 
-  /** @param complete the response body ended (else the stream was closed before its end) */
+  /**
+   * @param complete the response body ended (else the stream was closed before its end)
+   */
   private void chargeSeen(boolean complete) {
     if (route == null || charged || extractor == null) {
       return;
@@ -472,16 +531,24 @@ final class MeteringSession {
     String name = charger.chargedModel(model, extractor.reportedModel());
     // The tier that served it, as the response says; else the one the request asked for.
     String tier = extractor.reportedServiceTier().orElse(serviceTier);
-    boolean estimate = TokenEstimate.needed(route.format(), extractor.started(),
-        extractor.finalUsageSeen(), complete, extractor.framing() == UsageExtractor.Framing.SSE);
+    boolean estimate =
+        TokenEstimate.needed(
+            route.format(),
+            extractor.started(),
+            extractor.finalUsageSeen(),
+            complete,
+            extractor.framing() == UsageExtractor.Framing.SSE);
     long outputTokens = estimate ? extractor.outputTokens() : 0;
     extractor = null;
     if (estimate) {
       TokenUsage estimated = TokenEstimate.charge(usage, promptTokens, outputTokens);
       if (estimated.totalTokens() > 0) {
         metrics.estimated(route.provider());
-        log.debug("{} response for report {} ended without its final usage: charging an estimate"
-            + " of {} input and {} output tokens", route.provider().wireName(), reportId,
+        log.debug(
+            "{} response for report {} ended without its final usage: charging an estimate"
+                + " of {} input and {} output tokens",
+            route.provider().wireName(),
+            reportId,
             estimated.inputTokens() + estimated.cachedInputTokens() + estimated.cacheWriteTokens(),
             estimated.outputTokens());
         charger.charge(keyId, reportId, requestId, route.provider(), name, tier, estimated, true);
@@ -490,8 +557,10 @@ final class MeteringSession {
     }
     if (usage.isEmpty()) {
       metrics.unmetered(MeteringMetrics.Unmetered.NO_USAGE);
-      log.debug("{} response for report {} had no usage: not charged",
-          route.provider().wireName(), reportId);
+      log.debug(
+          "{} response for report {} had no usage: not charged",
+          route.provider().wireName(),
+          reportId);
       return;
     }
     charger.charge(keyId, reportId, requestId, route.provider(), name, tier, usage.get(), false);
@@ -500,8 +569,8 @@ final class MeteringSession {
   /**
    * The immediate response that refuses this request before it reaches the provider, when
    * UsageCharger's unpriced rule says so (a key with a quota, an unpriced or unreadable model, no
-   * unpriced rate set); empty to let it pass. A refusal ends metering and the stream, like a
-   * local reply: nothing reached the provider, nothing is charged.
+   * unpriced rate set); empty to let it pass. A refusal ends metering and the stream, like a local
+   * reply: nothing reached the provider, nothing is charged.
    *
    * @param why when {@link #model} is null, what kept it from being read
    */
@@ -511,8 +580,11 @@ final class MeteringSession {
       return Optional.empty();
     }
     metrics.refused(MeteringMetrics.REFUSED_MODEL_NOT_PRICED);
-    log.info("{} request for report {} refused before upstream: {}", route.provider().wireName(),
-        reportId, error.get().message());
+    log.info(
+        "{} request for report {} refused before upstream: {}",
+        route.provider().wireName(),
+        reportId,
+        error.get().message());
     ProcessingResponse reply = ImmediateReplies.refusal(route.provider(), error.get());
     route = null;
     stopMetering();

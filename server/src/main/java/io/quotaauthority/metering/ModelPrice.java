@@ -29,8 +29,11 @@ public record ModelPrice(
 
   /** Every bucket's price multiplied by the factor (a dearer service tier). */
   public ModelPrice times(BigDecimal factor) {
-    return new ModelPrice(inputPerMtok.multiply(factor), outputPerMtok.multiply(factor),
-        cachedInputPerMtok.multiply(factor), cacheWritePerMtok.multiply(factor));
+    return new ModelPrice(
+        inputPerMtok.multiply(factor),
+        outputPerMtok.multiply(factor),
+        cachedInputPerMtok.multiply(factor),
+        cacheWritePerMtok.multiply(factor));
   }
 
   /**
@@ -39,10 +42,12 @@ public record ModelPrice(
    * sum rather than each bucket keeps the error under half a unit per request.
    */
   public BigDecimal costOf(TokenUsage t) {
-    BigDecimal micro = inputPerMtok.multiply(BigDecimal.valueOf(t.inputTokens()))
-        .add(outputPerMtok.multiply(BigDecimal.valueOf(t.outputTokens())))
-        .add(cachedInputPerMtok.multiply(BigDecimal.valueOf(t.cachedInputTokens())))
-        .add(cacheWritePerMtok.multiply(BigDecimal.valueOf(t.cacheWriteTokens())));
+    BigDecimal micro =
+        inputPerMtok
+            .multiply(BigDecimal.valueOf(t.inputTokens()))
+            .add(outputPerMtok.multiply(BigDecimal.valueOf(t.outputTokens())))
+            .add(cachedInputPerMtok.multiply(BigDecimal.valueOf(t.cachedInputTokens())))
+            .add(cacheWritePerMtok.multiply(BigDecimal.valueOf(t.cacheWriteTokens())));
     return micro.movePointLeft(6).setScale(Money.SCALE, RoundingMode.HALF_UP);
   }
 }

@@ -30,25 +30,26 @@ import java.util.regex.Pattern;
  *
  * <p><b>What a prefix covers.</b> A prefix {@code X*} whose X ends in a letter or digit covers X
  * itself and X followed by a <em>snapshot tail</em>, nothing else:
+ *
  * <ul>
- *   <li>{@code :} and anything after it (the tail of a fine-tuned name,
- *       {@code ft:gpt-4o-mini-2024-07-18:org::id});
- *   <li>or segments, each introduced by {@code -} or {@code @}: the first a number of three or
- *       more digits ({@code -0613}, {@code -2024-08-06}, {@code -20250929}, {@code @20240620},
- *       {@code -001}) or a status word ({@code latest}, {@code preview}, {@code exp}); each later
- *       one any number ({@code -08}, {@code -09-2025}) or a status word; then optionally the
- *       {@code :} tail.
+ *   <li>{@code :} and anything after it (the tail of a fine-tuned name, {@code
+ *       ft:gpt-4o-mini-2024-07-18:org::id});
+ *   <li>or segments, each introduced by {@code -} or {@code @}: the first a number of three or more
+ *       digits ({@code -0613}, {@code -2024-08-06}, {@code -20250929}, {@code @20240620}, {@code
+ *       -001}) or a status word ({@code latest}, {@code preview}, {@code exp}); each later one any
+ *       number ({@code -08}, {@code -09-2025}) or a status word; then optionally the {@code :}
+ *       tail.
  * </ul>
- * Anything else after X is another model: a 1–2 digit number or a directly appended character is
- * a newer family ({@code gpt-5.6} is not {@code gpt-5*}, {@code claude-opus-4-8} is not
- * {@code claude-opus-4*}, {@code gpt-4o2} is not {@code gpt-4o*}), and any other word is a
- * sibling with a price of its own ({@code o1-pro} costs ten times {@code o1},
- * {@code gpt-4o-realtime-preview} twice {@code gpt-4o}). Such a name is priced only by a row of
- * its own ({@code o1-pro*}, {@code gpt-4o-mini*}); the longest prefix it starts with decides, and
- * when that prefix does not cover it the name is unpriced: no shorter prefix is tried. Unpriced
- * is safe (keys with a quota are refused, see UsageCharger); an older sibling's price is not.
- * A prefix whose X ends in another character ({@code foo-*}, or {@code *} alone) covers every
- * name starting with X, literally.
+ *
+ * Anything else after X is another model: a 1–2 digit number or a directly appended character is a
+ * newer family ({@code gpt-5.6} is not {@code gpt-5*}, {@code claude-opus-4-8} is not {@code
+ * claude-opus-4*}, {@code gpt-4o2} is not {@code gpt-4o*}), and any other word is a sibling with a
+ * price of its own ({@code o1-pro} costs ten times {@code o1}, {@code gpt-4o-realtime-preview}
+ * twice {@code gpt-4o}). Such a name is priced only by a row of its own ({@code o1-pro*}, {@code
+ * gpt-4o-mini*}); the longest prefix it starts with decides, and when that prefix does not cover it
+ * the name is unpriced: no shorter prefix is tried. Unpriced is safe (keys with a quota are
+ * refused, see UsageCharger); an older sibling's price is not. A prefix whose X ends in another
+ * character ({@code foo-*}, or {@code *} alone) covers every name starting with X, literally.
  *
  * <pre>
  * as_of: "2025-11-20"          # optional, shown in logs
@@ -63,20 +64,24 @@ public final class PriceTable {
 
   static final String SHIPPED_RESOURCE = "/metering/prices.yaml";
 
-  private static final ObjectMapper YAML = YAMLMapper.builder(new YAMLFactory())
-      .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-      .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
-      .disable(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES)
-      .build();
+  private static final ObjectMapper YAML =
+      YAMLMapper.builder(new YAMLFactory())
+          .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+          .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+          .disable(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES)
+          .build();
   private static final Pattern NAME = Pattern.compile("[a-z0-9._:/@+-]*\\*?");
+
   /**
    * What may follow a prefix's name for the prefix to cover it: nothing; a fine-tune tail after
    * ':'; or '-'/'@' segments, the first a 3+ digit number or a status word, later ones any number
    * or a status word (dates written -2024-08-06 or -09-2025), then optionally the ':' tail.
    */
-  private static final Pattern SNAPSHOT_TAIL = Pattern.compile(
-      "(?:[-@](?:\\d{3,}|latest|preview|exp)(?:[-@](?:\\d+|latest|preview|exp))*)?(?::.*)?",
-      Pattern.DOTALL);
+  private static final Pattern SNAPSHOT_TAIL =
+      Pattern.compile(
+          "(?:[-@](?:\\d{3,}|latest|preview|exp)(?:[-@](?:\\d+|latest|preview|exp))*)?(?::.*)?",
+          Pattern.DOTALL);
+
   private static final Pattern DECIMAL = Pattern.compile("\\d{1,9}(\\.\\d{1,12})?");
   private static final Set<String> TOP_KEYS = Set.of("as_of", "models");
   private static final Set<String> PRICE_KEYS =
@@ -109,7 +114,8 @@ public final class PriceTable {
         // The longest prefix the name starts with decides: a name it does not cover is another
         // model, and a shorter prefix (an older or cheaper sibling) must not price it.
         return covers(prefix.prefix(), name.substring(prefix.prefix().length()))
-            ? Optional.of(prefix.price()) : Optional.empty();
+            ? Optional.of(prefix.price())
+            : Optional.empty();
       }
     }
     return Optional.empty();
@@ -167,7 +173,8 @@ public final class PriceTable {
     }
     JsonNode models = root.get("models");
     if (models == null || !models.isObject() || models.isEmpty()) {
-      throw new IllegalArgumentException("'models' must be a non-empty mapping of model name to prices");
+      throw new IllegalArgumentException(
+          "'models' must be a non-empty mapping of model name to prices");
     }
     Map<String, ModelPrice> exact = new HashMap<>();
     List<Prefix> prefixes = new ArrayList<>();
@@ -175,8 +182,10 @@ public final class PriceTable {
       Map.Entry<String, JsonNode> e = it.next();
       String name = e.getKey().trim().toLowerCase(Locale.ROOT);
       if (name.isEmpty() || !NAME.matcher(name).matches()) {
-        throw new IllegalArgumentException("model name '" + e.getKey()
-            + "' must be letters, digits and ._:/@+- with an optional trailing '*'");
+        throw new IllegalArgumentException(
+            "model name '"
+                + e.getKey()
+                + "' must be letters, digits and ._:/@+- with an optional trailing '*'");
       }
       ModelPrice price = price(e.getKey(), e.getValue());
       if (name.endsWith("*")) {
@@ -196,20 +205,28 @@ public final class PriceTable {
 
   private static ModelPrice price(String model, JsonNode node) {
     if (!node.isObject()) {
-      throw new IllegalArgumentException("models." + model
-          + " must be a mapping with input and output (and optionally cached_input, cache_write)");
+      throw new IllegalArgumentException(
+          "models."
+              + model
+              + " must be a mapping with input and output (and optionally cached_input, cache_write)");
     }
     for (Iterator<String> it = node.fieldNames(); it.hasNext(); ) {
       String key = it.next();
       if (!PRICE_KEYS.contains(key)) {
-        throw new IllegalArgumentException("models." + model + ": unknown key '" + key
-            + "' (expected input, output, cached_input, cache_write)");
+        throw new IllegalArgumentException(
+            "models."
+                + model
+                + ": unknown key '"
+                + key
+                + "' (expected input, output, cached_input, cache_write)");
       }
     }
     BigDecimal input = amount(model, "input", node.get("input"));
     BigDecimal output = amount(model, "output", node.get("output"));
-    BigDecimal cached = node.has("cached_input") ? amount(model, "cached_input", node.get("cached_input")) : input;
-    BigDecimal write = node.has("cache_write") ? amount(model, "cache_write", node.get("cache_write")) : input;
+    BigDecimal cached =
+        node.has("cached_input") ? amount(model, "cached_input", node.get("cached_input")) : input;
+    BigDecimal write =
+        node.has("cache_write") ? amount(model, "cache_write", node.get("cache_write")) : input;
     return new ModelPrice(input, output, cached, write);
   }
 
@@ -228,8 +245,11 @@ public final class PriceTable {
       throw new IllegalArgumentException(where + " must be a decimal string like \"2.50\"");
     }
     if (!DECIMAL.matcher(text).matches()) {
-      throw new IllegalArgumentException(where
-          + " must be a non-negative decimal USD per million tokens like \"2.50\", got '" + text + "'");
+      throw new IllegalArgumentException(
+          where
+              + " must be a non-negative decimal USD per million tokens like \"2.50\", got '"
+              + text
+              + "'");
     }
     return new BigDecimal(text);
   }

@@ -18,8 +18,12 @@ import java.util.regex.Pattern;
  * @param addsStreamUsage true for OpenAI-style (chat) completions, whose streams carry usage only
  *     when the request asks for {@code stream_options.include_usage}
  */
-public record ProviderRoute(Provider provider, Endpoints.Row endpoint, UsageFormat format,
-    Optional<String> pathModel, boolean addsStreamUsage) {
+public record ProviderRoute(
+    Provider provider,
+    Endpoints.Row endpoint,
+    UsageFormat format,
+    Optional<String> pathModel,
+    boolean addsStreamUsage) {
 
   private static final Pattern GEMINI_MODEL = Pattern.compile("/models/([^/:]+)(?::|$)");
 
@@ -35,7 +39,8 @@ public record ProviderRoute(Provider provider, Endpoints.Row endpoint, UsageForm
    * @param anthropicVersion whether the request carries an {@code anthropic-version} header, which
    *     every Anthropic request and no OpenAI request has
    */
-  public static Optional<ProviderRoute> of(String method, String rawPath, boolean anthropicVersion) {
+  public static Optional<ProviderRoute> of(
+      String method, String rawPath, boolean anthropicVersion) {
     if (rawPath == null || method == null) {
       return Optional.empty();
     }
@@ -49,15 +54,23 @@ public record ProviderRoute(Provider provider, Endpoints.Row endpoint, UsageForm
       return Optional.empty();
     }
     // Chat and legacy completions, OpenAI's or Google's OpenAI-compatible ones.
-    boolean completions = endpoint == Endpoints.OPENAI_CHAT || endpoint == Endpoints.OPENAI_COMPLETIONS;
-    return Optional.of(switch (provider) {
-      case ANTHROPIC -> new ProviderRoute(provider, endpoint, UsageFormat.ANTHROPIC, Optional.empty(), false);
-      case OPENAI -> new ProviderRoute(provider, endpoint, UsageFormat.OPENAI, Optional.empty(), completions);
-      // Gemini's OpenAI-compatible surface: OpenAI bodies and usage, billed by Google.
-      case GEMINI -> endpoint.provider() == Provider.OPENAI
-          ? new ProviderRoute(provider, endpoint, UsageFormat.OPENAI, Optional.empty(), completions)
-          : new ProviderRoute(provider, endpoint, UsageFormat.GEMINI, geminiModel(path), false);
-    });
+    boolean completions =
+        endpoint == Endpoints.OPENAI_CHAT || endpoint == Endpoints.OPENAI_COMPLETIONS;
+    return Optional.of(
+        switch (provider) {
+          case ANTHROPIC ->
+              new ProviderRoute(provider, endpoint, UsageFormat.ANTHROPIC, Optional.empty(), false);
+          case OPENAI ->
+              new ProviderRoute(
+                  provider, endpoint, UsageFormat.OPENAI, Optional.empty(), completions);
+          // Gemini's OpenAI-compatible surface: OpenAI bodies and usage, billed by Google.
+          case GEMINI ->
+              endpoint.provider() == Provider.OPENAI
+                  ? new ProviderRoute(
+                      provider, endpoint, UsageFormat.OPENAI, Optional.empty(), completions)
+                  : new ProviderRoute(
+                      provider, endpoint, UsageFormat.GEMINI, geminiModel(path), false);
+        });
   }
 
   /** "/v1beta/models/gemini-2.5-flash:streamGenerateContent" gives "gemini-2.5-flash". */

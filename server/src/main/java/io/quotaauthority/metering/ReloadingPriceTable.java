@@ -27,6 +27,7 @@ public final class ReloadingPriceTable implements Supplier<PriceTable>, AutoClos
   private static final Logger log = LoggerFactory.getLogger(ReloadingPriceTable.class);
 
   public static final Duration POLL_INTERVAL = Duration.ofSeconds(5);
+
   /** A price table is a few KiB; refuse to read something that is clearly not one. */
   private static final long MAX_FILE_BYTES = 4L << 20;
 
@@ -41,10 +42,16 @@ public final class ReloadingPriceTable implements Supplier<PriceTable>, AutoClos
   private ReloadingPriceTable(Path file, PriceTable initial, MeterRegistry registry) {
     this.file = file;
     this.current = initial;
-    this.reloaded = Counter.builder("quota.metering.prices.reloads").tag("result", "ok")
-        .description("price table reloads").register(registry);
-    this.reloadFailed = Counter.builder("quota.metering.prices.reloads").tag("result", "error")
-        .description("price table reloads").register(registry);
+    this.reloaded =
+        Counter.builder("quota.metering.prices.reloads")
+            .tag("result", "ok")
+            .description("price table reloads")
+            .register(registry);
+    this.reloadFailed =
+        Counter.builder("quota.metering.prices.reloads")
+            .tag("result", "error")
+            .description("price table reloads")
+            .register(registry);
   }
 
   /**
@@ -55,13 +62,17 @@ public final class ReloadingPriceTable implements Supplier<PriceTable>, AutoClos
   public static ReloadingPriceTable read(Optional<Path> file, MeterRegistry registry) {
     if (file.isEmpty()) {
       PriceTable shipped = PriceTable.shipped();
-      log.info("using the shipped price table ({} models, as of {})", shipped.size(), shipped.asOf());
+      log.info(
+          "using the shipped price table ({} models, as of {})", shipped.size(), shipped.asOf());
       return new ReloadingPriceTable(null, shipped, registry);
     }
     return load(file.get(), registry);
   }
 
-  /** Polls the file every {@link #POLL_INTERVAL} from now on (nothing to poll for the shipped table). */
+  /**
+   * Polls the file every {@link #POLL_INTERVAL} from now on (nothing to poll for the shipped
+   * table).
+   */
   public ReloadingPriceTable start() {
     if (file != null) {
       startPolling(POLL_INTERVAL);
@@ -91,8 +102,8 @@ public final class ReloadingPriceTable implements Supplier<PriceTable>, AutoClos
   }
 
   /**
-   * Re-reads the file and swaps the table in if its content changed and parses. Returns true when
-   * a new table took effect.
+   * Re-reads the file and swaps the table in if its content changed and parses. Returns true when a
+   * new table took effect.
    */
   synchronized boolean reloadIfChanged() {
     if (file == null) {
@@ -133,18 +144,24 @@ public final class ReloadingPriceTable implements Supplier<PriceTable>, AutoClos
   }
 
   private synchronized void startPolling(Duration every) {
-    poller = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "price-table-poller");
-      t.setDaemon(true);
-      return t;
-    });
-    poller.scheduleWithFixedDelay(() -> {
-      try {
-        reloadIfChanged();
-      } catch (RuntimeException e) {
-        log.warn("price table poll failed", e); // keeps the poller alive
-      }
-    }, every.toMillis(), every.toMillis(), TimeUnit.MILLISECONDS);
+    poller =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "price-table-poller");
+              t.setDaemon(true);
+              return t;
+            });
+    poller.scheduleWithFixedDelay(
+        () -> {
+          try {
+            reloadIfChanged();
+          } catch (RuntimeException e) {
+            log.warn("price table poll failed", e); // keeps the poller alive
+          }
+        },
+        every.toMillis(),
+        every.toMillis(),
+        TimeUnit.MILLISECONDS);
   }
 
   @Override

@@ -21,8 +21,8 @@ import java.util.Set;
 /**
  * What metering needs from a buffered request body (the model, the {@code stream} flag and, when
  * asked, the prompt's text for the estimate a cut stream is charged), and the rewrite that asks an
- * OpenAI stream to report its usage. Anything that is not one well-formed
- * JSON object (with no duplicate keys) within {@link #CONSTRAINTS} is left alone.
+ * OpenAI stream to report its usage. Anything that is not one well-formed JSON object (with no
+ * duplicate keys) within {@link #CONSTRAINTS} is left alone.
  *
  * <p>The body is parsed once, token by token, from the request's own bytes (no copy, no tree);
  * values that do not matter are skipped without being materialised. The rewrite touches only the
@@ -34,32 +34,39 @@ final class RequestBody {
 
   /** Deeper than any real chat request (tool schemas nest a dozen levels); refused past this. */
   static final int MAX_DEPTH = 128;
+
   /**
    * One string may be a whole base64 image, so strings may be as long as the largest body the
    * metering listener takes; the message limit is the bound that matters. Jackson's default (20M
    * chars) would leave a legitimate 30 MiB image prompt unmetered.
    */
   static final int MAX_STRING_CHARS = 40 * 1024 * 1024;
+
   /** Jackson's default: no real number is longer, and a long one costs a parse per digit. */
   static final int MAX_NUMBER_CHARS = 1000;
+
   /** Field names are short in every API we meter; a long one is someone probing. */
   static final int MAX_NAME_CHARS = 10_000;
 
-  static final StreamReadConstraints CONSTRAINTS = StreamReadConstraints.builder()
-      .maxNestingDepth(MAX_DEPTH)
-      .maxStringLength(MAX_STRING_CHARS)
-      .maxNumberLength(MAX_NUMBER_CHARS)
-      .maxNameLength(MAX_NAME_CHARS)
-      .build();
+  static final StreamReadConstraints CONSTRAINTS =
+      StreamReadConstraints.builder()
+          .maxNestingDepth(MAX_DEPTH)
+          .maxStringLength(MAX_STRING_CHARS)
+          .maxNumberLength(MAX_NUMBER_CHARS)
+          .maxNameLength(MAX_NAME_CHARS)
+          .build();
 
-  private static final JsonFactory JSON = JsonFactory.builder()
-      // A body with a key twice means different things to different parsers (the provider might
-      // read the other "stream"): such a body is never rewritten.
-      .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-      .streamReadConstraints(CONSTRAINTS)
-      .build();
-  private static final ByteString STREAM_OPTIONS = ByteString.copyFrom(
-      "\"stream_options\":{\"include_usage\":true},", StandardCharsets.US_ASCII);
+  private static final JsonFactory JSON =
+      JsonFactory.builder()
+          // A body with a key twice means different things to different parsers (the provider might
+          // read the other "stream"): such a body is never rewritten.
+          .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+          .streamReadConstraints(CONSTRAINTS)
+          .build();
+  private static final ByteString STREAM_OPTIONS =
+      ByteString.copyFrom(
+          "\"stream_options\":{\"include_usage\":true},", StandardCharsets.US_ASCII);
+
   /** Room for ',"include_usage":true' added to an options object. */
   private static final int INCLUDE_USAGE_BYTES = 24;
 
@@ -91,22 +98,36 @@ final class RequestBody {
 
   private final String model;
   private final boolean stream;
+
   /** OpenAI Responses' "background": true: the answer comes later, on a GET. */
   private final boolean background;
+
   private final boolean includeUsage;
   private final boolean hasStreamOptions;
+
   /** Byte offset of the top-level '{', or -1 when the body was not read. */
   private final long objectStart;
+
   /** Byte offsets of the stream_options value: its first byte, and just past its last. */
   private final long optionsStart;
+
   private final long optionsEnd;
   private final Unread unread;
+
   /** OpenAI's top-level service_tier (flex, priority, ...), lower-cased; null when absent. */
   private final String serviceTier;
 
-  private RequestBody(String model, boolean stream, boolean background, boolean includeUsage,
-      boolean hasStreamOptions, long objectStart, long optionsStart, long optionsEnd,
-      Unread unread, String serviceTier) {
+  private RequestBody(
+      String model,
+      boolean stream,
+      boolean background,
+      boolean includeUsage,
+      boolean hasStreamOptions,
+      long objectStart,
+      long optionsStart,
+      long optionsEnd,
+      Unread unread,
+      String serviceTier) {
     this.serviceTier = serviceTier;
     this.model = model;
     this.stream = stream;
@@ -124,19 +145,30 @@ final class RequestBody {
   }
 
   /** Top-level fields that hold the prompt's text (every supported API's names). */
-  private static final Set<String> PROMPT_FIELDS = Set.of("messages", "input", "prompt", "system",
-      "instructions", "contents", "systemInstruction", "system_instruction");
+  private static final Set<String> PROMPT_FIELDS =
+      Set.of(
+          "messages",
+          "input",
+          "prompt",
+          "system",
+          "instructions",
+          "contents",
+          "systemInstruction",
+          "system_instruction");
+
   /** Top-level fields holding one message each per array element. */
   private static final Set<String> MESSAGE_LISTS = Set.of("messages", "input", "contents");
+
   /** Top-level fields of tool definitions, counted by the byte length of their JSON. */
   private static final Set<String> TOOL_FIELDS = Set.of("tools", "functions");
+
   /**
    * Inside a message, the fields whose strings are text the model reads (content parts, tool
    * results, earlier reasoning and tool-call arguments). Anything else (role, type, ids, image
    * URLs, base64 data, signatures) is skipped: images and audio are not estimated.
    */
-  private static final Set<String> TEXT_FIELDS = Set.of("text", "content", "parts", "thinking",
-      "arguments", "output", "refusal", "summary");
+  private static final Set<String> TEXT_FIELDS =
+      Set.of("text", "content", "parts", "thinking", "arguments", "output", "refusal", "summary");
 
   static RequestBody inspect(byte[] body) {
     return inspect(UnsafeByteOperations.unsafeWrap(body));
@@ -148,9 +180,9 @@ final class RequestBody {
   }
 
   /**
-   * Reads the top-level fields and, when {@code prompt} is given, gathers the prompt's text into
-   * it in the same pass (for the estimate a stream cut short is charged; see TokenEstimate).
-   * Never throws.
+   * Reads the top-level fields and, when {@code prompt} is given, gathers the prompt's text into it
+   * in the same pass (for the estimate a stream cut short is charged; see TokenEstimate). Never
+   * throws.
    */
   static RequestBody inspect(ByteString body, TokenEstimate.Prompt prompt) {
     // newInput reads the message's own bytes: no copy of the body is made to parse it.
@@ -174,8 +206,9 @@ final class RequestBody {
           case "model" -> model = value == JsonToken.VALUE_STRING ? p.getText() : null;
           case "stream" -> stream = value == JsonToken.VALUE_TRUE;
           case "background" -> background = value == JsonToken.VALUE_TRUE;
-          case "service_tier" -> serviceTier = value == JsonToken.VALUE_STRING
-              ? p.getText().toLowerCase(Locale.ROOT) : null;
+          case "service_tier" ->
+              serviceTier =
+                  value == JsonToken.VALUE_STRING ? p.getText().toLowerCase(Locale.ROOT) : null;
           case "stream_options" -> {
             hasStreamOptions = true;
             optionsStart = p.currentTokenLocation().getByteOffset();
@@ -211,24 +244,35 @@ final class RequestBody {
       if (p.currentToken() != JsonToken.END_OBJECT || p.nextToken() != null) {
         return unread(Unread.NOT_JSON);
       }
-      return new RequestBody(model, stream, background, includeUsage, hasStreamOptions, start, optionsStart,
-          optionsEnd, null, serviceTier);
+      return new RequestBody(
+          model,
+          stream,
+          background,
+          includeUsage,
+          hasStreamOptions,
+          start,
+          optionsStart,
+          optionsEnd,
+          null,
+          serviceTier);
     } catch (StreamConstraintsException e) {
       // Jackson names the limit only in its message; RequestBodyTest pins both texts.
       String m = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT);
       return unread(m.contains("nesting depth") ? Unread.TOO_DEEP : Unread.TOO_LONG);
     } catch (JsonParseException e) {
-      return unread(String.valueOf(e.getMessage()).startsWith("Duplicate field")
-          ? Unread.DUPLICATE_KEY : Unread.NOT_JSON);
+      return unread(
+          String.valueOf(e.getMessage()).startsWith("Duplicate field")
+              ? Unread.DUPLICATE_KEY
+              : Unread.NOT_JSON);
     } catch (IOException | RuntimeException e) {
       return unread(Unread.NOT_JSON);
     }
   }
 
   /**
-   * A top-level prompt field's value, the parser on its first token: a string is text; an
-   * array's strings are text and its objects are read by {@link #textIn}; with
-   * {@code messageList} each element is one message.
+   * A top-level prompt field's value, the parser on its first token: a string is text; an array's
+   * strings are text and its objects are read by {@link #textIn}; with {@code messageList} each
+   * element is one message.
    */
   private static void promptText(JsonParser p, TokenEstimate.Prompt prompt, boolean messageList)
       throws IOException {
@@ -254,9 +298,9 @@ final class RequestBody {
   }
 
   /**
-   * The text in the value at the parser's current token: a string counts when {@code isText}
-   * (it sits under a text field or in a text array); in an object only {@link #TEXT_FIELDS} are
-   * read, the rest skipped. Recursion is bounded by the parser's {@link #MAX_DEPTH}.
+   * The text in the value at the parser's current token: a string counts when {@code isText} (it
+   * sits under a text field or in a text array); in an object only {@link #TEXT_FIELDS} are read,
+   * the rest skipped. Recursion is bounded by the parser's {@link #MAX_DEPTH}.
    */
   private static void textIn(JsonParser p, TokenEstimate.Prompt prompt, boolean isText)
       throws IOException {
@@ -322,11 +366,11 @@ final class RequestBody {
 
   /**
    * The body with {@code stream_options.include_usage} set to true, every byte outside
-   * stream_options exactly as the client sent it, and nothing copied: the answer is a rope over
-   * the original bytes. Without stream_options the member is inserted right after the opening
-   * brace. Otherwise only the stream_options value (located by the inspecting pass) is rewritten,
-   * by copying its tokens to a generator and changing include_usage alone (in place if present,
-   * else appended): so the body is parsed once, whatever its size, and the work and memory of the
+   * stream_options exactly as the client sent it, and nothing copied: the answer is a rope over the
+   * original bytes. Without stream_options the member is inserted right after the opening brace.
+   * Otherwise only the stream_options value (located by the inspecting pass) is rewritten, by
+   * copying its tokens to a generator and changing include_usage alone (in place if present, else
+   * appended): so the body is parsed once, whatever its size, and the work and memory of the
    * rewrite are those of the options object.
    */
   ByteString withIncludeUsage(ByteString body) throws IOException {
@@ -372,8 +416,8 @@ final class RequestBody {
   }
 
   /**
-   * Copies the value at the parser's current token, whole. Not Jackson's copyCurrentStructure:
-   * that re-renders a float through double (0.70 would become 0.7); numbers are copied as text.
+   * Copies the value at the parser's current token, whole. Not Jackson's copyCurrentStructure: that
+   * re-renders a float through double (0.70 would become 0.7); numbers are copied as text.
    */
   private static void copyValue(JsonParser p, JsonGenerator g) throws IOException {
     int depth = 0;
@@ -401,7 +445,8 @@ final class RequestBody {
         }
         case FIELD_NAME -> g.writeFieldName(p.currentName());
         // The parser's own char buffer: no String is made for a (possibly huge) value.
-        case VALUE_STRING -> g.writeString(p.getTextCharacters(), p.getTextOffset(), p.getTextLength());
+        case VALUE_STRING ->
+            g.writeString(p.getTextCharacters(), p.getTextOffset(), p.getTextLength());
         // The number's text exactly as sent; it was validated (and length-limited) by the parser.
         case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> g.writeNumber(p.getText());
         case VALUE_TRUE -> g.writeBoolean(true);

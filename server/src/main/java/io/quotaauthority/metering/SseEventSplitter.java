@@ -7,8 +7,8 @@ package io.quotaauthority.metering;
  * comment; "data:" may be followed by one space that is not part of the value.
  *
  * <p>Data is not collected: the bytes of each {@code data} value are handed on as they come, so an
- * event of any size costs nothing here. What stays between chunks is at most a few bytes of a
- * field name and whether the last byte was a CR.
+ * event of any size costs nothing here. What stays between chunks is at most a few bytes of a field
+ * name and whether the last byte was a CR.
  */
 final class SseEventSplitter {
 
@@ -25,6 +25,7 @@ final class SseEventSplitter {
   }
 
   private static final byte[] DATA = {'d', 'a', 't', 'a'};
+
   /** Longer field names cannot be "data", so only this many bytes are kept. */
   private static final int MAX_FIELD_BYTES = 8;
 
@@ -38,8 +39,10 @@ final class SseEventSplitter {
   private int state = LINE_START;
   private final byte[] field = new byte[MAX_FIELD_BYTES];
   private int fieldLen;
+
   /** The previous byte was a CR, so an LF now completes the same line ending. */
   private boolean afterCr;
+
   private boolean eventHasData;
 
   SseEventSplitter(Listener listener) {
@@ -90,16 +93,17 @@ final class SseEventSplitter {
             i++;
           }
           break;
-        case DATA_VALUE: {
-          // Hand on the run of value bytes up to the line end in one piece.
-          int runEnd = i;
-          while (runEnd < end && bytes[runEnd] != '\n' && bytes[runEnd] != '\r') {
-            runEnd++;
+        case DATA_VALUE:
+          {
+            // Hand on the run of value bytes up to the line end in one piece.
+            int runEnd = i;
+            while (runEnd < end && bytes[runEnd] != '\n' && bytes[runEnd] != '\r') {
+              runEnd++;
+            }
+            listener.data(bytes, i, runEnd - i);
+            i = runEnd;
+            break;
           }
-          listener.data(bytes, i, runEnd - i);
-          i = runEnd;
-          break;
-        }
         default: // SKIP_LINE
           i++;
       }

@@ -1,60 +1,68 @@
 package io.quotaauthority.metering;
 
 import com.knuddels.jtokkit.Encodings;
-import java.nio.CharBuffer;
-import java.util.concurrent.ExecutionException;
 import com.knuddels.jtokkit.api.EncodingRegistry;
 import com.knuddels.jtokkit.api.EncodingType;
 import io.quotaauthority.provider.Provider;
+import java.nio.CharBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * What a response cut short (client gone, upstream reset, a stream that ended without its usage)
- * is charged: token counts estimated from the request's text and from the response text seen,
- * never less than what the provider reported before the cut.
+ * What a response cut short (client gone, upstream reset, a stream that ended without its usage) is
+ * charged: token counts estimated from the request's text and from the response text seen, never
+ * less than what the provider reported before the cut.
  *
  * <p>Counting:
+ *
  * <ul>
  *   <li>OpenAI models: exactly, with OpenAI's own encodings (jtokkit): {@code o200k_base} for
  *       gpt-4o, gpt-4.1, gpt-4.5, gpt-5, the o-series, chatgpt-* and gpt-oss; {@code cl100k_base}
  *       for gpt-4, gpt-3.5 and text-embedding-*.
  *   <li>Everything else (Anthropic, Gemini, OpenAI-compatible surfaces, unknown models): the
- *       conservative {@link Tokenizer#BYTE_BOUND}, 1 token per 3 ASCII bytes plus 1 per 2 bytes
- *       of non-ASCII UTF-8, each rounded up. Real tokenizers take about 4 bytes of English (and
- *       3 bytes, one character, of CJK) per token, so this over-counts English by about a third
- *       and CJK by half, and never under-counts ordinary text.
+ *       conservative {@link Tokenizer#BYTE_BOUND}, 1 token per 3 ASCII bytes plus 1 per 2 bytes of
+ *       non-ASCII UTF-8, each rounded up. Real tokenizers take about 4 bytes of English (and 3
+ *       bytes, one character, of CJK) per token, so this over-counts English by about a third and
+ *       CJK by half, and never under-counts ordinary text.
  *   <li>Input adds {@link #TOKENS_PER_MESSAGE} per message and {@link #TOKENS_PER_REQUEST} once
- *       (the role and framing tokens every chat format wraps a message in; OpenAI documents 3
- *       and 3), and counts tool definitions by the byte bound of their JSON.
+ *       (the role and framing tokens every chat format wraps a message in; OpenAI documents 3 and
+ *       3), and counts tool definitions by the byte bound of their JSON.
  * </ul>
  *
- * <p>Bounded work: at most {@link #MAX_EXACT_CHARS} characters of request text and
- * {@link #MAX_EXACT_OUTPUT_BYTES} bytes of response text are tokenized exactly; the rest is counted
- * by the byte bound, which costs one comparison a byte. The response is counted as it arrives,
- * never kept: {@link Output} holds at most {@link #OUTPUT_PENDING} bytes between chunks.
+ * <p>Bounded work: at most {@link #MAX_EXACT_CHARS} characters of request text and {@link
+ * #MAX_EXACT_OUTPUT_BYTES} bytes of response text are tokenized exactly; the rest is counted by the
+ * byte bound, which costs one comparison a byte. The response is counted as it arrives, never kept:
+ * {@link Output} holds at most {@link #OUTPUT_PENDING} bytes between chunks.
  */
 final class TokenEstimate {
   private static final Logger log = LoggerFactory.getLogger(TokenEstimate.class);
+
   /** Role and framing tokens per message (OpenAI's chat format uses 3; one more for a name). */
   static final int TOKENS_PER_MESSAGE = 4;
+
   /** Tokens that prime the reply, once per request (OpenAI's chat format uses 3). */
   static final int TOKENS_PER_REQUEST = 3;
+
   /** ASCII bytes per token in the byte bound. */
   static final int ASCII_BYTES_PER_TOKEN = 3;
+
   /** Non-ASCII UTF-8 bytes per token in the byte bound. */
   static final int NON_ASCII_BYTES_PER_TOKEN = 2;
+
   /** Request text tokenized exactly (about 250,000 tokens); the rest by the byte bound. */
   static final int MAX_EXACT_CHARS = 1 << 20;
+
   /** Response text tokenized exactly; the rest by the byte bound. */
   static final long MAX_EXACT_OUTPUT_BYTES = 1L << 20;
+
   /** Response text held between chunks before it is counted. */
   static final int OUTPUT_PENDING = 1024;
 
@@ -87,11 +95,16 @@ final class TokenEstimate {
         m = m.substring(3);
       }
       Tokenizer exact = BYTE_BOUND;
-      if (m.startsWith("gpt-4o") || m.startsWith("gpt-4.1") || m.startsWith("gpt-4.5")
-          || m.startsWith("gpt-5") || m.startsWith("chatgpt-") || m.startsWith("gpt-oss")
+      if (m.startsWith("gpt-4o")
+          || m.startsWith("gpt-4.1")
+          || m.startsWith("gpt-4.5")
+          || m.startsWith("gpt-5")
+          || m.startsWith("chatgpt-")
+          || m.startsWith("gpt-oss")
           || (m.length() > 1 && m.charAt(0) == 'o' && Character.isDigit(m.charAt(1)))) {
         exact = O200K;
-      } else if (m.startsWith("gpt-4") || m.startsWith("gpt-3.5")
+      } else if (m.startsWith("gpt-4")
+          || m.startsWith("gpt-3.5")
           || m.startsWith("text-embedding-")) {
         exact = CL100K;
       }
@@ -146,19 +159,26 @@ final class TokenEstimate {
     static final CompletableFuture<EncodingRegistry> LOADED = new CompletableFuture<>();
 
     static {
-      Thread loader = new Thread(() -> {
-        try {
-          EncodingRegistry r = Encodings.newLazyEncodingRegistry();
-          // getEncoding builds the lazy encoding; both are loaded now, off the request path.
-          r.getEncoding(EncodingType.O200K_BASE).countTokensOrdinary("");
-          r.getEncoding(EncodingType.CL100K_BASE).countTokensOrdinary("");
-          LOADED.complete(r);
-        } catch (RuntimeException | Error e) {
-          // Estimates then use the byte bound for every model: conservative, never wrong low.
-          log.warn("OpenAI tokenizer encodings could not be loaded; estimates use the byte bound", e);
-          LOADED.completeExceptionally(e);
-        }
-      }, "tokenizer-load");
+      Thread loader =
+          new Thread(
+              () -> {
+                try {
+                  EncodingRegistry r = Encodings.newLazyEncodingRegistry();
+                  // getEncoding builds the lazy encoding; both are loaded now, off the request
+                  // path.
+                  r.getEncoding(EncodingType.O200K_BASE).countTokensOrdinary("");
+                  r.getEncoding(EncodingType.CL100K_BASE).countTokensOrdinary("");
+                  LOADED.complete(r);
+                } catch (RuntimeException | Error e) {
+                  // Estimates then use the byte bound for every model: conservative, never wrong
+                  // low.
+                  log.warn(
+                      "OpenAI tokenizer encodings could not be loaded; estimates use the byte bound",
+                      e);
+                  LOADED.completeExceptionally(e);
+                }
+              },
+              "tokenizer-load");
       loader.setDaemon(true);
       loader.start();
     }
@@ -262,10 +282,10 @@ final class TokenEstimate {
   }
 
   /**
-   * Counts response text as it arrives, UTF-8 bytes at a time. For an exact tokenizer it holds
-   * up to {@link #OUTPUT_PENDING} bytes and counts them at the last blank before that (a word
-   * boundary, where the encodings split text anyway), so a count over pieces matches the count
-   * of the whole within a token per piece boundary.
+   * Counts response text as it arrives, UTF-8 bytes at a time. For an exact tokenizer it holds up
+   * to {@link #OUTPUT_PENDING} bytes and counts them at the last blank before that (a word
+   * boundary, where the encodings split text anyway), so a count over pieces matches the count of
+   * the whole within a token per piece boundary.
    */
   static final class Output {
     private final Tokenizer tokenizer;
@@ -337,8 +357,8 @@ final class TokenEstimate {
   }
 
   /**
-   * Whether a 2xx response is charged an estimate rather than exactly what it reported: it began
-   * (a body byte arrived), and it ended without the provider's final usage. A body that did not
+   * Whether a 2xx response is charged an estimate rather than exactly what it reported: it began (a
+   * body byte arrived), and it ended without the provider's final usage. A body that did not
    * complete (client gone, upstream reset) lacks it unless that usage had already arrived; a
    * complete SSE stream without it was cut by its upstream; a complete JSON body without usage is
    * an endpoint that reports none, not charged as before. A Gemini body's last usageMetadata is
@@ -348,8 +368,8 @@ final class TokenEstimate {
    * @param complete the response body ended (end of stream or trailers)
    * @param sse the body is an event stream
    */
-  static boolean needed(UsageFormat format, boolean started, boolean finalUsage, boolean complete,
-      boolean sse) {
+  static boolean needed(
+      UsageFormat format, boolean started, boolean finalUsage, boolean complete, boolean sse) {
     if (!started || finalUsage) {
       return false;
     }
@@ -372,7 +392,10 @@ final class TokenEstimate {
     TokenUsage r = reported.orElse(new TokenUsage(0, 0, 0, 0));
     long reportedInput = r.inputTokens() + r.cachedInputTokens() + r.cacheWriteTokens();
     long input = reportedInput > 0 ? r.inputTokens() : inputTokens;
-    return new TokenUsage(input, Math.max(r.outputTokens(), outputTokens),
-        r.cachedInputTokens(), r.cacheWriteTokens());
+    return new TokenUsage(
+        input,
+        Math.max(r.outputTokens(), outputTokens),
+        r.cachedInputTokens(),
+        r.cacheWriteTokens());
   }
 }

@@ -3,9 +3,9 @@ package io.quotaauthority.metering;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
+import io.quotaauthority.usage.Retries;
 import io.quotaauthority.usage.UsageOutcome;
 import io.quotaauthority.usage.UsageReport;
-import io.quotaauthority.usage.Retries;
 import io.quotaauthority.usage.UsageSink;
 import io.quotaauthority.usage.UsageValidation;
 import java.math.BigDecimal;
@@ -25,43 +25,54 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Prices what a metered response used and hands it to the {@link UsageSink}: one report per
- * request under the report id its metering stream made, so the sink charges it exactly once
- * however often it is retried.
+ * Prices what a metered response used and hands it to the {@link UsageSink}: one report per request
+ * under the report id its metering stream made, so the sink charges it exactly once however often
+ * it is retried.
  *
- * <p>The unpriced rule lives here. A model missing from the price table is, when the operator set
- * a flat unpriced rate, charged that rate for every token, whichever the key; when no rate is set
- * (the default), a key with a quota is refused before the provider is called ({@link #refusal})
- * and an unlimited key's usage is recorded at 0. Either way it is counted in
+ * <p>The unpriced rule lives here. A model missing from the price table is, when the operator set a
+ * flat unpriced rate, charged that rate for every token, whichever the key; when no rate is set
+ * (the default), a key with a quota is refused before the provider is called ({@link #refusal}) and
+ * an unlimited key's usage is recorded at 0. Either way it is counted in
  * quota_metering_unpriced_total{model} and logged once per model.
  *
- * <p>Service tiers: OpenAI's {@code priority} is charged at {@link #PRIORITY_FACTOR} times the
- * row, at least the priority price OpenAI publishes for every model it offers it on; flex and
- * batch are charged at the standard rate (they cost less); anything else at the standard rate.
+ * <p>Service tiers: OpenAI's {@code priority} is charged at {@link #PRIORITY_FACTOR} times the row,
+ * at least the priority price OpenAI publishes for every model it offers it on; flex and batch are
+ * charged at the standard rate (they cost less); anything else at the standard rate.
  */
 public final class UsageCharger {
   private static final Logger log = LoggerFactory.getLogger(UsageCharger.class);
 
   /**
-   * Waits between retries when the sink did not take the report (UsageBatcher's queue was full:
-   * it asks the caller to hold the report and try again; or the database stayed unreachable) or
-   * refused it for an internal reason ({@link UsageOutcome#retryable()}): 7 attempts over about
-   * 30 s, then the charge is counted lost.
+   * Waits between retries when the sink did not take the report (UsageBatcher's queue was full: it
+   * asks the caller to hold the report and try again; or the database stayed unreachable) or
+   * refused it for an internal reason ({@link UsageOutcome#retryable()}): 7 attempts over about 30
+   * s, then the charge is counted lost.
    */
-  static final List<Duration> DEFAULT_RETRY_DELAYS = List.of(
-      Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofSeconds(2), Duration.ofSeconds(4),
-      Duration.ofSeconds(8), Duration.ofSeconds(15));
+  static final List<Duration> DEFAULT_RETRY_DELAYS =
+      List.of(
+          Duration.ofMillis(500),
+          Duration.ofSeconds(1),
+          Duration.ofSeconds(2),
+          Duration.ofSeconds(4),
+          Duration.ofSeconds(8),
+          Duration.ofSeconds(15));
+
   /** A client could send anything as "model"; the ledger keeps as much as a reporter may send. */
   static final int MAX_MODEL_CHARS = UsageValidation.MAX_NAME;
+
   private static final int MAX_LOGGED_UNPRICED = 1000;
 
   private final UsageSink sink;
   private final Supplier<PriceTable> prices;
-  /** OpenAI priority processing costs 1.7-2x standard (https://openai.com/api-priority-processing/). */
+
+  /**
+   * OpenAI priority processing costs 1.7-2x standard (https://openai.com/api-priority-processing/).
+   */
   static final BigDecimal PRIORITY_FACTOR = BigDecimal.valueOf(2);
 
   /** The flat rate for unpriced models, or null when none is set (refuse limited keys). */
   private final ModelPrice unpricedPrice;
+
   private final Clock clock;
   private final MeteringMetrics metrics;
   private final List<Duration> retryDelays;
@@ -79,13 +90,23 @@ public final class UsageCharger {
    * @param retries where a charge the sink did not take waits for its next attempt: owned by the
    *     composition root, which runs what still waits at shutdown before the sink closes
    */
-  public UsageCharger(UsageSink sink, Supplier<PriceTable> prices, BigDecimal unpricedUsdPerMtok,
-      MeterRegistry registry, Clock clock, Retries retries) {
+  public UsageCharger(
+      UsageSink sink,
+      Supplier<PriceTable> prices,
+      BigDecimal unpricedUsdPerMtok,
+      MeterRegistry registry,
+      Clock clock,
+      Retries retries) {
     this(sink, prices, unpricedUsdPerMtok, registry, clock, retries, DEFAULT_RETRY_DELAYS);
   }
 
-  UsageCharger(UsageSink sink, Supplier<PriceTable> prices, BigDecimal unpricedUsdPerMtok,
-      MeterRegistry registry, Clock clock, Retries retries,
+  UsageCharger(
+      UsageSink sink,
+      Supplier<PriceTable> prices,
+      BigDecimal unpricedUsdPerMtok,
+      MeterRegistry registry,
+      Clock clock,
+      Retries retries,
       List<Duration> retryDelays) {
     this.retries = Objects.requireNonNull(retries);
     this.sink = Objects.requireNonNull(sink);
@@ -121,7 +142,8 @@ public final class UsageCharger {
     // The name as report() will price it: the same sanitizing, the same table.
     String name = UsageValidation.sanitizeName(model);
     return prices.get().find(name).isPresent()
-        ? Optional.empty() : Optional.of(ProviderError.modelNotPriced(name));
+        ? Optional.empty()
+        : Optional.of(ProviderError.modelNotPriced(name));
   }
 
   /**
@@ -139,32 +161,47 @@ public final class UsageCharger {
 
   /**
    * The report for this usage, priced now. The model name is made to pass UsageValidation's name
-   * rule (unprintable characters replaced, cut to 128 characters): the request was served, so
-   * its charge must not be lost over the name its client gave.
+   * rule (unprintable characters replaced, cut to 128 characters): the request was served, so its
+   * charge must not be lost over the name its client gave.
    *
-   * @throws IllegalArgumentException naming the field when the report breaks another rule (a
-   *     token count past {@link UsageValidation#MAX_TOKENS}, a cost past the ledger's maximum)
+   * @throws IllegalArgumentException naming the field when the report breaks another rule (a token
+   *     count past {@link UsageValidation#MAX_TOKENS}, a cost past the ledger's maximum)
    */
-  UsageReport report(long keyId, String reportId, String requestId, Provider provider, String model,
+  UsageReport report(
+      long keyId,
+      String reportId,
+      String requestId,
+      Provider provider,
+      String model,
       TokenUsage usage) {
     return report(keyId, reportId, requestId, provider, model, null, usage, false);
   }
 
   /**
-   * As above, for a request or response that states a service tier (null: standard), and for
-   * usage that is an estimate when {@code estimated} (a response cut short; marked in the ledger).
+   * As above, for a request or response that states a service tier (null: standard), and for usage
+   * that is an estimate when {@code estimated} (a response cut short; marked in the ledger).
    */
-  UsageReport report(long keyId, String reportId, String requestId, Provider provider, String model,
-      String serviceTier, TokenUsage usage, boolean estimated) {
+  UsageReport report(
+      long keyId,
+      String reportId,
+      String requestId,
+      Provider provider,
+      String model,
+      String serviceTier,
+      TokenUsage usage,
+      boolean estimated) {
     String name = UsageValidation.sanitizeName(model);
     ModelPrice price = prices.get().find(name).orElse(null);
     if (price == null) {
       metrics.unpriced(name);
       ModelPrice flat = unpricedPrice == null ? ModelPrice.flat(BigDecimal.ZERO) : unpricedPrice;
       if (loggedUnpriced.size() < MAX_LOGGED_UNPRICED && loggedUnpriced.add(name)) {
-        log.warn("model '{}' ({}) is not in the price table; charging {} USD per million tokens"
-            + " (QUOTA_UNPRICED_MODEL_USD_PER_MTOK{}); logged once per model",
-            name, provider.wireName(), flat.inputPerMtok().toPlainString(),
+        log.warn(
+            "model '{}' ({}) is not in the price table; charging {} USD per million tokens"
+                + " (QUOTA_UNPRICED_MODEL_USD_PER_MTOK{}); logged once per model",
+            name,
+            provider.wireName(),
+            flat.inputPerMtok().toPlainString(),
             unpricedPrice == null ? " unset: keys with a quota are refused it" : "");
       }
       price = flat;
@@ -174,9 +211,20 @@ public final class UsageCharger {
       price = price.times(PRIORITY_FACTOR);
     }
     BigDecimal cost = price.costOf(usage);
-    UsageReport report = new UsageReport(reportId, keyId, cost, name, provider.wireName(),
-        usage.inputTokens(), usage.outputTokens(), usage.cachedInputTokens(),
-        usage.cacheWriteTokens(), clock.instant(), requestId, estimated);
+    UsageReport report =
+        new UsageReport(
+            reportId,
+            keyId,
+            cost,
+            name,
+            provider.wireName(),
+            usage.inputTokens(),
+            usage.outputTokens(),
+            usage.cachedInputTokens(),
+            usage.cacheWriteTokens(),
+            clock.instant(),
+            requestId,
+            estimated);
     // The same rules as a reported usage: a report the ledger would refuse never reaches a group.
     UsageValidation.check(report);
     return report;
@@ -191,18 +239,30 @@ public final class UsageCharger {
    * @param reportId the idempotency key, made by the authority (one per metering stream)
    * @param requestId the request's x-request-id for the ledger, or null
    */
-  public CompletionStage<UsageOutcome> charge(long keyId, String reportId, String requestId,
-      Provider provider, String model, TokenUsage usage) {
+  public CompletionStage<UsageOutcome> charge(
+      long keyId,
+      String reportId,
+      String requestId,
+      Provider provider,
+      String model,
+      TokenUsage usage) {
     return charge(keyId, reportId, requestId, provider, model, null, usage, false);
   }
 
   /**
    * As {@link #charge(long, String, String, Provider, String, TokenUsage)}, priced for the service
-   * tier the request or response stated (null: standard), for usage that is an estimate when
-   * {@code estimated} (a response cut short before its final usage).
+   * tier the request or response stated (null: standard), for usage that is an estimate when {@code
+   * estimated} (a response cut short before its final usage).
    */
-  public CompletionStage<UsageOutcome> charge(long keyId, String reportId, String requestId,
-      Provider provider, String model, String serviceTier, TokenUsage usage, boolean estimated) {
+  public CompletionStage<UsageOutcome> charge(
+      long keyId,
+      String reportId,
+      String requestId,
+      Provider provider,
+      String model,
+      String serviceTier,
+      TokenUsage usage,
+      boolean estimated) {
     CompletableFuture<UsageOutcome> done = new CompletableFuture<>();
     UsageReport report;
     try {
@@ -210,8 +270,11 @@ public final class UsageCharger {
     } catch (IllegalArgumentException e) {
       metrics.charged(provider, "rejected");
       metrics.lost(MeteringMetrics.Lost.INVALID);
-      log.error("metered charge lost: report {} for key {} breaks a usage rule: {}",
-          reportId, keyId, e.getMessage());
+      log.error(
+          "metered charge lost: report {} for key {} breaks a usage rule: {}",
+          reportId,
+          keyId,
+          e.getMessage());
       done.completeExceptionally(e);
       return done;
     } catch (RuntimeException e) {
@@ -225,8 +288,8 @@ public final class UsageCharger {
     return done;
   }
 
-  private void attempt(UsageReport report, Provider provider, int attempt,
-      CompletableFuture<UsageOutcome> done) {
+  private void attempt(
+      UsageReport report, Provider provider, int attempt, CompletableFuture<UsageOutcome> done) {
     CompletionStage<UsageOutcome> stage;
     try {
       stage = sink.submit(report);
@@ -234,56 +297,81 @@ public final class UsageCharger {
       // A synchronous refusal is a bug or a bad report, not an outage: retrying cannot help.
       metrics.charged(provider, "failed");
       metrics.lost(MeteringMetrics.Lost.INTERNAL);
-      log.error("metered charge lost: usage sink refused report {} for key {}", report.reportId(),
-          report.keyId(), e);
+      log.error(
+          "metered charge lost: usage sink refused report {} for key {}",
+          report.reportId(),
+          report.keyId(),
+          e);
       done.completeExceptionally(e);
       return;
     }
-    stage.whenComplete((outcome, error) -> {
-      // Not committed (database unreachable, queue full) or refused for an internal reason: the
-      // same report id again cannot charge twice, so it is worth another try.
-      boolean internal = error == null && outcome.result() == UsageOutcome.Result.REJECTED
-          && outcome.retryable();
-      if (error == null && !internal) {
-        recordOutcome(report, provider, outcome);
-        done.complete(outcome);
-      } else if (attempt < retryDelays.size()) {
-        log.warn("usage report {} not charged (attempt {}), retrying: {}", report.reportId(),
-            attempt + 1, internal ? outcome.message() : error.toString());
-        long delay = retryDelays.get(attempt).toMillis();
-        try {
-          retries.schedule(() -> attempt(report, provider, attempt + 1, done), delay,
-              TimeUnit.MILLISECONDS);
-        } catch (RejectedExecutionException shuttingDown) {
-          // Past the shutdown deadline nothing waits any more: lost, and said so.
-          metrics.charged(provider, "failed");
-          metrics.lost(MeteringMetrics.Lost.UNAVAILABLE);
-          log.error("metered charge lost: usage report {} for key {} ({} USD) not committed before"
-              + " shutdown", report.reportId(), report.keyId(), report.cost().toPlainString());
-          done.completeExceptionally(shuttingDown);
-        }
-      } else if (internal) {
-        metrics.charged(provider, "rejected");
-        metrics.lost(MeteringMetrics.Lost.INTERNAL);
-        log.error("metered charge lost: usage report {} for key {} ({} USD) refused after {} attempts: {}",
-            report.reportId(), report.keyId(), report.cost().toPlainString(), attempt + 1,
-            outcome.message());
-        done.complete(outcome);
-      } else {
-        metrics.charged(provider, "failed");
-        metrics.lost(MeteringMetrics.Lost.UNAVAILABLE);
-        log.error("metered charge lost: usage report {} for key {} ({} USD) not committed after {} attempts",
-            report.reportId(), report.keyId(), report.cost().toPlainString(), attempt + 1, error);
-        done.completeExceptionally(error);
-      }
-    });
+    stage.whenComplete(
+        (outcome, error) -> {
+          // Not committed (database unreachable, queue full) or refused for an internal reason: the
+          // same report id again cannot charge twice, so it is worth another try.
+          boolean internal =
+              error == null
+                  && outcome.result() == UsageOutcome.Result.REJECTED
+                  && outcome.retryable();
+          if (error == null && !internal) {
+            recordOutcome(report, provider, outcome);
+            done.complete(outcome);
+          } else if (attempt < retryDelays.size()) {
+            log.warn(
+                "usage report {} not charged (attempt {}), retrying: {}",
+                report.reportId(),
+                attempt + 1,
+                internal ? outcome.message() : error.toString());
+            long delay = retryDelays.get(attempt).toMillis();
+            try {
+              retries.schedule(
+                  () -> attempt(report, provider, attempt + 1, done), delay, TimeUnit.MILLISECONDS);
+            } catch (RejectedExecutionException shuttingDown) {
+              // Past the shutdown deadline nothing waits any more: lost, and said so.
+              metrics.charged(provider, "failed");
+              metrics.lost(MeteringMetrics.Lost.UNAVAILABLE);
+              log.error(
+                  "metered charge lost: usage report {} for key {} ({} USD) not committed before"
+                      + " shutdown",
+                  report.reportId(),
+                  report.keyId(),
+                  report.cost().toPlainString());
+              done.completeExceptionally(shuttingDown);
+            }
+          } else if (internal) {
+            metrics.charged(provider, "rejected");
+            metrics.lost(MeteringMetrics.Lost.INTERNAL);
+            log.error(
+                "metered charge lost: usage report {} for key {} ({} USD) refused after {} attempts: {}",
+                report.reportId(),
+                report.keyId(),
+                report.cost().toPlainString(),
+                attempt + 1,
+                outcome.message());
+            done.complete(outcome);
+          } else {
+            metrics.charged(provider, "failed");
+            metrics.lost(MeteringMetrics.Lost.UNAVAILABLE);
+            log.error(
+                "metered charge lost: usage report {} for key {} ({} USD) not committed after {} attempts",
+                report.reportId(),
+                report.keyId(),
+                report.cost().toPlainString(),
+                attempt + 1,
+                error);
+            done.completeExceptionally(error);
+          }
+        });
   }
 
   private void recordOutcome(UsageReport report, Provider provider, UsageOutcome outcome) {
     switch (outcome.result()) {
       case ACCEPTED -> {
         metrics.charged(provider, "accepted");
-        log.debug("charged report {} key {} {} USD", report.reportId(), report.keyId(),
+        log.debug(
+            "charged report {} key {} {} USD",
+            report.reportId(),
+            report.keyId(),
             report.cost().toPlainString());
       }
       case DUPLICATE -> {
@@ -294,15 +382,22 @@ public final class UsageCharger {
         // Final: the ledger would refuse it again (key gone, quota_used would overflow, bad data).
         metrics.charged(provider, "rejected");
         metrics.lost(MeteringMetrics.Lost.REJECTED);
-        log.error("metered charge lost: usage report {} for key {} ({} USD) rejected: {}",
-            report.reportId(), report.keyId(), report.cost().toPlainString(), outcome.message());
+        log.error(
+            "metered charge lost: usage report {} for key {} ({} USD) rejected: {}",
+            report.reportId(),
+            report.keyId(),
+            report.cost().toPlainString(),
+            outcome.message());
       }
       case CONFLICT -> {
         // Metering makes a fresh random report id per stream, so this means an id was reused.
         metrics.charged(provider, "conflict");
         metrics.lost(MeteringMetrics.Lost.CONFLICT);
-        log.error("metered charge lost: usage report {} for key {} conflicts: {}", report.reportId(),
-            report.keyId(), outcome.message());
+        log.error(
+            "metered charge lost: usage report {} for key {} conflicts: {}",
+            report.reportId(),
+            report.keyId(),
+            outcome.message());
       }
     }
   }

@@ -1,6 +1,5 @@
 package io.quotaauthority.metering;
 
-import java.util.Locale;
 import com.google.protobuf.ByteString;
 import java.io.IOException;
 import java.io.InputStream;
@@ -12,15 +11,15 @@ import java.util.Optional;
 
 /**
  * Reads one response body, chunk by chunk, and keeps the latest token counts it reported. A JSON
- * body is scanned as one document (a Gemini JSON-array stream as one array); an SSE body is
- * scanned event by event, each event's data as its own document. Usage counts in every supported
- * stream are cumulative, so the latest value is kept PER FIELD, never per usage object: a later
- * event's value of a field replaces an earlier one (an Anthropic {@code message_delta}'s
- * output_tokens replaces the 1 of {@code message_start}), a field a later event leaves out keeps
- * its earlier value, and a later 0 never replaces an earlier non-zero count (a {@code message_delta}
- * that restates the top-level counts with {@code cache_read_input_tokens: 0} does not erase the
- * cache reads {@code message_start} reported: a cumulative count cannot fall to 0, and dropping
- * it would charge those tokens nothing).
+ * body is scanned as one document (a Gemini JSON-array stream as one array); an SSE body is scanned
+ * event by event, each event's data as its own document. Usage counts in every supported stream are
+ * cumulative, so the latest value is kept PER FIELD, never per usage object: a later event's value
+ * of a field replaces an earlier one (an Anthropic {@code message_delta}'s output_tokens replaces
+ * the 1 of {@code message_start}), a field a later event leaves out keeps its earlier value, and a
+ * later 0 never replaces an earlier non-zero count (a {@code message_delta} that restates the
+ * top-level counts with {@code cache_read_input_tokens: 0} does not erase the cache reads {@code
+ * message_start} reported: a cumulative count cannot fall to 0, and dropping it would charge those
+ * tokens nothing).
  */
 final class UsageExtractor {
   // Beside the usage, it counts the text the response generated (for the estimate a response
@@ -49,7 +48,9 @@ final class UsageExtractor {
 
   /** More distinct usage fields than any provider sends; a guard against hostile bodies. */
   private static final int MAX_FIELDS = 64;
+
   private static final byte[] NEWLINE = {'\n'};
+
   /** Copy size for {@link #feed(ByteString)}; the scanners keep nothing of it between calls. */
   private static final int FEED_BUFFER = 8192;
 
@@ -57,13 +58,17 @@ final class UsageExtractor {
   private Framing framing;
   private final Map<String, Long> latest = new HashMap<>();
   private String reportedModel;
+
   /** The service tier the response names (OpenAI), or null. */
   private String reportedServiceTier;
+
   private final JsonUsageScanner scanner;
   private final SseEventSplitter splitter;
   private byte[] buffer;
+
   /** Counts the generated text; null when not estimating. */
   private final TokenEstimate.Output output;
+
   private boolean finalUsage;
   private boolean started;
 
@@ -75,58 +80,64 @@ final class UsageExtractor {
     this.format = format;
     this.framing = framing;
     this.output = output;
-    this.scanner = new JsonUsageScanner(new JsonUsageScanner.Listener() {
-      @Override
-      public void usage(Map<String, Long> fields) {
-        for (Map.Entry<String, Long> e : fields.entrySet()) {
-          Long earlier = latest.get(e.getKey());
-          if (e.getValue() == 0 && earlier != null && earlier > 0) {
-            continue; // a restated 0 is no news: cumulative counts never drop to 0 (see above)
-          }
-          if (latest.size() < MAX_FIELDS || earlier != null) {
-            latest.put(e.getKey(), e.getValue());
-          }
-        }
-        // Not a simple name: the field is assigned once this listener exists, before any call.
-        if (format.isFinal(UsageExtractor.this.scanner.lastUsageAtTop())) {
-          finalUsage = true;
-        }
-      }
+    this.scanner =
+        new JsonUsageScanner(
+            new JsonUsageScanner.Listener() {
+              @Override
+              public void usage(Map<String, Long> fields) {
+                for (Map.Entry<String, Long> e : fields.entrySet()) {
+                  Long earlier = latest.get(e.getKey());
+                  if (e.getValue() == 0 && earlier != null && earlier > 0) {
+                    continue; // a restated 0 is no news: cumulative counts never drop to 0 (see
+                    // above)
+                  }
+                  if (latest.size() < MAX_FIELDS || earlier != null) {
+                    latest.put(e.getKey(), e.getValue());
+                  }
+                }
+                // Not a simple name: the field is assigned once this listener exists, before any
+                // call.
+                if (format.isFinal(UsageExtractor.this.scanner.lastUsageAtTop())) {
+                  finalUsage = true;
+                }
+              }
 
-      @Override
-      public void text(byte[] utf8, int offset, int length) {
-        if (output != null) {
-          output.add(utf8, offset, length);
-        }
-      }
+              @Override
+              public void text(byte[] utf8, int offset, int length) {
+                if (output != null) {
+                  output.add(utf8, offset, length);
+                }
+              }
 
-      @Override
-      public void model(String model) {
-        reportedModel = model;
-      }
+              @Override
+              public void model(String model) {
+                reportedModel = model;
+              }
 
-      @Override
-      public void serviceTier(String tier) {
-        reportedServiceTier = tier.toLowerCase(Locale.ROOT);
-      }
-    });
-    this.splitter = new SseEventSplitter(new SseEventSplitter.Listener() {
-      @Override
-      public void data(byte[] bytes, int offset, int length) {
-        scanner.feed(bytes, offset, length);
-      }
+              @Override
+              public void serviceTier(String tier) {
+                reportedServiceTier = tier.toLowerCase(Locale.ROOT);
+              }
+            });
+    this.splitter =
+        new SseEventSplitter(
+            new SseEventSplitter.Listener() {
+              @Override
+              public void data(byte[] bytes, int offset, int length) {
+                scanner.feed(bytes, offset, length);
+              }
 
-      @Override
-      public void dataLineEnd() {
-        // Joined data lines are separated by a newline, which JSON reads as blank space.
-        scanner.feed(NEWLINE, 0, 1);
-      }
+              @Override
+              public void dataLineEnd() {
+                // Joined data lines are separated by a newline, which JSON reads as blank space.
+                scanner.feed(NEWLINE, 0, 1);
+              }
 
-      @Override
-      public void eventEnd() {
-        scanner.reset();
-      }
-    });
+              @Override
+              public void eventEnd() {
+                scanner.reset();
+              }
+            });
   }
 
   void feed(byte[] bytes) {
@@ -225,7 +236,12 @@ final class UsageExtractor {
     int model = reportedModel == null ? 0 : reportedModel.length();
     int counted = output == null ? 0 : output.retainedBytes();
     int tier = reportedServiceTier == null ? 0 : reportedServiceTier.length();
-    return scanner.retainedBytes() + splitter.retainedBytes() + latest.size() * 64 + model + counted + tier;
+    return scanner.retainedBytes()
+        + splitter.retainedBytes()
+        + latest.size() * 64
+        + model
+        + counted
+        + tier;
   }
 
   private static boolean isBlank(byte b) {

@@ -11,12 +11,12 @@ import java.util.Optional;
  */
 public enum UsageFormat {
   /**
-   * OpenAI chat completions, completions and embeddings ({@code prompt_tokens},
-   * {@code completion_tokens}) and the Responses API ({@code input_tokens}, {@code output_tokens}).
-   * The prompt count INCLUDES the cached tokens and the tokens written to the cache
-   * ({@code *_tokens_details.cache_write_tokens}), so uncached input = prompt - cached - cache
-   * writes, each clamped so no bucket goes negative. Reasoning tokens are already inside the
-   * completion/output count.
+   * OpenAI chat completions, completions and embeddings ({@code prompt_tokens}, {@code
+   * completion_tokens}) and the Responses API ({@code input_tokens}, {@code output_tokens}). The
+   * prompt count INCLUDES the cached tokens and the tokens written to the cache ({@code
+   * *_tokens_details.cache_write_tokens}), so uncached input = prompt - cached - cache writes, each
+   * clamped so no bucket goes negative. Reasoning tokens are already inside the completion/output
+   * count.
    */
   OPENAI {
     @Override
@@ -27,23 +27,36 @@ public enum UsageFormat {
         return Optional.empty();
       }
       long in = orZero(prompt);
-      long cached = Math.min(in, orZero(first(f,
-          "prompt_tokens_details.cached_tokens", "input_tokens_details.cached_tokens")));
-      long written = Math.min(in - cached, orZero(first(f,
-          "prompt_tokens_details.cache_write_tokens", "input_tokens_details.cache_write_tokens")));
-      return Optional.of(new TokenUsage(in - cached - written, orZero(completion), cached, written));
+      long cached =
+          Math.min(
+              in,
+              orZero(
+                  first(
+                      f,
+                      "prompt_tokens_details.cached_tokens",
+                      "input_tokens_details.cached_tokens")));
+      long written =
+          Math.min(
+              in - cached,
+              orZero(
+                  first(
+                      f,
+                      "prompt_tokens_details.cache_write_tokens",
+                      "input_tokens_details.cache_write_tokens")));
+      return Optional.of(
+          new TokenUsage(in - cached - written, orZero(completion), cached, written));
     }
   },
   /**
-   * Anthropic messages: {@code input_tokens} EXCLUDES the cache: cache reads
-   * ({@code cache_read_input_tokens}) and cache writes ({@code cache_creation_input_tokens}) are
-   * separate counts, each with its own price.
+   * Anthropic messages: {@code input_tokens} EXCLUDES the cache: cache reads ({@code
+   * cache_read_input_tokens}) and cache writes ({@code cache_creation_input_tokens}) are separate
+   * counts, each with its own price.
    *
-   * <p>With {@code usage.iterations[]} (one entry per sampling pass, e.g. a compaction pass and
-   * the message pass), the top-level counts leave the compaction passes out, and what is billed
-   * is the sum over all entries (Anthropic, "Compaction", Understanding usage). Each bucket is then
-   * charged at the larger of the top-level count and the entries' sum: the sum whenever the list
-   * is complete, and never less than the top-level count if an entry lacks a field.
+   * <p>With {@code usage.iterations[]} (one entry per sampling pass, e.g. a compaction pass and the
+   * message pass), the top-level counts leave the compaction passes out, and what is billed is the
+   * sum over all entries (Anthropic, "Compaction", Understanding usage). Each bucket is then
+   * charged at the larger of the top-level count and the entries' sum: the sum whenever the list is
+   * complete, and never less than the top-level count if an entry lacks a field.
    */
   ANTHROPIC {
     @Override
@@ -59,10 +72,10 @@ public enum UsageFormat {
     }
   },
   /**
-   * Gemini {@code usageMetadata}: {@code promptTokenCount} INCLUDES
-   * {@code cachedContentTokenCount}; {@code thoughtsTokenCount} is billed as output and is not in
-   * {@code candidatesTokenCount}; {@code toolUsePromptTokenCount} is billed as input and is not in
-   * the prompt count.
+   * Gemini {@code usageMetadata}: {@code promptTokenCount} INCLUDES {@code
+   * cachedContentTokenCount}; {@code thoughtsTokenCount} is billed as output and is not in {@code
+   * candidatesTokenCount}; {@code toolUsePromptTokenCount} is billed as input and is not in the
+   * prompt count.
    */
   GEMINI {
     @Override
@@ -76,8 +89,9 @@ public enum UsageFormat {
       }
       long p = orZero(prompt);
       long cached = Math.min(p, orZero(f.get("cachedContentTokenCount")));
-      return Optional.of(new TokenUsage(
-          p - cached + orZero(toolUse), orZero(candidates) + orZero(thoughts), cached, 0));
+      return Optional.of(
+          new TokenUsage(
+              p - cached + orZero(toolUse), orZero(candidates) + orZero(thoughts), cached, 0));
     }
   };
 
@@ -85,12 +99,12 @@ public enum UsageFormat {
   abstract Optional<TokenUsage> tokens(Map<String, Long> fields);
 
   /**
-   * Whether a usage object just read is the provider's final count for the response. OpenAI
-   * reports usage once, at the end (the stream's last chunk, the Responses API's completed event,
-   * a whole JSON body). Anthropic's top-level {@code usage} (message_delta, or a whole message)
-   * is final; {@code message.usage} in message_start is not (its output_tokens is 1). Gemini
-   * restates usageMetadata in every chunk, so no single one can be told final: its usage counts as
-   * final only when the body ends (see {@link TokenEstimate#needed}).
+   * Whether a usage object just read is the provider's final count for the response. OpenAI reports
+   * usage once, at the end (the stream's last chunk, the Responses API's completed event, a whole
+   * JSON body). Anthropic's top-level {@code usage} (message_delta, or a whole message) is final;
+   * {@code message.usage} in message_start is not (its output_tokens is 1). Gemini restates
+   * usageMetadata in every chunk, so no single one can be told final: its usage counts as final
+   * only when the body ends (see {@link TokenEstimate#needed}).
    *
    * @param atTop the usage object sat at the document's top-level {@code usage} key
    */

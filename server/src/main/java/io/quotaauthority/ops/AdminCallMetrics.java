@@ -24,16 +24,20 @@ public final class AdminCallMetrics implements ServerInterceptor {
   }
 
   @Override
-  public <Q, A> ServerCall.Listener<Q> interceptCall(ServerCall<Q, A> call, Metadata headers,
-      ServerCallHandler<Q, A> next) {
+  public <Q, A> ServerCall.Listener<Q> interceptCall(
+      ServerCall<Q, A> call, Metadata headers, ServerCallHandler<Q, A> next) {
     String method = call.getMethodDescriptor().getFullMethodName();
-    return next.startCall(new SimpleForwardingServerCall<>(call) {
-      @Override
-      public void close(Status status, Metadata trailers) {
-        String code = status.getCode().name();
-        counters.computeIfAbsent(method + ' ' + code, k -> metrics.adminCall(method, code)).increment();
-        super.close(status, trailers);
-      }
-    }, headers);
+    return next.startCall(
+        new SimpleForwardingServerCall<>(call) {
+          @Override
+          public void close(Status status, Metadata trailers) {
+            String code = status.getCode().name();
+            counters
+                .computeIfAbsent(method + ' ' + code, k -> metrics.adminCall(method, code))
+                .increment();
+            super.close(status, trailers);
+          }
+        },
+        headers);
   }
 }

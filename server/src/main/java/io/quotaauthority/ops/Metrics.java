@@ -1,10 +1,5 @@
 package io.quotaauthority.ops;
 
-import io.quotaauthority.keys.KeyCache;
-import io.quotaauthority.store.KeyChangeListener;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.function.Function;
 import com.github.benmanes.caffeine.cache.Cache;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
@@ -22,54 +17,72 @@ import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.quotaauthority.authz.CheckRecorder;
+import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.Verdict;
+import io.quotaauthority.store.KeyChangeListener;
 import io.quotaauthority.usage.UsageBatcher;
 import io.quotaauthority.usage.UsageOutcome;
 import java.time.Duration;
 import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 import java.util.function.ToDoubleFunction;
 
 /**
  * The one place that names every metric quota-authority exports, and the registry they live in.
  *
  * <p>Names are Micrometer's dotted names; Prometheus sees them with dots as underscores, counters
- * with {@code _total} and timers in {@code _seconds} (e.g. {@code quota.check.latency} is scraped as
- * {@code quota_check_latency_seconds_bucket/_count/_sum/_max}). The README's "Operating" section
+ * with {@code _total} and timers in {@code _seconds} (e.g. {@code quota.check.latency} is scraped
+ * as {@code quota_check_latency_seconds_bucket/_count/_sum/_max}). The README's "Operating" section
  * lists the scraped names.
  *
  * <p>Hot path rule: every factory here registers (or looks up) a meter, which costs a map lookup
  * and an allocation. Call them once while wiring and keep the returned Counter/Timer in a field;
- * never call them per request. {@link #checkDecisions()} pre-creates one counter per {@link Verdict}
- * for exactly that reason.
+ * never call them per request. {@link #checkDecisions()} pre-creates one counter per {@link
+ * Verdict} for exactly that reason.
  */
 public final class Metrics implements AutoCloseable {
   /** Counter, tag {@code result}: one per Check answer. */
   public static final String CHECK_DECISIONS = "quota.check.decisions";
+
   /** Timer with a percentile histogram: time to answer one Check. */
   public static final String CHECK_LATENCY = "quota.check.latency";
+
   /** Counter, tag {@code result} (accepted, duplicate, rejected): usage reports answered. */
   public static final String USAGE_REPORTS = "quota.usage.reports";
+
   /** Distribution summary: usage reports committed per transaction. */
   public static final String COMMIT_GROUP_SIZE = "quota.usage.commit.group.size";
+
   /** Timer: one commit of a group of usage reports. */
   public static final String COMMIT_LATENCY = "quota.usage.commit.latency";
+
   /** Gauge: usage reports accepted here and waiting for their commit. */
   public static final String USAGE_PENDING = "quota.usage.pending";
+
   /** Timer: from a key change's commit to this instance hearing of it (LISTEN/NOTIFY). */
   public static final String NOTIFICATION_LAG = "quota.keys.notification.lag";
+
   /** Counter, tag {@code result} (read, skipped, malformed): key change notifications handled. */
   public static final String KEY_HINTS = "quota.keys.hints";
+
   /** Counter: queries made to re-read the rows that notifications named (coalesced). */
   public static final String KEY_HINT_QUERIES = "quota.keys.hint.queries";
+
   /** Gauge: hashes of live keys held in memory (the set that answers unknown keys). */
   public static final String LIVE_KEY_HASHES = "quota.keys.live.hashes";
+
   /** Gauge: 1 while that set is known complete (unknown keys cost no query), else 0. */
   public static final String LIVE_KEYS_COMPLETE = "quota.keys.live.complete";
+
   /** Counter, tags {@code method} and {@code code}: calls on the admin port. */
   public static final String ADMIN_CALLS = "quota.admin.calls";
+
   /** Gauge: 1 while every readiness check passes, else 0. */
   public static final String READY = "quota.ready";
+
   /** The {@code cache} tag value of the key cache's Caffeine metrics ({@code cache_size}, ...). */
   public static final String KEY_CACHE = "quota_keys";
 
@@ -123,7 +136,9 @@ public final class Metrics implements AutoCloseable {
         .register(registry);
   }
 
-  /** For the Authorizer: one decision counter per Verdict and the latency timer, all pre-created. */
+  /**
+   * For the Authorizer: one decision counter per Verdict and the latency timer, all pre-created.
+   */
   public CheckRecorder checkRecorder() {
     EnumCounters<Verdict> decisions = checkDecisions();
     Timer latency = checkLatency();
@@ -149,9 +164,9 @@ public final class Metrics implements AutoCloseable {
   }
 
   /**
-   * For the UsageBatcher: group size, commit latency and each report's outcome. Reports the
-   * stream refuses before they reach a group (validation) are not seen here; count those with
-   * {@link #usageReports()} where they are refused.
+   * For the UsageBatcher: group size, commit latency and each report's outcome. Reports the stream
+   * refuses before they reach a group (validation) are not seen here; count those with {@link
+   * #usageReports()} where they are refused.
    */
   public UsageBatcher.CommitRecorder commitRecorder() {
     DistributionSummary size = commitGroupSize();
@@ -206,9 +221,10 @@ public final class Metrics implements AutoCloseable {
   /** For the KeyChangeListener: lag, hints by result, re-read queries. */
   public KeyChangeListener.Recorder keyChangeRecorder() {
     Timer lag = notificationLag();
-    Counter queries = Counter.builder(KEY_HINT_QUERIES)
-        .description("Queries re-reading the key rows that change notifications named")
-        .register(registry);
+    Counter queries =
+        Counter.builder(KEY_HINT_QUERIES)
+            .description("Queries re-reading the key rows that change notifications named")
+            .register(registry);
     Map<String, Counter> hints = new ConcurrentHashMap<>();
     return new KeyChangeListener.Recorder() {
       @Override
@@ -218,10 +234,16 @@ public final class Metrics implements AutoCloseable {
 
       @Override
       public void hint(String result) {
-        hints.computeIfAbsent(result, r -> Counter.builder(KEY_HINTS)
-            .description("Key change notifications: read (rows re-read), skipped (nothing to learn), malformed")
-            .tag("result", r)
-            .register(registry)).increment();
+        hints
+            .computeIfAbsent(
+                result,
+                r ->
+                    Counter.builder(KEY_HINTS)
+                        .description(
+                            "Key change notifications: read (rows re-read), skipped (nothing to learn), malformed")
+                        .tag("result", r)
+                        .register(registry))
+            .increment();
       }
 
       @Override
@@ -237,7 +259,8 @@ public final class Metrics implements AutoCloseable {
         .description("Hashes of live keys held in memory")
         .register(registry);
     Gauge.builder(LIVE_KEYS_COMPLETE, cache, c -> c.completeness().complete() ? 1 : 0)
-        .description("1 while the live-key set is complete: unknown keys are answered without a query")
+        .description(
+            "1 while the live-key set is complete: unknown keys are answered without a query")
         .register(registry);
   }
 

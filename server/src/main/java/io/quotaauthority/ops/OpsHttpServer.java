@@ -26,16 +26,20 @@ import java.util.stream.Collectors;
 public final class OpsHttpServer implements AutoCloseable {
   static final String PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
   static final String JSON = "application/json";
+
   /**
    * A request must arrive whole within this of its first byte (or of the connect): probes and
    * scrapers send theirs at once, a slowloris is cut. Below kubelet's and Prometheus' own timeouts
    * would be pointless; 5 s is far above any honest client's need.
    */
   static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(5);
+
   /** A kept-alive connection idle this long is closed; above Prometheus' usual 15–60 s interval. */
   static final Duration IDLE_TIMEOUT = Duration.ofSeconds(90);
+
   /** Open connections at most; one more closes the oldest. A few probes and scrapers need a few. */
   static final int MAX_CONNECTIONS = 128;
+
   /** Probes and scrapes send no body; a small one is tolerated, a large one answered 413. */
   static final int MAX_BODY_BYTES = 4096;
 
@@ -45,18 +49,24 @@ public final class OpsHttpServer implements AutoCloseable {
     this.listener = listener;
   }
 
-  /** Listens on {@code bind} (null: every interface) at {@code port} (0: ephemeral, see {@link #port()}). */
-  public static OpsHttpServer start(InetAddress bind, int port, Metrics metrics, Readiness readiness)
-      throws IOException {
-    HttpListener.Config config = new HttpListener.Config("ops", bind, port, REQUEST_TIMEOUT, IDLE_TIMEOUT,
-        MAX_CONNECTIONS, MAX_BODY_BYTES);
-    return new OpsHttpServer(HttpListener.start(config, request -> route(request, metrics, readiness)));
+  /**
+   * Listens on {@code bind} (null: every interface) at {@code port} (0: ephemeral, see {@link
+   * #port()}).
+   */
+  public static OpsHttpServer start(
+      InetAddress bind, int port, Metrics metrics, Readiness readiness) throws IOException {
+    HttpListener.Config config =
+        new HttpListener.Config(
+            "ops", bind, port, REQUEST_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_BODY_BYTES);
+    return new OpsHttpServer(
+        HttpListener.start(config, request -> route(request, metrics, readiness)));
   }
 
   static Response route(Request request, Metrics metrics, Readiness readiness) {
     String method = request.method();
     if (!method.equals("GET") && !method.equals("HEAD")) {
-      return send(405, JSON, "{\"error\":\"method not allowed\"}\n").withHeader("Allow", "GET, HEAD");
+      return send(405, JSON, "{\"error\":\"method not allowed\"}\n")
+          .withHeader("Allow", "GET, HEAD");
     }
     return switch (request.path()) {
       case "/metrics" -> send(200, PROMETHEUS_TEXT, metrics.scrape());
@@ -66,7 +76,8 @@ public final class OpsHttpServer implements AutoCloseable {
         if (r.ready()) {
           yield send(200, JSON, "{\"status\":\"ready\"}\n");
         }
-        String failing = r.failing().stream().map(s -> '"' + s + '"').collect(Collectors.joining(","));
+        String failing =
+            r.failing().stream().map(s -> '"' + s + '"').collect(Collectors.joining(","));
         yield send(503, JSON, "{\"status\":\"not ready\",\"failing\":[" + failing + "]}\n");
       }
       default -> send(404, JSON, "{\"error\":\"not found; try /metrics, /healthz or /readyz\"}\n");

@@ -60,19 +60,25 @@ public final class Readiness implements AutoCloseable {
     this.checks = new CopyOnWriteArrayList<>(checks);
     this.health = health;
     this.interval = interval;
-    this.probeThread = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "readiness-probe");
-      t.setDaemon(true);
-      return t;
-    });
+    this.probeThread =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "readiness-probe");
+              t.setDaemon(true);
+              return t;
+            });
   }
 
-  /** Adds a check (e.g. the notification listener once it exists); it counts from the next probe. */
+  /**
+   * Adds a check (e.g. the notification listener once it exists); it counts from the next probe.
+   */
   public void add(Check check) {
     checks.add(check);
   }
 
-  /** Probes once now (so the health status is right before the first request), then periodically. */
+  /**
+   * Probes once now (so the health status is right before the first request), then periodically.
+   */
   public void start() {
     start(Duration.ZERO);
   }

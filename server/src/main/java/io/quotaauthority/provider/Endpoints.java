@@ -1,11 +1,11 @@
 package io.quotaauthority.provider;
 
-import java.util.Locale;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.List;
-import java.util.Map;
 import java.util.EnumMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 
 /**
  * What every endpoint Envoy forwards costs, and whether the gateway can meter it: the one table
@@ -13,18 +13,18 @@ import java.util.EnumMap;
  * reads usage only where {@link Kind#METERED}) both follow, so that they cannot disagree. README
  * "Endpoints" shows the same rows; envoy/ReadmeEndpointsTest keeps the two equal.
  *
- * <p>A request is classified by its provider, method and path (query and trailing slashes
- * ignored); the first row that matches wins. Pattern segments are literal, {@code {name}} (one
- * segment of letters, digits and {@code . _ - :}; an encoded character never matches, so an
- * encoded path fails closed), {@code {name}:method} (such a segment followed by a literal colon
- * method, Google's style) and a final {@code **} (the rest of the path, possibly nothing). Gemini
- * rows are written for {@code /v1beta/} and apply to the stable {@code /v1/} surface too; Gemini's
- * OpenAI-compatible {@code /v1beta/openai/...} is classified by OpenAI's rows. Whatever no row
- * names is free for GET and HEAD (reads cost nothing on any of the three APIs) and, for any other
- * method, {@link Kind#NOT_METERED}: an endpoint nobody looked at fails closed.
+ * <p>A request is classified by its provider, method and path (query and trailing slashes ignored);
+ * the first row that matches wins. Pattern segments are literal, {@code {name}} (one segment of
+ * letters, digits and {@code . _ - :}; an encoded character never matches, so an encoded path fails
+ * closed), {@code {name}:method} (such a segment followed by a literal colon method, Google's
+ * style) and a final {@code **} (the rest of the path, possibly nothing). Gemini rows are written
+ * for {@code /v1beta/} and apply to the stable {@code /v1/} surface too; Gemini's OpenAI-compatible
+ * {@code /v1beta/openai/...} is classified by OpenAI's rows. Whatever no row names is free for GET
+ * and HEAD (reads cost nothing on any of the three APIs) and, for any other method, {@link
+ * Kind#NOT_METERED}: an endpoint nobody looked at fails closed.
  *
- * <p>Cheap enough for Check's hot path: a linear scan of a few dozen rows, each a handful of
- * {@code regionMatches}, no regex, no allocation on paths without a trailing slash or query.
+ * <p>Cheap enough for Check's hot path: a linear scan of a few dozen rows, each a handful of {@code
+ * regionMatches}, no regex, no allocation on paths without a trailing slash or query.
  */
 public final class Endpoints {
 
@@ -32,7 +32,9 @@ public final class Endpoints {
   public enum Kind {
     /** Costs money and the response carries the usage metering reads. */
     METERED,
-    /** Costs nothing: listing, retrieving, deleting, cancelling, counting tokens, uploading files. */
+    /**
+     * Costs nothing: listing, retrieving, deleting, cancelling, counting tokens, uploading files.
+     */
     FREE,
     /** Costs money the gateway cannot see: refused for keys with a quota. */
     NOT_METERED;
@@ -54,7 +56,8 @@ public final class Endpoints {
    *     for the others, how it is metered or why it is free, as the README says
    * @param index the row's position, for tables built once per row (Check's denials)
    */
-  public record Row(Provider provider, String method, String pattern, Kind kind, String what, int index) {
+  public record Row(
+      Provider provider, String method, String pattern, Kind kind, String what, int index) {
     public boolean refusesLimitedKeys() {
       return kind == Kind.NOT_METERED;
     }
@@ -66,7 +69,11 @@ public final class Endpoints {
 
     @Override
     public String toString() {
-      return (provider == null ? "any" : provider.wireName()) + " " + endpoint() + " -> " + kind.label();
+      return (provider == null ? "any" : provider.wireName())
+          + " "
+          + endpoint()
+          + " -> "
+          + kind.label();
     }
   }
 
@@ -74,45 +81,110 @@ public final class Endpoints {
   private static final Map<Provider, List<Compiled>> BY_PROVIDER = new EnumMap<>(Provider.class);
 
   // ---- OpenAI (and Gemini's OpenAI-compatible /v1beta/openai/...)
-  public static final Row OPENAI_CHAT = row(Provider.OPENAI, "POST", "/v1/chat/completions", Kind.METERED,
-      "usage in the response; a stream is asked for stream_options.include_usage");
+  public static final Row OPENAI_CHAT =
+      row(
+          Provider.OPENAI,
+          "POST",
+          "/v1/chat/completions",
+          Kind.METERED,
+          "usage in the response; a stream is asked for stream_options.include_usage");
+
   static {
-    row(Provider.OPENAI, "POST", "/v1/chat/completions/{id}", Kind.FREE, "updates a stored completion's metadata");
-    row(Provider.OPENAI, "DELETE", "/v1/chat/completions/{id}", Kind.FREE, "deletes a stored completion");
+    row(
+        Provider.OPENAI,
+        "POST",
+        "/v1/chat/completions/{id}",
+        Kind.FREE,
+        "updates a stored completion's metadata");
+    row(
+        Provider.OPENAI,
+        "DELETE",
+        "/v1/chat/completions/{id}",
+        Kind.FREE,
+        "deletes a stored completion");
   }
-  public static final Row OPENAI_COMPLETIONS = row(Provider.OPENAI, "POST", "/v1/completions", Kind.METERED,
-      "usage in the response; a stream is asked for stream_options.include_usage");
+
+  public static final Row OPENAI_COMPLETIONS =
+      row(
+          Provider.OPENAI,
+          "POST",
+          "/v1/completions",
+          Kind.METERED,
+          "usage in the response; a stream is asked for stream_options.include_usage");
+
   /** Metered, except "background": true, refused for keys with a quota by metering's body phase. */
-  public static final Row OPENAI_RESPONSES = row(Provider.OPENAI, "POST", "/v1/responses", Kind.METERED,
-      "usage in the response (or its response.completed event); \"background\": true is refused for"
-          + " keys with a quota (endpoint_not_metered: its usage arrives on a later GET)");
+  public static final Row OPENAI_RESPONSES =
+      row(
+          Provider.OPENAI,
+          "POST",
+          "/v1/responses",
+          Kind.METERED,
+          "usage in the response (or its response.completed event); \"background\": true is refused for"
+              + " keys with a quota (endpoint_not_metered: its usage arrives on a later GET)");
+
   /** What the body phase's refusal of a background response names. */
   public static final String BACKGROUND_RESPONSES = "background responses";
+
   static {
     row(Provider.OPENAI, "POST", "/v1/responses/input_tokens", Kind.FREE, "counts tokens");
-    row(Provider.OPENAI, "POST", "/v1/responses/{id}/cancel", Kind.FREE, "cancels a background response");
-    row(Provider.OPENAI, "GET", "/v1/responses/{id}", Kind.FREE,
+    row(
+        Provider.OPENAI,
+        "POST",
+        "/v1/responses/{id}/cancel",
+        Kind.FREE,
+        "cancels a background response");
+    row(
+        Provider.OPENAI,
+        "GET",
+        "/v1/responses/{id}",
+        Kind.FREE,
         "retrieves a stored response (its usage was charged when it was made)");
     row(Provider.OPENAI, "DELETE", "/v1/responses/{id}", Kind.FREE, "deletes a stored response");
   }
-  public static final Row OPENAI_EMBEDDINGS = row(Provider.OPENAI, "POST", "/v1/embeddings", Kind.METERED,
-      "usage in the response");
+
+  public static final Row OPENAI_EMBEDDINGS =
+      row(Provider.OPENAI, "POST", "/v1/embeddings", Kind.METERED, "usage in the response");
+
   static {
-    row(Provider.OPENAI, "POST", "/v1/moderations", Kind.FREE, "OpenAI does not charge for moderation");
+    row(
+        Provider.OPENAI,
+        "POST",
+        "/v1/moderations",
+        Kind.FREE,
+        "OpenAI does not charge for moderation");
     row(Provider.OPENAI, "DELETE", "/v1/models/{model}", Kind.FREE, "deletes a fine-tuned model");
-    row(Provider.OPENAI, "POST", "/v1/files", Kind.FREE, "uploads a file: no tokens (body not buffered)");
+    row(
+        Provider.OPENAI,
+        "POST",
+        "/v1/files",
+        Kind.FREE,
+        "uploads a file: no tokens (body not buffered)");
     row(Provider.OPENAI, "DELETE", "/v1/files/{id}", Kind.FREE, "deletes a file");
     row(Provider.OPENAI, "POST", "/v1/uploads", Kind.FREE, "starts a multipart upload");
-    row(Provider.OPENAI, "POST", "/v1/uploads/{id}/parts", Kind.FREE,
+    row(
+        Provider.OPENAI,
+        "POST",
+        "/v1/uploads/{id}/parts",
+        Kind.FREE,
         "uploads a part: no tokens (body not buffered)");
     row(Provider.OPENAI, "POST", "/v1/uploads/{id}/complete", Kind.FREE, "completes an upload");
     row(Provider.OPENAI, "POST", "/v1/uploads/{id}/cancel", Kind.FREE, "cancels an upload");
     row(Provider.OPENAI, "POST", "/v1/batches/{id}/cancel", Kind.FREE, "cancels a batch");
     row(Provider.OPENAI, "POST", "/v1/batches/**", Kind.NOT_METERED, "the Batch API");
-    row(Provider.OPENAI, "POST", "/v1/fine_tuning/jobs/{id}/cancel", Kind.FREE, "cancels a fine-tuning job");
+    row(
+        Provider.OPENAI,
+        "POST",
+        "/v1/fine_tuning/jobs/{id}/cancel",
+        Kind.FREE,
+        "cancels a fine-tuning job");
     row(Provider.OPENAI, "POST", "/v1/fine_tuning/**", Kind.NOT_METERED, "fine-tuning");
     row(Provider.OPENAI, "POST", "/v1/images/**", Kind.NOT_METERED, "image generation");
-    row(Provider.OPENAI, "POST", "/v1/audio/**", Kind.NOT_METERED, "audio (speech, transcription, translation)");
+    row(
+        Provider.OPENAI,
+        "POST",
+        "/v1/audio/**",
+        Kind.NOT_METERED,
+        "audio (speech, transcription, translation)");
     // Any method: the Realtime API is a WebSocket (GET with Upgrade), and its client secrets let a
     // browser talk to OpenAI directly, past the gateway.
     row(Provider.OPENAI, "*", "/v1/realtime/**", Kind.NOT_METERED, "the Realtime API");
@@ -123,51 +195,126 @@ public final class Endpoints {
   }
 
   // ---- Anthropic
-  public static final Row ANTHROPIC_MESSAGES = row(Provider.ANTHROPIC, "POST", "/v1/messages", Kind.METERED,
-      "usage in the response (message_start and message_delta events when streamed)");
+  public static final Row ANTHROPIC_MESSAGES =
+      row(
+          Provider.ANTHROPIC,
+          "POST",
+          "/v1/messages",
+          Kind.METERED,
+          "usage in the response (message_start and message_delta events when streamed)");
+
   static {
     row(Provider.ANTHROPIC, "POST", "/v1/messages/count_tokens", Kind.FREE, "counts tokens");
-    row(Provider.ANTHROPIC, "POST", "/v1/messages/batches/{id}/cancel", Kind.FREE, "cancels a batch");
+    row(
+        Provider.ANTHROPIC,
+        "POST",
+        "/v1/messages/batches/{id}/cancel",
+        Kind.FREE,
+        "cancels a batch");
     row(Provider.ANTHROPIC, "DELETE", "/v1/messages/batches/{id}", Kind.FREE, "deletes a batch");
     row(Provider.ANTHROPIC, "POST", "/v1/messages/batches/**", Kind.NOT_METERED, "message batches");
-    row(Provider.ANTHROPIC, "POST", "/v1/files", Kind.FREE, "uploads a file: no tokens (body not buffered)");
+    row(
+        Provider.ANTHROPIC,
+        "POST",
+        "/v1/files",
+        Kind.FREE,
+        "uploads a file: no tokens (body not buffered)");
     row(Provider.ANTHROPIC, "DELETE", "/v1/files/{id}", Kind.FREE, "deletes a file");
     // The legacy Text Completions response has no usage object.
-    row(Provider.ANTHROPIC, "POST", "/v1/complete", Kind.NOT_METERED, "the legacy Text Completions API");
+    row(
+        Provider.ANTHROPIC,
+        "POST",
+        "/v1/complete",
+        Kind.NOT_METERED,
+        "the legacy Text Completions API");
   }
 
   // ---- Gemini (written for /v1beta/, the same under /v1/)
-  public static final Row GEMINI_GENERATE = row(Provider.GEMINI, "POST", "/v1beta/models/{model}:generateContent",
-      Kind.METERED, "usageMetadata in the response");
-  public static final Row GEMINI_STREAM = row(Provider.GEMINI, "POST",
-      "/v1beta/models/{model}:streamGenerateContent", Kind.METERED, "usageMetadata in the stream's events");
+  public static final Row GEMINI_GENERATE =
+      row(
+          Provider.GEMINI,
+          "POST",
+          "/v1beta/models/{model}:generateContent",
+          Kind.METERED,
+          "usageMetadata in the response");
+  public static final Row GEMINI_STREAM =
+      row(
+          Provider.GEMINI,
+          "POST",
+          "/v1beta/models/{model}:streamGenerateContent",
+          Kind.METERED,
+          "usageMetadata in the stream's events");
+
   static {
-    row(Provider.GEMINI, "POST", "/v1beta/tunedModels/{model}:generateContent", Kind.METERED,
+    row(
+        Provider.GEMINI,
+        "POST",
+        "/v1beta/tunedModels/{model}:generateContent",
+        Kind.METERED,
         "usageMetadata in the response");
-    row(Provider.GEMINI, "POST", "/v1beta/tunedModels/{model}:streamGenerateContent", Kind.METERED,
+    row(
+        Provider.GEMINI,
+        "POST",
+        "/v1beta/tunedModels/{model}:streamGenerateContent",
+        Kind.METERED,
         "usageMetadata in the stream's events");
     row(Provider.GEMINI, "POST", "/v1beta/models/{model}:countTokens", Kind.FREE, "counts tokens");
     // Their responses hold the embeddings and no usageMetadata.
-    row(Provider.GEMINI, "POST", "/v1beta/models/{model}:embedContent", Kind.NOT_METERED, "Gemini embeddings");
-    row(Provider.GEMINI, "POST", "/v1beta/models/{model}:batchEmbedContents", Kind.NOT_METERED,
+    row(
+        Provider.GEMINI,
+        "POST",
+        "/v1beta/models/{model}:embedContent",
+        Kind.NOT_METERED,
         "Gemini embeddings");
-    row(Provider.GEMINI, "POST", "/v1beta/models/{model}:batchGenerateContent", Kind.NOT_METERED,
+    row(
+        Provider.GEMINI,
+        "POST",
+        "/v1beta/models/{model}:batchEmbedContents",
+        Kind.NOT_METERED,
+        "Gemini embeddings");
+    row(
+        Provider.GEMINI,
+        "POST",
+        "/v1beta/models/{model}:batchGenerateContent",
+        Kind.NOT_METERED,
         "the Batch API");
-    row(Provider.GEMINI, "POST", "/v1beta/models/{model}:predict", Kind.NOT_METERED,
+    row(
+        Provider.GEMINI,
+        "POST",
+        "/v1beta/models/{model}:predict",
+        Kind.NOT_METERED,
         "image and video generation (Imagen, Veo)");
-    row(Provider.GEMINI, "POST", "/v1beta/models/{model}:predictLongRunning", Kind.NOT_METERED,
+    row(
+        Provider.GEMINI,
+        "POST",
+        "/v1beta/models/{model}:predictLongRunning",
+        Kind.NOT_METERED,
         "image and video generation (Imagen, Veo)");
     // Cached content is billed per token-hour of storage, which no response reports.
     row(Provider.GEMINI, "POST", "/v1beta/cachedContents/**", Kind.NOT_METERED, "context caching");
-    row(Provider.GEMINI, "DELETE", "/v1beta/cachedContents/{id}", Kind.FREE, "deletes cached content");
+    row(
+        Provider.GEMINI,
+        "DELETE",
+        "/v1beta/cachedContents/{id}",
+        Kind.FREE,
+        "deletes cached content");
     row(Provider.GEMINI, "DELETE", "/v1beta/files/{id}", Kind.FREE, "deletes a file");
-    row(Provider.GEMINI, "POST", "/upload/v1beta/files", Kind.FREE,
+    row(
+        Provider.GEMINI,
+        "POST",
+        "/upload/v1beta/files",
+        Kind.FREE,
         "uploads a file (resumable protocol): no tokens (body not buffered)");
   }
 
   // ---- everything else
-  public static final Row ANY_READ = row(null, "GET", "*", Kind.FREE,
-      "reads (lists, retrievals, downloads) cost nothing; HEAD likewise");
+  public static final Row ANY_READ =
+      row(
+          null,
+          "GET",
+          "*",
+          Kind.FREE,
+          "reads (lists, retrievals, downloads) cost nothing; HEAD likewise");
   public static final Row ANY_OTHER = row(null, "*", "*", Kind.NOT_METERED, "this endpoint");
 
   private Endpoints() {}
@@ -233,10 +380,13 @@ public final class Endpoints {
   /** A row's pattern split into segments once, at class load. */
   private static final class Compiled {
     final Row row;
+
     /** Per segment: the literal, or null for a {name} wildcard. */
     final String[] literal;
+
     /** Per wildcard segment: the literal suffix after the wildcard (":generateContent"), or "". */
     final String[] suffix;
+
     /** Whether the pattern ends in "/**". */
     final boolean rest;
 
@@ -280,7 +430,8 @@ public final class Endpoints {
           end = n;
         }
         if (literal[i] != null) {
-          if (end - start != literal[i].length() || !path.regionMatches(start, literal[i], 0, end - start)) {
+          if (end - start != literal[i].length()
+              || !path.regionMatches(start, literal[i], 0, end - start)) {
             return false;
           }
         } else if (!wildcard(path, start, end, suffix[i])) {
@@ -300,8 +451,14 @@ public final class Endpoints {
       }
       for (int i = start; i < idEnd; i++) {
         char c = path.charAt(i);
-        boolean ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-            || c == '.' || c == '_' || c == '-' || c == ':';
+        boolean ok =
+            (c >= 'a' && c <= 'z')
+                || (c >= 'A' && c <= 'Z')
+                || (c >= '0' && c <= '9')
+                || c == '.'
+                || c == '_'
+                || c == '-'
+                || c == ':';
         if (!ok) {
           return false;
         }

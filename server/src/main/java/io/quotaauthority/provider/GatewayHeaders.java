@@ -8,12 +8,14 @@ package io.quotaauthority.provider;
 public final class GatewayHeaders {
   /** The key's id, decimal. Check overwrites whatever the client sent. */
   public static final String KEY_ID = "x-quota-key-id";
+
   /**
    * {@code "true"} when the key has a quota, {@code "false"} when it is unlimited. Check always
-   * writes it, overwriting the client's; the reader treats anything but {@code "false"} as
-   * limited, so a missing or forged value can only make metering stricter.
+   * writes it, overwriting the client's; the reader treats anything but {@code "false"} as limited,
+   * so a missing or forged value can only make metering stricter.
    */
   public static final String KEY_LIMITED = "x-quota-key-limited";
+
   /** On the response, for keys with a quota: USD left when Check admitted the request. */
   public static final String REMAINING_USD = "x-quota-remaining-usd";
 

@@ -25,8 +25,8 @@ public enum Provider {
   }
 
   /**
-   * The provider a route names ({@code context_extensions.provider}), case-insensitive, or null when
-   * the name is absent or not one of ours (then the path decides).
+   * The provider a route names ({@code context_extensions.provider}), case-insensitive, or null
+   * when the name is absent or not one of ours (then the path decides).
    */
   public static Provider named(String name) {
     if (name == null) {

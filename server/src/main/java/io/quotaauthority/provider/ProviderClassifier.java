@@ -3,9 +3,9 @@ package io.quotaauthority.provider;
 import java.util.regex.Pattern;
 
 /**
- * Which provider a request is for: the one rule that Check (where a key may come from, the shape
- * of a denial) and metering (usage format, prices) both follow, so that they can never disagree
- * about a request. The route's hint wins when it names a provider; else the path decides.
+ * Which provider a request is for: the one rule that Check (where a key may come from, the shape of
+ * a denial) and metering (usage format, prices) both follow, so that they can never disagree about
+ * a request. The route's hint wins when it names a provider; else the path decides.
  *
  * <p>Path rules, the query and fragment ignored:
  *
@@ -21,11 +21,12 @@ import java.util.regex.Pattern;
 public final class ProviderClassifier {
   /**
    * Gemini's stable surface shares /v1/ with OpenAI; its model methods are unmistakable: a
-   * lower-camel method after the model's colon. OpenAI fine-tune ids hold colons too
-   * ({@code ft:gpt-4o-mini:org::id}), hence the excluded {@code ft:} and the method's letters-only
-   * rule (an OpenAI id has digits or dashes after its colons).
+   * lower-camel method after the model's colon. OpenAI fine-tune ids hold colons too ({@code
+   * ft:gpt-4o-mini:org::id}), hence the excluded {@code ft:} and the method's letters-only rule (an
+   * OpenAI id has digits or dashes after its colons).
    */
-  private static final Pattern GEMINI_V1 = Pattern.compile("/v1/models/(?!ft:)[^/:]+:[a-z][A-Za-z]*");
+  private static final Pattern GEMINI_V1 =
+      Pattern.compile("/v1/models/(?!ft:)[^/:]+:[a-z][A-Za-z]*");
 
   private ProviderClassifier() {}
 
@@ -49,7 +50,8 @@ public final class ProviderClassifier {
       return Provider.ANTHROPIC;
     }
     // The prefix test first: Check runs this on every request, and most never need the regex.
-    if (p.startsWith("/v1beta/") || p.startsWith("/upload/v1beta/")
+    if (p.startsWith("/v1beta/")
+        || p.startsWith("/upload/v1beta/")
         || (p.startsWith("/v1/models/") && GEMINI_V1.matcher(p).matches())) {
       return Provider.GEMINI;
     }

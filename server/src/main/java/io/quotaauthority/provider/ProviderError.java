@@ -14,20 +14,31 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
  * @param openAiType OpenAI's {@code error.type}
  * @param anthropicType Anthropic's {@code error.type}
  */
-public record ProviderError(int http, String grpcStatus, String code, String message,
-    String openAiType, String anthropicType) {
+public record ProviderError(
+    int http,
+    String grpcStatus,
+    String code,
+    String message,
+    String openAiType,
+    String anthropicType) {
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
   /**
-   * A key with a quota asked for a model the price table cannot price: it would be charged
-   * nothing, so it is refused before the provider is called (README "Metering from Envoy").
+   * A key with a quota asked for a model the price table cannot price: it would be charged nothing,
+   * so it is refused before the provider is called (README "Metering from Envoy").
    */
   public static ProviderError modelNotPriced(String model) {
-    return new ProviderError(403, "PERMISSION_DENIED", "model_not_priced",
-        "The model '" + model + "' has no price in this gateway's price table, so keys with a"
+    return new ProviderError(
+        403,
+        "PERMISSION_DENIED",
+        "model_not_priced",
+        "The model '"
+            + model
+            + "' has no price in this gateway's price table, so keys with a"
             + " quota cannot use it. Ask the operator to price it.",
-        "invalid_request_error", "permission_error");
+        "invalid_request_error",
+        "permission_error");
   }
 
   /**
@@ -37,10 +48,16 @@ public record ProviderError(int http, String grpcStatus, String code, String mes
    * @param why what kept the model from being read ("the request body is not JSON")
    */
   public static ProviderError modelNotNamed(String why) {
-    return new ProviderError(403, "PERMISSION_DENIED", "model_not_priced",
-        "The request names no model this gateway can read (" + why + "), so keys with a quota"
+    return new ProviderError(
+        403,
+        "PERMISSION_DENIED",
+        "model_not_priced",
+        "The request names no model this gateway can read ("
+            + why
+            + "), so keys with a quota"
             + " cannot send it.",
-        "invalid_request_error", "permission_error");
+        "invalid_request_error",
+        "permission_error");
   }
 
   /**
@@ -50,15 +67,19 @@ public record ProviderError(int http, String grpcStatus, String code, String mes
    * @param what the endpoint, as the operator's table names it ("the Batch API")
    */
   public static ProviderError endpointNotMetered(String what) {
-    return new ProviderError(403, "PERMISSION_DENIED", "endpoint_not_metered",
+    return new ProviderError(
+        403,
+        "PERMISSION_DENIED",
+        "endpoint_not_metered",
         "This gateway cannot meter " + what + ", so keys with a quota cannot use it.",
-        "invalid_request_error", "permission_error");
+        "invalid_request_error",
+        "permission_error");
   }
 
   /**
-   * The body for this provider; for a null provider (no provider claims the request) a plain
-   * {@code {"error":{"code","message"}}}. Jackson escapes the message, which may name a model the
-   * client chose.
+   * The body for this provider; for a null provider (no provider claims the request) a plain {@code
+   * {"error":{"code","message"}}}. Jackson escapes the message, which may name a model the client
+   * chose.
    */
   public String body(Provider p) {
     ObjectNode root = JSON.createObjectNode();

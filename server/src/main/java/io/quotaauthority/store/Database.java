@@ -1,20 +1,20 @@
 package io.quotaauthority.store;
 
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
 import com.zaxxer.hikari.metrics.micrometer.MicrometerMetricsTrackerFactory;
+import com.zaxxer.hikari.pool.HikariPool;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.quotaauthority.config.ConfigException;
+import io.quotaauthority.config.Settings;
+import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.Properties;
 import java.util.function.BiConsumer;
 import javax.sql.DataSource;
-import com.zaxxer.hikari.HikariConfig;
-import com.zaxxer.hikari.HikariDataSource;
-import com.zaxxer.hikari.pool.HikariPool;
-import io.quotaauthority.config.ConfigException;
-import io.quotaauthority.config.Settings;
-import java.sql.Connection;
-import java.sql.SQLException;
 import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.FlywayException;
 import org.slf4j.Logger;
@@ -22,8 +22,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The connection pool, migrated at open. With no QUOTA_DB_URL it first starts an embedded
- * PostgreSQL whose data lives under {@code <data dir>/pg}, so it survives restarts; {@link #close()}
- * is the only thing that stops it, after the pool (see {@link EmbeddedPostgres}).
+ * PostgreSQL whose data lives under {@code <data dir>/pg}, so it survives restarts; {@link
+ * #close()} is the only thing that stops it, after the pool (see {@link EmbeddedPostgres}).
  */
 public final class Database implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Database.class);
@@ -34,7 +34,11 @@ public final class Database implements AutoCloseable {
   private final String user;
   private final String password;
 
-  private Database(HikariDataSource pool, EmbeddedPostgres embedded, String jdbcUrl, String user,
+  private Database(
+      HikariDataSource pool,
+      EmbeddedPostgres embedded,
+      String jdbcUrl,
+      String user,
       String password) {
     this.pool = pool;
     this.embedded = embedded;
@@ -48,7 +52,10 @@ public final class Database implements AutoCloseable {
     return open(settings, null);
   }
 
-  /** Like {@link #open(Settings)}, with the pool's metrics (hikaricp_*) in {@code metrics} if not null. */
+  /**
+   * Like {@link #open(Settings)}, with the pool's metrics (hikaricp_*) in {@code metrics} if not
+   * null.
+   */
   public static Database open(Settings settings, MeterRegistry metrics) {
     EmbeddedPostgres embedded = null;
     String url;
@@ -75,7 +82,8 @@ public final class Database implements AutoCloseable {
       pool = new HikariDataSource(config);
     } catch (HikariPool.PoolInitializationException e) {
       closeQuietly(embedded);
-      throw new ConfigException("QUOTA_DB_URL: cannot connect to the database: " + rootMessage(e), e);
+      throw new ConfigException(
+          "QUOTA_DB_URL: cannot connect to the database: " + rootMessage(e), e);
     }
     try {
       requireUtf8(pool);
@@ -119,14 +127,16 @@ public final class Database implements AutoCloseable {
 
   /**
    * pgjdbc copies PostgreSQL's error Detail into exception messages, and the Detail quotes row
-   * values ("Key (key_hash)=(\\x...)" on a unique violation, "Failing row contains (...)" on a check):
-   * turned off for every connection, so no log line that prints an SQLException carries them.
+   * values ("Key (key_hash)=(\\x...)" on a unique violation, "Failing row contains (...)" on a
+   * check): turned off for every connection, so no log line that prints an SQLException carries
+   * them.
    */
   static void withoutServerErrorDetail(BiConsumer<String, String> property) {
     property.accept("logServerErrorDetail", "false");
   }
 
-  private static final String SERVER_ENCODING = """
+  private static final String SERVER_ENCODING =
+      """
       SHOW server_encoding""";
 
   /**
@@ -142,20 +152,19 @@ public final class Database implements AutoCloseable {
       encoding = rs.next() ? rs.getString(1) : "unknown";
       c.rollback();
     } catch (SQLException e) {
-      throw new ConfigException("QUOTA_DB_URL: cannot read the database encoding: " + e.getSQLState(), e);
+      throw new ConfigException(
+          "QUOTA_DB_URL: cannot read the database encoding: " + e.getSQLState(), e);
     }
     if (!"UTF8".equalsIgnoreCase(encoding)) {
-      throw new ConfigException("QUOTA_DB_URL: the database's encoding is " + encoding
-          + "; quota-authority needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)");
+      throw new ConfigException(
+          "QUOTA_DB_URL: the database's encoding is "
+              + encoding
+              + "; quota-authority needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)");
     }
   }
 
   public static void migrate(DataSource dataSource) {
-    Flyway.configure()
-        .dataSource(dataSource)
-        .locations("classpath:db/migration")
-        .load()
-        .migrate();
+    Flyway.configure().dataSource(dataSource).locations("classpath:db/migration").load().migrate();
   }
 
   public HikariDataSource pool() {
@@ -172,7 +181,8 @@ public final class Database implements AutoCloseable {
     props.setProperty("user", user);
     props.setProperty("password", password);
     props.setProperty("connectTimeout", "3");
-    // No socketTimeout: this connection mostly waits for notifications. Keep-alives find a dead peer.
+    // No socketTimeout: this connection mostly waits for notifications. Keep-alives find a dead
+    // peer.
     props.setProperty("tcpKeepAlive", "true");
     props.setProperty("ApplicationName", "quota-authority-listener");
     withoutServerErrorDetail(props::setProperty);

@@ -1,7 +1,5 @@
 package io.quotaauthority.store;
 
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeoutException;
 import io.quotaauthority.config.ConfigException;
 import io.quotaauthority.config.TokenFile;
 import io.zonky.test.db.postgres.embedded.DefaultPostgresBinaryResolver;
@@ -26,24 +24,28 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The development database: zonky's embedded PostgreSQL under {@code <data dir>/pg}, configured
- * for keeping what it acknowledges and for nobody but its owner.
+ * The development database: zonky's embedded PostgreSQL under {@code <data dir>/pg}, configured for
+ * keeping what it acknowledges and for nobody but its owner.
  *
  * <ul>
  *   <li>Durable: {@code fsync}, {@code synchronous_commit} and {@code full_page_writes} on (zonky's
  *       test defaults are {@code -F} and {@code synchronous_commit=off}).
- *   <li>Private: no unix socket; TCP on loopback with SCRAM for every user; the superuser's password
- *       generated into {@code <data dir>/pg-password} (mode 0600). A data directory from an earlier,
- *       trust-based version is upgraded in place at its first start (password set, pg_hba rewritten).
- *   <li>Stopped only by {@link #close()} (no JVM shutdown hook), which the authority calls after the
- *       usage batcher has committed and the pool is closed.
+ *   <li>Private: no unix socket; TCP on loopback with SCRAM for every user; the superuser's
+ *       password generated into {@code <data dir>/pg-password} (mode 0600). A data directory from
+ *       an earlier, trust-based version is upgraded in place at its first start (password set,
+ *       pg_hba rewritten).
+ *   <li>Stopped only by {@link #close()} (no JVM shutdown hook), which the authority calls after
+ *       the usage batcher has committed and the pool is closed.
  *   <li>Before start: a postmaster orphaned by a killed JVM is stopped; a data directory of another
- *       PostgreSQL major version, or one in use by another running authority, is refused in one line.
+ *       PostgreSQL major version, or one in use by another running authority, is refused in one
+ *       line.
  * </ul>
  */
 public final class EmbeddedPostgres implements AutoCloseable {
@@ -55,6 +57,7 @@ public final class EmbeddedPostgres implements AutoCloseable {
    * this constant fails there.
    */
   static final String MAJOR_VERSION = "14";
+
   static final String PASSWORD_FILE = "pg-password";
   static final String SUPERUSER = "postgres";
 
@@ -62,7 +65,8 @@ public final class EmbeddedPostgres implements AutoCloseable {
    * The whole pg_hba.conf, written before every start: password (SCRAM) on loopback TCP only. No
    * {@code local} line because there is no socket, no {@code trust}, no replication.
    */
-  static final String PG_HBA = """
+  static final String PG_HBA =
+      """
       # Written by quota-authority before every start of its embedded PostgreSQL; edits are lost.
       # Loopback TCP only, every user with a password (SCRAM, see <data dir>/pg-password).
       # There is no unix socket (unix_socket_directories is empty) and no trust line.
@@ -70,27 +74,38 @@ public final class EmbeddedPostgres implements AutoCloseable {
       host all all ::1/128 scram-sha-256
       """;
 
-  /** How long a start may take: crash recovery after a kill replays WAL before accepting connections. */
+  /**
+   * How long a start may take: crash recovery after a kill replays WAL before accepting
+   * connections.
+   */
   private static final Duration STARTUP_WAIT = Duration.ofSeconds(60);
+
   private static final Duration ORPHAN_STOP_WAIT = Duration.ofSeconds(30);
 
   private final io.zonky.test.db.postgres.embedded.EmbeddedPostgres postgres;
   private final Path directory;
   private final String password;
 
-  private EmbeddedPostgres(io.zonky.test.db.postgres.embedded.EmbeddedPostgres postgres, Path directory,
+  private EmbeddedPostgres(
+      io.zonky.test.db.postgres.embedded.EmbeddedPostgres postgres,
+      Path directory,
       String password) {
     this.postgres = postgres;
     this.directory = directory;
     this.password = password;
   }
 
-  /** Starts the embedded PostgreSQL on {@code <dataDir>/pg}; any failure is one-line {@link ConfigException}. */
+  /**
+   * Starts the embedded PostgreSQL on {@code <dataDir>/pg}; any failure is one-line {@link
+   * ConfigException}.
+   */
   public static EmbeddedPostgres start(Path dataDir) {
     Path dir = dataDir.resolve("pg");
     // Every start, not only the first: an operator must not miss that this is not production.
-    log.warn("QUOTA_DB_URL is not set: running the DEVELOPMENT database, an embedded PostgreSQL in {}"
-        + " (one instance, no backups, no replication); set QUOTA_DB_URL in production", dir.toAbsolutePath());
+    log.warn(
+        "QUOTA_DB_URL is not set: running the DEVELOPMENT database, an embedded PostgreSQL in {}"
+            + " (one instance, no backups, no replication); set QUOTA_DB_URL in production",
+        dir.toAbsolutePath());
     try {
       Files.createDirectories(dir);
       checkVersion(dir);
@@ -120,18 +135,28 @@ public final class EmbeddedPostgres implements AutoCloseable {
               // Runs after initdb (which zonky runs with --auth=trust) and before the first start.
               .setDataDirectoryCustomizer(d -> secure(d.toPath(), password, newPassword))
               .start();
-      log.info("embedded PostgreSQL {} serving on 127.0.0.1:{} (password in {})", MAJOR_VERSION,
-          postgres.getPort(), dataDir.resolve(PASSWORD_FILE).toAbsolutePath());
+      log.info(
+          "embedded PostgreSQL {} serving on 127.0.0.1:{} (password in {})",
+          MAJOR_VERSION,
+          postgres.getPort(),
+          dataDir.resolve(PASSWORD_FILE).toAbsolutePath());
       return new EmbeddedPostgres(postgres, dir, password);
     } catch (ConfigException e) {
       throw e;
     } catch (IOException | RuntimeException e) {
-      throw new ConfigException("QUOTA_DATA_DIR: cannot start the embedded PostgreSQL in " + dir + ": "
-          + Database.rootMessage(e), e);
+      throw new ConfigException(
+          "QUOTA_DATA_DIR: cannot start the embedded PostgreSQL in "
+              + dir
+              + ": "
+              + Database.rootMessage(e),
+          e);
     }
   }
 
-  /** A data directory of another major version would fail deep inside PostgreSQL's start as "Connection refused". */
+  /**
+   * A data directory of another major version would fail deep inside PostgreSQL's start as
+   * "Connection refused".
+   */
   static void checkVersion(Path dir) throws IOException {
     Path file = dir.resolve("PG_VERSION");
     if (!Files.exists(file)) {
@@ -139,9 +164,19 @@ public final class EmbeddedPostgres implements AutoCloseable {
     }
     String version = Files.readString(file, StandardCharsets.US_ASCII).trim();
     if (!version.equals(MAJOR_VERSION)) {
-      throw new ConfigException("QUOTA_DATA_DIR: " + dir + " holds a PostgreSQL " + printable(version)
-          + " data directory, but the embedded PostgreSQL is " + MAJOR_VERSION + "; point QUOTA_DB_URL at a"
-          + " PostgreSQL " + printable(version) + " server, or move " + dir + " aside to start an empty one");
+      throw new ConfigException(
+          "QUOTA_DATA_DIR: "
+              + dir
+              + " holds a PostgreSQL "
+              + printable(version)
+              + " data directory, but the embedded PostgreSQL is "
+              + MAJOR_VERSION
+              + "; point QUOTA_DB_URL at a"
+              + " PostgreSQL "
+              + printable(version)
+              + " server, or move "
+              + dir
+              + " aside to start an empty one");
     }
   }
 
@@ -157,7 +192,8 @@ public final class EmbeddedPostgres implements AutoCloseable {
     // zonky holds this lock for as long as its EmbeddedPostgres is open: a live authority, whose
     // database must not be stopped under it.
     Path lockFile = dir.resolve("epg-lock");
-    try (FileChannel channel = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+    try (FileChannel channel =
+            FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
         FileLock lock = channel.tryLock()) {
       if (lock == null) {
         throw inUse(dir);
@@ -176,8 +212,11 @@ public final class EmbeddedPostgres implements AutoCloseable {
     if (process.isEmpty()) {
       return; // stale: PostgreSQL checks the pid itself and replaces the file
     }
-    log.warn("stopping an orphaned embedded PostgreSQL (pid {}) left running in {} by an earlier"
-        + " quota-authority that did not shut down", pid, dir.toAbsolutePath());
+    log.warn(
+        "stopping an orphaned embedded PostgreSQL (pid {}) left running in {} by an earlier"
+            + " quota-authority that did not shut down",
+        pid,
+        dir.toAbsolutePath());
     ProcessHandle postmaster = process.get();
     // SIGTERM: a smart shutdown, which ends at once since its clients died with their JVM; it
     // writes a checkpoint, so the next start needs no recovery.
@@ -187,20 +226,31 @@ public final class EmbeddedPostgres implements AutoCloseable {
       postmaster.descendants().forEach(ProcessHandle::destroyForcibly);
       postmaster.destroyForcibly();
       if (!waitForExit(postmaster, Duration.ofSeconds(10))) {
-        throw new ConfigException("QUOTA_DATA_DIR: an orphaned embedded PostgreSQL (pid " + pid + ") runs in "
-            + dir + " and did not stop; stop it and start again");
+        throw new ConfigException(
+            "QUOTA_DATA_DIR: an orphaned embedded PostgreSQL (pid "
+                + pid
+                + ") runs in "
+                + dir
+                + " and did not stop; stop it and start again");
       }
     }
   }
 
   private static ConfigException inUse(Path dir) {
-    return new ConfigException("QUOTA_DATA_DIR: " + dir + " is in use by another running quota-authority;"
-        + " give each instance its own QUOTA_DATA_DIR, or QUOTA_DB_URL for a shared database");
+    return new ConfigException(
+        "QUOTA_DATA_DIR: "
+            + dir
+            + " is in use by another running quota-authority;"
+            + " give each instance its own QUOTA_DATA_DIR, or QUOTA_DB_URL for a shared database");
   }
 
   private static boolean isPostgres(ProcessHandle process) {
     // The pid may have been reused by an unrelated process since the file was written.
-    return process.info().command().map(c -> c.endsWith("/postgres") || c.endsWith("\\postgres.exe")).orElse(false);
+    return process
+        .info()
+        .command()
+        .map(c -> c.endsWith("/postgres") || c.endsWith("\\postgres.exe"))
+        .orElse(false);
   }
 
   private static boolean waitForExit(ProcessHandle process, Duration timeout) {
@@ -226,7 +276,9 @@ public final class EmbeddedPostgres implements AutoCloseable {
   static void secure(Path dir, String password, boolean newPassword) {
     Path hba = dir.resolve("pg_hba.conf");
     try {
-      if (!newPassword && Files.exists(hba) && Files.readString(hba, StandardCharsets.UTF_8).equals(PG_HBA)) {
+      if (!newPassword
+          && Files.exists(hba)
+          && Files.readString(hba, StandardCharsets.UTF_8).equals(PG_HBA)) {
         return;
       }
       setPassword(dir, password);
@@ -236,10 +288,13 @@ public final class EmbeddedPostgres implements AutoCloseable {
         c.force(true); // durable before it replaces the old file
       }
       Files.move(next, hba, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-      log.info("embedded PostgreSQL in {}: password authentication set up (no trust, no unix socket)", dir);
+      log.info(
+          "embedded PostgreSQL in {}: password authentication set up (no trust, no unix socket)",
+          dir);
     } catch (IOException e) {
-      throw new ConfigException("QUOTA_DATA_DIR: cannot secure the embedded PostgreSQL in " + dir + ": "
-          + e.getMessage(), e);
+      throw new ConfigException(
+          "QUOTA_DATA_DIR: cannot secure the embedded PostgreSQL in " + dir + ": " + e.getMessage(),
+          e);
     }
   }
 
@@ -250,21 +305,32 @@ public final class EmbeddedPostgres implements AutoCloseable {
   private static void setPassword(Path dir, String password) throws IOException {
     if (!password.matches("[A-Za-z0-9_-]{32,}")) {
       // Our generated tokens are base64url; anything else could not be quoted safely below.
-      throw new ConfigException("QUOTA_DATA_DIR: " + dir.resolveSibling(PASSWORD_FILE)
-          + " must hold 32 or more characters A-Z a-z 0-9 _ -; delete it to have one generated");
+      throw new ConfigException(
+          "QUOTA_DATA_DIR: "
+              + dir.resolveSibling(PASSWORD_FILE)
+              + " must hold 32 or more characters A-Z a-z 0-9 _ -; delete it to have one generated");
     }
     List<String> command = new ArrayList<>();
     if (LinuxUtils.isUnshareAvailable()) {
       // As zonky does for initdb and pg_ctl: PostgreSQL refuses to run as root.
       command.addAll(List.of("unshare", "-U"));
     }
-    command.addAll(List.of(binaries().resolve("bin").resolve("postgres").toString(), "--single",
-        "-D", dir.toString(), "-c", "exit_on_error=on", "-c", "password_encryption=scram-sha-256",
-        SUPERUSER));
+    command.addAll(
+        List.of(
+            binaries().resolve("bin").resolve("postgres").toString(),
+            "--single",
+            "-D",
+            dir.toString(),
+            "-c",
+            "exit_on_error=on",
+            "-c",
+            "password_encryption=scram-sha-256",
+            SUPERUSER));
     Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
     try (OutputStream in = process.getOutputStream()) {
-      in.write(("ALTER ROLE " + SUPERUSER + " WITH PASSWORD '" + password + "';\n")
-          .getBytes(StandardCharsets.UTF_8));
+      in.write(
+          ("ALTER ROLE " + SUPERUSER + " WITH PASSWORD '" + password + "';\n")
+              .getBytes(StandardCharsets.UTF_8));
     }
     String output;
     try (InputStream out = process.getInputStream()) {
@@ -280,8 +346,11 @@ public final class EmbeddedPostgres implements AutoCloseable {
     }
     if (exit != 0 || output.contains("ERROR") || output.contains("FATAL")) {
       // The output may quote the statement: never log the password.
-      throw new IOException("setting the password in single-user mode failed (exit " + exit + "): "
-          + output.replace(password, "<password>").strip().replaceAll("\\s+", " "));
+      throw new IOException(
+          "setting the password in single-user mode failed (exit "
+              + exit
+              + "): "
+              + output.replace(password, "<password>").strip().replaceAll("\\s+", " "));
     }
   }
 
@@ -291,7 +360,8 @@ public final class EmbeddedPostgres implements AutoCloseable {
    */
   private static Path binaries() throws IOException {
     String os = System.getProperty("os.name");
-    String system = os.startsWith("Windows") ? "Windows" : os.startsWith("Mac") ? "Darwin" : "Linux";
+    String system =
+        os.startsWith("Windows") ? "Windows" : os.startsWith("Mac") ? "Darwin" : "Linux";
     String arch = System.getProperty("os.arch");
     String machine = "amd64".equals(arch) ? "x86_64" : arch;
     MessageDigest md5;
@@ -300,8 +370,9 @@ public final class EmbeddedPostgres implements AutoCloseable {
     } catch (NoSuchAlgorithmException e) {
       throw new IOException(e);
     }
-    try (InputStream archive = new DigestInputStream(
-        DefaultPostgresBinaryResolver.INSTANCE.getPgBinary(system, machine), md5)) {
+    try (InputStream archive =
+        new DigestInputStream(
+            DefaultPostgresBinaryResolver.INSTANCE.getPgBinary(system, machine), md5)) {
       archive.transferTo(OutputStream.nullOutputStream());
     }
     File tmp = new File(System.getProperty("java.io.tmpdir"), "embedded-pg");

@@ -11,11 +11,11 @@ import java.util.HexFormat;
  * listener only uses it to decide which rows to re-read from api_keys, and caches what the rows
  * say, with their own versions.
  *
- * <p>Payload as sent by this service (unchanged, so instances of the previous release keep
- * working during a rolling upgrade):
- * {@code id:version:hash:sentAtMillis:state:quota:quotaUsed:expiresAtMicros}, state {@code a}
- * (active), {@code d} (disabled) or {@code x} (deleted). A listener reads only the first five
- * fields, and accepts any prefix of them down to the bare id ({@code 42}), which is all a hand-made
+ * <p>Payload as sent by this service (unchanged, so instances of the previous release keep working
+ * during a rolling upgrade): {@code
+ * id:version:hash:sentAtMillis:state:quota:quotaUsed:expiresAtMicros}, state {@code a} (active),
+ * {@code d} (disabled) or {@code x} (deleted). A listener reads only the first five fields, and
+ * accepts any prefix of them down to the bare id ({@code 42}), which is all a hand-made
  * notification needs. The hint's version, hash and state only ever let the listener skip a re-read
  * that could change nothing it holds ({@link #needsRead}); a false one can at most cause a re-read.
  *
@@ -29,9 +29,20 @@ public record KeyChange(long id, long version, KeyHash hash, char state, long se
 
   static String payload(KeyRecord row, long nowMillis) {
     char state = row.deleted() ? 'x' : row.status() == KeyRecord.StoredStatus.DISABLED ? 'd' : 'a';
-    return row.id() + ":" + row.version() + ":" + HexFormat.of().formatHex(row.keyHash().toBytes())
-        + ":" + nowMillis + ":" + state + ":" + row.quota().toPlainString() + ":"
-        + row.quotaUsed().toPlainString() + ":"
+    return row.id()
+        + ":"
+        + row.version()
+        + ":"
+        + HexFormat.of().formatHex(row.keyHash().toBytes())
+        + ":"
+        + nowMillis
+        + ":"
+        + state
+        + ":"
+        + row.quota().toPlainString()
+        + ":"
+        + row.quotaUsed().toPlainString()
+        + ":"
         + (row.expiresAt() == null ? "-" : Long.toString(KeyState.toMicros(row.expiresAt())));
   }
 

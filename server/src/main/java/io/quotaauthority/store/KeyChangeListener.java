@@ -22,17 +22,20 @@ import org.slf4j.LoggerFactory;
  * Keeps this instance's cache in step with the database. One thread LISTENs on a dedicated
  * connection for key changes. A notification is only a hint naming a key: the thread re-reads the
  * rows named (all that have arrived, in one query, on its own connection, never the pool's) and
- * caches what the rows say; see {@link KeyChange}. The same
- * thread refreshes every cached key in bulk each {@code refreshInterval}, the bound on staleness
- * should a notification be lost, and reloads the set of live key hashes after every (re)connect
- * and every {@link #HASH_RELOAD_EVERY} refreshes. After a lost connection it reconnects with
- * backoff and refreshes everything cached before it trusts the cache again.
+ * caches what the rows say; see {@link KeyChange}. The same thread refreshes every cached key in
+ * bulk each {@code refreshInterval}, the bound on staleness should a notification be lost, and
+ * reloads the set of live key hashes after every (re)connect and every {@link #HASH_RELOAD_EVERY}
+ * refreshes. After a lost connection it reconnects with backoff and refreshes everything cached
+ * before it trusts the cache again.
  */
 public final class KeyChangeListener implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(KeyChangeListener.class);
+
   /** Ids per bulk query: large enough to be one round trip for most deployments. */
   static final int REFRESH_CHUNK = 5_000;
+
   static final long MAX_BACKOFF_MILLIS = 5_000;
+
   /**
    * The live-hash set is also reloaded in full every this many bulk refreshes (a minute at the
    * default 5 s): the backstop for keys created without a notification (by hand in SQL), at the
@@ -50,7 +53,10 @@ public final class KeyChangeListener implements AutoCloseable {
     /** From a change's send time (sender's clock) to its row being re-read here. */
     void lagMillis(long millis);
 
-    /** One notification handled: {@code read}, {@code skipped} (nothing to learn) or {@code malformed}. */
+    /**
+     * One notification handled: {@code read}, {@code skipped} (nothing to learn) or {@code
+     * malformed}.
+     */
     void hint(String result);
 
     /** One query made to re-read the rows named by notifications. */
@@ -58,16 +64,17 @@ public final class KeyChangeListener implements AutoCloseable {
   }
 
   /** A recorder that records nothing. */
-  public static final Recorder NO_METRICS = new Recorder() {
-    @Override
-    public void lagMillis(long millis) {}
+  public static final Recorder NO_METRICS =
+      new Recorder() {
+        @Override
+        public void lagMillis(long millis) {}
 
-    @Override
-    public void hint(String result) {}
+        @Override
+        public void hint(String result) {}
 
-    @Override
-    public void hintQuery() {}
-  };
+        @Override
+        public void hintQuery() {}
+      };
 
   private final ConnectionSource connections;
   private final KeyRepository keys;
@@ -79,8 +86,12 @@ public final class KeyChangeListener implements AutoCloseable {
   private volatile boolean stopping;
   private volatile Connection current;
 
-  public KeyChangeListener(ConnectionSource connections, KeyRepository keys, KeyCache cache,
-      Duration refreshInterval, Recorder recorder) {
+  public KeyChangeListener(
+      ConnectionSource connections,
+      KeyRepository keys,
+      KeyCache cache,
+      Duration refreshInterval,
+      Recorder recorder) {
     this.connections = connections;
     this.keys = keys;
     this.cache = cache;
@@ -168,8 +179,8 @@ public final class KeyChangeListener implements AutoCloseable {
   /**
    * Adds whatever has already arrived to {@code into}, without waiting: a lone change is re-read at
    * once (the staleness bound is what matters), and a burst coalesces by itself, since everything
-   * that arrives while one re-read runs goes into the next. A forger's flood therefore costs at most
-   * one query at a time, on this thread's own connection.
+   * that arrives while one re-read runs goes into the next. A forger's flood therefore costs at
+   * most one query at a time, on this thread's own connection.
    */
   private static void gather(PGConnection pg, List<PGNotification> into) throws SQLException {
     PGNotification[] more;
@@ -224,7 +235,8 @@ public final class KeyChangeListener implements AutoCloseable {
       if (hints) {
         recorder.hintQuery();
       }
-      for (KeyRecord row : keys.findByIds(c, ids.subList(from, Math.min(ids.size(), from + REFRESH_CHUNK)))) {
+      for (KeyRecord row :
+          keys.findByIds(c, ids.subList(from, Math.min(ids.size(), from + REFRESH_CHUNK)))) {
         cache.heard(row);
       }
     }

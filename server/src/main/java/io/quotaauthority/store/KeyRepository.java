@@ -1,7 +1,5 @@
 package io.quotaauthority.store;
 
-import java.time.DateTimeException;
-import java.util.function.Consumer;
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyLookup;
 import io.quotaauthority.keys.KeyRecord;
@@ -12,6 +10,7 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Types;
+import java.time.DateTimeException;
 import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
@@ -20,72 +19,97 @@ import java.util.Collection;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.function.Consumer;
 
-/** api_keys and key_audit. Statements take a Connection so callers compose them in one transaction. */
+/**
+ * api_keys and key_audit. Statements take a Connection so callers compose them in one transaction.
+ */
 public final class KeyRepository implements KeyLookup {
   /** The channel every change is announced on (see {@link KeyChange} and KeyChangeListener). */
   public static final String CHANGE_CHANNEL = "quota_key_changes";
 
-  private static final String COLUMNS = """
+  private static final String COLUMNS =
+      """
       id, name, key_hash, key_prefix, status, quota, quota_used, expires_at, created_at, updated_at,
       deleted_at, version""";
 
-  private static final String INSERT = """
+  private static final String INSERT =
+      """
       INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at)
       VALUES (?, ?, ?, ?, ?)
-      RETURNING %s""".formatted(COLUMNS);
+      RETURNING %s"""
+          .formatted(COLUMNS);
 
-  private static final String SELECT_LIVE_FOR_UPDATE = """
+  private static final String SELECT_LIVE_FOR_UPDATE =
+      """
       SELECT %s
-        FROM api_keys WHERE id = ? AND deleted_at IS NULL FOR UPDATE""".formatted(COLUMNS);
+        FROM api_keys WHERE id = ? AND deleted_at IS NULL FOR UPDATE"""
+          .formatted(COLUMNS);
 
-  private static final String SELECT_LIVE = """
+  private static final String SELECT_LIVE =
+      """
       SELECT %s
-        FROM api_keys WHERE id = ? AND deleted_at IS NULL""".formatted(COLUMNS);
+        FROM api_keys WHERE id = ? AND deleted_at IS NULL"""
+          .formatted(COLUMNS);
 
-  private static final String SELECT_BY_HASH = """
+  private static final String SELECT_BY_HASH =
+      """
       SELECT %s
-        FROM api_keys WHERE key_hash = ?""".formatted(COLUMNS);
+        FROM api_keys WHERE key_hash = ?"""
+          .formatted(COLUMNS);
 
-  private static final String SELECT_BY_IDS = """
+  private static final String SELECT_BY_IDS =
+      """
       SELECT %s
-        FROM api_keys WHERE id = ANY (?)""".formatted(COLUMNS);
+        FROM api_keys WHERE id = ANY (?)"""
+          .formatted(COLUMNS);
 
   /**
    * Every live key's hash, for the in-memory set. In key_hash order (the unique index gives it
    * cheaply), so the set is built already sorted; streamed with a fetch size, never held whole.
    */
-  private static final String SELECT_LIVE_HASHES = """
+  private static final String SELECT_LIVE_HASHES =
+      """
       SELECT key_hash FROM api_keys WHERE deleted_at IS NULL ORDER BY key_hash""";
 
   /** Rows fetched per round trip while streaming the hashes: about 0.5 MB. */
   static final int HASH_FETCH_SIZE = 10_000;
 
-  private static final String SELECT_PAGE = """
+  private static final String SELECT_PAGE =
+      """
       SELECT %s
-        FROM api_keys WHERE deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?""".formatted(COLUMNS);
+        FROM api_keys WHERE deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?"""
+          .formatted(COLUMNS);
 
-  private static final String UPDATE_FIELDS = """
+  private static final String UPDATE_FIELDS =
+      """
       UPDATE api_keys
          SET name = ?, quota = ?, expires_at = ?, status = ?, updated_at = now(), version = version + 1
        WHERE id = ?
-      RETURNING %s""".formatted(COLUMNS);
+      RETURNING %s"""
+          .formatted(COLUMNS);
 
-  private static final String RESET_QUOTA = """
+  private static final String RESET_QUOTA =
+      """
       UPDATE api_keys SET quota_used = 0, updated_at = now(), version = version + 1
        WHERE id = ?
-      RETURNING %s""".formatted(COLUMNS);
+      RETURNING %s"""
+          .formatted(COLUMNS);
 
-  private static final String SOFT_DELETE = """
+  private static final String SOFT_DELETE =
+      """
       UPDATE api_keys SET deleted_at = now(), updated_at = now(), version = version + 1
        WHERE id = ?
-      RETURNING %s""".formatted(COLUMNS);
+      RETURNING %s"""
+          .formatted(COLUMNS);
 
-  private static final String INSERT_AUDIT = """
+  private static final String INSERT_AUDIT =
+      """
       INSERT INTO key_audit (key_id, action, old_value, new_value, actor)
       VALUES (?, ?, ?::jsonb, ?::jsonb, ?)""";
 
-  private static final String NOTIFY = """
+  private static final String NOTIFY =
+      """
       SELECT pg_notify(?, ?)""";
 
   private final Transactions tx;
@@ -94,8 +118,9 @@ public final class KeyRepository implements KeyLookup {
     this.tx = tx;
   }
 
-  public KeyRecord insert(Connection c, String name, KeyHash hash, String prefix, BigDecimal quota,
-      Instant expiresAt) throws SQLException {
+  public KeyRecord insert(
+      Connection c, String name, KeyHash hash, String prefix, BigDecimal quota, Instant expiresAt)
+      throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(INSERT)) {
       ps.setString(1, name);
       ps.setBytes(2, hash.toBytes());
@@ -129,8 +154,14 @@ public final class KeyRepository implements KeyLookup {
     }
   }
 
-  public KeyRecord updateFields(Connection c, long id, String name, BigDecimal quota,
-      Instant expiresAt, KeyRecord.StoredStatus status) throws SQLException {
+  public KeyRecord updateFields(
+      Connection c,
+      long id,
+      String name,
+      BigDecimal quota,
+      Instant expiresAt,
+      KeyRecord.StoredStatus status)
+      throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(UPDATE_FIELDS)) {
       ps.setString(1, name);
       ps.setBigDecimal(2, quota);
@@ -155,8 +186,9 @@ public final class KeyRepository implements KeyLookup {
     }
   }
 
-  public void audit(Connection c, long keyId, String action, String oldJson, String newJson,
-      String actor) throws SQLException {
+  public void audit(
+      Connection c, long keyId, String action, String oldJson, String newJson, String actor)
+      throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(INSERT_AUDIT)) {
       ps.setLong(1, keyId);
       ps.setString(2, action);
@@ -178,12 +210,13 @@ public final class KeyRepository implements KeyLookup {
 
   @Override
   public Optional<KeyRecord> findByHash(KeyHash hash) {
-    return tx.inTransaction(c -> {
-      try (PreparedStatement ps = c.prepareStatement(SELECT_BY_HASH)) {
-        ps.setBytes(1, hash.toBytes());
-        return single(ps);
-      }
-    });
+    return tx.inTransaction(
+        c -> {
+          try (PreparedStatement ps = c.prepareStatement(SELECT_BY_HASH)) {
+            ps.setBytes(1, hash.toBytes());
+            return single(ps);
+          }
+        });
   }
 
   @Override

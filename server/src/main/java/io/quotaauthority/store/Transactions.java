@@ -1,10 +1,10 @@
 package io.quotaauthority.store;
 
-import org.postgresql.util.PSQLException;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.SQLTransientConnectionException;
 import javax.sql.DataSource;
+import org.postgresql.util.PSQLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -65,8 +65,10 @@ public final class Transactions {
     String state = e.getSQLState();
     SQLException redacted = redacted(e);
     if (e instanceof SQLTransientConnectionException
-        || (state != null && (state.startsWith("08") || state.equals("57P01") || state.equals("57P03")))) {
-      return new StoreUnavailableException("database unavailable: " + redacted.getMessage(), redacted);
+        || (state != null
+            && (state.startsWith("08") || state.equals("57P01") || state.equals("57P03")))) {
+      return new StoreUnavailableException(
+          "database unavailable: " + redacted.getMessage(), redacted);
     }
     return new StoreException("database error " + state + ": " + redacted.getMessage(), redacted);
   }
@@ -80,7 +82,8 @@ public final class Transactions {
 
   /** PostgreSQL's primary message alone ("duplicate key value violates unique constraint ..."). */
   static String shortMessage(SQLException e) {
-    if (e instanceof PSQLException p && p.getServerErrorMessage() != null
+    if (e instanceof PSQLException p
+        && p.getServerErrorMessage() != null
         && p.getServerErrorMessage().getMessage() != null) {
       return p.getServerErrorMessage().getMessage();
     }

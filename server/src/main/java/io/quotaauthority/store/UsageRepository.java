@@ -24,14 +24,16 @@ import java.util.Set;
 /** usage_events, the ledger, and the charges it makes to api_keys.quota_used. */
 public final class UsageRepository implements UsageLedger {
   /** Locks the live keys a group charges, in id order so concurrent groups cannot deadlock. */
-  private static final String LOCK_LIVE_KEYS = """
+  private static final String LOCK_LIVE_KEYS =
+      """
       SELECT id, quota_used FROM api_keys
        WHERE id = ANY (?) AND deleted_at IS NULL
        ORDER BY id
          FOR UPDATE""";
 
   /** One statement for the whole group; a report_id seen before inserts nothing. */
-  private static final String INSERT_EVENTS = """
+  private static final String INSERT_EVENTS =
+      """
       INSERT INTO usage_events (report_id, key_id, cost, model, provider, input_tokens, output_tokens,
                                 cached_input_tokens, cache_write_tokens, occurred_at, request_id,
                                 estimated)
@@ -44,14 +46,16 @@ public final class UsageRepository implements UsageLedger {
   /**
    * What was charged before under these report ids, in the same transaction: the ids the insert
    * skipped (a repeat is a DUPLICATE only if it names the same key and cost), and those of a key
-   * that could overflow (charged before, they add nothing). Under READ COMMITTED this
-   * statement sees the row that made ON CONFLICT skip, even one another instance committed a
-   * moment ago (the insert waited for it).
+   * that could overflow (charged before, they add nothing). Under READ COMMITTED this statement
+   * sees the row that made ON CONFLICT skip, even one another instance committed a moment ago (the
+   * insert waited for it).
    */
-  private static final String EARLIER_CHARGES = """
+  private static final String EARLIER_CHARGES =
+      """
       SELECT report_id, key_id, cost FROM usage_events WHERE report_id = ANY (?)""";
 
-  private static final String CHARGE_KEYS = """
+  private static final String CHARGE_KEYS =
+      """
       UPDATE api_keys k
          SET quota_used = k.quota_used + v.amount, updated_at = now(), version = k.version + 1
         FROM unnest(?::bigint[], ?::numeric[]) AS v(id, amount)
@@ -59,10 +63,12 @@ public final class UsageRepository implements UsageLedger {
       RETURNING k.id, k.name, k.key_hash, k.key_prefix, k.status, k.quota, k.quota_used, k.expires_at,
                 k.created_at, k.updated_at, k.deleted_at, k.version""";
 
-  private static final String NOTIFY_ALL = """
+  private static final String NOTIFY_ALL =
+      """
       SELECT pg_notify(?, change) FROM unnest(?::text[]) AS change""";
 
-  private static final String PAGE = """
+  private static final String PAGE =
+      """
       SELECT id, report_id, key_id, cost, model, provider, input_tokens, output_tokens,
              cached_input_tokens, cache_write_tokens, occurred_at, received_at, request_id, estimated
         FROM usage_events
@@ -93,8 +99,8 @@ public final class UsageRepository implements UsageLedger {
 
   /**
    * What kind of failure a store error is: unreachable or class 53 (insufficient resources: disk
-   * full, out of memory, too many connections) cannot take writes at all; class 22 (data
-   * exception) and 23 (integrity constraint) are about the report; anything else is internal.
+   * full, out of memory, too many connections) cannot take writes at all; class 22 (data exception)
+   * and 23 (integrity constraint) are about the report; anything else is internal.
    */
   static UsageLedger.Failure failure(StoreException e) {
     String state = e.getCause() instanceof SQLException s ? s.getSQLState() : null;
@@ -113,39 +119,41 @@ public final class UsageRepository implements UsageLedger {
   }
 
   private Committed charge(List<UsageReport> reports) {
-    return tx.inTransaction(c -> {
-      Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports));
-      List<UsageReport> chargeable = new ArrayList<>(reports.size());
-      for (UsageReport r : reports) {
-        if (live.containsKey(r.keyId())) {
-          chargeable.add(r);
-        }
-      }
-      // Checked here, on the locked rows, because only the transaction knows quota_used for sure;
-      // else the UPDATE would fail with 22003 and void every report in the group.
-      Set<String> overflowed = overflowing(c, chargeable, live);
-      if (!overflowed.isEmpty()) {
-        chargeable.removeIf(r -> overflowed.contains(r.reportId()));
-      }
-      Set<String> inserted = chargeable.isEmpty() ? Set.of() : insertEvents(c, chargeable);
-      Map<String, UsageReport> earlier = earlierCharges(c, chargeable, inserted);
-      Map<Long, BigDecimal> sums = new HashMap<>();
-      for (UsageReport r : chargeable) {
-        if (inserted.contains(r.reportId())) {
-          sums.merge(r.keyId(), r.cost(), BigDecimal::add);
-        }
-      }
-      List<KeyRecord> charged = sums.isEmpty() ? List.of() : chargeKeys(c, sums);
-      if (!charged.isEmpty()) {
-        notifyAll(c, charged);
-      }
-      return new Committed(inserted, live, charged, overflowed, earlier);
-    });
+    return tx.inTransaction(
+        c -> {
+          Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports));
+          List<UsageReport> chargeable = new ArrayList<>(reports.size());
+          for (UsageReport r : reports) {
+            if (live.containsKey(r.keyId())) {
+              chargeable.add(r);
+            }
+          }
+          // Checked here, on the locked rows, because only the transaction knows quota_used for
+          // sure;
+          // else the UPDATE would fail with 22003 and void every report in the group.
+          Set<String> overflowed = overflowing(c, chargeable, live);
+          if (!overflowed.isEmpty()) {
+            chargeable.removeIf(r -> overflowed.contains(r.reportId()));
+          }
+          Set<String> inserted = chargeable.isEmpty() ? Set.of() : insertEvents(c, chargeable);
+          Map<String, UsageReport> earlier = earlierCharges(c, chargeable, inserted);
+          Map<Long, BigDecimal> sums = new HashMap<>();
+          for (UsageReport r : chargeable) {
+            if (inserted.contains(r.reportId())) {
+              sums.merge(r.keyId(), r.cost(), BigDecimal::add);
+            }
+          }
+          List<KeyRecord> charged = sums.isEmpty() ? List.of() : chargeKeys(c, sums);
+          if (!charged.isEmpty()) {
+            notifyAll(c, charged);
+          }
+          return new Committed(inserted, live, charged, overflowed, earlier);
+        });
   }
 
   /** The rows already there under the report ids the insert skipped: one query for the group. */
-  private static Map<String, UsageReport> earlierCharges(Connection c, List<UsageReport> chargeable,
-      Set<String> inserted) throws SQLException {
+  private static Map<String, UsageReport> earlierCharges(
+      Connection c, List<UsageReport> chargeable, Set<String> inserted) throws SQLException {
     List<String> skipped = new ArrayList<>();
     for (UsageReport r : chargeable) {
       if (!inserted.contains(r.reportId())) {
@@ -170,8 +178,19 @@ public final class UsageRepository implements UsageLedger {
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           // Only the fields that decide a conflict are read back.
-          earlier.put(rs.getString(1), new UsageReport(rs.getString(1), rs.getLong(2),
-              rs.getBigDecimal(3), "", "", 0, 0, 0, 0, Instant.EPOCH));
+          earlier.put(
+              rs.getString(1),
+              new UsageReport(
+                  rs.getString(1),
+                  rs.getLong(2),
+                  rs.getBigDecimal(3),
+                  "",
+                  "",
+                  0,
+                  0,
+                  0,
+                  0,
+                  Instant.EPOCH));
         }
       }
     }
@@ -180,11 +199,11 @@ public final class UsageRepository implements UsageLedger {
 
   /**
    * The reports that would carry their key's quota_used past {@link Money#MAX}. Costs this group
-   * could add are summed per key first; only a key that could overflow (rare: it is near a
-   * trillion USD) costs a query, to leave out reports charged before (they add nothing).
+   * could add are summed per key first; only a key that could overflow (rare: it is near a trillion
+   * USD) costs a query, to leave out reports charged before (they add nothing).
    */
-  private static Set<String> overflowing(Connection c, List<UsageReport> reports,
-      Map<Long, BigDecimal> used) throws SQLException {
+  private static Set<String> overflowing(
+      Connection c, List<UsageReport> reports, Map<Long, BigDecimal> used) throws SQLException {
     Map<Long, BigDecimal> most = new HashMap<>(used);
     for (UsageReport r : reports) {
       most.merge(r.keyId(), r.cost(), BigDecimal::add);
@@ -210,8 +229,8 @@ public final class UsageRepository implements UsageLedger {
    * @param used each live key's quota_used before the group
    * @param chargedBefore report ids already in the ledger: they are DUPLICATE and add nothing
    */
-  static Set<String> overflowing(List<UsageReport> reports, Map<Long, BigDecimal> used,
-      Set<String> chargedBefore) {
+  static Set<String> overflowing(
+      List<UsageReport> reports, Map<Long, BigDecimal> used, Set<String> chargedBefore) {
     Map<Long, BigDecimal> running = new HashMap<>(used);
     Set<String> refused = new HashSet<>();
     for (UsageReport r : reports) {
@@ -236,7 +255,8 @@ public final class UsageRepository implements UsageLedger {
     return ids;
   }
 
-  private static Map<Long, BigDecimal> lockLiveKeys(Connection c, Collection<Long> ids) throws SQLException {
+  private static Map<Long, BigDecimal> lockLiveKeys(Connection c, Collection<Long> ids)
+      throws SQLException {
     Map<Long, BigDecimal> live = new HashMap<>();
     Array array = c.createArrayOf("bigint", ids.toArray());
     try (PreparedStatement ps = c.prepareStatement(LOCK_LIVE_KEYS)) {
@@ -250,7 +270,8 @@ public final class UsageRepository implements UsageLedger {
     return live;
   }
 
-  private static Set<String> insertEvents(Connection c, List<UsageReport> reports) throws SQLException {
+  private static Set<String> insertEvents(Connection c, List<UsageReport> reports)
+      throws SQLException {
     int n = reports.size();
     Object[] reportIds = new Object[n];
     Object[] keyIds = new Object[n];
@@ -302,7 +323,8 @@ public final class UsageRepository implements UsageLedger {
     return inserted;
   }
 
-  private static List<KeyRecord> chargeKeys(Connection c, Map<Long, BigDecimal> sums) throws SQLException {
+  private static List<KeyRecord> chargeKeys(Connection c, Map<Long, BigDecimal> sums)
+      throws SQLException {
     Object[] ids = new Object[sums.size()];
     Object[] amounts = new Object[sums.size()];
     int i = 0;
@@ -338,9 +360,20 @@ public final class UsageRepository implements UsageLedger {
   }
 
   /** One ledger row as read back. */
-  public record Event(long id, String reportId, long keyId, BigDecimal cost, String model,
-      String provider, long inputTokens, long outputTokens, long cachedInputTokens,
-      long cacheWriteTokens, Instant occurredAt, Instant receivedAt, String requestId,
+  public record Event(
+      long id,
+      String reportId,
+      long keyId,
+      BigDecimal cost,
+      String model,
+      String provider,
+      long inputTokens,
+      long outputTokens,
+      long cachedInputTokens,
+      long cacheWriteTokens,
+      Instant occurredAt,
+      Instant receivedAt,
+      String requestId,
       boolean estimated) {}
 
   /** A key's events with id below {@code beforeId}, newest first. */
@@ -352,12 +385,22 @@ public final class UsageRepository implements UsageLedger {
       ps.setInt(3, limit);
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
-          out.add(new Event(rs.getLong("id"), rs.getString("report_id"), rs.getLong("key_id"),
-              rs.getBigDecimal("cost"), rs.getString("model"), rs.getString("provider"),
-              rs.getLong("input_tokens"), rs.getLong("output_tokens"),
-              rs.getLong("cached_input_tokens"), rs.getLong("cache_write_tokens"),
-              KeyRepository.instant(rs, "occurred_at"), KeyRepository.instant(rs, "received_at"),
-              rs.getString("request_id"), rs.getBoolean("estimated")));
+          out.add(
+              new Event(
+                  rs.getLong("id"),
+                  rs.getString("report_id"),
+                  rs.getLong("key_id"),
+                  rs.getBigDecimal("cost"),
+                  rs.getString("model"),
+                  rs.getString("provider"),
+                  rs.getLong("input_tokens"),
+                  rs.getLong("output_tokens"),
+                  rs.getLong("cached_input_tokens"),
+                  rs.getLong("cache_write_tokens"),
+                  KeyRepository.instant(rs, "occurred_at"),
+                  KeyRepository.instant(rs, "received_at"),
+                  rs.getString("request_id"),
+                  rs.getBoolean("estimated")));
         }
       }
     }

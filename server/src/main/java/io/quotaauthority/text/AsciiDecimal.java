@@ -11,14 +11,15 @@ package io.quotaauthority.text;
 public final class AsciiDecimal {
   /** {@link #parse} of text that is not a canonical decimal. */
   public static final long MALFORMED = -1;
+
   /** {@link #parse} of a canonical decimal above {@link Long#MAX_VALUE}. */
   public static final long TOO_LARGE = -2;
 
   private AsciiDecimal() {}
 
   /**
-   * The value of a canonical decimal, else {@link #MALFORMED} or {@link #TOO_LARGE}. Sentinels,
-   * not exceptions: the callers word their own message naming their field.
+   * The value of a canonical decimal, else {@link #MALFORMED} or {@link #TOO_LARGE}. Sentinels, not
+   * exceptions: the callers word their own message naming their field.
    */
   public static long parse(CharSequence text) {
     if (text == null || text.length() == 0) {

@@ -2,8 +2,8 @@ package io.quotaauthority.text;
 
 /**
  * A value quoted back in an error message: anything outside printable ASCII becomes {@code
- * \\u{XXXX}}, so a message stays one line, cannot carry terminal escapes or a right-to-left override
- * into a log or a terminal, and shows what was really sent ("１" and "1" look alike).
+ * \\u{XXXX}}, so a message stays one line, cannot carry terminal escapes or a right-to-left
+ * override into a log or a terminal, and shows what was really sent ("１" and "1" look alike).
  */
 public final class Shown {
   /** Longer values are cut: an error message is no place for a whole request. */

@@ -11,8 +11,8 @@ import java.util.List;
  * in halves and each half is tried the same way, until only the reports the ledger fails on alone
  * are left. k bad reports in a group of n cost about 2·k·log2(n) extra transactions.
  *
- * <p>Pieces are committed left before right, so reports are charged in group order, and each
- * report ends up in exactly one piece. The ledger must commit a piece whole or not at all (one
+ * <p>Pieces are committed left before right, so reports are charged in group order, and each report
+ * ends up in exactly one piece. The ledger must commit a piece whole or not at all (one
  * transaction) and must itself wait out an unreachable database rather than throw: a failure seen
  * here is taken to be about the reports, and is worth splitting.
  */
@@ -27,8 +27,8 @@ public final class GroupBisection {
 
   /**
    * One piece of the group, in commit order: reports committed together ({@code committed} is the
-   * ledger's result, {@code failure} null), or a single report the ledger refused alone
-   * ({@code committed} null).
+   * ledger's result, {@code failure} null), or a single report the ledger refused alone ({@code
+   * committed} null).
    */
   public record Piece<R, C>(List<R> reports, C committed, RuntimeException failure) {
     public boolean failed() {

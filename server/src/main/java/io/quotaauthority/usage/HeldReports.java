@@ -18,15 +18,18 @@ import java.util.function.Predicate;
 final class HeldReports {
   private final Retries scheduler;
   private final long retryMillis;
+
   /** Hands a report to the sink; false when the sink refused it at once (it was not taken). */
   private final Predicate<UsageReport> offer;
+
   /** True once the stream is closed: what is held is dropped (never acknowledged, so resent). */
   private final BooleanSupplier closed;
+
   private final ArrayDeque<UsageReport> held = new ArrayDeque<>();
   private boolean retrying;
 
-  HeldReports(Retries scheduler, long retryMillis, Predicate<UsageReport> offer,
-      BooleanSupplier closed) {
+  HeldReports(
+      Retries scheduler, long retryMillis, Predicate<UsageReport> offer, BooleanSupplier closed) {
     this.scheduler = scheduler;
     this.retryMillis = retryMillis;
     this.offer = offer;
@@ -64,7 +67,9 @@ final class HeldReports {
     return held.size();
   }
 
-  /** Offers the held reports, oldest first, until the sink refuses one; then tries again shortly. */
+  /**
+   * Offers the held reports, oldest first, until the sink refuses one; then tries again shortly.
+   */
   private void retry() {
     while (true) {
       UsageReport next;

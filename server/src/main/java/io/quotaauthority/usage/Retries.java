@@ -33,11 +33,13 @@ public final class Retries implements AutoCloseable {
   /** One daemon thread, started on the first schedule (never by the constructor). */
   public Retries(String threadName) {
     AtomicInteger n = new AtomicInteger();
-    this.scheduler = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, threadName + "-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    this.scheduler =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, threadName + "-" + n.incrementAndGet());
+              t.setDaemon(true);
+              return t;
+            });
   }
 
   /** A task that runs once: at its time, or at the drain, whichever comes first. */
@@ -91,7 +93,8 @@ public final class Retries implements AutoCloseable {
   public void drain(long deadlineNanos) {
     try {
       while (!waiting.isEmpty() && System.nanoTime() < deadlineNanos) {
-        TimeUnit.NANOSECONDS.sleep(Math.min(POLL_NANOS, Math.max(1, deadlineNanos - System.nanoTime())));
+        TimeUnit.NANOSECONDS.sleep(
+            Math.min(POLL_NANOS, Math.max(1, deadlineNanos - System.nanoTime())));
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

@@ -1,9 +1,9 @@
 package io.quotaauthority.usage;
 
 import io.quotaauthority.keys.KeyCache;
-import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.keys.PendingUsage;
 import java.math.BigDecimal;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -20,18 +20,18 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Group commit for usage from every stream: one thread takes what is queued (up to
- * {@code maxGroup} reports, waiting at most {@code maxDelay} after the first) and charges it in one
- * transaction, then answers each report. A report counts in this instance's Check from the moment
- * it is queued ({@link PendingUsage#add}) until its group is settled.
+ * Group commit for usage from every stream: one thread takes what is queued (up to {@code maxGroup}
+ * reports, waiting at most {@code maxDelay} after the first) and charges it in one transaction,
+ * then answers each report. A report counts in this instance's Check from the moment it is queued
+ * ({@link PendingUsage#add}) until its group is settled.
  *
  * <p>While the database is away a group is retried with backoff and nobody is answered: nothing is
  * acknowledged that is not committed, and the bounded queue pushes back on the streams.
  *
- * <p>One bad report never voids the others: reports are validated before they are queued
- * ({@link UsageValidation#check}), a report that would carry its key's quota_used past what
- * NUMERIC(20,8) holds is refused inside the transaction, and a group that fails for any other
- * reason is split ({@link GroupBisection}) until only the reports that fail alone are REJECTED.
+ * <p>One bad report never voids the others: reports are validated before they are queued ({@link
+ * UsageValidation#check}), a report that would carry its key's quota_used past what NUMERIC(20,8)
+ * holds is refused inside the transaction, and a group that fails for any other reason is split
+ * ({@link GroupBisection}) until only the reports that fail alone are REJECTED.
  */
 public final class UsageBatcher implements UsageSink, AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(UsageBatcher.class);
@@ -48,8 +48,10 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   private final CommitRecorder recorder;
   private final Thread committer;
   private volatile boolean stopping;
+
   /** Set by {@link #flush()}: commit each group at once (read by the committer thread). */
   private volatile boolean flushing;
+
   /** How often a group being gathered checks for a flush. */
   private static final long FLUSH_CHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
 
@@ -60,8 +62,14 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     void committed(int groupSize, long elapsedNanos, List<UsageOutcome> outcomes);
   }
 
-  public UsageBatcher(UsageLedger ledger, KeyCache cache, PendingUsage pendingUsage,
-      int maxGroup, Duration maxDelay, int queueCapacity, CommitRecorder recorder) {
+  public UsageBatcher(
+      UsageLedger ledger,
+      KeyCache cache,
+      PendingUsage pendingUsage,
+      int maxGroup,
+      Duration maxDelay,
+      int queueCapacity,
+      CommitRecorder recorder) {
     this.ledger = ledger;
     this.cache = cache;
     this.pendingUsage = pendingUsage;
@@ -160,7 +168,8 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       } catch (RuntimeException e) {
         // A bug outside the commit (the commit's own failures are split and answered per report):
         // reports not yet answered are refused as internal, so metering sends them again.
-        log.error("usage group failed; its unanswered reports are answered REJECTED and not charged", e);
+        log.error(
+            "usage group failed; its unanswered reports are answered REJECTED and not charged", e);
         fail(group, UsageOutcome.rejectedInternal("internal error; not charged, retry the report"));
       } finally {
         group.clear();
@@ -171,8 +180,8 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   /**
    * Commits one piece of a group, waiting out with backoff a ledger that cannot take it at all
    * ({@link UsageLedger.Failure.Kind#UNAVAILABLE}: no report causes that, so splitting would only
-   * multiply the load; nobody is answered meanwhile); any other failure is thrown, for
-   * {@link GroupBisection} to split on.
+   * multiply the load; nobody is answered meanwhile); any other failure is thrown, for {@link
+   * GroupBisection} to split on.
    */
   private UsageLedger.Committed commitWhileUnavailable(List<UsageReport> piece)
       throws InterruptedException {
@@ -184,8 +193,11 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
         if (e.kind() != UsageLedger.Failure.Kind.UNAVAILABLE) {
           throw e;
         }
-        log.warn("database unavailable ({}); holding {} usage reports and retrying in {} ms",
-            e.code() == null ? "unreachable" : e.code(), piece.size(), backoff);
+        log.warn(
+            "database unavailable ({}); holding {} usage reports and retrying in {} ms",
+            e.code() == null ? "unreachable" : e.code(),
+            piece.size(),
+            backoff);
         Thread.sleep(backoff);
         backoff = Math.min(MAX_BACKOFF_MILLIS, backoff * 2);
       }
@@ -207,8 +219,11 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     List<GroupBisection.Piece<UsageReport, UsageLedger.Committed>> pieces =
         GroupBisection.commit(reports, this::commitWhileUnavailable);
     if (pieces.size() > 1) {
-      log.warn("usage group of {} reports failed; split into {} pieces, {} report(s) refused alone",
-          reports.size(), pieces.size(), pieces.stream().filter(GroupBisection.Piece::failed).count());
+      log.warn(
+          "usage group of {} reports failed; split into {} pieces, {} report(s) refused alone",
+          reports.size(),
+          pieces.size(),
+          pieces.stream().filter(GroupBisection.Piece::failed).count());
     }
 
     // The key rows after the charge go into the cache before the pending amounts leave it, so a
@@ -228,8 +243,12 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
         UsageOutcome outcome = failureOutcome(piece.failure());
         // The report id and the database's own words (they hold no key material) for the operator;
         // the reporter gets only the reason.
-        log.warn("usage report {} for key {} refused alone: {}", r.reportId(), r.keyId(),
-            outcome.message(), piece.failure());
+        log.warn(
+            "usage report {} for key {} refused alone: {}",
+            r.reportId(),
+            r.keyId(),
+            outcome.message(),
+            piece.failure());
         byReport.put(r.reportId(), outcome);
       } else {
         outcomes(piece.reports(), piece.committed(), byReport);
@@ -242,8 +261,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       UsageOutcome first = byReport.get(r.reportId());
       UsageOutcome outcome;
       Pending firstCopy = firsts.get(r.reportId());
-      String differs = firstCopy == p ? null
-          : firstCopy.report().differingFields(r);
+      String differs = firstCopy == p ? null : firstCopy.report().differingFields(r);
       if (firstCopy == p || first.result() == UsageOutcome.Result.REJECTED) {
         outcome = first;
       } else if (differs != null) {
@@ -261,8 +279,8 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   }
 
   /** What each report of one committed piece became, in the order the piece was charged. */
-  private static void outcomes(List<UsageReport> piece, UsageLedger.Committed committed,
-      Map<String, UsageOutcome> into) {
+  private static void outcomes(
+      List<UsageReport> piece, UsageLedger.Committed committed, Map<String, UsageOutcome> into) {
     Map<Long, BigDecimal> running = new HashMap<>(committed.usedBefore());
     for (UsageReport r : piece) {
       UsageOutcome outcome;
@@ -278,17 +296,20 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
         // Skipped by ON CONFLICT: charged before. A repeat only if it names the same key and cost.
         UsageReport before = committed.earlier().get(r.reportId());
         String differs = before == null ? null : before.differingFields(r);
-        outcome = differs != null
-            ? UsageOutcome.conflict("report_id already charged with a different " + differs)
-            : new UsageOutcome(UsageOutcome.Result.DUPLICATE, "", running.get(r.keyId()));
+        outcome =
+            differs != null
+                ? UsageOutcome.conflict("report_id already charged with a different " + differs)
+                : new UsageOutcome(UsageOutcome.Result.DUPLICATE, "", running.get(r.keyId()));
       }
       into.put(r.reportId(), outcome);
     }
   }
 
-  static final String OVERFLOW = "cost_usd: this charge would carry the key's quota_used past "
-      + Money.MAX.toPlainString() + " USD, the most NUMERIC(20,8) holds; not charged (reset the"
-      + " key's quota usage first)";
+  static final String OVERFLOW =
+      "cost_usd: this charge would carry the key's quota_used past "
+          + Money.MAX.toPlainString()
+          + " USD, the most NUMERIC(20,8) holds; not charged (reset the"
+          + " key's quota usage first)";
 
   /**
    * The answer to a report the ledger refused alone. The reason is named by the ledger's code only
@@ -301,10 +322,13 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     }
     String code = f.code() == null ? "" : " (" + f.code() + ")";
     return switch (f.kind()) {
-      case BAD_DATA -> UsageOutcome.rejected("the database refused this report's data" + code + "; not charged");
-      case CONSTRAINT -> UsageOutcome.rejected("the report breaks a ledger constraint" + code + "; not charged");
+      case BAD_DATA ->
+          UsageOutcome.rejected("the database refused this report's data" + code + "; not charged");
+      case CONSTRAINT ->
+          UsageOutcome.rejected("the report breaks a ledger constraint" + code + "; not charged");
       case UNAVAILABLE, INTERNAL ->
-          UsageOutcome.rejectedInternal("internal error" + code + "; not charged, retry the report");
+          UsageOutcome.rejectedInternal(
+              "internal error" + code + "; not charged, retry the report");
     };
   }
 

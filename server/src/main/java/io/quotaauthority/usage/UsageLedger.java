@@ -31,8 +31,12 @@ public interface UsageLedger {
    * insert skipped (report id → that charge; only its key id and cost are filled in), so a repeat
    * can be told apart from a conflict.
    */
-  record Committed(Set<String> inserted, Map<Long, BigDecimal> usedBefore, List<KeyRecord> charged,
-      Set<String> overflowed, Map<String, UsageReport> earlier) {}
+  record Committed(
+      Set<String> inserted,
+      Map<Long, BigDecimal> usedBefore,
+      List<KeyRecord> charged,
+      Set<String> overflowed,
+      Map<String, UsageReport> earlier) {}
 
   /**
    * A commit that failed, classified by the ledger (which knows its database's error codes). The
@@ -42,15 +46,17 @@ public interface UsageLedger {
     /** What kind of failure, and so what the batcher does about it. */
     public enum Kind {
       /**
-       * The ledger cannot take writes at all (unreachable, out of disk, memory or connections):
-       * no report causes it, so splitting the group would only multiply the load. Wait, retry.
+       * The ledger cannot take writes at all (unreachable, out of disk, memory or connections): no
+       * report causes it, so splitting the group would only multiply the load. Wait, retry.
        */
       UNAVAILABLE,
       /** The data of a report was refused (it would be refused again): reject it. */
       BAD_DATA,
       /** A report breaks a ledger constraint (it would again): reject it. */
       CONSTRAINT,
-      /** Anything else (a timeout, a serialization failure, a bug): the report may be sent again. */
+      /**
+       * Anything else (a timeout, a serialization failure, a bug): the report may be sent again.
+       */
       INTERNAL
     }
 

@@ -7,9 +7,9 @@ import java.math.BigDecimal;
  *
  * @param quotaUsed the key's committed total after the report; null when rejected or conflicting
  * @param message why, when rejected or conflicting; empty otherwise
- * @param retryable a REJECTED report refused for an internal reason (the database failed on it
- *     for a reason other than its content): sending it again with the same report id may charge
- *     it. False for every other outcome, and for a rejection that would be repeated.
+ * @param retryable a REJECTED report refused for an internal reason (the database failed on it for
+ *     a reason other than its content): sending it again with the same report id may charge it.
+ *     False for every other outcome, and for a rejection that would be repeated.
  */
 public record UsageOutcome(Result result, String message, BigDecimal quotaUsed, boolean retryable) {
 

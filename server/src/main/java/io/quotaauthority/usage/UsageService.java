@@ -3,8 +3,8 @@ package io.quotaauthority.usage;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
-import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.proto.v1.ReportUsageRequest;
 import io.quotaauthority.proto.v1.ReportUsageResponse;
 import io.quotaauthority.proto.v1.UsageResult;
@@ -20,18 +20,20 @@ import org.slf4j.LoggerFactory;
 
 /**
  * quota.v1.UsageService over gRPC. Each stream reads with manual flow control: it asks for at most
- * {@link #WINDOW} reports beyond those not yet answered, so a client that sends faster than
- * commits land is held back by HTTP/2 flow control, never buffered without bound.
+ * {@link #WINDOW} reports beyond those not yet answered, so a client that sends faster than commits
+ * land is held back by HTTP/2 flow control, never buffered without bound.
  *
  * <p>At shutdown {@link #drain} stops every stream from taking reports: each one ends with
- * UNAVAILABLE as soon as the reports it had already taken are committed and answered, so nothing
- * is charged without its answer reaching the client, and shutdown need not wait for reporters to
- * hang up.
+ * UNAVAILABLE as soon as the reports it had already taken are committed and answered, so nothing is
+ * charged without its answer reaching the client, and shutdown need not wait for reporters to hang
+ * up.
  */
 public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
   private static final Logger log = LoggerFactory.getLogger(UsageService.class);
+
   /** Reports one stream may have in flight (queued or committing) at once. */
   static final int WINDOW = 256;
+
   /** How soon a report refused by a full queue is offered again. */
   static final long RETRY_MILLIS = 2;
 
@@ -42,9 +44,10 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
   private final Set<Stream> open = ConcurrentHashMap.newKeySet();
   private volatile boolean draining;
 
-  /** @param refusedByValidation told of each report refused before it reached a group (metrics) */
-  public UsageService(UsageSink sink, Clock clock, Retries retries,
-      Runnable refusedByValidation) {
+  /**
+   * @param refusedByValidation told of each report refused before it reached a group (metrics)
+   */
+  public UsageService(UsageSink sink, Clock clock, Retries retries, Runnable refusedByValidation) {
     this.sink = sink;
     this.clock = clock;
     this.retries = retries;
@@ -52,8 +55,10 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
   }
 
   @Override
-  public StreamObserver<ReportUsageRequest> reportUsage(StreamObserver<ReportUsageResponse> responses) {
-    ServerCallStreamObserver<ReportUsageResponse> out = (ServerCallStreamObserver<ReportUsageResponse>) responses;
+  public StreamObserver<ReportUsageRequest> reportUsage(
+      StreamObserver<ReportUsageResponse> responses) {
+    ServerCallStreamObserver<ReportUsageResponse> out =
+        (ServerCallStreamObserver<ReportUsageResponse>) responses;
     out.disableAutoRequest();
     Stream stream = new Stream(out);
     synchronized (stream) {
@@ -83,12 +88,16 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
 
   private final class Stream implements StreamObserver<ReportUsageRequest> {
     private final ServerCallStreamObserver<ReportUsageResponse> out;
+
     /** Answers not yet sent; the stream completes when the client is done and this reaches 0. */
     private int unanswered;
+
     private boolean clientDone;
     private boolean closed;
+
     /** Shutdown began: reports arriving now are not taken (and not answered). */
     private boolean draining;
+
     /** Reports a full queue refused, offered again shortly (backpressure; see HeldReports). */
     private final HeldReports held;
 
@@ -107,38 +116,56 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
       }
       UsageReport report;
       try {
-        report = UsageValidation.validate(req.getReportId(), req.getKeyId(), req.getCostUsd(),
-            req.getModel(), "", req.getInputTokens(), req.getOutputTokens(), 0, 0,
-            req.hasOccurredAt() ? ProtoTimes.instant("occurred_at", req.getOccurredAt()) : null,
-            clock.instant(), req.getRequestId());
+        report =
+            UsageValidation.validate(
+                req.getReportId(),
+                req.getKeyId(),
+                req.getCostUsd(),
+                req.getModel(),
+                "",
+                req.getInputTokens(),
+                req.getOutputTokens(),
+                0,
+                0,
+                req.hasOccurredAt() ? ProtoTimes.instant("occurred_at", req.getOccurredAt()) : null,
+                clock.instant(),
+                req.getRequestId());
       } catch (IllegalArgumentException e) {
         refusedByValidation.run();
-        answer(ReportUsageResponse.newBuilder().setReportId(req.getReportId())
-            .setResult(UsageResult.USAGE_RESULT_REJECTED).setMessage(e.getMessage()).build());
+        answer(
+            ReportUsageResponse.newBuilder()
+                .setReportId(req.getReportId())
+                .setResult(UsageResult.USAGE_RESULT_REJECTED)
+                .setMessage(e.getMessage())
+                .build());
         return;
       }
       held.take(report);
     }
 
-    /** Hands the report to the sink; false when a full queue refused it at once (it was not taken). */
+    /**
+     * Hands the report to the sink; false when a full queue refused it at once (it was not taken).
+     */
     private boolean offer(UsageReport report) {
       CompletableFuture<UsageOutcome> result = sink.submit(report).toCompletableFuture();
       if (result.isCompletedExceptionally() && UsageSink.overloaded(failure(result))) {
         return false;
       }
-      result.whenComplete((outcome, error) -> {
-        if (UsageSink.overloaded(error)) {
-          // Refused later rather than at once (a sink that answers asynchronously).
-          held.hold(report);
-          return;
-        }
-        if (error != null) {
-          // Shutting down before it was committed: not acknowledged, so the client may resend it.
-          fail(SHUTTING_DOWN);
-          return;
-        }
-        answer(toProto(report.reportId(), outcome));
-      });
+      result.whenComplete(
+          (outcome, error) -> {
+            if (UsageSink.overloaded(error)) {
+              // Refused later rather than at once (a sink that answers asynchronously).
+              held.hold(report);
+              return;
+            }
+            if (error != null) {
+              // Shutting down before it was committed: not acknowledged, so the client may resend
+              // it.
+              fail(SHUTTING_DOWN);
+              return;
+            }
+            answer(toProto(report.reportId(), outcome));
+          });
       return true;
     }
 
@@ -233,8 +260,8 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
   }
 
   static ReportUsageResponse toProto(String reportId, UsageOutcome outcome) {
-    ReportUsageResponse.Builder b = ReportUsageResponse.newBuilder().setReportId(reportId)
-        .setMessage(outcome.message());
+    ReportUsageResponse.Builder b =
+        ReportUsageResponse.newBuilder().setReportId(reportId).setMessage(outcome.message());
     switch (outcome.result()) {
       case ACCEPTED -> b.setResult(UsageResult.USAGE_RESULT_ACCEPTED);
       case DUPLICATE -> b.setResult(UsageResult.USAGE_RESULT_DUPLICATE);

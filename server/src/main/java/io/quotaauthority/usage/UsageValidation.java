@@ -8,14 +8,16 @@ import java.time.Instant;
 
 /**
  * The rules a usage report must meet before it is queued, in one place for every path that charges
- * (the usage stream, Envoy metering, and {@link UsageBatcher#submit} as the last gate). Each failure
- * throws IllegalArgumentException with a message naming the field; the report is then REJECTED
- * alone, so no report that PostgreSQL would refuse ever reaches a commit group.
+ * (the usage stream, Envoy metering, and {@link UsageBatcher#submit} as the last gate). Each
+ * failure throws IllegalArgumentException with a message naming the field; the report is then
+ * REJECTED alone, so no report that PostgreSQL would refuse ever reaches a commit group.
  */
 public final class UsageValidation {
   public static final int MAX_REPORT_ID = 128;
+
   /** Model and provider names: at most this many characters (Unicode code points). */
   public static final int MAX_NAME = 128;
+
   /**
    * The most tokens one report may carry in any one field: 10^12, a thousand times the tokens a
    * large organisation sends in a day, so a daily roll-up still fits, while an 18-digit count (a
@@ -23,27 +25,60 @@ public final class UsageValidation {
    * at any plausible price their cost stays far below {@link Money#MAX}.
    */
   public static final long MAX_TOKENS = 1_000_000_000_000L;
+
   /** Reporter clocks drift; a day ahead is clearly wrong, not drift. */
   static final Duration MAX_FUTURE = Duration.ofDays(1);
 
   private UsageValidation() {}
 
   /** Parses and checks a report as the usage stream receives it. */
-  public static UsageReport validate(String reportId, String keyId, String costUsd, String model,
-      String provider, long inputTokens, long outputTokens, long cachedInputTokens,
-      long cacheWriteTokens, Instant occurredAt, Instant now) {
-    return validate(reportId, keyId, costUsd, model, provider, inputTokens, outputTokens,
-        cachedInputTokens, cacheWriteTokens, occurredAt, now, "");
+  public static UsageReport validate(
+      String reportId,
+      String keyId,
+      String costUsd,
+      String model,
+      String provider,
+      long inputTokens,
+      long outputTokens,
+      long cachedInputTokens,
+      long cacheWriteTokens,
+      Instant occurredAt,
+      Instant now) {
+    return validate(
+        reportId,
+        keyId,
+        costUsd,
+        model,
+        provider,
+        inputTokens,
+        outputTokens,
+        cachedInputTokens,
+        cacheWriteTokens,
+        occurredAt,
+        now,
+        "");
   }
 
-  /** @param requestId the reporter's optional request id for correlation; empty means none */
-  public static UsageReport validate(String reportId, String keyId, String costUsd, String model,
-      String provider, long inputTokens, long outputTokens, long cachedInputTokens,
-      long cacheWriteTokens, Instant occurredAt, Instant now, String requestId) {
+  /**
+   * @param requestId the reporter's optional request id for correlation; empty means none
+   */
+  public static UsageReport validate(
+      String reportId,
+      String keyId,
+      String costUsd,
+      String model,
+      String provider,
+      long inputTokens,
+      long outputTokens,
+      long cachedInputTokens,
+      long cacheWriteTokens,
+      Instant occurredAt,
+      Instant now,
+      String requestId) {
     checkReportId(reportId);
     if (!requestId.isEmpty() && !isReportId(requestId)) {
-      throw new IllegalArgumentException("request_id must be at most " + MAX_REPORT_ID
-          + " printable ASCII characters");
+      throw new IllegalArgumentException(
+          "request_id must be at most " + MAX_REPORT_ID + " printable ASCII characters");
     }
     long key = KeyIds.parse("key_id", keyId);
     BigDecimal cost = Money.parse("cost_usd", costUsd);
@@ -51,15 +86,26 @@ public final class UsageValidation {
     if (when.isAfter(now.plus(MAX_FUTURE))) {
       throw new IllegalArgumentException("occurred_at must not be more than a day in the future");
     }
-    UsageReport report = new UsageReport(reportId, key, cost, model, provider, inputTokens,
-        outputTokens, cachedInputTokens, cacheWriteTokens, when, requestId.isEmpty() ? null : requestId);
+    UsageReport report =
+        new UsageReport(
+            reportId,
+            key,
+            cost,
+            model,
+            provider,
+            inputTokens,
+            outputTokens,
+            cachedInputTokens,
+            cacheWriteTokens,
+            when,
+            requestId.isEmpty() ? null : requestId);
     check(report);
     return report;
   }
 
   /**
-   * Checks a report however it was built: every field PostgreSQL stores must be one it accepts,
-   * so that a commit group never fails because of one report's content.
+   * Checks a report however it was built: every field PostgreSQL stores must be one it accepts, so
+   * that a commit group never fails because of one report's content.
    */
   public static void check(UsageReport r) {
     checkReportId(r.reportId());
@@ -77,12 +123,14 @@ public final class UsageValidation {
       throw new IllegalArgumentException("occurred_at must be set");
     }
     if (r.requestId() != null && !isReportId(r.requestId())) {
-      throw new IllegalArgumentException("request_id must be at most " + MAX_REPORT_ID
-          + " printable ASCII characters");
+      throw new IllegalArgumentException(
+          "request_id must be at most " + MAX_REPORT_ID + " printable ASCII characters");
     }
   }
 
-  /** True when {@code id} may be a report id: 1..128 characters, each printable ASCII 0x20..0x7e. */
+  /**
+   * True when {@code id} may be a report id: 1..128 characters, each printable ASCII 0x20..0x7e.
+   */
   public static boolean isReportId(String id) {
     if (id == null || id.isEmpty() || id.length() > MAX_REPORT_ID) {
       return false;
@@ -101,7 +149,8 @@ public final class UsageValidation {
       throw new IllegalArgumentException("report_id must not be empty");
     }
     if (reportId.length() > MAX_REPORT_ID) {
-      throw new IllegalArgumentException("report_id must be at most " + MAX_REPORT_ID + " characters");
+      throw new IllegalArgumentException(
+          "report_id must be at most " + MAX_REPORT_ID + " characters");
     }
     if (!isReportId(reportId)) {
       throw new IllegalArgumentException("report_id must be printable ASCII");
@@ -115,11 +164,14 @@ public final class UsageValidation {
     }
     // stripTrailingZeros: 1.500000000 (scale 9) is still an exact 8-digit amount.
     if (cost.signum() != 0 && cost.stripTrailingZeros().scale() > Money.SCALE) {
-      throw new IllegalArgumentException("cost_usd must have at most " + Money.SCALE + " fraction digits");
+      throw new IllegalArgumentException(
+          "cost_usd must have at most " + Money.SCALE + " fraction digits");
     }
     if (cost.compareTo(Money.MAX) > 0) {
-      throw new IllegalArgumentException("cost_usd must be at most " + Money.MAX.toPlainString()
-          + " USD, the most the ledger holds");
+      throw new IllegalArgumentException(
+          "cost_usd must be at most "
+              + Money.MAX.toPlainString()
+              + " USD, the most the ledger holds");
     }
   }
 
@@ -128,7 +180,8 @@ public final class UsageValidation {
       throw new IllegalArgumentException(field + " must not be negative");
     }
     if (value > MAX_TOKENS) {
-      throw new IllegalArgumentException(field + " must be at most " + MAX_TOKENS + " (got " + value + ")");
+      throw new IllegalArgumentException(
+          field + " must be at most " + MAX_TOKENS + " (got " + value + ")");
     }
   }
 
@@ -143,9 +196,10 @@ public final class UsageValidation {
     int bad = firstUnprintable(name);
     if (bad >= 0) {
       // The offending character is named by its code point only: the text may be anything.
-      throw new IllegalArgumentException(String.format(
-          "%s must be printable text without control characters (U+%04X at character %d)",
-          field, name.codePointAt(bad), name.codePointCount(0, bad) + 1));
+      throw new IllegalArgumentException(
+          String.format(
+              "%s must be printable text without control characters (U+%04X at character %d)",
+              field, name.codePointAt(bad), name.codePointCount(0, bad) + 1));
     }
   }
 
@@ -168,8 +222,12 @@ public final class UsageValidation {
 
   private static boolean printable(int cp) {
     return switch (Character.getType(cp)) {
-      case Character.CONTROL, Character.FORMAT, Character.SURROGATE, Character.LINE_SEPARATOR,
-          Character.PARAGRAPH_SEPARATOR -> false;
+      case Character.CONTROL,
+          Character.FORMAT,
+          Character.SURROGATE,
+          Character.LINE_SEPARATOR,
+          Character.PARAGRAPH_SEPARATOR ->
+          false;
       default -> true;
     };
   }

@@ -33,10 +33,14 @@ final class AdminFixtures {
   private AdminFixtures() {}
 
   /** One key_audit row, its JSON parsed. */
-  record Audit(String action, String actor, Map<String, Object> oldValue, Map<String, Object> newValue) {}
+  record Audit(
+      String action, String actor, Map<String, Object> oldValue, Map<String, Object> newValue) {}
 
-  /** Asserts the call fails with exactly this code and a description starting with {@code prefix}. */
-  static StatusRuntimeException assertStatus(ThrowingCallable call, Status.Code code, String prefix) {
+  /**
+   * Asserts the call fails with exactly this code and a description starting with {@code prefix}.
+   */
+  static StatusRuntimeException assertStatus(
+      ThrowingCallable call, Status.Code code, String prefix) {
     StatusRuntimeException e = catchThrowableOfType(StatusRuntimeException.class, call);
     assertThat(e).as("expected %s", code).isNotNull();
     assertThat(e.getStatus().getCode()).isEqualTo(code);
@@ -49,36 +53,51 @@ final class AdminFixtures {
    * a call mean it wrote nothing.
    */
   static List<String> snapshot(TestDatabase db) {
-    return db.transactions().inTransaction(c -> {
-      List<String> rows = new ArrayList<>();
-      try (Statement s = c.createStatement()) {
-        for (String table : List.of("api_keys", "key_audit")) {
-          try (ResultSet rs = s.executeQuery("SELECT '" + table + " ' || row_to_json(t)::text FROM " + table
-              + " t ORDER BY id")) {
-            while (rs.next()) {
-              rows.add(rs.getString(1));
-            }
-          }
-        }
-      }
-      return rows;
-    });
+    return db.transactions()
+        .inTransaction(
+            c -> {
+              List<String> rows = new ArrayList<>();
+              try (Statement s = c.createStatement()) {
+                for (String table : List.of("api_keys", "key_audit")) {
+                  try (ResultSet rs =
+                      s.executeQuery(
+                          "SELECT '"
+                              + table
+                              + " ' || row_to_json(t)::text FROM "
+                              + table
+                              + " t ORDER BY id")) {
+                    while (rs.next()) {
+                      rows.add(rs.getString(1));
+                    }
+                  }
+                }
+              }
+              return rows;
+            });
   }
 
   static List<Audit> audits(TestDatabase db, String keyId) {
-    return db.transactions().inTransaction(c -> {
-      List<Audit> out = new ArrayList<>();
-      try (PreparedStatement ps = c.prepareStatement(
-          "SELECT action, actor, old_value::text, new_value::text FROM key_audit WHERE key_id = ? ORDER BY id")) {
-        ps.setLong(1, Long.parseLong(keyId));
-        try (ResultSet rs = ps.executeQuery()) {
-          while (rs.next()) {
-            out.add(new Audit(rs.getString(1), rs.getString(2), json(rs.getString(3)), json(rs.getString(4))));
-          }
-        }
-      }
-      return out;
-    });
+    return db.transactions()
+        .inTransaction(
+            c -> {
+              List<Audit> out = new ArrayList<>();
+              try (PreparedStatement ps =
+                  c.prepareStatement(
+                      "SELECT action, actor, old_value::text, new_value::text FROM key_audit WHERE key_id = ? ORDER BY id")) {
+                ps.setLong(1, Long.parseLong(keyId));
+                try (ResultSet rs = ps.executeQuery()) {
+                  while (rs.next()) {
+                    out.add(
+                        new Audit(
+                            rs.getString(1),
+                            rs.getString(2),
+                            json(rs.getString(3)),
+                            json(rs.getString(4))));
+                  }
+                }
+              }
+              return out;
+            });
   }
 
   static Audit lastAudit(TestDatabase db, String keyId) {
@@ -99,8 +118,14 @@ final class AdminFixtures {
   }
 
   /** The JSON the audit keeps of a key's state. */
-  static Map<String, Object> state(String name, String status, String quota, String quotaUsed,
-      Instant expiresAt, boolean deleted, int version) {
+  static Map<String, Object> state(
+      String name,
+      String status,
+      String quota,
+      String quotaUsed,
+      Instant expiresAt,
+      boolean deleted,
+      int version) {
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("name", name);
     m.put("status", status);
@@ -124,7 +149,8 @@ final class AdminFixtures {
     return createWithSecret(admin, name, quota).getKey();
   }
 
-  static CreateKeyResponse createWithSecret(KeyAdminServiceBlockingStub admin, String name, String quota) {
+  static CreateKeyResponse createWithSecret(
+      KeyAdminServiceBlockingStub admin, String name, String quota) {
     return admin.createKey(CreateKeyRequest.newBuilder().setName(name).setQuotaUsd(quota).build());
   }
 
@@ -137,13 +163,15 @@ final class AdminFixtures {
 
   /** Runs SQL directly, as the usage path or an operator would. */
   static void sql(TestDatabase db, String sql, Object... args) {
-    db.transactions().inTransaction(c -> {
-      try (PreparedStatement ps = c.prepareStatement(sql)) {
-        for (int i = 0; i < args.length; i++) {
-          ps.setObject(i + 1, args[i]);
-        }
-        return ps.executeUpdate();
-      }
-    });
+    db.transactions()
+        .inTransaction(
+            c -> {
+              try (PreparedStatement ps = c.prepareStatement(sql)) {
+                for (int i = 0; i < args.length; i++) {
+                  ps.setObject(i + 1, args[i]);
+                }
+                return ps.executeUpdate();
+              }
+            });
   }
 }

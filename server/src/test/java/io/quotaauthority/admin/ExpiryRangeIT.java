@@ -32,9 +32,13 @@ import org.junit.jupiter.api.Test;
  */
 class ExpiryRangeIT {
   private static final ObjectMapper JSON = new ObjectMapper();
-  /** 9999-12-31T23:59:59.999999999Z: valid for a Timestamp, rounded into year 10000 by PostgreSQL. */
-  private static final Timestamp LAST_NANO = Timestamp.newBuilder().setSeconds(253_402_300_799L)
-      .setNanos(999_999_999).build();
+
+  /**
+   * 9999-12-31T23:59:59.999999999Z: valid for a Timestamp, rounded into year 10000 by PostgreSQL.
+   */
+  private static final Timestamp LAST_NANO =
+      Timestamp.newBuilder().setSeconds(253_402_300_799L).setNanos(999_999_999).build();
+
   private static final Instant LAST_MICRO = Instant.parse("9999-12-31T23:59:59.999999Z");
 
   private static TestDatabase db;
@@ -47,9 +51,13 @@ class ExpiryRangeIT {
     db = TestDatabase.create();
     server = TestServer.start(db);
     admin = server.admin();
-    cli = new CliRunner(Map.of(
-        "QUOTA_ADMIN_ADDR", "127.0.0.1:" + server.app().adminPort(),
-        "QUOTA_ADMIN_TOKEN", TestServer.ADMIN_TOKEN));
+    cli =
+        new CliRunner(
+            Map.of(
+                "QUOTA_ADMIN_ADDR",
+                "127.0.0.1:" + server.app().adminPort(),
+                "QUOTA_ADMIN_TOKEN",
+                TestServer.ADMIN_TOKEN));
   }
 
   @AfterAll
@@ -63,8 +71,13 @@ class ExpiryRangeIT {
   }
 
   private static ApiKey listed(String id) {
-    return admin.listKeys(ListKeysRequest.newBuilder().setPageSize(1000).build()).getKeysList().stream()
-        .filter(k -> k.getId().equals(id)).findFirst().orElseThrow();
+    return admin
+        .listKeys(ListKeysRequest.newBuilder().setPageSize(1000).build())
+        .getKeysList()
+        .stream()
+        .filter(k -> k.getId().equals(id))
+        .findFirst()
+        .orElseThrow();
   }
 
   private static JsonNode cliListed(String id) throws Exception {
@@ -80,24 +93,37 @@ class ExpiryRangeIT {
 
   @Test
   void createKey_lastNanosecondOfYear9999_truncatedToMicrosAndRoundTrips() throws Exception {
-    ApiKey k = admin.createKey(CreateKeyRequest.newBuilder().setName("far").setExpiresAt(LAST_NANO).build())
-        .getKey();
+    ApiKey k =
+        admin
+            .createKey(CreateKeyRequest.newBuilder().setName("far").setExpiresAt(LAST_NANO).build())
+            .getKey();
 
     assertThat(instant(k.getExpiresAt())).isEqualTo(LAST_MICRO);
     assertThat(instant(get(k.getId()).getExpiresAt())).isEqualTo(LAST_MICRO);
     assertThat(instant(listed(k.getId()).getExpiresAt())).isEqualTo(LAST_MICRO);
     assertThat(Timestamps.isValid(listed(k.getId()).getExpiresAt())).isTrue();
-    assertThat(cliListed(k.getId()).get("expires_at").asText()).isEqualTo("9999-12-31T23:59:59.999999Z");
-    assertThat(db.scalar("SELECT to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
-        + " FROM api_keys WHERE id = ?", Long.parseLong(k.getId()))).isEqualTo("9999-12-31 23:59:59.999999");
+    assertThat(cliListed(k.getId()).get("expires_at").asText())
+        .isEqualTo("9999-12-31T23:59:59.999999Z");
+    assertThat(
+            db.scalar(
+                "SELECT to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+                    + " FROM api_keys WHERE id = ?",
+                Long.parseLong(k.getId())))
+        .isEqualTo("9999-12-31 23:59:59.999999");
   }
 
   @Test
   void updateKey_lastNanosecondOfYear9999_truncatedToMicrosAndRoundTrips() {
     ApiKey k = create(admin, "far-update", "1");
 
-    ApiKey u = admin.updateKey(UpdateKeyRequest.newBuilder().setKey(k.toBuilder().setExpiresAt(LAST_NANO))
-        .setUpdateMask(FieldMask.newBuilder().addPaths("expires_at")).build()).getKey();
+    ApiKey u =
+        admin
+            .updateKey(
+                UpdateKeyRequest.newBuilder()
+                    .setKey(k.toBuilder().setExpiresAt(LAST_NANO))
+                    .setUpdateMask(FieldMask.newBuilder().addPaths("expires_at"))
+                    .build())
+            .getKey();
 
     assertThat(instant(u.getExpiresAt())).isEqualTo(LAST_MICRO);
     assertThat(instant(get(k.getId()).getExpiresAt())).isEqualTo(LAST_MICRO);
@@ -109,16 +135,28 @@ class ExpiryRangeIT {
     ApiKey infinity = create(admin, "infinity", "1");
     ApiKey minusInfinity = create(admin, "minus-infinity", "1");
     ApiKey ordinary = create(admin, "ordinary", "1");
-    // What the old server stored for 9999-12-31T23:59:59.999999999Z, and what an operator may write.
-    sql(db, "UPDATE api_keys SET expires_at = '10000-01-01T00:00:00Z' WHERE id = ?", Long.parseLong(year10000.getId()));
-    sql(db, "UPDATE api_keys SET expires_at = 'infinity' WHERE id = ?", Long.parseLong(infinity.getId()));
-    sql(db, "UPDATE api_keys SET expires_at = '-infinity' WHERE id = ?", Long.parseLong(minusInfinity.getId()));
+    // What the old server stored for 9999-12-31T23:59:59.999999999Z, and what an operator may
+    // write.
+    sql(
+        db,
+        "UPDATE api_keys SET expires_at = '10000-01-01T00:00:00Z' WHERE id = ?",
+        Long.parseLong(year10000.getId()));
+    sql(
+        db,
+        "UPDATE api_keys SET expires_at = 'infinity' WHERE id = ?",
+        Long.parseLong(infinity.getId()));
+    sql(
+        db,
+        "UPDATE api_keys SET expires_at = '-infinity' WHERE id = ?",
+        Long.parseLong(minusInfinity.getId()));
 
     assertThat(instant(listed(year10000.getId()).getExpiresAt())).isEqualTo(LAST_MICRO);
     assertThat(instant(listed(infinity.getId()).getExpiresAt())).isEqualTo(LAST_MICRO);
-    assertThat(instant(listed(minusInfinity.getId()).getExpiresAt())).isEqualTo(Instant.parse("0001-01-01T00:00:00Z"));
+    assertThat(instant(listed(minusInfinity.getId()).getExpiresAt()))
+        .isEqualTo(Instant.parse("0001-01-01T00:00:00Z"));
     assertThat(instant(get(year10000.getId()).getExpiresAt())).isEqualTo(LAST_MICRO);
-    assertThat(cliListed(year10000.getId()).get("expires_at").asText()).isEqualTo("9999-12-31T23:59:59.999999Z");
+    assertThat(cliListed(year10000.getId()).get("expires_at").asText())
+        .isEqualTo("9999-12-31T23:59:59.999999Z");
     assertThat(cliListed(ordinary.getId()).get("name").asText()).isEqualTo("ordinary");
     // The key expired in the farthest past is still shown as expired.
     assertThat(listed(minusInfinity.getId()).getStatus().name()).isEqualTo("KEY_STATUS_EXPIRED");

@@ -1,11 +1,11 @@
 package io.quotaauthority.admin;
 
-import io.quotaauthority.proto.v1.GetKeyRequest;
 import static io.quotaauthority.admin.AdminFixtures.create;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.DeleteKeyRequest;
+import io.quotaauthority.proto.v1.GetKeyRequest;
 import io.quotaauthority.proto.v1.KeyAdminServiceGrpc.KeyAdminServiceBlockingStub;
 import io.quotaauthority.proto.v1.ListKeysRequest;
 import io.quotaauthority.proto.v1.ListKeysResponse;
@@ -47,19 +47,25 @@ class KeyAdminListIT {
   }
 
   private static ListKeysResponse page(int size, String token) {
-    return admin.listKeys(ListKeysRequest.newBuilder().setPageSize(size).setPageToken(token).build());
+    return admin.listKeys(
+        ListKeysRequest.newBuilder().setPageSize(size).setPageToken(token).build());
   }
 
   private static List<String> liveIds() {
-    return db.transactions().inTransaction(c -> {
-      List<String> ids = new ArrayList<>();
-      try (var rs = c.createStatement().executeQuery("SELECT id FROM api_keys WHERE deleted_at IS NULL ORDER BY id")) {
-        while (rs.next()) {
-          ids.add(Long.toString(rs.getLong(1)));
-        }
-      }
-      return ids;
-    });
+    return db.transactions()
+        .inTransaction(
+            c -> {
+              List<String> ids = new ArrayList<>();
+              try (var rs =
+                  c.createStatement()
+                      .executeQuery(
+                          "SELECT id FROM api_keys WHERE deleted_at IS NULL ORDER BY id")) {
+                while (rs.next()) {
+                  ids.add(Long.toString(rs.getLong(1)));
+                }
+              }
+              return ids;
+            });
   }
 
   /** Page sizes of a full walk, and the ids seen in order. */
@@ -82,8 +88,12 @@ class KeyAdminListIT {
     ListKeysResponse p2 = page(3, p1.getNextPageToken());
     ListKeysResponse p3 = page(3, p2.getNextPageToken());
 
-    assertThat(p1.getKeysList()).extracting(ApiKey::getName).containsExactly("key-1", "key-2", "key-3");
-    assertThat(p2.getKeysList()).extracting(ApiKey::getName).containsExactly("key-4", "key-5", "key-6");
+    assertThat(p1.getKeysList())
+        .extracting(ApiKey::getName)
+        .containsExactly("key-1", "key-2", "key-3");
+    assertThat(p2.getKeysList())
+        .extracting(ApiKey::getName)
+        .containsExactly("key-4", "key-5", "key-6");
     assertThat(p3.getKeysList()).extracting(ApiKey::getName).containsExactly("key-7");
     assertThat(p3.getKeys(0).getQuotaUsd()).isEqualTo("7");
     assertThat(p1.getNextPageToken()).isNotEmpty();
@@ -126,7 +136,9 @@ class KeyAdminListIT {
 
     assertThat(first.getKeysList()).hasSize(live.size() - 1);
     assertThat(first.getNextPageToken()).isNotEmpty();
-    assertThat(second.getKeysList()).extracting(ApiKey::getId).containsExactly(live.get(live.size() - 1));
+    assertThat(second.getKeysList())
+        .extracting(ApiKey::getId)
+        .containsExactly(live.get(live.size() - 1));
     assertThat(second.getNextPageToken()).isEmpty();
   }
 
@@ -175,7 +187,9 @@ class KeyAdminListIT {
     String gone = create(admin, "gone", "0").getId();
     admin.deleteKey(DeleteKeyRequest.newBuilder().setId(gone).build());
 
-    assertThat(walk(1).stream().flatMap(List::stream).toList()).doesNotContain(gone).isEqualTo(liveIds());
+    assertThat(walk(1).stream().flatMap(List::stream).toList())
+        .doesNotContain(gone)
+        .isEqualTo(liveIds());
   }
 
   @Test
@@ -190,7 +204,7 @@ class KeyAdminListIT {
   void listKeys_listedKey_equalsGetKey() {
     ApiKey listed = page(1, "").getKeys(0);
 
-    assertThat(admin.getKey(GetKeyRequest.newBuilder().setId(listed.getId()).build())
-        .getKey()).isEqualTo(listed);
+    assertThat(admin.getKey(GetKeyRequest.newBuilder().setId(listed.getId()).build()).getKey())
+        .isEqualTo(listed);
   }
 }

@@ -1,6 +1,5 @@
 package io.quotaauthority.admin;
 
-import java.util.ArrayList;
 import static io.quotaauthority.admin.AdminFixtures.as;
 import static io.quotaauthority.admin.AdminFixtures.assertStatus;
 import static io.quotaauthority.admin.AdminFixtures.audits;
@@ -32,6 +31,7 @@ import io.quotaauthority.testing.TestServer;
 import java.math.BigDecimal;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -63,20 +63,31 @@ class KeyAdminServiceIT {
   }
 
   private static ApiKey update(ApiKey key, String... paths) {
-    return admin.updateKey(UpdateKeyRequest.newBuilder().setKey(key)
-        .setUpdateMask(FieldMask.newBuilder().addAllPaths(List.of(paths))).build()).getKey();
+    return admin
+        .updateKey(
+            UpdateKeyRequest.newBuilder()
+                .setKey(key)
+                .setUpdateMask(FieldMask.newBuilder().addAllPaths(List.of(paths)))
+                .build())
+        .getKey();
   }
 
   private static BigDecimal dbDecimal(String column, String id) {
-    return (BigDecimal) db.scalar("SELECT " + column + " FROM api_keys WHERE id = ?", Long.parseLong(id));
+    return (BigDecimal)
+        db.scalar("SELECT " + column + " FROM api_keys WHERE id = ?", Long.parseLong(id));
   }
 
   @Test
   void createKey_validRequest_returnsKeyAndSecretOnce() {
     Instant expires = Instant.now().plus(30, ChronoUnit.DAYS).truncatedTo(ChronoUnit.MICROS);
 
-    CreateKeyResponse r = admin.createKey(CreateKeyRequest.newBuilder().setName("team-a")
-        .setQuotaUsd("12.50").setExpiresAt(ts(expires)).build());
+    CreateKeyResponse r =
+        admin.createKey(
+            CreateKeyRequest.newBuilder()
+                .setName("team-a")
+                .setQuotaUsd("12.50")
+                .setExpiresAt(ts(expires))
+                .build());
 
     ApiKey k = r.getKey();
     assertThat(r.getSecret()).matches("sk-[0-9A-Za-z]{43}");
@@ -90,7 +101,8 @@ class KeyAdminServiceIT {
     assertThat(k.hasCreatedAt()).isTrue();
     assertThat(k.getUpdatedAt()).isEqualTo(k.getCreatedAt());
     assertThat(get(k.getId())).isEqualTo(k);
-    assertThat(db.count("SELECT count(*) FROM api_keys WHERE id = ?", Long.parseLong(k.getId()))).isEqualTo(1);
+    assertThat(db.count("SELECT count(*) FROM api_keys WHERE id = ?", Long.parseLong(k.getId())))
+        .isEqualTo(1);
   }
 
   @Test
@@ -100,14 +112,22 @@ class KeyAdminServiceIT {
     assertThat(k.getQuotaUsd()).isEqualTo("0");
     assertThat(k.hasExpiresAt()).isFalse();
     assertThat(dbDecimal("quota", k.getId()).compareTo(BigDecimal.ZERO)).isZero();
-    assertThat(db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", Long.parseLong(k.getId()))).isNull();
+    assertThat(db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", Long.parseLong(k.getId())))
+        .isNull();
   }
 
   @Test
   void createKey_any_writesOneCreateAudit() {
     Instant expires = Instant.now().plus(1, ChronoUnit.DAYS).truncatedTo(ChronoUnit.MICROS);
-    ApiKey k = admin.createKey(CreateKeyRequest.newBuilder().setName("audited")
-        .setQuotaUsd("7").setExpiresAt(ts(expires)).build()).getKey();
+    ApiKey k =
+        admin
+            .createKey(
+                CreateKeyRequest.newBuilder()
+                    .setName("audited")
+                    .setQuotaUsd("7")
+                    .setExpiresAt(ts(expires))
+                    .build())
+            .getKey();
 
     List<Audit> rows = audits(db, k.getId());
 
@@ -115,34 +135,41 @@ class KeyAdminServiceIT {
     assertThat(rows.get(0).action()).isEqualTo("create");
     assertThat(rows.get(0).actor()).isEqualTo("admin");
     assertThat(rows.get(0).oldValue()).isNull();
-    assertThat(rows.get(0).newValue()).isEqualTo(state("audited", "active", "7", "0", expires, false, 1));
+    assertThat(rows.get(0).newValue())
+        .isEqualTo(state("audited", "active", "7", "0", expires, false, 1));
   }
 
   @Test
   void createKey_actorHeader_recordedInAudit() {
-    ApiKey k = as(server, "alice@example.com").createKey(
-        CreateKeyRequest.newBuilder().setName("by-alice").build()).getKey();
+    ApiKey k =
+        as(server, "alice@example.com")
+            .createKey(CreateKeyRequest.newBuilder().setName("by-alice").build())
+            .getKey();
 
     assertThat(lastAudit(db, k.getId()).actor()).isEqualTo("admin (claims: alice@example.com)");
   }
 
   @Test
   void createKey_actorHeaderWithOddCharacters_sanitizedInAudit() {
-    ApiKey k = as(server, "bob; DROP TABLE x").createKey(
-        CreateKeyRequest.newBuilder().setName("by-bob").build()).getKey();
+    ApiKey k =
+        as(server, "bob; DROP TABLE x")
+            .createKey(CreateKeyRequest.newBuilder().setName("by-bob").build())
+            .getKey();
 
     assertThat(lastAudit(db, k.getId()).actor()).isEqualTo("admin (claims: bob__DROP_TABLE_x)");
   }
 
   @ParameterizedTest(name = "quota ''{0}'' is shown as ''{1}''")
-  @CsvSource(delimiter = ';', value = {
-      "0.00000001; 0.00000001; 0.00000001",
-      "999999999999.99999999; 999999999999.99999999; 999999999999.99999999",
-      "12.5; 12.5; 12.50000000",
-      "12.50; 12.5; 12.50000000",
-      "0; 0; 0.00000000",
-      "100; 100; 100.00000000",
-  })
+  @CsvSource(
+      delimiter = ';',
+      value = {
+        "0.00000001; 0.00000001; 0.00000001",
+        "999999999999.99999999; 999999999999.99999999; 999999999999.99999999",
+        "12.5; 12.5; 12.50000000",
+        "12.50; 12.5; 12.50000000",
+        "0; 0; 0.00000000",
+        "100; 100; 100.00000000",
+      })
   void createKey_amount_roundTripsExactly(String given, String shown, String stored) {
     ApiKey k = create(admin, "amount", given);
 
@@ -172,15 +199,18 @@ class KeyAdminServiceIT {
     assertThat(rows).hasSize(2);
     assertThat(rows.get(1).action()).isEqualTo("update");
     assertThat(rows.get(1).actor()).isEqualTo("admin");
-    assertThat(rows.get(1).oldValue()).isEqualTo(state("old-name", "active", "5", "0", null, false, 1));
-    assertThat(rows.get(1).newValue()).isEqualTo(state("new-name", "active", "5", "0", null, false, 2));
+    assertThat(rows.get(1).oldValue())
+        .isEqualTo(state("old-name", "active", "5", "0", null, false, 1));
+    assertThat(rows.get(1).newValue())
+        .isEqualTo(state("new-name", "active", "5", "0", null, false, 2));
   }
 
   @Test
   void updateKey_quotaPath_changesQuotaExactlyAndAuditsOnce() {
     ApiKey k = create(admin, "quota", "5");
 
-    ApiKey u = update(k.toBuilder().setName("ignored").setQuotaUsd("0.00000001").build(), "quota_usd");
+    ApiKey u =
+        update(k.toBuilder().setName("ignored").setQuotaUsd("0.00000001").build(), "quota_usd");
 
     assertThat(u.getQuotaUsd()).isEqualTo("0.00000001");
     assertThat(u.getName()).isEqualTo("quota");
@@ -188,8 +218,10 @@ class KeyAdminServiceIT {
     List<Audit> rows = audits(db, k.getId());
     assertThat(rows).hasSize(2);
     assertThat(rows.get(1).action()).isEqualTo("update");
-    assertThat(rows.get(1).oldValue()).isEqualTo(state("quota", "active", "5", "0", null, false, 1));
-    assertThat(rows.get(1).newValue()).isEqualTo(state("quota", "active", "0.00000001", "0", null, false, 2));
+    assertThat(rows.get(1).oldValue())
+        .isEqualTo(state("quota", "active", "5", "0", null, false, 1));
+    assertThat(rows.get(1).newValue())
+        .isEqualTo(state("quota", "active", "0.00000001", "0", null, false, 2));
   }
 
   @Test
@@ -203,25 +235,40 @@ class KeyAdminServiceIT {
     assertThat(u.getStatus()).isEqualTo(KeyStatus.KEY_STATUS_ACTIVE);
     List<Audit> rows = audits(db, k.getId());
     assertThat(rows).hasSize(2);
-    assertThat(rows.get(1).oldValue()).isEqualTo(state("expiry", "active", "0", "0", null, false, 1));
-    assertThat(rows.get(1).newValue()).isEqualTo(state("expiry", "active", "0", "0", expires, false, 2));
+    assertThat(rows.get(1).oldValue())
+        .isEqualTo(state("expiry", "active", "0", "0", null, false, 1));
+    assertThat(rows.get(1).newValue())
+        .isEqualTo(state("expiry", "active", "0", "0", expires, false, 2));
   }
 
   @Test
   void updateKey_sameValuesAsStored_noAuditNoVersionBumpKeyAsItIs() {
     Instant expires = Instant.now().plus(3, ChronoUnit.DAYS).truncatedTo(ChronoUnit.MICROS);
-    ApiKey k = admin.createKey(CreateKeyRequest.newBuilder().setName("same").setQuotaUsd("10")
-        .setExpiresAt(ts(expires)).build()).getKey();
+    ApiKey k =
+        admin
+            .createKey(
+                CreateKeyRequest.newBuilder()
+                    .setName("same")
+                    .setQuotaUsd("10")
+                    .setExpiresAt(ts(expires))
+                    .build())
+            .getKey();
     List<String> before = AdminFixtures.snapshot(db);
 
     // "10.00" is the stored 10 written differently: still no change.
-    ApiKey u = update(k.toBuilder().setQuotaUsd("10.00").setStatus(KeyStatus.KEY_STATUS_ACTIVE).build(),
-        "name", "quota_usd", "expires_at", "status");
+    ApiKey u =
+        update(
+            k.toBuilder().setQuotaUsd("10.00").setStatus(KeyStatus.KEY_STATUS_ACTIVE).build(),
+            "name",
+            "quota_usd",
+            "expires_at",
+            "status");
 
     assertThat(u).isEqualTo(k);
     assertThat(AdminFixtures.snapshot(db)).isEqualTo(before);
     assertThat(audits(db, k.getId())).hasSize(1);
-    assertThat(db.scalar("SELECT version FROM api_keys WHERE id = ?", Long.parseLong(k.getId()))).isEqualTo(1L);
+    assertThat(db.scalar("SELECT version FROM api_keys WHERE id = ?", Long.parseLong(k.getId())))
+        .isEqualTo(1L);
   }
 
   @Test
@@ -229,7 +276,10 @@ class KeyAdminServiceIT {
     ApiKey k = create(admin, "never-expires", "3");
     List<String> before = AdminFixtures.snapshot(db);
 
-    ApiKey c = admin.clearExpiration(ClearExpirationRequest.newBuilder().setId(k.getId()).build()).getKey();
+    ApiKey c =
+        admin
+            .clearExpiration(ClearExpirationRequest.newBuilder().setId(k.getId()).build())
+            .getKey();
 
     assertThat(c).isEqualTo(k);
     assertThat(AdminFixtures.snapshot(db)).isEqualTo(before);
@@ -250,15 +300,18 @@ class KeyAdminServiceIT {
   void updateKey_statusPath_disablesThenReenables() {
     ApiKey k = create(admin, "status", "1");
 
-    ApiKey disabled = update(k.toBuilder().setStatus(KeyStatus.KEY_STATUS_DISABLED).build(), "status");
+    ApiKey disabled =
+        update(k.toBuilder().setStatus(KeyStatus.KEY_STATUS_DISABLED).build(), "status");
     ApiKey active = update(k.toBuilder().setStatus(KeyStatus.KEY_STATUS_ACTIVE).build(), "status");
 
     assertThat(disabled.getStatus()).isEqualTo(KeyStatus.KEY_STATUS_DISABLED);
     assertThat(active.getStatus()).isEqualTo(KeyStatus.KEY_STATUS_ACTIVE);
     List<Audit> rows = audits(db, k.getId());
     assertThat(rows).extracting(Audit::action).containsExactly("create", "update", "update");
-    assertThat(rows.get(1).newValue()).isEqualTo(state("status", "disabled", "1", "0", null, false, 2));
-    assertThat(rows.get(2).newValue()).isEqualTo(state("status", "active", "1", "0", null, false, 3));
+    assertThat(rows.get(1).newValue())
+        .isEqualTo(state("status", "disabled", "1", "0", null, false, 2));
+    assertThat(rows.get(2).newValue())
+        .isEqualTo(state("status", "active", "1", "0", null, false, 3));
   }
 
   @Test
@@ -266,8 +319,18 @@ class KeyAdminServiceIT {
     ApiKey k = create(admin, "all", "1");
     Instant expires = Instant.now().plus(3, ChronoUnit.DAYS).truncatedTo(ChronoUnit.MICROS);
 
-    ApiKey u = update(k.toBuilder().setName("all-new").setQuotaUsd("2.5").setExpiresAt(ts(expires))
-        .setStatus(KeyStatus.KEY_STATUS_DISABLED).build(), "name", "quota_usd", "expires_at", "status");
+    ApiKey u =
+        update(
+            k.toBuilder()
+                .setName("all-new")
+                .setQuotaUsd("2.5")
+                .setExpiresAt(ts(expires))
+                .setStatus(KeyStatus.KEY_STATUS_DISABLED)
+                .build(),
+            "name",
+            "quota_usd",
+            "expires_at",
+            "status");
 
     assertThat(u.getName()).isEqualTo("all-new");
     assertThat(u.getQuotaUsd()).isEqualTo("2.5");
@@ -292,8 +355,10 @@ class KeyAdminServiceIT {
     assertThat(rows).hasSize(2);
     assertThat(rows.get(1).action()).isEqualTo("reset_quota");
     assertThat(rows.get(1).actor()).isEqualTo("admin");
-    assertThat(rows.get(1).oldValue()).isEqualTo(state("reset", "active", "10", "3.25", null, false, 1));
-    assertThat(rows.get(1).newValue()).isEqualTo(state("reset", "active", "10", "0", null, false, 2));
+    assertThat(rows.get(1).oldValue())
+        .isEqualTo(state("reset", "active", "10", "3.25", null, false, 1));
+    assertThat(rows.get(1).newValue())
+        .isEqualTo(state("reset", "active", "10", "0", null, false, 2));
   }
 
   @Test
@@ -310,27 +375,46 @@ class KeyAdminServiceIT {
   @Test
   void clearExpiration_expiringKey_neverExpiresAndAuditedOnce() {
     Instant expires = Instant.now().plus(1, ChronoUnit.HOURS).truncatedTo(ChronoUnit.MICROS);
-    ApiKey k = admin.createKey(CreateKeyRequest.newBuilder().setName("clear").setQuotaUsd("4")
-        .setExpiresAt(ts(expires)).build()).getKey();
+    ApiKey k =
+        admin
+            .createKey(
+                CreateKeyRequest.newBuilder()
+                    .setName("clear")
+                    .setQuotaUsd("4")
+                    .setExpiresAt(ts(expires))
+                    .build())
+            .getKey();
 
-    ApiKey c = admin.clearExpiration(ClearExpirationRequest.newBuilder().setId(k.getId()).build()).getKey();
+    ApiKey c =
+        admin
+            .clearExpiration(ClearExpirationRequest.newBuilder().setId(k.getId()).build())
+            .getKey();
 
     assertThat(c.hasExpiresAt()).isFalse();
-    assertThat(db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", Long.parseLong(k.getId()))).isNull();
+    assertThat(db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", Long.parseLong(k.getId())))
+        .isNull();
     List<Audit> rows = audits(db, k.getId());
     assertThat(rows).hasSize(2);
     assertThat(rows.get(1).action()).isEqualTo("clear_expiration");
-    assertThat(rows.get(1).oldValue()).isEqualTo(state("clear", "active", "4", "0", expires, false, 1));
-    assertThat(rows.get(1).newValue()).isEqualTo(state("clear", "active", "4", "0", null, false, 2));
+    assertThat(rows.get(1).oldValue())
+        .isEqualTo(state("clear", "active", "4", "0", expires, false, 1));
+    assertThat(rows.get(1).newValue())
+        .isEqualTo(state("clear", "active", "4", "0", null, false, 2));
   }
 
   @Test
   void clearExpiration_expiredKey_activeAgain() {
     ApiKey k = create(admin, "was-expired", "0");
-    sql(db, "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = ?", Long.parseLong(k.getId()));
+    sql(
+        db,
+        "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = ?",
+        Long.parseLong(k.getId()));
     assertThat(get(k.getId()).getStatus()).isEqualTo(KeyStatus.KEY_STATUS_EXPIRED);
 
-    ApiKey c = admin.clearExpiration(ClearExpirationRequest.newBuilder().setId(k.getId()).build()).getKey();
+    ApiKey c =
+        admin
+            .clearExpiration(ClearExpirationRequest.newBuilder().setId(k.getId()).build())
+            .getKey();
 
     assertThat(c.getStatus()).isEqualTo(KeyStatus.KEY_STATUS_ACTIVE);
   }
@@ -343,22 +427,34 @@ class KeyAdminServiceIT {
     DeleteKeyResponse r = admin.deleteKey(DeleteKeyRequest.newBuilder().setId(id).build());
 
     assertThat(r).isEqualTo(DeleteKeyResponse.getDefaultInstance());
-    assertThat(db.scalar("SELECT deleted_at IS NOT NULL FROM api_keys WHERE id = ?", Long.parseLong(id))).isEqualTo(true);
+    assertThat(
+            db.scalar(
+                "SELECT deleted_at IS NOT NULL FROM api_keys WHERE id = ?", Long.parseLong(id)))
+        .isEqualTo(true);
     List<Audit> rows = audits(db, id);
     assertThat(rows).hasSize(2);
     assertThat(rows.get(1).action()).isEqualTo("delete");
-    assertThat(rows.get(1).oldValue()).isEqualTo(state("doomed", "active", "3", "0", null, false, 1));
-    assertThat(rows.get(1).newValue()).isEqualTo(state("doomed", "active", "3", "0", null, true, 2));
+    assertThat(rows.get(1).oldValue())
+        .isEqualTo(state("doomed", "active", "3", "0", null, false, 1));
+    assertThat(rows.get(1).newValue())
+        .isEqualTo(state("doomed", "active", "3", "0", null, true, 2));
 
     String notFound = "id: no key with id " + id;
     assertStatus(() -> get(id), Status.Code.NOT_FOUND, notFound);
-    assertStatus(() -> update(k.toBuilder().setName("x").build(), "name"), Status.Code.NOT_FOUND, notFound);
-    assertStatus(() -> admin.resetQuota(ResetQuotaRequest.newBuilder().setId(id).build()),
-        Status.Code.NOT_FOUND, notFound);
-    assertStatus(() -> admin.clearExpiration(ClearExpirationRequest.newBuilder().setId(id).build()),
-        Status.Code.NOT_FOUND, notFound);
-    assertStatus(() -> admin.deleteKey(DeleteKeyRequest.newBuilder().setId(id).build()),
-        Status.Code.NOT_FOUND, notFound);
+    assertStatus(
+        () -> update(k.toBuilder().setName("x").build(), "name"), Status.Code.NOT_FOUND, notFound);
+    assertStatus(
+        () -> admin.resetQuota(ResetQuotaRequest.newBuilder().setId(id).build()),
+        Status.Code.NOT_FOUND,
+        notFound);
+    assertStatus(
+        () -> admin.clearExpiration(ClearExpirationRequest.newBuilder().setId(id).build()),
+        Status.Code.NOT_FOUND,
+        notFound);
+    assertStatus(
+        () -> admin.deleteKey(DeleteKeyRequest.newBuilder().setId(id).build()),
+        Status.Code.NOT_FOUND,
+        notFound);
     assertThat(allListedIds()).doesNotContain(id);
     assertThat(audits(db, id)).hasSize(2);
   }
@@ -366,7 +462,10 @@ class KeyAdminServiceIT {
   @Test
   void getKey_expiresAtPassed_expired() {
     ApiKey k = create(admin, "expired", "0");
-    sql(db, "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = ?", Long.parseLong(k.getId()));
+    sql(
+        db,
+        "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = ?",
+        Long.parseLong(k.getId()));
 
     assertThat(get(k.getId()).getStatus()).isEqualTo(KeyStatus.KEY_STATUS_EXPIRED);
     assertThat(listed(k.getId()).getStatus()).isEqualTo(KeyStatus.KEY_STATUS_EXPIRED);
@@ -387,7 +486,10 @@ class KeyAdminServiceIT {
   @Test
   void getKey_unlimitedWithHugeUsage_active() {
     ApiKey k = create(admin, "unlimited", "0");
-    sql(db, "UPDATE api_keys SET quota_used = 999999999999.99999999 WHERE id = ?", Long.parseLong(k.getId()));
+    sql(
+        db,
+        "UPDATE api_keys SET quota_used = 999999999999.99999999 WHERE id = ?",
+        Long.parseLong(k.getId()));
 
     ApiKey g = get(k.getId());
 
@@ -398,7 +500,9 @@ class KeyAdminServiceIT {
   @Test
   void getKey_expiredAndExhausted_expired() {
     ApiKey k = create(admin, "both", "1");
-    sql(db, "UPDATE api_keys SET quota_used = 5, expires_at = now() - interval '1 minute' WHERE id = ?",
+    sql(
+        db,
+        "UPDATE api_keys SET quota_used = 5, expires_at = now() - interval '1 minute' WHERE id = ?",
         Long.parseLong(k.getId()));
 
     assertThat(get(k.getId()).getStatus()).isEqualTo(KeyStatus.KEY_STATUS_EXPIRED);
@@ -407,33 +511,48 @@ class KeyAdminServiceIT {
   @Test
   void getKey_disabledExpiredExhausted_disabled() {
     ApiKey k = create(admin, "off", "1");
-    sql(db, "UPDATE api_keys SET status = 'disabled', quota_used = 5, expires_at = now() - interval '1 minute'"
-        + " WHERE id = ?", Long.parseLong(k.getId()));
+    sql(
+        db,
+        "UPDATE api_keys SET status = 'disabled', quota_used = 5, expires_at = now() - interval '1 minute'"
+            + " WHERE id = ?",
+        Long.parseLong(k.getId()));
 
     assertThat(get(k.getId()).getStatus()).isEqualTo(KeyStatus.KEY_STATUS_DISABLED);
   }
 
   @Test
   void keyLifecycle_createGetListUpdateResetClearDelete_oneAuditRowPerChange() {
-    ApiKey k = as(server, "ops").createKey(CreateKeyRequest.newBuilder().setName("life").setQuotaUsd("1.5")
-        .setExpiresAt(ts(Instant.now().plus(1, ChronoUnit.DAYS))).build()).getKey();
+    ApiKey k =
+        as(server, "ops")
+            .createKey(
+                CreateKeyRequest.newBuilder()
+                    .setName("life")
+                    .setQuotaUsd("1.5")
+                    .setExpiresAt(ts(Instant.now().plus(1, ChronoUnit.DAYS)))
+                    .build())
+            .getKey();
     KeyAdminServiceBlockingStub ops = as(server, "ops");
 
     assertThat(get(k.getId())).isEqualTo(k);
     assertThat(listed(k.getId())).isEqualTo(k);
-    ops.updateKey(UpdateKeyRequest.newBuilder().setKey(k.toBuilder().setQuotaUsd("2"))
-        .setUpdateMask(FieldMask.newBuilder().addPaths("quota_usd")).build());
+    ops.updateKey(
+        UpdateKeyRequest.newBuilder()
+            .setKey(k.toBuilder().setQuotaUsd("2"))
+            .setUpdateMask(FieldMask.newBuilder().addPaths("quota_usd"))
+            .build());
     sql(db, "UPDATE api_keys SET quota_used = 0.5 WHERE id = ?", Long.parseLong(k.getId()));
     ops.resetQuota(ResetQuotaRequest.newBuilder().setId(k.getId()).build());
     ops.clearExpiration(ClearExpirationRequest.newBuilder().setId(k.getId()).build());
     ops.deleteKey(DeleteKeyRequest.newBuilder().setId(k.getId()).build());
 
     List<Audit> rows = audits(db, k.getId());
-    assertThat(rows).extracting(Audit::action)
+    assertThat(rows)
+        .extracting(Audit::action)
         .containsExactly("create", "update", "reset_quota", "clear_expiration", "delete");
     assertThat(rows).extracting(Audit::actor).containsOnly("admin (claims: ops)");
     assertThat(rows).extracting(a -> a.newValue().get("version")).containsExactly(1, 2, 3, 4, 5);
-    assertThat(db.scalar("SELECT version FROM api_keys WHERE id = ?", Long.parseLong(k.getId()))).isEqualTo(5L);
+    assertThat(db.scalar("SELECT version FROM api_keys WHERE id = ?", Long.parseLong(k.getId())))
+        .isEqualTo(5L);
   }
 
   private static ApiKey listed(String id) {
@@ -448,7 +567,9 @@ class KeyAdminServiceIT {
     List<ApiKey> out = new ArrayList<>();
     String token = "";
     do {
-      var page = admin.listKeys(ListKeysRequest.newBuilder().setPageSize(1000).setPageToken(token).build());
+      var page =
+          admin.listKeys(
+              ListKeysRequest.newBuilder().setPageSize(1000).setPageToken(token).build());
       out.addAll(page.getKeysList());
       token = page.getNextPageToken();
     } while (!token.isEmpty());

@@ -1,18 +1,15 @@
 package io.quotaauthority.admin;
 
-import com.google.protobuf.Message;
-import io.grpc.CallOptions;
-import io.grpc.Channel;
-import io.grpc.ClientInterceptors;
-import java.nio.charset.StandardCharsets;
-import java.util.Arrays;
-import java.util.concurrent.TimeUnit;
 import static io.quotaauthority.admin.AdminFixtures.create;
 import static io.quotaauthority.admin.AdminFixtures.snapshot;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedOutputStream;
+import com.google.protobuf.Message;
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ClientInterceptors;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -28,7 +25,10 @@ import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
@@ -64,17 +64,19 @@ class MalformedRequestIT {
   /** Calls a KeyAdminService method with these bytes as its request, with the admin token. */
   private static <A extends Message> StatusRuntimeException refused(
       MethodDescriptor<?, A> real, A responsePrototype, byte[] request) {
-    MethodDescriptor<byte[], A> raw = MethodDescriptor.<byte[], A>newBuilder()
-        .setType(MethodDescriptor.MethodType.UNARY)
-        .setFullMethodName(real.getFullMethodName())
-        .setRequestMarshaller(RAW)
-        .setResponseMarshaller(ProtoUtils.marshaller(responsePrototype))
-        .build();
-    Channel channel = ClientInterceptors.intercept(server.adminChannel(),
-        TestServer.bearer(TestServer.ADMIN_TOKEN));
+    MethodDescriptor<byte[], A> raw =
+        MethodDescriptor.<byte[], A>newBuilder()
+            .setType(MethodDescriptor.MethodType.UNARY)
+            .setFullMethodName(real.getFullMethodName())
+            .setRequestMarshaller(RAW)
+            .setResponseMarshaller(ProtoUtils.marshaller(responsePrototype))
+            .build();
+    Channel channel =
+        ClientInterceptors.intercept(
+            server.adminChannel(), TestServer.bearer(TestServer.ADMIN_TOKEN));
     try {
-      ClientCalls.blockingUnaryCall(channel, raw, CallOptions.DEFAULT
-          .withDeadlineAfter(10, TimeUnit.SECONDS), request);
+      ClientCalls.blockingUnaryCall(
+          channel, raw, CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS), request);
     } catch (StatusRuntimeException e) {
       return e;
     }
@@ -92,8 +94,10 @@ class MalformedRequestIT {
   private static double adminCalls(String method, String code) {
     Matcher m = Pattern.compile("quota_admin_calls_total\\{[^}]*\\}\\s+(\\S+)").matcher("");
     for (String line : server.app().operations().metrics().scrape().split("\n")) {
-      if (line.startsWith("quota_admin_calls_total{") && line.contains("method=\"" + method + "\"")
-          && line.contains("code=\"" + code + "\"") && m.reset(line).matches()) {
+      if (line.startsWith("quota_admin_calls_total{")
+          && line.contains("method=\"" + method + "\"")
+          && line.contains("code=\"" + code + "\"")
+          && m.reset(line).matches()) {
         return Double.parseDouble(m.group(1));
       }
     }
@@ -106,8 +110,11 @@ class MalformedRequestIT {
     double before = adminCalls(method, "INVALID_ARGUMENT");
     List<String> rows = snapshot(db);
 
-    StatusRuntimeException e = refused(KeyAdminServiceGrpc.getCreateKeyMethod(),
-        CreateKeyResponse.getDefaultInstance(), encode(1, NOT_UTF8));
+    StatusRuntimeException e =
+        refused(
+            KeyAdminServiceGrpc.getCreateKeyMethod(),
+            CreateKeyResponse.getDefaultInstance(),
+            encode(1, NOT_UTF8));
 
     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
     assertThat(e.getStatus().getDescription()).isEqualTo("name is not valid UTF-8");
@@ -119,12 +126,15 @@ class MalformedRequestIT {
   @Test
   void updateKey_nestedNameNotUtf8_invalidArgumentNamingKeyName() throws Exception {
     ApiKey target = create(server.admin(), "target", "10");
-    byte[] key = concat(encode(1, target.getId().getBytes(StandardCharsets.UTF_8)),
-        encode(2, NOT_UTF8));
+    byte[] key =
+        concat(encode(1, target.getId().getBytes(StandardCharsets.UTF_8)), encode(2, NOT_UTF8));
     List<String> rows = snapshot(db);
 
-    StatusRuntimeException e = refused(KeyAdminServiceGrpc.getUpdateKeyMethod(),
-        UpdateKeyResponse.getDefaultInstance(), encode(1, key));
+    StatusRuntimeException e =
+        refused(
+            KeyAdminServiceGrpc.getUpdateKeyMethod(),
+            UpdateKeyResponse.getDefaultInstance(),
+            encode(1, key));
 
     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
     assertThat(e.getStatus().getDescription()).isEqualTo("key.name is not valid UTF-8");
@@ -136,16 +146,21 @@ class MalformedRequestIT {
     // Field 1, length 10, then only two bytes.
     byte[] truncated = {0x0A, 0x0A, 'a', 'b'};
 
-    StatusRuntimeException e = refused(KeyAdminServiceGrpc.getCreateKeyMethod(),
-        CreateKeyResponse.getDefaultInstance(), truncated);
+    StatusRuntimeException e =
+        refused(
+            KeyAdminServiceGrpc.getCreateKeyMethod(),
+            CreateKeyResponse.getDefaultInstance(),
+            truncated);
 
     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
-    assertThat(e.getStatus().getDescription()).isEqualTo("request is not a valid quota.v1.KeyAdminService.CreateKey message");
+    assertThat(e.getStatus().getDescription())
+        .isEqualTo("request is not a valid quota.v1.KeyAdminService.CreateKey message");
   }
 
   @Test
   void listKeys_wellFormedAfterMalformed_stillAnswered() {
-    assertThat(server.admin().listKeys(ListKeysRequest.newBuilder().setPageSize(10).build())).isNotNull();
+    assertThat(server.admin().listKeys(ListKeysRequest.newBuilder().setPageSize(10).build()))
+        .isNotNull();
   }
 
   private static byte[] concat(byte[] a, byte[] b) {

@@ -1,6 +1,5 @@
 package io.quotaauthority.admin;
 
-import org.assertj.core.groups.Tuple;
 import static io.quotaauthority.admin.AdminFixtures.assertStatus;
 import static io.quotaauthority.admin.AdminFixtures.audits;
 import static io.quotaauthority.admin.AdminFixtures.snapshot;
@@ -33,6 +32,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import org.assertj.core.groups.Tuple;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -61,8 +61,14 @@ class NamedAdminTokenIT {
   static void start() throws IOException {
     db = TestDatabase.create();
     dir = Files.createTempDirectory("qa-named-tokens");
-    Path tokens = privateFile("admin-tokens", "# who may administer keys\n\nalice:" + Tokens.digestHex(ALICE)
-        + "\nbob:" + Tokens.digestHex(BOB) + "\n");
+    Path tokens =
+        privateFile(
+            "admin-tokens",
+            "# who may administer keys\n\nalice:"
+                + Tokens.digestHex(ALICE)
+                + "\nbob:"
+                + Tokens.digestHex(BOB)
+                + "\n");
     Path shared = privateFile("admin-token", SHARED + "\n");
     Map<String, String> env = new HashMap<>();
     env.put("QUOTA_ADMIN_TOKENS_FILE", tokens.toString());
@@ -83,11 +89,13 @@ class NamedAdminTokenIT {
       md.put(BearerTokenInterceptor.ACTOR, claimedActor);
       interceptors.add(MetadataUtils.newAttachHeadersInterceptor(md));
     }
-    return KeyAdminServiceGrpc.newBlockingStub(server.adminChannel()).withInterceptors(interceptors.toArray(ClientInterceptor[]::new));
+    return KeyAdminServiceGrpc.newBlockingStub(server.adminChannel())
+        .withInterceptors(interceptors.toArray(ClientInterceptor[]::new));
   }
 
   private static ApiKey create(KeyAdminServiceBlockingStub stub, String name) {
-    return stub.createKey(CreateKeyRequest.newBuilder().setName(name).setQuotaUsd("5").build()).getKey();
+    return stub.createKey(CreateKeyRequest.newBuilder().setName(name).setQuotaUsd("5").build())
+        .getKey();
   }
 
   @Test
@@ -102,42 +110,62 @@ class NamedAdminTokenIT {
   @Test
   void updateKey_namedTokenClaimingSomeoneElse_claimRecordedBesideTheName() {
     ApiKey k = create(as(BOB, "bob"), "claims");
-    as(ALICE, "bob").updateKey(UpdateKeyRequest.newBuilder()
-        .setKey(ApiKey.newBuilder().setId(k.getId()).setQuotaUsd("7"))
-        .setUpdateMask(FieldMask.newBuilder().addPaths("quota_usd")).build());
+    as(ALICE, "bob")
+        .updateKey(
+            UpdateKeyRequest.newBuilder()
+                .setKey(ApiKey.newBuilder().setId(k.getId()).setQuotaUsd("7"))
+                .setUpdateMask(FieldMask.newBuilder().addPaths("quota_usd"))
+                .build());
 
-    assertThat(audits(db, k.getId())).extracting(Audit::action, Audit::actor).containsExactly(
-        Tuple.tuple("create", "admin:bob (claims: bob)"),
-        Tuple.tuple("update", "admin:alice (claims: bob)"));
+    assertThat(audits(db, k.getId()))
+        .extracting(Audit::action, Audit::actor)
+        .containsExactly(
+            Tuple.tuple("create", "admin:bob (claims: bob)"),
+            Tuple.tuple("update", "admin:alice (claims: bob)"));
   }
 
   @Test
   void createKey_sharedTokenReadFromFile_worksAuditedAsAdmin() {
     ApiKey k = create(as(SHARED, "ops"), "by-shared");
 
-    assertThat(audits(db, k.getId())).extracting(Audit::actor).containsExactly("admin (claims: ops)");
+    assertThat(audits(db, k.getId()))
+        .extracting(Audit::actor)
+        .containsExactly("admin (claims: ops)");
     assertThat(as(SHARED, null).listKeys(ListKeysRequest.getDefaultInstance()).getKeysList())
-        .extracting(ApiKey::getName).contains("by-shared");
+        .extracting(ApiKey::getName)
+        .contains("by-shared");
   }
 
   @Test
   void createKey_tokenNotInTheFile_unauthenticatedNothingWritten() {
     List<String> before = snapshot(db);
 
-    assertStatus(() -> create(as("carol-token-0123456789abcdef0123456789", "alice"), "by-carol"),
-        Status.Code.UNAUTHENTICATED, "wrong admin token");
-    assertStatus(() -> create(as(Tokens.digestHex(ALICE), null), "digest-as-token"),
-        Status.Code.UNAUTHENTICATED, "wrong admin token");
+    assertStatus(
+        () -> create(as("carol-token-0123456789abcdef0123456789", "alice"), "by-carol"),
+        Status.Code.UNAUTHENTICATED,
+        "wrong admin token");
+    assertStatus(
+        () -> create(as(Tokens.digestHex(ALICE), null), "digest-as-token"),
+        Status.Code.UNAUTHENTICATED,
+        "wrong admin token");
     assertThat(snapshot(db)).isEqualTo(before);
   }
 
   @Test
   void start_duplicateNameInTokensFile_refusedWithTheLineNumber() throws IOException {
-    Path dup = privateFile("dup-tokens", "alice:" + Tokens.digestHex(ALICE) + "\n# again\nalice:"
-        + Tokens.digestHex(BOB) + "\n");
+    Path dup =
+        privateFile(
+            "dup-tokens",
+            "alice:"
+                + Tokens.digestHex(ALICE)
+                + "\n# again\nalice:"
+                + Tokens.digestHex(BOB)
+                + "\n");
 
-    assertThatThrownBy(() -> TestServer.fromEnvironment(db, Map.of("QUOTA_ADMIN_TOKENS_FILE", dup.toString())))
+    assertThatThrownBy(
+            () -> TestServer.fromEnvironment(db, Map.of("QUOTA_ADMIN_TOKENS_FILE", dup.toString())))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_ADMIN_TOKENS_FILE: " + dup + " line 3: the name 'alice' is already on line 1");
+        .hasMessage(
+            "QUOTA_ADMIN_TOKENS_FILE: " + dup + " line 3: the name 'alice' is already on line 1");
   }
 }

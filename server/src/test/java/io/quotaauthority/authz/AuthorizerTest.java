@@ -62,11 +62,28 @@ class AuthorizerTest {
     final Map<KeyHash, KeyRecord> rows = new HashMap<>();
     int lookups;
 
-    MemoryLookup add(long id, String secret, KeyRecord.StoredStatus status, String quota, String used,
+    MemoryLookup add(
+        long id,
+        String secret,
+        KeyRecord.StoredStatus status,
+        String quota,
+        String used,
         Instant expires) {
-      rows.put(SecretHasher.hash(secret), new KeyRecord(id, "k" + id, SecretHasher.hash(secret),
-          secret.substring(0, 8), status, new BigDecimal(quota), new BigDecimal(used), expires,
-          NOW.minusSeconds(60), NOW.minusSeconds(60), null, 1));
+      rows.put(
+          SecretHasher.hash(secret),
+          new KeyRecord(
+              id,
+              "k" + id,
+              SecretHasher.hash(secret),
+              secret.substring(0, 8),
+              status,
+              new BigDecimal(quota),
+              new BigDecimal(used),
+              expires,
+              NOW.minusSeconds(60),
+              NOW.minusSeconds(60),
+              null,
+              1));
       return this;
     }
 
@@ -91,33 +108,45 @@ class AuthorizerTest {
         .add(5, EXHAUSTED, KeyRecord.StoredStatus.ACTIVE, "1", "1", null);
   }
 
-  enum Form { OPENAI_BEARER, ANTHROPIC_X_API_KEY, GEMINI_GOOG_HEADER, GEMINI_QUERY }
+  enum Form {
+    OPENAI_BEARER,
+    ANTHROPIC_X_API_KEY,
+    GEMINI_GOOG_HEADER,
+    GEMINI_QUERY
+  }
 
   static CheckRequest request(Form form, String secret) {
-    AttributeContext.HttpRequest.Builder http = AttributeContext.HttpRequest.newBuilder().setMethod("POST");
+    AttributeContext.HttpRequest.Builder http =
+        AttributeContext.HttpRequest.newBuilder().setMethod("POST");
     switch (form) {
-      case OPENAI_BEARER -> http.setPath("/v1/chat/completions").putHeaders("authorization", "Bearer " + secret);
-      case ANTHROPIC_X_API_KEY -> http.setPath("/v1/messages").putHeaders("x-api-key", secret)
-          .putHeaders("anthropic-version", "2023-06-01");
-      case GEMINI_GOOG_HEADER -> http.setPath("/v1beta/models/gemini-2.5-flash:generateContent")
-          .putHeaders("x-goog-api-key", secret);
-      case GEMINI_QUERY -> http.setPath("/v1beta/models/gemini-2.5-flash:generateContent?alt=sse&key=" + secret);
+      case OPENAI_BEARER ->
+          http.setPath("/v1/chat/completions").putHeaders("authorization", "Bearer " + secret);
+      case ANTHROPIC_X_API_KEY ->
+          http.setPath("/v1/messages")
+              .putHeaders("x-api-key", secret)
+              .putHeaders("anthropic-version", "2023-06-01");
+      case GEMINI_GOOG_HEADER ->
+          http.setPath("/v1beta/models/gemini-2.5-flash:generateContent")
+              .putHeaders("x-goog-api-key", secret);
+      case GEMINI_QUERY ->
+          http.setPath("/v1beta/models/gemini-2.5-flash:generateContent?alt=sse&key=" + secret);
     }
     return CheckRequest.newBuilder()
-        .setAttributes(AttributeContext.newBuilder()
-            .setRequest(AttributeContext.Request.newBuilder().setHttp(http)))
+        .setAttributes(
+            AttributeContext.newBuilder()
+                .setRequest(AttributeContext.Request.newBuilder().setHttp(http)))
         .build();
   }
 
   static Stream<Arguments> table() {
     List<Arguments> rows = new ArrayList<>();
     Object[][] verdicts = {
-        {ACTIVE, Code.OK, 0, "false"},
-        {LIMITED, Code.OK, 0, "true"},
-        {DISABLED, Code.UNAUTHENTICATED, 401, null},
-        {EXPIRED, Code.PERMISSION_DENIED, 403, null},
-        {EXHAUSTED, Code.RESOURCE_EXHAUSTED, 429, null},
-        {UNKNOWN, Code.UNAUTHENTICATED, 401, null},
+      {ACTIVE, Code.OK, 0, "false"},
+      {LIMITED, Code.OK, 0, "true"},
+      {DISABLED, Code.UNAUTHENTICATED, 401, null},
+      {EXPIRED, Code.PERMISSION_DENIED, 403, null},
+      {EXHAUSTED, Code.RESOURCE_EXHAUSTED, 429, null},
+      {UNKNOWN, Code.UNAUTHENTICATED, 401, null},
     };
     for (Form form : Form.values()) {
       for (Object[] v : verdicts) {
@@ -131,10 +160,13 @@ class AuthorizerTest {
   static List<CheckResponse> check(Authorizer authorizer, CheckRequest request) throws Exception {
     List<CheckResponse> answers = new CopyOnWriteArrayList<>();
     CompletableFuture<Void> first = new CompletableFuture<>();
-    authorizer.check(request, TimeUnit.SECONDS.toNanos(2), r -> {
-      answers.add(r);
-      first.complete(null);
-    });
+    authorizer.check(
+        request,
+        TimeUnit.SECONDS.toNanos(2),
+        r -> {
+          answers.add(r);
+          first.complete(null);
+        });
     first.get(5, TimeUnit.SECONDS);
     // Room for a second answer, should one come: there must be none.
     Thread.sleep(20);
@@ -143,11 +175,15 @@ class AuthorizerTest {
 
   @ParameterizedTest(name = "{0} {1} -> {2}")
   @MethodSource("table")
-  void check_keyStateAndForm_answersOnceWithTheVerdictInTheProvidersShape(Form form, String secret,
-      Code code, int http, String limitedHeader) throws Exception {
+  void check_keyStateAndForm_answersOnceWithTheVerdictInTheProvidersShape(
+      Form form, String secret, Code code, int http, String limitedHeader) throws Exception {
     // Twice: the first Check loads the key (cold path), the second is answered from the cache.
-    Authorizer authorizer = new Authorizer(new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
-        new PendingUsage(), CLOCK, CheckRecorder.NONE);
+    Authorizer authorizer =
+        new Authorizer(
+            new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
+            new PendingUsage(),
+            CLOCK,
+            CheckRecorder.NONE);
     for (int pass = 0; pass < 2; pass++) {
       List<CheckResponse> answers = check(authorizer, request(form, secret));
 
@@ -156,13 +192,17 @@ class AuthorizerTest {
       assertThat(r.getStatus().getCode()).isEqualTo(code.getNumber());
       if (code == Code.OK) {
         assertThat(r.getOkResponse().getHeadersList())
-            .anySatisfy(h -> {
-              assertThat(h.getHeader().getKey()).isEqualTo("x-quota-key-limited");
-              assertThat(h.getHeader().getValue()).isEqualTo(limitedHeader);
-            });
+            .anySatisfy(
+                h -> {
+                  assertThat(h.getHeader().getKey()).isEqualTo("x-quota-key-limited");
+                  assertThat(h.getHeader().getValue()).isEqualTo(limitedHeader);
+                });
         assertThat(r.getOkResponse().getQueryParametersToRemoveList())
             .as("?key= is stripped on every Gemini route")
-            .isEqualTo(form == Form.GEMINI_GOOG_HEADER || form == Form.GEMINI_QUERY ? List.of("key") : List.of());
+            .isEqualTo(
+                form == Form.GEMINI_GOOG_HEADER || form == Form.GEMINI_QUERY
+                    ? List.of("key")
+                    : List.of());
       } else {
         assertThat(r.getDeniedResponse().getStatus().getCodeValue()).isEqualTo(http);
         String body = r.getDeniedResponse().getBody();
@@ -178,8 +218,12 @@ class AuthorizerTest {
   @Test
   void check_limitedKeyWithQueuedUsage_countsItAsSpent() throws Exception {
     PendingUsage pending = new PendingUsage();
-    Authorizer authorizer = new Authorizer(new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
-        pending, CLOCK, CheckRecorder.NONE);
+    Authorizer authorizer =
+        new Authorizer(
+            new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
+            pending,
+            CLOCK,
+            CheckRecorder.NONE);
     // Key 2: quota 10, used 2.25. Queued 7.74 leaves 0.01; one more cent exhausts it.
     pending.add(2, new BigDecimal("7.74"));
 
@@ -205,9 +249,20 @@ class AuthorizerTest {
     CheckResponse first = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
     CheckResponse second = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
     KeyRecord old = lookup.rows.get(SecretHasher.hash(LIMITED));
-    cache.apply(new KeyRecord(old.id(), old.name(), old.keyHash(), old.keyPrefix(), old.status(),
-        old.quota(), new BigDecimal("3.25"), old.expiresAt(), old.createdAt(), old.updatedAt(), null,
-        old.version() + 1));
+    cache.apply(
+        new KeyRecord(
+            old.id(),
+            old.name(),
+            old.keyHash(),
+            old.keyPrefix(),
+            old.status(),
+            old.quota(),
+            new BigDecimal("3.25"),
+            old.expiresAt(),
+            old.createdAt(),
+            old.updatedAt(),
+            null,
+            old.version() + 1));
     CheckResponse third = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
 
     assertThat(second).isSameAs(first);
@@ -219,11 +274,22 @@ class AuthorizerTest {
   @Test
   void check_missingKey_is401WithNoLookup() throws Exception {
     MemoryLookup lookup = keys();
-    Authorizer authorizer = new Authorizer(new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30)),
-        new PendingUsage(), CLOCK, CheckRecorder.NONE);
-    CheckRequest none = CheckRequest.newBuilder().setAttributes(AttributeContext.newBuilder()
-        .setRequest(AttributeContext.Request.newBuilder().setHttp(
-            AttributeContext.HttpRequest.newBuilder().setPath("/v1/chat/completions")))).build();
+    Authorizer authorizer =
+        new Authorizer(
+            new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30)),
+            new PendingUsage(),
+            CLOCK,
+            CheckRecorder.NONE);
+    CheckRequest none =
+        CheckRequest.newBuilder()
+            .setAttributes(
+                AttributeContext.newBuilder()
+                    .setRequest(
+                        AttributeContext.Request.newBuilder()
+                            .setHttp(
+                                AttributeContext.HttpRequest.newBuilder()
+                                    .setPath("/v1/chat/completions"))))
+            .build();
 
     List<CheckResponse> answers = check(authorizer, none);
 
@@ -236,13 +302,18 @@ class AuthorizerTest {
   void check_failureOnTheColdPath_isAnswered503InTheProvidersShape() throws Exception {
     // The recorder throws when the loaded key's verdict is recorded: on the loader's thread,
     // inside the load future's completion, where nothing used to catch it.
-    CheckRecorder throwing = (verdict, nanos) -> {
-      if (verdict == Verdict.ALLOW) {
-        throw new IllegalStateException("recorder broke");
-      }
-    };
-    Authorizer authorizer = new Authorizer(new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
-        new PendingUsage(), CLOCK, throwing);
+    CheckRecorder throwing =
+        (verdict, nanos) -> {
+          if (verdict == Verdict.ALLOW) {
+            throw new IllegalStateException("recorder broke");
+          }
+        };
+    Authorizer authorizer =
+        new Authorizer(
+            new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
+            new PendingUsage(),
+            CLOCK,
+            throwing);
 
     List<CheckResponse> answers = check(authorizer, request(Form.ANTHROPIC_X_API_KEY, ACTIVE));
 
@@ -250,25 +321,31 @@ class AuthorizerTest {
     CheckResponse r = answers.get(0);
     assertThat(r.getStatus().getCode()).isEqualTo(Code.UNAVAILABLE_VALUE);
     assertThat(r.getDeniedResponse().getStatus().getCodeValue()).isEqualTo(503);
-    assertThat(r.getDeniedResponse().getBody()).startsWith("{\"type\":\"error\"")
+    assertThat(r.getDeniedResponse().getBody())
+        .startsWith("{\"type\":\"error\"")
         .contains("quota_service_unavailable");
   }
 
   @Test
   void check_lookupThrows_isAnswered503() throws Exception {
-    KeyLookup broken = new KeyLookup() {
-      @Override
-      public Optional<KeyRecord> findByHash(KeyHash hash) {
-        throw new IllegalStateException("database gone");
-      }
+    KeyLookup broken =
+        new KeyLookup() {
+          @Override
+          public Optional<KeyRecord> findByHash(KeyHash hash) {
+            throw new IllegalStateException("database gone");
+          }
 
-      @Override
-      public List<KeyRecord> findByIds(Collection<Long> ids) {
-        return List.of();
-      }
-    };
-    Authorizer authorizer = new Authorizer(new KeyCache(broken, LOADER, 100, Duration.ofSeconds(30)),
-        new PendingUsage(), CLOCK, CheckRecorder.NONE);
+          @Override
+          public List<KeyRecord> findByIds(Collection<Long> ids) {
+            return List.of();
+          }
+        };
+    Authorizer authorizer =
+        new Authorizer(
+            new KeyCache(broken, LOADER, 100, Duration.ofSeconds(30)),
+            new PendingUsage(),
+            CLOCK,
+            CheckRecorder.NONE);
 
     List<CheckResponse> answers = check(authorizer, request(Form.OPENAI_BEARER, ACTIVE));
 
@@ -279,14 +356,21 @@ class AuthorizerTest {
 
   @Test
   void check_replyThrowsOnTheFastPath_isNotAnsweredTwice() throws Exception {
-    Authorizer authorizer = new Authorizer(new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
-        new PendingUsage(), CLOCK, CheckRecorder.NONE);
+    Authorizer authorizer =
+        new Authorizer(
+            new KeyCache(keys(), LOADER, 100, Duration.ofSeconds(30)),
+            new PendingUsage(),
+            CLOCK,
+            CheckRecorder.NONE);
     List<CheckResponse> answers = new CopyOnWriteArrayList<>();
 
-    authorizer.check(request(Form.OPENAI_BEARER, "bad key with spaces"), 0, r -> {
-      answers.add(r);
-      throw new IllegalStateException("transport closed");
-    });
+    authorizer.check(
+        request(Form.OPENAI_BEARER, "bad key with spaces"),
+        0,
+        r -> {
+          answers.add(r);
+          throw new IllegalStateException("transport closed");
+        });
 
     assertThat(answers).hasSize(1);
     assertThat(answers.get(0).getDeniedResponse().getStatus().getCodeValue()).isEqualTo(401);

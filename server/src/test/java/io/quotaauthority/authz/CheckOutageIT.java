@@ -18,7 +18,10 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-/** Check while PostgreSQL is unreachable: a real TCP proxy between the server and the database is cut. */
+/**
+ * Check while PostgreSQL is unreachable: a real TCP proxy between the server and the database is
+ * cut.
+ */
 class CheckOutageIT {
   private TestDatabase db;
   private TcpProxy proxy;
@@ -28,7 +31,8 @@ class CheckOutageIT {
   void start() throws Exception {
     db = TestDatabase.create();
     proxy = TcpProxy.toPostgres();
-    server = TestServer.start(db, Map.of(Setting.DB_URL, proxy.jdbcUrl(db.name())), Clock.systemUTC());
+    server =
+        TestServer.start(db, Map.of(Setting.DB_URL, proxy.jdbcUrl(db.name())), Clock.systemUTC());
   }
 
   @AfterEach
@@ -46,12 +50,15 @@ class CheckOutageIT {
 
   @Test
   void check_databaseUnreachable_cachedKeyStillAllowedAndUncachedKeyGets503() throws Exception {
-    CreateKeyResponse cached = server.admin().createKey(CreateKeyRequest.newBuilder().setName("cached").build());
-    CreateKeyResponse uncached = server.admin().createKey(CreateKeyRequest.newBuilder().setName("uncached").build());
+    CreateKeyResponse cached =
+        server.admin().createKey(CreateKeyRequest.newBuilder().setName("cached").build());
+    CreateKeyResponse uncached =
+        server.admin().createKey(CreateKeyRequest.newBuilder().setName("uncached").build());
     assertThat(check(cached.getSecret(), 2000).getStatus().getCode()).isZero();
     server.app().cache().invalidateAll();
     assertThat(check(cached.getSecret(), 2000).getStatus().getCode()).isZero();
-    // Only `cached` is in memory now; `uncached` was dropped with everything else and not asked for since.
+    // Only `cached` is in memory now; `uncached` was dropped with everything else and not asked for
+    // since.
 
     proxy.cut();
     CheckResponse stillAllowed = check(cached.getSecret(), 2000);
@@ -62,7 +69,8 @@ class CheckOutageIT {
     assertThat(stillAllowed.getStatus().getCode()).isZero();
     assertThat(unavailable.getStatus().getCode()).isEqualTo(14);
     assertThat(unavailable.getDeniedResponse().getStatus().getCodeValue()).isEqualTo(503);
-    assertThat(unavailable.getDeniedResponse().getBody()).contains("\"code\":\"quota_service_unavailable\"");
+    assertThat(unavailable.getDeniedResponse().getBody())
+        .contains("\"code\":\"quota_service_unavailable\"");
     // The answer came by the caller's 300 ms deadline, not after the pool's 3 s connection timeout.
     assertThat(elapsedMillis).isLessThan(2000);
 

@@ -14,28 +14,94 @@ class KeyExtractorTest {
 
   static Stream<Arguments> cases() {
     return Stream.of(
-        Arguments.of("bearer", EnvoyChecks.post("/v1/chat/completions").bearer("sk-a"), "sk-a", false),
-        Arguments.of("scheme case-insensitive", EnvoyChecks.post("/v1/x").header("authorization", "BEARER sk-b"), "sk-b", false),
-        Arguments.of("bearer wins over x-api-key", EnvoyChecks.post("/v1/x").bearer("sk-c").header("x-api-key", "sk-other"), "sk-c", false),
-        Arguments.of("basic auth is not a key; x-api-key next", EnvoyChecks.post("/v1/x").header("authorization", "Basic Zm9v").header("x-api-key", "sk-d"), "sk-d", false),
-        Arguments.of("empty bearer falls through", EnvoyChecks.post("/v1/x").header("authorization", "Bearer   ").header("x-goog-api-key", "sk-e"), "sk-e", false),
-        Arguments.of("x-api-key before x-goog-api-key", EnvoyChecks.post("/v1/x").header("x-api-key", "sk-f").header("x-goog-api-key", "sk-g"), "sk-f", false),
-        Arguments.of("gemini query key", EnvoyChecks.post("/v1beta/models/m:generateContent?key=sk-h&alt=sse"), "sk-h", true),
-        Arguments.of("gemini query key, url-encoded", EnvoyChecks.post("/v1beta/models/m:generateContent?alt=sse&key=sk%2Di"), "sk-i", true),
-        Arguments.of("query key ignored off /v1beta/", EnvoyChecks.post("/v1/chat/completions?key=sk-j"), null, false),
-        Arguments.of("similar parameter name is not key", EnvoyChecks.post("/v1beta/m?apikey=sk-k"), null, false),
-        Arguments.of("header beats query", EnvoyChecks.post("/v1beta/m?key=sk-l").header("x-goog-api-key", "sk-m"), "sk-m", false),
-        Arguments.of("stable gemini path", EnvoyChecks.post("/v1/models/gemini-2.5-flash:generateContent?key=sk-o"), "sk-o", true),
-        Arguments.of("openai fine-tune id has colons: no query key", EnvoyChecks.get("/v1/models/ft:gpt-4o-mini:acme::abc?key=sk-p"), null, false),
-        Arguments.of("gemini route by context extension", EnvoyChecks.post("/custom/path?key=sk-q").provider("gemini"), "sk-q", true),
-        Arguments.of("openai route by extension ignores query key", EnvoyChecks.post("/v1beta/x?key=sk-r").provider("openai"), null, false),
-        Arguments.of("header_map variant", EnvoyChecks.post("/v1/x").bearer("sk-n").rawHeaders(), "sk-n", false),
+        Arguments.of(
+            "bearer", EnvoyChecks.post("/v1/chat/completions").bearer("sk-a"), "sk-a", false),
+        Arguments.of(
+            "scheme case-insensitive",
+            EnvoyChecks.post("/v1/x").header("authorization", "BEARER sk-b"),
+            "sk-b",
+            false),
+        Arguments.of(
+            "bearer wins over x-api-key",
+            EnvoyChecks.post("/v1/x").bearer("sk-c").header("x-api-key", "sk-other"),
+            "sk-c",
+            false),
+        Arguments.of(
+            "basic auth is not a key; x-api-key next",
+            EnvoyChecks.post("/v1/x")
+                .header("authorization", "Basic Zm9v")
+                .header("x-api-key", "sk-d"),
+            "sk-d",
+            false),
+        Arguments.of(
+            "empty bearer falls through",
+            EnvoyChecks.post("/v1/x")
+                .header("authorization", "Bearer   ")
+                .header("x-goog-api-key", "sk-e"),
+            "sk-e",
+            false),
+        Arguments.of(
+            "x-api-key before x-goog-api-key",
+            EnvoyChecks.post("/v1/x").header("x-api-key", "sk-f").header("x-goog-api-key", "sk-g"),
+            "sk-f",
+            false),
+        Arguments.of(
+            "gemini query key",
+            EnvoyChecks.post("/v1beta/models/m:generateContent?key=sk-h&alt=sse"),
+            "sk-h",
+            true),
+        Arguments.of(
+            "gemini query key, url-encoded",
+            EnvoyChecks.post("/v1beta/models/m:generateContent?alt=sse&key=sk%2Di"),
+            "sk-i",
+            true),
+        Arguments.of(
+            "query key ignored off /v1beta/",
+            EnvoyChecks.post("/v1/chat/completions?key=sk-j"),
+            null,
+            false),
+        Arguments.of(
+            "similar parameter name is not key",
+            EnvoyChecks.post("/v1beta/m?apikey=sk-k"),
+            null,
+            false),
+        Arguments.of(
+            "header beats query",
+            EnvoyChecks.post("/v1beta/m?key=sk-l").header("x-goog-api-key", "sk-m"),
+            "sk-m",
+            false),
+        Arguments.of(
+            "stable gemini path",
+            EnvoyChecks.post("/v1/models/gemini-2.5-flash:generateContent?key=sk-o"),
+            "sk-o",
+            true),
+        Arguments.of(
+            "openai fine-tune id has colons: no query key",
+            EnvoyChecks.get("/v1/models/ft:gpt-4o-mini:acme::abc?key=sk-p"),
+            null,
+            false),
+        Arguments.of(
+            "gemini route by context extension",
+            EnvoyChecks.post("/custom/path?key=sk-q").provider("gemini"),
+            "sk-q",
+            true),
+        Arguments.of(
+            "openai route by extension ignores query key",
+            EnvoyChecks.post("/v1beta/x?key=sk-r").provider("openai"),
+            null,
+            false),
+        Arguments.of(
+            "header_map variant",
+            EnvoyChecks.post("/v1/x").bearer("sk-n").rawHeaders(),
+            "sk-n",
+            false),
         Arguments.of("nothing", EnvoyChecks.post("/v1/x"), null, false));
   }
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("cases")
-  void extract_envoyShapedRequest_findsKeyInOrder(String name, EnvoyChecks request, String secret, boolean fromQuery) {
+  void extract_envoyShapedRequest_findsKeyInOrder(
+      String name, EnvoyChecks request, String secret, boolean fromQuery) {
     var attributes = request.build().getAttributes();
     AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
 
@@ -50,17 +116,30 @@ class KeyExtractorTest {
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("providers")
-  void provider_envoyShapedRequest_readsHintPathAndHeader(String name, EnvoyChecks request, Provider expected) {
+  void provider_envoyShapedRequest_readsHintPathAndHeader(
+      String name, EnvoyChecks request, Provider expected) {
     assertThat(KeyExtractor.provider(request.build().getAttributes())).isEqualTo(expected);
   }
 
   static Stream<Arguments> providers() {
     return Stream.of(
         Arguments.of("path", EnvoyChecks.post("/v1/models/x:generateContent"), Provider.GEMINI),
-        Arguments.of("route hint, any case", EnvoyChecks.post("/v1/chat/completions").provider("Gemini"), Provider.GEMINI),
-        Arguments.of("unknown hint: path", EnvoyChecks.post("/v1/messages").provider("azure"), Provider.ANTHROPIC),
-        Arguments.of("anthropic-version header", EnvoyChecks.post("/v1/complete").header("anthropic-version", "2023-06-01"), Provider.ANTHROPIC),
-        Arguments.of("anthropic-version in header_map", EnvoyChecks.get("/v1/models").header("anthropic-version", "2023-06-01").rawHeaders(), Provider.ANTHROPIC),
+        Arguments.of(
+            "route hint, any case",
+            EnvoyChecks.post("/v1/chat/completions").provider("Gemini"),
+            Provider.GEMINI),
+        Arguments.of(
+            "unknown hint: path",
+            EnvoyChecks.post("/v1/messages").provider("azure"),
+            Provider.ANTHROPIC),
+        Arguments.of(
+            "anthropic-version header",
+            EnvoyChecks.post("/v1/complete").header("anthropic-version", "2023-06-01"),
+            Provider.ANTHROPIC),
+        Arguments.of(
+            "anthropic-version in header_map",
+            EnvoyChecks.get("/v1/models").header("anthropic-version", "2023-06-01").rawHeaders(),
+            Provider.ANTHROPIC),
         Arguments.of("no provider's path", EnvoyChecks.get("/healthz"), null));
   }
 }

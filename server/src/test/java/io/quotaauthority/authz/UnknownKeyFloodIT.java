@@ -42,6 +42,7 @@ import org.junit.jupiter.api.Test;
 class UnknownKeyFloodIT {
   /** Long enough for thousands of random keys and dozens of real-key Checks and usage commits. */
   static final long FLOOD_MILLIS = 6_500;
+
   static final int FLOOD_THREADS = 2;
   static final long WARM_UP_MILLIS = 1_500;
   private TestDatabase db;
@@ -52,7 +53,8 @@ class UnknownKeyFloodIT {
   void start() throws Exception {
     db = TestDatabase.create();
     proxy = TcpProxy.toPostgres();
-    server = TestServer.start(db, Map.of(Setting.DB_URL, proxy.jdbcUrl(db.name())), Clock.systemUTC());
+    server =
+        TestServer.start(db, Map.of(Setting.DB_URL, proxy.jdbcUrl(db.name())), Clock.systemUTC());
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
     while (!server.app().cache().completeness().complete()) {
       assertThat(System.nanoTime()).as("the live-key set loads").isLessThan(deadline);
@@ -68,34 +70,47 @@ class UnknownKeyFloodIT {
   }
 
   private CheckResponse check(String secret) {
-    return AuthorizationGrpc.newBlockingStub(server.authzChannel()).withDeadlineAfter(10, TimeUnit.SECONDS)
+    return AuthorizationGrpc.newBlockingStub(server.authzChannel())
+        .withDeadlineAfter(10, TimeUnit.SECONDS)
         .check(EnvoyChecks.post("/v1/chat/completions").bearer(secret).build());
   }
 
-  /** Inserts a key as another instance would, and announces it with the shortest payload: its id. */
+  /**
+   * Inserts a key as another instance would, and announces it with the shortest payload: its id.
+   */
   private long insertBehindTheServersBack(String secret) {
-    return db.transactions().inTransaction(c -> {
-      long id;
-      try (PreparedStatement ps = c.prepareStatement(
-          "INSERT INTO api_keys (name, key_hash, key_prefix) VALUES ('flood-real', ?, ?) RETURNING id")) {
-        ps.setBytes(1, SecretHasher.hash(secret).toBytes());
-        ps.setString(2, Secrets.displayPrefix(secret));
-        try (ResultSet rs = ps.executeQuery()) {
-          rs.next();
-          id = rs.getLong(1);
-        }
-      }
-      try (PreparedStatement ps = c.prepareStatement("SELECT pg_notify('quota_key_changes', ?)")) {
-        ps.setString(1, Long.toString(id));
-        ps.execute();
-      }
-      return id;
-    });
+    return db.transactions()
+        .inTransaction(
+            c -> {
+              long id;
+              try (PreparedStatement ps =
+                  c.prepareStatement(
+                      "INSERT INTO api_keys (name, key_hash, key_prefix) VALUES ('flood-real', ?, ?) RETURNING id")) {
+                ps.setBytes(1, SecretHasher.hash(secret).toBytes());
+                ps.setString(2, Secrets.displayPrefix(secret));
+                try (ResultSet rs = ps.executeQuery()) {
+                  rs.next();
+                  id = rs.getLong(1);
+                }
+              }
+              try (PreparedStatement ps =
+                  c.prepareStatement("SELECT pg_notify('quota_key_changes', ?)")) {
+                ps.setString(1, Long.toString(id));
+                ps.execute();
+              }
+              return id;
+            });
   }
 
   /** The longest Check the server timed (Micrometer keeps the max over the last minutes). */
   private double serverMaxCheckMillis() {
-    return server.app().operations().registry().find(Metrics.CHECK_LATENCY).timer().max(TimeUnit.MILLISECONDS);
+    return server
+        .app()
+        .operations()
+        .registry()
+        .find(Metrics.CHECK_LATENCY)
+        .timer()
+        .max(TimeUnit.MILLISECONDS);
   }
 
   private double hintQueries() {
@@ -104,7 +119,8 @@ class UnknownKeyFloodIT {
 
   @Test
   void randomKeyFlood_realKeyAnsweredInside100msUsageCommittedAndNoKeyQueries() throws Exception {
-    CreateKeyResponse usageKey = server.admin().createKey(CreateKeyRequest.newBuilder().setName("flood-usage").build());
+    CreateKeyResponse usageKey =
+        server.admin().createKey(CreateKeyRequest.newBuilder().setName("flood-usage").build());
     assertThat(check(usageKey.getSecret()).getStatus().getCode()).isZero();
     long coldLoadsBefore = server.app().cache().loadCount();
     long byHashBefore = proxy.statementsContaining("WHERE key_hash = ?");
@@ -118,20 +134,27 @@ class UnknownKeyFloodIT {
     AtomicLong wrong = new AtomicLong();
     List<Thread> flooders = new ArrayList<>();
     for (int t = 0; t < FLOOD_THREADS; t++) {
-      Thread th = new Thread(() -> {
-        AuthorizationGrpc.AuthorizationBlockingStub stub = AuthorizationGrpc.newBlockingStub(server.authzChannel());
-        while (!stop.get()) {
-          String secret = "sk-" + Long.toHexString(ThreadLocalRandom.current().nextLong())
-              + Long.toHexString(ThreadLocalRandom.current().nextLong());
-          CheckResponse r = stub.withDeadlineAfter(10, TimeUnit.SECONDS)
-              .check(EnvoyChecks.post("/v1/chat/completions").bearer(secret).build());
-          if (r.getDeniedResponse().getStatus().getCodeValue() != 401
-              || !r.getDeniedResponse().getBody().contains("invalid_api_key")) {
-            wrong.incrementAndGet();
-          }
-          flooded.incrementAndGet();
-        }
-      }, "flood-" + t);
+      Thread th =
+          new Thread(
+              () -> {
+                AuthorizationGrpc.AuthorizationBlockingStub stub =
+                    AuthorizationGrpc.newBlockingStub(server.authzChannel());
+                while (!stop.get()) {
+                  String secret =
+                      "sk-"
+                          + Long.toHexString(ThreadLocalRandom.current().nextLong())
+                          + Long.toHexString(ThreadLocalRandom.current().nextLong());
+                  CheckResponse r =
+                      stub.withDeadlineAfter(10, TimeUnit.SECONDS)
+                          .check(EnvoyChecks.post("/v1/chat/completions").bearer(secret).build());
+                  if (r.getDeniedResponse().getStatus().getCodeValue() != 401
+                      || !r.getDeniedResponse().getBody().contains("invalid_api_key")) {
+                    wrong.incrementAndGet();
+                  }
+                  flooded.incrementAndGet();
+                }
+              },
+              "flood-" + t);
       th.start();
       flooders.add(th);
     }
@@ -148,7 +171,9 @@ class UnknownKeyFloodIT {
     insertBehindTheServersBack(realSecret);
     long seenBy = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
     while (server.app().cache().cached(realHash) == null) {
-      assertThat(System.nanoTime()).as("the notification makes the new key known").isLessThan(seenBy);
+      assertThat(System.nanoTime())
+          .as("the notification makes the new key known")
+          .isLessThan(seenBy);
       Thread.sleep(1);
     }
     while (System.nanoTime() - floodStart < TimeUnit.MILLISECONDS.toNanos(FLOOD_MILLIS)) {
@@ -174,13 +199,23 @@ class UnknownKeyFloodIT {
     long all = proxy.statementsContaining("") - allBefore;
     List<Long> sorted = new ArrayList<>(realMillis);
     Collections.sort(sorted);
-    System.out.printf("flood: %d random-key Checks in %d ms (%d/s) from %d threads; real key: %d Checks, round trip max %d ms; server-side Check max %.1f ms;"
+    System.out.printf(
+        "flood: %d random-key Checks in %d ms (%d/s) from %d threads; real key: %d Checks, round trip max %d ms; server-side Check max %.1f ms;"
             + " usage: %d reports acked; statements: %d in all, %d key-by-hash, %d by-id reads, %d usage inserts;"
             + " cold loads %d%n",
-        flooded.get(), TimeUnit.NANOSECONDS.toMillis(floodNanos),
-        flooded.get() * 1_000_000_000L / floodNanos, FLOOD_THREADS, realMillis.size(), sorted.get(sorted.size() - 1),
+        flooded.get(),
+        TimeUnit.NANOSECONDS.toMillis(floodNanos),
+        flooded.get() * 1_000_000_000L / floodNanos,
+        FLOOD_THREADS,
+        realMillis.size(),
+        sorted.get(sorted.size() - 1),
         serverMaxCheckMillis(),
-        answered.size(), all, byHash, hintReads, commits, server.app().cache().loadCount() - coldLoadsBefore);
+        answered.size(),
+        all,
+        byHash,
+        hintReads,
+        commits,
+        server.app().cache().loadCount() - coldLoadsBefore);
 
     assertThat(wrong.get()).as("random keys not answered 401 invalid_api_key").isZero();
     assertThat(flooded.get()).isGreaterThan(100);
@@ -191,14 +226,20 @@ class UnknownKeyFloodIT {
     assertThat(serverMaxCheckMillis()).as("longest Check inside the server, ms").isLessThan(100);
     assertThat(answered).hasSize(reports);
     assertThat(answered).allMatch(a -> a.getResult() == UsageResult.USAGE_RESULT_ACCEPTED);
-    assertThat(db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", Long.parseLong(usageKey.getKey().getId())))
+    assertThat(
+            db.scalar(
+                "SELECT quota_used FROM api_keys WHERE id = ?",
+                Long.parseLong(usageKey.getKey().getId())))
         .isEqualTo(new BigDecimal("0.01").multiply(BigDecimal.valueOf(reports)).setScale(8));
     assertThat(commits).as("usage commits kept going").isPositive();
     assertThat(byHash).as("key-by-hash queries during the flood").isZero();
     assertThat(server.app().cache().loadCount()).as("cold loads").isEqualTo(coldLoadsBefore);
     // The real key's notification, and at most one per usage commit (this instance's own
-    // notification can arrive before the committer has refreshed the cache): never one per flood key.
-    assertThat(hintQueries() - hintQueriesBefore).as("re-reads named by notifications")
-        .isGreaterThanOrEqualTo(1).isLessThanOrEqualTo(commits + 1);
+    // notification can arrive before the committer has refreshed the cache): never one per flood
+    // key.
+    assertThat(hintQueries() - hintQueriesBefore)
+        .as("re-reads named by notifications")
+        .isGreaterThanOrEqualTo(1)
+        .isLessThanOrEqualTo(commits + 1);
   }
 }

@@ -43,7 +43,8 @@ public final class CliRunner {
   public Result runWithStdin(String stdin, String... args) {
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
-    CliContext ctx = new CliContext(env, new BufferedReader(new StringReader(stdin)), USER, Clock.systemUTC());
+    CliContext ctx =
+        new CliContext(env, new BufferedReader(new StringReader(stdin)), USER, Clock.systemUTC());
     int code = Cli.run(ctx, new PrintWriter(out), new PrintWriter(err), args);
     return new Result(code, out.toString(), err.toString());
   }

@@ -31,7 +31,8 @@ class ExpiryTest {
   @Test
   void parse_zeroDays_isAUsageError() {
     assertThatThrownBy(() -> Expiry.parse("--expires-in", "0d", NOW))
-        .isInstanceOfSatisfying(CliException.class, e -> assertThat(e.exitCode()).isEqualTo(ExitCodes.USAGE));
+        .isInstanceOfSatisfying(
+            CliException.class, e -> assertThat(e.exitCode()).isEqualTo(ExitCodes.USAGE));
   }
 
   @Test

@@ -1,19 +1,18 @@
 package io.quotaauthority.cli;
 
-import com.google.protobuf.util.Timestamps;
-import java.math.BigDecimal;
-import java.nio.file.attribute.PosixFilePermissions;
-import java.sql.Timestamp;
-import java.util.stream.Collectors;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.google.protobuf.util.Timestamps;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
 import io.quotaauthority.testing.UsageStream;
+import java.math.BigDecimal;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.sql.Timestamp;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -21,6 +20,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -38,16 +38,19 @@ class KeysCommandIT {
   private static TestServer server;
   private static CliRunner cli;
 
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   @BeforeAll
   static void start() {
     db = TestDatabase.create();
     server = TestServer.start(db);
-    cli = new CliRunner(Map.of(
-        "QUOTA_ADMIN_ADDR", "127.0.0.1:" + server.app().adminPort(),
-        "QUOTA_ADMIN_TOKEN", TestServer.ADMIN_TOKEN));
+    cli =
+        new CliRunner(
+            Map.of(
+                "QUOTA_ADMIN_ADDR",
+                "127.0.0.1:" + server.app().adminPort(),
+                "QUOTA_ADMIN_TOKEN",
+                TestServer.ADMIN_TOKEN));
   }
 
   @AfterAll
@@ -61,16 +64,23 @@ class KeysCommandIT {
   @Test
   void create_withQuotaAndExpiry_printsSecretOnceWithWarning() {
     Instant before = Instant.now();
-    CliRunner.Result r = cli.run("keys", "create", "--name", "ci-bot", "--quota", "10", "--expires-in", "7d");
+    CliRunner.Result r =
+        cli.run("keys", "create", "--name", "ci-bot", "--quota", "10", "--expires-in", "7d");
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
     Matcher secret = SECRET.matcher(r.out());
     assertThat(secret.find()).as(r.out()).isTrue();
-    assertThat(r.out()).contains("will not be shown again").contains("ci-bot").contains("quota_usd:   10");
+    assertThat(r.out())
+        .contains("will not be shown again")
+        .contains("ci-bot")
+        .contains("quota_usd:   10");
     long id = id(r.out());
-    Instant expires = ((Timestamp) db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", id)).toInstant();
-    assertThat(expires).isBetween(before.plus(Duration.ofDays(7)).minusSeconds(5),
-        Instant.now().plus(Duration.ofDays(7)).plusSeconds(5));
+    Instant expires =
+        ((Timestamp) db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", id)).toInstant();
+    assertThat(expires)
+        .isBetween(
+            before.plus(Duration.ofDays(7)).minusSeconds(5),
+            Instant.now().plus(Duration.ofDays(7)).plusSeconds(5));
 
     CliRunner.Result get = cli.run("keys", "get", Long.toString(id));
     assertThat(get.exitCode()).isZero();
@@ -79,8 +89,16 @@ class KeysCommandIT {
 
   @Test
   void create_jsonOutput_parsesWithKeyAndSecret() throws Exception {
-    CliRunner.Result r = cli.run("keys", "create", "--name", "json-key", "--expires-in", "2030-01-31T00:00:00Z",
-        "-o", "json");
+    CliRunner.Result r =
+        cli.run(
+            "keys",
+            "create",
+            "--name",
+            "json-key",
+            "--expires-in",
+            "2030-01-31T00:00:00Z",
+            "-o",
+            "json");
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
     JsonNode created = JSON.readTree(r.out());
@@ -131,10 +149,13 @@ class KeysCommandIT {
   void update_bidiOverrideInName_exitsTwoAndTheKeyKeepsItsName() {
     long id = createKey("plain-name");
 
-    CliRunner.Result r = cli.run("keys", "update", Long.toString(id), "--name", "evil\u202etxt.exe");
+    CliRunner.Result r =
+        cli.run("keys", "update", Long.toString(id), "--name", "evil\u202etxt.exe");
 
     assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
-    assertThat(r.err()).startsWith("error: --name must not contain bidirectional override").hasLineCount(1);
+    assertThat(r.err())
+        .startsWith("error: --name must not contain bidirectional override")
+        .hasLineCount(1);
     assertThat(db.scalar("SELECT name FROM api_keys WHERE id = ?", id)).isEqualTo("plain-name");
   }
 
@@ -167,7 +188,9 @@ class KeysCommandIT {
     assertThat(r.exitCode()).isZero();
     assertThat(r.out().lines().findFirst().orElseThrow())
         .matches("ID\\s+NAME\\s+PREFIX\\s+STATUS\\s+QUOTA_USD\\s+USED_USD\\s+EXPIRES_AT");
-    assertThat(r.out()).containsPattern("(?m)^" + id + "\\s+table-key\\s+sk-\\S+\\s+active\\s+unlimited\\s+0\\s+never$");
+    assertThat(r.out())
+        .containsPattern(
+            "(?m)^" + id + "\\s+table-key\\s+sk-\\S+\\s+active\\s+unlimited\\s+0\\s+never$");
   }
 
   @Test
@@ -195,7 +218,10 @@ class KeysCommandIT {
     CliRunner.Result r = cli.run("keys", "get", Long.toString(id), "--token", "not-the-token");
 
     assertThat(r.exitCode()).isEqualTo(ExitCodes.AUTHENTICATION);
-    assertThat(r.err()).startsWith("error: authentication failed").contains("--token").hasLineCount(1)
+    assertThat(r.err())
+        .startsWith("error: authentication failed")
+        .contains("--token")
+        .hasLineCount(1)
         .doesNotContain("not-the-token");
   }
 
@@ -209,24 +235,37 @@ class KeysCommandIT {
     CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", token).run("keys", "get", "1");
 
     assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.AUTHENTICATION);
-    assertThat(r.err()).startsWith("error: the admin token from QUOTA_ADMIN_TOKEN contains a character that is"
-        + " not printable ASCII (at position 8)").hasLineCount(1).doesNotContain("sekrit");
+    assertThat(r.err())
+        .startsWith(
+            "error: the admin token from QUOTA_ADMIN_TOKEN contains a character that is"
+                + " not printable ASCII (at position 8)")
+        .hasLineCount(1)
+        .doesNotContain("sekrit");
     // Refused before gRPC saw it: the server counted no call at all.
     assertThat(adminCallLines(method)).isEqualTo(before);
   }
 
   private static String adminCallLines(String method) {
-    return server.app().operations().metrics().scrape().lines()
+    return server
+        .app()
+        .operations()
+        .metrics()
+        .scrape()
+        .lines()
         .filter(l -> l.startsWith("quota_admin_calls_total{") && l.contains(method))
         .collect(Collectors.joining("\n"));
   }
 
   @Test
   void get_noTokenAnywhere_exitsFour() {
-    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).run("keys", "get", "1", "--data-dir", tmp.toString());
+    CliRunner.Result r =
+        cli.withEnv("QUOTA_ADMIN_TOKEN", null)
+            .run("keys", "get", "1", "--data-dir", tmp.toString());
 
     assertThat(r.exitCode()).isEqualTo(ExitCodes.AUTHENTICATION);
-    assertThat(r.err()).startsWith("error: no admin token").contains(tmp.resolve("admin-token").toString());
+    assertThat(r.err())
+        .startsWith("error: no admin token")
+        .contains(tmp.resolve("admin-token").toString());
   }
 
   @Test
@@ -234,8 +273,10 @@ class KeysCommandIT {
     long id = createKey("from-file");
     Files.writeString(tmp.resolve("admin-token"), TestServer.ADMIN_TOKEN + "\n");
 
-    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).withEnv("QUOTA_DATA_DIR", tmp.toString())
-        .run("keys", "get", Long.toString(id));
+    CliRunner.Result r =
+        cli.withEnv("QUOTA_ADMIN_TOKEN", null)
+            .withEnv("QUOTA_DATA_DIR", tmp.toString())
+            .run("keys", "get", Long.toString(id));
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
   }
@@ -246,8 +287,10 @@ class KeysCommandIT {
     Path secret = Files.writeString(tmp.resolve("mounted-secret"), TestServer.ADMIN_TOKEN + "\n");
     Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("r--------"));
 
-    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).withEnv("QUOTA_ADMIN_TOKEN_FILE", secret.toString())
-        .run("keys", "get", Long.toString(id));
+    CliRunner.Result r =
+        cli.withEnv("QUOTA_ADMIN_TOKEN", null)
+            .withEnv("QUOTA_ADMIN_TOKEN_FILE", secret.toString())
+            .run("keys", "get", Long.toString(id));
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
   }
@@ -257,20 +300,26 @@ class KeysCommandIT {
     Path secret = Files.writeString(tmp.resolve("loose-secret"), TestServer.ADMIN_TOKEN + "\n");
     Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-r--r--"));
 
-    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", null).withEnv("QUOTA_ADMIN_TOKEN_FILE", secret.toString())
-        .run("keys", "get", "1");
+    CliRunner.Result r =
+        cli.withEnv("QUOTA_ADMIN_TOKEN", null)
+            .withEnv("QUOTA_ADMIN_TOKEN_FILE", secret.toString())
+            .run("keys", "get", "1");
 
     assertThat(r.exitCode()).isEqualTo(ExitCodes.AUTHENTICATION);
-    assertThat(r.err()).isEqualTo("error: QUOTA_ADMIN_TOKEN_FILE: " + secret
-        + " is readable or writable by group or others (mode 0644); chmod 600 it\n");
+    assertThat(r.err())
+        .isEqualTo(
+            "error: QUOTA_ADMIN_TOKEN_FILE: "
+                + secret
+                + " is readable or writable by group or others (mode 0644); chmod 600 it\n");
   }
 
   @Test
   void get_tokenFlag_winsOverTheVariable() {
     long id = createKey("flag-wins");
 
-    CliRunner.Result r = cli.withEnv("QUOTA_ADMIN_TOKEN", "wrong")
-        .run("keys", "get", Long.toString(id), "--token", TestServer.ADMIN_TOKEN);
+    CliRunner.Result r =
+        cli.withEnv("QUOTA_ADMIN_TOKEN", "wrong")
+            .run("keys", "get", Long.toString(id), "--token", TestServer.ADMIN_TOKEN);
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
   }
@@ -280,14 +329,17 @@ class KeysCommandIT {
     CliRunner.Result r = cli.run("keys", "get", "1", "--admin-addr", "127.0.0.1:1");
 
     assertThat(r.exitCode()).isEqualTo(ExitCodes.ERROR);
-    assertThat(r.err()).startsWith("error: cannot reach the admin API at 127.0.0.1:1").hasLineCount(1);
+    assertThat(r.err())
+        .startsWith("error: cannot reach the admin API at 127.0.0.1:1")
+        .hasLineCount(1);
   }
 
   @Test
   void create_sendsTheOsUserAsActor_recordedInTheAuditAsAClaim() {
     long id = createKey("audited");
 
-    // The shared token's actor is "admin"; the OS user the CLI sends is only what the caller claims.
+    // The shared token's actor is "admin"; the OS user the CLI sends is only what the caller
+    // claims.
     assertThat(db.scalar("SELECT actor FROM key_audit WHERE key_id = ? AND action = 'create'", id))
         .isEqualTo("admin (claims: " + CliRunner.USER + ")");
   }
@@ -298,8 +350,17 @@ class KeysCommandIT {
   void update_quotaAndStatus_changesOnlyThoseFields() throws Exception {
     long id = createKey("before-update");
 
-    CliRunner.Result r = cli.run("keys", "update", Long.toString(id), "--quota", "25.5", "--status", "disabled",
-        "-o", "json");
+    CliRunner.Result r =
+        cli.run(
+            "keys",
+            "update",
+            Long.toString(id),
+            "--quota",
+            "25.5",
+            "--status",
+            "disabled",
+            "-o",
+            "json");
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
     JsonNode key = JSON.readTree(r.out());
@@ -313,8 +374,17 @@ class KeysCommandIT {
   void update_nameAndExpiresAt_setsThem() throws Exception {
     long id = createKey("old-name");
 
-    CliRunner.Result r = cli.run("keys", "update", Long.toString(id), "--name", "new-name",
-        "--expires-at", "2031-06-01T12:00:00+02:00", "-o", "json");
+    CliRunner.Result r =
+        cli.run(
+            "keys",
+            "update",
+            Long.toString(id),
+            "--name",
+            "new-name",
+            "--expires-at",
+            "2031-06-01T12:00:00+02:00",
+            "-o",
+            "json");
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
     JsonNode key = JSON.readTree(r.out());
@@ -354,7 +424,9 @@ class KeysCommandIT {
 
   @Test
   void update_bothExpiryOptions_exitsTwo() {
-    CliRunner.Result r = cli.run("keys", "update", "1", "--expires-in", "7d", "--expires-at", "2030-01-01T00:00:00Z");
+    CliRunner.Result r =
+        cli.run(
+            "keys", "update", "1", "--expires-in", "7d", "--expires-at", "2030-01-01T00:00:00Z");
 
     assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
     assertThat(r.err()).contains("mutually exclusive").hasLineCount(1);
@@ -377,7 +449,10 @@ class KeysCommandIT {
     CliRunner.Result r = cli.runWithStdin("yes\n", "keys", "reset-quota", Long.toString(id));
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
-    assertThat(r.err()).contains("Reset the usage of key " + id).contains("used 3.5 USD").contains("[y/N]");
+    assertThat(r.err())
+        .contains("Reset the usage of key " + id)
+        .contains("used 3.5 USD")
+        .contains("[y/N]");
     assertThat(usedOf(id)).isEqualByComparingTo("0");
   }
 
@@ -463,10 +538,14 @@ class KeysCommandIT {
     long id = createKey("usage");
     String keyId = Long.toString(id);
     UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
-        .send(UsageStream.report("cli-r1", keyId, "0.25").toBuilder()
-            .setOccurredAt(Timestamps.fromSeconds(1_700_000_000)).build())
-        .send(UsageStream.report("cli-r2", keyId, "0.5").toBuilder()
-            .setOccurredAt(Timestamps.fromSeconds(1_700_000_100)).build())
+        .send(
+            UsageStream.report("cli-r1", keyId, "0.25").toBuilder()
+                .setOccurredAt(Timestamps.fromSeconds(1_700_000_000))
+                .build())
+        .send(
+            UsageStream.report("cli-r2", keyId, "0.5").toBuilder()
+                .setOccurredAt(Timestamps.fromSeconds(1_700_000_100))
+                .build())
         .finish();
 
     CliRunner.Result json = cli.run("usage", "list", keyId, "-o", "json");
@@ -477,7 +556,10 @@ class KeysCommandIT {
     JSON.readTree(json.out()).forEach(e -> reportIds.add(e.get("report_id").asText()));
     assertThat(reportIds).containsExactly("cli-r2", "cli-r1");
     assertThat(table.exitCode()).as(table.toString()).isZero();
-    assertThat(table.out()).startsWith("OCCURRED_AT").contains("cli-r2").doesNotContain("cli-r1")
+    assertThat(table.out())
+        .startsWith("OCCURRED_AT")
+        .contains("cli-r2")
+        .doesNotContain("cli-r1")
         .contains("gpt-4o-mini");
   }
 
@@ -486,31 +568,42 @@ class KeysCommandIT {
     long id = createKey("usage-estimated");
     String keyId = Long.toString(id);
     UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
-        .send(UsageStream.report("cli-est-1", keyId, "0.25")).finish();
+        .send(UsageStream.report("cli-est-1", keyId, "0.25"))
+        .finish();
     // Only Envoy metering writes estimated rows; a reporter cannot: set it as metering would.
-    int marked = db.transactions().inTransaction(c -> {
-      try (var s = c.createStatement()) {
-        return s.executeUpdate("UPDATE usage_events SET estimated = true WHERE report_id = 'cli-est-1'");
-      }
-    });
+    int marked =
+        db.transactions()
+            .inTransaction(
+                c -> {
+                  try (var s = c.createStatement()) {
+                    return s.executeUpdate(
+                        "UPDATE usage_events SET estimated = true WHERE report_id = 'cli-est-1'");
+                  }
+                });
     assertThat(marked).isEqualTo(1);
     UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
-        .send(UsageStream.report("cli-est-2", keyId, "0.5")).finish();
+        .send(UsageStream.report("cli-est-2", keyId, "0.5"))
+        .finish();
 
     CliRunner.Result json = cli.run("usage", "list", keyId, "-o", "json");
     CliRunner.Result table = cli.run("usage", "list", keyId);
 
     assertThat(json.exitCode()).as(json.toString()).isZero();
     List<String> marks = new ArrayList<>();
-    JSON.readTree(json.out()).forEach(e ->
-        marks.add(e.get("report_id").asText() + "=" + e.get("estimated").asBoolean()));
+    JSON.readTree(json.out())
+        .forEach(
+            e -> marks.add(e.get("report_id").asText() + "=" + e.get("estimated").asBoolean()));
     assertThat(marks).containsExactly("cli-est-2=false", "cli-est-1=true");
     assertThat(table.exitCode()).as(table.toString()).isZero();
     List<String> lines = table.out().lines().toList();
     assertThat(lines.get(0)).endsWith("ESTIMATED");
-    assertThat(lines).filteredOn(l -> l.contains("cli-est-1")).singleElement()
+    assertThat(lines)
+        .filteredOn(l -> l.contains("cli-est-1"))
+        .singleElement()
         .satisfies(l -> assertThat(l).endsWith("yes"));
-    assertThat(lines).filteredOn(l -> l.contains("cli-est-2")).singleElement()
+    assertThat(lines)
+        .filteredOn(l -> l.contains("cli-est-2"))
+        .singleElement()
         .satisfies(l -> assertThat(l).endsWith("no"));
   }
 
@@ -526,15 +619,28 @@ class KeysCommandIT {
 
   @Test
   void help_onEveryCommand_exitsZeroAndPrintsUsage() {
-    List<List<String>> commands = List.of(List.of(), List.of("serve"), List.of("keys"), List.of("keys", "create"),
-        List.of("keys", "list"), List.of("keys", "get"), List.of("keys", "update"), List.of("keys", "reset-quota"),
-        List.of("keys", "delete"), List.of("keys", "clear-expiration"), List.of("usage"), List.of("usage", "list"));
+    List<List<String>> commands =
+        List.of(
+            List.of(),
+            List.of("serve"),
+            List.of("keys"),
+            List.of("keys", "create"),
+            List.of("keys", "list"),
+            List.of("keys", "get"),
+            List.of("keys", "update"),
+            List.of("keys", "reset-quota"),
+            List.of("keys", "delete"),
+            List.of("keys", "clear-expiration"),
+            List.of("usage"),
+            List.of("usage", "list"));
     for (List<String> command : commands) {
       List<String> args = new ArrayList<>(command);
       args.add("--help");
       CliRunner.Result r = cli.run(args.toArray(String[]::new));
       assertThat(r.exitCode()).as("%s: %s", args, r).isZero();
-      assertThat(r.out()).as("%s", args).startsWith("Usage: quota-authority " + String.join(" ", command).trim());
+      assertThat(r.out())
+          .as("%s", args)
+          .startsWith("Usage: quota-authority " + String.join(" ", command).trim());
     }
   }
 
@@ -543,7 +649,9 @@ class KeysCommandIT {
     CliRunner.Result r = cli.run("keys", "list", "--colour");
 
     assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
-    assertThat(r.err()).startsWith("error: Unknown option: '--colour'").contains("keys list --help")
+    assertThat(r.err())
+        .startsWith("error: Unknown option: '--colour'")
+        .contains("keys list --help")
         .hasLineCount(1);
   }
 
@@ -557,12 +665,15 @@ class KeysCommandIT {
 
   private static long keyWithUsage(String name) {
     long id = createKey(name);
-    db.transactions().inTransaction(c -> {
-      try (var ps = c.prepareStatement("UPDATE api_keys SET quota_used = 3.5 WHERE id = ?")) {
-        ps.setLong(1, id);
-        return ps.executeUpdate();
-      }
-    });
+    db.transactions()
+        .inTransaction(
+            c -> {
+              try (var ps =
+                  c.prepareStatement("UPDATE api_keys SET quota_used = 3.5 WHERE id = ?")) {
+                ps.setLong(1, id);
+                return ps.executeUpdate();
+              }
+            });
     return id;
   }
 

@@ -17,24 +17,32 @@ class ServeCommandTest {
     assertThat(r.exitCode()).isZero();
     String help = r.out().replaceAll("\\s+", " ");
     for (Setting s : Setting.values()) {
-      assertThat(help).contains(s.flag() + "=<value>")
-          .contains("env " + s.env() + ", default " + (s.defaultValue().isEmpty() ? "(empty)" : s.defaultValue()));
+      assertThat(help)
+          .contains(s.flag() + "=<value>")
+          .contains(
+              "env "
+                  + s.env()
+                  + ", default "
+                  + (s.defaultValue().isEmpty() ? "(empty)" : s.defaultValue()));
       assertThat(help).contains(s.doc().replaceAll("\\s+", " "));
       if (s.secret()) {
         // The _FILE variants are not Setting entries: generated for every secret, listed with it.
-        assertThat(help).contains("or from a file: env " + s.fileEnv() + " or " + s.fileFlag() + "=<path>");
+        assertThat(help)
+            .contains("or from a file: env " + s.fileEnv() + " or " + s.fileFlag() + "=<path>");
       }
     }
   }
 
   @Test
   void serve_secretAndItsFileBothGiven_exitsTwoNamingBoth() {
-    CliRunner.Result r = cli.withEnv("QUOTA_DB_PASSWORD_FILE", "/run/secrets/db")
-        .run("serve", "--db-password", "x");
+    CliRunner.Result r =
+        cli.withEnv("QUOTA_DB_PASSWORD_FILE", "/run/secrets/db").run("serve", "--db-password", "x");
 
     assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
-    assertThat(r.err()).isEqualTo("error: --db-password and QUOTA_DB_PASSWORD_FILE are both set;"
-        + " give QUOTA_DB_PASSWORD one way only\n");
+    assertThat(r.err())
+        .isEqualTo(
+            "error: --db-password and QUOTA_DB_PASSWORD_FILE are both set;"
+                + " give QUOTA_DB_PASSWORD one way only\n");
   }
 
   @Test

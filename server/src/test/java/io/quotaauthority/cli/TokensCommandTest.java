@@ -35,8 +35,10 @@ class TokensCommandTest {
 
     assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
     assertThat(r.out()).isEmpty();
-    assertThat(r.err()).isEqualTo("error: the token must be at least 32 characters, got 15"
-        + " (generate one with: openssl rand -hex 32)\n");
+    assertThat(r.err())
+        .isEqualTo(
+            "error: the token must be at least 32 characters, got 15"
+                + " (generate one with: openssl rand -hex 32)\n");
   }
 
   @Test
@@ -44,7 +46,9 @@ class TokensCommandTest {
     CliRunner.Result r = cli.runWithStdin(TOKEN + " " + TOKEN + "\n", "tokens", "hash");
 
     assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
-    assertThat(r.err()).isEqualTo("error: the token must be printable ASCII without spaces (character 33 is not)\n");
+    assertThat(r.err())
+        .isEqualTo(
+            "error: the token must be printable ASCII without spaces (character 33 is not)\n");
   }
 
   @Test

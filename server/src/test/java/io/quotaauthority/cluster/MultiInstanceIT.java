@@ -1,12 +1,10 @@
 package io.quotaauthority.cluster;
 
-import com.google.protobuf.Timestamp;
-import java.util.function.IntPredicate;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.FieldMask;
+import com.google.protobuf.Timestamp;
 import io.envoyproxy.envoy.service.auth.v3.AuthorizationGrpc;
-import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.ClearExpirationRequest;
 import io.quotaauthority.proto.v1.CreateKeyRequest;
@@ -26,6 +24,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
+import java.util.function.IntPredicate;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -38,6 +37,7 @@ import org.junit.jupiter.api.Test;
 class MultiInstanceIT {
   /** 100 changes of each kind: the 99th percentile is then the second-worst, not the worst. */
   static final int ROUNDS = 100;
+
   private static TestDatabase db;
   private static TestServer a;
   private static TestServer b;
@@ -65,11 +65,13 @@ class MultiInstanceIT {
     return AuthorizationGrpc.newBlockingStub(server.authzChannel())
         .withDeadlineAfter(10, TimeUnit.SECONDS)
         .check(EnvoyChecks.post("/v1/chat/completions").bearer(secret).build())
-        .getStatus().getCode();
+        .getStatus()
+        .getCode();
   }
 
   /** Nanoseconds from the change on A until B answers {@code expectedCode} for the key. */
-  private static long propagation(String secret, Runnable changeOnA, int expectedCode) throws Exception {
+  private static long propagation(String secret, Runnable changeOnA, int expectedCode)
+      throws Exception {
     changeOnA.run();
     long start = System.nanoTime();
     long deadline = start + TimeUnit.SECONDS.toNanos(5);
@@ -95,7 +97,9 @@ class MultiInstanceIT {
    * has not heard of 401 without a query), so this waits for B and C to allow it.
    */
   private static CreateKeyResponse cachedOnB(String quota) {
-    CreateKeyResponse key = a.admin().createKey(CreateKeyRequest.newBuilder().setName("multi").setQuotaUsd(quota).build());
+    CreateKeyResponse key =
+        a.admin()
+            .createKey(CreateKeyRequest.newBuilder().setName("multi").setQuotaUsd(quota).build());
     usableOn(b, key.getSecret());
     usableOn(c, key.getSecret());
     return key;
@@ -118,22 +122,26 @@ class MultiInstanceIT {
       if (System.nanoTime() > deadline) {
         throw new AssertionError("the new key never became usable");
       }
-      unchecked(() -> {
-        Thread.sleep(1);
-        return null;
-      });
+      unchecked(
+          () -> {
+            Thread.sleep(1);
+            return null;
+          });
     }
     return System.nanoTime() - start;
   }
 
   @Test
   void createKeyOnA_usableOnBWithin100msAtP99() {
-    measure("CreateKey", samples -> {
-      for (int i = 0; i < ROUNDS; i++) {
-        CreateKeyResponse key = a.admin().createKey(CreateKeyRequest.newBuilder().setName("new").build());
-        samples.add(usableOn(b, key.getSecret()));
-      }
-    });
+    measure(
+        "CreateKey",
+        samples -> {
+          for (int i = 0; i < ROUNDS; i++) {
+            CreateKeyResponse key =
+                a.admin().createKey(CreateKeyRequest.newBuilder().setName("new").build());
+            samples.add(usableOn(b, key.getSecret()));
+          }
+        });
   }
 
   private void measure(String what, Consumer<List<Long>> rounds) {
@@ -142,8 +150,12 @@ class MultiInstanceIT {
     long p99 = p99Millis(samples);
     List<Long> sorted = new ArrayList<>(samples);
     Collections.sort(sorted);
-    System.out.printf("propagation %s: n=%d p50=%d ms p99=%d ms max=%d ms all=%s%n", what, samples.size(),
-        TimeUnit.NANOSECONDS.toMillis(sorted.get(sorted.size() / 2)), p99,
+    System.out.printf(
+        "propagation %s: n=%d p50=%d ms p99=%d ms max=%d ms all=%s%n",
+        what,
+        samples.size(),
+        TimeUnit.NANOSECONDS.toMillis(sorted.get(sorted.size() / 2)),
+        p99,
         TimeUnit.NANOSECONDS.toMillis(sorted.get(sorted.size() - 1)),
         sorted.stream().map(TimeUnit.NANOSECONDS::toMillis).toList());
     assertThat(p99).as(what + " p99 ms").isLessThanOrEqualTo(100);
@@ -151,78 +163,145 @@ class MultiInstanceIT {
 
   @Test
   void updateKeyOnA_disablingHonouredOnBWithin100msAtP99() {
-    measure("UpdateKey", samples -> {
-      for (int i = 0; i < ROUNDS; i++) {
-        CreateKeyResponse key = cachedOnB("0");
-        samples.add(unchecked(() -> propagation(key.getSecret(), () -> a.admin().updateKey(UpdateKeyRequest.newBuilder()
-            .setKey(ApiKey.newBuilder().setId(key.getKey().getId()).setStatus(KeyStatus.KEY_STATUS_DISABLED))
-            .setUpdateMask(FieldMask.newBuilder().addPaths("status")).build()), 16)));
-      }
-    });
+    measure(
+        "UpdateKey",
+        samples -> {
+          for (int i = 0; i < ROUNDS; i++) {
+            CreateKeyResponse key = cachedOnB("0");
+            samples.add(
+                unchecked(
+                    () ->
+                        propagation(
+                            key.getSecret(),
+                            () ->
+                                a.admin()
+                                    .updateKey(
+                                        UpdateKeyRequest.newBuilder()
+                                            .setKey(
+                                                ApiKey.newBuilder()
+                                                    .setId(key.getKey().getId())
+                                                    .setStatus(KeyStatus.KEY_STATUS_DISABLED))
+                                            .setUpdateMask(
+                                                FieldMask.newBuilder().addPaths("status"))
+                                            .build()),
+                            16)));
+          }
+        });
   }
 
   @Test
   void deleteKeyOnA_honouredOnBWithin100msAtP99() {
-    measure("DeleteKey", samples -> {
-      for (int i = 0; i < ROUNDS; i++) {
-        CreateKeyResponse key = cachedOnB("0");
-        samples.add(unchecked(() -> propagation(key.getSecret(),
-            () -> a.admin().deleteKey(DeleteKeyRequest.newBuilder().setId(key.getKey().getId()).build()), 16)));
-      }
-    });
+    measure(
+        "DeleteKey",
+        samples -> {
+          for (int i = 0; i < ROUNDS; i++) {
+            CreateKeyResponse key = cachedOnB("0");
+            samples.add(
+                unchecked(
+                    () ->
+                        propagation(
+                            key.getSecret(),
+                            () ->
+                                a.admin()
+                                    .deleteKey(
+                                        DeleteKeyRequest.newBuilder()
+                                            .setId(key.getKey().getId())
+                                            .build()),
+                            16)));
+          }
+        });
   }
 
   @Test
   void resetQuotaOnA_exhaustedKeyPassesOnBWithin100msAtP99() {
-    measure("ResetQuota", samples -> {
-      for (int i = 0; i < ROUNDS; i++) {
-        CreateKeyResponse key = cachedOnB("0.01");
-        UsageStream st = UsageStream.open(a.authzChannel(), TestServer.REPORTER_TOKEN)
-            .send(UsageStream.report("reset-" + i, key.getKey().getId(), "0.01"));
-        unchecked(() -> st.finish());
-        assertThat(st.responses().get(0).getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
-        unchecked(() -> propagation(key.getSecret(), () -> { }, 8));
-        samples.add(unchecked(() -> propagation(key.getSecret(),
-            () -> a.admin().resetQuota(ResetQuotaRequest.newBuilder().setId(key.getKey().getId()).build()), 0)));
-      }
-    });
+    measure(
+        "ResetQuota",
+        samples -> {
+          for (int i = 0; i < ROUNDS; i++) {
+            CreateKeyResponse key = cachedOnB("0.01");
+            UsageStream st =
+                UsageStream.open(a.authzChannel(), TestServer.REPORTER_TOKEN)
+                    .send(UsageStream.report("reset-" + i, key.getKey().getId(), "0.01"));
+            unchecked(() -> st.finish());
+            assertThat(st.responses().get(0).getResult())
+                .isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
+            unchecked(() -> propagation(key.getSecret(), () -> {}, 8));
+            samples.add(
+                unchecked(
+                    () ->
+                        propagation(
+                            key.getSecret(),
+                            () ->
+                                a.admin()
+                                    .resetQuota(
+                                        ResetQuotaRequest.newBuilder()
+                                            .setId(key.getKey().getId())
+                                            .build()),
+                            0)));
+          }
+        });
   }
 
   @Test
   void clearExpirationOnA_expiredKeyPassesOnBWithin100msAtP99() {
-    measure("ClearExpiration", samples -> {
-      for (int i = 0; i < ROUNDS; i++) {
-        // Expires 150 ms after creation on the real clock; B caches it while valid, then sees 403.
-        Instant expires = Instant.now().plusMillis(150);
-        CreateKeyResponse key = a.admin().createKey(CreateKeyRequest.newBuilder().setName("exp")
-            .setExpiresAt(Timestamp.newBuilder().setSeconds(expires.getEpochSecond()).setNanos(expires.getNano()))
-            .build());
-        // B hears of the key (allowed, or already expired if that took over 150 ms), then sees 403.
-        knownOn(b, key.getSecret());
-        unchecked(() -> propagation(key.getSecret(), () -> { }, 7));
-        samples.add(unchecked(() -> propagation(key.getSecret(),
-            () -> a.admin().clearExpiration(ClearExpirationRequest.newBuilder().setId(key.getKey().getId()).build()), 0)));
-      }
-    });
+    measure(
+        "ClearExpiration",
+        samples -> {
+          for (int i = 0; i < ROUNDS; i++) {
+            // Expires 150 ms after creation on the real clock; B caches it while valid, then sees
+            // 403.
+            Instant expires = Instant.now().plusMillis(150);
+            CreateKeyResponse key =
+                a.admin()
+                    .createKey(
+                        CreateKeyRequest.newBuilder()
+                            .setName("exp")
+                            .setExpiresAt(
+                                Timestamp.newBuilder()
+                                    .setSeconds(expires.getEpochSecond())
+                                    .setNanos(expires.getNano()))
+                            .build());
+            // B hears of the key (allowed, or already expired if that took over 150 ms), then sees
+            // 403.
+            knownOn(b, key.getSecret());
+            unchecked(() -> propagation(key.getSecret(), () -> {}, 7));
+            samples.add(
+                unchecked(
+                    () ->
+                        propagation(
+                            key.getSecret(),
+                            () ->
+                                a.admin()
+                                    .clearExpiration(
+                                        ClearExpirationRequest.newBuilder()
+                                            .setId(key.getKey().getId())
+                                            .build()),
+                            0)));
+          }
+        });
   }
 
   @Test
   void usageCommittedThroughA_turnsBAndC429WithinOneSecond() throws Exception {
     CreateKeyResponse key = cachedOnB("1");
-    UsageStream st = UsageStream.open(a.authzChannel(), TestServer.REPORTER_TOKEN)
-        .send(UsageStream.report("multi-usage", key.getKey().getId(), "1"));
+    UsageStream st =
+        UsageStream.open(a.authzChannel(), TestServer.REPORTER_TOKEN)
+            .send(UsageStream.report("multi-usage", key.getKey().getId(), "1"));
     st.finish();
     assertThat(st.responses().get(0).getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
     long ackedAt = System.nanoTime();
 
-    long onB = propagation(key.getSecret(), () -> { }, 8);
+    long onB = propagation(key.getSecret(), () -> {}, 8);
     long onC = System.nanoTime() - ackedAt;
-    while (check(c, key.getSecret()) != 8 && System.nanoTime() - ackedAt < TimeUnit.SECONDS.toNanos(5)) {
+    while (check(c, key.getSecret()) != 8
+        && System.nanoTime() - ackedAt < TimeUnit.SECONDS.toNanos(5)) {
       Thread.sleep(1);
       onC = System.nanoTime() - ackedAt;
     }
 
-    System.out.printf("usage propagation: B %d ms, C %d ms%n", TimeUnit.NANOSECONDS.toMillis(onB), TimeUnit.NANOSECONDS.toMillis(onC));
+    System.out.printf(
+        "usage propagation: B %d ms, C %d ms%n",
+        TimeUnit.NANOSECONDS.toMillis(onB), TimeUnit.NANOSECONDS.toMillis(onC));
     assertThat(TimeUnit.NANOSECONDS.toMillis(onB)).isLessThan(1000);
     assertThat(TimeUnit.NANOSECONDS.toMillis(onC)).isLessThan(1000);
     assertThat(check(c, key.getSecret())).isEqualTo(8);

@@ -36,8 +36,7 @@ class AdminTokenFileIT {
   private static TestDatabase db;
   private ListAppender<ILoggingEvent> log;
 
-  @TempDir
-  Path dataDir;
+  @TempDir Path dataDir;
 
   @BeforeAll
   static void createDatabase() {
@@ -66,12 +65,16 @@ class AdminTokenFileIT {
   }
 
   private TestServer startWithoutToken() {
-    return TestServer.start(db, Map.of(Setting.ADMIN_TOKEN, "", Setting.DATA_DIR, dataDir.toString()),
+    return TestServer.start(
+        db,
+        Map.of(Setting.ADMIN_TOKEN, "", Setting.DATA_DIR, dataDir.toString()),
         Clock.systemUTC());
   }
 
-  private static KeyAdminServiceGrpc.KeyAdminServiceBlockingStub stub(TestServer server, String token) {
-    return KeyAdminServiceGrpc.newBlockingStub(server.adminChannel()).withInterceptors(TestServer.bearer(token));
+  private static KeyAdminServiceGrpc.KeyAdminServiceBlockingStub stub(
+      TestServer server, String token) {
+    return KeyAdminServiceGrpc.newBlockingStub(server.adminChannel())
+        .withInterceptors(TestServer.bearer(token));
   }
 
   private List<String> logLines() {
@@ -90,10 +93,18 @@ class AdminTokenFileIT {
       token = Files.readString(file, StandardCharsets.UTF_8).trim();
       assertThat(token).matches("[A-Za-z0-9_-]{43}");
 
-      assertThat(stub(first, token).createKey(CreateKeyRequest.newBuilder().setName("with-file-token").build())
-          .getKey().getName()).isEqualTo("with-file-token");
-      assertThatThrownBy(() -> stub(first, TestServer.ADMIN_TOKEN).listKeys(ListKeysRequest.getDefaultInstance()))
-          .isInstanceOfSatisfying(StatusRuntimeException.class,
+      assertThat(
+              stub(first, token)
+                  .createKey(CreateKeyRequest.newBuilder().setName("with-file-token").build())
+                  .getKey()
+                  .getName())
+          .isEqualTo("with-file-token");
+      assertThatThrownBy(
+              () ->
+                  stub(first, TestServer.ADMIN_TOKEN)
+                      .listKeys(ListKeysRequest.getDefaultInstance()))
+          .isInstanceOfSatisfying(
+              StatusRuntimeException.class,
               e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED));
     }
     FileTime written = Files.getLastModifiedTime(file);
@@ -101,22 +112,31 @@ class AdminTokenFileIT {
     try (TestServer second = startWithoutToken()) {
       assertThat(Files.readString(file, StandardCharsets.UTF_8).trim()).isEqualTo(token);
       assertThat(Files.getLastModifiedTime(file)).isEqualTo(written);
-      assertThat(Files.getPosixFilePermissions(file)).isEqualTo(PosixFilePermissions.fromString("rw-------"));
+      assertThat(Files.getPosixFilePermissions(file))
+          .isEqualTo(PosixFilePermissions.fromString("rw-------"));
       assertThat(stub(second, token).listKeys(ListKeysRequest.getDefaultInstance()).getKeysList())
-          .extracting(k -> k.getName()).contains("with-file-token");
+          .extracting(k -> k.getName())
+          .contains("with-file-token");
     }
 
     List<String> lines = logLines();
-    assertThat(lines).contains("generated a new token into " + file.toAbsolutePath() + " (mode 0600)",
-        "using the token in " + file.toAbsolutePath());
+    assertThat(lines)
+        .contains(
+            "generated a new token into " + file.toAbsolutePath() + " (mode 0600)",
+            "using the token in " + file.toAbsolutePath());
     assertThat(lines).noneMatch(l -> l.contains(token));
-    assertThat(log.list).noneMatch(e -> e.getThrowableProxy() != null
-        && e.getThrowableProxy().getMessage() != null && e.getThrowableProxy().getMessage().contains(token));
+    assertThat(log.list)
+        .noneMatch(
+            e ->
+                e.getThrowableProxy() != null
+                    && e.getThrowableProxy().getMessage() != null
+                    && e.getThrowableProxy().getMessage().contains(token));
   }
 
   @Test
   void resolve_configuredToken_usedAndNoFileWritten() {
-    assertThat(TokenFile.resolve(Optional.of("configured"), dataDir, "admin-token")).isEqualTo("configured");
+    assertThat(TokenFile.resolve(Optional.of("configured"), dataDir, "admin-token"))
+        .isEqualTo("configured");
     assertThat(dataDir.resolve("admin-token")).doesNotExist();
   }
 
@@ -143,7 +163,8 @@ class AdminTokenFileIT {
 
     assertThatThrownBy(() -> TokenFile.resolve(Optional.empty(), dataDir, "admin-token"))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_ADMIN_TOKEN: " + file + " is empty; delete it to have a new token generated");
+        .hasMessage(
+            "QUOTA_ADMIN_TOKEN: " + file + " is empty; delete it to have a new token generated");
   }
 
   @Test

@@ -27,8 +27,7 @@ class AdminTokensTest {
   static final String B = Tokens.digestHex(BOB);
   static final Path FILE = Path.of("/etc/quota/admin-tokens");
 
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   private Path tokensFile(String text) throws IOException {
     Path f = dir.resolve("admin-tokens");
@@ -43,8 +42,14 @@ class AdminTokensTest {
 
   @Test
   void parse_commentsBlankLinesUpperCaseHexAndCrLf_entriesInOrder() {
-    List<AdminTokens.Entry> entries = AdminTokens.parse(FILE,
-        "# operators\n\n  alice:" + A.toUpperCase() + "  \r\n\t# bots\nci.bot@build-1:" + B + "\n");
+    List<AdminTokens.Entry> entries =
+        AdminTokens.parse(
+            FILE,
+            "# operators\n\n  alice:"
+                + A.toUpperCase()
+                + "  \r\n\t# bots\nci.bot@build-1:"
+                + B
+                + "\n");
 
     assertThat(names(entries)).containsExactly("alice", "ci.bot@build-1");
     assertThat(HexFormat.of().formatHex(entries.get(0).sha256())).isEqualTo(A);
@@ -54,19 +59,33 @@ class AdminTokensTest {
   static Stream<Arguments> refused() {
     String bad = " A-Z a-z 0-9 . _ @ -";
     return Stream.of(
-        Arguments.of("alice:" + A + "\nalice:" + B, "line 2: the name 'alice' is already on line 1"),
-        Arguments.of("alice:" + A + "\n# x\n\nbob:" + A.toUpperCase(),
+        Arguments.of(
+            "alice:" + A + "\nalice:" + B, "line 2: the name 'alice' is already on line 1"),
+        Arguments.of(
+            "alice:" + A + "\n# x\n\nbob:" + A.toUpperCase(),
             "line 4: 'bob' has the same token as line 1; every name needs its own token"),
-        Arguments.of("alice " + A, "line 1: expected name:sha256hex with a name of 1 to 64 characters" + bad),
-        Arguments.of(":" + A, "line 1: expected name:sha256hex with a name of 1 to 64 characters" + bad),
-        Arguments.of("al ice:" + A, "line 1: expected name:sha256hex with a name of 1 to 64 characters" + bad),
-        Arguments.of("a".repeat(65) + ":" + A, "line 1: expected name:sha256hex with a name of 1 to 64 characters" + bad),
-        Arguments.of("alice\u202e:" + A, "line 1: expected name:sha256hex with a name of 1 to 64 characters" + bad),
-        Arguments.of("alice:" + ALICE,
+        Arguments.of(
+            "alice " + A,
+            "line 1: expected name:sha256hex with a name of 1 to 64 characters" + bad),
+        Arguments.of(
+            ":" + A, "line 1: expected name:sha256hex with a name of 1 to 64 characters" + bad),
+        Arguments.of(
+            "al ice:" + A,
+            "line 1: expected name:sha256hex with a name of 1 to 64 characters" + bad),
+        Arguments.of(
+            "a".repeat(65) + ":" + A,
+            "line 1: expected name:sha256hex with a name of 1 to 64 characters" + bad),
+        Arguments.of(
+            "alice\u202e:" + A,
+            "line 1: expected name:sha256hex with a name of 1 to 64 characters" + bad),
+        Arguments.of(
+            "alice:" + ALICE,
             "line 1: 'alice' needs the 64 hex digits of the token's SHA-256 (quota-authority tokens hash), not the token"),
-        Arguments.of("alice:" + A.substring(1),
+        Arguments.of(
+            "alice:" + A.substring(1),
             "line 1: 'alice' needs the 64 hex digits of the token's SHA-256 (quota-authority tokens hash), not the token"),
-        Arguments.of("alice:" + A + ":x",
+        Arguments.of(
+            "alice:" + A + ":x",
             "line 1: 'alice' needs the 64 hex digits of the token's SHA-256 (quota-authority tokens hash), not the token"));
   }
 
@@ -95,8 +114,16 @@ class AdminTokensTest {
   @Test
   void resolve_fileAndSharedToken_bothAcceptedNothingGenerated() throws IOException {
     Path f = tokensFile("alice:" + A + "\n");
-    Settings s = Settings.load(Map.of("QUOTA_ADMIN_TOKENS_FILE", f.toString(), "QUOTA_ADMIN_TOKEN", BOB,
-        "QUOTA_DATA_DIR", dir.toString()), List.of());
+    Settings s =
+        Settings.load(
+            Map.of(
+                "QUOTA_ADMIN_TOKENS_FILE",
+                f.toString(),
+                "QUOTA_ADMIN_TOKEN",
+                BOB,
+                "QUOTA_DATA_DIR",
+                dir.toString()),
+            List.of());
 
     List<AdminTokens.Entry> entries = AdminTokens.resolve(s);
 
@@ -108,8 +135,10 @@ class AdminTokensTest {
   @Test
   void resolve_fileOnly_noTokenGenerated() throws IOException {
     Path f = tokensFile("alice:" + A + "\n");
-    Settings s = Settings.load(Map.of("QUOTA_ADMIN_TOKENS_FILE", f.toString(), "QUOTA_DATA_DIR", dir.toString()),
-        List.of());
+    Settings s =
+        Settings.load(
+            Map.of("QUOTA_ADMIN_TOKENS_FILE", f.toString(), "QUOTA_DATA_DIR", dir.toString()),
+            List.of());
 
     assertThat(names(AdminTokens.resolve(s))).containsExactly("alice");
     assertThat(dir.resolve("admin-token")).doesNotExist();
@@ -128,12 +157,14 @@ class AdminTokensTest {
   @Test
   void resolve_sharedTokenAlsoInTheFile_refused() throws IOException {
     Path f = tokensFile("alice:" + A + "\n");
-    Settings s = Settings.load(Map.of("QUOTA_ADMIN_TOKENS_FILE", f.toString(), "QUOTA_ADMIN_TOKEN", ALICE),
-        List.of());
+    Settings s =
+        Settings.load(
+            Map.of("QUOTA_ADMIN_TOKENS_FILE", f.toString(), "QUOTA_ADMIN_TOKEN", ALICE), List.of());
 
     assertThatThrownBy(() -> AdminTokens.resolve(s))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_ADMIN_TOKENS_FILE: the token named 'alice' is QUOTA_ADMIN_TOKEN too; give it one way only");
+        .hasMessage(
+            "QUOTA_ADMIN_TOKENS_FILE: the token named 'alice' is QUOTA_ADMIN_TOKEN too; give it one way only");
   }
 
   @Test
@@ -144,8 +175,10 @@ class AdminTokensTest {
 
     assertThatThrownBy(() -> AdminTokens.resolve(s))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_ADMIN_TOKENS_FILE: " + f
-            + " is readable or writable by group or others (mode 0620); chmod 600 it");
+        .hasMessage(
+            "QUOTA_ADMIN_TOKENS_FILE: "
+                + f
+                + " is readable or writable by group or others (mode 0620); chmod 600 it");
   }
 
   @Test
@@ -156,7 +189,10 @@ class AdminTokensTest {
 
     assertThatThrownBy(() -> AdminTokens.resolve(s))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_ADMIN_TOKENS_FILE: " + link + " is a symlink; point the setting at the file itself");
+        .hasMessage(
+            "QUOTA_ADMIN_TOKENS_FILE: "
+                + link
+                + " is a symlink; point the setting at the file itself");
     assertThat(Optional.of(s.adminTokensFile().orElseThrow())).contains(link);
   }
 }

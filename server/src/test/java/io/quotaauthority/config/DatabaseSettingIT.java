@@ -18,20 +18,38 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** A database the server cannot use stops start-up with one line naming QUOTA_DB_URL. */
 class DatabaseSettingIT {
-  @TempDir
-  Path dataDir;
+  @TempDir Path dataDir;
 
   private Settings settings(String dbUrl) {
-    return Settings.load(Map.of("QUOTA_DB_URL", dbUrl, "QUOTA_DATA_DIR", dataDir.toString(),
-        "QUOTA_ADMIN_TOKEN", "t".repeat(32), "QUOTA_REPORTER_TOKEN", "r".repeat(32)),
-        List.of("--authz-port", "0", "--metering-port", "0", "--admin-port", "0", "--metrics-port", "0"));
+    return Settings.load(
+        Map.of(
+            "QUOTA_DB_URL",
+            dbUrl,
+            "QUOTA_DATA_DIR",
+            dataDir.toString(),
+            "QUOTA_ADMIN_TOKEN",
+            "t".repeat(32),
+            "QUOTA_REPORTER_TOKEN",
+            "r".repeat(32)),
+        List.of(
+            "--authz-port",
+            "0",
+            "--metering-port",
+            "0",
+            "--admin-port",
+            "0",
+            "--metrics-port",
+            "0"));
   }
 
   @Test
   void start_unreachableDatabase_configExceptionNamingDbUrl() {
     long started = System.nanoTime();
 
-    assertThatThrownBy(() -> QuotaAuthority.start(settings("jdbc:postgresql://127.0.0.1:1/x"), Clock.systemUTC()))
+    assertThatThrownBy(
+            () ->
+                QuotaAuthority.start(
+                    settings("jdbc:postgresql://127.0.0.1:1/x"), Clock.systemUTC()))
         .isInstanceOf(ConfigException.class)
         .hasMessageStartingWith("QUOTA_DB_URL: cannot connect to the database: ")
         .hasMessageNotContaining("\n");
@@ -47,13 +65,16 @@ class DatabaseSettingIT {
       s.execute("CREATE DATABASE " + name + " ENCODING 'SQL_ASCII' TEMPLATE template0");
     }
     try {
-      assertThatThrownBy(() -> QuotaAuthority.start(settings(TestDatabase.urlOf(name)), Clock.systemUTC()))
+      assertThatThrownBy(
+              () -> QuotaAuthority.start(settings(TestDatabase.urlOf(name)), Clock.systemUTC()))
           .isInstanceOf(ConfigException.class)
-          .hasMessageStartingWith("QUOTA_DB_URL: the database's encoding is SQL_ASCII; quota-authority needs UTF8")
+          .hasMessageStartingWith(
+              "QUOTA_DB_URL: the database's encoding is SQL_ASCII; quota-authority needs UTF8")
           .hasMessageNotContaining("\n");
       try (Connection c = DriverManager.getConnection(TestDatabase.urlOf(name), "postgres", "");
           Statement s = c.createStatement();
-          ResultSet rs = s.executeQuery("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")) {
+          ResultSet rs =
+              s.executeQuery("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")) {
         rs.next();
         assertThat(rs.getInt(1)).as("tables created in the refused database").isZero();
       }
@@ -67,7 +88,8 @@ class DatabaseSettingIT {
 
   @Test
   void start_notAPostgresUrl_configExceptionNamingDbUrl() {
-    assertThatThrownBy(() -> QuotaAuthority.start(settings("jdbc:mysql://127.0.0.1/x"), Clock.systemUTC()))
+    assertThatThrownBy(
+            () -> QuotaAuthority.start(settings("jdbc:mysql://127.0.0.1/x"), Clock.systemUTC()))
         .isInstanceOf(ConfigException.class)
         .hasMessage("QUOTA_DB_URL must be a jdbc:postgresql: URL");
   }

@@ -17,6 +17,7 @@ import org.junit.jupiter.api.Test;
 class ReadmeConfigurationTest {
   /** env → [flag, default] as the README's table shows them. */
   private static final Map<String, List<String>> rows = new LinkedHashMap<>();
+
   private static String section;
 
   @BeforeAll
@@ -34,7 +35,8 @@ class ReadmeConfigurationTest {
       List<String> cells = Arrays.stream(line.split("\\|")).map(String::trim).toList();
       // "", env, flag, default, meaning
       assertThat(cells).as(line).hasSizeGreaterThanOrEqualTo(5);
-      List<String> previous = rows.put(unquote(cells.get(1)), List.of(unquote(cells.get(2)), cells.get(3)));
+      List<String> previous =
+          rows.put(unquote(cells.get(1)), List.of(unquote(cells.get(2)), cells.get(3)));
       assertThat(previous).as("%s is listed once", cells.get(1)).isNull();
     }
   }
@@ -42,7 +44,8 @@ class ReadmeConfigurationTest {
   private static Path findReadme() {
     Path dir = Path.of("").toAbsolutePath();
     while (dir != null) {
-      if (Files.isRegularFile(dir.resolve("README.md")) && Files.isDirectory(dir.resolve("server"))) {
+      if (Files.isRegularFile(dir.resolve("README.md"))
+          && Files.isDirectory(dir.resolve("server"))) {
         return dir.resolve("README.md");
       }
       dir = dir.getParent();
@@ -52,7 +55,8 @@ class ReadmeConfigurationTest {
 
   private static String unquote(String cell) {
     return cell.startsWith("`") && cell.endsWith("`") && cell.length() >= 2
-        ? cell.substring(1, cell.length() - 1) : cell;
+        ? cell.substring(1, cell.length() - 1)
+        : cell;
   }
 
   private static String shownDefault(Setting s) {
@@ -83,7 +87,8 @@ class ReadmeConfigurationTest {
 
   @Test
   void readme_configurationTable_listsNothingElse() {
-    assertThat(rows.keySet()).containsExactlyInAnyOrderElementsOf(
-        Arrays.stream(Setting.values()).map(Setting::env).toList());
+    assertThat(rows.keySet())
+        .containsExactlyInAnyOrderElementsOf(
+            Arrays.stream(Setting.values()).map(Setting::env).toList());
   }
 }

@@ -27,8 +27,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 class SecretFileTest {
   static final String TOKEN = "file-token-0123456789abcdef0123456789";
 
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   static Stream<Setting> secrets() {
     return Arrays.stream(Setting.values()).filter(Setting::secret);
@@ -58,14 +57,16 @@ class SecretFileTest {
   void load_reporterTokenFileFlag_readsTheFile() throws IOException {
     Path f = secretFile("reporter", TOKEN + "\r\n", "r--------");
 
-    assertThat(load(Map.of(), "--reporter-token-file", f.toString()).reporterToken()).contains(TOKEN);
+    assertThat(load(Map.of(), "--reporter-token-file", f.toString()).reporterToken())
+        .contains(TOKEN);
   }
 
   @Test
   void load_dbPasswordFile_newlineDroppedSpacesKept() throws IOException {
     Path f = secretFile("db", " pass word \n", "rw-------");
 
-    assertThat(load(Map.of("QUOTA_DB_PASSWORD_FILE", f.toString())).dbPassword()).isEqualTo(" pass word ");
+    assertThat(load(Map.of("QUOTA_DB_PASSWORD_FILE", f.toString())).dbPassword())
+        .isEqualTo(" pass word ");
   }
 
   @Test
@@ -84,7 +85,11 @@ class SecretFileTest {
 
     assertThatThrownBy(() -> load(Map.of(s.fileEnv(), f.toString())))
         .isInstanceOf(ConfigException.class)
-        .hasMessage(s.fileEnv() + ": " + f + " is readable or writable by group or others (mode 0640); chmod 600 it");
+        .hasMessage(
+            s.fileEnv()
+                + ": "
+                + f
+                + " is readable or writable by group or others (mode 0640); chmod 600 it");
   }
 
   @ParameterizedTest
@@ -94,7 +99,11 @@ class SecretFileTest {
 
     assertThatThrownBy(() -> load(Map.of(), s.fileFlag(), f.toString()))
         .isInstanceOf(ConfigException.class)
-        .hasMessage(s.fileFlag() + ": " + f + " is readable or writable by group or others (mode 0604); chmod 600 it");
+        .hasMessage(
+            s.fileFlag()
+                + ": "
+                + f
+                + " is readable or writable by group or others (mode 0604); chmod 600 it");
   }
 
   @ParameterizedTest
@@ -105,7 +114,8 @@ class SecretFileTest {
 
     assertThatThrownBy(() -> load(Map.of(s.fileEnv(), link.toString())))
         .isInstanceOf(ConfigException.class)
-        .hasMessage(s.fileEnv() + ": " + link + " is a symlink; point the setting at the file itself");
+        .hasMessage(
+            s.fileEnv() + ": " + link + " is a symlink; point the setting at the file itself");
   }
 
   @ParameterizedTest
@@ -113,14 +123,20 @@ class SecretFileTest {
   void load_fileOwnedByAnotherUser_refused(Setting s) throws IOException {
     assumeTrue(RunningUser.uid() == 0, "changing a file's owner needs root");
     Path f = secretFile("nobody", TOKEN, "rw-------");
-    UserPrincipal nobody = f.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName("nobody");
+    UserPrincipal nobody =
+        f.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName("nobody");
     Files.setOwner(f, nobody);
     long uid = ((Number) Files.getAttribute(f, "unix:uid")).longValue();
 
     assertThatThrownBy(() -> load(Map.of(s.fileEnv(), f.toString())))
         .isInstanceOf(ConfigException.class)
-        .hasMessage(s.fileEnv() + ": " + f + " is owned by uid " + uid
-            + ", not by the user running the server (uid 0); chown it");
+        .hasMessage(
+            s.fileEnv()
+                + ": "
+                + f
+                + " is owned by uid "
+                + uid
+                + ", not by the user running the server (uid 0); chown it");
   }
 
   @ParameterizedTest
@@ -130,10 +146,12 @@ class SecretFileTest {
 
     assertThatThrownBy(() -> load(Map.of(s.env(), TOKEN, s.fileEnv(), f.toString())))
         .isInstanceOf(ConfigException.class)
-        .hasMessage(s.env() + " and " + s.fileEnv() + " are both set; give " + s.env() + " one way only");
+        .hasMessage(
+            s.env() + " and " + s.fileEnv() + " are both set; give " + s.env() + " one way only");
     assertThatThrownBy(() -> load(Map.of(s.fileEnv(), f.toString()), s.flag(), TOKEN))
         .isInstanceOf(ConfigException.class)
-        .hasMessage(s.flag() + " and " + s.fileEnv() + " are both set; give " + s.env() + " one way only");
+        .hasMessage(
+            s.flag() + " and " + s.fileEnv() + " are both set; give " + s.env() + " one way only");
   }
 
   @Test
@@ -172,8 +190,11 @@ class SecretFileTest {
 
     assertThatThrownBy(() -> load(Map.of("QUOTA_ADMIN_TOKEN_FILE", f.toString())))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_ADMIN_TOKEN_FILE: " + f + ": the token must be at least 32 characters, got 18"
-            + " (generate one with: openssl rand -hex 32)");
+        .hasMessage(
+            "QUOTA_ADMIN_TOKEN_FILE: "
+                + f
+                + ": the token must be at least 32 characters, got 18"
+                + " (generate one with: openssl rand -hex 32)");
   }
 
   @Test
@@ -182,22 +203,27 @@ class SecretFileTest {
 
     assertThatThrownBy(() -> load(Map.of(), "--reporter-token-file=" + f))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("--reporter-token-file: " + f + ": the token must be printable ASCII without spaces"
-            + " (character 17 is not)");
+        .hasMessage(
+            "--reporter-token-file: "
+                + f
+                + ": the token must be printable ASCII without spaces"
+                + " (character 17 is not)");
   }
 
   @Test
   void load_shortTokenValue_refusedNamingTheSetting() {
     assertThatThrownBy(() -> load(Map.of("QUOTA_REPORTER_TOKEN", "dev-reporter-token-change-me")))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_REPORTER_TOKEN must be at least 32 characters, got 28 (generate one with: openssl rand -hex 32)");
+        .hasMessage(
+            "QUOTA_REPORTER_TOKEN must be at least 32 characters, got 28 (generate one with: openssl rand -hex 32)");
   }
 
   @Test
   void load_nonAsciiTokenValue_refused() {
     assertThatThrownBy(() -> load(Map.of("QUOTA_ADMIN_TOKEN", "é".repeat(40))))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_ADMIN_TOKEN must be printable ASCII without spaces (character 1 is not)");
+        .hasMessage(
+            "QUOTA_ADMIN_TOKEN must be printable ASCII without spaces (character 1 is not)");
   }
 
   @Test
@@ -217,7 +243,10 @@ class SecretFileTest {
 
     assertThatThrownBy(() -> TokenFile.resolve(Optional.empty(), dir, "admin-token"))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_ADMIN_TOKEN: " + f + " is readable or writable by group or others (mode 0644); chmod 600 it");
+        .hasMessage(
+            "QUOTA_ADMIN_TOKEN: "
+                + f
+                + " is readable or writable by group or others (mode 0644); chmod 600 it");
   }
 
   @Test
@@ -227,7 +256,8 @@ class SecretFileTest {
 
     assertThatThrownBy(() -> TokenFile.resolve(Optional.empty(), dir, "reporter-token"))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_REPORTER_TOKEN: " + f + " is a symlink; point the setting at the file itself");
+        .hasMessage(
+            "QUOTA_REPORTER_TOKEN: " + f + " is a symlink; point the setting at the file itself");
   }
 
   @Test
@@ -236,7 +266,8 @@ class SecretFileTest {
 
     assertThatThrownBy(() -> TokenFile.resolve(Optional.empty(), dir, "admin-token"))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_ADMIN_TOKEN: " + f + " is a symlink; point the setting at the file itself");
+        .hasMessage(
+            "QUOTA_ADMIN_TOKEN: " + f + " is a symlink; point the setting at the file itself");
     assertThat(dir.resolve("nowhere")).doesNotExist();
   }
 
@@ -245,7 +276,8 @@ class SecretFileTest {
     assumeTrue(RunningUser.uid() == 0, "changing a file's owner needs root");
     TokenFile.resolve(Optional.empty(), dir, "admin-token");
     Path f = dir.resolve("admin-token");
-    Files.setOwner(f, f.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName("nobody"));
+    Files.setOwner(
+        f, f.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName("nobody"));
 
     assertThatThrownBy(() -> TokenFile.resolve(Optional.empty(), dir, "admin-token"))
         .isInstanceOf(ConfigException.class)
@@ -259,8 +291,11 @@ class SecretFileTest {
 
     assertThatThrownBy(() -> TokenFile.resolve(Optional.empty(), dir, "admin-token"))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_ADMIN_TOKEN: " + f + ": the token must be at least 32 characters, got 8"
-            + " (generate one with: openssl rand -hex 32)");
+        .hasMessage(
+            "QUOTA_ADMIN_TOKEN: "
+                + f
+                + ": the token must be at least 32 characters, got 8"
+                + " (generate one with: openssl rand -hex 32)");
   }
 
   @Test

@@ -54,8 +54,19 @@ class SettingsTest {
 
   @Test
   void load_envSet_overridesDefault() {
-    Settings s = load(Map.of("QUOTA_AUTHZ_PORT", "7001", "QUOTA_DB_URL", "jdbc:postgresql://db/q",
-        "QUOTA_NEGATIVE_CACHE_TTL", "250ms", "QUOTA_LOG_FORMAT", "JSON", "QUOTA_ADMIN_TOKEN", " tok-0123456789abcdef0123456789abcdef "));
+    Settings s =
+        load(
+            Map.of(
+                "QUOTA_AUTHZ_PORT",
+                "7001",
+                "QUOTA_DB_URL",
+                "jdbc:postgresql://db/q",
+                "QUOTA_NEGATIVE_CACHE_TTL",
+                "250ms",
+                "QUOTA_LOG_FORMAT",
+                "JSON",
+                "QUOTA_ADMIN_TOKEN",
+                " tok-0123456789abcdef0123456789abcdef "));
 
     assertThat(s.authzPort()).isEqualTo(7001);
     assertThat(s.dbUrl()).contains("jdbc:postgresql://db/q");
@@ -67,8 +78,13 @@ class SettingsTest {
 
   @Test
   void load_flagAndEnvSet_flagWins() {
-    Settings s = load(Map.of("QUOTA_AUTHZ_PORT", "7001", "QUOTA_ADMIN_PORT", "7002", "QUOTA_DATA_DIR", "/env"),
-        "--authz-port", "8001", "--admin-port=8002");
+    Settings s =
+        load(
+            Map.of(
+                "QUOTA_AUTHZ_PORT", "7001", "QUOTA_ADMIN_PORT", "7002", "QUOTA_DATA_DIR", "/env"),
+            "--authz-port",
+            "8001",
+            "--admin-port=8002");
 
     assertThat(s.authzPort()).isEqualTo(8001);
     assertThat(s.adminPort()).isEqualTo(8002);
@@ -77,7 +93,9 @@ class SettingsTest {
 
   @Test
   void load_flagOnly_overridesDefault() {
-    Settings s = load(Map.of(), "--refresh-interval", "2m", "--shutdown-timeout=1h", "--db-pool-size", "200");
+    Settings s =
+        load(
+            Map.of(), "--refresh-interval", "2m", "--shutdown-timeout=1h", "--db-pool-size", "200");
 
     assertThat(s.refreshInterval()).isEqualTo(Duration.ofMinutes(2));
     assertThat(s.shutdownTimeout()).isEqualTo(Duration.ofHours(1));
@@ -86,7 +104,8 @@ class SettingsTest {
 
   @Test
   void load_badEnvValueOverriddenByGoodFlag_starts() {
-    assertThat(load(Map.of("QUOTA_AUTHZ_PORT", "abc"), "--authz-port", "1").authzPort()).isEqualTo(1);
+    assertThat(load(Map.of("QUOTA_AUTHZ_PORT", "abc"), "--authz-port", "1").authzPort())
+        .isEqualTo(1);
   }
 
   @Test
@@ -99,16 +118,39 @@ class SettingsTest {
   }
 
   @ParameterizedTest(name = "{0}")
-  @CsvSource(delimiter = ';', value = {"0.0.0.0; 0.0.0.0", "127.0.0.1; 127.0.0.1", "10.1.2.3; 10.1.2.3",
-      ":: ; 0:0:0:0:0:0:0:0", "::1; 0:0:0:0:0:0:0:1", "[::1]; 0:0:0:0:0:0:0:1", "fe80::1; fe80:0:0:0:0:0:0:1"})
+  @CsvSource(
+      delimiter = ';',
+      value = {
+        "0.0.0.0; 0.0.0.0",
+        "127.0.0.1; 127.0.0.1",
+        "10.1.2.3; 10.1.2.3",
+        ":: ; 0:0:0:0:0:0:0:0",
+        "::1; 0:0:0:0:0:0:0:1",
+        "[::1]; 0:0:0:0:0:0:0:1",
+        "fe80::1; fe80:0:0:0:0:0:0:1"
+      })
   void load_bindAddressLiteral_parsed(String given, String address) {
-    assertThat(load(Map.of("QUOTA_ADMIN_BIND", given)).adminBind().getHostAddress()).isEqualTo(address);
-    assertThat(load(Map.of(), "--metrics-bind", given).metricsBind().getHostAddress()).isEqualTo(address);
+    assertThat(load(Map.of("QUOTA_ADMIN_BIND", given)).adminBind().getHostAddress())
+        .isEqualTo(address);
+    assertThat(load(Map.of(), "--metrics-bind", given).metricsBind().getHostAddress())
+        .isEqualTo(address);
   }
 
   @ParameterizedTest(name = "''{0}''")
-  @CsvSource(delimiter = ';', value = {"localhost", "example.com", "256.0.0.1", "1.2.3", "01.2.3.4", "1.2.3.4.5",
-      ":::1::", "*", "0x7f.0.0.1", "١٢٧.0.0.1"})
+  @CsvSource(
+      delimiter = ';',
+      value = {
+        "localhost",
+        "example.com",
+        "256.0.0.1",
+        "1.2.3",
+        "01.2.3.4",
+        "1.2.3.4.5",
+        ":::1::",
+        "*",
+        "0x7f.0.0.1",
+        "١٢٧.0.0.1"
+      })
   void load_bindAddressNotAnIpLiteral_configExceptionNamingSetting(String given) {
     assertThatThrownBy(() -> load(Map.of("QUOTA_ADMIN_BIND", given)))
         .isInstanceOf(ConfigException.class)
@@ -129,67 +171,71 @@ class SettingsTest {
   @Test
   void load_everyFlag_isRecognised() {
     for (Setting setting : Setting.values()) {
-      String value = switch (setting) {
-        case TLS_CERT, TLS_KEY, TLS_CLIENT_CA -> "";
-        default -> setting.defaultValue();
-      };
+      String value =
+          switch (setting) {
+            case TLS_CERT, TLS_KEY, TLS_CLIENT_CA -> "";
+            default -> setting.defaultValue();
+          };
       load(Map.of(), setting.flag() + "=" + value);
     }
   }
 
   @ParameterizedTest(name = "{0}={1}")
-  @CsvSource(delimiter = ';', value = {
-      "QUOTA_AUTHZ_PORT; 70000; QUOTA_AUTHZ_PORT must be between 0 and 65535, got 70000",
-      "QUOTA_AUTHZ_PORT; 99999999999999999999; QUOTA_AUTHZ_PORT must be between 0 and 65535, got 99999999999999999999",
-      "QUOTA_ADMIN_PORT; -1; QUOTA_ADMIN_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '-1'",
-      "QUOTA_METRICS_PORT; abc; QUOTA_METRICS_PORT must be a whole number (ASCII digits, no sign or leading zeros), got 'abc'",
-      "QUOTA_AUTHZ_PORT; abc; QUOTA_AUTHZ_PORT must be a whole number (ASCII digits, no sign or leading zeros), got 'abc'",
-      // Integer.parseInt takes every one of these as a number; the ports refuse them.
-      "QUOTA_AUTHZ_PORT; +9191; QUOTA_AUTHZ_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '+9191'",
-      "QUOTA_AUTHZ_PORT; 09191; QUOTA_AUTHZ_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '09191'",
-      "QUOTA_AUTHZ_PORT; \u0669\u0661\u0669\u0661; QUOTA_AUTHZ_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '\\u{0669}\\u{0661}\\u{0669}\\u{0661}'",
-      "QUOTA_ADMIN_PORT; \uff19\uff11\uff19\uff12; QUOTA_ADMIN_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '\\u{FF19}\\u{FF11}\\u{FF19}\\u{FF12}'",
-      "QUOTA_METRICS_PORT; \u096f\u0967\u096f\u0969; QUOTA_METRICS_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '\\u{096F}\\u{0967}\\u{096F}\\u{0969}'",
-      "QUOTA_DB_POOL_SIZE; 0; QUOTA_DB_POOL_SIZE must be between 1 and 200, got 0",
-      "QUOTA_DB_POOL_SIZE; 201; QUOTA_DB_POOL_SIZE must be between 1 and 200, got 201",
-      "QUOTA_DB_POOL_SIZE; +8; QUOTA_DB_POOL_SIZE must be a whole number (ASCII digits, no sign or leading zeros), got '+8'",
-      "QUOTA_CACHE_MAX_KEYS; 0; QUOTA_CACHE_MAX_KEYS must be between 1 and 2147483647, got 0",
-      "QUOTA_CACHE_MAX_KEYS; 2147483648; QUOTA_CACHE_MAX_KEYS must be between 1 and 2147483647, got 2147483648",
-      "QUOTA_NEGATIVE_CACHE_TTL; 5x; QUOTA_NEGATIVE_CACHE_TTL must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '5x'",
-      "QUOTA_NEGATIVE_CACHE_TTL; 2h; QUOTA_NEGATIVE_CACHE_TTL must be between 1ms and 1h, got '2h'",
-      "QUOTA_REFRESH_INTERVAL; 5; QUOTA_REFRESH_INTERVAL must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '5'",
-      "QUOTA_REFRESH_INTERVAL; 99ms; QUOTA_REFRESH_INTERVAL must be between 100ms and 1h, got '99ms'",
-      "QUOTA_REFRESH_INTERVAL; 61m; QUOTA_REFRESH_INTERVAL must be between 100ms and 1h, got '61m'",
-      "QUOTA_USAGE_COMMIT_INTERVAL; 0ms; QUOTA_USAGE_COMMIT_INTERVAL must be between 1ms and 10s, got '0ms'",
-      "QUOTA_USAGE_COMMIT_INTERVAL; 11s; QUOTA_USAGE_COMMIT_INTERVAL must be between 1ms and 10s, got '11s'",
-      "QUOTA_SHUTDOWN_TIMEOUT; -5s; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '-5s'",
-      "QUOTA_SHUTDOWN_TIMEOUT; +5s; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '+5s'",
-      "QUOTA_SHUTDOWN_TIMEOUT; 05s; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '05s'",
-      "QUOTA_SHUTDOWN_TIMEOUT; \u0665s; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '\\u{0665}s'",
-      "QUOTA_SHUTDOWN_TIMEOUT; 0s; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '0s'",
-      // Accepted before, then SIGTERM threw "long overflow" computing the deadline in nanoseconds.
-      "QUOTA_SHUTDOWN_TIMEOUT; 2562048h; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '2562048h'",
-      "QUOTA_SHUTDOWN_TIMEOUT; 3601s; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '3601s'",
-      "QUOTA_SHUTDOWN_TIMEOUT; 3600001ms; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '3600001ms'",
-      "QUOTA_SHUTDOWN_TIMEOUT; 99999999999999999999h; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '99999999999999999999h'",
-      "QUOTA_SHUTDOWN_TIMEOUT; 9223372036854775807ms; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '9223372036854775807ms'",
-      "QUOTA_SHUTDOWN_TIMEOUT; ms; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got 'ms'",
-      "QUOTA_SHUTDOWN_TIMEOUT; 1d; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '1d'",
-      "QUOTA_USAGE_COMMIT_MAX; 100001; QUOTA_USAGE_COMMIT_MAX must be between 1 and 100000, got 100001",
-      "QUOTA_USAGE_QUEUE_MAX; 1.5; QUOTA_USAGE_QUEUE_MAX must be a whole number (ASCII digits, no sign or leading zeros), got '1.5'",
-      "QUOTA_USAGE_QUEUE_MAX; 1e6; QUOTA_USAGE_QUEUE_MAX must be a whole number (ASCII digits, no sign or leading zeros), got '1e6'",
-      "QUOTA_UNPRICED_MODEL_USD_PER_MTOK; -1; QUOTA_UNPRICED_MODEL_USD_PER_MTOK must be a decimal USD amount like 1.5, got '-1'",
-      "QUOTA_UNPRICED_MODEL_USD_PER_MTOK; \u0661; QUOTA_UNPRICED_MODEL_USD_PER_MTOK must be a decimal USD amount like 1.5, got '\\u{0661}'",
-      "QUOTA_LOG_FORMAT; xml; QUOTA_LOG_FORMAT must be text or json, got 'xml'",
-      "QUOTA_DATA_DIR; ' '; QUOTA_DATA_DIR must not be empty",
-      // The README: a setting whose default is not empty refuses an empty value.
-      "QUOTA_DB_USER; ''; QUOTA_DB_USER must not be empty",
-      "QUOTA_DB_USER; ' '; QUOTA_DB_USER must not be empty",
-      "QUOTA_AUTHZ_PORT; ''; QUOTA_AUTHZ_PORT must not be empty",
-      "QUOTA_SHUTDOWN_TIMEOUT; ''; QUOTA_SHUTDOWN_TIMEOUT must not be empty",
-      "QUOTA_LOG_FORMAT; ''; QUOTA_LOG_FORMAT must not be empty",
-      "QUOTA_ADMIN_BIND; ' '; QUOTA_ADMIN_BIND must not be empty",
-  })
+  @CsvSource(
+      delimiter = ';',
+      value = {
+        "QUOTA_AUTHZ_PORT; 70000; QUOTA_AUTHZ_PORT must be between 0 and 65535, got 70000",
+        "QUOTA_AUTHZ_PORT; 99999999999999999999; QUOTA_AUTHZ_PORT must be between 0 and 65535, got 99999999999999999999",
+        "QUOTA_ADMIN_PORT; -1; QUOTA_ADMIN_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '-1'",
+        "QUOTA_METRICS_PORT; abc; QUOTA_METRICS_PORT must be a whole number (ASCII digits, no sign or leading zeros), got 'abc'",
+        "QUOTA_AUTHZ_PORT; abc; QUOTA_AUTHZ_PORT must be a whole number (ASCII digits, no sign or leading zeros), got 'abc'",
+        // Integer.parseInt takes every one of these as a number; the ports refuse them.
+        "QUOTA_AUTHZ_PORT; +9191; QUOTA_AUTHZ_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '+9191'",
+        "QUOTA_AUTHZ_PORT; 09191; QUOTA_AUTHZ_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '09191'",
+        "QUOTA_AUTHZ_PORT; \u0669\u0661\u0669\u0661; QUOTA_AUTHZ_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '\\u{0669}\\u{0661}\\u{0669}\\u{0661}'",
+        "QUOTA_ADMIN_PORT; \uff19\uff11\uff19\uff12; QUOTA_ADMIN_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '\\u{FF19}\\u{FF11}\\u{FF19}\\u{FF12}'",
+        "QUOTA_METRICS_PORT; \u096f\u0967\u096f\u0969; QUOTA_METRICS_PORT must be a whole number (ASCII digits, no sign or leading zeros), got '\\u{096F}\\u{0967}\\u{096F}\\u{0969}'",
+        "QUOTA_DB_POOL_SIZE; 0; QUOTA_DB_POOL_SIZE must be between 1 and 200, got 0",
+        "QUOTA_DB_POOL_SIZE; 201; QUOTA_DB_POOL_SIZE must be between 1 and 200, got 201",
+        "QUOTA_DB_POOL_SIZE; +8; QUOTA_DB_POOL_SIZE must be a whole number (ASCII digits, no sign or leading zeros), got '+8'",
+        "QUOTA_CACHE_MAX_KEYS; 0; QUOTA_CACHE_MAX_KEYS must be between 1 and 2147483647, got 0",
+        "QUOTA_CACHE_MAX_KEYS; 2147483648; QUOTA_CACHE_MAX_KEYS must be between 1 and 2147483647, got 2147483648",
+        "QUOTA_NEGATIVE_CACHE_TTL; 5x; QUOTA_NEGATIVE_CACHE_TTL must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '5x'",
+        "QUOTA_NEGATIVE_CACHE_TTL; 2h; QUOTA_NEGATIVE_CACHE_TTL must be between 1ms and 1h, got '2h'",
+        "QUOTA_REFRESH_INTERVAL; 5; QUOTA_REFRESH_INTERVAL must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '5'",
+        "QUOTA_REFRESH_INTERVAL; 99ms; QUOTA_REFRESH_INTERVAL must be between 100ms and 1h, got '99ms'",
+        "QUOTA_REFRESH_INTERVAL; 61m; QUOTA_REFRESH_INTERVAL must be between 100ms and 1h, got '61m'",
+        "QUOTA_USAGE_COMMIT_INTERVAL; 0ms; QUOTA_USAGE_COMMIT_INTERVAL must be between 1ms and 10s, got '0ms'",
+        "QUOTA_USAGE_COMMIT_INTERVAL; 11s; QUOTA_USAGE_COMMIT_INTERVAL must be between 1ms and 10s, got '11s'",
+        "QUOTA_SHUTDOWN_TIMEOUT; -5s; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '-5s'",
+        "QUOTA_SHUTDOWN_TIMEOUT; +5s; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '+5s'",
+        "QUOTA_SHUTDOWN_TIMEOUT; 05s; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '05s'",
+        "QUOTA_SHUTDOWN_TIMEOUT; \u0665s; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '\\u{0665}s'",
+        "QUOTA_SHUTDOWN_TIMEOUT; 0s; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '0s'",
+        // Accepted before, then SIGTERM threw "long overflow" computing the deadline in
+        // nanoseconds.
+        "QUOTA_SHUTDOWN_TIMEOUT; 2562048h; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '2562048h'",
+        "QUOTA_SHUTDOWN_TIMEOUT; 3601s; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '3601s'",
+        "QUOTA_SHUTDOWN_TIMEOUT; 3600001ms; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '3600001ms'",
+        "QUOTA_SHUTDOWN_TIMEOUT; 99999999999999999999h; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '99999999999999999999h'",
+        "QUOTA_SHUTDOWN_TIMEOUT; 9223372036854775807ms; QUOTA_SHUTDOWN_TIMEOUT must be between 1ms and 1h, got '9223372036854775807ms'",
+        "QUOTA_SHUTDOWN_TIMEOUT; ms; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got 'ms'",
+        "QUOTA_SHUTDOWN_TIMEOUT; 1d; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '1d'",
+        "QUOTA_USAGE_COMMIT_MAX; 100001; QUOTA_USAGE_COMMIT_MAX must be between 1 and 100000, got 100001",
+        "QUOTA_USAGE_QUEUE_MAX; 1.5; QUOTA_USAGE_QUEUE_MAX must be a whole number (ASCII digits, no sign or leading zeros), got '1.5'",
+        "QUOTA_USAGE_QUEUE_MAX; 1e6; QUOTA_USAGE_QUEUE_MAX must be a whole number (ASCII digits, no sign or leading zeros), got '1e6'",
+        "QUOTA_UNPRICED_MODEL_USD_PER_MTOK; -1; QUOTA_UNPRICED_MODEL_USD_PER_MTOK must be a decimal USD amount like 1.5, got '-1'",
+        "QUOTA_UNPRICED_MODEL_USD_PER_MTOK; \u0661; QUOTA_UNPRICED_MODEL_USD_PER_MTOK must be a decimal USD amount like 1.5, got '\\u{0661}'",
+        "QUOTA_LOG_FORMAT; xml; QUOTA_LOG_FORMAT must be text or json, got 'xml'",
+        "QUOTA_DATA_DIR; ' '; QUOTA_DATA_DIR must not be empty",
+        // The README: a setting whose default is not empty refuses an empty value.
+        "QUOTA_DB_USER; ''; QUOTA_DB_USER must not be empty",
+        "QUOTA_DB_USER; ' '; QUOTA_DB_USER must not be empty",
+        "QUOTA_AUTHZ_PORT; ''; QUOTA_AUTHZ_PORT must not be empty",
+        "QUOTA_SHUTDOWN_TIMEOUT; ''; QUOTA_SHUTDOWN_TIMEOUT must not be empty",
+        "QUOTA_LOG_FORMAT; ''; QUOTA_LOG_FORMAT must not be empty",
+        "QUOTA_ADMIN_BIND; ' '; QUOTA_ADMIN_BIND must not be empty",
+      })
   void load_badEnvValue_configExceptionNamingSetting(String env, String value, String message) {
     assertThatThrownBy(() -> load(Map.of(env, value)))
         .isInstanceOf(ConfigException.class)
@@ -215,27 +261,57 @@ class SettingsTest {
 
   @ParameterizedTest(name = "metrics {0}, authz {1}, admin {2}")
   @CsvSource({"9000, 9000, 9192", "9000, 9191, 9000", "9191, 0, 9191"})
-  void load_metricsPortEqualToAnother_configExceptionBeforeAnythingOpens(String metrics, String authz, String admin) {
-    assertThatThrownBy(() -> load(Map.of("QUOTA_METRICS_PORT", metrics, "QUOTA_AUTHZ_PORT", authz,
-        "QUOTA_ADMIN_PORT", admin)))
+  void load_metricsPortEqualToAnother_configExceptionBeforeAnythingOpens(
+      String metrics, String authz, String admin) {
+    assertThatThrownBy(
+            () ->
+                load(
+                    Map.of(
+                        "QUOTA_METRICS_PORT",
+                        metrics,
+                        "QUOTA_AUTHZ_PORT",
+                        authz,
+                        "QUOTA_ADMIN_PORT",
+                        admin)))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_METRICS_PORT must differ from QUOTA_AUTHZ_PORT, QUOTA_ADMIN_PORT and QUOTA_METERING_PORT (" + metrics + ")");
+        .hasMessage(
+            "QUOTA_METRICS_PORT must differ from QUOTA_AUTHZ_PORT, QUOTA_ADMIN_PORT and QUOTA_METERING_PORT ("
+                + metrics
+                + ")");
   }
 
   @Test
   void load_metricsPortOffOrEphemeralPorts_noClash() {
     // 0 turns the metrics listener off; 0 for the gRPC ports asks for two different free ports.
-    Settings s = load(Map.of("QUOTA_METRICS_PORT", "0", "QUOTA_AUTHZ_PORT", "0", "QUOTA_ADMIN_PORT", "0"));
+    Settings s =
+        load(Map.of("QUOTA_METRICS_PORT", "0", "QUOTA_AUTHZ_PORT", "0", "QUOTA_ADMIN_PORT", "0"));
 
     assertThat(s.metricsPort()).isZero();
   }
 
   @Test
   void load_edgeValues_accepted() {
-    Settings s = load(Map.of("QUOTA_AUTHZ_PORT", "65535", "QUOTA_ADMIN_PORT", "0", "QUOTA_METRICS_PORT", "1",
-        "QUOTA_SHUTDOWN_TIMEOUT", "1h", "QUOTA_USAGE_COMMIT_INTERVAL", "10s", "QUOTA_REFRESH_INTERVAL", "100ms",
-        "QUOTA_NEGATIVE_CACHE_TTL", "3600000ms", "QUOTA_CACHE_MAX_KEYS", "2147483647",
-        "QUOTA_DB_USER", " quota "));
+    Settings s =
+        load(
+            Map.of(
+                "QUOTA_AUTHZ_PORT",
+                "65535",
+                "QUOTA_ADMIN_PORT",
+                "0",
+                "QUOTA_METRICS_PORT",
+                "1",
+                "QUOTA_SHUTDOWN_TIMEOUT",
+                "1h",
+                "QUOTA_USAGE_COMMIT_INTERVAL",
+                "10s",
+                "QUOTA_REFRESH_INTERVAL",
+                "100ms",
+                "QUOTA_NEGATIVE_CACHE_TTL",
+                "3600000ms",
+                "QUOTA_CACHE_MAX_KEYS",
+                "2147483647",
+                "QUOTA_DB_USER",
+                " quota "));
 
     assertThat(s.authzPort()).isEqualTo(65535);
     assertThat(s.metricsPort()).isEqualTo(1);
@@ -245,8 +321,10 @@ class SettingsTest {
     assertThat(s.negativeCacheTtl()).isEqualTo(Duration.ofHours(1));
     assertThat(s.cacheMaxKeys()).isEqualTo(Integer.MAX_VALUE);
     assertThat(s.dbUser()).isEqualTo("quota");
-    assertThat(load(Map.of("QUOTA_SHUTDOWN_TIMEOUT", "60M")).shutdownTimeout()).isEqualTo(Duration.ofHours(1));
-    assertThat(load(Map.of("QUOTA_USAGE_COMMIT_INTERVAL", "1ms")).usageCommitInterval()).isEqualTo(Duration.ofMillis(1));
+    assertThat(load(Map.of("QUOTA_SHUTDOWN_TIMEOUT", "60M")).shutdownTimeout())
+        .isEqualTo(Duration.ofHours(1));
+    assertThat(load(Map.of("QUOTA_USAGE_COMMIT_INTERVAL", "1ms")).usageCommitInterval())
+        .isEqualTo(Duration.ofMillis(1));
   }
 
   @Test
@@ -259,12 +337,15 @@ class SettingsTest {
   void load_meteringPortSharedWithAnother_configExceptionNamingIt() {
     assertThatThrownBy(() -> load(Map.of("QUOTA_METERING_PORT", "9191")))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_METERING_PORT must differ from QUOTA_AUTHZ_PORT and QUOTA_ADMIN_PORT (9191)");
+        .hasMessage(
+            "QUOTA_METERING_PORT must differ from QUOTA_AUTHZ_PORT and QUOTA_ADMIN_PORT (9191)");
     assertThatThrownBy(() -> load(Map.of(), "--metering-port", "9192"))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_METERING_PORT must differ from QUOTA_AUTHZ_PORT and QUOTA_ADMIN_PORT (9192)");
+        .hasMessage(
+            "QUOTA_METERING_PORT must differ from QUOTA_AUTHZ_PORT and QUOTA_ADMIN_PORT (9192)");
     assertThat(load(Map.of()).meteringPort()).isEqualTo(9194);
-    assertThat(load(Map.of("QUOTA_METERING_PORT", "0", "QUOTA_AUTHZ_PORT", "0")).meteringPort()).isZero();
+    assertThat(load(Map.of("QUOTA_METERING_PORT", "0", "QUOTA_AUTHZ_PORT", "0")).meteringPort())
+        .isZero();
   }
 
   @Test
@@ -293,23 +374,39 @@ class SettingsTest {
 
   @Test
   void settings_everySetting_hasDistinctEnvAndFlag() {
-    assertThat(List.of(Setting.values())).extracting(Setting::env).doesNotHaveDuplicates()
+    assertThat(List.of(Setting.values()))
+        .extracting(Setting::env)
+        .doesNotHaveDuplicates()
         .allMatch(e -> e.matches("QUOTA_[A-Z_]+"));
-    assertThat(List.of(Setting.values())).extracting(Setting::flag).doesNotHaveDuplicates()
+    assertThat(List.of(Setting.values()))
+        .extracting(Setting::flag)
+        .doesNotHaveDuplicates()
         .allMatch(f -> f.matches("--[a-z-]+"));
   }
 
   @Test
   void toString_secretSettings_notPrinted() {
-    Settings s = load(Map.of("QUOTA_ADMIN_TOKEN", "adm-secret-1-0123456789abcdef0123456789",
-        "QUOTA_REPORTER_TOKEN", "rep-secret-2-0123456789abcdef0123456789", "QUOTA_DB_PASSWORD", "db-secret-3",
-        "QUOTA_METERING_TOKEN", "met-secret-4-0123456789abcdef0123456789"));
+    Settings s =
+        load(
+            Map.of(
+                "QUOTA_ADMIN_TOKEN",
+                "adm-secret-1-0123456789abcdef0123456789",
+                "QUOTA_REPORTER_TOKEN",
+                "rep-secret-2-0123456789abcdef0123456789",
+                "QUOTA_DB_PASSWORD",
+                "db-secret-3",
+                "QUOTA_METERING_TOKEN",
+                "met-secret-4-0123456789abcdef0123456789"));
 
     assertThat(Setting.METERING_TOKEN.secret()).isTrue();
-    assertThat(s.toString()).doesNotContain("adm-secret-1", "rep-secret-2", "db-secret-3", "met-secret-4")
+    assertThat(s.toString())
+        .doesNotContain("adm-secret-1", "rep-secret-2", "db-secret-3", "met-secret-4")
         .startsWith("Settings[dbUrl=Optional.empty, dbUser=postgres, dbPassword=***, dbPoolSize=8,")
-        .contains("adminToken=Optional[***], adminTokensFile=Optional.empty, reporterToken=Optional[***],"
-            + " meteringToken=Optional[***]", "authzPort=9191", "meteringPort=9194")
+        .contains(
+            "adminToken=Optional[***], adminTokensFile=Optional.empty, reporterToken=Optional[***],"
+                + " meteringToken=Optional[***]",
+            "authzPort=9191",
+            "meteringPort=9194")
         .contains("tlsClientCa=Optional.empty, metricsBind=/0.0.0.0, adminBind=/127.0.0.1]");
     assertThat(load(Map.of()).toString()).contains("dbPassword=,", "adminToken=Optional.empty");
   }

@@ -17,14 +17,18 @@ class TokensTest {
     return Stream.of(
         Arguments.of(OK32, null),
         Arguments.of("A-Z_a-z~!#$%&'()*+,./:;<=>?@[]^`{|}" + "\"\\", null),
-        Arguments.of("0123456789abcdef0123456789abcde",
+        Arguments.of(
+            "0123456789abcdef0123456789abcde",
             "must be at least 32 characters, got 31 (generate one with: openssl rand -hex 32)"),
-        Arguments.of("", "must be at least 32 characters, got 0 (generate one with: openssl rand -hex 32)"),
+        Arguments.of(
+            "", "must be at least 32 characters, got 0 (generate one with: openssl rand -hex 32)"),
         Arguments.of(OK32 + " x", "must be printable ASCII without spaces (character 33 is not)"),
         Arguments.of("\t" + OK32, "must be printable ASCII without spaces (character 1 is not)"),
         Arguments.of(OK32 + "\n", "must be printable ASCII without spaces (character 33 is not)"),
-        Arguments.of(OK32 + "\u007f", "must be printable ASCII without spaces (character 33 is not)"),
-        Arguments.of(OK32 + "\u00a0", "must be printable ASCII without spaces (character 33 is not)"),
+        Arguments.of(
+            OK32 + "\u007f", "must be printable ASCII without spaces (character 33 is not)"),
+        Arguments.of(
+            OK32 + "\u00a0", "must be printable ASCII without spaces (character 33 is not)"),
         Arguments.of("short\u0000", "must be printable ASCII without spaces (character 6 is not)"));
   }
 
@@ -37,6 +41,7 @@ class TokensTest {
   @Test
   void digestHex_knownToken_sha256OfItsBytes() {
     // printf %s 0123456789abcdef0123456789abcdef | sha256sum
-    assertThat(Tokens.digestHex(OK32)).isEqualTo("3eb1bd439947eb762998e566ccc2e099c791118b2f40579cc4f7da2b5061b7f9");
+    assertThat(Tokens.digestHex(OK32))
+        .isEqualTo("3eb1bd439947eb762998e566ccc2e099c791118b2f40579cc4f7da2b5061b7f9");
   }
 }

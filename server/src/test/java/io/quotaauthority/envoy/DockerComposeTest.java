@@ -90,12 +90,14 @@ class DockerComposeTest {
     assertThat(names).containsExactlyInAnyOrder("postgres", AUTHORITY, "envoy");
     assertThat(service("postgres").path("image").asText()).isEqualTo("postgres:16");
     assertThat(service(AUTHORITY).path("build").path("context").asText()).isEqualTo(".");
-    assertThat(service(AUTHORITY).path("build").path("dockerfile").asText()).isEqualTo("server/Dockerfile");
+    assertThat(service(AUTHORITY).path("build").path("dockerfile").asText())
+        .isEqualTo("server/Dockerfile");
   }
 
   @Test
   void quotaAuthorityEnvironment_namesOnlyServerSettings() {
-    Set<String> known = Arrays.stream(Setting.values()).map(Setting::env).collect(Collectors.toSet());
+    Set<String> known =
+        Arrays.stream(Setting.values()).map(Setting::env).collect(Collectors.toSet());
     Map<String, String> env = environment(AUTHORITY);
     assertThat(env.keySet()).isNotEmpty().allSatisfy(name -> assertThat(known).contains(name));
     assertThat(env)
@@ -117,22 +119,29 @@ class DockerComposeTest {
     // ${VAR:?message}: compose refuses to start while VAR is unset or empty, printing the message;
     // a ${VAR:-default} or a literal would ship a password everyone knows.
     for (Setting s : List.of(Setting.DB_PASSWORD, Setting.ADMIN_TOKEN, Setting.REPORTER_TOKEN)) {
-      assertThat(environment(AUTHORITY).get(s.env())).as(s.env())
+      assertThat(environment(AUTHORITY).get(s.env()))
+          .as(s.env())
           .matches("\\$\\{" + s.env() + ":\\?set " + s.env() + " .*README, Run with Envoy\\)}");
     }
     assertThat(service("postgres").path("environment").path("POSTGRES_PASSWORD").asText())
         .isEqualTo(environment(AUTHORITY).get(Setting.DB_PASSWORD.env()));
     for (String name : List.of("postgres", AUTHORITY, "envoy")) {
-      environment(name).forEach((variable, value) -> {
-        if (variable.equals(Setting.METERING_TOKEN.env())) {
-          // The one exception, and no default either: empty means the authority generates it into
-          // its volume, where Envoy's entrypoint reads it (see the metering test below).
-          assertThat(value).as("%s of %s", variable, name).isEqualTo("${QUOTA_METERING_TOKEN:-}");
-        } else if (variable.matches(".*(TOKEN|PASSWORD|SECRET).*")) {
-          assertThat(value).as("%s of %s comes from the environment, required", variable, name)
-              .matches("\\$\\{[A-Z_]+:\\?[^}]+}");
-        }
-      });
+      environment(name)
+          .forEach(
+              (variable, value) -> {
+                if (variable.equals(Setting.METERING_TOKEN.env())) {
+                  // The one exception, and no default either: empty means the authority generates
+                  // it into
+                  // its volume, where Envoy's entrypoint reads it (see the metering test below).
+                  assertThat(value)
+                      .as("%s of %s", variable, name)
+                      .isEqualTo("${QUOTA_METERING_TOKEN:-}");
+                } else if (variable.matches(".*(TOKEN|PASSWORD|SECRET).*")) {
+                  assertThat(value)
+                      .as("%s of %s comes from the environment, required", variable, name)
+                      .matches("\\$\\{[A-Z_]+:\\?[^}]+}");
+                }
+              });
     }
   }
 
@@ -150,19 +159,26 @@ class DockerComposeTest {
     int admin = defaultPort(Setting.ADMIN_PORT);
     int metrics = defaultPort(Setting.METRICS_PORT);
     int metering = defaultPort(Setting.METERING_PORT);
-    assertThat(ports).extracting(Published::container)
+    assertThat(ports)
+        .extracting(Published::container)
         .containsExactlyInAnyOrder(authz, admin, metrics, metering);
     assertThat(ports).allSatisfy(p -> assertThat(p.host()).isEqualTo(p.container()));
     for (int port : List.of(admin, metering)) {
-      Published published = ports.stream().filter(p -> p.container() == port).findFirst().orElseThrow();
-      assertThat(published.ip()).as("port %d is published on the host's loopback only", port)
+      Published published =
+          ports.stream().filter(p -> p.container() == port).findFirst().orElseThrow();
+      assertThat(published.ip())
+          .as("port %d is published on the host's loopback only", port)
           .isEqualTo("127.0.0.1");
     }
   }
 
   @ParameterizedTest(name = "{0} on {1}")
-  @CsvSource({EnvoyConfigTest.AUTHORITY_CLUSTER + ", AUTHZ_PORT", EnvoyConfigTest.METERING_CLUSTER + ", METERING_PORT"})
-  void envoyAuthorityClusters_pointAtTheComposeServiceOnTheirPorts(String name, Setting port) throws Exception {
+  @CsvSource({
+    EnvoyConfigTest.AUTHORITY_CLUSTER + ", AUTHZ_PORT",
+    EnvoyConfigTest.METERING_CLUSTER + ", METERING_PORT"
+  })
+  void envoyAuthorityClusters_pointAtTheComposeServiceOnTheirPorts(String name, Setting port)
+      throws Exception {
     Bootstrap bootstrap = EnvoyConfigTest.parse(RepoFiles.read(EnvoyConfigTest.ENVOY_YAML));
     Cluster cluster =
         bootstrap.getStaticResources().getClustersList().stream()
@@ -170,7 +186,12 @@ class DockerComposeTest {
             .findFirst()
             .orElseThrow();
     SocketAddress address =
-        cluster.getLoadAssignment().getEndpoints(0).getLbEndpoints(0).getEndpoint().getAddress()
+        cluster
+            .getLoadAssignment()
+            .getEndpoints(0)
+            .getLbEndpoints(0)
+            .getEndpoint()
+            .getAddress()
             .getSocketAddress();
     assertThat(address.getAddress()).isEqualTo(AUTHORITY);
     assertThat(address.getPortValue()).isEqualTo(defaultPort(port));
@@ -180,8 +201,10 @@ class DockerComposeTest {
   @Test
   void meteringToken_hasNoDefaultAndReachesEnvoyThroughItsEntrypoint() {
     // No token in the file: the host's QUOTA_METERING_TOKEN, or the one the authority generates.
-    assertThat(environment(AUTHORITY).get(Setting.METERING_TOKEN.env())).isEqualTo("${QUOTA_METERING_TOKEN:-}");
-    assertThat(environment("envoy").get("QUOTA_METERING_TOKEN")).isEqualTo("${QUOTA_METERING_TOKEN:-}");
+    assertThat(environment(AUTHORITY).get(Setting.METERING_TOKEN.env()))
+        .isEqualTo("${QUOTA_METERING_TOKEN:-}");
+    assertThat(environment("envoy").get("QUOTA_METERING_TOKEN"))
+        .isEqualTo("${QUOTA_METERING_TOKEN:-}");
     List<String> entrypoint = new ArrayList<>();
     service("envoy").path("entrypoint").forEach(e -> entrypoint.add(e.asText()));
     assertThat(entrypoint).containsExactly("/bin/sh", "/etc/envoy/entrypoint.sh");
@@ -195,7 +218,8 @@ class DockerComposeTest {
     List<String> envoyVolumes = new ArrayList<>();
     service("envoy").path("volumes").forEach(v -> envoyVolumes.add(v.asText()));
     assertThat(envoyVolumes).contains("quota-data:/run/quota-authority:ro");
-    assertThat(RepoFiles.read("envoy/entrypoint.sh")).contains("/run/quota-authority/metering-token");
+    assertThat(RepoFiles.read("envoy/entrypoint.sh"))
+        .contains("/run/quota-authority/metering-token");
     assertThat(COMPOSE.path("volumes").has("quota-data")).isTrue();
   }
 
@@ -214,7 +238,8 @@ class DockerComposeTest {
     JsonNode envoy = service("envoy");
     List<String> volumes = new ArrayList<>();
     envoy.path("volumes").forEach(v -> volumes.add(v.asText()));
-    // EnvoyConfigTest maps /etc/envoy/secrets/* in envoy.yaml to envoy/secrets/* through this mount.
+    // EnvoyConfigTest maps /etc/envoy/secrets/* in envoy.yaml to envoy/secrets/* through this
+    // mount.
     assertThat(volumes).contains("./envoy:/etc/envoy:ro");
     List<String> command = new ArrayList<>();
     envoy.path("command").forEach(c -> command.add(c.asText()));
@@ -235,7 +260,8 @@ class DockerComposeTest {
           .as("%s healthcheck", name)
           .isTrue();
     }
-    assertThat(service("postgres").path("healthcheck").path("test").toString()).contains("pg_isready");
+    assertThat(service("postgres").path("healthcheck").path("test").toString())
+        .contains("pg_isready");
     assertThat(service(AUTHORITY).path("healthcheck").path("test").toString())
         .contains(":" + defaultPort(Setting.METRICS_PORT) + "/readyz");
     assertThat(service(AUTHORITY).path("depends_on").path("postgres").path("condition").asText())
@@ -246,7 +272,8 @@ class DockerComposeTest {
 
   @Test
   void dockerfileBuild_runsTheReadmeQuickStartMavenCommand() {
-    Matcher block = Pattern.compile("```sh\\R(.*?)\\R```", Pattern.DOTALL).matcher(RepoFiles.read("README.md"));
+    Matcher block =
+        Pattern.compile("```sh\\R(.*?)\\R```", Pattern.DOTALL).matcher(RepoFiles.read("README.md"));
     assertThat(block.find()).as("README has a ```sh block").isTrue();
     String readmeBuild = block.group(1).strip().split("&&")[0].strip();
     assertThat(readmeBuild).startsWith("mvn ");
@@ -269,10 +296,13 @@ class DockerComposeTest {
         lines.stream().filter(l -> l.startsWith("EXPOSE ")).findFirst().orElseThrow().substring(7);
     assertThat(Arrays.stream(expose.trim().split("\\s+")).map(Integer::parseInt))
         .containsExactlyInAnyOrder(
-            defaultPort(Setting.AUTHZ_PORT), defaultPort(Setting.ADMIN_PORT), defaultPort(Setting.METRICS_PORT),
+            defaultPort(Setting.AUTHZ_PORT),
+            defaultPort(Setting.ADMIN_PORT),
+            defaultPort(Setting.METRICS_PORT),
             defaultPort(Setting.METERING_PORT));
     assertThat(lines).contains("ENV " + Setting.DATA_DIR.env() + "=/var/lib/quota-authority");
-    String user = lines.stream().filter(l -> l.startsWith("USER ")).reduce((a, b) -> b).orElseThrow();
+    String user =
+        lines.stream().filter(l -> l.startsWith("USER ")).reduce((a, b) -> b).orElseThrow();
     assertThat(user.substring(5).strip()).doesNotStartWith("root").doesNotStartWith("0");
     assertThat(lines).anyMatch(l -> l.startsWith("HEALTHCHECK ") && l.contains("/readyz"));
     assertThat(lines.get(lines.size() - 1))
@@ -282,10 +312,12 @@ class DockerComposeTest {
 
   @Test
   void dockerfile_dataDirectoryIsAVolumeOwnedByTheServerUser() {
-    // Without QUOTA_DB_URL the image runs the embedded database there: it must outlive the container.
+    // Without QUOTA_DB_URL the image runs the embedded database there: it must outlive the
+    // container.
     List<String> lines = dockerfileInstructions();
     assertThat(lines).contains("VOLUME [\"/var/lib/quota-authority\"]");
-    // Docker copies the directory's owner and mode into a new volume only if they are set before it.
+    // Docker copies the directory's owner and mode into a new volume only if they are set before
+    // it.
     int volume = lines.indexOf("VOLUME [\"/var/lib/quota-authority\"]");
     int chown = -1;
     for (int i = 0; i < lines.size(); i++) {
@@ -299,7 +331,9 @@ class DockerComposeTest {
   @Test
   void dockerignore_keepsProviderKeysAndBuildOutputOutOfTheContext() {
     List<String> ignored =
-        RepoFiles.read(".dockerignore").lines().map(String::strip)
+        RepoFiles.read(".dockerignore")
+            .lines()
+            .map(String::strip)
             .filter(l -> !l.isEmpty() && !l.startsWith("#"))
             .toList();
     assertThat(ignored).contains("envoy/secrets", ".git", "**/target", "data");

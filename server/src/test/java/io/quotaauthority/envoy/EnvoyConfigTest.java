@@ -1,17 +1,14 @@
 package io.quotaauthority.envoy;
 
-import com.google.protobuf.ByteString;
-import com.google.protobuf.Descriptors;
-import com.google.protobuf.DynamicMessage;
-import io.quotaauthority.config.Setting;
-import java.util.HashSet;
-import java.util.Locale;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.fail;
 
 import com.google.protobuf.Any;
+import com.google.protobuf.ByteString;
+import com.google.protobuf.Descriptors;
 import com.google.protobuf.Duration;
+import com.google.protobuf.DynamicMessage;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.util.Durations;
@@ -48,9 +45,12 @@ import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContex
 import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions;
 import io.envoyproxy.envoy.service.discovery.v3.DiscoveryResponse;
 import io.envoyproxy.envoy.type.v3.StatusCode;
+import io.quotaauthority.config.Setting;
 import java.nio.file.Files;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.regex.Pattern;
@@ -68,6 +68,7 @@ class EnvoyConfigTest {
   static final String ENVOY_YAML = "envoy/envoy.yaml";
   static final String AUTHORITY_CLUSTER = "quota_authority";
   static final String METERING_CLUSTER = "quota_authority_metering";
+
   /** What envoy.yaml sends as the metering token; envoy/entrypoint.sh replaces it at start. */
   static final String METERING_TOKEN_PLACEHOLDER = "REPLACE-WITH-QUOTA-METERING-TOKEN";
 
@@ -116,7 +117,8 @@ class EnvoyConfigTest {
     try {
       return any.unpack(type);
     } catch (InvalidProtocolBufferException e) {
-      throw new AssertionError("typed_config " + any.getTypeUrl() + " is not a " + type.getName(), e);
+      throw new AssertionError(
+          "typed_config " + any.getTypeUrl() + " is not a " + type.getName(), e);
     }
   }
 
@@ -195,13 +197,16 @@ class EnvoyConfigTest {
   static SocketAddress onlyAddress(Cluster cluster) {
     var endpoints = cluster.getLoadAssignment().getEndpointsList();
     assertThat(endpoints).as("%s locality endpoints", cluster.getName()).hasSize(1);
-    assertThat(endpoints.get(0).getLbEndpointsList()).as("%s endpoints", cluster.getName()).hasSize(1);
+    assertThat(endpoints.get(0).getLbEndpointsList())
+        .as("%s endpoints", cluster.getName())
+        .hasSize(1);
     return endpoints.get(0).getLbEndpoints(0).getEndpoint().getAddress().getSocketAddress();
   }
 
   static List<Cluster> providerClusters() {
     return bootstrap.getStaticResources().getClustersList().stream()
-        .filter(c -> !c.getName().equals(AUTHORITY_CLUSTER) && !c.getName().equals(METERING_CLUSTER))
+        .filter(
+            c -> !c.getName().equals(AUTHORITY_CLUSTER) && !c.getName().equals(METERING_CLUSTER))
         .toList();
   }
 
@@ -219,7 +224,8 @@ class EnvoyConfigTest {
     RouteMatch match = route.getMatch();
     boolean anthropicVersionHeader =
         match.getHeadersList().stream()
-            .anyMatch(h -> h.getName().equalsIgnoreCase("anthropic-version") && h.getPresentMatch());
+            .anyMatch(
+                h -> h.getName().equalsIgnoreCase("anthropic-version") && h.getPresentMatch());
     String path =
         switch (match.getPathSpecifierCase()) {
           case PREFIX -> match.getPrefix();
@@ -231,7 +237,9 @@ class EnvoyConfigTest {
             boolean gemini = regex.matcher("/v1/models/gemini-2.0-flash:generateContent").matches();
             boolean parts = regex.matcher("/v1/uploads/upload_abc123/parts").matches();
             assertThat(gemini ^ parts)
-                .as("%s: a regex route is for Gemini's stable API or OpenAI's upload parts", route.getName())
+                .as(
+                    "%s: a regex route is for Gemini's stable API or OpenAI's upload parts",
+                    route.getName())
                 .isTrue();
             yield gemini ? "/v1/models/{model}:{method}" : "/v1/uploads/{id}/parts";
           }
@@ -253,7 +261,9 @@ class EnvoyConfigTest {
 
   static String contextProvider(Route route) {
     Any perRoute = route.getTypedPerFilterConfigMap().get(only(ExtAuthz.class).getName());
-    assertThat(perRoute).as("route %s has an ext_authz per-route config", route.getName()).isNotNull();
+    assertThat(perRoute)
+        .as("route %s has an ext_authz per-route config", route.getName())
+        .isNotNull();
     ExtAuthzPerRoute config = unpack(perRoute, ExtAuthzPerRoute.class);
     assertThat(config.hasCheckSettings()).as("%s check_settings", route.getName()).isTrue();
     return config.getCheckSettings().getContextExtensionsMap().get("provider");
@@ -262,7 +272,9 @@ class EnvoyConfigTest {
   static void assertNotUnder60s(String what, boolean set, Duration duration) {
     if (set) {
       long ms = Durations.toMillis(duration);
-      assertThat(ms == 0 || ms >= 60_000).as("%s = %d ms: 0 (none) or at least 60 s", what, ms).isTrue();
+      assertThat(ms == 0 || ms >= 60_000)
+          .as("%s = %d ms: 0 (none) or at least 60 s", what, ms)
+          .isTrue();
     }
   }
 
@@ -293,7 +305,8 @@ class EnvoyConfigTest {
     assertThat(injectors()).hasSize(3);
     for (HttpFilter injector : injectors()) {
       assertThat(filters.indexOf(injector))
-          .as("%s runs after ext_proc (which must never see provider keys) and before the router",
+          .as(
+              "%s runs after ext_proc (which must never see provider keys) and before the router",
               injector.getName())
           .isGreaterThan(proc)
           .isLessThan(router);
@@ -339,15 +352,22 @@ class EnvoyConfigTest {
   void extProc_sendsTheMeteringTokenPlaceholderAsBearerAuthorization() {
     ExternalProcessor proc =
         unpack(only(ExternalProcessor.class).getTypedConfig(), ExternalProcessor.class);
-    assertThat(proc.getGrpcService().getInitialMetadataList()).singleElement().satisfies(h -> {
-      assertThat(h.getKey()).isEqualTo("authorization");
-      // A placeholder, never a real token in git: the entrypoint fills it in at deploy time.
-      assertThat(h.getValue()).isEqualTo("Bearer " + METERING_TOKEN_PLACEHOLDER);
-      assertThat(h.getRawValue().isEmpty()).as("Envoy refuses value and raw_value together").isTrue();
-    });
+    assertThat(proc.getGrpcService().getInitialMetadataList())
+        .singleElement()
+        .satisfies(
+            h -> {
+              assertThat(h.getKey()).isEqualTo("authorization");
+              // A placeholder, never a real token in git: the entrypoint fills it in at deploy
+              // time.
+              assertThat(h.getValue()).isEqualTo("Bearer " + METERING_TOKEN_PLACEHOLDER);
+              assertThat(h.getRawValue().isEmpty())
+                  .as("Envoy refuses value and raw_value together")
+                  .isTrue();
+            });
     ExtAuthz authz = unpack(only(ExtAuthz.class).getTypedConfig(), ExtAuthz.class);
     assertThat(authz.getGrpcService().getInitialMetadataList())
-        .as("Check stays credential-free").isEmpty();
+        .as("Check stays credential-free")
+        .isEmpty();
   }
 
   @Test
@@ -358,18 +378,29 @@ class EnvoyConfigTest {
     assertThat(onlyAddress(metering).getPortValue())
         .isEqualTo(Integer.parseInt(Setting.METERING_PORT.defaultValue()))
         .isNotEqualTo(onlyAddress(authority).getPortValue());
-    Any protocol = metering.getTypedExtensionProtocolOptionsMap()
-        .get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
+    Any protocol =
+        metering
+            .getTypedExtensionProtocolOptionsMap()
+            .get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
     assertThat(protocol).as("typed_extension_protocol_options").isNotNull();
-    assertThat(unpack(protocol, HttpProtocolOptions.class).getExplicitHttpConfig().hasHttp2ProtocolOptions())
-        .as("gRPC needs HTTP/2").isTrue();
+    assertThat(
+            unpack(protocol, HttpProtocolOptions.class)
+                .getExplicitHttpConfig()
+                .hasHttp2ProtocolOptions())
+        .as("gRPC needs HTTP/2")
+        .isTrue();
     assertThat(metering.getType()).isEqualTo(authority.getType());
-    assertThat(metering.getHealthChecksList()).isNotEmpty()
+    assertThat(metering.getHealthChecksList())
+        .isNotEmpty()
         .allSatisfy(check -> assertThat(check.hasGrpcHealthCheck()).isTrue());
-    CircuitBreakers.Thresholds thresholds = metering.getCircuitBreakers().getThresholdsList().stream()
-        .filter(t -> t.getPriority() == RoutingPriority.DEFAULT).findFirst().orElseThrow();
+    CircuitBreakers.Thresholds thresholds =
+        metering.getCircuitBreakers().getThresholdsList().stream()
+            .filter(t -> t.getPriority() == RoutingPriority.DEFAULT)
+            .findFirst()
+            .orElseThrow();
     assertThat(thresholds.getMaxRequests().getValue())
-        .as("one stream per in-flight LLM request").isGreaterThan(1024);
+        .as("one stream per in-flight LLM request")
+        .isGreaterThan(1024);
   }
 
   @Test
@@ -395,18 +426,26 @@ class EnvoyConfigTest {
       for (Route route : vhost.getRoutesList()) {
         // The router applies all three levels as the request leaves (finalizeRequestHeaders).
         Set<String> removed = new HashSet<>();
-        for (List<String> level : List.of(config.getRequestHeadersToRemoveList(),
-            vhost.getRequestHeadersToRemoveList(), route.getRequestHeadersToRemoveList())) {
+        for (List<String> level :
+            List.of(
+                config.getRequestHeadersToRemoveList(),
+                vhost.getRequestHeadersToRemoveList(),
+                route.getRequestHeadersToRemoveList())) {
           level.forEach(name -> removed.add(name.toLowerCase(Locale.ROOT)));
         }
-        assertThat(removed).as("route %s removes", route.getName())
+        assertThat(removed)
+            .as("route %s removes", route.getName())
             .containsAll(STRIPPED_BEFORE_PROVIDERS);
         // Nothing is added back: no header, let alone one carrying %DOWNSTREAM_...% addresses.
-        assertThat(config.getRequestHeadersToAddCount() + vhost.getRequestHeadersToAddCount()
-            + route.getRequestHeadersToAddCount()).as("route %s adds request headers", route.getName())
+        assertThat(
+                config.getRequestHeadersToAddCount()
+                    + vhost.getRequestHeadersToAddCount()
+                    + route.getRequestHeadersToAddCount())
+            .as("route %s adds request headers", route.getName())
             .isZero();
         assertThat(vhost.getIncludeRequestAttemptCount()).isFalse();
-        assertThat(route.getRoute().getAppendXForwardedHost()).as("%s x-forwarded-host", route.getName())
+        assertThat(route.getRoute().getAppendXForwardedHost())
+            .as("%s x-forwarded-host", route.getName())
             .isFalse();
       }
     }
@@ -471,11 +510,15 @@ class EnvoyConfigTest {
   @Test
   void bootstrap_deprecatedFieldCheck_findsDnsRefreshRate() {
     // The walk above can fail: the field this file used to set is caught.
-    Cluster withRate = cluster(AUTHORITY_CLUSTER).toBuilder()
-        .setDnsRefreshRate(Durations.fromSeconds(5)).build();
+    Cluster withRate =
+        cluster(AUTHORITY_CLUSTER).toBuilder().setDnsRefreshRate(Durations.fromSeconds(5)).build();
     List<String> deprecated = new ArrayList<>();
-    collectDeprecated(bootstrap.toBuilder().setStaticResources(bootstrap.getStaticResources()
-        .toBuilder().addClusters(withRate)).build(), "", deprecated);
+    collectDeprecated(
+        bootstrap.toBuilder()
+            .setStaticResources(bootstrap.getStaticResources().toBuilder().addClusters(withRate))
+            .build(),
+        "",
+        deprecated);
     assertThat(deprecated).containsExactly("/static_resources/clusters/dns_refresh_rate");
   }
 
@@ -487,10 +530,14 @@ class EnvoyConfigTest {
             .getTypedExtensionProtocolOptionsMap()
             .get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
     assertThat(protocol).as("typed_extension_protocol_options").isNotNull();
-    assertThat(unpack(protocol, HttpProtocolOptions.class).getExplicitHttpConfig().hasHttp2ProtocolOptions())
+    assertThat(
+            unpack(protocol, HttpProtocolOptions.class)
+                .getExplicitHttpConfig()
+                .hasHttp2ProtocolOptions())
         .as("gRPC needs HTTP/2")
         .isTrue();
-    assertThat(authority.getType()).isIn(Cluster.DiscoveryType.STRICT_DNS, Cluster.DiscoveryType.LOGICAL_DNS);
+    assertThat(authority.getType())
+        .isIn(Cluster.DiscoveryType.STRICT_DNS, Cluster.DiscoveryType.LOGICAL_DNS);
 
     assertThat(authority.getHealthChecksList()).isNotEmpty();
     for (HealthCheck check : authority.getHealthChecksList()) {
@@ -519,14 +566,17 @@ class EnvoyConfigTest {
     for (Cluster cluster : providerClusters()) {
       SocketAddress address = onlyAddress(cluster);
       assertThat(address.getPortValue()).as("%s port", cluster.getName()).isEqualTo(443);
-      assertThat(cluster.getType()).isIn(Cluster.DiscoveryType.LOGICAL_DNS, Cluster.DiscoveryType.STRICT_DNS);
+      assertThat(cluster.getType())
+          .isIn(Cluster.DiscoveryType.LOGICAL_DNS, Cluster.DiscoveryType.STRICT_DNS);
       assertThat(cluster.hasConnectTimeout()).isTrue();
       assertThat(cluster.getTransportSocket().getName()).isEqualTo("envoy.transport_sockets.tls");
       UpstreamTlsContext tls =
           unpack(cluster.getTransportSocket().getTypedConfig(), UpstreamTlsContext.class);
       assertThat(tls.getSni()).as("%s sni", cluster.getName()).isEqualTo(address.getAddress());
       var validation = tls.getCommonTlsContext().getValidationContext();
-      assertThat(validation.hasTrustedCa()).as("%s verifies the certificate chain", cluster.getName()).isTrue();
+      assertThat(validation.hasTrustedCa())
+          .as("%s verifies the certificate chain", cluster.getName())
+          .isTrue();
       assertThat(validation.getMatchTypedSubjectAltNamesList())
           .as("%s verifies the certificate is for its host", cluster.getName())
           .extracting(SubjectAltNameMatcher::getMatcher)
@@ -593,7 +643,10 @@ class EnvoyConfigTest {
             new Sample("/v1/messages/count_tokens", Set.of("anthropic-version"), "anthropic"),
             new Sample("/v1/models", Set.of("anthropic-version"), "anthropic"),
             new Sample("/v1beta/models/gemini-2.0-flash:generateContent", Set.of(), "gemini"),
-            new Sample("/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse", Set.of(), "gemini"),
+            new Sample(
+                "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+                Set.of(),
+                "gemini"),
             new Sample("/v1/models/gemini-2.0-flash:generateContent", Set.of(), "gemini"),
             new Sample("/upload/v1beta/files", Set.of(), "gemini"),
             new Sample("/v1/files", Set.of(), "openai"),
@@ -636,7 +689,8 @@ class EnvoyConfigTest {
   @Test
   void routes_noneTimesOutInUnder60Seconds() {
     HttpConnectionManager hcm = hcm();
-    assertNotUnder60s("stream_idle_timeout", hcm.hasStreamIdleTimeout(), hcm.getStreamIdleTimeout());
+    assertNotUnder60s(
+        "stream_idle_timeout", hcm.hasStreamIdleTimeout(), hcm.getStreamIdleTimeout());
     assertNotUnder60s("request_timeout", hcm.hasRequestTimeout(), hcm.getRequestTimeout());
     for (Route route : routes()) {
       RouteAction action = route.getRoute();
@@ -644,7 +698,8 @@ class EnvoyConfigTest {
           .as("route %s sets its timeout (Envoy's default is 15 s)", route.getName())
           .isTrue();
       assertNotUnder60s(route.getName() + " timeout", true, action.getTimeout());
-      assertNotUnder60s(route.getName() + " idle_timeout", action.hasIdleTimeout(), action.getIdleTimeout());
+      assertNotUnder60s(
+          route.getName() + " idle_timeout", action.hasIdleTimeout(), action.getIdleTimeout());
       assertNotUnder60s(
           route.getName() + " max_stream_duration",
           action.getMaxStreamDuration().hasMaxStreamDuration(),
@@ -706,7 +761,11 @@ class EnvoyConfigTest {
     List<String> values = new ArrayList<>();
     for (var log : hcm.getAccessLogList()) {
       StdoutAccessLog stdout = unpack(log.getTypedConfig(), StdoutAccessLog.class);
-      stdout.getLogFormat().getJsonFormat().getFieldsMap().values()
+      stdout
+          .getLogFormat()
+          .getJsonFormat()
+          .getFieldsMap()
+          .values()
           .forEach(v -> values.add(v.getStringValue()));
     }
     assertThat(values).isNotEmpty();

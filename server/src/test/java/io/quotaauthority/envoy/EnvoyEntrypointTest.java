@@ -19,8 +19,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * envoy/entrypoint.sh run by /bin/sh as docker-compose.yml runs it, with the image's entrypoint
- * replaced by a script that records what it was given: the metering token ends up in a private
- * copy of envoy.yaml that still parses as Envoy's Bootstrap, and never on the command line.
+ * replaced by a script that records what it was given: the metering token ends up in a private copy
+ * of envoy.yaml that still parses as Envoy's Bootstrap, and never on the command line.
  */
 class EnvoyEntrypointTest {
   private static final String TOKEN = "Zm9vYmFyLWEtZ2VuZXJhdGVkLXRva2VuLTMyYnl0ZXM";
@@ -33,10 +33,17 @@ class EnvoyEntrypointTest {
     Path next = dir.resolve("next.sh");
     Path argsFile = dir.resolve("args");
     // Stands in for the image's /docker-entrypoint.sh: records its arguments one per line.
-    Files.writeString(next, "#!/bin/sh\nfor a do printf '%s\\n' \"$a\"; done > '" + argsFile + "'\n");
+    Files.writeString(
+        next, "#!/bin/sh\nfor a do printf '%s\\n' \"$a\"; done > '" + argsFile + "'\n");
     Path tmp = Files.createDirectories(dir.resolve("tmp"));
-    ProcessBuilder pb = new ProcessBuilder("/bin/sh", RepoFiles.file("envoy/entrypoint.sh").toString(),
-        "-c", RepoFiles.file(EnvoyConfigTest.ENVOY_YAML).toString(), "--log-level", "info");
+    ProcessBuilder pb =
+        new ProcessBuilder(
+            "/bin/sh",
+            RepoFiles.file("envoy/entrypoint.sh").toString(),
+            "-c",
+            RepoFiles.file(EnvoyConfigTest.ENVOY_YAML).toString(),
+            "--log-level",
+            "info");
     pb.environment().keySet().removeIf(k -> k.startsWith("QUOTA_") || k.startsWith("ENVOY_"));
     pb.environment().put("ENVOY_ENTRYPOINT", next.toString());
     // The test may run as root, where no "envoy" user exists to hand the copy to.
@@ -54,17 +61,27 @@ class EnvoyEntrypointTest {
 
   private static String meteringAuthorization(Path rendered) throws Exception {
     Bootstrap bootstrap = EnvoyConfigTest.parse(Files.readString(rendered));
-    HttpConnectionManager hcm = EnvoyConfigTest.unpack(bootstrap.getStaticResources().getListeners(0)
-        .getFilterChains(0).getFilters(0).getTypedConfig(), HttpConnectionManager.class);
-    ExternalProcessor proc = hcm.getHttpFiltersList().stream()
-        .filter(f -> f.getTypedConfig().is(ExternalProcessor.class))
-        .map(f -> EnvoyConfigTest.unpack(f.getTypedConfig(), ExternalProcessor.class))
-        .findFirst().orElseThrow();
+    HttpConnectionManager hcm =
+        EnvoyConfigTest.unpack(
+            bootstrap
+                .getStaticResources()
+                .getListeners(0)
+                .getFilterChains(0)
+                .getFilters(0)
+                .getTypedConfig(),
+            HttpConnectionManager.class);
+    ExternalProcessor proc =
+        hcm.getHttpFiltersList().stream()
+            .filter(f -> f.getTypedConfig().is(ExternalProcessor.class))
+            .map(f -> EnvoyConfigTest.unpack(f.getTypedConfig(), ExternalProcessor.class))
+            .findFirst()
+            .orElseThrow();
     return proc.getGrpcService().getInitialMetadata(0).getValue();
   }
 
   @Test
-  void entrypoint_tokenFileFromTheAuthority_rendersAPrivateCopyAndPassesItAsConfig() throws Exception {
+  void entrypoint_tokenFileFromTheAuthority_rendersAPrivateCopyAndPassesItAsConfig()
+      throws Exception {
     Path tokenFile = dir.resolve("metering-token");
     Files.writeString(tokenFile, TOKEN + "\n");
 
@@ -80,18 +97,27 @@ class EnvoyEntrypointTest {
     assertThat(Files.getPosixFilePermissions(rendered))
         .containsExactlyInAnyOrder(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE);
     assertThat(Files.getPosixFilePermissions(rendered.getParent()))
-        .isEqualTo(Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE,
-            PosixFilePermission.OWNER_EXECUTE));
+        .isEqualTo(
+            Set.of(
+                PosixFilePermission.OWNER_READ,
+                PosixFilePermission.OWNER_WRITE,
+                PosixFilePermission.OWNER_EXECUTE));
     assertThat(meteringAuthorization(rendered)).isEqualTo("Bearer " + TOKEN);
     // Everything else is envoy.yaml as committed.
-    assertThat(Files.readString(rendered).replace(TOKEN, EnvoyConfigTest.METERING_TOKEN_PLACEHOLDER))
+    assertThat(
+            Files.readString(rendered).replace(TOKEN, EnvoyConfigTest.METERING_TOKEN_PLACEHOLDER))
         .isEqualTo(RepoFiles.read(EnvoyConfigTest.ENVOY_YAML));
   }
 
   @Test
   void entrypoint_tokenFromEnvironment_winsOverTheFile() throws Exception {
-    Run r = run(Map.of("QUOTA_METERING_TOKEN", "operator-chosen-token-0123456789abcdef",
-        "QUOTA_METERING_TOKEN_FILE", dir.resolve("absent").toString()));
+    Run r =
+        run(
+            Map.of(
+                "QUOTA_METERING_TOKEN",
+                "operator-chosen-token-0123456789abcdef",
+                "QUOTA_METERING_TOKEN_FILE",
+                dir.resolve("absent").toString()));
 
     assertThat(r.exit()).as(r.output()).isZero();
     assertThat(meteringAuthorization(Path.of(r.args().get(1))))
@@ -103,7 +129,9 @@ class EnvoyEntrypointTest {
     Run r = run(Map.of("QUOTA_METERING_TOKEN_FILE", dir.resolve("absent").toString()));
 
     assertThat(r.exit()).isNotZero();
-    assertThat(r.output().strip()).startsWith("envoy entrypoint: no metering token").doesNotContain("\n");
+    assertThat(r.output().strip())
+        .startsWith("envoy entrypoint: no metering token")
+        .doesNotContain("\n");
     assertThat(r.args()).isEmpty();
   }
 

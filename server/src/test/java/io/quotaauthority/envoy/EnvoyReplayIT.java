@@ -1,7 +1,5 @@
 package io.quotaauthority.envoy;
 
-import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
-import java.util.function.Supplier;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
 
@@ -32,8 +30,8 @@ import io.envoyproxy.envoy.extensions.filters.http.ext_authz.v3.BufferSettings;
 import io.envoyproxy.envoy.extensions.filters.http.ext_authz.v3.CheckSettings;
 import io.envoyproxy.envoy.extensions.filters.http.ext_authz.v3.ExtAuthz;
 import io.envoyproxy.envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute;
-import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode;
@@ -46,27 +44,28 @@ import io.envoyproxy.envoy.service.auth.v3.AuthorizationGrpc;
 import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
 import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
 import io.envoyproxy.envoy.service.auth.v3.OkHttpResponse;
-import io.envoyproxy.envoy.type.matcher.v3.ListStringMatcher;
-import io.envoyproxy.envoy.type.matcher.v3.StringMatcher;
+import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
+import io.envoyproxy.envoy.type.matcher.v3.ListStringMatcher;
+import io.envoyproxy.envoy.type.matcher.v3.StringMatcher;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import io.quotaauthority.keys.Secrets;
 import io.quotaauthority.metering.ProviderRoute;
 import io.quotaauthority.ops.Metrics;
-import io.quotaauthority.provider.Endpoints;
-import io.quotaauthority.provider.GatewayHeaders;
-import io.quotaauthority.provider.Provider;
-import io.quotaauthority.provider.ProviderClassifier;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.CreateKeyRequest;
 import io.quotaauthority.proto.v1.CreateKeyResponse;
 import io.quotaauthority.proto.v1.KeyStatus;
 import io.quotaauthority.proto.v1.UpdateKeyRequest;
+import io.quotaauthority.provider.Endpoints;
+import io.quotaauthority.provider.GatewayHeaders;
+import io.quotaauthority.provider.Provider;
+import io.quotaauthority.provider.ProviderClassifier;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
 import java.net.URI;
@@ -91,6 +90,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -110,32 +110,39 @@ import org.junit.jupiter.params.provider.MethodSource;
  * <p>Nothing about the request shape is written by hand except what a provider's SDK puts on the
  * wire (method, path, its usual headers). Everything Envoy adds or decides comes from the parsed
  * envoy.yaml: which route a request lands on (first match over the route config), that route's
- * {@code context_extensions}, which headers ext_authz forwards ({@code allowed_headers},
- * {@code disallowed_headers}) and how ({@code encode_raw_headers}: {@code headers} map or
- * {@code header_map} raw values), the body ({@code with_request_body}, per-route overrides), the
- * peer certificate, the headers the connection manager adds before any filter runs, the deadline
- * ({@code grpc_service.timeout}), and what Envoy does with an RPC error
- * ({@code failure_mode_allow}, {@code status_on_error}). Where a client puts its key is derived too:
- * in the header the route's own credential injector writes, in the form of that provider's example
- * secret ("Bearer ..." for OpenAI), since an SDK sends our key exactly where it sends the provider's.
+ * {@code context_extensions}, which headers ext_authz forwards ({@code allowed_headers}, {@code
+ * disallowed_headers}) and how ({@code encode_raw_headers}: {@code headers} map or {@code
+ * header_map} raw values), the body ({@code with_request_body}, per-route overrides), the peer
+ * certificate, the headers the connection manager adds before any filter runs, the deadline ({@code
+ * grpc_service.timeout}), and what Envoy does with an RPC error ({@code failure_mode_allow}, {@code
+ * status_on_error}). Where a client puts its key is derived too: in the header the route's own
+ * credential injector writes, in the form of that provider's example secret ("Bearer ..." for
+ * OpenAI), since an SDK sends our key exactly where it sends the provider's.
  *
  * <p>After an allow, the request is walked through the http_filters in envoy.yaml's order, applying
- * Check's mutations as Envoy's ext_authz filter applies them, to see what ext_proc is shown and what
- * finally leaves for the provider. Settings the replay does not model make it fail rather than
+ * Check's mutations as Envoy's ext_authz filter applies them, to see what ext_proc is shown and
+ * what finally leaves for the provider. Settings the replay does not model make it fail rather than
  * silently send something Envoy would not.
  */
 class EnvoyReplayIT {
   private static final ObjectMapper JSON = new ObjectMapper();
+
   /** The client, as Envoy sees it from its listener socket. */
   private static final String CLIENT_IP = "203.0.113.7";
+
   private static final int CLIENT_PORT = 52814;
+
   /** The Host the README's curl (and any SDK pointed at Envoy) sends. */
   private static final String DOWNSTREAM_AUTHORITY = "localhost:10000";
+
   /** Gemini's query-string key parameter (Google's API, not anything in envoy.yaml). */
   private static final String GEMINI_QUERY_KEY = "key";
+
   private static final String KEY_ID_HEADER = "x-quota-key-id";
+
   /** What a client might put in x-quota-key-id itself, hoping to be metered as someone else. */
   private static final String FORGED_KEY_ID = "999999";
+
   /** The namespace Envoy's ext_authz filter stores CheckResponse.dynamic_metadata under. */
   private static final String EXT_AUTHZ_METADATA_NAMESPACE = "envoy.filters.http.ext_authz";
 
@@ -145,87 +152,127 @@ class EnvoyReplayIT {
    * One request as a provider's SDK (or its REST documentation) sends it, before Envoy and without
    * the key. {@code keyInQuery}: the key goes in {@code ?key=} rather than in the SDK's header.
    */
-  record SdkRequest(String provider, String client, String method, String pathAndQuery,
-      Map<String, String> headers, String body, boolean keyInQuery) {
+  record SdkRequest(
+      String provider,
+      String client,
+      String method,
+      String pathAndQuery,
+      Map<String, String> headers,
+      String body,
+      boolean keyInQuery) {
     @Override
     public String toString() {
       return client + " " + method + " " + pathAndQuery;
     }
   }
 
-  private static final Map<String, String> OPENAI_SDK = ordered(
-      "accept", "application/json",
-      "content-type", "application/json",
-      "user-agent", "OpenAI/Python 1.51.0",
-      "x-stainless-lang", "python",
-      "x-stainless-package-version", "1.51.0",
-      "x-stainless-retry-count", "0");
-  private static final Map<String, String> ANTHROPIC_SDK = ordered(
-      "accept", "application/json",
-      "anthropic-version", "2023-06-01",
-      "content-type", "application/json",
-      "user-agent", "Anthropic/Python 0.39.0",
-      "x-stainless-lang", "python");
-  private static final Map<String, String> GENAI_SDK = ordered(
-      "content-type", "application/json",
-      "user-agent", "google-genai-sdk/1.20.0 gl-python/3.12.3",
-      "x-goog-api-client", "google-genai-sdk/1.20.0 gl-python/3.12.3");
-  private static final Map<String, String> GEMINI_UPLOAD = ordered(
-      "content-type", "application/json",
-      "user-agent", "google-genai-sdk/1.20.0 gl-python/3.12.3",
-      "x-goog-api-client", "google-genai-sdk/1.20.0 gl-python/3.12.3",
-      "x-goog-upload-protocol", "resumable",
-      "x-goog-upload-command", "start",
-      "x-goog-upload-header-content-type", "application/pdf");
+  private static final Map<String, String> OPENAI_SDK =
+      ordered(
+          "accept", "application/json",
+          "content-type", "application/json",
+          "user-agent", "OpenAI/Python 1.51.0",
+          "x-stainless-lang", "python",
+          "x-stainless-package-version", "1.51.0",
+          "x-stainless-retry-count", "0");
+  private static final Map<String, String> ANTHROPIC_SDK =
+      ordered(
+          "accept", "application/json",
+          "anthropic-version", "2023-06-01",
+          "content-type", "application/json",
+          "user-agent", "Anthropic/Python 0.39.0",
+          "x-stainless-lang", "python");
+  private static final Map<String, String> GENAI_SDK =
+      ordered(
+          "content-type", "application/json",
+          "user-agent", "google-genai-sdk/1.20.0 gl-python/3.12.3",
+          "x-goog-api-client", "google-genai-sdk/1.20.0 gl-python/3.12.3");
+  private static final Map<String, String> GEMINI_UPLOAD =
+      ordered(
+          "content-type", "application/json",
+          "user-agent", "google-genai-sdk/1.20.0 gl-python/3.12.3",
+          "x-goog-api-client", "google-genai-sdk/1.20.0 gl-python/3.12.3",
+          "x-goog-upload-protocol", "resumable",
+          "x-goog-upload-command", "start",
+          "x-goog-upload-header-content-type", "application/pdf");
+
   /** A multipart file upload from OpenAI's SDK (files.create, uploads.parts.create). */
-  private static final Map<String, String> OPENAI_UPLOAD = ordered(
-      "accept", "application/json",
-      "content-type", "multipart/form-data; boundary=4f1a9c2e7b3d",
-      "user-agent", "OpenAI/Python 1.51.0",
-      "x-stainless-lang", "python");
+  private static final Map<String, String> OPENAI_UPLOAD =
+      ordered(
+          "accept", "application/json",
+          "content-type", "multipart/form-data; boundary=4f1a9c2e7b3d",
+          "user-agent", "OpenAI/Python 1.51.0",
+          "x-stainless-lang", "python");
+
   /** Anthropic's SDK uploading to its Files API (a beta header names it). */
-  private static final Map<String, String> ANTHROPIC_UPLOAD = ordered(
-      "accept", "application/json",
-      "anthropic-version", "2023-06-01",
-      "anthropic-beta", "files-api-2025-04-14",
-      "content-type", "multipart/form-data; boundary=4f1a9c2e7b3d",
-      "user-agent", "Anthropic/Python 0.39.0");
-  private static final Map<String, String> CURL = ordered(
-      "content-type", "application/json",
-      "user-agent", "curl/8.5.0",
-      "accept", "*/*");
+  private static final Map<String, String> ANTHROPIC_UPLOAD =
+      ordered(
+          "accept", "application/json",
+          "anthropic-version", "2023-06-01",
+          "anthropic-beta", "files-api-2025-04-14",
+          "content-type", "multipart/form-data; boundary=4f1a9c2e7b3d",
+          "user-agent", "Anthropic/Python 0.39.0");
+
+  private static final Map<String, String> CURL =
+      ordered(
+          "content-type", "application/json",
+          "user-agent", "curl/8.5.0",
+          "accept", "*/*");
 
   private static final String OPENAI_CHAT =
       "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}";
   private static final String ANTHROPIC_MESSAGE =
       "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":64,\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}";
-  private static final String GEMINI_CONTENT = "{\"contents\":[{\"parts\":[{\"text\":\"Hello\"}]}]}";
+  private static final String GEMINI_CONTENT =
+      "{\"contents\":[{\"parts\":[{\"text\":\"Hello\"}]}]}";
 
-  private static final List<SdkRequest> SDK_REQUESTS = List.of(
-      openai("POST", "/v1/chat/completions", OPENAI_CHAT),
-      openai("POST", "/v1/completions", "{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":\"Hello\"}"),
-      openai("POST", "/v1/responses", "{\"model\":\"gpt-4o-mini\",\"input\":\"Hello\"}"),
-      openai("GET", "/v1/responses/resp_67ccd2bed1ec8190b14f964abc054267", null),
-      openai("POST", "/v1/embeddings", "{\"model\":\"text-embedding-3-small\",\"input\":\"Hello\"}"),
-      openai("GET", "/v1/models", null),
-      openai("GET", "/v1/models/ft:gpt-4o-mini:acme::abc123", null),
-      openai("POST", "/v1/moderations", "{\"model\":\"omni-moderation-latest\",\"input\":\"Hello\"}"),
-      upload("openai", OPENAI_UPLOAD, "POST", "/v1/files"),
-      upload("openai", OPENAI_UPLOAD, "POST", "/v1/uploads/upload_abc123/parts"),
-      anthropic("POST", "/v1/messages", ANTHROPIC_MESSAGE),
-      anthropic("POST", "/v1/messages?beta=true", ANTHROPIC_MESSAGE),
-      anthropic("POST", "/v1/messages/count_tokens", ANTHROPIC_MESSAGE),
-      anthropic("GET", "/v1/models", null),
-      upload("anthropic", ANTHROPIC_UPLOAD, "POST", "/v1/files"),
-      gemini(GENAI_SDK, "POST", "/v1beta/models/gemini-2.5-flash:generateContent", GEMINI_CONTENT),
-      gemini(GENAI_SDK, "POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", GEMINI_CONTENT),
-      gemini(GEMINI_UPLOAD, "POST", "/upload/v1beta/files", "{\"file\":{\"display_name\":\"report.pdf\"}}"),
-      gemini(GENAI_SDK, "POST", "/v1/models/gemini-2.5-flash:generateContent", GEMINI_CONTENT),
-      // Google's REST examples put the key in the query string instead of x-goog-api-key.
-      geminiQueryKey("POST", "/v1beta/models/gemini-2.5-flash:generateContent", GEMINI_CONTENT),
-      geminiQueryKey("POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", GEMINI_CONTENT),
-      geminiQueryKey("POST", "/upload/v1beta/files", "{\"file\":{\"display_name\":\"report.pdf\"}}"),
-      geminiQueryKey("POST", "/v1/models/gemini-2.5-flash:generateContent", GEMINI_CONTENT));
+  private static final List<SdkRequest> SDK_REQUESTS =
+      List.of(
+          openai("POST", "/v1/chat/completions", OPENAI_CHAT),
+          openai(
+              "POST",
+              "/v1/completions",
+              "{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":\"Hello\"}"),
+          openai("POST", "/v1/responses", "{\"model\":\"gpt-4o-mini\",\"input\":\"Hello\"}"),
+          openai("GET", "/v1/responses/resp_67ccd2bed1ec8190b14f964abc054267", null),
+          openai(
+              "POST",
+              "/v1/embeddings",
+              "{\"model\":\"text-embedding-3-small\",\"input\":\"Hello\"}"),
+          openai("GET", "/v1/models", null),
+          openai("GET", "/v1/models/ft:gpt-4o-mini:acme::abc123", null),
+          openai(
+              "POST",
+              "/v1/moderations",
+              "{\"model\":\"omni-moderation-latest\",\"input\":\"Hello\"}"),
+          upload("openai", OPENAI_UPLOAD, "POST", "/v1/files"),
+          upload("openai", OPENAI_UPLOAD, "POST", "/v1/uploads/upload_abc123/parts"),
+          anthropic("POST", "/v1/messages", ANTHROPIC_MESSAGE),
+          anthropic("POST", "/v1/messages?beta=true", ANTHROPIC_MESSAGE),
+          anthropic("POST", "/v1/messages/count_tokens", ANTHROPIC_MESSAGE),
+          anthropic("GET", "/v1/models", null),
+          upload("anthropic", ANTHROPIC_UPLOAD, "POST", "/v1/files"),
+          gemini(
+              GENAI_SDK, "POST", "/v1beta/models/gemini-2.5-flash:generateContent", GEMINI_CONTENT),
+          gemini(
+              GENAI_SDK,
+              "POST",
+              "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+              GEMINI_CONTENT),
+          gemini(
+              GEMINI_UPLOAD,
+              "POST",
+              "/upload/v1beta/files",
+              "{\"file\":{\"display_name\":\"report.pdf\"}}"),
+          gemini(GENAI_SDK, "POST", "/v1/models/gemini-2.5-flash:generateContent", GEMINI_CONTENT),
+          // Google's REST examples put the key in the query string instead of x-goog-api-key.
+          geminiQueryKey("POST", "/v1beta/models/gemini-2.5-flash:generateContent", GEMINI_CONTENT),
+          geminiQueryKey(
+              "POST",
+              "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+              GEMINI_CONTENT),
+          geminiQueryKey(
+              "POST", "/upload/v1beta/files", "{\"file\":{\"display_name\":\"report.pdf\"}}"),
+          geminiQueryKey("POST", "/v1/models/gemini-2.5-flash:generateContent", GEMINI_CONTENT));
 
   private static SdkRequest openai(String method, String path, String body) {
     return new SdkRequest("openai", "OpenAI SDK", method, path, OPENAI_SDK, body, false);
@@ -235,22 +282,27 @@ class EnvoyReplayIT {
     return new SdkRequest("anthropic", "Anthropic SDK", method, path, ANTHROPIC_SDK, body, false);
   }
 
-  private static SdkRequest gemini(Map<String, String> headers, String method, String path, String body) {
+  private static SdkRequest gemini(
+      Map<String, String> headers, String method, String path, String body) {
     return new SdkRequest("gemini", "Gen AI SDK", method, path, headers, body, false);
   }
 
-  /** A small multipart body: the 40 MiB case is {@link #uploadOf40MiB_streamsPastExtProc_unbuffered}. */
-  private static SdkRequest upload(String provider, Map<String, String> headers, String method, String path) {
-    String body = "--4f1a9c2e7b3d\r\ncontent-disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n"
-        + "--4f1a9c2e7b3d\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n"
-        + "content-type: application/pdf\r\n\r\n%PDF-1.7\r\n--4f1a9c2e7b3d--\r\n";
+  /**
+   * A small multipart body: the 40 MiB case is {@link
+   * #uploadOf40MiB_streamsPastExtProc_unbuffered}.
+   */
+  private static SdkRequest upload(
+      String provider, Map<String, String> headers, String method, String path) {
+    String body =
+        "--4f1a9c2e7b3d\r\ncontent-disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n"
+            + "--4f1a9c2e7b3d\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n"
+            + "content-type: application/pdf\r\n\r\n%PDF-1.7\r\n--4f1a9c2e7b3d--\r\n";
     return new SdkRequest(provider, provider + " upload", method, path, headers, body, false);
   }
 
   private static SdkRequest geminiQueryKey(String method, String path, String body) {
     return new SdkRequest("gemini", "Gemini REST ?key=", method, path, CURL, body, true);
   }
-
 
   // ------------------------------------------------------------------ what envoy.yaml says
 
@@ -264,18 +316,25 @@ class EnvoyReplayIT {
 
   private static final Bootstrap BOOTSTRAP = parseEnvoyYaml();
   private static final Listener LISTENER = BOOTSTRAP.getStaticResources().getListeners(0);
-  private static final HttpConnectionManager HCM = EnvoyConfigTest.unpack(
-      LISTENER.getFilterChains(0).getFilters(0).getTypedConfig(), HttpConnectionManager.class);
+  private static final HttpConnectionManager HCM =
+      EnvoyConfigTest.unpack(
+          LISTENER.getFilterChains(0).getFilters(0).getTypedConfig(), HttpConnectionManager.class);
   private static final List<HttpFilter> FILTERS = HCM.getHttpFiltersList();
   private static final HttpFilter AUTHZ_FILTER = onlyFilter(ExtAuthz.class);
-  private static final ExtAuthz AUTHZ = EnvoyConfigTest.unpack(AUTHZ_FILTER.getTypedConfig(), ExtAuthz.class);
+  private static final ExtAuthz AUTHZ =
+      EnvoyConfigTest.unpack(AUTHZ_FILTER.getTypedConfig(), ExtAuthz.class);
   private static final HttpFilter PROC_FILTER = onlyFilter(ExternalProcessor.class);
   private static final ExternalProcessor PROC =
       EnvoyConfigTest.unpack(PROC_FILTER.getTypedConfig(), ExternalProcessor.class);
+
   /** Envoy's ext_authz deadline: grpc_service.timeout, 200 ms when unset. */
   private static final long CHECK_TIMEOUT_MILLIS =
-      AUTHZ.getGrpcService().hasTimeout() ? Durations.toMillis(AUTHZ.getGrpcService().getTimeout()) : 200;
-  private static final List<Replay> REPLAYS = SDK_REQUESTS.stream().map(EnvoyReplayIT::route).toList();
+      AUTHZ.getGrpcService().hasTimeout()
+          ? Durations.toMillis(AUTHZ.getGrpcService().getTimeout())
+          : 200;
+
+  private static final List<Replay> REPLAYS =
+      SDK_REQUESTS.stream().map(EnvoyReplayIT::route).toList();
 
   private static Bootstrap parseEnvoyYaml() {
     try {
@@ -288,7 +347,8 @@ class EnvoyReplayIT {
   private static HttpFilter onlyFilter(Class<? extends Message> type) {
     List<HttpFilter> found = FILTERS.stream().filter(f -> f.getTypedConfig().is(type)).toList();
     if (found.size() != 1) {
-      throw new IllegalStateException(found.size() + " http filters of type " + type.getSimpleName());
+      throw new IllegalStateException(
+          found.size() + " http filters of type " + type.getSimpleName());
     }
     return found.get(0);
   }
@@ -297,7 +357,10 @@ class EnvoyReplayIT {
     return REPLAYS.stream();
   }
 
-  /** The replays where the authority should find the key: all of them, ?key= on every Gemini route included. */
+  /**
+   * The replays where the authority should find the key: all of them, ?key= on every Gemini route
+   * included.
+   */
   static Stream<Replay> keyedReplays() {
     return REPLAYS.stream();
   }
@@ -305,10 +368,15 @@ class EnvoyReplayIT {
   /** Envoy's route selection: the virtual host for the Host, then the first route that matches. */
   private static Replay route(SdkRequest sdk) {
     RouteConfiguration config = HCM.getRouteConfig();
-    VirtualHost vhost = config.getVirtualHostsList().stream()
-        .filter(v -> v.getDomainsList().stream().anyMatch(d -> domainMatches(d, DOWNSTREAM_AUTHORITY)))
-        .findFirst()
-        .orElseThrow(() -> new IllegalStateException("no virtual host for " + DOWNSTREAM_AUTHORITY));
+    VirtualHost vhost =
+        config.getVirtualHostsList().stream()
+            .filter(
+                v ->
+                    v.getDomainsList().stream()
+                        .anyMatch(d -> domainMatches(d, DOWNSTREAM_AUTHORITY)))
+            .findFirst()
+            .orElseThrow(
+                () -> new IllegalStateException("no virtual host for " + DOWNSTREAM_AUTHORITY));
     // Envoy picks the route when ext_authz first asks for it, before Check can change anything. No
     // route matches on a key header or on what the connection manager adds (asserted in
     // everyRouteOfEnvoyYaml...), so the SDK's own headers decide, with or without a key.
@@ -332,15 +400,16 @@ class EnvoyReplayIT {
     if (domain.endsWith("*")) {
       return host.startsWith(domain.substring(0, domain.length() - 1));
     }
-    return domain.equalsIgnoreCase(host) || domain.equalsIgnoreCase(host.replaceFirst(":\\d+$", ""));
+    return domain.equalsIgnoreCase(host)
+        || domain.equalsIgnoreCase(host.replaceFirst(":\\d+$", ""));
   }
 
   private static void assertOnlyModelledMatch(Route route) {
     Set<String> set = setFields(route.getMatch());
     set.removeAll(Set.of("prefix", "path", "path_separated_prefix", "safe_regex", "headers"));
     if (!set.isEmpty()) {
-      throw new IllegalStateException("route " + route.getName() + " matches on " + set
-          + ", which this replay does not model");
+      throw new IllegalStateException(
+          "route " + route.getName() + " matches on " + set + ", which this replay does not model");
     }
   }
 
@@ -353,7 +422,8 @@ class EnvoyReplayIT {
     Map<String, String> merged = new LinkedHashMap<>();
     for (ExtAuthzPerRoute perRoute : authzPerRoute(vhost, route)) {
       if (perRoute.getDisabled()) {
-        throw new IllegalStateException("route " + route.getName() + " disables ext_authz: no Check, no quota");
+        throw new IllegalStateException(
+            "route " + route.getName() + " disables ext_authz: no Check, no quota");
       }
       merged.putAll(perRoute.getCheckSettings().getContextExtensionsMap());
     }
@@ -362,8 +432,11 @@ class EnvoyReplayIT {
 
   private static List<ExtAuthzPerRoute> authzPerRoute(VirtualHost vhost, Route route) {
     List<ExtAuthzPerRoute> levels = new ArrayList<>();
-    for (Map<String, Any> perFilter : List.of(HCM.getRouteConfig().getTypedPerFilterConfigMap(),
-        vhost.getTypedPerFilterConfigMap(), route.getTypedPerFilterConfigMap())) {
+    for (Map<String, Any> perFilter :
+        List.of(
+            HCM.getRouteConfig().getTypedPerFilterConfigMap(),
+            vhost.getTypedPerFilterConfigMap(),
+            route.getTypedPerFilterConfigMap())) {
       Any any = perFilter.get(AUTHZ_FILTER.getName());
       if (any != null) {
         levels.add(EnvoyConfigTest.unpack(any, ExtAuthzPerRoute.class));
@@ -375,14 +448,19 @@ class EnvoyReplayIT {
   /** The most specific per-route CheckSettings, which is what Envoy reads body settings from. */
   private static CheckSettings checkSettings(Replay r) {
     List<ExtAuthzPerRoute> levels = authzPerRoute(r.vhost(), r.route());
-    return levels.isEmpty() ? CheckSettings.getDefaultInstance() : levels.get(levels.size() - 1).getCheckSettings();
+    return levels.isEmpty()
+        ? CheckSettings.getDefaultInstance()
+        : levels.get(levels.size() - 1).getCheckSettings();
   }
 
   /** Whether a filter runs on this route: disabled filters run only where a route enables them. */
   private static boolean runsOn(HttpFilter filter, Replay r) {
     boolean enabled = !filter.getDisabled();
-    for (Map<String, Any> perFilter : List.of(HCM.getRouteConfig().getTypedPerFilterConfigMap(),
-        r.vhost().getTypedPerFilterConfigMap(), r.route().getTypedPerFilterConfigMap())) {
+    for (Map<String, Any> perFilter :
+        List.of(
+            HCM.getRouteConfig().getTypedPerFilterConfigMap(),
+            r.vhost().getTypedPerFilterConfigMap(),
+            r.route().getTypedPerFilterConfigMap())) {
       Any any = perFilter.get(filter.getName());
       if (any != null && any.is(FilterConfig.class)) {
         enabled = !EnvoyConfigTest.unpack(any, FilterConfig.class).getDisabled();
@@ -393,15 +471,17 @@ class EnvoyReplayIT {
 
   /** The credential injector this route switches on (each route enables exactly one). */
   private static HttpFilter injectorOf(Replay r) {
-    List<HttpFilter> on = FILTERS.stream()
-        .filter(f -> f.getTypedConfig().is(CredentialInjector.class) && runsOn(f, r))
-        .toList();
+    List<HttpFilter> on =
+        FILTERS.stream()
+            .filter(f -> f.getTypedConfig().is(CredentialInjector.class) && runsOn(f, r))
+            .toList();
     assertThat(on).as("credential injectors running on route %s", r.route().getName()).hasSize(1);
     return on.get(0);
   }
 
   private static Generic genericCredential(HttpFilter injector) {
-    CredentialInjector config = EnvoyConfigTest.unpack(injector.getTypedConfig(), CredentialInjector.class);
+    CredentialInjector config =
+        EnvoyConfigTest.unpack(injector.getTypedConfig(), CredentialInjector.class);
     return EnvoyConfigTest.unpack(config.getCredential().getTypedConfig(), Generic.class);
   }
 
@@ -413,9 +493,12 @@ class EnvoyReplayIT {
   private static final Map<String, String> EXAMPLE_SECRETS = new ConcurrentHashMap<>();
 
   private static String readExampleSecret(HttpFilter injector) {
-    String path = genericCredential(injector).getCredential().getSdsConfig().getPathConfigSource().getPath();
+    String path =
+        genericCredential(injector).getCredential().getSdsConfig().getPathConfigSource().getPath();
     String example = "envoy/" + path.substring("/etc/envoy/".length()) + ".example";
-    return RepoFiles.yamlFile(example).at("/resources/0/generic_secret/secret/inline_string").asText();
+    return RepoFiles.yamlFile(example)
+        .at("/resources/0/generic_secret/secret/inline_string")
+        .asText();
   }
 
   /** Where a client sends its key on this route: the header the route's injector writes. */
@@ -423,7 +506,9 @@ class EnvoyReplayIT {
     return genericCredential(injectorOf(r)).getHeader().toLowerCase(Locale.ROOT);
   }
 
-  /** The key in the form the provider's own key takes in that header ("Bearer " + key for OpenAI). */
+  /**
+   * The key in the form the provider's own key takes in that header ("Bearer " + key for OpenAI).
+   */
   private static String keyHeaderValue(Replay r, String secret) {
     String example = exampleSecret(injectorOf(r));
     int space = example.indexOf(' ');
@@ -437,7 +522,13 @@ class EnvoyReplayIT {
   private static TestServer server;
   private static AuthorizationGrpc.AuthorizationBlockingStub authzStub;
 
-  enum KeyKind { UNLIMITED, LIMITED, DISABLED, EXPIRED, EXHAUSTED }
+  enum KeyKind {
+    UNLIMITED,
+    LIMITED,
+    DISABLED,
+    EXPIRED,
+    EXHAUSTED
+  }
 
   private static final Map<KeyKind, CreateKeyResponse> KEYS = new EnumMap<>(KeyKind.class);
   private static final String UNKNOWN_SECRET = Secrets.newSecret();
@@ -451,13 +542,20 @@ class EnvoyReplayIT {
     KEYS.put(KeyKind.UNLIMITED, createKey("replay-unlimited", "0", null));
     KEYS.put(KeyKind.LIMITED, createKey("replay-limited", "10", null));
     KEYS.put(KeyKind.DISABLED, createKey("replay-disabled", "0", null));
-    KEYS.put(KeyKind.EXPIRED, createKey("replay-expired", "0", CLOCK.instant().plus(Duration.ofMinutes(1))));
+    KEYS.put(
+        KeyKind.EXPIRED,
+        createKey("replay-expired", "0", CLOCK.instant().plus(Duration.ofMinutes(1))));
     KEYS.put(KeyKind.EXHAUSTED, createKey("replay-exhausted", "1.5", null));
-    server.admin().updateKey(UpdateKeyRequest.newBuilder()
-        .setKey(ApiKey.newBuilder().setId(KEYS.get(KeyKind.DISABLED).getKey().getId())
-            .setStatus(KeyStatus.KEY_STATUS_DISABLED))
-        .setUpdateMask(FieldMask.newBuilder().addPaths("status"))
-        .build());
+    server
+        .admin()
+        .updateKey(
+            UpdateKeyRequest.newBuilder()
+                .setKey(
+                    ApiKey.newBuilder()
+                        .setId(KEYS.get(KeyKind.DISABLED).getKey().getId())
+                        .setStatus(KeyStatus.KEY_STATUS_DISABLED))
+                .setUpdateMask(FieldMask.newBuilder().addPaths("status"))
+                .build());
     // Usage is charged behind the server's back (the usage stream has its own tests), then the
     // cache is dropped as the change listener does after a reconnect.
     setQuotaUsed(KEYS.get(KeyKind.LIMITED), "2.25");
@@ -470,9 +568,13 @@ class EnvoyReplayIT {
     // in-memory path and not the JIT or the first database round trip.
     Replay warm = REPLAYS.get(0);
     for (CreateKeyResponse key : KEYS.values()) {
-      authzStub.withDeadlineAfter(10, TimeUnit.SECONDS).check(envoyCheck(warm, key.getSecret()).request());
+      authzStub
+          .withDeadlineAfter(10, TimeUnit.SECONDS)
+          .check(envoyCheck(warm, key.getSecret()).request());
     }
-    authzStub.withDeadlineAfter(10, TimeUnit.SECONDS).check(envoyCheck(warm, UNKNOWN_SECRET).request());
+    authzStub
+        .withDeadlineAfter(10, TimeUnit.SECONDS)
+        .check(envoyCheck(warm, UNKNOWN_SECRET).request());
   }
 
   @AfterAll
@@ -488,20 +590,24 @@ class EnvoyReplayIT {
   private static CreateKeyResponse createKey(String name, String quota, Instant expires) {
     CreateKeyRequest.Builder b = CreateKeyRequest.newBuilder().setName(name).setQuotaUsd(quota);
     if (expires != null) {
-      b.setExpiresAt(Timestamp.newBuilder().setSeconds(expires.getEpochSecond()).setNanos(expires.getNano()));
+      b.setExpiresAt(
+          Timestamp.newBuilder().setSeconds(expires.getEpochSecond()).setNanos(expires.getNano()));
     }
     return server.admin().createKey(b.build());
   }
 
   private static void setQuotaUsed(CreateKeyResponse key, String used) {
-    db.transactions().inTransaction(c -> {
-      try (var ps = c.prepareStatement(
-          "UPDATE api_keys SET quota_used = ?::numeric, version = version + 1 WHERE id = ?")) {
-        ps.setString(1, used);
-        ps.setLong(2, Long.parseLong(key.getKey().getId()));
-        return ps.executeUpdate();
-      }
-    });
+    db.transactions()
+        .inTransaction(
+            c -> {
+              try (var ps =
+                  c.prepareStatement(
+                      "UPDATE api_keys SET quota_used = ?::numeric, version = version + 1 WHERE id = ?")) {
+                ps.setString(1, used);
+                ps.setLong(2, Long.parseLong(key.getKey().getId()));
+                return ps.executeUpdate();
+              }
+            });
   }
 
   // ------------------------------------------------------------------ Envoy, up to the Check
@@ -545,17 +651,20 @@ class EnvoyReplayIT {
     }
     connectionManager(h);
     assertThat(normalized(h.get(":path")))
-        .as("%s: the path Envoy normalizes (normalize_path, merge_slashes) is the one the SDK sent", r)
+        .as(
+            "%s: the path Envoy normalizes (normalize_path, merge_slashes) is the one the SDK sent",
+            r)
         .isEqualTo(h.get(":path"));
 
     assertOnlyModelledAuthzSettings();
-    AttributeContext.HttpRequest.Builder http = AttributeContext.HttpRequest.newBuilder()
-        .setId("11720351298384617035")
-        .setMethod(h.get(":method"))
-        .setPath(h.get(":path"))
-        .setHost(h.get(":authority"))
-        .setScheme(h.get(":scheme"))
-        .setProtocol("HTTP/1.1");
+    AttributeContext.HttpRequest.Builder http =
+        AttributeContext.HttpRequest.newBuilder()
+            .setId("11720351298384617035")
+            .setMethod(h.get(":method"))
+            .setPath(h.get(":path"))
+            .setHost(h.get(":authority"))
+            .setScheme(h.get(":scheme"))
+            .setProtocol("HTTP/1.1");
     Headers sent = new Headers();
     for (String[] e : h.entries) {
       if (sentToAuthz(e[0])) {
@@ -566,8 +675,10 @@ class EnvoyReplayIT {
       // Raw bytes, one entry per header line, repeated names kept apart.
       HeaderMap.Builder raw = HeaderMap.newBuilder();
       for (String[] e : sent.entries) {
-        raw.addHeaders(HeaderValue.newBuilder().setKey(e[0])
-            .setRawValue(ByteString.copyFrom(e[1], StandardCharsets.UTF_8)));
+        raw.addHeaders(
+            HeaderValue.newBuilder()
+                .setKey(e[0])
+                .setRawValue(ByteString.copyFrom(e[1], StandardCharsets.UTF_8)));
       }
       http.setHeaderMap(raw);
     } else {
@@ -588,29 +699,35 @@ class EnvoyReplayIT {
         http.setBody(new String(bytes, 0, n, StandardCharsets.UTF_8));
       }
     }
-    AttributeContext.Peer.Builder source = AttributeContext.Peer.newBuilder()
-        .setAddress(address(CLIENT_IP, CLIENT_PORT));
+    AttributeContext.Peer.Builder source =
+        AttributeContext.Peer.newBuilder().setAddress(address(CLIENT_IP, CLIENT_PORT));
     if (tls && AUTHZ.getIncludePeerCertificate()) {
-      fail("include_peer_certificate on a TLS listener: teach the replay to present a client certificate");
+      fail(
+          "include_peer_certificate on a TLS listener: teach the replay to present a client certificate");
     }
     SocketAddress listen = LISTENER.getAddress().getSocketAddress();
-    CheckRequest request = CheckRequest.newBuilder()
-        .setAttributes(AttributeContext.newBuilder()
-            .setSource(source)
-            .setDestination(AttributeContext.Peer.newBuilder()
-                .setAddress(address("172.18.0.3", listen.getPortValue())))
-            .setRequest(AttributeContext.Request.newBuilder().setHttp(http))
-            .putAllContextExtensions(contextExtensions(r.vhost(), r.route())))
-        .build();
+    CheckRequest request =
+        CheckRequest.newBuilder()
+            .setAttributes(
+                AttributeContext.newBuilder()
+                    .setSource(source)
+                    .setDestination(
+                        AttributeContext.Peer.newBuilder()
+                            .setAddress(address("172.18.0.3", listen.getPortValue())))
+                    .setRequest(AttributeContext.Request.newBuilder().setHttp(http))
+                    .putAllContextExtensions(contextExtensions(r.vhost(), r.route())))
+            .build();
     return new EnvoyCheck(request, h);
   }
 
   /** What the connection manager does to request headers before the first http filter. */
   private static void connectionManager(Headers h) {
     assertThat(HCM.getEarlyHeaderMutationExtensionsCount())
-        .as("early_header_mutation_extensions are not modelled").isZero();
+        .as("early_header_mutation_extensions are not modelled")
+        .isZero();
     if (HCM.getUseRemoteAddress().getValue()) {
-      // The edge: x-forwarded-for gets the socket's peer and x-forwarded-proto the listener's scheme.
+      // The edge: x-forwarded-for gets the socket's peer and x-forwarded-proto the listener's
+      // scheme.
       if (!HCM.getSkipXffAppend()) {
         String xff = h.get("x-forwarded-for");
         h.set("x-forwarded-for", xff == null ? CLIENT_IP : xff + "," + CLIENT_IP);
@@ -635,13 +752,16 @@ class EnvoyReplayIT {
     }
   }
 
-  /** Whether Envoy counts CLIENT_IP (a public address) as internal under internal_address_config. */
+  /**
+   * Whether Envoy counts CLIENT_IP (a public address) as internal under internal_address_config.
+   */
   private static boolean clientIsInternal() {
     if (!HCM.hasInternalAddressConfig()) {
       return false; // unset: RFC 1918 and loopback only, and CLIENT_IP is neither
     }
     assertThat(HCM.getInternalAddressConfig().getCidrRangesList())
-        .as("internal cidr_ranges are not modelled").isEmpty();
+        .as("internal cidr_ranges are not modelled")
+        .isEmpty();
     return false;
   }
 
@@ -659,14 +779,27 @@ class EnvoyReplayIT {
     return path + query;
   }
 
-  /** ExtAuthz fields the replay honours; any other set field fails it (it may change the request). */
+  /**
+   * ExtAuthz fields the replay honours; any other set field fails it (it may change the request).
+   */
   private static void assertOnlyModelledAuthzSettings() {
     Set<String> set = setFields(AUTHZ);
-    set.removeAll(Set.of(
-        "grpc_service", "transport_api_version", "failure_mode_allow", "status_on_error",
-        "with_request_body", "allowed_headers", "disallowed_headers", "encode_raw_headers",
-        "include_peer_certificate", "include_tls_session", "stat_prefix",
-        "charge_cluster_response_stats", "emit_filter_state_stats", "filter_enabled"));
+    set.removeAll(
+        Set.of(
+            "grpc_service",
+            "transport_api_version",
+            "failure_mode_allow",
+            "status_on_error",
+            "with_request_body",
+            "allowed_headers",
+            "disallowed_headers",
+            "encode_raw_headers",
+            "include_peer_certificate",
+            "include_tls_session",
+            "stat_prefix",
+            "charge_cluster_response_stats",
+            "emit_filter_state_stats",
+            "filter_enabled"));
     assertThat(set).as("ext_authz settings the replay does not model").isEmpty();
     if (AUTHZ.hasFilterEnabled()) {
       var pct = AUTHZ.getFilterEnabled().getDefaultValue();
@@ -690,7 +823,10 @@ class EnvoyReplayIT {
     return !(AUTHZ.hasDisallowedHeaders() && anyMatches(AUTHZ.getDisallowedHeaders(), name));
   }
 
-  /** with_request_body for this route: the filter's, a route's own, or none when a route turns it off. */
+  /**
+   * with_request_body for this route: the filter's, a route's own, or none when a route turns it
+   * off.
+   */
   private static BufferSettings bodySettings(Replay r) {
     CheckSettings perRoute = checkSettings(r);
     if (perRoute.getDisableRequestBodyBuffering()) {
@@ -704,15 +840,23 @@ class EnvoyReplayIT {
 
   // ------------------------------------------------------------------ Envoy, acting on the answer
 
-  /** What Envoy does with Check's outcome; {@code forwarded}: the request continues up the chain. */
-  record EnvoyAnswer(boolean forwarded, boolean rpcError, int status, Map<String, String> headers,
-      String body, CheckResponse response) {}
+  /**
+   * What Envoy does with Check's outcome; {@code forwarded}: the request continues up the chain.
+   */
+  record EnvoyAnswer(
+      boolean forwarded,
+      boolean rpcError,
+      int status,
+      Map<String, String> headers,
+      String body,
+      CheckResponse response) {}
 
   /**
    * Calls Check with Envoy's deadline and plays Envoy's part (ext_authz_grpc_impl onSuccess and
    * onFailure, ext_authz onComplete): a CheckResponse with status OK forwards; any other status
    * denies with denied_response's status (403 if unset), headers and body; an RPC error (including
-   * the deadline) forwards unchecked under failure_mode_allow, else is status_on_error with NO body.
+   * the deadline) forwards unchecked under failure_mode_allow, else is status_on_error with NO
+   * body.
    */
   static EnvoyAnswer replay(CheckRequest request) {
     CheckResponse r;
@@ -766,11 +910,13 @@ class EnvoyReplayIT {
         applyCheck(h, ok.getOkResponse());
         beforeAuthz = false;
       } else if (beforeAuthz) {
-        fail("filter " + filter.getName() + " runs before ext_authz: teach the replay what it does");
+        fail(
+            "filter " + filter.getName() + " runs before ext_authz: teach the replay what it does");
       } else if (filter.getTypedConfig().is(ExternalProcessor.class)) {
         assertThat(runsOn(filter, r)).as("ext_proc runs on %s", r.route().getName()).isTrue();
         assertThat(effectiveProcessingMode(r).getRequestHeaderMode())
-            .as("ext_proc is sent the request headers on %s", r.route().getName()).isNotEqualTo(HeaderSendMode.SKIP);
+            .as("ext_proc is sent the request headers on %s", r.route().getName())
+            .isNotEqualTo(HeaderSendMode.SKIP);
         extProcSees = new Headers();
         for (String[] e : h.entries) {
           if (forwardedToExtProc(e[0])) {
@@ -779,7 +925,8 @@ class EnvoyReplayIT {
         }
       } else if (filter.getTypedConfig().is(CredentialInjector.class)) {
         if (runsOn(filter, r)) {
-          CredentialInjector config = EnvoyConfigTest.unpack(filter.getTypedConfig(), CredentialInjector.class);
+          CredentialInjector config =
+              EnvoyConfigTest.unpack(filter.getTypedConfig(), CredentialInjector.class);
           String header = genericCredential(filter).getHeader().toLowerCase(Locale.ROOT);
           if (config.getOverwrite() || h.get(header) == null) {
             h.set(header, exampleSecret(filter));
@@ -787,22 +934,32 @@ class EnvoyReplayIT {
         }
       } else if (filter.getTypedConfig().is(Router.class)) {
         RouteConfiguration config = HCM.getRouteConfig();
-        for (var level : List.<List<String>>of(config.getRequestHeadersToRemoveList(),
-            r.vhost().getRequestHeadersToRemoveList(), r.route().getRequestHeadersToRemoveList())) {
+        for (var level :
+            List.<List<String>>of(
+                config.getRequestHeadersToRemoveList(),
+                r.vhost().getRequestHeadersToRemoveList(),
+                r.route().getRequestHeadersToRemoveList())) {
           for (String name : level) {
             h.remove(name);
           }
         }
-        assertThat(config.getRequestHeadersToAddCount() + r.vhost().getRequestHeadersToAddCount()
-            + r.route().getRequestHeadersToAddCount()).as("request_headers_to_add is not modelled").isZero();
-        assertThat(r.route().getRoute().hasWeightedClusters()).as("weighted_clusters are not modelled").isFalse();
+        assertThat(
+                config.getRequestHeadersToAddCount()
+                    + r.vhost().getRequestHeadersToAddCount()
+                    + r.route().getRequestHeadersToAddCount())
+            .as("request_headers_to_add is not modelled")
+            .isZero();
+        assertThat(r.route().getRoute().hasWeightedClusters())
+            .as("weighted_clusters are not modelled")
+            .isFalse();
         if (!r.route().getRoute().getHostRewriteLiteral().isEmpty()) {
           h.set(":authority", r.route().getRoute().getHostRewriteLiteral());
         }
         Router router = EnvoyConfigTest.unpack(filter.getTypedConfig(), Router.class);
         if (!router.getSuppressEnvoyHeaders()) {
           // The router's own x-envoy-* request headers (router.cc), unless suppressed.
-          h.set("x-envoy-expected-rq-timeout-ms",
+          h.set(
+              "x-envoy-expected-rq-timeout-ms",
               Long.toString(Durations.toMillis(r.route().getRoute().getTimeout())));
           if (r.vhost().getIncludeRequestAttemptCount()) {
             h.set("x-envoy-attempt-count", "1");
@@ -810,7 +967,10 @@ class EnvoyReplayIT {
         }
         upstream = h.copy();
       } else {
-        fail("filter " + filter.getName() + " is not modelled: teach the replay what it does to headers");
+        fail(
+            "filter "
+                + filter.getName()
+                + " is not modelled: teach the replay what it does to headers");
       }
     }
     assertThat(extProcSees).as("ext_proc ran after ext_authz").isNotNull();
@@ -855,9 +1015,13 @@ class EnvoyReplayIT {
       }
     }
     if (ok.getQueryParametersToRemoveCount() > 0) {
-      h.set(":path", withoutQueryParameters(h.get(":path"), Set.copyOf(ok.getQueryParametersToRemoveList())));
+      h.set(
+          ":path",
+          withoutQueryParameters(h.get(":path"), Set.copyOf(ok.getQueryParametersToRemoveList())));
     }
-    assertThat(ok.getQueryParametersToSetCount()).as("query_parameters_to_set is not modelled").isZero();
+    assertThat(ok.getQueryParametersToSetCount())
+        .as("query_parameters_to_set is not modelled")
+        .isZero();
   }
 
   private static boolean forwardedToExtProc(String name) {
@@ -876,10 +1040,13 @@ class EnvoyReplayIT {
     if (q < 0) {
       return pathAndQuery;
     }
-    String kept = Stream.of(pathAndQuery.substring(q + 1).split("&"))
-        .filter(p -> !p.isEmpty())
-        .filter(p -> !remove.contains(URLDecoder.decode(p.split("=", 2)[0], StandardCharsets.UTF_8)))
-        .collect(Collectors.joining("&"));
+    String kept =
+        Stream.of(pathAndQuery.substring(q + 1).split("&"))
+            .filter(p -> !p.isEmpty())
+            .filter(
+                p ->
+                    !remove.contains(URLDecoder.decode(p.split("=", 2)[0], StandardCharsets.UTF_8)))
+            .collect(Collectors.joining("&"));
     return pathAndQuery.substring(0, q) + (kept.isEmpty() ? "" : "?" + kept);
   }
 
@@ -887,25 +1054,34 @@ class EnvoyReplayIT {
 
   @Test
   void everyRouteOfEnvoyYaml_isReplayed_byTheSdkOfItsOwnProvider() {
-    Set<String> replayed = REPLAYS.stream().map(r -> r.route().getName()).collect(Collectors.toSet());
+    Set<String> replayed =
+        REPLAYS.stream().map(r -> r.route().getName()).collect(Collectors.toSet());
     assertThat(replayed)
         .as("routes with a realistic SDK request in SDK_REQUESTS (add one for a new route)")
-        .containsExactlyInAnyOrderElementsOf(HCM.getRouteConfig().getVirtualHostsList().stream()
-            .flatMap(v -> v.getRoutesList().stream()).map(Route::getName).toList());
+        .containsExactlyInAnyOrderElementsOf(
+            HCM.getRouteConfig().getVirtualHostsList().stream()
+                .flatMap(v -> v.getRoutesList().stream())
+                .map(Route::getName)
+                .toList());
     for (Replay r : REPLAYS) {
       assertThat(r.provider())
-          .as("%s lands on route %s, whose context_extensions.provider must be the SDK's", r.sdk(), r.route().getName())
+          .as(
+              "%s lands on route %s, whose context_extensions.provider must be the SDK's",
+              r.sdk(), r.route().getName())
           .isEqualTo(r.sdk().provider());
       assertThat(r.route().getMatch().getHeadersList())
           .as("%s: no route matches on a key header, so a keyless request routes the same", r)
-          .noneMatch(m -> Set.of("authorization", "x-api-key", "x-goog-api-key")
-              .contains(m.getName().toLowerCase(Locale.ROOT)));
+          .noneMatch(
+              m ->
+                  Set.of("authorization", "x-api-key", "x-goog-api-key")
+                      .contains(m.getName().toLowerCase(Locale.ROOT)));
     }
   }
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("keyedReplays")
-  void validKey_isAllowed_keyIdReachesExtProc_andTheClientKeyNeverLeavesEnvoy(Replay r) throws Exception {
+  void validKey_isAllowed_keyIdReachesExtProc_andTheClientKeyNeverLeavesEnvoy(Replay r)
+      throws Exception {
     for (KeyKind kind : List.of(KeyKind.UNLIMITED, KeyKind.LIMITED)) {
       CreateKeyResponse key = KEYS.get(kind);
       String id = key.getKey().getId();
@@ -913,22 +1089,32 @@ class EnvoyReplayIT {
 
       EnvoyAnswer answer = replay(check.request());
 
-      assertThat(answer.rpcError()).as("%s: answered within Envoy's %d ms", r, CHECK_TIMEOUT_MILLIS).isFalse();
-      assertThat(answer.forwarded()).as("%s with a %s key: body %s", r, kind, answer.body()).isTrue();
+      assertThat(answer.rpcError())
+          .as("%s: answered within Envoy's %d ms", r, CHECK_TIMEOUT_MILLIS)
+          .isFalse();
+      assertThat(answer.forwarded())
+          .as("%s with a %s key: body %s", r, kind, answer.body())
+          .isTrue();
       var ok = answer.response().getOkResponse();
-      HeaderValueOption keyId = ok.getHeadersList().stream()
-          .filter(o -> o.getHeader().getKey().equalsIgnoreCase(KEY_ID_HEADER))
-          .findFirst().orElseGet(() -> fail(r + ": no " + KEY_ID_HEADER));
-      assertThat(keyId.getHeader().getValue()).as("read from HeaderValue.value by Envoy").isEqualTo(id);
+      HeaderValueOption keyId =
+          ok.getHeadersList().stream()
+              .filter(o -> o.getHeader().getKey().equalsIgnoreCase(KEY_ID_HEADER))
+              .findFirst()
+              .orElseGet(() -> fail(r + ": no " + KEY_ID_HEADER));
+      assertThat(keyId.getHeader().getValue())
+          .as("read from HeaderValue.value by Envoy")
+          .isEqualTo(id);
       // Overwrite under both Envoy readings: the legacy `append` (unset = false = set) and
       // append_action.
       assertThat(keyId.hasAppend()).isFalse();
-      assertThat(keyId.getAppendAction()).isEqualTo(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD);
+      assertThat(keyId.getAppendAction())
+          .isEqualTo(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD);
       // Every header a credential injector writes is one a client may put its key in: all go.
-      Set<String> keyHeaders = FILTERS.stream()
-          .filter(f -> f.getTypedConfig().is(CredentialInjector.class))
-          .map(f -> genericCredential(f).getHeader().toLowerCase(Locale.ROOT))
-          .collect(Collectors.toSet());
+      Set<String> keyHeaders =
+          FILTERS.stream()
+              .filter(f -> f.getTypedConfig().is(CredentialInjector.class))
+              .map(f -> genericCredential(f).getHeader().toLowerCase(Locale.ROOT))
+              .collect(Collectors.toSet());
       assertThat(ok.getHeadersToRemoveList()).containsAll(keyHeaders);
       if (r.provider().equals("gemini")) {
         // Every allow on a Gemini route strips ?key=, wherever the key came from.
@@ -936,13 +1122,16 @@ class EnvoyReplayIT {
       } else {
         assertThat(ok.getQueryParametersToRemoveList()).isEmpty();
       }
-      assertThat(answer.response().getDynamicMetadata().getFieldsMap().get("key_id").getStringValue()).isEqualTo(id);
+      assertThat(
+              answer.response().getDynamicMetadata().getFieldsMap().get("key_id").getStringValue())
+          .isEqualTo(id);
       if (kind == KeyKind.LIMITED) {
         assertThat(ok.getResponseHeadersToAddList())
-            .anySatisfy(o -> {
-              assertThat(o.getHeader().getKey()).isEqualTo("x-quota-remaining-usd");
-              assertThat(o.getHeader().getValue()).isEqualTo("7.75");
-            });
+            .anySatisfy(
+                o -> {
+                  assertThat(o.getHeader().getKey()).isEqualTo("x-quota-remaining-usd");
+                  assertThat(o.getHeader().getValue()).isEqualTo("7.75");
+                });
       }
 
       Forwarded f = forward(r, check.headers(), answer.response());
@@ -950,21 +1139,28 @@ class EnvoyReplayIT {
       assertThat(f.extProcSees().getAll(KEY_ID_HEADER))
           .as("%s: ext_proc sees Check's key id, not the client's own x-quota-key-id", r)
           .containsExactly(id);
-      assertThat(f.extProcSees().toString()).as("%s: ext_proc never sees the client's key", r)
+      assertThat(f.extProcSees().toString())
+          .as("%s: ext_proc never sees the client's key", r)
           .doesNotContain(key.getSecret());
-      assertThat(f.upstream().get(KEY_ID_HEADER)).as("%s: x-quota-key-id stays on this side of Envoy", r).isNull();
+      assertThat(f.upstream().get(KEY_ID_HEADER))
+          .as("%s: x-quota-key-id stays on this side of Envoy", r)
+          .isNull();
       assertThat(f.extProcSees().getAll(GatewayHeaders.KEY_LIMITED))
           .as("%s: ext_proc learns whether the %s key has a quota, from Check only", r, kind)
           .containsExactly(kind == KeyKind.LIMITED ? "true" : "false");
       assertThat(f.upstream().get(GatewayHeaders.KEY_LIMITED))
-          .as("%s: x-quota-key-limited stays on this side of Envoy", r).isNull();
-      assertThat(f.upstream().toString()).as("%s: the client's key never reaches the provider", r)
+          .as("%s: x-quota-key-limited stays on this side of Envoy", r)
+          .isNull();
+      assertThat(f.upstream().toString())
+          .as("%s: the client's key never reaches the provider", r)
           .doesNotContain(key.getSecret());
       HttpFilter injector = injectorOf(r);
-      assertThat(f.upstream().getAll(genericCredential(injector).getHeader().toLowerCase(Locale.ROOT)))
+      assertThat(
+              f.upstream().getAll(genericCredential(injector).getHeader().toLowerCase(Locale.ROOT)))
           .as("%s: the provider gets its own key, once", r)
           .containsExactly(exampleSecret(injector));
-      assertThat(f.upstream().get(":authority")).isEqualTo(r.route().getRoute().getHostRewriteLiteral());
+      assertThat(f.upstream().get(":authority"))
+          .isEqualTo(r.route().getRoute().getHostRewriteLiteral());
       if (r.sdk().keyInQuery()) {
         assertThat(f.upstream().get(":path")).isEqualTo(r.sdk().pathAndQuery());
       }
@@ -973,10 +1169,14 @@ class EnvoyReplayIT {
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("keyedReplays")
-  void allowedRequest_reachesTheProviderWithoutClientAddressOrEnvoyHeaders(Replay r) throws Exception {
+  void allowedRequest_reachesTheProviderWithoutClientAddressOrEnvoyHeaders(Replay r)
+      throws Exception {
     String claimed = "198.51.100.23";
-    EnvoyCheck check = envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret(),
-        Map.of("x-forwarded-for", claimed, "x-envoy-external-address", claimed));
+    EnvoyCheck check =
+        envoyCheck(
+            r,
+            KEYS.get(KeyKind.UNLIMITED).getSecret(),
+            Map.of("x-forwarded-for", claimed, "x-envoy-external-address", claimed));
     // Envoy, at the edge, has recorded the client's address: Check sees it.
     assertThat(check.headers().get("x-forwarded-for")).isEqualTo(claimed + "," + CLIENT_IP);
     assertThat(check.headers().get("x-envoy-external-address")).isEqualTo(CLIENT_IP);
@@ -1011,19 +1211,58 @@ class EnvoyReplayIT {
   @ParameterizedTest(name = "{0}")
   @MethodSource("keyedReplays")
   void disabledExpiredAndExhaustedKeys_areDeniedWithABody(Replay r) throws Exception {
-    assertDenial(r, replay(envoyCheck(r, KEYS.get(KeyKind.DISABLED).getSecret()).request()), Decision.DISABLED);
-    assertDenial(r, replay(envoyCheck(r, KEYS.get(KeyKind.EXPIRED).getSecret()).request()), Decision.EXPIRED);
-    assertDenial(r, replay(envoyCheck(r, KEYS.get(KeyKind.EXHAUSTED).getSecret()).request()), Decision.EXHAUSTED);
+    assertDenial(
+        r,
+        replay(envoyCheck(r, KEYS.get(KeyKind.DISABLED).getSecret()).request()),
+        Decision.DISABLED);
+    assertDenial(
+        r,
+        replay(envoyCheck(r, KEYS.get(KeyKind.EXPIRED).getSecret()).request()),
+        Decision.EXPIRED);
+    assertDenial(
+        r,
+        replay(envoyCheck(r, KEYS.get(KeyKind.EXHAUSTED).getSecret()).request()),
+        Decision.EXHAUSTED);
   }
 
   /** The wire facts of each denial that clients (and the README) rely on. */
   enum Decision {
-    MISSING_KEY(401, Code.UNAUTHENTICATED, "api_key_required", "invalid_request_error", "authentication_error"),
-    UNKNOWN_KEY(401, Code.UNAUTHENTICATED, "invalid_api_key", "invalid_request_error", "authentication_error"),
-    DISABLED(401, Code.UNAUTHENTICATED, "api_key_disabled", "invalid_request_error", "authentication_error"),
-    EXPIRED(403, Code.PERMISSION_DENIED, "api_key_expired", "invalid_request_error", "permission_error"),
-    EXHAUSTED(429, Code.RESOURCE_EXHAUSTED, "insufficient_quota", "insufficient_quota", "rate_limit_error"),
-    NOT_METERED(403, Code.PERMISSION_DENIED, "endpoint_not_metered", "invalid_request_error", "permission_error"),
+    MISSING_KEY(
+        401,
+        Code.UNAUTHENTICATED,
+        "api_key_required",
+        "invalid_request_error",
+        "authentication_error"),
+    UNKNOWN_KEY(
+        401,
+        Code.UNAUTHENTICATED,
+        "invalid_api_key",
+        "invalid_request_error",
+        "authentication_error"),
+    DISABLED(
+        401,
+        Code.UNAUTHENTICATED,
+        "api_key_disabled",
+        "invalid_request_error",
+        "authentication_error"),
+    EXPIRED(
+        403,
+        Code.PERMISSION_DENIED,
+        "api_key_expired",
+        "invalid_request_error",
+        "permission_error"),
+    EXHAUSTED(
+        429,
+        Code.RESOURCE_EXHAUSTED,
+        "insufficient_quota",
+        "insufficient_quota",
+        "rate_limit_error"),
+    NOT_METERED(
+        403,
+        Code.PERMISSION_DENIED,
+        "endpoint_not_metered",
+        "invalid_request_error",
+        "permission_error"),
     UNAVAILABLE(503, Code.UNAVAILABLE, "quota_service_unavailable", "server_error", "api_error");
 
     final int http;
@@ -1049,13 +1288,16 @@ class EnvoyReplayIT {
    */
   private static JsonNode assertDenial(Replay r, EnvoyAnswer answer, Decision d) throws Exception {
     assertThat(answer.rpcError())
-        .as("%s, %s: answered within Envoy's %d ms; an RPC error is Envoy's bodiless %d", r, d,
-            CHECK_TIMEOUT_MILLIS, AUTHZ.getStatusOnError().getCodeValue())
+        .as(
+            "%s, %s: answered within Envoy's %d ms; an RPC error is Envoy's bodiless %d",
+            r, d, CHECK_TIMEOUT_MILLIS, AUTHZ.getStatusOnError().getCodeValue())
         .isFalse();
     assertThat(answer.forwarded()).as("%s, %s: denied", r, d).isFalse();
     assertThat(answer.response().getStatus().getCode()).isEqualTo(d.grpc.getNumber());
     assertThat(answer.response().getStatus().getMessage()).isEqualTo(d.code);
-    assertThat(answer.response().hasDeniedResponse()).as("without denied_response Envoy sends a bodiless 403").isTrue();
+    assertThat(answer.response().hasDeniedResponse())
+        .as("without denied_response Envoy sends a bodiless 403")
+        .isTrue();
     assertThat(answer.status()).as("%s, %s", r, d).isEqualTo(d.http);
     assertThat(answer.headers()).containsEntry("content-type", "application/json");
     assertThat(answer.body()).as("%s, %s: every denial has a body", r, d).isNotEmpty();
@@ -1096,8 +1338,11 @@ class EnvoyReplayIT {
   void envoyYaml_rpcErrorsAreTheOnlyBodilessAnswers_andNeverLetARequestThrough() {
     // Envoy answers with no body only when it got no CheckResponse (RPC error, deadline, no healthy
     // host): then failure_mode_allow: false makes it status_on_error. Every decision of ours is a
-    // CheckResponse with a denied_response body (asserted per replay above, under Envoy's deadline).
-    assertThat(AUTHZ.getFailureModeAllow()).as("an RPC error must not let a request through unchecked").isFalse();
+    // CheckResponse with a denied_response body (asserted per replay above, under Envoy's
+    // deadline).
+    assertThat(AUTHZ.getFailureModeAllow())
+        .as("an RPC error must not let a request through unchecked")
+        .isFalse();
     assertThat(AUTHZ.hasStatusOnError()).isTrue();
     assertThat(AUTHZ.getStatusOnError().getCodeValue()).as("status_on_error").isBetween(500, 599);
     assertThat(AUTHZ.getGrpcService().hasEnvoyGrpc()).as("the gRPC Check API").isTrue();
@@ -1113,19 +1358,23 @@ class EnvoyReplayIT {
     // Nothing between ext_authz and ext_proc may touch request headers.
     assertThat(FILTERS.subList(authz + 1, proc)).isEmpty();
     // ext_proc's own filter on what it is shown.
-    assertThat(forwardedToExtProc(KEY_ID_HEADER)).as("forward_rules let x-quota-key-id through").isTrue();
+    assertThat(forwardedToExtProc(KEY_ID_HEADER))
+        .as("forward_rules let x-quota-key-id through")
+        .isTrue();
     // Check's dynamic metadata (key_id) is forwarded to the processor under ext_authz's namespace.
     assertThat(PROC.getMetadataOptions().getForwardingNamespaces().getUntypedList())
         .contains(EXT_AUTHZ_METADATA_NAMESPACE);
     assertThat(AUTHZ_FILTER.getName()).isEqualTo(EXT_AUTHZ_METADATA_NAMESPACE);
-    // The virtual host's request_headers_to_remove: [x-quota-key-id] is NOT a strip before ext_proc.
+    // The virtual host's request_headers_to_remove: [x-quota-key-id] is NOT a strip before
+    // ext_proc.
     // Route-config, virtual-host and route request_headers_to_add/remove are applied by the router
     // filter (Router::Filter::decodeHeaders -> RouteEntry::finalizeRequestHeaders) when it forwards
     // the request upstream. The router is the last http filter, so ext_authz has set the header,
     // ext_proc has been shown it and the credential injectors have run before it goes; only the
     // provider never sees it. That is the intended order: the processor needs the id, the provider
     // must not get it. (No cluster-level header removal exists in this envoy.yaml.)
-    Set<String> removedToProvider = new LinkedHashSet<>(HCM.getRouteConfig().getRequestHeadersToRemoveList());
+    Set<String> removedToProvider =
+        new LinkedHashSet<>(HCM.getRouteConfig().getRequestHeadersToRemoveList());
     for (VirtualHost v : HCM.getRouteConfig().getVirtualHostsList()) {
       removedToProvider.addAll(v.getRequestHeadersToRemoveList());
       v.getRoutesList().forEach(rt -> removedToProvider.addAll(rt.getRequestHeadersToRemoveList()));
@@ -1135,9 +1384,7 @@ class EnvoyReplayIT {
 
   @Test
   void geminiHeaderKeyPlusQueryKey_queryKeyStrippedBeforeGoogle() throws Exception {
-    Replay r = REPLAYS.stream()
-        .filter(x -> x.sdk().keyInQuery())
-        .findFirst().orElseThrow();
+    Replay r = REPLAYS.stream().filter(x -> x.sdk().keyInQuery()).findFirst().orElseThrow();
     String headerKey = KEYS.get(KeyKind.UNLIMITED).getSecret();
     String queryKey = KEYS.get(KeyKind.LIMITED).getSecret();
     EnvoyCheck check = envoyCheck(r, queryKey, Map.of(keyHeader(r), keyHeaderValue(r, headerKey)));
@@ -1148,7 +1395,8 @@ class EnvoyReplayIT {
 
     // The header key wins, and Check strips `key` on every allow of a Gemini route, so the second
     // quota key never travels to generativelanguage.googleapis.com in the URL.
-    assertThat(answer.response().getOkResponse().getQueryParametersToRemoveList()).containsExactly("key");
+    assertThat(answer.response().getOkResponse().getQueryParametersToRemoveList())
+        .containsExactly("key");
     assertThat(f.upstream().get(":path")).doesNotContain(queryKey);
   }
 
@@ -1171,13 +1419,16 @@ class EnvoyReplayIT {
     }
     // The server-side deadline starts after Envoy's own, so Authorizer answers a margin (30% of the
     // time left, at most 100 ms) before it: the 503 with its body reaches Envoy in time.
-    assertThat(answer.rpcError()).as("Envoy got a CheckResponse within %d ms", CHECK_TIMEOUT_MILLIS).isFalse();
+    assertThat(answer.rpcError())
+        .as("Envoy got a CheckResponse within %d ms", CHECK_TIMEOUT_MILLIS)
+        .isFalse();
     assertDenial(r, answer, Decision.UNAVAILABLE);
   }
 
   @Test
   void readme_runWithEnvoy_showsTheBodiesTheAuthoritySendsOnAnOpenAiPath() throws Exception {
-    Replay openai = REPLAYS.stream().filter(r -> r.provider().equals("openai")).findFirst().orElseThrow();
+    Replay openai =
+        REPLAYS.stream().filter(r -> r.provider().equals("openai")).findFirst().orElseThrow();
     Map<String, String> actual = new LinkedHashMap<>();
     Map<String, Integer> statusOf = new LinkedHashMap<>();
     Map<Decision, String> secrets = new EnumMap<>(Decision.class);
@@ -1200,8 +1451,10 @@ class EnvoyReplayIT {
     String section = readme.substring(start, end < 0 ? readme.length() : end);
     assertThat(section).doesNotContain("\"...\"");
 
-    Matcher block = Pattern.compile("HTTP/1\\.1 (\\d{3}) [^\\n]*\\ncontent-type: application/json\\n\\n(\\{[^\\n]*\\})")
-        .matcher(section);
+    Matcher block =
+        Pattern.compile(
+                "HTTP/1\\.1 (\\d{3}) [^\\n]*\\ncontent-type: application/json\\n\\n(\\{[^\\n]*\\})")
+            .matcher(section);
     Set<Integer> shown = new LinkedHashSet<>();
     while (block.find()) {
       int status = Integer.parseInt(block.group(1));
@@ -1222,14 +1475,16 @@ class EnvoyReplayIT {
       String code = row.group(2);
       if (actual.containsKey(code)) {
         assertThat(Integer.parseInt(row.group(1))).isEqualTo(statusOf.get(code));
-        assertThat(row.group(3).trim()).isEqualTo(JSON.readTree(actual.get(code)).at("/error/message").asText());
+        assertThat(row.group(3).trim())
+            .isEqualTo(JSON.readTree(actual.get(code)).at("/error/message").asText());
       }
     }
     assertThat(rows).as("README's table of refusals").isGreaterThanOrEqualTo(actual.size());
 
     // The Anthropic and Gemini examples are the unknown-key bodies of those routes, verbatim.
     for (String provider : List.of("anthropic", "gemini")) {
-      Replay r = REPLAYS.stream().filter(x -> x.provider().equals(provider)).findFirst().orElseThrow();
+      Replay r =
+          REPLAYS.stream().filter(x -> x.provider().equals(provider)).findFirst().orElseThrow();
       EnvoyAnswer answer = replay(envoyCheck(r, UNKNOWN_SECRET).request());
       assertDenial(r, answer, Decision.UNKNOWN_KEY);
       assertThat(section).as("README's %s example", provider).contains("`" + answer.body() + "`");
@@ -1247,16 +1502,21 @@ class EnvoyReplayIT {
    */
   static ProcessingMode effectiveProcessingMode(Replay r) {
     ProcessingMode mode = PROC.getProcessingMode();
-    for (Map<String, Any> perFilter : List.of(HCM.getRouteConfig().getTypedPerFilterConfigMap(),
-        r.vhost().getTypedPerFilterConfigMap(), r.route().getTypedPerFilterConfigMap())) {
+    for (Map<String, Any> perFilter :
+        List.of(
+            HCM.getRouteConfig().getTypedPerFilterConfigMap(),
+            r.vhost().getTypedPerFilterConfigMap(),
+            r.route().getTypedPerFilterConfigMap())) {
       Any any = perFilter.get(PROC_FILTER.getName());
       if (any == null) {
         continue;
       }
       ExtProcPerRoute perRoute = EnvoyConfigTest.unpack(any, ExtProcPerRoute.class);
-      assertThat(setFields(perRoute)).as("%s: ExtProcPerRoute fields the replay models", r.route().getName())
+      assertThat(setFields(perRoute))
+          .as("%s: ExtProcPerRoute fields the replay models", r.route().getName())
           .containsExactly("overrides");
-      assertThat(setFields(perRoute.getOverrides())).as("%s: ext_proc overrides the replay models", r.route().getName())
+      assertThat(setFields(perRoute.getOverrides()))
+          .as("%s: ext_proc overrides the replay models", r.route().getName())
           .containsExactly("processing_mode");
       mode = perRoute.getOverrides().getProcessingMode();
     }
@@ -1269,21 +1529,26 @@ class EnvoyReplayIT {
     private final StreamObserver<ProcessingRequest> requests;
 
     ExtProcStream() {
-      requests = ExternalProcessorGrpc.newStub(server.envoyMetering()).process(new StreamObserver<>() {
-        @Override
-        public void onNext(ProcessingResponse value) {
-          answers.add(value);
-        }
+      requests =
+          ExternalProcessorGrpc.newStub(server.envoyMetering())
+              .process(
+                  new StreamObserver<>() {
+                    @Override
+                    public void onNext(ProcessingResponse value) {
+                      answers.add(value);
+                    }
 
-        @Override
-        public void onError(Throwable t) {}
+                    @Override
+                    public void onError(Throwable t) {}
 
-        @Override
-        public void onCompleted() {}
-      });
+                    @Override
+                    public void onCompleted() {}
+                  });
     }
 
-    /** Sends one phase (as Envoy does, header values in raw_value only) and waits for its answer. */
+    /**
+     * Sends one phase (as Envoy does, header values in raw_value only) and waits for its answer.
+     */
     ProcessingResponse send(ProcessingRequest request) throws InterruptedException {
       requests.onNext(request);
       ProcessingResponse answer = answers.poll(10, TimeUnit.SECONDS);
@@ -1294,17 +1559,22 @@ class EnvoyReplayIT {
     ProcessingResponse requestHeaders(Headers h, boolean endOfStream) throws InterruptedException {
       HeaderMap.Builder map = HeaderMap.newBuilder();
       for (String[] e : h.entries) {
-        map.addHeaders(HeaderValue.newBuilder().setKey(e[0]).setRawValue(ByteString.copyFromUtf8(e[1])));
+        map.addHeaders(
+            HeaderValue.newBuilder().setKey(e[0]).setRawValue(ByteString.copyFromUtf8(e[1])));
       }
-      return send(ProcessingRequest.newBuilder()
-          .setRequestHeaders(HttpHeaders.newBuilder().setHeaders(map).setEndOfStream(endOfStream))
-          .build());
+      return send(
+          ProcessingRequest.newBuilder()
+              .setRequestHeaders(
+                  HttpHeaders.newBuilder().setHeaders(map).setEndOfStream(endOfStream))
+              .build());
     }
 
     ProcessingResponse requestBody(String body) throws InterruptedException {
-      return send(ProcessingRequest.newBuilder()
-          .setRequestBody(HttpBody.newBuilder().setBody(ByteString.copyFromUtf8(body)).setEndOfStream(true))
-          .build());
+      return send(
+          ProcessingRequest.newBuilder()
+              .setRequestBody(
+                  HttpBody.newBuilder().setBody(ByteString.copyFromUtf8(body)).setEndOfStream(true))
+              .build());
     }
 
     @Override
@@ -1338,92 +1608,243 @@ class EnvoyReplayIT {
 
   private static final String OPENAI_RESPONSE = "{\"model\":\"gpt-4o-mini\",\"input\":\"Hello\"}";
 
-  private static final List<EndpointSample> ENDPOINT_SAMPLES = List.of(
-      sample("openai POST /v1/chat/completions", openai("POST", "/v1/chat/completions", OPENAI_CHAT)),
-      sample("openai POST /v1/chat/completions/{id}", openai("POST", "/v1/chat/completions/chatcmpl-abc123",
-          "{\"metadata\":{\"team\":\"a\"}}")),
-      sample("openai DELETE /v1/chat/completions/{id}", openai("DELETE", "/v1/chat/completions/chatcmpl-abc123", null)),
-      sample("openai POST /v1/completions", openai("POST", "/v1/completions",
-          "{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":\"Hello\"}")),
-      sample("openai POST /v1/responses", openai("POST", "/v1/responses", OPENAI_RESPONSE)),
-      sample("openai POST /v1/responses/input_tokens", openai("POST", "/v1/responses/input_tokens", OPENAI_RESPONSE)),
-      sample("openai POST /v1/responses/{id}/cancel", openai("POST", "/v1/responses/resp_abc123/cancel", null)),
-      sample("openai GET /v1/responses/{id}", openai("GET", "/v1/responses/resp_abc123", null)),
-      sample("openai DELETE /v1/responses/{id}", openai("DELETE", "/v1/responses/resp_abc123", null)),
-      sample("openai POST /v1/embeddings", openai("POST", "/v1/embeddings",
-          "{\"model\":\"text-embedding-3-small\",\"input\":\"Hello\"}")),
-      sample("openai POST /v1/moderations", openai("POST", "/v1/moderations", "{\"input\":\"Hello\"}")),
-      sample("openai DELETE /v1/models/{model}", openai("DELETE", "/v1/models/ft:gpt-4o-mini:acme::abc123", null)),
-      sample("openai POST /v1/files", upload("openai", OPENAI_UPLOAD, "POST", "/v1/files")),
-      sample("openai DELETE /v1/files/{id}", openai("DELETE", "/v1/files/file-abc123", null)),
-      sample("openai POST /v1/uploads", openai("POST", "/v1/uploads",
-          "{\"purpose\":\"batch\",\"filename\":\"b.jsonl\",\"bytes\":41943040,\"mime_type\":\"text/jsonl\"}")),
-      sample("openai POST /v1/uploads/{id}/parts", upload("openai", OPENAI_UPLOAD, "POST", "/v1/uploads/upload_abc123/parts")),
-      sample("openai POST /v1/uploads/{id}/complete", openai("POST", "/v1/uploads/upload_abc123/complete",
-          "{\"part_ids\":[\"part_abc\"]}")),
-      sample("openai POST /v1/uploads/{id}/cancel", openai("POST", "/v1/uploads/upload_abc123/cancel", null)),
-      sample("openai POST /v1/batches/{id}/cancel", openai("POST", "/v1/batches/batch_abc123/cancel", null)),
-      sample("openai POST /v1/batches/**", openai("POST", "/v1/batches",
-          "{\"input_file_id\":\"file-abc\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}")),
-      sample("openai POST /v1/fine_tuning/jobs/{id}/cancel", openai("POST", "/v1/fine_tuning/jobs/ftjob-abc123/cancel", null)),
-      sample("openai POST /v1/fine_tuning/**", openai("POST", "/v1/fine_tuning/jobs",
-          "{\"model\":\"gpt-4o-mini-2024-07-18\",\"training_file\":\"file-abc\"}")),
-      sample("openai POST /v1/images/**", openai("POST", "/v1/images/generations",
-          "{\"model\":\"gpt-image-1\",\"prompt\":\"a cat\"}")),
-      sample("openai POST /v1/audio/**", openai("POST", "/v1/audio/speech",
-          "{\"model\":\"tts-1\",\"input\":\"Hello\",\"voice\":\"alloy\"}")),
-      sample("openai * /v1/realtime/**", openai("POST", "/v1/realtime/client_secrets",
-          "{\"session\":{\"type\":\"realtime\",\"model\":\"gpt-realtime\"}}")),
-      sample("openai POST /v1/vector_stores/**", openai("POST", "/v1/vector_stores", "{\"name\":\"docs\"}")),
-      sample("openai POST /v1/assistants/**", openai("POST", "/v1/assistants", "{\"model\":\"gpt-4o\"}")),
-      sample("openai POST /v1/threads/**", openai("POST", "/v1/threads/thread_abc/runs", "{\"assistant_id\":\"asst_abc\"}")),
-      sample("openai POST /v1/videos/**", openai("POST", "/v1/videos", "{\"model\":\"sora-2\",\"prompt\":\"a cat\"}")),
-      sample("anthropic POST /v1/messages", anthropic("POST", "/v1/messages", ANTHROPIC_MESSAGE)),
-      sample("anthropic POST /v1/messages/count_tokens", anthropic("POST", "/v1/messages/count_tokens", ANTHROPIC_MESSAGE)),
-      sample("anthropic POST /v1/messages/batches/{id}/cancel", anthropic("POST", "/v1/messages/batches/msgbatch_abc/cancel", null)),
-      sample("anthropic DELETE /v1/messages/batches/{id}", anthropic("DELETE", "/v1/messages/batches/msgbatch_abc", null)),
-      sample("anthropic POST /v1/messages/batches/**", anthropic("POST", "/v1/messages/batches",
-          "{\"requests\":[{\"custom_id\":\"a\",\"params\":" + ANTHROPIC_MESSAGE + "}]}")),
-      sample("anthropic POST /v1/files", upload("anthropic", ANTHROPIC_UPLOAD, "POST", "/v1/files")),
-      sample("anthropic DELETE /v1/files/{id}", anthropic("DELETE", "/v1/files/file_abc123", null)),
-      sample("anthropic POST /v1/complete", anthropic("POST", "/v1/complete",
-          "{\"model\":\"claude-2.1\",\"max_tokens_to_sample\":64,\"prompt\":\"\\n\\nHuman: Hi\\n\\nAssistant:\"}")),
-      sample("gemini POST /v1beta/models/{model}:generateContent",
-          gemini(GENAI_SDK, "POST", "/v1beta/models/gemini-2.5-flash:generateContent", GEMINI_CONTENT)),
-      sample("gemini POST /v1beta/models/{model}:streamGenerateContent",
-          gemini(GENAI_SDK, "POST", "/v1/models/gemini-2.5-flash:streamGenerateContent?alt=sse", GEMINI_CONTENT)),
-      sample("gemini POST /v1beta/tunedModels/{model}:generateContent",
-          gemini(GENAI_SDK, "POST", "/v1beta/tunedModels/my-model-abc:generateContent", GEMINI_CONTENT)),
-      sample("gemini POST /v1beta/tunedModels/{model}:streamGenerateContent",
-          gemini(GENAI_SDK, "POST", "/v1beta/tunedModels/my-model-abc:streamGenerateContent?alt=sse", GEMINI_CONTENT)),
-      sample("gemini POST /v1beta/models/{model}:countTokens",
-          gemini(GENAI_SDK, "POST", "/v1/models/gemini-2.5-flash:countTokens", GEMINI_CONTENT)),
-      sample("gemini POST /v1beta/models/{model}:embedContent",
-          gemini(GENAI_SDK, "POST", "/v1beta/models/text-embedding-004:embedContent",
-              "{\"content\":{\"parts\":[{\"text\":\"Hello\"}]}}")),
-      sample("gemini POST /v1beta/models/{model}:batchEmbedContents",
-          gemini(GENAI_SDK, "POST", "/v1/models/text-embedding-004:batchEmbedContents",
-              "{\"requests\":[{\"content\":{\"parts\":[{\"text\":\"Hello\"}]}}]}")),
-      sample("gemini POST /v1beta/models/{model}:batchGenerateContent",
-          gemini(GENAI_SDK, "POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
-              "{\"batch\":{\"display_name\":\"b\"}}")),
-      sample("gemini POST /v1beta/models/{model}:predict",
-          gemini(GENAI_SDK, "POST", "/v1beta/models/imagen-4.0-generate-001:predict",
-              "{\"instances\":[{\"prompt\":\"a cat\"}]}")),
-      sample("gemini POST /v1beta/models/{model}:predictLongRunning",
-          gemini(GENAI_SDK, "POST", "/v1beta/models/veo-3.0-generate-001:predictLongRunning",
-              "{\"instances\":[{\"prompt\":\"a cat\"}]}")),
-      sample("gemini POST /v1beta/cachedContents/**", gemini(GENAI_SDK, "POST", "/v1beta/cachedContents",
-          "{\"model\":\"models/gemini-2.5-flash\",\"contents\":[],\"ttl\":\"3600s\"}")),
-      sample("gemini DELETE /v1beta/cachedContents/{id}", gemini(GENAI_SDK, "DELETE", "/v1beta/cachedContents/abc123", null)),
-      sample("gemini DELETE /v1beta/files/{id}", gemini(GENAI_SDK, "DELETE", "/v1beta/files/abc123", null)),
-      sample("gemini POST /upload/v1beta/files", gemini(GEMINI_UPLOAD, "POST", "/upload/v1beta/files",
-          "{\"file\":{\"display_name\":\"report.pdf\"}}")),
-      // Google's OpenAI-compatible surface follows OpenAI's rows.
-      sample("openai POST /v1/chat/completions", new SdkRequest("gemini", "OpenAI SDK on Gemini", "POST",
-          "/v1beta/openai/chat/completions", OPENAI_SDK, OPENAI_CHAT, false)),
-      sample("any GET *", openai("GET", "/v1/batches/batch_abc123", null)),
-      sample("any * *", openai("POST", "/v1/containers", "{\"name\":\"c\"}")));
+  private static final List<EndpointSample> ENDPOINT_SAMPLES =
+      List.of(
+          sample(
+              "openai POST /v1/chat/completions",
+              openai("POST", "/v1/chat/completions", OPENAI_CHAT)),
+          sample(
+              "openai POST /v1/chat/completions/{id}",
+              openai(
+                  "POST",
+                  "/v1/chat/completions/chatcmpl-abc123",
+                  "{\"metadata\":{\"team\":\"a\"}}")),
+          sample(
+              "openai DELETE /v1/chat/completions/{id}",
+              openai("DELETE", "/v1/chat/completions/chatcmpl-abc123", null)),
+          sample(
+              "openai POST /v1/completions",
+              openai(
+                  "POST",
+                  "/v1/completions",
+                  "{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":\"Hello\"}")),
+          sample("openai POST /v1/responses", openai("POST", "/v1/responses", OPENAI_RESPONSE)),
+          sample(
+              "openai POST /v1/responses/input_tokens",
+              openai("POST", "/v1/responses/input_tokens", OPENAI_RESPONSE)),
+          sample(
+              "openai POST /v1/responses/{id}/cancel",
+              openai("POST", "/v1/responses/resp_abc123/cancel", null)),
+          sample("openai GET /v1/responses/{id}", openai("GET", "/v1/responses/resp_abc123", null)),
+          sample(
+              "openai DELETE /v1/responses/{id}",
+              openai("DELETE", "/v1/responses/resp_abc123", null)),
+          sample(
+              "openai POST /v1/embeddings",
+              openai(
+                  "POST",
+                  "/v1/embeddings",
+                  "{\"model\":\"text-embedding-3-small\",\"input\":\"Hello\"}")),
+          sample(
+              "openai POST /v1/moderations",
+              openai("POST", "/v1/moderations", "{\"input\":\"Hello\"}")),
+          sample(
+              "openai DELETE /v1/models/{model}",
+              openai("DELETE", "/v1/models/ft:gpt-4o-mini:acme::abc123", null)),
+          sample("openai POST /v1/files", upload("openai", OPENAI_UPLOAD, "POST", "/v1/files")),
+          sample("openai DELETE /v1/files/{id}", openai("DELETE", "/v1/files/file-abc123", null)),
+          sample(
+              "openai POST /v1/uploads",
+              openai(
+                  "POST",
+                  "/v1/uploads",
+                  "{\"purpose\":\"batch\",\"filename\":\"b.jsonl\",\"bytes\":41943040,\"mime_type\":\"text/jsonl\"}")),
+          sample(
+              "openai POST /v1/uploads/{id}/parts",
+              upload("openai", OPENAI_UPLOAD, "POST", "/v1/uploads/upload_abc123/parts")),
+          sample(
+              "openai POST /v1/uploads/{id}/complete",
+              openai(
+                  "POST", "/v1/uploads/upload_abc123/complete", "{\"part_ids\":[\"part_abc\"]}")),
+          sample(
+              "openai POST /v1/uploads/{id}/cancel",
+              openai("POST", "/v1/uploads/upload_abc123/cancel", null)),
+          sample(
+              "openai POST /v1/batches/{id}/cancel",
+              openai("POST", "/v1/batches/batch_abc123/cancel", null)),
+          sample(
+              "openai POST /v1/batches/**",
+              openai(
+                  "POST",
+                  "/v1/batches",
+                  "{\"input_file_id\":\"file-abc\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}")),
+          sample(
+              "openai POST /v1/fine_tuning/jobs/{id}/cancel",
+              openai("POST", "/v1/fine_tuning/jobs/ftjob-abc123/cancel", null)),
+          sample(
+              "openai POST /v1/fine_tuning/**",
+              openai(
+                  "POST",
+                  "/v1/fine_tuning/jobs",
+                  "{\"model\":\"gpt-4o-mini-2024-07-18\",\"training_file\":\"file-abc\"}")),
+          sample(
+              "openai POST /v1/images/**",
+              openai(
+                  "POST",
+                  "/v1/images/generations",
+                  "{\"model\":\"gpt-image-1\",\"prompt\":\"a cat\"}")),
+          sample(
+              "openai POST /v1/audio/**",
+              openai(
+                  "POST",
+                  "/v1/audio/speech",
+                  "{\"model\":\"tts-1\",\"input\":\"Hello\",\"voice\":\"alloy\"}")),
+          sample(
+              "openai * /v1/realtime/**",
+              openai(
+                  "POST",
+                  "/v1/realtime/client_secrets",
+                  "{\"session\":{\"type\":\"realtime\",\"model\":\"gpt-realtime\"}}")),
+          sample(
+              "openai POST /v1/vector_stores/**",
+              openai("POST", "/v1/vector_stores", "{\"name\":\"docs\"}")),
+          sample(
+              "openai POST /v1/assistants/**",
+              openai("POST", "/v1/assistants", "{\"model\":\"gpt-4o\"}")),
+          sample(
+              "openai POST /v1/threads/**",
+              openai("POST", "/v1/threads/thread_abc/runs", "{\"assistant_id\":\"asst_abc\"}")),
+          sample(
+              "openai POST /v1/videos/**",
+              openai("POST", "/v1/videos", "{\"model\":\"sora-2\",\"prompt\":\"a cat\"}")),
+          sample(
+              "anthropic POST /v1/messages", anthropic("POST", "/v1/messages", ANTHROPIC_MESSAGE)),
+          sample(
+              "anthropic POST /v1/messages/count_tokens",
+              anthropic("POST", "/v1/messages/count_tokens", ANTHROPIC_MESSAGE)),
+          sample(
+              "anthropic POST /v1/messages/batches/{id}/cancel",
+              anthropic("POST", "/v1/messages/batches/msgbatch_abc/cancel", null)),
+          sample(
+              "anthropic DELETE /v1/messages/batches/{id}",
+              anthropic("DELETE", "/v1/messages/batches/msgbatch_abc", null)),
+          sample(
+              "anthropic POST /v1/messages/batches/**",
+              anthropic(
+                  "POST",
+                  "/v1/messages/batches",
+                  "{\"requests\":[{\"custom_id\":\"a\",\"params\":" + ANTHROPIC_MESSAGE + "}]}")),
+          sample(
+              "anthropic POST /v1/files",
+              upload("anthropic", ANTHROPIC_UPLOAD, "POST", "/v1/files")),
+          sample(
+              "anthropic DELETE /v1/files/{id}",
+              anthropic("DELETE", "/v1/files/file_abc123", null)),
+          sample(
+              "anthropic POST /v1/complete",
+              anthropic(
+                  "POST",
+                  "/v1/complete",
+                  "{\"model\":\"claude-2.1\",\"max_tokens_to_sample\":64,\"prompt\":\"\\n\\nHuman: Hi\\n\\nAssistant:\"}")),
+          sample(
+              "gemini POST /v1beta/models/{model}:generateContent",
+              gemini(
+                  GENAI_SDK,
+                  "POST",
+                  "/v1beta/models/gemini-2.5-flash:generateContent",
+                  GEMINI_CONTENT)),
+          sample(
+              "gemini POST /v1beta/models/{model}:streamGenerateContent",
+              gemini(
+                  GENAI_SDK,
+                  "POST",
+                  "/v1/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                  GEMINI_CONTENT)),
+          sample(
+              "gemini POST /v1beta/tunedModels/{model}:generateContent",
+              gemini(
+                  GENAI_SDK,
+                  "POST",
+                  "/v1beta/tunedModels/my-model-abc:generateContent",
+                  GEMINI_CONTENT)),
+          sample(
+              "gemini POST /v1beta/tunedModels/{model}:streamGenerateContent",
+              gemini(
+                  GENAI_SDK,
+                  "POST",
+                  "/v1beta/tunedModels/my-model-abc:streamGenerateContent?alt=sse",
+                  GEMINI_CONTENT)),
+          sample(
+              "gemini POST /v1beta/models/{model}:countTokens",
+              gemini(GENAI_SDK, "POST", "/v1/models/gemini-2.5-flash:countTokens", GEMINI_CONTENT)),
+          sample(
+              "gemini POST /v1beta/models/{model}:embedContent",
+              gemini(
+                  GENAI_SDK,
+                  "POST",
+                  "/v1beta/models/text-embedding-004:embedContent",
+                  "{\"content\":{\"parts\":[{\"text\":\"Hello\"}]}}")),
+          sample(
+              "gemini POST /v1beta/models/{model}:batchEmbedContents",
+              gemini(
+                  GENAI_SDK,
+                  "POST",
+                  "/v1/models/text-embedding-004:batchEmbedContents",
+                  "{\"requests\":[{\"content\":{\"parts\":[{\"text\":\"Hello\"}]}}]}")),
+          sample(
+              "gemini POST /v1beta/models/{model}:batchGenerateContent",
+              gemini(
+                  GENAI_SDK,
+                  "POST",
+                  "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
+                  "{\"batch\":{\"display_name\":\"b\"}}")),
+          sample(
+              "gemini POST /v1beta/models/{model}:predict",
+              gemini(
+                  GENAI_SDK,
+                  "POST",
+                  "/v1beta/models/imagen-4.0-generate-001:predict",
+                  "{\"instances\":[{\"prompt\":\"a cat\"}]}")),
+          sample(
+              "gemini POST /v1beta/models/{model}:predictLongRunning",
+              gemini(
+                  GENAI_SDK,
+                  "POST",
+                  "/v1beta/models/veo-3.0-generate-001:predictLongRunning",
+                  "{\"instances\":[{\"prompt\":\"a cat\"}]}")),
+          sample(
+              "gemini POST /v1beta/cachedContents/**",
+              gemini(
+                  GENAI_SDK,
+                  "POST",
+                  "/v1beta/cachedContents",
+                  "{\"model\":\"models/gemini-2.5-flash\",\"contents\":[],\"ttl\":\"3600s\"}")),
+          sample(
+              "gemini DELETE /v1beta/cachedContents/{id}",
+              gemini(GENAI_SDK, "DELETE", "/v1beta/cachedContents/abc123", null)),
+          sample(
+              "gemini DELETE /v1beta/files/{id}",
+              gemini(GENAI_SDK, "DELETE", "/v1beta/files/abc123", null)),
+          sample(
+              "gemini POST /upload/v1beta/files",
+              gemini(
+                  GEMINI_UPLOAD,
+                  "POST",
+                  "/upload/v1beta/files",
+                  "{\"file\":{\"display_name\":\"report.pdf\"}}")),
+          // Google's OpenAI-compatible surface follows OpenAI's rows.
+          sample(
+              "openai POST /v1/chat/completions",
+              new SdkRequest(
+                  "gemini",
+                  "OpenAI SDK on Gemini",
+                  "POST",
+                  "/v1beta/openai/chat/completions",
+                  OPENAI_SDK,
+                  OPENAI_CHAT,
+                  false)),
+          sample("any GET *", openai("GET", "/v1/batches/batch_abc123", null)),
+          sample("any * *", openai("POST", "/v1/containers", "{\"name\":\"c\"}")));
 
   private static EndpointSample sample(String row, SdkRequest sdk) {
     return new EndpointSample(row, sdk);
@@ -1439,9 +1860,13 @@ class EnvoyReplayIT {
 
   @Test
   void everyRowOfTheEndpointsTable_hasAReplay() {
-    Set<String> sampled = ENDPOINT_SAMPLES.stream().map(EndpointSample::row).collect(Collectors.toSet());
-    assertThat(sampled).as("README 'Endpoints' rows with an SDK request in ENDPOINT_SAMPLES (add one for a new row)")
-        .containsExactlyInAnyOrderElementsOf(Endpoints.rows().stream().map(EnvoyReplayIT::rowName).toList());
+    Set<String> sampled =
+        ENDPOINT_SAMPLES.stream().map(EndpointSample::row).collect(Collectors.toSet());
+    assertThat(sampled)
+        .as(
+            "README 'Endpoints' rows with an SDK request in ENDPOINT_SAMPLES (add one for a new row)")
+        .containsExactlyInAnyOrderElementsOf(
+            Endpoints.rows().stream().map(EnvoyReplayIT::rowName).toList());
   }
 
   /**
@@ -1452,18 +1877,24 @@ class EnvoyReplayIT {
    */
   @ParameterizedTest(name = "{0}")
   @MethodSource("endpointSamples")
-  void endpointRow_limitedKeyRefusedExactlyWhereNotMetered_unlimitedKeyPasses(EndpointSample s) throws Exception {
+  void endpointRow_limitedKeyRefusedExactlyWhereNotMetered_unlimitedKeyPasses(EndpointSample s)
+      throws Exception {
     Replay r = route(s.sdk());
-    assertThat(r.provider()).as("%s lands on %s", s, r.route().getName()).isEqualTo(s.sdk().provider());
+    assertThat(r.provider())
+        .as("%s lands on %s", s, r.route().getName())
+        .isEqualTo(s.sdk().provider());
     String method = s.sdk().method();
     String path = s.sdk().pathAndQuery();
     // Check's classification (the route's provider) and metering's (the path's) are the same row.
     Endpoints.Row byCheck = Endpoints.classify(Provider.named(r.provider()), method, path);
-    Provider byPath = ProviderClassifier.classify(null, path, s.sdk().headers().containsKey("anthropic-version"));
+    Provider byPath =
+        ProviderClassifier.classify(null, path, s.sdk().headers().containsKey("anthropic-version"));
     Endpoints.Row byMetering = Endpoints.classify(byPath, method, path);
     assertThat(rowName(byCheck)).as("%s: Check's row", s).isEqualTo(s.row());
     assertThat(byMetering).as("%s: metering's row", s).isSameAs(byCheck);
-    assertThat(ProviderRoute.of(method, path, s.sdk().headers().containsKey("anthropic-version")).isPresent())
+    assertThat(
+            ProviderRoute.of(method, path, s.sdk().headers().containsKey("anthropic-version"))
+                .isPresent())
         .as("%s: ext_proc meters it exactly when the table says metered", s)
         .isEqualTo(byCheck.kind() == Endpoints.Kind.METERED);
 
@@ -1472,14 +1903,24 @@ class EnvoyReplayIT {
       JsonNode body = assertDenial(r, limited, Decision.NOT_METERED);
       // Every provider's shape has error.message (Anthropic's and Google's end in the code).
       String message = body.at("/error/message").asText();
-      assertThat(message).as("%s: the 403 names the endpoint", s)
-          .startsWith("This gateway cannot meter " + byCheck.what() + ", so keys with a quota cannot use it.");
+      assertThat(message)
+          .as("%s: the 403 names the endpoint", s)
+          .startsWith(
+              "This gateway cannot meter "
+                  + byCheck.what()
+                  + ", so keys with a quota cannot use it.");
     } else {
-      assertThat(limited.forwarded()).as("%s with a limited key: body %s", s, limited.body()).isTrue();
+      assertThat(limited.forwarded())
+          .as("%s with a limited key: body %s", s, limited.body())
+          .isTrue();
     }
-    EnvoyAnswer unlimited = replay(envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret()).request());
-    assertThat(unlimited.forwarded()).as("%s with an unlimited key: body %s", s, unlimited.body()).isTrue();
-    forward(r, envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret()).headers(), unlimited.response());
+    EnvoyAnswer unlimited =
+        replay(envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret()).request());
+    assertThat(unlimited.forwarded())
+        .as("%s with an unlimited key: body %s", s, unlimited.body())
+        .isTrue();
+    forward(
+        r, envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret()).headers(), unlimited.response());
 
     // Bodies are buffered for metering where they may carry tokens, and only there: upload routes
     // stream theirs.
@@ -1488,24 +1929,33 @@ class EnvoyReplayIT {
       assertThat(uploadRoute).as("%s: a metered endpoint's body reaches ext_proc", s).isFalse();
     }
     if (byCheck.what().contains("body not buffered")) {
-      assertThat(uploadRoute).as("%s: an upload is not buffered (route %s)", s, r.route().getName()).isTrue();
+      assertThat(uploadRoute)
+          .as("%s: an upload is not buffered (route %s)", s, r.route().getName())
+          .isTrue();
     }
   }
 
   @Test
   void endpointRefusal_isCountedAsNotMetered_onlyForTheLimitedKey() {
-    Replay r = route(ENDPOINT_SAMPLES.stream().filter(x -> x.row().equals("openai POST /v1/batches/**"))
-        .findFirst().orElseThrow().sdk());
+    Replay r =
+        route(
+            ENDPOINT_SAMPLES.stream()
+                .filter(x -> x.row().equals("openai POST /v1/batches/**"))
+                .findFirst()
+                .orElseThrow()
+                .sdk());
     var registry = server.app().operations().registry();
-    Supplier<Double> notMetered = () -> registry.find(Metrics.CHECK_DECISIONS)
-        .tag("result", "not_metered").counter().count();
-    Supplier<Double> allowed = () -> registry.find(Metrics.CHECK_DECISIONS)
-        .tag("result", "allow").counter().count();
+    Supplier<Double> notMetered =
+        () -> registry.find(Metrics.CHECK_DECISIONS).tag("result", "not_metered").counter().count();
+    Supplier<Double> allowed =
+        () -> registry.find(Metrics.CHECK_DECISIONS).tag("result", "allow").counter().count();
     double refusedBefore = notMetered.get();
     double allowedBefore = allowed.get();
 
-    assertThat(replay(envoyCheck(r, KEYS.get(KeyKind.LIMITED).getSecret()).request()).forwarded()).isFalse();
-    assertThat(replay(envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret()).request()).forwarded()).isTrue();
+    assertThat(replay(envoyCheck(r, KEYS.get(KeyKind.LIMITED).getSecret()).request()).forwarded())
+        .isFalse();
+    assertThat(replay(envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret()).request()).forwarded())
+        .isTrue();
 
     assertThat(notMetered.get() - refusedBefore).isEqualTo(1.0);
     assertThat(allowed.get() - allowedBefore).isEqualTo(1.0);
@@ -1515,33 +1965,55 @@ class EnvoyReplayIT {
    * Every upload route (the rows the table marks "body not buffered") takes a 40 MiB body: the
    * listener's buffer limit is below it, so under ext_proc's BUFFERED mode it would be Envoy's 413;
    * on these routes no filter buffers the body, and the real ext_proc server answers the headers
-   * without asking for it. ext_authz (a Check), the provider's key and the header strips still apply.
+   * without asking for it. ext_authz (a Check), the provider's key and the header strips still
+   * apply.
    */
   @ParameterizedTest(name = "{0}")
   @MethodSource("uploadSamples")
   void uploadOf40MiB_streamsPastExtProc_unbuffered(EndpointSample s) throws Exception {
     long size = 40L * 1024 * 1024;
     assertThat((long) LISTENER.getPerConnectionBufferLimitBytes().getValue())
-        .as("the limit BUFFERED bodies hit (so this test means something)").isLessThan(size);
-    SdkRequest big = new SdkRequest(s.sdk().provider(), s.sdk().client(), s.sdk().method(),
-        s.sdk().pathAndQuery(), s.sdk().headers(), null, s.sdk().keyInQuery());
+        .as("the limit BUFFERED bodies hit (so this test means something)")
+        .isLessThan(size);
+    SdkRequest big =
+        new SdkRequest(
+            s.sdk().provider(),
+            s.sdk().client(),
+            s.sdk().method(),
+            s.sdk().pathAndQuery(),
+            s.sdk().headers(),
+            null,
+            s.sdk().keyInQuery());
     Replay r = route(big);
 
     ProcessingMode mode = effectiveProcessingMode(r);
     assertThat(mode.getRequestBodyMode()).as("%s: request body", r).isEqualTo(BodySendMode.NONE);
     assertThat(mode.getResponseBodyMode()).as("%s: response body", r).isEqualTo(BodySendMode.NONE);
-    assertThat(mode.getRequestHeaderMode()).as("%s: ext_proc still sees the headers", r).isEqualTo(HeaderSendMode.SEND);
+    assertThat(mode.getRequestHeaderMode())
+        .as("%s: ext_proc still sees the headers", r)
+        .isEqualTo(HeaderSendMode.SEND);
     assertThat(bodySettings(r)).as("%s: ext_authz does not buffer the body either", r).isNull();
-    assertThat(r.route().getRoute().getRequestMirrorPoliciesCount()).as("%s: no mirror buffers it", r).isZero();
-    assertThat(r.route().hasPerRequestBufferLimitBytes()).as("%s: no lower per-route limit", r).isFalse();
+    assertThat(r.route().getRoute().getRequestMirrorPoliciesCount())
+        .as("%s: no mirror buffers it", r)
+        .isZero();
+    assertThat(r.route().hasPerRequestBufferLimitBytes())
+        .as("%s: no lower per-route limit", r)
+        .isFalse();
 
-    Headers seen = extProcHeaders(r, KEYS.get(KeyKind.LIMITED).getSecret(), Map.of("content-length", Long.toString(size)));
+    Headers seen =
+        extProcHeaders(
+            r,
+            KEYS.get(KeyKind.LIMITED).getSecret(),
+            Map.of("content-length", Long.toString(size)));
     try (ExtProcStream ext = new ExtProcStream()) {
       ProcessingResponse headers = ext.requestHeaders(seen, false);
-      assertThat(headers.getResponseCase()).as("%s: a headers answer", r).isEqualTo(ProcessingResponse.ResponseCase.REQUEST_HEADERS);
+      assertThat(headers.getResponseCase())
+          .as("%s: a headers answer", r)
+          .isEqualTo(ProcessingResponse.ResponseCase.REQUEST_HEADERS);
       assertThat(headers.hasImmediateResponse()).isFalse();
       assertThat(headers.getRequestHeaders().getResponse().getStatus())
-          .as("%s: CONTINUE", r).isEqualTo(CommonResponse.ResponseStatus.CONTINUE);
+          .as("%s: CONTINUE", r)
+          .isEqualTo(CommonResponse.ResponseStatus.CONTINUE);
       // The processor never asks for the body back (and could not: allow_mode_override is off).
       assertThat(headers.getModeOverride().getRequestBodyMode()).isEqualTo(BodySendMode.NONE);
       assertThat(PROC.getAllowModeOverride()).isFalse();
@@ -1549,8 +2021,12 @@ class EnvoyReplayIT {
   }
 
   static Stream<EndpointSample> uploadSamples() {
-    return ENDPOINT_SAMPLES.stream().filter(s -> s.row().endsWith("/v1/files") || s.row().endsWith("/parts")
-        || s.row().contains("/upload/"));
+    return ENDPOINT_SAMPLES.stream()
+        .filter(
+            s ->
+                s.row().endsWith("/v1/files")
+                    || s.row().endsWith("/parts")
+                    || s.row().contains("/upload/"));
   }
 
   /**
@@ -1560,7 +2036,8 @@ class EnvoyReplayIT {
    */
   @Test
   void backgroundResponse_limitedKeyRefusedByExtProc_unlimitedKeyPasses() throws Exception {
-    String body = "{\"model\":\"gpt-4o-mini\",\"input\":\"Write a long essay\",\"background\":true}";
+    String body =
+        "{\"model\":\"gpt-4o-mini\",\"input\":\"Write a long essay\",\"background\":true}";
     Replay r = route(openai("POST", "/v1/responses", body));
     assertThat(effectiveProcessingMode(r).getRequestBodyMode()).isEqualTo(BodySendMode.BUFFERED);
     Map<String, String> length = Map.of("content-length", Integer.toString(body.length()));
@@ -1584,7 +2061,9 @@ class EnvoyReplayIT {
     String foreground = body.replace("true", "false");
     try (ExtProcStream ext = new ExtProcStream()) {
       ext.requestHeaders(extProcHeaders(r, KEYS.get(KeyKind.LIMITED).getSecret(), length), false);
-      assertThat(ext.requestBody(foreground).hasImmediateResponse()).as("\"background\": false passes").isFalse();
+      assertThat(ext.requestBody(foreground).hasImmediateResponse())
+          .as("\"background\": false passes")
+          .isFalse();
     }
   }
 
@@ -1615,7 +2094,11 @@ class EnvoyReplayIT {
     }
 
     String get(String name) {
-      return entries.stream().filter(e -> e[0].equals(name)).map(e -> e[1]).findFirst().orElse(null);
+      return entries.stream()
+          .filter(e -> e[0].equals(name))
+          .map(e -> e[1])
+          .findFirst()
+          .orElse(null);
     }
 
     List<String> getAll(String name) {
@@ -1670,7 +2153,8 @@ class EnvoyReplayIT {
   }
 
   private static Set<String> setFields(Message m) {
-    return m.getAllFields().keySet().stream().map(FieldDescriptor::getName)
+    return m.getAllFields().keySet().stream()
+        .map(FieldDescriptor::getName)
         .collect(Collectors.toCollection(LinkedHashSet::new));
   }
 

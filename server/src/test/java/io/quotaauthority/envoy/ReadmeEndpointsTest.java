@@ -37,8 +37,18 @@ class ReadmeEndpointsTest {
   /** The row as README shows it; for a refused endpoint the 403's words, verbatim. */
   static String asReadmeRow(Endpoints.Row r) {
     String provider = r.provider() == null ? "any" : r.provider().wireName();
-    String how = r.kind() == Endpoints.Kind.NOT_METERED
-        ? "refused for keys with a quota: \"" + r.what() + "\"" : r.what();
-    return provider + " | " + r.method() + " `" + r.pattern() + "` | " + r.kind().label() + " | " + how;
+    String how =
+        r.kind() == Endpoints.Kind.NOT_METERED
+            ? "refused for keys with a quota: \"" + r.what() + "\""
+            : r.what();
+    return provider
+        + " | "
+        + r.method()
+        + " `"
+        + r.pattern()
+        + "` | "
+        + r.kind().label()
+        + " | "
+        + how;
   }
 }

@@ -30,15 +30,19 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * PostgreSQL goes away (a real TCP proxy between server and database is cut) while reporters
- * stream usage, and comes back: nothing is acknowledged that is not committed, held reports are
- * committed without a restart or a resend, and nothing is counted twice.
+ * PostgreSQL goes away (a real TCP proxy between server and database is cut) while reporters stream
+ * usage, and comes back: nothing is acknowledged that is not committed, held reports are committed
+ * without a restart or a resend, and nothing is counted twice.
  */
 class DatabaseOutageIT {
   private static final String COST = "0.01";
   private static final int STREAMS = 2;
 
-  private enum Phase { BEFORE, OUTAGE, AFTER }
+  private enum Phase {
+    BEFORE,
+    OUTAGE,
+    AFTER
+  }
 
   private TestDatabase db;
   private TcpProxy proxy;
@@ -48,7 +52,8 @@ class DatabaseOutageIT {
   void start() throws Exception {
     db = TestDatabase.create();
     proxy = TcpProxy.toPostgres();
-    server = TestServer.start(db, Map.of(Setting.DB_URL, proxy.jdbcUrl(db.name())), Clock.systemUTC());
+    server =
+        TestServer.start(db, Map.of(Setting.DB_URL, proxy.jdbcUrl(db.name())), Clock.systemUTC());
   }
 
   @AfterEach
@@ -69,11 +74,15 @@ class DatabaseOutageIT {
   }
 
   @Test
-  void reportUsage_databaseCutMidStream_nothingAckedWhileAwayHeldReportsCommittedOnReturnNoneCountedTwice()
-      throws Exception {
-    CreateKeyResponse key = server.admin().createKey(
-        CreateKeyRequest.newBuilder().setName("outage").setQuotaUsd("1000").build());
-    CreateKeyResponse cold = server.admin().createKey(CreateKeyRequest.newBuilder().setName("cold").build());
+  void
+      reportUsage_databaseCutMidStream_nothingAckedWhileAwayHeldReportsCommittedOnReturnNoneCountedTwice()
+          throws Exception {
+    CreateKeyResponse key =
+        server
+            .admin()
+            .createKey(CreateKeyRequest.newBuilder().setName("outage").setQuotaUsd("1000").build());
+    CreateKeyResponse cold =
+        server.admin().createKey(CreateKeyRequest.newBuilder().setName("cold").build());
     String keyId = key.getKey().getId();
     // Only `key` stays in memory: `cold` was dropped with everything else and not asked for since.
     server.app().cache().invalidateAll();
@@ -87,27 +96,30 @@ class DatabaseOutageIT {
     final Phase[] phase = {Phase.BEFORE};
     final boolean[] stop = {false};
     // A reporter that never pauses: one report per stream every 4 ms, before, during and after.
-    Thread sender = new Thread(() -> {
-      for (int i = 0; ; i++) {
-        Phase p;
-        synchronized (phase) {
-          if (stop[0]) {
-            return;
-          }
-          p = phase[0];
-        }
-        for (int s = 0; s < STREAMS; s++) {
-          String id = "outage-" + s + "-" + i;
-          sent.put(id, p);
-          streams.get(s).send(UsageStream.report(id, keyId, COST));
-        }
-        try {
-          Thread.sleep(4);
-        } catch (InterruptedException e) {
-          return;
-        }
-      }
-    }, "reporter");
+    Thread sender =
+        new Thread(
+            () -> {
+              for (int i = 0; ; i++) {
+                Phase p;
+                synchronized (phase) {
+                  if (stop[0]) {
+                    return;
+                  }
+                  p = phase[0];
+                }
+                for (int s = 0; s < STREAMS; s++) {
+                  String id = "outage-" + s + "-" + i;
+                  sent.put(id, p);
+                  streams.get(s).send(UsageStream.report(id, keyId, COST));
+                }
+                try {
+                  Thread.sleep(4);
+                } catch (InterruptedException e) {
+                  return;
+                }
+              }
+            },
+            "reporter");
     sender.start();
     try {
       awaitAccepted(streams, 100);
@@ -145,13 +157,22 @@ class DatabaseOutageIT {
       long restoredAt = System.nanoTime();
 
       Set<String> duringOutage = idsIn(sent, Phase.OUTAGE);
-      assertThat(duringOutage).as("reports sent while the database was away").hasSizeGreaterThan(200);
-      assertThat(answeredAtRestore).as("no answer at all while the database was away")
+      assertThat(duringOutage)
+          .as("reports sent while the database was away")
+          .hasSizeGreaterThan(200);
+      assertThat(answeredAtRestore)
+          .as("no answer at all while the database was away")
           .isEqualTo(answeredAfterSettle);
-      assertThat(duringOutage).as("reports sent during the outage stay unanswered")
+      assertThat(duringOutage)
+          .as("reports sent during the outage stay unanswered")
           .noneMatch(beforeRestore::containsKey);
-      assertThat(cachedCodes).as("Check on the cached key while the database is away").isNotEmpty().containsOnly(0);
-      assertThat(coldCodes).as("Check on an uncached key while the database is away").containsOnly(14);
+      assertThat(cachedCodes)
+          .as("Check on the cached key while the database is away")
+          .isNotEmpty()
+          .containsOnly(0);
+      assertThat(coldCodes)
+          .as("Check on an uncached key while the database is away")
+          .containsOnly(14);
       assertThat(coldHttp).containsOnly(503);
 
       // Without a restart and without any resend, every held report is answered.
@@ -186,26 +207,40 @@ class DatabaseOutageIT {
         }
       }
       // A report first sent while the database was away was never committed before: it is ACCEPTED.
-      assertThat(accepted).as("held reports are ACCEPTED after the return").containsAll(duringOutage);
+      assertThat(accepted)
+          .as("held reports are ACCEPTED after the return")
+          .containsAll(duringOutage);
 
       // The client resends everything once more: all of it is already committed, so all DUPLICATE.
       UsageStream resend = UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN);
       sent.keySet().forEach(id -> resend.send(UsageStream.report(id, keyId, COST)));
       resend.finish();
-      assertThat(resend.responses()).hasSize(sent.size())
+      assertThat(resend.responses())
+          .hasSize(sent.size())
           .allMatch(r -> r.getResult() == UsageResult.USAGE_RESULT_DUPLICATE);
 
       Ledger ledger = Ledger.of(db, keyId);
-      assertThat(accepted).allMatch(id -> ledger.rowsOf(id) == 1, "every ACCEPTED report is in the ledger once");
+      assertThat(accepted)
+          .allMatch(id -> ledger.rowsOf(id) == 1, "every ACCEPTED report is in the ledger once");
       assertThat(ledger.rowsPerReport().keySet()).isEqualTo(sent.keySet());
       assertThat(ledger.rows()).isEqualTo(sent.size());
       assertThat(ledger.quotaUsed()).isEqualByComparingTo(ledger.sum());
-      assertThat(ledger.sum()).isEqualByComparingTo(new BigDecimal(COST).multiply(BigDecimal.valueOf(sent.size())));
+      assertThat(ledger.sum())
+          .isEqualByComparingTo(new BigDecimal(COST).multiply(BigDecimal.valueOf(sent.size())));
 
-      System.out.printf("outage: sent %d (%d during the outage), answered before cut+0.5s %d, held at restore %d"
+      System.out.printf(
+          "outage: sent %d (%d during the outage), answered before cut+0.5s %d, held at restore %d"
               + " queued, recovered in %d ms, %s, ledger rows %d, quota_used %s, cached checks %d OK, cold %d x 503%n",
-          sent.size(), duringOutage.size(), answeredAfterSettle, queuedAtRestore, recoveredMillis, tally,
-          ledger.rows(), ledger.quotaUsed().toPlainString(), cachedCodes.size(), coldCodes.size());
+          sent.size(),
+          duringOutage.size(),
+          answeredAfterSettle,
+          queuedAtRestore,
+          recoveredMillis,
+          tally,
+          ledger.rows(),
+          ledger.quotaUsed().toPlainString(),
+          cachedCodes.size(),
+          coldCodes.size());
     } finally {
       synchronized (phase) {
         stop[0] = true;
@@ -242,11 +277,12 @@ class DatabaseOutageIT {
 
   private static Set<String> idsIn(Map<String, Phase> sent, Phase phase) {
     Set<String> ids = new HashSet<>();
-    sent.forEach((id, p) -> {
-      if (p == phase) {
-        ids.add(id);
-      }
-    });
+    sent.forEach(
+        (id, p) -> {
+          if (p == phase) {
+            ids.add(id);
+          }
+        });
     return ids;
   }
 }

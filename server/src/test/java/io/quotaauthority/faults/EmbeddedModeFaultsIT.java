@@ -35,8 +35,7 @@ class EmbeddedModeFaultsIT {
   private static final String COST = "0.01";
   private static final int STREAMS = 3;
 
-  @TempDir
-  Path dataDir;
+  @TempDir Path dataDir;
   private final List<ForkedServer> servers = new ArrayList<>();
 
   private ForkedServer start(String... extraArgs) throws Exception {
@@ -57,10 +56,12 @@ class EmbeddedModeFaultsIT {
       server.close();
     }
     // Whatever a failed test left running in its data directory.
-    postmaster().ifPresent(p -> {
-      p.descendants().forEach(ProcessHandle::destroyForcibly);
-      p.destroyForcibly();
-    });
+    postmaster()
+        .ifPresent(
+            p -> {
+              p.descendants().forEach(ProcessHandle::destroyForcibly);
+              p.destroyForcibly();
+            });
   }
 
   private Optional<ProcessHandle> postmaster() throws IOException {
@@ -72,10 +73,16 @@ class EmbeddedModeFaultsIT {
   }
 
   @Test
-  void shutdown_sigtermWithUsageQueuedInEmbeddedMode_allCommittedAndAcknowledged() throws Exception {
+  void shutdown_sigtermWithUsageQueuedInEmbeddedMode_allCommittedAndAcknowledged()
+      throws Exception {
     // Groups wait 10 s: what is sent stays queued until the signal.
     ForkedServer server = start("--usage-commit-interval", "10s", "--shutdown-timeout", "10s");
-    String keyId = server.admin().createKey(CreateKeyRequest.newBuilder().setName("term").build()).getKey().getId();
+    String keyId =
+        server
+            .admin()
+            .createKey(CreateKeyRequest.newBuilder().setName("term").build())
+            .getKey()
+            .getId();
     List<UsageStream> streams = new ArrayList<>();
     for (int s = 0; s < STREAMS; s++) {
       streams.add(UsageStream.open(server.authzChannel(), ForkedServer.REPORTER_TOKEN));
@@ -97,7 +104,9 @@ class EmbeddedModeFaultsIT {
     while (sentinels(streams) < STREAMS && System.nanoTime() < until) {
       Thread.sleep(20);
     }
-    assertThat(sentinels(streams)).as("streams whose sentinel was refused before the signal").isEqualTo(STREAMS);
+    assertThat(sentinels(streams))
+        .as("streams whose sentinel was refused before the signal")
+        .isEqualTo(STREAMS);
     int answeredAtSignal = answers(streams).size();
     server.process().destroy();
 
@@ -106,7 +115,8 @@ class EmbeddedModeFaultsIT {
       stream.status(); // every answer delivered before the stream ended
     }
     Map<String, UsageResult> answered = answers(streams);
-    System.out.printf("embedded sigterm: %d sent, %d answered at the signal, %d answered in all, exit %d%n",
+    System.out.printf(
+        "embedded sigterm: %d sent, %d answered at the signal, %d answered in all, exit %d%n",
         sent.size(), answeredAtSignal, answered.size(), server.process().exitValue());
     assertThat(answered.keySet()).as("every queued report answered").isEqualTo(sent);
     assertThat(answered.values()).containsOnly(UsageResult.USAGE_RESULT_ACCEPTED);
@@ -120,14 +130,20 @@ class EmbeddedModeFaultsIT {
         assertThat(ledger.rowsOf(id)).as(id).isEqualTo(1);
       }
       assertThat(ledger.rows()).isEqualTo(sent.size());
-      assertThat(ledger.quotaUsed()).isEqualByComparingTo(new BigDecimal(COST).multiply(BigDecimal.valueOf(sent.size())));
+      assertThat(ledger.quotaUsed())
+          .isEqualByComparingTo(new BigDecimal(COST).multiply(BigDecimal.valueOf(sent.size())));
     }
   }
 
   @Test
   void start_afterJvmKilledWithMinus9_orphanedPostmasterStoppedAndServes() throws Exception {
     ForkedServer first = start();
-    String keyId = first.admin().createKey(CreateKeyRequest.newBuilder().setName("orphan").build()).getKey().getId();
+    String keyId =
+        first
+            .admin()
+            .createKey(CreateKeyRequest.newBuilder().setName("orphan").build())
+            .getKey()
+            .getId();
     ProcessHandle orphan = postmaster().orElseThrow();
     first.process().destroyForcibly();
     assertThat(first.process().waitFor(30, TimeUnit.SECONDS)).isTrue();
@@ -137,16 +153,29 @@ class EmbeddedModeFaultsIT {
 
     ForkedServer second = start();
 
-    assertThat(second.logText()).contains("stopping an orphaned embedded PostgreSQL (pid " + orphan.pid() + ")");
+    assertThat(second.logText())
+        .contains("stopping an orphaned embedded PostgreSQL (pid " + orphan.pid() + ")");
     assertThat(orphan.isAlive()).isFalse();
     assertThat(postmaster().orElseThrow().pid()).isNotEqualTo(orphan.pid());
-    assertThat(second.admin().getKey(GetKeyRequest.newBuilder().setId(keyId).build()).getKey().getName())
+    assertThat(
+            second
+                .admin()
+                .getKey(GetKeyRequest.newBuilder().setId(keyId).build())
+                .getKey()
+                .getName())
         .isEqualTo("orphan");
   }
 
   private static long sentinels(List<UsageStream> streams) {
-    return streams.stream().filter(st -> st.responses().stream().anyMatch(r -> r.getReportId().equals("sentinel")
-        && r.getResult() == UsageResult.USAGE_RESULT_REJECTED)).count();
+    return streams.stream()
+        .filter(
+            st ->
+                st.responses().stream()
+                    .anyMatch(
+                        r ->
+                            r.getReportId().equals("sentinel")
+                                && r.getResult() == UsageResult.USAGE_RESULT_REJECTED))
+        .count();
   }
 
   /** Answers by report id, the sentinels left out. */
@@ -157,7 +186,9 @@ class EmbeddedModeFaultsIT {
         if (r.getReportId().equals("sentinel")) {
           continue;
         }
-        assertThat(byId.put(r.getReportId(), r.getResult())).as("answered once: " + r.getReportId()).isNull();
+        assertThat(byId.put(r.getReportId(), r.getResult()))
+            .as("answered once: " + r.getReportId())
+            .isNull();
       }
     }
     return byId;

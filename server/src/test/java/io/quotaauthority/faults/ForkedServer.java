@@ -55,20 +55,35 @@ final class ForkedServer implements AutoCloseable {
       adminPort = freePort();
     }
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    List<String> command = new ArrayList<>(List.of(java, "-Xmx256m", "-XX:+UseSerialGC",
-        "-cp", System.getProperty("java.class.path"), "io.quotaauthority.cli.Main", "serve",
-        "--authz-port", Integer.toString(authzPort),
-        "--admin-port", Integer.toString(adminPort),
-        // The metering listener is not driven by these tests: any free port, never the 9194 default.
-        "--metering-port", "0",
-        "--metrics-port", "0",
-        "--data-dir", dataDir.toString()));
+    List<String> command =
+        new ArrayList<>(
+            List.of(
+                java,
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-cp",
+                System.getProperty("java.class.path"),
+                "io.quotaauthority.cli.Main",
+                "serve",
+                "--authz-port",
+                Integer.toString(authzPort),
+                "--admin-port",
+                Integer.toString(adminPort),
+                // The metering listener is not driven by these tests: any free port, never the 9194
+                // default.
+                "--metering-port",
+                "0",
+                "--metrics-port",
+                "0",
+                "--data-dir",
+                dataDir.toString()));
     if (dbUrl != null) {
       command.addAll(List.of("--db-url", dbUrl));
     }
     command.addAll(List.of(extraArgs));
     ProcessBuilder builder = new ProcessBuilder(command);
-    // Only what this test means: no QUOTA_* setting leaks in from the environment running the build.
+    // Only what this test means: no QUOTA_* setting leaks in from the environment running the
+    // build.
     builder.environment().keySet().removeIf(k -> k.startsWith("QUOTA_"));
     builder.environment().put("QUOTA_ADMIN_TOKEN", ADMIN_TOKEN);
     builder.environment().put("QUOTA_REPORTER_TOKEN", REPORTER_TOKEN);
@@ -88,12 +103,15 @@ final class ForkedServer implements AutoCloseable {
     return ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
   }
 
-  /** Waits until health answers SERVING on the authz port; fails with the server's log if it died. */
+  /**
+   * Waits until health answers SERVING on the authz port; fails with the server's log if it died.
+   */
   ForkedServer awaitServing(Duration timeout) throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (System.nanoTime() < deadline) {
       if (!process.isAlive()) {
-        throw new AssertionError("server exited with " + process.exitValue() + " before serving:\n" + logText());
+        throw new AssertionError(
+            "server exited with " + process.exitValue() + " before serving:\n" + logText());
       }
       try {
         // Refused connections put the channel in reconnect backoff (1 s, 1.6 s, ...): skip it.
@@ -110,8 +128,10 @@ final class ForkedServer implements AutoCloseable {
   }
 
   static ServingStatus health(ManagedChannel channel, long deadlineMillis) {
-    return HealthGrpc.newBlockingStub(channel).withDeadlineAfter(deadlineMillis, TimeUnit.MILLISECONDS)
-        .check(HealthCheckRequest.getDefaultInstance()).getStatus();
+    return HealthGrpc.newBlockingStub(channel)
+        .withDeadlineAfter(deadlineMillis, TimeUnit.MILLISECONDS)
+        .check(HealthCheckRequest.getDefaultInstance())
+        .getStatus();
   }
 
   Process process() {
@@ -131,7 +151,8 @@ final class ForkedServer implements AutoCloseable {
   }
 
   KeyAdminServiceGrpc.KeyAdminServiceBlockingStub admin() {
-    return KeyAdminServiceGrpc.newBlockingStub(adminChannel).withInterceptors(TestServer.bearer(ADMIN_TOKEN))
+    return KeyAdminServiceGrpc.newBlockingStub(adminChannel)
+        .withInterceptors(TestServer.bearer(ADMIN_TOKEN))
         .withDeadlineAfter(10, TimeUnit.SECONDS);
   }
 

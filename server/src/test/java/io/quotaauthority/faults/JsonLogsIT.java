@@ -24,8 +24,7 @@ import org.junit.jupiter.api.io.TempDir;
 class JsonLogsIT {
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  @TempDir
-  Path dataDir;
+  @TempDir Path dataDir;
 
   @Test
   void serve_jsonFormatWithGrpcTransportLogLine_everyLineParsesAsJson() throws Exception {
@@ -58,8 +57,10 @@ class JsonLogsIT {
         }
       }
       assertThat(lines).allSatisfy(l -> assertThat(l.has("level") && l.has("loggerName")).isTrue());
-      assertThat(lines).extracting(l -> l.get("loggerName").asText())
-          .as(log).anyMatch(name -> name.startsWith("io.grpc."))
+      assertThat(lines)
+          .extracting(l -> l.get("loggerName").asText())
+          .as(log)
+          .anyMatch(name -> name.startsWith("io.grpc."))
           .anyMatch(name -> name.equals("io.quotaauthority.admin.KeyAdmin"));
     }
   }

@@ -1,9 +1,8 @@
 package io.quotaauthority.faults;
 
-import io.grpc.Status;
-import java.util.concurrent.ConcurrentHashMap;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.grpc.Status;
 import io.quotaauthority.proto.v1.CreateKeyRequest;
 import io.quotaauthority.proto.v1.ReportUsageResponse;
 import io.quotaauthority.proto.v1.UsageResult;
@@ -20,6 +19,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.AfterEach;
@@ -27,9 +27,9 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * The server's JVM is killed with SIGKILL while several streams report usage, then started again
- * on the same database and the client resends everything: what was acknowledged before the kill
- * is counted exactly once, nothing is counted twice.
+ * The server's JVM is killed with SIGKILL while several streams report usage, then started again on
+ * the same database and the client resends everything: what was acknowledged before the kill is
+ * counted exactly once, nothing is counted twice.
  */
 class KillDuringUsageIT {
   private static final String COST = "0.01";
@@ -68,10 +68,16 @@ class KillDuringUsageIT {
   }
 
   @Test
-  void reportUsage_serverKilledMidStreamsThenRestartedAndEverythingResent_ackedCountedOnceNothingTwice()
-      throws Exception {
+  void
+      reportUsage_serverKilledMidStreamsThenRestartedAndEverythingResent_ackedCountedOnceNothingTwice()
+          throws Exception {
     ForkedServer first = startServer();
-    String keyId = first.admin().createKey(CreateKeyRequest.newBuilder().setName("kill").build()).getKey().getId();
+    String keyId =
+        first
+            .admin()
+            .createKey(CreateKeyRequest.newBuilder().setName("kill").build())
+            .getKey()
+            .getId();
 
     List<UsageStream> streams = new ArrayList<>();
     for (int s = 0; s < STREAMS; s++) {
@@ -82,16 +88,19 @@ class KillDuringUsageIT {
     List<Thread> senders = new ArrayList<>();
     for (int s = 0; s < STREAMS; s++) {
       int stream = s;
-      Thread t = new Thread(() -> {
-        for (int i = 0; i < PER_STREAM && !killed.get(); i++) {
-          String id = "kill-" + stream + "-" + i;
-          sent.add(id);
-          streams.get(stream).send(UsageStream.report(id, keyId, COST));
-          if (i % 20 == 19) {
-            sleep(2);
-          }
-        }
-      }, "reporter-" + s);
+      Thread t =
+          new Thread(
+              () -> {
+                for (int i = 0; i < PER_STREAM && !killed.get(); i++) {
+                  String id = "kill-" + stream + "-" + i;
+                  sent.add(id);
+                  streams.get(stream).send(UsageStream.report(id, keyId, COST));
+                  if (i % 20 == 19) {
+                    sleep(2);
+                  }
+                }
+              },
+              "reporter-" + s);
       senders.add(t);
       t.start();
     }
@@ -128,29 +137,46 @@ class KillDuringUsageIT {
     for (UsageStream st : resends) {
       st.finish();
       for (ReportUsageResponse r : st.responses()) {
-        assertThat(resent.put(r.getReportId(), r.getResult())).as("answered once: " + r.getReportId()).isNull();
+        assertThat(resent.put(r.getReportId(), r.getResult()))
+            .as("answered once: " + r.getReportId())
+            .isNull();
       }
     }
 
     long resendMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - resendStart);
     assertThat(ackedBeforeKill).as("acks seen before the kill").hasSizeGreaterThanOrEqualTo(500);
-    assertThat(sent).as("reports unacknowledged at the kill").hasSizeGreaterThan(ackedBeforeKill.size());
+    assertThat(sent)
+        .as("reports unacknowledged at the kill")
+        .hasSizeGreaterThan(ackedBeforeKill.size());
     assertThat(resent.keySet()).isEqualTo(sent);
-    assertThat(resent.values()).isSubsetOf(UsageResult.USAGE_RESULT_ACCEPTED, UsageResult.USAGE_RESULT_DUPLICATE);
-    assertThat(ackedBeforeKill).as("acknowledged before the kill, so already committed")
+    assertThat(resent.values())
+        .isSubsetOf(UsageResult.USAGE_RESULT_ACCEPTED, UsageResult.USAGE_RESULT_DUPLICATE);
+    assertThat(ackedBeforeKill)
+        .as("acknowledged before the kill, so already committed")
         .allMatch(id -> resent.get(id) == UsageResult.USAGE_RESULT_DUPLICATE);
     Ledger ledger = Ledger.of(db, keyId);
-    assertThat(ackedBeforeKill).allMatch(id -> ledger.rowsOf(id) == 1, "every pre-kill ACCEPTED is in the ledger once");
+    assertThat(ackedBeforeKill)
+        .allMatch(id -> ledger.rowsOf(id) == 1, "every pre-kill ACCEPTED is in the ledger once");
     assertThat(ledger.rowsPerReport().keySet()).isEqualTo(sent);
     assertThat(ledger.rows()).isEqualTo(sent.size());
     BigDecimal expected = new BigDecimal(COST).multiply(BigDecimal.valueOf(sent.size()));
     assertThat(ledger.sum()).isEqualByComparingTo(expected);
     assertThat(ledger.quotaUsed()).isEqualByComparingTo(expected);
-    long duplicates = resent.values().stream().filter(r -> r == UsageResult.USAGE_RESULT_DUPLICATE).count();
-    System.out.printf("kill -9: sent %d before the kill, %d acked before it, %d in the ledger after it"
+    long duplicates =
+        resent.values().stream().filter(r -> r == UsageResult.USAGE_RESULT_DUPLICATE).count();
+    System.out.printf(
+        "kill -9: sent %d before the kill, %d acked before it, %d in the ledger after it"
             + " (%d committed but unacked); resent all: %d DUPLICATE, %d ACCEPTED; ledger rows %d, quota_used %s; serving after %s ms; resend took %d ms%n",
-        sentBeforeKill, ackedBeforeKill.size(), rowsAfterKill, rowsAfterKill - ackedBeforeKill.size(),
-        duplicates, resent.size() - duplicates, ledger.rows(), ledger.quotaUsed().toPlainString(), startupMillis, resendMillis);
+        sentBeforeKill,
+        ackedBeforeKill.size(),
+        rowsAfterKill,
+        rowsAfterKill - ackedBeforeKill.size(),
+        duplicates,
+        resent.size() - duplicates,
+        ledger.rows(),
+        ledger.quotaUsed().toPlainString(),
+        startupMillis,
+        resendMillis);
   }
 
   private static Set<String> accepted(List<UsageStream> streams) {

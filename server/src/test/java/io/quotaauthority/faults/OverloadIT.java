@@ -65,8 +65,15 @@ class OverloadIT {
   @BeforeEach
   void start() {
     db = TestDatabase.create();
-    server = TestServer.start(db, Map.of(Setting.USAGE_QUEUE_MAX, Integer.toString(QUEUE_MAX),
-        Setting.USAGE_COMMIT_MAX, "8"), Clock.systemUTC());
+    server =
+        TestServer.start(
+            db,
+            Map.of(
+                Setting.USAGE_QUEUE_MAX,
+                Integer.toString(QUEUE_MAX),
+                Setting.USAGE_COMMIT_MAX,
+                "8"),
+            Clock.systemUTC());
     // Envoy's ext_authz calls and the reporters come from other processes, on their own
     // connections. In one JVM, client and server channels would share gRPC's default event loops,
     // and the test's own client writing thousands of reports would hold up the server's Check.
@@ -78,7 +85,10 @@ class OverloadIT {
     EventLoopGroup loop = new NioEventLoopGroup(1);
     clientLoops.add(loop);
     return NettyChannelBuilder.forAddress("127.0.0.1", server.app().authzPort())
-        .eventLoopGroup(loop).channelType(NioSocketChannel.class).usePlaintext().build();
+        .eventLoopGroup(loop)
+        .channelType(NioSocketChannel.class)
+        .usePlaintext()
+        .build();
   }
 
   @AfterEach
@@ -96,21 +106,33 @@ class OverloadIT {
   }
 
   @Test
-  void reportUsage_thousandsOfReportsIntoQueueOf16_allAcceptedOnceQueueBoundedCheckStillAnswersInTime()
-      throws Exception {
+  void
+      reportUsage_thousandsOfReportsIntoQueueOf16_allAcceptedOnceQueueBoundedCheckStillAnswersInTime()
+          throws Exception {
     List<String> keys = new ArrayList<>();
     List<CheckRequest> checks = new ArrayList<>();
     for (int k = 0; k < 4; k++) {
       // Unlimited and limited keys: a limited key's Check also reads the pending usage.
-      CreateKeyResponse key = server.admin().createKey(
-          CreateKeyRequest.newBuilder().setName("load-" + k).setQuotaUsd(k % 2 == 0 ? "0" : "1000").build());
+      CreateKeyResponse key =
+          server
+              .admin()
+              .createKey(
+                  CreateKeyRequest.newBuilder()
+                      .setName("load-" + k)
+                      .setQuotaUsd(k % 2 == 0 ? "0" : "1000")
+                      .build());
       keys.add(key.getKey().getId());
       checks.add(EnvoyChecks.post("/v1/chat/completions").bearer(key.getSecret()).build());
     }
     for (CheckRequest c : checks) {
       // Cached from here on.
-      assertThat(AuthorizationGrpc.newBlockingStub(checkChannel).withDeadlineAfter(2, TimeUnit.SECONDS)
-          .check(c).getStatus().getCode()).isZero();
+      assertThat(
+              AuthorizationGrpc.newBlockingStub(checkChannel)
+                  .withDeadlineAfter(2, TimeUnit.SECONDS)
+                  .check(c)
+                  .getStatus()
+                  .getCode())
+          .isZero();
     }
     // Connection made, code paths compiled: later probes measure Check, not the first call.
     new CheckProbe(checks).runFor(1_000);
@@ -123,22 +145,25 @@ class OverloadIT {
     AtomicInteger samples = new AtomicInteger();
     AtomicInteger stalls = new AtomicInteger();
     AtomicInteger longestStallMillis = new AtomicInteger();
-    Thread sampler = new Thread(() -> {
-      long last = System.nanoTime();
-      while (!done.get()) {
-        maxQueued.accumulateAndGet(server.app().batcher().queued(), Math::max);
-        samples.incrementAndGet();
-        LockSupport.parkNanos(200_000);
-        long now = System.nanoTime();
-        // This thread naps 0.2 ms: a gap of 20 ms means it was held off the CPU that long.
-        int gapMillis = (int) TimeUnit.NANOSECONDS.toMillis(now - last);
-        if (gapMillis >= 20) {
-          stalls.incrementAndGet();
-          longestStallMillis.accumulateAndGet(gapMillis, Math::max);
-        }
-        last = now;
-      }
-    }, "queue-sampler");
+    Thread sampler =
+        new Thread(
+            () -> {
+              long last = System.nanoTime();
+              while (!done.get()) {
+                maxQueued.accumulateAndGet(server.app().batcher().queued(), Math::max);
+                samples.incrementAndGet();
+                LockSupport.parkNanos(200_000);
+                long now = System.nanoTime();
+                // This thread naps 0.2 ms: a gap of 20 ms means it was held off the CPU that long.
+                int gapMillis = (int) TimeUnit.NANOSECONDS.toMillis(now - last);
+                if (gapMillis >= 20) {
+                  stalls.incrementAndGet();
+                  longestStallMillis.accumulateAndGet(gapMillis, Math::max);
+                }
+                last = now;
+              }
+            },
+            "queue-sampler");
     CheckProbe loaded = new CheckProbe(checks);
     Thread checker = new Thread(() -> loaded.runUntil(done), "checker");
     long retryCpuBefore = cpuMillisOfThreads("scheduler-");
@@ -155,16 +180,23 @@ class OverloadIT {
     List<Thread> senders = new ArrayList<>();
     for (int half = 0; half < 2; half++) {
       int first = half * STREAMS / 2;
-      Thread t = new Thread(() -> {
-        for (int from = 0; from < PER_STREAM; from += 25) {
-          for (int s = first; s < first + STREAMS / 2; s++) {
-            for (int i = from; i < Math.min(PER_STREAM, from + 25); i++) {
-              streams.get(s).send(UsageStream.report("load-" + s + "-" + i, keys.get(i % keys.size()), COST));
-            }
-          }
-          LockSupport.parkNanos(5_000_000);
-        }
-      }, "sender-" + half);
+      Thread t =
+          new Thread(
+              () -> {
+                for (int from = 0; from < PER_STREAM; from += 25) {
+                  for (int s = first; s < first + STREAMS / 2; s++) {
+                    for (int i = from; i < Math.min(PER_STREAM, from + 25); i++) {
+                      streams
+                          .get(s)
+                          .send(
+                              UsageStream.report(
+                                  "load-" + s + "-" + i, keys.get(i % keys.size()), COST));
+                    }
+                  }
+                  LockSupport.parkNanos(5_000_000);
+                }
+              },
+              "sender-" + half);
       senders.add(t);
       t.start();
     }
@@ -183,17 +215,31 @@ class OverloadIT {
     long elapsedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
     long retryCpuMillis = cpuMillisOfThreads("scheduler-") - retryCpuBefore;
     int total = STREAMS * PER_STREAM;
-    System.out.printf("overload: %d reports over %d streams in %d ms (%.0f/s), answers %s; queue max %d of %d"
+    System.out.printf(
+        "overload: %d reports over %d streams in %d ms (%.0f/s), answers %s; queue max %d of %d"
             + " over %d samples; CPU of the usage retry thread %d ms; Checks (deadline %d ms) quiet: %s;"
             + " during the flood: %s; sampler held off the CPU >= 20 ms %d times (longest %d ms)%n",
-        total, STREAMS, elapsedMillis, total * 1000.0 / elapsedMillis, tally(streams), maxQueued.get(), QUEUE_MAX,
-        samples.get(), retryCpuMillis, CHECK_DEADLINE_MILLIS, quiet.summary(), loaded.summary(), stalls.get(),
+        total,
+        STREAMS,
+        elapsedMillis,
+        total * 1000.0 / elapsedMillis,
+        tally(streams),
+        maxQueued.get(),
+        QUEUE_MAX,
+        samples.get(),
+        retryCpuMillis,
+        CHECK_DEADLINE_MILLIS,
+        quiet.summary(),
+        loaded.summary(),
+        stalls.get(),
         longestStallMillis.get());
 
     Map<String, Integer> answers = new HashMap<>();
     for (UsageStream st : streams) {
       for (ReportUsageResponse r : st.responses()) {
-        assertThat(r.getResult()).as(r.getReportId() + ": " + r.getMessage()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
+        assertThat(r.getResult())
+            .as(r.getReportId() + ": " + r.getMessage())
+            .isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
         answers.merge(r.getReportId(), 1, Integer::sum);
       }
     }
@@ -206,14 +252,19 @@ class OverloadIT {
 
     int calls = loaded.nanos.size();
     assertThat(calls).isGreaterThan(100);
-    assertThat(loaded.outcomes.keySet()).as("Check outcomes during the flood: allowed, or late")
+    assertThat(loaded.outcomes.keySet())
+        .as("Check outcomes during the flood: allowed, or late")
         .isSubsetOf("code 0", "DEADLINE_EXCEEDED");
     int missed = loaded.outcomes.getOrDefault("DEADLINE_EXCEEDED", 0);
     if (STRICT) {
       assertThat(missed).as("Checks past the 50 ms deadline").isZero();
     } else {
-      assertThat(missed).as("Checks past the 50 ms deadline, of " + calls).isLessThanOrEqualTo(calls / 50);
-      assertThat(loaded.longestMissRun).as("most Checks in a row past the deadline").isLessThanOrEqualTo(3);
+      assertThat(missed)
+          .as("Checks past the 50 ms deadline, of " + calls)
+          .isLessThanOrEqualTo(calls / 50);
+      assertThat(loaded.longestMissRun)
+          .as("most Checks in a row past the deadline")
+          .isLessThanOrEqualTo(3);
     }
 
     BigDecimal charged = BigDecimal.ZERO;
@@ -224,10 +275,13 @@ class OverloadIT {
       assertThat(ledger.rowsPerReport().values()).containsOnly(1L);
       charged = charged.add(ledger.sum());
       rows += ledger.rows();
-      assertThat(server.app().pendingUsage().of(Long.parseLong(key))).as("nothing left pending").isZero();
+      assertThat(server.app().pendingUsage().of(Long.parseLong(key)))
+          .as("nothing left pending")
+          .isZero();
     }
     assertThat(rows).isEqualTo(total);
-    assertThat(charged).isEqualByComparingTo(new BigDecimal(COST).multiply(BigDecimal.valueOf(total)));
+    assertThat(charged)
+        .isEqualByComparingTo(new BigDecimal(COST).multiply(BigDecimal.valueOf(total)));
   }
 
   /** Check on cached keys, one call every 5 ms with a 50 ms deadline: outcomes and latencies. */
@@ -260,8 +314,13 @@ class OverloadIT {
       long start = System.nanoTime();
       String outcome;
       try {
-        outcome = "code " + authz.withDeadlineAfter(CHECK_DEADLINE_MILLIS, TimeUnit.MILLISECONDS)
-            .check(checks.get(i % checks.size())).getStatus().getCode();
+        outcome =
+            "code "
+                + authz
+                    .withDeadlineAfter(CHECK_DEADLINE_MILLIS, TimeUnit.MILLISECONDS)
+                    .check(checks.get(i % checks.size()))
+                    .getStatus()
+                    .getCode();
       } catch (StatusRuntimeException e) {
         outcome = e.getStatus().getCode().name();
       }
@@ -275,8 +334,14 @@ class OverloadIT {
     String summary() {
       List<Long> sorted = new ArrayList<>(nanos);
       sorted.sort(null);
-      return String.format("%d calls %s (most in a row late: %d), p50 %.2f ms, p99 %.2f ms, max %.2f ms",
-          sorted.size(), outcomes, longestMissRun, millis(sorted, 0.5), millis(sorted, 0.99), millis(sorted, 1.0));
+      return String.format(
+          "%d calls %s (most in a row late: %d), p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+          sorted.size(),
+          outcomes,
+          longestMissRun,
+          millis(sorted, 0.5),
+          millis(sorted, 0.99),
+          millis(sorted, 1.0));
     }
   }
 

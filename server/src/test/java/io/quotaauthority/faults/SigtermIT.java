@@ -1,6 +1,5 @@
 package io.quotaauthority.faults;
 
-import java.util.concurrent.CompletableFuture;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.grpc.Context;
@@ -26,6 +25,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -52,8 +52,15 @@ class SigtermIT {
   @BeforeEach
   void start() throws Exception {
     db = TestDatabase.create();
-    server = ForkedServer.start(db.url(), Files.createTempDirectory("qa-sigterm"),
-        "--usage-commit-interval", "500ms", "--shutdown-timeout", "5s").awaitServing(Duration.ofSeconds(60));
+    server =
+        ForkedServer.start(
+                db.url(),
+                Files.createTempDirectory("qa-sigterm"),
+                "--usage-commit-interval",
+                "500ms",
+                "--shutdown-timeout",
+                "5s")
+            .awaitServing(Duration.ofSeconds(60));
     pollChannel = ForkedServer.channel(server.authzPort());
   }
 
@@ -71,41 +78,55 @@ class SigtermIT {
   }
 
   @Test
-  void shutdown_sigtermWithUsagePending_notServingNewStreamsRefusedPendingAckedExitsWithinTimeout() throws Exception {
-    String keyId = server.admin().createKey(CreateKeyRequest.newBuilder().setName("term").build()).getKey().getId();
+  void shutdown_sigtermWithUsagePending_notServingNewStreamsRefusedPendingAckedExitsWithinTimeout()
+      throws Exception {
+    String keyId =
+        server
+            .admin()
+            .createKey(CreateKeyRequest.newBuilder().setName("term").build())
+            .getKey()
+            .getId();
 
-    // Health as a load balancer sees it: a Watch stream, and a poller of Check on its own connection.
+    // Health as a load balancer sees it: a Watch stream, and a poller of Check on its own
+    // connection.
     // The watcher hangs up once told NOT_SERVING, as a load balancer dropping this endpoint would:
     // the server does not end Watch calls itself, so an open one would hold it to the timeout.
     List<ServingStatus> watched = new CopyOnWriteArrayList<>();
     Context.CancellableContext watch = Context.current().withCancellation();
-    watch.run(() -> HealthGrpc.newStub(server.authzChannel()).watch(HealthCheckRequest.getDefaultInstance(),
-        new StreamObserver<>() {
-      @Override
-      public void onNext(HealthCheckResponse r) {
-        watched.add(r.getStatus());
-        if (r.getStatus() == ServingStatus.NOT_SERVING) {
-          watch.cancel(null);
-        }
-      }
+    watch.run(
+        () ->
+            HealthGrpc.newStub(server.authzChannel())
+                .watch(
+                    HealthCheckRequest.getDefaultInstance(),
+                    new StreamObserver<>() {
+                      @Override
+                      public void onNext(HealthCheckResponse r) {
+                        watched.add(r.getStatus());
+                        if (r.getStatus() == ServingStatus.NOT_SERVING) {
+                          watch.cancel(null);
+                        }
+                      }
 
-      @Override
-      public void onError(Throwable t) {}
+                      @Override
+                      public void onError(Throwable t) {}
 
-      @Override
-      public void onCompleted() {}
-    }));
+                      @Override
+                      public void onCompleted() {}
+                    }));
     List<String> polled = new CopyOnWriteArrayList<>();
-    Thread poller = new Thread(() -> {
-      while (server.process().isAlive() || polled.isEmpty()) {
-        try {
-          polled.add(ForkedServer.health(pollChannel, 1_000).name());
-        } catch (StatusRuntimeException e) {
-          polled.add(e.getStatus().getCode().name());
-        }
-        sleep(20);
-      }
-    }, "health-poller");
+    Thread poller =
+        new Thread(
+            () -> {
+              while (server.process().isAlive() || polled.isEmpty()) {
+                try {
+                  polled.add(ForkedServer.health(pollChannel, 1_000).name());
+                } catch (StatusRuntimeException e) {
+                  polled.add(e.getStatus().getCode().name());
+                }
+                sleep(20);
+              }
+            },
+            "health-poller");
     poller.start();
 
     List<UsageStream> streams = new ArrayList<>();
@@ -137,24 +158,30 @@ class SigtermIT {
 
     // A reporter that does not know yet: it keeps sending on its open stream until the stream ends.
     CompletableFuture<Status> lateEnded = new CompletableFuture<>();
-    Thread lateWatcher = new Thread(() -> {
-      try {
-        lateEnded.complete(late.status());
-      } catch (InterruptedException e) {
-        lateEnded.completeExceptionally(e);
-      }
-    }, "late-watcher");
+    Thread lateWatcher =
+        new Thread(
+            () -> {
+              try {
+                lateEnded.complete(late.status());
+              } catch (InterruptedException e) {
+                lateEnded.completeExceptionally(e);
+              }
+            },
+            "late-watcher");
     lateWatcher.setDaemon(true);
     lateWatcher.start();
-    Thread lateSender = new Thread(() -> {
-      for (int i = 1; server.process().isAlive() && !lateEnded.isDone(); i++) {
-        synchronized (lateSent) {
-          lateSent.add("late-" + i);
-        }
-        late.send(UsageStream.report("late-" + i, keyId, COST));
-        sleep(10);
-      }
-    }, "late-reporter");
+    Thread lateSender =
+        new Thread(
+            () -> {
+              for (int i = 1; server.process().isAlive() && !lateEnded.isDone(); i++) {
+                synchronized (lateSent) {
+                  lateSent.add("late-" + i);
+                }
+                late.send(UsageStream.report("late-" + i, keyId, COST));
+                sleep(10);
+              }
+            },
+            "late-reporter");
     lateSender.start();
 
     // Once shutdown has begun, new streams are refused, on an open connection and on a new one.
@@ -163,15 +190,20 @@ class SigtermIT {
       Thread.sleep(5);
     }
     Thread.sleep(100);
-    UsageStream onOpenChannel = UsageStream.open(server.authzChannel(), ForkedServer.REPORTER_TOKEN)
-        .send(UsageStream.report("refused-open", keyId, COST));
+    UsageStream onOpenChannel =
+        UsageStream.open(server.authzChannel(), ForkedServer.REPORTER_TOKEN)
+            .send(UsageStream.report("refused-open", keyId, COST));
     freshChannel = ForkedServer.channel(server.authzPort());
-    UsageStream onNewChannel = UsageStream.open(freshChannel, ForkedServer.REPORTER_TOKEN)
-        .send(UsageStream.report("refused-new", keyId, COST));
+    UsageStream onNewChannel =
+        UsageStream.open(freshChannel, ForkedServer.REPORTER_TOKEN)
+            .send(UsageStream.report("refused-new", keyId, COST));
     Status refusedOpen = onOpenChannel.status();
     Status refusedNew = onNewChannel.status();
 
-    boolean exited = server.process().waitFor(SHUTDOWN_TIMEOUT_MILLIS + SLACK_MILLIS + 5_000, TimeUnit.MILLISECONDS);
+    boolean exited =
+        server
+            .process()
+            .waitFor(SHUTDOWN_TIMEOUT_MILLIS + SLACK_MILLIS + 5_000, TimeUnit.MILLISECONDS);
     long exitMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - signalAt);
     poller.join(5_000);
     lateSender.join(5_000);
@@ -183,40 +215,71 @@ class SigtermIT {
 
     Map<String, UsageResult> answered = answers(streams);
     for (int s = 0; s < STREAMS; s++) {
-      assertThat(answered.remove(SENTINEL + s)).as("sentinel " + s).isEqualTo(UsageResult.USAGE_RESULT_REJECTED);
+      assertThat(answered.remove(SENTINEL + s))
+          .as("sentinel " + s)
+          .isEqualTo(UsageResult.USAGE_RESULT_REJECTED);
     }
     Map<String, UsageResult> lateAnswered = answers(List.of(late));
     Ledger ledger = Ledger.of(db, keyId);
-    long accepted = answered.size() + lateAnswered.values().stream()
-        .filter(r -> r == UsageResult.USAGE_RESULT_ACCEPTED).count();
-    System.out.printf("sigterm: exit code %s after %d ms (bound %d ms + %d ms slack); watched %s; polled %s;"
+    long accepted =
+        answered.size()
+            + lateAnswered.values().stream()
+                .filter(r -> r == UsageResult.USAGE_RESULT_ACCEPTED)
+                .count();
+    System.out.printf(
+        "sigterm: exit code %s after %d ms (bound %d ms + %d ms slack); watched %s; polled %s;"
             + " %d reports before the signal (%d acked before the pending %d, %d at the signal), %d acked in all;"
             + " late stream sent %d after the signal, %d ACCEPTED, ended %s; other streams ended %s;"
             + " new streams: open connection %s, new connection %s; ledger rows %d, quota_used %s%n",
-        exited ? server.process().exitValue() : "none", exitMillis, SHUTDOWN_TIMEOUT_MILLIS, SLACK_MILLIS,
-        watched, compress(polled), beforeSignal.size(), ackedBeforePending, STREAMS * 30, ackedAtSignal,
-        answered.size(), lateSent.size() - 1, lateAnswered.size(), lateEnd.getCode(),
-        streamEnds.stream().map(Status::getCode).toList(), refusedOpen.getCode(), refusedNew.getCode(),
-        ledger.rows(), ledger.quotaUsed().toPlainString());
+        exited ? server.process().exitValue() : "none",
+        exitMillis,
+        SHUTDOWN_TIMEOUT_MILLIS,
+        SLACK_MILLIS,
+        watched,
+        compress(polled),
+        beforeSignal.size(),
+        ackedBeforePending,
+        STREAMS * 30,
+        ackedAtSignal,
+        answered.size(),
+        lateSent.size() - 1,
+        lateAnswered.size(),
+        lateEnd.getCode(),
+        streamEnds.stream().map(Status::getCode).toList(),
+        refusedOpen.getCode(),
+        refusedNew.getCode(),
+        ledger.rows(),
+        ledger.quotaUsed().toPlainString());
 
     assertThat(exited).as("exited at all").isTrue();
-    assertThat(exitMillis).as("exit after SIGTERM, ms").isLessThanOrEqualTo(SHUTDOWN_TIMEOUT_MILLIS + SLACK_MILLIS);
-    assertThat(watched).as("health watch").startsWith(ServingStatus.SERVING).contains(ServingStatus.NOT_SERVING);
+    assertThat(exitMillis)
+        .as("exit after SIGTERM, ms")
+        .isLessThanOrEqualTo(SHUTDOWN_TIMEOUT_MILLIS + SLACK_MILLIS);
+    assertThat(watched)
+        .as("health watch")
+        .startsWith(ServingStatus.SERVING)
+        .contains(ServingStatus.NOT_SERVING);
     assertThat(watched.subList(watched.indexOf(ServingStatus.NOT_SERVING), watched.size()))
-        .as("no SERVING after the first NOT_SERVING").containsOnly(ServingStatus.NOT_SERVING);
+        .as("no SERVING after the first NOT_SERVING")
+        .containsOnly(ServingStatus.NOT_SERVING);
     int firstDown = indexOfFirstNot(polled, "SERVING");
     assertThat(firstDown).as("a poll saw the server go").isPositive();
-    assertThat(polled.subList(firstDown, polled.size())).as("polls once the server went")
+    assertThat(polled.subList(firstDown, polled.size()))
+        .as("polls once the server went")
         .isSubsetOf("NOT_SERVING", "UNAVAILABLE");
-    assertThat(streamEnds).as("usage streams end: resend what was not answered")
-        .extracting(Status::getCode).containsOnly(Status.Code.UNAVAILABLE);
+    assertThat(streamEnds)
+        .as("usage streams end: resend what was not answered")
+        .extracting(Status::getCode)
+        .containsOnly(Status.Code.UNAVAILABLE);
     assertThat(lateEnd.getCode()).isEqualTo(Status.Code.UNAVAILABLE);
     assertThat(refusedOpen.getCode()).isEqualTo(Status.Code.UNAVAILABLE);
     assertThat(refusedNew.getCode()).isEqualTo(Status.Code.UNAVAILABLE);
     assertThat(ledger.rowsOf("refused-open") + ledger.rowsOf("refused-new")).isZero();
 
     // Pending usage was committed and acknowledged before the process went away.
-    assertThat(answered.keySet()).as("every report sent before the signal was answered").isEqualTo(beforeSignal);
+    assertThat(answered.keySet())
+        .as("every report sent before the signal was answered")
+        .isEqualTo(beforeSignal);
     assertThat(answered.values()).containsOnly(UsageResult.USAGE_RESULT_ACCEPTED);
     assertThat(lateAnswered.values()).allMatch(r -> r == UsageResult.USAGE_RESULT_ACCEPTED);
     // Either acknowledged and in the ledger once, or not acknowledged and not in the ledger.
@@ -224,15 +287,18 @@ class SigtermIT {
       assertThat(ledger.rowsOf(id)).as(id).isEqualTo(1);
     }
     for (String id : lateSent) {
-      assertThat(ledger.rowsOf(id)).as("late report " + id + " answered " + lateAnswered.get(id))
+      assertThat(ledger.rowsOf(id))
+          .as("late report " + id + " answered " + lateAnswered.get(id))
           .isEqualTo(lateAnswered.containsKey(id) ? 1 : 0);
     }
     assertThat(ledger.rows()).isEqualTo(accepted);
-    assertThat(ledger.sum()).isEqualByComparingTo(new BigDecimal(COST).multiply(BigDecimal.valueOf(accepted)));
+    assertThat(ledger.sum())
+        .isEqualByComparingTo(new BigDecimal(COST).multiply(BigDecimal.valueOf(accepted)));
     assertThat(ledger.quotaUsed()).isEqualByComparingTo(ledger.sum());
   }
 
-  private static void send(List<UsageStream> streams, String keyId, String prefix, int perStream, Set<String> sent) {
+  private static void send(
+      List<UsageStream> streams, String keyId, String prefix, int perStream, Set<String> sent) {
     for (int i = 0; i < perStream; i++) {
       for (int s = 0; s < streams.size(); s++) {
         String id = prefix + "-" + s + "-" + i;
@@ -247,10 +313,12 @@ class SigtermIT {
     for (int s = 0; s < streams.size(); s++) {
       String id = SENTINEL + s;
       UsageStream st = streams.get(s);
-      while (st.responses().stream().noneMatch(r -> r.getReportId().equals(id)) && System.nanoTime() < deadline) {
+      while (st.responses().stream().noneMatch(r -> r.getReportId().equals(id))
+          && System.nanoTime() < deadline) {
         Thread.sleep(2);
       }
-      assertThat(st.responses()).as("sentinel answered on stream " + s)
+      assertThat(st.responses())
+          .as("sentinel answered on stream " + s)
           .anyMatch(r -> r.getReportId().equals(id));
     }
   }
@@ -267,7 +335,9 @@ class SigtermIT {
     Map<String, UsageResult> byId = new HashMap<>();
     for (UsageStream st : streams) {
       for (ReportUsageResponse r : st.responses()) {
-        assertThat(byId.put(r.getReportId(), r.getResult())).as("answered once: " + r.getReportId()).isNull();
+        assertThat(byId.put(r.getReportId(), r.getResult()))
+            .as("answered once: " + r.getReportId())
+            .isNull();
       }
     }
     return byId;

@@ -12,8 +12,10 @@ class KeyDecisionTest {
   private static final long NOW = KeyState.toMicros(Instant.parse("2026-06-01T12:00:00Z"));
   private static final BigDecimal NONE = BigDecimal.ZERO;
 
-  private static KeyState key(boolean deleted, boolean disabled, String quota, String used, long expiresAt) {
-    return new KeyState(1, 1, deleted, disabled, new BigDecimal(quota), new BigDecimal(used), expiresAt);
+  private static KeyState key(
+      boolean deleted, boolean disabled, String quota, String used, long expiresAt) {
+    return new KeyState(
+        1, 1, deleted, disabled, new BigDecimal(quota), new BigDecimal(used), expiresAt);
   }
 
   private static KeyState active(String quota, String used) {
@@ -75,12 +77,14 @@ class KeyDecisionTest {
 
   @Test
   void decide_quotaUsedEqualsQuota_exhausted() {
-    assertThat(KeyDecision.decide(active("10", "10.00000000"), NONE, NOW)).isEqualTo(Verdict.EXHAUSTED);
+    assertThat(KeyDecision.decide(active("10", "10.00000000"), NONE, NOW))
+        .isEqualTo(Verdict.EXHAUSTED);
   }
 
   @Test
   void decide_quotaUsedAboveQuota_exhausted() {
-    assertThat(KeyDecision.decide(active("10", "10.00000001"), NONE, NOW)).isEqualTo(Verdict.EXHAUSTED);
+    assertThat(KeyDecision.decide(active("10", "10.00000001"), NONE, NOW))
+        .isEqualTo(Verdict.EXHAUSTED);
   }
 
   @Test
@@ -90,12 +94,14 @@ class KeyDecisionTest {
 
   @Test
   void decide_pendingReachesQuota_exhausted() {
-    assertThat(KeyDecision.decide(active("10", "9.99999999"), Money.UNIT, NOW)).isEqualTo(Verdict.EXHAUSTED);
+    assertThat(KeyDecision.decide(active("10", "9.99999999"), Money.UNIT, NOW))
+        .isEqualTo(Verdict.EXHAUSTED);
   }
 
   @Test
   void decide_pendingPushesOverQuota_exhausted() {
-    assertThat(KeyDecision.decide(active("10", "9"), new BigDecimal("1.5"), NOW)).isEqualTo(Verdict.EXHAUSTED);
+    assertThat(KeyDecision.decide(active("10", "9"), new BigDecimal("1.5"), NOW))
+        .isEqualTo(Verdict.EXHAUSTED);
   }
 
   @Test
@@ -112,14 +118,27 @@ class KeyDecisionTest {
 
   @Test
   void decide_neverExpiringFreshKey_allow() {
-    assertThat(KeyDecision.decide(active("10", "0"), NONE, Long.MAX_VALUE - 1)).isEqualTo(Verdict.ALLOW);
+    assertThat(KeyDecision.decide(active("10", "0"), NONE, Long.MAX_VALUE - 1))
+        .isEqualTo(Verdict.ALLOW);
   }
 
   @Test
   void keyStateOf_recordWithExpiry_keepsMicrosecondsAndFlags() {
     Instant expires = Instant.parse("2026-06-01T12:00:00.123456789Z");
-    KeyRecord r = new KeyRecord(7, "n", SecretHasher.hash("sk-x"), "sk-x", KeyRecord.StoredStatus.DISABLED,
-        new BigDecimal("2"), new BigDecimal("2"), expires, Instant.EPOCH, Instant.EPOCH, null, 4);
+    KeyRecord r =
+        new KeyRecord(
+            7,
+            "n",
+            SecretHasher.hash("sk-x"),
+            "sk-x",
+            KeyRecord.StoredStatus.DISABLED,
+            new BigDecimal("2"),
+            new BigDecimal("2"),
+            expires,
+            Instant.EPOCH,
+            Instant.EPOCH,
+            null,
+            4);
 
     KeyState s = KeyState.of(r);
 
@@ -134,28 +153,45 @@ class KeyDecisionTest {
   @Test
   void shownStatus_sameRulesAsDecision_computedAtRead() {
     Instant now = Instant.parse("2026-06-01T12:00:00Z");
-    assertThat(record("active", "10", "9.99999999", null).shownStatus(now)).isEqualTo(KeyRecord.ShownStatus.ACTIVE);
+    assertThat(record("active", "10", "9.99999999", null).shownStatus(now))
+        .isEqualTo(KeyRecord.ShownStatus.ACTIVE);
     assertThat(record("active", "10", "10", null).shownStatus(now))
         .isEqualTo(KeyRecord.ShownStatus.QUOTA_EXHAUSTED);
-    assertThat(record("active", "0", "1000", null).shownStatus(now)).isEqualTo(KeyRecord.ShownStatus.ACTIVE);
-    assertThat(record("active", "10", "10", now).shownStatus(now)).isEqualTo(KeyRecord.ShownStatus.EXPIRED);
+    assertThat(record("active", "0", "1000", null).shownStatus(now))
+        .isEqualTo(KeyRecord.ShownStatus.ACTIVE);
+    assertThat(record("active", "10", "10", now).shownStatus(now))
+        .isEqualTo(KeyRecord.ShownStatus.EXPIRED);
     assertThat(record("active", "10", "0", now.plusNanos(1000)).shownStatus(now))
         .isEqualTo(KeyRecord.ShownStatus.ACTIVE);
-    assertThat(record("disabled", "10", "10", now).shownStatus(now)).isEqualTo(KeyRecord.ShownStatus.DISABLED);
+    assertThat(record("disabled", "10", "10", now).shownStatus(now))
+        .isEqualTo(KeyRecord.ShownStatus.DISABLED);
   }
 
   private static KeyRecord record(String status, String quota, String used, Instant expiresAt) {
-    return new KeyRecord(1, "n", SecretHasher.hash("sk-y"), "sk-y",
-        KeyRecord.StoredStatus.valueOf(status.toUpperCase()), new BigDecimal(quota), new BigDecimal(used),
-        expiresAt, Instant.EPOCH, Instant.EPOCH, null, 1);
+    return new KeyRecord(
+        1,
+        "n",
+        SecretHasher.hash("sk-y"),
+        "sk-y",
+        KeyRecord.StoredStatus.valueOf(status.toUpperCase()),
+        new BigDecimal(quota),
+        new BigDecimal(used),
+        expiresAt,
+        Instant.EPOCH,
+        Instant.EPOCH,
+        null,
+        1);
   }
 
-  private static final Endpoints.Row BATCHES = Endpoints.classify(Provider.OPENAI, "POST", "/v1/batches");
-  private static final Endpoints.Row CHAT = Endpoints.classify(Provider.OPENAI, "POST", "/v1/chat/completions");
+  private static final Endpoints.Row BATCHES =
+      Endpoints.classify(Provider.OPENAI, "POST", "/v1/batches");
+  private static final Endpoints.Row CHAT =
+      Endpoints.classify(Provider.OPENAI, "POST", "/v1/chat/completions");
 
   @Test
   void decide_limitedKeyOnNotMeteredEndpoint_notMetered() {
-    assertThat(KeyDecision.decide(active("10", "1"), NONE, NOW, BATCHES)).isEqualTo(Verdict.NOT_METERED);
+    assertThat(KeyDecision.decide(active("10", "1"), NONE, NOW, BATCHES))
+        .isEqualTo(Verdict.NOT_METERED);
   }
 
   @Test
@@ -166,12 +202,14 @@ class KeyDecisionTest {
   @Test
   void decide_limitedKeyOnMeteredOrFreeEndpoint_allow() {
     assertThat(KeyDecision.decide(active("10", "1"), NONE, NOW, CHAT)).isEqualTo(Verdict.ALLOW);
-    assertThat(KeyDecision.decide(active("10", "1"), NONE, NOW, Endpoints.ANY_READ)).isEqualTo(Verdict.ALLOW);
+    assertThat(KeyDecision.decide(active("10", "1"), NONE, NOW, Endpoints.ANY_READ))
+        .isEqualTo(Verdict.ALLOW);
   }
 
   @Test
   void decide_exhaustedOrExpiredKeyOnNotMeteredEndpoint_keyVerdictFirst() {
-    assertThat(KeyDecision.decide(active("1", "1"), NONE, NOW, BATCHES)).isEqualTo(Verdict.EXHAUSTED);
+    assertThat(KeyDecision.decide(active("1", "1"), NONE, NOW, BATCHES))
+        .isEqualTo(Verdict.EXHAUSTED);
     assertThat(KeyDecision.decide(key(false, false, "10", "0", NOW - 1), NONE, NOW, BATCHES))
         .isEqualTo(Verdict.EXPIRED);
   }

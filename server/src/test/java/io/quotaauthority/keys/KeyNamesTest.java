@@ -24,39 +24,75 @@ class KeyNamesTest {
         Arguments.of(" team", "name must not start or end with whitespace"),
         Arguments.of("team\u00a0", "name must not start or end with whitespace"),
         Arguments.of("\u3000team", "name must not start or end with whitespace"),
-        Arguments.of("a\u0000b", "name must not contain control characters (U+0000 at character 2)"),
+        Arguments.of(
+            "a\u0000b", "name must not contain control characters (U+0000 at character 2)"),
         Arguments.of("\t", "name must not contain control characters (U+0009 at character 1)"),
-        Arguments.of("line\nbreak", "name must not contain control characters (U+000A at character 5)"),
+        Arguments.of(
+            "line\nbreak", "name must not contain control characters (U+000A at character 5)"),
         Arguments.of("cr\r", "name must not contain control characters (U+000D at character 3)"),
-        Arguments.of("esc\u001b[31m", "name must not contain control characters (U+001B at character 4)"),
-        Arguments.of("nel\u0085", "name must not contain control characters (U+0085 at character 4)"),
-        Arguments.of("del\u007f", "name must not contain control characters (U+007F at character 4)"),
-        Arguments.of("abc\u202edcba",
+        Arguments.of(
+            "esc\u001b[31m", "name must not contain control characters (U+001B at character 4)"),
+        Arguments.of(
+            "nel\u0085", "name must not contain control characters (U+0085 at character 4)"),
+        Arguments.of(
+            "del\u007f", "name must not contain control characters (U+007F at character 4)"),
+        Arguments.of(
+            "abc\u202edcba",
             "name must not contain bidirectional override or isolate characters (U+202E at character 4)"),
-        Arguments.of("\u202ax", "name must not contain bidirectional override or isolate characters (U+202A at character 1)"),
-        Arguments.of("x\u2066y", "name must not contain bidirectional override or isolate characters (U+2066 at character 2)"),
-        Arguments.of("x\u2069", "name must not contain bidirectional override or isolate characters (U+2069 at character 2)"),
-        Arguments.of("\u200b", "name must not contain invisible format characters (zero-width, BOM and the like)"
-            + " (U+200B at character 1)"),
-        Arguments.of("\u200b\u200b\u200b", "name must not contain invisible format characters (zero-width, BOM and"
-            + " the like) (U+200B at character 1)"),
-        Arguments.of("a\u200db", "name must not contain invisible format characters (zero-width, BOM and the like)"
-            + " (U+200D at character 2)"),
-        Arguments.of("rlm\u200f", "name must not contain invisible format characters (zero-width, BOM and the like)"
-            + " (U+200F at character 4)"),
-        Arguments.of("\ufeffteam", "name must not contain invisible format characters (zero-width, BOM and the like)"
-            + " (U+FEFF at character 1)"),
-        Arguments.of("soft\u00adhyphen", "name must not contain invisible format characters (zero-width, BOM and"
-            + " the like) (U+00AD at character 5)"),
-        Arguments.of("wj\u2060", "name must not contain invisible format characters (zero-width, BOM and the like)"
-            + " (U+2060 at character 3)"),
-        Arguments.of("tag\udb40\udc41", "name must not contain invisible format characters (zero-width, BOM and"
-            + " the like) (U+E0041 at character 4)"),
-        Arguments.of("a\u2028b", "name must not contain line or paragraph separators (U+2028 at character 2)"),
-        Arguments.of("a\u2029b", "name must not contain line or paragraph separators (U+2029 at character 2)"),
-        Arguments.of("lone\ud800", "name must not contain unpaired surrogates (U+D800 at character 5)"),
-        Arguments.of("n".repeat(201), "name must be at most 200 characters (Unicode code points), got 201"),
-        Arguments.of(EMOJI.repeat(201), "name must be at most 200 characters (Unicode code points), got 201"));
+        Arguments.of(
+            "\u202ax",
+            "name must not contain bidirectional override or isolate characters (U+202A at character 1)"),
+        Arguments.of(
+            "x\u2066y",
+            "name must not contain bidirectional override or isolate characters (U+2066 at character 2)"),
+        Arguments.of(
+            "x\u2069",
+            "name must not contain bidirectional override or isolate characters (U+2069 at character 2)"),
+        Arguments.of(
+            "\u200b",
+            "name must not contain invisible format characters (zero-width, BOM and the like)"
+                + " (U+200B at character 1)"),
+        Arguments.of(
+            "\u200b\u200b\u200b",
+            "name must not contain invisible format characters (zero-width, BOM and"
+                + " the like) (U+200B at character 1)"),
+        Arguments.of(
+            "a\u200db",
+            "name must not contain invisible format characters (zero-width, BOM and the like)"
+                + " (U+200D at character 2)"),
+        Arguments.of(
+            "rlm\u200f",
+            "name must not contain invisible format characters (zero-width, BOM and the like)"
+                + " (U+200F at character 4)"),
+        Arguments.of(
+            "\ufeffteam",
+            "name must not contain invisible format characters (zero-width, BOM and the like)"
+                + " (U+FEFF at character 1)"),
+        Arguments.of(
+            "soft\u00adhyphen",
+            "name must not contain invisible format characters (zero-width, BOM and"
+                + " the like) (U+00AD at character 5)"),
+        Arguments.of(
+            "wj\u2060",
+            "name must not contain invisible format characters (zero-width, BOM and the like)"
+                + " (U+2060 at character 3)"),
+        Arguments.of(
+            "tag\udb40\udc41",
+            "name must not contain invisible format characters (zero-width, BOM and"
+                + " the like) (U+E0041 at character 4)"),
+        Arguments.of(
+            "a\u2028b",
+            "name must not contain line or paragraph separators (U+2028 at character 2)"),
+        Arguments.of(
+            "a\u2029b",
+            "name must not contain line or paragraph separators (U+2029 at character 2)"),
+        Arguments.of(
+            "lone\ud800", "name must not contain unpaired surrogates (U+D800 at character 5)"),
+        Arguments.of(
+            "n".repeat(201), "name must be at most 200 characters (Unicode code points), got 201"),
+        Arguments.of(
+            EMOJI.repeat(201),
+            "name must be at most 200 characters (Unicode code points), got 201"));
   }
 
   @ParameterizedTest(name = "[{index}] {1}")
@@ -73,12 +109,22 @@ class KeyNamesTest {
   }
 
   @ParameterizedTest(name = "''{0}''")
-  @ValueSource(strings = {
-      "a", "team-a", "Team A (prod)", "é", "日本語のキー", "עברית", "العربية", "Ünïcödé ключ", "a\u00a0b", "x\u3000y",
-      "e\u0301", // a combining accent is a mark, not a format character
-      "\u2764\ufe0f", // a variation selector is a mark too
-      "\ue000", // private use
-  })
+  @ValueSource(
+      strings = {
+        "a",
+        "team-a",
+        "Team A (prod)",
+        "é",
+        "日本語のキー",
+        "עברית",
+        "العربية",
+        "Ünïcödé ключ",
+        "a\u00a0b",
+        "x\u3000y",
+        "e\u0301", // a combining accent is a mark, not a format character
+        "\u2764\ufe0f", // a variation selector is a mark too
+        "\ue000", // private use
+      })
   void check_ordinaryName_returnedUnchanged(String name) {
     assertThat(KeyNames.check("name", name)).isSameAs(name);
   }

@@ -12,26 +12,26 @@ class KeySetCompletenessTest {
    */
   @ParameterizedTest(name = "{0} -> complete={1}")
   @CsvSource({
-      "'',       false",
-      "L,        false",
-      "LS,       false",
-      "LSF,      true",
-      // Loaded while not listening (database up, listener not yet): could have missed a creation.
-      "SF,       false",
-      "SLF,      false",
-      // A load that began before this connection's LISTEN does not count for it.
-      "LSXLF,    false",
-      "LSFX,     false",
-      // Reconnected: the old load no longer counts until a new one finishes.
-      "LSFXL,    false",
-      "LSFXLS,   false",
-      "LSFXLSF,  true",
-      // A periodic reload on a complete set keeps it complete throughout.
-      "LSFS,     true",
-      "LSFSF,    true",
-      "LSFSX,    false",
-      // Lost during the load: nothing counts.
-      "LSXF,     false",
+    "'',       false",
+    "L,        false",
+    "LS,       false",
+    "LSF,      true",
+    // Loaded while not listening (database up, listener not yet): could have missed a creation.
+    "SF,       false",
+    "SLF,      false",
+    // A load that began before this connection's LISTEN does not count for it.
+    "LSXLF,    false",
+    "LSFX,     false",
+    // Reconnected: the old load no longer counts until a new one finishes.
+    "LSFXL,    false",
+    "LSFXLS,   false",
+    "LSFXLSF,  true",
+    // A periodic reload on a complete set keeps it complete throughout.
+    "LSFS,     true",
+    "LSFSF,    true",
+    "LSFSX,    false",
+    // Lost during the load: nothing counts.
+    "LSXF,     false",
   })
   void complete_eventSequence_expected(String events, boolean expected) {
     KeySetCompleteness c = new KeySetCompleteness();

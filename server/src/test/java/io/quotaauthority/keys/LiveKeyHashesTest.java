@@ -1,9 +1,9 @@
 package io.quotaauthority.keys;
 
-import java.util.Collections;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;

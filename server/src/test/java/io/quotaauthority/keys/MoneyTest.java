@@ -4,30 +4,33 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.math.BigDecimal;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.Test;
 
 class MoneyTest {
 
   @ParameterizedTest(name = "parse ''{0}'' = {1}, formats as ''{2}''")
-  @CsvSource(delimiter = ';', value = {
-      "0; 0; 0",
-      "0.0; 0.0; 0",
-      "00; 0; 0",
-      "1; 1; 1",
-      "12.5; 12.5; 12.5",
-      "12.50000000; 12.50000000; 12.5",
-      "0.00000001; 0.00000001; 0.00000001",
-      "0.00012500; 0.00012500; 0.000125",
-      "100; 100; 100",
-      "1000000; 1000000; 1000000",
-      "999999999999; 999999999999; 999999999999",
-      "999999999999.99999999; 999999999999.99999999; 999999999999.99999999",
-      "000000000001.10000000; 1.1; 1.1",
-  })
-  void parse_validAmount_returnsExactValueAndCanonicalText(String text, String value, String formatted) {
+  @CsvSource(
+      delimiter = ';',
+      value = {
+        "0; 0; 0",
+        "0.0; 0.0; 0",
+        "00; 0; 0",
+        "1; 1; 1",
+        "12.5; 12.5; 12.5",
+        "12.50000000; 12.50000000; 12.5",
+        "0.00000001; 0.00000001; 0.00000001",
+        "0.00012500; 0.00012500; 0.000125",
+        "100; 100; 100",
+        "1000000; 1000000; 1000000",
+        "999999999999; 999999999999; 999999999999",
+        "999999999999.99999999; 999999999999.99999999; 999999999999.99999999",
+        "000000000001.10000000; 1.1; 1.1",
+      })
+  void parse_validAmount_returnsExactValueAndCanonicalText(
+      String text, String value, String formatted) {
     BigDecimal parsed = Money.parse("quota_usd", text);
 
     assertThat(parsed).isEqualByComparingTo(new BigDecimal(value));
@@ -35,10 +38,31 @@ class MoneyTest {
   }
 
   @ParameterizedTest(name = "''{0}'' is refused")
-  @ValueSource(strings = {
-      "-1", "-0", "+1", "NaN", "Infinity", "1e3", "1E3", "0x10", "1.", ".5", " 1", "1 ", "1,5",
-      "1_000", "1000000000000", "0.000000001", "1.123456789", "١", "1.5.5", "$1", "1..2",
-      "9999999999999999999999"})
+  @ValueSource(
+      strings = {
+        "-1",
+        "-0",
+        "+1",
+        "NaN",
+        "Infinity",
+        "1e3",
+        "1E3",
+        "0x10",
+        "1.",
+        ".5",
+        " 1",
+        "1 ",
+        "1,5",
+        "1_000",
+        "1000000000000",
+        "0.000000001",
+        "1.123456789",
+        "١",
+        "1.5.5",
+        "$1",
+        "1..2",
+        "9999999999999999999999"
+      })
   void parse_malformedAmount_throwsNamingTheField(String text) {
     assertThatThrownBy(() -> Money.parse("quota_usd", text))
         .isInstanceOf(IllegalArgumentException.class)
@@ -64,14 +88,16 @@ class MoneyTest {
   }
 
   @ParameterizedTest(name = "format({0}) = ''{1}''")
-  @CsvSource(delimiter = ';', value = {
-      "0E-8; 0",
-      "0.00000000; 0",
-      "1E+3; 1000",
-      "1000.00000000; 1000",
-      "3.25000000; 3.25",
-      "1E-8; 0.00000001",
-  })
+  @CsvSource(
+      delimiter = ';',
+      value = {
+        "0E-8; 0",
+        "0.00000000; 0",
+        "1E+3; 1000",
+        "1000.00000000; 1000",
+        "3.25000000; 3.25",
+        "1E-8; 0.00000001",
+      })
   void format_anyScale_givesPlainTextWithoutTrailingZeros(String value, String expected) {
     assertThat(Money.format(new BigDecimal(value))).isEqualTo(expected);
   }

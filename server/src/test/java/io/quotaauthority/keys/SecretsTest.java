@@ -41,7 +41,10 @@ class SecretsTest {
   void displayPrefix_secret_firstEightCharacters() {
     String secret = Secrets.newSecret();
 
-    assertThat(Secrets.displayPrefix(secret)).isEqualTo(secret.substring(0, 8)).startsWith("sk-").hasSize(8);
+    assertThat(Secrets.displayPrefix(secret))
+        .isEqualTo(secret.substring(0, 8))
+        .startsWith("sk-")
+        .hasSize(8);
   }
 
   @Test

@@ -35,34 +35,42 @@ final class EnvoyStream {
   private final StreamObserver<ProcessingRequest> requests;
 
   EnvoyStream(Channel channel) {
-    requests = ExternalProcessorGrpc.newStub(channel).process(new StreamObserver<>() {
-      @Override
-      public void onNext(ProcessingResponse value) {
-        answers.add(value);
-      }
+    requests =
+        ExternalProcessorGrpc.newStub(channel)
+            .process(
+                new StreamObserver<>() {
+                  @Override
+                  public void onNext(ProcessingResponse value) {
+                    answers.add(value);
+                  }
 
-      @Override
-      public void onError(Throwable t) {
-        error = t;
-        closed.countDown();
-      }
+                  @Override
+                  public void onError(Throwable t) {
+                    error = t;
+                    closed.countDown();
+                  }
 
-      @Override
-      public void onCompleted() {
-        closed.countDown();
-      }
-    });
+                  @Override
+                  public void onCompleted() {
+                    closed.countDown();
+                  }
+                });
   }
 
   static HeaderMap headers(Map<String, String> headers) {
     HeaderMap.Builder b = HeaderMap.newBuilder();
-    headers.forEach((k, v) -> b.addHeaders(HeaderValue.newBuilder()
-        .setKey(k).setRawValue(ByteString.copyFrom(v, StandardCharsets.UTF_8))));
+    headers.forEach(
+        (k, v) ->
+            b.addHeaders(
+                HeaderValue.newBuilder()
+                    .setKey(k)
+                    .setRawValue(ByteString.copyFrom(v, StandardCharsets.UTF_8))));
     return b.build();
   }
 
   /** Request headers as Envoy sends them after ext_authz added x-quota-key-id. */
-  static Map<String, String> requestHeaders(String path, String keyId, String requestId, int length) {
+  static Map<String, String> requestHeaders(
+      String path, String keyId, String requestId, int length) {
     Map<String, String> h = new LinkedHashMap<>();
     h.put(":authority", "llm-gateway.internal");
     h.put(":path", path);
@@ -108,8 +116,11 @@ final class EnvoyStream {
   }
 
   ProcessingResponse requestHeaders(Map<String, String> headers, boolean endOfStream) {
-    return send(ProcessingRequest.newBuilder().setRequestHeaders(HttpHeaders.newBuilder()
-        .setHeaders(headers(headers)).setEndOfStream(endOfStream)).build());
+    return send(
+        ProcessingRequest.newBuilder()
+            .setRequestHeaders(
+                HttpHeaders.newBuilder().setHeaders(headers(headers)).setEndOfStream(endOfStream))
+            .build());
   }
 
   ProcessingResponse requestBody(byte[] body) {
@@ -117,8 +128,12 @@ final class EnvoyStream {
   }
 
   ProcessingResponse requestBody(byte[] body, Duration wait) {
-    return send(ProcessingRequest.newBuilder().setRequestBody(HttpBody.newBuilder()
-        .setBody(ByteString.copyFrom(body)).setEndOfStream(true)).build(), wait);
+    return send(
+        ProcessingRequest.newBuilder()
+            .setRequestBody(
+                HttpBody.newBuilder().setBody(ByteString.copyFrom(body)).setEndOfStream(true))
+            .build(),
+        wait);
   }
 
   ProcessingResponse responseHeaders(int status, String contentType) {
@@ -130,21 +145,28 @@ final class EnvoyStream {
   }
 
   ProcessingResponse responseHeaders(Map<String, String> headers) {
-    return send(ProcessingRequest.newBuilder().setResponseHeaders(HttpHeaders.newBuilder()
-        .setHeaders(headers(headers))).build());
+    return send(
+        ProcessingRequest.newBuilder()
+            .setResponseHeaders(HttpHeaders.newBuilder().setHeaders(headers(headers)))
+            .build());
   }
 
   ProcessingResponse responseBody(byte[] bytes, int offset, int length, boolean endOfStream) {
-    return send(ProcessingRequest.newBuilder().setResponseBody(HttpBody.newBuilder()
-        .setBody(ByteString.copyFrom(bytes, offset, length)).setEndOfStream(endOfStream)).build());
+    return send(
+        ProcessingRequest.newBuilder()
+            .setResponseBody(
+                HttpBody.newBuilder()
+                    .setBody(ByteString.copyFrom(bytes, offset, length))
+                    .setEndOfStream(endOfStream))
+            .build());
   }
 
   /**
    * Sends the body as STREAMED mode does, in chunks cut at random offsets, end_of_stream on the
    * last one if asked; asserts every answer leaves the body alone; calls afterEach after each.
    */
-  void responseBodyInChunks(byte[] body, Random random, int maxChunk, boolean endOfStream,
-      IntConsumer afterEach) {
+  void responseBodyInChunks(
+      byte[] body, Random random, int maxChunk, boolean endOfStream, IntConsumer afterEach) {
     int at = 0;
     while (at < body.length) {
       int n = Math.min(body.length - at, 1 + random.nextInt(maxChunk));

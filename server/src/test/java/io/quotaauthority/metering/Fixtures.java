@@ -7,7 +7,9 @@ import java.io.UncheckedIOException;
 
 /** Test resources under /metering. */
 final class Fixtures {
-  /** Where the tests' UsageChargers wait between attempts (a daemon thread: never holds the JVM). */
+  /**
+   * Where the tests' UsageChargers wait between attempts (a daemon thread: never holds the JVM).
+   */
   static final Retries RETRIES = new Retries("test-charge-retries");
 
   private Fixtures() {}

@@ -1,19 +1,19 @@
 package io.quotaauthority.metering;
 
-import com.google.protobuf.ByteString;
-import io.grpc.Metadata;
-import io.grpc.stub.MetadataUtils;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.google.protobuf.ByteString;
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.grpc.Channel;
 import io.grpc.ClientInterceptors;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
+import io.grpc.stub.MetadataUtils;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quotaauthority.proto.v1.CreateKeyRequest;
 import io.quotaauthority.testing.TestDatabase;
@@ -46,8 +46,11 @@ class MeteringAuthIT {
   }
 
   private static long newKey() {
-    return Long.parseLong(app.admin().createKey(
-        CreateKeyRequest.newBuilder().setName("victim").setQuotaUsd("5").build()).getKey().getId());
+    return Long.parseLong(
+        app.admin()
+            .createKey(CreateKeyRequest.newBuilder().setName("victim").setQuotaUsd("5").build())
+            .getKey()
+            .getId());
   }
 
   private static double refused(String reason) {
@@ -56,24 +59,43 @@ class MeteringAuthIT {
   }
 
   /**
-   * A forged metering stream: every phase of a request whose usage would cost 10 USD, sent
-   * without waiting for answers (none come). Returns how the server ended the stream.
+   * A forged metering stream: every phase of a request whose usage would cost 10 USD, sent without
+   * waiting for answers (none come). Returns how the server ended the stream.
    */
   private static Status forge(Channel channel, long keyId) {
     EnvoyStream envoy = new EnvoyStream(channel);
-    String usage = "{\"id\":\"x\",\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":4000000,"
-        + "\"completion_tokens\":0,\"total_tokens\":4000000}}";
-    envoy.sendWithoutAnswer(ProcessingRequest.newBuilder().setRequestHeaders(HttpHeaders.newBuilder()
-        .setHeaders(EnvoyStream.headers(EnvoyStream.requestHeaders("/v1/chat/completions",
-            Long.toString(keyId), "forged-1", -1)))).build());
-    envoy.sendWithoutAnswer(ProcessingRequest.newBuilder().setRequestBody(HttpBody.newBuilder()
-        .setBody(ByteString.copyFromUtf8("{\"model\":\"gpt-4o\"}"))
-        .setEndOfStream(true)).build());
-    envoy.sendWithoutAnswer(ProcessingRequest.newBuilder().setResponseHeaders(HttpHeaders.newBuilder()
-        .setHeaders(EnvoyStream.headers(Map.of(":status", "200", "content-type", "application/json"))))
-        .build());
-    envoy.sendWithoutAnswer(ProcessingRequest.newBuilder().setResponseBody(HttpBody.newBuilder()
-        .setBody(ByteString.copyFromUtf8(usage)).setEndOfStream(true)).build());
+    String usage =
+        "{\"id\":\"x\",\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":4000000,"
+            + "\"completion_tokens\":0,\"total_tokens\":4000000}}";
+    envoy.sendWithoutAnswer(
+        ProcessingRequest.newBuilder()
+            .setRequestHeaders(
+                HttpHeaders.newBuilder()
+                    .setHeaders(
+                        EnvoyStream.headers(
+                            EnvoyStream.requestHeaders(
+                                "/v1/chat/completions", Long.toString(keyId), "forged-1", -1))))
+            .build());
+    envoy.sendWithoutAnswer(
+        ProcessingRequest.newBuilder()
+            .setRequestBody(
+                HttpBody.newBuilder()
+                    .setBody(ByteString.copyFromUtf8("{\"model\":\"gpt-4o\"}"))
+                    .setEndOfStream(true))
+            .build());
+    envoy.sendWithoutAnswer(
+        ProcessingRequest.newBuilder()
+            .setResponseHeaders(
+                HttpHeaders.newBuilder()
+                    .setHeaders(
+                        EnvoyStream.headers(
+                            Map.of(":status", "200", "content-type", "application/json"))))
+            .build());
+    envoy.sendWithoutAnswer(
+        ProcessingRequest.newBuilder()
+            .setResponseBody(
+                HttpBody.newBuilder().setBody(ByteString.copyFromUtf8(usage)).setEndOfStream(true))
+            .build());
     envoy.awaitClosed();
     assertThat(envoy.unansweredCount()).as("no message was answered").isZero();
     return Status.fromThrowable(envoy.error());
@@ -112,8 +134,11 @@ class MeteringAuthIT {
     long keyId = newKey();
     double before = refused("wrong");
 
-    Status status = forge(ClientInterceptors.intercept(app.meteringChannel(),
-        TestServer.bearer(TestServer.REPORTER_TOKEN)), keyId);
+    Status status =
+        forge(
+            ClientInterceptors.intercept(
+                app.meteringChannel(), TestServer.bearer(TestServer.REPORTER_TOKEN)),
+            keyId);
 
     assertThat(status.getCode()).isEqualTo(Status.Code.UNAUTHENTICATED);
     assertThat(status.getDescription()).isEqualTo("wrong metering token");
@@ -127,11 +152,15 @@ class MeteringAuthIT {
     long keyId = newKey();
     double before = refused("malformed");
     Metadata basic = new Metadata();
-    basic.put(Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER),
+    basic.put(
+        Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER),
         "Basic " + TestServer.METERING_TOKEN);
 
-    Status status = forge(ClientInterceptors.intercept(app.meteringChannel(),
-        MetadataUtils.newAttachHeadersInterceptor(basic)), keyId);
+    Status status =
+        forge(
+            ClientInterceptors.intercept(
+                app.meteringChannel(), MetadataUtils.newAttachHeadersInterceptor(basic)),
+            keyId);
 
     assertThat(status.getCode()).isEqualTo(Status.Code.UNAUTHENTICATED);
     assertThat(refused("malformed")).isEqualTo(before + 1);
@@ -153,8 +182,9 @@ class MeteringAuthIT {
   @Test
   void health_onMeteringPort_answersWithoutToken() {
     // Envoy health-checks the metering cluster; health reveals nothing, so it needs no token.
-    HealthCheckResponse health = HealthGrpc.newBlockingStub(app.meteringChannel())
-        .check(HealthCheckRequest.getDefaultInstance());
+    HealthCheckResponse health =
+        HealthGrpc.newBlockingStub(app.meteringChannel())
+            .check(HealthCheckRequest.getDefaultInstance());
     assertThat(health.getStatus()).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
   }
 }

@@ -1,6 +1,5 @@
 package io.quotaauthority.metering;
 
-import java.time.Duration;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.quotaauthority.proto.v1.CreateKeyRequest;
@@ -11,6 +10,7 @@ import io.quotaauthority.testing.TestServer;
 import java.math.BigDecimal;
 import java.math.RoundingMode;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.List;
 import java.util.Random;
 import java.util.stream.Stream;
@@ -22,20 +22,21 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Streams cut short, through a real server into PostgreSQL: each fixture is metered whole (exact
- * cost, not estimated) and cut at several points (after the first content chunk, mid-stream
- * inside an event, just before the final usage), by the client going away or the upstream
- * ending. Every cut charges one estimated event whose cost is at least the input part of the
- * whole stream's cost and at most {@link #BOUND} times the whole stream's cost plus the
- * estimate's framing tokens at the input price (the bound the README states).
+ * cost, not estimated) and cut at several points (after the first content chunk, mid-stream inside
+ * an event, just before the final usage), by the client going away or the upstream ending. Every
+ * cut charges one estimated event whose cost is at least the input part of the whole stream's cost
+ * and at most {@link #BOUND} times the whole stream's cost plus the estimate's framing tokens at
+ * the input price (the bound the README states).
  *
  * <p>The fixtures' usage is what the providers would report for their text: OpenAI's from
- * o200k_base (37 prompt tokens with OpenAI's 3 per message and 3 per reply, 77 completion
- * tokens), Anthropic's and Gemini's about 4.2 bytes of English per token (82 output tokens for
- * 343 bytes), which the byte bound (1 per 3 ASCII bytes) over-counts by about 1.4.
+ * o200k_base (37 prompt tokens with OpenAI's 3 per message and 3 per reply, 77 completion tokens),
+ * Anthropic's and Gemini's about 4.2 bytes of English per token (82 output tokens for 343 bytes),
+ * which the byte bound (1 per 3 ASCII bytes) over-counts by about 1.4.
  */
 class MeteringEstimateLedgerIT {
   /** The documented bound: an estimate costs at most 1.5 x the whole stream (+ framing). */
   static final BigDecimal BOUND = new BigDecimal("1.5");
+
   private static final String SYSTEM = "You are a concise assistant for a travel company.";
   private static final String USER =
       "Suggest three things to do on a rainy afternoon in Lisbon, with one sentence on each.";
@@ -63,49 +64,92 @@ class MeteringEstimateLedgerIT {
     CLIENT_GONE,
     /** The upstream reset: the HTTP stream ends, Envoy half-closes without end_of_stream. */
     UPSTREAM_RESET,
-    /** The upstream ended its body cleanly, but before the usage (end_of_stream on the last chunk). */
+    /**
+     * The upstream ended its body cleanly, but before the usage (end_of_stream on the last chunk).
+     */
     UPSTREAM_ENDED
   }
 
-  record Stream1(String path, String request, String fixture, String model, TokenUsage full,
-      int messages, String firstContent, String finalUsage) {}
+  record Stream1(
+      String path,
+      String request,
+      String fixture,
+      String model,
+      TokenUsage full,
+      int messages,
+      String firstContent,
+      String finalUsage) {}
 
-  static final Stream1 OPENAI = new Stream1("/v1/chat/completions",
-      "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
-          + "\"messages\":[{\"role\":\"system\",\"content\":\"" + SYSTEM + "\"},"
-          + "{\"role\":\"user\",\"content\":\"" + USER + "\"}]}",
-      "openai-chat-stream-lisbon.sse", "gpt-4o-mini", new TokenUsage(37, 77, 0, 0), 2,
-      "\"content\":\"Here", "\"choices\":[],\"usage\"");
-  static final Stream1 ANTHROPIC = new Stream1("/v1/messages",
-      "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":512,\"stream\":true,\"system\":\"" + SYSTEM
-          + "\",\"messages\":[{\"role\":\"user\",\"content\":\"" + USER + "\"}]}",
-      "anthropic-messages-stream-lisbon.sse", "claude-haiku-4-5", new TokenUsage(38, 82, 0, 0), 1,
-      "\"text\":\"Here", "\"type\":\"message_delta\"");
-  static final Stream1 GEMINI = new Stream1(
-      "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
-      "{\"systemInstruction\":{\"parts\":[{\"text\":\"" + SYSTEM + "\"}]},"
-          + "\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"" + USER + "\"}]}]}",
-      "gemini-stream-lisbon.sse", "gemini-2.5-flash", new TokenUsage(32, 82, 0, 0), 1,
-      "\"text\":\"Here", "\"finishReason\"");
+  static final Stream1 OPENAI =
+      new Stream1(
+          "/v1/chat/completions",
+          "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+              + "\"messages\":[{\"role\":\"system\",\"content\":\""
+              + SYSTEM
+              + "\"},"
+              + "{\"role\":\"user\",\"content\":\""
+              + USER
+              + "\"}]}",
+          "openai-chat-stream-lisbon.sse",
+          "gpt-4o-mini",
+          new TokenUsage(37, 77, 0, 0),
+          2,
+          "\"content\":\"Here",
+          "\"choices\":[],\"usage\"");
+  static final Stream1 ANTHROPIC =
+      new Stream1(
+          "/v1/messages",
+          "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":512,\"stream\":true,\"system\":\""
+              + SYSTEM
+              + "\",\"messages\":[{\"role\":\"user\",\"content\":\""
+              + USER
+              + "\"}]}",
+          "anthropic-messages-stream-lisbon.sse",
+          "claude-haiku-4-5",
+          new TokenUsage(38, 82, 0, 0),
+          1,
+          "\"text\":\"Here",
+          "\"type\":\"message_delta\"");
+  static final Stream1 GEMINI =
+      new Stream1(
+          "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+          "{\"systemInstruction\":{\"parts\":[{\"text\":\""
+              + SYSTEM
+              + "\"}]},"
+              + "\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\""
+              + USER
+              + "\"}]}]}",
+          "gemini-stream-lisbon.sse",
+          "gemini-2.5-flash",
+          new TokenUsage(32, 82, 0, 0),
+          1,
+          "\"text\":\"Here",
+          "\"finishReason\"");
 
   static Stream<Arguments> cuts() {
-    return Stream.of(OPENAI, ANTHROPIC, GEMINI).flatMap(s -> Stream.of(
-        Arguments.of(s.model(), s, "after the first content chunk", Cut.CLIENT_GONE),
-        Arguments.of(s.model(), s, "mid-stream", Cut.UPSTREAM_RESET),
-        Arguments.of(s.model(), s, "just before the final usage", Cut.CLIENT_GONE),
-        Arguments.of(s.model(), s, "just before the final usage", Cut.UPSTREAM_RESET)));
+    return Stream.of(OPENAI, ANTHROPIC, GEMINI)
+        .flatMap(
+            s ->
+                Stream.of(
+                    Arguments.of(s.model(), s, "after the first content chunk", Cut.CLIENT_GONE),
+                    Arguments.of(s.model(), s, "mid-stream", Cut.UPSTREAM_RESET),
+                    Arguments.of(s.model(), s, "just before the final usage", Cut.CLIENT_GONE),
+                    Arguments.of(s.model(), s, "just before the final usage", Cut.UPSTREAM_RESET)));
   }
 
   static Stream<Arguments> upstreamEnded() {
     // An SSE stream whose upstream ended it before the usage: OpenAI and Anthropic only (a Gemini
     // body that ends cleanly makes its last usageMetadata final).
-    return Stream.of(OPENAI, ANTHROPIC).map(s ->
-        Arguments.of(s.model(), s, "just before the final usage", Cut.UPSTREAM_ENDED));
+    return Stream.of(OPENAI, ANTHROPIC)
+        .map(s -> Arguments.of(s.model(), s, "just before the final usage", Cut.UPSTREAM_ENDED));
   }
 
   private static long newKey(String name) {
-    return Long.parseLong(app.admin().createKey(CreateKeyRequest.newBuilder().setName(name)
-        .setQuotaUsd("100").build()).getKey().getId());
+    return Long.parseLong(
+        app.admin()
+            .createKey(CreateKeyRequest.newBuilder().setName(name).setQuotaUsd("100").build())
+            .getKey()
+            .getId());
   }
 
   private static byte[] utf8(String s) {
@@ -135,12 +179,13 @@ class MeteringEstimateLedgerIT {
   private static void meter(Stream1 s, long keyId, byte[] body, Cut cut, long seed) {
     EnvoyStream envoy = new EnvoyStream(app.envoyMetering());
     byte[] request = utf8(s.request());
-    envoy.requestHeaders(EnvoyStream.requestHeaders(s.path(), Long.toString(keyId), "est-" + seed,
-        request.length), false);
+    envoy.requestHeaders(
+        EnvoyStream.requestHeaders(s.path(), Long.toString(keyId), "est-" + seed, request.length),
+        false);
     envoy.requestBody(request);
     envoy.responseHeaders(200, "text/event-stream");
-    envoy.responseBodyInChunks(body, new Random(seed), 90, cut == null || cut == Cut.UPSTREAM_ENDED,
-        at -> { });
+    envoy.responseBodyInChunks(
+        body, new Random(seed), 90, cut == null || cut == Cut.UPSTREAM_ENDED, at -> {});
     if (cut == Cut.CLIENT_GONE) {
       envoy.cancel();
     } else {
@@ -150,8 +195,10 @@ class MeteringEstimateLedgerIT {
 
   private static UsageEvent onlyEvent(long keyId) throws InterruptedException {
     MeteringLedgerIT.awaitRows(db, keyId, 1);
-    List<UsageEvent> events = app.admin().listUsage(
-        ListUsageRequest.newBuilder().setKeyId(Long.toString(keyId)).build()).getEventsList();
+    List<UsageEvent> events =
+        app.admin()
+            .listUsage(ListUsageRequest.newBuilder().setKeyId(Long.toString(keyId)).build())
+            .getEventsList();
     assertThat(events).hasSize(1);
     return events.get(0);
   }
@@ -163,7 +210,8 @@ class MeteringEstimateLedgerIT {
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("wholeStreams")
-  void process_wholeStream_chargesTheExactCostNotEstimated(String name, Stream1 s) throws Exception {
+  void process_wholeStream_chargesTheExactCostNotEstimated(String name, Stream1 s)
+      throws Exception {
     long keyId = newKey("whole-" + name);
     meter(s, keyId, Fixtures.bytes(s.fixture()), null, 1);
 
@@ -172,7 +220,8 @@ class MeteringEstimateLedgerIT {
     assertThat(new BigDecimal(e.getCostUsd())).isEqualByComparingTo(price(s).costOf(s.full()));
     assertThat(List.of(e.getInputTokens(), e.getOutputTokens()))
         .containsExactly(s.full().inputTokens(), s.full().outputTokens());
-    assertThat(db.scalar("SELECT estimated FROM usage_events WHERE key_id = ?", keyId)).isEqualTo(false);
+    assertThat(db.scalar("SELECT estimated FROM usage_events WHERE key_id = ?", keyId))
+        .isEqualTo(false);
   }
 
   static Stream<Arguments> wholeStreams() {
@@ -181,8 +230,8 @@ class MeteringEstimateLedgerIT {
 
   @ParameterizedTest(name = "{0} cut {2} ({3})")
   @MethodSource({"cuts", "upstreamEnded"})
-  void process_streamCutShort_chargesAnEstimateWithinTheBound(String name, Stream1 s, String where,
-      Cut cut) throws Exception {
+  void process_streamCutShort_chargesAnEstimateWithinTheBound(
+      String name, Stream1 s, String where, Cut cut) throws Exception {
     String sse = new String(Fixtures.bytes(s.fixture()), StandardCharsets.UTF_8);
     byte[] body = utf8(sse.substring(0, cutAt(s, sse, where)));
     long keyId = newKey("cut-" + name);
@@ -192,15 +241,26 @@ class MeteringEstimateLedgerIT {
     ModelPrice price = price(s);
     BigDecimal cost = new BigDecimal(e.getCostUsd());
     BigDecimal full = price.costOf(s.full());
-    BigDecimal inputPart = price.costOf(new TokenUsage(s.full().inputTokens(), 0,
-        s.full().cachedInputTokens(), s.full().cacheWriteTokens()));
-    BigDecimal framing = price.costOf(new TokenUsage(
-        (long) s.messages() * TokenEstimate.TOKENS_PER_MESSAGE + TokenEstimate.TOKENS_PER_REQUEST,
-        0, 0, 0));
+    BigDecimal inputPart =
+        price.costOf(
+            new TokenUsage(
+                s.full().inputTokens(),
+                0,
+                s.full().cachedInputTokens(),
+                s.full().cacheWriteTokens()));
+    BigDecimal framing =
+        price.costOf(
+            new TokenUsage(
+                (long) s.messages() * TokenEstimate.TOKENS_PER_MESSAGE
+                    + TokenEstimate.TOKENS_PER_REQUEST,
+                0,
+                0,
+                0));
     BigDecimal upper = full.multiply(BOUND).add(framing).setScale(8, RoundingMode.UP);
 
     assertThat(e.getEstimated()).isTrue();
-    assertThat(db.scalar("SELECT estimated FROM usage_events WHERE key_id = ?", keyId)).isEqualTo(true);
+    assertThat(db.scalar("SELECT estimated FROM usage_events WHERE key_id = ?", keyId))
+        .isEqualTo(true);
     assertThat(cost).isGreaterThanOrEqualTo(inputPart).isLessThanOrEqualTo(upper);
     assertThat(e.getInputTokens()).isGreaterThanOrEqualTo(s.full().inputTokens());
     assertThat(e.getOutputTokens()).isPositive();

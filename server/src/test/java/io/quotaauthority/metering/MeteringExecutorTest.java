@@ -1,6 +1,5 @@
 package io.quotaauthority.metering;
 
-import java.util.function.BooleanSupplier;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;
@@ -9,6 +8,7 @@ import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 
 class MeteringExecutorTest {
@@ -33,14 +33,18 @@ class MeteringExecutorTest {
         for (int l = 0; l < lanes; l++) {
           int lane = l;
           int n = i;
-          assertThat(all.get(l).tryExecute(() -> {
-            if (running[lane].incrementAndGet() != 1) {
-              overlaps.incrementAndGet();
-            }
-            seen.get(lane).add(n);
-            running[lane].decrementAndGet();
-            done.countDown();
-          })).isTrue();
+          assertThat(
+                  all.get(l)
+                      .tryExecute(
+                          () -> {
+                            if (running[lane].incrementAndGet() != 1) {
+                              overlaps.incrementAndGet();
+                            }
+                            seen.get(lane).add(n);
+                            running[lane].decrementAndGet();
+                            done.countDown();
+                          }))
+              .isTrue();
         }
       }
       assertThat(done.await(30, TimeUnit.SECONDS)).isTrue();
@@ -57,10 +61,11 @@ class MeteringExecutorTest {
     try (MeteringExecutor executor = new MeteringExecutor(1, 2)) {
       CountDownLatch release = new CountDownLatch(1);
       CountDownLatch ran = new CountDownLatch(3);
-      Runnable blocked = () -> {
-        await(release);
-        ran.countDown();
-      };
+      Runnable blocked =
+          () -> {
+            await(release);
+            ran.countDown();
+          };
       assertThat(executor.lane().tryExecute(blocked)).isTrue();
       assertThat(executor.lane().tryExecute(ran::countDown)).isTrue();
       // Two pending (one running, one waiting): the third message is refused, on any lane.
@@ -80,15 +85,19 @@ class MeteringExecutorTest {
       CountDownLatch release = new CountDownLatch(1);
       List<String> order = Collections.synchronizedList(new ArrayList<>());
       MeteringExecutor.Lane lane = executor.lane();
-      assertThat(lane.tryExecute(() -> {
-        await(release);
-        order.add("message");
-      })).isTrue();
+      assertThat(
+              lane.tryExecute(
+                  () -> {
+                    await(release);
+                    order.add("message");
+                  }))
+          .isTrue();
       CountDownLatch closed = new CountDownLatch(1);
-      lane.execute(() -> {
-        order.add("close");
-        closed.countDown();
-      });
+      lane.execute(
+          () -> {
+            order.add("close");
+            closed.countDown();
+          });
       release.countDown();
       assertThat(closed.await(10, TimeUnit.SECONDS)).isTrue();
       assertThat(order).containsExactly("message", "close");
@@ -112,9 +121,12 @@ class MeteringExecutorTest {
     try (MeteringExecutor executor = new MeteringExecutor(1, 4)) {
       MeteringExecutor.Lane lane = executor.lane();
       CountDownLatch after = new CountDownLatch(1);
-      assertThat(lane.tryExecute(() -> {
-        throw new IllegalStateException("boom");
-      })).isTrue();
+      assertThat(
+              lane.tryExecute(
+                  () -> {
+                    throw new IllegalStateException("boom");
+                  }))
+          .isTrue();
       assertThat(lane.tryExecute(after::countDown)).isTrue();
       assertThat(after.await(10, TimeUnit.SECONDS)).isTrue();
       assertThat(awaitTrue(() -> executor.pendingTasks() == 0)).isTrue();
@@ -129,8 +141,7 @@ class MeteringExecutorTest {
     }
   }
 
-  private static boolean awaitTrue(BooleanSupplier condition)
-      throws InterruptedException {
+  private static boolean awaitTrue(BooleanSupplier condition) throws InterruptedException {
     long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (System.nanoTime() < end) {
       if (condition.getAsBoolean()) {

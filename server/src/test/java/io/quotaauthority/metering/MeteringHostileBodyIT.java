@@ -1,10 +1,5 @@
 package io.quotaauthority.metering;
 
-import io.quotaauthority.provider.GatewayHeaders;
-import java.time.Duration;
-import java.util.Map;
-import java.util.function.BooleanSupplier;
-import java.util.function.Function;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.ByteString;
@@ -15,15 +10,20 @@ import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
+import java.util.function.Function;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -31,8 +31,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Hostile request bodies through ext_proc on the real server, while Checks share the same gRPC
  * connection (as Envoy multiplexes them): the body work runs off the transport threads, so every
- * Check is answered inside Envoy's 250 ms ext_authz timeout (a correctness bound, not a
- * benchmark), nothing runs out of memory, and the body is rewritten or passed through unread.
+ * Check is answered inside Envoy's 250 ms ext_authz timeout (a correctness bound, not a benchmark),
+ * nothing runs out of memory, and the body is rewritten or passed through unread.
  */
 class MeteringHostileBodyIT {
   /** Envoy's ext_authz timeout in envoy/envoy.yaml. */
@@ -40,8 +40,10 @@ class MeteringHostileBodyIT {
 
   private static TestDatabase db;
   private static TestServer server;
+
   /** Envoy's connection to the metering port, carrying the metering token on every stream. */
   private static ManagedChannel channel;
+
   /** Envoy's connection to the authz port, where its Checks go while the body is worked on. */
   private static ManagedChannel checkChannel;
 
@@ -50,11 +52,16 @@ class MeteringHostileBodyIT {
     db = TestDatabase.create();
     server = TestServer.start(db);
     // Envoy takes the rewritten 30 MiB body back; gRPC's client default (4 MiB) would not.
-    channel = ManagedChannelBuilder.forAddress("127.0.0.1", server.app().meteringPort()).usePlaintext()
-        .maxInboundMessageSize(64 << 20)
-        .intercept(TestServer.bearer(TestServer.METERING_TOKEN)).build();
-    checkChannel = ManagedChannelBuilder.forAddress("127.0.0.1", server.app().authzPort()).usePlaintext()
-        .build();
+    channel =
+        ManagedChannelBuilder.forAddress("127.0.0.1", server.app().meteringPort())
+            .usePlaintext()
+            .maxInboundMessageSize(64 << 20)
+            .intercept(TestServer.bearer(TestServer.METERING_TOKEN))
+            .build();
+    checkChannel =
+        ManagedChannelBuilder.forAddress("127.0.0.1", server.app().authzPort())
+            .usePlaintext()
+            .build();
   }
 
   @AfterAll
@@ -66,9 +73,9 @@ class MeteringHostileBodyIT {
   }
 
   /**
-   * These bodies name no model (or cannot be read): a key with a quota would be refused them
-   * before upstream (MeteringUnpricedLedgerIT), so they come from an unlimited key, whose
-   * requests are parsed and passed whatever they name.
+   * These bodies name no model (or cannot be read): a key with a quota would be refused them before
+   * upstream (MeteringUnpricedLedgerIT), so they come from an unlimited key, whose requests are
+   * parsed and passed whatever they name.
    */
   private static Map<String, String> unlimited(Map<String, String> headers) {
     headers.put(GatewayHeaders.KEY_LIMITED, "false");
@@ -95,18 +102,27 @@ class MeteringHostileBodyIT {
   void requestBody_30MiBOfEmptyObjects_rewrittenWhileChecksOnTheSameConnectionAnswerInTime()
       throws Exception {
     byte[] body = emptyObjects("{\"stream\":true,\"stream_options\":{},\"x\":[", 30 << 20);
-    byte[] expected = emptyObjects(
-        "{\"stream\":true,\"stream_options\":{\"include_usage\":true},\"x\":[",
-        (30 << 20) + "\"include_usage\":true".length());
+    byte[] expected =
+        emptyObjects(
+            "{\"stream\":true,\"stream_options\":{\"include_usage\":true},\"x\":[",
+            (30 << 20) + "\"include_usage\":true".length());
     assertThat(expected.length).isEqualTo(body.length + "\"include_usage\":true".length());
 
-    ProcessingResponse r = withChecksAlongside(false, envoy -> {
-      envoy.requestHeaders(unlimited(EnvoyStream.requestHeaders(
-          "/v1/chat/completions", "1", "hostile-empty-objects", body.length)), false);
-      // Parsing 10 million objects takes seconds on a loaded 2-core CI machine (Envoy would have
-      // given up after message_timeout and let the request pass); the bound here is on Checks.
-      return envoy.requestBody(body, Duration.ofSeconds(120));
-    });
+    ProcessingResponse r =
+        withChecksAlongside(
+            false,
+            envoy -> {
+              envoy.requestHeaders(
+                  unlimited(
+                      EnvoyStream.requestHeaders(
+                          "/v1/chat/completions", "1", "hostile-empty-objects", body.length)),
+                  false);
+              // Parsing 10 million objects takes seconds on a loaded 2-core CI machine (Envoy would
+              // have
+              // given up after message_timeout and let the request pass); the bound here is on
+              // Checks.
+              return envoy.requestBody(body, Duration.ofSeconds(120));
+            });
 
     // Within the constraints (3 levels deep): read and rewritten like any streaming chat request.
     assertThat(r.getRequestBody().getResponse().getBodyMutation().getBody())
@@ -117,15 +133,25 @@ class MeteringHostileBodyIT {
   void requestBody_100000DeepNesting_passedThroughUnreadAndCountedWhileChecksAnswerInTime()
       throws Exception {
     int depth = 100_000;
-    byte[] body = ("{\"stream\":true,\"stream_options\":{},\"x\":" + "[".repeat(depth)
-        + "]".repeat(depth) + "}").getBytes(StandardCharsets.US_ASCII);
+    byte[] body =
+        ("{\"stream\":true,\"stream_options\":{},\"x\":"
+                + "[".repeat(depth)
+                + "]".repeat(depth)
+                + "}")
+            .getBytes(StandardCharsets.US_ASCII);
     double before = tooDeep();
 
-    ProcessingResponse r = withChecksAlongside(true, envoy -> {
-      envoy.requestHeaders(unlimited(EnvoyStream.requestHeaders(
-          "/v1/chat/completions", "1", "hostile-deep", body.length)), false);
-      return envoy.requestBody(body);
-    });
+    ProcessingResponse r =
+        withChecksAlongside(
+            true,
+            envoy -> {
+              envoy.requestHeaders(
+                  unlimited(
+                      EnvoyStream.requestHeaders(
+                          "/v1/chat/completions", "1", "hostile-deep", body.length)),
+                  false);
+              return envoy.requestBody(body);
+            });
 
     assertThat(r.hasRequestBody()).isTrue();
     assertThat(r.getRequestBody().getResponse().hasBodyMutation()).isFalse();
@@ -139,17 +165,20 @@ class MeteringHostileBodyIT {
   }
 
   /**
-   * Runs the ext_proc exchange on the metering channel while Checks go out every 10 ms on the authz channel
-   * (one HTTP/2 connection), from before the body is sent until 500 ms after its answer, and
-   * asserts: no Check failed; Checks were answered while the body was being worked on (body work on
-   * the connection's transport thread would have stopped them); and each (for the 30 MiB body of
-   * seconds of CPU work: the median) was answered within 250 ms, Envoy's ext_authz timeout. On a machine so loaded that Checks alone, with no body in
-   * flight, already take longer (CI boxes shared by many builds), the bound is that measured noise
-   * floor instead: the test asserts the body adds nothing to it, and prints both.
+   * Runs the ext_proc exchange on the metering channel while Checks go out every 10 ms on the authz
+   * channel (one HTTP/2 connection), from before the body is sent until 500 ms after its answer,
+   * and asserts: no Check failed; Checks were answered while the body was being worked on (body
+   * work on the connection's transport thread would have stopped them); and each (for the 30 MiB
+   * body of seconds of CPU work: the median) was answered within 250 ms, Envoy's ext_authz timeout.
+   * On a machine so loaded that Checks alone, with no body in flight, already take longer (CI boxes
+   * shared by many builds), the bound is that measured noise floor instead: the test asserts the
+   * body adds nothing to it, and prints both.
    */
-  private static ProcessingResponse withChecksAlongside(boolean eachWithinBound,
-      Function<EnvoyStream, ProcessingResponse> exchange) throws Exception {
-    AuthorizationGrpc.AuthorizationBlockingStub authz = AuthorizationGrpc.newBlockingStub(checkChannel);
+  private static ProcessingResponse withChecksAlongside(
+      boolean eachWithinBound, Function<EnvoyStream, ProcessingResponse> exchange)
+      throws Exception {
+    AuthorizationGrpc.AuthorizationBlockingStub authz =
+        AuthorizationGrpc.newBlockingStub(checkChannel);
     for (int i = 0; i < 50; i++) { // warm: the first calls load classes and open the connection
       authz.withDeadlineAfter(30, TimeUnit.SECONDS).check(CheckRequest.getDefaultInstance());
     }
@@ -159,22 +188,27 @@ class MeteringHostileBodyIT {
     AtomicLong bodyStart = new AtomicLong();
     AtomicLong bodyEnd = new AtomicLong(Long.MAX_VALUE);
     AtomicInteger duringBody = new AtomicInteger();
-    Thread checker = new Thread(() -> {
-      while (!stop.get()) {
-        long t0 = System.nanoTime();
-        try {
-          authz.withDeadlineAfter(5, TimeUnit.SECONDS).check(CheckRequest.getDefaultInstance());
-          long t1 = System.nanoTime();
-          during.millis.add(TimeUnit.NANOSECONDS.toMillis(t1 - t0));
-          if (t0 > bodyStart.get() && t1 < bodyEnd.get()) {
-            duringBody.incrementAndGet(); // sent and answered while the body was in the server
-          }
-        } catch (RuntimeException e) {
-          during.failures.incrementAndGet();
-        }
-        pause(10);
-      }
-    });
+    Thread checker =
+        new Thread(
+            () -> {
+              while (!stop.get()) {
+                long t0 = System.nanoTime();
+                try {
+                  authz
+                      .withDeadlineAfter(5, TimeUnit.SECONDS)
+                      .check(CheckRequest.getDefaultInstance());
+                  long t1 = System.nanoTime();
+                  during.millis.add(TimeUnit.NANOSECONDS.toMillis(t1 - t0));
+                  if (t0 > bodyStart.get() && t1 < bodyEnd.get()) {
+                    duringBody
+                        .incrementAndGet(); // sent and answered while the body was in the server
+                  }
+                } catch (RuntimeException e) {
+                  during.failures.incrementAndGet();
+                }
+                pause(10);
+              }
+            });
     EnvoyStream envoy = new EnvoyStream(channel);
     ProcessingResponse r;
     long bodyMillis;
@@ -191,9 +225,15 @@ class MeteringHostileBodyIT {
     }
     envoy.complete();
     long bound = Math.max(CHECK_BOUND_MILLIS, noiseFloor);
-    System.out.printf("body answered in %d ms; %d Checks alongside (%d during the body), slowest %d ms;"
-            + " noise floor without a body %d ms; bound %d ms%n", bodyMillis, during.millis.size(),
-        duringBody.get(), slowest(during.millis), noiseFloor, bound);
+    System.out.printf(
+        "body answered in %d ms; %d Checks alongside (%d during the body), slowest %d ms;"
+            + " noise floor without a body %d ms; bound %d ms%n",
+        bodyMillis,
+        during.millis.size(),
+        duringBody.get(),
+        slowest(during.millis),
+        noiseFloor,
+        bound);
     assertThat(during.failures).hasValue(0);
     assertThat(during.millis).hasSizeGreaterThan(5);
     if (bodyMillis > 1_000) {
@@ -216,8 +256,8 @@ class MeteringHostileBodyIT {
     final AtomicInteger failures = new AtomicInteger();
   }
 
-  private static Checks checksFor(AuthorizationGrpc.AuthorizationBlockingStub authz, long millis,
-      BooleanSupplier stop) {
+  private static Checks checksFor(
+      AuthorizationGrpc.AuthorizationBlockingStub authz, long millis, BooleanSupplier stop) {
     Checks c = new Checks();
     long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
     while (System.nanoTime() < end && !stop.getAsBoolean()) {

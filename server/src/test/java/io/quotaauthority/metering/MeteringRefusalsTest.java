@@ -36,12 +36,18 @@ class MeteringRefusalsTest {
   }
 
   private List<String> warnings() {
-    return appender.list.stream().filter(e -> e.getLevel() == Level.WARN)
-        .map(ILoggingEvent::getFormattedMessage).toList();
+    return appender.list.stream()
+        .filter(e -> e.getLevel() == Level.WARN)
+        .map(ILoggingEvent::getFormattedMessage)
+        .toList();
   }
 
   private double count(Refusal reason) {
-    return registry.get("quota.metering.streams.refused").tag("reason", reason.tag()).counter().count();
+    return registry
+        .get("quota.metering.streams.refused")
+        .tag("reason", reason.tag())
+        .counter()
+        .count();
   }
 
   @Test
@@ -62,7 +68,8 @@ class MeteringRefusalsTest {
     assertThat(count(Refusal.MISSING)).isEqualTo(50);
     assertThat(count(Refusal.MALFORMED)).isZero();
     assertThat(warnings()).hasSize(2);
-    assertThat(warnings().get(0)).contains("wrong metering token", "QUOTA_METERING_TOKEN", "UNMETERED");
+    assertThat(warnings().get(0))
+        .contains("wrong metering token", "QUOTA_METERING_TOKEN", "UNMETERED");
     assertThat(warnings().get(1)).contains("no authorization header");
   }
 
@@ -80,7 +87,8 @@ class MeteringRefusalsTest {
     refusals.accept(Refusal.WRONG);
 
     assertThat(warnings()).hasSize(2);
-    assertThat(warnings().get(1)).contains("(8 more refused for this reason since the last warning)");
+    assertThat(warnings().get(1))
+        .contains("(8 more refused for this reason since the last warning)");
     assertThat(count(Refusal.WRONG)).isEqualTo(10);
   }
 }

@@ -11,8 +11,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 class ModelPriceTest {
 
   private static ModelPrice price(String in, String out, String cached, String write) {
-    return new ModelPrice(new BigDecimal(in), new BigDecimal(out), new BigDecimal(cached),
-        new BigDecimal(write));
+    return new ModelPrice(
+        new BigDecimal(in), new BigDecimal(out), new BigDecimal(cached), new BigDecimal(write));
   }
 
   static Stream<Arguments> table() {
@@ -33,7 +33,8 @@ class ModelPriceTest {
         // buckets summed before the one rounding: 0.0000035 + 0.000007 = 0.0000105 -> 0.00001050
         Arguments.of(price("3.5", "0", "0", "7"), new TokenUsage(1, 0, 0, 1), "0.00001050"),
         // many rounding halves in separate buckets would round differently than the sum
-        Arguments.of(price("0.005", "0.005", "0.005", "0.005"), new TokenUsage(1, 1, 1, 1), "2E-8"));
+        Arguments.of(
+            price("0.005", "0.005", "0.005", "0.005"), new TokenUsage(1, 1, 1, 1), "2E-8"));
   }
 
   @ParameterizedTest

@@ -36,7 +36,8 @@ final class RecordingUsageSink implements UsageSink {
       refusalsLeft--;
       // As UsageBatcher answers a report the database failed on alone for an internal reason.
       return CompletableFuture.completedFuture(
-          UsageOutcome.rejectedInternal("internal error (SQLSTATE 57014); not charged, retry the report"));
+          UsageOutcome.rejectedInternal(
+              "internal error (SQLSTATE 57014); not charged, retry the report"));
     }
     if (!ids.add(report.reportId())) {
       return CompletableFuture.completedFuture(
@@ -67,7 +68,8 @@ final class RecordingUsageSink implements UsageSink {
   }
 
   /** Waits until at least n submissions arrived, or the timeout passed. */
-  synchronized List<UsageReport> awaitSubmitted(int n, Duration timeout) throws InterruptedException {
+  synchronized List<UsageReport> awaitSubmitted(int n, Duration timeout)
+      throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (submitted.size() < n) {
       long left = deadline - System.nanoTime();

@@ -35,7 +35,8 @@ class ReloadingPriceTableTest {
       write("prices.yaml", "models:\n  m: {input: '2', output: '1'}\n");
       assertThat(t.reloadIfChanged()).isTrue();
       assertThat(input(t, "m")).isEqualTo(new BigDecimal("2"));
-      assertThat(registry.get("quota.metering.prices.reloads").tag("result", "ok").counter().count())
+      assertThat(
+              registry.get("quota.metering.prices.reloads").tag("result", "ok").counter().count())
           .isEqualTo(1.0);
     }
   }
@@ -59,7 +60,12 @@ class ReloadingPriceTableTest {
       assertThat(t.reloadIfChanged()).isFalse();
       assertThat(t.reloadIfChanged()).isFalse();
       assertThat(input(t, "m")).isEqualTo(new BigDecimal("1"));
-      assertThat(registry.get("quota.metering.prices.reloads").tag("result", "error").counter().count())
+      assertThat(
+              registry
+                  .get("quota.metering.prices.reloads")
+                  .tag("result", "error")
+                  .counter()
+                  .count())
           .isEqualTo(1.0);
       // fixed again: taken
       write("prices.yaml", "models:\n  m: {input: '4', output: '1'}\n");

@@ -1,13 +1,10 @@
 package io.quotaauthority.metering;
 
-import com.google.protobuf.ByteString;
-import java.nio.charset.StandardCharsets;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.CsvSource;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.google.protobuf.ByteString;
 import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -23,8 +20,10 @@ class RequestBodyTest {
 
   @Test
   void inspect_chatRequest_readsModelAndStream() {
-    RequestBody b = RequestBody.inspect(utf8(
-        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"model\":\"gpt-4o\",\"stream\":true}"));
+    RequestBody b =
+        RequestBody.inspect(
+            utf8(
+                "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"model\":\"gpt-4o\",\"stream\":true}"));
     assertThat(b.model()).contains("gpt-4o");
     assertThat(b.stream()).isTrue();
     assertThat(b.needsIncludeUsage()).isTrue();
@@ -32,21 +31,32 @@ class RequestBodyTest {
 
   @Test
   void inspect_includeUsageAlreadyTrue_needsNothing() {
-    RequestBody b = RequestBody.inspect(utf8(
-        "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}"));
+    RequestBody b =
+        RequestBody.inspect(
+            utf8(
+                "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}"));
     assertThat(b.needsIncludeUsage()).isFalse();
   }
 
   @Test
   void inspect_notStreaming_needsNothing() {
-    assertThat(RequestBody.inspect(utf8("{\"model\":\"gpt-4o\",\"stream\":false}")).needsIncludeUsage())
+    assertThat(
+            RequestBody.inspect(utf8("{\"model\":\"gpt-4o\",\"stream\":false}"))
+                .needsIncludeUsage())
         .isFalse();
     assertThat(RequestBody.inspect(utf8("{\"model\":\"gpt-4o\"}")).needsIncludeUsage()).isFalse();
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"", "not json", "[1,2]", "{\"model\":\"x\",\"stream\":true",
-      "{\"model\":\"x\",\"stream\":true} trailing", "{\"stream\":true,\"stream\":true}"})
+  @ValueSource(
+      strings = {
+        "",
+        "not json",
+        "[1,2]",
+        "{\"model\":\"x\",\"stream\":true",
+        "{\"model\":\"x\",\"stream\":true} trailing",
+        "{\"stream\":true,\"stream\":true}"
+      })
   void inspect_notOneJsonObject_isLeftAlone(String body) {
     RequestBody b = RequestBody.inspect(utf8(body));
     assertThat(b.isJsonObject()).isFalse();
@@ -55,22 +65,27 @@ class RequestBodyTest {
 
   @Test
   void withIncludeUsage_noStreamOptions_insertsMemberKeepingOtherBytes() throws Exception {
-    String body = "  {\"model\":\"gpt-4o\", \"temperature\": 1.0, \"stream\": true,"
-        + " \"messages\":[{\"role\":\"user\",\"content\":\"caf\\u00e9 ☕\"}]}\n";
+    String body =
+        "  {\"model\":\"gpt-4o\", \"temperature\": 1.0, \"stream\": true,"
+            + " \"messages\":[{\"role\":\"user\",\"content\":\"caf\\u00e9 ☕\"}]}\n";
     RequestBody b = RequestBody.inspect(utf8(body));
     String out = new String(b.withIncludeUsage(utf8(body)), StandardCharsets.UTF_8);
-    assertThat(out).isEqualTo("  {\"stream_options\":{\"include_usage\":true},\"model\":\"gpt-4o\","
-        + " \"temperature\": 1.0, \"stream\": true,"
-        + " \"messages\":[{\"role\":\"user\",\"content\":\"caf\\u00e9 ☕\"}]}\n");
+    assertThat(out)
+        .isEqualTo(
+            "  {\"stream_options\":{\"include_usage\":true},\"model\":\"gpt-4o\","
+                + " \"temperature\": 1.0, \"stream\": true,"
+                + " \"messages\":[{\"role\":\"user\",\"content\":\"caf\\u00e9 ☕\"}]}\n");
     assertThat(JSON.readTree(out).at("/stream_options/include_usage").asBoolean()).isTrue();
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {
-      "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{\"include_usage\":false},\"temperature\":0.70}",
-      "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{},\"temperature\":0.70}",
-      "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":null,\"temperature\":0.70}",
-      "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{\"x\":[1,{\"y\":2}]},\"temperature\":0.70}"})
+  @ValueSource(
+      strings = {
+        "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{\"include_usage\":false},\"temperature\":0.70}",
+        "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{},\"temperature\":0.70}",
+        "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":null,\"temperature\":0.70}",
+        "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{\"x\":[1,{\"y\":2}]},\"temperature\":0.70}"
+      })
   void withIncludeUsage_existingStreamOptions_setsIncludeUsageKeepingTheRest(String body)
       throws Exception {
     RequestBody b = RequestBody.inspect(utf8(body));
@@ -91,7 +106,11 @@ class RequestBodyTest {
    * stand for double quotes to keep the table readable.
    */
   @ParameterizedTest(name = "{0}")
-  @CsvSource(delimiter = '|', quoteCharacter = '"', textBlock = """
+  @CsvSource(
+      delimiter = '|',
+      quoteCharacter = '"',
+      textBlock =
+          """
       no stream_options    | {'model':'m','stream':true}                                  | {'stream_options':{'include_usage':true},'model':'m','stream':true}
       empty options        | {'stream':true,'stream_options':{},'n':1}                    | {'stream':true,'stream_options':{'include_usage':true},'n':1}
       include_usage false  | {'stream':true,'stream_options':{'include_usage':false,'x':1}} | {'stream':true,'stream_options':{'include_usage':true,'x':1}}
@@ -114,22 +133,30 @@ class RequestBodyTest {
   }
 
   @Test
-  void withIncludeUsage_unicodeEscapes_keptAsSentOutsideTheOptionsAndMeantInside() throws Exception {
+  void withIncludeUsage_unicodeEscapes_keptAsSentOutsideTheOptionsAndMeantInside()
+      throws Exception {
     String escaped = "\"caf\\u00e9 \\ud83d\\udc4b \\\" \\\\ \\n \\u0001\"";
-    String body = "{\"stream\":true,\"c\":" + escaped + ",\"stream_options\":{\"\\u006b\":" + escaped + "}}";
+    String body =
+        "{\"stream\":true,\"c\":" + escaped + ",\"stream_options\":{\"\\u006b\":" + escaped + "}}";
     byte[] out = RequestBody.inspect(utf8(body)).withIncludeUsage(utf8(body));
     // Outside stream_options every byte is the client's; inside, tokens are re-encoded as UTF-8
     // with JSON's minimal escapes (a surrogate pair stays escaped, so even a lone surrogate a
     // client sent survives): same strings, same key (the escaped k is k).
-    assertThat(new String(out, StandardCharsets.UTF_8)).isEqualTo(
-        "{\"stream\":true,\"c\":" + escaped + ",\"stream_options\":{"
-            + "\"k\":\"café \\uD83D\\uDC4B \\\" \\\\ \\n \\u0001\",\"include_usage\":true}}");
-    assertThat(JSON.readTree(out).at("/stream_options/k").asText()).isEqualTo(JSON.readTree(body).get("c").asText());
+    assertThat(new String(out, StandardCharsets.UTF_8))
+        .isEqualTo(
+            "{\"stream\":true,\"c\":"
+                + escaped
+                + ",\"stream_options\":{"
+                + "\"k\":\"café \\uD83D\\uDC4B \\\" \\\\ \\n \\u0001\",\"include_usage\":true}}");
+    assertThat(JSON.readTree(out).at("/stream_options/k").asText())
+        .isEqualTo(JSON.readTree(body).get("c").asText());
   }
 
   @Test
   void withIncludeUsage_existingOptions_returnsARopeOverTheOriginalBytes() throws Exception {
-    byte[] big = utf8("{\"stream\":true,\"stream_options\":{},\"messages\":\"" + "x".repeat(1 << 20) + "\"}");
+    byte[] big =
+        utf8(
+            "{\"stream\":true,\"stream_options\":{},\"messages\":\"" + "x".repeat(1 << 20) + "\"}");
     ByteString body = ByteString.copyFrom(big);
     ByteString out = RequestBody.inspect(body).withIncludeUsage(body);
     assertThat(out.size()).isEqualTo(big.length + "\"include_usage\":true".length());
@@ -137,9 +164,15 @@ class RequestBodyTest {
     assertThat(out.getClass().getSimpleName()).isEqualTo("RopeByteString");
   }
 
-  /** Bodies the constraints or the duplicate check refuse: passed through unread, with the reason. */
+  /**
+   * Bodies the constraints or the duplicate check refuse: passed through unread, with the reason.
+   */
   @ParameterizedTest(name = "{0}")
-  @CsvSource(delimiter = '|', quoteCharacter = '"', textBlock = """
+  @CsvSource(
+      delimiter = '|',
+      quoteCharacter = '"',
+      textBlock =
+          """
       duplicate top key    | DUPLICATE_KEY | {'stream':true,'stream_options':{},'a':1,'a':2}
       duplicate nested key | DUPLICATE_KEY | {'stream':true,'x':[{'k':1,'k':2}]}
       not json             | NOT_JSON      | {'stream':true,
@@ -163,8 +196,12 @@ class RequestBodyTest {
 
   @Test
   void inspect_100000DeepNesting_isRefusedAsTooDeep() {
-    String body = "{\"stream\":true,\"stream_options\":{},\"x\":"
-        + "{\"a\":".repeat(100_000) + "1" + "}".repeat(100_000) + "}";
+    String body =
+        "{\"stream\":true,\"stream_options\":{},\"x\":"
+            + "{\"a\":".repeat(100_000)
+            + "1"
+            + "}".repeat(100_000)
+            + "}";
     RequestBody b = RequestBody.inspect(utf8(body));
     assertThat(b.unread()).contains(RequestBody.Unread.TOO_DEEP);
     assertThat(b.needsIncludeUsage()).isFalse();
@@ -181,8 +218,10 @@ class RequestBodyTest {
   @Test
   void inspect_longStringLikeABase64Image_isRead() throws Exception {
     // 25 MiB in one string: beyond Jackson's default 20M chars, within the metering limit.
-    String body = "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{},\"image\":\""
-        + "A".repeat(25 << 20) + "\"}";
+    String body =
+        "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{},\"image\":\""
+            + "A".repeat(25 << 20)
+            + "\"}";
     RequestBody b = RequestBody.inspect(utf8(body));
     assertThat(b.unread()).isEmpty();
     assertThat(b.model()).contains("gpt-4o");
@@ -196,13 +235,15 @@ class RequestBodyTest {
   }
 
   @ParameterizedTest
-  @CsvSource(delimiter = '|', value = {
-      "{\"model\":\"gpt-4o\",\"input\":\"x\",\"background\":true}|true",
-      "{\"background\":false,\"model\":\"gpt-4o\"}|false",
-      "{\"background\":\"true\",\"model\":\"gpt-4o\"}|false",
-      "{\"model\":\"gpt-4o\",\"metadata\":{\"background\":true}}|false",
-      "{\"model\":\"gpt-4o\"}|false",
-  })
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "{\"model\":\"gpt-4o\",\"input\":\"x\",\"background\":true}|true",
+        "{\"background\":false,\"model\":\"gpt-4o\"}|false",
+        "{\"background\":\"true\",\"model\":\"gpt-4o\"}|false",
+        "{\"model\":\"gpt-4o\",\"metadata\":{\"background\":true}}|false",
+        "{\"model\":\"gpt-4o\"}|false",
+      })
   void inspect_background_onlyATopLevelTrue(String body, boolean background) {
     RequestBody b = RequestBody.inspect(body.getBytes(StandardCharsets.UTF_8));
     assertThat(b.background()).isEqualTo(background);

@@ -41,17 +41,22 @@ class SseEventSplitterTest {
         Arguments.of("LF", "data: a\n\ndata: b\n\n", List.of("a", "b")),
         Arguments.of("CRLF", "data: a\r\n\r\ndata: b\r\n\r\n", List.of("a", "b")),
         Arguments.of("CR only", "data: a\r\rdata: b\r\r", List.of("a", "b")),
-        Arguments.of("event and id fields ignored",
-            "event: message_start\nid: 7\nretry: 10\ndata: {\"x\":1}\n\n", List.of("{\"x\":1}")),
+        Arguments.of(
+            "event and id fields ignored",
+            "event: message_start\nid: 7\nretry: 10\ndata: {\"x\":1}\n\n",
+            List.of("{\"x\":1}")),
         Arguments.of("comment lines", ": keep-alive\n\ndata: a\n: more\n\n", List.of("a")),
         Arguments.of("multi-line data", "data: one\ndata: two\n\n", List.of("one\ntwo")),
         Arguments.of("no space after colon", "data:tight\n\n", List.of("tight")),
-        Arguments.of("only the first space is dropped", "data:  two spaces\n\n", List.of(" two spaces")),
+        Arguments.of(
+            "only the first space is dropped", "data:  two spaces\n\n", List.of(" two spaces")),
         Arguments.of("data without colon", "data\n\n", List.of("")),
-        Arguments.of("event without data is not an event", "event: ping\n\ndata: a\n\n", List.of("a")),
+        Arguments.of(
+            "event without data is not an event", "event: ping\n\ndata: a\n\n", List.of("a")),
         Arguments.of("field names are case-sensitive", "Data: x\n\ndata: y\n\n", List.of("y")),
         Arguments.of("long field name", "datadatadatadata: x\n\ndata: y\n\n", List.of("y")),
-        Arguments.of("unterminated last event counts at end", "data: a\n\ndata: tail", List.of("a", "tail")),
+        Arguments.of(
+            "unterminated last event counts at end", "data: a\n\ndata: tail", List.of("a", "tail")),
         Arguments.of("utf-8 data", "data: héllo 👋\n\n", List.of("héllo 👋")));
   }
 

@@ -18,7 +18,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** The estimate a response cut short is charged: tokenizers, prompt text, output text, the merge. */
+/**
+ * The estimate a response cut short is charged: tokenizers, prompt text, output text, the merge.
+ */
 class TokenEstimateTest {
 
   @BeforeAll
@@ -84,42 +86,57 @@ class TokenEstimateTest {
   }
 
   /**
-   * Request bodies of every API and the input tokens the byte bound gives them. Each text piece
-   * is counted with a newline after it; each message adds 4 and the request 3.
+   * Request bodies of every API and the input tokens the byte bound gives them. Each text piece is
+   * counted with a newline after it; each message adds 4 and the request 3.
    */
   static Stream<Arguments> prompts() {
     return Stream.of(
         // "abc\n" + "abcdef\n" = 11 bytes: 4; 2 messages: 8; + 3. The image URL is not text.
-        Arguments.of("{\"model\":\"x\",\"messages\":[{\"role\":\"system\",\"content\":\"abc\"},"
-            + "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"abcdef\"},"
-            + "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AAAAAAAAAAAA\"}}]}]}", 15L),
+        Arguments.of(
+            "{\"model\":\"x\",\"messages\":[{\"role\":\"system\",\"content\":\"abc\"},"
+                + "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"abcdef\"},"
+                + "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AAAAAAAAAAAA\"}}]}]}",
+            15L),
         // Responses: "abcde\n" + "xyz\n" = 10 bytes: 4; the input string is one message: 4; + 3
         Arguments.of("{\"model\":\"o3\",\"input\":\"abcde\",\"instructions\":\"xyz\"}", 11L),
         // Responses input items, content parts
-        Arguments.of("{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"abcde\"}]}]}", 9L),
+        Arguments.of(
+            "{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"abcde\"}]}]}",
+            9L),
         // completions: "abcdefgh\n" 9 bytes: 3; no messages; + 3
         Arguments.of("{\"model\":\"gpt-3.5-turbo-instruct\",\"prompt\":\"abcdefgh\"}", 6L),
         // embeddings: two inputs, two "messages": "ab\n" "cd\n" 6 bytes: 2; 8; + 3
         Arguments.of("{\"model\":\"text-embedding-3-small\",\"input\":[\"ab\",\"cd\"]}", 13L),
         // Anthropic: the base64 image is skipped: "ab\n" + "cd\n" = 6 bytes: 2; 1 message: 4; + 3
-        Arguments.of("{\"system\":[{\"type\":\"text\",\"text\":\"ab\"}],\"messages\":[{\"role\":\"user\","
-            + "\"content\":[{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\","
-            + "\"data\":\"QUFBQUFBQUFBQUFBQUFBQUFB\"}},{\"type\":\"text\",\"text\":\"cd\"}]}]}", 9L),
-        // Anthropic tool result and earlier thinking are text; tool_use input (JSON) and signatures are not
-        Arguments.of("{\"messages\":[{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\",\"thinking\":\"hm\","
-            + "\"signature\":\"c2lnbmF0dXJlc2lnbmF0dXJl\"},{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"f\","
-            + "\"input\":{\"q\":\"zzzzzzzzzzzzzzzz\"}}]},{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
-            + "\"tool_use_id\":\"t1\",\"content\":\"ok\"}]}]}", 13L),
+        Arguments.of(
+            "{\"system\":[{\"type\":\"text\",\"text\":\"ab\"}],\"messages\":[{\"role\":\"user\","
+                + "\"content\":[{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\","
+                + "\"data\":\"QUFBQUFBQUFBQUFBQUFBQUFB\"}},{\"type\":\"text\",\"text\":\"cd\"}]}]}",
+            9L),
+        // Anthropic tool result and earlier thinking are text; tool_use input (JSON) and signatures
+        // are not
+        Arguments.of(
+            "{\"messages\":[{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\",\"thinking\":\"hm\","
+                + "\"signature\":\"c2lnbmF0dXJlc2lnbmF0dXJl\"},{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"f\","
+                + "\"input\":{\"q\":\"zzzzzzzzzzzzzzzz\"}}]},{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+                + "\"tool_use_id\":\"t1\",\"content\":\"ok\"}]}]}",
+            13L),
         // Gemini: "abcdefghi\n" + "zz\n" = 13 bytes: 5; 1 message: 4; + 3; inline data skipped
-        Arguments.of("{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"abcdefghi\"},"
-            + "{\"inlineData\":{\"mimeType\":\"image/png\",\"data\":\"AAAAAAAAAAAAAAAAAAAAAAAA\"}}]}],"
-            + "\"systemInstruction\":{\"parts\":[{\"text\":\"zz\"}]}}", 12L),
+        Arguments.of(
+            "{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"abcdefghi\"},"
+                + "{\"inlineData\":{\"mimeType\":\"image/png\",\"data\":\"AAAAAAAAAAAAAAAAAAAAAAAA\"}}]}],"
+                + "\"systemInstruction\":{\"parts\":[{\"text\":\"zz\"}]}}",
+            12L),
         // tools by the bytes of their JSON: [{"type":"function"}] is 21 bytes: 7; "a\n": 1; 4; 3
-        Arguments.of("{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"tools\":[{\"type\":\"function\"}]}", 15L),
+        Arguments.of(
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"tools\":[{\"type\":\"function\"}]}",
+            15L),
         // escapes are decoded: a"b and the newline: 4 bytes: 2; + 3
         Arguments.of("{\"prompt\":\"a\\\"b\"}", 5L),
         // fields that are not prompt text count nothing
-        Arguments.of("{\"model\":\"claude-haiku-4-5\",\"max_tokens\":1024,\"metadata\":{\"user_id\":\"abcdefabcdef\"}}", 3L),
+        Arguments.of(
+            "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":1024,\"metadata\":{\"user_id\":\"abcdefabcdef\"}}",
+            3L),
         // not JSON: nothing read, the request's 3
         Arguments.of("not json", 3L));
   }
@@ -136,9 +153,10 @@ class TokenEstimateTest {
   @Test
   void promptTokens_openAiChat_isTheExactCountPlusFraming() {
     // o200k_base: the system text is 10 tokens, the user text 18 (see the lisbon fixture).
-    String body = "{\"messages\":[{\"role\":\"system\",\"content\":\"You are a concise assistant for a travel company.\"},"
-        + "{\"role\":\"user\",\"content\":\"Suggest three things to do on a rainy afternoon in Lisbon, with one sentence on each.\"}],"
-        + "\"model\":\"gpt-4o-mini\",\"stream\":true}";
+    String body =
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"You are a concise assistant for a travel company.\"},"
+            + "{\"role\":\"user\",\"content\":\"Suggest three things to do on a rainy afternoon in Lisbon, with one sentence on each.\"}],"
+            + "\"model\":\"gpt-4o-mini\",\"stream\":true}";
     TokenEstimate.Prompt prompt = new TokenEstimate.Prompt();
     RequestBody request = RequestBody.inspect(ByteString.copyFromUtf8(body), prompt);
 
@@ -197,7 +215,8 @@ class TokenEstimateTest {
     return Stream.of(
         // OpenAI cut before its usage chunk: the estimate is all there is
         Arguments.of(none, 40L, 77L, new TokenUsage(40, 77, 0, 0)),
-        // Anthropic after message_start: its input is final, the estimate's is not used; output raised
+        // Anthropic after message_start: its input is final, the estimate's is not used; output
+        // raised
         Arguments.of(new TokenUsage(38, 1, 0, 0), 200L, 115L, new TokenUsage(38, 115, 0, 0)),
         // cache reads reported: they stay in their bucket, nothing is added to input
         Arguments.of(new TokenUsage(25, 1, 3000, 0), 10L, 14L, new TokenUsage(25, 14, 3000, 0)),
@@ -211,9 +230,10 @@ class TokenEstimateTest {
 
   @ParameterizedTest(name = "{0} + ({1}, {2})")
   @MethodSource("charges")
-  void charge_reportedAndEstimated_takesReportedInputAndTheLargerOutput(TokenUsage reported,
-      long input, long output, TokenUsage expected) {
-    assertThat(TokenEstimate.charge(Optional.ofNullable(reported), input, output)).isEqualTo(expected);
+  void charge_reportedAndEstimated_takesReportedInputAndTheLargerOutput(
+      TokenUsage reported, long input, long output, TokenUsage expected) {
+    assertThat(TokenEstimate.charge(Optional.ofNullable(reported), input, output))
+        .isEqualTo(expected);
   }
 
   static Stream<Arguments> needs() {
@@ -238,51 +258,80 @@ class TokenEstimateTest {
 
   @ParameterizedTest(name = "{0} started={1} final={2} complete={3} sse={4}")
   @MethodSource("needs")
-  void needed_howTheResponseEnded_decidesWhetherToEstimate(UsageFormat format, boolean started,
-      boolean finalUsage, boolean complete, boolean sse, boolean expected) {
-    assertThat(TokenEstimate.needed(format, started, finalUsage, complete, sse)).isEqualTo(expected);
+  void needed_howTheResponseEnded_decidesWhetherToEstimate(
+      UsageFormat format,
+      boolean started,
+      boolean finalUsage,
+      boolean complete,
+      boolean sse,
+      boolean expected) {
+    assertThat(TokenEstimate.needed(format, started, finalUsage, complete, sse))
+        .isEqualTo(expected);
   }
 
   static Stream<Arguments> responseTexts() {
     return Stream.of(
-        Arguments.of("{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi \\\"you\\\"\\n\"}}],\"usage\":null}",
+        Arguments.of(
+            "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi \\\"you\\\"\\n\"}}],\"usage\":null}",
             "Hi \"you\"\n"),
-        Arguments.of("{\"choices\":[{\"delta\":{\"reasoning_content\":\"think\",\"role\":\"assistant\"}}]}", "think"),
-        Arguments.of("{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\","
-            + "\"arguments\":\"{\\\"q\\\":1}\"}}]}}]}", "{\"q\":1}"),
-        Arguments.of("{\"type\":\"response.output_text.delta\",\"item_id\":\"msg_1\",\"delta\":\"Ünï\"}", "Ünï"),
+        Arguments.of(
+            "{\"choices\":[{\"delta\":{\"reasoning_content\":\"think\",\"role\":\"assistant\"}}]}",
+            "think"),
+        Arguments.of(
+            "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\","
+                + "\"arguments\":\"{\\\"q\\\":1}\"}}]}}]}",
+            "{\"q\":1}"),
+        Arguments.of(
+            "{\"type\":\"response.output_text.delta\",\"item_id\":\"msg_1\",\"delta\":\"Ünï\"}",
+            "Ünï"),
         // the whole text of a done event is not counted again
         Arguments.of("{\"type\":\"response.output_text.done\",\"text\":\"whole\"}", ""),
-        Arguments.of("{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Bonjour\"}}", "Bonjour"),
-        Arguments.of("{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hmm\"}}", "hmm"),
-        Arguments.of("{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"a\\\"\"}}", "{\"a\""),
+        Arguments.of(
+            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Bonjour\"}}",
+            "Bonjour"),
+        Arguments.of(
+            "{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hmm\"}}",
+            "hmm"),
+        Arguments.of(
+            "{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"a\\\"\"}}",
+            "{\"a\""),
         // a signature is not generated text
-        Arguments.of("{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"signature_delta\",\"signature\":\"c2ln\"}}", ""),
-        Arguments.of("{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"fox\"},{\"text\":\"!\"}],\"role\":\"model\"}}]}", "fox!"),
-        Arguments.of("[{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]}}]},"
-            + "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"b\"}]}}]}]", "ab"),
+        Arguments.of(
+            "{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"signature_delta\",\"signature\":\"c2ln\"}}",
+            ""),
+        Arguments.of(
+            "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"fox\"},{\"text\":\"!\"}],\"role\":\"model\"}}]}",
+            "fox!"),
+        Arguments.of(
+            "[{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]}}]},"
+                + "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"b\"}]}}]}]",
+            "ab"),
         // unicode escapes, a surrogate pair among them, and a lone surrogate made U+FFFD
         Arguments.of("{\"delta\":{\"text\":\"\\u00e9\\ud83d\\udc4b\\ud800x\"}}", "é👋\uFFFDx"),
         // ids, roles and models are not text
-        Arguments.of("{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}", ""));
+        Arguments.of(
+            "{\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}",
+            ""));
   }
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("responseTexts")
   void scanner_textPaths_handsOnTheDecodedGeneratedTextOnly(String json, String expected) {
     ByteArrayOutputStream seen = new ByteArrayOutputStream();
-    JsonUsageScanner scanner = new JsonUsageScanner(new JsonUsageScanner.Listener() {
-      @Override
-      public void usage(Map<String, Long> fields) {}
+    JsonUsageScanner scanner =
+        new JsonUsageScanner(
+            new JsonUsageScanner.Listener() {
+              @Override
+              public void usage(Map<String, Long> fields) {}
 
-      @Override
-      public void model(String model) {}
+              @Override
+              public void model(String model) {}
 
-      @Override
-      public void text(byte[] utf8, int offset, int length) {
-        seen.write(utf8, offset, length);
-      }
-    });
+              @Override
+              public void text(byte[] utf8, int offset, int length) {
+                seen.write(utf8, offset, length);
+              }
+            });
     byte[] bytes = json.getBytes(StandardCharsets.UTF_8);
     // a byte at a time: escapes and characters split across feeds
     for (int i = 0; i < bytes.length; i++) {

@@ -22,7 +22,8 @@ import org.slf4j.LoggerFactory;
  * logback.xml and the JSON lines of QUOTA_LOG_FORMAT=json.
  */
 final class LogCapture implements AutoCloseable {
-  static final String TEXT_PATTERN = "%d{yyyy-MM-dd'T'HH:mm:ss.SSSXXX} %-5level [%thread] %logger{20} - %msg%n";
+  static final String TEXT_PATTERN =
+      "%d{yyyy-MM-dd'T'HH:mm:ss.SSSXXX} %-5level [%thread] %logger{20} - %msg%n";
 
   private final LoggerContext context = (LoggerContext) LoggerFactory.getILoggerFactory();
   private final ListAppender<ILoggingEvent> appender = new ListAppender<>();
@@ -56,7 +57,9 @@ final class LogCapture implements AutoCloseable {
   /** Every event as the JSON appender writes it. */
   List<String> asJson() {
     JsonEncoder encoder = Logging.jsonEncoder(context);
-    return events().stream().map(e -> new String(encoder.encode(e), StandardCharsets.UTF_8)).toList();
+    return events().stream()
+        .map(e -> new String(encoder.encode(e), StandardCharsets.UTF_8))
+        .toList();
   }
 
   @Override

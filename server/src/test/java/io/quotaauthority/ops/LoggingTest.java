@@ -54,10 +54,12 @@ class LoggingTest {
     Logging.apply(context, LogFormat.JSON);
     Logger log = context.getLogger("io.quotaauthority.Example");
 
-    String out = stdoutOf(() -> {
-      log.info("admin {} key_id={} actor={}", "create", 42, "admin:alice");
-      log.warn("with \"quotes\"\nand a newline", new IllegalStateException("boom"));
-    });
+    String out =
+        stdoutOf(
+            () -> {
+              log.info("admin {} key_id={} actor={}", "create", 42, "admin:alice");
+              log.warn("with \"quotes\"\nand a newline", new IllegalStateException("boom"));
+            });
 
     Logger root = context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
     assertThat(root.getAppender(Logging.TEXT_APPENDER)).isNull();
@@ -67,7 +69,8 @@ class LoggingTest {
     JsonNode first = JSON.readTree(lines[0]);
     assertThat(first.get("level").asText()).isEqualTo("INFO");
     assertThat(first.get("loggerName").asText()).isEqualTo("io.quotaauthority.Example");
-    assertThat(first.get("formattedMessage").asText()).isEqualTo("admin create key_id=42 actor=admin:alice");
+    assertThat(first.get("formattedMessage").asText())
+        .isEqualTo("admin create key_id=42 actor=admin:alice");
     assertThat(first.has("timestamp")).isTrue();
     assertThat(first.has("context")).isFalse();
     JsonNode second = JSON.readTree(lines[1]);
@@ -85,7 +88,9 @@ class LoggingTest {
     String out = stdoutOf(() -> log.info("hello {}", "world"));
 
     assertThat(out).matches("\\S+ INFO  \\[.*] i.q.Example - hello world\\n");
-    assertThat(context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).getAppender(Logging.JSON_APPENDER)).isNull();
+    assertThat(
+            context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).getAppender(Logging.JSON_APPENDER))
+        .isNull();
     context.stop();
   }
 }

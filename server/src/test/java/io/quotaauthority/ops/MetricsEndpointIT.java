@@ -1,6 +1,5 @@
 package io.quotaauthority.ops;
 
-import java.util.LinkedHashMap;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -20,6 +19,7 @@ import io.quotaauthority.testing.UsageStream;
 import java.net.http.HttpResponse;
 import java.time.Clock;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -45,25 +45,32 @@ class MetricsEndpointIT {
   static void start() throws Exception {
     db = TestDatabase.create();
     port = Scrape.freePort();
-    server = TestServer.start(db, Map.of(Setting.METRICS_PORT, Integer.toString(port)), Clock.systemUTC());
+    server =
+        TestServer.start(
+            db, Map.of(Setting.METRICS_PORT, Integer.toString(port)), Clock.systemUTC());
 
     // Admin: 3 creates, 2 gets, 1 call with a wrong token.
     List<String> secrets = new ArrayList<>();
     List<String> ids = new ArrayList<>();
     for (int i = 0; i < 3; i++) {
-      var created = server.admin().createKey(CreateKeyRequest.newBuilder().setName("m" + i).build());
+      var created =
+          server.admin().createKey(CreateKeyRequest.newBuilder().setName("m" + i).build());
       secrets.add(created.getSecret());
       ids.add(created.getKey().getId());
     }
     server.admin().getKey(GetKeyRequest.newBuilder().setId(ids.get(0)).build());
     server.admin().getKey(GetKeyRequest.newBuilder().setId(ids.get(1)).build());
-    var wrongToken = KeyAdminServiceGrpc.newBlockingStub(server.adminChannel())
-        .withInterceptors(TestServer.bearer("wrong"));
-    assertThatThrownBy(() -> wrongToken.getKey(GetKeyRequest.newBuilder().setId(ids.get(0)).build()))
+    var wrongToken =
+        KeyAdminServiceGrpc.newBlockingStub(server.adminChannel())
+            .withInterceptors(TestServer.bearer("wrong"));
+    assertThatThrownBy(
+            () -> wrongToken.getKey(GetKeyRequest.newBuilder().setId(ids.get(0)).build()))
         .isInstanceOf(StatusRuntimeException.class);
 
     // Check: 2 allowed, 1 unknown key, 1 without a key.
-    var authz = AuthorizationGrpc.newBlockingStub(server.authzChannel()).withDeadlineAfter(5, TimeUnit.SECONDS);
+    var authz =
+        AuthorizationGrpc.newBlockingStub(server.authzChannel())
+            .withDeadlineAfter(5, TimeUnit.SECONDS);
     CheckRequest allowed = EnvoyChecks.post("/v1/chat/completions").bearer(secrets.get(0)).build();
     assertThat(authz.check(allowed).getStatus().getCode()).isZero();
     assertThat(authz.check(allowed).getStatus().getCode()).isZero();
@@ -71,16 +78,20 @@ class MetricsEndpointIT {
     authz.check(EnvoyChecks.post("/v1/chat/completions").build());
 
     // Usage: 2 accepted, then the first again (duplicate).
-    UsageStream first = UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
-        .send(UsageStream.report("m-r1", ids.get(0), "0.1"))
-        .send(UsageStream.report("m-r2", ids.get(0), "0.2"))
-        .finish();
-    UsageStream again = UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
-        .send(UsageStream.report("m-r1", ids.get(0), "0.1"))
-        .finish();
-    assertThat(first.responses()).extracting(ReportUsageResponse::getResult)
+    UsageStream first =
+        UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
+            .send(UsageStream.report("m-r1", ids.get(0), "0.1"))
+            .send(UsageStream.report("m-r2", ids.get(0), "0.2"))
+            .finish();
+    UsageStream again =
+        UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
+            .send(UsageStream.report("m-r1", ids.get(0), "0.1"))
+            .finish();
+    assertThat(first.responses())
+        .extracting(ReportUsageResponse::getResult)
         .containsOnly(UsageResult.USAGE_RESULT_ACCEPTED);
-    assertThat(again.responses()).extracting(ReportUsageResponse::getResult)
+    assertThat(again.responses())
+        .extracting(ReportUsageResponse::getResult)
         .containsExactly(UsageResult.USAGE_RESULT_DUPLICATE);
 
     response = Scrape.get(port, "/metrics");
@@ -104,7 +115,8 @@ class MetricsEndpointIT {
   @Test
   void metrics_afterTraffic_isPrometheusText() {
     assertThat(response.statusCode()).isEqualTo(200);
-    assertThat(response.headers().firstValue("content-type")).hasValue(OpsHttpServer.PROMETHEUS_TEXT);
+    assertThat(response.headers().firstValue("content-type"))
+        .hasValue(OpsHttpServer.PROMETHEUS_TEXT);
     assertThat(response.body()).contains("# TYPE quota_check_decisions_total counter");
   }
 
@@ -112,7 +124,9 @@ class MetricsEndpointIT {
   void meteringRefusals_scrapedUnderTheDocumentedNameForEveryReason() {
     // Registered at start, so an alert on any increase works before the first refusal.
     for (String reason : List.of("missing", "malformed", "wrong")) {
-      assertThat(value("quota_metering_streams_refused_total", "reason", reason)).as(reason).isZero();
+      assertThat(value("quota_metering_streams_refused_total", "reason", reason))
+          .as(reason)
+          .isZero();
     }
     assertThat(value("quota_usage_reports_total", "result", "conflict")).isZero();
   }
@@ -121,7 +135,8 @@ class MetricsEndpointIT {
   void adminCalls_countedByMethodAndCode() {
     assertThat(value("quota_admin_calls_total", "method", CREATE, "code", "OK")).isEqualTo(3);
     assertThat(value("quota_admin_calls_total", "method", GET, "code", "OK")).isEqualTo(2);
-    assertThat(value("quota_admin_calls_total", "method", GET, "code", "UNAUTHENTICATED")).isEqualTo(1);
+    assertThat(value("quota_admin_calls_total", "method", GET, "code", "UNAUTHENTICATED"))
+        .isEqualTo(1);
   }
 
   @Test
@@ -132,7 +147,9 @@ class MetricsEndpointIT {
     assertThat(value("quota_check_decisions_total", "result", "exhausted")).isZero();
     assertThat(value("quota_check_latency_seconds_count")).isEqualTo(4);
     assertThat(value("quota_check_latency_seconds_bucket", "le", "+Inf")).isEqualTo(4);
-    assertThat(samples).filteredOn(s -> s.name().equals("quota_check_latency_seconds_bucket")).hasSizeGreaterThan(10);
+    assertThat(samples)
+        .filteredOn(s -> s.name().equals("quota_check_latency_seconds_bucket"))
+        .hasSizeGreaterThan(10);
   }
 
   @Test
@@ -149,20 +166,25 @@ class MetricsEndpointIT {
   @Test
   void keyCache_sizeHitsAndMisses() {
     assertThat(value("cache_size", "cache", Metrics.KEY_CACHE)).isEqualTo(3);
-    assertThat(value("cache_gets_total", "cache", Metrics.KEY_CACHE, "result", "hit")).isGreaterThanOrEqualTo(2);
-    assertThat(value("cache_gets_total", "cache", Metrics.KEY_CACHE, "result", "miss")).isGreaterThanOrEqualTo(1);
+    assertThat(value("cache_gets_total", "cache", Metrics.KEY_CACHE, "result", "hit"))
+        .isGreaterThanOrEqualTo(2);
+    assertThat(value("cache_gets_total", "cache", Metrics.KEY_CACHE, "result", "miss"))
+        .isGreaterThanOrEqualTo(1);
   }
 
   @Test
   void hikariPool_metricsPresentAndUsed() {
     assertThat(value("hikaricp_connections_max", "pool", "quota-db")).isEqualTo(8);
     assertThat(value("hikaricp_connections", "pool", "quota-db")).isGreaterThanOrEqualTo(1);
-    assertThat(value("hikaricp_connections_acquire_seconds_count", "pool", "quota-db")).isGreaterThan(5);
+    assertThat(value("hikaricp_connections_acquire_seconds_count", "pool", "quota-db"))
+        .isGreaterThan(5);
   }
 
   @Test
   void jvmAndProcess_basicsPresent() {
-    assertThat(samples).anyMatch(s -> s.name().equals("jvm_memory_used_bytes") && "heap".equals(s.labels().get("area")));
+    assertThat(samples)
+        .anyMatch(
+            s -> s.name().equals("jvm_memory_used_bytes") && "heap".equals(s.labels().get("area")));
     assertThat(value("jvm_threads_live_threads")).isPositive();
     assertThat(value("process_uptime_seconds")).isPositive();
     assertThat(samples).anyMatch(s -> s.name().startsWith("jvm_gc_"));
@@ -174,8 +196,11 @@ class MetricsEndpointIT {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     double heard;
     do {
-      heard = Scrape.value(Scrape.parse(Scrape.get(port, "/metrics").body()),
-          "quota_keys_notification_lag_seconds_count", Map.of());
+      heard =
+          Scrape.value(
+              Scrape.parse(Scrape.get(port, "/metrics").body()),
+              "quota_keys_notification_lag_seconds_count",
+              Map.of());
     } while (!(heard >= 3) && System.nanoTime() < deadline && sleep());
     assertThat(heard).isGreaterThanOrEqualTo(3);
   }

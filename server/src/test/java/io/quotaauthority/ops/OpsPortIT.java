@@ -40,8 +40,12 @@ import org.junit.jupiter.api.Test;
  * and the request timeout cuts a slowloris. A real server, raw sockets.
  */
 class OpsPortIT {
-  /** A request line and one header, then nothing: the JDK HttpServer's two workers froze on two of these. */
-  private static final byte[] PARTIAL = "GET /healthz HTTP/1.1\r\nHost: x\r\n".getBytes(StandardCharsets.US_ASCII);
+  /**
+   * A request line and one header, then nothing: the JDK HttpServer's two workers froze on two of
+   * these.
+   */
+  private static final byte[] PARTIAL =
+      "GET /healthz HTTP/1.1\r\nHost: x\r\n".getBytes(StandardCharsets.US_ASCII);
 
   private static TestDatabase db;
   private static TestServer server;
@@ -52,8 +56,11 @@ class OpsPortIT {
   static void start() throws Exception {
     db = TestDatabase.create();
     port = Scrape.freePort();
-    server = TestServer.start(db, Map.of(Setting.METRICS_PORT, Integer.toString(port),
-        Setting.METRICS_BIND, "127.0.0.1"), Clock.systemUTC());
+    server =
+        TestServer.start(
+            db,
+            Map.of(Setting.METRICS_PORT, Integer.toString(port), Setting.METRICS_BIND, "127.0.0.1"),
+            Clock.systemUTC());
   }
 
   @AfterAll
@@ -80,8 +87,12 @@ class OpsPortIT {
   /** GET /healthz with a one-second deadline on a fresh connection. */
   private static HttpResponse<String> healthzWithin1s() throws Exception {
     HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(1)).build();
-    return client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/healthz"))
-        .timeout(Duration.ofSeconds(1)).GET().build(), HttpResponse.BodyHandlers.ofString());
+    return client.send(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/healthz"))
+            .timeout(Duration.ofSeconds(1))
+            .GET()
+            .build(),
+        HttpResponse.BodyHandlers.ofString());
   }
 
   /** Everything the server sends until it closes the connection (or the read times out). */
@@ -119,8 +130,13 @@ class OpsPortIT {
 
     assertThat(healthzWithin1s().statusCode()).isEqualTo(200);
     HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(1)).build();
-    HttpResponse<String> ready = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/readyz"))
-        .timeout(Duration.ofSeconds(1)).GET().build(), HttpResponse.BodyHandlers.ofString());
+    HttpResponse<String> ready =
+        client.send(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/readyz"))
+                .timeout(Duration.ofSeconds(1))
+                .GET()
+                .build(),
+            HttpResponse.BodyHandlers.ofString());
     assertThat(ready.statusCode()).isEqualTo(200);
     // The oldest stalled connection was closed to make room.
     assertThat(readUntilClosed(sockets.get(0), Duration.ofSeconds(2))).isEmpty();
@@ -130,19 +146,24 @@ class OpsPortIT {
   void slowloris_oneBytePerSecond_cutByTheRequestTimeoutWith408() throws Exception {
     Socket s = new Socket("127.0.0.1", port);
     sockets.add(s);
-    byte[] request = "GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: slow\r\n\r\n".getBytes(StandardCharsets.US_ASCII);
+    byte[] request =
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: slow\r\n\r\n"
+            .getBytes(StandardCharsets.US_ASCII);
     OutputStream out = s.getOutputStream();
-    Thread trickle = new Thread(() -> {
-      try {
-        for (byte c : request) {
-          out.write(c);
-          out.flush();
-          Thread.sleep(1000);
-        }
-      } catch (IOException | InterruptedException cut) {
-        // the server closed the connection: what this test wants
-      }
-    }, "slowloris");
+    Thread trickle =
+        new Thread(
+            () -> {
+              try {
+                for (byte c : request) {
+                  out.write(c);
+                  out.flush();
+                  Thread.sleep(1000);
+                }
+              } catch (IOException | InterruptedException cut) {
+                // the server closed the connection: what this test wants
+              }
+            },
+            "slowloris");
     trickle.setDaemon(true);
     long start = System.nanoTime();
     trickle.start();
@@ -163,8 +184,9 @@ class OpsPortIT {
     sockets.add(s);
     s.setSoTimeout(2000);
     OutputStream out = s.getOutputStream();
-    out.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nHEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        .getBytes(StandardCharsets.US_ASCII));
+    out.write(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nHEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            .getBytes(StandardCharsets.US_ASCII));
     out.flush();
 
     String answer = readUntilClosed(s, Duration.ofSeconds(2));
@@ -178,27 +200,33 @@ class OpsPortIT {
   void request_headerLineOverTheLimit_400AndClosed() throws Exception {
     Socket s = new Socket("127.0.0.1", port);
     sockets.add(s);
-    s.getOutputStream().write(("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + "a".repeat(20_000) + "\r\n\r\n")
-        .getBytes(StandardCharsets.US_ASCII));
+    s.getOutputStream()
+        .write(
+            ("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + "a".repeat(20_000) + "\r\n\r\n")
+                .getBytes(StandardCharsets.US_ASCII));
 
     assertThat(readUntilClosed(s, Duration.ofSeconds(2))).startsWith("HTTP/1.1 400 Bad Request");
   }
 
   @Test
   void adminPort_defaultBind_refusesAConnectionToANonLoopbackAddress() throws Exception {
-    Optional<InetAddress> external = Collections.list(NetworkInterface.getNetworkInterfaces()).stream()
-        .flatMap(i -> Collections.list(i.getInetAddresses()).stream())
-        .filter(a -> a instanceof Inet4Address && !a.isLoopbackAddress() && !a.isLinkLocalAddress())
-        .findFirst();
+    Optional<InetAddress> external =
+        Collections.list(NetworkInterface.getNetworkInterfaces()).stream()
+            .flatMap(i -> Collections.list(i.getInetAddresses()).stream())
+            .filter(
+                a -> a instanceof Inet4Address && !a.isLoopbackAddress() && !a.isLinkLocalAddress())
+            .findFirst();
     Assumptions.assumeTrue(external.isPresent(), "this host has no non-loopback IPv4 address");
 
     try (Socket ok = new Socket("127.0.0.1", server.app().adminPort())) {
       assertThat(ok.isConnected()).isTrue();
     }
-    assertThatThrownBy(() -> {
-      try (Socket s = new Socket()) {
-        s.connect(new InetSocketAddress(external.get(), server.app().adminPort()), 1000);
-      }
-    }).isInstanceOf(ConnectException.class);
+    assertThatThrownBy(
+            () -> {
+              try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress(external.get(), server.app().adminPort()), 1000);
+              }
+            })
+        .isInstanceOf(ConnectException.class);
   }
 }

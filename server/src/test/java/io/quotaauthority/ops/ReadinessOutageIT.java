@@ -40,9 +40,13 @@ class ReadinessOutageIT {
     db = TestDatabase.create();
     proxy = TcpProxy.toPostgres();
     port = Scrape.freePort();
-    server = TestServer.start(db, Map.of(
-        Setting.DB_URL, proxy.jdbcUrl(db.name()),
-        Setting.METRICS_PORT, Integer.toString(port)), Clock.systemUTC());
+    server =
+        TestServer.start(
+            db,
+            Map.of(
+                Setting.DB_URL, proxy.jdbcUrl(db.name()),
+                Setting.METRICS_PORT, Integer.toString(port)),
+            Clock.systemUTC());
   }
 
   @AfterAll
@@ -53,7 +57,8 @@ class ReadinessOutageIT {
   }
 
   @Test
-  void readiness_databaseGoesAwayAndComesBack_readyzAndAdminHealthFollowAuthzStaysServing() throws Exception {
+  void readiness_databaseGoesAwayAndComesBack_readyzAndAdminHealthFollowAuthzStaysServing()
+      throws Exception {
     assertThat(Scrape.get(port, "/readyz").statusCode()).isEqualTo(200);
     assertThat(health(server.authzChannel())).isEqualTo(ServingStatus.SERVING);
     assertThat(health(server.adminChannel())).isEqualTo(ServingStatus.SERVING);
@@ -71,7 +76,10 @@ class ReadinessOutageIT {
     assertThat(health(server.authzChannel())).isEqualTo(ServingStatus.SERVING);
     assertThat(health(server.adminChannel())).isEqualTo(ServingStatus.NOT_SERVING);
     assertThat(Scrape.get(port, "/healthz").statusCode()).isEqualTo(200);
-    assertThat(Scrape.value(Scrape.parse(Scrape.get(port, "/metrics").body()), "quota_ready", Map.of())).isZero();
+    assertThat(
+            Scrape.value(
+                Scrape.parse(Scrape.get(port, "/metrics").body()), "quota_ready", Map.of()))
+        .isZero();
 
     proxy.restore();
 
@@ -81,8 +89,10 @@ class ReadinessOutageIT {
   }
 
   private static ServingStatus health(ManagedChannel channel) {
-    return HealthGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.SECONDS)
-        .check(HealthCheckRequest.getDefaultInstance()).getStatus();
+    return HealthGrpc.newBlockingStub(channel)
+        .withDeadlineAfter(5, TimeUnit.SECONDS)
+        .check(HealthCheckRequest.getDefaultInstance())
+        .getStatus();
   }
 
   private static int status(String path) {
@@ -93,7 +103,8 @@ class ReadinessOutageIT {
     }
   }
 
-  private static void awaitTrue(String what, BooleanSupplier condition) throws InterruptedException {
+  private static void awaitTrue(String what, BooleanSupplier condition)
+      throws InterruptedException {
     long deadline = System.nanoTime() + WAIT.toNanos();
     while (!condition.getAsBoolean()) {
       if (System.nanoTime() > deadline) {

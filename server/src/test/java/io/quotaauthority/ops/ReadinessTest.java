@@ -27,7 +27,8 @@ class ReadinessTest {
   void start() throws Exception {
     health = new HealthStatusManager();
     String name = InProcessServerBuilder.generateName();
-    server = InProcessServerBuilder.forName(name).addService(health.getHealthService()).build().start();
+    server =
+        InProcessServerBuilder.forName(name).addService(health.getHealthService()).build().start();
     channel = InProcessChannelBuilder.forName(name).build();
   }
 
@@ -38,7 +39,9 @@ class ReadinessTest {
   }
 
   private ServingStatus grpcStatus() {
-    return HealthGrpc.newBlockingStub(channel).check(HealthCheckRequest.getDefaultInstance()).getStatus();
+    return HealthGrpc.newBlockingStub(channel)
+        .check(HealthCheckRequest.getDefaultInstance())
+        .getStatus();
   }
 
   private Readiness readiness(List<Readiness.Check> checks) {
@@ -57,16 +60,20 @@ class ReadinessTest {
 
   @Test
   void probe_checksFailOrThrow_notReadyNamingThemInOrder_andNotServing() {
-    List<Readiness.Check> checks = List.of(
-        Readiness.check("database", () -> false),
-        Readiness.check("fine", () -> true),
-        Readiness.check("notifications", () -> {
-          throw new IllegalStateException("boom");
-        }));
+    List<Readiness.Check> checks =
+        List.of(
+            Readiness.check("database", () -> false),
+            Readiness.check("fine", () -> true),
+            Readiness.check(
+                "notifications",
+                () -> {
+                  throw new IllegalStateException("boom");
+                }));
     try (Readiness r = readiness(checks)) {
       r.start();
 
-      assertThat(r.current()).isEqualTo(new Readiness.Result(false, List.of("database", "notifications")));
+      assertThat(r.current())
+          .isEqualTo(new Readiness.Result(false, List.of("database", "notifications")));
       assertThat(grpcStatus()).isEqualTo(ServingStatus.NOT_SERVING);
     }
   }
@@ -111,7 +118,8 @@ class ReadinessTest {
   @Test
   void start_withStartupWait_waitsForACheckThatPassesSoon() {
     long readyAt = System.nanoTime() + Duration.ofMillis(200).toNanos();
-    try (Readiness r = readiness(List.of(Readiness.check("notifications", () -> System.nanoTime() > readyAt)))) {
+    try (Readiness r =
+        readiness(List.of(Readiness.check("notifications", () -> System.nanoTime() > readyAt)))) {
       r.start(Duration.ofSeconds(5));
 
       assertThat(r.current().ready()).isTrue();
@@ -134,7 +142,9 @@ class ReadinessTest {
   @Test
   void start_periodicProbe_followsTheCheckWithoutBeingAsked() throws Exception {
     AtomicBoolean up = new AtomicBoolean(true);
-    try (Readiness r = new Readiness(List.of(Readiness.check("database", up::get)), health, Duration.ofMillis(20))) {
+    try (Readiness r =
+        new Readiness(
+            List.of(Readiness.check("database", up::get)), health, Duration.ofMillis(20))) {
       r.start();
       up.set(false);
 

@@ -1,8 +1,8 @@
 package io.quotaauthority.ops;
 
+import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
-import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -17,10 +17,12 @@ import java.util.regex.Pattern;
 
 /** HTTP GETs against the ops port and a parser for the Prometheus text format. */
 final class Scrape {
-  private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+  private static final HttpClient HTTP =
+      HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
   private static final Pattern SAMPLE =
       Pattern.compile("([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\\{(.*)})?\\s+(\\S+)(?:\\s+\\d+)?");
-  private static final Pattern LABEL = Pattern.compile("([a-zA-Z_][a-zA-Z0-9_]*)=\"((?:[^\"\\\\]|\\\\.)*)\"");
+  private static final Pattern LABEL =
+      Pattern.compile("([a-zA-Z_][a-zA-Z0-9_]*)=\"((?:[^\"\\\\]|\\\\.)*)\"");
 
   record Sample(String name, Map<String, String> labels, double value) {}
 
@@ -33,15 +35,23 @@ final class Scrape {
     }
   }
 
-  static HttpResponse<String> send(int port, String method, String path) throws IOException, InterruptedException {
-    return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-        .timeout(Duration.ofSeconds(10)).method(method, HttpRequest.BodyPublishers.noBody()).build(),
+  static HttpResponse<String> send(int port, String method, String path)
+      throws IOException, InterruptedException {
+    return HTTP.send(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+            .timeout(Duration.ofSeconds(10))
+            .method(method, HttpRequest.BodyPublishers.noBody())
+            .build(),
         HttpResponse.BodyHandlers.ofString());
   }
 
   static HttpResponse<String> get(int port, String path) throws IOException, InterruptedException {
-    return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-        .timeout(Duration.ofSeconds(10)).GET().build(), HttpResponse.BodyHandlers.ofString());
+    return HTTP.send(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+            .timeout(Duration.ofSeconds(10))
+            .GET()
+            .build(),
+        HttpResponse.BodyHandlers.ofString());
   }
 
   static List<Sample> parse(String text) {
@@ -66,11 +76,15 @@ final class Scrape {
     return out;
   }
 
-  /** The value of the one sample with this name whose labels include {@code labels}; NaN if none. */
+  /**
+   * The value of the one sample with this name whose labels include {@code labels}; NaN if none.
+   */
   static double value(List<Sample> samples, String name, Map<String, String> labels) {
-    List<Sample> match = samples.stream()
-        .filter(s -> s.name().equals(name) && s.labels().entrySet().containsAll(labels.entrySet()))
-        .toList();
+    List<Sample> match =
+        samples.stream()
+            .filter(
+                s -> s.name().equals(name) && s.labels().entrySet().containsAll(labels.entrySet()))
+            .toList();
     if (match.size() > 1) {
       throw new AssertionError("several samples match " + name + labels + ": " + match);
     }

@@ -1,8 +1,5 @@
 package io.quotaauthority.store;
 
-import java.io.File;
-import java.net.URI;
-import java.util.function.Function;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -15,7 +12,9 @@ import io.quotaauthority.proto.v1.CreateKeyRequest;
 import io.quotaauthority.proto.v1.GetKeyRequest;
 import io.quotaauthority.proto.v1.KeyAdminServiceGrpc;
 import io.quotaauthority.testing.TestServer;
+import java.io.File;
 import java.io.IOException;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -30,6 +29,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -43,12 +43,11 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class EmbeddedDefaultIT {
   /** One running instance for the tests that only look at it. */
-  @TempDir
-  static Path sharedDir;
+  @TempDir static Path sharedDir;
+
   private static QuotaAuthority shared;
 
-  @TempDir
-  Path dataDir;
+  @TempDir Path dataDir;
 
   @BeforeAll
   static void startShared() throws IOException {
@@ -64,36 +63,57 @@ class EmbeddedDefaultIT {
 
   /** Settings as Main builds them: an environment without QUOTA_DB_URL, and flags. */
   private static Settings settings(Path dir) {
-    return Settings.load(Map.of("QUOTA_DATA_DIR", dir.toString(), "QUOTA_LOG_FORMAT", "text"),
-        List.of("--authz-port", "0", "--metering-port", "0", "--admin-port=0", "--metrics-port", "0"));
+    return Settings.load(
+        Map.of("QUOTA_DATA_DIR", dir.toString(), "QUOTA_LOG_FORMAT", "text"),
+        List.of(
+            "--authz-port", "0", "--metering-port", "0", "--admin-port=0", "--metrics-port", "0"));
   }
 
-  private static <T> T withAdmin(QuotaAuthority app, Path dir,
-      Function<KeyAdminServiceGrpc.KeyAdminServiceBlockingStub, T> call) throws Exception {
+  private static <T> T withAdmin(
+      QuotaAuthority app,
+      Path dir,
+      Function<KeyAdminServiceGrpc.KeyAdminServiceBlockingStub, T> call)
+      throws Exception {
     String token = Files.readString(dir.resolve("admin-token"), StandardCharsets.UTF_8).trim();
-    ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", app.adminPort()).usePlaintext().build();
+    ManagedChannel channel =
+        ManagedChannelBuilder.forAddress("127.0.0.1", app.adminPort()).usePlaintext().build();
     try {
-      return call.apply(KeyAdminServiceGrpc.newBlockingStub(channel).withInterceptors(TestServer.bearer(token))
-          .withDeadlineAfter(30, TimeUnit.SECONDS));
+      return call.apply(
+          KeyAdminServiceGrpc.newBlockingStub(channel)
+              .withInterceptors(TestServer.bearer(token))
+              .withDeadlineAfter(30, TimeUnit.SECONDS));
     } finally {
       channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     }
   }
 
-  private static List<ApiKey> createKeys(QuotaAuthority app, Path dir, String prefix, int n) throws Exception {
+  private static List<ApiKey> createKeys(QuotaAuthority app, Path dir, String prefix, int n)
+      throws Exception {
     List<ApiKey> created = new ArrayList<>();
     for (int i = 0; i < n; i++) {
       String name = prefix + "-" + i;
-      created.add(withAdmin(app, dir, admin -> admin.createKey(
-          CreateKeyRequest.newBuilder().setName(name).setQuotaUsd("1.25").build()).getKey()));
+      created.add(
+          withAdmin(
+              app,
+              dir,
+              admin ->
+                  admin
+                      .createKey(
+                          CreateKeyRequest.newBuilder().setName(name).setQuotaUsd("1.25").build())
+                      .getKey()));
     }
     return created;
   }
 
-  private static void assertAllThere(QuotaAuthority app, Path dir, List<ApiKey> keys) throws Exception {
+  private static void assertAllThere(QuotaAuthority app, Path dir, List<ApiKey> keys)
+      throws Exception {
     for (ApiKey created : keys) {
-      ApiKey found = withAdmin(app, dir, admin -> admin.getKey(
-          GetKeyRequest.newBuilder().setId(created.getId()).build()).getKey());
+      ApiKey found =
+          withAdmin(
+              app,
+              dir,
+              admin ->
+                  admin.getKey(GetKeyRequest.newBuilder().setId(created.getId()).build()).getKey());
       assertThat(found.getKeyPrefix()).as(created.getName()).isEqualTo(created.getKeyPrefix());
       assertThat(found.getName()).isEqualTo(created.getName());
       assertThat(found.getQuotaUsd()).isEqualTo("1.25");
@@ -103,11 +123,16 @@ class EmbeddedDefaultIT {
 
   /** The postmaster of {@code <dir>/pg} (first line of postmaster.pid). */
   static ProcessHandle postmaster(Path dir) throws IOException {
-    long pid = Long.parseLong(Files.readAllLines(dir.resolve("pg").resolve("postmaster.pid")).get(0).trim());
+    long pid =
+        Long.parseLong(
+            Files.readAllLines(dir.resolve("pg").resolve("postmaster.pid")).get(0).trim());
     return ProcessHandle.of(pid).orElseThrow(() -> new AssertionError("no postmaster " + pid));
   }
 
-  /** kill -9 of the postmaster and every PostgreSQL process under it, so no WAL writer flushes anything. */
+  /**
+   * kill -9 of the postmaster and every PostgreSQL process under it, so no WAL writer flushes
+   * anything.
+   */
   static void killPostgres(Path dir) throws Exception {
     ProcessHandle postmaster = postmaster(dir);
     List<ProcessHandle> all = new ArrayList<>(postmaster.descendants().toList());
@@ -119,7 +144,8 @@ class EmbeddedDefaultIT {
   }
 
   private static String show(QuotaAuthority app, String setting) throws SQLException {
-    try (Connection c = app.database().pool().getConnection(); Statement s = c.createStatement();
+    try (Connection c = app.database().pool().getConnection();
+        Statement s = c.createStatement();
         ResultSet rs = s.executeQuery("SHOW " + setting)) {
       rs.next();
       return rs.getString(1);
@@ -163,23 +189,28 @@ class EmbeddedDefaultIT {
   @Test
   void passwordFile_embedded_privateAndPgHbaHasNoTrust() throws Exception {
     Path file = sharedDir.resolve(EmbeddedPostgres.PASSWORD_FILE);
-    assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(file))).isEqualTo("rw-------");
+    assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(file)))
+        .isEqualTo("rw-------");
     assertThat(Files.readString(file, StandardCharsets.UTF_8).trim()).matches("[A-Za-z0-9_-]{32,}");
-    String hba = Files.readString(sharedDir.resolve("pg").resolve("pg_hba.conf"), StandardCharsets.UTF_8);
+    String hba =
+        Files.readString(sharedDir.resolve("pg").resolve("pg_hba.conf"), StandardCharsets.UTF_8);
     assertThat(hba).isEqualTo(EmbeddedPostgres.PG_HBA).doesNotContain("trust\n");
   }
 
   @Test
   void connect_otherOsUserWithoutPassword_refusedOverTcpAndSocket() throws Exception {
     int port = URI.create(shared.database().jdbcUrl().substring("jdbc:".length())).getPort();
-    String password = Files.readString(sharedDir.resolve(EmbeddedPostgres.PASSWORD_FILE), StandardCharsets.UTF_8).trim();
+    String password =
+        Files.readString(sharedDir.resolve(EmbeddedPostgres.PASSWORD_FILE), StandardCharsets.UTF_8)
+            .trim();
 
     Psql tcp = psqlAsNobody(null, "-h", "127.0.0.1", "-p", Integer.toString(port));
     Psql tcp6 = psqlAsNobody(null, "-h", "::1", "-p", Integer.toString(port));
     // The socket directory PostgreSQL used before (and psql's default): there is no socket at all.
     Psql socket = psqlAsNobody(null, "-h", "/tmp", "-p", Integer.toString(port));
     Psql socketDefault = psqlAsNobody(null, "-p", Integer.toString(port));
-    // The control: the same user with the password gets in, so the refusals above are the password's.
+    // The control: the same user with the password gets in, so the refusals above are the
+    // password's.
     Psql withPassword = psqlAsNobody(password, "-h", "127.0.0.1", "-p", Integer.toString(port));
 
     assertThat(tcp.exit).as(tcp.output).isNotZero();
@@ -192,18 +223,39 @@ class EmbeddedDefaultIT {
     assertThat(withPassword.exit).as(withPassword.output).isZero();
     assertThat(withPassword.output.trim()).isEqualTo("1");
     // And without psql: a JDBC login as postgres with no password (any local process can try it).
-    assertThatThrownBy(() -> DriverManager.getConnection(shared.database().jdbcUrl(), "postgres", "").close())
-        .isInstanceOf(SQLException.class).hasMessageContaining("password");
+    assertThatThrownBy(
+            () -> DriverManager.getConnection(shared.database().jdbcUrl(), "postgres", "").close())
+        .isInstanceOf(SQLException.class)
+        .hasMessageContaining("password");
   }
 
   private record Psql(int exit, String output) {}
 
-  /** psql as the OS user nobody; the password, if any, through the environment, never in arguments. */
+  /**
+   * psql as the OS user nobody; the password, if any, through the environment, never in arguments.
+   */
   private static Psql psqlAsNobody(String password, String... connection) throws Exception {
-    List<String> command = new ArrayList<>(List.of("runuser", "-u", "nobody", "--", "psql", "-w", "-X", "-A", "-t",
-        "-U", "postgres", "-d", "postgres", "-c", "SELECT 1"));
+    List<String> command =
+        new ArrayList<>(
+            List.of(
+                "runuser",
+                "-u",
+                "nobody",
+                "--",
+                "psql",
+                "-w",
+                "-X",
+                "-A",
+                "-t",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                "SELECT 1"));
     command.addAll(List.of(connection));
-    ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).directory(new File("/"));
+    ProcessBuilder builder =
+        new ProcessBuilder(command).redirectErrorStream(true).directory(new File("/"));
     builder.environment().keySet().removeIf(k -> k.startsWith("PG"));
     if (password != null) {
       builder.environment().put("PGPASSWORD", password);
@@ -215,28 +267,37 @@ class EmbeddedDefaultIT {
   }
 
   @Test
-  void start_trustDirectoryOfEarlierVersionThenPasswordFileDeleted_newPasswordSetAndDataKept() throws Exception {
+  void start_trustDirectoryOfEarlierVersionThenPasswordFileDeleted_newPasswordSetAndDataKept()
+      throws Exception {
     Path pg = dataDir.resolve("pg");
     // What the earlier version did: zonky's defaults (initdb --auth=trust, no password), data kept.
     try (io.zonky.test.db.postgres.embedded.EmbeddedPostgres old =
-        io.zonky.test.db.postgres.embedded.EmbeddedPostgres.builder()
-            .setDataDirectory(pg).setCleanDataDirectory(false).start();
-        Connection c = old.getPostgresDatabase().getConnection(); Statement s = c.createStatement()) {
+            io.zonky.test.db.postgres.embedded.EmbeddedPostgres.builder()
+                .setDataDirectory(pg)
+                .setCleanDataDirectory(false)
+                .start();
+        Connection c = old.getPostgresDatabase().getConnection();
+        Statement s = c.createStatement()) {
       // Outside public, where Flyway would refuse a non-empty schema without its history table.
       s.execute("CREATE SCHEMA earlier");
       s.execute("CREATE TABLE earlier.notes (note text)");
       s.execute("INSERT INTO earlier.notes VALUES ('kept')");
     }
-    assertThat(Files.readString(pg.resolve("pg_hba.conf"), StandardCharsets.UTF_8)).contains("trust");
+    assertThat(Files.readString(pg.resolve("pg_hba.conf"), StandardCharsets.UTF_8))
+        .contains("trust");
 
     try (QuotaAuthority app = QuotaAuthority.start(settings(dataDir), Clock.systemUTC());
-        Connection c = app.database().pool().getConnection(); Statement s = c.createStatement();
+        Connection c = app.database().pool().getConnection();
+        Statement s = c.createStatement();
         ResultSet rs = s.executeQuery("SELECT note FROM earlier.notes")) {
       assertThat(rs.next()).isTrue();
       assertThat(rs.getString(1)).isEqualTo("kept");
-      assertThat(Files.readString(pg.resolve("pg_hba.conf"), StandardCharsets.UTF_8)).isEqualTo(EmbeddedPostgres.PG_HBA);
-      assertThatThrownBy(() -> DriverManager.getConnection(app.database().jdbcUrl(), "postgres", "").close())
-          .isInstanceOf(SQLException.class).hasMessageContaining("password");
+      assertThat(Files.readString(pg.resolve("pg_hba.conf"), StandardCharsets.UTF_8))
+          .isEqualTo(EmbeddedPostgres.PG_HBA);
+      assertThatThrownBy(
+              () -> DriverManager.getConnection(app.database().jdbcUrl(), "postgres", "").close())
+          .isInstanceOf(SQLException.class)
+          .hasMessageContaining("password");
     }
 
     // An operator who deletes the file gets a new password, set at the next start.
@@ -244,13 +305,17 @@ class EmbeddedDefaultIT {
     String first = Files.readString(passwordFile, StandardCharsets.UTF_8).trim();
     Files.delete(passwordFile);
     try (QuotaAuthority app = QuotaAuthority.start(settings(dataDir), Clock.systemUTC());
-        Connection c = app.database().pool().getConnection(); Statement s = c.createStatement();
+        Connection c = app.database().pool().getConnection();
+        Statement s = c.createStatement();
         ResultSet rs = s.executeQuery("SELECT note FROM earlier.notes")) {
       assertThat(Files.readString(passwordFile, StandardCharsets.UTF_8).trim()).isNotEqualTo(first);
       assertThat(rs.next()).isTrue();
       assertThat(rs.getString(1)).isEqualTo("kept");
-      assertThatThrownBy(() -> DriverManager.getConnection(app.database().jdbcUrl(), "postgres", first).close())
-          .isInstanceOf(SQLException.class).hasMessageContaining("password");
+      assertThatThrownBy(
+              () ->
+                  DriverManager.getConnection(app.database().jdbcUrl(), "postgres", first).close())
+          .isInstanceOf(SQLException.class)
+          .hasMessageContaining("password");
     }
   }
 }

@@ -19,8 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** What the embedded default checks before it starts PostgreSQL; none of these starts one. */
 class EmbeddedPostgresIT {
-  @TempDir
-  Path dataDir;
+  @TempDir Path dataDir;
 
   private Settings settings() {
     return Settings.load(Map.of("QUOTA_DATA_DIR", dataDir.toString()), List.of());
@@ -33,9 +32,13 @@ class EmbeddedPostgresIT {
 
     assertThatThrownBy(() -> Database.open(settings()))
         .isInstanceOf(ConfigException.class)
-        .hasMessage("QUOTA_DATA_DIR: " + pg + " holds a PostgreSQL 13 data directory, but the embedded"
-            + " PostgreSQL is 14; point QUOTA_DB_URL at a PostgreSQL 13 server, or move " + pg
-            + " aside to start an empty one");
+        .hasMessage(
+            "QUOTA_DATA_DIR: "
+                + pg
+                + " holds a PostgreSQL 13 data directory, but the embedded"
+                + " PostgreSQL is 14; point QUOTA_DB_URL at a PostgreSQL 13 server, or move "
+                + pg
+                + " aside to start an empty one");
     // Refused before anything ran: no password generated, nothing started.
     assertThat(dataDir.resolve(EmbeddedPostgres.PASSWORD_FILE)).doesNotExist();
     assertThat(pg.resolve("postmaster.pid")).doesNotExist();
@@ -46,14 +49,19 @@ class EmbeddedPostgresIT {
     Path pg = Files.createDirectories(dataDir.resolve("pg"));
     Files.writeString(pg.resolve("PG_VERSION"), "14\n", StandardCharsets.US_ASCII);
     Process other = new ProcessBuilder("sleep", "60").start();
-    try (FileChannel channel = FileChannel.open(pg.resolve("epg-lock"), StandardOpenOption.CREATE,
-        StandardOpenOption.WRITE); FileLock lock = channel.lock()) {
+    try (FileChannel channel =
+            FileChannel.open(
+                pg.resolve("epg-lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        FileLock lock = channel.lock()) {
       Files.writeString(pg.resolve("postmaster.pid"), other.pid() + "\n" + pg + "\n");
 
       assertThatThrownBy(() -> Database.open(settings()))
           .isInstanceOf(ConfigException.class)
-          .hasMessage("QUOTA_DATA_DIR: " + pg + " is in use by another running quota-authority; give each"
-              + " instance its own QUOTA_DATA_DIR, or QUOTA_DB_URL for a shared database");
+          .hasMessage(
+              "QUOTA_DATA_DIR: "
+                  + pg
+                  + " is in use by another running quota-authority; give each"
+                  + " instance its own QUOTA_DATA_DIR, or QUOTA_DB_URL for a shared database");
       assertThat(other.isAlive()).isTrue();
     } finally {
       other.destroyForcibly().waitFor(5, TimeUnit.SECONDS);

@@ -54,19 +54,28 @@ class ErrorDetailIT {
     KeyRepository keys = new KeyRepository(tx);
     tx.inTransaction(c -> keys.insert(c, "first", keyHash, "sk-aaaaa", BigDecimal.ZERO, null));
 
-    StoreException e = catchThrowableOfType(StoreException.class,
-        () -> tx.inTransaction(c -> keys.insert(c, "second", keyHash, "sk-aaaaa", BigDecimal.ZERO, null)));
+    StoreException e =
+        catchThrowableOfType(
+            StoreException.class,
+            () ->
+                tx.inTransaction(
+                    c -> keys.insert(c, "second", keyHash, "sk-aaaaa", BigDecimal.ZERO, null)));
 
     assertThat(e).isNotNull();
-    assertThat(e.getMessage()).startsWith("database error 23505: duplicate key value violates unique constraint");
+    assertThat(e.getMessage())
+        .startsWith("database error 23505: duplicate key value violates unique constraint");
     String printed = everything(e);
     String hex = HexFormat.of().formatHex(hash);
-    assertThat(printed).doesNotContain("Detail:", "Key (key_hash)", hex.substring(2, 20), "Failing row");
+    assertThat(printed)
+        .doesNotContain("Detail:", "Key (key_hash)", hex.substring(2, 20), "Failing row");
   }
 
   @Test
   void poolConfig_anyConnection_serverErrorDetailOff() {
-    assertThat(Database.poolConfig(db.url(), "postgres", "", 2).getDataSourceProperties()
-        .getProperty("logServerErrorDetail")).isEqualTo("false");
+    assertThat(
+            Database.poolConfig(db.url(), "postgres", "", 2)
+                .getDataSourceProperties()
+                .getProperty("logServerErrorDetail"))
+        .isEqualTo("false");
   }
 }

@@ -44,8 +44,15 @@ class KeyRepositoryIT {
 
   private static KeyRecord insert(String name, String quota, Instant expiresAt) {
     String secret = Secrets.newSecret();
-    return tx.inTransaction(c -> repo.insert(c, name, SecretHasher.hash(secret), Secrets.displayPrefix(secret),
-        new BigDecimal(quota), expiresAt));
+    return tx.inTransaction(
+        c ->
+            repo.insert(
+                c,
+                name,
+                SecretHasher.hash(secret),
+                Secrets.displayPrefix(secret),
+                new BigDecimal(quota),
+                expiresAt));
   }
 
   @Test
@@ -53,8 +60,16 @@ class KeyRepositoryIT {
     String secret = Secrets.newSecret();
     Instant expires = Instant.now().plus(30, ChronoUnit.DAYS).truncatedTo(ChronoUnit.MICROS);
 
-    KeyRecord r = tx.inTransaction(c -> repo.insert(c, "team-a", SecretHasher.hash(secret),
-        Secrets.displayPrefix(secret), new BigDecimal("12.5"), expires));
+    KeyRecord r =
+        tx.inTransaction(
+            c ->
+                repo.insert(
+                    c,
+                    "team-a",
+                    SecretHasher.hash(secret),
+                    Secrets.displayPrefix(secret),
+                    new BigDecimal("12.5"),
+                    expires));
 
     assertThat(r.id()).isPositive();
     assertThat(r.name()).isEqualTo("team-a");
@@ -75,11 +90,15 @@ class KeyRepositoryIT {
     KeyHash hash = SecretHasher.hash(secret);
     tx.inTransaction(c -> repo.insert(c, "first", hash, "sk-dup00", BigDecimal.ZERO, null));
 
-    assertThatThrownBy(() -> tx.inTransaction(c -> repo.insert(c, "second", hash, "sk-dup00", BigDecimal.ZERO, null)))
+    assertThatThrownBy(
+            () ->
+                tx.inTransaction(
+                    c -> repo.insert(c, "second", hash, "sk-dup00", BigDecimal.ZERO, null)))
         .isInstanceOf(StoreException.class)
         .isNotInstanceOf(StoreUnavailableException.class)
         .hasMessageStartingWith("database error 23505");
-    assertThat(db.count("SELECT count(*) FROM api_keys WHERE key_prefix = 'sk-dup00'")).isEqualTo(1);
+    assertThat(db.count("SELECT count(*) FROM api_keys WHERE key_prefix = 'sk-dup00'"))
+        .isEqualTo(1);
   }
 
   @Test
@@ -93,8 +112,11 @@ class KeyRepositoryIT {
   @Test
   void findByHash_existingKey_returnsRow() {
     String secret = Secrets.newSecret();
-    KeyRecord r = tx.inTransaction(c -> repo.insert(c, "hash", SecretHasher.hash(secret), "sk-hash0",
-        BigDecimal.ONE, null));
+    KeyRecord r =
+        tx.inTransaction(
+            c ->
+                repo.insert(
+                    c, "hash", SecretHasher.hash(secret), "sk-hash0", BigDecimal.ONE, null));
 
     assertThat(repo.findByHash(SecretHasher.hash(secret))).contains(r);
     assertThat(repo.findByHash(SecretHasher.hash(Secrets.newSecret()))).isEmpty();
@@ -105,8 +127,16 @@ class KeyRepositoryIT {
     KeyRecord r = insert("before", "1", null);
     Instant expires = Instant.parse("2031-01-02T03:04:05.123456Z");
 
-    KeyRecord u = tx.inTransaction(c -> repo.updateFields(c, r.id(), "after", new BigDecimal("0.00000001"),
-        expires, KeyRecord.StoredStatus.DISABLED));
+    KeyRecord u =
+        tx.inTransaction(
+            c ->
+                repo.updateFields(
+                    c,
+                    r.id(),
+                    "after",
+                    new BigDecimal("0.00000001"),
+                    expires,
+                    KeyRecord.StoredStatus.DISABLED));
 
     assertThat(u.name()).isEqualTo("after");
     assertThat(u.quota()).isEqualByComparingTo("0.00000001");
@@ -121,16 +151,22 @@ class KeyRepositoryIT {
   @Test
   void resetQuota_usedAmount_exactlyZeroAndVersionBumped() {
     KeyRecord r = insert("reset", "10", null);
-    tx.inTransaction(c -> c.createStatement().executeUpdate(
-        "UPDATE api_keys SET quota_used = 3.25, version = version + 1 WHERE id = " + r.id()));
+    tx.inTransaction(
+        c ->
+            c.createStatement()
+                .executeUpdate(
+                    "UPDATE api_keys SET quota_used = 3.25, version = version + 1 WHERE id = "
+                        + r.id()));
 
     KeyRecord u = tx.inTransaction(c -> repo.resetQuota(c, r.id()));
 
     assertThat(u.quotaUsed().compareTo(BigDecimal.ZERO)).isZero();
     assertThat(u.version()).isEqualTo(3);
     assertThat(u.quota()).isEqualByComparingTo("10");
-    assertThat(((BigDecimal) db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", r.id()))
-        .compareTo(BigDecimal.ZERO)).isZero();
+    assertThat(
+            ((BigDecimal) db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", r.id()))
+                .compareTo(BigDecimal.ZERO))
+        .isZero();
   }
 
   @Test
@@ -143,10 +179,12 @@ class KeyRepositoryIT {
     assertThat(d.version()).isEqualTo(2);
     assertThat(live(r.id())).isEmpty();
     assertThat(locked(r.id())).isEmpty();
-    assertThat(repo.findByHash(r.keyHash())).hasValueSatisfying(t -> {
-      assertThat(t.deleted()).isTrue();
-      assertThat(t.version()).isEqualTo(2);
-    });
+    assertThat(repo.findByHash(r.keyHash()))
+        .hasValueSatisfying(
+            t -> {
+              assertThat(t.deleted()).isTrue();
+              assertThat(t.version()).isEqualTo(2);
+            });
     assertThat(repo.findByIds(List.of(r.id()))).containsExactly(d);
     assertThat(db.count("SELECT count(*) FROM api_keys WHERE id = ?", r.id())).isEqualTo(1);
   }
@@ -171,7 +209,8 @@ class KeyRepositoryIT {
     KeyRecord a = insert("ids1", "0", null);
     KeyRecord b = insert("ids2", "0", null);
 
-    assertThat(repo.findByIds(List.of(a.id(), b.id(), Long.MAX_VALUE))).extracting(KeyRecord::id)
+    assertThat(repo.findByIds(List.of(a.id(), b.id(), Long.MAX_VALUE)))
+        .extracting(KeyRecord::id)
         .containsExactlyInAnyOrder(a.id(), b.id());
     assertThat(repo.findByIds(List.of())).isEmpty();
   }
@@ -180,23 +219,39 @@ class KeyRepositoryIT {
   void audit_row_storedAsJsonWithActor() {
     KeyRecord r = insert("audit", "0", null);
 
-    tx.inTransaction(c -> {
-      repo.audit(c, r.id(), "update", "{\"name\":\"a\"}", "{\"name\":\"b\"}", "admin:test");
-      return null;
-    });
+    tx.inTransaction(
+        c -> {
+          repo.audit(c, r.id(), "update", "{\"name\":\"a\"}", "{\"name\":\"b\"}", "admin:test");
+          return null;
+        });
 
-    assertThat(db.scalar("SELECT action || ' ' || actor || ' ' || (old_value->>'name') || (new_value->>'name')"
-        + " FROM key_audit WHERE key_id = ?", r.id())).isEqualTo("update admin:test ab");
+    assertThat(
+            db.scalar(
+                "SELECT action || ' ' || actor || ' ' || (old_value->>'name') || (new_value->>'name')"
+                    + " FROM key_audit WHERE key_id = ?",
+                r.id()))
+        .isEqualTo("update admin:test ab");
   }
 
   @Test
   void inTransaction_workThrows_rolledBack() {
     String secret = Secrets.newSecret();
 
-    assertThatThrownBy(() -> tx.inTransaction(c -> {
-      repo.insert(c, "rolled-back", SecretHasher.hash(secret), "sk-rb000", BigDecimal.ZERO, null);
-      throw new IllegalStateException("boom");
-    })).isInstanceOf(IllegalStateException.class).hasMessage("boom");
+    assertThatThrownBy(
+            () ->
+                tx.inTransaction(
+                    c -> {
+                      repo.insert(
+                          c,
+                          "rolled-back",
+                          SecretHasher.hash(secret),
+                          "sk-rb000",
+                          BigDecimal.ZERO,
+                          null);
+                      throw new IllegalStateException("boom");
+                    }))
+        .isInstanceOf(IllegalStateException.class)
+        .hasMessage("boom");
     assertThat(db.count("SELECT count(*) FROM api_keys WHERE name = 'rolled-back'")).isZero();
     assertThat(repo.findByHash(SecretHasher.hash(secret))).isEqualTo(Optional.empty());
   }
@@ -208,7 +263,6 @@ class KeyRepositoryIT {
 
     assertThat(live(max.id()).orElseThrow().quota().toPlainString())
         .isEqualTo("999999999999.99999999");
-    assertThat(live(min.id()).orElseThrow().quota().toPlainString())
-        .isEqualTo("0.00000001");
+    assertThat(live(min.id()).orElseThrow().quota().toPlainString()).isEqualTo("0.00000001");
   }
 }

@@ -34,32 +34,50 @@ class MigrationIT {
 
   /** column → "type|nullable|default" from information_schema. */
   private static Map<String, String> columns(String table) {
-    return db.transactions().inTransaction(c -> {
-      Map<String, String> out = new LinkedHashMap<>();
-      try (PreparedStatement ps = c.prepareStatement("""
+    return db.transactions()
+        .inTransaction(
+            c -> {
+              Map<String, String> out = new LinkedHashMap<>();
+              try (PreparedStatement ps =
+                  c.prepareStatement(
+                      """
           SELECT column_name,
                  CASE WHEN data_type = 'numeric' THEN 'numeric(' || numeric_precision || ',' || numeric_scale || ')'
                       ELSE data_type END,
                  is_nullable, coalesce(column_default, '')
             FROM information_schema.columns
            WHERE table_schema = 'public' AND table_name = ? ORDER BY ordinal_position""")) {
-        ps.setString(1, table);
-        try (ResultSet rs = ps.executeQuery()) {
-          while (rs.next()) {
-            out.put(rs.getString(1), rs.getString(2) + "|" + rs.getString(3) + "|" + rs.getString(4));
-          }
-        }
-      }
-      return out;
-    });
+                ps.setString(1, table);
+                try (ResultSet rs = ps.executeQuery()) {
+                  while (rs.next()) {
+                    out.put(
+                        rs.getString(1),
+                        rs.getString(2) + "|" + rs.getString(3) + "|" + rs.getString(4));
+                  }
+                }
+              }
+              return out;
+            });
   }
 
   @Test
   void migrate_freshDatabase_apiKeysHasExactColumns() {
     Map<String, String> cols = columns("api_keys");
 
-    assertThat(cols.keySet()).containsExactly("id", "name", "key_hash", "key_prefix", "status", "quota",
-        "quota_used", "expires_at", "created_at", "updated_at", "deleted_at", "version");
+    assertThat(cols.keySet())
+        .containsExactly(
+            "id",
+            "name",
+            "key_hash",
+            "key_prefix",
+            "status",
+            "quota",
+            "quota_used",
+            "expires_at",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+            "version");
     assertThat(cols.get("id")).startsWith("bigint|NO|");
     assertThat(cols.get("name")).isEqualTo("text|NO|");
     assertThat(cols.get("key_hash")).isEqualTo("bytea|NO|");
@@ -76,16 +94,20 @@ class MigrationIT {
 
   @Test
   void migrate_freshDatabase_idIsGeneratedAlwaysIdentity() {
-    assertThat(db.scalar("""
+    assertThat(
+            db.scalar(
+                """
         SELECT is_identity || '/' || identity_generation FROM information_schema.columns
-         WHERE table_name = 'api_keys' AND column_name = 'id'""")).isEqualTo("YES/ALWAYS");
+         WHERE table_name = 'api_keys' AND column_name = 'id'"""))
+        .isEqualTo("YES/ALWAYS");
   }
 
   @Test
   void migrate_freshDatabase_keyAuditHasExactColumns() {
     Map<String, String> cols = columns("key_audit");
 
-    assertThat(cols.keySet()).containsExactly("id", "key_id", "action", "old_value", "new_value", "actor", "at");
+    assertThat(cols.keySet())
+        .containsExactly("id", "key_id", "action", "old_value", "new_value", "actor", "at");
     assertThat(cols.get("key_id")).isEqualTo("bigint|NO|");
     assertThat(cols.get("action")).isEqualTo("text|NO|");
     assertThat(cols.get("old_value")).isEqualTo("jsonb|YES|");
@@ -96,81 +118,115 @@ class MigrationIT {
 
   @Test
   void migrate_freshDatabase_keyHashIsUnique() {
-    assertThat(db.count("""
+    assertThat(
+            db.count(
+                """
         SELECT count(*) FROM pg_index i
           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
          WHERE i.indrelid = 'api_keys'::regclass AND i.indisunique AND i.indnatts = 1
-           AND a.attname = 'key_hash'""")).isEqualTo(1);
+           AND a.attname = 'key_hash'"""))
+        .isEqualTo(1);
   }
 
   @Test
   void migrate_freshDatabase_twoPartialIndexesOnLiveKeys() {
-    List<String> defs = db.transactions().inTransaction(c -> {
-      List<String> out = new ArrayList<>();
-      try (Statement s = c.createStatement();
-          ResultSet rs = s.executeQuery("""
+    List<String> defs =
+        db.transactions()
+            .inTransaction(
+                c -> {
+                  List<String> out = new ArrayList<>();
+                  try (Statement s = c.createStatement();
+                      ResultSet rs =
+                          s.executeQuery(
+                              """
               SELECT indexname || ': ' || indexdef FROM pg_indexes
                WHERE tablename = 'api_keys' AND indexdef LIKE '%WHERE%' ORDER BY indexname""")) {
-        while (rs.next()) {
-          out.add(rs.getString(1));
-        }
-      }
-      return out;
-    });
+                    while (rs.next()) {
+                      out.add(rs.getString(1));
+                    }
+                  }
+                  return out;
+                });
 
     assertThat(defs).hasSize(2);
-    assertThat(defs.get(0)).startsWith("api_keys_expires_at_idx: ")
-        .contains("(expires_at)").endsWith("WHERE (deleted_at IS NULL)");
-    assertThat(defs.get(1)).startsWith("api_keys_quota_idx: ")
-        .contains("(quota, quota_used)").endsWith("WHERE (deleted_at IS NULL)");
+    assertThat(defs.get(0))
+        .startsWith("api_keys_expires_at_idx: ")
+        .contains("(expires_at)")
+        .endsWith("WHERE (deleted_at IS NULL)");
+    assertThat(defs.get(1))
+        .startsWith("api_keys_quota_idx: ")
+        .contains("(quota, quota_used)")
+        .endsWith("WHERE (deleted_at IS NULL)");
   }
 
   @Test
   void migrate_freshDatabase_moneyAndExpiryColumnsAreDocumented() {
-    String sql = "SELECT col_description('api_keys'::regclass, attnum) FROM pg_attribute"
-        + " WHERE attrelid = 'api_keys'::regclass AND attname = ?";
+    String sql =
+        "SELECT col_description('api_keys'::regclass, attnum) FROM pg_attribute"
+            + " WHERE attrelid = 'api_keys'::regclass AND attname = ?";
 
     assertThat((String) db.scalar(sql, "quota")).isEqualTo("quota in USD; 0 means unlimited");
     assertThat((String) db.scalar(sql, "quota_used"))
         .isEqualTo("USD charged so far, exact to 1e-8; ResetQuota sets it to 0");
-    assertThat((String) db.scalar(sql, "expires_at")).isEqualTo("when the key stops working; NULL means never");
+    assertThat((String) db.scalar(sql, "expires_at"))
+        .isEqualTo("when the key stops working; NULL means never");
   }
 
   @Test
   void keyAudit_updateOrDelete_raisesAndLeavesTheRow() throws SQLException {
     try (Connection c = DriverManager.getConnection(db.url(), "postgres", "")) {
       try (Statement s = c.createStatement()) {
-        s.execute("INSERT INTO api_keys (name, key_hash, key_prefix) VALUES ('audit', decode(repeat('ab', 32), 'hex'), 'sk-abcde')");
-        s.execute("INSERT INTO key_audit (key_id, action, actor) SELECT id, 'create', 'test' FROM api_keys WHERE name = 'audit'");
+        s.execute(
+            "INSERT INTO api_keys (name, key_hash, key_prefix) VALUES ('audit', decode(repeat('ab', 32), 'hex'), 'sk-abcde')");
+        s.execute(
+            "INSERT INTO key_audit (key_id, action, actor) SELECT id, 'create', 'test' FROM api_keys WHERE name = 'audit'");
       }
-      assertThatThrownBy(() -> c.createStatement().executeUpdate("UPDATE key_audit SET actor = 'mallory'"))
+      assertThatThrownBy(
+              () -> c.createStatement().executeUpdate("UPDATE key_audit SET actor = 'mallory'"))
           .isInstanceOf(SQLException.class)
           .hasMessageContaining("key_audit is append-only");
       assertThatThrownBy(() -> c.createStatement().executeUpdate("DELETE FROM key_audit"))
           .isInstanceOf(SQLException.class)
           .hasMessageContaining("key_audit is append-only");
     }
-    assertThat(db.count("SELECT count(*) FROM key_audit WHERE actor = 'test' AND action = 'create'")).isEqualTo(1);
+    assertThat(
+            db.count("SELECT count(*) FROM key_audit WHERE actor = 'test' AND action = 'create'"))
+        .isEqualTo(1);
     assertThat(db.count("SELECT count(*) FROM key_audit WHERE actor = 'mallory'")).isZero();
   }
 
   @Test
   void apiKeys_constraints_refuseNegativeMoneyAndBadHashAndStatus() throws SQLException {
     try (Connection c = DriverManager.getConnection(db.url(), "postgres", "")) {
-      assertThatThrownBy(() -> c.createStatement().execute(
-          "INSERT INTO api_keys (name, key_hash, key_prefix, quota) VALUES ('n', decode(repeat('01', 32), 'hex'), 'p', -1)"))
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute(
+                          "INSERT INTO api_keys (name, key_hash, key_prefix, quota) VALUES ('n', decode(repeat('01', 32), 'hex'), 'p', -1)"))
           .hasMessageContaining("api_keys_quota_check");
-      assertThatThrownBy(() -> c.createStatement().execute(
-          "INSERT INTO api_keys (name, key_hash, key_prefix, quota_used) VALUES ('n', decode(repeat('02', 32), 'hex'), 'p', -0.00000001)"))
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute(
+                          "INSERT INTO api_keys (name, key_hash, key_prefix, quota_used) VALUES ('n', decode(repeat('02', 32), 'hex'), 'p', -0.00000001)"))
           .hasMessageContaining("api_keys_quota_used_check");
-      assertThatThrownBy(() -> c.createStatement().execute(
-          "INSERT INTO api_keys (name, key_hash, key_prefix) VALUES ('n', decode('0102', 'hex'), 'p')"))
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute(
+                          "INSERT INTO api_keys (name, key_hash, key_prefix) VALUES ('n', decode('0102', 'hex'), 'p')"))
           .hasMessageContaining("api_keys_key_hash_check");
-      assertThatThrownBy(() -> c.createStatement().execute(
-          "INSERT INTO api_keys (name, key_hash, key_prefix, status) VALUES ('n', decode(repeat('03', 32), 'hex'), 'p', 'expired')"))
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute(
+                          "INSERT INTO api_keys (name, key_hash, key_prefix, status) VALUES ('n', decode(repeat('03', 32), 'hex'), 'p', 'expired')"))
           .hasMessageContaining("api_keys_status_check");
-      assertThatThrownBy(() -> c.createStatement().execute(
-          "INSERT INTO api_keys (name, key_hash, key_prefix) VALUES ('', decode(repeat('04', 32), 'hex'), 'p')"))
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute(
+                          "INSERT INTO api_keys (name, key_hash, key_prefix) VALUES ('', decode(repeat('04', 32), 'hex'), 'p')"))
           .hasMessageContaining("api_keys_name_check");
     }
     assertThat(db.count("SELECT count(*) FROM api_keys WHERE key_prefix = 'p'")).isZero();
@@ -183,6 +239,7 @@ class MigrationIT {
     Database.migrate(db.pool());
 
     assertThat(db.count("SELECT count(*) FROM flyway_schema_history")).isEqualTo(before);
-    assertThat(db.count("SELECT count(*) FROM flyway_schema_history WHERE success")).isEqualTo(before);
+    assertThat(db.count("SELECT count(*) FROM flyway_schema_history WHERE success"))
+        .isEqualTo(before);
   }
 }

@@ -12,18 +12,21 @@ class UsageLedgerFailureTest {
 
   @ParameterizedTest
   @CsvSource({
-      "22021, BAD_DATA",
-      "22003, BAD_DATA",
-      "23514, CONSTRAINT",
-      "57014, INTERNAL",
-      "40001, INTERNAL",
-      "XX000, INTERNAL",
-      "53100, UNAVAILABLE",
-      "53300, UNAVAILABLE",
-      "08006, UNAVAILABLE"})
-  void failure_bySqlState_kindAndCodeWithoutTheDatabasesWords(String state, UsageLedger.Failure.Kind kind) {
+    "22021, BAD_DATA",
+    "22003, BAD_DATA",
+    "23514, CONSTRAINT",
+    "57014, INTERNAL",
+    "40001, INTERNAL",
+    "XX000, INTERNAL",
+    "53100, UNAVAILABLE",
+    "53300, UNAVAILABLE",
+    "08006, UNAVAILABLE"
+  })
+  void failure_bySqlState_kindAndCodeWithoutTheDatabasesWords(
+      String state, UsageLedger.Failure.Kind kind) {
     // The database's own words quote the row; the failure's message must not.
-    StoreException e = Transactions.translate(new SQLException("Failing row contains (secret-model, 42)", state));
+    StoreException e =
+        Transactions.translate(new SQLException("Failing row contains (secret-model, 42)", state));
 
     UsageLedger.Failure f = UsageRepository.failure(e);
 

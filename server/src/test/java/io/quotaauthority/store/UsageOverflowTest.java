@@ -20,18 +20,24 @@ class UsageOverflowTest {
 
   @Test
   void overflowing_inChargeOrder_refusesOnlyWhatNoLongerFitsAndLaterSmallerOnesStillFit() {
-    List<UsageReport> group = List.of(r("a", 1, "5"), r("b", 1, "5"), r("c", 1, "0.00000001"),
-        r("d", 1, "4.99999998"), r("e", 2, "1000"));
-    Set<String> refused = UsageRepository.overflowing(group,
-        Map.of(1L, NEAR_MAX, 2L, BigDecimal.ZERO), Set.of());
+    List<UsageReport> group =
+        List.of(
+            r("a", 1, "5"),
+            r("b", 1, "5"),
+            r("c", 1, "0.00000001"),
+            r("d", 1, "4.99999998"),
+            r("e", 2, "1000"));
+    Set<String> refused =
+        UsageRepository.overflowing(group, Map.of(1L, NEAR_MAX, 2L, BigDecimal.ZERO), Set.of());
     // a takes key 1 to ...995; b would reach 10^12, past the maximum; c and d reach it exactly.
     assertThat(refused).containsExactly("b");
   }
 
   @Test
   void overflowing_exactlyTheMaximum_fits() {
-    Set<String> refused = UsageRepository.overflowing(List.of(r("a", 1, "9.99999999")),
-        Map.of(1L, NEAR_MAX), Set.of());
+    Set<String> refused =
+        UsageRepository.overflowing(
+            List.of(r("a", 1, "9.99999999")), Map.of(1L, NEAR_MAX), Set.of());
     assertThat(refused).isEmpty();
   }
 

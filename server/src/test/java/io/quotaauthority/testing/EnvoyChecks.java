@@ -1,10 +1,10 @@
 package io.quotaauthority.testing;
 
-import io.envoyproxy.envoy.config.core.v3.Address;
-import io.envoyproxy.envoy.config.core.v3.SocketAddress;
 import com.google.protobuf.ByteString;
+import io.envoyproxy.envoy.config.core.v3.Address;
 import io.envoyproxy.envoy.config.core.v3.HeaderMap;
 import io.envoyproxy.envoy.config.core.v3.HeaderValue;
+import io.envoyproxy.envoy.config.core.v3.SocketAddress;
 import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
 import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
 import java.nio.charset.StandardCharsets;
@@ -15,8 +15,8 @@ import java.util.Map;
 /**
  * CheckRequests shaped the way Envoy's ext_authz filter sends them: lowercased header names,
  * pseudo-headers (:path, :method, :authority, :scheme) in the map, path with its query, and
- * per-route context_extensions; or the header_map variant with raw_value bytes
- * (encode_raw_headers: true).
+ * per-route context_extensions; or the header_map variant with raw_value bytes (encode_raw_headers:
+ * true).
  */
 public final class EnvoyChecks {
   private final String method;
@@ -67,29 +67,39 @@ public final class EnvoyChecks {
   }
 
   public CheckRequest build() {
-    AttributeContext.HttpRequest.Builder http = AttributeContext.HttpRequest.newBuilder()
-        .setId("14588243912478612013")
-        .setMethod(method)
-        .setPath(path)
-        .setHost("gateway.example.com")
-        .setScheme("https")
-        .setProtocol("HTTP/1.1");
+    AttributeContext.HttpRequest.Builder http =
+        AttributeContext.HttpRequest.newBuilder()
+            .setId("14588243912478612013")
+            .setMethod(method)
+            .setPath(path)
+            .setHost("gateway.example.com")
+            .setScheme("https")
+            .setProtocol("HTTP/1.1");
     if (rawHeaders) {
       HeaderMap.Builder map = HeaderMap.newBuilder();
-      headers.forEach((k, v) -> map.addHeaders(HeaderValue.newBuilder().setKey(k)
-          .setRawValue(ByteString.copyFrom(v, StandardCharsets.UTF_8))));
+      headers.forEach(
+          (k, v) ->
+              map.addHeaders(
+                  HeaderValue.newBuilder()
+                      .setKey(k)
+                      .setRawValue(ByteString.copyFrom(v, StandardCharsets.UTF_8))));
       http.setHeaderMap(map);
     } else {
       http.putAllHeaders(headers);
     }
     return CheckRequest.newBuilder()
-        .setAttributes(AttributeContext.newBuilder()
-            .setSource(AttributeContext.Peer.newBuilder().setAddress(
-                Address.newBuilder().setSocketAddress(
-                    SocketAddress.newBuilder()
-                        .setAddress("10.0.0.7").setPortValue(51234))))
-            .setRequest(AttributeContext.Request.newBuilder().setHttp(http))
-            .putAllContextExtensions(contextExtensions))
+        .setAttributes(
+            AttributeContext.newBuilder()
+                .setSource(
+                    AttributeContext.Peer.newBuilder()
+                        .setAddress(
+                            Address.newBuilder()
+                                .setSocketAddress(
+                                    SocketAddress.newBuilder()
+                                        .setAddress("10.0.0.7")
+                                        .setPortValue(51234))))
+                .setRequest(AttributeContext.Request.newBuilder().setHttp(http))
+                .putAllContextExtensions(contextExtensions))
         .build();
   }
 }

@@ -1,6 +1,5 @@
 package io.quotaauthority.testing;
 
-import java.util.function.BooleanSupplier;
 import io.grpc.netty.shaded.io.netty.buffer.ByteBuf;
 import io.grpc.netty.shaded.io.netty.buffer.Unpooled;
 import io.grpc.netty.shaded.io.netty.handler.codec.http2.DefaultHttp2Headers;
@@ -21,17 +20,19 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 
 /**
- * A plaintext HTTP/2 client that writes frames by hand, for what gRPC's own client never does:
- * PING frames at a chosen rate, and gRPC messages that declare one length and send another. It
- * keeps flow control honestly (waits for the server's WINDOW_UPDATEs), ACKs the server's SETTINGS
- * and PINGs, and records every GOAWAY, RST_STREAM, PING ACK, header block (decoded with Netty's
- * HPACK) and DATA byte count per stream. Header blocks are encoded and decoded with the shaded
- * Netty HPACK coder; everything else is the 9-byte frame header of RFC 9113 §4.1.
+ * A plaintext HTTP/2 client that writes frames by hand, for what gRPC's own client never does: PING
+ * frames at a chosen rate, and gRPC messages that declare one length and send another. It keeps
+ * flow control honestly (waits for the server's WINDOW_UPDATEs), ACKs the server's SETTINGS and
+ * PINGs, and records every GOAWAY, RST_STREAM, PING ACK, header block (decoded with Netty's HPACK)
+ * and DATA byte count per stream. Header blocks are encoded and decoded with the shaded Netty HPACK
+ * coder; everything else is the 9-byte frame header of RFC 9113 §4.1.
  */
 public final class RawHttp2 implements AutoCloseable {
-  private static final byte[] PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".getBytes(StandardCharsets.US_ASCII);
+  private static final byte[] PREFACE =
+      "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".getBytes(StandardCharsets.US_ASCII);
   private static final int DATA = 0;
   private static final int HEADERS = 1;
   private static final int RST_STREAM = 3;
@@ -46,8 +47,7 @@ public final class RawHttp2 implements AutoCloseable {
   private static final int MAX_FRAME = 16_384; // the default SETTINGS_MAX_FRAME_SIZE
 
   /** A GOAWAY the server sent. */
-  public record GoAway(int lastStreamId, long errorCode, String debug) {
-  }
+  public record GoAway(int lastStreamId, long errorCode, String debug) {}
 
   private final Socket socket;
   private final OutputStream out;
@@ -120,9 +120,14 @@ public final class RawHttp2 implements AutoCloseable {
 
   /** As {@link #openGrpcCall(String)}, with {@code authorization: Bearer <token>} when not null. */
   public int openGrpcCall(String fullMethod, String bearerToken) throws IOException {
-    Http2Headers h = new DefaultHttp2Headers()
-        .method("POST").scheme("http").authority("127.0.0.1").path("/" + fullMethod)
-        .add("content-type", "application/grpc").add("te", "trailers");
+    Http2Headers h =
+        new DefaultHttp2Headers()
+            .method("POST")
+            .scheme("http")
+            .authority("127.0.0.1")
+            .path("/" + fullMethod)
+            .add("content-type", "application/grpc")
+            .add("te", "trailers");
     if (bearerToken != null) {
       h.add("authorization", "Bearer " + bearerToken);
     }
@@ -151,8 +156,13 @@ public final class RawHttp2 implements AutoCloseable {
 
   /** The 5-byte gRPC message prefix: not compressed, this declared length. */
   public static byte[] grpcPrefix(int declaredLength) {
-    return new byte[] {0, (byte) (declaredLength >>> 24), (byte) (declaredLength >>> 16),
-        (byte) (declaredLength >>> 8), (byte) declaredLength};
+    return new byte[] {
+      0,
+      (byte) (declaredLength >>> 24),
+      (byte) (declaredLength >>> 16),
+      (byte) (declaredLength >>> 8),
+      (byte) declaredLength
+    };
   }
 
   /** A whole gRPC message: prefix and bytes. */
@@ -164,8 +174,8 @@ public final class RawHttp2 implements AutoCloseable {
   }
 
   /**
-   * Sends bytes on a stream as DATA frames, waiting for send window as the server grants it;
-   * false if the window did not open within the timeout (the server stopped reading the stream).
+   * Sends bytes on a stream as DATA frames, waiting for send window as the server grants it; false
+   * if the window did not open within the timeout (the server stopped reading the stream).
    */
   public boolean send(int stream, byte[] bytes, int offset, int length, long timeoutMillis)
       throws IOException, InterruptedException {
@@ -231,8 +241,7 @@ public final class RawHttp2 implements AutoCloseable {
   }
 
   /** Waits until the condition (checked under this object's lock) holds or the timeout passes. */
-  public boolean await(BooleanSupplier condition, long timeoutMillis)
-      throws InterruptedException {
+  public boolean await(BooleanSupplier condition, long timeoutMillis) throws InterruptedException {
     long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
     synchronized (this) {
       while (!condition.getAsBoolean()) {
@@ -364,8 +373,11 @@ public final class RawHttp2 implements AutoCloseable {
             }
           }
           case GOAWAY -> {
-            goAways.add(new GoAway((int) (readUint32(p, 0) & 0x7fffffff), readUint32(p, 4),
-                new String(p, 8, len - 8, StandardCharsets.UTF_8)));
+            goAways.add(
+                new GoAway(
+                    (int) (readUint32(p, 0) & 0x7fffffff),
+                    readUint32(p, 4),
+                    new String(p, 8, len - 8, StandardCharsets.UTF_8)));
             synchronized (this) {
               notifyAll();
             }
@@ -381,7 +393,7 @@ public final class RawHttp2 implements AutoCloseable {
               notifyAll();
             }
           }
-          default -> { } // PRIORITY, PUSH_PROMISE (never sent to a client that disabled it), ...
+          default -> {} // PRIORITY, PUSH_PROMISE (never sent to a client that disabled it), ...
         }
       }
     } catch (EOFException e) {
@@ -403,7 +415,10 @@ public final class RawHttp2 implements AutoCloseable {
   }
 
   private static long readUint32(byte[] p, int at) {
-    return (p[at] & 0xffL) << 24 | (p[at + 1] & 0xffL) << 16 | (p[at + 2] & 0xffL) << 8 | (p[at + 3] & 0xffL);
+    return (p[at] & 0xffL) << 24
+        | (p[at + 1] & 0xffL) << 16
+        | (p[at + 2] & 0xffL) << 8
+        | (p[at + 3] & 0xffL);
   }
 
   @Override

@@ -2,7 +2,8 @@ package io.quotaauthority.testing;
 
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
-import java.nio.ByteBuffer;
+import java.io.DataInputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -10,8 +11,7 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
-import java.io.DataInputStream;
-import java.io.EOFException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.List;
@@ -26,7 +26,8 @@ import java.util.concurrent.atomic.LongAdder;
  * connections and drop open ones) and restore, to play a database outage for real. It also reads
  * the client's side of the PostgreSQL protocol and counts the statements executed, by SQL text
  * (simple Query, and Execute of a portal bound to a Parsed statement), so a test can say how many
- * queries of each kind the server made. It needs an unencrypted session (the test server has no SSL).
+ * queries of each kind the server made. It needs an unencrypted session (the test server has no
+ * SSL).
  */
 public final class TcpProxy implements AutoCloseable {
   private final InetSocketAddress target;
@@ -83,41 +84,48 @@ public final class TcpProxy implements AutoCloseable {
 
   private void listen(ServerSocket s) {
     listener = s;
-    Thread t = new Thread(() -> {
-      while (!s.isClosed()) {
-        try {
-          Socket client = s.accept();
-          Socket upstream = new Socket();
-          upstream.connect(target, 2_000);
-          open.add(client);
-          open.add(upstream);
-          countingPump(client, upstream);
-          pump(upstream, client);
-        } catch (IOException e) {
-          // closed by cut() or close(), or the target refused: drop this connection only
-        }
-      }
-    }, "tcp-proxy-accept");
+    Thread t =
+        new Thread(
+            () -> {
+              while (!s.isClosed()) {
+                try {
+                  Socket client = s.accept();
+                  Socket upstream = new Socket();
+                  upstream.connect(target, 2_000);
+                  open.add(client);
+                  open.add(upstream);
+                  countingPump(client, upstream);
+                  pump(upstream, client);
+                } catch (IOException e) {
+                  // closed by cut() or close(), or the target refused: drop this connection only
+                }
+              }
+            },
+            "tcp-proxy-accept");
     t.setDaemon(true);
     t.start();
   }
 
   private void pump(Socket from, Socket to) {
-    Thread t = new Thread(() -> {
-      byte[] buf = new byte[16 * 1024];
-      try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
-        int n;
-        while ((n = in.read(buf)) >= 0) {
-          out.write(buf, 0, n);
-          out.flush();
-        }
-      } catch (IOException e) {
-        // one side went away
-      } finally {
-        closeQuietly(from);
-        closeQuietly(to);
-      }
-    }, "tcp-proxy-pump");
+    Thread t =
+        new Thread(
+            () -> {
+              byte[] buf = new byte[16 * 1024];
+              try (InputStream in = from.getInputStream();
+                  OutputStream out = to.getOutputStream()) {
+                int n;
+                while ((n = in.read(buf)) >= 0) {
+                  out.write(buf, 0, n);
+                  out.flush();
+                }
+              } catch (IOException e) {
+                // one side went away
+              } finally {
+                closeQuietly(from);
+                closeQuietly(to);
+              }
+            },
+            "tcp-proxy-pump");
     t.setDaemon(true);
     t.start();
   }
@@ -142,55 +150,61 @@ public final class TcpProxy implements AutoCloseable {
 
   /** Client to server: forwards message by message, counting the statements executed. */
   private void countingPump(Socket from, Socket to) {
-    Thread t = new Thread(() -> {
-      try (DataInputStream in = new DataInputStream(new BufferedInputStream(from.getInputStream()));
-           OutputStream out = new BufferedOutputStream(to.getOutputStream())) {
-        // Untyped startup packets first: an SSL or GSS request (8 bytes, then the server's answer
-        // byte) may precede the startup message itself.
-        while (true) {
-          int length = in.readInt();
-          byte[] body = new byte[length - 4];
-          in.readFully(body);
-          out.write(intBytes(length));
-          out.write(body);
-          out.flush();
-          int code = length >= 8 ? ByteBuffer.wrap(body).getInt() : 0;
-          if (code != 80877103 && code != 80877104) {
-            break;
-          }
-        }
-        Map<String, String> prepared = new HashMap<>();
-        Map<String, String> portals = new HashMap<>();
-        while (true) {
-          int type = in.read();
-          if (type < 0) {
-            break;
-          }
-          int length = in.readInt();
-          byte[] body = new byte[length - 4];
-          in.readFully(body);
-          out.write(type);
-          out.write(intBytes(length));
-          out.write(body);
-          count((char) type, body, prepared, portals);
-          if (in.available() == 0) {
-            out.flush();
-          }
-        }
-      } catch (EOFException e) {
-        // the client closed
-      } catch (IOException e) {
-        // one side went away
-      } finally {
-        closeQuietly(from);
-        closeQuietly(to);
-      }
-    }, "tcp-proxy-pump");
+    Thread t =
+        new Thread(
+            () -> {
+              try (DataInputStream in =
+                      new DataInputStream(new BufferedInputStream(from.getInputStream()));
+                  OutputStream out = new BufferedOutputStream(to.getOutputStream())) {
+                // Untyped startup packets first: an SSL or GSS request (8 bytes, then the server's
+                // answer
+                // byte) may precede the startup message itself.
+                while (true) {
+                  int length = in.readInt();
+                  byte[] body = new byte[length - 4];
+                  in.readFully(body);
+                  out.write(intBytes(length));
+                  out.write(body);
+                  out.flush();
+                  int code = length >= 8 ? ByteBuffer.wrap(body).getInt() : 0;
+                  if (code != 80877103 && code != 80877104) {
+                    break;
+                  }
+                }
+                Map<String, String> prepared = new HashMap<>();
+                Map<String, String> portals = new HashMap<>();
+                while (true) {
+                  int type = in.read();
+                  if (type < 0) {
+                    break;
+                  }
+                  int length = in.readInt();
+                  byte[] body = new byte[length - 4];
+                  in.readFully(body);
+                  out.write(type);
+                  out.write(intBytes(length));
+                  out.write(body);
+                  count((char) type, body, prepared, portals);
+                  if (in.available() == 0) {
+                    out.flush();
+                  }
+                }
+              } catch (EOFException e) {
+                // the client closed
+              } catch (IOException e) {
+                // one side went away
+              } finally {
+                closeQuietly(from);
+                closeQuietly(to);
+              }
+            },
+            "tcp-proxy-pump");
     t.setDaemon(true);
     t.start();
   }
 
-  private void count(char type, byte[] body, Map<String, String> prepared, Map<String, String> portals) {
+  private void count(
+      char type, byte[] body, Map<String, String> prepared, Map<String, String> portals) {
     int[] at = {0};
     switch (type) {
       case 'Q' -> bump(cstring(body, at));
@@ -203,7 +217,7 @@ public final class TcpProxy implements AutoCloseable {
         portals.put(portal, prepared.getOrDefault(cstring(body, at), "?"));
       }
       case 'E' -> bump(portals.getOrDefault(cstring(body, at), "?"));
-      default -> { }
+      default -> {}
     }
   }
 

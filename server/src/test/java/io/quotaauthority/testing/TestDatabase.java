@@ -27,13 +27,19 @@ public final class TestDatabase implements AutoCloseable {
   }
 
   public static TestDatabase create() {
-    String name = "qa_test_" + ProcessHandle.current().pid() + "_" + COUNTER.incrementAndGet()
-        + "_" + System.nanoTime() % 100000;
+    String name =
+        "qa_test_"
+            + ProcessHandle.current().pid()
+            + "_"
+            + COUNTER.incrementAndGet()
+            + "_"
+            + System.nanoTime() % 100000;
     try (Connection c = DriverManager.getConnection(adminUrl(), "postgres", "");
         Statement s = c.createStatement()) {
       s.execute("CREATE DATABASE " + name);
     } catch (SQLException e) {
-      throw new IllegalStateException("PostgreSQL must answer on " + HOST + " (user postgres, trust auth)", e);
+      throw new IllegalStateException(
+          "PostgreSQL must answer on " + HOST + " (user postgres, trust auth)", e);
     }
     HikariConfig config = new HikariConfig();
     config.setJdbcUrl(urlOf(name));
@@ -71,16 +77,18 @@ public final class TestDatabase implements AutoCloseable {
 
   /** A single value from a query, e.g. {@code scalar("SELECT count(*) FROM key_audit")}. */
   public Object scalar(String sql, Object... args) {
-    return transactions().inTransaction(c -> {
-      try (var ps = c.prepareStatement(sql)) {
-        for (int i = 0; i < args.length; i++) {
-          ps.setObject(i + 1, args[i]);
-        }
-        try (var rs = ps.executeQuery()) {
-          return rs.next() ? rs.getObject(1) : null;
-        }
-      }
-    });
+    return transactions()
+        .inTransaction(
+            c -> {
+              try (var ps = c.prepareStatement(sql)) {
+                for (int i = 0; i < args.length; i++) {
+                  ps.setObject(i + 1, args[i]);
+                }
+                try (var rs = ps.executeQuery()) {
+                  return rs.next() ? rs.getObject(1) : null;
+                }
+              }
+            });
   }
 
   public long count(String sql, Object... args) {

@@ -1,8 +1,5 @@
 package io.quotaauthority.testing;
 
-import java.io.IOException;
-import java.util.HashMap;
-import java.util.List;
 import io.grpc.Channel;
 import io.grpc.ClientInterceptor;
 import io.grpc.ClientInterceptors;
@@ -14,10 +11,13 @@ import io.quotaauthority.QuotaAuthority;
 import io.quotaauthority.config.Setting;
 import io.quotaauthority.config.Settings;
 import io.quotaauthority.proto.v1.KeyAdminServiceGrpc;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.util.EnumMap;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
@@ -39,9 +39,12 @@ public final class TestServer implements AutoCloseable {
   private TestServer(QuotaAuthority app, Path dataDir) {
     this.app = app;
     this.dataDir = dataDir;
-    this.adminChannel = ManagedChannelBuilder.forAddress("127.0.0.1", app.adminPort()).usePlaintext().build();
-    this.authzChannel = ManagedChannelBuilder.forAddress("127.0.0.1", app.authzPort()).usePlaintext().build();
-    this.meteringChannel = ManagedChannelBuilder.forAddress("127.0.0.1", app.meteringPort()).usePlaintext().build();
+    this.adminChannel =
+        ManagedChannelBuilder.forAddress("127.0.0.1", app.adminPort()).usePlaintext().build();
+    this.authzChannel =
+        ManagedChannelBuilder.forAddress("127.0.0.1", app.authzPort()).usePlaintext().build();
+    this.meteringChannel =
+        ManagedChannelBuilder.forAddress("127.0.0.1", app.meteringPort()).usePlaintext().build();
   }
 
   public static TestServer start(TestDatabase db) {
@@ -86,14 +89,16 @@ public final class TestServer implements AutoCloseable {
       e.put(Setting.ADMIN_PORT.env(), "0");
       e.put(Setting.METRICS_PORT.env(), "0");
       e.put(Setting.REPORTER_TOKEN.env(), REPORTER_TOKEN);
-      env.forEach((k, v) -> {
-        if (v == null) {
-          e.remove(k);
-        } else {
-          e.put(k, v);
-        }
-      });
-      return new TestServer(QuotaAuthority.start(Settings.load(e, List.of()), Clock.systemUTC()), dataDir);
+      env.forEach(
+          (k, v) -> {
+            if (v == null) {
+              e.remove(k);
+            } else {
+              e.put(k, v);
+            }
+          });
+      return new TestServer(
+          QuotaAuthority.start(Settings.load(e, List.of()), Clock.systemUTC()), dataDir);
     } catch (IOException e) {
       throw new IllegalStateException(e);
     }

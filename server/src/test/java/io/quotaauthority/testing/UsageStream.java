@@ -23,24 +23,26 @@ public final class UsageStream {
     if (token != null) {
       stub = stub.withInterceptors(TestServer.bearer(token));
     }
-    requests = stub.reportUsage(new StreamObserver<>() {
-      @Override
-      public void onNext(ReportUsageResponse r) {
-        responses.add(r);
-      }
+    requests =
+        stub.reportUsage(
+            new StreamObserver<>() {
+              @Override
+              public void onNext(ReportUsageResponse r) {
+                responses.add(r);
+              }
 
-      @Override
-      public void onError(Throwable t) {
-        status = Status.fromThrowable(t);
-        done.countDown();
-      }
+              @Override
+              public void onError(Throwable t) {
+                status = Status.fromThrowable(t);
+                done.countDown();
+              }
 
-      @Override
-      public void onCompleted() {
-        status = Status.OK;
-        done.countDown();
-      }
-    });
+              @Override
+              public void onCompleted() {
+                status = Status.OK;
+                done.countDown();
+              }
+            });
   }
 
   public static UsageStream open(ManagedChannel channel, String token) {
@@ -48,8 +50,14 @@ public final class UsageStream {
   }
 
   public static ReportUsageRequest report(String reportId, String keyId, String cost) {
-    return ReportUsageRequest.newBuilder().setReportId(reportId).setKeyId(keyId).setCostUsd(cost)
-        .setModel("gpt-4o-mini").setInputTokens(12).setOutputTokens(34).build();
+    return ReportUsageRequest.newBuilder()
+        .setReportId(reportId)
+        .setKeyId(keyId)
+        .setCostUsd(cost)
+        .setModel("gpt-4o-mini")
+        .setInputTokens(12)
+        .setOutputTokens(34)
+        .build();
   }
 
   public UsageStream send(ReportUsageRequest r) {

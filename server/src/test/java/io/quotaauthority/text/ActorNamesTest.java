@@ -7,15 +7,17 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 class ActorNamesTest {
   @ParameterizedTest(name = "[{0}] -> [{1}]")
-  @CsvSource(delimiter = '|', value = {
-      "alice|alice",
-      "ops@example.com|ops@example.com",
-      "a.b_c-d|a.b_c-d",
-      "alice smith|alice_smith",
-      "eve\u001b[31m|eve__31m",
-      "ünïcode|_n_code",
-      "x\ty|x_y",
-  })
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "alice|alice",
+        "ops@example.com|ops@example.com",
+        "a.b_c-d|a.b_c-d",
+        "alice smith|alice_smith",
+        "eve\u001b[31m|eve__31m",
+        "ünïcode|_n_code",
+        "x\ty|x_y",
+      })
   void sanitize_anyName_keepsOnlySafeCharacters(String name, String expected) {
     assertThat(ActorNames.sanitize(name)).isEqualTo(expected);
   }

@@ -70,10 +70,14 @@ public final class TestCertificates {
 
   /** A server certificate for localhost and 127.0.0.1. */
   public Pem server(String cn) throws Exception {
-    return leaf(cn, KeyPurposeId.id_kp_serverAuth,
-        new GeneralNames(new GeneralName[] {
-            new GeneralName(GeneralName.dNSName, "localhost"),
-            new GeneralName(GeneralName.iPAddress, "127.0.0.1")}));
+    return leaf(
+        cn,
+        KeyPurposeId.id_kp_serverAuth,
+        new GeneralNames(
+            new GeneralName[] {
+              new GeneralName(GeneralName.dNSName, "localhost"),
+              new GeneralName(GeneralName.iPAddress, "127.0.0.1")
+            }));
   }
 
   /** A client certificate, for mTLS. */
@@ -83,7 +87,8 @@ public final class TestCertificates {
 
   private Pem leaf(String cn, KeyPurposeId purpose, GeneralNames san) throws Exception {
     KeyPair keys = ecKeys();
-    X509v3CertificateBuilder b = builder(new X500Name("CN=" + cn), new X500Name("CN=" + name), keys);
+    X509v3CertificateBuilder b =
+        builder(new X500Name("CN=" + cn), new X500Name("CN=" + name), keys);
     b.addExtension(Extension.basicConstraints, true, new BasicConstraints(false));
     b.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.digitalSignature));
     b.addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(purpose));
@@ -106,14 +111,19 @@ public final class TestCertificates {
 
   private static X509v3CertificateBuilder builder(X500Name subject, X500Name issuer, KeyPair keys) {
     Instant now = Instant.now();
-    return new JcaX509v3CertificateBuilder(issuer, BigInteger.valueOf(SERIAL.incrementAndGet()),
-        Date.from(now.minus(Duration.ofHours(1))), Date.from(now.plus(Duration.ofDays(1))), subject,
+    return new JcaX509v3CertificateBuilder(
+        issuer,
+        BigInteger.valueOf(SERIAL.incrementAndGet()),
+        Date.from(now.minus(Duration.ofHours(1))),
+        Date.from(now.plus(Duration.ofDays(1))),
+        subject,
         keys.getPublic());
   }
 
-  private static X509Certificate sign(X509v3CertificateBuilder b, PrivateKey signer) throws Exception {
-    return new JcaX509CertificateConverter().getCertificate(
-        b.build(new JcaContentSignerBuilder("SHA256withECDSA").build(signer)));
+  private static X509Certificate sign(X509v3CertificateBuilder b, PrivateKey signer)
+      throws Exception {
+    return new JcaX509CertificateConverter()
+        .getCertificate(b.build(new JcaContentSignerBuilder("SHA256withECDSA").build(signer)));
   }
 
   private static String pem(X509Certificate cert) throws IOException {

@@ -40,8 +40,7 @@ import org.junit.jupiter.api.io.TempDir;
  * certificate or with one from another CA do not.
  */
 class TlsIT {
-  @TempDir
-  static Path dir;
+  @TempDir static Path dir;
 
   private static TestDatabase db;
   private static TestCertificates ca;
@@ -61,13 +60,21 @@ class TlsIT {
     serverCert = ca.server("server");
     clientCert = ca.client("client");
     foreignClientCert = otherCa.client("intruder");
-    tls = TestServer.start(db, Map.of(
-        Setting.TLS_CERT, serverCert.cert().toString(),
-        Setting.TLS_KEY, serverCert.key().toString()), Clock.systemUTC());
-    mtls = TestServer.start(db, Map.of(
-        Setting.TLS_CERT, serverCert.cert().toString(),
-        Setting.TLS_KEY, serverCert.key().toString(),
-        Setting.TLS_CLIENT_CA, ca.caFile().toString()), Clock.systemUTC());
+    tls =
+        TestServer.start(
+            db,
+            Map.of(
+                Setting.TLS_CERT, serverCert.cert().toString(),
+                Setting.TLS_KEY, serverCert.key().toString()),
+            Clock.systemUTC());
+    mtls =
+        TestServer.start(
+            db,
+            Map.of(
+                Setting.TLS_CERT, serverCert.cert().toString(),
+                Setting.TLS_KEY, serverCert.key().toString(),
+                Setting.TLS_CLIENT_CA, ca.caFile().toString()),
+            Clock.systemUTC());
   }
 
   @AfterAll
@@ -86,32 +93,43 @@ class TlsIT {
 
   private ServingStatus health(int port, ChannelCredentials creds) {
     channel = Grpc.newChannelBuilderForAddress("localhost", port, creds).build();
-    return HealthGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.SECONDS)
-        .check(HealthCheckRequest.getDefaultInstance()).getStatus();
+    return HealthGrpc.newBlockingStub(channel)
+        .withDeadlineAfter(5, TimeUnit.SECONDS)
+        .check(HealthCheckRequest.getDefaultInstance())
+        .getStatus();
   }
 
   private static ChannelCredentials trusting(Path caFile) throws Exception {
     return TlsChannelCredentials.newBuilder().trustManager(caFile.toFile()).build();
   }
 
-  private static ChannelCredentials withClientCert(Path caFile, TestCertificates.Pem client) throws Exception {
-    return TlsChannelCredentials.newBuilder().trustManager(caFile.toFile())
-        .keyManager(client.cert().toFile(), client.key().toFile()).build();
+  private static ChannelCredentials withClientCert(Path caFile, TestCertificates.Pem client)
+      throws Exception {
+    return TlsChannelCredentials.newBuilder()
+        .trustManager(caFile.toFile())
+        .keyManager(client.cert().toFile(), client.key().toFile())
+        .build();
   }
 
   private static void assertRefused(Runnable call) {
-    assertThatThrownBy(call::run).isInstanceOfSatisfying(StatusRuntimeException.class,
-        e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE));
+    assertThatThrownBy(call::run)
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE));
   }
 
   // ---- TLS ----
 
   @Test
   void tls_clientTrustingTheCa_isServedOnBothPorts() throws Exception {
-    assertThat(health(tls.app().authzPort(), trusting(ca.caFile()))).isEqualTo(ServingStatus.SERVING);
+    assertThat(health(tls.app().authzPort(), trusting(ca.caFile())))
+        .isEqualTo(ServingStatus.SERVING);
     closeChannel();
-    assertThat(health(tls.app().adminPort(), trusting(ca.caFile()))).isEqualTo(ServingStatus.SERVING);
-    var admin = KeyAdminServiceGrpc.newBlockingStub(channel).withInterceptors(TestServer.bearer(TestServer.ADMIN_TOKEN));
+    assertThat(health(tls.app().adminPort(), trusting(ca.caFile())))
+        .isEqualTo(ServingStatus.SERVING);
+    var admin =
+        KeyAdminServiceGrpc.newBlockingStub(channel)
+            .withInterceptors(TestServer.bearer(TestServer.ADMIN_TOKEN));
     assertThat(admin.listKeys(ListKeysRequest.getDefaultInstance()).getKeysList()).isNotNull();
   }
 
@@ -122,24 +140,27 @@ class TlsIT {
 
   @Test
   void tls_clientTrustingAnotherCa_isRefused() {
-    assertRefused(() -> {
-      try {
-        health(tls.app().adminPort(), trusting(otherCa.caFile()));
-      } catch (RuntimeException e) {
-        throw e;
-      } catch (Exception e) {
-        throw new IllegalStateException(e);
-      }
-    });
+    assertRefused(
+        () -> {
+          try {
+            health(tls.app().adminPort(), trusting(otherCa.caFile()));
+          } catch (RuntimeException e) {
+            throw e;
+          } catch (Exception e) {
+            throw new IllegalStateException(e);
+          }
+        });
   }
 
   // ---- mTLS ----
 
   @Test
   void mtls_clientCertificateFromTheCa_isServedOnBothPorts() throws Exception {
-    assertThat(health(mtls.app().authzPort(), withClientCert(ca.caFile(), clientCert))).isEqualTo(ServingStatus.SERVING);
+    assertThat(health(mtls.app().authzPort(), withClientCert(ca.caFile(), clientCert)))
+        .isEqualTo(ServingStatus.SERVING);
     closeChannel();
-    assertThat(health(mtls.app().adminPort(), withClientCert(ca.caFile(), clientCert))).isEqualTo(ServingStatus.SERVING);
+    assertThat(health(mtls.app().adminPort(), withClientCert(ca.caFile(), clientCert)))
+        .isEqualTo(ServingStatus.SERVING);
   }
 
   @Test
@@ -166,22 +187,36 @@ class TlsIT {
     CliRunner cli = new CliRunner(Map.of("QUOTA_ADMIN_TOKEN", TestServer.ADMIN_TOKEN));
     String addr = "localhost:" + mtls.app().adminPort();
 
-    CliRunner.Result ok = cli.run("keys", "list", "--admin-addr", addr, "--ca", ca.caFile().toString(),
-        "--cert", clientCert.cert().toString(), "--key", clientCert.key().toString());
-    CliRunner.Result noCert = cli.run("keys", "list", "--admin-addr", addr, "--ca", ca.caFile().toString());
+    CliRunner.Result ok =
+        cli.run(
+            "keys",
+            "list",
+            "--admin-addr",
+            addr,
+            "--ca",
+            ca.caFile().toString(),
+            "--cert",
+            clientCert.cert().toString(),
+            "--key",
+            clientCert.key().toString());
+    CliRunner.Result noCert =
+        cli.run("keys", "list", "--admin-addr", addr, "--ca", ca.caFile().toString());
     CliRunner.Result plain = cli.run("keys", "list", "--admin-addr", addr);
 
     assertThat(ok.exitCode()).as(ok.toString()).isZero();
     assertThat(ok.out()).startsWith("ID");
     assertThat(noCert.exitCode()).isEqualTo(ExitCodes.ERROR);
-    assertThat(noCert.err()).startsWith("error: cannot reach the admin API at " + addr).hasLineCount(1);
+    assertThat(noCert.err())
+        .startsWith("error: cannot reach the admin API at " + addr)
+        .hasLineCount(1);
     assertThat(plain.exitCode()).isEqualTo(ExitCodes.ERROR);
   }
 
   @Test
   void cli_certWithoutKey_exitsTwo() {
-    CliRunner.Result r = new CliRunner(Map.of("QUOTA_ADMIN_TOKEN", "t"))
-        .run("keys", "list", "--cert", clientCert.cert().toString());
+    CliRunner.Result r =
+        new CliRunner(Map.of("QUOTA_ADMIN_TOKEN", "t"))
+            .run("keys", "list", "--cert", clientCert.cert().toString());
 
     assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
     assertThat(r.err()).isEqualTo("error: --cert and --key go together\n");
@@ -191,40 +226,67 @@ class TlsIT {
 
   @Test
   void credentials_keyOfAnotherCertificate_failsNamingTheSetting() throws Exception {
-    Settings s = Settings.of(Map.of(Setting.TLS_CERT, serverCert.cert().toString(),
-        Setting.TLS_KEY, clientCert.key().toString()));
+    Settings s =
+        Settings.of(
+            Map.of(
+                Setting.TLS_CERT,
+                serverCert.cert().toString(),
+                Setting.TLS_KEY,
+                clientCert.key().toString()));
 
-    assertThatThrownBy(() -> ServerTls.credentials(s)).isInstanceOf(ConfigException.class)
-        .hasMessageStartingWith("QUOTA_TLS_KEY does not belong to the first certificate in QUOTA_TLS_CERT");
+    assertThatThrownBy(() -> ServerTls.credentials(s))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith(
+            "QUOTA_TLS_KEY does not belong to the first certificate in QUOTA_TLS_CERT");
   }
 
   @Test
   void credentials_missingFile_failsNamingTheSetting() {
-    Settings s = Settings.of(Map.of(Setting.TLS_CERT, dir.resolve("nope.pem").toString(),
-        Setting.TLS_KEY, serverCert.key().toString()));
+    Settings s =
+        Settings.of(
+            Map.of(
+                Setting.TLS_CERT,
+                dir.resolve("nope.pem").toString(),
+                Setting.TLS_KEY,
+                serverCert.key().toString()));
 
-    assertThatThrownBy(() -> ServerTls.credentials(s)).isInstanceOf(ConfigException.class)
+    assertThatThrownBy(() -> ServerTls.credentials(s))
+        .isInstanceOf(ConfigException.class)
         .hasMessageStartingWith("QUOTA_TLS_CERT: cannot read");
   }
 
   @Test
   void credentials_pkcs1Key_failsWithAConversionHint() throws Exception {
     Path pkcs1 = dir.resolve("rsa.pem");
-    Files.writeString(pkcs1, "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n");
-    Settings s = Settings.of(Map.of(Setting.TLS_CERT, serverCert.cert().toString(), Setting.TLS_KEY, pkcs1.toString()));
+    Files.writeString(
+        pkcs1, "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n");
+    Settings s =
+        Settings.of(
+            Map.of(
+                Setting.TLS_CERT, serverCert.cert().toString(), Setting.TLS_KEY, pkcs1.toString()));
 
-    assertThatThrownBy(() -> ServerTls.credentials(s)).isInstanceOf(ConfigException.class)
-        .hasMessageContaining("PKCS#8").hasMessageContaining("openssl pkcs8 -topk8");
+    assertThatThrownBy(() -> ServerTls.credentials(s))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageContaining("PKCS#8")
+        .hasMessageContaining("openssl pkcs8 -topk8");
   }
 
   @Test
   void credentials_clientCaNotAPem_failsNamingTheSetting() throws Exception {
     Path junk = dir.resolve("junk.pem");
     Files.writeString(junk, "not a certificate");
-    Settings s = Settings.of(Map.of(Setting.TLS_CERT, serverCert.cert().toString(),
-        Setting.TLS_KEY, serverCert.key().toString(), Setting.TLS_CLIENT_CA, junk.toString()));
+    Settings s =
+        Settings.of(
+            Map.of(
+                Setting.TLS_CERT,
+                serverCert.cert().toString(),
+                Setting.TLS_KEY,
+                serverCert.key().toString(),
+                Setting.TLS_CLIENT_CA,
+                junk.toString()));
 
-    assertThatThrownBy(() -> ServerTls.credentials(s)).isInstanceOf(ConfigException.class)
+    assertThatThrownBy(() -> ServerTls.credentials(s))
+        .isInstanceOf(ConfigException.class)
         .hasMessageStartingWith("QUOTA_TLS_CLIENT_CA must hold PEM certificates");
   }
 }

@@ -56,20 +56,25 @@ class GroupBisectionTest {
 
   @ParameterizedTest
   @MethodSource("groups")
-  void commit_poisonReports_onlyThoseFailAndTheRestCommitOnceInOrder(int size, Set<Integer> poison,
-      int maxTransactions) throws Exception {
+  void commit_poisonReports_onlyThoseFailAndTheRestCommitOnceInOrder(
+      int size, Set<Integer> poison, int maxTransactions) throws Exception {
     List<Integer> group = IntStream.range(0, size).boxed().toList();
     Ledger ledger = new Ledger(poison);
 
-    List<GroupBisection.Piece<Integer, List<Integer>>> pieces = GroupBisection.commit(group, ledger);
+    List<GroupBisection.Piece<Integer, List<Integer>>> pieces =
+        GroupBisection.commit(group, ledger);
 
     List<Integer> expectedCommitted = group.stream().filter(r -> !poison.contains(r)).toList();
     // Every good report committed exactly once, in group order.
     assertThat(ledger.committed).containsExactlyElementsOf(expectedCommitted);
     // The pieces cover the group once, in order.
-    assertThat(pieces.stream().flatMap(p -> p.reports().stream()).toList()).containsExactlyElementsOf(group);
-    List<Integer> failed = pieces.stream().filter(GroupBisection.Piece::failed)
-        .flatMap(p -> p.reports().stream()).toList();
+    assertThat(pieces.stream().flatMap(p -> p.reports().stream()).toList())
+        .containsExactlyElementsOf(group);
+    List<Integer> failed =
+        pieces.stream()
+            .filter(GroupBisection.Piece::failed)
+            .flatMap(p -> p.reports().stream())
+            .toList();
     assertThat(failed).containsExactlyInAnyOrderElementsOf(poison);
     for (GroupBisection.Piece<Integer, List<Integer>> p : pieces) {
       if (p.failed()) {
@@ -101,16 +106,17 @@ class GroupBisectionTest {
   @Test
   void commit_ledgerInterrupted_propagatesAndKeepsEarlierPiecesCommitted() {
     List<Integer> committed = new ArrayList<>();
-    GroupBisection.Ledger<Integer, Integer> ledger = piece -> {
-      if (piece.size() == 4) {
-        throw new IllegalStateException("whole group fails");
-      }
-      if (piece.contains(2)) {
-        throw new InterruptedException("shutting down");
-      }
-      committed.addAll(piece);
-      return piece.size();
-    };
+    GroupBisection.Ledger<Integer, Integer> ledger =
+        piece -> {
+          if (piece.size() == 4) {
+            throw new IllegalStateException("whole group fails");
+          }
+          if (piece.contains(2)) {
+            throw new InterruptedException("shutting down");
+          }
+          committed.addAll(piece);
+          return piece.size();
+        };
     assertThatThrownBy(() -> GroupBisection.commit(List.of(0, 1, 2, 3), ledger))
         .isInstanceOf(InterruptedException.class);
     assertThat(committed).containsExactly(0, 1);

@@ -22,7 +22,16 @@ class HeldReportsTest {
   }
 
   private static UsageReport report(int n) {
-    return new UsageReport("r-" + n, 1, new BigDecimal("0.01"), "m", "", 1, 1, 0, 0,
+    return new UsageReport(
+        "r-" + n,
+        1,
+        new BigDecimal("0.01"),
+        "m",
+        "",
+        1,
+        1,
+        0,
+        0,
         Instant.parse("2026-12-01T00:00:00Z"));
   }
 

@@ -24,7 +24,8 @@ class RetriesTest {
 
     assertThat(ran).containsExactly("soon", "in a minute");
     assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start))
-        .as("waited for the deadline, not for the minute").isLessThan(5_000);
+        .as("waited for the deadline, not for the minute")
+        .isLessThan(5_000);
     assertThat(retries.waiting()).isZero();
   }
 
@@ -47,14 +48,17 @@ class RetriesTest {
     List<String> ran = new CopyOnWriteArrayList<>();
     List<Throwable> refused = new CopyOnWriteArrayList<>();
     // A retry that, run at the drain, asks for yet another attempt.
-    retries.schedule(() -> {
-      ran.add("last try");
-      try {
-        retries.schedule(() -> ran.add("never"), 1, TimeUnit.MILLISECONDS);
-      } catch (RejectedExecutionException e) {
-        refused.add(e);
-      }
-    }, 60, TimeUnit.SECONDS);
+    retries.schedule(
+        () -> {
+          ran.add("last try");
+          try {
+            retries.schedule(() -> ran.add("never"), 1, TimeUnit.MILLISECONDS);
+          } catch (RejectedExecutionException e) {
+            refused.add(e);
+          }
+        },
+        60,
+        TimeUnit.SECONDS);
 
     retries.drain(System.nanoTime());
 

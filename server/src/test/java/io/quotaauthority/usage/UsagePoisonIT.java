@@ -1,7 +1,5 @@
 package io.quotaauthority.usage;
 
-import java.math.RoundingMode;
-import java.sql.Statement;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.micrometer.core.instrument.DistributionSummary;
@@ -15,6 +13,8 @@ import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
 import io.quotaauthority.testing.UsageStream;
 import java.math.BigDecimal;
+import java.math.RoundingMode;
+import java.sql.Statement;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -48,8 +48,12 @@ class UsagePoisonIT {
   }
 
   private static long newKey() {
-    return Long.parseLong(server.admin().createKey(
-        CreateKeyRequest.newBuilder().setName("poison").setQuotaUsd("0").build()).getKey().getId());
+    return Long.parseLong(
+        server
+            .admin()
+            .createKey(CreateKeyRequest.newBuilder().setName("poison").setQuotaUsd("0").build())
+            .getKey()
+            .getId());
   }
 
   private static BigDecimal quotaUsed(long key) {
@@ -57,18 +61,21 @@ class UsagePoisonIT {
   }
 
   private static BigDecimal ledgerSum(long key) {
-    return (BigDecimal) db.scalar("SELECT coalesce(sum(cost), 0) FROM usage_events WHERE key_id = ?", key);
+    return (BigDecimal)
+        db.scalar("SELECT coalesce(sum(cost), 0) FROM usage_events WHERE key_id = ?", key);
   }
 
   /** 100 good reports over the keys, costs with all 8 fraction digits; the expected sum per key. */
-  private static List<ReportUsageRequest> good(String prefix, List<Long> keys, BigDecimal maxCost,
-      Map<Long, BigDecimal> expected) {
+  private static List<ReportUsageRequest> good(
+      String prefix, List<Long> keys, BigDecimal maxCost, Map<Long, BigDecimal> expected) {
     Random random = new Random(prefix.hashCode());
     List<ReportUsageRequest> reports = new ArrayList<>();
     for (int i = 0; i < 100; i++) {
       long key = keys.get(i % keys.size());
-      BigDecimal cost = maxCost.multiply(BigDecimal.valueOf(1 + random.nextInt(99_999_999), 8))
-          .setScale(8, RoundingMode.DOWN);
+      BigDecimal cost =
+          maxCost
+              .multiply(BigDecimal.valueOf(1 + random.nextInt(99_999_999), 8))
+              .setScale(8, RoundingMode.DOWN);
       reports.add(UsageStream.report(prefix + "-" + i, Long.toString(key), cost.toPlainString()));
       expected.merge(key, cost, BigDecimal::add);
     }
@@ -79,9 +86,11 @@ class UsagePoisonIT {
    * Sends the reports round-robin over three streams, the poison one in the middle of the second,
    * waits for every answer, and returns them by report id (each must come exactly once).
    */
-  private static Map<String, ReportUsageResponse> sendInOneGroup(List<ReportUsageRequest> good,
-      ReportUsageRequest poison, int expectedGroupSize) throws Exception {
-    DistributionSummary groups = server.app().operations().registry().get(Metrics.COMMIT_GROUP_SIZE).summary();
+  private static Map<String, ReportUsageResponse> sendInOneGroup(
+      List<ReportUsageRequest> good, ReportUsageRequest poison, int expectedGroupSize)
+      throws Exception {
+    DistributionSummary groups =
+        server.app().operations().registry().get(Metrics.COMMIT_GROUP_SIZE).summary();
     long groupsBefore = groups.count();
     double reportsBefore = groups.totalAmount();
     List<UsageStream> streams = List.of(stream(), stream(), stream());
@@ -109,23 +118,34 @@ class UsagePoisonIT {
     return UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN);
   }
 
-  private static void assertGoodCharged(List<ReportUsageRequest> good, Map<String, ReportUsageResponse> byId,
-      Map<Long, BigDecimal> expected, Map<Long, BigDecimal> usedBefore) {
+  private static void assertGoodCharged(
+      List<ReportUsageRequest> good,
+      Map<String, ReportUsageResponse> byId,
+      Map<Long, BigDecimal> expected,
+      Map<Long, BigDecimal> usedBefore) {
     for (ReportUsageRequest r : good) {
-      assertThat(byId.get(r.getReportId()).getResult()).as(r.getReportId()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
+      assertThat(byId.get(r.getReportId()).getResult())
+          .as(r.getReportId())
+          .isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
     }
     for (Map.Entry<Long, BigDecimal> e : expected.entrySet()) {
       BigDecimal before = usedBefore.getOrDefault(e.getKey(), BigDecimal.ZERO);
       assertThat(quotaUsed(e.getKey())).isEqualByComparingTo(before.add(e.getValue()));
       assertThat(ledgerSum(e.getKey())).isEqualByComparingTo(e.getValue());
       // The last answer of a key's reports carries its final total.
-      BigDecimal highest = good.stream().filter(r -> Long.parseLong(r.getKeyId()) == e.getKey())
-          .map(r -> new BigDecimal(byId.get(r.getReportId()).getQuotaUsedUsd()))
-          .max(BigDecimal::compareTo).orElseThrow();
+      BigDecimal highest =
+          good.stream()
+              .filter(r -> Long.parseLong(r.getKeyId()) == e.getKey())
+              .map(r -> new BigDecimal(byId.get(r.getReportId()).getQuotaUsedUsd()))
+              .max(BigDecimal::compareTo)
+              .orElseThrow();
       assertThat(highest).isEqualByComparingTo(before.add(e.getValue()));
     }
-    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id = ANY (?)",
-        (Object) good.stream().map(ReportUsageRequest::getReportId).toArray(String[]::new))).isEqualTo(100);
+    assertThat(
+            db.count(
+                "SELECT count(*) FROM usage_events WHERE report_id = ANY (?)",
+                (Object) good.stream().map(ReportUsageRequest::getReportId).toArray(String[]::new)))
+        .isEqualTo(100);
   }
 
   @Test
@@ -133,8 +153,10 @@ class UsagePoisonIT {
     List<Long> keys = List.of(newKey(), newKey(), newKey());
     Map<Long, BigDecimal> expected = new HashMap<>();
     List<ReportUsageRequest> good = good("nul", keys, BigDecimal.TEN, expected);
-    ReportUsageRequest poison = UsageStream.report("nul-poison", Long.toString(keys.get(1)), "1")
-        .toBuilder().setModel("gpt-4o\u0000mini").build();
+    ReportUsageRequest poison =
+        UsageStream.report("nul-poison", Long.toString(keys.get(1)), "1").toBuilder()
+            .setModel("gpt-4o\u0000mini")
+            .build();
 
     Map<String, ReportUsageResponse> byId = sendInOneGroup(good, poison, 100);
 
@@ -142,7 +164,8 @@ class UsagePoisonIT {
     assertThat(refused.getResult()).isEqualTo(UsageResult.USAGE_RESULT_REJECTED);
     assertThat(refused.getMessage()).startsWith("model ").contains("U+0000");
     assertGoodCharged(good, byId, expected, Map.of());
-    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id = 'nul-poison'")).isZero();
+    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id = 'nul-poison'"))
+        .isZero();
   }
 
   @Test
@@ -163,22 +186,28 @@ class UsagePoisonIT {
     assertThat(refused.getResult()).isEqualTo(UsageResult.USAGE_RESULT_REJECTED);
     assertThat(refused.getMessage()).startsWith("cost_usd: ").contains("quota_used");
     assertGoodCharged(good, byId, expected, Map.of(nearFull, before));
-    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id = 'ovf-poison'")).isZero();
+    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id = 'ovf-poison'"))
+        .isZero();
   }
 
   @Test
   void reportUsage_reportTheDatabaseRefusesAmong100_groupSplitAndOnlyItRejected() throws Exception {
     // A poison no validation rule knows: the ledger itself refuses this model.
-    db.transactions().inTransaction(c -> {
-      try (Statement st = c.createStatement()) {
-        return st.execute("ALTER TABLE usage_events ADD CONSTRAINT test_poison CHECK (model <> 'poison-model')");
-      }
-    });
+    db.transactions()
+        .inTransaction(
+            c -> {
+              try (Statement st = c.createStatement()) {
+                return st.execute(
+                    "ALTER TABLE usage_events ADD CONSTRAINT test_poison CHECK (model <> 'poison-model')");
+              }
+            });
     List<Long> keys = List.of(newKey(), newKey(), newKey());
     Map<Long, BigDecimal> expected = new HashMap<>();
     List<ReportUsageRequest> good = good("split", keys, BigDecimal.ONE, expected);
-    ReportUsageRequest poison = UsageStream.report("split-poison", Long.toString(keys.get(0)), "1")
-        .toBuilder().setModel("poison-model").build();
+    ReportUsageRequest poison =
+        UsageStream.report("split-poison", Long.toString(keys.get(0)), "1").toBuilder()
+            .setModel("poison-model")
+            .build();
 
     Map<String, ReportUsageResponse> byId = sendInOneGroup(good, poison, 101);
 

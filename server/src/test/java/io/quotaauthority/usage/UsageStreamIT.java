@@ -1,6 +1,5 @@
 package io.quotaauthority.usage;
 
-import java.util.LinkedHashMap;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.protobuf.Timestamp;
@@ -25,11 +24,11 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -53,7 +52,9 @@ class UsageStreamIT {
   }
 
   private static CreateKeyResponse newKey(String quota) {
-    return server.admin().createKey(CreateKeyRequest.newBuilder().setName("usage").setQuotaUsd(quota).build());
+    return server
+        .admin()
+        .createKey(CreateKeyRequest.newBuilder().setName("usage").setQuotaUsd(quota).build());
   }
 
   private static UsageStream stream() {
@@ -61,11 +62,13 @@ class UsageStreamIT {
   }
 
   private static BigDecimal quotaUsed(String keyId) {
-    return (BigDecimal) db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", Long.parseLong(keyId));
+    return (BigDecimal)
+        db.scalar("SELECT quota_used FROM api_keys WHERE id = ?", Long.parseLong(keyId));
   }
 
   @Test
-  void reportUsage_10000ReportsOver8StreamsWith10PercentRepeats_chargesEachUniqueReportOnce() throws Exception {
+  void reportUsage_10000ReportsOver8StreamsWith10PercentRepeats_chargesEachUniqueReportOnce()
+      throws Exception {
     List<String> keys = new ArrayList<>();
     for (int i = 0; i < 5; i++) {
       keys.add(newKey("0").getKey().getId());
@@ -109,7 +112,9 @@ class UsageStreamIT {
 
     List<ReportUsageResponse> all = streams.stream().flatMap(s -> s.responses().stream()).toList();
     assertThat(all).hasSize(10_000);
-    Map<UsageResult, Long> byResult = all.stream().collect(Collectors.groupingBy(ReportUsageResponse::getResult, Collectors.counting()));
+    Map<UsageResult, Long> byResult =
+        all.stream()
+            .collect(Collectors.groupingBy(ReportUsageResponse::getResult, Collectors.counting()));
     assertThat(byResult.get(UsageResult.USAGE_RESULT_ACCEPTED)).isEqualTo(9_000);
     assertThat(byResult.get(UsageResult.USAGE_RESULT_DUPLICATE)).isEqualTo(1_000);
     Set<String> accepted = new HashSet<>();
@@ -120,10 +125,15 @@ class UsageStreamIT {
     }
     for (String key : keys) {
       assertThat(quotaUsed(key)).isEqualByComparingTo(expected.get(key));
-      assertThat((BigDecimal) db.scalar("SELECT coalesce(sum(cost), 0) FROM usage_events WHERE key_id = ?", Long.parseLong(key)))
+      assertThat(
+              (BigDecimal)
+                  db.scalar(
+                      "SELECT coalesce(sum(cost), 0) FROM usage_events WHERE key_id = ?",
+                      Long.parseLong(key)))
           .isEqualByComparingTo(expected.get(key));
     }
-    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id LIKE 'bulk-%'")).isEqualTo(9_000);
+    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id LIKE 'bulk-%'"))
+        .isEqualTo(9_000);
   }
 
   @Test
@@ -139,19 +149,32 @@ class UsageStreamIT {
     // Spellings Long.parseLong reads as this very key: refused like any other malformed id.
     bad.put("key_id   ", UsageStream.report("bad-keyid-plus", "+" + key, "1"));
     bad.put("key_id    ", UsageStream.report("bad-keyid-zero", "0" + key, "1"));
-    bad.put("key_id     ", UsageStream.report("bad-keyid-arabic",
-        key.chars().map(c -> c - '0' + '\u0660').collect(StringBuilder::new, StringBuilder::appendCodePoint,
-            StringBuilder::append).toString(), "1"));
+    bad.put(
+        "key_id     ",
+        UsageStream.report(
+            "bad-keyid-arabic",
+            key.chars()
+                .map(c -> c - '0' + '\u0660')
+                .collect(StringBuilder::new, StringBuilder::appendCodePoint, StringBuilder::append)
+                .toString(),
+            "1"));
     bad.put("report_id", UsageStream.report("", key, "1"));
     bad.put("report_id ", UsageStream.report("x".repeat(129), key, "1"));
     bad.put("cost_usd", UsageStream.report("bad-cost-1", key, "-1"));
     bad.put("cost_usd ", UsageStream.report("bad-cost-2", key, "0.000000001"));
     bad.put("cost_usd  ", UsageStream.report("bad-cost-3", key, "1e3"));
     bad.put("cost_usd   ", UsageStream.report("bad-cost-4", key, ""));
-    bad.put("input_tokens", UsageStream.report("bad-tokens", key, "1").toBuilder().setInputTokens(-1).build());
-    bad.put("output_tokens", UsageStream.report("bad-tokens-2", key, "1").toBuilder().setOutputTokens(-5).build());
-    bad.put("occurred_at", UsageStream.report("bad-future", key, "1").toBuilder()
-        .setOccurredAt(Timestamp.newBuilder().setSeconds(twoDays.getEpochSecond())).build());
+    bad.put(
+        "input_tokens",
+        UsageStream.report("bad-tokens", key, "1").toBuilder().setInputTokens(-1).build());
+    bad.put(
+        "output_tokens",
+        UsageStream.report("bad-tokens-2", key, "1").toBuilder().setOutputTokens(-5).build());
+    bad.put(
+        "occurred_at",
+        UsageStream.report("bad-future", key, "1").toBuilder()
+            .setOccurredAt(Timestamp.newBuilder().setSeconds(twoDays.getEpochSecond()))
+            .build());
 
     UsageStream st = stream();
     st.send(UsageStream.report("good-before", key, "0.5"));
@@ -164,9 +187,14 @@ class UsageStreamIT {
     st.responses().forEach(r -> byId.put(r.getReportId(), r));
     assertThat(st.responses()).hasSize(bad.size() + 2);
     for (Map.Entry<String, ReportUsageRequest> e : bad.entrySet()) {
-      ReportUsageResponse r = st.responses().stream()
-          .filter(x -> x.getReportId().equals(e.getValue().getReportId()) && x.getMessage().startsWith(e.getKey().trim()))
-          .findFirst().orElseThrow(() -> new AssertionError("no rejection naming " + e.getKey().trim()));
+      ReportUsageResponse r =
+          st.responses().stream()
+              .filter(
+                  x ->
+                      x.getReportId().equals(e.getValue().getReportId())
+                          && x.getMessage().startsWith(e.getKey().trim()))
+              .findFirst()
+              .orElseThrow(() -> new AssertionError("no rejection naming " + e.getKey().trim()));
       assertThat(r.getResult()).isEqualTo(UsageResult.USAGE_RESULT_REJECTED);
     }
     assertThat(byId.get("good-before").getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
@@ -183,7 +211,8 @@ class UsageStreamIT {
     var request = EnvoyChecks.post("/v1/chat/completions").bearer(key.getSecret()).build();
     assertThat(authz.check(request).getStatus().getCode()).isZero();
 
-    UsageStream st = stream().send(UsageStream.report("cross-1", key.getKey().getId(), "0.99999999"));
+    UsageStream st =
+        stream().send(UsageStream.report("cross-1", key.getKey().getId(), "0.99999999"));
     st.awaitAnswers(1);
     assertThat(authz.check(request).getStatus().getCode()).isZero();
     st.send(UsageStream.report("cross-2", key.getKey().getId(), "0.00000001"));
@@ -200,18 +229,26 @@ class UsageStreamIT {
   }
 
   @Test
-  void reportUsage_withoutOrWithWrongReporterToken_unauthenticatedAndNothingCharged() throws Exception {
+  void reportUsage_withoutOrWithWrongReporterToken_unauthenticatedAndNothingCharged()
+      throws Exception {
     String key = newKey("0").getKey().getId();
 
-    UsageStream none = UsageStream.open(server.authzChannel(), null).send(UsageStream.report("noauth-1", key, "1"));
-    UsageStream wrong = UsageStream.open(server.authzChannel(), "not-the-token").send(UsageStream.report("noauth-2", key, "1"));
-    UsageStream admin = UsageStream.open(server.authzChannel(), TestServer.ADMIN_TOKEN).send(UsageStream.report("noauth-3", key, "1"));
+    UsageStream none =
+        UsageStream.open(server.authzChannel(), null)
+            .send(UsageStream.report("noauth-1", key, "1"));
+    UsageStream wrong =
+        UsageStream.open(server.authzChannel(), "not-the-token")
+            .send(UsageStream.report("noauth-2", key, "1"));
+    UsageStream admin =
+        UsageStream.open(server.authzChannel(), TestServer.ADMIN_TOKEN)
+            .send(UsageStream.report("noauth-3", key, "1"));
 
     assertThat(none.status().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED);
     assertThat(wrong.status().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED);
     assertThat(admin.status().getCode()).isEqualTo(Status.Code.UNAUTHENTICATED);
     assertThat(none.responses()).isEmpty();
-    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id LIKE 'noauth-%'")).isZero();
+    assertThat(db.count("SELECT count(*) FROM usage_events WHERE report_id LIKE 'noauth-%'"))
+        .isZero();
     assertThat(quotaUsed(key)).isEqualByComparingTo("0");
   }
 
@@ -229,8 +266,10 @@ class UsageStreamIT {
     }
     Thread.sleep(200);
 
-    long events = db.count("SELECT count(*) FROM usage_events WHERE key_id = ?", Long.parseLong(key));
-    assertThat(quotaUsed(key)).isEqualByComparingTo(new BigDecimal("0.01").multiply(BigDecimal.valueOf(events)));
+    long events =
+        db.count("SELECT count(*) FROM usage_events WHERE key_id = ?", Long.parseLong(key));
+    assertThat(quotaUsed(key))
+        .isEqualByComparingTo(new BigDecimal("0.01").multiply(BigDecimal.valueOf(events)));
     assertThat(events).isBetween(0L, 500L);
   }
 
@@ -248,15 +287,23 @@ class UsageStreamIT {
     String token = "";
     int pages = 0;
     do {
-      ListUsageResponse page = server.admin().listUsage(ListUsageRequest.newBuilder()
-          .setKeyId(key).setPageSize(3).setPageToken(token).build());
+      ListUsageResponse page =
+          server
+              .admin()
+              .listUsage(
+                  ListUsageRequest.newBuilder()
+                      .setKeyId(key)
+                      .setPageSize(3)
+                      .setPageToken(token)
+                      .build());
       seen.addAll(page.getEventsList());
       token = page.getNextPageToken();
       pages++;
     } while (!token.isEmpty());
 
     assertThat(pages).isEqualTo(3);
-    assertThat(seen).extracting(UsageEvent::getReportId)
+    assertThat(seen)
+        .extracting(UsageEvent::getReportId)
         .containsExactly("list-6", "list-5", "list-4", "list-3", "list-2", "list-1", "list-0");
     assertThat(seen.get(0).getCostUsd()).isEqualTo("0.1");
     assertThat(seen.get(0).getModel()).isEqualTo("gpt-4o-mini");
@@ -278,7 +325,8 @@ class UsageStreamIT {
   }
 
   @Test
-  void reportUsage_reusedReportIdWithAnotherCost_conflictNamingCostUsdAndNothingChanged() throws Exception {
+  void reportUsage_reusedReportIdWithAnotherCost_conflictNamingCostUsdAndNothingChanged()
+      throws Exception {
     String key = newKey("10").getKey().getId();
     assertThat(reportOnce(UsageStream.report("conflict-cost", key, "1.5")).getResult())
         .isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
@@ -295,7 +343,8 @@ class UsageStreamIT {
   }
 
   @Test
-  void reportUsage_reusedReportIdWithAnotherKey_conflictNamingKeyIdAndNothingChanged() throws Exception {
+  void reportUsage_reusedReportIdWithAnotherKey_conflictNamingKeyIdAndNothingChanged()
+      throws Exception {
     String first = newKey("10").getKey().getId();
     String other = newKey("10").getKey().getId();
     assertThat(reportOnce(UsageStream.report("conflict-key", first, "2")).getResult())
@@ -307,7 +356,8 @@ class UsageStreamIT {
     assertThat(again.getResult()).isEqualTo(UsageResult.USAGE_RESULT_CONFLICT);
     assertThat(again.getMessage()).isEqualTo("report_id already charged with a different key_id");
     assertThat(both.getResult()).isEqualTo(UsageResult.USAGE_RESULT_CONFLICT);
-    assertThat(both.getMessage()).isEqualTo("report_id already charged with a different key_id and cost_usd");
+    assertThat(both.getMessage())
+        .isEqualTo("report_id already charged with a different key_id and cost_usd");
     assertThat(quotaUsed(first)).isEqualByComparingTo("2");
     assertThat(quotaUsed(other)).isEqualByComparingTo("0");
     assertThat(db.scalar("SELECT key_id FROM usage_events WHERE report_id = 'conflict-key'"))
@@ -341,11 +391,17 @@ class UsageStreamIT {
     st.awaitAnswers(3);
     st.finish();
 
-    List<UsageResult> results = st.responses().stream().map(ReportUsageResponse::getResult).toList();
-    assertThat(results).containsExactlyInAnyOrder(UsageResult.USAGE_RESULT_ACCEPTED,
-        UsageResult.USAGE_RESULT_CONFLICT, UsageResult.USAGE_RESULT_DUPLICATE);
-    assertThat(st.responses()).filteredOn(r -> r.getResult() == UsageResult.USAGE_RESULT_CONFLICT)
-        .singleElement().extracting(ReportUsageResponse::getMessage)
+    List<UsageResult> results =
+        st.responses().stream().map(ReportUsageResponse::getResult).toList();
+    assertThat(results)
+        .containsExactlyInAnyOrder(
+            UsageResult.USAGE_RESULT_ACCEPTED,
+            UsageResult.USAGE_RESULT_CONFLICT,
+            UsageResult.USAGE_RESULT_DUPLICATE);
+    assertThat(st.responses())
+        .filteredOn(r -> r.getResult() == UsageResult.USAGE_RESULT_CONFLICT)
+        .singleElement()
+        .extracting(ReportUsageResponse::getMessage)
         .isEqualTo("report_id already charged with a different cost_usd");
     assertThat(quotaUsed(key)).isEqualByComparingTo("1");
     assertThat(eventsOf("burst-conflict")).isEqualTo(1);
@@ -354,10 +410,16 @@ class UsageStreamIT {
   @Test
   void reportUsage_withRequestId_keptInLedgerAndListed() throws Exception {
     String key = newKey("0").getKey().getId();
-    ReportUsageResponse ok = reportOnce(UsageStream.report("with-request-id", key, "0.1").toBuilder()
-        .setRequestId("req-abc-123").build());
-    ReportUsageResponse bad = reportOnce(UsageStream.report("bad-request-id", key, "0.1").toBuilder()
-        .setRequestId("has\nnewline").build());
+    ReportUsageResponse ok =
+        reportOnce(
+            UsageStream.report("with-request-id", key, "0.1").toBuilder()
+                .setRequestId("req-abc-123")
+                .build());
+    ReportUsageResponse bad =
+        reportOnce(
+            UsageStream.report("bad-request-id", key, "0.1").toBuilder()
+                .setRequestId("has\nnewline")
+                .build());
 
     assertThat(ok.getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
     assertThat(bad.getResult()).isEqualTo(UsageResult.USAGE_RESULT_REJECTED);
@@ -365,8 +427,8 @@ class UsageStreamIT {
     assertThat(db.scalar("SELECT request_id FROM usage_events WHERE report_id = 'with-request-id'"))
         .isEqualTo("req-abc-123");
     assertThat(eventsOf("bad-request-id")).isZero();
-    UsageEvent event = server.admin().listUsage(ListUsageRequest.newBuilder().setKeyId(key).build())
-        .getEvents(0);
+    UsageEvent event =
+        server.admin().listUsage(ListUsageRequest.newBuilder().setKeyId(key).build()).getEvents(0);
     assertThat(event.getRequestId()).isEqualTo("req-abc-123");
   }
 }
