@@ -86,6 +86,11 @@ class UsageBatcherTest {
     assertThat(condition.getAsBoolean()).as("condition reached within 5 s").isTrue();
   }
 
+  /** A short wait for something that must not happen. */
+  private static void quietly() throws InterruptedException {
+    Thread.sleep(50);
+  }
+
   /** Each row: a report on its own (key 1 at 12.5, key 2 at 0, key 9 missing) and what it becomes. */
   static Stream<Arguments> single() {
     return Stream.of(
@@ -134,6 +139,8 @@ class UsageBatcherTest {
     assertThat(await(b).quotaUsed()).isEqualByComparingTo("0.5");
     assertThat(await(c).quotaUsed()).isEqualByComparingTo("13.60000002");
     assertThat(ledger.quotaUsed(1)).isEqualByComparingTo("13.60000002");
+    // The recorder is told after the answers go out.
+    poll(() -> !groupSizes.isEmpty());
     assertThat(groupSizes).containsExactly(3);
     assertThat(ledger.callLog()).containsExactly(List.of("a", "b", "c"));
   }
@@ -276,6 +283,8 @@ class UsageBatcherTest {
     assertThat(ledger.quotaUsed(1)).isEqualByComparingTo("13.0000005");
     assertThat(ledger.quotaUsed(2)).isEqualByComparingTo("0.49000049");
     assertThat(ledger.chargedIds()).hasSize(99).doesNotContain("r-37");
+    // The recorder is told after the answers go out.
+    poll(() -> !groupSizes.isEmpty());
     assertThat(groupSizes).containsExactly(100);
     assertThat(pending.of(1)).isEqualByComparingTo("0");
     assertThat(pending.of(2)).isEqualByComparingTo("0");
@@ -325,6 +334,8 @@ class UsageBatcherTest {
     // Never split: the same whole group each time, five failures then the commit.
     assertThat(ledger.callLog()).hasSize(6).containsOnly(List.of("a", "b"));
     assertThat(ledger.chargedIds()).containsExactly("a", "b");
+    // The recorder is told after the answers go out.
+    poll(() -> !groupSizes.isEmpty());
     assertThat(groupSizes).containsExactly(2);
     assertThat(pending.of(1)).isEqualByComparingTo("0");
   }
@@ -401,6 +412,24 @@ class UsageBatcherTest {
     assertThat(b.getNow(null).quotaUsed()).isEqualByComparingTo("2");
     assertThat(ledger.chargedIds()).containsExactly("a", "b");
     assertThat(pending.of(1)).isEqualByComparingTo("0");
+  }
+
+  @Test
+  void close_ledgerDownPastTheDeadline_nothingAcknowledgedAndCommitterStops() throws Exception {
+    ledger.failNext(Integer.MAX_VALUE, Kind.UNAVAILABLE);
+    batcher().start();
+    CompletableFuture<UsageOutcome> a = submit(report("a", 1, "1"));
+    poll(() -> ledger.calls() >= 1);
+
+    batcher.close(Duration.ofMillis(100));
+    int calls = ledger.calls();
+    quietly();
+
+    // Never acknowledged: no outcome, so the stream never tells the reporter it was charged.
+    assertThat(a.isDone() && !a.isCompletedExceptionally()).isFalse();
+    assertThat(ledger.chargedIds()).isEmpty();
+    // The committer was interrupted out of its backoff: no more tries after close returned.
+    assertThat(ledger.calls()).isEqualTo(calls);
   }
 
   @Test
