@@ -21,9 +21,9 @@ import java.util.Set;
  * {@link UsageLedger} in memory, as its Javadoc describes the PostgreSQL one: a group is charged
  * whole or not at all; reports for missing or deleted keys are skipped; a report id charged before
  * inserts nothing and is handed back in {@code earlier} (key id and cost only); a report that would
- * carry its key past {@link Money#MAX} is skipped into {@code overflowed}; each key grows by exactly
- * what was inserted and its version is bumped. Failures can be planted per report id (the group
- * fails while that id is in it, as a bad row fails its transaction) or for the next N calls.
+ * carry its key past {@link Money#MAX} is skipped into {@code overflowed}; each key grows by
+ * exactly what was inserted and its version is bumped. Failures can be planted per report id (the
+ * group fails while that id is in it, as a bad row fails its transaction) or for the next N calls.
  *
  * <p>It is also the keys' {@link KeyLookup}, so a KeyCache over it sees the same rows.
  */
@@ -31,11 +31,14 @@ final class MemoryLedger implements UsageLedger, KeyLookup {
   static final Instant CREATED = Instant.parse("2026-12-01T00:00:00Z");
 
   private final Map<Long, KeyRecord> keys = new HashMap<>();
+
   /** report id → what was charged under it (the usage_events table). */
   private final Map<String, UsageReport> charged = new LinkedHashMap<>();
+
   private final Map<String, Failure.Kind> failFor = new HashMap<>();
   private Failure.Kind failNextKind;
   private int failNext;
+
   /** Every call's report ids, in call order (failed calls included). */
   private final List<List<String>> calls = new ArrayList<>();
 
@@ -70,8 +73,19 @@ final class MemoryLedger implements UsageLedger, KeyLookup {
   }
 
   private static KeyRecord row(long id, BigDecimal used, long version, Instant deletedAt) {
-    return new KeyRecord(id, "k" + id, hash(id), "sk-memor", KeyRecord.StoredStatus.ACTIVE,
-        BigDecimal.ZERO, used, null, CREATED, CREATED, deletedAt, version);
+    return new KeyRecord(
+        id,
+        "k" + id,
+        hash(id),
+        "sk-memor",
+        KeyRecord.StoredStatus.ACTIVE,
+        BigDecimal.ZERO,
+        used,
+        null,
+        CREATED,
+        CREATED,
+        deletedAt,
+        version);
   }
 
   synchronized BigDecimal quotaUsed(long id) {
@@ -100,7 +114,8 @@ final class MemoryLedger implements UsageLedger, KeyLookup {
     calls.add(reports.stream().map(UsageReport::reportId).toList());
     if (failNext > 0) {
       failNext--;
-      throw new Failure(failNextKind, failNextKind == Failure.Kind.UNAVAILABLE ? null : "SQLSTATE 08006", null);
+      throw new Failure(
+          failNextKind, failNextKind == Failure.Kind.UNAVAILABLE ? null : "SQLSTATE 08006", null);
     }
     for (UsageReport r : reports) {
       Failure.Kind kind = failFor.get(r.reportId());
@@ -128,8 +143,19 @@ final class MemoryLedger implements UsageLedger, KeyLookup {
       UsageReport before = charged.get(r.reportId());
       if (before != null) {
         // Only key id and cost are filled in, as the port says.
-        earlier.put(r.reportId(), new UsageReport(r.reportId(), before.keyId(), before.cost(), "", "",
-            0, 0, 0, 0, before.occurredAt()));
+        earlier.put(
+            r.reportId(),
+            new UsageReport(
+                r.reportId(),
+                before.keyId(),
+                before.cost(),
+                "",
+                "",
+                0,
+                0,
+                0,
+                0,
+                before.occurredAt()));
         continue;
       }
       BigDecimal after = running.get(r.keyId()).add(r.cost());

@@ -57,8 +57,15 @@ class UsageBatcherTest {
 
   /** Not started: groups of up to 100, gathered for at most 5 ms. */
   private UsageBatcher batcher(int queueCapacity) {
-    batcher = new UsageBatcher(ledger, cache, pending, 100, Duration.ofMillis(5), queueCapacity,
-        (size, nanos, outcomes) -> groupSizes.add(size));
+    batcher =
+        new UsageBatcher(
+            ledger,
+            cache,
+            pending,
+            100,
+            Duration.ofMillis(5),
+            queueCapacity,
+            (size, nanos, outcomes) -> groupSizes.add(size));
     return batcher;
   }
 
@@ -91,7 +98,9 @@ class UsageBatcherTest {
     Thread.sleep(50);
   }
 
-  /** Each row: a report on its own (key 1 at 12.5, key 2 at 0, key 9 missing) and what it becomes. */
+  /**
+   * Each row: a report on its own (key 1 at 12.5, key 2 at 0, key 9 missing) and what it becomes.
+   */
   static Stream<Arguments> single() {
     return Stream.of(
         Arguments.of(report("a", 1, "0.00000001"), Result.ACCEPTED, "12.50000001", ""),
@@ -100,14 +109,17 @@ class UsageBatcherTest {
         Arguments.of(report("d", 9, "1"), Result.REJECTED, null, "key_id: no key with id 9"),
         Arguments.of(report("e", 1, "-1"), Result.REJECTED, null, "cost_usd must not be negative"),
         Arguments.of(report("", 1, "1"), Result.REJECTED, null, "report_id must not be empty"),
-        Arguments.of(new UsageReport("f", 1, BigDecimal.ONE, "m", "", -1, 0, 0, 0, AT),
-            Result.REJECTED, null, "input_tokens must not be negative"));
+        Arguments.of(
+            new UsageReport("f", 1, BigDecimal.ONE, "m", "", -1, 0, 0, 0, AT),
+            Result.REJECTED,
+            null,
+            "input_tokens must not be negative"));
   }
 
   @ParameterizedTest(name = "{0} -> {1} {2}")
   @MethodSource("single")
-  void submit_oneReport_outcomeAndQuotaUsedExact(UsageReport r, Result result, String used,
-      String message) throws Exception {
+  void submit_oneReport_outcomeAndQuotaUsedExact(
+      UsageReport r, Result result, String used, String message) throws Exception {
     batcher().start();
 
     UsageOutcome outcome = await(submit(r));
@@ -293,9 +305,16 @@ class UsageBatcherTest {
   /** A report the ledger fails on alone, by kind: the answer and whether it may be sent again. */
   static Stream<Arguments> failures() {
     return Stream.of(
-        Arguments.of(Kind.BAD_DATA, "the database refused this report's data (SQLSTATE 22021); not charged", false),
-        Arguments.of(Kind.CONSTRAINT, "the report breaks a ledger constraint (SQLSTATE 22021); not charged", false),
-        Arguments.of(Kind.INTERNAL, "internal error (SQLSTATE 22021); not charged, retry the report", true));
+        Arguments.of(
+            Kind.BAD_DATA,
+            "the database refused this report's data (SQLSTATE 22021); not charged",
+            false),
+        Arguments.of(
+            Kind.CONSTRAINT,
+            "the report breaks a ledger constraint (SQLSTATE 22021); not charged",
+            false),
+        Arguments.of(
+            Kind.INTERNAL, "internal error (SQLSTATE 22021); not charged, retry the report", true));
   }
 
   @ParameterizedTest(name = "{0}")
@@ -351,7 +370,8 @@ class UsageBatcherTest {
     CompletableFuture<UsageOutcome> c = submit(report("c", 1, "7"));
 
     assertThat(c).isCompletedExceptionally();
-    assertThatThrownBy(c::get).isInstanceOf(ExecutionException.class)
+    assertThatThrownBy(c::get)
+        .isInstanceOf(ExecutionException.class)
         .hasCauseInstanceOf(UsageSink.Overloaded.class);
     assertThat(UsageSink.overloaded(UsageService.failure(c))).isTrue();
     assertThat(pending.of(1)).isEqualByComparingTo("1.75");
@@ -399,8 +419,16 @@ class UsageBatcherTest {
   @Test
   void close_reportsQueued_flushedAndAnsweredBeforeCloseReturns() throws Exception {
     // A long gathering delay: without the flush the group would wait 10 s for more reports.
-    batcher = new UsageBatcher(ledger, cache, pending, 100, Duration.ofSeconds(10), 100,
-        (size, nanos, outcomes) -> groupSizes.add(size)).start();
+    batcher =
+        new UsageBatcher(
+                ledger,
+                cache,
+                pending,
+                100,
+                Duration.ofSeconds(10),
+                100,
+                (size, nanos, outcomes) -> groupSizes.add(size))
+            .start();
     CompletableFuture<UsageOutcome> a = submit(report("a", 1, "1"));
     CompletableFuture<UsageOutcome> b = submit(report("b", 2, "2"));
     long start = System.nanoTime();
@@ -454,7 +482,8 @@ class UsageBatcherTest {
     batcher.close(Duration.ofMillis(100));
 
     // No committer ran: the report was never committed, so it is not acknowledged.
-    assertThatThrownBy(a::get).hasCauseInstanceOf(UsageSink.ShuttingDown.class)
+    assertThatThrownBy(a::get)
+        .hasCauseInstanceOf(UsageSink.ShuttingDown.class)
         .hasRootCauseMessage("shut down before commit");
     assertThat(pending.of(1)).isEqualByComparingTo("0");
     assertThat(ledger.calls()).isZero();

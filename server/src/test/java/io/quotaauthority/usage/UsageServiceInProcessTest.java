@@ -53,11 +53,12 @@ class UsageServiceInProcessTest {
     final List<CompletableFuture<UsageOutcome>> open = new CopyOnWriteArrayList<>();
     final AtomicInteger submits = new AtomicInteger();
     volatile int overloadFirst;
-    volatile Function<UsageReport, CompletableFuture<UsageOutcome>> answer = r -> {
-      CompletableFuture<UsageOutcome> f = new CompletableFuture<>();
-      open.add(f);
-      return f;
-    };
+    volatile Function<UsageReport, CompletableFuture<UsageOutcome>> answer =
+        r -> {
+          CompletableFuture<UsageOutcome> f = new CompletableFuture<>();
+          open.add(f);
+          return f;
+        };
 
     @Override
     public CompletionStage<UsageOutcome> submit(UsageReport report) {
@@ -135,8 +136,14 @@ class UsageServiceInProcessTest {
   }
 
   static ReportUsageRequest request(String id) {
-    return ReportUsageRequest.newBuilder().setReportId(id).setKeyId("1").setCostUsd("0.25")
-        .setModel("gpt-4o").setInputTokens(10).setOutputTokens(20).build();
+    return ReportUsageRequest.newBuilder()
+        .setReportId(id)
+        .setKeyId("1")
+        .setCostUsd("0.25")
+        .setModel("gpt-4o")
+        .setInputTokens(10)
+        .setOutputTokens(20)
+        .build();
   }
 
   private static UsageOutcome accepted(String used) {
@@ -157,32 +164,52 @@ class UsageServiceInProcessTest {
   }
 
   static Stream<Arguments> invalid() {
-    Timestamp twoDaysAhead = Timestamp.newBuilder().setSeconds(NOW.plusSeconds(2 * 86_400).getEpochSecond()).build();
+    Timestamp twoDaysAhead =
+        Timestamp.newBuilder().setSeconds(NOW.plusSeconds(2 * 86_400).getEpochSecond()).build();
     return Stream.of(
-        Arguments.of("empty report_id", (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setReportId(""),
+        Arguments.of(
+            "empty report_id",
+            (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setReportId(""),
             "report_id must not be empty"),
-        Arguments.of("nine fraction digits", (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setCostUsd("1.123456789"),
+        Arguments.of(
+            "nine fraction digits",
+            (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setCostUsd("1.123456789"),
             "cost_usd must be a decimal USD amount"),
-        Arguments.of("empty cost", (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setCostUsd(""),
+        Arguments.of(
+            "empty cost",
+            (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setCostUsd(""),
             "cost_usd must not be empty"),
-        Arguments.of("negative cost", (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setCostUsd("-1"),
+        Arguments.of(
+            "negative cost",
+            (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setCostUsd("-1"),
             "cost_usd must be a decimal USD amount"),
-        Arguments.of("negative input", (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setInputTokens(-1),
+        Arguments.of(
+            "negative input",
+            (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setInputTokens(-1),
             "input_tokens must not be negative"),
-        Arguments.of("negative output", (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setOutputTokens(-5),
+        Arguments.of(
+            "negative output",
+            (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setOutputTokens(-5),
             "output_tokens must not be negative"),
-        Arguments.of("key_id not a number", (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setKeyId("abc"),
+        Arguments.of(
+            "key_id not a number",
+            (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setKeyId("abc"),
             "key_id "),
-        Arguments.of("occurred_at two days ahead", (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setOccurredAt(twoDaysAhead),
+        Arguments.of(
+            "occurred_at two days ahead",
+            (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setOccurredAt(twoDaysAhead),
             "occurred_at must not be more than a day in the future"),
-        Arguments.of("newline in model", (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setModel("gpt\n4o"),
+        Arguments.of(
+            "newline in model",
+            (UnaryOperator<ReportUsageRequest.Builder>) b -> b.setModel("gpt\n4o"),
             "model must be printable text"));
   }
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("invalid")
-  void reportUsage_invalidReport_rejectedNamingTheFieldAndNeverSubmitted(String row,
-      UnaryOperator<ReportUsageRequest.Builder> breakIt, String message) throws Exception {
+  void reportUsage_invalidReport_rejectedNamingTheFieldAndNeverSubmitted(
+      String row, UnaryOperator<ReportUsageRequest.Builder> breakIt, String message)
+      throws Exception {
     sink.answer = r -> CompletableFuture.completedFuture(accepted("1.25"));
     start();
     Client c = open();
@@ -198,7 +225,8 @@ class UsageServiceInProcessTest {
     assertThat(refused.getResult()).isEqualTo(UsageResult.USAGE_RESULT_REJECTED);
     assertThat(refused.getMessage()).startsWith(message);
     assertThat(refused.getQuotaUsedUsd()).isEmpty();
-    assertThat(refused.getReportId()).isEqualTo(breakIt.apply(request("bad").toBuilder()).getReportId());
+    assertThat(refused.getReportId())
+        .isEqualTo(breakIt.apply(request("bad").toBuilder()).getReportId());
     assertThat(c.responses.get(1).getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
     assertThat(sink.receivedIds()).containsExactly("good");
     assertThat(refusedByValidation).hasValue(1);
@@ -209,20 +237,32 @@ class UsageServiceInProcessTest {
         Arguments.of(accepted("12.50000000"), UsageResult.USAGE_RESULT_ACCEPTED, "", "12.5"),
         Arguments.of(accepted("0E-8"), UsageResult.USAGE_RESULT_ACCEPTED, "", "0"),
         Arguments.of(accepted("0.00000001"), UsageResult.USAGE_RESULT_ACCEPTED, "", "0.00000001"),
-        Arguments.of(new UsageOutcome(UsageOutcome.Result.DUPLICATE, "", new BigDecimal("3.00000000")),
-            UsageResult.USAGE_RESULT_DUPLICATE, "", "3"),
-        Arguments.of(UsageOutcome.conflict("report_id already charged with a different cost_usd"),
-            UsageResult.USAGE_RESULT_CONFLICT, "report_id already charged with a different cost_usd", ""),
-        Arguments.of(UsageOutcome.rejected("key_id: no key with id 1"),
-            UsageResult.USAGE_RESULT_REJECTED, "key_id: no key with id 1", ""),
-        Arguments.of(UsageOutcome.rejectedInternal("internal error; not charged, retry the report"),
-            UsageResult.USAGE_RESULT_REJECTED, "internal error; not charged, retry the report", ""));
+        Arguments.of(
+            new UsageOutcome(UsageOutcome.Result.DUPLICATE, "", new BigDecimal("3.00000000")),
+            UsageResult.USAGE_RESULT_DUPLICATE,
+            "",
+            "3"),
+        Arguments.of(
+            UsageOutcome.conflict("report_id already charged with a different cost_usd"),
+            UsageResult.USAGE_RESULT_CONFLICT,
+            "report_id already charged with a different cost_usd",
+            ""),
+        Arguments.of(
+            UsageOutcome.rejected("key_id: no key with id 1"),
+            UsageResult.USAGE_RESULT_REJECTED,
+            "key_id: no key with id 1",
+            ""),
+        Arguments.of(
+            UsageOutcome.rejectedInternal("internal error; not charged, retry the report"),
+            UsageResult.USAGE_RESULT_REJECTED,
+            "internal error; not charged, retry the report",
+            ""));
   }
 
   @ParameterizedTest(name = "{0} -> {1}")
   @MethodSource("outcomes")
-  void reportUsage_sinkOutcome_translatedWithQuotaUsedFormatted(UsageOutcome outcome,
-      UsageResult result, String message, String used) throws Exception {
+  void reportUsage_sinkOutcome_translatedWithQuotaUsedFormatted(
+      UsageOutcome outcome, UsageResult result, String message, String used) throws Exception {
     sink.answer = r -> CompletableFuture.completedFuture(outcome);
     start();
     Client c = open();
@@ -261,7 +301,8 @@ class UsageServiceInProcessTest {
 
     assertThat(c.status().getCode()).isEqualTo(Status.Code.OK);
     assertThat(c.ids()).containsExactly("r-1", "r-2", "r-3", "r-4", "r-5");
-    assertThat(c.responses).extracting(ReportUsageResponse::getQuotaUsedUsd)
+    assertThat(c.responses)
+        .extracting(ReportUsageResponse::getQuotaUsedUsd)
         .containsExactly("1", "2", "3", "4", "5");
     // Held and offered again in arrival order; each taken once after three refusals.
     assertThat(sink.receivedIds()).containsExactly("r-1", "r-2", "r-3", "r-4", "r-5");
@@ -318,7 +359,8 @@ class UsageServiceInProcessTest {
 
     Status status = c.status();
     assertThat(status.getCode()).isEqualTo(Status.Code.UNAVAILABLE);
-    assertThat(status.getDescription()).isEqualTo("server shutting down; resend unacknowledged reports");
+    assertThat(status.getDescription())
+        .isEqualTo("server shutting down; resend unacknowledged reports");
     assertThat(c.ids()).containsExactly("r-1", "r-2", "r-3");
     assertThat(sink.receivedIds()).containsExactly("r-1", "r-2", "r-3");
   }
@@ -370,7 +412,8 @@ class UsageServiceInProcessTest {
 
   @Test
   void reportUsage_sinkShuttingDown_streamEndsUnavailableWithoutAnswer() throws Exception {
-    sink.answer = r -> CompletableFuture.failedFuture(new UsageSink.ShuttingDown("shut down before commit"));
+    sink.answer =
+        r -> CompletableFuture.failedFuture(new UsageSink.ShuttingDown("shut down before commit"));
     start();
     Client c = open();
 
@@ -378,7 +421,8 @@ class UsageServiceInProcessTest {
 
     Status status = c.status();
     assertThat(status.getCode()).isEqualTo(Status.Code.UNAVAILABLE);
-    assertThat(status.getDescription()).isEqualTo("server shutting down; resend unacknowledged reports");
+    assertThat(status.getDescription())
+        .isEqualTo("server shutting down; resend unacknowledged reports");
     assertThat(c.responses).isEmpty();
   }
 }
