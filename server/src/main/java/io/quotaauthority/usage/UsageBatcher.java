@@ -163,6 +163,17 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
         commit(group);
       } catch (InterruptedException e) {
         if (stopping) {
+          // close() gave up waiting for the database: the group's reports were not acknowledged
+          // (and, but for pieces of a split group, not committed). Answered so that no caller
+          // waits forever; a resend under the same id is charged once (or is a DUPLICATE).
+          for (Pending p : group) {
+            if (!p.outcome().isDone()) {
+              pendingUsage.settle(p.report().keyId(), p.report().cost());
+              p.outcome()
+                  .completeExceptionally(
+                      new ShuttingDown("shut down while the database was unavailable"));
+            }
+          }
           return;
         }
       } catch (RuntimeException e) {

@@ -13,14 +13,16 @@ public interface UsageSink {
    * (REJECTED: for what it says, or, when {@link UsageOutcome#retryable()}, for an internal
    * reason). While the database cannot be reached the sink keeps trying; the caller just waits.
    *
-   * <p>It completes exceptionally in two cases only, and in both nothing was charged and the same
-   * report may be offered again with the same id:
+   * <p>It completes exceptionally in two cases only; in both the report was not acknowledged and
+   * may be offered again with the same id (a report that was charged after all is then a DUPLICATE,
+   * never a second charge):
    *
    * <ul>
    *   <li>{@link Overloaded}, at once: the queue is full and the report was not taken. Hold it and
    *       offer it again shortly ({@link HeldReports}).
-   *   <li>{@link ShuttingDown}: the sink is closing and the report was not committed. Do not
-   *       acknowledge it; the reporter resends it to another instance.
+   *   <li>{@link ShuttingDown}: the sink closed before the report was committed (or, when the
+   *       database was unavailable until the shutdown deadline, before its commit was confirmed).
+   *       Do not acknowledge it; the reporter resends it to another instance.
    * </ul>
    */
   CompletionStage<UsageOutcome> submit(UsageReport report);

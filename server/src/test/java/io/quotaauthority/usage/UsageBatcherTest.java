@@ -443,7 +443,7 @@ class UsageBatcherTest {
   }
 
   @Test
-  void close_ledgerDownPastTheDeadline_nothingAcknowledgedAndCommitterStops() throws Exception {
+  void close_ledgerDownPastTheDeadline_answeredShuttingDownNeverAcknowledged() throws Exception {
     ledger.failNext(Integer.MAX_VALUE, Kind.UNAVAILABLE);
     batcher().start();
     CompletableFuture<UsageOutcome> a = submit(report("a", 1, "1"));
@@ -453,8 +453,10 @@ class UsageBatcherTest {
     int calls = ledger.calls();
     quietly();
 
-    // Never acknowledged: no outcome, so the stream never tells the reporter it was charged.
-    assertThat(a.isDone() && !a.isCompletedExceptionally()).isFalse();
+    // Never acknowledged, but answered: ShuttingDown, so no caller waits forever, and settled.
+    poll(a::isDone);
+    assertThatThrownBy(a::get).hasCauseInstanceOf(UsageSink.ShuttingDown.class);
+    assertThat(pending.of(1)).isEqualByComparingTo("0");
     assertThat(ledger.chargedIds()).isEmpty();
     // The committer was interrupted out of its backoff: no more tries after close returned.
     assertThat(ledger.calls()).isEqualTo(calls);
