@@ -551,7 +551,8 @@ final class MeteringSession {
             reportId,
             estimated.inputTokens() + estimated.cachedInputTokens() + estimated.cacheWriteTokens(),
             estimated.outputTokens());
-        charger.charge(keyId, reportId, requestId, route.provider(), name, tier, estimated, true);
+        charger.charge(
+            new Metered(keyId, reportId, requestId, route.provider(), name, tier, estimated, true));
         return;
       }
     }
@@ -563,7 +564,8 @@ final class MeteringSession {
           reportId);
       return;
     }
-    charger.charge(keyId, reportId, requestId, route.provider(), name, tier, usage.get(), false);
+    charger.charge(
+        new Metered(keyId, reportId, requestId, route.provider(), name, tier, usage.get(), false));
   }
 
   /**

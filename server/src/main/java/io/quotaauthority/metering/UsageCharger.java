@@ -174,23 +174,15 @@ public final class UsageCharger {
       Provider provider,
       String model,
       TokenUsage usage) {
-    return report(keyId, reportId, requestId, provider, model, null, usage, false);
+    return report(new Metered(keyId, reportId, requestId, provider, model, null, usage, false));
   }
 
-  /**
-   * As above, for a request or response that states a service tier (null: standard), and for usage
-   * that is an estimate when {@code estimated} (a response cut short; marked in the ledger).
-   */
-  UsageReport report(
-      long keyId,
-      String reportId,
-      String requestId,
-      Provider provider,
-      String model,
-      String serviceTier,
-      TokenUsage usage,
-      boolean estimated) {
-    String name = UsageValidation.sanitizeName(model);
+  /** As above, for one metered response (its tier, and whether its usage is an estimate). */
+  UsageReport report(Metered m) {
+    Provider provider = m.provider();
+    TokenUsage usage = m.usage();
+    String serviceTier = m.serviceTier();
+    String name = UsageValidation.sanitizeName(m.model());
     ModelPrice price = prices.get().find(name).orElse(null);
     if (price == null) {
       metrics.unpriced(name);
@@ -213,8 +205,8 @@ public final class UsageCharger {
     BigDecimal cost = price.costOf(usage);
     UsageReport report =
         new UsageReport(
-            reportId,
-            keyId,
+            m.reportId(),
+            m.keyId(),
             cost,
             name,
             provider.wireName(),
@@ -223,8 +215,8 @@ public final class UsageCharger {
             usage.cachedInputTokens(),
             usage.cacheWriteTokens(),
             clock.instant(),
-            requestId,
-            estimated);
+            m.requestId(),
+            m.estimated());
     // The same rules as a reported usage: a report the ledger would refuse never reaches a group.
     UsageValidation.check(report);
     return report;
@@ -246,27 +238,21 @@ public final class UsageCharger {
       Provider provider,
       String model,
       TokenUsage usage) {
-    return charge(keyId, reportId, requestId, provider, model, null, usage, false);
+    return charge(new Metered(keyId, reportId, requestId, provider, model, null, usage, false));
   }
 
   /**
-   * As {@link #charge(long, String, String, Provider, String, TokenUsage)}, priced for the service
-   * tier the request or response stated (null: standard), for usage that is an estimate when {@code
-   * estimated} (a response cut short before its final usage).
+   * As {@link #charge(long, String, String, Provider, String, TokenUsage)}, for one metered
+   * response: priced for the service tier it states, its usage marked when it is an estimate.
    */
-  public CompletionStage<UsageOutcome> charge(
-      long keyId,
-      String reportId,
-      String requestId,
-      Provider provider,
-      String model,
-      String serviceTier,
-      TokenUsage usage,
-      boolean estimated) {
+  public CompletionStage<UsageOutcome> charge(Metered m) {
+    long keyId = m.keyId();
+    String reportId = m.reportId();
+    Provider provider = m.provider();
     CompletableFuture<UsageOutcome> done = new CompletableFuture<>();
     UsageReport report;
     try {
-      report = report(keyId, reportId, requestId, provider, model, serviceTier, usage, estimated);
+      report = report(m);
     } catch (IllegalArgumentException e) {
       metrics.charged(provider, "rejected");
       metrics.lost(MeteringMetrics.Lost.INVALID);

@@ -105,14 +105,15 @@ class UsageChargerTest {
     assertThat(
             charger(null)
                 .report(
-                    1,
-                    "m-t",
-                    null,
-                    provider,
-                    "gpt-4o",
-                    tier,
-                    new TokenUsage(1000, 1000, 0, 0),
-                    false)
+                    new Metered(
+                        1,
+                        "m-t",
+                        null,
+                        provider,
+                        "gpt-4o",
+                        tier,
+                        new TokenUsage(1000, 1000, 0, 0),
+                        false))
                 .cost())
         .isEqualTo(new BigDecimal(cost));
   }
