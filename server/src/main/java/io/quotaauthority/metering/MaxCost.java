@@ -30,6 +30,10 @@ import java.util.OptionalLong;
  * at most the estimate's, each at most the estimate's price, and the estimate rounds up where the
  * charge rounds half up. The caller passes the price UsageCharger would charge (the service tier's
  * factor applied), or the bound does not hold.
+ *
+ * <p>Outside the invariant: a document, audio or video part (counted as one image); server-side
+ * loops billed as one response (Anthropic compaction bills a second pass over the context, its
+ * output beyond max_tokens; built-in tools that call the model again). See MaxCostFixturesTest.
  */
 final class MaxCost {
 
