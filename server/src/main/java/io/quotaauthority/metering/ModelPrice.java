@@ -4,25 +4,39 @@ import io.quotaauthority.keys.Money;
 import java.math.BigDecimal;
 import java.math.RoundingMode;
 import java.util.Objects;
+import java.util.OptionalLong;
 
 /**
- * What a model costs, in USD per million tokens for each {@link TokenUsage} bucket. Decimal from
- * the file to the charge: no double ever holds a price.
+ * What a model costs, in USD per million tokens for each {@link TokenUsage} bucket, and the most
+ * output tokens it can produce in one response when its price row states it ({@code max_output}:
+ * used by {@link MaxCost}, never by a charge). Decimal from the file to the charge: no double ever
+ * holds a price.
  */
 public record ModelPrice(
     BigDecimal inputPerMtok,
     BigDecimal outputPerMtok,
     BigDecimal cachedInputPerMtok,
-    BigDecimal cacheWritePerMtok) {
+    BigDecimal cacheWritePerMtok,
+    OptionalLong maxOutputTokens) {
 
   public ModelPrice {
     Objects.requireNonNull(inputPerMtok);
     Objects.requireNonNull(outputPerMtok);
     Objects.requireNonNull(cachedInputPerMtok);
     Objects.requireNonNull(cacheWritePerMtok);
+    Objects.requireNonNull(maxOutputTokens);
   }
 
-  /** One price for every kind of token (the unpriced-model default). */
+  /** A price whose row states no maximum output. */
+  public ModelPrice(
+      BigDecimal inputPerMtok,
+      BigDecimal outputPerMtok,
+      BigDecimal cachedInputPerMtok,
+      BigDecimal cacheWritePerMtok) {
+    this(inputPerMtok, outputPerMtok, cachedInputPerMtok, cacheWritePerMtok, OptionalLong.empty());
+  }
+
+  /** One price for every kind of token (the unpriced-model default); no maximum output known. */
   public static ModelPrice flat(BigDecimal perMtok) {
     return new ModelPrice(perMtok, perMtok, perMtok, perMtok);
   }
@@ -33,7 +47,8 @@ public record ModelPrice(
         inputPerMtok.multiply(factor),
         outputPerMtok.multiply(factor),
         cachedInputPerMtok.multiply(factor),
-        cacheWritePerMtok.multiply(factor));
+        cacheWritePerMtok.multiply(factor),
+        maxOutputTokens);
   }
 
   /**

@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.regex.Pattern;
 
@@ -58,7 +59,10 @@ import java.util.regex.Pattern;
  * </pre>
  *
  * Prices are USD per million tokens, decimal strings (unquoted numbers are read as decimals too,
- * never through a double); cached_input and cache_write default to the input price.
+ * never through a double); cached_input and cache_write default to the input price. The optional
+ * {@code max_output} is the model's published maximum output tokens per response, a whole number
+ * from 1 to {@link #MAX_OUTPUT_LIMIT} (for {@link MaxCost}; absent: {@link
+ * MaxCost#DEFAULT_MAX_OUTPUT}).
  */
 public final class PriceTable {
 
@@ -82,10 +86,14 @@ public final class PriceTable {
           "(?:[-@](?:\\d{3,}|latest|preview|exp)(?:[-@](?:\\d+|latest|preview|exp))*)?(?::.*)?",
           Pattern.DOTALL);
 
+  private static final Pattern WHOLE = Pattern.compile("[1-9]\\d{0,7}");
   private static final Pattern DECIMAL = Pattern.compile("\\d{1,9}(\\.\\d{1,12})?");
   private static final Set<String> TOP_KEYS = Set.of("as_of", "models");
   private static final Set<String> PRICE_KEYS =
-      Set.of("input", "output", "cached_input", "cache_write");
+      Set.of("input", "output", "cached_input", "cache_write", "max_output");
+
+  /** The largest max_output a row may state: ten times any model's, so a typo is caught. */
+  static final long MAX_OUTPUT_LIMIT = 10_000_000;
 
   private record Prefix(String prefix, ModelPrice price) {}
 
@@ -218,7 +226,7 @@ public final class PriceTable {
                 + model
                 + ": unknown key '"
                 + key
-                + "' (expected input, output, cached_input, cache_write)");
+                + "' (expected input, output, cached_input, cache_write, max_output)");
       }
     }
     BigDecimal input = amount(model, "input", node.get("input"));
@@ -227,7 +235,34 @@ public final class PriceTable {
         node.has("cached_input") ? amount(model, "cached_input", node.get("cached_input")) : input;
     BigDecimal write =
         node.has("cache_write") ? amount(model, "cache_write", node.get("cache_write")) : input;
-    return new ModelPrice(input, output, cached, write);
+    OptionalLong maxOutput =
+        node.has("max_output")
+            ? OptionalLong.of(maxOutput(model, node.get("max_output")))
+            : OptionalLong.empty();
+    return new ModelPrice(input, output, cached, write, maxOutput);
+  }
+
+  /** A row's max_output: a whole number of tokens, 1 to {@link #MAX_OUTPUT_LIMIT}. */
+  private static long maxOutput(String model, JsonNode node) {
+    String where = "models." + model + ".max_output";
+    // Quoted or not, the text must be digits only: "1e5", "16384.0" and -1 are refused, not
+    // rounded, since a misread bound would under-hold every request for the model.
+    String text =
+        node.isTextual()
+            ? node.textValue().trim()
+            // An unquoted 1e5 or 16384.0 is a YAML float: refused like its text would be.
+            : node.isIntegralNumber() ? node.bigIntegerValue().toString() : "";
+    if (!WHOLE.matcher(text).matches()
+        || new BigDecimal(text).compareTo(BigDecimal.valueOf(MAX_OUTPUT_LIMIT)) > 0) {
+      throw new IllegalArgumentException(
+          where
+              + " must be a whole number of tokens from 1 to "
+              + MAX_OUTPUT_LIMIT
+              + ", got '"
+              + (node.isValueNode() ? node.asText() : node.toString())
+              + "'");
+    }
+    return Long.parseLong(text);
   }
 
   private static BigDecimal amount(String model, String field, JsonNode node) {

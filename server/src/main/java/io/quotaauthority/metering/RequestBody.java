@@ -16,13 +16,15 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.Set;
 
 /**
- * What metering needs from a buffered request body (the model, the {@code stream} flag and, when
- * asked, the prompt's text for the estimate a cut stream is charged), and the rewrite that asks an
- * OpenAI stream to report its usage. Anything that is not one well-formed JSON object (with no
- * duplicate keys) within {@link #CONSTRAINTS} is left alone.
+ * What metering needs from a buffered request body (the model, the {@code stream} flag, the output
+ * limit and number of choices for {@link MaxCost}, and, when asked, the prompt's text and image or
+ * file parts for the estimates), and the rewrite that asks an OpenAI stream to report its usage.
+ * Anything that is not one well-formed JSON object (with no duplicate keys) within {@link
+ * #CONSTRAINTS} is left alone.
  *
  * <p>The body is parsed once, token by token, from the request's own bytes (no copy, no tree);
  * values that do not matter are skipped without being materialised. The rewrite touches only the
@@ -66,6 +68,25 @@ final class RequestBody {
   private static final ByteString STREAM_OPTIONS =
       ByteString.copyFrom(
           "\"stream_options\":{\"include_usage\":true},", StandardCharsets.US_ASCII);
+
+  /**
+   * The largest output limit taken from a request: above it (a billion tokens, ten thousand times
+   * any model's maximum output) the value is hostile or a mistake and is read as absent, so the
+   * model's own maximum bounds the estimate instead.
+   */
+  static final long MAX_OUTPUT_LIMIT = 1_000_000_000L;
+
+  /** OpenAI's largest {@code n} (choices per request); a larger one is refused by the provider. */
+  static final int MAX_CHOICES = 128;
+
+  /**
+   * The request's output-limit fields, every supported API's: OpenAI Chat's {@code max_tokens}
+   * (legacy) and {@code max_completion_tokens}, OpenAI Responses' {@code max_output_tokens},
+   * Anthropic's required {@code max_tokens}. Gemini's {@code generationConfig.maxOutputTokens} is
+   * nested and read by {@link #generationConfig}.
+   */
+  private static final Set<String> OUTPUT_LIMIT_FIELDS =
+      Set.of("max_tokens", "max_completion_tokens", "max_output_tokens");
 
   /** Room for ',"include_usage":true' added to an options object. */
   private static final int INCLUDE_USAGE_BYTES = 24;
@@ -117,6 +138,12 @@ final class RequestBody {
   /** OpenAI's top-level service_tier (flex, priority, ...), lower-cased; null when absent. */
   private final String serviceTier;
 
+  /** The largest valid output limit the request states, or -1 when it states none. */
+  private final long outputLimit;
+
+  /** Choices asked for (OpenAI {@code n}, Gemini {@code candidateCount}); 1 unless valid. */
+  private final int choices;
+
   private RequestBody(
       String model,
       boolean stream,
@@ -127,8 +154,12 @@ final class RequestBody {
       long optionsStart,
       long optionsEnd,
       Unread unread,
-      String serviceTier) {
+      String serviceTier,
+      long outputLimit,
+      int choices) {
     this.serviceTier = serviceTier;
+    this.outputLimit = outputLimit;
+    this.choices = choices;
     this.model = model;
     this.stream = stream;
     this.background = background;
@@ -141,7 +172,7 @@ final class RequestBody {
   }
 
   private static RequestBody unread(Unread why) {
-    return new RequestBody(null, false, false, false, false, -1, -1, -1, why, null);
+    return new RequestBody(null, false, false, false, false, -1, -1, -1, why, null, -1, 1);
   }
 
   /** Top-level fields that hold the prompt's text (every supported API's names). */
@@ -165,10 +196,32 @@ final class RequestBody {
   /**
    * Inside a message, the fields whose strings are text the model reads (content parts, tool
    * results, earlier reasoning and tool-call arguments). Anything else (role, type, ids, image
-   * URLs, base64 data, signatures) is skipped: images and audio are not estimated.
+   * URLs, base64 data, signatures) is skipped as text; an image or file part is counted by {@link
+   * #MEDIA_FIELDS}.
    */
   private static final Set<String> TEXT_FIELDS =
       Set.of("text", "content", "parts", "thinking", "arguments", "output", "refusal", "summary");
+
+  /**
+   * Field names that make the object holding them one image, file or audio part, counted once per
+   * object ({@link TokenEstimate.Prompt#media}): OpenAI Chat's {@code image_url}, {@code file} and
+   * {@code input_audio} parts; OpenAI Responses' {@code input_image} ({@code image_url} or {@code
+   * file_id}) and {@code input_file} ({@code file_id}, {@code file_data}, {@code file_url}) parts;
+   * Anthropic's image and document blocks ({@code source}); Gemini's {@code inline_data} and {@code
+   * file_data} parts (either spelling). The base64 or URL itself is skipped unread.
+   */
+  private static final Set<String> MEDIA_FIELDS =
+      Set.of(
+          "image_url",
+          "file",
+          "input_audio",
+          "file_id",
+          "file_data",
+          "file_url",
+          "source",
+          "inline_data",
+          "inlineData",
+          "fileData");
 
   static RequestBody inspect(byte[] body) {
     return inspect(UnsafeByteOperations.unsafeWrap(body));
@@ -199,6 +252,8 @@ final class RequestBody {
       boolean hasStreamOptions = false;
       long optionsStart = -1;
       long optionsEnd = -1;
+      long outputLimit = -1;
+      int choices = 1;
       while (p.nextToken() == JsonToken.FIELD_NAME) {
         String name = p.currentName();
         JsonToken value = p.nextToken();
@@ -209,6 +264,15 @@ final class RequestBody {
           case "service_tier" ->
               serviceTier =
                   value == JsonToken.VALUE_STRING ? p.getText().toLowerCase(Locale.ROOT) : null;
+          case "max_tokens", "max_completion_tokens", "max_output_tokens" ->
+              // Two limits in one body (max_tokens and max_completion_tokens): the larger holds.
+              outputLimit = Math.max(outputLimit, whole(p, MAX_OUTPUT_LIMIT));
+          case "n" -> choices = (int) Math.max(1, whole(p, MAX_CHOICES));
+          case "generationConfig", "generation_config" -> {
+            long[] limitAndChoices = generationConfig(p);
+            outputLimit = Math.max(outputLimit, limitAndChoices[0]);
+            choices = (int) Math.max(choices, limitAndChoices[1]);
+          }
           case "stream_options" -> {
             hasStreamOptions = true;
             optionsStart = p.currentTokenLocation().getByteOffset();
@@ -254,7 +318,9 @@ final class RequestBody {
           optionsStart,
           optionsEnd,
           null,
-          serviceTier);
+          serviceTier,
+          outputLimit,
+          choices);
     } catch (StreamConstraintsException e) {
       // Jackson names the limit only in its message; RequestBodyTest pins both texts.
       String m = String.valueOf(e.getMessage()).toLowerCase(Locale.ROOT);
@@ -267,6 +333,50 @@ final class RequestBody {
     } catch (IOException | RuntimeException e) {
       return unread(Unread.NOT_JSON);
     }
+  }
+
+  /**
+   * The integer at the parser's current token when it is a whole number from 1 to {@code max}, else
+   * -1: a negative, zero, fractional ({@code 100.0}, {@code 1e3}), quoted, null or larger value is
+   * invalid and read as absent (the provider refuses most of them; either way the model's maximum
+   * then bounds the estimate, which is never lower). Skips a non-scalar value.
+   */
+  private static long whole(JsonParser p, long max) throws IOException {
+    if (p.currentToken() != JsonToken.VALUE_NUMBER_INT) {
+      p.skipChildren();
+      return -1;
+    }
+    // BIG_INTEGER past a long: getLongValue would throw; such a value is past max anyway.
+    if (p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
+      return -1;
+    }
+    long v = p.getLongValue();
+    return v >= 1 && v <= max ? v : -1;
+  }
+
+  /**
+   * Gemini's generationConfig object, the parser on its first token: its {@code maxOutputTokens}
+   * and {@code candidateCount} (either spelling), each -1 when absent or invalid; everything else
+   * skipped, token by token, as the top level is (no buffering).
+   */
+  private static long[] generationConfig(JsonParser p) throws IOException {
+    long[] limitAndChoices = {-1, -1};
+    if (p.currentToken() != JsonToken.START_OBJECT) {
+      p.skipChildren();
+      return limitAndChoices;
+    }
+    while (p.nextToken() == JsonToken.FIELD_NAME) {
+      String name = p.currentName();
+      p.nextToken();
+      switch (name) {
+        case "maxOutputTokens", "max_output_tokens" ->
+            limitAndChoices[0] = Math.max(limitAndChoices[0], whole(p, MAX_OUTPUT_LIMIT));
+        case "candidateCount", "candidate_count" ->
+            limitAndChoices[1] = Math.max(limitAndChoices[1], whole(p, MAX_CHOICES));
+        default -> p.skipChildren();
+      }
+    }
+    return limitAndChoices;
   }
 
   /**
@@ -316,14 +426,20 @@ final class RequestBody {
         textIn(p, prompt, isText);
       }
     } else if (t == JsonToken.START_OBJECT) {
+      boolean media = false;
       while (p.nextToken() == JsonToken.FIELD_NAME) {
-        boolean text = TEXT_FIELDS.contains(p.currentName());
+        String name = p.currentName();
+        boolean text = TEXT_FIELDS.contains(name);
+        media |= MEDIA_FIELDS.contains(name);
         p.nextToken();
         if (text) {
           textIn(p, prompt, true);
         } else {
           p.skipChildren();
         }
+      }
+      if (media) {
+        prompt.media(); // one part, however many of its fields name the image or file
       }
     }
   }
@@ -353,6 +469,24 @@ final class RequestBody {
   /** The service tier the request asks for (OpenAI's service_tier), lower-cased. */
   Optional<String> serviceTier() {
     return Optional.ofNullable(serviceTier);
+  }
+
+  /**
+   * The output limit the request states (see {@link #OUTPUT_LIMIT_FIELDS}; the larger when it
+   * states two), or empty when it states none that is a whole number from 1 to {@link
+   * #MAX_OUTPUT_LIMIT}. A body that was not read has none.
+   */
+  OptionalLong outputLimit() {
+    return outputLimit > 0 ? OptionalLong.of(outputLimit) : OptionalLong.empty();
+  }
+
+  /**
+   * How many responses the request asks for (OpenAI's {@code n}, Gemini's {@code candidateCount}):
+   * each may use the whole output limit. 1 when absent or not a whole number from 1 to {@link
+   * #MAX_CHOICES}.
+   */
+  int choices() {
+    return choices;
   }
 
   /** True for a stream whose usage would not be reported unless we ask for it. */

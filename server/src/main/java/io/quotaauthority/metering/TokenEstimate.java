@@ -57,6 +57,18 @@ final class TokenEstimate {
   /** Non-ASCII UTF-8 bytes per token in the byte bound. */
   static final int NON_ASCII_BYTES_PER_TOKEN = 2;
 
+  /**
+   * Input tokens one image or file part is assumed to cost in {@link MaxCost}: the largest any
+   * provider publishes for one image, OpenAI's gpt-4o-mini at high detail (2,833 base + 5,667 per
+   * 512 px tile, at most 8 tiles once scaled to fit 2048 px with the short side at 768 px: OpenAI
+   * "Images and vision", calculating costs). It covers OpenAI's other models (gpt-4o: 85 + 170 per
+   * tile; patch models: at most 1,536 patches x 2.46), Anthropic's (about 1,600 per image once
+   * resized to 1.15 megapixels: "Vision", image costs) and Gemini's (258 per 768 px tile). Not an
+   * upper bound for a document (a PDF costs per page), audio or video: those are counted as one
+   * image each and are not yet bounded.
+   */
+  static final long MEDIA_TOKENS_PER_ITEM = 2_833 + 8 * 5_667;
+
   /** Request text tokenized exactly (about 250,000 tokens); the rest by the byte bound. */
   static final int MAX_EXACT_CHARS = 1 << 20;
 
@@ -243,6 +255,7 @@ final class TokenEstimate {
     private final StringBuilder text = new StringBuilder();
     private final Bytes beyond = new Bytes();
     private int messages;
+    private long media;
 
     void text(char[] chars, int offset, int length) {
       int room = Math.max(0, MAX_EXACT_CHARS - text.length());
@@ -272,6 +285,21 @@ final class TokenEstimate {
 
     int messages() {
       return messages;
+    }
+
+    /** An image, file or audio part (RequestBody's media fields). */
+    void media() {
+      media++;
+    }
+
+    /** Image, file and audio parts seen; not in {@link #tokens}, see {@link #mediaTokens}. */
+    long mediaItems() {
+      return media;
+    }
+
+    /** The bound on what the media parts cost: {@link #MEDIA_TOKENS_PER_ITEM} each. */
+    long mediaTokens() {
+      return media * MEDIA_TOKENS_PER_ITEM;
     }
 
     /** Input tokens: the text, the framing of each message, and the reply's priming. */

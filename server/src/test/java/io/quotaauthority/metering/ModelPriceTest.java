@@ -3,7 +3,9 @@ package io.quotaauthority.metering;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.math.BigDecimal;
+import java.util.OptionalLong;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -44,5 +46,20 @@ class ModelPriceTest {
     BigDecimal cost = price.costOf(tokens);
     assertThat(cost.scale()).isEqualTo(8);
     assertThat(cost.compareTo(new BigDecimal(expected))).isZero();
+  }
+
+  @Test
+  void times_aDearerTier_keepsTheMaxOutput() {
+    ModelPrice p =
+        new ModelPrice(
+            new BigDecimal("2.50"),
+            new BigDecimal("10"),
+            new BigDecimal("1.25"),
+            new BigDecimal("2.50"),
+            OptionalLong.of(16_384));
+    ModelPrice priority = p.times(new BigDecimal("2"));
+    assertThat(priority.outputPerMtok()).isEqualByComparingTo("20");
+    assertThat(priority.maxOutputTokens()).hasValue(16_384);
+    assertThat(ModelPrice.flat(BigDecimal.ONE).maxOutputTokens()).isEmpty();
   }
 }

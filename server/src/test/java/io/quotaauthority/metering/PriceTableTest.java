@@ -11,6 +11,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class PriceTableTest {
 
@@ -263,5 +264,90 @@ class PriceTableTest {
   void covers_prefixEndingInOtherCharacter_isLiteral() {
     assertThat(PriceTable.covers("llama-", "3.3-70b")).isTrue();
     assertThat(PriceTable.covers("", "anything")).isTrue();
+  }
+
+  @ParameterizedTest
+  @CsvSource({"16384, 16384", "'\"16384\"', 16384", "1, 1", "10000000, 10000000"})
+  void parse_maxOutput_isAWholeNumberOfTokens(String yaml, long expected) {
+    PriceTable t =
+        PriceTable.parse(
+            ("models:\n  m: {input: '1', output: '2', max_output: " + yaml + "}\n")
+                .getBytes(StandardCharsets.UTF_8));
+    assertThat(t.find("m").orElseThrow().maxOutputTokens()).hasValue(expected);
+  }
+
+  @Test
+  void parse_noMaxOutput_isEmpty() {
+    assertThat(TABLE.find("gpt-4o").orElseThrow().maxOutputTokens()).isEmpty();
+  }
+
+  @ParameterizedTest
+  @ValueSource(
+      strings = {
+        "-1",
+        "0",
+        "16384.5",
+        "16384.0",
+        "1e5",
+        "'1e5'",
+        "10000001",
+        "99999999999",
+        "true",
+        "'abc'",
+        "[1]",
+        "{a: 1}",
+        "null",
+        "''"
+      })
+  void parse_badMaxOutput_throwsOneLineNamingTheRowAndField(String yaml) {
+    assertThatThrownBy(
+            () ->
+                PriceTable.parse(
+                    ("models:\n  m-1: {input: '1', output: '2', max_output: " + yaml + "}\n")
+                        .getBytes(StandardCharsets.UTF_8)))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageStartingWith(
+            "models.m-1.max_output must be a whole number of tokens from 1 to 10000000, got '")
+        .hasMessageNotContaining("\n");
+  }
+
+  @ParameterizedTest
+  @CsvSource({
+    "gpt-4o-2024-08-06, 16384",
+    "gpt-4o-mini, 16384",
+    "gpt-4.1, 32768",
+    "gpt-5, 128000",
+    "gpt-5-pro, 272000",
+    "o3-2025-04-16, 100000",
+    "o4-mini, 100000",
+    "claude-sonnet-4-5-20250929, 64000",
+    "claude-opus-4-5, 64000",
+    "claude-opus-4-1-20250805, 32000",
+    "claude-3-5-haiku-20241022, 8192",
+    "gemini-2.5-pro, 65536",
+    "gemini-2.5-flash, 65536",
+    "gemini-2.0-flash-001, 8192",
+  })
+  void shipped_mainstreamModels_stateTheirMaxOutput(String model, long maxOutput) {
+    ModelPrice p = PriceTable.shipped().find(model).orElseThrow();
+    assertThat(p.maxOutputTokens()).as(model).hasValue(maxOutput);
+    // The default for rows without one is at least every published maximum.
+    assertThat(maxOutput).isLessThanOrEqualTo(MaxCost.DEFAULT_MAX_OUTPUT);
+  }
+
+  @Test
+  void shipped_everyPublishedModel_statesItsMaxOutputUnlessItGeneratesNothing() {
+    publishedPrices()
+        .map(a -> (String) a.get()[0])
+        .forEach(
+            model -> {
+              ModelPrice p = PriceTable.shipped().find(model).orElseThrow();
+              if (p.outputPerMtok().signum() > 0) {
+                assertThat(p.maxOutputTokens()).as(model).isPresent();
+                assertThat(p.maxOutputTokens().getAsLong())
+                    .as(model)
+                    .isLessThanOrEqualTo(MaxCost.DEFAULT_MAX_OUTPUT);
+              }
+            });
   }
 }

@@ -249,4 +249,93 @@ class RequestBodyTest {
     assertThat(b.background()).isEqualTo(background);
     assertThat(b.model()).hasValue("gpt-4o");
   }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(
+      delimiter = '|',
+      nullValues = "none",
+      value = {
+        // name                       | body                                                | limit
+        "chat max_tokens              | {\"model\":\"gpt-4o\",\"max_tokens\":256}                | 256",
+        "chat max_completion_tokens   | {\"max_completion_tokens\":4096,\"model\":\"o3\"}        | 4096",
+        "responses max_output_tokens  | {\"model\":\"gpt-5\",\"max_output_tokens\":128000}       | 128000",
+        "anthropic max_tokens         | {\"model\":\"claude-sonnet-4-5\",\"max_tokens\":1024,\"messages\":[]} | 1024",
+        "gemini generationConfig      | {\"contents\":[],\"generationConfig\":{\"temperature\":0.2,\"stopSequences\":[\"x\"],\"maxOutputTokens\":2048}} | 2048",
+        "gemini snake_case            | {\"generation_config\":{\"max_output_tokens\":512}}       | 512",
+        "two limits: the larger       | {\"max_tokens\":100,\"max_completion_tokens\":300}         | 300",
+        "exactly a billion            | {\"max_tokens\":1000000000}                            | 1000000000",
+        "absent                       | {\"model\":\"gpt-4o\"}                                  | none",
+        "nested max_tokens ignored    | {\"metadata\":{\"max_tokens\":5},\"tools\":[{\"max_tokens\":7}]} | none",
+        "gemini limit at top level    | {\"maxOutputTokens\":64}                               | none",
+        "negative                     | {\"max_tokens\":-1}                                    | none",
+        "zero                         | {\"max_tokens\":0}                                     | none",
+        "fraction                     | {\"max_tokens\":100.5}                                 | none",
+        "integral float               | {\"max_tokens\":100.0}                                 | none",
+        "exponent                     | {\"max_tokens\":1e3}                                   | none",
+        "quoted                       | {\"max_tokens\":\"256\"}                                 | none",
+        "null                         | {\"max_tokens\":null}                                  | none",
+        "object                       | {\"max_tokens\":{\"a\":1}}                               | none",
+        "past a billion               | {\"max_tokens\":1000000001}                            | none",
+        "past a long                  | {\"max_tokens\":99999999999999999999999}               | none",
+        "generationConfig not object  | {\"generationConfig\":2048}                            | none",
+        "gemini negative              | {\"generationConfig\":{\"maxOutputTokens\":-5}}          | none",
+        "invalid one, valid other     | {\"max_tokens\":-1,\"max_completion_tokens\":50}          | 50",
+        "duplicate key: body unread   | {\"max_tokens\":1,\"max_tokens\":100000}                  | none",
+        "duplicate nested: unread     | {\"generationConfig\":{\"maxOutputTokens\":1,\"maxOutputTokens\":9}} | none",
+        "not json                     | {\"max_tokens\":256                                    | none",
+      })
+  void inspect_outputLimit_readsEachApisFieldAndTreatsHostileValuesAsAbsent(
+      String name, String body, Long limit) {
+    RequestBody b = RequestBody.inspect(ByteString.copyFromUtf8(body), new TokenEstimate.Prompt());
+    if (limit == null) {
+      assertThat(b.outputLimit()).isEmpty();
+    } else {
+      assertThat(b.outputLimit()).hasValue(limit);
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "absent                 | {\"model\":\"gpt-4o\"}                                  | 1",
+        "openai n               | {\"n\":3,\"max_tokens\":10}                               | 3",
+        "gemini candidateCount  | {\"generationConfig\":{\"candidateCount\":2}}            | 2",
+        "n at OpenAI's maximum  | {\"n\":128}                                            | 128",
+        "n past it              | {\"n\":129}                                            | 1",
+        "n negative             | {\"n\":-4}                                             | 1",
+        "n fractional           | {\"n\":2.5}                                            | 1",
+        "n quoted               | {\"n\":\"4\"}                                            | 1",
+      })
+  void inspect_choices_readsNAndCandidateCountElseOne(String name, String body, int choices) {
+    assertThat(RequestBody.inspect(ByteString.copyFromUtf8(body), null).choices())
+        .isEqualTo(choices);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "text only              | {\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]} | 0",
+        "openai chat image_url  | {\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"what\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AAAA\",\"detail\":\"high\"}}]}]} | 1",
+        "openai chat file+audio | {\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"file\",\"file\":{\"file_id\":\"f\"}},{\"type\":\"input_audio\",\"input_audio\":{\"data\":\"AA\"}}]}]} | 2",
+        "responses input_image  | {\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_image\",\"image_url\":\"https://x/a.png\"},{\"type\":\"input_image\",\"file_id\":\"f\"},{\"type\":\"input_file\",\"file_data\":\"AA\",\"filename\":\"a.pdf\"}]}]} | 3",
+        "anthropic image+doc    | {\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"data\":\"AA\"}},{\"type\":\"document\",\"source\":{\"type\":\"url\",\"url\":\"u\"}}]}]} | 2",
+        "anthropic tool result  | {\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"content\":[{\"type\":\"image\",\"source\":{}}]}]}]} | 1",
+        "gemini parts           | {\"contents\":[{\"parts\":[{\"text\":\"a\"},{\"inline_data\":{\"mime_type\":\"image/png\",\"data\":\"AA\"}},{\"fileData\":{\"fileUri\":\"u\"}},{\"inlineData\":{}}]}]} | 3",
+        "image in a tool schema | {\"tools\":[{\"image_url\":{}}],\"messages\":[]}             | 0",
+      })
+  void inspect_mediaParts_areCountedOncePerPart(String name, String body, long items) {
+    TokenEstimate.Prompt prompt = new TokenEstimate.Prompt();
+    RequestBody b = RequestBody.inspect(ByteString.copyFromUtf8(body), prompt);
+    assertThat(b.unread()).isEmpty();
+    assertThat(prompt.mediaItems()).isEqualTo(items);
+    assertThat(prompt.mediaTokens()).isEqualTo(items * TokenEstimate.MEDIA_TOKENS_PER_ITEM);
+  }
+
+  @Test
+  void mediaTokensPerItem_isOpenAisLargestHighDetailImage() {
+    // gpt-4o-mini, high detail, 8 tiles of 512 px (768 x 2048 after scaling): 2833 + 8 x 5667.
+    assertThat(TokenEstimate.MEDIA_TOKENS_PER_ITEM).isEqualTo(48_169);
+  }
 }
