@@ -307,7 +307,11 @@ final class MeteringSession {
         return refused.get();
       }
     }
-    if (keyLimited && request.background() && route.endpoint() == Endpoints.OPENAI_RESPONSES) {
+    // An unread body may say "background": true to the provider (a duplicate key, say): for a key
+    // with a quota it is refused like a background response, since nobody could tell.
+    if (keyLimited
+        && (request.background() || request.unread().isPresent())
+        && route.endpoint() == Endpoints.OPENAI_RESPONSES) {
       return refuseBackground();
     }
     // Counted now, once the model (which may follow the messages) is known; only the count is kept.
@@ -457,6 +461,15 @@ final class MeteringSession {
     if (phase == ProcessingRequest.RequestCase.REQUEST_HEADERS || (route != null && !charged)) {
       metrics.unmetered(MeteringMetrics.Unmetered.OVERLOADED);
       log.debug("metering executor saturated in {} for report {}: not metered", phase, requestId);
+    }
+    if (extractor != null && route != null && !charged) {
+      // A response chunk left unread: what was seen so far is charged now (an estimate where
+      // the provider's final usage had not come), rather than nothing.
+      try {
+        chargeSeen(false);
+      } catch (RuntimeException e) {
+        failed("overloaded_charge", e, null);
+      }
     }
     route = null;
     stopMetering();

@@ -398,8 +398,13 @@ final class TokenEstimate {
    */
   static boolean needed(
       UsageFormat format, boolean started, boolean finalUsage, boolean complete, boolean sse) {
-    if (!started || finalUsage) {
+    if (finalUsage) {
       return false;
+    }
+    if (!started) {
+      // 2xx headers and then nothing (a reasoning model thinks before its first byte, and the
+      // client gave up): the provider still bills the prompt, so the prompt is charged.
+      return !complete;
     }
     if (format == UsageFormat.GEMINI) {
       return !complete;

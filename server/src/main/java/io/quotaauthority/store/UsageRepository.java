@@ -106,7 +106,7 @@ public final class UsageRepository implements UsageLedger {
     String state = e.getCause() instanceof SQLException s ? s.getSQLState() : null;
     String code = state == null ? null : "SQLSTATE " + state;
     UsageLedger.Failure.Kind kind;
-    if (e instanceof StoreUnavailableException || (state != null && state.startsWith("53"))) {
+    if (e instanceof StoreUnavailableException || waitsOut(state)) {
       kind = UsageLedger.Failure.Kind.UNAVAILABLE;
     } else if (state != null && state.startsWith("22")) {
       kind = UsageLedger.Failure.Kind.BAD_DATA;
@@ -116,6 +116,21 @@ public final class UsageRepository implements UsageLedger {
       kind = UsageLedger.Failure.Kind.INTERNAL;
     }
     return new UsageLedger.Failure(kind, code, e);
+  }
+
+  /**
+   * SQLSTATEs no report causes, where waiting beats splitting the group: class 53 (insufficient
+   * resources), 57P01..57P03 (the server shutting down or not yet accepting: a restart or a
+   * failover), 25006 (read-only transaction: the pool still reaches a demoted primary), and
+   * 40001/40P01 (serialization failure, deadlock) still failing after Transactions' own retries.
+   */
+  private static boolean waitsOut(String state) {
+    return state != null
+        && (state.startsWith("53")
+            || state.startsWith("57P0")
+            || state.equals("25006")
+            || state.equals("40001")
+            || state.equals("40P01"));
   }
 
   private Committed charge(List<UsageReport> reports) {

@@ -67,11 +67,15 @@ public final class Retries implements AutoCloseable {
    * @throws RejectedExecutionException once the drain has begun its last pass
    */
   public void schedule(Runnable work, long delay, TimeUnit unit) {
-    if (closed) {
-      throw new RejectedExecutionException("shutting down");
-    }
     Task task = new Task(work);
-    waiting.add(task);
+    // The check and the add under one lock with the drain's last pass: a task either is in
+    // `waiting` when the drain copies it (and runs), or is refused; never scheduled and lost.
+    synchronized (this) {
+      if (closed) {
+        throw new RejectedExecutionException("shutting down");
+      }
+      waiting.add(task);
+    }
     try {
       task.future = scheduler.schedule(task, delay, unit);
     } catch (RejectedExecutionException e) {
@@ -99,8 +103,12 @@ public final class Retries implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    closed = true;
-    for (Task task : List.copyOf(waiting)) {
+    List<Task> last;
+    synchronized (this) {
+      closed = true;
+      last = List.copyOf(waiting);
+    }
+    for (Task task : last) {
       ScheduledFuture<?> f = task.future;
       if (f != null) {
         f.cancel(false);

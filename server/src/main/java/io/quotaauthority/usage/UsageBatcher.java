@@ -115,6 +115,10 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     if (!queue.offer(new Pending(report, outcome))) {
       pendingUsage.settle(report.keyId(), report.cost());
       outcome.completeExceptionally(new Overloaded());
+    } else if (stopping && !committer.isAlive()) {
+      // close() began after the check above and its last drain may have run before this offer:
+      // nobody would take the report, so it is answered here (and settled) like the others.
+      failQueued("shut down before commit");
     }
     return outcome;
   }
@@ -373,11 +377,16 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+    failQueued("shut down before commit");
+  }
+
+  /** Answers (and settles) every report still queued: nobody will commit them any more. */
+  private void failQueued(String why) {
     List<Pending> left = new ArrayList<>();
     queue.drainTo(left);
     for (Pending p : left) {
       pendingUsage.settle(p.report().keyId(), p.report().cost());
-      p.outcome().completeExceptionally(new ShuttingDown("shut down before commit"));
+      p.outcome().completeExceptionally(new ShuttingDown(why));
     }
   }
 

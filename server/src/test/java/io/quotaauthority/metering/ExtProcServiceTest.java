@@ -454,7 +454,9 @@ class ExtProcServiceTest {
   }
 
   @Test
-  void process_streamCancelledBeforeAnyBodyByte_chargesNothing() throws Exception {
+  void process_streamCancelledBeforeAnyBodyByte_chargesThePromptEstimate() throws Exception {
+    // A reasoning model sends its 200 headers at once and its first byte only after thinking;
+    // a client that gives up in between was still billed for the prompt.
     EnvoyStream envoy = start();
     byte[] request = utf8("{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[]}");
     envoy.requestHeaders(
@@ -463,16 +465,12 @@ class ExtProcServiceTest {
     envoy.responseHeaders(200, "text/event-stream");
     envoy.cancel();
 
-    MeteringSession session = sessions.get(0);
-    long deadline = System.nanoTime() + WAIT.toNanos();
-    while (registry.find("quota.metering.unmetered").tag("reason", "no_usage").counter() == null
-        && System.nanoTime() < deadline) {
-      Thread.sleep(10);
-    }
-    assertThat(registry.get("quota.metering.unmetered").tag("reason", "no_usage").counter().count())
-        .isEqualTo(1.0);
-    assertThat(session.retainedBytes()).isZero();
-    assertThat(sink.submitted()).isEmpty();
+    UsageReport r = sink.awaitSubmitted(1, WAIT).get(0);
+    // No messages: the per-request framing (3 tokens) only, no output.
+    assertThat(r.estimated()).isTrue();
+    assertThat(r.inputTokens()).isEqualTo(3);
+    assertThat(r.outputTokens()).isZero();
+    assertThat(sessions.get(0).retainedBytes()).isZero();
   }
 
   @Test
@@ -588,6 +586,31 @@ class ExtProcServiceTest {
             registry
                 .get("quota.metering.refused")
                 .tag("reason", "model_not_priced")
+                .counter()
+                .count())
+        .isEqualTo(1.0);
+  }
+
+  @Test
+  void process_limitedKeyResponsesWithDuplicateBackground_refusedEvenWithARateSet()
+      throws Exception {
+    // With a rate for unpriced models nothing refuses an unreadable body on its model; the
+    // provider would still read the last "background": true and answer on an unmetered GET.
+    EnvoyStream envoy = start("0.25");
+    byte[] request =
+        utf8("{\"model\":\"gpt-4o\",\"input\":\"x\",\"background\":true,\"background\":true}");
+    envoy.requestHeaders(
+        EnvoyStream.requestHeaders("/v1/responses", "8", "bg-dup", request.length), false);
+
+    ProcessingResponse answer = envoy.requestBody(request);
+
+    assertThat(answer.getImmediateResponse().getStatus().getCodeValue()).isEqualTo(403);
+    assertThat(answer.getImmediateResponse().getBody().toStringUtf8())
+        .contains("endpoint_not_metered");
+    assertThat(
+            registry
+                .get("quota.metering.refused")
+                .tag("reason", "endpoint_not_metered")
                 .counter()
                 .count())
         .isEqualTo(1.0);

@@ -239,7 +239,9 @@ class TokenEstimateTest {
   static Stream<Arguments> needs() {
     return Stream.of(
         // format, started, final usage seen, body complete, SSE, estimate?
-        Arguments.of(UsageFormat.OPENAI, false, false, false, true, false),
+        // 2xx headers, then the client left before a byte: the prompt was still billed
+        Arguments.of(UsageFormat.OPENAI, false, false, false, true, true),
+        Arguments.of(UsageFormat.OPENAI, false, false, true, false, false),
         Arguments.of(UsageFormat.OPENAI, true, false, false, true, true),
         Arguments.of(UsageFormat.OPENAI, true, true, false, true, false),
         Arguments.of(UsageFormat.OPENAI, true, false, true, true, true),
@@ -253,7 +255,8 @@ class TokenEstimateTest {
         Arguments.of(UsageFormat.GEMINI, true, false, true, true, false),
         Arguments.of(UsageFormat.GEMINI, true, false, true, false, false),
         Arguments.of(UsageFormat.GEMINI, true, false, false, true, true),
-        Arguments.of(UsageFormat.GEMINI, false, false, false, true, false));
+        Arguments.of(UsageFormat.GEMINI, false, false, false, true, true),
+        Arguments.of(UsageFormat.ANTHROPIC, false, true, false, true, false));
   }
 
   @ParameterizedTest(name = "{0} started={1} final={2} complete={3} sse={4}")

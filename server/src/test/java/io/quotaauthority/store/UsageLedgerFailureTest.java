@@ -16,11 +16,18 @@ class UsageLedgerFailureTest {
     "22003, BAD_DATA",
     "23514, CONSTRAINT",
     "57014, INTERNAL",
-    "40001, INTERNAL",
+    "40001, UNAVAILABLE",
     "XX000, INTERNAL",
     "53100, UNAVAILABLE",
     "53300, UNAVAILABLE",
-    "08006, UNAVAILABLE"
+    "08006, UNAVAILABLE",
+    // a restart or failover: the server shutting down, or a demoted primary refusing writes
+    "57P01, UNAVAILABLE",
+    "57P02, UNAVAILABLE",
+    "57P03, UNAVAILABLE",
+    "25006, UNAVAILABLE",
+    // still failing after Transactions' own retries: no report causes it, so wait, not split
+    "40P01, UNAVAILABLE"
   })
   void failure_bySqlState_kindAndCodeWithoutTheDatabasesWords(
       String state, UsageLedger.Failure.Kind kind) {
