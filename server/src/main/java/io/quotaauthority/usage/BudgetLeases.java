@@ -148,14 +148,18 @@ public final class BudgetLeases {
       if (ask == MAX_ASKS) {
         return Optional.empty();
       }
-      BigDecimal need = estimate.subtract(free.max(BigDecimal.ZERO));
+      // Holds already out over a lease that lapsed count too: they may still be charged against it.
+      BigDecimal need = estimate.subtract(free);
       Instant asked = clock.instant();
-      LeaseStore.Grant g = store.take(keyId, instanceId, slice(need, l.remaining), ttl);
+      BigDecimal slice = slice(need, l.remaining);
+      LeaseStore.Grant g = store.take(keyId, instanceId, slice, ttl);
       l.remaining = g.remaining();
       switch (g.outcome()) {
         case GRANTED -> {
-          // The store's amount, not ours plus the slice: it is the one charges draw on.
-          l.amount = g.lease();
+          // With no hold out, the store's amount is exact (it heals what we lost count of). With
+          // holds out, a charge may have drawn on the store's lease before its hold is released
+          // here: taking the store's amount would subtract that draw twice, so add the slice.
+          l.amount = l.held.signum() == 0 ? g.lease() : l.amount.add(slice);
           // Our clock before the ask: the store set its expiry later than that.
           l.validUntil = asked.plus(ttl);
         }

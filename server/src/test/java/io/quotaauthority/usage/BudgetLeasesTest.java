@@ -162,6 +162,24 @@ class BudgetLeasesTest {
   }
 
   @Test
+  void tryHold_chargeDrawnBeforeItsHoldIsReleasedAndANewSliceTaken_countsTheDrawOnce() {
+    store.key(KEY, "1.00", "0");
+    BudgetLeases b = instance("a", "0.05", 1);
+    BudgetLeases.Hold first = b.tryHold(KEY, usd("0.05")).orElseThrow();
+    // The charge commits (drawing on the stored lease) before the hold is released here, and
+    // meanwhile another hold leases a new slice.
+    BigDecimal drawn = store.charge(KEY, "a", usd("0.05"), first.amount());
+    BudgetLeases.Hold second = b.tryHold(KEY, usd("0.05")).orElseThrow();
+    b.release(first, drawn);
+
+    assertThat(b.leaseAndHeld(KEY)[0]).isEqualByComparingTo(store.lease(KEY, "a"));
+    b.release(second, store.charge(KEY, "a", usd("0.05"), second.amount()));
+    assertThat(b.leaseAndHeld(KEY)).containsExactly(usd("0"), usd("0"));
+    assertThat(store.lease(KEY, "a")).isEqualByComparingTo("0");
+    assertThat(store.consistent(KEY)).isTrue();
+  }
+
+  @Test
   void release_chargedOverHold_drawsOnlyTheHold() {
     store.key(KEY, "1.00", "0");
     BudgetLeases b = instance("a", "0.20", 1);
