@@ -90,8 +90,19 @@ public final class UsageRepository implements UsageLedger {
    */
   @Override
   public Committed commitGroup(List<UsageReport> reports) {
+    return commitGroup(reports, Map.of());
+  }
+
+  /**
+   * {@inheritDoc}
+   *
+   * <p>Held reports draw on their leases after the charge, on the key rows this transaction already
+   * locked ({@link LeaseRepository#drawHeld}); without holds nothing of that runs.
+   */
+  @Override
+  public Committed commitGroup(List<UsageReport> reports, Map<String, HeldBy> holds) {
     try {
-      return charge(reports);
+      return charge(reports, holds);
     } catch (StoreException e) {
       throw failure(e);
     }
@@ -133,7 +144,7 @@ public final class UsageRepository implements UsageLedger {
             || state.equals("40P01"));
   }
 
-  private Committed charge(List<UsageReport> reports) {
+  private Committed charge(List<UsageReport> reports, Map<String, HeldBy> holds) {
     return tx.inTransaction(
         c -> {
           Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports));
@@ -162,8 +173,31 @@ public final class UsageRepository implements UsageLedger {
           if (!charged.isEmpty()) {
             notifyAll(c, charged);
           }
-          return new Committed(inserted, live, charged, overflowed, earlier);
+          if (holds.isEmpty()) {
+            return new Committed(inserted, live, charged, overflowed, earlier);
+          }
+          Map<String, BigDecimal> drawn =
+              LeaseRepository.drawHeld(c, draws(chargeable, inserted, holds));
+          return new Committed(inserted, live, charged, overflowed, earlier, drawn);
         });
+  }
+
+  /**
+   * The held reports this transaction really charged, in charge order: only an inserted report
+   * draws on its lease, so a repeat of its report id draws nothing a second time.
+   */
+  private static List<LeaseRepository.Draw> draws(
+      List<UsageReport> chargeable, Set<String> inserted, Map<String, HeldBy> holds) {
+    List<LeaseRepository.Draw> draws = new ArrayList<>();
+    for (UsageReport r : chargeable) {
+      HeldBy h = holds.get(r.reportId());
+      if (h != null && inserted.contains(r.reportId())) {
+        draws.add(
+            new LeaseRepository.Draw(
+                r.reportId(), r.keyId(), h.instanceId(), r.cost(), h.amount()));
+      }
+    }
+    return draws;
   }
 
   /** The rows already there under the report ids the insert skipped: one query for the group. */

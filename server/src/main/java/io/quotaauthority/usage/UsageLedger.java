@@ -25,18 +25,53 @@ public interface UsageLedger {
   Committed commitGroup(List<UsageReport> reports);
 
   /**
+   * {@link #commitGroup(List)}, where some reports were admitted on a hold against their instance's
+   * budget lease ({@link BudgetLeases}): in the same transaction as its charge, each such report
+   * that is really inserted draws min(cost, hold, what is left of the lease) off that lease and off
+   * its key's leased total, so quota_used + leased never counts the charge twice. A repeat
+   * (DUPLICATE), a refused report or one of a missing key draws nothing. Reports without a hold are
+   * charged exactly as by {@link #commitGroup(List)}.
+   *
+   * @param holds report id → the hold it was admitted on; reports not named hold nothing
+   */
+  default Committed commitGroup(List<UsageReport> reports, Map<String, HeldBy> holds) {
+    if (holds.isEmpty()) {
+      return commitGroup(reports);
+    }
+    throw new UnsupportedOperationException("this ledger does not settle holds");
+  }
+
+  /**
+   * The hold a report was admitted on: which instance's lease of the report's key, and how much.
+   */
+  record HeldBy(String instanceId, BigDecimal amount) {}
+
+  /**
    * The group's outcome: which reports were charged, the keys' rows after, which keys are live
    * (their quota_used before), which reports were refused because they would carry their key's
    * quota_used past the column's maximum, and what was charged before under the report ids the
    * insert skipped (report id → that charge; only its key id and cost are filled in), so a repeat
-   * can be told apart from a conflict.
+   * can be told apart from a conflict; and what each held report drew off its lease (report id →
+   * amount; only reports charged on a hold, see {@link #commitGroup(List, Map)}).
    */
   record Committed(
       Set<String> inserted,
       Map<Long, BigDecimal> usedBefore,
       List<KeyRecord> charged,
       Set<String> overflowed,
-      Map<String, UsageReport> earlier) {}
+      Map<String, UsageReport> earlier,
+      Map<String, BigDecimal> leaseDrawn) {
+
+    /** A group without holds: nothing drawn off any lease. */
+    public Committed(
+        Set<String> inserted,
+        Map<Long, BigDecimal> usedBefore,
+        List<KeyRecord> charged,
+        Set<String> overflowed,
+        Map<String, UsageReport> earlier) {
+      this(inserted, usedBefore, charged, overflowed, earlier, Map.of());
+    }
+  }
 
   /**
    * A commit that failed, classified by the ledger (which knows its database's error codes). The

@@ -77,7 +77,8 @@ class MigrationIT {
             "created_at",
             "updated_at",
             "deleted_at",
-            "version");
+            "version",
+            "leased");
     assertThat(cols.get("id")).startsWith("bigint|NO|");
     assertThat(cols.get("name")).isEqualTo("text|NO|");
     assertThat(cols.get("key_hash")).isEqualTo("bytea|NO|");
@@ -90,6 +91,52 @@ class MigrationIT {
     assertThat(cols.get("updated_at")).isEqualTo("timestamp with time zone|NO|now()");
     assertThat(cols.get("deleted_at")).isEqualTo("timestamp with time zone|YES|");
     assertThat(cols.get("version")).isEqualTo("bigint|NO|1");
+    assertThat(cols.get("leased")).isEqualTo("numeric(20,8)|NO|0");
+  }
+
+  @Test
+  void migrate_freshDatabase_keyLeasesHasExactColumnsAndKey() {
+    Map<String, String> cols = columns("key_leases");
+
+    assertThat(cols.keySet()).containsExactly("key_id", "instance_id", "amount", "expires_at");
+    assertThat(cols.get("key_id")).isEqualTo("bigint|NO|");
+    assertThat(cols.get("instance_id")).isEqualTo("text|NO|");
+    assertThat(cols.get("amount")).isEqualTo("numeric(20,8)|NO|");
+    assertThat(cols.get("expires_at")).isEqualTo("timestamp with time zone|NO|");
+    assertThat(
+            (String)
+                db.scalar(
+                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+                        + " WHERE conrelid = 'key_leases'::regclass AND contype = 'p'"))
+        .isEqualTo("PRIMARY KEY (key_id, instance_id)");
+  }
+
+  @Test
+  void keyLeases_constraints_refuseNegativeAmountsAndEmptyInstance() throws SQLException {
+    try (Connection c = DriverManager.getConnection(db.url(), "postgres", "")) {
+      try (Statement s = c.createStatement()) {
+        s.execute(
+            "INSERT INTO api_keys (name, key_hash, key_prefix, quota) VALUES ('leases', decode(repeat('cd', 32), 'hex'), 'sk-lease', 1)");
+      }
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute("UPDATE api_keys SET leased = -0.00000001 WHERE name = 'leases'"))
+          .hasMessageContaining("api_keys_leased_check");
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute(
+                          "INSERT INTO key_leases SELECT id, 'i', -1, now() FROM api_keys WHERE name = 'leases'"))
+          .hasMessageContaining("key_leases_amount_check");
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute(
+                          "INSERT INTO key_leases SELECT id, '', 1, now() FROM api_keys WHERE name = 'leases'"))
+          .hasMessageContaining("key_leases_instance_id_check");
+    }
+    assertThat(db.count("SELECT count(*) FROM key_leases")).isZero();
   }
 
   @Test
