@@ -314,40 +314,49 @@ public final class UsageCharger {
                   () -> attempt(report, provider, attempt + 1, done), delay, TimeUnit.MILLISECONDS);
             } catch (RejectedExecutionException shuttingDown) {
               // Past the shutdown deadline nothing waits any more: lost, and said so.
-              metrics.charged(provider, "failed");
-              metrics.lost(MeteringMetrics.Lost.UNAVAILABLE);
-              log.error(
-                  "metered charge lost: usage report {} for key {} ({} USD) not committed before"
-                      + " shutdown",
-                  report.reportId(),
-                  report.keyId(),
-                  report.cost().toPlainString());
+              lost(
+                  report,
+                  provider,
+                  "failed",
+                  MeteringMetrics.Lost.UNAVAILABLE,
+                  "not committed before shutdown");
               done.completeExceptionally(shuttingDown);
             }
           } else if (internal) {
-            metrics.charged(provider, "rejected");
-            metrics.lost(MeteringMetrics.Lost.INTERNAL);
-            log.error(
-                "metered charge lost: usage report {} for key {} ({} USD) refused after {} attempts: {}",
-                report.reportId(),
-                report.keyId(),
-                report.cost().toPlainString(),
-                attempt + 1,
-                outcome.message());
+            lost(
+                report,
+                provider,
+                "rejected",
+                MeteringMetrics.Lost.INTERNAL,
+                "refused after " + (attempt + 1) + " attempts: " + outcome.message());
             done.complete(outcome);
           } else {
-            metrics.charged(provider, "failed");
-            metrics.lost(MeteringMetrics.Lost.UNAVAILABLE);
-            log.error(
-                "metered charge lost: usage report {} for key {} ({} USD) not committed after {} attempts",
-                report.reportId(),
-                report.keyId(),
-                report.cost().toPlainString(),
-                attempt + 1,
-                error);
+            lost(
+                report,
+                provider,
+                "failed",
+                MeteringMetrics.Lost.UNAVAILABLE,
+                "not committed after " + (attempt + 1) + " attempts: " + error);
             done.completeExceptionally(error);
           }
         });
+  }
+
+  /** A charge lost for good: counted with its reason and logged at ERROR with its ids and cost. */
+  private void lost(
+      UsageReport report,
+      Provider provider,
+      String outcome,
+      MeteringMetrics.Lost reason,
+      String why) {
+    metrics.charged(provider, outcome);
+    metrics.lost(reason);
+    log.error(
+        "metered charge lost: usage report {} for key {} ({} USD) {}",
+        report.reportId(),
+        report.keyId(),
+        report.cost().toPlainString(),
+        why);
   }
 
   private void recordOutcome(UsageReport report, Provider provider, UsageOutcome outcome) {
