@@ -31,8 +31,6 @@ import java.util.Map;
  * make Envoy answer status_on_error with no body.
  */
 public final class CheckResponses {
-  public static final String KEY_ID_HEADER = GatewayHeaders.KEY_ID;
-  public static final String REMAINING_HEADER = GatewayHeaders.REMAINING_USD;
 
   /** The client's credentials: never forwarded, so a gateway key cannot reach a provider. */
   static final String[] CLIENT_KEY_HEADERS = {"authorization", "x-api-key", "x-goog-api-key"};
@@ -86,7 +84,7 @@ public final class CheckResponses {
         OkHttpResponse.newBuilder()
             .addHeaders(
                 header(
-                    KEY_ID_HEADER,
+                    GatewayHeaders.KEY_ID,
                     keyId,
                     HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
             .addHeaders(
@@ -103,7 +101,7 @@ public final class CheckResponses {
     if (remaining != null) {
       ok.addResponseHeadersToAdd(
           header(
-              REMAINING_HEADER,
+              GatewayHeaders.REMAINING_USD,
               Money.format(remaining),
               HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
     }

@@ -71,7 +71,6 @@ import org.slf4j.LoggerFactory;
 final class MeteringSession {
   private static final Logger log = LoggerFactory.getLogger(MeteringSession.class);
 
-  static final String KEY_ID_HEADER = GatewayHeaders.KEY_ID;
   static final String REQUEST_ID_HEADER = "x-request-id";
 
   /** Thread-safe; seeded once from the OS, then non-blocking. */
@@ -240,7 +239,7 @@ final class MeteringSession {
       return SKIP_AFTER_REQUEST_HEADERS;
     }
     String provider = r.get().provider().wireName();
-    String key = EnvoyHeaders.single(h, KEY_ID_HEADER);
+    String key = EnvoyHeaders.single(h, GatewayHeaders.KEY_ID);
     // The id rule of every other path (KeyIds): Check writes this header, so anything else is
     // foreign.
     long parsedKeyId = key == null ? -1 : KeyIds.tryParse(key);
@@ -250,7 +249,8 @@ final class MeteringSession {
               ? MeteringMetrics.Unmetered.MISSING_KEY_ID
               : MeteringMetrics.Unmetered.BAD_KEY_ID);
       // The path is not logged: Gemini accepts the API key in its query string.
-      log.debug("{} request without a single decimal {}: not metered", provider, KEY_ID_HEADER);
+      log.debug(
+          "{} request without a single decimal {}: not metered", provider, GatewayHeaders.KEY_ID);
       return SKIP_AFTER_REQUEST_HEADERS;
     }
     // Metered with or without it: the report id does not come from the request.
