@@ -37,8 +37,10 @@ import io.quotaauthority.ops.Readiness;
 import io.quotaauthority.store.Database;
 import io.quotaauthority.store.KeyChangeListener;
 import io.quotaauthority.store.KeyRepository;
+import io.quotaauthority.store.LeaseRepository;
 import io.quotaauthority.store.Transactions;
 import io.quotaauthority.store.UsageRepository;
+import io.quotaauthority.usage.BudgetLeases;
 import io.quotaauthority.usage.Retries;
 import io.quotaauthority.usage.UsageBatcher;
 import io.quotaauthority.usage.UsageOutcome;
@@ -70,6 +72,10 @@ public final class QuotaAuthority implements AutoCloseable {
   private final ThreadPoolExecutor keyLoader;
   private final Retries scheduler;
   private final UsageBatcher batcher;
+
+  /** This instance's holds and budget leases; null when QUOTA_HOLDS is off. */
+  private final BudgetLeases leases;
+
   private final UsageService usageService;
   private final KeyChangeListener listener;
   private final ReloadingPriceTable prices;
@@ -90,6 +96,7 @@ public final class QuotaAuthority implements AutoCloseable {
       ThreadPoolExecutor keyLoader,
       Retries scheduler,
       UsageBatcher batcher,
+      BudgetLeases leases,
       UsageService usageService,
       KeyChangeListener listener,
       ReloadingPriceTable prices,
@@ -110,6 +117,7 @@ public final class QuotaAuthority implements AutoCloseable {
     this.keyLoader = keyLoader;
     this.scheduler = scheduler;
     this.batcher = batcher;
+    this.leases = leases;
     this.usageService = usageService;
     this.health = health;
     this.authzHealth = authzHealth;
@@ -243,6 +251,22 @@ public final class QuotaAuthority implements AutoCloseable {
     UsageService usageService =
         new UsageService(
             batcher, clock, scheduler, () -> reports.increment(UsageOutcome.Result.REJECTED));
+    // Holds on keys' budgets, admitted against slices leased from PostgreSQL (README "Holds"). The
+    // instance id is new at every start: a restarted instance never takes over the leases of its
+    // previous life, which expire and go back to their keys.
+    BudgetLeases leases =
+        settings.holds()
+            ? new BudgetLeases(
+                new LeaseRepository(tx),
+                instanceId(),
+                settings.leaseSliceUsd(),
+                settings.leaseInstances(),
+                settings.leaseTtl(),
+                // Given back after a quarter of the ttl without holds: long enough to serve a
+                // burst from one slice, short enough that an idle instance frees the budget.
+                settings.leaseTtl().dividedBy(4),
+                clock)
+            : null;
     UsageCharger charger =
         new UsageCharger(
             batcher,
@@ -251,7 +275,8 @@ public final class QuotaAuthority implements AutoCloseable {
             settings.unpricedModelUsdPerMtok().orElse(null),
             registry,
             clock,
-            scheduler);
+            scheduler,
+            leases);
 
     // Two health services. The authz port's says whether this process can answer Checks: it stays
     // SERVING through a database outage (cached keys are still answered; Envoy must keep sending
@@ -308,6 +333,7 @@ public final class QuotaAuthority implements AutoCloseable {
         keyLoader,
         scheduler,
         batcher,
+        leases,
         usageService,
         listener,
         prices,
@@ -325,6 +351,10 @@ public final class QuotaAuthority implements AutoCloseable {
   /** Starts what {@link #build} made: threads first, then the listeners, then health says so. */
   private void startParts() throws IOException {
     batcher.start();
+    if (leases != null) {
+      // Renews this instance's leases, gives back idle ones, reaps those of dead instances.
+      leases.start(settings.leaseTtl().dividedBy(4));
+    }
     listener.start();
     prices.start();
     authzServer.start();
@@ -472,6 +502,10 @@ public final class QuotaAuthority implements AutoCloseable {
     // what is due by the deadline runs at its time; what would wait longer runs now, once.
     scheduler.drain(deadline);
     batcher.close(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())).plusSeconds(1));
+    if (leases != null) {
+      // Every charge is settled: the leases without holds go back now, not at their expiry.
+      leases.close();
+    }
     listener.close();
     keyLoader.shutdownNow();
     database.close();
@@ -498,6 +532,28 @@ public final class QuotaAuthority implements AutoCloseable {
    */
   static int coldLoadThreads(int poolSize) {
     return Math.max(1, poolSize / 2);
+  }
+
+  /**
+   * This instance's name in key_leases: host, process and 48 random bits, so two instances never
+   * share one and a restart starts afresh (at most 128 characters, as the column allows).
+   */
+  static String instanceId() {
+    String host;
+    try {
+      host = java.net.InetAddress.getLocalHost().getHostName();
+    } catch (IOException e) {
+      host = "host";
+    }
+    byte[] random = new byte[6];
+    new java.security.SecureRandom().nextBytes(random);
+    String id =
+        host
+            + "/"
+            + ProcessHandle.current().pid()
+            + "/"
+            + java.util.HexFormat.of().formatHex(random);
+    return id.length() <= 128 ? id : id.substring(id.length() - 128);
   }
 
   static ThreadFactory daemonThreads(String name) {

@@ -123,6 +123,30 @@ public enum Setting {
       "",
       "USD per million tokens charged to every key for a model missing from the price table; empty"
           + " refuses such models to keys with a quota and records unlimited keys at 0"),
+  HOLDS(
+      "QUOTA_HOLDS",
+      "--holds",
+      "on",
+      "on: a metered request of a key with a quota is admitted only on a hold of its maximum cost"
+          + " (README, Holds); off: admitted while used < quota, so requests in flight can overrun it"),
+  LEASE_SLICE_USD(
+      "QUOTA_LEASE_SLICE_USD",
+      "--lease-slice-usd",
+      "1",
+      "most USD of a key's budget one instance leases in one database round trip (0.00000001 to"
+          + " 1000000); smaller slices leave more to the other instances, larger ones cost fewer trips"),
+  LEASE_TTL(
+      "QUOTA_LEASE_TTL",
+      "--lease-ttl",
+      "30s",
+      "how long a budget lease lives unless its instance renews it: what a crashed instance's leases"
+          + " stay out of reach before they go back to their keys (3s to 10m)"),
+  LEASE_INSTANCES(
+      "QUOTA_LEASE_INSTANCES",
+      "--lease-instances",
+      "3",
+      "about how many instances share a key: one slice is at most the key's remaining budget / (2 x"
+          + " this), so the others still find budget to lease (1 to 1000)"),
   LOG_FORMAT("QUOTA_LOG_FORMAT", "--log-format", "text", "text or json (one JSON object per line)"),
   TLS_CERT(
       "QUOTA_TLS_CERT",

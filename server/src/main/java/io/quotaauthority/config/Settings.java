@@ -52,6 +52,10 @@ public final class Settings {
   private final Duration shutdownTimeout;
   private final Optional<Path> pricesFile;
   private final Optional<BigDecimal> unpricedModelUsdPerMtok;
+  private final boolean holds;
+  private final BigDecimal leaseSliceUsd;
+  private final Duration leaseTtl;
+  private final int leaseInstances;
   private final LogFormat logFormat;
   private final Optional<Path> tlsCert;
   private final Optional<Path> tlsKey;
@@ -258,6 +262,18 @@ public final class Settings {
     this.unpricedModelUsdPerMtok =
         optional(raw.get(Setting.UNPRICED_MODEL_USD_PER_MTOK))
             .map(v -> money(Setting.UNPRICED_MODEL_USD_PER_MTOK, v));
+    this.holds = onOff(raw, Setting.HOLDS);
+    this.leaseSliceUsd = money(Setting.LEASE_SLICE_USD, nonEmpty(raw, Setting.LEASE_SLICE_USD));
+    if (leaseSliceUsd.signum() <= 0 || leaseSliceUsd.compareTo(BigDecimal.valueOf(1_000_000)) > 0) {
+      throw new ConfigException(
+          Setting.LEASE_SLICE_USD.env()
+              + " must be between 0.00000001 and 1000000, got "
+              + leaseSliceUsd.toPlainString());
+    }
+    // Under 3 s the renewal (every third of it) would be a steady load; past 10 min a crash
+    // keeps budget out of reach for longer than anyone waits.
+    this.leaseTtl = duration(raw, Setting.LEASE_TTL, Duration.ofSeconds(3), Duration.ofMinutes(10));
+    this.leaseInstances = intIn(raw, Setting.LEASE_INSTANCES, 1, 1000);
     this.logFormat = logFormat(raw);
     this.tlsCert = optional(raw.get(Setting.TLS_CERT)).map(Path::of);
     this.tlsKey = optional(raw.get(Setting.TLS_KEY)).map(Path::of);
@@ -348,6 +364,23 @@ public final class Settings {
 
   public Optional<Path> pricesFile() {
     return pricesFile;
+  }
+
+  /** Whether metered requests of keys with a quota are admitted on holds. */
+  public boolean holds() {
+    return holds;
+  }
+
+  public BigDecimal leaseSliceUsd() {
+    return leaseSliceUsd;
+  }
+
+  public Duration leaseTtl() {
+    return leaseTtl;
+  }
+
+  public int leaseInstances() {
+    return leaseInstances;
   }
 
   public Optional<BigDecimal> unpricedModelUsdPerMtok() {
@@ -564,6 +597,15 @@ public final class Settings {
       throw new ConfigException(
           s.env() + " must be a decimal USD amount like 1.5, got " + Shown.quoted(v));
     }
+  }
+
+  private static boolean onOff(Map<Setting, String> raw, Setting s) {
+    String v = nonEmpty(raw, s).toLowerCase(Locale.ROOT);
+    return switch (v) {
+      case "on" -> true;
+      case "off" -> false;
+      default -> throw new ConfigException(s.env() + " must be on or off, got " + Shown.quoted(v));
+    };
   }
 
   private static LogFormat logFormat(Map<Setting, String> raw) {

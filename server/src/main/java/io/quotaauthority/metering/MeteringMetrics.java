@@ -1,8 +1,10 @@
 package io.quotaauthority.metering;
 
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quotaauthority.provider.Provider;
+import java.math.BigDecimal;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -53,6 +55,15 @@ final class MeteringMetrics {
    */
   static final String REFUSED_ENDPOINT_NOT_METERED = "endpoint_not_metered";
 
+  /** A key with a quota whose remaining budget cannot cover the request's maximum cost. */
+  static final String REFUSED_INSUFFICIENT_QUOTA = "insufficient_quota";
+
+  /** A key with a quota whose budget could not be leased (database unreachable, lease spent). */
+  static final String REFUSED_QUOTA_UNAVAILABLE = "quota_unavailable";
+
+  private Counter heldCounter;
+  private DistributionSummary estimateRatio;
+
   MeteringMetrics(MeterRegistry registry) {
     this.registry = registry;
     // At 0 from the start, so a rate or an alert on estimates has a series before the first one.
@@ -62,6 +73,35 @@ final class MeteringMetrics {
     // Registered up front, so the series reads 0 (not absent) and an alert on rate() works at once.
     refusedCounter(REFUSED_MODEL_NOT_PRICED);
     refusedCounter(REFUSED_ENDPOINT_NOT_METERED);
+    refusedCounter(REFUSED_INSUFFICIENT_QUOTA);
+    refusedCounter(REFUSED_QUOTA_UNAVAILABLE);
+    heldCounter =
+        Counter.builder("quota.holds.admitted")
+            .description("metered requests of keys with a quota admitted on a hold of their cost")
+            .register(registry);
+    estimateRatio =
+        DistributionSummary.builder("quota.holds.estimate.ratio")
+            .description(
+                "actual cost / held maximum cost of each charged request admitted on a hold:"
+                    + " at most 1 while estimates bound costs; the closer to 1, the tighter")
+            .serviceLevelObjectives(0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.5, 2.0)
+            .register(registry);
+  }
+
+  /** A request admitted on a hold. */
+  void held() {
+    heldCounter.increment();
+  }
+
+  /**
+   * The estimate's error for one charge admitted on a hold: actual ÷ estimate (a free estimate with
+   * a paid charge is recorded as 2, past the last bucket that matters).
+   */
+  void estimateError(MaxCost.Estimate estimate, BigDecimal actual) {
+    if (estimate == null) {
+      return;
+    }
+    estimateRatio.record(estimate.ratio(actual).map(BigDecimal::doubleValue).orElse(2.0));
   }
 
   /** A response cut short before its final usage, charged an estimate (see TokenEstimate). */

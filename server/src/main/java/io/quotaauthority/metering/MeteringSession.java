@@ -118,12 +118,40 @@ final class MeteringSession {
 
   private static final ProcessingMode NO_RESPONSE_BODY =
       ProcessingMode.newBuilder().setResponseBodyMode(ProcessingMode.BodySendMode.NONE).build();
+
+  /**
+   * Marks a request as admitted by metering (README "Holds"): Envoy's fail-closed stage after
+   * ext_proc refuses a request of a key with a quota that lacks it, so a request whose metering
+   * stream failed (Envoy's ext_proc fails open) never reaches a provider unheld. Set only on the
+   * answers that admit: a request that needs no hold (not metered), an unlimited key's, and a
+   * limited key's once its hold is taken.
+   */
+  private static final HeaderValueOption ADMITTED_MARK =
+      HeaderValueOption.newBuilder()
+          .setHeader(
+              HeaderValue.newBuilder()
+                  .setKey(GatewayHeaders.ADMITTED)
+                  .setRawValue(ByteString.copyFromUtf8("1")))
+          .setAppendAction(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)
+          .build();
+
   private static final ProcessingResponse SKIP_AFTER_REQUEST_HEADERS =
-      CONTINUE_REQUEST_HEADERS.toBuilder().setModeOverride(NOTHING_MORE).build();
+      ProcessingResponse.newBuilder()
+          .setRequestHeaders(
+              HeadersResponse.newBuilder()
+                  .setResponse(
+                      CommonResponse.newBuilder()
+                          .setHeaderMutation(
+                              HeaderMutation.newBuilder().addSetHeaders(ADMITTED_MARK))))
+          .setModeOverride(NOTHING_MORE)
+          .build();
   private static final ProcessingResponse SKIP_AFTER_RESPONSE_HEADERS =
       CONTINUE_RESPONSE_HEADERS.toBuilder().setModeOverride(NO_RESPONSE_BODY).build();
 
-  /** Compressed responses cannot be read, so the provider is asked for identity encoding. */
+  /**
+   * Compressed responses cannot be read, so the provider is asked for identity encoding. A key with
+   * a quota is not marked admitted yet: its hold is taken at the request body.
+   */
   private static final ProcessingResponse METERED_REQUEST_HEADERS =
       ProcessingResponse.newBuilder()
           .setRequestHeaders(
@@ -132,6 +160,30 @@ final class MeteringSession {
                       CommonResponse.newBuilder()
                           .setHeaderMutation(
                               HeaderMutation.newBuilder().addRemoveHeaders("accept-encoding"))))
+          .build();
+
+  /** As above, for an unlimited key: admitted at once (it needs no hold). */
+  private static final ProcessingResponse METERED_REQUEST_HEADERS_ADMITTED =
+      ProcessingResponse.newBuilder()
+          .setRequestHeaders(
+              HeadersResponse.newBuilder()
+                  .setResponse(
+                      CommonResponse.newBuilder()
+                          .setHeaderMutation(
+                              HeaderMutation.newBuilder()
+                                  .addRemoveHeaders("accept-encoding")
+                                  .addSetHeaders(ADMITTED_MARK))))
+          .build();
+
+  /** The request body passes unchanged, and a key with a quota is marked admitted on its hold. */
+  private static final ProcessingResponse ADMITTED_REQUEST_BODY =
+      ProcessingResponse.newBuilder()
+          .setRequestBody(
+              BodyResponse.newBuilder()
+                  .setResponse(
+                      CommonResponse.newBuilder()
+                          .setHeaderMutation(
+                              HeaderMutation.newBuilder().addSetHeaders(ADMITTED_MARK))))
           .build();
 
   /**
@@ -171,6 +223,12 @@ final class MeteringSession {
 
   /** The request's x-request-id, or null when it had none usable: correlation only. */
   private String requestId;
+
+  /**
+   * The hold a limited key's request was admitted on (or {@link UsageCharger.Admission#UNHELD});
+   * null before admission and once it was handed to its charge or released.
+   */
+  private UsageCharger.Admission admission;
 
   private boolean requestHasContentLength;
   private boolean requestBodySeen;
@@ -270,7 +328,7 @@ final class MeteringSession {
         return refused.get();
       }
     }
-    return METERED_REQUEST_HEADERS;
+    return keyLimited ? METERED_REQUEST_HEADERS : METERED_REQUEST_HEADERS_ADMITTED;
   }
 
   synchronized ProcessingResponse requestBody(HttpBody body) {
@@ -317,39 +375,79 @@ final class MeteringSession {
     // Counted now, once the model (which may follow the messages) is known; only the count is kept.
     // Exactly for a stream only: a whole-body answer is almost never cut after it began, so the
     // cheap byte bound serves it and the tokenizer's cost is paid where estimates happen.
+    // A key with a quota is held on this count, so it is exact there too (the tokenizer's).
     promptTokens =
         prompt.tokens(
-            request.stream()
+            request.stream() || keyLimited
                 ? TokenEstimate.Tokenizer.of(route.provider(), model)
                 : TokenEstimate.Tokenizer.BYTE_BOUND);
     serviceTier = request.serviceTier().orElse(null);
+    if (keyLimited) {
+      // A body that could not be read gave no prompt text: every byte may be a token (a token is
+      // at least one byte of its text), which bounds any prompt it holds.
+      boolean unread = request.unread().isPresent();
+      admission =
+          charger.admit(
+              keyId,
+              route.provider(),
+              model,
+              serviceTier,
+              unread ? bytes.size() : promptTokens,
+              unread ? 0 : prompt.mediaTokens(),
+              request.outputLimit(),
+              request.choices());
+      if (admission.refused()) {
+        return refuseHold(admission);
+      }
+    }
     if (!route.addsStreamUsage() || !request.needsIncludeUsage()) {
-      return CONTINUE_REQUEST_BODY;
+      return keyLimited ? ADMITTED_REQUEST_BODY : CONTINUE_REQUEST_BODY;
     }
     ByteString rewritten = request.withIncludeUsage(bytes);
     CommonResponse.Builder common =
         CommonResponse.newBuilder().setBodyMutation(BodyMutation.newBuilder().setBody(rewritten));
+    HeaderMutation.Builder headerMutation = HeaderMutation.newBuilder();
+    if (keyLimited) {
+      headerMutation.addSetHeaders(ADMITTED_MARK);
+    }
     if (requestHasContentLength) {
       // BUFFERED body + SEND headers: Envoy keeps content-length and rejects a body mutation whose
       // length differs, so the processor sets it here (header mutations in a body response apply
       // in BUFFERED mode). raw_value only: Envoy refuses a HeaderValue with both value fields.
-      common.setHeaderMutation(
-          HeaderMutation.newBuilder()
-              .addSetHeaders(
-                  HeaderValueOption.newBuilder()
-                      .setHeader(
-                          HeaderValue.newBuilder()
-                              .setKey("content-length")
-                              .setRawValue(
-                                  ByteString.copyFrom(
-                                      Integer.toString(rewritten.size()),
-                                      StandardCharsets.US_ASCII)))
-                      .setAppendAction(
-                          HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)));
+      headerMutation.addSetHeaders(
+          HeaderValueOption.newBuilder()
+              .setHeader(
+                  HeaderValue.newBuilder()
+                      .setKey("content-length")
+                      .setRawValue(
+                          ByteString.copyFrom(
+                              Integer.toString(rewritten.size()), StandardCharsets.US_ASCII)))
+              .setAppendAction(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+    }
+    if (headerMutation.getSetHeadersCount() > 0) {
+      common.setHeaderMutation(headerMutation);
     }
     return ProcessingResponse.newBuilder()
         .setRequestBody(BodyResponse.newBuilder().setResponse(common))
         .build();
+  }
+
+  /**
+   * Refuses a limited key's request whose hold was not granted (429 insufficient_quota, or 503 when
+   * its budget could not be leased): nothing reached the provider, nothing is held or charged.
+   */
+  private ProcessingResponse refuseHold(UsageCharger.Admission refused) {
+    log.debug(
+        "{} request for report {} refused before upstream: {}",
+        route.provider().wireName(),
+        reportId,
+        refused.refusal().message());
+    ProcessingResponse reply = ImmediateReplies.refusal(route.provider(), refused.refusal());
+    admission = null;
+    route = null;
+    stopMetering();
+    finished = true;
+    return reply;
   }
 
   /** Ends metering for a refused background response; Envoy answers the client for us. */
@@ -513,6 +611,9 @@ final class MeteringSession {
       chargeSeen(false);
     } catch (RuntimeException e) {
       failed("stream_closed", e, null);
+    } finally {
+      // Whatever did not reach a charge (no response, an error status, nothing seen) holds no more.
+      releaseHold();
     }
   }
 
@@ -565,7 +666,8 @@ final class MeteringSession {
             estimated.inputTokens() + estimated.cachedInputTokens() + estimated.cacheWriteTokens(),
             estimated.outputTokens());
         charger.charge(
-            new Metered(keyId, reportId, requestId, route.provider(), name, tier, estimated, true));
+            new Metered(keyId, reportId, requestId, route.provider(), name, tier, estimated, true),
+            takeAdmission());
         return;
       }
     }
@@ -575,10 +677,24 @@ final class MeteringSession {
           "{} response for report {} had no usage: not charged",
           route.provider().wireName(),
           reportId);
+      releaseHold();
       return;
     }
     charger.charge(
-        new Metered(keyId, reportId, requestId, route.provider(), name, tier, usage.get(), false));
+        new Metered(keyId, reportId, requestId, route.provider(), name, tier, usage.get(), false),
+        takeAdmission());
+  }
+
+  /** The admission, handed to its charge: from now on the charge releases its hold. */
+  private UsageCharger.Admission takeAdmission() {
+    UsageCharger.Admission a = admission;
+    admission = null;
+    return a;
+  }
+
+  /** Releases the request's hold, if it still has one: it ended without a charge. */
+  private void releaseHold() {
+    charger.release(takeAdmission());
   }
 
   /**
@@ -617,6 +733,7 @@ final class MeteringSession {
   private void stopMetering() {
     charged = true;
     extractor = null;
+    releaseHold();
   }
 
   private ProcessingResponse failed(String phase, Exception e, ProcessingResponse passThrough) {
@@ -624,6 +741,8 @@ final class MeteringSession {
     log.warn("metering error in {} for report {}; request passes unmetered", phase, reportId, e);
     route = null;
     extractor = null;
+    // Metering is off for the rest of this request: its hold goes back (the error is counted).
+    releaseHold();
     return passThrough;
   }
 }

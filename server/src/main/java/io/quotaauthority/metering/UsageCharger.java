@@ -3,7 +3,9 @@ package io.quotaauthority.metering;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
+import io.quotaauthority.usage.BudgetLeases;
 import io.quotaauthority.usage.Retries;
+import io.quotaauthority.usage.UsageLedger;
 import io.quotaauthority.usage.UsageOutcome;
 import io.quotaauthority.usage.UsageReport;
 import io.quotaauthority.usage.UsageSink;
@@ -14,6 +16,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -79,6 +82,9 @@ public final class UsageCharger {
   private final Retries retries;
   private final Set<String> loggedUnpriced = ConcurrentHashMap.newKeySet();
 
+  /** Where holds are taken; null when QUOTA_HOLDS is off (admitted without a hold). */
+  private final BudgetLeases holds;
+
   /**
    * @param sink where reports go (the usage pipeline)
    * @param prices the price table in force, e.g. a {@link ReloadingPriceTable}
@@ -97,7 +103,22 @@ public final class UsageCharger {
       MeterRegistry registry,
       Clock clock,
       Retries retries) {
-    this(sink, prices, unpricedUsdPerMtok, registry, clock, retries, DEFAULT_RETRY_DELAYS);
+    this(sink, prices, unpricedUsdPerMtok, registry, clock, retries, null, DEFAULT_RETRY_DELAYS);
+  }
+
+  /**
+   * As above, admitting the metered requests of keys with a quota only on a hold of their maximum
+   * cost taken from {@code holds} ({@link #admit}); null admits them without one.
+   */
+  public UsageCharger(
+      UsageSink sink,
+      Supplier<PriceTable> prices,
+      BigDecimal unpricedUsdPerMtok,
+      MeterRegistry registry,
+      Clock clock,
+      Retries retries,
+      BudgetLeases holds) {
+    this(sink, prices, unpricedUsdPerMtok, registry, clock, retries, holds, DEFAULT_RETRY_DELAYS);
   }
 
   UsageCharger(
@@ -107,7 +128,9 @@ public final class UsageCharger {
       MeterRegistry registry,
       Clock clock,
       Retries retries,
+      BudgetLeases holds,
       List<Duration> retryDelays) {
+    this.holds = holds;
     this.retries = Objects.requireNonNull(retries);
     this.sink = Objects.requireNonNull(sink);
     this.prices = Objects.requireNonNull(prices);
@@ -183,26 +206,7 @@ public final class UsageCharger {
     TokenUsage usage = m.usage();
     String serviceTier = m.serviceTier();
     String name = UsageValidation.sanitizeName(m.model());
-    ModelPrice price = prices.get().find(name).orElse(null);
-    if (price == null) {
-      metrics.unpriced(name);
-      ModelPrice flat = unpricedPrice == null ? ModelPrice.flat(BigDecimal.ZERO) : unpricedPrice;
-      if (loggedUnpriced.size() < MAX_LOGGED_UNPRICED && loggedUnpriced.add(name)) {
-        log.warn(
-            "model '{}' ({}) is not in the price table; charging {} USD per million tokens"
-                + " (QUOTA_UNPRICED_MODEL_USD_PER_MTOK{}); logged once per model",
-            name,
-            provider.wireName(),
-            flat.inputPerMtok().toPlainString(),
-            unpricedPrice == null ? " unset: keys with a quota are refused it" : "");
-      }
-      price = flat;
-    } else if (provider == Provider.OPENAI && "priority".equals(serviceTier)) {
-      // Priority costs more than standard and the table has no column for it: a bound that is
-      // at least every published priority price, so a limited key is never undercharged.
-      price = price.times(PRIORITY_FACTOR);
-    }
-    BigDecimal cost = price.costOf(usage);
+    BigDecimal cost = priceFor(name, provider, serviceTier, true).costOf(usage);
     UsageReport report =
         new UsageReport(
             m.reportId(),
@@ -220,6 +224,115 @@ public final class UsageCharger {
     // The same rules as a reported usage: a report the ledger would refuse never reaches a group.
     UsageValidation.check(report);
     return report;
+  }
+
+  /**
+   * What a model is charged at, by the one rule both the charge and the hold follow: the table's
+   * row (OpenAI priority at {@link #PRIORITY_FACTOR} times it), or for a model the table lacks the
+   * unpriced rate (0 when none is set; counted and logged once per model).
+   *
+   * @param name the model's name, already sanitized
+   * @param counted count (and log) an unpriced model: once per request, at its charge
+   */
+  private ModelPrice priceFor(String name, Provider provider, String serviceTier, boolean counted) {
+    ModelPrice price = prices.get().find(name).orElse(null);
+    if (price == null) {
+      ModelPrice flat = unpricedPrice == null ? ModelPrice.flat(BigDecimal.ZERO) : unpricedPrice;
+      if (!counted) {
+        return flat;
+      }
+      metrics.unpriced(name);
+      if (loggedUnpriced.size() < MAX_LOGGED_UNPRICED && loggedUnpriced.add(name)) {
+        log.warn(
+            "model '{}' ({}) is not in the price table; charging {} USD per million tokens"
+                + " (QUOTA_UNPRICED_MODEL_USD_PER_MTOK{}); logged once per model",
+            name,
+            provider.wireName(),
+            flat.inputPerMtok().toPlainString(),
+            unpricedPrice == null ? " unset: keys with a quota are refused it" : "");
+      }
+      price = flat;
+    } else if (provider == Provider.OPENAI && "priority".equals(serviceTier)) {
+      // Priority costs more than standard and the table has no column for it: a bound that is
+      // at least every published priority price, so a limited key is never undercharged.
+      price = price.times(PRIORITY_FACTOR);
+    }
+    return price;
+  }
+
+  /**
+   * What admission decided for a metered request of a key with a quota (README "Holds").
+   *
+   * @param hold the hold it was admitted on; null when refused, or when holds are off
+   * @param estimate its maximum cost; null when holds are off
+   * @param refusal the provider-shaped error it is refused with, or null when admitted
+   */
+  record Admission(BudgetLeases.Hold hold, MaxCost.Estimate estimate, ProviderError refusal) {
+    /** Admitted without a hold: QUOTA_HOLDS is off. */
+    static final Admission UNHELD = new Admission(null, null, null);
+
+    boolean refused() {
+      return refusal != null;
+    }
+  }
+
+  /**
+   * Admits a metered request of a key with a quota only on a hold of its maximum cost ({@link
+   * MaxCost}, priced as its charge will be): refused with a 429 {@code insufficient_quota} naming
+   * both amounts when what remains of the key's budget cannot cover it, and with a 503 when the
+   * budget cannot be leased at all (the database is unreachable and this instance's lease is
+   * spent): never admitted unheld. Costs no round trip while this instance's lease of the key
+   * covers the hold. The caller releases the hold: through {@link #charge(Metered, Admission)}, or
+   * {@link #release} when the request ends without a charge.
+   */
+  Admission admit(
+      long keyId,
+      Provider provider,
+      String model,
+      String serviceTier,
+      long promptTokens,
+      long mediaTokens,
+      OptionalLong outputLimit,
+      int choices) {
+    if (holds == null) {
+      return Admission.UNHELD;
+    }
+    String name = UsageValidation.sanitizeName(model);
+    MaxCost.Estimate estimate =
+        MaxCost.of(
+            priceFor(name, provider, serviceTier, false),
+            promptTokens,
+            mediaTokens,
+            outputLimit,
+            choices);
+    Optional<BudgetLeases.Hold> hold;
+    try {
+      hold = holds.tryHold(keyId, estimate.usd());
+    } catch (RuntimeException e) {
+      metrics.refused(MeteringMetrics.REFUSED_QUOTA_UNAVAILABLE);
+      log.warn(
+          "no hold for key {}: its budget could not be leased ({}); refused with 503",
+          keyId,
+          e.toString());
+      return new Admission(null, estimate, ProviderError.holdUnavailable());
+    }
+    if (hold.isEmpty()) {
+      metrics.refused(MeteringMetrics.REFUSED_INSUFFICIENT_QUOTA);
+      return new Admission(
+          null,
+          estimate,
+          ProviderError.holdRefused(
+              estimate.usd().toPlainString(), holds.available(keyId).toPlainString()));
+    }
+    metrics.held();
+    return new Admission(hold.get(), estimate, null);
+  }
+
+  /** Releases an admitted request's hold when it ends without a charge. Safe on any admission. */
+  void release(Admission admission) {
+    if (admission != null && admission.hold() != null) {
+      holds.release(admission.hold(), BigDecimal.ZERO);
+    }
   }
 
   /**
@@ -246,10 +359,24 @@ public final class UsageCharger {
    * response: priced for the service tier it states, its usage marked when it is an estimate.
    */
   public CompletionStage<UsageOutcome> charge(Metered m) {
+    return charge(m, null);
+  }
+
+  /**
+   * As {@link #charge(Metered)}, for a request admitted on a hold: the charge draws off the hold's
+   * lease in its own transaction, and the hold is released with what it drew once the outcome is
+   * final (with nothing when the charge was lost). The estimate's error, actual ÷ estimate, is
+   * recorded for each charge accepted.
+   *
+   * @param admission what {@link #admit} gave the request, or null
+   */
+  CompletionStage<UsageOutcome> charge(Metered m, Admission admission) {
     long keyId = m.keyId();
     String reportId = m.reportId();
     Provider provider = m.provider();
     CompletableFuture<UsageOutcome> done = new CompletableFuture<>();
+    BudgetLeases.Hold hold = admission == null ? null : admission.hold();
+    UsageLedger.HeldBy held = hold == null ? null : holds.heldBy(hold);
     UsageReport report;
     try {
       report = report(m);
@@ -261,24 +388,40 @@ public final class UsageCharger {
           reportId,
           keyId,
           e.getMessage());
+      release(admission);
       done.completeExceptionally(e);
       return done;
     } catch (RuntimeException e) {
       metrics.error("price");
       metrics.lost(MeteringMetrics.Lost.PRICE);
       log.error("metered charge lost: could not price usage of report {}", reportId, e);
+      release(admission);
       done.completeExceptionally(e);
       return done;
     }
-    attempt(report, provider, 0, done);
+    if (hold != null) {
+      // Released on every final outcome, committed or lost, and only then.
+      done.whenComplete(
+          (outcome, error) -> {
+            holds.release(hold, outcome == null ? BigDecimal.ZERO : outcome.leaseDrawn());
+            if (outcome != null && outcome.result() == UsageOutcome.Result.ACCEPTED) {
+              metrics.estimateError(admission.estimate(), report.cost());
+            }
+          });
+    }
+    attempt(report, held, provider, 0, done);
     return done;
   }
 
   private void attempt(
-      UsageReport report, Provider provider, int attempt, CompletableFuture<UsageOutcome> done) {
+      UsageReport report,
+      UsageLedger.HeldBy held,
+      Provider provider,
+      int attempt,
+      CompletableFuture<UsageOutcome> done) {
     CompletionStage<UsageOutcome> stage;
     try {
-      stage = sink.submit(report);
+      stage = sink.submit(report, held);
     } catch (RuntimeException e) {
       // A synchronous refusal is a bug or a bad report, not an outage: retrying cannot help.
       metrics.charged(provider, "failed");
@@ -311,7 +454,9 @@ public final class UsageCharger {
             long delay = retryDelays.get(attempt).toMillis();
             try {
               retries.schedule(
-                  () -> attempt(report, provider, attempt + 1, done), delay, TimeUnit.MILLISECONDS);
+                  () -> attempt(report, held, provider, attempt + 1, done),
+                  delay,
+                  TimeUnit.MILLISECONDS);
             } catch (RejectedExecutionException shuttingDown) {
               // Past the shutdown deadline nothing waits any more: lost, and said so.
               lost(

@@ -16,6 +16,13 @@ public final class GatewayHeaders {
    */
   public static final String KEY_LIMITED = "x-quota-key-limited";
 
+  /**
+   * Set by metering on a request it admitted (README "Holds"); Check removes any the client sent.
+   * Envoy's fail-closed stage after ext_proc refuses a request of a key with a quota that lacks it,
+   * and the routes remove it before the provider.
+   */
+  public static final String ADMITTED = "x-quota-admitted";
+
   /** On the response, for keys with a quota: USD left when Check admitted the request. */
   public static final String REMAINING_USD = "x-quota-remaining-usd";
 

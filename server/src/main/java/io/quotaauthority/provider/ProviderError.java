@@ -77,6 +77,41 @@ public record ProviderError(
   }
 
   /**
+   * A key with a quota could not take a hold of the request's maximum cost: what remains of its
+   * budget (quota less what is charged and what other requests hold) is less (README "Holds").
+   *
+   * @param maxCost the request's maximum cost, USD, plain
+   * @param remaining what remains of the key's budget as this instance sees it, USD, plain
+   */
+  public static ProviderError holdRefused(String maxCost, String remaining) {
+    return new ProviderError(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "insufficient_quota",
+        "This request may cost up to "
+            + maxCost
+            + " USD; "
+            + remaining
+            + " USD of the key's quota remains. Lower max_tokens or shorten the request.",
+        "insufficient_quota",
+        "rate_limit_error");
+  }
+
+  /**
+   * A key with a quota could not be given a hold because its budget could not be leased (the
+   * database is unreachable and this instance's lease is spent): refused, never admitted unheld.
+   */
+  public static ProviderError holdUnavailable() {
+    return new ProviderError(
+        503,
+        "UNAVAILABLE",
+        "quota_unavailable",
+        "The gateway cannot reserve this key's quota right now; retry shortly.",
+        "server_error",
+        "overloaded_error");
+  }
+
+  /**
    * The body for this provider; for a null provider (no provider claims the request) a plain {@code
    * {"error":{"code","message"}}}. Jackson escapes the message, which may name a model the client
    * chose.

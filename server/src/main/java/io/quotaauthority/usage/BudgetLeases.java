@@ -81,6 +81,24 @@ public final class BudgetLeases {
   private final Clock clock;
   private final ConcurrentHashMap<Long, Lease> leases = new ConcurrentHashMap<>();
   private volatile Instant lastRenew = Instant.MIN;
+
+  /**
+   * After a failed ask, asks fail at once until then: with the database away, a hold beyond the
+   * lease is refused in microseconds instead of each waiting out a connection timeout on the
+   * metering executor.
+   */
+  private volatile Instant storeDownUntil = Instant.MIN;
+
+  /** How long a failed ask keeps later asks from trying the store again. */
+  static final Duration STORE_BACKOFF = Duration.ofSeconds(1);
+
+  /** The lease store could not be asked (recently failed, or failed now): no hold was taken. */
+  public static final class StoreUnavailable extends RuntimeException {
+    StoreUnavailable(String message, Throwable cause) {
+      super(message, cause, false, false);
+    }
+  }
+
   private ScheduledExecutorService maintainer;
 
   /**
@@ -114,6 +132,9 @@ public final class BudgetLeases {
   /**
    * A hold of {@code estimate} on the key's budget, or empty when the key's budget (not used, not
    * leased elsewhere) cannot cover it. Costs no round trip while this instance's lease covers it.
+   *
+   * @throws StoreUnavailable when the hold needs more lease and the store cannot be asked (then for
+   *     {@link #STORE_BACKOFF} after each failure every such hold fails at once)
    */
   public Optional<Hold> tryHold(long keyId, BigDecimal estimate) {
     if (estimate.signum() < 0) {
@@ -151,8 +172,18 @@ public final class BudgetLeases {
       // Holds already out over a lease that lapsed count too: they may still be charged against it.
       BigDecimal need = estimate.subtract(free);
       Instant asked = clock.instant();
+      if (asked.isBefore(storeDownUntil)) {
+        throw new StoreUnavailable("lease store unavailable (recent failure)", null);
+      }
       BigDecimal slice = slice(need, l.remaining);
-      LeaseStore.Grant g = store.take(keyId, instanceId, slice, ttl);
+      LeaseStore.Grant g;
+      try {
+        g = store.take(keyId, instanceId, slice, ttl);
+      } catch (RuntimeException e) {
+        storeDownUntil = clock.instant().plus(STORE_BACKOFF);
+        throw new StoreUnavailable("lease store unavailable: " + e.getClass().getSimpleName(), e);
+      }
+      storeDownUntil = Instant.MIN;
       l.remaining = g.remaining();
       switch (g.outcome()) {
         case GRANTED -> {
@@ -306,6 +337,28 @@ public final class BudgetLeases {
     store.giveBack(keyId, instanceId, Money.MAX);
     l.amount = BigDecimal.ZERO;
     l.validUntil = Instant.MIN;
+  }
+
+  /** The ledger's view of a hold: whose lease its charge draws on, and at most how much. */
+  public UsageLedger.HeldBy heldBy(Hold hold) {
+    return hold.backed() ? new UsageLedger.HeldBy(instanceId, hold.amount()) : null;
+  }
+
+  /**
+   * What this instance knows remains of the key's budget for a new hold: its lease less its holds,
+   * plus what the store said was neither used nor leased at its last answer (the refusal's
+   * message).
+   */
+  public BigDecimal available(long keyId) {
+    Lease l = leases.get(keyId);
+    if (l == null) {
+      return BigDecimal.ZERO;
+    }
+    synchronized (l) {
+      BigDecimal free =
+          clock.instant().isBefore(l.validUntil) ? l.amount.subtract(l.held) : BigDecimal.ZERO;
+      return free.max(BigDecimal.ZERO).add(l.remaining == null ? BigDecimal.ZERO : l.remaining);
+    }
   }
 
   /** This instance's lease of the key as it counts it, and what it holds (tests, metrics). */

@@ -37,7 +37,11 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(UsageBatcher.class);
   static final long MAX_BACKOFF_MILLIS = 2_000;
 
-  private record Pending(UsageReport report, CompletableFuture<UsageOutcome> outcome) {}
+  /**
+   * @param held the hold the report was admitted on, or null
+   */
+  private record Pending(
+      UsageReport report, UsageLedger.HeldBy held, CompletableFuture<UsageOutcome> outcome) {}
 
   private final UsageLedger ledger;
   private final KeyCache cache;
@@ -98,6 +102,11 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
    */
   @Override
   public CompletionStage<UsageOutcome> submit(UsageReport report) {
+    return submit(report, null);
+  }
+
+  @Override
+  public CompletionStage<UsageOutcome> submit(UsageReport report, UsageLedger.HeldBy held) {
     CompletableFuture<UsageOutcome> outcome = new CompletableFuture<>();
     if (stopping) {
       outcome.completeExceptionally(new ShuttingDown("shutting down"));
@@ -112,7 +121,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     }
     // Counted before it is queued so that no Check can slip between the two.
     pendingUsage.add(report.keyId(), report.cost());
-    if (!queue.offer(new Pending(report, outcome))) {
+    if (!queue.offer(new Pending(report, held, outcome))) {
       pendingUsage.settle(report.keyId(), report.cost());
       outcome.completeExceptionally(new Overloaded());
     } else if (stopping && !committer.isAlive()) {
@@ -198,12 +207,23 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
    * multiply the load; nobody is answered meanwhile); any other failure is thrown, for {@link
    * GroupBisection} to split on.
    */
-  private UsageLedger.Committed commitWhileUnavailable(List<UsageReport> piece)
-      throws InterruptedException {
+  private UsageLedger.Committed commitWhileUnavailable(
+      List<UsageReport> piece, Map<String, UsageLedger.HeldBy> holds) throws InterruptedException {
+    // Only the holds of this piece's reports: a split piece settles only what it charges.
+    Map<String, UsageLedger.HeldBy> held = holds;
+    if (!holds.isEmpty() && holds.size() > piece.size()) {
+      held = new HashMap<>();
+      for (UsageReport r : piece) {
+        UsageLedger.HeldBy h = holds.get(r.reportId());
+        if (h != null) {
+          held.put(r.reportId(), h);
+        }
+      }
+    }
     long backoff = 10;
     while (true) {
       try {
-        return ledger.commitGroup(piece);
+        return ledger.commitGroup(piece, held);
       } catch (UsageLedger.Failure e) {
         if (e.kind() != UsageLedger.Failure.Kind.UNAVAILABLE) {
           throw e;
@@ -227,12 +247,16 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       firsts.putIfAbsent(p.report().reportId(), p);
     }
     List<UsageReport> reports = new ArrayList<>(firsts.size());
+    Map<String, UsageLedger.HeldBy> holds = new HashMap<>();
     for (Pending p : firsts.values()) {
       reports.add(p.report());
+      if (p.held() != null) {
+        holds.put(p.report().reportId(), p.held());
+      }
     }
     // Whole group in one transaction; split only if that fails, so one bad report fails alone.
     List<GroupBisection.Piece<UsageReport, UsageLedger.Committed>> pieces =
-        GroupBisection.commit(reports, this::commitWhileUnavailable);
+        GroupBisection.commit(reports, piece -> commitWhileUnavailable(piece, holds));
     if (pieces.size() > 1) {
       log.warn(
           "usage group of {} reports failed; split into {} pieces, {} report(s) refused alone",
@@ -267,6 +291,9 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
         byReport.put(r.reportId(), outcome);
       } else {
         outcomes(piece.reports(), piece.committed(), byReport);
+        for (Map.Entry<String, BigDecimal> d : piece.committed().leaseDrawn().entrySet()) {
+          byReport.computeIfPresent(d.getKey(), (id, o) -> o.drawing(d.getValue()));
+        }
       }
     }
 

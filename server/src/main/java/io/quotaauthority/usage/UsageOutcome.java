@@ -10,8 +10,13 @@ import java.math.BigDecimal;
  * @param retryable a REJECTED report refused for an internal reason (the database failed on it for
  *     a reason other than its content): sending it again with the same report id may charge it.
  *     False for every other outcome, and for a rejection that would be repeated.
+ * @param leaseDrawn what the charge drew off its instance's budget lease, for a report submitted on
+ *     a hold ({@link UsageSink#submit(UsageReport, UsageLedger.HeldBy)}): at most the hold, zero
+ *     for every report that was not inserted and for reports without a hold. The holder passes it
+ *     to {@link BudgetLeases#release}.
  */
-public record UsageOutcome(Result result, String message, BigDecimal quotaUsed, boolean retryable) {
+public record UsageOutcome(
+    Result result, String message, BigDecimal quotaUsed, boolean retryable, BigDecimal leaseDrawn) {
 
   public enum Result {
     /** Charged and committed. */
@@ -27,8 +32,21 @@ public record UsageOutcome(Result result, String message, BigDecimal quotaUsed, 
     CONFLICT
   }
 
+  public UsageOutcome {
+    leaseDrawn = leaseDrawn == null ? BigDecimal.ZERO : leaseDrawn;
+  }
+
+  public UsageOutcome(Result result, String message, BigDecimal quotaUsed, boolean retryable) {
+    this(result, message, quotaUsed, retryable, BigDecimal.ZERO);
+  }
+
   public UsageOutcome(Result result, String message, BigDecimal quotaUsed) {
     this(result, message, quotaUsed, false);
+  }
+
+  /** This outcome, with what its charge drew off its hold's lease. */
+  UsageOutcome drawing(BigDecimal drawn) {
+    return new UsageOutcome(result, message, quotaUsed, retryable, drawn);
   }
 
   /** Refused for what the report says: sending it again is refused again. */

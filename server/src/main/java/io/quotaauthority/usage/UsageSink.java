@@ -27,6 +27,22 @@ public interface UsageSink {
    */
   CompletionStage<UsageOutcome> submit(UsageReport report);
 
+  /**
+   * {@link #submit(UsageReport)} for a report admitted on a hold against this instance's budget
+   * lease: its charge draws off that lease in the same transaction ({@link
+   * UsageLedger#commitGroup(java.util.List, java.util.Map)}), and the outcome says how much in
+   * {@link UsageOutcome#leaseDrawn}. The hold stays the caller's: it releases it once the outcome
+   * is final (also when the stage fails: with zero).
+   *
+   * @param held the hold, or null for none
+   */
+  default CompletionStage<UsageOutcome> submit(UsageReport report, UsageLedger.HeldBy held) {
+    if (held != null) {
+      throw new UnsupportedOperationException("this sink does not settle holds");
+    }
+    return submit(report);
+  }
+
   /** The queue is full: the report was not taken; offer it again shortly. */
   final class Overloaded extends RuntimeException {
     public Overloaded() {

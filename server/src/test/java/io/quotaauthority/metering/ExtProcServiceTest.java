@@ -82,6 +82,7 @@ class ExtProcServiceTest {
             registry,
             CLOCK,
             Fixtures.RETRIES,
+            null,
             List.of(Duration.ZERO));
     String name = InProcessServerBuilder.generateName();
     server =
@@ -909,6 +910,7 @@ class ExtProcServiceTest {
             registry,
             CLOCK,
             Fixtures.RETRIES,
+            null,
             List.of());
     String name = InProcessServerBuilder.generateName();
     server =
@@ -1040,6 +1042,7 @@ class ExtProcServiceTest {
             registry,
             CLOCK,
             Fixtures.RETRIES,
+            null,
             List.of(Duration.ZERO));
     try (MeteringExecutor small = new MeteringExecutor(1, 1)) {
       String name = InProcessServerBuilder.generateName();

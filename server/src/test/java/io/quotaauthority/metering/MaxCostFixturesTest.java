@@ -161,6 +161,7 @@ class MaxCostFixturesTest {
             new SimpleMeterRegistry(),
             CLOCK,
             Fixtures.RETRIES,
+            null,
             List.of(Duration.ZERO));
     BigDecimal actual =
         charger.report(1, "r", null, provider, x.reportedModel().orElse(model), usage).cost();

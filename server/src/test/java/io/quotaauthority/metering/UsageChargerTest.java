@@ -39,6 +39,7 @@ class UsageChargerTest {
         registry,
         CLOCK,
         Fixtures.RETRIES,
+        null,
         List.of(Duration.ZERO, Duration.ZERO));
   }
 
