@@ -135,7 +135,15 @@ final class MeteringSession {
           .setAppendAction(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)
           .build();
 
+  /**
+   * Not metered for want of a usable key id (Check did not run, or something else wrote it): not
+   * marked admitted either, so the fail-closed stage refuses it as it would an unheld request.
+   */
   private static final ProcessingResponse SKIP_AFTER_REQUEST_HEADERS =
+      CONTINUE_REQUEST_HEADERS.toBuilder().setModeOverride(NOTHING_MORE).build();
+
+  /** Not metered (nothing there costs anything): admitted, and nothing more is sent. */
+  private static final ProcessingResponse SKIP_ADMITTED =
       ProcessingResponse.newBuilder()
           .setRequestHeaders(
               HeadersResponse.newBuilder()
@@ -294,7 +302,7 @@ final class MeteringSession {
             EnvoyHeaders.single(h, ":path"),
             !EnvoyHeaders.all(h, "anthropic-version").isEmpty());
     if (r.isEmpty()) {
-      return SKIP_AFTER_REQUEST_HEADERS;
+      return SKIP_ADMITTED;
     }
     String provider = r.get().provider().wireName();
     String key = EnvoyHeaders.single(h, GatewayHeaders.KEY_ID);

@@ -285,7 +285,12 @@ class ExtProcServiceTest {
     JsonNode body = JSON.readTree(mutated);
     assertThat(body.at("/stream_options/include_usage").asBoolean()).isTrue();
     assertThat(body.get("messages")).isEqualTo(JSON.readTree(request).get("messages"));
-    assertThat(common.getHeaderMutation().getSetHeadersList())
+    // The admission mark first (a key Check did not mark unlimited is held: holds are off here),
+    // then the length.
+    assertThat(common.getHeaderMutation().getSetHeadersList()).hasSize(2);
+    assertThat(common.getHeaderMutation().getSetHeaders(0).getHeader().getKey())
+        .isEqualTo("x-quota-admitted");
+    assertThat(common.getHeaderMutation().getSetHeadersList().subList(1, 2))
         .singleElement()
         .satisfies(
             h -> {
@@ -307,7 +312,9 @@ class ExtProcServiceTest {
     envoy.requestHeaders(EnvoyStream.requestHeaders("/v1/chat/completions", "1", "r1", -1), false);
     CommonResponse common = envoy.requestBody(request).getRequestBody().getResponse();
     assertThat(common.hasBodyMutation()).isTrue();
-    assertThat(common.hasHeaderMutation()).isFalse();
+    assertThat(common.getHeaderMutation().getSetHeadersList())
+        .extracting(h -> h.getHeader().getKey())
+        .containsExactly("x-quota-admitted");
   }
 
   @ParameterizedTest
@@ -321,8 +328,13 @@ class ExtProcServiceTest {
     EnvoyStream envoy = start();
     envoy.requestHeaders(
         EnvoyStream.requestHeaders("/v1/chat/completions", "1", "r1", body.length()), false);
-    assertThat(envoy.requestBody(utf8(body)).getRequestBody().getResponse())
-        .isEqualTo(CommonResponse.getDefaultInstance());
+    CommonResponse common = envoy.requestBody(utf8(body)).getRequestBody().getResponse();
+    assertThat(common.hasBodyMutation()).isFalse();
+    // Only the admission mark, "1" (a key Check did not mark unlimited is admitted on its body).
+    assertThat(common.getHeaderMutation().getSetHeadersList())
+        .extracting(h -> h.getHeader().getKey() + "=" + h.getHeader().getRawValue().toStringUtf8())
+        .containsExactly("x-quota-admitted=1");
+    assertThat(common.getHeaderMutation().getRemoveHeadersList()).isEmpty();
   }
 
   @Test
