@@ -265,7 +265,8 @@ public final class QuotaAuthority implements AutoCloseable {
                 // Given back after a quarter of the ttl without holds: long enough to serve a
                 // burst from one slice, short enough that an idle instance frees the budget.
                 settings.leaseTtl().dividedBy(4),
-                clock)
+                clock,
+                ops.metrics().leaseRecorder())
             : null;
     UsageCharger charger =
         new UsageCharger(

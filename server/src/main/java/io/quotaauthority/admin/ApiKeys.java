@@ -31,6 +31,7 @@ public final class ApiKeys {
                 })
             .setQuotaUsd(Money.format(r.quota()))
             .setQuotaUsedUsd(Money.format(r.quotaUsed()))
+            .setReservedUsd(Money.format(r.leased()))
             .setCreatedAt(shown(r.id(), "created_at", r.createdAt()))
             .setUpdatedAt(shown(r.id(), "updated_at", r.updatedAt()));
     if (r.expiresAt() != null) {

@@ -80,6 +80,8 @@ final class KeyFormat {
             new String[] {"status:", status(k.getStatus())},
             new String[] {"quota_usd:", quota(k.getQuotaUsd())},
             new String[] {"used_usd:", k.getQuotaUsedUsd()},
+            // Held for requests in flight (budget leases), empty from a server before holds.
+            new String[] {"reserved_usd:", k.getReservedUsd().isEmpty() ? "0" : k.getReservedUsd()},
             new String[] {"expires_at:", expires(k)},
             new String[] {"created_at:", time(k.getCreatedAt())},
             new String[] {"updated_at:", time(k.getUpdatedAt())});

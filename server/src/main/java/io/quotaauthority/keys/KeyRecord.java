@@ -23,7 +23,46 @@ public record KeyRecord(
     Instant createdAt,
     Instant updatedAt,
     Instant deletedAt,
-    long version) {
+    long version,
+    BigDecimal leased) {
+
+  /**
+   * @param leased USD of the quota leased to instances for holds (api_keys.leased); not part of the
+   *     row's version: Check never reads it
+   */
+  public KeyRecord {
+    leased = leased == null ? BigDecimal.ZERO : leased;
+  }
+
+  /** A row read without its leased amount (zero). */
+  public KeyRecord(
+      long id,
+      String name,
+      KeyHash keyHash,
+      String keyPrefix,
+      StoredStatus status,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      Instant expiresAt,
+      Instant createdAt,
+      Instant updatedAt,
+      Instant deletedAt,
+      long version) {
+    this(
+        id,
+        name,
+        keyHash,
+        keyPrefix,
+        status,
+        quota,
+        quotaUsed,
+        expiresAt,
+        createdAt,
+        updatedAt,
+        deletedAt,
+        version,
+        BigDecimal.ZERO);
+  }
 
   /** The status column: the only two a key can be set to. */
   public enum StoredStatus {

@@ -20,8 +20,10 @@ import io.quotaauthority.authz.CheckRecorder;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.store.KeyChangeListener;
+import io.quotaauthority.usage.BudgetLeases;
 import io.quotaauthority.usage.UsageBatcher;
 import io.quotaauthority.usage.UsageOutcome;
+import java.math.BigDecimal;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.Map;
@@ -168,6 +170,56 @@ public final class Metrics implements AutoCloseable {
    * refuses before they reach a group (validation) are not seen here; count those with {@link
    * #usageReports()} where they are refused.
    */
+  /**
+   * quota_leases_taken_total, quota_leases_refused_total, quota_leases_returned_usd_total,
+   * quota_leases_taken_usd_total and quota_leases_reaped_total: budget leases of this instance.
+   */
+  public BudgetLeases.Recorder leaseRecorder() {
+    Counter taken =
+        Counter.builder("quota.leases.taken")
+            .description("budget slices leased from the database (one round trip each)")
+            .register(registry);
+    Counter takenUsd =
+        Counter.builder("quota.leases.taken.usd")
+            .description("USD of keys' budgets leased by this instance")
+            .register(registry);
+    Counter refused =
+        Counter.builder("quota.leases.refused")
+            .description("lease asks that found too little of the key's budget left")
+            .register(registry);
+    Counter returnedUsd =
+        Counter.builder("quota.leases.returned.usd")
+            .description("USD of leased budget this instance gave back unused (idle, shutdown)")
+            .register(registry);
+    Counter reaped =
+        Counter.builder("quota.leases.reaped")
+            .description("expired leases (of instances that died) given back to their keys")
+            .register(registry);
+    return new BudgetLeases.Recorder() {
+      @Override
+      public void taken(BigDecimal slice) {
+        taken.increment();
+        // A counter's double: a gauge of volume for the operator, never money the ledger uses.
+        takenUsd.increment(slice.doubleValue());
+      }
+
+      @Override
+      public void refused() {
+        refused.increment();
+      }
+
+      @Override
+      public void returned(BigDecimal amount) {
+        returnedUsd.increment(amount.doubleValue());
+      }
+
+      @Override
+      public void reaped(int leases) {
+        reaped.increment(leases);
+      }
+    };
+  }
+
   public UsageBatcher.CommitRecorder commitRecorder() {
     DistributionSummary size = commitGroupSize();
     Timer latency = commitLatency();

@@ -31,7 +31,7 @@ public final class KeyRepository implements KeyLookup {
   private static final String COLUMNS =
       """
       id, name, key_hash, key_prefix, status, quota, quota_used, expires_at, created_at, updated_at,
-      deleted_at, version""";
+      deleted_at, version, leased""";
 
   private static final String INSERT =
       """
@@ -298,7 +298,8 @@ public final class KeyRepository implements KeyLookup {
         instant(rs, "created_at"),
         instant(rs, "updated_at"),
         instant(rs, "deleted_at"),
-        rs.getLong("version"));
+        rs.getLong("version"),
+        rs.getBigDecimal("leased"));
   }
 
   static Instant instant(ResultSet rs, String column) throws SQLException {

@@ -48,6 +48,36 @@ public final class BudgetLeases {
   /** How many times one hold asks the store for a slice (the remaining may move in between). */
   private static final int MAX_ASKS = 3;
 
+  /** Told of every lease round trip's outcome (metrics); called outside the store's transaction. */
+  public interface Recorder {
+    Recorder NONE =
+        new Recorder() {
+          @Override
+          public void taken(BigDecimal slice) {}
+
+          @Override
+          public void refused() {}
+
+          @Override
+          public void returned(BigDecimal amount) {}
+
+          @Override
+          public void reaped(int leases) {}
+        };
+
+    /** A slice was leased. */
+    void taken(BigDecimal slice);
+
+    /** An ask found too little left (the hold was then refused or asked again, smaller). */
+    void refused();
+
+    /** Leased budget went back to its key from this instance (idle, shutdown). */
+    void returned(BigDecimal amount);
+
+    /** Expired leases (of instances that died or lost the database) were given back. */
+    void reaped(int leases);
+  }
+
   /** A hold admitted on a key's budget: released exactly once. */
   public record Hold(long keyId, BigDecimal amount, boolean backed) {}
 
@@ -79,6 +109,7 @@ public final class BudgetLeases {
   private final Duration ttl;
   private final Duration idleAfter;
   private final Clock clock;
+  private final Recorder recorder;
   private final ConcurrentHashMap<Long, Lease> leases = new ConcurrentHashMap<>();
   private volatile Instant lastRenew = Instant.MIN;
 
@@ -117,6 +148,20 @@ public final class BudgetLeases {
       Duration ttl,
       Duration idleAfter,
       Clock clock) {
+    this(store, instanceId, maxSlice, instancesHint, ttl, idleAfter, clock, Recorder.NONE);
+  }
+
+  /** As above, telling {@code recorder} of each lease taken, refused, returned and reaped. */
+  public BudgetLeases(
+      LeaseStore store,
+      String instanceId,
+      BigDecimal maxSlice,
+      int instancesHint,
+      Duration ttl,
+      Duration idleAfter,
+      Clock clock,
+      Recorder recorder) {
+    this.recorder = recorder;
     if (maxSlice.signum() <= 0 || instancesHint < 1 || ttl.isNegative() || ttl.isZero()) {
       throw new IllegalArgumentException("maxSlice, instancesHint and ttl must be positive");
     }
@@ -187,6 +232,7 @@ public final class BudgetLeases {
       l.remaining = g.remaining();
       switch (g.outcome()) {
         case GRANTED -> {
+          recorder.taken(slice);
           // With no hold out, the store's amount is exact (it heals what we lost count of). With
           // holds out, a charge may have drawn on the store's lease before its hold is released
           // here: taking the store's amount would subtract that draw twice, so add the slice.
@@ -201,6 +247,7 @@ public final class BudgetLeases {
           return Optional.empty();
         }
         case TOO_LITTLE -> {
+          recorder.refused();
           if (g.remaining().compareTo(need) < 0) {
             return Optional.empty();
           }
@@ -280,7 +327,10 @@ public final class BudgetLeases {
           }
         }
       }
-      store.reapExpired(now.minus(REAP_GRACE));
+      int reaped = store.reapExpired(now.minus(REAP_GRACE));
+      if (reaped > 0) {
+        recorder.reaped(reaped);
+      }
     } catch (RuntimeException e) {
       log.warn("budget lease maintenance failed; leases lapse at their expiry", e);
     }
@@ -334,7 +384,10 @@ public final class BudgetLeases {
    * repeated drew nothing off the store, and this heals the difference.
    */
   private void giveBackAll(long keyId, Lease l) {
-    store.giveBack(keyId, instanceId, Money.MAX);
+    BigDecimal back = store.giveBack(keyId, instanceId, Money.MAX);
+    if (back.signum() > 0) {
+      recorder.returned(back);
+    }
     l.amount = BigDecimal.ZERO;
     l.validUntil = Instant.MIN;
   }
