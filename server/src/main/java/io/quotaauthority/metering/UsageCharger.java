@@ -1,6 +1,7 @@
 package io.quotaauthority.metering;
 
 import io.micrometer.core.instrument.MeterRegistry;
+import io.quotaauthority.keys.Money;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
 import io.quotaauthority.usage.BudgetLeases;
@@ -11,6 +12,7 @@ import io.quotaauthority.usage.UsageReport;
 import io.quotaauthority.usage.UsageSink;
 import io.quotaauthority.usage.UsageValidation;
 import java.math.BigDecimal;
+import java.math.RoundingMode;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
@@ -321,8 +323,10 @@ public final class UsageCharger {
       return new Admission(
           null,
           estimate,
+          // Both to 8 decimals, the ledger's scale: the cost rounded up, the remaining down.
           ProviderError.holdRefused(
-              estimate.usd().toPlainString(), holds.available(keyId).toPlainString()));
+              estimate.usd().setScale(Money.SCALE, RoundingMode.UP).toPlainString(),
+              holds.available(keyId).setScale(Money.SCALE, RoundingMode.DOWN).toPlainString()));
     }
     metrics.held();
     return new Admission(hold.get(), estimate, null);

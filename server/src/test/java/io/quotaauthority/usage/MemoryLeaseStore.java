@@ -16,7 +16,7 @@ import java.util.Map;
  * clock. It also charges usage as UsageRepository#commitGroup does for a held report ({@link
  * #charge}).
  */
-final class MemoryLeaseStore implements LeaseStore {
+public final class MemoryLeaseStore implements LeaseStore {
   private record Id(long keyId, String instanceId) {}
 
   private static final class Key {
@@ -33,13 +33,13 @@ final class MemoryLeaseStore implements LeaseStore {
   private final Clock clock;
   private final Map<Long, Key> keys = new HashMap<>();
   private final Map<Id, Row> rows = new LinkedHashMap<>();
-  int takes;
+  public int takes;
 
-  MemoryLeaseStore(Clock clock) {
+  public MemoryLeaseStore(Clock clock) {
     this.clock = clock;
   }
 
-  synchronized MemoryLeaseStore key(long id, String quota, String used) {
+  public synchronized MemoryLeaseStore key(long id, String quota, String used) {
     Key k = new Key();
     k.quota = new BigDecimal(quota);
     k.used = new BigDecimal(used);
@@ -47,11 +47,11 @@ final class MemoryLeaseStore implements LeaseStore {
     return this;
   }
 
-  synchronized BigDecimal used(long id) {
+  public synchronized BigDecimal used(long id) {
     return keys.get(id).used;
   }
 
-  synchronized BigDecimal leased(long id) {
+  public synchronized BigDecimal leased(long id) {
     return keys.get(id).leased;
   }
 
@@ -61,7 +61,7 @@ final class MemoryLeaseStore implements LeaseStore {
   }
 
   /** quota_used + leased ≤ quota, and leased is the sum of the key's leases. */
-  synchronized boolean consistent(long id) {
+  public synchronized boolean consistent(long id) {
     Key k = keys.get(id);
     BigDecimal sum = BigDecimal.ZERO;
     for (Map.Entry<Id, Row> e : rows.entrySet()) {
@@ -73,7 +73,8 @@ final class MemoryLeaseStore implements LeaseStore {
   }
 
   /** A held report charged: cost to used, min(cost, hold, lease) off the lease; returns that. */
-  synchronized BigDecimal charge(long id, String instanceId, BigDecimal cost, BigDecimal hold) {
+  public synchronized BigDecimal charge(
+      long id, String instanceId, BigDecimal cost, BigDecimal hold) {
     Key k = keys.get(id);
     k.used = k.used.add(cost);
     Row r = rows.get(new Id(id, instanceId));
