@@ -76,6 +76,9 @@ public final class QuotaAuthority implements AutoCloseable {
   /** This instance's holds and budget leases; null when QUOTA_HOLDS is off. */
   private final BudgetLeases leases;
 
+  /** This instance's concurrency slots of capped keys; null when QUOTA_HOLDS is off. */
+  private final BudgetLeases slots;
+
   private final UsageService usageService;
   private final KeyChangeListener listener;
   private final ReloadingPriceTable prices;
@@ -97,6 +100,7 @@ public final class QuotaAuthority implements AutoCloseable {
       Retries scheduler,
       UsageBatcher batcher,
       BudgetLeases leases,
+      BudgetLeases slots,
       UsageService usageService,
       KeyChangeListener listener,
       ReloadingPriceTable prices,
@@ -118,6 +122,7 @@ public final class QuotaAuthority implements AutoCloseable {
     this.scheduler = scheduler;
     this.batcher = batcher;
     this.leases = leases;
+    this.slots = slots;
     this.usageService = usageService;
     this.health = health;
     this.authzHealth = authzHealth;
@@ -268,6 +273,21 @@ public final class QuotaAuthority implements AutoCloseable {
                 clock,
                 ops.metrics().leaseRecorder())
             : null;
+    // Concurrency slots the same way: at most SLOT_SLICE per round trip, given back at release
+    // while a key's free slots are scarce.
+    String instance = leases == null ? null : leases.instanceId();
+    BudgetLeases slots =
+        settings.holds()
+            ? BudgetLeases.slots(
+                new LeaseRepository(tx, LeaseRepository.Resource.SLOTS),
+                instance,
+                SLOT_SLICE,
+                settings.leaseInstances(),
+                settings.leaseTtl(),
+                settings.leaseTtl().dividedBy(4),
+                clock,
+                BudgetLeases.Recorder.NONE)
+            : null;
     UsageCharger charger =
         new UsageCharger(
             batcher,
@@ -277,7 +297,8 @@ public final class QuotaAuthority implements AutoCloseable {
             registry,
             clock,
             scheduler,
-            leases);
+            leases,
+            slots);
 
     // Two health services. The authz port's says whether this process can answer Checks: it stays
     // SERVING through a database outage (cached keys are still answered; Envoy must keep sending
@@ -335,6 +356,7 @@ public final class QuotaAuthority implements AutoCloseable {
         scheduler,
         batcher,
         leases,
+        slots,
         usageService,
         listener,
         prices,
@@ -355,6 +377,7 @@ public final class QuotaAuthority implements AutoCloseable {
     if (leases != null) {
       // Renews this instance's leases, gives back idle ones, reaps those of dead instances.
       leases.start(settings.leaseTtl().dividedBy(4));
+      slots.start(settings.leaseTtl().dividedBy(4));
     }
     listener.start();
     prices.start();
@@ -506,6 +529,7 @@ public final class QuotaAuthority implements AutoCloseable {
     if (leases != null) {
       // Every charge is settled: the leases without holds go back now, not at their expiry.
       leases.close();
+      slots.close();
     }
     listener.close();
     keyLoader.shutdownNow();
@@ -539,6 +563,9 @@ public final class QuotaAuthority implements AutoCloseable {
    * This instance's name in key_leases: host, process and 48 random bits, so two instances never
    * share one and a restart starts afresh (at most 128 characters, as the column allows).
    */
+  /** Most concurrency slots of one key an instance leases in one round trip. */
+  static final int SLOT_SLICE = 8;
+
   static String instanceId() {
     String host;
     try {

@@ -25,26 +25,28 @@ final class ImmediateReplies {
     if (status == null) {
       throw new IllegalArgumentException("no Envoy StatusCode for HTTP " + error.http());
     }
+    HeaderMutation.Builder headers =
+        HeaderMutation.newBuilder().addSetHeaders(header("content-type", "application/json"));
+    if (error.retryAfterSeconds() > 0) {
+      headers.addSetHeaders(header("retry-after", Integer.toString(error.retryAfterSeconds())));
+    }
     return ProcessingResponse.newBuilder()
         .setImmediateResponse(
             ImmediateResponse.newBuilder()
                 .setStatus(HttpStatus.newBuilder().setCode(status))
-                .setHeaders(
-                    HeaderMutation.newBuilder()
-                        .addSetHeaders(
-                            HeaderValueOption.newBuilder()
-                                // raw_value only: Envoy refuses a HeaderValue with both value
-                                // fields set.
-                                .setHeader(
-                                    HeaderValue.newBuilder()
-                                        .setKey("content-type")
-                                        .setRawValue(ByteString.copyFromUtf8("application/json")))
-                                .setAppendAction(
-                                    HeaderValueOption.HeaderAppendAction
-                                        .OVERWRITE_IF_EXISTS_OR_ADD)))
+                .setHeaders(headers)
                 .setBody(ByteString.copyFrom(error.body(provider), StandardCharsets.UTF_8))
                 // Envoy's access log and response-code details name the reason.
                 .setDetails(error.code()))
+        .build();
+  }
+
+  private static HeaderValueOption header(String name, String value) {
+    return HeaderValueOption.newBuilder()
+        // raw_value only: Envoy refuses a HeaderValue with both value fields set.
+        .setHeader(
+            HeaderValue.newBuilder().setKey(name).setRawValue(ByteString.copyFromUtf8(value)))
+        .setAppendAction(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)
         .build();
   }
 }

@@ -61,6 +61,9 @@ final class MeteringMetrics {
   /** A key with a quota whose budget could not be leased (database unreachable, lease spent). */
   static final String REFUSED_QUOTA_UNAVAILABLE = "quota_unavailable";
 
+  /** A key with a concurrency cap whose every slot is taken by a request in flight. */
+  static final String REFUSED_CONCURRENCY = "concurrency_limit_exceeded";
+
   private Counter heldCounter;
   private DistributionSummary estimateRatio;
 
@@ -75,6 +78,7 @@ final class MeteringMetrics {
     refusedCounter(REFUSED_ENDPOINT_NOT_METERED);
     refusedCounter(REFUSED_INSUFFICIENT_QUOTA);
     refusedCounter(REFUSED_QUOTA_UNAVAILABLE);
+    refusedCounter(REFUSED_CONCURRENCY);
     heldCounter =
         Counter.builder("quota.holds.admitted")
             .description("metered requests of keys with a quota admitted on a hold of their cost")

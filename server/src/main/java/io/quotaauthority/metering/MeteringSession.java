@@ -20,6 +20,7 @@ import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
+import io.quotaauthority.text.AsciiDecimal;
 import io.quotaauthority.usage.UsageValidation;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -239,6 +240,9 @@ final class MeteringSession {
    */
   private UsageCharger.Admission admission;
 
+  /** The concurrency slot of a capped key's request, held until its stream ends; else null. */
+  private UsageCharger.Admission slot;
+
   private boolean requestHasContentLength;
   private boolean requestBodySeen;
   private String model;
@@ -335,6 +339,14 @@ final class MeteringSession {
       Optional<ProcessingResponse> refused = refuseUnpriced(null);
       if (refused.isPresent()) {
         return refused.get();
+      }
+    }
+    int cap = concurrencyCap(EnvoyHeaders.single(h, GatewayHeaders.KEY_CONCURRENCY));
+    if (cap > 0) {
+      // Counted from admission to the end of the stream, on every instance (README "Holds").
+      slot = charger.admitSlot(keyId, cap);
+      if (slot.refused()) {
+        return refuseHold(slot);
       }
     }
     return keyLimited ? METERED_REQUEST_HEADERS : METERED_REQUEST_HEADERS_ADMITTED;
@@ -453,6 +465,10 @@ final class MeteringSession {
         refused.refusal().message());
     ProcessingResponse reply = ImmediateReplies.refusal(route.provider(), refused.refusal());
     admission = null;
+    // A refused request ends here: its slot (a refusal at the body came after it) goes back.
+    UsageCharger.Admission s = slot;
+    slot = null;
+    charger.releaseSlot(s);
     route = null;
     stopMetering();
     finished = true;
@@ -623,6 +639,10 @@ final class MeteringSession {
     } finally {
       // Whatever did not reach a charge (no response, an error status, nothing seen) holds no more.
       releaseHold();
+      // The request is over: its concurrency slot is free for the next one.
+      UsageCharger.Admission s = slot;
+      slot = null;
+      charger.releaseSlot(s);
     }
   }
 
@@ -692,6 +712,19 @@ final class MeteringSession {
     charger.charge(
         new Metered(keyId, reportId, requestId, route.provider(), name, tier, usage.get(), false),
         takeAdmission());
+  }
+
+  /**
+   * The cap Check wrote in x-quota-key-concurrency, or 0 when there is none. Check writes only a
+   * plain decimal from 1 to 1,000,000; anything else (which only a misconfiguration could bring) is
+   * read as a cap of 1, the strictest, rather than as none.
+   */
+  static int concurrencyCap(String value) {
+    if (value == null) {
+      return 0;
+    }
+    long n = AsciiDecimal.parse(value);
+    return n >= 1 && n <= 1_000_000 ? (int) n : 1;
   }
 
   /** The admission, handed to its charge: from now on the charge releases its hold. */

@@ -87,6 +87,9 @@ public final class UsageCharger {
   /** Where holds are taken; null when QUOTA_HOLDS is off (admitted without a hold). */
   private final BudgetLeases holds;
 
+  /** Where concurrency slots are taken; null when QUOTA_HOLDS is off (no cap enforced). */
+  private final BudgetLeases slots;
+
   /**
    * @param sink where reports go (the usage pipeline)
    * @param prices the price table in force, e.g. a {@link ReloadingPriceTable}
@@ -105,12 +108,22 @@ public final class UsageCharger {
       MeterRegistry registry,
       Clock clock,
       Retries retries) {
-    this(sink, prices, unpricedUsdPerMtok, registry, clock, retries, null, DEFAULT_RETRY_DELAYS);
+    this(
+        sink,
+        prices,
+        unpricedUsdPerMtok,
+        registry,
+        clock,
+        retries,
+        null,
+        null,
+        DEFAULT_RETRY_DELAYS);
   }
 
   /**
    * As above, admitting the metered requests of keys with a quota only on a hold of their maximum
-   * cost taken from {@code holds} ({@link #admit}); null admits them without one.
+   * cost taken from {@code holds} ({@link #admit}), and those of keys with a concurrency cap only
+   * on a slot taken from {@code slots} ({@link #admitSlot}); null admits them without.
    */
   public UsageCharger(
       UsageSink sink,
@@ -119,8 +132,18 @@ public final class UsageCharger {
       MeterRegistry registry,
       Clock clock,
       Retries retries,
-      BudgetLeases holds) {
-    this(sink, prices, unpricedUsdPerMtok, registry, clock, retries, holds, DEFAULT_RETRY_DELAYS);
+      BudgetLeases holds,
+      BudgetLeases slots) {
+    this(
+        sink,
+        prices,
+        unpricedUsdPerMtok,
+        registry,
+        clock,
+        retries,
+        holds,
+        slots,
+        DEFAULT_RETRY_DELAYS);
   }
 
   UsageCharger(
@@ -131,8 +154,10 @@ public final class UsageCharger {
       Clock clock,
       Retries retries,
       BudgetLeases holds,
+      BudgetLeases slots,
       List<Duration> retryDelays) {
     this.holds = holds;
+    this.slots = slots;
     this.retries = Objects.requireNonNull(retries);
     this.sink = Objects.requireNonNull(sink);
     this.prices = Objects.requireNonNull(prices);
@@ -330,6 +355,43 @@ public final class UsageCharger {
     }
     metrics.held();
     return new Admission(hold.get(), estimate, null);
+  }
+
+  /**
+   * A concurrency slot for a metered request of a key with a cap, or the refusal: 429 {@code
+   * concurrency_limit_exceeded} with retry-after when every slot of the key is taken across the
+   * instances, 503 when slots cannot be leased (database away). Null hold, no refusal: slots are
+   * off. The caller gives the slot back with {@link #releaseSlot} when the request's stream ends.
+   *
+   * @param cap the key's max_concurrent_requests as Check stated it (at least 1)
+   */
+  Admission admitSlot(long keyId, int cap) {
+    if (slots == null) {
+      return Admission.UNHELD;
+    }
+    Optional<BudgetLeases.Hold> slot;
+    try {
+      slot = slots.tryHold(keyId, BigDecimal.ONE);
+    } catch (RuntimeException e) {
+      metrics.refused(MeteringMetrics.REFUSED_QUOTA_UNAVAILABLE);
+      log.warn(
+          "no concurrency slot for key {}: slots could not be leased ({}); refused with 503",
+          keyId,
+          e.toString());
+      return new Admission(null, null, ProviderError.holdUnavailable());
+    }
+    if (slot.isEmpty()) {
+      metrics.refused(MeteringMetrics.REFUSED_CONCURRENCY);
+      return new Admission(null, null, ProviderError.concurrencyLimitExceeded(cap));
+    }
+    return new Admission(slot.get(), null, null);
+  }
+
+  /** Gives back a request's concurrency slot, once its stream ended. Safe on any admission. */
+  void releaseSlot(Admission slot) {
+    if (slot != null && slot.hold() != null) {
+      slots.release(slot.hold(), BigDecimal.ZERO);
+    }
   }
 
   /** Releases an admitted request's hold when it ends without a charge. Safe on any admission. */

@@ -17,6 +17,12 @@ public final class GatewayHeaders {
   public static final String KEY_LIMITED = "x-quota-key-limited";
 
   /**
+   * The key's max_concurrent_requests, decimal, for a key with a concurrency cap; Check removes any
+   * the client sent, and writes it only for a capped key. Metering takes a slot for it.
+   */
+  public static final String KEY_CONCURRENCY = "x-quota-key-concurrency";
+
+  /**
    * Set by metering on a request it admitted (README "Holds"); Check removes any the client sent.
    * Envoy's fail-closed stage after ext_proc refuses a request of a key with a quota that lacks it,
    * and the routes remove it before the provider.

@@ -13,6 +13,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
  * @param message one sentence for a human
  * @param openAiType OpenAI's {@code error.type}
  * @param anthropicType Anthropic's {@code error.type}
+ * @param retryAfterSeconds the retry-after header's value, or 0 for none
  */
 public record ProviderError(
     int http,
@@ -20,9 +21,40 @@ public record ProviderError(
     String code,
     String message,
     String openAiType,
-    String anthropicType) {
+    String anthropicType,
+    int retryAfterSeconds) {
 
   private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** An error without a retry-after. */
+  public ProviderError(
+      int http,
+      String grpcStatus,
+      String code,
+      String message,
+      String openAiType,
+      String anthropicType) {
+    this(http, grpcStatus, code, message, openAiType, anthropicType, 0);
+  }
+
+  /**
+   * A key at its max_concurrent_requests: every slot is taken by a request in flight, on this
+   * instance or another (README "Holds"). Retry after a second: a slot frees when a response ends.
+   *
+   * @param cap the key's max_concurrent_requests
+   */
+  public static ProviderError concurrencyLimitExceeded(int cap) {
+    return new ProviderError(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "concurrency_limit_exceeded",
+        "This key allows at most "
+            + cap
+            + " requests in flight at once, and that many are running. Retry when one ends.",
+        "rate_limit_error",
+        "rate_limit_error",
+        1);
+  }
 
   /**
    * A key with a quota asked for a model the price table cannot price: it would be charged nothing,

@@ -26,30 +26,69 @@ import java.util.Map;
  */
 public final class LeaseRepository implements LeaseStore {
   /**
+   * What is leased: a key's budget (USD, V5) or its concurrency slots (V6). Each names its lease
+   * table and column, the key's total of its leases, when the key is limited at all and what it has
+   * left; the statements below are the same for both.
+   */
+  public enum Resource {
+    BUDGET("key_leases", "amount", "leased", "quota > 0", "quota - quota_used - leased"),
+    SLOTS(
+        "key_slot_leases",
+        "slots",
+        "slots_leased",
+        "max_concurrent_requests > 0",
+        "max_concurrent_requests - slots_leased");
+
+    final String table;
+    final String column;
+    final String keyTotal;
+    final String limited;
+    final String remaining;
+
+    Resource(String table, String column, String keyTotal, String limited, String remaining) {
+      this.table = table;
+      this.column = column;
+      this.keyTotal = keyTotal;
+      this.limited = limited;
+      this.remaining = remaining;
+    }
+
+    /** A statement template with its names filled in. */
+    String sql(String template) {
+      return template
+          .replace("{table}", table)
+          .replace("{column}", column)
+          .replace("{keyTotal}", keyTotal)
+          .replace("{limited}", limited)
+          .replace("{remaining}", remaining);
+    }
+  }
+
+  /**
    * The grant: one conditional update. Under READ COMMITTED a second grant waiting for the row's
    * lock re-checks the WHERE clause on the row the first one left, so both cannot pass on the same
-   * budget.
+   * budget. (Slots are integers: the numeric parameter is cast on assignment.)
    */
   private static final String GRANT =
       """
-      UPDATE api_keys SET leased = leased + ?
-       WHERE id = ? AND deleted_at IS NULL AND quota > 0 AND quota - quota_used - leased >= ?
-      RETURNING greatest(quota - quota_used - leased, 0)""";
+      UPDATE api_keys SET {keyTotal} = {keyTotal} + ?
+       WHERE id = ? AND deleted_at IS NULL AND {limited} AND {remaining} >= ?
+      RETURNING greatest({remaining}, 0)""";
 
   /** Adds to the instance's lease (or starts it) and extends it; never shortens an expiry. */
   private static final String UPSERT_LEASE =
       """
-      INSERT INTO key_leases (key_id, instance_id, amount, expires_at)
+      INSERT INTO {table} (key_id, instance_id, {column}, expires_at)
       VALUES (?, ?, ?, now() + ? * interval '1 millisecond')
       ON CONFLICT (key_id, instance_id) DO UPDATE
-         SET amount = key_leases.amount + EXCLUDED.amount,
-             expires_at = greatest(key_leases.expires_at, EXCLUDED.expires_at)
-      RETURNING amount""";
+         SET {column} = {table}.{column} + EXCLUDED.{column},
+             expires_at = greatest({table}.expires_at, EXCLUDED.expires_at)
+      RETURNING {column}""";
 
   /** Why a grant was refused: what is left of a live key, and whether it is limited at all. */
   private static final String REMAINING =
       """
-      SELECT quota > 0, greatest(quota - quota_used - leased, 0)
+      SELECT {limited}, greatest({remaining}, 0)
         FROM api_keys WHERE id = ? AND deleted_at IS NULL""";
 
   /** Deleted keys too: the lease of a key deleted meanwhile must still go back. */
@@ -59,29 +98,29 @@ public final class LeaseRepository implements LeaseStore {
 
   private static final String LEASE =
       """
-      SELECT amount FROM key_leases WHERE key_id = ? AND instance_id = ?""";
+      SELECT {column} FROM {table} WHERE key_id = ? AND instance_id = ?""";
 
   private static final String LEASE_FOR_UPDATE =
       """
-      SELECT amount FROM key_leases WHERE key_id = ? AND instance_id = ? FOR UPDATE""";
+      SELECT {column} FROM {table} WHERE key_id = ? AND instance_id = ? FOR UPDATE""";
 
   private static final String SHRINK_LEASE =
       """
-      UPDATE key_leases SET amount = amount - ? WHERE key_id = ? AND instance_id = ?""";
+      UPDATE {table} SET {column} = {column} - ? WHERE key_id = ? AND instance_id = ?""";
 
   private static final String DELETE_LEASE =
       """
-      DELETE FROM key_leases WHERE key_id = ? AND instance_id = ?""";
+      DELETE FROM {table} WHERE key_id = ? AND instance_id = ?""";
 
   private static final String UNLEASE_KEY =
       """
-      UPDATE api_keys SET leased = leased - ? WHERE id = ?""";
+      UPDATE api_keys SET {keyTotal} = {keyTotal} - ? WHERE id = ?""";
 
   private static final String RENEW =
       """
-      UPDATE key_leases SET expires_at = greatest(expires_at, now() + ? * interval '1 millisecond')
+      UPDATE {table} SET expires_at = greatest(expires_at, now() + ? * interval '1 millisecond')
        WHERE instance_id = ?
-      RETURNING key_id, amount""";
+      RETURNING key_id, {column}""";
 
   /**
    * The keys with an expired lease, locked; SKIP LOCKED so that a second reaper passes over keys
@@ -90,7 +129,7 @@ public final class LeaseRepository implements LeaseStore {
   private static final String LOCK_KEYS_WITH_EXPIRED =
       """
       SELECT id FROM api_keys
-       WHERE id IN (SELECT key_id FROM key_leases WHERE expires_at <= ?)
+       WHERE id IN (SELECT key_id FROM {table} WHERE expires_at <= ?)
        ORDER BY id
          FOR UPDATE SKIP LOCKED""";
 
@@ -100,14 +139,17 @@ public final class LeaseRepository implements LeaseStore {
    */
   private static final String DELETE_EXPIRED =
       """
-      DELETE FROM key_leases WHERE key_id = ANY (?) AND expires_at <= ?
-      RETURNING key_id, amount""";
+      DELETE FROM {table} WHERE key_id = ANY (?) AND expires_at <= ?
+      RETURNING key_id, {column}""";
 
   private static final String UNLEASE_KEYS =
       """
-      UPDATE api_keys k SET leased = k.leased - v.amount
+      UPDATE api_keys k SET {keyTotal} = k.{keyTotal} - v.amount
         FROM unnest(?::bigint[], ?::numeric[]) AS v(id, amount)
        WHERE k.id = v.id""";
+
+  /** UNLEASE_KEYS for budget leases: what a usage group's draws take off the keys' leased. */
+  private static final String BUDGET_UNLEASE_KEYS = Resource.BUDGET.sql(UNLEASE_KEYS);
 
   /** The leases a usage group's held reports draw on, locked (their keys are already locked). */
   private static final String LOCK_HELD_LEASES =
@@ -125,9 +167,40 @@ public final class LeaseRepository implements LeaseStore {
        WHERE l.key_id = v.key_id AND l.instance_id = v.instance_id""";
 
   private final Transactions tx;
+  private final String grant;
+  private final String upsertLease;
+  private final String remaining;
+  private final String lease;
+  private final String leaseForUpdate;
+  private final String shrinkLease;
+  private final String deleteLease;
+  private final String unleaseKey;
+  private final String renew;
+  private final String lockKeysWithExpired;
+  private final String deleteExpired;
+  private final String unleaseKeys;
 
+  /** Leases of keys' budgets. */
   public LeaseRepository(Transactions tx) {
+    this(tx, Resource.BUDGET);
+  }
+
+  /** Leases of {@code resource}: keys' budgets or their concurrency slots. */
+  public LeaseRepository(Transactions tx, Resource resource) {
     this.tx = tx;
+    // Filled in once: the statements are constant for the life of the repository.
+    this.grant = resource.sql(GRANT);
+    this.upsertLease = resource.sql(UPSERT_LEASE);
+    this.remaining = resource.sql(REMAINING);
+    this.lease = resource.sql(LEASE);
+    this.leaseForUpdate = resource.sql(LEASE_FOR_UPDATE);
+    this.shrinkLease = resource.sql(SHRINK_LEASE);
+    this.deleteLease = resource.sql(DELETE_LEASE);
+    this.unleaseKey = resource.sql(UNLEASE_KEY);
+    this.renew = resource.sql(RENEW);
+    this.lockKeysWithExpired = resource.sql(LOCK_KEYS_WITH_EXPIRED);
+    this.deleteExpired = resource.sql(DELETE_EXPIRED);
+    this.unleaseKeys = resource.sql(UNLEASE_KEYS);
   }
 
   @Override
@@ -141,7 +214,7 @@ public final class LeaseRepository implements LeaseStore {
           if (remaining == null) {
             return refused(c, keyId, instanceId);
           }
-          try (PreparedStatement ps = c.prepareStatement(UPSERT_LEASE)) {
+          try (PreparedStatement ps = c.prepareStatement(upsertLease)) {
             ps.setLong(1, keyId);
             ps.setString(2, instanceId);
             ps.setBigDecimal(3, slice);
@@ -155,8 +228,8 @@ public final class LeaseRepository implements LeaseStore {
   }
 
   /** The key's remaining after the grant, or null when it was not granted. */
-  private static BigDecimal grant(Connection c, long keyId, BigDecimal slice) throws SQLException {
-    try (PreparedStatement ps = c.prepareStatement(GRANT)) {
+  private BigDecimal grant(Connection c, long keyId, BigDecimal slice) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(grant)) {
       ps.setBigDecimal(1, slice);
       ps.setLong(2, keyId);
       ps.setBigDecimal(3, slice);
@@ -166,10 +239,10 @@ public final class LeaseRepository implements LeaseStore {
     }
   }
 
-  private static Grant refused(Connection c, long keyId, String instanceId) throws SQLException {
+  private Grant refused(Connection c, long keyId, String instanceId) throws SQLException {
     BigDecimal lease = leaseAmount(c, keyId, instanceId, false);
     lease = lease == null ? BigDecimal.ZERO : lease;
-    try (PreparedStatement ps = c.prepareStatement(REMAINING)) {
+    try (PreparedStatement ps = c.prepareStatement(remaining)) {
       ps.setLong(1, keyId);
       try (ResultSet rs = ps.executeQuery()) {
         if (!rs.next()) {
@@ -182,9 +255,9 @@ public final class LeaseRepository implements LeaseStore {
     }
   }
 
-  private static BigDecimal leaseAmount(
-      Connection c, long keyId, String instanceId, boolean forUpdate) throws SQLException {
-    try (PreparedStatement ps = c.prepareStatement(forUpdate ? LEASE_FOR_UPDATE : LEASE)) {
+  private BigDecimal leaseAmount(Connection c, long keyId, String instanceId, boolean forUpdate)
+      throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(forUpdate ? leaseForUpdate : lease)) {
       ps.setLong(1, keyId);
       ps.setString(2, instanceId);
       try (ResultSet rs = ps.executeQuery()) {
@@ -212,20 +285,20 @@ public final class LeaseRepository implements LeaseStore {
           BigDecimal given = lease.min(amount);
           if (given.compareTo(lease) == 0) {
             // Nothing left: the row goes, so an instance's leases are only those it still has.
-            try (PreparedStatement ps = c.prepareStatement(DELETE_LEASE)) {
+            try (PreparedStatement ps = c.prepareStatement(deleteLease)) {
               ps.setLong(1, keyId);
               ps.setString(2, instanceId);
               ps.executeUpdate();
             }
           } else {
-            try (PreparedStatement ps = c.prepareStatement(SHRINK_LEASE)) {
+            try (PreparedStatement ps = c.prepareStatement(shrinkLease)) {
               ps.setBigDecimal(1, given);
               ps.setLong(2, keyId);
               ps.setString(3, instanceId);
               ps.executeUpdate();
             }
           }
-          try (PreparedStatement ps = c.prepareStatement(UNLEASE_KEY)) {
+          try (PreparedStatement ps = c.prepareStatement(unleaseKey)) {
             ps.setBigDecimal(1, given);
             ps.setLong(2, keyId);
             ps.executeUpdate();
@@ -239,7 +312,7 @@ public final class LeaseRepository implements LeaseStore {
     return tx.inTransaction(
         c -> {
           Map<Long, BigDecimal> leases = new LinkedHashMap<>();
-          try (PreparedStatement ps = c.prepareStatement(RENEW)) {
+          try (PreparedStatement ps = c.prepareStatement(renew)) {
             ps.setLong(1, ttl.toMillis());
             ps.setString(2, instanceId);
             try (ResultSet rs = ps.executeQuery()) {
@@ -258,7 +331,7 @@ public final class LeaseRepository implements LeaseStore {
     return tx.inTransaction(
         c -> {
           List<Long> keys = new ArrayList<>();
-          try (PreparedStatement ps = c.prepareStatement(LOCK_KEYS_WITH_EXPIRED)) {
+          try (PreparedStatement ps = c.prepareStatement(lockKeysWithExpired)) {
             ps.setObject(1, at);
             try (ResultSet rs = ps.executeQuery()) {
               while (rs.next()) {
@@ -271,7 +344,7 @@ public final class LeaseRepository implements LeaseStore {
           }
           Map<Long, BigDecimal> back = new HashMap<>();
           int reaped = 0;
-          try (PreparedStatement ps = c.prepareStatement(DELETE_EXPIRED)) {
+          try (PreparedStatement ps = c.prepareStatement(deleteExpired)) {
             ps.setArray(1, c.createArrayOf("bigint", keys.toArray()));
             ps.setObject(2, at);
             try (ResultSet rs = ps.executeQuery()) {
@@ -282,7 +355,7 @@ public final class LeaseRepository implements LeaseStore {
             }
           }
           if (!back.isEmpty()) {
-            try (PreparedStatement ps = c.prepareStatement(UNLEASE_KEYS)) {
+            try (PreparedStatement ps = c.prepareStatement(unleaseKeys)) {
               ps.setArray(1, c.createArrayOf("bigint", back.keySet().toArray()));
               ps.setArray(2, c.createArrayOf("numeric", back.values().toArray()));
               ps.executeUpdate();
@@ -356,7 +429,7 @@ public final class LeaseRepository implements LeaseStore {
       ps.setArray(3, c.createArrayOf("numeric", perLease.values().toArray()));
       ps.executeUpdate();
     }
-    try (PreparedStatement ps = c.prepareStatement(UNLEASE_KEYS)) {
+    try (PreparedStatement ps = c.prepareStatement(BUDGET_UNLEASE_KEYS)) {
       ps.setArray(1, c.createArrayOf("bigint", perKey.keySet().toArray()));
       ps.setArray(2, c.createArrayOf("numeric", perKey.values().toArray()));
       ps.executeUpdate();

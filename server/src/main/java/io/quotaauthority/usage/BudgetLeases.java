@@ -110,6 +110,17 @@ public final class BudgetLeases {
   private final Duration idleAfter;
   private final Clock clock;
   private final Recorder recorder;
+
+  /** Decimals of what is leased: 8 for USD, 0 for concurrency slots. */
+  private final int scale;
+
+  /**
+   * Whether a release gives the free part of the lease back at once while the key's remaining is
+   * scarce (below instancesHint units as last seen): for concurrency slots, where a slot another
+   * instance keeps idle would refuse a request on a key below its cap.
+   */
+  private final boolean returnWhenScarce;
+
   private final ConcurrentHashMap<Long, Lease> leases = new ConcurrentHashMap<>();
   private volatile Instant lastRenew = Instant.MIN;
 
@@ -161,7 +172,60 @@ public final class BudgetLeases {
       Duration idleAfter,
       Clock clock,
       Recorder recorder) {
+    this(
+        store,
+        instanceId,
+        maxSlice,
+        instancesHint,
+        ttl,
+        idleAfter,
+        clock,
+        recorder,
+        Money.SCALE,
+        false);
+  }
+
+  /**
+   * Leases of concurrency slots (whole numbers; one hold per request in flight), given back at
+   * release while the key's free slots are scarce, so a cap is not refused while slots sit idle on
+   * another instance.
+   */
+  public static BudgetLeases slots(
+      LeaseStore store,
+      String instanceId,
+      int maxSlice,
+      int instancesHint,
+      Duration ttl,
+      Duration idleAfter,
+      Clock clock,
+      Recorder recorder) {
+    return new BudgetLeases(
+        store,
+        instanceId,
+        BigDecimal.valueOf(maxSlice),
+        instancesHint,
+        ttl,
+        idleAfter,
+        clock,
+        recorder,
+        0,
+        true);
+  }
+
+  private BudgetLeases(
+      LeaseStore store,
+      String instanceId,
+      BigDecimal maxSlice,
+      int instancesHint,
+      Duration ttl,
+      Duration idleAfter,
+      Clock clock,
+      Recorder recorder,
+      int scale,
+      boolean returnWhenScarce) {
     this.recorder = recorder;
+    this.scale = scale;
+    this.returnWhenScarce = returnWhenScarce;
     if (maxSlice.signum() <= 0 || instancesHint < 1 || ttl.isNegative() || ttl.isZero()) {
       throw new IllegalArgumentException("maxSlice, instancesHint and ttl must be positive");
     }
@@ -266,9 +330,8 @@ public final class BudgetLeases {
     BigDecimal share =
         remaining == null
             ? maxSlice
-            : remaining.divide(
-                BigDecimal.valueOf(2L * instancesHint), Money.SCALE, RoundingMode.DOWN);
-    return need.max(maxSlice.min(share)).max(Money.UNIT);
+            : remaining.divide(BigDecimal.valueOf(2L * instancesHint), scale, RoundingMode.DOWN);
+    return need.max(maxSlice.min(share)).max(BigDecimal.ONE.movePointLeft(scale));
   }
 
   /**
@@ -289,6 +352,29 @@ public final class BudgetLeases {
       l.held = l.held.subtract(hold.amount()).max(BigDecimal.ZERO);
       l.amount = l.amount.subtract(drawn.min(hold.amount())).max(BigDecimal.ZERO);
       l.lastUsed = clock.instant();
+      if (returnWhenScarce
+          && l.remaining != null
+          && l.remaining.compareTo(BigDecimal.valueOf(instancesHint)) < 0) {
+        giveBackFree(hold.keyId(), l);
+      }
+    }
+  }
+
+  /** Gives what this instance's lease has beyond its holds back to the key, now. */
+  private void giveBackFree(long keyId, Lease l) {
+    BigDecimal free = l.amount.subtract(l.held);
+    if (free.signum() <= 0) {
+      return;
+    }
+    try {
+      BigDecimal back = store.giveBack(keyId, instanceId, free);
+      l.amount = l.amount.subtract(back).max(BigDecimal.ZERO);
+      if (back.signum() > 0) {
+        recorder.returned(back);
+      }
+    } catch (RuntimeException e) {
+      // Kept, then: it goes back when idle, or lapses at its expiry.
+      log.debug("lease of key {} not given back: {}", keyId, e.toString());
     }
   }
 
@@ -390,6 +476,11 @@ public final class BudgetLeases {
     }
     l.amount = BigDecimal.ZERO;
     l.validUntil = Instant.MIN;
+  }
+
+  /** This instance's name in the lease tables. */
+  public String instanceId() {
+    return instanceId;
   }
 
   /** The ledger's view of a hold: whose lease its charge draws on, and at most how much. */

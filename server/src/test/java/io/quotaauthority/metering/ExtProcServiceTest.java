@@ -83,6 +83,7 @@ class ExtProcServiceTest {
             CLOCK,
             Fixtures.RETRIES,
             null,
+            null,
             List.of(Duration.ZERO));
     String name = InProcessServerBuilder.generateName();
     server =
@@ -923,6 +924,7 @@ class ExtProcServiceTest {
             CLOCK,
             Fixtures.RETRIES,
             null,
+            null,
             List.of());
     String name = InProcessServerBuilder.generateName();
     server =
@@ -1054,6 +1056,7 @@ class ExtProcServiceTest {
             registry,
             CLOCK,
             Fixtures.RETRIES,
+            null,
             null,
             List.of(Duration.ZERO));
     try (MeteringExecutor small = new MeteringExecutor(1, 1)) {

@@ -162,6 +162,7 @@ class MaxCostFixturesTest {
             CLOCK,
             Fixtures.RETRIES,
             null,
+            null,
             List.of(Duration.ZERO));
     BigDecimal actual =
         charger.report(1, "r", null, provider, x.reportedModel().orElse(model), usage).cost();

@@ -68,6 +68,11 @@ class MeteringHoldsTest {
       Collections.synchronizedList(new ArrayList<>());
   private final MeteringExecutor executor = new MeteringExecutor(2, 16);
   private BudgetLeases leases;
+
+  /** Concurrency slots, kept as PostgreSQL keeps key_slot_leases (the cap as the "quota"). */
+  private final MemoryLeaseStore slotStore = new MemoryLeaseStore(clock);
+
+  private BudgetLeases slots;
   private Server server;
   private ManagedChannel channel;
 
@@ -102,6 +107,16 @@ class MeteringHoldsTest {
             Duration.ofSeconds(30),
             Duration.ofSeconds(30),
             clock);
+    slots =
+        BudgetLeases.slots(
+            slotStore,
+            INSTANCE,
+            8,
+            1,
+            Duration.ofSeconds(30),
+            Duration.ofSeconds(30),
+            clock,
+            BudgetLeases.Recorder.NONE);
     UsageCharger charger =
         new UsageCharger(
             sink,
@@ -111,6 +126,7 @@ class MeteringHoldsTest {
             clock,
             Fixtures.RETRIES,
             leases,
+            slots,
             List.of(Duration.ZERO));
     String name = InProcessServerBuilder.generateName();
     server =
@@ -295,6 +311,61 @@ class MeteringHoldsTest {
     envoy.responseBody(RESPONSE, 0, RESPONSE.length, true);
     envoy.complete();
     assertThat(store.takes).isZero();
+  }
+
+  @Test
+  void requestHeaders_cappedKeyAtItsCap_isRefused429WithRetryAfterUntilASlotFrees()
+      throws Exception {
+    store.key(KEY, "0", "0");
+    slotStore.key(KEY, "2", "0");
+    EnvoyStream first = start(store);
+    Map<String, String> capped = headers("false");
+    capped.put("x-quota-key-concurrency", "2");
+    assertThat(marked(first.requestHeaders(capped, false).getRequestHeaders().getResponse()))
+        .isTrue();
+    EnvoyStream second = new EnvoyStream(channel);
+    assertThat(marked(second.requestHeaders(capped, false).getRequestHeaders().getResponse()))
+        .isTrue();
+    assertThat(slots.leaseAndHeld(KEY)[1]).isEqualByComparingTo("2");
+
+    EnvoyStream third = new EnvoyStream(channel);
+    ImmediateResponse refusal = third.requestHeaders(capped, false).getImmediateResponse();
+    assertThat(refusal.getStatus().getCodeValue()).isEqualTo(429);
+    assertThat(refusal.getDetails()).isEqualTo("concurrency_limit_exceeded");
+    assertThat(refusal.getHeaders().getSetHeadersList())
+        .extracting(h -> h.getHeader().getKey() + "=" + h.getHeader().getRawValue().toStringUtf8())
+        .contains("retry-after=1");
+    assertThat(JSON.readTree(refusal.getBody().toStringUtf8()).at("/error/message").asText())
+        .startsWith("This key allows at most 2 requests in flight at once");
+    assertThat(refused("concurrency_limit_exceeded")).isEqualTo(1.0);
+
+    // The first request's stream ends: its slot frees, and the next request is admitted.
+    first.requestBody(REQUEST);
+    first.responseHeaders(200, "application/json");
+    first.responseBody(RESPONSE, 0, RESPONSE.length, true);
+    first.complete();
+    long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+    while (slots.leaseAndHeld(KEY)[1].compareTo(BigDecimal.ONE) != 0
+        && System.nanoTime() < deadline) {
+      Thread.sleep(5);
+    }
+    assertThat(slots.leaseAndHeld(KEY)[1]).isEqualByComparingTo("1");
+    EnvoyStream fourth = new EnvoyStream(channel);
+    assertThat(marked(fourth.requestHeaders(capped, false).getRequestHeaders().getResponse()))
+        .isTrue();
+    // Never more slots leased than the cap, and leased is the sum of the leases.
+    assertThat(slotStore.consistent(KEY)).isTrue();
+  }
+
+  @Test
+  void concurrencyCap_anyHeaderValue_isItsPlainDecimalOrElseTheStrictestCap() {
+    assertThat(MeteringSession.concurrencyCap(null)).isZero();
+    assertThat(MeteringSession.concurrencyCap("5")).isEqualTo(5);
+    assertThat(MeteringSession.concurrencyCap("1000000")).isEqualTo(1_000_000);
+    // Check writes none of these; a forged or broken value is the strictest cap, never none.
+    for (String bad : new String[] {"", "0", "-1", "+3", "1000001", "five", "99999999999999"}) {
+      assertThat(MeteringSession.concurrencyCap(bad)).as(bad).isEqualTo(1);
+    }
   }
 
   private static byte[] utf8(String s) {

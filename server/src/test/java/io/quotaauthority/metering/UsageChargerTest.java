@@ -40,6 +40,7 @@ class UsageChargerTest {
         CLOCK,
         Fixtures.RETRIES,
         null,
+        null,
         List.of(Duration.ZERO, Duration.ZERO));
   }
 
