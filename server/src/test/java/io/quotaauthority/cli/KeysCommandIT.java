@@ -73,7 +73,7 @@ class KeysCommandIT {
     assertThat(r.out())
         .contains("will not be shown again")
         .contains("ci-bot")
-        .contains("quota_usd:   10");
+        .containsPattern("(?m)^quota_usd:\\s+10$");
     long id = id(r.out());
     Instant expires =
         ((Timestamp) db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", id)).toInstant();
@@ -486,7 +486,7 @@ class KeysCommandIT {
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
     assertThat(r.err()).isEmpty();
-    assertThat(r.out()).contains("used_usd:    0");
+    assertThat(r.out()).containsPattern("(?m)^used_usd:\\s+0$");
     assertThat(usedOf(id)).isEqualByComparingTo("0");
   }
 
@@ -527,7 +527,7 @@ class KeysCommandIT {
     CliRunner.Result r = cli.run("keys", "clear-expiration", Long.toString(id));
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
-    assertThat(r.out()).contains("expires_at:  never");
+    assertThat(r.out()).containsPattern("(?m)^expires_at:\\s+never$");
     assertThat(db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", id)).isNull();
   }
 
