@@ -32,6 +32,8 @@ public final class ApiKeys {
             .setQuotaUsd(Money.format(r.quota()))
             .setQuotaUsedUsd(Money.format(r.quotaUsed()))
             .setReservedUsd(Money.format(r.leased()))
+            .setMaxConcurrentRequests(r.maxConcurrentRequests())
+            .setConcurrentRequests(r.slotsLeased())
             .setCreatedAt(shown(r.id(), "created_at", r.createdAt()))
             .setUpdatedAt(shown(r.id(), "updated_at", r.updatedAt()));
     if (r.expiresAt() != null) {

@@ -49,9 +49,14 @@ public final class KeyAdmin {
 
   public record Page(List<KeyRecord> keys, String nextPageToken) {}
 
-  public Created create(String name, String quotaUsd, Instant expiresAt, String actor) {
+  /**
+   * @param maxConcurrentRequests 0 (no cap) to {@link KeyRecord#MAX_CONCURRENT_REQUESTS}
+   */
+  public Created create(
+      String name, String quotaUsd, Instant expiresAt, int maxConcurrentRequests, String actor) {
     String validName = KeyUpdate.KeyFields.name(name);
     BigDecimal quota = KeyUpdate.KeyFields.quota(quotaUsd);
+    int maxConcurrent = KeyUpdate.KeyFields.maxConcurrentRequests(maxConcurrentRequests);
     if (expiresAt != null && !expiresAt.isAfter(clock.instant())) {
       throw new IllegalArgumentException("expires_at must be in the future");
     }
@@ -66,7 +71,8 @@ public final class KeyAdmin {
                       SecretHasher.hash(secret),
                       Secrets.displayPrefix(secret),
                       quota,
-                      expiresAt);
+                      expiresAt,
+                      maxConcurrent);
               audited(c, r, "create", null, r, actor);
               return r;
             });
@@ -105,7 +111,8 @@ public final class KeyAdmin {
                     update.name() == null ? old.name() : update.name(),
                     update.quota() == null ? old.quota() : update.quota(),
                     update.setExpiresAt() ? update.expiresAt() : old.expiresAt(),
-                    update.statusOr(old.status())));
+                    update.statusOr(old.status()),
+                    update.maxConcurrentRequestsOr(old.maxConcurrentRequests())));
   }
 
   public KeyRecord delete(long id, String actor) {
@@ -125,7 +132,14 @@ public final class KeyAdmin {
         (c, old) ->
             old.expiresAt() == null
                 ? null
-                : keys.updateFields(c, id, old.name(), old.quota(), null, old.status()));
+                : keys.updateFields(
+                    c,
+                    id,
+                    old.name(),
+                    old.quota(),
+                    null,
+                    old.status(),
+                    old.maxConcurrentRequests()));
   }
 
   private interface Change {
@@ -172,6 +186,9 @@ public final class KeyAdmin {
     m.put("quota", Money.format(r.quota()));
     m.put("quota_used", Money.format(r.quotaUsed()));
     m.put("expires_at", r.expiresAt() == null ? null : r.expiresAt().toString());
+    // The cap only: slots_leased moves with traffic and no admin call sets it (leased, the budget
+    // held, is left out for the same reason).
+    m.put("max_concurrent_requests", r.maxConcurrentRequests());
     m.put("deleted", r.deleted());
     m.put("version", r.version());
     try {

@@ -50,7 +50,11 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
               req.hasExpiresAt() ? ProtoTimes.instant("expires_at", req.getExpiresAt()) : null;
           KeyAdmin.Created created =
               admin.create(
-                  req.getName(), req.getQuotaUsd(), expires, BearerTokenInterceptor.actor());
+                  req.getName(),
+                  req.getQuotaUsd(),
+                  expires,
+                  req.getMaxConcurrentRequests(),
+                  BearerTokenInterceptor.actor());
           return CreateKeyResponse.newBuilder()
               .setKey(proto(created.key()))
               .setSecret(created.secret())
@@ -97,7 +101,8 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                   key.hasExpiresAt()
                       ? ProtoTimes.instant("key.expires_at", key.getExpiresAt())
                       : null,
-                  statusName(key.getStatus()));
+                  statusName(key.getStatus()),
+                  key.getMaxConcurrentRequests());
           return UpdateKeyResponse.newBuilder()
               .setKey(proto(admin.update(id, update, BearerTokenInterceptor.actor())))
               .build();

@@ -16,24 +16,34 @@ import java.util.Objects;
  * @param quota null when unchanged
  * @param expiresAt the new expiry when {@code setExpiresAt}; null there means never
  * @param status null when unchanged
+ * @param maxConcurrentRequests null when unchanged; 0 removes the cap
  */
 public record KeyUpdate(
     String name,
     BigDecimal quota,
     boolean setExpiresAt,
     Instant expiresAt,
-    KeyRecord.StoredStatus status) {
+    KeyRecord.StoredStatus status,
+    Integer maxConcurrentRequests) {
 
-  public static final List<String> PATHS = List.of("name", "quota_usd", "expires_at", "status");
+  public static final List<String> PATHS =
+      List.of("name", "quota_usd", "expires_at", "status", "max_concurrent_requests");
 
   /**
    * Reads the named paths from the given values; throws IllegalArgumentException naming the field
    * for an unknown path, an empty mask or a bad value.
    *
    * @param status "ACTIVE" or "DISABLED" (the KeyStatus name without its prefix)
+   * @param maxConcurrentRequests read as given: an int32 has no "unset", and 0 (no cap) is a value
+   *     a client asks for by naming the path
    */
   public static KeyUpdate fromPaths(
-      Collection<String> paths, String name, String quotaUsd, Instant expiresAt, String status) {
+      Collection<String> paths,
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      String status,
+      int maxConcurrentRequests) {
     if (paths.isEmpty()) {
       throw new IllegalArgumentException("update_mask must name at least one of " + PATHS);
     }
@@ -41,6 +51,7 @@ public record KeyUpdate(
     BigDecimal newQuota = null;
     boolean setExpiry = false;
     KeyRecord.StoredStatus newStatus = null;
+    Integer newMax = null;
     for (String path : paths) {
       switch (path) {
         case "name" -> newName = KeyFields.name(name);
@@ -67,16 +78,23 @@ public record KeyUpdate(
                           "key.status must be KEY_STATUS_ACTIVE or KEY_STATUS_DISABLED, got "
                               + status);
                 };
+        case "max_concurrent_requests" ->
+            newMax = KeyFields.maxConcurrentRequests(maxConcurrentRequests);
         default ->
             throw new IllegalArgumentException(
                 "update_mask has unknown path '" + path + "'; allowed: " + PATHS);
       }
     }
-    return new KeyUpdate(newName, newQuota, setExpiry, setExpiry ? expiresAt : null, newStatus);
+    return new KeyUpdate(
+        newName, newQuota, setExpiry, setExpiry ? expiresAt : null, newStatus, newMax);
   }
 
   KeyRecord.StoredStatus statusOr(KeyRecord.StoredStatus current) {
     return status == null ? current : status;
+  }
+
+  int maxConcurrentRequestsOr(int current) {
+    return maxConcurrentRequests == null ? current : maxConcurrentRequests;
   }
 
   /**
@@ -89,7 +107,9 @@ public record KeyUpdate(
     return (name != null && !name.equals(current.name()))
         || (quota != null && quota.compareTo(current.quota()) != 0)
         || (setExpiresAt && !Objects.equals(expiresAt, current.expiresAt()))
-        || (status != null && status != current.status());
+        || (status != null && status != current.status())
+        || (maxConcurrentRequests != null
+            && maxConcurrentRequests != current.maxConcurrentRequests());
   }
 
   /** Shared field rules for create and update. */
@@ -111,6 +131,22 @@ public record KeyUpdate(
                 + " send \"0\" for unlimited");
       }
       return Money.parse("quota_usd", quotaUsd);
+    }
+
+    /**
+     * The cap on CreateKey and UpdateKey alike: 0 (no cap) to {@link
+     * KeyRecord#MAX_CONCURRENT_REQUESTS}. Refused here rather than left to the column's CHECK, so
+     * the message names the field and the range.
+     */
+    static int maxConcurrentRequests(int value) {
+      if (value < 0 || value > KeyRecord.MAX_CONCURRENT_REQUESTS) {
+        throw new IllegalArgumentException(
+            "max_concurrent_requests must be a whole number from 0 (no cap) to "
+                + KeyRecord.MAX_CONCURRENT_REQUESTS
+                + ", got "
+                + value);
+      }
+      return value;
     }
 
     /** The quota on CreateKey: empty means unlimited (0), as documented for CreateKey. */

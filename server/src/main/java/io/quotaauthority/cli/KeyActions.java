@@ -42,23 +42,43 @@ final class KeyActions {
   }
 
   /** The fields an update changes; null means "not given". */
-  record Changes(String name, String quotaUsd, Instant expiresAt, KeyStatus status) {
+  record Changes(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      KeyStatus status,
+      Integer maxConcurrentRequests) {
     /** At least one field is set, or the usage error that says which could be. */
     Changes requireAny() {
-      if (name == null && quotaUsd == null && expiresAt == null && status == null) {
+      if (name == null
+          && quotaUsd == null
+          && expiresAt == null
+          && status == null
+          && maxConcurrentRequests == null) {
         throw new CliException(
             ExitCodes.USAGE,
             "nothing to update: give at least one of --name,"
-                + " --quota, --expires-in, --expires-at, --status");
+                + " --quota, --expires-in, --expires-at, --status, --max-concurrent");
       }
       return this;
     }
   }
 
-  int create(String name, String quotaUsd, Instant expiresAt, Output output) {
+  /**
+   * @param maxConcurrentRequests null when not given (the server's default: no cap)
+   */
+  int create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      Integer maxConcurrentRequests,
+      Output output) {
     CreateKeyRequest.Builder req = CreateKeyRequest.newBuilder().setName(name);
     if (quotaUsd != null) {
       req.setQuotaUsd(quotaUsd);
+    }
+    if (maxConcurrentRequests != null) {
+      req.setMaxConcurrentRequests(maxConcurrentRequests);
     }
     if (expiresAt != null) {
       req.setExpiresAt(ProtoTimes.timestamp(expiresAt));
@@ -119,6 +139,11 @@ final class KeyActions {
     if (c.status() != null) {
       key.setStatus(c.status());
       mask.addPaths("status");
+    }
+    if (c.maxConcurrentRequests() != null) {
+      // Named in the mask even when 0: that is how the cap is removed.
+      key.setMaxConcurrentRequests(c.maxConcurrentRequests());
+      mask.addPaths("max_concurrent_requests");
     }
     ApiKey updated =
         client

@@ -82,6 +82,10 @@ final class KeyFormat {
             new String[] {"used_usd:", k.getQuotaUsedUsd()},
             // Held for requests in flight (budget leases), empty from a server before holds.
             new String[] {"reserved_usd:", k.getReservedUsd().isEmpty() ? "0" : k.getReservedUsd()},
+            // 0 is no cap, shown as quota_usd's 0 is.
+            new String[] {"max_concurrent_requests:", cap(k.getMaxConcurrentRequests())},
+            // Slots leased across all instances: at least the requests in flight.
+            new String[] {"concurrent_requests:", Integer.toString(k.getConcurrentRequests())},
             new String[] {"expires_at:", expires(k)},
             new String[] {"created_at:", time(k.getCreatedAt())},
             new String[] {"updated_at:", time(k.getUpdatedAt())});
@@ -116,6 +120,10 @@ final class KeyFormat {
 
   private static String quota(String quotaUsd) {
     return quotaUsd.isEmpty() || quotaUsd.equals("0") ? "unlimited" : quotaUsd;
+  }
+
+  private static String cap(int maxConcurrentRequests) {
+    return maxConcurrentRequests == 0 ? "unlimited" : Integer.toString(maxConcurrentRequests);
   }
 
   private static String expires(ApiKey k) {

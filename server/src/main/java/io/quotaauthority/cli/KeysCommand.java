@@ -1,6 +1,7 @@
 package io.quotaauthority.cli;
 
 import io.quotaauthority.admin.PageTokens;
+import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.proto.v1.KeyStatus;
 import java.time.Instant;
 import picocli.CommandLine.ArgGroup;
@@ -29,6 +30,21 @@ final class KeysCommand {
 
   static final String EXPIRES_IN =
       "When it expires: 7d, 30d, 90d, <n>d, <n>h from now, or an RFC 3339 time.";
+
+  static final String MAX_CONCURRENT =
+      "Most metered requests of the key in flight at once, across all instances, 0.."
+          + KeyRecord.MAX_CONCURRENT_REQUESTS
+          + ".";
+
+  /**
+   * {@code --max-concurrent}, read by Inputs.count (a String: picocli's int conversion would take
+   * "+5" and non-ASCII digits); null when not given.
+   */
+  static Integer maxConcurrent(String text) {
+    return text == null
+        ? null
+        : Inputs.count("--max-concurrent", text, 0, KeyRecord.MAX_CONCURRENT_REQUESTS);
+  }
 
   /**
    * {@code --quota ""} (an unset shell variable, say) is refused rather than sent: an empty amount
@@ -64,9 +80,16 @@ final class KeysCommand {
         description = EXPIRES_IN + " Unset: never.")
     String expiresIn;
 
+    @Option(
+        names = "--max-concurrent",
+        paramLabel = "N",
+        description = MAX_CONCURRENT + " Unset or 0: no cap.")
+    String maxConcurrent;
+
     @Mixin OutputOption output;
 
     private Instant expiresAt;
+    private Integer max;
 
     @Override
     void prepare(CliContext ctx) {
@@ -74,11 +97,12 @@ final class KeysCommand {
       requireAmount(quota);
       expiresAt =
           expiresIn == null ? null : Expiry.parse("--expires-in", expiresIn, ctx.clock().instant());
+      max = maxConcurrent(maxConcurrent);
     }
 
     @Override
     int run(KeyActions keys, CliContext ctx) {
-      return keys.create(name, quota, expiresAt, output.output);
+      return keys.create(name, quota, expiresAt, max, output.output);
     }
   }
 
@@ -128,7 +152,8 @@ final class KeysCommand {
 
   @Command(
       name = "update",
-      description = "Change a key's name, quota, expiry or status; what is not given stays.")
+      description =
+          "Change a key's name, quota, expiry, status or concurrency cap; what is not given stays.")
   static final class Update extends AdminCommand {
     @Parameters(paramLabel = "ID", description = "The key's id.")
     String id;
@@ -147,6 +172,12 @@ final class KeysCommand {
 
     @Option(names = "--status", paramLabel = "STATUS", description = "active or disabled.")
     Status status;
+
+    @Option(
+        names = "--max-concurrent",
+        paramLabel = "N",
+        description = MAX_CONCURRENT + " 0: no cap.")
+    String maxConcurrent;
 
     @Mixin OutputOption output;
 
@@ -190,7 +221,9 @@ final class KeysCommand {
                   ? KeyStatus.KEY_STATUS_ACTIVE
                   : KeyStatus.KEY_STATUS_DISABLED;
       // Checked here too, so a bare `keys update 7` fails before any connection is made.
-      changes = new KeyActions.Changes(name, quota, expiresAt, s).requireAny();
+      changes =
+          new KeyActions.Changes(name, quota, expiresAt, s, maxConcurrent(maxConcurrent))
+              .requireAny();
     }
 
     @Override

@@ -10,6 +10,8 @@ import java.time.Instant;
  * @param expiresAt null means never
  * @param deletedAt null unless soft-deleted
  * @param version bumped by every change, admin or usage; newer state always wins in caches
+ * @param maxConcurrentRequests most metered requests in flight at once across every instance; zero
+ *     means no cap. Part of the row and its version (an admin change bumps it), so caches carry it
  */
 public record KeyRecord(
     long id,
@@ -24,17 +26,45 @@ public record KeyRecord(
     Instant updatedAt,
     Instant deletedAt,
     long version,
-    BigDecimal leased) {
+    BigDecimal leased,
+    int maxConcurrentRequests,
+    int slotsLeased) {
+
+  /** The most max_concurrent_requests can be: the CHECK on api_keys (V6). */
+  public static final int MAX_CONCURRENT_REQUESTS = 1_000_000;
 
   /**
    * @param leased USD of the quota leased to instances for holds (api_keys.leased); not part of the
    *     row's version: Check never reads it
+   * @param slotsLeased concurrency slots leased to instances (api_keys.slots_leased, the sum of
+   *     key_slot_leases.slots); like {@code leased}, not part of the row's version: only the admin
+   *     API shows it
    */
   public KeyRecord {
     leased = leased == null ? BigDecimal.ZERO : leased;
   }
 
-  /** A row read without its leased amount (zero). */
+  /** A row read without its concurrency columns (no cap, nothing leased). */
+  public KeyRecord(
+      long id,
+      String name,
+      KeyHash keyHash,
+      String keyPrefix,
+      StoredStatus status,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      Instant expiresAt,
+      Instant createdAt,
+      Instant updatedAt,
+      Instant deletedAt,
+      long version,
+      BigDecimal leased) {
+    this(
+        id, name, keyHash, keyPrefix, status, quota, quotaUsed, expiresAt, createdAt, updatedAt,
+        deletedAt, version, leased, 0, 0);
+  }
+
+  /** A row read without its leased amount (zero) or its concurrency columns (no cap). */
   public KeyRecord(
       long id,
       String name,
@@ -61,7 +91,9 @@ public record KeyRecord(
         updatedAt,
         deletedAt,
         version,
-        BigDecimal.ZERO);
+        BigDecimal.ZERO,
+        0,
+        0);
   }
 
   /** The status column: the only two a key can be set to. */

@@ -31,12 +31,12 @@ public final class KeyRepository implements KeyLookup {
   private static final String COLUMNS =
       """
       id, name, key_hash, key_prefix, status, quota, quota_used, expires_at, created_at, updated_at,
-      deleted_at, version, leased""";
+      deleted_at, version, leased, max_concurrent_requests, slots_leased""";
 
   private static final String INSERT =
       """
-      INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at)
-      VALUES (?, ?, ?, ?, ?)
+      INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at, max_concurrent_requests)
+      VALUES (?, ?, ?, ?, ?, ?)
       RETURNING %s"""
           .formatted(COLUMNS);
 
@@ -84,7 +84,8 @@ public final class KeyRepository implements KeyLookup {
   private static final String UPDATE_FIELDS =
       """
       UPDATE api_keys
-         SET name = ?, quota = ?, expires_at = ?, status = ?, updated_at = now(), version = version + 1
+         SET name = ?, quota = ?, expires_at = ?, status = ?, max_concurrent_requests = ?,
+             updated_at = now(), version = version + 1
        WHERE id = ?
       RETURNING %s"""
           .formatted(COLUMNS);
@@ -118,8 +119,24 @@ public final class KeyRepository implements KeyLookup {
     this.tx = tx;
   }
 
+  /** A new key without a concurrency cap. */
   public KeyRecord insert(
       Connection c, String name, KeyHash hash, String prefix, BigDecimal quota, Instant expiresAt)
+      throws SQLException {
+    return insert(c, name, hash, prefix, quota, expiresAt, 0);
+  }
+
+  /**
+   * @param maxConcurrentRequests 0..{@link KeyRecord#MAX_CONCURRENT_REQUESTS}, 0 for no cap
+   */
+  public KeyRecord insert(
+      Connection c,
+      String name,
+      KeyHash hash,
+      String prefix,
+      BigDecimal quota,
+      Instant expiresAt,
+      int maxConcurrentRequests)
       throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(INSERT)) {
       ps.setString(1, name);
@@ -127,6 +144,7 @@ public final class KeyRepository implements KeyLookup {
       ps.setString(3, prefix);
       ps.setBigDecimal(4, quota);
       setInstant(ps, 5, expiresAt);
+      ps.setInt(6, maxConcurrentRequests);
       return single(ps).orElseThrow();
     }
   }
@@ -160,14 +178,16 @@ public final class KeyRepository implements KeyLookup {
       String name,
       BigDecimal quota,
       Instant expiresAt,
-      KeyRecord.StoredStatus status)
+      KeyRecord.StoredStatus status,
+      int maxConcurrentRequests)
       throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(UPDATE_FIELDS)) {
       ps.setString(1, name);
       ps.setBigDecimal(2, quota);
       setInstant(ps, 3, expiresAt);
       ps.setString(4, status.name().toLowerCase(Locale.ROOT));
-      ps.setLong(5, id);
+      ps.setInt(5, maxConcurrentRequests);
+      ps.setLong(6, id);
       return single(ps).orElseThrow();
     }
   }
@@ -299,7 +319,9 @@ public final class KeyRepository implements KeyLookup {
         instant(rs, "updated_at"),
         instant(rs, "deleted_at"),
         rs.getLong("version"),
-        rs.getBigDecimal("leased"));
+        rs.getBigDecimal("leased"),
+        rs.getInt("max_concurrent_requests"),
+        rs.getInt("slots_leased"));
   }
 
   static Instant instant(ResultSet rs, String column) throws SQLException {

@@ -61,7 +61,8 @@ public final class UsageRepository implements UsageLedger {
         FROM unnest(?::bigint[], ?::numeric[]) AS v(id, amount)
        WHERE k.id = v.id
       RETURNING k.id, k.name, k.key_hash, k.key_prefix, k.status, k.quota, k.quota_used, k.expires_at,
-                k.created_at, k.updated_at, k.deleted_at, k.version, k.leased""";
+                k.created_at, k.updated_at, k.deleted_at, k.version, k.leased,
+                k.max_concurrent_requests, k.slots_leased""";
 
   private static final String NOTIFY_ALL =
       """

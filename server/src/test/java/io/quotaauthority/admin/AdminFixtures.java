@@ -117,7 +117,7 @@ final class AdminFixtures {
     }
   }
 
-  /** The JSON the audit keeps of a key's state. */
+  /** The JSON the audit keeps of the state of a key without a concurrency cap. */
   static Map<String, Object> state(
       String name,
       String status,
@@ -126,12 +126,26 @@ final class AdminFixtures {
       Instant expiresAt,
       boolean deleted,
       int version) {
+    return state(name, status, quota, quotaUsed, expiresAt, 0, deleted, version);
+  }
+
+  /** The JSON the audit keeps of a key's state. */
+  static Map<String, Object> state(
+      String name,
+      String status,
+      String quota,
+      String quotaUsed,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      boolean deleted,
+      int version) {
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("name", name);
     m.put("status", status);
     m.put("quota", quota);
     m.put("quota_used", quotaUsed);
     m.put("expires_at", expiresAt == null ? null : expiresAt.toString());
+    m.put("max_concurrent_requests", maxConcurrentRequests);
     m.put("deleted", deleted);
     m.put("version", version);
     return m;

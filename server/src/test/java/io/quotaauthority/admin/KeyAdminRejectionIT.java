@@ -411,6 +411,48 @@ class KeyAdminRejectionIT {
         "quota_usd must be a decimal USD amount");
   }
 
+  // ---- concurrency cap ----
+
+  @ParameterizedTest(name = "max_concurrent_requests {0}")
+  @ValueSource(ints = {-1, 1_000_001, Integer.MIN_VALUE, Integer.MAX_VALUE})
+  void createAndUpdate_capOutOfRange_invalidArgumentNamingTheFieldNothingChanged(int cap) {
+    String message =
+        "max_concurrent_requests must be a whole number from 0 (no cap) to 1000000, got " + cap;
+    refused(
+        () ->
+            admin.createKey(
+                CreateKeyRequest.newBuilder()
+                    .setName("bad-cap")
+                    .setMaxConcurrentRequests(cap)
+                    .build()),
+        Status.Code.INVALID_ARGUMENT,
+        message);
+    refused(
+        () ->
+            admin.updateKey(
+                updateOf(
+                    target.toBuilder().setMaxConcurrentRequests(cap).build(),
+                    "max_concurrent_requests")),
+        Status.Code.INVALID_ARGUMENT,
+        message);
+    // With a valid field beside it, still nothing of the update is written.
+    refused(
+        () ->
+            admin.updateKey(
+                updateOf(
+                    target.toBuilder().setName("renamed").setMaxConcurrentRequests(cap).build(),
+                    "name",
+                    "max_concurrent_requests")),
+        Status.Code.INVALID_ARGUMENT,
+        message);
+    assertThat(
+            admin
+                .getKey(GetKeyRequest.newBuilder().setId(target.getId()).build())
+                .getKey()
+                .getMaxConcurrentRequests())
+        .isZero();
+  }
+
   @Test
   void updateKey_emptyQuotaUnderMask_invalidArgumentNamingQuotaUsdNothingChanged() {
     // The fail-open case: an empty amount must not turn the 10 USD quota into 0 (unlimited).
@@ -518,11 +560,23 @@ class KeyAdminRejectionIT {
             admin.updateKey(
                 UpdateKeyRequest.newBuilder().setKey(target.toBuilder().setName("x")).build()),
         Status.Code.INVALID_ARGUMENT,
-        "update_mask must name at least one of [name, quota_usd, expires_at, status]");
+        "update_mask must name at least one of"
+            + " [name, quota_usd, expires_at, status, max_concurrent_requests]");
   }
 
   @ParameterizedTest(name = "path ''{0}''")
-  @ValueSource(strings = {"quota", "quota_used_usd", "id", "key_prefix", "key.name", "Name", ""})
+  @ValueSource(
+      strings = {
+        "quota",
+        "quota_used_usd",
+        "id",
+        "key_prefix",
+        "key.name",
+        "Name",
+        "",
+        "concurrent_requests",
+        "maxConcurrentRequests"
+      })
   void updateKey_unknownMaskPath_invalidArgumentNamingUpdateMask(String path) {
     refused(
         () -> admin.updateKey(updateOf(target.toBuilder().setName("x").build(), "name", path)),

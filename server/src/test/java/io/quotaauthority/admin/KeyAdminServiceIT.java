@@ -341,6 +341,152 @@ class KeyAdminServiceIT {
         .isEqualTo(state("all-new", "disabled", "2.5", "0", expires, false, 2));
   }
 
+  // ---- concurrency cap ----
+
+  private static ApiKey createCapped(String name, int cap) {
+    return admin
+        .createKey(
+            CreateKeyRequest.newBuilder()
+                .setName(name)
+                .setQuotaUsd("5")
+                .setMaxConcurrentRequests(cap)
+                .build())
+        .getKey();
+  }
+
+  private static Object storedCap(String id) {
+    return db.scalar(
+        "SELECT max_concurrent_requests FROM api_keys WHERE id = ?", Long.parseLong(id));
+  }
+
+  @Test
+  void createKey_withConcurrencyCap_storedShownByGetAndListAndAudited() {
+    ApiKey k = createCapped("capped", 8);
+
+    assertThat(k.getMaxConcurrentRequests()).isEqualTo(8);
+    assertThat(k.getConcurrentRequests()).isZero();
+    assertThat(storedCap(k.getId())).isEqualTo(8);
+    assertThat(get(k.getId())).isEqualTo(k);
+    assertThat(listed(k.getId())).isEqualTo(k);
+    List<Audit> rows = audits(db, k.getId());
+    assertThat(rows).hasSize(1);
+    assertThat(rows.get(0).newValue())
+        .isEqualTo(state("capped", "active", "5", "0", null, 8, false, 1));
+  }
+
+  @Test
+  void createKey_capOmittedOrAtTheLimits_storedAsGiven() {
+    ApiKey none = create(admin, "no-cap", "5");
+    ApiKey max = createCapped("max-cap", 1_000_000);
+
+    assertThat(none.getMaxConcurrentRequests()).isZero();
+    assertThat(storedCap(none.getId())).isEqualTo(0);
+    assertThat(lastAudit(db, none.getId()).newValue()).containsEntry("max_concurrent_requests", 0);
+    assertThat(max.getMaxConcurrentRequests()).isEqualTo(1_000_000);
+    assertThat(storedCap(max.getId())).isEqualTo(1_000_000);
+  }
+
+  @Test
+  void updateKey_maxConcurrentRequestsPath_setsChangesThenClearsCapOneAuditEach() {
+    ApiKey k = create(admin, "cap-updates", "5");
+
+    ApiKey set =
+        update(
+            k.toBuilder().setName("ignored").setMaxConcurrentRequests(3).build(),
+            "max_concurrent_requests");
+    ApiKey raised =
+        update(k.toBuilder().setMaxConcurrentRequests(50).build(), "max_concurrent_requests");
+    ApiKey cleared =
+        update(k.toBuilder().setMaxConcurrentRequests(0).build(), "max_concurrent_requests");
+
+    assertThat(set.getMaxConcurrentRequests()).isEqualTo(3);
+    assertThat(set.getName()).isEqualTo("cap-updates");
+    assertThat(set.getQuotaUsd()).isEqualTo("5");
+    assertThat(raised.getMaxConcurrentRequests()).isEqualTo(50);
+    assertThat(cleared.getMaxConcurrentRequests()).isZero();
+    assertThat(get(k.getId())).isEqualTo(cleared);
+    assertThat(storedCap(k.getId())).isEqualTo(0);
+    List<Audit> rows = audits(db, k.getId());
+    assertThat(rows)
+        .extracting(Audit::action)
+        .containsExactly("create", "update", "update", "update");
+    assertThat(rows.get(1).oldValue())
+        .isEqualTo(state("cap-updates", "active", "5", "0", null, 0, false, 1));
+    assertThat(rows.get(1).newValue())
+        .isEqualTo(state("cap-updates", "active", "5", "0", null, 3, false, 2));
+    assertThat(rows.get(2).newValue())
+        .isEqualTo(state("cap-updates", "active", "5", "0", null, 50, false, 3));
+    assertThat(rows.get(3).oldValue())
+        .isEqualTo(state("cap-updates", "active", "5", "0", null, 50, false, 3));
+    assertThat(rows.get(3).newValue())
+        .isEqualTo(state("cap-updates", "active", "5", "0", null, 0, false, 4));
+  }
+
+  @Test
+  void updateKey_capNotInMask_capKeptWhateverTheKeyCarries() {
+    ApiKey k = createCapped("cap-kept", 6);
+
+    // The message's 0 is its default, not a request: only the mask names what changes.
+    ApiKey u = update(k.toBuilder().setName("renamed").setMaxConcurrentRequests(0).build(), "name");
+
+    assertThat(u.getName()).isEqualTo("renamed");
+    assertThat(u.getMaxConcurrentRequests()).isEqualTo(6);
+    assertThat(storedCap(k.getId())).isEqualTo(6);
+    assertThat(lastAudit(db, k.getId()).newValue())
+        .isEqualTo(state("renamed", "active", "5", "0", null, 6, false, 2));
+  }
+
+  @Test
+  void updateKey_sameCapAsStored_noAuditNoVersionBump() {
+    ApiKey k = createCapped("cap-same", 9);
+    List<String> before = AdminFixtures.snapshot(db);
+
+    ApiKey u = update(k.toBuilder().setMaxConcurrentRequests(9).build(), "max_concurrent_requests");
+
+    assertThat(u).isEqualTo(k);
+    assertThat(AdminFixtures.snapshot(db)).isEqualTo(before);
+  }
+
+  @Test
+  void getKey_slotsLeased_shownAsConcurrentRequestsWithoutAVersionBump() {
+    ApiKey k = createCapped("in-flight", 10);
+    // As the leasing leaves it for requests in flight on other instances.
+    sql(db, "UPDATE api_keys SET slots_leased = 4 WHERE id = ?", Long.parseLong(k.getId()));
+
+    ApiKey g = get(k.getId());
+
+    assertThat(g.getConcurrentRequests()).isEqualTo(4);
+    assertThat(g.getMaxConcurrentRequests()).isEqualTo(10);
+    assertThat(listed(k.getId()).getConcurrentRequests()).isEqualTo(4);
+    assertThat(g.getUpdatedAt()).isEqualTo(k.getUpdatedAt());
+  }
+
+  @Test
+  void resetQuotaAndClearExpiration_cappedKey_keepTheCap() {
+    ApiKey k =
+        admin
+            .createKey(
+                CreateKeyRequest.newBuilder()
+                    .setName("cap-survives")
+                    .setMaxConcurrentRequests(12)
+                    .setExpiresAt(ts(Instant.now().plus(1, ChronoUnit.DAYS)))
+                    .build())
+            .getKey();
+
+    ApiKey reset =
+        admin.resetQuota(ResetQuotaRequest.newBuilder().setId(k.getId()).build()).getKey();
+    ApiKey cleared =
+        admin
+            .clearExpiration(ClearExpirationRequest.newBuilder().setId(k.getId()).build())
+            .getKey();
+
+    assertThat(reset.getMaxConcurrentRequests()).isEqualTo(12);
+    assertThat(cleared.getMaxConcurrentRequests()).isEqualTo(12);
+    assertThat(cleared.hasExpiresAt()).isFalse();
+    assertThat(storedCap(k.getId())).isEqualTo(12);
+    assertThat(lastAudit(db, k.getId()).newValue()).containsEntry("max_concurrent_requests", 12);
+  }
+
   @Test
   void resetQuota_usedAmount_exactlyZeroAndAuditedOnce() {
     ApiKey k = create(admin, "reset", "10");

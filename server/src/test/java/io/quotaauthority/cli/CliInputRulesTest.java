@@ -106,6 +106,25 @@ class CliInputRulesTest {
     refused(message, "keys", "list", "--page-size", size);
   }
 
+  @ParameterizedTest(name = "--max-concurrent ''{0}''")
+  @CsvSource(
+      delimiter = ';',
+      quoteCharacter = '"',
+      value = {
+        "-1; --max-concurrent must be a whole number (ASCII digits, no sign or leading zeros), got '-1'",
+        "+5; --max-concurrent must be a whole number (ASCII digits, no sign or leading zeros), got '+5'",
+        "05; --max-concurrent must be a whole number (ASCII digits, no sign or leading zeros), got '05'",
+        "\"\"; --max-concurrent must be a whole number (ASCII digits, no sign or leading zeros), got ''",
+        "1e3; --max-concurrent must be a whole number (ASCII digits, no sign or leading zeros), got '1e3'",
+        "\u0665; --max-concurrent must be a whole number (ASCII digits, no sign or leading zeros), got '\\u{0665}'",
+        "1000001; --max-concurrent must be between 0 and 1000000, got '1000001'",
+        "99999999999999999999; --max-concurrent must be between 0 and 1000000",
+      })
+  void createAndUpdate_badMaxConcurrent_exitsTwoNamingTheOption(String cap, String message) {
+    refused(message, "keys", "create", "--name", "capped", "--max-concurrent", cap);
+    refused(message, "keys", "update", "1", "--max-concurrent", cap);
+  }
+
   @ParameterizedTest(name = "--limit ''{0}''")
   @ValueSource(strings = {"+5", "-1", "05", "\u0665", "1e3"})
   void usageList_badLimit_exitsTwoNamingTheOption(String limit) {

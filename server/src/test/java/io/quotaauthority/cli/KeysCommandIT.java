@@ -73,7 +73,7 @@ class KeysCommandIT {
     assertThat(r.out())
         .contains("will not be shown again")
         .contains("ci-bot")
-        .contains("quota_usd:   10");
+        .containsPattern("(?m)^quota_usd:\\s+10$");
     long id = id(r.out());
     Instant expires =
         ((Timestamp) db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", id)).toInstant();
@@ -414,12 +414,104 @@ class KeysCommandIT {
     assertThat(r.err()).startsWith("error: --quota must not be empty").hasLineCount(1);
   }
 
+  // ---- concurrency cap ----
+
+  @Test
+  void create_maxConcurrent_storedAndShownByGet() throws Exception {
+    CliRunner.Result r =
+        cli.run("keys", "create", "--name", "capped-cli", "--max-concurrent", "16");
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    assertThat(r.out())
+        .containsPattern("(?m)^max_concurrent_requests:\\s+16$")
+        .containsPattern("(?m)^concurrent_requests:\\s+0$");
+    long id = id(r.out());
+    assertThat(db.scalar("SELECT max_concurrent_requests FROM api_keys WHERE id = ?", id))
+        .isEqualTo(16);
+    JsonNode key = JSON.readTree(cli.run("keys", "get", Long.toString(id), "-o", "json").out());
+    assertThat(key.get("max_concurrent_requests").asInt()).isEqualTo(16);
+    assertThat(key.get("concurrent_requests").asInt()).isZero();
+  }
+
+  @Test
+  void create_withoutMaxConcurrent_noCapShownAsUnlimited() {
+    long id = createKey("uncapped-cli");
+
+    CliRunner.Result get = cli.run("keys", "get", Long.toString(id));
+
+    assertThat(get.exitCode()).as(get.toString()).isZero();
+    assertThat(get.out()).containsPattern("(?m)^max_concurrent_requests:\\s+unlimited$");
+    assertThat(db.scalar("SELECT max_concurrent_requests FROM api_keys WHERE id = ?", id))
+        .isEqualTo(0);
+  }
+
+  @Test
+  void update_maxConcurrent_setsThenZeroRemovesTheCapAndNothingElseChanges() throws Exception {
+    long id = id(cli.run("keys", "create", "--name", "cap-cli", "--quota", "3").out());
+
+    CliRunner.Result set =
+        cli.run("keys", "update", Long.toString(id), "--max-concurrent", "1000000", "-o", "json");
+    CliRunner.Result cleared =
+        cli.run("keys", "update", Long.toString(id), "--max-concurrent", "0");
+
+    assertThat(set.exitCode()).as(set.toString()).isZero();
+    JsonNode key = JSON.readTree(set.out());
+    assertThat(key.get("max_concurrent_requests").asInt()).isEqualTo(1_000_000);
+    assertThat(key.get("name").asText()).isEqualTo("cap-cli");
+    assertThat(key.get("quota_usd").asText()).isEqualTo("3");
+    assertThat(cleared.exitCode()).as(cleared.toString()).isZero();
+    assertThat(cleared.out()).containsPattern("(?m)^max_concurrent_requests:\\s+unlimited$");
+    assertThat(db.scalar("SELECT max_concurrent_requests FROM api_keys WHERE id = ?", id))
+        .isEqualTo(0);
+    assertThat(
+            db.count("SELECT count(*) FROM key_audit WHERE key_id = ? AND action = 'update'", id))
+        .isEqualTo(2);
+  }
+
+  @Test
+  void get_slotsLeased_shownAsConcurrentRequests() {
+    long id = id(cli.run("keys", "create", "--name", "busy", "--max-concurrent", "5").out());
+    db.transactions()
+        .inTransaction(
+            c -> {
+              try (var ps =
+                  c.prepareStatement("UPDATE api_keys SET slots_leased = 2 WHERE id = ?")) {
+                ps.setLong(1, id);
+                return ps.executeUpdate();
+              }
+            });
+
+    CliRunner.Result r = cli.run("keys", "get", Long.toString(id));
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    assertThat(r.out())
+        .containsPattern("(?m)^max_concurrent_requests:\\s+5$")
+        .containsPattern("(?m)^concurrent_requests:\\s+2$");
+  }
+
+  @Test
+  void update_maxConcurrentOutOfRange_exitsTwoAndTheCapStays() {
+    long id = id(cli.run("keys", "create", "--name", "cap-stays", "--max-concurrent", "4").out());
+
+    CliRunner.Result r =
+        cli.run("keys", "update", Long.toString(id), "--max-concurrent", "1000001");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err())
+        .isEqualTo("error: --max-concurrent must be between 0 and 1000000, got '1000001'\n");
+    assertThat(db.scalar("SELECT max_concurrent_requests FROM api_keys WHERE id = ?", id))
+        .isEqualTo(4);
+  }
+
   @Test
   void update_noChanges_exitsTwo() {
     CliRunner.Result r = cli.run("keys", "update", "1");
 
     assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
-    assertThat(r.err()).startsWith("error: nothing to update").hasLineCount(1);
+    assertThat(r.err())
+        .startsWith("error: nothing to update")
+        .contains("--max-concurrent")
+        .hasLineCount(1);
   }
 
   @Test
@@ -486,7 +578,7 @@ class KeysCommandIT {
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
     assertThat(r.err()).isEmpty();
-    assertThat(r.out()).contains("used_usd:    0");
+    assertThat(r.out()).containsPattern("(?m)^used_usd:\\s+0$");
     assertThat(usedOf(id)).isEqualByComparingTo("0");
   }
 
@@ -527,7 +619,7 @@ class KeysCommandIT {
     CliRunner.Result r = cli.run("keys", "clear-expiration", Long.toString(id));
 
     assertThat(r.exitCode()).as(r.toString()).isZero();
-    assertThat(r.out()).contains("expires_at:  never");
+    assertThat(r.out()).containsPattern("(?m)^expires_at:\\s+never$");
     assertThat(db.scalar("SELECT expires_at FROM api_keys WHERE id = ?", id)).isNull();
   }
 

@@ -8,6 +8,7 @@ import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Secrets;
 import io.quotaauthority.testing.TestDatabase;
+import io.quotaauthority.usage.UsageReport;
 import java.math.BigDecimal;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
@@ -85,6 +86,99 @@ class KeyRepositoryIT {
   }
 
   @Test
+  void insert_withConcurrencyCap_storedAndReadBackByEveryRead() {
+    String secret = Secrets.newSecret();
+    KeyRecord r =
+        tx.inTransaction(
+            c ->
+                repo.insert(
+                    c,
+                    "capped",
+                    SecretHasher.hash(secret),
+                    Secrets.displayPrefix(secret),
+                    BigDecimal.ZERO,
+                    null,
+                    KeyRecord.MAX_CONCURRENT_REQUESTS));
+    // slots_leased as the leasing would leave it (metering's LeaseRepository writes it).
+    tx.inTransaction(
+        c ->
+            c.createStatement()
+                .executeUpdate("UPDATE api_keys SET slots_leased = 3 WHERE id = " + r.id()));
+
+    assertThat(r.maxConcurrentRequests()).isEqualTo(1_000_000);
+    assertThat(r.slotsLeased()).isZero();
+    assertThat(db.scalar("SELECT max_concurrent_requests FROM api_keys WHERE id = ?", r.id()))
+        .isEqualTo(1_000_000);
+    for (KeyRecord read :
+        List.of(
+            live(r.id()).orElseThrow(),
+            locked(r.id()).orElseThrow(),
+            repo.findByHash(r.keyHash()).orElseThrow(),
+            repo.findByIds(List.of(r.id())).get(0),
+            tx.inTransaction(c -> repo.page(c, r.id() - 1, 1)).get(0))) {
+      assertThat(read.maxConcurrentRequests()).isEqualTo(1_000_000);
+      assertThat(read.slotsLeased()).isEqualTo(3);
+      assertThat(read.version()).isEqualTo(1);
+    }
+  }
+
+  @Test
+  void insert_withoutCap_noCapNothingLeased() {
+    KeyRecord r = insert("uncapped", "1", null);
+
+    assertThat(r.maxConcurrentRequests()).isZero();
+    assertThat(r.slotsLeased()).isZero();
+  }
+
+  @Test
+  void charge_cappedKey_chargedRowKeepsCapAndSlots() {
+    String secret = Secrets.newSecret();
+    KeyRecord r =
+        tx.inTransaction(
+            c ->
+                repo.insert(
+                    c,
+                    "charged-cap",
+                    SecretHasher.hash(secret),
+                    Secrets.displayPrefix(secret),
+                    BigDecimal.TEN,
+                    null,
+                    4));
+    tx.inTransaction(
+        c ->
+            c.createStatement()
+                .executeUpdate("UPDATE api_keys SET slots_leased = 2 WHERE id = " + r.id()));
+
+    // The charge's rows go straight into the key cache: a row without the cap would lift it there.
+    List<KeyRecord> charged =
+        new UsageRepository(tx)
+            .commitGroup(
+                List.of(
+                    new UsageReport(
+                        "cap-charge-1",
+                        r.id(),
+                        new BigDecimal("0.25"),
+                        "m",
+                        "",
+                        1,
+                        1,
+                        0,
+                        0,
+                        Instant.now())))
+            .charged();
+
+    assertThat(charged)
+        .singleElement()
+        .satisfies(
+            k -> {
+              assertThat(k.quotaUsed()).isEqualByComparingTo("0.25");
+              assertThat(k.maxConcurrentRequests()).isEqualTo(4);
+              assertThat(k.slotsLeased()).isEqualTo(2);
+              assertThat(k.version()).isEqualTo(2);
+            });
+  }
+
+  @Test
   void insert_duplicateHash_failsAndWritesNothing() {
     String secret = Secrets.newSecret();
     KeyHash hash = SecretHasher.hash(secret);
@@ -136,12 +230,14 @@ class KeyRepositoryIT {
                     "after",
                     new BigDecimal("0.00000001"),
                     expires,
-                    KeyRecord.StoredStatus.DISABLED));
+                    KeyRecord.StoredStatus.DISABLED,
+                    7));
 
     assertThat(u.name()).isEqualTo("after");
     assertThat(u.quota()).isEqualByComparingTo("0.00000001");
     assertThat(u.expiresAt()).isEqualTo(expires);
     assertThat(u.status()).isEqualTo(KeyRecord.StoredStatus.DISABLED);
+    assertThat(u.maxConcurrentRequests()).isEqualTo(7);
     assertThat(u.version()).isEqualTo(2);
     assertThat(u.updatedAt()).isAfterOrEqualTo(r.updatedAt());
     assertThat(db.scalar("SELECT status FROM api_keys WHERE id = ?", r.id())).isEqualTo("disabled");

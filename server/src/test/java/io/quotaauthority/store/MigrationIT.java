@@ -78,7 +78,9 @@ class MigrationIT {
             "updated_at",
             "deleted_at",
             "version",
-            "leased");
+            "leased",
+            "max_concurrent_requests",
+            "slots_leased");
     assertThat(cols.get("id")).startsWith("bigint|NO|");
     assertThat(cols.get("name")).isEqualTo("text|NO|");
     assertThat(cols.get("key_hash")).isEqualTo("bytea|NO|");
@@ -92,6 +94,8 @@ class MigrationIT {
     assertThat(cols.get("deleted_at")).isEqualTo("timestamp with time zone|YES|");
     assertThat(cols.get("version")).isEqualTo("bigint|NO|1");
     assertThat(cols.get("leased")).isEqualTo("numeric(20,8)|NO|0");
+    assertThat(cols.get("max_concurrent_requests")).isEqualTo("integer|NO|0");
+    assertThat(cols.get("slots_leased")).isEqualTo("integer|NO|0");
   }
 
   @Test
