@@ -207,7 +207,8 @@ public final class Authorizer {
         CheckResponses.allow(
             Long.toString(state.id()),
             state.limited() ? state.remaining(pending) : null,
-            stripQueryKey);
+            stripQueryKey,
+            state.maxConcurrentRequests());
     if (reusable) {
       state.prepare(ALLOW_RESPONSE, built);
     }

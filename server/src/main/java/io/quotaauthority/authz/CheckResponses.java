@@ -81,6 +81,17 @@ public final class CheckResponses {
    * @param remaining USD left, or null for an unlimited key
    */
   public static CheckResponse allow(String keyId, BigDecimal remaining, boolean stripQueryKey) {
+    return allow(keyId, remaining, stripQueryKey, 0);
+  }
+
+  /**
+   * As above, and for a key with a concurrency cap x-quota-key-concurrency upstream (metering takes
+   * a slot for it); for a key without, any the client sent is removed.
+   *
+   * @param maxConcurrentRequests the key's cap, 0 for none
+   */
+  public static CheckResponse allow(
+      String keyId, BigDecimal remaining, boolean stripQueryKey, int maxConcurrentRequests) {
     OkHttpResponse.Builder ok =
         OkHttpResponse.newBuilder()
             .addHeaders(
@@ -98,6 +109,16 @@ public final class CheckResponses {
     }
     // Only metering sets the admission mark: a client's own would get past the fail-closed stage.
     ok.addHeadersToRemove(GatewayHeaders.ADMITTED);
+    if (maxConcurrentRequests > 0) {
+      ok.addHeaders(
+          header(
+              GatewayHeaders.KEY_CONCURRENCY,
+              Integer.toString(maxConcurrentRequests),
+              HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+    } else {
+      // A client's own would make metering count it against a cap it does not have.
+      ok.addHeadersToRemove(GatewayHeaders.KEY_CONCURRENCY);
+    }
     if (stripQueryKey) {
       ok.addQueryParametersToRemove("key");
     }

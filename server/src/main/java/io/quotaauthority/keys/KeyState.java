@@ -20,6 +20,9 @@ public final class KeyState {
   private final BigDecimal quota;
   private final BigDecimal quotaUsed;
 
+  /** max_concurrent_requests; 0 for no cap. */
+  private final int maxConcurrentRequests;
+
   /**
    * What an adapter prepared from this snapshot alone (Check's allow response), kept while the
    * snapshot lives; see {@link Prepared}. Volatile: the value is built on one Check thread and read
@@ -35,6 +38,22 @@ public final class KeyState {
       BigDecimal quota,
       BigDecimal quotaUsed,
       long expiresAtMicros) {
+    this(id, version, deleted, disabled, quota, quotaUsed, expiresAtMicros, 0);
+  }
+
+  /**
+   * @param maxConcurrentRequests the key's concurrency cap, 0 for none
+   */
+  public KeyState(
+      long id,
+      long version,
+      boolean deleted,
+      boolean disabled,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      long expiresAtMicros,
+      int maxConcurrentRequests) {
+    this.maxConcurrentRequests = maxConcurrentRequests;
     this.id = id;
     this.version = version;
     this.deleted = deleted;
@@ -66,7 +85,8 @@ public final class KeyState {
         r.status() == KeyRecord.StoredStatus.DISABLED,
         r.quota(),
         r.quotaUsed(),
-        r.expiresAt() == null ? NEVER : toMicros(r.expiresAt()));
+        r.expiresAt() == null ? NEVER : toMicros(r.expiresAt()),
+        r.maxConcurrentRequests());
   }
 
   public static long toMicros(Instant t) {
@@ -96,6 +116,11 @@ public final class KeyState {
 
   public boolean limited() {
     return quota.signum() > 0;
+  }
+
+  /** The key's max_concurrent_requests; 0 when it has no cap. */
+  public int maxConcurrentRequests() {
+    return maxConcurrentRequests;
   }
 
   public BigDecimal quota() {
