@@ -74,8 +74,9 @@ public final class CheckResponses {
   /**
    * Lets the request through: sets x-quota-key-id and x-quota-key-limited upstream (overwriting
    * whatever the client sent; metering reads them, Envoy removes them before the provider), strips
-   * the client's key headers (and ?key= when it came from there) and any x-quota-admitted it sent, puts key_id in dynamic metadata
-   * and, for keys with a quota, x-quota-remaining-usd on the response.
+   * the client's key headers (and ?key= when it came from there) and any x-quota-admitted it sent,
+   * puts key_id in dynamic metadata and, for keys with a quota, x-quota-remaining-usd on the
+   * response.
    *
    * @param remaining USD left, or null for an unlimited key
    */

@@ -153,6 +153,7 @@ final class MeteringSession {
                               HeaderMutation.newBuilder().addSetHeaders(ADMITTED_MARK))))
           .setModeOverride(NOTHING_MORE)
           .build();
+
   private static final ProcessingResponse SKIP_AFTER_RESPONSE_HEADERS =
       CONTINUE_RESPONSE_HEADERS.toBuilder().setModeOverride(NO_RESPONSE_BODY).build();
 
