@@ -14,30 +14,38 @@ import com.google.protobuf.Message;
 import com.google.protobuf.util.Durations;
 import com.google.protobuf.util.JsonFormat;
 import com.google.protobuf.util.JsonFormat.TypeRegistry;
+import io.envoyproxy.envoy.config.accesslog.v3.AccessLogFilter;
 import io.envoyproxy.envoy.config.bootstrap.v3.Bootstrap;
 import io.envoyproxy.envoy.config.cluster.v3.CircuitBreakers;
 import io.envoyproxy.envoy.config.cluster.v3.Cluster;
 import io.envoyproxy.envoy.config.core.v3.ApiVersion;
+import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
 import io.envoyproxy.envoy.config.core.v3.HealthCheck;
 import io.envoyproxy.envoy.config.core.v3.RoutingPriority;
 import io.envoyproxy.envoy.config.core.v3.SocketAddress;
 import io.envoyproxy.envoy.config.listener.v3.Listener;
+import io.envoyproxy.envoy.config.rbac.v3.Policy;
 import io.envoyproxy.envoy.config.route.v3.FilterConfig;
 import io.envoyproxy.envoy.config.route.v3.HeaderMatcher;
 import io.envoyproxy.envoy.config.route.v3.Route;
 import io.envoyproxy.envoy.config.route.v3.RouteAction;
 import io.envoyproxy.envoy.config.route.v3.RouteMatch;
+import io.envoyproxy.envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter;
 import io.envoyproxy.envoy.extensions.access_loggers.stream.v3.StdoutAccessLog;
 import io.envoyproxy.envoy.extensions.filters.http.credential_injector.v3.CredentialInjector;
 import io.envoyproxy.envoy.extensions.filters.http.ext_authz.v3.ExtAuthz;
 import io.envoyproxy.envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode;
+import io.envoyproxy.envoy.extensions.filters.http.rbac.v3.RBAC;
 import io.envoyproxy.envoy.extensions.filters.http.router.v3.Router;
 import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager;
 import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter;
+import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig;
+import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper;
 import io.envoyproxy.envoy.extensions.http.injected_credentials.generic.v3.Generic;
 import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.Secret;
 import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher;
@@ -46,6 +54,8 @@ import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions;
 import io.envoyproxy.envoy.service.discovery.v3.DiscoveryResponse;
 import io.envoyproxy.envoy.type.v3.StatusCode;
 import io.quotaauthority.config.Setting;
+import io.quotaauthority.provider.GatewayHeaders;
+import io.quotaauthority.provider.ProviderError;
 import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -80,6 +90,9 @@ class EnvoyConfigTest {
           .add(ExtAuthz.getDescriptor())
           .add(ExtAuthzPerRoute.getDescriptor())
           .add(ExternalProcessor.getDescriptor())
+          // With RBACPerRoute (the same .proto file: add() registers a file's every type).
+          .add(RBAC.getDescriptor())
+          .add(ExpressionFilter.getDescriptor())
           .add(CredentialInjector.getDescriptor())
           .add(Generic.getDescriptor())
           .add(Router.getDescriptor())
@@ -294,26 +307,196 @@ class EnvoyConfigTest {
   }
 
   @Test
-  void httpFilters_runExtAuthzThenExtProcThenCredentialsThenRouter() {
+  void httpFilters_runExtAuthzThenExtProcThenFailClosedRbacThenCredentialsThenRouter() {
     List<HttpFilter> filters = httpFilters();
     int authz = indexOf(ExtAuthz.class);
     int proc = indexOf(ExternalProcessor.class);
+    int rbac = indexOf(RBAC.class);
     int router = indexOf(Router.class);
     assertThat(authz).isZero();
     assertThat(proc).isGreaterThan(authz).isLessThan(router);
+    // Right after ext_proc: no filter in between may add or drop the admission mark.
+    assertThat(rbac).as("the fail-closed stage follows ext_proc").isEqualTo(proc + 1);
     assertThat(router).isEqualTo(filters.size() - 1);
     assertThat(injectors()).hasSize(3);
     for (HttpFilter injector : injectors()) {
       assertThat(filters.indexOf(injector))
           .as(
-              "%s runs after ext_proc (which must never see provider keys) and before the router",
+              "%s runs after ext_proc (which must never see provider keys) and the fail-closed"
+                  + " stage (a refused request gets no key), and before the router",
               injector.getName())
-          .isGreaterThan(proc)
+          .isGreaterThan(rbac)
           .isLessThan(router);
     }
     assertThat(filters.stream().map(HttpFilter::getName).distinct().count())
         .as("filter names are unique (routes address filters by name)")
         .isEqualTo(filters.size());
+  }
+
+  /** The fail-closed stage's one policy, the deny rule for unadmitted requests of limited keys. */
+  static final String FAIL_CLOSED_POLICY = "limited-key-not-admitted";
+
+  static RBAC failClosed() {
+    return unpack(only(RBAC.class).getTypedConfig(), RBAC.class);
+  }
+
+  /** Request headers as the RBAC engine reads them, from name/value pairs (names may repeat). */
+  static EnvoyRbac.RequestHeaders headers(String... nameValues) {
+    return name -> {
+      List<String> values = new ArrayList<>();
+      for (int i = 0; i < nameValues.length; i += 2) {
+        if (nameValues[i].equals(name)) {
+          values.add(nameValues[i + 1]);
+        }
+      }
+      return values;
+    };
+  }
+
+  @Test
+  void failClosedStage_isOneEnforcedDenyPolicyOnEveryRoute() {
+    HttpFilter filter = only(RBAC.class);
+    assertThat(filter.getDisabled()).as("on by default").isFalse();
+    RBAC rbac = failClosed();
+    assertThat(rbac.hasRules()).as("enforced rules").isTrue();
+    assertThat(rbac.hasMatcher()).isFalse();
+    assertThat(rbac.hasShadowRules() || rbac.hasShadowMatcher())
+        .as("no shadow rules: shadow mode would only count, not refuse")
+        .isFalse();
+    assertThat(rbac.getRules().getAction())
+        .isEqualTo(io.envoyproxy.envoy.config.rbac.v3.RBAC.Action.DENY);
+    assertThat(rbac.getRules().getPoliciesMap()).containsOnlyKeys(FAIL_CLOSED_POLICY);
+    Policy policy = rbac.getRules().getPoliciesMap().get(FAIL_CLOSED_POLICY);
+    assertThat(policy.hasCondition() || policy.hasCheckedCondition())
+        .as("header matchers only (no CEL condition)")
+        .isFalse();
+    // No route turns it off or replaces it (RBACPerRoute, at any level): every route's requests
+    // pass through it.
+    var config = hcm().getRouteConfig();
+    assertThat(config.getTypedPerFilterConfigMap()).doesNotContainKey(filter.getName());
+    for (var vhost : config.getVirtualHostsList()) {
+      assertThat(vhost.getTypedPerFilterConfigMap()).doesNotContainKey(filter.getName());
+      for (Route route : vhost.getRoutesList()) {
+        assertThat(route.getTypedPerFilterConfigMap())
+            .as("route %s configures the fail-closed stage", route.getName())
+            .doesNotContainKey(filter.getName());
+      }
+    }
+  }
+
+  @ParameterizedTest(name = "limited={0} admitted={1}: denied={2}")
+  @CsvSource(
+      nullValues = "ABSENT",
+      value = {
+        // A key with a quota, as Check marks it, is refused unless metering admitted it.
+        "true, ABSENT, true",
+        "true, 1, false",
+        // An unlimited key needs no hold: it passes whatever metering did.
+        "false, ABSENT, false",
+        "false, 1, false",
+        // Anything but exactly "false" is a key with a quota (GatewayHeaders.limited), including
+        // no header at all (an inverted exact matcher would have let that through).
+        "ABSENT, ABSENT, true",
+        "ABSENT, 1, false",
+        "FALSE, ABSENT, true",
+        "'', ABSENT, true",
+        "'false,false', ABSENT, true",
+      })
+  void failClosedStage_deniesExactlyKeysWithAQuotaThatMeteringDidNotAdmit(
+      String limited, String admitted, boolean denied) {
+    List<String> pairs = new ArrayList<>();
+    if (limited != null) {
+      // Two values arrive as two headers; Envoy's matcher reads them joined with ",".
+      for (String v :
+          limited.equals("false,false") ? List.of("false", "false") : List.of(limited)) {
+        pairs.addAll(List.of(GatewayHeaders.KEY_LIMITED, v));
+      }
+    }
+    if (admitted != null) {
+      pairs.addAll(List.of(GatewayHeaders.ADMITTED, admitted));
+    }
+    pairs.addAll(List.of(":path", "/v1/chat/completions", "x-quota-key-id", "42"));
+    String policy =
+        EnvoyRbac.denyingPolicy(failClosed().getRules(), headers(pairs.toArray(String[]::new)));
+    assertThat(policy != null).as("denied").isEqualTo(denied);
+    assertThat(GatewayHeaders.limited(limited) && admitted == null)
+        .as("the rule metering's GatewayHeaders.limited states")
+        .isEqualTo(denied);
+    if (denied) {
+      assertThat(policy).isEqualTo(FAIL_CLOSED_POLICY);
+    }
+  }
+
+  @Test
+  void everyRoute_showsExtProcTheRequestHeaders_soMeteringCanAdmitIt() {
+    // The mark comes from ext_proc's answers: a route where ext_proc is off, or skips the request
+    // headers, would refuse every request of a key with a quota.
+    ExternalProcessor proc =
+        unpack(only(ExternalProcessor.class).getTypedConfig(), ExternalProcessor.class);
+    assertThat(proc.getProcessingMode().getRequestHeaderMode()).isEqualTo(HeaderSendMode.SEND);
+    String name = only(ExternalProcessor.class).getName();
+    var config = hcm().getRouteConfig();
+    assertThat(config.getTypedPerFilterConfigMap()).doesNotContainKey(name);
+    for (var vhost : config.getVirtualHostsList()) {
+      assertThat(vhost.getTypedPerFilterConfigMap()).doesNotContainKey(name);
+      for (Route route : vhost.getRoutesList()) {
+        Any perRoute = route.getTypedPerFilterConfigMap().get(name);
+        if (perRoute == null) {
+          continue;
+        }
+        ExtProcPerRoute ext = unpack(perRoute, ExtProcPerRoute.class);
+        assertThat(ext.getDisabled()).as("%s disables ext_proc", route.getName()).isFalse();
+        if (ext.getOverrides().hasProcessingMode()) {
+          assertThat(ext.getOverrides().getProcessingMode().getRequestHeaderMode())
+              .as("%s: ext_proc is sent the request headers", route.getName())
+              .isEqualTo(HeaderSendMode.SEND);
+        }
+      }
+    }
+  }
+
+  @Test
+  void localReply_turnsOnlyTheFailClosedDenialInto503WithTheAuthoritysBody() {
+    LocalReplyConfig local = hcm().getLocalReplyConfig();
+    assertThat(local.hasBodyFormat())
+        .as("no body_format for all local replies: Check's and metering's bodies stay as sent")
+        .isFalse();
+    assertThat(local.getMappersList()).hasSize(1);
+    ResponseMapper mapper = local.getMappers(0);
+
+    // The filter is the RBAC denial of exactly that policy, by its response code details
+    // (rbac_access_denied_matched_policy[<policy>],
+    // source/extensions/filters/common/rbac/utility.cc).
+    AccessLogFilter filter = mapper.getFilter();
+    assertThat(filter.getFilterSpecifierCase())
+        .isEqualTo(AccessLogFilter.FilterSpecifierCase.EXTENSION_FILTER);
+    assertThat(filter.getExtensionFilter().getName())
+        .isEqualTo("envoy.access_loggers.extension_filters.cel");
+    ExpressionFilter cel =
+        unpack(filter.getExtensionFilter().getTypedConfig(), ExpressionFilter.class);
+    assertThat(cel.getExpression())
+        .isEqualTo(
+            "response.code_details == 'rbac_access_denied_matched_policy["
+                + FAIL_CLOSED_POLICY
+                + "]'");
+
+    assertThat(mapper.getStatusCode().getValue()).isEqualTo(503);
+    assertThat(mapper.getBody().getInlineString())
+        .as("what the authority answers when it cannot hold a key's quota, plain shape")
+        .isEqualTo(ProviderError.holdUnavailable().body(null));
+    assertThat(mapper.getBodyFormatOverride().getTextFormatSource().getInlineString())
+        .as("the body above, verbatim")
+        .isEqualTo("%LOCAL_REPLY_BODY%");
+    assertThat(mapper.getBodyFormatOverride().getContentType()).isEqualTo("application/json");
+    assertThat(mapper.getHeadersToAddList())
+        .singleElement()
+        .satisfies(
+            (HeaderValueOption h) -> {
+              assertThat(h.getHeader().getKey()).isEqualTo("retry-after");
+              assertThat(Integer.parseInt(h.getHeader().getValue())).isBetween(1, 10);
+              assertThat(h.getAppendAction())
+                  .isEqualTo(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD);
+            });
   }
 
   @Test
@@ -414,12 +597,20 @@ class EnvoyConfigTest {
     assertThat(hcm.getUseRemoteAddress().getValue()).isTrue();
   }
 
-  /** Headers that must never reach a provider: Check's key id, and the client's address. */
+  /**
+   * Headers that must never reach a provider: what Check and metering add for this side of Envoy
+   * (key id, whether it has a quota, the admission mark), and the client's address.
+   */
   static final List<String> STRIPPED_BEFORE_PROVIDERS =
-      List.of("x-quota-key-id", "x-forwarded-for", "x-envoy-external-address");
+      List.of(
+          GatewayHeaders.KEY_ID,
+          GatewayHeaders.KEY_LIMITED,
+          GatewayHeaders.ADMITTED,
+          "x-forwarded-for",
+          "x-envoy-external-address");
 
   @Test
-  void providerRoutes_eachRemovesTheKeyIdAndTheClientsAddress() {
+  void providerRoutes_eachRemovesTheGatewayHeadersAndTheClientsAddress() {
     var config = hcm().getRouteConfig();
     assertThat(routes()).isNotEmpty();
     for (var vhost : config.getVirtualHostsList()) {
@@ -786,6 +977,9 @@ class EnvoyConfigTest {
     "'context_extensions: { provider: openai }', 'context_extension: { provider: openai }'",
     // a typed_config type that does not exist
     "'ext_proc.v3.ExternalProcessor', 'ext_proc.v3.ExternalProcesor'",
+    // a misspelt field in the fail-closed stage and in the local reply mapper
+    "'present_match: true', 'present_mach: true'",
+    "'body_format_override:', 'body_format_overide:'",
   })
   void parse_misspeltFieldOrType_fails(String original, String misspelt) {
     String yaml = RepoFiles.read(ENVOY_YAML);

@@ -14,6 +14,7 @@ import com.google.protobuf.Message;
 import com.google.protobuf.Timestamp;
 import com.google.protobuf.util.Durations;
 import com.google.rpc.Code;
+import io.envoyproxy.envoy.config.accesslog.v3.AccessLogFilter;
 import io.envoyproxy.envoy.config.bootstrap.v3.Bootstrap;
 import io.envoyproxy.envoy.config.core.v3.Address;
 import io.envoyproxy.envoy.config.core.v3.HeaderMap;
@@ -25,6 +26,7 @@ import io.envoyproxy.envoy.config.route.v3.FilterConfig;
 import io.envoyproxy.envoy.config.route.v3.Route;
 import io.envoyproxy.envoy.config.route.v3.RouteConfiguration;
 import io.envoyproxy.envoy.config.route.v3.VirtualHost;
+import io.envoyproxy.envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter;
 import io.envoyproxy.envoy.extensions.filters.http.credential_injector.v3.CredentialInjector;
 import io.envoyproxy.envoy.extensions.filters.http.ext_authz.v3.BufferSettings;
 import io.envoyproxy.envoy.extensions.filters.http.ext_authz.v3.CheckSettings;
@@ -35,9 +37,13 @@ import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode;
+import io.envoyproxy.envoy.extensions.filters.http.rbac.v3.RBAC;
+import io.envoyproxy.envoy.extensions.filters.http.rbac.v3.RBACPerRoute;
 import io.envoyproxy.envoy.extensions.filters.http.router.v3.Router;
 import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager;
 import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter;
+import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.LocalReplyConfig;
+import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.ResponseMapper;
 import io.envoyproxy.envoy.extensions.http.injected_credentials.generic.v3.Generic;
 import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
 import io.envoyproxy.envoy.service.auth.v3.AuthorizationGrpc;
@@ -46,13 +52,24 @@ import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
 import io.envoyproxy.envoy.service.auth.v3.OkHttpResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.ExternalProcessorGrpc;
+import io.envoyproxy.envoy.service.ext_proc.v3.HeaderMutation;
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
+import io.envoyproxy.envoy.service.ext_proc.v3.ImmediateResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.type.matcher.v3.ListStringMatcher;
 import io.envoyproxy.envoy.type.matcher.v3.StringMatcher;
+import io.grpc.Channel;
+import io.grpc.ClientInterceptors;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Metadata;
+import io.grpc.Server;
+import io.grpc.ServerBuilder;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.stub.MetadataUtils;
 import io.grpc.stub.StreamObserver;
 import io.quotaauthority.keys.Secrets;
 import io.quotaauthority.metering.ProviderRoute;
@@ -66,8 +83,10 @@ import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderClassifier;
+import io.quotaauthority.provider.ProviderError;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
+import java.net.ServerSocket;
 import java.net.URI;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
@@ -84,6 +103,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
@@ -100,6 +120,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -120,7 +142,11 @@ import org.junit.jupiter.params.provider.MethodSource;
  * OpenAI), since an SDK sends our key exactly where it sends the provider's.
  *
  * <p>After an allow, the request is walked through the http_filters in envoy.yaml's order, applying
- * Check's mutations as Envoy's ext_authz filter applies them, to see what ext_proc is shown and
+ * Check's mutations as Envoy's ext_authz filter applies them, to see what ext_proc is shown; then
+ * the real metering processor is asked (or a failing one, to see Envoy fail open) and its answers
+ * applied as Envoy's ext_proc filter applies them; the fail-closed RBAC stage judges the result by
+ * the policy as envoy.yaml states it; and local replies (Check's denials, metering's refusals, the
+ * RBAC denial) pass the connection manager's local_reply_config, to see what the client gets or
  * what finally leaves for the provider. Settings the replay does not model make it fail rather than
  * silently send something Envoy would not.
  */
@@ -326,6 +352,13 @@ class EnvoyReplayIT {
   private static final HttpFilter PROC_FILTER = onlyFilter(ExternalProcessor.class);
   private static final ExternalProcessor PROC =
       EnvoyConfigTest.unpack(PROC_FILTER.getTypedConfig(), ExternalProcessor.class);
+  private static final HttpFilter RBAC_FILTER = onlyFilter(RBAC.class);
+  private static final RBAC FAIL_CLOSED =
+      EnvoyConfigTest.unpack(RBAC_FILTER.getTypedConfig(), RBAC.class);
+
+  /** Envoy's wait for each ext_proc answer: message_timeout, 200 ms when unset. */
+  private static final long MESSAGE_TIMEOUT_MILLIS =
+      PROC.hasMessageTimeout() ? Durations.toMillis(PROC.getMessageTimeout()) : 200;
 
   /** Envoy's ext_authz deadline: grpc_service.timeout, 200 ms when unset. */
   private static final long CHECK_TIMEOUT_MILLIS =
@@ -575,10 +608,30 @@ class EnvoyReplayIT {
     authzStub
         .withDeadlineAfter(10, TimeUnit.SECONDS)
         .check(envoyCheck(warm, UNKNOWN_SECRET).request());
+
+    startBrokenProcessors();
+    // The same for metering, which Envoy waits for message_timeout per message: each provider's
+    // metered requests (tokenizer, price table, the limited key's first lease) once, unhurried.
+    for (String provider : EnvoyConfigTest.PROVIDER_HOST.keySet()) {
+      Replay r =
+          meteredReplays().filter(x -> x.provider().equals(provider)).findFirst().orElseThrow();
+      for (KeyKind kind : List.of(KeyKind.LIMITED, KeyKind.UNLIMITED)) {
+        EnvoyCheck check = envoyCheck(r, KEYS.get(kind).getSecret());
+        CheckResponse ok = authzStub.withDeadlineAfter(10, TimeUnit.SECONDS).check(check.request());
+        forward(r, check.headers(), ok, Metering.WORKING, 10_000);
+      }
+    }
   }
 
   @AfterAll
   static void stop() throws Exception {
+    if (unreachable != null) {
+      unreachable.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+    if (stalling != null) {
+      stallingChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      stalling.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
     if (server != null) {
       server.close();
     }
@@ -856,7 +909,9 @@ class EnvoyReplayIT {
    * onFailure, ext_authz onComplete): a CheckResponse with status OK forwards; any other status
    * denies with denied_response's status (403 if unset), headers and body; an RPC error (including
    * the deadline) forwards unchecked under failure_mode_allow, else is status_on_error with NO
-   * body.
+   * body. Both refusals are local replies, so they pass local_reply_config's mappers (with
+   * ext_authz's response code details, ext_authz_denied and ext_authz_error), as the client gets
+   * them.
    */
   static EnvoyAnswer replay(CheckRequest request) {
     CheckResponse r;
@@ -867,7 +922,10 @@ class EnvoyReplayIT {
         return new EnvoyAnswer(true, true, 0, Map.of(), "", null);
       }
       int code = AUTHZ.getStatusOnError().getCodeValue();
-      return new EnvoyAnswer(false, true, code > 0 ? code : 403, Map.of(), "", null);
+      LocalReply error =
+          localReply(
+              code > 0 ? code : 403, Map.of(), "", "ext_authz_error", requestHeadersOf(request));
+      return new EnvoyAnswer(false, true, error.status(), error.headers(), error.body(), null);
     }
     if (r.getStatus().getCode() == Code.OK_VALUE) {
       return new EnvoyAnswer(true, false, 0, Map.of(), "", r);
@@ -886,22 +944,67 @@ class EnvoyReplayIT {
       }
       body = r.getDeniedResponse().getBody();
     }
-    return new EnvoyAnswer(false, false, status, headers, body, r);
+    LocalReply denied =
+        localReply(status, headers, body, "ext_authz_denied", requestHeadersOf(request));
+    return new EnvoyAnswer(false, false, denied.status(), denied.headers(), denied.body(), r);
   }
 
-  /** What each filter after ext_authz is shown, and what leaves for the provider. */
-  record Forwarded(Headers extProcSees, Headers upstream) {}
+  /**
+   * The request headers behind a CheckRequest (what ext_authz was sent of them; the local reply
+   * mappers read request headers, and a denial is answered before any filter changed them).
+   */
+  private static Headers requestHeadersOf(CheckRequest request) {
+    Headers h = new Headers();
+    var http = request.getAttributes().getRequest().getHttp();
+    if (http.hasHeaderMap()) {
+      http.getHeaderMap()
+          .getHeadersList()
+          .forEach(v -> h.add(v.getKey(), v.getRawValue().toStringUtf8()));
+    } else {
+      http.getHeadersMap().forEach(h::add);
+    }
+    return h;
+  }
+
+  /**
+   * What each filter after ext_authz is shown, and what becomes of the request: either it leaves
+   * for the provider ({@code upstream}, and {@code localReply} null) or Envoy answers it itself
+   * ({@code localReply}, as the client gets it, and {@code upstream} null).
+   *
+   * @param extProcSees the request headers ext_proc is sent
+   * @param atRbac the request headers the fail-closed stage judges (after ext_proc's mutations);
+   *     null when ext_proc answered the request itself
+   */
+  record Forwarded(Headers extProcSees, Headers atRbac, Headers upstream, LocalReply localReply) {}
+
+  /** As {@link #forward(Replay, Headers, CheckResponse, Metering, long)}, metering working. */
+  static Forwarded forward(Replay r, Headers atAuthz, CheckResponse ok) {
+    return forward(r, atAuthz, ok, Metering.WORKING, MESSAGE_TIMEOUT_MILLIS);
+  }
+
+  /** As {@link #forward(Replay, Headers, CheckResponse, Metering, long)}, at Envoy's timeout. */
+  static Forwarded forward(Replay r, Headers atAuthz, CheckResponse ok, Metering metering) {
+    return forward(r, atAuthz, ok, metering, MESSAGE_TIMEOUT_MILLIS);
+  }
 
   /**
    * Walks an allowed request through the http_filters in envoy.yaml's order: ext_authz applies
-   * Check's mutations (ext_authz.cc onComplete), ext_proc is shown the headers (minus its
-   * forward_rules), each credential injector the route enables writes the provider key, and the
-   * router applies the route-config, virtual-host and route request_headers_to_remove and the host
-   * rewrite (finalizeRequestHeaders) as the request leaves.
+   * Check's mutations (ext_authz.cc onComplete); ext_proc is shown the headers (minus its
+   * forward_rules) and the body on a stream to {@code metering}, and Envoy applies the processor's
+   * answers (or answers the client with its immediate response, or goes on without it when the
+   * stream fails); the RBAC stage judges the headers as they then stand and refuses with a local
+   * reply; each credential injector the route enables writes the provider key; and the router
+   * applies the route-config, virtual-host and route request_headers_to_remove and the host rewrite
+   * (finalizeRequestHeaders) as the request leaves.
+   *
+   * @param messageTimeoutMillis how long each ext_proc answer is waited for (Envoy's
+   *     message_timeout, but for the warm-up)
    */
-  static Forwarded forward(Replay r, Headers atAuthz, CheckResponse ok) {
+  static Forwarded forward(
+      Replay r, Headers atAuthz, CheckResponse ok, Metering metering, long messageTimeoutMillis) {
     Headers h = null;
     Headers extProcSees = null;
+    Headers atRbac = null;
     Headers upstream = null;
     boolean beforeAuthz = true;
     for (HttpFilter filter : FILTERS) {
@@ -922,6 +1025,30 @@ class EnvoyReplayIT {
           if (forwardedToExtProc(e[0])) {
             extProcSees.add(e[0], e[1]);
           }
+        }
+        LocalReply answered = extProc(r, h, extProcSees, ok, metering, messageTimeoutMillis);
+        if (answered != null) {
+          return new Forwarded(extProcSees, null, null, answered);
+        }
+      } else if (filter.getTypedConfig().is(RBAC.class)) {
+        Headers judged = h.copy();
+        atRbac = judged;
+        String denied =
+            rbacRules(filter, r)
+                .map(rules -> EnvoyRbac.denyingPolicy(rules, judged::getAll))
+                .orElse(null);
+        if (denied != null) {
+          // rbac_filter.cc: a 403 with this body and details (common/rbac/utility.cc).
+          return new Forwarded(
+              extProcSees,
+              atRbac,
+              null,
+              localReply(
+                  403,
+                  Map.of(),
+                  "RBAC: access denied",
+                  "rbac_access_denied_matched_policy[" + denied.replaceAll("\\s", "_") + "]",
+                  h));
         }
       } else if (filter.getTypedConfig().is(CredentialInjector.class)) {
         if (runsOn(filter, r)) {
@@ -974,38 +1101,280 @@ class EnvoyReplayIT {
       }
     }
     assertThat(extProcSees).as("ext_proc ran after ext_authz").isNotNull();
+    assertThat(atRbac).as("the fail-closed stage ran").isNotNull();
     assertThat(upstream).as("the router ran").isNotNull();
-    return new Forwarded(extProcSees, upstream);
+    return new Forwarded(extProcSees, atRbac, upstream, null);
+  }
+
+  /**
+   * The RBAC rules enforced on this route (rbac_filter.cc engine()): the most specific
+   * RBACPerRoute's, where one is set, else the filter's; empty when there are none ("no engine,
+   * allowed by default"). Shadow rules only count and are not modelled.
+   */
+  private static Optional<io.envoyproxy.envoy.config.rbac.v3.RBAC> rbacRules(
+      HttpFilter filter, Replay r) {
+    assertThat(runsOn(filter, r)).as("RBAC runs on %s", r.route().getName()).isTrue();
+    RBAC rbac = EnvoyConfigTest.unpack(filter.getTypedConfig(), RBAC.class);
+    for (Map<String, Any> perFilter :
+        List.of(
+            r.route().getTypedPerFilterConfigMap(),
+            r.vhost().getTypedPerFilterConfigMap(),
+            HCM.getRouteConfig().getTypedPerFilterConfigMap())) {
+      Any any = perFilter.get(filter.getName());
+      if (any != null && any.is(RBACPerRoute.class)) {
+        rbac = EnvoyConfigTest.unpack(any, RBACPerRoute.class).getRbac();
+        break;
+      }
+    }
+    assertThat(rbac.hasMatcher()).as("RBAC matcher trees are not modelled").isFalse();
+    return rbac.hasRules() ? Optional.of(rbac.getRules()) : Optional.empty();
+  }
+
+  /**
+   * Envoy's ext_proc filter on the request side (ext_proc.cc, processor_state.cc) against the
+   * processor {@code metering}: it sends the request headers (end_of_stream when there is no body),
+   * applies the answer's header mutation, then, in BUFFERED body mode, sends the whole body and
+   * applies that answer's header mutation to the request headers, which it has held back so far: so
+   * the next filter's decodeHeaders sees them. An immediate response ends the request there. If an
+   * answer does not come within message_timeout, or the stream fails or closes, processing stops
+   * and, under failure_mode_allow, the request goes on with the mutations applied so far. The
+   * processor's mode_override is ignored (allow_mode_override is false, asserted).
+   *
+   * @param h the request headers, mutated as Envoy mutates them
+   * @param shown the request headers ext_proc is sent
+   * @return the client's answer when the processor answered in Envoy's place, else null
+   */
+  private static LocalReply extProc(
+      Replay r,
+      Headers h,
+      Headers shown,
+      CheckResponse ok,
+      Metering metering,
+      long messageTimeoutMillis) {
+    assertThat(PROC.getAllowModeOverride()).as("mode_override is not modelled").isFalse();
+    assertThat(PROC.getFailureModeAllow())
+        .as("failure_mode_allow: false (a 500 on every metering failure) is not modelled")
+        .isTrue();
+    assertThat(setFields(PROC.getMutationRules()))
+        .as("mutation_rules the replay models")
+        .isSubsetOf("disallow_system");
+    ProcessingMode mode = effectiveProcessingMode(r);
+    String body = r.sdk().body();
+    // What Check put in dynamic metadata, under ext_authz's namespace (metadata_options).
+    io.envoyproxy.envoy.config.core.v3.Metadata metadata =
+        io.envoyproxy.envoy.config.core.v3.Metadata.newBuilder()
+            .putFilterMetadata(EXT_AUTHZ_METADATA_NAMESPACE, ok.getDynamicMetadata())
+            .build();
+    try (MeteringStream stream = metering.open()) {
+      Optional<ProcessingResponse> headers =
+          stream.exchange(
+              ExtProcStream.requestHeadersMessage(shown, body == null).toBuilder()
+                  .setMetadataContext(metadata)
+                  .build(),
+              messageTimeoutMillis);
+      if (headers.isEmpty()) {
+        return null; // failure_mode_allow: on, unmutated
+      }
+      if (headers.get().hasImmediateResponse()) {
+        return immediateReply(headers.get().getImmediateResponse(), h);
+      }
+      assertThat(headers.get().getResponseCase())
+          .isEqualTo(ProcessingResponse.ResponseCase.REQUEST_HEADERS);
+      applyProcessorMutation(h, headers.get().getRequestHeaders().getResponse());
+      if (body == null || mode.getRequestBodyMode() == BodySendMode.NONE) {
+        return null;
+      }
+      assertThat(mode.getRequestBodyMode())
+          .as("%s: only BUFFERED request bodies are modelled", r.route().getName())
+          .isEqualTo(BodySendMode.BUFFERED);
+      Optional<ProcessingResponse> answer =
+          stream.exchange(
+              ExtProcStream.requestBodyMessage(body).toBuilder()
+                  .setMetadataContext(metadata)
+                  .build(),
+              messageTimeoutMillis);
+      if (answer.isEmpty()) {
+        return null; // on with what the headers answer changed
+      }
+      if (answer.get().hasImmediateResponse()) {
+        return immediateReply(answer.get().getImmediateResponse(), h);
+      }
+      assertThat(answer.get().getResponseCase())
+          .isEqualTo(ProcessingResponse.ResponseCase.REQUEST_BODY);
+      // BUFFERED: the headers are still held (processor_state.cc handleBodyResponse), so the
+      // body answer's header mutation applies to them.
+      applyProcessorMutation(h, answer.get().getRequestBody().getResponse());
+      return null;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** One answer's header mutation, as MutationUtils::applyHeaderMutations applies it. */
+  private static void applyProcessorMutation(Headers h, CommonResponse common) {
+    assertThat(common.getStatus())
+        .as("CONTINUE_AND_REPLACE is not modelled")
+        .isEqualTo(CommonResponse.ResponseStatus.CONTINUE);
+    assertThat(common.getClearRouteCache()).as("clear_route_cache is not modelled").isFalse();
+    applyProcessorMutation(h, common.getHeaderMutation());
+  }
+
+  /**
+   * Removals first, then sets; headers mutation_rules protect are left alone (disallow_system:
+   * pseudo-headers and host; and, without allow_envoy, x-envoy-*).
+   */
+  private static void applyProcessorMutation(Headers h, HeaderMutation m) {
+    for (String name : m.getRemoveHeadersList()) {
+      if (processorMayChange(name)) {
+        h.remove(name);
+      }
+    }
+    for (HeaderValueOption o : m.getSetHeadersList()) {
+      if (processorMayChange(o.getHeader().getKey())) {
+        // ext_proc sends raw_value (a HeaderValue with both is refused).
+        String value =
+            o.getHeader().getRawValue().isEmpty()
+                ? o.getHeader().getValue()
+                : o.getHeader().getRawValue().toStringUtf8();
+        applyHeaderOption(h, o, value);
+      }
+    }
+  }
+
+  private static boolean processorMayChange(String name) {
+    String n = name.toLowerCase(Locale.ROOT);
+    boolean system = n.startsWith(":") || n.equals("host");
+    return !(system && PROC.getMutationRules().getDisallowSystem().getValue())
+        && !n.startsWith("x-envoy-");
+  }
+
+  /** ext_proc's sendImmediateResponse: a local reply with the processor's status and headers. */
+  private static LocalReply immediateReply(ImmediateResponse immediate, Headers request) {
+    // 200 when unset (DefaultImmediateStatus).
+    int status = immediate.hasStatus() ? immediate.getStatus().getCodeValue() : 200;
+    Headers set = new Headers();
+    applyProcessorMutation(set, immediate.getHeaders());
+    Map<String, String> headers = new LinkedHashMap<>();
+    set.entries.forEach(e -> headers.put(e[0], e[1]));
+    return localReply(
+        status,
+        headers,
+        immediate.getBody().toStringUtf8(),
+        immediate.getDetails().replaceAll("\\s", "_"),
+        request);
+  }
+
+  /** A response Envoy makes itself (sendLocalReply), as the client gets it. */
+  record LocalReply(int status, Map<String, String> headers, String body, String details) {}
+
+  /**
+   * Envoy's local reply (filter_manager.cc sendLocalReply, http/utility.cc prepareLocalReply,
+   * local_reply.cc): the filter's status, headers and body, rewritten by the first
+   * local_reply_config mapper whose filter matches (status_code, headers_to_add, body,
+   * body_format_override); then content-length, and content-type when the filter set none or a
+   * mapper changed the body without setting one (text/plain unless the formatter says otherwise);
+   * an empty body goes without either.
+   *
+   * @param details the response code details the filter gives, which the mappers can read
+   * @param request the request headers as they stand when the reply is made
+   */
+  static LocalReply localReply(
+      int status, Map<String, String> filterHeaders, String body, String details, Headers request) {
+    LocalReplyConfig config = HCM.getLocalReplyConfig();
+    assertThat(setFields(config)).as("local_reply_config fields modelled").isSubsetOf("mappers");
+    Headers headers = new Headers();
+    filterHeaders.forEach(headers::add);
+    String originalBody = body;
+    String contentTypeBefore = headers.get("content-type");
+    String contentType = "text/plain";
+    for (ResponseMapper mapper : config.getMappersList()) {
+      assertThat(setFields(mapper))
+          .as("response mapper fields modelled")
+          .isSubsetOf("filter", "status_code", "body", "headers_to_add", "body_format_override");
+      if (!mapperMatches(mapper.getFilter(), status, details, request)) {
+        continue;
+      }
+      if (mapper.hasBody()) {
+        assertThat(mapper.getBody().hasInlineString()).as("inline bodies only").isTrue();
+        body = mapper.getBody().getInlineString();
+      }
+      for (HeaderValueOption o : mapper.getHeadersToAddList()) {
+        applyHeaderOption(headers, o, o.getHeader().getValue());
+      }
+      if (mapper.hasStatusCode()) {
+        status = mapper.getStatusCode().getValue();
+      }
+      if (mapper.hasBodyFormatOverride()) {
+        var format = mapper.getBodyFormatOverride();
+        assertThat(format.getTextFormatSource().getInlineString())
+            .as("only the body itself as the format is modelled")
+            .isEqualTo("%LOCAL_REPLY_BODY%");
+        contentType = format.getContentType().isEmpty() ? "text/plain" : format.getContentType();
+      }
+      break; // the first match wins
+    }
+    boolean customContentType =
+        !java.util.Objects.equals(contentTypeBefore, headers.get("content-type"));
+    if (body.isEmpty()) {
+      headers.remove("content-length");
+      headers.remove("content-type");
+    } else {
+      headers.set("content-length", Integer.toString(body.getBytes(StandardCharsets.UTF_8).length));
+      if (headers.get("content-type") == null
+          || (!body.equals(originalBody) && !customContentType)) {
+        headers.set("content-type", contentType);
+      }
+    }
+    Map<String, String> out = new LinkedHashMap<>();
+    headers.entries.forEach(e -> out.put(e[0], e[1]));
+    return new LocalReply(status, out, body, details);
+  }
+
+  /**
+   * An AccessLogFilter as a local reply mapper evaluates it, for the kinds envoy.yaml uses; CEL
+   * only in the one form {@code response.code_details == '<details>'}.
+   */
+  private static boolean mapperMatches(
+      AccessLogFilter f, int status, String details, Headers request) {
+    return switch (f.getFilterSpecifierCase()) {
+      case AND_FILTER ->
+          f.getAndFilter().getFiltersList().stream()
+              .allMatch(x -> mapperMatches(x, status, details, request));
+      case OR_FILTER ->
+          f.getOrFilter().getFiltersList().stream()
+              .anyMatch(x -> mapperMatches(x, status, details, request));
+      case STATUS_CODE_FILTER -> {
+        var c = f.getStatusCodeFilter().getComparison();
+        long v = c.getValue().getDefaultValue();
+        yield switch (c.getOp()) {
+          case EQ -> status == v;
+          case GE -> status >= v;
+          case LE -> status <= v;
+          default -> fail("comparison " + c.getOp());
+        };
+      }
+      case HEADER_FILTER -> EnvoyRbac.matches(f.getHeaderFilter().getHeader(), request::getAll);
+      case EXTENSION_FILTER -> {
+        assertThat(f.getExtensionFilter().getName())
+            .isEqualTo("envoy.access_loggers.extension_filters.cel");
+        String expression =
+            EnvoyConfigTest.unpack(f.getExtensionFilter().getTypedConfig(), ExpressionFilter.class)
+                .getExpression();
+        Matcher m = Pattern.compile("response\\.code_details == '([^'\\\\]*)'").matcher(expression);
+        if (!m.matches()) {
+          fail("CEL expression not modelled: " + expression);
+        }
+        yield m.group(1).equals(details);
+      }
+      default -> fail("access log filter " + f.getFilterSpecifierCase() + " is not modelled");
+    };
   }
 
   /** Check's OkHttpResponse applied to the request headers as Envoy applies it. */
   private static void applyCheck(Headers h, OkHttpResponse ok) {
     for (HeaderValueOption o : ok.getHeadersList()) {
-      String name = o.getHeader().getKey().toLowerCase(Locale.ROOT);
-      String value = o.getHeader().getValue();
-      if (o.hasAppend()) {
-        if (o.getAppend().getValue()) {
-          h.add(name, value);
-        } else {
-          h.set(name, value);
-        }
-        continue;
-      }
-      switch (o.getAppendAction()) {
-        case APPEND_IF_EXISTS_OR_ADD -> h.add(name, value);
-        case ADD_IF_ABSENT -> {
-          if (h.get(name) == null) {
-            h.add(name, value);
-          }
-        }
-        case OVERWRITE_IF_EXISTS -> {
-          if (h.get(name) != null) {
-            h.set(name, value);
-          }
-        }
-        case OVERWRITE_IF_EXISTS_OR_ADD -> h.set(name, value);
-        default -> fail("append_action " + o.getAppendAction());
-      }
+      applyHeaderOption(h, o, o.getHeader().getValue());
     }
     for (String name : ok.getHeadersToRemoveList()) {
       String n = name.toLowerCase(Locale.ROOT);
@@ -1022,6 +1391,34 @@ class EnvoyReplayIT {
     assertThat(ok.getQueryParametersToSetCount())
         .as("query_parameters_to_set is not modelled")
         .isZero();
+  }
+
+  /** One HeaderValueOption: the legacy {@code append} when set, else append_action. */
+  private static void applyHeaderOption(Headers h, HeaderValueOption o, String value) {
+    String name = o.getHeader().getKey().toLowerCase(Locale.ROOT);
+    if (o.hasAppend()) {
+      if (o.getAppend().getValue()) {
+        h.add(name, value);
+      } else {
+        h.set(name, value);
+      }
+      return;
+    }
+    switch (o.getAppendAction()) {
+      case APPEND_IF_EXISTS_OR_ADD -> h.add(name, value);
+      case ADD_IF_ABSENT -> {
+        if (h.get(name) == null) {
+          h.add(name, value);
+        }
+      }
+      case OVERWRITE_IF_EXISTS -> {
+        if (h.get(name) != null) {
+          h.set(name, value);
+        }
+      }
+      case OVERWRITE_IF_EXISTS_OR_ADD -> h.set(name, value);
+      default -> fail("append_action " + o.getAppendAction());
+    }
   }
 
   private static boolean forwardedToExtProc(String name) {
@@ -1136,6 +1533,17 @@ class EnvoyReplayIT {
 
       Forwarded f = forward(r, check.headers(), answer.response());
 
+      assertThat(f.localReply())
+          .as("%s with a %s key: answered by Envoy instead of forwarded", r, kind)
+          .isNull();
+      // Metering admitted it (a limited key's on its hold, at the body; an unlimited key's at the
+      // headers), the fail-closed stage let it through, and the mark stays on this side.
+      assertThat(f.atRbac().getAll(GatewayHeaders.ADMITTED))
+          .as("%s: metering's admission mark", r)
+          .containsExactly("1");
+      assertThat(f.upstream().get(GatewayHeaders.ADMITTED))
+          .as("%s: x-quota-admitted stays on this side of Envoy", r)
+          .isNull();
       assertThat(f.extProcSees().getAll(KEY_ID_HEADER))
           .as("%s: ext_proc sees Check's key id, not the client's own x-quota-key-id", r)
           .containsExactly(id);
@@ -1184,6 +1592,7 @@ class EnvoyReplayIT {
     EnvoyAnswer answer = replay(check.request());
     assertThat(answer.forwarded()).as("%s: body %s", r, answer.body()).isTrue();
     Forwarded f = forward(r, check.headers(), answer.response());
+    assertThat(f.localReply()).as("%s: forwarded", r).isNull();
 
     assertThat(f.upstream().entries)
         .as("%s: what leaves for the provider:\n%s", r, f.upstream())
@@ -1379,7 +1788,8 @@ class EnvoyReplayIT {
       removedToProvider.addAll(v.getRequestHeadersToRemoveList());
       v.getRoutesList().forEach(rt -> removedToProvider.addAll(rt.getRequestHeadersToRemoveList()));
     }
-    assertThat(removedToProvider).contains(KEY_ID_HEADER, GatewayHeaders.KEY_LIMITED);
+    assertThat(removedToProvider)
+        .contains(KEY_ID_HEADER, GatewayHeaders.KEY_LIMITED, GatewayHeaders.ADMITTED);
   }
 
   @Test
@@ -1491,6 +1901,193 @@ class EnvoyReplayIT {
     }
   }
 
+  // ------------------------------------------------------------------ the fail-closed stage
+
+  /** Each way a metering stream fails, on each metered route. */
+  static Stream<Arguments> failingMeteringOnMeteredRoutes() {
+    return Stream.of(Metering.PLACEHOLDER_TOKEN, Metering.UNREACHABLE, Metering.STALLS_AT_BODY)
+        .flatMap(m -> meteredReplays().map(r -> Arguments.of(m, r)));
+  }
+
+  /** The 503 the client gets from the fail-closed stage: its RBAC 403, through the mapper. */
+  private static void assertFailClosedReply(Object what, LocalReply reply) throws Exception {
+    assertThat(reply).as("%s: Envoy answered it itself", what).isNotNull();
+    assertThat(reply.details())
+        .as("%s: refused by the fail-closed stage", what)
+        .isEqualTo("rbac_access_denied_matched_policy[" + EnvoyConfigTest.FAIL_CLOSED_POLICY + "]");
+    assertThat(reply.status()).as("%s", what).isEqualTo(503);
+    assertThat(reply.headers())
+        .containsEntry("content-type", "application/json")
+        .containsEntry("retry-after", "1");
+    assertThat(reply.body())
+        .as("the authority's own answer when it cannot hold a key's quota")
+        .isEqualTo(ProviderError.holdUnavailable().body(null));
+    JsonNode error = JSON.readTree(reply.body()).get("error");
+    assertThat(error.get("code").asText()).isEqualTo("quota_unavailable");
+    assertThat(error.get("message").asText()).isNotBlank();
+  }
+
+  /**
+   * A key with a quota whose metering stream fails (refused for the placeholder token, nothing
+   * listening, or no answer to the body within message_timeout): ext_proc fails open and the
+   * request goes on unmarked, so the fail-closed stage refuses it before any provider key is added,
+   * with a 503.
+   */
+  @ParameterizedTest(name = "{0}: {1}")
+  @MethodSource("failingMeteringOnMeteredRoutes")
+  void limitedKey_meteringStreamFails_isRefused503_andNeverReachesTheProvider(
+      Metering metering, Replay r) throws Exception {
+    EnvoyCheck check = envoyCheck(r, KEYS.get(KeyKind.LIMITED).getSecret());
+    EnvoyAnswer answer = replay(check.request());
+    assertThat(answer.forwarded()).as("%s: Check allows it: %s", r, answer.body()).isTrue();
+
+    Forwarded f = forward(r, check.headers(), answer.response(), metering);
+
+    assertThat(f.upstream()).as("%s, %s: nothing leaves for the provider", r, metering).isNull();
+    assertThat(f.atRbac()).as("%s: ext_proc failed open, the request went on", r).isNotNull();
+    assertThat(f.atRbac().get(GatewayHeaders.KEY_LIMITED)).isEqualTo("true");
+    assertThat(f.atRbac().get(GatewayHeaders.ADMITTED)).as("%s: never admitted", r).isNull();
+    assertFailClosedReply(r + ", " + metering, f.localReply());
+  }
+
+  @Test
+  void placeholderToken_isTheAuthoritysOwnRefusal_countedAsSuch() throws Exception {
+    // Metering.PLACEHOLDER_TOKEN is no simulation: the authority refuses that stream and counts it.
+    var registry = server.app().operations().registry();
+    Supplier<Double> refused =
+        () ->
+            registry.find("quota.metering.streams.refused").counters().stream()
+                .mapToDouble(c -> c.count())
+                .sum();
+    double before = refused.get();
+    Replay r = meteredReplays().findFirst().orElseThrow();
+    EnvoyCheck check = envoyCheck(r, KEYS.get(KeyKind.LIMITED).getSecret());
+    Forwarded f =
+        forward(r, check.headers(), replay(check.request()).response(), Metering.PLACEHOLDER_TOKEN);
+    assertFailClosedReply(r, f.localReply());
+    assertThat(refused.get() - before).isEqualTo(1.0);
+  }
+
+  /**
+   * A key with a quota whose hold metering granted: the body answer marks it, the stage lets it
+   * through, and the provider sees neither the mark nor whether the key has a quota.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("meteredReplays")
+  void limitedKey_holdGranted_passes_andTheProviderNeverSeesTheMark(Replay r) throws Exception {
+    EnvoyCheck check = envoyCheck(r, KEYS.get(KeyKind.LIMITED).getSecret());
+    EnvoyAnswer answer = replay(check.request());
+    assertThat(answer.forwarded()).as("%s: Check allows it: %s", r, answer.body()).isTrue();
+
+    Forwarded f = forward(r, check.headers(), answer.response(), Metering.WORKING);
+
+    assertThat(f.localReply()).as("%s: forwarded", r).isNull();
+    assertThat(f.atRbac().getAll(GatewayHeaders.ADMITTED)).containsExactly("1");
+    assertThat(f.upstream().get(GatewayHeaders.ADMITTED)).isNull();
+    assertThat(f.upstream().get(GatewayHeaders.KEY_LIMITED)).isNull();
+    assertThat(f.upstream().toString())
+        .as("%s: no gateway header leaves", r)
+        .doesNotContain("x-quota-");
+  }
+
+  /** An unlimited key needs no hold: it passes whichever way metering fails. */
+  @ParameterizedTest(name = "{0}: {1}")
+  @MethodSource("failingMeteringOnMeteredRoutes")
+  void unlimitedKey_meteringStreamFails_stillReachesTheProvider(Metering metering, Replay r)
+      throws Exception {
+    EnvoyCheck check = envoyCheck(r, KEYS.get(KeyKind.UNLIMITED).getSecret());
+    EnvoyAnswer answer = replay(check.request());
+    assertThat(answer.forwarded()).as("%s: Check allows it: %s", r, answer.body()).isTrue();
+
+    Forwarded f = forward(r, check.headers(), answer.response(), metering);
+
+    assertThat(f.localReply()).as("%s, %s: forwarded", r, metering).isNull();
+    assertThat(f.atRbac().get(GatewayHeaders.KEY_LIMITED)).isEqualTo("false");
+    if (metering != Metering.STALLS_AT_BODY) {
+      // The stream failed before any answer: it passes unmarked.
+      assertThat(f.atRbac().get(GatewayHeaders.ADMITTED)).isNull();
+    }
+    assertThat(f.upstream().get(GatewayHeaders.ADMITTED)).isNull();
+    assertThat(f.upstream().getAll(keyHeader(r))).as("%s: with the provider's key", r).hasSize(1);
+  }
+
+  /**
+   * A client that sends x-quota-admitted itself gains nothing: Check removes it, so with metering
+   * failing the request of a key with a quota is refused all the same.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(
+      value = Metering.class,
+      names = {"PLACEHOLDER_TOKEN", "UNREACHABLE", "STALLS_AT_BODY"})
+  void forgedAdmissionMark_limitedKeyWithFailingMetering_isStillRefused(Metering metering)
+      throws Exception {
+    Replay r = meteredReplays().findFirst().orElseThrow();
+    EnvoyCheck check =
+        envoyCheck(r, KEYS.get(KeyKind.LIMITED).getSecret(), Map.of(GatewayHeaders.ADMITTED, "1"));
+    assertThat(check.headers().get(GatewayHeaders.ADMITTED))
+        .as("the client sent it")
+        .isEqualTo("1");
+    EnvoyAnswer answer = replay(check.request());
+    assertThat(answer.forwarded()).isTrue();
+    assertThat(answer.response().getOkResponse().getHeadersToRemoveList())
+        .contains(GatewayHeaders.ADMITTED);
+
+    Forwarded f = forward(r, check.headers(), answer.response(), metering);
+
+    assertThat(f.extProcSees().get(GatewayHeaders.ADMITTED)).as("gone before ext_proc").isNull();
+    assertThat(f.upstream()).isNull();
+    assertFailClosedReply(metering, f.localReply());
+  }
+
+  /**
+   * Metering's own refusals are local replies too, of a limited key's unmarked request: the very
+   * headers the stage refuses. The mapper tells them apart by the response code details, so the
+   * client still gets metering's 403 and its body.
+   */
+  @Test
+  void meteringRefusal403_keepsItsStatusAndBody_throughTheFailClosedMapper() throws Exception {
+    String body =
+        "{\"model\":\"gpt-4o-mini\",\"input\":\"Write a long essay\",\"background\":true}";
+    Replay r = route(openai("POST", "/v1/responses", body));
+    EnvoyCheck check = envoyCheck(r, KEYS.get(KeyKind.LIMITED).getSecret());
+    EnvoyAnswer answer = replay(check.request());
+    assertThat(answer.forwarded()).isTrue();
+
+    Forwarded f = forward(r, check.headers(), answer.response(), Metering.WORKING);
+
+    assertThat(f.upstream()).isNull();
+    assertThat(f.atRbac()).as("answered by ext_proc, before the stage").isNull();
+    LocalReply reply = f.localReply();
+    assertThat(reply.details()).isEqualTo("endpoint_not_metered");
+    assertThat(reply.status()).isEqualTo(403);
+    assertThat(JSON.readTree(reply.body()).at("/error/code").asText())
+        .isEqualTo("endpoint_not_metered");
+    assertThat(reply.headers())
+        .containsEntry("content-type", "application/json")
+        .doesNotContainKey("retry-after");
+  }
+
+  /**
+   * Check's 403s likewise: an expired key's request that claims a quota and carries no mark is one
+   * the stage's policy would deny, yet the client gets Check's 403 with its body.
+   */
+  @Test
+  void checkDenial403_withHeadersTheStageWouldDeny_isNotRewritten() throws Exception {
+    Replay r = meteredReplays().findFirst().orElseThrow();
+    EnvoyCheck check =
+        envoyCheck(
+            r, KEYS.get(KeyKind.EXPIRED).getSecret(), Map.of(GatewayHeaders.KEY_LIMITED, "true"));
+    Headers sent = requestHeadersOf(check.request());
+    assertThat(EnvoyRbac.denyingPolicy(FAIL_CLOSED.getRules(), sent::getAll))
+        .as("these request headers match the stage's policy")
+        .isEqualTo(EnvoyConfigTest.FAIL_CLOSED_POLICY);
+
+    EnvoyAnswer answer = replay(check.request());
+
+    assertDenial(r, answer, Decision.EXPIRED);
+    assertThat(answer.headers()).doesNotContainKey("retry-after");
+  }
+
   // ------------------------------------------------------------------ ext_proc per route
 
   /**
@@ -1557,30 +2154,227 @@ class EnvoyReplayIT {
     }
 
     ProcessingResponse requestHeaders(Headers h, boolean endOfStream) throws InterruptedException {
+      return send(requestHeadersMessage(h, endOfStream));
+    }
+
+    ProcessingResponse requestBody(String body) throws InterruptedException {
+      return send(requestBodyMessage(body));
+    }
+
+    /** The request headers as Envoy sends them: values in raw_value only. */
+    static ProcessingRequest requestHeadersMessage(Headers h, boolean endOfStream) {
       HeaderMap.Builder map = HeaderMap.newBuilder();
       for (String[] e : h.entries) {
         map.addHeaders(
             HeaderValue.newBuilder().setKey(e[0]).setRawValue(ByteString.copyFromUtf8(e[1])));
       }
-      return send(
-          ProcessingRequest.newBuilder()
-              .setRequestHeaders(
-                  HttpHeaders.newBuilder().setHeaders(map).setEndOfStream(endOfStream))
-              .build());
+      return ProcessingRequest.newBuilder()
+          .setRequestHeaders(HttpHeaders.newBuilder().setHeaders(map).setEndOfStream(endOfStream))
+          .build();
     }
 
-    ProcessingResponse requestBody(String body) throws InterruptedException {
-      return send(
-          ProcessingRequest.newBuilder()
-              .setRequestBody(
-                  HttpBody.newBuilder().setBody(ByteString.copyFromUtf8(body)).setEndOfStream(true))
-              .build());
+    /** A whole (BUFFERED) request body in one message. */
+    static ProcessingRequest requestBodyMessage(String body) {
+      return ProcessingRequest.newBuilder()
+          .setRequestBody(
+              HttpBody.newBuilder().setBody(ByteString.copyFromUtf8(body)).setEndOfStream(true))
+          .build();
     }
 
     @Override
     public void close() {
       requests.onCompleted();
     }
+  }
+
+  /** How the ext_proc stream fares, each as Envoy's filter would meet it. */
+  enum Metering {
+    /**
+     * The authority's metering port, sent envoy.yaml's initial_metadata with the token filled in as
+     * entrypoint.sh fills it in.
+     */
+    WORKING,
+    /**
+     * The same, with initial_metadata as committed (the placeholder token, an Envoy started without
+     * entrypoint.sh): the authority refuses the stream.
+     */
+    PLACEHOLDER_TOKEN,
+    /** Nothing listens where the stream goes (the authority restarting): the stream fails. */
+    UNREACHABLE,
+    /**
+     * A processor that answers the request headers (relaying the authority's answer) and then never
+     * the body (stalled, overloaded): Envoy gives up after message_timeout.
+     */
+    STALLS_AT_BODY;
+
+    MeteringStream open() {
+      return new MeteringStream(
+          switch (this) {
+            case WORKING -> withInitialMetadata(server.meteringChannel(), true);
+            case PLACEHOLDER_TOKEN -> withInitialMetadata(server.meteringChannel(), false);
+            case UNREACHABLE -> withInitialMetadata(unreachable, true);
+            case STALLS_AT_BODY -> withInitialMetadata(stallingChannel, true);
+          });
+    }
+  }
+
+  /** A channel to nothing, and a processor that stalls (Metering.UNREACHABLE, STALLS_AT_BODY). */
+  private static ManagedChannel unreachable;
+
+  private static Server stalling;
+  private static ManagedChannel stallingChannel;
+
+  private static void startBrokenProcessors() {
+    int closedPort;
+    try (ServerSocket s = new ServerSocket(0)) {
+      closedPort = s.getLocalPort();
+    } catch (java.io.IOException e) {
+      throw new IllegalStateException(e);
+    }
+    // Closed again at once: connecting to it is refused (nobody else binds ephemeral ports here).
+    unreachable = ManagedChannelBuilder.forAddress("127.0.0.1", closedPort).usePlaintext().build();
+    try {
+      stalling = ServerBuilder.forPort(0).addService(new StallingProcessor()).build().start();
+    } catch (java.io.IOException e) {
+      throw new IllegalStateException(e);
+    }
+    stallingChannel =
+        ManagedChannelBuilder.forAddress("127.0.0.1", stalling.getPort()).usePlaintext().build();
+  }
+
+  /**
+   * grpc_service.initial_metadata as envoy.yaml states it, on every stream; {@code filledIn}: with
+   * the placeholder replaced by the authority's metering token, as entrypoint.sh does at start.
+   */
+  private static Channel withInitialMetadata(Channel channel, boolean filledIn) {
+    Metadata md = new Metadata();
+    for (HeaderValue v : PROC.getGrpcService().getInitialMetadataList()) {
+      String value = v.getValue();
+      if (filledIn) {
+        assertThat(value).contains(EnvoyConfigTest.METERING_TOKEN_PLACEHOLDER);
+        value =
+            value.replace(EnvoyConfigTest.METERING_TOKEN_PLACEHOLDER, TestServer.METERING_TOKEN);
+      }
+      md.put(Metadata.Key.of(v.getKey(), Metadata.ASCII_STRING_MARSHALLER), value);
+    }
+    return ClientInterceptors.intercept(channel, MetadataUtils.newAttachHeadersInterceptor(md));
+  }
+
+  /**
+   * One ext_proc stream as Envoy's filter holds it: a message is answered within the timeout or the
+   * stream is given up (as on an error or a close), and nothing more is sent on it.
+   */
+  static final class MeteringStream implements AutoCloseable {
+    private static final Object CLOSED = new Object();
+    private final LinkedBlockingQueue<Object> events = new LinkedBlockingQueue<>();
+    private final StreamObserver<ProcessingRequest> requests;
+    private boolean givenUp;
+
+    MeteringStream(Channel channel) {
+      requests =
+          ExternalProcessorGrpc.newStub(channel)
+              .process(
+                  new StreamObserver<>() {
+                    @Override
+                    public void onNext(ProcessingResponse value) {
+                      events.add(value);
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                      events.add(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                      events.add(CLOSED);
+                    }
+                  });
+    }
+
+    /** The answer, or empty: an error, a close, or nothing within the timeout. */
+    Optional<ProcessingResponse> exchange(ProcessingRequest request, long timeoutMillis)
+        throws InterruptedException {
+      if (givenUp) {
+        return Optional.empty();
+      }
+      requests.onNext(request);
+      Object event = events.poll(timeoutMillis, TimeUnit.MILLISECONDS);
+      if (event instanceof ProcessingResponse answer) {
+        return Optional.of(answer);
+      }
+      givenUp = true;
+      return Optional.empty();
+    }
+
+    @Override
+    public void close() {
+      if (givenUp) {
+        // Envoy resets a stream it gave up on (closeStream).
+        requests.onError(Status.CANCELLED.withDescription("given up").asRuntimeException());
+      } else {
+        // The request went on: the replay has no response to show it, so the stream ends here.
+        requests.onCompleted();
+      }
+    }
+  }
+
+  /**
+   * A processor that relays a stream's request headers to the authority (with the metering token)
+   * and the authority's answer back, then swallows everything else: its body answer never comes.
+   */
+  static final class StallingProcessor extends ExternalProcessorGrpc.ExternalProcessorImplBase {
+    @Override
+    public StreamObserver<ProcessingRequest> process(StreamObserver<ProcessingResponse> toEnvoy) {
+      StreamObserver<ProcessingRequest> toAuthority =
+          ExternalProcessorGrpc.newStub(server.envoyMetering())
+              .process(
+                  new StreamObserver<>() {
+                    @Override
+                    public void onNext(ProcessingResponse value) {
+                      toEnvoy.onNext(value);
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {}
+
+                    @Override
+                    public void onCompleted() {}
+                  });
+      return new StreamObserver<>() {
+        @Override
+        public void onNext(ProcessingRequest value) {
+          if (value.hasRequestHeaders()) {
+            toAuthority.onNext(value);
+          }
+        }
+
+        @Override
+        public void onError(Throwable t) {
+          toAuthority.onError(Status.CANCELLED.asRuntimeException());
+        }
+
+        @Override
+        public void onCompleted() {
+          toAuthority.onCompleted();
+          toEnvoy.onCompleted();
+        }
+      };
+    }
+  }
+
+  /** The replays ext_proc meters (a hold is taken for a limited key), one per route. */
+  static Stream<Replay> meteredReplays() {
+    Set<String> routes = new LinkedHashSet<>();
+    return REPLAYS.stream()
+        .filter(
+            r ->
+                ProviderRoute.of(
+                        r.sdk().method(),
+                        r.sdk().pathAndQuery(),
+                        r.sdk().headers().containsKey("anthropic-version"))
+                    .isPresent())
+        .filter(r -> routes.add(r.route().getName()));
   }
 
   /** The request headers ext_proc is shown after Check allowed this request with this key. */
