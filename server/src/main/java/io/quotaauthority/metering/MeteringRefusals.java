@@ -14,10 +14,12 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Makes refused metering streams loud. Envoy fails open on ext_proc errors, so a wrong or missing
- * metering token does not break a single request: it silently stops all charging. Each refusal is
- * counted in {@code quota_metering_streams_refused_total{reason}} (missing, malformed, wrong) and
- * warned about at most once per reason per {@link #WARN_EVERY}, with how many were refused
- * meanwhile. Neither the counter nor the warning ever holds the presented or the expected token.
+ * metering token silently stops all charging of unlimited keys' requests, and every request of a
+ * key with a quota or a cap is refused 503 by Envoy's fail-closed stage (README "Holds"). Each
+ * refusal is counted in {@code quota_metering_streams_refused_total{reason}} (missing, malformed,
+ * wrong) and warned about at most once per reason per {@link #WARN_EVERY}, with how many were
+ * refused meanwhile. Neither the counter nor the warning ever holds the presented or the expected
+ * token.
  */
 public final class MeteringRefusals implements Consumer<Refusal> {
   private static final Logger log = LoggerFactory.getLogger(MeteringRefusals.class);
@@ -54,8 +56,9 @@ public final class MeteringRefusals implements Consumer<Refusal> {
     long suppressed = warnings.get(reason).due(nanoTime.getAsLong());
     if (suppressed >= 0) {
       log.warn(
-          "refused an ext_proc metering stream: {}; requests pass UNMETERED while this lasts"
-              + " (Envoy fails open). Envoy's ext_proc grpc_service.initial_metadata must send"
+          "refused an ext_proc metering stream: {}; while this lasts unlimited keys' requests"
+              + " pass UNMETERED (Envoy fails open) and limited or capped keys' are refused 503"
+              + " (the fail-closed stage). Envoy's ext_proc grpc_service.initial_metadata must send"
               + " 'authorization: Bearer <QUOTA_METERING_TOKEN>' to QUOTA_METERING_PORT"
               + " ({} more refused for this reason since the last warning)",
           describe(reason),

@@ -384,27 +384,34 @@ class EnvoyConfigTest {
     }
   }
 
-  @ParameterizedTest(name = "limited={0} admitted={1}: denied={2}")
+  @ParameterizedTest(name = "limited={0} admitted={1} cap={3}: denied={2}")
   @CsvSource(
       nullValues = "ABSENT",
       value = {
         // A key with a quota, as Check marks it, is refused unless metering admitted it.
-        "true, ABSENT, true",
-        "true, 1, false",
+        "true, ABSENT, true, ABSENT",
+        "true, 1, false, ABSENT",
         // An unlimited key needs no hold: it passes whatever metering did.
-        "false, ABSENT, false",
-        "false, 1, false",
+        "false, ABSENT, false, ABSENT",
+        "false, 1, false, ABSENT",
+        // ...unless it has a concurrency cap: its slot comes from metering as well.
+        "false, ABSENT, true, 5",
+        "false, 1, false, 5",
+        "true, ABSENT, true, 5",
         // Anything but exactly "false" is a key with a quota (GatewayHeaders.limited), including
         // no header at all (an inverted exact matcher would have let that through).
-        "ABSENT, ABSENT, true",
-        "ABSENT, 1, false",
-        "FALSE, ABSENT, true",
-        "'', ABSENT, true",
-        "'false,false', ABSENT, true",
+        "ABSENT, ABSENT, true, ABSENT",
+        "ABSENT, 1, false, ABSENT",
+        "FALSE, ABSENT, true, ABSENT",
+        "'', ABSENT, true, ABSENT",
+        "'false,false', ABSENT, true, ABSENT",
       })
   void failClosedStage_deniesExactlyKeysWithAQuotaThatMeteringDidNotAdmit(
-      String limited, String admitted, boolean denied) {
+      String limited, String admitted, boolean denied, String cap) {
     List<String> pairs = new ArrayList<>();
+    if (cap != null) {
+      pairs.addAll(List.of(GatewayHeaders.KEY_CONCURRENCY, cap));
+    }
     if (limited != null) {
       // Two values arrive as two headers; Envoy's matcher reads them joined with ",".
       for (String v :
@@ -419,8 +426,8 @@ class EnvoyConfigTest {
     String policy =
         EnvoyRbac.denyingPolicy(failClosed().getRules(), headers(pairs.toArray(String[]::new)));
     assertThat(policy != null).as("denied").isEqualTo(denied);
-    assertThat(GatewayHeaders.limited(limited) && admitted == null)
-        .as("the rule metering's GatewayHeaders.limited states")
+    assertThat((GatewayHeaders.limited(limited) || cap != null) && admitted == null)
+        .as("the rule metering's GatewayHeaders.limited and the cap state")
         .isEqualTo(denied);
     if (denied) {
       assertThat(policy).isEqualTo(FAIL_CLOSED_POLICY);
@@ -605,6 +612,7 @@ class EnvoyConfigTest {
       List.of(
           GatewayHeaders.KEY_ID,
           GatewayHeaders.KEY_LIMITED,
+          GatewayHeaders.KEY_CONCURRENCY,
           GatewayHeaders.ADMITTED,
           "x-forwarded-for",
           "x-envoy-external-address");
