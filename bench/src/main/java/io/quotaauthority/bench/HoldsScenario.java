@@ -168,7 +168,7 @@ final class HoldsScenario {
     ChildJvm off = run.launchServer("server-holds-off", envOff);
     ChildJvm on = run.startServer("server-holds-on", envOn, authzOn);
     on.awaitPort(meteringOn, Duration.ofSeconds(60));
-    run.loadKeys(scale.checkKeys());
+    run.loadKeys(scale.holdsCheckKeys());
     run.awaitServer(off, authzOff);
 
     // Check first, while both servers are in the same state: after the ext_proc runs the holds
@@ -249,12 +249,12 @@ final class HoldsScenario {
     Options.Scale scale = run.scale;
     CheckRuns runs = new CheckRuns(run);
     CheckTemplate template = CheckTemplate.envoyChatCompletion();
-    CheckLoad.Keys keys = CheckLoad.uniform(scale.checkKeys());
+    CheckLoad.Keys keys = CheckLoad.uniform(scale.holdsCheckKeys());
     Duration settle = CheckRuns.min(Duration.ofSeconds(1), scale.warmup());
     try (CheckLoad a = new CheckLoad(authzOn, o.checkChannels, template, CheckRuns.CHECK_DEADLINE);
         CheckLoad b =
             new CheckLoad(authzOff, o.checkChannels, template, CheckRuns.CHECK_DEADLINE)) {
-      warmCaches(a, b, scale.checkKeys());
+      warmCaches(a, b, scale.holdsCheckKeys());
       runs.jitWarmup(a, keys, CheckLoad.EXPECT_BENCH_KEYS, "server-holds-on");
       runs.jitWarmup(b, keys, CheckLoad.EXPECT_BENCH_KEYS, "server-holds-off");
       for (int r = 0; r < scale.rounds(); r++) {

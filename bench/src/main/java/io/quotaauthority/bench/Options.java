@@ -190,7 +190,8 @@ final class Options {
   /**
    * How big and how long each scenario is. The holds group's ext_proc runs each get {@code
    * holdsWarmup} unmeasured then {@code holdsMeasure} measured; {@code holdsNearKeys} is the pool
-   * of keys near their limit its near run works through (each lasts about six requests).
+   * of keys near their limit its near run works through (each lasts about six requests); its Check
+   * rounds cycle through {@code holdsCheckKeys} cached keys (scenario 1's count in the full run).
    */
   record Scale(
       int totalKeys,
@@ -214,7 +215,8 @@ final class Options {
       Duration jitCap,
       Duration holdsWarmup,
       Duration holdsMeasure,
-      int holdsNearKeys) {}
+      int holdsNearKeys,
+      int holdsCheckKeys) {}
 
   Scale scale() {
     if (smoke) {
@@ -241,7 +243,9 @@ final class Options {
           Duration.ofSeconds(3),
           Duration.ofMillis(500),
           Duration.ofSeconds(1),
-          3_000);
+          3_000,
+          // Fewer than scenario 1's: each is one cold load per server before the rounds.
+          Math.min(200, total));
     }
     int total = keys != null ? keys : 1_000_000;
     return new Scale(
@@ -266,6 +270,7 @@ final class Options {
         Duration.ofSeconds(30),
         Duration.ofSeconds(3),
         Duration.ofSeconds(8),
-        50_000);
+        50_000,
+        Math.min(10_000, total));
   }
 }

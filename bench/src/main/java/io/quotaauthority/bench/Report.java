@@ -653,7 +653,7 @@ final class Report {
                 + " ratio should be 1 within the rounds' spread.",
             o.checkInflight,
             o.checkChannels,
-            num(scale.checkKeys()),
+            num(scale.holdsCheckKeys()),
             scale.rounds(),
             scale.measure().toSeconds()));
     table(
