@@ -22,8 +22,9 @@ import java.util.Locale;
  * failure too.
  *
  * <p>This class only orders the work: {@link BenchRun} holds the processes and the database, {@link
- * CheckGroup} (scenarios 1, 4, 5), {@link IngestScenario} (2) and {@link MemoryScenario} (3)
- * measure and return records, {@link Targets} judges them and {@link Report} renders them.
+ * CheckGroup} (scenarios 1, 4, 5), {@link IngestScenario} (2), {@link MemoryScenario} (3) and
+ * {@link HoldsScenario} (6) measure and return records, {@link Targets} judges them and {@link
+ * Report} renders them.
  */
 public final class Bench {
   private Bench() {}
@@ -65,9 +66,12 @@ public final class Bench {
                 .run()
             : null;
     MemoryScenario.Result memory = o.only.contains("memory") ? new MemoryScenario(run).run() : null;
+    // Last: its charges land in usage_events, which the ingest scenario counts exactly.
+    HoldsScenario.Result holds = o.only.contains("holds") ? new HoldsScenario(run).run() : null;
 
     String md =
-        Report.render(run, header(run, loadBefore, Cpu.loadAverage()), check, ingest, memory);
+        Report.render(
+            run, header(run, loadBefore, Cpu.loadAverage()), check, ingest, memory, holds);
     System.out.println();
     System.out.println(md);
     if (o.out != null) {

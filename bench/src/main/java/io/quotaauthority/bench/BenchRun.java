@@ -35,6 +35,10 @@ final class BenchRun {
   final Path work;
   final String db;
   final String reporterToken = token();
+
+  /** Every server's metering token: the holds group plays Envoy's ext_proc with it. */
+  final String meteringToken = token();
+
   final String classpath = System.getProperty("java.class.path");
   final Cpu.Meter meter;
 
@@ -109,15 +113,27 @@ final class BenchRun {
     return baselinePid;
   }
 
-  /** Starts the server jar with {@code env} and waits until its authz port answers. */
+  /**
+   * Starts the server jar with {@code env} and waits until its authz port answers: the server the
+   * CPU meter's "server" group counts.
+   */
   ChildJvm startServer(String name, Map<String, String> env, int authzPort) {
+    ChildJvm server = launchServer(name, env);
+    serverPid = server.pid();
+    awaitServer(server, authzPort);
+    return server;
+  }
+
+  /**
+   * Starts the server jar with {@code env} and returns at once: a second server beside the one
+   * {@link #startServer} started, which the "server" CPU group does not count (the caller adds a
+   * group of its own). Stopped by cleanup, or by the caller with {@link ChildJvm#close}.
+   */
+  ChildJvm launchServer(String name, Map<String, String> env) {
     log("starting " + name + ": java " + String.join(" ", o.jvmOpts) + " -jar " + o.serverJar);
     ChildJvm server =
         ChildJvm.start(name, o.jvmOpts, List.of("-jar", o.serverJar.toString()), env, work);
     cleanup.add(server::close);
-    serverPid = server.pid();
-    server.awaitPort(authzPort, Duration.ofMinutes(3));
-    log(name + " up (pid " + server.pid() + ", authz port " + authzPort + ")");
     env.forEach(
         (k, v) -> {
           if (!k.endsWith("_TOKEN") && !k.equals("QUOTA_DB_PASSWORD")) {
@@ -125,6 +141,12 @@ final class BenchRun {
           }
         });
     return server;
+  }
+
+  /** Waits until a server {@link #launchServer} started answers on its authz port. */
+  void awaitServer(ChildJvm server, int authzPort) {
+    server.awaitPort(authzPort, Duration.ofMinutes(3));
+    log(server.name + " up (pid " + server.pid() + ", authz port " + authzPort + ")");
   }
 
   void stopServer(ChildJvm server) {
@@ -142,10 +164,12 @@ final class BenchRun {
     env.put("QUOTA_AUTHZ_PORT", Integer.toString(authzPort));
     env.put("QUOTA_ADMIN_PORT", Integer.toString(ChildJvm.freePort()));
     env.put("QUOTA_METRICS_PORT", "0");
-    // The bench does not meter: any free port, so two servers never fight over the 9194 default.
+    // Any free port, so two servers never fight over the 9194 default; the holds group, which
+    // meters, sets one it knows.
     env.put("QUOTA_METERING_PORT", "0");
     env.put("QUOTA_ADMIN_TOKEN", adminToken);
     env.put("QUOTA_REPORTER_TOKEN", reporterToken);
+    env.put("QUOTA_METERING_TOKEN", meteringToken);
     Path data = work.resolve("data-" + name);
     Files.createDirectories(data);
     env.put("QUOTA_DATA_DIR", data.toString());

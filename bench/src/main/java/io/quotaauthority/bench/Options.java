@@ -25,14 +25,15 @@ final class Options {
                                trust auth; the bench creates a fresh database there and drops it after
         --pg-user NAME         default postgres
         --jvm-opts "OPTS"      JVM options of the server and of the baseline (default: %s)
-        --server-env K=V       extra environment for the Check server (repeatable)
+        --server-env K=V       extra environment for the Check server and both holds servers
+                               (repeatable; the holds servers' QUOTA_HOLDS is the bench's)
         --ingest-env K=V       environment of the ingest server, replacing the tuned defaults
                                (repeatable; default: %s)
         --keys N               keys in the database, the largest scaling step (default 1000000)
         --check-channels N     connections of the Check load generator (default 4)
         --check-inflight N     calls in flight in the closed loop, over all connections (default 128)
         --only LIST            run only these scenario groups, comma-separated: check (1, 4, 5),
-                               ingest (2), memory (3); default all
+                               ingest (2), memory (3), holds (6); default all
         --max-warm SECONDS     longest one cache-warming step may take before the bench moves on
                                (default 180; warming 1M keys is 1M cold loads)
         --no-profile           skip the JFR recordings (--smoke skips them unless --profile is given)
@@ -70,7 +71,9 @@ final class Options {
   private Boolean profileFlag;
   boolean verbose;
   Duration maxWarm = Duration.ofSeconds(180);
-  Set<String> only = new LinkedHashSet<>(List.of("check", "ingest", "memory"));
+  static final List<String> GROUPS = List.of("check", "ingest", "memory", "holds");
+
+  Set<String> only = new LinkedHashSet<>(GROUPS);
   Path work;
   final List<String> raw = new ArrayList<>();
 
@@ -105,8 +108,9 @@ final class Options {
         case "--only" -> {
           o.only.clear();
           for (String part : value(args, ++i, a).split(",")) {
-            if (!List.of("check", "ingest", "memory").contains(part.trim())) {
-              throw new IllegalArgumentException("--only takes check, ingest, memory; not " + part);
+            if (!GROUPS.contains(part.trim())) {
+              throw new IllegalArgumentException(
+                  "--only takes " + String.join(", ", GROUPS) + "; not " + part);
             }
             o.only.add(part.trim());
           }
@@ -183,7 +187,12 @@ final class Options {
     return out;
   }
 
-  /** How big and how long each scenario is. */
+  /**
+   * How big and how long each scenario is. The holds group's ext_proc runs each get {@code
+   * holdsWarmup} unmeasured then {@code holdsMeasure} measured; {@code holdsNearKeys} is the pool
+   * of keys near their limit its near run works through (each lasts about six requests); its Check
+   * rounds cycle through {@code holdsCheckKeys} cached keys (scenario 1's count in the full run).
+   */
   record Scale(
       int totalKeys,
       int checkKeys,
@@ -203,7 +212,11 @@ final class Options {
       int memoryKeys,
       Duration profile,
       long jitCalls,
-      Duration jitCap) {}
+      Duration jitCap,
+      Duration holdsWarmup,
+      Duration holdsMeasure,
+      int holdsNearKeys,
+      int holdsCheckKeys) {}
 
   Scale scale() {
     if (smoke) {
@@ -227,7 +240,12 @@ final class Options {
           20_000,
           Duration.ofSeconds(1),
           5_000,
-          Duration.ofSeconds(3));
+          Duration.ofSeconds(3),
+          Duration.ofMillis(500),
+          Duration.ofSeconds(1),
+          3_000,
+          // Fewer than scenario 1's: each is one cold load per server before the rounds.
+          Math.min(200, total));
     }
     int total = keys != null ? keys : 1_000_000;
     return new Scale(
@@ -249,6 +267,10 @@ final class Options {
         1_000_000,
         Duration.ofSeconds(8),
         200_000,
-        Duration.ofSeconds(30));
+        Duration.ofSeconds(30),
+        Duration.ofSeconds(3),
+        Duration.ofSeconds(8),
+        50_000,
+        Math.min(10_000, total));
   }
 }

@@ -159,6 +159,44 @@ final class PgAdmin {
     }
   }
 
+  /**
+   * Writes {@code count} active keys with ids from {@code fromId}, each with the same quota and
+   * quota_used (USD, 8 decimals) and a secret nobody presents (the holds group meters them by id,
+   * as Envoy does once Check has run): a range of its own, apart from the bench keys' ids.
+   */
+  void copyLimitedKeys(Connection c, long fromId, long count, String quota, String quotaUsed)
+      throws SQLException {
+    c.setAutoCommit(true);
+    HexFormat hex = HexFormat.of();
+    CopyIn copy =
+        c.unwrap(PGConnection.class)
+            .getCopyAPI()
+            .copyIn(
+                "COPY api_keys (id, name, key_hash, key_prefix, status, quota, quota_used) FROM STDIN");
+    try {
+      StringBuilder sb = new StringBuilder();
+      for (long id = fromId; id < fromId + count; id++) {
+        sb.append(id)
+            .append("\tholds-")
+            .append(id)
+            .append("\t\\\\x")
+            .append(hex.formatHex(BenchKeys.sha256("sk-holds-" + id)))
+            .append("\tsk-holds\tactive\t")
+            .append(quota)
+            .append('\t')
+            .append(quotaUsed)
+            .append('\n');
+      }
+      byte[] b = sb.toString().getBytes(StandardCharsets.US_ASCII);
+      copy.writeToCopy(b, 0, b.length);
+      copy.endCopy();
+    } finally {
+      if (copy.isActive()) {
+        copy.cancelCopy();
+      }
+    }
+  }
+
   /** Committed transactions of a database, read from another one so the reading is not counted. */
   static long xactCommit(Connection postgresDb, String database) throws SQLException {
     try (PreparedStatement ps =

@@ -19,12 +19,20 @@ import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.ObjLongConsumer;
+import java.util.regex.Pattern;
 
 /**
  * A loopback TCP proxy in front of PostgreSQL that reads the frontend protocol on its way through
  * and counts every statement the server executes (each Bind of a prepared statement and each simple
  * Query), by what it touches. It answers "did Check query the database?" exactly, at once, with no
  * dependence on pg_stat_statements or on the up-to-10 s lag of pg_stat_database.
+ *
+ * <p>Each statement is also credited to the kind of transaction it ran in, once that transaction
+ * ends ({@link TxTally}): a usage commit (it wrote usage_events; its lease draws included), a lease
+ * transaction (it took, gave back, renewed or reaped a lease: key_leases, key_slot_leases or a
+ * write of api_keys.leased), or other (key loads, connection checks). Those counts are the entries
+ * "(lease statements)", "(usage commit transactions)" and so on of a snapshot.
  *
  * <p>It needs a plaintext connection (the server's URL gets sslmode=disable) and only the
  * client-to-server direction is parsed; replies are copied through untouched.
@@ -60,7 +68,11 @@ final class PgProxy implements AutoCloseable {
     return listener.getLocalPort();
   }
 
-  /** Statements executed so far by class ("api_keys", "usage_events", "BEGIN", ...). */
+  /**
+   * Statements executed so far by class ("UPDATE api_keys", "INSERT usage_events", "BEGIN", ...),
+   * plus, in parentheses, round trips and the statements and transactions of each kind ({@link
+   * TxTally}).
+   */
   Map<String, Long> snapshot() {
     Map<String, Long> out = new TreeMap<>();
     statements.forEach((k, v) -> out.put(k, v.sum()));
@@ -81,7 +93,7 @@ final class PgProxy implements AutoCloseable {
     return out;
   }
 
-  /** Statements in a delta, round trips excluded. */
+  /** Statements in a delta, round trips and the per-kind counts excluded. */
   static long statementCount(Map<String, Long> delta) {
     long n = 0;
     for (Map.Entry<String, Long> e : delta.entrySet()) {
@@ -138,6 +150,7 @@ final class PgProxy implements AutoCloseable {
   /** Client to server, one protocol message at a time, flushed whenever the client pauses. */
   private void frontend(Socket client, Socket server) {
     Map<String, String> prepared = new HashMap<>();
+    TxTally tally = new TxTally(this::add);
     try (DataInputStream in =
             new DataInputStream(new BufferedInputStream(client.getInputStream(), 64 * 1024));
         OutputStream out = new BufferedOutputStream(server.getOutputStream(), 64 * 1024)) {
@@ -172,7 +185,7 @@ final class PgProxy implements AutoCloseable {
         out.write(type);
         out.write(intBytes(len));
         out.write(body);
-        observe((char) type, body, prepared);
+        observe((char) type, body, prepared, tally);
       }
     } catch (EOFException e) {
       // Client hung up.
@@ -184,7 +197,7 @@ final class PgProxy implements AutoCloseable {
     }
   }
 
-  private void observe(char type, byte[] body, Map<String, String> prepared) {
+  private void observe(char type, byte[] body, Map<String, String> prepared, TxTally tally) {
     switch (type) {
       case 'P' -> {
         int nameEnd = cstringEnd(body, 0);
@@ -198,9 +211,10 @@ final class PgProxy implements AutoCloseable {
         int stmtEnd = cstringEnd(body, portalEnd + 1);
         String stmt =
             new String(body, portalEnd + 1, stmtEnd - portalEnd - 1, StandardCharsets.UTF_8);
-        count(classify(prepared.getOrDefault(stmt, "?")));
+        statement(prepared.getOrDefault(stmt, "?"), tally);
       }
-      case 'Q' -> count(classify(new String(body, 0, cstringEnd(body, 0), StandardCharsets.UTF_8)));
+      case 'Q' ->
+          statement(new String(body, 0, cstringEnd(body, 0), StandardCharsets.UTF_8), tally);
       case 'S' -> syncs.increment();
       default -> {
         // Describe, Execute, Close, Flush, Terminate, copy data: nothing to count.
@@ -208,8 +222,92 @@ final class PgProxy implements AutoCloseable {
     }
   }
 
-  private void count(String what) {
-    statements.computeIfAbsent(what, k -> new LongAdder()).increment();
+  private void statement(String sql, TxTally tally) {
+    add(classify(sql), 1);
+    tally.statement(sql);
+  }
+
+  private void add(String what, long n) {
+    statements.computeIfAbsent(what, k -> new LongAdder()).add(n);
+  }
+
+  /**
+   * One connection's statements, credited to the kind of transaction they ran in when it ends
+   * (COMMIT or ROLLBACK): the kind is known only then, since a usage commit's first statements
+   * (locking the keys, drawing on leases) look like a lease transaction's. A statement outside a
+   * transaction is a kind of its own, by its text. Not thread-safe: one per connection, fed by its
+   * reader thread.
+   */
+  static final class TxTally {
+    static final String LEASE = "lease";
+    static final String USAGE = "usage commit";
+    static final String OTHER = "other";
+
+    /** A write of a key's lease total: a grant, a give-back, a reap (not a read of the column). */
+    private static final Pattern LEASED_WRITE = Pattern.compile("set\\s+(slots_)?leased\\s*=");
+
+    private final ObjLongConsumer<String> sink;
+    private boolean open;
+    private long statements;
+    private boolean lease;
+    private boolean usage;
+
+    /**
+     * @param sink takes "(&lt;kind&gt; statements)" and "(&lt;kind&gt; transactions)" with their
+     *     counts
+     */
+    TxTally(ObjLongConsumer<String> sink) {
+      this.sink = sink;
+    }
+
+    void statement(String sql) {
+      String s = sql.trim().toLowerCase(Locale.ROOT);
+      if (s.startsWith("begin") || s.startsWith("start transaction")) {
+        if (open) {
+          // A BEGIN inside a transaction changes nothing in PostgreSQL but a warning: same one.
+          statements++;
+          return;
+        }
+        open = true;
+        statements = 1;
+        lease = false;
+        usage = false;
+        return;
+      }
+      boolean lease = isLease(s);
+      boolean usage = s.contains("usage_events");
+      if (!open) {
+        // Autocommit: the statement is its own transaction.
+        credit(kind(usage, lease), 1);
+        return;
+      }
+      statements++;
+      this.lease |= lease;
+      this.usage |= usage;
+      // ROLLBACK TO SAVEPOINT ends nothing.
+      if (s.startsWith("commit")
+          || s.startsWith("end")
+          || (s.startsWith("rollback") && !s.startsWith("rollback to"))) {
+        credit(kind(this.usage, this.lease), statements);
+        open = false;
+      }
+    }
+
+    static boolean isLease(String lowerSql) {
+      return lowerSql.contains("key_leases")
+          || lowerSql.contains("key_slot_leases")
+          || LEASED_WRITE.matcher(lowerSql).find();
+    }
+
+    private static String kind(boolean usage, boolean lease) {
+      // A usage commit draws on leases in its own transaction: those draws are the commit's.
+      return usage ? USAGE : lease ? LEASE : OTHER;
+    }
+
+    private void credit(String kind, long n) {
+      sink.accept("(" + kind + " statements)", n);
+      sink.accept("(" + kind + " transactions)", 1);
+    }
   }
 
   static String classify(String sql) {
@@ -221,8 +319,16 @@ final class PgProxy implements AutoCloseable {
       return s.split("\\s")[0].toUpperCase(Locale.ROOT);
     }
     String verb = s.split("\\s+")[0].toUpperCase(Locale.ROOT);
+    // Lease tables before api_keys: a reap names both, and it is the lease it is about.
     for (String table :
-        new String[] {"usage_events", "api_keys", "key_audit", "flyway_schema_history"}) {
+        new String[] {
+          "usage_events",
+          "key_slot_leases",
+          "key_leases",
+          "api_keys",
+          "key_audit",
+          "flyway_schema_history"
+        }) {
       if (s.contains(table)) {
         return verb + " " + table;
       }

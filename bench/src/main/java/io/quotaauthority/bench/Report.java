@@ -1,5 +1,7 @@
 package io.quotaauthority.bench;
 
+import java.math.BigDecimal;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -45,7 +47,8 @@ final class Report {
       Header header,
       CheckGroup.Result check,
       IngestScenario.Result ingest,
-      MemoryScenario.Result memory) {
+      MemoryScenario.Result memory,
+      HoldsScenario.Result holds) {
     Report r = new Report(run.o);
     if (check != null) {
       r.check(check.main());
@@ -95,8 +98,11 @@ final class Report {
     if (memory != null) {
       r.memory(memory);
     }
+    if (holds != null) {
+      r.holds(holds);
+    }
     r.conditions(run);
-    return r.assemble(header, Targets.judge(run.o, check, ingest, memory));
+    return r.assemble(header, Targets.judge(run.o, check, ingest, memory, holds));
   }
 
   /**
@@ -499,6 +505,201 @@ final class Report {
     return out;
   }
 
+  private void holds(HoldsScenario.Result h) {
+    HoldsScenario.Run far = h.far();
+    HoldsScenario.Run near = h.near();
+    HoldsScenario.Charges ch = h.charges();
+    section("6. Holds: a limited key's request admitted on a hold of its maximum cost (ext_proc)");
+    para(
+        String.format(
+            Locale.ROOT,
+            "A server with QUOTA_HOLDS=on (lease settings at their defaults unless --server-env says"
+                + " otherwise) reaching PostgreSQL through the counting proxy; the bench plays Envoy's"
+                + " ext_proc filter: %d requests in flight over %d HTTP/2 connections, one ext_proc"
+                + " stream each, request headers as Envoy sends them after Check (x-quota-key-id,"
+                + " x-quota-key-limited: true), the whole request body (an OpenAI chat completion,"
+                + " %s, max_tokens %d, a short system and user prompt: %d prompt tokens as the"
+                + " server counts them), then the response headers (200, JSON) and the whole"
+                + " response body with its usage (%d + %d tokens) and end_of_stream, then the"
+                + " half-close; each request is charged and its hold settled. A hold is %s USD, the"
+                + " charge %s USD (%s). Warm-up %s, then %s measured per run. Admission latency:"
+                + " from sending the request body (where the hold is taken) to its answer with"
+                + " x-quota-admitted (or the 429).",
+            HoldsScenario.INFLIGHT,
+            HoldsScenario.CHANNELS,
+            HoldsLoad.MODEL,
+            HoldsLoad.MAX_TOKENS,
+            h.promptTokens(),
+            h.promptTokens(),
+            HoldsLoad.MAX_TOKENS,
+            h.hold().toPlainString(),
+            h.charge().toPlainString(),
+            h.charge().compareTo(h.hold()) == 0
+                ? "the whole hold"
+                : "less than the hold: the prompt count could not be read off the hold exactly",
+            seconds(scale.holdsWarmup()),
+            seconds(scale.holdsMeasure())));
+    para(
+        String.format(
+            Locale.ROOT,
+            "**Far from the limit**: every request on one key with a quota of %s USD, so one lease"
+                + " slice covers thousands of holds. **Near the limit**: keys with %s holds left"
+                + " each (quota %s USD, nearly used), below 2 × QUOTA_LEASE_INSTANCES, so every"
+                + " slice is one exact hold; each in-flight slot uses a key until it is refused"
+                + " (429), then takes the next of %s, so a key admits five requests and refuses the"
+                + " sixth (its first request asks for a whole slice first, as the key's remaining"
+                + " is unknown to the instance, and is granted on the second ask). Lease statements"
+                + " are those of transactions that took, gave back, renewed or reaped a lease"
+                + " (key_leases, key_slot_leases, writes of api_keys.leased), whenever they ran in"
+                + " the window: the periodic renewal and reaper, and near the limit the idle"
+                + " give-backs a quarter of the lease TTL after a key's last request. Usage commits"
+                + " are the batched charge transactions (with their draws on the leases), one per"
+                + " group, not per request.",
+            num(new BigDecimal(HoldsScenario.FAR_QUOTA).longValue()),
+            HoldsScenario.NEAR_HOLDS_LEFT.toPlainString(),
+            num(new BigDecimal(HoldsScenario.NEAR_QUOTA).longValue()),
+            num(scale.holdsNearKeys())));
+    List<List<String>> rows = new ArrayList<>();
+    rows.add(
+        List.of(
+            "Admitted requests (per second)",
+            num(far.admitted()) + " (" + rate(far.r().admittedPerSecond()) + ")",
+            num(near.admitted()) + " (" + rate(near.r().admittedPerSecond()) + ")"));
+    rows.add(
+        List.of(
+            "Refused 429 insufficient_quota",
+            num(far.r().window().refused429()),
+            num(near.r().window().refused429())));
+    rows.add(
+        List.of(
+            "Admission latency, p50 / p99 / p99.9",
+            pcts(far.r().admittedLatency()),
+            pcts(near.r().admittedLatency())));
+    rows.add(
+        List.of(
+            "Refusal latency, p50 / p99",
+            refusal(far.r().refusedLatency()),
+            refusal(near.r().refusedLatency())));
+    rows.add(
+        List.of(
+            "**Lease statements per admitted request**",
+            "**" + perRequest(far.perAdmitted(PgProxy.TxTally.LEASE)) + "**",
+            "**" + perRequest(near.perAdmitted(PgProxy.TxTally.LEASE)) + "**"));
+    rows.add(
+        List.of(
+            "Lease statements (transactions)",
+            kind(far, PgProxy.TxTally.LEASE),
+            kind(near, PgProxy.TxTally.LEASE)));
+    rows.add(
+        List.of(
+            "Usage commit statements (transactions)",
+            kind(far, PgProxy.TxTally.USAGE),
+            kind(near, PgProxy.TxTally.USAGE)));
+    rows.add(
+        List.of(
+            "Usage commit statements per commit / per admitted request",
+            perCommit(far),
+            perCommit(near)));
+    rows.add(
+        List.of(
+            "Other statements (transactions): key loads, connection checks",
+            kind(far, PgProxy.TxTally.OTHER),
+            kind(near, PgProxy.TxTally.OTHER)));
+    rows.add(
+        List.of(
+            "Every statement in the window, by class",
+            statements(far.statements()),
+            statements(near.statements())));
+    rows.add(
+        List.of(
+            "Server CPU per request answered",
+            micros(far.serverCpuPerRequest()),
+            micros(near.serverCpuPerRequest())));
+    rows.add(
+        List.of(
+            "Anomalies (503, unmarked answers, stream errors)",
+            orNone(far.r().window().anomalies()),
+            orNone(near.r().window().anomalies())));
+    table(List.of("", "far from the limit", "near the limit"), rows);
+    para(
+        String.format(
+            Locale.ROOT,
+            "Charges, read from the database once every stream had ended: far key %s admitted"
+                + " (warm-up included), %s rows in usage_events, quota_used %s USD (%s); near keys"
+                + " %s admitted, %s rows, %s keys used, **%d charged past their quota**. Every"
+                + " admitted request charged: %s.",
+            num(ch.farAdmitted()),
+            num(ch.farCharged()),
+            ch.farUsed().toPlainString(),
+            ch.farUsed().compareTo(ch.farExpectedUsed()) == 0
+                ? "exactly its charges"
+                : "its charges sum to " + ch.farExpectedUsed().toPlainString(),
+            num(ch.nearAdmitted()),
+            num(ch.nearCharged()),
+            num(ch.nearKeysUsed()),
+            ch.nearOverQuota(),
+            ch.allCharged() ? "yes" : "**no**"));
+    CheckLoad.Result on = CheckRuns.merge(h.on());
+    CheckLoad.Result off = CheckRuns.merge(h.off());
+    line("### Check with holds on and off\n");
+    para(
+        String.format(
+            Locale.ROOT,
+            "The closed loop of scenario 1 (%d calls in flight over %d connections, %s keys"
+                + " cached, the same mix) against the holds server above and against a second one"
+                + " identical but for QUOTA_HOLDS=off (its own counting proxy), both started"
+                + " together and measured before the ext_proc runs, after the same JIT warm-up;"
+                + " %d alternating rounds of %d s, median round. Check does not take holds, so the"
+                + " ratio should be 1 within the rounds' spread.",
+            o.checkInflight,
+            o.checkChannels,
+            num(scale.holdsCheckKeys()),
+            scale.rounds(),
+            scale.measure().toSeconds()));
+    table(
+        List.of("", "holds on", "holds off", "on/off"),
+        List.of(
+            List.of(
+                "Max throughput (median round)",
+                rate(h.checkOn()),
+                rate(h.checkOff()),
+                ratio(h.checkRatio())),
+            List.of("Rounds", rounds(h.on()), rounds(h.off()), ""),
+            List.of(
+                "Latency at max load, p50 / p99 / p99.9",
+                pcts(on.latency()),
+                pcts(off.latency()),
+                ""),
+            List.of(
+                "Server CPU per call",
+                micros(h.cpuOn()),
+                micros(h.cpuOff()),
+                ratio(h.cpuOn() / h.cpuOff())),
+            List.of("Answers", on.counts().mix(), off.counts().mix(), "")));
+  }
+
+  private static String refusal(Histogram h) {
+    return h.getTotalCount() == 0 ? "–" : p(h, 50) + " / " + p(h, 99);
+  }
+
+  private static String kind(HoldsScenario.Run r, String kind) {
+    return num(r.statements(kind)) + " (" + num(r.transactions(kind)) + ")";
+  }
+
+  private static String perCommit(HoldsScenario.Run r) {
+    long commits = r.transactions(PgProxy.TxTally.USAGE);
+    long statements = r.statements(PgProxy.TxTally.USAGE);
+    return (commits == 0 ? "–" : String.format(Locale.ROOT, "%.1f", (double) statements / commits))
+        + " / "
+        + perRequest(r.perAdmitted(PgProxy.TxTally.USAGE));
+  }
+
+  private static String seconds(Duration d) {
+    return d.toMillis() % 1000 == 0
+        ? d.toSeconds() + " s"
+        : String.format(Locale.ROOT, "%.1f s", d.toMillis() / 1000.0);
+  }
+
   private void profileSection(BenchRun run, String title, BenchRun.Profile profile) {
     Jfr.Summary s = profile.summary();
     if (!profilesHeader) {
@@ -705,7 +906,16 @@ final class Report {
     return String.format(Locale.ROOT, "%,d", n);
   }
 
+  /** A count per request to 4 decimals; "–" when there was no request. */
+  static String perRequest(double v) {
+    return Double.isNaN(v) ? "–" : String.format(Locale.ROOT, "%.4f", v);
+  }
+
   static String ratio(double r) {
+    // A side that answered nothing (a stalled machine) leaves no ratio to show.
+    if (Double.isNaN(r) || Double.isInfinite(r)) {
+      return "–";
+    }
     return String.format(Locale.ROOT, "%.2f", r);
   }
 

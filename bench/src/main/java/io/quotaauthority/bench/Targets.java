@@ -21,6 +21,9 @@ final class Targets {
   static final double INGEST_RATIO = 0.7;
   static final double BYTES_PER_KEY = 300;
 
+  /** Far from its limit a key's holds come from leased slices: a round trip per many requests. */
+  static final double LEASE_STATEMENTS_PER_REQUEST = 0.01;
+
   private final boolean smoke;
   private final Options.Scale scale;
   private final List<Target> targets = new ArrayList<>();
@@ -36,7 +39,8 @@ final class Targets {
       Options o,
       CheckGroup.Result check,
       IngestScenario.Result ingest,
-      MemoryScenario.Result memory) {
+      MemoryScenario.Result memory,
+      HoldsScenario.Result holds) {
     Targets t = new Targets(o);
     if (check != null) {
       t.check(check.main());
@@ -46,6 +50,9 @@ final class Targets {
     }
     if (memory != null) {
       t.memory(memory);
+    }
+    if (holds != null) {
+      t.holds(holds);
     }
     return new Verdict(List.copyOf(t.targets), List.copyOf(t.missed));
   }
@@ -177,6 +184,68 @@ final class Targets {
               Locale.ROOT,
               "Cache memory %.0f B per key: see the class table in section 3.",
               perKey));
+    }
+  }
+
+  private void holds(HoldsScenario.Result h) {
+    HoldsScenario.Run far = h.far();
+    HoldsScenario.Run near = h.near();
+    double perRequest = far.perAdmitted(PgProxy.TxTally.LEASE);
+    boolean met = !Double.isNaN(perRequest) && perRequest <= LEASE_STATEMENTS_PER_REQUEST;
+    target(
+        "Holds",
+        "lease statements per admitted request, far from the limit ("
+            + Report.num(far.admitted())
+            + " requests)",
+        Report.perRequest(perRequest),
+        "≤ 0.01",
+        met);
+    target(
+        "Holds",
+        "admission p50 / p99, far from the limit (" + HoldsScenario.INFLIGHT + " in flight)",
+        Report.p(far.r().admittedLatency(), 50) + " / " + Report.p(far.r().admittedLatency(), 99),
+        "(reference)",
+        null);
+    target(
+        "Holds",
+        "admission p50 / p99, near the limit (one exact hold per round trip)",
+        Report.p(near.r().admittedLatency(), 50) + " / " + Report.p(near.r().admittedLatency(), 99),
+        "(reference)",
+        null);
+    long over = h.charges().nearOverQuota();
+    target(
+        "Holds",
+        "near keys charged past their quota",
+        over + " of " + Report.num(h.charges().nearKeysUsed()),
+        "0",
+        over == 0);
+    target(
+        "Holds",
+        "Check throughput, holds on / off",
+        Report.ratio(h.checkRatio()),
+        "≈ 1 (reference)",
+        null);
+    if (!met) {
+      missed.add(
+          String.format(
+              Locale.ROOT,
+              "Holds far from the limit: %s lease statements per admitted request (%s in %s lease"
+                  + " transactions for %s admitted requests: %s). One hold is %s USD, so a slice of"
+                  + " QUOTA_LEASE_SLICE_USD covers many holds: more than one round trip per slice"
+                  + " means slices were refused, reaped or given back (see the lease tables' rows"
+                  + " in section 6).",
+              Report.perRequest(perRequest),
+              Report.num(far.statements(PgProxy.TxTally.LEASE)),
+              Report.num(far.transactions(PgProxy.TxTally.LEASE)),
+              Report.num(far.admitted()),
+              Report.statements(far.statements()),
+              h.hold().toPlainString()));
+    }
+    if (over > 0) {
+      missed.add(
+          over
+              + " near keys were charged past their quota, which holds must prevent while each"
+              + " charge is within its hold (the bench charges exactly the hold): a bug.");
     }
   }
 
