@@ -7,6 +7,7 @@ import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.Objects;
+import java.util.concurrent.CompletionStage;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -126,6 +127,25 @@ public final class ExtProcService extends ExternalProcessorGrpc.ExternalProcesso
         } catch (RuntimeException e) {
           log.warn("metering failed in {}; passing it through", phase, e);
           response = MeteringSession.passThrough(phase);
+        }
+        if (response == null) {
+          // The admission waits for the database: answered on this lane once it is decided,
+          // after which Envoy sends the next phase (it waits for this answer before going on).
+          CompletionStage<ProcessingResponse> later = session.takeDeferred();
+          later.whenComplete(
+              (r, e) ->
+                  lane.execute(
+                      () -> {
+                        if (failed) {
+                          return;
+                        }
+                        answer(request, r != null ? r : MeteringSession.passThrough(phase));
+                        session.settle();
+                        if (session.finished()) {
+                          end();
+                        }
+                      }));
+          return;
         }
         answer(request, response);
         session.settle();

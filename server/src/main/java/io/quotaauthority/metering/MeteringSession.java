@@ -30,6 +30,8 @@ import java.util.EnumMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -243,6 +245,15 @@ final class MeteringSession {
   /** The concurrency slot of a capped key's request, held until its stream ends; else null. */
   private UsageCharger.Admission slot;
 
+  /**
+   * The request body's answer when its admission waits for the database: taken by ExtProcService,
+   * which sends it when it completes ({@link #takeDeferred}).
+   */
+  private CompletionStage<ProcessingResponse> deferred;
+
+  /** The stream ended ({@link #streamClosed}): an admission decided later only gives back. */
+  private boolean streamEnded;
+
   private boolean requestHasContentLength;
   private boolean requestBodySeen;
   private String model;
@@ -352,6 +363,10 @@ final class MeteringSession {
     return keyLimited ? METERED_REQUEST_HEADERS : METERED_REQUEST_HEADERS_ADMITTED;
   }
 
+  /**
+   * The answer to the request body, or null when it waits for the database ({@link #takeDeferred}
+   * then gives it).
+   */
   synchronized ProcessingResponse requestBody(HttpBody body) {
     try {
       return onRequestBody(body);
@@ -407,7 +422,7 @@ final class MeteringSession {
       // A body that could not be read gave no prompt text: every byte may be a token (a token is
       // at least one byte of its text), which bounds any prompt it holds.
       boolean unread = request.unread().isPresent();
-      admission =
+      CompletableFuture<UsageCharger.Admission> admitted =
           charger.admit(
               keyId,
               route.provider(),
@@ -417,8 +432,45 @@ final class MeteringSession {
               unread ? 0 : prompt.mediaTokens(),
               request.outputLimit(),
               request.choices());
-      if (admission.refused()) {
-        return refuseHold(admission);
+      if (!admitted.isDone()) {
+        // The hold waits for the database (a new slice): answered when it comes, off this thread.
+        deferred = admitted.thenApply(a -> admitted(a, request, bytes));
+        return null;
+      }
+      return afterAdmission(admitted.join(), request, bytes);
+    }
+    return afterAdmission(null, request, bytes);
+  }
+
+  /**
+   * The answer to a limited key's request body once its admission is decided, on whichever thread
+   * decided it; the stream may have ended meanwhile, and then the hold goes straight back.
+   */
+  private synchronized ProcessingResponse admitted(
+      UsageCharger.Admission a, RequestBody request, ByteString bytes) {
+    if (streamEnded || route == null) {
+      charger.release(a);
+      return CONTINUE_REQUEST_BODY;
+    }
+    try {
+      return afterAdmission(a, request, bytes);
+    } catch (RuntimeException | IOException e) {
+      return failed("request_body", e, CONTINUE_REQUEST_BODY);
+    }
+  }
+
+  /**
+   * The request body's answer after admission: refused, or passed (marked admitted for a limited
+   * key, with an OpenAI stream asked for its usage).
+   *
+   * @param a the limited key's admission, or null for a key that needs none
+   */
+  private ProcessingResponse afterAdmission(
+      UsageCharger.Admission a, RequestBody request, ByteString bytes) throws IOException {
+    if (a != null) {
+      admission = a;
+      if (a.refused()) {
+        return refuseHold(a);
       }
     }
     if (!route.addsStreamUsage() || !request.needsIncludeUsage()) {
@@ -631,7 +683,15 @@ final class MeteringSession {
    * The ext_proc stream ended, cleanly or not. If the response body had not ended, charge the usage
    * seen so far (a stream cut short still used what it reported).
    */
+  /** The answer {@link #requestBody} deferred (once), or null. */
+  synchronized CompletionStage<ProcessingResponse> takeDeferred() {
+    CompletionStage<ProcessingResponse> d = deferred;
+    deferred = null;
+    return d;
+  }
+
   synchronized void streamClosed() {
+    streamEnded = true;
     try {
       chargeSeen(false);
     } catch (RuntimeException e) {

@@ -312,7 +312,7 @@ public final class UsageCharger {
    * covers the hold. The caller releases the hold: through {@link #charge(Metered, Admission)}, or
    * {@link #release} when the request ends without a charge.
    */
-  Admission admit(
+  CompletableFuture<Admission> admit(
       long keyId,
       Provider provider,
       String model,
@@ -322,7 +322,7 @@ public final class UsageCharger {
       OptionalLong outputLimit,
       int choices) {
     if (holds == null) {
-      return Admission.UNHELD;
+      return CompletableFuture.completedFuture(Admission.UNHELD);
     }
     String name = UsageValidation.sanitizeName(model);
     MaxCost.Estimate estimate =
@@ -332,29 +332,36 @@ public final class UsageCharger {
             mediaTokens,
             outputLimit,
             choices);
-    Optional<BudgetLeases.Hold> hold;
-    try {
-      hold = holds.tryHold(keyId, estimate.usd());
-    } catch (RuntimeException e) {
-      metrics.refused(MeteringMetrics.REFUSED_QUOTA_UNAVAILABLE);
-      log.warn(
-          "no hold for key {}: its budget could not be leased ({}); refused with 503",
-          keyId,
-          e.toString());
-      return new Admission(null, estimate, ProviderError.holdUnavailable());
-    }
-    if (hold.isEmpty()) {
-      metrics.refused(MeteringMetrics.REFUSED_INSUFFICIENT_QUOTA);
-      return new Admission(
-          null,
-          estimate,
-          // Both to 8 decimals, the ledger's scale: the cost rounded up, the remaining down.
-          ProviderError.holdRefused(
-              estimate.usd().setScale(Money.SCALE, RoundingMode.UP).toPlainString(),
-              holds.available(keyId).setScale(Money.SCALE, RoundingMode.DOWN).toPlainString()));
-    }
-    metrics.held();
-    return new Admission(hold.get(), estimate, null);
+    return holds
+        .holdSoon(keyId, estimate.usd())
+        .handle(
+            (hold, error) -> {
+              if (error != null) {
+                metrics.refused(MeteringMetrics.REFUSED_QUOTA_UNAVAILABLE);
+                Throwable cause = error.getCause() != null ? error.getCause() : error;
+                log.warn(
+                    "no hold for key {}: its budget could not be leased ({}); refused with 503",
+                    keyId,
+                    cause.toString());
+                return new Admission(null, estimate, ProviderError.holdUnavailable());
+              }
+              if (hold.isEmpty()) {
+                metrics.refused(MeteringMetrics.REFUSED_INSUFFICIENT_QUOTA);
+                return new Admission(
+                    null,
+                    estimate,
+                    // Both to 8 decimals, the ledger's scale: the cost rounded up, the remaining
+                    // down.
+                    ProviderError.holdRefused(
+                        estimate.usd().setScale(Money.SCALE, RoundingMode.UP).toPlainString(),
+                        holds
+                            .available(keyId)
+                            .setScale(Money.SCALE, RoundingMode.DOWN)
+                            .toPlainString()));
+              }
+              metrics.held();
+              return new Admission(hold.get(), estimate, null);
+            });
   }
 
   /**

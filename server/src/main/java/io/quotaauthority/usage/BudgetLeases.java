@@ -8,10 +8,15 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -144,6 +149,19 @@ public final class BudgetLeases {
   private ScheduledExecutorService maintainer;
 
   /**
+   * Where holds that need a round trip to the store wait for it ({@link #holdSoon}), so that the
+   * caller's thread (metering's CPU-sized executor) never does: a few threads, a bounded queue.
+   * Null before {@link #start} and after {@link #close}: then such holds are asked inline.
+   */
+  private volatile ThreadPoolExecutor askers;
+
+  /** Threads that ask the store for slices at once (each holds at most one pool connection). */
+  static final int ASKERS = 4;
+
+  /** Holds waiting for an asker; one more is refused at once as the store being unavailable. */
+  static final int ASK_QUEUE = 1024;
+
+  /**
    * @param instanceId this instance's name in key_leases, unique among live instances
    * @param maxSlice the most one ask leases
    * @param instancesHint about how many instances share a key: a slice is at most remaining / (2 ×
@@ -258,6 +276,59 @@ public final class BudgetLeases {
         }
         return hold(keyId, estimate, l);
       }
+    }
+  }
+
+  /**
+   * {@link #tryHold}, without ever blocking the caller on the store: a hold this instance's lease
+   * covers completes at once (the common case, far from the key's limit); one that needs a slice
+   * completes on an asker thread once the store answered, or fails with {@link StoreUnavailable}
+   * when the askers' queue is full. The caller must not hold a lock the completion needs.
+   */
+  public CompletableFuture<Optional<Hold>> holdSoon(long keyId, BigDecimal estimate) {
+    Optional<Hold> now = fromLease(keyId, estimate);
+    if (now != null) {
+      return CompletableFuture.completedFuture(now);
+    }
+    ThreadPoolExecutor ask = askers;
+    if (ask == null) {
+      try {
+        return CompletableFuture.completedFuture(tryHold(keyId, estimate));
+      } catch (RuntimeException e) {
+        return CompletableFuture.failedFuture(e);
+      }
+    }
+    try {
+      return CompletableFuture.supplyAsync(() -> tryHold(keyId, estimate), ask);
+    } catch (RejectedExecutionException e) {
+      return CompletableFuture.failedFuture(
+          new StoreUnavailable("too many holds waiting for the lease store", e));
+    }
+  }
+
+  /**
+   * The hold from this instance's valid lease alone, or null when that cannot cover it (a slice
+   * must be asked for, or the key's lease is new, lapsed or given back).
+   */
+  private Optional<Hold> fromLease(long keyId, BigDecimal estimate) {
+    if (estimate.signum() < 0) {
+      throw new IllegalArgumentException("estimate must not be negative");
+    }
+    Lease l = leases.get(keyId);
+    if (l == null) {
+      return null;
+    }
+    synchronized (l) {
+      Instant now = clock.instant();
+      if (l.retired || !now.isBefore(l.validUntil)) {
+        return null;
+      }
+      if (l.amount.subtract(l.held).compareTo(estimate) < 0) {
+        return null;
+      }
+      l.lastUsed = now;
+      l.held = l.held.add(estimate);
+      return Optional.of(new Hold(keyId, estimate, true));
     }
   }
 
@@ -437,6 +508,20 @@ public final class BudgetLeases {
               });
       long millis = Math.max(1, every.toMillis());
       maintainer.scheduleWithFixedDelay(this::maintain, millis, millis, TimeUnit.MILLISECONDS);
+      AtomicInteger n = new AtomicInteger();
+      askers =
+          new ThreadPoolExecutor(
+              ASKERS,
+              ASKERS,
+              30,
+              TimeUnit.SECONDS,
+              new ArrayBlockingQueue<>(ASK_QUEUE),
+              r -> {
+                Thread t = new Thread(r, "lease-asker-" + n.incrementAndGet());
+                t.setDaemon(true);
+                return t;
+              });
+      askers.allowCoreThreadTimeOut(true);
     }
     return this;
   }
@@ -446,6 +531,17 @@ public final class BudgetLeases {
     if (maintainer != null) {
       maintainer.shutdownNow();
       maintainer = null;
+    }
+    ThreadPoolExecutor ask = askers;
+    askers = null;
+    if (ask != null) {
+      // A hold still waiting is answered by the store or fails: either way its request ends.
+      ask.shutdown();
+      try {
+        ask.awaitTermination(2, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
     }
     giveBackIdle();
   }
@@ -459,7 +555,16 @@ public final class BudgetLeases {
       Lease l = e.getValue();
       synchronized (l) {
         if (l.held.signum() == 0) {
-          giveBackAll(e.getKey(), l);
+          try {
+            giveBackAll(e.getKey(), l);
+          } catch (RuntimeException failure) {
+            // The database is away: the lease goes back at its expiry instead, reaped by any
+            // instance. Shutdown goes on.
+            log.warn(
+                "lease of key {} not given back ({}); it lapses at its expiry",
+                e.getKey(),
+                failure.toString());
+          }
         }
       }
     }

@@ -4,8 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.google.protobuf.ByteString;
 import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
 import io.envoyproxy.envoy.service.ext_proc.v3.ImmediateResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.Server;
@@ -31,6 +34,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -138,8 +143,42 @@ class MeteringHoldsTest {
     return new EnvoyStream(channel);
   }
 
+  /** The budget store, answering each take only after {@code delayMillis}. */
+  private LeaseStore slow(long delayMillis, CountDownLatch asked) {
+    return new LeaseStore() {
+      @Override
+      public Grant take(long keyId, String instanceId, BigDecimal slice, Duration ttl) {
+        asked.countDown();
+        try {
+          Thread.sleep(delayMillis);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+        return store.take(keyId, instanceId, slice, ttl);
+      }
+
+      @Override
+      public BigDecimal giveBack(long keyId, String instanceId, BigDecimal amount) {
+        return store.giveBack(keyId, instanceId, amount);
+      }
+
+      @Override
+      public Map<Long, BigDecimal> renew(String instanceId, Duration ttl) {
+        return store.renew(instanceId, ttl);
+      }
+
+      @Override
+      public int reapExpired(Instant now) {
+        return store.reapExpired(now);
+      }
+    };
+  }
+
   @AfterEach
   void stop() {
+    if (leases != null) {
+      leases.close();
+    }
     if (channel != null) {
       channel.shutdownNow();
     }
@@ -366,6 +405,53 @@ class MeteringHoldsTest {
     for (String bad : new String[] {"", "0", "-1", "+3", "1000001", "five", "99999999999999"}) {
       assertThat(MeteringSession.concurrencyCap(bad)).as(bad).isEqualTo(1);
     }
+  }
+
+  @Test
+  void requestBody_holdWaitingForTheDatabase_isAnsweredOffTheMeteringThreadOnceGranted()
+      throws Exception {
+    store.key(KEY, "1.00", "0");
+    CountDownLatch asked = new CountDownLatch(1);
+    EnvoyStream envoy = start(slow(300, asked));
+    // Started: a hold that needs a slice is asked for on a lease asker thread.
+    leases.start(Duration.ofHours(1));
+    EnvoyStream other = new EnvoyStream(channel);
+    envoy.requestHeaders(headers("true"), false);
+    long t0 = System.nanoTime();
+    ProcessingResponse body = envoy.requestBody(REQUEST);
+    assertThat(System.nanoTime() - t0).isGreaterThanOrEqualTo(Duration.ofMillis(250).toNanos());
+    assertThat(marked(body.getRequestBody().getResponse())).isTrue();
+    assertThat(held()).isPositive();
+    // The next request of the key is held on the slice the first one leased: no wait at all.
+    other.requestHeaders(headers("true"), false);
+    long t1 = System.nanoTime();
+    assertThat(marked(other.requestBody(REQUEST).getRequestBody().getResponse())).isTrue();
+    assertThat(System.nanoTime() - t1).isLessThan(Duration.ofMillis(250).toNanos());
+    envoy.cancel();
+    other.cancel();
+    awaitHeld(BigDecimal.ZERO);
+  }
+
+  @Test
+  void streamClosed_whileItsHoldWaitsForTheDatabase_releasesTheHoldWhenItComes() throws Exception {
+    store.key(KEY, "1.00", "0");
+    CountDownLatch asked = new CountDownLatch(1);
+    EnvoyStream envoy = start(slow(300, asked));
+    leases.start(Duration.ofHours(1));
+    envoy.requestHeaders(headers("true"), false);
+    envoy.sendWithoutAnswer(
+        ProcessingRequest.newBuilder()
+            .setRequestBody(
+                HttpBody.newBuilder().setBody(ByteString.copyFrom(REQUEST)).setEndOfStream(true))
+            .build());
+    assertThat(asked.await(5, TimeUnit.SECONDS)).isTrue();
+    // Envoy gives up on the request while the slice is being leased.
+    envoy.cancel();
+    Thread.sleep(600);
+    awaitHeld(BigDecimal.ZERO);
+    assertThat(heldCharges).isEmpty();
+    // The slice stays this instance's, free for the next request.
+    assertThat(store.consistent(KEY)).isTrue();
   }
 
   private static byte[] utf8(String s) {
