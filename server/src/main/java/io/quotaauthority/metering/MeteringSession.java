@@ -302,6 +302,10 @@ final class MeteringSession {
    * puts no provider there (only key_id; the provider is per route and the allow response is built
    * once per key version).
    */
+  /**
+   * The answer to the request headers, or null when a capped key's slot waits for the database
+   * ({@link #takeDeferred} then gives it).
+   */
   synchronized ProcessingResponse requestHeaders(HttpHeaders headers) {
     requestHeadersSeen = true;
     try {
@@ -355,12 +359,38 @@ final class MeteringSession {
     int cap = concurrencyCap(EnvoyHeaders.single(h, GatewayHeaders.KEY_CONCURRENCY));
     if (cap > 0) {
       // Counted from admission to the end of the stream, on every instance (README "Holds").
-      slot = charger.admitSlot(keyId, cap);
-      if (slot.refused()) {
-        return refuseHold(slot);
+      CompletableFuture<UsageCharger.Admission> taken = charger.admitSlot(keyId, cap);
+      if (!taken.isDone()) {
+        // A slot must be leased: answered when the database has, off this thread.
+        deferred = taken.thenApply(this::slotDecided);
+        return null;
       }
+      return afterSlot(taken.join());
     }
+    return meteredHeaders();
+  }
+
+  private ProcessingResponse meteredHeaders() {
     return keyLimited ? METERED_REQUEST_HEADERS : METERED_REQUEST_HEADERS_ADMITTED;
+  }
+
+  /** The request headers' answer once the slot is decided: refused, or metered. */
+  private ProcessingResponse afterSlot(UsageCharger.Admission s) {
+    slot = s;
+    return s.refused() ? refuseHold(s) : meteredHeaders();
+  }
+
+  /** {@link #afterSlot}, on the thread that leased it; a stream ended meanwhile gives it back. */
+  private synchronized ProcessingResponse slotDecided(UsageCharger.Admission s) {
+    if (streamEnded || route == null) {
+      charger.releaseSlot(s);
+      return CONTINUE_REQUEST_HEADERS;
+    }
+    try {
+      return afterSlot(s);
+    } catch (RuntimeException e) {
+      return failed("request_headers", e, CONTINUE_REQUEST_HEADERS);
+    }
   }
 
   /**

@@ -368,30 +368,35 @@ public final class UsageCharger {
    * A concurrency slot for a metered request of a key with a cap, or the refusal: 429 {@code
    * concurrency_limit_exceeded} with retry-after when every slot of the key is taken across the
    * instances, 503 when slots cannot be leased (database away). Null hold, no refusal: slots are
-   * off. The caller gives the slot back with {@link #releaseSlot} when the request's stream ends.
+   * off. Like {@link #admit}, completes at once unless a slot must be leased. The caller gives the
+   * slot back with {@link #releaseSlot} when the request's stream ends.
    *
    * @param cap the key's max_concurrent_requests as Check stated it (at least 1)
    */
-  Admission admitSlot(long keyId, int cap) {
+  CompletableFuture<Admission> admitSlot(long keyId, int cap) {
     if (slots == null) {
-      return Admission.UNHELD;
+      return CompletableFuture.completedFuture(Admission.UNHELD);
     }
-    Optional<BudgetLeases.Hold> slot;
-    try {
-      slot = slots.tryHold(keyId, BigDecimal.ONE);
-    } catch (RuntimeException e) {
-      metrics.refused(MeteringMetrics.REFUSED_QUOTA_UNAVAILABLE);
-      log.warn(
-          "no concurrency slot for key {}: slots could not be leased ({}); refused with 503",
-          keyId,
-          e.toString());
-      return new Admission(null, null, ProviderError.holdUnavailable());
-    }
-    if (slot.isEmpty()) {
-      metrics.refused(MeteringMetrics.REFUSED_CONCURRENCY);
-      return new Admission(null, null, ProviderError.concurrencyLimitExceeded(cap));
-    }
-    return new Admission(slot.get(), null, null);
+    return slots
+        .holdSoon(keyId, BigDecimal.ONE)
+        .handle(
+            (slot, error) -> {
+              if (error != null) {
+                metrics.refused(MeteringMetrics.REFUSED_QUOTA_UNAVAILABLE);
+                Throwable cause = error.getCause() != null ? error.getCause() : error;
+                log.warn(
+                    "no concurrency slot for key {}: slots could not be leased ({}); refused with"
+                        + " 503",
+                    keyId,
+                    cause.toString());
+                return new Admission(null, null, ProviderError.holdUnavailable());
+              }
+              if (slot.isEmpty()) {
+                metrics.refused(MeteringMetrics.REFUSED_CONCURRENCY);
+                return new Admission(null, null, ProviderError.concurrencyLimitExceeded(cap));
+              }
+              return new Admission(slot.get(), null, null);
+            });
   }
 
   /** Gives back a request's concurrency slot, once its stream ended. Safe on any admission. */
