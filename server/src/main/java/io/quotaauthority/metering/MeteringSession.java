@@ -540,21 +540,46 @@ final class MeteringSession {
    * its budget could not be leased): nothing reached the provider, nothing is held or charged.
    */
   private ProcessingResponse refuseHold(UsageCharger.Admission refused) {
-    log.debug(
-        "{} request for report {} refused before upstream: {}",
-        route.provider().wireName(),
-        reportId,
-        refused.refusal().message());
-    ProcessingResponse reply = ImmediateReplies.refusal(route.provider(), refused.refusal());
+    // The refused admission holds nothing; the request's slot, if any, goes back with it.
     admission = null;
-    // A refused request ends here: its slot (a refusal at the body came after it) goes back.
+    return refuse(refused.refusal(), true);
+  }
+
+  /**
+   * Refuses this request before upstream with {@code error}, as an immediate response: nothing
+   * reached the provider, so nothing is charged, its hold and slot go back, metering ends and so
+   * does the stream.
+   *
+   * @param routine a refusal of budget or concurrency, as common as traffic at a key's edge: logged
+   *     at DEBUG (counted either way); an unpriced model is logged at INFO
+   */
+  private ProcessingResponse refuse(ProviderError error, boolean routine) {
+    if (routine) {
+      log.debug(
+          "{} request for report {} refused before upstream: {}",
+          route.provider().wireName(),
+          reportId,
+          error.message());
+    } else {
+      log.info(
+          "{} request for report {} refused before upstream: {}",
+          route.provider().wireName(),
+          reportId,
+          error.message());
+    }
+    ProcessingResponse reply = ImmediateReplies.refusal(route.provider(), error);
+    route = null;
+    stopMetering();
+    releaseSlot();
+    finished = true;
+    return reply;
+  }
+
+  /** Gives the request's concurrency slot back, if it has one: the request is over. */
+  private void releaseSlot() {
     UsageCharger.Admission s = slot;
     slot = null;
     charger.releaseSlot(s);
-    route = null;
-    stopMetering();
-    finished = true;
-    return reply;
   }
 
   /** Ends metering for a refused background response; Envoy answers the client for us. */
@@ -730,9 +755,7 @@ final class MeteringSession {
       // Whatever did not reach a charge (no response, an error status, nothing seen) holds no more.
       releaseHold();
       // The request is over: its concurrency slot is free for the next one.
-      UsageCharger.Admission s = slot;
-      slot = null;
-      charger.releaseSlot(s);
+      releaseSlot();
     }
   }
 
@@ -843,16 +866,7 @@ final class MeteringSession {
       return Optional.empty();
     }
     metrics.refused(MeteringMetrics.REFUSED_MODEL_NOT_PRICED);
-    log.info(
-        "{} request for report {} refused before upstream: {}",
-        route.provider().wireName(),
-        reportId,
-        error.get().message());
-    ProcessingResponse reply = ImmediateReplies.refusal(route.provider(), error.get());
-    route = null;
-    stopMetering();
-    finished = true;
-    return Optional.of(reply);
+    return Optional.of(refuse(error.get(), false));
   }
 
   /** "m-" and 128 random bits in base64url: 24 characters, unguessable and never repeated. */
