@@ -25,11 +25,13 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Slice policy: a hold that does not fit what is free of this instance's lease (lease − holds)
  * asks for {@code max(need, min(maxSlice, remaining / (2 × instancesHint)))}, where need is what
- * the hold lacks and remaining the key's budget not used nor leased as last seen: far from the edge
- * one round trip covers many holds; near it the slice shrinks to exactly the hold's need, one exact
- * hold per request, so the bound is exact at the edge. Leases expire after {@code ttl} unless
- * renewed ({@link #maintain}); a lease this instance cannot renew in time is no longer admitted on
- * (it may have been reaped), and one idle for {@code idleAfter} with no holds is given back.
+ * the hold lacks and remaining the key's budget not used nor leased as last seen (before it is
+ * seen, just the need, so the first instance to ask never takes a small key's whole budget): far
+ * from the edge one round trip covers many holds; near it the slice shrinks to exactly the hold's
+ * need, one exact hold per request, so the bound is exact at the edge. Leases expire after {@code
+ * ttl} unless renewed ({@link #maintain}); a lease this instance cannot renew in time is no longer
+ * admitted on (it may have been reaped), and one idle for {@code idleAfter} with no holds is given
+ * back.
  *
  * <p>Call it only for limited keys (quota > 0): an unlimited key gets an unbacked hold after a
  * round trip. Release a hold once the request is settled: after its charge committed (with what the
@@ -212,15 +214,18 @@ public final class BudgetLeases {
 
   /**
    * What to ask for when a hold lacks {@code need}: max(need, min(maxSlice, remaining / (2 ×
-   * instancesHint))), to the cent's hundred-millionth, rounded down; maxSlice before the key's
+   * instancesHint))), to the cent's hundred-millionth, rounded down; just the need before the key's
    * remaining is known.
    */
   BigDecimal slice(BigDecimal need, BigDecimal remaining) {
+    if (remaining == null) {
+      // Not maxSlice: with a key whose remaining is maxSlice or less, the first instance to ask
+      // would lease all of it and the others refuse every request (429, "0 USD remains") until it
+      // goes idle. The need is at most any share, and the answer says the remaining for the next.
+      return need.max(Money.UNIT);
+    }
     BigDecimal share =
-        remaining == null
-            ? maxSlice
-            : remaining.divide(
-                BigDecimal.valueOf(2L * instancesHint), Money.SCALE, RoundingMode.DOWN);
+        remaining.divide(BigDecimal.valueOf(2L * instancesHint), Money.SCALE, RoundingMode.DOWN);
     return need.max(maxSlice.min(share)).max(Money.UNIT);
   }
 
