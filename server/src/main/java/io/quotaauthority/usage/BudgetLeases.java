@@ -61,6 +61,9 @@ public final class BudgetLeases {
     /** The key's remaining (not used, not leased) at the last answer; null before the first. */
     BigDecimal remaining;
 
+    /** When the store gave {@link #remaining} (our clock, after the answer). */
+    Instant remainingSeen = Instant.MIN;
+
     /** Before this instant the lease is certainly not expired (our clock, before the ask). */
     Instant validUntil = Instant.MIN;
 
@@ -90,6 +93,12 @@ public final class BudgetLeases {
    * metering executor.
    */
   private volatile Instant storeDownUntil = Instant.MIN;
+
+  /**
+   * How long the store's answer that less than a hold's need remains refuses such holds without
+   * asking again.
+   */
+  static final Duration REMAINING_FRESH = Duration.ofMillis(100);
 
   /** How long a failed ask keeps later asks from trying the store again. */
   static final Duration STORE_BACKOFF = Duration.ofSeconds(1);
@@ -174,6 +183,15 @@ public final class BudgetLeases {
       // Holds already out over a lease that lapsed count too: they may still be charged against it.
       BigDecimal need = estimate.subtract(free);
       Instant asked = clock.instant();
+      if (l.remaining != null
+          && l.remaining.compareTo(need) < 0
+          && asked.isBefore(l.remainingSeen.plus(REMAINING_FRESH))) {
+        // The store said a moment ago that less than the need is left: refused without asking
+        // again, so a key at its edge does not cost a round trip (on the metering lane) per
+        // request. The remaining grows only when a lease goes back (idle, reaped) or the quota
+        // is raised; a hold refused meanwhile is refused at most this long too early.
+        return Optional.empty();
+      }
       if (asked.isBefore(storeDownUntil)) {
         throw new StoreUnavailable("lease store unavailable (recent failure)", null);
       }
@@ -187,6 +205,7 @@ public final class BudgetLeases {
       }
       storeDownUntil = Instant.MIN;
       l.remaining = g.remaining();
+      l.remainingSeen = clock.instant();
       switch (g.outcome()) {
         case GRANTED -> {
           // With no hold out, the store's amount is exact (it heals what we lost count of). With

@@ -116,6 +116,34 @@ class BudgetLeasesTest {
   }
 
   @Test
+  void tryHold_storeJustSaidLessThanTheNeedRemains_refusedWithoutAskingAgainUntilTheAnswerIsOld() {
+    store.key(KEY, "1.00", "0");
+    BudgetLeases other = instance("other", "0.50", 1);
+    BudgetLeases.Hold big = other.tryHold(KEY, usd("0.97")).orElseThrow();
+    BudgetLeases b = instance("a", "0.50", 1);
+    assertThat(b.tryHold(KEY, usd("0.05"))).isEmpty();
+    int takes = store.takes;
+
+    // A key at its edge: every request is refused, and none but the first costs a round trip ...
+    for (int i = 0; i < 100; i++) {
+      assertThat(b.tryHold(KEY, usd("0.05"))).isEmpty();
+    }
+    assertThat(store.takes).isEqualTo(takes);
+    // ... while a hold the answer's remaining (0.03) covers still asks and is admitted.
+    assertThat(b.tryHold(KEY, usd("0.02"))).isPresent();
+    assertThat(store.takes).isEqualTo(takes + 1);
+
+    // Budget comes back (the other instance's lease, idle): refused a moment longer, at most
+    // REMAINING_FRESH, then the store is asked again.
+    other.release(big, BigDecimal.ZERO);
+    other.giveBackIdle();
+    assertThat(b.tryHold(KEY, usd("0.05"))).isEmpty();
+    clock.advance(BudgetLeases.REMAINING_FRESH);
+    assertThat(b.tryHold(KEY, usd("0.05"))).isPresent();
+    assertThat(store.consistent(KEY)).isTrue();
+  }
+
+  @Test
   void tryHold_estimateExactlyTheRemaining_admittedAndOneUnitMoreIsNot() {
     store.key(KEY, "1.00", "0.75");
 
