@@ -12,6 +12,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -64,6 +65,9 @@ public final class BudgetLeases {
     /** When the store gave {@link #remaining} (our clock, after the answer). */
     Instant remainingSeen = Instant.MIN;
 
+    /** The number of this lease's last grant ({@link #grants}); 0 before the first. */
+    long grant;
+
     /** Before this instant the lease is certainly not expired (our clock, before the ask). */
     Instant validUntil = Instant.MIN;
 
@@ -86,6 +90,9 @@ public final class BudgetLeases {
   private final Clock clock;
   private final ConcurrentHashMap<Long, Lease> leases = new ConcurrentHashMap<>();
   private volatile Instant lastRenew = Instant.MIN;
+
+  /** Grants made by this instance, numbered in order (see {@link #maintain}). */
+  private final AtomicLong grants = new AtomicLong();
 
   /**
    * After a failed ask, asks fail at once until then: with the database away, a hold beyond the
@@ -208,6 +215,8 @@ public final class BudgetLeases {
       l.remainingSeen = clock.instant();
       switch (g.outcome()) {
         case GRANTED -> {
+          // Numbered, so a renewal that read the store before this grant does not undo it.
+          l.grant = grants.incrementAndGet();
           // With no hold out, the store's amount is exact (it heals what we lost count of). With
           // holds out, a charge may have drawn on the store's lease before its hold is released
           // here: taking the store's amount would subtract that draw twice, so add the slice.
@@ -271,24 +280,35 @@ public final class BudgetLeases {
 
   /**
    * The background round, every ttl / 4 or so: renews this instance's leases once a third of the
-   * ttl has passed (and shrinks each to what the store still has: a lease reaped while this
-   * instance was away is not admitted on again), gives back leases idle with no holds, and reaps
-   * every instance's expired leases. A store failure is logged; the leases then lapse by themselves
-   * at their validity.
+   * ttl has passed (a lease the store no longer has, reaped while this instance was away, drops to
+   * zero and is not admitted on again), gives back leases idle with no holds, and reaps every
+   * instance's expired leases. A store failure is logged; the leases then lapse by themselves at
+   * their validity.
+   *
+   * <p>A lease the store still has keeps the amount counted here: the stored amount, read before
+   * this instance applies it, may lack a slice granted meanwhile, and lacks the draws of charges
+   * whose holds are not released yet (each release takes its draw off here): shrinking to it
+   * counted those twice and left that budget unusable until the lease went idle.
    */
   public void maintain() {
     Instant now = clock.instant();
     try {
       if (!leases.isEmpty() && !now.isBefore(lastRenew.plus(ttl.dividedBy(3)))) {
+        // Grants numbered after this were made after the renewal could read the store.
+        long grantsSeen = grants.get();
         Map<Long, BigDecimal> stored = store.renew(instanceId, ttl);
         lastRenew = now;
         for (Map.Entry<Long, Lease> e : leases.entrySet()) {
           Lease l = e.getValue();
           synchronized (l) {
-            BigDecimal there = stored.getOrDefault(e.getKey(), BigDecimal.ZERO);
-            // Only ever down: a charge in flight may have drawn what its hold will release.
-            l.amount = l.amount.min(there);
-            if (there.signum() > 0) {
+            BigDecimal there = stored.get(e.getKey());
+            if (there == null) {
+              // Gone from the store (reaped): nothing of it is admitted on, unless a grant made
+              // since the renewal read the store (a new row) is what this lease now counts.
+              if (l.grant <= grantsSeen) {
+                l.amount = BigDecimal.ZERO;
+              }
+            } else if (there.signum() > 0) {
               l.validUntil = now.plus(ttl);
             }
           }

@@ -335,6 +335,68 @@ class BudgetLeasesTest {
   }
 
   @Test
+  void maintain_renewalBetweenAChargeAndItsHoldsRelease_countsTheDrawOnce() {
+    store.key(KEY, "1.00", "0");
+    BudgetLeases b = instance("a", "0.50", 1);
+    b.release(b.tryHold(KEY, usd("0.20")).orElseThrow(), BigDecimal.ZERO);
+    BudgetLeases.Hold h = b.tryHold(KEY, usd("0.05")).orElseThrow();
+    // The charge commits (0.02 off the stored lease); the renewal reads the stored lease before
+    // the hold is released here with what it drew.
+    BigDecimal drawn = store.charge(KEY, "a", usd("0.02"), h.amount());
+    clock.advance(TTL.dividedBy(3));
+    b.maintain();
+    b.release(h, drawn);
+
+    // Not 0.16: the draw left the lease once, not at the renewal and again at the release.
+    assertThat(b.leaseAndHeld(KEY)).containsExactly(usd("0.18"), usd("0"));
+    assertThat(store.lease(KEY, "a")).isEqualByComparingTo("0.18");
+    // So the whole rest of the budget is still admitted: 0.18 here and 0.80 unleased.
+    assertThat(b.tryHold(KEY, usd("0.98"))).isPresent();
+    assertThat(store.consistent(KEY)).isTrue();
+  }
+
+  @Test
+  void maintain_sliceGrantedWhileTheRenewalIsOnItsWay_keptNotUndoneByTheOlderAnswer() {
+    store.key(KEY, "1.00", "0");
+    BudgetLeases[] b = new BudgetLeases[1];
+    // The renewal reads the store, and before its answer is applied here a hold leases a slice.
+    LeaseStore racing =
+        new LeaseStore() {
+          @Override
+          public Grant take(long keyId, String instanceId, BigDecimal slice, Duration ttl) {
+            return store.take(keyId, instanceId, slice, ttl);
+          }
+
+          @Override
+          public BigDecimal giveBack(long keyId, String instanceId, BigDecimal amount) {
+            return store.giveBack(keyId, instanceId, amount);
+          }
+
+          @Override
+          public java.util.Map<Long, BigDecimal> renew(String instanceId, Duration ttl) {
+            java.util.Map<Long, BigDecimal> answer = store.renew(instanceId, ttl);
+            assertThat(b[0].tryHold(KEY, usd("0.05"))).isPresent();
+            return answer;
+          }
+
+          @Override
+          public int reapExpired(Instant now) {
+            return store.reapExpired(now);
+          }
+        };
+    b[0] = new BudgetLeases(racing, "a", usd("0.50"), 1, TTL, IDLE, clock);
+    b[0].tryHold(KEY, usd("0.05")).orElseThrow();
+    clock.advance(TTL.dividedBy(3));
+
+    b[0].maintain();
+
+    // 0.05, then a slice of min(0.50, 0.95 / 2): the renewal's older answer (0.05) undoes nothing.
+    assertThat(b[0].leaseAndHeld(KEY)).containsExactly(usd("0.525"), usd("0.10"));
+    assertThat(store.lease(KEY, "a")).isEqualByComparingTo("0.525");
+    assertThat(store.consistent(KEY)).isTrue();
+  }
+
+  @Test
   void maintain_leaseReapedWhileAway_shrinksToWhatTheStoreHas() {
     store.key(KEY, "1.00", "0");
     BudgetLeases b = instance("a", "0.50", 1);
