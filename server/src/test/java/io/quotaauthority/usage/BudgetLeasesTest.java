@@ -11,6 +11,7 @@ import java.time.ZoneId;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -373,8 +374,8 @@ class BudgetLeasesTest {
           }
 
           @Override
-          public java.util.Map<Long, BigDecimal> renew(String instanceId, Duration ttl) {
-            java.util.Map<Long, BigDecimal> answer = store.renew(instanceId, ttl);
+          public Map<Long, BigDecimal> renew(String instanceId, Duration ttl) {
+            Map<Long, BigDecimal> answer = store.renew(instanceId, ttl);
             assertThat(b[0].tryHold(KEY, usd("0.05"))).isPresent();
             return answer;
           }
