@@ -17,6 +17,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -30,11 +31,13 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Slice policy: a hold that does not fit what is free of this instance's lease (lease − holds)
  * asks for {@code max(need, min(maxSlice, remaining / (2 × instancesHint)))}, where need is what
- * the hold lacks and remaining the key's budget not used nor leased as last seen: far from the edge
- * one round trip covers many holds; near it the slice shrinks to exactly the hold's need, one exact
- * hold per request, so the bound is exact at the edge. Leases expire after {@code ttl} unless
- * renewed ({@link #maintain}); a lease this instance cannot renew in time is no longer admitted on
- * (it may have been reaped), and one idle for {@code idleAfter} with no holds is given back.
+ * the hold lacks and remaining the key's budget not used nor leased as last seen (before it is
+ * seen, just the need, so the first instance to ask never takes a small key's whole budget): far
+ * from the edge one round trip covers many holds; near it the slice shrinks to exactly the hold's
+ * need, one exact hold per request, so the bound is exact at the edge. Leases expire after {@code
+ * ttl} unless renewed ({@link #maintain}); a lease this instance cannot renew in time is no longer
+ * admitted on (it may have been reaped), and one idle for {@code idleAfter} with no holds is given
+ * back.
  *
  * <p>Call it only for limited keys (quota > 0): an unlimited key gets an unbacked hold after a
  * round trip. Release a hold once the request is settled: after its charge committed (with what the
@@ -94,6 +97,12 @@ public final class BudgetLeases {
     /** The key's remaining (not used, not leased) at the last answer; null before the first. */
     BigDecimal remaining;
 
+    /** When the store gave {@link #remaining} (our clock, after the answer). */
+    Instant remainingSeen = Instant.MIN;
+
+    /** The number of this lease's last grant ({@link #grants}); 0 before the first. */
+    long grant;
+
     /** Before this instant the lease is certainly not expired (our clock, before the ask). */
     Instant validUntil = Instant.MIN;
 
@@ -129,12 +138,21 @@ public final class BudgetLeases {
   private final ConcurrentHashMap<Long, Lease> leases = new ConcurrentHashMap<>();
   private volatile Instant lastRenew = Instant.MIN;
 
+  /** Grants made by this instance, numbered in order (see {@link #maintain}). */
+  private final AtomicLong grants = new AtomicLong();
+
   /**
    * After a failed ask, asks fail at once until then: with the database away, a hold beyond the
    * lease is refused in microseconds instead of each waiting out a connection timeout on the
    * metering executor.
    */
   private volatile Instant storeDownUntil = Instant.MIN;
+
+  /**
+   * How long the store's answer that less than a hold's need remains refuses such holds without
+   * asking again.
+   */
+  static final Duration REMAINING_FRESH = Duration.ofMillis(100);
 
   /** How long a failed ask keeps later asks from trying the store again. */
   static final Duration STORE_BACKOFF = Duration.ofSeconds(1);
@@ -352,6 +370,15 @@ public final class BudgetLeases {
       // Holds already out over a lease that lapsed count too: they may still be charged against it.
       BigDecimal need = estimate.subtract(free);
       Instant asked = clock.instant();
+      if (l.remaining != null
+          && l.remaining.compareTo(need) < 0
+          && asked.isBefore(l.remainingSeen.plus(REMAINING_FRESH))) {
+        // The store said a moment ago that less than the need is left: refused without asking
+        // again, so a key at its edge does not cost a round trip (on the metering lane) per
+        // request. The remaining grows only when a lease goes back (idle, reaped) or the quota
+        // is raised; a hold refused meanwhile is refused at most this long too early.
+        return Optional.empty();
+      }
       if (asked.isBefore(storeDownUntil)) {
         throw new StoreUnavailable("lease store unavailable (recent failure)", null);
       }
@@ -365,9 +392,12 @@ public final class BudgetLeases {
       }
       storeDownUntil = Instant.MIN;
       l.remaining = g.remaining();
+      l.remainingSeen = clock.instant();
       switch (g.outcome()) {
         case GRANTED -> {
           recorder.taken(slice);
+          // Numbered, so a renewal that read the store before this grant does not undo it.
+          l.grant = grants.incrementAndGet();
           // With no hold out, the store's amount is exact (it heals what we lost count of). With
           // holds out, a charge may have drawn on the store's lease before its hold is released
           // here: taking the store's amount would subtract that draw twice, so add the slice.
@@ -394,14 +424,18 @@ public final class BudgetLeases {
 
   /**
    * What to ask for when a hold lacks {@code need}: max(need, min(maxSlice, remaining / (2 ×
-   * instancesHint))), to the cent's hundred-millionth, rounded down; maxSlice before the key's
+   * instancesHint))), to the cent's hundred-millionth, rounded down; just the need before the key's
    * remaining is known.
    */
   BigDecimal slice(BigDecimal need, BigDecimal remaining) {
+    if (remaining == null) {
+      // Not maxSlice: with a key whose remaining is maxSlice or less, the first instance to ask
+      // would lease all of it and the others refuse every request (429, "0 USD remains") until it
+      // goes idle. The need is at most any share, and the answer says the remaining for the next.
+      return need.max(BigDecimal.ONE.movePointLeft(scale));
+    }
     BigDecimal share =
-        remaining == null
-            ? maxSlice
-            : remaining.divide(BigDecimal.valueOf(2L * instancesHint), scale, RoundingMode.DOWN);
+        remaining.divide(BigDecimal.valueOf(2L * instancesHint), scale, RoundingMode.DOWN);
     return need.max(maxSlice.min(share)).max(BigDecimal.ONE.movePointLeft(scale));
   }
 
@@ -451,24 +485,35 @@ public final class BudgetLeases {
 
   /**
    * The background round, every ttl / 4 or so: renews this instance's leases once a third of the
-   * ttl has passed (and shrinks each to what the store still has: a lease reaped while this
-   * instance was away is not admitted on again), gives back leases idle with no holds, and reaps
-   * every instance's expired leases. A store failure is logged; the leases then lapse by themselves
-   * at their validity.
+   * ttl has passed (a lease the store no longer has, reaped while this instance was away, drops to
+   * zero and is not admitted on again), gives back leases idle with no holds, and reaps every
+   * instance's expired leases. A store failure is logged; the leases then lapse by themselves at
+   * their validity.
+   *
+   * <p>A lease the store still has keeps the amount counted here: the stored amount, read before
+   * this instance applies it, may lack a slice granted meanwhile, and lacks the draws of charges
+   * whose holds are not released yet (each release takes its draw off here): shrinking to it
+   * counted those twice and left that budget unusable until the lease went idle.
    */
   public void maintain() {
     Instant now = clock.instant();
     try {
       if (!leases.isEmpty() && !now.isBefore(lastRenew.plus(ttl.dividedBy(3)))) {
+        // Grants numbered after this were made after the renewal could read the store.
+        long grantsSeen = grants.get();
         Map<Long, BigDecimal> stored = store.renew(instanceId, ttl);
         lastRenew = now;
         for (Map.Entry<Long, Lease> e : leases.entrySet()) {
           Lease l = e.getValue();
           synchronized (l) {
-            BigDecimal there = stored.getOrDefault(e.getKey(), BigDecimal.ZERO);
-            // Only ever down: a charge in flight may have drawn what its hold will release.
-            l.amount = l.amount.min(there);
-            if (there.signum() > 0) {
+            BigDecimal there = stored.get(e.getKey());
+            if (there == null) {
+              // Gone from the store (reaped): nothing of it is admitted on, unless a grant made
+              // since the renewal read the store (a new row) is what this lease now counts.
+              if (l.grant <= grantsSeen) {
+                l.amount = BigDecimal.ZERO;
+              }
+            } else if (there.signum() > 0) {
               l.validUntil = now.plus(ttl);
             }
           }

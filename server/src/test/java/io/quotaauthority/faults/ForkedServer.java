@@ -1,5 +1,7 @@
 package io.quotaauthority.faults;
 
+import io.grpc.Channel;
+import io.grpc.ClientInterceptors;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.StatusRuntimeException;
@@ -27,6 +29,7 @@ import java.util.concurrent.TimeUnit;
 final class ForkedServer implements AutoCloseable {
   static final String ADMIN_TOKEN = "fault-admin-token-0123456789abcdef";
   static final String REPORTER_TOKEN = "fault-reporter-token-0123456789abcdef";
+  static final String METERING_TOKEN = "fault-metering-token-0123456789abcdef";
 
   private final Process process;
   private final int authzPort;
@@ -34,14 +37,16 @@ final class ForkedServer implements AutoCloseable {
   private final Path log;
   private final ManagedChannel authzChannel;
   private final ManagedChannel adminChannel;
+  private final ManagedChannel meteringChannel;
 
-  private ForkedServer(Process process, int authzPort, int adminPort, Path log) {
+  private ForkedServer(Process process, int authzPort, int adminPort, int meteringPort, Path log) {
     this.process = process;
     this.authzPort = authzPort;
     this.adminPort = adminPort;
     this.log = log;
     this.authzChannel = channel(authzPort);
     this.adminChannel = channel(adminPort);
+    this.meteringChannel = channel(meteringPort);
   }
 
   /**
@@ -53,6 +58,10 @@ final class ForkedServer implements AutoCloseable {
     int adminPort = freePort();
     while (adminPort == authzPort) {
       adminPort = freePort();
+    }
+    int meteringPort = freePort();
+    while (meteringPort == authzPort || meteringPort == adminPort) {
+      meteringPort = freePort();
     }
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<String> command =
@@ -69,10 +78,9 @@ final class ForkedServer implements AutoCloseable {
                 Integer.toString(authzPort),
                 "--admin-port",
                 Integer.toString(adminPort),
-                // The metering listener is not driven by these tests: any free port, never the 9194
-                // default.
+                // A free port, never the 9194 default: the hold tests drive it as Envoy would.
                 "--metering-port",
-                "0",
+                Integer.toString(meteringPort),
                 "--metrics-port",
                 "0",
                 "--data-dir",
@@ -87,10 +95,11 @@ final class ForkedServer implements AutoCloseable {
     builder.environment().keySet().removeIf(k -> k.startsWith("QUOTA_"));
     builder.environment().put("QUOTA_ADMIN_TOKEN", ADMIN_TOKEN);
     builder.environment().put("QUOTA_REPORTER_TOKEN", REPORTER_TOKEN);
+    builder.environment().put("QUOTA_METERING_TOKEN", METERING_TOKEN);
     Path log = Files.createTempFile(dataDir, "server-", ".log");
     builder.redirectErrorStream(true);
     builder.redirectOutput(log.toFile());
-    return new ForkedServer(builder.start(), authzPort, adminPort, log);
+    return new ForkedServer(builder.start(), authzPort, adminPort, meteringPort, log);
   }
 
   static int freePort() throws IOException {
@@ -150,6 +159,11 @@ final class ForkedServer implements AutoCloseable {
     return authzChannel;
   }
 
+  /** The metering port as Envoy calls it: every stream carries the metering token. */
+  Channel envoyMetering() {
+    return ClientInterceptors.intercept(meteringChannel, TestServer.bearer(METERING_TOKEN));
+  }
+
   KeyAdminServiceGrpc.KeyAdminServiceBlockingStub admin() {
     return KeyAdminServiceGrpc.newBlockingStub(adminChannel)
         .withInterceptors(TestServer.bearer(ADMIN_TOKEN))
@@ -175,6 +189,7 @@ final class ForkedServer implements AutoCloseable {
     } finally {
       authzChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
       adminChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      meteringChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     }
   }
 }

@@ -11,6 +11,7 @@ import java.time.ZoneId;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -55,8 +56,9 @@ class BudgetLeasesTest {
 
   @ParameterizedTest(name = "need {0}, remaining {1}, max {2}, {3} instances -> {4}")
   @CsvSource({
-    // Unknown remaining: the first ask is maxSlice.
-    "0.05, , 0.50, 3, 0.50",
+    // Unknown remaining: the first ask is just the need (the answer tells the remaining).
+    "0.05, , 0.50, 3, 0.05",
+    "2.00, , 0.50, 3, 2.00",
     // Far from the edge: capped at maxSlice.
     "0.05, 100, 0.50, 3, 0.50",
     // remaining / (2 x 3) = 0.16666666 (rounded down), below maxSlice.
@@ -84,14 +86,15 @@ class BudgetLeasesTest {
     store.key(KEY, "100", "0");
     BudgetLeases b = instance("a", "1.00", 1);
 
-    for (int i = 0; i < 20; i++) {
+    for (int i = 0; i < 21; i++) {
       assertThat(b.tryHold(KEY, usd("0.05"))).isPresent();
     }
 
-    // The first hold leased maxSlice (1.00), which covers all 20.
-    assertThat(store.takes).isEqualTo(1);
-    assertThat(store.lease(KEY, "a")).isEqualByComparingTo("1.00");
-    assertThat(b.leaseAndHeld(KEY)[1]).isEqualByComparingTo("1.00");
+    // The first hold leased its need and learnt the remaining; the second leased maxSlice (1.00),
+    // which covers it and the 19 after it.
+    assertThat(store.takes).isEqualTo(2);
+    assertThat(store.lease(KEY, "a")).isEqualByComparingTo("1.05");
+    assertThat(b.leaseAndHeld(KEY)[1]).isEqualByComparingTo("1.05");
     assertThat(store.consistent(KEY)).isTrue();
   }
 
@@ -114,6 +117,34 @@ class BudgetLeasesTest {
   }
 
   @Test
+  void tryHold_storeJustSaidLessThanTheNeedRemains_refusedWithoutAskingAgainUntilTheAnswerIsOld() {
+    store.key(KEY, "1.00", "0");
+    BudgetLeases other = instance("other", "0.50", 1);
+    BudgetLeases.Hold big = other.tryHold(KEY, usd("0.97")).orElseThrow();
+    BudgetLeases b = instance("a", "0.50", 1);
+    assertThat(b.tryHold(KEY, usd("0.05"))).isEmpty();
+    int takes = store.takes;
+
+    // A key at its edge: every request is refused, and none but the first costs a round trip ...
+    for (int i = 0; i < 100; i++) {
+      assertThat(b.tryHold(KEY, usd("0.05"))).isEmpty();
+    }
+    assertThat(store.takes).isEqualTo(takes);
+    // ... while a hold the answer's remaining (0.03) covers still asks and is admitted.
+    assertThat(b.tryHold(KEY, usd("0.02"))).isPresent();
+    assertThat(store.takes).isEqualTo(takes + 1);
+
+    // Budget comes back (the other instance's lease, idle): refused a moment longer, at most
+    // REMAINING_FRESH, then the store is asked again.
+    other.release(big, BigDecimal.ZERO);
+    other.giveBackIdle();
+    assertThat(b.tryHold(KEY, usd("0.05"))).isEmpty();
+    clock.advance(BudgetLeases.REMAINING_FRESH);
+    assertThat(b.tryHold(KEY, usd("0.05"))).isPresent();
+    assertThat(store.consistent(KEY)).isTrue();
+  }
+
+  @Test
   void tryHold_estimateExactlyTheRemaining_admittedAndOneUnitMoreIsNot() {
     store.key(KEY, "1.00", "0.75");
 
@@ -129,17 +160,22 @@ class BudgetLeasesTest {
     List<BudgetLeases> instances =
         List.of(instance("a", "0.50", 3), instance("b", "0.50", 3), instance("c", "0.50", 3));
 
-    int admitted = 0;
+    int[] admitted = new int[3];
     for (int i = 0; i < 300; i++) {
       if (instances.get(i % 3).tryHold(KEY, usd("0.05")).isPresent()) {
-        admitted++;
+        admitted[i % 3]++;
       }
       assertThat(store.consistent(KEY)).isTrue();
     }
 
-    // 20 x 0.05 = 1.00: every cent of the budget is admitted once, none twice.
-    assertThat(admitted).isEqualTo(20);
-    assertThat(store.leased(KEY)).isEqualByComparingTo("1.00");
+    // Never more than 20 x 0.05 = 1.00. At the edge each instance may keep a fragment of its lease
+    // smaller than one hold that another instance's hold would need (each refused: its fragment
+    // plus the store's remaining < 0.05, so all of them together < 0.15): at least 18 admitted.
+    int total = admitted[0] + admitted[1] + admitted[2];
+    assertThat(total).isBetween(18, 20);
+    // Shared: no instance leased the whole budget before the others asked.
+    assertThat(admitted).doesNotContain(0);
+    assertThat(store.leased(KEY)).isLessThanOrEqualTo(usd("1.00"));
   }
 
   @Test
@@ -183,6 +219,8 @@ class BudgetLeasesTest {
   void release_chargedOverHold_drawsOnlyTheHold() {
     store.key(KEY, "1.00", "0");
     BudgetLeases b = instance("a", "0.20", 1);
+    // A lease of 0.20 (the first ask is its hold's need), then a hold of 0.05 on it.
+    b.release(b.tryHold(KEY, usd("0.20")).orElseThrow(), BigDecimal.ZERO);
     BudgetLeases.Hold h = b.tryHold(KEY, usd("0.05")).orElseThrow();
 
     BigDecimal drawn = store.charge(KEY, "a", usd("0.08"), h.amount());
@@ -216,7 +254,7 @@ class BudgetLeasesTest {
 
     clock.advance(IDLE.minusSeconds(1));
     b.maintain();
-    assertThat(store.leased(KEY)).isEqualByComparingTo("0.50");
+    assertThat(store.leased(KEY)).isEqualByComparingTo("0.05");
 
     clock.advance(Duration.ofSeconds(1));
     b.maintain();
@@ -233,7 +271,7 @@ class BudgetLeasesTest {
     clock.advance(IDLE.plusSeconds(1));
     b.maintain();
 
-    assertThat(store.lease(KEY, "a")).isEqualByComparingTo("0.50");
+    assertThat(store.lease(KEY, "a")).isEqualByComparingTo("0.05");
   }
 
   @Test
@@ -241,7 +279,9 @@ class BudgetLeasesTest {
     store.key(KEY, "1.00", "0");
     BudgetLeases dead = instance("dead", "1.00", 1);
     BudgetLeases live = instance("live", "1.00", 1);
+    // The first hold leases its need, the second the rest: "dead" holds the whole budget.
     dead.tryHold(KEY, usd("0.05")).orElseThrow();
+    dead.tryHold(KEY, usd("0.95")).orElseThrow();
     assertThat(live.tryHold(KEY, usd("0.05"))).isEmpty();
 
     // "dead" never runs maintain again; "live" reaps once the ttl and the grace have passed.
@@ -278,6 +318,9 @@ class BudgetLeasesTest {
   void maintain_renewal_extendsTheLeaseSoItIsNotReaped() {
     store.key(KEY, "1.00", "0");
     BudgetLeases b = instance("a", "0.50", 1);
+    // The first hold leases 0.05 and learns the remaining (0.95); the second a slice of it,
+    // min(0.50, 0.95 / 2) = 0.475.
+    b.tryHold(KEY, usd("0.05")).orElseThrow();
     b.tryHold(KEY, usd("0.05")).orElseThrow();
 
     for (int i = 0; i < 6; i++) {
@@ -286,10 +329,72 @@ class BudgetLeasesTest {
     }
 
     // Two ttls later the lease is still there, and still admitted on without a round trip.
-    assertThat(store.lease(KEY, "a")).isEqualByComparingTo("0.50");
+    assertThat(store.lease(KEY, "a")).isEqualByComparingTo("0.525");
     int takes = store.takes;
     assertThat(b.tryHold(KEY, usd("0.05"))).isPresent();
     assertThat(store.takes).isEqualTo(takes);
+  }
+
+  @Test
+  void maintain_renewalBetweenAChargeAndItsHoldsRelease_countsTheDrawOnce() {
+    store.key(KEY, "1.00", "0");
+    BudgetLeases b = instance("a", "0.50", 1);
+    b.release(b.tryHold(KEY, usd("0.20")).orElseThrow(), BigDecimal.ZERO);
+    BudgetLeases.Hold h = b.tryHold(KEY, usd("0.05")).orElseThrow();
+    // The charge commits (0.02 off the stored lease); the renewal reads the stored lease before
+    // the hold is released here with what it drew.
+    BigDecimal drawn = store.charge(KEY, "a", usd("0.02"), h.amount());
+    clock.advance(TTL.dividedBy(3));
+    b.maintain();
+    b.release(h, drawn);
+
+    // Not 0.16: the draw left the lease once, not at the renewal and again at the release.
+    assertThat(b.leaseAndHeld(KEY)).containsExactly(usd("0.18"), usd("0"));
+    assertThat(store.lease(KEY, "a")).isEqualByComparingTo("0.18");
+    // So the whole rest of the budget is still admitted: 0.18 here and 0.80 unleased.
+    assertThat(b.tryHold(KEY, usd("0.98"))).isPresent();
+    assertThat(store.consistent(KEY)).isTrue();
+  }
+
+  @Test
+  void maintain_sliceGrantedWhileTheRenewalIsOnItsWay_keptNotUndoneByTheOlderAnswer() {
+    store.key(KEY, "1.00", "0");
+    BudgetLeases[] b = new BudgetLeases[1];
+    // The renewal reads the store, and before its answer is applied here a hold leases a slice.
+    LeaseStore racing =
+        new LeaseStore() {
+          @Override
+          public Grant take(long keyId, String instanceId, BigDecimal slice, Duration ttl) {
+            return store.take(keyId, instanceId, slice, ttl);
+          }
+
+          @Override
+          public BigDecimal giveBack(long keyId, String instanceId, BigDecimal amount) {
+            return store.giveBack(keyId, instanceId, amount);
+          }
+
+          @Override
+          public Map<Long, BigDecimal> renew(String instanceId, Duration ttl) {
+            Map<Long, BigDecimal> answer = store.renew(instanceId, ttl);
+            assertThat(b[0].tryHold(KEY, usd("0.05"))).isPresent();
+            return answer;
+          }
+
+          @Override
+          public int reapExpired(Instant now) {
+            return store.reapExpired(now);
+          }
+        };
+    b[0] = new BudgetLeases(racing, "a", usd("0.50"), 1, TTL, IDLE, clock);
+    b[0].tryHold(KEY, usd("0.05")).orElseThrow();
+    clock.advance(TTL.dividedBy(3));
+
+    b[0].maintain();
+
+    // 0.05, then a slice of min(0.50, 0.95 / 2): the renewal's older answer (0.05) undoes nothing.
+    assertThat(b[0].leaseAndHeld(KEY)).containsExactly(usd("0.525"), usd("0.10"));
+    assertThat(store.lease(KEY, "a")).isEqualByComparingTo("0.525");
+    assertThat(store.consistent(KEY)).isTrue();
   }
 
   @Test
