@@ -474,6 +474,11 @@ public final class BudgetLeases {
     try {
       BigDecimal back = store.giveBack(keyId, instanceId, free);
       l.amount = l.amount.subtract(back).max(BigDecimal.ZERO);
+      if (l.remaining != null) {
+        // What went back is the key's again: a hold here may ask for it at once, rather than be
+        // refused on the store's last answer (REMAINING_FRESH) that did not count it yet.
+        l.remaining = l.remaining.add(back);
+      }
       if (back.signum() > 0) {
         recorder.returned(back);
       }
