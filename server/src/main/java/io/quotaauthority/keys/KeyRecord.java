@@ -44,26 +44,6 @@ public record KeyRecord(
     leased = leased == null ? BigDecimal.ZERO : leased;
   }
 
-  /** A row read without its concurrency columns (no cap, nothing leased). */
-  public KeyRecord(
-      long id,
-      String name,
-      KeyHash keyHash,
-      String keyPrefix,
-      StoredStatus status,
-      BigDecimal quota,
-      BigDecimal quotaUsed,
-      Instant expiresAt,
-      Instant createdAt,
-      Instant updatedAt,
-      Instant deletedAt,
-      long version,
-      BigDecimal leased) {
-    this(
-        id, name, keyHash, keyPrefix, status, quota, quotaUsed, expiresAt, createdAt, updatedAt,
-        deletedAt, version, leased, 0, 0);
-  }
-
   /** A row read without its leased amount (zero) or its concurrency columns (no cap). */
   public KeyRecord(
       long id,
