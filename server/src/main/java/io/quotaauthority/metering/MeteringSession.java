@@ -23,6 +23,7 @@ import io.quotaauthority.provider.ProviderError;
 import io.quotaauthority.text.AsciiDecimal;
 import io.quotaauthority.usage.UsageValidation;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.Base64;
@@ -32,8 +33,10 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.slf4j.event.Level;
 
 /**
  * Meters one HTTP request as Envoy's ext_proc filter walks it through its phases: request headers
@@ -301,10 +304,9 @@ final class MeteringSession {
    * ext_proc gets no route hint. The forwarded ext_authz metadata is not read for it, because Check
    * puts no provider there (only key_id; the provider is per route and the allow response is built
    * once per key version).
-   */
-  /**
-   * The answer to the request headers, or null when a capped key's slot waits for the database
-   * ({@link #takeDeferred} then gives it).
+   *
+   * <p>Null when a capped key's slot waits for the database ({@link #takeDeferred} then gives the
+   * answer).
    */
   synchronized ProcessingResponse requestHeaders(HttpHeaders headers) {
     requestHeadersSeen = true;
@@ -359,13 +361,12 @@ final class MeteringSession {
     int cap = concurrencyCap(EnvoyHeaders.single(h, GatewayHeaders.KEY_CONCURRENCY));
     if (cap > 0) {
       // Counted from admission to the end of the stream, on every instance (README "Holds").
-      CompletableFuture<UsageCharger.Admission> taken = charger.admitSlot(keyId, cap);
-      if (!taken.isDone()) {
-        // A slot must be leased: answered when the database has, off this thread.
-        deferred = taken.thenApply(this::slotDecided);
-        return null;
-      }
-      return afterSlot(taken.join());
+      return whenDecided(
+          charger.admitSlot(keyId, cap),
+          charger::releaseSlot,
+          this::afterSlot,
+          "request_headers",
+          CONTINUE_REQUEST_HEADERS);
     }
     return meteredHeaders();
   }
@@ -380,16 +381,49 @@ final class MeteringSession {
     return s.refused() ? refuseHold(s) : meteredHeaders();
   }
 
-  /** {@link #afterSlot}, on the thread that leased it; a stream ended meanwhile gives it back. */
-  private synchronized ProcessingResponse slotDecided(UsageCharger.Admission s) {
+  /** The rest of a phase's answer, once a hold or slot is decided. */
+  private interface Decided {
+    ProcessingResponse answer(UsageCharger.Admission a) throws IOException;
+  }
+
+  /**
+   * The answer {@code next} makes of an admission: at once when it is decided already (a hold the
+   * lease covers), else null, and {@link #takeDeferred} gives the answer, made on the thread that
+   * leased once the database answered. A stream ended meanwhile gets only {@code passThrough} and
+   * the hold or slot goes straight back through {@code giveBack}.
+   */
+  private ProcessingResponse whenDecided(
+      CompletableFuture<UsageCharger.Admission> decision,
+      Consumer<UsageCharger.Admission> giveBack,
+      Decided next,
+      String phase,
+      ProcessingResponse passThrough) {
+    if (decision.isDone()) {
+      try {
+        return next.answer(decision.join());
+      } catch (IOException e) {
+        // The phase's own catch turns it into a metering error, as for any other failure.
+        throw new UncheckedIOException(e);
+      }
+    }
+    deferred = decision.thenApply(a -> decidedLater(a, giveBack, next, phase, passThrough));
+    return null;
+  }
+
+  private synchronized ProcessingResponse decidedLater(
+      UsageCharger.Admission a,
+      Consumer<UsageCharger.Admission> giveBack,
+      Decided next,
+      String phase,
+      ProcessingResponse passThrough) {
     if (streamEnded || route == null) {
-      charger.releaseSlot(s);
-      return CONTINUE_REQUEST_HEADERS;
+      giveBack.accept(a);
+      return passThrough;
     }
     try {
-      return afterSlot(s);
-    } catch (RuntimeException e) {
-      return failed("request_headers", e, CONTINUE_REQUEST_HEADERS);
+      return next.answer(a);
+    } catch (RuntimeException | IOException e) {
+      return failed(phase, e, passThrough);
     }
   }
 
@@ -452,7 +486,7 @@ final class MeteringSession {
       // A body that could not be read gave no prompt text: every byte may be a token (a token is
       // at least one byte of its text), which bounds any prompt it holds.
       boolean unread = request.unread().isPresent();
-      CompletableFuture<UsageCharger.Admission> admitted =
+      return whenDecided(
           charger.admit(
               keyId,
               route.provider(),
@@ -461,32 +495,13 @@ final class MeteringSession {
               unread ? bytes.size() : promptTokens,
               unread ? 0 : prompt.mediaTokens(),
               request.outputLimit(),
-              request.choices());
-      if (!admitted.isDone()) {
-        // The hold waits for the database (a new slice): answered when it comes, off this thread.
-        deferred = admitted.thenApply(a -> admitted(a, request, bytes));
-        return null;
-      }
-      return afterAdmission(admitted.join(), request, bytes);
+              request.choices()),
+          charger::release,
+          a -> afterAdmission(a, request, bytes),
+          "request_body",
+          CONTINUE_REQUEST_BODY);
     }
     return afterAdmission(null, request, bytes);
-  }
-
-  /**
-   * The answer to a limited key's request body once its admission is decided, on whichever thread
-   * decided it; the stream may have ended meanwhile, and then the hold goes straight back.
-   */
-  private synchronized ProcessingResponse admitted(
-      UsageCharger.Admission a, RequestBody request, ByteString bytes) {
-    if (streamEnded || route == null) {
-      charger.release(a);
-      return CONTINUE_REQUEST_BODY;
-    }
-    try {
-      return afterAdmission(a, request, bytes);
-    } catch (RuntimeException | IOException e) {
-      return failed("request_body", e, CONTINUE_REQUEST_BODY);
-    }
   }
 
   /**
@@ -554,19 +569,12 @@ final class MeteringSession {
    *     at DEBUG (counted either way); an unpriced model is logged at INFO
    */
   private ProcessingResponse refuse(ProviderError error, boolean routine) {
-    if (routine) {
-      log.debug(
-          "{} request for report {} refused before upstream: {}",
-          route.provider().wireName(),
-          reportId,
-          error.message());
-    } else {
-      log.info(
-          "{} request for report {} refused before upstream: {}",
-          route.provider().wireName(),
-          reportId,
-          error.message());
-    }
+    log.atLevel(routine ? Level.DEBUG : Level.INFO)
+        .log(
+            "{} request for report {} refused before upstream: {}",
+            route.provider().wireName(),
+            reportId,
+            error.message());
     ProcessingResponse reply = ImmediateReplies.refusal(route.provider(), error);
     route = null;
     stopMetering();
@@ -734,17 +742,18 @@ final class MeteringSession {
     }
   }
 
-  /**
-   * The ext_proc stream ended, cleanly or not. If the response body had not ended, charge the usage
-   * seen so far (a stream cut short still used what it reported).
-   */
-  /** The answer {@link #requestBody} deferred (once), or null. */
+  /** The answer {@link #requestHeaders} or {@link #requestBody} deferred (once), or null. */
   synchronized CompletionStage<ProcessingResponse> takeDeferred() {
     CompletionStage<ProcessingResponse> d = deferred;
     deferred = null;
     return d;
   }
 
+  /**
+   * The ext_proc stream ended, cleanly or not. If the response body had not ended, charge the usage
+   * seen so far (a stream cut short still used what it reported); whatever it still holds (a hold
+   * that reached no charge, a slot) goes back.
+   */
   synchronized void streamClosed() {
     streamEnded = true;
     try {

@@ -332,36 +332,55 @@ public final class UsageCharger {
             mediaTokens,
             outputLimit,
             choices);
-    return holds
-        .holdSoon(keyId, estimate.usd())
-        .handle(
-            (hold, error) -> {
-              if (error != null) {
-                metrics.refused(MeteringMetrics.REFUSED_QUOTA_UNAVAILABLE);
-                Throwable cause = error.getCause() != null ? error.getCause() : error;
-                log.warn(
-                    "no hold for key {}: its budget could not be leased ({}); refused with 503",
-                    keyId,
-                    cause.toString());
-                return new Admission(null, estimate, ProviderError.holdUnavailable());
-              }
-              if (hold.isEmpty()) {
-                metrics.refused(MeteringMetrics.REFUSED_INSUFFICIENT_QUOTA);
-                return new Admission(
-                    null,
-                    estimate,
-                    // Both to 8 decimals, the ledger's scale: the cost rounded up, the remaining
-                    // down.
-                    ProviderError.holdRefused(
-                        estimate.usd().setScale(Money.SCALE, RoundingMode.UP).toPlainString(),
-                        holds
-                            .available(keyId)
-                            .setScale(Money.SCALE, RoundingMode.DOWN)
-                            .toPlainString()));
-              }
-              metrics.held();
-              return new Admission(hold.get(), estimate, null);
-            });
+    return decided(
+        holds.holdSoon(keyId, estimate.usd()),
+        keyId,
+        "its budget",
+        estimate,
+        MeteringMetrics.REFUSED_INSUFFICIENT_QUOTA,
+        // Both to 8 decimals, the ledger's scale: the cost rounded up, the remaining down.
+        () ->
+            ProviderError.holdRefused(
+                estimate.usd().setScale(Money.SCALE, RoundingMode.UP).toPlainString(),
+                holds.available(keyId).setScale(Money.SCALE, RoundingMode.DOWN).toPlainString()));
+  }
+
+  /**
+   * The admission a hold's outcome makes, by one rule for budget and slots: a store that could not
+   * be asked refuses 503 (counted, warned), a hold not granted refuses with {@code whenRefused}
+   * (counted as {@code refusedReason}), a hold granted admits.
+   *
+   * @param what what was to be leased, for the warning ("its budget", "its slots")
+   * @param estimate the request's maximum cost, or null for a slot
+   */
+  private CompletableFuture<Admission> decided(
+      CompletableFuture<Optional<BudgetLeases.Hold>> hold,
+      long keyId,
+      String what,
+      MaxCost.Estimate estimate,
+      String refusedReason,
+      Supplier<ProviderError> whenRefused) {
+    return hold.handle(
+        (granted, error) -> {
+          if (error != null) {
+            metrics.refused(MeteringMetrics.REFUSED_QUOTA_UNAVAILABLE);
+            Throwable cause = error.getCause() != null ? error.getCause() : error;
+            log.warn(
+                "no hold for key {}: {} could not be leased ({}); refused with 503",
+                keyId,
+                what,
+                cause.toString());
+            return new Admission(null, estimate, ProviderError.holdUnavailable());
+          }
+          if (granted.isEmpty()) {
+            metrics.refused(refusedReason);
+            return new Admission(null, estimate, whenRefused.get());
+          }
+          if (estimate != null) {
+            metrics.held();
+          }
+          return new Admission(granted.get(), estimate, null);
+        });
   }
 
   /**
@@ -377,26 +396,13 @@ public final class UsageCharger {
     if (slots == null) {
       return CompletableFuture.completedFuture(Admission.UNHELD);
     }
-    return slots
-        .holdSoon(keyId, BigDecimal.ONE)
-        .handle(
-            (slot, error) -> {
-              if (error != null) {
-                metrics.refused(MeteringMetrics.REFUSED_QUOTA_UNAVAILABLE);
-                Throwable cause = error.getCause() != null ? error.getCause() : error;
-                log.warn(
-                    "no concurrency slot for key {}: slots could not be leased ({}); refused with"
-                        + " 503",
-                    keyId,
-                    cause.toString());
-                return new Admission(null, null, ProviderError.holdUnavailable());
-              }
-              if (slot.isEmpty()) {
-                metrics.refused(MeteringMetrics.REFUSED_CONCURRENCY);
-                return new Admission(null, null, ProviderError.concurrencyLimitExceeded(cap));
-              }
-              return new Admission(slot.get(), null, null);
-            });
+    return decided(
+        slots.holdSoon(keyId, BigDecimal.ONE),
+        keyId,
+        "its slots",
+        null,
+        MeteringMetrics.REFUSED_CONCURRENCY,
+        () -> ProviderError.concurrencyLimitExceeded(cap));
   }
 
   /** Gives back a request's concurrency slot, once its stream ended. Safe on any admission. */

@@ -282,6 +282,14 @@ public final class BudgetLeases {
    *     {@link #STORE_BACKOFF} after each failure every such hold fails at once)
    */
   public Optional<Hold> tryHold(long keyId, BigDecimal estimate) {
+    return hold(keyId, estimate, true);
+  }
+
+  /**
+   * {@link #tryHold}; with {@code mayAsk} false, null instead of a round trip to the store (the
+   * caller then asks on an asker thread).
+   */
+  private Optional<Hold> hold(long keyId, BigDecimal estimate, boolean mayAsk) {
     if (estimate.signum() < 0) {
       throw new IllegalArgumentException("estimate must not be negative");
     }
@@ -292,7 +300,7 @@ public final class BudgetLeases {
           // Given back and dropped from the map between our lookup and our lock: take the new one.
           continue;
         }
-        return hold(keyId, estimate, l);
+        return hold(keyId, estimate, l, mayAsk);
       }
     }
   }
@@ -304,7 +312,13 @@ public final class BudgetLeases {
    * when the askers' queue is full. The caller must not hold a lock the completion needs.
    */
   public CompletableFuture<Optional<Hold>> holdSoon(long keyId, BigDecimal estimate) {
-    Optional<Hold> now = fromLease(keyId, estimate);
+    Optional<Hold> now;
+    try {
+      // Held on the lease, or refused on the store's fresh answer or its recent failure, at once.
+      now = hold(keyId, estimate, false);
+    } catch (RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
+    }
     if (now != null) {
       return CompletableFuture.completedFuture(now);
     }
@@ -325,33 +339,10 @@ public final class BudgetLeases {
   }
 
   /**
-   * The hold from this instance's valid lease alone, or null when that cannot cover it (a slice
-   * must be asked for, or the key's lease is new, lapsed or given back).
+   * {@link #tryHold} on the key's lease, whose monitor the caller holds; null where it would ask
+   * the store and {@code mayAsk} is false.
    */
-  private Optional<Hold> fromLease(long keyId, BigDecimal estimate) {
-    if (estimate.signum() < 0) {
-      throw new IllegalArgumentException("estimate must not be negative");
-    }
-    Lease l = leases.get(keyId);
-    if (l == null) {
-      return null;
-    }
-    synchronized (l) {
-      Instant now = clock.instant();
-      if (l.retired || !now.isBefore(l.validUntil)) {
-        return null;
-      }
-      if (l.amount.subtract(l.held).compareTo(estimate) < 0) {
-        return null;
-      }
-      l.lastUsed = now;
-      l.held = l.held.add(estimate);
-      return Optional.of(new Hold(keyId, estimate, true));
-    }
-  }
-
-  /** {@link #tryHold} on the key's lease, whose monitor the caller holds. */
-  private Optional<Hold> hold(long keyId, BigDecimal estimate, Lease l) {
+  private Optional<Hold> hold(long keyId, BigDecimal estimate, Lease l, boolean mayAsk) {
     Instant now = clock.instant();
     l.lastUsed = now;
     if (!now.isBefore(l.validUntil)) {
@@ -381,6 +372,9 @@ public final class BudgetLeases {
       }
       if (asked.isBefore(storeDownUntil)) {
         throw new StoreUnavailable("lease store unavailable (recent failure)", null);
+      }
+      if (!mayAsk) {
+        return null;
       }
       BigDecimal slice = slice(need, l.remaining);
       LeaseStore.Grant g;
