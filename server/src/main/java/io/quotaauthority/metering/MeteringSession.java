@@ -16,6 +16,7 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
 import io.quotaauthority.keys.KeyIds;
+import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
@@ -838,15 +839,15 @@ final class MeteringSession {
 
   /**
    * The cap Check wrote in x-quota-key-concurrency, or 0 when there is none. Check writes only a
-   * plain decimal from 1 to 1,000,000; anything else (which only a misconfiguration could bring) is
-   * read as a cap of 1, the strictest, rather than as none.
+   * plain decimal from 1 to {@link KeyRecord#MAX_CONCURRENT_REQUESTS}; anything else (which only a
+   * misconfiguration could bring) is read as a cap of 1, the strictest, rather than as none.
    */
   static int concurrencyCap(String value) {
     if (value == null) {
       return 0;
     }
     long n = AsciiDecimal.parse(value);
-    return n >= 1 && n <= 1_000_000 ? (int) n : 1;
+    return n >= 1 && n <= KeyRecord.MAX_CONCURRENT_REQUESTS ? (int) n : 1;
   }
 
   /** The admission, handed to its charge: from now on the charge releases its hold. */
