@@ -226,6 +226,16 @@ class SettingsTest {
         "QUOTA_USAGE_QUEUE_MAX; 1e6; QUOTA_USAGE_QUEUE_MAX must be a whole number (ASCII digits, no sign or leading zeros), got '1e6'",
         "QUOTA_UNPRICED_MODEL_USD_PER_MTOK; -1; QUOTA_UNPRICED_MODEL_USD_PER_MTOK must be a decimal USD amount like 1.5, got '-1'",
         "QUOTA_UNPRICED_MODEL_USD_PER_MTOK; \u0661; QUOTA_UNPRICED_MODEL_USD_PER_MTOK must be a decimal USD amount like 1.5, got '\\u{0661}'",
+        "QUOTA_HOLDS; yes; QUOTA_HOLDS must be on or off, got 'yes'",
+        "QUOTA_HOLDS; ''; QUOTA_HOLDS must not be empty",
+        "QUOTA_LEASE_SLICE_USD; 0; QUOTA_LEASE_SLICE_USD must be between 0.00000001 and 1000000, got 0",
+        "QUOTA_LEASE_SLICE_USD; 1000000.00000001; QUOTA_LEASE_SLICE_USD must be between 0.00000001 and 1000000, got 1000000.00000001",
+        "QUOTA_LEASE_SLICE_USD; -1; QUOTA_LEASE_SLICE_USD must be a decimal USD amount like 1.5, got '-1'",
+        "QUOTA_LEASE_SLICE_USD; 1e3; QUOTA_LEASE_SLICE_USD must be a decimal USD amount like 1.5, got '1e3'",
+        "QUOTA_LEASE_TTL; 2999ms; QUOTA_LEASE_TTL must be between 3s and 10m, got '2999ms'",
+        "QUOTA_LEASE_TTL; 601s; QUOTA_LEASE_TTL must be between 3s and 10m, got '601s'",
+        "QUOTA_LEASE_INSTANCES; 0; QUOTA_LEASE_INSTANCES must be between 1 and 1000, got 0",
+        "QUOTA_LEASE_INSTANCES; 1001; QUOTA_LEASE_INSTANCES must be between 1 and 1000, got 1001",
         "QUOTA_LOG_FORMAT; xml; QUOTA_LOG_FORMAT must be text or json, got 'xml'",
         "QUOTA_DATA_DIR; ' '; QUOTA_DATA_DIR must not be empty",
         // The README: a setting whose default is not empty refuses an empty value.
@@ -325,6 +335,31 @@ class SettingsTest {
         .isEqualTo(Duration.ofHours(1));
     assertThat(load(Map.of("QUOTA_USAGE_COMMIT_INTERVAL", "1ms")).usageCommitInterval())
         .isEqualTo(Duration.ofMillis(1));
+  }
+
+  @Test
+  void load_holdSettingsAtTheirEdges_accepted() {
+    Settings low =
+        load(
+            Map.of(
+                "QUOTA_HOLDS", "OFF",
+                "QUOTA_LEASE_SLICE_USD", "0.00000001",
+                "QUOTA_LEASE_TTL", "3s",
+                "QUOTA_LEASE_INSTANCES", "1"));
+    assertThat(low.holds()).isFalse();
+    assertThat(low.leaseSliceUsd()).isEqualByComparingTo("0.00000001");
+    assertThat(low.leaseTtl()).isEqualTo(Duration.ofSeconds(3));
+    assertThat(low.leaseInstances()).isEqualTo(1);
+    Settings high =
+        load(
+            Map.of(
+                "QUOTA_LEASE_SLICE_USD", "1000000",
+                "QUOTA_LEASE_TTL", "10m",
+                "QUOTA_LEASE_INSTANCES", "1000"));
+    assertThat(high.holds()).isTrue();
+    assertThat(high.leaseSliceUsd()).isEqualByComparingTo("1000000");
+    assertThat(high.leaseTtl()).isEqualTo(Duration.ofMinutes(10));
+    assertThat(high.leaseInstances()).isEqualTo(1000);
   }
 
   @Test
