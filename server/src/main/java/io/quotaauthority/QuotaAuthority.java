@@ -34,6 +34,7 @@ import io.quotaauthority.metering.UsageCharger;
 import io.quotaauthority.ops.Metrics;
 import io.quotaauthority.ops.Operations;
 import io.quotaauthority.ops.Readiness;
+import io.quotaauthority.store.ClusterSecrets;
 import io.quotaauthority.store.Database;
 import io.quotaauthority.store.KeyChangeListener;
 import io.quotaauthority.store.KeyRepository;
@@ -41,6 +42,8 @@ import io.quotaauthority.store.LeaseRepository;
 import io.quotaauthority.store.Transactions;
 import io.quotaauthority.store.UsageRepository;
 import io.quotaauthority.usage.BudgetLeases;
+import io.quotaauthority.usage.HoldIds;
+import io.quotaauthority.usage.ReporterHolds;
 import io.quotaauthority.usage.Retries;
 import io.quotaauthority.usage.UsageBatcher;
 import io.quotaauthority.usage.UsageOutcome;
@@ -79,6 +82,9 @@ public final class QuotaAuthority implements AutoCloseable {
   /** This instance's concurrency slots of capped keys; null when QUOTA_HOLDS is off. */
   private final BudgetLeases slots;
 
+  /** Holds Check takes for usage-stream reporters; null when QUOTA_HOLDS is off. */
+  private final ReporterHolds reporterHolds;
+
   private final UsageService usageService;
   private final KeyChangeListener listener;
   private final ReloadingPriceTable prices;
@@ -101,6 +107,7 @@ public final class QuotaAuthority implements AutoCloseable {
       UsageBatcher batcher,
       BudgetLeases leases,
       BudgetLeases slots,
+      ReporterHolds reporterHolds,
       UsageService usageService,
       KeyChangeListener listener,
       ReloadingPriceTable prices,
@@ -123,6 +130,7 @@ public final class QuotaAuthority implements AutoCloseable {
     this.batcher = batcher;
     this.leases = leases;
     this.slots = slots;
+    this.reporterHolds = reporterHolds;
     this.usageService = usageService;
     this.health = health;
     this.authzHealth = authzHealth;
@@ -252,10 +260,6 @@ public final class QuotaAuthority implements AutoCloseable {
             cache,
             settings.refreshInterval(),
             ops.metrics().keyChangeRecorder());
-    Metrics.EnumCounters<UsageOutcome.Result> reports = ops.metrics().usageReports();
-    UsageService usageService =
-        new UsageService(
-            batcher, clock, scheduler, () -> reports.increment(UsageOutcome.Result.REJECTED));
     // Holds on keys' budgets, admitted against slices leased from PostgreSQL (README "Holds"). The
     // instance id is new at every start: a restarted instance never takes over the leases of its
     // previous life, which expire and go back to their keys.
@@ -288,6 +292,27 @@ public final class QuotaAuthority implements AutoCloseable {
                 clock,
                 BudgetLeases.Recorder.NONE)
             : null;
+    // Holds Check takes for usage-stream reporters, on the same leases; their ids are signed with
+    // the key every instance shares, so a report may settle one on any instance.
+    ReporterHolds reporterHolds =
+        leases == null
+            ? null
+            : new ReporterHolds(
+                leases,
+                new HoldIds(new ClusterSecrets(tx).getOrCreate(ClusterSecrets.HOLD_IDS)),
+                usageRepository,
+                batcher,
+                settings.reporterHoldTtl(),
+                clock,
+                ops.metrics().reporterHoldRecorder());
+    Metrics.EnumCounters<UsageOutcome.Result> reports = ops.metrics().usageReports();
+    UsageService usageService =
+        new UsageService(
+            batcher,
+            clock,
+            scheduler,
+            () -> reports.increment(UsageOutcome.Result.REJECTED),
+            reporterHolds);
     UsageCharger charger =
         new UsageCharger(
             batcher,
@@ -307,7 +332,7 @@ public final class QuotaAuthority implements AutoCloseable {
     HealthStatusManager authzHealth = new HealthStatusManager();
     HealthStatusManager health = new HealthStatusManager();
     Authorizer authorizer =
-        new Authorizer(cache, pendingUsage, clock, ops.metrics().checkRecorder());
+        new Authorizer(cache, pendingUsage, clock, ops.metrics().checkRecorder(), reporterHolds);
     // ext_proc body work (parsing prompts, scanning responses) runs here, never on a transport
     // thread; bounded, so an overload answers messages unread instead of queueing without end.
     MeteringExecutor meteringWork = MeteringExecutor.forCores();
@@ -357,6 +382,7 @@ public final class QuotaAuthority implements AutoCloseable {
         batcher,
         leases,
         slots,
+        reporterHolds,
         usageService,
         listener,
         prices,
@@ -378,6 +404,8 @@ public final class QuotaAuthority implements AutoCloseable {
       // Renews this instance's leases, gives back idle ones, reaps those of dead instances.
       leases.start(settings.leaseTtl().dividedBy(4));
       slots.start(settings.leaseTtl().dividedBy(4));
+      // About once a second: how soon a hold settled on another instance is free here again.
+      reporterHolds.start(REPORTER_HOLD_ROUND);
     }
     listener.start();
     prices.start();
@@ -527,6 +555,7 @@ public final class QuotaAuthority implements AutoCloseable {
     scheduler.drain(deadline);
     batcher.close(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())).plusSeconds(1));
     if (leases != null) {
+      reporterHolds.close();
       // Every charge is settled: the leases without holds go back now, not at their expiry.
       leases.close();
       slots.close();
@@ -559,13 +588,16 @@ public final class QuotaAuthority implements AutoCloseable {
     return Math.max(1, poolSize / 2);
   }
 
+  /** Most concurrency slots of one key an instance leases in one round trip. */
+  static final int SLOT_SLICE = 8;
+
+  /** How often this instance asks the ledger which of its reporter holds were settled elsewhere. */
+  static final Duration REPORTER_HOLD_ROUND = Duration.ofSeconds(1);
+
   /**
    * This instance's name in key_leases: host, process and 48 random bits, so two instances never
    * share one and a restart starts afresh (at most 128 characters, as the column allows).
    */
-  /** Most concurrency slots of one key an instance leases in one round trip. */
-  static final int SLOT_SLICE = 8;
-
   static String instanceId() {
     String host;
     try {

@@ -5,6 +5,7 @@ import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.proto.v1.ApiKey;
+import io.quotaauthority.proto.v1.HoldExpiry;
 import io.quotaauthority.proto.v1.KeyStatus;
 import java.time.Instant;
 import org.slf4j.Logger;
@@ -34,6 +35,11 @@ public final class ApiKeys {
             .setReservedUsd(Money.format(r.leased()))
             .setMaxConcurrentRequests(r.maxConcurrentRequests())
             .setConcurrentRequests(r.slotsLeased())
+            .setHoldUsdPerRequest(Money.format(r.holdUsdPerRequest()))
+            .setHoldExpiry(
+                r.holdExpiry() == KeyRecord.HoldExpiry.CHARGE
+                    ? HoldExpiry.HOLD_EXPIRY_CHARGE
+                    : HoldExpiry.HOLD_EXPIRY_RELEASE)
             .setCreatedAt(shown(r.id(), "created_at", r.createdAt()))
             .setUpdatedAt(shown(r.id(), "updated_at", r.updatedAt()));
     if (r.expiresAt() != null) {

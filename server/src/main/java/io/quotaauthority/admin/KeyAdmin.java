@@ -54,9 +54,27 @@ public final class KeyAdmin {
    */
   public Created create(
       String name, String quotaUsd, Instant expiresAt, int maxConcurrentRequests, String actor) {
+    return create(
+        name, quotaUsd, expiresAt, maxConcurrentRequests, "", "HOLD_EXPIRY_UNSPECIFIED", actor);
+  }
+
+  /**
+   * @param holdUsdPerRequest empty or "0" for no reporter hold at Check
+   * @param holdExpiry a HoldExpiry name; unspecified is CHARGE
+   */
+  public Created create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      String holdUsdPerRequest,
+      String holdExpiry,
+      String actor) {
     String validName = KeyUpdate.KeyFields.name(name);
     BigDecimal quota = KeyUpdate.KeyFields.quota(quotaUsd);
     int maxConcurrent = KeyUpdate.KeyFields.maxConcurrentRequests(maxConcurrentRequests);
+    BigDecimal hold = KeyUpdate.KeyFields.holdPerRequest(holdUsdPerRequest);
+    KeyRecord.HoldExpiry expiry = KeyUpdate.KeyFields.holdExpiry("hold_expiry", holdExpiry, true);
     if (expiresAt != null && !expiresAt.isAfter(clock.instant())) {
       throw new IllegalArgumentException("expires_at must be in the future");
     }
@@ -72,7 +90,9 @@ public final class KeyAdmin {
                       Secrets.displayPrefix(secret),
                       quota,
                       expiresAt,
-                      maxConcurrent);
+                      maxConcurrent,
+                      hold,
+                      expiry);
               audited(c, r, "create", null, r, actor);
               return r;
             });
@@ -112,7 +132,9 @@ public final class KeyAdmin {
                     update.quota() == null ? old.quota() : update.quota(),
                     update.setExpiresAt() ? update.expiresAt() : old.expiresAt(),
                     update.statusOr(old.status()),
-                    update.maxConcurrentRequestsOr(old.maxConcurrentRequests())));
+                    update.maxConcurrentRequestsOr(old.maxConcurrentRequests()),
+                    update.holdPerRequestOr(old.holdUsdPerRequest()),
+                    update.holdExpiryOr(old.holdExpiry())));
   }
 
   public KeyRecord delete(long id, String actor) {
@@ -139,7 +161,9 @@ public final class KeyAdmin {
                     old.quota(),
                     null,
                     old.status(),
-                    old.maxConcurrentRequests()));
+                    old.maxConcurrentRequests(),
+                    old.holdUsdPerRequest(),
+                    old.holdExpiry()));
   }
 
   private interface Change {
@@ -189,6 +213,8 @@ public final class KeyAdmin {
     // The cap only: slots_leased moves with traffic and no admin call sets it (leased, the budget
     // held, is left out for the same reason).
     m.put("max_concurrent_requests", r.maxConcurrentRequests());
+    m.put("hold_usd_per_request", Money.format(r.holdUsdPerRequest()));
+    m.put("hold_expiry", r.holdExpiry().name().toLowerCase(Locale.ROOT));
     m.put("deleted", r.deleted());
     m.put("version", r.version());
     try {

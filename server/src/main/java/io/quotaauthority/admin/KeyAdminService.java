@@ -54,6 +54,8 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                   req.getQuotaUsd(),
                   expires,
                   req.getMaxConcurrentRequests(),
+                  req.getHoldUsdPerRequest(),
+                  req.getHoldExpiry().name(),
                   BearerTokenInterceptor.actor());
           return CreateKeyResponse.newBuilder()
               .setKey(proto(created.key()))
@@ -102,7 +104,9 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                       ? ProtoTimes.instant("key.expires_at", key.getExpiresAt())
                       : null,
                   statusName(key.getStatus()),
-                  key.getMaxConcurrentRequests());
+                  key.getMaxConcurrentRequests(),
+                  key.getHoldUsdPerRequest(),
+                  key.getHoldExpiry().name());
           return UpdateKeyResponse.newBuilder()
               .setKey(proto(admin.update(id, update, BearerTokenInterceptor.actor())))
               .build();

@@ -17,6 +17,8 @@ import java.util.Objects;
  * @param expiresAt the new expiry when {@code setExpiresAt}; null there means never
  * @param status null when unchanged
  * @param maxConcurrentRequests null when unchanged; 0 removes the cap
+ * @param holdPerRequest null when unchanged; 0 takes no more holds
+ * @param holdExpiry null when unchanged
  */
 public record KeyUpdate(
     String name,
@@ -24,10 +26,19 @@ public record KeyUpdate(
     boolean setExpiresAt,
     Instant expiresAt,
     KeyRecord.StoredStatus status,
-    Integer maxConcurrentRequests) {
+    Integer maxConcurrentRequests,
+    BigDecimal holdPerRequest,
+    KeyRecord.HoldExpiry holdExpiry) {
 
   public static final List<String> PATHS =
-      List.of("name", "quota_usd", "expires_at", "status", "max_concurrent_requests");
+      List.of(
+          "name",
+          "quota_usd",
+          "expires_at",
+          "status",
+          "max_concurrent_requests",
+          "hold_usd_per_request",
+          "hold_expiry");
 
   /**
    * Reads the named paths from the given values; throws IllegalArgumentException naming the field
@@ -43,7 +54,9 @@ public record KeyUpdate(
       String quotaUsd,
       Instant expiresAt,
       String status,
-      int maxConcurrentRequests) {
+      int maxConcurrentRequests,
+      String holdUsdPerRequest,
+      String holdExpiry) {
     if (paths.isEmpty()) {
       throw new IllegalArgumentException("update_mask must name at least one of " + PATHS);
     }
@@ -52,6 +65,8 @@ public record KeyUpdate(
     boolean setExpiry = false;
     KeyRecord.StoredStatus newStatus = null;
     Integer newMax = null;
+    BigDecimal newHold = null;
+    KeyRecord.HoldExpiry newExpiry = null;
     for (String path : paths) {
       switch (path) {
         case "name" -> newName = KeyFields.name(name);
@@ -80,13 +95,31 @@ public record KeyUpdate(
                 };
         case "max_concurrent_requests" ->
             newMax = KeyFields.maxConcurrentRequests(maxConcurrentRequests);
+        case "hold_usd_per_request" -> {
+          // As with the quota: an empty amount under the mask is refused, "0" stops the holds.
+          if (holdUsdPerRequest == null || holdUsdPerRequest.isEmpty()) {
+            throw new IllegalArgumentException(
+                "key.hold_usd_per_request must not be empty when update_mask names it;"
+                    + " send \"0\" for no hold");
+          }
+          newHold = Money.parse("key.hold_usd_per_request", holdUsdPerRequest);
+        }
+        case "hold_expiry" ->
+            newExpiry = KeyFields.holdExpiry("key.hold_expiry", holdExpiry, false);
         default ->
             throw new IllegalArgumentException(
                 "update_mask has unknown path '" + path + "'; allowed: " + PATHS);
       }
     }
     return new KeyUpdate(
-        newName, newQuota, setExpiry, setExpiry ? expiresAt : null, newStatus, newMax);
+        newName,
+        newQuota,
+        setExpiry,
+        setExpiry ? expiresAt : null,
+        newStatus,
+        newMax,
+        newHold,
+        newExpiry);
   }
 
   KeyRecord.StoredStatus statusOr(KeyRecord.StoredStatus current) {
@@ -95,6 +128,14 @@ public record KeyUpdate(
 
   int maxConcurrentRequestsOr(int current) {
     return maxConcurrentRequests == null ? current : maxConcurrentRequests;
+  }
+
+  BigDecimal holdPerRequestOr(BigDecimal current) {
+    return holdPerRequest == null ? current : holdPerRequest;
+  }
+
+  KeyRecord.HoldExpiry holdExpiryOr(KeyRecord.HoldExpiry current) {
+    return holdExpiry == null ? current : holdExpiry;
   }
 
   /**
@@ -109,7 +150,9 @@ public record KeyUpdate(
         || (setExpiresAt && !Objects.equals(expiresAt, current.expiresAt()))
         || (status != null && status != current.status())
         || (maxConcurrentRequests != null
-            && maxConcurrentRequests != current.maxConcurrentRequests());
+            && maxConcurrentRequests != current.maxConcurrentRequests())
+        || (holdPerRequest != null && holdPerRequest.compareTo(current.holdUsdPerRequest()) != 0)
+        || (holdExpiry != null && holdExpiry != current.holdExpiry());
   }
 
   /** Shared field rules for create and update. */
@@ -147,6 +190,35 @@ public record KeyUpdate(
                 + value);
       }
       return value;
+    }
+
+    /**
+     * A hold's expiry rule by its HoldExpiry name ("HOLD_EXPIRY_CHARGE"); unspecified is the
+     * default (CHARGE) on CreateKey and refused on UpdateKey, where naming the path must set a
+     * value.
+     */
+    static KeyRecord.HoldExpiry holdExpiry(String field, String name, boolean defaultAllowed) {
+      switch (name == null ? "" : name) {
+        case "HOLD_EXPIRY_CHARGE":
+          return KeyRecord.HoldExpiry.CHARGE;
+        case "HOLD_EXPIRY_RELEASE":
+          return KeyRecord.HoldExpiry.RELEASE;
+        case "HOLD_EXPIRY_UNSPECIFIED":
+          if (defaultAllowed) {
+            return KeyRecord.HoldExpiry.CHARGE;
+          }
+        // fall through
+        default:
+          throw new IllegalArgumentException(
+              field + " must be HOLD_EXPIRY_CHARGE or HOLD_EXPIRY_RELEASE, got " + name);
+      }
+    }
+
+    /** The hold per request on CreateKey: empty means none (0). */
+    static BigDecimal holdPerRequest(String amount) {
+      return amount == null || amount.isEmpty()
+          ? BigDecimal.ZERO
+          : Money.parse("hold_usd_per_request", amount);
     }
 
     /** The quota on CreateKey: empty means unlimited (0), as documented for CreateKey. */

@@ -8,15 +8,21 @@ import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyDecision;
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyState;
+import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.Provider;
+import io.quotaauthority.provider.ProviderError;
 import io.quotaauthority.text.VisibleAscii;
+import io.quotaauthority.usage.ReporterHolds;
 import java.math.BigDecimal;
+import java.math.RoundingMode;
 import java.time.Clock;
 import java.time.Instant;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
@@ -44,8 +50,25 @@ public final class Authorizer {
   private final Clock clock;
   private final CheckRecorder recorder;
 
+  /** Holds for usage-stream reporters; null when holds are off. */
+  private final ReporterHolds holds;
+
   public Authorizer(
       KeyCache cache, PendingUsage pendingUsage, Clock clock, CheckRecorder recorder) {
+    this(cache, pendingUsage, clock, recorder, null);
+  }
+
+  /**
+   * @param holds takes the hold of a key with hold_usd_per_request before it is allowed; null when
+   *     holds are off (then such keys are allowed without one)
+   */
+  public Authorizer(
+      KeyCache cache,
+      PendingUsage pendingUsage,
+      Clock clock,
+      CheckRecorder recorder,
+      ReporterHolds holds) {
+    this.holds = holds;
     this.cache = cache;
     this.pendingUsage = pendingUsage;
     this.clock = clock;
@@ -61,7 +84,7 @@ public final class Authorizer {
     long start = System.nanoTime();
     // Exactly once, whatever throws where: a failure after the answer went out must not send a
     // second one, and a failure before it must still send one.
-    Consumer<CheckResponse> once = new AnswerOnce(reply);
+    AnswerOnce once = new AnswerOnce(reply);
     Provider provider = null;
     try {
       AttributeContext attributes = request.getAttributes();
@@ -75,11 +98,7 @@ public final class Authorizer {
   }
 
   private void checkClassified(
-      CheckRequest request,
-      Provider provider,
-      long waitNanos,
-      long start,
-      Consumer<CheckResponse> reply) {
+      CheckRequest request, Provider provider, long waitNanos, long start, AnswerOnce reply) {
     AttributeContext attributes = request.getAttributes();
     AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
     PresentedKey key = KeyExtractor.extract(http, provider);
@@ -94,8 +113,9 @@ public final class Authorizer {
     }
     KeyHash hash = SecretHasher.hash(key.secret());
     KeyState state = cache.cached(hash);
+    long wait = waitNanos > 0 ? answerBy(waitNanos) : DEFAULT_WAIT_NANOS;
     if (state != null) {
-      decide(attributes, provider, state, key, start, reply);
+      decide(attributes, provider, state, key, start, start + wait, reply);
       return;
     }
     if (cache.route(hash) == ColdPath.Route.UNKNOWN) {
@@ -103,7 +123,6 @@ public final class Authorizer {
       deny(attributes, provider, Verdict.UNKNOWN_KEY, start, reply);
       return;
     }
-    long wait = waitNanos > 0 ? answerBy(waitNanos) : DEFAULT_WAIT_NANOS;
     // copy(): the timeout must fail only this caller's view, not the load other callers share.
     cache
         .load(hash)
@@ -122,7 +141,7 @@ public final class Authorizer {
                 } else if (loaded == null) {
                   deny(attributes, provider, Verdict.UNKNOWN_KEY, start, reply);
                 } else {
-                  decide(attributes, provider, loaded, key, start, reply);
+                  decide(attributes, provider, loaded, key, start, start + wait, reply);
                 }
               } catch (RuntimeException e) {
                 failed(provider, e, start, reply);
@@ -153,19 +172,31 @@ public final class Authorizer {
 
     @Override
     public void accept(CheckResponse response) {
+      offer(response);
+    }
+
+    /** Passes the answer on if it is the first; false when another one went first. */
+    boolean offer(CheckResponse response) {
       if (compareAndSet(false, true)) {
         reply.accept(response);
+        return true;
       }
+      return false;
     }
   }
 
+  /**
+   * @param answerBy System.nanoTime() by which the answer must go out (a hold waiting for the lease
+   *     store is answered 503 then)
+   */
   private void decide(
       AttributeContext attributes,
       Provider provider,
       KeyState state,
       PresentedKey key,
       long start,
-      Consumer<CheckResponse> reply) {
+      long answerBy,
+      AnswerOnce reply) {
     // Only limited keys can be exhausted, so only they need the pending-usage lookup; and only
     // they can be refused an endpoint, so only they need it classified.
     BigDecimal pending = state.limited() ? pendingUsage.of(state.id()) : BigDecimal.ZERO;
@@ -180,11 +211,82 @@ public final class Authorizer {
       deny(attributes, provider, verdict, start, reply);
       return;
     }
-    recorder.record(Verdict.ALLOW, System.nanoTime() - start);
     // On Google's paths any ?key= is stripped, even when the key came in a header: a second key in
     // the URL must not travel to the provider either.
     boolean stripQueryKey = key.fromQuery() || provider == Provider.GEMINI;
+    if (holds != null && state.holdsAtCheck()) {
+      allowOnHold(provider, state, pending, stripQueryKey, start, answerBy, reply);
+      return;
+    }
+    recorder.record(Verdict.ALLOW, System.nanoTime() - start);
     reply.accept(allow(state, pending, stripQueryKey));
+  }
+
+  /**
+   * Allows a key with hold_usd_per_request only on a hold of that amount for its reporter (README
+   * "Holds for usage-stream reporters"), whose id goes upstream: at once while this instance's
+   * lease covers it, else when the lease store answered (on a lease asker's thread, never this
+   * one), or 503 at {@code answerBy}. Too little budget left for the hold is 429 insufficient_quota
+   * saying what the hold is and what remains. A hold taken after the answer went out is given back.
+   */
+  private void allowOnHold(
+      Provider provider,
+      KeyState state,
+      BigDecimal pending,
+      boolean stripQueryKey,
+      long start,
+      long answerBy,
+      AnswerOnce reply) {
+    CompletableFuture<Optional<String>> held =
+        holds.hold(state.id(), state.holdPerRequest(), state.chargeHoldAtExpiry());
+    if (!held.isDone()) {
+      // Only the timer's copy times out: the hold itself still completes, and is given back then.
+      held.copy()
+          .orTimeout(Math.max(1, answerBy - System.nanoTime()), TimeUnit.NANOSECONDS)
+          .whenComplete(
+              (id, error) -> {
+                if (error != null) {
+                  answerUnavailable(provider, start, reply);
+                }
+              });
+    }
+    held.whenComplete(
+        (id, error) -> {
+          try {
+            if (error != null) {
+              answerUnavailable(provider, start, reply);
+            } else if (id.isEmpty()) {
+              recorder.record(Verdict.EXHAUSTED, System.nanoTime() - start);
+              reply.offer(
+                  CheckResponses.refusal(
+                      provider,
+                      // 8 decimals, the ledger's scale; what remains rounded down.
+                      ProviderError.checkHoldRefused(
+                          state.holdPerRequest().setScale(Money.SCALE).toPlainString(),
+                          holds
+                              .available(state.id())
+                              .setScale(Money.SCALE, RoundingMode.DOWN)
+                              .toPlainString())));
+            } else {
+              CheckResponse allowed =
+                  CheckResponses.withHold(allow(state, pending, stripQueryKey), id.get());
+              if (reply.offer(allowed)) {
+                recorder.record(Verdict.ALLOW, System.nanoTime() - start);
+              } else {
+                holds.abandon(id.get());
+              }
+            }
+          } catch (RuntimeException e) {
+            id.ifPresent(holds::abandon);
+            failed(provider, e, start, reply);
+          }
+        });
+  }
+
+  private void answerUnavailable(Provider provider, long start, AnswerOnce reply) {
+    if (reply.offer(CheckResponses.denial(provider, Verdict.UNAVAILABLE))) {
+      recorder.record(Verdict.UNAVAILABLE, System.nanoTime() - start);
+    }
   }
 
   /** The request's row of the endpoint table, by the provider Check already chose. */

@@ -109,6 +109,9 @@ public final class CheckResponses {
     }
     // Only metering sets the admission mark: a client's own would get past the fail-closed stage.
     ok.addHeadersToRemove(GatewayHeaders.ADMITTED);
+    // Only Check hands out hold ids (withHold overwrites it instead); a client's own must not reach
+    // the reporter.
+    ok.addHeadersToRemove(GatewayHeaders.HOLD_ID);
     if (maxConcurrentRequests > 0) {
       ok.addHeaders(
           header(
@@ -136,6 +139,34 @@ public final class CheckResponses {
             Struct.newBuilder()
                 .putFields("key_id", Value.newBuilder().setStringValue(keyId).build()))
         .build();
+  }
+
+  /**
+   * An allow response (from {@link #allow}) that also carries a reporter hold's id upstream in
+   * x-quota-hold-id: built per request, since every hold has its own id.
+   */
+  public static CheckResponse withHold(CheckResponse allowed, String holdId) {
+    CheckResponse.Builder b = allowed.toBuilder();
+    OkHttpResponse.Builder ok = b.getOkResponseBuilder();
+    // Envoy applies headers_to_remove after the headers it sets, so the removal of a client's own
+    // x-quota-hold-id must go (as with x-quota-key-concurrency): the overwrite replaces it instead.
+    List<String> remove = new java.util.ArrayList<>(ok.getHeadersToRemoveList());
+    remove.remove(GatewayHeaders.HOLD_ID);
+    ok.clearHeadersToRemove().addAllHeadersToRemove(remove);
+    ok.addHeaders(
+        header(
+            GatewayHeaders.HOLD_ID,
+            holdId,
+            HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+    return b.build();
+  }
+
+  /** A denial built from a provider-shaped error (a per-request message), for this provider. */
+  public static CheckResponse refusal(Provider provider, ProviderError error) {
+    Code grpc = Code.valueOf(error.grpcStatus());
+    StatusCode http = StatusCode.forNumber(error.http());
+    return denied(
+        grpc, error.code(), http == null ? StatusCode.Forbidden : http, error.body(provider));
   }
 
   private static HeaderValueOption header(

@@ -8,6 +8,7 @@ import io.quotaauthority.proto.v1.CreateKeyRequest;
 import io.quotaauthority.proto.v1.CreateKeyResponse;
 import io.quotaauthority.proto.v1.DeleteKeyRequest;
 import io.quotaauthority.proto.v1.GetKeyRequest;
+import io.quotaauthority.proto.v1.HoldExpiry;
 import io.quotaauthority.proto.v1.KeyStatus;
 import io.quotaauthority.proto.v1.ListKeysRequest;
 import io.quotaauthority.proto.v1.ListKeysResponse;
@@ -41,24 +42,32 @@ final class KeyActions {
     this.in = in;
   }
 
+  /** A key's reporter-hold fields as given; null means "not given". */
+  record Holds(String usdPerRequest, HoldExpiry expiry) {
+    static final Holds NONE = new Holds(null, null);
+  }
+
   /** The fields an update changes; null means "not given". */
   record Changes(
       String name,
       String quotaUsd,
       Instant expiresAt,
       KeyStatus status,
-      Integer maxConcurrentRequests) {
+      Integer maxConcurrentRequests,
+      Holds holds) {
     /** At least one field is set, or the usage error that says which could be. */
     Changes requireAny() {
       if (name == null
           && quotaUsd == null
           && expiresAt == null
           && status == null
-          && maxConcurrentRequests == null) {
+          && maxConcurrentRequests == null
+          && holds.usdPerRequest() == null
+          && holds.expiry() == null) {
         throw new CliException(
             ExitCodes.USAGE,
-            "nothing to update: give at least one of --name,"
-                + " --quota, --expires-in, --expires-at, --status, --max-concurrent");
+            "nothing to update: give at least one of --name, --quota, --expires-in, --expires-at,"
+                + " --status, --max-concurrent, --hold-per-request, --hold-expiry");
       }
       return this;
     }
@@ -72,8 +81,15 @@ final class KeyActions {
       String quotaUsd,
       Instant expiresAt,
       Integer maxConcurrentRequests,
+      Holds holds,
       Output output) {
     CreateKeyRequest.Builder req = CreateKeyRequest.newBuilder().setName(name);
+    if (holds.usdPerRequest() != null) {
+      req.setHoldUsdPerRequest(holds.usdPerRequest());
+    }
+    if (holds.expiry() != null) {
+      req.setHoldExpiry(holds.expiry());
+    }
     if (quotaUsd != null) {
       req.setQuotaUsd(quotaUsd);
     }
@@ -144,6 +160,14 @@ final class KeyActions {
       // Named in the mask even when 0: that is how the cap is removed.
       key.setMaxConcurrentRequests(c.maxConcurrentRequests());
       mask.addPaths("max_concurrent_requests");
+    }
+    if (c.holds().usdPerRequest() != null) {
+      key.setHoldUsdPerRequest(c.holds().usdPerRequest());
+      mask.addPaths("hold_usd_per_request");
+    }
+    if (c.holds().expiry() != null) {
+      key.setHoldExpiry(c.holds().expiry());
+      mask.addPaths("hold_expiry");
     }
     ApiKey updated =
         client

@@ -6,6 +6,7 @@ import com.google.protobuf.Timestamp;
 import com.google.protobuf.util.JsonFormat;
 import io.quotaauthority.keys.KeyNames;
 import io.quotaauthority.proto.v1.ApiKey;
+import io.quotaauthority.proto.v1.HoldExpiry;
 import io.quotaauthority.proto.v1.KeyStatus;
 import io.quotaauthority.proto.v1.UsageEvent;
 import java.time.Instant;
@@ -86,6 +87,15 @@ final class KeyFormat {
             new String[] {"max_concurrent_requests:", cap(k.getMaxConcurrentRequests())},
             // Slots leased across all instances: at least the requests in flight.
             new String[] {"concurrent_requests:", Integer.toString(k.getConcurrentRequests())},
+            // The hold Check takes per request for a usage-stream reporter; 0 is none.
+            new String[] {
+              "hold_usd_per_request:",
+              k.getHoldUsdPerRequest().isEmpty() ? "0" : k.getHoldUsdPerRequest()
+            },
+            new String[] {
+              "hold_expiry:",
+              k.getHoldExpiry() == HoldExpiry.HOLD_EXPIRY_RELEASE ? "release" : "charge"
+            },
             new String[] {"expires_at:", expires(k)},
             new String[] {"created_at:", time(k.getCreatedAt())},
             new String[] {"updated_at:", time(k.getUpdatedAt())});

@@ -2,6 +2,7 @@ package io.quotaauthority.cli;
 
 import io.quotaauthority.admin.PageTokens;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.proto.v1.HoldExpiry;
 import io.quotaauthority.proto.v1.KeyStatus;
 import java.time.Instant;
 import picocli.CommandLine.ArgGroup;
@@ -46,6 +47,47 @@ final class KeysCommand {
         : Inputs.count("--max-concurrent", text, 0, KeyRecord.MAX_CONCURRENT_REQUESTS);
   }
 
+  /** The reporter-hold options of create and update (README "Holds for usage-stream reporters"). */
+  static final class HoldOptions {
+    @Option(
+        names = "--hold-per-request",
+        paramLabel = "USD",
+        description =
+            "USD Check holds on the quota per request for a usage-stream reporter, settled by the"
+                + " report naming its x-quota-hold-id; 0: no hold.")
+    String usd;
+
+    @Option(
+        names = "--hold-expiry",
+        paramLabel = "WHAT",
+        description =
+            "What a hold never settled does when it expires: charge (default) or release.")
+    HoldExpiryChoice expiry;
+
+    enum HoldExpiryChoice {
+      CHARGE,
+      RELEASE
+    }
+
+    void check() {
+      // As with --quota: an empty amount is refused here, the amount itself by the server.
+      if (usd != null && usd.isBlank()) {
+        throw new CliException(
+            ExitCodes.USAGE, "--hold-per-request must not be empty: give USD, 0 for no hold");
+      }
+    }
+
+    KeyActions.Holds holds() {
+      return new KeyActions.Holds(
+          usd,
+          expiry == null
+              ? null
+              : expiry == HoldExpiryChoice.CHARGE
+                  ? HoldExpiry.HOLD_EXPIRY_CHARGE
+                  : HoldExpiry.HOLD_EXPIRY_RELEASE);
+    }
+  }
+
   /**
    * {@code --quota ""} (an unset shell variable, say) is refused rather than sent: an empty amount
    * must never lift a key's limit. Unlimited is asked for with 0.
@@ -86,6 +128,8 @@ final class KeysCommand {
         description = MAX_CONCURRENT + " Unset or 0: no cap.")
     String maxConcurrent;
 
+    @Mixin HoldOptions holdOptions;
+
     @Mixin OutputOption output;
 
     private Instant expiresAt;
@@ -98,11 +142,12 @@ final class KeysCommand {
       expiresAt =
           expiresIn == null ? null : Expiry.parse("--expires-in", expiresIn, ctx.clock().instant());
       max = maxConcurrent(maxConcurrent);
+      holdOptions.check();
     }
 
     @Override
     int run(KeyActions keys, CliContext ctx) {
-      return keys.create(name, quota, expiresAt, max, output.output);
+      return keys.create(name, quota, expiresAt, max, holdOptions.holds(), output.output);
     }
   }
 
@@ -179,6 +224,8 @@ final class KeysCommand {
         description = MAX_CONCURRENT + " 0: no cap.")
     String maxConcurrent;
 
+    @Mixin HoldOptions holdOptions;
+
     @Mixin OutputOption output;
 
     enum Status {
@@ -220,9 +267,11 @@ final class KeysCommand {
               : status == Status.ACTIVE
                   ? KeyStatus.KEY_STATUS_ACTIVE
                   : KeyStatus.KEY_STATUS_DISABLED;
+      holdOptions.check();
       // Checked here too, so a bare `keys update 7` fails before any connection is made.
       changes =
-          new KeyActions.Changes(name, quota, expiresAt, s, maxConcurrent(maxConcurrent))
+          new KeyActions.Changes(
+                  name, quota, expiresAt, s, maxConcurrent(maxConcurrent), holdOptions.holds())
               .requireAny();
     }
 

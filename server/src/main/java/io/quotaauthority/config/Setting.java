@@ -147,6 +147,12 @@ public enum Setting {
       "3",
       "about how many instances share a key: one slice is at most the key's remaining budget / (2 x"
           + " this), so the others still find budget to lease (1 to 1000)"),
+  REPORTER_HOLD_TTL(
+      "QUOTA_REPORTER_HOLD_TTL",
+      "--reporter-hold-ttl",
+      "10m",
+      "how long a hold Check took for a usage-stream reporter waits for the report that settles it"
+          + " before it expires and is charged or released per the key's hold_expiry (1m to 24h)"),
   LOG_FORMAT("QUOTA_LOG_FORMAT", "--log-format", "text", "text or json (one JSON object per line)"),
   TLS_CERT(
       "QUOTA_TLS_CERT",

@@ -55,6 +55,7 @@ public final class Settings {
   private final boolean holds;
   private final BigDecimal leaseSliceUsd;
   private final Duration leaseTtl;
+  private final Duration reporterHoldTtl;
   private final int leaseInstances;
   private final LogFormat logFormat;
   private final Optional<Path> tlsCert;
@@ -274,6 +275,10 @@ public final class Settings {
     // keeps budget out of reach for longer than anyone waits.
     this.leaseTtl = duration(raw, Setting.LEASE_TTL, Duration.ofSeconds(3), Duration.ofMinutes(10));
     this.leaseInstances = intIn(raw, Setting.LEASE_INSTANCES, 1, 1000);
+    // At least a minute: a hold must outlive the settle margin on both sides of its expiry and a
+    // usual request; at most a day, as long as a report can sensibly be late.
+    this.reporterHoldTtl =
+        duration(raw, Setting.REPORTER_HOLD_TTL, Duration.ofMinutes(1), Duration.ofHours(24));
     this.logFormat = logFormat(raw);
     this.tlsCert = optional(raw.get(Setting.TLS_CERT)).map(Path::of);
     this.tlsKey = optional(raw.get(Setting.TLS_KEY)).map(Path::of);
@@ -381,6 +386,10 @@ public final class Settings {
 
   public int leaseInstances() {
     return leaseInstances;
+  }
+
+  public Duration reporterHoldTtl() {
+    return reporterHoldTtl;
   }
 
   public Optional<BigDecimal> unpricedModelUsdPerMtok() {

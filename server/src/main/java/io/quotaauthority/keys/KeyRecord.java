@@ -12,6 +12,9 @@ import java.time.Instant;
  * @param version bumped by every change, admin or usage; newer state always wins in caches
  * @param maxConcurrentRequests most metered requests in flight at once across every instance; zero
  *     means no cap. Part of the row and its version (an admin change bumps it), so caches carry it
+ * @param holdUsdPerRequest USD Check holds per request for a usage-stream reporter (a key with a
+ *     quota only); zero means none. Part of the row and its version, like the cap
+ * @param holdExpiry what such a hold never settled does at its expiry
  */
 public record KeyRecord(
     long id,
@@ -28,10 +31,23 @@ public record KeyRecord(
     long version,
     BigDecimal leased,
     int maxConcurrentRequests,
-    int slotsLeased) {
+    int slotsLeased,
+    BigDecimal holdUsdPerRequest,
+    HoldExpiry holdExpiry) {
 
   /** The most max_concurrent_requests can be: the CHECK on api_keys (V6). */
   public static final int MAX_CONCURRENT_REQUESTS = 1_000_000;
+
+  /**
+   * What a usage-stream reporter's hold (README, "Holds for usage-stream reporters") that was never
+   * settled does at its expiry.
+   */
+  public enum HoldExpiry {
+    /** Its amount is charged: the request went upstream and was never reported. The default. */
+    CHARGE,
+    /** It is given back: for reporters that take holds for requests that may never be sent. */
+    RELEASE
+  }
 
   /**
    * @param leased USD of the quota leased to instances for holds (api_keys.leased); not part of the
@@ -42,6 +58,45 @@ public record KeyRecord(
    */
   public KeyRecord {
     leased = leased == null ? BigDecimal.ZERO : leased;
+    holdUsdPerRequest = holdUsdPerRequest == null ? BigDecimal.ZERO : holdUsdPerRequest;
+    holdExpiry = holdExpiry == null ? HoldExpiry.CHARGE : holdExpiry;
+  }
+
+  /** A row read without its reporter-hold columns (no hold at Check). */
+  public KeyRecord(
+      long id,
+      String name,
+      KeyHash keyHash,
+      String keyPrefix,
+      StoredStatus status,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      Instant expiresAt,
+      Instant createdAt,
+      Instant updatedAt,
+      Instant deletedAt,
+      long version,
+      BigDecimal leased,
+      int maxConcurrentRequests,
+      int slotsLeased) {
+    this(
+        id,
+        name,
+        keyHash,
+        keyPrefix,
+        status,
+        quota,
+        quotaUsed,
+        expiresAt,
+        createdAt,
+        updatedAt,
+        deletedAt,
+        version,
+        leased,
+        maxConcurrentRequests,
+        slotsLeased,
+        BigDecimal.ZERO,
+        HoldExpiry.CHARGE);
   }
 
   /** A row read without its leased amount (zero) or its concurrency columns (no cap). */
@@ -73,7 +128,9 @@ public record KeyRecord(
         version,
         BigDecimal.ZERO,
         0,
-        0);
+        0,
+        BigDecimal.ZERO,
+        HoldExpiry.CHARGE);
   }
 
   /** The status column: the only two a key can be set to. */

@@ -23,6 +23,11 @@ public final class KeyState {
   /** max_concurrent_requests; 0 for no cap. */
   private final int maxConcurrentRequests;
 
+  /** hold_usd_per_request (the shared zero for none: most keys) and hold_expiry = charge. */
+  private final BigDecimal holdPerRequest;
+
+  private final boolean chargeHoldAtExpiry;
+
   /**
    * What an adapter prepared from this snapshot alone (Check's allow response), kept while the
    * snapshot lives; see {@link Prepared}. Volatile: the value is built on one Check thread and read
@@ -53,7 +58,38 @@ public final class KeyState {
       BigDecimal quotaUsed,
       long expiresAtMicros,
       int maxConcurrentRequests) {
+    this(
+        id,
+        version,
+        deleted,
+        disabled,
+        quota,
+        quotaUsed,
+        expiresAtMicros,
+        maxConcurrentRequests,
+        BigDecimal.ZERO,
+        true);
+  }
+
+  /**
+   * @param holdPerRequest USD Check holds per request for a usage-stream reporter; zero for none
+   * @param chargeHoldAtExpiry whether such a hold never settled is charged at its expiry (else
+   *     released)
+   */
+  public KeyState(
+      long id,
+      long version,
+      boolean deleted,
+      boolean disabled,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      long expiresAtMicros,
+      int maxConcurrentRequests,
+      BigDecimal holdPerRequest,
+      boolean chargeHoldAtExpiry) {
     this.maxConcurrentRequests = maxConcurrentRequests;
+    this.holdPerRequest = holdPerRequest.signum() == 0 ? BigDecimal.ZERO : compact(holdPerRequest);
+    this.chargeHoldAtExpiry = chargeHoldAtExpiry;
     this.id = id;
     this.version = version;
     this.deleted = deleted;
@@ -86,7 +122,9 @@ public final class KeyState {
         r.quota(),
         r.quotaUsed(),
         r.expiresAt() == null ? NEVER : toMicros(r.expiresAt()),
-        r.maxConcurrentRequests());
+        r.maxConcurrentRequests(),
+        r.holdUsdPerRequest(),
+        r.holdExpiry() == KeyRecord.HoldExpiry.CHARGE);
   }
 
   public static long toMicros(Instant t) {
@@ -121,6 +159,24 @@ public final class KeyState {
   /** The key's max_concurrent_requests; 0 when it has no cap. */
   public int maxConcurrentRequests() {
     return maxConcurrentRequests;
+  }
+
+  /**
+   * USD Check holds per request for a usage-stream reporter; zero for none. Only a limited key's
+   * hold is taken (an unlimited key has no budget to hold against).
+   */
+  public BigDecimal holdPerRequest() {
+    return holdPerRequest;
+  }
+
+  /** Whether Check takes a reporter hold for this key's requests. */
+  public boolean holdsAtCheck() {
+    return holdPerRequest.signum() > 0 && limited();
+  }
+
+  /** Whether such a hold never settled is charged at its expiry (else released). */
+  public boolean chargeHoldAtExpiry() {
+    return chargeHoldAtExpiry;
   }
 
   public BigDecimal quota() {

@@ -21,6 +21,7 @@ import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.store.KeyChangeListener;
 import io.quotaauthority.usage.BudgetLeases;
+import io.quotaauthority.usage.ReporterHolds;
 import io.quotaauthority.usage.UsageBatcher;
 import io.quotaauthority.usage.UsageOutcome;
 import java.math.BigDecimal;
@@ -174,6 +175,21 @@ public final class Metrics implements AutoCloseable {
    * quota_leases_taken_total, quota_leases_refused_total, quota_leases_returned_usd_total,
    * quota_leases_taken_usd_total and quota_leases_reaped_total: budget leases of this instance.
    */
+  /** quota_reporter_holds_total{event}: what became of holds Check took for reporters. */
+  public java.util.function.Consumer<ReporterHolds.Event> reporterHoldRecorder() {
+    java.util.Map<ReporterHolds.Event, Counter> counters =
+        new java.util.EnumMap<>(ReporterHolds.Event.class);
+    for (ReporterHolds.Event e : ReporterHolds.Event.values()) {
+      counters.put(
+          e,
+          Counter.builder("quota.reporter.holds")
+              .description("holds Check took for usage-stream reporters, by what became of them")
+              .tag("event", e.name().toLowerCase(java.util.Locale.ROOT))
+              .register(registry));
+    }
+    return e -> counters.get(e).increment();
+  }
+
   public BudgetLeases.Recorder leaseRecorder() {
     Counter taken =
         Counter.builder("quota.leases.taken")

@@ -29,6 +29,13 @@ public final class GatewayHeaders {
    */
   public static final String ADMITTED = "x-quota-admitted";
 
+  /**
+   * The id of the hold Check took for a usage-stream reporter (README "Holds for usage-stream
+   * reporters"), on the request upstream, for a key with hold_usd_per_request; the reporter names
+   * it in its usage report. Check removes any the client sent.
+   */
+  public static final String HOLD_ID = "x-quota-hold-id";
+
   /** On the response, for keys with a quota: USD left when Check admitted the request. */
   public static final String REMAINING_USD = "x-quota-remaining-usd";
 

@@ -130,6 +130,27 @@ public record ProviderError(
   }
 
   /**
+   * Check could not take a key's per-request hold for a usage-stream reporter (README "Holds for
+   * usage-stream reporters"): what remains of its budget is less than the hold.
+   *
+   * @param hold the key's hold_usd_per_request, USD, plain
+   * @param remaining what remains of the key's budget as this instance sees it, USD, plain
+   */
+  public static ProviderError checkHoldRefused(String hold, String remaining) {
+    return new ProviderError(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "insufficient_quota",
+        "Each request of this key holds "
+            + hold
+            + " USD of its quota until its usage is reported; "
+            + remaining
+            + " USD of the key's quota remains.",
+        "insufficient_quota",
+        "rate_limit_error");
+  }
+
+  /**
    * A key with a quota could not be given a hold because its budget could not be leased (the
    * database is unreachable and this instance's lease is spent): refused, never admitted unheld.
    */

@@ -31,12 +31,14 @@ public final class KeyRepository implements KeyLookup {
   private static final String COLUMNS =
       """
       id, name, key_hash, key_prefix, status, quota, quota_used, expires_at, created_at, updated_at,
-      deleted_at, version, leased, max_concurrent_requests, slots_leased""";
+      deleted_at, version, leased, max_concurrent_requests, slots_leased, hold_usd_per_request,
+      hold_expiry""";
 
   private static final String INSERT =
       """
-      INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at, max_concurrent_requests)
-      VALUES (?, ?, ?, ?, ?, ?)
+      INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at, max_concurrent_requests,
+                            hold_usd_per_request, hold_expiry)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)
       RETURNING %s"""
           .formatted(COLUMNS);
 
@@ -85,7 +87,7 @@ public final class KeyRepository implements KeyLookup {
       """
       UPDATE api_keys
          SET name = ?, quota = ?, expires_at = ?, status = ?, max_concurrent_requests = ?,
-             updated_at = now(), version = version + 1
+             hold_usd_per_request = ?, hold_expiry = ?, updated_at = now(), version = version + 1
        WHERE id = ?
       RETURNING %s"""
           .formatted(COLUMNS);
@@ -123,11 +125,13 @@ public final class KeyRepository implements KeyLookup {
   public KeyRecord insert(
       Connection c, String name, KeyHash hash, String prefix, BigDecimal quota, Instant expiresAt)
       throws SQLException {
-    return insert(c, name, hash, prefix, quota, expiresAt, 0);
+    return insert(
+        c, name, hash, prefix, quota, expiresAt, 0, BigDecimal.ZERO, KeyRecord.HoldExpiry.CHARGE);
   }
 
   /**
    * @param maxConcurrentRequests 0..{@link KeyRecord#MAX_CONCURRENT_REQUESTS}, 0 for no cap
+   * @param holdPerRequest USD Check holds per request for usage-stream reporters, 0 for none
    */
   public KeyRecord insert(
       Connection c,
@@ -136,7 +140,9 @@ public final class KeyRepository implements KeyLookup {
       String prefix,
       BigDecimal quota,
       Instant expiresAt,
-      int maxConcurrentRequests)
+      int maxConcurrentRequests,
+      BigDecimal holdPerRequest,
+      KeyRecord.HoldExpiry holdExpiry)
       throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(INSERT)) {
       ps.setString(1, name);
@@ -145,6 +151,8 @@ public final class KeyRepository implements KeyLookup {
       ps.setBigDecimal(4, quota);
       setInstant(ps, 5, expiresAt);
       ps.setInt(6, maxConcurrentRequests);
+      ps.setBigDecimal(7, holdPerRequest);
+      ps.setString(8, holdExpiry.name().toLowerCase(Locale.ROOT));
       return single(ps).orElseThrow();
     }
   }
@@ -179,7 +187,9 @@ public final class KeyRepository implements KeyLookup {
       BigDecimal quota,
       Instant expiresAt,
       KeyRecord.StoredStatus status,
-      int maxConcurrentRequests)
+      int maxConcurrentRequests,
+      BigDecimal holdPerRequest,
+      KeyRecord.HoldExpiry holdExpiry)
       throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(UPDATE_FIELDS)) {
       ps.setString(1, name);
@@ -187,7 +197,9 @@ public final class KeyRepository implements KeyLookup {
       setInstant(ps, 3, expiresAt);
       ps.setString(4, status.name().toLowerCase(Locale.ROOT));
       ps.setInt(5, maxConcurrentRequests);
-      ps.setLong(6, id);
+      ps.setBigDecimal(6, holdPerRequest);
+      ps.setString(7, holdExpiry.name().toLowerCase(Locale.ROOT));
+      ps.setLong(8, id);
       return single(ps).orElseThrow();
     }
   }
@@ -321,7 +333,9 @@ public final class KeyRepository implements KeyLookup {
         rs.getLong("version"),
         rs.getBigDecimal("leased"),
         rs.getInt("max_concurrent_requests"),
-        rs.getInt("slots_leased"));
+        rs.getInt("slots_leased"),
+        rs.getBigDecimal("hold_usd_per_request"),
+        KeyRecord.HoldExpiry.valueOf(rs.getString("hold_expiry").toUpperCase(Locale.ROOT)));
   }
 
   static Instant instant(ResultSet rs, String column) throws SQLException {

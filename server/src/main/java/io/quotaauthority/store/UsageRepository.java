@@ -31,17 +31,26 @@ public final class UsageRepository implements UsageLedger {
        ORDER BY id
          FOR UPDATE""";
 
-  /** One statement for the whole group; a report_id seen before inserts nothing. */
+  /**
+   * One statement for the whole group; a report_id seen before inserts nothing, and neither does a
+   * report naming a reporter hold another charge settled (the partial unique index on hold_id): ON
+   * CONFLICT without a target covers both.
+   */
   private static final String INSERT_EVENTS =
       """
       INSERT INTO usage_events (report_id, key_id, cost, model, provider, input_tokens, output_tokens,
                                 cached_input_tokens, cache_write_tokens, occurred_at, request_id,
-                                estimated)
+                                estimated, hold_id)
       SELECT * FROM unnest(?::text[], ?::bigint[], ?::numeric[], ?::text[], ?::text[], ?::bigint[],
                            ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::text[],
-                           ?::boolean[])
-      ON CONFLICT (report_id) DO NOTHING
+                           ?::boolean[], ?::text[])
+      ON CONFLICT DO NOTHING
       RETURNING report_id""";
+
+  /** The charges that settled these reporter holds (usage_events_hold_id_idx). */
+  private static final String SETTLED_HOLDS =
+      """
+      SELECT hold_id, cost FROM usage_events WHERE hold_id = ANY (?)""";
 
   /**
    * What was charged before under these report ids, in the same transaction: the ids the insert
@@ -62,7 +71,7 @@ public final class UsageRepository implements UsageLedger {
        WHERE k.id = v.id
       RETURNING k.id, k.name, k.key_hash, k.key_prefix, k.status, k.quota, k.quota_used, k.expires_at,
                 k.created_at, k.updated_at, k.deleted_at, k.version, k.leased,
-                k.max_concurrent_requests, k.slots_leased""";
+                k.max_concurrent_requests, k.slots_leased, k.hold_usd_per_request, k.hold_expiry""";
 
   private static final String NOTIFY_ALL =
       """
@@ -162,7 +171,8 @@ public final class UsageRepository implements UsageLedger {
           if (!overflowed.isEmpty()) {
             chargeable.removeIf(r -> overflowed.contains(r.reportId()));
           }
-          Set<String> inserted = chargeable.isEmpty() ? Set.of() : insertEvents(c, chargeable);
+          Set<String> inserted =
+              chargeable.isEmpty() ? Set.of() : insertEvents(c, chargeable, holds);
           Map<String, UsageReport> earlier = earlierCharges(c, chargeable, inserted);
           Map<Long, BigDecimal> sums = new HashMap<>();
           for (UsageReport r : chargeable) {
@@ -179,7 +189,14 @@ public final class UsageRepository implements UsageLedger {
           }
           Map<String, BigDecimal> drawn =
               LeaseRepository.drawHeld(c, draws(chargeable, inserted, holds));
-          return new Committed(inserted, live, charged, overflowed, earlier, drawn);
+          return new Committed(
+              inserted,
+              live,
+              charged,
+              overflowed,
+              earlier,
+              drawn,
+              holdSettled(chargeable, inserted, earlier, holds));
         });
   }
 
@@ -192,13 +209,60 @@ public final class UsageRepository implements UsageLedger {
     List<LeaseRepository.Draw> draws = new ArrayList<>();
     for (UsageReport r : chargeable) {
       HeldBy h = holds.get(r.reportId());
-      if (h != null && inserted.contains(r.reportId())) {
+      // A reporter hold past its margin names no lease: it is kept with the charge, drawn on none.
+      if (h != null && h.instanceId() != null && inserted.contains(r.reportId())) {
         draws.add(
             new LeaseRepository.Draw(
                 r.reportId(), r.keyId(), h.instanceId(), r.cost(), h.amount()));
       }
     }
     return draws;
+  }
+
+  /**
+   * The reports the insert skipped although their report id is new: the reporter hold they name was
+   * settled by another charge (the only other unique key).
+   */
+  private static Set<String> holdSettled(
+      List<UsageReport> chargeable,
+      Set<String> inserted,
+      Map<String, UsageReport> earlier,
+      Map<String, HeldBy> holds) {
+    Set<String> settled = new HashSet<>();
+    for (UsageReport r : chargeable) {
+      HeldBy h = holds.get(r.reportId());
+      if (h != null
+          && h.holdId() != null
+          && !inserted.contains(r.reportId())
+          && !earlier.containsKey(r.reportId())) {
+        settled.add(r.reportId());
+      }
+    }
+    return settled;
+  }
+
+  @Override
+  public Map<String, BigDecimal> settledHolds(Collection<String> holdIds) {
+    if (holdIds.isEmpty()) {
+      return Map.of();
+    }
+    try {
+      return tx.inTransaction(
+          c -> {
+            Map<String, BigDecimal> settled = new HashMap<>();
+            try (PreparedStatement ps = c.prepareStatement(SETTLED_HOLDS)) {
+              ps.setArray(1, c.createArrayOf("text", holdIds.toArray()));
+              try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                  settled.put(rs.getString(1), rs.getBigDecimal(2));
+                }
+              }
+            }
+            return settled;
+          });
+    } catch (StoreException e) {
+      throw failure(e);
+    }
   }
 
   /** The rows already there under the report ids the insert skipped: one query for the group. */
@@ -320,8 +384,8 @@ public final class UsageRepository implements UsageLedger {
     return live;
   }
 
-  private static Set<String> insertEvents(Connection c, List<UsageReport> reports)
-      throws SQLException {
+  private static Set<String> insertEvents(
+      Connection c, List<UsageReport> reports, Map<String, HeldBy> holds) throws SQLException {
     int n = reports.size();
     Object[] reportIds = new Object[n];
     Object[] keyIds = new Object[n];
@@ -335,6 +399,7 @@ public final class UsageRepository implements UsageLedger {
     Object[] occurred = new Object[n];
     Object[] requestIds = new Object[n];
     Object[] estimated = new Object[n];
+    Object[] holdIds = new Object[n];
     for (int i = 0; i < n; i++) {
       UsageReport r = reports.get(i);
       reportIds[i] = r.reportId();
@@ -349,6 +414,8 @@ public final class UsageRepository implements UsageLedger {
       occurred[i] = OffsetDateTime.ofInstant(r.occurredAt(), ZoneOffset.UTC);
       requestIds[i] = r.requestId();
       estimated[i] = r.estimated();
+      HeldBy h = holds.get(r.reportId());
+      holdIds[i] = h == null ? null : h.holdId();
     }
     Set<String> inserted = new HashSet<>();
     try (PreparedStatement ps = c.prepareStatement(INSERT_EVENTS)) {
@@ -364,6 +431,7 @@ public final class UsageRepository implements UsageLedger {
       ps.setArray(10, c.createArrayOf("timestamptz", occurred));
       ps.setArray(11, c.createArrayOf("text", requestIds));
       ps.setArray(12, c.createArrayOf("boolean", estimated));
+      ps.setArray(13, c.createArrayOf("text", holdIds));
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           inserted.add(rs.getString(1));

@@ -15,21 +15,20 @@ import java.util.function.Predicate;
  *
  * <p>Free of gRPC: the stream gives it how to offer a report and how to tell it is closed.
  */
-final class HeldReports {
+final class HeldReports<T> {
   private final Retries scheduler;
   private final long retryMillis;
 
   /** Hands a report to the sink; false when the sink refused it at once (it was not taken). */
-  private final Predicate<UsageReport> offer;
+  private final Predicate<T> offer;
 
   /** True once the stream is closed: what is held is dropped (never acknowledged, so resent). */
   private final BooleanSupplier closed;
 
-  private final ArrayDeque<UsageReport> held = new ArrayDeque<>();
+  private final ArrayDeque<T> held = new ArrayDeque<>();
   private boolean retrying;
 
-  HeldReports(
-      Retries scheduler, long retryMillis, Predicate<UsageReport> offer, BooleanSupplier closed) {
+  HeldReports(Retries scheduler, long retryMillis, Predicate<T> offer, BooleanSupplier closed) {
     this.scheduler = scheduler;
     this.retryMillis = retryMillis;
     this.offer = offer;
@@ -37,7 +36,7 @@ final class HeldReports {
   }
 
   /** A new report: offered now, or held behind those already waiting. */
-  void take(UsageReport report) {
+  void take(T report) {
     synchronized (this) {
       if (retrying) {
         held.addLast(report);
@@ -51,7 +50,7 @@ final class HeldReports {
   }
 
   /** A report the sink refused (at once, or later for a sink that answers asynchronously). */
-  synchronized void hold(UsageReport report) {
+  synchronized void hold(T report) {
     if (closed.getAsBoolean()) {
       return;
     }
@@ -72,7 +71,7 @@ final class HeldReports {
    */
   private void retry() {
     while (true) {
-      UsageReport next;
+      T next;
       synchronized (this) {
         next = closed.getAsBoolean() ? null : held.peekFirst();
         if (next == null) {

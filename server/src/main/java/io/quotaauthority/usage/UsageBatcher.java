@@ -334,6 +334,8 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
         // The key's total right after this report, in the order the piece was charged.
         BigDecimal after = running.merge(r.keyId(), r.cost(), BigDecimal::add);
         outcome = new UsageOutcome(UsageOutcome.Result.ACCEPTED, "", after);
+      } else if (committed.holdSettled().contains(r.reportId())) {
+        outcome = UsageOutcome.conflict(HOLD_SETTLED);
       } else {
         // Skipped by ON CONFLICT: charged before. A repeat only if it names the same key and cost.
         UsageReport before = committed.earlier().get(r.reportId());
@@ -346,6 +348,10 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       into.put(r.reportId(), outcome);
     }
   }
+
+  static final String HOLD_SETTLED =
+      "hold_id: another charge already settled this hold (a report under another report_id, or"
+          + " the hold's own charge at its expiry); not charged";
 
   static final String OVERFLOW =
       "cost_usd: this charge would carry the key's quota_used past "

@@ -42,9 +42,30 @@ public interface UsageLedger {
   }
 
   /**
-   * The hold a report was admitted on: which instance's lease of the report's key, and how much.
+   * The hold a report was admitted on: which instance's lease of the report's key, and how much;
+   * for a reporter hold (README, "Holds for usage-stream reporters") also its id, which the ledger
+   * keeps with the charge so that a hold is settled at most once (a second report naming it inserts
+   * nothing: {@link Committed#holdSettled}).
+   *
+   * @param instanceId whose lease the charge draws on, or null to draw on none (a reporter hold
+   *     past its expiry: its holder has released it or is about to)
+   * @param holdId null for a metering hold
    */
-  record HeldBy(String instanceId, BigDecimal amount) {}
+  record HeldBy(String instanceId, BigDecimal amount, String holdId) {
+    /** A metering hold: no id. */
+    public HeldBy(String instanceId, BigDecimal amount) {
+      this(instanceId, amount, null);
+    }
+  }
+
+  /**
+   * The reporter holds among {@code holdIds} that a committed charge settled, each with that
+   * charge's cost: one query for all of them (a holder asks for its outstanding holds about once a
+   * second, see {@link ReporterHolds}).
+   */
+  default Map<String, BigDecimal> settledHolds(java.util.Collection<String> holdIds) {
+    throw new UnsupportedOperationException("this ledger does not settle reporter holds");
+  }
 
   /**
    * The group's outcome: which reports were charged, the keys' rows after, which keys are live
@@ -52,7 +73,8 @@ public interface UsageLedger {
    * quota_used past the column's maximum, and what was charged before under the report ids the
    * insert skipped (report id → that charge; only its key id and cost are filled in), so a repeat
    * can be told apart from a conflict; and what each held report drew off its lease (report id →
-   * amount; only reports charged on a hold, see {@link #commitGroup(List, Map)}).
+   * amount; only reports charged on a hold, see {@link #commitGroup(List, Map)}), and which reports
+   * were not charged because another charge had already settled the reporter hold they name.
    */
   record Committed(
       Set<String> inserted,
@@ -60,7 +82,19 @@ public interface UsageLedger {
       List<KeyRecord> charged,
       Set<String> overflowed,
       Map<String, UsageReport> earlier,
-      Map<String, BigDecimal> leaseDrawn) {
+      Map<String, BigDecimal> leaseDrawn,
+      Set<String> holdSettled) {
+
+    /** A group with holds but no reporter hold already settled. */
+    public Committed(
+        Set<String> inserted,
+        Map<Long, BigDecimal> usedBefore,
+        List<KeyRecord> charged,
+        Set<String> overflowed,
+        Map<String, UsageReport> earlier,
+        Map<String, BigDecimal> leaseDrawn) {
+      this(inserted, usedBefore, charged, overflowed, earlier, leaseDrawn, Set.of());
+    }
 
     /** A group without holds: nothing drawn off any lease. */
     public Committed(

@@ -41,6 +41,10 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
   private final Clock clock;
   private final Retries retries;
   private final Runnable refusedByValidation;
+
+  /** Settles reports that name a reporter hold; null when holds are off. */
+  private final ReporterHolds holds;
+
   private final Set<Stream> open = ConcurrentHashMap.newKeySet();
   private volatile boolean draining;
 
@@ -48,6 +52,20 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
    * @param refusedByValidation told of each report refused before it reached a group (metrics)
    */
   public UsageService(UsageSink sink, Clock clock, Retries retries, Runnable refusedByValidation) {
+    this(sink, clock, retries, refusedByValidation, null);
+  }
+
+  /**
+   * @param holds settles reports naming a reporter hold (hold_id); null when holds are off, and
+   *     then such a report is refused
+   */
+  public UsageService(
+      UsageSink sink,
+      Clock clock,
+      Retries retries,
+      Runnable refusedByValidation,
+      ReporterHolds holds) {
+    this.holds = holds;
     this.sink = sink;
     this.clock = clock;
     this.retries = retries;
@@ -99,11 +117,11 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
     private boolean draining;
 
     /** Reports a full queue refused, offered again shortly (backpressure; see HeldReports). */
-    private final HeldReports held;
+    private final HeldReports<Submission> held;
 
     Stream(ServerCallStreamObserver<ReportUsageResponse> out) {
       this.out = out;
-      this.held = new HeldReports(retries, RETRY_MILLIS, this::offer, this::isClosed);
+      this.held = new HeldReports<>(retries, RETRY_MILLIS, this::offer, this::isClosed);
     }
 
     @Override
@@ -115,6 +133,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
         unanswered++;
       }
       UsageReport report;
+      UsageLedger.HeldBy hold;
       try {
         report =
             UsageValidation.validate(
@@ -130,6 +149,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
                 req.hasOccurredAt() ? ProtoTimes.instant("occurred_at", req.getOccurredAt()) : null,
                 clock.instant(),
                 req.getRequestId());
+        hold = hold(req.getHoldId(), report.keyId());
       } catch (IllegalArgumentException e) {
         refusedByValidation.run();
         answer(
@@ -140,14 +160,16 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
                 .build());
         return;
       }
-      held.take(report);
+      held.take(new Submission(report, hold));
     }
 
     /**
      * Hands the report to the sink; false when a full queue refused it at once (it was not taken).
      */
-    private boolean offer(UsageReport report) {
-      CompletableFuture<UsageOutcome> result = sink.submit(report).toCompletableFuture();
+    private boolean offer(Submission submission) {
+      UsageReport report = submission.report();
+      CompletableFuture<UsageOutcome> result =
+          sink.submit(report, submission.hold()).toCompletableFuture();
       if (result.isCompletedExceptionally() && UsageSink.overloaded(failure(result))) {
         return false;
       }
@@ -155,7 +177,7 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
           (outcome, error) -> {
             if (UsageSink.overloaded(error)) {
               // Refused later rather than at once (a sink that answers asynchronously).
-              held.hold(report);
+              held.hold(submission);
               return;
             }
             if (error != null) {
@@ -163,6 +185,10 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
               // it.
               fail(SHUTTING_DOWN);
               return;
+            }
+            if (submission.hold() != null) {
+              // Before the answer: a hold of this instance is free again once its report is.
+              holds.settledHere(submission.hold().holdId(), outcome);
             }
             answer(toProto(report.reportId(), outcome));
           });
@@ -245,6 +271,26 @@ public final class UsageService extends UsageServiceGrpc.UsageServiceImplBase {
         }
       }
     }
+  }
+
+  /** A validated report and the reporter hold it settles, if any. */
+  private record Submission(UsageReport report, UsageLedger.HeldBy hold) {}
+
+  /**
+   * The hold a report's hold_id settles: null for none.
+   *
+   * @throws IllegalArgumentException naming hold_id when holds are off here or the id is not one
+   *     this cluster issued for the report's key
+   */
+  private UsageLedger.HeldBy hold(String holdId, long keyId) {
+    if (holdId.isEmpty()) {
+      return null;
+    }
+    if (holds == null) {
+      throw new IllegalArgumentException(
+          "hold_id: holds are off on this instance (QUOTA_HOLDS=false); send the report without it");
+    }
+    return holds.settlement(holdId, keyId);
   }
 
   /** The failure of a future known to be completed exceptionally. */

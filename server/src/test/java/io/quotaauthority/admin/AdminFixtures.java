@@ -146,6 +146,9 @@ final class AdminFixtures {
     m.put("quota_used", quotaUsed);
     m.put("expires_at", expiresAt == null ? null : expiresAt.toString());
     m.put("max_concurrent_requests", maxConcurrentRequests);
+    // No reporter hold unless a test sets one (it then checks those entries itself).
+    m.put("hold_usd_per_request", "0");
+    m.put("hold_expiry", "charge");
     m.put("deleted", deleted);
     m.put("version", version);
     return m;

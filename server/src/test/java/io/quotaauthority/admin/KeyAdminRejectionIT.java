@@ -561,7 +561,8 @@ class KeyAdminRejectionIT {
                 UpdateKeyRequest.newBuilder().setKey(target.toBuilder().setName("x")).build()),
         Status.Code.INVALID_ARGUMENT,
         "update_mask must name at least one of"
-            + " [name, quota_usd, expires_at, status, max_concurrent_requests]");
+            + " [name, quota_usd, expires_at, status, max_concurrent_requests,"
+            + " hold_usd_per_request, hold_expiry]");
   }
 
   @ParameterizedTest(name = "path ''{0}''")

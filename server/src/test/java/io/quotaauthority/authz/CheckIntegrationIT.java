@@ -108,14 +108,15 @@ class CheckIntegrationIT {
     assertThat(okHeaders(r)).containsEntry("x-quota-key-id", key.getKey().getId());
     assertThat(r.getOkResponse().getHeaders(0).getAppendAction())
         .isEqualTo(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD);
-    // The client's key headers, and the two gateway headers only the gateway may write: the
-    // admission mark, and (this key has no cap) a concurrency cap.
+    // The client's key headers, and the gateway headers only the gateway may write: the admission
+    // mark, (this key has no cap) a concurrency cap, and (nor a reporter hold) a hold id.
     assertThat(r.getOkResponse().getHeadersToRemoveList())
         .containsExactlyInAnyOrder(
             "authorization",
             "x-api-key",
             "x-goog-api-key",
             "x-quota-admitted",
+            "x-quota-hold-id",
             "x-quota-key-concurrency");
     assertThat(r.getOkResponse().getQueryParametersToRemoveList()).isEmpty();
     assertThat(r.getDynamicMetadata().getFieldsMap().get("key_id").getStringValue())

@@ -469,6 +469,45 @@ class KeysCommandIT {
   }
 
   @Test
+  void createUpdate_holdOptions_storedShownAndEmptyRefusedBeforeAnyCall() throws Exception {
+    CliRunner.Result created =
+        cli.run(
+            "keys",
+            "create",
+            "--name",
+            "reporter",
+            "--quota",
+            "5",
+            "--hold-per-request",
+            "0.25",
+            "--hold-expiry",
+            "release");
+    assertThat(created.exitCode()).as(created.toString()).isZero();
+    assertThat(created.out())
+        .containsPattern("(?m)^hold_usd_per_request:\\s+0.25$")
+        .containsPattern("(?m)^hold_expiry:\\s+release$");
+    long id = id(created.out());
+    CliRunner.Result updated =
+        cli.run("keys", "update", Long.toString(id), "--hold-expiry", "charge", "-o", "json");
+    assertThat(updated.exitCode()).as(updated.toString()).isZero();
+    JsonNode key = JSON.readTree(updated.out());
+    assertThat(key.get("hold_expiry").asText()).isEqualTo("HOLD_EXPIRY_CHARGE");
+    assertThat(key.get("hold_usd_per_request").asText()).isEqualTo("0.25");
+
+    CliRunner.Result empty = cli.run("keys", "update", Long.toString(id), "--hold-per-request", "");
+    assertThat(empty.exitCode()).isEqualTo(ExitCodes.USAGE);
+    assertThat(empty.err()).contains("--hold-per-request must not be empty");
+    CliRunner.Result bad = cli.run("keys", "update", Long.toString(id), "--hold-per-request", "-1");
+    assertThat(bad.exitCode()).as(bad.toString()).isNotZero();
+    assertThat(bad.err()).contains("hold_usd_per_request");
+    assertThat(
+            db.scalar(
+                "SELECT hold_usd_per_request::text || ' ' || hold_expiry FROM api_keys WHERE id = ?",
+                id))
+        .isEqualTo("0.25000000 charge");
+  }
+
+  @Test
   void get_slotsLeased_shownAsConcurrentRequests() {
     long id = id(cli.run("keys", "create", "--name", "busy", "--max-concurrent", "5").out());
     db.transactions()

@@ -614,6 +614,7 @@ class EnvoyConfigTest {
           GatewayHeaders.KEY_LIMITED,
           GatewayHeaders.KEY_CONCURRENCY,
           GatewayHeaders.ADMITTED,
+          GatewayHeaders.HOLD_ID,
           "x-forwarded-for",
           "x-envoy-external-address");
 

@@ -84,6 +84,7 @@ import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderClassifier;
 import io.quotaauthority.provider.ProviderError;
+import io.quotaauthority.testing.MovableClock;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
 import java.net.ServerSocket;
@@ -91,11 +92,8 @@ import java.net.URI;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.sql.DriverManager;
-import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
@@ -109,7 +107,6 @@ import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 import java.util.regex.Matcher;
@@ -2902,30 +2899,6 @@ class EnvoyReplayIT {
     @Override
     public String toString() {
       return entries.stream().map(e -> e[0] + ": " + e[1]).collect(Collectors.joining("\n"));
-    }
-  }
-
-  /** A clock the test can move forward (to expire a key without waiting). */
-  static final class MovableClock extends Clock {
-    private final AtomicLong offsetNanos = new AtomicLong();
-
-    void advance(Duration d) {
-      offsetNanos.addAndGet(d.toNanos());
-    }
-
-    @Override
-    public ZoneId getZone() {
-      return ZoneOffset.UTC;
-    }
-
-    @Override
-    public Clock withZone(ZoneId zone) {
-      return this;
-    }
-
-    @Override
-    public Instant instant() {
-      return Instant.now().plusNanos(offsetNanos.get());
     }
   }
 

@@ -98,7 +98,9 @@ class KeyRepositoryIT {
                     Secrets.displayPrefix(secret),
                     BigDecimal.ZERO,
                     null,
-                    KeyRecord.MAX_CONCURRENT_REQUESTS));
+                    KeyRecord.MAX_CONCURRENT_REQUESTS,
+                    BigDecimal.ZERO,
+                    KeyRecord.HoldExpiry.CHARGE));
     // slots_leased as the leasing would leave it (metering's LeaseRepository writes it).
     tx.inTransaction(
         c ->
@@ -143,7 +145,9 @@ class KeyRepositoryIT {
                     Secrets.displayPrefix(secret),
                     BigDecimal.TEN,
                     null,
-                    4));
+                    4,
+                    BigDecimal.ZERO,
+                    KeyRecord.HoldExpiry.CHARGE));
     tx.inTransaction(
         c ->
             c.createStatement()
@@ -231,13 +235,19 @@ class KeyRepositoryIT {
                     new BigDecimal("0.00000001"),
                     expires,
                     KeyRecord.StoredStatus.DISABLED,
-                    7));
+                    7,
+                    new BigDecimal("0.25000000"),
+                    KeyRecord.HoldExpiry.RELEASE));
 
     assertThat(u.name()).isEqualTo("after");
     assertThat(u.quota()).isEqualByComparingTo("0.00000001");
     assertThat(u.expiresAt()).isEqualTo(expires);
     assertThat(u.status()).isEqualTo(KeyRecord.StoredStatus.DISABLED);
     assertThat(u.maxConcurrentRequests()).isEqualTo(7);
+    assertThat(u.holdUsdPerRequest()).isEqualByComparingTo("0.25");
+    assertThat(u.holdExpiry()).isEqualTo(KeyRecord.HoldExpiry.RELEASE);
+    assertThat(db.scalar("SELECT hold_expiry FROM api_keys WHERE id = ?", r.id()))
+        .isEqualTo("release");
     assertThat(u.version()).isEqualTo(2);
     assertThat(u.updatedAt()).isAfterOrEqualTo(r.updatedAt());
     assertThat(db.scalar("SELECT status FROM api_keys WHERE id = ?", r.id())).isEqualTo("disabled");

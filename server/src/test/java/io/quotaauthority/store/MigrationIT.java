@@ -80,7 +80,9 @@ class MigrationIT {
             "version",
             "leased",
             "max_concurrent_requests",
-            "slots_leased");
+            "slots_leased",
+            "hold_usd_per_request",
+            "hold_expiry");
     assertThat(cols.get("id")).startsWith("bigint|NO|");
     assertThat(cols.get("name")).isEqualTo("text|NO|");
     assertThat(cols.get("key_hash")).isEqualTo("bytea|NO|");
@@ -96,6 +98,50 @@ class MigrationIT {
     assertThat(cols.get("leased")).isEqualTo("numeric(20,8)|NO|0");
     assertThat(cols.get("max_concurrent_requests")).isEqualTo("integer|NO|0");
     assertThat(cols.get("slots_leased")).isEqualTo("integer|NO|0");
+    assertThat(cols.get("hold_usd_per_request")).isEqualTo("numeric(20,8)|NO|0");
+    assertThat(cols.get("hold_expiry")).isEqualTo("text|NO|'charge'::text");
+  }
+
+  @Test
+  void reporterHolds_constraints_oneChargePerHoldAndOnlyKnownExpiryRules() throws SQLException {
+    try (Connection c = DriverManager.getConnection(db.url(), "postgres", "")) {
+      try (Statement s = c.createStatement()) {
+        s.execute(
+            "INSERT INTO api_keys (name, key_hash, key_prefix, quota) VALUES ('holds', decode(repeat('e7', 32), 'hex'), 'sk-holds', 1)");
+        s.execute(
+            "INSERT INTO usage_events (report_id, key_id, cost, occurred_at, hold_id)"
+                + " SELECT 'r-1', id, 0.1, now(), 'h-1' FROM api_keys WHERE name = 'holds'");
+        // Reports without a hold are not constrained by it.
+        s.execute(
+            "INSERT INTO usage_events (report_id, key_id, cost, occurred_at)"
+                + " SELECT 'r-' || g, id, 0.1, now() FROM api_keys, generate_series(2, 3) g"
+                + " WHERE name = 'holds'");
+      }
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute(
+                          "INSERT INTO usage_events (report_id, key_id, cost, occurred_at, hold_id)"
+                              + " SELECT 'r-9', id, 0.1, now(), 'h-1' FROM api_keys WHERE name = 'holds'"))
+          .hasMessageContaining("usage_events_hold_id_idx");
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute("UPDATE api_keys SET hold_expiry = 'refund' WHERE name = 'holds'"))
+          .hasMessageContaining("api_keys_hold_expiry_check");
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute(
+                          "UPDATE api_keys SET hold_usd_per_request = -0.00000001 WHERE name = 'holds'"))
+          .hasMessageContaining("api_keys_hold_usd_per_request_check");
+      assertThatThrownBy(
+              () ->
+                  c.createStatement()
+                      .execute("INSERT INTO cluster_secrets (name, secret) VALUES ('x', '\\x00')"))
+          .hasMessageContaining("cluster_secrets_secret_check");
+    }
+    assertThat(db.count("SELECT count(*) FROM usage_events")).isEqualTo(3);
   }
 
   @Test

@@ -65,7 +65,7 @@ class HeldReportsTest {
   @Test
   void take_sinkHasRoom_offersAtOnceAndHoldsNothing() {
     RefusingSink sink = new RefusingSink(0);
-    HeldReports held = new HeldReports(scheduler, 1, sink, () -> false);
+    HeldReports<UsageReport> held = new HeldReports<>(scheduler, 1, sink, () -> false);
 
     held.take(report(1));
 
@@ -76,7 +76,7 @@ class HeldReportsTest {
   @Test
   void take_sinkFullForAWhile_everyReportArrivesOnceInArrivalOrder() throws Exception {
     RefusingSink sink = new RefusingSink(5);
-    HeldReports held = new HeldReports(scheduler, 1, sink, () -> false);
+    HeldReports<UsageReport> held = new HeldReports<>(scheduler, 1, sink, () -> false);
 
     for (int i = 1; i <= 4; i++) {
       held.take(report(i));
@@ -93,7 +93,7 @@ class HeldReportsTest {
   @Test
   void hold_refusedLater_isRetriedBeforeNewerReports() throws Exception {
     RefusingSink sink = new RefusingSink(0);
-    HeldReports held = new HeldReports(scheduler, 50, sink, () -> false);
+    HeldReports<UsageReport> held = new HeldReports<>(scheduler, 50, sink, () -> false);
 
     held.hold(report(1));
     held.take(report(2));
@@ -106,7 +106,7 @@ class HeldReportsTest {
   void hold_streamClosed_dropsWhatIsHeldAndStopsRetrying() throws Exception {
     RefusingSink sink = new RefusingSink(Integer.MAX_VALUE);
     AtomicBoolean closed = new AtomicBoolean();
-    HeldReports held = new HeldReports(scheduler, 1, sink, closed::get);
+    HeldReports<UsageReport> held = new HeldReports<>(scheduler, 1, sink, closed::get);
     held.take(report(1));
     held.take(report(2));
     Thread.sleep(20);
