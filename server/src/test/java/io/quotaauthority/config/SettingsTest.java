@@ -234,6 +234,8 @@ class SettingsTest {
         "QUOTA_LEASE_SLICE_USD; 1e3; QUOTA_LEASE_SLICE_USD must be a decimal USD amount like 1.5, got '1e3'",
         "QUOTA_LEASE_TTL; 2999ms; QUOTA_LEASE_TTL must be between 3s and 10m, got '2999ms'",
         "QUOTA_LEASE_TTL; 601s; QUOTA_LEASE_TTL must be between 3s and 10m, got '601s'",
+        "QUOTA_REPORTER_HOLD_TTL; 59s; QUOTA_REPORTER_HOLD_TTL must be between 1m and 24h, got '59s'",
+        "QUOTA_REPORTER_HOLD_TTL; 25h; QUOTA_REPORTER_HOLD_TTL must be between 1m and 24h, got '25h'",
         "QUOTA_LEASE_INSTANCES; 0; QUOTA_LEASE_INSTANCES must be between 1 and 1000, got 0",
         "QUOTA_LEASE_INSTANCES; 1001; QUOTA_LEASE_INSTANCES must be between 1 and 1000, got 1001",
         "QUOTA_LOG_FORMAT; xml; QUOTA_LOG_FORMAT must be text or json, got 'xml'",
@@ -360,6 +362,11 @@ class SettingsTest {
     assertThat(high.leaseSliceUsd()).isEqualByComparingTo("1000000");
     assertThat(high.leaseTtl()).isEqualTo(Duration.ofMinutes(10));
     assertThat(high.leaseInstances()).isEqualTo(1000);
+    assertThat(load(Map.of()).reporterHoldTtl()).isEqualTo(Duration.ofMinutes(10));
+    assertThat(load(Map.of("QUOTA_REPORTER_HOLD_TTL", "1m")).reporterHoldTtl())
+        .isEqualTo(Duration.ofMinutes(1));
+    assertThat(load(Map.of("QUOTA_REPORTER_HOLD_TTL", "24h")).reporterHoldTtl())
+        .isEqualTo(Duration.ofHours(24));
   }
 
   @Test
