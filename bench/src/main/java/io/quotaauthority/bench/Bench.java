@@ -59,6 +59,7 @@ public final class Bench {
     BenchRun run = BenchRun.open(o, cleanup, started);
     String loadBefore = Cpu.loadAverage();
     CheckGroup.Result check = o.only.contains("check") ? new CheckGroup(run).run() : null;
+    H2loadScenario.Result h2load = o.only.contains("h2load") ? new H2loadScenario(run).run() : null;
     IngestScenario.Result ingest =
         o.only.contains("ingest")
             // The diagnostic's reports are in the same table: the ingest count must include them.
@@ -71,7 +72,7 @@ public final class Bench {
 
     String md =
         Report.render(
-            run, header(run, loadBefore, Cpu.loadAverage()), check, ingest, memory, holds);
+            run, header(run, loadBefore, Cpu.loadAverage()), check, h2load, ingest, memory, holds);
     System.out.println();
     System.out.println(md);
     if (o.out != null) {

@@ -46,6 +46,7 @@ final class Report {
       BenchRun run,
       Header header,
       CheckGroup.Result check,
+      H2loadScenario.Result h2load,
       IngestScenario.Result ingest,
       MemoryScenario.Result memory,
       HoldsScenario.Result holds) {
@@ -82,6 +83,9 @@ final class Report {
               + "least once (`jcmd <pid> GC.class_histogram`, top classes):");
       r.code(check.heap());
     }
+    if (h2load != null) {
+      r.h2load(h2load);
+    }
     if (ingest != null) {
       if (ingest.profile() != null) {
         r.profileSection(
@@ -102,7 +106,7 @@ final class Report {
       r.holds(holds);
     }
     r.conditions(run);
-    return r.assemble(header, Targets.judge(run.o, check, ingest, memory, holds));
+    return r.assemble(header, Targets.judge(run.o, check, h2load, ingest, memory, holds));
   }
 
   /**
@@ -820,6 +824,89 @@ final class Report {
     }
     out.append(body);
     return out.toString();
+  }
+
+  private void h2load(H2loadScenario.Result h) {
+    section("7. Check driven by h2load against the same server's grpc.health.v1.Health/Check");
+    if (h.problem() != null) {
+      para("Not measured: " + h.problem() + ".");
+      return;
+    }
+    para(
+        String.format(
+            Locale.ROOT,
+            "%s, an HTTP/2 load generator in C (Debian's nghttp2-client), drives one server on the"
+                + " bench database: `%s` (%d connections, %d streams each: %d calls in flight),"
+                + " %s rounds of Check and of the same server's empty unary call"
+                + " `grpc.health.v1.Health/Check` interleaved, after a warm-up of each; the median"
+                + " round is the maximum. The Check body is scenario 1's Envoy-shaped CheckRequest (%d"
+                + " bytes: 12 headers, source and destination addresses, the `provider` context"
+                + " extension) presenting one cached key with a quota (h2load sends one body for all requests;"
+                + " scenario 1 keeps the mixed verdicts). Server CPU per call is the server"
+                + " process's user+system time from /proc over each run divided by the calls it"
+                + " answered. Open loop: h2load at fixed rates (`--rps`, per client) of a quarter and"
+                + " half of Check's maximum, for both, latency from h2load's per-request log (from"
+                + " each request's start, as h2load measures it).",
+            h.h2loadVersion(),
+            h.command(),
+            H2loadScenario.CLIENTS,
+            H2loadScenario.STREAMS,
+            H2loadScenario.CLIENTS * H2loadScenario.STREAMS,
+            h.check().size(),
+            h.requestBytes()));
+    List<List<String>> rows = new ArrayList<>();
+    rows.add(
+        List.of(
+            "Max throughput (median round)",
+            rate(h.maxCheck()),
+            rate(h.maxHealth()),
+            ratio(h.ratio())));
+    rows.add(List.of("Rounds", h2Rounds(h.check()), h2Rounds(h.health()), ""));
+    rows.add(
+        List.of(
+            "Server CPU per call (median round)",
+            micros(h.cpuCheck()),
+            micros(h.cpuHealth()),
+            ratio(h.cpuRatio())));
+    for (int i = 0; i < h.openCheck().size(); i++) {
+      H2loadScenario.Measured c = h.openCheck().get(i);
+      H2loadScenario.Measured g = h.openHealth().get(i);
+      rows.add(
+          List.of(
+              "Open loop " + c.what().substring(c.what().indexOf(" at ") + 4) + ": achieved",
+              rate(c.perSecond()),
+              rate(g.perSecond()),
+              ""));
+      rows.add(
+          List.of(
+              "  p50 / p99 / p99.9",
+              h2Pcts(c),
+              h2Pcts(g),
+              ratio(c.p99Micros() / g.p99Micros()) + " (p99)"));
+      rows.add(
+          List.of(
+              "  server CPU per call",
+              micros(c.serverCpuMicrosPerCall()),
+              micros(g.serverCpuMicrosPerCall()),
+              ratio(c.serverCpuMicrosPerCall() / g.serverCpuMicrosPerCall())));
+    }
+    table(List.of("", "Check", "health", "Check/health"), rows);
+  }
+
+  private static String h2Rounds(List<H2loadScenario.Measured> runs) {
+    List<String> out = new ArrayList<>();
+    for (H2loadScenario.Measured m : runs) {
+      out.add(rate(m.perSecond()));
+    }
+    return String.join(", ", out);
+  }
+
+  private static String h2Pcts(H2loadScenario.Measured m) {
+    return lat(m.p50Micros() * 1e3)
+        + " / "
+        + lat(m.p99Micros() * 1e3)
+        + " / "
+        + lat(m.p999Micros() * 1e3);
   }
 
   // ---- Markdown ----

@@ -69,10 +69,98 @@ class TargetsTest {
         "");
   }
 
+  private static H2loadScenario.Measured h2(String what, double rate, double cpu, double p99) {
+    return new H2loadScenario.Measured(what, rate, 1_000, 0, cpu, p99 / 2, p99, p99 * 2);
+  }
+
+  private static H2loadScenario.Result h2load(double checkRate, double checkCpu, double checkP99) {
+    return new H2loadScenario.Result(
+        List.of(
+            h2("check", checkRate - 1_000, checkCpu, 0),
+            h2("check", checkRate, checkCpu, 0),
+            h2("check", checkRate + 5_000, checkCpu + 1, 0)),
+        List.of(
+            h2("health", 100_000, 10, 0),
+            h2("health", 99_000, 10, 0),
+            h2("health", 101_000, 10, 0)),
+        List.of(
+            h2("check at 25000/s", 25_000, checkCpu, checkP99),
+            h2("check at 50000/s", 50_000, checkCpu, checkP99)),
+        List.of(h2("health at 25000/s", 25_000, 10, 500), h2("health at 50000/s", 50_000, 10, 500)),
+        640,
+        "h2load ...",
+        "h2load nghttp2/1.52.0",
+        null);
+  }
+
+  @Test
+  void judge_h2loadWithinEveryBound_metWithNoReason() {
+    Targets.Verdict v =
+        Targets.judge(
+            Options.parse(new String[0]), null, h2load(90_000, 11.5, 550), null, null, null);
+
+    assertThat(v.targets())
+        .extracting(Targets.Target::result)
+        .containsExactly("0.90", "1.15", "1.10", "1.10");
+    assertThat(v.targets()).extracting(Targets.Target::met).containsExactly(true, true, true, true);
+    assertThat(v.targets().get(0).measure()).contains("90,000/s / 100,000/s");
+    assertThat(v.missed()).isEmpty();
+  }
+
+  @Test
+  void judge_h2loadSlowerAndCostlier_missedWithTheMeasuredReason() {
+    Targets.Verdict v =
+        Targets.judge(
+            Options.parse(new String[0]), null, h2load(70_000, 16, 700), null, null, null);
+
+    assertThat(v.targets())
+        .extracting(Targets.Target::met)
+        .containsExactly(false, false, false, false);
+    assertThat(v.missed()).hasSize(1);
+    assertThat(v.missed().get(0))
+        .startsWith(
+            "Check under h2load: 0.70 of health's throughput at 16.0 µs of server CPU per call against health's 10.0 µs (1.60x).");
+  }
+
+  @Test
+  void judge_h2loadMissing_notMeasuredAndNamed() {
+    H2loadScenario.Result missing =
+        new H2loadScenario.Result(
+            List.of(), List.of(), List.of(), List.of(), 0, "", "", "h2load not found");
+    Targets.Verdict v =
+        Targets.judge(Options.parse(new String[0]), null, missing, null, null, null);
+    assertThat(v.targets()).extracting(Targets.Target::result).containsExactly("not measured");
+    assertThat(v.missed()).containsExactly("h2load not found");
+  }
+
+  @Test
+  void percentiles_h2loadLogFile_onlySuccessfulRequestsCounted(
+      @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    StringBuilder log = new StringBuilder();
+    for (int i = 1; i <= 1000; i++) {
+      log.append(1_700_000_000_000_000L + i)
+          .append('\t')
+          .append(200)
+          .append('\t')
+          .append(i)
+          .append('\n');
+    }
+    log.append("1700000000001001\t-1\t999999\n");
+    java.nio.file.Path file = java.nio.file.Files.writeString(dir.resolve("h2.log"), log);
+    assertThat(H2loadScenario.percentiles(file)).containsExactly(500.0, 990.0, 999.0);
+  }
+
+  @Test
+  void frame_message_grpcLengthPrefixUncompressed(
+      @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    java.nio.file.Path f = H2loadScenario.frame(dir.resolve("m.bin"), new byte[] {7, 8, 9});
+    assertThat(java.nio.file.Files.readAllBytes(f)).containsExactly(0, 0, 0, 0, 3, 7, 8, 9);
+  }
+
   @Test
   void judge_holdsAtOneHundredthOfAStatementPerRequest_metWithNoReason() {
     Targets.Verdict v =
-        Targets.judge(Options.parse(new String[0]), null, null, null, holds(100, 0));
+        Targets.judge(Options.parse(new String[0]), null, null, null, null, holds(100, 0));
 
     assertThat(v.targets())
         .extracting(Targets.Target::result)
@@ -86,7 +174,7 @@ class TargetsTest {
   @Test
   void judge_holdsOverTheStatementTargetOrPastAQuota_missedWithReasons() {
     Targets.Verdict v =
-        Targets.judge(Options.parse(new String[0]), null, null, null, holds(104, 2));
+        Targets.judge(Options.parse(new String[0]), null, null, null, null, holds(104, 2));
 
     assertThat(v.targets().get(0).met()).isFalse();
     assertThat(v.targets().get(3).met()).isFalse();
@@ -101,7 +189,7 @@ class TargetsTest {
   @Test
   void judge_memoryAtThreshold_metWithNoReason() {
     Targets.Verdict v =
-        Targets.judge(Options.parse(new String[0]), null, null, memory(300_000), null);
+        Targets.judge(Options.parse(new String[0]), null, null, null, memory(300_000), null);
 
     assertThat(v.targets()).extracting(Targets.Target::result).containsExactly("300 B", "600 B");
     assertThat(v.targets()).extracting(Targets.Target::met).containsExactly(true, null);
@@ -111,7 +199,7 @@ class TargetsTest {
   @Test
   void judge_memoryOverThreshold_missedWithReason() {
     Targets.Verdict v =
-        Targets.judge(Options.parse(new String[0]), null, null, memory(301_000), null);
+        Targets.judge(Options.parse(new String[0]), null, null, null, memory(301_000), null);
 
     assertThat(v.targets().get(0).met()).isFalse();
     assertThat(v.missed())
@@ -121,7 +209,8 @@ class TargetsTest {
   @Test
   void judge_smokeRun_judgesNothingButListsEveryTarget() {
     Targets.Verdict v =
-        Targets.judge(Options.parse(new String[] {"--smoke"}), null, null, memory(301_000), null);
+        Targets.judge(
+            Options.parse(new String[] {"--smoke"}), null, null, null, memory(301_000), null);
 
     assertThat(v.targets()).hasSize(2).extracting(Targets.Target::met).containsOnlyNulls();
     assertThat(v.targets().get(0).measure())
