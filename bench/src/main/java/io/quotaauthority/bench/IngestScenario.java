@@ -42,13 +42,20 @@ final class IngestScenario {
       long accepted,
       long referenceRows,
       long updates,
-      long hotUpdates) {
+      long hotUpdates,
+      PgbenchReference.Result pgbench,
+      long pgbenchRows) {
     double ratio() {
       return main.r().perSecond() / Math.max(1, ref.perSecond());
     }
 
+    /** The ingest rate against PostgreSQL's own rate for the same rows (pgbench, one backend). */
+    double pgbenchRatio() {
+      return main.r().perSecond() / pgbench.rowsPerSecond();
+    }
+
     boolean allInDatabase() {
-      return rowsInDb == accepted + referenceRows;
+      return rowsInDb == accepted + referenceRows + pgbenchRows;
     }
   }
 
@@ -108,6 +115,19 @@ final class IngestScenario {
     }
     run.cpuLog.add("ingest JDBC reference: " + refCpu.describe());
     run.log("  reference " + Report.rate(ref.perSecond()));
+
+    run.log("ingest: pgbench reference, one backend, groups of " + group);
+    PgbenchReference.Result pgbench =
+        PgbenchReference.run(run, group, scale.ingestKeys(), scale.ingestMeasure());
+    long pgbenchRows;
+    try (Connection c = run.connect()) {
+      pgbenchRows =
+          PgAdmin.scalarLong(c, "SELECT count(*) FROM usage_events WHERE report_id LIKE 'pgb-%'");
+    }
+    if (pgbench.error() != null) {
+      run.problems.add("pgbench reference: " + pgbench.error());
+    }
+    run.log("  pgbench " + Report.rate(pgbench.rowsPerSecond()) + " rows");
 
     List<Scaled> scaling = new ArrayList<>();
     for (int streams : scale.ingestScaling()) {
@@ -172,10 +192,15 @@ final class IngestScenario {
             accepted,
             referenceRows,
             upd,
-            hotUpd);
+            hotUpd,
+            pgbench,
+            pgbenchRows);
     if (!result.allInDatabase()) {
       run.problems.add(
-          "usage_events has " + rowsInDb + " rows, expected " + (accepted + referenceRows));
+          "usage_events has "
+              + rowsInDb
+              + " rows, expected "
+              + (accepted + referenceRows + pgbenchRows));
     }
     return result;
   }

@@ -374,6 +374,18 @@ final class Report {
             num(ref.groups()),
             Integer.toString(i.group()),
             ref.error() == null ? "none" : ref.error()));
+    PgbenchReference.Result pg = i.pgbench();
+    rows.add(
+        List.of(
+            "pgbench reference: one backend, each transaction one group of " + pg.group(),
+            rate(pg.rowsPerSecond()),
+            "–",
+            "–",
+            "–",
+            "–",
+            String.format(Locale.ROOT, "%.1f/s", pg.tps()),
+            Integer.toString(pg.group()),
+            pg.error() == null ? "none" : pg.error()));
     for (IngestScenario.Scaled s : i.scaling()) {
       rows.add(ingestRow(s.streams() + (s.streams() == 1 ? " stream" : " streams"), s.run()));
     }
@@ -385,6 +397,8 @@ final class Report {
             num(i.hotUpdates()),
             i.updates() == 0 ? 0.0 : 100.0 * i.hotUpdates() / i.updates());
     section("2. Usage ingest: durable, acknowledged reports per second");
+    line("PostgreSQL's own rate for the same rows, the limit reference (pgbench script):");
+    code(pg.script());
     para(
         String.format(
             Locale.ROOT,
