@@ -251,7 +251,10 @@ public final class QuotaAuthority implements AutoCloseable {
             keys,
             cache,
             settings.refreshInterval(),
-            ops.metrics().keyChangeRecorder());
+            ops.metrics().keyChangeRecorder(),
+            // A reconnect may follow a failover: the new primary's settings are checked again.
+            database::checkReplication);
+    ops.metrics().monitorReplication(database);
     Metrics.EnumCounters<UsageOutcome.Result> reports = ops.metrics().usageReports();
     UsageService usageService =
         new UsageService(
