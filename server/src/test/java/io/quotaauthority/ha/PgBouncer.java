@@ -67,7 +67,12 @@ final class PgBouncer implements AutoCloseable {
             .redirectOutput(dir.resolve("stdout").toFile());
     b.directory(dir.toFile());
     PgBouncer bouncer = new PgBouncer(b.start(), port, dir);
-    bouncer.awaitAccepting();
+    try {
+      bouncer.awaitAccepting();
+    } catch (AssertionError | IOException | InterruptedException e) {
+      bouncer.close();
+      throw e;
+    }
     return bouncer;
   }
 
@@ -164,15 +169,26 @@ final class PgBouncer implements AutoCloseable {
     }
   }
 
+  /** Stops pgbouncer itself (by its pidfile: runuser does not pass SIGTERM on), then runuser. */
   @Override
   public void close() throws InterruptedException {
-    // SIGTERM to pgbouncer itself (runuser's child), then to runuser.
-    process.descendants().forEach(ProcessHandle::destroy);
-    process.destroy();
-    if (!process.waitFor(5, TimeUnit.SECONDS)) {
-      process.descendants().forEach(ProcessHandle::destroyForcibly);
-      process.destroyForcibly();
-      process.waitFor(5, TimeUnit.SECONDS);
+    try {
+      Path pidfile = dir.resolve("pgbouncer.pid");
+      if (Files.exists(pidfile)) {
+        long pid = Long.parseLong(Files.readString(pidfile, StandardCharsets.UTF_8).trim());
+        ProcessHandle.of(pid)
+            .ifPresent(
+                h -> {
+                  h.destroy();
+                  h.onExit().orTimeout(5, TimeUnit.SECONDS).exceptionally(t -> null).join();
+                  h.destroyForcibly();
+                });
+      }
+    } catch (IOException | NumberFormatException e) {
+      // no pidfile yet: it never got as far as listening
     }
+    process.descendants().forEach(ProcessHandle::destroyForcibly);
+    process.destroyForcibly();
+    process.waitFor(5, TimeUnit.SECONDS);
   }
 }

@@ -17,11 +17,11 @@ import java.util.stream.Stream;
  * as the {@code postgres} OS user, never root (the tests run as root in CI). Tools missing is a
  * failure, never a skip: .ci/run installs them.
  */
-final class PostgresUser {
+public final class PostgresUser {
   private PostgresUser() {}
 
   /** The newest {@code /usr/lib/postgresql/<version>/bin} holding initdb. */
-  static Path binDir() {
+  public static Path binDir() {
     Path root = Path.of("/usr/lib/postgresql");
     try (Stream<Path> versions = Files.list(root)) {
       return versions
@@ -43,14 +43,14 @@ final class PostgresUser {
     }
   }
 
-  static int freePort() throws IOException {
+  public static int freePort() throws IOException {
     try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       return s.getLocalPort();
     }
   }
 
   /** A fresh directory under target/, owned by the postgres OS user. */
-  static Path ownedDirectory(String prefix) throws IOException {
+  public static Path ownedDirectory(String prefix) throws IOException {
     Path target = Path.of("target").toAbsolutePath();
     Files.createDirectories(target);
     Path dir = Files.createTempDirectory(target, prefix);
@@ -65,7 +65,7 @@ final class PostgresUser {
   }
 
   /** The command as the postgres user ({@code runuser} when this is root). */
-  static List<String> as(List<String> command) {
+  public static List<String> as(List<String> command) {
     List<String> full = new ArrayList<>();
     if ("root".equals(System.getProperty("user.name"))) {
       full.addAll(List.of("runuser", "-u", "postgres", "--"));
@@ -75,16 +75,24 @@ final class PostgresUser {
   }
 
   /** Runs to completion within {@code seconds}; fails with its output if it does not exit 0. */
-  static String run(long seconds, String... command) throws IOException, InterruptedException {
-    ProcessBuilder b = new ProcessBuilder(as(List.of(command))).redirectErrorStream(true);
+  public static String run(long seconds, String... command)
+      throws IOException, InterruptedException {
+    Path output = Files.createTempFile("pg-command-", ".out");
+    ProcessBuilder b =
+        new ProcessBuilder(as(List.of(command)))
+            .redirectErrorStream(true)
+            .redirectOutput(output.toFile());
     b.directory(Path.of("/tmp").toFile()); // the postgres user may not read the build's cwd
     Process p = b.start();
-    byte[] out = p.getInputStream().readAllBytes();
-    if (!p.waitFor(seconds, TimeUnit.SECONDS)) {
+    boolean finished = p.waitFor(seconds, TimeUnit.SECONDS);
+    String text = Files.readString(output, StandardCharsets.UTF_8);
+    Files.deleteIfExists(output);
+    if (!finished) {
+      p.descendants().forEach(ProcessHandle::destroyForcibly);
       p.destroyForcibly();
-      throw new AssertionError(String.join(" ", command) + " did not finish in " + seconds + " s");
+      throw new AssertionError(
+          String.join(" ", command) + " did not finish in " + seconds + " s:\n" + text);
     }
-    String text = new String(out, StandardCharsets.UTF_8);
     if (p.exitValue() != 0) {
       throw new AssertionError(
           String.join(" ", command) + " exited " + p.exitValue() + ":\n" + text);
