@@ -126,18 +126,20 @@ class FailoverIT {
             + standby.port()
             + "/quota?targetServerType=primary";
 
-    // Two instances on the multi-host URL (the first migrates), started side by side.
-    Path dataA = Files.createTempDirectory("qa-failover-a");
-    Path dataB = Files.createTempDirectory("qa-failover-b");
+    // Two instances on the multi-host URL, started side by side (one migrates, the other waits
+    // for Flyway's lock). The asynchronous run only measures the loss: one instance does that.
     long setupAt = System.nanoTime();
-    ForkedServer a = ForkedServer.start(url, dataA);
-    servers.add(a);
-    ForkedServer b = ForkedServer.start(url, dataB);
-    servers.add(b);
-    a.awaitServing(Duration.ofSeconds(60));
-    b.awaitServing(Duration.ofSeconds(60));
+    List<ForkedServer> instances = new ArrayList<>();
+    for (int i = 0; i < (synchronous ? 2 : 1); i++) {
+      ForkedServer s = ForkedServer.start(url, Files.createTempDirectory("qa-failover-"));
+      servers.add(s);
+      instances.add(s);
+    }
+    for (ForkedServer s : instances) {
+      s.awaitServing(Duration.ofSeconds(60));
+    }
     long serversMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - setupAt);
-    List<ForkedServer> instances = List.of(a, b);
+    ForkedServer a = instances.get(0);
 
     List<CreateKeyResponse> keys = new ArrayList<>();
     for (int k = 0; k < 2; k++) {
@@ -188,7 +190,8 @@ class FailoverIT {
     List<UsageStream> streams = new ArrayList<>();
     for (int s = 0; s < STREAMS; s++) {
       streams.add(
-          UsageStream.open(instances.get(s % 2).authzChannel(), ForkedServer.REPORTER_TOKEN));
+          UsageStream.open(
+              instances.get(s % instances.size()).authzChannel(), ForkedServer.REPORTER_TOKEN));
     }
     Map<String, String> sentKey = new ConcurrentHashMap<>();
     Set<String> sentBeforePromotion = ConcurrentHashMap.newKeySet();
@@ -272,7 +275,8 @@ class FailoverIT {
     List<UsageStream> resends = new ArrayList<>();
     for (int s = 0; s < 4; s++) {
       resends.add(
-          UsageStream.open(instances.get(s % 2).authzChannel(), ForkedServer.REPORTER_TOKEN));
+          UsageStream.open(
+              instances.get(s % instances.size()).authzChannel(), ForkedServer.REPORTER_TOKEN));
     }
     int n = 0;
     for (String id : sentBeforePromotion) {
@@ -316,7 +320,7 @@ class FailoverIT {
     assertThat(checkCodes)
         .as("Checks during the failover")
         .hasSizeGreaterThan(100)
-        .containsOnly(200);
+        .containsOnly("200");
 
     // An admin change after the failover reaches every instance.
     long changeAt = System.nanoTime();
@@ -334,16 +338,19 @@ class FailoverIT {
     }
     long changeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - changeAt);
 
-    String logs = a.logText() + b.logText();
+    StringBuilder allLogs = new StringBuilder();
+    instances.forEach(s -> allLogs.append(s.logText()));
+    String logs = allLogs.toString();
     long unknownOutcomes =
         logs.lines().filter(l -> l.contains("the lost attempt may have")).count();
     System.out.printf(
-        "failover (%s): %d reports sent, %d acked at the kill, %d acked in all; answered %d ms"
+        "failover (%s, %d instances): %d reports sent, %d acked at the kill, %d acked in all; answered %d ms"
             + " after the promotion (promoted %d ms after the kill); %d retries of a group whose"
             + " commit outcome was unknown; %d re-sent: %d DUPLICATE; %d Checks, all 200, slowest"
-            + " %d ms; admin change on both instances in %d ms; both instances serving %d ms after"
+            + " %d ms; admin change on every instance in %d ms; instances serving %d ms after"
             + " their start%n",
         synchronous ? "synchronous" : "asynchronous",
+        instances.size(),
         sentKey.size(),
         ackedAtKill.size(),
         acked.size(),
