@@ -9,6 +9,7 @@ import com.zaxxer.hikari.HikariDataSource;
 import io.envoyproxy.envoy.service.auth.v3.AuthorizationGrpc;
 import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
 import io.quotaauthority.config.Setting;
+import io.quotaauthority.config.Settings;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.CreateKeyRequest;
 import io.quotaauthority.proto.v1.CreateKeyResponse;
@@ -18,16 +19,21 @@ import io.quotaauthority.proto.v1.ReportUsageResponse;
 import io.quotaauthority.proto.v1.ResetQuotaRequest;
 import io.quotaauthority.proto.v1.UpdateKeyRequest;
 import io.quotaauthority.proto.v1.UsageResult;
+import io.quotaauthority.store.Database;
 import io.quotaauthority.store.Transactions;
 import io.quotaauthority.testing.EnvoyChecks;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
 import io.quotaauthority.testing.UsageStream;
 import java.math.BigDecimal;
+import java.sql.Connection;
+import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
+import java.sql.Statement;
 import java.time.Clock;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -168,6 +174,44 @@ class PgBouncerIT {
         .as("transactions pgbouncer passed on")
         .isGreaterThan(20);
     assertThat(bouncer.log()).doesNotContain("prepared statement");
+  }
+
+  @Test
+  void open_emptyDatabaseThroughPgbouncerTransactionMode_migratedAndListenerCheckPasses()
+      throws Exception {
+    String name = "qa_pgb_empty_" + ProcessHandle.current().pid();
+    try (Connection c = DriverManager.getConnection(TestDatabase.adminUrl(), "postgres", "");
+        Statement s = c.createStatement()) {
+      s.execute("CREATE DATABASE " + name);
+    }
+    try {
+      Map<Setting, String> raw = new EnumMap<>(Setting.class);
+      raw.put(Setting.DB_URL, bouncer.jdbcUrl(name, "?prepareThreshold=0"));
+      raw.put(Setting.DB_LISTEN_URL, TestDatabase.urlOf(name));
+      try (Database opened = Database.open(Settings.of(raw))) {
+        int applied =
+            opened
+                .transactions()
+                .inTransaction(
+                    c -> {
+                      try (Statement s = c.createStatement();
+                          ResultSet rs =
+                              s.executeQuery(
+                                  "SELECT count(*) FROM flyway_schema_history WHERE success")) {
+                        rs.next();
+                        return rs.getInt(1);
+                      }
+                    });
+        assertThat(applied).as("migrations applied through pgbouncer").isGreaterThanOrEqualTo(6);
+        assertThat(opened.replication().guarantee())
+            .isEqualTo(io.quotaauthority.store.Replication.Guarantee.ASYNCHRONOUS);
+      }
+    } finally {
+      try (Connection c = DriverManager.getConnection(TestDatabase.adminUrl(), "postgres", "");
+          Statement s = c.createStatement()) {
+        s.execute("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+      }
+    }
   }
 
   @Test
