@@ -41,7 +41,7 @@ public final class UsageRepository implements UsageLedger {
                            ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::text[],
                            ?::boolean[])
       ON CONFLICT (report_id) DO NOTHING
-      RETURNING report_id, pg_current_xact_id()::text""";
+      RETURNING report_id, txid_current()""";
 
   /**
    * What was charged before under these report ids, in the same transaction: the ids the insert
@@ -108,13 +108,13 @@ public final class UsageRepository implements UsageLedger {
   /**
    * {@inheritDoc}
    *
-   * <p>An attempt's token is its transaction id ({@code pg_current_xact_id()}, returned by the
-   * insert): a row an attempt inserted carries it as {@code xmin}, on the primary and, since
-   * streaming replication copies pages as they are, on a promoted standby. So a retry tells a
-   * report its own lost attempt charged (xmin is one of the tokens: ACCEPTED) from one charged by
-   * anyone else (DUPLICATE) exactly, and a token of an attempt that did not commit matches no row.
-   * xmin holds the low 32 bits; a false match needs the same report id charged about 4 billion
-   * transactions earlier.
+   * <p>An attempt's token is its transaction id ({@code txid_current()}, returned by the insert): a
+   * row an attempt inserted carries it as {@code xmin}, on the primary and, since streaming
+   * replication copies pages as they are, on a promoted standby. So a retry tells a report its own
+   * lost attempt charged (xmin is one of the tokens: ACCEPTED) from one charged by anyone else
+   * (DUPLICATE) exactly, and a token of an attempt that did not commit matches no row. xmin holds
+   * the low 32 bits; a false match needs the same report id charged about 4 billion transactions
+   * earlier.
    */
   @Override
   public Committed commitGroup(
@@ -428,7 +428,7 @@ public final class UsageRepository implements UsageLedger {
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           inserted.add(rs.getString(1));
-          attempt[0] = Long.parseLong(rs.getString(2));
+          attempt[0] = rs.getLong(2);
         }
       }
     }
