@@ -259,7 +259,10 @@ public final class QuotaAuthority implements AutoCloseable {
             keys,
             cache,
             settings.refreshInterval(),
-            ops.metrics().keyChangeRecorder());
+            ops.metrics().keyChangeRecorder(),
+            // A reconnect may follow a failover: the new primary's settings are checked again.
+            database::checkReplication);
+    ops.metrics().monitorReplication(database);
     // Holds on keys' budgets, admitted against slices leased from PostgreSQL (README "Holds"). The
     // instance id is new at every start: a restarted instance never takes over the leases of its
     // previous life, which expire and go back to their keys.

@@ -12,6 +12,13 @@ public enum Setting {
       "",
       "JDBC URL of the shared PostgreSQL; empty starts the embedded development PostgreSQL under <data dir>/pg"
           + " (one instance, password in <data dir>/pg-password, a WARN at every start)"),
+  DB_LISTEN_URL(
+      "QUOTA_DB_LISTEN_URL",
+      "--db-listen-url",
+      "",
+      "JDBC URL of the one session that LISTENs for key changes; empty uses QUOTA_DB_URL. Must reach"
+          + " PostgreSQL directly or through a session-mode pooler, never a transaction-mode pgbouncer"
+          + " (checked at start)"),
   DB_USER("QUOTA_DB_USER", "--db-user", "postgres", "database user"),
   DB_PASSWORD("QUOTA_DB_PASSWORD", "--db-password", "", "database password"),
   DB_POOL_SIZE(

@@ -31,6 +31,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class Settings {
   private final Optional<String> dbUrl;
+  private final Optional<String> dbListenUrl;
   private final String dbUser;
   private final String dbPassword;
   private final int dbPoolSize;
@@ -231,6 +232,17 @@ public final class Settings {
   /** Reads each field from the raw values, by name: a bad value throws naming its setting. */
   private Settings(Map<Setting, String> raw) {
     this.dbUrl = optional(raw.get(Setting.DB_URL));
+    this.dbListenUrl = optional(raw.get(Setting.DB_LISTEN_URL));
+    if (dbListenUrl.isPresent() && dbUrl.isEmpty()) {
+      throw new ConfigException(
+          Setting.DB_LISTEN_URL.env()
+              + " needs "
+              + Setting.DB_URL.env()
+              + ": the embedded development PostgreSQL has its own listener");
+    }
+    if (dbListenUrl.isPresent() && !dbListenUrl.get().startsWith("jdbc:postgresql:")) {
+      throw new ConfigException(Setting.DB_LISTEN_URL.env() + " must be a jdbc:postgresql: URL");
+    }
     this.dbUser = nonEmpty(raw, Setting.DB_USER);
     this.dbPassword = raw.get(Setting.DB_PASSWORD);
     this.dbPoolSize = intIn(raw, Setting.DB_POOL_SIZE, 1, 200);
@@ -289,6 +301,11 @@ public final class Settings {
 
   public Optional<String> dbUrl() {
     return dbUrl;
+  }
+
+  /** The LISTEN connection's URL when it differs from {@link #dbUrl()}; empty: the same. */
+  public Optional<String> dbListenUrl() {
+    return dbListenUrl;
   }
 
   public String dbUser() {

@@ -19,7 +19,9 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.quotaauthority.authz.CheckRecorder;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.Verdict;
+import io.quotaauthority.store.Database;
 import io.quotaauthority.store.KeyChangeListener;
+import io.quotaauthority.store.Replication;
 import io.quotaauthority.usage.BudgetLeases;
 import io.quotaauthority.usage.ReporterHolds;
 import io.quotaauthority.usage.UsageBatcher;
@@ -82,6 +84,12 @@ public final class Metrics implements AutoCloseable {
 
   /** Counter, tags {@code method} and {@code code}: calls on the admin port. */
   public static final String ADMIN_CALLS = "quota.admin.calls";
+
+  /**
+   * Gauge: 1 while the primary's settings make COMMIT wait for a synchronous standby (no
+   * acknowledged charge is lost to a failover), else 0; see {@code store.Replication}.
+   */
+  public static final String SYNCHRONOUS_REPLICATION = "quota.db.synchronous.replication";
 
   /** Gauge: 1 while every readiness check passes, else 0. */
   public static final String READY = "quota.ready";
@@ -329,6 +337,22 @@ public final class Metrics implements AutoCloseable {
     Gauge.builder(LIVE_KEYS_COMPLETE, cache, c -> c.completeness().complete() ? 1 : 0)
         .description(
             "1 while the live-key set is complete: unknown keys are answered without a query")
+        .register(registry);
+  }
+
+  /** Whether the database's last replication check found synchronous replication. */
+  public void monitorReplication(Database database) {
+    Gauge.builder(
+            SYNCHRONOUS_REPLICATION,
+            database,
+            d ->
+                d.replication() != null
+                        && d.replication().guarantee() == Replication.Guarantee.SYNCHRONOUS
+                    ? 1
+                    : 0)
+        .description(
+            "1 while the primary's COMMIT waits for a synchronous standby (checked at start and"
+                + " after the listener reconnects), else 0")
         .register(registry);
   }
 

@@ -81,6 +81,7 @@ public final class KeyChangeListener implements AutoCloseable {
   private final KeyCache cache;
   private final long refreshIntervalNanos;
   private final Recorder recorder;
+  private final Runnable afterReconnect;
   private final Thread thread;
   private volatile boolean connected;
   private volatile boolean stopping;
@@ -92,6 +93,22 @@ public final class KeyChangeListener implements AutoCloseable {
       KeyCache cache,
       Duration refreshInterval,
       Recorder recorder) {
+    this(connections, keys, cache, refreshInterval, recorder, () -> {});
+  }
+
+  /**
+   * @param afterReconnect run on this thread once the cache is trusted again after a lost
+   *     connection (not after the first connect): a reconnect may have followed a failover, and
+   *     what else depends on which server is primary can look again
+   */
+  public KeyChangeListener(
+      ConnectionSource connections,
+      KeyRepository keys,
+      KeyCache cache,
+      Duration refreshInterval,
+      Recorder recorder,
+      Runnable afterReconnect) {
+    this.afterReconnect = afterReconnect;
     this.connections = connections;
     this.keys = keys;
     this.cache = cache;
@@ -125,7 +142,8 @@ public final class KeyChangeListener implements AutoCloseable {
         completeness.listening();
         // LISTEN first, then load: a key created during the load is announced, not missed.
         reloadHashes(c);
-        if (!first) {
+        boolean reconnected = !first;
+        if (reconnected) {
           // Changes made while we were away were announced to nobody: check everything cached.
           refreshAll(c);
         }
@@ -133,6 +151,13 @@ public final class KeyChangeListener implements AutoCloseable {
         connected = true;
         backoff = 100;
         log.info("listening for key changes; {} live keys known", cache.liveHashes().size());
+        if (reconnected) {
+          try {
+            afterReconnect.run();
+          } catch (RuntimeException e) {
+            log.warn("after reconnecting the key change listener: {}", e.toString());
+          }
+        }
         listen(c, c.unwrap(PGConnection.class));
       } catch (SQLException | RuntimeException e) {
         completeness.lost();

@@ -45,7 +45,7 @@ public final class UsageRepository implements UsageLedger {
                            ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::text[],
                            ?::boolean[], ?::text[])
       ON CONFLICT DO NOTHING
-      RETURNING report_id""";
+      RETURNING report_id, txid_current()""";
 
   /** The charges that settled these reporter holds (usage_events_hold_id_idx). */
   private static final String SETTLED_HOLDS =
@@ -61,7 +61,7 @@ public final class UsageRepository implements UsageLedger {
    */
   private static final String EARLIER_CHARGES =
       """
-      SELECT report_id, key_id, cost FROM usage_events WHERE report_id = ANY (?)""";
+      SELECT report_id, key_id, cost, xmin::text FROM usage_events WHERE report_id = ANY (?)""";
 
   private static final String CHARGE_KEYS =
       """
@@ -111,10 +111,28 @@ public final class UsageRepository implements UsageLedger {
    */
   @Override
   public Committed commitGroup(List<UsageReport> reports, Map<String, HeldBy> holds) {
+    return commitGroup(reports, holds, Set.of());
+  }
+
+  /**
+   * {@inheritDoc}
+   *
+   * <p>An attempt's token is its transaction id ({@code txid_current()}, returned by the insert): a
+   * row an attempt inserted carries it as {@code xmin}, on the primary and, since streaming
+   * replication copies pages as they are, on a promoted standby. So a retry tells a report its own
+   * lost attempt charged (xmin is one of the tokens: ACCEPTED) from one charged by anyone else
+   * (DUPLICATE) exactly, and a token of an attempt that did not commit matches no row. xmin holds
+   * the low 32 bits; a false match needs the same report id charged about 4 billion transactions
+   * earlier.
+   */
+  @Override
+  public Committed commitGroup(
+      List<UsageReport> reports, Map<String, HeldBy> holds, Set<Long> earlierAttempts) {
+    long[] attempt = {0};
     try {
-      return charge(reports, holds);
+      return charge(reports, holds, earlierAttempts, attempt);
     } catch (StoreException e) {
-      throw failure(e);
+      throw failure(e, attempt[0] == 0 ? null : attempt[0]);
     }
   }
 
@@ -124,6 +142,11 @@ public final class UsageRepository implements UsageLedger {
    * and 23 (integrity constraint) are about the report; anything else is internal.
    */
   static UsageLedger.Failure failure(StoreException e) {
+    return failure(e, null);
+  }
+
+  /** {@link #failure(StoreException)}, carrying the token of an attempt that wrote. */
+  static UsageLedger.Failure failure(StoreException e, Long attempt) {
     String state = e.getCause() instanceof SQLException s ? s.getSQLState() : null;
     String code = state == null ? null : "SQLSTATE " + state;
     UsageLedger.Failure.Kind kind;
@@ -136,7 +159,7 @@ public final class UsageRepository implements UsageLedger {
     } else {
       kind = UsageLedger.Failure.Kind.INTERNAL;
     }
-    return new UsageLedger.Failure(kind, code, e);
+    return new UsageLedger.Failure(kind, code, e, attempt);
   }
 
   /**
@@ -154,9 +177,14 @@ public final class UsageRepository implements UsageLedger {
             || state.equals("40P01"));
   }
 
-  private Committed charge(List<UsageReport> reports, Map<String, HeldBy> holds) {
+  private Committed charge(
+      List<UsageReport> reports,
+      Map<String, HeldBy> holds,
+      Set<Long> earlierAttempts,
+      long[] attempt) {
     return tx.inTransaction(
         c -> {
+          attempt[0] = 0; // a retry of a serialization failure starts again
           Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports));
           List<UsageReport> chargeable = new ArrayList<>(reports.size());
           for (UsageReport r : reports) {
@@ -172,8 +200,10 @@ public final class UsageRepository implements UsageLedger {
             chargeable.removeIf(r -> overflowed.contains(r.reportId()));
           }
           Set<String> inserted =
-              chargeable.isEmpty() ? Set.of() : insertEvents(c, chargeable, holds);
-          Map<String, UsageReport> earlier = earlierCharges(c, chargeable, inserted);
+              chargeable.isEmpty() ? Set.of() : insertEvents(c, chargeable, holds, attempt);
+          Map<String, Long> writers = new HashMap<>();
+          Map<String, UsageReport> earlier = earlierCharges(c, chargeable, inserted, writers);
+          Set<String> recovered = recovered(writers, earlierAttempts);
           Map<Long, BigDecimal> sums = new HashMap<>();
           for (UsageReport r : chargeable) {
             if (inserted.contains(r.reportId())) {
@@ -184,11 +214,10 @@ public final class UsageRepository implements UsageLedger {
           if (!charged.isEmpty()) {
             notifyAll(c, charged);
           }
-          if (holds.isEmpty()) {
-            return new Committed(inserted, live, charged, overflowed, earlier);
-          }
           Map<String, BigDecimal> drawn =
-              LeaseRepository.drawHeld(c, draws(chargeable, inserted, holds));
+              holds.isEmpty()
+                  ? Map.of()
+                  : LeaseRepository.drawHeld(c, draws(chargeable, inserted, holds));
           return new Committed(
               inserted,
               live,
@@ -196,8 +225,31 @@ public final class UsageRepository implements UsageLedger {
               overflowed,
               earlier,
               drawn,
+              recovered,
               holdSettled(chargeable, inserted, earlier, holds));
         });
+  }
+
+  /**
+   * The report ids whose ledger row one of {@code attempts} wrote (its xmin is the low 32 bits of
+   * that attempt's transaction id).
+   */
+  static Set<String> recovered(Map<String, Long> writers, Set<Long> attempts) {
+    if (attempts.isEmpty() || writers.isEmpty()) {
+      return Set.of();
+    }
+    Set<Long> xmins = new HashSet<>();
+    for (long a : attempts) {
+      xmins.add(a & 0xFFFF_FFFFL);
+    }
+    Set<String> ids = new HashSet<>();
+    writers.forEach(
+        (id, xmin) -> {
+          if (xmins.contains(xmin)) {
+            ids.add(id);
+          }
+        });
+    return ids;
   }
 
   /**
@@ -267,14 +319,15 @@ public final class UsageRepository implements UsageLedger {
 
   /** The rows already there under the report ids the insert skipped: one query for the group. */
   private static Map<String, UsageReport> earlierCharges(
-      Connection c, List<UsageReport> chargeable, Set<String> inserted) throws SQLException {
+      Connection c, List<UsageReport> chargeable, Set<String> inserted, Map<String, Long> writers)
+      throws SQLException {
     List<String> skipped = new ArrayList<>();
     for (UsageReport r : chargeable) {
       if (!inserted.contains(r.reportId())) {
         skipped.add(r.reportId());
       }
     }
-    return chargedBefore(c, skipped);
+    return chargedBefore(c, skipped, writers);
   }
 
   /**
@@ -283,6 +336,12 @@ public final class UsageRepository implements UsageLedger {
    */
   private static Map<String, UsageReport> chargedBefore(Connection c, List<String> reportIds)
       throws SQLException {
+    return chargedBefore(c, reportIds, new HashMap<>());
+  }
+
+  /** {@link #chargedBefore(Connection, List)}, and each row's xmin into {@code writers}. */
+  private static Map<String, UsageReport> chargedBefore(
+      Connection c, List<String> reportIds, Map<String, Long> writers) throws SQLException {
     if (reportIds.isEmpty()) {
       return Map.of();
     }
@@ -305,6 +364,7 @@ public final class UsageRepository implements UsageLedger {
                   0,
                   0,
                   Instant.EPOCH));
+          writers.put(rs.getString(1), Long.parseLong(rs.getString(4)));
         }
       }
     }
@@ -384,8 +444,13 @@ public final class UsageRepository implements UsageLedger {
     return live;
   }
 
+  /**
+   * Inserts the reports not charged before (nor naming a settled reporter hold); {@code attempt[0]}
+   * gets the transaction's id.
+   */
   private static Set<String> insertEvents(
-      Connection c, List<UsageReport> reports, Map<String, HeldBy> holds) throws SQLException {
+      Connection c, List<UsageReport> reports, Map<String, HeldBy> holds, long[] attempt)
+      throws SQLException {
     int n = reports.size();
     Object[] reportIds = new Object[n];
     Object[] keyIds = new Object[n];
@@ -435,6 +500,7 @@ public final class UsageRepository implements UsageLedger {
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           inserted.add(rs.getString(1));
+          attempt[0] = rs.getLong(2);
         }
       }
     }

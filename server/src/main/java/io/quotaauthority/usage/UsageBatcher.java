@@ -8,9 +8,11 @@ import java.math.BigDecimal;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
@@ -208,7 +210,8 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
    * GroupBisection} to split on.
    */
   private UsageLedger.Committed commitWhileUnavailable(
-      List<UsageReport> piece, Map<String, UsageLedger.HeldBy> holds) throws InterruptedException {
+      List<UsageReport> piece, Map<String, UsageLedger.HeldBy> holds, Set<Long> attempts)
+      throws InterruptedException {
     // Only the holds of this piece's reports: a split piece settles only what it charges.
     Map<String, UsageLedger.HeldBy> held = holds;
     if (!holds.isEmpty() && holds.size() > piece.size()) {
@@ -223,16 +226,24 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     long backoff = 10;
     while (true) {
       try {
-        return ledger.commitGroup(piece, held);
+        return ledger.commitGroup(piece, held, attempts);
       } catch (UsageLedger.Failure e) {
+        if (e.attempt() != null) {
+          // It wrote, so it may have committed (the connection can die after COMMIT was sent):
+          // the retry is told, and answers ACCEPTED for what this attempt charged.
+          attempts.add(e.attempt());
+        }
         if (e.kind() != UsageLedger.Failure.Kind.UNAVAILABLE) {
           throw e;
         }
         log.warn(
-            "database unavailable ({}); holding {} usage reports and retrying in {} ms",
+            "database unavailable ({}); holding {} usage reports and retrying in {} ms{}",
             e.code() == null ? "unreachable" : e.code(),
             piece.size(),
-            backoff);
+            backoff,
+            e.attempt() == null
+                ? ""
+                : " (the lost attempt may have committed; the retry charges" + " nothing twice)");
         Thread.sleep(backoff);
         backoff = Math.min(MAX_BACKOFF_MILLIS, backoff * 2);
       }
@@ -255,8 +266,11 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       }
     }
     // Whole group in one transaction; split only if that fails, so one bad report fails alone.
+    // Attempts whose outcome is unknown are remembered for the whole group: a piece retried after
+    // a split still knows what the whole group's lost attempt charged.
+    Set<Long> attempts = new HashSet<>();
     List<GroupBisection.Piece<UsageReport, UsageLedger.Committed>> pieces =
-        GroupBisection.commit(reports, piece -> commitWhileUnavailable(piece, holds));
+        GroupBisection.commit(reports, piece -> commitWhileUnavailable(piece, holds, attempts));
     if (pieces.size() > 1) {
       log.warn(
           "usage group of {} reports failed; split into {} pieces, {} report(s) refused alone",
@@ -293,6 +307,14 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
         outcomes(piece.reports(), piece.committed(), byReport);
         for (Map.Entry<String, BigDecimal> d : piece.committed().leaseDrawn().entrySet()) {
           byReport.computeIfPresent(d.getKey(), (id, o) -> o.drawing(d.getValue()));
+        }
+        // A report the lost attempt charged drew on its lease then, by an amount that answer
+        // carried; min(cost, hold) is what it drew unless the lease ran short.
+        for (UsageReport r : piece.reports()) {
+          UsageLedger.HeldBy h = holds.get(r.reportId());
+          if (h != null && piece.committed().recovered().contains(r.reportId())) {
+            byReport.computeIfPresent(r.reportId(), (id, o) -> o.drawing(r.cost().min(h.amount())));
+          }
         }
       }
     }
@@ -334,6 +356,10 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
         // The key's total right after this report, in the order the piece was charged.
         BigDecimal after = running.merge(r.keyId(), r.cost(), BigDecimal::add);
         outcome = new UsageOutcome(UsageOutcome.Result.ACCEPTED, "", after);
+      } else if (committed.recovered().contains(r.reportId())) {
+        // Charged by this group's own attempt whose answer was lost: the reporter never heard it,
+        // so this is its ACCEPTED (with the key's total as this attempt found it).
+        outcome = new UsageOutcome(UsageOutcome.Result.ACCEPTED, "", running.get(r.keyId()));
       } else if (committed.holdSettled().contains(r.reportId())) {
         outcome = UsageOutcome.conflict(HOLD_SETTLED);
       } else {

@@ -42,6 +42,20 @@ public interface UsageLedger {
   }
 
   /**
+   * {@link #commitGroup(List, Map)}, again, for a group an earlier call may have committed: each
+   * token in {@code earlierAttempts} came from a {@link Failure#attempt()} of this group (the
+   * connection was lost after COMMIT was sent, so nobody knows whether it applied). Reports the
+   * insert skips because one of those attempts charged them are named in {@link
+   * Committed#recovered()}: charged once, by this group, and so ACCEPTED, not DUPLICATE (the
+   * reporter never heard the first answer). A ledger that never hands out attempt tokens ignores
+   * them.
+   */
+  default Committed commitGroup(
+      List<UsageReport> reports, Map<String, HeldBy> holds, Set<Long> earlierAttempts) {
+    return commitGroup(reports, holds);
+  }
+
+  /**
    * The hold a report was admitted on: which instance's lease of the report's key, and how much;
    * for a reporter hold (README, "Holds for usage-stream reporters") also its id, which the ledger
    * keeps with the charge so that a hold is settled at most once (a second report naming it inserts
@@ -73,8 +87,10 @@ public interface UsageLedger {
    * quota_used past the column's maximum, and what was charged before under the report ids the
    * insert skipped (report id → that charge; only its key id and cost are filled in), so a repeat
    * can be told apart from a conflict; and what each held report drew off its lease (report id →
-   * amount; only reports charged on a hold, see {@link #commitGroup(List, Map)}), and which reports
-   * were not charged because another charge had already settled the reporter hold they name.
+   * amount; only reports charged on a hold, see {@link #commitGroup(List, Map)}); which of the
+   * skipped report ids an earlier attempt of this same group charged ({@code recovered}, see {@link
+   * #commitGroup(List, Map, Set)}; they are in {@code earlier} too); and which reports were not
+   * charged because another charge had already settled the reporter hold they name.
    */
   record Committed(
       Set<String> inserted,
@@ -83,9 +99,22 @@ public interface UsageLedger {
       Set<String> overflowed,
       Map<String, UsageReport> earlier,
       Map<String, BigDecimal> leaseDrawn,
+      Set<String> recovered,
       Set<String> holdSettled) {
 
-    /** A group with holds but no reporter hold already settled. */
+    /** No reporter hold already settled. */
+    public Committed(
+        Set<String> inserted,
+        Map<Long, BigDecimal> usedBefore,
+        List<KeyRecord> charged,
+        Set<String> overflowed,
+        Map<String, UsageReport> earlier,
+        Map<String, BigDecimal> leaseDrawn,
+        Set<String> recovered) {
+      this(inserted, usedBefore, charged, overflowed, earlier, leaseDrawn, recovered, Set.of());
+    }
+
+    /** Nothing recovered from an earlier attempt. */
     public Committed(
         Set<String> inserted,
         Map<Long, BigDecimal> usedBefore,
@@ -131,15 +160,31 @@ public interface UsageLedger {
 
     private final Kind kind;
     private final String code;
+    private final Long attempt;
 
     /**
      * @param code the database's error code for the operator and the reporter ("SQLSTATE 22021"),
      *     or null when there is none
      */
     public Failure(Kind kind, String code, Throwable cause) {
+      this(kind, code, cause, null);
+    }
+
+    /**
+     * @param attempt a token naming this attempt, when it got as far as writing (so it may have
+     *     committed if the failure came after COMMIT was sent), else null; handed back to {@link
+     *     #commitGroup(List, Map, Set)} when the group is retried
+     */
+    public Failure(Kind kind, String code, Throwable cause, Long attempt) {
       super(kind + (code == null ? "" : " (" + code + ")"), cause);
       this.kind = kind;
       this.code = code;
+      this.attempt = attempt;
+    }
+
+    /** The attempt's token, or null: it wrote nothing, so it cannot have charged anything. */
+    public Long attempt() {
+      return attempt;
     }
 
     public Kind kind() {

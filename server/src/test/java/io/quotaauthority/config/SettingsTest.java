@@ -427,6 +427,36 @@ class SettingsTest {
   }
 
   @Test
+  void dbListenUrl_givenWithTheMainUrl_keptAndUnsetMeansTheMainUrl() {
+    Settings both =
+        load(
+            Map.of(
+                "QUOTA_DB_URL", "jdbc:postgresql://pgbouncer:6432/quota?prepareThreshold=0",
+                "QUOTA_DB_LISTEN_URL", "jdbc:postgresql://db-a:5432,db-b:5432/quota"));
+    Settings one = load(Map.of("QUOTA_DB_URL", "jdbc:postgresql://db:5432/quota"));
+
+    assertThat(both.dbListenUrl()).contains("jdbc:postgresql://db-a:5432,db-b:5432/quota");
+    assertThat(one.dbListenUrl()).isEmpty();
+  }
+
+  @Test
+  void dbListenUrl_withoutTheMainUrlOrNotJdbc_refusedNamingTheSetting() {
+    assertThatThrownBy(() -> load(Map.of("QUOTA_DB_LISTEN_URL", "jdbc:postgresql://db:5432/quota")))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage(
+            "QUOTA_DB_LISTEN_URL needs QUOTA_DB_URL: the embedded development PostgreSQL has its"
+                + " own listener");
+    assertThatThrownBy(
+            () ->
+                load(
+                    Map.of(
+                        "QUOTA_DB_URL", "jdbc:postgresql://db:5432/quota",
+                        "QUOTA_DB_LISTEN_URL", "postgres://db:5432/quota")))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage("QUOTA_DB_LISTEN_URL must be a jdbc:postgresql: URL");
+  }
+
+  @Test
   void toString_secretSettings_notPrinted() {
     Settings s =
         load(
@@ -443,7 +473,8 @@ class SettingsTest {
     assertThat(Setting.METERING_TOKEN.secret()).isTrue();
     assertThat(s.toString())
         .doesNotContain("adm-secret-1", "rep-secret-2", "db-secret-3", "met-secret-4")
-        .startsWith("Settings[dbUrl=Optional.empty, dbUser=postgres, dbPassword=***, dbPoolSize=8,")
+        .startsWith(
+            "Settings[dbUrl=Optional.empty, dbListenUrl=Optional.empty, dbUser=postgres, dbPassword=***, dbPoolSize=8,")
         .contains(
             "adminToken=Optional[***], adminTokensFile=Optional.empty, reporterToken=Optional[***],"
                 + " meteringToken=Optional[***]",

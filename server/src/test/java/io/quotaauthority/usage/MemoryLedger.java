@@ -35,6 +35,12 @@ final class MemoryLedger implements UsageLedger, KeyLookup {
   /** report id → what was charged under it (the usage_events table). */
   private final Map<String, UsageReport> charged = new LinkedHashMap<>();
 
+  /** report id → the attempt that inserted it (as xmin names the transaction in PostgreSQL). */
+  private final Map<String, Long> writer = new HashMap<>();
+
+  private long attempts;
+  private int loseAnswers;
+
   private final Map<String, Failure.Kind> failFor = new HashMap<>();
   private Failure.Kind failNextKind;
   private int failNext;
@@ -65,6 +71,15 @@ final class MemoryLedger implements UsageLedger, KeyLookup {
   synchronized MemoryLedger failNext(int n, Failure.Kind kind) {
     failNext = n;
     failNextKind = kind;
+    return this;
+  }
+
+  /**
+   * The next {@code n} calls commit, then fail UNAVAILABLE carrying their attempt's token: the
+   * connection lost after COMMIT was sent, so the caller cannot know it applied.
+   */
+  synchronized MemoryLedger commitThenLoseAnswer(int n) {
+    loseAnswers = n;
     return this;
   }
 
@@ -111,6 +126,38 @@ final class MemoryLedger implements UsageLedger, KeyLookup {
 
   @Override
   public synchronized Committed commitGroup(List<UsageReport> reports) {
+    return commitGroup(reports, Map.of(), Set.of());
+  }
+
+  @Override
+  public synchronized Committed commitGroup(
+      List<UsageReport> reports, Map<String, HeldBy> holds, Set<Long> earlierAttempts) {
+    if (!holds.isEmpty()) {
+      throw new UnsupportedOperationException("this ledger does not settle holds");
+    }
+    long attempt = ++attempts;
+    Committed done = commit(reports, attempt);
+    if (loseAnswers > 0 && !done.inserted().isEmpty()) {
+      loseAnswers--;
+      throw new Failure(Failure.Kind.UNAVAILABLE, "SQLSTATE 08006", null, attempt);
+    }
+    Set<String> recovered = new HashSet<>();
+    for (String id : done.earlier().keySet()) {
+      if (earlierAttempts.contains(writer.get(id))) {
+        recovered.add(id);
+      }
+    }
+    return new Committed(
+        done.inserted(),
+        done.usedBefore(),
+        done.charged(),
+        done.overflowed(),
+        done.earlier(),
+        Map.of(),
+        recovered);
+  }
+
+  private Committed commit(List<UsageReport> reports, long attempt) {
     calls.add(reports.stream().map(UsageReport::reportId).toList());
     if (failNext > 0) {
       failNext--;
@@ -170,6 +217,7 @@ final class MemoryLedger implements UsageLedger, KeyLookup {
     // The transaction commits: only now does anything change.
     for (UsageReport r : toInsert) {
       charged.put(r.reportId(), r);
+      writer.put(r.reportId(), attempt);
     }
     List<KeyRecord> rows = new ArrayList<>();
     Set<Long> grown = new HashSet<>();

@@ -334,6 +334,28 @@ class UsageBatcherTest {
   }
 
   @Test
+  void submit_commitAppliedButItsAnswerLost_retryAcceptedNotDuplicateChargedOnce()
+      throws Exception {
+    // "d" was charged by an earlier group; "a" and "b" by this group's first attempt, whose
+    // answer the connection lost after COMMIT was sent.
+    batcher().start();
+    assertThat(await(submit(report("d", 1, "0.5"))).result()).isEqualTo(Result.ACCEPTED);
+    ledger.commitThenLoseAnswer(1);
+    CompletableFuture<UsageOutcome> a = submit(report("a", 1, "1"));
+    CompletableFuture<UsageOutcome> b = submit(report("b", 1, "2"));
+    CompletableFuture<UsageOutcome> d = submit(report("d", 1, "0.5"));
+
+    assertThat(await(a).result()).isEqualTo(Result.ACCEPTED);
+    assertThat(await(b).result()).isEqualTo(Result.ACCEPTED);
+    assertThat(await(d).result()).isEqualTo(Result.DUPLICATE);
+    // Charged once each: 12.5 + 0.5 + 1 + 2.
+    assertThat(ledger.quotaUsed(1)).isEqualByComparingTo("16");
+    assertThat(await(a).quotaUsed()).isEqualByComparingTo("16");
+    assertThat(ledger.chargedIds()).containsExactly("d", "a", "b");
+    assertThat(pending.of(1)).isEqualByComparingTo("0");
+  }
+
+  @Test
   void submit_ledgerUnavailableForFiveCommits_groupWaitsUnansweredThenAccepted() throws Exception {
     ledger.failNext(5, Kind.UNAVAILABLE);
     batcher();
