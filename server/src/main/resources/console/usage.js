@@ -9,7 +9,7 @@ class QaUsage extends HTMLElement {
   connectedCallback() {
     this.events = [];
     this.next = '';
-    this.title = h('h1', {}, t('usage.heading'));
+    this.heading = h('h1', {}, t('usage.heading'));
     this.message = h('p', { class: 'error', role: 'alert', id: 'usage-error' });
     this.chart = h('figure', { class: 'chart', id: 'usage-chart' });
     this.body = h('tbody');
@@ -18,7 +18,7 @@ class QaUsage extends HTMLElement {
     const heads = ['time', 'model', 'inputTokens', 'outputTokens', 'cost'];
     this.replaceChildren(
       h('p', {}, h('a', { href: '#/keys', class: 'link', id: 'back' }, t('usage.back'))),
-      this.title,
+      this.heading,
       this.message,
       this.chart,
       h('table', { class: 'usage', id: 'usage' },
@@ -33,7 +33,7 @@ class QaUsage extends HTMLElement {
   async loadKey() {
     try {
       const { key } = await rpc(this, 'GetKey', { id: this.keyId });
-      this.title.replaceChildren(t('usage.headingFor'), ' ', data(key.name));
+      this.heading.replaceChildren(t('usage.headingFor'), ' ', data(key.name));
     } catch (e) {
       this.message.replaceChildren(...errorText(e));
     }
