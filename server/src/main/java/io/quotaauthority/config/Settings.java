@@ -61,9 +61,9 @@ public final class Settings {
   private final Optional<Path> tlsKey;
   private final Optional<Path> tlsClientCa;
   private final InetAddress metricsBind;
+  private final InetAddress adminBind;
   private final int consolePort;
   private final InetAddress consoleBind;
-  private final InetAddress adminBind;
 
   private static final Logger log = LoggerFactory.getLogger(Settings.class);
 

@@ -194,9 +194,18 @@ class ConsoleBrowserIT {
     assertThat(browser.findElement(By.id("key-quota")).getDomAttribute("aria-invalid"))
         .isEqualTo("true");
     click(By.id("key-cancel"));
-    browser.navigate().refresh();
-    waitVisible(By.id("keys"));
+    signIn();
     assertThat(rows()).hasSize(before);
+    assertThat(
+            server
+                .admin()
+                .listKeys(
+                    io.quotaauthority.proto.v1.ListKeysRequest.newBuilder()
+                        .setPageSize(1000)
+                        .build())
+                .getKeysList())
+        .extracting(ApiKey::getName)
+        .doesNotContain("refused quota");
   }
 
   @Test
