@@ -257,7 +257,7 @@ class ConsoleBrowserIT {
     row("clear and disable").findElement(By.cssSelector("[data-action=clear-expiration]")).click();
     click(By.cssSelector("[data-confirm=clear-expiration]"));
     waitGone(By.cssSelector("dialog"));
-    new WebDriverWait(browser, WAIT)
+    await()
         .until(
             d ->
                 row("clear and disable")
@@ -266,7 +266,7 @@ class ConsoleBrowserIT {
     assertThat(get(k.getId()).hasExpiresAt()).isFalse();
 
     row("clear and disable").findElement(By.cssSelector("[data-action=disable]")).click();
-    new WebDriverWait(browser, WAIT)
+    await()
         .until(
             d ->
                 "Disabled"
@@ -285,7 +285,7 @@ class ConsoleBrowserIT {
     report(k.getId(), "2.00000001", "claude-opus-4");
     signIn();
     row("with usage").findElement(By.cssSelector("[data-action=usage]")).click();
-    new WebDriverWait(browser, WAIT)
+    await()
         .until(d -> d.findElements(By.cssSelector("#usage tbody tr[data-report-id]")).size() == 2);
     List<WebElement> rows = browser.findElements(By.cssSelector("#usage tbody tr[data-report-id]"));
     assertThat(rows.get(0).getText()).contains("claude-opus-4").contains("$2.00000001");
@@ -364,7 +364,7 @@ class ConsoleBrowserIT {
     assertThat(dialog.findElement(By.cssSelector("strong")).getText()).isEqualTo("delete me");
     click(By.cssSelector("[data-confirm=delete]"));
     waitGone(By.cssSelector("dialog"));
-    new WebDriverWait(browser, WAIT).until(d -> rowsNamed("delete me").isEmpty());
+    await().until(d -> rowsNamed("delete me").isEmpty());
     assertThatThrownBy(() -> get(k.getId()))
         .isInstanceOfSatisfying(
             StatusRuntimeException.class,
@@ -380,8 +380,7 @@ class ConsoleBrowserIT {
       type(By.id("token"), TestServer.ADMIN_TOKEN);
       click(By.id("sign-in"));
     }
-    new WebDriverWait(browser, WAIT)
-        .until(d -> !d.findElements(By.cssSelector("#keys tbody tr")).isEmpty());
+    await().until(d -> !d.findElements(By.cssSelector("#keys tbody tr")).isEmpty());
   }
 
   /**
@@ -441,8 +440,7 @@ class ConsoleBrowserIT {
 
   private static WebElement row(String name) {
     try {
-      return new WebDriverWait(browser, WAIT)
-          .ignoring(org.openqa.selenium.StaleElementReferenceException.class)
+      return await()
           .until(
               d -> {
                 List<WebElement> found = rowsNamed(name);
@@ -452,6 +450,13 @@ class ConsoleBrowserIT {
       throw new AssertionError(
           "no row named " + name + " in: " + js("return document.body.innerText"), e);
     }
+  }
+
+  /** A wait that retries over a re-render (the list redraws its rows after every change). */
+  private static WebDriverWait await() {
+    WebDriverWait wait = new WebDriverWait(browser, WAIT);
+    wait.ignoring(org.openqa.selenium.StaleElementReferenceException.class);
+    return wait;
   }
 
   private static Object js(String script) {
@@ -465,7 +470,7 @@ class ConsoleBrowserIT {
   }
 
   private static void click(By by) {
-    new WebDriverWait(browser, WAIT).until(ExpectedConditions.elementToBeClickable(by)).click();
+    await().until(ExpectedConditions.elementToBeClickable(by)).click();
   }
 
   private static String text(By by) {
@@ -473,17 +478,15 @@ class ConsoleBrowserIT {
   }
 
   private static WebElement waitVisible(By by) {
-    return new WebDriverWait(browser, WAIT)
-        .until(ExpectedConditions.visibilityOfElementLocated(by));
+    return await().until(ExpectedConditions.visibilityOfElementLocated(by));
   }
 
   private static void waitText(By by, String text) {
-    new WebDriverWait(browser, WAIT)
-        .until(ExpectedConditions.textToBePresentInElementLocated(by, text));
+    await().until(ExpectedConditions.textToBePresentInElementLocated(by, text));
   }
 
   private static void waitGone(By by) {
-    new WebDriverWait(browser, WAIT).until(ExpectedConditions.numberOfElementsToBe(by, 0));
+    await().until(ExpectedConditions.numberOfElementsToBe(by, 0));
   }
 
   private static void screenshot(String file) throws IOException {
