@@ -228,6 +228,12 @@ public final class HttpListener implements AutoCloseable {
     private State state = State.NEW;
     private ScheduledFuture<?> deadline;
 
+    /** An answer is still being made: HTTP/1.1 answers in order, so no second request is taken. */
+    private boolean answering;
+
+    /** Requests pipelined behind the one being answered (retained; released once taken). */
+    private final java.util.ArrayDeque<FullHttpRequest> queued = new java.util.ArrayDeque<>();
+
     Connection(Config config, AsyncHandler handler, ConcurrentLinkedDeque<Channel> open) {
       this.config = config;
       this.handler = handler;
@@ -268,6 +274,10 @@ public final class HttpListener implements AutoCloseable {
     @Override
     public void channelInactive(ChannelHandlerContext ctx) throws Exception {
       disarm();
+      FullHttpRequest waiting;
+      while ((waiting = queued.poll()) != null) {
+        waiting.release();
+      }
       open.remove(ctx.channel());
       super.channelInactive(ctx);
     }
@@ -311,6 +321,16 @@ public final class HttpListener implements AutoCloseable {
 
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest req) {
+      if (answering) {
+        // Pipelined behind a request not yet answered: taken once that answer is written (HTTP/1.1
+        // answers in order). Reading is paused meanwhile, so at most what one read held waits.
+        queued.add(req.retain());
+        return;
+      }
+      take(ctx, req);
+    }
+
+    private void take(ChannelHandlerContext ctx, FullHttpRequest req) {
       disarm();
       if (!req.decoderResult().isSuccess()) {
         // Too long a request line or header, or not HTTP at all.
@@ -343,12 +363,48 @@ public final class HttpListener implements AutoCloseable {
       } catch (RuntimeException e) {
         answer = java.util.concurrent.CompletableFuture.failedFuture(e);
       }
+      java.util.concurrent.CompletableFuture<Response> done = answer.toCompletableFuture();
+      if (done.isDone()) {
+        // Answered at once (the ops port, static files): written now, as a synchronous handler.
+        Response r = null;
+        Throwable failure = null;
+        try {
+          r = done.join();
+        } catch (java.util.concurrent.CompletionException
+            | java.util.concurrent.CancellationException e) {
+          failure = e.getCause() == null ? e : e.getCause();
+        }
+        answer(ctx, method, path, head, keepAlive, r, failure);
+        return;
+      }
       // Until the answer is written no other request is read on this connection (HTTP/1.1 answers
       // in order); the request deadline no longer runs, the handler bounds its own time.
       ctx.channel().config().setAutoRead(false);
+      answering = true;
       answer.whenComplete(
           (r, failure) ->
-              ctx.executor().execute(() -> answer(ctx, method, path, head, keepAlive, r, failure)));
+              ctx.executor()
+                  .execute(
+                      () -> {
+                        answering = false;
+                        answer(ctx, method, path, head, keepAlive, r, failure);
+                        ctx.channel().config().setAutoRead(true);
+                        drain(ctx);
+                      }));
+    }
+
+    /** Takes the pipelined requests that waited, in order, until one has to wait again. */
+    private void drain(ChannelHandlerContext ctx) {
+      FullHttpRequest next;
+      while (!answering && (next = queued.poll()) != null) {
+        try {
+          if (ctx.channel().isActive()) {
+            take(ctx, next);
+          }
+        } finally {
+          next.release();
+        }
+      }
     }
 
     private void answer(
@@ -379,7 +435,6 @@ public final class HttpListener implements AutoCloseable {
         return;
       }
       ctx.writeAndFlush(out);
-      ctx.channel().config().setAutoRead(true);
       state = State.IDLE;
       arm(ctx, config.idleTimeout());
     }

@@ -162,6 +162,14 @@ class ConsoleBridgeIT {
   }
 
   @Test
+  void consolePortZero_noConsoleListener() throws Exception {
+    try (TestServer off = TestServer.start(db)) { // TestServer sets QUOTA_CONSOLE_PORT=0
+      assertThat(off.app().consolePort()).isEqualTo(-1);
+      assertThat(off.admin().listKeys(ListKeysRequest.getDefaultInstance())).isNotNull();
+    }
+  }
+
+  @Test
   void unknownMethod_404Unimplemented() throws Exception {
     HttpResponse<String> r = ConsoleHttp.post(server, "DropAllKeys", "{}", TestServer.ADMIN_TOKEN);
     assertThat(r.statusCode()).isEqualTo(404);
