@@ -162,6 +162,33 @@ class ConsoleBridgeIT {
   }
 
   @Test
+  void pipelinedCalls_answeredInOrderOnOneConnection() throws Exception {
+    String body = "{\"id\":\"999999998\"}";
+    String get =
+        "POST /quota.v1.KeyAdminService/GetKey HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            + "authorization: Bearer "
+            + TestServer.ADMIN_TOKEN
+            + "\r\ncontent-length: "
+            + body.length()
+            + "\r\n\r\n"
+            + body;
+    String list =
+        "POST /quota.v1.KeyAdminService/ListKeys HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            + "connection: close\r\ncontent-length: 2\r\n\r\n{}";
+    try (java.net.Socket s = new java.net.Socket("127.0.0.1", server.app().consolePort())) {
+      s.setSoTimeout(10_000);
+      s.getOutputStream().write((get + list).getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+      s.getOutputStream().flush();
+      String answer =
+          new String(s.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+      int notFound = answer.indexOf("HTTP/1.1 404");
+      int unauthenticated = answer.indexOf("HTTP/1.1 401");
+      assertThat(notFound).as(answer).isGreaterThanOrEqualTo(0);
+      assertThat(unauthenticated).as(answer).isGreaterThan(notFound);
+    }
+  }
+
+  @Test
   void consolePortZero_noConsoleListener() throws Exception {
     try (TestServer off = TestServer.start(db)) { // TestServer sets QUOTA_CONSOLE_PORT=0
       assertThat(off.app().consolePort()).isEqualTo(-1);
