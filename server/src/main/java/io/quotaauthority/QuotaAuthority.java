@@ -1,12 +1,15 @@
 package io.quotaauthority;
 
 import io.grpc.BindableService;
+import io.grpc.ManagedChannel;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
 import io.grpc.ServerCredentials;
 import io.grpc.ServerInterceptors;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.inprocess.InProcessServerBuilder;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
@@ -19,6 +22,8 @@ import io.quotaauthority.authz.Authorizer;
 import io.quotaauthority.config.AdminTokens;
 import io.quotaauthority.config.Settings;
 import io.quotaauthority.config.TokenFile;
+import io.quotaauthority.console.AdminBridge;
+import io.quotaauthority.console.ConsoleServer;
 import io.quotaauthority.grpc.BearerCredentials;
 import io.quotaauthority.grpc.BearerTokenInterceptor;
 import io.quotaauthority.grpc.MalformedRequests;
@@ -97,6 +102,13 @@ public final class QuotaAuthority implements AutoCloseable {
   private final KeyCache cache;
   private final PendingUsage pendingUsage;
   private final Operations ops;
+
+  /** The console's in-process admin server and the bridge's channel to it; null when it is off. */
+  private final Server consoleBackend;
+
+  private final ManagedChannel consoleChannel;
+  private final ThreadPoolExecutor consoleWork;
+  private ConsoleServer console;
   private boolean closed;
 
   private QuotaAuthority(
@@ -119,7 +131,13 @@ public final class QuotaAuthority implements AutoCloseable {
       Server adminServer,
       KeyCache cache,
       PendingUsage pendingUsage,
-      Operations ops) {
+      Operations ops,
+      Server consoleBackend,
+      ManagedChannel consoleChannel,
+      ThreadPoolExecutor consoleWork) {
+    this.consoleBackend = consoleBackend;
+    this.consoleChannel = consoleChannel;
+    this.consoleWork = consoleWork;
     this.listener = listener;
     this.prices = prices;
     this.meteringWork = meteringWork;
@@ -203,6 +221,14 @@ public final class QuotaAuthority implements AutoCloseable {
         app.meteringServer.getPort(),
         app.adminServer.getPort(),
         settings.adminBind().getHostAddress());
+    if (app.console != null) {
+      log.info(
+          "console: {} (listening on {}; sign in with an admin token)",
+          app.console.url(),
+          app.console.address());
+    } else {
+      log.info("console: off (QUOTA_CONSOLE_PORT=0)");
+    }
     return app;
   }
 
@@ -366,6 +392,8 @@ public final class QuotaAuthority implements AutoCloseable {
                         meteringToken, "metering", new MeteringRefusals(registry))),
                 authzHealth)
             .build();
+    KeyAdminService adminService =
+        new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock);
     Server admin =
         adminServer(
                 Transport.apply(
@@ -373,10 +401,39 @@ public final class QuotaAuthority implements AutoCloseable {
                             new InetSocketAddress(settings.adminBind(), settings.adminPort()), tls),
                         Transport.DEFAULT_MAX_MESSAGE_BYTES)
                     .intercept(ops.adminCallMetrics()),
-                new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
+                adminService,
                 adminTokens,
                 health)
             .build();
+    // The console's bridge calls the same service through an in-process server built by the same
+    // adminServer (token, malformed-request refusals, call metrics), so a browser's call is
+    // authenticated, refused and audited exactly as one on the admin port. Its calls run on a few
+    // threads of their own (they reach the database); the bridge bounds how many are in flight.
+    Server consoleBackend = null;
+    ManagedChannel consoleChannel = null;
+    ThreadPoolExecutor consoleWork = null;
+    if (settings.consolePort() != 0) {
+      String name = "console-admin-" + instanceId();
+      consoleWork =
+          new ThreadPoolExecutor(
+              CONSOLE_THREADS,
+              CONSOLE_THREADS,
+              30,
+              TimeUnit.SECONDS,
+              new java.util.concurrent.LinkedBlockingQueue<>(),
+              daemonThreads("console-admin"));
+      consoleBackend =
+          adminServer(
+                  InProcessServerBuilder.forName(name)
+                      .executor(consoleWork)
+                      .maxInboundMessageSize(Transport.DEFAULT_MAX_MESSAGE_BYTES)
+                      .intercept(ops.adminCallMetrics()),
+                  adminService,
+                  adminTokens,
+                  health)
+              .build();
+      consoleChannel = InProcessChannelBuilder.forName(name).directExecutor().build();
+    }
     return new QuotaAuthority(
         settings,
         database,
@@ -397,7 +454,10 @@ public final class QuotaAuthority implements AutoCloseable {
         admin,
         cache,
         pendingUsage,
-        ops);
+        ops,
+        consoleBackend,
+        consoleChannel,
+        consoleWork);
   }
 
   /** Starts what {@link #build} made: threads first, then the listeners, then health says so. */
@@ -415,6 +475,17 @@ public final class QuotaAuthority implements AutoCloseable {
     authzServer.start();
     meteringServer.start();
     adminServer.start();
+    if (consoleBackend != null) {
+      consoleBackend.start();
+      console =
+          ConsoleServer.start(
+              settings.consoleBind(),
+              settings.consolePort(),
+              new AdminBridge(
+                  consoleChannel,
+                  io.quotaauthority.proto.v1.KeyAdminServiceGrpc.getServiceDescriptor(),
+                  ConsoleServer.MAX_IN_FLIGHT));
+    }
     // Sets the gRPC health status from now on (SERVING only while every check passes) and opens
     // /metrics, /healthz, /readyz.
     ops.start(
@@ -493,6 +564,11 @@ public final class QuotaAuthority implements AutoCloseable {
     return adminServer.getPort();
   }
 
+  /** The console's HTTP port; -1 when QUOTA_CONSOLE_PORT=0 turned it off. */
+  public int consolePort() {
+    return console == null ? -1 : console.port();
+  }
+
   public KeyChangeListener listener() {
     return listener;
   }
@@ -539,14 +615,25 @@ public final class QuotaAuthority implements AutoCloseable {
     // What they took is committed now, not after QUOTA_USAGE_COMMIT_INTERVAL, so it is answered
     // while the streams are still open.
     batcher.flush();
+    if (console != null) {
+      console.close(); // no new browser calls; those in flight finish on the in-process server
+    }
     authzServer.shutdown();
     meteringServer.shutdown();
     adminServer.shutdown();
+    if (consoleBackend != null) {
+      consoleBackend.shutdown();
+    }
     awaitOrForce(authzServer, deadline);
     // Open metering streams last as long as their LLM responses; past the deadline they are cut
     // and each charges the usage it saw (MeteringSession.streamClosed) before the batcher closes.
     awaitOrForce(meteringServer, deadline);
     awaitOrForce(adminServer, deadline);
+    if (consoleBackend != null) {
+      awaitOrForce(consoleBackend, deadline);
+      consoleChannel.shutdownNow();
+      consoleWork.shutdownNow();
+    }
     prices.close();
     // The servers are down, so no message arrives any more: finish what the lanes hold (answers
     // nobody reads now, but also the charges of responses that ended) before the batcher closes.
@@ -593,6 +680,9 @@ public final class QuotaAuthority implements AutoCloseable {
 
   /** Most concurrency slots of one key an instance leases in one round trip. */
   static final int SLOT_SLICE = 8;
+
+  /** Threads running the console's admin calls (each may hold one pool connection at a time). */
+  static final int CONSOLE_THREADS = 4;
 
   /** How often this instance asks the ledger which of its reporter holds were settled elsewhere. */
   static final Duration REPORTER_HOLD_ROUND = Duration.ofSeconds(1);

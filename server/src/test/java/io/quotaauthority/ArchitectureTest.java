@@ -17,7 +17,8 @@ import org.junit.jupiter.api.Test;
  * <pre>
  *   cli (and Main)                   the command line; `serve` starts the root
  *   root (QuotaAuthority)            wires everything, owns shutdown
- *   authz, metering, admin, ops      adapters: gRPC and HTTP in, cores out
+ *   authz, metering, admin, ops,     adapters: gRPC and HTTP in, cores out
+ *   console
  *   grpc, http                       transport shared by the adapters
  *   store                            PostgreSQL; implements the cores' ports
  *   keys, usage, config              cores: the decisions, no transport
@@ -65,7 +66,8 @@ class ArchitectureTest {
             "io.quotaauthority.authz..",
             "io.quotaauthority.metering..",
             "io.quotaauthority.admin..",
-            "io.quotaauthority.ops..")
+            "io.quotaauthority.ops..",
+            "io.quotaauthority.console..")
         .layer("Transport")
         .definedBy("io.quotaauthority.grpc..", "io.quotaauthority.http..")
         .layer("Store")
@@ -120,7 +122,7 @@ class ArchitectureTest {
   @Test
   void adapters_doNotReachIntoEachOther() {
     // Check, metering and the admin API meet only in the cores (ops may record what they decide).
-    for (String adapter : new String[] {"authz", "metering", "admin"}) {
+    for (String adapter : new String[] {"authz", "metering", "admin", "console"}) {
       noClasses()
           .that()
           .resideInAPackage("io.quotaauthority." + adapter + "..")
@@ -132,7 +134,7 @@ class ArchitectureTest {
   }
 
   private static String[] others(String adapter) {
-    return Stream.of("authz", "metering", "admin", "ops")
+    return Stream.of("authz", "metering", "admin", "ops", "console")
         .filter(a -> !a.equals(adapter))
         .map(a -> "io.quotaauthority." + a + "..")
         .toArray(String[]::new);

@@ -164,6 +164,7 @@ final class BenchRun {
     env.put("QUOTA_AUTHZ_PORT", Integer.toString(authzPort));
     env.put("QUOTA_ADMIN_PORT", Integer.toString(ChildJvm.freePort()));
     env.put("QUOTA_METRICS_PORT", "0");
+    env.put("QUOTA_CONSOLE_PORT", "0");
     // Any free port, so two servers never fight over the 9194 default; the holds group, which
     // meters, sets one it knows.
     env.put("QUOTA_METERING_PORT", "0");

@@ -60,6 +60,18 @@ public enum Setting {
       "127.0.0.1",
       "IP address the admin port listens on; loopback by default, so only this host (the CLI beside the"
           + " server) can call the admin API; 0.0.0.0 or :: opens it to the network"),
+  CONSOLE_PORT(
+      "QUOTA_CONSOLE_PORT",
+      "--console-port",
+      "9195",
+      "HTTP port of the web console and its bridge to the admin API (README \"Console\"; 0 to 65535,"
+          + " distinct from the other ports); 0 turns it off"),
+  CONSOLE_BIND(
+      "QUOTA_CONSOLE_BIND",
+      "--console-bind",
+      "127.0.0.1",
+      "IP address the console port listens on; loopback by default like the admin port, since the"
+          + " console is the admin API; 0.0.0.0 or :: opens it to the network (put TLS in front)"),
   ADMIN_TOKEN(
       "QUOTA_ADMIN_TOKEN",
       "--admin-token",

@@ -64,6 +64,8 @@ public final class Settings {
   private final Optional<Path> tlsClientCa;
   private final InetAddress metricsBind;
   private final InetAddress adminBind;
+  private final int consolePort;
+  private final InetAddress consoleBind;
 
   private static final Logger log = LoggerFactory.getLogger(Settings.class);
 
@@ -226,6 +228,17 @@ public final class Settings {
               + s.metricsPort
               + ")");
     }
+    if (s.consolePort != 0
+        && (s.consolePort == s.authzPort
+            || s.consolePort == s.adminPort
+            || s.consolePort == s.meteringPort
+            || s.consolePort == s.metricsPort)) {
+      throw new ConfigException(
+          "QUOTA_CONSOLE_PORT must differ from QUOTA_AUTHZ_PORT, QUOTA_ADMIN_PORT, QUOTA_METERING_PORT"
+              + " and QUOTA_METRICS_PORT ("
+              + s.consolePort
+              + ")");
+    }
     return s;
   }
 
@@ -296,6 +309,8 @@ public final class Settings {
     this.tlsKey = optional(raw.get(Setting.TLS_KEY)).map(Path::of);
     this.tlsClientCa = optional(raw.get(Setting.TLS_CLIENT_CA)).map(Path::of);
     this.metricsBind = bindAddress(raw, Setting.METRICS_BIND);
+    this.consolePort = port(raw, Setting.CONSOLE_PORT);
+    this.consoleBind = bindAddress(raw, Setting.CONSOLE_BIND);
     this.adminBind = bindAddress(raw, Setting.ADMIN_BIND);
   }
 
@@ -431,6 +446,15 @@ public final class Settings {
 
   public InetAddress metricsBind() {
     return metricsBind;
+  }
+
+  /** The console's HTTP port; 0 turns the console off. */
+  public int consolePort() {
+    return consolePort;
+  }
+
+  public InetAddress consoleBind() {
+    return consoleBind;
   }
 
   public InetAddress adminBind() {

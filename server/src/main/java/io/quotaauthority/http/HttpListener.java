@@ -100,11 +100,31 @@ public final class HttpListener implements AutoCloseable {
     Response handle(Request request);
   }
 
+  /**
+   * A whole request with its headers (names in lower case; the last of repeated ones) and body, for
+   * a handler that answers later.
+   */
+  public record Exchange(
+      String method, String path, String query, Map<String, String> headers, byte[] body) {
+    public String header(String name) {
+      return headers.get(name.toLowerCase(java.util.Locale.ROOT));
+    }
+  }
+
+  /**
+   * Answers one request, now or later: it is called on the event loop and must not block there, but
+   * the stage it returns may complete on any thread (the answer is written on the event loop).
+   */
+  @FunctionalInterface
+  public interface AsyncHandler {
+    java.util.concurrent.CompletionStage<Response> handle(Exchange exchange);
+  }
+
   private final EventLoopGroup group;
   private final Channel server;
   private final ConcurrentLinkedDeque<Channel> open = new ConcurrentLinkedDeque<>();
 
-  private HttpListener(Config config, Handler handler) throws IOException {
+  private HttpListener(Config config, AsyncHandler handler) throws IOException {
     AtomicInteger n = new AtomicInteger();
     // One thread: enough for probes and scrapes whose answers are in memory, and the bound on
     // what this port can ever cost the process.
@@ -153,6 +173,18 @@ public final class HttpListener implements AutoCloseable {
   }
 
   public static HttpListener start(Config config, Handler handler) throws IOException {
+    return new HttpListener(
+        config,
+        e ->
+            java.util.concurrent.CompletableFuture.completedFuture(
+                handler.handle(new Request(e.method(), e.path(), e.query()))));
+  }
+
+  /**
+   * As {@link #start(Config, Handler)}, for a handler that sees headers and body and may answer
+   * later.
+   */
+  public static HttpListener startAsync(Config config, AsyncHandler handler) throws IOException {
     return new HttpListener(config, handler);
   }
 
@@ -191,12 +223,18 @@ public final class HttpListener implements AutoCloseable {
   /** One connection's handler: its deadlines, its place among the open ones, and its answers. */
   private static final class Connection extends SimpleChannelInboundHandler<FullHttpRequest> {
     private final Config config;
-    private final Handler handler;
+    private final AsyncHandler handler;
     private final ConcurrentLinkedDeque<Channel> open;
     private State state = State.NEW;
     private ScheduledFuture<?> deadline;
 
-    Connection(Config config, Handler handler, ConcurrentLinkedDeque<Channel> open) {
+    /** An answer is still being made: HTTP/1.1 answers in order, so no second request is taken. */
+    private boolean answering;
+
+    /** Requests pipelined behind the one being answered (retained; released once taken). */
+    private final java.util.ArrayDeque<FullHttpRequest> queued = new java.util.ArrayDeque<>();
+
+    Connection(Config config, AsyncHandler handler, ConcurrentLinkedDeque<Channel> open) {
       this.config = config;
       this.handler = handler;
       this.open = open;
@@ -236,6 +274,10 @@ public final class HttpListener implements AutoCloseable {
     @Override
     public void channelInactive(ChannelHandlerContext ctx) throws Exception {
       disarm();
+      FullHttpRequest waiting;
+      while ((waiting = queued.poll()) != null) {
+        waiting.release();
+      }
       open.remove(ctx.channel());
       super.channelInactive(ctx);
     }
@@ -279,6 +321,16 @@ public final class HttpListener implements AutoCloseable {
 
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest req) {
+      if (answering) {
+        // Pipelined behind a request not yet answered: taken once that answer is written (HTTP/1.1
+        // answers in order). Reading is paused meanwhile, so at most what one read held waits.
+        queued.add(req.retain());
+        return;
+      }
+      take(ctx, req);
+    }
+
+    private void take(ChannelHandlerContext ctx, FullHttpRequest req) {
       disarm();
       if (!req.decoderResult().isSuccess()) {
         // Too long a request line or header, or not HTTP at all.
@@ -294,13 +346,81 @@ public final class HttpListener implements AutoCloseable {
         return;
       }
       boolean head = req.method().equals(HttpMethod.HEAD);
+      boolean keepAlive = HttpUtil.isKeepAlive(req);
       QueryStringDecoder uri = new QueryStringDecoder(req.uri());
-      Response answer;
+      Map<String, String> headers = new java.util.HashMap<>();
+      req.headers()
+          .forEach(h -> headers.put(h.getKey().toLowerCase(java.util.Locale.ROOT), h.getValue()));
+      byte[] body = new byte[req.content().readableBytes()];
+      req.content().getBytes(req.content().readerIndex(), body);
+      String method = req.method().name();
+      String path = uri.path();
+      java.util.concurrent.CompletionStage<Response> answer;
       try {
-        answer = handler.handle(new Request(req.method().name(), uri.path(), rawQuery(req.uri())));
+        answer =
+            handler.handle(
+                new Exchange(method, path, rawQuery(req.uri()), Map.copyOf(headers), body));
       } catch (RuntimeException e) {
-        log.error("{} http handler failed for {} {}", config.name(), req.method(), uri.path(), e);
+        answer = java.util.concurrent.CompletableFuture.failedFuture(e);
+      }
+      java.util.concurrent.CompletableFuture<Response> done = answer.toCompletableFuture();
+      if (done.isDone()) {
+        // Answered at once (the ops port, static files): written now, as a synchronous handler.
+        Response r = null;
+        Throwable failure = null;
+        try {
+          r = done.join();
+        } catch (java.util.concurrent.CompletionException
+            | java.util.concurrent.CancellationException e) {
+          failure = e.getCause() == null ? e : e.getCause();
+        }
+        answer(ctx, method, path, head, keepAlive, r, failure);
+        return;
+      }
+      // Until the answer is written no other request is read on this connection (HTTP/1.1 answers
+      // in order); the request deadline no longer runs, the handler bounds its own time.
+      ctx.channel().config().setAutoRead(false);
+      answering = true;
+      answer.whenComplete(
+          (r, failure) ->
+              ctx.executor()
+                  .execute(
+                      () -> {
+                        answering = false;
+                        answer(ctx, method, path, head, keepAlive, r, failure);
+                        ctx.channel().config().setAutoRead(true);
+                        drain(ctx);
+                      }));
+    }
+
+    /** Takes the pipelined requests that waited, in order, until one has to wait again. */
+    private void drain(ChannelHandlerContext ctx) {
+      FullHttpRequest next;
+      while (!answering && (next = queued.poll()) != null) {
+        try {
+          if (ctx.channel().isActive()) {
+            take(ctx, next);
+          }
+        } finally {
+          next.release();
+        }
+      }
+    }
+
+    private void answer(
+        ChannelHandlerContext ctx,
+        String method,
+        String path,
+        boolean head,
+        boolean keepAlive,
+        Response answer,
+        Throwable failure) {
+      if (failure != null || answer == null) {
+        log.error("{} http handler failed for {} {}", config.name(), method, path, failure);
         answer = Response.of(500, "application/json", "{\"error\":\"internal error\"}\n");
+      }
+      if (!ctx.channel().isActive()) {
+        return;
       }
       FullHttpResponse out =
           response(
@@ -309,7 +429,6 @@ public final class HttpListener implements AutoCloseable {
               answer.body(),
               answer.headers(),
               head);
-      boolean keepAlive = HttpUtil.isKeepAlive(req);
       HttpUtil.setKeepAlive(out, keepAlive);
       if (!keepAlive) {
         ctx.writeAndFlush(out).addListener(ChannelFutureListener.CLOSE);

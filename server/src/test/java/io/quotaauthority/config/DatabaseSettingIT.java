@@ -39,6 +39,8 @@ class DatabaseSettingIT {
             "--admin-port",
             "0",
             "--metrics-port",
+            "0",
+            "--console-port",
             "0"));
   }
 

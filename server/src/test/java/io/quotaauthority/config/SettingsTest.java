@@ -292,6 +292,35 @@ class SettingsTest {
                 + ")");
   }
 
+  @ParameterizedTest(name = "console {0} against {1}")
+  @CsvSource({
+    "9191, QUOTA_AUTHZ_PORT",
+    "9192, QUOTA_ADMIN_PORT",
+    "9193, QUOTA_METRICS_PORT",
+    "9194, QUOTA_METERING_PORT"
+  })
+  void load_consolePortEqualToAnother_configExceptionNamingIt(String port, String other) {
+    assertThatThrownBy(() -> load(Map.of("QUOTA_CONSOLE_PORT", port)))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith("QUOTA_CONSOLE_PORT must differ from")
+        .hasMessageContaining(other)
+        .hasMessageEndingWith("(" + port + ")");
+  }
+
+  @Test
+  void load_consoleDefaults_port9195OnLoopbackAnd0TurnsItOff() {
+    Settings s = load(Map.of());
+    assertThat(s.consolePort()).isEqualTo(9195);
+    assertThat(s.consoleBind().getHostAddress()).isEqualTo("127.0.0.1");
+    assertThat(load(Map.of("QUOTA_CONSOLE_PORT", "0")).consolePort()).isZero();
+    assertThatThrownBy(() -> load(Map.of("QUOTA_CONSOLE_BIND", "localhost")))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith("QUOTA_CONSOLE_BIND must be an IP address");
+    assertThatThrownBy(() -> load(Map.of("QUOTA_CONSOLE_PORT", "65536")))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith("QUOTA_CONSOLE_PORT");
+  }
+
   @Test
   void load_metricsPortOffOrEphemeralPorts_noClash() {
     // 0 turns the metrics listener off; 0 for the gRPC ports asks for two different free ports.
@@ -480,7 +509,9 @@ class SettingsTest {
                 + " meteringToken=Optional[***]",
             "authzPort=9191",
             "meteringPort=9194")
-        .contains("tlsClientCa=Optional.empty, metricsBind=/0.0.0.0, adminBind=/127.0.0.1]");
+        .contains(
+            "tlsClientCa=Optional.empty, metricsBind=/0.0.0.0, adminBind=/127.0.0.1,"
+                + " consolePort=9195, consoleBind=/127.0.0.1]");
     assertThat(load(Map.of()).toString()).contains("dbPassword=,", "adminToken=Optional.empty");
   }
 }

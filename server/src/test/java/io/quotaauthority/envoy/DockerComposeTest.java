@@ -150,6 +150,8 @@ class DockerComposeTest {
     // Its default is loopback; Docker's publishing (on the host's loopback) needs 0.0.0.0 inside.
     assertThat(Setting.ADMIN_BIND.defaultValue()).isEqualTo("127.0.0.1");
     assertThat(environment(AUTHORITY)).containsEntry(Setting.ADMIN_BIND.env(), "0.0.0.0");
+    assertThat(Setting.CONSOLE_BIND.defaultValue()).isEqualTo("127.0.0.1");
+    assertThat(environment(AUTHORITY)).containsEntry(Setting.CONSOLE_BIND.env(), "0.0.0.0");
   }
 
   @Test
@@ -159,11 +161,12 @@ class DockerComposeTest {
     int admin = defaultPort(Setting.ADMIN_PORT);
     int metrics = defaultPort(Setting.METRICS_PORT);
     int metering = defaultPort(Setting.METERING_PORT);
+    int console = defaultPort(Setting.CONSOLE_PORT);
     assertThat(ports)
         .extracting(Published::container)
-        .containsExactlyInAnyOrder(authz, admin, metrics, metering);
+        .containsExactlyInAnyOrder(authz, admin, metrics, metering, console);
     assertThat(ports).allSatisfy(p -> assertThat(p.host()).isEqualTo(p.container()));
-    for (int port : List.of(admin, metering)) {
+    for (int port : List.of(admin, metering, console)) {
       Published published =
           ports.stream().filter(p -> p.container() == port).findFirst().orElseThrow();
       assertThat(published.ip())
@@ -299,7 +302,8 @@ class DockerComposeTest {
             defaultPort(Setting.AUTHZ_PORT),
             defaultPort(Setting.ADMIN_PORT),
             defaultPort(Setting.METRICS_PORT),
-            defaultPort(Setting.METERING_PORT));
+            defaultPort(Setting.METERING_PORT),
+            defaultPort(Setting.CONSOLE_PORT));
     assertThat(lines).contains("ENV " + Setting.DATA_DIR.env() + "=/var/lib/quota-authority");
     String user =
         lines.stream().filter(l -> l.startsWith("USER ")).reduce((a, b) -> b).orElseThrow();

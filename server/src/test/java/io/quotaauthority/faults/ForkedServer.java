@@ -83,6 +83,8 @@ final class ForkedServer implements AutoCloseable {
                 Integer.toString(meteringPort),
                 "--metrics-port",
                 "0",
+                "--console-port",
+                "0",
                 "--data-dir",
                 dataDir.toString()));
     if (dbUrl != null) {

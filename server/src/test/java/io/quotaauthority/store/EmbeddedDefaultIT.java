@@ -66,7 +66,15 @@ class EmbeddedDefaultIT {
     return Settings.load(
         Map.of("QUOTA_DATA_DIR", dir.toString(), "QUOTA_LOG_FORMAT", "text"),
         List.of(
-            "--authz-port", "0", "--metering-port", "0", "--admin-port=0", "--metrics-port", "0"));
+            "--authz-port",
+            "0",
+            "--metering-port",
+            "0",
+            "--admin-port=0",
+            "--metrics-port",
+            "0",
+            "--console-port",
+            "0"));
   }
 
   private static <T> T withAdmin(

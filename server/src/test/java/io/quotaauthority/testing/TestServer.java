@@ -62,6 +62,7 @@ public final class TestServer implements AutoCloseable {
       s.put(Setting.METERING_PORT, "0");
       s.put(Setting.ADMIN_PORT, "0");
       s.put(Setting.METRICS_PORT, "0");
+      s.put(Setting.CONSOLE_PORT, "0");
       s.put(Setting.ADMIN_TOKEN, ADMIN_TOKEN);
       s.put(Setting.REPORTER_TOKEN, REPORTER_TOKEN);
       s.put(Setting.METERING_TOKEN, METERING_TOKEN);
@@ -88,6 +89,7 @@ public final class TestServer implements AutoCloseable {
       e.put(Setting.AUTHZ_PORT.env(), "0");
       e.put(Setting.ADMIN_PORT.env(), "0");
       e.put(Setting.METRICS_PORT.env(), "0");
+      e.put(Setting.CONSOLE_PORT.env(), "0");
       e.put(Setting.REPORTER_TOKEN.env(), REPORTER_TOKEN);
       env.forEach(
           (k, v) -> {
