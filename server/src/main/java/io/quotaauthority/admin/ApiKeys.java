@@ -34,6 +34,9 @@ public final class ApiKeys {
             .setReservedUsd(Money.format(r.leased()))
             .setMaxConcurrentRequests(r.maxConcurrentRequests())
             .setConcurrentRequests(r.slotsLeased())
+            .addAllIpAllow(r.policies().ipAllow().entries())
+            .addAllIpDeny(r.policies().ipDeny().entries())
+            .addAllModelAllow(r.policies().modelAllow().entries())
             .setCreatedAt(shown(r.id(), "created_at", r.createdAt()))
             .setUpdatedAt(shown(r.id(), "updated_at", r.updatedAt()));
     if (r.expiresAt() != null) {

@@ -2,9 +2,12 @@ package io.quotaauthority.admin;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.quotaauthority.keys.IpRanges;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyNotFoundException;
+import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Secrets;
@@ -54,6 +57,24 @@ public final class KeyAdmin {
    */
   public Created create(
       String name, String quotaUsd, Instant expiresAt, int maxConcurrentRequests, String actor) {
+    return create(
+        name, quotaUsd, expiresAt, maxConcurrentRequests, List.of(), List.of(), List.of(), actor);
+  }
+
+  /**
+   * As above, with the key's policy lists (README "Key policies"), each validated here: a bad entry
+   * throws IllegalArgumentException naming the field and the entry, and nothing is written.
+   */
+  public Created create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      String actor) {
+    KeyPolicies policies = policies(ipAllow, ipDeny, modelAllow);
     String validName = KeyUpdate.KeyFields.name(name);
     BigDecimal quota = KeyUpdate.KeyFields.quota(quotaUsd);
     int maxConcurrent = KeyUpdate.KeyFields.maxConcurrentRequests(maxConcurrentRequests);
@@ -72,7 +93,8 @@ public final class KeyAdmin {
                       Secrets.displayPrefix(secret),
                       quota,
                       expiresAt,
-                      maxConcurrent);
+                      maxConcurrent,
+                      policies);
               audited(c, r, "create", null, r, actor);
               return r;
             });
@@ -102,17 +124,39 @@ public final class KeyAdmin {
         id,
         "update",
         actor,
-        (c, old) ->
-            !update.changes(old)
-                ? null
-                : keys.updateFields(
+        (c, old) -> {
+          if (!update.changes(old)) {
+            return null;
+          }
+          KeyRecord fresh = old;
+          if (update.changesFields(old)) {
+            fresh =
+                keys.updateFields(
                     c,
                     id,
                     update.name() == null ? old.name() : update.name(),
                     update.quota() == null ? old.quota() : update.quota(),
                     update.setExpiresAt() ? update.expiresAt() : old.expiresAt(),
                     update.statusOr(old.status()),
-                    update.maxConcurrentRequestsOr(old.maxConcurrentRequests())));
+                    update.maxConcurrentRequestsOr(old.maxConcurrentRequests()));
+          }
+          if (update.changesPolicies(old)) {
+            // Its own statement (one more version step in the same transaction: one audit row and
+            // one notification, of the final row, all the same).
+            fresh = keys.updatePolicies(c, id, update.policiesOr(old.policies()));
+          }
+          return fresh;
+        });
+  }
+
+  /** Validated lists for CreateKey, naming the field and entry of the first bad one. */
+  static KeyPolicies policies(List<String> ipAllow, List<String> ipDeny, List<String> modelAllow) {
+    KeyPolicies p =
+        new KeyPolicies(
+            IpRanges.parse("ip_allow", ipAllow),
+            IpRanges.parse("ip_deny", ipDeny),
+            ModelAllowList.parse("model_allow", modelAllow));
+    return p.equals(KeyPolicies.NONE) ? KeyPolicies.NONE : p;
   }
 
   public KeyRecord delete(long id, String actor) {
@@ -189,6 +233,16 @@ public final class KeyAdmin {
     // The cap only: slots_leased moves with traffic and no admin call sets it (leased, the budget
     // held, is left out for the same reason).
     m.put("max_concurrent_requests", r.maxConcurrentRequests());
+    // Policies only when set, so audit rows of keys without any read as before.
+    if (!r.policies().ipAllow().isEmpty()) {
+      m.put("ip_allow", r.policies().ipAllow().entries());
+    }
+    if (!r.policies().ipDeny().isEmpty()) {
+      m.put("ip_deny", r.policies().ipDeny().entries());
+    }
+    if (!r.policies().modelAllow().isEmpty()) {
+      m.put("model_allow", r.policies().modelAllow().entries());
+    }
     m.put("deleted", r.deleted());
     m.put("version", r.version());
     try {

@@ -54,6 +54,9 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                   req.getQuotaUsd(),
                   expires,
                   req.getMaxConcurrentRequests(),
+                  req.getIpAllowList(),
+                  req.getIpDenyList(),
+                  req.getModelAllowList(),
                   BearerTokenInterceptor.actor());
           return CreateKeyResponse.newBuilder()
               .setKey(proto(created.key()))
@@ -102,7 +105,10 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                       ? ProtoTimes.instant("key.expires_at", key.getExpiresAt())
                       : null,
                   statusName(key.getStatus()),
-                  key.getMaxConcurrentRequests());
+                  key.getMaxConcurrentRequests(),
+                  key.getIpAllowList(),
+                  key.getIpDenyList(),
+                  key.getModelAllowList());
           return UpdateKeyResponse.newBuilder()
               .setKey(proto(admin.update(id, update, BearerTokenInterceptor.actor())))
               .build();

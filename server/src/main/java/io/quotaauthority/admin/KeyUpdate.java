@@ -1,7 +1,10 @@
 package io.quotaauthority.admin;
 
+import io.quotaauthority.keys.IpRanges;
 import io.quotaauthority.keys.KeyNames;
+import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.Money;
 import java.math.BigDecimal;
 import java.time.Instant;
@@ -17,6 +20,9 @@ import java.util.Objects;
  * @param expiresAt the new expiry when {@code setExpiresAt}; null there means never
  * @param status null when unchanged
  * @param maxConcurrentRequests null when unchanged; 0 removes the cap
+ * @param ipAllow null when unchanged; empty removes the list (so do the two below)
+ * @param ipDeny null when unchanged
+ * @param modelAllow null when unchanged
  */
 public record KeyUpdate(
     String name,
@@ -24,10 +30,32 @@ public record KeyUpdate(
     boolean setExpiresAt,
     Instant expiresAt,
     KeyRecord.StoredStatus status,
-    Integer maxConcurrentRequests) {
+    Integer maxConcurrentRequests,
+    IpRanges ipAllow,
+    IpRanges ipDeny,
+    ModelAllowList modelAllow) {
 
   public static final List<String> PATHS =
-      List.of("name", "quota_usd", "expires_at", "status", "max_concurrent_requests");
+      List.of(
+          "name",
+          "quota_usd",
+          "expires_at",
+          "status",
+          "max_concurrent_requests",
+          "ip_allow",
+          "ip_deny",
+          "model_allow");
+
+  /** An update of the original five fields only. */
+  public KeyUpdate(
+      String name,
+      BigDecimal quota,
+      boolean setExpiresAt,
+      Instant expiresAt,
+      KeyRecord.StoredStatus status,
+      Integer maxConcurrentRequests) {
+    this(name, quota, setExpiresAt, expiresAt, status, maxConcurrentRequests, null, null, null);
+  }
 
   /**
    * Reads the named paths from the given values; throws IllegalArgumentException naming the field
@@ -44,6 +72,32 @@ public record KeyUpdate(
       Instant expiresAt,
       String status,
       int maxConcurrentRequests) {
+    return fromPaths(
+        paths,
+        name,
+        quotaUsd,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        List.of(),
+        List.of(),
+        List.of());
+  }
+
+  /**
+   * As above, with the key's policy lists (README "Key policies"): a named list replaces the stored
+   * one whole; empty removes it (a repeated field has no "unset" to tell apart).
+   */
+  public static KeyUpdate fromPaths(
+      Collection<String> paths,
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      String status,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow) {
     if (paths.isEmpty()) {
       throw new IllegalArgumentException("update_mask must name at least one of " + PATHS);
     }
@@ -52,6 +106,9 @@ public record KeyUpdate(
     boolean setExpiry = false;
     KeyRecord.StoredStatus newStatus = null;
     Integer newMax = null;
+    IpRanges newAllow = null;
+    IpRanges newDeny = null;
+    ModelAllowList newModels = null;
     for (String path : paths) {
       switch (path) {
         case "name" -> newName = KeyFields.name(name);
@@ -80,13 +137,52 @@ public record KeyUpdate(
                 };
         case "max_concurrent_requests" ->
             newMax = KeyFields.maxConcurrentRequests(maxConcurrentRequests);
+        case "ip_allow" -> newAllow = IpRanges.parse("key.ip_allow", ipAllow);
+        case "ip_deny" -> newDeny = IpRanges.parse("key.ip_deny", ipDeny);
+        case "model_allow" -> newModels = ModelAllowList.parse("key.model_allow", modelAllow);
         default ->
             throw new IllegalArgumentException(
                 "update_mask has unknown path '" + path + "'; allowed: " + PATHS);
       }
     }
     return new KeyUpdate(
-        newName, newQuota, setExpiry, setExpiry ? expiresAt : null, newStatus, newMax);
+        newName,
+        newQuota,
+        setExpiry,
+        setExpiry ? expiresAt : null,
+        newStatus,
+        newMax,
+        newAllow,
+        newDeny,
+        newModels);
+  }
+
+  /** The key's policies after this update: the named lists replaced, the others as they are. */
+  KeyPolicies policiesOr(KeyPolicies current) {
+    if (ipAllow == null && ipDeny == null && modelAllow == null) {
+      return current;
+    }
+    KeyPolicies p =
+        new KeyPolicies(
+            ipAllow == null ? current.ipAllow() : ipAllow,
+            ipDeny == null ? current.ipDeny() : ipDeny,
+            modelAllow == null ? current.modelAllow() : modelAllow);
+    return p.equals(KeyPolicies.NONE) ? KeyPolicies.NONE : p;
+  }
+
+  /** True when the update changes the stored fields other than the policy lists. */
+  boolean changesFields(KeyRecord current) {
+    return (name != null && !name.equals(current.name()))
+        || (quota != null && quota.compareTo(current.quota()) != 0)
+        || (setExpiresAt && !Objects.equals(expiresAt, current.expiresAt()))
+        || (status != null && status != current.status())
+        || (maxConcurrentRequests != null
+            && maxConcurrentRequests != current.maxConcurrentRequests());
+  }
+
+  /** True when the update changes a policy list. */
+  boolean changesPolicies(KeyRecord current) {
+    return !policiesOr(current.policies()).equals(current.policies());
   }
 
   KeyRecord.StoredStatus statusOr(KeyRecord.StoredStatus current) {
@@ -104,12 +200,7 @@ public record KeyUpdate(
    * ApiKeys#instant}).
    */
   boolean changes(KeyRecord current) {
-    return (name != null && !name.equals(current.name()))
-        || (quota != null && quota.compareTo(current.quota()) != 0)
-        || (setExpiresAt && !Objects.equals(expiresAt, current.expiresAt()))
-        || (status != null && status != current.status())
-        || (maxConcurrentRequests != null
-            && maxConcurrentRequests != current.maxConcurrentRequests());
+    return changesFields(current) || changesPolicies(current);
   }
 
   /** Shared field rules for create and update. */

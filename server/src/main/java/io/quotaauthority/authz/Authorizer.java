@@ -4,9 +4,11 @@ import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
 import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
 import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
 import io.quotaauthority.keys.ColdPath;
+import io.quotaauthority.keys.IpRanges;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyDecision;
 import io.quotaauthority.keys.KeyHash;
+import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyState;
 import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.SecretHasher;
@@ -169,8 +171,15 @@ public final class Authorizer {
     // Only limited keys can be exhausted, so only they need the pending-usage lookup; and only
     // they can be refused an endpoint, so only they need it classified.
     BigDecimal pending = state.limited() ? pendingUsage.of(state.id()) : BigDecimal.ZERO;
-    Endpoints.Row endpoint = state.limited() ? endpoint(attributes, provider) : Endpoints.ANY_READ;
-    Verdict verdict = KeyDecision.decide(state, pending, nowMicros(), endpoint);
+    KeyPolicies policies = state.policies();
+    // A model allow-list is enforced by metering, which can only see a metered endpoint's model.
+    Endpoints.Row endpoint =
+        state.limited() || policies.restrictsModels()
+            ? endpoint(attributes, provider)
+            : Endpoints.ANY_READ;
+    // Only a key with an IP list needs the client's address parsed.
+    byte[] address = policies.restrictsAddresses() ? clientAddress(attributes) : null;
+    Verdict verdict = KeyDecision.decide(state, pending, nowMicros(), endpoint, address);
     if (verdict == Verdict.NOT_METERED) {
       recorder.record(verdict, System.nanoTime() - start);
       reply.accept(CheckResponses.endpointDenial(provider, endpoint));
@@ -185,6 +194,18 @@ public final class Authorizer {
     // the URL must not travel to the provider either.
     boolean stripQueryKey = key.fromQuery() || provider == Provider.GEMINI;
     reply.accept(allow(state, pending, stripQueryKey));
+  }
+
+  /**
+   * The downstream client's address as Envoy determined it (attributes.source.address: the peer of
+   * the connection, or with use_remote_address and xff_num_trusted_hops the address Envoy took from
+   * x-forwarded-for; see envoy/README.md), or null when there is none Check can read.
+   */
+  static byte[] clientAddress(AttributeContext attributes) {
+    if (!attributes.hasSource() || !attributes.getSource().getAddress().hasSocketAddress()) {
+      return null;
+    }
+    return IpRanges.address(attributes.getSource().getAddress().getSocketAddress().getAddress());
   }
 
   /** The request's row of the endpoint table, by the provider Check already chose. */
@@ -208,7 +229,8 @@ public final class Authorizer {
             Long.toString(state.id()),
             state.limited() ? state.remaining(pending) : null,
             stripQueryKey,
-            state.maxConcurrentRequests());
+            state.maxConcurrentRequests(),
+            state.policies().restrictsModels() ? state.policies().modelAllow().header() : null);
     if (reusable) {
       state.prepare(ALLOW_RESPONSE, built);
     }

@@ -92,6 +92,21 @@ public final class CheckResponses {
    */
   public static CheckResponse allow(
       String keyId, BigDecimal remaining, boolean stripQueryKey, int maxConcurrentRequests) {
+    return allow(keyId, remaining, stripQueryKey, maxConcurrentRequests, null);
+  }
+
+  /**
+   * As above, and for a key with a model allow-list x-quota-key-models upstream (metering refuses a
+   * request for a model outside it); for a key without, any the client sent is removed.
+   *
+   * @param models the allow-list as {@link io.quotaauthority.keys.ModelAllowList#header()}, or null
+   */
+  public static CheckResponse allow(
+      String keyId,
+      BigDecimal remaining,
+      boolean stripQueryKey,
+      int maxConcurrentRequests,
+      String models) {
     OkHttpResponse.Builder ok =
         OkHttpResponse.newBuilder()
             .addHeaders(
@@ -118,6 +133,16 @@ public final class CheckResponses {
     } else {
       // A client's own would make metering count it against a cap it does not have.
       ok.addHeadersToRemove(GatewayHeaders.KEY_CONCURRENCY);
+    }
+    if (models != null) {
+      ok.addHeaders(
+          header(
+              GatewayHeaders.KEY_MODELS,
+              models,
+              HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+    } else {
+      // A client's own would only make metering stricter, but it is not the client's to send.
+      ok.addHeadersToRemove(GatewayHeaders.KEY_MODELS);
     }
     if (stripQueryKey) {
       ok.addQueryParametersToRemove("key");
@@ -177,6 +202,13 @@ public final class CheckResponses {
         403,
         "api_key_expired",
         "This API key has expired."),
+    IP_NOT_ALLOWED(
+        Verdict.IP_NOT_ALLOWED,
+        Code.PERMISSION_DENIED,
+        StatusCode.Forbidden,
+        403,
+        "ip_not_allowed",
+        "This API key may not be used from this client address."),
     EXHAUSTED(
         Verdict.EXHAUSTED,
         Code.RESOURCE_EXHAUSTED,
@@ -285,7 +317,7 @@ public final class CheckResponses {
   private static String anthropicType(Denial d) {
     return switch (d) {
       case MISSING_KEY, UNKNOWN_KEY, DISABLED -> "authentication_error";
-      case EXPIRED -> "permission_error";
+      case EXPIRED, IP_NOT_ALLOWED -> "permission_error";
       case EXHAUSTED -> "rate_limit_error";
       case UNAVAILABLE -> "api_error";
     };

@@ -47,21 +47,42 @@ final class KeyActions {
       String quotaUsd,
       Instant expiresAt,
       KeyStatus status,
-      Integer maxConcurrentRequests) {
+      Integer maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> models) {
+    Changes(
+        String name,
+        String quotaUsd,
+        Instant expiresAt,
+        KeyStatus status,
+        Integer maxConcurrentRequests) {
+      this(name, quotaUsd, expiresAt, status, maxConcurrentRequests, null, null, null);
+    }
+
     /** At least one field is set, or the usage error that says which could be. */
     Changes requireAny() {
       if (name == null
           && quotaUsd == null
           && expiresAt == null
           && status == null
-          && maxConcurrentRequests == null) {
+          && maxConcurrentRequests == null
+          && ipAllow == null
+          && ipDeny == null
+          && models == null) {
         throw new CliException(
             ExitCodes.USAGE,
             "nothing to update: give at least one of --name,"
-                + " --quota, --expires-in, --expires-at, --status, --max-concurrent");
+                + " --quota, --expires-in, --expires-at, --status, --max-concurrent,"
+                + " --ip-allow, --ip-deny, --models");
       }
       return this;
     }
+  }
+
+  /** The key's policy lists on create; each null or empty when not given. */
+  record Policies(List<String> ipAllow, List<String> ipDeny, List<String> models) {
+    static final Policies NONE = new Policies(null, null, null);
   }
 
   /**
@@ -73,7 +94,26 @@ final class KeyActions {
       Instant expiresAt,
       Integer maxConcurrentRequests,
       Output output) {
+    return create(name, quotaUsd, expiresAt, maxConcurrentRequests, Policies.NONE, output);
+  }
+
+  int create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      Integer maxConcurrentRequests,
+      Policies policies,
+      Output output) {
     CreateKeyRequest.Builder req = CreateKeyRequest.newBuilder().setName(name);
+    if (policies.ipAllow() != null) {
+      req.addAllIpAllow(policies.ipAllow());
+    }
+    if (policies.ipDeny() != null) {
+      req.addAllIpDeny(policies.ipDeny());
+    }
+    if (policies.models() != null) {
+      req.addAllModelAllow(policies.models());
+    }
     if (quotaUsd != null) {
       req.setQuotaUsd(quotaUsd);
     }
@@ -144,6 +184,19 @@ final class KeyActions {
       // Named in the mask even when 0: that is how the cap is removed.
       key.setMaxConcurrentRequests(c.maxConcurrentRequests());
       mask.addPaths("max_concurrent_requests");
+    }
+    // A given list replaces the stored one; an empty one (--ip-allow none) removes it.
+    if (c.ipAllow() != null) {
+      key.addAllIpAllow(c.ipAllow());
+      mask.addPaths("ip_allow");
+    }
+    if (c.ipDeny() != null) {
+      key.addAllIpDeny(c.ipDeny());
+      mask.addPaths("ip_deny");
+    }
+    if (c.models() != null) {
+      key.addAllModelAllow(c.models());
+      mask.addPaths("model_allow");
     }
     ApiKey updated =
         client

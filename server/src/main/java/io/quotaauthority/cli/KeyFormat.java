@@ -86,10 +86,18 @@ final class KeyFormat {
             new String[] {"max_concurrent_requests:", cap(k.getMaxConcurrentRequests())},
             // Slots leased across all instances: at least the requests in flight.
             new String[] {"concurrent_requests:", Integer.toString(k.getConcurrentRequests())},
+            // Policies: "-" for none, else the entries comma-separated.
+            new String[] {"ip_allow:", list(k.getIpAllowList())},
+            new String[] {"ip_deny:", list(k.getIpDenyList())},
+            new String[] {"model_allow:", list(k.getModelAllowList())},
             new String[] {"expires_at:", expires(k)},
             new String[] {"created_at:", time(k.getCreatedAt())},
             new String[] {"updated_at:", time(k.getUpdatedAt())});
     return table(rows);
+  }
+
+  private static String list(List<String> entries) {
+    return entries.isEmpty() ? "-" : clean(String.join(",", entries));
   }
 
   static String json(MessageOrBuilder message) {

@@ -4,6 +4,7 @@ import io.quotaauthority.admin.PageTokens;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.proto.v1.KeyStatus;
 import java.time.Instant;
+import java.util.List;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -50,6 +51,22 @@ final class KeysCommand {
    * {@code --quota ""} (an unset shell variable, say) is refused rather than sent: an empty amount
    * must never lift a key's limit. Unlimited is asked for with 0.
    */
+  static final String IP_ALLOW =
+      "IPv4/IPv6 CIDR blocks (10.0.0.0/8,2001:db8::/32) a client must be in; repeat or"
+          + " separate with commas.";
+
+  static final String IP_DENY = "CIDR blocks whose clients are refused, whatever --ip-allow says.";
+  static final String MODELS =
+      "Models the key may use: exact names or prefixes ending in * (gpt-4o,claude-3-5-*).";
+
+  /** An update's list: null when not given, empty for the single value {@code none}. */
+  static List<String> listOrNone(List<String> given) {
+    if (given == null) {
+      return null;
+    }
+    return given.size() == 1 && given.get(0).equals("none") ? List.of() : given;
+  }
+
   static void requireAmount(String quota) {
     if (quota != null && quota.isBlank()) {
       throw new CliException(
@@ -86,6 +103,23 @@ final class KeysCommand {
         description = MAX_CONCURRENT + " Unset or 0: no cap.")
     String maxConcurrent;
 
+    @Option(
+        names = "--ip-allow",
+        split = ",",
+        paramLabel = "CIDR",
+        description = IP_ALLOW + " Unset: any address.")
+    List<String> ipAllow;
+
+    @Option(names = "--ip-deny", split = ",", paramLabel = "CIDR", description = IP_DENY)
+    List<String> ipDeny;
+
+    @Option(
+        names = "--models",
+        split = ",",
+        paramLabel = "MODEL",
+        description = MODELS + " Unset: any model.")
+    List<String> models;
+
     @Mixin OutputOption output;
 
     private Instant expiresAt;
@@ -102,7 +136,13 @@ final class KeysCommand {
 
     @Override
     int run(KeyActions keys, CliContext ctx) {
-      return keys.create(name, quota, expiresAt, max, output.output);
+      return keys.create(
+          name,
+          quota,
+          expiresAt,
+          max,
+          new KeyActions.Policies(ipAllow, ipDeny, models),
+          output.output);
     }
   }
 
@@ -179,6 +219,27 @@ final class KeysCommand {
         description = MAX_CONCURRENT + " 0: no cap.")
     String maxConcurrent;
 
+    @Option(
+        names = "--ip-allow",
+        split = ",",
+        paramLabel = "CIDR",
+        description = IP_ALLOW + " Replaces the list; none: remove it.")
+    List<String> ipAllow;
+
+    @Option(
+        names = "--ip-deny",
+        split = ",",
+        paramLabel = "CIDR",
+        description = IP_DENY + " Replaces the list; none: remove it.")
+    List<String> ipDeny;
+
+    @Option(
+        names = "--models",
+        split = ",",
+        paramLabel = "MODEL",
+        description = MODELS + " Replaces the list; none: remove it.")
+    List<String> models;
+
     @Mixin OutputOption output;
 
     enum Status {
@@ -222,7 +283,15 @@ final class KeysCommand {
                   : KeyStatus.KEY_STATUS_DISABLED;
       // Checked here too, so a bare `keys update 7` fails before any connection is made.
       changes =
-          new KeyActions.Changes(name, quota, expiresAt, s, maxConcurrent(maxConcurrent))
+          new KeyActions.Changes(
+                  name,
+                  quota,
+                  expiresAt,
+                  s,
+                  maxConcurrent(maxConcurrent),
+                  listOrNone(ipAllow),
+                  listOrNone(ipDeny),
+                  listOrNone(models))
               .requireAny();
     }
 

@@ -12,6 +12,8 @@ import java.time.Instant;
  * @param version bumped by every change, admin or usage; newer state always wins in caches
  * @param maxConcurrentRequests most metered requests in flight at once across every instance; zero
  *     means no cap. Part of the row and its version (an admin change bumps it), so caches carry it
+ * @param policies the key's IP and model lists ({@link KeyPolicies#NONE} when unset); part of the
+ *     row and its version like the cap
  */
 public record KeyRecord(
     long id,
@@ -28,7 +30,8 @@ public record KeyRecord(
     long version,
     BigDecimal leased,
     int maxConcurrentRequests,
-    int slotsLeased) {
+    int slotsLeased,
+    KeyPolicies policies) {
 
   /** The most max_concurrent_requests can be: the CHECK on api_keys (V6). */
   public static final int MAX_CONCURRENT_REQUESTS = 1_000_000;
@@ -42,6 +45,43 @@ public record KeyRecord(
    */
   public KeyRecord {
     leased = leased == null ? BigDecimal.ZERO : leased;
+    policies = policies == null ? KeyPolicies.NONE : policies;
+  }
+
+  /** A row without policies (README "Key policies"). */
+  public KeyRecord(
+      long id,
+      String name,
+      KeyHash keyHash,
+      String keyPrefix,
+      StoredStatus status,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      Instant expiresAt,
+      Instant createdAt,
+      Instant updatedAt,
+      Instant deletedAt,
+      long version,
+      BigDecimal leased,
+      int maxConcurrentRequests,
+      int slotsLeased) {
+    this(
+        id,
+        name,
+        keyHash,
+        keyPrefix,
+        status,
+        quota,
+        quotaUsed,
+        expiresAt,
+        createdAt,
+        updatedAt,
+        deletedAt,
+        version,
+        leased,
+        maxConcurrentRequests,
+        slotsLeased,
+        KeyPolicies.NONE);
   }
 
   /** A row read without its leased amount (zero) or its concurrency columns (no cap). */
@@ -73,7 +113,8 @@ public record KeyRecord(
         version,
         BigDecimal.ZERO,
         0,
-        0);
+        0,
+        KeyPolicies.NONE);
   }
 
   /** The status column: the only two a key can be set to. */

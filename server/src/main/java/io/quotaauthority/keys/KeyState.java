@@ -23,6 +23,9 @@ public final class KeyState {
   /** max_concurrent_requests; 0 for no cap. */
   private final int maxConcurrentRequests;
 
+  /** IP and model lists; {@link KeyPolicies#NONE} (shared) for most keys. */
+  private final KeyPolicies policies;
+
   /**
    * What an adapter prepared from this snapshot alone (Check's allow response), kept while the
    * snapshot lives; see {@link Prepared}. Volatile: the value is built on one Check thread and read
@@ -53,6 +56,32 @@ public final class KeyState {
       BigDecimal quotaUsed,
       long expiresAtMicros,
       int maxConcurrentRequests) {
+    this(
+        id,
+        version,
+        deleted,
+        disabled,
+        quota,
+        quotaUsed,
+        expiresAtMicros,
+        maxConcurrentRequests,
+        KeyPolicies.NONE);
+  }
+
+  /**
+   * @param policies the key's IP and model lists
+   */
+  public KeyState(
+      long id,
+      long version,
+      boolean deleted,
+      boolean disabled,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      long expiresAtMicros,
+      int maxConcurrentRequests,
+      KeyPolicies policies) {
+    this.policies = policies == null ? KeyPolicies.NONE : policies;
     this.maxConcurrentRequests = maxConcurrentRequests;
     this.id = id;
     this.version = version;
@@ -86,7 +115,8 @@ public final class KeyState {
         r.quota(),
         r.quotaUsed(),
         r.expiresAt() == null ? NEVER : toMicros(r.expiresAt()),
-        r.maxConcurrentRequests());
+        r.maxConcurrentRequests(),
+        r.policies());
   }
 
   public static long toMicros(Instant t) {
@@ -125,6 +155,11 @@ public final class KeyState {
 
   public BigDecimal quota() {
     return quota;
+  }
+
+  /** The key's IP and model lists. */
+  public KeyPolicies policies() {
+    return policies;
   }
 
   public BigDecimal quotaUsed() {

@@ -2,6 +2,7 @@ package io.quotaauthority.store;
 
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyLookup;
+import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyRecord;
 import java.math.BigDecimal;
 import java.sql.Array;
@@ -31,12 +32,14 @@ public final class KeyRepository implements KeyLookup {
   private static final String COLUMNS =
       """
       id, name, key_hash, key_prefix, status, quota, quota_used, expires_at, created_at, updated_at,
-      deleted_at, version, leased, max_concurrent_requests, slots_leased""";
+      deleted_at, version, leased, max_concurrent_requests, slots_leased, ip_allow, ip_deny,
+      model_allow""";
 
   private static final String INSERT =
       """
-      INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at, max_concurrent_requests)
-      VALUES (?, ?, ?, ?, ?, ?)
+      INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at, max_concurrent_requests,
+                            ip_allow, ip_deny, model_allow)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
       RETURNING %s"""
           .formatted(COLUMNS);
 
@@ -90,6 +93,15 @@ public final class KeyRepository implements KeyLookup {
       RETURNING %s"""
           .formatted(COLUMNS);
 
+  /** The access lists alone (README "Key policies"): a change of the row like any other. */
+  private static final String UPDATE_POLICIES =
+      """
+      UPDATE api_keys
+         SET ip_allow = ?, ip_deny = ?, model_allow = ?, updated_at = now(), version = version + 1
+       WHERE id = ?
+      RETURNING %s"""
+          .formatted(COLUMNS);
+
   private static final String RESET_QUOTA =
       """
       UPDATE api_keys SET quota_used = 0, updated_at = now(), version = version + 1
@@ -138,6 +150,22 @@ public final class KeyRepository implements KeyLookup {
       Instant expiresAt,
       int maxConcurrentRequests)
       throws SQLException {
+    return insert(c, name, hash, prefix, quota, expiresAt, maxConcurrentRequests, KeyPolicies.NONE);
+  }
+
+  /**
+   * @param policies the key's access lists, already validated
+   */
+  public KeyRecord insert(
+      Connection c,
+      String name,
+      KeyHash hash,
+      String prefix,
+      BigDecimal quota,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      KeyPolicies policies)
+      throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(INSERT)) {
       ps.setString(1, name);
       ps.setBytes(2, hash.toBytes());
@@ -145,6 +173,7 @@ public final class KeyRepository implements KeyLookup {
       ps.setBigDecimal(4, quota);
       setInstant(ps, 5, expiresAt);
       ps.setInt(6, maxConcurrentRequests);
+      setPolicies(c, ps, 7, policies);
       return single(ps).orElseThrow();
     }
   }
@@ -189,6 +218,42 @@ public final class KeyRepository implements KeyLookup {
       ps.setInt(5, maxConcurrentRequests);
       ps.setLong(6, id);
       return single(ps).orElseThrow();
+    }
+  }
+
+  /** Replaces the key's access lists (validated by the caller), bumping its version. */
+  public KeyRecord updatePolicies(Connection c, long id, KeyPolicies policies) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(UPDATE_POLICIES)) {
+      setPolicies(c, ps, 1, policies);
+      ps.setLong(4, id);
+      return single(ps).orElseThrow();
+    }
+  }
+
+  /** ip_allow, ip_deny, model_allow at {@code first} and the two after it. */
+  private static void setPolicies(Connection c, PreparedStatement ps, int first, KeyPolicies p)
+      throws SQLException {
+    ps.setArray(first, c.createArrayOf("text", p.ipAllow().entries().toArray()));
+    ps.setArray(first + 1, c.createArrayOf("text", p.ipDeny().entries().toArray()));
+    ps.setArray(first + 2, c.createArrayOf("text", p.modelAllow().entries().toArray()));
+  }
+
+  private static List<String> texts(ResultSet rs, String column) throws SQLException {
+    Array a = rs.getArray(column);
+    if (a == null) {
+      return List.of();
+    }
+    try {
+      Object[] values = (Object[]) a.getArray();
+      List<String> out = new ArrayList<>(values.length);
+      for (Object v : values) {
+        if (v != null) {
+          out.add((String) v);
+        }
+      }
+      return out;
+    } finally {
+      a.free();
     }
   }
 
@@ -321,7 +386,8 @@ public final class KeyRepository implements KeyLookup {
         rs.getLong("version"),
         rs.getBigDecimal("leased"),
         rs.getInt("max_concurrent_requests"),
-        rs.getInt("slots_leased"));
+        rs.getInt("slots_leased"),
+        KeyPolicies.stored(texts(rs, "ip_allow"), texts(rs, "ip_deny"), texts(rs, "model_allow")));
   }
 
   static Instant instant(ResultSet rs, String column) throws SQLException {

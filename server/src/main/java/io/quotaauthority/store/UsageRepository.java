@@ -62,7 +62,7 @@ public final class UsageRepository implements UsageLedger {
        WHERE k.id = v.id
       RETURNING k.id, k.name, k.key_hash, k.key_prefix, k.status, k.quota, k.quota_used, k.expires_at,
                 k.created_at, k.updated_at, k.deleted_at, k.version, k.leased,
-                k.max_concurrent_requests, k.slots_leased""";
+                k.max_concurrent_requests, k.slots_leased, k.ip_allow, k.ip_deny, k.model_allow""";
 
   private static final String NOTIFY_ALL =
       """

@@ -108,15 +108,16 @@ class CheckIntegrationIT {
     assertThat(okHeaders(r)).containsEntry("x-quota-key-id", key.getKey().getId());
     assertThat(r.getOkResponse().getHeaders(0).getAppendAction())
         .isEqualTo(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD);
-    // The client's key headers, and the two gateway headers only the gateway may write: the
-    // admission mark, and (this key has no cap) a concurrency cap.
+    // The client's key headers, and the gateway headers only the gateway may write: the
+    // admission mark, and (this key has neither) a concurrency cap and a model allow-list.
     assertThat(r.getOkResponse().getHeadersToRemoveList())
         .containsExactlyInAnyOrder(
             "authorization",
             "x-api-key",
             "x-goog-api-key",
             "x-quota-admitted",
-            "x-quota-key-concurrency");
+            "x-quota-key-concurrency",
+            "x-quota-key-models");
     assertThat(r.getOkResponse().getQueryParametersToRemoveList()).isEmpty();
     assertThat(r.getDynamicMetadata().getFieldsMap().get("key_id").getStringValue())
         .isEqualTo(key.getKey().getId());

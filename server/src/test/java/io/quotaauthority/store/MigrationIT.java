@@ -80,7 +80,10 @@ class MigrationIT {
             "version",
             "leased",
             "max_concurrent_requests",
-            "slots_leased");
+            "slots_leased",
+            "ip_allow",
+            "ip_deny",
+            "model_allow");
     assertThat(cols.get("id")).startsWith("bigint|NO|");
     assertThat(cols.get("name")).isEqualTo("text|NO|");
     assertThat(cols.get("key_hash")).isEqualTo("bytea|NO|");
@@ -96,6 +99,9 @@ class MigrationIT {
     assertThat(cols.get("leased")).isEqualTo("numeric(20,8)|NO|0");
     assertThat(cols.get("max_concurrent_requests")).isEqualTo("integer|NO|0");
     assertThat(cols.get("slots_leased")).isEqualTo("integer|NO|0");
+    assertThat(cols.get("ip_allow")).isEqualTo("ARRAY|NO|'{}'::text[]");
+    assertThat(cols.get("ip_deny")).isEqualTo("ARRAY|NO|'{}'::text[]");
+    assertThat(cols.get("model_allow")).isEqualTo("ARRAY|NO|'{}'::text[]");
   }
 
   @Test
