@@ -11,6 +11,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.quotaauthority.admin.BudgetPeriodReadBack;
 import io.quotaauthority.admin.KeyAdmin;
 import io.quotaauthority.admin.KeyAdminService;
 import io.quotaauthority.admin.UsageReadBack;
@@ -34,6 +35,7 @@ import io.quotaauthority.metering.UsageCharger;
 import io.quotaauthority.ops.Metrics;
 import io.quotaauthority.ops.Operations;
 import io.quotaauthority.ops.Readiness;
+import io.quotaauthority.store.BudgetPeriods;
 import io.quotaauthority.store.Database;
 import io.quotaauthority.store.KeyChangeListener;
 import io.quotaauthority.store.KeyRepository;
@@ -81,6 +83,10 @@ public final class QuotaAuthority implements AutoCloseable {
 
   private final UsageService usageService;
   private final KeyChangeListener listener;
+
+  /** Rolls keys' budget periods over (README "Key policies"). */
+  private final BudgetPeriods budgetPeriods;
+
   private final ReloadingPriceTable prices;
   private final MeteringExecutor meteringWork;
   private final HealthStatusManager health;
@@ -112,7 +118,9 @@ public final class QuotaAuthority implements AutoCloseable {
       Server adminServer,
       KeyCache cache,
       PendingUsage pendingUsage,
-      Operations ops) {
+      Operations ops,
+      BudgetPeriods budgetPeriods) {
+    this.budgetPeriods = budgetPeriods;
     this.listener = listener;
     this.prices = prices;
     this.meteringWork = meteringWork;
@@ -230,7 +238,8 @@ public final class QuotaAuthority implements AutoCloseable {
     ops.metrics().monitorKeyCache(cache.knownCache());
     ops.metrics().monitorLiveKeys(cache);
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
-    UsageRepository usageRepository = new UsageRepository(tx);
+    UsageRepository usageRepository = new UsageRepository(tx, clock);
+    BudgetPeriods budgetPeriods = new BudgetPeriods(tx, clock);
     // Queued usage, shared by the batcher (adds and settles) and Check (counts it as spent).
     PendingUsage pendingUsage = new PendingUsage();
     UsageBatcher batcher =
@@ -345,7 +354,11 @@ public final class QuotaAuthority implements AutoCloseable {
                             new InetSocketAddress(settings.adminBind(), settings.adminPort()), tls),
                         Transport.DEFAULT_MAX_MESSAGE_BYTES)
                     .intercept(ops.adminCallMetrics()),
-                new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock),
+                new KeyAdminService(
+                    keyAdmin,
+                    new UsageReadBack(tx, keys, usageRepository),
+                    clock,
+                    new BudgetPeriodReadBack(keyAdmin, budgetPeriods)),
                 adminTokens,
                 health)
             .build();
@@ -368,7 +381,8 @@ public final class QuotaAuthority implements AutoCloseable {
         admin,
         cache,
         pendingUsage,
-        ops);
+        ops,
+        budgetPeriods);
   }
 
   /** Starts what {@link #build} made: threads first, then the listeners, then health says so. */
@@ -380,6 +394,8 @@ public final class QuotaAuthority implements AutoCloseable {
       slots.start(settings.leaseTtl().dividedBy(4));
     }
     listener.start();
+    // Every second: a period's end is honoured in memory at once, the row follows within this.
+    budgetPeriods.start(Duration.ofSeconds(1), cache::apply);
     prices.start();
     authzServer.start();
     meteringServer.start();
@@ -531,6 +547,7 @@ public final class QuotaAuthority implements AutoCloseable {
       leases.close();
       slots.close();
     }
+    budgetPeriods.close();
     listener.close();
     keyLoader.shutdownNow();
     database.close();

@@ -9,6 +9,7 @@ import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.keys.PeriodBudget;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Secrets;
 import io.quotaauthority.store.KeyRepository;
@@ -18,6 +19,7 @@ import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Clock;
 import java.time.Instant;
+import java.time.ZoneId;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -53,6 +55,26 @@ public final class KeyAdmin {
   public record Page(List<KeyRecord> keys, String nextPageToken) {}
 
   /**
+   * The periodic budget fields as a request carries them (README "Key policies"): budget_period
+   * (empty or none: no period), budget_reset_time HH:MM (empty: 00:00), budget_time_zone (empty:
+   * UTC).
+   */
+  public record PeriodInput(String period, String resetTime, String timeZone) {
+    /** Validated, with the current period as of {@code now}; naming the field on bad input. */
+    PeriodBudget budget(Instant now) {
+      PeriodBudget.Kind kind = PeriodBudget.Kind.parse("budget_period", period);
+      int minute = PeriodBudget.parseResetTime("budget_reset_time", resetTime);
+      ZoneId zone = PeriodBudget.parseZone("budget_time_zone", timeZone);
+      if (kind == PeriodBudget.Kind.NONE && !(resetTime.isEmpty() && timeZone.isEmpty())) {
+        throw new IllegalArgumentException(
+            (resetTime.isEmpty() ? "budget_time_zone" : "budget_reset_time")
+                + " is set, but budget_period is none; set budget_period too");
+      }
+      return PeriodBudget.at(kind, minute, zone, now);
+    }
+  }
+
+  /**
    * @param maxConcurrentRequests 0 (no cap) to {@link KeyRecord#MAX_CONCURRENT_REQUESTS}
    */
   public Created create(
@@ -74,7 +96,31 @@ public final class KeyAdmin {
       List<String> ipDeny,
       List<String> modelAllow,
       String actor) {
-    KeyPolicies policies = policies(ipAllow, ipDeny, modelAllow);
+    return create(
+        name,
+        quotaUsd,
+        expiresAt,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        new PeriodInput("", "", ""),
+        actor);
+  }
+
+  /** As above, with a periodic budget. */
+  public Created create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      PeriodInput period,
+      String actor) {
+    KeyPolicies policies =
+        policies(ipAllow, ipDeny, modelAllow).withPeriod(period.budget(clock.instant()));
     String validName = KeyUpdate.KeyFields.name(name);
     BigDecimal quota = KeyUpdate.KeyFields.quota(quotaUsd);
     int maxConcurrent = KeyUpdate.KeyFields.maxConcurrentRequests(maxConcurrentRequests);
@@ -143,7 +189,7 @@ public final class KeyAdmin {
           if (update.changesPolicies(old)) {
             // Its own statement (one more version step in the same transaction: one audit row and
             // one notification, of the final row, all the same).
-            fresh = keys.updatePolicies(c, id, update.policiesOr(old.policies()));
+            fresh = keys.updatePolicies(c, id, update.policiesOr(old.policies(), clock.instant()));
           }
           return fresh;
         });
@@ -242,6 +288,12 @@ public final class KeyAdmin {
     }
     if (!r.policies().modelAllow().isEmpty()) {
       m.put("model_allow", r.policies().modelAllow().entries());
+    }
+    PeriodBudget period = r.policies().period();
+    if (period.active()) {
+      m.put("budget_period", period.kind().wireName());
+      m.put("budget_reset_time", period.resetTime());
+      m.put("budget_time_zone", period.zoneName());
     }
     m.put("deleted", r.deleted());
     m.put("version", r.version());

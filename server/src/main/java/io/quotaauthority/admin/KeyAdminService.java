@@ -17,6 +17,8 @@ import io.quotaauthority.proto.v1.GetKeyRequest;
 import io.quotaauthority.proto.v1.GetKeyResponse;
 import io.quotaauthority.proto.v1.KeyAdminServiceGrpc;
 import io.quotaauthority.proto.v1.KeyStatus;
+import io.quotaauthority.proto.v1.ListBudgetPeriodsRequest;
+import io.quotaauthority.proto.v1.ListBudgetPeriodsResponse;
 import io.quotaauthority.proto.v1.ListKeysRequest;
 import io.quotaauthority.proto.v1.ListKeysResponse;
 import io.quotaauthority.proto.v1.ListUsageRequest;
@@ -34,11 +36,21 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
   private final KeyAdmin admin;
   private final UsageQueries usage;
   private final Clock clock;
+  private final BudgetPeriodReadBack periods;
 
   public KeyAdminService(KeyAdmin admin, UsageQueries usage, Clock clock) {
+    this(admin, usage, clock, null);
+  }
+
+  /**
+   * @param periods ListBudgetPeriods; null answers it UNIMPLEMENTED
+   */
+  public KeyAdminService(
+      KeyAdmin admin, UsageQueries usage, Clock clock, BudgetPeriodReadBack periods) {
     this.admin = admin;
     this.usage = usage;
     this.clock = clock;
+    this.periods = periods;
   }
 
   @Override
@@ -57,6 +69,8 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                   req.getIpAllowList(),
                   req.getIpDenyList(),
                   req.getModelAllowList(),
+                  new KeyAdmin.PeriodInput(
+                      req.getBudgetPeriod(), req.getBudgetResetTime(), req.getBudgetTimeZone()),
                   BearerTokenInterceptor.actor());
           return CreateKeyResponse.newBuilder()
               .setKey(proto(created.key()))
@@ -108,7 +122,9 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                   key.getMaxConcurrentRequests(),
                   key.getIpAllowList(),
                   key.getIpDenyList(),
-                  key.getModelAllowList());
+                  key.getModelAllowList(),
+                  new KeyAdmin.PeriodInput(
+                      key.getBudgetPeriod(), key.getBudgetResetTime(), key.getBudgetTimeZone()));
           return UpdateKeyResponse.newBuilder()
               .setKey(proto(admin.update(id, update, BearerTokenInterceptor.actor())))
               .build();
@@ -155,6 +171,16 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
   @Override
   public void listUsage(ListUsageRequest req, StreamObserver<ListUsageResponse> out) {
     answer(out, () -> usage.listUsage(req));
+  }
+
+  @Override
+  public void listBudgetPeriods(
+      ListBudgetPeriodsRequest req, StreamObserver<ListBudgetPeriodsResponse> out) {
+    if (periods == null) {
+      super.listBudgetPeriods(req, out);
+      return;
+    }
+    answer(out, () -> periods.list(req));
   }
 
   private ApiKey proto(KeyRecord r) {

@@ -6,8 +6,10 @@ import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.keys.PeriodBudget;
 import java.math.BigDecimal;
 import java.time.Instant;
+import java.time.ZoneId;
 import java.util.Collection;
 import java.util.List;
 import java.util.Objects;
@@ -33,7 +35,41 @@ public record KeyUpdate(
     Integer maxConcurrentRequests,
     IpRanges ipAllow,
     IpRanges ipDeny,
-    ModelAllowList modelAllow) {
+    ModelAllowList modelAllow,
+    PeriodChange period) {
+
+  /**
+   * The periodic budget paths named in a mask; each field null when its path is not named.
+   *
+   * @param kind budget_period
+   * @param resetMinute budget_reset_time as minute of the day
+   * @param zone budget_time_zone
+   */
+  public record PeriodChange(PeriodBudget.Kind kind, Integer resetMinute, ZoneId zone) {
+    /** The spec after this change; bounds are computed by the caller at its time. */
+    PeriodBudget.Kind kindOr(PeriodBudget current) {
+      return kind == null ? current.kind() : kind;
+    }
+
+    int minuteOr(PeriodBudget current) {
+      return resetMinute == null ? current.resetMinute() : resetMinute;
+    }
+
+    ZoneId zoneOr(PeriodBudget current) {
+      return zone == null ? current.zone() : zone;
+    }
+
+    /** Whether the spec (not the bounds) would change. */
+    boolean changes(PeriodBudget current) {
+      PeriodBudget.Kind k = kindOr(current);
+      if (k != current.kind()) {
+        return true;
+      }
+      return k != PeriodBudget.Kind.NONE
+          && (minuteOr(current) != current.resetMinute()
+              || !zoneOr(current).equals(current.zone()));
+    }
+  }
 
   public static final List<String> PATHS =
       List.of(
@@ -44,7 +80,10 @@ public record KeyUpdate(
           "max_concurrent_requests",
           "ip_allow",
           "ip_deny",
-          "model_allow");
+          "model_allow",
+          "budget_period",
+          "budget_reset_time",
+          "budget_time_zone");
 
   /** An update of the original five fields only. */
   public KeyUpdate(
@@ -54,7 +93,17 @@ public record KeyUpdate(
       Instant expiresAt,
       KeyRecord.StoredStatus status,
       Integer maxConcurrentRequests) {
-    this(name, quota, setExpiresAt, expiresAt, status, maxConcurrentRequests, null, null, null);
+    this(
+        name,
+        quota,
+        setExpiresAt,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        null,
+        null,
+        null,
+        null);
   }
 
   /**
@@ -98,6 +147,35 @@ public record KeyUpdate(
       List<String> ipAllow,
       List<String> ipDeny,
       List<String> modelAllow) {
+    return fromPaths(
+        paths,
+        name,
+        quotaUsd,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        new KeyAdmin.PeriodInput("", "", ""));
+  }
+
+  /**
+   * As above, with the periodic budget (README "Key policies"): budget_period must name a period
+   * under the mask ("none" removes it, an empty value is refused), budget_reset_time HH:MM,
+   * budget_time_zone an IANA name.
+   */
+  public static KeyUpdate fromPaths(
+      Collection<String> paths,
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      String status,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      KeyAdmin.PeriodInput period) {
     if (paths.isEmpty()) {
       throw new IllegalArgumentException("update_mask must name at least one of " + PATHS);
     }
@@ -109,6 +187,9 @@ public record KeyUpdate(
     IpRanges newAllow = null;
     IpRanges newDeny = null;
     ModelAllowList newModels = null;
+    PeriodBudget.Kind newKind = null;
+    Integer newMinute = null;
+    ZoneId newZone = null;
     for (String path : paths) {
       switch (path) {
         case "name" -> newName = KeyFields.name(name);
@@ -140,6 +221,18 @@ public record KeyUpdate(
         case "ip_allow" -> newAllow = IpRanges.parse("key.ip_allow", ipAllow);
         case "ip_deny" -> newDeny = IpRanges.parse("key.ip_deny", ipDeny);
         case "model_allow" -> newModels = ModelAllowList.parse("key.model_allow", modelAllow);
+        case "budget_period" -> {
+          if (period.period().isEmpty()) {
+            throw new IllegalArgumentException(
+                "key.budget_period must not be empty when update_mask names budget_period;"
+                    + " send \"none\" to remove the period");
+          }
+          newKind = PeriodBudget.Kind.parse("key.budget_period", period.period());
+        }
+        case "budget_reset_time" ->
+            newMinute = PeriodBudget.parseResetTime("key.budget_reset_time", period.resetTime());
+        case "budget_time_zone" ->
+            newZone = PeriodBudget.parseZone("key.budget_time_zone", period.timeZone());
         default ->
             throw new IllegalArgumentException(
                 "update_mask has unknown path '" + path + "'; allowed: " + PATHS);
@@ -154,20 +247,31 @@ public record KeyUpdate(
         newMax,
         newAllow,
         newDeny,
-        newModels);
+        newModels,
+        newKind == null && newMinute == null && newZone == null
+            ? null
+            : new PeriodChange(newKind, newMinute, newZone));
   }
 
-  /** The key's policies after this update: the named lists replaced, the others as they are. */
-  KeyPolicies policiesOr(KeyPolicies current) {
-    if (ipAllow == null && ipDeny == null && modelAllow == null) {
+  /**
+   * The key's policies after this update: the named lists replaced, the others as they are; a
+   * changed periodic budget starts its current period as of {@code now} (quota_used is kept).
+   */
+  KeyPolicies policiesOr(KeyPolicies current, Instant now) {
+    if (ipAllow == null && ipDeny == null && modelAllow == null && period == null) {
       return current;
     }
-    KeyPolicies p =
+    PeriodBudget p = current.period();
+    if (period != null && period.changes(p)) {
+      p = PeriodBudget.at(period.kindOr(p), period.minuteOr(p), period.zoneOr(p), now);
+    }
+    KeyPolicies out =
         new KeyPolicies(
             ipAllow == null ? current.ipAllow() : ipAllow,
             ipDeny == null ? current.ipDeny() : ipDeny,
-            modelAllow == null ? current.modelAllow() : modelAllow);
-    return p.equals(KeyPolicies.NONE) ? KeyPolicies.NONE : p;
+            modelAllow == null ? current.modelAllow() : modelAllow,
+            p);
+    return out.equals(KeyPolicies.NONE) ? KeyPolicies.NONE : out;
   }
 
   /** True when the update changes the stored fields other than the policy lists. */
@@ -182,7 +286,11 @@ public record KeyUpdate(
 
   /** True when the update changes a policy list. */
   boolean changesPolicies(KeyRecord current) {
-    return !policiesOr(current.policies()).equals(current.policies());
+    KeyPolicies p = current.policies();
+    return (ipAllow != null && !ipAllow.entries().equals(p.ipAllow().entries()))
+        || (ipDeny != null && !ipDeny.entries().equals(p.ipDeny().entries()))
+        || (modelAllow != null && !modelAllow.entries().equals(p.modelAllow().entries()))
+        || (period != null && period.changes(p.period()));
   }
 
   KeyRecord.StoredStatus statusOr(KeyRecord.StoredStatus current) {

@@ -11,6 +11,7 @@ import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyState;
 import io.quotaauthority.keys.PendingUsage;
+import io.quotaauthority.keys.PeriodBudget;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.provider.Endpoints;
@@ -179,7 +180,17 @@ public final class Authorizer {
             : Endpoints.ANY_READ;
     // Only a key with an IP list needs the client's address parsed.
     byte[] address = policies.restrictsAddresses() ? clientAddress(attributes) : null;
-    Verdict verdict = KeyDecision.decide(state, pending, nowMicros(), endpoint, address);
+    Instant now = clock.instant();
+    Verdict verdict = KeyDecision.decide(state, pending, KeyState.toMicros(now), endpoint, address);
+    if (verdict == Verdict.PERIOD_EXHAUSTED) {
+      recorder.record(verdict, System.nanoTime() - start);
+      reply.accept(CheckResponses.periodDenial(provider, policies.period(), state.quota(), now));
+      return;
+    }
+    if (state.periodOver(KeyState.toMicros(now))) {
+      // The period ended and its row is not rolled over yet: nothing of the new one is spent.
+      pending = BigDecimal.ZERO;
+    }
     if (verdict == Verdict.NOT_METERED) {
       recorder.record(verdict, System.nanoTime() - start);
       reply.accept(CheckResponses.endpointDenial(provider, endpoint));
@@ -193,7 +204,7 @@ public final class Authorizer {
     // On Google's paths any ?key= is stripped, even when the key came in a header: a second key in
     // the URL must not travel to the provider either.
     boolean stripQueryKey = key.fromQuery() || provider == Provider.GEMINI;
-    reply.accept(allow(state, pending, stripQueryKey));
+    reply.accept(allow(state, pending, stripQueryKey, state.periodOver(KeyState.toMicros(now))));
   }
 
   /**
@@ -214,10 +225,11 @@ public final class Authorizer {
     return Endpoints.classify(provider, KeyExtractor.method(http), KeyExtractor.path(http));
   }
 
-  private static CheckResponse allow(KeyState state, BigDecimal pending, boolean stripQueryKey) {
+  private static CheckResponse allow(
+      KeyState state, BigDecimal pending, boolean stripQueryKey, boolean periodOver) {
     // Only the response that depends on the snapshot alone is kept: with usage pending the
     // remaining amount differs, and a stripped ?key= is per request.
-    boolean reusable = !stripQueryKey && pending.signum() == 0;
+    boolean reusable = !stripQueryKey && pending.signum() == 0 && !periodOver;
     if (reusable) {
       CheckResponse cached = state.prepared(ALLOW_RESPONSE);
       if (cached != null) {
@@ -227,10 +239,11 @@ public final class Authorizer {
     CheckResponse built =
         CheckResponses.allow(
             Long.toString(state.id()),
-            state.limited() ? state.remaining(pending) : null,
+            state.limited() ? (periodOver ? state.quota() : state.remaining(pending)) : null,
             stripQueryKey,
             state.maxConcurrentRequests(),
-            state.policies().restrictsModels() ? state.policies().modelAllow().header() : null);
+            state.policies().restrictsModels() ? state.policies().modelAllow().header() : null,
+            resetsAt(state, periodOver));
     if (reusable) {
       state.prepare(ALLOW_RESPONSE, built);
     }
@@ -247,9 +260,14 @@ public final class Authorizer {
     reply.accept(CheckResponses.denial(provider, verdict));
   }
 
-  private long nowMicros() {
-    Instant now = clock.instant();
-    return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
+  /** When the key's current budget period ends, for x-quota-budget-resets-at; else null. */
+  private static String resetsAt(KeyState state, boolean periodOver) {
+    PeriodBudget p = state.policies().period();
+    if (!state.limited() || !p.active() || p.endsAt() == null) {
+      return null;
+    }
+    // Over in memory: the next period's end is not in the row yet, so none is promised.
+    return periodOver ? null : p.endsAt().toString();
   }
 
   /**

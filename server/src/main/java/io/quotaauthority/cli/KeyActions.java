@@ -50,14 +50,28 @@ final class KeyActions {
       Integer maxConcurrentRequests,
       List<String> ipAllow,
       List<String> ipDeny,
-      List<String> models) {
+      List<String> models,
+      String period,
+      String periodReset,
+      String periodZone) {
     Changes(
         String name,
         String quotaUsd,
         Instant expiresAt,
         KeyStatus status,
         Integer maxConcurrentRequests) {
-      this(name, quotaUsd, expiresAt, status, maxConcurrentRequests, null, null, null);
+      this(
+          name,
+          quotaUsd,
+          expiresAt,
+          status,
+          maxConcurrentRequests,
+          null,
+          null,
+          null,
+          null,
+          null,
+          null);
     }
 
     /** At least one field is set, or the usage error that says which could be. */
@@ -69,20 +83,29 @@ final class KeyActions {
           && maxConcurrentRequests == null
           && ipAllow == null
           && ipDeny == null
-          && models == null) {
+          && models == null
+          && period == null
+          && periodReset == null
+          && periodZone == null) {
         throw new CliException(
             ExitCodes.USAGE,
             "nothing to update: give at least one of --name,"
                 + " --quota, --expires-in, --expires-at, --status, --max-concurrent,"
-                + " --ip-allow, --ip-deny, --models");
+                + " --ip-allow, --ip-deny, --models, --period, --period-reset, --period-zone");
       }
       return this;
     }
   }
 
   /** The key's policy lists on create; each null or empty when not given. */
-  record Policies(List<String> ipAllow, List<String> ipDeny, List<String> models) {
-    static final Policies NONE = new Policies(null, null, null);
+  record Policies(
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> models,
+      String period,
+      String periodReset,
+      String periodZone) {
+    static final Policies NONE = new Policies(null, null, null, null, null, null);
   }
 
   /**
@@ -113,6 +136,15 @@ final class KeyActions {
     }
     if (policies.models() != null) {
       req.addAllModelAllow(policies.models());
+    }
+    if (policies.period() != null) {
+      req.setBudgetPeriod(policies.period());
+    }
+    if (policies.periodReset() != null) {
+      req.setBudgetResetTime(policies.periodReset());
+    }
+    if (policies.periodZone() != null) {
+      req.setBudgetTimeZone(policies.periodZone());
     }
     if (quotaUsd != null) {
       req.setQuotaUsd(quotaUsd);
@@ -197,6 +229,18 @@ final class KeyActions {
     if (c.models() != null) {
       key.addAllModelAllow(c.models());
       mask.addPaths("model_allow");
+    }
+    if (c.period() != null) {
+      key.setBudgetPeriod(c.period());
+      mask.addPaths("budget_period");
+    }
+    if (c.periodReset() != null) {
+      key.setBudgetResetTime(c.periodReset());
+      mask.addPaths("budget_reset_time");
+    }
+    if (c.periodZone() != null) {
+      key.setBudgetTimeZone(c.periodZone());
+      mask.addPaths("budget_time_zone");
     }
     ApiKey updated =
         client

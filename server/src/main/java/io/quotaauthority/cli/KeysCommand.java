@@ -59,6 +59,12 @@ final class KeysCommand {
   static final String MODELS =
       "Models the key may use: exact names or prefixes ending in * (gpt-4o,claude-3-5-*).";
 
+  static final String PERIOD =
+      "Periodic budget: daily, weekly (Mondays) or monthly (the 1st); --quota is then spent per"
+          + " period.";
+  static final String PERIOD_RESET = "When each period starts, HH:MM (default 00:00).";
+  static final String PERIOD_ZONE = "IANA time zone of the period's calendar (default UTC).";
+
   /** An update's list: null when not given, empty for the single value {@code none}. */
   static List<String> listOrNone(List<String> given) {
     if (given == null) {
@@ -120,6 +126,15 @@ final class KeysCommand {
         description = MODELS + " Unset: any model.")
     List<String> models;
 
+    @Option(names = "--period", paramLabel = "PERIOD", description = PERIOD + " Unset: none.")
+    String period;
+
+    @Option(names = "--period-reset", paramLabel = "HH:MM", description = PERIOD_RESET)
+    String periodReset;
+
+    @Option(names = "--period-zone", paramLabel = "ZONE", description = PERIOD_ZONE)
+    String periodZone;
+
     @Mixin OutputOption output;
 
     private Instant expiresAt;
@@ -141,7 +156,7 @@ final class KeysCommand {
           quota,
           expiresAt,
           max,
-          new KeyActions.Policies(ipAllow, ipDeny, models),
+          new KeyActions.Policies(ipAllow, ipDeny, models, period, periodReset, periodZone),
           output.output);
     }
   }
@@ -240,6 +255,18 @@ final class KeysCommand {
         description = MODELS + " Replaces the list; none: remove it.")
     List<String> models;
 
+    @Option(
+        names = "--period",
+        paramLabel = "PERIOD",
+        description = PERIOD + " none: remove it (quota_used is kept).")
+    String period;
+
+    @Option(names = "--period-reset", paramLabel = "HH:MM", description = PERIOD_RESET)
+    String periodReset;
+
+    @Option(names = "--period-zone", paramLabel = "ZONE", description = PERIOD_ZONE)
+    String periodZone;
+
     @Mixin OutputOption output;
 
     enum Status {
@@ -291,7 +318,10 @@ final class KeysCommand {
                   maxConcurrent(maxConcurrent),
                   listOrNone(ipAllow),
                   listOrNone(ipDeny),
-                  listOrNone(models))
+                  listOrNone(models),
+                  period,
+                  periodReset,
+                  periodZone)
               .requireAny();
     }
 

@@ -64,7 +64,15 @@ public final class KeyDecision {
     if (!state.policies().admitsAddress(address)) {
       return Verdict.IP_NOT_ALLOWED;
     }
-    Verdict verdict = decide(state, pending, nowMicros);
+    Verdict verdict;
+    if (state.limited() && state.policies().period().active()) {
+      // A periodic budget: quota_used is the period's. Once the period is over in memory, its
+      // usage no longer counts, even before the row has been rolled over to the next one.
+      boolean spent = state.exhausted() || (pending.signum() > 0 && state.exhaustedWith(pending));
+      verdict = spent && !state.periodOver(nowMicros) ? Verdict.PERIOD_EXHAUSTED : Verdict.ALLOW;
+    } else {
+      verdict = decide(state, pending, nowMicros);
+    }
     if (verdict == Verdict.ALLOW
         && (state.limited() || state.policies().restrictsModels())
         && endpoint.refusesLimitedKeys()) {

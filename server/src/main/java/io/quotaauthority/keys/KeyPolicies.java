@@ -11,18 +11,40 @@ import java.util.List;
  * @param ipDeny empty: none refused
  * @param modelAllow empty: any model
  */
-public record KeyPolicies(IpRanges ipAllow, IpRanges ipDeny, ModelAllowList modelAllow) {
+public record KeyPolicies(
+    IpRanges ipAllow, IpRanges ipDeny, ModelAllowList modelAllow, PeriodBudget period) {
 
   /** No policy at all, shared by every key that has none. */
   public static final KeyPolicies NONE =
-      new KeyPolicies(IpRanges.NONE, IpRanges.NONE, ModelAllowList.NONE);
+      new KeyPolicies(IpRanges.NONE, IpRanges.NONE, ModelAllowList.NONE, PeriodBudget.NONE);
+
+  public KeyPolicies {
+    period = period == null ? PeriodBudget.NONE : period;
+  }
+
+  /** Access lists only, no periodic budget. */
+  public KeyPolicies(IpRanges ipAllow, IpRanges ipDeny, ModelAllowList modelAllow) {
+    this(ipAllow, ipDeny, modelAllow, PeriodBudget.NONE);
+  }
+
+  /** The same policies with another periodic budget. */
+  public KeyPolicies withPeriod(PeriodBudget p) {
+    KeyPolicies out = new KeyPolicies(ipAllow, ipDeny, modelAllow, p);
+    return out.equals(NONE) ? NONE : out;
+  }
 
   /** From stored columns (canonical entries). */
   public static KeyPolicies stored(List<String> ipAllow, List<String> ipDeny, List<String> models) {
-    if (ipAllow.isEmpty() && ipDeny.isEmpty() && models.isEmpty()) {
+    return stored(ipAllow, ipDeny, models, PeriodBudget.NONE);
+  }
+
+  public static KeyPolicies stored(
+      List<String> ipAllow, List<String> ipDeny, List<String> models, PeriodBudget period) {
+    if (ipAllow.isEmpty() && ipDeny.isEmpty() && models.isEmpty() && !period.active()) {
       return NONE;
     }
-    return new KeyPolicies(IpRanges.of(ipAllow), IpRanges.of(ipDeny), ModelAllowList.of(models));
+    return new KeyPolicies(
+        IpRanges.of(ipAllow), IpRanges.of(ipDeny), ModelAllowList.of(models), period);
   }
 
   /** Whether either IP list is set: only then does Check need the client's address. */
@@ -58,13 +80,20 @@ public record KeyPolicies(IpRanges ipAllow, IpRanges ipDeny, ModelAllowList mode
     return o instanceof KeyPolicies p
         && ipAllow.entries().equals(p.ipAllow.entries())
         && ipDeny.entries().equals(p.ipDeny.entries())
-        && modelAllow.entries().equals(p.modelAllow.entries());
+        && modelAllow.entries().equals(p.modelAllow.entries())
+        && samePeriod(period, p.period);
+  }
+
+  /** Periods without one compare equal whatever their unused fields say. */
+  private static boolean samePeriod(PeriodBudget a, PeriodBudget b) {
+    return (!a.active() && !b.active()) || a.equals(b);
   }
 
   @Override
   public int hashCode() {
     return ipAllow.entries().hashCode() * 31 * 31
         + ipDeny.entries().hashCode() * 31
-        + modelAllow.entries().hashCode();
+        + modelAllow.entries().hashCode()
+        + (period.active() ? period.hashCode() : 0);
   }
 }

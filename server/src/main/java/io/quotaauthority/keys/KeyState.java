@@ -157,9 +157,18 @@ public final class KeyState {
     return quota;
   }
 
-  /** The key's IP and model lists. */
+  /** The key's IP and model lists and its periodic budget. */
   public KeyPolicies policies() {
     return policies;
+  }
+
+  /**
+   * Whether the key's current budget period, as its row says, has ended at {@code nowMicros}: its
+   * quota_used then belongs to the period before (the row is rolled over within a second).
+   */
+  public boolean periodOver(long nowMicros) {
+    PeriodBudget p = policies.period();
+    return p.active() && p.endsAt() != null && toMicros(p.endsAt()) <= nowMicros;
   }
 
   public BigDecimal quotaUsed() {

@@ -18,6 +18,11 @@ public enum Verdict {
   /** quota > 0 and used (committed + pending) ≥ quota: 429 insufficient_quota. */
   EXHAUSTED,
   /**
+   * A key with a periodic budget has spent its quota_usd in the current period: 429
+   * period_budget_exceeded, naming the period, with retry-after until it resets.
+   */
+  PERIOD_EXHAUSTED,
+  /**
    * A key with a quota or a model allow-list asked for an endpoint the gateway cannot meter
    * (provider.Endpoints), so whose cost or model it cannot see: 403 endpoint_not_metered. Keys
    * without either are never refused for it.

@@ -37,6 +37,12 @@ public final class GatewayHeaders {
    */
   public static final String ADMITTED = "x-quota-admitted";
 
+  /**
+   * On an allowed response and on a period_budget_exceeded denial, for a key with a periodic
+   * budget: when its current period ends (RFC 3339, UTC), README "Key policies".
+   */
+  public static final String BUDGET_RESETS_AT = "x-quota-budget-resets-at";
+
   /** On the response, for keys with a quota: USD left when Check admitted the request. */
   public static final String REMAINING_USD = "x-quota-remaining-usd";
 

@@ -4,6 +4,7 @@ import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyLookup;
 import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.PeriodBudget;
 import java.math.BigDecimal;
 import java.sql.Array;
 import java.sql.Connection;
@@ -14,6 +15,7 @@ import java.sql.Types;
 import java.time.DateTimeException;
 import java.time.Instant;
 import java.time.OffsetDateTime;
+import java.time.ZoneId;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -29,17 +31,19 @@ public final class KeyRepository implements KeyLookup {
   /** The channel every change is announced on (see {@link KeyChange} and KeyChangeListener). */
   public static final String CHANGE_CHANNEL = "quota_key_changes";
 
-  private static final String COLUMNS =
+  static final String COLUMNS =
       """
       id, name, key_hash, key_prefix, status, quota, quota_used, expires_at, created_at, updated_at,
       deleted_at, version, leased, max_concurrent_requests, slots_leased, ip_allow, ip_deny,
-      model_allow""";
+      model_allow, budget_period, budget_reset_minute, budget_time_zone, period_started_at,
+      period_ends_at""";
 
   private static final String INSERT =
       """
       INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at, max_concurrent_requests,
-                            ip_allow, ip_deny, model_allow)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            ip_allow, ip_deny, model_allow, budget_period, budget_reset_minute,
+                            budget_time_zone, period_started_at, period_ends_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       RETURNING %s"""
           .formatted(COLUMNS);
 
@@ -97,7 +101,9 @@ public final class KeyRepository implements KeyLookup {
   private static final String UPDATE_POLICIES =
       """
       UPDATE api_keys
-         SET ip_allow = ?, ip_deny = ?, model_allow = ?, updated_at = now(), version = version + 1
+         SET ip_allow = ?, ip_deny = ?, model_allow = ?, budget_period = ?, budget_reset_minute = ?,
+             budget_time_zone = ?, period_started_at = ?, period_ends_at = ?,
+             updated_at = now(), version = version + 1
        WHERE id = ?
       RETURNING %s"""
           .formatted(COLUMNS);
@@ -225,17 +231,47 @@ public final class KeyRepository implements KeyLookup {
   public KeyRecord updatePolicies(Connection c, long id, KeyPolicies policies) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(UPDATE_POLICIES)) {
       setPolicies(c, ps, 1, policies);
-      ps.setLong(4, id);
+      ps.setLong(9, id);
       return single(ps).orElseThrow();
     }
   }
 
-  /** ip_allow, ip_deny, model_allow at {@code first} and the two after it. */
+  /**
+   * ip_allow, ip_deny, model_allow, budget_period, budget_reset_minute, budget_time_zone,
+   * period_started_at, period_ends_at: eight parameters from {@code first}.
+   */
   private static void setPolicies(Connection c, PreparedStatement ps, int first, KeyPolicies p)
       throws SQLException {
     ps.setArray(first, c.createArrayOf("text", p.ipAllow().entries().toArray()));
     ps.setArray(first + 1, c.createArrayOf("text", p.ipDeny().entries().toArray()));
     ps.setArray(first + 2, c.createArrayOf("text", p.modelAllow().entries().toArray()));
+    PeriodBudget period = p.period();
+    ps.setString(first + 3, period.kind().wireName());
+    ps.setInt(first + 4, period.active() ? period.resetMinute() : 0);
+    ps.setString(first + 5, period.active() ? period.zoneName() : "UTC");
+    setInstant(ps, first + 6, period.active() ? period.startedAt() : null);
+    setInstant(ps, first + 7, period.active() ? period.endsAt() : null);
+  }
+
+  /** The periodic budget columns of a row; a stored zone Java does not know reads as UTC. */
+  static PeriodBudget period(ResultSet rs) throws SQLException {
+    PeriodBudget.Kind kind =
+        PeriodBudget.Kind.valueOf(rs.getString("budget_period").toUpperCase(Locale.ROOT));
+    if (kind == PeriodBudget.Kind.NONE) {
+      return PeriodBudget.NONE;
+    }
+    ZoneId zone;
+    try {
+      zone = PeriodBudget.parseZone("budget_time_zone", rs.getString("budget_time_zone"));
+    } catch (IllegalArgumentException e) {
+      zone = ZoneOffset.UTC;
+    }
+    return new PeriodBudget(
+        kind,
+        rs.getInt("budget_reset_minute"),
+        zone,
+        instant(rs, "period_started_at"),
+        instant(rs, "period_ends_at"));
   }
 
   private static List<String> texts(ResultSet rs, String column) throws SQLException {
@@ -387,7 +423,8 @@ public final class KeyRepository implements KeyLookup {
         rs.getBigDecimal("leased"),
         rs.getInt("max_concurrent_requests"),
         rs.getInt("slots_leased"),
-        KeyPolicies.stored(texts(rs, "ip_allow"), texts(rs, "ip_deny"), texts(rs, "model_allow")));
+        KeyPolicies.stored(
+            texts(rs, "ip_allow"), texts(rs, "ip_deny"), texts(rs, "model_allow"), period(rs)));
   }
 
   static Instant instant(ResultSet rs, String column) throws SQLException {

@@ -561,7 +561,8 @@ class KeyAdminRejectionIT {
                 UpdateKeyRequest.newBuilder().setKey(target.toBuilder().setName("x")).build()),
         Status.Code.INVALID_ARGUMENT,
         "update_mask must name at least one of"
-            + " [name, quota_usd, expires_at, status, max_concurrent_requests]");
+            + " [name, quota_usd, expires_at, status, max_concurrent_requests, ip_allow, ip_deny,"
+            + " model_allow, budget_period, budget_reset_time, budget_time_zone]");
   }
 
   @ParameterizedTest(name = "path ''{0}''")

@@ -336,6 +336,54 @@ class KeyDecisionTest {
             Verdict.IP_NOT_ALLOWED));
   }
 
+  private static KeyState monthly(String quota, String used, Instant endsAt, List<String> deny) {
+    PeriodBudget month =
+        PeriodBudget.at(
+            PeriodBudget.Kind.MONTHLY, 0, java.time.ZoneOffset.UTC, endsAt.minusSeconds(1));
+    return new KeyState(
+        1,
+        1,
+        false,
+        false,
+        new BigDecimal(quota),
+        new BigDecimal(used),
+        KeyState.NEVER,
+        0,
+        new KeyPolicies(
+            IpRanges.NONE, IpRanges.parse("ip_deny", deny), ModelAllowList.NONE, month));
+  }
+
+  @Test
+  void decide_periodBudgetSpent_periodExhaustedUntilItsEndThenAllowed() {
+    Instant end = Instant.parse("2026-07-01T00:00:00Z");
+    KeyState spent = monthly("10", "10", end, List.of());
+    long before = KeyState.toMicros(end) - 1;
+    assertThat(KeyDecision.decide(spent, NONE, before, CHAT, null))
+        .isEqualTo(Verdict.PERIOD_EXHAUSTED);
+    // Over in memory: the row's usage is the ended period's.
+    assertThat(KeyDecision.decide(spent, NONE, KeyState.toMicros(end), CHAT, null))
+        .isEqualTo(Verdict.ALLOW);
+    // Pending usage reaching the budget counts as spent too.
+    assertThat(
+            KeyDecision.decide(
+                monthly("10", "9", end, List.of()), new BigDecimal("1"), before, CHAT, null))
+        .isEqualTo(Verdict.PERIOD_EXHAUSTED);
+    assertThat(KeyDecision.decide(monthly("10", "9", end, List.of()), NONE, before, CHAT, null))
+        .isEqualTo(Verdict.ALLOW);
+    // The address before the budget: an outsider is not told the key's budget is spent.
+    assertThat(
+            KeyDecision.decide(
+                monthly("10", "10", end, List.of("10.0.0.0/8")),
+                NONE,
+                before,
+                CHAT,
+                IpRanges.address("10.1.1.1")))
+        .isEqualTo(Verdict.IP_NOT_ALLOWED);
+    // An unlimited key with a period (its spend is only recorded) is never refused for it.
+    assertThat(KeyDecision.decide(monthly("0", "10", end, List.of()), NONE, before, CHAT, null))
+        .isEqualTo(Verdict.ALLOW);
+  }
+
   @ParameterizedTest(name = "[{index}] {8} -> {9}")
   @MethodSource("policyOrder")
   void decide_policyTable_firstMatchWins(

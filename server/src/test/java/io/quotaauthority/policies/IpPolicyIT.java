@@ -32,6 +32,9 @@ import org.junit.jupiter.api.Test;
  * bound of every other admin change (100 ms at p99, as MultiInstanceIT).
  */
 class IpPolicyIT {
+  /** As MultiInstanceIT: with 100 changes the 99th percentile is the second-worst. */
+  private static final int ROUNDS = 100;
+
   private static TestDatabase db;
   private static TestServer a;
   private static TestServer b;
@@ -214,7 +217,7 @@ class IpPolicyIT {
   @Test
   void updateOnA_allowListHonouredOnBWithin100msAtP99_andClearingItAdmitsAgain() throws Exception {
     List<Long> samples = new ArrayList<>();
-    for (int i = 0; i < 50; i++) {
+    for (int i = 0; i < ROUNDS; i++) {
       CreateKeyResponse key = create(r -> {});
       String id = key.getKey().getId();
       assertThat(onB(key.getSecret(), "192.0.2.10", 0).getStatus().getCode()).isZero();
@@ -239,10 +242,10 @@ class IpPolicyIT {
       }
     }
     Collections.sort(samples);
-    long p99 = TimeUnit.NANOSECONDS.toMillis(samples.get((int) Math.ceil(0.99 * 50) - 1));
+    long p99 = TimeUnit.NANOSECONDS.toMillis(samples.get((int) Math.ceil(0.99 * ROUNDS) - 1));
     System.out.printf(
-        "ip_allow propagation A->B: n=50 p50=%d ms p99=%d ms%n",
-        TimeUnit.NANOSECONDS.toMillis(samples.get(25)), p99);
+        "ip_allow propagation A->B: n=%d p50=%d ms p99=%d ms%n",
+        ROUNDS, TimeUnit.NANOSECONDS.toMillis(samples.get(ROUNDS / 2)), p99);
     assertThat(p99).isLessThanOrEqualTo(100);
   }
 }

@@ -83,7 +83,12 @@ class MigrationIT {
             "slots_leased",
             "ip_allow",
             "ip_deny",
-            "model_allow");
+            "model_allow",
+            "budget_period",
+            "budget_reset_minute",
+            "budget_time_zone",
+            "period_started_at",
+            "period_ends_at");
     assertThat(cols.get("id")).startsWith("bigint|NO|");
     assertThat(cols.get("name")).isEqualTo("text|NO|");
     assertThat(cols.get("key_hash")).isEqualTo("bytea|NO|");
@@ -102,6 +107,11 @@ class MigrationIT {
     assertThat(cols.get("ip_allow")).isEqualTo("ARRAY|NO|'{}'::text[]");
     assertThat(cols.get("ip_deny")).isEqualTo("ARRAY|NO|'{}'::text[]");
     assertThat(cols.get("model_allow")).isEqualTo("ARRAY|NO|'{}'::text[]");
+    assertThat(cols.get("budget_period")).isEqualTo("text|NO|'none'::text");
+    assertThat(cols.get("budget_reset_minute")).isEqualTo("smallint|NO|0");
+    assertThat(cols.get("budget_time_zone")).isEqualTo("text|NO|'UTC'::text");
+    assertThat(cols.get("period_started_at")).isEqualTo("timestamp with time zone|YES|");
+    assertThat(cols.get("period_ends_at")).isEqualTo("timestamp with time zone|YES|");
   }
 
   @Test
@@ -186,7 +196,7 @@ class MigrationIT {
   }
 
   @Test
-  void migrate_freshDatabase_twoPartialIndexesOnLiveKeys() {
+  void migrate_freshDatabase_threePartialIndexesOnLiveKeys() {
     List<String> defs =
         db.transactions()
             .inTransaction(
@@ -205,12 +215,17 @@ class MigrationIT {
                   return out;
                 });
 
-    assertThat(defs).hasSize(2);
+    assertThat(defs).hasSize(3);
     assertThat(defs.get(0))
         .startsWith("api_keys_expires_at_idx: ")
         .contains("(expires_at)")
         .endsWith("WHERE (deleted_at IS NULL)");
+    // V9: the budget period sweep's due keys.
     assertThat(defs.get(1))
+        .startsWith("api_keys_period_ends_at_idx: ")
+        .contains("(period_ends_at)")
+        .endsWith("WHERE ((budget_period <> 'none'::text) AND (deleted_at IS NULL))");
+    assertThat(defs.get(2))
         .startsWith("api_keys_quota_idx: ")
         .contains("(quota, quota_used)")
         .endsWith("WHERE (deleted_at IS NULL)");
