@@ -395,7 +395,8 @@ public final class QuotaAuthority implements AutoCloseable {
     }
     listener.start();
     // Every second: a period's end is honoured in memory at once, the row follows within this.
-    budgetPeriods.start(Duration.ofSeconds(1), cache::apply);
+    // Only keys cached here are refreshed: others hear of the change by its notification.
+    budgetPeriods.start(Duration.ofSeconds(1), cache::refresh);
     prices.start();
     authzServer.start();
     meteringServer.start();

@@ -248,4 +248,64 @@ class IpPolicyIT {
         ROUNDS, TimeUnit.NANOSECONDS.toMillis(samples.get(ROUNDS / 2)), p99);
     assertThat(p99).isLessThanOrEqualTo(100);
   }
+
+  private static String upstream(CheckResponse r, String name) {
+    return r.getOkResponse().getHeadersList().stream()
+        .filter(h -> h.getHeader().getKey().equals(name))
+        .map(h -> h.getHeader().getValue())
+        .findFirst()
+        .orElse(null);
+  }
+
+  @Test
+  void updateOnA_modelListAndPeriodHonouredOnBWithin100msAtP99() throws Exception {
+    List<Long> models = new ArrayList<>();
+    List<Long> periods = new ArrayList<>();
+    for (int i = 0; i < ROUNDS; i++) {
+      CreateKeyResponse key = create(r -> r.setQuotaUsd("1"));
+      String id = key.getKey().getId();
+      assertThat(onB(key.getSecret(), "192.0.2.10", 0).getStatus().getCode()).isZero();
+      String list = "gpt-4o-mini,m" + i + "-*";
+      a.admin()
+          .updateKey(
+              UpdateKeyRequest.newBuilder()
+                  .setKey(ApiKey.newBuilder().setId(id).addAllModelAllow(List.of(list.split(","))))
+                  .setUpdateMask(FieldMask.newBuilder().addPaths("model_allow"))
+                  .build());
+      long start = System.nanoTime();
+      long deadline = start + TimeUnit.SECONDS.toNanos(5);
+      while (!list.equals(upstream(check(b, key.getSecret(), "192.0.2.10"), "x-quota-key-models"))
+          && System.nanoTime() < deadline) {
+        Thread.sleep(1);
+      }
+      models.add(System.nanoTime() - start);
+      assertThat(upstream(check(b, key.getSecret(), "192.0.2.10"), "x-quota-key-models"))
+          .isEqualTo(list);
+
+      // Spent on A by hand (a charge's row, as the commit path writes it), then given a period:
+      // B must refuse it naming the period.
+      db.scalar("UPDATE api_keys SET quota_used = 1 WHERE id = ? RETURNING id", Long.parseLong(id));
+      a.admin()
+          .updateKey(
+              UpdateKeyRequest.newBuilder()
+                  .setKey(ApiKey.newBuilder().setId(id).setBudgetPeriod("monthly"))
+                  .setUpdateMask(FieldMask.newBuilder().addPaths("budget_period"))
+                  .build());
+      start = System.nanoTime();
+      CheckResponse refused = onB(key.getSecret(), "192.0.2.10", 8);
+      periods.add(System.nanoTime() - start);
+      assertThat(refused.getStatus().getMessage()).isEqualTo("period_budget_exceeded");
+    }
+    for (List<Long> samples : List.of(models, periods)) {
+      Collections.sort(samples);
+      long p99 = TimeUnit.NANOSECONDS.toMillis(samples.get((int) Math.ceil(0.99 * ROUNDS) - 1));
+      System.out.printf(
+          "%s propagation A->B: n=%d p50=%d ms p99=%d ms%n",
+          samples == models ? "model_allow" : "budget_period",
+          ROUNDS,
+          TimeUnit.NANOSECONDS.toMillis(samples.get(ROUNDS / 2)),
+          p99);
+      assertThat(p99).isLessThanOrEqualTo(100);
+    }
+  }
 }
