@@ -154,6 +154,35 @@ class IpPolicyIT {
         .contains("\"ip_deny\": [\"192.0.2.9/32\"]");
   }
 
+  @Test
+  void update_sameListsInAnotherSpelling_noOpNoVersionBumpNoAudit() {
+    CreateKeyResponse key =
+        create(r -> r.addIpAllow("2001:db8::/32").addModelAllow("gpt-4o-mini").setQuotaUsd("3"));
+    long id = Long.parseLong(key.getKey().getId());
+    long audits = rows("key_audit");
+    Object version = db.scalar("SELECT version FROM api_keys WHERE id = ?", id);
+    ApiKey same =
+        a.admin()
+            .updateKey(
+                UpdateKeyRequest.newBuilder()
+                    .setKey(
+                        ApiKey.newBuilder()
+                            .setId(key.getKey().getId())
+                            .addIpAllow("2001:DB8:0:0::/32")
+                            .addModelAllow("gpt-4o-mini")
+                            .setBudgetPeriod("none"))
+                    .setUpdateMask(
+                        FieldMask.newBuilder()
+                            .addPaths("ip_allow")
+                            .addPaths("model_allow")
+                            .addPaths("budget_period"))
+                    .build())
+            .getKey();
+    assertThat(same.getIpAllowList()).containsExactly("2001:db8::/32");
+    assertThat(db.scalar("SELECT version FROM api_keys WHERE id = ?", id)).isEqualTo(version);
+    assertThat(rows("key_audit")).isEqualTo(audits);
+  }
+
   private static long rows(String table) {
     return ((Number) db.scalar("SELECT count(*) FROM " + table)).longValue();
   }
