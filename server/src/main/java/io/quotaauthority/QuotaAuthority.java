@@ -14,6 +14,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.quotaauthority.admin.BudgetPeriodReadBack;
 import io.quotaauthority.admin.KeyAdmin;
 import io.quotaauthority.admin.KeyAdminService;
 import io.quotaauthority.admin.UsageReadBack;
@@ -39,6 +40,7 @@ import io.quotaauthority.metering.UsageCharger;
 import io.quotaauthority.ops.Metrics;
 import io.quotaauthority.ops.Operations;
 import io.quotaauthority.ops.Readiness;
+import io.quotaauthority.store.BudgetPeriods;
 import io.quotaauthority.store.ClusterSecrets;
 import io.quotaauthority.store.Database;
 import io.quotaauthority.store.KeyChangeListener;
@@ -92,6 +94,10 @@ public final class QuotaAuthority implements AutoCloseable {
 
   private final UsageService usageService;
   private final KeyChangeListener listener;
+
+  /** Rolls keys' budget periods over (README "Key policies"). */
+  private final BudgetPeriods budgetPeriods;
+
   private final ReloadingPriceTable prices;
   private final MeteringExecutor meteringWork;
   private final HealthStatusManager health;
@@ -134,10 +140,12 @@ public final class QuotaAuthority implements AutoCloseable {
       Operations ops,
       Server consoleBackend,
       ManagedChannel consoleChannel,
-      ThreadPoolExecutor consoleWork) {
+      ThreadPoolExecutor consoleWork,
+      BudgetPeriods budgetPeriods) {
     this.consoleBackend = consoleBackend;
     this.consoleChannel = consoleChannel;
     this.consoleWork = consoleWork;
+    this.budgetPeriods = budgetPeriods;
     this.listener = listener;
     this.prices = prices;
     this.meteringWork = meteringWork;
@@ -264,7 +272,8 @@ public final class QuotaAuthority implements AutoCloseable {
     ops.metrics().monitorKeyCache(cache.knownCache());
     ops.metrics().monitorLiveKeys(cache);
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
-    UsageRepository usageRepository = new UsageRepository(tx);
+    UsageRepository usageRepository = new UsageRepository(tx, clock);
+    BudgetPeriods budgetPeriods = new BudgetPeriods(tx, clock);
     // Queued usage, shared by the batcher (adds and settles) and Check (counts it as spent).
     PendingUsage pendingUsage = new PendingUsage();
     UsageBatcher batcher =
@@ -393,7 +402,11 @@ public final class QuotaAuthority implements AutoCloseable {
                 authzHealth)
             .build();
     KeyAdminService adminService =
-        new KeyAdminService(keyAdmin, new UsageReadBack(tx, keys, usageRepository), clock);
+        new KeyAdminService(
+            keyAdmin,
+            new UsageReadBack(tx, keys, usageRepository),
+            clock,
+            new BudgetPeriodReadBack(keyAdmin, budgetPeriods));
     Server admin =
         adminServer(
                 Transport.apply(
@@ -457,7 +470,8 @@ public final class QuotaAuthority implements AutoCloseable {
         ops,
         consoleBackend,
         consoleChannel,
-        consoleWork);
+        consoleWork,
+        budgetPeriods);
   }
 
   /** Starts what {@link #build} made: threads first, then the listeners, then health says so. */
@@ -471,6 +485,9 @@ public final class QuotaAuthority implements AutoCloseable {
       reporterHolds.start(REPORTER_HOLD_ROUND);
     }
     listener.start();
+    // Every second: a period's end is honoured in memory at once, the row follows within this.
+    // Only keys cached here are refreshed: others hear of the change by its notification.
+    budgetPeriods.start(Duration.ofSeconds(1), cache::refresh);
     prices.start();
     authzServer.start();
     meteringServer.start();
@@ -650,6 +667,7 @@ public final class QuotaAuthority implements AutoCloseable {
       leases.close();
       slots.close();
     }
+    budgetPeriods.close();
     listener.close();
     keyLoader.shutdownNow();
     database.close();

@@ -3,6 +3,7 @@ package io.quotaauthority.admin;
 import com.google.protobuf.Timestamp;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.keys.PeriodBudget;
 import io.quotaauthority.keys.ProtoTimes;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.HoldExpiry;
@@ -40,10 +41,22 @@ public final class ApiKeys {
                 r.holdExpiry() == KeyRecord.HoldExpiry.CHARGE
                     ? HoldExpiry.HOLD_EXPIRY_CHARGE
                     : HoldExpiry.HOLD_EXPIRY_RELEASE)
+            .addAllIpAllow(r.policies().ipAllow().entries())
+            .addAllIpDeny(r.policies().ipDeny().entries())
+            .addAllModelAllow(r.policies().modelAllow().entries())
             .setCreatedAt(shown(r.id(), "created_at", r.createdAt()))
             .setUpdatedAt(shown(r.id(), "updated_at", r.updatedAt()));
     if (r.expiresAt() != null) {
       b.setExpiresAt(shown(r.id(), "expires_at", r.expiresAt()));
+    }
+    PeriodBudget p = r.policies().period();
+    b.setBudgetPeriod(p.kind().wireName());
+    if (p.active()) {
+      b.setBudgetResetTime(p.resetTime()).setBudgetTimeZone(p.zoneName());
+      if (p.startedAt() != null && p.endsAt() != null) {
+        b.setPeriodStartedAt(shown(r.id(), "period_started_at", p.startedAt()))
+            .setPeriodResetsAt(shown(r.id(), "period_ends_at", p.endsAt()));
+      }
     }
     return b.build();
   }

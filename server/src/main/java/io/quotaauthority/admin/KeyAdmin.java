@@ -2,10 +2,14 @@ package io.quotaauthority.admin;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.quotaauthority.keys.IpRanges;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyNotFoundException;
+import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.keys.PeriodBudget;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Secrets;
 import io.quotaauthority.store.KeyRepository;
@@ -15,6 +19,7 @@ import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Clock;
 import java.time.Instant;
+import java.time.ZoneId;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -50,15 +55,62 @@ public final class KeyAdmin {
   public record Page(List<KeyRecord> keys, String nextPageToken) {}
 
   /**
+   * The periodic budget fields as a request carries them (README "Key policies"): budget_period
+   * (empty or none: no period), budget_reset_time HH:MM (empty: 00:00), budget_time_zone (empty:
+   * UTC).
+   */
+  public record PeriodInput(String period, String resetTime, String timeZone) {
+    /** Validated, with the current period as of {@code now}; naming the field on bad input. */
+    PeriodBudget budget(Instant now) {
+      PeriodBudget.Kind kind = PeriodBudget.Kind.parse("budget_period", period);
+      int minute = PeriodBudget.parseResetTime("budget_reset_time", resetTime);
+      ZoneId zone = PeriodBudget.parseZone("budget_time_zone", timeZone);
+      if (kind == PeriodBudget.Kind.NONE && !(resetTime.isEmpty() && timeZone.isEmpty())) {
+        throw new IllegalArgumentException(
+            (resetTime.isEmpty() ? "budget_time_zone" : "budget_reset_time")
+                + " is set, but budget_period is none; set budget_period too");
+      }
+      return PeriodBudget.at(kind, minute, zone, now);
+    }
+  }
+
+  /**
    * @param maxConcurrentRequests 0 (no cap) to {@link KeyRecord#MAX_CONCURRENT_REQUESTS}
    */
   public Created create(
       String name, String quotaUsd, Instant expiresAt, int maxConcurrentRequests, String actor) {
     return create(
-        name, quotaUsd, expiresAt, maxConcurrentRequests, "", "HOLD_EXPIRY_UNSPECIFIED", actor);
+        name, quotaUsd, expiresAt, maxConcurrentRequests, List.of(), List.of(), List.of(), actor);
   }
 
   /**
+   * As above, with the key's policy lists (README "Key policies"), each validated here: a bad entry
+   * throws IllegalArgumentException naming the field and the entry, and nothing is written.
+   */
+  public Created create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      String actor) {
+    return create(
+        name,
+        quotaUsd,
+        expiresAt,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        new PeriodInput("", "", ""),
+        actor);
+  }
+
+  /**
+   * As above, with a reporter hold at Check (README "Holds for usage-stream reporters").
+   *
    * @param holdUsdPerRequest empty or "0" for no reporter hold at Check
    * @param holdExpiry a HoldExpiry name; unspecified is CHARGE
    */
@@ -70,6 +122,60 @@ public final class KeyAdmin {
       String holdUsdPerRequest,
       String holdExpiry,
       String actor) {
+    return create(
+        name,
+        quotaUsd,
+        expiresAt,
+        maxConcurrentRequests,
+        List.of(),
+        List.of(),
+        List.of(),
+        new PeriodInput("", "", ""),
+        holdUsdPerRequest,
+        holdExpiry,
+        actor);
+  }
+
+  /** As above, with a periodic budget. */
+  public Created create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      PeriodInput period,
+      String actor) {
+    return create(
+        name,
+        quotaUsd,
+        expiresAt,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        period,
+        "",
+        "HOLD_EXPIRY_UNSPECIFIED",
+        actor);
+  }
+
+  /** Every field of a new key: the policies, the periodic budget and the reporter hold. */
+  public Created create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      PeriodInput period,
+      String holdUsdPerRequest,
+      String holdExpiry,
+      String actor) {
+    KeyPolicies policies =
+        policies(ipAllow, ipDeny, modelAllow).withPeriod(period.budget(clock.instant()));
     String validName = KeyUpdate.KeyFields.name(name);
     BigDecimal quota = KeyUpdate.KeyFields.quota(quotaUsd);
     int maxConcurrent = KeyUpdate.KeyFields.maxConcurrentRequests(maxConcurrentRequests);
@@ -92,7 +198,8 @@ public final class KeyAdmin {
                       expiresAt,
                       maxConcurrent,
                       hold,
-                      expiry);
+                      expiry,
+                      policies);
               audited(c, r, "create", null, r, actor);
               return r;
             });
@@ -122,10 +229,14 @@ public final class KeyAdmin {
         id,
         "update",
         actor,
-        (c, old) ->
-            !update.changes(old)
-                ? null
-                : keys.updateFields(
+        (c, old) -> {
+          if (!update.changes(old)) {
+            return null;
+          }
+          KeyRecord fresh = old;
+          if (update.changesFields(old)) {
+            fresh =
+                keys.updateFields(
                     c,
                     id,
                     update.name() == null ? old.name() : update.name(),
@@ -134,7 +245,25 @@ public final class KeyAdmin {
                     update.statusOr(old.status()),
                     update.maxConcurrentRequestsOr(old.maxConcurrentRequests()),
                     update.holdPerRequestOr(old.holdUsdPerRequest()),
-                    update.holdExpiryOr(old.holdExpiry())));
+                    update.holdExpiryOr(old.holdExpiry()));
+          }
+          if (update.changesPolicies(old)) {
+            // Its own statement (one more version step in the same transaction: one audit row and
+            // one notification, of the final row, all the same).
+            fresh = keys.updatePolicies(c, id, update.policiesOr(old.policies(), clock.instant()));
+          }
+          return fresh;
+        });
+  }
+
+  /** Validated lists for CreateKey, naming the field and entry of the first bad one. */
+  static KeyPolicies policies(List<String> ipAllow, List<String> ipDeny, List<String> modelAllow) {
+    KeyPolicies p =
+        new KeyPolicies(
+            IpRanges.parse("ip_allow", ipAllow),
+            IpRanges.parse("ip_deny", ipDeny),
+            ModelAllowList.parse("model_allow", modelAllow));
+    return p.equals(KeyPolicies.NONE) ? KeyPolicies.NONE : p;
   }
 
   public KeyRecord delete(long id, String actor) {
@@ -215,6 +344,22 @@ public final class KeyAdmin {
     m.put("max_concurrent_requests", r.maxConcurrentRequests());
     m.put("hold_usd_per_request", Money.format(r.holdUsdPerRequest()));
     m.put("hold_expiry", r.holdExpiry().name().toLowerCase(Locale.ROOT));
+    // Policies only when set, so audit rows of keys without any read as before.
+    if (!r.policies().ipAllow().isEmpty()) {
+      m.put("ip_allow", r.policies().ipAllow().entries());
+    }
+    if (!r.policies().ipDeny().isEmpty()) {
+      m.put("ip_deny", r.policies().ipDeny().entries());
+    }
+    if (!r.policies().modelAllow().isEmpty()) {
+      m.put("model_allow", r.policies().modelAllow().entries());
+    }
+    PeriodBudget period = r.policies().period();
+    if (period.active()) {
+      m.put("budget_period", period.kind().wireName());
+      m.put("budget_reset_time", period.resetTime());
+      m.put("budget_time_zone", period.zoneName());
+    }
     m.put("deleted", r.deleted());
     m.put("version", r.version());
     try {

@@ -17,6 +17,8 @@ import io.quotaauthority.proto.v1.GetKeyRequest;
 import io.quotaauthority.proto.v1.GetKeyResponse;
 import io.quotaauthority.proto.v1.KeyAdminServiceGrpc;
 import io.quotaauthority.proto.v1.KeyStatus;
+import io.quotaauthority.proto.v1.ListBudgetPeriodsRequest;
+import io.quotaauthority.proto.v1.ListBudgetPeriodsResponse;
 import io.quotaauthority.proto.v1.ListKeysRequest;
 import io.quotaauthority.proto.v1.ListKeysResponse;
 import io.quotaauthority.proto.v1.ListUsageRequest;
@@ -34,11 +36,21 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
   private final KeyAdmin admin;
   private final UsageQueries usage;
   private final Clock clock;
+  private final BudgetPeriodReadBack periods;
 
   public KeyAdminService(KeyAdmin admin, UsageQueries usage, Clock clock) {
+    this(admin, usage, clock, null);
+  }
+
+  /**
+   * @param periods ListBudgetPeriods; null answers it UNIMPLEMENTED
+   */
+  public KeyAdminService(
+      KeyAdmin admin, UsageQueries usage, Clock clock, BudgetPeriodReadBack periods) {
     this.admin = admin;
     this.usage = usage;
     this.clock = clock;
+    this.periods = periods;
   }
 
   @Override
@@ -54,6 +66,11 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                   req.getQuotaUsd(),
                   expires,
                   req.getMaxConcurrentRequests(),
+                  req.getIpAllowList(),
+                  req.getIpDenyList(),
+                  req.getModelAllowList(),
+                  new KeyAdmin.PeriodInput(
+                      req.getBudgetPeriod(), req.getBudgetResetTime(), req.getBudgetTimeZone()),
                   req.getHoldUsdPerRequest(),
                   req.getHoldExpiry().name(),
                   BearerTokenInterceptor.actor());
@@ -105,6 +122,11 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                       : null,
                   statusName(key.getStatus()),
                   key.getMaxConcurrentRequests(),
+                  key.getIpAllowList(),
+                  key.getIpDenyList(),
+                  key.getModelAllowList(),
+                  new KeyAdmin.PeriodInput(
+                      key.getBudgetPeriod(), key.getBudgetResetTime(), key.getBudgetTimeZone()),
                   key.getHoldUsdPerRequest(),
                   key.getHoldExpiry().name());
           return UpdateKeyResponse.newBuilder()
@@ -153,6 +175,16 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
   @Override
   public void listUsage(ListUsageRequest req, StreamObserver<ListUsageResponse> out) {
     answer(out, () -> usage.listUsage(req));
+  }
+
+  @Override
+  public void listBudgetPeriods(
+      ListBudgetPeriodsRequest req, StreamObserver<ListBudgetPeriodsResponse> out) {
+    if (periods == null) {
+      super.listBudgetPeriods(req, out);
+      return;
+    }
+    answer(out, () -> periods.list(req));
   }
 
   private ApiKey proto(KeyRecord r) {

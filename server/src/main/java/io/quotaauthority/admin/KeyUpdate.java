@@ -1,10 +1,15 @@
 package io.quotaauthority.admin;
 
+import io.quotaauthority.keys.IpRanges;
 import io.quotaauthority.keys.KeyNames;
+import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.keys.PeriodBudget;
 import java.math.BigDecimal;
 import java.time.Instant;
+import java.time.ZoneId;
 import java.util.Collection;
 import java.util.List;
 import java.util.Objects;
@@ -17,6 +22,9 @@ import java.util.Objects;
  * @param expiresAt the new expiry when {@code setExpiresAt}; null there means never
  * @param status null when unchanged
  * @param maxConcurrentRequests null when unchanged; 0 removes the cap
+ * @param ipAllow null when unchanged; empty removes the list (so do the two below)
+ * @param ipDeny null when unchanged
+ * @param modelAllow null when unchanged
  * @param holdPerRequest null when unchanged; 0 takes no more holds
  * @param holdExpiry null when unchanged
  */
@@ -27,8 +35,45 @@ public record KeyUpdate(
     Instant expiresAt,
     KeyRecord.StoredStatus status,
     Integer maxConcurrentRequests,
+    IpRanges ipAllow,
+    IpRanges ipDeny,
+    ModelAllowList modelAllow,
+    PeriodChange period,
     BigDecimal holdPerRequest,
     KeyRecord.HoldExpiry holdExpiry) {
+
+  /**
+   * The periodic budget paths named in a mask; each field null when its path is not named.
+   *
+   * @param kind budget_period
+   * @param resetMinute budget_reset_time as minute of the day
+   * @param zone budget_time_zone
+   */
+  public record PeriodChange(PeriodBudget.Kind kind, Integer resetMinute, ZoneId zone) {
+    /** The spec after this change; bounds are computed by the caller at its time. */
+    PeriodBudget.Kind kindOr(PeriodBudget current) {
+      return kind == null ? current.kind() : kind;
+    }
+
+    int minuteOr(PeriodBudget current) {
+      return resetMinute == null ? current.resetMinute() : resetMinute;
+    }
+
+    ZoneId zoneOr(PeriodBudget current) {
+      return zone == null ? current.zone() : zone;
+    }
+
+    /** Whether the spec (not the bounds) would change. */
+    boolean changes(PeriodBudget current) {
+      PeriodBudget.Kind k = kindOr(current);
+      if (k != current.kind()) {
+        return true;
+      }
+      return k != PeriodBudget.Kind.NONE
+          && (minuteOr(current) != current.resetMinute()
+              || !zoneOr(current).equals(current.zone()));
+    }
+  }
 
   public static final List<String> PATHS =
       List.of(
@@ -38,7 +83,36 @@ public record KeyUpdate(
           "status",
           "max_concurrent_requests",
           "hold_usd_per_request",
-          "hold_expiry");
+          "hold_expiry",
+          "ip_allow",
+          "ip_deny",
+          "model_allow",
+          "budget_period",
+          "budget_reset_time",
+          "budget_time_zone");
+
+  /** An update of the original five fields only. */
+  public KeyUpdate(
+      String name,
+      BigDecimal quota,
+      boolean setExpiresAt,
+      Instant expiresAt,
+      KeyRecord.StoredStatus status,
+      Integer maxConcurrentRequests) {
+    this(
+        name,
+        quota,
+        setExpiresAt,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null);
+  }
 
   /**
    * Reads the named paths from the given values; throws IllegalArgumentException naming the field
@@ -54,7 +128,95 @@ public record KeyUpdate(
       String quotaUsd,
       Instant expiresAt,
       String status,
+      int maxConcurrentRequests) {
+    return fromPaths(
+        paths,
+        name,
+        quotaUsd,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        List.of(),
+        List.of(),
+        List.of());
+  }
+
+  /**
+   * As above, with the key's policy lists (README "Key policies"): a named list replaces the stored
+   * one whole; empty removes it (a repeated field has no "unset" to tell apart).
+   */
+  public static KeyUpdate fromPaths(
+      Collection<String> paths,
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      String status,
       int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow) {
+    return fromPaths(
+        paths,
+        name,
+        quotaUsd,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        new KeyAdmin.PeriodInput("", "", ""));
+  }
+
+  /**
+   * As above, with the periodic budget (README "Key policies"): budget_period must name a period
+   * under the mask ("none" removes it, an empty value is refused), budget_reset_time HH:MM,
+   * budget_time_zone an IANA name.
+   */
+  public static KeyUpdate fromPaths(
+      Collection<String> paths,
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      String status,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      KeyAdmin.PeriodInput period) {
+    return fromPaths(
+        paths,
+        name,
+        quotaUsd,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        period,
+        "",
+        "HOLD_EXPIRY_UNSPECIFIED");
+  }
+
+  /**
+   * As above, with the key's reporter hold (README "Holds for usage-stream reporters"): an empty
+   * hold_usd_per_request under the mask is refused ("0" stops the holds), an unspecified
+   * hold_expiry too.
+   *
+   * @param holdExpiry a HoldExpiry name
+   */
+  public static KeyUpdate fromPaths(
+      Collection<String> paths,
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      String status,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      KeyAdmin.PeriodInput period,
       String holdUsdPerRequest,
       String holdExpiry) {
     if (paths.isEmpty()) {
@@ -65,6 +227,12 @@ public record KeyUpdate(
     boolean setExpiry = false;
     KeyRecord.StoredStatus newStatus = null;
     Integer newMax = null;
+    IpRanges newAllow = null;
+    IpRanges newDeny = null;
+    ModelAllowList newModels = null;
+    PeriodBudget.Kind newKind = null;
+    Integer newMinute = null;
+    ZoneId newZone = null;
     BigDecimal newHold = null;
     KeyRecord.HoldExpiry newExpiry = null;
     for (String path : paths) {
@@ -106,6 +274,21 @@ public record KeyUpdate(
         }
         case "hold_expiry" ->
             newExpiry = KeyFields.holdExpiry("key.hold_expiry", holdExpiry, false);
+        case "ip_allow" -> newAllow = IpRanges.parse("key.ip_allow", ipAllow);
+        case "ip_deny" -> newDeny = IpRanges.parse("key.ip_deny", ipDeny);
+        case "model_allow" -> newModels = ModelAllowList.parse("key.model_allow", modelAllow);
+        case "budget_period" -> {
+          if (period.period().isEmpty()) {
+            throw new IllegalArgumentException(
+                "key.budget_period must not be empty when update_mask names budget_period;"
+                    + " send \"none\" to remove the period");
+          }
+          newKind = PeriodBudget.Kind.parse("key.budget_period", period.period());
+        }
+        case "budget_reset_time" ->
+            newMinute = PeriodBudget.parseResetTime("key.budget_reset_time", period.resetTime());
+        case "budget_time_zone" ->
+            newZone = PeriodBudget.parseZone("key.budget_time_zone", period.timeZone());
         default ->
             throw new IllegalArgumentException(
                 "update_mask has unknown path '" + path + "'; allowed: " + PATHS);
@@ -118,8 +301,56 @@ public record KeyUpdate(
         setExpiry ? expiresAt : null,
         newStatus,
         newMax,
+        newAllow,
+        newDeny,
+        newModels,
+        newKind == null && newMinute == null && newZone == null
+            ? null
+            : new PeriodChange(newKind, newMinute, newZone),
         newHold,
         newExpiry);
+  }
+
+  /**
+   * The key's policies after this update: the named lists replaced, the others as they are; a
+   * changed periodic budget starts its current period as of {@code now} (quota_used is kept).
+   */
+  KeyPolicies policiesOr(KeyPolicies current, Instant now) {
+    if (ipAllow == null && ipDeny == null && modelAllow == null && period == null) {
+      return current;
+    }
+    PeriodBudget p = current.period();
+    if (period != null && period.changes(p)) {
+      p = PeriodBudget.at(period.kindOr(p), period.minuteOr(p), period.zoneOr(p), now);
+    }
+    KeyPolicies out =
+        new KeyPolicies(
+            ipAllow == null ? current.ipAllow() : ipAllow,
+            ipDeny == null ? current.ipDeny() : ipDeny,
+            modelAllow == null ? current.modelAllow() : modelAllow,
+            p);
+    return out.equals(KeyPolicies.NONE) ? KeyPolicies.NONE : out;
+  }
+
+  /** True when the update changes the stored fields other than the policy lists. */
+  boolean changesFields(KeyRecord current) {
+    return (name != null && !name.equals(current.name()))
+        || (quota != null && quota.compareTo(current.quota()) != 0)
+        || (setExpiresAt && !Objects.equals(expiresAt, current.expiresAt()))
+        || (status != null && status != current.status())
+        || (maxConcurrentRequests != null
+            && maxConcurrentRequests != current.maxConcurrentRequests())
+        || (holdPerRequest != null && holdPerRequest.compareTo(current.holdUsdPerRequest()) != 0)
+        || (holdExpiry != null && holdExpiry != current.holdExpiry());
+  }
+
+  /** True when the update changes a policy list. */
+  boolean changesPolicies(KeyRecord current) {
+    KeyPolicies p = current.policies();
+    return (ipAllow != null && !ipAllow.entries().equals(p.ipAllow().entries()))
+        || (ipDeny != null && !ipDeny.entries().equals(p.ipDeny().entries()))
+        || (modelAllow != null && !modelAllow.entries().equals(p.modelAllow().entries()))
+        || (period != null && period.changes(p.period()));
   }
 
   KeyRecord.StoredStatus statusOr(KeyRecord.StoredStatus current) {
@@ -145,14 +376,7 @@ public record KeyUpdate(
    * ApiKeys#instant}).
    */
   boolean changes(KeyRecord current) {
-    return (name != null && !name.equals(current.name()))
-        || (quota != null && quota.compareTo(current.quota()) != 0)
-        || (setExpiresAt && !Objects.equals(expiresAt, current.expiresAt()))
-        || (status != null && status != current.status())
-        || (maxConcurrentRequests != null
-            && maxConcurrentRequests != current.maxConcurrentRequests())
-        || (holdPerRequest != null && holdPerRequest.compareTo(current.holdUsdPerRequest()) != 0)
-        || (holdExpiry != null && holdExpiry != current.holdExpiry());
+    return changesFields(current) || changesPolicies(current);
   }
 
   /** Shared field rules for create and update. */

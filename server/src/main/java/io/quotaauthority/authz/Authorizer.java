@@ -4,12 +4,15 @@ import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
 import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
 import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
 import io.quotaauthority.keys.ColdPath;
+import io.quotaauthority.keys.IpRanges;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyDecision;
 import io.quotaauthority.keys.KeyHash;
+import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyState;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PendingUsage;
+import io.quotaauthority.keys.PeriodBudget;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.provider.Endpoints;
@@ -200,8 +203,25 @@ public final class Authorizer {
     // Only limited keys can be exhausted, so only they need the pending-usage lookup; and only
     // they can be refused an endpoint, so only they need it classified.
     BigDecimal pending = state.limited() ? pendingUsage.of(state.id()) : BigDecimal.ZERO;
-    Endpoints.Row endpoint = state.limited() ? endpoint(attributes, provider) : Endpoints.ANY_READ;
-    Verdict verdict = KeyDecision.decide(state, pending, nowMicros(), endpoint);
+    KeyPolicies policies = state.policies();
+    // A model allow-list is enforced by metering, which can only see a metered endpoint's model.
+    Endpoints.Row endpoint =
+        state.limited() || policies.restrictsModels()
+            ? endpoint(attributes, provider)
+            : Endpoints.ANY_READ;
+    // Only a key with an IP list needs the client's address parsed.
+    byte[] address = policies.restrictsAddresses() ? clientAddress(attributes) : null;
+    Instant now = clock.instant();
+    Verdict verdict = KeyDecision.decide(state, pending, KeyState.toMicros(now), endpoint, address);
+    if (verdict == Verdict.PERIOD_EXHAUSTED) {
+      recorder.record(verdict, System.nanoTime() - start);
+      reply.accept(CheckResponses.periodDenial(provider, policies.period(), state.quota(), now));
+      return;
+    }
+    if (state.periodOver(KeyState.toMicros(now))) {
+      // The period ended and its row is not rolled over yet: nothing of the new one is spent.
+      pending = BigDecimal.ZERO;
+    }
     if (verdict == Verdict.NOT_METERED) {
       recorder.record(verdict, System.nanoTime() - start);
       reply.accept(CheckResponses.endpointDenial(provider, endpoint));
@@ -214,12 +234,25 @@ public final class Authorizer {
     // On Google's paths any ?key= is stripped, even when the key came in a header: a second key in
     // the URL must not travel to the provider either.
     boolean stripQueryKey = key.fromQuery() || provider == Provider.GEMINI;
+    boolean periodOver = state.periodOver(KeyState.toMicros(now));
     if (holds != null && state.holdsAtCheck()) {
-      allowOnHold(provider, state, pending, stripQueryKey, start, answerBy, reply);
+      allowOnHold(provider, state, pending, stripQueryKey, periodOver, start, answerBy, reply);
       return;
     }
     recorder.record(Verdict.ALLOW, System.nanoTime() - start);
-    reply.accept(allow(state, pending, stripQueryKey));
+    reply.accept(allow(state, pending, stripQueryKey, periodOver));
+  }
+
+  /**
+   * The downstream client's address as Envoy determined it (attributes.source.address: the peer of
+   * the connection, or with use_remote_address and xff_num_trusted_hops the address Envoy took from
+   * x-forwarded-for; see envoy/README.md), or null when there is none Check can read.
+   */
+  static byte[] clientAddress(AttributeContext attributes) {
+    if (!attributes.hasSource() || !attributes.getSource().getAddress().hasSocketAddress()) {
+      return null;
+    }
+    return IpRanges.address(attributes.getSource().getAddress().getSocketAddress().getAddress());
   }
 
   /**
@@ -234,6 +267,7 @@ public final class Authorizer {
       KeyState state,
       BigDecimal pending,
       boolean stripQueryKey,
+      boolean periodOver,
       long start,
       long answerBy,
       AnswerOnce reply) {
@@ -269,7 +303,8 @@ public final class Authorizer {
                               .toPlainString())));
             } else {
               CheckResponse allowed =
-                  CheckResponses.withHold(allow(state, pending, stripQueryKey), id.get());
+                  CheckResponses.withHold(
+                      allow(state, pending, stripQueryKey, periodOver), id.get());
               if (reply.offer(allowed)) {
                 recorder.record(Verdict.ALLOW, System.nanoTime() - start);
               } else {
@@ -295,10 +330,11 @@ public final class Authorizer {
     return Endpoints.classify(provider, KeyExtractor.method(http), KeyExtractor.path(http));
   }
 
-  private static CheckResponse allow(KeyState state, BigDecimal pending, boolean stripQueryKey) {
+  private static CheckResponse allow(
+      KeyState state, BigDecimal pending, boolean stripQueryKey, boolean periodOver) {
     // Only the response that depends on the snapshot alone is kept: with usage pending the
     // remaining amount differs, and a stripped ?key= is per request.
-    boolean reusable = !stripQueryKey && pending.signum() == 0;
+    boolean reusable = !stripQueryKey && pending.signum() == 0 && !periodOver;
     if (reusable) {
       CheckResponse cached = state.prepared(ALLOW_RESPONSE);
       if (cached != null) {
@@ -308,9 +344,11 @@ public final class Authorizer {
     CheckResponse built =
         CheckResponses.allow(
             Long.toString(state.id()),
-            state.limited() ? state.remaining(pending) : null,
+            state.limited() ? (periodOver ? state.quota() : state.remaining(pending)) : null,
             stripQueryKey,
-            state.maxConcurrentRequests());
+            state.maxConcurrentRequests(),
+            state.policies().restrictsModels() ? state.policies().modelAllow().header() : null,
+            resetsAt(state, periodOver));
     if (reusable) {
       state.prepare(ALLOW_RESPONSE, built);
     }
@@ -327,9 +365,14 @@ public final class Authorizer {
     reply.accept(CheckResponses.denial(provider, verdict));
   }
 
-  private long nowMicros() {
-    Instant now = clock.instant();
-    return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
+  /** When the key's current budget period ends, for x-quota-budget-resets-at; else null. */
+  private static String resetsAt(KeyState state, boolean periodOver) {
+    PeriodBudget p = state.policies().period();
+    if (!state.limited() || !p.active() || p.endsAt() == null) {
+      return null;
+    }
+    // Over in memory: the next period's end is not in the row yet, so none is promised.
+    return periodOver ? null : p.endsAt().toString();
   }
 
   /**

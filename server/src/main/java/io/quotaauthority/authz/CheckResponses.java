@@ -12,12 +12,15 @@ import io.envoyproxy.envoy.service.auth.v3.OkHttpResponse;
 import io.envoyproxy.envoy.type.v3.HttpStatus;
 import io.envoyproxy.envoy.type.v3.StatusCode;
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.keys.PeriodBudget;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
 import java.math.BigDecimal;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
@@ -66,6 +69,63 @@ public final class CheckResponses {
     return byProvider[provider == null ? byProvider.length - 1 : provider.ordinal()];
   }
 
+  /**
+   * The 429 for a key that spent its periodic budget (README "Key policies"), naming the period and
+   * when it resets, with retry-after in whole seconds until then (at least 1). Built per refusal:
+   * it depends on the key and the time.
+   *
+   * @param period the key's budget, active, with its current period's end
+   * @param quota the per-period budget, USD
+   */
+  public static CheckResponse periodDenial(
+      Provider provider, PeriodBudget period, BigDecimal quota, Instant now) {
+    // Whole seconds, rounded up: a client that waits this long finds the new period begun.
+    long millis = Duration.between(now, period.endsAt()).toMillis();
+    long seconds = Math.max(1, (millis + 999) / 1000);
+    String resets =
+        period.endsAt().atZone(period.zone()).toOffsetDateTime().toString()
+            + " ("
+            + period.zoneName()
+            + ")";
+    ProviderError error =
+        new ProviderError(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "period_budget_exceeded",
+            "This API key has used its "
+                + period.kind().wireName()
+                + " budget of "
+                + Money.format(quota)
+                + " USD for this "
+                + period.kind().unit()
+                + "; it resets at "
+                + resets
+                + ".",
+            "insufficient_quota",
+            "rate_limit_error",
+            (int) Math.min(Integer.MAX_VALUE, seconds));
+    CheckResponse denied =
+        denied(
+            Code.RESOURCE_EXHAUSTED,
+            error.code(),
+            StatusCode.TooManyRequests,
+            error.body(provider));
+    return denied.toBuilder()
+        .setDeniedResponse(
+            denied.getDeniedResponse().toBuilder()
+                .addHeaders(
+                    header(
+                        "retry-after",
+                        Long.toString(seconds),
+                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+                .addHeaders(
+                    header(
+                        GatewayHeaders.BUDGET_RESETS_AT,
+                        period.endsAt().toString(),
+                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)))
+        .build();
+  }
+
   /** The denial for this verdict, shaped for this provider (null: the plain shape). */
   public static CheckResponse denial(Provider provider, Verdict verdict) {
     return (provider == null ? GENERIC_DENIALS : DENIALS.get(provider)).get(verdict);
@@ -92,6 +152,36 @@ public final class CheckResponses {
    */
   public static CheckResponse allow(
       String keyId, BigDecimal remaining, boolean stripQueryKey, int maxConcurrentRequests) {
+    return allow(keyId, remaining, stripQueryKey, maxConcurrentRequests, null);
+  }
+
+  /**
+   * As above, and for a key with a model allow-list x-quota-key-models upstream (metering refuses a
+   * request for a model outside it); for a key without, any the client sent is removed.
+   *
+   * @param models the allow-list as {@link io.quotaauthority.keys.ModelAllowList#header()}, or null
+   */
+  public static CheckResponse allow(
+      String keyId,
+      BigDecimal remaining,
+      boolean stripQueryKey,
+      int maxConcurrentRequests,
+      String models) {
+    return allow(keyId, remaining, stripQueryKey, maxConcurrentRequests, models, null);
+  }
+
+  /**
+   * As above, and for a key with a periodic budget x-quota-budget-resets-at on the response.
+   *
+   * @param resetsAt when the key's budget period ends (RFC 3339), or null
+   */
+  public static CheckResponse allow(
+      String keyId,
+      BigDecimal remaining,
+      boolean stripQueryKey,
+      int maxConcurrentRequests,
+      String models,
+      String resetsAt) {
     OkHttpResponse.Builder ok =
         OkHttpResponse.newBuilder()
             .addHeaders(
@@ -122,6 +212,16 @@ public final class CheckResponses {
       // A client's own would make metering count it against a cap it does not have.
       ok.addHeadersToRemove(GatewayHeaders.KEY_CONCURRENCY);
     }
+    if (models != null) {
+      ok.addHeaders(
+          header(
+              GatewayHeaders.KEY_MODELS,
+              models,
+              HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+    } else {
+      // A client's own would only make metering stricter, but it is not the client's to send.
+      ok.addHeadersToRemove(GatewayHeaders.KEY_MODELS);
+    }
     if (stripQueryKey) {
       ok.addQueryParametersToRemove("key");
     }
@@ -130,6 +230,13 @@ public final class CheckResponses {
           header(
               GatewayHeaders.REMAINING_USD,
               Money.format(remaining),
+              HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+    }
+    if (resetsAt != null) {
+      ok.addResponseHeadersToAdd(
+          header(
+              GatewayHeaders.BUDGET_RESETS_AT,
+              resetsAt,
               HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
     }
     return CheckResponse.newBuilder()
@@ -208,6 +315,13 @@ public final class CheckResponses {
         403,
         "api_key_expired",
         "This API key has expired."),
+    IP_NOT_ALLOWED(
+        Verdict.IP_NOT_ALLOWED,
+        Code.PERMISSION_DENIED,
+        StatusCode.Forbidden,
+        403,
+        "ip_not_allowed",
+        "This API key may not be used from this client address."),
     EXHAUSTED(
         Verdict.EXHAUSTED,
         Code.RESOURCE_EXHAUSTED,
@@ -316,7 +430,7 @@ public final class CheckResponses {
   private static String anthropicType(Denial d) {
     return switch (d) {
       case MISSING_KEY, UNKNOWN_KEY, DISABLED -> "authentication_error";
-      case EXPIRED -> "permission_error";
+      case EXPIRED, IP_NOT_ALLOWED -> "permission_error";
       case EXHAUSTED -> "rate_limit_error";
       case UNAVAILABLE -> "api_error";
     };

@@ -54,7 +54,34 @@ final class KeyActions {
       Instant expiresAt,
       KeyStatus status,
       Integer maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> models,
+      String period,
+      String periodReset,
+      String periodZone,
       Holds holds) {
+    Changes(
+        String name,
+        String quotaUsd,
+        Instant expiresAt,
+        KeyStatus status,
+        Integer maxConcurrentRequests) {
+      this(
+          name,
+          quotaUsd,
+          expiresAt,
+          status,
+          maxConcurrentRequests,
+          null,
+          null,
+          null,
+          null,
+          null,
+          null,
+          Holds.NONE);
+    }
+
     /** At least one field is set, or the usage error that says which could be. */
     Changes requireAny() {
       if (name == null
@@ -62,15 +89,34 @@ final class KeyActions {
           && expiresAt == null
           && status == null
           && maxConcurrentRequests == null
+          && ipAllow == null
+          && ipDeny == null
+          && models == null
+          && period == null
+          && periodReset == null
+          && periodZone == null
           && holds.usdPerRequest() == null
           && holds.expiry() == null) {
         throw new CliException(
             ExitCodes.USAGE,
-            "nothing to update: give at least one of --name, --quota, --expires-in, --expires-at,"
-                + " --status, --max-concurrent, --hold-per-request, --hold-expiry");
+            "nothing to update: give at least one of --name,"
+                + " --quota, --expires-in, --expires-at, --status, --max-concurrent,"
+                + " --ip-allow, --ip-deny, --models, --period, --period-reset, --period-zone,"
+                + " --hold-per-request, --hold-expiry");
       }
       return this;
     }
+  }
+
+  /** The key's policy lists on create; each null or empty when not given. */
+  record Policies(
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> models,
+      String period,
+      String periodReset,
+      String periodZone) {
+    static final Policies NONE = new Policies(null, null, null, null, null, null);
   }
 
   /**
@@ -83,12 +129,51 @@ final class KeyActions {
       Integer maxConcurrentRequests,
       Holds holds,
       Output output) {
+    return create(name, quotaUsd, expiresAt, maxConcurrentRequests, Policies.NONE, holds, output);
+  }
+
+  int create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      Integer maxConcurrentRequests,
+      Policies policies,
+      Output output) {
+    return create(name, quotaUsd, expiresAt, maxConcurrentRequests, policies, Holds.NONE, output);
+  }
+
+  int create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      Integer maxConcurrentRequests,
+      Policies policies,
+      Holds holds,
+      Output output) {
     CreateKeyRequest.Builder req = CreateKeyRequest.newBuilder().setName(name);
     if (holds.usdPerRequest() != null) {
       req.setHoldUsdPerRequest(holds.usdPerRequest());
     }
     if (holds.expiry() != null) {
       req.setHoldExpiry(holds.expiry());
+    }
+    if (policies.ipAllow() != null) {
+      req.addAllIpAllow(policies.ipAllow());
+    }
+    if (policies.ipDeny() != null) {
+      req.addAllIpDeny(policies.ipDeny());
+    }
+    if (policies.models() != null) {
+      req.addAllModelAllow(policies.models());
+    }
+    if (policies.period() != null) {
+      req.setBudgetPeriod(policies.period());
+    }
+    if (policies.periodReset() != null) {
+      req.setBudgetResetTime(policies.periodReset());
+    }
+    if (policies.periodZone() != null) {
+      req.setBudgetTimeZone(policies.periodZone());
     }
     if (quotaUsd != null) {
       req.setQuotaUsd(quotaUsd);
@@ -168,6 +253,31 @@ final class KeyActions {
     if (c.holds().expiry() != null) {
       key.setHoldExpiry(c.holds().expiry());
       mask.addPaths("hold_expiry");
+    }
+    // A given list replaces the stored one; an empty one (--ip-allow none) removes it.
+    if (c.ipAllow() != null) {
+      key.addAllIpAllow(c.ipAllow());
+      mask.addPaths("ip_allow");
+    }
+    if (c.ipDeny() != null) {
+      key.addAllIpDeny(c.ipDeny());
+      mask.addPaths("ip_deny");
+    }
+    if (c.models() != null) {
+      key.addAllModelAllow(c.models());
+      mask.addPaths("model_allow");
+    }
+    if (c.period() != null) {
+      key.setBudgetPeriod(c.period());
+      mask.addPaths("budget_period");
+    }
+    if (c.periodReset() != null) {
+      key.setBudgetResetTime(c.periodReset());
+      mask.addPaths("budget_reset_time");
+    }
+    if (c.periodZone() != null) {
+      key.setBudgetTimeZone(c.periodZone());
+      mask.addPaths("budget_time_zone");
     }
     ApiKey updated =
         client

@@ -96,10 +96,31 @@ final class KeyFormat {
               "hold_expiry:",
               k.getHoldExpiry() == HoldExpiry.HOLD_EXPIRY_RELEASE ? "release" : "charge"
             },
+            // Policies: "-" for none, else the entries comma-separated.
+            new String[] {"ip_allow:", list(k.getIpAllowList())},
+            new String[] {"ip_deny:", list(k.getIpDenyList())},
+            new String[] {"model_allow:", list(k.getModelAllowList())},
+            new String[] {"budget_period:", period(k)},
+            new String[] {
+              "period_resets_at:", k.hasPeriodResetsAt() ? time(k.getPeriodResetsAt()) : "-"
+            },
             new String[] {"expires_at:", expires(k)},
             new String[] {"created_at:", time(k.getCreatedAt())},
             new String[] {"updated_at:", time(k.getUpdatedAt())});
     return table(rows);
+  }
+
+  /** "monthly at 00:00 Europe/Paris", or none. */
+  private static String period(ApiKey k) {
+    String p = k.getBudgetPeriod();
+    if (p.isEmpty() || p.equals("none")) {
+      return "none";
+    }
+    return clean(p + " at " + k.getBudgetResetTime() + " " + k.getBudgetTimeZone());
+  }
+
+  private static String list(List<String> entries) {
+    return entries.isEmpty() ? "-" : clean(String.join(",", entries));
   }
 
   static String json(MessageOrBuilder message) {

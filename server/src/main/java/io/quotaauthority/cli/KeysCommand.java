@@ -5,6 +5,7 @@ import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.proto.v1.HoldExpiry;
 import io.quotaauthority.proto.v1.KeyStatus;
 import java.time.Instant;
+import java.util.List;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -92,6 +93,28 @@ final class KeysCommand {
    * {@code --quota ""} (an unset shell variable, say) is refused rather than sent: an empty amount
    * must never lift a key's limit. Unlimited is asked for with 0.
    */
+  static final String IP_ALLOW =
+      "IPv4/IPv6 CIDR blocks (10.0.0.0/8,2001:db8::/32) a client must be in; repeat or"
+          + " separate with commas.";
+
+  static final String IP_DENY = "CIDR blocks whose clients are refused, whatever --ip-allow says.";
+  static final String MODELS =
+      "Models the key may use: exact names or prefixes ending in * (gpt-4o,claude-3-5-*).";
+
+  static final String PERIOD =
+      "Periodic budget: daily, weekly (Mondays) or monthly (the 1st); --quota is then spent per"
+          + " period.";
+  static final String PERIOD_RESET = "When each period starts, HH:MM (default 00:00).";
+  static final String PERIOD_ZONE = "IANA time zone of the period's calendar (default UTC).";
+
+  /** An update's list: null when not given, empty for the single value {@code none}. */
+  static List<String> listOrNone(List<String> given) {
+    if (given == null) {
+      return null;
+    }
+    return given.size() == 1 && given.get(0).equals("none") ? List.of() : given;
+  }
+
   static void requireAmount(String quota) {
     if (quota != null && quota.isBlank()) {
       throw new CliException(
@@ -130,6 +153,32 @@ final class KeysCommand {
 
     @Mixin HoldOptions holdOptions;
 
+    @Option(
+        names = "--ip-allow",
+        split = ",",
+        paramLabel = "CIDR",
+        description = IP_ALLOW + " Unset: any address.")
+    List<String> ipAllow;
+
+    @Option(names = "--ip-deny", split = ",", paramLabel = "CIDR", description = IP_DENY)
+    List<String> ipDeny;
+
+    @Option(
+        names = "--models",
+        split = ",",
+        paramLabel = "MODEL",
+        description = MODELS + " Unset: any model.")
+    List<String> models;
+
+    @Option(names = "--period", paramLabel = "PERIOD", description = PERIOD + " Unset: none.")
+    String period;
+
+    @Option(names = "--period-reset", paramLabel = "HH:MM", description = PERIOD_RESET)
+    String periodReset;
+
+    @Option(names = "--period-zone", paramLabel = "ZONE", description = PERIOD_ZONE)
+    String periodZone;
+
     @Mixin OutputOption output;
 
     private Instant expiresAt;
@@ -147,7 +196,14 @@ final class KeysCommand {
 
     @Override
     int run(KeyActions keys, CliContext ctx) {
-      return keys.create(name, quota, expiresAt, max, holdOptions.holds(), output.output);
+      return keys.create(
+          name,
+          quota,
+          expiresAt,
+          max,
+          new KeyActions.Policies(ipAllow, ipDeny, models, period, periodReset, periodZone),
+          holdOptions.holds(),
+          output.output);
     }
   }
 
@@ -226,6 +282,39 @@ final class KeysCommand {
 
     @Mixin HoldOptions holdOptions;
 
+    @Option(
+        names = "--ip-allow",
+        split = ",",
+        paramLabel = "CIDR",
+        description = IP_ALLOW + " Replaces the list; none: remove it.")
+    List<String> ipAllow;
+
+    @Option(
+        names = "--ip-deny",
+        split = ",",
+        paramLabel = "CIDR",
+        description = IP_DENY + " Replaces the list; none: remove it.")
+    List<String> ipDeny;
+
+    @Option(
+        names = "--models",
+        split = ",",
+        paramLabel = "MODEL",
+        description = MODELS + " Replaces the list; none: remove it.")
+    List<String> models;
+
+    @Option(
+        names = "--period",
+        paramLabel = "PERIOD",
+        description = PERIOD + " none: remove it (quota_used is kept).")
+    String period;
+
+    @Option(names = "--period-reset", paramLabel = "HH:MM", description = PERIOD_RESET)
+    String periodReset;
+
+    @Option(names = "--period-zone", paramLabel = "ZONE", description = PERIOD_ZONE)
+    String periodZone;
+
     @Mixin OutputOption output;
 
     enum Status {
@@ -271,7 +360,18 @@ final class KeysCommand {
       // Checked here too, so a bare `keys update 7` fails before any connection is made.
       changes =
           new KeyActions.Changes(
-                  name, quota, expiresAt, s, maxConcurrent(maxConcurrent), holdOptions.holds())
+                  name,
+                  quota,
+                  expiresAt,
+                  s,
+                  maxConcurrent(maxConcurrent),
+                  listOrNone(ipAllow),
+                  listOrNone(ipDeny),
+                  listOrNone(models),
+                  period,
+                  periodReset,
+                  periodZone,
+                  holdOptions.holds())
               .requireAny();
     }
 

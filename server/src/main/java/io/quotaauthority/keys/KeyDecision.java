@@ -38,8 +38,44 @@ public final class KeyDecision {
    */
   public static Verdict decide(
       KeyState state, BigDecimal pending, long nowMicros, Endpoints.Row endpoint) {
-    Verdict verdict = decide(state, pending, nowMicros);
-    if (verdict == Verdict.ALLOW && state.limited() && endpoint.refusesLimitedKeys()) {
+    return decide(state, pending, nowMicros, endpoint, null);
+  }
+
+  /**
+   * The whole order (README "How a request is decided"): unknown, disabled, expired, the client's
+   * address, quota, then the endpoint. The address comes after the key's own state, so that a key
+   * that is disabled says so wherever it is used from, and before any spending figure, so that a
+   * caller outside the key's networks learns nothing about its budget.
+   *
+   * @param address the client's address ({@link IpRanges#address}), null when unknown; read only
+   *     for a key with an IP list
+   */
+  public static Verdict decide(
+      KeyState state, BigDecimal pending, long nowMicros, Endpoints.Row endpoint, byte[] address) {
+    if (state == null || state.deleted()) {
+      return Verdict.UNKNOWN_KEY;
+    }
+    if (state.disabled()) {
+      return Verdict.DISABLED;
+    }
+    if (state.expiresAtMicros() <= nowMicros) {
+      return Verdict.EXPIRED;
+    }
+    if (!state.policies().admitsAddress(address)) {
+      return Verdict.IP_NOT_ALLOWED;
+    }
+    Verdict verdict;
+    if (state.limited() && state.policies().period().active()) {
+      // A periodic budget: quota_used is the period's. Once the period is over in memory, its
+      // usage no longer counts, even before the row has been rolled over to the next one.
+      boolean spent = state.exhausted() || (pending.signum() > 0 && state.exhaustedWith(pending));
+      verdict = spent && !state.periodOver(nowMicros) ? Verdict.PERIOD_EXHAUSTED : Verdict.ALLOW;
+    } else {
+      verdict = decide(state, pending, nowMicros);
+    }
+    if (verdict == Verdict.ALLOW
+        && (state.limited() || state.policies().restrictsModels())
+        && endpoint.refusesLimitedKeys()) {
       return Verdict.NOT_METERED;
     }
     return verdict;

@@ -15,6 +15,8 @@ import java.time.Instant;
  * @param holdUsdPerRequest USD Check holds per request for a usage-stream reporter (a key with a
  *     quota only); zero means none. Part of the row and its version, like the cap
  * @param holdExpiry what such a hold never settled does at its expiry
+ * @param policies the key's IP and model lists ({@link KeyPolicies#NONE} when unset); part of the
+ *     row and its version like the cap
  */
 public record KeyRecord(
     long id,
@@ -33,7 +35,8 @@ public record KeyRecord(
     int maxConcurrentRequests,
     int slotsLeased,
     BigDecimal holdUsdPerRequest,
-    HoldExpiry holdExpiry) {
+    HoldExpiry holdExpiry,
+    KeyPolicies policies) {
 
   /** The most max_concurrent_requests can be: the CHECK on api_keys (V6). */
   public static final int MAX_CONCURRENT_REQUESTS = 1_000_000;
@@ -60,9 +63,89 @@ public record KeyRecord(
     leased = leased == null ? BigDecimal.ZERO : leased;
     holdUsdPerRequest = holdUsdPerRequest == null ? BigDecimal.ZERO : holdUsdPerRequest;
     holdExpiry = holdExpiry == null ? HoldExpiry.CHARGE : holdExpiry;
+    policies = policies == null ? KeyPolicies.NONE : policies;
   }
 
-  /** A row read without its reporter-hold columns (no hold at Check). */
+  /** A row without policies (README "Key policies"). */
+  public KeyRecord(
+      long id,
+      String name,
+      KeyHash keyHash,
+      String keyPrefix,
+      StoredStatus status,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      Instant expiresAt,
+      Instant createdAt,
+      Instant updatedAt,
+      Instant deletedAt,
+      long version,
+      BigDecimal leased,
+      int maxConcurrentRequests,
+      int slotsLeased,
+      BigDecimal holdUsdPerRequest,
+      HoldExpiry holdExpiry) {
+    this(
+        id,
+        name,
+        keyHash,
+        keyPrefix,
+        status,
+        quota,
+        quotaUsed,
+        expiresAt,
+        createdAt,
+        updatedAt,
+        deletedAt,
+        version,
+        leased,
+        maxConcurrentRequests,
+        slotsLeased,
+        holdUsdPerRequest,
+        holdExpiry,
+        KeyPolicies.NONE);
+  }
+
+  /** A row without its reporter-hold columns (no hold at Check). */
+  public KeyRecord(
+      long id,
+      String name,
+      KeyHash keyHash,
+      String keyPrefix,
+      StoredStatus status,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      Instant expiresAt,
+      Instant createdAt,
+      Instant updatedAt,
+      Instant deletedAt,
+      long version,
+      BigDecimal leased,
+      int maxConcurrentRequests,
+      int slotsLeased,
+      KeyPolicies policies) {
+    this(
+        id,
+        name,
+        keyHash,
+        keyPrefix,
+        status,
+        quota,
+        quotaUsed,
+        expiresAt,
+        createdAt,
+        updatedAt,
+        deletedAt,
+        version,
+        leased,
+        maxConcurrentRequests,
+        slotsLeased,
+        BigDecimal.ZERO,
+        HoldExpiry.CHARGE,
+        policies);
+  }
+
+  /** A row without reporter holds or policies. */
   public KeyRecord(
       long id,
       String name,
@@ -96,7 +179,8 @@ public record KeyRecord(
         maxConcurrentRequests,
         slotsLeased,
         BigDecimal.ZERO,
-        HoldExpiry.CHARGE);
+        HoldExpiry.CHARGE,
+        KeyPolicies.NONE);
   }
 
   /** A row read without its leased amount (zero) or its concurrency columns (no cap). */
@@ -130,7 +214,8 @@ public record KeyRecord(
         0,
         0,
         BigDecimal.ZERO,
-        HoldExpiry.CHARGE);
+        HoldExpiry.CHARGE,
+        KeyPolicies.NONE);
   }
 
   /** The status column: the only two a key can be set to. */

@@ -28,6 +28,9 @@ public final class KeyState {
 
   private final boolean chargeHoldAtExpiry;
 
+  /** IP and model lists; {@link KeyPolicies#NONE} (shared) for most keys. */
+  private final KeyPolicies policies;
+
   /**
    * What an adapter prepared from this snapshot alone (Check's allow response), kept while the
    * snapshot lives; see {@link Prepared}. Volatile: the value is built on one Check thread and read
@@ -68,13 +71,42 @@ public final class KeyState {
         expiresAtMicros,
         maxConcurrentRequests,
         BigDecimal.ZERO,
-        true);
+        true,
+        KeyPolicies.NONE);
+  }
+
+  /**
+   * @param policies the key's IP and model lists
+   */
+  public KeyState(
+      long id,
+      long version,
+      boolean deleted,
+      boolean disabled,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      long expiresAtMicros,
+      int maxConcurrentRequests,
+      KeyPolicies policies) {
+    this(
+        id,
+        version,
+        deleted,
+        disabled,
+        quota,
+        quotaUsed,
+        expiresAtMicros,
+        maxConcurrentRequests,
+        BigDecimal.ZERO,
+        true,
+        policies);
   }
 
   /**
    * @param holdPerRequest USD Check holds per request for a usage-stream reporter; zero for none
    * @param chargeHoldAtExpiry whether such a hold never settled is charged at its expiry (else
    *     released)
+   * @param policies the key's IP and model lists
    */
   public KeyState(
       long id,
@@ -86,7 +118,9 @@ public final class KeyState {
       long expiresAtMicros,
       int maxConcurrentRequests,
       BigDecimal holdPerRequest,
-      boolean chargeHoldAtExpiry) {
+      boolean chargeHoldAtExpiry,
+      KeyPolicies policies) {
+    this.policies = policies == null ? KeyPolicies.NONE : policies;
     this.maxConcurrentRequests = maxConcurrentRequests;
     this.holdPerRequest = holdPerRequest.signum() == 0 ? BigDecimal.ZERO : compact(holdPerRequest);
     this.chargeHoldAtExpiry = chargeHoldAtExpiry;
@@ -124,7 +158,8 @@ public final class KeyState {
         r.expiresAt() == null ? NEVER : toMicros(r.expiresAt()),
         r.maxConcurrentRequests(),
         r.holdUsdPerRequest(),
-        r.holdExpiry() == KeyRecord.HoldExpiry.CHARGE);
+        r.holdExpiry() == KeyRecord.HoldExpiry.CHARGE,
+        r.policies());
   }
 
   public static long toMicros(Instant t) {
@@ -181,6 +216,20 @@ public final class KeyState {
 
   public BigDecimal quota() {
     return quota;
+  }
+
+  /** The key's IP and model lists and its periodic budget. */
+  public KeyPolicies policies() {
+    return policies;
+  }
+
+  /**
+   * Whether the key's current budget period, as its row says, has ended at {@code nowMicros}: its
+   * quota_used then belongs to the period before (the row is rolled over within a second).
+   */
+  public boolean periodOver(long nowMicros) {
+    PeriodBudget p = policies.period();
+    return p.active() && p.endsAt() != null && toMicros(p.endsAt()) <= nowMicros;
   }
 
   public BigDecimal quotaUsed() {

@@ -10,11 +10,22 @@ public enum Verdict {
   DISABLED,
   /** expires_at ≤ now: 403 api_key_expired (also when exhausted). */
   EXPIRED,
+  /**
+   * The client's address is on the key's IP deny-list, or off its allow-list (or Envoy sent none
+   * Check could read, for a key with a list): 403 ip_not_allowed.
+   */
+  IP_NOT_ALLOWED,
   /** quota > 0 and used (committed + pending) ≥ quota: 429 insufficient_quota. */
   EXHAUSTED,
   /**
-   * A key with a quota asked for an endpoint the gateway cannot meter (provider.Endpoints): 403
-   * endpoint_not_metered. Keys without a quota are never refused for it.
+   * A key with a periodic budget has spent its quota_usd in the current period: 429
+   * period_budget_exceeded, naming the period, with retry-after until it resets.
+   */
+  PERIOD_EXHAUSTED,
+  /**
+   * A key with a quota or a model allow-list asked for an endpoint the gateway cannot meter
+   * (provider.Endpoints), so whose cost or model it cannot see: 403 endpoint_not_metered. Keys
+   * without either are never refused for it.
    */
   NOT_METERED,
   /** The store could not be asked in time about an uncached key: 503 quota_service_unavailable. */

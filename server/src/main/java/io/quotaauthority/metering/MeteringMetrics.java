@@ -64,6 +64,9 @@ final class MeteringMetrics {
   /** A key with a concurrency cap whose every slot is taken by a request in flight. */
   static final String REFUSED_CONCURRENCY = "concurrency_limit_exceeded";
 
+  /** A model outside the key's model allow-list (README "Key policies"). */
+  static final String REFUSED_MODEL_NOT_ALLOWED = "model_not_allowed";
+
   private Counter heldCounter;
   private DistributionSummary estimateRatio;
 
@@ -79,6 +82,7 @@ final class MeteringMetrics {
     refusedCounter(REFUSED_INSUFFICIENT_QUOTA);
     refusedCounter(REFUSED_QUOTA_UNAVAILABLE);
     refusedCounter(REFUSED_CONCURRENCY);
+    refusedCounter(REFUSED_MODEL_NOT_ALLOWED);
     heldCounter =
         Counter.builder("quota.holds.admitted")
             .description("metered requests of keys with a quota admitted on a hold of their cost")

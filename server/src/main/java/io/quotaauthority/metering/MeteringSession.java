@@ -17,6 +17,7 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
 import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
@@ -234,6 +235,15 @@ final class MeteringSession {
    */
   private boolean keyLimited;
 
+  /**
+   * Whether Check said the key has a model allow-list (x-quota-key-models): its requests are
+   * admitted (marked) only once their model is known to be on it.
+   */
+  private boolean modelRestricted;
+
+  /** The key's allow-list as Check passed it; null when none, or when the header was malformed. */
+  private ModelAllowList models;
+
   /** Made by {@link #newReportId()} when a metered request's headers arrive. */
   private String reportId;
 
@@ -352,6 +362,15 @@ final class MeteringSession {
     requestId = UsageValidation.isReportId(id) ? id : null;
     model = route.pathModel().orElse(null);
     requestHasContentLength = !EnvoyHeaders.all(h, "content-length").isEmpty();
+    String allowList = EnvoyHeaders.single(h, GatewayHeaders.KEY_MODELS);
+    // Present but unreadable (two headers, a bad entry) allows nothing: fail closed.
+    modelRestricted =
+        allowList != null || !EnvoyHeaders.all(h, GatewayHeaders.KEY_MODELS).isEmpty();
+    models = allowList == null ? null : ModelAllowList.fromHeader(allowList);
+    if (model != null && modelRestricted && !modelAllowed()) {
+      // Gemini names the model in its path: refused before the body is even sent.
+      return refuseModel();
+    }
     if (model != null) {
       // Gemini names the model in its path: an unpriced one is refused before the body is sent.
       Optional<ProcessingResponse> refused = refuseUnpriced(null);
@@ -373,7 +392,25 @@ final class MeteringSession {
   }
 
   private ProcessingResponse meteredHeaders() {
-    return keyLimited ? METERED_REQUEST_HEADERS : METERED_REQUEST_HEADERS_ADMITTED;
+    // A model-restricted key is admitted at its body, once its model is known to be allowed (a
+    // Gemini path already said which, so it is admitted here when it needs no hold).
+    boolean modelPending = modelRestricted && model == null;
+    return keyLimited || modelPending ? METERED_REQUEST_HEADERS : METERED_REQUEST_HEADERS_ADMITTED;
+  }
+
+  /** Whether a model-restricted key's request must be marked admitted at its body. */
+  private boolean admittedAtBody() {
+    return keyLimited || modelRestricted;
+  }
+
+  private boolean modelAllowed() {
+    return models != null && models.allows(model);
+  }
+
+  /** 403 model_not_allowed before upstream, naming the model (README "Key policies"). */
+  private ProcessingResponse refuseModel() {
+    metrics.refused(MeteringMetrics.REFUSED_MODEL_NOT_ALLOWED);
+    return refuse(ProviderError.modelNotAllowed(model), true);
   }
 
   /** The request headers' answer once the slot is decided: refused, or metered. */
@@ -455,6 +492,10 @@ final class MeteringSession {
     request.unread().ifPresent(metrics::unreadBody);
     if (model == null) {
       model = request.model().orElse(null);
+      // The allow-list before the price: a model the key may not use is refused as that.
+      if (modelRestricted && !modelAllowed()) {
+        return refuseModel();
+      }
       // Not known from the path: the body was the last chance to learn it.
       Optional<ProcessingResponse> refused =
           refuseUnpriced(
@@ -520,13 +561,13 @@ final class MeteringSession {
       }
     }
     if (!route.addsStreamUsage() || !request.needsIncludeUsage()) {
-      return keyLimited ? ADMITTED_REQUEST_BODY : CONTINUE_REQUEST_BODY;
+      return admittedAtBody() ? ADMITTED_REQUEST_BODY : CONTINUE_REQUEST_BODY;
     }
     ByteString rewritten = request.withIncludeUsage(bytes);
     CommonResponse.Builder common =
         CommonResponse.newBuilder().setBodyMutation(BodyMutation.newBuilder().setBody(rewritten));
     HeaderMutation.Builder headerMutation = HeaderMutation.newBuilder();
-    if (keyLimited) {
+    if (admittedAtBody()) {
       headerMutation.addSetHeaders(ADMITTED_MARK);
     }
     if (requestHasContentLength) {

@@ -23,6 +23,14 @@ public final class GatewayHeaders {
   public static final String KEY_CONCURRENCY = "x-quota-key-concurrency";
 
   /**
+   * A key's model allow-list, entries joined by ',', for a key that has one (README "Key
+   * policies"); Check removes any the client sent. Metering refuses a request for a model outside
+   * it at the request body, and admits (marks) such a key's requests only there, so the fail-closed
+   * stage refuses one whose metering failed.
+   */
+  public static final String KEY_MODELS = "x-quota-key-models";
+
+  /**
    * Set by metering on a request it admitted (README "Holds"); Check removes any the client sent.
    * Envoy's fail-closed stage after ext_proc refuses a request of a key with a quota that lacks it,
    * and the routes remove it before the provider.
@@ -35,6 +43,12 @@ public final class GatewayHeaders {
    * it in its usage report. Check removes any the client sent.
    */
   public static final String HOLD_ID = "x-quota-hold-id";
+
+  /**
+   * On an allowed response and on a period_budget_exceeded denial, for a key with a periodic
+   * budget: when its current period ends (RFC 3339, UTC), README "Key policies".
+   */
+  public static final String BUDGET_RESETS_AT = "x-quota-budget-resets-at";
 
   /** On the response, for keys with a quota: USD left when Check admitted the request. */
   public static final String REMAINING_USD = "x-quota-remaining-usd";

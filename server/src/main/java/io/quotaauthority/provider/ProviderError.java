@@ -74,6 +74,32 @@ public record ProviderError(
   }
 
   /**
+   * A key with a model allow-list asked for a model outside it, or sent a request whose model could
+   * not be read (README "Key policies"): refused before the provider is called.
+   *
+   * @param model the model the request named, or null when none could be read
+   */
+  public static ProviderError modelNotAllowed(String model) {
+    String shown = model == null ? null : shownModel(model);
+    return new ProviderError(
+        403,
+        "PERMISSION_DENIED",
+        "model_not_allowed",
+        shown == null
+            ? "This API key may only use the models on its allow-list, and the request names no"
+                + " model this gateway can read."
+            : "This API key may not use the model '" + shown + "'.",
+        "invalid_request_error",
+        "permission_error");
+  }
+
+  /** A client's model name as an error repeats it: visible ASCII, at most 128 characters. */
+  private static String shownModel(String model) {
+    String cut = model.length() > 128 ? model.substring(0, 128) + "..." : model;
+    return cut.replaceAll("[^\\x20-\\x7e]", "?");
+  }
+
+  /**
    * A key with a quota sent a request whose model could not be read (a body that is not JSON, too
    * deep, or names no model): it could not be priced, so it is refused like an unpriced model.
    *

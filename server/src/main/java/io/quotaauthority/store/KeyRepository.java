@@ -2,7 +2,9 @@ package io.quotaauthority.store;
 
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyLookup;
+import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.PeriodBudget;
 import java.math.BigDecimal;
 import java.sql.Array;
 import java.sql.Connection;
@@ -13,6 +15,7 @@ import java.sql.Types;
 import java.time.DateTimeException;
 import java.time.Instant;
 import java.time.OffsetDateTime;
+import java.time.ZoneId;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -28,17 +31,20 @@ public final class KeyRepository implements KeyLookup {
   /** The channel every change is announced on (see {@link KeyChange} and KeyChangeListener). */
   public static final String CHANGE_CHANNEL = "quota_key_changes";
 
-  private static final String COLUMNS =
+  static final String COLUMNS =
       """
       id, name, key_hash, key_prefix, status, quota, quota_used, expires_at, created_at, updated_at,
       deleted_at, version, leased, max_concurrent_requests, slots_leased, hold_usd_per_request,
-      hold_expiry""";
+      hold_expiry, ip_allow, ip_deny, model_allow, budget_period, budget_reset_minute,
+      budget_time_zone, period_started_at, period_ends_at""";
 
   private static final String INSERT =
       """
       INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at, max_concurrent_requests,
-                            hold_usd_per_request, hold_expiry)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                            hold_usd_per_request, hold_expiry, ip_allow, ip_deny, model_allow,
+                            budget_period, budget_reset_minute, budget_time_zone, period_started_at,
+                            period_ends_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       RETURNING %s"""
           .formatted(COLUMNS);
 
@@ -88,6 +94,17 @@ public final class KeyRepository implements KeyLookup {
       UPDATE api_keys
          SET name = ?, quota = ?, expires_at = ?, status = ?, max_concurrent_requests = ?,
              hold_usd_per_request = ?, hold_expiry = ?, updated_at = now(), version = version + 1
+       WHERE id = ?
+      RETURNING %s"""
+          .formatted(COLUMNS);
+
+  /** The access lists alone (README "Key policies"): a change of the row like any other. */
+  private static final String UPDATE_POLICIES =
+      """
+      UPDATE api_keys
+         SET ip_allow = ?, ip_deny = ?, model_allow = ?, budget_period = ?, budget_reset_minute = ?,
+             budget_time_zone = ?, period_started_at = ?, period_ends_at = ?,
+             updated_at = now(), version = version + 1
        WHERE id = ?
       RETURNING %s"""
           .formatted(COLUMNS);
@@ -144,6 +161,58 @@ public final class KeyRepository implements KeyLookup {
       BigDecimal holdPerRequest,
       KeyRecord.HoldExpiry holdExpiry)
       throws SQLException {
+    return insert(
+        c,
+        name,
+        hash,
+        prefix,
+        quota,
+        expiresAt,
+        maxConcurrentRequests,
+        holdPerRequest,
+        holdExpiry,
+        KeyPolicies.NONE);
+  }
+
+  /** A new key without reporter holds. */
+  public KeyRecord insert(
+      Connection c,
+      String name,
+      KeyHash hash,
+      String prefix,
+      BigDecimal quota,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      KeyPolicies policies)
+      throws SQLException {
+    return insert(
+        c,
+        name,
+        hash,
+        prefix,
+        quota,
+        expiresAt,
+        maxConcurrentRequests,
+        BigDecimal.ZERO,
+        KeyRecord.HoldExpiry.CHARGE,
+        policies);
+  }
+
+  /**
+   * @param policies the key's access lists, already validated
+   */
+  public KeyRecord insert(
+      Connection c,
+      String name,
+      KeyHash hash,
+      String prefix,
+      BigDecimal quota,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      BigDecimal holdPerRequest,
+      KeyRecord.HoldExpiry holdExpiry,
+      KeyPolicies policies)
+      throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(INSERT)) {
       ps.setString(1, name);
       ps.setBytes(2, hash.toBytes());
@@ -153,6 +222,7 @@ public final class KeyRepository implements KeyLookup {
       ps.setInt(6, maxConcurrentRequests);
       ps.setBigDecimal(7, holdPerRequest);
       ps.setString(8, holdExpiry.name().toLowerCase(Locale.ROOT));
+      setPolicies(c, ps, 9, policies);
       return single(ps).orElseThrow();
     }
   }
@@ -201,6 +271,72 @@ public final class KeyRepository implements KeyLookup {
       ps.setString(7, holdExpiry.name().toLowerCase(Locale.ROOT));
       ps.setLong(8, id);
       return single(ps).orElseThrow();
+    }
+  }
+
+  /** Replaces the key's access lists (validated by the caller), bumping its version. */
+  public KeyRecord updatePolicies(Connection c, long id, KeyPolicies policies) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(UPDATE_POLICIES)) {
+      setPolicies(c, ps, 1, policies);
+      ps.setLong(9, id);
+      return single(ps).orElseThrow();
+    }
+  }
+
+  /**
+   * ip_allow, ip_deny, model_allow, budget_period, budget_reset_minute, budget_time_zone,
+   * period_started_at, period_ends_at: eight parameters from {@code first}.
+   */
+  private static void setPolicies(Connection c, PreparedStatement ps, int first, KeyPolicies p)
+      throws SQLException {
+    ps.setArray(first, c.createArrayOf("text", p.ipAllow().entries().toArray()));
+    ps.setArray(first + 1, c.createArrayOf("text", p.ipDeny().entries().toArray()));
+    ps.setArray(first + 2, c.createArrayOf("text", p.modelAllow().entries().toArray()));
+    PeriodBudget period = p.period();
+    ps.setString(first + 3, period.kind().wireName());
+    ps.setInt(first + 4, period.active() ? period.resetMinute() : 0);
+    ps.setString(first + 5, period.active() ? period.zoneName() : "UTC");
+    setInstant(ps, first + 6, period.active() ? period.startedAt() : null);
+    setInstant(ps, first + 7, period.active() ? period.endsAt() : null);
+  }
+
+  /** The periodic budget columns of a row; a stored zone Java does not know reads as UTC. */
+  static PeriodBudget period(ResultSet rs) throws SQLException {
+    PeriodBudget.Kind kind =
+        PeriodBudget.Kind.valueOf(rs.getString("budget_period").toUpperCase(Locale.ROOT));
+    if (kind == PeriodBudget.Kind.NONE) {
+      return PeriodBudget.NONE;
+    }
+    ZoneId zone;
+    try {
+      zone = PeriodBudget.parseZone("budget_time_zone", rs.getString("budget_time_zone"));
+    } catch (IllegalArgumentException e) {
+      zone = ZoneOffset.UTC;
+    }
+    return new PeriodBudget(
+        kind,
+        rs.getInt("budget_reset_minute"),
+        zone,
+        instant(rs, "period_started_at"),
+        instant(rs, "period_ends_at"));
+  }
+
+  private static List<String> texts(ResultSet rs, String column) throws SQLException {
+    Array a = rs.getArray(column);
+    if (a == null) {
+      return List.of();
+    }
+    try {
+      Object[] values = (Object[]) a.getArray();
+      List<String> out = new ArrayList<>(values.length);
+      for (Object v : values) {
+        if (v != null) {
+          out.add((String) v);
+        }
+      }
+      return out;
+    } finally {
+      a.free();
     }
   }
 
@@ -335,7 +471,9 @@ public final class KeyRepository implements KeyLookup {
         rs.getInt("max_concurrent_requests"),
         rs.getInt("slots_leased"),
         rs.getBigDecimal("hold_usd_per_request"),
-        KeyRecord.HoldExpiry.valueOf(rs.getString("hold_expiry").toUpperCase(Locale.ROOT)));
+        KeyRecord.HoldExpiry.valueOf(rs.getString("hold_expiry").toUpperCase(Locale.ROOT)),
+        KeyPolicies.stored(
+            texts(rs, "ip_allow"), texts(rs, "ip_deny"), texts(rs, "model_allow"), period(rs)));
   }
 
   static Instant instant(ResultSet rs, String column) throws SQLException {

@@ -10,6 +10,7 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.time.Clock;
 import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
@@ -71,7 +72,9 @@ public final class UsageRepository implements UsageLedger {
        WHERE k.id = v.id
       RETURNING k.id, k.name, k.key_hash, k.key_prefix, k.status, k.quota, k.quota_used, k.expires_at,
                 k.created_at, k.updated_at, k.deleted_at, k.version, k.leased,
-                k.max_concurrent_requests, k.slots_leased, k.hold_usd_per_request, k.hold_expiry""";
+                k.max_concurrent_requests, k.slots_leased, k.hold_usd_per_request, k.hold_expiry,
+                k.ip_allow, k.ip_deny, k.model_allow, k.budget_period, k.budget_reset_minute,
+                k.budget_time_zone, k.period_started_at, k.period_ends_at""";
 
   private static final String NOTIFY_ALL =
       """
@@ -87,8 +90,17 @@ public final class UsageRepository implements UsageLedger {
        LIMIT ?""";
 
   private final Transactions tx;
+  private final Clock clock;
 
   public UsageRepository(Transactions tx) {
+    this(tx, Clock.systemUTC());
+  }
+
+  /**
+   * @param clock the server's clock: when budget periods end
+   */
+  public UsageRepository(Transactions tx, Clock clock) {
+    this.clock = clock;
     this.tx = tx;
   }
 
@@ -186,6 +198,13 @@ public final class UsageRepository implements UsageLedger {
         c -> {
           attempt[0] = 0; // a retry of a serialization failure starts again
           Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports));
+          // A key whose budget period ended is rolled over first (README "Key policies"), so this
+          // usage counts in the period it is charged in.
+          List<KeyRecord> rolled = BudgetPeriods.rollOver(c, live.keySet(), clock.instant());
+          for (KeyRecord r : rolled) {
+            live.put(r.id(), r.quotaUsed());
+            KeyRepository.notifyChange(c, r);
+          }
           List<UsageReport> chargeable = new ArrayList<>(reports.size());
           for (UsageReport r : reports) {
             if (live.containsKey(r.keyId())) {

@@ -562,7 +562,8 @@ class KeyAdminRejectionIT {
         Status.Code.INVALID_ARGUMENT,
         "update_mask must name at least one of"
             + " [name, quota_usd, expires_at, status, max_concurrent_requests,"
-            + " hold_usd_per_request, hold_expiry]");
+            + " hold_usd_per_request, hold_expiry, ip_allow, ip_deny, model_allow, budget_period,"
+            + " budget_reset_time, budget_time_zone]");
   }
 
   @ParameterizedTest(name = "path ''{0}''")

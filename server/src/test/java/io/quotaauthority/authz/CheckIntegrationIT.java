@@ -109,7 +109,7 @@ class CheckIntegrationIT {
     assertThat(r.getOkResponse().getHeaders(0).getAppendAction())
         .isEqualTo(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD);
     // The client's key headers, and the gateway headers only the gateway may write: the admission
-    // mark, (this key has no cap) a concurrency cap, and (nor a reporter hold) a hold id.
+    // mark, and (this key has none of them) a concurrency cap, a model allow-list and a hold id.
     assertThat(r.getOkResponse().getHeadersToRemoveList())
         .containsExactlyInAnyOrder(
             "authorization",
@@ -117,7 +117,8 @@ class CheckIntegrationIT {
             "x-goog-api-key",
             "x-quota-admitted",
             "x-quota-hold-id",
-            "x-quota-key-concurrency");
+            "x-quota-key-concurrency",
+            "x-quota-key-models");
     assertThat(r.getOkResponse().getQueryParametersToRemoveList()).isEmpty();
     assertThat(r.getDynamicMetadata().getFieldsMap().get("key_id").getStringValue())
         .isEqualTo(key.getKey().getId());

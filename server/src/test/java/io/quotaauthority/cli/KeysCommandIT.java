@@ -414,6 +414,50 @@ class KeysCommandIT {
     assertThat(r.err()).startsWith("error: --quota must not be empty").hasLineCount(1);
   }
 
+  // ---- key policies ----
+
+  @Test
+  void createAndUpdate_policyFlags_storedShownAndNoneRemovesAList() throws Exception {
+    CliRunner.Result r =
+        cli.run(
+            "keys",
+            "create",
+            "--name",
+            "policies-cli",
+            "--ip-allow",
+            "10.0.0.0/8,2001:DB8::/32",
+            "--ip-deny",
+            "10.6.6.6",
+            "--models",
+            "gpt-4o-mini,claude-3-5-*");
+
+    assertThat(r.exitCode()).as(r.toString()).isZero();
+    assertThat(r.out())
+        .containsPattern("(?m)^ip_allow:\\s+10\\.0\\.0\\.0/8,2001:db8::/32$")
+        .containsPattern("(?m)^ip_deny:\\s+10\\.6\\.6\\.6/32$")
+        .containsPattern("(?m)^model_allow:\\s+gpt-4o-mini,claude-3-5-\\*$");
+    long id = id(r.out());
+
+    CliRunner.Result cleared =
+        cli.run("keys", "update", Long.toString(id), "--ip-allow", "none", "-o", "json");
+    assertThat(cleared.exitCode()).as(cleared.toString()).isZero();
+    JsonNode key = JSON.readTree(cleared.out());
+    assertThat(key.get("ip_allow")).as("removed").isEmpty();
+    assertThat(key.get("ip_deny").get(0).asText()).isEqualTo("10.6.6.6/32");
+    assertThat(key.get("model_allow")).hasSize(2);
+  }
+
+  @Test
+  void create_malformedCidr_refusedNamingTheEntryNothingWritten() {
+    long before = db.count("SELECT count(*) FROM api_keys");
+    CliRunner.Result r =
+        cli.run("keys", "create", "--name", "bad-cidr", "--ip-allow", "10.0.0.0/8,10.0.0.1/8");
+
+    assertThat(r.exitCode()).as(r.toString()).isNotZero();
+    assertThat(r.err()).contains("ip_allow[1] '10.0.0.1/8' has bits set after its /8 prefix");
+    assertThat(db.count("SELECT count(*) FROM api_keys")).isEqualTo(before);
+  }
+
   // ---- concurrency cap ----
 
   @Test

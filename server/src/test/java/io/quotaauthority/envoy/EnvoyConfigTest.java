@@ -593,6 +593,47 @@ class EnvoyConfigTest {
         .isGreaterThan(1024);
   }
 
+  @ParameterizedTest
+  @CsvSource(
+      nullValues = "ABSENT",
+      value = {
+        // An unlimited key with a model allow-list is admitted by metering only once its model is
+        // on the list: without the mark (metering failed) it is refused like a limited key.
+        "false, ABSENT, true",
+        "false, 1, false",
+        "true, ABSENT, true",
+        "true, 1, false",
+      })
+  void failClosedStage_deniesAModelRestrictedKeyThatMeteringDidNotAdmit(
+      String limited, String admitted, boolean denied) {
+    List<String> pairs =
+        new ArrayList<>(
+            List.of(
+                GatewayHeaders.KEY_MODELS,
+                "gpt-4o-mini,claude-3-5-*",
+                GatewayHeaders.KEY_LIMITED,
+                limited));
+    if (admitted != null) {
+      pairs.addAll(List.of(GatewayHeaders.ADMITTED, admitted));
+    }
+    pairs.addAll(List.of(":path", "/v1/chat/completions", "x-quota-key-id", "42"));
+    String policy =
+        EnvoyRbac.denyingPolicy(failClosed().getRules(), headers(pairs.toArray(String[]::new)));
+    assertThat(policy != null).as("denied").isEqualTo(denied);
+  }
+
+  @Test
+  void connectionManager_clientAddressIsTheTcpPeer_notAClientsXForwardedFor() {
+    HttpConnectionManager hcm = hcm();
+    // Keys' IP lists match the downstream remote address Envoy hands Check: with
+    // use_remote_address and no trusted hops, the connection's peer (README "Key policies").
+    assertThat(hcm.getUseRemoteAddress().getValue()).isTrue();
+    assertThat(hcm.getXffNumTrustedHops()).isZero();
+    assertThat(hcm.getOriginalIpDetectionExtensionsList())
+        .as("no other detection extension overrides the peer address")
+        .isEmpty();
+  }
+
   @Test
   void connectionManager_trustsNoClientAddressAsInternal() {
     HttpConnectionManager hcm = hcm();
@@ -613,6 +654,7 @@ class EnvoyConfigTest {
           GatewayHeaders.KEY_ID,
           GatewayHeaders.KEY_LIMITED,
           GatewayHeaders.KEY_CONCURRENCY,
+          GatewayHeaders.KEY_MODELS,
           GatewayHeaders.ADMITTED,
           GatewayHeaders.HOLD_ID,
           "x-forwarded-for",

@@ -6,7 +6,12 @@ import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.Provider;
 import java.math.BigDecimal;
 import java.time.Instant;
+import java.util.List;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 class KeyDecisionTest {
   private static final long NOW = KeyState.toMicros(Instant.parse("2026-06-01T12:00:00Z"));
@@ -212,5 +217,188 @@ class KeyDecisionTest {
         .isEqualTo(Verdict.EXHAUSTED);
     assertThat(KeyDecision.decide(key(false, false, "10", "0", NOW - 1), NONE, NOW, BATCHES))
         .isEqualTo(Verdict.EXPIRED);
+  }
+
+  // The policy rows of the decision order (README "How a request is decided"): each row names the
+  // key's state, its lists, the client's address and the endpoint, and the verdict that wins.
+
+  private static KeyState withPolicies(
+      boolean disabled,
+      String quota,
+      String used,
+      long expiresAt,
+      List<String> allow,
+      List<String> deny,
+      List<String> models) {
+    return new KeyState(
+        1,
+        1,
+        false,
+        disabled,
+        new BigDecimal(quota),
+        new BigDecimal(used),
+        expiresAt,
+        0,
+        new KeyPolicies(
+            IpRanges.parse("ip_allow", allow),
+            IpRanges.parse("ip_deny", deny),
+            ModelAllowList.parse("model_allow", models)));
+  }
+
+  static Stream<Arguments> policyOrder() {
+    List<String> none = List.of();
+    List<String> office = List.of("203.0.113.0/24", "2001:db8::/32");
+    List<String> blocked = List.of("203.0.113.66/32");
+    List<String> gpt = List.of("gpt-4o-mini");
+    long never = KeyState.NEVER;
+    return Stream.of(
+        // key state before the address: a disabled or expired key says so from anywhere
+        Arguments.of(
+            true, "0", "0", never, office, none, none, "198.51.100.1", CHAT, Verdict.DISABLED),
+        Arguments.of(
+            false, "0", "0", NOW - 1, office, none, none, "198.51.100.1", CHAT, Verdict.EXPIRED),
+        // the address before any spending figure
+        Arguments.of(
+            false,
+            "1",
+            "1",
+            never,
+            office,
+            none,
+            none,
+            "198.51.100.1",
+            CHAT,
+            Verdict.IP_NOT_ALLOWED),
+        Arguments.of(
+            false, "1", "1", never, office, none, none, "203.0.113.9", CHAT, Verdict.EXHAUSTED),
+        // allow-list: inside (v4, v6, v4-mapped) passes, outside is refused
+        Arguments.of(
+            false, "0", "0", never, office, none, none, "203.0.113.9", CHAT, Verdict.ALLOW),
+        Arguments.of(
+            false, "0", "0", never, office, none, none, "2001:db8::7", CHAT, Verdict.ALLOW),
+        Arguments.of(
+            false, "0", "0", never, office, none, none, "::ffff:203.0.113.9", CHAT, Verdict.ALLOW),
+        Arguments.of(
+            false,
+            "0",
+            "0",
+            never,
+            office,
+            none,
+            none,
+            "2001:db9::7",
+            CHAT,
+            Verdict.IP_NOT_ALLOWED),
+        // deny wins over allow; deny alone refuses only its blocks
+        Arguments.of(
+            false,
+            "0",
+            "0",
+            never,
+            office,
+            blocked,
+            none,
+            "203.0.113.66",
+            CHAT,
+            Verdict.IP_NOT_ALLOWED),
+        Arguments.of(
+            false,
+            "0",
+            "0",
+            never,
+            none,
+            blocked,
+            none,
+            "203.0.113.66",
+            CHAT,
+            Verdict.IP_NOT_ALLOWED),
+        Arguments.of(
+            false, "0", "0", never, none, blocked, none, "203.0.113.67", CHAT, Verdict.ALLOW),
+        // no address Check could read: refused for a key with a list, irrelevant without one
+        Arguments.of(
+            false, "0", "0", never, none, blocked, none, null, CHAT, Verdict.IP_NOT_ALLOWED),
+        Arguments.of(false, "0", "0", never, none, none, none, null, CHAT, Verdict.ALLOW),
+        // a model allow-list refuses endpoints whose model metering cannot see, after the quota
+        Arguments.of(false, "0", "0", never, none, none, gpt, null, BATCHES, Verdict.NOT_METERED),
+        Arguments.of(false, "0", "0", never, none, none, gpt, null, CHAT, Verdict.ALLOW),
+        Arguments.of(false, "0", "0", never, none, none, none, null, BATCHES, Verdict.ALLOW),
+        Arguments.of(false, "1", "1", never, none, none, gpt, null, BATCHES, Verdict.EXHAUSTED),
+        Arguments.of(
+            false,
+            "0",
+            "0",
+            never,
+            office,
+            none,
+            gpt,
+            "198.51.100.1",
+            BATCHES,
+            Verdict.IP_NOT_ALLOWED));
+  }
+
+  private static KeyState monthly(String quota, String used, Instant endsAt, List<String> deny) {
+    PeriodBudget month =
+        PeriodBudget.at(
+            PeriodBudget.Kind.MONTHLY, 0, java.time.ZoneOffset.UTC, endsAt.minusSeconds(1));
+    return new KeyState(
+        1,
+        1,
+        false,
+        false,
+        new BigDecimal(quota),
+        new BigDecimal(used),
+        KeyState.NEVER,
+        0,
+        new KeyPolicies(
+            IpRanges.NONE, IpRanges.parse("ip_deny", deny), ModelAllowList.NONE, month));
+  }
+
+  @Test
+  void decide_periodBudgetSpent_periodExhaustedUntilItsEndThenAllowed() {
+    Instant end = Instant.parse("2026-07-01T00:00:00Z");
+    KeyState spent = monthly("10", "10", end, List.of());
+    long before = KeyState.toMicros(end) - 1;
+    assertThat(KeyDecision.decide(spent, NONE, before, CHAT, null))
+        .isEqualTo(Verdict.PERIOD_EXHAUSTED);
+    // Over in memory: the row's usage is the ended period's.
+    assertThat(KeyDecision.decide(spent, NONE, KeyState.toMicros(end), CHAT, null))
+        .isEqualTo(Verdict.ALLOW);
+    // Pending usage reaching the budget counts as spent too.
+    assertThat(
+            KeyDecision.decide(
+                monthly("10", "9", end, List.of()), new BigDecimal("1"), before, CHAT, null))
+        .isEqualTo(Verdict.PERIOD_EXHAUSTED);
+    assertThat(KeyDecision.decide(monthly("10", "9", end, List.of()), NONE, before, CHAT, null))
+        .isEqualTo(Verdict.ALLOW);
+    // The address before the budget: an outsider is not told the key's budget is spent.
+    assertThat(
+            KeyDecision.decide(
+                monthly("10", "10", end, List.of("10.0.0.0/8")),
+                NONE,
+                before,
+                CHAT,
+                IpRanges.address("10.1.1.1")))
+        .isEqualTo(Verdict.IP_NOT_ALLOWED);
+    // An unlimited key with a period (its spend is only recorded) is never refused for it.
+    assertThat(KeyDecision.decide(monthly("0", "10", end, List.of()), NONE, before, CHAT, null))
+        .isEqualTo(Verdict.ALLOW);
+  }
+
+  @ParameterizedTest(name = "[{index}] {8} -> {9}")
+  @MethodSource("policyOrder")
+  void decide_policyTable_firstMatchWins(
+      boolean disabled,
+      String quota,
+      String used,
+      long expiresAt,
+      List<String> allow,
+      List<String> deny,
+      List<String> models,
+      String address,
+      Endpoints.Row endpoint,
+      Verdict expected) {
+    KeyState state = withPolicies(disabled, quota, used, expiresAt, allow, deny, models);
+    assertThat(KeyDecision.decide(state, NONE, NOW, endpoint, IpRanges.address(address)))
+        .isEqualTo(expected);
   }
 }

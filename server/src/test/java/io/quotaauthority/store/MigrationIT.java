@@ -82,7 +82,15 @@ class MigrationIT {
             "max_concurrent_requests",
             "slots_leased",
             "hold_usd_per_request",
-            "hold_expiry");
+            "hold_expiry",
+            "ip_allow",
+            "ip_deny",
+            "model_allow",
+            "budget_period",
+            "budget_reset_minute",
+            "budget_time_zone",
+            "period_started_at",
+            "period_ends_at");
     assertThat(cols.get("id")).startsWith("bigint|NO|");
     assertThat(cols.get("name")).isEqualTo("text|NO|");
     assertThat(cols.get("key_hash")).isEqualTo("bytea|NO|");
@@ -100,6 +108,14 @@ class MigrationIT {
     assertThat(cols.get("slots_leased")).isEqualTo("integer|NO|0");
     assertThat(cols.get("hold_usd_per_request")).isEqualTo("numeric(20,8)|NO|0");
     assertThat(cols.get("hold_expiry")).isEqualTo("text|NO|'charge'::text");
+    assertThat(cols.get("ip_allow")).isEqualTo("ARRAY|NO|'{}'::text[]");
+    assertThat(cols.get("ip_deny")).isEqualTo("ARRAY|NO|'{}'::text[]");
+    assertThat(cols.get("model_allow")).isEqualTo("ARRAY|NO|'{}'::text[]");
+    assertThat(cols.get("budget_period")).isEqualTo("text|NO|'none'::text");
+    assertThat(cols.get("budget_reset_minute")).isEqualTo("smallint|NO|0");
+    assertThat(cols.get("budget_time_zone")).isEqualTo("text|NO|'UTC'::text");
+    assertThat(cols.get("period_started_at")).isEqualTo("timestamp with time zone|YES|");
+    assertThat(cols.get("period_ends_at")).isEqualTo("timestamp with time zone|YES|");
   }
 
   @Test
@@ -226,7 +242,7 @@ class MigrationIT {
   }
 
   @Test
-  void migrate_freshDatabase_twoPartialIndexesOnLiveKeys() {
+  void migrate_freshDatabase_threePartialIndexesOnLiveKeys() {
     List<String> defs =
         db.transactions()
             .inTransaction(
@@ -245,12 +261,17 @@ class MigrationIT {
                   return out;
                 });
 
-    assertThat(defs).hasSize(2);
+    assertThat(defs).hasSize(3);
     assertThat(defs.get(0))
         .startsWith("api_keys_expires_at_idx: ")
         .contains("(expires_at)")
         .endsWith("WHERE (deleted_at IS NULL)");
+    // V9: the budget period sweep's due keys.
     assertThat(defs.get(1))
+        .startsWith("api_keys_period_ends_at_idx: ")
+        .contains("(period_ends_at)")
+        .endsWith("WHERE ((budget_period <> 'none'::text) AND (deleted_at IS NULL))");
+    assertThat(defs.get(2))
         .startsWith("api_keys_quota_idx: ")
         .contains("(quota, quota_used)")
         .endsWith("WHERE (deleted_at IS NULL)");

@@ -24,6 +24,7 @@ public final class EnvoyChecks {
   private final Map<String, String> headers = new LinkedHashMap<>();
   private final Map<String, String> contextExtensions = new LinkedHashMap<>();
   private boolean rawHeaders;
+  private String sourceAddress = "10.0.0.7";
 
   private EnvoyChecks(String method, String path) {
     this.method = method;
@@ -60,6 +61,15 @@ public final class EnvoyChecks {
     return this;
   }
 
+  /**
+   * The downstream client's address, as Envoy puts it in attributes.source.address.socket_address
+   * (IPv6 without brackets); null sends no source at all.
+   */
+  public EnvoyChecks source(String address) {
+    this.sourceAddress = address;
+    return this;
+  }
+
   /** Send headers in header_map with raw_value bytes instead of the headers map. */
   public EnvoyChecks rawHeaders() {
     this.rawHeaders = true;
@@ -87,19 +97,20 @@ public final class EnvoyChecks {
     } else {
       http.putAllHeaders(headers);
     }
-    return CheckRequest.newBuilder()
-        .setAttributes(
-            AttributeContext.newBuilder()
-                .setSource(
-                    AttributeContext.Peer.newBuilder()
-                        .setAddress(
-                            Address.newBuilder()
-                                .setSocketAddress(
-                                    SocketAddress.newBuilder()
-                                        .setAddress("10.0.0.7")
-                                        .setPortValue(51234))))
-                .setRequest(AttributeContext.Request.newBuilder().setHttp(http))
-                .putAllContextExtensions(contextExtensions))
-        .build();
+    AttributeContext.Builder attributes =
+        AttributeContext.newBuilder()
+            .setRequest(AttributeContext.Request.newBuilder().setHttp(http))
+            .putAllContextExtensions(contextExtensions);
+    if (sourceAddress != null) {
+      attributes.setSource(
+          AttributeContext.Peer.newBuilder()
+              .setAddress(
+                  Address.newBuilder()
+                      .setSocketAddress(
+                          SocketAddress.newBuilder()
+                              .setAddress(sourceAddress)
+                              .setPortValue(51234))));
+    }
+    return CheckRequest.newBuilder().setAttributes(attributes).build();
   }
 }
