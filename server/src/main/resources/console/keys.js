@@ -304,6 +304,33 @@ function keyDialog(el, key) {
     choice.addEventListener('change', () => { atWrap.hidden = choice.value !== 'custom'; });
     const concurrency = h('input', { type: 'number', min: 0, max: 1000000, step: 1, inputmode: 'numeric',
       value: editing ? String(key.maxConcurrentRequests || 0) : '0' });
+    // Key policies and the reporter hold (README "Key policies", "Holds for usage-stream
+    // reporters"): lists as comma-separated entries, the period as the API names it.
+    const listValue = (list) => (list || []).join(', ');
+    const listOf = (input) => input.value.split(',').map((v) => v.trim()).filter((v) => v !== '');
+    const ipAllow = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false',
+      value: editing ? listValue(key.ipAllow) : '' });
+    const ipDeny = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false',
+      value: editing ? listValue(key.ipDeny) : '' });
+    const models = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false',
+      value: editing ? listValue(key.modelAllow) : '' });
+    const period = h('select', {},
+      [['none', 'dialog.period_none'], ['daily', 'dialog.period_daily'],
+        ['weekly', 'dialog.period_weekly'], ['monthly', 'dialog.period_monthly']].map(([p, label]) =>
+        h('option', { value: p }, t(label))));
+    const currentPeriod = editing && key.budgetPeriod ? key.budgetPeriod : 'none';
+    period.value = currentPeriod;
+    const periodReset = h('input', { type: 'time', value: editing && key.budgetResetTime ? key.budgetResetTime : '00:00' });
+    const periodZone = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false',
+      value: editing && key.budgetTimeZone ? key.budgetTimeZone : 'UTC' });
+    const currentHold = editing && key.holdUsdPerRequest ? key.holdUsdPerRequest : '0';
+    const hold = h('input', { type: 'text', inputmode: 'decimal', autocomplete: 'off',
+      value: isUnlimited(currentHold) ? '' : currentHold });
+    const holdExpiry = h('select', {},
+      h('option', { value: 'HOLD_EXPIRY_CHARGE' }, t('dialog.holdCharge')),
+      h('option', { value: 'HOLD_EXPIRY_RELEASE' }, t('dialog.holdRelease')));
+    const currentExpiry = editing && key.holdExpiry === 'HOLD_EXPIRY_RELEASE' ? 'HOLD_EXPIRY_RELEASE' : 'HOLD_EXPIRY_CHARGE';
+    holdExpiry.value = currentExpiry;
     const enabled = h('select', {},
       h('option', { value: 'KEY_STATUS_ACTIVE' }, t('dialog.enabled')),
       h('option', { value: 'KEY_STATUS_DISABLED' }, t('dialog.disabled')));
@@ -327,7 +354,9 @@ function keyDialog(el, key) {
       const target = e instanceof ApiError ? e.field() : null;
       const place = {
         name: 'name', quota_usd: 'quota', expires_at: 'expires', max_concurrent_requests: 'concurrency',
-        status: 'status',
+        status: 'status', ip_allow: 'ipAllow', ip_deny: 'ipDeny', model_allow: 'models',
+        budget_period: 'period', budget_reset_time: 'periodReset', budget_time_zone: 'periodZone',
+        hold_usd_per_request: 'hold', hold_expiry: 'holdExpiry',
       }[target];
       const where = place && errors[place] ? errors[place] : general;
       where.replaceChildren(...errorText(e));
@@ -359,6 +388,27 @@ function keyDialog(el, key) {
             if (when) {
               request.expiresAt = when;
             }
+            // Only what was set: an unset policy is no restriction.
+            if (listOf(ipAllow).length > 0) {
+              request.ipAllow = listOf(ipAllow);
+            }
+            if (listOf(ipDeny).length > 0) {
+              request.ipDeny = listOf(ipDeny);
+            }
+            if (listOf(models).length > 0) {
+              request.modelAllow = listOf(models);
+            }
+            if (period.value !== 'none') {
+              request.budgetPeriod = period.value;
+              request.budgetResetTime = periodReset.value || '00:00';
+              request.budgetTimeZone = periodZone.value.trim() || 'UTC';
+            }
+            if (hold.value.trim() !== '') {
+              request.holdUsdPerRequest = hold.value.trim();
+            }
+            if (holdExpiry.value !== 'HOLD_EXPIRY_CHARGE') {
+              request.holdExpiry = holdExpiry.value;
+            }
             close(await rpc(el, 'CreateKey', request));
             return;
           }
@@ -382,6 +432,40 @@ function keyDialog(el, key) {
             change.maxConcurrentRequests = Number(concurrency.value || 0);
             mask.push('max_concurrent_requests');
           }
+          // A list sent under the mask replaces the stored one; an empty one removes it.
+          for (const [input, stored, json, path] of [
+            [ipAllow, key.ipAllow, 'ipAllow', 'ip_allow'],
+            [ipDeny, key.ipDeny, 'ipDeny', 'ip_deny'],
+            [models, key.modelAllow, 'modelAllow', 'model_allow'],
+          ]) {
+            if (listOf(input).join(',') !== (stored || []).join(',')) {
+              change[json] = listOf(input);
+              mask.push(path);
+            }
+          }
+          if (period.value !== currentPeriod) {
+            change.budgetPeriod = period.value;
+            mask.push('budget_period');
+          }
+          if (period.value !== 'none') {
+            if ((periodReset.value || '00:00') !== (key.budgetResetTime || '00:00')) {
+              change.budgetResetTime = periodReset.value || '00:00';
+              mask.push('budget_reset_time');
+            }
+            if ((periodZone.value.trim() || 'UTC') !== (key.budgetTimeZone || 'UTC')) {
+              change.budgetTimeZone = periodZone.value.trim() || 'UTC';
+              mask.push('budget_time_zone');
+            }
+          }
+          const newHold = hold.value.trim() === '' ? '0' : hold.value.trim();
+          if (!(isUnlimited(newHold) && isUnlimited(currentHold)) && newHold !== currentHold) {
+            change.holdUsdPerRequest = newHold;
+            mask.push('hold_usd_per_request');
+          }
+          if (holdExpiry.value !== currentExpiry) {
+            change.holdExpiry = holdExpiry.value;
+            mask.push('hold_expiry');
+          }
           if (enabled.value !== (statusOf(key) === 'DISABLED' ? 'KEY_STATUS_DISABLED' : 'KEY_STATUS_ACTIVE')) {
             change.status = enabled.value;
             mask.push('status');
@@ -404,6 +488,16 @@ function keyDialog(el, key) {
     field('expires', 'dialog.expiry', choice),
     atWrap,
     field('concurrency', 'dialog.concurrency', concurrency, 'dialog.concurrencyHint'),
+    h('fieldset', { class: 'policies' },
+      h('legend', {}, t('dialog.policies')),
+      field('ipAllow', 'dialog.ipAllow', ipAllow, 'dialog.ipHint'),
+      field('ipDeny', 'dialog.ipDeny', ipDeny, 'dialog.ipHint'),
+      field('models', 'dialog.models', models, 'dialog.modelsHint'),
+      field('period', 'dialog.period', period, 'dialog.periodHint'),
+      field('periodReset', 'dialog.periodReset', periodReset),
+      field('periodZone', 'dialog.periodZone', periodZone, 'dialog.periodZoneHint'),
+      field('hold', 'dialog.hold', hold, 'dialog.holdHint'),
+      field('holdExpiry', 'dialog.holdExpiry', holdExpiry)),
     editing ? field('status', 'dialog.status', enabled) : null,
     general,
     h('div', { class: 'buttons' },

@@ -210,6 +210,57 @@ class ConsoleBrowserIT {
 
   @Test
   @Order(4)
+  void createAndEdit_policiesAndHold_storedAsGivenBadCidrShownAtItsField() throws Exception {
+    signIn();
+    click(By.id("create-key"));
+    type(By.id("key-name"), "policy e2e");
+    type(By.id("key-quota"), "20");
+    type(By.id("key-ipAllow"), "10.0.0.1/8");
+    click(By.id("key-submit"));
+    WebElement error = waitVisible(By.id("key-ipAllow-error"));
+    assertThat(error.getText()).contains("ip_allow");
+    type(By.id("key-ipAllow"), "10.0.0.0/8, 2001:db8::/32");
+    type(By.id("key-ipDeny"), "10.9.0.0/16");
+    type(By.id("key-models"), "gpt-4o-mini, claude-3-5-*");
+    new Select(browser.findElement(By.id("key-period"))).selectByValue("monthly");
+    type(By.id("key-periodZone"), "Europe/Paris");
+    type(By.id("key-hold"), "0.25");
+    new Select(browser.findElement(By.id("key-holdExpiry"))).selectByValue("HOLD_EXPIRY_RELEASE");
+    click(By.id("key-submit"));
+    waitVisible(By.id("secret"));
+    click(By.id("secret-done"));
+
+    ApiKey key = get(row("policy e2e").getDomAttribute("data-key-id"));
+    assertThat(key.getIpAllowList()).containsExactly("10.0.0.0/8", "2001:db8::/32");
+    assertThat(key.getIpDenyList()).containsExactly("10.9.0.0/16");
+    assertThat(key.getModelAllowList()).containsExactly("gpt-4o-mini", "claude-3-5-*");
+    assertThat(key.getBudgetPeriod()).isEqualTo("monthly");
+    assertThat(key.getBudgetTimeZone()).isEqualTo("Europe/Paris");
+    assertThat(key.getHoldUsdPerRequest()).isEqualTo("0.25");
+    assertThat(key.getHoldExpiry())
+        .isEqualTo(io.quotaauthority.proto.v1.HoldExpiry.HOLD_EXPIRY_RELEASE);
+
+    // Edit: the deny list removed, the hold charged at expiry; nothing else changes.
+    row("policy e2e").findElement(By.cssSelector("[data-action=edit]")).click();
+    WebElement deny = waitVisible(By.id("key-ipDeny"));
+    assertThat(deny.getDomProperty("value")).isEqualTo("10.9.0.0/16");
+    deny.clear();
+    new Select(browser.findElement(By.id("key-holdExpiry"))).selectByValue("HOLD_EXPIRY_CHARGE");
+    click(By.id("key-submit"));
+    waitGone(By.cssSelector("dialog"));
+    ApiKey after = get(key.getId());
+    assertThat(after.getIpDenyList()).isEmpty();
+    assertThat(after.getHoldExpiry())
+        .isEqualTo(io.quotaauthority.proto.v1.HoldExpiry.HOLD_EXPIRY_CHARGE);
+    assertThat(after.getIpAllowList()).isEqualTo(key.getIpAllowList());
+    assertThat(after.getModelAllowList()).isEqualTo(key.getModelAllowList());
+    assertThat(after.getBudgetPeriod()).isEqualTo("monthly");
+    assertThat(after.getHoldUsdPerRequest()).isEqualTo("0.25");
+    assertThat(after.getQuotaUsd()).isEqualTo("20");
+  }
+
+  @Test
+  @Order(4)
   void editQuota_sendsOnlyTheQuota() throws Exception {
     ApiKey k = create("edit me", "5", Instant.now().plus(Duration.ofDays(3)));
     signIn();
