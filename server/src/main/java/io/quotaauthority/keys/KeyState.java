@@ -21,15 +21,44 @@ public final class KeyState {
   private final BigDecimal quotaUsed;
 
   /** max_concurrent_requests; 0 for no cap. */
-  private final int maxConcurrentRequests;
+  private final Limits limits;
 
-  /** hold_usd_per_request (the shared zero for none: most keys) and hold_expiry = charge. */
-  private final BigDecimal holdPerRequest;
+  /**
+   * The settings most keys leave unset, in one object that such keys share ({@link Limits#NONE}):
+   * each field of their own would grow every cached key (README "Cache memory"; the target is 300 B
+   * per key).
+   *
+   * @param maxConcurrentRequests max_concurrent_requests; 0 for no cap
+   * @param holdPerRequest hold_usd_per_request; the shared zero for none
+   * @param chargeHoldAtExpiry hold_expiry = charge
+   * @param policies IP and model lists, periodic budget; {@link KeyPolicies#NONE} when unset
+   */
+  private record Limits(
+      int maxConcurrentRequests,
+      BigDecimal holdPerRequest,
+      boolean chargeHoldAtExpiry,
+      KeyPolicies policies) {
+    static final Limits NONE = new Limits(0, BigDecimal.ZERO, true, KeyPolicies.NONE);
 
-  private final boolean chargeHoldAtExpiry;
-
-  /** IP and model lists; {@link KeyPolicies#NONE} (shared) for most keys. */
-  private final KeyPolicies policies;
+    static Limits of(
+        int maxConcurrentRequests,
+        BigDecimal holdPerRequest,
+        boolean chargeHoldAtExpiry,
+        KeyPolicies policies) {
+      Limits l =
+          new Limits(
+              maxConcurrentRequests,
+              holdPerRequest.signum() == 0 ? BigDecimal.ZERO : compact(holdPerRequest),
+              chargeHoldAtExpiry,
+              policies == null ? KeyPolicies.NONE : policies);
+      return l.maxConcurrentRequests == 0
+              && l.holdPerRequest.signum() == 0
+              && l.chargeHoldAtExpiry
+              && l.policies.equals(KeyPolicies.NONE)
+          ? NONE
+          : l;
+    }
+  }
 
   /**
    * What an adapter prepared from this snapshot alone (Check's allow response), kept while the
@@ -120,10 +149,7 @@ public final class KeyState {
       BigDecimal holdPerRequest,
       boolean chargeHoldAtExpiry,
       KeyPolicies policies) {
-    this.policies = policies == null ? KeyPolicies.NONE : policies;
-    this.maxConcurrentRequests = maxConcurrentRequests;
-    this.holdPerRequest = holdPerRequest.signum() == 0 ? BigDecimal.ZERO : compact(holdPerRequest);
-    this.chargeHoldAtExpiry = chargeHoldAtExpiry;
+    this.limits = Limits.of(maxConcurrentRequests, holdPerRequest, chargeHoldAtExpiry, policies);
     this.id = id;
     this.version = version;
     this.deleted = deleted;
@@ -193,7 +219,7 @@ public final class KeyState {
 
   /** The key's max_concurrent_requests; 0 when it has no cap. */
   public int maxConcurrentRequests() {
-    return maxConcurrentRequests;
+    return limits.maxConcurrentRequests();
   }
 
   /**
@@ -201,17 +227,17 @@ public final class KeyState {
    * hold is taken (an unlimited key has no budget to hold against).
    */
   public BigDecimal holdPerRequest() {
-    return holdPerRequest;
+    return limits.holdPerRequest();
   }
 
   /** Whether Check takes a reporter hold for this key's requests. */
   public boolean holdsAtCheck() {
-    return holdPerRequest.signum() > 0 && limited();
+    return limits.holdPerRequest().signum() > 0 && limited();
   }
 
   /** Whether such a hold never settled is charged at its expiry (else released). */
   public boolean chargeHoldAtExpiry() {
-    return chargeHoldAtExpiry;
+    return limits.chargeHoldAtExpiry();
   }
 
   public BigDecimal quota() {
@@ -220,7 +246,7 @@ public final class KeyState {
 
   /** The key's IP and model lists and its periodic budget. */
   public KeyPolicies policies() {
-    return policies;
+    return limits.policies();
   }
 
   /**
@@ -228,7 +254,7 @@ public final class KeyState {
    * quota_used then belongs to the period before (the row is rolled over within a second).
    */
   public boolean periodOver(long nowMicros) {
-    PeriodBudget p = policies.period();
+    PeriodBudget p = limits.policies().period();
     return p.active() && p.endsAt() != null && toMicros(p.endsAt()) <= nowMicros;
   }
 
