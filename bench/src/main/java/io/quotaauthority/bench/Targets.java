@@ -204,6 +204,9 @@ final class Targets {
         "≥ 50,000/s",
         rate >= INGEST_RATE);
     double pg = i.pgbenchRatio();
+    // A reference the server outruns is no limit: the script then does more than the server's
+    // path, and "met" would say nothing. Judged only while it is at least as fast.
+    boolean pgIsALimit = !Double.isNaN(pg) && pg <= 1.0;
     target(
         "Usage ingest",
         "ratio to PostgreSQL's own rate (pgbench, one backend, "
@@ -211,7 +214,18 @@ final class Targets {
             + " rows)",
         Report.ratio(pg),
         "≥ 0.9",
-        !Double.isNaN(pg) && pg >= INGEST_PGBENCH_RATIO);
+        pgIsALimit ? pg >= INGEST_PGBENCH_RATIO : null);
+    if (!Double.isNaN(pg) && !pgIsALimit) {
+      missed.add(
+          String.format(
+              Locale.ROOT,
+              "The pgbench reference (%s rows/s in one backend) ran slower than the server itself"
+                  + " (%s/s), so as written it is not PostgreSQL's limit for this work and the"
+                  + " ratio is not judged: its script (section 2) does more per row than the"
+                  + " server's statements.",
+              Report.rate(i.pgbench().rowsPerSecond()),
+              Report.rate(rate)));
+    }
     target("Usage ingest", "ratio to plain JDBC", Report.ratio(ratio), "(reference)", null);
     if (rate < INGEST_RATE || !(pg >= INGEST_PGBENCH_RATIO)) {
       missed.add(
