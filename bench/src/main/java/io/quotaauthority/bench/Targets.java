@@ -219,8 +219,8 @@ final class Targets {
       missed.add(
           String.format(
               Locale.ROOT,
-              "The pgbench reference (%s rows/s in one backend) ran slower than the server itself"
-                  + " (%s/s), so as written it is not PostgreSQL's limit for this work and the"
+              "The pgbench reference (%s rows in one backend) ran slower than the server itself"
+                  + " (%s), so as written it is not PostgreSQL's limit for this work and the"
                   + " ratio is not judged: its script (section 2) does more per row than the"
                   + " server's statements.",
               Report.rate(i.pgbench().rowsPerSecond()),
