@@ -56,8 +56,12 @@ public final class HoldIds {
     this.key = new SecretKeySpec(secret.clone(), "HmacSHA256");
   }
 
-  /** A new, signed id for a hold of {@code amount} (at most 8 decimals) on {@code keyId}. */
-  public String issue(long keyId, String instanceId, BigDecimal amount, Instant expiresAt) {
+  /**
+   * A new, signed id for a hold of {@code amount} (at most 8 decimals) on {@code keyId}, with what
+   * it says as {@link #parse} reads it back (the expiry to the second), so the issuer need not
+   * parse (and sign) it a second time.
+   */
+  public Parsed issue(long keyId, String instanceId, BigDecimal amount, Instant expiresAt) {
     byte[] unscaled = amount.setScale(8).unscaledValue().toByteArray();
     byte[] instance = instanceId.getBytes(StandardCharsets.UTF_8);
     ByteBuffer b = ByteBuffer.allocate(1 + 8 + 8 + 8 + 1 + unscaled.length + instance.length);
@@ -66,7 +70,12 @@ public final class HoldIds {
     byte[] body = b.array();
     byte[] all = Arrays.copyOf(body, body.length + MAC_BYTES);
     System.arraycopy(mac(body), 0, all, body.length, MAC_BYTES);
-    return PREFIX + ENCODER.encodeToString(all);
+    return new Parsed(
+        PREFIX + ENCODER.encodeToString(all),
+        keyId,
+        instanceId,
+        amount.setScale(8),
+        Instant.ofEpochSecond(expiresAt.getEpochSecond()));
   }
 
   /**

@@ -118,10 +118,10 @@ public final class ReporterHolds {
                 return Optional.empty();
               }
               Instant now = clock.instant();
-              String id = ids.issue(keyId, leases.instanceId(), amount, now.plus(ttl));
-              issued.put(id, new Issued(held.get(), ids.parse(id), chargeAtExpiry, now));
+              HoldIds.Parsed id = ids.issue(keyId, leases.instanceId(), amount, now.plus(ttl));
+              issued.put(id.id(), new Issued(held.get(), id, chargeAtExpiry, now));
               recorder.accept(Event.TAKEN);
-              return Optional.of(id);
+              return Optional.of(id.id());
             });
   }
 

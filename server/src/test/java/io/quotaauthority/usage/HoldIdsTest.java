@@ -22,8 +22,10 @@ class HoldIdsTest {
   @ParameterizedTest(name = "{0} USD")
   @CsvSource({"0.00000001", "0.1", "12.34567890", "999999999999.99999999"})
   void issueThenParse_anyAmount_givesBackEveryFieldExactly(String amount) {
-    String id = ids.issue(42, "host-a/123/abcdef", new BigDecimal(amount), EXPIRES);
+    HoldIds.Parsed issued = ids.issue(42, "host-a/123/abcdef", new BigDecimal(amount), EXPIRES);
+    String id = issued.id();
     HoldIds.Parsed p = ids.parse(id);
+    assertThat(p).as("what the issuer keeps is what parse reads back").isEqualTo(issued);
     assertThat(p.keyId()).isEqualTo(42);
     assertThat(p.instanceId()).isEqualTo("host-a/123/abcdef");
     assertThat(p.amount()).isEqualByComparingTo(amount);
@@ -35,8 +37,8 @@ class HoldIdsTest {
   @Test
   void issue_longestInstanceId_fitsTheColumnAndHeaderSafe() {
     String id =
-        ids.issue(
-            Long.MAX_VALUE, "x".repeat(128), new BigDecimal("999999999999.99999999"), EXPIRES);
+        ids.issue(Long.MAX_VALUE, "x".repeat(128), new BigDecimal("999999999999.99999999"), EXPIRES)
+            .id();
     assertThat(id.length()).isLessThanOrEqualTo(HoldIds.MAX_LENGTH);
     assertThat(id).matches("qh1_[A-Za-z0-9_-]+");
   }
@@ -45,14 +47,14 @@ class HoldIdsTest {
   void issue_sameHoldTwice_differentIds() {
     Set<String> seen = new HashSet<>();
     for (int i = 0; i < 1000; i++) {
-      seen.add(ids.issue(1, "a", BigDecimal.ONE, EXPIRES));
+      seen.add(ids.issue(1, "a", BigDecimal.ONE, EXPIRES).id());
     }
     assertThat(seen).hasSize(1000);
   }
 
   @Test
   void parse_everySingleByteChanged_refusedAsWrongSignatureOrMalformed() {
-    String id = ids.issue(7, "inst", new BigDecimal("0.5"), EXPIRES);
+    String id = ids.issue(7, "inst", new BigDecimal("0.5"), EXPIRES).id();
     byte[] raw = Base64.getUrlDecoder().decode(id.substring(4));
     for (int i = 0; i < raw.length; i++) {
       byte[] changed = Arrays.copyOf(raw, raw.length);
@@ -69,7 +71,8 @@ class HoldIdsTest {
   void parse_issuedUnderAnotherSecret_refused() {
     String id =
         new HoldIds("another-secret-of-32-bytes-......".getBytes())
-            .issue(7, "i", BigDecimal.ONE, EXPIRES);
+            .issue(7, "i", BigDecimal.ONE, EXPIRES)
+            .id();
     assertThatThrownBy(() -> ids.parse(id))
         .hasMessage("hold_id has a wrong signature: not issued by this service");
   }
@@ -98,7 +101,7 @@ class HoldIdsTest {
 
   @Test
   void expiryReportId_sameHold_sameIdWithinTheReportIdLimit() {
-    String hold = ids.issue(7, "inst", BigDecimal.ONE, EXPIRES);
+    String hold = ids.issue(7, "inst", BigDecimal.ONE, EXPIRES).id();
     assertThat(HoldIds.expiryReportId(hold))
         .isEqualTo(HoldIds.expiryReportId(hold))
         .hasSize(77)
