@@ -90,7 +90,7 @@ public final class CacheMemory {
           CheckRequest.parseFrom(template.forKey(i)),
           0,
           r -> {
-            if (r.getStatus().getCode() == 0) {
+            if (r.response().getStatus().getCode() == 0) {
               allowed[0]++;
             }
           });

@@ -64,11 +64,11 @@ class BenchPiecesTest {
         .isZero();
     assertThat(
             CheckTemplate.statusCode(
-                CheckResponses.denial(Provider.OPENAI, Verdict.EXHAUSTED).toByteArray()))
+                CheckResponses.denial(Provider.OPENAI, Verdict.EXHAUSTED).wire()))
         .isEqualTo(8);
     assertThat(
             CheckTemplate.statusCode(
-                CheckResponses.denial(Provider.OPENAI, Verdict.EXPIRED).toByteArray()))
+                CheckResponses.denial(Provider.OPENAI, Verdict.EXPIRED).wire()))
         .isEqualTo(7);
     assertThat(CheckTemplate.statusCode(new byte[0])).isZero();
   }

@@ -1,6 +1,5 @@
 package io.quotaauthority.authz;
 
-import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
 import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
 import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
 import io.quotaauthority.keys.ColdPath;
@@ -45,8 +44,8 @@ public final class Authorizer {
   static final long DEFAULT_WAIT_NANOS = TimeUnit.SECONDS.toNanos(1);
 
   /** The allow response built once per key snapshot (see {@link KeyState.Prepared}). */
-  private static final KeyState.Prepared<CheckResponse> ALLOW_RESPONSE =
-      KeyState.Prepared.of(CheckResponse.class);
+  private static final KeyState.Prepared<CheckAnswer> ALLOW_RESPONSE =
+      KeyState.Prepared.of(CheckAnswer.class);
 
   private final KeyCache cache;
   private final PendingUsage pendingUsage;
@@ -83,17 +82,26 @@ public final class Authorizer {
    *
    * @param waitNanos how long the caller can wait for the database, or ≤ 0 when it set no deadline
    */
-  public void check(CheckRequest request, long waitNanos, Consumer<CheckResponse> reply) {
+  public void check(CheckRequest request, long waitNanos, Consumer<CheckAnswer> reply) {
+    check(CheckFacts.of(request), waitNanos, reply);
+  }
+
+  /**
+   * Answers one Check, read as its {@link CheckFacts}, through {@code reply}, exactly once,
+   * possibly later on another thread.
+   *
+   * @param waitNanos how long the caller can wait for the database, or ≤ 0 when it set no deadline
+   */
+  public void check(CheckFacts request, long waitNanos, Consumer<CheckAnswer> reply) {
     long start = System.nanoTime();
     // Exactly once, whatever throws where: a failure after the answer went out must not send a
     // second one, and a failure before it must still send one.
     AnswerOnce once = new AnswerOnce(reply);
     Provider provider = null;
     try {
-      AttributeContext attributes = request.getAttributes();
       // Classified once (route hint, then path): the key's source, the denial's shape and the ?key=
       // stripping all follow it, and metering reaches the same answer by the same rule.
-      provider = KeyExtractor.provider(attributes);
+      provider = KeyExtractor.provider(request);
       checkClassified(request, provider, waitNanos, start, once);
     } catch (RuntimeException e) {
       failed(provider, e, start, once);
@@ -101,10 +109,8 @@ public final class Authorizer {
   }
 
   private void checkClassified(
-      CheckRequest request, Provider provider, long waitNanos, long start, AnswerOnce reply) {
-    AttributeContext attributes = request.getAttributes();
-    AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
-    PresentedKey key = KeyExtractor.extract(http, provider);
+      CheckFacts attributes, Provider provider, long waitNanos, long start, AnswerOnce reply) {
+    PresentedKey key = KeyExtractor.extract(attributes, provider);
     if (key == null) {
       deny(attributes, provider, Verdict.MISSING_KEY, start, reply);
       return;
@@ -154,7 +160,7 @@ public final class Authorizer {
 
   /** Any failure is the 503 denial in the provider's shape (null: not yet known, the plain one). */
   private void failed(
-      Provider provider, RuntimeException e, long start, Consumer<CheckResponse> reply) {
+      Provider provider, RuntimeException e, long start, Consumer<CheckAnswer> reply) {
     // The key is never logged: only the failure's type and message.
     log.error("Check failed; answering 503: {}", e.toString());
     try {
@@ -166,20 +172,20 @@ public final class Authorizer {
   }
 
   /** Passes on the first answer only (extends the flag itself: one small object per Check). */
-  private static final class AnswerOnce extends AtomicBoolean implements Consumer<CheckResponse> {
-    private final transient Consumer<CheckResponse> reply;
+  private static final class AnswerOnce extends AtomicBoolean implements Consumer<CheckAnswer> {
+    private final transient Consumer<CheckAnswer> reply;
 
-    AnswerOnce(Consumer<CheckResponse> reply) {
+    AnswerOnce(Consumer<CheckAnswer> reply) {
       this.reply = reply;
     }
 
     @Override
-    public void accept(CheckResponse response) {
+    public void accept(CheckAnswer response) {
       offer(response);
     }
 
     /** Passes the answer on if it is the first; false when another one went first. */
-    boolean offer(CheckResponse response) {
+    boolean offer(CheckAnswer response) {
       if (compareAndSet(false, true)) {
         reply.accept(response);
         return true;
@@ -193,7 +199,7 @@ public final class Authorizer {
    *     store is answered 503 then)
    */
   private void decide(
-      AttributeContext attributes,
+      CheckFacts attributes,
       Provider provider,
       KeyState state,
       PresentedKey key,
@@ -215,7 +221,9 @@ public final class Authorizer {
     Verdict verdict = KeyDecision.decide(state, pending, KeyState.toMicros(now), endpoint, address);
     if (verdict == Verdict.PERIOD_EXHAUSTED) {
       recorder.record(verdict, System.nanoTime() - start);
-      reply.accept(CheckResponses.periodDenial(provider, policies.period(), state.quota(), now));
+      reply.accept(
+          CheckAnswer.of(
+              CheckResponses.periodDenial(provider, policies.period(), state.quota(), now)));
       return;
     }
     if (state.periodOver(KeyState.toMicros(now))) {
@@ -248,11 +256,8 @@ public final class Authorizer {
    * the connection, or with use_remote_address and xff_num_trusted_hops the address Envoy took from
    * x-forwarded-for; see envoy/README.md), or null when there is none Check can read.
    */
-  static byte[] clientAddress(AttributeContext attributes) {
-    if (!attributes.hasSource() || !attributes.getSource().getAddress().hasSocketAddress()) {
-      return null;
-    }
-    return IpRanges.address(attributes.getSource().getAddress().getSocketAddress().getAddress());
+  static byte[] clientAddress(CheckFacts attributes) {
+    return IpRanges.address(attributes.sourceAddress());
   }
 
   /**
@@ -292,19 +297,21 @@ public final class Authorizer {
             } else if (id.isEmpty()) {
               recorder.record(Verdict.EXHAUSTED, System.nanoTime() - start);
               reply.offer(
-                  CheckResponses.refusal(
-                      provider,
-                      // 8 decimals, the ledger's scale; what remains rounded down.
-                      ProviderError.checkHoldRefused(
-                          state.holdPerRequest().setScale(Money.SCALE).toPlainString(),
-                          holds
-                              .available(state.id())
-                              .setScale(Money.SCALE, RoundingMode.DOWN)
-                              .toPlainString())));
+                  CheckAnswer.of(
+                      CheckResponses.refusal(
+                          provider,
+                          // 8 decimals, the ledger's scale; what remains rounded down.
+                          ProviderError.checkHoldRefused(
+                              state.holdPerRequest().setScale(Money.SCALE).toPlainString(),
+                              holds
+                                  .available(state.id())
+                                  .setScale(Money.SCALE, RoundingMode.DOWN)
+                                  .toPlainString()))));
             } else {
-              CheckResponse allowed =
-                  CheckResponses.withHold(
-                      allow(state, pending, stripQueryKey, periodOver), id.get());
+              CheckAnswer allowed =
+                  CheckAnswer.of(
+                      CheckResponses.withHold(
+                          allowResponse(state, pending, stripQueryKey, periodOver), id.get()));
               if (reply.offer(allowed)) {
                 recorder.record(Verdict.ALLOW, System.nanoTime() - start);
               } else {
@@ -325,42 +332,44 @@ public final class Authorizer {
   }
 
   /** The request's row of the endpoint table, by the provider Check already chose. */
-  private static Endpoints.Row endpoint(AttributeContext attributes, Provider provider) {
-    AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
-    return Endpoints.classify(provider, KeyExtractor.method(http), KeyExtractor.path(http));
+  private static Endpoints.Row endpoint(CheckFacts attributes, Provider provider) {
+    return Endpoints.classify(provider, attributes.method(), attributes.path());
   }
 
-  private static CheckResponse allow(
+  private static CheckAnswer allow(
       KeyState state, BigDecimal pending, boolean stripQueryKey, boolean periodOver) {
     // Only the response that depends on the snapshot alone is kept: with usage pending the
     // remaining amount differs, and a stripped ?key= is per request.
     boolean reusable = !stripQueryKey && pending.signum() == 0 && !periodOver;
-    if (reusable) {
-      CheckResponse cached = state.prepared(ALLOW_RESPONSE);
-      if (cached != null) {
-        return cached;
-      }
+    if (!reusable) {
+      return CheckAnswer.of(allowResponse(state, pending, stripQueryKey, periodOver));
     }
-    CheckResponse built =
-        CheckResponses.allow(
-            Long.toString(state.id()),
-            state.limited() ? (periodOver ? state.quota() : state.remaining(pending)) : null,
-            stripQueryKey,
-            state.maxConcurrentRequests(),
-            state.policies().restrictsModels() ? state.policies().modelAllow().header() : null,
-            resetsAt(state, periodOver));
-    if (reusable) {
-      state.prepare(ALLOW_RESPONSE, built);
+    CheckAnswer cached = state.prepared(ALLOW_RESPONSE);
+    if (cached == null) {
+      // Kept as bytes: sent as they are, and smaller than the message in every cached key.
+      cached = CheckAnswer.encoded(allowResponse(state, pending, false, false));
+      state.prepare(ALLOW_RESPONSE, cached);
     }
-    return built;
+    return cached;
+  }
+
+  private static CheckResponse allowResponse(
+      KeyState state, BigDecimal pending, boolean stripQueryKey, boolean periodOver) {
+    return CheckResponses.allow(
+        Long.toString(state.id()),
+        state.limited() ? (periodOver ? state.quota() : state.remaining(pending)) : null,
+        stripQueryKey,
+        state.maxConcurrentRequests(),
+        state.policies().restrictsModels() ? state.policies().modelAllow().header() : null,
+        resetsAt(state, periodOver));
   }
 
   private void deny(
-      AttributeContext attributes,
+      CheckFacts attributes,
       Provider provider,
       Verdict verdict,
       long start,
-      Consumer<CheckResponse> reply) {
+      Consumer<CheckAnswer> reply) {
     recorder.record(verdict, System.nanoTime() - start);
     reply.accept(CheckResponses.denial(provider, verdict));
   }

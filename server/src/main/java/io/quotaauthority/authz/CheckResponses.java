@@ -27,8 +27,8 @@ import java.util.Map;
 
 /**
  * Every CheckResponse Check sends. Denials are built once at start, one per provider and verdict
- * (and one per provider and refused endpoint row), because they never vary; an allow carries the
- * key id and is built per key snapshot.
+ * (and one per provider and refused endpoint row), because they never vary, and so are encoded once
+ * ({@link CheckAnswer}); an allow carries the key id and is built per key snapshot.
  *
  * <p>A denial is always a successful RPC whose CheckResponse.status says no: a gRPC error would
  * make Envoy answer status_on_error with no body.
@@ -38,19 +38,19 @@ public final class CheckResponses {
   /** The client's credentials: never forwarded, so a gateway key cannot reach a provider. */
   static final String[] CLIENT_KEY_HEADERS = {"authorization", "x-api-key", "x-goog-api-key"};
 
-  private static final Map<Provider, Map<Verdict, CheckResponse>> DENIALS = buildDenials();
+  private static final Map<Provider, Map<Verdict, CheckAnswer>> DENIALS = buildDenials();
 
   /**
    * For a request no provider claims (see ProviderClassifier): a plain
    * {"error":{"code","message"}}.
    */
-  private static final Map<Verdict, CheckResponse> GENERIC_DENIALS = buildDenials(null);
+  private static final Map<Verdict, CheckAnswer> GENERIC_DENIALS = buildDenials(null);
 
   /**
    * The endpoint_not_metered denial of each refusing row of Endpoints (by row index), then provider
    * (by ordinal, the last slot for no provider); null for rows that refuse nothing.
    */
-  private static final CheckResponse[][] NOT_METERED = buildEndpointDenials();
+  private static final CheckAnswer[][] NOT_METERED = buildEndpointDenials();
 
   private CheckResponses() {}
 
@@ -60,8 +60,8 @@ public final class CheckResponses {
    *
    * @param endpoint a row that refuses limited keys ({@link Endpoints.Row#refusesLimitedKeys()})
    */
-  public static CheckResponse endpointDenial(Provider provider, Endpoints.Row endpoint) {
-    CheckResponse[] byProvider = NOT_METERED[endpoint.index()];
+  public static CheckAnswer endpointDenial(Provider provider, Endpoints.Row endpoint) {
+    CheckAnswer[] byProvider = NOT_METERED[endpoint.index()];
     if (byProvider == null) {
       // Never for a refusing row: the catch-all is the safe answer should a caller get this wrong.
       byProvider = NOT_METERED[Endpoints.ANY_OTHER.index()];
@@ -127,7 +127,7 @@ public final class CheckResponses {
   }
 
   /** The denial for this verdict, shaped for this provider (null: the plain shape). */
-  public static CheckResponse denial(Provider provider, Verdict verdict) {
+  public static CheckAnswer denial(Provider provider, Verdict verdict) {
     return (provider == null ? GENERIC_DENIALS : DENIALS.get(provider)).get(verdict);
   }
 
@@ -360,18 +360,18 @@ public final class CheckResponses {
     }
   }
 
-  private static Map<Provider, Map<Verdict, CheckResponse>> buildDenials() {
-    Map<Provider, Map<Verdict, CheckResponse>> all = new EnumMap<>(Provider.class);
+  private static Map<Provider, Map<Verdict, CheckAnswer>> buildDenials() {
+    Map<Provider, Map<Verdict, CheckAnswer>> all = new EnumMap<>(Provider.class);
     for (Provider p : Provider.values()) {
       all.put(p, buildDenials(p));
     }
     return all;
   }
 
-  private static Map<Verdict, CheckResponse> buildDenials(Provider p) {
-    Map<Verdict, CheckResponse> byVerdict = new EnumMap<>(Verdict.class);
+  private static Map<Verdict, CheckAnswer> buildDenials(Provider p) {
+    Map<Verdict, CheckAnswer> byVerdict = new EnumMap<>(Verdict.class);
     for (Denial d : Denial.values()) {
-      byVerdict.put(d.verdict, denied(d.grpcCode, d.code, d.httpCode, body(p, d)));
+      byVerdict.put(d.verdict, CheckAnswer.of(denied(d.grpcCode, d.code, d.httpCode, body(p, d))));
     }
     return byVerdict;
   }
@@ -393,19 +393,20 @@ public final class CheckResponses {
         .build();
   }
 
-  private static CheckResponse[][] buildEndpointDenials() {
+  private static CheckAnswer[][] buildEndpointDenials() {
     List<Endpoints.Row> rows = Endpoints.rows();
-    CheckResponse[][] all = new CheckResponse[rows.size()][];
+    CheckAnswer[][] all = new CheckAnswer[rows.size()][];
     for (Endpoints.Row row : rows) {
       if (!row.refusesLimitedKeys()) {
         continue;
       }
       ProviderError error = ProviderError.endpointNotMetered(row.what());
-      CheckResponse[] byProvider = new CheckResponse[Provider.values().length + 1];
+      CheckAnswer[] byProvider = new CheckAnswer[Provider.values().length + 1];
       for (int i = 0; i < byProvider.length; i++) {
         Provider p = i < Provider.values().length ? Provider.values()[i] : null;
         byProvider[i] =
-            denied(Code.PERMISSION_DENIED, error.code(), StatusCode.Forbidden, error.body(p));
+            CheckAnswer.of(
+                denied(Code.PERMISSION_DENIED, error.code(), StatusCode.Forbidden, error.body(p)));
       }
       all[row.index()] = byProvider;
     }

@@ -1,20 +1,14 @@
 package io.quotaauthority.authz;
 
-import io.envoyproxy.envoy.config.core.v3.HeaderValue;
-import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderClassifier;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
-import java.util.List;
-import java.util.Map;
 
 /**
- * Finds the API key in a request as Envoy describes it, in this order: {@code authorization: Bearer
+ * Finds the API key in a request's {@link CheckFacts}, in this order: {@code authorization: Bearer
  * <key>} (scheme case-insensitive), {@code x-api-key}, {@code x-goog-api-key}, then for Gemini
- * requests only ({@link ProviderClassifier}), the {@code key} query parameter. Envoy lowercases
- * header names and fills either {@code headers} or, with {@code encode_raw_headers}, {@code
- * header_map} with raw bytes.
+ * requests only ({@link ProviderClassifier}), the {@code key} query parameter.
  */
 public final class KeyExtractor {
   private KeyExtractor() {}
@@ -24,14 +18,9 @@ public final class KeyExtractor {
    * (any case), else the path and the {@code anthropic-version} header, by the rule metering
    * follows too ({@link ProviderClassifier}); null when none applies (a plain error shape).
    */
-  public static Provider provider(AttributeContext attributes) {
-    AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
-    Map<String, String> headers = http.getHeadersMap();
-    List<HeaderValue> raw = http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of();
+  public static Provider provider(CheckFacts request) {
     return ProviderClassifier.classify(
-        attributes.getContextExtensionsMap().get("provider"),
-        path(http, headers, raw),
-        header(headers, raw, "anthropic-version") != null);
+        request.providerExtension(), request.path(), request.anthropicVersion());
   }
 
   /**
@@ -40,74 +29,24 @@ public final class KeyExtractor {
    * @param provider the request's provider (see {@link #provider}), or null: only on Gemini
    *     requests, where Google's API accepts it, is a {@code ?key=} query parameter read
    */
-  public static PresentedKey extract(AttributeContext.HttpRequest http, Provider provider) {
-    Map<String, String> headers = http.getHeadersMap();
-    List<HeaderValue> raw = http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of();
-    String bearer = bearer(header(headers, raw, "authorization"));
+  public static PresentedKey extract(CheckFacts request, Provider provider) {
+    String bearer = bearer(request.authorization());
     if (bearer != null) {
       return new PresentedKey(bearer, false);
     }
-    String apiKey = nonEmpty(header(headers, raw, "x-api-key"));
+    String apiKey = nonEmpty(request.apiKey());
     if (apiKey != null) {
       return new PresentedKey(apiKey, false);
     }
-    String googKey = nonEmpty(header(headers, raw, "x-goog-api-key"));
+    String googKey = nonEmpty(request.googApiKey());
     if (googKey != null) {
       return new PresentedKey(googKey, false);
     }
     if (provider == Provider.GEMINI) {
-      String path = path(http, headers, raw);
+      String path = request.path();
       String fromQuery = path == null ? null : nonEmpty(queryParameter(path, "key"));
       if (fromQuery != null) {
         return new PresentedKey(fromQuery, true);
-      }
-    }
-    return null;
-  }
-
-  /**
-   * The request method: Envoy's {@code method} field, else the {@code :method} header (or null).
-   */
-  public static String method(AttributeContext.HttpRequest http) {
-    if (!http.getMethod().isEmpty()) {
-      return http.getMethod();
-    }
-    return header(
-        http.getHeadersMap(),
-        http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of(),
-        ":method");
-  }
-
-  /** The request path with its query: Envoy's {@code path} field, else the {@code :path} header. */
-  public static String path(AttributeContext.HttpRequest http) {
-    return path(
-        http,
-        http.getHeadersMap(),
-        http.hasHeaderMap() ? http.getHeaderMap().getHeadersList() : List.of());
-  }
-
-  private static String path(
-      AttributeContext.HttpRequest http, Map<String, String> headers, List<HeaderValue> raw) {
-    if (!http.getPath().isEmpty()) {
-      return http.getPath();
-    }
-    return header(headers, raw, ":path");
-  }
-
-  /** First value of a (lowercase) header from either representation. */
-  static String header(Map<String, String> headers, List<HeaderValue> raw, String name) {
-    String v = headers.get(name);
-    if (v != null) {
-      return v;
-    }
-    for (int i = 0, n = raw.size(); i < n; i++) {
-      HeaderValue h = raw.get(i);
-      if (h.getKey().equalsIgnoreCase(name)) {
-        // raw_value holds bytes that need not be UTF-8; ISO-8859-1 maps each byte to one char,
-        // so odd bytes survive as characters that simply never match a key.
-        return h.getRawValue().isEmpty()
-            ? h.getValue()
-            : h.getRawValue().toString(StandardCharsets.ISO_8859_1);
       }
     }
     return null;

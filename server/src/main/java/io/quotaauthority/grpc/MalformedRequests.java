@@ -29,8 +29,8 @@ import java.util.Optional;
  * <p>{@link #refuse} rebuilds a service so that each method receives the raw request bytes and
  * parses them itself, here, with the method's own marshaller: a failure closes the call through the
  * interceptors (and so is counted) with a description naming the field, e.g. {@code key.name is not
- * valid UTF-8}. Meant for the admin service, where requests are small; the Check path keeps gRPC's
- * direct parsing.
+ * valid UTF-8}. Meant for the admin service, where requests are small; Check reads its request's
+ * bytes itself (authz.CheckReader) and names a bad field with {@link #describe} too.
  */
 public final class MalformedRequests {
   private MalformedRequests() {}
@@ -112,7 +112,7 @@ public final class MalformedRequests {
   }
 
   /** "key.name is not valid UTF-8", or a generic line when no string field is to blame. */
-  static String describe(MethodDescriptor<?, ?> method, byte[] bytes) {
+  public static String describe(MethodDescriptor<?, ?> method, byte[] bytes) {
     if (method.getRequestMarshaller() instanceof MethodDescriptor.PrototypeMarshaller<?> p
         && p.getMessagePrototype() instanceof Message prototype) {
       Optional<String> field = Utf8Fields.firstInvalid(prototype.getDescriptorForType(), bytes);

@@ -157,6 +157,12 @@ class AuthorizerTest {
   }
 
   /** What one Check answered, and how many times. */
+  private static CheckAnswer answer(Authorizer authorizer, CheckRequest request) throws Exception {
+    CompletableFuture<CheckAnswer> answer = new CompletableFuture<>();
+    authorizer.check(request, TimeUnit.SECONDS.toNanos(2), answer::complete);
+    return answer.get(5, TimeUnit.SECONDS);
+  }
+
   static List<CheckResponse> check(Authorizer authorizer, CheckRequest request) throws Exception {
     List<CheckResponse> answers = new CopyOnWriteArrayList<>();
     CompletableFuture<Void> first = new CompletableFuture<>();
@@ -164,7 +170,7 @@ class AuthorizerTest {
         request,
         TimeUnit.SECONDS.toNanos(2),
         r -> {
-          answers.add(r);
+          answers.add(r.response());
           first.complete(null);
         });
     first.get(5, TimeUnit.SECONDS);
@@ -246,8 +252,8 @@ class AuthorizerTest {
     KeyCache cache = new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30));
     Authorizer authorizer = new Authorizer(cache, new PendingUsage(), CLOCK, CheckRecorder.NONE);
 
-    CheckResponse first = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
-    CheckResponse second = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
+    CheckAnswer first = answer(authorizer, request(Form.OPENAI_BEARER, LIMITED));
+    CheckAnswer second = answer(authorizer, request(Form.OPENAI_BEARER, LIMITED));
     KeyRecord old = lookup.rows.get(SecretHasher.hash(LIMITED));
     cache.apply(
         new KeyRecord(
@@ -263,11 +269,13 @@ class AuthorizerTest {
             old.updatedAt(),
             null,
             old.version() + 1));
-    CheckResponse third = check(authorizer, request(Form.OPENAI_BEARER, LIMITED)).get(0);
+    CheckAnswer third = answer(authorizer, request(Form.OPENAI_BEARER, LIMITED));
 
+    // The same answer, encoded once, for the same snapshot; a new one for the next.
     assertThat(second).isSameAs(first);
+    assertThat(second.wire()).isSameAs(first.wire());
     assertThat(third).isNotSameAs(first);
-    assertThat(third.getOkResponse().getResponseHeadersToAddList())
+    assertThat(third.response().getOkResponse().getResponseHeadersToAddList())
         .anySatisfy(h -> assertThat(h.getHeader().getValue()).isEqualTo("6.75"));
   }
 
@@ -368,7 +376,7 @@ class AuthorizerTest {
         request(Form.OPENAI_BEARER, "bad key with spaces"),
         0,
         r -> {
-          answers.add(r);
+          answers.add(r.response());
           throw new IllegalStateException("transport closed");
         });
 

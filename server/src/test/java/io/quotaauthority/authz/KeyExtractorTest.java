@@ -2,7 +2,6 @@ package io.quotaauthority.authz;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.envoyproxy.envoy.service.auth.v3.AttributeContext;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.testing.EnvoyChecks;
 import java.util.stream.Stream;
@@ -102,10 +101,9 @@ class KeyExtractorTest {
   @MethodSource("cases")
   void extract_envoyShapedRequest_findsKeyInOrder(
       String name, EnvoyChecks request, String secret, boolean fromQuery) {
-    var attributes = request.build().getAttributes();
-    AttributeContext.HttpRequest http = attributes.getRequest().getHttp();
+    CheckFacts facts = facts(request);
 
-    PresentedKey key = KeyExtractor.extract(http, KeyExtractor.provider(attributes));
+    PresentedKey key = KeyExtractor.extract(facts, KeyExtractor.provider(facts));
 
     if (secret == null) {
       assertThat(key).isNull();
@@ -118,7 +116,14 @@ class KeyExtractorTest {
   @MethodSource("providers")
   void provider_envoyShapedRequest_readsHintPathAndHeader(
       String name, EnvoyChecks request, Provider expected) {
-    assertThat(KeyExtractor.provider(request.build().getAttributes())).isEqualTo(expected);
+    assertThat(KeyExtractor.provider(facts(request))).isEqualTo(expected);
+  }
+
+  /** The request's facts, the same whether read from its bytes or from the parsed message. */
+  private static CheckFacts facts(EnvoyChecks request) {
+    CheckFacts parsed = CheckFacts.of(request.build());
+    assertThat(CheckReader.read(request.build().toByteArray())).isEqualTo(parsed);
+    return parsed;
   }
 
   static Stream<Arguments> providers() {

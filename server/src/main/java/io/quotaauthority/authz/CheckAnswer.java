@@ -1,0 +1,56 @@
+package io.quotaauthority.authz;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
+
+/**
+ * A CheckResponse with its encoding, made on first send and kept: the denials (one per provider and
+ * verdict) and each key snapshot's allow are sent many times, so they are serialized once, not once
+ * per Check.
+ */
+public final class CheckAnswer {
+  private final CheckResponse response;
+
+  /**
+   * The encoding once made. Volatile so that a thread seeing the array sees its bytes (a volatile
+   * read is a plain load on x86); two threads racing on the first send make equal arrays.
+   */
+  private volatile byte[] wire;
+
+  private CheckAnswer(CheckResponse response) {
+    this.response = response;
+  }
+
+  public static CheckAnswer of(CheckResponse response) {
+    return new CheckAnswer(response);
+  }
+
+  /** Keeps only the encoding (made now): for answers held long, like a cached key's allow. */
+  public static CheckAnswer encoded(CheckResponse response) {
+    CheckAnswer a = new CheckAnswer(null);
+    a.wire = response.toByteArray();
+    return a;
+  }
+
+  /** The message (parsed again from the encoding when only that is kept: tests, not Check). */
+  public CheckResponse response() {
+    if (response != null) {
+      return response;
+    }
+    try {
+      return CheckResponse.parseFrom(wire);
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException("an encoding made here does not parse", e);
+    }
+  }
+
+  /** The encoded response; the caller must not change it. */
+  public byte[] wire() {
+    byte[] w = wire;
+    if (w == null) {
+      w = response.toByteArray();
+      wire = w;
+    }
+    return w;
+  }
+}
