@@ -61,7 +61,9 @@ final class H2loadScenario {
       int requestBytes,
       String command,
       String h2loadVersion,
-      String problem) {
+      String problem,
+      double checkBytesPerCall,
+      double healthBytesPerCall) {
     double maxCheck() {
       return median(check);
     }
@@ -99,7 +101,8 @@ final class H2loadScenario {
     if (h2load == null) {
       String problem = "h2load not found (install Debian's nghttp2-client); scenario 7 did not run";
       run.problems.add(problem);
-      return new Result(List.of(), List.of(), List.of(), List.of(), 0, "", "", problem);
+      return new Result(
+          List.of(), List.of(), List.of(), List.of(), 0, "", "", problem, Double.NaN, Double.NaN);
     }
     int authz = ChildJvm.freePort();
     Map<String, String> env = run.serverEnv(authz, run.o.pg, "h2load");
@@ -126,6 +129,9 @@ final class H2loadScenario {
         health.add(closed(h2load, url + HEALTH_PATH, healthBody, "health", scale.measure()));
       }
       double max = median(check);
+      // Allocation in rounds of their own: the recording costs a little CPU.
+      double checkBytes = allocatedPerCall(h2load, url + CHECK_PATH, checkBody, "check", scale);
+      double healthBytes = allocatedPerCall(h2load, url + HEALTH_PATH, healthBody, "health", scale);
       List<Measured> openCheck = new ArrayList<>();
       List<Measured> openHealth = new ArrayList<>();
       for (double share : new double[] {0.25, 0.5}) {
@@ -143,7 +149,9 @@ final class H2loadScenario {
           request.length,
           String.join(" ", command(h2load, "URL", Path.of("BODY"), Duration.ofSeconds(5))),
           version(h2load),
-          null);
+          null,
+          checkBytes,
+          healthBytes);
     } finally {
       run.stopServer(server);
     }
@@ -233,6 +241,27 @@ final class H2loadScenario {
             "-H",
             "grpc-timeout: 250m",
             url));
+  }
+
+  /**
+   * Bytes the whole server allocated per call (gRPC, Netty and ours) over one closed-loop round,
+   * from a JFR recording's per-thread allocation counters.
+   */
+  private double allocatedPerCall(
+      String h2load, String url, Path body, String what, Options.Scale scale) throws Exception {
+    long pid = run.serverPid();
+    Path file = run.work.resolve("h2load-alloc-" + what + ".jfr");
+    String name = "alloc-" + what;
+    Jfr.start(pid, name, file, "default");
+    Measured m;
+    try {
+      m = closed(h2load, url, body, what + " (allocation)", scale.measure());
+    } finally {
+      Jfr.stop(pid, name);
+    }
+    double perCall = (double) Jfr.allocatedBytes(file) / Math.max(1, m.succeeded());
+    run.log(String.format(Locale.ROOT, "h2load %s: %.0f bytes allocated per call", what, perCall));
+    return perCall;
   }
 
   private Measured closed(String h2load, String url, Path body, String what, Duration d)

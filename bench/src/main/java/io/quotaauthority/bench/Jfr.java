@@ -76,6 +76,34 @@ final class Jfr {
     return String.join("\n", keep);
   }
 
+  /**
+   * Bytes the JVM's threads allocated during a recording: per thread, the last minus the first of
+   * JFR's cumulative jdk.ThreadAllocationStatistics (written at each chunk's start and end),
+   * summed. A thread born during the recording is missed; after a warm-up the server makes none.
+   */
+  static long allocatedBytes(Path file) throws IOException {
+    Map<Long, long[]> byThread = new HashMap<>();
+    try (RecordingFile rf = new RecordingFile(file)) {
+      while (rf.hasMoreEvents()) {
+        RecordedEvent e = rf.readEvent();
+        if (!e.getEventType().getName().equals("jdk.ThreadAllocationStatistics")) {
+          continue;
+        }
+        long allocated = e.getLong("allocated");
+        long[] range =
+            byThread.computeIfAbsent(
+                e.getThread("thread").getId(), t -> new long[] {Long.MAX_VALUE, 0});
+        range[0] = Math.min(range[0], allocated);
+        range[1] = Math.max(range[1], allocated);
+      }
+    }
+    long total = 0;
+    for (long[] range : byThread.values()) {
+      total += range[1] - range[0];
+    }
+    return total;
+  }
+
   /** Ranked shares of one dimension. */
   record Ranking(String title, long total, List<Map.Entry<String, Long>> top) {}
 

@@ -882,6 +882,12 @@ final class Report {
             micros(h.cpuCheck()),
             micros(h.cpuHealth()),
             ratio(h.cpuRatio())));
+    rows.add(
+        List.of(
+            "Bytes allocated per call, whole server (JFR, a round of its own)",
+            String.format(Locale.ROOT, "%,.0f B", h.checkBytesPerCall()),
+            String.format(Locale.ROOT, "%,.0f B", h.healthBytesPerCall()),
+            ratio(h.checkBytesPerCall() / h.healthBytesPerCall())));
     for (int i = 0; i < h.openCheck().size(); i++) {
       H2loadScenario.Measured c = h.openCheck().get(i);
       H2loadScenario.Measured g = h.openHealth().get(i);

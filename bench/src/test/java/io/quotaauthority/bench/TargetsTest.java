@@ -90,7 +90,9 @@ class TargetsTest {
         640,
         "h2load ...",
         "h2load nghttp2/1.52.0",
-        null);
+        null,
+        900,
+        700);
   }
 
   @Test
@@ -126,7 +128,16 @@ class TargetsTest {
   void judge_h2loadMissing_notMeasuredAndNamed() {
     H2loadScenario.Result missing =
         new H2loadScenario.Result(
-            List.of(), List.of(), List.of(), List.of(), 0, "", "", "h2load not found");
+            List.of(),
+            List.of(),
+            List.of(),
+            List.of(),
+            0,
+            "",
+            "",
+            "h2load not found",
+            Double.NaN,
+            Double.NaN);
     Targets.Verdict v =
         Targets.judge(Options.parse(new String[0]), null, missing, null, null, null);
     assertThat(v.targets()).extracting(Targets.Target::result).containsExactly("not measured");

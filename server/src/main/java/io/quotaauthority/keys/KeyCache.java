@@ -39,6 +39,7 @@ public final class KeyCache {
   private final KeySetCompleteness completeness = new KeySetCompleteness();
   private final KeyLookup lookup;
   private final Executor loadExecutor;
+  private final long maxKeys;
 
   /** Store queries made for uncached keys (the cold path). */
   private final LongAdder loads = new LongAdder();
@@ -46,6 +47,7 @@ public final class KeyCache {
   public KeyCache(KeyLookup lookup, Executor loadExecutor, long maxKeys, Duration negativeTtl) {
     this.lookup = lookup;
     this.loadExecutor = loadExecutor;
+    this.maxKeys = maxKeys;
     this.known = Caffeine.newBuilder().maximumSize(maxKeys).recordStats().build();
     this.unknown =
         Caffeine.newBuilder().maximumSize(MAX_NEGATIVE).expireAfterWrite(negativeTtl).build();
@@ -143,6 +145,21 @@ public final class KeyCache {
       return false;
     }
     return live.add(row.keyHash());
+  }
+
+  /**
+   * Caches a key read by the fill at start (see {@code KeyChangeListener}), unless a newer version
+   * arrived meanwhile; its hash is already in the live set.
+   */
+  public void fill(KeyRecord row) {
+    if (!row.deleted()) {
+      install(row.keyHash(), KeyState.of(row));
+    }
+  }
+
+  /** The most keys this cache holds. */
+  public long maxKeys() {
+    return maxKeys;
   }
 
   /**

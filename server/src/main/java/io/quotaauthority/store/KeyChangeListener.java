@@ -143,6 +143,9 @@ public final class KeyChangeListener implements AutoCloseable {
         // LISTEN first, then load: a key created during the load is announced, not missed.
         reloadHashes(c);
         boolean reconnected = !first;
+        if (first) {
+          fill(c);
+        }
         if (reconnected) {
           // Changes made while we were away were announced to nobody: check everything cached.
           refreshAll(c);
@@ -270,6 +273,27 @@ public final class KeyChangeListener implements AutoCloseable {
   /** Re-reads every cached key, a chunk of ids per query. */
   void refreshAll(Connection c) throws SQLException {
     readIds(c, cache.cachedIds(), false);
+  }
+
+  /**
+   * Caches every live key (up to the cache's size) in one streamed query before the instance is
+   * ready, so that no key's first Check waits for a cold load: with a million keys, one query of a
+   * few seconds instead of a million. Keys changed meanwhile are announced on this connection.
+   */
+  private void fill(Connection c) throws SQLException {
+    long start = System.nanoTime();
+    long[] n = {0};
+    keys.streamLiveKeys(
+        c,
+        cache.maxKeys(),
+        row -> {
+          cache.fill(row);
+          n[0]++;
+        });
+    log.info(
+        "cached {} keys in {} ms",
+        n[0],
+        java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
   }
 
   /**

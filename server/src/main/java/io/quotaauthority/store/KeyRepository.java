@@ -83,6 +83,16 @@ public final class KeyRepository implements KeyLookup {
   /** Rows fetched per round trip while streaming the hashes: about 0.5 MB. */
   static final int HASH_FETCH_SIZE = 10_000;
 
+  /** Every live key, for the cache's fill at start (at most the cache's size, oldest first). */
+  private static final String SELECT_LIVE_KEYS =
+      """
+      SELECT %s
+        FROM api_keys WHERE deleted_at IS NULL ORDER BY id LIMIT ?"""
+          .formatted(COLUMNS);
+
+  /** Rows fetched per round trip while streaming whole keys: a few MB. */
+  static final int KEY_FETCH_SIZE = 5_000;
+
   private static final String SELECT_PAGE =
       """
       SELECT %s
@@ -414,13 +424,34 @@ public final class KeyRepository implements KeyLookup {
    * (fetch size) inside a transaction, so this opens one on {@code c} and ends it.
    */
   public void streamLiveHashes(Connection c, Consumer<byte[]> sink) throws SQLException {
+    stream(c, SELECT_LIVE_HASHES, HASH_FETCH_SIZE, -1, rs -> sink.accept(rs.getBytes(1)));
+  }
+
+  /**
+   * Streams up to {@code limit} live keys, oldest first, to {@code sink}, in one query (see {@link
+   * #streamLiveHashes}).
+   */
+  public void streamLiveKeys(Connection c, long limit, Consumer<KeyRecord> sink)
+      throws SQLException {
+    stream(c, SELECT_LIVE_KEYS, KEY_FETCH_SIZE, limit, rs -> sink.accept(read(rs)));
+  }
+
+  private interface Row {
+    void accept(ResultSet rs) throws SQLException;
+  }
+
+  private static void stream(Connection c, String sql, int fetchSize, long limit, Row row)
+      throws SQLException {
     boolean autoCommit = c.getAutoCommit();
     c.setAutoCommit(false);
-    try (PreparedStatement ps = c.prepareStatement(SELECT_LIVE_HASHES)) {
-      ps.setFetchSize(HASH_FETCH_SIZE);
+    try (PreparedStatement ps = c.prepareStatement(sql)) {
+      ps.setFetchSize(fetchSize);
+      if (limit >= 0) {
+        ps.setLong(1, limit);
+      }
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
-          sink.accept(rs.getBytes(1));
+          row.accept(rs);
         }
       }
       c.commit();
