@@ -269,7 +269,7 @@ public final class QuotaAuthority implements AutoCloseable {
             daemonThreads("key-loader"));
     KeyCache cache =
         new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl());
-    ops.metrics().monitorKeyCache(cache.knownCache());
+    ops.metrics().monitorKeyCache(cache.knownCache(), cache::loadCount);
     ops.metrics().monitorLiveKeys(cache);
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
     UsageRepository usageRepository = new UsageRepository(tx, clock);

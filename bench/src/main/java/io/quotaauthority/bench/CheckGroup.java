@@ -1,7 +1,21 @@
 package io.quotaauthority.bench;
 
+import io.envoyproxy.envoy.service.auth.v3.AuthorizationGrpc;
+import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
+import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
+import io.grpc.ManagedChannel;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.time.Duration;
+import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The scenarios of {@code --only check} on one server reaching PostgreSQL through the counting
@@ -20,7 +34,27 @@ final class CheckGroup {
       ScalingScenario.Result scaling,
       long heapKeys,
       String heap,
-      Diagnostic diagnostic) {}
+      Diagnostic diagnostic,
+      Restart restart) {}
+
+  /**
+   * A fresh instance started on the database the scaling left ({@code keys} keys): seconds from
+   * launch until its authz port answers and until it reports SERVING, then one Check of each of
+   * {@code sampled} keys spread over all of them, with the cold loads the server counted ({@code
+   * quota_keys_loads_total}) and every statement it sent meanwhile (background work included).
+   */
+  record Restart(
+      long keys,
+      double portSeconds,
+      double readySeconds,
+      int sampled,
+      int answered,
+      long loads,
+      Map<String, Long> statements) {
+    long statementCount() {
+      return PgProxy.statementCount(statements);
+    }
+  }
 
   /** A few seconds of usage ingest on the Check server: statements and round trips per group. */
   record Diagnostic(IngestLoad.Result r, Map<String, Long> statements) {
@@ -100,7 +134,87 @@ final class CheckGroup {
     String heap = Jfr.classHistogram(run.serverPid(), 12);
     Diagnostic diagnostic = ingestDiagnostic(authz, proxy);
     run.stopServer(server);
-    return new Result(main, profile, cold, scaling.result(), heapKeys, heap, diagnostic);
+    Restart restart = restart(proxy, template, scale.totalKeys());
+    return new Result(main, profile, cold, scaling.result(), heapKeys, heap, diagnostic, restart);
+  }
+
+  /** Issue 19 point 6: ready to answer every key from memory within 10 s of start. */
+  private Restart restart(PgProxy proxy, CheckTemplate template, long keys) throws Exception {
+    int authz = ChildJvm.freePort();
+    Map<String, String> env = run.serverEnv(authz, "127.0.0.1:" + proxy.port(), "restart");
+    env.putAll(run.o.serverEnv);
+    int metrics = ChildJvm.freePort();
+    env.put("QUOTA_METRICS_PORT", Integer.toString(metrics));
+    long t0 = System.nanoTime();
+    ChildJvm server = run.startServer("server-restart", env, authz);
+    double port = (System.nanoTime() - t0) / 1e9;
+    ManagedChannel channel =
+        NettyChannelBuilder.forAddress("127.0.0.1", authz).usePlaintext().build();
+    try {
+      HealthGrpc.HealthBlockingStub health = HealthGrpc.newBlockingStub(channel);
+      while (health
+              .withDeadlineAfter(2, TimeUnit.SECONDS)
+              .check(HealthCheckRequest.getDefaultInstance())
+              .getStatus()
+          != HealthCheckResponse.ServingStatus.SERVING) {
+        if (System.nanoTime() - t0 > TimeUnit.MINUTES.toNanos(3)) {
+          throw new IllegalStateException("server-restart not ready within 3 minutes");
+        }
+        ChildJvm.sleep(20);
+      }
+      double ready = (System.nanoTime() - t0) / 1e9;
+      int sampled = (int) Math.min(keys, run.o.smoke ? 200 : 5_000);
+      Map<String, Long> p0 = proxy.snapshot();
+      int answered = 0;
+      AuthorizationGrpc.AuthorizationBlockingStub check =
+          AuthorizationGrpc.newBlockingStub(channel);
+      for (int i = 0; i < sampled; i++) {
+        long key = (long) i * keys / sampled;
+        CheckResponse r =
+            check
+                .withDeadlineAfter(5, TimeUnit.SECONDS)
+                .check(CheckRequest.parseFrom(template.forKey(key)));
+        if (r.hasOkResponse() || r.hasDeniedResponse()) {
+          answered++;
+        }
+      }
+      Map<String, Long> d = PgProxy.delta(p0, proxy.snapshot());
+      Restart restart = new Restart(keys, port, ready, sampled, answered, coldLoads(metrics), d);
+      run.log(
+          String.format(
+              Locale.ROOT,
+              "restart with %s keys: port %.1f s, ready %.1f s; %d of %d sampled keys answered"
+                  + " with %d cold loads (%d statements in all)",
+              Report.num(keys),
+              port,
+              ready,
+              answered,
+              sampled,
+              restart.loads(),
+              restart.statementCount()));
+      return restart;
+    } finally {
+      channel.shutdownNow();
+      run.stopServer(server);
+    }
+  }
+
+  /** quota_keys_loads_total from a server's /metrics. */
+  private static long coldLoads(int metricsPort) throws Exception {
+    HttpClient http = HttpClient.newHttpClient();
+    String body =
+        http.send(
+                HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + metricsPort + "/metrics"))
+                    .timeout(Duration.ofSeconds(10))
+                    .build(),
+                HttpResponse.BodyHandlers.ofString())
+            .body();
+    for (String line : body.split("\n")) {
+      if (line.startsWith("quota_keys_loads_total")) {
+        return (long) Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+      }
+    }
+    throw new IllegalStateException("no quota_keys_loads_total in /metrics");
   }
 
   private Diagnostic ingestDiagnostic(int authz, PgProxy proxy) throws InterruptedException {

@@ -82,6 +82,22 @@ final class Report {
               + " keys cached, each checked at "
               + "least once (`jcmd <pid> GC.class_histogram`, top classes):");
       r.code(check.heap());
+      CheckGroup.Restart restart = check.restart();
+      r.para(
+          String.format(
+              Locale.ROOT,
+              "A fresh instance on that database (%s keys): its authz port answered %.1f s after"
+                  + " launch and it reported SERVING after %.1f s (the fill streams every live key"
+                  + " into the cache before ready); then one Check for each of %s keys spread over"
+                  + " all of them: %s answered with %s cold loads (`quota_keys_loads_total`); the"
+                  + " server's statements meanwhile, background work included: %s.",
+              num(restart.keys()),
+              restart.portSeconds(),
+              restart.readySeconds(),
+              num(restart.sampled()),
+              num(restart.answered()),
+              num(restart.loads()),
+              statements(restart.statements())));
     }
     if (h2load != null) {
       r.h2load(h2load);

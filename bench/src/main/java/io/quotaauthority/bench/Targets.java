@@ -56,6 +56,9 @@ final class Targets {
     }
     if (check != null) {
       t.check(check.main());
+      if (check.restart() != null) {
+        t.restart(check.restart());
+      }
     }
     if (ingest != null) {
       t.ingest(ingest);
@@ -133,6 +136,33 @@ final class Targets {
               h.cpuCheck(),
               h.cpuHealth(),
               cpu));
+    }
+  }
+
+  private void restart(CheckGroup.Restart r) {
+    target(
+        "Start with every key",
+        "seconds from launch to ready with " + Report.num(r.keys()) + " keys in the database",
+        String.format(Locale.ROOT, "%.1f s", r.readySeconds()),
+        "≤ 10 s",
+        r.readySeconds() <= 10);
+    target(
+        "Start with every key",
+        "cold loads while " + Report.num(r.sampled()) + " keys spread over all are first checked",
+        Report.num(r.loads()),
+        "0 (all from memory)",
+        r.loads() == 0 && r.answered() == r.sampled());
+    if (r.readySeconds() > 10 || r.loads() > 0) {
+      missed.add(
+          String.format(
+              Locale.ROOT,
+              "Start with %s keys: ready after %.1f s (port after %.1f s), %d cold loads for %d"
+                  + " first Checks: the fill streams every key in one query before ready.",
+              Report.num(r.keys()),
+              r.readySeconds(),
+              r.portSeconds(),
+              r.loads(),
+              r.sampled()));
     }
   }
 

@@ -3,6 +3,7 @@ package io.quotaauthority.ops;
 import com.github.benmanes.caffeine.cache.Cache;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -33,6 +34,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
+import java.util.function.LongSupplier;
 import java.util.function.ToDoubleFunction;
 
 /**
@@ -75,6 +77,9 @@ public final class Metrics implements AutoCloseable {
 
   /** Counter: queries made to re-read the rows that notifications named (coalesced). */
   public static final String KEY_HINT_QUERIES = "quota.keys.hint.queries";
+
+  /** Counter: uncached keys looked up in PostgreSQL (Check's cold path). */
+  public static final String KEY_LOADS = "quota.keys.loads";
 
   /** Gauge: hashes of live keys held in memory (the set that answers unknown keys). */
   public static final String LIVE_KEY_HASHES = "quota.keys.live.hashes";
@@ -358,9 +363,15 @@ public final class Metrics implements AutoCloseable {
 
   // ---- what this package wires itself ----
 
-  /** Size, hits, misses, evictions of the key cache as {@code cache_*{cache="quota_keys"}}. */
-  public void monitorKeyCache(Cache<?, ?> cache) {
+  /**
+   * Size, hits, misses, evictions of the key cache as {@code cache_*{cache="quota_keys"}}, and the
+   * cold loads it made ({@code quota_keys_loads_total}).
+   */
+  public void monitorKeyCache(Cache<?, ?> cache, LongSupplier loads) {
     CaffeineCacheMetrics.monitor(registry, cache, KEY_CACHE);
+    FunctionCounter.builder(KEY_LOADS, loads, LongSupplier::getAsLong)
+        .description("Uncached keys looked up in PostgreSQL (Check's cold path)")
+        .register(registry);
   }
 
   Counter adminCall(String method, String code) {
