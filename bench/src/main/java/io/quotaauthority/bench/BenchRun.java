@@ -2,6 +2,10 @@ package io.quotaauthority.bench;
 
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
@@ -152,6 +156,27 @@ final class BenchRun {
   void stopServer(ChildJvm server) {
     server.close();
     serverPid = -1;
+  }
+
+  /** The Check server's metrics port (scenarios 1, 4, 5), or -1. */
+  int checkMetricsPort = -1;
+
+  /** quota_keys_loads_total from a server's /metrics. */
+  static long coldLoads(int metricsPort) throws Exception {
+    HttpClient http = HttpClient.newHttpClient();
+    String body =
+        http.send(
+                HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + metricsPort + "/metrics"))
+                    .timeout(Duration.ofSeconds(10))
+                    .build(),
+                HttpResponse.BodyHandlers.ofString())
+            .body();
+    for (String line : body.split("\n")) {
+      if (line.startsWith("quota_keys_loads_total")) {
+        return (long) Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+      }
+    }
+    throw new IllegalStateException("no quota_keys_loads_total in /metrics");
   }
 
   /** The environment of a server on the bench database at {@code pgHostPort}. */

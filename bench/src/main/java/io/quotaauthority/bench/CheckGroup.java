@@ -8,10 +8,6 @@ import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.Map;
@@ -77,6 +73,9 @@ final class CheckGroup {
     int authz = ChildJvm.freePort();
     Map<String, String> env = run.serverEnv(authz, "127.0.0.1:" + proxy.port(), "check");
     env.putAll(o.serverEnv);
+    // Its /metrics counts Check's cold loads: the one way Check itself reaches the database.
+    run.checkMetricsPort = ChildJvm.freePort();
+    env.put("QUOTA_METRICS_PORT", Integer.toString(run.checkMetricsPort));
     ChildJvm server = run.startServer("server-check", env, authz);
 
     double copySeconds = run.loadKeys(scale.totalKeys());
@@ -179,7 +178,8 @@ final class CheckGroup {
         }
       }
       Map<String, Long> d = PgProxy.delta(p0, proxy.snapshot());
-      Restart restart = new Restart(keys, port, ready, sampled, answered, coldLoads(metrics), d);
+      Restart restart =
+          new Restart(keys, port, ready, sampled, answered, BenchRun.coldLoads(metrics), d);
       run.log(
           String.format(
               Locale.ROOT,
@@ -197,24 +197,6 @@ final class CheckGroup {
       channel.shutdownNow();
       run.stopServer(server);
     }
-  }
-
-  /** quota_keys_loads_total from a server's /metrics. */
-  private static long coldLoads(int metricsPort) throws Exception {
-    HttpClient http = HttpClient.newHttpClient();
-    String body =
-        http.send(
-                HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + metricsPort + "/metrics"))
-                    .timeout(Duration.ofSeconds(10))
-                    .build(),
-                HttpResponse.BodyHandlers.ofString())
-            .body();
-    for (String line : body.split("\n")) {
-      if (line.startsWith("quota_keys_loads_total")) {
-        return (long) Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
-      }
-    }
-    throw new IllegalStateException("no quota_keys_loads_total in /metrics");
   }
 
   private Diagnostic ingestDiagnostic(int authz, PgProxy proxy) throws InterruptedException {

@@ -26,6 +26,7 @@ final class CheckScenario {
       GcWatch.Result gcOpenA,
       GcWatch.Result gcOpenB,
       Map<String, Long> statements,
+      long coldLoads,
       long xactCommits,
       String anomaliesA,
       String anomaliesB,
@@ -92,11 +93,14 @@ final class CheckScenario {
     Map<String, Long> p1;
     long x0;
     long x1;
+    long loads0;
+    long loads1;
     try (CheckLoad base =
         new CheckLoad(basePort, o.checkChannels, template, CheckRuns.CHECK_DEADLINE)) {
       runs.jitWarmup(load, keys, CheckLoad.EXPECT_BENCH_KEYS, "quota-authority");
       runs.jitWarmup(base, keys, CheckLoad.EXPECT_OK, "baseline");
       p0 = proxy.snapshot();
+      loads0 = run.checkMetricsPort > 0 ? BenchRun.coldLoads(run.checkMetricsPort) : -1;
       x0 = run.xactCommit();
       for (int r = 0; r < scale.rounds(); r++) {
         a.add(runs.closed(load, keys, CheckLoad.EXPECT_BENCH_KEYS, settle, scale.measure()));
@@ -158,6 +162,7 @@ final class CheckScenario {
               Report.p(openA.r().latency(), 99),
               Report.p(openB.r().latency(), 99)));
       p1 = proxy.snapshot();
+      loads1 = run.checkMetricsPort > 0 ? BenchRun.coldLoads(run.checkMetricsPort) : -1;
       ChildJvm.sleep(1_500); // pg_stat_database is flushed by backends at most once a second
       x1 = run.xactCommit();
     }
@@ -188,6 +193,7 @@ final class CheckScenario {
         gcOpenA,
         gcOpenB,
         PgProxy.delta(p0, p1),
+        loads0 < 0 ? -1 : loads1 - loads0,
         x1 - x0,
         anomaliesA,
         anomaliesB,

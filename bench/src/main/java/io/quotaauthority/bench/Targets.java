@@ -198,7 +198,20 @@ final class Targets {
         "≤ 1 ms",
         p99 <= CHECK_P99_NANOS);
     long stmts = PgProxy.statementCount(m.statements());
-    target("Check", "database statements while cached", Long.toString(stmts), "0", stmts == 0);
+    // Check reaches the database only by a cold load; the other statements meanwhile are the
+    // instance's background work (listener refresh, period sweeper, lease upkeep).
+    target(
+        "Check",
+        "cold loads while every key is cached (quota_keys_loads_total)",
+        m.coldLoads() < 0 ? "not measured" : Long.toString(m.coldLoads()),
+        "0",
+        m.coldLoads() == 0);
+    target(
+        "Check",
+        "the instance's background statements meanwhile",
+        Long.toString(stmts),
+        "(reference)",
+        null);
     double cpuA = m.cpuA();
     double cpuB = m.cpuB();
     if (p99 > CHECK_P99_NANOS) {
@@ -217,9 +230,12 @@ final class Targets {
               m.gcOpenA().client(),
               openA.cpu().describe()));
     }
-    if (stmts != 0) {
+    if (m.coldLoads() != 0) {
       missed.add(
-          "Check touched the database with every key cached: " + Report.statements(m.statements()));
+          "Check loaded "
+              + m.coldLoads()
+              + " keys from the database with every key cached; all statements meanwhile: "
+              + Report.statements(m.statements()));
     }
   }
 
