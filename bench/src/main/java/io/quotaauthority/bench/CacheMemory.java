@@ -29,7 +29,7 @@ import javax.management.ObjectName;
  * fills the server's {@link KeyCache} (default maximum size) through {@link KeyCache#apply} with
  * the bench keys read back from the database by the server's own {@link KeyRepository}, so each
  * record is exactly what a cache miss installs (pgjdbc's BigDecimals included), then runs one Check
- * per key through the server's {@link Authorizer} (which keeps the allow response with the key),
+ * per key through the server's {@link Authorizer} (whatever Check leaves per key counts too),
  * measuring live heap after full GCs each time. It prints {@code RESULT name value} and {@code
  * CLASS ...} lines for the bench to read.
  */
@@ -79,8 +79,8 @@ public final class CacheMemory {
     System.out.println("RESULT heapFilled " + filled);
     printDelta("filled", histoEmpty, histoFilled, n);
 
-    // What a running server holds once each key has been checked: Check keeps the allow
-    // response it built with the key's state, to send it again without building it.
+    // What a running server holds once each key has been checked: whatever Check leaves behind
+    // per key (today nothing: the allow is written per Check) shows up here.
     Authorizer authorizer =
         new Authorizer(cache, new PendingUsage(), Clock.systemUTC(), CheckRecorder.NONE);
     CheckTemplate template = CheckTemplate.envoyChatCompletion();

@@ -502,8 +502,8 @@ final class Report {
                 + "size %s, the default) filled through KeyCache.apply with the %s bench keys as the server's "
                 + "KeyRepository reads them from PostgreSQL (quota NUMERIC(20,8), two thirds of the keys with "
                 + "quota_used > 0, half with an expiry; pgjdbc's binary numerics carry a BigInteger each), then one "
-                + "Check per key through the server's Authorizer, which keeps the allow response it built with the "
-                + "key's state. Used heap after three System.gc() each time; the class rows are GC.class_histogram "
+                + "Check per key through the server's Authorizer (which keeps nothing per key since the allow is "
+                + "written per Check; the difference is what checking leaves, class loading included). Used heap after three System.gc() each time; the class rows are GC.class_histogram "
                 + "differences against the empty cache.",
             num(results.getOrDefault("maxKeys", 0L)),
             num(n)));

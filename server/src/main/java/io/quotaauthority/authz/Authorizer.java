@@ -1,7 +1,6 @@
 package io.quotaauthority.authz;
 
 import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
-import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
 import io.quotaauthority.keys.ColdPath;
 import io.quotaauthority.keys.IpRanges;
 import io.quotaauthority.keys.KeyCache;
@@ -42,10 +41,6 @@ public final class Authorizer {
 
   /** Longest wait for a cold load when the caller set no deadline (Envoy always sets one). */
   static final long DEFAULT_WAIT_NANOS = TimeUnit.SECONDS.toNanos(1);
-
-  /** The allow response built once per key snapshot (see {@link KeyState.Prepared}). */
-  private static final KeyState.Prepared<CheckAnswer> ALLOW_RESPONSE =
-      KeyState.Prepared.of(CheckAnswer.class);
 
   private final KeyCache cache;
   private final PendingUsage pendingUsage;
@@ -309,9 +304,8 @@ public final class Authorizer {
                                   .toPlainString()))));
             } else {
               CheckAnswer allowed =
-                  CheckAnswer.of(
-                      CheckResponses.withHold(
-                          allowResponse(state, pending, stripQueryKey, periodOver), id.get()));
+                  CheckAnswer.ofWire(
+                      allowBytes(state, pending, stripQueryKey, periodOver, id.get()));
               if (reply.offer(allowed)) {
                 recorder.record(Verdict.ALLOW, System.nanoTime() - start);
               } else {
@@ -336,32 +330,32 @@ public final class Authorizer {
     return Endpoints.classify(provider, attributes.method(), attributes.path());
   }
 
+  /**
+   * The allow answer, written as bytes for this Check (see {@link AllowEncoding}): nothing is kept
+   * per key, which would cost every cached key more heap than its own state.
+   */
   private static CheckAnswer allow(
       KeyState state, BigDecimal pending, boolean stripQueryKey, boolean periodOver) {
-    // Only the response that depends on the snapshot alone is kept: with usage pending the
-    // remaining amount differs, and a stripped ?key= is per request.
-    boolean reusable = !stripQueryKey && pending.signum() == 0 && !periodOver;
-    if (!reusable) {
-      return CheckAnswer.of(allowResponse(state, pending, stripQueryKey, periodOver));
-    }
-    CheckAnswer cached = state.prepared(ALLOW_RESPONSE);
-    if (cached == null) {
-      // Kept as bytes: sent as they are, and smaller than the message in every cached key.
-      cached = CheckAnswer.encoded(allowResponse(state, pending, false, false));
-      state.prepare(ALLOW_RESPONSE, cached);
-    }
-    return cached;
+    return CheckAnswer.ofWire(allowBytes(state, pending, stripQueryKey, periodOver, null));
   }
 
-  private static CheckResponse allowResponse(
-      KeyState state, BigDecimal pending, boolean stripQueryKey, boolean periodOver) {
-    return CheckResponses.allow(
+  private static byte[] allowBytes(
+      KeyState state,
+      BigDecimal pending,
+      boolean stripQueryKey,
+      boolean periodOver,
+      String holdId) {
+    int cap = state.maxConcurrentRequests();
+    return AllowEncoding.encode(
         Long.toString(state.id()),
-        state.limited() ? (periodOver ? state.quota() : state.remaining(pending)) : null,
+        state.limited()
+            ? Money.format(periodOver ? state.quota() : state.remaining(pending))
+            : null,
         stripQueryKey,
-        state.maxConcurrentRequests(),
+        cap > 0 ? Integer.toString(cap) : null,
         state.policies().restrictsModels() ? state.policies().modelAllow().header() : null,
-        resetsAt(state, periodOver));
+        resetsAt(state, periodOver),
+        holdId);
   }
 
   private void deny(

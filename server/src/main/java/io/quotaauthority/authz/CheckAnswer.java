@@ -25,10 +25,10 @@ public final class CheckAnswer {
     return new CheckAnswer(response);
   }
 
-  /** Keeps only the encoding (made now): for answers held long, like a cached key's allow. */
-  public static CheckAnswer encoded(CheckResponse response) {
+  /** An answer already encoded (the allow, see AllowEncoding); the caller gives up the array. */
+  static CheckAnswer ofWire(byte[] encoded) {
     CheckAnswer a = new CheckAnswer(null);
-    a.wire = response.toByteArray();
+    a.wire = encoded;
     return a;
   }
 

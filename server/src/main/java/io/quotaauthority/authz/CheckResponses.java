@@ -1,14 +1,11 @@
 package io.quotaauthority.authz;
 
-import com.google.protobuf.Struct;
-import com.google.protobuf.Value;
 import com.google.rpc.Code;
 import com.google.rpc.Status;
 import io.envoyproxy.envoy.config.core.v3.HeaderValue;
 import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
 import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
 import io.envoyproxy.envoy.service.auth.v3.DeniedHttpResponse;
-import io.envoyproxy.envoy.service.auth.v3.OkHttpResponse;
 import io.envoyproxy.envoy.type.v3.HttpStatus;
 import io.envoyproxy.envoy.type.v3.StatusCode;
 import io.quotaauthority.keys.Money;
@@ -182,90 +179,19 @@ public final class CheckResponses {
       int maxConcurrentRequests,
       String models,
       String resetsAt) {
-    OkHttpResponse.Builder ok =
-        OkHttpResponse.newBuilder()
-            .addHeaders(
-                header(
-                    GatewayHeaders.KEY_ID,
-                    keyId,
-                    HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
-            .addHeaders(
-                header(
-                    GatewayHeaders.KEY_LIMITED,
-                    remaining == null ? "false" : "true",
-                    HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
-    for (String h : CLIENT_KEY_HEADERS) {
-      ok.addHeadersToRemove(h);
-    }
-    // Only metering sets the admission mark: a client's own would get past the fail-closed stage.
-    ok.addHeadersToRemove(GatewayHeaders.ADMITTED);
-    // Only Check hands out hold ids (withHold overwrites it instead); a client's own must not reach
-    // the reporter.
-    ok.addHeadersToRemove(GatewayHeaders.HOLD_ID);
-    if (maxConcurrentRequests > 0) {
-      ok.addHeaders(
-          header(
-              GatewayHeaders.KEY_CONCURRENCY,
-              Integer.toString(maxConcurrentRequests),
-              HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
-    } else {
-      // A client's own would make metering count it against a cap it does not have.
-      ok.addHeadersToRemove(GatewayHeaders.KEY_CONCURRENCY);
-    }
-    if (models != null) {
-      ok.addHeaders(
-          header(
-              GatewayHeaders.KEY_MODELS,
+    try {
+      return CheckResponse.parseFrom(
+          AllowEncoding.encode(
+              keyId,
+              remaining == null ? null : Money.format(remaining),
+              stripQueryKey,
+              maxConcurrentRequests > 0 ? Integer.toString(maxConcurrentRequests) : null,
               models,
-              HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
-    } else {
-      // A client's own would only make metering stricter, but it is not the client's to send.
-      ok.addHeadersToRemove(GatewayHeaders.KEY_MODELS);
-    }
-    if (stripQueryKey) {
-      ok.addQueryParametersToRemove("key");
-    }
-    if (remaining != null) {
-      ok.addResponseHeadersToAdd(
-          header(
-              GatewayHeaders.REMAINING_USD,
-              Money.format(remaining),
-              HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
-    }
-    if (resetsAt != null) {
-      ok.addResponseHeadersToAdd(
-          header(
-              GatewayHeaders.BUDGET_RESETS_AT,
               resetsAt,
-              HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+              null));
+    } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+      throw new IllegalStateException("AllowEncoding wrote bytes that do not parse", e);
     }
-    return CheckResponse.newBuilder()
-        .setStatus(Status.newBuilder().setCode(Code.OK_VALUE))
-        .setOkResponse(ok)
-        .setDynamicMetadata(
-            Struct.newBuilder()
-                .putFields("key_id", Value.newBuilder().setStringValue(keyId).build()))
-        .build();
-  }
-
-  /**
-   * An allow response (from {@link #allow}) that also carries a reporter hold's id upstream in
-   * x-quota-hold-id: built per request, since every hold has its own id.
-   */
-  public static CheckResponse withHold(CheckResponse allowed, String holdId) {
-    CheckResponse.Builder b = allowed.toBuilder();
-    OkHttpResponse.Builder ok = b.getOkResponseBuilder();
-    // Envoy applies headers_to_remove after the headers it sets, so the removal of a client's own
-    // x-quota-hold-id must go (as with x-quota-key-concurrency): the overwrite replaces it instead.
-    List<String> remove = new java.util.ArrayList<>(ok.getHeadersToRemoveList());
-    remove.remove(GatewayHeaders.HOLD_ID);
-    ok.clearHeadersToRemove().addAllHeadersToRemove(remove);
-    ok.addHeaders(
-        header(
-            GatewayHeaders.HOLD_ID,
-            holdId,
-            HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
-    return b.build();
   }
 
   /** A denial built from a provider-shaped error (a per-request message), for this provider. */

@@ -60,13 +60,6 @@ public final class KeyState {
     }
   }
 
-  /**
-   * What an adapter prepared from this snapshot alone (Check's allow response), kept while the
-   * snapshot lives; see {@link Prepared}. Volatile: the value is built on one Check thread and read
-   * on others, and a protobuf message has no final-field guarantee of its own.
-   */
-  private volatile Object prepared;
-
   public KeyState(
       long id,
       long version,
@@ -275,35 +268,5 @@ public final class KeyState {
   public BigDecimal remaining(BigDecimal pending) {
     BigDecimal left = quota.subtract(quotaUsed).subtract(pending);
     return left.signum() < 0 ? BigDecimal.ZERO : left;
-  }
-
-  /** The value prepared for this snapshot under {@code slot}, or null when none was yet. */
-  public <T> T prepared(Prepared<T> slot) {
-    Object value = prepared;
-    // Class.cast is an intrinsic type check: the slot's type is the only one ever stored.
-    return value == null ? null : slot.type.cast(value);
-  }
-
-  /** Keeps {@code value} for this snapshot (a benign race may build and store it twice). */
-  public <T> void prepare(Prepared<T> slot, T value) {
-    this.prepared = slot.type.cast(value);
-  }
-
-  /**
-   * The one typed slot a snapshot carries for its adapter: a value derived from this snapshot's
-   * fields only (id, quota, quota_used), so it is as immutable as they are. It can never go stale:
-   * any change to the key (admin or usage) makes the cache replace the whole snapshot, and the new
-   * one starts empty. The keys package never looks inside, so it needs no gRPC or Envoy types.
-   */
-  public static final class Prepared<T> {
-    private final Class<T> type;
-
-    private Prepared(Class<T> type) {
-      this.type = type;
-    }
-
-    public static <T> Prepared<T> of(Class<T> type) {
-      return new Prepared<>(type);
-    }
   }
 }
