@@ -59,6 +59,9 @@ final class Targets {
       if (check.restart() != null) {
         t.restart(check.restart());
       }
+      if (check.scaling() != null) {
+        t.scaling(check.scaling());
+      }
     }
     if (ingest != null) {
       t.ingest(ingest);
@@ -136,6 +139,43 @@ final class Targets {
               h.cpuCheck(),
               h.cpuHealth(),
               cpu));
+    }
+  }
+
+  /** Issue 19 point 6: throughput flat (within 10%) from the fewest to the most cached keys. */
+  private void scaling(ScalingScenario.Result s) {
+    List<ScalingScenario.Step> steps = new java.util.ArrayList<>(s.before());
+    steps.addAll(s.after());
+    if (steps.size() < 2) {
+      return;
+    }
+    steps.sort(java.util.Comparator.comparingInt(ScalingScenario.Step::keys));
+    ScalingScenario.Step few = steps.get(0);
+    ScalingScenario.Step most = steps.get(steps.size() - 1);
+    double ratio = most.m().r().perSecond() / few.m().r().perSecond();
+    target(
+        "Check scaling",
+        String.format(
+            Locale.ROOT,
+            "throughput with %s cached keys / with %s (%s / %s)",
+            Report.num(most.keys()),
+            Report.num(few.keys()),
+            Report.rate(most.m().r().perSecond()),
+            Report.rate(few.m().r().perSecond())),
+        Report.ratio(ratio),
+        "≥ 0.9",
+        ratio >= 0.9);
+    if (ratio < 0.9) {
+      missed.add(
+          String.format(
+              Locale.ROOT,
+              "Check throughput fell to %.2f of the %s-key figure with %s keys cached (server CPU"
+                  + " per call %.1f against %.1f µs): see section 5.",
+              ratio,
+              Report.num(few.keys()),
+              Report.num(most.keys()),
+              most.m().cpuPerCallMicros("server"),
+              few.m().cpuPerCallMicros("server")));
     }
   }
 
