@@ -22,7 +22,6 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -41,7 +40,8 @@ public final class AuthorizationService implements BindableService {
 
   /** Check with the request as bytes and the answer as its encoding; same name, same schema. */
   static final MethodDescriptor<byte[], CheckAnswer> CHECK =
-      AuthorizationGrpc.getCheckMethod().toBuilder(new RequestBytes(), new AnswerBytes()).build();
+      AuthorizationGrpc.getCheckMethod().toBuilder(MalformedRequests.BYTES, new AnswerBytes())
+          .build();
 
   private final Authorizer authorizer;
 
@@ -101,32 +101,6 @@ public final class AuthorizationService implements BindableService {
       out.onCompleted();
     } catch (IllegalStateException alreadyClosed) {
       log.debug("Check answered after its call closed");
-    }
-  }
-
-  /** The request as it came: one copy out of gRPC's buffers, of exactly its length. */
-  static final class RequestBytes implements MethodDescriptor.Marshaller<byte[]> {
-    @Override
-    public InputStream stream(byte[] value) {
-      return new ByteArrayInputStream(value);
-    }
-
-    @Override
-    public byte[] parse(InputStream stream) {
-      try {
-        if (stream instanceof KnownLength) {
-          // gRPC's own stream knows its length: one array of that size, no growing copies.
-          byte[] b = new byte[stream.available()];
-          int n = stream.readNBytes(b, 0, b.length);
-          if (n == b.length && stream.read() < 0) {
-            return b;
-          }
-          throw new IOException("request stream length changed while read");
-        }
-        return stream.readAllBytes();
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
     }
   }
 

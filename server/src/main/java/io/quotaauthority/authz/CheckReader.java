@@ -342,18 +342,8 @@ final class CheckReader {
    * field 0; else -1. Longer tags are valid protobuf, but left to the full parse.
    */
   private int tag(int end) {
-    int result = 0;
-    for (int shift = 0; shift < 28; shift += 7) {
-      if (pos >= end) {
-        return -1;
-      }
-      int x = b[pos++];
-      result |= (x & 0x7f) << shift;
-      if (x >= 0) {
-        return (result >>> 3) == 0 ? -1 : result;
-      }
-    }
-    return -1;
+    int tag = varint28(end);
+    return tag >>> 3 == 0 ? -1 : tag;
   }
 
   /**
@@ -361,6 +351,12 @@ final class CheckReader {
    * message gRPC lets in); longer encodings are left to the full parse.
    */
   private int length(int end) {
+    int len = varint28(end);
+    return len <= end - pos ? len : -1;
+  }
+
+  /** A varint of at most 4 bytes (28 bits) before {@code end}, else -1. */
+  private int varint28(int end) {
     int result = 0;
     for (int shift = 0; shift < 28; shift += 7) {
       if (pos >= end) {
@@ -369,7 +365,7 @@ final class CheckReader {
       int x = b[pos++];
       result |= (x & 0x7f) << shift;
       if (x >= 0) {
-        return result <= end - pos ? result : -1;
+        return result;
       }
     }
     return -1;

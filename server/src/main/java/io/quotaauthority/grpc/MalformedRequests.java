@@ -2,6 +2,7 @@ package io.quotaauthority.grpc;
 
 import com.google.protobuf.Message;
 import io.grpc.Attributes;
+import io.grpc.KnownLength;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.SecurityLevel;
@@ -137,6 +138,14 @@ public final class MalformedRequests {
         @Override
         public byte[] parse(InputStream stream) {
           try {
+            if (stream instanceof KnownLength) {
+              // gRPC's own stream knows its length: one array of that size, no growing copies.
+              byte[] b = new byte[stream.available()];
+              if (stream.readNBytes(b, 0, b.length) == b.length && stream.read() < 0) {
+                return b;
+              }
+              throw new IOException("the request's stream changed length while read");
+            }
             return stream.readAllBytes();
           } catch (IOException e) {
             throw new UncheckedIOException(e);

@@ -264,41 +264,39 @@ class CheckReaderTest {
   void read_socketAddressAfterPipe_keepsJavaMergeOfOneofBuilder() throws Exception {
     // socket_address(10.0.0.1), then pipe, then socket_address with no address: protobuf-java
     // merges the second socket_address into the first one's builder.
-    byte[] first =
-        field(
-            1,
-            Address.newBuilder()
-                .setSocketAddress(SocketAddress.newBuilder().setAddress("10.0.0.1"))
-                .build());
-    byte[] pipe = field(1, Address.newBuilder().setPipe(Pipe.newBuilder().setPath("/p")).build());
-    byte[] again =
-        field(
-            1,
-            Address.newBuilder()
-                .setSocketAddress(SocketAddress.newBuilder().setPortValue(9))
-                .build());
-    byte[] peer = concat(first, pipe, again);
-    byte[] attributes = concat(new byte[] {0x0a}, varint(peer.length), peer); // source = 1
-    byte[] bytes = concat(new byte[] {0x0a}, varint(attributes.length), attributes);
+    byte[] bytes = sourceAddresses(socket("10.0.0.1"), PIPE, socket(null));
 
     assertThat(CheckReader.read(bytes)).isEqualTo(CheckFacts.of(CheckRequest.parseFrom(bytes)));
   }
 
   @Test
   void read_pipeAfterSocketAddress_hasNoSourceAddress() throws Exception {
-    byte[] socket =
-        field(
-            1,
-            Address.newBuilder()
-                .setSocketAddress(SocketAddress.newBuilder().setAddress("10.0.0.1"))
-                .build());
-    byte[] pipe = field(1, Address.newBuilder().setPipe(Pipe.newBuilder().setPath("/p")).build());
-    byte[] peer = concat(socket, pipe);
-    byte[] attributes = concat(new byte[] {0x0a}, varint(peer.length), peer);
-    byte[] bytes = concat(new byte[] {0x0a}, varint(attributes.length), attributes);
+    byte[] bytes = sourceAddresses(socket("10.0.0.1"), PIPE);
 
     assertThat(CheckReader.read(bytes)).isEqualTo(CheckFacts.of(CheckRequest.parseFrom(bytes)));
     assertThat(CheckReader.read(bytes).sourceAddress()).isNull();
+  }
+
+  private static final Address PIPE =
+      Address.newBuilder().setPipe(Pipe.newBuilder().setPath("/p")).build();
+
+  private static Address socket(String address) {
+    SocketAddress.Builder s = SocketAddress.newBuilder().setPortValue(9);
+    if (address != null) {
+      s.setAddress(address);
+    }
+    return Address.newBuilder().setSocketAddress(s).build();
+  }
+
+  /** A request whose source peer's address field comes once per {@code addresses}, in order. */
+  private static byte[] sourceAddresses(Address... addresses) {
+    byte[][] fields = new byte[addresses.length][];
+    for (int i = 0; i < addresses.length; i++) {
+      fields[i] = field(1, addresses[i]); // Peer.address
+    }
+    byte[] peer = concat(fields);
+    byte[] attributes = field(1, peer); // AttributeContext.source
+    return field(1, attributes); // CheckRequest.attributes
   }
 
   private static <T> T any(List<T> from, Random random) {
