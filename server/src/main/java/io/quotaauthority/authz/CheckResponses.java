@@ -32,9 +32,6 @@ import java.util.Map;
  */
 public final class CheckResponses {
 
-  /** The client's credentials: never forwarded, so a gateway key cannot reach a provider. */
-  static final String[] CLIENT_KEY_HEADERS = {"authorization", "x-api-key", "x-goog-api-key"};
-
   private static final Map<Provider, Map<Verdict, CheckAnswer>> DENIALS = buildDenials();
 
   /**
