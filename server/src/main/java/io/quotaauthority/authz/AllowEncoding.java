@@ -74,6 +74,28 @@ final class AllowEncoding {
       String models,
       String resetsAt,
       String holdId) {
+    return encode(keyId, remaining, stripQueryKey, concurrency, models, resetsAt, holdId, NONE);
+  }
+
+  private static final String[] NONE = {};
+
+  /**
+   * As above, with more response headers after those: {@code responseHeaders} holds names and
+   * values in turn (a key's window and rate-limit figures).
+   */
+  static byte[] encode(
+      String keyId,
+      String remaining,
+      boolean stripQueryKey,
+      String concurrency,
+      String models,
+      String resetsAt,
+      String holdId,
+      String[] responseHeaders) {
+    byte[][] extra = new byte[responseHeaders.length][];
+    for (int i = 0; i < extra.length; i++) {
+      extra[i] = utf8(responseHeaders[i]);
+    }
     byte[] id = utf8(keyId);
     byte[] left = utf8(remaining);
     byte[] cap = utf8(concurrency);
@@ -90,6 +112,7 @@ final class AllowEncoding {
             + removed(hold, cap, allowed)
             + option(OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, REMAINING, left)
             + option(OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, RESETS_AT, resets)
+            + options(OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, extra)
             + (stripQueryKey
                 ? bytesSize(OkHttpResponse.QUERY_PARAMETERS_TO_REMOVE_FIELD_NUMBER, QUERY_KEY)
                 : 0);
@@ -128,6 +151,9 @@ final class AllowEncoding {
       }
       writeOption(c, OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, REMAINING, left);
       writeOption(c, OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, RESETS_AT, resets);
+      for (int i = 0; i + 1 < extra.length; i += 2) {
+        writeOption(c, OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, extra[i], extra[i + 1]);
+      }
       if (stripQueryKey) {
         c.writeByteArray(OkHttpResponse.QUERY_PARAMETERS_TO_REMOVE_FIELD_NUMBER, QUERY_KEY);
       }
@@ -156,6 +182,14 @@ final class AllowEncoding {
     }
     if (models == null) {
       n += bytesSize(OkHttpResponse.HEADERS_TO_REMOVE_FIELD_NUMBER, KEY_MODELS);
+    }
+    return n;
+  }
+
+  private static int options(int field, byte[][] namesAndValues) {
+    int n = 0;
+    for (int i = 0; i + 1 < namesAndValues.length; i += 2) {
+      n += option(field, namesAndValues[i], namesAndValues[i + 1]);
     }
     return n;
   }

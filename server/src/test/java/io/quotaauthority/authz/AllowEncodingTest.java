@@ -56,6 +56,23 @@ class AllowEncodingTest {
     assertThat(combinations).isEqualTo(3 * 5 * 2 * 2 * 5 * 2 * 2);
   }
 
+  @Test
+  void encode_moreResponseHeaders_followTheOthersInOrder() throws Exception {
+    String[] extra = {
+      "x-quota-window-5h-remaining-usd", "19.5", "x-ratelimit-limit-requests", "60"
+    };
+
+    byte[] encoded = AllowEncoding.encode("7", "1.5", false, null, null, null, null, extra);
+
+    CheckResponse.Builder expected =
+        reference("7", "1.5", false, null, null, null, null).toBuilder();
+    expected
+        .getOkResponseBuilder()
+        .addResponseHeadersToAdd(header(extra[0], extra[1]))
+        .addResponseHeadersToAdd(header(extra[2], extra[3]));
+    assertThat(encoded).isEqualTo(expected.build().toByteArray());
+  }
+
   /** The allow response as it was built before AllowEncoding, with protobuf's builders. */
   private static CheckResponse reference(
       String keyId,
