@@ -32,6 +32,7 @@ import io.quotaauthority.grpc.ServerTls;
 import io.quotaauthority.grpc.Transport;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.PendingUsage;
+import io.quotaauthority.keys.UsageWindows;
 import io.quotaauthority.metering.ExtProcService;
 import io.quotaauthority.metering.MeteringExecutor;
 import io.quotaauthority.metering.MeteringRefusals;
@@ -268,7 +269,9 @@ public final class QuotaAuthority implements AutoCloseable {
             new ArrayBlockingQueue<>(10_000),
             daemonThreads("key-loader"));
     KeyCache cache =
-        new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl());
+        new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl())
+            // Spending windows: the recent usage of cached windowed keys, in memory.
+            .trackingUsage(new UsageWindows(keys::usageHistory, clock));
     ops.metrics().monitorKeyCache(cache.knownCache());
     ops.metrics().monitorLiveKeys(cache);
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);

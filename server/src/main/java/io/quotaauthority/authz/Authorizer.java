@@ -14,8 +14,11 @@ import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.PeriodBudget;
 import io.quotaauthority.keys.SecretHasher;
+import io.quotaauthority.keys.SpendWindows;
+import io.quotaauthority.keys.UsageWindows;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.provider.Endpoints;
+import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
 import io.quotaauthority.text.VisibleAscii;
@@ -24,6 +27,8 @@ import java.math.BigDecimal;
 import java.math.RoundingMode;
 import java.time.Clock;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -202,17 +207,47 @@ public final class Authorizer {
       AnswerOnce reply) {
     // Only limited keys can be exhausted, so only they need the pending-usage lookup; and only
     // they can be refused an endpoint, so only they need it classified.
-    BigDecimal pending = state.limited() ? pendingUsage.of(state.id()) : BigDecimal.ZERO;
     KeyPolicies policies = state.policies();
-    // A model allow-list is enforced by metering, which can only see a metered endpoint's model.
+    SpendWindows windows = policies.windows();
+    BigDecimal pending =
+        state.limited() || windows.active() ? pendingUsage.of(state.id()) : BigDecimal.ZERO;
+    // A model allow-list is enforced by metering, which can only see a metered endpoint's model;
+    // a window's spend too.
     Endpoints.Row endpoint =
-        state.limited() || policies.restrictsModels()
+        state.limited() || policies.restrictsModels() || windows.active()
             ? endpoint(attributes, provider)
             : Endpoints.ANY_READ;
     // Only a key with an IP list needs the client's address parsed.
     byte[] address = policies.restrictsAddresses() ? clientAddress(attributes) : null;
     Instant now = clock.instant();
-    Verdict verdict = KeyDecision.decide(state, pending, KeyState.toMicros(now), endpoint, address);
+    UsageWindows.Track track = null;
+    long[] spent = null;
+    if (windows.active()) {
+      UsageWindows tracking = cache.windows();
+      track = tracking == null ? null : tracking.track(state.id());
+      if (track != null) {
+        spent = new long[SpendWindows.Window.values().length];
+        track.spent(now.toEpochMilli(), spent);
+      }
+    }
+    Verdict verdict =
+        KeyDecision.decide(state, pending, KeyState.toMicros(now), endpoint, address, spent);
+    if (verdict == Verdict.WINDOW_EXCEEDED) {
+      SpendWindows.Window full = windows.exceeded(spent == null ? new long[4] : spent, pending);
+      long admitsAt =
+          track == null
+              ? now.toEpochMilli() + full.minutes() * 60_000L
+              : track.belowAt(
+                  full,
+                  UsageWindows.units(windows.limit(full)),
+                  UsageWindows.units(pending),
+                  now.toEpochMilli());
+      recorder.record(verdict, System.nanoTime() - start);
+      reply.accept(
+          CheckResponses.windowDenial(
+              provider, full, windows.limit(full), Instant.ofEpochMilli(admitsAt), now));
+      return;
+    }
     if (verdict == Verdict.PERIOD_EXHAUSTED) {
       recorder.record(verdict, System.nanoTime() - start);
       reply.accept(CheckResponses.periodDenial(provider, policies.period(), state.quota(), now));
@@ -240,7 +275,43 @@ public final class Authorizer {
       return;
     }
     recorder.record(Verdict.ALLOW, System.nanoTime() - start);
-    reply.accept(allow(state, pending, stripQueryKey, periodOver));
+    CheckResponse allowed = allow(state, pending, stripQueryKey, periodOver);
+    reply.accept(
+        windows.active() ? withWindows(allowed, windows, track, spent, pending, now) : allowed);
+  }
+
+  /**
+   * The allow response with each of the key's windows' remaining USD and, while it holds usage,
+   * when its oldest usage ages out (README "Key policies").
+   */
+  private static CheckResponse withWindows(
+      CheckResponse allowed,
+      SpendWindows windows,
+      UsageWindows.Track track,
+      long[] spent,
+      BigDecimal pending,
+      Instant now) {
+    List<String> headers = new ArrayList<>(8);
+    long pendingUnits = UsageWindows.units(pending);
+    for (SpendWindows.Window w : SpendWindows.Window.values()) {
+      BigDecimal limit = windows.limit(w);
+      if (limit == null) {
+        continue;
+      }
+      long used =
+          spent == null
+              ? pendingUnits
+              : UsageWindows.saturatedAdd(spent[w.ordinal()], pendingUnits);
+      long left = Math.max(0, UsageWindows.units(limit) - used);
+      headers.add(GatewayHeaders.windowRemaining(w.label()));
+      headers.add(Money.format(UsageWindows.usd(left)));
+      long resets = track == null ? -1 : track.nextAgeOut(w, now.toEpochMilli());
+      if (resets > 0) {
+        headers.add(GatewayHeaders.windowResetsAt(w.label()));
+        headers.add(Instant.ofEpochMilli(resets).toString());
+      }
+    }
+    return CheckResponses.withResponseHeaders(allowed, headers);
   }
 
   /**
@@ -305,6 +376,18 @@ public final class Authorizer {
               CheckResponse allowed =
                   CheckResponses.withHold(
                       allow(state, pending, stripQueryKey, periodOver), id.get());
+              SpendWindows windows = state.policies().windows();
+              if (windows.active()) {
+                UsageWindows tracking = cache.windows();
+                UsageWindows.Track track = tracking == null ? null : tracking.track(state.id());
+                long[] spent = null;
+                Instant now = clock.instant();
+                if (track != null) {
+                  spent = new long[SpendWindows.Window.values().length];
+                  track.spent(now.toEpochMilli(), spent);
+                }
+                allowed = withWindows(allowed, windows, track, spent, pending, now);
+              }
               if (reply.offer(allowed)) {
                 recorder.record(Verdict.ALLOW, System.nanoTime() - start);
               } else {

@@ -13,6 +13,7 @@ import io.envoyproxy.envoy.type.v3.HttpStatus;
 import io.envoyproxy.envoy.type.v3.StatusCode;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PeriodBudget;
+import io.quotaauthority.keys.SpendWindows;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
@@ -124,6 +125,80 @@ public final class CheckResponses {
                         period.endsAt().toString(),
                         HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)))
         .build();
+  }
+
+  /**
+   * The 429 for a key that spent a rolling window's limit (README "Key policies"), naming the
+   * window, with retry-after in whole seconds (rounded up, at least 1) until enough of the window's
+   * usage has aged out for a request to be admitted again, and x-quota-window naming it. Built per
+   * refusal.
+   *
+   * @param admitsAt when the window's spend falls below its limit
+   */
+  public static CheckResponse windowDenial(
+      Provider provider,
+      SpendWindows.Window window,
+      BigDecimal limit,
+      Instant admitsAt,
+      Instant now) {
+    long millis = Duration.between(now, admitsAt).toMillis();
+    long seconds = Math.max(1, (millis + 999) / 1000);
+    ProviderError error =
+        new ProviderError(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "window_limit_exceeded",
+            "This API key has spent its limit of "
+                + Money.format(limit)
+                + " USD in a rolling "
+                + window.label()
+                + " window; enough of that usage ages out at "
+                + admitsAt
+                + ".",
+            "insufficient_quota",
+            "rate_limit_error",
+            (int) Math.min(Integer.MAX_VALUE, seconds));
+    CheckResponse denied =
+        denied(
+            Code.RESOURCE_EXHAUSTED,
+            error.code(),
+            StatusCode.TooManyRequests,
+            error.body(provider));
+    return denied.toBuilder()
+        .setDeniedResponse(
+            denied.getDeniedResponse().toBuilder()
+                .addHeaders(
+                    header(
+                        "retry-after",
+                        Long.toString(seconds),
+                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+                .addHeaders(
+                    header(
+                        GatewayHeaders.WINDOW,
+                        window.label(),
+                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)))
+        .build();
+  }
+
+  /**
+   * An allow response that also tells the client, per spending window of the key, what is left in
+   * it ({@code x-quota-window-<w>-remaining-usd}) and when its oldest counted usage ages out
+   * ({@code x-quota-window-<w>-resets-at}, RFC 3339; absent while the window holds none). Built per
+   * request: the figures move with time.
+   *
+   * @param headers name and value pairs, in order
+   */
+  public static CheckResponse withResponseHeaders(CheckResponse allowed, List<String> headers) {
+    CheckResponse.Builder b = allowed.toBuilder();
+    OkHttpResponse.Builder ok = b.getOkResponseBuilder();
+    for (int i = 0; i + 1 < headers.size(); i += 2) {
+      ok.addResponseHeadersToAdd(
+          header(
+              headers.get(i),
+              headers.get(i + 1),
+              HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD));
+    }
+    return b.build();
   }
 
   /** The denial for this verdict, shaped for this provider (null: the plain shape). */

@@ -23,6 +23,12 @@ public enum Verdict {
    */
   PERIOD_EXHAUSTED,
   /**
+   * A key with a rolling spending window has spent its limit within it (committed and pending
+   * usage): 429 window_limit_exceeded, naming the window, with retry-after until enough of the
+   * window's usage has aged out.
+   */
+  WINDOW_EXCEEDED,
+  /**
    * A key with a quota or a model allow-list asked for an endpoint the gateway cannot meter
    * (provider.Endpoints), so whose cost or model it cannot see: 403 endpoint_not_metered. Keys
    * without either are never refused for it.

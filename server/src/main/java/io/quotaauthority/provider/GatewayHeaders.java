@@ -53,6 +53,19 @@ public final class GatewayHeaders {
   /** On the response, for keys with a quota: USD left when Check admitted the request. */
   public static final String REMAINING_USD = "x-quota-remaining-usd";
 
+  /** On a window_limit_exceeded refusal: the window that is full (5h, 1d, 7d, 30d). */
+  public static final String WINDOW = "x-quota-window";
+
+  /** On an allowed response: USD left in a key's spending window (README "Key policies"). */
+  public static String windowRemaining(String window) {
+    return "x-quota-window-" + window + "-remaining-usd";
+  }
+
+  /** On an allowed response: when the oldest usage counted in a key's window ages out. */
+  public static String windowResetsAt(String window) {
+    return "x-quota-window-" + window + "-resets-at";
+  }
+
   private GatewayHeaders() {}
 
   /** Whether a {@link #KEY_LIMITED} value (null when absent) means the key has a quota. */

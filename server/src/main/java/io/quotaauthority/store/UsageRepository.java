@@ -67,14 +67,16 @@ public final class UsageRepository implements UsageLedger {
   private static final String CHARGE_KEYS =
       """
       UPDATE api_keys k
-         SET quota_used = k.quota_used + v.amount, updated_at = now(), version = k.version + 1
+         SET quota_used = k.quota_used + v.amount, spent_usd = k.spent_usd + v.amount,
+             updated_at = now(), version = k.version + 1
         FROM unnest(?::bigint[], ?::numeric[]) AS v(id, amount)
        WHERE k.id = v.id
       RETURNING k.id, k.name, k.key_hash, k.key_prefix, k.status, k.quota, k.quota_used, k.expires_at,
                 k.created_at, k.updated_at, k.deleted_at, k.version, k.leased,
                 k.max_concurrent_requests, k.slots_leased, k.hold_usd_per_request, k.hold_expiry,
                 k.ip_allow, k.ip_deny, k.model_allow, k.budget_period, k.budget_reset_minute,
-                k.budget_time_zone, k.period_started_at, k.period_ends_at""";
+                k.budget_time_zone, k.period_started_at, k.period_ends_at, k.window_5h_usd,
+                k.window_1d_usd, k.window_7d_usd, k.window_30d_usd, k.spent_usd""";
 
   private static final String NOTIFY_ALL =
       """

@@ -20,6 +20,8 @@ import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.PeriodBudget;
 import io.quotaauthority.keys.SecretHasher;
+import io.quotaauthority.keys.SpendWindows;
+import io.quotaauthority.keys.UsageWindows;
 import java.math.BigDecimal;
 import java.time.Clock;
 import java.time.Duration;
@@ -69,7 +71,23 @@ class DecisionOrderTest {
       String used,
       boolean ipList,
       boolean models,
-      boolean monthly) {}
+      boolean monthly,
+      String window5h,
+      String window5hSpent) {
+    Key(
+        boolean disabled,
+        boolean expired,
+        String quota,
+        String used,
+        boolean ipList,
+        boolean models,
+        boolean monthly) {
+      this(disabled, expired, quota, used, ipList, models, monthly, null, null);
+    }
+  }
+
+  /** The minute a windowed key's usage was charged in: two hours before NOW. */
+  private static final long SPENT_MINUTE = NOW.minus(Duration.ofHours(2)).getEpochSecond() / 60;
 
   private static KeyRecord row(long id, String secret, Key k) {
     PeriodBudget period =
@@ -83,7 +101,10 @@ class DecisionOrderTest {
             k.models()
                 ? ModelAllowList.parse("model_allow", List.of("gpt-4o-mini"))
                 : ModelAllowList.NONE,
-            period);
+            period,
+            k.window5h() == null
+                ? SpendWindows.NONE
+                : SpendWindows.of(new BigDecimal(k.window5h()), null, null, null));
     return new KeyRecord(
         id,
         "k" + id,
@@ -229,9 +250,61 @@ class DecisionOrderTest {
               "endpoint_not_metered",
               null
             },
+            // a full 5h window: after the address, after the quota, before the endpoint;
+            // retry-after
+            // until the usage charged at 20:58 ages out at 01:59:00 (the end of its minute + 5h)
+            new Object[] {
+              new Key(false, false, "5", "1", true, false, false, "2", "2"),
+              OUTSIDE,
+              null,
+              403,
+              "ip_not_allowed",
+              null
+            },
+            new Object[] {
+              new Key(false, false, "1", "1", true, false, false, "2", "2"),
+              INSIDE,
+              null,
+              429,
+              "insufficient_quota",
+              null
+            },
+            new Object[] {
+              new Key(false, false, "5", "1", true, false, false, "2", "2"),
+              INSIDE,
+              null,
+              429,
+              "window_limit_exceeded",
+              "10830"
+            },
+            new Object[] {
+              new Key(false, false, "0", "0", false, false, false, "2", "2.5"),
+              INSIDE,
+              "/v1/batches",
+              429,
+              "window_limit_exceeded",
+              "10830"
+            },
+            new Object[] {
+              new Key(false, false, "0", "0", false, false, false, "2", "1"),
+              INSIDE,
+              "/v1/batches",
+              403,
+              "endpoint_not_metered",
+              null
+            },
             // everything passes
             new Object[] {
               new Key(false, false, "5", "1", true, true, true), INSIDE, null, 0, null, null
+            },
+            // a window with room: its remaining USD and when its oldest usage ages out
+            new Object[] {
+              new Key(false, false, "5", "1", true, false, false, "2", "0.5"),
+              INSIDE,
+              null,
+              0,
+              null,
+              null
             });
     List<Arguments> out = new ArrayList<>();
     for (Shape shape : Shape.values()) {
@@ -256,7 +329,19 @@ class DecisionOrderTest {
     lookup.rows.put(SecretHasher.hash(secret), row(7, secret, key));
     Authorizer authorizer =
         new Authorizer(
-            new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30)),
+            new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30))
+                .trackingUsage(
+                    new UsageWindows(
+                        (id, now, minutes) ->
+                            key.window5hSpent() == null
+                                ? new UsageWindows.Read(BigDecimal.ZERO, new long[0], new long[0])
+                                : new UsageWindows.Read(
+                                    new BigDecimal(key.window5hSpent()),
+                                    new long[] {SPENT_MINUTE},
+                                    new long[] {
+                                      UsageWindows.units(new BigDecimal(key.window5hSpent()))
+                                    }),
+                        CLOCK)),
             new PendingUsage(),
             CLOCK,
             CheckRecorder.NONE);
@@ -267,6 +352,14 @@ class DecisionOrderTest {
         answer::complete);
     CheckResponse r = answer.get(5, TimeUnit.SECONDS);
 
+    if (http == 0 && key.window5h() != null) {
+      assertThat(r.getStatus().getCode()).isZero();
+      Map<String, String> response = headers(r.getOkResponse().getResponseHeadersToAddList());
+      assertThat(response)
+          .containsEntry("x-quota-window-5h-remaining-usd", "1.5")
+          .containsEntry("x-quota-window-5h-resets-at", "2027-01-01T01:59:00Z");
+      return;
+    }
     if (http == 0) {
       assertThat(r.getStatus().getCode()).isZero();
       Map<String, String> upstream = headers(r.getOkResponse().getHeadersList());
@@ -295,6 +388,16 @@ class DecisionOrderTest {
       assertThat(denied).doesNotContainKey("retry-after");
     } else {
       assertThat(denied).containsEntry("retry-after", retryAfter);
+    }
+    if ("window_limit_exceeded".equals(code)) {
+      assertThat(denied).containsEntry("x-quota-window", "5h");
+      if (shape == Shape.OPENAI) {
+        assertThat(body.at("/error/message").asText())
+            .isEqualTo(
+                "This API key has spent its limit of 2 USD in a rolling 5h window; enough of that"
+                    + " usage ages out at 2027-01-01T01:59:00Z.");
+        assertThat(body.at("/error/type").asText()).isEqualTo("insufficient_quota");
+      }
     }
   }
 
