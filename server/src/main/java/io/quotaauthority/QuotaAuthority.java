@@ -47,10 +47,12 @@ import io.quotaauthority.store.Database;
 import io.quotaauthority.store.KeyChangeListener;
 import io.quotaauthority.store.KeyRepository;
 import io.quotaauthority.store.LeaseRepository;
+import io.quotaauthority.store.RateRepository;
 import io.quotaauthority.store.Transactions;
 import io.quotaauthority.store.UsageRepository;
 import io.quotaauthority.usage.BudgetLeases;
 import io.quotaauthority.usage.HoldIds;
+import io.quotaauthority.usage.RatePermits;
 import io.quotaauthority.usage.ReporterHolds;
 import io.quotaauthority.usage.Retries;
 import io.quotaauthority.usage.UsageBatcher;
@@ -373,7 +375,24 @@ public final class QuotaAuthority implements AutoCloseable {
     HealthStatusManager authzHealth = new HealthStatusManager();
     HealthStatusManager health = new HealthStatusManager();
     Authorizer authorizer =
-        new Authorizer(cache, pendingUsage, clock, ops.metrics().checkRecorder(), reporterHolds);
+        new Authorizer(
+            cache,
+            pendingUsage,
+            clock,
+            ops.metrics().checkRecorder(),
+            reporterHolds,
+            // Request permits of keys with requests_per_minute, granted by PostgreSQL on two
+            // threads of their own (bounded: an overload answers 503, never queues without end).
+            new RatePermits(
+                new RateRepository(database.transactions()),
+                new ThreadPoolExecutor(
+                    2,
+                    2,
+                    30,
+                    TimeUnit.SECONDS,
+                    new ArrayBlockingQueue<>(10_000),
+                    daemonThreads("rate-permits")),
+                clock));
     // ext_proc body work (parsing prompts, scanning responses) runs here, never on a transport
     // thread; bounded, so an overload answers messages unread instead of queueing without end.
     MeteringExecutor meteringWork = MeteringExecutor.forCores();

@@ -54,7 +54,9 @@ public final class ApiKeys {
     b.setWindow5HUsd(Money.format(w.stored(SpendWindows.Window.H5)))
         .setWindow1DUsd(Money.format(w.stored(SpendWindows.Window.D1)))
         .setWindow7DUsd(Money.format(w.stored(SpendWindows.Window.D7)))
-        .setWindow30DUsd(Money.format(w.stored(SpendWindows.Window.D30)));
+        .setWindow30DUsd(Money.format(w.stored(SpendWindows.Window.D30)))
+        .setRequestsPerMinute(r.policies().rates().requestsPerMinute())
+        .setTokensPerMinute(r.policies().rates().tokensPerMinute());
     PeriodBudget p = r.policies().period();
     b.setBudgetPeriod(p.kind().wireName());
     if (p.active()) {

@@ -10,6 +10,7 @@ import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PeriodBudget;
+import io.quotaauthority.keys.RateLimits;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Secrets;
 import io.quotaauthority.keys.SpendWindows;
@@ -211,10 +212,47 @@ public final class KeyAdmin {
       String holdExpiry,
       Map<SpendWindows.Window, String> windows,
       String actor) {
+    return create(
+        name,
+        quotaUsd,
+        expiresAt,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        period,
+        holdUsdPerRequest,
+        holdExpiry,
+        windows,
+        0,
+        0,
+        actor);
+  }
+
+  /** Every field of a new key, with its rate limits (0 for none). */
+  public Created create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      PeriodInput period,
+      String holdUsdPerRequest,
+      String holdExpiry,
+      Map<SpendWindows.Window, String> windows,
+      long requestsPerMinute,
+      long tokensPerMinute,
+      String actor) {
     KeyPolicies policies =
         policies(ipAllow, ipDeny, modelAllow)
             .withPeriod(period.budget(clock.instant()))
-            .withWindows(windows(windows));
+            .withWindows(windows(windows))
+            .withRates(
+                RateLimits.of(
+                    RateLimits.rpm("requests_per_minute", requestsPerMinute),
+                    RateLimits.tpm("tokens_per_minute", tokensPerMinute)));
     String validName = KeyUpdate.KeyFields.name(name);
     BigDecimal quota = KeyUpdate.KeyFields.quota(quotaUsd);
     int maxConcurrent = KeyUpdate.KeyFields.maxConcurrentRequests(maxConcurrentRequests);
@@ -437,6 +475,12 @@ public final class KeyAdmin {
       m.put("budget_period", period.kind().wireName());
       m.put("budget_reset_time", period.resetTime());
       m.put("budget_time_zone", period.zoneName());
+    }
+    if (r.policies().rates().requestsPerMinute() > 0) {
+      m.put("requests_per_minute", r.policies().rates().requestsPerMinute());
+    }
+    if (r.policies().rates().tokensPerMinute() > 0) {
+      m.put("tokens_per_minute", r.policies().rates().tokensPerMinute());
     }
     for (SpendWindows.Window w : SpendWindows.Window.values()) {
       if (r.policies().windows().limit(w) != null) {

@@ -81,6 +81,8 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                       req.getWindow1DUsd(),
                       req.getWindow7DUsd(),
                       req.getWindow30DUsd()),
+                  req.getRequestsPerMinute(),
+                  req.getTokensPerMinute(),
                   BearerTokenInterceptor.actor());
           return CreateKeyResponse.newBuilder()
               .setKey(proto(created.key()))
@@ -143,7 +145,9 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                       key.getWindow5HUsd(),
                       key.getWindow1DUsd(),
                       key.getWindow7DUsd(),
-                      key.getWindow30DUsd()));
+                      key.getWindow30DUsd()),
+                  key.getRequestsPerMinute(),
+                  key.getTokensPerMinute());
           return UpdateKeyResponse.newBuilder()
               .setKey(proto(admin.update(id, update, BearerTokenInterceptor.actor())))
               .build();

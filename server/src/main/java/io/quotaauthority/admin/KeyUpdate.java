@@ -7,6 +7,7 @@ import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PeriodBudget;
+import io.quotaauthority.keys.RateLimits;
 import io.quotaauthority.keys.SpendWindows;
 import java.math.BigDecimal;
 import java.time.Instant;
@@ -44,10 +45,45 @@ public record KeyUpdate(
     PeriodChange period,
     BigDecimal holdPerRequest,
     KeyRecord.HoldExpiry holdExpiry,
-    Map<SpendWindows.Window, BigDecimal> windows) {
+    Map<SpendWindows.Window, BigDecimal> windows,
+    Integer requestsPerMinute,
+    Long tokensPerMinute) {
 
   public KeyUpdate {
     windows = windows == null ? Map.of() : Map.copyOf(windows);
+  }
+
+  /** Without rate limits. */
+  public KeyUpdate(
+      String name,
+      BigDecimal quota,
+      boolean setExpiresAt,
+      Instant expiresAt,
+      KeyRecord.StoredStatus status,
+      Integer maxConcurrentRequests,
+      IpRanges ipAllow,
+      IpRanges ipDeny,
+      ModelAllowList modelAllow,
+      PeriodChange period,
+      BigDecimal holdPerRequest,
+      KeyRecord.HoldExpiry holdExpiry,
+      Map<SpendWindows.Window, BigDecimal> windows) {
+    this(
+        name,
+        quota,
+        setExpiresAt,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        period,
+        holdPerRequest,
+        holdExpiry,
+        windows,
+        null,
+        null);
   }
 
   /** Without spending windows. */
@@ -131,7 +167,9 @@ public record KeyUpdate(
           "window_5h_usd",
           "window_1d_usd",
           "window_7d_usd",
-          "window_30d_usd");
+          "window_30d_usd",
+          "requests_per_minute",
+          "tokens_per_minute");
 
   /** An update of the original five fields only. */
   public KeyUpdate(
@@ -297,6 +335,44 @@ public record KeyUpdate(
       String holdUsdPerRequest,
       String holdExpiry,
       Map<SpendWindows.Window, String> windows) {
+    return fromPaths(
+        paths,
+        name,
+        quotaUsd,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        period,
+        holdUsdPerRequest,
+        holdExpiry,
+        windows,
+        0,
+        0);
+  }
+
+  /**
+   * As above, with the rate limits: read as given under the mask (an integer has no "unset"; 0
+   * removes the limit).
+   */
+  public static KeyUpdate fromPaths(
+      Collection<String> paths,
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      String status,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      KeyAdmin.PeriodInput period,
+      String holdUsdPerRequest,
+      String holdExpiry,
+      Map<SpendWindows.Window, String> windows,
+      long requestsPerMinute,
+      long tokensPerMinute) {
     if (paths.isEmpty()) {
       throw new IllegalArgumentException("update_mask must name at least one of " + PATHS);
     }
@@ -314,7 +390,17 @@ public record KeyUpdate(
     BigDecimal newHold = null;
     KeyRecord.HoldExpiry newExpiry = null;
     Map<SpendWindows.Window, BigDecimal> newWindows = new EnumMap<>(SpendWindows.Window.class);
+    Integer newRpm = null;
+    Long newTpm = null;
     for (String path : paths) {
+      if (path.equals("requests_per_minute")) {
+        newRpm = RateLimits.rpm("key.requests_per_minute", requestsPerMinute);
+        continue;
+      }
+      if (path.equals("tokens_per_minute")) {
+        newTpm = RateLimits.tpm("key.tokens_per_minute", tokensPerMinute);
+        continue;
+      }
       SpendWindows.Window window = windowOf(path);
       if (window != null) {
         String field = "key." + window.field();
@@ -399,7 +485,16 @@ public record KeyUpdate(
             : new PeriodChange(newKind, newMinute, newZone),
         newHold,
         newExpiry,
-        newWindows);
+        newWindows,
+        newRpm,
+        newTpm);
+  }
+
+  /** The key's rate limits after this update. */
+  RateLimits ratesOr(RateLimits current) {
+    return RateLimits.of(
+        requestsPerMinute == null ? current.requestsPerMinute() : requestsPerMinute,
+        tokensPerMinute == null ? current.tokensPerMinute() : tokensPerMinute);
   }
 
   /** The window a window_*_usd path names, or null for another path. */
@@ -430,7 +525,9 @@ public record KeyUpdate(
         && ipDeny == null
         && modelAllow == null
         && period == null
-        && windows.isEmpty()) {
+        && windows.isEmpty()
+        && requestsPerMinute == null
+        && tokensPerMinute == null) {
       return current;
     }
     PeriodBudget p = current.period();
@@ -443,7 +540,8 @@ public record KeyUpdate(
             ipDeny == null ? current.ipDeny() : ipDeny,
             modelAllow == null ? current.modelAllow() : modelAllow,
             p,
-            windowsOr(current.windows()));
+            windowsOr(current.windows()),
+            ratesOr(current.rates()));
     return out.equals(KeyPolicies.NONE) ? KeyPolicies.NONE : out;
   }
 
@@ -466,7 +564,8 @@ public record KeyUpdate(
         || (ipDeny != null && !ipDeny.entries().equals(p.ipDeny().entries()))
         || (modelAllow != null && !modelAllow.entries().equals(p.modelAllow().entries()))
         || (period != null && period.changes(p.period()))
-        || !windowsOr(p.windows()).equals(p.windows());
+        || !windowsOr(p.windows()).equals(p.windows())
+        || !ratesOr(p.rates()).equals(p.rates());
   }
 
   KeyRecord.StoredStatus statusOr(KeyRecord.StoredStatus current) {

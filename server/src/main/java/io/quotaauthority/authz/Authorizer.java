@@ -13,6 +13,7 @@ import io.quotaauthority.keys.KeyState;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.PeriodBudget;
+import io.quotaauthority.keys.RateLimits;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.SpendWindows;
 import io.quotaauthority.keys.UsageWindows;
@@ -22,6 +23,7 @@ import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
 import io.quotaauthority.text.VisibleAscii;
+import io.quotaauthority.usage.RatePermits;
 import io.quotaauthority.usage.ReporterHolds;
 import java.math.BigDecimal;
 import java.math.RoundingMode;
@@ -61,6 +63,9 @@ public final class Authorizer {
   /** Holds for usage-stream reporters; null when holds are off. */
   private final ReporterHolds holds;
 
+  /** Request permits for keys with requests_per_minute; null: such limits are not enforced. */
+  private final RatePermits permits;
+
   public Authorizer(
       KeyCache cache, PendingUsage pendingUsage, Clock clock, CheckRecorder recorder) {
     this(cache, pendingUsage, clock, recorder, null);
@@ -76,6 +81,21 @@ public final class Authorizer {
       Clock clock,
       CheckRecorder recorder,
       ReporterHolds holds) {
+    this(cache, pendingUsage, clock, recorder, holds, null);
+  }
+
+  /**
+   * @param permits grants the permits of keys with requests_per_minute; null when not enforced
+   *     (tests)
+   */
+  public Authorizer(
+      KeyCache cache,
+      PendingUsage pendingUsage,
+      Clock clock,
+      CheckRecorder recorder,
+      ReporterHolds holds,
+      RatePermits permits) {
+    this.permits = permits;
     this.holds = holds;
     this.cache = cache;
     this.pendingUsage = pendingUsage;
@@ -222,10 +242,10 @@ public final class Authorizer {
     Instant now = clock.instant();
     UsageWindows.Track track = null;
     long[] spent = null;
-    if (windows.active()) {
+    if (windows.active() || policies.rates().tokensPerMinute() > 0) {
       UsageWindows tracking = cache.windows();
       track = tracking == null ? null : tracking.track(state.id());
-      if (track != null) {
+      if (track != null && windows.active()) {
         spent = new long[SpendWindows.Window.values().length];
         track.spent(now.toEpochMilli(), spent);
       }
@@ -270,28 +290,142 @@ public final class Authorizer {
     // the URL must not travel to the provider either.
     boolean stripQueryKey = key.fromQuery() || provider == Provider.GEMINI;
     boolean periodOver = state.periodOver(KeyState.toMicros(now));
+    RateLimits rates = policies.rates();
+    if (rates.tokensPerMinute() > 0 && track != null) {
+      // Tokens are known only once a request's usage is reported: refused while the last minute's
+      // reported tokens (this minute and the one before) reach the limit.
+      long tokens = track.lastMinuteTokens(now.toEpochMilli());
+      if (tokens >= rates.tokensPerMinute()) {
+        recorder.record(Verdict.RATE_LIMITED, System.nanoTime() - start);
+        reply.accept(
+            CheckResponses.rateDenial(
+                provider,
+                false,
+                rates.tokensPerMinute(),
+                Instant.ofEpochMilli(
+                    track.tokensBelowAt(rates.tokensPerMinute(), now.toEpochMilli())),
+                now));
+        return;
+      }
+    }
+    BigDecimal pendingNow = pending;
+    Runnable admit =
+        () -> admit(provider, state, pendingNow, stripQueryKey, periodOver, start, answerBy, reply);
+    if (rates.requestsPerMinute() > 0 && permits != null) {
+      // Last of every check: it takes a permit, which a refusal after it would waste.
+      CompletableFuture<RatePermits.Answer> permit =
+          permits.acquire(state.id(), rates.requestsPerMinute());
+      if (permit.isDone() && !permit.isCompletedExceptionally()) {
+        onPermit(provider, rates, permit.join(), admit, start, reply);
+        return;
+      }
+      permit
+          .copy()
+          .orTimeout(Math.max(1, answerBy - System.nanoTime()), TimeUnit.NANOSECONDS)
+          .whenComplete(
+              (answer, error) -> {
+                try {
+                  if (error != null) {
+                    answerUnavailable(provider, start, reply);
+                  } else {
+                    onPermit(provider, rates, answer, admit, start, reply);
+                  }
+                } catch (RuntimeException e) {
+                  failed(provider, e, start, reply);
+                }
+              });
+      return;
+    }
+    admit.run();
+  }
+
+  private void onPermit(
+      Provider provider,
+      RateLimits rates,
+      RatePermits.Answer answer,
+      Runnable admit,
+      long start,
+      AnswerOnce reply) {
+    if (answer.admitted()) {
+      admit.run();
+      return;
+    }
+    if (reply.offer(
+        CheckResponses.rateDenial(
+            provider,
+            true,
+            rates.requestsPerMinute(),
+            Instant.ofEpochMilli(answer.retryAtMillis()),
+            clock.instant()))) {
+      recorder.record(Verdict.RATE_LIMITED, System.nanoTime() - start);
+    }
+  }
+
+  /** The last step of an allowed request: its hold if it takes one, then the allow response. */
+  private void admit(
+      Provider provider,
+      KeyState state,
+      BigDecimal pending,
+      boolean stripQueryKey,
+      boolean periodOver,
+      long start,
+      long answerBy,
+      AnswerOnce reply) {
     if (holds != null && state.holdsAtCheck()) {
       allowOnHold(provider, state, pending, stripQueryKey, periodOver, start, answerBy, reply);
       return;
     }
-    recorder.record(Verdict.ALLOW, System.nanoTime() - start);
     CheckResponse allowed = allow(state, pending, stripQueryKey, periodOver);
-    reply.accept(
-        windows.active() ? withWindows(allowed, windows, track, spent, pending, now) : allowed);
+    if (state.policies().windows().active() || state.policies().rates().active()) {
+      allowed = withLimits(allowed, state, pending);
+    }
+    // Recorded before the answer goes out, as every verdict is: a recorder that throws is answered
+    // 503 (by the caller's catch), not left after an allow already sent.
+    recorder.record(Verdict.ALLOW, System.nanoTime() - start);
+    reply.offer(allowed);
+  }
+
+  /** The allow response with the key's window and rate-limit figures. */
+  private CheckResponse withLimits(CheckResponse allowed, KeyState state, BigDecimal pending) {
+    SpendWindows windows = state.policies().windows();
+    RateLimits rates = state.policies().rates();
+    UsageWindows tracking = cache.windows();
+    UsageWindows.Track track = tracking == null ? null : tracking.track(state.id());
+    Instant now = clock.instant();
+    long[] spent = null;
+    if (track != null && windows.active()) {
+      spent = new long[SpendWindows.Window.values().length];
+      track.spent(now.toEpochMilli(), spent);
+    }
+    List<String> headers = new ArrayList<>(12);
+    if (windows.active()) {
+      windowHeaders(headers, windows, track, spent, pending, now);
+    }
+    if (rates.requestsPerMinute() > 0) {
+      headers.add(GatewayHeaders.RATE_LIMIT_REQUESTS);
+      headers.add(Integer.toString(rates.requestsPerMinute()));
+    }
+    if (rates.tokensPerMinute() > 0) {
+      long used = track == null ? 0 : track.lastMinuteTokens(now.toEpochMilli());
+      headers.add(GatewayHeaders.RATE_LIMIT_TOKENS);
+      headers.add(Long.toString(rates.tokensPerMinute()));
+      headers.add(GatewayHeaders.RATE_REMAINING_TOKENS);
+      headers.add(Long.toString(Math.max(0, rates.tokensPerMinute() - used)));
+    }
+    return CheckResponses.withResponseHeaders(allowed, headers);
   }
 
   /**
    * The allow response with each of the key's windows' remaining USD and, while it holds usage,
    * when its oldest usage ages out (README "Key policies").
    */
-  private static CheckResponse withWindows(
-      CheckResponse allowed,
+  private static void windowHeaders(
+      List<String> headers,
       SpendWindows windows,
       UsageWindows.Track track,
       long[] spent,
       BigDecimal pending,
       Instant now) {
-    List<String> headers = new ArrayList<>(8);
     long pendingUnits = UsageWindows.units(pending);
     for (SpendWindows.Window w : SpendWindows.Window.values()) {
       BigDecimal limit = windows.limit(w);
@@ -311,7 +445,6 @@ public final class Authorizer {
         headers.add(Instant.ofEpochMilli(resets).toString());
       }
     }
-    return CheckResponses.withResponseHeaders(allowed, headers);
   }
 
   /**
@@ -376,17 +509,8 @@ public final class Authorizer {
               CheckResponse allowed =
                   CheckResponses.withHold(
                       allow(state, pending, stripQueryKey, periodOver), id.get());
-              SpendWindows windows = state.policies().windows();
-              if (windows.active()) {
-                UsageWindows tracking = cache.windows();
-                UsageWindows.Track track = tracking == null ? null : tracking.track(state.id());
-                long[] spent = null;
-                Instant now = clock.instant();
-                if (track != null) {
-                  spent = new long[SpendWindows.Window.values().length];
-                  track.spent(now.toEpochMilli(), spent);
-                }
-                allowed = withWindows(allowed, windows, track, spent, pending, now);
+              if (state.policies().windows().active() || state.policies().rates().active()) {
+                allowed = withLimits(allowed, state, pending);
               }
               if (reply.offer(allowed)) {
                 recorder.record(Verdict.ALLOW, System.nanoTime() - start);

@@ -181,6 +181,54 @@ public final class CheckResponses {
   }
 
   /**
+   * The 429 for a key at its rate limit (README "Key policies"): requests per minute across every
+   * instance, or tokens reported in the last minute; retry-after in whole seconds until a request
+   * can be admitted again, x-quota-ratelimit naming which. OpenAI's error type is "requests" or
+   * "tokens", as OpenAI's own rate-limit errors say.
+   */
+  public static CheckResponse rateDenial(
+      Provider provider, boolean requests, long limit, Instant retryAt, Instant now) {
+    long millis = Duration.between(now, retryAt).toMillis();
+    long seconds = Math.max(1, (millis + 999) / 1000);
+    String what = requests ? "requests" : "tokens";
+    ProviderError error =
+        new ProviderError(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "rate_limit_exceeded",
+            "This API key has reached its rate limit of "
+                + limit
+                + " "
+                + what
+                + " per minute; retry after "
+                + seconds
+                + " s.",
+            what,
+            "rate_limit_error",
+            (int) Math.min(Integer.MAX_VALUE, seconds));
+    CheckResponse denied =
+        denied(
+            Code.RESOURCE_EXHAUSTED,
+            error.code(),
+            StatusCode.TooManyRequests,
+            error.body(provider));
+    return denied.toBuilder()
+        .setDeniedResponse(
+            denied.getDeniedResponse().toBuilder()
+                .addHeaders(
+                    header(
+                        "retry-after",
+                        Long.toString(seconds),
+                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+                .addHeaders(
+                    header(
+                        GatewayHeaders.RATE_LIMITED,
+                        what,
+                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)))
+        .build();
+  }
+
+  /**
    * An allow response that also tells the client, per spending window of the key, what is left in
    * it ({@code x-quota-window-<w>-remaining-usd}) and when its oldest counted usage ages out
    * ({@code x-quota-window-<w>-resets-at}, RFC 3339; absent while the window holds none). Built per

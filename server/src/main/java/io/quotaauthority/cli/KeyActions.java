@@ -62,7 +62,41 @@ final class KeyActions {
       String periodReset,
       String periodZone,
       Holds holds,
-      Map<String, String> windows) {
+      Map<String, String> windows,
+      Long rpm,
+      Long tpm) {
+    Changes(
+        String name,
+        String quotaUsd,
+        Instant expiresAt,
+        KeyStatus status,
+        Integer maxConcurrentRequests,
+        List<String> ipAllow,
+        List<String> ipDeny,
+        List<String> models,
+        String period,
+        String periodReset,
+        String periodZone,
+        Holds holds,
+        Map<String, String> windows) {
+      this(
+          name,
+          quotaUsd,
+          expiresAt,
+          status,
+          maxConcurrentRequests,
+          ipAllow,
+          ipDeny,
+          models,
+          period,
+          periodReset,
+          periodZone,
+          holds,
+          windows,
+          null,
+          null);
+    }
+
     Changes(
         String name,
         String quotaUsd,
@@ -128,13 +162,15 @@ final class KeyActions {
           && periodZone == null
           && holds.usdPerRequest() == null
           && holds.expiry() == null
-          && windows == null) {
+          && windows == null
+          && rpm == null
+          && tpm == null) {
         throw new CliException(
             ExitCodes.USAGE,
             "nothing to update: give at least one of --name,"
                 + " --quota, --expires-in, --expires-at, --status, --max-concurrent,"
                 + " --ip-allow, --ip-deny, --models, --period, --period-reset, --period-zone,"
-                + " --hold-per-request, --hold-expiry, --window");
+                + " --hold-per-request, --hold-expiry, --window, --rpm, --tpm");
       }
       return this;
     }
@@ -148,8 +184,10 @@ final class KeyActions {
       String period,
       String periodReset,
       String periodZone,
-      Map<String, String> windows) {
-    static final Policies NONE = new Policies(null, null, null, null, null, null, null);
+      Map<String, String> windows,
+      Long rpm,
+      Long tpm) {
+    static final Policies NONE = new Policies(null, null, null, null, null, null, null, null, null);
   }
 
   /**
@@ -207,6 +245,12 @@ final class KeyActions {
     }
     if (policies.periodZone() != null) {
       req.setBudgetTimeZone(policies.periodZone());
+    }
+    if (policies.rpm() != null) {
+      req.setRequestsPerMinute(policies.rpm().intValue());
+    }
+    if (policies.tpm() != null) {
+      req.setTokensPerMinute(policies.tpm());
     }
     if (policies.windows() != null) {
       policies
@@ -324,6 +368,14 @@ final class KeyActions {
     if (c.periodZone() != null) {
       key.setBudgetTimeZone(c.periodZone());
       mask.addPaths("budget_time_zone");
+    }
+    if (c.rpm() != null) {
+      key.setRequestsPerMinute(c.rpm().intValue());
+      mask.addPaths("requests_per_minute");
+    }
+    if (c.tpm() != null) {
+      key.setTokensPerMinute(c.tpm());
+      mask.addPaths("tokens_per_minute");
     }
     if (c.windows() != null) {
       c.windows()

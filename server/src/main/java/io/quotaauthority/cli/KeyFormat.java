@@ -103,6 +103,9 @@ final class KeyFormat {
             new String[] {"budget_period:", period(k)},
             // Spending windows: "5h=20 (spent 3.5),7d=100", or "-" for none.
             new String[] {"windows:", windows(k)},
+            // Rate limits; 0 is none.
+            new String[] {"requests_per_minute:", Integer.toString(k.getRequestsPerMinute())},
+            new String[] {"tokens_per_minute:", Long.toString(k.getTokensPerMinute())},
             new String[] {
               "period_resets_at:", k.hasPeriodResetsAt() ? time(k.getPeriodResetsAt()) : "-"
             },

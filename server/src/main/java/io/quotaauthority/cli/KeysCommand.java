@@ -2,6 +2,7 @@ package io.quotaauthority.cli;
 
 import io.quotaauthority.admin.PageTokens;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.RateLimits;
 import io.quotaauthority.keys.SpendWindows;
 import io.quotaauthority.proto.v1.HoldExpiry;
 import io.quotaauthority.proto.v1.KeyStatus;
@@ -110,6 +111,18 @@ final class KeysCommand {
   static final String PERIOD_RESET = "When each period starts, HH:MM (default 00:00).";
   static final String PERIOD_ZONE = "IANA time zone of the period's calendar (default UTC).";
 
+  static final String RPM = "Most requests in any 60 s, across every instance.";
+  static final String TPM =
+      "Tokens per minute: requests are refused while the last minute's reported tokens reach it.";
+
+  /** --rpm/--tpm: a whole number or null when not given; a usage error naming the option. */
+  static Long rate(String option, String value, long max) {
+    if (value == null) {
+      return null;
+    }
+    return (long) Inputs.count(option, value, 0, (int) Math.min(Integer.MAX_VALUE, max));
+  }
+
   static final String WINDOW =
       "A rolling spending window, WINDOW=USD: at most USD spent in any 5h, 1d, 7d or 30d"
           + " (--window 5h=20 --window 7d=100); repeat for several.";
@@ -211,6 +224,12 @@ final class KeysCommand {
     @Option(names = "--window", paramLabel = "WINDOW=USD", description = WINDOW + " Unset: none.")
     List<String> window;
 
+    @Option(names = "--rpm", paramLabel = "N", description = RPM + " Unset or 0: no limit.")
+    String rpm;
+
+    @Option(names = "--tpm", paramLabel = "N", description = TPM + " Unset or 0: no limit.")
+    String tpm;
+
     private Map<String, String> windows;
 
     @Option(names = "--period-reset", paramLabel = "HH:MM", description = PERIOD_RESET)
@@ -243,7 +262,15 @@ final class KeysCommand {
           expiresAt,
           max,
           new KeyActions.Policies(
-              ipAllow, ipDeny, models, period, periodReset, periodZone, windows),
+              ipAllow,
+              ipDeny,
+              models,
+              period,
+              periodReset,
+              periodZone,
+              windows,
+              rate("--rpm", rpm, RateLimits.MAX_RPM),
+              rate("--tpm", tpm, Integer.MAX_VALUE)),
           holdOptions.holds(),
           output.output);
     }
@@ -357,6 +384,12 @@ final class KeysCommand {
         description = WINDOW + " WINDOW=0 removes that window.")
     List<String> window;
 
+    @Option(names = "--rpm", paramLabel = "N", description = RPM + " 0: remove it.")
+    String rpm;
+
+    @Option(names = "--tpm", paramLabel = "N", description = TPM + " 0: remove it.")
+    String tpm;
+
     @Option(names = "--period-reset", paramLabel = "HH:MM", description = PERIOD_RESET)
     String periodReset;
 
@@ -420,7 +453,9 @@ final class KeysCommand {
                   periodReset,
                   periodZone,
                   holdOptions.holds(),
-                  windows(window))
+                  windows(window),
+                  rate("--rpm", rpm, RateLimits.MAX_RPM),
+                  rate("--tpm", tpm, Integer.MAX_VALUE))
               .requireAny();
     }
 

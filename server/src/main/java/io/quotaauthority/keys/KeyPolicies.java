@@ -16,16 +16,33 @@ public record KeyPolicies(
     IpRanges ipDeny,
     ModelAllowList modelAllow,
     PeriodBudget period,
-    SpendWindows windows) {
+    SpendWindows windows,
+    RateLimits rates) {
 
   /** No policy at all, shared by every key that has none. */
   public static final KeyPolicies NONE =
       new KeyPolicies(
-          IpRanges.NONE, IpRanges.NONE, ModelAllowList.NONE, PeriodBudget.NONE, SpendWindows.NONE);
+          IpRanges.NONE,
+          IpRanges.NONE,
+          ModelAllowList.NONE,
+          PeriodBudget.NONE,
+          SpendWindows.NONE,
+          RateLimits.NONE);
 
   public KeyPolicies {
     period = period == null ? PeriodBudget.NONE : period;
     windows = windows == null ? SpendWindows.NONE : windows;
+    rates = rates == null ? RateLimits.NONE : rates;
+  }
+
+  /** Without rate limits. */
+  public KeyPolicies(
+      IpRanges ipAllow,
+      IpRanges ipDeny,
+      ModelAllowList modelAllow,
+      PeriodBudget period,
+      SpendWindows windows) {
+    this(ipAllow, ipDeny, modelAllow, period, windows, RateLimits.NONE);
   }
 
   /** Without spending windows. */
@@ -41,22 +58,28 @@ public record KeyPolicies(
 
   /** The same policies with another periodic budget. */
   public KeyPolicies withPeriod(PeriodBudget p) {
-    KeyPolicies out = new KeyPolicies(ipAllow, ipDeny, modelAllow, p, windows);
+    KeyPolicies out = new KeyPolicies(ipAllow, ipDeny, modelAllow, p, windows, rates);
     return out.equals(NONE) ? NONE : out;
   }
 
   /** The same policies with other spending windows. */
   public KeyPolicies withWindows(SpendWindows w) {
-    KeyPolicies out = new KeyPolicies(ipAllow, ipDeny, modelAllow, period, w);
+    KeyPolicies out = new KeyPolicies(ipAllow, ipDeny, modelAllow, period, w, rates);
+    return out.equals(NONE) ? NONE : out;
+  }
+
+  /** The same policies with other rate limits. */
+  public KeyPolicies withRates(RateLimits r) {
+    KeyPolicies out = new KeyPolicies(ipAllow, ipDeny, modelAllow, period, windows, r);
     return out.equals(NONE) ? NONE : out;
   }
 
   /**
    * Whether Check needs the key's recent usage in memory ({@link UsageWindows}): only a key with a
-   * spending window does; every other key costs no tracking at all.
+   * spending window or a token rate limit does; every other key costs no tracking at all.
    */
   public boolean tracksUsage() {
-    return windows.active();
+    return windows.active() || rates.tokensPerMinute() > 0;
   }
 
   /** From stored columns (canonical entries). */
@@ -66,7 +89,7 @@ public record KeyPolicies(
 
   public static KeyPolicies stored(
       List<String> ipAllow, List<String> ipDeny, List<String> models, PeriodBudget period) {
-    return stored(ipAllow, ipDeny, models, period, SpendWindows.NONE);
+    return stored(ipAllow, ipDeny, models, period, SpendWindows.NONE, RateLimits.NONE);
   }
 
   public static KeyPolicies stored(
@@ -74,16 +97,23 @@ public record KeyPolicies(
       List<String> ipDeny,
       List<String> models,
       PeriodBudget period,
-      SpendWindows windows) {
+      SpendWindows windows,
+      RateLimits rates) {
     if (ipAllow.isEmpty()
         && ipDeny.isEmpty()
         && models.isEmpty()
         && !period.active()
-        && !windows.active()) {
+        && !windows.active()
+        && !rates.active()) {
       return NONE;
     }
     return new KeyPolicies(
-        IpRanges.of(ipAllow), IpRanges.of(ipDeny), ModelAllowList.of(models), period, windows);
+        IpRanges.of(ipAllow),
+        IpRanges.of(ipDeny),
+        ModelAllowList.of(models),
+        period,
+        windows,
+        rates);
   }
 
   /** Whether either IP list is set: only then does Check need the client's address. */
@@ -121,7 +151,8 @@ public record KeyPolicies(
         && ipDeny.entries().equals(p.ipDeny.entries())
         && modelAllow.entries().equals(p.modelAllow.entries())
         && samePeriod(period, p.period)
-        && windows.equals(p.windows);
+        && windows.equals(p.windows)
+        && rates.equals(p.rates);
   }
 
   /** Periods without one compare equal whatever their unused fields say. */
@@ -135,6 +166,7 @@ public record KeyPolicies(
         + ipDeny.entries().hashCode() * 31
         + modelAllow.entries().hashCode()
         + (period.active() ? period.hashCode() : 0)
-        + windows.hashCode() * 7;
+        + windows.hashCode() * 7
+        + rates.hashCode() * 11;
   }
 }

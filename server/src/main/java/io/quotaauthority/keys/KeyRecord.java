@@ -37,7 +37,8 @@ public record KeyRecord(
     BigDecimal holdUsdPerRequest,
     HoldExpiry holdExpiry,
     KeyPolicies policies,
-    BigDecimal spentUsd) {
+    BigDecimal spentUsd,
+    long tokensUsed) {
 
   /** The most max_concurrent_requests can be: the CHECK on api_keys (V6). */
   public static final int MAX_CONCURRENT_REQUESTS = 1_000_000;
@@ -110,7 +111,8 @@ public record KeyRecord(
         holdUsdPerRequest,
         holdExpiry,
         policies,
-        BigDecimal.ZERO);
+        BigDecimal.ZERO,
+        0);
   }
 
   /** A row without policies (README "Key policies"). */

@@ -37,10 +37,18 @@ public final class UsageWindows {
   /**
    * A key's lifetime spend and its usage by minute since some instant, as of one snapshot.
    *
+   * @param tokens the key's lifetime tokens (input + output)
    * @param minutes minutes since the epoch, ascending
    * @param units USD of each minute, in units of {@link Money#UNIT}
+   * @param tokenCounts tokens of each minute
    */
-  public record Read(BigDecimal spent, long[] minutes, long[] units) {}
+  public record Read(
+      BigDecimal spent, long tokens, long[] minutes, long[] units, long[] tokenCounts) {
+    /** Without tokens. */
+    public Read(BigDecimal spent, long[] minutes, long[] units) {
+      this(spent, 0, minutes, units, new long[minutes.length]);
+    }
+  }
 
   private static final BigDecimal UNITS_PER_USD = BigDecimal.ONE.movePointRight(Money.SCALE);
 
@@ -95,35 +103,36 @@ public final class UsageWindows {
       return;
     }
     SpendWindows windows = row.policies().windows();
+    long tpm = row.policies().rates().tokensPerMinute();
     Track t = tracks.get(row.id());
-    if (t == null || t.retentionMinutes < retention(windows)) {
+    if (t == null || t.retentionMinutes < retention(windows, tpm)) {
       // Not tracked yet, or a longer window than the track keeps: its history is read (again).
-      t = load(row.id(), windows);
+      t = load(row.id(), windows, tpm);
       if (t == null) {
         return;
       }
     } else {
-      t.configure(windows);
+      t.configure(windows, tpm > 0);
     }
-    t.observe(row.spentUsd(), clock.millis());
+    t.observe(row.spentUsd(), row.tokensUsed(), clock.millis());
   }
 
-  private Track load(long keyId, SpendWindows windows) {
-    int keep = retention(windows);
+  private Track load(long keyId, SpendWindows windows, long tpm) {
+    int keep = retention(windows, tpm);
     long now = clock.millis();
     Read r = history.read(keyId, now, keep + 1);
     if (r == null) {
       tracks.remove(keyId);
       return null;
     }
-    Track t = new Track(keep, windows, r, now);
+    Track t = new Track(keep, windows, tpm > 0, r, now);
     tracks.put(keyId, t);
     return t;
   }
 
-  /** Minutes kept: the longest window and the minute it ends in. */
-  private static int retention(SpendWindows windows) {
-    return windows.longestMinutes() + 1;
+  /** Minutes kept: the longest window (a token limit's is one minute) and the minute it ends in. */
+  private static int retention(SpendWindows windows, long tpm) {
+    return Math.max(windows.longestMinutes(), tpm > 0 ? 1 : 0) + 1;
   }
 
   /** Stops tracking a key (evicted from the cache, or deleted). */
@@ -144,86 +153,114 @@ public final class UsageWindows {
   public static final class Track {
     private static final SpendWindows.Window[] WINDOWS = SpendWindows.Window.values();
 
+    /** The slot after the four USD windows: tokens of the last minute (tokens_per_minute). */
+    static final int TOKENS = WINDOWS.length;
+
     private final int retentionMinutes;
     private long[] minutes;
     private long[] units;
+    private long[] tokens;
     private int head;
     private int size;
 
-    /** Per window (by ordinal): index of its first counted entry, and the counted sum. */
-    private final int[] start = new int[WINDOWS.length];
+    /** Per slot (window ordinal, then TOKENS): index of its first counted entry, and its sum. */
+    private final int[] start = new int[WINDOWS.length + 1];
 
-    private final long[] sum = new long[WINDOWS.length];
+    private final long[] sum = new long[WINDOWS.length + 1];
 
-    /** Which windows the key has. */
-    private final boolean[] on = new boolean[WINDOWS.length];
+    /** Which slots the key has. */
+    private final boolean[] on = new boolean[WINDOWS.length + 1];
 
-    /** The lifetime spend of the newest row seen. */
+    /** The lifetime spend and tokens of the newest row seen. */
     private BigDecimal lastSpent;
 
-    Track(int retentionMinutes, SpendWindows windows, Read r, long nowMillis) {
+    private long lastTokens;
+
+    Track(int retentionMinutes, SpendWindows windows, boolean tpm, Read r, long nowMillis) {
       this.retentionMinutes = retentionMinutes;
-      this.minutes = r.minutes().length == 0 ? new long[4] : r.minutes().clone();
-      this.units = r.units().length == 0 ? new long[4] : r.units().clone();
+      int n = Math.max(4, r.minutes().length);
+      this.minutes = Arrays.copyOf(r.minutes(), n);
+      this.units = Arrays.copyOf(r.units(), n);
+      this.tokens = Arrays.copyOf(r.tokenCounts(), n);
       this.size = r.minutes().length;
       this.lastSpent = r.spent();
-      configure(windows);
+      this.lastTokens = r.tokens();
+      configure(windows, tpm);
       advance(nowMillis);
     }
 
+    private static int minutesOf(int k) {
+      return k == TOKENS ? 1 : WINDOWS[k].minutes();
+    }
+
+    private long value(int k, int i) {
+      return k == TOKENS ? tokens[i] : units[i];
+    }
+
     /** Sets which windows count (recounting each from the entries kept). */
-    synchronized void configure(SpendWindows windows) {
-      boolean same = true;
+    synchronized void configure(SpendWindows windows, boolean tpm) {
+      boolean same = on[TOKENS] == tpm;
       for (SpendWindows.Window w : WINDOWS) {
         same &= on[w.ordinal()] == (windows.limit(w) != null);
       }
       if (same) {
         return;
       }
-      for (SpendWindows.Window w : WINDOWS) {
-        on[w.ordinal()] = windows.limit(w) != null;
-        start[w.ordinal()] = head;
+      for (int k = 0; k <= TOKENS; k++) {
+        on[k] = k == TOKENS ? tpm : windows.limit(WINDOWS[k]) != null;
+        start[k] = head;
         long s = 0;
         for (int i = head; i < size; i++) {
-          s = saturatedAdd(s, units[i]);
+          s = saturatedAdd(s, value(k, i));
         }
-        sum[w.ordinal()] = s;
+        sum[k] = s;
       }
       // Aged entries are dropped by the next advance.
     }
 
-    /** A newer row's lifetime spend: its growth is charged to the current minute. */
-    synchronized void observe(BigDecimal spent, long nowMillis) {
-      if (spent.compareTo(lastSpent) <= 0) {
-        return;
+    /** A newer row's lifetime spend and tokens: their growth is charged to the current minute. */
+    synchronized void observe(BigDecimal spent, long tokenTotal, long nowMillis) {
+      long grown = 0;
+      if (spent.compareTo(lastSpent) > 0) {
+        grown = units(spent.subtract(lastSpent));
+        lastSpent = spent;
       }
-      long grown = units(spent.subtract(lastSpent));
-      lastSpent = spent;
-      add(Math.floorDiv(nowMillis, 60_000L), grown);
+      long grownTokens = 0;
+      if (tokenTotal > lastTokens) {
+        grownTokens = tokenTotal - lastTokens;
+        lastTokens = tokenTotal;
+      }
+      add(Math.floorDiv(nowMillis, 60_000L), grown, grownTokens);
     }
 
     /**
      * Charges {@code amount} units to {@code minute} (a later minute than any kept, or the last).
      */
     synchronized void add(long minute, long amount) {
-      if (amount == 0) {
+      add(minute, amount, 0);
+    }
+
+    private void add(long minute, long amount, long tokenCount) {
+      if (amount == 0 && tokenCount == 0) {
         return;
       }
       if (size > head && minutes[size - 1] >= minute) {
         // The same minute (or a clock that went back): counted with the last entry, which ages out
         // no earlier.
         units[size - 1] = saturatedAdd(units[size - 1], amount);
+        tokens[size - 1] = saturatedAdd(tokens[size - 1], tokenCount);
       } else {
         if (size == minutes.length) {
           grow();
         }
         minutes[size] = minute;
         units[size] = amount;
+        tokens[size] = tokenCount;
         size++;
       }
-      for (int k = 0; k < WINDOWS.length; k++) {
+      for (int k = 0; k <= TOKENS; k++) {
         if (on[k]) {
-          sum[k] = saturatedAdd(sum[k], amount);
+          sum[k] = saturatedAdd(sum[k], k == TOKENS ? tokenCount : amount);
         }
       }
     }
@@ -234,6 +271,7 @@ public final class UsageWindows {
         // Room at the front: shift down rather than grow.
         System.arraycopy(minutes, head, minutes, 0, live);
         System.arraycopy(units, head, units, 0, live);
+        System.arraycopy(tokens, head, tokens, 0, live);
         for (int k = 0; k < start.length; k++) {
           start[k] = Math.max(0, start[k] - head);
         }
@@ -243,6 +281,7 @@ public final class UsageWindows {
       }
       minutes = Arrays.copyOf(minutes, minutes.length * 2);
       units = Arrays.copyOf(units, units.length * 2);
+      tokens = Arrays.copyOf(tokens, tokens.length * 2);
     }
 
     /** When an entry of {@code minute} leaves a window of {@code windowMinutes}: ms since epoch. */
@@ -253,15 +292,15 @@ public final class UsageWindows {
     /** Drops what aged out of each window by {@code nowMillis}. */
     private void advance(long nowMillis) {
       int first = size;
-      for (int k = 0; k < WINDOWS.length; k++) {
+      for (int k = 0; k <= TOKENS; k++) {
         if (!on[k]) {
           continue;
         }
-        int w = WINDOWS[k].minutes();
+        int w = minutesOf(k);
         int i = Math.max(start[k], head);
         long s = sum[k];
         while (i < size && agesOutAt(minutes[i], w) <= nowMillis) {
-          s -= units[i];
+          s -= value(k, i);
           i++;
         }
         start[k] = i;
@@ -279,7 +318,32 @@ public final class UsageWindows {
     /** Fills {@code out} (by window ordinal) with the units spent in each window at {@code now}. */
     public synchronized void spent(long nowMillis, long[] out) {
       advance(nowMillis);
-      System.arraycopy(sum, 0, out, 0, sum.length);
+      System.arraycopy(sum, 0, out, 0, WINDOWS.length);
+    }
+
+    /**
+     * Tokens reported in the current and the previous minute (what a tokens-per-minute limit
+     * counts: a minute's tokens age out at the end of the next minute).
+     */
+    public synchronized long lastMinuteTokens(long nowMillis) {
+      advance(nowMillis);
+      return sum[TOKENS];
+    }
+
+    /**
+     * When the tokens counted fall below {@code limit}: the instant (ms) the oldest that must go
+     * has aged out.
+     */
+    public synchronized long tokensBelowAt(long limit, long nowMillis) {
+      advance(nowMillis);
+      long left = sum[TOKENS];
+      for (int i = start[TOKENS]; i < size; i++) {
+        left -= tokens[i];
+        if (left < limit) {
+          return agesOutAt(minutes[i], 1);
+        }
+      }
+      return agesOutAt(Math.floorDiv(nowMillis, 60_000L), 1);
     }
 
     /**

@@ -34,6 +34,12 @@ public enum Verdict {
    * without either are never refused for it.
    */
   NOT_METERED,
+  /**
+   * A key with a rate limit reached it: requests per minute across every instance, or tokens
+   * reported in the last minute: 429 rate_limit_exceeded with retry-after. Last of the key checks:
+   * a request permit is taken only once everything else admits the request.
+   */
+  RATE_LIMITED,
   /** The store could not be asked in time about an uncached key: 503 quota_service_unavailable. */
   UNAVAILABLE,
   /** Let the request through. */

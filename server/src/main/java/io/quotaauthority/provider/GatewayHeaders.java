@@ -53,6 +53,18 @@ public final class GatewayHeaders {
   /** On the response, for keys with a quota: USD left when Check admitted the request. */
   public static final String REMAINING_USD = "x-quota-remaining-usd";
 
+  /** On an allowed response of a key with requests_per_minute: the limit. */
+  public static final String RATE_LIMIT_REQUESTS = "x-quota-ratelimit-limit-requests";
+
+  /** On an allowed response of a key with tokens_per_minute: the limit. */
+  public static final String RATE_LIMIT_TOKENS = "x-quota-ratelimit-limit-tokens";
+
+  /** On an allowed response of a key with tokens_per_minute: tokens left of the last minute's. */
+  public static final String RATE_REMAINING_TOKENS = "x-quota-ratelimit-remaining-tokens";
+
+  /** On a rate_limit_exceeded refusal: which limit, requests or tokens. */
+  public static final String RATE_LIMITED = "x-quota-ratelimit";
+
   /** On a window_limit_exceeded refusal: the window that is full (5h, 1d, 7d, 30d). */
   public static final String WINDOW = "x-quota-window";
 

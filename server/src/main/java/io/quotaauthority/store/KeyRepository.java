@@ -5,6 +5,7 @@ import io.quotaauthority.keys.KeyLookup;
 import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.PeriodBudget;
+import io.quotaauthority.keys.RateLimits;
 import io.quotaauthority.keys.SpendWindows;
 import io.quotaauthority.keys.UsageWindows;
 import java.math.BigDecimal;
@@ -39,7 +40,8 @@ public final class KeyRepository implements KeyLookup {
       deleted_at, version, leased, max_concurrent_requests, slots_leased, hold_usd_per_request,
       hold_expiry, ip_allow, ip_deny, model_allow, budget_period, budget_reset_minute,
       budget_time_zone, period_started_at, period_ends_at, window_5h_usd, window_1d_usd,
-      window_7d_usd, window_30d_usd, spent_usd""";
+      window_7d_usd, window_30d_usd, spent_usd, requests_per_minute, tokens_per_minute,
+      tokens_used""";
 
   private static final String INSERT =
       """
@@ -47,8 +49,8 @@ public final class KeyRepository implements KeyLookup {
                             hold_usd_per_request, hold_expiry, ip_allow, ip_deny, model_allow,
                             budget_period, budget_reset_minute, budget_time_zone, period_started_at,
                             period_ends_at, window_5h_usd, window_1d_usd, window_7d_usd,
-                            window_30d_usd)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            window_30d_usd, requests_per_minute, tokens_per_minute)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       RETURNING %s"""
           .formatted(COLUMNS);
 
@@ -108,8 +110,8 @@ public final class KeyRepository implements KeyLookup {
       UPDATE api_keys
          SET ip_allow = ?, ip_deny = ?, model_allow = ?, budget_period = ?, budget_reset_minute = ?,
              budget_time_zone = ?, period_started_at = ?, period_ends_at = ?, window_5h_usd = ?,
-             window_1d_usd = ?, window_7d_usd = ?, window_30d_usd = ?,
-             updated_at = now(), version = version + 1
+             window_1d_usd = ?, window_7d_usd = ?, window_30d_usd = ?, requests_per_minute = ?,
+             tokens_per_minute = ?, updated_at = now(), version = version + 1
        WHERE id = ?
       RETURNING %s"""
           .formatted(COLUMNS);
@@ -135,10 +137,11 @@ public final class KeyRepository implements KeyLookup {
    */
   private static final String USAGE_HISTORY =
       """
-      SELECT NULL::bigint AS minute, spent_usd AS usd FROM api_keys WHERE id = ?
+      SELECT NULL::bigint AS minute, spent_usd AS usd, tokens_used AS tokens
+        FROM api_keys WHERE id = ?
       UNION ALL
       SELECT floor((?::bigint + extract(epoch FROM received_at - now()) * 1000) / 60000)::bigint,
-             sum(cost)
+             sum(cost), sum(input_tokens + output_tokens)::bigint
         FROM usage_events
        WHERE key_id = ? AND received_at >= now() - make_interval(mins => ?)
        GROUP BY 1""";
@@ -304,7 +307,7 @@ public final class KeyRepository implements KeyLookup {
   }
 
   /** How many parameters {@link #setPolicies} binds. */
-  static final int POLICY_PARAMETERS = 12;
+  static final int POLICY_PARAMETERS = 14;
 
   /**
    * ip_allow, ip_deny, model_allow, budget_period, budget_reset_minute, budget_time_zone,
@@ -326,6 +329,8 @@ public final class KeyRepository implements KeyLookup {
     for (SpendWindows.Window w : SpendWindows.Window.values()) {
       ps.setBigDecimal(i++, p.windows().stored(w));
     }
+    ps.setInt(i++, p.rates().requestsPerMinute());
+    ps.setLong(i, p.rates().tokensPerMinute());
   }
 
   /** The spending window columns of a row. */
@@ -423,14 +428,17 @@ public final class KeyRepository implements KeyLookup {
             ps.setLong(3, keyId);
             ps.setInt(4, lastMinutes);
             BigDecimal spent = null;
+            long tokens = 0;
             List<long[]> rows = new ArrayList<>();
             try (ResultSet rs = ps.executeQuery()) {
               while (rs.next()) {
                 long minute = rs.getLong(1);
                 if (rs.wasNull()) {
                   spent = rs.getBigDecimal(2);
+                  tokens = rs.getLong(3);
                 } else {
-                  rows.add(new long[] {minute, UsageWindows.units(rs.getBigDecimal(2))});
+                  rows.add(
+                      new long[] {minute, UsageWindows.units(rs.getBigDecimal(2)), rs.getLong(3)});
                 }
               }
             }
@@ -440,11 +448,13 @@ public final class KeyRepository implements KeyLookup {
             rows.sort((x, y) -> Long.compare(x[0], y[0]));
             long[] minutes = new long[rows.size()];
             long[] units = new long[rows.size()];
+            long[] tokenCounts = new long[rows.size()];
             for (int i = 0; i < minutes.length; i++) {
               minutes[i] = rows.get(i)[0];
               units[i] = rows.get(i)[1];
+              tokenCounts[i] = rows.get(i)[2];
             }
-            return new UsageWindows.Read(spent, minutes, units);
+            return new UsageWindows.Read(spent, tokens, minutes, units, tokenCounts);
           }
         });
   }
@@ -550,8 +560,10 @@ public final class KeyRepository implements KeyLookup {
             texts(rs, "ip_deny"),
             texts(rs, "model_allow"),
             period(rs),
-            windows(rs)),
-        rs.getBigDecimal("spent_usd"));
+            windows(rs),
+            RateLimits.of(rs.getInt("requests_per_minute"), rs.getLong("tokens_per_minute"))),
+        rs.getBigDecimal("spent_usd"),
+        rs.getLong("tokens_used"));
   }
 
   static Instant instant(ResultSet rs, String column) throws SQLException {

@@ -401,6 +401,132 @@ class DecisionOrderTest {
     }
   }
 
+  /** key settings for the rate rows: rpm, tpm, tokens reported this minute, 5h window spent. */
+  static Stream<Arguments> rateTable() {
+    List<Object[]> rows =
+        List.of(
+            // a full window is named before any rate limit (it takes no permit)
+            new Object[] {60, 0L, 0L, "2", 429, "window_limit_exceeded", "10830"},
+            // tokens of the last minute at the limit: refused until the end of the next minute
+            // (usage of 22:58 ages out at 23:00:00, 90 s after 22:58:30)
+            new Object[] {60, 100L, 100L, null, 429, "rate_limit_exceeded", "90"},
+            // below the token limit, no request permit left: the store's retry second
+            new Object[] {60, 100L, 99L, null, 429, "rate_limit_exceeded", "31"},
+            // a permit: allowed, with the limits on the response
+            new Object[] {600, 100L, 40L, null, 0, null, null});
+    List<Arguments> out = new ArrayList<>();
+    for (Shape shape : Shape.values()) {
+      for (Object[] r : rows) {
+        out.add(Arguments.of(shape, r[0], r[1], r[2], r[3], r[4], r[5], r[6]));
+      }
+    }
+    return out.stream();
+  }
+
+  @ParameterizedTest(name = "[{index}] {0} rpm={1} tpm={2} tokens={3} window={4} -> {5} {6}")
+  @MethodSource("rateTable")
+  void check_rateLimits_lastInTheOrder_429WithRetryAfterInEveryShape(
+      Shape shape,
+      int rpm,
+      long tpm,
+      long tokens,
+      String windowSpent,
+      int http,
+      String code,
+      String retryAfter)
+      throws Exception {
+    String secret = "sk-rate-" + "0".repeat(39);
+    KeyRecord base = row(8, secret, new Key(false, false, "0", "0", false, false, false));
+    KeyPolicies policies =
+        KeyPolicies.NONE
+            .withWindows(
+                windowSpent == null
+                    ? SpendWindows.NONE
+                    : SpendWindows.of(new BigDecimal("2"), null, null, null))
+            .withRates(io.quotaauthority.keys.RateLimits.of(rpm, tpm));
+    KeyRecord r0 =
+        new KeyRecord(
+            base.id(),
+            base.name(),
+            base.keyHash(),
+            base.keyPrefix(),
+            base.status(),
+            base.quota(),
+            base.quotaUsed(),
+            base.expiresAt(),
+            base.createdAt(),
+            base.updatedAt(),
+            null,
+            1,
+            BigDecimal.ZERO,
+            0,
+            0,
+            BigDecimal.ZERO,
+            KeyRecord.HoldExpiry.CHARGE,
+            policies);
+    Lookup lookup = new Lookup();
+    lookup.rows.put(SecretHasher.hash(secret), r0);
+    long nowMinute = NOW.getEpochSecond() / 60;
+    UsageWindows tracking =
+        new UsageWindows(
+            (id, now, minutes) ->
+                new UsageWindows.Read(
+                    windowSpent == null ? BigDecimal.ZERO : new BigDecimal(windowSpent),
+                    tokens,
+                    new long[] {windowSpent == null ? nowMinute : SPENT_MINUTE},
+                    new long[] {
+                      windowSpent == null ? 0 : UsageWindows.units(new BigDecimal(windowSpent))
+                    },
+                    new long[] {tokens}),
+            CLOCK);
+    // The store grants a permit while the limit is 600, none at 60 (retry at 22:59:01).
+    io.quotaauthority.usage.RatePermits permits =
+        new io.quotaauthority.usage.RatePermits(
+            (keyId, limit, first, last, wanted) ->
+                limit == 600
+                    ? new io.quotaauthority.usage.RateStore.Grant(1, 0)
+                    : new io.quotaauthority.usage.RateStore.Grant(0, NOW.getEpochSecond() + 31),
+            Runnable::run,
+            CLOCK);
+    Authorizer authorizer =
+        new Authorizer(
+            new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30)).trackingUsage(tracking),
+            new PendingUsage(),
+            CLOCK,
+            CheckRecorder.NONE,
+            null,
+            permits);
+    CompletableFuture<CheckResponse> answer = new CompletableFuture<>();
+    authorizer.check(
+        request(shape, shape.path, secret, INSIDE), TimeUnit.SECONDS.toNanos(2), answer::complete);
+    CheckResponse r = answer.get(5, TimeUnit.SECONDS);
+    if (http == 0) {
+      assertThat(r.getStatus().getCode()).isZero();
+      assertThat(headers(r.getOkResponse().getResponseHeadersToAddList()))
+          .containsEntry("x-quota-ratelimit-limit-requests", "600")
+          .containsEntry("x-quota-ratelimit-limit-tokens", "100")
+          .containsEntry("x-quota-ratelimit-remaining-tokens", "60");
+      return;
+    }
+    assertThat(r.getDeniedResponse().getStatus().getCodeValue()).isEqualTo(http);
+    assertThat(r.getStatus().getMessage()).isEqualTo(code);
+    JsonNode body = JSON.readTree(r.getDeniedResponse().getBody());
+    switch (shape) {
+      case OPENAI -> assertThat(body.at("/error/code").asText()).isEqualTo(code);
+      case ANTHROPIC -> assertThat(body.at("/error/type").asText()).isEqualTo("rate_limit_error");
+      case GEMINI -> assertThat(body.at("/error/status").asText()).isEqualTo("RESOURCE_EXHAUSTED");
+    }
+    Map<String, String> denied = headers(r.getDeniedResponse().getHeadersList());
+    assertThat(denied).containsEntry("retry-after", retryAfter);
+    if (code.equals("rate_limit_exceeded")) {
+      assertThat(denied).containsEntry("x-quota-ratelimit", tpm == tokens ? "tokens" : "requests");
+      if (shape == Shape.OPENAI) {
+        assertThat(body.at("/error/type").asText())
+            .isEqualTo(tpm == tokens ? "tokens" : "requests");
+      }
+    }
+  }
+
   private static Map<String, String> headers(List<HeaderValueOption> options) {
     Map<String, String> out = new HashMap<>();
     for (HeaderValueOption h : options) {

@@ -55,7 +55,8 @@ class UsageWindowsTest {
         BigDecimal.ZERO,
         KeyRecord.HoldExpiry.CHARGE,
         KeyPolicies.NONE.withWindows(windows),
-        new BigDecimal(spent));
+        new BigDecimal(spent),
+        0);
   }
 
   private static final SpendWindows H5 = SpendWindows.of(new BigDecimal("20"), null, null, null);

@@ -95,7 +95,10 @@ class MigrationIT {
             "window_1d_usd",
             "window_7d_usd",
             "window_30d_usd",
-            "spent_usd");
+            "spent_usd",
+            "requests_per_minute",
+            "tokens_per_minute",
+            "tokens_used");
     assertThat(cols.get("id")).startsWith("bigint|NO|");
     assertThat(cols.get("name")).isEqualTo("text|NO|");
     assertThat(cols.get("key_hash")).isEqualTo("bytea|NO|");
