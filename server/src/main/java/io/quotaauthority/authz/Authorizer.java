@@ -30,6 +30,7 @@ import java.math.RoundingMode;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -376,7 +377,7 @@ public final class Authorizer {
       return;
     }
     CheckResponse allowed = allow(state, pending, stripQueryKey, periodOver);
-    if (state.policies().windows().active() || state.policies().rates().active()) {
+    if (state.policies().tracksUsage()) {
       allowed = withLimits(allowed, state, pending);
     }
     // Recorded before the answer goes out, as every verdict is: a recorder that throws is answered
@@ -385,17 +386,43 @@ public final class Authorizer {
     reply.offer(allowed);
   }
 
-  /** The allow response with the key's window and rate-limit figures. */
+  /** An allow response built from these figures, kept on the key's track (see below). */
+  private record LimitsMemo(CheckResponse base, long[] figures, CheckResponse response) {}
+
+  /**
+   * The allow response with the key's window and rate-limit figures. The figures (each window's
+   * spend and when its oldest usage ages out, pending usage, the last minute's tokens) move only
+   * when usage is charged or a minute passes, so the response built for them is kept on the key's
+   * track and reused while they and the base response stay the same.
+   */
   private CheckResponse withLimits(CheckResponse allowed, KeyState state, BigDecimal pending) {
     SpendWindows windows = state.policies().windows();
     RateLimits rates = state.policies().rates();
     UsageWindows tracking = cache.windows();
     UsageWindows.Track track = tracking == null ? null : tracking.track(state.id());
     Instant now = clock.instant();
+    long nowMillis = now.toEpochMilli();
+    int n = SpendWindows.Window.values().length;
+    long[] figures = new long[2 * n + 2];
     long[] spent = null;
     if (track != null && windows.active()) {
-      spent = new long[SpendWindows.Window.values().length];
-      track.spent(now.toEpochMilli(), spent);
+      spent = new long[n];
+      track.spent(nowMillis, spent);
+      System.arraycopy(spent, 0, figures, 0, n);
+      for (SpendWindows.Window w : SpendWindows.Window.values()) {
+        if (windows.limit(w) != null) {
+          figures[n + w.ordinal()] = track.nextAgeOut(w, nowMillis);
+        }
+      }
+    }
+    figures[2 * n] = UsageWindows.units(pending);
+    figures[2 * n + 1] =
+        track != null && rates.tokensPerMinute() > 0 ? track.lastMinuteTokens(nowMillis) : 0;
+    if (track != null
+        && track.memo() instanceof LimitsMemo m
+        && m.base() == allowed
+        && Arrays.equals(m.figures(), figures)) {
+      return m.response();
     }
     List<String> headers = new ArrayList<>(12);
     if (windows.active()) {
@@ -406,13 +433,16 @@ public final class Authorizer {
       headers.add(Integer.toString(rates.requestsPerMinute()));
     }
     if (rates.tokensPerMinute() > 0) {
-      long used = track == null ? 0 : track.lastMinuteTokens(now.toEpochMilli());
       headers.add(GatewayHeaders.RATE_LIMIT_TOKENS);
       headers.add(Long.toString(rates.tokensPerMinute()));
       headers.add(GatewayHeaders.RATE_REMAINING_TOKENS);
-      headers.add(Long.toString(Math.max(0, rates.tokensPerMinute() - used)));
+      headers.add(Long.toString(Math.max(0, rates.tokensPerMinute() - figures[2 * n + 1])));
     }
-    return CheckResponses.withResponseHeaders(allowed, headers);
+    CheckResponse built = CheckResponses.withResponseHeaders(allowed, headers);
+    if (track != null) {
+      track.memo(new LimitsMemo(allowed, figures, built));
+    }
+    return built;
   }
 
   /**
@@ -509,7 +539,7 @@ public final class Authorizer {
               CheckResponse allowed =
                   CheckResponses.withHold(
                       allow(state, pending, stripQueryKey, periodOver), id.get());
-              if (state.policies().windows().active() || state.policies().rates().active()) {
+              if (state.policies().tracksUsage()) {
                 allowed = withLimits(allowed, state, pending);
               }
               if (reply.offer(allowed)) {
@@ -556,6 +586,15 @@ public final class Authorizer {
             state.maxConcurrentRequests(),
             state.policies().restrictsModels() ? state.policies().modelAllow().header() : null,
             resetsAt(state, periodOver));
+    if (!state.policies().tracksUsage() && state.policies().rates().requestsPerMinute() > 0) {
+      // A request limit alone: its header never changes, so it is part of the kept response.
+      built =
+          CheckResponses.withResponseHeaders(
+              built,
+              List.of(
+                  GatewayHeaders.RATE_LIMIT_REQUESTS,
+                  Integer.toString(state.policies().rates().requestsPerMinute())));
+    }
     if (reusable) {
       state.prepare(ALLOW_RESPONSE, built);
     }

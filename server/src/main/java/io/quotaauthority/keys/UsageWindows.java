@@ -174,6 +174,12 @@ public final class UsageWindows {
     /** The lifetime spend and tokens of the newest row seen. */
     private BigDecimal lastSpent;
 
+    /**
+     * What an adapter last built from this track's figures (Check's allow response), so that
+     * figures that did not change are not formatted again; opaque here.
+     */
+    private volatile Object memo;
+
     private long lastTokens;
 
     Track(int retentionMinutes, SpendWindows windows, boolean tpm, Read r, long nowMillis) {
@@ -370,6 +376,14 @@ public final class UsageWindows {
       advance(nowMillis);
       int k = w.ordinal();
       return start[k] < size ? agesOutAt(minutes[start[k]], w.minutes()) : -1;
+    }
+
+    public Object memo() {
+      return memo;
+    }
+
+    public void memo(Object value) {
+      this.memo = value;
     }
 
     /** Minutes with usage kept (for tests and the memory figure). */

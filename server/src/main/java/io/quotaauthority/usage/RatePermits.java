@@ -44,7 +44,7 @@ public final class RatePermits {
    * grant every few seconds per instance, not one per request.
    */
   static int spanSeconds(int rpm) {
-    return rpm >= 6_000 ? 5 : 1;
+    return rpm >= 600_000 ? 30 : rpm >= 6_000 ? 5 : 1;
   }
 
   static int wanted(int rpm) {
@@ -57,6 +57,12 @@ public final class RatePermits {
     long first;
     long last = -1;
     int left;
+
+    /** A grant that arrived while this one still held permits: used once this one is done. */
+    long nextFirst;
+
+    long nextLast = -1;
+    int nextLeft;
     long refusedUntilMillis;
     CompletableFuture<Answer> asking;
   }
@@ -73,8 +79,35 @@ public final class RatePermits {
     CompletableFuture<Answer> waitFor;
     Runnable start = null;
     synchronized (lease) {
+      if ((lease.left <= 0 || second > lease.last)
+          && lease.nextLeft > 0
+          && second >= lease.nextFirst
+          && second <= lease.nextLast) {
+        lease.first = lease.nextFirst;
+        lease.last = lease.nextLast;
+        lease.left = lease.nextLeft;
+        lease.nextLeft = 0;
+        lease.nextLast = -1;
+      }
       if (second >= lease.first && second <= lease.last && lease.left > 0) {
         lease.left--;
+        if (wanted(rpm) > 1
+            && lease.asking == null
+            && lease.nextLeft == 0
+            && (second == lease.last || lease.left < wanted(rpm) / 4)) {
+          // A large limit: the next grant is asked for before this one runs out, so the key's
+          // Checks do not wait for it (it is kept until this one is done).
+          CompletableFuture<Answer> ask = new CompletableFuture<>();
+          lease.asking = ask;
+          long next = second == lease.last ? second + 1 : second;
+          long last = next + spanSeconds(rpm) - 1;
+          start = () -> enqueue(new Pending(keyId, rpm, lease, next, last, ask));
+        }
+        if (start != null) {
+          Runnable prefetch = start;
+          // Outside the key's lock would be tidier; the queue's offer never blocks.
+          prefetch.run();
+        }
         return ADMITTED;
       }
       if (now < lease.refusedUntilMillis) {
@@ -85,19 +118,12 @@ public final class RatePermits {
         long last = second + spanSeconds(rpm) - 1;
         CompletableFuture<Answer> ask = new CompletableFuture<>();
         lease.asking = ask;
-        start = () -> ask(keyId, rpm, lease, first, last, ask);
+        start = () -> enqueue(new Pending(keyId, rpm, lease, first, last, ask));
       }
       waitFor = lease.asking;
     }
     if (start != null) {
-      try {
-        executor.execute(start);
-      } catch (RuntimeException rejected) {
-        synchronized (lease) {
-          lease.asking = null;
-        }
-        waitFor.completeExceptionally(rejected);
-      }
+      start.run();
     }
     if (tries <= 0) {
       return waitFor.thenApply(a -> a.admitted() ? new Answer(false, now + 1000) : a);
@@ -105,28 +131,114 @@ public final class RatePermits {
     return waitFor.thenCompose(a -> a.admitted() ? acquire(keyId, rpm, tries - 1) : waitFor);
   }
 
-  private void ask(
-      long keyId, int rpm, Lease lease, long first, long last, CompletableFuture<Answer> ask) {
+  /** One key's ask waiting for the next batch. */
+  private record Pending(
+      long keyId, int rpm, Lease lease, long first, long last, CompletableFuture<Answer> ask) {}
+
+  /** Asks of every key, granted in batches: one transaction for all the keys waiting. */
+  private final java.util.concurrent.ConcurrentLinkedQueue<Pending> queue =
+      new java.util.concurrent.ConcurrentLinkedQueue<>();
+
+  private final java.util.concurrent.atomic.AtomicInteger draining =
+      new java.util.concurrent.atomic.AtomicInteger();
+
+  /** Asks granted per transaction at most. */
+  static final int BATCH = 512;
+
+  private void enqueue(Pending p) {
+    queue.add(p);
+    // At most two drainers (the executor's threads); each takes what is queued when it runs.
+    if (draining.get() < 2) {
+      draining.incrementAndGet();
+      try {
+        executor.execute(this::drain);
+      } catch (RuntimeException rejected) {
+        draining.decrementAndGet();
+        fail(p, rejected);
+      }
+    }
+  }
+
+  private void drain() {
     try {
-      RateStore.Grant g = store.grant(keyId, rpm, first, last, wanted(rpm));
-      synchronized (lease) {
-        lease.asking = null;
-        if (g.granted() > 0) {
-          lease.first = first;
-          lease.last = last;
-          lease.left = g.granted();
-        } else {
-          lease.refusedUntilMillis = g.retryAtSecond() * 1000;
+      while (true) {
+        java.util.List<Pending> batch = new java.util.ArrayList<>();
+        java.util.Set<Long> keys = new java.util.HashSet<>();
+        Pending p;
+        while (batch.size() < BATCH && (p = queue.poll()) != null) {
+          if (keys.add(p.keyId())) {
+            batch.add(p);
+          } else {
+            // One ask per key per batch: a second waits for the next.
+            queue.add(p);
+            break;
+          }
+        }
+        if (batch.isEmpty()) {
+          return;
+        }
+        grant(batch);
+      }
+    } finally {
+      draining.decrementAndGet();
+      if (!queue.isEmpty() && draining.get() < 2) {
+        draining.incrementAndGet();
+        try {
+          executor.execute(this::drain);
+        } catch (RuntimeException rejected) {
+          draining.decrementAndGet();
         }
       }
-      // Granted: every waiter takes its own permit (acquire again); refused: all are refused.
-      ask.complete(g.granted() > 0 ? Answer.ADMIT : new Answer(false, g.retryAtSecond() * 1000));
-    } catch (RuntimeException e) {
-      synchronized (lease) {
-        lease.asking = null;
-      }
-      ask.completeExceptionally(e);
     }
+  }
+
+  private void grant(java.util.List<Pending> batch) {
+    java.util.List<RateStore.Ask> asks = new java.util.ArrayList<>(batch.size());
+    for (Pending p : batch) {
+      asks.add(new RateStore.Ask(p.keyId(), p.rpm(), p.first(), p.last(), wanted(p.rpm())));
+    }
+    java.util.List<RateStore.Grant> grants;
+    try {
+      grants = store.grantAll(asks);
+    } catch (RuntimeException e) {
+      for (Pending p : batch) {
+        fail(p, e);
+      }
+      return;
+    }
+    for (int i = 0; i < batch.size(); i++) {
+      granted(batch.get(i), grants.get(i));
+    }
+  }
+
+  private void fail(Pending p, RuntimeException e) {
+    synchronized (p.lease()) {
+      p.lease().asking = null;
+    }
+    p.ask().completeExceptionally(e);
+  }
+
+  private void granted(Pending p, RateStore.Grant g) {
+    Lease lease = p.lease();
+    synchronized (lease) {
+      lease.asking = null;
+      if (g.granted() > 0) {
+        if (lease.left > 0 && Math.floorDiv(clock.millis(), 1000) <= lease.last) {
+          // Asked for ahead while this one still holds permits: kept for when it runs out.
+          lease.nextFirst = p.first();
+          lease.nextLast = p.last();
+          lease.nextLeft = g.granted();
+        } else {
+          lease.first = p.first();
+          lease.last = p.last();
+          lease.left = g.granted();
+        }
+      } else {
+        lease.refusedUntilMillis = g.retryAtSecond() * 1000;
+      }
+    }
+    // Granted: every waiter takes its own permit (acquire again); refused: all are refused.
+    p.ask().complete(g.granted() > 0 ? Answer.ADMIT : new Answer(false, g.retryAtSecond() * 1000));
   }
 
   /** Forgets a key's permits (its limit changed or it was removed). */

@@ -20,4 +20,19 @@ public interface RateStore {
    * {@code rpm} permits of grants that can be used in them.
    */
   Grant grant(long keyId, int rpm, long first, long last, int wanted);
+
+  /** One ask of a batch. */
+  record Ask(long keyId, int rpm, long first, long last, int wanted) {}
+
+  /**
+   * Every ask of {@code asks} (distinct keys) in one transaction; the grants in the same order. By
+   * default one {@link #grant} each.
+   */
+  default java.util.List<Grant> grantAll(java.util.List<Ask> asks) {
+    java.util.List<Grant> out = new java.util.ArrayList<>(asks.size());
+    for (Ask a : asks) {
+      out.add(grant(a.keyId(), a.rpm(), a.first(), a.last(), a.wanted()));
+    }
+    return out;
+  }
 }
