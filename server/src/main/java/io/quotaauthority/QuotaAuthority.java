@@ -32,6 +32,7 @@ import io.quotaauthority.grpc.ServerTls;
 import io.quotaauthority.grpc.Transport;
 import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.PendingUsage;
+import io.quotaauthority.keys.UsageWindows;
 import io.quotaauthority.metering.ExtProcService;
 import io.quotaauthority.metering.MeteringExecutor;
 import io.quotaauthority.metering.MeteringRefusals;
@@ -46,10 +47,12 @@ import io.quotaauthority.store.Database;
 import io.quotaauthority.store.KeyChangeListener;
 import io.quotaauthority.store.KeyRepository;
 import io.quotaauthority.store.LeaseRepository;
+import io.quotaauthority.store.RateRepository;
 import io.quotaauthority.store.Transactions;
 import io.quotaauthority.store.UsageRepository;
 import io.quotaauthority.usage.BudgetLeases;
 import io.quotaauthority.usage.HoldIds;
+import io.quotaauthority.usage.RatePermits;
 import io.quotaauthority.usage.ReporterHolds;
 import io.quotaauthority.usage.Retries;
 import io.quotaauthority.usage.UsageBatcher;
@@ -268,7 +271,9 @@ public final class QuotaAuthority implements AutoCloseable {
             new ArrayBlockingQueue<>(10_000),
             daemonThreads("key-loader"));
     KeyCache cache =
-        new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl());
+        new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl())
+            // Spending windows: the recent usage of cached windowed keys, in memory.
+            .trackingUsage(new UsageWindows(keys::usageHistory, clock));
     ops.metrics().monitorKeyCache(cache.knownCache(), cache::loadCount);
     ops.metrics().monitorLiveKeys(cache);
     KeyAdmin keyAdmin = new KeyAdmin(tx, keys, cache, clock);
@@ -370,7 +375,24 @@ public final class QuotaAuthority implements AutoCloseable {
     HealthStatusManager authzHealth = new HealthStatusManager();
     HealthStatusManager health = new HealthStatusManager();
     Authorizer authorizer =
-        new Authorizer(cache, pendingUsage, clock, ops.metrics().checkRecorder(), reporterHolds);
+        new Authorizer(
+            cache,
+            pendingUsage,
+            clock,
+            ops.metrics().checkRecorder(),
+            reporterHolds,
+            // Request permits of keys with requests_per_minute, granted by PostgreSQL on two
+            // threads of their own (bounded: an overload answers 503, never queues without end).
+            new RatePermits(
+                new RateRepository(database.transactions()),
+                new ThreadPoolExecutor(
+                    2,
+                    2,
+                    30,
+                    TimeUnit.SECONDS,
+                    new ArrayBlockingQueue<>(10_000),
+                    daemonThreads("rate-permits")),
+                clock));
     // ext_proc body work (parsing prompts, scanning responses) runs here, never on a transport
     // thread; bounded, so an overload answers messages unread instead of queueing without end.
     MeteringExecutor meteringWork = MeteringExecutor.forCores();

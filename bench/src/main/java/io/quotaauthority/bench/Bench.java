@@ -69,10 +69,20 @@ public final class Bench {
     MemoryScenario.Result memory = o.only.contains("memory") ? new MemoryScenario(run).run() : null;
     // Last: its charges land in usage_events, which the ingest scenario counts exactly.
     HoldsScenario.Result holds = o.only.contains("holds") ? new HoldsScenario(run).run() : null;
+    // After every other: it sets policies on bench keys the others read as they were loaded.
+    PoliciesScenario.Result policies =
+        o.only.contains("policies") ? new PoliciesScenario(run).run() : null;
 
     String md =
         Report.render(
-            run, header(run, loadBefore, Cpu.loadAverage()), check, h2load, ingest, memory, holds);
+            run,
+            header(run, loadBefore, Cpu.loadAverage()),
+            check,
+            h2load,
+            ingest,
+            memory,
+            holds,
+            policies);
     System.out.println();
     System.out.println(md);
     if (o.out != null) {

@@ -33,7 +33,8 @@ final class Options {
         --check-channels N     connections of the Check load generator (default 4)
         --check-inflight N     calls in flight in the closed loop, over all connections (default 128)
         --only LIST            run only these scenario groups, comma-separated: check (1, 4, 5),
-                               h2load (7), ingest (2), memory (3), holds (6); default all
+                               h2load (7), ingest (2), memory (3), holds (6), policies (8);
+                               default all
         --max-warm SECONDS     longest one cache-warming step may take before the bench moves on
                                (default 180; warming 1M keys is 1M cold loads)
         --no-profile           skip the JFR recordings (--smoke skips them unless --profile is given)
@@ -71,7 +72,8 @@ final class Options {
   private Boolean profileFlag;
   boolean verbose;
   Duration maxWarm = Duration.ofSeconds(180);
-  static final List<String> GROUPS = List.of("check", "h2load", "ingest", "memory", "holds");
+  static final List<String> GROUPS =
+      List.of("check", "h2load", "ingest", "memory", "holds", "policies");
 
   Set<String> only = new LinkedHashSet<>(GROUPS);
   Path work;

@@ -49,7 +49,8 @@ final class Report {
       H2loadScenario.Result h2load,
       IngestScenario.Result ingest,
       MemoryScenario.Result memory,
-      HoldsScenario.Result holds) {
+      HoldsScenario.Result holds,
+      PoliciesScenario.Result policies) {
     Report r = new Report(run.o);
     if (check != null) {
       r.check(check.main());
@@ -120,6 +121,9 @@ final class Report {
     }
     if (holds != null) {
       r.holds(holds);
+    }
+    if (policies != null) {
+      r.policies(policies);
     }
     r.conditions(run);
     return r.assemble(header, Targets.judge(run.o, check, h2load, ingest, memory, holds));
@@ -489,6 +493,39 @@ final class Report {
             + " / "
             + r.errors()
             + (r.allDone() ? "" : " (streams did not finish)"));
+  }
+
+  private void policies(PoliciesScenario.Result p) {
+    section("8. Check with every key policy set");
+    para(
+        String.format(
+            Locale.ROOT,
+            "One server on the bench database (through the counting proxy), %s keys without any"
+                + " policy and their %s twins with every policy of issue 17 set (IP allow-list"
+                + " holding the request's source and a deny-list, a model allow-list, a monthly"
+                + " budget period, the 5h/1d/7d/30d spending windows, requests_per_minute and"
+                + " tokens_per_minute), each high enough never to refuse; scenario 1's request and"
+                + " closed loop, %d rounds of %d s each side, alternating; the median round is each"
+                + " side's throughput. The issue's aim: the policies cost at most a few percent.",
+            num(p.keys()),
+            num(p.keys()),
+            p.none().length,
+            scale.measure().toSeconds()));
+    List<String> none = new ArrayList<>();
+    List<String> all = new ArrayList<>();
+    for (int i = 0; i < p.none().length; i++) {
+      none.add(rate(p.none()[i]));
+      all.add(rate(p.all()[i]));
+    }
+    table(
+        List.of("Keys", "Check throughput (median)", "Rounds", "Ratio to none"),
+        List.of(
+            List.of("no policy", rate(p.medianNone()), String.join(", ", none), "1.00"),
+            List.of(
+                "every policy",
+                rate(p.medianAll()),
+                String.join(", ", all),
+                String.format(Locale.ROOT, "%.2f", p.ratio()))));
   }
 
   private void memory(MemoryScenario.Result m) {

@@ -5,6 +5,7 @@ import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PeriodBudget;
 import io.quotaauthority.keys.ProtoTimes;
+import io.quotaauthority.keys.SpendWindows;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.HoldExpiry;
 import io.quotaauthority.proto.v1.KeyStatus;
@@ -49,6 +50,13 @@ public final class ApiKeys {
     if (r.expiresAt() != null) {
       b.setExpiresAt(shown(r.id(), "expires_at", r.expiresAt()));
     }
+    SpendWindows w = r.policies().windows();
+    b.setWindow5HUsd(Money.format(w.stored(SpendWindows.Window.H5)))
+        .setWindow1DUsd(Money.format(w.stored(SpendWindows.Window.D1)))
+        .setWindow7DUsd(Money.format(w.stored(SpendWindows.Window.D7)))
+        .setWindow30DUsd(Money.format(w.stored(SpendWindows.Window.D30)))
+        .setRequestsPerMinute(r.policies().rates().requestsPerMinute())
+        .setTokensPerMinute(r.policies().rates().tokensPerMinute());
     PeriodBudget p = r.policies().period();
     b.setBudgetPeriod(p.kind().wireName());
     if (p.active()) {
@@ -58,6 +66,26 @@ public final class ApiKeys {
             .setPeriodResetsAt(shown(r.id(), "period_ends_at", p.endsAt()));
       }
     }
+    return b.build();
+  }
+
+  /** The key as shown by GetKey: with what it spent in each of its windows. */
+  public static ApiKey withWindowSpend(
+      ApiKey key, java.util.Map<SpendWindows.Window, java.math.BigDecimal> spend) {
+    if (spend.isEmpty()) {
+      return key;
+    }
+    ApiKey.Builder b = key.toBuilder();
+    spend.forEach(
+        (w, usd) -> {
+          String v = Money.format(usd);
+          switch (w) {
+            case H5 -> b.setWindow5HSpentUsd(v);
+            case D1 -> b.setWindow1DSpentUsd(v);
+            case D7 -> b.setWindow7DSpentUsd(v);
+            case D30 -> b.setWindow30DSpentUsd(v);
+          }
+        });
     return b.build();
   }
 

@@ -10,8 +10,11 @@ import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PeriodBudget;
+import io.quotaauthority.keys.RateLimits;
 import io.quotaauthority.keys.SecretHasher;
 import io.quotaauthority.keys.Secrets;
+import io.quotaauthority.keys.SpendWindows;
+import io.quotaauthority.keys.UsageWindows;
 import io.quotaauthority.store.KeyRepository;
 import io.quotaauthority.store.Transactions;
 import java.math.BigDecimal;
@@ -20,6 +23,7 @@ import java.sql.SQLException;
 import java.time.Clock;
 import java.time.Instant;
 import java.time.ZoneId;
+import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -161,7 +165,7 @@ public final class KeyAdmin {
         actor);
   }
 
-  /** Every field of a new key: the policies, the periodic budget and the reporter hold. */
+  /** The policies, the periodic budget and the reporter hold, no spending window. */
   public Created create(
       String name,
       String quotaUsd,
@@ -174,8 +178,81 @@ public final class KeyAdmin {
       String holdUsdPerRequest,
       String holdExpiry,
       String actor) {
+    return create(
+        name,
+        quotaUsd,
+        expiresAt,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        period,
+        holdUsdPerRequest,
+        holdExpiry,
+        Map.of(),
+        actor);
+  }
+
+  /**
+   * Every field of a new key: the policies, the periodic budget, the reporter hold and the spending
+   * windows.
+   *
+   * @param windows the window amounts as sent; empty or "0" for none
+   */
+  public Created create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      PeriodInput period,
+      String holdUsdPerRequest,
+      String holdExpiry,
+      Map<SpendWindows.Window, String> windows,
+      String actor) {
+    return create(
+        name,
+        quotaUsd,
+        expiresAt,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        period,
+        holdUsdPerRequest,
+        holdExpiry,
+        windows,
+        0,
+        0,
+        actor);
+  }
+
+  /** Every field of a new key, with its rate limits (0 for none). */
+  public Created create(
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      PeriodInput period,
+      String holdUsdPerRequest,
+      String holdExpiry,
+      Map<SpendWindows.Window, String> windows,
+      long requestsPerMinute,
+      long tokensPerMinute,
+      String actor) {
     KeyPolicies policies =
-        policies(ipAllow, ipDeny, modelAllow).withPeriod(period.budget(clock.instant()));
+        policies(ipAllow, ipDeny, modelAllow)
+            .withPeriod(period.budget(clock.instant()))
+            .withWindows(windows(windows))
+            .withRates(
+                RateLimits.of(
+                    RateLimits.rpm("requests_per_minute", requestsPerMinute),
+                    RateLimits.tpm("tokens_per_minute", tokensPerMinute)));
     String validName = KeyUpdate.KeyFields.name(name);
     BigDecimal quota = KeyUpdate.KeyFields.quota(quotaUsd);
     int maxConcurrent = KeyUpdate.KeyFields.maxConcurrentRequests(maxConcurrentRequests);
@@ -254,6 +331,45 @@ public final class KeyAdmin {
           }
           return fresh;
         });
+  }
+
+  /** Validated window amounts for CreateKey: empty or "0" is no window. */
+  static SpendWindows windows(Map<SpendWindows.Window, String> amounts) {
+    SpendWindows out = SpendWindows.NONE;
+    for (SpendWindows.Window w : SpendWindows.Window.values()) {
+      String a = amounts.getOrDefault(w, "");
+      if (a != null && !a.isEmpty()) {
+        out = out.with(w, Money.parse(w.field(), a));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * What the key has spent in each of its windows now, counted as Check counts it (by the minute
+   * charged, committed usage only): one query over the span of its longest window. Empty for a key
+   * without windows.
+   */
+  public Map<SpendWindows.Window, BigDecimal> windowSpend(KeyRecord key) {
+    SpendWindows windows = key.policies().windows();
+    if (!windows.active()) {
+      return Map.of();
+    }
+    UsageWindows scratch = new UsageWindows(keys::usageHistory, clock);
+    scratch.follow(key);
+    UsageWindows.Track t = scratch.track(key.id());
+    if (t == null) {
+      return Map.of();
+    }
+    long[] spent = new long[SpendWindows.Window.values().length];
+    t.spent(clock.millis(), spent);
+    Map<SpendWindows.Window, BigDecimal> out = new EnumMap<>(SpendWindows.Window.class);
+    for (SpendWindows.Window w : SpendWindows.Window.values()) {
+      if (windows.limit(w) != null) {
+        out.put(w, UsageWindows.usd(spent[w.ordinal()]));
+      }
+    }
+    return out;
   }
 
   /** Validated lists for CreateKey, naming the field and entry of the first bad one. */
@@ -359,6 +475,17 @@ public final class KeyAdmin {
       m.put("budget_period", period.kind().wireName());
       m.put("budget_reset_time", period.resetTime());
       m.put("budget_time_zone", period.zoneName());
+    }
+    if (r.policies().rates().requestsPerMinute() > 0) {
+      m.put("requests_per_minute", r.policies().rates().requestsPerMinute());
+    }
+    if (r.policies().rates().tokensPerMinute() > 0) {
+      m.put("tokens_per_minute", r.policies().rates().tokensPerMinute());
+    }
+    for (SpendWindows.Window w : SpendWindows.Window.values()) {
+      if (r.policies().windows().limit(w) != null) {
+        m.put(w.field().replace("_usd", ""), Money.format(r.policies().windows().limit(w)));
+      }
     }
     m.put("deleted", r.deleted());
     m.put("version", r.version());

@@ -6,6 +6,7 @@ import io.quotaauthority.grpc.Statuses;
 import io.quotaauthority.keys.KeyIds;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.ProtoTimes;
+import io.quotaauthority.keys.SpendWindows;
 import io.quotaauthority.proto.v1.ApiKey;
 import io.quotaauthority.proto.v1.ClearExpirationRequest;
 import io.quotaauthority.proto.v1.ClearExpirationResponse;
@@ -29,6 +30,8 @@ import io.quotaauthority.proto.v1.UpdateKeyRequest;
 import io.quotaauthority.proto.v1.UpdateKeyResponse;
 import java.time.Clock;
 import java.time.Instant;
+import java.util.EnumMap;
+import java.util.Map;
 import java.util.function.Supplier;
 
 /** The admin API over gRPC: proto in, one {@link KeyAdmin} call, proto or status out. */
@@ -73,6 +76,13 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                       req.getBudgetPeriod(), req.getBudgetResetTime(), req.getBudgetTimeZone()),
                   req.getHoldUsdPerRequest(),
                   req.getHoldExpiry().name(),
+                  windows(
+                      req.getWindow5HUsd(),
+                      req.getWindow1DUsd(),
+                      req.getWindow7DUsd(),
+                      req.getWindow30DUsd()),
+                  req.getRequestsPerMinute(),
+                  req.getTokensPerMinute(),
                   BearerTokenInterceptor.actor());
           return CreateKeyResponse.newBuilder()
               .setKey(proto(created.key()))
@@ -85,10 +95,12 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
   public void getKey(GetKeyRequest req, StreamObserver<GetKeyResponse> out) {
     answer(
         out,
-        () ->
-            GetKeyResponse.newBuilder()
-                .setKey(proto(admin.get(KeyIds.parse("id", req.getId()))))
-                .build());
+        () -> {
+          KeyRecord key = admin.get(KeyIds.parse("id", req.getId()));
+          return GetKeyResponse.newBuilder()
+              .setKey(ApiKeys.withWindowSpend(proto(key), admin.windowSpend(key)))
+              .build();
+        });
   }
 
   @Override
@@ -128,7 +140,14 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
                   new KeyAdmin.PeriodInput(
                       key.getBudgetPeriod(), key.getBudgetResetTime(), key.getBudgetTimeZone()),
                   key.getHoldUsdPerRequest(),
-                  key.getHoldExpiry().name());
+                  key.getHoldExpiry().name(),
+                  windows(
+                      key.getWindow5HUsd(),
+                      key.getWindow1DUsd(),
+                      key.getWindow7DUsd(),
+                      key.getWindow30DUsd()),
+                  key.getRequestsPerMinute(),
+                  key.getTokensPerMinute());
           return UpdateKeyResponse.newBuilder()
               .setKey(proto(admin.update(id, update, BearerTokenInterceptor.actor())))
               .build();
@@ -185,6 +204,16 @@ public final class KeyAdminService extends KeyAdminServiceGrpc.KeyAdminServiceIm
       return;
     }
     answer(out, () -> periods.list(req));
+  }
+
+  private static Map<SpendWindows.Window, String> windows(
+      String h5, String d1, String d7, String d30) {
+    Map<SpendWindows.Window, String> m = new EnumMap<>(SpendWindows.Window.class);
+    m.put(SpendWindows.Window.H5, h5);
+    m.put(SpendWindows.Window.D1, d1);
+    m.put(SpendWindows.Window.D7, d7);
+    m.put(SpendWindows.Window.D30, d30);
+    return m;
   }
 
   private ApiKey proto(KeyRecord r) {

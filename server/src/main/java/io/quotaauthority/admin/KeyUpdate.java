@@ -7,11 +7,15 @@ import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PeriodBudget;
+import io.quotaauthority.keys.RateLimits;
+import io.quotaauthority.keys.SpendWindows;
 import java.math.BigDecimal;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.util.Collection;
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -40,7 +44,77 @@ public record KeyUpdate(
     ModelAllowList modelAllow,
     PeriodChange period,
     BigDecimal holdPerRequest,
-    KeyRecord.HoldExpiry holdExpiry) {
+    KeyRecord.HoldExpiry holdExpiry,
+    Map<SpendWindows.Window, BigDecimal> windows,
+    Integer requestsPerMinute,
+    Long tokensPerMinute) {
+
+  public KeyUpdate {
+    windows = windows == null ? Map.of() : Map.copyOf(windows);
+  }
+
+  /** Without rate limits. */
+  public KeyUpdate(
+      String name,
+      BigDecimal quota,
+      boolean setExpiresAt,
+      Instant expiresAt,
+      KeyRecord.StoredStatus status,
+      Integer maxConcurrentRequests,
+      IpRanges ipAllow,
+      IpRanges ipDeny,
+      ModelAllowList modelAllow,
+      PeriodChange period,
+      BigDecimal holdPerRequest,
+      KeyRecord.HoldExpiry holdExpiry,
+      Map<SpendWindows.Window, BigDecimal> windows) {
+    this(
+        name,
+        quota,
+        setExpiresAt,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        period,
+        holdPerRequest,
+        holdExpiry,
+        windows,
+        null,
+        null);
+  }
+
+  /** Without spending windows. */
+  public KeyUpdate(
+      String name,
+      BigDecimal quota,
+      boolean setExpiresAt,
+      Instant expiresAt,
+      KeyRecord.StoredStatus status,
+      Integer maxConcurrentRequests,
+      IpRanges ipAllow,
+      IpRanges ipDeny,
+      ModelAllowList modelAllow,
+      PeriodChange period,
+      BigDecimal holdPerRequest,
+      KeyRecord.HoldExpiry holdExpiry) {
+    this(
+        name,
+        quota,
+        setExpiresAt,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        period,
+        holdPerRequest,
+        holdExpiry,
+        Map.of());
+  }
 
   /**
    * The periodic budget paths named in a mask; each field null when its path is not named.
@@ -89,7 +163,13 @@ public record KeyUpdate(
           "model_allow",
           "budget_period",
           "budget_reset_time",
-          "budget_time_zone");
+          "budget_time_zone",
+          "window_5h_usd",
+          "window_1d_usd",
+          "window_7d_usd",
+          "window_30d_usd",
+          "requests_per_minute",
+          "tokens_per_minute");
 
   /** An update of the original five fields only. */
   public KeyUpdate(
@@ -219,6 +299,80 @@ public record KeyUpdate(
       KeyAdmin.PeriodInput period,
       String holdUsdPerRequest,
       String holdExpiry) {
+    return fromPaths(
+        paths,
+        name,
+        quotaUsd,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        period,
+        holdUsdPerRequest,
+        holdExpiry,
+        Map.of());
+  }
+
+  /**
+   * As above, with the spending windows (README "Key policies"): a named window_*_usd must carry an
+   * amount, "0" removing the window; an empty one is refused.
+   *
+   * @param windows the request's window amounts (absent reads as empty)
+   */
+  public static KeyUpdate fromPaths(
+      Collection<String> paths,
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      String status,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      KeyAdmin.PeriodInput period,
+      String holdUsdPerRequest,
+      String holdExpiry,
+      Map<SpendWindows.Window, String> windows) {
+    return fromPaths(
+        paths,
+        name,
+        quotaUsd,
+        expiresAt,
+        status,
+        maxConcurrentRequests,
+        ipAllow,
+        ipDeny,
+        modelAllow,
+        period,
+        holdUsdPerRequest,
+        holdExpiry,
+        windows,
+        0,
+        0);
+  }
+
+  /**
+   * As above, with the rate limits: read as given under the mask (an integer has no "unset"; 0
+   * removes the limit).
+   */
+  public static KeyUpdate fromPaths(
+      Collection<String> paths,
+      String name,
+      String quotaUsd,
+      Instant expiresAt,
+      String status,
+      int maxConcurrentRequests,
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> modelAllow,
+      KeyAdmin.PeriodInput period,
+      String holdUsdPerRequest,
+      String holdExpiry,
+      Map<SpendWindows.Window, String> windows,
+      long requestsPerMinute,
+      long tokensPerMinute) {
     if (paths.isEmpty()) {
       throw new IllegalArgumentException("update_mask must name at least one of " + PATHS);
     }
@@ -235,7 +389,29 @@ public record KeyUpdate(
     ZoneId newZone = null;
     BigDecimal newHold = null;
     KeyRecord.HoldExpiry newExpiry = null;
+    Map<SpendWindows.Window, BigDecimal> newWindows = new EnumMap<>(SpendWindows.Window.class);
+    Integer newRpm = null;
+    Long newTpm = null;
     for (String path : paths) {
+      if (path.equals("requests_per_minute")) {
+        newRpm = RateLimits.rpm("key.requests_per_minute", requestsPerMinute);
+        continue;
+      }
+      if (path.equals("tokens_per_minute")) {
+        newTpm = RateLimits.tpm("key.tokens_per_minute", tokensPerMinute);
+        continue;
+      }
+      SpendWindows.Window window = windowOf(path);
+      if (window != null) {
+        String field = "key." + window.field();
+        String amount = windows.getOrDefault(window, "");
+        if (amount == null || amount.isEmpty()) {
+          throw new IllegalArgumentException(
+              field + " must not be empty when update_mask names it; send \"0\" for no window");
+        }
+        newWindows.put(window, Money.parse(field, amount));
+        continue;
+      }
       switch (path) {
         case "name" -> newName = KeyFields.name(name);
         // Under the mask an empty amount is refused, not read as 0 (unlimited): a client that
@@ -308,7 +484,36 @@ public record KeyUpdate(
             ? null
             : new PeriodChange(newKind, newMinute, newZone),
         newHold,
-        newExpiry);
+        newExpiry,
+        newWindows,
+        newRpm,
+        newTpm);
+  }
+
+  /** The key's rate limits after this update. */
+  RateLimits ratesOr(RateLimits current) {
+    return RateLimits.of(
+        requestsPerMinute == null ? current.requestsPerMinute() : requestsPerMinute,
+        tokensPerMinute == null ? current.tokensPerMinute() : tokensPerMinute);
+  }
+
+  /** The window a window_*_usd path names, or null for another path. */
+  static SpendWindows.Window windowOf(String path) {
+    for (SpendWindows.Window w : SpendWindows.Window.values()) {
+      if (w.field().equals(path)) {
+        return w;
+      }
+    }
+    return null;
+  }
+
+  /** The key's windows after this update. */
+  SpendWindows windowsOr(SpendWindows current) {
+    SpendWindows out = current;
+    for (Map.Entry<SpendWindows.Window, BigDecimal> e : windows.entrySet()) {
+      out = out.with(e.getKey(), e.getValue());
+    }
+    return out;
   }
 
   /**
@@ -316,7 +521,13 @@ public record KeyUpdate(
    * changed periodic budget starts its current period as of {@code now} (quota_used is kept).
    */
   KeyPolicies policiesOr(KeyPolicies current, Instant now) {
-    if (ipAllow == null && ipDeny == null && modelAllow == null && period == null) {
+    if (ipAllow == null
+        && ipDeny == null
+        && modelAllow == null
+        && period == null
+        && windows.isEmpty()
+        && requestsPerMinute == null
+        && tokensPerMinute == null) {
       return current;
     }
     PeriodBudget p = current.period();
@@ -328,7 +539,9 @@ public record KeyUpdate(
             ipAllow == null ? current.ipAllow() : ipAllow,
             ipDeny == null ? current.ipDeny() : ipDeny,
             modelAllow == null ? current.modelAllow() : modelAllow,
-            p);
+            p,
+            windowsOr(current.windows()),
+            ratesOr(current.rates()));
     return out.equals(KeyPolicies.NONE) ? KeyPolicies.NONE : out;
   }
 
@@ -350,7 +563,9 @@ public record KeyUpdate(
     return (ipAllow != null && !ipAllow.entries().equals(p.ipAllow().entries()))
         || (ipDeny != null && !ipDeny.entries().equals(p.ipDeny().entries()))
         || (modelAllow != null && !modelAllow.entries().equals(p.modelAllow().entries()))
-        || (period != null && period.changes(p.period()));
+        || (period != null && period.changes(p.period()))
+        || !windowsOr(p.windows()).equals(p.windows())
+        || !ratesOr(p.rates()).equals(p.rates());
   }
 
   KeyRecord.StoredStatus statusOr(KeyRecord.StoredStatus current) {

@@ -11,17 +11,24 @@ import io.quotaauthority.keys.KeyState;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.PeriodBudget;
+import io.quotaauthority.keys.RateLimits;
 import io.quotaauthority.keys.SecretHasher;
+import io.quotaauthority.keys.SpendWindows;
+import io.quotaauthority.keys.UsageWindows;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.provider.Endpoints;
+import io.quotaauthority.provider.GatewayHeaders;
 import io.quotaauthority.provider.Provider;
 import io.quotaauthority.provider.ProviderError;
 import io.quotaauthority.text.VisibleAscii;
+import io.quotaauthority.usage.RatePermits;
 import io.quotaauthority.usage.ReporterHolds;
 import java.math.BigDecimal;
 import java.math.RoundingMode;
 import java.time.Clock;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -50,6 +57,9 @@ public final class Authorizer {
   /** Holds for usage-stream reporters; null when holds are off. */
   private final ReporterHolds holds;
 
+  /** Request permits for keys with requests_per_minute; null: such limits are not enforced. */
+  private final RatePermits permits;
+
   public Authorizer(
       KeyCache cache, PendingUsage pendingUsage, Clock clock, CheckRecorder recorder) {
     this(cache, pendingUsage, clock, recorder, null);
@@ -65,6 +75,21 @@ public final class Authorizer {
       Clock clock,
       CheckRecorder recorder,
       ReporterHolds holds) {
+    this(cache, pendingUsage, clock, recorder, holds, null);
+  }
+
+  /**
+   * @param permits grants the permits of keys with requests_per_minute; null when not enforced
+   *     (tests)
+   */
+  public Authorizer(
+      KeyCache cache,
+      PendingUsage pendingUsage,
+      Clock clock,
+      CheckRecorder recorder,
+      ReporterHolds holds,
+      RatePermits permits) {
+    this.permits = permits;
     this.holds = holds;
     this.cache = cache;
     this.pendingUsage = pendingUsage;
@@ -203,17 +228,48 @@ public final class Authorizer {
       AnswerOnce reply) {
     // Only limited keys can be exhausted, so only they need the pending-usage lookup; and only
     // they can be refused an endpoint, so only they need it classified.
-    BigDecimal pending = state.limited() ? pendingUsage.of(state.id()) : BigDecimal.ZERO;
     KeyPolicies policies = state.policies();
-    // A model allow-list is enforced by metering, which can only see a metered endpoint's model.
+    SpendWindows windows = policies.windows();
+    BigDecimal pending =
+        state.limited() || windows.active() ? pendingUsage.of(state.id()) : BigDecimal.ZERO;
+    // A model allow-list is enforced by metering, which can only see a metered endpoint's model;
+    // a window's spend too.
     Endpoints.Row endpoint =
-        state.limited() || policies.restrictsModels()
+        state.limited() || policies.restrictsModels() || windows.active()
             ? endpoint(attributes, provider)
             : Endpoints.ANY_READ;
     // Only a key with an IP list needs the client's address parsed.
     byte[] address = policies.restrictsAddresses() ? clientAddress(attributes) : null;
     Instant now = clock.instant();
-    Verdict verdict = KeyDecision.decide(state, pending, KeyState.toMicros(now), endpoint, address);
+    UsageWindows.Track track = null;
+    long[] spent = null;
+    if (windows.active() || policies.rates().tokensPerMinute() > 0) {
+      UsageWindows tracking = cache.windows();
+      track = tracking == null ? null : tracking.track(state.id());
+      if (track != null && windows.active()) {
+        spent = new long[SpendWindows.Window.values().length];
+        track.spent(now.toEpochMilli(), spent);
+      }
+    }
+    Verdict verdict =
+        KeyDecision.decide(state, pending, KeyState.toMicros(now), endpoint, address, spent);
+    if (verdict == Verdict.WINDOW_EXCEEDED) {
+      SpendWindows.Window full = windows.exceeded(spent == null ? new long[4] : spent, pending);
+      long admitsAt =
+          track == null
+              ? now.toEpochMilli() + full.minutes() * 60_000L
+              : track.belowAt(
+                  full,
+                  UsageWindows.units(windows.limit(full)),
+                  UsageWindows.units(pending),
+                  now.toEpochMilli());
+      recorder.record(verdict, System.nanoTime() - start);
+      reply.accept(
+          CheckAnswer.of(
+              CheckResponses.windowDenial(
+                  provider, full, windows.limit(full), Instant.ofEpochMilli(admitsAt), now)));
+      return;
+    }
     if (verdict == Verdict.PERIOD_EXHAUSTED) {
       recorder.record(verdict, System.nanoTime() - start);
       reply.accept(
@@ -238,12 +294,175 @@ public final class Authorizer {
     // the URL must not travel to the provider either.
     boolean stripQueryKey = key.fromQuery() || provider == Provider.GEMINI;
     boolean periodOver = state.periodOver(KeyState.toMicros(now));
+    RateLimits rates = policies.rates();
+    if (rates.tokensPerMinute() > 0 && track != null) {
+      // Tokens are known only once a request's usage is reported: refused while the last minute's
+      // reported tokens (this minute and the one before) reach the limit.
+      long tokens = track.lastMinuteTokens(now.toEpochMilli());
+      if (tokens >= rates.tokensPerMinute()) {
+        recorder.record(Verdict.RATE_LIMITED, System.nanoTime() - start);
+        reply.accept(
+            CheckAnswer.of(
+                CheckResponses.rateDenial(
+                    provider,
+                    false,
+                    rates.tokensPerMinute(),
+                    Instant.ofEpochMilli(
+                        track.tokensBelowAt(rates.tokensPerMinute(), now.toEpochMilli())),
+                    now)));
+        return;
+      }
+    }
+    BigDecimal pendingNow = pending;
+    Runnable admit =
+        () -> admit(provider, state, pendingNow, stripQueryKey, periodOver, start, answerBy, reply);
+    if (rates.requestsPerMinute() > 0 && permits != null) {
+      // Last of every check: it takes a permit, which a refusal after it would waste.
+      CompletableFuture<RatePermits.Answer> permit =
+          permits.acquire(state.id(), rates.requestsPerMinute());
+      if (permit.isDone() && !permit.isCompletedExceptionally()) {
+        onPermit(provider, rates, permit.join(), admit, start, reply);
+        return;
+      }
+      permit
+          .copy()
+          .orTimeout(Math.max(1, answerBy - System.nanoTime()), TimeUnit.NANOSECONDS)
+          .whenComplete(
+              (answer, error) -> {
+                try {
+                  if (error != null) {
+                    answerUnavailable(provider, start, reply);
+                  } else {
+                    onPermit(provider, rates, answer, admit, start, reply);
+                  }
+                } catch (RuntimeException e) {
+                  failed(provider, e, start, reply);
+                }
+              });
+      return;
+    }
+    admit.run();
+  }
+
+  private void onPermit(
+      Provider provider,
+      RateLimits rates,
+      RatePermits.Answer answer,
+      Runnable admit,
+      long start,
+      AnswerOnce reply) {
+    if (answer.admitted()) {
+      admit.run();
+      return;
+    }
+    if (reply.offer(
+        CheckAnswer.of(
+            CheckResponses.rateDenial(
+                provider,
+                true,
+                rates.requestsPerMinute(),
+                Instant.ofEpochMilli(answer.retryAtMillis()),
+                clock.instant())))) {
+      recorder.record(Verdict.RATE_LIMITED, System.nanoTime() - start);
+    }
+  }
+
+  /** The last step of an allowed request: its hold if it takes one, then the allow response. */
+  private void admit(
+      Provider provider,
+      KeyState state,
+      BigDecimal pending,
+      boolean stripQueryKey,
+      boolean periodOver,
+      long start,
+      long answerBy,
+      AnswerOnce reply) {
     if (holds != null && state.holdsAtCheck()) {
       allowOnHold(provider, state, pending, stripQueryKey, periodOver, start, answerBy, reply);
       return;
     }
+    CheckAnswer allowed = allow(state, pending, stripQueryKey, periodOver);
+    // Recorded before the answer goes out, as every verdict is: a recorder that throws is answered
+    // 503 (by the caller's catch), not left after an allow already sent.
     recorder.record(Verdict.ALLOW, System.nanoTime() - start);
-    reply.accept(allow(state, pending, stripQueryKey, periodOver));
+    reply.offer(allowed);
+  }
+
+  private static final String[] NO_HEADERS = {};
+
+  /**
+   * The key's window and rate-limit figures as response headers (names and values in turn): each
+   * window's remaining USD and when its oldest usage ages out, the request and token limits and the
+   * tokens left this minute. Written into the allow's bytes per Check, as its other figures.
+   */
+  private String[] limitHeaders(KeyState state, BigDecimal pending) {
+    SpendWindows windows = state.policies().windows();
+    RateLimits rates = state.policies().rates();
+    if (!state.policies().tracksUsage()) {
+      // A request limit alone: its header is all there is to say.
+      return rates.requestsPerMinute() > 0
+          ? new String[] {
+            GatewayHeaders.RATE_LIMIT_REQUESTS, Integer.toString(rates.requestsPerMinute())
+          }
+          : NO_HEADERS;
+    }
+    UsageWindows tracking = cache.windows();
+    UsageWindows.Track track = tracking == null ? null : tracking.track(state.id());
+    Instant now = clock.instant();
+    long nowMillis = now.toEpochMilli();
+    long[] spent = null;
+    if (track != null && windows.active()) {
+      spent = new long[SpendWindows.Window.values().length];
+      track.spent(nowMillis, spent);
+    }
+    List<String> headers = new ArrayList<>(12);
+    if (windows.active()) {
+      windowHeaders(headers, windows, track, spent, pending, now);
+    }
+    if (rates.requestsPerMinute() > 0) {
+      headers.add(GatewayHeaders.RATE_LIMIT_REQUESTS);
+      headers.add(Integer.toString(rates.requestsPerMinute()));
+    }
+    if (rates.tokensPerMinute() > 0) {
+      long tokens = track == null ? 0 : track.lastMinuteTokens(nowMillis);
+      headers.add(GatewayHeaders.RATE_LIMIT_TOKENS);
+      headers.add(Long.toString(rates.tokensPerMinute()));
+      headers.add(GatewayHeaders.RATE_REMAINING_TOKENS);
+      headers.add(Long.toString(Math.max(0, rates.tokensPerMinute() - tokens)));
+    }
+    return headers.toArray(NO_HEADERS);
+  }
+
+  /**
+   * The allow response with each of the key's windows' remaining USD and, while it holds usage,
+   * when its oldest usage ages out (README "Key policies").
+   */
+  private static void windowHeaders(
+      List<String> headers,
+      SpendWindows windows,
+      UsageWindows.Track track,
+      long[] spent,
+      BigDecimal pending,
+      Instant now) {
+    long pendingUnits = UsageWindows.units(pending);
+    for (SpendWindows.Window w : SpendWindows.Window.values()) {
+      BigDecimal limit = windows.limit(w);
+      if (limit == null) {
+        continue;
+      }
+      long used =
+          spent == null
+              ? pendingUnits
+              : UsageWindows.saturatedAdd(spent[w.ordinal()], pendingUnits);
+      long left = Math.max(0, UsageWindows.units(limit) - used);
+      headers.add(GatewayHeaders.windowRemaining(w.label()));
+      headers.add(Money.format(UsageWindows.usd(left)));
+      long resets = track == null ? -1 : track.nextAgeOut(w, now.toEpochMilli());
+      if (resets > 0) {
+        headers.add(GatewayHeaders.windowResetsAt(w.label()));
+        headers.add(Instant.ofEpochMilli(resets).toString());
+      }
+    }
   }
 
   /**
@@ -334,12 +553,12 @@ public final class Authorizer {
    * The allow answer, written as bytes for this Check (see {@link AllowEncoding}): nothing is kept
    * per key, which would cost every cached key more heap than its own state.
    */
-  private static CheckAnswer allow(
+  private CheckAnswer allow(
       KeyState state, BigDecimal pending, boolean stripQueryKey, boolean periodOver) {
     return CheckAnswer.ofWire(allowBytes(state, pending, stripQueryKey, periodOver, null));
   }
 
-  private static byte[] allowBytes(
+  private byte[] allowBytes(
       KeyState state,
       BigDecimal pending,
       boolean stripQueryKey,
@@ -355,7 +574,8 @@ public final class Authorizer {
         cap > 0 ? Integer.toString(cap) : null,
         state.policies().restrictsModels() ? state.policies().modelAllow().header() : null,
         resetsAt(state, periodOver),
-        holdId);
+        holdId,
+        limitHeaders(state, pending));
   }
 
   private void deny(

@@ -10,6 +10,7 @@ import io.envoyproxy.envoy.type.v3.HttpStatus;
 import io.envoyproxy.envoy.type.v3.StatusCode;
 import io.quotaauthority.keys.Money;
 import io.quotaauthority.keys.PeriodBudget;
+import io.quotaauthority.keys.SpendWindows;
 import io.quotaauthority.keys.Verdict;
 import io.quotaauthority.provider.Endpoints;
 import io.quotaauthority.provider.GatewayHeaders;
@@ -116,6 +117,107 @@ public final class CheckResponses {
                     header(
                         GatewayHeaders.BUDGET_RESETS_AT,
                         period.endsAt().toString(),
+                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)))
+        .build();
+  }
+
+  /**
+   * The 429 for a key that spent a rolling window's limit (README "Key policies"), naming the
+   * window, with retry-after in whole seconds (rounded up, at least 1) until enough of the window's
+   * usage has aged out for a request to be admitted again, and x-quota-window naming it. Built per
+   * refusal.
+   *
+   * @param admitsAt when the window's spend falls below its limit
+   */
+  public static CheckResponse windowDenial(
+      Provider provider,
+      SpendWindows.Window window,
+      BigDecimal limit,
+      Instant admitsAt,
+      Instant now) {
+    long millis = Duration.between(now, admitsAt).toMillis();
+    long seconds = Math.max(1, (millis + 999) / 1000);
+    ProviderError error =
+        new ProviderError(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "window_limit_exceeded",
+            "This API key has spent its limit of "
+                + Money.format(limit)
+                + " USD in a rolling "
+                + window.label()
+                + " window; enough of that usage ages out at "
+                + admitsAt
+                + ".",
+            "insufficient_quota",
+            "rate_limit_error",
+            (int) Math.min(Integer.MAX_VALUE, seconds));
+    CheckResponse denied =
+        denied(
+            Code.RESOURCE_EXHAUSTED,
+            error.code(),
+            StatusCode.TooManyRequests,
+            error.body(provider));
+    return denied.toBuilder()
+        .setDeniedResponse(
+            denied.getDeniedResponse().toBuilder()
+                .addHeaders(
+                    header(
+                        "retry-after",
+                        Long.toString(seconds),
+                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+                .addHeaders(
+                    header(
+                        GatewayHeaders.WINDOW,
+                        window.label(),
+                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)))
+        .build();
+  }
+
+  /**
+   * The 429 for a key at its rate limit (README "Key policies"): requests per minute across every
+   * instance, or tokens reported in the last minute; retry-after in whole seconds until a request
+   * can be admitted again, x-quota-ratelimit naming which. OpenAI's error type is "requests" or
+   * "tokens", as OpenAI's own rate-limit errors say.
+   */
+  public static CheckResponse rateDenial(
+      Provider provider, boolean requests, long limit, Instant retryAt, Instant now) {
+    long millis = Duration.between(now, retryAt).toMillis();
+    long seconds = Math.max(1, (millis + 999) / 1000);
+    String what = requests ? "requests" : "tokens";
+    ProviderError error =
+        new ProviderError(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "rate_limit_exceeded",
+            "This API key has reached its rate limit of "
+                + limit
+                + " "
+                + what
+                + " per minute; retry after "
+                + seconds
+                + " s.",
+            what,
+            "rate_limit_error",
+            (int) Math.min(Integer.MAX_VALUE, seconds));
+    CheckResponse denied =
+        denied(
+            Code.RESOURCE_EXHAUSTED,
+            error.code(),
+            StatusCode.TooManyRequests,
+            error.body(provider));
+    return denied.toBuilder()
+        .setDeniedResponse(
+            denied.getDeniedResponse().toBuilder()
+                .addHeaders(
+                    header(
+                        "retry-after",
+                        Long.toString(seconds),
+                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
+                .addHeaders(
+                    header(
+                        GatewayHeaders.RATE_LIMITED,
+                        what,
                         HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)))
         .build();
   }

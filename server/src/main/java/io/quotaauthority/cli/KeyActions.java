@@ -24,6 +24,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * What the key and usage commands do, apart from parsing their command line: one or more admin
@@ -60,7 +61,71 @@ final class KeyActions {
       String period,
       String periodReset,
       String periodZone,
-      Holds holds) {
+      Holds holds,
+      Map<String, String> windows,
+      Long rpm,
+      Long tpm) {
+    Changes(
+        String name,
+        String quotaUsd,
+        Instant expiresAt,
+        KeyStatus status,
+        Integer maxConcurrentRequests,
+        List<String> ipAllow,
+        List<String> ipDeny,
+        List<String> models,
+        String period,
+        String periodReset,
+        String periodZone,
+        Holds holds,
+        Map<String, String> windows) {
+      this(
+          name,
+          quotaUsd,
+          expiresAt,
+          status,
+          maxConcurrentRequests,
+          ipAllow,
+          ipDeny,
+          models,
+          period,
+          periodReset,
+          periodZone,
+          holds,
+          windows,
+          null,
+          null);
+    }
+
+    Changes(
+        String name,
+        String quotaUsd,
+        Instant expiresAt,
+        KeyStatus status,
+        Integer maxConcurrentRequests,
+        List<String> ipAllow,
+        List<String> ipDeny,
+        List<String> models,
+        String period,
+        String periodReset,
+        String periodZone,
+        Holds holds) {
+      this(
+          name,
+          quotaUsd,
+          expiresAt,
+          status,
+          maxConcurrentRequests,
+          ipAllow,
+          ipDeny,
+          models,
+          period,
+          periodReset,
+          periodZone,
+          holds,
+          null);
+    }
+
     Changes(
         String name,
         String quotaUsd,
@@ -96,13 +161,16 @@ final class KeyActions {
           && periodReset == null
           && periodZone == null
           && holds.usdPerRequest() == null
-          && holds.expiry() == null) {
+          && holds.expiry() == null
+          && windows == null
+          && rpm == null
+          && tpm == null) {
         throw new CliException(
             ExitCodes.USAGE,
             "nothing to update: give at least one of --name,"
                 + " --quota, --expires-in, --expires-at, --status, --max-concurrent,"
                 + " --ip-allow, --ip-deny, --models, --period, --period-reset, --period-zone,"
-                + " --hold-per-request, --hold-expiry");
+                + " --hold-per-request, --hold-expiry, --window, --rpm, --tpm");
       }
       return this;
     }
@@ -115,8 +183,11 @@ final class KeyActions {
       List<String> models,
       String period,
       String periodReset,
-      String periodZone) {
-    static final Policies NONE = new Policies(null, null, null, null, null, null);
+      String periodZone,
+      Map<String, String> windows,
+      Long rpm,
+      Long tpm) {
+    static final Policies NONE = new Policies(null, null, null, null, null, null, null, null, null);
   }
 
   /**
@@ -174,6 +245,25 @@ final class KeyActions {
     }
     if (policies.periodZone() != null) {
       req.setBudgetTimeZone(policies.periodZone());
+    }
+    if (policies.rpm() != null) {
+      req.setRequestsPerMinute(policies.rpm().intValue());
+    }
+    if (policies.tpm() != null) {
+      req.setTokensPerMinute(policies.tpm());
+    }
+    if (policies.windows() != null) {
+      policies
+          .windows()
+          .forEach(
+              (w, usd) -> {
+                switch (w) {
+                  case "5h" -> req.setWindow5HUsd(usd);
+                  case "1d" -> req.setWindow1DUsd(usd);
+                  case "7d" -> req.setWindow7DUsd(usd);
+                  default -> req.setWindow30DUsd(usd);
+                }
+              });
     }
     if (quotaUsd != null) {
       req.setQuotaUsd(quotaUsd);
@@ -278,6 +368,27 @@ final class KeyActions {
     if (c.periodZone() != null) {
       key.setBudgetTimeZone(c.periodZone());
       mask.addPaths("budget_time_zone");
+    }
+    if (c.rpm() != null) {
+      key.setRequestsPerMinute(c.rpm().intValue());
+      mask.addPaths("requests_per_minute");
+    }
+    if (c.tpm() != null) {
+      key.setTokensPerMinute(c.tpm());
+      mask.addPaths("tokens_per_minute");
+    }
+    if (c.windows() != null) {
+      c.windows()
+          .forEach(
+              (w, usd) -> {
+                switch (w) {
+                  case "5h" -> key.setWindow5HUsd(usd);
+                  case "1d" -> key.setWindow1DUsd(usd);
+                  case "7d" -> key.setWindow7DUsd(usd);
+                  default -> key.setWindow30DUsd(usd);
+                }
+                mask.addPaths("window_" + w + "_usd");
+              });
     }
     ApiKey updated =
         client

@@ -101,6 +101,11 @@ final class KeyFormat {
             new String[] {"ip_deny:", list(k.getIpDenyList())},
             new String[] {"model_allow:", list(k.getModelAllowList())},
             new String[] {"budget_period:", period(k)},
+            // Spending windows: "5h=20 (spent 3.5),7d=100", or "-" for none.
+            new String[] {"windows:", windows(k)},
+            // Rate limits; 0 is none.
+            new String[] {"requests_per_minute:", Integer.toString(k.getRequestsPerMinute())},
+            new String[] {"tokens_per_minute:", Long.toString(k.getTokensPerMinute())},
             new String[] {
               "period_resets_at:", k.hasPeriodResetsAt() ? time(k.getPeriodResetsAt()) : "-"
             },
@@ -117,6 +122,21 @@ final class KeyFormat {
       return "none";
     }
     return clean(p + " at " + k.getBudgetResetTime() + " " + k.getBudgetTimeZone());
+  }
+
+  private static String windows(ApiKey k) {
+    List<String> parts = new java.util.ArrayList<>();
+    window(parts, "5h", k.getWindow5HUsd(), k.getWindow5HSpentUsd());
+    window(parts, "1d", k.getWindow1DUsd(), k.getWindow1DSpentUsd());
+    window(parts, "7d", k.getWindow7DUsd(), k.getWindow7DSpentUsd());
+    window(parts, "30d", k.getWindow30DUsd(), k.getWindow30DSpentUsd());
+    return parts.isEmpty() ? "-" : clean(String.join(",", parts));
+  }
+
+  private static void window(List<String> parts, String label, String limit, String spent) {
+    if (!limit.isEmpty() && !limit.equals("0")) {
+      parts.add(label + "=" + limit + (spent.isEmpty() ? "" : " (spent " + spent + ")"));
+    }
   }
 
   private static String list(List<String> entries) {

@@ -2,10 +2,14 @@ package io.quotaauthority.cli;
 
 import io.quotaauthority.admin.PageTokens;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.RateLimits;
+import io.quotaauthority.keys.SpendWindows;
 import io.quotaauthority.proto.v1.HoldExpiry;
 import io.quotaauthority.proto.v1.KeyStatus;
 import java.time.Instant;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -107,6 +111,50 @@ final class KeysCommand {
   static final String PERIOD_RESET = "When each period starts, HH:MM (default 00:00).";
   static final String PERIOD_ZONE = "IANA time zone of the period's calendar (default UTC).";
 
+  static final String RPM = "Most requests in any 60 s, across every instance.";
+  static final String TPM =
+      "Tokens per minute: requests are refused while the last minute's reported tokens reach it.";
+
+  /** --rpm/--tpm: a whole number or null when not given; a usage error naming the option. */
+  static Long rate(String option, String value, long max) {
+    if (value == null) {
+      return null;
+    }
+    return (long) Inputs.count(option, value, 0, (int) Math.min(Integer.MAX_VALUE, max));
+  }
+
+  static final String WINDOW =
+      "A rolling spending window, WINDOW=USD: at most USD spent in any 5h, 1d, 7d or 30d"
+          + " (--window 5h=20 --window 7d=100); repeat for several.";
+
+  /**
+   * --window values (5h=20) by window label, each amount given as typed (the server validates it);
+   * null when none given. A malformed value or an unknown window is a usage error naming --window.
+   */
+  static Map<String, String> windows(List<String> given) {
+    if (given == null) {
+      return null;
+    }
+    Map<String, String> out = new LinkedHashMap<>();
+    for (String g : given) {
+      int eq = g.indexOf('=');
+      if (eq <= 0 || eq == g.length() - 1) {
+        throw new CliException(
+            ExitCodes.USAGE,
+            "--window must be WINDOW=USD with WINDOW one of 5h, 1d, 7d, 30d (5h=20), got "
+                + io.quotaauthority.text.Shown.quoted(g));
+      }
+      String label = g.substring(0, eq);
+      try {
+        SpendWindows.Window.parse("--window", label);
+      } catch (IllegalArgumentException e) {
+        throw new CliException(ExitCodes.USAGE, e.getMessage(), e);
+      }
+      out.put(label.toLowerCase(java.util.Locale.ROOT), g.substring(eq + 1));
+    }
+    return out;
+  }
+
   /** An update's list: null when not given, empty for the single value {@code none}. */
   static List<String> listOrNone(List<String> given) {
     if (given == null) {
@@ -173,6 +221,17 @@ final class KeysCommand {
     @Option(names = "--period", paramLabel = "PERIOD", description = PERIOD + " Unset: none.")
     String period;
 
+    @Option(names = "--window", paramLabel = "WINDOW=USD", description = WINDOW + " Unset: none.")
+    List<String> window;
+
+    @Option(names = "--rpm", paramLabel = "N", description = RPM + " Unset or 0: no limit.")
+    String rpm;
+
+    @Option(names = "--tpm", paramLabel = "N", description = TPM + " Unset or 0: no limit.")
+    String tpm;
+
+    private Map<String, String> windows;
+
     @Option(names = "--period-reset", paramLabel = "HH:MM", description = PERIOD_RESET)
     String periodReset;
 
@@ -192,6 +251,7 @@ final class KeysCommand {
           expiresIn == null ? null : Expiry.parse("--expires-in", expiresIn, ctx.clock().instant());
       max = maxConcurrent(maxConcurrent);
       holdOptions.check();
+      windows = windows(window);
     }
 
     @Override
@@ -201,7 +261,16 @@ final class KeysCommand {
           quota,
           expiresAt,
           max,
-          new KeyActions.Policies(ipAllow, ipDeny, models, period, periodReset, periodZone),
+          new KeyActions.Policies(
+              ipAllow,
+              ipDeny,
+              models,
+              period,
+              periodReset,
+              periodZone,
+              windows,
+              rate("--rpm", rpm, RateLimits.MAX_RPM),
+              rate("--tpm", tpm, Integer.MAX_VALUE)),
           holdOptions.holds(),
           output.output);
     }
@@ -309,6 +378,18 @@ final class KeysCommand {
         description = PERIOD + " none: remove it (quota_used is kept).")
     String period;
 
+    @Option(
+        names = "--window",
+        paramLabel = "WINDOW=USD",
+        description = WINDOW + " WINDOW=0 removes that window.")
+    List<String> window;
+
+    @Option(names = "--rpm", paramLabel = "N", description = RPM + " 0: remove it.")
+    String rpm;
+
+    @Option(names = "--tpm", paramLabel = "N", description = TPM + " 0: remove it.")
+    String tpm;
+
     @Option(names = "--period-reset", paramLabel = "HH:MM", description = PERIOD_RESET)
     String periodReset;
 
@@ -371,7 +452,10 @@ final class KeysCommand {
                   period,
                   periodReset,
                   periodZone,
-                  holdOptions.holds())
+                  holdOptions.holds(),
+                  windows(window),
+                  rate("--rpm", rpm, RateLimits.MAX_RPM),
+                  rate("--tpm", tpm, Integer.MAX_VALUE))
               .requireAny();
     }
 

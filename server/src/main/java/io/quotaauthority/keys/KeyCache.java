@@ -41,6 +41,9 @@ public final class KeyCache {
   private final Executor loadExecutor;
   private final long maxKeys;
 
+  /** The recent usage of cached keys with a spending window; null when not kept (tests). */
+  private volatile UsageWindows windows;
+
   /** Store queries made for uncached keys (the cold path). */
   private final LongAdder loads = new LongAdder();
 
@@ -48,9 +51,48 @@ public final class KeyCache {
     this.lookup = lookup;
     this.loadExecutor = loadExecutor;
     this.maxKeys = maxKeys;
-    this.known = Caffeine.newBuilder().maximumSize(maxKeys).recordStats().build();
+    this.known =
+        Caffeine.newBuilder()
+            .maximumSize(maxKeys)
+            .recordStats()
+            // A key evicted stops being tracked (run within the eviction, so no later install of
+            // the key can be undone by it).
+            .<KeyHash, KeyState>evictionListener(
+                (hash, state, cause) -> {
+                  UsageWindows w = windows;
+                  if (w != null && state != null) {
+                    w.drop(state.id());
+                  }
+                })
+            .build();
     this.unknown =
         Caffeine.newBuilder().maximumSize(MAX_NEGATIVE).expireAfterWrite(negativeTtl).build();
+  }
+
+  /**
+   * Keeps the recent usage of cached keys that have a spending window in {@code w} (README "Key
+   * policies"); set once, at start, before any key is cached.
+   */
+  public KeyCache trackingUsage(UsageWindows w) {
+    this.windows = w;
+    return this;
+  }
+
+  /** The recent usage of cached windowed keys; null when not kept. */
+  public UsageWindows windows() {
+    return windows;
+  }
+
+  /**
+   * Lets the usage tracking follow a row about to be cached (or that refreshes a cached key): a key
+   * with a spending window is tracked, its history read if it was not yet, on the calling thread (a
+   * loader, the listener, an admin or commit thread; never a Check's).
+   */
+  private void follow(KeyRecord row) {
+    UsageWindows w = windows;
+    if (w != null && (row.policies().tracksUsage() || w.track(row.id()) != null)) {
+      w.follow(row);
+    }
   }
 
   /** The cached state, or null when the key is not cached (it may still exist). */
@@ -106,6 +148,7 @@ public final class KeyCache {
       Optional<KeyRecord> row = lookup.findByHash(hash);
       KeyState state = null;
       if (row.isPresent()) {
+        follow(row.get());
         state = install(hash, KeyState.of(row.get()));
       } else {
         unknown.put(hash, Boolean.TRUE);
@@ -121,6 +164,7 @@ public final class KeyCache {
   /** Records a change this instance made; older versions never replace newer ones. */
   public void apply(KeyRecord row) {
     track(row);
+    follow(row);
     install(row.keyHash(), KeyState.of(row));
   }
 
@@ -132,6 +176,7 @@ public final class KeyCache {
    */
   public void heard(KeyRecord row) {
     if (track(row)) {
+      follow(row);
       install(row.keyHash(), KeyState.of(row));
     } else {
       refresh(row);
@@ -153,6 +198,8 @@ public final class KeyCache {
    */
   public void fill(KeyRecord row) {
     if (!row.deleted()) {
+      // A windowed key's history is read here too (one query per such key, before ready).
+      follow(row);
       install(row.keyHash(), KeyState.of(row));
     }
   }
@@ -167,6 +214,10 @@ public final class KeyCache {
    * keys no request asked for.
    */
   public void refresh(KeyRecord row) {
+    if (!known.asMap().containsKey(row.keyHash())) {
+      return;
+    }
+    follow(row);
     refresh(row.keyHash(), KeyState.of(row));
   }
 
@@ -197,6 +248,10 @@ public final class KeyCache {
   public void invalidateAll() {
     known.invalidateAll();
     unknown.invalidateAll();
+    UsageWindows w = windows;
+    if (w != null) {
+      w.clear();
+    }
   }
 
   /** How many times an uncached key was looked up in the store. */

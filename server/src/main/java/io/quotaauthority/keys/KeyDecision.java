@@ -7,6 +7,8 @@ import java.math.BigDecimal;
 public final class KeyDecision {
   private KeyDecision() {}
 
+  private static final long[] NO_SPEND = new long[SpendWindows.Window.values().length];
+
   /**
    * @param state the key's snapshot, or null when no key by that hash exists
    * @param pending usage accepted on this instance but not yet committed (zero if none)
@@ -52,6 +54,26 @@ public final class KeyDecision {
    */
   public static Verdict decide(
       KeyState state, BigDecimal pending, long nowMicros, Endpoints.Row endpoint, byte[] address) {
+    return decide(state, pending, nowMicros, endpoint, address, null);
+  }
+
+  /**
+   * The whole order with the spending windows: after the quota (or the period's budget), each of
+   * the key's windows shortest first; then the endpoint. A window is a spending figure like the
+   * quota, so it comes after the address; an exhausted quota is named before a full window, since
+   * waiting for the window would not help.
+   *
+   * @param windowSpent per window (by ordinal) the usage committed in it, in units of {@link
+   *     Money#UNIT}, from {@link UsageWindows.Track#spent}; null when the key has no window (or is
+   *     not tracked yet, then only pending usage counts)
+   */
+  public static Verdict decide(
+      KeyState state,
+      BigDecimal pending,
+      long nowMicros,
+      Endpoints.Row endpoint,
+      byte[] address,
+      long[] windowSpent) {
     if (state == null || state.deleted()) {
       return Verdict.UNKNOWN_KEY;
     }
@@ -73,8 +95,14 @@ public final class KeyDecision {
     } else {
       verdict = decide(state, pending, nowMicros);
     }
+    SpendWindows windows = state.policies().windows();
     if (verdict == Verdict.ALLOW
-        && (state.limited() || state.policies().restrictsModels())
+        && windows.active()
+        && windows.exceeded(windowSpent == null ? NO_SPEND : windowSpent, pending) != null) {
+      return Verdict.WINDOW_EXCEEDED;
+    }
+    if (verdict == Verdict.ALLOW
+        && (state.limited() || state.policies().restrictsModels() || windows.active())
         && endpoint.refusesLimitedKeys()) {
       return Verdict.NOT_METERED;
     }

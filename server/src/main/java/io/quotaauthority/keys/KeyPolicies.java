@@ -12,14 +12,43 @@ import java.util.List;
  * @param modelAllow empty: any model
  */
 public record KeyPolicies(
-    IpRanges ipAllow, IpRanges ipDeny, ModelAllowList modelAllow, PeriodBudget period) {
+    IpRanges ipAllow,
+    IpRanges ipDeny,
+    ModelAllowList modelAllow,
+    PeriodBudget period,
+    SpendWindows windows,
+    RateLimits rates) {
 
   /** No policy at all, shared by every key that has none. */
   public static final KeyPolicies NONE =
-      new KeyPolicies(IpRanges.NONE, IpRanges.NONE, ModelAllowList.NONE, PeriodBudget.NONE);
+      new KeyPolicies(
+          IpRanges.NONE,
+          IpRanges.NONE,
+          ModelAllowList.NONE,
+          PeriodBudget.NONE,
+          SpendWindows.NONE,
+          RateLimits.NONE);
 
   public KeyPolicies {
     period = period == null ? PeriodBudget.NONE : period;
+    windows = windows == null ? SpendWindows.NONE : windows;
+    rates = rates == null ? RateLimits.NONE : rates;
+  }
+
+  /** Without rate limits. */
+  public KeyPolicies(
+      IpRanges ipAllow,
+      IpRanges ipDeny,
+      ModelAllowList modelAllow,
+      PeriodBudget period,
+      SpendWindows windows) {
+    this(ipAllow, ipDeny, modelAllow, period, windows, RateLimits.NONE);
+  }
+
+  /** Without spending windows. */
+  public KeyPolicies(
+      IpRanges ipAllow, IpRanges ipDeny, ModelAllowList modelAllow, PeriodBudget period) {
+    this(ipAllow, ipDeny, modelAllow, period, SpendWindows.NONE);
   }
 
   /** Access lists only, no periodic budget. */
@@ -29,8 +58,28 @@ public record KeyPolicies(
 
   /** The same policies with another periodic budget. */
   public KeyPolicies withPeriod(PeriodBudget p) {
-    KeyPolicies out = new KeyPolicies(ipAllow, ipDeny, modelAllow, p);
+    KeyPolicies out = new KeyPolicies(ipAllow, ipDeny, modelAllow, p, windows, rates);
     return out.equals(NONE) ? NONE : out;
+  }
+
+  /** The same policies with other spending windows. */
+  public KeyPolicies withWindows(SpendWindows w) {
+    KeyPolicies out = new KeyPolicies(ipAllow, ipDeny, modelAllow, period, w, rates);
+    return out.equals(NONE) ? NONE : out;
+  }
+
+  /** The same policies with other rate limits. */
+  public KeyPolicies withRates(RateLimits r) {
+    KeyPolicies out = new KeyPolicies(ipAllow, ipDeny, modelAllow, period, windows, r);
+    return out.equals(NONE) ? NONE : out;
+  }
+
+  /**
+   * Whether Check needs the key's recent usage in memory ({@link UsageWindows}): only a key with a
+   * spending window or a token rate limit does; every other key costs no tracking at all.
+   */
+  public boolean tracksUsage() {
+    return windows.active() || rates.tokensPerMinute() > 0;
   }
 
   /** From stored columns (canonical entries). */
@@ -40,11 +89,31 @@ public record KeyPolicies(
 
   public static KeyPolicies stored(
       List<String> ipAllow, List<String> ipDeny, List<String> models, PeriodBudget period) {
-    if (ipAllow.isEmpty() && ipDeny.isEmpty() && models.isEmpty() && !period.active()) {
+    return stored(ipAllow, ipDeny, models, period, SpendWindows.NONE, RateLimits.NONE);
+  }
+
+  public static KeyPolicies stored(
+      List<String> ipAllow,
+      List<String> ipDeny,
+      List<String> models,
+      PeriodBudget period,
+      SpendWindows windows,
+      RateLimits rates) {
+    if (ipAllow.isEmpty()
+        && ipDeny.isEmpty()
+        && models.isEmpty()
+        && !period.active()
+        && !windows.active()
+        && !rates.active()) {
       return NONE;
     }
     return new KeyPolicies(
-        IpRanges.of(ipAllow), IpRanges.of(ipDeny), ModelAllowList.of(models), period);
+        IpRanges.of(ipAllow),
+        IpRanges.of(ipDeny),
+        ModelAllowList.of(models),
+        period,
+        windows,
+        rates);
   }
 
   /** Whether either IP list is set: only then does Check need the client's address. */
@@ -81,7 +150,9 @@ public record KeyPolicies(
         && ipAllow.entries().equals(p.ipAllow.entries())
         && ipDeny.entries().equals(p.ipDeny.entries())
         && modelAllow.entries().equals(p.modelAllow.entries())
-        && samePeriod(period, p.period);
+        && samePeriod(period, p.period)
+        && windows.equals(p.windows)
+        && rates.equals(p.rates);
   }
 
   /** Periods without one compare equal whatever their unused fields say. */
@@ -94,6 +165,8 @@ public record KeyPolicies(
     return ipAllow.entries().hashCode() * 31 * 31
         + ipDeny.entries().hashCode() * 31
         + modelAllow.entries().hashCode()
-        + (period.active() ? period.hashCode() : 0);
+        + (period.active() ? period.hashCode() : 0)
+        + windows.hashCode() * 7
+        + rates.hashCode() * 11;
   }
 }

@@ -36,7 +36,9 @@ public record KeyRecord(
     int slotsLeased,
     BigDecimal holdUsdPerRequest,
     HoldExpiry holdExpiry,
-    KeyPolicies policies) {
+    KeyPolicies policies,
+    BigDecimal spentUsd,
+    long tokensUsed) {
 
   /** The most max_concurrent_requests can be: the CHECK on api_keys (V6). */
   public static final int MAX_CONCURRENT_REQUESTS = 1_000_000;
@@ -64,6 +66,53 @@ public record KeyRecord(
     holdUsdPerRequest = holdUsdPerRequest == null ? BigDecimal.ZERO : holdUsdPerRequest;
     holdExpiry = holdExpiry == null ? HoldExpiry.CHARGE : holdExpiry;
     policies = policies == null ? KeyPolicies.NONE : policies;
+    spentUsd = spentUsd == null ? BigDecimal.ZERO : spentUsd;
+  }
+
+  /**
+   * A row read without its lifetime spend (api_keys.spent_usd: every USD ever charged, never reset;
+   * only the spending windows read it).
+   */
+  public KeyRecord(
+      long id,
+      String name,
+      KeyHash keyHash,
+      String keyPrefix,
+      StoredStatus status,
+      BigDecimal quota,
+      BigDecimal quotaUsed,
+      Instant expiresAt,
+      Instant createdAt,
+      Instant updatedAt,
+      Instant deletedAt,
+      long version,
+      BigDecimal leased,
+      int maxConcurrentRequests,
+      int slotsLeased,
+      BigDecimal holdUsdPerRequest,
+      HoldExpiry holdExpiry,
+      KeyPolicies policies) {
+    this(
+        id,
+        name,
+        keyHash,
+        keyPrefix,
+        status,
+        quota,
+        quotaUsed,
+        expiresAt,
+        createdAt,
+        updatedAt,
+        deletedAt,
+        version,
+        leased,
+        maxConcurrentRequests,
+        slotsLeased,
+        holdUsdPerRequest,
+        holdExpiry,
+        policies,
+        BigDecimal.ZERO,
+        0);
   }
 
   /** A row without policies (README "Key policies"). */

@@ -23,11 +23,23 @@ public enum Verdict {
    */
   PERIOD_EXHAUSTED,
   /**
+   * A key with a rolling spending window has spent its limit within it (committed and pending
+   * usage): 429 window_limit_exceeded, naming the window, with retry-after until enough of the
+   * window's usage has aged out.
+   */
+  WINDOW_EXCEEDED,
+  /**
    * A key with a quota or a model allow-list asked for an endpoint the gateway cannot meter
    * (provider.Endpoints), so whose cost or model it cannot see: 403 endpoint_not_metered. Keys
    * without either are never refused for it.
    */
   NOT_METERED,
+  /**
+   * A key with a rate limit reached it: requests per minute across every instance, or tokens
+   * reported in the last minute: 429 rate_limit_exceeded with retry-after. Last of the key checks:
+   * a request permit is taken only once everything else admits the request.
+   */
+  RATE_LIMITED,
   /** The store could not be asked in time about an uncached key: 503 quota_service_unavailable. */
   UNAVAILABLE,
   /** Let the request through. */

@@ -53,6 +53,31 @@ public final class GatewayHeaders {
   /** On the response, for keys with a quota: USD left when Check admitted the request. */
   public static final String REMAINING_USD = "x-quota-remaining-usd";
 
+  /** On an allowed response of a key with requests_per_minute: the limit. */
+  public static final String RATE_LIMIT_REQUESTS = "x-quota-ratelimit-limit-requests";
+
+  /** On an allowed response of a key with tokens_per_minute: the limit. */
+  public static final String RATE_LIMIT_TOKENS = "x-quota-ratelimit-limit-tokens";
+
+  /** On an allowed response of a key with tokens_per_minute: tokens left of the last minute's. */
+  public static final String RATE_REMAINING_TOKENS = "x-quota-ratelimit-remaining-tokens";
+
+  /** On a rate_limit_exceeded refusal: which limit, requests or tokens. */
+  public static final String RATE_LIMITED = "x-quota-ratelimit";
+
+  /** On a window_limit_exceeded refusal: the window that is full (5h, 1d, 7d, 30d). */
+  public static final String WINDOW = "x-quota-window";
+
+  /** On an allowed response: USD left in a key's spending window (README "Key policies"). */
+  public static String windowRemaining(String window) {
+    return "x-quota-window-" + window + "-remaining-usd";
+  }
+
+  /** On an allowed response: when the oldest usage counted in a key's window ages out. */
+  public static String windowResetsAt(String window) {
+    return "x-quota-window-" + window + "-resets-at";
+  }
+
   private GatewayHeaders() {}
 
   /** Whether a {@link #KEY_LIMITED} value (null when absent) means the key has a quota. */

@@ -5,6 +5,9 @@ import io.quotaauthority.keys.KeyLookup;
 import io.quotaauthority.keys.KeyPolicies;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.PeriodBudget;
+import io.quotaauthority.keys.RateLimits;
+import io.quotaauthority.keys.SpendWindows;
+import io.quotaauthority.keys.UsageWindows;
 import java.math.BigDecimal;
 import java.sql.Array;
 import java.sql.Connection;
@@ -36,15 +39,18 @@ public final class KeyRepository implements KeyLookup {
       id, name, key_hash, key_prefix, status, quota, quota_used, expires_at, created_at, updated_at,
       deleted_at, version, leased, max_concurrent_requests, slots_leased, hold_usd_per_request,
       hold_expiry, ip_allow, ip_deny, model_allow, budget_period, budget_reset_minute,
-      budget_time_zone, period_started_at, period_ends_at""";
+      budget_time_zone, period_started_at, period_ends_at, window_5h_usd, window_1d_usd,
+      window_7d_usd, window_30d_usd, spent_usd, requests_per_minute, tokens_per_minute,
+      tokens_used""";
 
   private static final String INSERT =
       """
       INSERT INTO api_keys (name, key_hash, key_prefix, quota, expires_at, max_concurrent_requests,
                             hold_usd_per_request, hold_expiry, ip_allow, ip_deny, model_allow,
                             budget_period, budget_reset_minute, budget_time_zone, period_started_at,
-                            period_ends_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            period_ends_at, window_5h_usd, window_1d_usd, window_7d_usd,
+                            window_30d_usd, requests_per_minute, tokens_per_minute)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       RETURNING %s"""
           .formatted(COLUMNS);
 
@@ -113,8 +119,9 @@ public final class KeyRepository implements KeyLookup {
       """
       UPDATE api_keys
          SET ip_allow = ?, ip_deny = ?, model_allow = ?, budget_period = ?, budget_reset_minute = ?,
-             budget_time_zone = ?, period_started_at = ?, period_ends_at = ?,
-             updated_at = now(), version = version + 1
+             budget_time_zone = ?, period_started_at = ?, period_ends_at = ?, window_5h_usd = ?,
+             window_1d_usd = ?, window_7d_usd = ?, window_30d_usd = ?, requests_per_minute = ?,
+             tokens_per_minute = ?, updated_at = now(), version = version + 1
        WHERE id = ?
       RETURNING %s"""
           .formatted(COLUMNS);
@@ -132,6 +139,22 @@ public final class KeyRepository implements KeyLookup {
        WHERE id = ?
       RETURNING %s"""
           .formatted(COLUMNS);
+
+  /**
+   * A windowed key's lifetime spend and, in the same statement (so the same snapshot), its usage by
+   * the minute it was charged in, since a given instant: by usage_events_key_received_idx, at most
+   * the span of the key's longest window.
+   */
+  private static final String USAGE_HISTORY =
+      """
+      SELECT NULL::bigint AS minute, spent_usd AS usd, tokens_used AS tokens
+        FROM api_keys WHERE id = ?
+      UNION ALL
+      SELECT floor((?::bigint + extract(epoch FROM received_at - now()) * 1000) / 60000)::bigint,
+             sum(cost), sum(input_tokens + output_tokens)::bigint
+        FROM usage_events
+       WHERE key_id = ? AND received_at >= now() - make_interval(mins => ?)
+       GROUP BY 1""";
 
   private static final String INSERT_AUDIT =
       """
@@ -288,14 +311,18 @@ public final class KeyRepository implements KeyLookup {
   public KeyRecord updatePolicies(Connection c, long id, KeyPolicies policies) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(UPDATE_POLICIES)) {
       setPolicies(c, ps, 1, policies);
-      ps.setLong(9, id);
+      ps.setLong(POLICY_PARAMETERS + 1, id);
       return single(ps).orElseThrow();
     }
   }
 
+  /** How many parameters {@link #setPolicies} binds. */
+  static final int POLICY_PARAMETERS = 14;
+
   /**
    * ip_allow, ip_deny, model_allow, budget_period, budget_reset_minute, budget_time_zone,
-   * period_started_at, period_ends_at: eight parameters from {@code first}.
+   * period_started_at, period_ends_at, window_5h_usd, window_1d_usd, window_7d_usd, window_30d_usd:
+   * {@link #POLICY_PARAMETERS} parameters from {@code first}.
    */
   private static void setPolicies(Connection c, PreparedStatement ps, int first, KeyPolicies p)
       throws SQLException {
@@ -308,6 +335,21 @@ public final class KeyRepository implements KeyLookup {
     ps.setString(first + 5, period.active() ? period.zoneName() : "UTC");
     setInstant(ps, first + 6, period.active() ? period.startedAt() : null);
     setInstant(ps, first + 7, period.active() ? period.endsAt() : null);
+    int i = first + 8;
+    for (SpendWindows.Window w : SpendWindows.Window.values()) {
+      ps.setBigDecimal(i++, p.windows().stored(w));
+    }
+    ps.setInt(i++, p.rates().requestsPerMinute());
+    ps.setLong(i, p.rates().tokensPerMinute());
+  }
+
+  /** The spending window columns of a row. */
+  static SpendWindows windows(ResultSet rs) throws SQLException {
+    return SpendWindows.of(
+        rs.getBigDecimal("window_5h_usd"),
+        rs.getBigDecimal("window_1d_usd"),
+        rs.getBigDecimal("window_7d_usd"),
+        rs.getBigDecimal("window_30d_usd"));
   }
 
   /** The periodic budget columns of a row; a stored zone Java does not know reads as UTC. */
@@ -384,6 +426,47 @@ public final class KeyRepository implements KeyLookup {
       ps.setString(2, KeyChange.payload(row, System.currentTimeMillis()));
       ps.execute();
     }
+  }
+
+  /** {@link UsageWindows.History}: the key's lifetime spend and minute sums, or null if gone. */
+  public UsageWindows.Read usageHistory(long keyId, long nowMillis, int lastMinutes) {
+    return tx.inTransaction(
+        c -> {
+          try (PreparedStatement ps = c.prepareStatement(USAGE_HISTORY)) {
+            ps.setLong(1, keyId);
+            ps.setLong(2, nowMillis);
+            ps.setLong(3, keyId);
+            ps.setInt(4, lastMinutes);
+            BigDecimal spent = null;
+            long tokens = 0;
+            List<long[]> rows = new ArrayList<>();
+            try (ResultSet rs = ps.executeQuery()) {
+              while (rs.next()) {
+                long minute = rs.getLong(1);
+                if (rs.wasNull()) {
+                  spent = rs.getBigDecimal(2);
+                  tokens = rs.getLong(3);
+                } else {
+                  rows.add(
+                      new long[] {minute, UsageWindows.units(rs.getBigDecimal(2)), rs.getLong(3)});
+                }
+              }
+            }
+            if (spent == null) {
+              return null;
+            }
+            rows.sort((x, y) -> Long.compare(x[0], y[0]));
+            long[] minutes = new long[rows.size()];
+            long[] units = new long[rows.size()];
+            long[] tokenCounts = new long[rows.size()];
+            for (int i = 0; i < minutes.length; i++) {
+              minutes[i] = rows.get(i)[0];
+              units[i] = rows.get(i)[1];
+              tokenCounts[i] = rows.get(i)[2];
+            }
+            return new UsageWindows.Read(spent, tokens, minutes, units, tokenCounts);
+          }
+        });
   }
 
   @Override
@@ -504,7 +587,14 @@ public final class KeyRepository implements KeyLookup {
         rs.getBigDecimal("hold_usd_per_request"),
         KeyRecord.HoldExpiry.valueOf(rs.getString("hold_expiry").toUpperCase(Locale.ROOT)),
         KeyPolicies.stored(
-            texts(rs, "ip_allow"), texts(rs, "ip_deny"), texts(rs, "model_allow"), period(rs)));
+            texts(rs, "ip_allow"),
+            texts(rs, "ip_deny"),
+            texts(rs, "model_allow"),
+            period(rs),
+            windows(rs),
+            RateLimits.of(rs.getInt("requests_per_minute"), rs.getLong("tokens_per_minute"))),
+        rs.getBigDecimal("spent_usd"),
+        rs.getLong("tokens_used"));
   }
 
   static Instant instant(ResultSet rs, String column) throws SQLException {

@@ -67,14 +67,17 @@ public final class UsageRepository implements UsageLedger {
   private static final String CHARGE_KEYS =
       """
       UPDATE api_keys k
-         SET quota_used = k.quota_used + v.amount, updated_at = now(), version = k.version + 1
-        FROM unnest(?::bigint[], ?::numeric[]) AS v(id, amount)
+         SET quota_used = k.quota_used + v.amount, spent_usd = k.spent_usd + v.amount,
+             tokens_used = k.tokens_used + v.tokens, updated_at = now(), version = k.version + 1
+        FROM unnest(?::bigint[], ?::numeric[], ?::bigint[]) AS v(id, amount, tokens)
        WHERE k.id = v.id
       RETURNING k.id, k.name, k.key_hash, k.key_prefix, k.status, k.quota, k.quota_used, k.expires_at,
                 k.created_at, k.updated_at, k.deleted_at, k.version, k.leased,
                 k.max_concurrent_requests, k.slots_leased, k.hold_usd_per_request, k.hold_expiry,
                 k.ip_allow, k.ip_deny, k.model_allow, k.budget_period, k.budget_reset_minute,
-                k.budget_time_zone, k.period_started_at, k.period_ends_at""";
+                k.budget_time_zone, k.period_started_at, k.period_ends_at, k.window_5h_usd,
+                k.window_1d_usd, k.window_7d_usd, k.window_30d_usd, k.spent_usd,
+                k.requests_per_minute, k.tokens_per_minute, k.tokens_used""";
 
   private static final String NOTIFY_ALL =
       """
@@ -224,12 +227,14 @@ public final class UsageRepository implements UsageLedger {
           Map<String, UsageReport> earlier = earlierCharges(c, chargeable, inserted, writers);
           Set<String> recovered = recovered(writers, earlierAttempts);
           Map<Long, BigDecimal> sums = new HashMap<>();
+          Map<Long, Long> tokens = new HashMap<>();
           for (UsageReport r : chargeable) {
             if (inserted.contains(r.reportId())) {
               sums.merge(r.keyId(), r.cost(), BigDecimal::add);
+              tokens.merge(r.keyId(), tokenCount(r), UsageRepository::addTokens);
             }
           }
-          List<KeyRecord> charged = sums.isEmpty() ? List.of() : chargeKeys(c, sums);
+          List<KeyRecord> charged = sums.isEmpty() ? List.of() : chargeKeys(c, sums, tokens);
           if (!charged.isEmpty()) {
             notifyAll(c, charged);
           }
@@ -526,20 +531,34 @@ public final class UsageRepository implements UsageLedger {
     return inserted;
   }
 
-  private static List<KeyRecord> chargeKeys(Connection c, Map<Long, BigDecimal> sums)
-      throws SQLException {
+  /** A report's tokens for the tokens-per-minute limit: input + output, as reported. */
+  static long tokenCount(UsageReport r) {
+    return addTokens(r.inputTokens(), r.outputTokens());
+  }
+
+  /** Adds token counts, at most a bigint (a reporter's counts are validated, never negative). */
+  static long addTokens(long a, long b) {
+    long s = a + b;
+    return s < 0 ? Long.MAX_VALUE / 2 : Math.min(s, Long.MAX_VALUE / 2);
+  }
+
+  private static List<KeyRecord> chargeKeys(
+      Connection c, Map<Long, BigDecimal> sums, Map<Long, Long> tokens) throws SQLException {
     Object[] ids = new Object[sums.size()];
     Object[] amounts = new Object[sums.size()];
+    Object[] counts = new Object[sums.size()];
     int i = 0;
     for (Map.Entry<Long, BigDecimal> e : sums.entrySet()) {
       ids[i] = e.getKey();
       amounts[i] = e.getValue();
+      counts[i] = tokens.getOrDefault(e.getKey(), 0L);
       i++;
     }
     List<KeyRecord> rows = new ArrayList<>(sums.size());
     try (PreparedStatement ps = c.prepareStatement(CHARGE_KEYS)) {
       ps.setArray(1, c.createArrayOf("bigint", ids));
       ps.setArray(2, c.createArrayOf("numeric", amounts));
+      ps.setArray(3, c.createArrayOf("bigint", counts));
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           rows.add(KeyRepository.read(rs));

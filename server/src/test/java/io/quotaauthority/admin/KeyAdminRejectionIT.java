@@ -563,7 +563,8 @@ class KeyAdminRejectionIT {
         "update_mask must name at least one of"
             + " [name, quota_usd, expires_at, status, max_concurrent_requests,"
             + " hold_usd_per_request, hold_expiry, ip_allow, ip_deny, model_allow, budget_period,"
-            + " budget_reset_time, budget_time_zone]");
+            + " budget_reset_time, budget_time_zone, window_5h_usd, window_1d_usd, window_7d_usd,"
+            + " window_30d_usd, requests_per_minute, tokens_per_minute]");
   }
 
   @ParameterizedTest(name = "path ''{0}''")

@@ -20,6 +20,8 @@ import io.quotaauthority.keys.ModelAllowList;
 import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.keys.PeriodBudget;
 import io.quotaauthority.keys.SecretHasher;
+import io.quotaauthority.keys.SpendWindows;
+import io.quotaauthority.keys.UsageWindows;
 import java.math.BigDecimal;
 import java.time.Clock;
 import java.time.Duration;
@@ -69,7 +71,23 @@ class DecisionOrderTest {
       String used,
       boolean ipList,
       boolean models,
-      boolean monthly) {}
+      boolean monthly,
+      String window5h,
+      String window5hSpent) {
+    Key(
+        boolean disabled,
+        boolean expired,
+        String quota,
+        String used,
+        boolean ipList,
+        boolean models,
+        boolean monthly) {
+      this(disabled, expired, quota, used, ipList, models, monthly, null, null);
+    }
+  }
+
+  /** The minute a windowed key's usage was charged in: two hours before NOW. */
+  private static final long SPENT_MINUTE = NOW.minus(Duration.ofHours(2)).getEpochSecond() / 60;
 
   private static KeyRecord row(long id, String secret, Key k) {
     PeriodBudget period =
@@ -83,7 +101,10 @@ class DecisionOrderTest {
             k.models()
                 ? ModelAllowList.parse("model_allow", List.of("gpt-4o-mini"))
                 : ModelAllowList.NONE,
-            period);
+            period,
+            k.window5h() == null
+                ? SpendWindows.NONE
+                : SpendWindows.of(new BigDecimal(k.window5h()), null, null, null));
     return new KeyRecord(
         id,
         "k" + id,
@@ -229,9 +250,61 @@ class DecisionOrderTest {
               "endpoint_not_metered",
               null
             },
+            // a full 5h window: after the address, after the quota, before the endpoint;
+            // retry-after
+            // until the usage charged at 20:58 ages out at 01:59:00 (the end of its minute + 5h)
+            new Object[] {
+              new Key(false, false, "5", "1", true, false, false, "2", "2"),
+              OUTSIDE,
+              null,
+              403,
+              "ip_not_allowed",
+              null
+            },
+            new Object[] {
+              new Key(false, false, "1", "1", true, false, false, "2", "2"),
+              INSIDE,
+              null,
+              429,
+              "insufficient_quota",
+              null
+            },
+            new Object[] {
+              new Key(false, false, "5", "1", true, false, false, "2", "2"),
+              INSIDE,
+              null,
+              429,
+              "window_limit_exceeded",
+              "10830"
+            },
+            new Object[] {
+              new Key(false, false, "0", "0", false, false, false, "2", "2.5"),
+              INSIDE,
+              "/v1/batches",
+              429,
+              "window_limit_exceeded",
+              "10830"
+            },
+            new Object[] {
+              new Key(false, false, "0", "0", false, false, false, "2", "1"),
+              INSIDE,
+              "/v1/batches",
+              403,
+              "endpoint_not_metered",
+              null
+            },
             // everything passes
             new Object[] {
               new Key(false, false, "5", "1", true, true, true), INSIDE, null, 0, null, null
+            },
+            // a window with room: its remaining USD and when its oldest usage ages out
+            new Object[] {
+              new Key(false, false, "5", "1", true, false, false, "2", "0.5"),
+              INSIDE,
+              null,
+              0,
+              null,
+              null
             });
     List<Arguments> out = new ArrayList<>();
     for (Shape shape : Shape.values()) {
@@ -256,7 +329,19 @@ class DecisionOrderTest {
     lookup.rows.put(SecretHasher.hash(secret), row(7, secret, key));
     Authorizer authorizer =
         new Authorizer(
-            new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30)),
+            new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30))
+                .trackingUsage(
+                    new UsageWindows(
+                        (id, now, minutes) ->
+                            key.window5hSpent() == null
+                                ? new UsageWindows.Read(BigDecimal.ZERO, new long[0], new long[0])
+                                : new UsageWindows.Read(
+                                    new BigDecimal(key.window5hSpent()),
+                                    new long[] {SPENT_MINUTE},
+                                    new long[] {
+                                      UsageWindows.units(new BigDecimal(key.window5hSpent()))
+                                    }),
+                        CLOCK)),
             new PendingUsage(),
             CLOCK,
             CheckRecorder.NONE);
@@ -267,6 +352,14 @@ class DecisionOrderTest {
         a -> answer.complete(a.response()));
     CheckResponse r = answer.get(5, TimeUnit.SECONDS);
 
+    if (http == 0 && key.window5h() != null) {
+      assertThat(r.getStatus().getCode()).isZero();
+      Map<String, String> response = headers(r.getOkResponse().getResponseHeadersToAddList());
+      assertThat(response)
+          .containsEntry("x-quota-window-5h-remaining-usd", "1.5")
+          .containsEntry("x-quota-window-5h-resets-at", "2027-01-01T01:59:00Z");
+      return;
+    }
     if (http == 0) {
       assertThat(r.getStatus().getCode()).isZero();
       Map<String, String> upstream = headers(r.getOkResponse().getHeadersList());
@@ -295,6 +388,144 @@ class DecisionOrderTest {
       assertThat(denied).doesNotContainKey("retry-after");
     } else {
       assertThat(denied).containsEntry("retry-after", retryAfter);
+    }
+    if ("window_limit_exceeded".equals(code)) {
+      assertThat(denied).containsEntry("x-quota-window", "5h");
+      if (shape == Shape.OPENAI) {
+        assertThat(body.at("/error/message").asText())
+            .isEqualTo(
+                "This API key has spent its limit of 2 USD in a rolling 5h window; enough of that"
+                    + " usage ages out at 2027-01-01T01:59:00Z.");
+        assertThat(body.at("/error/type").asText()).isEqualTo("insufficient_quota");
+      }
+    }
+  }
+
+  /** key settings for the rate rows: rpm, tpm, tokens reported this minute, 5h window spent. */
+  static Stream<Arguments> rateTable() {
+    List<Object[]> rows =
+        List.of(
+            // a full window is named before any rate limit (it takes no permit)
+            new Object[] {60, 0L, 0L, "2", 429, "window_limit_exceeded", "10830"},
+            // tokens of the last minute at the limit: refused until the end of the next minute
+            // (usage of 22:58 ages out at 23:00:00, 90 s after 22:58:30)
+            new Object[] {60, 100L, 100L, null, 429, "rate_limit_exceeded", "90"},
+            // below the token limit, no request permit left: the store's retry second
+            new Object[] {60, 100L, 99L, null, 429, "rate_limit_exceeded", "31"},
+            // a permit: allowed, with the limits on the response
+            new Object[] {600, 100L, 40L, null, 0, null, null});
+    List<Arguments> out = new ArrayList<>();
+    for (Shape shape : Shape.values()) {
+      for (Object[] r : rows) {
+        out.add(Arguments.of(shape, r[0], r[1], r[2], r[3], r[4], r[5], r[6]));
+      }
+    }
+    return out.stream();
+  }
+
+  @ParameterizedTest(name = "[{index}] {0} rpm={1} tpm={2} tokens={3} window={4} -> {5} {6}")
+  @MethodSource("rateTable")
+  void check_rateLimits_lastInTheOrder_429WithRetryAfterInEveryShape(
+      Shape shape,
+      int rpm,
+      long tpm,
+      long tokens,
+      String windowSpent,
+      int http,
+      String code,
+      String retryAfter)
+      throws Exception {
+    String secret = "sk-rate-" + "0".repeat(39);
+    KeyRecord base = row(8, secret, new Key(false, false, "0", "0", false, false, false));
+    KeyPolicies policies =
+        KeyPolicies.NONE
+            .withWindows(
+                windowSpent == null
+                    ? SpendWindows.NONE
+                    : SpendWindows.of(new BigDecimal("2"), null, null, null))
+            .withRates(io.quotaauthority.keys.RateLimits.of(rpm, tpm));
+    KeyRecord r0 =
+        new KeyRecord(
+            base.id(),
+            base.name(),
+            base.keyHash(),
+            base.keyPrefix(),
+            base.status(),
+            base.quota(),
+            base.quotaUsed(),
+            base.expiresAt(),
+            base.createdAt(),
+            base.updatedAt(),
+            null,
+            1,
+            BigDecimal.ZERO,
+            0,
+            0,
+            BigDecimal.ZERO,
+            KeyRecord.HoldExpiry.CHARGE,
+            policies);
+    Lookup lookup = new Lookup();
+    lookup.rows.put(SecretHasher.hash(secret), r0);
+    long nowMinute = NOW.getEpochSecond() / 60;
+    UsageWindows tracking =
+        new UsageWindows(
+            (id, now, minutes) ->
+                new UsageWindows.Read(
+                    windowSpent == null ? BigDecimal.ZERO : new BigDecimal(windowSpent),
+                    tokens,
+                    new long[] {windowSpent == null ? nowMinute : SPENT_MINUTE},
+                    new long[] {
+                      windowSpent == null ? 0 : UsageWindows.units(new BigDecimal(windowSpent))
+                    },
+                    new long[] {tokens}),
+            CLOCK);
+    // The store grants a permit while the limit is 600, none at 60 (retry at 22:59:01).
+    io.quotaauthority.usage.RatePermits permits =
+        new io.quotaauthority.usage.RatePermits(
+            (keyId, limit, first, last, wanted) ->
+                limit == 600
+                    ? new io.quotaauthority.usage.RateStore.Grant(1, 0)
+                    : new io.quotaauthority.usage.RateStore.Grant(0, NOW.getEpochSecond() + 31),
+            Runnable::run,
+            CLOCK);
+    Authorizer authorizer =
+        new Authorizer(
+            new KeyCache(lookup, LOADER, 100, Duration.ofSeconds(30)).trackingUsage(tracking),
+            new PendingUsage(),
+            CLOCK,
+            CheckRecorder.NONE,
+            null,
+            permits);
+    CompletableFuture<CheckResponse> answer = new CompletableFuture<>();
+    authorizer.check(
+        request(shape, shape.path, secret, INSIDE),
+        TimeUnit.SECONDS.toNanos(2),
+        a -> answer.complete(a.response()));
+    CheckResponse r = answer.get(5, TimeUnit.SECONDS);
+    if (http == 0) {
+      assertThat(r.getStatus().getCode()).isZero();
+      assertThat(headers(r.getOkResponse().getResponseHeadersToAddList()))
+          .containsEntry("x-quota-ratelimit-limit-requests", "600")
+          .containsEntry("x-quota-ratelimit-limit-tokens", "100")
+          .containsEntry("x-quota-ratelimit-remaining-tokens", "60");
+      return;
+    }
+    assertThat(r.getDeniedResponse().getStatus().getCodeValue()).isEqualTo(http);
+    assertThat(r.getStatus().getMessage()).isEqualTo(code);
+    JsonNode body = JSON.readTree(r.getDeniedResponse().getBody());
+    switch (shape) {
+      case OPENAI -> assertThat(body.at("/error/code").asText()).isEqualTo(code);
+      case ANTHROPIC -> assertThat(body.at("/error/type").asText()).isEqualTo("rate_limit_error");
+      case GEMINI -> assertThat(body.at("/error/status").asText()).isEqualTo("RESOURCE_EXHAUSTED");
+    }
+    Map<String, String> denied = headers(r.getDeniedResponse().getHeadersList());
+    assertThat(denied).containsEntry("retry-after", retryAfter);
+    if (code.equals("rate_limit_exceeded")) {
+      assertThat(denied).containsEntry("x-quota-ratelimit", tpm == tokens ? "tokens" : "requests");
+      if (shape == Shape.OPENAI) {
+        assertThat(body.at("/error/type").asText())
+            .isEqualTo(tpm == tokens ? "tokens" : "requests");
+      }
     }
   }
 

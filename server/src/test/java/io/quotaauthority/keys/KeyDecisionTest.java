@@ -401,4 +401,66 @@ class KeyDecisionTest {
     assertThat(KeyDecision.decide(state, NONE, NOW, endpoint, IpRanges.address(address)))
         .isEqualTo(expected);
   }
+
+  private static KeyState windowed(String quota, String used, String h5, String d7) {
+    return new KeyState(
+        1,
+        1,
+        false,
+        false,
+        new BigDecimal(quota),
+        new BigDecimal(used),
+        KeyState.NEVER,
+        0,
+        KeyPolicies.NONE.withWindows(
+            SpendWindows.of(
+                h5 == null ? null : new BigDecimal(h5),
+                null,
+                d7 == null ? null : new BigDecimal(d7),
+                null)));
+  }
+
+  private static long[] spent(String h5, String d7) {
+    return new long[] {
+      UsageWindows.units(new BigDecimal(h5)), 0, UsageWindows.units(new BigDecimal(d7)), 0
+    };
+  }
+
+  static Stream<Arguments> windowOrder() {
+    return Stream.of(
+        // below every window
+        Arguments.of("0", "0", "20", "100", spent("19.99999999", "99"), "0", CHAT, Verdict.ALLOW),
+        // a window reached exactly: refused (as a quota is)
+        Arguments.of("0", "0", "20", "100", spent("20", "20"), "0", CHAT, Verdict.WINDOW_EXCEEDED),
+        // pending usage counts against the window, as against the quota
+        Arguments.of(
+            "0", "0", "20", "100", spent("19.5", "19.5"), "0.5", CHAT, Verdict.WINDOW_EXCEEDED),
+        // the longer window alone full
+        Arguments.of("0", "0", "20", "100", spent("1", "100"), "0", CHAT, Verdict.WINDOW_EXCEEDED),
+        // an exhausted quota is named before a full window
+        Arguments.of("5", "5", "20", null, spent("25", "0"), "0", CHAT, Verdict.EXHAUSTED),
+        // a full window before the endpoint; with room, the endpoint is refused (its spend unseen)
+        Arguments.of("0", "0", "20", null, spent("20", "0"), "0", BATCHES, Verdict.WINDOW_EXCEEDED),
+        Arguments.of("0", "0", "20", null, spent("1", "0"), "0", BATCHES, Verdict.NOT_METERED),
+        // not tracked yet (no spend known): only pending usage counts
+        Arguments.of("0", "0", "20", null, null, "20", CHAT, Verdict.WINDOW_EXCEEDED),
+        Arguments.of("0", "0", "20", null, null, "0", CHAT, Verdict.ALLOW));
+  }
+
+  @ParameterizedTest(name = "[{index}] {7}")
+  @MethodSource("windowOrder")
+  void decide_windowTable_firstMatchWins(
+      String quota,
+      String used,
+      String h5,
+      String d7,
+      long[] spent,
+      String pending,
+      Endpoints.Row endpoint,
+      Verdict expected) {
+    assertThat(
+            KeyDecision.decide(
+                windowed(quota, used, h5, d7), new BigDecimal(pending), NOW, endpoint, null, spent))
+        .isEqualTo(expected);
+  }
 }

@@ -90,7 +90,15 @@ class MigrationIT {
             "budget_reset_minute",
             "budget_time_zone",
             "period_started_at",
-            "period_ends_at");
+            "period_ends_at",
+            "window_5h_usd",
+            "window_1d_usd",
+            "window_7d_usd",
+            "window_30d_usd",
+            "spent_usd",
+            "requests_per_minute",
+            "tokens_per_minute",
+            "tokens_used");
     assertThat(cols.get("id")).startsWith("bigint|NO|");
     assertThat(cols.get("name")).isEqualTo("text|NO|");
     assertThat(cols.get("key_hash")).isEqualTo("bytea|NO|");

@@ -1,0 +1,135 @@
+package io.quotaauthority.bench;
+
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Scenario 8 (issue 17): Check throughput with every key policy set on every key against the same
+ * server, the same keys' twins and the same load with none. The bench keys {@code [0, n)} keep no
+ * policy; keys {@code [n, 2n)} get, by SQL before the server starts, an IP allow-list holding the
+ * request's source and a deny-list, a model allow-list, a monthly budget period, all four spending
+ * windows and both rate limits, every one high enough never to refuse (the verdicts stay those of
+ * the bench keys: a period's 429 where a quota's was). Rounds of each alternate on one server, the
+ * median is each side's throughput, the ratio is policies / none.
+ */
+final class PoliciesScenario {
+  record Result(int keys, double[] none, double[] all) {
+    double medianNone() {
+      return median(none);
+    }
+
+    double medianAll() {
+      return median(all);
+    }
+
+    double ratio() {
+      return medianNone() == 0 ? 0 : medianAll() / medianNone();
+    }
+
+    private static double median(double[] v) {
+      double[] s = v.clone();
+      java.util.Arrays.sort(s);
+      return s.length == 0 ? 0 : s[s.length / 2];
+    }
+  }
+
+  private static final String SET_POLICIES =
+      """
+      UPDATE api_keys
+         SET ip_allow = '{127.0.0.0/8,::1/128,10.0.0.0/8}', ip_deny = '{192.0.2.0/24}',
+             model_allow = '{gpt-4o-mini,gpt-4o*,claude-haiku-*}', budget_period = 'monthly',
+             budget_reset_minute = 0, budget_time_zone = 'UTC',
+             period_started_at = date_trunc('month', now()),
+             period_ends_at = date_trunc('month', now()) + interval '1 month',
+             window_5h_usd = 900000000, window_1d_usd = 900000000, window_7d_usd = 900000000,
+             window_30d_usd = 900000000, requests_per_minute = 100000000,
+             tokens_per_minute = 1000000000000000, version = version + 1
+       WHERE id > ? AND id <= ?""";
+
+  private final BenchRun run;
+
+  PoliciesScenario(BenchRun run) {
+    this.run = run;
+  }
+
+  Result run() throws Exception {
+    Options.Scale scale = run.scale;
+    int n = Math.min(scale.checkKeys(), 10_000);
+    if (run.keysLoaded() == 0) {
+      // The schema is the server's: alone, migrate through a short-lived server first.
+      int migrate = ChildJvm.freePort();
+      run.stopServer(
+          run.startServer("server-migrate", run.serverEnv(migrate, run.o.pg, "migrate"), migrate));
+    }
+    run.loadKeys(Math.max(2 * n, 2));
+    try (Connection c = run.connect();
+        PreparedStatement ps = c.prepareStatement(SET_POLICIES)) {
+      ps.setLong(1, BenchKeys.id(n) - 1);
+      ps.setLong(2, BenchKeys.id(2L * n - 1));
+      run.log("policies: every policy set on " + Report.num(ps.executeUpdate()) + " keys");
+    }
+    PgProxy proxy = run.proxy();
+    int authz = ChildJvm.freePort();
+    Map<String, String> env = run.serverEnv(authz, "127.0.0.1:" + proxy.port(), "policies");
+    env.putAll(run.o.serverEnv);
+    ChildJvm server = run.startServer("server-policies", env, authz);
+    CheckTemplate template = CheckTemplate.envoyChatCompletion();
+    CheckRuns runs = new CheckRuns(run);
+    List<Double> none = new ArrayList<>();
+    List<Double> all = new ArrayList<>();
+    CheckLoad.Keys plain = () -> ThreadLocalRandom.current().nextLong(n);
+    CheckLoad.Keys policed = () -> n + ThreadLocalRandom.current().nextLong(n);
+    try (CheckLoad load =
+            new CheckLoad(authz, run.o.checkChannels, template, CheckRuns.CHECK_DEADLINE);
+        CheckLoad warm = new CheckLoad(authz, 2, template, CheckRuns.WARM_DEADLINE)) {
+      // Every key cached (windowed keys read their history once), then the JIT warmed on both.
+      CheckLoad.Session s =
+          warm.closedLoop(
+              CheckRuns.WARM_INFLIGHT,
+              CheckLoad.sequential(0, 2L * n),
+              CheckLoad.EXPECT_BENCH_KEYS,
+              CheckRuns.WARM_DEADLINE);
+      long until = System.nanoTime() + Duration.ofSeconds(120).toNanos();
+      while (s.answered.sum() < 2L * n && System.nanoTime() < until) {
+        ChildJvm.sleep(50);
+      }
+      s.stopAndDrain();
+      runs.jitWarmup(
+          load,
+          () -> ThreadLocalRandom.current().nextLong(2L * n),
+          CheckLoad.EXPECT_BENCH_KEYS,
+          "policies");
+      for (int round = 0; round < scale.rounds(); round++) {
+        none.add(
+            runs.closed(load, plain, CheckLoad.EXPECT_BENCH_KEYS, scale.warmup(), scale.measure())
+                .r()
+                .perSecond());
+        all.add(
+            runs.closed(load, policed, CheckLoad.EXPECT_BENCH_KEYS, scale.warmup(), scale.measure())
+                .r()
+                .perSecond());
+        run.log(
+            String.format(
+                Locale.ROOT,
+                "policies round %d: none %s, every policy %s",
+                round + 1,
+                Report.rate(none.get(round)),
+                Report.rate(all.get(round))));
+      }
+    }
+    run.stopServer(server);
+    Result r =
+        new Result(
+            n,
+            none.stream().mapToDouble(Double::doubleValue).toArray(),
+            all.stream().mapToDouble(Double::doubleValue).toArray());
+    run.log(String.format(Locale.ROOT, "policies: ratio %.3f", r.ratio()));
+    return r;
+  }
+}
