@@ -75,8 +75,7 @@ public final class CheckResponses {
   public static CheckResponse periodDenial(
       Provider provider, PeriodBudget period, BigDecimal quota, Instant now) {
     // Whole seconds, rounded up: a client that waits this long finds the new period begun.
-    long millis = Duration.between(now, period.endsAt()).toMillis();
-    long seconds = Math.max(1, (millis + 999) / 1000);
+    long seconds = secondsUntil(now, period.endsAt());
     String resets =
         period.endsAt().atZone(period.zone()).toOffsetDateTime().toString()
             + " ("
@@ -99,6 +98,22 @@ public final class CheckResponses {
             "insufficient_quota",
             "rate_limit_error",
             (int) Math.min(Integer.MAX_VALUE, seconds));
+    return tooManyRequests(
+        provider, error, seconds, GatewayHeaders.BUDGET_RESETS_AT, period.endsAt().toString());
+  }
+
+  /** Whole seconds from now until then, rounded up and at least 1: retry-after's figure. */
+  private static long secondsUntil(Instant now, Instant then) {
+    long millis = Duration.between(now, then).toMillis();
+    return Math.max(1, (millis + 999) / 1000);
+  }
+
+  /**
+   * A 429 in the provider's shape with retry-after in whole seconds and one more header naming what
+   * was exhausted (the period's end, the window, the rate limit).
+   */
+  private static CheckResponse tooManyRequests(
+      Provider provider, ProviderError error, long seconds, String name, String value) {
     CheckResponse denied =
         denied(
             Code.RESOURCE_EXHAUSTED,
@@ -115,8 +130,8 @@ public final class CheckResponses {
                         HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
                 .addHeaders(
                     header(
-                        GatewayHeaders.BUDGET_RESETS_AT,
-                        period.endsAt().toString(),
+                        name,
+                        value,
                         HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)))
         .build();
   }
@@ -135,8 +150,7 @@ public final class CheckResponses {
       BigDecimal limit,
       Instant admitsAt,
       Instant now) {
-    long millis = Duration.between(now, admitsAt).toMillis();
-    long seconds = Math.max(1, (millis + 999) / 1000);
+    long seconds = secondsUntil(now, admitsAt);
     ProviderError error =
         new ProviderError(
             429,
@@ -152,26 +166,7 @@ public final class CheckResponses {
             "insufficient_quota",
             "rate_limit_error",
             (int) Math.min(Integer.MAX_VALUE, seconds));
-    CheckResponse denied =
-        denied(
-            Code.RESOURCE_EXHAUSTED,
-            error.code(),
-            StatusCode.TooManyRequests,
-            error.body(provider));
-    return denied.toBuilder()
-        .setDeniedResponse(
-            denied.getDeniedResponse().toBuilder()
-                .addHeaders(
-                    header(
-                        "retry-after",
-                        Long.toString(seconds),
-                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
-                .addHeaders(
-                    header(
-                        GatewayHeaders.WINDOW,
-                        window.label(),
-                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)))
-        .build();
+    return tooManyRequests(provider, error, seconds, GatewayHeaders.WINDOW, window.label());
   }
 
   /**
@@ -182,8 +177,7 @@ public final class CheckResponses {
    */
   public static CheckResponse rateDenial(
       Provider provider, boolean requests, long limit, Instant retryAt, Instant now) {
-    long millis = Duration.between(now, retryAt).toMillis();
-    long seconds = Math.max(1, (millis + 999) / 1000);
+    long seconds = secondsUntil(now, retryAt);
     String what = requests ? "requests" : "tokens";
     ProviderError error =
         new ProviderError(
@@ -200,26 +194,7 @@ public final class CheckResponses {
             what,
             "rate_limit_error",
             (int) Math.min(Integer.MAX_VALUE, seconds));
-    CheckResponse denied =
-        denied(
-            Code.RESOURCE_EXHAUSTED,
-            error.code(),
-            StatusCode.TooManyRequests,
-            error.body(provider));
-    return denied.toBuilder()
-        .setDeniedResponse(
-            denied.getDeniedResponse().toBuilder()
-                .addHeaders(
-                    header(
-                        "retry-after",
-                        Long.toString(seconds),
-                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD))
-                .addHeaders(
-                    header(
-                        GatewayHeaders.RATE_LIMITED,
-                        what,
-                        HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)))
-        .build();
+    return tooManyRequests(provider, error, seconds, GatewayHeaders.RATE_LIMITED, what);
   }
 
   /** The denial for this verdict, shaped for this provider (null: the plain shape). */
