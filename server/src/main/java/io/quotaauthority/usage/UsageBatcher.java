@@ -22,10 +22,17 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Group commit for usage from every stream: one thread takes what is queued (up to {@code maxGroup}
- * reports, waiting at most {@code maxDelay} after the first) and charges it in one transaction,
- * then answers each report. A report counts in this instance's Check from the moment it is queued
- * ({@link PendingUsage#add}) until its group is settled.
+ * Group commit for usage from every stream: a committer thread takes what is queued (up to {@code
+ * maxGroup} reports, waiting at most {@code maxDelay} after the first) and charges it in one
+ * transaction, then answers each report. A report counts in this instance's Check from the moment
+ * it is queued ({@link PendingUsage#add}) until its group is settled.
+ *
+ * <p>With more than one committer, groups are gathered and committed side by side: while one
+ * group's transaction holds its keys' rows, the next is gathered and sent (its lock waits for the
+ * first at the first key both charge, keys being locked in id order) and the group before is
+ * answered, so the JVM's work and PostgreSQL's overlap and both cores work. Each report is in
+ * exactly one group; the rows a group returns go into the cache only if newer ({@link
+ * KeyCache#refresh} compares versions), whichever committer finishes first.
  *
  * <p>While the database is away a group is retried with backoff and nobody is answered: nothing is
  * acknowledged that is not committed, and the bounded queue pushes back on the streams.
@@ -52,10 +59,10 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   private final int maxGroup;
   private final long maxDelayNanos;
   private final CommitRecorder recorder;
-  private final Thread committer;
+  private final List<Thread> committers;
   private volatile boolean stopping;
 
-  /** Set by {@link #flush()}: commit each group at once (read by the committer thread). */
+  /** Set by {@link #flush()}: commit each group at once (read by the committer threads). */
   private volatile boolean flushing;
 
   /** How often a group being gathered checks for a flush. */
@@ -76,6 +83,24 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       Duration maxDelay,
       int queueCapacity,
       CommitRecorder recorder) {
+    this(ledger, cache, pendingUsage, maxGroup, maxDelay, queueCapacity, recorder, 1);
+  }
+
+  /**
+   * @param committers groups committed at once (QUOTA_USAGE_COMMITTERS), each by its own thread
+   */
+  public UsageBatcher(
+      UsageLedger ledger,
+      KeyCache cache,
+      PendingUsage pendingUsage,
+      int maxGroup,
+      Duration maxDelay,
+      int queueCapacity,
+      CommitRecorder recorder,
+      int committers) {
+    if (committers < 1) {
+      throw new IllegalArgumentException("committers must be at least 1, got " + committers);
+    }
     this.ledger = ledger;
     this.cache = cache;
     this.pendingUsage = pendingUsage;
@@ -83,17 +108,34 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     this.maxDelayNanos = maxDelay.toNanos();
     this.queue = new ArrayBlockingQueue<>(queueCapacity);
     this.recorder = recorder;
-    this.committer = new Thread(this::run, "usage-committer");
-    this.committer.setDaemon(true);
+    List<Thread> threads = new ArrayList<>(committers);
+    for (int i = 0; i < committers; i++) {
+      Thread t =
+          new Thread(this::run, committers == 1 ? "usage-committer" : "usage-committer-" + i);
+      t.setDaemon(true);
+      threads.add(t);
+    }
+    this.committers = List.copyOf(threads);
   }
 
   /**
-   * Starts the committer thread (never the constructor's job: a start that fails later must not
+   * Starts the committer threads (never the constructor's job: a start that fails later must not
    * leave a thread behind). Reports submitted before this wait in the queue.
    */
   public UsageBatcher start() {
-    committer.start();
+    for (Thread t : committers) {
+      t.start();
+    }
     return this;
+  }
+
+  private boolean anyCommitterAlive() {
+    for (Thread t : committers) {
+      if (t.isAlive()) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -126,7 +168,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     if (!queue.offer(new Pending(report, held, outcome))) {
       pendingUsage.settle(report.keyId(), report.cost());
       outcome.completeExceptionally(new Overloaded());
-    } else if (stopping && !committer.isAlive()) {
+    } else if (stopping && !anyCommitterAlive()) {
       // close() began after the check above and its last drain may have run before this offer:
       // nobody would take the report, so it is answered here (and settled) like the others.
       failQueued("shut down before commit");
@@ -428,10 +470,20 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     flushing = true;
     stopping = true;
     try {
-      committer.join(timeout.toMillis());
-      if (committer.isAlive()) {
-        committer.interrupt();
-        committer.join(1_000);
+      long deadline = System.nanoTime() + timeout.toNanos();
+      for (Thread t : committers) {
+        long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+        if (left > 0) {
+          t.join(left);
+        }
+      }
+      for (Thread t : committers) {
+        if (t.isAlive()) {
+          t.interrupt();
+        }
+      }
+      for (Thread t : committers) {
+        t.join(1_000);
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
