@@ -44,7 +44,11 @@ final class IngestScenario {
       long updates,
       long hotUpdates,
       PgbenchReference.Result pgbench,
-      long pgbenchRows) {
+      long pgbenchRows,
+      TableStats start,
+      TableStats beforeMain,
+      TableStats afterMain,
+      TableStats end) {
     double ratio() {
       return main.r().perSecond() / Math.max(1, ref.perSecond());
     }
@@ -52,6 +56,29 @@ final class IngestScenario {
     /** The ingest rate against PostgreSQL's own rate for the same rows (pgbench, one backend). */
     double pgbenchRatio() {
       return main.r().perSecond() / pgbench.rowsPerSecond();
+    }
+
+    /** HOT share of the api_keys updates the server made in its main run (NaN for none). */
+    double mainHotRatio() {
+      return afterMain.hotRatioSince(beforeMain);
+    }
+
+    /** The run with the most streams against the main run (NaN without one). */
+    Scaled most() {
+      Scaled most = null;
+      for (Scaled s : scaling) {
+        if (most == null || s.streams() > most.streams()) {
+          most = s;
+        }
+      }
+      return most;
+    }
+
+    double mostStreamsRatio() {
+      Scaled most = most();
+      return most == null
+          ? Double.NaN
+          : most.run().r().perSecond() / Math.max(1, main.r().perSecond());
     }
 
     boolean allInDatabase() {
@@ -78,10 +105,16 @@ final class IngestScenario {
     run.loadKeys(scale.ingestKeys());
     IngestLoad ingest = new IngestLoad(authz, run.reporterToken, scale.ingestKeys());
     run.log("ingest: JIT warm-up");
+    TableStats start = stats();
     measure(ingest, scale.ingestStreams(), "warm", scale.ingestWarmup(), scale.ingestWarmup());
 
+    TableStats beforeMain = stats();
     Run main =
         measure(ingest, scale.ingestStreams(), "main", scale.ingestWarmup(), scale.ingestMeasure());
+    TableStats afterMain = stats();
+    run.log(
+        "  api_keys updates in the main run HOT: "
+            + Report.percent(afterMain.hotRatioSince(beforeMain)));
 
     int group =
         Integer.parseInt(
@@ -177,6 +210,9 @@ final class IngestScenario {
           PgAdmin.scalarLong(
               c, "SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'api_keys'");
     }
+    TableStats end = stats();
+    run.log("  tables at start: " + start.describe());
+    run.log("  tables at end: " + end.describe());
     run.stopServer(server);
     Result result =
         new Result(
@@ -194,7 +230,11 @@ final class IngestScenario {
             upd,
             hotUpd,
             pgbench,
-            pgbenchRows);
+            pgbenchRows,
+            start,
+            beforeMain,
+            afterMain,
+            end);
     if (!result.allInDatabase()) {
       run.problems.add(
           "usage_events has "
@@ -203,6 +243,14 @@ final class IngestScenario {
               + (accepted + referenceRows + pgbenchRows));
     }
     return result;
+  }
+
+  /** The tables' statistics once the last writes' counts are flushed (a second). */
+  private TableStats stats() throws SQLException {
+    ChildJvm.sleep(1_000);
+    try (Connection c = run.connect()) {
+      return TableStats.read(c);
+    }
   }
 
   private Run measure(IngestLoad ingest, int streams, String id, Duration warmup, Duration measure)
