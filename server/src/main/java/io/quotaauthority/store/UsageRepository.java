@@ -322,7 +322,7 @@ public final class UsageRepository implements UsageLedger {
           c -> {
             Map<String, BigDecimal> settled = new HashMap<>();
             try (PreparedStatement ps = c.prepareStatement(SETTLED_HOLDS)) {
-              ps.setArray(1, c.createArrayOf("text", holdIds.toArray()));
+              ps.setArray(1, c.createArrayOf("text", holdIds.toArray(new String[0])));
               try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                   settled.put(rs.getString(1), rs.getBigDecimal(2));
@@ -366,7 +366,7 @@ public final class UsageRepository implements UsageLedger {
     }
     Map<String, UsageReport> earlier = new HashMap<>();
     try (PreparedStatement ps = c.prepareStatement(EARLIER_CHARGES)) {
-      ps.setArray(1, c.createArrayOf("text", reportIds.toArray()));
+      ps.setArray(1, c.createArrayOf("text", reportIds.toArray(new String[0])));
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           // Only the fields that decide a conflict are read back.
@@ -451,7 +451,7 @@ public final class UsageRepository implements UsageLedger {
   private static Map<Long, BigDecimal> lockLiveKeys(Connection c, Collection<Long> ids)
       throws SQLException {
     Map<Long, BigDecimal> live = new HashMap<>();
-    Array array = c.createArrayOf("bigint", ids.toArray());
+    Array array = c.createArrayOf("bigint", ids.toArray(new Long[0]));
     try (PreparedStatement ps = c.prepareStatement(LOCK_LIVE_KEYS)) {
       ps.setArray(1, array);
       try (ResultSet rs = ps.executeQuery()) {
@@ -471,19 +471,22 @@ public final class UsageRepository implements UsageLedger {
       Connection c, List<UsageReport> reports, Map<String, HeldBy> holds, long[] attempt)
       throws SQLException {
     int n = reports.size();
-    Object[] reportIds = new Object[n];
-    Object[] keyIds = new Object[n];
+    // Typed arrays go in PostgreSQL's binary format (the driver has binary encoders for Long[],
+    // String[] and Boolean[], and sends any other Object[] as text for the server to parse);
+    // numeric and timestamptz have no binary encoder and stay text.
+    String[] reportIds = new String[n];
+    Long[] keyIds = new Long[n];
     Object[] costs = new Object[n];
-    Object[] models = new Object[n];
-    Object[] providers = new Object[n];
-    Object[] input = new Object[n];
-    Object[] output = new Object[n];
-    Object[] cached = new Object[n];
-    Object[] cacheWrite = new Object[n];
+    String[] models = new String[n];
+    String[] providers = new String[n];
+    Long[] input = new Long[n];
+    Long[] output = new Long[n];
+    Long[] cached = new Long[n];
+    Long[] cacheWrite = new Long[n];
     Object[] occurred = new Object[n];
-    Object[] requestIds = new Object[n];
-    Object[] estimated = new Object[n];
-    Object[] holdIds = new Object[n];
+    String[] requestIds = new String[n];
+    Boolean[] estimated = new Boolean[n];
+    String[] holdIds = new String[n];
     for (int i = 0; i < n; i++) {
       UsageReport r = reports.get(i);
       reportIds[i] = r.reportId();
@@ -528,7 +531,7 @@ public final class UsageRepository implements UsageLedger {
 
   private static List<KeyRecord> chargeKeys(Connection c, Map<Long, BigDecimal> sums)
       throws SQLException {
-    Object[] ids = new Object[sums.size()];
+    Long[] ids = new Long[sums.size()];
     Object[] amounts = new Object[sums.size()];
     int i = 0;
     for (Map.Entry<Long, BigDecimal> e : sums.entrySet()) {
@@ -550,7 +553,7 @@ public final class UsageRepository implements UsageLedger {
   }
 
   private static void notifyAll(Connection c, List<KeyRecord> rows) throws SQLException {
-    Object[] changes = new Object[rows.size()];
+    String[] changes = new String[rows.size()];
     long now = System.currentTimeMillis();
     for (int i = 0; i < changes.length; i++) {
       changes[i] = KeyChange.payload(rows.get(i), now);

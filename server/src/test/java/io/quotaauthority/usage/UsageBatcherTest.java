@@ -173,9 +173,14 @@ class UsageBatcherTest {
     // 2,000 reports of 1e-8 USD on key 2 under 1,000 ids, each id sent twice: groups of at most
     // 100 are committed side by side, so copies of one id land in different groups.
     List<CompletableFuture<UsageOutcome>> answers = new ArrayList<>();
+    List<Integer> answerOrder = new CopyOnWriteArrayList<>();
     for (int round = 0; round < 2; round++) {
       for (int i = 0; i < 1_000; i++) {
-        answers.add(submit(report("id-" + i, 2, "0.00000001")));
+        int n = answers.size();
+        CompletableFuture<UsageOutcome> f = submit(report("id-" + i, 2, "0.00000001"));
+        // Runs in the committer that answers, as it answers (or here, were it answered already).
+        f.whenComplete((o, e) -> answerOrder.add(n));
+        answers.add(f);
       }
     }
     long accepted = 0;
@@ -192,6 +197,8 @@ class UsageBatcherTest {
     assertThat(ledger.quotaUsed(2)).isEqualByComparingTo("0.00001");
     assertThat(groupSizes.stream().mapToInt(Integer::intValue).sum()).isEqualTo(2_000);
     assertThat(pending.of(2)).isEqualByComparingTo("0");
+    // Groups are answered in the order they were taken, whichever commits first.
+    assertThat(answerOrder).isSorted().hasSize(2_000);
   }
 
   @Test
