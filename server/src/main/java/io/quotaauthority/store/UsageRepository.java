@@ -24,10 +24,14 @@ import java.util.Set;
 
 /** usage_events, the ledger, and the charges it makes to api_keys.quota_used. */
 public final class UsageRepository implements UsageLedger {
-  /** Locks the live keys a group charges, in id order so concurrent groups cannot deadlock. */
+  /**
+   * Locks the live keys a group charges, in id order so concurrent groups cannot deadlock; says
+   * which of them have a budget period that ended by the given instant (the same condition as
+   * {@link BudgetPeriods#rollOver}'s), so that the rollover's own query runs only when one has.
+   */
   private static final String LOCK_LIVE_KEYS =
       """
-      SELECT id, quota_used FROM api_keys
+      SELECT id, quota_used, budget_period <> 'none' AND period_ends_at <= ? FROM api_keys
        WHERE id = ANY (?) AND deleted_at IS NULL
        ORDER BY id
          FOR UPDATE""";
@@ -197,10 +201,12 @@ public final class UsageRepository implements UsageLedger {
     return tx.inTransaction(
         c -> {
           attempt[0] = 0; // a retry of a serialization failure starts again
-          Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports));
+          Instant now = clock.instant();
+          List<Long> due = new ArrayList<>();
+          Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports), now, due);
           // A key whose budget period ended is rolled over first (README "Key policies"), so this
           // usage counts in the period it is charged in.
-          List<KeyRecord> rolled = BudgetPeriods.rollOver(c, live.keySet(), clock.instant());
+          List<KeyRecord> rolled = BudgetPeriods.rollOver(c, due, now);
           for (KeyRecord r : rolled) {
             live.put(r.id(), r.quotaUsed());
             KeyRepository.notifyChange(c, r);
@@ -448,15 +454,23 @@ public final class UsageRepository implements UsageLedger {
     return ids;
   }
 
-  private static Map<Long, BigDecimal> lockLiveKeys(Connection c, Collection<Long> ids)
-      throws SQLException {
+  /**
+   * Locks the live keys among {@code ids}: their quota_used, and into {@code due} those whose
+   * budget period ended by {@code now}.
+   */
+  private static Map<Long, BigDecimal> lockLiveKeys(
+      Connection c, Collection<Long> ids, Instant now, List<Long> due) throws SQLException {
     Map<Long, BigDecimal> live = new HashMap<>();
     Array array = c.createArrayOf("bigint", ids.toArray(new Long[0]));
     try (PreparedStatement ps = c.prepareStatement(LOCK_LIVE_KEYS)) {
-      ps.setArray(1, array);
+      KeyRepository.setInstant(ps, 1, now);
+      ps.setArray(2, array);
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           live.put(rs.getLong(1), rs.getBigDecimal(2));
+          if (rs.getBoolean(3)) {
+            due.add(rs.getLong(1));
+          }
         }
       }
     }
