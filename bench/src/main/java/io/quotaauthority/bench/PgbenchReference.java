@@ -25,7 +25,13 @@ import java.util.regex.Pattern;
  */
 final class PgbenchReference {
   /** One pgbench run: its clients, rows/s, transactions/s and PostgreSQL's CPU per row. */
-  record Run(int clients, double rowsPerSecond, double tps, double postgresMicrosPerRow) {}
+  record Run(
+      int clients,
+      double rowsPerSecond,
+      double tps,
+      double postgresMicrosPerRow,
+      double postgresCores,
+      double otherCores) {}
 
   /**
    * The faster run's rows/s and transactions/s, every run, and what pgbench said when it did not
@@ -100,14 +106,24 @@ final class PgbenchReference {
               : cpu[0].of("postgres (bench db)")
                   / 1e3
                   / Math.max(1.0, rows * cpu[0].wallNanos() / 1e9);
-      runs.add(new Run(clients, rows, tps, pgMicros));
+      runs.add(
+          new Run(
+              clients,
+              rows,
+              tps,
+              pgMicros,
+              cpu[0] == null ? Double.NaN : cpu[0].cores("postgres (bench db)"),
+              cpu[0] == null ? Double.NaN : cpu[0].cores("other")));
       run.log(
           String.format(
               Locale.ROOT,
-              "  pgbench, %d client(s): %s rows, PostgreSQL %.1f µs per row",
+              "  pgbench, %d client(s): %s rows, PostgreSQL %.1f µs per row (%.2f cores; other"
+                  + " load %.2f cores)",
               clients,
               Report.rate(rows),
-              pgMicros));
+              pgMicros,
+              runs.get(runs.size() - 1).postgresCores(),
+              runs.get(runs.size() - 1).otherCores()));
     }
     Run best = new Result(0, 0, group, script, null, runs).best();
     return new Result(best.rowsPerSecond(), best.tps(), group, script, null, List.copyOf(runs));

@@ -1119,7 +1119,7 @@ final class Report {
     return String.join(", ", out);
   }
 
-  private static String perReport(long cpuNanos, long reports) {
+  static String perReport(long cpuNanos, long reports) {
     return reports == 0 ? "–" : String.format(Locale.ROOT, "%.0f µs", cpuNanos / 1e3 / reports);
   }
 
