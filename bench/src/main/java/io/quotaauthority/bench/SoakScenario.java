@@ -64,6 +64,17 @@ final class SoakScenario {
       return max;
     }
 
+    /** The largest heap + index size of api_keys seen in the first window (start included). */
+    long maxKeysBytesFirstWindow() {
+      long max = start.keys().heapBytes() + start.keys().indexBytes();
+      for (Sample s : samples) {
+        if (s.second() <= window.toSeconds()) {
+          max = Math.max(max, s.stats().keys().heapBytes() + s.stats().keys().indexBytes());
+        }
+      }
+      return max;
+    }
+
     long autovacuums() {
       return end.keys().autovacuums() - start.keys().autovacuums();
     }
