@@ -48,7 +48,8 @@ final class IngestScenario {
       TableStats start,
       TableStats beforeMain,
       TableStats afterMain,
-      TableStats end) {
+      TableStats end,
+      String explain) {
     double ratio() {
       return main.r().perSecond() / Math.max(1, ref.perSecond());
     }
@@ -214,6 +215,10 @@ final class IngestScenario {
               c, "SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'api_keys'");
     }
     TableStats end = stats();
+    String explain;
+    try (Connection c = run.connect()) {
+      explain = GroupExplain.tryRun(c, group, scale.ingestKeys());
+    }
     run.log("  tables at start: " + start.describe());
     run.log("  tables at end: " + end.describe());
     run.stopServer(server);
@@ -237,7 +242,8 @@ final class IngestScenario {
             start,
             beforeMain,
             afterMain,
-            end);
+            end,
+            explain);
     if (!result.allInDatabase()) {
       run.problems.add(
           "usage_events has "

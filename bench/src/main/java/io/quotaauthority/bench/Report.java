@@ -481,6 +481,12 @@ final class Report {
             + ". After every ingest run: "
             + i.end().describe()
             + ".");
+    line(
+        "One group's statements (the pgbench script's, "
+            + i.group()
+            + " rows) under EXPLAIN (ANALYZE, BUFFERS) on the tables as every run left them, rolled"
+            + " back:");
+    code(i.explain());
     IngestScenario.Run main = i.main();
     long acked = main.r().accepted();
     para(
