@@ -289,7 +289,8 @@ public final class QuotaAuthority implements AutoCloseable {
             settings.usageCommitMax(),
             settings.usageCommitInterval(),
             settings.usageQueueMax(),
-            ops.metrics().commitRecorder());
+            ops.metrics().commitRecorder(),
+            settings.usageCommitters());
     // Delayed work (held usage reports, metering's charge retries); drained at shutdown before
     // the batcher closes, so a retry waiting here is still committed.
     Retries scheduler = new Retries("usage-retries");

@@ -66,6 +66,7 @@ public final class Bench {
             ? new IngestScenario(run, check == null ? 0 : check.diagnostic().r().acceptedTotal())
                 .run()
             : null;
+    SoakScenario.Result soak = o.only.contains("soak") ? new SoakScenario(run).run() : null;
     MemoryScenario.Result memory = o.only.contains("memory") ? new MemoryScenario(run).run() : null;
     // Last: its charges land in usage_events, which the ingest scenario counts exactly.
     HoldsScenario.Result holds = o.only.contains("holds") ? new HoldsScenario(run).run() : null;
@@ -80,6 +81,7 @@ public final class Bench {
             check,
             h2load,
             ingest,
+            soak,
             memory,
             holds,
             policies);

@@ -33,8 +33,9 @@ final class Options {
         --check-channels N     connections of the Check load generator (default 4)
         --check-inflight N     calls in flight in the closed loop, over all connections (default 128)
         --only LIST            run only these scenario groups, comma-separated: check (1, 4, 5),
-                               h2load (7), ingest (2), memory (3), holds (6), policies (8);
-                               default all
+                               h2load (7), ingest (2), soak (9), memory (3), holds (6),
+                               policies (8); default all
+        --soak-seconds N       length of the ingest soak (default 600; --smoke 5)
         --max-warm SECONDS     longest one cache-warming step may take before the bench moves on
                                (default 180; warming 1M keys is 1M cold loads)
         --no-profile           skip the JFR recordings (--smoke skips them unless --profile is given)
@@ -54,6 +55,7 @@ final class Options {
     DEFAULT_INGEST_ENV.put("QUOTA_USAGE_COMMIT_INTERVAL", "5ms");
     DEFAULT_INGEST_ENV.put("QUOTA_USAGE_QUEUE_MAX", "20000");
     DEFAULT_INGEST_ENV.put("QUOTA_DB_POOL_SIZE", "8");
+    DEFAULT_INGEST_ENV.put("QUOTA_USAGE_COMMITTERS", "2");
   }
 
   boolean smoke;
@@ -73,7 +75,10 @@ final class Options {
   boolean verbose;
   Duration maxWarm = Duration.ofSeconds(180);
   static final List<String> GROUPS =
-      List.of("check", "h2load", "ingest", "memory", "holds", "policies");
+      List.of("check", "h2load", "ingest", "soak", "memory", "holds", "policies");
+
+  /** --soak-seconds, or null for the scale's own (600 s, 5 s in --smoke). */
+  Integer soakSeconds;
 
   Set<String> only = new LinkedHashSet<>(GROUPS);
   Path work;
@@ -104,6 +109,7 @@ final class Options {
           put(o.ingestEnv, value(args, ++i, a));
         }
         case "--keys" -> o.keys = Integer.parseInt(value(args, ++i, a));
+        case "--soak-seconds" -> o.soakSeconds = Integer.parseInt(value(args, ++i, a));
         case "--check-channels" -> o.checkChannels = Integer.parseInt(value(args, ++i, a));
         case "--check-inflight" -> o.checkInflight = Integer.parseInt(value(args, ++i, a));
         case "--work" -> o.work = Path.of(value(args, ++i, a));
@@ -219,6 +225,14 @@ final class Options {
       Duration holdsMeasure,
       int holdsNearKeys,
       int holdsCheckKeys) {}
+
+  /** How long the ingest soak runs: --soak-seconds, else 10 minutes (5 s in --smoke). */
+  Duration soakDuration() {
+    if (soakSeconds != null) {
+      return Duration.ofSeconds(Math.max(1, soakSeconds));
+    }
+    return smoke ? Duration.ofSeconds(5) : Duration.ofMinutes(10);
+  }
 
   Scale scale() {
     if (smoke) {

@@ -48,6 +48,7 @@ final class Report {
       CheckGroup.Result check,
       H2loadScenario.Result h2load,
       IngestScenario.Result ingest,
+      SoakScenario.Result soak,
       MemoryScenario.Result memory,
       HoldsScenario.Result holds,
       PoliciesScenario.Result policies) {
@@ -116,6 +117,9 @@ final class Report {
       }
       r.ingest(ingest, check == null ? null : check.diagnostic());
     }
+    if (soak != null) {
+      r.soak(soak);
+    }
     if (memory != null) {
       r.memory(memory);
     }
@@ -126,7 +130,7 @@ final class Report {
       r.policies(policies);
     }
     r.conditions(run);
-    return r.assemble(header, Targets.judge(run.o, check, h2load, ingest, memory, holds));
+    return r.assemble(header, Targets.judge(run.o, check, h2load, ingest, soak, memory, holds));
   }
 
   /**
@@ -395,27 +399,51 @@ final class Report {
             Integer.toString(i.group()),
             ref.error() == null ? "none" : ref.error()));
     PgbenchReference.Result pg = i.pgbench();
-    rows.add(
-        List.of(
-            "pgbench reference: one backend, each transaction one group of " + pg.group(),
-            rate(pg.rowsPerSecond()),
-            "–",
-            "–",
-            "–",
-            "–",
-            String.format(Locale.ROOT, "%.1f/s", pg.tps()),
-            Integer.toString(pg.group()),
-            pg.error() == null ? "none" : pg.error()));
+    if (pg.runs().isEmpty()) {
+      rows.add(
+          List.of(
+              "pgbench reference, each transaction one group of " + pg.group(),
+              rate(pg.rowsPerSecond()),
+              "–",
+              "–",
+              "–",
+              "–",
+              "–",
+              Integer.toString(pg.group()),
+              pg.error() == null ? "none" : pg.error()));
+    }
+    for (PgbenchReference.Run pr : pg.runs()) {
+      rows.add(
+          List.of(
+              "pgbench reference: "
+                  + pr.clients()
+                  + (pr.clients() == 1 ? " backend" : " backends")
+                  + ", each transaction one group of "
+                  + pg.group()
+                  + (pr == pg.best() ? " (**the limit**)" : ""),
+              rate(pr.rowsPerSecond()),
+              "–",
+              "–",
+              "–",
+              Double.isNaN(pr.postgresMicrosPerRow())
+                  ? "–"
+                  : String.format(Locale.ROOT, "– / %.1f µs", pr.postgresMicrosPerRow()),
+              String.format(Locale.ROOT, "%.1f/s", pr.tps()),
+              Integer.toString(pg.group()),
+              pg.error() == null ? "none" : pg.error()));
+    }
     for (IngestScenario.Scaled s : i.scaling()) {
       rows.add(ingestRow(s.streams() + (s.streams() == 1 ? " stream" : " streams"), s.run()));
     }
     String hot =
         String.format(
             Locale.ROOT,
-            "%s api_keys row updates, %s of them HOT (%.0f%%)",
+            "%s api_keys row updates, %s of them HOT (%.0f%%); in the server's main run %s of %s",
             num(i.updates()),
             num(i.hotUpdates()),
-            i.updates() == 0 ? 0.0 : 100.0 * i.hotUpdates() / i.updates());
+            i.updates() == 0 ? 0.0 : 100.0 * i.hotUpdates() / i.updates(),
+            percent(i.mainHotRatio()),
+            num(i.afterMain().updatesSince(i.beforeMain())));
     section("2. Usage ingest: durable, acknowledged reports per second");
     line("PostgreSQL's own rate for the same rows, the limit reference (pgbench script):");
     code(pg.script());
@@ -463,14 +491,125 @@ final class Report {
     para(
         "PostgreSQL statistics after all ingest runs: "
             + hot
-            + ". A HOT update needs no new index "
-            + "entries; an update that changes an indexed column (quota_used is in api_keys_quota_idx) cannot be HOT.");
+            + ". A HOT (heap-only) update writes no index entry and its dead version is pruned with"
+            + " the page; only an update that changes an indexed column, or finds no room on the"
+            + " row's page, is not HOT (V10: no index of api_keys holds a column a charge changes,"
+            + " fillfactor 50).");
+    para(
+        "Tables when the ingest server started (its keys loaded): "
+            + i.start().describe()
+            + ". After every ingest run: "
+            + i.end().describe()
+            + ".");
+    line(
+        "One group's statements (the pgbench script's, "
+            + i.group()
+            + " rows) under EXPLAIN (ANALYZE, BUFFERS) on the tables as every run left them, rolled"
+            + " back:");
+    code(i.explain());
+    IngestScenario.Run main = i.main();
+    long acked = main.r().accepted();
+    para(
+        String.format(
+            Locale.ROOT,
+            "Per acknowledged report in the main run (issue 19 point 7): PostgreSQL CPU %s, server"
+                + " CPU %s, %.4f transactions (groups of ≈%.0f)%s.",
+            perReport(main.cpu().of("postgres (bench db)"), acked),
+            perReport(main.cpu().of("server"), acked),
+            acked == 0 ? 0.0 : (double) main.groups() / acked,
+            main.groupSize(),
+            diag == null || diag.groups() == 0
+                ? ""
+                : String.format(
+                    Locale.ROOT,
+                    ", %.4f statements (%.1f per group, counted by the proxy in the diagnostic"
+                        + " below)",
+                    main.groupSize() <= 0
+                        ? 0.0
+                        : (double) PgProxy.statementCount(diag.statements())
+                            / diag.groups()
+                            / main.groupSize(),
+                    (double) PgProxy.statementCount(diag.statements()) / diag.groups())));
     para(
         "Statement diagnostic on the Check server (defaults, through the counting proxy, "
             + scale.ingestStreams()
             + " streams): "
             + (diag == null ? "" : diagnostic(diag))
             + ".");
+  }
+
+  private void soak(SoakScenario.Result s) {
+    section("9. Ingest soak: the rate as the tables grow");
+    para(
+        String.format(
+            Locale.ROOT,
+            "A server of its own with the ingest settings (%s), %d streams as in scenario 2 on the"
+                + " same %s keys, for %d s at the most it takes; acknowledged reports counted every"
+                + " second, the first and the last %d s compared; the tables' statistics read"
+                + " every %d s (pg_stat_user_tables, pg_relation_size, pg_indexes_size).",
+            o.ingestEnv,
+            s.streams(),
+            num(scale.ingestKeys()),
+            s.duration().toSeconds(),
+            s.window().toSeconds(),
+            SoakScenario.SAMPLE));
+    List<List<String>> rows = new ArrayList<>();
+    rows.add(soakRow("start", 0, s.start()));
+    for (SoakScenario.Sample x : s.samples()) {
+      if (x.second() % 60 == 0 || s.samples().size() <= 12) {
+        rows.add(soakRow(x.second() + " s", x.acked(), x.stats()));
+      }
+    }
+    rows.add(soakRow("end", s.acked(), s.end()));
+    table(
+        List.of(
+            "When",
+            "Acked so far",
+            "api_keys heap / indexes",
+            "api_keys live / dead tuples",
+            "api_keys updates (HOT)",
+            "api_keys autovacuums",
+            "usage_events heap / indexes",
+            "usage_events rows"),
+        rows);
+    para(
+        String.format(
+            Locale.ROOT,
+            "First %d s: %s; last %d s: %s (ratio **%s**); whole run %s, ack p99 %s. HOT share of"
+                + " the soak's api_keys updates: **%s** of %s. api_keys dead tuples at most %s;"
+                + " autovacuum ran %s times on api_keys during the soak. Every acknowledged report"
+                + " is in the database: %s (%s rows). Server %.2f cores, PostgreSQL %.2f cores;"
+                + " PostgreSQL CPU %s per report.",
+            s.window().toSeconds(),
+            rate(s.firstRate()),
+            s.window().toSeconds(),
+            rate(s.lastRate()),
+            ratio(s.keepsRate()),
+            rate(s.overallRate()),
+            p(s.load().ackLatency(), 99),
+            percent(s.hotRatio()),
+            num(s.end().updatesSince(s.start())),
+            num(s.maxDeadKeys()),
+            num(s.autovacuums()),
+            s.allInDatabase() ? "yes" : "**no**",
+            num(s.rowsInDb()),
+            s.cpu().cores("server"),
+            s.cpu().cores("postgres (bench db)"),
+            perReport(s.cpu().of("postgres (bench db)"), s.load().accepted())));
+  }
+
+  private static List<String> soakRow(String when, long acked, TableStats st) {
+    TableStats.Table k = st.keys();
+    TableStats.Table e = st.events();
+    return List.of(
+        when,
+        num(acked),
+        TableStats.mb(k.heapBytes()) + " / " + TableStats.mb(k.indexBytes()),
+        num(k.live()) + " / " + num(k.dead()),
+        num(k.updates()) + " (" + num(k.hotUpdates()) + ")",
+        num(k.autovacuums()),
+        TableStats.mb(e.heapBytes()) + " / " + TableStats.mb(e.indexBytes()),
+        num(e.live()));
   }
 
   private static List<String> ingestRow(String name, IngestScenario.Run run) {
@@ -1045,7 +1184,7 @@ final class Report {
     return String.join(", ", out);
   }
 
-  private static String perReport(long cpuNanos, long reports) {
+  static String perReport(long cpuNanos, long reports) {
     return reports == 0 ? "–" : String.format(Locale.ROOT, "%.0f µs", cpuNanos / 1e3 / reports);
   }
 
@@ -1070,6 +1209,11 @@ final class Report {
   /** A count per request to 4 decimals; "–" when there was no request. */
   static String perRequest(double v) {
     return Double.isNaN(v) ? "–" : String.format(Locale.ROOT, "%.4f", v);
+  }
+
+  /** A share as a percentage, "–" for none (NaN). */
+  static String percent(double share) {
+    return Double.isNaN(share) ? "–" : String.format(Locale.ROOT, "%.1f%%", 100 * share);
   }
 
   static String ratio(double r) {

@@ -121,6 +121,11 @@ public enum Setting {
       "--usage-commit-max",
       "2000",
       "most usage reports committed in one transaction (1 to 100000)"),
+  USAGE_COMMITTERS(
+      "QUOTA_USAGE_COMMITTERS",
+      "--usage-committers",
+      "2",
+      "usage groups committed at once: one is answered while the next commits (1 to 8)"),
   USAGE_QUEUE_MAX(
       "QUOTA_USAGE_QUEUE_MAX",
       "--usage-queue-max",

@@ -50,6 +50,7 @@ public final class Settings {
   private final Duration usageCommitInterval;
   private final int usageCommitMax;
   private final int usageQueueMax;
+  private final int usageCommitters;
   private final Duration shutdownTimeout;
   private final Optional<Path> pricesFile;
   private final Optional<BigDecimal> unpricedModelUsdPerMtok;
@@ -280,6 +281,7 @@ public final class Settings {
         duration(raw, Setting.USAGE_COMMIT_INTERVAL, Duration.ofMillis(1), Duration.ofSeconds(10));
     this.usageCommitMax = intIn(raw, Setting.USAGE_COMMIT_MAX, 1, 100_000);
     this.usageQueueMax = intIn(raw, Setting.USAGE_QUEUE_MAX, 1, 10_000_000);
+    this.usageCommitters = intIn(raw, Setting.USAGE_COMMITTERS, 1, 8);
     // Capped so the deadline in nanoseconds cannot overflow (2562048h did) and a stop ends.
     this.shutdownTimeout =
         duration(raw, Setting.SHUTDOWN_TIMEOUT, Duration.ofMillis(1), Duration.ofHours(1));
@@ -393,6 +395,10 @@ public final class Settings {
 
   public int usageQueueMax() {
     return usageQueueMax;
+  }
+
+  public int usageCommitters() {
+    return usageCommitters;
   }
 
   public Duration shutdownTimeout() {

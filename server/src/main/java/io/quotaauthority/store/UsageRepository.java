@@ -24,10 +24,14 @@ import java.util.Set;
 
 /** usage_events, the ledger, and the charges it makes to api_keys.quota_used. */
 public final class UsageRepository implements UsageLedger {
-  /** Locks the live keys a group charges, in id order so concurrent groups cannot deadlock. */
+  /**
+   * Locks the live keys a group charges, in id order so concurrent groups cannot deadlock; says
+   * which of them have a budget period that ended by the given instant (the same condition as
+   * {@link BudgetPeriods#rollOver}'s), so that the rollover's own query runs only when one has.
+   */
   private static final String LOCK_LIVE_KEYS =
       """
-      SELECT id, quota_used FROM api_keys
+      SELECT id, quota_used, budget_period <> 'none' AND period_ends_at <= ? FROM api_keys
        WHERE id = ANY (?) AND deleted_at IS NULL
        ORDER BY id
          FOR UPDATE""";
@@ -200,10 +204,12 @@ public final class UsageRepository implements UsageLedger {
     return tx.inTransaction(
         c -> {
           attempt[0] = 0; // a retry of a serialization failure starts again
-          Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports));
+          Instant now = clock.instant();
+          List<Long> due = new ArrayList<>();
+          Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports), now, due);
           // A key whose budget period ended is rolled over first (README "Key policies"), so this
           // usage counts in the period it is charged in.
-          List<KeyRecord> rolled = BudgetPeriods.rollOver(c, live.keySet(), clock.instant());
+          List<KeyRecord> rolled = BudgetPeriods.rollOver(c, due, now);
           for (KeyRecord r : rolled) {
             live.put(r.id(), r.quotaUsed());
             KeyRepository.notifyChange(c, r);
@@ -327,7 +333,7 @@ public final class UsageRepository implements UsageLedger {
           c -> {
             Map<String, BigDecimal> settled = new HashMap<>();
             try (PreparedStatement ps = c.prepareStatement(SETTLED_HOLDS)) {
-              ps.setArray(1, c.createArrayOf("text", holdIds.toArray()));
+              ps.setArray(1, c.createArrayOf("text", holdIds.toArray(new String[0])));
               try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                   settled.put(rs.getString(1), rs.getBigDecimal(2));
@@ -371,7 +377,7 @@ public final class UsageRepository implements UsageLedger {
     }
     Map<String, UsageReport> earlier = new HashMap<>();
     try (PreparedStatement ps = c.prepareStatement(EARLIER_CHARGES)) {
-      ps.setArray(1, c.createArrayOf("text", reportIds.toArray()));
+      ps.setArray(1, c.createArrayOf("text", reportIds.toArray(new String[0])));
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           // Only the fields that decide a conflict are read back.
@@ -453,15 +459,23 @@ public final class UsageRepository implements UsageLedger {
     return ids;
   }
 
-  private static Map<Long, BigDecimal> lockLiveKeys(Connection c, Collection<Long> ids)
-      throws SQLException {
+  /**
+   * Locks the live keys among {@code ids}: their quota_used, and into {@code due} those whose
+   * budget period ended by {@code now}.
+   */
+  private static Map<Long, BigDecimal> lockLiveKeys(
+      Connection c, Collection<Long> ids, Instant now, List<Long> due) throws SQLException {
     Map<Long, BigDecimal> live = new HashMap<>();
-    Array array = c.createArrayOf("bigint", ids.toArray());
+    Array array = c.createArrayOf("bigint", ids.toArray(new Long[0]));
     try (PreparedStatement ps = c.prepareStatement(LOCK_LIVE_KEYS)) {
-      ps.setArray(1, array);
+      KeyRepository.setInstant(ps, 1, now);
+      ps.setArray(2, array);
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           live.put(rs.getLong(1), rs.getBigDecimal(2));
+          if (rs.getBoolean(3)) {
+            due.add(rs.getLong(1));
+          }
         }
       }
     }
@@ -476,19 +490,22 @@ public final class UsageRepository implements UsageLedger {
       Connection c, List<UsageReport> reports, Map<String, HeldBy> holds, long[] attempt)
       throws SQLException {
     int n = reports.size();
-    Object[] reportIds = new Object[n];
-    Object[] keyIds = new Object[n];
+    // Typed arrays go in PostgreSQL's binary format (the driver has binary encoders for Long[],
+    // String[] and Boolean[], and sends any other Object[] as text for the server to parse);
+    // numeric and timestamptz have no binary encoder and stay text.
+    String[] reportIds = new String[n];
+    Long[] keyIds = new Long[n];
     Object[] costs = new Object[n];
-    Object[] models = new Object[n];
-    Object[] providers = new Object[n];
-    Object[] input = new Object[n];
-    Object[] output = new Object[n];
-    Object[] cached = new Object[n];
-    Object[] cacheWrite = new Object[n];
+    String[] models = new String[n];
+    String[] providers = new String[n];
+    Long[] input = new Long[n];
+    Long[] output = new Long[n];
+    Long[] cached = new Long[n];
+    Long[] cacheWrite = new Long[n];
     Object[] occurred = new Object[n];
-    Object[] requestIds = new Object[n];
-    Object[] estimated = new Object[n];
-    Object[] holdIds = new Object[n];
+    String[] requestIds = new String[n];
+    Boolean[] estimated = new Boolean[n];
+    String[] holdIds = new String[n];
     for (int i = 0; i < n; i++) {
       UsageReport r = reports.get(i);
       reportIds[i] = r.reportId();
@@ -544,9 +561,9 @@ public final class UsageRepository implements UsageLedger {
 
   private static List<KeyRecord> chargeKeys(
       Connection c, Map<Long, BigDecimal> sums, Map<Long, Long> tokens) throws SQLException {
-    Object[] ids = new Object[sums.size()];
+    Long[] ids = new Long[sums.size()];
     Object[] amounts = new Object[sums.size()];
-    Object[] counts = new Object[sums.size()];
+    Long[] counts = new Long[sums.size()];
     int i = 0;
     for (Map.Entry<Long, BigDecimal> e : sums.entrySet()) {
       ids[i] = e.getKey();
@@ -569,7 +586,7 @@ public final class UsageRepository implements UsageLedger {
   }
 
   private static void notifyAll(Connection c, List<KeyRecord> rows) throws SQLException {
-    Object[] changes = new Object[rows.size()];
+    String[] changes = new String[rows.size()];
     long now = System.currentTimeMillis();
     for (int i = 0; i < changes.length; i++) {
       changes[i] = KeyChange.payload(rows.get(i), now);

@@ -18,14 +18,23 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Group commit for usage from every stream: one thread takes what is queued (up to {@code maxGroup}
- * reports, waiting at most {@code maxDelay} after the first) and charges it in one transaction,
- * then answers each report. A report counts in this instance's Check from the moment it is queued
- * ({@link PendingUsage#add}) until its group is settled.
+ * Group commit for usage from every stream: a committer thread takes what is queued (up to {@code
+ * maxGroup} reports, waiting at most {@code maxDelay} after the first) and charges it in one
+ * transaction, then answers each report. A report counts in this instance's Check from the moment
+ * it is queued ({@link PendingUsage#add}) until its group is settled.
+ *
+ * <p>With more than one committer, groups are committed side by side but gathered and answered in
+ * turn: one committer at a time gathers (so a group fills as it would with one committer) and takes
+ * a ticket; while its transaction runs, the next committer gathers the next group and sends it (its
+ * lock waits for the first at the first key both charge, keys being locked in id order), and the
+ * group before is answered. So the JVM's work and PostgreSQL's overlap and both cores work, while
+ * answers still go out in the order the reports were taken (a stream's answers keep its order).
+ * Each report is in exactly one group.
  *
  * <p>While the database is away a group is retried with backoff and nobody is answered: nothing is
  * acknowledged that is not committed, and the bounded queue pushes back on the streams.
@@ -52,10 +61,21 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
   private final int maxGroup;
   private final long maxDelayNanos;
   private final CommitRecorder recorder;
-  private final Thread committer;
+  private final List<Thread> committers;
+
+  /** Held by the one committer gathering a group (and taking its ticket). */
+  private final ReentrantLock gathering = new ReentrantLock();
+
+  /** The next group's ticket (under {@link #gathering}). */
+  private long nextTicket;
+
+  /** The last ticket whose group was answered (guarded by {@link #turns}). */
+  private long answeredTicket = -1;
+
+  private final Object turns = new Object();
   private volatile boolean stopping;
 
-  /** Set by {@link #flush()}: commit each group at once (read by the committer thread). */
+  /** Set by {@link #flush()}: commit each group at once (read by the committer threads). */
   private volatile boolean flushing;
 
   /** How often a group being gathered checks for a flush. */
@@ -76,6 +96,24 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
       Duration maxDelay,
       int queueCapacity,
       CommitRecorder recorder) {
+    this(ledger, cache, pendingUsage, maxGroup, maxDelay, queueCapacity, recorder, 1);
+  }
+
+  /**
+   * @param committers groups committed at once (QUOTA_USAGE_COMMITTERS), each by its own thread
+   */
+  public UsageBatcher(
+      UsageLedger ledger,
+      KeyCache cache,
+      PendingUsage pendingUsage,
+      int maxGroup,
+      Duration maxDelay,
+      int queueCapacity,
+      CommitRecorder recorder,
+      int committers) {
+    if (committers < 1) {
+      throw new IllegalArgumentException("committers must be at least 1, got " + committers);
+    }
     this.ledger = ledger;
     this.cache = cache;
     this.pendingUsage = pendingUsage;
@@ -83,17 +121,34 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     this.maxDelayNanos = maxDelay.toNanos();
     this.queue = new ArrayBlockingQueue<>(queueCapacity);
     this.recorder = recorder;
-    this.committer = new Thread(this::run, "usage-committer");
-    this.committer.setDaemon(true);
+    List<Thread> threads = new ArrayList<>(committers);
+    for (int i = 0; i < committers; i++) {
+      Thread t =
+          new Thread(this::run, committers == 1 ? "usage-committer" : "usage-committer-" + i);
+      t.setDaemon(true);
+      threads.add(t);
+    }
+    this.committers = List.copyOf(threads);
   }
 
   /**
-   * Starts the committer thread (never the constructor's job: a start that fails later must not
+   * Starts the committer threads (never the constructor's job: a start that fails later must not
    * leave a thread behind). Reports submitted before this wait in the queue.
    */
   public UsageBatcher start() {
-    committer.start();
+    for (Thread t : committers) {
+      t.start();
+    }
     return this;
+  }
+
+  private boolean anyCommitterAlive() {
+    for (Thread t : committers) {
+      if (t.isAlive()) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -126,7 +181,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     if (!queue.offer(new Pending(report, held, outcome))) {
       pendingUsage.settle(report.keyId(), report.cost());
       outcome.completeExceptionally(new Overloaded());
-    } else if (stopping && !committer.isAlive()) {
+    } else if (stopping && !anyCommitterAlive()) {
       // close() began after the check above and its last drain may have run before this offer:
       // nobody would take the report, so it is answered here (and settled) like the others.
       failQueued("shut down before commit");
@@ -147,36 +202,83 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     return queue.size();
   }
 
+  /**
+   * Waits until every group with an earlier ticket was answered. Not interruptible: each ticket's
+   * holder finishes its turn whatever happens to it ({@link #run}'s finally), so the wait ends.
+   */
+  private void awaitTurn(long ticket) {
+    boolean interrupted = false;
+    synchronized (turns) {
+      while (answeredTicket < ticket - 1) {
+        try {
+          turns.wait();
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /** This ticket's group is answered: the next may be. Waits for its turn first. */
+  private void finishTurn(long ticket) {
+    awaitTurn(ticket);
+    synchronized (turns) {
+      answeredTicket = ticket;
+      turns.notifyAll();
+    }
+  }
+
+  /** Gathers one group, or returns -1 with nothing gathered (queue empty for 100 ms). */
+  private long gather(List<Pending> group) throws InterruptedException {
+    gathering.lockInterruptibly();
+    try {
+      Pending first = queue.poll(100, TimeUnit.MILLISECONDS);
+      if (first == null) {
+        return -1;
+      }
+      group.add(first);
+      long deadline = System.nanoTime() + maxDelayNanos;
+      while (group.size() < maxGroup) {
+        // Take what is already there without waiting; wait only while the group is small.
+        if (queue.drainTo(group, maxGroup - group.size()) == 0) {
+          long left = deadline - System.nanoTime();
+          if (left <= 0 || flushing) {
+            break;
+          }
+          // In slices, so that a flush (shutdown) commits at once instead of after a long
+          // QUOTA_USAGE_COMMIT_INTERVAL: the drain must not wait out the interval.
+          Pending next = queue.poll(Math.min(left, FLUSH_CHECK_NANOS), TimeUnit.NANOSECONDS);
+          if (next != null) {
+            group.add(next);
+          }
+        }
+      }
+      return nextTicket++;
+    } finally {
+      gathering.unlock();
+    }
+  }
+
   private void run() {
     List<Pending> group = new ArrayList<>(maxGroup);
     while (true) {
+      long ticket = -1;
       try {
-        Pending first = queue.poll(100, TimeUnit.MILLISECONDS);
-        if (first == null) {
+        ticket = gather(group);
+        if (ticket < 0) {
           if (stopping) {
             return;
           }
           continue;
         }
-        group.add(first);
-        long deadline = System.nanoTime() + maxDelayNanos;
-        while (group.size() < maxGroup) {
-          // Take what is already there without waiting; wait only while the group is small.
-          if (queue.drainTo(group, maxGroup - group.size()) == 0) {
-            long left = deadline - System.nanoTime();
-            if (left <= 0 || flushing) {
-              break;
-            }
-            // In slices, so that a flush (shutdown) commits at once instead of after a long
-            // QUOTA_USAGE_COMMIT_INTERVAL: the drain must not wait out the interval.
-            Pending next = queue.poll(Math.min(left, FLUSH_CHECK_NANOS), TimeUnit.NANOSECONDS);
-            if (next != null) {
-              group.add(next);
-            }
-          }
-        }
-        commit(group);
+        commit(group, ticket);
       } catch (InterruptedException e) {
+        if (ticket >= 0) {
+          awaitTurn(ticket);
+        }
         if (stopping) {
           // close() gave up waiting for the database: the group's reports were not acknowledged
           // (and, but for pieces of a split group, not committed). Answered so that no caller
@@ -196,8 +298,14 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
         // reports not yet answered are refused as internal, so metering sends them again.
         log.error(
             "usage group failed; its unanswered reports are answered REJECTED and not charged", e);
+        if (ticket >= 0) {
+          awaitTurn(ticket);
+        }
         fail(group, UsageOutcome.rejectedInternal("internal error; not charged, retry the report"));
       } finally {
+        if (ticket >= 0) {
+          finishTurn(ticket);
+        }
         group.clear();
       }
     }
@@ -250,7 +358,11 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     }
   }
 
-  private void commit(List<Pending> group) throws InterruptedException {
+  /**
+   * Commits a group and answers it in its turn ({@code ticket}): the database work overlaps the
+   * answering of the group before.
+   */
+  private void commit(List<Pending> group, long ticket) throws InterruptedException {
     long start = System.nanoTime();
     // One report per report_id goes to the database; repeats inside the group follow its fate.
     Map<String, Pending> firsts = new LinkedHashMap<>();
@@ -279,6 +391,7 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
           pieces.stream().filter(GroupBisection.Piece::failed).count());
     }
 
+    awaitTurn(ticket);
     // The key rows after the charge go into the cache before the pending amounts leave it, so a
     // Check in between may count a report twice (refusing early) but never not at all. Pieces
     // committed in order: a later piece's row is the newer one.
@@ -428,10 +541,20 @@ public final class UsageBatcher implements UsageSink, AutoCloseable {
     flushing = true;
     stopping = true;
     try {
-      committer.join(timeout.toMillis());
-      if (committer.isAlive()) {
-        committer.interrupt();
-        committer.join(1_000);
+      long deadline = System.nanoTime() + timeout.toNanos();
+      for (Thread t : committers) {
+        long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+        if (left > 0) {
+          t.join(left);
+        }
+      }
+      for (Thread t : committers) {
+        if (t.isAlive()) {
+          t.interrupt();
+        }
+      }
+      for (Thread t : committers) {
+        t.join(1_000);
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

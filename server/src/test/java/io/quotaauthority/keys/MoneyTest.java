@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.math.BigDecimal;
+import java.util.SplittableRandom;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -107,5 +109,29 @@ class MoneyTest {
     assertThat(Money.UNIT).isEqualByComparingTo("0.00000001");
     assertThat(Money.MAX).isEqualByComparingTo("999999999999.99999999");
     assertThat(Money.parse("x", Money.format(Money.MAX))).isEqualByComparingTo(Money.MAX);
+  }
+
+  @Test
+  void hasShape_generatedStrings_agreesWithTheRegularExpression() {
+    Pattern shape = Pattern.compile("[0-9]{1,12}(\\.[0-9]{1,8})?");
+    String alphabet = "0123456789..-e+ \u0661";
+    SplittableRandom random = new SplittableRandom(19);
+    int accepted = 0;
+    for (int n = 0; n < 200_000; n++) {
+      StringBuilder b = new StringBuilder();
+      int length = random.nextInt(24);
+      // Mostly digits, so that the long and well-formed ones come up too.
+      for (int i = 0; i < length; i++) {
+        b.append(
+            random.nextInt(4) == 0
+                ? alphabet.charAt(random.nextInt(alphabet.length()))
+                : (char) ('0' + random.nextInt(10)));
+      }
+      String text = b.toString();
+      boolean expected = shape.matcher(text).matches();
+      assertThat(Money.hasShape(text)).as("'%s'", text).isEqualTo(expected);
+      accepted += expected ? 1 : 0;
+    }
+    assertThat(accepted).isGreaterThan(1_000);
   }
 }

@@ -250,7 +250,7 @@ class MigrationIT {
   }
 
   @Test
-  void migrate_freshDatabase_threePartialIndexesOnLiveKeys() {
+  void migrate_freshDatabase_twoPartialIndexesOnLiveKeys() {
     List<String> defs =
         db.transactions()
             .inTransaction(
@@ -269,7 +269,8 @@ class MigrationIT {
                   return out;
                 });
 
-    assertThat(defs).hasSize(3);
+    // V10 dropped api_keys_quota_idx (quota, quota_used): no charge could be a HOT update.
+    assertThat(defs).hasSize(2);
     assertThat(defs.get(0))
         .startsWith("api_keys_expires_at_idx: ")
         .contains("(expires_at)")
@@ -279,10 +280,6 @@ class MigrationIT {
         .startsWith("api_keys_period_ends_at_idx: ")
         .contains("(period_ends_at)")
         .endsWith("WHERE ((budget_period <> 'none'::text) AND (deleted_at IS NULL))");
-    assertThat(defs.get(2))
-        .startsWith("api_keys_quota_idx: ")
-        .contains("(quota, quota_used)")
-        .endsWith("WHERE (deleted_at IS NULL)");
   }
 
   @Test
@@ -356,6 +353,91 @@ class MigrationIT {
           .hasMessageContaining("api_keys_name_check");
     }
     assertThat(db.count("SELECT count(*) FROM api_keys WHERE key_prefix = 'p'")).isZero();
+  }
+
+  @Test
+  void migrate_freshDatabase_noApiKeysIndexHoldsAColumnAChargeOrLeaseChanges() {
+    // V10: what a charge or a lease writes is in no index, so those updates can be HOT.
+    List<String> indexed =
+        db.transactions()
+            .inTransaction(
+                c -> {
+                  List<String> out = new ArrayList<>();
+                  try (Statement s = c.createStatement();
+                      ResultSet rs =
+                          s.executeQuery(
+                              """
+              SELECT DISTINCT a.attname FROM pg_index i
+                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+               WHERE i.indrelid = 'api_keys'::regclass ORDER BY 1""")) {
+                    while (rs.next()) {
+                      out.add(rs.getString(1));
+                    }
+                  }
+                  return out;
+                });
+
+    assertThat(indexed).containsExactly("expires_at", "id", "key_hash", "period_ends_at");
+    assertThat(
+            (Object)
+                db.scalar(
+                    "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'api_keys'::regclass"))
+        .isEqualTo("fillfactor=50");
+  }
+
+  @Test
+  void chargeUpdate_ofAKeysCounters_isHeapOnly() throws SQLException {
+    try (Connection c = DriverManager.getConnection(db.url(), "postgres", "")) {
+      c.setAutoCommit(false);
+      try (Statement s = c.createStatement()) {
+        s.execute(
+            "INSERT INTO api_keys (name, key_hash, key_prefix, quota) VALUES ('hot', decode(repeat('c1', 32), 'hex'), 'sk-hot', 10)");
+        // The statement UsageRepository's charge makes, three times (three groups).
+        for (int i = 0; i < 3; i++) {
+          s.execute(
+              "UPDATE api_keys SET quota_used = quota_used + 0.00000001, updated_at = now(),"
+                  + " version = version + 1 WHERE name = 'hot'");
+        }
+        // This transaction's own counts: exact at once, unlike pg_stat_user_tables.
+        try (ResultSet rs =
+            s.executeQuery(
+                "SELECT pg_stat_get_xact_tuples_updated('api_keys'::regclass),"
+                    + " pg_stat_get_xact_tuples_hot_updated('api_keys'::regclass)")) {
+          rs.next();
+          assertThat(rs.getLong(1)).isEqualTo(3);
+          assertThat(rs.getLong(2)).isEqualTo(3);
+        }
+      }
+      c.rollback();
+    }
+  }
+
+  @Test
+  void apiKeys_deleteOrTruncate_raisesAndLeavesTheRow() throws SQLException {
+    try (Connection c = DriverManager.getConnection(db.url(), "postgres", "")) {
+      c.createStatement()
+          .execute(
+              "INSERT INTO api_keys (name, key_hash, key_prefix) VALUES ('kept', decode(repeat('c2', 32), 'hex'), 'sk-kept')");
+      assertThatThrownBy(
+              () -> c.createStatement().executeUpdate("DELETE FROM api_keys WHERE name = 'kept'"))
+          .isInstanceOf(SQLException.class)
+          .hasMessageContaining("api_keys rows are never deleted");
+      assertThatThrownBy(() -> c.createStatement().execute("TRUNCATE api_keys CASCADE"))
+          .isInstanceOf(SQLException.class)
+          .hasMessageContaining("api_keys rows are never deleted");
+    }
+    assertThat(db.count("SELECT count(*) FROM api_keys WHERE name = 'kept'")).isEqualTo(1);
+  }
+
+  @Test
+  void migrate_freshDatabase_usageEventsKeyIdHasNoForeignKey() {
+    // V10: the charge holds the key's row FOR UPDATE and keys are never deleted (above), so the
+    // per-row check was redundant.
+    assertThat(
+            db.count(
+                "SELECT count(*) FROM pg_constraint WHERE conrelid = 'usage_events'::regclass"
+                    + " AND contype = 'f'"))
+        .isZero();
   }
 
   @Test

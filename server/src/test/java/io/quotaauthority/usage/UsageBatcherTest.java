@@ -158,6 +158,50 @@ class UsageBatcherTest {
   }
 
   @Test
+  void submit_twoCommitters_everyReportAnsweredOnceAndChargedOnce() throws Exception {
+    batcher =
+        new UsageBatcher(
+            ledger,
+            cache,
+            pending,
+            100,
+            Duration.ofMillis(5),
+            10_000,
+            (size, nanos, outcomes) -> groupSizes.add(size),
+            2);
+    batcher.start();
+    // 2,000 reports of 1e-8 USD on key 2 under 1,000 ids, each id sent twice: groups of at most
+    // 100 are committed side by side, so copies of one id land in different groups.
+    List<CompletableFuture<UsageOutcome>> answers = new ArrayList<>();
+    List<Integer> answerOrder = new CopyOnWriteArrayList<>();
+    for (int round = 0; round < 2; round++) {
+      for (int i = 0; i < 1_000; i++) {
+        int n = answers.size();
+        CompletableFuture<UsageOutcome> f = submit(report("id-" + i, 2, "0.00000001"));
+        // Runs in the committer that answers, as it answers (or here, were it answered already).
+        f.whenComplete((o, e) -> answerOrder.add(n));
+        answers.add(f);
+      }
+    }
+    long accepted = 0;
+    long duplicates = 0;
+    for (CompletableFuture<UsageOutcome> f : answers) {
+      Result r = await(f).result();
+      accepted += r == Result.ACCEPTED ? 1 : 0;
+      duplicates += r == Result.DUPLICATE ? 1 : 0;
+    }
+
+    assertThat(accepted).isEqualTo(1_000);
+    assertThat(duplicates).isEqualTo(1_000);
+    assertThat(ledger.chargedIds()).hasSize(1_000).doesNotHaveDuplicates();
+    assertThat(ledger.quotaUsed(2)).isEqualByComparingTo("0.00001");
+    // The recorder hears of a group after its answers: the last one may still be on its way.
+    poll(() -> groupSizes.stream().mapToInt(Integer::intValue).sum() == 2_000);
+    assertThat(pending.of(2)).isEqualByComparingTo("0");
+    assertThat(answerOrder).hasSize(2_000).doesNotHaveDuplicates();
+  }
+
+  @Test
   void submit_repeatInsideOneGroup_duplicateChargedOnce() throws Exception {
     batcher();
     CompletableFuture<UsageOutcome> first = submit(report("r", 1, "2"));

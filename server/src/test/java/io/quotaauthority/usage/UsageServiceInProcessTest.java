@@ -325,13 +325,22 @@ class UsageServiceInProcessTest {
     assertThat(sink.receivedIds().get(255)).isEqualTo("r-255");
     assertThat(c.responses).isEmpty();
 
-    // One answered, one more taken: the window keeps its size.
-    sink.open.get(0).complete(accepted("0.25"));
-    poll(() -> sink.received.size() == 257);
+    // Fewer answers than a batch: answered, but no more taken yet (the window shrinks by them).
+    assertThat(UsageService.REQUEST_BATCH).isEqualTo(32);
+    for (int i = 0; i < 31; i++) {
+      sink.open.get(i).complete(accepted("0.25"));
+    }
+    poll(() -> c.responses.size() == 31);
     quietly();
-    assertThat(sink.received).hasSize(257);
-    assertThat(sink.receivedIds().get(256)).isEqualTo("r-256");
-    assertThat(c.ids()).containsExactly("r-0");
+    assertThat(sink.received).hasSize(256);
+
+    // The 32nd answer: as many more taken at once, the window back to its size.
+    sink.open.get(31).complete(accepted("0.25"));
+    poll(() -> sink.received.size() == 288);
+    quietly();
+    assertThat(sink.received).hasSize(288);
+    assertThat(sink.receivedIds().get(287)).isEqualTo("r-287");
+    assertThat(c.ids()).hasSize(32).startsWith("r-0", "r-1").endsWith("r-31");
     assertThat(c.ended).isNotDone();
   }
 
