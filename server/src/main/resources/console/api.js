@@ -13,7 +13,7 @@ export class ApiError extends Error {
 
   /** The request field a message names ("quota_usd must ..."), or null. */
   field() {
-    const m = /^([a-z_]+(?:\.[a-z_]+)?)\b/.exec(this.message || '');
+    const m = /^([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)?)\b/.exec(this.message || '');
     return m ? m[1].replace(/^key\./, '') : null;
   }
 }

@@ -7,6 +7,17 @@ const PAGE_SIZE = 50;
 const STATUSES = ['ACTIVE', 'DISABLED', 'EXPIRED', 'QUOTA_EXHAUSTED'];
 const DAY_MS = 86400000;
 
+/**
+ * The spending windows (README "Spending windows"): label, ApiKey's JSON names of the limit and of
+ * the spend GetKey returns, the update mask path, and the field's dialog label and detail label.
+ */
+export const WINDOWS = [
+  ['5h', 'window5hUsd', 'window5hSpentUsd', 'window_5h_usd', 'dialog.window_fiveHours', 'usage.window_fiveHours'],
+  ['1d', 'window1dUsd', 'window1dSpentUsd', 'window_1d_usd', 'dialog.window_oneDay', 'usage.window_oneDay'],
+  ['7d', 'window7dUsd', 'window7dSpentUsd', 'window_7d_usd', 'dialog.window_sevenDays', 'usage.window_sevenDays'],
+  ['30d', 'window30dUsd', 'window30dSpentUsd', 'window_30d_usd', 'dialog.window_thirtyDays', 'usage.window_thirtyDays'],
+];
+
 /** Calls the API; a refused token signs out (the root shows why). */
 export async function rpc(el, method, request) {
   try {
@@ -33,7 +44,7 @@ export function statusOf(key) {
   return String(key.status || '').replace(/^KEY_STATUS_/, '');
 }
 
-function isUnlimited(amount) {
+export function isUnlimited(amount) {
   return !amount || /^0(\.0*)?$/.test(amount);
 }
 
@@ -323,6 +334,18 @@ function keyDialog(el, key) {
     const periodReset = h('input', { type: 'time', value: editing && key.budgetResetTime ? key.budgetResetTime : '00:00' });
     const periodZone = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false',
       value: editing && key.budgetTimeZone ? key.budgetTimeZone : 'UTC' });
+    // Spending windows (blank or 0: none) and rate limits (0: none).
+    const windows = WINDOWS.map(([label, json, , path, text]) => {
+      const stored = editing && key[json] ? key[json] : '0';
+      const input = h('input', { type: 'text', inputmode: 'decimal', autocomplete: 'off',
+        value: isUnlimited(stored) ? '' : stored });
+      return { label, json, path, text, stored, input };
+    });
+    const currentRpm = editing ? Number(key.requestsPerMinute || 0) : 0;
+    const currentTpm = editing ? String(key.tokensPerMinute || '0') : '0';
+    const rpm = h('input', { type: 'number', min: 0, max: 100000000, step: 1, inputmode: 'numeric',
+      value: String(currentRpm) });
+    const tpm = h('input', { type: 'number', min: 0, step: 1, inputmode: 'numeric', value: currentTpm });
     const currentHold = editing && key.holdUsdPerRequest ? key.holdUsdPerRequest : '0';
     const hold = h('input', { type: 'text', inputmode: 'decimal', autocomplete: 'off',
       value: isUnlimited(currentHold) ? '' : currentHold });
@@ -357,6 +380,8 @@ function keyDialog(el, key) {
         status: 'status', ip_allow: 'ipAllow', ip_deny: 'ipDeny', model_allow: 'models',
         budget_period: 'period', budget_reset_time: 'periodReset', budget_time_zone: 'periodZone',
         hold_usd_per_request: 'hold', hold_expiry: 'holdExpiry',
+        window_5h_usd: 'window5h', window_1d_usd: 'window1d', window_7d_usd: 'window7d',
+        window_30d_usd: 'window30d', requests_per_minute: 'rpm', tokens_per_minute: 'tpm',
       }[target];
       const where = place && errors[place] ? errors[place] : general;
       where.replaceChildren(...errorText(e));
@@ -402,6 +427,17 @@ function keyDialog(el, key) {
               request.budgetPeriod = period.value;
               request.budgetResetTime = periodReset.value || '00:00';
               request.budgetTimeZone = periodZone.value.trim() || 'UTC';
+            }
+            for (const w of windows) {
+              if (!isUnlimited(w.input.value.trim())) {
+                request[w.json] = w.input.value.trim();
+              }
+            }
+            if (Number(rpm.value || 0) !== 0) {
+              request.requestsPerMinute = Number(rpm.value);
+            }
+            if ((tpm.value.trim() || '0') !== '0') {
+              request.tokensPerMinute = tpm.value.trim();
             }
             if (hold.value.trim() !== '') {
               request.holdUsdPerRequest = hold.value.trim();
@@ -457,6 +493,21 @@ function keyDialog(el, key) {
               mask.push('budget_time_zone');
             }
           }
+          for (const w of windows) {
+            const value = w.input.value.trim() === '' ? '0' : w.input.value.trim();
+            if (!(isUnlimited(value) && isUnlimited(w.stored)) && value !== w.stored) {
+              change[w.json] = value;
+              mask.push(w.path);
+            }
+          }
+          if (Number(rpm.value || 0) !== currentRpm) {
+            change.requestsPerMinute = Number(rpm.value || 0);
+            mask.push('requests_per_minute');
+          }
+          if ((tpm.value.trim() || '0') !== currentTpm) {
+            change.tokensPerMinute = tpm.value.trim() || '0';
+            mask.push('tokens_per_minute');
+          }
           const newHold = hold.value.trim() === '' ? '0' : hold.value.trim();
           if (!(isUnlimited(newHold) && isUnlimited(currentHold)) && newHold !== currentHold) {
             change.holdUsdPerRequest = newHold;
@@ -496,6 +547,9 @@ function keyDialog(el, key) {
       field('period', 'dialog.period', period, 'dialog.periodHint'),
       field('periodReset', 'dialog.periodReset', periodReset),
       field('periodZone', 'dialog.periodZone', periodZone, 'dialog.periodZoneHint'),
+      windows.map((w) => field('window' + w.label, w.text, w.input, 'dialog.windowHint')),
+      field('rpm', 'dialog.rpm', rpm, 'dialog.rateHint'),
+      field('tpm', 'dialog.tpm', tpm, 'dialog.rateHint'),
       field('hold', 'dialog.hold', hold, 'dialog.holdHint'),
       field('holdExpiry', 'dialog.holdExpiry', holdExpiry)),
     editing ? field('status', 'dialog.status', enabled) : null,

@@ -1,7 +1,7 @@
 // One key's usage: its ledger through ListUsage (newest first, paged) and spend per day.
 import { data, h, sumDecimals, svg } from './dom.js';
 import { dateTime, day, money, number, t } from './i18n.js';
-import { errorText, rpc } from './keys.js';
+import { WINDOWS, errorText, isUnlimited, rpc } from './keys.js';
 
 const PAGE_SIZE = 100;
 
@@ -11,6 +11,7 @@ class QaUsage extends HTMLElement {
     this.next = '';
     this.heading = h('h1', {}, t('usage.heading'));
     this.message = h('p', { class: 'error', role: 'alert', id: 'usage-error' });
+    this.limits = h('section', { class: 'limits', id: 'key-limits', 'aria-labelledby': 'limits-heading' });
     this.chart = h('figure', { class: 'chart', id: 'usage-chart' });
     this.body = h('tbody');
     this.more = h('button', { type: 'button', id: 'usage-more', onclick: () => this.load() },
@@ -20,6 +21,7 @@ class QaUsage extends HTMLElement {
       h('p', {}, h('a', { href: '#/keys', class: 'link', id: 'back' }, t('usage.back'))),
       this.heading,
       this.message,
+      this.limits,
       this.chart,
       h('table', { class: 'usage', id: 'usage' },
         h('caption', { class: 'visually-hidden' }, t('usage.ledger')),
@@ -34,9 +36,32 @@ class QaUsage extends HTMLElement {
     try {
       const { key } = await rpc(this, 'GetKey', { id: this.keyId });
       this.heading.replaceChildren(t('usage.headingFor'), ' ', data(key.name));
+      this.drawLimits(key);
     } catch (e) {
       this.message.replaceChildren(...errorText(e));
     }
+  }
+
+  /** The key's spending windows (limit and what GetKey says is spent in each now) and rate limits. */
+  drawLimits(key) {
+    const rows = [];
+    for (const [label, json, spentJson, , , text] of WINDOWS) {
+      if (!isUnlimited(key[json])) {
+        rows.push(h('div', { class: 'limit', 'data-window': label },
+          h('dt', {}, t(text)),
+          h('dd', {}, t('usage.windowSpent', { spent: money(key[spentJson] || '0'), limit: money(key[json]) }))));
+      }
+    }
+    if (Number(key.requestsPerMinute || 0) > 0) {
+      rows.push(h('div', { class: 'limit', 'data-limit': 'rpm' },
+        h('dt', {}, t('usage.rpm')), h('dd', {}, number(key.requestsPerMinute))));
+    }
+    if (String(key.tokensPerMinute || '0') !== '0') {
+      rows.push(h('div', { class: 'limit', 'data-limit': 'tpm' },
+        h('dt', {}, t('usage.tpm')), h('dd', {}, number(key.tokensPerMinute))));
+    }
+    this.limits.replaceChildren(h('h2', { id: 'limits-heading' }, t('usage.limits')),
+      rows.length > 0 ? h('dl', {}, rows) : h('p', { class: 'hint' }, t('usage.noLimits')));
   }
 
   async load() {

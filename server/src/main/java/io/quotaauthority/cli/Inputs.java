@@ -33,6 +33,11 @@ final class Inputs {
 
   /** A whole number in min..max, in ASCII digits (picocli's int would also take "+5" or "٥"). */
   static int count(String option, String text, int min, int max) {
+    return (int) wholeNumber(option, text, min, max);
+  }
+
+  /** {@link #count} for a range beyond int's (--tpm goes to 10^15). */
+  static long wholeNumber(String option, String text, long min, long max) {
     long n = AsciiDecimal.parse(text);
     if (n == AsciiDecimal.MALFORMED) {
       throw new CliException(
@@ -47,7 +52,7 @@ final class Inputs {
           ExitCodes.USAGE,
           option + " must be between " + min + " and " + max + ", got " + Shown.quoted(text));
     }
-    return (int) n;
+    return n;
   }
 
   /**

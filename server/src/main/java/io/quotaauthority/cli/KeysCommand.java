@@ -120,7 +120,7 @@ final class KeysCommand {
     if (value == null) {
       return null;
     }
-    return (long) Inputs.count(option, value, 0, (int) Math.min(Integer.MAX_VALUE, max));
+    return Inputs.wholeNumber(option, value, 0, max);
   }
 
   static final String WINDOW =
@@ -270,7 +270,7 @@ final class KeysCommand {
               periodZone,
               windows,
               rate("--rpm", rpm, RateLimits.MAX_RPM),
-              rate("--tpm", tpm, Integer.MAX_VALUE)),
+              rate("--tpm", tpm, RateLimits.MAX_TPM)),
           holdOptions.holds(),
           output.output);
     }
@@ -455,7 +455,7 @@ final class KeysCommand {
                   holdOptions.holds(),
                   windows(window),
                   rate("--rpm", rpm, RateLimits.MAX_RPM),
-                  rate("--tpm", tpm, Integer.MAX_VALUE))
+                  rate("--tpm", tpm, RateLimits.MAX_TPM))
               .requireAny();
     }
 

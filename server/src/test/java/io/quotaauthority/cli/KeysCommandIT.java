@@ -458,6 +458,209 @@ class KeysCommandIT {
     assertThat(db.count("SELECT count(*) FROM api_keys")).isEqualTo(before);
   }
 
+  // ---- spending windows ----
+
+  @Test
+  void createGetUpdate_windows_storedShownWithSpendAndZeroRemovesOne() throws Exception {
+    CliRunner.Result created =
+        cli.run(
+            "keys", "create", "--name", "windows-cli", "--window", "5h=20", "--window", "7d=100");
+
+    assertThat(created.exitCode()).as(created.toString()).isZero();
+    assertThat(created.out()).containsPattern("(?m)^windows:\\s+5h=20,7d=100$");
+    long id = id(created.out());
+    assertThat(windowsOf(id)).isEqualTo("20.00000000 0.00000000 100.00000000 0.00000000");
+    String keyId = Long.toString(id);
+    UsageStream.open(server.authzChannel(), TestServer.REPORTER_TOKEN)
+        .send(UsageStream.report("win-cli-1", keyId, "1.25"))
+        .send(UsageStream.report("win-cli-2", keyId, "2.25"))
+        .finish();
+
+    CliRunner.Result get = cli.run("keys", "get", keyId);
+
+    assertThat(get.exitCode()).as(get.toString()).isZero();
+    assertThat(get.out())
+        .containsPattern("(?m)^windows:\\s+5h=20 \\(spent 3\\.5\\),7d=100 \\(spent 3\\.5\\)$");
+    JsonNode json = JSON.readTree(cli.run("keys", "get", keyId, "-o", "json").out());
+    assertThat(json.get("window_5h_usd").asText()).isEqualTo("20");
+    assertThat(json.get("window_5h_spent_usd").asText()).isEqualTo("3.5");
+    assertThat(json.get("window_7d_usd").asText()).isEqualTo("100");
+    assertThat(json.get("window_7d_spent_usd").asText()).isEqualTo("3.5");
+
+    CliRunner.Result raised = cli.run("keys", "update", keyId, "--window", "5h=25.5");
+    assertThat(raised.exitCode()).as(raised.toString()).isZero();
+    assertThat(raised.out()).containsPattern("(?m)^windows:\\s+5h=25\\.5,7d=100$");
+    assertThat(windowsOf(id)).isEqualTo("25.50000000 0.00000000 100.00000000 0.00000000");
+
+    CliRunner.Result removed = cli.run("keys", "update", keyId, "--window", "7d=0");
+    assertThat(removed.exitCode()).as(removed.toString()).isZero();
+    assertThat(removed.out()).containsPattern("(?m)^windows:\\s+5h=25\\.5$");
+    assertThat(windowsOf(id)).isEqualTo("25.50000000 0.00000000 0.00000000 0.00000000");
+
+    CliRunner.Result none = cli.run("keys", "update", keyId, "--window", "5h=0");
+    assertThat(none.exitCode()).as(none.toString()).isZero();
+    assertThat(none.out()).containsPattern("(?m)^windows:\\s+-$");
+    assertThat(windowsOf(id)).isEqualTo("0.00000000 0.00000000 0.00000000 0.00000000");
+    assertThat(
+            db.count("SELECT count(*) FROM key_audit WHERE key_id = ? AND action = 'update'", id))
+        .isEqualTo(3);
+  }
+
+  @Test
+  void create_unknownWindow_usageErrorNamingWindowNothingWritten() {
+    long before = db.count("SELECT count(*) FROM api_keys");
+
+    CliRunner.Result r = cli.run("keys", "create", "--name", "bad-window", "--window", "5x=1");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err())
+        .isEqualTo("error: --window has unknown window '5x'; allowed: 5h, 1d, 7d, 30d\n");
+    assertThat(r.out()).isEmpty();
+    assertThat(db.count("SELECT count(*) FROM api_keys")).isEqualTo(before);
+  }
+
+  @Test
+  void create_windowWithoutAmount_usageErrorNamingTheForm() {
+    long before = db.count("SELECT count(*) FROM api_keys");
+
+    CliRunner.Result r = cli.run("keys", "create", "--name", "bare-window", "--window", "5h");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err())
+        .isEqualTo(
+            "error: --window must be WINDOW=USD with WINDOW one of 5h, 1d, 7d, 30d (5h=20),"
+                + " got '5h'\n");
+    assertThat(db.count("SELECT count(*) FROM api_keys")).isEqualTo(before);
+  }
+
+  @Test
+  void createAndUpdate_negativeWindow_refusedNamingTheFieldNothingWritten() {
+    long before = db.count("SELECT count(*) FROM api_keys");
+
+    CliRunner.Result create =
+        cli.run("keys", "create", "--name", "negative-window", "--window", "5h=-1");
+
+    assertThat(create.exitCode()).as(create.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(create.err())
+        .startsWith("error: window_5h_usd must be a decimal USD amount")
+        .hasLineCount(1);
+    assertThat(create.out()).isEmpty();
+    assertThat(db.count("SELECT count(*) FROM api_keys")).isEqualTo(before);
+
+    long id = id(cli.run("keys", "create", "--name", "window-stays", "--window", "1d=4").out());
+    CliRunner.Result update = cli.run("keys", "update", Long.toString(id), "--window", "1d=-1");
+
+    assertThat(update.exitCode()).as(update.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(update.err())
+        .startsWith("error: key.window_1d_usd must be a decimal USD amount")
+        .hasLineCount(1);
+    assertThat(windowsOf(id)).isEqualTo("0.00000000 4.00000000 0.00000000 0.00000000");
+    assertThat(
+            db.count("SELECT count(*) FROM key_audit WHERE key_id = ? AND action = 'update'", id))
+        .isZero();
+  }
+
+  // ---- rate limits ----
+
+  @Test
+  void createUpdate_rpmAndTpm_storedShownAndZeroRemoves() throws Exception {
+    CliRunner.Result created =
+        cli.run("keys", "create", "--name", "rates-cli", "--rpm", "60", "--tpm", "100000");
+
+    assertThat(created.exitCode()).as(created.toString()).isZero();
+    assertThat(created.out())
+        .containsPattern("(?m)^requests_per_minute:\\s+60$")
+        .containsPattern("(?m)^tokens_per_minute:\\s+100000$");
+    long id = id(created.out());
+    assertThat(ratesOf(id)).isEqualTo("60 100000");
+    String keyId = Long.toString(id);
+    CliRunner.Result get = cli.run("keys", "get", keyId, "-o", "json");
+    JsonNode json = JSON.readTree(get.out());
+    assertThat(json.get("requests_per_minute").asInt()).isEqualTo(60);
+    assertThat(json.get("tokens_per_minute").asText()).isEqualTo("100000");
+
+    CliRunner.Result rpmOff = cli.run("keys", "update", keyId, "--rpm", "0");
+    assertThat(rpmOff.exitCode()).as(rpmOff.toString()).isZero();
+    assertThat(rpmOff.out())
+        .containsPattern("(?m)^requests_per_minute:\\s+0$")
+        .containsPattern("(?m)^tokens_per_minute:\\s+100000$");
+    assertThat(ratesOf(id)).isEqualTo("0 100000");
+
+    CliRunner.Result both = cli.run("keys", "update", keyId, "--rpm", "100000000", "--tpm", "0");
+    assertThat(both.exitCode()).as(both.toString()).isZero();
+    assertThat(both.out())
+        .containsPattern("(?m)^requests_per_minute:\\s+100000000$")
+        .containsPattern("(?m)^tokens_per_minute:\\s+0$");
+    assertThat(ratesOf(id)).isEqualTo("100000000 0");
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"-1", "+5", "1e3", "05", ""})
+  void createAndUpdate_unreadableRate_usageErrorNamingTheOptionNothingWritten(String bad) {
+    long id =
+        id(cli.run("keys", "create", "--name", "rates-stay", "--rpm", "7", "--tpm", "9").out());
+    long keys = db.count("SELECT count(*) FROM api_keys");
+
+    CliRunner.Result create = cli.run("keys", "create", "--name", "bad-rpm", "--rpm", bad);
+    CliRunner.Result rpm = cli.run("keys", "update", Long.toString(id), "--rpm", bad);
+    CliRunner.Result tpm = cli.run("keys", "update", Long.toString(id), "--tpm", bad);
+
+    String form = " must be a whole number (ASCII digits, no sign or leading zeros), got ";
+    assertThat(create.exitCode()).as(create.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(create.err()).isEqualTo("error: --rpm" + form + "'" + bad + "'\n");
+    assertThat(rpm.exitCode()).as(rpm.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(rpm.err()).isEqualTo("error: --rpm" + form + "'" + bad + "'\n");
+    assertThat(tpm.exitCode()).as(tpm.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(tpm.err()).isEqualTo("error: --tpm" + form + "'" + bad + "'\n");
+    assertThat(db.count("SELECT count(*) FROM api_keys")).isEqualTo(keys);
+    assertThat(ratesOf(id)).isEqualTo("7 9");
+  }
+
+  @Test
+  void create_arabicIndicDigitTpm_refusedWithTheCharacterEscapedNothingWritten() {
+    long before = db.count("SELECT count(*) FROM api_keys");
+
+    // Java's Long.parseLong would read U+0661 as 1.
+    CliRunner.Result r = cli.run("keys", "create", "--name", "indic-tpm", "--tpm", "\u0661");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err())
+        .isEqualTo(
+            "error: --tpm must be a whole number (ASCII digits, no sign or leading zeros),"
+                + " got '\\u{0661}'\n");
+    assertThat(db.count("SELECT count(*) FROM api_keys")).isEqualTo(before);
+  }
+
+  @Test
+  void update_tpm_takesTheServersWholeRangeAndRefusesAboveIt() {
+    long id = id(cli.run("keys", "create", "--name", "tpm-range", "--tpm", "3000000000").out());
+    assertThat(ratesOf(id)).as("above int's range").isEqualTo("0 3000000000");
+
+    CliRunner.Result max =
+        cli.run("keys", "update", Long.toString(id), "--tpm", "1000000000000000");
+    CliRunner.Result above =
+        cli.run("keys", "update", Long.toString(id), "--tpm", "1000000000000001");
+
+    assertThat(max.exitCode()).as(max.toString()).isZero();
+    assertThat(max.out()).containsPattern("(?m)^tokens_per_minute:\\s+1000000000000000$");
+    assertThat(above.exitCode()).as(above.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(above.err())
+        .isEqualTo("error: --tpm must be between 0 and 1000000000000000, got '1000000000000001'\n");
+    assertThat(ratesOf(id)).isEqualTo("0 1000000000000000");
+  }
+
+  @Test
+  void update_rpmAboveTheLimit_usageErrorNamingTheRangeAndTheLimitStays() {
+    long id = id(cli.run("keys", "create", "--name", "rpm-stays", "--rpm", "5").out());
+
+    CliRunner.Result r = cli.run("keys", "update", Long.toString(id), "--rpm", "100000001");
+
+    assertThat(r.exitCode()).as(r.toString()).isEqualTo(ExitCodes.USAGE);
+    assertThat(r.err())
+        .isEqualTo("error: --rpm must be between 0 and 100000000, got '100000001'\n");
+    assertThat(ratesOf(id)).isEqualTo("5 0");
+  }
+
   // ---- concurrency cap ----
 
   @Test
@@ -850,6 +1053,23 @@ class KeysCommandIT {
               }
             });
     return id;
+  }
+
+  /** window_5h_usd, _1d, _7d, _30d as stored (NUMERIC text), space-separated. */
+  private static String windowsOf(long id) {
+    return (String)
+        db.scalar(
+            "SELECT window_5h_usd || ' ' || window_1d_usd || ' ' || window_7d_usd || ' '"
+                + " || window_30d_usd FROM api_keys WHERE id = ?",
+            id);
+  }
+
+  /** requests_per_minute and tokens_per_minute as stored, space-separated. */
+  private static String ratesOf(long id) {
+    return (String)
+        db.scalar(
+            "SELECT requests_per_minute || ' ' || tokens_per_minute FROM api_keys WHERE id = ?",
+            id);
   }
 
   private static BigDecimal usedOf(long id) {

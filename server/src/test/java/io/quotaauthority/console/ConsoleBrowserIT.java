@@ -261,6 +261,77 @@ class ConsoleBrowserIT {
 
   @Test
   @Order(4)
+  void createAndEdit_windowAndRpm_storedShownInTheDetailWithSpendBadWindowAtItsField()
+      throws Exception {
+    signIn();
+    click(By.id("create-key"));
+    type(By.id("key-name"), "window e2e");
+    type(By.id("key-window5h"), "20");
+    type(By.id("key-rpm"), "60");
+    click(By.id("key-submit"));
+    waitVisible(By.id("secret"));
+    click(By.id("secret-done"));
+
+    ApiKey key = get(row("window e2e").getDomAttribute("data-key-id"));
+    assertThat(key.getWindow5HUsd()).isEqualTo("20");
+    assertThat(key.getWindow1DUsd()).isEqualTo("0");
+    assertThat(key.getRequestsPerMinute()).isEqualTo(60);
+    assertThat(key.getTokensPerMinute()).isZero();
+    report(key.getId(), "1.5", "gpt-4o-mini");
+    long version = versionOf(key.getId());
+
+    // Edit: the 5h window raised, a 1d window and a tpm added; the rpm stays as it was.
+    row("window e2e").findElement(By.cssSelector("[data-action=edit]")).click();
+    WebElement window5h = waitVisible(By.id("key-window5h"));
+    assertThat(window5h.getDomProperty("value")).isEqualTo("20");
+    assertThat(browser.findElement(By.id("key-rpm")).getDomProperty("value")).isEqualTo("60");
+    type(By.id("key-window5h"), "25");
+    type(By.id("key-window1d"), "10.5");
+    type(By.id("key-tpm"), "1000");
+    click(By.id("key-submit"));
+    waitGone(By.cssSelector("dialog"));
+    ApiKey after = get(key.getId());
+    assertThat(after.getWindow5HUsd()).isEqualTo("25");
+    assertThat(after.getWindow1DUsd()).isEqualTo("10.5");
+    assertThat(after.getWindow7DUsd()).isEqualTo("0");
+    assertThat(after.getRequestsPerMinute()).isEqualTo(60);
+    assertThat(after.getTokensPerMinute()).isEqualTo(1000);
+    assertThat(versionOf(key.getId())).as("one update").isEqualTo(version + 1);
+
+    // A negative window: the API's refusal shown at that field, nothing written.
+    row("window e2e").findElement(By.cssSelector("[data-action=edit]")).click();
+    type(By.id("key-window7d"), "-1");
+    click(By.id("key-submit"));
+    WebElement error = waitVisible(By.id("key-window7d-error"));
+    assertThat(error.getText()).contains("window_7d_usd");
+    assertThat(browser.findElement(By.id("key-window7d")).getDomAttribute("aria-invalid"))
+        .isEqualTo("true");
+    click(By.id("key-cancel"));
+    waitGone(By.cssSelector("dialog"));
+    assertThat(versionOf(key.getId())).as("nothing written").isEqualTo(version + 1);
+    assertThat(get(key.getId()).getWindow7DUsd()).isEqualTo("0");
+
+    // The detail (the key's page): each window's limit and what it has spent, the rate limits.
+    row("window e2e").findElement(By.cssSelector("[data-action=usage]")).click();
+    waitVisible(By.cssSelector("#key-limits [data-window='5h']"));
+    assertThat(text(By.cssSelector("#key-limits [data-window='5h']")))
+        .isEqualTo("Any 5 hours\n$1.50 spent of $25.00");
+    assertThat(text(By.cssSelector("#key-limits [data-window='1d']")))
+        .isEqualTo("Any day\n$1.50 spent of $10.50");
+    assertThat(browser.findElements(By.cssSelector("#key-limits [data-window='7d']"))).isEmpty();
+    assertThat(text(By.cssSelector("#key-limits [data-limit='rpm']")))
+        .isEqualTo("Requests per minute\n60");
+    assertThat(text(By.cssSelector("#key-limits [data-limit='tpm']")))
+        .isEqualTo("Tokens per minute\n1,000");
+
+    new Select(browser.findElement(By.id("language"))).selectByValue("zh-CN");
+    waitText(By.id("limits-heading"), catalog("zh-CN.json").get("usage.limits"));
+    waitVisible(By.cssSelector("#key-limits [data-window='5h']"));
+    assertNoEnglish("key detail with limits");
+  }
+
+  @Test
+  @Order(4)
   void editQuota_sendsOnlyTheQuota() throws Exception {
     ApiKey k = create("edit me", "5", Instant.now().plus(Duration.ofDays(3)));
     signIn();
@@ -465,6 +536,10 @@ class ConsoleBrowserIT {
           com.google.protobuf.Timestamp.newBuilder().setSeconds(expires.getEpochSecond()));
     }
     return server.admin().createKey(b.build()).getKey();
+  }
+
+  private static long versionOf(String id) {
+    return db.count("SELECT version FROM api_keys WHERE id = ?", Long.parseLong(id));
   }
 
   private static ApiKey get(String id) {

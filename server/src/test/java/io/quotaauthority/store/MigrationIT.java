@@ -3,7 +3,10 @@ package io.quotaauthority.store;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
 import io.quotaauthority.testing.TestDatabase;
+import java.math.BigDecimal;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
@@ -14,6 +17,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.flywaydb.core.Flyway;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -353,6 +357,147 @@ class MigrationIT {
           .hasMessageContaining("api_keys_name_check");
     }
     assertThat(db.count("SELECT count(*) FROM api_keys WHERE key_prefix = 'p'")).isZero();
+  }
+
+  /**
+   * V11's backfill on a database that already has keys and a ledger: migrated up to V9 (the last
+   * version before the windows that every branch has; V10, reserved for the usage-ingest work, then
+   * runs with the rest), filled as the product fills it, then migrated to the latest.
+   */
+  @Test
+  void migrateFromV9_keysWithUsage_spentUsdIsEachKeysLedgerAndTokensUsedStartsAtZero()
+      throws SQLException {
+    String name = "qa_v9_" + ProcessHandle.current().pid() + "_" + System.nanoTime() % 100000;
+    try (Connection admin = DriverManager.getConnection(TestDatabase.adminUrl(), "postgres", "");
+        Statement s = admin.createStatement()) {
+      s.execute("CREATE DATABASE " + name);
+    }
+    HikariConfig config = new HikariConfig();
+    config.setJdbcUrl(TestDatabase.urlOf(name));
+    config.setUsername("postgres");
+    config.setMaximumPoolSize(2);
+    try (HikariDataSource pool = new HikariDataSource(config)) {
+      Flyway.configure()
+          .dataSource(pool)
+          .locations("classpath:db/migration")
+          .target("9")
+          .load()
+          .migrate();
+      try (Connection c = pool.getConnection();
+          Statement s = c.createStatement()) {
+        assertThat(column(s, "api_keys", "spent_usd")).as("before V11").isFalse();
+        // Lifetime keys: quota_used is the sum of the key's ledger, as every charge keeps it.
+        s.execute(
+            """
+            INSERT INTO api_keys (name, key_hash, key_prefix, quota, quota_used)
+            VALUES ('lifetime', decode(repeat('a1', 32), 'hex'), 'sk-life1', 10, 0.60000001),
+                   ('full', decode(repeat('a2', 32), 'hex'), 'sk-full1', 0, 999999999999.99999999),
+                   ('idle', decode(repeat('a3', 32), 'hex'), 'sk-idle1', 5, 0),
+                   ('reset', decode(repeat('a5', 32), 'hex'), 'sk-reset', 5, 0.5)""");
+        // A monthly key: quota_used is the current period's; the ended period is in the history.
+        s.execute(
+            """
+            INSERT INTO api_keys (name, key_hash, key_prefix, quota, quota_used, budget_period,
+                                  period_started_at, period_ends_at)
+            VALUES ('monthly', decode(repeat('a4', 32), 'hex'), 'sk-month', 999999999999, 0.25,
+                    'monthly', '2026-12-01T00:00:00Z', '2027-01-01T00:00:00Z')""");
+        s.execute(
+            """
+            INSERT INTO key_budget_periods (key_id, period, time_zone, started_at, ended_at,
+                                            budget, used)
+            SELECT id, 'monthly', 'UTC', '2026-11-01T00:00:00Z', '2026-12-01T00:00:00Z',
+                   999999999999, 999999999999.99999999 FROM api_keys WHERE name = 'monthly'""");
+        s.execute(
+            """
+            INSERT INTO usage_events (report_id, key_id, cost, input_tokens, output_tokens,
+                                      occurred_at)
+            SELECT e.report_id, k.id, e.cost, e.input_tokens, e.output_tokens, now()
+              FROM (VALUES ('l-1', 'lifetime', 0.1, 10, 20),
+                           ('l-2', 'lifetime', 0.2, 30, 40),
+                           ('l-3', 'lifetime', 0.30000001, 0, 0),
+                           ('f-1', 'full', 999999999999.99999998, 1, 1),
+                           ('f-2', 'full', 0.00000001, 1, 1),
+                           ('m-nov', 'monthly', 999999999999.99999999, 100, 200),
+                           ('m-dec', 'monthly', 0.25, 5, 5),
+                           ('r-1', 'reset', 2, 7, 7),
+                           ('r-2', 'reset', 0.5, 7, 7))
+                   AS e(report_id, key_name, cost, input_tokens, output_tokens)
+              JOIN api_keys k ON k.name = e.key_name""");
+      }
+
+      Database.migrate(pool);
+
+      try (Connection c = pool.getConnection();
+          Statement s = c.createStatement()) {
+        Map<String, BigDecimal> spent = new LinkedHashMap<>();
+        Map<String, BigDecimal> ledger = new LinkedHashMap<>();
+        Map<String, Long> tokens = new LinkedHashMap<>();
+        try (ResultSet rs =
+            s.executeQuery(
+                """
+                SELECT k.name, k.spent_usd, k.tokens_used,
+                       (SELECT coalesce(sum(e.cost), 0) FROM usage_events e WHERE e.key_id = k.id)
+                  FROM api_keys k ORDER BY k.id""")) {
+          while (rs.next()) {
+            spent.put(rs.getString(1), rs.getBigDecimal(2));
+            tokens.put(rs.getString(1), rs.getLong(3));
+            ledger.put(rs.getString(1), rs.getBigDecimal(4));
+          }
+        }
+        // Exact decimals, NUMERIC(24,8): nothing rounded, even past what one quota can hold
+        // (the monthly key's ended period plus its current one).
+        assertThat(spent)
+            .containsExactly(
+                Map.entry("lifetime", new BigDecimal("0.60000001")),
+                Map.entry("full", new BigDecimal("999999999999.99999999")),
+                Map.entry("idle", new BigDecimal("0E-8")),
+                Map.entry("reset", new BigDecimal("0.50000000")),
+                Map.entry("monthly", new BigDecimal("1000000000000.24999999")));
+        // Every key whose counters follow its ledger gets exactly the ledger's sum.
+        for (String key : List.of("lifetime", "full", "idle", "monthly")) {
+          assertThat(spent.get(key)).as(key).isEqualByComparingTo(ledger.get(key));
+        }
+        // V11 adds up the counters (quota_used and the ended periods), never the ledger: a key
+        // reset by ResetQuota before the migration (2 USD charged, reset, 0.5 charged) starts at
+        // what it charged since. Windows only follow spent_usd's growth, so its start does not
+        // change what they count (they read their first 30 days from usage_events).
+        assertThat(ledger.get("reset")).isEqualByComparingTo("2.5");
+        // V12 starts the lifetime token counter at zero: the ledger's tokens are not backfilled,
+        // so tokens_per_minute counts from the first charge after the migration.
+        assertThat(tokens)
+            .containsExactly(
+                Map.entry("lifetime", 0L),
+                Map.entry("full", 0L),
+                Map.entry("idle", 0L),
+                Map.entry("reset", 0L),
+                Map.entry("monthly", 0L));
+        try (ResultSet rs =
+            s.executeQuery(
+                "SELECT string_agg(version || ':' || success, ',' ORDER BY installed_rank)"
+                    + " FROM flyway_schema_history WHERE version::int >= 11")) {
+          rs.next();
+          assertThat(rs.getString(1)).isEqualTo("11:true,12:true");
+        }
+      }
+    } finally {
+      try (Connection admin = DriverManager.getConnection(TestDatabase.adminUrl(), "postgres", "");
+          Statement s = admin.createStatement()) {
+        s.execute("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+      }
+    }
+  }
+
+  private static boolean column(Statement s, String table, String column) throws SQLException {
+    try (ResultSet rs =
+        s.executeQuery(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = '"
+                + table
+                + "' AND column_name = '"
+                + column
+                + "'")) {
+      rs.next();
+      return rs.getLong(1) == 1;
+    }
   }
 
   @Test
