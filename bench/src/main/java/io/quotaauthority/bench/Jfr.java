@@ -89,6 +89,10 @@ final class Jfr {
         if (!e.getEventType().getName().equals("jdk.ThreadAllocationStatistics")) {
           continue;
         }
+        String thread = e.getThread("thread").getJavaName();
+        if (thread != null && thread.startsWith("JFR ")) {
+          continue; // the recorder's own threads: not the server's work
+        }
         long allocated = e.getLong("allocated");
         long[] range =
             byThread.computeIfAbsent(

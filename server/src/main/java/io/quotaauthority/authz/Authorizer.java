@@ -28,6 +28,7 @@ import java.math.RoundingMode;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -410,10 +411,32 @@ public final class Authorizer {
     UsageWindows.Track track = tracking == null ? null : tracking.track(state.id());
     Instant now = clock.instant();
     long nowMillis = now.toEpochMilli();
+    int n = SpendWindows.Window.values().length;
+    // The figures the headers say: each window's spend and next age-out, pending usage, the last
+    // minute's tokens. They move only when usage is charged or a minute passes, so the headers
+    // made for them are kept on the key's track: formatting four amounts and four instants per
+    // Check cost more than the rest of a policy key's decision.
+    long[] figures = new long[2 * n + 2];
     long[] spent = null;
     if (track != null && windows.active()) {
-      spent = new long[SpendWindows.Window.values().length];
+      spent = new long[n];
       track.spent(nowMillis, spent);
+      System.arraycopy(spent, 0, figures, 0, n);
+      for (SpendWindows.Window w : SpendWindows.Window.values()) {
+        if (windows.limit(w) != null) {
+          figures[n + w.ordinal()] = track.nextAgeOut(w, nowMillis);
+        }
+      }
+    }
+    figures[2 * n] = UsageWindows.units(pending);
+    long tokens =
+        track != null && rates.tokensPerMinute() > 0 ? track.lastMinuteTokens(nowMillis) : 0;
+    figures[2 * n + 1] = tokens;
+    if (track != null
+        && track.memo() instanceof LimitHeaders m
+        && m.policies() == state.policies()
+        && Arrays.equals(m.figures(), figures)) {
+      return m.headers();
     }
     List<String> headers = new ArrayList<>(12);
     if (windows.active()) {
@@ -424,14 +447,20 @@ public final class Authorizer {
       headers.add(Integer.toString(rates.requestsPerMinute()));
     }
     if (rates.tokensPerMinute() > 0) {
-      long tokens = track == null ? 0 : track.lastMinuteTokens(nowMillis);
       headers.add(GatewayHeaders.RATE_LIMIT_TOKENS);
       headers.add(Long.toString(rates.tokensPerMinute()));
       headers.add(GatewayHeaders.RATE_REMAINING_TOKENS);
       headers.add(Long.toString(Math.max(0, rates.tokensPerMinute() - tokens)));
     }
-    return headers.toArray(NO_HEADERS);
+    String[] made = headers.toArray(NO_HEADERS);
+    if (track != null) {
+      track.memo(new LimitHeaders(state.policies(), figures, made));
+    }
+    return made;
   }
+
+  /** Headers made from these figures under these policies, kept on the key's track. */
+  private record LimitHeaders(KeyPolicies policies, long[] figures, String[] headers) {}
 
   /**
    * The allow response with each of the key's windows' remaining USD and, while it holds usage,

@@ -176,6 +176,12 @@ public final class UsageWindows {
 
     private long lastTokens;
 
+    /**
+     * What an adapter last derived from this track's figures (Check's window and rate headers), so
+     * that figures that did not change are not formatted again; opaque here.
+     */
+    private volatile Object memo;
+
     Track(int retentionMinutes, SpendWindows windows, boolean tpm, Read r, long nowMillis) {
       this.retentionMinutes = retentionMinutes;
       int n = Math.max(4, r.minutes().length);
@@ -370,6 +376,14 @@ public final class UsageWindows {
       advance(nowMillis);
       int k = w.ordinal();
       return start[k] < size ? agesOutAt(minutes[start[k]], w.minutes()) : -1;
+    }
+
+    public Object memo() {
+      return memo;
+    }
+
+    public void memo(Object value) {
+      this.memo = value;
     }
 
     /** Minutes with usage kept (for tests and the memory figure). */
