@@ -315,8 +315,20 @@ public final class Authorizer {
       }
     }
     BigDecimal pendingNow = pending;
+    // Looked up once above, for the decision; the allow's headers read the same track.
+    UsageWindows.Track keyTrack = track;
     Runnable admit =
-        () -> admit(provider, state, pendingNow, stripQueryKey, periodOver, start, answerBy, reply);
+        () ->
+            admit(
+                provider,
+                state,
+                keyTrack,
+                pendingNow,
+                stripQueryKey,
+                periodOver,
+                start,
+                answerBy,
+                reply);
     if (rates.requestsPerMinute() > 0 && permits != null) {
       // Last of every check: it takes a permit, which a refusal after it would waste.
       CompletableFuture<RatePermits.Answer> permit =
@@ -372,6 +384,7 @@ public final class Authorizer {
   private void admit(
       Provider provider,
       KeyState state,
+      UsageWindows.Track track,
       BigDecimal pending,
       boolean stripQueryKey,
       boolean periodOver,
@@ -379,10 +392,11 @@ public final class Authorizer {
       long answerBy,
       AnswerOnce reply) {
     if (holds != null && state.holdsAtCheck()) {
-      allowOnHold(provider, state, pending, stripQueryKey, periodOver, start, answerBy, reply);
+      allowOnHold(
+          provider, state, track, pending, stripQueryKey, periodOver, start, answerBy, reply);
       return;
     }
-    CheckAnswer allowed = allow(state, pending, stripQueryKey, periodOver);
+    CheckAnswer allowed = allow(state, track, pending, stripQueryKey, periodOver);
     // Recorded before the answer goes out, as every verdict is: a recorder that throws is answered
     // 503 (by the caller's catch), not left after an allow already sent.
     recorder.record(Verdict.ALLOW, System.nanoTime() - start);
@@ -395,8 +409,10 @@ public final class Authorizer {
    * The key's window and rate-limit figures as response headers (names and values in turn): each
    * window's remaining USD and when its oldest usage ages out, the request and token limits and the
    * tokens left this minute. Written into the allow's bytes per Check, as its other figures.
+   *
+   * @param track the key's usage track as the decision found it (null when not tracked)
    */
-  private String[] limitHeaders(KeyState state, BigDecimal pending) {
+  private String[] limitHeaders(KeyState state, UsageWindows.Track track, BigDecimal pending) {
     SpendWindows windows = state.policies().windows();
     RateLimits rates = state.policies().rates();
     if (!state.policies().tracksUsage()) {
@@ -407,8 +423,6 @@ public final class Authorizer {
           }
           : NO_HEADERS;
     }
-    UsageWindows tracking = cache.windows();
-    UsageWindows.Track track = tracking == null ? null : tracking.track(state.id());
     Instant now = clock.instant();
     long nowMillis = now.toEpochMilli();
     int n = SpendWindows.Window.values().length;
@@ -513,6 +527,7 @@ public final class Authorizer {
   private void allowOnHold(
       Provider provider,
       KeyState state,
+      UsageWindows.Track track,
       BigDecimal pending,
       boolean stripQueryKey,
       boolean periodOver,
@@ -553,7 +568,7 @@ public final class Authorizer {
             } else {
               CheckAnswer allowed =
                   CheckAnswer.ofWire(
-                      allowBytes(state, pending, stripQueryKey, periodOver, id.get()));
+                      allowBytes(state, track, pending, stripQueryKey, periodOver, id.get()));
               if (reply.offer(allowed)) {
                 recorder.record(Verdict.ALLOW, System.nanoTime() - start);
               } else {
@@ -583,12 +598,17 @@ public final class Authorizer {
    * per key, which would cost every cached key more heap than its own state.
    */
   private CheckAnswer allow(
-      KeyState state, BigDecimal pending, boolean stripQueryKey, boolean periodOver) {
-    return CheckAnswer.ofWire(allowBytes(state, pending, stripQueryKey, periodOver, null));
+      KeyState state,
+      UsageWindows.Track track,
+      BigDecimal pending,
+      boolean stripQueryKey,
+      boolean periodOver) {
+    return CheckAnswer.ofWire(allowBytes(state, track, pending, stripQueryKey, periodOver, null));
   }
 
   private byte[] allowBytes(
       KeyState state,
+      UsageWindows.Track track,
       BigDecimal pending,
       boolean stripQueryKey,
       boolean periodOver,
@@ -604,7 +624,7 @@ public final class Authorizer {
         state.policies().restrictsModels() ? state.policies().modelAllow().header() : null,
         resetsAt(state, periodOver),
         holdId,
-        limitHeaders(state, pending));
+        limitHeaders(state, track, pending));
   }
 
   private void deny(
