@@ -74,10 +74,8 @@ final class AllowEncoding {
       String models,
       String resetsAt,
       String holdId) {
-    return encode(keyId, remaining, stripQueryKey, concurrency, models, resetsAt, holdId, NONE);
+    return encode(keyId, remaining, stripQueryKey, concurrency, models, resetsAt, holdId, NO_BYTES);
   }
-
-  private static final String[] NONE = {};
 
   /**
    * As above, with more response headers after those: {@code responseHeaders} holds names and
@@ -92,10 +90,58 @@ final class AllowEncoding {
       String resetsAt,
       String holdId,
       String[] responseHeaders) {
-    byte[][] extra = new byte[responseHeaders.length][];
-    for (int i = 0; i < extra.length; i++) {
-      extra[i] = utf8(responseHeaders[i]);
+    return encode(
+        keyId,
+        remaining,
+        stripQueryKey,
+        concurrency,
+        models,
+        resetsAt,
+        holdId,
+        responseHeaders(responseHeaders));
+  }
+
+  /**
+   * Response headers (names and values in turn) as the allow's bytes carry them after its own:
+   * encoded once by a caller that keeps them (a key's window and rate-limit headers stand until its
+   * figures change), then copied into each allow.
+   */
+  static byte[] responseHeaders(String[] namesAndValues) {
+    if (namesAndValues.length == 0) {
+      return NO_BYTES;
     }
+    byte[][] b = new byte[namesAndValues.length][];
+    for (int i = 0; i < b.length; i++) {
+      b[i] = utf8(namesAndValues[i]);
+    }
+    byte[] out = new byte[options(OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, b)];
+    CodedOutputStream c = CodedOutputStream.newInstance(out);
+    try {
+      for (int i = 0; i + 1 < b.length; i += 2) {
+        writeOption(c, OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, b[i], b[i + 1]);
+      }
+      c.checkNoSpaceLeft();
+    } catch (IOException e) {
+      throw new UncheckedIOException("the response headers' size was miscounted", e);
+    }
+    return out;
+  }
+
+  private static final byte[] NO_BYTES = {};
+
+  /**
+   * As above, with more response headers already encoded by {@link #responseHeaders} (field order
+   * holds: they come last of the response headers to add, as in the message).
+   */
+  static byte[] encode(
+      String keyId,
+      String remaining,
+      boolean stripQueryKey,
+      String concurrency,
+      String models,
+      String resetsAt,
+      String holdId,
+      byte[] responseHeaders) {
     byte[] id = utf8(keyId);
     byte[] left = utf8(remaining);
     byte[] cap = utf8(concurrency);
@@ -112,7 +158,7 @@ final class AllowEncoding {
             + removed(hold, cap, allowed)
             + option(OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, REMAINING, left)
             + option(OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, RESETS_AT, resets)
-            + options(OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, extra)
+            + responseHeaders.length
             + (stripQueryKey
                 ? bytesSize(OkHttpResponse.QUERY_PARAMETERS_TO_REMOVE_FIELD_NUMBER, QUERY_KEY)
                 : 0);
@@ -151,9 +197,7 @@ final class AllowEncoding {
       }
       writeOption(c, OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, REMAINING, left);
       writeOption(c, OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, RESETS_AT, resets);
-      for (int i = 0; i + 1 < extra.length; i += 2) {
-        writeOption(c, OkHttpResponse.RESPONSE_HEADERS_TO_ADD_FIELD_NUMBER, extra[i], extra[i + 1]);
-      }
+      c.writeRawBytes(responseHeaders);
       if (stripQueryKey) {
         c.writeByteArray(OkHttpResponse.QUERY_PARAMETERS_TO_REMOVE_FIELD_NUMBER, QUERY_KEY);
       }

@@ -243,19 +243,23 @@ public final class Authorizer {
     byte[] address = policies.restrictsAddresses() ? clientAddress(attributes) : null;
     Instant now = clock.instant();
     UsageWindows.Track track = null;
+    // What the decision and the allow's headers read of the track, read once under its lock.
+    long[] figures = null;
     long[] spent = null;
-    if (windows.active() || policies.rates().tokensPerMinute() > 0) {
+    if (policies.tracksUsage()) {
       UsageWindows tracking = cache.windows();
       track = tracking == null ? null : tracking.track(state.id());
-      if (track != null && windows.active()) {
-        spent = new long[SpendWindows.Window.values().length];
-        track.spent(now.toEpochMilli(), spent);
+      if (track != null) {
+        figures = track.figures(now.toEpochMilli());
+        // The spend per window leads the figures (by ordinal), as the decision reads it.
+        spent = windows.active() ? figures : null;
       }
     }
     Verdict verdict =
         KeyDecision.decide(state, pending, KeyState.toMicros(now), endpoint, address, spent);
     if (verdict == Verdict.WINDOW_EXCEEDED) {
-      SpendWindows.Window full = windows.exceeded(spent == null ? new long[4] : spent, pending);
+      SpendWindows.Window full =
+          windows.exceeded(spent == null ? new long[UsageWindows.Track.FIGURES] : spent, pending);
       long admitsAt =
           track == null
               ? now.toEpochMilli() + full.minutes() * 60_000L
@@ -299,7 +303,7 @@ public final class Authorizer {
     if (rates.tokensPerMinute() > 0 && track != null) {
       // Tokens are known only once a request's usage is reported: refused while the last minute's
       // reported tokens (this minute and the one before) reach the limit.
-      long tokens = track.lastMinuteTokens(now.toEpochMilli());
+      long tokens = figures[UsageWindows.Track.FIGURE_TOKENS];
       if (tokens >= rates.tokensPerMinute()) {
         recorder.record(Verdict.RATE_LIMITED, System.nanoTime() - start);
         reply.accept(
@@ -315,14 +319,16 @@ public final class Authorizer {
       }
     }
     BigDecimal pendingNow = pending;
-    // Looked up once above, for the decision; the allow's headers read the same track.
+    // Read once above, for the decision; the allow's headers read the same figures.
     UsageWindows.Track keyTrack = track;
+    long[] keyFigures = figures;
     Runnable admit =
         () ->
             admit(
                 provider,
                 state,
                 keyTrack,
+                keyFigures,
                 pendingNow,
                 stripQueryKey,
                 periodOver,
@@ -385,6 +391,7 @@ public final class Authorizer {
       Provider provider,
       KeyState state,
       UsageWindows.Track track,
+      long[] figures,
       BigDecimal pending,
       boolean stripQueryKey,
       boolean periodOver,
@@ -393,10 +400,19 @@ public final class Authorizer {
       AnswerOnce reply) {
     if (holds != null && state.holdsAtCheck()) {
       allowOnHold(
-          provider, state, track, pending, stripQueryKey, periodOver, start, answerBy, reply);
+          provider,
+          state,
+          track,
+          figures,
+          pending,
+          stripQueryKey,
+          periodOver,
+          start,
+          answerBy,
+          reply);
       return;
     }
-    CheckAnswer allowed = allow(state, track, pending, stripQueryKey, periodOver);
+    CheckAnswer allowed = allow(state, track, figures, pending, stripQueryKey, periodOver);
     // Recorded before the answer goes out, as every verdict is: a recorder that throws is answered
     // 503 (by the caller's catch), not left after an allow already sent.
     recorder.record(Verdict.ALLOW, System.nanoTime() - start);
@@ -406,101 +422,87 @@ public final class Authorizer {
   private static final String[] NO_HEADERS = {};
 
   /**
-   * The key's window and rate-limit figures as response headers (names and values in turn): each
-   * window's remaining USD and when its oldest usage ages out, the request and token limits and the
-   * tokens left this minute. Written into the allow's bytes per Check, as its other figures.
+   * The key's window and rate-limit figures as the allow's response headers, encoded: each window's
+   * remaining USD and when its oldest usage ages out, the request and token limits and the tokens
+   * left this minute.
    *
    * @param track the key's usage track as the decision found it (null when not tracked)
+   * @param figures what the decision read of the track ({@link UsageWindows.Track#figures}), null
+   *     with the track
    */
-  private String[] limitHeaders(KeyState state, UsageWindows.Track track, BigDecimal pending) {
-    SpendWindows windows = state.policies().windows();
-    RateLimits rates = state.policies().rates();
-    if (!state.policies().tracksUsage()) {
+  private static byte[] limitHeaders(
+      KeyState state, UsageWindows.Track track, long[] figures, BigDecimal pending) {
+    KeyPolicies policies = state.policies();
+    RateLimits rates = policies.rates();
+    if (!policies.tracksUsage()) {
       // A request limit alone: its header is all there is to say.
-      return rates.requestsPerMinute() > 0
-          ? new String[] {
-            GatewayHeaders.RATE_LIMIT_REQUESTS, Integer.toString(rates.requestsPerMinute())
-          }
-          : NO_HEADERS;
+      return AllowEncoding.responseHeaders(
+          rates.requestsPerMinute() > 0
+              ? new String[] {
+                GatewayHeaders.RATE_LIMIT_REQUESTS, Integer.toString(rates.requestsPerMinute())
+              }
+              : NO_HEADERS);
     }
-    Instant now = clock.instant();
-    long nowMillis = now.toEpochMilli();
-    int n = SpendWindows.Window.values().length;
-    // The figures the headers say: each window's spend and next age-out, pending usage, the last
-    // minute's tokens. They move only when usage is charged or a minute passes, so the headers
-    // made for them are kept on the key's track: formatting four amounts and four instants per
-    // Check cost more than the rest of a policy key's decision.
-    long[] figures = new long[2 * n + 2];
-    long[] spent = null;
-    if (track != null && windows.active()) {
-      spent = new long[n];
-      track.spent(nowMillis, spent);
-      System.arraycopy(spent, 0, figures, 0, n);
-      for (SpendWindows.Window w : SpendWindows.Window.values()) {
-        if (windows.limit(w) != null) {
-          figures[n + w.ordinal()] = track.nextAgeOut(w, nowMillis);
-        }
-      }
-    }
-    figures[2 * n] = UsageWindows.units(pending);
-    long tokens =
-        track != null && rates.tokensPerMinute() > 0 ? track.lastMinuteTokens(nowMillis) : 0;
-    figures[2 * n + 1] = tokens;
+    // The headers say the track's figures and the pending usage. They move only when usage is
+    // charged or a minute passes, so the headers made for them are kept on the key's track:
+    // formatting four amounts and four instants per Check cost more than the rest of a policy
+    // key's decision.
+    long pendingUnits = UsageWindows.units(pending);
     if (track != null
         && track.memo() instanceof LimitHeaders m
-        && m.policies() == state.policies()
+        && m.policies() == policies
+        && m.pendingUnits() == pendingUnits
         && Arrays.equals(m.figures(), figures)) {
-      return m.headers();
+      return m.encoded();
     }
     List<String> headers = new ArrayList<>(12);
+    SpendWindows windows = policies.windows();
     if (windows.active()) {
-      windowHeaders(headers, windows, track, spent, pending, now);
+      windowHeaders(headers, windows, figures, pendingUnits);
     }
     if (rates.requestsPerMinute() > 0) {
       headers.add(GatewayHeaders.RATE_LIMIT_REQUESTS);
       headers.add(Integer.toString(rates.requestsPerMinute()));
     }
     if (rates.tokensPerMinute() > 0) {
+      long tokens = figures == null ? 0 : figures[UsageWindows.Track.FIGURE_TOKENS];
       headers.add(GatewayHeaders.RATE_LIMIT_TOKENS);
       headers.add(Long.toString(rates.tokensPerMinute()));
       headers.add(GatewayHeaders.RATE_REMAINING_TOKENS);
       headers.add(Long.toString(Math.max(0, rates.tokensPerMinute() - tokens)));
     }
-    String[] made = headers.toArray(NO_HEADERS);
+    byte[] made = AllowEncoding.responseHeaders(headers.toArray(NO_HEADERS));
     if (track != null) {
-      track.memo(new LimitHeaders(state.policies(), figures, made));
+      track.memo(new LimitHeaders(policies, figures, pendingUnits, made));
     }
     return made;
   }
 
-  /** Headers made from these figures under these policies, kept on the key's track. */
-  private record LimitHeaders(KeyPolicies policies, long[] figures, String[] headers) {}
+  /** Headers encoded from these figures under these policies, kept on the key's track. */
+  private record LimitHeaders(
+      KeyPolicies policies, long[] figures, long pendingUnits, byte[] encoded) {}
 
   /**
-   * The allow response with each of the key's windows' remaining USD and, while it holds usage,
-   * when its oldest usage ages out (README "Key policies").
+   * Each of the key's windows' remaining USD and, while it holds usage, when its oldest usage ages
+   * out (README "Key policies").
+   *
+   * @param figures the track's figures, or null when the key is not tracked (nothing spent yet)
    */
   private static void windowHeaders(
-      List<String> headers,
-      SpendWindows windows,
-      UsageWindows.Track track,
-      long[] spent,
-      BigDecimal pending,
-      Instant now) {
-    long pendingUnits = UsageWindows.units(pending);
+      List<String> headers, SpendWindows windows, long[] figures, long pendingUnits) {
+    int n = SpendWindows.Window.values().length;
     for (SpendWindows.Window w : SpendWindows.Window.values()) {
-      BigDecimal limit = windows.limit(w);
-      if (limit == null) {
+      long limit = windows.limitUnits(w);
+      if (limit == 0) {
         continue;
       }
       long used =
-          spent == null
+          figures == null
               ? pendingUnits
-              : UsageWindows.saturatedAdd(spent[w.ordinal()], pendingUnits);
-      long left = Math.max(0, UsageWindows.units(limit) - used);
+              : UsageWindows.saturatedAdd(figures[w.ordinal()], pendingUnits);
       headers.add(GatewayHeaders.windowRemaining(w.label()));
-      headers.add(Money.format(UsageWindows.usd(left)));
-      long resets = track == null ? -1 : track.nextAgeOut(w, now.toEpochMilli());
+      headers.add(Money.format(UsageWindows.usd(Math.max(0, limit - used))));
+      long resets = figures == null ? -1 : figures[n + w.ordinal()];
       if (resets > 0) {
         headers.add(GatewayHeaders.windowResetsAt(w.label()));
         headers.add(Instant.ofEpochMilli(resets).toString());
@@ -528,6 +530,7 @@ public final class Authorizer {
       Provider provider,
       KeyState state,
       UsageWindows.Track track,
+      long[] figures,
       BigDecimal pending,
       boolean stripQueryKey,
       boolean periodOver,
@@ -568,7 +571,8 @@ public final class Authorizer {
             } else {
               CheckAnswer allowed =
                   CheckAnswer.ofWire(
-                      allowBytes(state, track, pending, stripQueryKey, periodOver, id.get()));
+                      allowBytes(
+                          state, track, figures, pending, stripQueryKey, periodOver, id.get()));
               if (reply.offer(allowed)) {
                 recorder.record(Verdict.ALLOW, System.nanoTime() - start);
               } else {
@@ -600,15 +604,18 @@ public final class Authorizer {
   private CheckAnswer allow(
       KeyState state,
       UsageWindows.Track track,
+      long[] figures,
       BigDecimal pending,
       boolean stripQueryKey,
       boolean periodOver) {
-    return CheckAnswer.ofWire(allowBytes(state, track, pending, stripQueryKey, periodOver, null));
+    return CheckAnswer.ofWire(
+        allowBytes(state, track, figures, pending, stripQueryKey, periodOver, null));
   }
 
   private byte[] allowBytes(
       KeyState state,
       UsageWindows.Track track,
+      long[] figures,
       BigDecimal pending,
       boolean stripQueryKey,
       boolean periodOver,
@@ -624,7 +631,7 @@ public final class Authorizer {
         state.policies().restrictsModels() ? state.policies().modelAllow().header() : null,
         resetsAt(state, periodOver),
         holdId,
-        limitHeaders(state, track, pending));
+        limitHeaders(state, track, figures, pending));
   }
 
   private void deny(
@@ -638,13 +645,32 @@ public final class Authorizer {
   }
 
   /** When the key's current budget period ends, for x-quota-budget-resets-at; else null. */
-  private static String resetsAt(KeyState state, boolean periodOver) {
+  private String resetsAt(KeyState state, boolean periodOver) {
     PeriodBudget p = state.policies().period();
     if (!state.limited() || !p.active() || p.endsAt() == null) {
       return null;
     }
     // Over in memory: the next period's end is not in the row yet, so none is promised.
-    return periodOver ? null : p.endsAt().toString();
+    return periodOver ? null : periodEndText(p.endsAt());
+  }
+
+  /** The last period end formatted, and its text: keys on one calendar share their period's end. */
+  private record PeriodEnd(Instant at, String text) {}
+
+  private volatile PeriodEnd lastPeriodEnd = new PeriodEnd(Instant.EPOCH, Instant.EPOCH.toString());
+
+  /**
+   * RFC 3339 text of a period's end. Formatting an Instant costs more than the rest of a budget
+   * key's allow; every key on the same period and zone shares one end, so the last one is kept.
+   */
+  private String periodEndText(Instant endsAt) {
+    PeriodEnd last = lastPeriodEnd;
+    if (last.at().equals(endsAt)) {
+      return last.text();
+    }
+    PeriodEnd made = new PeriodEnd(endsAt, endsAt.toString());
+    lastPeriodEnd = made;
+    return made.text();
   }
 
   /**

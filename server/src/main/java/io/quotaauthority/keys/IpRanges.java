@@ -186,31 +186,30 @@ public final class IpRanges {
     }
   }
 
+  /** Four decimal octets, no leading zeros; read in one pass (Check reads one per request). */
   private static byte[] ipv4(String s) {
-    String[] parts = s.split("\\.", -1);
-    if (parts.length != 4) {
-      return null;
-    }
     byte[] out = new byte[4];
-    for (int i = 0; i < 4; i++) {
-      String p = parts[i];
-      if (p.isEmpty() || p.length() > 3 || (p.length() > 1 && p.charAt(0) == '0')) {
-        return null;
-      }
-      int v = 0;
-      for (int j = 0; j < p.length(); j++) {
-        char ch = p.charAt(j);
-        if (ch < '0' || ch > '9') {
+    int octet = 0;
+    int v = 0;
+    int digits = 0;
+    for (int i = 0, n = s.length(); i <= n; i++) {
+      char ch = i == n ? '.' : s.charAt(i);
+      if (ch == '.') {
+        if (digits == 0 || octet == 4 || v > 255) {
           return null;
         }
+        out[octet++] = (byte) v;
+        v = 0;
+        digits = 0;
+      } else if (ch >= '0' && ch <= '9' && digits < 3 && !(digits == 1 && v == 0)) {
+        // A leading zero ("01") is refused: some parsers read it as octal.
         v = v * 10 + (ch - '0');
-      }
-      if (v > 255) {
+        digits++;
+      } else {
         return null;
       }
-      out[i] = (byte) v;
     }
-    return out;
+    return octet == 4 ? out : null;
   }
 
   private static boolean inBlock(byte[] address, byte[] network, int prefix) {

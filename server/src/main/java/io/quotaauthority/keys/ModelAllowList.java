@@ -25,8 +25,12 @@ public final class ModelAllowList {
 
   private final List<String> entries;
 
+  /** {@link #header()}, joined once: Check writes it into every allow of the key. */
+  private final String header;
+
   private ModelAllowList(List<String> entries) {
     this.entries = entries;
+    this.header = String.join(String.valueOf(SEPARATOR), entries);
   }
 
   /**
@@ -141,6 +145,6 @@ public final class ModelAllowList {
 
   /** The entries joined by {@link #SEPARATOR}, for the header Check passes to metering. */
   public String header() {
-    return String.join(String.valueOf(SEPARATOR), entries);
+    return header;
   }
 }

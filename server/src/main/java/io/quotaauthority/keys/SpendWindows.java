@@ -62,15 +62,20 @@ public final class SpendWindows {
   /** Per window (by ordinal), the limit in USD, or null for none. */
   private final BigDecimal[] limits;
 
+  /** Per window (by ordinal), the limit in units of {@link Money#UNIT}, 0 for none: Check's. */
+  private final long[] limitUnits;
+
   /** The longest window set, in minutes; 0 for none. */
   private final int longestMinutes;
 
   private SpendWindows(BigDecimal[] limits) {
     this.limits = limits;
+    this.limitUnits = new long[WINDOWS.length];
     int longest = 0;
     for (Window w : WINDOWS) {
       if (limits[w.ordinal()] != null) {
         longest = Math.max(longest, w.minutes());
+        limitUnits[w.ordinal()] = UsageWindows.units(limits[w.ordinal()]);
       }
     }
     this.longestMinutes = longest;
@@ -110,6 +115,13 @@ public final class SpendWindows {
     return limits[w.ordinal()];
   }
 
+  /**
+   * The limit of {@code w} in units of {@link Money#UNIT}, or 0 when the key has no such window.
+   */
+  public long limitUnits(Window w) {
+    return limitUnits[w.ordinal()];
+  }
+
   /** The limit as stored: zero for none. */
   public BigDecimal stored(Window w) {
     BigDecimal l = limits[w.ordinal()];
@@ -133,10 +145,9 @@ public final class SpendWindows {
     }
     long pendingUnits = UsageWindows.units(pending);
     for (Window w : WINDOWS) {
-      BigDecimal l = limits[w.ordinal()];
-      if (l != null
-          && UsageWindows.saturatedAdd(spentUnits[w.ordinal()], pendingUnits)
-              >= UsageWindows.units(l)) {
+      long l = limitUnits[w.ordinal()];
+      // A set limit is at least one unit: 0 is no window.
+      if (l > 0 && UsageWindows.saturatedAdd(spentUnits[w.ordinal()], pendingUnits) >= l) {
         return w;
       }
     }

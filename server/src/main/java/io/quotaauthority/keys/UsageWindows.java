@@ -321,6 +321,32 @@ public final class UsageWindows {
       }
     }
 
+    /** Where {@link #figures} puts the last minute's tokens; before it, the windows' figures. */
+    public static final int FIGURE_TOKENS = 2 * WINDOWS.length;
+
+    /** The length of {@link #figures}' array. */
+    public static final int FIGURES = FIGURE_TOKENS + 1;
+
+    /**
+     * Everything Check reads of the track at {@code now}, under one lock: by window ordinal the
+     * units spent in it (0 in a window the key does not have), then by window ordinal when its
+     * oldest usage ages out (ms, -1 when it holds none or the key has no such window), then the
+     * last minute's tokens (0 without a token limit).
+     */
+    public synchronized long[] figures(long nowMillis) {
+      advance(nowMillis);
+      long[] out = new long[FIGURES];
+      int n = WINDOWS.length;
+      for (int k = 0; k < n; k++) {
+        // A window the key does not have is not kept up to date: nothing is spent in it.
+        out[k] = on[k] ? sum[k] : 0;
+        out[n + k] =
+            on[k] && start[k] < size ? agesOutAt(minutes[start[k]], WINDOWS[k].minutes()) : -1;
+      }
+      out[FIGURE_TOKENS] = on[TOKENS] ? sum[TOKENS] : 0;
+      return out;
+    }
+
     /** Fills {@code out} (by window ordinal) with the units spent in each window at {@code now}. */
     public synchronized void spent(long nowMillis, long[] out) {
       advance(nowMillis);

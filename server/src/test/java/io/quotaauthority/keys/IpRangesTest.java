@@ -9,6 +9,7 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class IpRangesTest {
 
@@ -105,6 +106,41 @@ class IpRangesTest {
     assertThat(IpRanges.address(null)).isNull();
     assertThat(IpRanges.address("localhost")).isNull();
     assertThat(IpRanges.address("/var/run/envoy.sock")).isNull();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(
+      strings = {
+        "1.2.3",
+        "1.2.3.4.5",
+        "1..2.3",
+        "1.2.3.",
+        ".1.2.3",
+        "1.2.3.04",
+        "00.1.2.3",
+        "1.2.3.256",
+        "1.2.3.1000",
+        "1.2.3.4 ",
+        " 1.2.3.4",
+        "1.2.3.-4",
+        "1.2.3.+4",
+        "\u0661.2.3.4",
+        "1.2.3.4/32",
+        "...."
+      })
+  void address_malformedIpv4_null(String text) {
+    assertThat(IpRanges.address(text)).isNull();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({
+    "0.0.0.0, 0, 0, 0, 0",
+    "255.255.255.255, 255, 255, 255, 255",
+    "10.0.200.9, 10, 0, 200, 9",
+    "192.168.100.10, 192, 168, 100, 10"
+  })
+  void address_ipv4_octets(String text, int a, int b, int c, int d) {
+    assertThat(IpRanges.address(text)).containsExactly((byte) a, (byte) b, (byte) c, (byte) d);
   }
 
   @Test

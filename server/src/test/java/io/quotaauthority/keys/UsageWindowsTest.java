@@ -137,6 +137,51 @@ class UsageWindowsTest {
   }
 
   @Test
+  void figures_oneRead_spendAgeOutsAndTokensAsTheSingleReadsSayThem() {
+    SetClock clock = new SetClock();
+    UsageWindows w =
+        new UsageWindows(
+            (id, now, minutes) ->
+                new UsageWindows.Read(
+                    new BigDecimal("15"),
+                    new long[] {M0 - 100, M0},
+                    new long[] {
+                      UsageWindows.units(new BigDecimal("5")),
+                      UsageWindows.units(new BigDecimal("10"))
+                    }),
+            clock);
+    SpendWindows h5d7 = H5.with(SpendWindows.Window.D7, new BigDecimal("100"));
+    w.follow(row(1, "15", h5d7));
+    UsageWindows.Track t = w.track(9);
+    long now = clock.millis();
+    long[] f = t.figures(now);
+
+    assertThat(f).hasSize(UsageWindows.Track.FIGURES);
+    long fifteen = UsageWindows.units(new BigDecimal("15"));
+    // By ordinal: 5h, 1d (none), 7d, 30d (none); then their age-outs; then the tokens.
+    assertThat(f)
+        .containsExactly(
+            fifteen,
+            0,
+            fifteen,
+            0,
+            (M0 - 100 + 1 + 300) * 60_000L,
+            -1,
+            (M0 - 100 + 1 + 7 * 1440) * 60_000L,
+            -1,
+            0);
+    assertThat(f[UsageWindows.Track.FIGURE_TOKENS]).isEqualTo(t.lastMinuteTokens(now));
+    assertThat(f[4 + SpendWindows.Window.H5.ordinal()])
+        .isEqualTo(t.nextAgeOut(SpendWindows.Window.H5, now));
+    // Once the 5 USD left the 5 hours, only the 10 is counted there and ages out next.
+    long later = (M0 - 100 + 1 + 300) * 60_000L;
+    long[] g = t.figures(later);
+    assertThat(g[0]).isEqualTo(UsageWindows.units(new BigDecimal("10")));
+    assertThat(g[4]).isEqualTo((M0 + 1 + 300) * 60_000L);
+    assertThat(g[2]).isEqualTo(fifteen);
+  }
+
+  @Test
   void follow_longerWindowAdded_historyReadAgain_removed_trackDropped() {
     SetClock clock = new SetClock();
     List<Integer> since = new java.util.ArrayList<>();
