@@ -1,5 +1,6 @@
 package io.quotaauthority.bench;
 
+import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.time.Duration;
@@ -19,7 +20,45 @@ import java.util.concurrent.ThreadLocalRandom;
  * median is each side's throughput, the ratio is policies / none.
  */
 final class PoliciesScenario {
-  record Result(int keys, double[] none, double[] all) {
+  /**
+   * @param none the JVM generator's rounds over the keys without policy, {@code all} over their
+   *     twins
+   * @param h2None h2load's rounds presenting one allowed key without policy, {@code h2All} its twin
+   *     with every policy (empty when h2load could not run)
+   */
+  record Result(
+      int keys,
+      double[] none,
+      double[] all,
+      List<H2load.Measured> h2None,
+      List<H2load.Measured> h2All,
+      long twin) {
+    /**
+     * The median of the rounds' ratios, each policy round against the round without policy just
+     * before it: the machine's drift (other tenants, the 5 s refresh landing in one round or the
+     * next) moves both of a pair alike.
+     */
+    double h2Ratio() {
+      return pairMedian(h2All, h2None, H2load.Measured::perSecond);
+    }
+
+    /** As {@link #h2Ratio}, of the server CPU per call. */
+    double h2CpuRatio() {
+      return pairMedian(h2All, h2None, H2load.Measured::serverCpuMicrosPerCall);
+    }
+
+    private static double pairMedian(
+        List<H2load.Measured> a,
+        List<H2load.Measured> b,
+        java.util.function.ToDoubleFunction<H2load.Measured> f) {
+      int n = Math.min(a.size(), b.size());
+      double[] r = new double[n];
+      for (int i = 0; i < n; i++) {
+        r[i] = f.applyAsDouble(a.get(i)) / f.applyAsDouble(b.get(i));
+      }
+      return median(r);
+    }
+
     double medianNone() {
       return median(none);
     }
@@ -123,13 +162,69 @@ final class PoliciesScenario {
                 Report.rate(all.get(round))));
       }
     }
-    run.stopServer(server);
+    List<H2load.Measured> h2None = new ArrayList<>();
+    List<H2load.Measured> h2All = new ArrayList<>();
+    long plainKey = H2loadScenario.allowedKey();
+    try {
+      independent(authz, template, plainKey, n + plainKey, h2None, h2All);
+    } finally {
+      run.stopServer(server);
+    }
     Result r =
         new Result(
             n,
             none.stream().mapToDouble(Double::doubleValue).toArray(),
-            all.stream().mapToDouble(Double::doubleValue).toArray());
-    run.log(String.format(Locale.ROOT, "policies: ratio %.3f", r.ratio()));
+            all.stream().mapToDouble(Double::doubleValue).toArray(),
+            h2None,
+            h2All,
+            plainKey);
+    run.log(
+        String.format(
+            Locale.ROOT,
+            "policies: ratio %.3f (JVM generator), %.3f (h2load), CPU %.3f",
+            r.ratio(),
+            r.h2Ratio(),
+            r.h2CpuRatio()));
     return r;
+  }
+
+  /**
+   * The same comparison by the independent driver: h2load presents one allowed key without policy
+   * and, in rounds interleaved with it, that key's twin with every policy (h2load sends one body
+   * for all requests, so each side is one key).
+   */
+  private void independent(
+      int authz,
+      CheckTemplate template,
+      long plainKey,
+      long policedKey,
+      List<H2load.Measured> none,
+      List<H2load.Measured> all)
+      throws Exception {
+    H2load h2load = H2load.find(run);
+    if (h2load == null) {
+      run.problems.add(
+          "h2load not found (install Debian's nghttp2-client); scenario 8 used only"
+              + " the JVM generator");
+      return;
+    }
+    byte[] plainRequest = template.forKey(plainKey);
+    byte[] policedRequest = template.forKey(policedKey);
+    H2loadScenario.verifyAllowed(authz, plainRequest);
+    H2loadScenario.verifyAllowed(authz, policedRequest);
+    Path plainBody = H2load.frame(run.work.resolve("h2load-policies-none.bin"), plainRequest);
+    Path policedBody = H2load.frame(run.work.resolve("h2load-policies-all.bin"), policedRequest);
+    String url = "http://127.0.0.1:" + authz + H2loadScenario.CHECK_PATH;
+    Options.Scale scale = run.scale;
+    Duration warmup = run.o.smoke ? scale.warmup() : H2loadScenario.WARM_UP;
+    for (int i = 0; i < 2; i++) {
+      h2load.closed(url, plainBody, "policies none warm-up", warmup);
+      h2load.closed(url, policedBody, "policies all warm-up", warmup);
+    }
+    int rounds = Math.max(scale.rounds(), run.o.smoke ? 1 : 7);
+    for (int i = 0; i < rounds; i++) {
+      none.add(h2load.closed(url, plainBody, "policies none", scale.measure()));
+      all.add(h2load.closed(url, policedBody, "policies all", scale.measure()));
+    }
   }
 }

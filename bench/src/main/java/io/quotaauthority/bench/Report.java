@@ -130,7 +130,8 @@ final class Report {
       r.policies(policies);
     }
     r.conditions(run);
-    return r.assemble(header, Targets.judge(run.o, check, h2load, ingest, soak, memory, holds));
+    return r.assemble(
+        header, Targets.judge(run.o, check, h2load, ingest, soak, memory, holds, policies));
   }
 
   /**
@@ -665,6 +666,37 @@ final class Report {
                 rate(p.medianAll()),
                 String.join(", ", all),
                 String.format(Locale.ROOT, "%.2f", p.ratio()))));
+    if (p.h2None().isEmpty()) {
+      return;
+    }
+    para(
+        String.format(
+            Locale.ROOT,
+            "The same comparison by the independent driver (the target's figure): h2load, as in"
+                + " scenario 7, presenting bench key %d (a quota, allowed) and, in interleaved rounds"
+                + " after a warm-up of each, its twin %d with every policy; h2load sends one body"
+                + " for all requests, so each side is one key. Server CPU per call from /proc. The"
+                + " ratio is the median of the rounds' ratios, each policy round against the round"
+                + " without policy just before it (the machine's drift moves a pair alike).",
+            p.twin(),
+            p.keys() + p.twin()));
+    table(
+        List.of(
+            "Key", "Check throughput (median)", "Rounds", "Server CPU per call", "Ratio to none"),
+        List.of(
+            List.of(
+                "no policy",
+                rate(H2load.median(p.h2None())),
+                h2Rounds(p.h2None()),
+                micros(H2load.medianCpu(p.h2None())),
+                "1.00"),
+            List.of(
+                "every policy",
+                rate(H2load.median(p.h2All())),
+                h2Rounds(p.h2All()),
+                micros(H2load.medianCpu(p.h2All())),
+                String.format(
+                    Locale.ROOT, "%.2f (CPU per call %.2fx)", p.h2Ratio(), p.h2CpuRatio()))));
   }
 
   private void memory(MemoryScenario.Result m) {
@@ -1055,9 +1087,9 @@ final class Report {
                 + " each request's start, as h2load measures it).",
             h.h2loadVersion(),
             h.command(),
-            H2loadScenario.CLIENTS,
-            H2loadScenario.STREAMS,
-            H2loadScenario.CLIENTS * H2loadScenario.STREAMS,
+            H2load.CLIENTS,
+            H2load.STREAMS,
+            H2load.CLIENTS * H2load.STREAMS,
             h.check().size(),
             h.requestBytes()));
     List<List<String>> rows = new ArrayList<>();
@@ -1081,8 +1113,8 @@ final class Report {
             String.format(Locale.ROOT, "%,.0f B", h.healthBytesPerCall()),
             ratio(h.checkBytesPerCall() / h.healthBytesPerCall())));
     for (int i = 0; i < h.openCheck().size(); i++) {
-      H2loadScenario.Measured c = h.openCheck().get(i);
-      H2loadScenario.Measured g = h.openHealth().get(i);
+      H2load.Measured c = h.openCheck().get(i);
+      H2load.Measured g = h.openHealth().get(i);
       rows.add(
           List.of(
               "Open loop " + c.what().substring(c.what().indexOf(" at ") + 4) + ": achieved",
@@ -1105,15 +1137,15 @@ final class Report {
     table(List.of("", "Check", "health", "Check/health"), rows);
   }
 
-  private static String h2Rounds(List<H2loadScenario.Measured> runs) {
+  private static String h2Rounds(List<H2load.Measured> runs) {
     List<String> out = new ArrayList<>();
-    for (H2loadScenario.Measured m : runs) {
+    for (H2load.Measured m : runs) {
       out.add(rate(m.perSecond()));
     }
     return String.join(", ", out);
   }
 
-  private static String h2Pcts(H2loadScenario.Measured m) {
+  private static String h2Pcts(H2load.Measured m) {
     return lat(m.p50Micros() * 1e3)
         + " / "
         + lat(m.p99Micros() * 1e3)

@@ -38,6 +38,12 @@ final class Targets {
   /** Far from its limit a key's holds come from leased slices: a round trip per many requests. */
   static final double LEASE_STATEMENTS_PER_REQUEST = 0.01;
 
+  /**
+   * Issue 17: every policy on a key costs Check "at most a few percent" of its throughput, read as
+   * at most 5%, by the independent driver.
+   */
+  static final double POLICIES_RATIO = 0.95;
+
   private final boolean smoke;
   private final Options.Scale scale;
   private final List<Target> targets = new ArrayList<>();
@@ -68,6 +74,19 @@ final class Targets {
       SoakScenario.Result soak,
       MemoryScenario.Result memory,
       HoldsScenario.Result holds) {
+    return judge(o, check, h2load, ingest, soak, memory, holds, null);
+  }
+
+  /** {@link #judge}, with the key policies' scenario (null when it did not run). */
+  static Verdict judge(
+      Options o,
+      CheckGroup.Result check,
+      H2loadScenario.Result h2load,
+      IngestScenario.Result ingest,
+      SoakScenario.Result soak,
+      MemoryScenario.Result memory,
+      HoldsScenario.Result holds,
+      PoliciesScenario.Result policies) {
     Targets t = new Targets(o);
     if (h2load != null) {
       t.h2load(h2load);
@@ -93,6 +112,9 @@ final class Targets {
     if (holds != null) {
       t.holds(holds);
     }
+    if (policies != null) {
+      t.policies(policies);
+    }
     return new Verdict(List.copyOf(t.targets), List.copyOf(t.missed));
   }
 
@@ -102,6 +124,38 @@ final class Targets {
     return open.overloaded() || open.latency().getTotalCount() == 0
         ? Double.POSITIVE_INFINITY
         : open.latency().getValueAtPercentile(99);
+  }
+
+  private void policies(PoliciesScenario.Result p) {
+    if (p.h2None().isEmpty()) {
+      target("Key policies (h2load)", "throughput / none", "not measured", "≥ 0.95", false);
+      missed.add("scenario 8: h2load did not run");
+      return;
+    }
+    double ratio = p.h2Ratio();
+    target(
+        "Key policies (h2load)",
+        "Check throughput, every policy / none (median of paired rounds; medians "
+            + Report.rate(H2load.median(p.h2All()))
+            + " / "
+            + Report.rate(H2load.median(p.h2None()))
+            + ")",
+        Report.ratio(ratio),
+        "≥ 0.95",
+        ratio >= POLICIES_RATIO);
+    if (ratio < POLICIES_RATIO && !smoke) {
+      missed.add(
+          String.format(
+              Locale.ROOT,
+              "Key policies under h2load: %.2f of the same key's throughput without policy, at"
+                  + " %.1f against %.1f µs of server CPU per call (%.2fx): the policies' own"
+                  + " work, the address and model checks, the window sums and the rate permit,"
+                  + " and the allow's 8 more response headers (section 8).",
+              ratio,
+              H2load.medianCpu(p.h2All()),
+              H2load.medianCpu(p.h2None()),
+              p.h2CpuRatio()));
+    }
   }
 
   private void h2load(H2loadScenario.Result h) {
@@ -132,8 +186,8 @@ final class Targets {
         cpu <= CHECK_COST_RATIO);
     String[] names = {"a quarter", "half"};
     for (int i = 0; i < h.openCheck().size(); i++) {
-      H2loadScenario.Measured c = h.openCheck().get(i);
-      H2loadScenario.Measured g = h.openHealth().get(i);
+      H2load.Measured c = h.openCheck().get(i);
+      H2load.Measured g = h.openHealth().get(i);
       double p99 = c.p99Micros() / g.p99Micros();
       target(
           "Check (h2load)",

@@ -73,8 +73,8 @@ class TargetsTest {
         "");
   }
 
-  private static H2loadScenario.Measured h2(String what, double rate, double cpu, double p99) {
-    return new H2loadScenario.Measured(what, rate, 1_000, 0, cpu, p99 / 2, p99, p99 * 2);
+  private static H2load.Measured h2(String what, double rate, double cpu, double p99) {
+    return new H2load.Measured(what, rate, 1_000, 0, cpu, p99 / 2, p99, p99 * 2);
   }
 
   private static H2loadScenario.Result h2load(double checkRate, double checkCpu, double checkP99) {
@@ -162,13 +162,13 @@ class TargetsTest {
     }
     log.append("1700000000001001\t-1\t999999\n");
     java.nio.file.Path file = java.nio.file.Files.writeString(dir.resolve("h2.log"), log);
-    assertThat(H2loadScenario.percentiles(file)).containsExactly(500.0, 990.0, 999.0);
+    assertThat(H2load.percentiles(file)).containsExactly(500.0, 990.0, 999.0);
   }
 
   @Test
   void frame_message_grpcLengthPrefixUncompressed(
       @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
-    java.nio.file.Path f = H2loadScenario.frame(dir.resolve("m.bin"), new byte[] {7, 8, 9});
+    java.nio.file.Path f = H2load.frame(dir.resolve("m.bin"), new byte[] {7, 8, 9});
     assertThat(java.nio.file.Files.readAllBytes(f)).containsExactly(0, 0, 0, 0, 3, 7, 8, 9);
   }
 
