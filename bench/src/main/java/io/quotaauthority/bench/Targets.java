@@ -62,22 +62,10 @@ final class Targets {
       IngestScenario.Result ingest,
       MemoryScenario.Result memory,
       HoldsScenario.Result holds) {
-    return judge(o, check, h2load, ingest, null, memory, holds);
+    return judge(o, check, h2load, ingest, null, memory, holds, null);
   }
 
-  /** {@link #judge}, with the ingest soak (null when it did not run). */
-  static Verdict judge(
-      Options o,
-      CheckGroup.Result check,
-      H2loadScenario.Result h2load,
-      IngestScenario.Result ingest,
-      SoakScenario.Result soak,
-      MemoryScenario.Result memory,
-      HoldsScenario.Result holds) {
-    return judge(o, check, h2load, ingest, soak, memory, holds, null);
-  }
-
-  /** {@link #judge}, with the key policies' scenario (null when it did not run). */
+  /** {@link #judge}, with the ingest soak and the key policies' scenario (null: did not run). */
   static Verdict judge(
       Options o,
       CheckGroup.Result check,

@@ -235,4 +235,61 @@ class TargetsTest {
     assertThat(v.targets().get(0).measure())
         .isEqualTo("heap per cached key (1,000 keys, after apply)");
   }
+
+  private static Targets.Verdict policies(
+      double[] none, double[] all, double[] cpuNone, double[] cpuAll) {
+    List<H2load.Measured> n = new java.util.ArrayList<>();
+    List<H2load.Measured> a = new java.util.ArrayList<>();
+    for (int i = 0; i < none.length; i++) {
+      n.add(h2("policies none", none[i], cpuNone[i], Double.NaN));
+      a.add(h2("policies all", all[i], cpuAll[i], Double.NaN));
+    }
+    PoliciesScenario.Result r =
+        new PoliciesScenario.Result(10_000, new double[0], new double[0], n, a, 1);
+    return Targets.judge(Options.parse(new String[0]), null, null, null, null, null, null, r);
+  }
+
+  @Test
+  void judge_policiesPairedRoundsWithinFivePercent_metWithNoReason() {
+    // The machine drifts between rounds; each pair moves alike: ratios 0.97, 0.96, 0.98.
+    Targets.Verdict v =
+        policies(
+            new double[] {100_000, 60_000, 90_000},
+            new double[] {97_000, 57_600, 88_200},
+            new double[] {10, 16, 11},
+            new double[] {10.5, 16.5, 11.2});
+
+    assertThat(v.targets()).extracting(Targets.Target::result).containsExactly("0.97");
+    assertThat(v.targets()).extracting(Targets.Target::met).containsExactly(true);
+    assertThat(v.targets().get(0).measure()).contains("88,200/s / 90,000/s");
+    assertThat(v.missed()).isEmpty();
+  }
+
+  @Test
+  void judge_policiesCostMoreThanFivePercent_missedWithTheMeasuredReason() {
+    Targets.Verdict v =
+        policies(
+            new double[] {100_000, 100_000, 100_000},
+            new double[] {90_000, 86_000, 94_000},
+            new double[] {10, 10, 10},
+            new double[] {11, 12, 10.5});
+
+    assertThat(v.targets()).extracting(Targets.Target::result).containsExactly("0.90");
+    assertThat(v.targets()).extracting(Targets.Target::met).containsExactly(false);
+    assertThat(v.missed())
+        .singleElement()
+        .asString()
+        .startsWith(
+            "Key policies under h2load: 0.90 of the same key's throughput without policy, at 11.0"
+                + " against 10.0 µs of server CPU per call (1.10x)");
+  }
+
+  @Test
+  void judge_policiesWithoutH2load_notMeasuredAndMissed() {
+    Targets.Verdict v = policies(new double[0], new double[0], new double[0], new double[0]);
+
+    assertThat(v.targets()).extracting(Targets.Target::result).containsExactly("not measured");
+    assertThat(v.targets()).extracting(Targets.Target::met).containsExactly(false);
+    assertThat(v.missed()).containsExactly("scenario 8: h2load did not run");
+  }
 }

@@ -78,30 +78,6 @@ final class AllowEncoding {
   }
 
   /**
-   * As above, with more response headers after those: {@code responseHeaders} holds names and
-   * values in turn (a key's window and rate-limit figures).
-   */
-  static byte[] encode(
-      String keyId,
-      String remaining,
-      boolean stripQueryKey,
-      String concurrency,
-      String models,
-      String resetsAt,
-      String holdId,
-      String[] responseHeaders) {
-    return encode(
-        keyId,
-        remaining,
-        stripQueryKey,
-        concurrency,
-        models,
-        resetsAt,
-        holdId,
-        responseHeaders(responseHeaders));
-  }
-
-  /**
    * Response headers (names and values in turn) as the allow's bytes carry them after its own:
    * encoded once by a caller that keeps them (a key's window and rate-limit headers stand until its
    * figures change), then copied into each allow.

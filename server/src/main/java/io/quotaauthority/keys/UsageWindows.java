@@ -354,15 +354,6 @@ public final class UsageWindows {
     }
 
     /**
-     * Tokens reported in the current and the previous minute (what a tokens-per-minute limit
-     * counts: a minute's tokens age out at the end of the next minute).
-     */
-    public synchronized long lastMinuteTokens(long nowMillis) {
-      advance(nowMillis);
-      return sum[TOKENS];
-    }
-
-    /**
      * When the tokens counted fall below {@code limit}: the instant (ms) the oldest that must go
      * has aged out.
      */
@@ -395,13 +386,6 @@ public final class UsageWindows {
         }
       }
       return agesOutAt(Math.floorDiv(nowMillis, 60_000L), w.minutes());
-    }
-
-    /** When the oldest usage counted in {@code w} ages out (ms), or -1 when it holds none. */
-    public synchronized long nextAgeOut(SpendWindows.Window w, long nowMillis) {
-      advance(nowMillis);
-      int k = w.ordinal();
-      return start[k] < size ? agesOutAt(minutes[start[k]], w.minutes()) : -1;
     }
 
     public Object memo() {

@@ -62,7 +62,9 @@ class AllowEncodingTest {
       "x-quota-window-5h-remaining-usd", "19.5", "x-ratelimit-limit-requests", "60"
     };
 
-    byte[] encoded = AllowEncoding.encode("7", "1.5", false, null, null, null, null, extra);
+    byte[] encoded =
+        AllowEncoding.encode(
+            "7", "1.5", false, null, null, null, null, AllowEncoding.responseHeaders(extra));
 
     CheckResponse.Builder expected =
         reference("7", "1.5", false, null, null, null, null).toBuilder();

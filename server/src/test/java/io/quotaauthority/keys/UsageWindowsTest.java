@@ -132,12 +132,12 @@ class UsageWindowsTest {
                 UsageWindows.units(new BigDecimal("6")),
                 clock.millis()))
         .isEqualTo((M0 - 50 + 1 + 300) * 60_000L);
-    assertThat(t.nextAgeOut(SpendWindows.Window.H5, clock.millis()))
+    assertThat(t.figures(clock.millis())[4 + SpendWindows.Window.H5.ordinal()])
         .isEqualTo((M0 - 100 + 1 + 300) * 60_000L);
   }
 
   @Test
-  void figures_oneRead_spendAgeOutsAndTokensAsTheSingleReadsSayThem() {
+  void figures_twoWindowsSet_spendAndAgeOutsOfThoseOnlyAndNoTokens() {
     SetClock clock = new SetClock();
     UsageWindows w =
         new UsageWindows(
@@ -170,9 +170,6 @@ class UsageWindowsTest {
             (M0 - 100 + 1 + 7 * 1440) * 60_000L,
             -1,
             0);
-    assertThat(f[UsageWindows.Track.FIGURE_TOKENS]).isEqualTo(t.lastMinuteTokens(now));
-    assertThat(f[4 + SpendWindows.Window.H5.ordinal()])
-        .isEqualTo(t.nextAgeOut(SpendWindows.Window.H5, now));
     // Once the 5 USD left the 5 hours, only the 10 is counted there and ages out next.
     long later = (M0 - 100 + 1 + 300) * 60_000L;
     long[] g = t.figures(later);
