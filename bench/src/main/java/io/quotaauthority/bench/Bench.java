@@ -73,18 +73,15 @@ public final class Bench {
     // After every other: it sets policies on bench keys the others read as they were loaded.
     PoliciesScenario.Result policies =
         o.only.contains("policies") ? new PoliciesScenario(run).run() : null;
+    // Two servers of its own; the keys it makes are no bench key's.
+    PropagationScenario.Result propagation =
+        o.only.contains("propagation") ? new PropagationScenario(run).run() : null;
 
     String md =
         Report.render(
             run,
             header(run, loadBefore, Cpu.loadAverage()),
-            check,
-            h2load,
-            ingest,
-            soak,
-            memory,
-            holds,
-            policies);
+            new Results(check, h2load, ingest, soak, memory, holds, policies, propagation));
     System.out.println();
     System.out.println(md);
     if (o.out != null) {

@@ -57,7 +57,7 @@ final class BenchRun {
 
   private final Cleanup cleanup;
   private final long started;
-  private final String adminToken = token();
+  final String adminToken = token();
   private final Connection monitor;
   private volatile long serverPid = -1;
   private volatile long baselinePid = -1;

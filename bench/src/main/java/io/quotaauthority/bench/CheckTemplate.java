@@ -34,6 +34,18 @@ final class CheckTemplate {
 
   static CheckTemplate envoyChatCompletion() {
     String placeholder = BenchKeys.PREFIX + "#".repeat(BenchKeys.DIGITS);
+    byte[] bytes = envoyRequest(placeholder).toByteArray();
+    byte[] needle = placeholder.getBytes(StandardCharsets.US_ASCII);
+    int at = indexOf(bytes, needle, 0);
+    if (at < 0 || indexOf(bytes, needle, at + 1) >= 0) {
+      throw new IllegalStateException(
+          "the placeholder secret must occur exactly once in the template");
+    }
+    return new CheckTemplate(bytes, at + BenchKeys.PREFIX.length());
+  }
+
+  /** The Envoy-shaped chat completion request presenting {@code secret}, as a message. */
+  static CheckRequest envoyRequest(String secret) {
     AttributeContext.HttpRequest http =
         AttributeContext.HttpRequest.newBuilder()
             .setId("14588243912478612013")
@@ -47,7 +59,7 @@ final class CheckTemplate {
             .putHeaders(":method", "POST")
             .putHeaders(":path", "/v1/chat/completions")
             .putHeaders(":scheme", "https")
-            .putHeaders("authorization", "Bearer " + placeholder)
+            .putHeaders("authorization", "Bearer " + secret)
             .putHeaders("content-type", "application/json")
             .putHeaders("content-length", "512")
             .putHeaders("accept", "application/json")
@@ -56,29 +68,18 @@ final class CheckTemplate {
             .putHeaders("x-request-id", "6f1c7f2e-3d0a-4b8e-9a57-3c2b1d0e9f11")
             .putHeaders("x-envoy-expected-rq-timeout-ms", "600000")
             .build();
-    CheckRequest request =
-        CheckRequest.newBuilder()
-            .setAttributes(
-                AttributeContext.newBuilder()
-                    .setSource(peer("127.0.0.1", 51234))
-                    .setDestination(peer("127.0.0.1", 10000))
-                    .setRequest(
-                        AttributeContext.Request.newBuilder()
-                            .setTime(
-                                Timestamp.newBuilder()
-                                    .setSeconds(1_767_225_600L)
-                                    .setNanos(123_000_000))
-                            .setHttp(http))
-                    .putContextExtensions("provider", "openai"))
-            .build();
-    byte[] bytes = request.toByteArray();
-    byte[] needle = placeholder.getBytes(StandardCharsets.US_ASCII);
-    int at = indexOf(bytes, needle, 0);
-    if (at < 0 || indexOf(bytes, needle, at + 1) >= 0) {
-      throw new IllegalStateException(
-          "the placeholder secret must occur exactly once in the template");
-    }
-    return new CheckTemplate(bytes, at + BenchKeys.PREFIX.length());
+    return CheckRequest.newBuilder()
+        .setAttributes(
+            AttributeContext.newBuilder()
+                .setSource(peer("127.0.0.1", 51234))
+                .setDestination(peer("127.0.0.1", 10000))
+                .setRequest(
+                    AttributeContext.Request.newBuilder()
+                        .setTime(
+                            Timestamp.newBuilder().setSeconds(1_767_225_600L).setNanos(123_000_000))
+                        .setHttp(http))
+                .putContextExtensions("provider", "openai"))
+        .build();
   }
 
   private static AttributeContext.Peer peer(String ip, int port) {

@@ -34,7 +34,7 @@ final class Options {
         --check-inflight N     calls in flight in the closed loop, over all connections (default 128)
         --only LIST            run only these scenario groups, comma-separated: check (1, 4, 5),
                                h2load (7), ingest (2), soak (9), memory (3), holds (6),
-                               policies (8); default all
+                               policies (8), propagation (10); default all
         --soak-seconds N       length of the ingest soak (default 600; --smoke 5)
         --max-warm SECONDS     longest one cache-warming step may take before the bench moves on
                                (default 180; warming 1M keys is 1M cold loads)
@@ -75,7 +75,7 @@ final class Options {
   boolean verbose;
   Duration maxWarm = Duration.ofSeconds(180);
   static final List<String> GROUPS =
-      List.of("check", "h2load", "ingest", "soak", "memory", "holds", "policies");
+      List.of("check", "h2load", "ingest", "soak", "memory", "holds", "policies", "propagation");
 
   /** --soak-seconds, or null for the scale's own (600 s, 5 s in --smoke). */
   Integer soakSeconds;

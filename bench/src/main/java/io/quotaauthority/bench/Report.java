@@ -42,17 +42,11 @@ final class Report {
    * the order the bench has always written them (an ingest profile lands under the Check profiles,
    * ahead of section 2).
    */
-  static String render(
-      BenchRun run,
-      Header header,
-      CheckGroup.Result check,
-      H2loadScenario.Result h2load,
-      IngestScenario.Result ingest,
-      SoakScenario.Result soak,
-      MemoryScenario.Result memory,
-      HoldsScenario.Result holds,
-      PoliciesScenario.Result policies) {
+  static String render(BenchRun run, Header header, Results results) {
     Report r = new Report(run.o);
+    CheckGroup.Result check = results.check();
+    H2loadScenario.Result h2load = results.h2load();
+    IngestScenario.Result ingest = results.ingest();
     if (check != null) {
       r.check(check.main());
       if (check.profile() != null) {
@@ -117,21 +111,23 @@ final class Report {
       }
       r.ingest(ingest, check == null ? null : check.diagnostic());
     }
-    if (soak != null) {
-      r.soak(soak);
+    if (results.soak() != null) {
+      r.soak(results.soak());
     }
-    if (memory != null) {
-      r.memory(memory);
+    if (results.memory() != null) {
+      r.memory(results.memory());
     }
-    if (holds != null) {
-      r.holds(holds);
+    if (results.holds() != null) {
+      r.holds(results.holds());
     }
-    if (policies != null) {
-      r.policies(policies);
+    if (results.policies() != null) {
+      r.policies(results.policies());
+    }
+    if (results.propagation() != null) {
+      r.propagation(results.propagation());
     }
     r.conditions(run);
-    return r.assemble(
-        header, Targets.judge(run.o, check, h2load, ingest, soak, memory, holds, policies));
+    return r.assemble(header, Targets.judge(run.o, results));
   }
 
   /**
@@ -697,6 +693,39 @@ final class Report {
                 micros(H2load.medianCpu(p.h2All())),
                 String.format(
                     Locale.ROOT, "%.2f (CPU per call %.2fx)", p.h2Ratio(), p.h2CpuRatio()))));
+  }
+
+  private void propagation(PropagationScenario.Result p) {
+    section("10. Change propagation between instances");
+    para(
+        String.format(
+            Locale.ROOT,
+            "Two servers on the bench database, B's bulk refresh set to an hour so that a change"
+                + " reaches it only by its notification. %d rounds after %d of warm-up; each round"
+                + " makes every change below through A (admin API on A's admin port; the charge a"
+                + " usage report on A's stream, timed from its acknowledgement) and asks B's Check"
+                + " every half millisecond until it answers as the change demands; a change not"
+                + " seen within %d s counts as lost. The multi-instance tests prove each change"
+                + " arrives; how fast is this table's (target: p99 at most 100 ms, none lost).",
+            p.rounds(),
+            PropagationScenario.WARMUP_ROUNDS,
+            PropagationScenario.LOST_AFTER.toSeconds()));
+    List<List<String>> rows = new ArrayList<>();
+    for (PropagationScenario.Kind k : p.kinds()) {
+      rows.add(
+          List.of(
+              k.change(),
+              num(k.millis().length),
+              millis(k.p50()),
+              millis(k.p99()),
+              millis(k.max()),
+              num(k.lost())));
+    }
+    table(List.of("Change on A", "Samples", "p50", "p99", "max", "Lost"), rows);
+  }
+
+  private static String millis(double ms) {
+    return Double.isNaN(ms) ? "–" : String.format(Locale.ROOT, "%.1f ms", ms);
   }
 
   private void memory(MemoryScenario.Result m) {

@@ -44,6 +44,9 @@ final class Targets {
    */
   static final double POLICIES_RATIO = 0.95;
 
+  /** A change made on one instance honoured by Check on another: p99 in ms (issues 2, 17). */
+  static final double PROPAGATION_P99_MILLIS = 100;
+
   private final boolean smoke;
   private final Options.Scale scale;
   private final List<Target> targets = new ArrayList<>();
@@ -55,30 +58,12 @@ final class Targets {
   }
 
   /** Judges the scenarios that ran (a null result is a scenario left out with --only). */
-  static Verdict judge(
-      Options o,
-      CheckGroup.Result check,
-      H2loadScenario.Result h2load,
-      IngestScenario.Result ingest,
-      MemoryScenario.Result memory,
-      HoldsScenario.Result holds) {
-    return judge(o, check, h2load, ingest, null, memory, holds, null);
-  }
-
-  /** {@link #judge}, with the ingest soak and the key policies' scenario (null: did not run). */
-  static Verdict judge(
-      Options o,
-      CheckGroup.Result check,
-      H2loadScenario.Result h2load,
-      IngestScenario.Result ingest,
-      SoakScenario.Result soak,
-      MemoryScenario.Result memory,
-      HoldsScenario.Result holds,
-      PoliciesScenario.Result policies) {
+  static Verdict judge(Options o, Results r) {
     Targets t = new Targets(o);
-    if (h2load != null) {
-      t.h2load(h2load);
+    if (r.h2load() != null) {
+      t.h2load(r.h2load());
     }
+    CheckGroup.Result check = r.check();
     if (check != null) {
       t.check(check.main());
       if (check.restart() != null) {
@@ -88,20 +73,23 @@ final class Targets {
         t.scaling(check.scaling());
       }
     }
-    if (ingest != null) {
-      t.ingest(ingest);
+    if (r.ingest() != null) {
+      t.ingest(r.ingest());
     }
-    if (soak != null) {
-      t.soak(soak);
+    if (r.soak() != null) {
+      t.soak(r.soak());
     }
-    if (memory != null) {
-      t.memory(memory);
+    if (r.memory() != null) {
+      t.memory(r.memory());
     }
-    if (holds != null) {
-      t.holds(holds);
+    if (r.holds() != null) {
+      t.holds(r.holds());
     }
-    if (policies != null) {
-      t.policies(policies);
+    if (r.policies() != null) {
+      t.policies(r.policies());
+    }
+    if (r.propagation() != null) {
+      t.propagation(r.propagation());
     }
     return new Verdict(List.copyOf(t.targets), List.copyOf(t.missed));
   }
@@ -112,6 +100,36 @@ final class Targets {
     return open.overloaded() || open.latency().getTotalCount() == 0
         ? Double.POSITIVE_INFINITY
         : open.latency().getValueAtPercentile(99);
+  }
+
+  private void propagation(PropagationScenario.Result p) {
+    double worst = p.worstP99();
+    boolean met = worst <= PROPAGATION_P99_MILLIS && p.lost() == 0;
+    target(
+        "Change propagation",
+        "p99 from a change on A to Check on B, worst of "
+            + p.kinds().size()
+            + " kinds ("
+            + p.rounds()
+            + " rounds; lost: "
+            + p.lost()
+            + ")",
+        Double.isNaN(worst) ? "–" : String.format(Locale.ROOT, "%.1f ms", worst),
+        "≤ 100 ms, none lost",
+        met);
+    if (!met && !smoke) {
+      List<String> over = new ArrayList<>();
+      for (PropagationScenario.Kind k : p.kinds()) {
+        if (!(k.p99() <= PROPAGATION_P99_MILLIS) || k.lost() > 0) {
+          over.add(
+              String.format(Locale.ROOT, "%s p99 %.1f ms, %d lost", k.change(), k.p99(), k.lost()));
+        }
+      }
+      missed.add(
+          "Change propagation: "
+              + String.join("; ", over)
+              + " (section 10; a lost change is one B never saw by its notification).");
+    }
   }
 
   private void policies(PoliciesScenario.Result p) {

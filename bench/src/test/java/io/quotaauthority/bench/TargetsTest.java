@@ -103,7 +103,7 @@ class TargetsTest {
   void judge_h2loadWithinEveryBound_metWithNoReason() {
     Targets.Verdict v =
         Targets.judge(
-            Options.parse(new String[0]), null, h2load(90_000, 11.5, 550), null, null, null);
+            Options.parse(new String[0]), Results.NONE.withH2load(h2load(90_000, 11.5, 550)));
 
     assertThat(v.targets())
         .extracting(Targets.Target::result)
@@ -117,7 +117,7 @@ class TargetsTest {
   void judge_h2loadSlowerAndCostlier_missedWithTheMeasuredReason() {
     Targets.Verdict v =
         Targets.judge(
-            Options.parse(new String[0]), null, h2load(70_000, 16, 700), null, null, null);
+            Options.parse(new String[0]), Results.NONE.withH2load(h2load(70_000, 16, 700)));
 
     assertThat(v.targets())
         .extracting(Targets.Target::met)
@@ -143,7 +143,7 @@ class TargetsTest {
             Double.NaN,
             Double.NaN);
     Targets.Verdict v =
-        Targets.judge(Options.parse(new String[0]), null, missing, null, null, null);
+        Targets.judge(Options.parse(new String[0]), Results.NONE.withH2load(missing));
     assertThat(v.targets()).extracting(Targets.Target::result).containsExactly("not measured");
     assertThat(v.missed()).containsExactly("h2load not found");
   }
@@ -175,7 +175,7 @@ class TargetsTest {
   @Test
   void judge_holdsAtOneHundredthOfAStatementPerRequest_metWithNoReason() {
     Targets.Verdict v =
-        Targets.judge(Options.parse(new String[0]), null, null, null, null, holds(100, 0));
+        Targets.judge(Options.parse(new String[0]), Results.NONE.withHolds(holds(100, 0)));
 
     assertThat(v.targets())
         .extracting(Targets.Target::result)
@@ -189,7 +189,7 @@ class TargetsTest {
   @Test
   void judge_holdsOverTheStatementTargetOrPastAQuota_missedWithReasons() {
     Targets.Verdict v =
-        Targets.judge(Options.parse(new String[0]), null, null, null, null, holds(104, 2));
+        Targets.judge(Options.parse(new String[0]), Results.NONE.withHolds(holds(104, 2)));
 
     assertThat(v.targets().get(0).met()).isFalse();
     assertThat(v.targets().get(3).met()).isFalse();
@@ -205,7 +205,7 @@ class TargetsTest {
   void judge_memoryAtThreshold_metWithNoReason() {
     Targets.Verdict v =
         Targets.judge(
-            Options.parse(new String[0]), null, null, null, memory(300_000, 300_000), null);
+            Options.parse(new String[0]), Results.NONE.withMemory(memory(300_000, 300_000)));
 
     assertThat(v.targets()).extracting(Targets.Target::result).containsExactly("300 B", "300 B");
     assertThat(v.targets()).extracting(Targets.Target::met).containsExactly(true, true);
@@ -216,7 +216,7 @@ class TargetsTest {
   void judge_memoryOverThreshold_missedWithReason() {
     Targets.Verdict v =
         Targets.judge(
-            Options.parse(new String[0]), null, null, null, memory(301_000, 302_000), null);
+            Options.parse(new String[0]), Results.NONE.withMemory(memory(301_000, 302_000)));
 
     assertThat(v.targets()).extracting(Targets.Target::met).containsExactly(false, false);
     assertThat(v.missed())
@@ -229,7 +229,7 @@ class TargetsTest {
   void judge_smokeRun_judgesNothingButListsEveryTarget() {
     Targets.Verdict v =
         Targets.judge(
-            Options.parse(new String[] {"--smoke"}), null, null, null, memory(301_000), null);
+            Options.parse(new String[] {"--smoke"}), Results.NONE.withMemory(memory(301_000)));
 
     assertThat(v.targets()).hasSize(2).extracting(Targets.Target::met).containsOnlyNulls();
     assertThat(v.targets().get(0).measure())
@@ -246,7 +246,7 @@ class TargetsTest {
     }
     PoliciesScenario.Result r =
         new PoliciesScenario.Result(10_000, new double[0], new double[0], n, a, 1);
-    return Targets.judge(Options.parse(new String[0]), null, null, null, null, null, null, r);
+    return Targets.judge(Options.parse(new String[0]), Results.NONE.withPolicies(r));
   }
 
   @Test
@@ -291,5 +291,51 @@ class TargetsTest {
     assertThat(v.targets()).extracting(Targets.Target::result).containsExactly("not measured");
     assertThat(v.targets()).extracting(Targets.Target::met).containsExactly(false);
     assertThat(v.missed()).containsExactly("scenario 8: h2load did not run");
+  }
+
+  private static PropagationScenario.Kind kind(String change, int lost, double... millis) {
+    double[] sorted = millis.clone();
+    java.util.Arrays.sort(sorted);
+    return new PropagationScenario.Kind(change, sorted, lost);
+  }
+
+  @Test
+  void judge_propagationP99AtBoundNoneLost_metWithNoReason() {
+    double[] hundred = new double[100];
+    java.util.Arrays.fill(hundred, 4.0);
+    hundred[98] = 100.0; // the second-worst of 100 is the p99
+    hundred[99] = 900.0;
+    PropagationScenario.Result r =
+        new PropagationScenario.Result(
+            100, List.of(kind("CreateKey", 0, hundred), kind("DeleteKey", 0, 3, 5, 7)));
+
+    Targets.Verdict v =
+        Targets.judge(Options.parse(new String[0]), Results.NONE.withPropagation(r));
+
+    assertThat(v.targets()).extracting(Targets.Target::result).containsExactly("100.0 ms");
+    assertThat(v.targets()).extracting(Targets.Target::met).containsExactly(true);
+    assertThat(v.missed()).isEmpty();
+  }
+
+  @Test
+  void judge_propagationSlowKindOrLostChange_missedNamingEach() {
+    PropagationScenario.Result r =
+        new PropagationScenario.Result(
+            3,
+            List.of(
+                kind("CreateKey", 0, 3, 4, 5),
+                kind("ResetQuota", 0, 3, 4, 120.5),
+                kind("DeleteKey", 1, 3, 4)));
+
+    Targets.Verdict v =
+        Targets.judge(Options.parse(new String[0]), Results.NONE.withPropagation(r));
+
+    assertThat(v.targets()).extracting(Targets.Target::met).containsExactly(false);
+    assertThat(v.targets().get(0).result()).isEqualTo("120.5 ms");
+    assertThat(v.targets().get(0).measure()).contains("lost: 1");
+    assertThat(v.missed())
+        .containsExactly(
+            "Change propagation: ResetQuota p99 120.5 ms, 0 lost; DeleteKey p99 4.0 ms, 1 lost"
+                + " (section 10; a lost change is one B never saw by its notification).");
   }
 }
