@@ -62,17 +62,16 @@ class CheckOutageIT {
 
     proxy.cut();
     CheckResponse stillAllowed = check(cached.getSecret(), 2000);
-    long start = System.nanoTime();
+    // The caller's 300 ms deadline, ten times shorter than the pool's 3 s connection timeout: a
+    // Check that waited for the pool would reach the caller as DEADLINE_EXCEEDED, not as this
+    // answer.
     CheckResponse unavailable = check(uncached.getSecret(), 300);
-    long elapsedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
 
     assertThat(stillAllowed.getStatus().getCode()).isZero();
     assertThat(unavailable.getStatus().getCode()).isEqualTo(14);
     assertThat(unavailable.getDeniedResponse().getStatus().getCodeValue()).isEqualTo(503);
     assertThat(unavailable.getDeniedResponse().getBody())
         .contains("\"code\":\"quota_service_unavailable\"");
-    // The answer came by the caller's 300 ms deadline, not after the pool's 3 s connection timeout.
-    assertThat(elapsedMillis).isLessThan(2000);
 
     proxy.restore();
     CheckResponse recovered = null;

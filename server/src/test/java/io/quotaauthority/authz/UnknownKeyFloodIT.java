@@ -220,10 +220,6 @@ class UnknownKeyFloodIT {
     assertThat(wrong.get()).as("random keys not answered 401 invalid_api_key").isZero();
     assertThat(flooded.get()).isGreaterThan(100);
     assertThat(realCodes).as("the real key is allowed every time").isNotEmpty().containsOnly(0);
-    // Inside the server every Check, the real key's and the flood's alike, took under 100 ms: none
-    // waited for a query, a loader queue or a connection. (The round trips measured above also
-    // carry this test's own threads' scheduling, which on a starved machine is no figure of ours.)
-    assertThat(serverMaxCheckMillis()).as("longest Check inside the server, ms").isLessThan(100);
     assertThat(answered).hasSize(reports);
     assertThat(answered).allMatch(a -> a.getResult() == UsageResult.USAGE_RESULT_ACCEPTED);
     assertThat(
@@ -232,6 +228,8 @@ class UnknownKeyFloodIT {
                 Long.parseLong(usageKey.getKey().getId())))
         .isEqualTo(new BigDecimal("0.01").multiply(BigDecimal.valueOf(reports)).setScale(8));
     assertThat(commits).as("usage commits kept going").isPositive();
+    // No Check waited for a query or a loader: none was made (how long Checks take under a flood is
+    // the bench's to measure, not a timed assertion here).
     assertThat(byHash).as("key-by-hash queries during the flood").isZero();
     assertThat(server.app().cache().loadCount()).as("cold loads").isEqualTo(coldLoadsBefore);
     // The real key's notification, and at most one per usage commit (this instance's own

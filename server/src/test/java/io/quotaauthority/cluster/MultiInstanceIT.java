@@ -18,25 +18,24 @@ import io.quotaauthority.testing.EnvoyChecks;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
 import io.quotaauthority.testing.UsageStream;
+import java.time.Clock;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Consumer;
 import java.util.function.IntPredicate;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Three instances on one PostgreSQL: a change made through A must be honoured by Check on B. The
- * propagation time is measured from the admin call's return on A to the first Check on B that
- * reflects it, polling B every millisecond.
+ * Three instances on one PostgreSQL: a change made through A must be honoured by Check on B and C.
+ * B and C refresh their keys only once an hour, so within a test's life the change can reach them
+ * only by its notification: what these tests prove. How fast it does (p50, p99 against the 100 ms
+ * target) is the bench's propagation scenario, not a timed assertion here; the polls' deadlines
+ * only stop a test that would otherwise hang.
  */
 class MultiInstanceIT {
-  /** 100 changes of each kind: the 99th percentile is then the second-worst, not the worst. */
-  static final int ROUNDS = 100;
+  /** A few changes of each kind: each must arrive; the bench measures how fast. */
+  static final int ROUNDS = 5;
 
   private static TestDatabase db;
   private static TestServer a;
@@ -47,8 +46,8 @@ class MultiInstanceIT {
   static void start() {
     db = TestDatabase.create();
     a = TestServer.start(db);
-    b = TestServer.start(db);
-    c = TestServer.start(db);
+    b = TestServer.start(db, TestServer.NOTIFIED_ONLY, Clock.systemUTC());
+    c = TestServer.start(db, TestServer.NOTIFIED_ONLY, Clock.systemUTC());
   }
 
   @AfterAll
@@ -60,8 +59,7 @@ class MultiInstanceIT {
   }
 
   private static int check(TestServer server, String secret) {
-    // A generous deadline: this measures propagation, and a starved machine must not turn a slow
-    // Check into an error that hides the figure.
+    // A generous deadline: a starved machine must not turn a slow Check into an error.
     return AuthorizationGrpc.newBlockingStub(server.authzChannel())
         .withDeadlineAfter(10, TimeUnit.SECONDS)
         .check(EnvoyChecks.post("/v1/chat/completions").bearer(secret).build())
@@ -69,26 +67,15 @@ class MultiInstanceIT {
         .getCode();
   }
 
-  /** Nanoseconds from the change on A until B answers {@code expectedCode} for the key. */
-  private static long propagation(String secret, Runnable changeOnA, int expectedCode)
-      throws Exception {
+  /** Makes the change on A, then waits until {@code server} answers {@code expectedCode}. */
+  private static void propagation(
+      TestServer server, String secret, Runnable changeOnA, int expectedCode) {
     changeOnA.run();
-    long start = System.nanoTime();
-    long deadline = start + TimeUnit.SECONDS.toNanos(5);
-    while (System.nanoTime() < deadline) {
-      if (check(b, secret) == expectedCode) {
-        return System.nanoTime() - start;
-      }
-      Thread.sleep(1);
-    }
-    throw new AssertionError("B never answered " + expectedCode);
+    awaitOn(server, secret, code -> code == expectedCode, "answered " + expectedCode);
   }
 
-  private static long p99Millis(List<Long> nanos) {
-    List<Long> sorted = new ArrayList<>(nanos);
-    Collections.sort(sorted);
-    int index = (int) Math.ceil(0.99 * sorted.size()) - 1;
-    return TimeUnit.NANOSECONDS.toMillis(sorted.get(index));
+  private static void propagation(String secret, Runnable changeOnA, int expectedCode) {
+    propagation(b, secret, changeOnA, expectedCode);
   }
 
   /**
@@ -105,22 +92,22 @@ class MultiInstanceIT {
     return key;
   }
 
-  /** Nanoseconds until {@code server} allows the key (at most 5 s). */
-  private static long usableOn(TestServer server, String secret) {
-    return awaitOn(server, secret, code -> code == 0);
+  /** Waits until {@code server} allows the key. */
+  private static void usableOn(TestServer server, String secret) {
+    awaitOn(server, secret, code -> code == 0, "allowed the key");
   }
 
   /** Waits until {@code server} no longer answers 401 for the key: it has heard of it. */
-  private static long knownOn(TestServer server, String secret) {
-    return awaitOn(server, secret, code -> code != 16);
+  private static void knownOn(TestServer server, String secret) {
+    awaitOn(server, secret, code -> code != 16, "heard of the key");
   }
 
-  private static long awaitOn(TestServer server, String secret, IntPredicate done) {
-    long start = System.nanoTime();
-    long deadline = start + TimeUnit.SECONDS.toNanos(5);
+  private static void awaitOn(TestServer server, String secret, IntPredicate done, String what) {
+    long deadline =
+        System.nanoTime() + TimeUnit.SECONDS.toNanos(TestServer.PROPAGATION_GUARD_SECONDS);
     while (!done.test(check(server, secret))) {
       if (System.nanoTime() > deadline) {
-        throw new AssertionError("the new key never became usable");
+        throw new AssertionError("the other instance never " + what);
       }
       unchecked(
           () -> {
@@ -128,183 +115,107 @@ class MultiInstanceIT {
             return null;
           });
     }
-    return System.nanoTime() - start;
   }
 
   @Test
-  void createKeyOnA_usableOnBWithin100msAtP99() {
-    measure(
-        "CreateKey",
-        samples -> {
-          for (int i = 0; i < ROUNDS; i++) {
-            CreateKeyResponse key =
-                a.admin().createKey(CreateKeyRequest.newBuilder().setName("new").build());
-            samples.add(usableOn(b, key.getSecret()));
-          }
-        });
-  }
-
-  private void measure(String what, Consumer<List<Long>> rounds) {
-    List<Long> samples = new ArrayList<>();
-    rounds.accept(samples);
-    long p99 = p99Millis(samples);
-    List<Long> sorted = new ArrayList<>(samples);
-    Collections.sort(sorted);
-    System.out.printf(
-        "propagation %s: n=%d p50=%d ms p99=%d ms max=%d ms all=%s%n",
-        what,
-        samples.size(),
-        TimeUnit.NANOSECONDS.toMillis(sorted.get(sorted.size() / 2)),
-        p99,
-        TimeUnit.NANOSECONDS.toMillis(sorted.get(sorted.size() - 1)),
-        sorted.stream().map(TimeUnit.NANOSECONDS::toMillis).toList());
-    assertThat(p99).as(what + " p99 ms").isLessThanOrEqualTo(100);
+  void createKeyOnA_usableOnBByItsNotification() {
+    for (int i = 0; i < ROUNDS; i++) {
+      CreateKeyResponse key =
+          a.admin().createKey(CreateKeyRequest.newBuilder().setName("new").build());
+      usableOn(b, key.getSecret());
+    }
   }
 
   @Test
-  void updateKeyOnA_disablingHonouredOnBWithin100msAtP99() {
-    measure(
-        "UpdateKey",
-        samples -> {
-          for (int i = 0; i < ROUNDS; i++) {
-            CreateKeyResponse key = cachedOnB("0");
-            samples.add(
-                unchecked(
-                    () ->
-                        propagation(
-                            key.getSecret(),
-                            () ->
-                                a.admin()
-                                    .updateKey(
-                                        UpdateKeyRequest.newBuilder()
-                                            .setKey(
-                                                ApiKey.newBuilder()
-                                                    .setId(key.getKey().getId())
-                                                    .setStatus(KeyStatus.KEY_STATUS_DISABLED))
-                                            .setUpdateMask(
-                                                FieldMask.newBuilder().addPaths("status"))
-                                            .build()),
-                            16)));
-          }
-        });
+  void updateKeyOnA_disablingHonouredOnBByItsNotification() {
+    for (int i = 0; i < ROUNDS; i++) {
+      CreateKeyResponse key = cachedOnB("0");
+      propagation(
+          key.getSecret(),
+          () ->
+              a.admin()
+                  .updateKey(
+                      UpdateKeyRequest.newBuilder()
+                          .setKey(
+                              ApiKey.newBuilder()
+                                  .setId(key.getKey().getId())
+                                  .setStatus(KeyStatus.KEY_STATUS_DISABLED))
+                          .setUpdateMask(FieldMask.newBuilder().addPaths("status"))
+                          .build()),
+          16);
+    }
   }
 
   @Test
-  void deleteKeyOnA_honouredOnBWithin100msAtP99() {
-    measure(
-        "DeleteKey",
-        samples -> {
-          for (int i = 0; i < ROUNDS; i++) {
-            CreateKeyResponse key = cachedOnB("0");
-            samples.add(
-                unchecked(
-                    () ->
-                        propagation(
-                            key.getSecret(),
-                            () ->
-                                a.admin()
-                                    .deleteKey(
-                                        DeleteKeyRequest.newBuilder()
-                                            .setId(key.getKey().getId())
-                                            .build()),
-                            16)));
-          }
-        });
+  void deleteKeyOnA_honouredOnBByItsNotification() {
+    for (int i = 0; i < ROUNDS; i++) {
+      CreateKeyResponse key = cachedOnB("0");
+      propagation(
+          key.getSecret(),
+          () ->
+              a.admin()
+                  .deleteKey(DeleteKeyRequest.newBuilder().setId(key.getKey().getId()).build()),
+          16);
+    }
   }
 
   @Test
-  void resetQuotaOnA_exhaustedKeyPassesOnBWithin100msAtP99() {
-    measure(
-        "ResetQuota",
-        samples -> {
-          for (int i = 0; i < ROUNDS; i++) {
-            CreateKeyResponse key = cachedOnB("0.01");
-            UsageStream st =
-                UsageStream.open(a.authzChannel(), TestServer.REPORTER_TOKEN)
-                    .send(UsageStream.report("reset-" + i, key.getKey().getId(), "0.01"));
-            unchecked(() -> st.finish());
-            assertThat(st.responses().get(0).getResult())
-                .isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
-            unchecked(() -> propagation(key.getSecret(), () -> {}, 8));
-            samples.add(
-                unchecked(
-                    () ->
-                        propagation(
-                            key.getSecret(),
-                            () ->
-                                a.admin()
-                                    .resetQuota(
-                                        ResetQuotaRequest.newBuilder()
-                                            .setId(key.getKey().getId())
-                                            .build()),
-                            0)));
-          }
-        });
+  void resetQuotaOnA_exhaustedKeyPassesOnBByItsNotification() throws Exception {
+    for (int i = 0; i < ROUNDS; i++) {
+      CreateKeyResponse key = cachedOnB("0.01");
+      UsageStream st =
+          UsageStream.open(a.authzChannel(), TestServer.REPORTER_TOKEN)
+              .send(UsageStream.report("reset-" + i, key.getKey().getId(), "0.01"));
+      st.finish();
+      assertThat(st.responses().get(0).getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
+      propagation(key.getSecret(), () -> {}, 8);
+      propagation(
+          key.getSecret(),
+          () ->
+              a.admin()
+                  .resetQuota(ResetQuotaRequest.newBuilder().setId(key.getKey().getId()).build()),
+          0);
+    }
   }
 
   @Test
-  void clearExpirationOnA_expiredKeyPassesOnBWithin100msAtP99() {
-    measure(
-        "ClearExpiration",
-        samples -> {
-          for (int i = 0; i < ROUNDS; i++) {
-            // Expires 150 ms after creation on the real clock; B caches it while valid, then sees
-            // 403.
-            Instant expires = Instant.now().plusMillis(150);
-            CreateKeyResponse key =
-                a.admin()
-                    .createKey(
-                        CreateKeyRequest.newBuilder()
-                            .setName("exp")
-                            .setExpiresAt(
-                                Timestamp.newBuilder()
-                                    .setSeconds(expires.getEpochSecond())
-                                    .setNanos(expires.getNano()))
-                            .build());
-            // B hears of the key (allowed, or already expired if that took over 150 ms), then sees
-            // 403.
-            knownOn(b, key.getSecret());
-            unchecked(() -> propagation(key.getSecret(), () -> {}, 7));
-            samples.add(
-                unchecked(
-                    () ->
-                        propagation(
-                            key.getSecret(),
-                            () ->
-                                a.admin()
-                                    .clearExpiration(
-                                        ClearExpirationRequest.newBuilder()
-                                            .setId(key.getKey().getId())
-                                            .build()),
-                            0)));
-          }
-        });
+  void clearExpirationOnA_expiredKeyPassesOnBByItsNotification() {
+    for (int i = 0; i < ROUNDS; i++) {
+      // Expires 150 ms after creation on the real clock; B caches it while valid, then sees 403.
+      Instant expires = Instant.now().plusMillis(150);
+      CreateKeyResponse key =
+          a.admin()
+              .createKey(
+                  CreateKeyRequest.newBuilder()
+                      .setName("exp")
+                      .setExpiresAt(
+                          Timestamp.newBuilder()
+                              .setSeconds(expires.getEpochSecond())
+                              .setNanos(expires.getNano()))
+                      .build());
+      // B hears of the key (allowed, or already expired if that took over 150 ms), then sees 403.
+      knownOn(b, key.getSecret());
+      propagation(key.getSecret(), () -> {}, 7);
+      propagation(
+          key.getSecret(),
+          () ->
+              a.admin()
+                  .clearExpiration(
+                      ClearExpirationRequest.newBuilder().setId(key.getKey().getId()).build()),
+          0);
+    }
   }
 
   @Test
-  void usageCommittedThroughA_turnsBAndC429WithinOneSecond() throws Exception {
+  void usageCommittedThroughA_turnsBAndC429ByItsNotification() throws Exception {
     CreateKeyResponse key = cachedOnB("1");
     UsageStream st =
         UsageStream.open(a.authzChannel(), TestServer.REPORTER_TOKEN)
             .send(UsageStream.report("multi-usage", key.getKey().getId(), "1"));
     st.finish();
     assertThat(st.responses().get(0).getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
-    long ackedAt = System.nanoTime();
-
-    long onB = propagation(key.getSecret(), () -> {}, 8);
-    long onC = System.nanoTime() - ackedAt;
-    while (check(c, key.getSecret()) != 8
-        && System.nanoTime() - ackedAt < TimeUnit.SECONDS.toNanos(5)) {
-      Thread.sleep(1);
-      onC = System.nanoTime() - ackedAt;
-    }
-
-    System.out.printf(
-        "usage propagation: B %d ms, C %d ms%n",
-        TimeUnit.NANOSECONDS.toMillis(onB), TimeUnit.NANOSECONDS.toMillis(onC));
-    assertThat(TimeUnit.NANOSECONDS.toMillis(onB)).isLessThan(1000);
-    assertThat(TimeUnit.NANOSECONDS.toMillis(onC)).isLessThan(1000);
-    assertThat(check(c, key.getSecret())).isEqualTo(8);
+    propagation(b, key.getSecret(), () -> {}, 8);
+    propagation(c, key.getSecret(), () -> {}, 8);
   }
 
   interface ThrowingSupplier<T> {

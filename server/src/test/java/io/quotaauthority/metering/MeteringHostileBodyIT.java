@@ -22,7 +22,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -36,9 +35,8 @@ import org.junit.jupiter.api.Test;
  */
 class MeteringHostileBodyIT {
   /** Envoy's ext_authz timeout in envoy/envoy.yaml. */
-  private static final long CHECK_BOUND_MILLIS = 250;
-
   private static TestDatabase db;
+
   private static TestServer server;
 
   /** Envoy's connection to the metering port, carrying the metering token on every stream. */
@@ -110,7 +108,6 @@ class MeteringHostileBodyIT {
 
     ProcessingResponse r =
         withChecksAlongside(
-            false,
             envoy -> {
               envoy.requestHeaders(
                   unlimited(
@@ -143,7 +140,6 @@ class MeteringHostileBodyIT {
 
     ProcessingResponse r =
         withChecksAlongside(
-            true,
             envoy -> {
               envoy.requestHeaders(
                   unlimited(
@@ -168,21 +164,16 @@ class MeteringHostileBodyIT {
    * Runs the ext_proc exchange on the metering channel while Checks go out every 10 ms on the authz
    * channel (one HTTP/2 connection), from before the body is sent until 500 ms after its answer,
    * and asserts: no Check failed; Checks were answered while the body was being worked on (body
-   * work on the connection's transport thread would have stopped them); and each (for the 30 MiB
-   * body of seconds of CPU work: the median) was answered within 250 ms, Envoy's ext_authz timeout.
-   * On a machine so loaded that Checks alone, with no body in flight, already take longer (CI boxes
-   * shared by many builds), the bound is that measured noise floor instead: the test asserts the
-   * body adds nothing to it, and prints both.
+   * work on the connection's transport thread would have stopped them). How long such Checks take
+   * is not asserted here (no timed assertions in tests); the deadline is a hang guard.
    */
   private static ProcessingResponse withChecksAlongside(
-      boolean eachWithinBound, Function<EnvoyStream, ProcessingResponse> exchange)
-      throws Exception {
+      Function<EnvoyStream, ProcessingResponse> exchange) throws Exception {
     AuthorizationGrpc.AuthorizationBlockingStub authz =
         AuthorizationGrpc.newBlockingStub(checkChannel);
     for (int i = 0; i < 50; i++) { // warm: the first calls load classes and open the connection
       authz.withDeadlineAfter(30, TimeUnit.SECONDS).check(CheckRequest.getDefaultInstance());
     }
-    long noiseFloor = slowest(checksFor(authz, 2_000, () -> false).millis);
     Checks during = new Checks();
     AtomicBoolean stop = new AtomicBoolean();
     AtomicLong bodyStart = new AtomicLong();
@@ -224,29 +215,17 @@ class MeteringHostileBodyIT {
       checker.join(30_000);
     }
     envoy.complete();
-    long bound = Math.max(CHECK_BOUND_MILLIS, noiseFloor);
     System.out.printf(
-        "body answered in %d ms; %d Checks alongside (%d during the body), slowest %d ms;"
-            + " noise floor without a body %d ms; bound %d ms%n",
-        bodyMillis,
-        during.millis.size(),
-        duringBody.get(),
-        slowest(during.millis),
-        noiseFloor,
-        bound);
+        "body answered in %d ms; %d Checks alongside (%d during the body)%n",
+        bodyMillis, during.millis.size(), duringBody.get());
     assertThat(during.failures).hasValue(0);
     assertThat(during.millis).hasSizeGreaterThan(5);
     if (bodyMillis > 1_000) {
       // Long body work: Checks on the same connection kept being answered through it.
       assertThat(duringBody.get()).isGreaterThanOrEqualTo(3);
-    }
-    if (eachWithinBound) {
-      assertThat(during.millis).allSatisfy(m -> assertThat(m).isLessThanOrEqualTo(bound));
-    } else {
-      // Seconds of parsing and 30 MiB of allocation on a 2-core machine: the slowest Check shows
-      // CPU and GC contention (printed above), the median that nothing waits for the body.
-      List<Long> sorted = during.millis.stream().sorted().toList();
-      assertThat(sorted.get(sorted.size() / 2)).isLessThanOrEqualTo(bound);
+    } else if (bodyMillis > 200) {
+      // Checks go out every 10 ms: at least one was sent and answered while the body was in.
+      assertThat(duringBody.get()).isPositive();
     }
     return r;
   }
@@ -254,23 +233,6 @@ class MeteringHostileBodyIT {
   private static final class Checks {
     final List<Long> millis = new CopyOnWriteArrayList<>();
     final AtomicInteger failures = new AtomicInteger();
-  }
-
-  private static Checks checksFor(
-      AuthorizationGrpc.AuthorizationBlockingStub authz, long millis, BooleanSupplier stop) {
-    Checks c = new Checks();
-    long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
-    while (System.nanoTime() < end && !stop.getAsBoolean()) {
-      long t0 = System.nanoTime();
-      authz.withDeadlineAfter(30, TimeUnit.SECONDS).check(CheckRequest.getDefaultInstance());
-      c.millis.add(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
-      pause(10);
-    }
-    return c;
-  }
-
-  private static long slowest(List<Long> millis) {
-    return millis.stream().mapToLong(Long::longValue).max().orElse(0);
   }
 
   private static void pause(long millis) {

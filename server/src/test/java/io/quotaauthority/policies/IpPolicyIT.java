@@ -17,8 +17,8 @@ import io.quotaauthority.proto.v1.UpdateKeyRequest;
 import io.quotaauthority.testing.EnvoyChecks;
 import io.quotaauthority.testing.TestDatabase;
 import io.quotaauthority.testing.TestServer;
+import java.time.Clock;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -28,12 +28,12 @@ import org.junit.jupiter.api.Test;
 
 /**
  * IP allow/deny lists through whole servers (README "Key policies"): Envoy-shaped source addresses
- * on Check, the admin API's validation, and a change made on A honoured by Check on B within the
- * bound of every other admin change (100 ms at p99, as MultiInstanceIT).
+ * on Check, the admin API's validation, and a change made on A honoured by Check on B by the same
+ * path as every other admin change, its notification (MultiInstanceIT).
  */
 class IpPolicyIT {
-  /** As MultiInstanceIT: with 100 changes the 99th percentile is the second-worst. */
-  private static final int ROUNDS = 100;
+  /** A few changes of each kind: each must arrive; the bench measures how fast. */
+  private static final int ROUNDS = 3;
 
   private static TestDatabase db;
   private static TestServer a;
@@ -43,7 +43,8 @@ class IpPolicyIT {
   static void start() {
     db = TestDatabase.create();
     a = TestServer.start(db);
-    b = TestServer.start(db);
+    // B refreshes once an hour: a change reaches it only by its notification (MultiInstanceIT).
+    b = TestServer.start(db, TestServer.NOTIFIED_ONLY, Clock.systemUTC());
   }
 
   @AfterAll
@@ -68,7 +69,8 @@ class IpPolicyIT {
   /** Waits until B answers the key as A does (it heard of it), then returns B's answer. */
   private static CheckResponse onB(String secret, String source, int expectedCode)
       throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    long deadline =
+        System.nanoTime() + TimeUnit.SECONDS.toNanos(TestServer.PROPAGATION_GUARD_SECONDS);
     CheckResponse r;
     do {
       r = check(b, secret, source);
@@ -244,8 +246,7 @@ class IpPolicyIT {
   }
 
   @Test
-  void updateOnA_allowListHonouredOnBWithin100msAtP99_andClearingItAdmitsAgain() throws Exception {
-    List<Long> samples = new ArrayList<>();
+  void updateOnA_allowListHonouredOnBByItsNotification_andClearingItAdmitsAgain() throws Exception {
     for (int i = 0; i < ROUNDS; i++) {
       CreateKeyResponse key = create(r -> {});
       String id = key.getKey().getId();
@@ -256,9 +257,7 @@ class IpPolicyIT {
                   .setKey(ApiKey.newBuilder().setId(id).addIpAllow("198.51.100.0/24"))
                   .setUpdateMask(FieldMask.newBuilder().addPaths("ip_allow"))
                   .build());
-      long start = System.nanoTime();
       assertThat(onB(key.getSecret(), "192.0.2.10", 7).getStatus().getCode()).isEqualTo(7);
-      samples.add(System.nanoTime() - start);
       if (i == 0) {
         // Naming the path with an empty list removes the list.
         a.admin()
@@ -270,12 +269,6 @@ class IpPolicyIT {
         assertThat(onB(key.getSecret(), "192.0.2.10", 0).getStatus().getCode()).isZero();
       }
     }
-    Collections.sort(samples);
-    long p99 = TimeUnit.NANOSECONDS.toMillis(samples.get((int) Math.ceil(0.99 * ROUNDS) - 1));
-    System.out.printf(
-        "ip_allow propagation A->B: n=%d p50=%d ms p99=%d ms%n",
-        ROUNDS, TimeUnit.NANOSECONDS.toMillis(samples.get(ROUNDS / 2)), p99);
-    assertThat(p99).isLessThanOrEqualTo(100);
   }
 
   private static String upstream(CheckResponse r, String name) {
@@ -287,9 +280,7 @@ class IpPolicyIT {
   }
 
   @Test
-  void updateOnA_modelListAndPeriodHonouredOnBWithin100msAtP99() throws Exception {
-    List<Long> models = new ArrayList<>();
-    List<Long> periods = new ArrayList<>();
+  void updateOnA_modelListAndPeriodHonouredOnBByItsNotification() throws Exception {
     for (int i = 0; i < ROUNDS; i++) {
       CreateKeyResponse key = create(r -> r.setQuotaUsd("1"));
       String id = key.getKey().getId();
@@ -301,13 +292,12 @@ class IpPolicyIT {
                   .setKey(ApiKey.newBuilder().setId(id).addAllModelAllow(List.of(list.split(","))))
                   .setUpdateMask(FieldMask.newBuilder().addPaths("model_allow"))
                   .build());
-      long start = System.nanoTime();
-      long deadline = start + TimeUnit.SECONDS.toNanos(5);
+      long deadline =
+          System.nanoTime() + TimeUnit.SECONDS.toNanos(TestServer.PROPAGATION_GUARD_SECONDS);
       while (!list.equals(upstream(check(b, key.getSecret(), "192.0.2.10"), "x-quota-key-models"))
           && System.nanoTime() < deadline) {
         Thread.sleep(1);
       }
-      models.add(System.nanoTime() - start);
       assertThat(upstream(check(b, key.getSecret(), "192.0.2.10"), "x-quota-key-models"))
           .isEqualTo(list);
 
@@ -320,21 +310,8 @@ class IpPolicyIT {
                   .setKey(ApiKey.newBuilder().setId(id).setBudgetPeriod("monthly"))
                   .setUpdateMask(FieldMask.newBuilder().addPaths("budget_period"))
                   .build());
-      start = System.nanoTime();
       CheckResponse refused = onB(key.getSecret(), "192.0.2.10", 8);
-      periods.add(System.nanoTime() - start);
       assertThat(refused.getStatus().getMessage()).isEqualTo("period_budget_exceeded");
-    }
-    for (List<Long> samples : List.of(models, periods)) {
-      Collections.sort(samples);
-      long p99 = TimeUnit.NANOSECONDS.toMillis(samples.get((int) Math.ceil(0.99 * ROUNDS) - 1));
-      System.out.printf(
-          "%s propagation A->B: n=%d p50=%d ms p99=%d ms%n",
-          samples == models ? "model_allow" : "budget_period",
-          ROUNDS,
-          TimeUnit.NANOSECONDS.toMillis(samples.get(ROUNDS / 2)),
-          p99);
-      assertThat(p99).isLessThanOrEqualTo(100);
     }
   }
 }

@@ -20,9 +20,6 @@ import io.quotaauthority.testing.TestServer;
 import io.quotaauthority.testing.UsageStream;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
@@ -36,8 +33,8 @@ import org.junit.jupiter.api.Test;
  * instances on one PostgreSQL: usage charged through A and a window set on A are honoured by B.
  */
 class SpendWindowIT {
-  /** As MultiInstanceIT: with 100 changes the 99th percentile is the second-worst. */
-  private static final int ROUNDS = 100;
+  /** A few changes: each must arrive; the bench measures how fast. */
+  private static final int ROUNDS = 3;
 
   private static final MovableClock clock = new MovableClock();
   private static TestDatabase db;
@@ -48,7 +45,8 @@ class SpendWindowIT {
   static void start() {
     db = TestDatabase.create();
     a = TestServer.start(db, Map.of(), clock);
-    b = TestServer.start(db, Map.of(), clock);
+    // B refreshes once an hour: a change reaches it only by its notification (MultiInstanceIT).
+    b = TestServer.start(db, TestServer.NOTIFIED_ONLY, clock);
   }
 
   @AfterAll
@@ -158,9 +156,10 @@ class SpendWindowIT {
     assertThat(allowed(again, "x-quota-window-5h-resets-at")).isNull();
     assertThat(allowed(again, "x-quota-window-7d-remaining-usd")).isEqualTo("30");
     // Instance B, which had never seen the key, reads its history once and agrees.
-    // (within the notification bound: B may still be reading the last charge's row)
+    // (B may still be reading the last charge's row from its notification)
     CheckResponse onB = check(b, key.getSecret());
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+    long deadline =
+        System.nanoTime() + TimeUnit.SECONDS.toNanos(TestServer.PROPAGATION_GUARD_SECONDS);
     while (!"30".equals(allowed(onB, "x-quota-window-7d-remaining-usd"))
         && System.nanoTime() < deadline) {
       Thread.sleep(5);
@@ -174,32 +173,28 @@ class SpendWindowIT {
     return Math.max(1, (d.toMillis() + 999) / 1000);
   }
 
-  /** Waits until B answers the key with {@code code}; returns the nanoseconds it took. */
-  private static long untilOnB(String secret, int code) throws InterruptedException {
-    long start = System.nanoTime();
-    long deadline = start + TimeUnit.SECONDS.toNanos(5);
+  /** Waits until B answers the key with {@code code}. */
+  private static void untilOnB(String secret, int code) throws InterruptedException {
+    long deadline =
+        System.nanoTime() + TimeUnit.SECONDS.toNanos(TestServer.PROPAGATION_GUARD_SECONDS);
     while (check(b, secret).getStatus().getCode() != code) {
       if (System.nanoTime() > deadline) {
         throw new AssertionError("B never answered " + code);
       }
       Thread.sleep(1);
     }
-    return System.nanoTime() - start;
   }
 
   @Test
-  void usageThroughA_refusedOnBWithinOneSecond_windowSetOnA_honouredOnBWithin100msAtP99()
-      throws Exception {
+  void usageThroughA_refusedOnB_windowSetOnA_honouredOnB_byTheirNotifications() throws Exception {
     CreateKeyResponse spent =
         a.admin().createKey(CreateKeyRequest.newBuilder().setName("w").setWindow1DUsd("1").build());
     untilOnB(spent.getSecret(), 0);
     charge(a, "ab-1", spent.getKey().getId(), "1");
-    long usage = untilOnB(spent.getSecret(), 8);
+    untilOnB(spent.getSecret(), 8);
     assertThat(check(b, spent.getSecret()).getStatus().getMessage())
         .isEqualTo("window_limit_exceeded");
-    assertThat(TimeUnit.NANOSECONDS.toMillis(usage)).isLessThan(1000);
 
-    List<Long> samples = new ArrayList<>();
     for (int i = 0; i < ROUNDS; i++) {
       CreateKeyResponse key =
           a.admin().createKey(CreateKeyRequest.newBuilder().setName("w").build());
@@ -212,19 +207,10 @@ class SpendWindowIT {
                   .setKey(ApiKey.newBuilder().setId(id).setWindow5HUsd("2"))
                   .setUpdateMask(FieldMask.newBuilder().addPaths("window_5h_usd"))
                   .build());
-      samples.add(untilOnB(key.getSecret(), 8));
+      untilOnB(key.getSecret(), 8);
       assertThat(check(b, key.getSecret()).getStatus().getMessage())
           .isEqualTo("window_limit_exceeded");
     }
-    Collections.sort(samples);
-    long p99 = TimeUnit.NANOSECONDS.toMillis(samples.get((int) Math.ceil(0.99 * ROUNDS) - 1));
-    System.out.printf(
-        "window propagation A->B: n=%d p50=%d ms p99=%d ms; usage A->B %d ms%n",
-        ROUNDS,
-        TimeUnit.NANOSECONDS.toMillis(samples.get(ROUNDS / 2)),
-        p99,
-        TimeUnit.NANOSECONDS.toMillis(usage));
-    assertThat(p99).isLessThanOrEqualTo(100);
   }
 
   private static long rows(String table) {

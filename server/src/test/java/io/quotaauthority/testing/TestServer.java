@@ -30,6 +30,18 @@ public final class TestServer implements AutoCloseable {
   public static final String REPORTER_TOKEN = "test-reporter-token-0123456789abcdef";
   public static final String METERING_TOKEN = "test-metering-token-0123456789abcdef";
 
+  /**
+   * An instance that refreshes its keys once an hour: within a test's life a change made on another
+   * instance reaches it only by its notification, which is what multi-instance tests prove.
+   */
+  public static final Map<Setting, String> NOTIFIED_ONLY = Map.of(Setting.REFRESH_INTERVAL, "1h");
+
+  /**
+   * How long a test waits for a change to reach another instance before failing: a hang guard, not
+   * a target (the bench's propagation scenario measures how fast, against 100 ms at p99).
+   */
+  public static final long PROPAGATION_GUARD_SECONDS = 30;
+
   private final QuotaAuthority app;
   private final ManagedChannel adminChannel;
   private final ManagedChannel authzChannel;
