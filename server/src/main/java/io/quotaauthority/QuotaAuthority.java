@@ -50,6 +50,7 @@ import io.quotaauthority.store.LeaseRepository;
 import io.quotaauthority.store.RateRepository;
 import io.quotaauthority.store.Transactions;
 import io.quotaauthority.store.UsageRepository;
+import io.quotaauthority.threads.DaemonThreads;
 import io.quotaauthority.usage.BudgetLeases;
 import io.quotaauthority.usage.HoldIds;
 import io.quotaauthority.usage.RatePermits;
@@ -64,10 +65,8 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -269,7 +268,7 @@ public final class QuotaAuthority implements AutoCloseable {
             30,
             TimeUnit.SECONDS,
             new ArrayBlockingQueue<>(10_000),
-            daemonThreads("key-loader"));
+            DaemonThreads.numbered("key-loader"));
     KeyCache cache =
         new KeyCache(keys, keyLoader, settings.cacheMaxKeys(), settings.negativeCacheTtl())
             // Spending windows: the recent usage of cached windowed keys, in memory.
@@ -392,7 +391,7 @@ public final class QuotaAuthority implements AutoCloseable {
                     30,
                     TimeUnit.SECONDS,
                     new ArrayBlockingQueue<>(10_000),
-                    daemonThreads("rate-permits")),
+                    DaemonThreads.numbered("rate-permits")),
                 clock));
     // ext_proc body work (parsing prompts, scanning responses) runs here, never on a transport
     // thread; bounded, so an overload answers messages unread instead of queueing without end.
@@ -457,7 +456,7 @@ public final class QuotaAuthority implements AutoCloseable {
               30,
               TimeUnit.SECONDS,
               new java.util.concurrent.LinkedBlockingQueue<>(),
-              daemonThreads("console-admin"));
+              DaemonThreads.numbered("console-admin"));
       consoleBackend =
           adminServer(
                   InProcessServerBuilder.forName(name)
@@ -748,14 +747,5 @@ public final class QuotaAuthority implements AutoCloseable {
             + "/"
             + java.util.HexFormat.of().formatHex(random);
     return id.length() <= 128 ? id : id.substring(id.length() - 128);
-  }
-
-  static ThreadFactory daemonThreads(String name) {
-    AtomicInteger n = new AtomicInteger();
-    return r -> {
-      Thread t = new Thread(r, name + "-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    };
   }
 }

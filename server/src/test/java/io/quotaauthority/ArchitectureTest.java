@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
  *   grpc, http                       transport shared by the adapters
  *   store                            PostgreSQL; implements the cores' ports
  *   keys, usage, config              cores: the decisions, no transport
- *   text, provider                   leaves
+ *   text, provider, threads          leaves
  * </pre>
  *
  * Dependencies point down only; no package cycle; gRPC appears only in the classes that adapt it
@@ -76,7 +76,10 @@ class ArchitectureTest {
         .definedBy(
             "io.quotaauthority.keys..", "io.quotaauthority.usage..", "io.quotaauthority.config..")
         .layer("Leaves")
-        .definedBy("io.quotaauthority.text..", "io.quotaauthority.provider..")
+        .definedBy(
+            "io.quotaauthority.text..",
+            "io.quotaauthority.provider..",
+            "io.quotaauthority.threads..")
         .whereLayer("Cli")
         .mayNotBeAccessedByAnyLayer()
         .whereLayer("Root")
@@ -96,12 +99,16 @@ class ArchitectureTest {
   void leaves_dependOnNothingOfOurs() {
     noClasses()
         .that()
-        .resideInAnyPackage("io.quotaauthority.text..", "io.quotaauthority.provider..")
+        .resideInAnyPackage(
+            "io.quotaauthority.text..",
+            "io.quotaauthority.provider..",
+            "io.quotaauthority.threads..")
         .should()
         .dependOnClassesThat()
         .resideOutsideOfPackages(
             "io.quotaauthority.text..",
             "io.quotaauthority.provider..",
+            "io.quotaauthority.threads..",
             "java..",
             "com.fasterxml.jackson..")
         .check(classes);
@@ -149,7 +156,8 @@ class ArchitectureTest {
             "io.quotaauthority.store..",
             "io.quotaauthority.config..",
             "io.quotaauthority.text..",
-            "io.quotaauthority.provider..")
+            "io.quotaauthority.provider..",
+            "io.quotaauthority.threads..")
         .should()
         .dependOnClassesThat()
         .resideInAPackage("io.grpc..")

@@ -27,6 +27,7 @@ import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpUtil;
 import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpVersion;
 import io.grpc.netty.shaded.io.netty.handler.codec.http.QueryStringDecoder;
 import io.grpc.netty.shaded.io.netty.util.concurrent.ScheduledFuture;
+import io.quotaauthority.threads.DaemonThreads;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -36,7 +37,6 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -125,18 +125,11 @@ public final class HttpListener implements AutoCloseable {
   private final ConcurrentLinkedDeque<Channel> open = new ConcurrentLinkedDeque<>();
 
   private HttpListener(Config config, AsyncHandler handler) throws IOException {
-    AtomicInteger n = new AtomicInteger();
     // One thread: enough for probes and scrapes whose answers are in memory, and the bound on
     // what this port can ever cost the process.
     group =
         new MultiThreadIoEventLoopGroup(
-            1,
-            r -> {
-              Thread t = new Thread(r, config.name() + "-http-" + n.incrementAndGet());
-              t.setDaemon(true);
-              return t;
-            },
-            NioIoHandler.newFactory());
+            1, DaemonThreads.numbered(config.name() + "-http"), NioIoHandler.newFactory());
     InetSocketAddress address =
         config.bind() == null
             ? new InetSocketAddress(config.port())

@@ -1,13 +1,12 @@
 package io.quotaauthority.metering;
 
+import io.quotaauthority.threads.DaemonThreads;
 import java.util.ArrayDeque;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
-import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,7 +46,7 @@ public final class MeteringExecutor implements AutoCloseable {
             0,
             TimeUnit.SECONDS,
             new LinkedBlockingQueue<>(),
-            daemonThreads("metering"));
+            DaemonThreads.numbered("metering"));
     this.pending = new Semaphore(maxPending);
     this.maxPending = maxPending;
   }
@@ -194,14 +193,5 @@ public final class MeteringExecutor implements AutoCloseable {
       // A task's failure must not stop the lane: later tasks of the stream still have to run.
       log.warn("metering task failed", e);
     }
-  }
-
-  private static ThreadFactory daemonThreads(String name) {
-    AtomicInteger n = new AtomicInteger();
-    return r -> {
-      Thread t = new Thread(r, name + "-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    };
   }
 }

@@ -3,13 +3,13 @@ package io.quotaauthority.metering;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quotaauthority.config.ConfigException;
+import io.quotaauthority.threads.DaemonThreads;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.Optional;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
@@ -144,13 +144,7 @@ public final class ReloadingPriceTable implements Supplier<PriceTable>, AutoClos
   }
 
   private synchronized void startPolling(Duration every) {
-    poller =
-        Executors.newSingleThreadScheduledExecutor(
-            r -> {
-              Thread t = new Thread(r, "price-table-poller");
-              t.setDaemon(true);
-              return t;
-            });
+    poller = DaemonThreads.scheduler("price-table-poller");
     poller.scheduleWithFixedDelay(
         () -> {
           try {

@@ -2,12 +2,12 @@ package io.quotaauthority.ops;
 
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.protobuf.services.HealthStatusManager;
+import io.quotaauthority.threads.DaemonThreads;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
@@ -60,13 +60,7 @@ public final class Readiness implements AutoCloseable {
     this.checks = new CopyOnWriteArrayList<>(checks);
     this.health = health;
     this.interval = interval;
-    this.probeThread =
-        Executors.newSingleThreadScheduledExecutor(
-            r -> {
-              Thread t = new Thread(r, "readiness-probe");
-              t.setDaemon(true);
-              return t;
-            });
+    this.probeThread = DaemonThreads.scheduler("readiness-probe");
   }
 
   /**

@@ -2,6 +2,7 @@ package io.quotaauthority.store;
 
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.PeriodBudget;
+import io.quotaauthority.threads.DaemonThreads;
 import java.math.BigDecimal;
 import java.sql.Array;
 import java.sql.Connection;
@@ -14,7 +15,6 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -165,13 +165,7 @@ public final class BudgetPeriods implements AutoCloseable {
 
   /** Sweeps every {@code every} on its own thread, handing each rolled row to {@code apply}. */
   public synchronized void start(Duration every, Consumer<KeyRecord> apply) {
-    sweeper =
-        Executors.newSingleThreadScheduledExecutor(
-            r -> {
-              Thread t = new Thread(r, "budget-periods");
-              t.setDaemon(true);
-              return t;
-            });
+    sweeper = DaemonThreads.scheduler("budget-periods");
     sweeper.scheduleWithFixedDelay(
         () -> {
           try {

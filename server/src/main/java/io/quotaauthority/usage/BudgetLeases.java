@@ -1,6 +1,7 @@
 package io.quotaauthority.usage;
 
 import io.quotaauthority.keys.Money;
+import io.quotaauthority.threads.DaemonThreads;
 import java.math.BigDecimal;
 import java.math.RoundingMode;
 import java.time.Clock;
@@ -11,12 +12,10 @@ import java.util.Optional;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -543,16 +542,9 @@ public final class BudgetLeases {
    */
   public synchronized BudgetLeases start(Duration every) {
     if (maintainer == null) {
-      maintainer =
-          Executors.newSingleThreadScheduledExecutor(
-              r -> {
-                Thread t = new Thread(r, "budget-leases");
-                t.setDaemon(true);
-                return t;
-              });
+      maintainer = DaemonThreads.scheduler("budget-leases");
       long millis = Math.max(1, every.toMillis());
       maintainer.scheduleWithFixedDelay(this::maintain, millis, millis, TimeUnit.MILLISECONDS);
-      AtomicInteger n = new AtomicInteger();
       askers =
           new ThreadPoolExecutor(
               ASKERS,
@@ -560,11 +552,7 @@ public final class BudgetLeases {
               30,
               TimeUnit.SECONDS,
               new ArrayBlockingQueue<>(ASK_QUEUE),
-              r -> {
-                Thread t = new Thread(r, "lease-asker-" + n.incrementAndGet());
-                t.setDaemon(true);
-                return t;
-              });
+              DaemonThreads.numbered("lease-asker"));
       askers.allowCoreThreadTimeOut(true);
     }
     return this;

@@ -1,5 +1,6 @@
 package io.quotaauthority.usage;
 
+import io.quotaauthority.threads.DaemonThreads;
 import java.math.BigDecimal;
 import java.time.Clock;
 import java.time.Duration;
@@ -10,7 +11,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -279,13 +279,7 @@ public final class ReporterHolds {
    */
   public synchronized ReporterHolds start(Duration every) {
     if (rounds == null) {
-      rounds =
-          Executors.newSingleThreadScheduledExecutor(
-              r -> {
-                Thread t = new Thread(r, "reporter-holds");
-                t.setDaemon(true);
-                return t;
-              });
+      rounds = DaemonThreads.scheduler("reporter-holds");
       long millis = Math.max(1, every.toMillis());
       rounds.scheduleWithFixedDelay(this::safeMaintain, millis, millis, TimeUnit.MILLISECONDS);
     }

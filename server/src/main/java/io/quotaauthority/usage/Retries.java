@@ -1,5 +1,6 @@
 package io.quotaauthority.usage;
 
+import io.quotaauthority.threads.DaemonThreads;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -9,7 +10,6 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -32,14 +32,7 @@ public final class Retries implements AutoCloseable {
 
   /** One daemon thread, started on the first schedule (never by the constructor). */
   public Retries(String threadName) {
-    AtomicInteger n = new AtomicInteger();
-    this.scheduler =
-        Executors.newSingleThreadScheduledExecutor(
-            r -> {
-              Thread t = new Thread(r, threadName + "-" + n.incrementAndGet());
-              t.setDaemon(true);
-              return t;
-            });
+    this.scheduler = Executors.newSingleThreadScheduledExecutor(DaemonThreads.numbered(threadName));
   }
 
   /** A task that runs once: at its time, or at the drain, whichever comes first. */
