@@ -79,157 +79,17 @@ public final class KeyAdmin {
   }
 
   /**
+   * A new key with every field: its policy lists (README "Key policies"), each validated here (a
+   * bad entry throws IllegalArgumentException naming the field and the entry, and nothing is
+   * written), the periodic budget, the reporter hold, the spending windows and the rate limits.
+   *
    * @param maxConcurrentRequests 0 (no cap) to {@link KeyRecord#MAX_CONCURRENT_REQUESTS}
-   */
-  public Created create(
-      String name, String quotaUsd, Instant expiresAt, int maxConcurrentRequests, String actor) {
-    return create(
-        name, quotaUsd, expiresAt, maxConcurrentRequests, List.of(), List.of(), List.of(), actor);
-  }
-
-  /**
-   * As above, with the key's policy lists (README "Key policies"), each validated here: a bad entry
-   * throws IllegalArgumentException naming the field and the entry, and nothing is written.
-   */
-  public Created create(
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      int maxConcurrentRequests,
-      List<String> ipAllow,
-      List<String> ipDeny,
-      List<String> modelAllow,
-      String actor) {
-    return create(
-        name,
-        quotaUsd,
-        expiresAt,
-        maxConcurrentRequests,
-        ipAllow,
-        ipDeny,
-        modelAllow,
-        new PeriodInput("", "", ""),
-        actor);
-  }
-
-  /**
-   * As above, with a reporter hold at Check (README "Holds for usage-stream reporters").
-   *
-   * @param holdUsdPerRequest empty or "0" for no reporter hold at Check
+   * @param holdUsdPerRequest empty or "0" for no reporter hold at Check (README "Holds for
+   *     usage-stream reporters")
    * @param holdExpiry a HoldExpiry name; unspecified is CHARGE
-   */
-  public Created create(
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      int maxConcurrentRequests,
-      String holdUsdPerRequest,
-      String holdExpiry,
-      String actor) {
-    return create(
-        name,
-        quotaUsd,
-        expiresAt,
-        maxConcurrentRequests,
-        List.of(),
-        List.of(),
-        List.of(),
-        new PeriodInput("", "", ""),
-        holdUsdPerRequest,
-        holdExpiry,
-        actor);
-  }
-
-  /** As above, with a periodic budget. */
-  public Created create(
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      int maxConcurrentRequests,
-      List<String> ipAllow,
-      List<String> ipDeny,
-      List<String> modelAllow,
-      PeriodInput period,
-      String actor) {
-    return create(
-        name,
-        quotaUsd,
-        expiresAt,
-        maxConcurrentRequests,
-        ipAllow,
-        ipDeny,
-        modelAllow,
-        period,
-        "",
-        "HOLD_EXPIRY_UNSPECIFIED",
-        actor);
-  }
-
-  /** The policies, the periodic budget and the reporter hold, no spending window. */
-  public Created create(
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      int maxConcurrentRequests,
-      List<String> ipAllow,
-      List<String> ipDeny,
-      List<String> modelAllow,
-      PeriodInput period,
-      String holdUsdPerRequest,
-      String holdExpiry,
-      String actor) {
-    return create(
-        name,
-        quotaUsd,
-        expiresAt,
-        maxConcurrentRequests,
-        ipAllow,
-        ipDeny,
-        modelAllow,
-        period,
-        holdUsdPerRequest,
-        holdExpiry,
-        Map.of(),
-        actor);
-  }
-
-  /**
-   * Every field of a new key: the policies, the periodic budget, the reporter hold and the spending
-   * windows.
-   *
    * @param windows the window amounts as sent; empty or "0" for none
+   * @param requestsPerMinute 0 for no limit, as {@code tokensPerMinute}
    */
-  public Created create(
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      int maxConcurrentRequests,
-      List<String> ipAllow,
-      List<String> ipDeny,
-      List<String> modelAllow,
-      PeriodInput period,
-      String holdUsdPerRequest,
-      String holdExpiry,
-      Map<SpendWindows.Window, String> windows,
-      String actor) {
-    return create(
-        name,
-        quotaUsd,
-        expiresAt,
-        maxConcurrentRequests,
-        ipAllow,
-        ipDeny,
-        modelAllow,
-        period,
-        holdUsdPerRequest,
-        holdExpiry,
-        windows,
-        0,
-        0,
-        actor);
-  }
-
-  /** Every field of a new key, with its rate limits (0 for none). */
   public Created create(
       String name,
       String quotaUsd,

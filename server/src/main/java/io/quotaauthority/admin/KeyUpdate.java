@@ -53,69 +53,6 @@ public record KeyUpdate(
     windows = windows == null ? Map.of() : Map.copyOf(windows);
   }
 
-  /** Without rate limits. */
-  public KeyUpdate(
-      String name,
-      BigDecimal quota,
-      boolean setExpiresAt,
-      Instant expiresAt,
-      KeyRecord.StoredStatus status,
-      Integer maxConcurrentRequests,
-      IpRanges ipAllow,
-      IpRanges ipDeny,
-      ModelAllowList modelAllow,
-      PeriodChange period,
-      BigDecimal holdPerRequest,
-      KeyRecord.HoldExpiry holdExpiry,
-      Map<SpendWindows.Window, BigDecimal> windows) {
-    this(
-        name,
-        quota,
-        setExpiresAt,
-        expiresAt,
-        status,
-        maxConcurrentRequests,
-        ipAllow,
-        ipDeny,
-        modelAllow,
-        period,
-        holdPerRequest,
-        holdExpiry,
-        windows,
-        null,
-        null);
-  }
-
-  /** Without spending windows. */
-  public KeyUpdate(
-      String name,
-      BigDecimal quota,
-      boolean setExpiresAt,
-      Instant expiresAt,
-      KeyRecord.StoredStatus status,
-      Integer maxConcurrentRequests,
-      IpRanges ipAllow,
-      IpRanges ipDeny,
-      ModelAllowList modelAllow,
-      PeriodChange period,
-      BigDecimal holdPerRequest,
-      KeyRecord.HoldExpiry holdExpiry) {
-    this(
-        name,
-        quota,
-        setExpiresAt,
-        expiresAt,
-        status,
-        maxConcurrentRequests,
-        ipAllow,
-        ipDeny,
-        modelAllow,
-        period,
-        holdPerRequest,
-        holdExpiry,
-        Map.of());
-  }
-
   /**
    * The periodic budget paths named in a mask; each field null when its path is not named.
    *
@@ -171,191 +108,28 @@ public record KeyUpdate(
           "requests_per_minute",
           "tokens_per_minute");
 
-  /** An update of the original five fields only. */
-  public KeyUpdate(
-      String name,
-      BigDecimal quota,
-      boolean setExpiresAt,
-      Instant expiresAt,
-      KeyRecord.StoredStatus status,
-      Integer maxConcurrentRequests) {
-    this(
-        name,
-        quota,
-        setExpiresAt,
-        expiresAt,
-        status,
-        maxConcurrentRequests,
-        null,
-        null,
-        null,
-        null,
-        null,
-        null);
-  }
-
   /**
    * Reads the named paths from the given values; throws IllegalArgumentException naming the field
    * for an unknown path, an empty mask or a bad value.
    *
+   * <ul>
+   *   <li>A named policy list (README "Key policies") replaces the stored one whole; empty removes
+   *       it (a repeated field has no "unset" to tell apart).
+   *   <li>budget_period must name a period under the mask ("none" removes it, an empty value is
+   *       refused), budget_reset_time HH:MM, budget_time_zone an IANA name.
+   *   <li>An empty hold_usd_per_request under the mask is refused ("0" stops the holds), an
+   *       unspecified hold_expiry too (README "Holds for usage-stream reporters").
+   *   <li>A named window_*_usd must carry an amount, "0" removing the window; an empty one is
+   *       refused.
+   *   <li>The rate limits are read as given under the mask (an integer has no "unset"; 0 removes
+   *       the limit).
+   * </ul>
+   *
    * @param status "ACTIVE" or "DISABLED" (the KeyStatus name without its prefix)
    * @param maxConcurrentRequests read as given: an int32 has no "unset", and 0 (no cap) is a value
    *     a client asks for by naming the path
-   */
-  public static KeyUpdate fromPaths(
-      Collection<String> paths,
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      String status,
-      int maxConcurrentRequests) {
-    return fromPaths(
-        paths,
-        name,
-        quotaUsd,
-        expiresAt,
-        status,
-        maxConcurrentRequests,
-        List.of(),
-        List.of(),
-        List.of());
-  }
-
-  /**
-   * As above, with the key's policy lists (README "Key policies"): a named list replaces the stored
-   * one whole; empty removes it (a repeated field has no "unset" to tell apart).
-   */
-  public static KeyUpdate fromPaths(
-      Collection<String> paths,
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      String status,
-      int maxConcurrentRequests,
-      List<String> ipAllow,
-      List<String> ipDeny,
-      List<String> modelAllow) {
-    return fromPaths(
-        paths,
-        name,
-        quotaUsd,
-        expiresAt,
-        status,
-        maxConcurrentRequests,
-        ipAllow,
-        ipDeny,
-        modelAllow,
-        new KeyAdmin.PeriodInput("", "", ""));
-  }
-
-  /**
-   * As above, with the periodic budget (README "Key policies"): budget_period must name a period
-   * under the mask ("none" removes it, an empty value is refused), budget_reset_time HH:MM,
-   * budget_time_zone an IANA name.
-   */
-  public static KeyUpdate fromPaths(
-      Collection<String> paths,
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      String status,
-      int maxConcurrentRequests,
-      List<String> ipAllow,
-      List<String> ipDeny,
-      List<String> modelAllow,
-      KeyAdmin.PeriodInput period) {
-    return fromPaths(
-        paths,
-        name,
-        quotaUsd,
-        expiresAt,
-        status,
-        maxConcurrentRequests,
-        ipAllow,
-        ipDeny,
-        modelAllow,
-        period,
-        "",
-        "HOLD_EXPIRY_UNSPECIFIED");
-  }
-
-  /**
-   * As above, with the key's reporter hold (README "Holds for usage-stream reporters"): an empty
-   * hold_usd_per_request under the mask is refused ("0" stops the holds), an unspecified
-   * hold_expiry too.
-   *
    * @param holdExpiry a HoldExpiry name
-   */
-  public static KeyUpdate fromPaths(
-      Collection<String> paths,
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      String status,
-      int maxConcurrentRequests,
-      List<String> ipAllow,
-      List<String> ipDeny,
-      List<String> modelAllow,
-      KeyAdmin.PeriodInput period,
-      String holdUsdPerRequest,
-      String holdExpiry) {
-    return fromPaths(
-        paths,
-        name,
-        quotaUsd,
-        expiresAt,
-        status,
-        maxConcurrentRequests,
-        ipAllow,
-        ipDeny,
-        modelAllow,
-        period,
-        holdUsdPerRequest,
-        holdExpiry,
-        Map.of());
-  }
-
-  /**
-   * As above, with the spending windows (README "Key policies"): a named window_*_usd must carry an
-   * amount, "0" removing the window; an empty one is refused.
-   *
    * @param windows the request's window amounts (absent reads as empty)
-   */
-  public static KeyUpdate fromPaths(
-      Collection<String> paths,
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      String status,
-      int maxConcurrentRequests,
-      List<String> ipAllow,
-      List<String> ipDeny,
-      List<String> modelAllow,
-      KeyAdmin.PeriodInput period,
-      String holdUsdPerRequest,
-      String holdExpiry,
-      Map<SpendWindows.Window, String> windows) {
-    return fromPaths(
-        paths,
-        name,
-        quotaUsd,
-        expiresAt,
-        status,
-        maxConcurrentRequests,
-        ipAllow,
-        ipDeny,
-        modelAllow,
-        period,
-        holdUsdPerRequest,
-        holdExpiry,
-        windows,
-        0,
-        0);
-  }
-
-  /**
-   * As above, with the rate limits: read as given under the mask (an integer has no "unset"; 0
-   * removes the limit).
    */
   public static KeyUpdate fromPaths(
       Collection<String> paths,

@@ -44,9 +44,7 @@ final class KeyActions {
   }
 
   /** A key's reporter-hold fields as given; null means "not given". */
-  record Holds(String usdPerRequest, HoldExpiry expiry) {
-    static final Holds NONE = new Holds(null, null);
-  }
+  record Holds(String usdPerRequest, HoldExpiry expiry) {}
 
   /** The fields an update changes; null means "not given". */
   record Changes(
@@ -65,88 +63,6 @@ final class KeyActions {
       Map<String, String> windows,
       Long rpm,
       Long tpm) {
-    Changes(
-        String name,
-        String quotaUsd,
-        Instant expiresAt,
-        KeyStatus status,
-        Integer maxConcurrentRequests,
-        List<String> ipAllow,
-        List<String> ipDeny,
-        List<String> models,
-        String period,
-        String periodReset,
-        String periodZone,
-        Holds holds,
-        Map<String, String> windows) {
-      this(
-          name,
-          quotaUsd,
-          expiresAt,
-          status,
-          maxConcurrentRequests,
-          ipAllow,
-          ipDeny,
-          models,
-          period,
-          periodReset,
-          periodZone,
-          holds,
-          windows,
-          null,
-          null);
-    }
-
-    Changes(
-        String name,
-        String quotaUsd,
-        Instant expiresAt,
-        KeyStatus status,
-        Integer maxConcurrentRequests,
-        List<String> ipAllow,
-        List<String> ipDeny,
-        List<String> models,
-        String period,
-        String periodReset,
-        String periodZone,
-        Holds holds) {
-      this(
-          name,
-          quotaUsd,
-          expiresAt,
-          status,
-          maxConcurrentRequests,
-          ipAllow,
-          ipDeny,
-          models,
-          period,
-          periodReset,
-          periodZone,
-          holds,
-          null);
-    }
-
-    Changes(
-        String name,
-        String quotaUsd,
-        Instant expiresAt,
-        KeyStatus status,
-        Integer maxConcurrentRequests) {
-      this(
-          name,
-          quotaUsd,
-          expiresAt,
-          status,
-          maxConcurrentRequests,
-          null,
-          null,
-          null,
-          null,
-          null,
-          null,
-          Holds.NONE);
-    }
-
     /** At least one field is set, or the usage error that says which could be. */
     Changes requireAny() {
       if (name == null
@@ -186,33 +102,11 @@ final class KeyActions {
       String periodZone,
       Map<String, String> windows,
       Long rpm,
-      Long tpm) {
-    static final Policies NONE = new Policies(null, null, null, null, null, null, null, null, null);
-  }
+      Long tpm) {}
 
   /**
    * @param maxConcurrentRequests null when not given (the server's default: no cap)
    */
-  int create(
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      Integer maxConcurrentRequests,
-      Holds holds,
-      Output output) {
-    return create(name, quotaUsd, expiresAt, maxConcurrentRequests, Policies.NONE, holds, output);
-  }
-
-  int create(
-      String name,
-      String quotaUsd,
-      Instant expiresAt,
-      Integer maxConcurrentRequests,
-      Policies policies,
-      Output output) {
-    return create(name, quotaUsd, expiresAt, maxConcurrentRequests, policies, Holds.NONE, output);
-  }
-
   int create(
       String name,
       String quotaUsd,

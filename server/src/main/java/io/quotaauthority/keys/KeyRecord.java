@@ -70,169 +70,9 @@ public record KeyRecord(
   }
 
   /**
-   * A row read without its lifetime spend (api_keys.spent_usd: every USD ever charged, never reset;
-   * only the spending windows read it).
+   * A row with only its lifetime columns: nothing leased, no concurrency cap, no reporter hold, no
+   * policy, nothing spent (tests and simple rows; {@link #withPolicies} adds policies).
    */
-  public KeyRecord(
-      long id,
-      String name,
-      KeyHash keyHash,
-      String keyPrefix,
-      StoredStatus status,
-      BigDecimal quota,
-      BigDecimal quotaUsed,
-      Instant expiresAt,
-      Instant createdAt,
-      Instant updatedAt,
-      Instant deletedAt,
-      long version,
-      BigDecimal leased,
-      int maxConcurrentRequests,
-      int slotsLeased,
-      BigDecimal holdUsdPerRequest,
-      HoldExpiry holdExpiry,
-      KeyPolicies policies) {
-    this(
-        id,
-        name,
-        keyHash,
-        keyPrefix,
-        status,
-        quota,
-        quotaUsed,
-        expiresAt,
-        createdAt,
-        updatedAt,
-        deletedAt,
-        version,
-        leased,
-        maxConcurrentRequests,
-        slotsLeased,
-        holdUsdPerRequest,
-        holdExpiry,
-        policies,
-        BigDecimal.ZERO,
-        0);
-  }
-
-  /** A row without policies (README "Key policies"). */
-  public KeyRecord(
-      long id,
-      String name,
-      KeyHash keyHash,
-      String keyPrefix,
-      StoredStatus status,
-      BigDecimal quota,
-      BigDecimal quotaUsed,
-      Instant expiresAt,
-      Instant createdAt,
-      Instant updatedAt,
-      Instant deletedAt,
-      long version,
-      BigDecimal leased,
-      int maxConcurrentRequests,
-      int slotsLeased,
-      BigDecimal holdUsdPerRequest,
-      HoldExpiry holdExpiry) {
-    this(
-        id,
-        name,
-        keyHash,
-        keyPrefix,
-        status,
-        quota,
-        quotaUsed,
-        expiresAt,
-        createdAt,
-        updatedAt,
-        deletedAt,
-        version,
-        leased,
-        maxConcurrentRequests,
-        slotsLeased,
-        holdUsdPerRequest,
-        holdExpiry,
-        KeyPolicies.NONE);
-  }
-
-  /** A row without its reporter-hold columns (no hold at Check). */
-  public KeyRecord(
-      long id,
-      String name,
-      KeyHash keyHash,
-      String keyPrefix,
-      StoredStatus status,
-      BigDecimal quota,
-      BigDecimal quotaUsed,
-      Instant expiresAt,
-      Instant createdAt,
-      Instant updatedAt,
-      Instant deletedAt,
-      long version,
-      BigDecimal leased,
-      int maxConcurrentRequests,
-      int slotsLeased,
-      KeyPolicies policies) {
-    this(
-        id,
-        name,
-        keyHash,
-        keyPrefix,
-        status,
-        quota,
-        quotaUsed,
-        expiresAt,
-        createdAt,
-        updatedAt,
-        deletedAt,
-        version,
-        leased,
-        maxConcurrentRequests,
-        slotsLeased,
-        BigDecimal.ZERO,
-        HoldExpiry.CHARGE,
-        policies);
-  }
-
-  /** A row without reporter holds or policies. */
-  public KeyRecord(
-      long id,
-      String name,
-      KeyHash keyHash,
-      String keyPrefix,
-      StoredStatus status,
-      BigDecimal quota,
-      BigDecimal quotaUsed,
-      Instant expiresAt,
-      Instant createdAt,
-      Instant updatedAt,
-      Instant deletedAt,
-      long version,
-      BigDecimal leased,
-      int maxConcurrentRequests,
-      int slotsLeased) {
-    this(
-        id,
-        name,
-        keyHash,
-        keyPrefix,
-        status,
-        quota,
-        quotaUsed,
-        expiresAt,
-        createdAt,
-        updatedAt,
-        deletedAt,
-        version,
-        leased,
-        maxConcurrentRequests,
-        slotsLeased,
-        BigDecimal.ZERO,
-        HoldExpiry.CHARGE,
-        KeyPolicies.NONE);
-  }
-
-  /** A row read without its leased amount (zero) or its concurrency columns (no cap). */
   public KeyRecord(
       long id,
       String name,
@@ -264,7 +104,34 @@ public record KeyRecord(
         0,
         BigDecimal.ZERO,
         HoldExpiry.CHARGE,
-        KeyPolicies.NONE);
+        KeyPolicies.NONE,
+        BigDecimal.ZERO,
+        0);
+  }
+
+  /** This row with {@code p} as its policies, every other column the same. */
+  public KeyRecord withPolicies(KeyPolicies p) {
+    return new KeyRecord(
+        id,
+        name,
+        keyHash,
+        keyPrefix,
+        status,
+        quota,
+        quotaUsed,
+        expiresAt,
+        createdAt,
+        updatedAt,
+        deletedAt,
+        version,
+        leased,
+        maxConcurrentRequests,
+        slotsLeased,
+        holdUsdPerRequest,
+        holdExpiry,
+        p,
+        spentUsd,
+        tokensUsed);
   }
 
   /** The status column: the only two a key can be set to. */

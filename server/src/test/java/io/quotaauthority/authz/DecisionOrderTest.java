@@ -106,22 +106,19 @@ class DecisionOrderTest {
                 ? SpendWindows.NONE
                 : SpendWindows.of(new BigDecimal(k.window5h()), null, null, null));
     return new KeyRecord(
-        id,
-        "k" + id,
-        SecretHasher.hash(secret),
-        secret.substring(0, 8),
-        k.disabled() ? KeyRecord.StoredStatus.DISABLED : KeyRecord.StoredStatus.ACTIVE,
-        new BigDecimal(k.quota()),
-        new BigDecimal(k.used()),
-        k.expired() ? NOW.minusSeconds(1) : null,
-        NOW.minusSeconds(60),
-        NOW.minusSeconds(60),
-        null,
-        1,
-        BigDecimal.ZERO,
-        0,
-        0,
-        policies);
+            id,
+            "k" + id,
+            SecretHasher.hash(secret),
+            secret.substring(0, 8),
+            k.disabled() ? KeyRecord.StoredStatus.DISABLED : KeyRecord.StoredStatus.ACTIVE,
+            new BigDecimal(k.quota()),
+            new BigDecimal(k.used()),
+            k.expired() ? NOW.minusSeconds(1) : null,
+            NOW.minusSeconds(60),
+            NOW.minusSeconds(60),
+            null,
+            1)
+        .withPolicies(policies);
   }
 
   static final class Lookup implements KeyLookup {
@@ -444,26 +441,7 @@ class DecisionOrderTest {
                     ? SpendWindows.NONE
                     : SpendWindows.of(new BigDecimal("2"), null, null, null))
             .withRates(io.quotaauthority.keys.RateLimits.of(rpm, tpm));
-    KeyRecord r0 =
-        new KeyRecord(
-            base.id(),
-            base.name(),
-            base.keyHash(),
-            base.keyPrefix(),
-            base.status(),
-            base.quota(),
-            base.quotaUsed(),
-            base.expiresAt(),
-            base.createdAt(),
-            base.updatedAt(),
-            null,
-            1,
-            BigDecimal.ZERO,
-            0,
-            0,
-            BigDecimal.ZERO,
-            KeyRecord.HoldExpiry.CHARGE,
-            policies);
+    KeyRecord r0 = base.withPolicies(policies);
     Lookup lookup = new Lookup();
     lookup.rows.put(SecretHasher.hash(secret), r0);
     long nowMinute = NOW.getEpochSecond() / 60;
