@@ -8,6 +8,7 @@ import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyLookup;
 import io.quotaauthority.keys.KeyRecord;
+import io.quotaauthority.keys.LiveKeyHashes;
 import io.quotaauthority.keys.PendingUsage;
 import io.quotaauthority.store.KeyRepository;
 import java.lang.management.ManagementFactory;
@@ -26,12 +27,13 @@ import javax.management.ObjectName;
 /**
  * The cache memory probe, run by the bench in a JVM of its own so nothing else is on its heap:
  * {@code java -cp quota-bench.jar io.quotaauthority.bench.CacheMemory <keys> <jdbc url> <user>}. It
- * fills the server's {@link KeyCache} (default maximum size) through {@link KeyCache#apply} with
- * the bench keys read back from the database by the server's own {@link KeyRepository}, so each
- * record is exactly what a cache miss installs (pgjdbc's BigDecimals included), then runs one Check
- * per key through the server's {@link Authorizer} (whatever Check leaves per key counts too),
- * measuring live heap after full GCs each time. It prints {@code RESULT name value} and {@code
- * CLASS ...} lines for the bench to read.
+ * fills the server's {@link KeyCache} (default maximum size) the way a server starting on that
+ * database does (KeyChangeListener): every live key's hash streamed into the live-key set, then the
+ * keys themselves streamed into the cache through {@link KeyCache#fill}, both by the server's own
+ * {@link KeyRepository} queries (pgjdbc's BigDecimals included); then it runs one Check per key
+ * through the server's {@link Authorizer} (whatever Check leaves per key counts too), measuring
+ * live heap after full GCs each time. It prints {@code RESULT name value} and {@code CLASS ...}
+ * lines for the bench to read.
  */
 public final class CacheMemory {
   private CacheMemory() {}
@@ -47,23 +49,23 @@ public final class CacheMemory {
 
     long t0 = System.nanoTime();
     KeyRepository keys = new KeyRepository(null);
-    long applied = 0;
+    long[] filledKeys = {0};
     try (Connection c = DriverManager.getConnection(url, user, "")) {
-      long after = 0;
-      while (applied < n) {
-        // Pages of the size the server's bulk reads use; after five executions pgjdbc switches to
-        // a server-prepared statement with binary results, as on a long-running server.
-        List<KeyRecord> page = keys.page(c, after, (int) Math.min(1_000, n - applied));
-        if (page.isEmpty()) {
-          break;
-        }
-        for (KeyRecord r : page) {
-          cache.apply(r);
-        }
-        applied += page.size();
-        after = page.get(page.size() - 1).id();
-      }
+      // The live set first, as the listener loads it before the fill: one sorted long[] of four
+      // longs per key, the state a started server holds (keys created later sit in a small set
+      // until the next reload folds them in).
+      LiveKeyHashes.Loader loader = cache.liveHashes().beginLoad();
+      keys.streamLiveHashes(c, loader::add);
+      cache.liveHashes().finish(loader);
+      keys.streamLiveKeys(
+          c,
+          n,
+          r -> {
+            cache.fill(r);
+            filledKeys[0]++;
+          });
     }
+    long applied = filledKeys[0];
     if (applied < n) {
       throw new IllegalStateException("only " + applied + " of " + n + " keys in the database");
     }
@@ -155,7 +157,7 @@ public final class CacheMemory {
     }
   }
 
-  /** The cache is filled by apply(); a miss never reaches a store. */
+  /** The cache is filled before any Check; a miss never reaches a store. */
   private static final class NoStore implements KeyLookup {
     @Override
     public Optional<KeyRecord> findByHash(KeyHash hash) {

@@ -735,20 +735,23 @@ final class Report {
     para(
         String.format(
             Locale.ROOT,
-            "In a JVM of its own (-Xmx4g, G1): the server's KeyCache (maximum "
-                + "size %s, the default) filled through KeyCache.apply with the %s bench keys as the server's "
-                + "KeyRepository reads them from PostgreSQL (quota NUMERIC(20,8), two thirds of the keys with "
-                + "quota_used > 0, half with an expiry; pgjdbc's binary numerics carry a BigInteger each), then one "
-                + "Check per key through the server's Authorizer (which keeps nothing per key since the allow is "
-                + "written per Check; the difference is what checking leaves, class loading included). Used heap after three System.gc() each time; the class rows are GC.class_histogram "
-                + "differences against the empty cache.",
+            "In a JVM of its own (-Xmx4g, G1): the server's KeyCache (maximum size %s, the"
+                + " default) filled with the %s bench keys as a server starting on that database"
+                + " fills it: every live key's hash streamed into the live-key set (one sorted"
+                + " long[], four longs a key), then every live key streamed into the cache through"
+                + " KeyCache.fill, both by the server's own KeyRepository queries (quota"
+                + " NUMERIC(20,8), two thirds of the keys with quota_used > 0, half with an"
+                + " expiry). Then one Check per key through the server's Authorizer (the"
+                + " difference is what checking leaves, class loading included). Used heap after"
+                + " three System.gc() each time; the class rows are GC.class_histogram differences"
+                + " against the empty cache.",
             num(results.getOrDefault("maxKeys", 0L)),
             num(n)));
     table(
         List.of("State", "Heap per key", "Cached keys"),
         List.of(
             List.of(
-                "After apply() (the target's measure)",
+                "After the start-up fill (the target's measure)",
                 String.format(Locale.ROOT, "%.0f bytes", m.perKey()),
                 num(results.getOrDefault("cached", 0L))),
             List.of(
@@ -757,7 +760,7 @@ final class Report {
                     + " allowed)",
                 String.format(Locale.ROOT, "%.0f bytes", m.perKeyChecked()),
                 num(results.getOrDefault("cached", 0L)))));
-    line("After apply():\n");
+    line("After the start-up fill:\n");
     table(List.of("Class", "Instances", "Bytes per key"), classRows(m.filled(), m.keysAsked()));
     line("After one Check per key:\n");
     table(List.of("Class", "Instances", "Bytes per key"), classRows(m.checked(), m.keysAsked()));

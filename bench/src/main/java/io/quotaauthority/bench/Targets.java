@@ -541,7 +541,7 @@ final class Targets {
     double perKey = m.perKey();
     target(
         "Cache memory",
-        "heap per cached key (" + Report.num(m.keys()) + " keys, after apply)",
+        "heap per cached key (" + Report.num(m.keys()) + " keys, after the start-up fill)",
         String.format(Locale.ROOT, "%.0f B", perKey),
         "≤ 300 B",
         perKey <= BYTES_PER_KEY);

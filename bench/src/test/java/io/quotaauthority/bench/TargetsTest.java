@@ -233,7 +233,7 @@ class TargetsTest {
 
     assertThat(v.targets()).hasSize(2).extracting(Targets.Target::met).containsOnlyNulls();
     assertThat(v.targets().get(0).measure())
-        .isEqualTo("heap per cached key (1,000 keys, after apply)");
+        .isEqualTo("heap per cached key (1,000 keys, after the start-up fill)");
   }
 
   private static Targets.Verdict policies(
