@@ -22,17 +22,24 @@ import org.slf4j.LoggerFactory;
  * Keeps this instance's cache in step with the database. One thread LISTENs on a dedicated
  * connection for key changes. A notification is only a hint naming a key: the thread re-reads the
  * rows named (all that have arrived, in one query, on its own connection, never the pool's) and
- * caches what the rows say; see {@link KeyChange}. The same thread refreshes every cached key in
- * bulk each {@code refreshInterval}, the bound on staleness should a notification be lost, and
+ * caches what the rows say; see {@link KeyChange}. The same thread re-reads every cached key once
+ * each {@code refreshInterval}, the bound on staleness should a notification be lost, in chunks
+ * spread over the interval with the notifications answered between them ({@link RefreshPass}), and
  * reloads the set of live key hashes after every (re)connect and every {@link #HASH_RELOAD_EVERY}
- * refreshes. After a lost connection it reconnects with backoff and refreshes everything cached
- * before it trusts the cache again.
+ * passes. After a lost connection it reconnects with backoff and refreshes everything cached before
+ * it trusts the cache again.
  */
 public final class KeyChangeListener implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(KeyChangeListener.class);
 
   /** Ids per bulk query: large enough to be one round trip for most deployments. */
   static final int REFRESH_CHUNK = 5_000;
+
+  /**
+   * Ids per query of the periodic pass, smaller: a notification arriving meanwhile waits for one
+   * such query (a few ms), and the pass makes up the count in more, evenly spread queries.
+   */
+  static final int PASS_CHUNK = 1_000;
 
   static final long MAX_BACKOFF_MILLIS = 5_000;
 
@@ -183,10 +190,9 @@ public final class KeyChangeListener implements AutoCloseable {
   }
 
   private void listen(Connection c, PGConnection pg) throws SQLException {
-    long nextRefresh = System.nanoTime() + refreshIntervalNanos;
-    int refreshes = 0;
+    RefreshPass refresh = new RefreshPass(refreshIntervalNanos, PASS_CHUNK, System.nanoTime());
     while (!stopping) {
-      long waitMillis = Math.max(1, (nextRefresh - System.nanoTime()) / 1_000_000);
+      long waitMillis = Math.max(1, (refresh.nextDue() - System.nanoTime()) / 1_000_000);
       // Blocks until a notification arrives or the wait ends; also notices a dead connection.
       PGNotification[] batch = pg.getNotifications((int) Math.min(waitMillis, 500));
       if (batch != null && batch.length > 0) {
@@ -194,12 +200,15 @@ public final class KeyChangeListener implements AutoCloseable {
         gather(pg, all);
         apply(c, all);
       }
-      if (System.nanoTime() - nextRefresh >= 0) {
-        if (++refreshes % HASH_RELOAD_EVERY == 0) {
+      long now = System.nanoTime();
+      if (refresh.due(now)) {
+        if (refresh.betweenPasses()
+            && refresh.start(cache.cachedIds(), now) % HASH_RELOAD_EVERY == 0) {
           reloadHashes(c);
         }
-        refreshAll(c);
-        nextRefresh = System.nanoTime() + refreshIntervalNanos;
+        // One chunk, then back to the notifications: a change waits for one query at most.
+        readIds(c, refresh.take(), false);
+        refresh.ran(now, System.nanoTime());
       }
     }
   }
