@@ -25,7 +25,8 @@ final class Options {
                                trust auth; the bench creates a fresh database there and drops it after
         --pg-user NAME         default postgres
         --jvm-opts "OPTS"      JVM options of the server and of the baseline (default: %s)
-        --server-env K=V       extra environment for the Check server and both holds servers
+        --server-env K=V       extra environment for the Check server, both holds servers and
+                               scenario 10's two
                                (repeatable; the holds servers' QUOTA_HOLDS is the bench's)
         --ingest-env K=V       environment of the ingest server, replacing the tuned defaults
                                (repeatable; default: %s)

@@ -700,13 +700,16 @@ final class Report {
     para(
         String.format(
             Locale.ROOT,
-            "Two servers on the bench database, B's bulk refresh set to an hour so that a change"
+            "Two servers on the bench database, B caching its %s keys from its start, B's bulk"
+                + " refresh set to an hour (unless --server-env says otherwise: %s) so that a change"
                 + " reaches it only by its notification. %d rounds after %d of warm-up; each round"
                 + " makes every change below through A (admin API on A's admin port; the charge a"
                 + " usage report on A's stream, timed from its acknowledgement) and asks B's Check"
                 + " every half millisecond until it answers as the change demands; a change not"
                 + " seen within %d s counts as lost. The multi-instance tests prove each change"
                 + " arrives; how fast is this table's (target: p99 at most 100 ms, none lost).",
+            num(p.keys()),
+            p.refresh(),
             p.rounds(),
             PropagationScenario.WARMUP_ROUNDS,
             PropagationScenario.LOST_AFTER.toSeconds()));

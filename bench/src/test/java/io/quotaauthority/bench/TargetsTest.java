@@ -307,7 +307,10 @@ class TargetsTest {
     hundred[99] = 900.0;
     PropagationScenario.Result r =
         new PropagationScenario.Result(
-            100, List.of(kind("CreateKey", 0, hundred), kind("DeleteKey", 0, 3, 5, 7)));
+            100,
+            1_000,
+            "1h",
+            List.of(kind("CreateKey", 0, hundred), kind("DeleteKey", 0, 3, 5, 7)));
 
     Targets.Verdict v =
         Targets.judge(Options.parse(new String[0]), Results.NONE.withPropagation(r));
@@ -322,6 +325,8 @@ class TargetsTest {
     PropagationScenario.Result r =
         new PropagationScenario.Result(
             3,
+            1_000,
+            "1h",
             List.of(
                 kind("CreateKey", 0, 3, 4, 5),
                 kind("ResetQuota", 0, 3, 4, 120.5),
