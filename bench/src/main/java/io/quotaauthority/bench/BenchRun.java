@@ -1,5 +1,8 @@
 package io.quotaauthority.bench;
 
+import io.grpc.ClientInterceptor;
+import io.grpc.Metadata;
+import io.grpc.stub.MetadataUtils;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.URI;
@@ -201,6 +204,14 @@ final class BenchRun {
     Files.createDirectories(data);
     env.put("QUOTA_DATA_DIR", data.toString());
     return env;
+  }
+
+  /** Sends {@code authorization: Bearer <token>} on every call, as the server's ports expect. */
+  static ClientInterceptor bearer(String token) {
+    Metadata headers = new Metadata();
+    headers.put(
+        Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + token);
+    return MetadataUtils.newAttachHeadersInterceptor(headers);
   }
 
   /** Starts the no-op ext_authz baseline on {@code port}; stop it with {@link #stopBaseline}. */

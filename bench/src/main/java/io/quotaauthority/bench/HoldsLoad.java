@@ -10,11 +10,9 @@ import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.grpc.ManagedChannel;
-import io.grpc.Metadata;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
-import io.grpc.stub.MetadataUtils;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
@@ -185,10 +183,6 @@ final class HoldsLoad implements AutoCloseable {
   private final List<ExternalProcessorGrpc.ExternalProcessorStub> stubs = new ArrayList<>();
 
   HoldsLoad(int port, String meteringToken, int channelCount) {
-    Metadata auth = new Metadata();
-    auth.put(
-        Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER),
-        "Bearer " + meteringToken);
     for (int c = 0; c < channelCount; c++) {
       ManagedChannel ch =
           NettyChannelBuilder.forAddress(
@@ -199,9 +193,7 @@ final class HoldsLoad implements AutoCloseable {
               .maxInboundMessageSize(16 << 20)
               .build();
       channels.add(ch);
-      stubs.add(
-          ExternalProcessorGrpc.newStub(ch)
-              .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(auth)));
+      stubs.add(ExternalProcessorGrpc.newStub(ch).withInterceptors(BenchRun.bearer(meteringToken)));
     }
   }
 

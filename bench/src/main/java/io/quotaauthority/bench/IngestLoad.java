@@ -1,11 +1,9 @@
 package io.quotaauthority.bench;
 
 import io.grpc.ManagedChannel;
-import io.grpc.Metadata;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
-import io.grpc.stub.MetadataUtils;
 import io.quotaauthority.proto.v1.ReportUsageRequest;
 import io.quotaauthority.proto.v1.ReportUsageResponse;
 import io.quotaauthority.proto.v1.UsageResult;
@@ -126,9 +124,6 @@ final class IngestLoad {
   Run start(int streams, String runId) {
     Run run = new Run(streams);
     int channelCount = Math.min(streams, MAX_CHANNELS);
-    Metadata headers = new Metadata();
-    headers.put(
-        Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + token);
     List<UsageServiceGrpc.UsageServiceStub> stubs = new ArrayList<>();
     for (int c = 0; c < channelCount; c++) {
       ManagedChannel ch =
@@ -138,9 +133,7 @@ final class IngestLoad {
               .directExecutor()
               .build();
       run.channels.add(ch);
-      stubs.add(
-          UsageServiceGrpc.newStub(ch)
-              .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers)));
+      stubs.add(UsageServiceGrpc.newStub(ch).withInterceptors(BenchRun.bearer(token)));
     }
     for (int s = 0; s < streams; s++) {
       Stream stream =

@@ -21,6 +21,7 @@ import io.quotaauthority.testing.UsageStream;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntPredicate;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -109,11 +110,7 @@ class MultiInstanceIT {
       if (System.nanoTime() > deadline) {
         throw new AssertionError("the other instance never " + what);
       }
-      unchecked(
-          () -> {
-            Thread.sleep(1);
-            return null;
-          });
+      LockSupport.parkNanos(1_000_000);
     }
   }
 
@@ -216,17 +213,5 @@ class MultiInstanceIT {
     assertThat(st.responses().get(0).getResult()).isEqualTo(UsageResult.USAGE_RESULT_ACCEPTED);
     propagation(b, key.getSecret(), () -> {}, 8);
     propagation(c, key.getSecret(), () -> {}, 8);
-  }
-
-  interface ThrowingSupplier<T> {
-    T get() throws Exception;
-  }
-
-  private static <T> T unchecked(ThrowingSupplier<T> s) {
-    try {
-      return s.get();
-    } catch (Exception e) {
-      throw new AssertionError(e);
-    }
   }
 }
