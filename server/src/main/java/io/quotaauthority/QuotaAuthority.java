@@ -299,6 +299,7 @@ public final class QuotaAuthority implements AutoCloseable {
             keys,
             cache,
             settings.refreshInterval(),
+            settings.refreshKeysPerSecond(),
             ops.metrics().keyChangeRecorder(),
             // A reconnect may follow a failover: the new primary's settings are checked again.
             database::checkReplication);

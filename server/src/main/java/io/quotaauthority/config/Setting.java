@@ -111,6 +111,11 @@ public enum Setting {
       "--refresh-interval",
       "5s",
       "bulk refresh of every cached key, the bound on staleness if a notification is lost (100ms to 1h)"),
+  REFRESH_KEYS_PER_SECOND(
+      "QUOTA_REFRESH_KEYS_PER_SECOND",
+      "--refresh-keys-per-second",
+      "20000",
+      "most cached keys the bulk refresh checks per second: a pass over more keys than this × QUOTA_REFRESH_INTERVAL takes longer than the interval (1,000,000 keys: 50 s) (1000 to 10000000)"),
   USAGE_COMMIT_INTERVAL(
       "QUOTA_USAGE_COMMIT_INTERVAL",
       "--usage-commit-interval",

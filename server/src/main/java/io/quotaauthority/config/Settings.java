@@ -47,6 +47,7 @@ public final class Settings {
   private final long cacheMaxKeys;
   private final Duration negativeCacheTtl;
   private final Duration refreshInterval;
+  private final int refreshKeysPerSecond;
   private final Duration usageCommitInterval;
   private final int usageCommitMax;
   private final int usageQueueMax;
@@ -276,6 +277,8 @@ public final class Settings {
     // bound.
     this.refreshInterval =
         duration(raw, Setting.REFRESH_INTERVAL, Duration.ofMillis(100), Duration.ofHours(1));
+    // Below 1,000 a second a million keys would take over 16 minutes a pass.
+    this.refreshKeysPerSecond = intIn(raw, Setting.REFRESH_KEYS_PER_SECOND, 1_000, 10_000_000);
     // Reports wait this long for their group: beyond 10 s streams would stall on acks.
     this.usageCommitInterval =
         duration(raw, Setting.USAGE_COMMIT_INTERVAL, Duration.ofMillis(1), Duration.ofSeconds(10));
@@ -383,6 +386,10 @@ public final class Settings {
 
   public Duration refreshInterval() {
     return refreshInterval;
+  }
+
+  public int refreshKeysPerSecond() {
+    return refreshKeysPerSecond;
   }
 
   public Duration usageCommitInterval() {

@@ -6,6 +6,7 @@ import com.github.benmanes.caffeine.cache.stats.CacheStats;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -232,14 +233,37 @@ public final class KeyCache {
         .merge(hash, state, (old, fresh) -> fresh.version() > old.version() ? fresh : old);
   }
 
-  /** Ids of every cached key, for the periodic bulk refresh. */
-  public List<Long> cachedIds() {
+  /**
+   * A version no row has (versions start at 1 and only grow): sent for a key whose row must be read
+   * back whatever it holds.
+   */
+  public static final long READ_ANYWAY = -1;
+
+  /**
+   * One cached key as the bulk refresh sees it: its id and the version cached, or {@link
+   * #READ_ANYWAY}.
+   */
+  public record Cached(long id, long version) {}
+
+  /**
+   * Every cached key's id and cached version, in id order, for the bulk refresh, which reads back
+   * only the rows whose version is another. A key with a spending window or a token limit whose
+   * recent usage is not tracked here (its history could not be read when it was cached) is sent as
+   * {@link #READ_ANYWAY}, so each pass tries again, as reading every row back used to.
+   */
+  public List<Cached> cachedVersions() {
     Collection<KeyState> states = known.asMap().values();
-    List<Long> ids = new ArrayList<>(states.size());
+    List<Cached> out = new ArrayList<>(states.size());
+    UsageWindows w = windows;
     for (KeyState s : states) {
-      ids.add(s.id());
+      boolean untracked = w != null && s.policies().tracksUsage() && w.track(s.id()) == null;
+      out.add(new Cached(s.id(), untracked ? READ_ANYWAY : s.version()));
     }
-    return ids;
+    // In id order, the table's own: each chunk's lookups then walk the primary key and the heap
+    // in order, where the map's hash order sent them to random pages (8 µs of PostgreSQL CPU per
+    // key with a million keys, against 2 µs in order).
+    out.sort(Comparator.comparingLong(Cached::id));
+    return out;
   }
 
   /**

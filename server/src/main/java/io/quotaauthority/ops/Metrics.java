@@ -79,6 +79,12 @@ public final class Metrics implements AutoCloseable {
   public static final String KEY_HINT_QUERIES = "quota.keys.hint.queries";
 
   /** Counter: uncached keys looked up in PostgreSQL (Check's cold path). */
+  /** Cached keys whose version the bulk refresh compared with their row's. */
+  public static final String KEY_REFRESH_CHECKED = "quota.keys.refresh.checked";
+
+  /** Rows the bulk refresh read back because their version was not the cached one. */
+  public static final String KEY_REFRESH_CHANGED = "quota.keys.refresh.changed";
+
   public static final String KEY_LOADS = "quota.keys.loads";
 
   /** Gauge: hashes of live keys held in memory (the set that answers unknown keys). */
@@ -299,15 +305,30 @@ public final class Metrics implements AutoCloseable {
         .register(registry);
   }
 
-  /** For the KeyChangeListener: lag, hints by result, re-read queries. */
+  /** For the KeyChangeListener: lag, hints by result, re-read queries, the bulk refresh. */
   public KeyChangeListener.Recorder keyChangeRecorder() {
     Timer lag = notificationLag();
     Counter queries =
         Counter.builder(KEY_HINT_QUERIES)
             .description("Queries re-reading the key rows that change notifications named")
             .register(registry);
+    Counter checked =
+        Counter.builder(KEY_REFRESH_CHECKED)
+            .description("Cached keys whose version the bulk refresh compared with their row's")
+            .register(registry);
+    Counter changed =
+        Counter.builder(KEY_REFRESH_CHANGED)
+            .description(
+                "Rows the bulk refresh read back because their version was not the cached one: changes whose notification was lost or not yet handled")
+            .register(registry);
     Map<String, Counter> hints = new ConcurrentHashMap<>();
     return new KeyChangeListener.Recorder() {
+      @Override
+      public void refreshed(int keys, int rowsChanged) {
+        checked.increment(keys);
+        changed.increment(rowsChanged);
+      }
+
       @Override
       public void lagMillis(long millis) {
         lag.record(millis, TimeUnit.MILLISECONDS);

@@ -22,12 +22,13 @@ import org.slf4j.LoggerFactory;
  * Keeps this instance's cache in step with the database. One thread LISTENs on a dedicated
  * connection for key changes. A notification is only a hint naming a key: the thread re-reads the
  * rows named (all that have arrived, in one query, on its own connection, never the pool's) and
- * caches what the rows say; see {@link KeyChange}. The same thread re-reads every cached key once
- * each {@code refreshInterval}, the bound on staleness should a notification be lost, in chunks
- * spread over the interval with the notifications answered between them ({@link RefreshPass}), and
- * reloads the set of live key hashes after every (re)connect and every {@link #HASH_RELOAD_EVERY}
- * passes. After a lost connection it reconnects with backoff and refreshes everything cached before
- * it trusts the cache again.
+ * caches what the rows say; see {@link KeyChange}. The same thread checks every cached key once
+ * each {@code refreshInterval} (or as many a second as {@code refreshKeysPerSecond} allows, if that
+ * takes longer), the bound on staleness should a notification be lost, in chunks spread over the
+ * interval with the notifications answered between them ({@link RefreshPass}), reading back only
+ * the rows whose version is not the cached one, and reloads the set of live key hashes after every
+ * (re)connect and every {@link #HASH_RELOAD_EVERY} passes. After a lost connection it reconnects
+ * with backoff and refreshes everything cached before it trusts the cache again.
  */
 public final class KeyChangeListener implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(KeyChangeListener.class);
@@ -68,6 +69,11 @@ public final class KeyChangeListener implements AutoCloseable {
 
     /** One query made to re-read the rows named by notifications. */
     void hintQuery();
+
+    /**
+     * The bulk refresh compared {@code keys} cached versions; {@code rowsChanged} were read back.
+     */
+    void refreshed(int keys, int rowsChanged);
   }
 
   /** A recorder that records nothing. */
@@ -81,12 +87,16 @@ public final class KeyChangeListener implements AutoCloseable {
 
         @Override
         public void hintQuery() {}
+
+        @Override
+        public void refreshed(int keys, int rowsChanged) {}
       };
 
   private final ConnectionSource connections;
   private final KeyRepository keys;
   private final KeyCache cache;
   private final long refreshIntervalNanos;
+  private final int refreshKeysPerSecond;
   private final Recorder recorder;
   private final Runnable afterReconnect;
   private final Thread thread;
@@ -99,8 +109,9 @@ public final class KeyChangeListener implements AutoCloseable {
       KeyRepository keys,
       KeyCache cache,
       Duration refreshInterval,
+      int refreshKeysPerSecond,
       Recorder recorder) {
-    this(connections, keys, cache, refreshInterval, recorder, () -> {});
+    this(connections, keys, cache, refreshInterval, refreshKeysPerSecond, recorder, () -> {});
   }
 
   /**
@@ -113,6 +124,7 @@ public final class KeyChangeListener implements AutoCloseable {
       KeyRepository keys,
       KeyCache cache,
       Duration refreshInterval,
+      int refreshKeysPerSecond,
       Recorder recorder,
       Runnable afterReconnect) {
     this.afterReconnect = afterReconnect;
@@ -120,6 +132,7 @@ public final class KeyChangeListener implements AutoCloseable {
     this.keys = keys;
     this.cache = cache;
     this.refreshIntervalNanos = refreshInterval.toNanos();
+    this.refreshKeysPerSecond = refreshKeysPerSecond;
     this.recorder = recorder;
     this.thread = new Thread(this::run, "key-change-listener");
     this.thread.setDaemon(true);
@@ -190,7 +203,9 @@ public final class KeyChangeListener implements AutoCloseable {
   }
 
   private void listen(Connection c, PGConnection pg) throws SQLException {
-    RefreshPass refresh = new RefreshPass(refreshIntervalNanos, PASS_CHUNK, System.nanoTime());
+    RefreshPass<KeyCache.Cached> refresh =
+        new RefreshPass<>(
+            refreshIntervalNanos, refreshKeysPerSecond, PASS_CHUNK, System.nanoTime());
     while (!stopping) {
       long waitMillis = Math.max(1, (refresh.nextDue() - System.nanoTime()) / 1_000_000);
       // Blocks until a notification arrives or the wait ends; also notices a dead connection.
@@ -203,11 +218,11 @@ public final class KeyChangeListener implements AutoCloseable {
       long now = System.nanoTime();
       if (refresh.due(now)) {
         if (refresh.betweenPasses()
-            && refresh.start(cache.cachedIds(), now) % HASH_RELOAD_EVERY == 0) {
+            && refresh.start(cache.cachedVersions(), now) % HASH_RELOAD_EVERY == 0) {
           reloadHashes(c);
         }
         // One chunk, then back to the notifications: a change waits for one query at most.
-        readIds(c, refresh.take(), false);
+        readChanged(c, refresh.take());
         refresh.ran(now, System.nanoTime());
       }
     }
@@ -254,7 +269,7 @@ public final class KeyChangeListener implements AutoCloseable {
     if (ids.isEmpty()) {
       return;
     }
-    readIds(c, new ArrayList<>(ids), true);
+    readIds(c, new ArrayList<>(ids));
     long now = System.currentTimeMillis();
     for (KeyChange hint : read) {
       if (hint.sentAtMillis() > 0) {
@@ -267,11 +282,9 @@ public final class KeyChangeListener implements AutoCloseable {
     recorder.lagMillis(Math.max(0, now - sentAt));
   }
 
-  private void readIds(Connection c, List<Long> ids, boolean hints) throws SQLException {
+  private void readIds(Connection c, List<Long> ids) throws SQLException {
     for (int from = 0; from < ids.size(); from += REFRESH_CHUNK) {
-      if (hints) {
-        recorder.hintQuery();
-      }
+      recorder.hintQuery();
       for (KeyRecord row :
           keys.findByIds(c, ids.subList(from, Math.min(ids.size(), from + REFRESH_CHUNK)))) {
         cache.heard(row);
@@ -279,9 +292,29 @@ public final class KeyChangeListener implements AutoCloseable {
     }
   }
 
-  /** Re-reads every cached key, a chunk of ids per query. */
+  /** Re-reads every cached key whose row changed, a chunk per query. */
   void refreshAll(Connection c) throws SQLException {
-    readIds(c, cache.cachedIds(), false);
+    List<KeyCache.Cached> cached = cache.cachedVersions();
+    for (int from = 0; from < cached.size(); from += REFRESH_CHUNK) {
+      readChanged(c, cached.subList(from, Math.min(cached.size(), from + REFRESH_CHUNK)));
+    }
+  }
+
+  /**
+   * Reads back the rows among {@code cached} whose version is not the one cached, and heeds them.
+   */
+  private void readChanged(Connection c, List<KeyCache.Cached> cached) throws SQLException {
+    long[] ids = new long[cached.size()];
+    long[] versions = new long[cached.size()];
+    for (int i = 0; i < ids.length; i++) {
+      ids[i] = cached.get(i).id();
+      versions[i] = cached.get(i).version();
+    }
+    List<KeyRecord> changed = keys.findChanged(c, ids, versions);
+    for (KeyRecord row : changed) {
+      cache.heard(row);
+    }
+    recorder.refreshed(ids.length, changed.size());
   }
 
   /**

@@ -3,29 +3,41 @@ package io.quotaauthority.store;
 import java.util.List;
 
 /**
- * The bulk refresh's schedule (KeyChangeListener): each pass re-reads every cached key once per
- * interval, a chunk at a time, the chunks spread evenly over the interval. The listener's one
- * thread answers notifications between chunks, so a change waits for at most one chunk's query,
- * never a whole pass: a million cached keys are 200 chunks, one every 25 ms at the default 5 s,
- * where 200 queries back to back once held every notification for seconds. PostgreSQL sees a steady
- * trickle instead of a burst. A cache of one chunk or less is read once per interval, as before.
- * Plain arithmetic on {@code System.nanoTime()} values, tested as a table.
+ * The bulk refresh's schedule (KeyChangeListener): each pass checks every cached key once per
+ * interval (its version against the row's, reading back only the changed), a chunk at a time, the
+ * chunks spread evenly over the interval. The listener's one thread answers notifications between
+ * chunks, so a change waits for at most one chunk's query, never a whole pass: a million cached
+ * keys are 200 chunks, one every 25 ms at the default 5 s, where 200 queries back to back once held
+ * every notification for seconds. PostgreSQL sees a steady trickle instead of a burst. A cache of
+ * one chunk or less is read once per interval, as before. Plain arithmetic on {@code
+ * System.nanoTime()} values, tested as a table.
  */
-final class RefreshPass {
+final class RefreshPass<T> {
   private final long intervalNanos;
+  private final long keysPerSecond;
   private final int chunk;
-  private List<Long> ids = List.of();
+
+  /** This pass's length: the interval, or longer when the keys per second allowed say so. */
+  private long passNanos;
+
+  private List<T> ids = List.of();
   private int done;
   private long passStart;
   private int passes;
   private long next;
 
-  /** The first pass is due one interval after {@code now}. */
-  RefreshPass(long intervalNanos, int chunk, long now) {
-    if (intervalNanos <= 0 || chunk <= 0) {
-      throw new IllegalArgumentException("interval and chunk must be positive");
+  /**
+   * The first pass is due one interval after {@code now}; a pass checks at most {@code
+   * keysPerSecond} keys a second on average, so a cache larger than that × the interval is passed
+   * over more slowly.
+   */
+  RefreshPass(long intervalNanos, long keysPerSecond, int chunk, long now) {
+    if (intervalNanos <= 0 || keysPerSecond <= 0 || chunk <= 0) {
+      throw new IllegalArgumentException("interval, keys per second and chunk must be positive");
     }
     this.intervalNanos = intervalNanos;
+    this.keysPerSecond = keysPerSecond;
+    this.passNanos = intervalNanos;
     this.chunk = chunk;
     this.next = now + intervalNanos;
   }
@@ -44,11 +56,17 @@ final class RefreshPass {
     return done >= ids.size();
   }
 
-  /** Begins a pass over {@code cachedIds} (read by the caller now); returns its number, from 1. */
-  int start(List<Long> cachedIds, long now) {
-    ids = List.copyOf(cachedIds);
+  /**
+   * Begins a pass over {@code cached} (read by the caller now; the pass keeps its own copy);
+   * returns its number, from 1.
+   */
+  int start(List<T> cached, long now) {
+    ids = List.copyOf(cached);
     done = 0;
     passStart = now;
+    // A million keys at 20,000 a second: 50 s, whatever the interval says.
+    // (At most 2^31 keys: the product stays below 2^63.)
+    passNanos = Math.max(intervalNanos, ids.size() * 1_000_000_000L / keysPerSecond);
     return ++passes;
   }
 
@@ -66,17 +84,19 @@ final class RefreshPass {
   }
 
   /** The pass's next chunk; {@link #nextDue} then says when the one after it is due. */
-  List<Long> take() {
+  List<T> take() {
     int to = Math.min(ids.size(), done + chunk);
-    List<Long> out = ids.subList(done, to);
+    List<T> out = ids.subList(done, to);
     done = to;
     if (done >= ids.size()) {
-      // Each pass starts one interval after the last one started; late if the pass overran.
-      next = passStart + intervalNanos;
+      // Each pass starts one pass length after the last one started; late if the pass overran.
+      next = passStart + passNanos;
     } else {
       long chunks = (ids.size() + (long) chunk - 1) / chunk;
       // Chunk k of n is due k/n of the way through the interval (done is k whole chunks here).
-      next = passStart + intervalNanos * (done / chunk) / chunks;
+      long k = done / chunk;
+      // passNanos x k / chunks, split so the product cannot overflow (the remainder's is small).
+      next = passStart + passNanos / chunks * k + passNanos % chunks * k / chunks;
     }
     return out;
   }

@@ -35,6 +35,7 @@ class SettingsTest {
     assertThat(s.cacheMaxKeys()).isEqualTo(2_000_000);
     assertThat(s.negativeCacheTtl()).isEqualTo(Duration.ofSeconds(5));
     assertThat(s.refreshInterval()).isEqualTo(Duration.ofSeconds(5));
+    assertThat(s.refreshKeysPerSecond()).isEqualTo(20_000);
     assertThat(s.usageCommitInterval()).isEqualTo(Duration.ofMillis(5));
     assertThat(s.usageCommitMax()).isEqualTo(2000);
     assertThat(s.usageQueueMax()).isEqualTo(20_000);
@@ -205,6 +206,8 @@ class SettingsTest {
         "QUOTA_REFRESH_INTERVAL; 5; QUOTA_REFRESH_INTERVAL must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '5'",
         "QUOTA_REFRESH_INTERVAL; 99ms; QUOTA_REFRESH_INTERVAL must be between 100ms and 1h, got '99ms'",
         "QUOTA_REFRESH_INTERVAL; 61m; QUOTA_REFRESH_INTERVAL must be between 100ms and 1h, got '61m'",
+        "QUOTA_REFRESH_KEYS_PER_SECOND; 999; QUOTA_REFRESH_KEYS_PER_SECOND must be between 1000 and 10000000, got 999",
+        "QUOTA_REFRESH_KEYS_PER_SECOND; 10000001; QUOTA_REFRESH_KEYS_PER_SECOND must be between 1000 and 10000000, got 10000001",
         "QUOTA_USAGE_COMMIT_INTERVAL; 0ms; QUOTA_USAGE_COMMIT_INTERVAL must be between 1ms and 10s, got '0ms'",
         "QUOTA_USAGE_COMMIT_INTERVAL; 11s; QUOTA_USAGE_COMMIT_INTERVAL must be between 1ms and 10s, got '11s'",
         "QUOTA_SHUTDOWN_TIMEOUT; -5s; QUOTA_SHUTDOWN_TIMEOUT must be a duration like 250ms, 5s, 2m or 1h (ASCII digits, no sign), got '-5s'",
@@ -347,6 +350,8 @@ class SettingsTest {
                 "10s",
                 "QUOTA_REFRESH_INTERVAL",
                 "100ms",
+                "QUOTA_REFRESH_KEYS_PER_SECOND",
+                "1000",
                 "QUOTA_NEGATIVE_CACHE_TTL",
                 "3600000ms",
                 "QUOTA_CACHE_MAX_KEYS",
@@ -359,6 +364,7 @@ class SettingsTest {
     assertThat(s.shutdownTimeout()).isEqualTo(Duration.ofHours(1));
     assertThat(s.usageCommitInterval()).isEqualTo(Duration.ofSeconds(10));
     assertThat(s.refreshInterval()).isEqualTo(Duration.ofMillis(100));
+    assertThat(s.refreshKeysPerSecond()).isEqualTo(1_000);
     assertThat(s.negativeCacheTtl()).isEqualTo(Duration.ofHours(1));
     assertThat(s.cacheMaxKeys()).isEqualTo(Integer.MAX_VALUE);
     assertThat(s.dbUser()).isEqualTo("quota");

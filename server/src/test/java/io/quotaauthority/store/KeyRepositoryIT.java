@@ -3,6 +3,7 @@ package io.quotaauthority.store;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.quotaauthority.keys.KeyCache;
 import io.quotaauthority.keys.KeyHash;
 import io.quotaauthority.keys.KeyRecord;
 import io.quotaauthority.keys.SecretHasher;
@@ -319,6 +320,36 @@ class KeyRepositoryIT {
         .extracting(KeyRecord::id)
         .containsExactlyInAnyOrder(a.id(), b.id());
     assertThat(repo.findByIds(List.of())).isEmpty();
+  }
+
+  @Test
+  void findChanged_versionsCachedAndNot_returnsOnlyRowsWhoseVersionDiffers() {
+    KeyRecord same = insert("changed1", "0", null);
+    KeyRecord moved = insert("changed2", "0", null);
+    KeyRecord gone = insert("changed3", "0", null);
+    KeyRecord forced = insert("changed4", "0", null);
+    KeyRecord deleted = tx.inTransaction(c -> repo.softDelete(c, gone.id()));
+
+    // Cached: same and moved at version 1, gone at 1 (now a tombstone at 2), forced as
+    // READ_ANYWAY, and an id no row has.
+    List<KeyRecord> rows =
+        tx.inTransaction(
+            c ->
+                repo.findChanged(
+                    c,
+                    new long[] {same.id(), moved.id(), gone.id(), forced.id(), Long.MAX_VALUE},
+                    new long[] {1, 0, 1, KeyCache.READ_ANYWAY, 1}));
+
+    assertThat(rows)
+        .extracting(KeyRecord::id)
+        .containsExactlyInAnyOrder(moved.id(), gone.id(), forced.id());
+    assertThat(rows).filteredOn(r -> r.id() == gone.id()).containsExactly(deleted);
+    List<KeyRecord> none = tx.inTransaction(c -> repo.findChanged(c, new long[0], new long[0]));
+    assertThat(none).isEmpty();
+    assertThatThrownBy(
+            () -> tx.inTransaction(c -> repo.findChanged(c, new long[] {1}, new long[0])))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("one version per id");
   }
 
   @Test

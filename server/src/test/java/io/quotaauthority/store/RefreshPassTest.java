@@ -14,13 +14,16 @@ class RefreshPassTest {
   private static final long SECOND = 1_000_000_000L;
   private static final long T0 = 1_000 * SECOND;
 
+  /** So many keys a second that no cache here is slowed by it. */
+  private static final long UNCAPPED = Long.MAX_VALUE;
+
   private static List<Long> ids(int n) {
     return LongStream.rangeClosed(1, n).boxed().toList();
   }
 
   @Test
   void firstPass_dueOneIntervalAfterStart() {
-    RefreshPass p = new RefreshPass(5 * SECOND, 5_000, T0);
+    RefreshPass<Long> p = new RefreshPass<>(5 * SECOND, UNCAPPED, 5_000, T0);
 
     assertThat(p.nextDue()).isEqualTo(T0 + 5 * SECOND);
     assertThat(p.due(T0 + 5 * SECOND - 1)).isFalse();
@@ -43,7 +46,7 @@ class RefreshPassTest {
         "1000000; 1000; 1000*1000; 5*1000",
       })
   void take_chunksSpreadEvenlyOverTheInterval(int n, int chunk, String sizes, String dueMillis) {
-    RefreshPass p = new RefreshPass(5 * SECOND, chunk, T0);
+    RefreshPass<Long> p = new RefreshPass<>(5 * SECOND, UNCAPPED, chunk, T0);
     long passStart = T0 + 5 * SECOND;
     assertThat(p.start(ids(n), passStart)).isEqualTo(1);
     List<Integer> took = new ArrayList<>();
@@ -83,9 +86,35 @@ class RefreshPassTest {
     return out;
   }
 
+  /**
+   * keys, keys a second: the pass's length (s) and when its first chunk's successor is due (ms).
+   */
+  @ParameterizedTest
+  @CsvSource({
+    // Within the rate: the interval, as without a cap.
+    "100000, 20000, 5, 50",
+    "1000, 20000, 5, 5000",
+    // A million keys at the default 20,000 a second: 50 s a pass, a chunk of 1,000 every 50 ms.
+    "1000000, 20000, 50, 50",
+    "1000000, 1000, 1000, 1000",
+  })
+  void take_moreKeysThanTheRateAllows_passLastsKeysOverRate(
+      int n, long perSecond, long passSeconds, long firstDueMillis) {
+    RefreshPass<Long> p = new RefreshPass<>(5 * SECOND, perSecond, 1_000, T0);
+    long start = T0 + 5 * SECOND;
+    p.start(ids(n), start);
+
+    p.take();
+    assertThat((p.nextDue() - start) / 1_000_000).isEqualTo(firstDueMillis);
+    while (!p.betweenPasses()) {
+      p.take();
+    }
+    assertThat(p.nextDue() - start).isEqualTo(passSeconds * SECOND);
+  }
+
   @Test
   void take_emptyCache_nextPassOneIntervalLaterNoBusyLoop() {
-    RefreshPass p = new RefreshPass(5 * SECOND, 5_000, T0);
+    RefreshPass<Long> p = new RefreshPass<>(5 * SECOND, UNCAPPED, 5_000, T0);
     long start = T0 + 5 * SECOND;
     p.start(List.of(), start);
 
@@ -97,7 +126,7 @@ class RefreshPassTest {
 
   @Test
   void take_passOverran_nextChunkDueAtOnceAndNextPassStartsLate() {
-    RefreshPass p = new RefreshPass(5 * SECOND, 2, T0);
+    RefreshPass<Long> p = new RefreshPass<>(5 * SECOND, UNCAPPED, 2, T0);
     long start = T0 + 5 * SECOND;
     p.start(ids(4), start);
     p.take();
@@ -114,7 +143,7 @@ class RefreshPassTest {
 
   @Test
   void ran_chunkQuerySlowerThanItsSlot_nextNoSoonerThanThatLongAfter() {
-    RefreshPass p = new RefreshPass(5 * SECOND, 1_000, T0);
+    RefreshPass<Long> p = new RefreshPass<>(5 * SECOND, UNCAPPED, 1_000, T0);
     long start = T0 + 5 * SECOND;
     p.start(ids(1_000_000), start);
     p.take(); // the next slot is 5 ms in
@@ -126,7 +155,7 @@ class RefreshPassTest {
     p.ran(start + 80_000_000, start + 81_000_000);
     assertThat(p.nextDue()).isEqualTo(start + 82_000_000);
     // On schedule again (a chunk run early in its slot), the even schedule stands.
-    RefreshPass q = new RefreshPass(5 * SECOND, 1_000, T0);
+    RefreshPass<Long> q = new RefreshPass<>(5 * SECOND, UNCAPPED, 1_000, T0);
     q.start(ids(1_000_000), start);
     q.take(); // next slot 5 ms in
     q.ran(start, start + 1_000_000); // a 1 ms query: 2 ms in is before the slot
@@ -135,7 +164,7 @@ class RefreshPassTest {
 
   @Test
   void start_idsChangedAfterwards_passKeepsItsOwnCopy() {
-    RefreshPass p = new RefreshPass(SECOND, 2, T0);
+    RefreshPass<Long> p = new RefreshPass<>(SECOND, UNCAPPED, 2, T0);
     List<Long> cached = new ArrayList<>(ids(3));
     p.start(cached, T0);
     cached.clear();
@@ -145,10 +174,12 @@ class RefreshPassTest {
   }
 
   @Test
-  void new_nonPositiveIntervalOrChunk_refused() {
-    assertThatThrownBy(() -> new RefreshPass(0, 1, T0))
+  void new_nonPositiveIntervalRateOrChunk_refused() {
+    assertThatThrownBy(() -> new RefreshPass<Long>(0, 1, 1, T0))
         .isInstanceOf(IllegalArgumentException.class);
-    assertThatThrownBy(() -> new RefreshPass(SECOND, 0, T0))
+    assertThatThrownBy(() -> new RefreshPass<Long>(SECOND, 0, 1, T0))
+        .isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> new RefreshPass<Long>(SECOND, 1, 0, T0))
         .isInstanceOf(IllegalArgumentException.class);
   }
 }
