@@ -13,6 +13,8 @@ import io.quotaauthority.usage.UsageReport;
 import java.math.BigDecimal;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import org.junit.jupiter.api.AfterAll;
@@ -350,6 +352,59 @@ class KeyRepositoryIT {
             () -> tx.inTransaction(c -> repo.findChanged(c, new long[] {1}, new long[0])))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("one version per id");
+  }
+
+  @Test
+  void streamLiveKeys_pagesOfTwo_everyLiveKeyOnceOldestFirstUpToLimit() {
+    List<KeyRecord> made = new ArrayList<>();
+    for (int i = 0; i < 5; i++) {
+      made.add(insert("stream" + i, "0", null));
+    }
+    tx.inTransaction(c -> repo.softDelete(c, made.get(2).id()));
+    List<Long> live =
+        List.of(made.get(0).id(), made.get(1).id(), made.get(3).id(), made.get(4).id());
+
+    List<Long> all = new ArrayList<>();
+    List<Long> three = new ArrayList<>();
+    tx.inTransaction(
+        c -> {
+          repo.streamLiveKeys(c, Long.MAX_VALUE, 2, r -> all.add(r.id()));
+          repo.streamLiveKeys(c, 3, 2, r -> three.add(r.id()));
+          return null;
+        });
+
+    // Other tests' keys are in the same table: only the order and this test's keys are checked.
+    assertThat(all).isSorted().doesNotHaveDuplicates().containsAll(live);
+    assertThat(all).doesNotContain(made.get(2).id());
+    assertThat(all)
+        .hasSize((int) db.count("SELECT count(*) FROM api_keys WHERE deleted_at IS NULL"));
+    assertThat(three).containsExactlyElementsOf(all.subList(0, 3));
+  }
+
+  @Test
+  void streamLiveHashes_pagesOfTwo_everyLiveHashOnceInByteOrder() {
+    KeyRecord gone = insert("hashes-gone", "0", null);
+    tx.inTransaction(c -> repo.softDelete(c, gone.id()));
+    List<String> expected = new ArrayList<>();
+    List<String> streamed = new ArrayList<>();
+    tx.inTransaction(
+        c -> {
+          try (var ps =
+                  c.prepareStatement(
+                      "SELECT encode(key_hash, 'hex') FROM api_keys WHERE deleted_at IS NULL"
+                          + " ORDER BY key_hash");
+              var rs = ps.executeQuery()) {
+            while (rs.next()) {
+              expected.add(rs.getString(1));
+            }
+          }
+          repo.streamLiveHashes(c, 2, h -> streamed.add(HexFormat.of().formatHex(h)));
+          return null;
+        });
+
+    assertThat(expected).hasSizeGreaterThan(2);
+    assertThat(streamed).containsExactlyElementsOf(expected);
+    assertThat(streamed).doesNotContain(HexFormat.of().formatHex(gone.keyHash().toBytes()));
   }
 
   @Test
