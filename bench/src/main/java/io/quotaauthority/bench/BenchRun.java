@@ -1,7 +1,13 @@
 package io.quotaauthority.bench;
 
 import io.grpc.ClientInterceptor;
+import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.MetadataUtils;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -157,6 +163,65 @@ final class BenchRun {
     log(server.name + " up (pid " + server.pid() + ", authz port " + authzPort + ")");
   }
 
+  /**
+   * Starts a server as {@link #startServer} does, with every key of the run ({@code
+   * scale.totalKeys()}) in the database and cached at its start: in the full run the earlier
+   * scenarios loaded them, and an instance caching a million keys also re-reads them in the
+   * background, so a scenario run alone with {@code --only} measures under the same load. The
+   * schema is the server's, so when keys are missing the first start migrates it, the keys are
+   * copied, and the server starts again.
+   */
+  ChildJvm startServerWithAllKeys(String name, Map<String, String> env, int authzPort)
+      throws SQLException {
+    ChildJvm server = startServer(name, env, authzPort);
+    if (keysLoaded < scale.totalKeys()) {
+      loadKeys(scale.totalKeys());
+      stopServer(server);
+      server = startServer(name, env, authzPort);
+    }
+    awaitServing(server, authzPort);
+    return server;
+  }
+
+  /**
+   * Waits until the server on {@code channel} reports SERVING on gRPC health: its cache is filled
+   * (every live key, in pages) and it listens for changes. Measuring before that would measure the
+   * fill beside the load.
+   */
+  static void awaitServing(ManagedChannel channel, String name) {
+    HealthGrpc.HealthBlockingStub health = HealthGrpc.newBlockingStub(channel);
+    long t0 = System.nanoTime();
+    while (true) {
+      try {
+        if (health
+                .withDeadlineAfter(2, TimeUnit.SECONDS)
+                .check(HealthCheckRequest.getDefaultInstance())
+                .getStatus()
+            == HealthCheckResponse.ServingStatus.SERVING) {
+          return;
+        }
+      } catch (StatusRuntimeException e) {
+        // Not up yet, or its health deadline passed under load: ask again.
+      }
+      if (System.nanoTime() - t0 > TimeUnit.MINUTES.toNanos(3)) {
+        throw new IllegalStateException(name + " not ready within 3 minutes");
+      }
+      ChildJvm.sleep(20);
+    }
+  }
+
+  /** {@link #awaitServing} for a server on this host's {@code authzPort}. */
+  void awaitServing(ChildJvm server, int authzPort) {
+    ManagedChannel channel =
+        NettyChannelBuilder.forAddress("127.0.0.1", authzPort).usePlaintext().build();
+    try {
+      awaitServing(channel, server.name);
+      log(server.name + " ready (SERVING)");
+    } finally {
+      channel.shutdownNow();
+    }
+  }
+
   void stopServer(ChildJvm server) {
     server.close();
     serverPid = -1;
@@ -167,6 +232,15 @@ final class BenchRun {
 
   /** quota_keys_loads_total from a server's /metrics. */
   static long coldLoads(int metricsPort) throws Exception {
+    double loads = metric(metricsPort, "quota_keys_loads_total");
+    if (loads < 0) {
+      throw new IllegalStateException("no quota_keys_loads_total in /metrics");
+    }
+    return (long) loads;
+  }
+
+  /** An untagged counter or gauge from a server's /metrics, or -1 when it has none of that name. */
+  static double metric(int metricsPort, String name) throws Exception {
     HttpClient http = HttpClient.newHttpClient();
     String body =
         http.send(
@@ -176,11 +250,11 @@ final class BenchRun {
                 HttpResponse.BodyHandlers.ofString())
             .body();
     for (String line : body.split("\n")) {
-      if (line.startsWith("quota_keys_loads_total")) {
-        return (long) Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+      if (line.startsWith(name + " ") || line.startsWith(name + "{")) {
+        return Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
       }
     }
-    throw new IllegalStateException("no quota_keys_loads_total in /metrics");
+    return -1;
   }
 
   /** The environment of a server on the bench database at {@code pgHostPort}. */

@@ -4,9 +4,6 @@ import io.envoyproxy.envoy.service.auth.v3.AuthorizationGrpc;
 import io.envoyproxy.envoy.service.auth.v3.CheckRequest;
 import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
 import io.grpc.ManagedChannel;
-import io.grpc.health.v1.HealthCheckRequest;
-import io.grpc.health.v1.HealthCheckResponse;
-import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.time.Duration;
 import java.util.Locale;
@@ -46,9 +43,32 @@ final class CheckGroup {
       int sampled,
       int answered,
       long loads,
-      Map<String, Long> statements) {
+      Map<String, Long> statements,
+      Upkeep upkeep) {
     long statementCount() {
       return PgProxy.statementCount(statements);
+    }
+  }
+
+  /**
+   * What the same instance costs while idle, every key cached: its bulk refresh (each cached key's
+   * version compared with its row's once per QUOTA_REFRESH_INTERVAL). {@code keysChecked} and
+   * {@code rowsChanged} are -1 for a server without the refresh's counters.
+   */
+  record Upkeep(
+      double seconds,
+      double keysChecked,
+      double rowsChanged,
+      long statements,
+      double serverCores,
+      double postgresCores) {
+    double checkedPerSecond() {
+      return keysChecked < 0 ? -1 : keysChecked / seconds;
+    }
+
+    /** PostgreSQL's CPU per cached key checked, the figure README's capacity table uses. */
+    double postgresMicrosPerKey() {
+      return keysChecked <= 0 ? -1 : postgresCores * seconds * 1e6 / keysChecked;
     }
   }
 
@@ -150,17 +170,7 @@ final class CheckGroup {
     ManagedChannel channel =
         NettyChannelBuilder.forAddress("127.0.0.1", authz).usePlaintext().build();
     try {
-      HealthGrpc.HealthBlockingStub health = HealthGrpc.newBlockingStub(channel);
-      while (health
-              .withDeadlineAfter(2, TimeUnit.SECONDS)
-              .check(HealthCheckRequest.getDefaultInstance())
-              .getStatus()
-          != HealthCheckResponse.ServingStatus.SERVING) {
-        if (System.nanoTime() - t0 > TimeUnit.MINUTES.toNanos(3)) {
-          throw new IllegalStateException("server-restart not ready within 3 minutes");
-        }
-        ChildJvm.sleep(20);
-      }
+      BenchRun.awaitServing(channel, "server-restart");
       double ready = (System.nanoTime() - t0) / 1e9;
       int sampled = (int) Math.min(keys, run.o.smoke ? 200 : 5_000);
       Map<String, Long> p0 = proxy.snapshot();
@@ -178,8 +188,9 @@ final class CheckGroup {
         }
       }
       Map<String, Long> d = PgProxy.delta(p0, proxy.snapshot());
+      long loads = BenchRun.coldLoads(metrics);
       Restart restart =
-          new Restart(keys, port, ready, sampled, answered, BenchRun.coldLoads(metrics), d);
+          new Restart(keys, port, ready, sampled, answered, loads, d, upkeep(metrics, proxy));
       run.log(
           String.format(
               Locale.ROOT,
@@ -197,6 +208,43 @@ final class CheckGroup {
       channel.shutdownNow();
       run.stopServer(server);
     }
+  }
+
+  private Upkeep upkeep(int metricsPort, PgProxy proxy) throws Exception {
+    // Three passes of the default 5 s refresh (one in --smoke).
+    Duration idle = Duration.ofSeconds(run.o.smoke ? 5 : 15);
+    run.log("restart: idle upkeep for " + idle.toSeconds() + " s");
+    String checked = "quota_keys_refresh_checked_total";
+    String changed = "quota_keys_refresh_changed_total";
+    double checked0 = BenchRun.metric(metricsPort, checked);
+    double changed0 = BenchRun.metric(metricsPort, changed);
+    Map<String, Long> p0 = proxy.snapshot();
+    Cpu.Snapshot c0 = run.meter.snap();
+    ChildJvm.sleep(idle.toMillis());
+    Cpu.Usage cpu = run.meter.snap().since(c0);
+    Map<String, Long> d = PgProxy.delta(p0, proxy.snapshot());
+    double seconds = cpu.wallNanos() / 1e9;
+    Upkeep u =
+        new Upkeep(
+            seconds,
+            checked0 < 0 ? -1 : BenchRun.metric(metricsPort, checked) - checked0,
+            changed0 < 0 ? -1 : BenchRun.metric(metricsPort, changed) - changed0,
+            PgProxy.statementCount(d),
+            cpu.cores("server"),
+            cpu.cores("postgres (bench db)"));
+    run.cpuLog.add("restart idle upkeep: " + cpu.describe());
+    run.log(
+        String.format(
+            Locale.ROOT,
+            "  upkeep: %.0f keys checked/s, %.0f rows read back, %d statements;"
+                + " server %.2f cores, PostgreSQL %.2f cores (%.2f µs per key checked)",
+            u.checkedPerSecond(),
+            u.rowsChanged(),
+            u.statements(),
+            u.serverCores(),
+            u.postgresCores(),
+            u.postgresMicrosPerKey()));
+    return u;
   }
 
   private Diagnostic ingestDiagnostic(int authz, PgProxy proxy) throws InterruptedException {

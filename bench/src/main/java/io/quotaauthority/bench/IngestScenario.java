@@ -102,8 +102,7 @@ final class IngestScenario {
     int authz = ChildJvm.freePort();
     Map<String, String> env = run.serverEnv(authz, o.pg, "ingest");
     env.putAll(o.ingestEnv);
-    ChildJvm server = run.startServer("server-ingest", env, authz);
-    run.loadKeys(scale.ingestKeys());
+    ChildJvm server = run.startServerWithAllKeys("server-ingest", env, authz);
     IngestLoad ingest = new IngestLoad(authz, run.reporterToken, scale.ingestKeys());
     // Long enough for the JIT to be done with the usage path: after 4 s, the 8-stream window cost
     // 37 µs of server CPU per report against 8-16 µs in the later runs of the same server.

@@ -127,6 +127,8 @@ final class PropagationScenario {
     run.loadKeys(run.scale.totalKeys());
     ChildJvm b = run.launchServer("server-propagation-b", envB);
     run.awaitServer(b, authzB);
+    // Its cache filled before the first change is timed.
+    run.awaitServing(b, authzB);
     ManagedChannel adminA = channel(Integer.parseInt(envA.get("QUOTA_ADMIN_PORT")));
     ManagedChannel usageA = channel(authzA);
     ManagedChannel checkB = channel(authzB);

@@ -94,6 +94,25 @@ final class Report {
               num(restart.answered()),
               num(restart.loads()),
               statements(restart.statements())));
+      CheckGroup.Upkeep u = restart.upkeep();
+      r.para(
+          u.keysChecked() < 0
+              ? "Its idle upkeep was not measured: that server has no refresh counters."
+              : String.format(
+                  Locale.ROOT,
+                  "The same instance idle for %.0f s, every key cached (its bulk refresh compares"
+                      + " each cached key's version with its row's once per"
+                      + " `QUOTA_REFRESH_INTERVAL`, reading back only changed rows): %s keys"
+                      + " checked per second in %s statements, %s rows read back; server %.2f"
+                      + " cores, PostgreSQL %.2f cores, i.e. **%.2f µs of PostgreSQL CPU per"
+                      + " cached key checked**.",
+                  u.seconds(),
+                  num(Math.round(u.checkedPerSecond())),
+                  num(u.statements()),
+                  num(Math.round(u.rowsChanged())),
+                  u.serverCores(),
+                  u.postgresCores(),
+                  u.postgresMicrosPerKey()));
     }
     if (h2load != null) {
       r.h2load(h2load);

@@ -100,8 +100,7 @@ final class SoakScenario {
     int authz = ChildJvm.freePort();
     Map<String, String> env = run.serverEnv(authz, o.pg, "soak");
     env.putAll(o.ingestEnv);
-    ChildJvm server = run.startServer("server-soak", env, authz);
-    run.loadKeys(scale.ingestKeys());
+    ChildJvm server = run.startServerWithAllKeys("server-soak", env, authz);
     IngestLoad ingest = new IngestLoad(authz, run.reporterToken, scale.ingestKeys());
     int streams = scale.ingestStreams();
     run.log(
