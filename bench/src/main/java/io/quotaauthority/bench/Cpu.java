@@ -1,6 +1,7 @@
 package io.quotaauthority.bench;
 
 import java.io.IOException;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -31,6 +32,31 @@ final class Cpu {
     } catch (IOException | RuntimeException e) {
       return 0;
     }
+  }
+
+  /**
+   * User + system CPU in ns of a JVM's JIT compiler threads ("C1 CompilerThre…", "C2 CompilerThre…"
+   * in /proc), 0 when unreadable.
+   */
+  static long compilerNanos(long pid) {
+    long sum = 0;
+    try (DirectoryStream<Path> tasks =
+        Files.newDirectoryStream(Path.of("/proc/" + pid + "/task"))) {
+      for (Path task : tasks) {
+        try {
+          if (Files.readString(task.resolve("comm")).contains("CompilerThre")) {
+            String stat = Files.readString(task.resolve("stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            sum += (Long.parseLong(f[11]) + Long.parseLong(f[12])) * NANOS_PER_TICK;
+          }
+        } catch (IOException | RuntimeException e) {
+          // The thread ended between the listing and the read: it compiles no more.
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      return 0;
+    }
+    return sum;
   }
 
   /** {busy, total} CPU ns of the whole machine (all cores), from the first line of /proc/stat. */
