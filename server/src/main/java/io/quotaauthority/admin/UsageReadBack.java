@@ -12,7 +12,7 @@ import io.quotaauthority.store.Transactions;
 import io.quotaauthority.store.UsageRepository;
 import java.util.List;
 
-/** ListUsage: a live key's ledger, newest first, page by page. */
+/** ListUsage: a live key's ledger, newest first (received_at, then id), page by page. */
 public final class UsageReadBack implements UsageQueries {
 
   private final Transactions tx;
@@ -30,7 +30,6 @@ public final class UsageReadBack implements UsageQueries {
     long keyId = KeyIds.parse("key_id", request.getKeyId());
     int size = PageTokens.pageSize(request.getPageSize());
     long after = PageTokens.decode("page_token", request.getPageToken(), PageTokens.usage(keyId));
-    long before = after == 0 ? Long.MAX_VALUE : after;
     List<UsageRepository.Event> rows =
         tx.inTransaction(
             c -> {
@@ -38,7 +37,7 @@ public final class UsageReadBack implements UsageQueries {
                 throw new KeyNotFoundException("key_id", keyId);
               }
               // One row more than asked tells whether another page follows.
-              return usage.page(c, keyId, before, size + 1);
+              return usage.page(c, keyId, after, size + 1);
             });
     ListUsageResponse.Builder b = ListUsageResponse.newBuilder();
     for (UsageRepository.Event e : rows.subList(0, Math.min(size, rows.size()))) {

@@ -30,6 +30,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.Base64;
 import java.util.EnumMap;
+import java.util.HexFormat;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
@@ -68,13 +69,13 @@ import org.slf4j.event.Level;
  * request) states. Nothing is charged for a non-2xx response, a complete JSON response without
  * usage, or a request without a valid x-quota-key-id.
  *
- * <p>The charge's report id is made here, one per stream ("m-" and 128 random bits), never taken
- * from the request: a client that can choose its x-request-id must not be able to make a second
- * request look like a repeat of its first. The x-request-id is kept beside it, for correlation with
- * Envoy's access log only. Calls come one at a time, in the stream's order (ExtProcService runs
- * each stream's messages serially on the metering executor, off the transport threads); methods are
- * synchronized so that each call sees the previous one's writes whichever pool thread ran it, and
- * so that the memory probe used by tests reads a consistent state.
+ * <p>The charge's report id is made here, one per stream ("m-", the time, 80 random bits), never
+ * taken from the request: a client that can choose its x-request-id must not be able to make a
+ * second request look like a repeat of its first. The x-request-id is kept beside it, for
+ * correlation with Envoy's access log only. Calls come one at a time, in the stream's order
+ * (ExtProcService runs each stream's messages serially on the metering executor, off the transport
+ * threads); methods are synchronized so that each call sees the previous one's writes whichever
+ * pool thread ran it, and so that the memory probe used by tests reads a consistent state.
  */
 final class MeteringSession {
   private static final Logger log = LoggerFactory.getLogger(MeteringSession.class);
@@ -920,11 +921,20 @@ final class MeteringSession {
     return Optional.of(refuse(error.get(), false));
   }
 
-  /** "m-" and 128 random bits in base64url: 24 characters, unguessable and never repeated. */
+  /**
+   * "m-", the wall clock's milliseconds as 12 hex digits, then 80 random bits in base64url: 28
+   * characters, unguessable and never repeated. The time comes first so that ids made later sort
+   * later: the ledger's unique index on report_id then takes each new id near the last one instead
+   * of on a random page (README "Usage reports": half again as many rows a second into a large
+   * ledger). 12 hex digits of milliseconds last until the year 10889.
+   */
   static String newReportId() {
-    byte[] bytes = new byte[16];
+    byte[] bytes = new byte[10];
     RANDOM.nextBytes(bytes);
-    return "m-" + Base64.getUrlEncoder().withoutPadding().encodeToString(bytes);
+    // toHexDigits gives 16 digits; the top 4 are zero for any time before the year 10889.
+    return "m-"
+        + HexFormat.of().toHexDigits(System.currentTimeMillis()).substring(4)
+        + Base64.getUrlEncoder().withoutPadding().encodeToString(bytes);
   }
 
   private void stopMetering() {

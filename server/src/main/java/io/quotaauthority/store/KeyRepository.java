@@ -162,8 +162,8 @@ public final class KeyRepository implements KeyLookup {
 
   /**
    * A windowed key's lifetime spend and, in the same statement (so the same snapshot), its usage by
-   * the minute it was charged in, since a given instant: by usage_events_key_received_idx, at most
-   * the span of the key's longest window.
+   * the minute it was charged in, since a given instant: by usage_events_key_received_id_idx, at
+   * most the span of the key's longest window.
    */
   private static final String USAGE_HISTORY =
       """

@@ -87,14 +87,37 @@ public final class UsageRepository implements UsageLedger {
       """
       SELECT pg_notify(?, change) FROM unnest(?::text[]) AS change""";
 
-  private static final String PAGE =
+  private static final String EVENT_COLUMNS =
       """
-      SELECT id, report_id, key_id, cost, model, provider, input_tokens, output_tokens,
-             cached_input_tokens, cache_write_tokens, occurred_at, received_at, request_id, estimated
+      id, report_id, key_id, cost, model, provider, input_tokens, output_tokens,
+      cached_input_tokens, cache_write_tokens, occurred_at, received_at, request_id, estimated""";
+
+  /**
+   * A key's newest events, by usage_events_key_received_id_idx walked backward: received_at, then
+   * id for the rows of one commit, so the order is total and no page sorts (V13).
+   */
+  private static final String FIRST_PAGE =
+      """
+      SELECT %s
         FROM usage_events
-       WHERE key_id = ? AND id < ?
-       ORDER BY id DESC
-       LIMIT ?""";
+       WHERE key_id = ?
+       ORDER BY received_at DESC, id DESC
+       LIMIT ?"""
+          .formatted(EVENT_COLUMNS);
+
+  /**
+   * The page after the event with the given id, in the same order: resumes below that row's
+   * (received_at, id), a row comparison the index answers. An id naming no row gives no rows.
+   */
+  private static final String NEXT_PAGE =
+      """
+      SELECT %s
+        FROM usage_events
+       WHERE key_id = ?
+         AND (received_at, id) < (SELECT received_at, id FROM usage_events WHERE id = ?)
+       ORDER BY received_at DESC, id DESC
+       LIMIT ?"""
+          .formatted(EVENT_COLUMNS);
 
   private final Transactions tx;
   private final Clock clock;
@@ -615,13 +638,19 @@ public final class UsageRepository implements UsageLedger {
       String requestId,
       boolean estimated) {}
 
-  /** A key's events with id below {@code beforeId}, newest first. */
-  public List<Event> page(Connection c, long keyId, long beforeId, int limit) throws SQLException {
+  /**
+   * A key's events newest first (by received_at, then id): the first page when {@code afterId} is
+   * 0, else those listed after the event with that id.
+   */
+  public List<Event> page(Connection c, long keyId, long afterId, int limit) throws SQLException {
     List<Event> out = new ArrayList<>();
-    try (PreparedStatement ps = c.prepareStatement(PAGE)) {
-      ps.setLong(1, keyId);
-      ps.setLong(2, beforeId);
-      ps.setInt(3, limit);
+    try (PreparedStatement ps = c.prepareStatement(afterId == 0 ? FIRST_PAGE : NEXT_PAGE)) {
+      int i = 1;
+      ps.setLong(i++, keyId);
+      if (afterId != 0) {
+        ps.setLong(i++, afterId);
+      }
+      ps.setInt(i, limit);
       try (ResultSet rs = ps.executeQuery()) {
         while (rs.next()) {
           out.add(

@@ -60,8 +60,8 @@ class ExtProcServiceTest {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Duration WAIT = Duration.ofSeconds(10);
 
-  /** "m-" and 16 random bytes in unpadded base64url. */
-  static final String AUTHORITY_REPORT_ID = "m-[A-Za-z0-9_-]{22}";
+  /** "m-", 12 hex digits of milliseconds and 10 random bytes in unpadded base64url. */
+  static final String AUTHORITY_REPORT_ID = "m-[0-9a-f]{12}[A-Za-z0-9_-]{14}";
 
   private final RecordingUsageSink sink = new RecordingUsageSink();
   private final SimpleMeterRegistry registry = new SimpleMeterRegistry();

@@ -67,7 +67,7 @@ class MeteringLedgerIT {
       assertThat(
               db.count(
                   "SELECT count(DISTINCT report_id) FROM usage_events WHERE key_id = ?"
-                      + " AND report_id ~ '^m-[A-Za-z0-9_-]{22}$'",
+                      + " AND report_id ~ '^m-[0-9a-f]{12}[A-Za-z0-9_-]{14}$'",
                   keyId))
           .isEqualTo(3);
       assertThat(

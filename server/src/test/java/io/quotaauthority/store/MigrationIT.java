@@ -476,7 +476,7 @@ class MigrationIT {
                 "SELECT string_agg(version || ':' || success, ',' ORDER BY installed_rank)"
                     + " FROM flyway_schema_history WHERE version::int >= 11")) {
           rs.next();
-          assertThat(rs.getString(1)).isEqualTo("11:true,12:true");
+          assertThat(rs.getString(1)).isEqualTo("11:true,12:true,13:true");
         }
       }
     } finally {
@@ -583,6 +583,25 @@ class MigrationIT {
                 "SELECT count(*) FROM pg_constraint WHERE conrelid = 'usage_events'::regclass"
                     + " AND contype = 'f'"))
         .isZero();
+  }
+
+  @Test
+  void migrate_freshDatabase_usageEventsHasThreeIndexesAndOnePerKey() {
+    // V13: every ledger row is written into each index, so there is one per purpose: the key,
+    // report_id's uniqueness, a hold's one charge (partial: only held rows), and one per key that
+    // serves both the windows' read-back and ListUsage's pages.
+    assertThat(
+            db.scalar(
+                "SELECT string_agg(indexdef, ' | ' ORDER BY indexname) FROM pg_indexes"
+                    + " WHERE tablename = 'usage_events'"))
+        .isEqualTo(
+            "CREATE UNIQUE INDEX usage_events_hold_id_idx ON public.usage_events USING btree"
+                + " (hold_id) WHERE (hold_id IS NOT NULL)"
+                + " | CREATE INDEX usage_events_key_received_id_idx ON public.usage_events USING"
+                + " btree (key_id, received_at, id)"
+                + " | CREATE UNIQUE INDEX usage_events_pkey ON public.usage_events USING btree (id)"
+                + " | CREATE UNIQUE INDEX usage_events_report_id_key ON public.usage_events USING"
+                + " btree (report_id)");
   }
 
   @Test

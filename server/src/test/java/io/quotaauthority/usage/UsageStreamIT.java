@@ -311,6 +311,52 @@ class UsageStreamIT {
     assertThat(seen.get(0).getOutputTokens()).isEqualTo(34);
   }
 
+  @Test
+  void listUsage_oneCommitsRowsAcrossPages_eachOnceInIdOrder() throws Exception {
+    String key = newKey("0").getKey().getId();
+    // One statement, one transaction: the seven rows share received_at (now()), so the pages'
+    // order among them is the row id's alone.
+    db.scalar(
+        "WITH ins AS (INSERT INTO usage_events (report_id, key_id, cost, occurred_at)"
+            + " SELECT 'one-commit-' || i, ?, 0.1, now() FROM generate_series(1, 7) i"
+            + " RETURNING 1) SELECT count(*) FROM ins",
+        Long.parseLong(key));
+    assertThat(
+            db.count(
+                "SELECT count(DISTINCT received_at) FROM usage_events WHERE key_id = ?",
+                Long.parseLong(key)))
+        .isEqualTo(1);
+    List<String> newestFirst = new ArrayList<>();
+    String token = "";
+    int pages = 0;
+    do {
+      ListUsageResponse page =
+          server
+              .admin()
+              .listUsage(
+                  ListUsageRequest.newBuilder()
+                      .setKeyId(key)
+                      .setPageSize(3)
+                      .setPageToken(token)
+                      .build());
+      page.getEventsList().forEach(e -> newestFirst.add(e.getReportId()));
+      token = page.getNextPageToken();
+      pages++;
+    } while (!token.isEmpty());
+
+    assertThat(pages).isEqualTo(3);
+    // Identity values follow the insert's row order, so the highest id is the last row.
+    assertThat(newestFirst)
+        .containsExactly(
+            "one-commit-7",
+            "one-commit-6",
+            "one-commit-5",
+            "one-commit-4",
+            "one-commit-3",
+            "one-commit-2",
+            "one-commit-1");
+  }
+
   /** Sends one report on a fresh stream and waits for its answer. */
   private static ReportUsageResponse reportOnce(ReportUsageRequest report) throws Exception {
     UsageStream st = stream();
