@@ -16,6 +16,7 @@ import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -51,6 +52,14 @@ public final class UsageRepository implements UsageLedger {
                            ?::boolean[], ?::text[])
       ON CONFLICT DO NOTHING
       RETURNING report_id, txid_current()""";
+
+  /**
+   * Takes back rows this transaction inserted for reports it then refused (a key not live, an
+   * overflow): by report_id's unique index, and only ids the insert returned, so only its own rows.
+   */
+  private static final String WITHDRAW_EVENTS =
+      """
+      DELETE FROM usage_events WHERE report_id = ANY (?)""";
 
   /** The charges that settled these reporter holds (usage_events_hold_id_idx). */
   private static final String SETTLED_HOLDS =
@@ -228,6 +237,12 @@ public final class UsageRepository implements UsageLedger {
         c -> {
           attempt[0] = 0; // a retry of a serialization failure starts again
           Instant now = clock.instant();
+          // The ledger rows first, the keys' locks after: the insert is most of a group's work,
+          // and done before the locks it runs beside another committer's group instead of
+          // queueing behind its locks (two groups share keys nearly always). What the locked rows
+          // then refuse (a key not live, a charge past the most NUMERIC(20,8) holds) is taken out
+          // again below, in this transaction, so no other one ever sees it.
+          Set<String> inserted = insertEvents(c, reports, holds, attempt);
           List<Long> due = new ArrayList<>();
           Map<Long, BigDecimal> live = lockLiveKeys(c, keyIds(reports), now, due);
           // A key whose budget period ended is rolled over first (README "Key policies"), so this
@@ -244,14 +259,13 @@ public final class UsageRepository implements UsageLedger {
             }
           }
           // Checked here, on the locked rows, because only the transaction knows quota_used for
-          // sure;
-          // else the UPDATE would fail with 22003 and void every report in the group.
-          Set<String> overflowed = overflowing(c, chargeable, live);
+          // sure; else the UPDATE would fail with 22003 and void every report in the group. A
+          // report the insert skipped was charged before (or its hold was): it adds nothing.
+          Set<String> overflowed = overflowing(chargeable, live, skipped(chargeable, inserted));
           if (!overflowed.isEmpty()) {
             chargeable.removeIf(r -> overflowed.contains(r.reportId()));
           }
-          Set<String> inserted =
-              chargeable.isEmpty() ? Set.of() : insertEvents(c, chargeable, holds, attempt);
+          withdraw(c, reports, chargeable, inserted);
           Map<String, Long> writers = new HashMap<>();
           Map<String, UsageReport> earlier = earlierCharges(c, chargeable, inserted, writers);
           Set<String> recovered = recovered(writers, earlierAttempts);
@@ -385,14 +399,9 @@ public final class UsageRepository implements UsageLedger {
 
   /**
    * What the ledger already holds under these report ids (report id → that charge; only its key id
-   * and cost are filled in): one query, or none for no ids.
+   * and cost are filled in), and each row's xmin into {@code writers}: one query, or none for no
+   * ids.
    */
-  private static Map<String, UsageReport> chargedBefore(Connection c, List<String> reportIds)
-      throws SQLException {
-    return chargedBefore(c, reportIds, new HashMap<>());
-  }
-
-  /** {@link #chargedBefore(Connection, List)}, and each row's xmin into {@code writers}. */
   private static Map<String, UsageReport> chargedBefore(
       Connection c, List<String> reportIds, Map<String, Long> writers) throws SQLException {
     if (reportIds.isEmpty()) {
@@ -424,28 +433,46 @@ public final class UsageRepository implements UsageLedger {
     return earlier;
   }
 
-  /**
-   * The reports that would carry their key's quota_used past {@link Money#MAX}. Costs this group
-   * could add are summed per key first; only a key that could overflow (rare: it is near a trillion
-   * USD) costs a query, to leave out reports charged before (they add nothing).
-   */
-  private static Set<String> overflowing(
-      Connection c, List<UsageReport> reports, Map<Long, BigDecimal> used) throws SQLException {
-    Map<Long, BigDecimal> most = new HashMap<>(used);
+  /** The report ids among {@code reports} that the insert skipped (charged before). */
+  private static Set<String> skipped(List<UsageReport> reports, Set<String> inserted) {
+    Set<String> skipped = new HashSet<>();
     for (UsageReport r : reports) {
-      most.merge(r.keyId(), r.cost(), BigDecimal::add);
-    }
-    List<String> atRisk = new ArrayList<>();
-    for (UsageReport r : reports) {
-      if (most.get(r.keyId()).compareTo(Money.MAX) > 0) {
-        atRisk.add(r.reportId());
+      if (!inserted.contains(r.reportId())) {
+        skipped.add(r.reportId());
       }
     }
-    if (atRisk.isEmpty()) {
-      return Set.of();
+    return skipped;
+  }
+
+  /**
+   * Deletes the rows this transaction inserted for reports it does not charge (their key is not
+   * live, or the charge would overflow) and takes them out of {@code inserted}: one statement, none
+   * when every inserted report is charged.
+   */
+  private static void withdraw(
+      Connection c, List<UsageReport> reports, List<UsageReport> chargeable, Set<String> inserted)
+      throws SQLException {
+    if (chargeable.size() == inserted.size() && reports.size() == chargeable.size()) {
+      return;
     }
-    Set<String> chargedBefore = chargedBefore(c, atRisk).keySet();
-    return overflowing(reports, used, chargedBefore);
+    Set<String> kept = new HashSet<>();
+    for (UsageReport r : chargeable) {
+      kept.add(r.reportId());
+    }
+    List<String> withdrawn = new ArrayList<>();
+    for (String id : inserted) {
+      if (!kept.contains(id)) {
+        withdrawn.add(id);
+      }
+    }
+    if (withdrawn.isEmpty()) {
+      return;
+    }
+    try (PreparedStatement ps = c.prepareStatement(WITHDRAW_EVENTS)) {
+      ps.setArray(1, c.createArrayOf("text", withdrawn.toArray(new String[0])));
+      ps.executeUpdate();
+    }
+    withdrawn.forEach(inserted::remove);
   }
 
   /**
@@ -510,8 +537,16 @@ public final class UsageRepository implements UsageLedger {
    * gets the transaction's id.
    */
   private static Set<String> insertEvents(
-      Connection c, List<UsageReport> reports, Map<String, HeldBy> holds, long[] attempt)
+      Connection c, List<UsageReport> group, Map<String, HeldBy> holds, long[] attempt)
       throws SQLException {
+    if (group.isEmpty()) {
+      return new HashSet<>();
+    }
+    // In report id order: two groups holding the same ids (a resend on another stream) then take
+    // their unique-index entries in the same order, so neither can wait for the other in a cycle
+    // (no key is locked yet to order them). A commit's rows get their ids in this order.
+    List<UsageReport> reports = new ArrayList<>(group);
+    reports.sort(Comparator.comparing(UsageReport::reportId));
     int n = reports.size();
     // Typed arrays go in PostgreSQL's binary format (the driver has binary encoders for Long[],
     // String[] and Boolean[], and sends any other Object[] as text for the server to parse);
