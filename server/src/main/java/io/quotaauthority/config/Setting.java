@@ -134,7 +134,7 @@ public enum Setting {
   USAGE_QUEUE_MAX(
       "QUOTA_USAGE_QUEUE_MAX",
       "--usage-queue-max",
-      "20000",
+      "50000",
       "most usage reports waiting for a commit before streams get backpressure (1 to 10000000)"),
   SHUTDOWN_TIMEOUT(
       "QUOTA_SHUTDOWN_TIMEOUT",

@@ -38,7 +38,7 @@ class SettingsTest {
     assertThat(s.refreshKeysPerSecond()).isEqualTo(20_000);
     assertThat(s.usageCommitInterval()).isEqualTo(Duration.ofMillis(5));
     assertThat(s.usageCommitMax()).isEqualTo(2000);
-    assertThat(s.usageQueueMax()).isEqualTo(20_000);
+    assertThat(s.usageQueueMax()).isEqualTo(50_000);
     assertThat(s.shutdownTimeout()).isEqualTo(Duration.ofSeconds(10));
     assertThat(s.pricesFile()).isEmpty();
     assertThat(s.unpricedModelUsdPerMtok()).isEmpty();

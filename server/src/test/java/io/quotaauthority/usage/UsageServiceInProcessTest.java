@@ -314,15 +314,15 @@ class UsageServiceInProcessTest {
     start();
     Client c = open();
 
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < 600; i++) {
       c.requests.onNext(request("r-" + i));
     }
     poll(() -> sink.received.size() == UsageService.WINDOW);
     quietly();
 
-    assertThat(UsageService.WINDOW).isEqualTo(256);
-    assertThat(sink.received).hasSize(256);
-    assertThat(sink.receivedIds().get(255)).isEqualTo("r-255");
+    assertThat(UsageService.WINDOW).isEqualTo(512);
+    assertThat(sink.received).hasSize(512);
+    assertThat(sink.receivedIds().get(511)).isEqualTo("r-511");
     assertThat(c.responses).isEmpty();
 
     // Fewer answers than a batch: answered, but no more taken yet (the window shrinks by them).
@@ -332,14 +332,14 @@ class UsageServiceInProcessTest {
     }
     poll(() -> c.responses.size() == 31);
     quietly();
-    assertThat(sink.received).hasSize(256);
+    assertThat(sink.received).hasSize(512);
 
     // The 32nd answer: as many more taken at once, the window back to its size.
     sink.open.get(31).complete(accepted("0.25"));
-    poll(() -> sink.received.size() == 288);
+    poll(() -> sink.received.size() == 544);
     quietly();
-    assertThat(sink.received).hasSize(288);
-    assertThat(sink.receivedIds().get(287)).isEqualTo("r-287");
+    assertThat(sink.received).hasSize(544);
+    assertThat(sink.receivedIds().get(543)).isEqualTo("r-543");
     assertThat(c.ids()).hasSize(32).startsWith("r-0", "r-1").endsWith("r-31");
     assertThat(c.ended).isNotDone();
   }
