@@ -31,10 +31,10 @@ import org.slf4j.LoggerFactory;
  * <p>With more than one committer, groups are committed side by side but gathered and answered in
  * turn: one committer at a time gathers (so a group fills as it would with one committer) and takes
  * a ticket; while its transaction runs, the next committer gathers the next group and sends it (its
- * lock waits for the first at the first key both charge, keys being locked in id order), and the
- * group before is answered. So the JVM's work and PostgreSQL's overlap and both cores work, while
- * answers still go out in the order the reports were taken (a stream's answers keep its order).
- * Each report is in exactly one group.
+ * insert runs beside the first's; its lock of the keys waits for the first at the first key both
+ * charge, keys being locked in id order), and the group before is answered. So the JVM's work and
+ * PostgreSQL's overlap and both cores work, while answers still go out in the order the reports
+ * were taken (a stream's answers keep its order). Each report is in exactly one group.
  *
  * <p>While the database is away a group is retried with backoff and nobody is answered: nothing is
  * acknowledged that is not committed, and the bounded queue pushes back on the streams.

@@ -283,25 +283,10 @@ class UsageStreamIT {
     }
     st.finish();
 
-    List<UsageEvent> seen = new ArrayList<>();
-    String token = "";
-    int pages = 0;
-    do {
-      ListUsageResponse page =
-          server
-              .admin()
-              .listUsage(
-                  ListUsageRequest.newBuilder()
-                      .setKeyId(key)
-                      .setPageSize(3)
-                      .setPageToken(token)
-                      .build());
-      seen.addAll(page.getEventsList());
-      token = page.getNextPageToken();
-      pages++;
-    } while (!token.isEmpty());
+    Listing listed = listInPagesOfThree(key);
+    List<UsageEvent> seen = listed.events();
 
-    assertThat(pages).isEqualTo(3);
+    assertThat(listed.pages()).isEqualTo(3);
     assertThat(seen)
         .extracting(UsageEvent::getReportId)
         .containsExactly("list-6", "list-5", "list-4", "list-3", "list-2", "list-1", "list-0");
@@ -326,7 +311,27 @@ class UsageStreamIT {
                 "SELECT count(DISTINCT received_at) FROM usage_events WHERE key_id = ?",
                 Long.parseLong(key)))
         .isEqualTo(1);
-    List<String> newestFirst = new ArrayList<>();
+    Listing listed = listInPagesOfThree(key);
+
+    assertThat(listed.pages()).isEqualTo(3);
+    // Identity values follow the insert's row order, so the highest id is the last row.
+    assertThat(listed.events())
+        .extracting(UsageEvent::getReportId)
+        .containsExactly(
+            "one-commit-7",
+            "one-commit-6",
+            "one-commit-5",
+            "one-commit-4",
+            "one-commit-3",
+            "one-commit-2",
+            "one-commit-1");
+  }
+
+  private record Listing(List<UsageEvent> events, int pages) {}
+
+  /** A key's whole ledger through ListUsage, three events a page, following the tokens. */
+  private static Listing listInPagesOfThree(String key) {
+    List<UsageEvent> seen = new ArrayList<>();
     String token = "";
     int pages = 0;
     do {
@@ -339,22 +344,11 @@ class UsageStreamIT {
                       .setPageSize(3)
                       .setPageToken(token)
                       .build());
-      page.getEventsList().forEach(e -> newestFirst.add(e.getReportId()));
+      seen.addAll(page.getEventsList());
       token = page.getNextPageToken();
       pages++;
     } while (!token.isEmpty());
-
-    assertThat(pages).isEqualTo(3);
-    // Identity values follow the insert's row order, so the highest id is the last row.
-    assertThat(newestFirst)
-        .containsExactly(
-            "one-commit-7",
-            "one-commit-6",
-            "one-commit-5",
-            "one-commit-4",
-            "one-commit-3",
-            "one-commit-2",
-            "one-commit-1");
+    return new Listing(seen, pages);
   }
 
   /** Sends one report on a fresh stream and waits for its answer. */
