@@ -261,13 +261,16 @@ public final class UsageRepository implements UsageLedger {
           // Checked here, on the locked rows, because only the transaction knows quota_used for
           // sure; else the UPDATE would fail with 22003 and void every report in the group. A
           // report the insert skipped was charged before (or its hold was): it adds nothing.
-          Set<String> overflowed = overflowing(chargeable, live, skipped(chargeable, inserted));
+          Set<String> skipped = skipped(chargeable, inserted);
+          Set<String> overflowed = overflowing(chargeable, live, skipped);
           if (!overflowed.isEmpty()) {
             chargeable.removeIf(r -> overflowed.contains(r.reportId()));
           }
           withdraw(c, reports, chargeable, inserted);
           Map<String, Long> writers = new HashMap<>();
-          Map<String, UsageReport> earlier = earlierCharges(c, chargeable, inserted, writers);
+          // The skipped are still exactly what the insert skipped among the charged: an overflow is
+          // never a skipped report, and the withdrawn were inserted ones.
+          Map<String, UsageReport> earlier = chargedBefore(c, skipped, writers);
           Set<String> recovered = recovered(writers, earlierAttempts);
           Map<Long, BigDecimal> sums = new HashMap<>();
           Map<Long, Long> tokens = new HashMap<>();
@@ -384,26 +387,13 @@ public final class UsageRepository implements UsageLedger {
     }
   }
 
-  /** The rows already there under the report ids the insert skipped: one query for the group. */
-  private static Map<String, UsageReport> earlierCharges(
-      Connection c, List<UsageReport> chargeable, Set<String> inserted, Map<String, Long> writers)
-      throws SQLException {
-    List<String> skipped = new ArrayList<>();
-    for (UsageReport r : chargeable) {
-      if (!inserted.contains(r.reportId())) {
-        skipped.add(r.reportId());
-      }
-    }
-    return chargedBefore(c, skipped, writers);
-  }
-
   /**
    * What the ledger already holds under these report ids (report id → that charge; only its key id
    * and cost are filled in), and each row's xmin into {@code writers}: one query, or none for no
    * ids.
    */
   private static Map<String, UsageReport> chargedBefore(
-      Connection c, List<String> reportIds, Map<String, Long> writers) throws SQLException {
+      Connection c, Collection<String> reportIds, Map<String, Long> writers) throws SQLException {
     if (reportIds.isEmpty()) {
       return Map.of();
     }
@@ -433,7 +423,10 @@ public final class UsageRepository implements UsageLedger {
     return earlier;
   }
 
-  /** The report ids among {@code reports} that the insert skipped (charged before). */
+  /**
+   * The report ids among {@code reports} that the insert skipped (charged before, or naming a
+   * reporter hold another charge settled): one query for the group looks up the first kind.
+   */
   private static Set<String> skipped(List<UsageReport> reports, Set<String> inserted) {
     Set<String> skipped = new HashSet<>();
     for (UsageReport r : reports) {
@@ -452,7 +445,8 @@ public final class UsageRepository implements UsageLedger {
   private static void withdraw(
       Connection c, List<UsageReport> reports, List<UsageReport> chargeable, Set<String> inserted)
       throws SQLException {
-    if (chargeable.size() == inserted.size() && reports.size() == chargeable.size()) {
+    // Every report charged (the common case): every row inserted is one of theirs.
+    if (chargeable.size() == reports.size()) {
       return;
     }
     Set<String> kept = new HashSet<>();
