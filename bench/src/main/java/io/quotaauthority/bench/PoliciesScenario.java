@@ -118,10 +118,10 @@ final class PoliciesScenario {
       run.stopServer(
           run.startServer("server-migrate", run.serverEnv(migrate, run.o.pg, "migrate"), migrate));
     }
-    run.loadKeys(Math.max(2 * n, 2));
+    int keys = Math.max(2 * n, 2);
+    run.loadKeys(keys);
     try (Connection c = run.connect();
         PreparedStatement restore = c.prepareStatement(RESTORE_USAGE)) {
-      int keys = Math.max(2 * n, 2);
       Long[] ids = new Long[keys];
       BigDecimal[] used = new BigDecimal[keys];
       for (int i = 0; i < keys; i++) {
