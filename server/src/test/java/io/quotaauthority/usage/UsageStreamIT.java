@@ -6,6 +6,7 @@ import com.google.protobuf.Timestamp;
 import io.envoyproxy.envoy.service.auth.v3.AuthorizationGrpc;
 import io.envoyproxy.envoy.service.auth.v3.CheckResponse;
 import io.grpc.Status;
+import io.quotaauthority.admin.PageTokens;
 import io.quotaauthority.proto.v1.CreateKeyRequest;
 import io.quotaauthority.proto.v1.CreateKeyResponse;
 import io.quotaauthority.proto.v1.DeleteKeyRequest;
@@ -325,6 +326,27 @@ class UsageStreamIT {
             "one-commit-3",
             "one-commit-2",
             "one-commit-1");
+  }
+
+  @Test
+  void listUsage_wellFormedTokenNamingNoEvent_emptyPageAndNoToken() throws Exception {
+    String key = newKey("0").getKey().getId();
+    reportOnce(UsageStream.report("forged-token-1", key, "0.1"));
+    // A token this server would issue, for an event id no row has: the page resumes from that
+    // row's (received_at, id), and there is none, so nothing is listed and nothing else leaks.
+    long noSuchEvent = 1 + (Long) db.scalar("SELECT max(id) FROM usage_events");
+    ListUsageResponse page =
+        server
+            .admin()
+            .listUsage(
+                ListUsageRequest.newBuilder()
+                    .setKeyId(key)
+                    .setPageToken(
+                        PageTokens.encode(PageTokens.usage(Long.parseLong(key)), noSuchEvent))
+                    .build());
+
+    assertThat(page.getEventsList()).isEmpty();
+    assertThat(page.getNextPageToken()).isEmpty();
   }
 
   private record Listing(List<UsageEvent> events, int pages) {}
