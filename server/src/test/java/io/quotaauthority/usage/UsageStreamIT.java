@@ -336,14 +336,7 @@ class UsageStreamIT {
     // row's (received_at, id), and there is none, so nothing is listed and nothing else leaks.
     long noSuchEvent = 1 + (Long) db.scalar("SELECT max(id) FROM usage_events");
     ListUsageResponse page =
-        server
-            .admin()
-            .listUsage(
-                ListUsageRequest.newBuilder()
-                    .setKeyId(key)
-                    .setPageToken(
-                        PageTokens.encode(PageTokens.usage(Long.parseLong(key)), noSuchEvent))
-                    .build());
+        listPage(key, 0, PageTokens.encode(PageTokens.usage(Long.parseLong(key)), noSuchEvent));
 
     assertThat(page.getEventsList()).isEmpty();
     assertThat(page.getNextPageToken()).isEmpty();
@@ -351,21 +344,25 @@ class UsageStreamIT {
 
   private record Listing(List<UsageEvent> events, int pages) {}
 
+  /** One ListUsage page of a key (page size 0: the server's default). */
+  private static ListUsageResponse listPage(String key, int size, String token) {
+    return server
+        .admin()
+        .listUsage(
+            ListUsageRequest.newBuilder()
+                .setKeyId(key)
+                .setPageSize(size)
+                .setPageToken(token)
+                .build());
+  }
+
   /** A key's whole ledger through ListUsage, three events a page, following the tokens. */
   private static Listing listInPagesOfThree(String key) {
     List<UsageEvent> seen = new ArrayList<>();
     String token = "";
     int pages = 0;
     do {
-      ListUsageResponse page =
-          server
-              .admin()
-              .listUsage(
-                  ListUsageRequest.newBuilder()
-                      .setKeyId(key)
-                      .setPageSize(3)
-                      .setPageToken(token)
-                      .build());
+      ListUsageResponse page = listPage(key, 3, token);
       seen.addAll(page.getEventsList());
       token = page.getNextPageToken();
       pages++;
